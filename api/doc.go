@@ -1,0 +1,23 @@
+// Package api defines the resources navarch stores and serves: Istio's configuration
+// kinds (types from istio.io/api), their decoding from YAML or JSON, and their
+// validation.
+//
+// A Resource is one object as a user wrote it: a Kind, metadata and a typed Spec.
+// Decode turns a byte stream of one or more YAML or JSON documents into Resources,
+// rejecting unknown fields and wrong types with errors that name the document, the
+// resource and the field path. Validate applies the semantic rules Istio's own
+// validation applies (hosts, weights, regexes, ports, subsets, ...).
+//
+// Every problem is a *DocumentError ("reviews.yaml: document 2: VirtualService
+// default/reviews: spec.http[0].route[1].weight: must not be negative, got -1");
+// Decode and Validate join them with errors.Join and DocumentErrors splits them
+// again. Documents that are not mesh configuration (a Kubernetes Service in the same
+// file) come back as Skipped, not as errors.
+//
+// Specs are decoded by walking the JSON tree against the spec message's protoreflect
+// descriptor (walk.go), which reads fields the way Istio's own decoder does (JSON or
+// proto field names, enums by name or number, durations such as "1m" or "1h30m")
+// but reports every unknown field and wrong type with its path.
+//
+// Nothing in this package does I/O; every function is safe for concurrent use.
+package api

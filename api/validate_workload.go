@@ -1,0 +1,101 @@
+package api
+
+import (
+	"strings"
+
+	networking "istio.io/api/networking/v1alpha3"
+)
+
+// validateWorkloadEntry checks a WorkloadEntry, or (needAddress false) the template
+// of a WorkloadGroup, whose address each registering workload fills in.
+func validateWorkloadEntry(p *problems, path string, we *networking.WorkloadEntry, needAddress bool) {
+	ap := field(path, "address")
+	switch addr := we.Address; {
+	case addr == "":
+		if needAddress && we.Network == "" {
+			p.add(ap, "required unless network is set")
+		}
+	case strings.HasPrefix(addr, unixPrefix):
+		if reason := unixPathError(strings.TrimPrefix(addr, unixPrefix)); reason != "" {
+			p.add(ap, "%s", reason)
+		}
+		if len(we.Ports) > 0 {
+			p.add(field(path, "ports"), "must not be set for a unix socket address %q", addr)
+		}
+	case !isIP(addr) && fqdnError(addr) != "":
+		p.add(ap, "%q is not an IP address, a host name or a unix:// socket path", addr)
+	}
+	for _, name := range sortedKeys(we.Ports) {
+		pp := mapKey(field(path, "ports"), name)
+		if !dnsLabel(name, true) {
+			p.add(pp, "%q is not a valid port name (a DNS-1123 label)", name)
+		}
+		validatePort(p, pp, we.Ports[name])
+	}
+	validateLabels(p, field(path, "labels"), we.Labels)
+	if we.ServiceAccount != "" && !isDNSSubdomain(we.ServiceAccount) {
+		p.add(field(path, "serviceAccount"), "%q is not a valid service account name (a DNS-1123 subdomain)", we.ServiceAccount)
+	}
+}
+
+func validateWorkloadGroup(p *problems, wg *networking.WorkloadGroup) {
+	if wg.Template == nil {
+		p.add("spec.template", "required")
+	} else {
+		validateWorkloadEntry(p, "spec.template", wg.Template, false)
+	}
+	if m := wg.Metadata; m != nil {
+		validateLabels(p, "spec.metadata.labels", m.Labels)
+		for _, k := range sortedKeys(m.Annotations) {
+			if reason := labelKeyError(strings.ToLower(k)); reason != "" {
+				p.add("spec.metadata.annotations", "invalid annotation key %q: %s", k, reason)
+			}
+		}
+	}
+	validateProbe(p, "spec.probe", wg.Probe)
+}
+
+func validateProbe(p *problems, path string, probe *networking.ReadinessProbe) {
+	if probe == nil {
+		return
+	}
+	for _, n := range []named[int32]{{"initialDelaySeconds", probe.InitialDelaySeconds}, {"timeoutSeconds", probe.TimeoutSeconds},
+		{"periodSeconds", probe.PeriodSeconds}, {"successThreshold", probe.SuccessThreshold}, {"failureThreshold", probe.FailureThreshold}} {
+		validateNonNegative(p, field(path, n.name), n.value)
+	}
+	switch m := probe.HealthCheckMethod.(type) {
+	case *networking.ReadinessProbe_HttpGet:
+		hp := field(path, "httpGet")
+		if m.HttpGet == nil {
+			p.add(hp, "must not be null")
+			return
+		}
+		validatePort(p, field(hp, "port"), m.HttpGet.Port)
+		if s := m.HttpGet.Scheme; s != "" && s != "HTTP" && s != "HTTPS" {
+			p.add(field(hp, "scheme"), "must be HTTP or HTTPS, got %q", s)
+		}
+		for i, h := range m.HttpGet.HttpHeaders {
+			if h == nil || !headerToken(h.Name) {
+				p.add(index(field(hp, "httpHeaders"), i), "invalid header name %q", h.GetName())
+			}
+		}
+	case *networking.ReadinessProbe_TcpSocket:
+		if m.TcpSocket == nil {
+			p.add(field(path, "tcpSocket"), "must not be null")
+			return
+		}
+		validatePort(p, field(path, "tcpSocket.port"), m.TcpSocket.Port)
+	case *networking.ReadinessProbe_Exec:
+		if len(m.Exec.GetCommand()) == 0 {
+			p.add(field(path, "exec.command"), "required")
+		}
+	case *networking.ReadinessProbe_Grpc:
+		if m.Grpc == nil {
+			p.add(field(path, "grpc"), "must not be null")
+			return
+		}
+		validatePort(p, field(path, "grpc.port"), m.Grpc.Port)
+	default:
+		p.add(path, "one of httpGet, tcpSocket, exec and grpc is required")
+	}
+}
