@@ -1,0 +1,16 @@
+package store
+
+import "errors"
+
+var (
+	// ErrNotFound is returned when the resource does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrExists is returned by Create when the resource already exists.
+	ErrExists = errors.New("already exists")
+	// ErrConflict is returned when a compare-and-swap finds a newer resourceVersion than
+	// the caller read: someone else wrote the resource in between.
+	ErrConflict = errors.New("conflict: the resource was modified since it was read")
+	// ErrUnavailable is returned when a write cannot be committed because this node
+	// cannot reach a quorum of the cluster.
+	ErrUnavailable = errors.New("no quorum: the write cannot be committed")
+)

@@ -1,0 +1,116 @@
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Member is one etcd member of the cluster.
+type Member struct {
+	ID        uint64
+	Name      string // empty until the member has started
+	PeerURLs  []string
+	ClientURL []string
+	Learner   bool
+}
+
+// Members lists the etcd members as this member knows them. The read is serializable,
+// so it answers without a quorum.
+func (s *Store) Members(ctx context.Context) ([]Member, error) {
+	resp, err := s.cli.MemberList(ctx, clientv3.WithSerializable())
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return members(resp.Members), nil
+}
+
+// ID returns this member's etcd id.
+func (s *Store) ID() uint64 { return uint64(s.etcd.Server.MemberID()) }
+
+// Leader returns the etcd id of the Raft leader this member follows, 0 when it knows
+// of none (it cannot reach a quorum).
+func (s *Store) Leader() uint64 { return uint64(s.etcd.Server.Leader()) }
+
+// IsLearner reports whether this member is a learner, not yet a voting member.
+func (s *Store) IsLearner() bool { return s.etcd.Server.IsLearner() }
+
+// RemoveMember removes a member from the cluster.
+func (s *Store) RemoveMember(ctx context.Context, id uint64) error {
+	_, err := s.cli.MemberRemove(ctx, id)
+	return mapErr(err)
+}
+
+// Remote is an etcd client of other members of a cluster, for the operations a node
+// runs before its own member is up: joining, and promoting itself.
+type Remote struct {
+	cli *clientv3.Client
+}
+
+// DialRemote connects to the members' client URLs with the cluster's TLS credentials.
+func DialRemote(endpoints []string, tlsCfg *tls.Config) (*Remote, error) {
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   endpoints,
+		TLS:         tlsCfg,
+		DialTimeout: 5 * time.Second,
+		Logger:      zapLogger("error"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connecting to etcd at %s: %w", strings.Join(endpoints, ","), err)
+	}
+	return &Remote{cli: cli}, nil
+}
+
+// Close closes the client.
+func (r *Remote) Close() error { return r.cli.Close() }
+
+// Members lists the cluster's members.
+func (r *Remote) Members(ctx context.Context) ([]Member, error) {
+	resp, err := r.cli.MemberList(ctx)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return members(resp.Members), nil
+}
+
+// AddLearner adds a member with peerURL as a learner and returns its id and the
+// members after the addition (the new one with an empty name).
+func (r *Remote) AddLearner(ctx context.Context, peerURL string) (uint64, []Member, error) {
+	resp, err := r.cli.MemberAddAsLearner(ctx, []string{peerURL})
+	if err != nil {
+		return 0, nil, fmt.Errorf("adding a learner at %s: %w", peerURL, mapErr(err))
+	}
+	return resp.Member.ID, members(resp.Members), nil
+}
+
+// ErrLearnerNotReady means the learner has not caught up with the leader yet.
+var ErrLearnerNotReady = errors.New("learner not caught up yet")
+
+// Promote makes a caught-up learner a voting member.
+func (r *Remote) Promote(ctx context.Context, id uint64) error {
+	_, err := r.cli.MemberPromote(ctx, id)
+	if err != nil && strings.Contains(err.Error(), "not in sync with leader") {
+		return ErrLearnerNotReady
+	}
+	return mapErr(err)
+}
+
+// RemoveMember removes a member from the cluster.
+func (r *Remote) RemoveMember(ctx context.Context, id uint64) error {
+	_, err := r.cli.MemberRemove(ctx, id)
+	return mapErr(err)
+}
+
+func members(ms []*etcdserverpb.Member) []Member {
+	out := make([]Member, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURL: m.ClientURLs, Learner: m.IsLearner})
+	}
+	return out
+}

@@ -1,0 +1,315 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/navarch/navarch/api"
+)
+
+// Action says what a write did to one resource.
+type Action string
+
+// Actions reported by Apply and Delete.
+const (
+	Created    Action = "created"
+	Configured Action = "configured"
+	Unchanged  Action = "unchanged"
+	Deleted    Action = "deleted"
+)
+
+// Result is the outcome of writing one resource: the resource as stored (with its
+// ResourceVersion) and what happened to it.
+type Result struct {
+	Resource *api.Resource
+	Action   Action
+}
+
+// maxApplyAttempts bounds the retries of an apply that lost a race with another writer
+// of the same keys.
+const maxApplyAttempts = 8
+
+// Get returns the stored resource with key k.
+func (s *Store) Get(ctx context.Context, sp Space, k api.Key) (*api.Resource, error) {
+	resp, err := s.cli.Get(ctx, sp.Key(k))
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, fmt.Errorf("%s: %w", k, ErrNotFound)
+	}
+	return decodeKV(resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
+}
+
+// List returns every resource of kind k in namespace ns (all namespaces when ns is
+// empty), sorted by namespace and name, and the revision they were read at.
+func (s *Store) List(ctx context.Context, sp Space, k *api.Kind, ns string) ([]*api.Resource, int64, error) {
+	resp, err := s.cli.Get(ctx, sp.KindPrefix(k, ns), clientv3.WithPrefix())
+	if err != nil {
+		return nil, 0, mapErr(err)
+	}
+	out := make([]*api.Resource, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		r, err := decodeKV(kv.Value, kv.ModRevision)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, r)
+	}
+	return out, resp.Header.Revision, nil
+}
+
+// Create stores a new resource; it fails with ErrExists if the key is taken.
+func (s *Store) Create(ctx context.Context, sp Space, r *api.Resource) (*api.Resource, error) {
+	if err := api.Validate(r); err != nil {
+		return nil, err
+	}
+	key := sp.Key(r.Key())
+	stored := r.Clone()
+	stamp(stored, nil)
+	val, err := stored.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(val))).Commit()
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	if !resp.Succeeded {
+		return nil, fmt.Errorf("%s: %w", r, ErrExists)
+	}
+	stored.Meta.ResourceVersion = strconv.FormatInt(resp.Header.Revision, 10)
+	return stored, nil
+}
+
+// Update replaces an existing resource. When r.Meta.ResourceVersion is set the write is
+// a compare-and-swap: it fails with ErrConflict unless the stored resource still has
+// that version.
+func (s *Store) Update(ctx context.Context, sp Space, r *api.Resource) (*api.Resource, error) {
+	if err := api.Validate(r); err != nil {
+		return nil, err
+	}
+	res, err := s.apply(ctx, sp, []*api.Resource{r}, true)
+	if err != nil {
+		return nil, err
+	}
+	return res[0].Resource, nil
+}
+
+// Apply creates or replaces every resource in rs, all or nothing, in one etcd
+// transaction. A resource whose spec, labels and annotations equal the stored ones is
+// left untouched (Unchanged, no new revision). A resource that carries a
+// ResourceVersion is written only if the stored one still has it (ErrConflict
+// otherwise). Every resource is validated first; if any is invalid nothing is written.
+// When rs names a key twice the last one wins.
+func (s *Store) Apply(ctx context.Context, sp Space, rs []*api.Resource) ([]Result, error) {
+	var errs []error
+	for _, r := range rs {
+		if err := api.Validate(r); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return s.apply(ctx, sp, dedupe(rs), false)
+}
+
+func dedupe(rs []*api.Resource) []*api.Resource {
+	last := make(map[api.Key]int, len(rs))
+	for i, r := range rs {
+		last[r.Key()] = i
+	}
+	out := make([]*api.Resource, 0, len(last))
+	for i, r := range rs {
+		if last[r.Key()] == i {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// apply writes rs (already validated) in one transaction, retrying when a concurrent
+// writer changed one of the keys between our read and our write.
+func (s *Store) apply(ctx context.Context, sp Space, rs []*api.Resource, mustExist bool) ([]Result, error) {
+	keys := make([]string, len(rs))
+	for i, r := range rs {
+		keys[i] = sp.Key(r.Key())
+	}
+	for attempt := 0; attempt < maxApplyAttempts; attempt++ {
+		current, err := s.getMany(ctx, keys)
+		if err != nil {
+			return nil, err
+		}
+		results := make([]Result, len(rs))
+		var cmps []clientv3.Cmp
+		var puts []clientv3.Op
+		for i, r := range rs {
+			cur := current[i]
+			if err := checkPrecondition(r, cur, mustExist); err != nil {
+				return nil, err
+			}
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(keys[i]), "=", cur.modRevision()))
+			if cur.res != nil && api.SpecEqual(cur.res, r) {
+				results[i] = Result{Resource: cur.res, Action: Unchanged}
+				continue
+			}
+			stored := r.Clone()
+			stamp(stored, cur.res)
+			val, err := stored.MarshalJSON()
+			if err != nil {
+				return nil, err
+			}
+			puts = append(puts, clientv3.OpPut(keys[i], string(val)))
+			action := Created
+			if cur.res != nil {
+				action = Configured
+			}
+			results[i] = Result{Resource: stored, Action: action}
+		}
+		if len(puts) == 0 {
+			return results, nil
+		}
+		resp, err := s.cli.Txn(ctx).If(cmps...).Then(puts...).Commit()
+		if err != nil {
+			return nil, mapErr(err)
+		}
+		if !resp.Succeeded {
+			continue // someone wrote one of the keys; read again
+		}
+		rev := strconv.FormatInt(resp.Header.Revision, 10)
+		for i := range results {
+			if results[i].Action != Unchanged {
+				results[i].Resource.Meta.ResourceVersion = rev
+			}
+		}
+		return results, nil
+	}
+	return nil, fmt.Errorf("applying %d resources: %w (gave up after %d attempts)", len(rs), ErrConflict, maxApplyAttempts)
+}
+
+func checkPrecondition(r *api.Resource, cur stored, mustExist bool) error {
+	if cur.res == nil {
+		if mustExist {
+			return fmt.Errorf("%s: %w", r, ErrNotFound)
+		}
+		if r.Meta.ResourceVersion != "" {
+			return fmt.Errorf("%s: resourceVersion %s given but the resource does not exist: %w", r, r.Meta.ResourceVersion, ErrConflict)
+		}
+		return nil
+	}
+	if r.Meta.ResourceVersion != "" && r.Meta.ResourceVersion != cur.res.Meta.ResourceVersion {
+		return fmt.Errorf("%s: resourceVersion is %s, not %s: %w", r, cur.res.Meta.ResourceVersion, r.Meta.ResourceVersion, ErrConflict)
+	}
+	return nil
+}
+
+// stamp sets the store-owned metadata of a resource about to be written over prev
+// (nil when it is new).
+func stamp(r *api.Resource, prev *api.Resource) {
+	r.Meta.ResourceVersion = ""
+	if prev == nil {
+		now := time.Now().UTC().Truncate(time.Second)
+		r.Meta.CreationTimestamp = &now
+		r.Meta.Generation = 1
+		return
+	}
+	r.Meta.CreationTimestamp = prev.Meta.CreationTimestamp
+	r.Meta.Generation = prev.Meta.Generation
+	if !api.SpecEqual(prev, r) {
+		r.Meta.Generation++
+	}
+}
+
+// stored is a key as read: the resource (nil if absent) and its mod revision.
+type stored struct {
+	res *api.Resource
+	rev int64
+}
+
+func (s stored) modRevision() int64 { return s.rev }
+
+// getMany reads keys at one revision.
+func (s *Store) getMany(ctx context.Context, keys []string) ([]stored, error) {
+	ops := make([]clientv3.Op, len(keys))
+	for i, k := range keys {
+		ops[i] = clientv3.OpGet(k)
+	}
+	resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make([]stored, len(keys))
+	for i, r := range resp.Responses {
+		kvs := r.GetResponseRange().Kvs
+		if len(kvs) == 0 {
+			continue
+		}
+		res, err := decodeKV(kvs[0].Value, kvs[0].ModRevision)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = stored{res: res, rev: kvs[0].ModRevision}
+	}
+	return out, nil
+}
+
+// Delete removes the resource with key k. When resourceVersion is not empty the
+// delete is a compare-and-swap on it. It returns the resource as it was.
+func (s *Store) Delete(ctx context.Context, sp Space, k api.Key, resourceVersion string) (*api.Resource, error) {
+	key := sp.Key(k)
+	for attempt := 0; attempt < maxApplyAttempts; attempt++ {
+		cur, err := s.getMany(ctx, []string{key})
+		if err != nil {
+			return nil, err
+		}
+		if cur[0].res == nil {
+			return nil, fmt.Errorf("%s: %w", k, ErrNotFound)
+		}
+		if resourceVersion != "" && resourceVersion != cur[0].res.Meta.ResourceVersion {
+			return nil, fmt.Errorf("%s: resourceVersion is %s, not %s: %w", k, cur[0].res.Meta.ResourceVersion, resourceVersion, ErrConflict)
+		}
+		resp, err := s.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(key), "=", cur[0].rev)).
+			Then(clientv3.OpDelete(key)).Commit()
+		if err != nil {
+			return nil, mapErr(err)
+		}
+		if resp.Succeeded {
+			return cur[0].res, nil
+		}
+	}
+	return nil, fmt.Errorf("deleting %s: %w", k, ErrConflict)
+}
+
+func decodeKV(value []byte, modRevision int64) (*api.Resource, error) {
+	r, err := api.Unmarshal(value)
+	if err != nil {
+		return nil, err
+	}
+	r.Meta.ResourceVersion = strconv.FormatInt(modRevision, 10)
+	return r, nil
+}
+
+// mapErr turns etcd's errors for "this write cannot be committed now" into
+// ErrUnavailable, keeping the original text.
+func mapErr(err error) error {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, rpctypes.ErrTimeout),
+		errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail),
+		errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost),
+		errors.Is(err, rpctypes.ErrNoLeader),
+		errors.Is(err, rpctypes.ErrLeaderChanged):
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return err
+}

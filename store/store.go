@@ -1,0 +1,140 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Store is a node's embedded etcd member and its typed view of the keys navarch uses.
+type Store struct {
+	cfg  Config
+	log  *slog.Logger
+	etcd *embed.Etcd
+	cli  *clientv3.Client
+}
+
+// Open starts the embedded etcd member and waits until it is ready to serve.
+func Open(cfg Config, log *slog.Logger) (s *Store, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ecfg, err := etcdConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	e, err := embed.StartEtcd(ecfg)
+	if err != nil {
+		return nil, fmt.Errorf("starting etcd: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		return nil, fmt.Errorf("starting etcd: %w", err)
+	case <-time.After(cfg.ReadyTimeout):
+		return nil, fmt.Errorf("starting etcd: not ready after %s", cfg.ReadyTimeout)
+	}
+	s = &Store{cfg: cfg, log: log.With("component", "store"), etcd: e, cli: v3client.New(e.Server)}
+	s.log.Info("etcd ready", "member", cfg.Name, "data_dir", cfg.DataDir, "client_url", cfg.ClientURL)
+	return s, nil
+}
+
+func etcdConfig(cfg Config) (*embed.Config, error) {
+	e := embed.NewConfig()
+	e.Name = cfg.Name
+	e.Dir = cfg.DataDir
+	client, err := url.Parse(cfg.ClientURL)
+	if err != nil {
+		return nil, err
+	}
+	peer, err := url.Parse(cfg.PeerURL)
+	if err != nil {
+		return nil, err
+	}
+	e.AdvertiseClientUrls, e.AdvertisePeerUrls = []url.URL{*client}, []url.URL{*peer}
+	e.ListenClientUrls, e.ListenPeerUrls = []url.URL{listenURL(*client, cfg.ListenClientAddr)}, []url.URL{listenURL(*peer, cfg.ListenPeerAddr)}
+	e.InitialCluster = cfg.InitialCluster
+	if e.InitialCluster == "" {
+		e.InitialCluster = cfg.Name + "=" + cfg.PeerURL
+	}
+	e.InitialClusterToken = cfg.ClusterToken
+	if cfg.Join {
+		e.ClusterState = embed.ClusterStateFlagExisting
+	}
+	e.TickMs, e.ElectionMs = cfg.HeartbeatMs, cfg.ElectionMs
+	e.MaxTxnOps = cfg.MaxTxnOps
+	e.MaxRequestBytes = cfg.MaxRequestBytes
+	e.UnsafeNoFsync = cfg.UnsafeNoFsync
+	// Revisions are kept for an hour, so a watcher that fell behind can resume instead
+	// of re-listing; compaction keeps the database small under endpoint churn.
+	e.AutoCompactionMode = embed.CompactorModePeriodic
+	e.AutoCompactionRetention = "1h"
+	e.Logger = "zap"
+	e.LogLevel = cfg.LogLevel
+	e.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zapLogger(cfg.LogLevel))
+	if t := cfg.TLS; t != nil {
+		for _, info := range []*transport.TLSInfo{&e.ClientTLSInfo, &e.PeerTLSInfo} {
+			info.CertFile, info.KeyFile, info.TrustedCAFile = t.CertFile, t.KeyFile, t.CAFile
+			info.ClientCertAuth = true
+		}
+	}
+	return e, nil
+}
+
+// listenURL is u with its host replaced by addr, when addr is set.
+func listenURL(u url.URL, addr string) url.URL {
+	if addr != "" {
+		u.Host = addr
+	}
+	return u
+}
+
+func zapLogger(level string) *zap.Logger {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		lvl = zapcore.WarnLevel
+	}
+	zc := zap.NewProductionConfig()
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	zc.Sampling = nil
+	l, err := zc.Build()
+	if err != nil {
+		return zap.NewNop()
+	}
+	return l.With(zap.String("component", "etcd"))
+}
+
+// Client returns the in-process etcd client. Packages that keep their own keys (the
+// CA, leader election) use it; resources go through the typed methods.
+func (s *Store) Client() *clientv3.Client { return s.cli }
+
+// Etcd returns the embedded member, for membership operations.
+func (s *Store) Etcd() *embed.Etcd { return s.etcd }
+
+// Err reports a fatal error of the embedded member; the node must stop when it fires.
+func (s *Store) Err() <-chan error { return s.etcd.Err() }
+
+// Close stops the etcd client, then the member (which stops its listeners and Raft).
+func (s *Store) Close() error {
+	err := s.cli.Close()
+	s.etcd.Close()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}

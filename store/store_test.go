@@ -1,0 +1,192 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/navarch/navarch/api"
+)
+
+func freeURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return "http://" + l.Addr().String()
+}
+
+func openTestStore(t *testing.T) *Store {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.ClientURL, cfg.PeerURL = freeURL(t), freeURL(t)
+	cfg.UnsafeNoFsync = true
+	s, err := Open(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func decodeOne(t *testing.T, doc string) *api.Resource {
+	t.Helper()
+	rs, _, err := api.Decode("test", []byte(doc), "")
+	if err != nil || len(rs) != 1 {
+		t.Fatalf("decode: %v (%d resources)", err, len(rs))
+	}
+	return rs[0]
+}
+
+const vsDoc = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http: [{route: [{destination: {host: reviews, subset: v1}}]}]
+`
+
+func TestApplyCreatesUpdatesAndLeavesUnchanged(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	vs := decodeOne(t, vsDoc)
+
+	res, err := s.Apply(ctx, ConfigSpace, []*api.Resource{vs})
+	if err != nil || res[0].Action != Created {
+		t.Fatalf("first apply: %v %+v", err, res)
+	}
+	created := res[0].Resource
+	if created.Meta.ResourceVersion == "" || created.Meta.Generation != 1 || created.Meta.CreationTimestamp == nil {
+		t.Fatalf("store metadata not set: %+v", created.Meta)
+	}
+
+	res, err = s.Apply(ctx, ConfigSpace, []*api.Resource{vs})
+	if err != nil || res[0].Action != Unchanged || res[0].Resource.Meta.ResourceVersion != created.Meta.ResourceVersion {
+		t.Fatalf("re-apply of the same spec: %v %+v, want unchanged at %s", err, res, created.Meta.ResourceVersion)
+	}
+
+	changed := vs.Clone()
+	changed.Spec.(*networking.VirtualService).Http[0].Route[0].Destination.Subset = "v2"
+	res, err = s.Apply(ctx, ConfigSpace, []*api.Resource{changed})
+	if err != nil || res[0].Action != Configured || res[0].Resource.Meta.Generation != 2 {
+		t.Fatalf("apply of a change: %v %+v", err, res)
+	}
+	got, err := s.Get(ctx, ConfigSpace, vs.Key())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sub := got.Spec.(*networking.VirtualService).Http[0].Route[0].Destination.Subset; sub != "v2" {
+		t.Fatalf("stored subset %q, want v2", sub)
+	}
+	if !got.Meta.CreationTimestamp.Equal(*created.Meta.CreationTimestamp) {
+		t.Fatal("an update must keep the creation timestamp")
+	}
+}
+
+func TestUpdateIsCompareAndSwap(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	created, err := s.Create(ctx, ConfigSpace, decodeOne(t, vsDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, ConfigSpace, decodeOne(t, vsDoc)); !errors.Is(err, ErrExists) {
+		t.Fatalf("second create: %v, want ErrExists", err)
+	}
+	first := created.Clone()
+	first.Spec.(*networking.VirtualService).Hosts = []string{"reviews", "reviews.example.com"}
+	if _, err := s.Update(ctx, ConfigSpace, first); err != nil {
+		t.Fatalf("update at the current version: %v", err)
+	}
+	stale := created.Clone() // still carries the first resourceVersion
+	stale.Spec.(*networking.VirtualService).Hosts = []string{"stale"}
+	if _, err := s.Update(ctx, ConfigSpace, stale); !errors.Is(err, ErrConflict) {
+		t.Fatalf("update at a stale version: %v, want ErrConflict", err)
+	}
+	if _, err := s.Delete(ctx, ConfigSpace, created.Key(), created.Meta.ResourceVersion); !errors.Is(err, ErrConflict) {
+		t.Fatalf("delete at a stale version: %v, want ErrConflict", err)
+	}
+	if _, err := s.Delete(ctx, ConfigSpace, created.Key(), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, ConfigSpace, created.Key()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get after delete: %v, want ErrNotFound", err)
+	}
+}
+
+func TestInvalidResourceIsNeverWritten(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	good := decodeOne(t, vsDoc)
+	bad := good.Clone()
+	bad.Meta.Name = "bad"
+	bad.Spec.(*networking.VirtualService).Http[0].Route[0].Destination.Host = ""
+	if _, err := s.Apply(ctx, ConfigSpace, []*api.Resource{good, bad}); err == nil {
+		t.Fatal("apply with an invalid resource succeeded")
+	}
+	rs, _, err := s.List(ctx, ConfigSpace, api.VirtualService, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 0 {
+		t.Fatalf("an apply that failed validation stored %d resources, want none", len(rs))
+	}
+}
+
+func TestWatchFollowsChangesInOrder(t *testing.T) {
+	s := openTestStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, rev, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batches := s.Watch(ctx, rev)
+	vs := decodeOne(t, vsDoc)
+	if _, err := s.Apply(ctx, ConfigSpace, []*api.Resource{vs}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Delete(ctx, ConfigSpace, vs.Key(), ""); err != nil {
+		t.Fatal(err)
+	}
+	var events []Event
+	for len(events) < 2 {
+		b := <-batches
+		if b.Err != nil {
+			t.Fatal(b.Err)
+		}
+		events = append(events, b.Events...)
+	}
+	if events[0].Deleted || events[0].Resource == nil || events[0].Key != vs.Key() {
+		t.Fatalf("first event %+v, want the put of %s", events[0], vs)
+	}
+	if !events[1].Deleted || events[1].Revision <= events[0].Revision {
+		t.Fatalf("second event %+v, want the delete after revision %d", events[1], events[0].Revision)
+	}
+	entries, _, err := s.Snapshot(ctx)
+	if err != nil || len(entries) != 0 {
+		t.Fatalf("snapshot after delete: %v %d entries", err, len(entries))
+	}
+}
+
+func TestKeysRoundTrip(t *testing.T) {
+	for _, sp := range []Space{ConfigSpace, RegistrySpace("consul")} {
+		k := api.Key{Kind: api.ServiceEntry, Namespace: "default", Name: "ratings"}
+		gotSp, gotK, err := ParseKey(sp.Key(k))
+		if err != nil || gotSp != sp || gotK != k {
+			t.Fatalf("ParseKey(%q) = %v %v %v", sp.Key(k), gotSp, gotK, err)
+		}
+	}
+	if _, _, err := ParseKey("/navarch/nodes/n1"); err == nil {
+		t.Fatal("a node key parsed as a resource key")
+	}
+}

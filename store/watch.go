@@ -1,0 +1,139 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/navarch/navarch/api"
+)
+
+// Entry is one stored resource and the space it lives in.
+type Entry struct {
+	Space    Space
+	Resource *api.Resource
+}
+
+// Event is one change of a resource. Resource is the new value, or the last value
+// before a delete (Deleted is then true).
+type Event struct {
+	Revision int64
+	Space    Space
+	Key      api.Key
+	Resource *api.Resource
+	Deleted  bool
+}
+
+// Batch is the events of one or more consecutive revisions, in revision order.
+// Revision is the store revision the receiver is at after applying the batch.
+// Err is set, and Events empty, when the watch ended; the receiver must Snapshot
+// again if it wants to go on.
+type Batch struct {
+	Revision int64
+	Events   []Event
+	Err      error
+}
+
+// Snapshot reads every resource of every space at one revision.
+func (s *Store) Snapshot(ctx context.Context) ([]Entry, int64, error) {
+	resp, err := s.cli.Get(ctx, ConfigPrefix, clientv3.WithRange(clientv3.GetPrefixRangeEnd(RegistryPrefix)))
+	if err != nil {
+		return nil, 0, mapErr(err)
+	}
+	out := make([]Entry, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		sp, _, err := ParseKey(string(kv.Key))
+		if err != nil {
+			continue // a key of ours in between, e.g. /navarch/nodes/
+		}
+		r, err := decodeKV(kv.Value, kv.ModRevision)
+		if err != nil {
+			s.log.Error("skipping undecodable resource", "key", string(kv.Key), "err", err)
+			continue
+		}
+		out = append(out, Entry{Space: sp, Resource: r})
+	}
+	return out, resp.Header.Revision, nil
+}
+
+// Watch streams every change to resources after revision rev, in order, until ctx
+// ends or the watch fails (compaction, member shutdown); then it sends a Batch with
+// Err set and closes the channel. A batch also comes with no events when etcd reports
+// progress, so the receiver's revision keeps up with the store's.
+func (s *Store) Watch(ctx context.Context, rev int64) <-chan Batch {
+	out := make(chan Batch, 16)
+	go func() {
+		defer close(out)
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		defer cancel()
+		wc := s.cli.Watch(wctx, ConfigPrefix,
+			clientv3.WithRange(clientv3.GetPrefixRangeEnd(RegistryPrefix)),
+			clientv3.WithRev(rev+1), clientv3.WithPrevKV(), clientv3.WithProgressNotify())
+		for resp := range wc {
+			if err := resp.Err(); err != nil {
+				send(ctx, out, Batch{Err: fmt.Errorf("watching from revision %d: %w", rev, err)})
+				return
+			}
+			b := Batch{Revision: resp.Header.Revision, Events: s.events(resp.Events)}
+			if len(resp.Events) > 0 {
+				b.Revision = resp.Events[len(resp.Events)-1].Kv.ModRevision
+			}
+			if !send(ctx, out, b) {
+				return
+			}
+		}
+		send(ctx, out, Batch{Err: fmt.Errorf("watch closed: %w", ctx.Err())})
+	}()
+	return out
+}
+
+func send(ctx context.Context, out chan<- Batch, b Batch) bool {
+	select {
+	case out <- b:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (s *Store) events(evs []*clientv3.Event) []Event {
+	out := make([]Event, 0, len(evs))
+	for _, ev := range evs {
+		sp, key, err := ParseKey(string(ev.Kv.Key))
+		if err != nil {
+			continue
+		}
+		e := Event{Revision: ev.Kv.ModRevision, Space: sp, Key: key}
+		kv := ev.Kv
+		if ev.Type == mvccpb.DELETE {
+			e.Deleted = true
+			kv = ev.PrevKv
+		}
+		if kv != nil {
+			r, err := decodeKV(kv.Value, kv.ModRevision)
+			if err != nil {
+				s.log.Error("skipping undecodable resource", "key", string(ev.Kv.Key), "err", err)
+				continue
+			}
+			e.Resource = r
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// Revision returns the store's current revision, read linearizably (through the Raft
+// leader): a node that cannot reach a quorum fails here.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	resp, err := s.cli.Get(ctx, "/navarch/revision-probe", clientv3.WithCountOnly())
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return resp.Header.Revision, nil
+}
+
+// FormatRevision formats a revision as a ResourceVersion.
+func FormatRevision(rev int64) string { return strconv.FormatInt(rev, 10) }
