@@ -1,0 +1,165 @@
+package registry
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/navarch/navarch/api"
+)
+
+// SourceServiceEntry is the Source of services and workloads a user configured.
+const SourceServiceEntry = "serviceentry"
+
+// Resolution says how a service's endpoints are found.
+type Resolution int
+
+// Resolutions, as ServiceEntry names them.
+const (
+	ResolutionStatic Resolution = iota
+	ResolutionDNS
+	ResolutionDNSRoundRobin
+	ResolutionNone
+)
+
+func (r Resolution) String() string {
+	return [...]string{"STATIC", "DNS", "DNS_ROUND_ROBIN", "NONE"}[r]
+}
+
+// Service is one host name of the mesh with its ports.
+type Service struct {
+	// Hostname is the fully qualified name clients use, e.g. "reviews.default.svc.cluster.local".
+	Hostname string
+	// Namespace is the namespace of the resource that defines the service.
+	Namespace string
+	// Ports are the service's ports, sorted by number.
+	Ports []Port
+	// Addresses are the virtual IPs or CIDRs of the service, if any.
+	Addresses    []string
+	Resolution   Resolution
+	MeshExternal bool
+	// ExportTo lists the namespaces that see the service ("*" for all, "." for its own).
+	// Empty means all.
+	ExportTo []string
+	// Selector selects the WorkloadEntries behind the service (workloadSelector); nil
+	// when the service lists its endpoints inline.
+	Selector map[string]string
+	// Source is where the service came from: SourceServiceEntry or a registry source.
+	Source string
+	// Origin is the resource that defines the service.
+	Origin api.Key
+	// Created orders services that define the same host: the oldest wins.
+	Created string
+}
+
+// Port is one port of a service.
+type Port struct {
+	Name       string
+	Number     uint32
+	Protocol   string
+	TargetPort uint32
+}
+
+// Port returns the service's port numbered n.
+func (s *Service) Port(n uint32) (Port, bool) {
+	for _, p := range s.Ports {
+		if p.Number == n {
+			return p, true
+		}
+	}
+	return Port{}, false
+}
+
+// VisibleTo reports whether a proxy in namespace ns sees the service.
+func (s *Service) VisibleTo(ns string) bool {
+	if len(s.ExportTo) == 0 {
+		return true
+	}
+	for _, e := range s.ExportTo {
+		if e == "*" || e == ns || (e == "." && ns == s.Namespace) {
+			return true
+		}
+	}
+	return false
+}
+
+// Workload is one instance that serves services: a WorkloadEntry, an inline
+// ServiceEntry endpoint, or an instance an adapter found.
+type Workload struct {
+	// Name identifies the workload within its namespace and source.
+	Name      string
+	Namespace string
+	// Address is an IP, a host name (DNS services) or "unix://path".
+	Address string
+	// Ports maps service port names to the port the workload listens on.
+	Ports  map[string]uint32
+	Labels map[string]string
+	// Locality is "region/zone/subzone" (any suffix may be missing).
+	Locality string
+	Network  string
+	// Weight is the workload's load-balancing weight; 0 means 1.
+	Weight         uint32
+	ServiceAccount string
+	// Healthy is false when the source reports the workload failing its checks.
+	Healthy bool
+	Source  string
+	Origin  api.Key
+}
+
+// PortFor returns the port the workload serves service port p on.
+func (w *Workload) PortFor(p Port) uint32 {
+	if n, ok := w.Ports[p.Name]; ok && n != 0 {
+		return n
+	}
+	if p.TargetPort != 0 {
+		return p.TargetPort
+	}
+	return p.Number
+}
+
+// Matches reports whether the workload's labels include every label of selector.
+func (w *Workload) Matches(selector map[string]string) bool {
+	return LabelsMatch(w.Labels, selector)
+}
+
+// LabelsMatch reports whether labels include every key/value of selector.
+func LabelsMatch(labels, selector map[string]string) bool {
+	for k, v := range selector {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// ResolveHost turns a host as written in a resource in namespace ns into the fully
+// qualified name Istio would use: a name without dots is a short Kubernetes-style name
+// ("reviews" in "default" is "reviews.default.svc.<domain>"); anything else, wildcards
+// and IPs included, stays as written.
+func ResolveHost(host, ns, domain string) string {
+	if host == "" || strings.Contains(host, ".") || strings.Contains(host, "*") || strings.Contains(host, ":") {
+		return host
+	}
+	return host + "." + ns + ".svc." + domain
+}
+
+// HostMatches reports whether name (a concrete host) matches pattern, which may start
+// with "*." (or be "*").
+func HostMatches(pattern, name string) bool {
+	if pattern == "*" {
+		return true
+	}
+	if suffix, ok := strings.CutPrefix(pattern, "*"); ok {
+		return strings.HasSuffix(name, suffix) && len(name) > len(suffix)
+	}
+	return pattern == name
+}
+
+// SortedKeys returns the keys of m in order.
+func SortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

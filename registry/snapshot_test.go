@@ -1,0 +1,149 @@
+package registry
+
+import (
+	"testing"
+
+	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/store"
+)
+
+func snapshot(t *testing.T, space store.Space, docs string) *Snapshot {
+	t.Helper()
+	rs, _, err := api.Decode("test", []byte(docs), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []store.Entry
+	for _, r := range rs {
+		entries = append(entries, store.Entry{Space: space, Resource: r})
+	}
+	return NewSnapshot(entries, 7, "cluster.local")
+}
+
+func TestServicesAndEndpoints(t *testing.T) {
+	snap := snapshot(t, store.ConfigSpace, `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings, namespace: shop}
+spec:
+  hosts: [ratings, ratings.example.com]
+  ports:
+  - {number: 9080, name: http, protocol: HTTP, targetPort: 8080}
+  - {number: 9090, name: grpc, protocol: GRPC}
+  resolution: STATIC
+  workloadSelector: {labels: {app: ratings}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ratings-vm1, namespace: shop}
+spec:
+  address: 10.0.0.1
+  labels: {app: ratings, version: v1}
+  ports: {grpc: 19090}
+  locality: us-east/a
+  serviceAccount: ratings
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: other-vm, namespace: shop}
+spec:
+  address: 10.0.0.2
+  labels: {app: other}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ratings-elsewhere, namespace: other}
+spec:
+  address: 10.0.0.3
+  labels: {app: ratings}
+`)
+	if n := len(snap.Services()); n != 2 {
+		t.Fatalf("got %d services, want 2 (one per host)", n)
+	}
+	svc := snap.Service("ratings.shop.svc.cluster.local", "shop")
+	if svc == nil {
+		t.Fatal("the short host ratings in namespace shop must resolve to ratings.shop.svc.cluster.local")
+	}
+	eps := snap.Endpoints(svc)
+	if len(eps) != 1 || eps[0].Name != "ratings-vm1" {
+		t.Fatalf("endpoints %v, want only ratings-vm1 (selected, same namespace)", eps)
+	}
+	http, _ := svc.Port(9080)
+	grpcPort, _ := svc.Port(9090)
+	if got := eps[0].PortFor(http); got != 8080 {
+		t.Fatalf("http port: workload serves on %d, want the target port 8080", got)
+	}
+	if got := eps[0].PortFor(grpcPort); got != 19090 {
+		t.Fatalf("grpc port: workload serves on %d, want its own port 19090", got)
+	}
+	if svc.Source != SourceServiceEntry || svc.Origin.Kind != api.ServiceEntry {
+		t.Fatalf("source %q origin %v", svc.Source, svc.Origin)
+	}
+}
+
+func TestInlineEndpointsAndRegistrySources(t *testing.T) {
+	snap := snapshot(t, store.RegistrySpace("consul"), `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web, namespace: consul}
+spec:
+  hosts: [web.service.consul]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints:
+  - {address: 10.0.1.1, locality: dc1, labels: {version: v1}}
+  - {address: 10.0.1.2, locality: dc1, weight: 3}
+`)
+	svc := snap.Service("web.service.consul", "default")
+	if svc == nil || svc.Source != "consul" {
+		t.Fatalf("service %+v, want web.service.consul from source consul", svc)
+	}
+	if eps := snap.Endpoints(svc); len(eps) != 2 || eps[1].Weight != 3 || eps[0].Locality != "dc1" {
+		t.Fatalf("endpoints %+v", eps)
+	}
+	if len(snap.Config(api.ServiceEntry)) != 0 {
+		t.Fatal("registry entries must not show up as user configuration")
+	}
+}
+
+func TestDestinationRuleLookup(t *testing.T) {
+	snap := snapshot(t, store.ConfigSpace, `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: wildcard, namespace: shop}
+spec: {host: "*.shop.svc.cluster.local"}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: exact, namespace: shop}
+spec: {host: ratings}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: private, namespace: other}
+spec: {host: ratings.shop.svc.cluster.local, exportTo: ["."]}
+`)
+	if dr := snap.DestinationRule("ratings.shop.svc.cluster.local", "shop", "shop"); dr == nil || dr.Meta.Name != "exact" {
+		t.Fatalf("got %v, want the exact-host rule", dr)
+	}
+	if dr := snap.DestinationRule("cart.shop.svc.cluster.local", "shop", "shop"); dr == nil || dr.Meta.Name != "wildcard" {
+		t.Fatalf("got %v, want the wildcard rule", dr)
+	}
+	if dr := snap.DestinationRule("ratings.shop.svc.cluster.local", "other", "shop"); dr == nil || dr.Meta.Name != "private" {
+		t.Fatalf("from namespace other got %v, want its own rule", dr)
+	}
+}
+
+func TestResolveHost(t *testing.T) {
+	tests := []struct{ host, ns, want string }{
+		{"reviews", "default", "reviews.default.svc.cluster.local"},
+		{"reviews.default", "x", "reviews.default"},
+		{"*.foo.com", "x", "*.foo.com"},
+		{"10.0.0.1", "x", "10.0.0.1"},
+	}
+	for _, tt := range tests {
+		if got := ResolveHost(tt.host, tt.ns, "cluster.local"); got != tt.want {
+			t.Errorf("ResolveHost(%q, %q) = %q, want %q", tt.host, tt.ns, got, tt.want)
+		}
+	}
+}
