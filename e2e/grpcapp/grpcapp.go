@@ -1,0 +1,126 @@
+// Package grpcapp provides the real gRPC workloads and proxyless xDS clients that
+// navarch's end-to-end tests drive: backends that answer with their name, clients
+// that dial xds:/// targets through grpc-go's own xDS resolver, and a tally of where
+// the RPCs went.
+package grpcapp
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"sync/atomic"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/xds"
+)
+
+// Backend is a gRPC server on loopback that answers UnaryCall with its name.
+type Backend struct {
+	testgrpc.UnimplementedTestServiceServer
+	Name  string
+	Addr  string
+	Port  uint32
+	calls atomic.Int64
+	srv   *grpc.Server
+}
+
+// StartBackend starts a backend named name on a free loopback port.
+func StartBackend(name string) (*Backend, error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	b := &Backend{Name: name, Addr: lis.Addr().String(), Port: uint32(lis.Addr().(*net.TCPAddr).Port), srv: grpc.NewServer()}
+	testgrpc.RegisterTestServiceServer(b.srv, b)
+	go b.srv.Serve(lis)
+	return b, nil
+}
+
+// UnaryCall answers with the backend's name.
+func (b *Backend) UnaryCall(context.Context, *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
+	b.calls.Add(1)
+	return &testgrpc.SimpleResponse{Hostname: b.Name}, nil
+}
+
+// Calls returns how many RPCs the backend answered.
+func (b *Backend) Calls() int64 { return b.calls.Load() }
+
+// Stop stops the backend.
+func (b *Backend) Stop() { b.srv.Stop() }
+
+// Bootstrap returns a grpc-go xDS bootstrap that talks to the xDS servers (host:port,
+// plaintext) in order, as a proxy in namespace ns with Istio's node id conventions.
+func Bootstrap(servers []string, ns string, labels map[string]string) []byte {
+	type server struct {
+		URI      string              `json:"server_uri"`
+		Creds    []map[string]string `json:"channel_creds"`
+		Features []string            `json:"server_features"`
+	}
+	var ss []server
+	for _, s := range servers {
+		ss = append(ss, server{URI: s, Creds: []map[string]string{{"type": "insecure"}}, Features: []string{"xds_v3"}})
+	}
+	md := map[string]any{"GENERATOR": "grpc", "NAMESPACE": ns}
+	if len(labels) > 0 {
+		md["LABELS"] = labels
+	}
+	b, _ := json.Marshal(map[string]any{
+		"xds_servers": ss,
+		"node": map[string]any{
+			"id":       fmt.Sprintf("sidecar~127.0.0.1~client.%s~%s.svc.cluster.local", ns, ns),
+			"metadata": md,
+		},
+	})
+	return b
+}
+
+// Dial returns a client connection to target (xds:///host:port) resolved through
+// grpc-go's xDS resolver with the given bootstrap.
+func Dial(bootstrap []byte, target string) (*grpc.ClientConn, error) {
+	r, err := xds.NewXDSResolverWithConfigForTesting(bootstrap)
+	if err != nil {
+		return nil, fmt.Errorf("xDS resolver: %w", err)
+	}
+	return grpc.NewClient(target, grpc.WithResolvers(r), grpc.WithTransportCredentials(insecure.NewCredentials()))
+}
+
+// Tally is where a batch of RPCs went: answers by backend name, failures by code.
+type Tally struct {
+	By     map[string]int
+	Failed map[codes.Code]int
+	Total  int
+}
+
+// Share returns the fraction of RPCs that backend name answered.
+func (t Tally) Share(name string) float64 {
+	if t.Total == 0 {
+		return 0
+	}
+	return float64(t.By[name]) / float64(t.Total)
+}
+
+// Call sends n UnaryCalls on cc, with the metadata key/value pairs md, and tallies
+// the answers.
+func Call(ctx context.Context, cc *grpc.ClientConn, n int, md ...string) Tally {
+	t := Tally{By: map[string]int{}, Failed: map[codes.Code]int{}}
+	client := testgrpc.NewTestServiceClient(cc)
+	if len(md) > 0 {
+		ctx = metadata.AppendToOutgoingContext(ctx, md...)
+	}
+	for i := 0; i < n; i++ {
+		resp, err := client.UnaryCall(ctx, &testgrpc.SimpleRequest{})
+		t.Total++
+		if err != nil {
+			t.Failed[status.Code(err)]++
+			continue
+		}
+		t.By[resp.Hostname]++
+	}
+	return t
+}

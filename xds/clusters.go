@@ -1,0 +1,193 @@
+package xds
+
+import (
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/navarch/navarch/registry"
+)
+
+// defaultConnectTimeout is Istio's default connect timeout (meshConfig.connectTimeout).
+const defaultConnectTimeout = 10 * time.Second
+
+// clusters builds a cluster per service port and per DestinationRule subset of it:
+// outbound|<port>|<subset>|<host>, with the merged traffic policy applied.
+type clusters struct{}
+
+func (clusters) Name() string    { return "clusters" }
+func (clusters) TypeURL() string { return ClusterType }
+
+func (clusters) Generate(ctx *Context) []named {
+	var out []named
+	for _, svc := range ctx.Services {
+		if svc.Resolution == registry.ResolutionNone {
+			continue // passthrough: nothing a proxyless client can connect to
+		}
+		dr := ctx.destinationRule(svc)
+		for _, port := range svc.Ports {
+			for _, subset := range append([]string{""}, subsets(ctx, svc)...) {
+				name := clusterName(svc.Hostname, port.Number, subset)
+				c := newCluster(ctx, svc, port, subset, name)
+				applyPolicy(c, trafficPolicy(dr, port.Number, subset))
+				out = append(out, named{name, c})
+			}
+		}
+	}
+	return out
+}
+
+func newCluster(ctx *Context, svc *registry.Service, port registry.Port, subset, name string) *clusterv3.Cluster {
+	c := &clusterv3.Cluster{
+		Name:           name,
+		ConnectTimeout: durationpb.New(defaultConnectTimeout),
+		LbPolicy:       clusterv3.Cluster_ROUND_ROBIN,
+	}
+	if host, dns := dnsTarget(ctx, svc, port, subset); dns {
+		// grpc-go resolves LOGICAL_DNS clusters itself; it supports no STRICT_DNS.
+		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_LOGICAL_DNS}
+		c.LoadAssignment = &endpointv3.ClusterLoadAssignment{
+			ClusterName: name,
+			Endpoints: []*endpointv3.LocalityLbEndpoints{{
+				Locality:            &corev3.Locality{},
+				LoadBalancingWeight: wrapperspb.UInt32(1),
+				LbEndpoints:         []*endpointv3.LbEndpoint{lbEndpoint(host, port.Number, 1, true)},
+			}},
+		}
+		return c
+	}
+	c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS}
+	c.EdsClusterConfig = &clusterv3.Cluster_EdsClusterConfig{EdsConfig: adsConfigSource(), ServiceName: name}
+	return c
+}
+
+// dnsTarget returns the host name a DNS-resolved service port is reached at: its first
+// endpoint's address, or the service's own host name when it lists none.
+func dnsTarget(ctx *Context, svc *registry.Service, port registry.Port, subset string) (string, bool) {
+	if svc.Resolution != registry.ResolutionDNS && svc.Resolution != registry.ResolutionDNSRoundRobin {
+		return "", false
+	}
+	wls := subsetWorkloads(ctx, svc, subset)
+	if len(wls) == 0 {
+		return svc.Hostname, true
+	}
+	if isIP(wls[0].Address) {
+		return "", false // DNS service listing IP endpoints: serve them by EDS
+	}
+	return wls[0].Address, true
+}
+
+func adsConfigSource() *corev3.ConfigSource {
+	return &corev3.ConfigSource{
+		ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
+		ResourceApiVersion:    corev3.ApiVersion_V3,
+	}
+}
+
+// applyPolicy sets a cluster's load balancing, connection pool and outlier detection
+// from a DestinationRule traffic policy.
+func applyPolicy(c *clusterv3.Cluster, tp *networking.TrafficPolicy) {
+	if tp == nil {
+		return
+	}
+	applyLoadBalancer(c, tp.LoadBalancer)
+	applyConnectionPool(c, tp.ConnectionPool)
+	applyOutlierDetection(c, tp.OutlierDetection)
+}
+
+func applyLoadBalancer(c *clusterv3.Cluster, lb *networking.LoadBalancerSettings) {
+	if lb == nil {
+		return
+	}
+	switch lb.GetSimple() {
+	case networking.LoadBalancerSettings_LEAST_CONN, networking.LoadBalancerSettings_LEAST_REQUEST:
+		c.LbPolicy = clusterv3.Cluster_LEAST_REQUEST
+	case networking.LoadBalancerSettings_RANDOM:
+		// grpc-go rejects RANDOM; round robin spreads load the same way on average.
+		c.LbPolicy = clusterv3.Cluster_ROUND_ROBIN
+	}
+	if ch := lb.GetConsistentHash(); ch != nil {
+		c.LbPolicy = clusterv3.Cluster_RING_HASH
+		ring := &clusterv3.Cluster_RingHashLbConfig{}
+		if rh := ch.GetRingHash(); rh != nil && rh.MinimumRingSize > 0 {
+			ring.MinimumRingSize = wrapperspb.UInt64(rh.MinimumRingSize)
+		} else if ch.MinimumRingSize > 0 { //nolint:staticcheck // deprecated but still accepted by Istio
+			ring.MinimumRingSize = wrapperspb.UInt64(ch.MinimumRingSize) //nolint:staticcheck
+		}
+		c.LbConfig = &clusterv3.Cluster_RingHashLbConfig_{RingHashLbConfig: ring}
+	}
+}
+
+func applyConnectionPool(c *clusterv3.Cluster, cp *networking.ConnectionPoolSettings) {
+	if cp == nil {
+		return
+	}
+	t := &clusterv3.CircuitBreakers_Thresholds{}
+	set := false
+	if tcp := cp.Tcp; tcp != nil {
+		if tcp.MaxConnections > 0 {
+			t.MaxConnections, set = wrapperspb.UInt32(uint32(tcp.MaxConnections)), true
+		}
+		if tcp.ConnectTimeout != nil {
+			c.ConnectTimeout = tcp.ConnectTimeout
+		}
+	}
+	if h := cp.Http; h != nil {
+		if h.Http2MaxRequests > 0 {
+			t.MaxRequests, set = wrapperspb.UInt32(uint32(h.Http2MaxRequests)), true
+		}
+		if h.Http1MaxPendingRequests > 0 {
+			t.MaxPendingRequests, set = wrapperspb.UInt32(uint32(h.Http1MaxPendingRequests)), true
+		}
+		if h.MaxRetries > 0 {
+			t.MaxRetries, set = wrapperspb.UInt32(uint32(h.MaxRetries)), true
+		}
+		if h.MaxRequestsPerConnection > 0 {
+			c.MaxRequestsPerConnection = wrapperspb.UInt32(uint32(h.MaxRequestsPerConnection)) //nolint:staticcheck // what Istio still sets for Envoy
+		}
+	}
+	if set {
+		c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{t}}
+	}
+}
+
+func applyOutlierDetection(c *clusterv3.Cluster, od *networking.OutlierDetection) {
+	if od == nil {
+		return
+	}
+	out := &clusterv3.OutlierDetection{
+		Interval:         od.Interval,
+		BaseEjectionTime: od.BaseEjectionTime,
+	}
+	if od.MaxEjectionPercent > 0 {
+		out.MaxEjectionPercent = wrapperspb.UInt32(uint32(od.MaxEjectionPercent))
+	}
+	if e := od.Consecutive_5XxErrors; e != nil {
+		out.Consecutive_5Xx = wrapperspb.UInt32(e.Value)
+		out.EnforcingConsecutive_5Xx = wrapperspb.UInt32(100)
+		if e.Value == 0 {
+			out.EnforcingConsecutive_5Xx = wrapperspb.UInt32(0)
+		}
+	}
+	if e := od.ConsecutiveGatewayErrors; e != nil {
+		out.ConsecutiveGatewayFailure = wrapperspb.UInt32(e.Value)
+		out.EnforcingConsecutiveGatewayFailure = wrapperspb.UInt32(100)
+		if e.Value == 0 {
+			out.EnforcingConsecutiveGatewayFailure = wrapperspb.UInt32(0)
+		}
+	}
+	// As Istio: consecutive errors eject, success-rate ejection is off.
+	out.EnforcingSuccessRate = wrapperspb.UInt32(0)
+	c.OutlierDetection = out
+	if od.MinHealthPercent > 0 {
+		c.CommonLbConfig = &clusterv3.Cluster_CommonLbConfig{
+			HealthyPanicThreshold: &typev3.Percent{Value: float64(od.MinHealthPercent)},
+		}
+	}
+}

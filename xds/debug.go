@@ -1,0 +1,75 @@
+package xds
+
+import (
+	"sort"
+	"time"
+)
+
+// ProxyStatus describes one connected stream for /debug/proxies and
+// `navarch proxy-status`.
+type ProxyStatus struct {
+	ID          string                 `json:"id"`
+	Conn        uint64                 `json:"conn"`
+	Peer        string                 `json:"peer,omitempty"`
+	Delta       bool                   `json:"delta"`
+	Namespace   string                 `json:"namespace"`
+	Labels      []string               `json:"labels,omitempty"`
+	Generator   string                 `json:"generator,omitempty"`
+	ConnectedAt time.Time              `json:"connected_at"`
+	Revision    int64                  `json:"revision"`
+	Types       map[string]*TypeStatus `json:"types"`
+}
+
+// Proxies returns the status of every connected stream, sorted by proxy id.
+func (s *Server) Proxies() []ProxyStatus {
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for _, c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	out := make([]ProxyStatus, 0, len(conns))
+	for _, c := range conns {
+		ps := ProxyStatus{
+			ID: c.proxy.ID, Conn: c.id, Peer: c.peer, Delta: c.delta,
+			Namespace: c.proxy.Namespace, Labels: sortedLabels(c.proxy.Labels), Generator: c.proxy.Generator,
+			ConnectedAt: c.connectedAt, Types: map[string]*TypeStatus{},
+		}
+		if b := c.class.build.Load(); b != nil {
+			ps.Revision = b.Revision
+		}
+		c.mu.Lock()
+		for t, ts := range c.status {
+			cp := *ts
+			ps.Types[shortType(t)] = &cp
+		}
+		c.mu.Unlock()
+		out = append(out, ps)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].ID != out[j].ID {
+			return out[i].ID < out[j].ID
+		}
+		return out[i].Conn < out[j].Conn
+	})
+	return out
+}
+
+// Resources returns what a proxy of the given identity would be sent: every resource
+// of every type, for `navarch proxy-config` and golden tests. It builds from the
+// current snapshot without connecting anything.
+func (s *Server) Resources(p *Proxy) (map[string]*TypeSet, error) {
+	return profileFor(p).build(newContext(s.src.Snapshot(), p))
+}
+
+// Proxy returns the identity of a connected proxy by node id, or nil.
+func (s *Server) Proxy(id string) *Proxy {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		if c.proxy != nil && c.proxy.ID == id {
+			return c.proxy
+		}
+	}
+	return nil
+}

@@ -1,0 +1,195 @@
+package xds
+
+import (
+	"sort"
+
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// deltaWatch is a Delta stream's state for one type.
+type deltaWatch struct {
+	wildcard bool
+	names    map[string]struct{}
+	// known maps each resource the proxy has to its version, as far as this stream
+	// knows: what it was sent, or what it said it had when it (re)connected.
+	known map[string]string
+	// nacked maps resources of a rejected response to the version rejected; they are
+	// not sent again until their version changes.
+	nacked map[string]string
+	nonce  string
+	sent   []string // names in the last response, for NACK bookkeeping
+	sentV  []string // their versions
+}
+
+// DeltaAggregatedResources serves one Delta (incremental) ADS stream.
+func (s *Server) DeltaAggregatedResources(stream discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesServer) error {
+	ctx := stream.Context()
+	c := newConn(ctx, s.nextConn.Add(1), true)
+	defer s.leave(c)
+	reqs := make(chan *discovery.DeltaDiscoveryRequest, 4)
+	errc := make(chan error, 1)
+	go receive(ctx, stream.Recv, reqs, errc)
+	watches := map[string]*deltaWatch{}
+	var push <-chan struct{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			return streamEnd(err)
+		case req := <-reqs:
+			if c.proxy == nil {
+				var err error
+				c.proxy, err = ParseProxy(req.Node)
+				if err := s.identify(c, err); err != nil {
+					return err
+				}
+				push = c.pushCh
+			}
+			if err := s.deltaRequest(stream, c, watches, req); err != nil {
+				return err
+			}
+		case <-push:
+			b := c.class.build.Load()
+			for _, t := range pushOrder {
+				if w := watches[t]; w != nil {
+					if err := s.deltaRespond(stream, c, b, t, w); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+}
+
+func (s *Server) deltaRequest(stream discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesServer,
+	c *conn, watches map[string]*deltaWatch, req *discovery.DeltaDiscoveryRequest) error {
+	t := req.TypeUrl
+	if t == "" {
+		return status.Error(codes.InvalidArgument, "type_url is required on an ADS stream")
+	}
+	w := watches[t]
+	if w == nil {
+		w = &deltaWatch{names: map[string]struct{}{}, known: map[string]string{}, nacked: map[string]string{}}
+		// No names on the first request of a type means every resource (legacy wildcard).
+		w.wildcard = len(req.ResourceNamesSubscribe) == 0
+		for name, v := range req.InitialResourceVersions {
+			w.known[name] = v
+		}
+		watches[t] = w
+	}
+	if req.ResponseNonce != "" && req.ResponseNonce == w.nonce {
+		s.deltaAck(c, t, w, req)
+	}
+	changed := false
+	for _, n := range req.ResourceNamesSubscribe {
+		if n == "*" {
+			changed = changed || !w.wildcard
+			w.wildcard = true
+			continue
+		}
+		if _, ok := w.names[n]; !ok {
+			w.names[n] = struct{}{}
+			changed = true
+		}
+	}
+	for _, n := range req.ResourceNamesUnsubscribe {
+		if n == "*" {
+			w.wildcard = false
+			continue
+		}
+		delete(w.names, n)
+		delete(w.known, n) // the proxy forgets it; a later subscribe must send it again
+	}
+	c.mu.Lock()
+	ts := c.typeStatus(t)
+	ts.Wildcard, ts.Subscribed = w.wildcard, len(w.names)
+	c.mu.Unlock()
+	if !changed && req.ResponseNonce != "" {
+		return nil // a pure ACK or NACK
+	}
+	return s.deltaRespond(stream, c, c.class.build.Load(), t, w)
+}
+
+func (s *Server) deltaAck(c *conn, t string, w *deltaWatch, req *discovery.DeltaDiscoveryRequest) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ts := c.typeStatus(t)
+	if req.ErrorDetail == nil {
+		ts.Acked = ts.Sent
+		return
+	}
+	for i, n := range w.sent {
+		w.nacked[n] = w.sentV[i]
+	}
+	ts.Nacked, ts.NackError = ts.Sent, req.ErrorDetail.GetMessage()
+	ts.Nacks++
+	s.metrics.rejects.WithLabelValues(shortType(t)).Inc()
+	s.log.Warn("proxy rejected configuration", "proxy", c.proxy.ID, "type", shortType(t), "resources", w.sent, "err", req.ErrorDetail.GetMessage())
+}
+
+// deltaRespond sends the resources of type t whose version differs from what the proxy
+// has, and the names of those it has that are gone. Nothing is sent when nothing
+// differs, and a resource is not sent again in a version the proxy rejected.
+func (s *Server) deltaRespond(stream discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesServer,
+	c *conn, b *Build, t string, w *deltaWatch) error {
+	set := b.Types[t]
+	if set == nil {
+		set = &TypeSet{TypeURL: t}
+	}
+	var names []string
+	if w.wildcard {
+		for n := range set.ByName {
+			names = append(names, n)
+		}
+	}
+	for n := range w.names {
+		if _, dup := set.ByName[n]; !w.wildcard || !dup {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	resp := &discovery.DeltaDiscoveryResponse{TypeUrl: t}
+	var sent, sentV []string
+	for _, n := range names {
+		r := set.ByName[n]
+		if r == nil {
+			continue
+		}
+		if w.known[n] == r.Version || w.nacked[n] == r.Version {
+			continue
+		}
+		resp.Resources = append(resp.Resources, &discovery.Resource{Name: n, Version: r.Version, Resource: r.Body})
+		sent, sentV = append(sent, n), append(sentV, r.Version)
+	}
+	for n := range w.known {
+		if _, ok := set.ByName[n]; !ok {
+			resp.RemovedResources = append(resp.RemovedResources, n)
+		}
+	}
+	if len(resp.Resources) == 0 && len(resp.RemovedResources) == 0 {
+		return nil
+	}
+	sort.Strings(resp.RemovedResources)
+	rs := make([]*Resource, len(sent))
+	for i, n := range sent {
+		rs[i] = set.ByName[n]
+	}
+	version := setVersion(rs)
+	resp.SystemVersionInfo = version
+	resp.Nonce = c.nextNonce()
+	if err := stream.Send(resp); err != nil {
+		return err
+	}
+	for i, n := range sent {
+		w.known[n] = sentV[i]
+	}
+	for _, n := range resp.RemovedResources {
+		delete(w.known, n)
+	}
+	w.nonce, w.sent, w.sentV = resp.Nonce, sent, sentV
+	s.sent(c, b, t, version, len(sent))
+	return nil
+}

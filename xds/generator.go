@@ -1,0 +1,182 @@
+package xds
+
+import (
+	"errors"
+	"fmt"
+
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/registry"
+)
+
+// Generator builds every resource of one type for one proxy class. Generators are
+// stateless and called from build workers concurrently.
+type Generator interface {
+	// Name names the generator in errors and logs.
+	Name() string
+	// TypeURL is the type of the resources the generator builds.
+	TypeURL() string
+	// Generate returns the resources; a resource it cannot build is an error for that
+	// resource only, reported through ctx.skip.
+	Generate(ctx *Context) []named
+}
+
+// Profile is the list of generators that build the configuration of one kind of proxy.
+type Profile []Generator
+
+// grpcProfile builds configuration for proxyless gRPC clients and servers: API
+// listeners named host:port, routes, EDS clusters and endpoints.
+func grpcProfile() Profile {
+	return Profile{grpcListeners{}, grpcRoutes{}, clusters{}, endpoints{}}
+}
+
+// Context is what generators build from: one proxy class at one snapshot.
+type Context struct {
+	Snapshot *registry.Snapshot
+	// Proxy is a representative of the class; generators may read only the fields
+	// that make up the class key (type, generator, namespace, labels, identity).
+	Proxy *Proxy
+	// Services are the services the proxy sees, sorted by host name.
+	Services []*registry.Service
+
+	rules map[*registry.Service]*networking.DestinationRule
+	errs  []error
+	gen   string
+}
+
+func newContext(snap *registry.Snapshot, p *Proxy) *Context {
+	ctx := &Context{Snapshot: snap, Proxy: p, rules: map[*registry.Service]*networking.DestinationRule{}}
+	ctx.Services = visibleServices(snap, p)
+	return ctx
+}
+
+// skip records that a resource could not be built; the rest of the build goes on.
+func (ctx *Context) skip(name string, err error) {
+	ctx.errs = append(ctx.errs, fmt.Errorf("%s: %s: %w", ctx.gen, name, err))
+}
+
+// destinationRule returns the DestinationRule spec that applies to svc, or nil.
+func (ctx *Context) destinationRule(svc *registry.Service) *networking.DestinationRule {
+	if dr, ok := ctx.rules[svc]; ok {
+		return dr
+	}
+	var dr *networking.DestinationRule
+	if r := ctx.Snapshot.DestinationRule(svc.Hostname, ctx.Proxy.Namespace, svc.Namespace); r != nil {
+		dr = r.Spec.(*networking.DestinationRule)
+	}
+	ctx.rules[svc] = dr
+	return dr
+}
+
+// build runs every generator of the profile and returns the built resources by type,
+// each validated by its proto's Validate. Resources that fail are left out and
+// reported in the error; everything else is returned.
+func (p Profile) build(ctx *Context) (map[string]*TypeSet, error) {
+	out := make(map[string]*TypeSet, len(p))
+	for _, g := range p {
+		ctx.gen = g.Name()
+		set := &TypeSet{TypeURL: g.TypeURL(), ByName: map[string]*Resource{}}
+		for _, n := range g.Generate(ctx) {
+			if v, ok := n.msg.(interface{ Validate() error }); ok {
+				if err := v.Validate(); err != nil {
+					ctx.skip(n.name, fmt.Errorf("invalid: %w", err))
+					continue
+				}
+			}
+			if _, dup := set.ByName[n.name]; dup {
+				ctx.skip(n.name, errors.New("built twice; keeping the first"))
+				continue
+			}
+			r, err := newResource(g.TypeURL(), n.name, n.msg)
+			if err != nil {
+				ctx.skip(n.name, err)
+				continue
+			}
+			set.ByName[n.name] = r
+		}
+		out[g.TypeURL()] = set
+	}
+	return out, errors.Join(ctx.errs...)
+}
+
+// visibleServices returns the services a proxy sees: exported to its namespace and,
+// when a Sidecar resource applies to it, imported by the Sidecar's egress hosts.
+func visibleServices(snap *registry.Snapshot, p *Proxy) []*registry.Service {
+	sc := sidecarFor(snap, p)
+	var out []*registry.Service
+	var last string
+	for _, svc := range snap.Services() {
+		if svc.Hostname == last {
+			continue // same host from several resources: Service picks the one to use
+		}
+		chosen := snap.Service(svc.Hostname, p.Namespace)
+		if chosen == nil || (sc != nil && !sidecarImports(sc, chosen, p.Namespace)) {
+			continue
+		}
+		last = svc.Hostname
+		out = append(out, chosen)
+	}
+	return out
+}
+
+// sidecarFor returns the Sidecar that scopes proxy p: the oldest in p's namespace whose
+// workloadSelector matches p's labels, else the one in p's namespace without a selector.
+func sidecarFor(snap *registry.Snapshot, p *Proxy) *networking.Sidecar {
+	var fallback *networking.Sidecar
+	for _, r := range snap.Config(api.Sidecar) {
+		if r.Meta.Namespace != p.Namespace {
+			continue
+		}
+		sc := r.Spec.(*networking.Sidecar)
+		if sc.WorkloadSelector == nil {
+			if fallback == nil {
+				fallback = sc
+			}
+			continue
+		}
+		if registry.LabelsMatch(p.Labels, sc.WorkloadSelector.Labels) {
+			return sc
+		}
+	}
+	return fallback
+}
+
+// sidecarImports reports whether a Sidecar's egress hosts ("namespace/host") import
+// svc for a proxy in namespace ns.
+func sidecarImports(sc *networking.Sidecar, svc *registry.Service, ns string) bool {
+	for _, eg := range sc.Egress {
+		for _, h := range eg.Hosts {
+			hns, host, ok := cutNamespace(h)
+			if !ok {
+				continue
+			}
+			switch hns {
+			case "*":
+			case ".":
+				if svc.Namespace != ns {
+					continue
+				}
+			case "~":
+				continue
+			default:
+				if svc.Namespace != hns {
+					continue
+				}
+			}
+			if registry.HostMatches(host, svc.Hostname) || host == "*" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func cutNamespace(h string) (ns, host string, ok bool) {
+	for i := 0; i < len(h); i++ {
+		if h[i] == '/' {
+			return h[:i], h[i+1:], true
+		}
+	}
+	return "", "", false
+}

@@ -1,0 +1,167 @@
+package xds
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"sigs.k8s.io/yaml"
+
+	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/registry"
+	"github.com/navarch/navarch/store"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// corpusDir is Istio's config test corpus, kept outside the repository (../shared).
+func corpusDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join("..", "..", "shared", "corpus", "istio-testdata")
+	if _, err := os.Stat(dir); err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("corpus not found at %s (it is in CI): %v", dir, err)
+		}
+		t.Fatalf("corpus not found at %s: %v", dir, err)
+	}
+	return dir
+}
+
+// snapshotOf decodes YAML documents into a snapshot, as if applied to the store.
+func snapshotOf(t testing.TB, docs ...string) *registry.Snapshot {
+	t.Helper()
+	var entries []store.Entry
+	for i, d := range docs {
+		rs, _, err := api.Decode("doc", []byte(d), "")
+		if err != nil {
+			t.Fatalf("decoding document %d: %v", i, err)
+		}
+		for _, r := range rs {
+			entries = append(entries, store.Entry{Space: store.ConfigSpace, Resource: r})
+		}
+	}
+	return registry.NewSnapshot(entries, 1, "cluster.local")
+}
+
+func grpcProxy(ns string, labels map[string]string) *Proxy {
+	return &Proxy{ID: "sidecar~10.0.0.1~client." + ns + "~" + ns + ".svc.cluster.local", Type: TypeSidecar, IP: "10.0.0.1",
+		Namespace: ns, Labels: labels, Generator: GeneratorGRPC}
+}
+
+// dump renders built resources as YAML, by type and name, for golden files.
+func dump(t *testing.T, sets map[string]*TypeSet) []byte {
+	t.Helper()
+	var types []string
+	for typ := range sets {
+		types = append(types, typ)
+	}
+	sort.Strings(types)
+	out := map[string][]json.RawMessage{}
+	for _, typ := range types {
+		set := sets[typ]
+		items := []json.RawMessage{}
+		for _, name := range set.Names() {
+			r := set.ByName[name]
+			msg, err := r.Body.UnmarshalNew()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := protojson.Marshal(msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			item, _ := json.Marshal(map[string]any{"name": name, "version": r.Version, "resource": json.RawMessage(b)})
+			items = append(items, item)
+		}
+		out[shortType(typ)] = items
+	}
+	j, err := json.Marshal(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := yaml.JSONToYAML(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return y
+}
+
+func checkGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./xds -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from what translation builds now; if the change is intended, run go test ./xds -update and review the diff.\n%s",
+			path, firstDiff(string(want), string(got)))
+	}
+}
+
+func firstDiff(want, got string) string {
+	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < max(len(wl), len(gl)); i++ {
+		var w, g string
+		if i < len(wl) {
+			w = wl[i]
+		}
+		if i < len(gl) {
+			g = gl[i]
+		}
+		if w != g {
+			return "line " + itoa(i+1) + ":\n  want: " + w + "\n  got:  " + g
+		}
+	}
+	return ""
+}
+
+func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+// TestTranslateCorpus translates every file of Istio's test corpus for a proxyless
+// gRPC client in the namespace the file configures, checks every resource passes its
+// proto's Validate (build drops and reports those that do not), and compares the
+// result with testdata/<file>.golden.yaml.
+func TestTranslateCorpus(t *testing.T) {
+	dir := corpusDir(t)
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no corpus files in %s: %v", dir, err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs, _, err := api.Decode(filepath.Base(f), data, "")
+			if err != nil {
+				t.Fatalf("the corpus must decode: %v", err)
+			}
+			ns := api.DefaultNamespace
+			var entries []store.Entry
+			for _, r := range rs {
+				entries = append(entries, store.Entry{Space: store.ConfigSpace, Resource: r})
+				ns = r.Meta.Namespace
+			}
+			snap := registry.NewSnapshot(entries, 1, "cluster.local")
+			sets, err := grpcProfile().build(newContext(snap, grpcProxy(ns, map[string]string{"version": "v1"})))
+			if err != nil {
+				t.Errorf("building: %v", err)
+			}
+			golden := filepath.Join("testdata", strings.TrimSuffix(filepath.Base(f), ".yaml")+".golden.yaml")
+			checkGolden(t, golden, dump(t, sets))
+		})
+	}
+}

@@ -1,0 +1,120 @@
+package xds
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/navarch/navarch/e2e/grpcapp"
+)
+
+// These tests run grpc-go's own xDS client against the server, with real gRPC
+// backends, and check what the traffic did.
+
+func startBackends(t *testing.T, names ...string) []*grpcapp.Backend {
+	t.Helper()
+	var out []*grpcapp.Backend
+	for _, n := range names {
+		b, err := grpcapp.StartBackend(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Stop)
+		out = append(out, b)
+	}
+	return out
+}
+
+func ratingsSE(v1, v2 *grpcapp.Backend) string {
+	return fmt.Sprintf(`
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings, namespace: default}
+spec:
+  hosts: [ratings.default.svc.cluster.local]
+  ports: [{number: 9090, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  endpoints:
+  - {address: 127.0.0.1, ports: {grpc: %d}, labels: {version: v1}}
+  - {address: 127.0.0.1, ports: {grpc: %d}, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings, namespace: default}
+spec:
+  host: ratings
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+`, v1.Port, v2.Port)
+}
+
+func TestGRPCClientWeightsHeadersAndFaults(t *testing.T) {
+	bs := startBackends(t, "v1", "v2")
+	src := newFakeSource(snapshotOf(t, ratingsSE(bs[0], bs[1]), `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings, namespace: default}
+spec:
+  hosts: [ratings]
+  http:
+  - match: [{headers: {x-canary: {exact: "yes"}}}]
+    route: [{destination: {host: ratings, subset: v2}}]
+  - match: [{headers: {x-fault: {exact: abort}}}]
+    fault: {abort: {httpStatus: 503, percentage: {value: 100}}}
+    route: [{destination: {host: ratings, subset: v1}}]
+  - route:
+    - {destination: {host: ratings, subset: v1}, weight: 120}
+    - {destination: {host: ratings, subset: v2}, weight: 30}
+`))
+	s, cc := startServer(t, src)
+	_ = s
+	target := "xds:///ratings.default.svc.cluster.local:9090"
+	conn, err := grpcapp.Dial(grpcapp.Bootstrap([]string{cc.Target()}, "default", nil), target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// 120/30 is a 80/20 split.
+	tally := grpcapp.Call(ctx, conn, 1000)
+	if len(tally.Failed) > 0 {
+		t.Fatalf("RPCs failed: %v", tally.Failed)
+	}
+	if got := tally.Share("v1"); math.Abs(got-0.8) > 0.05 {
+		t.Fatalf("v1 got %.3f of the RPCs, want 0.80±0.05 (%v)", got, tally.By)
+	}
+	if canary := grpcapp.Call(ctx, conn, 100, "x-canary", "yes"); canary.By["v2"] != 100 {
+		t.Fatalf("RPCs with x-canary: yes went %v, want all to v2", canary.By)
+	}
+	if aborted := grpcapp.Call(ctx, conn, 50, "x-fault", "abort"); aborted.Failed[codes.Unavailable] != 50 {
+		t.Fatalf("RPCs with x-fault: abort: %v answered, %v failed; want all Unavailable (HTTP 503)", aborted.By, aborted.Failed)
+	}
+
+	// Move everything to v2.
+	src.set(snapshotOf(t, ratingsSE(bs[0], bs[1]), `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings, namespace: default}
+spec:
+  hosts: [ratings]
+  http:
+  - route: [{destination: {host: ratings, subset: v2}}]
+`))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if tl := grpcapp.Call(ctx, conn, 20); tl.By["v2"] == 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("traffic did not move to v2")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,358 @@
+package xds
+
+import (
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/navarch/navarch/registry"
+)
+
+// httpRoutes translates a VirtualService's http section into routes for the proxy's
+// view of one service port: one route per match condition (conditions of one HTTPRoute
+// are ORed), in order, leaving out conditions bound to another port, gateway, source
+// namespace or source labels.
+func httpRoutes(ctx *Context, ns string, vs *networking.VirtualService, port uint32) []*routev3.Route {
+	var out []*routev3.Route
+	for _, h := range vs.Http {
+		matches := h.Match
+		if len(matches) == 0 {
+			matches = []*networking.HTTPMatchRequest{nil}
+		}
+		for _, m := range matches {
+			if !appliesTo(ctx.Proxy, m, port) {
+				continue
+			}
+			r := &routev3.Route{Name: routeName(h, m), Match: routeMatch(m)}
+			setAction(ctx, r, ns, h, port)
+			setHeaders(r, h.Headers)
+			if h.Fault != nil {
+				r.TypedPerFilterConfig = map[string]*anypb.Any{faultFilter: mustAny(fault(h.Fault))}
+			}
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// appliesTo reports whether a match condition can apply to proxy p on port.
+func appliesTo(p *Proxy, m *networking.HTTPMatchRequest, port uint32) bool {
+	if m == nil {
+		return true
+	}
+	if m.Port != 0 && m.Port != port {
+		return false
+	}
+	if len(m.Gateways) > 0 && !boundToMesh(m.Gateways) {
+		return false
+	}
+	if m.SourceNamespace != "" && m.SourceNamespace != p.Namespace {
+		return false
+	}
+	return registry.LabelsMatch(p.Labels, m.SourceLabels)
+}
+
+func routeName(h *networking.HTTPRoute, m *networking.HTTPMatchRequest) string {
+	switch {
+	case h.Name != "" && m != nil && m.Name != "":
+		return h.Name + "." + m.Name
+	case h.Name != "":
+		return h.Name
+	case m != nil:
+		return m.Name
+	}
+	return ""
+}
+
+// routeMatch translates one match condition; nil matches everything.
+func routeMatch(m *networking.HTTPMatchRequest) *routev3.RouteMatch {
+	rm := &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}
+	if m == nil {
+		return rm
+	}
+	switch u := m.Uri.GetMatchType().(type) {
+	case *networking.StringMatch_Exact:
+		rm.PathSpecifier = &routev3.RouteMatch_Path{Path: u.Exact}
+	case *networking.StringMatch_Prefix:
+		rm.PathSpecifier = &routev3.RouteMatch_Prefix{Prefix: u.Prefix}
+	case *networking.StringMatch_Regex:
+		rm.PathSpecifier = &routev3.RouteMatch_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: u.Regex}}
+	}
+	if m.IgnoreUriCase {
+		rm.CaseSensitive = wrapperspb.Bool(false)
+	}
+	for _, name := range registry.SortedKeys(m.Headers) {
+		rm.Headers = append(rm.Headers, headerMatcher(name, m.Headers[name], false))
+	}
+	for _, name := range registry.SortedKeys(m.WithoutHeaders) {
+		rm.Headers = append(rm.Headers, headerMatcher(name, m.WithoutHeaders[name], true))
+	}
+	for name, sm := range map[string]*networking.StringMatch{":authority": m.Authority, ":method": m.Method, ":scheme": m.Scheme} {
+		if sm != nil {
+			rm.Headers = append(rm.Headers, headerMatcher(name, sm, false))
+		}
+	}
+	sort.SliceStable(rm.Headers, func(i, j int) bool { return rm.Headers[i].Name < rm.Headers[j].Name })
+	for _, name := range registry.SortedKeys(m.QueryParams) {
+		qm := &routev3.QueryParameterMatcher{Name: name}
+		if sm := stringMatcher(m.QueryParams[name]); sm != nil {
+			qm.QueryParameterMatchSpecifier = &routev3.QueryParameterMatcher_StringMatch{StringMatch: sm}
+		} else {
+			qm.QueryParameterMatchSpecifier = &routev3.QueryParameterMatcher_PresentMatch{PresentMatch: true}
+		}
+		rm.QueryParameters = append(rm.QueryParameters, qm)
+	}
+	return rm
+}
+
+func headerMatcher(name string, sm *networking.StringMatch, invert bool) *routev3.HeaderMatcher {
+	hm := &routev3.HeaderMatcher{Name: strings.ToLower(name), InvertMatch: invert}
+	if s := stringMatcher(sm); s != nil {
+		hm.HeaderMatchSpecifier = &routev3.HeaderMatcher_StringMatch{StringMatch: s}
+	} else {
+		hm.HeaderMatchSpecifier = &routev3.HeaderMatcher_PresentMatch{PresentMatch: true}
+	}
+	return hm
+}
+
+// stringMatcher translates an Istio StringMatch; nil for an empty one (which Istio
+// treats as "present").
+func stringMatcher(sm *networking.StringMatch) *matcherv3.StringMatcher {
+	switch t := sm.GetMatchType().(type) {
+	case *networking.StringMatch_Exact:
+		return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: t.Exact}}
+	case *networking.StringMatch_Prefix:
+		return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: t.Prefix}}
+	case *networking.StringMatch_Regex:
+		return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: t.Regex}}}
+	}
+	return nil
+}
+
+// setAction sets what a route does: redirect, direct response, or forward to the
+// destinations by weight.
+func setAction(ctx *Context, r *routev3.Route, ns string, h *networking.HTTPRoute, port uint32) {
+	switch {
+	case h.Redirect != nil:
+		r.Action = &routev3.Route_Redirect{Redirect: redirect(h.Redirect)}
+		return
+	case h.DirectResponse != nil:
+		dr := &routev3.DirectResponseAction{Status: h.DirectResponse.Status}
+		if b := h.DirectResponse.Body; b != nil {
+			body := &corev3.DataSource{}
+			switch s := b.Specifier.(type) {
+			case *networking.HTTPBody_String_:
+				body.Specifier = &corev3.DataSource_InlineString{InlineString: s.String_}
+			case *networking.HTTPBody_Bytes:
+				body.Specifier = &corev3.DataSource_InlineBytes{InlineBytes: s.Bytes}
+			}
+			dr.Body = body
+		}
+		r.Action = &routev3.Route_DirectResponse{DirectResponse: dr}
+		return
+	}
+	action := &routev3.RouteAction{RetryPolicy: retryPolicy(h.Retries)}
+	setDestinations(ctx, action, ns, h.Route, port)
+	if h.Timeout != nil {
+		action.Timeout = h.Timeout
+		action.MaxStreamDuration = &routev3.RouteAction_MaxStreamDuration{MaxStreamDuration: h.Timeout, GrpcTimeoutHeaderMax: h.Timeout}
+	}
+	if rw := h.Rewrite; rw != nil {
+		if rw.Uri != "" {
+			action.PrefixRewrite = rw.Uri
+		}
+		if rw.Authority != "" {
+			action.HostRewriteSpecifier = &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: rw.Authority}
+		}
+	}
+	if m := h.Mirror; m != nil {
+		mp := &routev3.RouteAction_RequestMirrorPolicy{Cluster: destinationCluster(ctx, ns, m, port)}
+		if p := h.MirrorPercentage; p != nil {
+			mp.RuntimeFraction = &corev3.RuntimeFractionalPercent{DefaultValue: fractionalPercent(p.Value)}
+		}
+		action.RequestMirrorPolicies = []*routev3.RouteAction_RequestMirrorPolicy{mp}
+	}
+	r.Action = &routev3.Route_Route{Route: action}
+}
+
+// setDestinations points the action at one cluster, or at several weighted ones.
+// Weights are relative; destinations of weight 0 get no traffic and are left out.
+func setDestinations(ctx *Context, action *routev3.RouteAction, ns string, dests []*networking.HTTPRouteDestination, port uint32) {
+	if len(dests) == 1 {
+		action.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: destinationCluster(ctx, ns, dests[0].Destination, port)}
+		action.HashPolicy = hashPolicy(ctx, ns, dests[0].Destination, port)
+		return
+	}
+	wc := &routev3.WeightedCluster{}
+	for _, d := range dests {
+		if d.Weight <= 0 {
+			continue
+		}
+		wc.Clusters = append(wc.Clusters, &routev3.WeightedCluster_ClusterWeight{
+			Name:   destinationCluster(ctx, ns, d.Destination, port),
+			Weight: wrapperspb.UInt32(uint32(min(int64(d.Weight), math.MaxUint32))),
+		})
+		if action.HashPolicy == nil {
+			action.HashPolicy = hashPolicy(ctx, ns, d.Destination, port)
+		}
+	}
+	action.ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: wc}
+}
+
+// destinationCluster names the cluster of a destination: its host resolved in the
+// VirtualService's namespace, its port (or the only port of the destination service,
+// or the port being routed), and its subset.
+func destinationCluster(ctx *Context, ns string, d *networking.Destination, port uint32) string {
+	host := registry.ResolveHost(d.Host, ns, ctx.Snapshot.Domain)
+	return clusterName(host, destinationPort(ctx, host, d, port), d.Subset)
+}
+
+func destinationPort(ctx *Context, host string, d *networking.Destination, port uint32) uint32 {
+	if n := d.GetPort().GetNumber(); n != 0 {
+		return n
+	}
+	if svc := ctx.Snapshot.Service(host, ctx.Proxy.Namespace); svc != nil && len(svc.Ports) == 1 {
+		return svc.Ports[0].Number
+	}
+	return port
+}
+
+// hashPolicy returns the route hash policy for a destination whose traffic policy asks
+// for consistent hashing.
+func hashPolicy(ctx *Context, ns string, d *networking.Destination, port uint32) []*routev3.RouteAction_HashPolicy {
+	host := registry.ResolveHost(d.Host, ns, ctx.Snapshot.Domain)
+	svc := ctx.Snapshot.Service(host, ctx.Proxy.Namespace)
+	if svc == nil {
+		return nil
+	}
+	tp := trafficPolicy(ctx.destinationRule(svc), destinationPort(ctx, host, d, port), d.Subset)
+	ch := tp.GetLoadBalancer().GetConsistentHash()
+	if ch == nil {
+		return nil
+	}
+	hp := &routev3.RouteAction_HashPolicy{}
+	switch k := ch.HashKey.(type) {
+	case *networking.LoadBalancerSettings_ConsistentHashLB_HttpHeaderName:
+		hp.PolicySpecifier = &routev3.RouteAction_HashPolicy_Header_{Header: &routev3.RouteAction_HashPolicy_Header{HeaderName: strings.ToLower(k.HttpHeaderName)}}
+	case *networking.LoadBalancerSettings_ConsistentHashLB_HttpCookie:
+		c := &routev3.RouteAction_HashPolicy_Cookie{Name: k.HttpCookie.Name, Path: k.HttpCookie.Path, Ttl: k.HttpCookie.Ttl}
+		hp.PolicySpecifier = &routev3.RouteAction_HashPolicy_Cookie_{Cookie: c}
+	case *networking.LoadBalancerSettings_ConsistentHashLB_UseSourceIp:
+		hp.PolicySpecifier = &routev3.RouteAction_HashPolicy_ConnectionProperties_{ConnectionProperties: &routev3.RouteAction_HashPolicy_ConnectionProperties{SourceIp: true}}
+	case *networking.LoadBalancerSettings_ConsistentHashLB_HttpQueryParameterName:
+		hp.PolicySpecifier = &routev3.RouteAction_HashPolicy_QueryParameter_{QueryParameter: &routev3.RouteAction_HashPolicy_QueryParameter{Name: k.HttpQueryParameterName}}
+	default:
+		return nil
+	}
+	return []*routev3.RouteAction_HashPolicy{hp}
+}
+
+func redirect(r *networking.HTTPRedirect) *routev3.RedirectAction {
+	ra := &routev3.RedirectAction{}
+	if r.Uri != "" {
+		ra.PathRewriteSpecifier = &routev3.RedirectAction_PathRedirect{PathRedirect: r.Uri}
+	}
+	if r.Authority != "" {
+		ra.HostRedirect = r.Authority
+	}
+	if r.Scheme != "" {
+		ra.SchemeRewriteSpecifier = &routev3.RedirectAction_SchemeRedirect{SchemeRedirect: r.Scheme}
+	}
+	if p, ok := r.RedirectPort.(*networking.HTTPRedirect_Port); ok {
+		ra.PortRedirect = p.Port
+	}
+	switch r.RedirectCode {
+	case 0, 301:
+		ra.ResponseCode = routev3.RedirectAction_MOVED_PERMANENTLY
+	case 302:
+		ra.ResponseCode = routev3.RedirectAction_FOUND
+	case 303:
+		ra.ResponseCode = routev3.RedirectAction_SEE_OTHER
+	case 307:
+		ra.ResponseCode = routev3.RedirectAction_TEMPORARY_REDIRECT
+	case 308:
+		ra.ResponseCode = routev3.RedirectAction_PERMANENT_REDIRECT
+	}
+	return ra
+}
+
+// setHeaders applies a route's header operations: set overwrites, add appends.
+func setHeaders(r *routev3.Route, h *networking.Headers) {
+	if h == nil {
+		return
+	}
+	if req := h.Request; req != nil {
+		r.RequestHeadersToAdd = append(headerOptions(req.Set, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD),
+			headerOptions(req.Add, corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD)...)
+		r.RequestHeadersToRemove = req.Remove
+	}
+	if resp := h.Response; resp != nil {
+		r.ResponseHeadersToAdd = append(headerOptions(resp.Set, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD),
+			headerOptions(resp.Add, corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD)...)
+		r.ResponseHeadersToRemove = resp.Remove
+	}
+}
+
+func headerOptions(m map[string]string, action corev3.HeaderValueOption_HeaderAppendAction) []*corev3.HeaderValueOption {
+	var out []*corev3.HeaderValueOption
+	for _, k := range registry.SortedKeys(m) {
+		out = append(out, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: k, Value: m[k]}, AppendAction: action})
+	}
+	return out
+}
+
+// defaultRetryOn is what Istio retries on unless a VirtualService says otherwise; of
+// these grpc-go honours the gRPC status codes (unavailable, cancelled).
+const defaultRetryOn = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+
+func defaultRetryPolicy() *routev3.RetryPolicy {
+	return &routev3.RetryPolicy{
+		RetryOn:                       defaultRetryOn,
+		NumRetries:                    wrapperspb.UInt32(2),
+		HostSelectionRetryMaxAttempts: 5,
+	}
+}
+
+// retryPolicy translates a VirtualService's retries: absent means Istio's default
+// (2 retries), attempts 0 means none.
+func retryPolicy(r *networking.HTTPRetry) *routev3.RetryPolicy {
+	if r == nil {
+		return defaultRetryPolicy()
+	}
+	if r.Attempts <= 0 {
+		return nil
+	}
+	rp := defaultRetryPolicy()
+	rp.NumRetries = wrapperspb.UInt32(uint32(r.Attempts))
+	if r.RetryOn != "" {
+		var on []string
+		for _, s := range strings.Split(r.RetryOn, ",") {
+			s = strings.TrimSpace(s)
+			if code, err := strconv.ParseUint(s, 10, 32); err == nil {
+				rp.RetriableStatusCodes = append(rp.RetriableStatusCodes, uint32(code))
+				continue
+			}
+			on = append(on, s)
+		}
+		if len(rp.RetriableStatusCodes) > 0 {
+			on = append(on, "retriable-status-codes")
+		}
+		rp.RetryOn = strings.Join(on, ",")
+	}
+	if r.PerTryTimeout != nil {
+		rp.PerTryTimeout = r.PerTryTimeout
+	}
+	if r.Backoff != nil {
+		rp.RetryBackOff = &routev3.RetryPolicy_RetryBackOff{BaseInterval: r.Backoff, MaxInterval: durationpb.New(10 * r.Backoff.AsDuration())}
+	}
+	return rp
+}

@@ -1,0 +1,74 @@
+package xds
+
+import (
+	"strconv"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/navarch/navarch/registry"
+)
+
+// HTTP filter names, as Envoy and Istio name them. Per-route fault configuration is
+// keyed by faultFilter.
+const (
+	faultFilter  = "envoy.filters.http.fault"
+	routerFilter = "envoy.filters.http.router"
+)
+
+// grpcListeners builds an API listener per service port, named host:port as a
+// proxyless gRPC client asks for it when it dials xds:///host:port. Its HTTP connection
+// manager takes routes by RDS from the route configuration outbound|<port>||<host> and
+// runs the fault filter before the router.
+type grpcListeners struct{}
+
+func (grpcListeners) Name() string    { return "grpc-listeners" }
+func (grpcListeners) TypeURL() string { return ListenerType }
+
+func (grpcListeners) Generate(ctx *Context) []named {
+	var out []named
+	for _, svc := range ctx.Services {
+		if svc.Resolution == registry.ResolutionNone {
+			continue
+		}
+		for _, port := range svc.Ports {
+			name := listenerName(svc.Hostname, port.Number)
+			hcm := &hcmv3.HttpConnectionManager{
+				StatPrefix: "outbound_" + strconv.FormatUint(uint64(port.Number), 10) + "_" + svc.Hostname,
+				RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
+					ConfigSource:    adsConfigSource(),
+					RouteConfigName: clusterName(svc.Hostname, port.Number, ""),
+				}},
+				HttpFilters: clientFilters(),
+			}
+			out = append(out, named{name, &listenerv3.Listener{
+				Name:        name,
+				ApiListener: &listenerv3.ApiListener{ApiListener: mustAny(hcm)},
+			}})
+		}
+	}
+	return out
+}
+
+// clientFilters is the HTTP filter chain of outbound traffic: fault injection, then the
+// router (grpc-go requires the router last).
+func clientFilters() []*hcmv3.HttpFilter {
+	return []*hcmv3.HttpFilter{
+		{Name: faultFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultv3.HTTPFault{})}},
+		{Name: routerFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})}},
+	}
+}
+
+// mustAny wraps a message in an Any. Marshalling a generated message that we built
+// cannot fail short of a bug, so a failure panics.
+func mustAny(m proto.Message) *anypb.Any {
+	b, err := deterministic.Marshal(m)
+	if err != nil {
+		panic("marshalling " + string(proto.MessageName(m)) + ": " + err.Error())
+	}
+	return &anypb.Any{TypeUrl: "type.googleapis.com/" + string(proto.MessageName(m)), Value: b}
+}

@@ -1,0 +1,65 @@
+package xds
+
+import (
+	"strconv"
+	"strings"
+
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+)
+
+// Type URLs of the resources navarch serves.
+const (
+	ListenerType = resourcev3.ListenerType
+	RouteType    = resourcev3.RouteType
+	ClusterType  = resourcev3.ClusterType
+	EndpointType = resourcev3.EndpointType
+	SecretType   = resourcev3.SecretType
+)
+
+// pushOrder is the order in which a push sends types, so that a proxy never receives a
+// reference before the resource it refers to: clusters before listeners (their routes
+// name clusters), endpoints after the clusters that ask for them.
+var pushOrder = []string{ClusterType, EndpointType, ListenerType, RouteType, SecretType}
+
+// shortType names a type URL in logs, metrics and debug output, as Istio does.
+func shortType(typeURL string) string {
+	switch typeURL {
+	case ListenerType:
+		return "lds"
+	case RouteType:
+		return "rds"
+	case ClusterType:
+		return "cds"
+	case EndpointType:
+		return "eds"
+	case SecretType:
+		return "sds"
+	}
+	return typeURL[strings.LastIndex(typeURL, ".")+1:]
+}
+
+// clusterName is Istio's outbound cluster name: outbound|<port>|<subset>|<host>.
+// Routes, clusters and endpoint assignments of a service port all use it.
+func clusterName(host string, port uint32, subset string) string {
+	return "outbound|" + strconv.FormatUint(uint64(port), 10) + "|" + subset + "|" + host
+}
+
+// listenerName is the API listener a proxyless gRPC client asks for when it dials
+// xds:///host:port.
+func listenerName(host string, port uint32) string {
+	return host + ":" + strconv.FormatUint(uint64(port), 10)
+}
+
+// splitHostPort splits a listener name into host and port; ok is false when it does
+// not end in a port.
+func splitHostPort(name string) (host string, port uint32, ok bool) {
+	i := strings.LastIndexByte(name, ':')
+	if i < 0 {
+		return "", 0, false
+	}
+	n, err := strconv.ParseUint(name[i+1:], 10, 32)
+	if err != nil || n == 0 || n > 65535 {
+		return "", 0, false
+	}
+	return name[:i], uint32(n), true
+}

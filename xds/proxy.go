@@ -1,0 +1,117 @@
+package xds
+
+import (
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/navarch/navarch/registry"
+)
+
+// Proxy types, as Istio names them in node ids.
+const (
+	TypeSidecar  = "sidecar"
+	TypeRouter   = "router"
+	TypeWaypoint = "waypoint"
+	TypeZtunnel  = "ztunnel"
+)
+
+// GeneratorGRPC is the GENERATOR metadata value of proxyless gRPC clients.
+const GeneratorGRPC = "grpc"
+
+// Proxy is a connected proxy as it identified itself: Istio's node id
+// (type~ip~name.namespace~namespace.svc.cluster.local) and node metadata.
+type Proxy struct {
+	// ID is the full node id.
+	ID   string
+	Type string
+	IP   string
+	// Name is the third part of the id, "name.namespace" for Kubernetes pods.
+	Name           string
+	Namespace      string
+	Labels         map[string]string
+	ServiceAccount string
+	// Generator selects the kind of configuration the proxy gets: GeneratorGRPC for
+	// proxyless gRPC; empty for Envoy.
+	Generator    string
+	IstioVersion string
+	ClusterID    string
+}
+
+// ParseProxy reads a proxy's identity from its xDS node, as istiod does: the id must
+// have four '~'-separated parts and a known type; metadata NAMESPACE (or the id's
+// domain) gives the namespace.
+func ParseProxy(node *core.Node) (*Proxy, error) {
+	if node == nil || node.Id == "" {
+		return nil, fmt.Errorf("node id is missing")
+	}
+	parts := strings.Split(node.Id, "~")
+	if len(parts) != 4 {
+		return nil, fmt.Errorf("node id %q: want type~ip~name~domain", node.Id)
+	}
+	p := &Proxy{ID: node.Id, Type: parts[0], IP: parts[1], Name: parts[2]}
+	switch p.Type {
+	case TypeSidecar, TypeRouter, TypeWaypoint, TypeZtunnel:
+	default:
+		return nil, fmt.Errorf("node id %q: invalid node type %q (want sidecar, router, waypoint or ztunnel)", node.Id, p.Type)
+	}
+	if net.ParseIP(p.IP) == nil {
+		return nil, fmt.Errorf("node id %q: invalid IP %q", node.Id, p.IP)
+	}
+	md := node.GetMetadata().GetFields()
+	p.Namespace = str(md, "NAMESPACE")
+	if p.Namespace == "" {
+		// name.namespace, or the domain's first label.
+		if _, ns, ok := strings.Cut(p.Name, "."); ok {
+			p.Namespace = ns
+		} else if ns, _, _ := strings.Cut(parts[3], "."); ns != "" {
+			p.Namespace = ns
+		}
+	}
+	if p.Namespace == "" {
+		p.Namespace = "default"
+	}
+	p.ServiceAccount = str(md, "SERVICE_ACCOUNT")
+	p.Generator = str(md, "GENERATOR")
+	p.IstioVersion = str(md, "ISTIO_VERSION")
+	p.ClusterID = str(md, "CLUSTER_ID")
+	if l := md["LABELS"].GetStructValue(); l != nil {
+		p.Labels = make(map[string]string, len(l.Fields))
+		for k, v := range l.Fields {
+			p.Labels[k] = v.GetStringValue()
+		}
+	}
+	return p, nil
+}
+
+func str(md map[string]*structpb.Value, key string) string {
+	return md[key].GetStringValue()
+}
+
+// classKey identifies the proxies that get identical configuration: same type,
+// generator, namespace, labels and identity. Proxies of one class share one set of
+// built resources.
+type classKey string
+
+func (p *Proxy) classKey() classKey {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s|%s|%s|%s|", p.Type, p.Generator, p.Namespace, p.ServiceAccount)
+	for _, k := range registry.SortedKeys(p.Labels) {
+		fmt.Fprintf(&b, "%s=%s,", k, p.Labels[k])
+	}
+	return classKey(b.String())
+}
+
+// sortedLabels returns labels as "k=v" pairs in order, for logs and debug output.
+func sortedLabels(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}

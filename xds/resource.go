@@ -1,0 +1,80 @@
+package xds
+
+import (
+	"encoding/hex"
+	"fmt"
+	"sort"
+
+	"github.com/cespare/xxhash/v2"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// Resource is one built xDS resource, marshalled once and shared by every stream that
+// sends it. Version is a hash of its bytes, so equal content has an equal version on
+// every node.
+type Resource struct {
+	Name    string
+	Version string
+	Body    *anypb.Any
+}
+
+// named is a generated message and its resource name.
+type named struct {
+	name string
+	msg  proto.Message
+}
+
+var deterministic = proto.MarshalOptions{Deterministic: true}
+
+// newResource marshals msg deterministically and versions it by content.
+func newResource(typeURL, name string, msg proto.Message) (*Resource, error) {
+	b, err := deterministic.Marshal(msg)
+	if err != nil {
+		return nil, fmt.Errorf("marshalling %s %q: %w", shortType(typeURL), name, err)
+	}
+	return &Resource{Name: name, Version: contentVersion(b), Body: &anypb.Any{TypeUrl: typeURL, Value: b}}, nil
+}
+
+func contentVersion(b []byte) string {
+	var sum [8]byte
+	h := xxhash.Sum64(b)
+	for i := range sum {
+		sum[i] = byte(h >> (56 - 8*i))
+	}
+	return hex.EncodeToString(sum[:])
+}
+
+// TypeSet is every resource of one type that one proxy class gets.
+type TypeSet struct {
+	TypeURL string
+	ByName  map[string]*Resource
+}
+
+// Names returns the names in the set, sorted.
+func (t *TypeSet) Names() []string {
+	names := make([]string, 0, len(t.ByName))
+	for n := range t.ByName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// setVersion is the version of a SotW response: a hash of the names and versions of the
+// resources it carries, so it too is equal on every node for equal content.
+func setVersion(rs []*Resource) string {
+	h := xxhash.New()
+	for _, r := range rs {
+		_, _ = h.WriteString(r.Name)
+		_, _ = h.Write([]byte{0})
+		_, _ = h.WriteString(r.Version)
+		_, _ = h.Write([]byte{0})
+	}
+	var sum [8]byte
+	v := h.Sum64()
+	for i := range sum {
+		sum[i] = byte(v >> (56 - 8*i))
+	}
+	return hex.EncodeToString(sum[:])
+}

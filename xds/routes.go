@@ -1,0 +1,98 @@
+package xds
+
+import (
+	"strconv"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/navarch/navarch/registry"
+)
+
+// meshGateway is the gateway name that stands for every sidecar and proxyless client.
+const meshGateway = "mesh"
+
+// grpcRoutes builds a route configuration per service port, outbound|<port>||<host>,
+// with one virtual host for the service. Its routes come from the VirtualService that
+// covers the host, or, without one, a single route to the service's own cluster.
+type grpcRoutes struct{}
+
+func (grpcRoutes) Name() string    { return "routes" }
+func (grpcRoutes) TypeURL() string { return RouteType }
+
+func (grpcRoutes) Generate(ctx *Context) []named {
+	var out []named
+	for _, svc := range ctx.Services {
+		if svc.Resolution == registry.ResolutionNone {
+			continue
+		}
+		vs := virtualServiceFor(ctx, svc.Hostname)
+		for _, port := range svc.Ports {
+			name := clusterName(svc.Hostname, port.Number, "")
+			var routes []*routev3.Route
+			if vs != nil {
+				routes = httpRoutes(ctx, vs.Resource.Meta.Namespace, vs.Resource.Spec.(*networking.VirtualService), port.Number)
+			}
+			if len(routes) == 0 {
+				routes = []*routev3.Route{defaultRoute(name)}
+			}
+			out = append(out, named{name, &routev3.RouteConfiguration{
+				Name: name,
+				VirtualHosts: []*routev3.VirtualHost{{
+					Name:    listenerName(svc.Hostname, port.Number),
+					Domains: []string{svc.Hostname, svc.Hostname + ":" + strconv.FormatUint(uint64(port.Number), 10)},
+					Routes:  routes,
+				}},
+			}})
+		}
+	}
+	return out
+}
+
+// virtualServiceFor returns the VirtualService that routes host for the proxy: among
+// those bound to the mesh gateway, one naming host exactly, else the one with the
+// longest matching wildcard; the oldest wins a tie, as in Istio.
+func virtualServiceFor(ctx *Context, host string) *registry.HostRoutes {
+	var best *registry.HostRoutes
+	bestLen := -1
+	for _, vs := range ctx.Snapshot.VirtualServices(ctx.Proxy.Namespace) {
+		if !boundToMesh(vs.Resource.Spec.(*networking.VirtualService).Gateways) {
+			continue
+		}
+		for _, h := range vs.Hosts {
+			if h == host {
+				return vs
+			}
+			if registry.HostMatches(h, host) && len(h) > bestLen {
+				best, bestLen = vs, len(h)
+			}
+		}
+	}
+	return best
+}
+
+// boundToMesh reports whether a gateways list applies to sidecars and proxyless
+// clients: an empty list means the mesh.
+func boundToMesh(gateways []string) bool {
+	if len(gateways) == 0 {
+		return true
+	}
+	for _, g := range gateways {
+		if g == meshGateway {
+			return true
+		}
+	}
+	return false
+}
+
+// defaultRoute sends everything to cluster, with Istio's default retry policy.
+func defaultRoute(cluster string) *routev3.Route {
+	return &routev3.Route{
+		Name:  "default",
+		Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster},
+			RetryPolicy:      defaultRetryPolicy(),
+		}},
+	}
+}

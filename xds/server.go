@@ -1,0 +1,211 @@
+package xds
+
+import (
+	"context"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+
+	"github.com/navarch/navarch/registry"
+)
+
+// SnapshotSource is what the server builds configuration from: the registry view.
+// Snapshot may be called from any goroutine; Changes is received only by Run.
+type SnapshotSource interface {
+	Snapshot() *registry.Snapshot
+	Changes() <-chan struct{}
+}
+
+var _ SnapshotSource = (*registry.View)(nil)
+
+// Config configures the xDS server.
+type Config struct {
+	// Debounce batches store changes into pushes.
+	Debounce DebounceConfig
+	// BuildWorkers is how many proxy classes are built at once during a push.
+	BuildWorkers int
+}
+
+// DefaultConfig returns the configuration navarch runs with.
+func DefaultConfig() Config {
+	return Config{Debounce: DefaultDebounceConfig(), BuildWorkers: runtime.GOMAXPROCS(0)}
+}
+
+// Server is the ADS server of one node: it builds configuration once per proxy class
+// from registry snapshots and streams it to every connected proxy, SotW or Delta.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *Metrics
+	src     SnapshotSource
+
+	nextConn atomic.Uint64
+
+	mu      sync.Mutex
+	snap    *registry.Snapshot // what the last push built from
+	classes map[classKey]*class
+	conns   map[uint64]*conn
+}
+
+var _ discovery.AggregatedDiscoveryServiceServer = (*Server)(nil)
+
+// class is a set of proxies that get identical configuration, and its current build.
+type class struct {
+	key     classKey
+	proxy   *Proxy
+	profile Profile
+	members int // connected proxies; guarded by Server.mu
+
+	buildMu sync.Mutex // one build of the class at a time
+	build   atomic.Pointer[Build]
+}
+
+// Build is the configuration of one proxy class at one snapshot. It is immutable.
+type Build struct {
+	snap      *registry.Snapshot
+	Revision  int64
+	ChangedAt time.Time
+	Types     map[string]*TypeSet
+}
+
+// NewServer returns a server that builds from src. Call Run to follow changes.
+func NewServer(cfg Config, src SnapshotSource, m *Metrics, log *slog.Logger) *Server {
+	if cfg.BuildWorkers <= 0 {
+		cfg.BuildWorkers = 1
+	}
+	return &Server{
+		cfg:     cfg,
+		log:     log.With("component", "xds"),
+		metrics: m,
+		src:     src,
+		classes: map[classKey]*class{},
+		conns:   map[uint64]*conn{},
+	}
+}
+
+// Run pushes changes of the source to connected proxies until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	debounce(ctx, s.src.Changes(), s.cfg.Debounce, time.Now, s.push)
+	return nil
+}
+
+// push rebuilds every class with connected proxies from the current snapshot and
+// tells their streams.
+func (s *Server) push() {
+	snap := s.src.Snapshot()
+	s.mu.Lock()
+	if snap == s.snap {
+		s.mu.Unlock()
+		return
+	}
+	s.snap = snap
+	classes := make([]*class, 0, len(s.classes))
+	for _, c := range s.classes {
+		classes = append(classes, c)
+	}
+	s.mu.Unlock()
+
+	work := make(chan *class)
+	var wg sync.WaitGroup
+	for i := 0; i < min(s.cfg.BuildWorkers, len(classes)); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range work {
+				s.buildClass(c, snap)
+			}
+		}()
+	}
+	for _, c := range classes {
+		work <- c
+	}
+	close(work)
+	wg.Wait()
+
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for _, c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.notify()
+	}
+}
+
+// buildClass returns the class's build for snap, building it unless it exists.
+func (s *Server) buildClass(c *class, snap *registry.Snapshot) *Build {
+	c.buildMu.Lock()
+	defer c.buildMu.Unlock()
+	if b := c.build.Load(); b != nil && b.snap == snap {
+		return b
+	}
+	start := time.Now()
+	types, err := c.profile.build(newContext(snap, c.proxy))
+	if err != nil {
+		s.metrics.buildErrors.Inc()
+		s.log.Error("resources left out of the build", "class", string(c.key), "revision", snap.Revision, "err", err)
+	}
+	s.metrics.buildTime.Observe(time.Since(start).Seconds())
+	b := &Build{snap: snap, Revision: snap.Revision, ChangedAt: snap.ChangedAt, Types: types}
+	c.build.Store(b)
+	return b
+}
+
+// join adds a connection to the class of its proxy and returns the class, built.
+func (s *Server) join(cn *conn) *class {
+	key := cn.proxy.classKey()
+	s.mu.Lock()
+	c := s.classes[key]
+	if c == nil {
+		c = &class{key: key, proxy: cn.proxy, profile: profileFor(cn.proxy)}
+		s.classes[key] = c
+		s.metrics.classes.Set(float64(len(s.classes)))
+	}
+	c.members++
+	s.conns[cn.id] = cn
+	snap := s.snap
+	s.mu.Unlock()
+	if snap == nil {
+		snap = s.src.Snapshot()
+	}
+	if c.build.Load() == nil {
+		s.buildClass(c, snap)
+	}
+	s.metrics.connected.Inc()
+	return c
+}
+
+// leave removes a connection; a class without connections is forgotten.
+func (s *Server) leave(cn *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.conns[cn.id]; !ok {
+		return
+	}
+	delete(s.conns, cn.id)
+	s.metrics.connected.Dec()
+	if c := cn.class; c != nil {
+		c.members--
+		if c.members == 0 {
+			delete(s.classes, c.key)
+			s.metrics.classes.Set(float64(len(s.classes)))
+		}
+	}
+}
+
+// profileFor chooses the generators for a proxy. Proxyless gRPC is the profile navarch
+// builds today; Envoy proxies get the same API-listener configuration, which Envoy
+// ignores for traffic but which keeps clusters and endpoints flowing to it.
+func profileFor(*Proxy) Profile { return grpcProfile() }
+
+// Connections returns how many streams are connected.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}

@@ -1,0 +1,297 @@
+package xds
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	grpcstatus "google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/navarch/navarch/registry"
+)
+
+// fakeSource is a SnapshotSource whose snapshots a test sets.
+type fakeSource struct {
+	mu      sync.Mutex
+	snap    *registry.Snapshot
+	changes chan struct{}
+}
+
+func newFakeSource(s *registry.Snapshot) *fakeSource {
+	return &fakeSource{snap: s, changes: make(chan struct{}, 1)}
+}
+
+func (f *fakeSource) Snapshot() *registry.Snapshot {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.snap
+}
+
+func (f *fakeSource) Changes() <-chan struct{} { return f.changes }
+
+func (f *fakeSource) set(s *registry.Snapshot) {
+	f.mu.Lock()
+	f.snap = s
+	f.mu.Unlock()
+	select {
+	case f.changes <- struct{}{}:
+	default:
+	}
+}
+
+// startServer serves src over ADS on a loopback port and returns a client connection.
+func startServer(t *testing.T, src SnapshotSource) (*Server, *grpc.ClientConn) {
+	t.Helper()
+	s := NewServer(DefaultConfig(), src, NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	go s.Run(ctx)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	discovery.RegisterAggregatedDiscoveryServiceServer(gs, s)
+	go gs.Serve(lis)
+	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cc.Close()
+		gs.Stop()
+		cancel()
+	})
+	return s, cc
+}
+
+func testNode(ns string) *corev3.Node {
+	md, _ := structpb.NewStruct(map[string]any{"NAMESPACE": ns, "GENERATOR": "grpc"})
+	return &corev3.Node{Id: "sidecar~10.0.0.1~client." + ns + "~" + ns + ".svc.cluster.local", Metadata: md}
+}
+
+const reviewsSE = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  ports: [{number: 9080, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  endpoints:
+  - {address: 10.1.0.1, labels: {version: v1}}
+  - {address: 10.1.0.2, labels: {version: v2}}
+`
+
+const reviewsDR = `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+`
+
+func recvSotW(t *testing.T, st discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient) *discovery.DiscoveryResponse {
+	t.Helper()
+	resp, err := st.Recv()
+	if err != nil {
+		t.Fatalf("receiving: %v", err)
+	}
+	return resp
+}
+
+func TestSotWSendsNamedResourcesAndPushesChanges(t *testing.T) {
+	src := newFakeSource(snapshotOf(t, reviewsSE))
+	_, cc := startServer(t, src)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := discovery.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "reviews.default.svc.cluster.local:9080"
+	if err := st.Send(&discovery.DiscoveryRequest{Node: testNode("default"), TypeUrl: ListenerType, ResourceNames: []string{name}}); err != nil {
+		t.Fatal(err)
+	}
+	resp := recvSotW(t, st)
+	if resp.TypeUrl != ListenerType || len(resp.Resources) != 1 {
+		t.Fatalf("got %d resources of %s, want the one listener", len(resp.Resources), resp.TypeUrl)
+	}
+	// ACK, then subscribe to the route the listener names.
+	st.Send(&discovery.DiscoveryRequest{TypeUrl: ListenerType, ResourceNames: []string{name}, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce})
+	route := "outbound|9080||reviews.default.svc.cluster.local"
+	st.Send(&discovery.DiscoveryRequest{TypeUrl: RouteType, ResourceNames: []string{route}})
+	rresp := recvSotW(t, st)
+	if rresp.TypeUrl != RouteType || len(rresp.Resources) != 1 {
+		t.Fatalf("got %d resources of %s, want the route", len(rresp.Resources), rresp.TypeUrl)
+	}
+	st.Send(&discovery.DiscoveryRequest{TypeUrl: RouteType, ResourceNames: []string{route}, VersionInfo: rresp.VersionInfo, ResponseNonce: rresp.Nonce})
+
+	// A VirtualService changes the route only: the next response is the route.
+	src.set(snapshotOf(t, reviewsSE, reviewsDR, `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http: [{route: [{destination: {host: reviews, subset: v2}}]}]
+`))
+	next := recvSotW(t, st)
+	if next.TypeUrl != RouteType || next.VersionInfo == rresp.VersionInfo {
+		t.Fatalf("after the change got %s version %s, want a new route version (had %s)", next.TypeUrl, next.VersionInfo, rresp.VersionInfo)
+	}
+}
+
+func TestSotWDoesNotResendRejectedVersion(t *testing.T) {
+	src := newFakeSource(snapshotOf(t, reviewsSE, reviewsDR))
+	s, cc := startServer(t, src)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := discovery.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster := "outbound|9080|v1|reviews.default.svc.cluster.local"
+	st.Send(&discovery.DiscoveryRequest{Node: testNode("default"), TypeUrl: ClusterType, ResourceNames: []string{cluster}})
+	cds := recvSotW(t, st)
+	st.Send(&discovery.DiscoveryRequest{TypeUrl: EndpointType, ResourceNames: []string{cluster}})
+	eds := recvSotW(t, st)
+	if cds.TypeUrl != ClusterType || eds.TypeUrl != EndpointType {
+		t.Fatalf("got %s then %s, want clusters then endpoints", cds.TypeUrl, eds.TypeUrl)
+	}
+	// Reject the clusters, accept the endpoints.
+	st.Send(&discovery.DiscoveryRequest{TypeUrl: ClusterType, ResourceNames: []string{cluster}, ResponseNonce: cds.Nonce,
+		ErrorDetail: &status.Status{Code: int32(codes.InvalidArgument), Message: "test rejects it"}})
+	st.Send(&discovery.DiscoveryRequest{TypeUrl: EndpointType, ResourceNames: []string{cluster}, VersionInfo: eds.VersionInfo, ResponseNonce: eds.Nonce})
+
+	// An endpoint change: the next response must be endpoints, not the rejected clusters again.
+	src.set(snapshotOf(t, reviewsDR, `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  ports: [{number: 9080, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  endpoints:
+  - {address: 10.1.0.3, labels: {version: v1}}
+`))
+	next := recvSotW(t, st)
+	if next.TypeUrl != EndpointType {
+		t.Fatalf("after an endpoint change got %s, want endpoints (the rejected clusters must not be resent)", next.TypeUrl)
+	}
+	st.Send(&discovery.DiscoveryRequest{TypeUrl: EndpointType, ResourceNames: []string{cluster}, VersionInfo: next.VersionInfo, ResponseNonce: next.Nonce})
+	proxies := s.Proxies()
+	if len(proxies) != 1 || proxies[0].Types["cds"].Nacks != 1 || proxies[0].Types["cds"].NackError != "test rejects it" {
+		t.Fatalf("proxy status does not show the NACK: %+v", proxies)
+	}
+
+	// A cluster change: now the clusters are sent again, in a new version.
+	src.set(snapshotOf(t, reviewsSE, `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST}}
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+`))
+	for {
+		r := recvSotW(t, st)
+		if r.TypeUrl == ClusterType {
+			if r.VersionInfo == cds.VersionInfo {
+				t.Fatalf("clusters resent in the rejected version %s", r.VersionInfo)
+			}
+			break
+		}
+	}
+}
+
+func TestDeltaResumeSendsNothingKnownAndOnlyChanges(t *testing.T) {
+	src := newFakeSource(snapshotOf(t, reviewsSE, reviewsDR))
+	_, cc := startServer(t, src)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ads := discovery.NewAggregatedDiscoveryServiceClient(cc)
+
+	first, err := ads.DeltaAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Send(&discovery.DeltaDiscoveryRequest{Node: testNode("default"), TypeUrl: ClusterType})
+	resp, err := first.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Resources) != 3 {
+		t.Fatalf("wildcard clusters: got %d, want 3 (default, v1, v2)", len(resp.Resources))
+	}
+	known := map[string]string{}
+	for _, r := range resp.Resources {
+		known[r.Name] = r.Version
+	}
+	first.Send(&discovery.DeltaDiscoveryRequest{TypeUrl: ClusterType, ResponseNonce: resp.Nonce})
+	first.CloseSend()
+
+	// Reconnect, saying what we have; then change one cluster's policy (subset v2 only).
+	second, err := ads.DeltaAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second.Send(&discovery.DeltaDiscoveryRequest{Node: testNode("default"), TypeUrl: ClusterType, InitialResourceVersions: known})
+	src.set(snapshotOf(t, reviewsSE, `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}, trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST}}}
+`))
+	next, err := second.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(next.Resources) != 1 || next.Resources[0].Name != "outbound|9080|v2|reviews.default.svc.cluster.local" {
+		var names []string
+		for _, r := range next.Resources {
+			names = append(names, r.Name)
+		}
+		t.Fatalf("after resuming and one change got %v, want only the v2 cluster", names)
+	}
+	if len(next.RemovedResources) != 0 {
+		t.Fatalf("removed %v, want nothing removed", next.RemovedResources)
+	}
+}
+
+func TestRejectsInvalidNode(t *testing.T) {
+	_, cc := startServer(t, newFakeSource(snapshotOf(t, reviewsSE)))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := discovery.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Send(&discovery.DiscoveryRequest{Node: &corev3.Node{Id: "gateway~10.0.0.1~x.default~default.svc.cluster.local"}, TypeUrl: ListenerType})
+	_, err = st.Recv()
+	if grpcstatus.Code(err) != codes.InvalidArgument || err == io.EOF {
+		t.Fatalf("got %v, want InvalidArgument for node type gateway", err)
+	}
+}

@@ -1,0 +1,180 @@
+package xds
+
+import (
+	"slices"
+	"time"
+
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// sotwWatch is a SotW stream's state for one type.
+type sotwWatch struct {
+	wildcard bool
+	names    []string // sorted, when not wildcard
+	sent     string   // version of the last response
+	nonce    string   // nonce of the last response
+	nacked   string   // last version the proxy rejected
+}
+
+// StreamAggregatedResources serves one SotW ADS stream.
+func (s *Server) StreamAggregatedResources(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
+	ctx := stream.Context()
+	c := newConn(ctx, s.nextConn.Add(1), false)
+	defer s.leave(c)
+	reqs := make(chan *discovery.DiscoveryRequest, 4)
+	errc := make(chan error, 1)
+	go receive(ctx, stream.Recv, reqs, errc)
+	watches := map[string]*sotwWatch{}
+	var push <-chan struct{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			return streamEnd(err)
+		case req := <-reqs:
+			if c.proxy == nil {
+				var err error
+				c.proxy, err = ParseProxy(req.Node)
+				if err := s.identify(c, err); err != nil {
+					return err
+				}
+				push = c.pushCh
+			}
+			if err := s.sotwRequest(stream, c, watches, req); err != nil {
+				return err
+			}
+		case <-push:
+			b := c.class.build.Load()
+			for _, t := range pushOrder {
+				if w := watches[t]; w != nil {
+					if err := s.sotwRespond(stream, c, b, t, w, false); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+}
+
+func (s *Server) sotwRequest(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer,
+	c *conn, watches map[string]*sotwWatch, req *discovery.DiscoveryRequest) error {
+	t := req.TypeUrl
+	if t == "" {
+		return status.Error(codes.InvalidArgument, "type_url is required on an ADS stream")
+	}
+	w := watches[t]
+	first := w == nil
+	if first {
+		w = &sotwWatch{}
+		watches[t] = w
+	}
+	if req.ResponseNonce != "" {
+		if req.ResponseNonce != w.nonce {
+			return nil // a reply to an older response; a newer one is on its way
+		}
+		s.sotwAck(c, t, w, req)
+	}
+	names := slices.Clone(req.ResourceNames)
+	slices.Sort(names)
+	names = slices.Compact(names)
+	wildcard := isWildcard(t, names, w, first)
+	changed := first || wildcard != w.wildcard || !slices.Equal(names, w.names)
+	w.wildcard, w.names = wildcard, names
+	c.mu.Lock()
+	ts := c.typeStatus(t)
+	ts.Wildcard, ts.Subscribed = wildcard, len(names)
+	c.mu.Unlock()
+	if !changed {
+		return nil
+	}
+	if first && req.VersionInfo != "" {
+		// A proxy resuming after a reconnect says what it has: if that is what it
+		// would get, send nothing.
+		w.sent = req.VersionInfo
+	}
+	return s.sotwRespond(stream, c, c.class.build.Load(), t, w, !first)
+}
+
+// isWildcard applies the xDS rules: listeners and clusters asked for with no names
+// (on the first request, or ever since) or with "*" mean every resource.
+func isWildcard(t string, names []string, w *sotwWatch, first bool) bool {
+	if slices.Contains(names, "*") {
+		return true
+	}
+	if t != ListenerType && t != ClusterType {
+		return false
+	}
+	return len(names) == 0 && (first || w.wildcard)
+}
+
+func (s *Server) sotwAck(c *conn, t string, w *sotwWatch, req *discovery.DiscoveryRequest) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ts := c.typeStatus(t)
+	if req.ErrorDetail == nil {
+		ts.Acked = req.VersionInfo
+		return
+	}
+	w.nacked = w.sent
+	ts.Nacked, ts.NackError = w.sent, req.ErrorDetail.GetMessage()
+	ts.Nacks++
+	s.metrics.rejects.WithLabelValues(shortType(t)).Inc()
+	s.log.Warn("proxy rejected configuration", "proxy", c.proxy.ID, "type", shortType(t), "version", w.sent, "err", req.ErrorDetail.GetMessage())
+}
+
+// sotwRespond sends the proxy the resources of type t it asked for, unless it already
+// has them (same version) or rejected exactly them before. force sends even an
+// unchanged version (the proxy changed its subscription).
+func (s *Server) sotwRespond(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer,
+	c *conn, b *Build, t string, w *sotwWatch, force bool) error {
+	set := b.Types[t]
+	var rs []*Resource
+	if set != nil {
+		if w.wildcard {
+			for _, n := range set.Names() {
+				rs = append(rs, set.ByName[n])
+			}
+		} else {
+			for _, n := range w.names {
+				if r := set.ByName[n]; r != nil {
+					rs = append(rs, r)
+				}
+			}
+		}
+	}
+	version := setVersion(rs)
+	if version == w.nacked || (version == w.sent && !force) {
+		return nil
+	}
+	resp := &discovery.DiscoveryResponse{VersionInfo: version, TypeUrl: t, Nonce: c.nextNonce(), Resources: make([]*anypb.Any, len(rs))}
+	for i, r := range rs {
+		resp.Resources[i] = r.Body
+	}
+	if err := stream.Send(resp); err != nil {
+		return err
+	}
+	w.sent, w.nonce = version, resp.Nonce
+	s.sent(c, b, t, version, len(rs))
+	return nil
+}
+
+// sent records a response in metrics and the stream's status.
+func (s *Server) sent(c *conn, b *Build, t, version string, n int) {
+	now := time.Now()
+	s.metrics.pushes.WithLabelValues(shortType(t)).Inc()
+	s.metrics.sent.WithLabelValues(shortType(t)).Add(float64(n))
+	if c.observed != b {
+		c.observed = b
+		if !b.ChangedAt.IsZero() {
+			s.metrics.convergence.Observe(now.Sub(b.ChangedAt).Seconds())
+		}
+	}
+	c.mu.Lock()
+	ts := c.typeStatus(t)
+	ts.Sent, ts.LastSent = version, now
+	c.mu.Unlock()
+}
