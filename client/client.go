@@ -1,0 +1,185 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/navarch/navarch/api"
+)
+
+// DefaultServer is the API address the CLI uses unless told otherwise: a node's HTTP
+// port on this machine.
+const DefaultServer = "http://127.0.0.1:15014"
+
+// Client talks to one node's HTTP API.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// New returns a client of the node at server ("http://host:port", or just
+// "host:port"), authenticating with token when it is not empty.
+func New(server, token string) *Client {
+	if !strings.Contains(server, "://") {
+		server = "http://" + server
+	}
+	return &Client{
+		base:  strings.TrimRight(server, "/"),
+		token: token,
+		http:  &http.Client{Timeout: 30 * time.Second},
+	}
+}
+
+// APIError is an error answer of the node.
+type APIError struct {
+	Status  int
+	Message string
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+// IsNotFound reports whether err is the node saying a resource does not exist.
+func IsNotFound(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == http.StatusNotFound
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body any, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach navarch at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("reading the answer of %s: %w", c.base, err)
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusMultiStatus {
+		var e ErrorResponse
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
+			e.Error = fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(data)))
+		}
+		return &APIError{Status: resp.StatusCode, Message: e.Error}
+	}
+	if out == nil {
+		return nil
+	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = data
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("decoding the answer of %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// Apply creates or replaces every resource in files, all or nothing.
+func (c *Client) Apply(ctx context.Context, namespace string, files []File) (*ApplyResponse, error) {
+	var resp ApplyResponse
+	err := c.do(ctx, http.MethodPost, "/api/v1/apply", ApplyRequest{Namespace: namespace, Files: files}, &resp)
+	return &resp, err
+}
+
+// DeleteFiles deletes every resource the documents in files name. Resources that do
+// not exist are reported in their Result's Error.
+func (c *Client) DeleteFiles(ctx context.Context, namespace string, files []File) (*ApplyResponse, error) {
+	var resp ApplyResponse
+	err := c.do(ctx, http.MethodPost, "/api/v1/delete", ApplyRequest{Namespace: namespace, Files: files}, &resp)
+	return &resp, err
+}
+
+// Delete deletes one resource.
+func (c *Client) Delete(ctx context.Context, kind, namespace, name string) (*ApplyResponse, error) {
+	var resp ApplyResponse
+	err := c.do(ctx, http.MethodDelete, "/api/v1/config/"+url.PathEscape(kind)+"/"+url.PathEscape(namespace)+"/"+url.PathEscape(name), nil, &resp)
+	return &resp, err
+}
+
+// List returns the resources of a kind in namespace (every namespace when empty).
+func (c *Client) List(ctx context.Context, kind, namespace string) ([]*api.Resource, int64, error) {
+	var resp ListResponse
+	path := "/api/v1/config/" + url.PathEscape(kind)
+	if namespace != "" {
+		path += "?namespace=" + url.QueryEscape(namespace)
+	}
+	if err := c.do(ctx, http.MethodGet, path, nil, &resp); err != nil {
+		return nil, 0, err
+	}
+	out := make([]*api.Resource, 0, len(resp.Items))
+	for _, item := range resp.Items {
+		r, err := api.Unmarshal(item)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, r)
+	}
+	return out, resp.Revision, nil
+}
+
+// Get returns one resource.
+func (c *Client) Get(ctx context.Context, kind, namespace, name string) (*api.Resource, error) {
+	var raw []byte
+	if err := c.do(ctx, http.MethodGet, "/api/v1/config/"+url.PathEscape(kind)+"/"+url.PathEscape(namespace)+"/"+url.PathEscape(name), nil, &raw); err != nil {
+		return nil, err
+	}
+	return api.Unmarshal(raw)
+}
+
+// Registry returns the node's registry listing.
+func (c *Client) Registry(ctx context.Context) (*RegistryListing, error) {
+	var out RegistryListing
+	err := c.do(ctx, http.MethodGet, "/debug/registry", nil, &out)
+	return &out, err
+}
+
+// Raw performs a GET of path (e.g. "/debug/proxies") and returns the body.
+func (c *Client) Raw(ctx context.Context, path string) ([]byte, error) {
+	var raw []byte
+	err := c.do(ctx, http.MethodGet, path, nil, &raw)
+	return raw, err
+}
+
+// Members lists the nodes of the cluster.
+func (c *Client) Members(ctx context.Context) ([]MemberInfo, error) {
+	var out []MemberInfo
+	err := c.do(ctx, http.MethodGet, "/api/v1/members", nil, &out)
+	return out, err
+}
+
+// RemoveMember takes a (dead) node out of etcd and gossip.
+func (c *Client) RemoveMember(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodPost, "/api/v1/members/"+url.PathEscape(name)+"/remove", nil, nil)
+}
+
+// Leave makes the node leave the cluster and stop.
+func (c *Client) Leave(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/api/v1/leave", nil, nil)
+}

@@ -1,0 +1,114 @@
+package client
+
+import (
+	"encoding/json"
+
+	"github.com/navarch/navarch/api"
+)
+
+// File is one input of an apply or delete: its name (for error messages) and bytes.
+type File struct {
+	Source string `json:"source"`
+	Data   string `json:"data"`
+}
+
+// ApplyRequest is the body of POST /api/v1/apply and /api/v1/delete.
+type ApplyRequest struct {
+	// Namespace is given to documents that name none ("default" when empty).
+	Namespace string `json:"namespace,omitempty"`
+	Files     []File `json:"files"`
+}
+
+// Result is what happened to one resource.
+type Result struct {
+	Kind            string `json:"kind"`
+	Namespace       string `json:"namespace"`
+	Name            string `json:"name"`
+	Action          string `json:"action"`
+	ResourceVersion string `json:"resourceVersion,omitempty"`
+	Error           string `json:"error,omitempty"`
+}
+
+// ApplyResponse is the answer to an apply or delete.
+type ApplyResponse struct {
+	Results []Result      `json:"results"`
+	Skipped []api.Skipped `json:"skipped,omitempty"`
+	// Revision is the store revision after the write.
+	Revision int64 `json:"revision,omitempty"`
+}
+
+// ListResponse is the answer to GET /api/v1/config/<kind>.
+type ListResponse struct {
+	Revision int64             `json:"revision"`
+	Items    []json.RawMessage `json:"items"`
+}
+
+// ErrorResponse is the body of every error answer.
+type ErrorResponse struct {
+	Error string `json:"error"`
+}
+
+// RegistryListing is the answer to GET /debug/registry: every service the node knows,
+// with its endpoints, and the sources whose data may be out of date.
+type RegistryListing struct {
+	Revision int64            `json:"revision"`
+	Services []ServiceListing `json:"services"`
+	// Stale maps a registry source to when it last synced successfully, for sources
+	// that cannot reach their origin now.
+	Stale map[string]string `json:"stale,omitempty"`
+}
+
+// ServiceListing is one service of a RegistryListing.
+type ServiceListing struct {
+	Host       string            `json:"host"`
+	Namespace  string            `json:"namespace"`
+	Source     string            `json:"source"`
+	Origin     string            `json:"origin"`
+	Resolution string            `json:"resolution"`
+	Ports      []PortListing     `json:"ports"`
+	Endpoints  []EndpointListing `json:"endpoints"`
+}
+
+// PortListing is one port of a service.
+type PortListing struct {
+	Name       string `json:"name"`
+	Number     uint32 `json:"number"`
+	Protocol   string `json:"protocol,omitempty"`
+	TargetPort uint32 `json:"targetPort,omitempty"`
+}
+
+// EndpointListing is one workload behind a service.
+type EndpointListing struct {
+	Name           string            `json:"name"`
+	Namespace      string            `json:"namespace"`
+	Address        string            `json:"address"`
+	Ports          map[string]uint32 `json:"ports,omitempty"`
+	Labels         map[string]string `json:"labels,omitempty"`
+	Locality       string            `json:"locality,omitempty"`
+	Network        string            `json:"network,omitempty"`
+	Weight         uint32            `json:"weight,omitempty"`
+	ServiceAccount string            `json:"serviceAccount,omitempty"`
+	Healthy        bool              `json:"healthy"`
+	Source         string            `json:"source"`
+}
+
+// MemberInfo is one node of the cluster, as GET /api/v1/members describes it: what
+// gossip says of it and what etcd says of its member.
+type MemberInfo struct {
+	Name string `json:"name"`
+	// Gossip is alive, failed, left, or "-" for a node gossip does not know.
+	Gossip string `json:"gossip"`
+	// Etcd is the member's role: leader, follower or learner; "-" when it has no
+	// member (not started, or removed).
+	Etcd   string `json:"etcd"`
+	EtcdID string `json:"etcd_id,omitempty"`
+	XDS    string `json:"xds,omitempty"`
+	HTTP   string `json:"http,omitempty"`
+	// DNS answers for XDSName with every live node's xDS IP, when the node serves it.
+	DNS      string `json:"dns,omitempty"`
+	XDSName  string `json:"xds_name,omitempty"`
+	Proxies  int    `json:"proxies"`
+	Revision int64  `json:"revision"`
+	// Self marks the node that answered.
+	Self bool `json:"self,omitempty"`
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/client"
+)
+
+func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("navarch apply", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf clientFlags
+	cf.register(fs)
+	var files stringList
+	fs.Var(&files, "f", "file, directory or - (stdin) to apply; repeatable")
+	ns := fs.String("n", "", "namespace of documents that name none (default \"default\")")
+	recursive := fs.Bool("R", false, "read directories recursively")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		return errors.New("apply needs -f <file|dir|->")
+	}
+	in, err := readFiles(files, *recursive, os.Stdin)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	resp, err := c.Apply(ctx, *ns, in)
+	if err != nil {
+		return err
+	}
+	printSkipped(stderr, resp.Skipped)
+	for _, r := range resp.Results {
+		fmt.Fprintf(stdout, "%s %s\n", resultName(r), r.Action)
+	}
+	return nil
+}
+
+func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("navarch delete", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf clientFlags
+	cf.register(fs)
+	var files stringList
+	fs.Var(&files, "f", "file, directory or - (stdin) naming what to delete; repeatable")
+	ns := fs.String("n", "", "namespace (default \"default\")")
+	recursive := fs.Bool("R", false, "read directories recursively")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	var resp *client.ApplyResponse
+	switch {
+	case len(files) > 0 && len(pos) == 0:
+		in, err := readFiles(files, *recursive, os.Stdin)
+		if err != nil {
+			return err
+		}
+		if resp, err = c.DeleteFiles(ctx, *ns, in); err != nil {
+			return err
+		}
+	case len(files) == 0 && len(pos) >= 2:
+		k, ok := api.LookupKind(pos[0])
+		if !ok {
+			return fmt.Errorf("unknown kind %q; known: %s", pos[0], strings.Join(api.KindNames(), ", "))
+		}
+		resp = &client.ApplyResponse{}
+		for _, name := range pos[1:] {
+			r, err := c.Delete(ctx, k.Plural, namespaceOr(*ns), name)
+			if err != nil {
+				return err
+			}
+			resp.Results = append(resp.Results, r.Results...)
+		}
+	default:
+		return errors.New("delete needs -f <file|dir|-> or <kind> <name>...")
+	}
+	printSkipped(stderr, resp.Skipped)
+	var failed []string
+	for _, r := range resp.Results {
+		if r.Error != "" {
+			failed = append(failed, r.Error)
+			continue
+		}
+		fmt.Fprintf(stdout, "%s %s\n", resultName(r), r.Action)
+	}
+	if len(failed) > 0 {
+		return errors.New(strings.Join(failed, "; "))
+	}
+	return nil
+}
+
+func namespaceOr(ns string) string {
+	if ns == "" {
+		return api.DefaultNamespace
+	}
+	return ns
+}
+
+// resultName prints a resource the way kubectl does: virtualservice.networking.istio.io/reviews.
+func resultName(r client.Result) string {
+	name := strings.ToLower(r.Kind)
+	if k, ok := api.LookupKind(r.Kind); ok {
+		name = k.Singular + "." + k.Group
+	}
+	return name + "/" + r.Name
+}
+
+func printSkipped(w io.Writer, skipped []api.Skipped) {
+	for _, s := range skipped {
+		fmt.Fprintf(w, "skipped %s: %s %s %s: %s\n", s.Source, s.APIVersion, s.Kind, s.Name, s.Reason)
+	}
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"strconv"
+
+	"github.com/navarch/navarch/client"
+)
+
+// bootstrapNode is who the proxy says it is.
+type bootstrapNode struct {
+	ID        string
+	Namespace string
+	Labels    map[string]string
+	Generator string
+}
+
+func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("navarch bootstrap", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf clientFlags
+	cf.register(fs)
+	format := fs.String("format", "grpc", "grpc (a grpc-go xDS bootstrap) or envoy")
+	ns := fs.String("n", "default", "namespace of the proxy")
+	name := fs.String("name", "client", "name of the proxy (its pod or VM name)")
+	ip := fs.String("ip", "127.0.0.1", "IP of the proxy")
+	typ := fs.String("type", "sidecar", "proxy type: sidecar or router")
+	ordered := fs.Bool("ordered", false, "list nodes by name instead of in random order (random spreads proxies over the nodes)")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	ms, err := c.Members(ctx)
+	if err != nil {
+		return err
+	}
+	servers := xdsServers(ms, !*ordered)
+	if len(servers) == 0 {
+		return errors.New("no live node serves xDS")
+	}
+	node := bootstrapNode{ID: fmt.Sprintf("%s~%s~%s.%s~%s.svc.cluster.local", *typ, *ip, *name, *ns, *ns), Namespace: *ns}
+	var doc any
+	switch *format {
+	case "grpc":
+		node.Generator = "grpc"
+		if t := dnsTarget(ms, servers); t != "" {
+			// One channel holding every node's address: grpc-go moves to another
+			// node when its node dies. The nodes listed after it are only tried if
+			// that target cannot be reached when the client starts.
+			servers = append([]string{t}, servers...)
+		}
+		doc = grpcBootstrap(servers, node)
+	case "envoy":
+		if doc, err = envoyBootstrap(servers, node); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("--format must be grpc or envoy, got %q", *format)
+	}
+	b, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, string(b))
+	return nil
+}
+
+// xdsServers lists the xDS addresses of the live nodes, shuffled when spread is set.
+func xdsServers(ms []client.MemberInfo, spread bool) []string {
+	var out []string
+	for _, m := range ms {
+		if m.XDS != "" && (m.Gossip == "alive" || m.Self) {
+			out = append(out, m.XDS)
+		}
+	}
+	if spread {
+		rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	}
+	return out
+}
+
+// dnsTarget returns a gRPC target that resolves to every node, dns://<dns>/<name>:<port>,
+// when the answering node serves the xDS name and every node serves xDS on one port.
+func dnsTarget(ms []client.MemberInfo, servers []string) string {
+	var self *client.MemberInfo
+	for i := range ms {
+		if ms[i].Self {
+			self = &ms[i]
+		}
+	}
+	if self == nil || self.DNS == "" || self.XDSName == "" {
+		return ""
+	}
+	port := ""
+	for _, s := range servers {
+		_, p, err := net.SplitHostPort(s)
+		if err != nil || (port != "" && p != port) {
+			return ""
+		}
+		port = p
+	}
+	return "dns://" + self.DNS + "/" + self.XDSName + ":" + port
+}
+
+func nodeMetadata(n bootstrapNode) map[string]any {
+	md := map[string]any{"NAMESPACE": n.Namespace}
+	if n.Generator != "" {
+		md["GENERATOR"] = n.Generator
+	}
+	if len(n.Labels) > 0 {
+		md["LABELS"] = n.Labels
+	}
+	return md
+}
+
+// grpcBootstrap is a grpc-go xDS bootstrap listing the servers in order; grpc-go
+// uses the first it can reach and, for resources it has not received yet, falls back
+// to the next.
+func grpcBootstrap(servers []string, n bootstrapNode) map[string]any {
+	var ss []map[string]any
+	for _, s := range servers {
+		ss = append(ss, map[string]any{
+			"server_uri":      s,
+			"channel_creds":   []map[string]string{{"type": "insecure"}},
+			"server_features": []string{"xds_v3"},
+		})
+	}
+	return map[string]any{
+		"xds_servers": ss,
+		"node":        map[string]any{"id": n.ID, "metadata": nodeMetadata(n)},
+	}
+}
+
+// envoyBootstrap is an Envoy bootstrap whose ADS cluster has every node as an
+// endpoint; Envoy reconnects to another when its stream breaks.
+func envoyBootstrap(servers []string, n bootstrapNode) (map[string]any, error) {
+	var lbEndpoints []any
+	for _, s := range servers {
+		host, port, err := net.SplitHostPort(s)
+		if err != nil {
+			return nil, err
+		}
+		p, _ := strconv.Atoi(port)
+		lbEndpoints = append(lbEndpoints, map[string]any{"endpoint": map[string]any{"address": map[string]any{
+			"socket_address": map[string]any{"address": host, "port_value": p},
+		}}})
+	}
+	ads := map[string]any{"ads": map[string]any{}, "resource_api_version": "V3"}
+	return map[string]any{
+		"node": map[string]any{"id": n.ID, "cluster": "navarch", "metadata": nodeMetadata(n)},
+		"dynamic_resources": map[string]any{
+			"ads_config": map[string]any{
+				"api_type": "GRPC", "transport_api_version": "V3", "set_node_on_first_message_only": true,
+				"grpc_services": []any{map[string]any{"envoy_grpc": map[string]any{"cluster_name": "xds-grpc"}}},
+			},
+			"cds_config": ads,
+			"lds_config": ads,
+		},
+		"static_resources": map[string]any{"clusters": []any{map[string]any{
+			"name":            "xds-grpc",
+			"type":            "STATIC",
+			"connect_timeout": "1s",
+			"lb_policy":       "ROUND_ROBIN",
+			"typed_extension_protocol_options": map[string]any{
+				"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": map[string]any{
+					"@type":                "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+					"explicit_http_config": map[string]any{"http2_protocol_options": map[string]any{}},
+				},
+			},
+			"load_assignment": map[string]any{
+				"cluster_name": "xds-grpc",
+				"endpoints":    []any{map[string]any{"lb_endpoints": lbEndpoints}},
+			},
+		}}},
+	}, nil
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/navarch/navarch/xds"
+)
+
+func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("navarch registry", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf clientFlags
+	cf.register(fs)
+	out := fs.String("o", "", "output: table (default) or json")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	if *out == "json" {
+		raw, err := c.Raw(ctx, "/debug/registry")
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(raw)
+		return err
+	}
+	reg, err := c.Registry(ctx)
+	if err != nil {
+		return err
+	}
+	for src, since := range reg.Stale {
+		fmt.Fprintf(stdout, "warning: source %s is stale (last synced %s)\n", src, since)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tPORTS\tSOURCE\tENDPOINT\tHEALTH\tLOCALITY\tLABELS")
+	for _, s := range reg.Services {
+		var ports []string
+		for _, p := range s.Ports {
+			ports = append(ports, fmt.Sprintf("%d/%s", p.Number, strings.ToLower(p.Protocol)))
+		}
+		if len(s.Endpoints) == 0 {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\n", s.Host, strings.Join(ports, ","), s.Source)
+		}
+		for _, e := range s.Endpoints {
+			health := "healthy"
+			if !e.Healthy {
+				health = "unhealthy"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Host, strings.Join(ports, ","), s.Source,
+				e.Address+portSuffix(e.Ports), health, dash(e.Locality), dash(labelString(e.Labels)))
+		}
+	}
+	return tw.Flush()
+}
+
+func portSuffix(ports map[string]uint32) string {
+	if len(ports) == 0 {
+		return ""
+	}
+	var ps []string
+	for name, p := range ports {
+		ps = append(ps, fmt.Sprintf("%s=%d", name, p))
+	}
+	sort.Strings(ps)
+	return " (" + strings.Join(ps, ",") + ")"
+}
+
+func labelString(m map[string]string) string {
+	var out []string
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func runProxyStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("navarch proxy-status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf clientFlags
+	cf.register(fs)
+	out := fs.String("o", "", "output: table (default) or json")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	raw, err := c.Raw(ctx, "/debug/proxies")
+	if err != nil {
+		return err
+	}
+	if *out == "json" {
+		_, err = stdout.Write(raw)
+		return err
+	}
+	var proxies []xds.ProxyStatus
+	if err := json.Unmarshal(raw, &proxies); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROXY\tSTREAM\tCONNECTED\tCDS\tLDS\tEDS\tRDS\tNACKS")
+	for _, p := range proxies {
+		mode := "sotw"
+		if p.Delta {
+			mode = "delta"
+		}
+		nacks := 0
+		for _, t := range p.Types {
+			nacks += t.Nacks
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", p.ID, mode, shortDuration(time.Since(p.ConnectedAt)),
+			syncState(p.Types["cds"]), syncState(p.Types["lds"]), syncState(p.Types["eds"]), syncState(p.Types["rds"]), nacks)
+	}
+	return tw.Flush()
+}
+
+// syncState says whether the proxy acknowledged what it was sent last, as istioctl
+// proxy-status does.
+func syncState(t *xds.TypeStatus) string {
+	switch {
+	case t == nil:
+		return "-"
+	case t.Nacked != "" && t.Nacked == t.Sent:
+		return "REJECTED"
+	case t.Sent == "":
+		return "NOT SENT"
+	case t.Acked == t.Sent:
+		return "SYNCED"
+	}
+	return "STALE"
+}
+
+func runProxyConfig(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("navarch proxy-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf clientFlags
+	cf.register(fs)
+	ns := fs.String("n", "", "namespace of a hypothetical proxy, when no proxy id is given")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	q := url.Values{}
+	if len(pos) > 0 {
+		q.Set("id", pos[0])
+	} else {
+		q.Set("namespace", namespaceOr(*ns))
+	}
+	raw, err := c.Raw(ctx, "/debug/proxy-config?"+q.Encode())
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(raw)
+	return err
+}

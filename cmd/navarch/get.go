@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/navarch/navarch/api"
+)
+
+func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("navarch get", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf clientFlags
+	cf.register(fs)
+	ns := fs.String("n", "", "namespace (default \"default\")")
+	all := fs.Bool("A", false, "every namespace")
+	out := fs.String("o", "", "output: table (default), yaml, json or name")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return fmt.Errorf("get needs a kind: all, %s", strings.Join(api.KindNames(), ", "))
+	}
+	kinds := api.Kinds()
+	if pos[0] != "all" {
+		k, ok := api.LookupKind(pos[0])
+		if !ok {
+			return fmt.Errorf("unknown kind %q; known: all, %s", pos[0], strings.Join(api.KindNames(), ", "))
+		}
+		kinds = []*api.Kind{k}
+	}
+	namespace := namespaceOr(*ns)
+	if *all {
+		namespace = ""
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	var items []*api.Resource
+	if len(pos) > 1 {
+		for _, name := range pos[1:] {
+			r, err := c.Get(ctx, kinds[0].Plural, namespaceOr(*ns), name)
+			if err != nil {
+				return err
+			}
+			items = append(items, r)
+		}
+	} else {
+		for _, k := range kinds {
+			rs, _, err := c.List(ctx, k.Plural, namespace)
+			if err != nil {
+				return err
+			}
+			items = append(items, rs...)
+		}
+	}
+	return printResources(stdout, items, *out, namespace == "", len(pos) > 1)
+}
+
+func printResources(w io.Writer, items []*api.Resource, format string, withNamespace, single bool) error {
+	switch format {
+	case "", "table", "wide":
+		if len(items) == 0 {
+			fmt.Fprintln(w, "No resources found.")
+			return nil
+		}
+		return printTable(w, items, withNamespace)
+	case "name":
+		for _, r := range items {
+			fmt.Fprintf(w, "%s.%s/%s\n", r.Kind.Singular, r.Kind.Group, r.Meta.Name)
+		}
+		return nil
+	case "json":
+		var v any = items
+		if single && len(items) == 1 {
+			v = items[0]
+		} else {
+			v = map[string]any{"apiVersion": "v1", "kind": "List", "items": items}
+		}
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(w, string(b))
+		return nil
+	case "yaml":
+		for i, r := range items {
+			b, err := r.MarshalJSON()
+			if err != nil {
+				return err
+			}
+			y, err := yaml.JSONToYAML(b)
+			if err != nil {
+				return err
+			}
+			if i > 0 {
+				fmt.Fprintln(w, "---")
+			}
+			w.Write(y)
+		}
+		return nil
+	}
+	return errors.New("-o must be table, yaml, json or name")
+}
+
+func printTable(w io.Writer, items []*api.Resource, withNamespace bool) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	header := "KIND\tNAME\tSUMMARY\tAGE"
+	if withNamespace {
+		header = "KIND\tNAMESPACE\tNAME\tSUMMARY\tAGE"
+	}
+	fmt.Fprintln(tw, header)
+	for _, r := range items {
+		age := "-"
+		if t := r.Meta.CreationTimestamp; t != nil {
+			age = shortDuration(time.Since(*t))
+		}
+		if withNamespace {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Kind.Name, r.Meta.Namespace, r.Meta.Name, summary(r), age)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Kind.Name, r.Meta.Name, summary(r), age)
+		}
+	}
+	return tw.Flush()
+}
+
+func shortDuration(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}

@@ -1,0 +1,105 @@
+// Command navarch is the navarch control plane and its CLI in one binary.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// command is one subcommand: its name, a one-line summary, and what it does with the
+// arguments after its name.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"server", "run a control-plane node", runServer},
+		{"apply", "create or update configuration from files (-f)", runApply},
+		{"get", "list or show configuration", runGet},
+		{"delete", "delete configuration, by file (-f) or by kind and name", runDelete},
+		{"registry", "list every service and endpoint the mesh knows", runRegistry},
+		{"proxy-status", "list connected proxies and what they acknowledged", runProxyStatus},
+		{"proxy-config", "show the xDS resources a proxy gets", runProxyConfig},
+		{"members", "list the nodes of the cluster, or remove one (members remove <name>)", runMembers},
+		{"leave", "make a node leave the cluster and stop", runLeave},
+		{"bootstrap", "print an xDS bootstrap listing every live node (--format grpc|envoy)", runBootstrap},
+		{"dev", "run a local cluster for trying navarch out (dev cluster --nodes 3)", runDev},
+		{"version", "print the version", runVersion},
+	}
+}
+
+// errUsage marks errors whose message is the usage text: printed without a prefix.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			err := c.run(ctx, args[1:], stdout, stderr)
+			switch {
+			case err == nil:
+				return 0
+			case errors.Is(err, flag.ErrHelp):
+				return 0
+			case errors.Is(err, errUsage):
+				return 2
+			}
+			fmt.Fprintf(stderr, "error: %s\n", strings.TrimSpace(err.Error()))
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "error: unknown command %q; run 'navarch help'\n", args[0])
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "navarch: a replicated service-mesh control plane that speaks Istio's configuration.")
+	fmt.Fprintln(w, "\nUsage: navarch <command> [flags]\n\nCommands:")
+	cmds := commands()
+	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'navarch <command> -h' for a command's flags.")
+}
+
+// parseFlags parses args with flags allowed anywhere among the positional arguments
+// (navarch get vs -n default reviews), and returns the positional ones.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		if rest[0] == "--" {
+			return append(positional, rest[1:]...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/navarch/navarch/node"
+)
+
+// serverFlags binds the flags of `navarch server` to a node configuration, whose
+// values are the defaults.
+func serverFlags(fs *flag.FlagSet, cfg *node.Config, secretFile *string) (tokenFile, logLevel, logFormat *string) {
+	fs.StringVar(&cfg.Name, "name", cfg.Name, "node name, unique in the cluster")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory of the node's state (etcd); with --dev, empty means a temporary one")
+	fs.BoolVar(&cfg.Dev, "dev", cfg.Dev, "run a throwaway single dev node: temporary data, no fsync, API open on loopback without a token")
+	fs.StringVar(&cfg.XDSAddr, "xds-addr", cfg.XDSAddr, "address to serve plaintext xDS (ADS) on")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "address to serve the API, /metrics, /healthz, /readyz and /debug/ on")
+	fs.StringVar(&cfg.EtcdClientAddr, "etcd-client-addr", cfg.EtcdClientAddr, "address of the embedded etcd's client listener (empty: a free loopback port)")
+	fs.StringVar(&cfg.EtcdPeerAddr, "etcd-peer-addr", cfg.EtcdPeerAddr, "address of the embedded etcd's peer listener (empty: a free loopback port)")
+	fs.StringVar(&cfg.DNSAddr, "dns-addr", cfg.DNSAddr, "address (UDP) to answer DNS for --xds-name on, with every live node's xDS IP (lets grpc-go clients fail over)")
+	fs.StringVar(&cfg.XDSName, "xds-name", cfg.XDSName, "DNS name --dns-addr answers for")
+	fs.StringVar(&cfg.Domain, "domain", cfg.Domain, "DNS suffix short host names resolve under")
+	fs.StringVar(&cfg.GossipAddr, "gossip-addr", cfg.GossipAddr, "address to gossip with other nodes on (empty: a single node)")
+	fs.StringVar(&cfg.GossipAdvertise, "gossip-advertise", cfg.GossipAdvertise, "address other nodes reach --gossip-addr at, if different")
+	fs.Func("join", "gossip address of a node to join (repeatable, or comma-separated)", func(v string) error {
+		for _, a := range strings.Split(v, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				cfg.Join = append(cfg.Join, a)
+			}
+		}
+		return nil
+	})
+	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", cfg.BootstrapExpect, "form a new cluster once this many nodes see each other")
+	fs.StringVar(&cfg.ClusterCACert, "cluster-ca-cert", cfg.ClusterCACert, "CA certificate (PEM) to sign node certificates with, instead of the one derived from the cluster secret")
+	fs.StringVar(&cfg.ClusterCAKey, "cluster-ca-key", cfg.ClusterCAKey, "key of --cluster-ca-cert")
+	fs.BoolVar(&cfg.LeaveOnTerminate, "leave-on-terminate", cfg.LeaveOnTerminate, "leave the cluster (remove this node's etcd member) when told to stop")
+	fs.StringVar(secretFile, "cluster-secret-file", "", "file holding the secret every node of the cluster is given (gossip key, node CA)")
+	tokenFile = fs.String("admin-token-file", "", "file holding the token the API requires (Authorization: Bearer)")
+	logLevel = fs.String("log-level", "info", "log level: debug, info, warn or error")
+	logFormat = fs.String("log-format", "text", "log format: text or json")
+	return tokenFile, logLevel, logFormat
+}
+
+func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
+	cfg := node.DefaultConfig()
+	fs := flag.NewFlagSet("navarch server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var secretFile string
+	tokenFile, logLevel, logFormat := serverFlags(fs, &cfg, &secretFile)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if secretFile != "" {
+		b, err := os.ReadFile(secretFile)
+		if err != nil {
+			return fmt.Errorf("reading the cluster secret: %w", err)
+		}
+		cfg.ClusterSecret = strings.TrimSpace(string(b))
+	}
+	log, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		return err
+	}
+	if *tokenFile != "" {
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			return fmt.Errorf("reading the admin token: %w", err)
+		}
+		cfg.AdminToken = strings.TrimSpace(string(b))
+	}
+	if cfg.Dev && cfg.AdminToken == "" {
+		log.Warn("dev mode: the API accepts requests without credentials; bind it to loopback only")
+	}
+	n, err := node.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	return n.Run(ctx)
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, got %q", format)
+}

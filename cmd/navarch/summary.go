@@ -1,0 +1,46 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	networking "istio.io/api/networking/v1alpha3"
+	security "istio.io/api/security/v1beta1"
+
+	"github.com/navarch/navarch/api"
+)
+
+// summary is the SUMMARY column of `navarch get`: what a resource is about at a glance.
+func summary(r *api.Resource) string {
+	switch s := r.Spec.(type) {
+	case *networking.VirtualService:
+		out := "hosts=" + strings.Join(s.Hosts, ",")
+		if len(s.Gateways) > 0 {
+			out += " gateways=" + strings.Join(s.Gateways, ",")
+		}
+		return out
+	case *networking.DestinationRule:
+		var names []string
+		for _, sub := range s.Subsets {
+			names = append(names, sub.Name)
+		}
+		out := "host=" + s.Host
+		if len(names) > 0 {
+			out += " subsets=" + strings.Join(names, ",")
+		}
+		return out
+	case *networking.ServiceEntry:
+		return fmt.Sprintf("hosts=%s resolution=%s endpoints=%d", strings.Join(s.Hosts, ","), s.Resolution, len(s.Endpoints))
+	case *networking.WorkloadEntry:
+		return "address=" + s.Address
+	case *networking.Gateway:
+		return fmt.Sprintf("servers=%d", len(s.Servers))
+	case *networking.Sidecar:
+		return fmt.Sprintf("egress=%d ingress=%d", len(s.Egress), len(s.Ingress))
+	case *security.PeerAuthentication:
+		return "mtls=" + s.GetMtls().GetMode().String()
+	case *security.AuthorizationPolicy:
+		return fmt.Sprintf("action=%s rules=%d", s.Action, len(s.Rules))
+	}
+	return ""
+}

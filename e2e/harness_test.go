@@ -1,0 +1,158 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// navarchBin is the binary under test, built by TestMain.
+var navarchBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "navarch-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	navarchBin = filepath.Join(dir, "navarch")
+	build := exec.Command("go", "build", "-o", navarchBin, "../cmd/navarch")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building navarch:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freeAddr returns a loopback address whose port was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// proc is a navarch server process.
+type proc struct {
+	cmd  *exec.Cmd
+	XDS  string
+	HTTP string
+	log  *bytes.Buffer
+}
+
+// startDevNode starts `navarch server --dev` on free ports and waits until it is ready.
+func startDevNode(t *testing.T, extra ...string) *proc {
+	t.Helper()
+	p := &proc{XDS: freeAddr(t), HTTP: freeAddr(t), log: &bytes.Buffer{}}
+	args := append([]string{"server", "--dev", "--xds-addr", p.XDS, "--http-addr", p.HTTP}, extra...)
+	p.cmd = exec.Command(navarchBin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("navarch server log:\n%s", p.log.String())
+		}
+	})
+	waitReady(t, p.HTTP, 30*time.Second)
+	return p
+}
+
+func (p *proc) kill() {
+	if p.cmd.Process != nil && p.cmd.ProcessState == nil {
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		p.cmd.Wait()
+	}
+}
+
+func waitReady(t *testing.T, addr string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("navarch at %s not ready after %s", addr, timeout)
+}
+
+// cliResult is what a CLI invocation did.
+type cliResult struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+// cli runs the navarch CLI against the node's API.
+func cli(t *testing.T, server string, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, navarchBin, args...)
+	cmd.Env = append(os.Environ(), "NAVARCH_SERVER="+server)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	res := cliResult{Stdout: stdout.String(), Stderr: stderr.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		res.Code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running navarch %s: %v", strings.Join(args, " "), err)
+	}
+	return res
+}
+
+// mustCLI runs the CLI and fails the test unless it exits 0.
+func mustCLI(t *testing.T, server string, args ...string) string {
+	t.Helper()
+	res := cli(t, server, args...)
+	if res.Code != 0 {
+		t.Fatalf("navarch %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), res.Code, res.Stdout, res.Stderr)
+	}
+	return res.Stdout
+}
+
+// writeFile writes content to name in dir and returns its path.
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// eventually retries f until it returns nil or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: not true after %s: %v", what, timeout, err)
+}

@@ -1,0 +1,284 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/navarch/navarch/e2e/grpcapp"
+)
+
+const reviewsTarget = "xds:///reviews.default.svc.cluster.local:9080"
+
+// workloadsYAML registers two real gRPC servers as WorkloadEntries behind a
+// ServiceEntry that selects them, with DestinationRule subsets by version.
+func workloadsYAML(v1, v2 *grpcapp.Backend) string {
+	return fmt.Sprintf(`
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata:
+  name: reviews-v1
+spec:
+  address: 127.0.0.1
+  ports: {grpc: %d}
+  labels: {app: reviews, version: v1}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata:
+  name: reviews-v2
+spec:
+  address: 127.0.0.1
+  ports: {grpc: %d}
+  labels: {app: reviews, version: v2}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: reviews
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports:
+  - {number: 9080, name: grpc, protocol: GRPC}
+  resolution: STATIC
+  workloadSelector:
+    labels: {app: reviews}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: reviews
+spec:
+  host: reviews
+  subsets:
+  - name: v1
+    labels: {version: v1}
+  - name: v2
+    labels: {version: v2}
+`, v1.Port, v2.Port)
+}
+
+func splitVS(v1, v2 int) string {
+	return fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: %d
+    - destination: {host: reviews, subset: v2}
+      weight: %d
+`, v1, v2)
+}
+
+// TestSingleNodeRoutesRealTraffic is the single-node tour: apply Istio YAML with the
+// CLI, and check where a grpc-go xDS client's RPCs go.
+func TestSingleNodeRoutesRealTraffic(t *testing.T) {
+	node := startDevNode(t)
+	api := node.HTTP
+	v1, err := grpcapp.StartBackend("v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v1.Stop()
+	v2, err := grpcapp.StartBackend("v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v2.Stop()
+
+	dir := t.TempDir()
+	writeFile(t, dir, "workloads.yaml", workloadsYAML(v1, v2))
+	writeFile(t, dir, "virtualservice.yaml", splitVS(80, 20))
+	out := mustCLI(t, api, "apply", "-f", dir)
+	for _, want := range []string{"serviceentry.networking.istio.io/reviews created", "virtualservice.networking.istio.io/reviews created"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("apply printed %q, want a line %q", out, want)
+		}
+	}
+	if out := mustCLI(t, api, "apply", "-f", dir); !strings.Contains(out, "virtualservice.networking.istio.io/reviews unchanged") {
+		t.Fatalf("re-apply printed %q, want unchanged", out)
+	}
+
+	conn, err := grpcapp.Dial(grpcapp.Bootstrap([]string{node.XDS}, "default", nil), reviewsTarget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	t.Run("80/20 split", func(t *testing.T) {
+		tally := grpcapp.Call(ctx, conn, 2000)
+		if len(tally.Failed) > 0 {
+			t.Fatalf("RPCs failed: %v", tally.Failed)
+		}
+		if got := tally.Share("v1"); math.Abs(got-0.80) > 0.04 {
+			t.Fatalf("v1 answered %.3f of 2000 RPCs, want 0.80±0.04 (%v)", got, tally.By)
+		}
+	})
+
+	t.Run("0/100 moves all traffic to v2", func(t *testing.T) {
+		mustCLI(t, api, "apply", "-f", writeFile(t, dir, "virtualservice.yaml", splitVS(0, 100)))
+		eventually(t, 30*time.Second, "all RPCs on v2", func() error {
+			if tl := grpcapp.Call(ctx, conn, 50); tl.By["v2"] != 50 {
+				return fmt.Errorf("%v %v", tl.By, tl.Failed)
+			}
+			return nil
+		})
+		if tl := grpcapp.Call(ctx, conn, 500); tl.By["v2"] != 500 {
+			t.Fatalf("after 0/100: %v %v, want all 500 on v2", tl.By, tl.Failed)
+		}
+	})
+
+	t.Run("header match sends marked RPCs to v2 only", func(t *testing.T) {
+		mustCLI(t, api, "apply", "-f", writeFile(t, dir, "virtualservice.yaml", `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - match:
+    - headers:
+        x-canary: {exact: "true"}
+    route:
+    - destination: {host: reviews, subset: v2}
+  - route:
+    - destination: {host: reviews, subset: v1}
+`))
+		eventually(t, 30*time.Second, "unmarked RPCs on v1", func() error {
+			if tl := grpcapp.Call(ctx, conn, 50); tl.By["v1"] != 50 {
+				return fmt.Errorf("%v %v", tl.By, tl.Failed)
+			}
+			return nil
+		})
+		if tl := grpcapp.Call(ctx, conn, 300, "x-canary", "true"); tl.By["v2"] != 300 {
+			t.Fatalf("marked RPCs: %v %v, want all 300 on v2", tl.By, tl.Failed)
+		}
+		if tl := grpcapp.Call(ctx, conn, 300); tl.By["v1"] != 300 {
+			t.Fatalf("unmarked RPCs: %v %v, want all 300 on v1", tl.By, tl.Failed)
+		}
+	})
+
+	t.Run("abort fault fails its share with its status", func(t *testing.T) {
+		mustCLI(t, api, "apply", "-f", writeFile(t, dir, "virtualservice.yaml", `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - fault:
+      abort:
+        httpStatus: 500
+        percentage: {value: 30}
+    route:
+    - destination: {host: reviews, subset: v1}
+`))
+		eventually(t, 30*time.Second, "aborts injected", func() error {
+			if tl := grpcapp.Call(ctx, conn, 50); tl.Failed[codes.Unknown] == 0 {
+				return fmt.Errorf("%v %v", tl.By, tl.Failed)
+			}
+			return nil
+		})
+		tl := grpcapp.Call(ctx, conn, 2000)
+		failed := float64(tl.Failed[codes.Unknown]) / float64(tl.Total)
+		if math.Abs(failed-0.30) > 0.04 || len(tl.Failed) != 1 {
+			t.Fatalf("failures %v of %d (%.3f Unknown), want 0.30±0.04 failing with Unknown (HTTP 500) and no other code", tl.Failed, tl.Total, failed)
+		}
+		if tl.By["v2"] != 0 {
+			t.Fatalf("answers %v, want only v1", tl.By)
+		}
+	})
+
+	t.Run("delay fault delays RPCs", func(t *testing.T) {
+		const delay = 250 * time.Millisecond
+		mustCLI(t, api, "apply", "-f", writeFile(t, dir, "virtualservice.yaml", `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - match:
+    - headers:
+        x-slow: {exact: "1"}
+    fault:
+      delay:
+        fixedDelay: 250ms
+        percentage: {value: 100}
+    route:
+    - destination: {host: reviews, subset: v2}
+  - route:
+    - destination: {host: reviews, subset: v1}
+`))
+		eventually(t, 30*time.Second, "delayed RPCs on v2", func() error {
+			start := time.Now()
+			tl := grpcapp.Call(ctx, conn, 1, "x-slow", "1")
+			if tl.By["v2"] != 1 || time.Since(start) < delay {
+				return fmt.Errorf("%v %v after %s", tl.By, tl.Failed, time.Since(start))
+			}
+			return nil
+		})
+		for i := 0; i < 5; i++ {
+			start := time.Now()
+			tl := grpcapp.Call(ctx, conn, 1, "x-slow", "1")
+			if took := time.Since(start); tl.By["v2"] != 1 || took < delay {
+				t.Fatalf("delayed RPC %d: %v %v took %s, want an answer from v2 after at least %s", i, tl.By, tl.Failed, took, delay)
+			}
+		}
+	})
+
+	t.Run("invalid YAML is refused and changes nothing", func(t *testing.T) {
+		before := mustCLI(t, api, "get", "vs", "reviews", "-o", "yaml")
+		bad := writeFile(t, dir, "bad.yaml", `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: -10
+    - destination: {host: reviews, subset: v2}
+      weight: 30
+`)
+		res := cli(t, api, "apply", "-f", bad)
+		if res.Code == 0 {
+			t.Fatalf("apply of a negative weight exited 0: %s", res.Stdout)
+		}
+		for _, want := range []string{"VirtualService default/reviews", "spec.http[0].route[0].weight", "bad.yaml"} {
+			if !strings.Contains(res.Stderr, want) {
+				t.Fatalf("error %q does not name %q", res.Stderr, want)
+			}
+		}
+		if n := strings.Count(strings.TrimSpace(res.Stderr), "\n"); n > 3 {
+			t.Fatalf("the error should be short, got %d lines: %s", n+1, res.Stderr)
+		}
+		res = cli(t, api, "apply", "-f", writeFile(t, dir, "unknown.yaml", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  htp: []\n"))
+		if res.Code == 0 || !strings.Contains(res.Stderr, `unknown field "htp"`) {
+			t.Fatalf("unknown field: exit %d, stderr %q", res.Code, res.Stderr)
+		}
+		if after := mustCLI(t, api, "get", "vs", "reviews", "-o", "yaml"); after != before {
+			t.Fatalf("a refused apply changed the stored VirtualService:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+	})
+
+	t.Run("delete by file and by name", func(t *testing.T) {
+		mustCLI(t, api, "delete", "-f", writeFile(t, dir, "virtualservice.yaml", splitVS(50, 50)))
+		if res := cli(t, api, "get", "vs", "reviews"); res.Code == 0 {
+			t.Fatalf("get after delete exited 0: %s", res.Stdout)
+		}
+		mustCLI(t, api, "delete", "destinationrule", "reviews")
+		if out := mustCLI(t, api, "get", "dr"); !strings.Contains(out, "No resources found") {
+			t.Fatalf("get dr after delete printed %q", out)
+		}
+	})
+}

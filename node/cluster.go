@@ -1,0 +1,320 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc"
+
+	"github.com/navarch/navarch/registry"
+	"github.com/navarch/navarch/store"
+	"github.com/navarch/navarch/xds"
+)
+
+// resolveEtcdAddrs fills in the etcd listen addresses: free loopback ports for a dev
+// node, the advertise host with etcd's usual ports otherwise.
+func (n *Node) resolveEtcdAddrs() error {
+	for _, a := range []struct {
+		addr *string
+		port string
+	}{{&n.cfg.EtcdClientAddr, "2379"}, {&n.cfg.EtcdPeerAddr, "2380"}} {
+		if *a.addr != "" {
+			continue
+		}
+		if n.cfg.Dev {
+			free, err := freeLoopbackAddr()
+			if err != nil {
+				return err
+			}
+			*a.addr = free
+			continue
+		}
+		*a.addr = net.JoinHostPort(n.advertiseHost(), a.port)
+	}
+	return nil
+}
+
+// freeLoopbackAddr returns a loopback address with a port that was free a moment ago.
+func freeLoopbackAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("finding a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// advertiseHost is the host other nodes reach this one at.
+func (n *Node) advertiseHost() string {
+	for _, a := range []string{n.cfg.GossipAdvertise, n.cfg.GossipAddr} {
+		if h, _, err := net.SplitHostPort(a); err == nil && h != "" && !net.ParseIP(h).IsUnspecified() {
+			return h
+		}
+	}
+	return "127.0.0.1"
+}
+
+// advertised turns a bound address into one others can dial (0.0.0.0 -> advertise host).
+func (n *Node) advertised(addr string) string {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil || (h != "" && !net.ParseIP(h).IsUnspecified()) {
+		return addr
+	}
+	return net.JoinHostPort(n.advertiseHost(), p)
+}
+
+func (n *Node) peerURL() string   { return "https://" + n.advertised(n.cfg.EtcdPeerAddr) }
+func (n *Node) clientURL() string { return "https://" + n.advertised(n.cfg.EtcdClientAddr) }
+
+// storeConfig is the etcd configuration of this node; the caller sets how the member
+// starts (InitialCluster, Join).
+func (n *Node) storeConfig() store.Config {
+	c := n.cfg.Store
+	c.Name = n.cfg.Name
+	c.DataDir = filepath.Join(n.cfg.DataDir, "etcd")
+	c.ClientURL, c.PeerURL = n.clientURL(), n.peerURL()
+	c.ListenClientAddr, c.ListenPeerAddr = n.cfg.EtcdClientAddr, n.cfg.EtcdPeerAddr
+	c.ClusterToken = n.secrets.token
+	c.TLS = n.tlsFiles
+	if n.cfg.Dev {
+		// One member on one host: no disk to protect, no network to wait for.
+		c.UnsafeNoFsync = true
+		c.HeartbeatMs, c.ElectionMs = 10, 100
+	}
+	return c
+}
+
+// start brings the node's etcd member up (forming, joining or rejoining a cluster, as
+// the data dir and configuration say) and creates the parts that run on it.
+func (n *Node) start(ctx context.Context) (*parts, error) {
+	if n.gossip != nil {
+		go n.gossip.joinLoop(ctx, n.cfg.Join)
+	}
+	st, learner, err := n.openStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if learner != nil {
+		n.setPhase("catching up as an etcd learner")
+		err := n.promote(ctx, learner)
+		learner.remote.Close()
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	if n.gossip != nil {
+		n.gossip.setMeta(func(m *nodeMeta) { m.State = stateRunning })
+	}
+	p := &parts{store: st}
+	p.view = registry.NewView(st, n.cfg.Domain, n.log)
+	p.xds = xds.NewServer(n.cfg.XDS, p.view, n.metrics, n.log)
+	p.grpc = grpc.NewServer(xdsServerOptions()...)
+	discovery.RegisterAggregatedDiscoveryServiceServer(p.grpc, p.xds)
+	n.parts.Store(p)
+	n.setPhase("loading the store")
+	return p, nil
+}
+
+// learner is an etcd member this node added as a learner, to promote once caught up.
+type learner struct {
+	id     uint64
+	remote *store.Remote
+}
+
+// openStore starts the etcd member: as itself when the data dir holds one, as one of
+// the founders of a new cluster, or as a learner joining a running one.
+func (n *Node) openStore(ctx context.Context) (*store.Store, *learner, error) {
+	cfg := n.storeConfig()
+	if memberExists(cfg.DataDir) || n.gossip == nil {
+		n.setPhase("starting etcd")
+		st, err := store.Open(cfg, n.log)
+		return st, nil, err
+	}
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		st, l, done, err := n.tryFormOrJoin(ctx, cfg)
+		if done || err != nil {
+			return st, l, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-n.gossip.Changes():
+		case <-tick.C:
+		}
+	}
+}
+
+// tryFormOrJoin looks at what gossip knows and, if it can, starts the member. done is
+// false when it has to wait for more nodes.
+func (n *Node) tryFormOrJoin(ctx context.Context, cfg store.Config) (st *store.Store, l *learner, done bool, err error) {
+	var running, forming []peer
+	for _, p := range n.gossip.Peers() {
+		switch {
+		case !p.Alive:
+		case p.Meta.State == stateRunning:
+			running = append(running, p)
+		case p.Meta.State == stateForming:
+			forming = append(forming, p)
+		}
+	}
+	if len(running) > 0 {
+		st, l, err = n.joinRunning(ctx, cfg, running)
+		if err != nil {
+			n.log.Warn("joining the cluster failed; retrying", "err", err)
+			return nil, nil, false, nil
+		}
+		return st, l, true, nil
+	}
+	if n.cfg.BootstrapExpect == 0 || len(forming) < n.cfg.BootstrapExpect {
+		n.setPhase(fmt.Sprintf("waiting for nodes: %d of %d seen (forming a cluster needs --bootstrap-expect nodes; joining one needs a running member)",
+			len(forming), n.cfg.BootstrapExpect))
+		return nil, nil, false, nil
+	}
+	var founders []string
+	for _, p := range forming {
+		founders = append(founders, p.Name+"="+p.Meta.EtcdPeer)
+	}
+	sort.Strings(founders)
+	cfg.InitialCluster = strings.Join(founders, ",")
+	n.setPhase("forming a cluster of " + cfg.InitialCluster)
+	n.log.Info("forming a new cluster", "members", cfg.InitialCluster)
+	st, err = store.Open(cfg, n.log)
+	return st, nil, true, err
+}
+
+// joinRunning adds this node to the running cluster. If the running members already
+// list its peer URL (it is a founder that was slower to start) it starts as founder.
+func (n *Node) joinRunning(ctx context.Context, cfg store.Config, running []peer) (*store.Store, *learner, error) {
+	var endpoints []string
+	names := map[string]string{cfg.PeerURL: cfg.Name}
+	for _, p := range n.gossip.Peers() {
+		names[p.Meta.EtcdPeer] = p.Name
+	}
+	for _, p := range running {
+		endpoints = append(endpoints, p.Meta.EtcdClient)
+	}
+	tlsCfg, err := clientTLS(cfg.TLS)
+	if err != nil {
+		return nil, nil, err
+	}
+	remote, err := store.DialRemote(endpoints, tlsCfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	members, err := remote.Members(rctx)
+	if err != nil {
+		remote.Close()
+		return nil, nil, err
+	}
+	var l *learner
+	if !listed(members, cfg.PeerURL) {
+		n.setPhase("joining the cluster through " + strings.Join(endpoints, ","))
+		var id uint64
+		if id, members, err = remote.AddLearner(rctx, cfg.PeerURL); err != nil {
+			remote.Close()
+			return nil, nil, err
+		}
+		l = &learner{id: id, remote: remote}
+		cfg.Join = true
+	} else {
+		remote.Close()
+	}
+	var initial []string
+	for _, m := range members {
+		for _, u := range m.PeerURLs {
+			name := m.Name
+			if name == "" {
+				name = names[u]
+			}
+			if name == "" {
+				return nil, nil, fmt.Errorf("member %x at %s has no name yet and gossip does not know it", m.ID, u)
+			}
+			initial = append(initial, name+"="+u)
+		}
+	}
+	sort.Strings(initial)
+	cfg.InitialCluster = strings.Join(initial, ",")
+	n.log.Info("joining a running cluster", "members", cfg.InitialCluster, "learner", l != nil)
+	st, err := store.Open(cfg, n.log)
+	if err != nil && l != nil {
+		l.remote.Close()
+	}
+	return st, l, err
+}
+
+func listed(members []store.Member, peerURL string) bool {
+	for _, m := range members {
+		for _, u := range m.PeerURLs {
+			if u == peerURL {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// promote makes this node's learner member a voter once it has caught up.
+func (n *Node) promote(ctx context.Context, l *learner) error {
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := l.remote.Promote(pctx, l.id)
+		cancel()
+		if err == nil {
+			n.log.Info("promoted from learner to voting member")
+			return nil
+		}
+		if !errors.Is(err, store.ErrLearnerNotReady) {
+			n.log.Debug("promoting", "err", err)
+		}
+		if !sleepFor(ctx, 200*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+}
+
+// memberExists reports whether dir holds an etcd member (a restart, not a first start).
+func memberExists(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "member", "wal"))
+	return err == nil
+}
+
+// advertiseLoad keeps this node's gossip metadata current: connected proxies and
+// store revision, which `navarch members` shows and load spreading uses.
+func (n *Node) advertiseLoad(ctx context.Context, p *parts) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		proxies, rev := p.xds.Connections(), p.view.Revision()
+		n.gossip.setMeta(func(m *nodeMeta) { m.Proxies, m.Revision = proxies, rev })
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// leaveCluster removes this node's etcd member and leaves the gossip.
+func (n *Node) leaveCluster(ctx context.Context, p *parts) {
+	if err := p.store.RemoveMember(ctx, p.store.ID()); err != nil {
+		n.log.Warn("removing this node's etcd member", "err", err)
+	} else {
+		n.log.Info("left the cluster")
+	}
+	if n.gossip != nil {
+		n.gossip.leave()
+	}
+}

@@ -1,0 +1,127 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/navarch/navarch/store"
+	"github.com/navarch/navarch/xds"
+)
+
+// Config configures a node.
+type Config struct {
+	// Name is the node's name, unique in its cluster. It names its etcd member.
+	Name string
+	// DataDir holds the node's state (etcd). Empty with Dev: a fresh temporary
+	// directory, removed when the node stops.
+	DataDir string
+	// Dev runs a throwaway single node: temporary data dir, fsync off, and the HTTP
+	// API open without credentials when AdminToken is empty. Never for production.
+	Dev bool
+	// XDSAddr is where plaintext xDS (ADS over gRPC) is served, 127.0.0.1:15010 as
+	// Istio's istiod.
+	XDSAddr string
+	// HTTPAddr serves the API, /metrics, /healthz, /readyz and /debug/, 127.0.0.1:15014
+	// as istiod's monitoring port.
+	HTTPAddr string
+	// EtcdClientAddr and EtcdPeerAddr are where the embedded etcd member listens for
+	// clients and for peers. Empty picks free loopback ports (fine for one node).
+	EtcdClientAddr, EtcdPeerAddr string
+	// Domain is the DNS suffix short host names resolve under.
+	Domain string
+	// AdminToken, when set, is required as a bearer token on every API request that
+	// reads or changes configuration. Without it only Dev nodes serve the API.
+	AdminToken string
+	// GossipAddr is where this node gossips with the others (memberlist, TCP and UDP).
+	// Empty: a single node that forms its own cluster and joins none.
+	GossipAddr string
+	// GossipAdvertise is the address the others reach GossipAddr at, when it differs
+	// (GossipAddr on 0.0.0.0, NAT). Its host is also the host the node advertises for
+	// etcd and puts in its certificate.
+	GossipAdvertise string
+	// Join lists gossip addresses of nodes to join; any one live member is enough.
+	Join []string
+	// BootstrapExpect forms a new cluster once this many nodes (this one included) see
+	// each other. Zero: join a running cluster (or restart as the member the data dir
+	// holds).
+	BootstrapExpect int
+	// ClusterSecret is the secret every node of the cluster is given. The gossip key
+	// and, unless ClusterCACert is set, the CA of node certificates derive from it.
+	// A --dev node makes up one.
+	ClusterSecret string
+	// ClusterCACert and ClusterCAKey name an operator's CA (PEM) to sign node
+	// certificates with, instead of the one derived from ClusterSecret.
+	ClusterCACert, ClusterCAKey string
+	// LeaveOnTerminate makes a node that is told to stop leave the cluster (remove its
+	// etcd member) first. Off: a stopped node stays a member and rejoins when restarted
+	// with its data dir.
+	LeaveOnTerminate bool
+	// DNSAddr, when set, is where the node answers DNS queries for XDSName with the
+	// IPs of every live node's xDS listener (UDP). `navarch bootstrap` then points
+	// grpc-go clients at that name, so that they fail over between nodes.
+	DNSAddr string
+	// XDSName is the DNS name DNSAddr answers for.
+	XDSName string
+	// XDS tunes the xDS server.
+	XDS xds.Config
+	// Store tunes the embedded etcd member; Name, DataDir and URLs are filled in from
+	// the fields above.
+	Store store.Config
+}
+
+// DefaultConfig returns the configuration of `navarch server` without flags.
+func DefaultConfig() Config {
+	return Config{
+		Name:     "navarch",
+		XDSAddr:  "127.0.0.1:15010",
+		HTTPAddr: "127.0.0.1:15014",
+		Domain:   "cluster.local",
+		XDSName:  "xds.navarch.local",
+		XDS:      xds.DefaultConfig(),
+		Store:    store.DefaultConfig(),
+	}
+}
+
+// Validate checks the configuration without side effects.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, errors.New("node: name must be set"))
+	}
+	if c.DataDir == "" && !c.Dev {
+		errs = append(errs, errors.New("node: --data-dir must be set (or run with --dev)"))
+	}
+	for _, a := range []struct{ name, addr string }{
+		{"xds address", c.XDSAddr}, {"http address", c.HTTPAddr},
+		{"etcd client address", c.EtcdClientAddr}, {"etcd peer address", c.EtcdPeerAddr},
+		{"gossip address", c.GossipAddr}, {"gossip advertise address", c.GossipAdvertise},
+		{"dns address", c.DNSAddr},
+	} {
+		if a.addr == "" && a.name != "xds address" && a.name != "http address" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			errs = append(errs, fmt.Errorf("node: %s must be host:port, got %q", a.name, a.addr))
+		}
+	}
+	if c.Domain == "" {
+		errs = append(errs, errors.New("node: domain must be set"))
+	}
+	if c.AdminToken == "" && !c.Dev {
+		errs = append(errs, errors.New("node: an admin token is required (--admin-token-file) unless --dev"))
+	}
+	if c.ClusterSecret == "" && !c.Dev {
+		errs = append(errs, errors.New("node: a cluster secret is required (--cluster-secret-file) unless --dev"))
+	}
+	if c.GossipAddr == "" && (len(c.Join) > 0 || c.BootstrapExpect > 1) {
+		errs = append(errs, errors.New("node: --join and --bootstrap-expect need --gossip-addr"))
+	}
+	if c.BootstrapExpect < 0 {
+		errs = append(errs, fmt.Errorf("node: --bootstrap-expect must not be negative, got %d", c.BootstrapExpect))
+	}
+	if (c.ClusterCACert == "") != (c.ClusterCAKey == "") {
+		errs = append(errs, errors.New("node: the cluster CA needs both a certificate and a key"))
+	}
+	return errors.Join(errs...)
+}

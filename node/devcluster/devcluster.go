@@ -1,0 +1,438 @@
+// Package devcluster runs a local navarch cluster: N `navarch server` processes on
+// loopback, each with its own data dir, ports and log file under one directory. It is
+// what `navarch dev cluster`, the benchmarks and the end-to-end tests use.
+//
+// The cluster's description is written to <dir>/cluster.json:
+//
+//	{"nodes":[{"name":"n1","pid":123,"data_dir":"…","xds":"127.0.0.1:P","http":"127.0.0.1:P","gossip":"127.0.0.1:P", …}, …]}
+//
+// together with the cluster secret (<dir>/secret) and the admin token
+// (<dir>/admin-token) the nodes were started with.
+package devcluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Config says what cluster to run.
+type Config struct {
+	// Binary is the navarch executable to start.
+	Binary string
+	// Dir holds the cluster's files; created if missing.
+	Dir string
+	// Nodes is how many nodes to start (1 to 9).
+	Nodes int
+	// ExtraArgs are passed to every `navarch server`.
+	ExtraArgs []string
+	// ReadyTimeout bounds the wait for every node's /readyz.
+	ReadyTimeout time.Duration
+}
+
+// Node is one node of the cluster, as cluster.json describes it.
+type Node struct {
+	Name       string   `json:"name"`
+	PID        int      `json:"pid"`
+	DataDir    string   `json:"data_dir"`
+	XDS        string   `json:"xds"`
+	HTTP       string   `json:"http"`
+	Gossip     string   `json:"gossip"`
+	EtcdClient string   `json:"etcd_client"`
+	EtcdPeer   string   `json:"etcd_peer"`
+	DNS        string   `json:"dns,omitempty"`
+	Log        string   `json:"log"`
+	Args       []string `json:"args"`
+}
+
+// File is the content of cluster.json.
+type File struct {
+	Nodes      []Node `json:"nodes"`
+	SecretFile string `json:"secret_file"`
+	TokenFile  string `json:"token_file"`
+}
+
+// Cluster is a running local cluster. Its methods may be called from any goroutine.
+type Cluster struct {
+	cfg   Config
+	token string
+
+	mu    sync.Mutex
+	nodes []Node
+	procs map[string]*exec.Cmd
+}
+
+// Start starts the cluster's nodes and waits until every one is ready. A Dir that
+// already holds a cluster.json is reused: its nodes restart with their data and ports.
+func Start(ctx context.Context, cfg Config) (*Cluster, error) {
+	if cfg.Nodes < 1 || cfg.Nodes > 9 {
+		return nil, fmt.Errorf("dev cluster: --nodes must be 1 to 9, got %d", cfg.Nodes)
+	}
+	if cfg.ReadyTimeout == 0 {
+		cfg.ReadyTimeout = 90 * time.Second
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	c := &Cluster{cfg: cfg, procs: map[string]*exec.Cmd{}}
+	if _, err := readOrCreate(filepath.Join(cfg.Dir, "secret")); err != nil {
+		return nil, err
+	}
+	var err error
+	if c.token, err = readOrCreate(filepath.Join(cfg.Dir, "admin-token")); err != nil {
+		return nil, err
+	}
+	if c.nodes, err = c.plan(); err != nil {
+		return nil, err
+	}
+	for i := range c.nodes {
+		if err := c.start(&c.nodes[i]); err != nil {
+			c.Stop()
+			return nil, err
+		}
+	}
+	if err := c.WaitReady(ctx, c.Names()...); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	if err := c.writeFile(); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+func readOrCreate(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return string(b), nil
+	}
+	b := make([]byte, 24)
+	rand.Read(b)
+	s := hex.EncodeToString(b)
+	return s, os.WriteFile(path, []byte(s), 0o600)
+}
+
+// plan reuses cluster.json's nodes, or lays out new ones on free ports.
+func (c *Cluster) plan() ([]Node, error) {
+	if b, err := os.ReadFile(filepath.Join(c.cfg.Dir, "cluster.json")); err == nil {
+		var f File
+		if err := json.Unmarshal(b, &f); err == nil && len(f.Nodes) == c.cfg.Nodes {
+			for i := range f.Nodes {
+				f.Nodes[i].Args = c.args(f.Nodes[i], f.Nodes[0].Gossip)
+			}
+			return f.Nodes, nil
+		}
+	}
+	nodes := make([]Node, c.cfg.Nodes)
+	ips := nodeIPs(c.cfg.Nodes)
+	xdsPort, dnsPort := sharedPort(ips), sharedPort(ips)
+	for i := range nodes {
+		n := &nodes[i]
+		n.Name = fmt.Sprintf("n%d", i+1)
+		n.DataDir = filepath.Join(c.cfg.Dir, n.Name)
+		n.Log = filepath.Join(c.cfg.Dir, n.Name+".log")
+		for _, a := range []*string{&n.HTTP, &n.Gossip, &n.EtcdClient, &n.EtcdPeer} {
+			addr, err := freeAddr()
+			if err != nil {
+				return nil, err
+			}
+			*a = addr
+		}
+		if xdsPort != 0 && dnsPort != 0 {
+			n.XDS = net.JoinHostPort(ips[i], fmt.Sprint(xdsPort))
+			n.DNS = net.JoinHostPort(ips[i], fmt.Sprint(dnsPort))
+			continue
+		}
+		var err error
+		if n.XDS, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		if n.DNS, err = freeAddr(); err != nil {
+			return nil, err
+		}
+	}
+	for i := range nodes {
+		nodes[i].Args = c.args(nodes[i], nodes[0].Gossip)
+	}
+	return nodes, nil
+}
+
+// args are the `navarch server` arguments of node n; every node joins through the
+// first one's gossip address and all form the cluster together.
+func (c *Cluster) args(n Node, seed string) []string {
+	args := []string{"server",
+		"--name", n.Name, "--data-dir", n.DataDir,
+		"--xds-addr", n.XDS, "--http-addr", n.HTTP, "--gossip-addr", n.Gossip,
+		"--etcd-client-addr", n.EtcdClient, "--etcd-peer-addr", n.EtcdPeer, "--dns-addr", n.DNS,
+		"--bootstrap-expect", fmt.Sprint(c.cfg.Nodes), "--join", seed,
+		"--cluster-secret-file", filepath.Join(c.cfg.Dir, "secret"),
+		"--admin-token-file", filepath.Join(c.cfg.Dir, "admin-token"),
+		"--log-format", "json",
+	}
+	return append(args, c.cfg.ExtraArgs...)
+}
+
+// nodeIPs gives every node its own loopback IP (127.0.0.1, 127.0.0.2, ...) where the
+// system allows binding them (Linux does), so that all nodes serve xDS on one port
+// and the xDS DNS name can list them all, as on separate hosts. Elsewhere every node
+// gets 127.0.0.1.
+func nodeIPs(n int) []string {
+	ips := make([]string, n)
+	distinct := true
+	if l, err := net.Listen("tcp", "127.0.0.2:0"); err == nil {
+		l.Close()
+	} else {
+		distinct = false
+	}
+	for i := range ips {
+		ips[i] = "127.0.0.1"
+		if distinct {
+			ips[i] = fmt.Sprintf("127.0.0.%d", i+1)
+		}
+	}
+	return ips
+}
+
+// sharedPort finds a port free (TCP and UDP) on every one of ips; 0 if it finds none
+// or the IPs are not distinct (then each node needs a port of its own).
+func sharedPort(ips []string) int {
+	if len(ips) > 1 && ips[0] == ips[1] {
+		return 0
+	}
+	for attempt := 0; attempt < 50; attempt++ {
+		l, err := net.Listen("tcp", ips[0]+":0")
+		if err != nil {
+			return 0
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		ok := true
+		for _, ip := range ips {
+			addr := net.JoinHostPort(ip, fmt.Sprint(port))
+			t, err := net.Listen("tcp", addr)
+			if err != nil {
+				ok = false
+				break
+			}
+			u, err := net.ListenPacket("udp", addr)
+			t.Close()
+			if err != nil {
+				ok = false
+				break
+			}
+			u.Close()
+		}
+		if ok {
+			return port
+		}
+	}
+	return 0
+}
+
+// freeAddr returns a loopback address whose TCP and UDP ports were free a moment ago
+// (gossip uses both).
+func freeAddr() (string, error) {
+	for i := 0; i < 20; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := l.Addr().String()
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err == nil {
+			u.Close()
+			return addr, nil
+		}
+	}
+	return "", errors.New("no free loopback port")
+}
+
+func (c *Cluster) start(n *Node) error {
+	logf, err := os.OpenFile(n.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(c.cfg.Binary, n.Args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("starting %s: %w", n.Name, err)
+	}
+	go func() {
+		cmd.Wait()
+		logf.Close()
+	}()
+	c.mu.Lock()
+	n.PID = cmd.Process.Pid
+	c.procs[n.Name] = cmd
+	c.mu.Unlock()
+	return nil
+}
+
+// Names returns the nodes' names.
+func (c *Cluster) Names() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, n := range c.nodes {
+		out = append(out, n.Name)
+	}
+	return out
+}
+
+// Nodes returns the nodes as they are now.
+func (c *Cluster) Nodes() []Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Node(nil), c.nodes...)
+}
+
+// Node returns the node named name.
+func (c *Cluster) Node(name string) (Node, bool) {
+	for _, n := range c.Nodes() {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return Node{}, false
+}
+
+// Token returns the admin token the nodes require.
+func (c *Cluster) Token() string { return c.token }
+
+// TokenFile returns the path of the admin token.
+func (c *Cluster) TokenFile() string { return filepath.Join(c.cfg.Dir, "admin-token") }
+
+// WaitReady waits until every named node answers /readyz with 200.
+func (c *Cluster) WaitReady(ctx context.Context, names ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReadyTimeout)
+	defer cancel()
+	for _, name := range names {
+		n, ok := c.Node(name)
+		if !ok {
+			return fmt.Errorf("no node %s", name)
+		}
+		var last string
+		for {
+			if last = ready(ctx, n.HTTP); last == "" {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("node %s not ready: %s (log: %s)", name, last, n.Log)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// ready returns "" when the node at addr is ready, else why not.
+func ready(ctx context.Context, addr string) string {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		return ""
+	}
+	var b [512]byte
+	k, _ := resp.Body.Read(b[:])
+	return string(b[:k])
+}
+
+// Kill stops a node with SIGKILL, as a crash would.
+func (c *Cluster) Kill(name string) error {
+	c.mu.Lock()
+	cmd := c.procs[name]
+	delete(c.procs, name)
+	c.mu.Unlock()
+	if cmd == nil {
+		return fmt.Errorf("node %s is not running", name)
+	}
+	return cmd.Process.Signal(syscall.SIGKILL)
+}
+
+// Restart starts a stopped node again with its data dir and ports.
+func (c *Cluster) Restart(name string) error {
+	c.mu.Lock()
+	var n *Node
+	for i := range c.nodes {
+		if c.nodes[i].Name == name {
+			n = &c.nodes[i]
+		}
+	}
+	_, running := c.procs[name]
+	c.mu.Unlock()
+	if n == nil {
+		return fmt.Errorf("no node %s", name)
+	}
+	if running {
+		return fmt.Errorf("node %s is running", name)
+	}
+	if err := c.start(n); err != nil {
+		return err
+	}
+	return c.writeFile()
+}
+
+// Running reports whether the node's process was started by this cluster and not killed.
+func (c *Cluster) Running(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.procs[name]
+	return ok
+}
+
+// Stop stops every node (SIGTERM, then SIGKILL after 10 s) and waits for them.
+func (c *Cluster) Stop() {
+	c.mu.Lock()
+	procs := c.procs
+	c.procs = map[string]*exec.Cmd{}
+	c.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, cmd := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd.Process.Signal(syscall.SIGTERM)
+			deadline := time.Now().Add(10 * time.Second)
+			for time.Now().Before(deadline) {
+				if cmd.Process.Signal(syscall.Signal(0)) != nil {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			cmd.Process.Signal(syscall.SIGKILL)
+		}()
+	}
+	wg.Wait()
+}
+
+func (c *Cluster) writeFile() error {
+	f := File{Nodes: c.Nodes(), SecretFile: filepath.Join(c.cfg.Dir, "secret"), TokenFile: c.TokenFile()}
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(c.cfg.Dir, "cluster.json.tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(c.cfg.Dir, "cluster.json"))
+}

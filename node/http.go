@@ -1,0 +1,275 @@
+package node
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/client"
+	"github.com/navarch/navarch/store"
+)
+
+// writeTimeout bounds a write through etcd. A node without quorum fails writes after
+// it rather than hanging the caller.
+const writeTimeout = 10 * time.Second
+
+func (n *Node) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", n.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}))
+
+	api := http.NewServeMux()
+	api.HandleFunc("GET /api/v1/kinds", n.kinds)
+	api.HandleFunc("POST /api/v1/apply", n.withParts(n.apply))
+	api.HandleFunc("POST /api/v1/delete", n.withParts(n.deleteFiles))
+	api.HandleFunc("GET /api/v1/config/{kind}", n.withParts(n.list))
+	api.HandleFunc("GET /api/v1/config/{kind}/{namespace}/{name}", n.withParts(n.get))
+	api.HandleFunc("DELETE /api/v1/config/{kind}/{namespace}/{name}", n.withParts(n.deleteOne))
+	api.HandleFunc("GET /api/v1/members", n.withParts(n.listMembers))
+	api.HandleFunc("POST /api/v1/members/{name}/remove", n.withParts(n.removeMember))
+	api.HandleFunc("POST /api/v1/leave", n.withParts(n.leave))
+	api.HandleFunc("GET /debug/config", n.withParts(n.debugConfig))
+	api.HandleFunc("GET /debug/registry", n.withParts(n.debugRegistry))
+	api.HandleFunc("GET /debug/proxies", n.withParts(n.debugProxies))
+	api.HandleFunc("GET /debug/proxy-config", n.withParts(n.debugProxyConfig))
+	guarded := n.authenticate(api)
+	mux.Handle("/api/", guarded)
+	mux.Handle("/debug/", guarded)
+	return mux
+}
+
+// authenticate requires the admin token, when the node has one.
+func (n *Node) authenticate(h http.Handler) http.Handler {
+	if n.cfg.AdminToken == "" {
+		return h // a --dev node without a token: loopback only, by its defaults
+	}
+	want := []byte("Bearer " + n.cfg.AdminToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			writeError(w, http.StatusUnauthorized, errors.New("unauthorized: this API needs the admin token (Authorization: Bearer <token>)"))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// withParts runs h once the node's etcd member is up, and answers 503 with what the
+// node is doing until then.
+func (n *Node) withParts(h func(http.ResponseWriter, *http.Request, *parts)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p := n.parts.Load()
+		if p == nil {
+			writeError(w, http.StatusServiceUnavailable, errors.New("not ready: "+*n.phase.Load()))
+			return
+		}
+		h(w, r, p)
+	}
+}
+
+func (n *Node) kinds(w http.ResponseWriter, _ *http.Request) {
+	type kind struct {
+		Kind       string   `json:"kind"`
+		Group      string   `json:"group"`
+		Plural     string   `json:"plural"`
+		Short      []string `json:"short,omitempty"`
+		APIVersion string   `json:"apiVersion"`
+		Versions   []string `json:"versions"`
+	}
+	var out []kind
+	for _, k := range api.Kinds() {
+		out = append(out, kind{k.Name, k.Group, k.Plural, k.Short, k.APIVersion(), k.Versions})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// decodeRequest reads an apply or delete body: the JSON ApplyRequest the CLI sends,
+// or raw YAML/JSON documents (curl --data-binary @file.yaml).
+func decodeRequest(r *http.Request) (client.ApplyRequest, error) {
+	var req client.ApplyRequest
+	body := http.MaxBytesReader(nil, r.Body, 32<<20)
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") && r.URL.Query().Get("raw") == "" {
+		if err := json.NewDecoder(body).Decode(&req); err != nil {
+			return req, err
+		}
+		return req, nil
+	}
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return req, err
+	}
+	req.Namespace = r.URL.Query().Get("namespace")
+	req.Files = []client.File{{Source: "request", Data: string(data)}}
+	return req, nil
+}
+
+func (n *Node) apply(w http.ResponseWriter, r *http.Request, p *parts) {
+	req, err := decodeRequest(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	var all []*api.Resource
+	var skipped []api.Skipped
+	var errs []error
+	for _, f := range req.Files {
+		rs, sk, err := api.Decode(f.Source, []byte(f.Data), req.Namespace)
+		errs = append(errs, err)
+		all, skipped = append(all, rs...), append(skipped, sk...)
+	}
+	if err := errors.Join(errs...); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), writeTimeout)
+	defer cancel()
+	results, err := p.store.Apply(ctx, store.ConfigSpace, all)
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	resp := client.ApplyResponse{Skipped: skipped}
+	for _, res := range results {
+		resp.Results = append(resp.Results, result(res.Resource, res.Action))
+		resp.Revision = max(resp.Revision, res.Resource.Meta.Revision())
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func result(r *api.Resource, a store.Action) client.Result {
+	return client.Result{Kind: r.Kind.Name, Namespace: r.Meta.Namespace, Name: r.Meta.Name, Action: string(a), ResourceVersion: r.Meta.ResourceVersion}
+}
+
+func (n *Node) deleteFiles(w http.ResponseWriter, r *http.Request, p *parts) {
+	req, err := decodeRequest(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	var keys []api.Key
+	var skipped []api.Skipped
+	var errs []error
+	for _, f := range req.Files {
+		ks, sk, err := api.DecodeKeys(f.Source, []byte(f.Data), req.Namespace)
+		errs = append(errs, err)
+		keys, skipped = append(keys, ks...), append(skipped, sk...)
+	}
+	if err := errors.Join(errs...); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), writeTimeout)
+	defer cancel()
+	resp := client.ApplyResponse{Skipped: skipped}
+	failed := false
+	for _, k := range keys {
+		old, err := p.store.Delete(ctx, store.ConfigSpace, k, "")
+		if err != nil {
+			failed = true
+			resp.Results = append(resp.Results, client.Result{Kind: k.Kind.Name, Namespace: k.Namespace, Name: k.Name, Error: err.Error()})
+			continue
+		}
+		resp.Results = append(resp.Results, result(old, store.Deleted))
+	}
+	code := http.StatusOK
+	if failed {
+		code = http.StatusMultiStatus
+	}
+	writeJSON(w, code, resp)
+}
+
+func (n *Node) lookupKind(w http.ResponseWriter, r *http.Request) (*api.Kind, bool) {
+	k, ok := api.LookupKind(r.PathValue("kind"))
+	if !ok {
+		writeError(w, http.StatusNotFound, errors.New("unknown kind "+r.PathValue("kind")+"; known: "+strings.Join(api.KindNames(), ", ")))
+	}
+	return k, ok
+}
+
+func (n *Node) list(w http.ResponseWriter, r *http.Request, p *parts) {
+	k, ok := n.lookupKind(w, r)
+	if !ok {
+		return
+	}
+	rs, rev, err := p.store.List(r.Context(), store.ConfigSpace, k, r.URL.Query().Get("namespace"))
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	resp := client.ListResponse{Revision: rev, Items: []json.RawMessage{}}
+	for _, res := range rs {
+		b, err := res.MarshalJSON()
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err)
+			return
+		}
+		resp.Items = append(resp.Items, b)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (n *Node) get(w http.ResponseWriter, r *http.Request, p *parts) {
+	k, ok := n.lookupKind(w, r)
+	if !ok {
+		return
+	}
+	res, err := p.store.Get(r.Context(), store.ConfigSpace, api.Key{Kind: k, Namespace: r.PathValue("namespace"), Name: r.PathValue("name")})
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (n *Node) deleteOne(w http.ResponseWriter, r *http.Request, p *parts) {
+	k, ok := n.lookupKind(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), writeTimeout)
+	defer cancel()
+	key := api.Key{Kind: k, Namespace: r.PathValue("namespace"), Name: r.PathValue("name")}
+	old, err := p.store.Delete(ctx, store.ConfigSpace, key, r.URL.Query().Get("resourceVersion"))
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, client.ApplyResponse{Results: []client.Result{result(old, store.Deleted)}})
+}
+
+// statusOf maps store errors to HTTP status codes.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, store.ErrUnavailable):
+		return http.StatusServiceUnavailable
+	}
+	var derr *api.DocumentError
+	if errors.As(err, &derr) {
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, client.ErrorResponse{Error: err.Error()})
+}

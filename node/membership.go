@@ -1,0 +1,236 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Gossip states a node advertises about its etcd member.
+const (
+	stateForming = "forming" // waiting for --bootstrap-expect nodes
+	stateJoining = "joining" // adding itself to a running cluster
+	stateRunning = "running" // its etcd member is up
+)
+
+// nodeMeta is what a node tells the others about itself by gossip. memberlist limits
+// it to 512 bytes, hence the short keys.
+type nodeMeta struct {
+	XDS        string `json:"x,omitempty"`
+	HTTP       string `json:"h,omitempty"`
+	EtcdPeer   string `json:"p,omitempty"`
+	EtcdClient string `json:"c,omitempty"`
+	DNS        string `json:"d,omitempty"`
+	State      string `json:"s,omitempty"`
+	Proxies    int    `json:"n,omitempty"`
+	Revision   int64  `json:"r,omitempty"`
+}
+
+// peer is another node as gossip knows it.
+type peer struct {
+	Name    string
+	Addr    string
+	Alive   bool
+	Left    bool // left gracefully, as opposed to failed
+	Meta    nodeMeta
+	Changed time.Time
+}
+
+// membership is this node's gossip: memberlist, encrypted with the cluster's gossip
+// key, and the table of every node it has heard of.
+type membership struct {
+	log  *slog.Logger
+	ml   *memberlist.Memberlist
+	self string
+
+	mu      sync.Mutex
+	meta    nodeMeta
+	peers   map[string]*peer
+	changed chan struct{} // signalled on every change of the table
+}
+
+func newMembership(name, bind, advertise string, key []byte, meta nodeMeta, logger *slog.Logger) (*membership, error) {
+	m := &membership{log: logger.With("component", "gossip"), self: name, meta: meta, peers: map[string]*peer{}, changed: make(chan struct{}, 1)}
+	host, port, err := splitAddr(bind)
+	if err != nil {
+		return nil, fmt.Errorf("gossip address: %w", err)
+	}
+	cfg := memberlist.DefaultLANConfig()
+	cfg.Name = name
+	cfg.BindAddr, cfg.BindPort = host, port
+	cfg.AdvertiseAddr, cfg.AdvertisePort = host, port
+	if advertise != "" {
+		if cfg.AdvertiseAddr, cfg.AdvertisePort, err = splitAddr(advertise); err != nil {
+			return nil, fmt.Errorf("gossip advertise address: %w", err)
+		}
+	}
+	cfg.SecretKey = key
+	cfg.GossipVerifyIncoming, cfg.GossipVerifyOutgoing = true, true
+	cfg.Delegate = m
+	cfg.Events = m
+	// Failures should be noticed within seconds on a LAN; memberlist's LAN defaults
+	// (1 s probes, suspicion multiplier 4) are kept.
+	cfg.Logger = log.New(&slogWriter{m.log}, "", 0)
+	ml, err := memberlist.Create(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("starting gossip on %s: %w", bind, err)
+	}
+	m.ml = ml
+	return m, nil
+}
+
+func splitAddr(a string) (string, int, error) {
+	h, p, err := net.SplitHostPort(a)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	return h, port, err
+}
+
+// joinLoop tries to join the gossip through addrs until some other node is alive, or
+// ctx ends. It keeps trying: the peers may not have started yet.
+func (m *membership) joinLoop(ctx context.Context, addrs []string) {
+	if len(addrs) == 0 {
+		return
+	}
+	for ctx.Err() == nil {
+		if m.ml.NumMembers() > 1 {
+			return
+		}
+		if _, err := m.ml.Join(addrs); err != nil {
+			m.log.Debug("joining gossip", "peers", addrs, "err", err)
+		}
+		if !sleepFor(ctx, 500*time.Millisecond) {
+			return
+		}
+	}
+}
+
+func sleepFor(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// setMeta changes what this node gossips about itself.
+func (m *membership) setMeta(update func(*nodeMeta)) {
+	m.mu.Lock()
+	before := m.meta
+	update(&m.meta)
+	same := before == m.meta
+	m.mu.Unlock()
+	if !same {
+		if err := m.ml.UpdateNode(time.Second); err != nil {
+			m.log.Debug("gossiping new metadata", "err", err)
+		}
+	}
+}
+
+// Peers returns every node gossip has heard of, this one included, by name.
+func (m *membership) Peers() []peer {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]peer, 0, len(m.peers))
+	for _, p := range m.peers {
+		out = append(out, *p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// forget drops a node from the table (after it was removed from the cluster).
+func (m *membership) forget(name string) {
+	m.mu.Lock()
+	delete(m.peers, name)
+	m.mu.Unlock()
+}
+
+// Changes signals after the table changed. Signals coalesce.
+func (m *membership) Changes() <-chan struct{} { return m.changed }
+
+// leave tells the others this node is leaving, then stops gossip.
+func (m *membership) leave() {
+	if err := m.ml.Leave(2 * time.Second); err != nil {
+		m.log.Warn("leaving gossip", "err", err)
+	}
+	m.shutdown()
+}
+
+func (m *membership) shutdown() { _ = m.ml.Shutdown() }
+
+func (m *membership) update(n *memberlist.Node, alive bool) {
+	p := &peer{Name: n.Name, Addr: n.Address(), Alive: alive, Left: n.State == memberlist.StateLeft, Changed: time.Now()}
+	if len(n.Meta) > 0 {
+		if err := json.Unmarshal(n.Meta, &p.Meta); err != nil {
+			m.log.Warn("undecodable gossip metadata", "node", n.Name, "err", err)
+		}
+	}
+	m.mu.Lock()
+	if old := m.peers[n.Name]; old != nil && !alive && len(n.Meta) == 0 {
+		p.Meta = old.Meta
+	}
+	m.peers[n.Name] = p
+	m.mu.Unlock()
+	select {
+	case m.changed <- struct{}{}:
+	default:
+	}
+}
+
+// memberlist.EventDelegate.
+
+func (m *membership) NotifyJoin(n *memberlist.Node)   { m.update(n, true) }
+func (m *membership) NotifyLeave(n *memberlist.Node)  { m.update(n, false) }
+func (m *membership) NotifyUpdate(n *memberlist.Node) { m.update(n, true) }
+
+// memberlist.Delegate: only node metadata is used; no user messages or state.
+
+func (m *membership) NodeMeta(limit int) []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, _ := json.Marshal(m.meta)
+	if len(b) > limit {
+		m.log.Error("gossip metadata over the limit", "bytes", len(b), "limit", limit)
+		return nil
+	}
+	return b
+}
+func (m *membership) NotifyMsg([]byte)                           {}
+func (m *membership) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (m *membership) LocalState(join bool) []byte                { return nil }
+func (m *membership) MergeRemoteState(buf []byte, join bool)     {}
+
+// slogWriter feeds memberlist's log lines ("[WARN] memberlist: ...") into slog.
+type slogWriter struct{ log *slog.Logger }
+
+func (w *slogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	switch {
+	case strings.Contains(line, "[ERR]"):
+		w.log.Error(line)
+	case strings.Contains(line, "[WARN]"):
+		w.log.Warn(line)
+	default:
+		w.log.Debug(line)
+	}
+	return len(p), nil
+}
+
+var _ io.Writer = (*slogWriter)(nil)

@@ -1,0 +1,282 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/navarch/navarch/registry"
+	"github.com/navarch/navarch/store"
+	"github.com/navarch/navarch/xds"
+)
+
+// Node is one control-plane node.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	started time.Time
+	tempDir string // removed on Close when the node made it
+
+	secrets  clusterSecrets
+	tlsFiles *store.TLSFiles
+	reg      *prometheus.Registry
+	metrics  *xds.Metrics
+
+	xdsLis  net.Listener
+	httpLis net.Listener
+	dnsConn net.PacketConn // nil without DNSAddr
+	http    *http.Server
+	gossip  *membership // nil for a node without gossip
+
+	phase atomic.Pointer[string] // what the node is doing, for /readyz before it is up
+	parts atomic.Pointer[parts]  // set once etcd is up
+	ready chan struct{}          // closed when the view has loaded the store
+
+	stop     chan struct{} // closed to stop Run (the node left the cluster)
+	stopOnce sync.Once
+}
+
+// parts are what a node runs once its etcd member is up.
+type parts struct {
+	store *store.Store
+	view  *registry.View
+	xds   *xds.Server
+	grpc  *grpc.Server
+}
+
+// New prepares a node: it checks the configuration, creates the data dir and the
+// node's certificate, and binds every listener, so that address conflicts show at
+// once. Run starts it. On error everything acquired is released.
+func New(cfg Config, log *slog.Logger) (n *Node, err error) {
+	if cfg.Dev && cfg.ClusterSecret == "" {
+		cfg.ClusterSecret = randomSecret()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n = &Node{cfg: cfg, log: log, started: time.Now(), ready: make(chan struct{}), stop: make(chan struct{})}
+	n.setPhase("starting")
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	if n.secrets, err = deriveSecrets(cfg.ClusterSecret); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	if n.cfg.DataDir == "" {
+		if n.tempDir, err = os.MkdirTemp("", "navarch-dev-"); err != nil {
+			return nil, fmt.Errorf("creating a data dir: %w", err)
+		}
+		n.cfg.DataDir = n.tempDir
+	}
+	if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the data dir: %w", err)
+	}
+	if err := n.resolveEtcdAddrs(); err != nil {
+		return nil, err
+	}
+	if n.tlsFiles, err = n.nodeCertificate(); err != nil {
+		return nil, err
+	}
+	if n.xdsLis, err = net.Listen("tcp", cfg.XDSAddr); err != nil {
+		return nil, fmt.Errorf("listening for xDS: %w", err)
+	}
+	if n.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("listening for HTTP: %w", err)
+	}
+	if cfg.DNSAddr != "" {
+		if n.dnsConn, err = net.ListenPacket("udp", cfg.DNSAddr); err != nil {
+			return nil, fmt.Errorf("listening for DNS: %w", err)
+		}
+	}
+	n.reg = prometheus.NewRegistry()
+	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n.metrics = xds.NewMetrics(n.reg)
+	n.http = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
+	if cfg.GossipAddr != "" {
+		meta := nodeMeta{XDS: n.advertised(n.XDSAddr()), HTTP: n.advertised(n.HTTPAddr()),
+			EtcdPeer: n.peerURL(), EtcdClient: n.clientURL(), State: stateForming}
+		if n.dnsConn != nil {
+			meta.DNS = n.advertised(n.dnsConn.LocalAddr().String())
+		}
+		if cfg.BootstrapExpect == 0 {
+			meta.State = stateJoining
+		}
+		if n.gossip, err = newMembership(cfg.Name, cfg.GossipAddr, cfg.GossipAdvertise, n.secrets.gossipKey, meta, log); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+func randomSecret() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (n *Node) setPhase(p string) { n.phase.Store(&p) }
+
+// nodeCertificate issues this node's etcd certificate, signed by the cluster CA.
+func (n *Node) nodeCertificate() (*store.TLSFiles, error) {
+	var ca *clusterCA
+	var err error
+	if n.cfg.ClusterCACert != "" {
+		ca, err = loadCA(n.cfg.ClusterCACert, n.cfg.ClusterCAKey)
+	} else {
+		ca, err = derivedCA(n.secrets.caSeed)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ca.issueNodeCert(filepath.Join(n.cfg.DataDir, "tls"), n.cfg.Name, n.advertiseHost())
+}
+
+// xdsServerOptions tune the gRPC server for many long-lived, mostly idle streams:
+// small per-connection buffers, keepalive so dead proxies are noticed, and a generous
+// message size for large configurations.
+func xdsServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ReadBufferSize(16 << 10),
+		grpc.WriteBufferSize(16 << 10),
+		grpc.MaxRecvMsgSize(16 << 20),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	}
+}
+
+// XDSAddr and HTTPAddr return the bound addresses (useful with port 0).
+func (n *Node) XDSAddr() string  { return n.xdsLis.Addr().String() }
+func (n *Node) HTTPAddr() string { return n.httpLis.Addr().String() }
+
+// Run starts the node and serves until ctx ends or a part fails, then shuts down.
+// The HTTP port answers at once (/readyz says what the node is waiting for); xDS is
+// served once the node's etcd member is up and its view loaded.
+func (n *Node) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := n.http.Serve(n.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving HTTP: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		defer n.stopServing()
+		p, err := n.start(gctx)
+		if err != nil {
+			if gctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		return n.serve(gctx, g, p)
+	})
+	return g.Wait()
+}
+
+// serve runs the parts of a started node until ctx ends.
+func (n *Node) serve(ctx context.Context, g *errgroup.Group, p *parts) error {
+	g.Go(func() error { return p.view.Run(ctx) })
+	g.Go(func() error { return p.xds.Run(ctx) })
+	g.Go(func() error {
+		if err := p.grpc.Serve(n.xdsLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("serving xDS: %w", err)
+		}
+		return nil
+	})
+	if n.gossip != nil {
+		g.Go(func() error { n.advertiseLoad(ctx, p); return nil })
+	}
+	if n.dnsConn != nil {
+		g.Go(func() error { return n.serveDNS(ctx, n.dnsConn) })
+	}
+	select {
+	case <-p.view.Ready():
+		close(n.ready)
+		n.setPhase("ready")
+		n.log.Info("navarch ready", "node", n.cfg.Name, "xds", n.XDSAddr(), "http", n.HTTPAddr(),
+			"startup", time.Since(n.started).Round(time.Millisecond).String())
+	case err := <-p.store.Err():
+		return fmt.Errorf("etcd failed: %w", err)
+	case <-ctx.Done():
+		return nil
+	}
+	select {
+	case err := <-p.store.Err():
+		return fmt.Errorf("etcd failed: %w", err)
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// stopServing stops the API and xDS servers (proxies reconnect elsewhere) and, when
+// configured to, leaves the cluster.
+func (n *Node) stopServing() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = n.http.Shutdown(ctx)
+	if n.dnsConn != nil {
+		n.dnsConn.Close()
+	}
+	if p := n.parts.Load(); p != nil {
+		p.grpc.Stop()
+		if n.cfg.LeaveOnTerminate {
+			n.leaveCluster(ctx, p)
+		}
+	}
+	if n.gossip != nil && !n.cfg.LeaveOnTerminate {
+		n.gossip.shutdown()
+	}
+}
+
+// Close releases what New and Run acquired: listeners, gossip, etcd, the temporary
+// data dir. Call it after Run returned (or instead of Run).
+func (n *Node) Close() error {
+	for _, l := range []net.Listener{n.xdsLis, n.httpLis} {
+		if l != nil {
+			l.Close()
+		}
+	}
+	if n.dnsConn != nil {
+		n.dnsConn.Close()
+	}
+	if n.gossip != nil {
+		n.gossip.shutdown()
+	}
+	var err error
+	if p := n.parts.Load(); p != nil {
+		err = p.store.Close()
+	}
+	if n.tempDir != "" {
+		if rerr := os.RemoveAll(n.tempDir); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	return err
+}

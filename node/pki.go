@@ -1,0 +1,192 @@
+package node
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/navarch/navarch/store"
+)
+
+// The cluster's own credentials protect node-to-node traffic (etcd peer and client
+// TLS, memberlist encryption). They all derive from the cluster secret that every node
+// is given, so nodes need no exchange to trust each other, and a process without the
+// secret can neither join the gossip nor complete a TLS handshake with etcd:
+//
+//   - the gossip key is HKDF(secret, "navarch gossip");
+//   - the cluster CA key is an Ed25519 key whose seed is HKDF(secret, "navarch cluster ca"),
+//     and its certificate is built from fixed fields, so every node derives the same CA;
+//   - each node creates its own key and a certificate signed by that CA at every start,
+//     for its advertise host, written to <data-dir>/tls/.
+//
+// An operator who wants their own CA for etcd passes its certificate and key instead
+// (ClusterCA); the gossip key still derives from the secret.
+
+// clusterSecrets are the keys derived from the cluster secret.
+type clusterSecrets struct {
+	gossipKey []byte
+	caSeed    []byte
+	token     string
+}
+
+func deriveSecrets(secret string) (clusterSecrets, error) {
+	if len(secret) < 16 {
+		return clusterSecrets{}, errors.New("the cluster secret must be at least 16 characters")
+	}
+	derive := func(info string) ([]byte, error) {
+		return hkdf.Key(sha256.New, []byte(secret), nil, info, 32)
+	}
+	g, err := derive("navarch gossip")
+	if err != nil {
+		return clusterSecrets{}, err
+	}
+	c, err := derive("navarch cluster ca")
+	if err != nil {
+		return clusterSecrets{}, err
+	}
+	t, err := derive("navarch etcd cluster token")
+	if err != nil {
+		return clusterSecrets{}, err
+	}
+	return clusterSecrets{gossipKey: g, caSeed: c, token: "navarch-" + hex.EncodeToString(t[:8])}, nil
+}
+
+// clusterCA is the CA that signs node certificates.
+type clusterCA struct {
+	cert *x509.Certificate
+	der  []byte
+	key  crypto.Signer
+}
+
+// derivedCA builds the cluster CA from its seed; every node builds the same one.
+func derivedCA(seed []byte) (*clusterCA, error) {
+	key := ed25519.NewKeyFromSeed(seed)
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "navarch cluster CA", Organization: []string{"navarch"}},
+		NotBefore:             time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC),
+		NotAfter:              time.Date(2124, 1, 1, 0, 0, 0, 0, time.UTC),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("creating the cluster CA: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &clusterCA{cert: cert, der: der, key: key}, nil
+}
+
+// loadCA reads an operator's CA certificate and key (PEM).
+func loadCA(certFile, keyFile string) (*clusterCA, error) {
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading the cluster CA: %w", err)
+	}
+	cert, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, err
+	}
+	signer, ok := pair.PrivateKey.(crypto.Signer)
+	if !ok || !cert.IsCA {
+		return nil, errors.New("loading the cluster CA: not a CA certificate with a signing key")
+	}
+	return &clusterCA{cert: cert, der: pair.Certificate[0], key: signer}, nil
+}
+
+// issueNodeCert writes a fresh key and certificate for this node, valid for server and
+// client authentication at host (and loopback), into dir, with the CA certificate.
+func (ca *clusterCA) issueNodeCert(dir, name, host string) (*store.TLSFiles, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: name, Organization: []string{"navarch"}},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(5 * 365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		DNSNames:     []string{"localhost", name},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+	} else if host != "" {
+		tmpl.DNSNames = append(tmpl.DNSNames, host)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	if err != nil {
+		return nil, fmt.Errorf("signing the node certificate: %w", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	files := &store.TLSFiles{
+		CertFile: filepath.Join(dir, "node.crt"),
+		KeyFile:  filepath.Join(dir, "node.key"),
+		CAFile:   filepath.Join(dir, "ca.crt"),
+	}
+	for _, f := range []struct {
+		path, typ string
+		der       []byte
+		mode      os.FileMode
+	}{
+		{files.CertFile, "CERTIFICATE", der, 0o644},
+		{files.KeyFile, "PRIVATE KEY", keyDER, 0o600},
+		{files.CAFile, "CERTIFICATE", ca.der, 0o644},
+	} {
+		data := pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der})
+		if err := os.WriteFile(f.path, data, f.mode); err != nil {
+			return nil, err
+		}
+	}
+	return files, nil
+}
+
+// clientTLS returns the TLS configuration this node uses to talk to other members'
+// etcd: its own certificate, and only the cluster CA trusted.
+func clientTLS(files *store.TLSFiles) (*tls.Config, error) {
+	pair, err := tls.LoadX509KeyPair(files.CertFile, files.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	caPEM, err := os.ReadFile(files.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("no CA certificate in " + files.CAFile)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
