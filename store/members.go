@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -41,10 +42,21 @@ func (s *Store) Leader() uint64 { return uint64(s.etcd.Server.Leader()) }
 // IsLearner reports whether this member is a learner, not yet a voting member.
 func (s *Store) IsLearner() bool { return s.etcd.Server.IsLearner() }
 
-// RemoveMember removes a member from the cluster.
+// RemoveMember removes a member from the cluster. etcd refuses while the removal
+// would leave too few members it has heard from recently (a member that just joined
+// or restarted counts only after a few seconds); this retries until ctx ends.
 func (s *Store) RemoveMember(ctx context.Context, id uint64) error {
-	_, err := s.cli.MemberRemove(ctx, id)
-	return mapErr(err)
+	for {
+		_, err := s.cli.MemberRemove(ctx, id)
+		if err == nil || !(errors.Is(err, rpctypes.ErrUnhealthy) || errors.Is(err, rpctypes.ErrGRPCUnhealthy) || leaderless(err)) {
+			return mapErr(err)
+		}
+		select {
+		case <-ctx.Done():
+			return mapErr(err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // Remote is an etcd client of other members of a cluster, for the operations a node

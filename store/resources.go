@@ -77,11 +77,13 @@ func (s *Store) Create(ctx context.Context, sp Space, r *api.Resource) (*api.Res
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(val))).Commit()
+	resp, err := s.commit(ctx, func() (*clientv3.TxnResponse, error) {
+		return s.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, string(val))).Commit()
+	})
 	if err != nil {
-		return nil, mapErr(err)
+		return nil, err
 	}
 	if !resp.Succeeded {
 		return nil, fmt.Errorf("%s: %w", r, ErrExists)
@@ -178,9 +180,11 @@ func (s *Store) apply(ctx context.Context, sp Space, rs []*api.Resource, mustExi
 		if len(puts) == 0 {
 			return results, nil
 		}
-		resp, err := s.cli.Txn(ctx).If(cmps...).Then(puts...).Commit()
+		resp, err := s.commit(ctx, func() (*clientv3.TxnResponse, error) {
+			return s.cli.Txn(ctx).If(cmps...).Then(puts...).Commit()
+		})
 		if err != nil {
-			return nil, mapErr(err)
+			return nil, err
 		}
 		if !resp.Succeeded {
 			continue // someone wrote one of the keys; read again
@@ -243,9 +247,11 @@ func (s *Store) getMany(ctx context.Context, keys []string) ([]stored, error) {
 	for i, k := range keys {
 		ops[i] = clientv3.OpGet(k)
 	}
-	resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
+	resp, err := s.commit(ctx, func() (*clientv3.TxnResponse, error) {
+		return s.cli.Txn(ctx).Then(ops...).Commit()
+	})
 	if err != nil {
-		return nil, mapErr(err)
+		return nil, err
 	}
 	out := make([]stored, len(keys))
 	for i, r := range resp.Responses {
@@ -277,11 +283,13 @@ func (s *Store) Delete(ctx context.Context, sp Space, k api.Key, resourceVersion
 		if resourceVersion != "" && resourceVersion != cur[0].res.Meta.ResourceVersion {
 			return nil, fmt.Errorf("%s: resourceVersion is %s, not %s: %w", k, cur[0].res.Meta.ResourceVersion, resourceVersion, ErrConflict)
 		}
-		resp, err := s.cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.ModRevision(key), "=", cur[0].rev)).
-			Then(clientv3.OpDelete(key)).Commit()
+		resp, err := s.commit(ctx, func() (*clientv3.TxnResponse, error) {
+			return s.cli.Txn(ctx).
+				If(clientv3.Compare(clientv3.ModRevision(key), "=", cur[0].rev)).
+				Then(clientv3.OpDelete(key)).Commit()
+		})
 		if err != nil {
-			return nil, mapErr(err)
+			return nil, err
 		}
 		if resp.Succeeded {
 			return cur[0].res, nil
@@ -299,17 +307,43 @@ func decodeKV(value []byte, modRevision int64) (*api.Resource, error) {
 	return r, nil
 }
 
+// commit runs a transaction, retrying while the cluster is electing a leader (a
+// member died): such a transaction was not applied, and a new leader usually follows
+// within an election timeout. When ctx ends first the error is ErrUnavailable.
+func (s *Store) commit(ctx context.Context, txn func() (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error) {
+	backoff := 50 * time.Millisecond
+	for {
+		resp, err := txn()
+		if err == nil || !leaderless(err) {
+			return resp, mapErr(err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, mapErr(err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+// leaderless reports errors that mean "no leader right now; nothing was applied".
+func leaderless(err error) bool {
+	return errors.Is(err, rpctypes.ErrLeaderChanged) || errors.Is(err, rpctypes.ErrNoLeader) ||
+		errors.Is(err, rpctypes.ErrGRPCLeaderChanged) || errors.Is(err, rpctypes.ErrGRPCNoLeader)
+}
+
 // mapErr turns etcd's errors for "this write cannot be committed now" into
 // ErrUnavailable, keeping the original text.
 func mapErr(err error) error {
 	switch {
+	case err == nil:
+		return nil
 	case errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, rpctypes.ErrTimeout),
 		errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail),
 		errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost),
-		errors.Is(err, rpctypes.ErrNoLeader),
-		errors.Is(err, rpctypes.ErrLeaderChanged):
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		leaderless(err):
+		return fmt.Errorf("%w (%v)", ErrUnavailable, err)
 	}
 	return err
 }
