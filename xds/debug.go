@@ -73,3 +73,23 @@ func (s *Server) Proxy(id string) *Proxy {
 	}
 	return nil
 }
+
+// Shed picks up to n connected streams, newest first, for a node that has far more
+// proxies than its share, and returns their peer addresses; the caller closes those
+// connections so the proxies reconnect, preferably to another node.
+func (s *Server) Shed(n int) []string {
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for _, c := range s.conns {
+		if c.peer != "" {
+			conns = append(conns, c)
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(conns, func(i, j int) bool { return conns[i].connectedAt.After(conns[j].connectedAt) })
+	var out []string
+	for _, c := range conns[:min(n, len(conns))] {
+		out = append(out, c.peer)
+	}
+	return out
+}

@@ -91,12 +91,12 @@ func (s *Server) sotwRequest(stream discovery.AggregatedDiscoveryService_StreamA
 	if !changed {
 		return nil
 	}
-	if first && req.VersionInfo != "" {
-		// A proxy resuming after a reconnect says what it has: if that is what it
-		// would get, send nothing.
-		w.sent = req.VersionInfo
-	}
-	return s.sotwRespond(stream, c, c.class.build.Load(), t, w, !first)
+	// The first request of a type on a stream is always answered, even when its
+	// version_info is what the proxy would get: that field is the last version the
+	// proxy accepted for the type, not a promise that it still holds those resources
+	// (grpc-go drops resources whose watchers went away and asks for them again
+	// with the old version). Only Delta says exactly what the proxy has.
+	return s.sotwRespond(stream, c, c.class.build.Load(), t, w, true)
 }
 
 // isWildcard applies the xDS rules: listeners and clusters asked for with no names
