@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -155,4 +156,15 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%s: not true after %s: %v", what, timeout, err)
+}
+
+// get fetches http://addr/path and returns the status code and body.
+func get(addr, path string) (int, string) {
+	resp, err := http.Get("http://" + addr + path)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

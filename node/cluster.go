@@ -113,6 +113,7 @@ func (n *Node) start(ctx context.Context) (*parts, error) {
 	}
 	if n.gossip != nil {
 		n.gossip.setMeta(func(m *nodeMeta) { m.State = stateRunning })
+		go n.rejoinGossip(ctx, st)
 	}
 	p := &parts{store: st}
 	p.view = registry.NewView(st, n.cfg.Domain, n.log)
@@ -122,6 +123,41 @@ func (n *Node) start(ctx context.Context) (*parts, error) {
 	n.parts.Store(p)
 	n.setPhase("loading the store")
 	return p, nil
+}
+
+// rejoinGossip records this node's gossip address in etcd and, if gossip has no other
+// node yet (a restart without --join, or after the --join node died), joins the
+// nodes etcd knows of.
+func (n *Node) rejoinGossip(ctx context.Context, st *store.Store) {
+	self := n.cfg.GossipAdvertise
+	if self == "" {
+		self = n.cfg.GossipAddr
+	}
+	for ctx.Err() == nil {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := st.PutNode(wctx, n.cfg.Name, self)
+		cancel()
+		if err == nil {
+			break
+		}
+		if !sleepFor(ctx, time.Second) {
+			return
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	known, err := st.Nodes(rctx)
+	cancel()
+	if err != nil {
+		n.log.Warn("reading the nodes etcd knows", "err", err)
+		return
+	}
+	var addrs []string
+	for name, addr := range known {
+		if name != n.cfg.Name {
+			addrs = append(addrs, addr)
+		}
+	}
+	n.gossip.joinLoop(ctx, addrs)
 }
 
 // learner is an etcd member this node added as a learner, to promote once caught up.

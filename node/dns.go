@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net"
 	"strings"
 
@@ -68,7 +69,10 @@ func (n *Node) answerDNS(query []byte) ([]byte, error) {
 	}
 	if name == strings.ToLower(dnsName(n.cfg.XDSName)) {
 		rh := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: dnsTTL}
-		for _, ip := range n.liveXDSIPs() {
+		ips := n.liveXDSIPs()
+		// A random order spreads clients that take the first address over the nodes.
+		rand.Shuffle(len(ips), func(i, j int) { ips[i], ips[j] = ips[j], ips[i] })
+		for _, ip := range ips {
 			switch v4 := ip.To4(); {
 			case q.Type == dnsmessage.TypeA && v4 != nil:
 				var a dnsmessage.AResource
@@ -91,7 +95,7 @@ func dnsName(s string) string {
 	return s + "."
 }
 
-// liveXDSIPs returns the IP of every live node's xDS address, this node's first.
+// liveXDSIPs returns the IP of every live node's xDS address.
 func (n *Node) liveXDSIPs() []net.IP {
 	seen := map[string]bool{}
 	var out []net.IP

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -37,6 +38,9 @@ func (n *Node) routes() http.Handler {
 	api.HandleFunc("GET /api/v1/members", n.withParts(n.listMembers))
 	api.HandleFunc("POST /api/v1/members/{name}/remove", n.withParts(n.removeMember))
 	api.HandleFunc("POST /api/v1/leave", n.withParts(n.leave))
+	api.HandleFunc("GET /debug/pprof/", pprof.Index)
+	api.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	api.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	api.HandleFunc("GET /debug/config", n.withParts(n.debugConfig))
 	api.HandleFunc("GET /debug/registry", n.withParts(n.debugRegistry))
 	api.HandleFunc("GET /debug/proxies", n.withParts(n.debugProxies))

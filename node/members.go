@@ -133,6 +133,9 @@ func (n *Node) removeMember(w http.ResponseWriter, r *http.Request, p *parts) {
 				return
 			}
 		}
+		if err := p.store.DeleteNode(ctx, name); err != nil {
+			n.log.Warn("forgetting a removed node", "node", name, "err", err)
+		}
 		if n.gossip != nil {
 			n.gossip.forget(name)
 		}
@@ -151,10 +154,10 @@ func (n *Node) leave(w http.ResponseWriter, r *http.Request, p *parts) {
 		writeError(w, statusOf(err), fmt.Errorf("leaving: %w", err))
 		return
 	}
+	if n.gossip != nil {
+		n.gossip.leave() // tell the others before the answer, so that they see "left"
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"left": n.cfg.Name})
 	n.log.Info("left the cluster; stopping")
-	if n.gossip != nil {
-		go n.gossip.leave()
-	}
 	n.stopOnce.Do(func() { close(n.stop) })
 }

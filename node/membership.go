@@ -22,6 +22,7 @@ const (
 	stateForming = "forming" // waiting for --bootstrap-expect nodes
 	stateJoining = "joining" // adding itself to a running cluster
 	stateRunning = "running" // its etcd member is up
+	stateLeft    = "left"    // it left the cluster on purpose
 )
 
 // nodeMeta is what a node tells the others about itself by gossip. memberlist limits
@@ -165,8 +166,10 @@ func (m *membership) forget(name string) {
 // Changes signals after the table changed. Signals coalesce.
 func (m *membership) Changes() <-chan struct{} { return m.changed }
 
-// leave tells the others this node is leaving, then stops gossip.
+// leave tells the others this node is leaving, then stops gossip. Its metadata says
+// so first: memberlist's leave notification does not tell a leave from a failure.
 func (m *membership) leave() {
+	m.setMeta(func(meta *nodeMeta) { meta.State = stateLeft })
 	if err := m.ml.Leave(2 * time.Second); err != nil {
 		m.log.Warn("leaving gossip", "err", err)
 	}
@@ -186,6 +189,7 @@ func (m *membership) update(n *memberlist.Node, alive bool) {
 	if old := m.peers[n.Name]; old != nil && !alive && len(n.Meta) == 0 {
 		p.Meta = old.Meta
 	}
+	p.Left = p.Left || (!alive && p.Meta.State == stateLeft)
 	m.peers[n.Name] = p
 	m.mu.Unlock()
 	select {

@@ -200,33 +200,37 @@ func (n *Node) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// serve runs the parts of a started node until ctx ends.
+// serve runs the parts of a started node until ctx ends. xDS is served only once the
+// view has loaded the store: a proxy that connects earlier would be sent an empty
+// configuration, which for listeners and clusters means "deleted".
 func (n *Node) serve(ctx context.Context, g *errgroup.Group, p *parts) error {
 	g.Go(func() error { return p.view.Run(ctx) })
 	g.Go(func() error { return p.xds.Run(ctx) })
+	select {
+	case <-p.view.Ready():
+	case err := <-p.store.Err():
+		return fmt.Errorf("etcd failed: %w", err)
+	case <-ctx.Done():
+		return nil
+	}
+	conns := trackConns(n.xdsLis)
 	g.Go(func() error {
-		if err := p.grpc.Serve(n.xdsLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		if err := p.grpc.Serve(conns); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			return fmt.Errorf("serving xDS: %w", err)
 		}
 		return nil
 	})
 	if n.gossip != nil {
 		g.Go(func() error { n.advertiseLoad(ctx, p); return nil })
+		g.Go(func() error { n.rebalance(ctx, p, conns); return nil })
 	}
 	if n.dnsConn != nil {
 		g.Go(func() error { return n.serveDNS(ctx, n.dnsConn) })
 	}
-	select {
-	case <-p.view.Ready():
-		close(n.ready)
-		n.setPhase("ready")
-		n.log.Info("navarch ready", "node", n.cfg.Name, "xds", n.XDSAddr(), "http", n.HTTPAddr(),
-			"startup", time.Since(n.started).Round(time.Millisecond).String())
-	case err := <-p.store.Err():
-		return fmt.Errorf("etcd failed: %w", err)
-	case <-ctx.Done():
-		return nil
-	}
+	close(n.ready)
+	n.setPhase("ready")
+	n.log.Info("navarch ready", "node", n.cfg.Name, "xds", n.XDSAddr(), "http", n.HTTPAddr(),
+		"startup", time.Since(n.started).Round(time.Millisecond).String())
 	select {
 	case err := <-p.store.Err():
 		return fmt.Errorf("etcd failed: %w", err)

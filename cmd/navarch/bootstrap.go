@@ -54,10 +54,13 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	case "grpc":
 		node.Generator = "grpc"
 		if t := dnsTarget(ms, servers); t != "" {
-			// One channel holding every node's address: grpc-go moves to another
-			// node when its node dies. The nodes listed after it are only tried if
-			// that target cannot be reached when the client starts.
-			servers = append([]string{t}, servers...)
+			// One server whose name resolves to every node: grpc-go's channel holds
+			// all their addresses and moves to another node when its node dies.
+			// No other servers are listed: grpc-go switches between xds_servers
+			// only as "fallback" (gRFC A71), never once it has its configuration,
+			// and when it reverts from a fallback server to the first one it leaves
+			// the resources it fetched meanwhile unsubscribed, frozen.
+			servers = []string{t}
 		}
 		doc = grpcBootstrap(servers, node)
 	case "envoy":
@@ -124,8 +127,7 @@ func nodeMetadata(n bootstrapNode) map[string]any {
 }
 
 // grpcBootstrap is a grpc-go xDS bootstrap listing the servers in order; grpc-go
-// uses the first it can reach and, for resources it has not received yet, falls back
-// to the next.
+// uses the first and falls back to the next only for resources it never received.
 func grpcBootstrap(servers []string, n bootstrapNode) map[string]any {
 	var ss []map[string]any
 	for _, s := range servers {

@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -135,15 +136,17 @@ func (c *Cluster) plan() ([]Node, error) {
 		}
 	}
 	nodes := make([]Node, c.cfg.Nodes)
+	ports := &portPicker{}
+	defer ports.release()
 	ips := nodeIPs(c.cfg.Nodes)
-	xdsPort, dnsPort := sharedPort(ips), sharedPort(ips)
+	xdsPort, dnsPort := ports.shared(ips), ports.shared(ips)
 	for i := range nodes {
 		n := &nodes[i]
 		n.Name = fmt.Sprintf("n%d", i+1)
 		n.DataDir = filepath.Join(c.cfg.Dir, n.Name)
 		n.Log = filepath.Join(c.cfg.Dir, n.Name+".log")
 		for _, a := range []*string{&n.HTTP, &n.Gossip, &n.EtcdClient, &n.EtcdPeer} {
-			addr, err := freeAddr()
+			addr, err := ports.pick()
 			if err != nil {
 				return nil, err
 			}
@@ -155,10 +158,10 @@ func (c *Cluster) plan() ([]Node, error) {
 			continue
 		}
 		var err error
-		if n.XDS, err = freeAddr(); err != nil {
+		if n.XDS, err = ports.pick(); err != nil {
 			return nil, err
 		}
-		if n.DNS, err = freeAddr(); err != nil {
+		if n.DNS, err = ports.pick(); err != nil {
 			return nil, err
 		}
 	}
@@ -204,9 +207,9 @@ func nodeIPs(n int) []string {
 	return ips
 }
 
-// sharedPort finds a port free (TCP and UDP) on every one of ips; 0 if it finds none
-// or the IPs are not distinct (then each node needs a port of its own).
-func sharedPort(ips []string) int {
+// shared finds a port free (TCP and UDP) on every one of ips and holds it; 0 if it
+// finds none or the IPs are not distinct (then each node needs a port of its own).
+func (p *portPicker) shared(ips []string) int {
 	if len(ips) > 1 && ips[0] == ips[1] {
 		return 0
 	}
@@ -217,6 +220,7 @@ func sharedPort(ips []string) int {
 		}
 		port := l.Addr().(*net.TCPAddr).Port
 		l.Close()
+		var held []io.Closer
 		ok := true
 		for _, ip := range ips {
 			addr := net.JoinHostPort(ip, fmt.Sprint(port))
@@ -225,24 +229,32 @@ func sharedPort(ips []string) int {
 				ok = false
 				break
 			}
+			held = append(held, t)
 			u, err := net.ListenPacket("udp", addr)
-			t.Close()
 			if err != nil {
 				ok = false
 				break
 			}
-			u.Close()
+			held = append(held, u)
 		}
 		if ok {
+			p.held = append(p.held, held...)
 			return port
+		}
+		for _, c := range held {
+			c.Close()
 		}
 	}
 	return 0
 }
 
-// freeAddr returns a loopback address whose TCP and UDP ports were free a moment ago
-// (gossip uses both).
-func freeAddr() (string, error) {
+// portPicker hands out loopback addresses whose TCP and UDP ports are free (gossip
+// uses both), holding each until release so that no two picks are the same port.
+type portPicker struct {
+	held []io.Closer
+}
+
+func (p *portPicker) pick() (string, error) {
 	for i := 0; i < 20; i++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -250,13 +262,21 @@ func freeAddr() (string, error) {
 		}
 		addr := l.Addr().String()
 		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return addr, nil
+		if err != nil {
+			l.Close()
+			continue
 		}
+		p.held = append(p.held, l, u)
+		return addr, nil
 	}
 	return "", errors.New("no free loopback port")
+}
+
+func (p *portPicker) release() {
+	for _, c := range p.held {
+		c.Close()
+	}
+	p.held = nil
 }
 
 func (c *Cluster) start(n *Node) error {
@@ -280,6 +300,45 @@ func (c *Cluster) start(n *Node) error {
 	c.procs[n.Name] = cmd
 	c.mu.Unlock()
 	return nil
+}
+
+// Add starts one more node that joins the running cluster (it is added to etcd as a
+// learner and promoted), and waits until it is ready.
+func (c *Cluster) Add(ctx context.Context) (Node, error) {
+	c.mu.Lock()
+	n := Node{Name: fmt.Sprintf("n%d", len(c.nodes)+1)}
+	seed := c.nodes[0].Gossip
+	c.mu.Unlock()
+	n.DataDir = filepath.Join(c.cfg.Dir, n.Name)
+	n.Log = filepath.Join(c.cfg.Dir, n.Name+".log")
+	ports := &portPicker{}
+	for _, a := range []*string{&n.HTTP, &n.Gossip, &n.EtcdClient, &n.EtcdPeer, &n.XDS, &n.DNS} {
+		addr, err := ports.pick()
+		if err != nil {
+			ports.release()
+			return Node{}, err
+		}
+		*a = addr
+	}
+	ports.release()
+	args := c.args(n, seed)
+	for i := range args {
+		if args[i] == "--bootstrap-expect" {
+			args = append(args[:i:i], args[i+2:]...)
+			break
+		}
+	}
+	n.Args = args
+	c.mu.Lock()
+	c.nodes = append(c.nodes, n)
+	c.mu.Unlock()
+	if err := c.start(&c.nodes[len(c.nodes)-1]); err != nil {
+		return Node{}, err
+	}
+	if err := c.WaitReady(ctx, n.Name); err != nil {
+		return Node{}, err
+	}
+	return n, c.writeFile()
 }
 
 // Names returns the nodes' names.

@@ -1,0 +1,142 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/navarch/navarch/e2e/grpcapp"
+)
+
+const ratingsTarget = "xds:///reviews.default.svc.cluster.local:9080"
+
+// TestClusterFailover: three nodes, grpc-go clients spread over them; the node with
+// most clients is killed with SIGKILL. RPCs keep flowing, its clients move to the
+// survivors, a change applied on a survivor reaches every client, and the killed
+// node, restarted, rejoins and serves the same versions as the others.
+func TestClusterFailover(t *testing.T) {
+	c := startCluster(t, 3)
+	v1, _ := grpcapp.StartBackend("v1")
+	v2, _ := grpcapp.StartBackend("v2")
+	defer v1.Stop()
+	defer v2.Stop()
+	dir := t.TempDir()
+	writeFile(t, dir, "workloads.yaml", workloadsYAML(v1, v2))
+	writeFile(t, dir, "vs.yaml", splitVS(100, 0))
+	mustNodeCLI(t, c, "n1", "apply", "-f", dir)
+
+	var clients []*trafficClient
+	for i := 0; i < 6; i++ {
+		node := c.Names()[i%3]
+		clients = append(clients, startTraffic(t, grpcBootstrapFrom(t, c, node), ratingsTarget))
+	}
+	for i, tc := range clients {
+		eventually(t, 30*time.Second, fmt.Sprintf("client %d on v1", i), func() error { return tc.settledOn("v1") })
+	}
+	busiest := ""
+	eventually(t, 15*time.Second, "gossip counts all six clients", func() error {
+		ms, err := membersSeenBy(c, "n1")
+		if err != nil {
+			return err
+		}
+		total, most := 0, -1
+		for _, m := range ms {
+			total += m.Proxies
+			if m.Proxies > most {
+				most, busiest = m.Proxies, m.Name
+			}
+		}
+		if total != 6 {
+			return fmt.Errorf("members report %d proxies: %+v", total, ms)
+		}
+		return nil
+	})
+	for _, tc := range clients {
+		tc.resetFailures()
+	}
+
+	t.Logf("killing %s, the node with most clients", busiest)
+	if err := c.Kill(busiest); err != nil {
+		t.Fatal(err)
+	}
+	survivor := ""
+	for _, n := range c.Names() {
+		if n != busiest {
+			survivor = n
+			break
+		}
+	}
+	eventually(t, 30*time.Second, "every client reconnected to a survivor", func() error {
+		ms, err := membersSeenBy(c, survivor)
+		if err != nil {
+			return err
+		}
+		total := 0
+		for _, m := range ms {
+			if m.Name != busiest && m.Gossip == "alive" {
+				total += m.Proxies
+			}
+		}
+		if total != 6 {
+			return fmt.Errorf("survivors hold %d of 6 proxies: %+v", total, ms)
+		}
+		return nil
+	})
+
+	mustNodeCLI(t, c, survivor, "apply", "-f", writeFile(t, dir, "vs.yaml", splitVS(0, 100)))
+	for i, tc := range clients {
+		eventually(t, 30*time.Second, fmt.Sprintf("client %d on v2", i), func() error { return tc.settledOn("v2") })
+	}
+	for i, tc := range clients {
+		if failed, total := tc.resetFailures(); len(failed) > 0 {
+			t.Errorf("client %d: %v of %d RPCs failed while its node died; the data plane must not notice", i, failed, total)
+		}
+	}
+
+	if err := c.Restart(busiest); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitReady(t.Context(), busiest); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, busiest+" back as a voting member", func() error {
+		ms, err := membersSeenBy(c, busiest)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if m.Gossip != "alive" || (m.Etcd != "leader" && m.Etcd != "follower") {
+				return fmt.Errorf("%+v", ms)
+			}
+		}
+		if len(ms) != 3 {
+			return fmt.Errorf("%d members: %+v", len(ms), ms)
+		}
+		return nil
+	})
+	eventually(t, 30*time.Second, "every node serves identical versions at the same revision", func() error {
+		var first string
+		var firstRev int64
+		for i, n := range c.Names() {
+			v, rev, err := proxyConfigVersions(c, n)
+			if err != nil {
+				return err
+			}
+			if i == 0 {
+				first, firstRev = v, rev
+				continue
+			}
+			if rev != firstRev {
+				return fmt.Errorf("%s at revision %d, n1 at %d", n, rev, firstRev)
+			}
+			if v != first {
+				return fmt.Errorf("%s serves different versions than n1:\n%s\nvs\n%s", n, v, first)
+			}
+		}
+		if !strings.Contains(first, "outbound|9080|v2|reviews.default.svc.cluster.local") {
+			return fmt.Errorf("versions do not include the v2 cluster:\n%s", first)
+		}
+		return nil
+	})
+}
