@@ -53,9 +53,19 @@ type ErrorResponse struct {
 type RegistryListing struct {
 	Revision int64            `json:"revision"`
 	Services []ServiceListing `json:"services"`
-	// Stale maps a registry source to when it last synced successfully, for sources
-	// that cannot reach their origin now.
-	Stale map[string]string `json:"stale,omitempty"`
+	// Sources is the sync status of each registry source (consul, kubernetes, ...).
+	Sources []SourceListing `json:"sources,omitempty"`
+}
+
+// SourceListing is how a registry source's last sync went.
+type SourceListing struct {
+	Source string `json:"source"`
+	// Stale is true when the source cannot be reached: its last known entries are
+	// kept and served.
+	Stale    bool   `json:"stale"`
+	LastSync string `json:"last_sync,omitempty"`
+	Error    string `json:"error,omitempty"`
+	Node     string `json:"node,omitempty"`
 }
 
 // ServiceListing is one service of a RegistryListing.
@@ -64,6 +74,7 @@ type ServiceListing struct {
 	Namespace  string            `json:"namespace"`
 	Source     string            `json:"source"`
 	Origin     string            `json:"origin"`
+	Stale      bool              `json:"stale,omitempty"`
 	Resolution string            `json:"resolution"`
 	Ports      []PortListing     `json:"ports"`
 	Endpoints  []EndpointListing `json:"endpoints"`
@@ -90,6 +101,8 @@ type EndpointListing struct {
 	ServiceAccount string            `json:"serviceAccount,omitempty"`
 	Healthy        bool              `json:"healthy"`
 	Source         string            `json:"source"`
+	// Stale is true when the endpoint's source cannot be reached now.
+	Stale bool `json:"stale,omitempty"`
 }
 
 // MemberInfo is one node of the cluster, as GET /api/v1/members describes it: what

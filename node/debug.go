@@ -32,7 +32,7 @@ func (n *Node) debugConfig(w http.ResponseWriter, _ *http.Request, p *parts) {
 
 // debugRegistry serves the registry: every service with its endpoints.
 func (n *Node) debugRegistry(w http.ResponseWriter, _ *http.Request, p *parts) {
-	writeJSON(w, http.StatusOK, registryListing(p.view.Snapshot()))
+	writeJSON(w, http.StatusOK, registryListing(p.view.Snapshot(), p.view.Sources()))
 }
 
 func (n *Node) debugProxies(w http.ResponseWriter, _ *http.Request, p *parts) {

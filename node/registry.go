@@ -5,15 +5,26 @@ import (
 
 	"github.com/navarch/navarch/client"
 	"github.com/navarch/navarch/registry"
+	"github.com/navarch/navarch/store"
 )
 
-// registryListing turns a snapshot into the registry's debug and CLI view.
-func registryListing(snap *registry.Snapshot) client.RegistryListing {
+// registryListing turns a snapshot and the sources' status into the registry's debug
+// and CLI view.
+func registryListing(snap *registry.Snapshot, sources map[string]store.SourceStatus) client.RegistryListing {
 	out := client.RegistryListing{Revision: snap.Revision, Services: []client.ServiceListing{}}
+	for _, name := range registry.SortedKeys(sources) {
+		st := sources[name]
+		sl := client.SourceListing{Source: name, Stale: st.Stale, Error: st.Error, Node: st.Node}
+		if !st.LastSync.IsZero() {
+			sl.LastSync = st.LastSync.UTC().Format(time.RFC3339)
+		}
+		out.Sources = append(out.Sources, sl)
+	}
 	for _, svc := range snap.Services() {
 		s := client.ServiceListing{
 			Host: svc.Hostname, Namespace: svc.Namespace, Source: svc.Source, Origin: svc.Origin.String(),
 			Resolution: svc.Resolution.String(), Endpoints: []client.EndpointListing{},
+			Stale: sources[svc.Source].Stale,
 		}
 		for _, p := range svc.Ports {
 			s.Ports = append(s.Ports, client.PortListing{Name: p.Name, Number: p.Number, Protocol: p.Protocol, TargetPort: p.TargetPort})
@@ -22,16 +33,10 @@ func registryListing(snap *registry.Snapshot) client.RegistryListing {
 			s.Endpoints = append(s.Endpoints, client.EndpointListing{
 				Name: w.Name, Namespace: w.Namespace, Address: w.Address, Ports: w.Ports, Labels: w.Labels,
 				Locality: w.Locality, Network: w.Network, Weight: w.Weight, ServiceAccount: w.ServiceAccount,
-				Healthy: w.Healthy, Source: w.Source,
+				Healthy: w.Healthy, Source: w.Source, Stale: sources[w.Source].Stale,
 			})
 		}
 		out.Services = append(out.Services, s)
-	}
-	for src, t := range snap.Stale {
-		if out.Stale == nil {
-			out.Stale = map[string]string{}
-		}
-		out.Stale[src] = t.UTC().Format(time.RFC3339)
 	}
 	return out
 }

@@ -19,8 +19,6 @@ type Snapshot struct {
 	ChangedAt time.Time
 	// Domain is the DNS suffix short host names resolve under ("cluster.local").
 	Domain string
-	// Stale lists registry sources whose last sync failed, with when it last succeeded.
-	Stale map[string]time.Time
 
 	services  []*Service
 	byHost    map[string][]*Service

@@ -36,6 +36,7 @@ type View struct {
 
 	mu        sync.Mutex
 	entries   map[entryKey]store.Entry
+	status    map[string]store.SourceStatus
 	rev       int64
 	dirty     bool
 	changedAt time.Time
@@ -52,6 +53,7 @@ func NewView(src Source, domain string, log *slog.Logger) *View {
 		changes: make(chan struct{}, 1),
 		ready:   make(chan struct{}),
 		entries: map[entryKey]store.Entry{},
+		status:  map[string]store.SourceStatus{},
 	}
 }
 
@@ -97,11 +99,16 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 func (v *View) reset(entries []store.Entry, rev int64) {
 	m := make(map[entryKey]store.Entry, len(entries))
+	status := map[string]store.SourceStatus{}
 	for _, e := range entries {
+		if e.Status != nil {
+			status[e.Status.Source] = *e.Status
+			continue
+		}
 		m[entryKey{e.Space.Source(), e.Resource.Key()}] = e
 	}
 	v.mu.Lock()
-	v.entries, v.rev = m, rev
+	v.entries, v.status, v.rev = m, status, rev
 	v.markDirty()
 	first := !v.loaded
 	v.loaded = true
@@ -115,6 +122,14 @@ func (v *View) reset(entries []store.Entry, rev int64) {
 func (v *View) apply(b store.Batch) {
 	v.mu.Lock()
 	for _, ev := range b.Events {
+		if ev.Status != nil {
+			if ev.Deleted {
+				delete(v.status, ev.Status.Source)
+			} else {
+				v.status[ev.Status.Source] = *ev.Status
+			}
+			continue
+		}
 		k := entryKey{ev.Space.Source(), ev.Key}
 		if ev.Deleted {
 			delete(v.entries, k)
@@ -183,4 +198,16 @@ func (v *View) Snapshot() *Snapshot {
 	s.ChangedAt = v.changedAt
 	v.snap, v.dirty = s, false
 	return s
+}
+
+// Sources returns the sync status of every registry source that reported one. A
+// source's status does not change what proxies get, so it is kept out of snapshots.
+func (v *View) Sources() map[string]store.SourceStatus {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := make(map[string]store.SourceStatus, len(v.status))
+	for k, st := range v.status {
+		out[k] = st
+	}
+	return out
 }

@@ -11,19 +11,23 @@ import (
 	"github.com/navarch/navarch/api"
 )
 
-// Entry is one stored resource and the space it lives in.
+// Entry is one stored resource and the space it lives in, or (Status set, Resource
+// nil) the sync status of a registry source.
 type Entry struct {
 	Space    Space
 	Resource *api.Resource
+	Status   *SourceStatus
 }
 
 // Event is one change of a resource. Resource is the new value, or the last value
-// before a delete (Deleted is then true).
+// before a delete (Deleted is then true). For a change of a registry source's sync
+// status, Status is set instead of Key and Resource.
 type Event struct {
 	Revision int64
 	Space    Space
 	Key      api.Key
 	Resource *api.Resource
+	Status   *SourceStatus
 	Deleted  bool
 }
 
@@ -45,6 +49,12 @@ func (s *Store) Snapshot(ctx context.Context) ([]Entry, int64, error) {
 	}
 	out := make([]Entry, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
+		if src, ok := parseStatusKey(string(kv.Key)); ok {
+			if st, err := decodeStatus(src, kv.Value); err == nil {
+				out = append(out, Entry{Space: RegistrySpace(src), Status: st})
+			}
+			continue
+		}
 		sp, _, err := ParseKey(string(kv.Key))
 		if err != nil {
 			continue // a key of ours in between, e.g. /navarch/nodes/
@@ -102,6 +112,17 @@ func send(ctx context.Context, out chan<- Batch, b Batch) bool {
 func (s *Store) events(evs []*clientv3.Event) []Event {
 	out := make([]Event, 0, len(evs))
 	for _, ev := range evs {
+		if src, ok := parseStatusKey(string(ev.Kv.Key)); ok {
+			e := Event{Revision: ev.Kv.ModRevision, Space: RegistrySpace(src), Deleted: ev.Type == mvccpb.DELETE}
+			if st, err := decodeStatus(src, ev.Kv.Value); err == nil || e.Deleted {
+				e.Status = st
+				if e.Status == nil {
+					e.Status = &SourceStatus{Source: src}
+				}
+				out = append(out, e)
+			}
+			continue
+		}
 		sp, key, err := ParseKey(string(ev.Kv.Key))
 		if err != nil {
 			continue

@@ -40,8 +40,10 @@ func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	for src, since := range reg.Stale {
-		fmt.Fprintf(stdout, "warning: source %s is stale (last synced %s)\n", src, since)
+	for _, src := range reg.Sources {
+		if src.Stale {
+			fmt.Fprintf(stdout, "warning: source %s is stale, its entries are as of %s: %s\n", src.Source, dash(src.LastSync), src.Error)
+		}
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tPORTS\tSOURCE\tENDPOINT\tHEALTH\tLOCALITY\tLABELS")
@@ -50,15 +52,19 @@ func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		for _, p := range s.Ports {
 			ports = append(ports, fmt.Sprintf("%d/%s", p.Number, strings.ToLower(p.Protocol)))
 		}
+		source := s.Source
+		if s.Stale {
+			source += " (stale)"
+		}
 		if len(s.Endpoints) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\n", s.Host, strings.Join(ports, ","), s.Source)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\n", s.Host, strings.Join(ports, ","), source)
 		}
 		for _, e := range s.Endpoints {
 			health := "healthy"
 			if !e.Healthy {
 				health = "unhealthy"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Host, strings.Join(ports, ","), s.Source,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Host, strings.Join(ports, ","), source,
 				e.Address+portSuffix(e.Ports), health, dash(e.Locality), dash(labelString(e.Labels)))
 		}
 	}
