@@ -183,3 +183,11 @@ func (c *Client) RemoveMember(ctx context.Context, name string) error {
 func (c *Client) Leave(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/api/v1/leave", nil, nil)
 }
+
+// RegistryApply creates or replaces inventory (ServiceEntries, WorkloadEntries) of a
+// registry source, as an adapter would.
+func (c *Client) RegistryApply(ctx context.Context, source string, files []File) (*ApplyResponse, error) {
+	var resp ApplyResponse
+	err := c.do(ctx, http.MethodPost, "/api/v1/registry/"+url.PathEscape(source)+"/apply", ApplyRequest{Files: files}, &resp)
+	return &resp, err
+}

@@ -35,6 +35,8 @@ func (n *Node) routes() http.Handler {
 	api.HandleFunc("GET /api/v1/config/{kind}", n.withParts(n.list))
 	api.HandleFunc("GET /api/v1/config/{kind}/{namespace}/{name}", n.withParts(n.get))
 	api.HandleFunc("DELETE /api/v1/config/{kind}/{namespace}/{name}", n.withParts(n.deleteOne))
+	api.HandleFunc("POST /api/v1/registry/{source}/apply", n.withParts(n.registryApply))
+	api.HandleFunc("POST /api/v1/registry/{source}/delete", n.withParts(n.registryDelete))
 	api.HandleFunc("GET /api/v1/members", n.withParts(n.listMembers))
 	api.HandleFunc("POST /api/v1/members/{name}/remove", n.withParts(n.removeMember))
 	api.HandleFunc("POST /api/v1/leave", n.withParts(n.leave))
@@ -116,6 +118,11 @@ func decodeRequest(r *http.Request) (client.ApplyRequest, error) {
 }
 
 func (n *Node) apply(w http.ResponseWriter, r *http.Request, p *parts) {
+	n.applyTo(w, r, p, store.ConfigSpace)
+}
+
+// applyTo decodes the request's documents and applies them to space sp.
+func (n *Node) applyTo(w http.ResponseWriter, r *http.Request, p *parts, sp store.Space) {
 	req, err := decodeRequest(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
@@ -135,7 +142,7 @@ func (n *Node) apply(w http.ResponseWriter, r *http.Request, p *parts) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), writeTimeout)
 	defer cancel()
-	results, err := p.store.Apply(ctx, store.ConfigSpace, all)
+	results, err := p.store.Apply(ctx, sp, all)
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -153,6 +160,11 @@ func result(r *api.Resource, a store.Action) client.Result {
 }
 
 func (n *Node) deleteFiles(w http.ResponseWriter, r *http.Request, p *parts) {
+	n.deleteFrom(w, r, p, store.ConfigSpace)
+}
+
+// deleteFrom deletes the resources the request's documents name from space sp.
+func (n *Node) deleteFrom(w http.ResponseWriter, r *http.Request, p *parts, sp store.Space) {
 	req, err := decodeRequest(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
@@ -175,7 +187,7 @@ func (n *Node) deleteFiles(w http.ResponseWriter, r *http.Request, p *parts) {
 	resp := client.ApplyResponse{Skipped: skipped}
 	failed := false
 	for _, k := range keys {
-		old, err := p.store.Delete(ctx, store.ConfigSpace, k, "")
+		old, err := p.store.Delete(ctx, sp, k, "")
 		if err != nil {
 			failed = true
 			resp.Results = append(resp.Results, client.Result{Kind: k.Kind.Name, Namespace: k.Namespace, Name: k.Name, Error: err.Error()})

@@ -34,6 +34,7 @@ func commands() []command {
 		{"members", "list the nodes of the cluster, or remove one (members remove <name>)", runMembers},
 		{"leave", "make a node leave the cluster and stop", runLeave},
 		{"bootstrap", "print an xDS bootstrap listing every live node (--format grpc|envoy)", runBootstrap},
+		{"bench", "measure convergence, failover, churn, memory or apply throughput (BENCH.md)", runBench},
 		{"dev", "run a local cluster for trying navarch out (dev cluster --nodes 3)", runDev},
 		{"version", "print the version", runVersion},
 	}

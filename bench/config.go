@@ -1,0 +1,87 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/navarch/navarch/client"
+)
+
+// Config configures a scenario run.
+type Config struct {
+	// Proxies is how many simulated proxies connect.
+	Proxies int
+	// Services is how many services the mesh has; Endpoints how many endpoints each.
+	Services, Endpoints int
+	// Rate is the churn scenario's endpoint changes per second.
+	Rate int
+	// Duration is how long the churn scenario changes endpoints.
+	Duration time.Duration
+	// Writers is how many concurrent writers the apply scenario runs.
+	Writers int
+	// Delta makes proxies use Delta xDS; otherwise SotW.
+	Delta bool
+	// Mode is how proxies subscribe (Named like grpc-go, Wildcard like Envoy).
+	Mode Mode
+	// Classes spreads proxies over this many label sets (proxy classes).
+	Classes int
+	// Namespace holds the benchmark's services and proxies.
+	Namespace string
+	// Targets are the xDS servers the proxies connect to.
+	Targets []string
+	// API is a navarch node's API; scenarios that change configuration need it.
+	API *client.Client
+	// PIDs are the node processes whose CPU time and memory are reported.
+	PIDs []int
+	// Kill stops the process serving an xDS target (failover, local clusters only).
+	Kill func(target string) error
+	// Timeout bounds each wait of a scenario.
+	Timeout time.Duration
+	// Progress receives a progress line now and then.
+	Progress func(line string)
+}
+
+// DefaultConfig returns what `navarch bench` runs without flags.
+func DefaultConfig() Config {
+	return Config{
+		Proxies:   1000,
+		Services:  100,
+		Endpoints: 3,
+		Rate:      100,
+		Duration:  10 * time.Second,
+		Writers:   8,
+		Mode:      Named,
+		Classes:   1,
+		Namespace: "bench",
+		Timeout:   5 * time.Minute,
+	}
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Proxies < 0 || c.Services < 1 || c.Endpoints < 1 {
+		errs = append(errs, fmt.Errorf("bench: need proxies >= 0, services >= 1, endpoints >= 1; got %d, %d, %d", c.Proxies, c.Services, c.Endpoints))
+	}
+	if len(c.Targets) == 0 {
+		errs = append(errs, errors.New("bench: no xDS target"))
+	}
+	if c.Endpoints > 250*250 {
+		errs = append(errs, fmt.Errorf("bench: at most %d endpoints per service", 250*250))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) progress(format string, args ...any) {
+	if c.Progress != nil {
+		c.Progress(fmt.Sprintf(format, args...))
+	}
+}
+
+func (c *Config) needAPI(scenario string) error {
+	if c.API == nil {
+		return fmt.Errorf("bench %s changes configuration and needs a navarch API (--api), or no --target to start a local cluster", scenario)
+	}
+	return nil
+}

@@ -1,0 +1,17 @@
+// Package bench is navarch's load generator and benchmark scenarios (BENCH.md):
+// thousands of simulated proxies in one process, each a real ADS stream (its own gRPC
+// connection), SotW or Delta, subscribing as Envoy does (wildcard listeners and
+// clusters) or as grpc-go does (named listener, then the route, clusters and
+// endpoints it names), ACKing what it receives and recording when each resource
+// version arrived.
+//
+// Scenarios (convergence, failover, churn, memory, apply) drive a cluster through its
+// HTTP API and measure what the proxies saw. They work against any xDS server given
+// by address, so the same scenario can be pointed at another control plane; the
+// parts that need navarch's API (applying configuration) are skipped or refused
+// without one.
+//
+// Simulated proxies keep little state: the versions they hold, and for each resource
+// the dependencies it names, parsed once per distinct resource and shared by every
+// proxy through a cache keyed by content.
+package bench

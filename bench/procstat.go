@@ -1,0 +1,57 @@
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// clockTicks is the kernel's USER_HZ on Linux; /proc reports CPU time in it.
+const clockTicks = 100
+
+// ProcStats is CPU time and memory of processes.
+type ProcStats struct {
+	CPUSeconds float64
+	RSS        int64 // current resident set, summed
+	PeakRSS    int64 // high-water resident set, summed
+}
+
+// readProcStats sums the stats of pids from /proc. Processes that are gone count as
+// zero.
+func readProcStats(pids []int) ProcStats {
+	var s ProcStats
+	for _, pid := range pids {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+			// Fields after the command (which may hold spaces) start after ')'.
+			fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+			if len(fields) > 12 {
+				u, _ := strconv.ParseFloat(fields[11], 64)
+				k, _ := strconv.ParseFloat(fields[12], 64)
+				s.CPUSeconds += (u + k) / clockTicks
+			}
+		}
+		f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			line := sc.Text()
+			for key, dst := range map[string]*int64{"VmRSS:": &s.RSS, "VmHWM:": &s.PeakRSS} {
+				if rest, ok := strings.CutPrefix(line, key); ok {
+					kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+					*dst += kb << 10
+				}
+			}
+		}
+		f.Close()
+	}
+	return s
+}
+
+// delta is the CPU used between two readings; memory is the later reading.
+func (s ProcStats) since(before ProcStats) ProcStats {
+	return ProcStats{CPUSeconds: s.CPUSeconds - before.CPUSeconds, RSS: s.RSS, PeakRSS: s.PeakRSS}
+}

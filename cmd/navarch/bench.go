@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/navarch/navarch/bench"
+	"github.com/navarch/navarch/client"
+	"github.com/navarch/navarch/node/devcluster"
+)
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("usage: navarch bench convergence|failover|churn|memory|apply [flags]")
+	}
+	scenario := args[0]
+	cfg := bench.DefaultConfig()
+	fs := flag.NewFlagSet("navarch bench "+scenario, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&cfg.Proxies, "proxies", cfg.Proxies, "simulated proxies")
+	fs.IntVar(&cfg.Services, "services", cfg.Services, "services in the mesh")
+	fs.IntVar(&cfg.Endpoints, "endpoints", cfg.Endpoints, "endpoints per service")
+	fs.IntVar(&cfg.Rate, "rate", cfg.Rate, "churn: endpoint changes per second")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "churn and apply: how long to run")
+	fs.IntVar(&cfg.Writers, "writers", cfg.Writers, "apply: concurrent writers")
+	fs.BoolVar(&cfg.Delta, "delta", cfg.Delta, "proxies use Delta xDS instead of SotW")
+	wildcard := fs.Bool("wildcard", false, "proxies subscribe as Envoy does (every listener and cluster) instead of as grpc-go does")
+	fs.IntVar(&cfg.Classes, "classes", cfg.Classes, "spread proxies over this many label sets")
+	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "bound on each wait")
+	nodes := fs.Int("nodes", 3, "nodes of the local cluster the scenario starts (without --target)")
+	target := fs.String("target", "", "xDS servers to load (host:port,...), instead of starting a local cluster")
+	apiAddr := fs.String("api", "", "with --target: a navarch node's API address, for scenarios that change configuration")
+	token := fs.String("token-file", os.Getenv("NAVARCH_TOKEN_FILE"), "with --api: the admin token file")
+	out := fs.String("o", "", "output: text (default) or json")
+	keep := fs.String("dir", "", "directory for the local cluster (default: a temporary one, removed afterwards)")
+	if _, err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if *wildcard {
+		cfg.Mode = bench.Wildcard
+	}
+	cfg.Progress = progressLine(stderr)
+	if *target != "" {
+		cfg.Targets = strings.Split(*target, ",")
+		if *apiAddr != "" {
+			tok := os.Getenv("NAVARCH_TOKEN")
+			if *token != "" {
+				b, err := os.ReadFile(*token)
+				if err != nil {
+					return err
+				}
+				tok = strings.TrimSpace(string(b))
+			}
+			cfg.API = client.New(*apiAddr, tok)
+		}
+	} else {
+		c, cleanup, err := benchCluster(ctx, *nodes, *keep, stderr)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		for _, n := range c.Nodes() {
+			cfg.Targets = append(cfg.Targets, n.XDS)
+			cfg.PIDs = append(cfg.PIDs, n.PID)
+		}
+		cfg.API = client.New(c.Nodes()[0].HTTP, c.Token())
+		cfg.Kill = func(xds string) error {
+			for _, n := range c.Nodes() {
+				if n.XDS == xds {
+					return c.Kill(n.Name)
+				}
+			}
+			return fmt.Errorf("no node serves %s", xds)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	result, err := runScenario(ctx, scenario, cfg)
+	fmt.Fprint(stderr, "\r\033[K")
+	if err != nil {
+		return err
+	}
+	if *out == "json" {
+		b, _ := json.Marshal(result)
+		fmt.Fprintln(stdout, string(b))
+		return nil
+	}
+	printResult(stdout, scenario, result)
+	return nil
+}
+
+func runScenario(ctx context.Context, scenario string, cfg bench.Config) (any, error) {
+	switch scenario {
+	case "convergence":
+		return bench.Convergence(ctx, cfg)
+	case "failover":
+		return bench.Failover(ctx, cfg)
+	case "churn":
+		return bench.Churn(ctx, cfg)
+	case "memory":
+		return bench.Memory(ctx, cfg)
+	case "apply":
+		return bench.Apply(ctx, cfg)
+	}
+	return nil, fmt.Errorf("unknown scenario %q: convergence, failover, churn, memory or apply", scenario)
+}
+
+// benchCluster starts a local cluster for a scenario.
+func benchCluster(ctx context.Context, nodes int, dir string, stderr io.Writer) (*devcluster.Cluster, func(), error) {
+	bin, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	temp := dir == ""
+	if temp {
+		if dir, err = os.MkdirTemp("", "navarch-bench-"); err != nil {
+			return nil, nil, err
+		}
+	}
+	fmt.Fprintf(stderr, "starting a local cluster of %d nodes in %s\n", nodes, dir)
+	c, err := devcluster.Start(ctx, devcluster.Config{Binary: bin, Dir: dir, Nodes: nodes, ExtraArgs: []string{"--log-level", "warn"}})
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, func() {
+		c.Stop()
+		if temp {
+			os.RemoveAll(dir)
+		}
+	}, nil
+}
+
+// progressLine rewrites one status line on stderr, at most ten times a second.
+func progressLine(w io.Writer) func(string) {
+	var last time.Time
+	return func(line string) {
+		if time.Since(last) < 100*time.Millisecond {
+			return
+		}
+		last = time.Now()
+		fmt.Fprintf(w, "\r\033[K%s", line)
+	}
+}
+
+// printResult prints a result as aligned key: value lines.
+func printResult(w io.Writer, scenario string, result any) {
+	b, _ := json.Marshal(result)
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Fprintf(w, "navarch bench %s\n", scenario)
+	for _, k := range keys {
+		v := m[k]
+		switch n := v.(type) {
+		case float64:
+			if strings.HasSuffix(k, "bytes") || strings.HasSuffix(k, "_bytes") || k == "bytes_per_proxy" || k == "bytes_resent" {
+				fmt.Fprintf(w, "  %-20s %s\n", k, humanBytes(int64(n)))
+				continue
+			}
+			fmt.Fprintf(w, "  %-20s %.6g\n", k, n)
+		default:
+			fmt.Fprintf(w, "  %-20s %v\n", k, v)
+		}
+	}
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
