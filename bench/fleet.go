@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
 )
 
 // FleetConfig describes a fleet of simulated proxies.
@@ -142,4 +141,3 @@ func (f *Fleet) ByTarget() map[string]int {
 	}
 	return out
 }
-

@@ -5,8 +5,8 @@ import (
 	"strconv"
 	"time"
 
-	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/cespare/xxhash/v2"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 )
 
 // sotwState is what a SotW stream tracks for one type.
