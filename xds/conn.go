@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -13,8 +14,10 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// conn is one ADS stream. Its state belongs to the stream's goroutine, except status,
-// which debug views read under mu.
+// conn is one ADS stream. Its goroutine (the gRPC handler) receives requests and
+// answers them; pushes are sent by the server's push workers. Both hold mu while
+// they use the stream's state and send, so a stream needs no goroutine of its own
+// beyond the handler: per-stream goroutines are most of what an idle proxy costs.
 type conn struct {
 	id          uint64
 	peer        string
@@ -22,12 +25,16 @@ type conn struct {
 	connectedAt time.Time
 	proxy       *Proxy
 	class       *class
-	pushCh      chan struct{}
-	nonce       uint64
-	observed    *Build // the last build whose convergence was recorded
+	queued      atomic.Bool // waiting for a push worker
 
-	mu     sync.Mutex
-	status map[string]*TypeStatus
+	mu       sync.Mutex
+	closed   bool
+	nonce    uint64
+	observed *Build       // the last build whose convergence was recorded
+	push     func() error // sends what changed since the last response; mu held
+
+	statusMu sync.Mutex // status is read by debug views without waiting for a send
+	status   map[string]*TypeStatus
 }
 
 // TypeStatus is what a proxy has of one resource type, for debug views.
@@ -48,19 +55,11 @@ type TypeStatus struct {
 }
 
 func newConn(ctx context.Context, id uint64, delta bool) *conn {
-	c := &conn{id: id, delta: delta, connectedAt: time.Now(), pushCh: make(chan struct{}, 1), status: map[string]*TypeStatus{}}
+	c := &conn{id: id, delta: delta, connectedAt: time.Now(), status: map[string]*TypeStatus{}}
 	if p, ok := peer.FromContext(ctx); ok {
 		c.peer = p.Addr.String()
 	}
 	return c
-}
-
-// notify tells the stream that its class has a new build. It never blocks.
-func (c *conn) notify() {
-	select {
-	case c.pushCh <- struct{}{}:
-	default:
-	}
 }
 
 func (c *conn) nextNonce() string {
@@ -68,7 +67,7 @@ func (c *conn) nextNonce() string {
 	return strconv.FormatUint(c.nonce, 10)
 }
 
-// typeStatus returns the status of a type, creating it; c.mu must be held.
+// typeStatus returns the status of a type, creating it; c.statusMu must be held.
 func (c *conn) typeStatus(typeURL string) *TypeStatus {
 	ts := c.status[typeURL]
 	if ts == nil {
@@ -76,23 +75,6 @@ func (c *conn) typeStatus(typeURL string) *TypeStatus {
 		c.status[typeURL] = ts
 	}
 	return ts
-}
-
-// receive runs a stream's receive loop, handing requests to the stream's goroutine
-// through reqs. It ends when the stream does and reports why on errc.
-func receive[T any](ctx context.Context, recv func() (T, error), reqs chan<- T, errc chan<- error) {
-	for {
-		req, err := recv()
-		if err != nil {
-			errc <- err
-			return
-		}
-		select {
-		case reqs <- req:
-		case <-ctx.Done():
-			return
-		}
-	}
 }
 
 // streamEnd turns the error that ended a stream into what the handler returns.
@@ -103,7 +85,8 @@ func streamEnd(err error) error {
 	return err
 }
 
-// checkFirst validates a stream's first request: it must identify the proxy.
+// identify handles a stream's first request, which must identify the proxy: the
+// stream joins its proxy's class and from then on receives pushes.
 func (s *Server) identify(c *conn, nodeErr error) error {
 	if nodeErr != nil {
 		return status.Errorf(codes.InvalidArgument, "invalid node: %v", nodeErr)
@@ -111,4 +94,26 @@ func (s *Server) identify(c *conn, nodeErr error) error {
 	c.class = s.join(c)
 	s.log.Info("proxy connected", "proxy", c.proxy.ID, "peer", c.peer, "delta", c.delta, "class", string(c.class.key))
 	return nil
+}
+
+// closeConn marks a stream ended and removes it from the server.
+func (s *Server) closeConn(c *conn) {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	s.leave(c)
+}
+
+// pushTo sends a stream what its class's new build changed for it. Push workers call
+// it; a stream that is sending (or whose proxy reads slowly) holds up one worker only.
+func (s *Server) pushTo(c *conn) {
+	c.queued.Store(false)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.push == nil {
+		return
+	}
+	if err := c.push(); err != nil {
+		s.log.Debug("push failed; the stream will end", "proxy", c.proxy.ID, "err", err)
+	}
 }

@@ -38,12 +38,12 @@ func (s *Server) Proxies() []ProxyStatus {
 		if b := c.class.build.Load(); b != nil {
 			ps.Revision = b.Revision
 		}
-		c.mu.Lock()
+		c.statusMu.Lock()
 		for t, ts := range c.status {
 			cp := *ts
 			ps.Types[shortType(t)] = &cp
 		}
-		c.mu.Unlock()
+		c.statusMu.Unlock()
 		out = append(out, ps)
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -25,33 +25,30 @@ type deltaWatch struct {
 
 // DeltaAggregatedResources serves one Delta (incremental) ADS stream.
 func (s *Server) DeltaAggregatedResources(stream discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesServer) error {
-	ctx := stream.Context()
-	c := newConn(ctx, s.nextConn.Add(1), true)
-	defer s.leave(c)
-	reqs := make(chan *discovery.DeltaDiscoveryRequest, 4)
-	errc := make(chan error, 1)
-	go receive(ctx, stream.Recv, reqs, errc)
+	c := newConn(stream.Context(), s.nextConn.Add(1), true)
+	defer s.closeConn(c)
 	watches := map[string]*deltaWatch{}
-	var push <-chan struct{}
 	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-errc:
+		req, err := stream.Recv()
+		if err != nil {
 			return streamEnd(err)
-		case req := <-reqs:
-			if c.proxy == nil {
-				var err error
-				c.proxy, err = ParseProxy(req.Node)
-				if err := s.identify(c, err); err != nil {
-					return err
-				}
-				push = c.pushCh
-			}
-			if err := s.deltaRequest(stream, c, watches, req); err != nil {
-				return err
-			}
-		case <-push:
+		}
+		c.mu.Lock()
+		err = s.deltaHandle(stream, c, watches, req)
+		c.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// deltaHandle handles one request; c.mu is held.
+func (s *Server) deltaHandle(stream discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesServer,
+	c *conn, watches map[string]*deltaWatch, req *discovery.DeltaDiscoveryRequest) error {
+	if c.proxy == nil {
+		var err error
+		c.proxy, err = ParseProxy(req.Node)
+		c.push = func() error {
 			b := c.class.build.Load()
 			for _, t := range pushOrder {
 				if w := watches[t]; w != nil {
@@ -60,8 +57,13 @@ func (s *Server) DeltaAggregatedResources(stream discovery.AggregatedDiscoverySe
 					}
 				}
 			}
+			return nil
+		}
+		if err := s.identify(c, err); err != nil {
+			return err
 		}
 	}
+	return s.deltaRequest(stream, c, watches, req)
 }
 
 func (s *Server) deltaRequest(stream discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesServer,
@@ -103,10 +105,10 @@ func (s *Server) deltaRequest(stream discovery.AggregatedDiscoveryService_DeltaA
 		delete(w.names, n)
 		delete(w.known, n) // the proxy forgets it; a later subscribe must send it again
 	}
-	c.mu.Lock()
+	c.statusMu.Lock()
 	ts := c.typeStatus(t)
 	ts.Wildcard, ts.Subscribed = w.wildcard, len(w.names)
-	c.mu.Unlock()
+	c.statusMu.Unlock()
 	if !changed && req.ResponseNonce != "" {
 		return nil // a pure ACK or NACK
 	}
@@ -114,8 +116,8 @@ func (s *Server) deltaRequest(stream discovery.AggregatedDiscoveryService_DeltaA
 }
 
 func (s *Server) deltaAck(c *conn, t string, w *deltaWatch, req *discovery.DeltaDiscoveryRequest) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.statusMu.Lock()
+	defer c.statusMu.Unlock()
 	ts := c.typeStatus(t)
 	if req.ErrorDetail == nil {
 		ts.Acked = ts.Sent

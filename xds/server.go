@@ -28,11 +28,14 @@ type Config struct {
 	Debounce DebounceConfig
 	// BuildWorkers is how many proxy classes are built at once during a push.
 	BuildWorkers int
+	// PushWorkers is how many goroutines send pushes to streams. A proxy that does not
+	// read holds one up until its connection times out, so there are plenty.
+	PushWorkers int
 }
 
 // DefaultConfig returns the configuration navarch runs with.
 func DefaultConfig() Config {
-	return Config{Debounce: DefaultDebounceConfig(), BuildWorkers: runtime.GOMAXPROCS(0)}
+	return Config{Debounce: DefaultDebounceConfig(), BuildWorkers: runtime.GOMAXPROCS(0), PushWorkers: 64}
 }
 
 // Server is the ADS server of one node: it builds configuration once per proxy class
@@ -44,6 +47,7 @@ type Server struct {
 	src     SnapshotSource
 
 	nextConn atomic.Uint64
+	queue    chan *conn // streams waiting for a push worker
 
 	mu      sync.Mutex
 	snap    *registry.Snapshot // what the last push built from
@@ -77,7 +81,11 @@ func NewServer(cfg Config, src SnapshotSource, m *Metrics, log *slog.Logger) *Se
 	if cfg.BuildWorkers <= 0 {
 		cfg.BuildWorkers = 1
 	}
+	if cfg.PushWorkers <= 0 {
+		cfg.PushWorkers = 1
+	}
 	return &Server{
+		queue:   make(chan *conn, 1<<14),
 		cfg:     cfg,
 		log:     log.With("component", "xds"),
 		metrics: m,
@@ -89,8 +97,36 @@ func NewServer(cfg Config, src SnapshotSource, m *Metrics, log *slog.Logger) *Se
 
 // Run pushes changes of the source to connected proxies until ctx ends.
 func (s *Server) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for i := 0; i < s.cfg.PushWorkers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case c := <-s.queue:
+					s.pushTo(c)
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
 	debounce(ctx, s.src.Changes(), s.cfg.Debounce, time.Now, s.push)
+	wg.Wait()
 	return nil
+}
+
+// enqueue hands a stream to the push workers, once however many pushes wait.
+func (s *Server) enqueue(c *conn) {
+	if !c.queued.CompareAndSwap(false, true) {
+		return
+	}
+	select {
+	case s.queue <- c:
+	default:
+		go func() { s.queue <- c }() // the queue is full: wait without holding up the push
+	}
 }
 
 // push rebuilds every class with connected proxies from the current snapshot and
@@ -133,7 +169,7 @@ func (s *Server) push() {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.notify()
+		s.enqueue(c)
 	}
 }
 

@@ -21,33 +21,30 @@ type sotwWatch struct {
 
 // StreamAggregatedResources serves one SotW ADS stream.
 func (s *Server) StreamAggregatedResources(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
-	ctx := stream.Context()
-	c := newConn(ctx, s.nextConn.Add(1), false)
-	defer s.leave(c)
-	reqs := make(chan *discovery.DiscoveryRequest, 4)
-	errc := make(chan error, 1)
-	go receive(ctx, stream.Recv, reqs, errc)
+	c := newConn(stream.Context(), s.nextConn.Add(1), false)
+	defer s.closeConn(c)
 	watches := map[string]*sotwWatch{}
-	var push <-chan struct{}
 	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-errc:
+		req, err := stream.Recv()
+		if err != nil {
 			return streamEnd(err)
-		case req := <-reqs:
-			if c.proxy == nil {
-				var err error
-				c.proxy, err = ParseProxy(req.Node)
-				if err := s.identify(c, err); err != nil {
-					return err
-				}
-				push = c.pushCh
-			}
-			if err := s.sotwRequest(stream, c, watches, req); err != nil {
-				return err
-			}
-		case <-push:
+		}
+		c.mu.Lock()
+		err = s.sotwHandle(stream, c, watches, req)
+		c.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// sotwHandle handles one request; c.mu is held.
+func (s *Server) sotwHandle(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer,
+	c *conn, watches map[string]*sotwWatch, req *discovery.DiscoveryRequest) error {
+	if c.proxy == nil {
+		var err error
+		c.proxy, err = ParseProxy(req.Node)
+		c.push = func() error {
 			b := c.class.build.Load()
 			for _, t := range pushOrder {
 				if w := watches[t]; w != nil {
@@ -56,8 +53,13 @@ func (s *Server) StreamAggregatedResources(stream discovery.AggregatedDiscoveryS
 					}
 				}
 			}
+			return nil
+		}
+		if err := s.identify(c, err); err != nil {
+			return err
 		}
 	}
+	return s.sotwRequest(stream, c, watches, req)
 }
 
 func (s *Server) sotwRequest(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer,
@@ -84,10 +86,10 @@ func (s *Server) sotwRequest(stream discovery.AggregatedDiscoveryService_StreamA
 	wildcard := isWildcard(t, names, w, first)
 	changed := first || wildcard != w.wildcard || !slices.Equal(names, w.names)
 	w.wildcard, w.names = wildcard, names
-	c.mu.Lock()
+	c.statusMu.Lock()
 	ts := c.typeStatus(t)
 	ts.Wildcard, ts.Subscribed = wildcard, len(names)
-	c.mu.Unlock()
+	c.statusMu.Unlock()
 	if !changed {
 		return nil
 	}
@@ -112,8 +114,8 @@ func isWildcard(t string, names []string, w *sotwWatch, first bool) bool {
 }
 
 func (s *Server) sotwAck(c *conn, t string, w *sotwWatch, req *discovery.DiscoveryRequest) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.statusMu.Lock()
+	defer c.statusMu.Unlock()
 	ts := c.typeStatus(t)
 	if req.ErrorDetail == nil {
 		ts.Acked = req.VersionInfo
@@ -168,13 +170,15 @@ func (s *Server) sent(c *conn, b *Build, t, version string, n int) {
 	s.metrics.pushes.WithLabelValues(shortType(t)).Inc()
 	s.metrics.sent.WithLabelValues(shortType(t)).Add(float64(n))
 	if c.observed != b {
-		c.observed = b
-		if !b.ChangedAt.IsZero() {
+		// Convergence counts pushes of changes a connected proxy had to be told of,
+		// not the configuration a proxy gets when it connects.
+		if c.observed != nil && b.ChangedAt.After(c.connectedAt) {
 			s.metrics.convergence.Observe(now.Sub(b.ChangedAt).Seconds())
 		}
+		c.observed = b
 	}
-	c.mu.Lock()
+	c.statusMu.Lock()
 	ts := c.typeStatus(t)
 	ts.Sent, ts.LastSent = version, now
-	c.mu.Unlock()
+	c.statusMu.Unlock()
 }

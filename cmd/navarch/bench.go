@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,6 +40,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	target := fs.String("target", "", "xDS servers to load (host:port,...), instead of starting a local cluster")
 	apiAddr := fs.String("api", "", "with --target: a navarch node's API address, for scenarios that change configuration")
 	token := fs.String("token-file", os.Getenv("NAVARCH_TOKEN_FILE"), "with --api: the admin token file")
+	pids := fs.String("pids", "", "with --target: PIDs of the node processes (comma-separated), for their CPU and memory")
 	out := fs.String("o", "", "output: text (default) or json")
 	keep := fs.String("dir", "", "directory for the local cluster (default: a temporary one, removed afterwards)")
 	if _, err := parseFlags(fs, args[1:]); err != nil {
@@ -60,6 +62,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				tok = strings.TrimSpace(string(b))
 			}
 			cfg.API = client.New(*apiAddr, tok)
+		}
+		for _, p := range strings.Split(*pids, ",") {
+			if pid, err := strconv.Atoi(strings.TrimSpace(p)); err == nil {
+				cfg.PIDs = append(cfg.PIDs, pid)
+			}
 		}
 	} else {
 		c, cleanup, err := benchCluster(ctx, *nodes, *keep, stderr)
