@@ -15,7 +15,7 @@ run: build
 	./$(BIN) server --dev
 
 ## test: every test, unit (with the race detector) and end-to-end
-test: build
+test: build peers
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
 	$(GO) test -count=1 -timeout 20m ./e2e/...
 
@@ -29,6 +29,15 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
+
+## peers: build the real peers tests start (a Consul agent) into .peers/, once: only
+## when missing or when its tools module changed (about 5 minutes and 2.2 GB cold)
+CONSUL_BIN := .peers/bin/consul
+peers: $(CONSUL_BIN)
+
+$(CONSUL_BIN): e2e/peers/consul/go.mod
+	cd e2e/peers/consul && GONOSUMDB=github.com/hashicorp/consul/envoyextensions,github.com/hashicorp/hcp-sdk-go \
+		$(GO) build -o $(CURDIR)/$(CONSUL_BIN) github.com/hashicorp/consul
 
 clean:
 	rm -rf bin

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/navarch/navarch/adapters/consul"
 	"github.com/navarch/navarch/store"
 	"github.com/navarch/navarch/xds"
 )
@@ -65,6 +66,8 @@ type Config struct {
 	XDSName string
 	// XDS tunes the xDS server.
 	XDS xds.Config
+	// Consul brings a Consul catalog into the registry (off without an address).
+	Consul consul.Config
 	// Store tunes the embedded etcd member; Name, DataDir and URLs are filled in from
 	// the fields above.
 	Store store.Config
@@ -79,6 +82,7 @@ func DefaultConfig() Config {
 		Domain:   "cluster.local",
 		XDSName:  "xds.navarch.local",
 		XDS:      xds.DefaultConfig(),
+		Consul:   consul.DefaultConfig(),
 		Store:    store.DefaultConfig(),
 	}
 }
@@ -122,6 +126,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.ClusterCACert == "") != (c.ClusterCAKey == "") {
 		errs = append(errs, errors.New("node: the cluster CA needs both a certificate and a key"))
+	}
+	if err := c.Consul.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

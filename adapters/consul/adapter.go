@@ -1,0 +1,125 @@
+package consul
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	capi "github.com/hashicorp/consul/api"
+
+	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/store"
+)
+
+// Store is where the adapter writes; *store.Store implements it. Both methods block
+// on etcd and are called from the goroutine running a Datacenter.
+type Store interface {
+	// Sync makes a registry space equal to the desired resources, writing only what
+	// changed.
+	Sync(ctx context.Context, sp store.Space, desired []*api.Resource) (store.SyncStats, error)
+	// PutSourceStatus records how a source's last sync went.
+	PutSourceStatus(ctx context.Context, st store.SourceStatus) error
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Adapter brings a Consul catalog into the registry: one Datacenter per configured
+// datacenter, each run under its own election.
+type Adapter struct {
+	cfg    Config
+	client *capi.Client
+	st     Store
+	node   string
+	log    *slog.Logger
+}
+
+// New returns an adapter that reads Consul as cfg says and writes to st on behalf of
+// the node named node (recorded in the source status). It starts nothing.
+func New(cfg Config, st Store, node string, log *slog.Logger) (*Adapter, error) {
+	if !cfg.Enabled() {
+		return nil, errors.New("consul: no address configured")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	client, err := newClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Adapter{cfg: cfg, client: client, st: st, node: node, log: log.With("component", "consul")}, nil
+}
+
+// newClient returns a Consul API client configured by cfg alone: Consul's own
+// environment variables (CONSUL_HTTP_ADDR, CONSUL_CACERT, ...) are not read, so a
+// node does what its flags say.
+func newClient(cfg Config) (*capi.Client, error) {
+	scheme := "http"
+	if cfg.CAFile != "" {
+		scheme = "https"
+	}
+	addr := cfg.Address
+	if s, rest, ok := strings.Cut(addr, "://"); ok && (s == "http" || s == "https") {
+		scheme, addr = s, rest
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	// Each watched service keeps a request open; keep their connections for reuse
+	// instead of closing all but two after every answer.
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 0, 4096
+	tls := capi.TLSConfig{CAFile: cfg.CAFile}
+	tc, err := capi.SetupTLSConfig(&tls)
+	if err != nil {
+		return nil, fmt.Errorf("consul: TLS configuration (--consul-ca-file %q): %w", cfg.CAFile, err)
+	}
+	tr.TLSClientConfig = tc
+	hc := &http.Client{Transport: tr}
+	c, err := capi.NewClient(&capi.Config{Address: addr, Scheme: scheme, Token: cfg.Token, HttpClient: hc, TLSConfig: tls})
+	if err != nil {
+		return nil, fmt.Errorf("consul: %w", err)
+	}
+	return c, nil
+}
+
+// Datacenters returns the datacenters to sync: those configured, or the agent's own,
+// which it asks the agent for (retrying until ctx ends, as Consul may start after
+// navarch). The first is the primary.
+func (a *Adapter) Datacenters(ctx context.Context) ([]*Datacenter, error) {
+	names := a.cfg.Datacenters
+	if len(names) == 0 {
+		dc, err := a.localDatacenter(ctx)
+		if err != nil {
+			return nil, err
+		}
+		names = []string{dc}
+	}
+	out := make([]*Datacenter, len(names))
+	for i, n := range names {
+		out[i] = &Datacenter{a: a, name: n, primary: i == 0}
+	}
+	return out, nil
+}
+
+func (a *Adapter) localDatacenter(ctx context.Context) (string, error) {
+	backoff := backoffMin
+	for {
+		var self struct{ Config struct{ Datacenter string } }
+		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := a.client.Raw().Query("/v1/agent/self", &self, (&capi.QueryOptions{}).WithContext(qctx))
+		cancel()
+		if err == nil {
+			if dc := self.Config.Datacenter; validDatacenter(dc) {
+				return dc, nil
+			}
+			err = fmt.Errorf("the agent reports no valid datacenter: %q", self.Config.Datacenter)
+		}
+		a.log.Warn("asking the Consul agent for its datacenter failed; set --consul-datacenters to skip this", "err", err, "retry_in", backoff)
+		if !sleep(ctx, jitter(backoff)) {
+			return "", ctx.Err()
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}

@@ -1,0 +1,294 @@
+// Package consultest starts real Consul agents for tests: the binary `make peers`
+// builds into <repo>/.peers/bin/consul (or $NAVARCH_CONSUL_BIN), on free loopback
+// ports, with its data in a test's temporary directory, stopped by PID when the test
+// ends. Without the binary a test is skipped, except in CI ($CI set), where it fails.
+package consultest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	capi "github.com/hashicorp/consul/api"
+)
+
+// Binary returns the path of the consul binary, or skips (fails in CI) the test when
+// there is none.
+func Binary(t testing.TB) string {
+	t.Helper()
+	path := os.Getenv("NAVARCH_CONSUL_BIN")
+	if path == "" {
+		root, err := repoRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		path = filepath.Join(root, ".peers", "bin", "consul")
+	}
+	if _, err := os.Stat(path); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no consul binary at %s (run make peers): %v", path, err)
+		}
+		t.Skipf("no consul binary at %s; run `make peers` (or set NAVARCH_CONSUL_BIN)", path)
+	}
+	return path
+}
+
+// repoRoot finds the directory of navarch's go.mod, above the working directory.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && bytes.HasPrefix(b, []byte("module github.com/navarch/navarch\n")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("consultest: navarch's go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Options say what agent to start.
+type Options struct {
+	// Datacenter defaults to "dc1".
+	Datacenter string
+	// Node is the agent's node name; default "consul-test".
+	Node string
+	// Persistent starts a single server (-server -bootstrap-expect 1) that keeps its
+	// state in a data dir across Restart, instead of a -dev agent whose state is in
+	// memory. It takes a few seconds longer to elect itself.
+	Persistent bool
+	// JoinWAN is the WAN gossip address (WANAddr) of a server in another datacenter
+	// to federate with.
+	JoinWAN string
+	// HTTPS also serves the API over TLS on a port of its own (HTTPSAddr); HCL must
+	// configure the certificates (tls { defaults { ... } }).
+	HTTPS bool
+	// HCL is extra agent configuration, each passed with -hcl.
+	HCL []string
+	// Token is the ACL token the helper's own requests (readiness, Client) send.
+	Token string
+}
+
+// Agent is a running Consul agent.
+type Agent struct {
+	// HTTPAddr is the agent's HTTP API, host:port.
+	HTTPAddr string
+	// HTTPSAddr is its HTTPS API with Options.HTTPS, host:port.
+	HTTPSAddr string
+	// WANAddr is its WAN gossip address (serf WAN), for Options.JoinWAN.
+	WANAddr string
+	bin     string
+	args    []string
+	logPath string
+	opts    Options
+	cmd     *exec.Cmd
+	exited  chan struct{}
+}
+
+// Start starts an agent and waits until it has a leader and its node is in the
+// catalog. It is stopped when the test ends.
+func Start(t testing.TB, opts Options) *Agent {
+	t.Helper()
+	if opts.Datacenter == "" {
+		opts.Datacenter = "dc1"
+	}
+	if opts.Node == "" {
+		opts.Node = "consul-test"
+	}
+	bin := Binary(t)
+	dir := t.TempDir()
+	ports := freePorts(t, 6)
+	a := &Agent{HTTPAddr: "127.0.0.1:" + strconv.Itoa(ports[0]), WANAddr: "127.0.0.1:" + strconv.Itoa(ports[3]),
+		bin: bin, logPath: filepath.Join(dir, "consul.log"), opts: opts}
+	https := "-1"
+	if opts.HTTPS {
+		https = strconv.Itoa(ports[5])
+		a.HTTPSAddr = "127.0.0.1:" + https
+	}
+	a.args = []string{"agent", "-client", "127.0.0.1", "-bind", "127.0.0.1", "-node", opts.Node, "-datacenter", opts.Datacenter,
+		"-http-port", strconv.Itoa(ports[0]), "-dns-port", strconv.Itoa(ports[1]), "-serf-lan-port", strconv.Itoa(ports[2]),
+		"-serf-wan-port", strconv.Itoa(ports[3]), "-server-port", strconv.Itoa(ports[4]),
+		"-grpc-port", "-1", "-grpc-tls-port", "-1", "-https-port", https, "-log-level", "warn"}
+	if opts.JoinWAN != "" {
+		a.args = append(a.args, "-retry-join-wan", opts.JoinWAN)
+	}
+	for _, h := range opts.HCL {
+		a.args = append(a.args, "-hcl", h)
+	}
+	if opts.Persistent {
+		a.args = append(a.args, "-server", "-bootstrap-expect", "1", "-data-dir", filepath.Join(dir, "data"))
+	} else {
+		a.args = append(a.args, "-dev")
+	}
+	t.Cleanup(func() {
+		a.kill()
+		if t.Failed() {
+			t.Logf("consul agent log (%s):\n%s", a.logPath, tail(a.logPath, 30))
+		}
+	})
+	a.Restart(t)
+	return a
+}
+
+// freePorts returns n loopback ports that were free (TCP and UDP) a moment ago.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var held []func()
+	defer func() {
+		for _, c := range held {
+			c()
+		}
+	}()
+	var ports []int
+	for len(ports) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := net.ListenPacket("udp", l.Addr().String())
+		if err != nil {
+			l.Close()
+			continue
+		}
+		held = append(held, func() { l.Close(); u.Close() })
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}
+
+// Restart starts the agent (again, after Stop) on the same ports and data dir, and
+// waits until it is ready.
+func (a *Agent) Restart(t testing.TB) {
+	t.Helper()
+	logf, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.cmd = exec.Command(a.bin, a.args...)
+	a.cmd.Stdout, a.cmd.Stderr = logf, logf
+	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := a.cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("starting consul: %v", err)
+	}
+	exited := make(chan struct{})
+	a.exited = exited
+	cmd := a.cmd
+	go func() {
+		cmd.Wait()
+		logf.Close()
+		close(exited)
+	}()
+	if err := a.waitReady(60 * time.Second); err != nil {
+		t.Fatalf("consul agent not ready: %v\n%s", err, tail(a.logPath, 30))
+	}
+}
+
+func (a *Agent) waitReady(timeout time.Duration) error {
+	c := a.client()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var last error
+	for {
+		leader, err := c.Status().Leader()
+		if err == nil && leader != "" {
+			node, _, err := c.Catalog().Node(a.opts.Node, (&capi.QueryOptions{}).WithContext(ctx))
+			if err == nil && node != nil {
+				return nil
+			}
+			last = fmt.Errorf("node %s not in the catalog yet (%v)", a.opts.Node, err)
+		} else {
+			last = fmt.Errorf("no leader yet (%v)", err)
+		}
+		select {
+		case <-a.exited:
+			return errors.New("the agent exited")
+		case <-ctx.Done():
+			return last
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Stop stops the agent (SIGTERM to its PID, SIGKILL after 10 s) and waits for it.
+func (a *Agent) Stop(t testing.TB) {
+	t.Helper()
+	if a.cmd == nil || a.cmd.Process == nil {
+		return
+	}
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-a.exited:
+	case <-time.After(10 * time.Second):
+		a.cmd.Process.Signal(syscall.SIGKILL)
+		<-a.exited
+	}
+}
+
+func (a *Agent) kill() {
+	if a.cmd == nil || a.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-a.exited:
+	default:
+		a.cmd.Process.Signal(syscall.SIGKILL)
+		<-a.exited
+	}
+}
+
+// Datacenter returns the agent's datacenter.
+func (a *Agent) Datacenter() string { return a.opts.Datacenter }
+
+// Node returns the agent's node name.
+func (a *Agent) Node() string { return a.opts.Node }
+
+// Client returns an API client of the agent.
+func (a *Agent) Client(t testing.TB) *capi.Client {
+	t.Helper()
+	return a.client()
+}
+
+func (a *Agent) client() *capi.Client {
+	c, err := capi.NewClient(&capi.Config{Address: a.HTTPAddr, Scheme: "http", Token: a.opts.Token})
+	if err != nil {
+		panic(err) // only fails for a bad scheme
+	}
+	return c
+}
+
+// tail returns the last n lines of a file.
+func tail(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	var lines []string
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		lines = append(lines, s.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	var b bytes.Buffer
+	for _, l := range lines {
+		b.WriteString(l + "\n")
+	}
+	return b.String()
+}

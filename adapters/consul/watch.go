@@ -1,0 +1,178 @@
+package consul
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	capi "github.com/hashicorp/consul/api"
+)
+
+// A datacenter is followed with Consul's blocking queries: one on the service list
+// (/v1/catalog/services) and one per service on its instances with their checks
+// (/v1/health/service/<name>). Each query waits at the agent until what it reads
+// changes, so an idle catalog costs one open request per service and no work; a
+// change costs one read of the service that changed, not of the whole catalog.
+// Reads are stale-allowed: any server answers, not only the leader.
+
+const (
+	// minQueryGap spaces the queries of one watcher, so a catalog that changes all
+	// the time is read at most this often per service.
+	minQueryGap = 20 * time.Millisecond
+	// backoffMin and backoffMax bound the wait before retrying a failed query.
+	backoffMin = 200 * time.Millisecond
+	backoffMax = 5 * time.Second
+)
+
+// watcher runs the blocking queries of one datacenter and records what they read in
+// a catalog.
+type watcher struct {
+	client   *capi.Client
+	dc       string
+	waitTime time.Duration
+	cat      *catalog
+	log      *slog.Logger
+	// initial bounds the first reads of services running at once.
+	initial chan struct{}
+	wg      sync.WaitGroup
+}
+
+// run follows the service list and starts and stops the service watchers, until ctx
+// ends; then it waits for them.
+func (w *watcher) run(ctx context.Context) {
+	defer w.wg.Wait()
+	defer w.cat.stopAll()
+	var idx uint64
+	backoff := backoffMin
+	filtered := false
+	for {
+		start := time.Now()
+		q := w.query(ctx, idx)
+		names, meta, err := w.client.Catalog().Services(q)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			lvl := slog.LevelWarn // once per outage; the retries at debug
+			if backoff > backoffMin {
+				lvl = slog.LevelDebug
+			}
+			w.log.Log(ctx, lvl, "reading the Consul service list failed", "err", err, "retry_in", backoff)
+			w.cat.setListErr(err)
+			idx = 0 // read afresh: the agent may have restarted with other indexes
+			if !sleep(ctx, jitter(backoff)) {
+				return
+			}
+			backoff = min(2*backoff, backoffMax)
+			continue
+		}
+		backoff = backoffMin
+		if meta.ResultsFilteredByACLs && !filtered {
+			w.log.Warn("the Consul ACL token hides some services; they are not synced (it needs service:read and node:read)")
+		}
+		filtered = meta.ResultsFilteredByACLs
+		if meta.LastIndex != idx || idx == 0 {
+			w.cat.setList(names, func(name string) *serviceState { return w.startService(ctx, name) })
+		}
+		idx = nextIndex(idx, meta.LastIndex)
+		if !sleep(ctx, minQueryGap-time.Since(start)) {
+			return
+		}
+	}
+}
+
+// startService starts the watcher of one service and returns its state.
+func (w *watcher) startService(ctx context.Context, name string) *serviceState {
+	sctx, cancel := context.WithCancel(ctx)
+	st := &serviceState{cancel: cancel}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		w.watchService(sctx, name, st)
+	}()
+	return st
+}
+
+// watchService follows one service's instances and checks until ctx ends.
+func (w *watcher) watchService(ctx context.Context, name string, st *serviceState) {
+	var idx uint64
+	first := true
+	select {
+	case w.initial <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	release := func() {
+		if first {
+			<-w.initial
+			first = false
+		}
+	}
+	defer release()
+	backoff := backoffMin
+	for {
+		start := time.Now()
+		entries, meta, err := w.client.Health().Service(name, "", false, w.query(ctx, idx))
+		release()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			w.log.Debug("reading a Consul service failed", "service", name, "err", err, "retry_in", backoff)
+			w.cat.setServiceErr(name, st, err)
+			idx = 0
+			if !sleep(ctx, jitter(backoff)) {
+				return
+			}
+			backoff = min(2*backoff, backoffMax)
+			continue
+		}
+		backoff = backoffMin
+		if meta.LastIndex != idx || idx == 0 {
+			w.cat.setService(name, st, entries)
+		}
+		idx = nextIndex(idx, meta.LastIndex)
+		if !sleep(ctx, minQueryGap-time.Since(start)) {
+			return
+		}
+	}
+}
+
+// query returns the options of a blocking read after index idx (0: answer at once).
+func (w *watcher) query(ctx context.Context, idx uint64) *capi.QueryOptions {
+	q := &capi.QueryOptions{Datacenter: w.dc, AllowStale: true, WaitIndex: idx, WaitTime: w.waitTime}
+	return q.WithContext(ctx)
+}
+
+// nextIndex is the index to wait on after a read that returned index got, following
+// Consul's rules for blocking queries: an index that went backwards (the servers
+// lost or restored their state) starts over, and an index is never below 1.
+func nextIndex(prev, got uint64) uint64 {
+	if got < prev {
+		return 0
+	}
+	return max(got, 1)
+}
+
+// jitter spreads retries by up to a quarter either way, so that many watchers
+// retrying after an outage do not arrive at the agent all at once.
+func jitter(d time.Duration) time.Duration {
+	return d - d/4 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// sleep waits d (nothing when d <= 0) and reports false if ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

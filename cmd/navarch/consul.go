@@ -1,0 +1,44 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/navarch/navarch/adapters/consul"
+)
+
+// consulFlags binds the --consul-* flags of `navarch server` to cfg, whose values are
+// the defaults. The token is read from the file it returns after parsing
+// (readConsulToken).
+func consulFlags(fs *flag.FlagSet, cfg *consul.Config) (tokenFile *string) {
+	fs.StringVar(&cfg.Address, "consul-address", cfg.Address, "HTTP address of a Consul agent (host:port or URL) whose catalog to bring into the mesh; empty: off")
+	tokenFile = fs.String("consul-token-file", "", "file holding the Consul ACL token (needs service:read, node:read; agent:read without --consul-datacenters)")
+	fs.StringVar(&cfg.CAFile, "consul-ca-file", cfg.CAFile, "PEM CA bundle that verifies the Consul agent's certificate (selects https)")
+	fs.Func("consul-datacenters", "comma-separated Consul datacenters to sync, the first one primary (default: the agent's own)", func(v string) error {
+		cfg.Datacenters = nil
+		for _, dc := range strings.Split(v, ",") {
+			if dc = strings.TrimSpace(dc); dc != "" {
+				cfg.Datacenters = append(cfg.Datacenters, dc)
+			}
+		}
+		return nil
+	})
+	fs.StringVar(&cfg.Suffix, "consul-suffix", cfg.Suffix, "DNS suffix of Consul services' hosts: <service>.service[.<dc>].<suffix>")
+	fs.BoolVar(&cfg.WarningHealthy, "consul-warning-healthy", cfg.WarningHealthy, "route traffic to Consul instances whose checks warn (default: only all-passing ones)")
+	return tokenFile
+}
+
+// readConsulToken reads the ACL token from path into cfg, when path is set.
+func readConsulToken(path string, cfg *consul.Config) error {
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading the Consul token: %w", err)
+	}
+	cfg.Token = strings.TrimSpace(string(b))
+	return nil
+}
