@@ -34,7 +34,7 @@ spec:
 	p := grpcProxy("bench", nil)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := grpcProfile().build(newContext(snap, p)); err != nil {
+		if _, err := grpcProfile().build(newContext(snap, p, "cluster.local", "istio-system")); err != nil {
 			b.Fatal(err)
 		}
 	}

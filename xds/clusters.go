@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"sort"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -35,7 +36,11 @@ func (clusters) Generate(ctx *Context) []named {
 			for _, subset := range append([]string{""}, subsets(ctx, svc)...) {
 				name := clusterName(svc.Hostname, port.Number, subset)
 				c := newCluster(ctx, svc, port, subset, name)
-				applyPolicy(c, trafficPolicy(dr, port.Number, subset))
+				tp := trafficPolicy(dr, port.Number, subset)
+				applyPolicy(c, tp)
+				if wls := subsetWorkloads(ctx, svc, subset); c.GetType() == clusterv3.Cluster_EDS && clientUsesMTLS(ctx, tp, port, wls) {
+					c.TransportSocket = upstreamTLS(serverSANs(ctx, tp, wls))
+				}
 				out = append(out, named{name, c})
 			}
 		}
@@ -190,4 +195,24 @@ func applyOutlierDetection(c *clusterv3.Cluster, od *networking.OutlierDetection
 			HealthyPanicThreshold: &typev3.Percent{Value: float64(od.MinHealthPercent)},
 		}
 	}
+}
+
+// serverSANs are the identities a client accepts from a cluster's servers: the
+// DestinationRule's subjectAltNames when it lists some, else the SPIFFE IDs of the
+// workloads' service accounts.
+func serverSANs(ctx *Context, tp *networking.TrafficPolicy, wls []*registry.Workload) []string {
+	if sans := tp.GetTls().GetSubjectAltNames(); len(sans) > 0 {
+		return sans
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, w := range wls {
+		id := spiffeID(ctx.TrustDomain, w.Namespace, w.ServiceAccount)
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
 }

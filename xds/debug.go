@@ -59,7 +59,7 @@ func (s *Server) Proxies() []ProxyStatus {
 // of every type, for `navarch proxy-config` and golden tests. It builds from the
 // current snapshot without connecting anything.
 func (s *Server) Resources(p *Proxy) (map[string]*TypeSet, error) {
-	return profileFor(p).build(newContext(s.src.Snapshot(), p))
+	return profileFor(p).build(s.newContext(s.src.Snapshot(), p))
 }
 
 // Proxy returns the identity of a connected proxy by node id, or nil.

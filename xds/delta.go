@@ -156,7 +156,7 @@ func (s *Server) deltaRespond(stream discovery.AggregatedDiscoveryService_DeltaA
 	resp := &discovery.DeltaDiscoveryResponse{TypeUrl: t}
 	var sent, sentV []string
 	for _, n := range names {
-		r := set.ByName[n]
+		r := b.get(t, n)
 		if r == nil {
 			continue
 		}
@@ -167,7 +167,7 @@ func (s *Server) deltaRespond(stream discovery.AggregatedDiscoveryService_DeltaA
 		sent, sentV = append(sent, n), append(sentV, r.Version)
 	}
 	for n := range w.known {
-		if _, ok := set.ByName[n]; !ok {
+		if b.get(t, n) == nil {
 			resp.RemovedResources = append(resp.RemovedResources, n)
 		}
 	}
@@ -177,7 +177,7 @@ func (s *Server) deltaRespond(stream discovery.AggregatedDiscoveryService_DeltaA
 	sort.Strings(resp.RemovedResources)
 	rs := make([]*Resource, len(sent))
 	for i, n := range sent {
-		rs[i] = set.ByName[n]
+		rs[i] = b.get(t, n)
 	}
 	version := setVersion(rs)
 	resp.SystemVersionInfo = version

@@ -39,14 +39,22 @@ type Context struct {
 	Proxy *Proxy
 	// Services are the services the proxy sees, sorted by host name.
 	Services []*registry.Service
+	// TrustDomain and RootNamespace are the server's (see Config).
+	TrustDomain, RootNamespace string
 
 	rules map[*registry.Service]*networking.DestinationRule
 	errs  []error
 	gen   string
 }
 
-func newContext(snap *registry.Snapshot, p *Proxy) *Context {
-	ctx := &Context{Snapshot: snap, Proxy: p, rules: map[*registry.Service]*networking.DestinationRule{}}
+// newContext is the context of a build of proxy p's class from snap.
+func (s *Server) newContext(snap *registry.Snapshot, p *Proxy) *Context {
+	return newContext(snap, p, s.cfg.TrustDomain, s.cfg.RootNamespace)
+}
+
+func newContext(snap *registry.Snapshot, p *Proxy, trustDomain, rootNS string) *Context {
+	ctx := &Context{Snapshot: snap, Proxy: p, TrustDomain: trustDomain, RootNamespace: rootNS,
+		rules: map[*registry.Service]*networking.DestinationRule{}}
 	ctx.Services = visibleServices(snap, p)
 	return ctx
 }

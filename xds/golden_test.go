@@ -156,7 +156,7 @@ func TestTranslateCorpus(t *testing.T) {
 				ns = r.Meta.Namespace
 			}
 			snap := registry.NewSnapshot(entries, 1, "cluster.local")
-			sets, err := grpcProfile().build(newContext(snap, grpcProxy(ns, map[string]string{"version": "v1"})))
+			sets, err := grpcProfile().build(newContext(snap, grpcProxy(ns, map[string]string{"version": "v1"}), "cluster.local", "istio-system"))
 			if err != nil {
 				t.Errorf("building: %v", err)
 			}

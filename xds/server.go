@@ -31,11 +31,18 @@ type Config struct {
 	// PushWorkers is how many goroutines send pushes to streams. A proxy that does not
 	// read holds one up until its connection times out, so there are plenty.
 	PushWorkers int
+	// TrustDomain is the mesh's SPIFFE trust domain; servers' certificates are
+	// checked against spiffe://<TrustDomain>/ns/<ns>/sa/<sa>.
+	TrustDomain string
+	// RootNamespace holds mesh-wide policies (PeerAuthentication, AuthorizationPolicy
+	// without a selector apply to every workload), istio-system as in Istio.
+	RootNamespace string
 }
 
 // DefaultConfig returns the configuration navarch runs with.
 func DefaultConfig() Config {
-	return Config{Debounce: DefaultDebounceConfig(), BuildWorkers: runtime.GOMAXPROCS(0), PushWorkers: 64}
+	return Config{Debounce: DefaultDebounceConfig(), BuildWorkers: runtime.GOMAXPROCS(0), PushWorkers: 64,
+		TrustDomain: "cluster.local", RootNamespace: "istio-system"}
 }
 
 // Server is the ADS server of one node: it builds configuration once per proxy class
@@ -68,12 +75,37 @@ type class struct {
 	build   atomic.Pointer[Build]
 }
 
-// Build is the configuration of one proxy class at one snapshot. It is immutable.
+// Build is the configuration of one proxy class at one snapshot. Types never change
+// once built; resources asked for by a name only one proxy uses (a gRPC server's
+// inbound listener carries its address) are built on first request and kept.
 type Build struct {
 	snap      *registry.Snapshot
 	Revision  int64
 	ChangedAt time.Time
 	Types     map[string]*TypeSet
+
+	named func(typeURL, name string) *Resource // builds a resource by name, nil if none
+	extra sync.Map                             // typeURL + "\x00" + name -> *Resource (nil: none)
+}
+
+// get returns the resource of type t named name, from the class's build or built on
+// demand; nil when there is none.
+func (b *Build) get(t, name string) *Resource {
+	if set := b.Types[t]; set != nil {
+		if r := set.ByName[name]; r != nil {
+			return r
+		}
+	}
+	if b.named == nil {
+		return nil
+	}
+	key := t + "\x00" + name
+	if r, ok := b.extra.Load(key); ok {
+		return r.(*Resource)
+	}
+	r := b.named(t, name)
+	b.extra.Store(key, r)
+	return r
 }
 
 // NewServer returns a server that builds from src. Call Run to follow changes.
@@ -181,13 +213,14 @@ func (s *Server) buildClass(c *class, snap *registry.Snapshot) *Build {
 		return b
 	}
 	start := time.Now()
-	types, err := c.profile.build(newContext(snap, c.proxy))
+	types, err := c.profile.build(s.newContext(snap, c.proxy))
 	if err != nil {
 		s.metrics.buildErrors.Inc()
 		s.log.Error("resources left out of the build", "class", string(c.key), "revision", snap.Revision, "err", err)
 	}
 	s.metrics.buildTime.Observe(time.Since(start).Seconds())
 	b := &Build{snap: snap, Revision: snap.Revision, ChangedAt: snap.ChangedAt, Types: types}
+	b.named = func(t, name string) *Resource { return s.buildNamed(snap, c.proxy, t, name) }
 	c.build.Store(b)
 	return b
 }
@@ -244,4 +277,27 @@ func (s *Server) Connections() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.conns)
+}
+
+// buildNamed builds a resource only a proxy's own name identifies: the inbound
+// listener of a proxyless gRPC server.
+func (s *Server) buildNamed(snap *registry.Snapshot, p *Proxy, t, name string) *Resource {
+	if t != ListenerType {
+		return nil
+	}
+	ctx := &Context{Snapshot: snap, Proxy: p, TrustDomain: s.cfg.TrustDomain, RootNamespace: s.cfg.RootNamespace}
+	l, ok := inboundListener(ctx, name)
+	if !ok {
+		return nil
+	}
+	if err := l.Validate(); err != nil {
+		s.log.Error("inbound listener left out", "name", name, "err", err)
+		return nil
+	}
+	r, err := newResource(t, name, l)
+	if err != nil {
+		s.log.Error("inbound listener left out", "name", name, "err", err)
+		return nil
+	}
+	return r
 }

@@ -133,18 +133,17 @@ func (s *Server) sotwAck(c *conn, t string, w *sotwWatch, req *discovery.Discove
 // unchanged version (the proxy changed its subscription).
 func (s *Server) sotwRespond(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer,
 	c *conn, b *Build, t string, w *sotwWatch, force bool) error {
-	set := b.Types[t]
 	var rs []*Resource
-	if set != nil {
-		if w.wildcard {
+	if w.wildcard {
+		if set := b.Types[t]; set != nil {
 			for _, n := range set.Names() {
 				rs = append(rs, set.ByName[n])
 			}
-		} else {
-			for _, n := range w.names {
-				if r := set.ByName[n]; r != nil {
-					rs = append(rs, r)
-				}
+		}
+	} else {
+		for _, n := range w.names {
+			if r := b.get(t, n); r != nil {
+				rs = append(rs, r)
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"path/filepath"
 	"sync/atomic"
 
 	"google.golang.org/grpc"
@@ -26,8 +27,9 @@ type Backend struct {
 	Name  string
 	Addr  string
 	Port  uint32
-	calls atomic.Int64
-	srv   *grpc.Server
+	calls   atomic.Int64
+	serving atomic.Bool
+	stop    func()
 }
 
 // StartBackend starts a backend named name on a free loopback port.
@@ -36,9 +38,10 @@ func StartBackend(name string) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Backend{Name: name, Addr: lis.Addr().String(), Port: uint32(lis.Addr().(*net.TCPAddr).Port), srv: grpc.NewServer()}
-	testgrpc.RegisterTestServiceServer(b.srv, b)
-	go b.srv.Serve(lis)
+	srv := grpc.NewServer()
+	b := &Backend{Name: name, Addr: lis.Addr().String(), Port: uint32(lis.Addr().(*net.TCPAddr).Port), stop: srv.Stop}
+	testgrpc.RegisterTestServiceServer(srv, b)
+	go srv.Serve(lis)
 	return b, nil
 }
 
@@ -52,31 +55,65 @@ func (b *Backend) UnaryCall(context.Context, *testgrpc.SimpleRequest) (*testgrpc
 func (b *Backend) Calls() int64 { return b.calls.Load() }
 
 // Stop stops the backend.
-func (b *Backend) Stop() { b.srv.Stop() }
+func (b *Backend) Stop() { b.stop() }
 
 // Bootstrap returns a grpc-go xDS bootstrap that talks to the xDS servers (host:port,
 // plaintext) in order, as a proxy in namespace ns with Istio's node id conventions.
 func Bootstrap(servers []string, ns string, labels map[string]string) []byte {
+	return BootstrapWith(BootstrapOptions{Servers: servers, Namespace: ns, Labels: labels})
+}
+
+// BootstrapOptions describes a grpc-go xDS bootstrap.
+type BootstrapOptions struct {
+	Servers   []string
+	Namespace string
+	Name      string // the workload's name (default "client")
+	Labels    map[string]string
+	// CertDir, when set, adds the certificate provider "default" (file_watcher) that
+	// reads cert-chain.pem, key.pem and root-cert.pem from it, as `navarch agent
+	// certs` writes them, and the inbound listener name template servers need.
+	CertDir string
+}
+
+// BootstrapWith returns a grpc-go xDS bootstrap.
+func BootstrapWith(o BootstrapOptions) []byte {
 	type server struct {
 		URI      string              `json:"server_uri"`
 		Creds    []map[string]string `json:"channel_creds"`
 		Features []string            `json:"server_features"`
 	}
 	var ss []server
-	for _, s := range servers {
+	for _, s := range o.Servers {
 		ss = append(ss, server{URI: s, Creds: []map[string]string{{"type": "insecure"}}, Features: []string{"xds_v3"}})
 	}
-	md := map[string]any{"GENERATOR": "grpc", "NAMESPACE": ns}
-	if len(labels) > 0 {
-		md["LABELS"] = labels
+	ns, name := o.Namespace, o.Name
+	if name == "" {
+		name = "client"
 	}
-	b, _ := json.Marshal(map[string]any{
+	md := map[string]any{"GENERATOR": "grpc", "NAMESPACE": ns}
+	if len(o.Labels) > 0 {
+		md["LABELS"] = o.Labels
+	}
+	doc := map[string]any{
 		"xds_servers": ss,
 		"node": map[string]any{
-			"id":       fmt.Sprintf("sidecar~127.0.0.1~client.%s~%s.svc.cluster.local", ns, ns),
+			"id":       fmt.Sprintf("sidecar~127.0.0.1~%s.%s~%s.svc.cluster.local", name, ns, ns),
 			"metadata": md,
 		},
-	})
+		"server_listener_resource_name_template": "xds.istio.io/grpc/lds/inbound/%s",
+	}
+	if o.CertDir != "" {
+		doc["certificate_providers"] = map[string]any{"default": map[string]any{
+			"plugin_name": "file_watcher",
+			"config": map[string]any{
+				"certificate_file":    filepath.Join(o.CertDir, "cert-chain.pem"),
+				"private_key_file":    filepath.Join(o.CertDir, "key.pem"),
+				"ca_certificate_file": filepath.Join(o.CertDir, "root-cert.pem"),
+				"refresh_interval":    "1s",
+			},
+		}}
+	}
+	b, _ := json.Marshal(doc)
 	return b
 }
 
@@ -90,11 +127,13 @@ func Dial(bootstrap []byte, target string) (*grpc.ClientConn, error) {
 	return grpc.NewClient(target, grpc.WithResolvers(r), grpc.WithTransportCredentials(insecure.NewCredentials()))
 }
 
-// Tally is where a batch of RPCs went: answers by backend name, failures by code.
+// Tally is where a batch of RPCs went: answers by backend name, failures by code,
+// and the identities the backends saw the caller as.
 type Tally struct {
-	By     map[string]int
-	Failed map[codes.Code]int
-	Total  int
+	By       map[string]int
+	Failed   map[codes.Code]int
+	Total    int
+	CallerAs map[string]int
 }
 
 // Share returns the fraction of RPCs that backend name answered.
@@ -108,7 +147,7 @@ func (t Tally) Share(name string) float64 {
 // Call sends n UnaryCalls on cc, with the metadata key/value pairs md, and tallies
 // the answers.
 func Call(ctx context.Context, cc *grpc.ClientConn, n int, md ...string) Tally {
-	t := Tally{By: map[string]int{}, Failed: map[codes.Code]int{}}
+	t := Tally{By: map[string]int{}, Failed: map[codes.Code]int{}, CallerAs: map[string]int{}}
 	client := testgrpc.NewTestServiceClient(cc)
 	if len(md) > 0 {
 		ctx = metadata.AppendToOutgoingContext(ctx, md...)
@@ -121,6 +160,7 @@ func Call(ctx context.Context, cc *grpc.ClientConn, n int, md ...string) Tally {
 			continue
 		}
 		t.By[resp.Hostname]++
+		t.CallerAs[resp.Username]++
 	}
 	return t
 }

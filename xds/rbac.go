@@ -1,0 +1,381 @@
+package xds
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	rbacfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+	security "istio.io/api/security/v1beta1"
+
+	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/registry"
+)
+
+const rbacFilter = "envoy.filters.http.rbac"
+
+// AuthorizationPolicy becomes Envoy RBAC, the HTTP filter grpc-go enforces on xDS
+// servers. As in Istio: DENY policies are checked first, then, if any ALLOW policy
+// applies to the workload, a request must match one of them. A rule becomes a policy
+// whose principals are its from clauses (ORed; each ANDs its fields) and whose
+// permissions are its to clauses, with when conditions ANDed to one or the other by
+// what they test. Principals are peer certificate URI SANs: cluster.local/ns/a/sa/b
+// matches spiffe://cluster.local/ns/a/sa/b; namespaces match .../ns/<ns>/....
+//
+// What grpc-go cannot check (request principals from JWTs, most when keys) makes an
+// ALLOW rule match nothing and is dropped from a DENY rule, so that an unsupported
+// condition never allows more than the policy says.
+
+// authzPolicies returns the ALLOW and DENY policies that apply to a workload: those in
+// its namespace and in the root namespace whose selector matches its labels or that
+// have none. CUSTOM and AUDIT policies are left out.
+func authzPolicies(ctx *Context, ns string, labels map[string]string) (allow, deny []*api.Resource) {
+	for _, r := range ctx.Snapshot.Config(api.AuthorizationPolicy) {
+		if r.Meta.Namespace != ns && r.Meta.Namespace != ctx.RootNamespace {
+			continue
+		}
+		ap := r.Spec.(*security.AuthorizationPolicy)
+		if sel := ap.GetSelector().GetMatchLabels(); len(sel) > 0 && !registry.LabelsMatch(labels, sel) {
+			continue
+		}
+		switch ap.Action {
+		case security.AuthorizationPolicy_ALLOW:
+			allow = append(allow, r)
+		case security.AuthorizationPolicy_DENY:
+			deny = append(deny, r)
+		}
+	}
+	return allow, deny
+}
+
+// rbacFilters returns the RBAC filters for a workload's inbound traffic.
+func rbacFilters(ctx *Context, ns string, labels map[string]string) []*hcmv3.HttpFilter {
+	allow, deny := authzPolicies(ctx, ns, labels)
+	var out []*hcmv3.HttpFilter
+	if len(deny) > 0 {
+		out = append(out, rbacHTTPFilter(ctx, rbacv3.RBAC_DENY, deny))
+	}
+	if len(allow) > 0 {
+		out = append(out, rbacHTTPFilter(ctx, rbacv3.RBAC_ALLOW, allow))
+	}
+	return out
+}
+
+func rbacHTTPFilter(ctx *Context, action rbacv3.RBAC_Action, policies []*api.Resource) *hcmv3.HttpFilter {
+	rules := &rbacv3.RBAC{Action: action, Policies: map[string]*rbacv3.Policy{}}
+	for _, r := range policies {
+		ap := r.Spec.(*security.AuthorizationPolicy)
+		for i, rule := range ap.Rules {
+			p, ok := rbacPolicy(ctx, rule, action == rbacv3.RBAC_DENY)
+			if !ok {
+				continue
+			}
+			rules.Policies[fmt.Sprintf("ns[%s]-policy[%s]-rule[%d]", r.Meta.Namespace, r.Meta.Name, i)] = p
+		}
+	}
+	name := rbacFilter
+	if action == rbacv3.RBAC_DENY {
+		name += ".deny"
+	}
+	return &hcmv3.HttpFilter{Name: name, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&rbacfilterv3.RBAC{Rules: rules})}}
+}
+
+// rbacPolicy translates one rule; ok is false when the rule can never match.
+func rbacPolicy(ctx *Context, rule *security.Rule, deny bool) (*rbacv3.Policy, bool) {
+	var principals []*rbacv3.Principal
+	for _, f := range rule.From {
+		p, ok := sourcePrincipal(ctx, f.GetSource(), deny)
+		if !ok {
+			continue
+		}
+		principals = append(principals, p)
+	}
+	if len(rule.From) > 0 && len(principals) == 0 {
+		return nil, false
+	}
+	var permissions []*rbacv3.Permission
+	for _, t := range rule.To {
+		permissions = append(permissions, operationPermission(t.GetOperation()))
+	}
+	var condPrincipals []*rbacv3.Principal
+	var condPermissions []*rbacv3.Permission
+	for _, c := range rule.When {
+		pr, pe, ok := condition(ctx, c)
+		if !ok {
+			if deny {
+				continue // unsupported: dropping it makes the DENY broader, never narrower
+			}
+			return nil, false
+		}
+		if pr != nil {
+			condPrincipals = append(condPrincipals, pr)
+		}
+		if pe != nil {
+			condPermissions = append(condPermissions, pe)
+		}
+	}
+	principal := andPrincipals(append([]*rbacv3.Principal{orPrincipals(principals)}, condPrincipals...))
+	permission := andPermissions(append([]*rbacv3.Permission{orPermissions(permissions)}, condPermissions...))
+	return &rbacv3.Policy{Principals: []*rbacv3.Principal{principal}, Permissions: []*rbacv3.Permission{permission}}, true
+}
+
+// sourcePrincipal ANDs the fields of a from clause.
+func sourcePrincipal(ctx *Context, s *security.Source, deny bool) (*rbacv3.Principal, bool) {
+	if (len(s.GetRequestPrincipals()) > 0 || len(s.GetNotRequestPrincipals()) > 0) && !deny {
+		return nil, false // JWT identities are not checked by grpc-go
+	}
+	var and []*rbacv3.Principal
+	add := func(values []string, f func(string) *rbacv3.Principal, negate bool) {
+		if len(values) == 0 {
+			return
+		}
+		var or []*rbacv3.Principal
+		for _, v := range values {
+			or = append(or, f(v))
+		}
+		p := orPrincipals(or)
+		if negate {
+			p = &rbacv3.Principal{Identifier: &rbacv3.Principal_NotId{NotId: p}}
+		}
+		and = append(and, p)
+	}
+	principal := func(v string) *rbacv3.Principal { return authenticated(principalMatcher(v)) }
+	namespace := func(v string) *rbacv3.Principal { return authenticated(namespaceMatcher(v)) }
+	serviceAccount := func(v string) *rbacv3.Principal {
+		ns, sa, ok := strings.Cut(v, "/")
+		if !ok {
+			return authenticated(exact(spiffeID(ctx.TrustDomain, ctx.Proxy.Namespace, v)))
+		}
+		return authenticated(exact(spiffeID(ctx.TrustDomain, ns, sa)))
+	}
+	add(s.GetPrincipals(), principal, false)
+	add(s.GetNotPrincipals(), principal, true)
+	add(s.GetServiceAccounts(), serviceAccount, false)
+	add(s.GetNotServiceAccounts(), serviceAccount, true)
+	add(s.GetNamespaces(), namespace, false)
+	add(s.GetNotNamespaces(), namespace, true)
+	add(s.GetIpBlocks(), sourceIP, false)
+	add(s.GetNotIpBlocks(), sourceIP, true)
+	add(s.GetRemoteIpBlocks(), sourceIP, false)
+	add(s.GetNotRemoteIpBlocks(), sourceIP, true)
+	return andPrincipals(and), true
+}
+
+// operationPermission ANDs the fields of a to clause.
+func operationPermission(o *security.Operation) *rbacv3.Permission {
+	var and []*rbacv3.Permission
+	add := func(values []string, f func(string) *rbacv3.Permission, negate bool) {
+		if len(values) == 0 {
+			return
+		}
+		var or []*rbacv3.Permission
+		for _, v := range values {
+			or = append(or, f(v))
+		}
+		p := orPermissions(or)
+		if negate {
+			p = &rbacv3.Permission{Rule: &rbacv3.Permission_NotRule{NotRule: p}}
+		}
+		and = append(and, p)
+	}
+	path := func(v string) *rbacv3.Permission {
+		return &rbacv3.Permission{Rule: &rbacv3.Permission_UrlPath{UrlPath: &matcherv3.PathMatcher{
+			Rule: &matcherv3.PathMatcher_Path{Path: wildcardMatcher(v)}}}}
+	}
+	method := func(v string) *rbacv3.Permission { return headerPermission(":method", v) }
+	host := func(v string) *rbacv3.Permission { return headerPermission(":authority", v) }
+	port := func(v string) *rbacv3.Permission {
+		n, _ := strconv.ParseUint(v, 10, 32)
+		return &rbacv3.Permission{Rule: &rbacv3.Permission_DestinationPort{DestinationPort: uint32(n)}}
+	}
+	add(o.GetPaths(), path, false)
+	add(o.GetNotPaths(), path, true)
+	add(o.GetMethods(), method, false)
+	add(o.GetNotMethods(), method, true)
+	add(o.GetHosts(), host, false)
+	add(o.GetNotHosts(), host, true)
+	add(o.GetPorts(), port, false)
+	add(o.GetNotPorts(), port, true)
+	return andPermissions(and)
+}
+
+// condition translates a when condition into a principal or a permission; ok is false
+// for keys grpc-go cannot check.
+func condition(ctx *Context, c *security.Condition) (*rbacv3.Principal, *rbacv3.Permission, bool) {
+	key := c.GetKey()
+	switch {
+	case strings.HasPrefix(key, "request.headers[") && strings.HasSuffix(key, "]"):
+		name := strings.TrimSuffix(strings.TrimPrefix(key, "request.headers["), "]")
+		f := func(v string) *rbacv3.Permission { return headerPermission(name, v) }
+		return nil, valuesPermission(c, f), true
+	case key == "destination.port":
+		f := func(v string) *rbacv3.Permission {
+			n, _ := strconv.ParseUint(v, 10, 32)
+			return &rbacv3.Permission{Rule: &rbacv3.Permission_DestinationPort{DestinationPort: uint32(n)}}
+		}
+		return nil, valuesPermission(c, f), true
+	case key == "source.ip" || key == "remote.ip":
+		return valuesPrincipal(c, sourceIP), nil, true
+	case key == "source.principal":
+		return valuesPrincipal(c, func(v string) *rbacv3.Principal { return authenticated(principalMatcher(v)) }), nil, true
+	case key == "source.namespace":
+		return valuesPrincipal(c, func(v string) *rbacv3.Principal { return authenticated(namespaceMatcher(v)) }), nil, true
+	}
+	return nil, nil, false
+}
+
+func valuesPermission(c *security.Condition, f func(string) *rbacv3.Permission) *rbacv3.Permission {
+	var and []*rbacv3.Permission
+	if len(c.Values) > 0 {
+		var or []*rbacv3.Permission
+		for _, v := range c.Values {
+			or = append(or, f(v))
+		}
+		and = append(and, orPermissions(or))
+	}
+	for _, v := range c.NotValues {
+		and = append(and, &rbacv3.Permission{Rule: &rbacv3.Permission_NotRule{NotRule: f(v)}})
+	}
+	return andPermissions(and)
+}
+
+func valuesPrincipal(c *security.Condition, f func(string) *rbacv3.Principal) *rbacv3.Principal {
+	var and []*rbacv3.Principal
+	if len(c.Values) > 0 {
+		var or []*rbacv3.Principal
+		for _, v := range c.Values {
+			or = append(or, f(v))
+		}
+		and = append(and, orPrincipals(or))
+	}
+	for _, v := range c.NotValues {
+		and = append(and, &rbacv3.Principal{Identifier: &rbacv3.Principal_NotId{NotId: f(v)}})
+	}
+	return andPrincipals(and)
+}
+
+func authenticated(m *matcherv3.StringMatcher) *rbacv3.Principal {
+	return &rbacv3.Principal{Identifier: &rbacv3.Principal_Authenticated_{Authenticated: &rbacv3.Principal_Authenticated{PrincipalName: m}}}
+}
+
+// principalMatcher matches an Istio principal ("cluster.local/ns/a/sa/b", "*",
+// "prefix*", "*suffix") against a certificate's SPIFFE URI.
+func principalMatcher(v string) *matcherv3.StringMatcher {
+	if v == "*" {
+		return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: "spiffe://"}}
+	}
+	if strings.HasPrefix(v, "*") {
+		return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Suffix{Suffix: v[1:]}}
+	}
+	return wildcardMatcher("spiffe://" + v)
+}
+
+func namespaceMatcher(ns string) *matcherv3.StringMatcher {
+	return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{
+		Regex: "^spiffe://[^/]+/ns/" + regexp.QuoteMeta(ns) + "/.*$"}}}
+}
+
+// wildcardMatcher matches Istio's string forms: exact, "prefix*", "*suffix", "*".
+func wildcardMatcher(v string) *matcherv3.StringMatcher {
+	switch {
+	case v == "*":
+		return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: ".*"}}}
+	case strings.HasSuffix(v, "*"):
+		return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: strings.TrimSuffix(v, "*")}}
+	case strings.HasPrefix(v, "*"):
+		return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Suffix{Suffix: strings.TrimPrefix(v, "*")}}
+	}
+	return exact(v)
+}
+
+func exact(v string) *matcherv3.StringMatcher {
+	return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: v}}
+}
+
+func headerPermission(name, v string) *rbacv3.Permission {
+	return &rbacv3.Permission{Rule: &rbacv3.Permission_Header{Header: &routev3.HeaderMatcher{
+		Name: strings.ToLower(name), HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: wildcardMatcher(v)}}}}
+}
+
+func sourceIP(v string) *rbacv3.Principal {
+	cidr := v
+	if !strings.Contains(cidr, "/") {
+		if ip := net.ParseIP(v); ip != nil && ip.To4() == nil {
+			cidr += "/128"
+		} else {
+			cidr += "/32"
+		}
+	}
+	ip, ipnet, err := net.ParseCIDR(cidr)
+	if err != nil {
+		return &rbacv3.Principal{Identifier: &rbacv3.Principal_NotId{NotId: &rbacv3.Principal{Identifier: &rbacv3.Principal_Any{Any: true}}}}
+	}
+	ones, _ := ipnet.Mask.Size()
+	return &rbacv3.Principal{Identifier: &rbacv3.Principal_DirectRemoteIp{DirectRemoteIp: &corev3.CidrRange{
+		AddressPrefix: ip.String(), PrefixLen: wrapperspb.UInt32(uint32(ones))}}}
+}
+
+func orPrincipals(ps []*rbacv3.Principal) *rbacv3.Principal {
+	switch len(ps) {
+	case 0:
+		return &rbacv3.Principal{Identifier: &rbacv3.Principal_Any{Any: true}}
+	case 1:
+		return ps[0]
+	}
+	return &rbacv3.Principal{Identifier: &rbacv3.Principal_OrIds{OrIds: &rbacv3.Principal_Set{Ids: ps}}}
+}
+
+func andPrincipals(ps []*rbacv3.Principal) *rbacv3.Principal {
+	ps = dropAnyPrincipals(ps)
+	switch len(ps) {
+	case 0:
+		return &rbacv3.Principal{Identifier: &rbacv3.Principal_Any{Any: true}}
+	case 1:
+		return ps[0]
+	}
+	return &rbacv3.Principal{Identifier: &rbacv3.Principal_AndIds{AndIds: &rbacv3.Principal_Set{Ids: ps}}}
+}
+
+func dropAnyPrincipals(ps []*rbacv3.Principal) []*rbacv3.Principal {
+	out := ps[:0:0]
+	for _, p := range ps {
+		if !p.GetAny() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func orPermissions(ps []*rbacv3.Permission) *rbacv3.Permission {
+	switch len(ps) {
+	case 0:
+		return &rbacv3.Permission{Rule: &rbacv3.Permission_Any{Any: true}}
+	case 1:
+		return ps[0]
+	}
+	return &rbacv3.Permission{Rule: &rbacv3.Permission_OrRules{OrRules: &rbacv3.Permission_Set{Rules: ps}}}
+}
+
+func andPermissions(ps []*rbacv3.Permission) *rbacv3.Permission {
+	var out []*rbacv3.Permission
+	for _, p := range ps {
+		if !p.GetAny() {
+			out = append(out, p)
+		}
+	}
+	switch len(out) {
+	case 0:
+		return &rbacv3.Permission{Rule: &rbacv3.Permission_Any{Any: true}}
+	case 1:
+		return out[0]
+	}
+	return &rbacv3.Permission{Rule: &rbacv3.Permission_AndRules{AndRules: &rbacv3.Permission_Set{Rules: out}}}
+}

@@ -1,0 +1,141 @@
+package xds
+
+import (
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+	networking "istio.io/api/networking/v1alpha3"
+	security "istio.io/api/security/v1beta1"
+
+	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/registry"
+)
+
+// Certificates reach proxyless gRPC applications through grpc-go's certificate
+// provider plugins, configured in their bootstrap (navarch bootstrap writes a
+// file_watcher instance named "default" reading the files `navarch agent certs`
+// keeps fresh). Resources refer to the instance and, as Istio names them, to the
+// workload certificate "default" and the trust bundle "ROOTCA".
+const (
+	certProviderInstance = "default"
+	certName             = "default"
+	rootCertName         = "ROOTCA"
+	tlsTransportSocket   = "envoy.transport_sockets.tls"
+)
+
+// mtlsMode is the effective PeerAuthentication mode of a workload.
+type mtlsMode int
+
+const (
+	mtlsPermissive mtlsMode = iota
+	mtlsStrict
+	mtlsDisable
+)
+
+// peerAuthMode returns the mTLS mode a workload in namespace ns with labels serves
+// port with, as Istio resolves PeerAuthentication: a policy selecting the workload
+// (its port-level setting first), else its namespace's policy, else the mesh policy
+// (root namespace, no selector); UNSET inherits from the next level. PERMISSIVE when
+// nothing says otherwise.
+func peerAuthMode(snap *registry.Snapshot, rootNS, ns string, labels map[string]string, port uint32) mtlsMode {
+	var workload, namespace, mesh *security.PeerAuthentication
+	for _, r := range snap.Config(api.PeerAuthentication) {
+		pa := r.Spec.(*security.PeerAuthentication)
+		sel := pa.GetSelector().GetMatchLabels()
+		switch {
+		case r.Meta.Namespace == ns && len(sel) > 0 && registry.LabelsMatch(labels, sel):
+			if workload == nil {
+				workload = pa
+			}
+		case r.Meta.Namespace == ns && len(sel) == 0:
+			if namespace == nil {
+				namespace = pa
+			}
+		case r.Meta.Namespace == rootNS && len(sel) == 0:
+			if mesh == nil {
+				mesh = pa
+			}
+		}
+	}
+	if workload != nil {
+		if m, ok := workload.PortLevelMtls[port]; ok && m.GetMode() != security.PeerAuthentication_MutualTLS_UNSET {
+			return modeOf(m.GetMode())
+		}
+	}
+	for _, pa := range []*security.PeerAuthentication{workload, namespace, mesh} {
+		if m := pa.GetMtls().GetMode(); m != security.PeerAuthentication_MutualTLS_UNSET {
+			return modeOf(m)
+		}
+	}
+	return mtlsPermissive
+}
+
+func modeOf(m security.PeerAuthentication_MutualTLS_Mode) mtlsMode {
+	switch m {
+	case security.PeerAuthentication_MutualTLS_STRICT:
+		return mtlsStrict
+	case security.PeerAuthentication_MutualTLS_DISABLE:
+		return mtlsDisable
+	}
+	return mtlsPermissive
+}
+
+// clientUsesMTLS decides whether a proxyless client talks mTLS to a cluster: an
+// explicit DestinationRule tls mode decides (ISTIO_MUTUAL yes, anything else no:
+// grpc-go takes certificates only from provider instances, not from the files SIMPLE
+// and MUTUAL name); without one, mTLS is used when every endpoint requires it
+// (STRICT), since a proxyless server cannot tell TLS from plaintext on one port and so
+// serves PERMISSIVE as plaintext.
+func clientUsesMTLS(ctx *Context, tp *networking.TrafficPolicy, port registry.Port, wls []*registry.Workload) bool {
+	if tls := tp.GetTls(); tls != nil {
+		return tls.GetMode() == networking.ClientTLSSettings_ISTIO_MUTUAL
+	}
+	if len(wls) == 0 {
+		return false
+	}
+	for _, w := range wls {
+		if peerAuthMode(ctx.Snapshot, ctx.RootNamespace, w.Namespace, w.Labels, w.PortFor(port)) != mtlsStrict {
+			return false
+		}
+	}
+	return true
+}
+
+// spiffeID is the identity of a workload's service account.
+func spiffeID(trustDomain, ns, sa string) string {
+	if sa == "" {
+		sa = "default"
+	}
+	return "spiffe://" + trustDomain + "/ns/" + ns + "/sa/" + sa
+}
+
+// upstreamTLS is the transport socket of a client talking mTLS to workloads whose
+// certificates must carry one of sans.
+func upstreamTLS(sans []string) *corev3.TransportSocket {
+	vc := &tlsv3.CertificateValidationContext{
+		CaCertificateProviderInstance: &tlsv3.CertificateProviderPluginInstance{InstanceName: certProviderInstance, CertificateName: rootCertName},
+	}
+	for _, s := range sans {
+		vc.MatchSubjectAltNames = append(vc.MatchSubjectAltNames, &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: s}})
+	}
+	ctx := &tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+		TlsCertificateProviderInstance: &tlsv3.CertificateProviderPluginInstance{InstanceName: certProviderInstance, CertificateName: certName},
+		ValidationContextType:          &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: vc},
+	}}
+	return &corev3.TransportSocket{Name: tlsTransportSocket, ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(ctx)}}
+}
+
+// downstreamMTLS is the transport socket of a server that requires mTLS.
+func downstreamMTLS() *corev3.TransportSocket {
+	ctx := &tlsv3.DownstreamTlsContext{
+		RequireClientCertificate: wrapperspb.Bool(true),
+		CommonTlsContext: &tlsv3.CommonTlsContext{
+			TlsCertificateProviderInstance: &tlsv3.CertificateProviderPluginInstance{InstanceName: certProviderInstance, CertificateName: certName},
+			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+				CaCertificateProviderInstance: &tlsv3.CertificateProviderPluginInstance{InstanceName: certProviderInstance, CertificateName: rootCertName},
+			}},
+		},
+	}
+	return &corev3.TransportSocket{Name: tlsTransportSocket, ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(ctx)}}
+}
