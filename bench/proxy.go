@@ -311,7 +311,6 @@ func dialer() func(string) (*grpc.ClientConn, error) {
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithReadBufferSize(8<<10),
 			grpc.WithWriteBufferSize(8<<10),
-			grpc.WithSharedWriteBuffer(true),
 			grpc.WithDisableServiceConfig(),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
 		)

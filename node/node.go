@@ -150,15 +150,14 @@ func (n *Node) nodeCertificate() (*store.TLSFiles, error) {
 }
 
 // xdsServerOptions tune the gRPC server for many long-lived, mostly idle streams:
-// a small read buffer per connection and a write buffer shared between connections
-// (taken from a pool only while writing), keepalive so dead proxies are noticed, and
-// a generous message size for large configurations. Per-connection buffers are most
-// of what an idle proxy costs a node.
+// a small read buffer per connection (the write buffer is shared between connections
+// by grpc-go's default, taken from a pool only while writing), keepalive so dead
+// proxies are noticed, and a generous message size for large configurations.
+// Per-connection buffers are most of what an idle proxy costs a node.
 func xdsServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ReadBufferSize(4 << 10),
 		grpc.WriteBufferSize(32 << 10),
-		grpc.SharedWriteBuffer(true),
 		grpc.MaxRecvMsgSize(16 << 20),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),

@@ -24,9 +24,9 @@ import (
 // Backend is a gRPC server on loopback that answers UnaryCall with its name.
 type Backend struct {
 	testgrpc.UnimplementedTestServiceServer
-	Name  string
-	Addr  string
-	Port  uint32
+	Name    string
+	Addr    string
+	Port    uint32
 	calls   atomic.Int64
 	serving atomic.Bool
 	stop    func()
