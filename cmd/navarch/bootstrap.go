@@ -9,17 +9,23 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/navarch/navarch/client"
+	"github.com/navarch/navarch/xds"
 )
 
 // bootstrapNode is who the proxy says it is.
 type bootstrapNode struct {
-	ID        string
-	Namespace string
-	Labels    map[string]string
-	Generator string
+	ID             string
+	Namespace      string
+	Labels         map[string]string
+	ServiceAccount string
+	Generator      string
+	// CertDir holds the workload's certificate files (navarch agent certs --out).
+	CertDir string
 }
 
 func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -33,6 +39,9 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	ip := fs.String("ip", "127.0.0.1", "IP of the proxy")
 	typ := fs.String("type", "sidecar", "proxy type: sidecar or router")
 	ordered := fs.Bool("ordered", false, "list nodes by name instead of in random order (random spreads proxies over the nodes)")
+	sa := fs.String("service-account", "", "the workload's service account (node metadata SERVICE_ACCOUNT)")
+	certs := fs.String("certs-dir", "", "grpc: where navarch agent certs keeps the workload's certificate files; enables mTLS")
+	labels := fs.String("labels", "", "the workload's labels, k=v,k2=v2 (node metadata LABELS)")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -48,7 +57,13 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if len(servers) == 0 {
 		return errors.New("no live node serves xDS")
 	}
-	node := bootstrapNode{ID: fmt.Sprintf("%s~%s~%s.%s~%s.svc.cluster.local", *typ, *ip, *name, *ns, *ns), Namespace: *ns}
+	node := bootstrapNode{ID: fmt.Sprintf("%s~%s~%s.%s~%s.svc.cluster.local", *typ, *ip, *name, *ns, *ns), Namespace: *ns,
+		ServiceAccount: *sa, CertDir: *certs, Labels: map[string]string{}}
+	for _, kv := range strings.Split(*labels, ",") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok {
+			node.Labels[k] = v
+		}
+	}
 	var doc any
 	switch *format {
 	case "grpc":
@@ -120,6 +135,9 @@ func nodeMetadata(n bootstrapNode) map[string]any {
 	if n.Generator != "" {
 		md["GENERATOR"] = n.Generator
 	}
+	if n.ServiceAccount != "" {
+		md["SERVICE_ACCOUNT"] = n.ServiceAccount
+	}
 	if len(n.Labels) > 0 {
 		md["LABELS"] = n.Labels
 	}
@@ -137,10 +155,27 @@ func grpcBootstrap(servers []string, n bootstrapNode) map[string]any {
 			"server_features": []string{"xds_v3"},
 		})
 	}
-	return map[string]any{
+	doc := map[string]any{
 		"xds_servers": ss,
 		"node":        map[string]any{"id": n.ID, "metadata": nodeMetadata(n)},
+		// What an xds.NewGRPCServer asks for: its inbound listener, by address.
+		"server_listener_resource_name_template": xds.InboundListenerPrefix + "%s",
 	}
+	if n.CertDir != "" {
+		// The certificate provider instance the xDS resources name ("default", with
+		// the certificates "default" and "ROOTCA"), reading the files navarch agent
+		// certs keeps fresh.
+		doc["certificate_providers"] = map[string]any{"default": map[string]any{
+			"plugin_name": "file_watcher",
+			"config": map[string]any{
+				"certificate_file":    filepath.Join(n.CertDir, "cert-chain.pem"),
+				"private_key_file":    filepath.Join(n.CertDir, "key.pem"),
+				"ca_certificate_file": filepath.Join(n.CertDir, "root-cert.pem"),
+				"refresh_interval":    "60s",
+			},
+		}}
+	}
+	return doc
 }
 
 // envoyBootstrap is an Envoy bootstrap whose ADS cluster has every node as an

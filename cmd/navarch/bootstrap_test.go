@@ -1,0 +1,48 @@
+package main
+
+import (
+	"encoding/json"
+	"testing"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+)
+
+// TestEnvoyBootstrapIsValid checks the Envoy bootstrap against Envoy's own proto
+// validation: every node is an endpoint of the ADS cluster.
+func TestEnvoyBootstrapIsValid(t *testing.T) {
+	doc, err := envoyBootstrap([]string{"127.0.0.1:15010", "127.0.0.2:15010"}, bootstrapNode{
+		ID: "sidecar~10.0.0.1~web-1.shop~shop.svc.cluster.local", Namespace: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(doc)
+	var bs bootstrapv3.Bootstrap
+	if err := protojson.Unmarshal(b, &bs); err != nil {
+		t.Fatalf("not an Envoy bootstrap: %v\n%s", err, b)
+	}
+	if err := bs.ValidateAll(); err != nil {
+		t.Fatalf("invalid Envoy bootstrap: %v", err)
+	}
+	if n := len(bs.GetStaticResources().GetClusters()[0].GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()); n != 2 {
+		t.Fatalf("the ADS cluster has %d endpoints, want 2", n)
+	}
+}
+
+func TestGRPCBootstrapNamesTheCertificateProvider(t *testing.T) {
+	doc := grpcBootstrap([]string{"dns://127.0.0.1:15053/xds.navarch.local:15010"}, bootstrapNode{
+		ID: "sidecar~10.0.0.1~ratings-1.shop~shop.svc.cluster.local", Namespace: "shop", CertDir: "/etc/navarch/certs", Generator: "grpc"})
+	b, _ := json.Marshal(doc)
+	var got struct {
+		Template  string `json:"server_listener_resource_name_template"`
+		Providers map[string]struct {
+			Plugin string `json:"plugin_name"`
+		} `json:"certificate_providers"`
+	}
+	json.Unmarshal(b, &got)
+	if got.Template != "xds.istio.io/grpc/lds/inbound/%s" || got.Providers["default"].Plugin != "file_watcher" {
+		t.Fatalf("bootstrap %s", b)
+	}
+}
