@@ -15,6 +15,8 @@ type ConvergenceResult struct {
 	Proxies       int     `json:"proxies"`
 	Services      int     `json:"services"`
 	Endpoints     int     `json:"endpoints"`
+	Min           float64 `json:"min_ms"`
+	Apply         float64 `json:"apply_ms"`
 	P50           float64 `json:"p50_ms"`
 	P90           float64 `json:"p90_ms"`
 	P99           float64 `json:"p99_ms"`
@@ -59,6 +61,7 @@ func Convergence(ctx context.Context, cfg Config) (*ConvergenceResult, error) {
 	if _, err := cfg.API.Apply(ctx, "", []client.File{meshPolicy(cfg.Namespace, 2000+rand.IntN(100000))}); err != nil {
 		return nil, err
 	}
+	applied := time.Since(start)
 	lat, err := waitChanged(ctx, &cfg, f, tCDS, tracked, before, start)
 	if err != nil {
 		return nil, err
@@ -70,6 +73,7 @@ func Convergence(ctx context.Context, cfg Config) (*ConvergenceResult, error) {
 	}
 	return &ConvergenceResult{
 		Proxies: cfg.Proxies, Services: cfg.Services, Endpoints: cfg.Endpoints,
+		Min: ms(lat.Percentile(0)), Apply: ms(applied),
 		P50: ms(lat.Percentile(50)), P90: ms(lat.Percentile(90)), P99: ms(lat.Percentile(99)), Max: ms(lat.Max()),
 		BytesPerProxy: bytes / int64(max(cfg.Proxies, 1)), CPUSeconds: st.CPUSeconds, RSSBytes: st.RSS, PeakRSSBytes: st.PeakRSS,
 		ConnectSecs: connect.Seconds(), Delta: cfg.Delta,

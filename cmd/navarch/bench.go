@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/navarch/navarch/bench"
@@ -42,6 +44,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	token := fs.String("token-file", os.Getenv("NAVARCH_TOKEN_FILE"), "with --api: the admin token file")
 	pids := fs.String("pids", "", "with --target: PIDs of the node processes (comma-separated), for their CPU and memory")
 	out := fs.String("o", "", "output: text (default) or json")
+	cpuProfile := fs.String("cpuprofile", "", "write the load generator's CPU profile to this file")
 	keep := fs.String("dir", "", "directory for the local cluster (default: a temporary one, removed afterwards)")
 	if _, err := parseFlags(fs, args[1:]); err != nil {
 		return err
@@ -91,7 +94,23 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	var self0 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &self0)
 	result, err := runScenario(ctx, scenario, cfg)
+	var self1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &self1)
+	fmt.Fprintf(stderr, "\r\033[Kload generator: %.1f CPU seconds\n", cpuSeconds(self1)-cpuSeconds(self0))
 	fmt.Fprint(stderr, "\r\033[K")
 	if err != nil {
 		return err
@@ -103,6 +122,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	printResult(stdout, scenario, result)
 	return nil
+}
+
+func cpuSeconds(r syscall.Rusage) float64 {
+	return float64(r.Utime.Sec+r.Stime.Sec) + float64(r.Utime.Usec+r.Stime.Usec)/1e6
 }
 
 func runScenario(ctx context.Context, scenario string, cfg bench.Config) (any, error) {
