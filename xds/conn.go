@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
@@ -24,6 +25,7 @@ type conn struct {
 	delta       bool
 	connectedAt time.Time
 	proxy       *Proxy
+	identity    *Identity // who the proxy proved to be; nil over plaintext
 	class       *class
 	queued      atomic.Bool // waiting for a push worker
 
@@ -86,10 +88,16 @@ func streamEnd(err error) error {
 }
 
 // identify handles a stream's first request, which must identify the proxy: the
-// stream joins its proxy's class and from then on receives pushes.
-func (s *Server) identify(c *conn, nodeErr error) error {
+// stream joins its proxy's class and from then on receives pushes. Over TLS the proxy
+// must also prove who it is (client certificate or token), and may claim no other
+// namespace or service account than its own: it then gets only its own
+// configuration and secrets.
+func (s *Server) identify(ctx context.Context, c *conn, nodeErr error) error {
 	if nodeErr != nil {
 		return status.Errorf(codes.InvalidArgument, "invalid node: %v", nodeErr)
+	}
+	if err := s.authenticate(ctx, c); err != nil {
+		return err
 	}
 	c.class = s.join(c)
 	s.log.Info("proxy connected", "proxy", c.proxy.ID, "peer", c.peer, "delta", c.delta, "class", string(c.class.key))
@@ -116,4 +124,30 @@ func (s *Server) pushTo(c *conn) {
 	if err := c.push(); err != nil {
 		s.log.Debug("push failed; the stream will end", "proxy", c.proxy.ID, "err", err)
 	}
+}
+
+// authenticate sets the stream's identity when it came over TLS and an
+// Authenticator is configured, and checks the proxy's claims against it.
+func (s *Server) authenticate(ctx context.Context, c *conn) error {
+	if s.auth == nil {
+		return nil
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil
+	}
+	if _, tls := p.AuthInfo.(credentials.TLSInfo); !tls {
+		return nil // plaintext: an anonymous proxy, which gets no secrets
+	}
+	id, err := s.auth.Authenticate(ctx)
+	if err != nil {
+		return status.Errorf(codes.Unauthenticated, "authenticating the proxy: %v", err)
+	}
+	if c.proxy.Namespace != id.Namespace || (c.proxy.ServiceAccount != "" && c.proxy.ServiceAccount != id.ServiceAccount) {
+		return status.Errorf(codes.PermissionDenied, "proxy %s claims namespace %q and service account %q but is %s/%s",
+			c.proxy.ID, c.proxy.Namespace, c.proxy.ServiceAccount, id.Namespace, id.ServiceAccount)
+	}
+	c.proxy.ServiceAccount = id.ServiceAccount
+	c.identity = &id
+	return nil
 }

@@ -59,7 +59,7 @@ func (s *Server) deltaHandle(stream discovery.AggregatedDiscoveryService_DeltaAg
 			}
 			return nil
 		}
-		if err := s.identify(c, err); err != nil {
+		if err := s.identify(stream.Context(), c, err); err != nil {
 			return err
 		}
 	}
@@ -137,18 +137,15 @@ func (s *Server) deltaAck(c *conn, t string, w *deltaWatch, req *discovery.Delta
 // differs, and a resource is not sent again in a version the proxy rejected.
 func (s *Server) deltaRespond(stream discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesServer,
 	c *conn, b *Build, t string, w *deltaWatch) error {
-	set := b.Types[t]
-	if set == nil {
-		set = &TypeSet{TypeURL: t}
-	}
+	o := s.offerFor(c, b, t)
 	var names []string
 	if w.wildcard {
-		for n := range set.ByName {
+		for n := range o.all {
 			names = append(names, n)
 		}
 	}
 	for n := range w.names {
-		if _, dup := set.ByName[n]; !w.wildcard || !dup {
+		if _, dup := o.all[n]; !w.wildcard || !dup {
 			names = append(names, n)
 		}
 	}
@@ -156,7 +153,7 @@ func (s *Server) deltaRespond(stream discovery.AggregatedDiscoveryService_DeltaA
 	resp := &discovery.DeltaDiscoveryResponse{TypeUrl: t}
 	var sent, sentV []string
 	for _, n := range names {
-		r := b.get(t, n)
+		r := o.get(n)
 		if r == nil {
 			continue
 		}
@@ -167,7 +164,7 @@ func (s *Server) deltaRespond(stream discovery.AggregatedDiscoveryService_DeltaA
 		sent, sentV = append(sent, n), append(sentV, r.Version)
 	}
 	for n := range w.known {
-		if b.get(t, n) == nil {
+		if o.get(n) == nil {
 			resp.RemovedResources = append(resp.RemovedResources, n)
 		}
 	}
@@ -177,7 +174,7 @@ func (s *Server) deltaRespond(stream discovery.AggregatedDiscoveryService_DeltaA
 	sort.Strings(resp.RemovedResources)
 	rs := make([]*Resource, len(sent))
 	for i, n := range sent {
-		rs[i] = b.get(t, n)
+		rs[i] = o.get(n)
 	}
 	version := setVersion(rs)
 	resp.SystemVersionInfo = version

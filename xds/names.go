@@ -17,9 +17,10 @@ const (
 )
 
 // pushOrder is the order in which a push sends types, so that a proxy never receives a
-// reference before the resource it refers to: clusters before listeners (their routes
-// name clusters), endpoints after the clusters that ask for them.
-var pushOrder = []string{ClusterType, EndpointType, ListenerType, RouteType, SecretType}
+// reference before the resource it refers to: secrets first, clusters before
+// listeners (their routes name clusters), endpoints after the clusters that ask for
+// them.
+var pushOrder = []string{SecretType, ClusterType, EndpointType, ListenerType, RouteType}
 
 // shortType names a type URL in logs, metrics and debug output, as Istio does.
 func shortType(typeURL string) string {

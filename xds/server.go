@@ -53,8 +53,10 @@ type Server struct {
 	metrics *Metrics
 	src     SnapshotSource
 
-	nextConn atomic.Uint64
-	queue    chan *conn // streams waiting for a push worker
+	nextConn     atomic.Uint64
+	queue        chan *conn // streams waiting for a push worker
+	auth         Authenticator
+	secretSource SecretSource
 
 	mu      sync.Mutex
 	snap    *registry.Snapshot // what the last push built from
@@ -127,6 +129,12 @@ func NewServer(cfg Config, src SnapshotSource, m *Metrics, log *slog.Logger) *Se
 	}
 }
 
+// SetSecurity makes the server authenticate proxies that connect over TLS and serve
+// them their secrets (SDS). Call it before serving.
+func (s *Server) SetSecurity(auth Authenticator, secrets SecretSource) {
+	s.auth, s.secretSource = auth, secrets
+}
+
 // Run pushes changes of the source to connected proxies until ctx ends.
 func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
@@ -144,9 +152,44 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	if s.secretSource != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.refreshSecrets(ctx)
+		}()
+	}
 	debounce(ctx, s.src.Changes(), s.cfg.Debounce, time.Now, s.push)
 	wg.Wait()
 	return nil
+}
+
+// secretRefresh is how often streams with secrets are offered them again: the
+// secret source renews a certificate well before it expires, and a renewed one is
+// a new version, which the push sends.
+const secretRefresh = time.Minute
+
+func (s *Server) refreshSecrets(ctx context.Context) {
+	t := time.NewTicker(secretRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		var conns []*conn
+		for _, c := range s.conns {
+			if c.identity != nil {
+				conns = append(conns, c)
+			}
+		}
+		s.mu.Unlock()
+		for _, c := range conns {
+			s.enqueue(c)
+		}
+	}
 }
 
 // enqueue hands a stream to the push workers, once however many pushes wait.

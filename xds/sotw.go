@@ -8,6 +8,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/navarch/navarch/registry"
 )
 
 // sotwWatch is a SotW stream's state for one type.
@@ -55,7 +57,7 @@ func (s *Server) sotwHandle(stream discovery.AggregatedDiscoveryService_StreamAg
 			}
 			return nil
 		}
-		if err := s.identify(c, err); err != nil {
+		if err := s.identify(stream.Context(), c, err); err != nil {
 			return err
 		}
 	}
@@ -133,16 +135,15 @@ func (s *Server) sotwAck(c *conn, t string, w *sotwWatch, req *discovery.Discove
 // unchanged version (the proxy changed its subscription).
 func (s *Server) sotwRespond(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer,
 	c *conn, b *Build, t string, w *sotwWatch, force bool) error {
+	o := s.offerFor(c, b, t)
 	var rs []*Resource
 	if w.wildcard {
-		if set := b.Types[t]; set != nil {
-			for _, n := range set.Names() {
-				rs = append(rs, set.ByName[n])
-			}
+		for _, n := range registry.SortedKeys(o.all) {
+			rs = append(rs, o.all[n])
 		}
 	} else {
 		for _, n := range w.names {
-			if r := b.get(t, n); r != nil {
+			if r := o.get(n); r != nil {
 				rs = append(rs, r)
 			}
 		}
