@@ -88,7 +88,7 @@ func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			resp.Results = append(resp.Results, r.Results...)
 		}
 	default:
-		return errors.New("delete needs -f <file|dir|-> or <kind> <name>...")
+		return errors.New("delete needs -f <file|dir|-> or a kind and one or more names")
 	}
 	printSkipped(stderr, resp.Skipped)
 	var failed []string
