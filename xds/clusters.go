@@ -19,14 +19,19 @@ import (
 const defaultConnectTimeout = 10 * time.Second
 
 // clusters builds a cluster per service port and per DestinationRule subset of it:
-// outbound|<port>|<subset>|<host>, with the merged traffic policy applied.
-type clusters struct{}
+// outbound|<port>|<subset>|<host>, with the merged traffic policy applied. For Envoy
+// (envoy set) DNS services are STRICT_DNS and the sidecar's special clusters are
+// added; grpc-go gets LOGICAL_DNS, the only DNS cluster it supports.
+type clusters struct{ envoy bool }
 
 func (clusters) Name() string    { return "clusters" }
 func (clusters) TypeURL() string { return ClusterType }
 
-func (clusters) Generate(ctx *Context) []named {
+func (g clusters) Generate(ctx *Context) []named {
 	var out []named
+	if g.envoy {
+		out = specialClusters()
+	}
 	for _, svc := range ctx.Services {
 		if svc.Resolution == registry.ResolutionNone {
 			continue // passthrough: nothing a proxyless client can connect to
@@ -35,11 +40,11 @@ func (clusters) Generate(ctx *Context) []named {
 		for _, port := range svc.Ports {
 			for _, subset := range append([]string{""}, subsets(ctx, svc)...) {
 				name := clusterName(svc.Hostname, port.Number, subset)
-				c := newCluster(ctx, svc, port, subset, name)
+				c := newCluster(ctx, svc, port, subset, name, g.envoy)
 				tp := trafficPolicy(dr, port.Number, subset)
 				applyPolicy(c, tp)
 				if wls := subsetWorkloads(ctx, svc, subset); c.GetType() == clusterv3.Cluster_EDS && clientUsesMTLS(ctx, tp, port, wls) {
-					c.TransportSocket = upstreamTLS(serverSANs(ctx, tp, wls))
+					c.TransportSocket = upstreamTLS(serverSANs(ctx, tp, wls), g.envoy)
 				}
 				out = append(out, named{name, c})
 			}
@@ -48,11 +53,16 @@ func (clusters) Generate(ctx *Context) []named {
 	return out
 }
 
-func newCluster(ctx *Context, svc *registry.Service, port registry.Port, subset, name string) *clusterv3.Cluster {
+func newCluster(ctx *Context, svc *registry.Service, port registry.Port, subset, name string, envoy bool) *clusterv3.Cluster {
 	c := &clusterv3.Cluster{
 		Name:           name,
 		ConnectTimeout: durationpb.New(defaultConnectTimeout),
 		LbPolicy:       clusterv3.Cluster_ROUND_ROBIN,
+	}
+	if _, dns := dnsTarget(ctx, svc, port, subset); dns && envoy {
+		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
+		c.LoadAssignment = dnsLoadAssignment(ctx, svc, port, subset, name)
+		return c
 	}
 	if host, dns := dnsTarget(ctx, svc, port, subset); dns {
 		// grpc-go resolves LOGICAL_DNS clusters itself; it supports no STRICT_DNS.
@@ -215,4 +225,19 @@ func serverSANs(ctx *Context, tp *networking.TrafficPolicy, wls []*registry.Work
 	}
 	sort.Strings(out)
 	return out
+}
+
+// dnsLoadAssignment lists the host names Envoy resolves for a DNS service: its
+// endpoints, or the service's own host name when it lists none.
+func dnsLoadAssignment(ctx *Context, svc *registry.Service, port registry.Port, subset, name string) *endpointv3.ClusterLoadAssignment {
+	loc := &endpointv3.LocalityLbEndpoints{Locality: &corev3.Locality{}}
+	wls := subsetWorkloads(ctx, svc, subset)
+	if len(wls) == 0 {
+		loc.LbEndpoints = append(loc.LbEndpoints, lbEndpoint(svc.Hostname, port.Number, 1, true))
+	}
+	for _, w := range wls {
+		loc.LbEndpoints = append(loc.LbEndpoints, lbEndpoint(w.Address, w.PortFor(port), max(w.Weight, 1), w.Healthy))
+	}
+	loc.LoadBalancingWeight = wrapperspb.UInt32(uint32(len(loc.LbEndpoints)))
+	return &endpointv3.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpointv3.LocalityLbEndpoints{loc}}
 }

@@ -130,9 +130,10 @@ func firstDiff(want, got string) string {
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
 
 // TestTranslateCorpus translates every file of Istio's test corpus for a proxyless
-// gRPC client in the namespace the file configures, checks every resource passes its
-// proto's Validate (build drops and reports those that do not), and compares the
-// result with testdata/<file>.golden.yaml.
+// gRPC client and for an Envoy sidecar in the namespace the file configures, checks
+// every resource passes its proto's Validate (build drops and reports those that do
+// not), and compares the results with testdata/<file>.golden.yaml and
+// testdata/<file>.sidecar.golden.yaml.
 func TestTranslateCorpus(t *testing.T) {
 	dir := corpusDir(t)
 	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
@@ -156,12 +157,20 @@ func TestTranslateCorpus(t *testing.T) {
 				ns = r.Meta.Namespace
 			}
 			snap := registry.NewSnapshot(entries, 1, "cluster.local")
-			sets, err := grpcProfile().build(newContext(snap, grpcProxy(ns, map[string]string{"version": "v1"}), "cluster.local", "istio-system"))
+			base := strings.TrimSuffix(filepath.Base(f), ".yaml")
+			grpc := grpcProxy(ns, map[string]string{"version": "v1"})
+			sets, err := grpcProfile().build(newContext(snap, grpc, "cluster.local", "istio-system"))
 			if err != nil {
-				t.Errorf("building: %v", err)
+				t.Errorf("building for proxyless gRPC: %v", err)
 			}
-			golden := filepath.Join("testdata", strings.TrimSuffix(filepath.Base(f), ".yaml")+".golden.yaml")
-			checkGolden(t, golden, dump(t, sets))
+			checkGolden(t, filepath.Join("testdata", base+".golden.yaml"), dump(t, sets))
+			sidecar := *grpc
+			sidecar.Generator = ""
+			sets, err = sidecarProfile().build(newContext(snap, &sidecar, "cluster.local", "istio-system"))
+			if err != nil {
+				t.Errorf("building for an Envoy sidecar: %v", err)
+			}
+			checkGolden(t, filepath.Join("testdata", base+".sidecar.golden.yaml"), dump(t, sets))
 		})
 	}
 }

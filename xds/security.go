@@ -111,18 +111,26 @@ func spiffeID(trustDomain, ns, sa string) string {
 }
 
 // upstreamTLS is the transport socket of a client talking mTLS to workloads whose
-// certificates must carry one of sans.
-func upstreamTLS(sans []string) *corev3.TransportSocket {
-	vc := &tlsv3.CertificateValidationContext{
-		CaCertificateProviderInstance: &tlsv3.CertificateProviderPluginInstance{InstanceName: certProviderInstance, CertificateName: rootCertName},
-	}
+// certificates must carry one of sans. grpc-go takes its certificates from
+// certificate provider instances; Envoy (envoy set) from SDS over the same ADS stream.
+func upstreamTLS(sans []string, envoy bool) *corev3.TransportSocket {
+	vc := &tlsv3.CertificateValidationContext{}
 	for _, s := range sans {
 		vc.MatchSubjectAltNames = append(vc.MatchSubjectAltNames, &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: s}})
 	}
-	ctx := &tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
-		TlsCertificateProviderInstance: &tlsv3.CertificateProviderPluginInstance{InstanceName: certProviderInstance, CertificateName: certName},
-		ValidationContextType:          &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: vc},
-	}}
+	common := &tlsv3.CommonTlsContext{}
+	if envoy {
+		common.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{{Name: SecretDefault, SdsConfig: adsConfigSource()}}
+		common.ValidationContextType = &tlsv3.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+			DefaultValidationContext:         vc,
+			ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: SecretRootCA, SdsConfig: adsConfigSource()},
+		}}
+	} else {
+		vc.CaCertificateProviderInstance = &tlsv3.CertificateProviderPluginInstance{InstanceName: certProviderInstance, CertificateName: rootCertName}
+		common.TlsCertificateProviderInstance = &tlsv3.CertificateProviderPluginInstance{InstanceName: certProviderInstance, CertificateName: certName}
+		common.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: vc}
+	}
+	ctx := &tlsv3.UpstreamTlsContext{CommonTlsContext: common}
 	return &corev3.TransportSocket{Name: tlsTransportSocket, ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(ctx)}}
 }
 

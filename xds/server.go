@@ -310,10 +310,14 @@ func (s *Server) leave(cn *conn) {
 	}
 }
 
-// profileFor chooses the generators for a proxy. Proxyless gRPC is the profile navarch
-// builds today; Envoy proxies get the same API-listener configuration, which Envoy
-// ignores for traffic but which keeps clusters and endpoints flowing to it.
-func profileFor(*Proxy) Profile { return grpcProfile() }
+// profileFor chooses the generators for a proxy: proxyless gRPC clients and servers
+// (GENERATOR=grpc), or Envoy sidecars.
+func profileFor(p *Proxy) Profile {
+	if p.Generator == GeneratorGRPC {
+		return grpcProfile()
+	}
+	return sidecarProfile()
+}
 
 // Connections returns how many streams are connected.
 func (s *Server) Connections() int {

@@ -1,0 +1,240 @@
+package xds
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/navarch/navarch/registry"
+)
+
+// An Envoy sidecar gets Istio's outbound model: traffic the workload sends is
+// redirected (by iptables, as istio-init sets up) to the virtual outbound listener on
+// 15001, which hands each connection to the listener of its original destination
+// port: 0.0.0.0_<port> for HTTP services (routes by RDS from the route configuration
+// named by the port, a virtual host per service), <address>_<port> or 0.0.0.0_<port>
+// for TCP services (straight to the cluster). Anything else goes out as it came
+// (PassthroughCluster). Clusters and endpoints are the proxyless ones, with DNS
+// services resolved by Envoy (STRICT_DNS).
+
+const (
+	virtualOutbound     = "virtualOutbound"
+	virtualOutboundPort = 15001
+	passthroughCluster  = "PassthroughCluster"
+	blackHoleCluster    = "BlackHoleCluster"
+)
+
+// sidecarProfile builds configuration for Envoy sidecars.
+func sidecarProfile() Profile {
+	return Profile{sidecarListeners{}, sidecarRoutes{}, clusters{envoy: true}, endpoints{}}
+}
+
+// isHTTP reports whether a port's protocol is routed by HTTP (Istio's protocols that
+// Envoy's HTTP connection manager handles).
+func isHTTP(p registry.Port) bool {
+	switch strings.ToUpper(p.Protocol) {
+	case "HTTP", "HTTP2", "GRPC", "GRPC-WEB":
+		return true
+	}
+	return false
+}
+
+type sidecarListeners struct{}
+
+func (sidecarListeners) Name() string    { return "sidecar-listeners" }
+func (sidecarListeners) TypeURL() string { return ListenerType }
+
+func (sidecarListeners) Generate(ctx *Context) []named {
+	out := []named{{virtualOutbound, &listenerv3.Listener{
+		Name:             virtualOutbound,
+		Address:          socketAddress("0.0.0.0", virtualOutboundPort),
+		UseOriginalDst:   wrapperspb.Bool(true),
+		FilterChains:     []*listenerv3.FilterChain{{Name: virtualOutbound, Filters: []*listenerv3.Filter{tcpProxy(passthroughCluster)}}},
+		TrafficDirection: corev3.TrafficDirection_OUTBOUND,
+	}}}
+	httpPorts := map[uint32]bool{}
+	tcp := map[string]named{}
+	for _, svc := range ctx.Services {
+		if svc.Resolution == registry.ResolutionNone {
+			continue
+		}
+		for _, port := range svc.Ports {
+			if isHTTP(port) {
+				httpPorts[port.Number] = true
+				continue
+			}
+			addrs := svc.Addresses
+			if len(addrs) == 0 {
+				addrs = []string{"0.0.0.0"}
+			}
+			for _, a := range addrs {
+				ip, _, _ := strings.Cut(a, "/")
+				name := ip + "_" + strconv.FormatUint(uint64(port.Number), 10)
+				if _, taken := tcp[name]; !taken {
+					tcp[name] = named{name, outboundListener(name, ip, port.Number, []*listenerv3.Filter{tcpProxy(clusterName(svc.Hostname, port.Number, ""))})}
+				}
+			}
+		}
+	}
+	for _, port := range sortedPorts(httpPorts) {
+		name := "0.0.0.0_" + strconv.FormatUint(uint64(port), 10)
+		hcm := &hcmv3.HttpConnectionManager{
+			StatPrefix: "outbound_0.0.0.0_" + strconv.FormatUint(uint64(port), 10),
+			RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
+				ConfigSource: adsConfigSource(), RouteConfigName: strconv.FormatUint(uint64(port), 10)}},
+			HttpFilters: clientFilters(),
+		}
+		out = append(out, named{name, outboundListener(name, "0.0.0.0", port, []*listenerv3.Filter{{
+			Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)}}})})
+		delete(tcp, name) // HTTP wins the wildcard address of a port
+	}
+	for _, name := range registry.SortedKeys(tcp) {
+		out = append(out, tcp[name])
+	}
+	return out
+}
+
+// outboundListener is a listener the virtual outbound listener hands connections to;
+// it binds no port of its own.
+func outboundListener(name, ip string, port uint32, filters []*listenerv3.Filter) *listenerv3.Listener {
+	return &listenerv3.Listener{
+		Name:             name,
+		Address:          socketAddress(ip, port),
+		BindToPort:       wrapperspb.Bool(false),
+		FilterChains:     []*listenerv3.FilterChain{{Filters: filters}},
+		TrafficDirection: corev3.TrafficDirection_OUTBOUND,
+	}
+}
+
+func tcpProxy(cluster string) *listenerv3.Filter {
+	return &listenerv3.Filter{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listenerv3.Filter_TypedConfig{
+		TypedConfig: mustAny(&tcpv3.TcpProxy{StatPrefix: cluster, ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: cluster}})}}
+}
+
+func sortedPorts(m map[uint32]bool) []uint32 {
+	out := make([]uint32, 0, len(m))
+	for p := range m {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+type sidecarRoutes struct{}
+
+func (sidecarRoutes) Name() string    { return "sidecar-routes" }
+func (sidecarRoutes) TypeURL() string { return RouteType }
+
+// Generate builds a route configuration per HTTP port, named by the port: a virtual
+// host per service on that port, answering to its host name (and, within its
+// namespace, the short forms Kubernetes DNS accepts), and a last one passing anything
+// else through.
+func (sidecarRoutes) Generate(ctx *Context) []named {
+	byPort := map[uint32][]*routev3.VirtualHost{}
+	taken := map[uint32]map[string]bool{}
+	for _, svc := range ctx.Services {
+		if svc.Resolution == registry.ResolutionNone {
+			continue
+		}
+		vs := virtualServiceFor(ctx, svc.Hostname)
+		for _, port := range svc.Ports {
+			if !isHTTP(port) {
+				continue
+			}
+			if taken[port.Number] == nil {
+				taken[port.Number] = map[string]bool{}
+			}
+			var routes []*routev3.Route
+			if vs != nil {
+				routes = httpRoutes(ctx, vs.Resource.Meta.Namespace, vs.Resource.Spec.(*networking.VirtualService), port.Number)
+			}
+			if len(routes) == 0 {
+				routes = []*routev3.Route{defaultRoute(clusterName(svc.Hostname, port.Number, ""))}
+			}
+			var domains []string
+			for _, d := range domainsFor(ctx, svc, port.Number) {
+				if !taken[port.Number][d] {
+					taken[port.Number][d] = true
+					domains = append(domains, d)
+				}
+			}
+			if len(domains) == 0 {
+				continue
+			}
+			byPort[port.Number] = append(byPort[port.Number], &routev3.VirtualHost{
+				Name: listenerName(svc.Hostname, port.Number), Domains: domains, Routes: routes})
+		}
+	}
+	var out []named
+	for _, port := range sortedPorts(keysOf(byPort)) {
+		name := strconv.FormatUint(uint64(port), 10)
+		vhs := append(byPort[port], &routev3.VirtualHost{
+			Name: "allow_any", Domains: []string{"*"},
+			Routes: []*routev3.Route{{
+				Name:  "allow_any",
+				Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+				Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+					ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: passthroughCluster}}},
+			}},
+		})
+		out = append(out, named{name, &routev3.RouteConfiguration{Name: name, VirtualHosts: vhs, ValidateClusters: wrapperspb.Bool(false)}})
+	}
+	return out
+}
+
+// domainsFor is what a service answers to in a virtual host: its host name with and
+// without the port and, for a Kubernetes-style name in the proxy's namespace
+// (name.ns.svc.<domain>), the short forms.
+func domainsFor(ctx *Context, svc *registry.Service, port uint32) []string {
+	hosts := []string{svc.Hostname}
+	suffix := ".svc." + ctx.Snapshot.Domain
+	if base, ok := strings.CutSuffix(svc.Hostname, suffix); ok {
+		name, ns, _ := strings.Cut(base, ".")
+		hosts = append(hosts, base, base+".svc")
+		if ns == ctx.Proxy.Namespace {
+			hosts = append(hosts, name)
+		}
+	}
+	var out []string
+	p := ":" + strconv.FormatUint(uint64(port), 10)
+	for _, h := range hosts {
+		out = append(out, h, h+p)
+	}
+	return out
+}
+
+func keysOf[V any](m map[uint32]V) map[uint32]bool {
+	out := map[uint32]bool{}
+	for k := range m {
+		out[k] = true
+	}
+	return out
+}
+
+// specialClusters are the clusters every sidecar has: PassthroughCluster sends a
+// connection to where it was going; BlackHoleCluster drops it.
+func specialClusters() []named {
+	return []named{
+		{passthroughCluster, &clusterv3.Cluster{
+			Name:                 passthroughCluster,
+			ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
+			LbPolicy:             clusterv3.Cluster_CLUSTER_PROVIDED,
+			ConnectTimeout:       durationpb.New(defaultConnectTimeout),
+		}},
+		{blackHoleCluster, &clusterv3.Cluster{
+			Name:                 blackHoleCluster,
+			ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
+			ConnectTimeout:       durationpb.New(defaultConnectTimeout),
+		}},
+	}
+}
