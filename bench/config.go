@@ -20,6 +20,10 @@ type Config struct {
 	Duration time.Duration
 	// Writers is how many concurrent writers the apply scenario runs.
 	Writers int
+	// Clients is how many concurrent clients the csr scenario runs.
+	Clients int
+	// CSRTarget is the TLS gRPC address (15012) of the node the csr scenario loads.
+	CSRTarget string
 	// Delta makes proxies use Delta xDS; otherwise SotW.
 	Delta bool
 	// Mode is how proxies subscribe (Named like grpc-go, Wildcard like Envoy).
@@ -51,6 +55,7 @@ func DefaultConfig() Config {
 		Rate:      100,
 		Duration:  10 * time.Second,
 		Writers:   8,
+		Clients:   16,
 		Mode:      Named,
 		Classes:   1,
 		Namespace: "bench",

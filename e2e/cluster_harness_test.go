@@ -18,13 +18,14 @@ import (
 	"github.com/navarch/navarch/node/devcluster"
 )
 
-// startCluster runs n real navarch server processes (navarch dev cluster's code).
-func startCluster(t *testing.T, n int) *devcluster.Cluster {
+// startCluster runs n real navarch server processes (navarch dev cluster's code),
+// each given the extra server flags.
+func startCluster(t *testing.T, n int, extra ...string) *devcluster.Cluster {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := devcluster.Start(ctx, devcluster.Config{Binary: navarchBin, Dir: dir, Nodes: n})
+	c, err := devcluster.Start(ctx, devcluster.Config{Binary: navarchBin, Dir: dir, Nodes: n, ExtraArgs: extra})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,7 @@ type proc struct {
 func startDevNode(t *testing.T, extra ...string) *proc {
 	t.Helper()
 	p := &proc{XDS: freeAddr(t), HTTP: freeAddr(t), log: &bytes.Buffer{}}
-	args := append([]string{"server", "--dev", "--xds-addr", p.XDS, "--http-addr", p.HTTP}, extra...)
+	args := append([]string{"server", "--dev", "--xds-addr", p.XDS, "--http-addr", p.HTTP, "--xds-tls-addr", freeAddr(t)}, extra...)
 	p.cmd = exec.Command(navarchBin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {

@@ -34,11 +34,14 @@ func TestOutsidersCannotJoinOrRead(t *testing.T) {
 		token := filepath.Join(dir, "token")
 		os.WriteFile(secret, []byte("not-the-cluster-secret-0123456789"), 0o600)
 		os.WriteFile(token, []byte("outsider-token"), 0o600)
+		kek := filepath.Join(dir, "kek")
+		os.WriteFile(kek, []byte(strings.Repeat("ab", 32)), 0o600)
 		http := freeAddr(t)
 		cmd := exec.Command(navarchBin, "server", "--name", "outsider", "--data-dir", filepath.Join(dir, "data"),
 			"--xds-addr", freeAddr(t), "--http-addr", http, "--gossip-addr", freeAddr(t),
 			"--etcd-client-addr", freeAddr(t), "--etcd-peer-addr", freeAddr(t),
-			"--join", n1.Gossip, "--cluster-secret-file", secret, "--admin-token-file", token)
+			"--join", n1.Gossip, "--cluster-secret-file", secret, "--admin-token-file", token,
+			"--ca-kek-file", kek, "--xds-tls-addr", freeAddr(t))
 		var log strings.Builder
 		cmd.Stdout, cmd.Stderr = &log, &log
 		if err := cmd.Start(); err != nil {

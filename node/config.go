@@ -6,6 +6,7 @@ import (
 	"net"
 
 	"github.com/navarch/navarch/adapters/consul"
+	"github.com/navarch/navarch/ca"
 	"github.com/navarch/navarch/store"
 	"github.com/navarch/navarch/xds"
 )
@@ -23,6 +24,10 @@ type Config struct {
 	// XDSAddr is where plaintext xDS (ADS over gRPC) is served, 127.0.0.1:15010 as
 	// Istio's istiod.
 	XDSAddr string
+	// XDSTLSAddr is where the node serves gRPC over TLS, 127.0.0.1:15012 as istiod:
+	// the CSR API (Istio's IstioCertificateService) and xDS for proxies that
+	// authenticate. Its serving certificate is signed by the mesh CA.
+	XDSTLSAddr string
 	// HTTPAddr serves the API, /metrics, /healthz, /readyz and /debug/, 127.0.0.1:15014
 	// as istiod's monitoring port.
 	HTTPAddr string
@@ -66,6 +71,13 @@ type Config struct {
 	XDSName string
 	// XDS tunes the xDS server.
 	XDS xds.Config
+	// CA configures the mesh's certificate authority (trust domain, certificate
+	// lifetimes).
+	CA ca.Config
+	// CAKEK is the key-encryption key the CA's signing key is stored under in etcd;
+	// every node of a cluster must be given the same one (--ca-kek-file). A --dev
+	// node makes one up and keeps it in its data dir.
+	CAKEK ca.KEK
 	// Consul brings a Consul catalog into the registry (off without an address).
 	Consul consul.Config
 	// Store tunes the embedded etcd member; Name, DataDir and URLs are filled in from
@@ -76,14 +88,16 @@ type Config struct {
 // DefaultConfig returns the configuration of `navarch server` without flags.
 func DefaultConfig() Config {
 	return Config{
-		Name:     "navarch",
-		XDSAddr:  "127.0.0.1:15010",
-		HTTPAddr: "127.0.0.1:15014",
-		Domain:   "cluster.local",
-		XDSName:  "xds.navarch.local",
-		XDS:      xds.DefaultConfig(),
-		Consul:   consul.DefaultConfig(),
-		Store:    store.DefaultConfig(),
+		Name:       "navarch",
+		XDSAddr:    "127.0.0.1:15010",
+		XDSTLSAddr: "127.0.0.1:15012",
+		HTTPAddr:   "127.0.0.1:15014",
+		Domain:     "cluster.local",
+		XDSName:    "xds.navarch.local",
+		XDS:        xds.DefaultConfig(),
+		Consul:     consul.DefaultConfig(),
+		CA:         ca.DefaultConfig(),
+		Store:      store.DefaultConfig(),
 	}
 }
 
@@ -97,12 +111,12 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("node: --data-dir must be set (or run with --dev)"))
 	}
 	for _, a := range []struct{ name, addr string }{
-		{"xds address", c.XDSAddr}, {"http address", c.HTTPAddr},
+		{"xds address", c.XDSAddr}, {"http address", c.HTTPAddr}, {"xds tls address", c.XDSTLSAddr},
 		{"etcd client address", c.EtcdClientAddr}, {"etcd peer address", c.EtcdPeerAddr},
 		{"gossip address", c.GossipAddr}, {"gossip advertise address", c.GossipAdvertise},
 		{"dns address", c.DNSAddr},
 	} {
-		if a.addr == "" && a.name != "xds address" && a.name != "http address" {
+		if a.addr == "" && a.name != "xds address" && a.name != "http address" && a.name != "xds tls address" {
 			continue
 		}
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
@@ -126,6 +140,12 @@ func (c *Config) Validate() error {
 	}
 	if (c.ClusterCACert == "") != (c.ClusterCAKey == "") {
 		errs = append(errs, errors.New("node: the cluster CA needs both a certificate and a key"))
+	}
+	if !c.CAKEK.Valid() && !c.Dev {
+		errs = append(errs, errors.New("node: a CA key-encryption key is required (--ca-kek-file: 32 random bytes, e.g. head -c 32 /dev/urandom | xxd -p -c 64) unless --dev"))
+	}
+	if err := c.CA.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Consul.Validate(); err != nil {
 		errs = append(errs, err)

@@ -47,6 +47,7 @@ func (n *Node) routes() http.Handler {
 	api.HandleFunc("GET /debug/registry", n.withParts(n.debugRegistry))
 	api.HandleFunc("GET /debug/proxies", n.withParts(n.debugProxies))
 	api.HandleFunc("GET /debug/proxy-config", n.withParts(n.debugProxyConfig))
+	n.caRoutes(api)
 	guarded := n.authenticate(api)
 	mux.Handle("/api/", guarded)
 	mux.Handle("/debug/", guarded)

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/navarch/navarch/ca"
 	"github.com/navarch/navarch/registry"
 	"github.com/navarch/navarch/store"
 	"github.com/navarch/navarch/xds"
@@ -40,6 +41,7 @@ type Node struct {
 
 	xdsLis  net.Listener
 	httpLis net.Listener
+	tlsLis  net.Listener   // the TLS gRPC port: CSR API, xDS over TLS (secure.go)
 	dnsConn net.PacketConn // nil without DNSAddr
 	http    *http.Server
 	gossip  *membership // nil for a node without gossip
@@ -54,10 +56,12 @@ type Node struct {
 
 // parts are what a node runs once its etcd member is up.
 type parts struct {
-	store *store.Store
-	view  *registry.View
-	xds   *xds.Server
-	grpc  *grpc.Server
+	store  *store.Store
+	view   *registry.View
+	xds    *xds.Server
+	grpc   *grpc.Server
+	ca     *ca.Authority // the mesh CA (secure.go)
+	secure *grpc.Server  // the TLS gRPC port's server (secure.go)
 }
 
 // New prepares a node: it checks the configuration, creates the data dir and the
@@ -89,6 +93,9 @@ func New(cfg Config, log *slog.Logger) (n *Node, err error) {
 	if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the data dir: %w", err)
 	}
+	if err := n.devKEK(); err != nil {
+		return nil, err
+	}
 	if err := n.resolveEtcdAddrs(); err != nil {
 		return nil, err
 	}
@@ -100,6 +107,9 @@ func New(cfg Config, log *slog.Logger) (n *Node, err error) {
 	}
 	if n.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("listening for HTTP: %w", err)
+	}
+	if n.tlsLis, err = net.Listen("tcp", cfg.XDSTLSAddr); err != nil {
+		return nil, fmt.Errorf("listening for gRPC over TLS (--xds-tls-addr): %w", err)
 	}
 	if cfg.DNSAddr != "" {
 		if n.dnsConn, err = net.ListenPacket("udp", cfg.DNSAddr); err != nil {
@@ -218,6 +228,9 @@ func (n *Node) serve(ctx context.Context, g *errgroup.Group, p *parts) error {
 	case <-ctx.Done():
 		return nil
 	}
+	if err := n.serveSecure(ctx, g, p); err != nil || ctx.Err() != nil {
+		return err
+	}
 	conns := trackConns(n.xdsLis)
 	g.Go(func() error {
 		if err := p.grpc.Serve(conns); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -255,6 +268,7 @@ func (n *Node) stopServing() {
 	}
 	if p := n.parts.Load(); p != nil {
 		p.grpc.Stop()
+		p.secure.Stop()
 		if n.cfg.LeaveOnTerminate {
 			n.leaveCluster(ctx, p)
 		}
@@ -267,7 +281,7 @@ func (n *Node) stopServing() {
 // Close releases what New and Run acquired: listeners, gossip, etcd, the temporary
 // data dir. Call it after Run returned (or instead of Run).
 func (n *Node) Close() error {
-	for _, l := range []net.Listener{n.xdsLis, n.httpLis} {
+	for _, l := range []net.Listener{n.xdsLis, n.httpLis, n.tlsLis} {
 		if l != nil {
 			l.Close()
 		}

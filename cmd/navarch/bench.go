@@ -22,7 +22,7 @@ import (
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: navarch bench convergence|failover|churn|memory|apply [flags]")
+		return errors.New("usage: navarch bench convergence|failover|churn|memory|apply|csr [flags]")
 	}
 	scenario := args[0]
 	cfg := bench.DefaultConfig()
@@ -34,6 +34,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Rate, "rate", cfg.Rate, "churn: endpoint changes per second")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "churn and apply: how long to run")
 	fs.IntVar(&cfg.Writers, "writers", cfg.Writers, "apply: concurrent writers")
+	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "csr: concurrent clients")
+	fs.StringVar(&cfg.CSRTarget, "csr-target", cfg.CSRTarget, "csr, with --target: TLS gRPC address (host:15012) of the node to send CSRs to")
 	fs.BoolVar(&cfg.Delta, "delta", cfg.Delta, "proxies use Delta xDS instead of SotW")
 	wildcard := fs.Bool("wildcard", false, "proxies subscribe as Envoy does (every listener and cluster) instead of as grpc-go does")
 	fs.IntVar(&cfg.Classes, "classes", cfg.Classes, "spread proxies over this many label sets")
@@ -82,6 +84,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			cfg.PIDs = append(cfg.PIDs, n.PID)
 		}
 		cfg.API = client.New(c.Nodes()[0].HTTP, c.Token())
+		cfg.CSRTarget = c.Nodes()[0].XDSTLS
 		cfg.Kill = func(xds string) error {
 			for _, n := range c.Nodes() {
 				if n.XDS == xds {
@@ -140,8 +143,10 @@ func runScenario(ctx context.Context, scenario string, cfg bench.Config) (any, e
 		return bench.Memory(ctx, cfg)
 	case "apply":
 		return bench.Apply(ctx, cfg)
+	case "csr":
+		return bench.CSR(ctx, cfg)
 	}
-	return nil, fmt.Errorf("unknown scenario %q: convergence, failover, churn, memory or apply", scenario)
+	return nil, fmt.Errorf("unknown scenario %q: convergence, failover, churn, memory, apply or csr", scenario)
 }
 
 // benchCluster starts a local cluster for a scenario.

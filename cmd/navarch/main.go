@@ -34,7 +34,10 @@ func commands() []command {
 		{"members", "list the nodes of the cluster, or remove one (members remove <name>)", runMembers},
 		{"leave", "make a node leave the cluster and stop", runLeave},
 		{"bootstrap", "print an xDS bootstrap listing every live node (--format grpc|envoy)", runBootstrap},
-		{"bench", "measure convergence, failover, churn, memory or apply throughput (BENCH.md)", runBench},
+		{"ca", "show, import or rotate the mesh's certificate authority (ca show|import|rotate)", runCA},
+		{"token", "create, list or revoke join tokens for the VMs of a WorkloadGroup", runToken},
+		{"agent", "on a workload: get its certificate with a join token and keep it renewed (agent certs)", runAgent},
+		{"bench", "measure convergence, failover, churn, memory, apply or CSR throughput (BENCH.md)", runBench},
 		{"dev", "run a local cluster for trying navarch out (dev cluster --nodes 3)", runDev},
 		{"version", "print the version", runVersion},
 	}

@@ -20,6 +20,7 @@ func serverFlagSet(cfg *node.Config) (*flag.FlagSet, *string) {
 	var secretFile string
 	serverFlags(fs, cfg, &secretFile)
 	consulFlags(fs, &cfg.Consul)
+	caFlags(fs, cfg)
 	configFile := fs.String("config", "", "")
 	return fs, configFile
 }

@@ -6,8 +6,8 @@
 //
 //	{"nodes":[{"name":"n1","pid":123,"data_dir":"…","xds":"127.0.0.1:P","http":"127.0.0.1:P","gossip":"127.0.0.1:P", …}, …]}
 //
-// together with the cluster secret (<dir>/secret) and the admin token
-// (<dir>/admin-token) the nodes were started with.
+// together with the cluster secret (<dir>/secret), the admin token (<dir>/admin-token)
+// and the CA key-encryption key (<dir>/ca-kek) the nodes were started with.
 package devcluster
 
 import (
@@ -48,6 +48,7 @@ type Node struct {
 	PID        int      `json:"pid"`
 	DataDir    string   `json:"data_dir"`
 	XDS        string   `json:"xds"`
+	XDSTLS     string   `json:"xds_tls"`
 	HTTP       string   `json:"http"`
 	Gossip     string   `json:"gossip"`
 	EtcdClient string   `json:"etcd_client"`
@@ -94,6 +95,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if c.token, err = readOrCreate(filepath.Join(cfg.Dir, "admin-token")); err != nil {
 		return nil, err
 	}
+	if err := createKEK(filepath.Join(cfg.Dir, "ca-kek")); err != nil {
+		return nil, err
+	}
 	if c.nodes, err = c.plan(); err != nil {
 		return nil, err
 	}
@@ -114,6 +118,17 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	return c, nil
 }
 
+// createKEK writes a CA key-encryption key (32 random bytes, hex) to path unless it
+// exists.
+func createKEK(path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	b := make([]byte, 32)
+	rand.Read(b)
+	return os.WriteFile(path, []byte(hex.EncodeToString(b)+"\n"), 0o600)
+}
+
 func readOrCreate(path string) (string, error) {
 	if b, err := os.ReadFile(path); err == nil {
 		return string(b), nil
@@ -129,7 +144,14 @@ func (c *Cluster) plan() ([]Node, error) {
 	if b, err := os.ReadFile(filepath.Join(c.cfg.Dir, "cluster.json")); err == nil {
 		var f File
 		if err := json.Unmarshal(b, &f); err == nil && len(f.Nodes) == c.cfg.Nodes {
+			ports := &portPicker{}
+			defer ports.release()
 			for i := range f.Nodes {
+				if f.Nodes[i].XDSTLS == "" { // planned before nodes had a TLS port
+					if f.Nodes[i].XDSTLS, err = ports.pick(); err != nil {
+						return nil, err
+					}
+				}
 				f.Nodes[i].Args = c.args(f.Nodes[i], f.Nodes[0].Gossip)
 			}
 			return f.Nodes, nil
@@ -145,7 +167,7 @@ func (c *Cluster) plan() ([]Node, error) {
 		n.Name = fmt.Sprintf("n%d", i+1)
 		n.DataDir = filepath.Join(c.cfg.Dir, n.Name)
 		n.Log = filepath.Join(c.cfg.Dir, n.Name+".log")
-		for _, a := range []*string{&n.HTTP, &n.Gossip, &n.EtcdClient, &n.EtcdPeer} {
+		for _, a := range []*string{&n.HTTP, &n.Gossip, &n.EtcdClient, &n.EtcdPeer, &n.XDSTLS} {
 			addr, err := ports.pick()
 			if err != nil {
 				return nil, err
@@ -176,11 +198,12 @@ func (c *Cluster) plan() ([]Node, error) {
 func (c *Cluster) args(n Node, seed string) []string {
 	args := []string{"server",
 		"--name", n.Name, "--data-dir", n.DataDir,
-		"--xds-addr", n.XDS, "--http-addr", n.HTTP, "--gossip-addr", n.Gossip,
+		"--xds-addr", n.XDS, "--xds-tls-addr", n.XDSTLS, "--http-addr", n.HTTP, "--gossip-addr", n.Gossip,
 		"--etcd-client-addr", n.EtcdClient, "--etcd-peer-addr", n.EtcdPeer, "--dns-addr", n.DNS,
 		"--bootstrap-expect", fmt.Sprint(c.cfg.Nodes), "--join", seed,
 		"--cluster-secret-file", filepath.Join(c.cfg.Dir, "secret"),
 		"--admin-token-file", filepath.Join(c.cfg.Dir, "admin-token"),
+		"--ca-kek-file", filepath.Join(c.cfg.Dir, "ca-kek"),
 		"--log-format", "json",
 	}
 	return append(args, c.cfg.ExtraArgs...)
@@ -312,7 +335,7 @@ func (c *Cluster) Add(ctx context.Context) (Node, error) {
 	n.DataDir = filepath.Join(c.cfg.Dir, n.Name)
 	n.Log = filepath.Join(c.cfg.Dir, n.Name+".log")
 	ports := &portPicker{}
-	for _, a := range []*string{&n.HTTP, &n.Gossip, &n.EtcdClient, &n.EtcdPeer, &n.XDS, &n.DNS} {
+	for _, a := range []*string{&n.HTTP, &n.Gossip, &n.EtcdClient, &n.EtcdPeer, &n.XDS, &n.XDSTLS, &n.DNS} {
 		addr, err := ports.pick()
 		if err != nil {
 			ports.release()

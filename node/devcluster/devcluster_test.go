@@ -17,7 +17,7 @@ func TestPlanGivesEveryNodeItsOwnPorts(t *testing.T) {
 	seen := map[string]string{}
 	for _, n := range nodes {
 		for what, addr := range map[string]string{"http": n.HTTP, "gossip": n.Gossip, "etcd client": n.EtcdClient,
-			"etcd peer": n.EtcdPeer, "xds": n.XDS, "dns": n.DNS} {
+			"etcd peer": n.EtcdPeer, "xds": n.XDS, "xds tls": n.XDSTLS, "dns": n.DNS} {
 			if _, _, err := net.SplitHostPort(addr); err != nil {
 				t.Fatalf("%s %s: %q", n.Name, what, addr)
 			}
