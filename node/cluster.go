@@ -117,9 +117,15 @@ func (n *Node) start(ctx context.Context) (*parts, error) {
 	}
 	p := &parts{store: st}
 	p.view = registry.NewView(st, n.cfg.Domain, n.log)
-	p.xds = xds.NewServer(n.cfg.XDS, p.view, n.metrics, n.log)
+	xcfg := n.cfg.XDS
+	xcfg.TrustDomain = n.cfg.CA.TrustDomain // servers' certificates are checked against the mesh's
+	p.xds = xds.NewServer(xcfg, p.view, n.metrics, n.log)
 	p.grpc = grpc.NewServer(xdsServerOptions()...)
 	discovery.RegisterAggregatedDiscoveryServiceServer(p.grpc, p.xds)
+	if err := n.secureParts(p); err != nil {
+		st.Close()
+		return nil, err
+	}
 	n.parts.Store(p)
 	n.setPhase("loading the store")
 	return p, nil

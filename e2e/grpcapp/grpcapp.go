@@ -73,18 +73,29 @@ type BootstrapOptions struct {
 	// reads cert-chain.pem, key.pem and root-cert.pem from it, as `navarch agent
 	// certs` writes them, and the inbound listener name template servers need.
 	CertDir string
+	// XDSOverTLS makes the client talk to the xDS servers over TLS with the
+	// certificate in CertDir (a node's TLS port, as istiod's 15012).
+	XDSOverTLS bool
 }
 
 // BootstrapWith returns a grpc-go xDS bootstrap.
 func BootstrapWith(o BootstrapOptions) []byte {
 	type server struct {
-		URI      string              `json:"server_uri"`
-		Creds    []map[string]string `json:"channel_creds"`
-		Features []string            `json:"server_features"`
+		URI      string           `json:"server_uri"`
+		Creds    []map[string]any `json:"channel_creds"`
+		Features []string         `json:"server_features"`
 	}
 	var ss []server
+	creds := []map[string]any{{"type": "insecure"}}
+	if o.XDSOverTLS {
+		creds = []map[string]any{{"type": "tls", "config": map[string]string{
+			"ca_certificate_file": filepath.Join(o.CertDir, "root-cert.pem"),
+			"certificate_file":    filepath.Join(o.CertDir, "cert-chain.pem"),
+			"private_key_file":    filepath.Join(o.CertDir, "key.pem"),
+		}}}
+	}
 	for _, s := range o.Servers {
-		ss = append(ss, server{URI: s, Creds: []map[string]string{{"type": "insecure"}}, Features: []string{"xds_v3"}})
+		ss = append(ss, server{URI: s, Creds: creds, Features: []string{"xds_v3"}})
 	}
 	ns, name := o.Namespace, o.Name
 	if name == "" {

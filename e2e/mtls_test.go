@@ -1,0 +1,224 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/navarch/navarch/e2e/grpcapp"
+	"github.com/navarch/navarch/node/devcluster"
+)
+
+const shopGroups = `
+apiVersion: networking.istio.io/v1
+kind: WorkloadGroup
+metadata: {name: ratings, namespace: shop}
+spec: {template: {serviceAccount: ratings}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadGroup
+metadata: {name: frontend, namespace: shop}
+spec: {template: {serviceAccount: frontend}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadGroup
+metadata: {name: intruder, namespace: shop}
+spec: {template: {serviceAccount: intruder}}
+`
+
+// certsFor gets the certificates of a WorkloadGroup's identity with navarch's agent.
+func certsFor(t *testing.T, c *devcluster.Cluster, dir, group, rootFile string) string {
+	t.Helper()
+	token := strings.TrimSpace(mustNodeCLI(t, c, "n1", "token", "create", "--workload-group", "shop/"+group, "--ttl", "1h"))
+	out := filepath.Join(dir, group)
+	var servers []string
+	for _, n := range c.Nodes() {
+		servers = append(servers, n.XDSTLS)
+	}
+	res := cli(t, "", "agent", "certs", "--once", "--token-file", writeFile(t, dir, group+".token", token),
+		"--out", out, "--server", strings.Join(servers, ","), "--ca-file", rootFile)
+	if res.Code != 0 {
+		t.Fatalf("agent certs for %s: %s", group, res.Stderr)
+	}
+	return out
+}
+
+// TestWorkloadsTalkMutualTLSWithNavarchCertificates: a gRPC server (xds.NewGRPCServer)
+// and clients with certificates from navarch's CA, talking xDS to the nodes' TLS
+// port: over STRICT the RPC succeeds over mTLS and the server sees the client's
+// SPIFFE ID, a plaintext client fails, and a DENY on one principal denies only it.
+// On the TLS port a proxy gets only its own identity's secrets, and may not claim
+// another namespace.
+func TestWorkloadsTalkMutualTLSWithNavarchCertificates(t *testing.T) {
+	c := startCluster(t, 3)
+	dir := t.TempDir()
+	mustNodeCLI(t, c, "n1", "apply", "-f", writeFile(t, dir, "groups.yaml", shopGroups))
+	rootFile := writeFile(t, dir, "root.pem", mustNodeCLI(t, c, "n1", "ca", "show", "-o", "pem"))
+	certs := map[string]string{}
+	for _, g := range []string{"ratings", "frontend", "intruder"} {
+		certs[g] = certsFor(t, c, dir, g, rootFile)
+	}
+	n1, _ := c.Node("n1")
+	n2, _ := c.Node("n2")
+	server, err := grpcapp.StartXDSBackend("secure", grpcapp.BootstrapWith(grpcapp.BootstrapOptions{
+		Servers: []string{n1.XDSTLS}, XDSOverTLS: true, Namespace: "shop", Name: "ratings-1",
+		Labels: map[string]string{"app": "ratings"}, CertDir: certs["ratings"]}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Stop()
+	mustNodeCLI(t, c, "n1", "apply", "-f", writeFile(t, dir, "mesh.yaml", fmt.Sprintf(`
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings, namespace: shop}
+spec:
+  hosts: [ratings.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 9090, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: ratings}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ratings-1, namespace: shop}
+spec: {address: 127.0.0.1, ports: {grpc: %d}, labels: {app: ratings}, serviceAccount: ratings}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: shop}
+spec: {mtls: {mode: STRICT}}
+`, server.Port)))
+	eventually(t, 30*time.Second, "the server serving", func() error {
+		if !server.Serving() {
+			return fmt.Errorf("not serving")
+		}
+		return nil
+	})
+	target := "xds:///ratings.shop.svc.cluster.local:9090"
+	call := func(group string, secure bool, n int) grpcapp.Tally {
+		t.Helper()
+		boot := grpcapp.BootstrapWith(grpcapp.BootstrapOptions{Servers: []string{n2.XDSTLS}, XDSOverTLS: true,
+			Namespace: "shop", Name: group + "-1", CertDir: certs[group]})
+		conn, err := grpcapp.DialSecure(boot, target)
+		if !secure {
+			conn, err = grpcapp.Dial(grpcapp.Bootstrap([]string{n2.XDS}, "shop", nil), target)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		return grpcapp.Call(ctx, conn, n)
+	}
+
+	frontend := spiffe("shop", "frontend")
+	eventually(t, 30*time.Second, "mTLS RPCs from frontend", func() error {
+		if tl := call("frontend", true, 5); tl.By["secure"] != 5 || tl.CallerAs[frontend] != 5 {
+			return fmt.Errorf("%v %v, server saw %v", tl.By, tl.Failed, tl.CallerAs)
+		}
+		return nil
+	})
+	if tl := call("plain", false, 5); tl.By["secure"] != 0 || tl.Failed[codes.Unavailable] != 5 {
+		t.Fatalf("plaintext client of a STRICT server: %v %v, want every RPC to fail", tl.By, tl.Failed)
+	}
+
+	mustNodeCLI(t, c, "n3", "apply", "-f", writeFile(t, dir, "deny.yaml", `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-intruders, namespace: shop}
+spec:
+  selector: {matchLabels: {app: ratings}}
+  action: DENY
+  rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/intruder]}}]}]
+`))
+	eventually(t, 30*time.Second, "the intruder denied", func() error {
+		if tl := call("intruder", true, 5); tl.Failed[codes.PermissionDenied] != 5 {
+			return fmt.Errorf("%v %v", tl.By, tl.Failed)
+		}
+		return nil
+	})
+	if tl := call("frontend", true, 5); tl.By["secure"] != 5 {
+		t.Fatalf("frontend after the DENY: %v %v, want answers", tl.By, tl.Failed)
+	}
+
+	t.Run("the TLS port gives a proxy only its own secrets", func(t *testing.T) {
+		resp, err := askSecrets(t, n1.XDSTLS, certs["frontend"], rootFile, "shop")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range resp.Resources {
+			var s tlsv3.Secret
+			a.UnmarshalTo(&s)
+			if s.Name != "default" {
+				continue
+			}
+			block := s.GetTlsCertificate().GetCertificateChain().GetInlineBytes()
+			leaf, _ := readPEMCert(block)
+			if leaf == nil || len(leaf.URIs) != 1 || leaf.URIs[0].String() != frontend {
+				t.Fatalf("SDS default holds %v, want a certificate of %s", leaf, frontend)
+			}
+			return
+		}
+		t.Fatalf("no default secret in %d resources", len(resp.Resources))
+	})
+	t.Run("a proxy may not claim another namespace", func(t *testing.T) {
+		if _, err := askSecrets(t, n1.XDSTLS, certs["frontend"], rootFile, "bank"); status.Code(err) != codes.PermissionDenied {
+			t.Fatalf("got %v, want PermissionDenied", err)
+		}
+	})
+}
+
+func spiffe(ns, sa string) string { return "spiffe://cluster.local/ns/" + ns + "/sa/" + sa }
+
+// askSecrets opens an ADS stream to a node's TLS port with a workload's certificate,
+// as a proxy in namespace ns, and asks for its secrets.
+func askSecrets(t *testing.T, addr, certDir, rootFile, ns string) (*discovery.DiscoveryResponse, error) {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(filepath.Join(certDir, "cert-chain.pem"), filepath.Join(certDir, "key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	root, _ := os.ReadFile(rootFile)
+	pool.AppendCertsFromPEM(root)
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := discovery.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
+	if err != nil {
+		return nil, err
+	}
+	md, _ := structpb.NewStruct(map[string]any{"NAMESPACE": ns})
+	st.Send(&discovery.DiscoveryRequest{Node: &corev3.Node{Id: "sidecar~127.0.0.1~frontend-1." + ns + "~" + ns + ".svc.cluster.local", Metadata: md},
+		TypeUrl: "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret", ResourceNames: []string{"default", "ROOTCA"}})
+	return st.Recv()
+}
+
+// readPEMCert parses the first certificate of a PEM chain.
+func readPEMCert(b []byte) (*x509.Certificate, error) {
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, fmt.Errorf("no PEM")
+	}
+	return x509.ParseCertificate(block.Bytes)
+}
