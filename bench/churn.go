@@ -121,7 +121,6 @@ type change struct {
 // 10 ms into one request, one request at a time.
 func churn(ctx context.Context, cfg *Config) ([]change, time.Duration, error) {
 	const tick = 10 * time.Millisecond
-	perTick := float64(cfg.Rate) * tick.Seconds()
 	var mu sync.Mutex
 	var sent []change
 	var firstErr error
@@ -129,17 +128,18 @@ func churn(ctx context.Context, cfg *Config) ([]change, time.Duration, error) {
 	var wg sync.WaitGroup
 	start := time.Now()
 	seq := uint32(1)
-	owed := 0.0
+	made := 0
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for time.Since(start) < cfg.Duration && ctx.Err() == nil {
 		<-t.C
-		owed += perTick
-		n := int(owed)
-		owed -= float64(n)
-		if n == 0 {
+		// Everything due by now: when a request takes longer than a tick, the next
+		// one carries more changes, as an adapter batches a burst.
+		n := int(float64(cfg.Rate)*time.Since(start).Seconds()) - made
+		if n <= 0 {
 			continue
 		}
+		made += n
 		var items []map[string]any
 		var batch []change
 		for k := 0; k < n; k++ {
@@ -149,7 +149,7 @@ func churn(ctx context.Context, cfg *Config) ([]change, time.Duration, error) {
 			batch = append(batch, change{seq: seq, service: svc})
 		}
 		body, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "List", "items": items})
-		sem <- struct{}{}
+		sem <- struct{}{} // waits for the previous request: changes stay in order
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
