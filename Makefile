@@ -3,7 +3,7 @@ GO        ?= go
 export GOTOOLCHAIN := local
 BIN       := bin/navarch
 PKGS      := ./...
-STATICCHECK_VERSION := 2026.1
+STATICCHECK_VERSION := v0.8.2 # staticcheck 2026.2.2
 
 .PHONY: build run test test-unit test-e2e lint peers clean
 

@@ -121,6 +121,7 @@ func applyLoadBalancer(c *clusterv3.Cluster, lb *networking.LoadBalancerSettings
 		return
 	}
 	switch lb.GetSimple() {
+	//lint:ignore SA1019 LEAST_CONN is deprecated but Istio still accepts it, as LEAST_REQUEST
 	case networking.LoadBalancerSettings_LEAST_CONN, networking.LoadBalancerSettings_LEAST_REQUEST:
 		c.LbPolicy = clusterv3.Cluster_LEAST_REQUEST
 	case networking.LoadBalancerSettings_RANDOM:
@@ -132,8 +133,8 @@ func applyLoadBalancer(c *clusterv3.Cluster, lb *networking.LoadBalancerSettings
 		ring := &clusterv3.Cluster_RingHashLbConfig{}
 		if rh := ch.GetRingHash(); rh != nil && rh.MinimumRingSize > 0 {
 			ring.MinimumRingSize = wrapperspb.UInt64(rh.MinimumRingSize)
-		} else if ch.MinimumRingSize > 0 { //nolint:staticcheck // deprecated but still accepted by Istio
-			ring.MinimumRingSize = wrapperspb.UInt64(ch.MinimumRingSize) //nolint:staticcheck
+		} else if n := deprecatedMinimumRingSize(ch); n > 0 {
+			ring.MinimumRingSize = wrapperspb.UInt64(n)
 		}
 		c.LbConfig = &clusterv3.Cluster_RingHashLbConfig_{RingHashLbConfig: ring}
 	}
@@ -164,7 +165,8 @@ func applyConnectionPool(c *clusterv3.Cluster, cp *networking.ConnectionPoolSett
 			t.MaxRetries, set = wrapperspb.UInt32(uint32(h.MaxRetries)), true
 		}
 		if h.MaxRequestsPerConnection > 0 {
-			c.MaxRequestsPerConnection = wrapperspb.UInt32(uint32(h.MaxRequestsPerConnection)) //nolint:staticcheck // what Istio still sets for Envoy
+			//lint:ignore SA1019 what Istio still sets; grpc-go reads neither this nor its replacement
+			c.MaxRequestsPerConnection = wrapperspb.UInt32(uint32(h.MaxRequestsPerConnection))
 		}
 	}
 	if set {
@@ -240,4 +242,11 @@ func dnsLoadAssignment(ctx *Context, svc *registry.Service, port registry.Port, 
 	}
 	loc.LoadBalancingWeight = wrapperspb.UInt32(uint32(len(loc.LbEndpoints)))
 	return &endpointv3.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpointv3.LocalityLbEndpoints{loc}}
+}
+
+// deprecatedMinimumRingSize reads consistentHash.minimumRingSize, deprecated in favour
+// of ringHash.minimumRingSize but still accepted by Istio (the corpus uses it).
+func deprecatedMinimumRingSize(ch *networking.LoadBalancerSettings_ConsistentHashLB) uint64 {
+	//lint:ignore SA1019 see above
+	return ch.GetMinimumRingSize()
 }
