@@ -54,7 +54,7 @@ func selectorServiceEntry(ns string, i int) map[string]any {
 }
 
 // Churn changes endpoints at Rate per second for Duration, through the registry API
-// (as an adapter writes), while proxies are connected, and measures from each change
+// (as an adapter writes) or, with Consul set, in Consul, while proxies are connected, and measures from each change
 // to each subscribed proxy's receipt of it. A change sets an endpoint's weight to the
 // change's sequence number, so a proxy's endpoint assignment tells which changes it
 // reflects.
@@ -62,7 +62,11 @@ func Churn(ctx context.Context, cfg Config) (*ChurnResult, error) {
 	if err := cfg.needAPI("churn"); err != nil {
 		return nil, err
 	}
-	if err := createChurnServices(ctx, &cfg); err != nil {
+	create, run := createChurnServices, churn
+	if cfg.Consul != "" {
+		create, run = registerConsulServices, churnConsul
+	}
+	if err := create(ctx, &cfg); err != nil {
 		return nil, err
 	}
 	fc := fleetConfig(&cfg)
@@ -78,7 +82,7 @@ func Churn(ctx context.Context, cfg Config) (*ChurnResult, error) {
 		return nil, err
 	}
 	stats0 := readProcStats(cfg.PIDs)
-	sent, elapsed, err := churn(ctx, &cfg)
+	sent, elapsed, err := run(ctx, &cfg)
 	if err != nil {
 		return nil, err
 	}

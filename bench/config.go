@@ -40,6 +40,10 @@ type Config struct {
 	PIDs []int
 	// Kill stops the process serving an xDS target (failover, local clusters only).
 	Kill func(target string) error
+	// Consul, when set, is a Consul agent's HTTP address: the churn scenario then
+	// registers its services and changes its endpoints there, and the nodes (started
+	// with --consul-address) bring them into the mesh.
+	Consul string
 	// Timeout bounds each wait of a scenario.
 	Timeout time.Duration
 	// Progress receives a progress line now and then.

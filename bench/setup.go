@@ -11,9 +11,6 @@ import (
 // host is the name of the benchmark's service i.
 func host(ns string, i int) string { return fmt.Sprintf("svc-%04d.%s.svc.cluster.local", i, ns) }
 
-// listener is the listener a Named proxy asks for to reach service i.
-func listener(ns string, i int) string { return host(ns, i) + ":80" }
-
 // cluster is the default cluster of service i.
 func cluster(ns string, i int) string { return "outbound|80||" + host(ns, i) }
 
@@ -75,18 +72,27 @@ func meshPolicy(ns string, maxRequests int) client.File {
 	}})
 }
 
+// serviceHost is the host of the scenario's service i: a ServiceEntry host, or the
+// name the Consul adapter gives a Consul service.
+func (c *Config) serviceHost(i int) string {
+	if c.Consul != "" {
+		return consulService(i) + ".service.consul"
+	}
+	return host(c.Namespace, i)
+}
+
 // fleetConfig is the fleet of a scenario: Named proxy i asks for service i mod S.
 func fleetConfig(cfg *Config) FleetConfig {
 	return FleetConfig{
 		Proxies: cfg.Proxies, Targets: cfg.Targets, Delta: cfg.Delta, Mode: cfg.Mode,
 		Namespace: cfg.Namespace, Classes: cfg.Classes,
-		Listeners: func(i int) []string { return []string{listener(cfg.Namespace, i%cfg.Services)} },
+		Listeners: func(i int) []string { return []string{cfg.serviceHost(i%cfg.Services) + ":80"} },
 	}
 }
 
 // trackedCluster is the cluster whose arrival a scenario waits for at proxy i.
 func trackedCluster(cfg *Config) func(i int) []string {
-	return func(i int) []string { return []string{cluster(cfg.Namespace, i%cfg.Services)} }
+	return func(i int) []string { return []string{"outbound|80||" + cfg.serviceHost(i%cfg.Services)} }
 }
 
 // connectFleet starts the fleet and waits until every proxy holds its cluster.

@@ -41,6 +41,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Classes, "classes", cfg.Classes, "spread proxies over this many label sets")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "bound on each wait")
 	nodes := fs.Int("nodes", 3, "nodes of the local cluster the scenario starts (without --target)")
+	fs.StringVar(&cfg.Consul, "consul", "", "churn: register services and change endpoints in this Consul agent (HTTP address); a local cluster is started with --consul-address")
 	target := fs.String("target", "", "xDS servers to load (host:port,...), instead of starting a local cluster")
 	apiAddr := fs.String("api", "", "with --target: a navarch node's API address, for scenarios that change configuration")
 	token := fs.String("token-file", os.Getenv("NAVARCH_TOKEN_FILE"), "with --api: the admin token file")
@@ -74,7 +75,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 		}
 	} else {
-		c, cleanup, err := benchCluster(ctx, *nodes, *keep, stderr)
+		var extra []string
+		if cfg.Consul != "" {
+			extra = []string{"--consul-address", cfg.Consul}
+		}
+		c, cleanup, err := benchCluster(ctx, *nodes, *keep, stderr, extra...)
 		if err != nil {
 			return err
 		}
@@ -150,7 +155,7 @@ func runScenario(ctx context.Context, scenario string, cfg bench.Config) (any, e
 }
 
 // benchCluster starts a local cluster for a scenario.
-func benchCluster(ctx context.Context, nodes int, dir string, stderr io.Writer) (*devcluster.Cluster, func(), error) {
+func benchCluster(ctx context.Context, nodes int, dir string, stderr io.Writer, extra ...string) (*devcluster.Cluster, func(), error) {
 	bin, err := os.Executable()
 	if err != nil {
 		return nil, nil, err
@@ -162,7 +167,7 @@ func benchCluster(ctx context.Context, nodes int, dir string, stderr io.Writer) 
 		}
 	}
 	fmt.Fprintf(stderr, "starting a local cluster of %d nodes in %s\n", nodes, dir)
-	c, err := devcluster.Start(ctx, devcluster.Config{Binary: bin, Dir: dir, Nodes: nodes, ExtraArgs: []string{"--log-level", "warn"}})
+	c, err := devcluster.Start(ctx, devcluster.Config{Binary: bin, Dir: dir, Nodes: nodes, ExtraArgs: append([]string{"--log-level", "warn"}, extra...)})
 	if err != nil {
 		return nil, nil, err
 	}
