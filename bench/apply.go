@@ -18,6 +18,7 @@ type ApplyResult struct {
 	P99       float64 `json:"p99_ms"`
 	Failed    int     `json:"failed"`
 	CPU       float64 `json:"cpu_seconds"`
+	PeakRSS   int64   `json:"peak_rss_bytes"`
 }
 
 // Apply runs Writers concurrent writers for Duration, each applying a
@@ -64,7 +65,8 @@ spec:
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	return &ApplyResult{Writers: cfg.Writers, Applied: len(lat), PerSecond: float64(len(lat)) / elapsed.Seconds(),
+	st := readProcStats(cfg.PIDs).since(stats0)
+	return &ApplyResult{PeakRSS: st.PeakRSS, Writers: cfg.Writers, Applied: len(lat), PerSecond: float64(len(lat)) / elapsed.Seconds(),
 		P50: ms(lat.Percentile(50)), P99: ms(lat.Percentile(99)), Failed: failed,
-		CPU: readProcStats(cfg.PIDs).since(stats0).CPUSeconds}, nil
+		CPU: st.CPUSeconds}, nil
 }

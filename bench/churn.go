@@ -27,6 +27,7 @@ type ChurnResult struct {
 	// Dropped counts (change, subscribed proxy) pairs never seen.
 	Dropped    int     `json:"dropped"`
 	CPUSeconds float64 `json:"cpu_seconds"`
+	PeakRSS    int64   `json:"peak_rss_bytes"`
 	Achieved   float64 `json:"achieved_rate"`
 }
 
@@ -89,7 +90,8 @@ func Churn(ctx context.Context, cfg Config) (*ChurnResult, error) {
 	cfg.progress("churn done: %d changes; waiting for the proxies to catch up", len(sent))
 	time.Sleep(3 * time.Second)
 	r := measureChurn(&cfg, f, sent)
-	r.CPUSeconds = readProcStats(cfg.PIDs).since(stats0).CPUSeconds
+	st := readProcStats(cfg.PIDs).since(stats0)
+	r.CPUSeconds, r.PeakRSS = st.CPUSeconds, st.PeakRSS
 	r.Achieved = float64(len(sent)) / elapsed.Seconds()
 	return r, nil
 }

@@ -30,6 +30,7 @@ type CSRResult struct {
 	P99       float64 `json:"p99_ms"`
 	Failed    int     `json:"failed"`
 	CPU       float64 `json:"cpu_seconds"`
+	PeakRSS   int64   `json:"peak_rss_bytes"`
 }
 
 // csrGroup is the WorkloadGroup whose join token the clients authenticate with.
@@ -122,7 +123,7 @@ func CSR(ctx context.Context, cfg Config) (*CSRResult, error) {
 	}
 	return &CSRResult{Clients: clients, Signed: len(lat), PerSecond: float64(len(lat)) / elapsed.Seconds(),
 		P50: ms(lat.Percentile(50)), P99: ms(lat.Percentile(99)), Failed: failed,
-		CPU: readProcStats(cfg.PIDs).since(stats0).CPUSeconds}, nil
+		CPU: readProcStats(cfg.PIDs).since(stats0).CPUSeconds, PeakRSS: readProcStats(cfg.PIDs).PeakRSS}, nil
 }
 
 // csrClient connects to target over TLS (verifying the node against roots) and makes

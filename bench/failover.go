@@ -17,10 +17,12 @@ type FailoverResult struct {
 	Max   float64 `json:"max_ms"`
 	// ResourcesResent counts resources the moved proxies received again in a version
 	// they already held; BytesResent their size.
-	ResourcesResent int    `json:"resources_resent"`
-	BytesResent     int64  `json:"bytes_resent"`
-	Killed          string `json:"killed"`
-	Delta           bool   `json:"delta"`
+	ResourcesResent int     `json:"resources_resent"`
+	BytesResent     int64   `json:"bytes_resent"`
+	Killed          string  `json:"killed"`
+	Delta           bool    `json:"delta"`
+	CPUSeconds      float64 `json:"cpu_seconds"`
+	PeakRSSBytes    int64   `json:"peak_rss_bytes"`
 }
 
 // Failover connects proxies across the nodes, kills (SIGKILL) the node with most of
@@ -60,6 +62,7 @@ func Failover(ctx context.Context, cfg Config) (*FailoverResult, error) {
 		}
 	}
 	cfg.progress("killing the node at %s, which has %d proxies", victim, len(moved))
+	stats0 := readProcStats(cfg.PIDs)
 	start := time.Now()
 	if err := cfg.Kill(victim); err != nil {
 		return nil, err
@@ -72,6 +75,8 @@ func Failover(ctx context.Context, cfg Config) (*FailoverResult, error) {
 	time.Sleep(2 * time.Second)
 	r := &FailoverResult{Proxies: cfg.Proxies, Moved: len(moved), P50: ms(lat.Percentile(50)), P99: ms(lat.Percentile(99)),
 		Max: ms(lat.Max()), Killed: victim, Delta: cfg.Delta}
+	st := readProcStats(cfg.PIDs).since(stats0) // the killed node's counters stop at its death
+	r.CPUSeconds, r.PeakRSSBytes = st.CPUSeconds, st.PeakRSS
 	for _, p := range moved {
 		st := p.Status()
 		r.ResourcesResent += st.Resent - resentBefore[p].Resent

@@ -17,6 +17,7 @@ type MemoryResult struct {
 	BytesPerProxy int64   `json:"bytes_per_proxy"`
 	Services      int     `json:"services"`
 	CPUSeconds    float64 `json:"cpu_seconds"`
+	PeakRSSBytes  int64   `json:"peak_rss_bytes"`
 }
 
 // Memory connects idle proxies and reports the nodes' memory per proxy.
@@ -36,7 +37,7 @@ func Memory(ctx context.Context, cfg Config) (*MemoryResult, error) {
 	settle(ctx)
 	after := readProcStats(cfg.PIDs)
 	r := &MemoryResult{Proxies: cfg.Proxies, Services: cfg.Services, RSSBytes: after.RSS, BaselineRSSBytes: before.RSS,
-		CPUSeconds: after.since(before).CPUSeconds}
+		CPUSeconds: after.since(before).CPUSeconds, PeakRSSBytes: after.PeakRSS}
 	if cfg.Proxies > 0 {
 		r.BytesPerProxy = (after.RSS - before.RSS) / int64(cfg.Proxies)
 	}

@@ -16,12 +16,13 @@ type ProcStats struct {
 	CPUSeconds float64
 	RSS        int64 // current resident set, summed
 	PeakRSS    int64 // high-water resident set, summed
+	cpu        map[int]float64
 }
 
 // readProcStats sums the stats of pids from /proc. Processes that are gone count as
 // zero.
 func readProcStats(pids []int) ProcStats {
-	var s ProcStats
+	s := ProcStats{cpu: map[int]float64{}}
 	for _, pid := range pids {
 		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
 			// Fields after the command (which may hold spaces) start after ')'.
@@ -29,7 +30,8 @@ func readProcStats(pids []int) ProcStats {
 			if len(fields) > 12 {
 				u, _ := strconv.ParseFloat(fields[11], 64)
 				k, _ := strconv.ParseFloat(fields[12], 64)
-				s.CPUSeconds += (u + k) / clockTicks
+				s.cpu[pid] = (u + k) / clockTicks
+				s.CPUSeconds += s.cpu[pid]
 			}
 		}
 		f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
@@ -51,7 +53,14 @@ func readProcStats(pids []int) ProcStats {
 	return s
 }
 
-// delta is the CPU used between two readings; memory is the later reading.
+// since is the CPU used between two readings by the processes alive at both (a
+// killed node's time cannot be read after its death); memory is the later reading.
 func (s ProcStats) since(before ProcStats) ProcStats {
-	return ProcStats{CPUSeconds: s.CPUSeconds - before.CPUSeconds, RSS: s.RSS, PeakRSS: s.PeakRSS}
+	out := ProcStats{RSS: s.RSS, PeakRSS: s.PeakRSS}
+	for pid, cpu := range s.cpu {
+		if b, ok := before.cpu[pid]; ok {
+			out.CPUSeconds += cpu - b
+		}
+	}
+	return out
 }
