@@ -28,6 +28,8 @@ type FleetConfig struct {
 	ConnectConcurrency int
 	// History makes proxies keep every endpoint assignment's arrival.
 	History bool
+	// Pinned makes every proxy connect first to Targets[0] instead of spreading them.
+	Pinned bool
 }
 
 // Fleet is a running set of simulated proxies.
@@ -65,6 +67,9 @@ func StartFleet(ctx context.Context, cfg FleetConfig) *Fleet {
 		}
 		if cfg.Listeners != nil {
 			pc.Listeners = cfg.Listeners(i)
+		}
+		if cfg.Pinned {
+			pc.First = 0
 		}
 		p := newProxy(pc, f.cache)
 		f.proxies = append(f.proxies, p)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/navarch/navarch/adapters/consul"
 	"github.com/navarch/navarch/ca"
@@ -69,6 +70,9 @@ type Config struct {
 	DNSAddr string
 	// XDSName is the DNS name DNSAddr answers for.
 	XDSName string
+	// RebalanceInterval is how often a node checks whether it holds far more proxies
+	// than its share and asks the excess to reconnect elsewhere; 0 turns it off.
+	RebalanceInterval time.Duration
 	// XDS tunes the xDS server.
 	XDS xds.Config
 	// CA configures the mesh's certificate authority (trust domain, certificate

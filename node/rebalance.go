@@ -8,7 +8,7 @@ import (
 )
 
 // Load spreading. Istio never moves a proxy once connected, so after a node restarts
-// its peers keep the load it had. Every rebalanceInterval a node compares its proxies
+// its peers keep the load it had. Every RebalanceInterval a node compares its proxies
 // with its fair share (gossip carries every node's count) and, when it holds more than
 // the share plus a margin, closes the connections of the excess, newest first. Envoy
 // (whose bootstrap lists every node) reconnects through its cluster's load balancer,
@@ -16,7 +16,6 @@ import (
 // order the xDS DNS name shuffles. The margin keeps nodes from trading proxies back and
 // forth.
 const (
-	rebalanceInterval = 10 * time.Second
 	rebalanceMargin   = 0.25 // fraction of the share tolerated above it
 	rebalanceMinExtra = 5    // proxies tolerated above the share on small clusters
 )
@@ -41,7 +40,10 @@ func excessProxies(mine int, all []int) int {
 
 // rebalance runs the load-spreading loop until ctx ends.
 func (n *Node) rebalance(ctx context.Context, p *parts, conns *connTracker) {
-	t := time.NewTicker(rebalanceInterval)
+	if n.cfg.RebalanceInterval <= 0 {
+		return
+	}
+	t := time.NewTicker(n.cfg.RebalanceInterval)
 	defer t.Stop()
 	for {
 		select {

@@ -38,6 +38,7 @@ func serverFlags(fs *flag.FlagSet, cfg *node.Config, secretFile *string) (tokenF
 	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", cfg.BootstrapExpect, "form a new cluster once this many nodes see each other")
 	fs.StringVar(&cfg.ClusterCACert, "cluster-ca-cert", cfg.ClusterCACert, "CA certificate (PEM) to sign node certificates with, instead of the one derived from the cluster secret")
 	fs.StringVar(&cfg.ClusterCAKey, "cluster-ca-key", cfg.ClusterCAKey, "key of --cluster-ca-cert")
+	fs.DurationVar(&cfg.RebalanceInterval, "rebalance-interval", cfg.RebalanceInterval, "how often a node asks proxies above its share to reconnect elsewhere (0: never)")
 	fs.BoolVar(&cfg.LeaveOnTerminate, "leave-on-terminate", cfg.LeaveOnTerminate, "leave the cluster (remove this node's etcd member) when told to stop")
 	fs.StringVar(secretFile, "cluster-secret-file", "", "file holding the secret every node of the cluster is given (gossip key, node CA)")
 	tokenFile = fs.String("admin-token-file", "", "file holding the token the API requires (Authorization: Bearer)")
