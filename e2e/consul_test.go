@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +39,7 @@ type consulMesh struct {
 func TestConsulCatalogInTheMesh(t *testing.T) {
 	agent := consultest.Start(t, consultest.Options{Persistent: true})
 	m := &consulMesh{t: t, agent: agent, consul: agent.Client(t), backends: map[string]*grpcapp.Backend{}}
-	m.c = startClusterWith(t, 3, "--consul-address", agent.HTTPAddr)
+	m.c = startCluster(t, 3, "--consul-address", agent.HTTPAddr)
 	m.register("ratings-v1", "v1")
 	m.register("ratings-v2", "v2")
 	m.target = fmt.Sprintf("xds:///%s:%d", ratingsHost, m.backends["ratings-v1"].Port)
@@ -54,29 +53,6 @@ func TestConsulCatalogInTheMesh(t *testing.T) {
 	t.Run("a new instance joins and gets traffic", m.newInstance)
 	t.Run("another node takes over when the syncing node is killed", m.takeover)
 	t.Run("a stopped Consul leaves the registry kept and stale, a restarted one resyncs", m.outage)
-}
-
-// startClusterWith runs n navarch nodes with extra server flags.
-func startClusterWith(t *testing.T, n int, extra ...string) *devcluster.Cluster {
-	t.Helper()
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c, err := devcluster.Start(ctx, devcluster.Config{Binary: navarchBin, Dir: dir, Nodes: n, ExtraArgs: extra})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c.Stop()
-		if t.Failed() {
-			for _, nd := range c.Nodes() {
-				b, _ := os.ReadFile(nd.Log)
-				lines := strings.Split(string(b), "\n")
-				t.Logf("---- %s log (last 40 lines) ----\n%s", nd.Name, strings.Join(lines[max(0, len(lines)-40):], "\n"))
-			}
-		}
-	})
-	return c
 }
 
 // ratingsRouting is a DestinationRule with subsets by version and a VirtualService

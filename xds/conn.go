@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
@@ -150,4 +151,34 @@ func (s *Server) authenticate(ctx context.Context, c *conn) error {
 	c.proxy.ServiceAccount = id.ServiceAccount
 	c.identity = &id
 	return nil
+}
+
+// serveStream runs a stream's goroutine, SotW or Delta alike: it receives requests
+// and handles each under the stream's lock. The first request must identify the
+// proxy; from then on the stream joins its class and push workers send it what
+// changes, with push.
+func serveStream[Req interface{ GetNode() *corev3.Node }](s *Server, ctx context.Context, delta bool,
+	recv func() (Req, error), push func(*conn) error, handle func(*conn, Req) error) error {
+	c := newConn(ctx, s.nextConn.Add(1), delta)
+	defer s.closeConn(c)
+	for {
+		req, err := recv()
+		if err != nil {
+			return streamEnd(err)
+		}
+		c.mu.Lock()
+		if c.proxy == nil {
+			var nodeErr error
+			c.proxy, nodeErr = ParseProxy(req.GetNode())
+			c.push = func() error { return push(c) }
+			err = s.identify(ctx, c, nodeErr)
+		}
+		if err == nil {
+			err = handle(c, req)
+		}
+		c.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
 }

@@ -25,30 +25,9 @@ type deltaWatch struct {
 
 // DeltaAggregatedResources serves one Delta (incremental) ADS stream.
 func (s *Server) DeltaAggregatedResources(stream discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesServer) error {
-	c := newConn(stream.Context(), s.nextConn.Add(1), true)
-	defer s.closeConn(c)
 	watches := map[string]*deltaWatch{}
-	for {
-		req, err := stream.Recv()
-		if err != nil {
-			return streamEnd(err)
-		}
-		c.mu.Lock()
-		err = s.deltaHandle(stream, c, watches, req)
-		c.mu.Unlock()
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// deltaHandle handles one request; c.mu is held.
-func (s *Server) deltaHandle(stream discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesServer,
-	c *conn, watches map[string]*deltaWatch, req *discovery.DeltaDiscoveryRequest) error {
-	if c.proxy == nil {
-		var err error
-		c.proxy, err = ParseProxy(req.Node)
-		c.push = func() error {
+	return serveStream(s, stream.Context(), true, stream.Recv,
+		func(c *conn) error {
 			b := c.class.build.Load()
 			for _, t := range pushOrder {
 				if w := watches[t]; w != nil {
@@ -58,12 +37,8 @@ func (s *Server) deltaHandle(stream discovery.AggregatedDiscoveryService_DeltaAg
 				}
 			}
 			return nil
-		}
-		if err := s.identify(stream.Context(), c, err); err != nil {
-			return err
-		}
-	}
-	return s.deltaRequest(stream, c, watches, req)
+		},
+		func(c *conn, req *discovery.DeltaDiscoveryRequest) error { return s.deltaRequest(stream, c, watches, req) })
 }
 
 func (s *Server) deltaRequest(stream discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesServer,

@@ -23,30 +23,9 @@ type sotwWatch struct {
 
 // StreamAggregatedResources serves one SotW ADS stream.
 func (s *Server) StreamAggregatedResources(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
-	c := newConn(stream.Context(), s.nextConn.Add(1), false)
-	defer s.closeConn(c)
 	watches := map[string]*sotwWatch{}
-	for {
-		req, err := stream.Recv()
-		if err != nil {
-			return streamEnd(err)
-		}
-		c.mu.Lock()
-		err = s.sotwHandle(stream, c, watches, req)
-		c.mu.Unlock()
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// sotwHandle handles one request; c.mu is held.
-func (s *Server) sotwHandle(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer,
-	c *conn, watches map[string]*sotwWatch, req *discovery.DiscoveryRequest) error {
-	if c.proxy == nil {
-		var err error
-		c.proxy, err = ParseProxy(req.Node)
-		c.push = func() error {
+	return serveStream(s, stream.Context(), false, stream.Recv,
+		func(c *conn) error {
 			b := c.class.build.Load()
 			for _, t := range pushOrder {
 				if w := watches[t]; w != nil {
@@ -56,12 +35,8 @@ func (s *Server) sotwHandle(stream discovery.AggregatedDiscoveryService_StreamAg
 				}
 			}
 			return nil
-		}
-		if err := s.identify(stream.Context(), c, err); err != nil {
-			return err
-		}
-	}
-	return s.sotwRequest(stream, c, watches, req)
+		},
+		func(c *conn, req *discovery.DiscoveryRequest) error { return s.sotwRequest(stream, c, watches, req) })
 }
 
 func (s *Server) sotwRequest(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer,
