@@ -45,6 +45,8 @@ func (g clusters) Generate(ctx *Context) []named {
 				applyPolicy(c, tp)
 				if wls := subsetWorkloads(ctx, svc, subset); c.GetType() == clusterv3.Cluster_EDS && clientUsesMTLS(ctx, tp, port, wls) {
 					c.TransportSocket = upstreamTLS(serverSANs(ctx, tp, wls), g.envoy)
+				} else if g.envoy {
+					c.TransportSocket = originatedTLS(tp.GetTls())
 				}
 				out = append(out, named{name, c})
 			}

@@ -148,3 +148,41 @@ func downstreamMTLS() *corev3.TransportSocket {
 	}
 	return &corev3.TransportSocket{Name: tlsTransportSocket, ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(ctx)}}
 }
+
+// originatedTLS is the transport socket of an Envoy sidecar originating TLS to a
+// destination outside the mesh, as a DestinationRule's SIMPLE or MUTUAL mode says:
+// certificates from the files it names, or from SDS by credentialName. nil for other
+// modes. (grpc-go cannot read certificate files named in xDS, so proxyless clients
+// get no TLS from these modes.)
+func originatedTLS(t *networking.ClientTLSSettings) *corev3.TransportSocket {
+	mode := t.GetMode()
+	if mode != networking.ClientTLSSettings_SIMPLE && mode != networking.ClientTLSSettings_MUTUAL {
+		return nil
+	}
+	common := &tlsv3.CommonTlsContext{}
+	vc := &tlsv3.CertificateValidationContext{}
+	if ca := t.GetCaCertificates(); ca != "" {
+		vc.TrustedCa = &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: ca}}
+	}
+	for _, san := range t.GetSubjectAltNames() {
+		//lint:ignore SA1019 the typed replacement needs a SAN type Istio's field does not carry
+		vc.MatchSubjectAltNames = append(vc.MatchSubjectAltNames, &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: san}})
+	}
+	if t.GetInsecureSkipVerify().GetValue() {
+		vc.TrustChainVerification = tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED
+	}
+	common.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: vc}
+	if mode == networking.ClientTLSSettings_MUTUAL {
+		switch {
+		case t.GetCredentialName() != "":
+			common.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{{Name: t.GetCredentialName(), SdsConfig: adsConfigSource()}}
+		case t.GetClientCertificate() != "":
+			common.TlsCertificates = []*tlsv3.TlsCertificate{{
+				CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: t.GetClientCertificate()}},
+				PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: t.GetPrivateKey()}},
+			}}
+		}
+	}
+	ctx := &tlsv3.UpstreamTlsContext{CommonTlsContext: common, Sni: t.GetSni()}
+	return &corev3.TransportSocket{Name: tlsTransportSocket, ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(ctx)}}
+}
