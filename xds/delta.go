@@ -38,7 +38,9 @@ func (s *Server) DeltaAggregatedResources(stream discovery.AggregatedDiscoverySe
 			}
 			return nil
 		},
-		func(c *conn, req *discovery.DeltaDiscoveryRequest) error { return s.deltaRequest(stream, c, watches, req) })
+		func(c *conn, req *discovery.DeltaDiscoveryRequest) error {
+			return s.deltaRequest(stream, c, watches, req)
+		})
 }
 
 func (s *Server) deltaRequest(stream discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesServer,
