@@ -13,8 +13,16 @@ import (
 )
 
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "echo":
+			return runDevEcho(ctx, args[1:], stdout, stderr)
+		case "call":
+			return runDevCall(ctx, args[1:], stdout, stderr)
+		}
+	}
 	if len(args) == 0 || args[0] != "cluster" {
-		return errors.New("usage: navarch dev cluster [--nodes 3] [--dir D]")
+		return errors.New("usage: navarch dev cluster [--nodes 3] [--dir D] | dev echo --name v1 --addr host:port | dev call --bootstrap f xds:///host:port")
 	}
 	fs := flag.NewFlagSet("navarch dev cluster", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -38,7 +38,7 @@ func commands() []command {
 		{"token", "create, list or revoke join tokens for the VMs of a WorkloadGroup", runToken},
 		{"agent", "on a workload: get its certificate with a join token and keep it renewed (agent certs)", runAgent},
 		{"bench", "measure convergence, failover, churn, memory, apply or CSR throughput (BENCH.md)", runBench},
-		{"dev", "run a local cluster for trying navarch out (dev cluster --nodes 3)", runDev},
+		{"dev", "try navarch out: dev cluster (local nodes), dev echo (a gRPC server), dev call (a proxyless gRPC client)", runDev},
 		{"version", "print the version", runVersion},
 	}
 }
