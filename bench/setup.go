@@ -95,12 +95,18 @@ func trackedCluster(cfg *Config) func(i int) []string {
 	return func(i int) []string { return []string{"outbound|80||" + cfg.serviceHost(i%cfg.Services)} }
 }
 
-// connectFleet starts the fleet and waits until every proxy holds its cluster.
+// connectFleet starts the fleet and waits until every proxy holds its cluster or,
+// against a server this run did not configure (no API), until every proxy has had
+// a first response.
 func connectFleet(ctx context.Context, cfg *Config) (*Fleet, error) {
 	f := StartFleet(ctx, fleetConfig(cfg))
 	wctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	err := f.WaitSynced(wctx, typeURLs[tCDS], trackedCluster(cfg), func(done, total int) {
+	want := trackedCluster(cfg)
+	if cfg.API == nil {
+		want = func(int) []string { return nil }
+	}
+	err := f.WaitSynced(wctx, typeURLs[tCDS], want, func(done, total int) {
 		cfg.progress("proxies: %d/%d connected and synced", done, total)
 	})
 	if err != nil {
