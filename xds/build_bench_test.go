@@ -3,13 +3,49 @@ package xds
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/navarch/navarch/registry"
 )
 
 // BenchmarkBuildClass builds the configuration of one proxyless proxy class for a mesh
 // of 1,000 services with 3 endpoints each and a DestinationRule for all of them:
 // the work a push does once per class.
 func BenchmarkBuildClass(b *testing.B) {
+	snap := benchSnapshot(b)
+	p := grpcProxy("bench", nil)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := grpcProfile().build(newContext(snap, p, "cluster.local", "istio-system")); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBuildSharingClass builds a class whose resources another class of the
+// same push has built already (same namespace, other labels): the work each further
+// class of a push costs.
+func BenchmarkBuildSharingClass(b *testing.B) {
+	snap := benchSnapshot(b)
+	memo := &sync.Map{}
+	build := func(labels map[string]string) {
+		ctx := newContext(snap, grpcProxy("bench", labels), "cluster.local", "istio-system")
+		ctx.memo = memo
+		if _, err := grpcProfile().build(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	build(map[string]string{"app": "first"})
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		build(map[string]string{"app": "other"})
+	}
+}
+
+// benchSnapshot is a mesh of 1,000 services with 3 endpoints each and a
+// DestinationRule for all of them.
+func benchSnapshot(b *testing.B) *registry.Snapshot {
 	var docs []string
 	for i := 0; i < 1000; i++ {
 		docs = append(docs, fmt.Sprintf(`apiVersion: networking.istio.io/v1
@@ -30,12 +66,5 @@ spec:
   host: "*.bench.svc.cluster.local"
   trafficPolicy: {connectionPool: {http: {http2MaxRequests: 1000}}}
 `)
-	snap := snapshotOf(b, strings.Join(docs, "---\n"))
-	p := grpcProxy("bench", nil)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := grpcProfile().build(newContext(snap, p, "cluster.local", "istio-system")); err != nil {
-			b.Fatal(err)
-		}
-	}
+	return snapshotOf(b, strings.Join(docs, "---\n"))
 }

@@ -8,6 +8,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networking "istio.io/api/networking/v1alpha3"
@@ -32,6 +33,10 @@ func (g clusters) Generate(ctx *Context) []named {
 	if g.envoy {
 		out = specialClusters()
 	}
+	key := ctx.Proxy.Namespace
+	if g.envoy {
+		key += "|envoy"
+	}
 	for _, svc := range ctx.Services {
 		if svc.Resolution == registry.ResolutionNone {
 			continue // passthrough: nothing a proxyless client can connect to
@@ -40,15 +45,19 @@ func (g clusters) Generate(ctx *Context) []named {
 		for _, port := range svc.Ports {
 			for _, subset := range append([]string{""}, subsets(ctx, svc)...) {
 				name := clusterName(svc.Hostname, port.Number, subset)
-				c := newCluster(ctx, svc, port, subset, name, g.envoy)
-				tp := trafficPolicy(dr, port.Number, subset)
-				applyPolicy(c, tp)
-				if wls := subsetWorkloads(ctx, svc, subset); c.GetType() == clusterv3.Cluster_EDS && clientUsesMTLS(ctx, tp, port, wls) {
-					c.TransportSocket = upstreamTLS(serverSANs(ctx, tp, wls), g.envoy)
-				} else if g.envoy {
-					c.TransportSocket = originatedTLS(tp.GetTls())
-				}
-				out = append(out, named{name, c})
+				// A cluster depends on the proxy only through its namespace (which
+				// DestinationRule applies).
+				out = append(out, shared(name, key, func() proto.Message {
+					c := newCluster(ctx, svc, port, subset, name, g.envoy)
+					tp := trafficPolicy(dr, port.Number, subset)
+					applyPolicy(c, tp)
+					if wls := subsetWorkloads(ctx, svc, subset); c.GetType() == clusterv3.Cluster_EDS && clientUsesMTLS(ctx, tp, port, wls) {
+						c.TransportSocket = upstreamTLS(serverSANs(ctx, tp, wls), g.envoy)
+					} else if g.envoy {
+						c.TransportSocket = originatedTLS(tp.GetTls())
+					}
+					return c
+				}))
 			}
 		}
 	}

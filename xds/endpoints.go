@@ -6,6 +6,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/navarch/navarch/registry"
@@ -31,7 +32,11 @@ func (endpoints) Generate(ctx *Context) []named {
 					continue // LOGICAL_DNS clusters carry their endpoint inline
 				}
 				name := clusterName(svc.Hostname, port.Number, subset)
-				out = append(out, named{name, loadAssignment(name, port, subsetWorkloads(ctx, svc, subset))})
+				// Which workloads a subset holds depends on the DestinationRule, chosen
+				// by the proxy's namespace.
+				out = append(out, shared(name, ctx.Proxy.Namespace, func() proto.Message {
+					return loadAssignment(name, port, subsetWorkloads(ctx, svc, subset))
+				}))
 			}
 		}
 	}

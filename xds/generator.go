@@ -3,6 +3,7 @@ package xds
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	networking "istio.io/api/networking/v1alpha3"
 
@@ -45,11 +46,41 @@ type Context struct {
 	rules map[*registry.Service]*networking.DestinationRule
 	errs  []error
 	gen   string
+	// memo holds the shared resources (see named) already built from Snapshot by
+	// any class; nil builds everything afresh.
+	memo *sync.Map
 }
 
 // newContext is the context of a build of proxy p's class from snap.
 func (s *Server) newContext(snap *registry.Snapshot, p *Proxy) *Context {
-	return newContext(snap, p, s.cfg.TrustDomain, s.cfg.RootNamespace)
+	ctx := newContext(snap, p, s.cfg.TrustDomain, s.cfg.RootNamespace)
+	ctx.memo = s.memoFor(snap)
+	return ctx
+}
+
+// snapMemo is the memo of shared resources built from one snapshot.
+type snapMemo struct {
+	snap *registry.Snapshot
+	m    sync.Map
+}
+
+// memoFor returns the memo of shared resources built from snap, starting a new one
+// (and letting the previous snapshot's go) when snap is newer than the current memo's.
+// A build from an older snapshot gets no memo.
+func (s *Server) memoFor(snap *registry.Snapshot) *sync.Map {
+	for {
+		cur := s.memo.Load()
+		switch {
+		case cur != nil && cur.snap == snap:
+			return &cur.m
+		case cur != nil && cur.snap.Revision > snap.Revision:
+			return nil
+		}
+		next := &snapMemo{snap: snap}
+		if s.memo.CompareAndSwap(cur, next) {
+			return &next.m
+		}
+	}
 }
 
 func newContext(snap *registry.Snapshot, p *Proxy, trustDomain, rootNS string) *Context {
@@ -86,26 +117,63 @@ func (p Profile) build(ctx *Context) (map[string]*TypeSet, error) {
 		ctx.gen = g.Name()
 		set := &TypeSet{TypeURL: g.TypeURL(), ByName: map[string]*Resource{}}
 		for _, n := range g.Generate(ctx) {
-			if v, ok := n.msg.(interface{ Validate() error }); ok {
-				if err := v.Validate(); err != nil {
-					ctx.skip(n.name, fmt.Errorf("invalid: %w", err))
-					continue
-				}
-			}
 			if _, dup := set.ByName[n.name]; dup {
 				ctx.skip(n.name, errors.New("built twice; keeping the first"))
 				continue
 			}
-			r, err := newResource(g.TypeURL(), n.name, n.msg)
-			if err != nil {
-				ctx.skip(n.name, err)
-				continue
+			if r := ctx.resource(g.TypeURL(), n); r != nil {
+				set.ByName[n.name] = r
 			}
-			set.ByName[n.name] = r
 		}
 		out[g.TypeURL()] = set
 	}
 	return out, errors.Join(ctx.errs...)
+}
+
+// resource validates and marshals a generated resource, or takes it from the memo
+// when another class of this push built it with the same key (waiting while that
+// class builds it, so concurrent builds of classes do each resource once). A resource
+// that fails is reported and left out (nil).
+func (ctx *Context) resource(typeURL string, n named) *Resource {
+	if n.lazy == nil || ctx.memo == nil {
+		r, err := validResource(typeURL, n)
+		if err != nil {
+			ctx.skip(n.name, err)
+		}
+		return r
+	}
+	key := typeURL + "\x00" + n.name + "\x00" + n.key
+	e, ok := ctx.memo.Load(key)
+	if !ok {
+		e, _ = ctx.memo.LoadOrStore(key, &memoEntry{})
+	}
+	m := e.(*memoEntry)
+	m.once.Do(func() { m.r, m.err = validResource(typeURL, n) })
+	if m.err != nil {
+		ctx.skip(n.name, m.err)
+	}
+	return m.r
+}
+
+// memoEntry is a shared resource, built once.
+type memoEntry struct {
+	once sync.Once
+	r    *Resource
+	err  error
+}
+
+// validResource builds, validates and marshals a generated resource.
+func validResource(typeURL string, n named) (*Resource, error) {
+	msg := n.msg
+	if n.lazy != nil {
+		msg = n.lazy()
+	}
+	if v, ok := msg.(interface{ Validate() error }); ok {
+		if err := v.Validate(); err != nil {
+			return nil, fmt.Errorf("invalid: %w", err)
+		}
+	}
+	return newResource(typeURL, n.name, msg)
 }
 
 // visibleServices returns the services a proxy sees: exported to its namespace and,

@@ -37,21 +37,23 @@ func (grpcListeners) Generate(ctx *Context) []named {
 		}
 		for _, port := range svc.Ports {
 			name := listenerName(svc.Hostname, port.Number)
-			hcm := &hcmv3.HttpConnectionManager{
-				StatPrefix: "outbound_" + strconv.FormatUint(uint64(port.Number), 10) + "_" + svc.Hostname,
-				RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
-					ConfigSource:    adsConfigSource(),
-					RouteConfigName: clusterName(svc.Hostname, port.Number, ""),
-				}},
-				HttpFilters: clientFilters(),
-			}
-			out = append(out, named{name, &listenerv3.Listener{
-				Name:        name,
-				ApiListener: &listenerv3.ApiListener{ApiListener: mustAny(hcm)},
-			}})
+			// An API listener depends on nothing but its service and port.
+			out = append(out, shared(name, "", func() proto.Message { return apiListener(name, svc.Hostname, port.Number) }))
 		}
 	}
 	return out
+}
+
+func apiListener(name, host string, port uint32) *listenerv3.Listener {
+	hcm := &hcmv3.HttpConnectionManager{
+		StatPrefix: "outbound_" + strconv.FormatUint(uint64(port), 10) + "_" + host,
+		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
+			ConfigSource:    adsConfigSource(),
+			RouteConfigName: clusterName(host, port, ""),
+		}},
+		HttpFilters: clientFilters(),
+	}
+	return &listenerv3.Listener{Name: name, ApiListener: &listenerv3.ApiListener{ApiListener: mustAny(hcm)}}
 }
 
 // clientFilters is the HTTP filter chain of outbound traffic: fault injection, then the

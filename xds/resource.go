@@ -19,10 +19,21 @@ type Resource struct {
 	Body    *anypb.Any
 }
 
-// named is a generated message and its resource name.
+// named is a generated resource: its name and its message, built now (msg) or, for
+// resources several proxy classes share, on demand (lazy) and only by the first
+// class of a push that needs it: key says what besides the snapshot the content
+// depends on (the proxy's namespace, say), so classes with the same key share one
+// built resource.
 type named struct {
 	name string
 	msg  proto.Message
+	key  string
+	lazy func() proto.Message
+}
+
+// shared is a resource that every class with the same key gets identically.
+func shared(name, key string, build func() proto.Message) named {
+	return named{name: name, key: key, lazy: build}
 }
 
 var deterministic = proto.MarshalOptions{Deterministic: true}

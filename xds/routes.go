@@ -2,8 +2,10 @@ package xds
 
 import (
 	"strconv"
+	"strings"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/navarch/navarch/registry"
@@ -27,23 +29,32 @@ func (grpcRoutes) Generate(ctx *Context) []named {
 			continue
 		}
 		vs := virtualServiceFor(ctx, svc.Hostname)
+		// Routes depend on the proxy's namespace (which VirtualService and
+		// DestinationRule it sees) and, when the VirtualService matches on source
+		// labels, on its labels.
+		key := ctx.Proxy.Namespace
+		if vs != nil && usesSourceLabels(vs.Resource.Spec.(*networking.VirtualService)) {
+			key += "|" + labelsKey(ctx.Proxy.Labels)
+		}
 		for _, port := range svc.Ports {
 			name := clusterName(svc.Hostname, port.Number, "")
-			var routes []*routev3.Route
-			if vs != nil {
-				routes = httpRoutes(ctx, vs.Resource.Meta.Namespace, vs.Resource.Spec.(*networking.VirtualService), port.Number)
-			}
-			if len(routes) == 0 {
-				routes = []*routev3.Route{defaultRoute(name)}
-			}
-			out = append(out, named{name, &routev3.RouteConfiguration{
-				Name: name,
-				VirtualHosts: []*routev3.VirtualHost{{
-					Name:    listenerName(svc.Hostname, port.Number),
-					Domains: []string{svc.Hostname, svc.Hostname + ":" + strconv.FormatUint(uint64(port.Number), 10)},
-					Routes:  routes,
-				}},
-			}})
+			out = append(out, shared(name, key, func() proto.Message {
+				var routes []*routev3.Route
+				if vs != nil {
+					routes = httpRoutes(ctx, vs.Resource.Meta.Namespace, vs.Resource.Spec.(*networking.VirtualService), port.Number)
+				}
+				if len(routes) == 0 {
+					routes = []*routev3.Route{defaultRoute(name)}
+				}
+				return &routev3.RouteConfiguration{
+					Name: name,
+					VirtualHosts: []*routev3.VirtualHost{{
+						Name:    listenerName(svc.Hostname, port.Number),
+						Domains: []string{svc.Hostname, svc.Hostname + ":" + strconv.FormatUint(uint64(port.Number), 10)},
+						Routes:  routes,
+					}},
+				}
+			}))
 		}
 	}
 	return out
@@ -95,4 +106,25 @@ func defaultRoute(cluster string) *routev3.Route {
 			RetryPolicy:      defaultRetryPolicy(),
 		}},
 	}
+}
+
+// usesSourceLabels reports whether any match of a VirtualService depends on the
+// client's labels.
+func usesSourceLabels(vs *networking.VirtualService) bool {
+	for _, h := range vs.Http {
+		for _, m := range h.Match {
+			if len(m.SourceLabels) > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func labelsKey(labels map[string]string) string {
+	var b strings.Builder
+	for _, k := range registry.SortedKeys(labels) {
+		b.WriteString(k + "=" + labels[k] + ",")
+	}
+	return b.String()
 }

@@ -55,7 +55,7 @@ func (sidecarListeners) Name() string    { return "sidecar-listeners" }
 func (sidecarListeners) TypeURL() string { return ListenerType }
 
 func (sidecarListeners) Generate(ctx *Context) []named {
-	out := []named{{virtualOutbound, &listenerv3.Listener{
+	out := []named{{name: virtualOutbound, msg: &listenerv3.Listener{
 		Name:             virtualOutbound,
 		Address:          socketAddress("0.0.0.0", virtualOutboundPort),
 		UseOriginalDst:   wrapperspb.Bool(true),
@@ -81,7 +81,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 				ip, _, _ := strings.Cut(a, "/")
 				name := ip + "_" + strconv.FormatUint(uint64(port.Number), 10)
 				if _, taken := tcp[name]; !taken {
-					tcp[name] = named{name, outboundListener(name, ip, port.Number, []*listenerv3.Filter{tcpProxy(clusterName(svc.Hostname, port.Number, ""))})}
+					tcp[name] = named{name: name, msg: outboundListener(name, ip, port.Number, []*listenerv3.Filter{tcpProxy(clusterName(svc.Hostname, port.Number, ""))})}
 				}
 			}
 		}
@@ -94,7 +94,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 				ConfigSource: adsConfigSource(), RouteConfigName: strconv.FormatUint(uint64(port), 10)}},
 			HttpFilters: clientFilters(),
 		}
-		out = append(out, named{name, outboundListener(name, "0.0.0.0", port, []*listenerv3.Filter{{
+		out = append(out, named{name: name, msg: outboundListener(name, "0.0.0.0", port, []*listenerv3.Filter{{
 			Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)}}})})
 		delete(tcp, name) // HTTP wins the wildcard address of a port
 	}
@@ -187,7 +187,7 @@ func (sidecarRoutes) Generate(ctx *Context) []named {
 					ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: passthroughCluster}}},
 			}},
 		})
-		out = append(out, named{name, &routev3.RouteConfiguration{Name: name, VirtualHosts: vhs, ValidateClusters: wrapperspb.Bool(false)}})
+		out = append(out, named{name: name, msg: &routev3.RouteConfiguration{Name: name, VirtualHosts: vhs, ValidateClusters: wrapperspb.Bool(false)}})
 	}
 	return out
 }
@@ -225,13 +225,13 @@ func keysOf[V any](m map[uint32]V) map[uint32]bool {
 // connection to where it was going; BlackHoleCluster drops it.
 func specialClusters() []named {
 	return []named{
-		{passthroughCluster, &clusterv3.Cluster{
+		{name: passthroughCluster, msg: &clusterv3.Cluster{
 			Name:                 passthroughCluster,
 			ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
 			LbPolicy:             clusterv3.Cluster_CLUSTER_PROVIDED,
 			ConnectTimeout:       durationpb.New(defaultConnectTimeout),
 		}},
-		{blackHoleCluster, &clusterv3.Cluster{
+		{name: blackHoleCluster, msg: &clusterv3.Cluster{
 			Name:                 blackHoleCluster,
 			ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
 			ConnectTimeout:       durationpb.New(defaultConnectTimeout),
