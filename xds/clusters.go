@@ -7,8 +7,10 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networking "istio.io/api/networking/v1alpha3"
@@ -31,7 +33,7 @@ func (clusters) TypeURL() string { return ClusterType }
 func (g clusters) Generate(ctx *Context) []named {
 	var out []named
 	if g.envoy {
-		out = specialClusters()
+		out = append(specialClusters(), inboundClusters(ctx)...)
 	}
 	key := ctx.Proxy.Namespace
 	if g.envoy {
@@ -49,10 +51,13 @@ func (g clusters) Generate(ctx *Context) []named {
 				// DestinationRule applies).
 				out = append(out, shared(name, key, func() proto.Message {
 					c := newCluster(ctx, svc, port, subset, name, g.envoy)
+					if g.envoy && isHTTP2(port) {
+						c.TypedExtensionProtocolOptions = http2Upstream()
+					}
 					tp := trafficPolicy(dr, port.Number, subset)
 					applyPolicy(c, tp)
 					if wls := subsetWorkloads(ctx, svc, subset); c.GetType() == clusterv3.Cluster_EDS && clientUsesMTLS(ctx, tp, port, wls) {
-						c.TransportSocket = upstreamTLS(serverSANs(ctx, tp, wls), g.envoy)
+						c.TransportSocket = upstreamTLS(serverSANs(ctx, tp, wls), g.envoy, isHTTP2(port))
 					} else if g.envoy {
 						c.TransportSocket = originatedTLS(tp.GetTls())
 					}
@@ -63,6 +68,18 @@ func (g clusters) Generate(ctx *Context) []named {
 	}
 	return out
 }
+
+// http2Upstream makes an Envoy cluster speak HTTP/2 to its endpoints (gRPC needs it;
+// Envoy's default is HTTP/1.1).
+func http2Upstream() map[string]*anypb.Any {
+	return map[string]*anypb.Any{httpProtocolOptions: mustAny(&httpv3.HttpProtocolOptions{
+		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
+		}},
+	})}
+}
+
+const httpProtocolOptions = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 func newCluster(ctx *Context, svc *registry.Service, port registry.Port, subset, name string, envoy bool) *clusterv3.Cluster {
 	c := &clusterv3.Cluster{

@@ -61,7 +61,7 @@ func inboundListener(ctx *Context, name string) (*listenerv3.Listener, bool) {
 		}},
 	}
 	if peerAuthMode(ctx.Snapshot, ctx.RootNamespace, p.Namespace, p.Labels, port) == mtlsStrict {
-		fc.TransportSocket = downstreamMTLS()
+		fc.TransportSocket = downstreamMTLS(false)
 	}
 	return &listenerv3.Listener{
 		Name:             name,

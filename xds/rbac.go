@@ -8,10 +8,12 @@ import (
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	rbacfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	rbacnetworkv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	security "istio.io/api/security/v1beta1"
@@ -20,7 +22,10 @@ import (
 	"github.com/navarch/navarch/registry"
 )
 
-const rbacFilter = "envoy.filters.http.rbac"
+const (
+	rbacFilter        = "envoy.filters.http.rbac"
+	rbacNetworkFilter = "envoy.filters.network.rbac"
+)
 
 // AuthorizationPolicy becomes Envoy RBAC, the HTTP filter grpc-go enforces on xDS
 // servers. As in Istio: DENY policies are checked first, then, if any ALLOW policy
@@ -70,26 +75,55 @@ func rbacFilters(ctx *Context, ns string, labels map[string]string) []*hcmv3.Htt
 }
 
 func rbacHTTPFilter(ctx *Context, action rbacv3.RBAC_Action, policies []*api.Resource) *hcmv3.HttpFilter {
+	name := rbacFilter
+	if action == rbacv3.RBAC_DENY {
+		name += ".deny"
+	}
+	return &hcmv3.HttpFilter{Name: name, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&rbacfilterv3.RBAC{Rules: rbacRules(ctx, action, policies, false)})}}
+}
+
+// rbacNetworkFilters returns the RBAC network filters for a workload's inbound TCP
+// traffic (an Envoy sidecar's non-HTTP ports). As in Istio, a rule that tests what
+// only HTTP carries (paths, methods, hosts, request headers, request principals) never
+// matches in an ALLOW policy, and those tests are left out of a DENY rule, which then
+// denies more.
+func rbacNetworkFilters(ctx *Context, ns string, labels map[string]string, statPrefix string) []*listenerv3.Filter {
+	allow, deny := authzPolicies(ctx, ns, labels)
+	var out []*listenerv3.Filter
+	add := func(action rbacv3.RBAC_Action, policies []*api.Resource, name string) {
+		rbac := &rbacnetworkv3.RBAC{StatPrefix: statPrefix, Rules: rbacRules(ctx, action, policies, true)}
+		out = append(out, &listenerv3.Filter{Name: name, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(rbac)}})
+	}
+	if len(deny) > 0 {
+		add(rbacv3.RBAC_DENY, deny, rbacNetworkFilter+".deny")
+	}
+	if len(allow) > 0 {
+		add(rbacv3.RBAC_ALLOW, allow, rbacNetworkFilter)
+	}
+	return out
+}
+
+// rbacRules translates the rules of policies of one action, for HTTP or TCP traffic.
+func rbacRules(ctx *Context, action rbacv3.RBAC_Action, policies []*api.Resource, tcp bool) *rbacv3.RBAC {
 	rules := &rbacv3.RBAC{Action: action, Policies: map[string]*rbacv3.Policy{}}
 	for _, r := range policies {
 		ap := r.Spec.(*security.AuthorizationPolicy)
 		for i, rule := range ap.Rules {
-			p, ok := rbacPolicy(ctx, rule, action == rbacv3.RBAC_DENY)
+			p, ok := rbacPolicy(ctx, rule, action == rbacv3.RBAC_DENY, tcp)
 			if !ok {
 				continue
 			}
 			rules.Policies[fmt.Sprintf("ns[%s]-policy[%s]-rule[%d]", r.Meta.Namespace, r.Meta.Name, i)] = p
 		}
 	}
-	name := rbacFilter
-	if action == rbacv3.RBAC_DENY {
-		name += ".deny"
-	}
-	return &hcmv3.HttpFilter{Name: name, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&rbacfilterv3.RBAC{Rules: rules})}}
+	return rules
 }
 
 // rbacPolicy translates one rule; ok is false when the rule can never match.
-func rbacPolicy(ctx *Context, rule *security.Rule, deny bool) (*rbacv3.Policy, bool) {
+func rbacPolicy(ctx *Context, rule *security.Rule, deny, tcp bool) (*rbacv3.Policy, bool) {
+	if tcp && !deny && httpOnly(rule) {
+		return nil, false
+	}
 	var principals []*rbacv3.Principal
 	for _, f := range rule.From {
 		p, ok := sourcePrincipal(ctx, f.GetSource(), deny)
@@ -103,12 +137,12 @@ func rbacPolicy(ctx *Context, rule *security.Rule, deny bool) (*rbacv3.Policy, b
 	}
 	var permissions []*rbacv3.Permission
 	for _, t := range rule.To {
-		permissions = append(permissions, operationPermission(t.GetOperation()))
+		permissions = append(permissions, operationPermission(t.GetOperation(), tcp))
 	}
 	var condPrincipals []*rbacv3.Principal
 	var condPermissions []*rbacv3.Permission
 	for _, c := range rule.When {
-		pr, pe, ok := condition(ctx, c)
+		pr, pe, ok := condition(ctx, c, tcp)
 		if !ok {
 			if deny {
 				continue // unsupported: dropping it makes the DENY broader, never narrower
@@ -169,8 +203,29 @@ func sourcePrincipal(ctx *Context, s *security.Source, deny bool) (*rbacv3.Princ
 	return andPrincipals(and), true
 }
 
-// operationPermission ANDs the fields of a to clause.
-func operationPermission(o *security.Operation) *rbacv3.Permission {
+// httpOnly reports whether a rule tests anything only HTTP requests carry.
+func httpOnly(rule *security.Rule) bool {
+	for _, f := range rule.From {
+		if s := f.GetSource(); len(s.GetRequestPrincipals()) > 0 || len(s.GetNotRequestPrincipals()) > 0 {
+			return true
+		}
+	}
+	for _, t := range rule.To {
+		o := t.GetOperation()
+		if len(o.GetPaths())+len(o.GetNotPaths())+len(o.GetMethods())+len(o.GetNotMethods())+len(o.GetHosts())+len(o.GetNotHosts()) > 0 {
+			return true
+		}
+	}
+	for _, c := range rule.When {
+		if strings.HasPrefix(c.GetKey(), "request.") {
+			return true
+		}
+	}
+	return false
+}
+
+// operationPermission ANDs the fields of a to clause; for TCP (tcp set) only ports.
+func operationPermission(o *security.Operation, tcp bool) *rbacv3.Permission {
 	var and []*rbacv3.Permission
 	add := func(values []string, f func(string) *rbacv3.Permission, negate bool) {
 		if len(values) == 0 {
@@ -196,23 +251,25 @@ func operationPermission(o *security.Operation) *rbacv3.Permission {
 		n, _ := strconv.ParseUint(v, 10, 32)
 		return &rbacv3.Permission{Rule: &rbacv3.Permission_DestinationPort{DestinationPort: uint32(n)}}
 	}
-	add(o.GetPaths(), path, false)
-	add(o.GetNotPaths(), path, true)
-	add(o.GetMethods(), method, false)
-	add(o.GetNotMethods(), method, true)
-	add(o.GetHosts(), host, false)
-	add(o.GetNotHosts(), host, true)
+	if !tcp {
+		add(o.GetPaths(), path, false)
+		add(o.GetNotPaths(), path, true)
+		add(o.GetMethods(), method, false)
+		add(o.GetNotMethods(), method, true)
+		add(o.GetHosts(), host, false)
+		add(o.GetNotHosts(), host, true)
+	}
 	add(o.GetPorts(), port, false)
 	add(o.GetNotPorts(), port, true)
 	return andPermissions(and)
 }
 
 // condition translates a when condition into a principal or a permission; ok is false
-// for keys grpc-go cannot check.
-func condition(ctx *Context, c *security.Condition) (*rbacv3.Principal, *rbacv3.Permission, bool) {
+// for keys grpc-go cannot check and, for TCP (tcp set), for request keys.
+func condition(ctx *Context, c *security.Condition, tcp bool) (*rbacv3.Principal, *rbacv3.Permission, bool) {
 	key := c.GetKey()
 	switch {
-	case strings.HasPrefix(key, "request.headers[") && strings.HasSuffix(key, "]"):
+	case strings.HasPrefix(key, "request.headers[") && strings.HasSuffix(key, "]") && !tcp:
 		name := strings.TrimSuffix(strings.TrimPrefix(key, "request.headers["), "]")
 		f := func(v string) *rbacv3.Permission { return headerPermission(name, v) }
 		return nil, valuesPermission(c, f), true

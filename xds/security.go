@@ -4,6 +4,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networking "istio.io/api/networking/v1alpha3"
 	security "istio.io/api/security/v1beta1"
@@ -39,7 +40,34 @@ const (
 // (root namespace, no selector); UNSET inherits from the next level. PERMISSIVE when
 // nothing says otherwise.
 func peerAuthMode(snap *registry.Snapshot, rootNS, ns string, labels map[string]string, port uint32) mtlsMode {
-	var workload, namespace, mesh *security.PeerAuthentication
+	workload, namespace, mesh := peerAuthPolicies(snap, rootNS, ns, labels)
+	if workload != nil {
+		if m, ok := workload.PortLevelMtls[port]; ok && m.GetMode() != security.PeerAuthentication_MutualTLS_UNSET {
+			return modeOf(m.GetMode())
+		}
+	}
+	for _, pa := range []*security.PeerAuthentication{workload, namespace, mesh} {
+		if m := pa.GetMtls().GetMode(); m != security.PeerAuthentication_MutualTLS_UNSET {
+			return modeOf(m)
+		}
+	}
+	return mtlsPermissive
+}
+
+// peerAuthPorts returns the ports the PeerAuthentication selecting a workload sets a
+// mode for.
+func peerAuthPorts(snap *registry.Snapshot, ns string, labels map[string]string) []uint32 {
+	workload, _, _ := peerAuthPolicies(snap, "", ns, labels)
+	out := make([]uint32, 0, len(workload.GetPortLevelMtls()))
+	for port := range workload.GetPortLevelMtls() {
+		out = append(out, port)
+	}
+	return out
+}
+
+// peerAuthPolicies returns the PeerAuthentications that apply to a workload: the oldest
+// selecting it, its namespace's, the mesh's (nil where there is none).
+func peerAuthPolicies(snap *registry.Snapshot, rootNS, ns string, labels map[string]string) (workload, namespace, mesh *security.PeerAuthentication) {
 	for _, r := range snap.Config(api.PeerAuthentication) {
 		pa := r.Spec.(*security.PeerAuthentication)
 		sel := pa.GetSelector().GetMatchLabels()
@@ -58,17 +86,7 @@ func peerAuthMode(snap *registry.Snapshot, rootNS, ns string, labels map[string]
 			}
 		}
 	}
-	if workload != nil {
-		if m, ok := workload.PortLevelMtls[port]; ok && m.GetMode() != security.PeerAuthentication_MutualTLS_UNSET {
-			return modeOf(m.GetMode())
-		}
-	}
-	for _, pa := range []*security.PeerAuthentication{workload, namespace, mesh} {
-		if m := pa.GetMtls().GetMode(); m != security.PeerAuthentication_MutualTLS_UNSET {
-			return modeOf(m)
-		}
-	}
-	return mtlsPermissive
+	return workload, namespace, mesh
 }
 
 func modeOf(m security.PeerAuthentication_MutualTLS_Mode) mtlsMode {
@@ -110,43 +128,65 @@ func spiffeID(trustDomain, ns, sa string) string {
 	return "spiffe://" + trustDomain + "/ns/" + ns + "/sa/" + sa
 }
 
+// ALPN values Envoy sidecars offer and look for on mTLS between workloads, as Istio's:
+// a sidecar serving PERMISSIVE terminates TLS only from a peer that offers them and
+// passes other TLS through to the application.
+var (
+	alpnMesh   = []string{"istio-peer-exchange", "istio"}
+	alpnMeshH2 = []string{"istio-peer-exchange", "istio", "h2"}
+)
+
 // upstreamTLS is the transport socket of a client talking mTLS to workloads whose
 // certificates must carry one of sans. grpc-go takes its certificates from
-// certificate provider instances; Envoy (envoy set) from SDS over the same ADS stream.
-func upstreamTLS(sans []string, envoy bool) *corev3.TransportSocket {
+// certificate provider instances; Envoy (envoy set) from SDS over the same ADS stream
+// and offers the mesh's ALPN (with h2 for HTTP/2 ports, so that a proxyless gRPC
+// server, which insists on h2, accepts the connection).
+func upstreamTLS(sans []string, envoy, http2 bool) *corev3.TransportSocket {
 	vc := &tlsv3.CertificateValidationContext{}
 	for _, s := range sans {
 		//lint:ignore SA1019 grpc-go checks server identities only through this field
 		vc.MatchSubjectAltNames = append(vc.MatchSubjectAltNames, &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: s}})
 	}
-	common := &tlsv3.CommonTlsContext{}
+	common := meshTLS(vc, envoy)
 	if envoy {
-		common.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{{Name: SecretDefault, SdsConfig: adsConfigSource()}}
-		common.ValidationContextType = &tlsv3.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
-			DefaultValidationContext:         vc,
-			ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: SecretRootCA, SdsConfig: adsConfigSource()},
-		}}
-	} else {
-		vc.CaCertificateProviderInstance = &tlsv3.CertificateProviderPluginInstance{InstanceName: certProviderInstance, CertificateName: rootCertName}
-		common.TlsCertificateProviderInstance = &tlsv3.CertificateProviderPluginInstance{InstanceName: certProviderInstance, CertificateName: certName}
-		common.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: vc}
+		common.AlpnProtocols = alpnMesh
+		if http2 {
+			common.AlpnProtocols = alpnMeshH2
+		}
 	}
-	ctx := &tlsv3.UpstreamTlsContext{CommonTlsContext: common}
-	return &corev3.TransportSocket{Name: tlsTransportSocket, ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(ctx)}}
+	return transportSocket(&tlsv3.UpstreamTlsContext{CommonTlsContext: common})
 }
 
-// downstreamMTLS is the transport socket of a server that requires mTLS.
-func downstreamMTLS() *corev3.TransportSocket {
-	ctx := &tlsv3.DownstreamTlsContext{
-		RequireClientCertificate: wrapperspb.Bool(true),
-		CommonTlsContext: &tlsv3.CommonTlsContext{
-			TlsCertificateProviderInstance: &tlsv3.CertificateProviderPluginInstance{InstanceName: certProviderInstance, CertificateName: certName},
-			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
-				CaCertificateProviderInstance: &tlsv3.CertificateProviderPluginInstance{InstanceName: certProviderInstance, CertificateName: rootCertName},
+// downstreamMTLS is the transport socket of a server that requires mTLS; alpn is what
+// it offers clients (Envoy only).
+func downstreamMTLS(envoy bool, alpn ...string) *corev3.TransportSocket {
+	common := meshTLS(&tlsv3.CertificateValidationContext{}, envoy)
+	common.AlpnProtocols = alpn
+	return transportSocket(&tlsv3.DownstreamTlsContext{RequireClientCertificate: wrapperspb.Bool(true), CommonTlsContext: common})
+}
+
+// meshTLS is the TLS context of mTLS between workloads: the workload certificate
+// "default" and the trust bundle "ROOTCA" (validating the peer with vc), from
+// certificate provider instances (grpc-go) or SDS (Envoy).
+func meshTLS(vc *tlsv3.CertificateValidationContext, envoy bool) *tlsv3.CommonTlsContext {
+	if envoy {
+		return &tlsv3.CommonTlsContext{
+			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: SecretDefault, SdsConfig: adsConfigSource()}},
+			ValidationContextType: &tlsv3.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+				DefaultValidationContext:         vc,
+				ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: SecretRootCA, SdsConfig: adsConfigSource()},
 			}},
-		},
+		}
 	}
-	return &corev3.TransportSocket{Name: tlsTransportSocket, ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(ctx)}}
+	vc.CaCertificateProviderInstance = &tlsv3.CertificateProviderPluginInstance{InstanceName: certProviderInstance, CertificateName: rootCertName}
+	return &tlsv3.CommonTlsContext{
+		TlsCertificateProviderInstance: &tlsv3.CertificateProviderPluginInstance{InstanceName: certProviderInstance, CertificateName: certName},
+		ValidationContextType:          &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: vc},
+	}
+}
+
+func transportSocket(tlsContext proto.Message) *corev3.TransportSocket {
+	return &corev3.TransportSocket{Name: tlsTransportSocket, ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(tlsContext)}}
 }
 
 // originatedTLS is the transport socket of an Envoy sidecar originating TLS to a
@@ -183,6 +223,5 @@ func originatedTLS(t *networking.ClientTLSSettings) *corev3.TransportSocket {
 			}}
 		}
 	}
-	ctx := &tlsv3.UpstreamTlsContext{CommonTlsContext: common, Sni: t.GetSni()}
-	return &corev3.TransportSocket{Name: tlsTransportSocket, ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(ctx)}}
+	return transportSocket(&tlsv3.UpstreamTlsContext{CommonTlsContext: common, Sni: t.GetSni()})
 }

@@ -3,7 +3,11 @@ package xds
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
+
+	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 
 	"github.com/navarch/navarch/registry"
 )
@@ -70,4 +74,112 @@ func TestTranslateSecurity(t *testing.T) {
 		sets[ListenerType].ByName[r.Name] = r
 	}
 	checkGolden(t, filepath.Join("testdata", "security.golden.yaml"), dump(t, sets))
+
+	// The same server behind an Envoy sidecar: its virtual inbound listener has mTLS-only
+	// chains for the STRICT ports (9090 and the rest) and PERMISSIVE ones for 8081, the
+	// RBAC filters on HTTP (9090) and TCP (8081, passthrough); its outbound cluster to
+	// ratings speaks HTTP/2 over mTLS offering the mesh's ALPN and h2.
+	sidecar := *server
+	sidecar.Generator = ""
+	sets, err = sidecarProfile().build(newContext(snap, &sidecar, "cluster.local", "istio-system"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, filepath.Join("testdata", "security.sidecar.golden.yaml"), dump(t, sets))
+}
+
+// TestSidecarInboundChains checks what each PeerAuthentication mode lets through an
+// Envoy sidecar's virtual inbound listener, port by port.
+func TestSidecarInboundChains(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "inputs", "security.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chainsByPort := func(snap *registry.Snapshot, labels map[string]string) map[uint32][]string {
+		p := grpcProxy("shop", labels)
+		p.Generator = ""
+		l := virtualInboundListener(newContext(snap, p, "cluster.local", "istio-system"))
+		out := map[uint32][]string{}
+		for _, fc := range l.FilterChains {
+			port := fc.GetFilterChainMatch().GetDestinationPort().GetValue()
+			out[port] = append(out[port], fc.Name)
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		extra  string
+		labels map[string]string
+		want   map[uint32][]string
+	}{
+		{"STRICT namespace, a PERMISSIVE port, a service port", "", map[string]string{"app": "ratings"}, map[uint32][]string{
+			15006: {"virtualInbound-blackhole"},
+			8081:  {"inbound|8081|mtls", "inbound|8081|tls", "inbound|8081|plaintext"},
+			9090:  {"inbound|9090|mtls"},
+			0:     {"virtualInbound|mtls"},
+		}},
+		{"a workload no service selects", "", map[string]string{"app": "other"}, map[uint32][]string{
+			15006: {"virtualInbound-blackhole"},
+			0:     {"virtualInbound|mtls"},
+		}},
+		{"DISABLE for the namespace", `
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: shop}
+spec: {mtls: {mode: DISABLE}}
+`, map[string]string{"app": "other"}, map[uint32][]string{
+			15006: {"virtualInbound-blackhole"},
+			0:     {"virtualInbound|plaintext"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			input := string(data)
+			if tt.extra != "" {
+				// The extra policy replaces the namespace's (the oldest wins, so drop it).
+				input = strings.Replace(input, "metadata: {name: default, namespace: shop}\nspec: {mtls: {mode: STRICT}}", "metadata: {name: strict, namespace: elsewhere}\nspec: {mtls: {mode: STRICT}}", 1)
+			}
+			got := chainsByPort(snapshotOf(t, input, tt.extra), tt.labels)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("chains by port:\n got %v\nwant %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestTCPAuthorization checks AuthorizationPolicy on TCP traffic: an ALLOW rule that
+// tests HTTP-only fields matches nothing; a DENY rule loses those tests and denies more.
+func TestTCPAuthorization(t *testing.T) {
+	snap := snapshotOf(t, `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow, namespace: shop}
+spec:
+  rules:
+  - to: [{operation: {methods: [GET]}}]
+  - from: [{source: {namespaces: [shop]}}]
+    to: [{operation: {ports: ["5432"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny, namespace: shop}
+spec:
+  action: DENY
+  rules:
+  - from: [{source: {namespaces: [legacy]}}]
+    to: [{operation: {paths: [/admin]}}]
+`)
+	ctx := newContext(snap, grpcProxy("shop", nil), "cluster.local", "istio-system")
+	allow, deny := authzPolicies(ctx, "shop", nil)
+	allowRules := rbacRules(ctx, rbacv3.RBAC_ALLOW, allow, true)
+	if _, ok := allowRules.Policies["ns[shop]-policy[allow]-rule[0]"]; ok || len(allowRules.Policies) != 1 {
+		t.Fatalf("ALLOW on TCP: want only rule 1, got %v", allowRules.Policies)
+	}
+	denyRule := rbacRules(ctx, rbacv3.RBAC_DENY, deny, true).Policies["ns[shop]-policy[deny]-rule[0]"]
+	if denyRule == nil || !denyRule.Permissions[0].GetAny() {
+		t.Fatalf("DENY on TCP: want the rule with any permission (paths dropped), got %v", denyRule)
+	}
+	if httpRule := rbacRules(ctx, rbacv3.RBAC_DENY, deny, false).Policies["ns[shop]-policy[deny]-rule[0]"]; httpRule.Permissions[0].GetAny() {
+		t.Fatal("DENY on HTTP lost its path")
+	}
 }

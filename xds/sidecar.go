@@ -49,6 +49,15 @@ func isHTTP(p registry.Port) bool {
 	return false
 }
 
+// isHTTP2 reports whether a port's protocol needs HTTP/2 to the workload.
+func isHTTP2(p registry.Port) bool {
+	switch strings.ToUpper(p.Protocol) {
+	case "HTTP2", "GRPC", "GRPC-WEB":
+		return true
+	}
+	return false
+}
+
 type sidecarListeners struct{}
 
 func (sidecarListeners) Name() string    { return "sidecar-listeners" }
@@ -61,7 +70,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 		UseOriginalDst:   wrapperspb.Bool(true),
 		FilterChains:     []*listenerv3.FilterChain{{Name: virtualOutbound, Filters: []*listenerv3.Filter{tcpProxy(passthroughCluster)}}},
 		TrafficDirection: corev3.TrafficDirection_OUTBOUND,
-	}}}
+	}}, {name: virtualInbound, msg: virtualInboundListener(ctx)}}
 	httpPorts := map[uint32]bool{}
 	tcp := map[string]named{}
 	for _, svc := range ctx.Services {

@@ -1,0 +1,216 @@
+package xds
+
+import (
+	"sort"
+	"strconv"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	originaldstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
+	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/navarch/navarch/registry"
+)
+
+// An Envoy sidecar's inbound side is Istio's: traffic to the workload is redirected
+// (by iptables) to the virtual inbound listener on 15006, which recovers the original
+// destination and picks a filter chain by its port. Ports of the services that select
+// the workload, and ports a PeerAuthentication sets a mode for, get chains of their
+// own: HTTP ports an HTTP connection manager (RBAC, then to the application), other
+// ports a TCP proxy after network RBAC. Every other port gets the passthrough chains
+// (TCP, network RBAC). Which chains exist per port says what its PeerAuthentication
+// mode accepts:
+//
+//	STRICT      TLS                          -> mTLS terminated
+//	PERMISSIVE  TLS offering the mesh's ALPN -> mTLS terminated
+//	            other TLS                    -> passed through to the application
+//	            plaintext                    -> to the application
+//	DISABLE     anything                     -> to the application
+//
+// A connection no chain accepts (plaintext under STRICT) is closed. Connections go on
+// to the workload at their original destination, from 127.0.0.6 (the address
+// istio-init's rules let out without redirecting it back).
+//
+// The services that select a workload are found by its labels (workloadSelector) in its
+// namespace, as configuration is built per class, not per proxy address; a service
+// that lists its endpoints inline (or comes from a registry without selectors) gets
+// only the passthrough chains.
+
+const (
+	virtualInbound            = "virtualInbound"
+	virtualInboundPort        = 15006
+	inboundPassthroughCluster = "InboundPassthroughClusterIpv4"
+	inboundBindAddress        = "127.0.0.6"
+)
+
+// inboundPort is a port of the workload that gets chains of its own.
+type inboundPort struct {
+	number      uint32
+	http, http2 bool
+}
+
+// inboundPorts returns the workload's ports with chains of their own, sorted.
+func inboundPorts(ctx *Context) []inboundPort {
+	p := ctx.Proxy
+	byNumber := map[uint32]inboundPort{}
+	for _, svc := range ctx.Snapshot.Services() {
+		if svc.Namespace != p.Namespace || len(svc.Selector) == 0 || !registry.LabelsMatch(p.Labels, svc.Selector) {
+			continue
+		}
+		for _, port := range svc.Ports {
+			n := workloadPort(ctx, svc, port)
+			if _, taken := byNumber[n]; !taken && n != virtualInboundPort {
+				byNumber[n] = inboundPort{number: n, http: isHTTP(port), http2: isHTTP2(port)}
+			}
+		}
+	}
+	for _, n := range peerAuthPorts(ctx.Snapshot, p.Namespace, p.Labels) {
+		if _, taken := byNumber[n]; !taken && n != virtualInboundPort {
+			byNumber[n] = inboundPort{number: n}
+		}
+	}
+	out := make([]inboundPort, 0, len(byNumber))
+	for _, ip := range byNumber {
+		out = append(out, ip)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].number < out[j].number })
+	return out
+}
+
+// workloadPort is the port the workload serves a service port on: what the service's
+// WorkloadEntries with the workload's labels say, else the target port.
+func workloadPort(ctx *Context, svc *registry.Service, port registry.Port) uint32 {
+	for _, w := range ctx.Snapshot.Endpoints(svc) {
+		if w.Namespace == ctx.Proxy.Namespace && registry.LabelsMatch(ctx.Proxy.Labels, w.Labels) {
+			return w.PortFor(port)
+		}
+	}
+	return (&registry.Workload{}).PortFor(port)
+}
+
+// virtualInboundListener builds the virtual inbound listener of an Envoy sidecar.
+func virtualInboundListener(ctx *Context) *listenerv3.Listener {
+	p := ctx.Proxy
+	chains := []*listenerv3.FilterChain{{
+		// Connections to 15006 itself would loop.
+		Name:             virtualInbound + "-blackhole",
+		FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(virtualInboundPort)},
+		Filters:          []*listenerv3.Filter{tcpProxy(blackHoleCluster)},
+	}}
+	for _, port := range inboundPorts(ctx) {
+		mode := peerAuthMode(ctx.Snapshot, ctx.RootNamespace, p.Namespace, p.Labels, port.number)
+		name := "inbound|" + strconv.FormatUint(uint64(port.number), 10)
+		prefix := "inbound_0.0.0.0_" + strconv.FormatUint(uint64(port.number), 10)
+		tcp := append(rbacNetworkFilters(ctx, p.Namespace, p.Labels, prefix), tcpProxy(inboundClusterName(port.number)))
+		app, alpn := tcp, []string(nil) // what the port's protocol gets, TLS terminated or plaintext
+		if port.http {
+			app, alpn = []*listenerv3.Filter{inboundHTTP(ctx, port, prefix)}, []string{"h2", "http/1.1"}
+		}
+		chains = append(chains, inboundChains(mode, name, port.number, app, tcp, app, alpn)...)
+	}
+	mode := peerAuthMode(ctx.Snapshot, ctx.RootNamespace, p.Namespace, p.Labels, 0)
+	passthrough := append(rbacNetworkFilters(ctx, p.Namespace, p.Labels, inboundPassthroughCluster), tcpProxy(inboundPassthroughCluster))
+	chains = append(chains, inboundChains(mode, virtualInbound, 0, passthrough, passthrough, passthrough, nil)...)
+	return &listenerv3.Listener{
+		Name:    virtualInbound,
+		Address: socketAddress("0.0.0.0", virtualInboundPort),
+		ListenerFilters: []*listenerv3.ListenerFilter{
+			{Name: "envoy.filters.listener.original_dst", ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&originaldstv3.OriginalDst{})}},
+			{Name: "envoy.filters.listener.tls_inspector", ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspectorv3.TlsInspector{})}},
+		},
+		FilterChains:     chains,
+		TrafficDirection: corev3.TrafficDirection_INBOUND,
+	}
+}
+
+// inboundChains returns the filter chains of one port (0: every port without chains of
+// its own) under mode: terminated serves mTLS connections (offering alpn), tlsPassed
+// TLS connections that are not the mesh's (PERMISSIVE), plain plaintext ones.
+func inboundChains(mode mtlsMode, name string, port uint32, terminated, tlsPassed, plain []*listenerv3.Filter, alpn []string) []*listenerv3.FilterChain {
+	match := func(transport string, alpn ...string) *listenerv3.FilterChainMatch {
+		m := &listenerv3.FilterChainMatch{TransportProtocol: transport, ApplicationProtocols: alpn}
+		if port != 0 {
+			m.DestinationPort = wrapperspb.UInt32(port)
+		}
+		return m
+	}
+	mtls := func(m *listenerv3.FilterChainMatch) *listenerv3.FilterChain {
+		return &listenerv3.FilterChain{Name: name + "|mtls", FilterChainMatch: m, Filters: terminated, TransportSocket: downstreamMTLS(true, alpn...)}
+	}
+	switch mode {
+	case mtlsStrict:
+		return []*listenerv3.FilterChain{mtls(match("tls"))}
+	case mtlsDisable:
+		return []*listenerv3.FilterChain{{Name: name + "|plaintext", FilterChainMatch: match(""), Filters: plain}}
+	}
+	return []*listenerv3.FilterChain{
+		mtls(match("tls", alpnMesh...)),
+		{Name: name + "|tls", FilterChainMatch: match("tls"), Filters: tlsPassed},
+		{Name: name + "|plaintext", FilterChainMatch: match("raw_buffer"), Filters: plain},
+	}
+}
+
+// inboundHTTP is the HTTP connection manager of an inbound HTTP port: RBAC, then every
+// request to the application, with the client's certificate identity in
+// x-forwarded-client-cert.
+func inboundHTTP(ctx *Context, port inboundPort, prefix string) *listenerv3.Filter {
+	filters := append(rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels),
+		&hcmv3.HttpFilter{Name: routerFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})}})
+	name := "inbound|http|" + strconv.FormatUint(uint64(port.number), 10)
+	hcm := &hcmv3.HttpConnectionManager{
+		StatPrefix: prefix,
+		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
+			Name: name,
+			VirtualHosts: []*routev3.VirtualHost{{
+				Name:    name,
+				Domains: []string{"*"},
+				Routes: []*routev3.Route{{
+					Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+					Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+						ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: inboundClusterName(port.number)},
+						Timeout:          durationpb.New(0), // the application's business, as in Istio
+					}},
+				}},
+			}},
+		}},
+		HttpFilters:                 filters,
+		ForwardClientCertDetails:    hcmv3.HttpConnectionManager_APPEND_FORWARD,
+		SetCurrentClientCertDetails: &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Subject: wrapperspb.Bool(true), Uri: true, Dns: true},
+	}
+	return &listenerv3.Filter{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)}}
+}
+
+func inboundClusterName(port uint32) string {
+	return "inbound|" + strconv.FormatUint(uint64(port), 10) + "||"
+}
+
+// inboundClusters are the clusters inbound traffic leaves an Envoy sidecar by: one per
+// port with chains of its own and the passthrough cluster, each to the connection's
+// original destination from inboundBindAddress.
+func inboundClusters(ctx *Context) []named {
+	out := []named{{name: inboundPassthroughCluster, msg: originalDstCluster(inboundPassthroughCluster)}}
+	for _, port := range inboundPorts(ctx) {
+		c := originalDstCluster(inboundClusterName(port.number))
+		if port.http2 {
+			c.TypedExtensionProtocolOptions = http2Upstream()
+		}
+		out = append(out, named{name: c.Name, msg: c})
+	}
+	return out
+}
+
+func originalDstCluster(name string) *clusterv3.Cluster {
+	return &clusterv3.Cluster{
+		Name:                 name,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
+		LbPolicy:             clusterv3.Cluster_CLUSTER_PROVIDED,
+		ConnectTimeout:       durationpb.New(defaultConnectTimeout),
+		UpstreamBindConfig:   &corev3.BindConfig{SourceAddress: socketAddress(inboundBindAddress, 0).GetSocketAddress()},
+	}
+}
