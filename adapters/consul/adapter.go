@@ -32,9 +32,13 @@ var _ Store = (*store.Store)(nil)
 type Adapter struct {
 	cfg    Config
 	client *capi.Client
-	st     Store
-	node   string
-	log    *slog.Logger
+	// transport is the client's, for closing idle connections.
+	transport *http.Transport
+	tls       bool
+	st        Store
+	node      string
+	log       *slog.Logger
+	conns     *connections
 }
 
 // New returns an adapter that reads Consul as cfg says and writes to st on behalf of
@@ -46,17 +50,22 @@ func New(cfg Config, st Store, node string, log *slog.Logger) (*Adapter, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	client, err := newClient(cfg)
+	client, tr, tls, err := newClient(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &Adapter{cfg: cfg, client: client, st: st, node: node, log: log.With("component", "consul")}, nil
+	a := &Adapter{cfg: cfg, client: client, transport: tr, tls: tls, st: st, node: node, log: log.With("component", "consul")}
+	if !tls && cfg.MaxConnections > 0 {
+		a.conns = newConnections(cfg.MaxConnections, cfg.SharedWaitTime)
+	}
+	return a, nil
 }
 
 // newClient returns a Consul API client configured by cfg alone: Consul's own
 // environment variables (CONSUL_HTTP_ADDR, CONSUL_CACERT, ...) are not read, so a
-// node does what its flags say.
-func newClient(cfg Config) (*capi.Client, error) {
+// node does what its flags say. tls reports https, where requests share connections
+// by HTTP/2.
+func newClient(cfg Config) (c *capi.Client, tr *http.Transport, tls bool, err error) {
 	scheme := "http"
 	if cfg.CAFile != "" {
 		scheme = "https"
@@ -65,23 +74,29 @@ func newClient(cfg Config) (*capi.Client, error) {
 	if s, rest, ok := strings.Cut(addr, "://"); ok && (s == "http" || s == "https") {
 		scheme, addr = s, rest
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr = http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
 	// Each watched service keeps a request open; keep their connections for reuse
 	// instead of closing all but two after every answer.
 	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 0, 4096
-	tls := capi.TLSConfig{CAFile: cfg.CAFile}
-	tc, err := capi.SetupTLSConfig(&tls)
-	if err != nil {
-		return nil, fmt.Errorf("consul: TLS configuration (--consul-ca-file %q): %w", cfg.CAFile, err)
+	if cfg.MaxConnections > 0 {
+		// The agent counts idle connections too, and a connection being returned to
+		// the pool is not yet reusable: bound them all (the queries, plus one for the
+		// service list). HTTP/2 multiplexes requests on few connections anyway.
+		tr.MaxConnsPerHost = cfg.MaxConnections + 1
 	}
-	tr.TLSClientConfig = tc
+	tlsConfig := capi.TLSConfig{CAFile: cfg.CAFile}
+	tc, err := capi.SetupTLSConfig(&tlsConfig)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("consul: TLS configuration (--consul-ca-file %q): %w", cfg.CAFile, err)
+	}
+	tr.TLSClientConfig = tc // ForceAttemptHTTP2 (from DefaultTransport) keeps HTTP/2 on
 	hc := &http.Client{Transport: tr}
-	c, err := capi.NewClient(&capi.Config{Address: addr, Scheme: scheme, Token: cfg.Token, HttpClient: hc, TLSConfig: tls})
+	c, err = capi.NewClient(&capi.Config{Address: addr, Scheme: scheme, Token: cfg.Token, HttpClient: hc, TLSConfig: tlsConfig})
 	if err != nil {
-		return nil, fmt.Errorf("consul: %w", err)
+		return nil, nil, false, fmt.Errorf("consul: %w", err)
 	}
-	return c, nil
+	return c, tr, scheme == "https", nil
 }
 
 // Datacenters returns the datacenters to sync: those configured, or the agent's own,

@@ -53,6 +53,17 @@ type Config struct {
 	// catalog is first read, so a catalog of hundreds of services does not arrive at
 	// the agent as hundreds of simultaneous requests.
 	MaxInitialFetches int
+	// MaxConnections bounds the blocking queries open at once over plain HTTP, where
+	// each holds a connection and Consul's agent allows 200 per client address by
+	// default (limits.http_max_conns_per_client). A catalog with more services than
+	// this shares the connections: each query then waits at most SharedWaitTime, so
+	// every service is read in turn and a change is seen within about
+	// services/MaxConnections × SharedWaitTime. Over HTTPS, HTTP/2 carries every
+	// query on a few connections and there is no bound. 0: no bound.
+	MaxConnections int
+	// SharedWaitTime is how long one blocking query waits while services share
+	// connections (see MaxConnections).
+	SharedWaitTime time.Duration
 }
 
 // DefaultConfig returns the configuration of `navarch server` without --consul flags:
@@ -75,6 +86,10 @@ func DefaultConfig() Config {
 		StatusInterval: time.Minute,
 		// Well under Consul's default limit of 200 connections per client address.
 		MaxInitialFetches: 32,
+		// Leaves a quarter of Consul's default per-client limit to the service list
+		// query and to other clients on the same host (a local agent's own users).
+		MaxConnections: 150,
+		SharedWaitTime: 5 * time.Second,
 	}
 }
 
@@ -110,7 +125,7 @@ func (c *Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"wait time", c.WaitTime}, {"coalesce", c.Coalesce}, {"coalesce max", c.CoalesceMax}, {"status interval", c.StatusInterval}} {
+	}{{"wait time", c.WaitTime}, {"coalesce", c.Coalesce}, {"coalesce max", c.CoalesceMax}, {"status interval", c.StatusInterval}, {"shared wait time", c.SharedWaitTime}} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("consul: %s must be positive, got %s", d.name, d.v))
 		}
@@ -120,6 +135,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CoalesceMax < c.Coalesce {
 		errs = append(errs, fmt.Errorf("consul: coalesce max (%s) must not be less than coalesce (%s)", c.CoalesceMax, c.Coalesce))
+	}
+	if c.MaxConnections < 0 {
+		errs = append(errs, fmt.Errorf("consul: max connections must not be negative, got %d", c.MaxConnections))
 	}
 	if c.MaxInitialFetches < 1 {
 		errs = append(errs, fmt.Errorf("consul: max initial fetches must be at least 1, got %d", c.MaxInitialFetches))

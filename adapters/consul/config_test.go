@@ -29,6 +29,8 @@ func TestConfigValidate(t *testing.T) {
 		{"a namespace with dots", enabled(func(c *Config) { c.Namespace = "a.b" }), `namespace "a.b"`},
 		{"a wait over Consul's cap", enabled(func(c *Config) { c.WaitTime = 11 * time.Minute }), "at most 10m"},
 		{"coalesce max below coalesce", enabled(func(c *Config) { c.CoalesceMax = time.Millisecond }), "coalesce max"},
+		{"negative max connections", enabled(func(c *Config) { c.MaxConnections = -1 }), "max connections"},
+		{"no shared wait", enabled(func(c *Config) { c.SharedWaitTime = 0 }), "shared wait time"},
 		{"no initial fetches", enabled(func(c *Config) { c.MaxInitialFetches = 0 }), "max initial fetches"},
 		{"an address with spaces", enabled(func(c *Config) { c.Address = "a b" }), `address "a b"`},
 	}

@@ -46,8 +46,8 @@ func (d *Datacenter) Run(ctx context.Context) error {
 	log := d.a.log.With("datacenter", d.name)
 	log.Info("syncing Consul datacenter", "source", d.Source(), "primary", d.primary)
 	cat := newCatalog()
-	w := &watcher{client: d.a.client, dc: d.name, waitTime: d.a.cfg.WaitTime, cat: cat, log: log,
-		initial: make(chan struct{}, d.a.cfg.MaxInitialFetches)}
+	w := &watcher{client: d.a.client, dc: d.name, waitTime: d.a.cfg.WaitTime,
+		cat: cat, log: log, initial: make(chan struct{}, d.a.cfg.MaxInitialFetches), conns: d.a.conns}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -70,6 +70,9 @@ func (d *Datacenter) Run(ctx context.Context) error {
 	coalesce(ctx, cat.changed, d.a.cfg.Coalesce, d.a.cfg.CoalesceMax, func() { s.flush(ctx) })
 	cancel()
 	<-done
+	// The agent counts idle connections against its per-client limit: do not leave
+	// them to the node that takes over.
+	d.a.transport.CloseIdleConnections()
 	return nil
 }
 

@@ -23,7 +23,11 @@
 // services costs 200 open requests at the agent and nothing else while it is idle;
 // an instance that fails a check costs one read of its service and one etcd write.
 // Consul's agent allows 200 concurrent connections per client address by default
-// (limits.http_max_conns_per_client); a catalog with more services needs that raised.
+// (limits.http_max_conns_per_client). Over HTTPS, HTTP/2 carries all the queries on
+// a few connections. Over plain HTTP each open query holds a connection, so at most
+// Config.MaxConnections (150) are open at once; a catalog with more services shares
+// them, each query then waiting at most Config.SharedWaitTime (5 s) for a change, so a
+// change is seen within about services/150 × 5 s instead of at once.
 //
 // If Consul cannot be read, the entries last written stay and the source's status is
 // marked stale (navarch registry warns) until reads succeed again.

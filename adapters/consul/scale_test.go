@@ -60,7 +60,7 @@ func TestThousandInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	start = time.Now()
-	after := waitSpace(t, st, "consul.dc1", "svc-42-7 unhealthy", func(s spaceState) error {
+	waitSpace(t, st, "consul.dc1", "svc-42-7 unhealthy", func(spaceState) error {
 		entries, _, err := st.Snapshot(context.Background())
 		if err != nil {
 			return err
@@ -74,6 +74,9 @@ func TestThousandInstances(t *testing.T) {
 		return fmt.Errorf("not yet")
 	})
 	t.Logf("a failing check reached the store %s after it was registered", time.Since(start).Round(time.Millisecond))
+	// Read the space now: the state waitSpace passed its check may predate the write
+	// the check then found.
+	after := readSpace(t, st, "consul.dc1")
 	var changed []string
 	for k, v := range synced.versions {
 		if after.versions[k] != v {

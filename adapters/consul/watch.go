@@ -2,8 +2,11 @@ package consul
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"time"
 
@@ -36,7 +39,78 @@ type watcher struct {
 	log      *slog.Logger
 	// initial bounds the first reads of services running at once.
 	initial chan struct{}
-	wg      sync.WaitGroup
+	// conns bounds the service queries open at once (nil: no bound).
+	conns *connections
+	wg    sync.WaitGroup
+}
+
+// connections bounds the service queries an adapter has open at once, over every
+// datacenter, when each holds a connection of its own (plain HTTP). While more
+// services are watched than there are slots, queries wait for a slot (in turn: a
+// channel's waiters are served in order) and hold it at most sharedWait, so that every
+// service is read every so often; queries that were waiting longer when the services
+// outgrew the slots are cut short.
+type connections struct {
+	slots      chan struct{}
+	sharedWait time.Duration
+
+	mu      sync.Mutex
+	watched int
+	// long ends the queries that wait the full time, when services outgrow the slots.
+	long       context.Context
+	cancelLong context.CancelFunc
+	warned     bool
+}
+
+func newConnections(n int, sharedWait time.Duration) *connections {
+	c := &connections{slots: make(chan struct{}, n), sharedWait: sharedWait}
+	c.long, c.cancelLong = context.WithCancel(context.Background())
+	return c
+}
+
+// watch counts a service in (delta 1) or out (-1) and reports whether services just
+// outgrew the slots.
+func (c *connections) watch(delta int) (outgrown bool) {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	was := c.watched > cap(c.slots)
+	c.watched += delta
+	now := c.watched > cap(c.slots)
+	switch {
+	case now && !was:
+		c.cancelLong()
+	case was && !now:
+		c.long, c.cancelLong = context.WithCancel(context.Background())
+	}
+	outgrown = now && !c.warned
+	c.warned = c.warned || now
+	return outgrown
+}
+
+// acquire takes a slot for a query of a service followed with ctx. It returns the
+// query's context (ended early when its slot is wanted back), how long it may wait
+// for a change, and the release of the slot; ok is false if ctx ended first.
+func (c *connections) acquire(ctx context.Context, wait time.Duration) (qctx context.Context, qwait time.Duration, release func(), ok bool) {
+	if c == nil {
+		return ctx, wait, func() {}, true
+	}
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, 0, nil, false
+	}
+	c.mu.Lock()
+	shared, long := c.watched > cap(c.slots), c.long
+	c.mu.Unlock()
+	if shared {
+		return ctx, min(wait, c.sharedWait), func() { <-c.slots }, true
+	}
+	qctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(long, cancel)
+	return qctx, wait, func() { stop(); cancel(); <-c.slots }, true
 }
 
 // run follows the service list and starts and stops the service watchers, until ctx
@@ -51,6 +125,7 @@ func (w *watcher) run(ctx context.Context) {
 		start := time.Now()
 		q := w.query(ctx, idx)
 		names, meta, err := w.client.Catalog().Services(q)
+		err = explain(err)
 		if ctx.Err() != nil {
 			return
 		}
@@ -88,8 +163,13 @@ func (w *watcher) startService(ctx context.Context, name string) *serviceState {
 	sctx, cancel := context.WithCancel(ctx)
 	st := &serviceState{cancel: cancel}
 	w.wg.Add(1)
+	if w.conns.watch(1) {
+		w.log.Warn("more Consul services than connections: services share them, and a change may take a while to be seen; use the agent's HTTPS API (HTTP/2 needs no connection per service) or raise --consul-max-connections with the agent's limits.http_max_conns_per_client",
+			"max_connections", cap(w.conns.slots), "shared_wait", w.conns.sharedWait)
+	}
 	go func() {
 		defer w.wg.Done()
+		defer w.conns.watch(-1)
 		w.watchService(sctx, name, st)
 	}()
 	return st
@@ -113,11 +193,23 @@ func (w *watcher) watchService(ctx context.Context, name string, st *serviceStat
 	defer release()
 	backoff := backoffMin
 	for {
+		qctx, wait, done, ok := w.conns.acquire(ctx, w.waitTime)
+		if !ok {
+			return
+		}
 		start := time.Now()
-		entries, meta, err := w.client.Health().Service(name, "", false, w.query(ctx, idx))
+		q := w.query(qctx, idx)
+		q.WaitTime = wait
+		entries, meta, err := w.client.Health().Service(name, "", false, q)
+		preempted := qctx.Err() != nil
+		done()
+		err = explain(err)
 		release()
 		if ctx.Err() != nil {
 			return
+		}
+		if err != nil && preempted {
+			continue // its slot was wanted back: ask again, in turn
 		}
 		if err != nil {
 			w.log.Debug("reading a Consul service failed", "service", name, "err", err, "retry_in", backoff)
@@ -138,6 +230,16 @@ func (w *watcher) watchService(ctx context.Context, name string, st *serviceStat
 			return
 		}
 	}
+}
+
+// explain adds what to do to the error of a query the agent refused for too many
+// connections from this address.
+func explain(err error) error {
+	var se capi.StatusError
+	if errors.As(err, &se) && se.Code == http.StatusTooManyRequests {
+		return fmt.Errorf("%w: the Consul agent limits connections per client address (limits.http_max_conns_per_client); set --consul-max-connections below it, or use the agent's HTTPS API", err)
+	}
+	return err
 }
 
 // query returns the options of a blocking read after index idx (0: answer at once).
