@@ -33,7 +33,10 @@ func (clusters) TypeURL() string { return ClusterType }
 func (g clusters) Generate(ctx *Context) []named {
 	var out []named
 	if g.envoy {
-		out = append(specialClusters(), inboundClusters(ctx)...)
+		out = specialClusters()
+		if ctx.Proxy.Type != TypeRouter {
+			out = append(out, inboundClusters(ctx)...) // gateways take no inbound traffic of a workload
+		}
 	}
 	key := ctx.Proxy.Namespace
 	if g.envoy {

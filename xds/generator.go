@@ -197,8 +197,12 @@ func visibleServices(snap *registry.Snapshot, p *Proxy) []*registry.Service {
 }
 
 // sidecarFor returns the Sidecar that scopes proxy p: the oldest in p's namespace whose
-// workloadSelector matches p's labels, else the one in p's namespace without a selector.
+// workloadSelector matches p's labels, else the one in p's namespace without a selector;
+// nil for gateways.
 func sidecarFor(snap *registry.Snapshot, p *Proxy) *networking.Sidecar {
+	if p.Type == TypeRouter {
+		return nil // as in Istio, Sidecar resources scope sidecars, not gateways
+	}
 	var fallback *networking.Sidecar
 	for _, r := range snap.Config(api.Sidecar) {
 		if r.Meta.Namespace != p.Namespace {

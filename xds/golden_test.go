@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	networking "istio.io/api/networking/v1alpha3"
 	"sigs.k8s.io/yaml"
 
 	"github.com/navarch/navarch/api"
@@ -171,6 +172,25 @@ func TestTranslateCorpus(t *testing.T) {
 				t.Errorf("building for an Envoy sidecar: %v", err)
 			}
 			checkGolden(t, filepath.Join("testdata", base+".sidecar.golden.yaml"), dump(t, sets))
+
+			// Each Gateway of the file, for a gateway proxy its selector picks.
+			var gateways []byte
+			for _, r := range rs {
+				if r.Kind != api.Gateway {
+					continue
+				}
+				gw := &Proxy{ID: "router~10.0.0.2~gateway." + r.Meta.Namespace + "~" + r.Meta.Namespace + ".svc.cluster.local", Type: TypeRouter,
+					IP: "10.0.0.2", Namespace: r.Meta.Namespace, Labels: r.Spec.(*networking.Gateway).Selector}
+				sets, err = gatewayProfile().build(newContext(snap, gw, "cluster.local", "istio-system"))
+				if err != nil {
+					t.Errorf("building for gateway %s/%s: %v", r.Meta.Namespace, r.Meta.Name, err)
+				}
+				gateways = append(gateways, "# Gateway "+r.Meta.Namespace+"/"+r.Meta.Name+"\n"...)
+				gateways = append(gateways, dump(t, sets)...)
+			}
+			if gateways != nil {
+				checkGolden(t, filepath.Join("testdata", base+".gateway.golden.yaml"), gateways)
+			}
 		})
 	}
 }

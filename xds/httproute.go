@@ -20,8 +20,9 @@ import (
 // httpRoutes translates a VirtualService's http section into routes for the proxy's
 // view of one service port: one route per match condition (conditions of one HTTPRoute
 // are ORed), in order, leaving out conditions bound to another port, gateway, source
-// namespace or source labels.
-func httpRoutes(ctx *Context, ns string, vs *networking.VirtualService, port uint32) []*routev3.Route {
+// namespace or source labels. gateway is the gateway ("ns/name") the routes serve, or
+// "" for the mesh (sidecars and proxyless clients).
+func httpRoutes(ctx *Context, ns string, vs *networking.VirtualService, port uint32, gateway string) []*routev3.Route {
 	var out []*routev3.Route
 	for _, h := range vs.Http {
 		matches := h.Match
@@ -29,7 +30,7 @@ func httpRoutes(ctx *Context, ns string, vs *networking.VirtualService, port uin
 			matches = []*networking.HTTPMatchRequest{nil}
 		}
 		for _, m := range matches {
-			if !appliesTo(ctx.Proxy, m, port) {
+			if !appliesTo(ctx.Proxy, m, port, ns, gateway) {
 				continue
 			}
 			r := &routev3.Route{Name: routeName(h, m), Match: routeMatch(m)}
@@ -44,15 +45,16 @@ func httpRoutes(ctx *Context, ns string, vs *networking.VirtualService, port uin
 	return out
 }
 
-// appliesTo reports whether a match condition can apply to proxy p on port.
-func appliesTo(p *Proxy, m *networking.HTTPMatchRequest, port uint32) bool {
+// appliesTo reports whether a match condition of a VirtualService in namespace ns can
+// apply to proxy p on port, for gateway (or the mesh, "").
+func appliesTo(p *Proxy, m *networking.HTTPMatchRequest, port uint32, ns, gateway string) bool {
 	if m == nil {
 		return true
 	}
 	if m.Port != 0 && m.Port != port {
 		return false
 	}
-	if len(m.Gateways) > 0 && !boundToMesh(m.Gateways) {
+	if len(m.Gateways) > 0 && !boundTo(m.Gateways, ns, gateway) {
 		return false
 	}
 	if m.SourceNamespace != "" && m.SourceNamespace != p.Namespace {

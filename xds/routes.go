@@ -41,7 +41,7 @@ func (grpcRoutes) Generate(ctx *Context) []named {
 			out = append(out, shared(name, key, func() proto.Message {
 				var routes []*routev3.Route
 				if vs != nil {
-					routes = httpRoutes(ctx, vs.Resource.Meta.Namespace, vs.Resource.Spec.(*networking.VirtualService), port.Number)
+					routes = httpRoutes(ctx, vs.Resource.Meta.Namespace, vs.Resource.Spec.(*networking.VirtualService), port.Number, "")
 				}
 				if len(routes) == 0 {
 					routes = []*routev3.Route{defaultRoute(name)}
@@ -90,6 +90,24 @@ func boundToMesh(gateways []string) bool {
 	}
 	for _, g := range gateways {
 		if g == meshGateway {
+			return true
+		}
+	}
+	return false
+}
+
+// boundTo reports whether a gateways field of a VirtualService in namespace ns names
+// gateway ("ns/name"), or the mesh when gateway is "". Short names are in ns, as in
+// Istio.
+func boundTo(gateways []string, ns, gateway string) bool {
+	if gateway == "" {
+		return boundToMesh(gateways)
+	}
+	for _, g := range gateways {
+		if !strings.Contains(g, "/") {
+			g = ns + "/" + g
+		}
+		if g == gateway {
 			return true
 		}
 	}

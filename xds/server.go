@@ -312,10 +312,13 @@ func (s *Server) leave(cn *conn) {
 }
 
 // profileFor chooses the generators for a proxy: proxyless gRPC clients and servers
-// (GENERATOR=grpc), or Envoy sidecars.
+// (GENERATOR=grpc), Envoy gateways (type router) or Envoy sidecars.
 func profileFor(p *Proxy) Profile {
-	if p.Generator == GeneratorGRPC {
+	switch {
+	case p.Generator == GeneratorGRPC:
 		return grpcProfile()
+	case p.Type == TypeRouter:
+		return gatewayProfile()
 	}
 	return sidecarProfile()
 }

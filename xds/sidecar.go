@@ -165,7 +165,7 @@ func (sidecarRoutes) Generate(ctx *Context) []named {
 			}
 			var routes []*routev3.Route
 			if vs != nil {
-				routes = httpRoutes(ctx, vs.Resource.Meta.Namespace, vs.Resource.Spec.(*networking.VirtualService), port.Number)
+				routes = httpRoutes(ctx, vs.Resource.Meta.Namespace, vs.Resource.Spec.(*networking.VirtualService), port.Number, "")
 			}
 			if len(routes) == 0 {
 				routes = []*routev3.Route{defaultRoute(clusterName(svc.Hostname, port.Number, ""))}

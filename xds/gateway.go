@@ -1,0 +1,477 @@
+package xds
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/registry"
+)
+
+// A gateway (an Envoy of type router, Istio's ingress and egress gateways) gets a
+// listener per port of the Gateway servers that select it (by labels, from any
+// namespace, as Istio does by default), and the routes of the VirtualServices bound to
+// those Gateways:
+//
+//   - HTTP, HTTP2, GRPC servers: an HTTP connection manager taking routes by RDS from
+//     "http.<port>": a virtual host per VirtualService host that a server's hosts
+//     admit (httpsRedirect: the virtual host requires TLS).
+//   - HTTPS and TLS servers that terminate TLS (SIMPLE, MUTUAL, OPTIONAL_MUTUAL with
+//     certificate files; ISTIO_MUTUAL with the workload certificate by SDS): a filter
+//     chain per server matching its hosts by SNI; HTTPS then routes by RDS from
+//     "https.<port>.<server>", TLS forwards by the VirtualServices' tcp routes.
+//   - PASSTHROUGH servers: a filter chain per VirtualService tls route, matching its
+//     SNI hosts, forwarding the connection untouched.
+//   - TCP (and other) servers: the connection goes where the VirtualServices' tcp
+//     routes say.
+//
+// Servers naming credentials (credentialName) are left out and reported: navarch
+// holds no gateway credentials. Servers on one port must all be TLS (told apart by
+// SNI) or all plaintext of one kind (HTTP or TCP); the oldest server decides, others
+// are left out and reported, as are servers whose SNI hosts repeat another's on the
+// same port.
+
+// gatewayProfile builds configuration for Istio gateways (proxies of type router).
+func gatewayProfile() Profile {
+	return Profile{gatewayListeners{}, gatewayRoutes{}, clusters{envoy: true}, endpoints{}}
+}
+
+// gatewayServer is one server of a Gateway that selects the proxy.
+type gatewayServer struct {
+	gateway string // "ns/name"
+	ns      string
+	index   int // in the Gateway's servers
+	*networking.Server
+}
+
+// name identifies the server in route configuration and filter chain names.
+func (s gatewayServer) name() string {
+	return s.gateway + "." + strconv.Itoa(s.index)
+}
+
+type serverKind int
+
+const (
+	kindHTTP serverKind = iota
+	kindTCP
+	kindHTTPS       // TLS terminated, then HTTP
+	kindTLS         // TLS terminated, then TCP
+	kindPassthrough // TLS forwarded by SNI
+)
+
+func (k serverKind) tls() bool { return k >= kindHTTPS }
+
+// compatible reports whether servers of kinds a and b can share a port: TLS servers
+// of any kind (told apart by SNI), plaintext ones only of the same kind.
+func compatible(a, b serverKind) bool {
+	return a.tls() && b.tls() || a == b
+}
+
+func kindOf(s *networking.Server) serverKind {
+	mode := s.GetTls().GetMode()
+	passthrough := mode == networking.ServerTLSSettings_PASSTHROUGH || mode == networking.ServerTLSSettings_AUTO_PASSTHROUGH
+	switch strings.ToUpper(s.GetPort().GetProtocol()) {
+	case "HTTP", "HTTP2", "GRPC", "GRPC-WEB":
+		return kindHTTP
+	case "HTTPS":
+		if passthrough {
+			return kindPassthrough
+		}
+		return kindHTTPS
+	case "TLS":
+		if passthrough {
+			return kindPassthrough
+		}
+		return kindTLS
+	}
+	return kindTCP
+}
+
+// gatewayServers returns the servers of the Gateways selecting the proxy, by port;
+// on each port only servers of the oldest server's family (plaintext or TLS) and
+// without credentials navarch cannot serve.
+func gatewayServers(ctx *Context) map[uint32][]gatewayServer {
+	out := map[uint32][]gatewayServer{}
+	for _, r := range ctx.Snapshot.Config(api.Gateway) {
+		gw := r.Spec.(*networking.Gateway)
+		if !registry.LabelsMatch(ctx.Proxy.Labels, gw.Selector) {
+			continue
+		}
+		name := r.Meta.Namespace + "/" + r.Meta.Name
+		for i, s := range gw.Servers {
+			gs := gatewayServer{gateway: name, ns: r.Meta.Namespace, index: i, Server: s}
+			port := s.GetPort().GetNumber()
+			if t := s.GetTls(); t.GetCredentialName() != "" || len(t.GetCredentialNames()) > 0 || t.GetCaCertCredentialName() != "" {
+				ctx.skip(gs.name(), errors.New("credentialName: navarch holds no gateway credentials; name certificate files (serverCertificate, privateKey, caCertificates)"))
+				continue
+			}
+			if first := out[port]; len(first) > 0 && !compatible(kindOf(first[0].Server), kindOf(s)) {
+				ctx.skip(gs.name(), fmt.Errorf("port %d: cannot share the port with %s (HTTP, TCP and TLS servers each need a port of their own)", port, first[0].name()))
+				continue
+			}
+			out[port] = append(out[port], gs)
+		}
+	}
+	return out
+}
+
+// serverHosts returns a server's hosts without their namespace part, and whether a
+// VirtualService in namespace vsNS may bind to them ("ns/host" admits only ns, "./"
+// the Gateway's own).
+func serverHosts(s gatewayServer, vsNS string) []string {
+	var out []string
+	for _, h := range s.Hosts {
+		ns, host, ok := strings.Cut(h, "/")
+		if !ok {
+			ns, host = "*", h
+		}
+		if ns == "." {
+			ns = s.ns
+		}
+		if ns == "*" || ns == vsNS {
+			out = append(out, host)
+		}
+	}
+	return out
+}
+
+// admitted returns the hosts of a VirtualService that a server admits.
+func admitted(s gatewayServer, vsNS string, vsHosts []string) []string {
+	var out []string
+	for _, h := range vsHosts {
+		for _, sh := range serverHosts(s, vsNS) {
+			if registry.HostMatches(sh, h) || registry.HostMatches(h, sh) {
+				out = append(out, h)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// boundServices returns the VirtualServices bound to a server's gateway, oldest first.
+func boundServices(ctx *Context, s gatewayServer) []*registry.HostRoutes {
+	var out []*registry.HostRoutes
+	for _, vs := range ctx.Snapshot.VirtualServices(s.ns) {
+		spec := vs.Resource.Spec.(*networking.VirtualService)
+		if len(spec.Gateways) > 0 && boundTo(spec.Gateways, vs.Resource.Meta.Namespace, s.gateway) {
+			out = append(out, vs)
+		}
+	}
+	return out
+}
+
+type gatewayListeners struct{}
+
+func (gatewayListeners) Name() string    { return "gateway-listeners" }
+func (gatewayListeners) TypeURL() string { return ListenerType }
+
+func (gatewayListeners) Generate(ctx *Context) []named {
+	servers := gatewayServers(ctx)
+	var out []named
+	for _, port := range sortedPorts(keysOf(servers)) {
+		name := "0.0.0.0_" + strconv.FormatUint(uint64(port), 10)
+		var chains []*listenerv3.FilterChain
+		tls := kindOf(servers[port][0].Server).tls()
+		if tls {
+			chains = tlsChains(ctx, port, servers[port])
+		} else {
+			chains = plaintextChains(ctx, port, servers[port])
+		}
+		if len(chains) == 0 {
+			continue // nothing routes through this port
+		}
+		l := &listenerv3.Listener{
+			Name:             name,
+			Address:          socketAddress("0.0.0.0", port),
+			FilterChains:     chains,
+			TrafficDirection: corev3.TrafficDirection_OUTBOUND,
+		}
+		if tls {
+			l.ListenerFilters = []*listenerv3.ListenerFilter{{Name: "envoy.filters.listener.tls_inspector",
+				ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspectorv3.TlsInspector{})}}}
+		}
+		out = append(out, named{name: name, msg: l})
+	}
+	return out
+}
+
+// plaintextChains is the filter chain of a plaintext port: HTTP (the oldest server's
+// kind) or TCP.
+func plaintextChains(ctx *Context, port uint32, servers []gatewayServer) []*listenerv3.FilterChain {
+	if kindOf(servers[0].Server) == kindHTTP {
+		return []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{gatewayHTTP(ctx, "http."+strconv.FormatUint(uint64(port), 10), port)}}}
+	}
+	for _, s := range servers {
+		if f := tcpRoute(ctx, s, port); f != nil {
+			return []*listenerv3.FilterChain{{Filters: append(rbacNetworkFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels, "gateway_"+strconv.FormatUint(uint64(port), 10)), f)}}
+		}
+	}
+	return nil
+}
+
+// tlsChains are the filter chains of a TLS port, by SNI.
+func tlsChains(ctx *Context, port uint32, servers []gatewayServer) []*listenerv3.FilterChain {
+	var out []*listenerv3.FilterChain
+	taken := map[string]string{} // SNI match -> server
+	claim := func(s gatewayServer, sni []string) bool {
+		key := strings.Join(sni, ",")
+		if by, dup := taken[key]; dup {
+			ctx.skip(s.name(), fmt.Errorf("port %d: SNI hosts %q already served by %s", port, sni, by))
+			return false
+		}
+		taken[key] = s.name()
+		return true
+	}
+	for _, s := range servers {
+		switch kindOf(s.Server) {
+		case kindPassthrough:
+			for _, c := range passthroughChains(ctx, s, port) {
+				if claim(s, c.FilterChainMatch.GetServerNames()) {
+					out = append(out, c)
+				}
+			}
+		case kindHTTPS, kindTLS:
+			sni := sniNames(serverHosts(s, "*"))
+			if !claim(s, sni) {
+				continue
+			}
+			var filters []*listenerv3.Filter
+			if kindOf(s.Server) == kindHTTPS {
+				filters = []*listenerv3.Filter{gatewayHTTP(ctx, "https."+strconv.FormatUint(uint64(port), 10)+"."+s.name(), port)}
+			} else if f := tcpRoute(ctx, s, port); f != nil {
+				filters = append(rbacNetworkFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels, "gateway_"+strconv.FormatUint(uint64(port), 10)), f)
+			} else {
+				continue
+			}
+			out = append(out, &listenerv3.FilterChain{
+				Name:             s.name(),
+				FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: sni},
+				Filters:          filters,
+				TransportSocket:  serverTLS(s.GetTls(), kindOf(s.Server) == kindHTTPS),
+			})
+		}
+	}
+	return out
+}
+
+// sniNames turns server hosts into SNI names to match; nil (any) when one is "*".
+func sniNames(hosts []string) []string {
+	var out []string
+	for _, h := range hosts {
+		if h == "*" {
+			return nil
+		}
+		out = append(out, h)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// serverTLS is the transport socket of a server terminating TLS: certificates from
+// the files it names, or the workload's by SDS for ISTIO_MUTUAL; client certificates
+// required for MUTUAL and ISTIO_MUTUAL, checked if offered for OPTIONAL_MUTUAL.
+func serverTLS(t *networking.ServerTLSSettings, http bool) *corev3.TransportSocket {
+	var alpn []string
+	if http {
+		alpn = []string{"h2", "http/1.1"}
+	}
+	if t.GetMode() == networking.ServerTLSSettings_ISTIO_MUTUAL {
+		return downstreamMTLS(true, alpn...)
+	}
+	common := &tlsv3.CommonTlsContext{AlpnProtocols: alpn}
+	certs := t.GetTlsCertificates()
+	if t.GetServerCertificate() != "" {
+		certs = append([]*networking.ServerTLSSettings_TLSCertificate{{ServerCertificate: t.GetServerCertificate(), PrivateKey: t.GetPrivateKey()}}, certs...)
+	}
+	for _, c := range certs {
+		common.TlsCertificates = append(common.TlsCertificates, &tlsv3.TlsCertificate{
+			CertificateChain: fileSource(c.GetServerCertificate()),
+			PrivateKey:       fileSource(c.GetPrivateKey()),
+		})
+	}
+	mutual := t.GetMode() == networking.ServerTLSSettings_MUTUAL || t.GetMode() == networking.ServerTLSSettings_OPTIONAL_MUTUAL
+	if mutual && t.GetCaCertificates() != "" {
+		vc := &tlsv3.CertificateValidationContext{TrustedCa: fileSource(t.GetCaCertificates())}
+		for _, san := range t.GetSubjectAltNames() {
+			vc.MatchTypedSubjectAltNames = append(vc.MatchTypedSubjectAltNames, &tlsv3.SubjectAltNameMatcher{
+				SanType: tlsv3.SubjectAltNameMatcher_URI, Matcher: exact(san)})
+		}
+		common.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: vc}
+	}
+	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: common}
+	if t.GetMode() == networking.ServerTLSSettings_MUTUAL {
+		ctx.RequireClientCertificate = wrapperspb.Bool(true)
+	}
+	return transportSocket(ctx)
+}
+
+func fileSource(path string) *corev3.DataSource {
+	return &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: path}}
+}
+
+// gatewayHTTP is the HTTP connection manager of a gateway port: RBAC, then routes by
+// RDS from the route configuration named route.
+func gatewayHTTP(ctx *Context, route string, port uint32) *listenerv3.Filter {
+	hcm := &hcmv3.HttpConnectionManager{
+		StatPrefix: "outbound_0.0.0.0_" + strconv.FormatUint(uint64(port), 10),
+		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
+			ConfigSource: adsConfigSource(), RouteConfigName: route}},
+		HttpFilters:      append(rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), clientFilters()...),
+		UseRemoteAddress: wrapperspb.Bool(true), // the gateway is the edge: the client is the peer
+	}
+	return &listenerv3.Filter{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)}}
+}
+
+// tcpRoute returns the TCP proxy of the first tcp route of a VirtualService bound to
+// the server's gateway that applies to port, or nil.
+func tcpRoute(ctx *Context, s gatewayServer, port uint32) *listenerv3.Filter {
+	for _, vs := range boundServices(ctx, s) {
+		ns := vs.Resource.Meta.Namespace
+		if len(admitted(s, ns, vs.Hosts)) == 0 {
+			continue
+		}
+		for _, r := range vs.Resource.Spec.(*networking.VirtualService).Tcp {
+			if l4Applies(r.Match, port, ns, s.gateway) {
+				return tcpProxyTo(ctx, ns, r.Route, port, "gateway_"+strconv.FormatUint(uint64(port), 10))
+			}
+		}
+	}
+	return nil
+}
+
+func l4Applies(matches []*networking.L4MatchAttributes, port uint32, ns, gateway string) bool {
+	if len(matches) == 0 {
+		return true
+	}
+	for _, m := range matches {
+		if (m.Port == 0 || m.Port == port) && (len(m.Gateways) == 0 || boundTo(m.Gateways, ns, gateway)) {
+			return true
+		}
+	}
+	return false
+}
+
+// passthroughChains are the filter chains of a PASSTHROUGH server: one per tls route
+// of the VirtualServices bound to its gateway, matching the route's SNI hosts.
+func passthroughChains(ctx *Context, s gatewayServer, port uint32) []*listenerv3.FilterChain {
+	var out []*listenerv3.FilterChain
+	for _, vs := range boundServices(ctx, s) {
+		ns := vs.Resource.Meta.Namespace
+		for _, r := range vs.Resource.Spec.(*networking.VirtualService).Tls {
+			for _, m := range r.Match {
+				if (m.Port != 0 && m.Port != port) || (len(m.Gateways) > 0 && !boundTo(m.Gateways, ns, s.gateway)) {
+					continue
+				}
+				sni := sniNames(admitted(s, ns, m.SniHosts))
+				if len(sni) == 0 {
+					continue // no SNI host this server admits (a "*" route would take every name)
+				}
+				out = append(out, &listenerv3.FilterChain{
+					Name:             s.name() + "." + vs.Resource.Meta.Name,
+					FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: sni},
+					Filters:          []*listenerv3.Filter{tcpProxyTo(ctx, ns, r.Route, port, "gateway_"+strconv.FormatUint(uint64(port), 10))},
+				})
+			}
+		}
+	}
+	return out
+}
+
+// tcpProxyTo forwards a connection to the destinations of a route, by weight.
+func tcpProxyTo(ctx *Context, ns string, dests []*networking.RouteDestination, port uint32, stat string) *listenerv3.Filter {
+	tp := &tcpv3.TcpProxy{StatPrefix: stat}
+	if len(dests) == 1 {
+		tp.ClusterSpecifier = &tcpv3.TcpProxy_Cluster{Cluster: destinationCluster(ctx, ns, dests[0].Destination, port)}
+	} else {
+		wc := &tcpv3.TcpProxy_WeightedCluster{}
+		for _, d := range dests {
+			if d.Weight > 0 {
+				wc.Clusters = append(wc.Clusters, &tcpv3.TcpProxy_WeightedCluster_ClusterWeight{
+					Name: destinationCluster(ctx, ns, d.Destination, port), Weight: uint32(min(int64(d.Weight), math.MaxUint32))})
+			}
+		}
+		tp.ClusterSpecifier = &tcpv3.TcpProxy_WeightedClusters{WeightedClusters: wc}
+	}
+	return &listenerv3.Filter{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(tp)}}
+}
+
+type gatewayRoutes struct{}
+
+func (gatewayRoutes) Name() string    { return "gateway-routes" }
+func (gatewayRoutes) TypeURL() string { return RouteType }
+
+// Generate builds "http.<port>" for each plaintext HTTP port (from all its servers)
+// and "https.<port>.<server>" for each HTTPS server.
+func (gatewayRoutes) Generate(ctx *Context) []named {
+	servers := gatewayServers(ctx)
+	var out []named
+	for _, port := range sortedPorts(keysOf(servers)) {
+		p := strconv.FormatUint(uint64(port), 10)
+		switch kindOf(servers[port][0].Server) {
+		case kindHTTP:
+			out = append(out, gatewayRouteConfig(ctx, "http."+p, port, servers[port]))
+		case kindHTTPS, kindTLS, kindPassthrough:
+			for _, s := range servers[port] {
+				if kindOf(s.Server) == kindHTTPS {
+					out = append(out, gatewayRouteConfig(ctx, "https."+p+"."+s.name(), port, []gatewayServer{s}))
+				}
+			}
+		}
+	}
+	return out
+}
+
+// gatewayRouteConfig is a route configuration of servers on port: a virtual host per
+// host of the VirtualServices bound to their gateways, each host once (the oldest
+// server and VirtualService win), routes from every such VirtualService in age order.
+func gatewayRouteConfig(ctx *Context, name string, port uint32, servers []gatewayServer) named {
+	rc := &routev3.RouteConfiguration{Name: name, ValidateClusters: wrapperspb.Bool(false)}
+	byHost := map[string]*routev3.VirtualHost{}
+	for _, s := range servers {
+		for _, vs := range boundServices(ctx, s) {
+			ns := vs.Resource.Meta.Namespace
+			spec := vs.Resource.Spec.(*networking.VirtualService)
+			routes := httpRoutes(ctx, ns, spec, port, s.gateway)
+			if len(routes) == 0 {
+				continue
+			}
+			for _, h := range admitted(s, ns, vs.Hosts) {
+				vh := byHost[h]
+				if vh == nil {
+					vh = &routev3.VirtualHost{Name: h + ":" + strconv.FormatUint(uint64(port), 10), Domains: gatewayDomains(h)}
+					if s.GetTls().GetHttpsRedirect() {
+						vh.RequireTls = routev3.VirtualHost_ALL
+					}
+					byHost[h] = vh
+					rc.VirtualHosts = append(rc.VirtualHosts, vh)
+				}
+				vh.Routes = append(vh.Routes, routes...)
+			}
+		}
+	}
+	return named{name: name, msg: rc}
+}
+
+// gatewayDomains is what a virtual host of a gateway answers to: the host with any
+// port, as Istio's gateways.
+func gatewayDomains(host string) []string {
+	if host == "*" {
+		return []string{"*"}
+	}
+	return []string{host, host + ":*"}
+}
