@@ -5,11 +5,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
+	"sort"
 	"sync"
 	"testing"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/status"
@@ -293,5 +296,53 @@ func TestRejectsInvalidNode(t *testing.T) {
 	_, err = st.Recv()
 	if grpcstatus.Code(err) != codes.InvalidArgument || err == io.EOF {
 		t.Fatalf("got %v, want InvalidArgument for node type gateway", err)
+	}
+}
+
+// TestEnvoyProxiesGetTheirProfile subscribes to every listener as Envoy does, once as a
+// gateway (type router) and once as a sidecar: each gets its own kind of listeners.
+func TestEnvoyProxiesGetTheirProfile(t *testing.T) {
+	src := newFakeSource(snapshotOf(t, reviewsSE, `
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: ingress, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ["*"]}]
+`))
+	_, cc := startServer(t, src)
+	for _, tt := range []struct {
+		typ  string
+		want []string
+	}{
+		{TypeRouter, []string{"0.0.0.0_8080"}},
+		{TypeSidecar, []string{"0.0.0.0_9080", virtualInbound, virtualOutbound}},
+	} {
+		t.Run(tt.typ, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			st, err := discovery.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			md, _ := structpb.NewStruct(map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"istio": "ingressgateway"}})
+			node := &corev3.Node{Id: tt.typ + "~10.0.0.3~gw.default~default.svc.cluster.local", Metadata: md}
+			if err := st.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: ListenerType}); err != nil {
+				t.Fatal(err)
+			}
+			resp := recvSotW(t, st)
+			var got []string
+			for _, r := range resp.Resources {
+				var l listenerv3.Listener
+				if err := r.UnmarshalTo(&l); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, l.Name)
+			}
+			sort.Strings(got)
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("listeners %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
