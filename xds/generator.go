@@ -54,7 +54,12 @@ type Context struct {
 // newContext is the context of a build of proxy p's class from snap.
 func (s *Server) newContext(snap *registry.Snapshot, p *Proxy) *Context {
 	ctx := newContext(snap, p, s.cfg.TrustDomain, s.cfg.RootNamespace)
-	ctx.memo = s.memoFor(snap)
+	s.mu.Lock()
+	shared := len(s.classes) > 1
+	s.mu.Unlock()
+	if shared { // with one class the memo would only cost (a third of a build)
+		ctx.memo = s.memoFor(snap)
+	}
 	return ctx
 }
 
@@ -142,7 +147,7 @@ func (ctx *Context) resource(typeURL string, n named) *Resource {
 		}
 		return r
 	}
-	key := typeURL + "\x00" + n.name + "\x00" + n.key
+	key := memoKey{typeURL, n.name, n.key}
 	e, ok := ctx.memo.Load(key)
 	if !ok {
 		e, _ = ctx.memo.LoadOrStore(key, &memoEntry{})
@@ -154,6 +159,9 @@ func (ctx *Context) resource(typeURL string, n named) *Resource {
 	}
 	return m.r
 }
+
+// memoKey identifies a shared resource: its type, name and key (see named).
+type memoKey struct{ typeURL, name, key string }
 
 // memoEntry is a shared resource, built once.
 type memoEntry struct {
