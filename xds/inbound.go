@@ -7,7 +7,6 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 )
 
@@ -35,8 +34,7 @@ func inboundListener(ctx *Context, name string) (*listenerv3.Listener, bool) {
 	}
 	host = strings.Trim(host, "[]")
 	p := ctx.Proxy
-	filters := append(rbacFilters(ctx, p.Namespace, p.Labels),
-		&hcmv3.HttpFilter{Name: routerFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})}})
+	filters := append(rbacFilters(ctx, p.Namespace, p.Labels), routerHTTPFilter())
 	portStr := strconv.FormatUint(uint64(port), 10)
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix: "inbound_" + portStr,

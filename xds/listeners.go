@@ -61,8 +61,13 @@ func apiListener(name, host string, port uint32) *listenerv3.Listener {
 func clientFilters() []*hcmv3.HttpFilter {
 	return []*hcmv3.HttpFilter{
 		{Name: faultFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultv3.HTTPFault{})}},
-		{Name: routerFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})}},
+		routerHTTPFilter(),
 	}
+}
+
+// routerHTTPFilter is the router, the last HTTP filter of every chain.
+func routerHTTPFilter() *hcmv3.HttpFilter {
+	return &hcmv3.HttpFilter{Name: routerFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})}}
 }
 
 // mustAny wraps a message in an Any. Marshalling a generated message that we built

@@ -8,7 +8,6 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	originaldstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -160,8 +159,7 @@ func inboundChains(mode mtlsMode, name string, port uint32, terminated, tlsPasse
 // request to the application, with the client's certificate identity in
 // x-forwarded-client-cert.
 func inboundHTTP(ctx *Context, port inboundPort, prefix string) *listenerv3.Filter {
-	filters := append(rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels),
-		&hcmv3.HttpFilter{Name: routerFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})}})
+	filters := append(rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), routerHTTPFilter())
 	name := "inbound|http|" + strconv.FormatUint(uint64(port.number), 10)
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix: prefix,
