@@ -2,6 +2,7 @@ package consul
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -140,6 +141,7 @@ func (c *catalog) view() catalogView {
 	c.force = false
 	var failed []string
 	var first error
+	example := ""
 	for _, name := range sortedKeys(c.services) {
 		st := c.services[name]
 		if !st.loaded {
@@ -149,18 +151,20 @@ func (c *catalog) view() catalogView {
 		}
 		if st.err != nil {
 			failed = append(failed, name)
-			if first == nil {
-				first = st.err
+			// The example shown is the first failure, or the first refusal for too
+			// many connections, which says what to do.
+			if first == nil || (!errors.Is(first, errConnLimit) && errors.Is(st.err, errConnLimit)) {
+				first, example = st.err, name
 			}
 		}
 	}
 	switch {
-	case c.listErr != nil:
+	case c.listErr != nil && (errors.Is(c.listErr, errConnLimit) || !errors.Is(first, errConnLimit)):
 		v.err = fmt.Errorf("reading the service list: %w", c.listErr)
 	case len(failed) == 1:
-		v.err = fmt.Errorf("reading service %s: %w", failed[0], first)
+		v.err = fmt.Errorf("reading service %s: %w", example, first)
 	case len(failed) > 1:
-		v.err = fmt.Errorf("reading %d services (e.g. %s): %w", len(failed), failed[0], first)
+		v.err = fmt.Errorf("reading %d services (e.g. %s): %w", len(failed), example, first)
 	}
 	return v
 }

@@ -232,12 +232,17 @@ func (w *watcher) watchService(ctx context.Context, name string, st *serviceStat
 	}
 }
 
+// errConnLimit marks the error of a query the agent refused for too many connections
+// from this address.
+var errConnLimit = errors.New("the Consul agent limits connections per client address (limits.http_max_conns_per_client); set --consul-max-connections below it, or use the agent's HTTPS API")
+
 // explain adds what to do to the error of a query the agent refused for too many
-// connections from this address.
+// connections (errConnLimit). (The agent also refuses by closing a new connection at
+// once, which cannot be told from other failures.)
 func explain(err error) error {
 	var se capi.StatusError
 	if errors.As(err, &se) && se.Code == http.StatusTooManyRequests {
-		return fmt.Errorf("%w: the Consul agent limits connections per client address (limits.http_max_conns_per_client); set --consul-max-connections below it, or use the agent's HTTPS API", err)
+		return fmt.Errorf("%w: %w", err, errConnLimit)
 	}
 	return err
 }
