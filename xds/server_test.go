@@ -198,9 +198,16 @@ spec:
 		t.Fatalf("after an endpoint change got %s, want endpoints (the rejected clusters must not be resent)", next.TypeUrl)
 	}
 	st.Send(&discovery.DiscoveryRequest{TypeUrl: EndpointType, ResourceNames: []string{cluster}, VersionInfo: next.VersionInfo, ResponseNonce: next.Nonce})
-	proxies := s.Proxies()
-	if len(proxies) != 1 || proxies[0].Types["cds"].Nacks != 1 || proxies[0].Types["cds"].NackError != "test rejects it" {
-		t.Fatalf("proxy status does not show the NACK: %+v", proxies)
+	// The stream's requests are handled apart from pushes: the NACK may be recorded
+	// after the endpoints went out.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		proxies := s.Proxies()
+		if len(proxies) == 1 && proxies[0].Types["cds"].Nacks == 1 && proxies[0].Types["cds"].NackError == "test rejects it" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy status does not show the NACK: %+v", proxies)
+		}
 	}
 
 	// A cluster change: now the clusters are sent again, in a new version.
