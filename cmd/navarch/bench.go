@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +26,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errors.New("usage: navarch bench convergence|failover|churn|memory|apply|csr [flags]")
 	}
 	scenario := args[0]
+	if !slices.Contains(scenarios, scenario) {
+		return fmt.Errorf("unknown scenario %q: %s", scenario, strings.Join(scenarios, ", "))
+	}
 	cfg := bench.DefaultConfig()
 	fs := flag.NewFlagSet("navarch bench "+scenario, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -135,6 +139,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func cpuSeconds(r syscall.Rusage) float64 {
 	return float64(r.Utime.Sec+r.Stime.Sec) + float64(r.Utime.Usec+r.Stime.Usec)/1e6
 }
+
+// scenarios are the names runScenario knows.
+var scenarios = []string{"convergence", "failover", "churn", "memory", "apply", "csr"}
 
 func runScenario(ctx context.Context, scenario string, cfg bench.Config) (any, error) {
 	switch scenario {
