@@ -35,9 +35,10 @@ const (
 // what they test. Principals are peer certificate URI SANs: cluster.local/ns/a/sa/b
 // matches spiffe://cluster.local/ns/a/sa/b; namespaces match .../ns/<ns>/....
 //
-// What grpc-go cannot check (request principals from JWTs, most when keys) makes an
-// ALLOW rule match nothing and is dropped from a DENY rule, so that an unsupported
-// condition never allows more than the policy says.
+// Request principals and request.auth.* conditions match the tokens Envoy's jwt_authn
+// filter validated (jwt.go). What a proxy cannot check (JWTs in proxyless gRPC, most
+// when keys) makes an ALLOW rule match nothing and is dropped from a DENY rule, so
+// that an unsupported condition never allows more than the policy says.
 
 // authzPolicies returns the ALLOW and DENY policies that apply to a workload: those in
 // its namespace and in the root namespace whose selector matches its labels or that
@@ -48,6 +49,9 @@ func authzPolicies(ctx *Context, ns string, labels map[string]string) (allow, de
 			continue
 		}
 		ap := r.Spec.(*security.AuthorizationPolicy)
+		if ap.TargetRef != nil || len(ap.TargetRefs) > 0 {
+			continue // bound to Kubernetes Gateway API resources, which navarch does not run
+		}
 		if sel := ap.GetSelector().GetMatchLabels(); len(sel) > 0 && !registry.LabelsMatch(labels, sel) {
 			continue
 		}
@@ -61,25 +65,30 @@ func authzPolicies(ctx *Context, ns string, labels map[string]string) (allow, de
 	return allow, deny
 }
 
-// rbacFilters returns the RBAC filters for a workload's inbound traffic.
+// rbacFilters returns the authentication and authorization filters for a workload's
+// inbound HTTP traffic: for Envoy, JWT validation (RequestAuthentication); then RBAC.
 func rbacFilters(ctx *Context, ns string, labels map[string]string) []*hcmv3.HttpFilter {
 	allow, deny := authzPolicies(ctx, ns, labels)
+	jwt, ra := jwtFor(ctx, ns, labels)
 	var out []*hcmv3.HttpFilter
+	if jwt != nil {
+		out = append(out, jwt)
+	}
 	if len(deny) > 0 {
-		out = append(out, rbacHTTPFilter(ctx, rbacv3.RBAC_DENY, deny))
+		out = append(out, rbacHTTPFilter(ctx, rbacv3.RBAC_DENY, deny, ra))
 	}
 	if len(allow) > 0 {
-		out = append(out, rbacHTTPFilter(ctx, rbacv3.RBAC_ALLOW, allow))
+		out = append(out, rbacHTTPFilter(ctx, rbacv3.RBAC_ALLOW, allow, ra))
 	}
 	return out
 }
 
-func rbacHTTPFilter(ctx *Context, action rbacv3.RBAC_Action, policies []*api.Resource) *hcmv3.HttpFilter {
+func rbacHTTPFilter(ctx *Context, action rbacv3.RBAC_Action, policies []*api.Resource, ra *requestAuth) *hcmv3.HttpFilter {
 	name := rbacFilter
 	if action == rbacv3.RBAC_DENY {
 		name += ".deny"
 	}
-	return &hcmv3.HttpFilter{Name: name, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&rbacfilterv3.RBAC{Rules: rbacRules(ctx, action, policies, false)})}}
+	return &hcmv3.HttpFilter{Name: name, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&rbacfilterv3.RBAC{Rules: rbacRules(ctx, action, policies, false, ra)})}}
 }
 
 // rbacNetworkFilters returns the RBAC network filters for a workload's inbound TCP
@@ -91,7 +100,7 @@ func rbacNetworkFilters(ctx *Context, ns string, labels map[string]string, statP
 	allow, deny := authzPolicies(ctx, ns, labels)
 	var out []*listenerv3.Filter
 	add := func(action rbacv3.RBAC_Action, policies []*api.Resource, name string) {
-		rbac := &rbacnetworkv3.RBAC{StatPrefix: statPrefix, Rules: rbacRules(ctx, action, policies, true)}
+		rbac := &rbacnetworkv3.RBAC{StatPrefix: statPrefix, Rules: rbacRules(ctx, action, policies, true, nil)}
 		out = append(out, &listenerv3.Filter{Name: name, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(rbac)}})
 	}
 	if len(deny) > 0 {
@@ -103,13 +112,14 @@ func rbacNetworkFilters(ctx *Context, ns string, labels map[string]string, statP
 	return out
 }
 
-// rbacRules translates the rules of policies of one action, for HTTP or TCP traffic.
-func rbacRules(ctx *Context, action rbacv3.RBAC_Action, policies []*api.Resource, tcp bool) *rbacv3.RBAC {
+// rbacRules translates the rules of policies of one action, for HTTP or TCP traffic;
+// ra is what the proxy's JWT filter establishes (nil: no JWT filter).
+func rbacRules(ctx *Context, action rbacv3.RBAC_Action, policies []*api.Resource, tcp bool, ra *requestAuth) *rbacv3.RBAC {
 	rules := &rbacv3.RBAC{Action: action, Policies: map[string]*rbacv3.Policy{}}
 	for _, r := range policies {
 		ap := r.Spec.(*security.AuthorizationPolicy)
 		for i, rule := range ap.Rules {
-			p, ok := rbacPolicy(ctx, rule, action == rbacv3.RBAC_DENY, tcp)
+			p, ok := rbacPolicy(ctx, rule, action == rbacv3.RBAC_DENY, tcp, ra)
 			if !ok {
 				continue
 			}
@@ -120,13 +130,13 @@ func rbacRules(ctx *Context, action rbacv3.RBAC_Action, policies []*api.Resource
 }
 
 // rbacPolicy translates one rule; ok is false when the rule can never match.
-func rbacPolicy(ctx *Context, rule *security.Rule, deny, tcp bool) (*rbacv3.Policy, bool) {
+func rbacPolicy(ctx *Context, rule *security.Rule, deny, tcp bool, ra *requestAuth) (*rbacv3.Policy, bool) {
 	if tcp && !deny && httpOnly(rule) {
 		return nil, false
 	}
 	var principals []*rbacv3.Principal
 	for _, f := range rule.From {
-		p, ok := sourcePrincipal(ctx, f.GetSource(), deny)
+		p, ok := sourcePrincipal(ctx, f.GetSource(), deny, ra)
 		if !ok {
 			continue
 		}
@@ -142,7 +152,7 @@ func rbacPolicy(ctx *Context, rule *security.Rule, deny, tcp bool) (*rbacv3.Poli
 	var condPrincipals []*rbacv3.Principal
 	var condPermissions []*rbacv3.Permission
 	for _, c := range rule.When {
-		pr, pe, ok := condition(ctx, c, tcp)
+		pr, pe, ok := condition(ctx, c, tcp, ra)
 		if !ok {
 			if deny {
 				continue // unsupported: dropping it makes the DENY broader, never narrower
@@ -162,9 +172,9 @@ func rbacPolicy(ctx *Context, rule *security.Rule, deny, tcp bool) (*rbacv3.Poli
 }
 
 // sourcePrincipal ANDs the fields of a from clause.
-func sourcePrincipal(ctx *Context, s *security.Source, deny bool) (*rbacv3.Principal, bool) {
-	if (len(s.GetRequestPrincipals()) > 0 || len(s.GetNotRequestPrincipals()) > 0) && !deny {
-		return nil, false // JWT identities are not checked by grpc-go
+func sourcePrincipal(ctx *Context, s *security.Source, deny bool, ra *requestAuth) (*rbacv3.Principal, bool) {
+	if (len(s.GetRequestPrincipals()) > 0 || len(s.GetNotRequestPrincipals()) > 0) && !deny && ra == nil {
+		return nil, false // no JWT filter checks tokens on this proxy
 	}
 	var and []*rbacv3.Principal
 	add := func(values []string, f func(string) *rbacv3.Principal, negate bool) {
@@ -189,6 +199,10 @@ func sourcePrincipal(ctx *Context, s *security.Source, deny bool) (*rbacv3.Princ
 			return authenticated(exact(spiffeID(ctx.TrustDomain, ctx.Proxy.Namespace, v)))
 		}
 		return authenticated(exact(spiffeID(ctx.TrustDomain, ns, sa)))
+	}
+	if ra != nil {
+		add(s.GetRequestPrincipals(), ra.requestPrincipal, false)
+		add(s.GetNotRequestPrincipals(), ra.requestPrincipal, true)
 	}
 	add(s.GetPrincipals(), principal, false)
 	add(s.GetNotPrincipals(), principal, true)
@@ -265,10 +279,13 @@ func operationPermission(o *security.Operation, tcp bool) *rbacv3.Permission {
 }
 
 // condition translates a when condition into a principal or a permission; ok is false
-// for keys grpc-go cannot check and, for TCP (tcp set), for request keys.
-func condition(ctx *Context, c *security.Condition, tcp bool) (*rbacv3.Principal, *rbacv3.Permission, bool) {
+// for keys the proxy cannot check and, for TCP (tcp set), for request keys.
+func condition(ctx *Context, c *security.Condition, tcp bool, ra *requestAuth) (*rbacv3.Principal, *rbacv3.Permission, bool) {
 	key := c.GetKey()
 	switch {
+	case strings.HasPrefix(key, "request.auth.") && !tcp && ra != nil:
+		p, ok := ra.claimCondition(c)
+		return p, nil, ok
 	case strings.HasPrefix(key, "request.headers[") && strings.HasSuffix(key, "]") && !tcp:
 		name := strings.TrimSuffix(strings.TrimPrefix(key, "request.headers["), "]")
 		f := func(v string) *rbacv3.Permission { return headerPermission(name, v) }

@@ -171,15 +171,15 @@ spec:
 `)
 	ctx := newContext(snap, grpcProxy("shop", nil), "cluster.local", "istio-system")
 	allow, deny := authzPolicies(ctx, "shop", nil)
-	allowRules := rbacRules(ctx, rbacv3.RBAC_ALLOW, allow, true)
+	allowRules := rbacRules(ctx, rbacv3.RBAC_ALLOW, allow, true, nil)
 	if _, ok := allowRules.Policies["ns[shop]-policy[allow]-rule[0]"]; ok || len(allowRules.Policies) != 1 {
 		t.Fatalf("ALLOW on TCP: want only rule 1, got %v", allowRules.Policies)
 	}
-	denyRule := rbacRules(ctx, rbacv3.RBAC_DENY, deny, true).Policies["ns[shop]-policy[deny]-rule[0]"]
+	denyRule := rbacRules(ctx, rbacv3.RBAC_DENY, deny, true, nil).Policies["ns[shop]-policy[deny]-rule[0]"]
 	if denyRule == nil || !denyRule.Permissions[0].GetAny() {
 		t.Fatalf("DENY on TCP: want the rule with any permission (paths dropped), got %v", denyRule)
 	}
-	if httpRule := rbacRules(ctx, rbacv3.RBAC_DENY, deny, false).Policies["ns[shop]-policy[deny]-rule[0]"]; httpRule.Permissions[0].GetAny() {
+	if httpRule := rbacRules(ctx, rbacv3.RBAC_DENY, deny, false, nil).Policies["ns[shop]-policy[deny]-rule[0]"]; httpRule.Permissions[0].GetAny() {
 		t.Fatal("DENY on HTTP lost its path")
 	}
 }
