@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -96,8 +97,12 @@ func (c *Client) CA(ctx context.Context) (*CAInfo, error) {
 	return &out, err
 }
 
-// ImportCA replaces the signer with an operator's intermediate.
+// ImportCA replaces the signer with an operator's intermediate. It sends the signing
+// key, so it refuses to do that over plain HTTP to another host.
 func (c *Client) ImportCA(ctx context.Context, req CAImportRequest) (*CAInfo, error) {
+	if c.plaintextRemote() {
+		return nil, fmt.Errorf("refusing to send a CA key in clear to %s: import on a node's own host (its loopback API) or over HTTPS (--http-tls-cert)", c.base)
+	}
 	var out CAInfo
 	err := c.do(ctx, http.MethodPost, "/api/v1/ca/import", req, &out)
 	return &out, err

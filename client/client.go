@@ -3,10 +3,13 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -26,8 +29,10 @@ type Client struct {
 	http  *http.Client
 }
 
-// New returns a client of the node at server ("http://host:port", or just
-// "host:port"), authenticating with token when it is not empty.
+// New returns a client of the node at server ("http://host:port", "https://host:port",
+// or just "host:port" for HTTP), authenticating with token when it is not empty. An
+// https server's certificate is checked against the system's roots unless TrustPEM
+// names others.
 func New(server, token string) *Client {
 	if !strings.Contains(server, "://") {
 		server = "http://" + server
@@ -37,6 +42,38 @@ func New(server, token string) *Client {
 		token: token,
 		http:  &http.Client{Timeout: 30 * time.Second},
 	}
+}
+
+// TrustPEM makes the client accept only servers whose certificates chain to the CA
+// certificates in pemCerts (the node's --http-tls-cert issuer).
+func (c *Client) TrustPEM(pemCerts []byte) error {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemCerts) {
+		return errors.New("no PEM certificate found in the CA file")
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	c.http.Transport = tr
+	return nil
+}
+
+// plaintextRemote reports whether the client talks plain HTTP to another host, where
+// what it sends can be read on the way.
+func (c *Client) plaintextRemote() bool {
+	u, err := url.Parse(c.base)
+	if err != nil || u.Scheme != "http" {
+		return false
+	}
+	return !IsLoopback(u.Hostname())
+}
+
+// IsLoopback reports whether host (a name or an IP, no port) is this machine.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // APIError is an error answer of the node.

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -35,5 +36,48 @@ func TestClientSendsTokenAndDecodesErrors(t *testing.T) {
 	_, err = c.Get(context.Background(), "vs", "default", "nope")
 	if !IsNotFound(err) || err.Error() != "VirtualService default/nope: not found" {
 		t.Fatalf("get: %v, want the server's not-found message", err)
+	}
+}
+
+// TestTLSAndCAKeys: an https server is trusted through TrustPEM only, and a CA key is
+// never sent in clear to another host.
+func TestTLSAndCAKeys(t *testing.T) {
+	var imported bool
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		imported = r.URL.Path == "/api/v1/ca/import"
+		json.NewEncoder(w).Encode(CAInfo{TrustDomain: "cluster.local"})
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+
+	c := New(srv.URL, "s3cret")
+	if _, err := c.CA(ctx); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("a server signed by an unknown CA was trusted: %v", err)
+	}
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := c.TrustPEM(caPEM); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := c.CA(ctx); err != nil || info.TrustDomain != "cluster.local" {
+		t.Fatalf("over https with the CA trusted: %v %+v", err, info)
+	}
+	if _, err := c.ImportCA(ctx, CAImportRequest{Key: "key"}); err != nil || !imported {
+		t.Fatalf("import over https: %v (reached the server: %v)", err, imported)
+	}
+	if err := New(srv.URL, "").TrustPEM([]byte("not PEM")); err == nil {
+		t.Fatal("TrustPEM accepted a file without certificates")
+	}
+
+	// 192.0.2.1 is TEST-NET-1: the client must refuse before it dials anything.
+	if _, err := New("192.0.2.1:15014", "s3cret").ImportCA(ctx, CAImportRequest{Key: "key"}); err == nil || !strings.Contains(err.Error(), "refusing to send a CA key in clear") {
+		t.Fatalf("import over plain HTTP to another host: %v", err)
+	}
+	for _, host := range []string{"127.0.0.1", "localhost", "::1", "127.0.0.2"} {
+		if !IsLoopback(host) {
+			t.Errorf("%s is loopback", host)
+		}
+	}
+	if IsLoopback("10.0.0.1") || IsLoopback("example.com") {
+		t.Error("a remote host taken for loopback")
 	}
 }

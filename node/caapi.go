@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
@@ -14,8 +15,8 @@ import (
 )
 
 // The CA's admin API (client/ca.go lists it). It sits behind the admin token with the
-// rest of /api/. An import sends a CA key to the node: do it over loopback or a
-// protected channel.
+// rest of /api/. An import carries a CA key: the node takes it over HTTPS or from its
+// own host only.
 
 func (n *Node) caRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/ca", n.withParts(n.caShow))
@@ -52,6 +53,10 @@ func certInfo(c ca.CertInfo) client.CertInfo {
 }
 
 func (n *Node) caImport(w http.ResponseWriter, r *http.Request, p *parts) {
+	if host, _, _ := net.SplitHostPort(r.RemoteAddr); r.TLS == nil && !client.IsLoopback(host) {
+		writeError(w, http.StatusForbidden, errors.New("a CA key must not cross the network in clear: import on the node's own host (its loopback API) or over HTTPS (--http-tls-cert); the key sent is not used"))
+		return
+	}
 	var req client.CAImportRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("decoding the import request: %w", err))

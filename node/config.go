@@ -32,6 +32,11 @@ type Config struct {
 	// HTTPAddr serves the API, /metrics, /healthz, /readyz and /debug/, 127.0.0.1:15014
 	// as istiod's monitoring port.
 	HTTPAddr string
+	// HTTPTLSCert and HTTPTLSKey, when set, make HTTPAddr serve HTTPS with this
+	// certificate and key (PEM files). The admin token, configuration and a CA key
+	// being imported cross that connection: give them whenever HTTPAddr is reachable
+	// from other hosts.
+	HTTPTLSCert, HTTPTLSKey string
 	// EtcdClientAddr and EtcdPeerAddr are where the embedded etcd member listens for
 	// clients and for peers. Empty picks free loopback ports (fine for one node).
 	EtcdClientAddr, EtcdPeerAddr string
@@ -141,6 +146,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BootstrapExpect < 0 {
 		errs = append(errs, fmt.Errorf("node: --bootstrap-expect must not be negative, got %d", c.BootstrapExpect))
+	}
+	if (c.HTTPTLSCert == "") != (c.HTTPTLSKey == "") {
+		errs = append(errs, errors.New("node: HTTPS for the API needs both --http-tls-cert and --http-tls-key"))
 	}
 	if (c.ClusterCACert == "") != (c.ClusterCAKey == "") {
 		errs = append(errs, errors.New("node: the cluster CA needs both a certificate and a key"))

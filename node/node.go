@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/navarch/navarch/ca"
+	"github.com/navarch/navarch/client"
 	"github.com/navarch/navarch/registry"
 	"github.com/navarch/navarch/store"
 	"github.com/navarch/navarch/xds"
@@ -193,7 +194,13 @@ func (n *Node) Run(ctx context.Context) error {
 	}()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		if err := n.http.Serve(n.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if n.cfg.HTTPTLSCert != "" {
+			err = n.http.ServeTLS(n.httpLis, n.cfg.HTTPTLSCert, n.cfg.HTTPTLSKey)
+		} else {
+			err = n.http.Serve(n.httpLis)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serving HTTP: %w", err)
 		}
 		return nil
@@ -249,6 +256,10 @@ func (n *Node) serve(ctx context.Context, g *errgroup.Group, p *parts) error {
 	n.setPhase("ready")
 	n.log.Info("navarch ready", "node", n.cfg.Name, "xds", n.XDSAddr(), "http", n.HTTPAddr(),
 		"startup", time.Since(n.started).Round(time.Millisecond).String())
+	if host, _, _ := net.SplitHostPort(n.HTTPAddr()); n.cfg.HTTPTLSCert == "" && !client.IsLoopback(host) {
+		n.log.Warn("the API is served over plain HTTP where other hosts reach it: the admin token and configuration cross the network in clear; give --http-tls-cert and --http-tls-key",
+			"http", n.HTTPAddr())
+	}
 	select {
 	case err := <-p.store.Err():
 		return fmt.Errorf("etcd failed: %w", err)

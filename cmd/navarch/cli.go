@@ -16,6 +16,7 @@ import (
 type clientFlags struct {
 	server    string
 	tokenFile string
+	caFile    string
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
@@ -25,6 +26,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	}
 	fs.StringVar(&f.server, "server", def, "API address of a navarch node (or $NAVARCH_SERVER)")
 	fs.StringVar(&f.tokenFile, "token-file", os.Getenv("NAVARCH_TOKEN_FILE"), "file holding the admin token (or $NAVARCH_TOKEN_FILE; $NAVARCH_TOKEN holds the token itself)")
+	fs.StringVar(&f.caFile, "ca-file", os.Getenv("NAVARCH_CA_FILE"), "CA certificates (PEM) to check an https:// --server against, instead of the system's (or $NAVARCH_CA_FILE)")
 }
 
 func (f *clientFlags) client() (*client.Client, error) {
@@ -36,7 +38,17 @@ func (f *clientFlags) client() (*client.Client, error) {
 		}
 		token = strings.TrimSpace(string(b))
 	}
-	return client.New(f.server, token), nil
+	c := client.New(f.server, token)
+	if f.caFile != "" {
+		b, err := os.ReadFile(f.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading the CA file: %w", err)
+		}
+		if err := c.TrustPEM(b); err != nil {
+			return nil, fmt.Errorf("%s: %w", f.caFile, err)
+		}
+	}
+	return c, nil
 }
 
 // stringList is a repeatable string flag (-f a.yaml -f b.yaml).

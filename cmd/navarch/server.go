@@ -20,6 +20,8 @@ func serverFlags(fs *flag.FlagSet, cfg *node.Config, secretFile *string) (tokenF
 	fs.BoolVar(&cfg.Dev, "dev", cfg.Dev, "run a throwaway single dev node: temporary data, no fsync, API open on loopback without a token")
 	fs.StringVar(&cfg.XDSAddr, "xds-addr", cfg.XDSAddr, "address to serve plaintext xDS (ADS) on")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "address to serve the API, /metrics, /healthz, /readyz and /debug/ on")
+	fs.StringVar(&cfg.HTTPTLSCert, "http-tls-cert", cfg.HTTPTLSCert, "certificate (PEM) to serve --http-addr over HTTPS with; needed whenever it is reachable from other hosts")
+	fs.StringVar(&cfg.HTTPTLSKey, "http-tls-key", cfg.HTTPTLSKey, "key of --http-tls-cert")
 	fs.StringVar(&cfg.EtcdClientAddr, "etcd-client-addr", cfg.EtcdClientAddr, "address of the embedded etcd's client listener (empty: a free loopback port)")
 	fs.StringVar(&cfg.EtcdPeerAddr, "etcd-peer-addr", cfg.EtcdPeerAddr, "address of the embedded etcd's peer listener (empty: a free loopback port)")
 	fs.StringVar(&cfg.DNSAddr, "dns-addr", cfg.DNSAddr, "address (UDP) to answer DNS for --xds-name on, with every live node's xDS IP (lets grpc-go clients fail over)")

@@ -1,0 +1,111 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestAPIOverHTTPS: a node given --http-tls-cert serves its API over HTTPS only, and
+// the CLI reaches it with --ca-file and refuses it without.
+func TestAPIOverHTTPS(t *testing.T) {
+	dir := t.TempDir()
+	caPEM, certPEM, keyPEM := serverCertificate(t, net.ParseIP("127.0.0.1"))
+	caFile := writeFile(t, dir, "ca.pem", string(caPEM))
+	certFile := writeFile(t, dir, "cert.pem", string(certPEM))
+	keyFile := writeFile(t, dir, "key.pem", string(keyPEM))
+
+	addr := freeAddr(t)
+	var log bytes.Buffer
+	cmd := exec.Command(navarchBin, "server", "--dev", "--xds-addr", freeAddr(t), "--xds-tls-addr", freeAddr(t),
+		"--http-addr", addr, "--http-tls-cert", certFile, "--http-tls-key", keyFile)
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("navarch server log:\n%s", log.String())
+		}
+	})
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	https := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	eventually(t, 30*time.Second, "the node answers /readyz over HTTPS", func() error {
+		resp, err := https.Get("https://" + addr + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return os.ErrNotExist
+		}
+		return nil
+	})
+	if code, body := get(addr, "/readyz"); code == http.StatusOK {
+		t.Fatalf("plain HTTP answered on the HTTPS port: %d %s", code, body)
+	}
+
+	server := "https://" + addr
+	vs := writeFile(t, dir, "vs.yaml", `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http: [{route: [{destination: {host: reviews}}]}]
+`)
+	mustCLI(t, server, "apply", "-f", vs, "--ca-file", caFile)
+	if out := mustCLI(t, server, "get", "vs", "--ca-file", caFile); !strings.Contains(out, "reviews") {
+		t.Fatalf("get over HTTPS: %q", out)
+	}
+	res := cli(t, server, "get", "vs")
+	if res.Code == 0 || !strings.Contains(res.Stderr, "certificate") {
+		t.Fatalf("the CLI trusted a certificate it has no CA for: exit %d %q", res.Code, res.Stderr)
+	}
+}
+
+// serverCertificate makes a CA and a server certificate for ip signed by it.
+func serverCertificate(t *testing.T, ip net.IP) (caPEM, certPEM, keyPEM []byte) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "navarch test API CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "navarch"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{ip}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caTmpl, key.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+}
+
