@@ -108,4 +108,3 @@ func serverCertificate(t *testing.T, ip net.IP) (caPEM, certPEM, keyPEM []byte) 
 		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
 }
-
