@@ -105,6 +105,10 @@ func kindOf(s *networking.Server) serverKind {
 // on each port only servers of the oldest server's family (plaintext or TLS) and
 // without credentials navarch cannot serve.
 func gatewayServers(ctx *Context) map[uint32][]gatewayServer {
+	return derived(ctx, "gateway-servers", func() map[uint32][]gatewayServer { return buildGatewayServers(ctx) })
+}
+
+func buildGatewayServers(ctx *Context) map[uint32][]gatewayServer {
 	out := map[uint32][]gatewayServer{}
 	for _, r := range ctx.Snapshot.Config(api.Gateway) {
 		gw := r.Spec.(*networking.Gateway)

@@ -44,6 +44,7 @@ type Context struct {
 	TrustDomain, RootNamespace string
 
 	rules map[*registry.Service]*networking.DestinationRule
+	once  map[string]any // see derived
 	errs  []error
 	gen   string
 	// memo holds the shared resources (see named) already built from Snapshot by
@@ -93,6 +94,21 @@ func newContext(snap *registry.Snapshot, p *Proxy, trustDomain, rootNS string) *
 		rules: map[*registry.Service]*networking.DestinationRule{}}
 	ctx.Services = visibleServices(snap, p)
 	return ctx
+}
+
+// derived returns f's result, computed once per build: for what several generators,
+// or several resources of one, derive from the same inputs (a gateway's servers, a
+// workload's JWT filter), so that its cost is paid and its problems reported once.
+func derived[T any](ctx *Context, key string, f func() T) T {
+	if v, ok := ctx.once[key]; ok {
+		return v.(T)
+	}
+	v := f()
+	if ctx.once == nil {
+		ctx.once = map[string]any{}
+	}
+	ctx.once[key] = v
+	return v
 }
 
 // skip records that a resource could not be built; the rest of the build goes on.

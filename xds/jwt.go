@@ -94,6 +94,18 @@ func jwtFor(ctx *Context, ns string, labels map[string]string) (*hcmv3.HttpFilte
 	if ctx.Proxy.Generator == GeneratorGRPC {
 		return nil, nil
 	}
+	type result struct {
+		filter *hcmv3.HttpFilter
+		ra     *requestAuth
+	}
+	r := derived(ctx, "jwt|"+ns+"|"+labelsKey(labels), func() result {
+		f, ra := buildJWT(ctx, ns, labels)
+		return result{f, ra}
+	})
+	return r.filter, r.ra
+}
+
+func buildJWT(ctx *Context, ns string, labels map[string]string) (*hcmv3.HttpFilter, *requestAuth) {
 	ra := &requestAuth{}
 	providers := map[string]*jwtv3.JwtProvider{}
 	var names []string

@@ -56,6 +56,10 @@ type inboundPort struct {
 
 // inboundPorts returns the workload's ports with chains of their own, sorted.
 func inboundPorts(ctx *Context) []inboundPort {
+	return derived(ctx, "inbound-ports", func() []inboundPort { return buildInboundPorts(ctx) })
+}
+
+func buildInboundPorts(ctx *Context) []inboundPort {
 	p := ctx.Proxy
 	byNumber := map[uint32]inboundPort{}
 	for _, svc := range ctx.Snapshot.Services() {
