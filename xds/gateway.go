@@ -336,6 +336,7 @@ func gatewayHTTP(ctx *Context, route string, port uint32) *listenerv3.Filter {
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 			ConfigSource: adsConfigSource(), RouteConfigName: route}},
 		HttpFilters:      append(rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), clientFilters()...),
+		AccessLog:        accessLogsFor(ctx).client,
 		UseRemoteAddress: wrapperspb.Bool(true), // the gateway is the edge: the client is the peer
 	}
 	return &listenerv3.Filter{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)}}
@@ -398,7 +399,7 @@ func passthroughChains(ctx *Context, s gatewayServer, port uint32) []*listenerv3
 
 // tcpProxyTo forwards a connection to the destinations of a route, by weight.
 func tcpProxyTo(ctx *Context, ns string, dests []*networking.RouteDestination, port uint32, stat string) *listenerv3.Filter {
-	tp := &tcpv3.TcpProxy{StatPrefix: stat}
+	tp := &tcpv3.TcpProxy{StatPrefix: stat, AccessLog: accessLogsFor(ctx).client}
 	if len(dests) == 1 {
 		tp.ClusterSpecifier = &tcpv3.TcpProxy_Cluster{Cluster: destinationCluster(ctx, ns, dests[0].Destination, port)}
 	} else {

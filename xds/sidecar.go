@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -68,7 +69,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 		Name:             virtualOutbound,
 		Address:          socketAddress("0.0.0.0", virtualOutboundPort),
 		UseOriginalDst:   wrapperspb.Bool(true),
-		FilterChains:     []*listenerv3.FilterChain{{Name: virtualOutbound, Filters: []*listenerv3.Filter{tcpProxy(passthroughCluster)}}},
+		FilterChains:     []*listenerv3.FilterChain{{Name: virtualOutbound, Filters: []*listenerv3.Filter{tcpProxy(passthroughCluster, accessLogsFor(ctx).client)}}},
 		TrafficDirection: corev3.TrafficDirection_OUTBOUND,
 	}}, {name: virtualInbound, msg: virtualInboundListener(ctx)}}
 	httpPorts := map[uint32]bool{}
@@ -90,7 +91,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 				ip, _, _ := strings.Cut(a, "/")
 				name := ip + "_" + strconv.FormatUint(uint64(port.Number), 10)
 				if _, taken := tcp[name]; !taken {
-					tcp[name] = named{name: name, msg: outboundListener(name, ip, port.Number, []*listenerv3.Filter{tcpProxy(clusterName(svc.Hostname, port.Number, ""))})}
+					tcp[name] = named{name: name, msg: outboundListener(name, ip, port.Number, []*listenerv3.Filter{tcpProxy(clusterName(svc.Hostname, port.Number, ""), accessLogsFor(ctx).client)})}
 				}
 			}
 		}
@@ -102,6 +103,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 			RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 				ConfigSource: adsConfigSource(), RouteConfigName: strconv.FormatUint(uint64(port), 10)}},
 			HttpFilters: clientFilters(),
+			AccessLog:   accessLogsFor(ctx).client,
 		}
 		out = append(out, named{name: name, msg: outboundListener(name, "0.0.0.0", port, []*listenerv3.Filter{{
 			Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)}}})})
@@ -125,9 +127,9 @@ func outboundListener(name, ip string, port uint32, filters []*listenerv3.Filter
 	}
 }
 
-func tcpProxy(cluster string) *listenerv3.Filter {
+func tcpProxy(cluster string, logs []*accesslogv3.AccessLog) *listenerv3.Filter {
 	return &listenerv3.Filter{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listenerv3.Filter_TypedConfig{
-		TypedConfig: mustAny(&tcpv3.TcpProxy{StatPrefix: cluster, ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: cluster}})}}
+		TypedConfig: mustAny(&tcpv3.TcpProxy{StatPrefix: cluster, ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: cluster}, AccessLog: logs})}}
 }
 
 func sortedPorts(m map[uint32]bool) []uint32 {

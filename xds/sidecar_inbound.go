@@ -104,13 +104,13 @@ func virtualInboundListener(ctx *Context) *listenerv3.Listener {
 		// Connections to 15006 itself would loop.
 		Name:             virtualInbound + "-blackhole",
 		FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(virtualInboundPort)},
-		Filters:          []*listenerv3.Filter{tcpProxy(blackHoleCluster)},
+		Filters:          []*listenerv3.Filter{tcpProxy(blackHoleCluster, nil)},
 	}}
 	for _, port := range inboundPorts(ctx) {
 		mode := peerAuthMode(ctx.Snapshot, ctx.RootNamespace, p.Namespace, p.Labels, port.number)
 		name := "inbound|" + strconv.FormatUint(uint64(port.number), 10)
 		prefix := "inbound_0.0.0.0_" + strconv.FormatUint(uint64(port.number), 10)
-		tcp := append(rbacNetworkFilters(ctx, p.Namespace, p.Labels, prefix), tcpProxy(inboundClusterName(port.number)))
+		tcp := append(rbacNetworkFilters(ctx, p.Namespace, p.Labels, prefix), tcpProxy(inboundClusterName(port.number), accessLogsFor(ctx).server))
 		app, alpn := tcp, []string(nil) // what the port's protocol gets, TLS terminated or plaintext
 		if port.http {
 			app, alpn = []*listenerv3.Filter{inboundHTTP(ctx, port, prefix)}, []string{"h2", "http/1.1"}
@@ -118,7 +118,7 @@ func virtualInboundListener(ctx *Context) *listenerv3.Listener {
 		chains = append(chains, inboundChains(mode, name, port.number, app, tcp, app, alpn)...)
 	}
 	mode := peerAuthMode(ctx.Snapshot, ctx.RootNamespace, p.Namespace, p.Labels, 0)
-	passthrough := append(rbacNetworkFilters(ctx, p.Namespace, p.Labels, inboundPassthroughCluster), tcpProxy(inboundPassthroughCluster))
+	passthrough := append(rbacNetworkFilters(ctx, p.Namespace, p.Labels, inboundPassthroughCluster), tcpProxy(inboundPassthroughCluster, accessLogsFor(ctx).server))
 	chains = append(chains, inboundChains(mode, virtualInbound, 0, passthrough, passthrough, passthrough, nil)...)
 	return &listenerv3.Listener{
 		Name:    virtualInbound,
@@ -182,6 +182,7 @@ func inboundHTTP(ctx *Context, port inboundPort, prefix string) *listenerv3.Filt
 			}},
 		}},
 		HttpFilters:                 filters,
+		AccessLog:                   accessLogsFor(ctx).server,
 		ForwardClientCertDetails:    hcmv3.HttpConnectionManager_APPEND_FORWARD,
 		SetCurrentClientCertDetails: &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Subject: wrapperspb.Bool(true), Uri: true, Dns: true},
 	}
