@@ -85,9 +85,10 @@ func (a *Agent) Fetch(ctx context.Context) (*Certs, error) {
 	var certs *Certs
 	var errs []error
 	if a.cur != nil && a.cur.Valid(time.Now()) {
-		certs, err = a.fetchAny(ctx, credential{cert: a.cur}, roots)
+		cred := credential{cert: a.cur}
+		certs, err = a.fetchAny(ctx, cred, roots)
 		if err == nil {
-			return certs, a.keep(certs, roots == nil)
+			return certs, a.keep(certs, roots == nil, cred)
 		}
 		errs = append(errs, err)
 		if a.cfg.TokenFile == "" {
@@ -98,10 +99,11 @@ func (a *Agent) Fetch(ctx context.Context) (*Certs, error) {
 	if err != nil {
 		return nil, errors.Join(append(errs, err)...)
 	}
-	if certs, err = a.fetchAny(ctx, credential{token: token}, roots); err != nil {
+	cred := credential{token: token}
+	if certs, err = a.fetchAny(ctx, cred, roots); err != nil {
 		return nil, errors.Join(append(errs, err)...)
 	}
-	return certs, a.keep(certs, roots == nil)
+	return certs, a.keep(certs, roots == nil, cred)
 }
 
 // fetchAny asks the nodes in turn until one issues a certificate, or one refuses the
@@ -115,8 +117,6 @@ func (a *Agent) fetchAny(ctx context.Context, cred credential, roots []*x509.Cer
 		certs, err := a.fetchFrom(ctx, server, cred, roots)
 		if err == nil {
 			a.next = idx
-			a.log.Info("certificate issued", "server", server, "with", cred.String(), "identity", certs.Identity,
-				"expires", certs.Leaf().NotAfter.UTC().Format(time.RFC3339), "serial", certs.Leaf().SerialNumber.Text(16))
 			return certs, nil
 		}
 		errs = append(errs, server+": "+err.Error())
@@ -128,8 +128,9 @@ func (a *Agent) fetchAny(ctx context.Context, cred credential, roots []*x509.Cer
 	return nil, fmt.Errorf("no node issued a certificate (authenticating with the %s): %s", cred, strings.Join(errs, "; "))
 }
 
-// keep writes certs to the output directory and makes them current.
-func (a *Agent) keep(certs *Certs, firstUse bool) error {
+// keep writes certs, which the node last asked (a.next) issued to cred, to the output
+// directory and makes them current.
+func (a *Agent) keep(certs *Certs, firstUse bool, cred credential) error {
 	if firstUse {
 		for _, r := range certs.Roots {
 			a.log.Warn("trusting on first use: check this root against `navarch ca show`", "root", r.Subject.String(), "sha256", Fingerprint(r))
@@ -145,6 +146,9 @@ func (a *Agent) keep(certs *Certs, firstUse bool) error {
 		return fmt.Errorf("writing the certificate files: %w", err)
 	}
 	a.cur = certs
+	// Logged once the files are in place: whoever follows this log may read them.
+	a.log.Info("certificate issued", "server", a.cfg.Servers[a.next], "with", cred.String(), "identity", certs.Identity,
+		"expires", certs.Leaf().NotAfter.UTC().Format(time.RFC3339), "serial", certs.Leaf().SerialNumber.Text(16))
 	return nil
 }
 
