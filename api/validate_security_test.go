@@ -120,6 +120,8 @@ func TestValidateRejectsInvalidTelemetry(t *testing.T) {
 			field: "spec.metrics[0].overrides[0].tagOverrides[foo].value", reason: "must not be set when operation is REMOVE"},
 		{name: "an access log provider without a name", kind: tm, spec: `{accessLogging: [{providers: [{}]}]}`,
 			field: "spec.accessLogging[0].providers[0].name", reason: "required"},
+		{name: "an access log filter that is not CEL", kind: tm, spec: `{accessLogging: [{filter: {expression: "response.code >="}}]}`,
+			field: "spec.accessLogging[0].filter.expression", reason: "must be a CEL expression"},
 		{name: "a selector and targetRefs", kind: tm, spec: `{selector: {matchLabels: {app: a}}, targetRefs: [{kind: Service, name: a}]}`,
 			field: "spec", reason: "only one of selector, targetRef and targetRefs"},
 	})
@@ -150,7 +152,8 @@ func TestValidateAcceptsSecurityAndTelemetry(t *testing.T) {
 			customTags: {env: {environment: {name: ENV, defaultValue: dev}}, team: {literal: {value: mesh}}}}],
 			metrics: [{providers: [{name: prometheus}], overrides: [{match: {metric: REQUEST_COUNT, mode: CLIENT_AND_SERVER},
 				tagOverrides: {request_host: {operation: REMOVE}, team: {value: "'mesh'"}}}]}],
-			accessLogging: [{providers: [{name: envoy}], filter: {expression: "response.code >= 400"}}]}`},
+			accessLogging: [{providers: [{name: envoy}], filter: {expression: "response.code >= 400"}},
+				{filter: {expression: "request.headers['x-debug'] == 'on' && connection.mtls"}}]}`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

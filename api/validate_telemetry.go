@@ -1,8 +1,31 @@
 package api
 
 import (
+	"errors"
+	"strings"
+
+	"github.com/google/cel-go/common"
+	"github.com/google/cel-go/parser"
 	telemetry "istio.io/api/telemetry/v1alpha1"
 )
+
+// parseCEL checks that expr parses as CEL, as Envoy's access log filter must compile
+// it (a proxy would reject the whole listener otherwise). Attributes are only known
+// at the proxy, so it is not type-checked.
+func parseCEL(expr string) error {
+	p, err := parser.NewParser()
+	if err != nil {
+		return err
+	}
+	if _, issues := p.Parse(common.NewTextSource(expr)); issues != nil && len(issues.GetErrors()) > 0 {
+		var msgs []string
+		for _, e := range issues.GetErrors() {
+			msgs = append(msgs, e.Message)
+		}
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	return nil
+}
 
 func validateTelemetry(p *problems, t *telemetry.Telemetry) {
 	validateTargetRefs(p, t.Selector, t.TargetRef, t.TargetRefs)
@@ -36,8 +59,12 @@ func validateTelemetry(p *problems, t *telemetry.Telemetry) {
 			continue
 		}
 		validateProviders(p, field(lp, "providers"), l.Providers)
-		if l.Filter != nil && l.Filter.Expression == "" {
-			p.add(field(lp, "filter.expression"), "required")
+		if l.Filter != nil {
+			if l.Filter.Expression == "" {
+				p.add(field(lp, "filter.expression"), "required")
+			} else if err := parseCEL(l.Filter.Expression); err != nil {
+				p.add(field(lp, "filter.expression"), "must be a CEL expression: %v", err)
+			}
 		}
 	}
 }
