@@ -37,7 +37,7 @@ func runDevEcho(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("navarch dev echo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	name := fs.String("name", "echo", "what the server answers with")
-	addr := fs.String("addr", "127.0.0.1:50051", "address to serve gRPC on")
+	addr := fs.String("addr", "127.0.0.1:9081", "address to serve gRPC on")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
