@@ -26,6 +26,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/navarch/navarch/client"
 )
 
 // Config says what cluster to run.
@@ -487,23 +489,56 @@ func (c *Cluster) Stop() {
 	procs := c.procs
 	c.procs = map[string]*exec.Cmd{}
 	c.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, cmd := range procs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cmd.Process.Signal(syscall.SIGTERM)
-			deadline := time.Now().Add(10 * time.Second)
-			for time.Now().Before(deadline) {
-				if cmd.Process.Signal(syscall.Signal(0)) != nil {
-					return
-				}
-				time.Sleep(20 * time.Millisecond)
+	// The etcd leader goes last: stopped while its followers are up, a leader hands
+	// leadership over first, and when they are stopping at the same moment that
+	// waits out etcd's request timeout (about 7 s). Alone, it stops at once.
+	leader := c.leader(procs)
+	stop := func(only func(name string) bool) {
+		var wg sync.WaitGroup
+		for name, cmd := range procs {
+			if !only(name) {
+				continue
 			}
-			cmd.Process.Signal(syscall.SIGKILL)
-		}()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cmd.Process.Signal(syscall.SIGTERM)
+				deadline := time.Now().Add(10 * time.Second)
+				for time.Now().Before(deadline) {
+					if cmd.Process.Signal(syscall.Signal(0)) != nil {
+						return
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				cmd.Process.Signal(syscall.SIGKILL)
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
+	stop(func(name string) bool { return name != leader })
+	stop(func(name string) bool { return name == leader })
+}
+
+// leader returns the name of the etcd leader as the first running node to answer
+// sees it; "" when none answers within a second.
+func (c *Cluster) leader(procs map[string]*exec.Cmd) string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for _, n := range c.Nodes() {
+		if procs[n.Name] == nil {
+			continue
+		}
+		members, err := client.New(n.HTTP, c.token).Members(ctx)
+		if err != nil {
+			continue
+		}
+		for _, m := range members {
+			if m.Etcd == "leader" {
+				return m.Name
+			}
+		}
+	}
+	return ""
 }
 
 func (c *Cluster) writeFile() error {
