@@ -52,7 +52,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	nodes := fs.Int("nodes", 3, "nodes of the local cluster the scenario starts (without --target)")
 	fs.StringVar(&cfg.Consul, "consul", "", "churn: register services and change endpoints in this Consul agent (HTTP address); a local cluster is started with --consul-address")
 	target := fs.String("target", "", "xDS servers to load (host:port,...), instead of starting a local cluster")
-	apiAddr := fs.String("api", "", "with --target: a navarch node's API address, for scenarios that change configuration")
+	apiAddr := fs.String("api", "", "with --target: a navarch node's API address, for scenarios that change configuration (https:// checked against $NAVARCH_CA_FILE)")
 	token := fs.String("token-file", os.Getenv("NAVARCH_TOKEN_FILE"), "with --api: the admin token file")
 	pids := fs.String("pids", "", "with --target: PIDs of the node processes (comma-separated), for their CPU and memory")
 	out := fs.String("o", "", "output: text (default) or json")
@@ -77,6 +77,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				tok = strings.TrimSpace(string(b))
 			}
 			cfg.API = client.New(*apiAddr, tok)
+			if f := os.Getenv("NAVARCH_CA_FILE"); f != "" { // an https:// --api
+				b, err := os.ReadFile(f)
+				if err != nil {
+					return err
+				}
+				if err := cfg.API.TrustPEM(b); err != nil {
+					return fmt.Errorf("%s: %w", f, err)
+				}
+			}
 		}
 		for _, p := range strings.Split(*pids, ",") {
 			if pid, err := strconv.Atoi(strings.TrimSpace(p)); err == nil {
