@@ -35,6 +35,10 @@ func dnsLabel(s string, upper bool) bool {
 	return true
 }
 
+// IsResourceName reports whether ns and name are a valid namespace (a DNS label) and
+// resource name (a DNS subdomain), as Kubernetes and Istio require of both.
+func IsResourceName(ns, name string) bool { return isDNSLabel(ns) && isDNSSubdomain(name) }
+
 // isDNSLabel is Kubernetes' IsDNS1123Label: namespaces, Gateway names.
 func isDNSLabel(s string) bool { return dnsLabel(s, false) }
 

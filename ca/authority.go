@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,7 +52,8 @@ type Authority struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed (and replaced) when the signer or bundle changes
 
-	tokens tokenCache
+	tokens      tokenCache
+	credentials credentialCache
 }
 
 // New returns the authority of a node. cli is the node's etcd client (the CA keeps
@@ -68,14 +70,16 @@ func New(cfg Config, cli *clientv3.Client, kek KEK, config ConfigReader, log *sl
 	a := &Authority{cfg: cfg, cli: cli, kek: kek, config: config, log: log.With("component", "ca"),
 		ready: make(chan struct{}), changed: make(chan struct{})}
 	a.tokens.m = map[string]*tokenRecord{}
+	a.credentials.m = map[string]*credentialRecord{}
 	return a, nil
 }
 
 // Ready is closed once the authority has loaded the cluster's CA.
 func (a *Authority) Ready() <-chan struct{} { return a.ready }
 
-// Changed returns a channel closed at the next change of the signer or the trust
-// bundle (an import, a rotation, its finish). Call it again for the change after.
+// Changed returns a channel closed at the next change of the signer, the trust
+// bundle (an import, a rotation, its finish) or a gateway credential. Call it again
+// for the change after.
 func (a *Authority) Changed() <-chan struct{} {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -209,6 +213,7 @@ func (a *Authority) load(ctx context.Context) (int64, error) {
 	var rec *record
 	var recRev int64
 	tokens := map[string]*tokenRecord{}
+	credentials := map[string]*credentialRecord{}
 	for _, kv := range resp.Kvs {
 		switch key := string(kv.Key); {
 		case key == authorityKey:
@@ -216,6 +221,12 @@ func (a *Authority) load(ctx context.Context) (int64, error) {
 				return 0, &fatalError{err}
 			}
 			recRev = kv.ModRevision
+		case strings.HasPrefix(key, CredentialPrefix):
+			if c, err := decodeCredential(key, kv.Value, kv.ModRevision); err != nil {
+				a.log.Warn("skipping an undecodable gateway credential", "key", key, "err", err)
+			} else {
+				credentials[key] = c
+			}
 		default:
 			if t, err := decodeToken(key, kv.Value, kv.ModRevision); err != nil {
 				a.log.Warn("skipping an undecodable join token", "key", key, "err", err)
@@ -241,6 +252,8 @@ func (a *Authority) load(ctx context.Context) (int64, error) {
 	}
 	a.swap(is)
 	a.tokens.replace(tokens)
+	a.credentials.replace(credentials)
+	a.notifyChanged()
 	return rev, nil
 }
 
@@ -291,7 +304,18 @@ func (a *Authority) swap(is *issuer) bool {
 		return false
 	}
 	a.cur.Store(is)
+	a.notifyChangedLocked()
+	return true
+}
+
+// notifyChanged tells whoever waits on Changed.
+func (a *Authority) notifyChanged() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.notifyChangedLocked()
+}
+
+func (a *Authority) notifyChangedLocked() {
 	close(a.changed)
 	a.changed = make(chan struct{})
-	return true
 }

@@ -81,6 +81,19 @@ func (a *Authority) apply(ev *clientv3.Event) {
 		a.log.Error("the CA record changed but cannot be used; still signing with the previous one", "err", err)
 	case key == authorityKey:
 		a.log.Error("the CA record was deleted from etcd; still signing with the previous one")
+	case strings.HasPrefix(key, CredentialPrefix) && ev.Type == mvccpb.PUT:
+		c, err := decodeCredential(key, ev.Kv.Value, ev.Kv.ModRevision)
+		if err != nil {
+			a.log.Warn("skipping an undecodable gateway credential", "key", key, "err", err)
+			return
+		}
+		if a.credentials.set(key, c) {
+			a.notifyChanged()
+		}
+	case strings.HasPrefix(key, CredentialPrefix):
+		if a.credentials.remove(key) {
+			a.notifyChanged()
+		}
 	case strings.HasPrefix(key, TokenPrefix) && ev.Type == mvccpb.PUT:
 		t, err := decodeToken(key, ev.Kv.Value, ev.Kv.ModRevision)
 		if err != nil {

@@ -16,6 +16,9 @@ import (
 //	GET  /api/v1/ca/tokens                []TokenInfo
 //	POST /api/v1/ca/tokens                TokenRequest -> TokenCreated
 //	POST /api/v1/ca/tokens/<id>/revoke    TokenInfo
+//	GET  /api/v1/ca/credentials           []CredentialInfo
+//	POST /api/v1/ca/credentials           CredentialRequest -> CredentialInfo
+//	DELETE /api/v1/ca/credentials/<ns>/<name>
 
 // CAInfo describes the mesh's certificate authority: never a key.
 type CAInfo struct {
@@ -134,4 +137,50 @@ func (c *Client) RevokeToken(ctx context.Context, id string) (*TokenInfo, error)
 	var out TokenInfo
 	err := c.do(ctx, http.MethodPost, "/api/v1/ca/tokens/"+url.PathEscape(id)+"/revoke", nil, &out)
 	return &out, err
+}
+
+// CredentialRequest stores a gateway credential (what a Gateway server's
+// credentialName names): PEM certificate chain, its private key, and optionally the
+// CA certificates client certificates must chain to (MUTUAL).
+type CredentialRequest struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Cert      string `json:"cert"`
+	Key       string `json:"key"`
+	CA        string `json:"ca,omitempty"`
+}
+
+// CredentialInfo describes a gateway credential: never its key.
+type CredentialInfo struct {
+	Namespace string    `json:"namespace"`
+	Name      string    `json:"name"`
+	Subject   string    `json:"subject"`
+	DNSNames  []string  `json:"dnsNames,omitempty"`
+	NotAfter  time.Time `json:"notAfter"`
+	SHA256    string    `json:"sha256"`
+	HasCA     bool      `json:"hasCA"`
+	Updated   time.Time `json:"updated"`
+}
+
+// PutCredential stores (or replaces) a gateway credential. It sends a private key, so
+// it refuses to do that over plain HTTP to another host.
+func (c *Client) PutCredential(ctx context.Context, req CredentialRequest) (*CredentialInfo, error) {
+	if c.plaintextRemote() {
+		return nil, fmt.Errorf("refusing to send a private key in clear to %s: run this on a node's own host (its loopback API) or over HTTPS (--http-tls-cert)", c.base)
+	}
+	var out CredentialInfo
+	err := c.do(ctx, http.MethodPost, "/api/v1/ca/credentials", req, &out)
+	return &out, err
+}
+
+// Credentials lists the gateway credentials.
+func (c *Client) Credentials(ctx context.Context) ([]CredentialInfo, error) {
+	var out []CredentialInfo
+	err := c.do(ctx, http.MethodGet, "/api/v1/ca/credentials", nil, &out)
+	return out, err
+}
+
+// DeleteCredential removes the gateway credential ns/name.
+func (c *Client) DeleteCredential(ctx context.Context, ns, name string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/ca/credentials/"+url.PathEscape(ns)+"/"+url.PathEscape(name), nil, nil)
 }

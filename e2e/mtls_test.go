@@ -2,10 +2,15 @@ package e2e
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -177,6 +182,50 @@ spec:
 		}
 		t.Fatalf("no default secret in %d resources", len(resp.Resources))
 	})
+	t.Run("gateway credentials go to proxies of their namespace only", func(t *testing.T) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(9), Subject: pkix.Name{CommonName: "shop.example.com"},
+			DNSNames: []string{"shop.example.com"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+		der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+		keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+		certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+		keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
+		certFile, keyFile := writeFile(t, dir, "gw.crt", certPEM), writeFile(t, dir, "gw.key", keyPEM)
+		mustNodeCLI(t, c, "n2", "credential", "create", "shop-gw", "-n", "shop", "--cert", certFile, "--key", keyFile)
+		mustNodeCLI(t, c, "n2", "credential", "create", "vault-gw", "-n", "bank", "--cert", certFile, "--key", keyFile)
+		if res := nodeCLI(t, c, "n2", "credential", "create", "bad", "-n", "shop", "--cert", certFile, "--key", certFile); res.Code == 0 || !strings.Contains(res.Stderr, "key") {
+			t.Fatalf("a credential without a key: exit %d %q", res.Code, res.Stderr)
+		}
+		if out := mustNodeCLI(t, c, "n3", "credential", "list"); !strings.Contains(out, "shop-gw") || strings.Contains(out, "bad") || strings.Contains(out, "PRIVATE") {
+			t.Fatalf("credential list: %q", out)
+		}
+		held := func() map[string]string {
+			resp, err := askSecrets(t, n1.XDSTLS, certs["frontend"], rootFile, "shop", "kubernetes://shop-gw", "kubernetes://vault-gw")
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := map[string]string{}
+			for _, a := range resp.Resources {
+				var s tlsv3.Secret
+				a.UnmarshalTo(&s)
+				out[s.Name] = string(s.GetTlsCertificate().GetPrivateKey().GetInlineBytes())
+			}
+			return out
+		}
+		eventually(t, 10*time.Second, "the credential at n1", func() error {
+			if got := held(); len(got) != 1 || got["kubernetes://shop-gw"] != keyPEM {
+				return fmt.Errorf("secrets %v", got)
+			}
+			return nil
+		})
+		mustNodeCLI(t, c, "n3", "credential", "delete", "shop-gw", "-n", "shop")
+		eventually(t, 10*time.Second, "the credential gone at n1", func() error {
+			if got := held(); len(got) != 0 {
+				return fmt.Errorf("still %d secrets", len(got))
+			}
+			return nil
+		})
+	})
 	t.Run("a proxy may not claim another namespace", func(t *testing.T) {
 		if _, err := askSecrets(t, n1.XDSTLS, certs["frontend"], rootFile, "bank"); status.Code(err) != codes.PermissionDenied {
 			t.Fatalf("got %v, want PermissionDenied", err)
@@ -187,8 +236,9 @@ spec:
 func spiffe(ns, sa string) string { return "spiffe://cluster.local/ns/" + ns + "/sa/" + sa }
 
 // askSecrets opens an ADS stream to a node's TLS port with a workload's certificate,
-// as a proxy in namespace ns, and asks for its secrets.
-func askSecrets(t *testing.T, addr, certDir, rootFile, ns string) (*discovery.DiscoveryResponse, error) {
+// as a proxy in namespace ns, and asks for the secrets named (default: its own
+// certificate and the trust bundle).
+func askSecrets(t *testing.T, addr, certDir, rootFile, ns string, names ...string) (*discovery.DiscoveryResponse, error) {
 	t.Helper()
 	cert, err := tls.LoadX509KeyPair(filepath.Join(certDir, "cert-chain.pem"), filepath.Join(certDir, "key.pem"))
 	if err != nil {
@@ -208,9 +258,12 @@ func askSecrets(t *testing.T, addr, certDir, rootFile, ns string) (*discovery.Di
 	if err != nil {
 		return nil, err
 	}
+	if len(names) == 0 {
+		names = []string{"default", "ROOTCA"}
+	}
 	md, _ := structpb.NewStruct(map[string]any{"NAMESPACE": ns})
 	st.Send(&discovery.DiscoveryRequest{Node: &corev3.Node{Id: "sidecar~127.0.0.1~frontend-1." + ns + "~" + ns + ".svc.cluster.local", Metadata: md},
-		TypeUrl: "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret", ResourceNames: []string{"default", "ROOTCA"}})
+		TypeUrl: "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret", ResourceNames: names})
 	return st.Recv()
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/ca"
 	"github.com/navarch/navarch/client"
 	"github.com/navarch/navarch/store"
@@ -25,6 +26,9 @@ func (n *Node) caRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/ca/tokens", n.withParts(n.tokenList))
 	mux.HandleFunc("POST /api/v1/ca/tokens", n.withParts(n.tokenCreate))
 	mux.HandleFunc("POST /api/v1/ca/tokens/{id}/revoke", n.withParts(n.tokenRevoke))
+	mux.HandleFunc("GET /api/v1/ca/credentials", n.withParts(n.credentialList))
+	mux.HandleFunc("POST /api/v1/ca/credentials", n.withParts(n.credentialPut))
+	mux.HandleFunc("DELETE /api/v1/ca/credentials/{namespace}/{name}", n.withParts(n.credentialDelete))
 }
 
 func (n *Node) caShow(w http.ResponseWriter, _ *http.Request, p *parts) {
@@ -52,9 +56,18 @@ func certInfo(c ca.CertInfo) client.CertInfo {
 	return client.CertInfo{Subject: c.Subject, Issuer: c.Issuer, Serial: c.Serial, NotBefore: c.NotBefore, NotAfter: c.NotAfter, SHA256: c.Fingerprint, PEM: c.PEM}
 }
 
-func (n *Node) caImport(w http.ResponseWriter, r *http.Request, p *parts) {
+// keySafe answers 403 and reports false when a request carrying a private key came
+// over plain HTTP from another host.
+func keySafe(w http.ResponseWriter, r *http.Request, what string) bool {
 	if host, _, _ := net.SplitHostPort(r.RemoteAddr); r.TLS == nil && !client.IsLoopback(host) {
-		writeError(w, http.StatusForbidden, errors.New("a CA key must not cross the network in clear: import on the node's own host (its loopback API) or over HTTPS (--http-tls-cert); the key sent is not used"))
+		writeError(w, http.StatusForbidden, fmt.Errorf("%s must not cross the network in clear: send it on the node's own host (its loopback API) or over HTTPS (--http-tls-cert); the key sent is not used", what))
+		return false
+	}
+	return true
+}
+
+func (n *Node) caImport(w http.ResponseWriter, r *http.Request, p *parts) {
+	if !keySafe(w, r, "a CA key") {
 		return
 	}
 	var req client.CAImportRequest
@@ -165,4 +178,54 @@ func caStatus(err error) int {
 		return http.StatusServiceUnavailable
 	}
 	return statusOf(err)
+}
+
+func (n *Node) credentialList(w http.ResponseWriter, r *http.Request, p *parts) {
+	list, err := p.ca.Credentials(r.Context())
+	if err != nil {
+		writeError(w, caStatus(err), err)
+		return
+	}
+	out := []client.CredentialInfo{}
+	for _, c := range list {
+		out = append(out, credentialInfo(c))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (n *Node) credentialPut(w http.ResponseWriter, r *http.Request, p *parts) {
+	if !keySafe(w, r, "a credential's private key") {
+		return
+	}
+	var req client.CredentialRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("decoding the credential: %w", err))
+		return
+	}
+	if req.Namespace == "" {
+		req.Namespace = api.DefaultNamespace
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), writeTimeout)
+	defer cancel()
+	info, err := p.ca.PutCredential(ctx, req.Namespace, req.Name, []byte(req.Cert), []byte(req.Key), []byte(req.CA))
+	if err != nil {
+		writeError(w, caStatus(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, credentialInfo(info))
+}
+
+func (n *Node) credentialDelete(w http.ResponseWriter, r *http.Request, p *parts) {
+	ctx, cancel := context.WithTimeout(r.Context(), writeTimeout)
+	defer cancel()
+	if err := p.ca.DeleteCredential(ctx, r.PathValue("namespace"), r.PathValue("name")); err != nil {
+		writeError(w, caStatus(err), err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func credentialInfo(c ca.CredentialInfo) client.CredentialInfo {
+	return client.CredentialInfo{Namespace: c.Namespace, Name: c.Name, Subject: c.Subject, DNSNames: c.DNSNames,
+		NotAfter: c.NotAfter, SHA256: c.Fingerprint, HasCA: c.HasCA, Updated: c.Updated}
 }

@@ -63,6 +63,18 @@ func (n *Node) serveSecure(ctx context.Context, g *errgroup.Group, p *parts) err
 		return nil
 	}
 	g.Go(func() error {
+		// A new trust bundle or a changed gateway credential goes to the proxies now
+		// rather than at the next periodic refresh.
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-p.ca.Changed():
+				p.xds.RefreshSecrets()
+			}
+		}
+	})
+	g.Go(func() error {
 		if err := p.secure.Serve(n.tlsLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			return fmt.Errorf("serving gRPC over TLS: %w", err)
 		}
@@ -174,3 +186,9 @@ func (c *caForXDS) WorkloadSecret(_ context.Context, id xds.Identity) ([]byte, [
 
 // TrustBundlePEM returns every root a proxy must trust.
 func (c *caForXDS) TrustBundlePEM() []byte { return []byte(c.a.TrustBundlePEM()) }
+
+// Credential returns a gateway credential with its key.
+func (c *caForXDS) Credential(ns, name string) ([]byte, []byte, []byte, bool) {
+	cred, ok := c.a.Credential(ns, name)
+	return cred.ChainPEM, cred.KeyPEM, cred.CAPEM, ok
+}

@@ -1,7 +1,6 @@
 package xds
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -119,10 +118,6 @@ func buildGatewayServers(ctx *Context) map[uint32][]gatewayServer {
 		for i, s := range gw.Servers {
 			gs := gatewayServer{gateway: name, ns: r.Meta.Namespace, index: i, Server: s}
 			port := s.GetPort().GetNumber()
-			if t := s.GetTls(); t.GetCredentialName() != "" || len(t.GetCredentialNames()) > 0 || t.GetCaCertCredentialName() != "" {
-				ctx.skip(gs.name(), errors.New("credentialName: navarch holds no gateway credentials; name certificate files (serverCertificate, privateKey, caCertificates)"))
-				continue
-			}
 			if first := out[port]; len(first) > 0 && !compatible(kindOf(first[0].Server), kindOf(s)) {
 				ctx.skip(gs.name(), fmt.Errorf("port %d: cannot share the port with %s (HTTP, TCP and TLS servers each need a port of their own)", port, first[0].name()))
 				continue
@@ -286,9 +281,11 @@ func sniNames(hosts []string) []string {
 	return out
 }
 
-// serverTLS is the transport socket of a server terminating TLS: certificates from
-// the files it names, or the workload's by SDS for ISTIO_MUTUAL; client certificates
-// required for MUTUAL and ISTIO_MUTUAL, checked if offered for OPTIONAL_MUTUAL.
+// serverTLS is the transport socket of a server terminating TLS: certificates by SDS
+// from the credentials it names (credentialName, credentialNames) or from the files
+// it names, or the workload's for ISTIO_MUTUAL; client certificates required for
+// MUTUAL and ISTIO_MUTUAL, checked if offered for OPTIONAL_MUTUAL, against the CA of
+// caCertCredentialName, of the first credential, or of the caCertificates file.
 func serverTLS(t *networking.ServerTLSSettings, http bool) *corev3.TransportSocket {
 	var alpn []string
 	if http {
@@ -298,6 +295,13 @@ func serverTLS(t *networking.ServerTLSSettings, http bool) *corev3.TransportSock
 		return downstreamMTLS(true, alpn...)
 	}
 	common := &tlsv3.CommonTlsContext{AlpnProtocols: alpn}
+	creds := t.GetCredentialNames()
+	if t.GetCredentialName() != "" {
+		creds = append([]string{t.GetCredentialName()}, creds...)
+	}
+	for _, name := range creds {
+		common.TlsCertificateSdsSecretConfigs = append(common.TlsCertificateSdsSecretConfigs, credentialSDS(name))
+	}
 	certs := t.GetTlsCertificates()
 	if t.GetServerCertificate() != "" {
 		certs = append([]*networking.ServerTLSSettings_TLSCertificate{{ServerCertificate: t.GetServerCertificate(), PrivateKey: t.GetPrivateKey()}}, certs...)
@@ -309,13 +313,23 @@ func serverTLS(t *networking.ServerTLSSettings, http bool) *corev3.TransportSock
 		})
 	}
 	mutual := t.GetMode() == networking.ServerTLSSettings_MUTUAL || t.GetMode() == networking.ServerTLSSettings_OPTIONAL_MUTUAL
-	if mutual && t.GetCaCertificates() != "" {
-		vc := &tlsv3.CertificateValidationContext{TrustedCa: fileSource(t.GetCaCertificates())}
+	caCred := t.GetCaCertCredentialName()
+	if caCred == "" && len(creds) > 0 && t.GetCaCertificates() == "" {
+		caCred = creds[0]
+	}
+	if mutual && (caCred != "" || t.GetCaCertificates() != "") {
+		vc := &tlsv3.CertificateValidationContext{}
 		for _, san := range t.GetSubjectAltNames() {
 			vc.MatchTypedSubjectAltNames = append(vc.MatchTypedSubjectAltNames, &tlsv3.SubjectAltNameMatcher{
 				SanType: tlsv3.SubjectAltNameMatcher_URI, Matcher: exact(san)})
 		}
-		common.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: vc}
+		if caCred != "" {
+			common.ValidationContextType = &tlsv3.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+				DefaultValidationContext: vc, ValidationContextSdsSecretConfig: credentialSDS(caCred + caCertSuffix)}}
+		} else {
+			vc.TrustedCa = fileSource(t.GetCaCertificates())
+			common.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: vc}
+		}
 	}
 	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: common}
 	if t.GetMode() == networking.ServerTLSSettings_MUTUAL {

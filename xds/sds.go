@@ -24,11 +24,14 @@ type Authenticator interface {
 }
 
 // SecretSource issues what SDS serves: a workload certificate and key for an
-// identity, and the trust bundle. Implementations cache certificates and renew them
-// well before they expire. Called from push workers and stream goroutines.
+// identity, the trust bundle, and the credentials gateways serve with (credentials.go).
+// Implementations cache certificates and renew them well before they expire. Called
+// from push workers and stream goroutines.
 type SecretSource interface {
 	WorkloadSecret(ctx context.Context, id Identity) (certChainPEM, keyPEM []byte, expires time.Time, err error)
 	TrustBundlePEM() []byte
+	// Credential returns the credential namespace/name; ok is false when there is none.
+	Credential(namespace, name string) (certChainPEM, keyPEM, caPEM []byte, ok bool)
 }
 
 // Secret names, as Istio's SDS names them.
@@ -84,7 +87,12 @@ func (s *Server) offerFor(c *conn, b *Build, t string) offer {
 		if err != nil {
 			s.log.Error("no secrets for the proxy", "proxy", c.proxy.ID, "err", err)
 		}
-		return offer{all: secs, get: func(n string) *Resource { return secs[n] }}
+		return offer{all: secs, get: func(n string) *Resource {
+			if r := secs[n]; r != nil {
+				return r
+			}
+			return s.credentialSecret(c, n)
+		}}
 	}
 	var all map[string]*Resource
 	if set := b.Types[t]; set != nil {

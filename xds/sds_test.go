@@ -48,6 +48,14 @@ func (f *fakeSecrets) WorkloadSecret(_ context.Context, id Identity) ([]byte, []
 }
 func (f *fakeSecrets) TrustBundlePEM() []byte { return []byte("bundle") }
 
+// Credential holds two credentials with CAs: shop/shop-cert and bank/vault-cert.
+func (f *fakeSecrets) Credential(ns, name string) ([]byte, []byte, []byte, bool) {
+	if (ns == "shop" && name == "shop-cert") || (ns == "bank" && name == "vault-cert") {
+		return []byte("chain of " + name), []byte("key of " + name), []byte("ca of " + name), true
+	}
+	return nil, nil, nil, false
+}
+
 // TestSDSOnlyToItsIdentity: over TLS a proxy proves who it is and gets its own
 // certificate; a proxy that claims another namespace is refused; over plaintext no
 // secrets are sent.
@@ -90,7 +98,10 @@ func TestSDSOnlyToItsIdentity(t *testing.T) {
 	defer plain.Stop()
 
 	webCert, _ := load("web")
-	ask := func(addr string, creds credentials.TransportCredentials, ns string) (*discovery.DiscoveryResponse, error) {
+	ask := func(addr string, creds credentials.TransportCredentials, ns string, names ...string) (*discovery.DiscoveryResponse, error) {
+		if len(names) == 0 {
+			names = []string{SecretDefault, SecretRootCA}
+		}
 		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 		if err != nil {
 			t.Fatal(err)
@@ -104,7 +115,7 @@ func TestSDSOnlyToItsIdentity(t *testing.T) {
 		}
 		md, _ := structpb.NewStruct(map[string]any{"NAMESPACE": ns, "SERVICE_ACCOUNT": "web"})
 		st.Send(&discovery.DiscoveryRequest{Node: &corev3.Node{Id: "sidecar~10.0.0.1~web-1." + ns + "~" + ns + ".svc.cluster.local", Metadata: md},
-			TypeUrl: SecretType, ResourceNames: []string{SecretDefault, SecretRootCA}})
+			TypeUrl: SecretType, ResourceNames: names})
 		return st.Recv()
 	}
 	// The test server's certificate carries only a SPIFFE ID; what is tested is the
@@ -134,6 +145,26 @@ func TestSDSOnlyToItsIdentity(t *testing.T) {
 	resp, err = ask(plainLis.Addr().String(), insecure.NewCredentials(), "shop")
 	if err != nil || len(resp.Resources) != 0 {
 		t.Fatalf("plaintext proxy: %v, %d secrets; want none", err, len(resp.GetResources()))
+	}
+
+	// Credentials: the proxy's namespace's only, and never over plaintext.
+	resp, err = ask(tlsLis.Addr().String(), tlsCreds, "shop", "kubernetes://shop-cert", "kubernetes://shop-cert-cacert", "kubernetes://vault-cert")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = map[string]*tlsv3.Secret{}
+	for _, a := range resp.Resources {
+		var sec tlsv3.Secret
+		a.UnmarshalTo(&sec)
+		got[sec.Name] = &sec
+	}
+	if len(got) != 2 || string(got["kubernetes://shop-cert"].GetTlsCertificate().GetPrivateKey().GetInlineBytes()) != "key of shop-cert" ||
+		string(got["kubernetes://shop-cert-cacert"].GetValidationContext().GetTrustedCa().GetInlineBytes()) != "ca of shop-cert" {
+		t.Fatalf("credentials for a shop proxy: %v; want shop-cert and its CA only", got)
+	}
+	resp, err = ask(plainLis.Addr().String(), insecure.NewCredentials(), "shop", "kubernetes://shop-cert")
+	if err != nil || len(resp.Resources) != 0 {
+		t.Fatalf("plaintext proxy asking for a credential: %v, %d secrets; want none", err, len(resp.GetResources()))
 	}
 	if len(secrets.issued) != 1 {
 		t.Fatalf("issued for %v, want only shop/web", secrets.issued)

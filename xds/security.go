@@ -215,7 +215,7 @@ func originatedTLS(t *networking.ClientTLSSettings) *corev3.TransportSocket {
 	if mode == networking.ClientTLSSettings_MUTUAL {
 		switch {
 		case t.GetCredentialName() != "":
-			common.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{{Name: t.GetCredentialName(), SdsConfig: adsConfigSource()}}
+			common.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{credentialSDS(t.GetCredentialName())}
 		case t.GetClientCertificate() != "":
 			common.TlsCertificates = []*tlsv3.TlsCertificate{{
 				CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: t.GetClientCertificate()}},

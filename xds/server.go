@@ -179,17 +179,23 @@ func (s *Server) refreshSecrets(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		s.mu.Lock()
-		var conns []*conn
-		for _, c := range s.conns {
-			if c.identity != nil {
-				conns = append(conns, c)
-			}
+		s.RefreshSecrets()
+	}
+}
+
+// RefreshSecrets offers every authenticated stream its secrets again: those that
+// changed (a renewed certificate, a new trust bundle, a changed credential) are sent.
+func (s *Server) RefreshSecrets() {
+	s.mu.Lock()
+	var conns []*conn
+	for _, c := range s.conns {
+		if c.identity != nil {
+			conns = append(conns, c)
 		}
-		s.mu.Unlock()
-		for _, c := range conns {
-			s.enqueue(c)
-		}
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		s.enqueue(c)
 	}
 }
 

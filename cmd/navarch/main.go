@@ -36,6 +36,7 @@ func commands() []command {
 		{"bootstrap", "print an xDS bootstrap listing every live node (--format grpc|envoy)", runBootstrap},
 		{"ca", "show, import or rotate the mesh's certificate authority (ca show|import|rotate)", runCA},
 		{"token", "create, list or revoke join tokens for the VMs of a WorkloadGroup", runToken},
+		{"credential", "create, list or delete gateway credentials (what a Gateway's credentialName names)", runCredential},
 		{"agent", "on a workload: get its certificate with a join token and keep it renewed (agent certs)", runAgent},
 		{"bench", "measure convergence, failover, churn, memory, apply or CSR throughput (BENCH.md)", runBench},
 		{"dev", "try navarch out: dev cluster (local nodes), dev echo (a gRPC server), dev call (a proxyless gRPC client)", runDev},
