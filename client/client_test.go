@@ -72,6 +72,9 @@ func TestTLSAndCAKeys(t *testing.T) {
 	if _, err := New("192.0.2.1:15014", "s3cret").ImportCA(ctx, CAImportRequest{Key: "key"}); err == nil || !strings.Contains(err.Error(), "refusing to send a CA key in clear") {
 		t.Fatalf("import over plain HTTP to another host: %v", err)
 	}
+	if _, err := New("192.0.2.1:15014", "s3cret").PutCredential(ctx, CredentialRequest{Key: "key"}); err == nil || !strings.Contains(err.Error(), "refusing to send a private key in clear") {
+		t.Fatalf("a credential over plain HTTP to another host: %v", err)
+	}
 	for _, host := range []string{"127.0.0.1", "localhost", "::1", "127.0.0.2"} {
 		if !IsLoopback(host) {
 			t.Errorf("%s is loopback", host)
