@@ -50,7 +50,7 @@ type Authority struct {
 	readyOnce sync.Once
 
 	mu      sync.Mutex
-	changed chan struct{} // closed (and replaced) when the signer or bundle changes
+	changed chan struct{} // closed (and replaced) when the signer, bundle or a credential changes
 
 	tokens      tokenCache
 	credentials credentialCache

@@ -22,7 +22,6 @@ import (
 	security "istio.io/api/security/v1beta1"
 
 	"github.com/navarch/navarch/api"
-	"github.com/navarch/navarch/registry"
 )
 
 // RequestAuthentication becomes Envoy's jwt_authn HTTP filter, ahead of RBAC, on the
@@ -66,28 +65,6 @@ type requestAuth struct {
 	issuers []string // sorted, unique
 }
 
-// requestAuthns returns the RequestAuthentications that apply to a workload: those in
-// its namespace and in the root namespace whose selector matches its labels or that
-// have none. Policies bound by targetRef apply to Kubernetes Gateway API resources,
-// which navarch does not run, so to no proxy.
-func requestAuthns(ctx *Context, ns string, labels map[string]string) []*api.Resource {
-	var out []*api.Resource
-	for _, r := range ctx.Snapshot.Config(api.RequestAuthentication) {
-		if r.Meta.Namespace != ns && r.Meta.Namespace != ctx.RootNamespace {
-			continue
-		}
-		ra := r.Spec.(*security.RequestAuthentication)
-		if ra.TargetRef != nil || len(ra.TargetRefs) > 0 {
-			continue
-		}
-		if sel := ra.GetSelector().GetMatchLabels(); len(sel) > 0 && !registry.LabelsMatch(labels, sel) {
-			continue
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
 // jwtFor returns a workload's jwt_authn filter (nil when no RequestAuthentication
 // applies) and what it establishes; both nil for proxyless gRPC.
 func jwtFor(ctx *Context, ns string, labels map[string]string) (*hcmv3.HttpFilter, *requestAuth) {
@@ -109,7 +86,7 @@ func buildJWT(ctx *Context, ns string, labels map[string]string) (*hcmv3.HttpFil
 	ra := &requestAuth{}
 	providers := map[string]*jwtv3.JwtProvider{}
 	var names []string
-	for _, r := range requestAuthns(ctx, ns, labels) {
+	for _, r := range selectedPolicies(ctx, api.RequestAuthentication, ns, labels) {
 		for i, rule := range r.Spec.(*security.RequestAuthentication).JwtRules {
 			name := rule.Issuer
 			for n := 1; providers[name] != nil; n++ {

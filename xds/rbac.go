@@ -17,6 +17,7 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	security "istio.io/api/security/v1beta1"
+	typev1beta1 "istio.io/api/type/v1beta1"
 
 	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/registry"
@@ -44,18 +45,8 @@ const (
 // its namespace and in the root namespace whose selector matches its labels or that
 // have none. CUSTOM and AUDIT policies are left out.
 func authzPolicies(ctx *Context, ns string, labels map[string]string) (allow, deny []*api.Resource) {
-	for _, r := range ctx.Snapshot.Config(api.AuthorizationPolicy) {
-		if r.Meta.Namespace != ns && r.Meta.Namespace != ctx.RootNamespace {
-			continue
-		}
-		ap := r.Spec.(*security.AuthorizationPolicy)
-		if ap.TargetRef != nil || len(ap.TargetRefs) > 0 {
-			continue // bound to Kubernetes Gateway API resources, which navarch does not run
-		}
-		if sel := ap.GetSelector().GetMatchLabels(); len(sel) > 0 && !registry.LabelsMatch(labels, sel) {
-			continue
-		}
-		switch ap.Action {
+	for _, r := range selectedPolicies(ctx, api.AuthorizationPolicy, ns, labels) {
+		switch r.Spec.(*security.AuthorizationPolicy).Action {
 		case security.AuthorizationPolicy_ALLOW:
 			allow = append(allow, r)
 		case security.AuthorizationPolicy_DENY:
@@ -63,6 +54,36 @@ func authzPolicies(ctx *Context, ns string, labels map[string]string) (allow, de
 		}
 	}
 	return allow, deny
+}
+
+// workloadPolicy is a policy that selects workloads: AuthorizationPolicy,
+// RequestAuthentication, Telemetry.
+type workloadPolicy interface {
+	GetSelector() *typev1beta1.WorkloadSelector
+	GetTargetRef() *typev1beta1.PolicyTargetReference
+	GetTargetRefs() []*typev1beta1.PolicyTargetReference
+}
+
+// selectedPolicies returns the policies of kind that apply to a workload: those in its
+// namespace and in the root namespace whose selector matches its labels or that have
+// none. Policies bound by targetRef(s) apply to Kubernetes Gateway API resources,
+// which navarch does not run, so to no proxy.
+func selectedPolicies(ctx *Context, kind *api.Kind, ns string, labels map[string]string) []*api.Resource {
+	var out []*api.Resource
+	for _, r := range ctx.Snapshot.Config(kind) {
+		if r.Meta.Namespace != ns && r.Meta.Namespace != ctx.RootNamespace {
+			continue
+		}
+		p := r.Spec.(workloadPolicy)
+		if p.GetTargetRef() != nil || len(p.GetTargetRefs()) > 0 {
+			continue
+		}
+		if sel := p.GetSelector().GetMatchLabels(); len(sel) > 0 && !registry.LabelsMatch(labels, sel) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // rbacFilters returns the authentication and authorization filters for a workload's

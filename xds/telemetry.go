@@ -10,7 +10,6 @@ import (
 	telemetry "istio.io/api/telemetry/v1alpha1"
 
 	"github.com/navarch/navarch/api"
-	"github.com/navarch/navarch/registry"
 )
 
 // Telemetry's accessLogging becomes Envoy access logs, as in Istio: the mesh's
@@ -62,22 +61,18 @@ func accessLogsFor(ctx *Context) accessLogs {
 func telemetries(ctx *Context) []*api.Resource {
 	p := ctx.Proxy
 	var workload, namespace, mesh *api.Resource
-	for _, r := range ctx.Snapshot.Config(api.Telemetry) {
-		t := r.Spec.(*telemetry.Telemetry)
-		if t.TargetRef != nil || len(t.TargetRefs) > 0 {
-			continue // Kubernetes Gateway API resources, which navarch does not run
-		}
-		sel := t.GetSelector().GetMatchLabels()
+	for _, r := range selectedPolicies(ctx, api.Telemetry, p.Namespace, p.Labels) {
+		sel := r.Spec.(*telemetry.Telemetry).GetSelector().GetMatchLabels()
 		switch {
-		case r.Meta.Namespace == p.Namespace && len(sel) > 0 && registry.LabelsMatch(p.Labels, sel):
+		case r.Meta.Namespace == p.Namespace && len(sel) > 0:
 			if workload == nil {
 				workload = r
 			}
-		case r.Meta.Namespace == p.Namespace && len(sel) == 0:
+		case r.Meta.Namespace == p.Namespace:
 			if namespace == nil {
 				namespace = r
 			}
-		case r.Meta.Namespace == ctx.RootNamespace && len(sel) == 0:
+		case len(sel) == 0: // the root namespace's
 			if mesh == nil {
 				mesh = r
 			}
