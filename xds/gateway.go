@@ -239,7 +239,11 @@ func tlsChains(ctx *Context, port uint32, servers []gatewayServer) []*listenerv3
 	for _, s := range servers {
 		switch kindOf(s.Server) {
 		case kindPassthrough:
-			for _, c := range passthroughChains(ctx, s, port) {
+			chains := passthroughChains(ctx, s, port)
+			if s.GetTls().GetMode() == networking.ServerTLSSettings_AUTO_PASSTHROUGH {
+				chains = autoPassthroughChains(ctx, s)
+			}
+			for _, c := range chains {
 				if claim(s, c.FilterChainMatch.GetServerNames()) {
 					out = append(out, c)
 				}
@@ -383,6 +387,33 @@ func l4Applies(matches []*networking.L4MatchAttributes, port uint32, ns, gateway
 		}
 	}
 	return false
+}
+
+// autoPassthroughChains are the filter chains of an AUTO_PASSTHROUGH server (the
+// east-west gateway of a multi-network mesh): one per service port and subset the
+// server's hosts admit, matching Istio's SNI name for it,
+// outbound_.<port>_.<subset>_.<host>, and forwarding the still-encrypted connection
+// to that cluster. The client's proxy chose the destination; no VirtualService takes
+// part.
+func autoPassthroughChains(ctx *Context, s gatewayServer) []*listenerv3.FilterChain {
+	var out []*listenerv3.FilterChain
+	for _, svc := range ctx.Services {
+		if len(admitted(s, svc.Namespace, []string{svc.Hostname})) == 0 {
+			continue
+		}
+		for _, p := range svc.Ports {
+			for _, subset := range append([]string{""}, subsets(ctx, svc)...) {
+				cluster := clusterName(svc.Hostname, p.Number, subset)
+				out = append(out, &listenerv3.FilterChain{
+					Name: s.name() + "." + cluster,
+					FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: []string{
+						"outbound_." + strconv.FormatUint(uint64(p.Number), 10) + "_." + subset + "_." + svc.Hostname}},
+					Filters: []*listenerv3.Filter{tcpProxy(cluster, accessLogsFor(ctx).client)},
+				})
+			}
+		}
+	}
+	return out
 }
 
 // passthroughChains are the filter chains of a PASSTHROUGH server: one per tls route

@@ -3,10 +3,12 @@ package xds
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 )
 
@@ -23,9 +25,9 @@ func TestTranslateGateway(t *testing.T) {
 	gw := &Proxy{ID: "router~10.0.0.2~ingress.edge~edge.svc.cluster.local", Type: TypeRouter, IP: "10.0.0.2",
 		Namespace: "edge", Labels: map[string]string{"istio": "ingressgateway"}}
 	sets, err := profileFor(gw).build(newContext(snap, gw, "cluster.local", "istio-system"))
-	want := "edge/other.0: port 9000: cannot share the port with edge/ingress.3"
-	if err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("build error %v, want it to report %q", err, want)
+	wantErr := "edge/other.0: port 9000: cannot share the port with edge/ingress.3"
+	if err == nil || !strings.Contains(err.Error(), wantErr) {
+		t.Errorf("build error %v, want it to report %q", err, wantErr)
 	}
 	if n := strings.Count(err.Error(), "\n") + 1; n != 1 { // once, though listeners and routes both use the servers
 		t.Errorf("%d errors reported, want 1: %v", n, err)
@@ -45,6 +47,31 @@ func TestTranslateGateway(t *testing.T) {
 	}
 	if got := common.GetCombinedValidationContext().GetValidationContextSdsSecretConfig().GetName(); got != "kubernetes://shop-cert-cacert" || !dtls.RequireClientCertificate.GetValue() {
 		t.Errorf("client certificates checked against %q (required: %v)", got, dtls.RequireClientCertificate.GetValue())
+	}
+
+	// AUTO_PASSTHROUGH: a chain per service port and subset of the admitted namespace,
+	// by Istio's SNI name, to that cluster.
+	var ew listenerv3.Listener
+	if err := sets[ListenerType].ByName["0.0.0.0_15443"].Body.UnmarshalTo(&ew); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, fc := range ew.FilterChains {
+		var tp tcpv3.TcpProxy
+		if err := fc.Filters[0].GetTypedConfig().UnmarshalTo(&tp); err != nil {
+			t.Fatal(err)
+		}
+		got[strings.Join(fc.FilterChainMatch.ServerNames, ",")] = tp.GetCluster()
+	}
+	want := map[string]string{
+		"outbound_.8080_._.shop.shop.svc.cluster.local":      "outbound|8080||shop.shop.svc.cluster.local",
+		"outbound_.5432_._.db.shop.svc.cluster.local":        "outbound|5432||db.shop.svc.cluster.local",
+		"outbound_.5432_.primary_.db.shop.svc.cluster.local": "outbound|5432|primary|db.shop.svc.cluster.local",
+		"outbound_.6432_._.db.shop.svc.cluster.local":        "outbound|6432||db.shop.svc.cluster.local",
+		"outbound_.6432_.primary_.db.shop.svc.cluster.local": "outbound|6432|primary|db.shop.svc.cluster.local",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("AUTO_PASSTHROUGH chains:\n got %v\nwant %v", got, want)
 	}
 	checkGolden(t, filepath.Join("testdata", "gateway.golden.yaml"), dump(t, sets))
 }
