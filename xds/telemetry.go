@@ -51,6 +51,7 @@ func accessLogsFor(ctx *Context) accessLogs {
 	}
 	return derived(ctx, "access-logs", func() accessLogs {
 		levels := telemetries(ctx)
+		reportUnknownProviders(ctx, levels)
 		return accessLogs{client: buildAccessLogs(ctx, levels, telemetry.WorkloadMode_CLIENT),
 			server: buildAccessLogs(ctx, levels, telemetry.WorkloadMode_SERVER)}
 	})
@@ -87,6 +88,21 @@ func telemetries(ctx *Context) []*api.Resource {
 	return out
 }
 
+// reportUnknownProviders reports, once per build, every access log provider of the
+// levels other than the one navarch knows, whichever side its entry logs.
+func reportUnknownProviders(ctx *Context, levels []*api.Resource) {
+	for _, r := range levels {
+		for i, l := range r.Spec.(*telemetry.Telemetry).AccessLogging {
+			for _, p := range l.Providers {
+				if p.Name != envoyLogProvider {
+					ctx.skip(fmt.Sprintf("Telemetry %s/%s spec.accessLogging[%d]", r.Meta.Namespace, r.Meta.Name, i),
+						fmt.Errorf("provider %q: navarch has no extension providers; %q (a text log on the proxy's stdout) is the one it knows", p.Name, envoyLogProvider))
+				}
+			}
+		}
+	}
+}
+
 // logSetting is what the levels say of one provider.
 type logSetting struct {
 	disabled bool
@@ -98,7 +114,7 @@ func buildAccessLogs(ctx *Context, levels []*api.Resource, mode telemetry.Worklo
 	settings := map[string]logSetting{}
 	var order []string
 	for _, r := range levels {
-		for i, l := range r.Spec.(*telemetry.Telemetry).AccessLogging {
+		for _, l := range r.Spec.(*telemetry.Telemetry).AccessLogging {
 			if m := l.GetMatch().GetMode(); m != telemetry.WorkloadMode_CLIENT_AND_SERVER && m != mode {
 				continue
 			}
@@ -111,11 +127,7 @@ func buildAccessLogs(ctx *Context, levels []*api.Resource, mode telemetry.Worklo
 			}
 			for _, name := range names {
 				if name != envoyLogProvider {
-					if mode == telemetry.WorkloadMode_CLIENT { // report once for both sides
-						ctx.skip(fmt.Sprintf("Telemetry %s/%s spec.accessLogging[%d]", r.Meta.Namespace, r.Meta.Name, i),
-							fmt.Errorf("provider %q: navarch has no extension providers; %q (a text log on the proxy's stdout) is the one it knows", name, envoyLogProvider))
-					}
-					continue
+					continue // reported by reportUnknownProviders
 				}
 				if _, seen := settings[name]; !seen {
 					order = append(order, name)

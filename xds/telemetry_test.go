@@ -95,4 +95,18 @@ func TestAccessLogging(t *testing.T) {
 	if got := logFilter(t, tp.AccessLog); got != "response.code >= 400" {
 		t.Errorf("outbound TCP listener: access log %q", got)
 	}
+
+	// A provider navarch lacks is reported whichever side its entry logs.
+	serverOnly := snapshotOf(t, `
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: servers-to-otel, namespace: shop}
+spec:
+  accessLogging: [{match: {mode: SERVER}, providers: [{name: otel}]}]
+`)
+	ctx := newContext(serverOnly, envoy("shop", nil), "cluster.local", "istio-system")
+	accessLogsFor(ctx)
+	if len(ctx.errs) != 1 || !strings.Contains(ctx.errs[0].Error(), `provider "otel"`) {
+		t.Errorf("a server-side entry naming an unknown provider: reported %v", ctx.errs)
+	}
 }
