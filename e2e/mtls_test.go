@@ -88,27 +88,7 @@ func TestWorkloadsTalkMutualTLSWithNavarchCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer server.Stop()
-	mustNodeCLI(t, c, "n1", "apply", "-f", writeFile(t, dir, "mesh.yaml", fmt.Sprintf(`
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: ratings, namespace: shop}
-spec:
-  hosts: [ratings.shop.svc.cluster.local]
-  location: MESH_INTERNAL
-  ports: [{number: 9090, name: grpc, protocol: GRPC}]
-  resolution: STATIC
-  workloadSelector: {labels: {app: ratings}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: ratings-1, namespace: shop}
-spec: {address: 127.0.0.1, ports: {grpc: %d}, labels: {app: ratings}, serviceAccount: ratings}
----
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: shop}
-spec: {mtls: {mode: STRICT}}
-`, server.Port)))
+	mustNodeCLI(t, c, "n1", "apply", "-f", writeFile(t, dir, "mesh.yaml", grpcapp.StrictRatingsMesh("shop", server.Port)))
 	eventually(t, 30*time.Second, "the server serving", func() error {
 		if !server.Serving() {
 			return fmt.Errorf("not serving")

@@ -2,7 +2,6 @@ package xds
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -38,27 +37,7 @@ func TestGRPCMutualTLSAndAuthorization(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer server.Stop()
-	mesh := fmt.Sprintf(`
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: ratings, namespace: default}
-spec:
-  hosts: [ratings.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  ports: [{number: 9090, name: grpc, protocol: GRPC}]
-  resolution: STATIC
-  workloadSelector: {labels: {app: ratings}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: ratings-1, namespace: default}
-spec: {address: 127.0.0.1, ports: {grpc: %d}, labels: {app: ratings}, serviceAccount: ratings}
----
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: default}
-spec: {mtls: {mode: STRICT}}
-`, server.Port)
+	mesh := grpcapp.StrictRatingsMesh("default", server.Port)
 	src.set(snapshotOf(t, mesh))
 	target := "xds:///ratings.default.svc.cluster.local:9090"
 	// dial makes a client for service account sa (with xDS credentials when secure)

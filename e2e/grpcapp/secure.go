@@ -88,3 +88,31 @@ func DialSecure(bootstrap []byte, target string) (*grpc.ClientConn, error) {
 
 // Serving reports whether an xDS backend has its listener and serves.
 func (b *Backend) Serving() bool { return b.serving.Load() }
+
+// StrictRatingsMesh is the configuration of a secured ratings service for tests: a
+// ServiceEntry ratings.<ns>.svc.cluster.local:9090 (GRPC) selecting app=ratings, the
+// WorkloadEntry of a backend listening on 127.0.0.1:port with service account
+// ratings, and a STRICT PeerAuthentication for the namespace.
+func StrictRatingsMesh(ns string, port uint32) string {
+	return fmt.Sprintf(`
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings, namespace: %[1]s}
+spec:
+  hosts: [ratings.%[1]s.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 9090, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: ratings}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ratings-1, namespace: %[1]s}
+spec: {address: 127.0.0.1, ports: {grpc: %[2]d}, labels: {app: ratings}, serviceAccount: ratings}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: %[1]s}
+spec: {mtls: {mode: STRICT}}
+`, ns, port)
+}
