@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"time"
 
 	"github.com/navarch/navarch/client"
@@ -26,7 +27,10 @@ type ConvergenceResult struct {
 	RSSBytes      int64   `json:"rss_bytes"`
 	PeakRSSBytes  int64   `json:"peak_rss_bytes"`
 	ConnectSecs   float64 `json:"connect_seconds"`
-	Delta         bool    `json:"delta"`
+	// LoadCPUSeconds is the load generator's own CPU time over the change: it shares
+	// the machine with the nodes.
+	LoadCPUSeconds float64 `json:"loadgen_cpu_seconds"`
+	Delta          bool    `json:"delta"`
 }
 
 // Convergence connects the proxies, applies one change that affects every one of
@@ -57,6 +61,7 @@ func Convergence(ctx context.Context, cfg Config) (*ConvergenceResult, error) {
 		bytesBefore[i] = p.Status().Bytes
 	}
 	stats0 := readProcStats(cfg.PIDs)
+	self0 := readProcStats([]int{os.Getpid()})
 	start := time.Now()
 	if _, err := cfg.API.Apply(ctx, "", []client.File{meshPolicy(cfg.Namespace, 2000+rand.IntN(100000))}); err != nil {
 		return nil, err
@@ -67,6 +72,7 @@ func Convergence(ctx context.Context, cfg Config) (*ConvergenceResult, error) {
 		return nil, err
 	}
 	st := readProcStats(cfg.PIDs).since(stats0)
+	self := readProcStats([]int{os.Getpid()}).since(self0)
 	var bytes int64
 	for i, p := range f.Proxies() {
 		bytes += p.Status().Bytes - bytesBefore[i]
@@ -76,33 +82,45 @@ func Convergence(ctx context.Context, cfg Config) (*ConvergenceResult, error) {
 		Min: ms(lat.Percentile(0)), Apply: ms(applied),
 		P50: ms(lat.Percentile(50)), P90: ms(lat.Percentile(90)), P99: ms(lat.Percentile(99)), Max: ms(lat.Max()),
 		BytesPerProxy: bytes / int64(max(cfg.Proxies, 1)), CPUSeconds: st.CPUSeconds, RSSBytes: st.RSS, PeakRSSBytes: st.PeakRSS,
-		ConnectSecs: connect.Seconds(), Delta: cfg.Delta,
+		ConnectSecs: connect.Seconds(), LoadCPUSeconds: self.CPUSeconds, Delta: cfg.Delta,
 	}, nil
 }
 
 // waitChanged waits until every proxy holds a version of its tracked resource other
-// than before[i] and returns, per proxy, how long after start it arrived.
+// than before[i] and returns, per proxy, how long after start it arrived. It looks
+// only at proxies that stored a response since its last look: the load generator
+// shares the CPU with the nodes it measures, and its polling must not slow them.
 func waitChanged(ctx context.Context, cfg *Config, f *Fleet, t int, tracked func(int) []string, before []string, start time.Time) (Latencies, error) {
 	deadline := time.Now().Add(cfg.Timeout)
-	lat := make(Latencies, len(f.Proxies()))
-	done := make([]bool, len(f.Proxies()))
-	remaining := len(done)
-	for remaining > 0 {
-		for i, p := range f.Proxies() {
-			if done[i] {
-				continue
+	proxies := f.Proxies()
+	lat := make(Latencies, len(proxies))
+	names := make([]string, len(proxies))
+	seen := make([]uint64, len(proxies))
+	pending := make([]int, len(proxies))
+	for i := range proxies {
+		names[i], pending[i] = tracked(i)[0], i
+		seen[i] = proxies[i].responses.Load() - 1 // look at every proxy once
+	}
+	for len(pending) > 0 {
+		left := pending[:0]
+		for _, i := range pending {
+			p := proxies[i]
+			if n := p.responses.Load(); n != seen[i] {
+				seen[i] = n
+				if h := p.held(t, names[i]); h != nil && h.version != before[i] {
+					lat[i] = h.at.Sub(start)
+					continue
+				}
 			}
-			if h := p.held(t, tracked(i)[0]); h != nil && h.version != before[i] {
-				lat[i], done[i] = h.at.Sub(start), true
-				remaining--
-			}
+			left = append(left, i)
 		}
-		cfg.progress("converged: %d/%d proxies", len(done)-remaining, len(done))
-		if remaining == 0 {
+		pending = left
+		cfg.progress("converged: %d/%d proxies", len(proxies)-len(pending), len(proxies))
+		if len(pending) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%d of %d proxies did not get the change within %s", remaining, len(done), cfg.Timeout)
+			return nil, fmt.Errorf("%d of %d proxies did not get the change within %s", len(pending), len(proxies), cfg.Timeout)
 		}
 		select {
 		case <-ctx.Done():

@@ -99,6 +99,7 @@ func (p *Proxy) applyDelta(t int, resp *discovery.DeltaDiscoveryResponse, prior 
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer p.responses.Add(1)
 	p.connected, p.lastRecv = true, now
 	if p.firstSync.IsZero() {
 		p.firstSync = now

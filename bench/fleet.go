@@ -52,7 +52,7 @@ func StartFleet(ctx context.Context, cfg FleetConfig) *Fleet {
 	}
 	fctx, cancel := context.WithCancel(context.Background())
 	f := &Fleet{cfg: cfg, cache: &factCache{}, cancel: cancel}
-	dial := dialer()
+	dial := dialer(cfg.Mode)
 	sem := make(chan struct{}, cfg.ConnectConcurrency)
 	for i := 0; i < cfg.Proxies; i++ {
 		pc := ProxyConfig{

@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -97,6 +98,10 @@ type Proxy struct {
 	bytes       int64 // resource bytes received
 	lastRecv    time.Time
 	history     []mark
+
+	// responses counts the responses stored, so that a waiter can pass over
+	// proxies that received nothing since it last looked without taking mu.
+	responses atomic.Uint64
 }
 
 func newProxy(cfg ProxyConfig, cache *factCache) *Proxy {
@@ -303,17 +308,24 @@ func (p *Proxy) priorVersions(t int) map[string]string {
 	return out
 }
 
-// dialer returns a dial function for simulated proxies: plaintext, small buffers,
-// one connection per proxy as real proxies have.
-func dialer() func(string) (*grpc.ClientConn, error) {
+// dialer returns a dial function for simulated proxies of a mode: plaintext, small
+// buffers, one connection per proxy as real proxies have. Flow control is each
+// kind's own: grpc-go (Named) estimates the bandwidth-delay product, pinging the
+// server whenever data arrives after the last estimate; Envoy (Wildcard) keeps
+// fixed windows and sends no such pings.
+func dialer(mode Mode) func(string) (*grpc.ClientConn, error) {
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithReadBufferSize(8 << 10),
+		grpc.WithWriteBufferSize(8 << 10),
+		grpc.WithDisableServiceConfig(),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)),
+	}
+	if mode == Wildcard {
+		opts = append(opts, grpc.WithStaticStreamWindowSize(1<<20), grpc.WithStaticConnWindowSize(1<<20))
+	}
 	return func(target string) (*grpc.ClientConn, error) {
-		return grpc.NewClient("passthrough:///"+target,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithReadBufferSize(8<<10),
-			grpc.WithWriteBufferSize(8<<10),
-			grpc.WithDisableServiceConfig(),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
-		)
+		return grpc.NewClient("passthrough:///"+target, opts...)
 	}
 }
 
