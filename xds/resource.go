@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"sort"
@@ -75,17 +76,17 @@ func (t *TypeSet) Names() []string {
 // setVersion is the version of a SotW response: a hash of the names and versions of the
 // resources it carries, so it too is equal on every node for equal content.
 func setVersion(rs []*Resource) string {
-	h := xxhash.New()
+	var h xxhash.Digest // on the stack: this runs for every type of every push
+	h.Reset()
 	for _, r := range rs {
 		_, _ = h.WriteString(r.Name)
-		_, _ = h.Write([]byte{0})
+		_, _ = h.WriteString("\x00")
 		_, _ = h.WriteString(r.Version)
-		_, _ = h.Write([]byte{0})
+		_, _ = h.WriteString("\x00")
 	}
 	var sum [8]byte
-	v := h.Sum64()
-	for i := range sum {
-		sum[i] = byte(v >> (56 - 8*i))
-	}
-	return hex.EncodeToString(sum[:])
+	var out [16]byte
+	binary.BigEndian.PutUint64(sum[:], h.Sum64())
+	hex.Encode(out[:], sum[:])
+	return string(out[:])
 }

@@ -74,7 +74,18 @@ func (s *Server) secrets(ctx context.Context, c *conn) (map[string]*Resource, er
 // subscriptions) and a lookup by name that may build on demand.
 type offer struct {
 	all map[string]*Resource
-	get func(name string) *Resource
+	// Either the build and type the resources come from, or, for secrets, lookup.
+	build  *Build
+	typ    string
+	lookup func(name string) *Resource
+}
+
+// get returns the resource of the offer's type named n, or nil.
+func (o offer) get(n string) *Resource {
+	if o.lookup != nil {
+		return o.lookup(n)
+	}
+	return o.build.get(o.typ, n)
 }
 
 // offerFor returns what stream c can be sent of type t: its class's build, or, for
@@ -87,7 +98,7 @@ func (s *Server) offerFor(c *conn, b *Build, t string) offer {
 		if err != nil {
 			s.log.Error("no secrets for the proxy", "proxy", c.proxy.ID, "err", err)
 		}
-		return offer{all: secs, get: func(n string) *Resource {
+		return offer{all: secs, lookup: func(n string) *Resource {
 			if r := secs[n]; r != nil {
 				return r
 			}
@@ -98,5 +109,5 @@ func (s *Server) offerFor(c *conn, b *Build, t string) offer {
 	if set := b.Types[t]; set != nil {
 		all = set.ByName
 	}
-	return offer{all: all, get: func(n string) *Resource { return b.get(t, n) }}
+	return offer{all: all, build: b, typ: t}
 }

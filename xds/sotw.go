@@ -57,9 +57,12 @@ func (s *Server) sotwRequest(stream discovery.AggregatedDiscoveryService_StreamA
 		}
 		s.sotwAck(c, t, w, req)
 	}
-	names := slices.Clone(req.ResourceNames)
-	slices.Sort(names)
-	names = slices.Compact(names)
+	names := w.names
+	if first || !slices.Equal(req.ResourceNames, w.names) { // an ACK names what it did
+		names = slices.Clone(req.ResourceNames)
+		slices.Sort(names)
+		names = slices.Compact(names)
+	}
 	wildcard := isWildcard(t, names, w, first)
 	changed := first || wildcard != w.wildcard || !slices.Equal(names, w.names)
 	w.wildcard, w.names = wildcard, names
