@@ -46,6 +46,9 @@ type Config struct {
 	Consul string
 	// Timeout bounds each wait of a scenario.
 	Timeout time.Duration
+	// Settle is how long convergence waits between connecting the proxies and
+	// applying its change: time for the nodes to settle, or to start a profiler.
+	Settle time.Duration
 	// Progress receives a progress line now and then.
 	Progress func(line string)
 }

@@ -60,6 +60,14 @@ func Convergence(ctx context.Context, cfg Config) (*ConvergenceResult, error) {
 		before[i], _ = p.Version(typeURLs[tCDS], tracked(i)[0])
 		bytesBefore[i] = p.Status().Bytes
 	}
+	if cfg.Settle > 0 {
+		cfg.progress("proxies connected; applying the change in %s", cfg.Settle)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(cfg.Settle):
+		}
+	}
 	stats0 := readProcStats(cfg.PIDs)
 	self0 := readProcStats([]int{os.Getpid()})
 	start := time.Now()

@@ -49,6 +49,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	wildcard := fs.Bool("wildcard", false, "proxies subscribe as Envoy does (every listener and cluster) instead of as grpc-go does")
 	fs.IntVar(&cfg.Classes, "classes", cfg.Classes, "spread proxies over this many label sets")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "bound on each wait")
+	fs.DurationVar(&cfg.Settle, "settle", 0, "convergence: wait this long after the proxies are connected before the change (e.g. to start a profiler on the nodes)")
 	nodes := fs.Int("nodes", 3, "nodes of the local cluster the scenario starts (without --target)")
 	fs.StringVar(&cfg.Consul, "consul", "", "churn: register services and change endpoints in this Consul agent (HTTP address); a local cluster is started with --consul-address")
 	target := fs.String("target", "", "xDS servers to load (host:port,...), instead of starting a local cluster")
