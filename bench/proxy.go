@@ -94,13 +94,13 @@ type Proxy struct {
 	streams     int       // streams opened
 	resent      int       // resources received again in a version already held, after a reconnect
 	resentBytes int
-	acks, nacks int
+	nacks       int
 	bytes       int64 // resource bytes received
 	lastRecv    time.Time
 	history     []mark
 
-	// responses counts the responses stored, so that a waiter can pass over
-	// proxies that received nothing since it last looked without taking mu.
+	// responses counts the responses stored (each is ACKed), so that a waiter can
+	// pass over proxies that received nothing since it last looked without taking mu.
 	responses atomic.Uint64
 }
 

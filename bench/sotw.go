@@ -96,12 +96,11 @@ func (p *Proxy) applySotW(t int, resp *discovery.DiscoveryResponse, prior map[st
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	defer p.responses.Add(1)
 	p.connected, p.lastRecv = true, now
 	if p.firstSync.IsZero() {
 		p.firstSync = now
 	}
-	p.acks++
+	p.responses.Add(1)
 	for _, it := range items {
 		p.bytes += int64(it.size)
 	}
