@@ -201,14 +201,18 @@ func benchCluster(ctx context.Context, nodes int, dir string, stderr io.Writer, 
 	}, nil
 }
 
-// progressLine rewrites one status line on stderr, at most ten times a second.
+// progressLine rewrites one status line on stderr.
 func progressLine(w io.Writer) func(string) {
 	var last time.Time
+	var lastKind string
 	return func(line string) {
-		if time.Since(last) < 100*time.Millisecond {
+		// A line of a new kind ("converged: ..." after "proxies: ...") is always
+		// shown; lines of one kind at most every 100 ms.
+		kind, _, _ := strings.Cut(line, ":")
+		if kind == lastKind && time.Since(last) < 100*time.Millisecond {
 			return
 		}
-		last = time.Now()
+		last, lastKind = time.Now(), kind
 		fmt.Fprintf(w, "\r\033[K%s", line)
 	}
 }
