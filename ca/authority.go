@@ -250,10 +250,11 @@ func (a *Authority) load(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, &fatalError{fmt.Errorf("ca: %w", err)}
 	}
-	a.swap(is)
 	a.tokens.replace(tokens)
 	a.credentials.replace(credentials)
-	a.notifyChanged()
+	if !a.swap(is) { // swap tells whoever waits on Changed when it takes is
+		a.notifyChanged() // the credentials may have changed all the same
+	}
 	return rev, nil
 }
 
