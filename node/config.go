@@ -103,10 +103,13 @@ func DefaultConfig() Config {
 		HTTPAddr:   "127.0.0.1:15014",
 		Domain:     "cluster.local",
 		XDSName:    "xds.navarch.local",
-		XDS:        xds.DefaultConfig(),
-		Consul:     consul.DefaultConfig(),
-		CA:         ca.DefaultConfig(),
-		Store:      store.DefaultConfig(),
+		// Load spreading: often enough that a restarted node takes its share back
+		// within seconds, rarely enough to be free.
+		RebalanceInterval: 10 * time.Second,
+		XDS:               xds.DefaultConfig(),
+		Consul:            consul.DefaultConfig(),
+		CA:                ca.DefaultConfig(),
+		Store:             store.DefaultConfig(),
 	}
 }
 

@@ -24,3 +24,11 @@ func TestExcessProxies(t *testing.T) {
 		})
 	}
 }
+
+// A node spreads load unless told not to: Istio's never do, and the cluster's
+// documentation promises a check every 10 s.
+func TestLoadSpreadingIsOnByDefault(t *testing.T) {
+	if got := DefaultConfig().RebalanceInterval; got <= 0 {
+		t.Fatalf("DefaultConfig().RebalanceInterval = %v, want load spreading on", got)
+	}
+}
