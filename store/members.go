@@ -10,6 +10,7 @@ import (
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/etcd/client/pkg/v3/types"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -48,6 +49,11 @@ func (s *Store) IsLearner() bool { return s.etcd.Server.IsLearner() }
 func (s *Store) RemoveMember(ctx context.Context, id uint64) error {
 	for {
 		_, err := s.cli.MemberRemove(ctx, id)
+		if err != nil && id == s.ID() && s.etcd.Server.Cluster().Member(types.ID(id)) == nil {
+			// A member that removes itself stops as soon as it applies the removal,
+			// and its answer to the request may be lost with it ("server stopped").
+			return nil
+		}
 		if err == nil || !(errors.Is(err, rpctypes.ErrUnhealthy) || errors.Is(err, rpctypes.ErrGRPCUnhealthy) || leaderless(err)) {
 			return mapErr(err)
 		}
