@@ -7,7 +7,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"sync"
 	"time"
 
 	"github.com/navarch/navarch/client"
@@ -71,8 +70,7 @@ func Convergence(ctx context.Context, cfg Config) (*ConvergenceResult, error) {
 		case <-time.After(cfg.Settle):
 		}
 	}
-	release := holdGC()
-	defer release()
+	defer holdGC()()
 	stats0 := readProcStats(cfg.PIDs)
 	self0 := readProcStats([]int{os.Getpid()})
 	start := time.Now()
@@ -86,7 +84,6 @@ func Convergence(ctx context.Context, cfg Config) (*ConvergenceResult, error) {
 	}
 	st := readProcStats(cfg.PIDs).since(stats0)
 	self := readProcStats([]int{os.Getpid()}).since(self0)
-	release()
 	var bytes int64
 	for i, p := range f.Proxies() {
 		bytes += p.Status().Bytes - bytesBefore[i]
@@ -150,19 +147,15 @@ func waitChanged(ctx context.Context, cfg *Config, f *Fleet, t int, tracked func
 // a GiB. The load generator holds the state of every simulated proxy and shares the
 // machine with the nodes it measures, and a collection of that heap in the window
 // took as much CPU as the nodes' whole push; in a fleet that work is spread over the
-// proxies' own machines. The nodes' collector is left alone. release may be called
-// more than once.
+// proxies' own machines. The nodes' collector is left alone.
 func holdGC() (release func()) {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	limit := debug.SetMemoryLimit(int64(ms.Sys-ms.HeapReleased) + 1<<30)
 	percent := debug.SetGCPercent(-1)
-	var once sync.Once
 	return func() {
-		once.Do(func() {
-			debug.SetGCPercent(percent)
-			debug.SetMemoryLimit(limit)
-		})
+		debug.SetGCPercent(percent)
+		debug.SetMemoryLimit(limit)
 	}
 }
