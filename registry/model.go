@@ -43,6 +43,8 @@ type Service struct {
 	// Selector selects the WorkloadEntries behind the service (workloadSelector); nil
 	// when the service lists its endpoints inline.
 	Selector map[string]string
+	// Labels are the labels of the resource that defines the service.
+	Labels map[string]string
 	// Source is where the service came from: SourceServiceEntry or a registry source.
 	Source string
 	// Origin is the resource that defines the service.
@@ -50,6 +52,27 @@ type Service struct {
 	// Created orders services that define the same host: the oldest wins.
 	Created string
 }
+
+// NetworkLabel on a ServiceEntry makes its endpoints the gateways into that
+// network (Istio's label for the same): proxies in other networks reach the
+// network's endpoints through them, on GatewayPort.
+const NetworkLabel = "topology.istio.io/network"
+
+// GatewayPort is the service port of a network gateway that carries traffic into
+// its network (mTLS, routed by SNI: an AUTO_PASSTHROUGH Gateway server).
+const GatewayPort = 15443
+
+// Gateway is one way into a network: a gateway instance's address and port.
+type Gateway struct {
+	Network  string
+	Address  string
+	Port     uint32
+	Locality string
+}
+
+// SameNetwork reports whether endpoints in network b are reachable directly from
+// network a: an unset network is everyone's.
+func SameNetwork(a, b string) bool { return a == "" || b == "" || a == b }
 
 // Port is one port of a service.
 type Port struct {

@@ -46,6 +46,7 @@ func servicesFrom(r *api.Resource, source, domain string) ([]*Service, []*Worklo
 			MeshExternal: se.Location == networking.ServiceEntry_MESH_EXTERNAL,
 			ExportTo:     se.ExportTo,
 			Selector:     selector,
+			Labels:       r.Meta.Labels,
 			Source:       source,
 			Origin:       r.Key(),
 			Created:      created,

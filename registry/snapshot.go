@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"net"
+	"slices"
 	"sort"
 	"time"
 
@@ -27,6 +29,7 @@ type Snapshot struct {
 	config    map[*api.Kind][]*api.Resource
 	routes    []*HostRoutes
 	rules     []*HostRoutes
+	gateways  map[string][]Gateway // by network
 }
 
 // HostRoutes is a VirtualService or DestinationRule with its hosts resolved to fully
@@ -45,6 +48,7 @@ func NewSnapshot(entries []store.Entry, rev int64, domain string) *Snapshot {
 		byHost:    map[string][]*Service{},
 		endpoints: map[*Service][]*Workload{},
 		config:    map[*api.Kind][]*api.Resource{},
+		gateways:  map[string][]Gateway{},
 	}
 	var inline = map[*Service][]*Workload{}
 	for _, e := range entries {
@@ -127,6 +131,9 @@ func (s *Snapshot) index(inline map[*Service][]*Workload) {
 			}
 		}
 	}
+	for _, svc := range s.services {
+		s.indexGateways(svc)
+	}
 	for _, r := range s.config[api.VirtualService] {
 		s.routes = append(s.routes, &HostRoutes{Resource: r, Hosts: s.resolveAll(r.Spec.(*networking.VirtualService).Hosts, r.Meta.Namespace)})
 	}
@@ -135,6 +142,25 @@ func (s *Snapshot) index(inline map[*Service][]*Workload) {
 		s.rules = append(s.rules, &HostRoutes{Resource: r, Hosts: []string{ResolveHost(host, r.Meta.Namespace, s.Domain)}})
 	}
 }
+
+// indexGateways records the endpoints of a service labelled with a network, on its
+// GatewayPort, as that network's gateways.
+func (s *Snapshot) indexGateways(svc *Service) {
+	network := svc.Labels[NetworkLabel]
+	port, ok := svc.Port(GatewayPort)
+	if network == "" || !ok {
+		return
+	}
+	for _, w := range s.endpoints[svc] {
+		gw := Gateway{Network: network, Address: w.Address, Port: w.PortFor(port), Locality: w.Locality}
+		if net.ParseIP(w.Address) != nil && w.Healthy && !slices.Contains(s.gateways[network], gw) {
+			s.gateways[network] = append(s.gateways[network], gw) // hosts of one entry share endpoints
+		}
+	}
+}
+
+// Gateways returns the gateways into a network, in a stable order.
+func (s *Snapshot) Gateways(network string) []Gateway { return s.gateways[network] }
 
 func (s *Snapshot) resolveAll(hosts []string, ns string) []string {
 	out := make([]string, len(hosts))

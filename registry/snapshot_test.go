@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/navarch/navarch/api"
@@ -145,5 +146,40 @@ func TestResolveHost(t *testing.T) {
 		if got := ResolveHost(tt.host, tt.ns, "cluster.local"); got != tt.want {
 			t.Errorf("ResolveHost(%q, %q) = %q, want %q", tt.host, tt.ns, got, tt.want)
 		}
+	}
+}
+
+func TestNetworkGateways(t *testing.T) {
+	snap := snapshot(t, store.ConfigSpace, `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: eastwest, namespace: istio-system, labels: {topology.istio.io/network: west}}
+spec:
+  hosts: [eastwest.west.example, eastwest-alias.west.example]
+  ports:
+  - {number: 15443, name: tls, protocol: TLS, targetPort: 8443}
+  resolution: STATIC
+  endpoints:
+  - {address: 192.0.2.10, locality: eu/west-1}
+  - {address: 192.0.2.11, ports: {tls: 9443}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: not-a-gateway, namespace: istio-system, labels: {topology.istio.io/network: north}}
+spec:
+  hosts: [ingress.north.example]
+  ports: [{number: 443, name: https, protocol: HTTPS}]
+  resolution: STATIC
+  endpoints: [{address: 192.0.2.20}]
+`)
+	want := []Gateway{
+		{Network: "west", Address: "192.0.2.10", Port: 8443, Locality: "eu/west-1"},
+		{Network: "west", Address: "192.0.2.11", Port: 9443},
+	}
+	if got := snap.Gateways("west"); !reflect.DeepEqual(got, want) {
+		t.Fatalf("gateways into west:\n got %+v\nwant %+v (IP endpoints on port 15443, once each however many hosts)", got, want)
+	}
+	if got := snap.Gateways("north"); len(got) != 0 {
+		t.Fatalf("gateways into north: %+v, want none (the service has no port 15443)", got)
 	}
 }

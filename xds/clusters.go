@@ -60,7 +60,7 @@ func (g clusters) Generate(ctx *Context) []named {
 					tp := trafficPolicy(dr, port.Number, subset)
 					applyPolicy(c, tp)
 					if wls := subsetWorkloads(ctx, svc, subset); c.GetType() == clusterv3.Cluster_EDS && clientUsesMTLS(ctx, tp, port, wls) {
-						c.TransportSocket = upstreamTLS(serverSANs(ctx, tp, wls), g.envoy, isHTTP2(port))
+						c.TransportSocket = upstreamTLS(serverSANs(ctx, tp, wls), g.envoy, isHTTP2(port), meshSNI(svc.Hostname, port.Number, subset))
 					} else if g.envoy {
 						c.TransportSocket = originatedTLS(tp.GetTls())
 					}

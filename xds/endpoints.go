@@ -15,17 +15,26 @@ import (
 // endpoints builds a ClusterLoadAssignment for every EDS cluster: the workloads of the
 // service (or subset) grouped by locality, each locality weighted by the sum of its
 // endpoints' weights (grpc-go ignores localities without a weight).
-type endpoints struct{}
+type endpoints struct {
+	// envoy: the proxies are Envoys, which can reach other networks through their
+	// gateways (with mTLS, sending the SNI the gateway forwards by); grpc-go cannot.
+	envoy bool
+}
 
 func (endpoints) Name() string    { return "endpoints" }
 func (endpoints) TypeURL() string { return EndpointType }
 
-func (endpoints) Generate(ctx *Context) []named {
+func (g endpoints) Generate(ctx *Context) []named {
 	var out []named
+	key := ctx.Proxy.Namespace + "|" + ctx.Proxy.Network
+	if g.envoy {
+		key += "|envoy"
+	}
 	for _, svc := range ctx.Services {
 		if svc.Resolution == registry.ResolutionNone {
 			continue
 		}
+		dr := ctx.destinationRule(svc)
 		for _, port := range svc.Ports {
 			for _, subset := range append([]string{""}, subsets(ctx, svc)...) {
 				if _, dns := dnsTarget(ctx, svc, port, subset); dns {
@@ -33,9 +42,15 @@ func (endpoints) Generate(ctx *Context) []named {
 				}
 				name := clusterName(svc.Hostname, port.Number, subset)
 				// Which workloads a subset holds depends on the DestinationRule, chosen
-				// by the proxy's namespace.
-				out = append(out, shared(name, ctx.Proxy.Namespace, func() proto.Message {
-					return loadAssignment(name, port, subsetWorkloads(ctx, svc, subset))
+				// by the proxy's namespace; how they are reached, on its network and
+				// kind.
+				out = append(out, shared(name, key, func() proto.Message {
+					wls := subsetWorkloads(ctx, svc, subset)
+					gateways := noGateways
+					if g.envoy && clientUsesMTLS(ctx, trafficPolicy(dr, port.Number, subset), port, wls) {
+						gateways = ctx.Snapshot.Gateways
+					}
+					return loadAssignment(name, port, wls, ctx.Proxy.Network, gateways)
 				}))
 			}
 		}
@@ -43,20 +58,43 @@ func (endpoints) Generate(ctx *Context) []named {
 	return out
 }
 
-func loadAssignment(name string, port registry.Port, wls []*registry.Workload) *endpointv3.ClusterLoadAssignment {
+// noGateways is the gateways of a client that cannot use them.
+func noGateways(string) []registry.Gateway { return nil }
+
+// loadAssignment groups the workloads a proxy in network from reaches by locality.
+// Workloads in another network are reached through that network's gateways (as
+// Istio's multi-network meshes): each gateway stands for an equal share of the
+// network's healthy workloads' weight; a network without gateways (or a client
+// without the means to use them: Envoy with mTLS) is unreachable and left out.
+func loadAssignment(name string, port registry.Port, wls []*registry.Workload, from string, gateways func(network string) []registry.Gateway) *endpointv3.ClusterLoadAssignment {
 	// wls come in the snapshot's stable order, so the output is deterministic.
 	byLocality := map[string]*endpointv3.LocalityLbEndpoints{}
+	add := func(loc, addr string, port, weight uint32, healthy bool) {
+		l := byLocality[loc]
+		if l == nil {
+			l = &endpointv3.LocalityLbEndpoints{Locality: locality(loc)}
+			byLocality[loc] = l
+		}
+		l.LbEndpoints = append(l.LbEndpoints, lbEndpoint(addr, port, weight, healthy))
+	}
+	remote := map[string]uint32{} // healthy weight behind each other network
 	for _, w := range wls {
 		if !isIP(w.Address) {
 			continue // unix sockets and host names are not reachable through EDS by gRPC
 		}
-		loc := byLocality[w.Locality]
-		if loc == nil {
-			loc = &endpointv3.LocalityLbEndpoints{Locality: locality(w.Locality)}
-			byLocality[w.Locality] = loc
-		}
 		weight := max(w.Weight, 1)
-		loc.LbEndpoints = append(loc.LbEndpoints, lbEndpoint(w.Address, w.PortFor(port), weight, w.Healthy))
+		switch {
+		case registry.SameNetwork(from, w.Network):
+			add(w.Locality, w.Address, w.PortFor(port), weight, w.Healthy)
+		case w.Healthy:
+			remote[w.Network] += weight
+		}
+	}
+	for _, network := range registry.SortedKeys(remote) {
+		gws := gateways(network)
+		for _, gw := range gws {
+			add(gw.Locality, gw.Address, gw.Port, max(remote[network]/uint32(len(gws)), 1), true)
+		}
 	}
 	cla := &endpointv3.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpointv3.LocalityLbEndpoints{}}
 	for _, key := range registry.SortedKeys(byLocality) {

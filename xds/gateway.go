@@ -46,7 +46,7 @@ import (
 
 // gatewayProfile builds configuration for Istio gateways (proxies of type router).
 func gatewayProfile() Profile {
-	return Profile{gatewayListeners{}, gatewayRoutes{}, clusters{envoy: true}, endpoints{}}
+	return Profile{gatewayListeners{}, gatewayRoutes{}, clusters{envoy: true}, endpoints{envoy: true}}
 }
 
 // gatewayServer is one server of a Gateway that selects the proxy.
@@ -405,10 +405,9 @@ func autoPassthroughChains(ctx *Context, s gatewayServer) []*listenerv3.FilterCh
 			for _, subset := range append([]string{""}, subsets(ctx, svc)...) {
 				cluster := clusterName(svc.Hostname, p.Number, subset)
 				out = append(out, &listenerv3.FilterChain{
-					Name: s.name() + "." + cluster,
-					FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: []string{
-						"outbound_." + strconv.FormatUint(uint64(p.Number), 10) + "_." + subset + "_." + svc.Hostname}},
-					Filters: []*listenerv3.Filter{tcpProxy(cluster, accessLogsFor(ctx).client)},
+					Name:             s.name() + "." + cluster,
+					FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: []string{meshSNI(svc.Hostname, p.Number, subset)}},
+					Filters:          []*listenerv3.Filter{tcpProxy(cluster, accessLogsFor(ctx).client)},
 				})
 			}
 		}

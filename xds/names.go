@@ -45,6 +45,13 @@ func clusterName(host string, port uint32, subset string) string {
 	return "outbound|" + strconv.FormatUint(uint64(port), 10) + "|" + subset + "|" + host
 }
 
+// meshSNI is the server name a mesh client sends when it connects with mTLS to a
+// service port and subset, Istio's outbound_.<port>_.<subset>_.<host>: a
+// multi-network gateway (AUTO_PASSTHROUGH) forwards the connection by it.
+func meshSNI(host string, port uint32, subset string) string {
+	return "outbound_." + strconv.FormatUint(uint64(port), 10) + "_." + subset + "_." + host
+}
+
 // listenerName is the API listener a proxyless gRPC client asks for when it dials
 // xds:///host:port.
 func listenerName(host string, port uint32) string {

@@ -40,6 +40,10 @@ type Proxy struct {
 	Generator    string
 	IstioVersion string
 	ClusterID    string
+	// Network is the network the proxy is in (NETWORK metadata, Istio's
+	// ISTIO_META_NETWORK); endpoints in other networks are reached through their
+	// gateways.
+	Network string
 }
 
 // ParseProxy reads a proxy's identity from its xDS node, as istiod does: the id must
@@ -79,6 +83,7 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 	p.Generator = str(md, "GENERATOR")
 	p.IstioVersion = str(md, "ISTIO_VERSION")
 	p.ClusterID = str(md, "CLUSTER_ID")
+	p.Network = str(md, "NETWORK")
 	if l := md["LABELS"].GetStructValue(); l != nil {
 		p.Labels = make(map[string]string, len(l.Fields))
 		for k, v := range l.Fields {
@@ -93,13 +98,13 @@ func str(md map[string]*structpb.Value, key string) string {
 }
 
 // classKey identifies the proxies that get identical configuration: same type,
-// generator, namespace, labels and identity. Proxies of one class share one set of
+// generator, namespace, network, labels and identity. Proxies of one class share one set of
 // built resources.
 type classKey string
 
 func (p *Proxy) classKey() classKey {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%s|%s|%s|", p.Type, p.Generator, p.Namespace, p.ServiceAccount)
+	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|", p.Type, p.Generator, p.Namespace, p.Network, p.ServiceAccount)
 	for _, k := range registry.SortedKeys(p.Labels) {
 		fmt.Fprintf(&b, "%s=%s,", k, p.Labels[k])
 	}

@@ -10,7 +10,7 @@ import (
 
 func TestParseProxy(t *testing.T) {
 	md, _ := structpb.NewStruct(map[string]any{
-		"NAMESPACE": "shop", "GENERATOR": "grpc", "SERVICE_ACCOUNT": "cart",
+		"NAMESPACE": "shop", "GENERATOR": "grpc", "SERVICE_ACCOUNT": "cart", "NETWORK": "east",
 		"LABELS": map[string]any{"app": "cart", "version": "v2"},
 	})
 	tests := []struct {
@@ -44,7 +44,7 @@ func TestParseProxy(t *testing.T) {
 		})
 	}
 	p, _ := ParseProxy(&corev3.Node{Id: "sidecar~10.0.0.7~cart-1.shop~shop.svc.cluster.local", Metadata: md})
-	if p.Generator != GeneratorGRPC || p.ServiceAccount != "cart" || p.Labels["version"] != "v2" {
+	if p.Generator != GeneratorGRPC || p.ServiceAccount != "cart" || p.Labels["version"] != "v2" || p.Network != "east" {
 		t.Fatalf("metadata not read: %+v", p)
 	}
 	q := *p

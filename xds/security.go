@@ -137,11 +137,12 @@ var (
 )
 
 // upstreamTLS is the transport socket of a client talking mTLS to workloads whose
-// certificates must carry one of sans. grpc-go takes its certificates from
+// certificates must carry one of sans; Envoy sends sni (meshSNI), by which a network
+// gateway on the way forwards the connection. grpc-go takes its certificates from
 // certificate provider instances; Envoy (envoy set) from SDS over the same ADS stream
 // and offers the mesh's ALPN (with h2 for HTTP/2 ports, so that a proxyless gRPC
 // server, which insists on h2, accepts the connection).
-func upstreamTLS(sans []string, envoy, http2 bool) *corev3.TransportSocket {
+func upstreamTLS(sans []string, envoy, http2 bool, sni string) *corev3.TransportSocket {
 	vc := &tlsv3.CertificateValidationContext{}
 	for _, s := range sans {
 		//lint:ignore SA1019 grpc-go checks server identities only through this field
@@ -154,7 +155,11 @@ func upstreamTLS(sans []string, envoy, http2 bool) *corev3.TransportSocket {
 			common.AlpnProtocols = alpnMeshH2
 		}
 	}
-	return transportSocket(&tlsv3.UpstreamTlsContext{CommonTlsContext: common})
+	ctx := &tlsv3.UpstreamTlsContext{CommonTlsContext: common}
+	if envoy {
+		ctx.Sni = sni // grpc-go has no use for it
+	}
+	return transportSocket(ctx)
 }
 
 // downstreamMTLS is the transport socket of a server that requires mTLS; alpn is what

@@ -52,11 +52,12 @@ spec:
 `
 
 // TestSharedBuildsMatchFreshBuilds builds, from one snapshot and one memo, the
-// classes of clients in two namespaces with two label sets under both profiles, and
+// classes of clients in two namespaces with two label sets and two networks under
+// both profiles, and
 // checks every resource equals what a build without the memo makes: sharing a
 // resource between classes must never hand a class another class's configuration.
 func TestSharedBuildsMatchFreshBuilds(t *testing.T) {
-	inputs := map[string]string{"sharing": sharingInput}
+	inputs := map[string]string{"sharing": sharingInput, "networks": networksInput}
 	files, err := filepath.Glob(filepath.Join(corpusDir(t), "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -85,13 +86,15 @@ func TestSharedBuildsMatchFreshBuilds(t *testing.T) {
 			for ns := range namespaces {
 				for _, version := range []string{"v1", "v2"} {
 					for _, gen := range []string{GeneratorGRPC, ""} {
-						p := grpcProxy(ns, map[string]string{"version": version})
-						p.Generator = gen
-						fresh, _ := profileFor(p).build(newContext(snap, p, "cluster.local", "istio-system"))
-						ctx := newContext(snap, p, "cluster.local", "istio-system")
-						ctx.memo = memo
-						shared, _ := profileFor(p).build(ctx)
-						compareBuilds(t, ns+"/"+version+"/"+gen, fresh, shared)
+						for _, network := range []string{"", "east"} {
+							p := grpcProxy(ns, map[string]string{"version": version})
+							p.Generator, p.Network = gen, network
+							fresh, _ := profileFor(p).build(newContext(snap, p, "cluster.local", "istio-system"))
+							ctx := newContext(snap, p, "cluster.local", "istio-system")
+							ctx.memo = memo
+							shared, _ := profileFor(p).build(ctx)
+							compareBuilds(t, ns+"/"+version+"/"+gen+"/"+network, fresh, shared)
+						}
 					}
 				}
 			}

@@ -37,7 +37,7 @@ const (
 
 // sidecarProfile builds configuration for Envoy sidecars.
 func sidecarProfile() Profile {
-	return Profile{sidecarListeners{}, sidecarRoutes{}, clusters{envoy: true}, endpoints{}}
+	return Profile{sidecarListeners{}, sidecarRoutes{}, clusters{envoy: true}, endpoints{envoy: true}}
 }
 
 // isHTTP reports whether a port's protocol is routed by HTTP (Istio's protocols that

@@ -24,6 +24,7 @@ type bootstrapNode struct {
 	Labels         map[string]string
 	ServiceAccount string
 	Generator      string
+	Network        string
 	// CertDir holds the workload's certificate files (navarch agent certs --out).
 	CertDir string
 }
@@ -42,6 +43,7 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	sa := fs.String("service-account", "", "the workload's service account (node metadata SERVICE_ACCOUNT)")
 	certs := fs.String("certs-dir", "", "grpc: where navarch agent certs keeps the workload's certificate files; enables mTLS")
 	labels := fs.String("labels", "", "the workload's labels, k=v,k2=v2 (node metadata LABELS)")
+	network := fs.String("network", "", "the network the proxy is in (node metadata NETWORK): other networks' endpoints are reached through their gateways")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -58,7 +60,7 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return errors.New("no live node serves xDS")
 	}
 	node := bootstrapNode{ID: fmt.Sprintf("%s~%s~%s.%s~%s.svc.cluster.local", *typ, *ip, *name, *ns, *ns), Namespace: *ns,
-		ServiceAccount: *sa, CertDir: *certs, Labels: map[string]string{}}
+		ServiceAccount: *sa, CertDir: *certs, Network: *network, Labels: map[string]string{}}
 	for _, kv := range strings.Split(*labels, ",") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok {
 			node.Labels[k] = v
@@ -140,6 +142,9 @@ func nodeMetadata(n bootstrapNode) map[string]any {
 	}
 	if len(n.Labels) > 0 {
 		md["LABELS"] = n.Labels
+	}
+	if n.Network != "" {
+		md["NETWORK"] = n.Network
 	}
 	return md
 }

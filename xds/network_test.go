@@ -1,0 +1,174 @@
+package xds
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+)
+
+// networksInput has a service with workloads in three networks and in none, reached
+// with mTLS, and a gateway into one of the networks.
+const networksInput = `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings, namespace: default}
+spec:
+  host: ratings
+  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings, namespace: default}
+spec:
+  hosts: [ratings]
+  ports: [{number: 9080, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: ratings}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: east-1, namespace: default}
+spec: {address: 10.1.0.1, network: east, labels: {app: ratings}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: east-2, namespace: default}
+spec: {address: 10.1.0.2, network: east, weight: 2, labels: {app: ratings}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: west-1, namespace: default}
+spec: {address: 10.2.0.1, network: west, labels: {app: ratings}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: west-2, namespace: default}
+spec: {address: 10.2.0.2, network: west, weight: 3, labels: {app: ratings}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: north-1, namespace: default}
+spec: {address: 10.3.0.1, network: north, labels: {app: ratings}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: anywhere, namespace: default}
+spec: {address: 10.4.0.1, labels: {app: ratings}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: eastwest, namespace: istio-system, labels: {topology.istio.io/network: west}}
+spec:
+  hosts: [eastwest.west.example]
+  ports: [{number: 15443, name: tls, protocol: TLS}]
+  resolution: STATIC
+  endpoints: [{address: 192.0.2.10}, {address: 192.0.2.11}]
+`
+
+// A proxy reaches the endpoints of its own network (and those with no network)
+// directly. An Envoy reaches another network's through that network's gateways, by
+// mTLS with the SNI the gateway forwards by; a network without gateways, or any other
+// network for grpc-go (which cannot send that SNI), not at all.
+func TestEndpointsAcrossNetworks(t *testing.T) {
+	snap := snapshotOf(t, networksInput)
+	local := map[string]uint32{"10.1.0.1:9080": 1, "10.1.0.2:9080": 2, "10.4.0.1:9080": 1}
+	tests := []struct {
+		name      string
+		network   string
+		generator string
+		want      map[string]uint32 // address:port -> weight
+	}{
+		{"envoy in east", "east", "", merge(local, map[string]uint32{
+			// west's weight (1+3) shared by its two gateways; north has none
+			"192.0.2.10:15443": 2, "192.0.2.11:15443": 2,
+		})},
+		{"grpc in east", "east", GeneratorGRPC, local},
+		{"envoy in west", "west", "", map[string]uint32{
+			"10.2.0.1:9080": 1, "10.2.0.2:9080": 3, "10.4.0.1:9080": 1,
+		}},
+		{"envoy in no network", "", "", merge(local, map[string]uint32{
+			"10.2.0.1:9080": 1, "10.2.0.2:9080": 3, "10.3.0.1:9080": 1,
+		})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := grpcProxy("default", nil)
+			p.Network, p.Generator = tt.network, tt.generator
+			sets, err := profileFor(p).build(newContext(snap, p, "cluster.local", "istio-system"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := sets[EndpointType].ByName["outbound|9080||ratings.default.svc.cluster.local"]
+			if r == nil {
+				t.Fatalf("no endpoints for ratings; built %v", sets[EndpointType].Names())
+			}
+			var cla endpointv3.ClusterLoadAssignment
+			if err := r.Body.UnmarshalTo(&cla); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]uint32{}
+			for _, loc := range cla.Endpoints {
+				for _, e := range loc.LbEndpoints {
+					a := e.GetEndpoint().GetAddress().GetSocketAddress()
+					got[fmt.Sprintf("%s:%d", a.Address, a.GetPortValue())] = e.LoadBalancingWeight.GetValue()
+				}
+			}
+			if !maps.Equal(got, tt.want) {
+				t.Fatalf("endpoints:\n got %v\nwant %v", sorted(got), sorted(tt.want))
+			}
+		})
+	}
+}
+
+func merge(a, b map[string]uint32) map[string]uint32 {
+	out := maps.Clone(a)
+	maps.Copy(out, b)
+	return out
+}
+
+func sorted(m map[string]uint32) []string {
+	var out []string
+	for k, v := range m {
+		out = append(out, fmt.Sprintf("%s=%d", k, v))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Proxies of different networks get different endpoints, so they are different
+// classes.
+func TestNetworkSetsTheClass(t *testing.T) {
+	a, b := grpcProxy("default", nil), grpcProxy("default", nil)
+	a.Network, b.Network = "east", "west"
+	if a.classKey() == b.classKey() {
+		t.Fatalf("proxies in networks east and west share class %q", a.classKey())
+	}
+}
+
+// An Envoy's mTLS cluster sends the SNI that an AUTO_PASSTHROUGH gateway forwards by.
+func TestMeshClustersSendGatewaySNI(t *testing.T) {
+	snap := snapshotOf(t, networksInput)
+	p := grpcProxy("default", nil)
+	p.Generator, p.Network = "", "east"
+	sets, err := profileFor(p).build(newContext(snap, p, "cluster.local", "istio-system"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := sets[ClusterType].ByName["outbound|9080||ratings.default.svc.cluster.local"]
+	var c clusterv3.Cluster
+	if err := r.Body.UnmarshalTo(&c); err != nil {
+		t.Fatal(err)
+	}
+	var tlsCtx tlsv3.UpstreamTlsContext
+	if err := c.GetTransportSocket().GetTypedConfig().UnmarshalTo(&tlsCtx); err != nil {
+		t.Fatalf("ratings cluster has no upstream TLS: %v", err)
+	}
+	if want := "outbound_.9080_._.ratings.default.svc.cluster.local"; tlsCtx.Sni != want {
+		t.Fatalf("SNI %q, want %q", tlsCtx.Sni, want)
+	}
+}
