@@ -47,8 +47,14 @@ func (g endpoints) Generate(ctx *Context) []named {
 				out = append(out, shared(name, key, func() proto.Message {
 					wls := subsetWorkloads(ctx, svc, subset)
 					gateways := noGateways
-					if g.envoy && clientUsesMTLS(ctx, trafficPolicy(dr, port.Number, subset), port, wls) {
-						gateways = ctx.Snapshot.Gateways
+					if g.envoy {
+						// Asked only when some workloads are in another network.
+						gateways = func(network string) []registry.Gateway {
+							if !clientUsesMTLS(ctx, trafficPolicy(dr, port.Number, subset), port, wls) {
+								return nil
+							}
+							return ctx.Snapshot.Gateways(network)
+						}
 					}
 					return loadAssignment(name, port, wls, ctx.Proxy.Network, gateways)
 				}))
