@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -119,7 +120,8 @@ func (n *Node) start(ctx context.Context) (*parts, error) {
 	p.view = registry.NewView(st, n.cfg.Domain, n.log)
 	xcfg := n.cfg.XDS
 	xcfg.TrustDomain = n.cfg.CA.TrustDomain // servers' certificates are checked against the mesh's
-	p.xds = xds.NewServer(xcfg, p.view, n.metrics, n.log)
+	p.oidc = xds.NewIssuerDiscovery(p.view, &http.Client{}, n.log)
+	p.xds = xds.NewServer(xcfg, p.oidc, n.metrics, n.log)
 	p.grpc = grpc.NewServer(xdsServerOptions()...)
 	discovery.RegisterAggregatedDiscoveryServiceServer(p.grpc, p.xds)
 	if err := n.secureParts(p); err != nil {

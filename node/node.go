@@ -59,6 +59,7 @@ type Node struct {
 type parts struct {
 	store  *store.Store
 	view   *registry.View
+	oidc   *xds.IssuerDiscovery // the view with JWT issuers' discovered key sets, for xds
 	xds    *xds.Server
 	grpc   *grpc.Server
 	ca     *ca.Authority // the mesh CA (secure.go)
@@ -237,6 +238,7 @@ func (n *Node) Run(ctx context.Context) error {
 // configuration, which for listeners and clusters means "deleted".
 func (n *Node) serve(ctx context.Context, g *errgroup.Group, p *parts) error {
 	g.Go(func() error { return p.view.Run(ctx) })
+	g.Go(func() error { return p.oidc.Run(ctx) })
 	g.Go(func() error { return p.xds.Run(ctx) })
 	if err := n.runAdapters(ctx, g, p); err != nil {
 		return err

@@ -30,6 +30,30 @@ type Snapshot struct {
 	routes    []*HostRoutes
 	rules     []*HostRoutes
 	gateways  map[string][]Gateway // by network
+	issuers   map[string]Issuer    // see WithIssuers
+}
+
+// Issuer is what OpenID discovery found for a JWT issuer: the URI of its key set, or
+// why there is none.
+type Issuer struct {
+	JWKSURI string
+	Err     string
+}
+
+// WithIssuers returns a copy of the snapshot that also carries what discovery found for
+// JWT issuers (RequestAuthentication rules that name an issuer but no key set). issuers
+// must not change afterwards. The copy shares everything else with s.
+func (s *Snapshot) WithIssuers(issuers map[string]Issuer) *Snapshot {
+	cp := *s
+	cp.issuers = issuers
+	return &cp
+}
+
+// Issuer returns what discovery found for a JWT issuer; ok is false when the snapshot
+// has nothing on it (not discovered yet, or no discovery).
+func (s *Snapshot) Issuer(iss string) (Issuer, bool) {
+	d, ok := s.issuers[iss]
+	return d, ok
 }
 
 // HostRoutes is a VirtualService or DestinationRule with its hosts resolved to fully

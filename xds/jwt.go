@@ -38,9 +38,10 @@ import (
 //   - jwks is given to Envoy inline. A jwksUri is fetched by Envoy itself through the
 //     mesh: its host must be a service the proxy sees (a ServiceEntry, with a
 //     DestinationRule tls mode SIMPLE for an https URI, as for any TLS origination). A
-//     rule whose key set Envoy cannot get is reported and gets a key set nothing can
-//     be signed with, so its tokens are refused and no request is let through that
-//     Istio would refuse.
+//     rule with neither uses the jwks_uri of the issuer's OpenID discovery document,
+//     which the node reads (oidc.go), the same way. A rule whose key set Envoy cannot
+//     get is reported and gets a key set nothing can be signed with, so its tokens are
+//     refused and no request is let through that Istio would refuse.
 //
 // Proxyless gRPC has no JWT filter (nor does Istio give it one): there, request
 // principals never match (see rbac.go).
@@ -145,34 +146,44 @@ func jwtProvider(ctx *Context, name string, rule *security.JWTRule) *jwtv3.JwtPr
 		p.JwksSourceSpecifier = &jwtv3.JwtProvider_LocalJwks{LocalJwks: &corev3.DataSource{
 			Specifier: &corev3.DataSource_InlineString{InlineString: jwks}}}
 	}
-	switch {
-	case rule.Jwks != "":
+	uri := rule.JwksUri
+	if rule.Jwks == "" && uri == "" {
+		found, ok := ctx.Snapshot.Issuer(rule.Issuer)
+		switch {
+		case !ok: // not discovered yet (oidc.go): refused until it is
+			local(unusableJWKS)
+			return p
+		case found.JWKSURI == "":
+			ctx.skip(name, fmt.Errorf("neither jwks nor jwksUri is set and the issuer's key set is not known: %s; tokens of issuer %q are refused", found.Err, rule.Issuer))
+			local(unusableJWKS)
+			return p
+		}
+		uri = found.JWKSURI
+	}
+	if rule.Jwks != "" {
 		if err := checkJWKS(rule.Jwks); err != nil {
 			ctx.skip(name, fmt.Errorf("jwks: %w; tokens of issuer %q are refused", err, rule.Issuer))
 			local(unusableJWKS)
 		} else {
 			local(rule.Jwks)
 		}
-	case rule.JwksUri != "":
-		cluster, err := jwksCluster(ctx, rule.JwksUri)
-		if err != nil {
-			ctx.skip(name, fmt.Errorf("jwksUri: %w; tokens of issuer %q are refused", err, rule.Issuer))
-			local(unusableJWKS)
-			break
-		}
-		timeout := jwksTimeout
-		if d := rule.Timeout.AsDuration(); rule.Timeout != nil && d > 0 {
-			timeout = d
-		}
-		p.JwksSourceSpecifier = &jwtv3.JwtProvider_RemoteJwks{RemoteJwks: &jwtv3.RemoteJwks{
-			HttpUri:       &corev3.HttpUri{Uri: rule.JwksUri, HttpUpstreamType: &corev3.HttpUri_Cluster{Cluster: cluster}, Timeout: durationpb.New(timeout)},
-			CacheDuration: durationpb.New(jwksRefresh),
-			AsyncFetch:    &jwtv3.JwksAsyncFetch{},
-		}}
-	default:
-		ctx.skip(name, fmt.Errorf("neither jwks nor jwksUri is set (navarch does not discover key sets from the issuer); tokens of issuer %q are refused", rule.Issuer))
-		local(unusableJWKS)
+		return p
 	}
+	cluster, err := jwksCluster(ctx, uri)
+	if err != nil {
+		ctx.skip(name, fmt.Errorf("jwksUri %s: %w; tokens of issuer %q are refused", uri, err, rule.Issuer))
+		local(unusableJWKS)
+		return p
+	}
+	timeout := jwksTimeout
+	if d := rule.Timeout.AsDuration(); rule.Timeout != nil && d > 0 {
+		timeout = d
+	}
+	p.JwksSourceSpecifier = &jwtv3.JwtProvider_RemoteJwks{RemoteJwks: &jwtv3.RemoteJwks{
+		HttpUri:       &corev3.HttpUri{Uri: uri, HttpUpstreamType: &corev3.HttpUri_Cluster{Cluster: cluster}, Timeout: durationpb.New(timeout)},
+		CacheDuration: durationpb.New(jwksRefresh),
+		AsyncFetch:    &jwtv3.JwksAsyncFetch{},
+	}}
 	return p
 }
 
