@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +71,66 @@ kind: ServiceEntry
 metadata: {name: after-removal}
 spec:
   hosts: [after-removal.example.com]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: DNS
+`))
+}
+
+// TestNodeThatLostItsDataRejoins: a node whose data dir is gone (a replaced disk)
+// comes back under its name and address: its old etcd member is replaced by a new
+// one (a learner, promoted), it serves what the cluster holds, and it counts in the
+// quorum again.
+func TestNodeThatLostItsDataRejoins(t *testing.T) {
+	c := startCluster(t, 3)
+	mustNodeCLI(t, c, "n1", "apply", "-f", writeFile(t, t.TempDir(), "se.yaml", `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: before-loss}
+spec:
+  hosts: [before-loss.example.com]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: DNS
+`))
+	n3, _ := c.Node("n3")
+	if err := c.Kill("n3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(n3.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Restart("n3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitReady(t.Context(), "n3"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "n3 a voting member again, three members in all", func() error {
+		ms, err := membersSeenBy(c, "n1")
+		if err != nil {
+			return err
+		}
+		voters := 0
+		for _, m := range ms {
+			if m.Etcd == "leader" || m.Etcd == "follower" {
+				voters++
+			}
+		}
+		if voters != 3 || len(ms) != 3 {
+			return fmt.Errorf("want 3 voting members, got %+v", ms)
+		}
+		return nil
+	})
+	if out := mustNodeCLI(t, c, "n3", "get", "serviceentries"); !strings.Contains(out, "before-loss") {
+		t.Fatalf("n3 does not serve what the cluster held:\n%s", out)
+	}
+	// Writes need all three members' quorum (two of three): n3 counts again.
+	if err := c.Kill("n2"); err != nil {
+		t.Fatal(err)
+	}
+	mustNodeCLI(t, c, "n3", "apply", "-f", writeFile(t, t.TempDir(), "se2.yaml", `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: after-loss}
+spec:
+  hosts: [after-loss.example.com]
   ports: [{number: 80, name: http, protocol: HTTP}]
   resolution: DNS
 `))

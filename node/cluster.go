@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -185,10 +186,18 @@ func (n *Node) openStore(ctx context.Context) (*store.Store, *learner, error) {
 	}
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
+	var lastErr string
 	for {
 		st, l, done, err := n.tryFormOrJoin(ctx, cfg)
-		if done || err != nil {
+		if done {
 			return st, l, err
+		}
+		if err != nil {
+			n.setPhase("joining the cluster failed (retrying): " + err.Error())
+			if err.Error() != lastErr { // the same reason every half second says nothing new
+				n.log.Warn("joining the cluster failed; retrying", "err", err)
+				lastErr = err.Error()
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -200,7 +209,7 @@ func (n *Node) openStore(ctx context.Context) (*store.Store, *learner, error) {
 }
 
 // tryFormOrJoin looks at what gossip knows and, if it can, starts the member. done is
-// false when it has to wait for more nodes.
+// false when it has to wait for more nodes, or joining failed (err) and is retried.
 func (n *Node) tryFormOrJoin(ctx context.Context, cfg store.Config) (st *store.Store, l *learner, done bool, err error) {
 	var running, forming []peer
 	for _, p := range n.gossip.Peers() {
@@ -214,11 +223,7 @@ func (n *Node) tryFormOrJoin(ctx context.Context, cfg store.Config) (st *store.S
 	}
 	if len(running) > 0 {
 		st, l, err = n.joinRunning(ctx, cfg, running)
-		if err != nil {
-			n.log.Warn("joining the cluster failed; retrying", "err", err)
-			return nil, nil, false, nil
-		}
-		return st, l, true, nil
+		return st, l, err == nil, err
 	}
 	if n.cfg.BootstrapExpect == 0 || len(forming) < n.cfg.BootstrapExpect {
 		n.setPhase(fmt.Sprintf("waiting for nodes: %d of %d seen (forming a cluster needs --bootstrap-expect nodes; joining one needs a running member)",
@@ -237,8 +242,11 @@ func (n *Node) tryFormOrJoin(ctx context.Context, cfg store.Config) (st *store.S
 	return st, nil, true, err
 }
 
-// joinRunning adds this node to the running cluster. If the running members already
-// list its peer URL (it is a founder that was slower to start) it starts as founder.
+// joinRunning adds this node, which has no etcd data, to the running cluster: as a
+// learner, to be promoted once caught up. If the running members already list its
+// peer URL, as a member that never started, it starts as that member (a founder
+// slower than the others, or a learner an earlier attempt added); as a member that
+// has run, it lost its data, and that member is replaced.
 func (n *Node) joinRunning(ctx context.Context, cfg store.Config, running []peer) (*store.Store, *learner, error) {
 	var endpoints []string
 	names := map[string]string{cfg.PeerURL: cfg.Name}
@@ -264,7 +272,29 @@ func (n *Node) joinRunning(ctx context.Context, cfg store.Config, running []peer
 		return nil, nil, err
 	}
 	var l *learner
-	if !listed(members, cfg.PeerURL) {
+	switch m := memberAt(members, cfg.PeerURL); {
+	case m != nil && m.Name == "" && m.Learner:
+		// Added as a learner by an earlier attempt that did not get to start it.
+		l = &learner{id: m.ID, remote: remote}
+		cfg.Join = true
+	case m != nil && m.Name == "":
+		// A founder slower to start than the others: its member waits for it.
+		remote.Close()
+	default:
+		if m != nil {
+			// This node's member has run before, but the data dir that held it is
+			// empty (a replaced disk, a wiped directory): etcd does not take a member
+			// back without its log. Remove it and join afresh, as etcd's runbook says.
+			n.log.Warn("this node's etcd member lost its data; replacing it", "member", fmt.Sprintf("%x", m.ID), "data_dir", cfg.DataDir)
+			if err = remote.RemoveMember(rctx, m.ID); err != nil {
+				remote.Close()
+				return nil, nil, fmt.Errorf("removing this node's old member %x: %w", m.ID, err)
+			}
+		} else if old := memberNamed(members, cfg.Name); old != nil {
+			remote.Close()
+			return nil, nil, fmt.Errorf("the cluster has a member named %s already, at %s: if that was this node at an earlier address, take it out with `navarch members remove %s`; otherwise give this node another --name",
+				cfg.Name, strings.Join(old.PeerURLs, ","), cfg.Name)
+		}
 		n.setPhase("joining the cluster through " + strings.Join(endpoints, ","))
 		var id uint64
 		if id, members, err = remote.AddLearner(rctx, cfg.PeerURL); err != nil {
@@ -273,8 +303,6 @@ func (n *Node) joinRunning(ctx context.Context, cfg store.Config, running []peer
 		}
 		l = &learner{id: id, remote: remote}
 		cfg.Join = true
-	} else {
-		remote.Close()
 	}
 	var initial []string
 	for _, m := range members {
@@ -299,15 +327,24 @@ func (n *Node) joinRunning(ctx context.Context, cfg store.Config, running []peer
 	return st, l, err
 }
 
-func listed(members []store.Member, peerURL string) bool {
-	for _, m := range members {
-		for _, u := range m.PeerURLs {
-			if u == peerURL {
-				return true
-			}
+// memberAt returns the member with peer URL peerURL, or nil.
+func memberAt(members []store.Member, peerURL string) *store.Member {
+	for i, m := range members {
+		if slices.Contains(m.PeerURLs, peerURL) {
+			return &members[i]
 		}
 	}
-	return false
+	return nil
+}
+
+// memberNamed returns the started member called name, or nil.
+func memberNamed(members []store.Member, name string) *store.Member {
+	for i, m := range members {
+		if m.Name == name {
+			return &members[i]
+		}
+	}
+	return nil
 }
 
 // promote makes this node's learner member a voter once it has caught up.
