@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -62,5 +63,6 @@ func (s ProcStats) since(before ProcStats) ProcStats {
 			out.CPUSeconds += cpu - b
 		}
 	}
+	out.CPUSeconds = math.Round(out.CPUSeconds*100) / 100 // clock ticks: hundredths
 	return out
 }

@@ -67,62 +67,27 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg.Progress = progressLine(stderr)
 	if *target != "" {
-		cfg.Targets = strings.Split(*target, ",")
-		if *apiAddr != "" {
-			tok := os.Getenv("NAVARCH_TOKEN")
-			if *token != "" {
-				b, err := os.ReadFile(*token)
-				if err != nil {
-					return err
-				}
-				tok = strings.TrimSpace(string(b))
-			}
-			cfg.API = client.New(*apiAddr, tok)
-			if f := os.Getenv("NAVARCH_CA_FILE"); f != "" { // an https:// --api
-				b, err := os.ReadFile(f)
-				if err != nil {
-					return err
-				}
-				if err := cfg.API.TrustPEM(b); err != nil {
-					return fmt.Errorf("%s: %w", f, err)
-				}
-			}
-		}
-		for _, p := range strings.Split(*pids, ",") {
-			if pid, err := strconv.Atoi(strings.TrimSpace(p)); err == nil {
-				cfg.PIDs = append(cfg.PIDs, pid)
-			}
+		if err := useTargets(&cfg, *target, *apiAddr, *token, *pids); err != nil {
+			return err
 		}
 	} else {
-		var extra []string
-		if cfg.Consul != "" {
-			extra = []string{"--consul-address", cfg.Consul}
-		}
-		c, cleanup, err := benchCluster(ctx, *nodes, *keep, stderr, extra...)
+		cleanup, err := useLocalCluster(ctx, &cfg, *nodes, *keep, stderr)
 		if err != nil {
 			return err
 		}
 		defer cleanup()
-		for _, n := range c.Nodes() {
-			cfg.Targets = append(cfg.Targets, n.XDS)
-			cfg.PIDs = append(cfg.PIDs, n.PID)
-		}
-		cfg.API = client.New(c.Nodes()[0].HTTP, c.Token())
-		cfg.CSRTarget = c.Nodes()[0].XDSTLS
-		cfg.Kill = func(xds string) error {
-			for _, n := range c.Nodes() {
-				if n.XDS == xds {
-					return c.Kill(n.Name)
-				}
-			}
-			return fmt.Errorf("no node serves %s", xds)
-		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	return runAndReport(ctx, scenario, cfg, *cpuProfile, *out, stdout, stderr)
+}
+
+// runAndReport runs the scenario, with the load generator's CPU profile when asked
+// for, and prints its result (text or JSON) and the load generator's CPU time.
+func runAndReport(ctx context.Context, scenario string, cfg bench.Config, cpuProfile, out string, stdout, stderr io.Writer) error {
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
 		if err != nil {
 			return err
 		}
@@ -142,13 +107,73 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if *out == "json" {
+	if out == "json" {
 		b, _ := json.Marshal(result)
 		fmt.Fprintln(stdout, string(b))
 		return nil
 	}
 	printResult(stdout, scenario, result)
 	return nil
+}
+
+// useTargets points the scenario at running xDS servers (and, for scenarios that
+// change configuration, a node's API).
+func useTargets(cfg *bench.Config, target, apiAddr, tokenFile, pids string) error {
+	cfg.Targets = strings.Split(target, ",")
+	if apiAddr != "" {
+		tok := os.Getenv("NAVARCH_TOKEN")
+		if tokenFile != "" {
+			b, err := os.ReadFile(tokenFile)
+			if err != nil {
+				return err
+			}
+			tok = strings.TrimSpace(string(b))
+		}
+		cfg.API = client.New(apiAddr, tok)
+		if f := os.Getenv("NAVARCH_CA_FILE"); f != "" { // an https:// --api
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return err
+			}
+			if err := cfg.API.TrustPEM(b); err != nil {
+				return fmt.Errorf("%s: %w", f, err)
+			}
+		}
+	}
+	for _, p := range strings.Split(pids, ",") {
+		if pid, err := strconv.Atoi(strings.TrimSpace(p)); err == nil {
+			cfg.PIDs = append(cfg.PIDs, pid)
+		}
+	}
+	return nil
+}
+
+// useLocalCluster starts a local cluster of nodes for the scenario and points it there;
+// cleanup stops the cluster.
+func useLocalCluster(ctx context.Context, cfg *bench.Config, nodes int, dir string, stderr io.Writer) (cleanup func(), err error) {
+	var extra []string
+	if cfg.Consul != "" {
+		extra = []string{"--consul-address", cfg.Consul}
+	}
+	c, cleanup, err := benchCluster(ctx, nodes, dir, stderr, extra...)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range c.Nodes() {
+		cfg.Targets = append(cfg.Targets, n.XDS)
+		cfg.PIDs = append(cfg.PIDs, n.PID)
+	}
+	cfg.API = client.New(c.Nodes()[0].HTTP, c.Token())
+	cfg.CSRTarget = c.Nodes()[0].XDSTLS
+	cfg.Kill = func(xds string) error {
+		for _, n := range c.Nodes() {
+			if n.XDS == xds {
+				return c.Kill(n.Name)
+			}
+		}
+		return fmt.Errorf("no node serves %s", xds)
+	}
+	return cleanup, nil
 }
 
 func cpuSeconds(r syscall.Rusage) float64 {
