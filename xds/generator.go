@@ -43,10 +43,11 @@ type Context struct {
 	// TrustDomain and RootNamespace are the server's (see Config).
 	TrustDomain, RootNamespace string
 
-	rules map[*registry.Service]*networking.DestinationRule
-	once  map[string]any // see derived
-	errs  []error
-	gen   string
+	rules   map[*registry.Service]*networking.DestinationRule
+	sidecar *api.Resource  // the Sidecar that scopes the proxy, nil for none
+	once    map[string]any // see derived
+	errs    []error
+	gen     string
 	// memo holds the shared resources (see named) already built from Snapshot by
 	// any class; nil builds everything afresh.
 	memo *sync.Map
@@ -92,7 +93,8 @@ func (s *Server) memoFor(snap *registry.Snapshot) *sync.Map {
 func newContext(snap *registry.Snapshot, p *Proxy, trustDomain, rootNS string) *Context {
 	ctx := &Context{Snapshot: snap, Proxy: p, TrustDomain: trustDomain, RootNamespace: rootNS,
 		rules: map[*registry.Service]*networking.DestinationRule{}}
-	ctx.Services = visibleServices(snap, p)
+	ctx.sidecar = sidecarFor(snap, p, rootNS)
+	ctx.Services = visibleServices(snap, p, ctx.sidecar)
 	return ctx
 }
 
@@ -198,89 +200,4 @@ func validResource(typeURL string, n named) (*Resource, error) {
 		}
 	}
 	return newResource(typeURL, n.name, msg)
-}
-
-// visibleServices returns the services a proxy sees: exported to its namespace and,
-// when a Sidecar resource applies to it, imported by the Sidecar's egress hosts.
-func visibleServices(snap *registry.Snapshot, p *Proxy) []*registry.Service {
-	sc := sidecarFor(snap, p)
-	var out []*registry.Service
-	var last string
-	for _, svc := range snap.Services() {
-		if svc.Hostname == last {
-			continue // same host from several resources: Service picks the one to use
-		}
-		chosen := snap.Service(svc.Hostname, p.Namespace)
-		if chosen == nil || (sc != nil && !sidecarImports(sc, chosen, p.Namespace)) {
-			continue
-		}
-		last = svc.Hostname
-		out = append(out, chosen)
-	}
-	return out
-}
-
-// sidecarFor returns the Sidecar that scopes proxy p: the oldest in p's namespace whose
-// workloadSelector matches p's labels, else the one in p's namespace without a selector;
-// nil for gateways.
-func sidecarFor(snap *registry.Snapshot, p *Proxy) *networking.Sidecar {
-	if p.Type == TypeRouter {
-		return nil // as in Istio, Sidecar resources scope sidecars, not gateways
-	}
-	var fallback *networking.Sidecar
-	for _, r := range snap.Config(api.Sidecar) {
-		if r.Meta.Namespace != p.Namespace {
-			continue
-		}
-		sc := r.Spec.(*networking.Sidecar)
-		if sc.WorkloadSelector == nil {
-			if fallback == nil {
-				fallback = sc
-			}
-			continue
-		}
-		if registry.LabelsMatch(p.Labels, sc.WorkloadSelector.Labels) {
-			return sc
-		}
-	}
-	return fallback
-}
-
-// sidecarImports reports whether a Sidecar's egress hosts ("namespace/host") import
-// svc for a proxy in namespace ns.
-func sidecarImports(sc *networking.Sidecar, svc *registry.Service, ns string) bool {
-	for _, eg := range sc.Egress {
-		for _, h := range eg.Hosts {
-			hns, host, ok := cutNamespace(h)
-			if !ok {
-				continue
-			}
-			switch hns {
-			case "*":
-			case ".":
-				if svc.Namespace != ns {
-					continue
-				}
-			case "~":
-				continue
-			default:
-				if svc.Namespace != hns {
-					continue
-				}
-			}
-			if registry.HostMatches(host, svc.Hostname) || host == "*" {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func cutNamespace(h string) (ns, host string, ok bool) {
-	for i := 0; i < len(h); i++ {
-		if h[i] == '/' {
-			return h[:i], h[i+1:], true
-		}
-	}
-	return "", "", false
 }

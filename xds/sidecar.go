@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"cmp"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,7 +26,7 @@ import (
 // port: 0.0.0.0_<port> for HTTP services (routes by RDS from the route configuration
 // named by the port, a virtual host per service), <address>_<port> or 0.0.0.0_<port>
 // for TCP services (straight to the cluster). Anything else goes out as it came
-// (PassthroughCluster). Clusters and endpoints are the proxyless ones, with DNS
+// (PassthroughCluster), unless a Sidecar says otherwise (sidecar_scope.go). Clusters and endpoints are the proxyless ones, with DNS
 // services resolved by Envoy (STRICT_DNS).
 
 const (
@@ -69,7 +70,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 		Name:             virtualOutbound,
 		Address:          socketAddress("0.0.0.0", virtualOutboundPort),
 		UseOriginalDst:   wrapperspb.Bool(true),
-		FilterChains:     []*listenerv3.FilterChain{{Name: virtualOutbound, Filters: []*listenerv3.Filter{tcpProxy(passthroughCluster, accessLogsFor(ctx).client)}}},
+		FilterChains:     []*listenerv3.FilterChain{{Name: virtualOutbound, Filters: []*listenerv3.Filter{tcpProxy(cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client)}}},
 		TrafficDirection: corev3.TrafficDirection_OUTBOUND,
 	}}, {name: virtualInbound, msg: virtualInboundListener(ctx)}}
 	httpPorts := map[uint32]bool{}
@@ -189,18 +190,24 @@ func (sidecarRoutes) Generate(ctx *Context) []named {
 	var out []named
 	for _, port := range sortedPorts(keysOf(byPort)) {
 		name := strconv.FormatUint(uint64(port), 10)
-		vhs := append(byPort[port], &routev3.VirtualHost{
-			Name: "allow_any", Domains: []string{"*"},
-			Routes: []*routev3.Route{{
-				Name:  "allow_any",
-				Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
-				Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-					ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: passthroughCluster}}},
-			}},
-		})
+		vhs := append(byPort[port], unknownHostsVirtualHost(ctx))
 		out = append(out, named{name: name, msg: &routev3.RouteConfiguration{Name: name, VirtualHosts: vhs, ValidateClusters: wrapperspb.Bool(false)}})
 	}
 	return out
+}
+
+// unknownHostsVirtualHost is the last virtual host of a route configuration: requests
+// for hosts no service answers to go where unknownDestinations says (Istio's
+// allow_any), or are answered 502 (Istio's block_all, for REGISTRY_ONLY).
+func unknownHostsVirtualHost(ctx *Context) *routev3.VirtualHost {
+	r := &routev3.Route{Name: "allow_any", Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}}
+	if cluster := unknownDestinations(ctx); cluster != "" {
+		r.Action = &routev3.Route_Route{Route: &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster}}}
+	} else {
+		r.Name = "block_all"
+		r.Action = &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 502}}
+	}
+	return &routev3.VirtualHost{Name: r.Name, Domains: []string{"*"}, Routes: []*routev3.Route{r}}
 }
 
 // domainsFor is what a service answers to in a virtual host: its host name with and

@@ -1,0 +1,144 @@
+package xds
+
+import (
+	"errors"
+	"fmt"
+
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/registry"
+)
+
+// A Sidecar resource scopes a proxy's outbound side, as in Istio:
+//
+//   - the Sidecar that applies to a proxy is the oldest in its namespace whose
+//     workloadSelector matches its labels, else the one in its namespace without a
+//     selector, else the one in the root namespace without a selector (the mesh's
+//     default). Gateways are not scoped by Sidecars.
+//   - its egress hosts ("namespace/host") say which services the proxy sees, Envoy
+//     sidecars and proxyless gRPC alike.
+//   - its outboundTrafficPolicy says where an Envoy sidecar sends traffic for
+//     destinations it does not know: ALLOW_ANY (the default) out as it came
+//     (PassthroughCluster) or, with an egressProxy, to that service's cluster;
+//     REGISTRY_ONLY nowhere: TCP to BlackHoleCluster, HTTP answered 502 by the route
+//     configurations' last virtual host (Istio's block_all).
+//
+// Not translated (accepted, without effect): ingress listeners, an egress listener's
+// port, bind and captureMode (its hosts apply to every port), inboundConnectionPool.
+
+// sidecarFor returns the Sidecar that scopes proxy p, nil for none.
+func sidecarFor(snap *registry.Snapshot, p *Proxy, rootNS string) *api.Resource {
+	if p.Type == TypeRouter {
+		return nil // as in Istio, Sidecar resources scope sidecars, not gateways
+	}
+	var namespaceDefault, meshDefault *api.Resource
+	for _, r := range snap.Config(api.Sidecar) {
+		sc := r.Spec.(*networking.Sidecar)
+		switch {
+		case r.Meta.Namespace != p.Namespace:
+			if r.Meta.Namespace == rootNS && sc.WorkloadSelector == nil && meshDefault == nil {
+				meshDefault = r
+			}
+		case sc.WorkloadSelector == nil:
+			if namespaceDefault == nil {
+				namespaceDefault = r
+			}
+		case registry.LabelsMatch(p.Labels, sc.WorkloadSelector.Labels):
+			return r
+		}
+	}
+	if namespaceDefault != nil {
+		return namespaceDefault
+	}
+	return meshDefault
+}
+
+// visibleServices returns the services a proxy sees: exported to its namespace and,
+// when a Sidecar sc scopes it, imported by the Sidecar's egress hosts.
+func visibleServices(snap *registry.Snapshot, p *Proxy, sc *api.Resource) []*registry.Service {
+	var out []*registry.Service
+	var last string
+	for _, svc := range snap.Services() {
+		if svc.Hostname == last {
+			continue // same host from several resources: Service picks the one to use
+		}
+		chosen := snap.Service(svc.Hostname, p.Namespace)
+		if chosen == nil || (sc != nil && !sidecarImports(sc.Spec.(*networking.Sidecar), chosen, p.Namespace)) {
+			continue
+		}
+		last = svc.Hostname
+		out = append(out, chosen)
+	}
+	return out
+}
+
+// sidecarImports reports whether a Sidecar's egress hosts ("namespace/host") import
+// svc for a proxy in namespace ns.
+func sidecarImports(sc *networking.Sidecar, svc *registry.Service, ns string) bool {
+	for _, eg := range sc.Egress {
+		for _, h := range eg.Hosts {
+			hns, host, ok := cutNamespace(h)
+			if !ok {
+				continue
+			}
+			switch hns {
+			case "*":
+			case ".":
+				if svc.Namespace != ns {
+					continue
+				}
+			case "~":
+				continue
+			default:
+				if svc.Namespace != hns {
+					continue
+				}
+			}
+			if registry.HostMatches(host, svc.Hostname) || host == "*" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func cutNamespace(h string) (ns, host string, ok bool) {
+	for i := 0; i < len(h); i++ {
+		if h[i] == '/' {
+			return h[:i], h[i+1:], true
+		}
+	}
+	return "", "", false
+}
+
+// unknownDestinations returns the cluster an Envoy sidecar sends traffic for
+// destinations it does not know to; "" for none (REGISTRY_ONLY). An egressProxy that
+// is no service port the proxy sees is reported, and nothing goes out.
+func unknownDestinations(ctx *Context) string {
+	return derived(ctx, "unknown-destinations", func() string {
+		if ctx.sidecar == nil {
+			return passthroughCluster
+		}
+		policy := ctx.sidecar.Spec.(*networking.Sidecar).OutboundTrafficPolicy
+		switch {
+		case policy == nil:
+			return passthroughCluster
+		case policy.Mode == networking.OutboundTrafficPolicy_REGISTRY_ONLY:
+			return ""
+		case policy.EgressProxy == nil:
+			return passthroughCluster
+		}
+		ep := policy.EgressProxy
+		host := registry.ResolveHost(ep.Host, ctx.sidecar.Meta.Namespace, ctx.Snapshot.Domain)
+		port := ep.GetPort().GetNumber()
+		for _, svc := range ctx.Services {
+			if _, ok := svc.Port(port); ok && svc.Hostname == host {
+				return clusterName(host, port, ep.Subset)
+			}
+		}
+		where := fmt.Sprintf("Sidecar %s/%s spec.outboundTrafficPolicy.egressProxy", ctx.sidecar.Meta.Namespace, ctx.sidecar.Meta.Name)
+		ctx.skip(where, errors.New(host+":"+fmt.Sprint(port)+" is not a service port this proxy sees; traffic to unknown destinations is dropped"))
+		return ""
+	})
+}

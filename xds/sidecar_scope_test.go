@@ -1,0 +1,169 @@
+package xds
+
+import (
+	"strings"
+	"testing"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+)
+
+const scopeServices = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: shop, namespace: shop}
+spec:
+  hosts: [orders.shop.svc.cluster.local]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.1}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: other, namespace: other}
+spec:
+  hosts: [billing.other.svc.cluster.local]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.2}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: squid, namespace: egress}
+spec:
+  hosts: [squid.egress.svc.cluster.local]
+  ports: [{number: 3128, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.3}]
+`
+
+// outboundScope is what an Envoy sidecar's outbound side does with what it does not
+// know, and which hosts its port 80 routes.
+type outboundScope struct {
+	tcpFallback string   // the virtual outbound listener's cluster
+	httpLast    string   // the name of the last virtual host of route configuration 80
+	http502     bool     // whether that virtual host answers 502
+	httpCluster string   // or the cluster it routes to
+	hosts       []string // the other virtual hosts of route configuration 80
+}
+
+func scopeOf(t *testing.T, ns string, labels map[string]string, config ...string) (outboundScope, error) {
+	t.Helper()
+	p := grpcProxy(ns, labels)
+	p.Generator = ""
+	sets, err := sidecarProfile().build(newContext(snapshotOf(t, append([]string{scopeServices}, config...)...), p, "cluster.local", "istio-system"))
+	var out outboundScope
+	var l listenerv3.Listener
+	if err := sets[ListenerType].ByName[virtualOutbound].Body.UnmarshalTo(&l); err != nil {
+		t.Fatal(err)
+	}
+	var tcp tcpv3.TcpProxy
+	if err := l.FilterChains[0].Filters[0].GetTypedConfig().UnmarshalTo(&tcp); err != nil {
+		t.Fatal(err)
+	}
+	out.tcpFallback = tcp.GetCluster()
+	var rc routev3.RouteConfiguration
+	if err := sets[RouteType].ByName["80"].Body.UnmarshalTo(&rc); err != nil {
+		t.Fatal(err)
+	}
+	last := rc.VirtualHosts[len(rc.VirtualHosts)-1]
+	out.httpLast = last.Name
+	out.http502 = last.Routes[0].GetDirectResponse().GetStatus() == 502
+	out.httpCluster = last.Routes[0].GetRoute().GetCluster()
+	for _, vh := range rc.VirtualHosts[:len(rc.VirtualHosts)-1] {
+		out.hosts = append(out.hosts, vh.Domains[0])
+	}
+	return out, err
+}
+
+// TestSidecarScope checks which Sidecar scopes an Envoy sidecar (its namespace's,
+// else the root namespace's default) and what its outboundTrafficPolicy makes of
+// destinations the proxy does not know.
+func TestSidecarScope(t *testing.T) {
+	const registryOnlyMesh = `
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: istio-system}
+spec:
+  egress: [{hosts: ["./*"]}]
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+`
+	const shopAllowsAll = `
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: shop}
+spec:
+  egress: [{hosts: ["*/*"]}]
+`
+	for _, tt := range []struct {
+		name    string
+		config  []string
+		want    outboundScope
+		wantErr string
+	}{
+		{name: "without a Sidecar everything is seen and unknown traffic passes through",
+			want: outboundScope{tcpFallback: passthroughCluster, httpLast: "allow_any", httpCluster: passthroughCluster,
+				hosts: []string{"billing.other.svc.cluster.local", "orders.shop.svc.cluster.local"}}},
+		{name: "the root namespace's Sidecar is the mesh default: own namespace only, unknown traffic dropped",
+			config: []string{registryOnlyMesh},
+			want:   outboundScope{tcpFallback: blackHoleCluster, httpLast: "block_all", http502: true, hosts: []string{"orders.shop.svc.cluster.local"}}},
+		{name: "a namespace's own Sidecar replaces the mesh default",
+			config: []string{registryOnlyMesh, shopAllowsAll},
+			want: outboundScope{tcpFallback: passthroughCluster, httpLast: "allow_any", httpCluster: passthroughCluster,
+				hosts: []string{"billing.other.svc.cluster.local", "orders.shop.svc.cluster.local"}}},
+		{name: "a selecting Sidecar wins over the namespace's",
+			config: []string{shopAllowsAll, `
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: orders, namespace: shop}
+spec:
+  workloadSelector: {labels: {app: orders}}
+  egress: [{hosts: ["other/*"]}]
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+`},
+			want: outboundScope{tcpFallback: blackHoleCluster, httpLast: "block_all", http502: true, hosts: []string{"billing.other.svc.cluster.local"}}},
+		{name: "an egress proxy takes traffic for unknown destinations",
+			config: []string{`
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: shop}
+spec:
+  egress: [{hosts: ["./*", "egress/*"]}]
+  outboundTrafficPolicy: {mode: ALLOW_ANY, egressProxy: {host: squid.egress.svc.cluster.local, port: {number: 3128}}}
+`},
+			want: outboundScope{tcpFallback: "outbound|3128||squid.egress.svc.cluster.local", httpLast: "allow_any",
+				httpCluster: "outbound|3128||squid.egress.svc.cluster.local", hosts: []string{"orders.shop.svc.cluster.local"}}},
+		{name: "an egress proxy the proxy does not see is reported, and nothing goes out",
+			config: []string{`
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: shop}
+spec:
+  egress: [{hosts: ["./*"]}]
+  outboundTrafficPolicy: {mode: ALLOW_ANY, egressProxy: {host: squid.egress.svc.cluster.local, port: {number: 3128}}}
+`},
+			want:    outboundScope{tcpFallback: blackHoleCluster, httpLast: "block_all", http502: true, hosts: []string{"orders.shop.svc.cluster.local"}},
+			wantErr: "Sidecar shop/default spec.outboundTrafficPolicy.egressProxy: squid.egress.svc.cluster.local:3128 is not a service port this proxy sees"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := scopeOf(t, "shop", map[string]string{"app": "orders"}, tt.config...)
+			if tt.wantErr == "" && err != nil {
+				t.Fatalf("unexpected build error: %v", err)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("want error %q, got %v", tt.wantErr, err)
+			}
+			if got.tcpFallback != tt.want.tcpFallback || got.httpLast != tt.want.httpLast || got.http502 != tt.want.http502 ||
+				got.httpCluster != tt.want.httpCluster || strings.Join(got.hosts, ",") != strings.Join(tt.want.hosts, ",") {
+				t.Errorf("got  %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+
+	// Gateways are not scoped by Sidecars.
+	gw := &Proxy{ID: "router~10.0.0.9~gw.istio-system~istio-system.svc.cluster.local", Type: TypeRouter, Namespace: "istio-system"}
+	if sc := sidecarFor(snapshotOf(t, registryOnlyMesh), gw, "istio-system"); sc != nil {
+		t.Errorf("a gateway got Sidecar %s/%s", sc.Meta.Namespace, sc.Meta.Name)
+	}
+}
