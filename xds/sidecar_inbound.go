@@ -1,11 +1,16 @@
 package xds
 
 import (
+	"errors"
+	"fmt"
+	"net"
 	"sort"
 	"strconv"
+	"strings"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	originaldstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
@@ -13,6 +18,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/navarch/navarch/registry"
 )
@@ -36,6 +42,9 @@ import (
 // to the workload at their original destination, from 127.0.0.6 (the address
 // istio-init's rules let out without redirecting it back).
 //
+// A Sidecar with ingress listeners names the ports itself, each with where its traffic
+// goes (defaultEndpoint), instead of the services' ports.
+//
 // The services that select a workload are found by its labels (workloadSelector) in its
 // namespace, as configuration is built per class, not per proxy address; a service
 // that lists its endpoints inline (or comes from a registry without selectors) gets
@@ -52,6 +61,9 @@ const (
 type inboundPort struct {
 	number      uint32
 	http, http2 bool
+	// endpoint is where a Sidecar ingress listener sends the port's traffic
+	// (defaultEndpoint); "" for the connection's original destination.
+	endpoint string
 }
 
 // inboundPorts returns the workload's ports with chains of their own, sorted.
@@ -62,7 +74,14 @@ func inboundPorts(ctx *Context) []inboundPort {
 func buildInboundPorts(ctx *Context) []inboundPort {
 	p := ctx.Proxy
 	byNumber := map[uint32]inboundPort{}
+	ingress := sidecarIngress(ctx)
+	for _, ip := range ingress {
+		byNumber[ip.number] = ip
+	}
 	for _, svc := range ctx.Snapshot.Services() {
+		if len(ingress) > 0 {
+			break // a Sidecar's ingress listeners replace the services' ports, as in Istio
+		}
 		if svc.Namespace != p.Namespace || len(svc.Selector) == 0 || !registry.LabelsMatch(p.Labels, svc.Selector) {
 			continue
 		}
@@ -83,6 +102,28 @@ func buildInboundPorts(ctx *Context) []inboundPort {
 		out = append(out, ip)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].number < out[j].number })
+	return out
+}
+
+// sidecarIngress returns the ports the ingress listeners of the Sidecar that scopes
+// the proxy declare, with where each sends its traffic. What of them is not
+// translated is reported.
+func sidecarIngress(ctx *Context) []inboundPort {
+	if ctx.sidecar == nil {
+		return nil
+	}
+	var out []inboundPort
+	for i, in := range ctx.sidecar.Spec.(*networking.Sidecar).Ingress {
+		port := registry.Port{Protocol: in.GetPort().GetProtocol()}
+		out = append(out, inboundPort{number: in.GetPort().GetNumber(), http: isHTTP(port), http2: isHTTP2(port), endpoint: in.DefaultEndpoint})
+		where := fmt.Sprintf("Sidecar %s/%s spec.ingress[%d]", ctx.sidecar.Meta.Namespace, ctx.sidecar.Meta.Name, i)
+		if in.Tls != nil {
+			ctx.skip(where+".tls", errors.New("not translated: the port is served as PeerAuthentication says"))
+		}
+		if in.ConnectionPool != nil {
+			ctx.skip(where+".connectionPool", errors.New("not translated"))
+		}
+	}
 	return out
 }
 
@@ -199,13 +240,46 @@ func inboundClusterName(port uint32) string {
 func inboundClusters(ctx *Context) []named {
 	out := []named{{name: inboundPassthroughCluster, msg: originalDstCluster(inboundPassthroughCluster)}}
 	for _, port := range inboundPorts(ctx) {
-		c := originalDstCluster(inboundClusterName(port.number))
+		c := inboundCluster(port)
 		if port.http2 {
 			c.TypedExtensionProtocolOptions = http2Upstream()
 		}
 		out = append(out, named{name: c.Name, msg: c})
 	}
 	return out
+}
+
+// inboundCluster is the cluster a port's traffic leaves by: to the connection's
+// original destination, or where a Sidecar ingress listener says: the workload's own
+// address at another port (0.0.0.0:PORT), a loopback address (127.0.0.1:PORT) or a
+// unix socket.
+func inboundCluster(port inboundPort) *clusterv3.Cluster {
+	name := inboundClusterName(port.number)
+	if port.endpoint == "" {
+		return originalDstCluster(name)
+	}
+	var addr *corev3.Address
+	if path, ok := strings.CutPrefix(port.endpoint, "unix://"); ok {
+		addr = &corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: path}}}
+	} else {
+		host, portText, _ := net.SplitHostPort(port.endpoint) // checked by api
+		n, _ := strconv.ParseUint(portText, 10, 32)
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			c := originalDstCluster(name)
+			c.LbConfig = &clusterv3.Cluster_OriginalDstLbConfig_{OriginalDstLbConfig: &clusterv3.Cluster_OriginalDstLbConfig{
+				UpstreamPortOverride: wrapperspb.UInt32(uint32(n))}}
+			return c
+		}
+		addr = socketAddress(host, uint32(n))
+	}
+	return &clusterv3.Cluster{
+		Name:                 name,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
+		ConnectTimeout:       durationpb.New(defaultConnectTimeout),
+		LoadAssignment: &endpointv3.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpointv3.LocalityLbEndpoints{{
+			LbEndpoints: []*endpointv3.LbEndpoint{{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: addr}}}},
+		}}},
+	}
 }
 
 func originalDstCluster(name string) *clusterv3.Cluster {

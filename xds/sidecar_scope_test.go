@@ -1,9 +1,11 @@
 package xds
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
@@ -165,5 +167,100 @@ spec:
 	gw := &Proxy{ID: "router~10.0.0.9~gw.istio-system~istio-system.svc.cluster.local", Type: TypeRouter, Namespace: "istio-system"}
 	if sc := sidecarFor(snapshotOf(t, registryOnlyMesh), gw, "istio-system"); sc != nil {
 		t.Errorf("a gateway got Sidecar %s/%s", sc.Meta.Namespace, sc.Meta.Name)
+	}
+}
+
+// TestSidecarIngress checks that a Sidecar's ingress listeners replace the ports of
+// the services selecting the workload, each port's traffic going where its
+// defaultEndpoint says, and that what is not translated (tls) is reported.
+func TestSidecarIngress(t *testing.T) {
+	snap := snapshotOf(t, `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: app, namespace: vms}
+spec:
+  hosts: [app.vms.svc.cluster.local]
+  ports: [{number: 5000, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: legacy}}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: legacy, namespace: vms}
+spec:
+  workloadSelector: {labels: {app: legacy}}
+  ingress:
+  - {port: {number: 8080, protocol: HTTP, name: web}, defaultEndpoint: "127.0.0.1:18080"}
+  - {port: {number: 9090, protocol: TCP, name: db}, defaultEndpoint: "0.0.0.0:19090"}
+  - {port: {number: 7070, protocol: GRPC, name: api}, defaultEndpoint: "unix:///var/run/app.sock"}
+  - port: {number: 6060, protocol: HTTP, name: admin}
+    defaultEndpoint: "127.0.0.1:16060"
+    tls: {mode: SIMPLE, privateKey: /etc/app/key.pem, serverCertificate: /etc/app/cert.pem}
+`)
+	p := grpcProxy("vms", map[string]string{"app": "legacy"})
+	p.Generator = ""
+	sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
+	if err == nil || !strings.Contains(err.Error(), "Sidecar vms/legacy spec.ingress[3].tls: not translated") {
+		t.Errorf("want the ingress tls reported, got %v", err)
+	}
+	clusters := sets[ClusterType].ByName
+	if clusters["inbound|5000||"] != nil {
+		t.Error("the service's port got a cluster although the Sidecar's ingress listeners replace it")
+	}
+	for name, want := range map[string]string{
+		"inbound|8080||": "STATIC 127.0.0.1:18080",
+		"inbound|9090||": "ORIGINAL_DST port 19090",
+		"inbound|7070||": "STATIC unix:///var/run/app.sock",
+		"inbound|6060||": "STATIC 127.0.0.1:16060",
+	} {
+		r := clusters[name]
+		if r == nil {
+			t.Errorf("no cluster %s", name)
+			continue
+		}
+		var c clusterv3.Cluster
+		if err := r.Body.UnmarshalTo(&c); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		switch c.GetType() {
+		case clusterv3.Cluster_ORIGINAL_DST:
+			got = fmt.Sprintf("ORIGINAL_DST port %d", c.GetOriginalDstLbConfig().GetUpstreamPortOverride().GetValue())
+		case clusterv3.Cluster_STATIC:
+			a := c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress()
+			if pipe := a.GetPipe(); pipe != nil {
+				got = "STATIC unix://" + pipe.Path
+			} else {
+				got = fmt.Sprintf("STATIC %s:%d", a.GetSocketAddress().GetAddress(), a.GetSocketAddress().GetPortValue())
+			}
+		}
+		if got != want {
+			t.Errorf("%s: got %s, want %s", name, got, want)
+		}
+	}
+	if c := clusters["inbound|7070||"]; c != nil {
+		var cl clusterv3.Cluster
+		_ = c.Body.UnmarshalTo(&cl)
+		if cl.TypedExtensionProtocolOptions == nil {
+			t.Error("a GRPC ingress port must speak HTTP/2 to the application")
+		}
+	}
+	var l listenerv3.Listener
+	if err := sets[ListenerType].ByName[virtualInbound].Body.UnmarshalTo(&l); err != nil {
+		t.Fatal(err)
+	}
+	ports := map[uint32]bool{}
+	for _, fc := range l.FilterChains {
+		if dp := fc.GetFilterChainMatch().GetDestinationPort(); dp != nil {
+			ports[dp.Value] = true
+		}
+	}
+	for _, n := range []uint32{8080, 9090, 7070, 6060} {
+		if !ports[n] {
+			t.Errorf("no inbound chain for ingress port %d", n)
+		}
+	}
+	if ports[5000] {
+		t.Error("the service's port 5000 got chains although the Sidecar's ingress listeners replace it")
 	}
 }
