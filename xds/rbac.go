@@ -43,14 +43,25 @@ const (
 
 // authzPolicies returns the ALLOW and DENY policies that apply to a workload: those in
 // its namespace and in the root namespace whose selector matches its labels or that
-// have none. CUSTOM and AUDIT policies are left out.
+// have none. A CUSTOM policy delegates to an extension provider of Istio's mesh
+// config, which navarch does not have: as Istio does for a provider it cannot find, it
+// fails closed, denying the requests it matches (and is reported). AUDIT policies only
+// log where a provider is configured; they are left out.
 func authzPolicies(ctx *Context, ns string, labels map[string]string) (allow, deny []*api.Resource) {
 	for _, r := range selectedPolicies(ctx, api.AuthorizationPolicy, ns, labels) {
-		switch r.Spec.(*security.AuthorizationPolicy).Action {
+		ap := r.Spec.(*security.AuthorizationPolicy)
+		switch ap.Action {
 		case security.AuthorizationPolicy_ALLOW:
 			allow = append(allow, r)
 		case security.AuthorizationPolicy_DENY:
 			deny = append(deny, r)
+		case security.AuthorizationPolicy_CUSTOM:
+			deny = append(deny, r)
+			where := "AuthorizationPolicy " + r.Meta.Namespace + "/" + r.Meta.Name
+			derived(ctx, "custom-authz "+where, func() bool { // reported once per build
+				ctx.skip(where, fmt.Errorf("action CUSTOM: navarch has no extension provider %q (no mesh config); the requests it matches are denied", ap.GetProvider().GetName()))
+				return true
+			})
 		}
 	}
 	return allow, deny

@@ -183,3 +183,39 @@ spec:
 		t.Fatal("DENY on HTTP lost its path")
 	}
 }
+
+// TestCustomAuthorizationFailsClosed: a CUSTOM policy names an extension provider
+// navarch does not have, so, as Istio does for a provider it cannot find, the
+// requests it matches are denied, and the build says why; an AUDIT policy changes
+// nothing.
+func TestCustomAuthorizationFailsClosed(t *testing.T) {
+	snap := snapshotOf(t, `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ext-authz, namespace: shop}
+spec:
+  action: CUSTOM
+  provider: {name: opa}
+  rules: [{to: [{operation: {paths: [/admin*]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: audit, namespace: shop}
+spec:
+  action: AUDIT
+  rules: [{to: [{operation: {paths: [/audited]}}]}]
+`)
+	ctx := newContext(snap, grpcProxy("shop", nil), "cluster.local", "istio-system")
+	allow, deny := authzPolicies(ctx, "shop", nil)
+	authzPolicies(ctx, "shop", nil) // a second look does not report again
+	if len(allow) != 0 || len(deny) != 1 || deny[0].Meta.Name != "ext-authz" {
+		t.Fatalf("want the CUSTOM policy among the DENY ones only, got allow %d, deny %v", len(allow), deny)
+	}
+	if len(ctx.errs) != 1 || !strings.Contains(ctx.errs[0].Error(), `AuthorizationPolicy shop/ext-authz: action CUSTOM: navarch has no extension provider "opa"`) {
+		t.Fatalf("want the CUSTOM policy reported once, got %v", ctx.errs)
+	}
+	rule := rbacRules(ctx, rbacv3.RBAC_DENY, deny, false, nil).Policies["ns[shop]-policy[ext-authz]-rule[0]"]
+	if rule == nil || rule.Permissions[0].GetAny() {
+		t.Fatalf("want a DENY rule on the policy's paths, got %v", rule)
+	}
+}
