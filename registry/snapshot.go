@@ -232,10 +232,13 @@ func (s *Snapshot) VirtualServices(ns string) []*HostRoutes {
 	})
 }
 
-// DestinationRule returns the DestinationRule that applies to host for a proxy in
-// namespace ns: one in ns first, then one in the service's namespace svcNS, then the
-// oldest visible one; exact hosts win over wildcards, longer wildcards over shorter.
-func (s *Snapshot) DestinationRule(host, ns, svcNS string) *api.Resource {
+// DestinationRule returns the DestinationRule that applies to host for a proxy with
+// labels in namespace ns: one in ns whose workloadSelector selects the proxy first,
+// then one in ns without a selector, then one in the service's namespace svcNS, then
+// the oldest visible one; exact hosts win over wildcards, longer wildcards over
+// shorter. A DestinationRule with a workloadSelector applies only to the workloads of
+// its namespace it selects.
+func (s *Snapshot) DestinationRule(host, ns, svcNS string, labels map[string]string) *api.Resource {
 	var best *HostRoutes
 	bestScore := -1
 	for _, dr := range visible(s.rules, ns, func(r *api.Resource) []string {
@@ -245,9 +248,15 @@ func (s *Snapshot) DestinationRule(host, ns, svcNS string) *api.Resource {
 		if !HostMatches(pattern, host) {
 			continue
 		}
-		score := len(pattern) * 4
+		score := len(pattern) * 8
 		if pattern == host {
 			score = 1 << 20
+		}
+		if sel := dr.Resource.Spec.(*networking.DestinationRule).WorkloadSelector; sel != nil {
+			if dr.Resource.Meta.Namespace != ns || !LabelsMatch(labels, sel.MatchLabels) {
+				continue
+			}
+			score += 4
 		}
 		switch dr.Resource.Meta.Namespace {
 		case ns:

@@ -124,14 +124,59 @@ kind: DestinationRule
 metadata: {name: private, namespace: other}
 spec: {host: ratings.shop.svc.cluster.local, exportTo: ["."]}
 `)
-	if dr := snap.DestinationRule("ratings.shop.svc.cluster.local", "shop", "shop"); dr == nil || dr.Meta.Name != "exact" {
+	if dr := snap.DestinationRule("ratings.shop.svc.cluster.local", "shop", "shop", nil); dr == nil || dr.Meta.Name != "exact" {
 		t.Fatalf("got %v, want the exact-host rule", dr)
 	}
-	if dr := snap.DestinationRule("cart.shop.svc.cluster.local", "shop", "shop"); dr == nil || dr.Meta.Name != "wildcard" {
+	if dr := snap.DestinationRule("cart.shop.svc.cluster.local", "shop", "shop", nil); dr == nil || dr.Meta.Name != "wildcard" {
 		t.Fatalf("got %v, want the wildcard rule", dr)
 	}
-	if dr := snap.DestinationRule("ratings.shop.svc.cluster.local", "other", "shop"); dr == nil || dr.Meta.Name != "private" {
+	if dr := snap.DestinationRule("ratings.shop.svc.cluster.local", "other", "shop", nil); dr == nil || dr.Meta.Name != "private" {
 		t.Fatalf("from namespace other got %v, want its own rule", dr)
+	}
+}
+
+// TestDestinationRuleWorkloadSelector: a DestinationRule with a workloadSelector
+// applies to the workloads of its namespace it selects, ahead of the rules without a
+// selector, and to no one else.
+func TestDestinationRuleWorkloadSelector(t *testing.T) {
+	snap := snapshot(t, store.ConfigSpace, `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: everyone, namespace: shop}
+spec: {host: ratings.shop.svc.cluster.local}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: canary-clients, namespace: shop}
+spec:
+  host: ratings.shop.svc.cluster.local
+  workloadSelector: {matchLabels: {track: canary}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: others-canaries, namespace: other}
+spec:
+  host: ratings.shop.svc.cluster.local
+  workloadSelector: {matchLabels: {track: canary}}
+`)
+	for _, tt := range []struct {
+		ns     string
+		labels map[string]string
+		want   string
+	}{
+		{"shop", map[string]string{"track": "canary", "app": "web"}, "canary-clients"},
+		{"shop", map[string]string{"track": "stable"}, "everyone"},
+		{"shop", nil, "everyone"},
+		{"other", map[string]string{"track": "canary"}, "others-canaries"},
+		{"other", map[string]string{"track": "stable"}, "everyone"},
+	} {
+		got := ""
+		if dr := snap.DestinationRule("ratings.shop.svc.cluster.local", tt.ns, "shop", tt.labels); dr != nil {
+			got = dr.Meta.Name
+		}
+		if got != tt.want {
+			t.Errorf("a client in %s with %v: got rule %q, want %q", tt.ns, tt.labels, got, tt.want)
+		}
 	}
 }
 

@@ -38,9 +38,9 @@ func (g clusters) Generate(ctx *Context) []named {
 			out = append(out, inboundClusters(ctx)...) // gateways take no inbound traffic of a workload
 		}
 	}
-	key := ctx.Proxy.Namespace
+	key := ctx.shareKey()
 	if g.envoy {
-		key += "|envoy"
+		key = ctx.shareKey("envoy")
 	}
 	for _, svc := range ctx.Services {
 		if svc.Resolution == registry.ResolutionNone {
@@ -50,8 +50,8 @@ func (g clusters) Generate(ctx *Context) []named {
 		for _, port := range svc.Ports {
 			for _, subset := range append([]string{""}, subsets(ctx, svc)...) {
 				name := clusterName(svc.Hostname, port.Number, subset)
-				// A cluster depends on the proxy only through its namespace (which
-				// DestinationRule applies).
+				// A cluster depends on the proxy only through which DestinationRule
+				// applies: its namespace's, or one selecting it.
 				out = append(out, shared(name, key, func() proto.Message {
 					c := newCluster(ctx, svc, port, subset, name, g.envoy)
 					if g.envoy && isHTTP2(port) {

@@ -26,9 +26,9 @@ func (endpoints) TypeURL() string { return EndpointType }
 
 func (g endpoints) Generate(ctx *Context) []named {
 	var out []named
-	key := ctx.Proxy.Namespace + "|" + ctx.Proxy.Network
+	key := ctx.shareKey(ctx.Proxy.Network)
 	if g.envoy {
-		key += "|envoy"
+		key = ctx.shareKey(ctx.Proxy.Network, "envoy")
 	}
 	for _, svc := range ctx.Services {
 		if svc.Resolution == registry.ResolutionNone {

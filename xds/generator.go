@@ -3,6 +3,7 @@ package xds
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	networking "istio.io/api/networking/v1alpha3"
@@ -44,10 +45,14 @@ type Context struct {
 	TrustDomain, RootNamespace string
 
 	rules   map[*registry.Service]*networking.DestinationRule
-	sidecar *api.Resource  // the Sidecar that scopes the proxy, nil for none
-	once    map[string]any // see derived
-	errs    []error
-	gen     string
+	sidecar *api.Resource // the Sidecar that scopes the proxy, nil for none
+	// ruleScope names the DestinationRules with a workloadSelector that select the
+	// proxy; what is built from DestinationRules is shared only between classes with
+	// the same (see shareKey).
+	ruleScope string
+	once      map[string]any // see derived
+	errs      []error
+	gen       string
 	// memo holds the shared resources (see named) already built from Snapshot by
 	// any class; nil builds everything afresh.
 	memo *sync.Map
@@ -94,8 +99,32 @@ func newContext(snap *registry.Snapshot, p *Proxy, trustDomain, rootNS string) *
 	ctx := &Context{Snapshot: snap, Proxy: p, TrustDomain: trustDomain, RootNamespace: rootNS,
 		rules: map[*registry.Service]*networking.DestinationRule{}}
 	ctx.sidecar = sidecarFor(snap, p, rootNS)
+	ctx.ruleScope = selectingRules(snap, p)
 	ctx.Services = visibleServices(snap, p, ctx.sidecar)
 	return ctx
+}
+
+// selectingRules names the DestinationRules of p's namespace whose workloadSelector
+// selects p, "" for none (the usual case).
+func selectingRules(snap *registry.Snapshot, p *Proxy) string {
+	var names []string
+	for _, r := range snap.Config(api.DestinationRule) {
+		sel := r.Spec.(*networking.DestinationRule).WorkloadSelector
+		if sel != nil && r.Meta.Namespace == p.Namespace && registry.LabelsMatch(p.Labels, sel.MatchLabels) {
+			names = append(names, r.Meta.Name)
+		}
+	}
+	return strings.Join(names, ",")
+}
+
+// shareKey is the key (see named) of a resource built from DestinationRules for the
+// proxy's namespace: parts say what else it depends on.
+func (ctx *Context) shareKey(parts ...string) string {
+	key := strings.Join(append([]string{ctx.Proxy.Namespace}, parts...), "|")
+	if ctx.ruleScope != "" {
+		key += "|rules:" + ctx.ruleScope
+	}
+	return key
 }
 
 // derived returns f's result, computed once per build: for what several generators,
@@ -124,7 +153,7 @@ func (ctx *Context) destinationRule(svc *registry.Service) *networking.Destinati
 		return dr
 	}
 	var dr *networking.DestinationRule
-	if r := ctx.Snapshot.DestinationRule(svc.Hostname, ctx.Proxy.Namespace, svc.Namespace); r != nil {
+	if r := ctx.Snapshot.DestinationRule(svc.Hostname, ctx.Proxy.Namespace, svc.Namespace, ctx.Proxy.Labels); r != nil {
 		dr = r.Spec.(*networking.DestinationRule)
 	}
 	ctx.rules[svc] = dr

@@ -32,9 +32,9 @@ func (grpcRoutes) Generate(ctx *Context) []named {
 		// Routes depend on the proxy's namespace (which VirtualService and
 		// DestinationRule it sees) and, when the VirtualService matches on source
 		// labels, on its labels.
-		key := ctx.Proxy.Namespace
+		key := ctx.shareKey()
 		if vs != nil && usesSourceLabels(vs.Resource.Spec.(*networking.VirtualService)) {
-			key += "|" + labelsKey(ctx.Proxy.Labels)
+			key = ctx.shareKey(labelsKey(ctx.Proxy.Labels))
 		}
 		for _, port := range svc.Ports {
 			name := clusterName(svc.Hostname, port.Number, "")

@@ -51,13 +51,31 @@ spec:
   - {name: v2, labels: {version: v2}}
 `
 
+// selectedRulesInput gives clients with version v1 in namespace shop a DestinationRule
+// of their own (workloadSelector), so their clusters, endpoints and routes differ from
+// those of the namespace's other clients.
+const selectedRulesInput = sharingInput + `---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews-for-v1, namespace: shop}
+spec:
+  host: reviews.shop.svc.cluster.local
+  workloadSelector: {matchLabels: {version: v1}}
+  exportTo: [.]
+  trafficPolicy:
+    loadBalancer: {consistentHash: {httpHeaderName: x-user}}
+    connectionPool: {tcp: {maxConnections: 7}}
+  subsets:
+  - {name: v1, labels: {version: v1}}
+`
+
 // TestSharedBuildsMatchFreshBuilds builds, from one snapshot and one memo, the
 // classes of clients in two namespaces with two label sets and two networks under
 // both profiles, and
 // checks every resource equals what a build without the memo makes: sharing a
 // resource between classes must never hand a class another class's configuration.
 func TestSharedBuildsMatchFreshBuilds(t *testing.T) {
-	inputs := map[string]string{"sharing": sharingInput, "networks": networksInput}
+	inputs := map[string]string{"sharing": sharingInput, "networks": networksInput, "selected-rules": selectedRulesInput}
 	files, err := filepath.Glob(filepath.Join(corpusDir(t), "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
