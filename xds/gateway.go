@@ -494,8 +494,7 @@ func gatewayRouteConfig(ctx *Context, name string, port uint32, servers []gatewa
 	for _, s := range servers {
 		for _, vs := range boundServices(ctx, s) {
 			ns := vs.Resource.Meta.Namespace
-			spec := vs.Resource.Spec.(*networking.VirtualService)
-			routes := httpRoutes(ctx, ns, spec, port, s.gateway)
+			routes := httpRoutes(ctx, vs.Resource, port, s.gateway)
 			if len(routes) == 0 {
 				continue
 			}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networking "istio.io/api/networking/v1alpha3"
 
+	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/registry"
 )
 
@@ -21,10 +22,13 @@ import (
 // view of one service port: one route per match condition (conditions of one HTTPRoute
 // are ORed), in order, leaving out conditions bound to another port, gateway, source
 // namespace or source labels. gateway is the gateway ("ns/name") the routes serve, or
-// "" for the mesh (sidecars and proxyless clients).
-func httpRoutes(ctx *Context, ns string, vs *networking.VirtualService, port uint32, gateway string) []*routev3.Route {
+// "" for the mesh (sidecars and proxyless clients). Routes that delegate stand for
+// their delegate's routes (delegate.go).
+func httpRoutes(ctx *Context, vs *api.Resource, port uint32, gateway string) []*routev3.Route {
 	var out []*routev3.Route
-	for _, h := range vs.Http {
+	ns := vs.Meta.Namespace
+	for _, in := range expandDelegates(ctx, ns, vs.Meta.Name, vs.Spec.(*networking.VirtualService)) {
+		h := in.h
 		matches := h.Match
 		if len(matches) == 0 {
 			matches = []*networking.HTTPMatchRequest{nil}
@@ -34,7 +38,7 @@ func httpRoutes(ctx *Context, ns string, vs *networking.VirtualService, port uin
 				continue
 			}
 			r := &routev3.Route{Name: routeName(h, m), Match: routeMatch(m)}
-			setAction(ctx, r, ns, h, port)
+			setAction(ctx, r, in.ns, h, port)
 			setHeaders(r, h.Headers)
 			if h.Fault != nil {
 				r.TypedPerFilterConfig = map[string]*anypb.Any{faultFilter: mustAny(fault(h.Fault))}

@@ -41,7 +41,7 @@ func (grpcRoutes) Generate(ctx *Context) []named {
 			out = append(out, shared(name, key, func() proto.Message {
 				var routes []*routev3.Route
 				if vs != nil {
-					routes = httpRoutes(ctx, vs.Resource.Meta.Namespace, vs.Resource.Spec.(*networking.VirtualService), port.Number, "")
+					routes = httpRoutes(ctx, vs.Resource, port.Number, "")
 				}
 				if len(routes) == 0 {
 					routes = []*routev3.Route{defaultRoute(name)}

@@ -15,7 +15,6 @@ import (
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
-	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/navarch/navarch/registry"
 )
@@ -168,7 +167,7 @@ func (sidecarRoutes) Generate(ctx *Context) []named {
 			}
 			var routes []*routev3.Route
 			if vs != nil {
-				routes = httpRoutes(ctx, vs.Resource.Meta.Namespace, vs.Resource.Spec.(*networking.VirtualService), port.Number, "")
+				routes = httpRoutes(ctx, vs.Resource, port.Number, "")
 			}
 			if len(routes) == 0 {
 				routes = []*routev3.Route{defaultRoute(clusterName(svc.Hostname, port.Number, ""))}
