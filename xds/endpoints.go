@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"errors"
 	"net"
 	"strings"
 
@@ -44,19 +45,36 @@ func (g endpoints) Generate(ctx *Context) []named {
 				// Which workloads a subset holds depends on the DestinationRule, chosen
 				// by the proxy's namespace; how they are reached, on its network and
 				// kind.
-				out = append(out, shared(name, key, func() proto.Message {
+				tp := trafficPolicy(dr, port.Number, subset)
+				lb := localityPolicy(tp, ctx.Proxy.Locality)
+				k := key
+				if lb != nil {
+					k += "|" + ctx.Proxy.Locality // the priorities or weights are the proxy's own
+					if len(lb.FailoverPriority) > 0 {
+						where := "DestinationRule for " + svc.Hostname + " localityLbSetting.failoverPriority"
+						derived(ctx, where, func() bool {
+							ctx.skip(where, errors.New("not translated: failover follows localities only"))
+							return true
+						})
+					}
+				}
+				out = append(out, shared(name, k, func() proto.Message {
 					wls := subsetWorkloads(ctx, svc, subset)
 					gateways := noGateways
 					if g.envoy {
 						// Asked only when some workloads are in another network.
 						gateways = func(network string) []registry.Gateway {
-							if !clientUsesMTLS(ctx, trafficPolicy(dr, port.Number, subset), port, wls) {
+							if !clientUsesMTLS(ctx, tp, port, wls) {
 								return nil
 							}
 							return ctx.Snapshot.Gateways(network)
 						}
 					}
-					return loadAssignment(name, port, wls, ctx.Proxy.Network, gateways)
+					cla := loadAssignment(name, port, wls, ctx.Proxy.Network, gateways)
+					if lb != nil {
+						applyLocality(cla, ctx.Proxy.Locality, lb)
+					}
+					return cla
 				}))
 			}
 		}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
 	"github.com/navarch/navarch/e2e/grpcapp"
@@ -116,5 +118,62 @@ spec:
 			t.Fatal("traffic did not move to v2")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestGRPCClientLocalityFailover: with outlier detection on the DestinationRule, a
+// grpc-go client sends everything to the endpoints of its own locality and, when
+// they fail, fails over to the next locality.
+func TestGRPCClientLocalityFailover(t *testing.T) {
+	bs := startBackends(t, "near", "far")
+	src := newFakeSource(snapshotOf(t, fmt.Sprintf(`
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings, namespace: default}
+spec:
+  hosts: [ratings.default.svc.cluster.local]
+  ports: [{number: 9090, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  endpoints:
+  - {address: 127.0.0.1, ports: {grpc: %d}, locality: us-east/a}
+  - {address: 127.0.0.1, ports: {grpc: %d}, locality: eu/d}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings, namespace: default}
+spec:
+  host: ratings
+  trafficPolicy: {outlierDetection: {consecutive5xxErrors: 5, interval: 1s, baseEjectionTime: 30s}}
+`, bs[0].Port, bs[1].Port)))
+	_, cc := startServer(t, src)
+	target := "xds:///ratings.default.svc.cluster.local:9090"
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dial := func(locality string) *grpc.ClientConn {
+		conn, err := grpcapp.Dial(grpcapp.BootstrapWith(grpcapp.BootstrapOptions{
+			Servers: []string{cc.Target()}, Namespace: "default", Name: "client-" + strings.ReplaceAll(locality, "/", "-"), Locality: locality}), target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	east, europe := dial("us-east/a"), dial("eu/d")
+	if tally := grpcapp.Call(ctx, east, 100); tally.By["near"] != 100 {
+		t.Fatalf("a client in us-east/a: %v answered, %v failed; want all from its own locality", tally.By, tally.Failed)
+	}
+	if tally := grpcapp.Call(ctx, europe, 100); tally.By["far"] != 100 {
+		t.Fatalf("a client in eu/d: %v answered, %v failed; want all from its own locality", tally.By, tally.Failed)
+	}
+	bs[0].Stop()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if tally := grpcapp.Call(ctx, east, 20); tally.By["far"] == 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the client in us-east/a did not fail over to eu/d when its locality's endpoint died")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -44,6 +44,9 @@ type Proxy struct {
 	// ISTIO_META_NETWORK); endpoints in other networks are reached through their
 	// gateways.
 	Network string
+	// Locality is where the proxy runs, "region/zone/sub-zone" (its node's locality):
+	// it chooses the priorities and weights of locality load balancing (locality.go).
+	Locality string
 }
 
 // ParseProxy reads a proxy's identity from its xDS node, as istiod does: the id must
@@ -84,6 +87,9 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 	p.IstioVersion = str(md, "ISTIO_VERSION")
 	p.ClusterID = str(md, "CLUSTER_ID")
 	p.Network = str(md, "NETWORK")
+	if l := node.GetLocality(); l != nil {
+		p.Locality = localityString(l)
+	}
 	if l := md["LABELS"].GetStructValue(); l != nil {
 		p.Labels = make(map[string]string, len(l.Fields))
 		for k, v := range l.Fields {
@@ -98,13 +104,13 @@ func str(md map[string]*structpb.Value, key string) string {
 }
 
 // classKey identifies the proxies that get identical configuration: same type,
-// generator, namespace, network, labels and identity. Proxies of one class share one set of
+// generator, namespace, network, locality, labels and identity. Proxies of one class share one set of
 // built resources.
 type classKey string
 
 func (p *Proxy) classKey() classKey {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|", p.Type, p.Generator, p.Namespace, p.Network, p.ServiceAccount)
+	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.ServiceAccount)
 	for _, k := range registry.SortedKeys(p.Labels) {
 		fmt.Fprintf(&b, "%s=%s,", k, p.Labels[k])
 	}

@@ -75,7 +75,14 @@ spec:
 // checks every resource equals what a build without the memo makes: sharing a
 // resource between classes must never hand a class another class's configuration.
 func TestSharedBuildsMatchFreshBuilds(t *testing.T) {
-	inputs := map[string]string{"sharing": sharingInput, "networks": networksInput, "selected-rules": selectedRulesInput}
+	inputs := map[string]string{"sharing": sharingInput, "networks": networksInput, "selected-rules": selectedRulesInput, "locality": localityInput + `---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings, namespace: shop}
+spec:
+  host: ratings.shop.svc.cluster.local
+  trafficPolicy: {outlierDetection: {consecutive5xxErrors: 3}}
+`}
 	files, err := filepath.Glob(filepath.Join(corpusDir(t), "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -107,6 +114,11 @@ func TestSharedBuildsMatchFreshBuilds(t *testing.T) {
 						for _, network := range []string{"", "east"} {
 							p := grpcProxy(ns, map[string]string{"version": version})
 							p.Generator, p.Network = gen, network
+							if version == "v1" { // locality load balancing depends on it
+								p.Locality = "us-east/a"
+							} else {
+								p.Locality = "eu/d"
+							}
 							fresh, _ := profileFor(p).build(newContext(snap, p, "cluster.local", "istio-system"))
 							ctx := newContext(snap, p, "cluster.local", "istio-system")
 							ctx.memo = memo

@@ -25,6 +25,8 @@ type bootstrapNode struct {
 	ServiceAccount string
 	Generator      string
 	Network        string
+	// Locality is "region/zone/sub-zone", the node's locality (locality load balancing).
+	Locality string
 	// CertDir holds the workload's certificate files (navarch agent certs --out).
 	CertDir string
 }
@@ -44,6 +46,7 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	certs := fs.String("certs-dir", "", "grpc: where navarch agent certs keeps the workload's certificate files; enables mTLS")
 	labels := fs.String("labels", "", "the workload's labels, k=v,k2=v2 (node metadata LABELS)")
 	network := fs.String("network", "", "the network the proxy is in (node metadata NETWORK): other networks' endpoints are reached through their gateways")
+	locality := fs.String("locality", "", "where the proxy runs, region/zone/sub-zone (the node's locality): with a DestinationRule's outlier detection or localityLbSetting, nearer endpoints come first")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -60,7 +63,7 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return errors.New("no live node serves xDS")
 	}
 	node := bootstrapNode{ID: fmt.Sprintf("%s~%s~%s.%s~%s.svc.cluster.local", *typ, *ip, *name, *ns, *ns), Namespace: *ns,
-		ServiceAccount: *sa, CertDir: *certs, Network: *network, Labels: map[string]string{}}
+		ServiceAccount: *sa, CertDir: *certs, Network: *network, Locality: *locality, Labels: map[string]string{}}
 	for _, kv := range strings.Split(*labels, ",") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok {
 			node.Labels[k] = v
@@ -149,6 +152,24 @@ func nodeMetadata(n bootstrapNode) map[string]any {
 	return md
 }
 
+// nodeDoc is the bootstrap's node: id, metadata, locality, and extra key/value pairs.
+func nodeDoc(n bootstrapNode, extra ...string) map[string]any {
+	doc := map[string]any{"id": n.ID, "metadata": nodeMetadata(n)}
+	if n.Locality != "" {
+		l := map[string]any{}
+		for i, part := range strings.SplitN(n.Locality, "/", 3) {
+			if part != "" {
+				l[[]string{"region", "zone", "sub_zone"}[i]] = part
+			}
+		}
+		doc["locality"] = l
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		doc[extra[i]] = extra[i+1]
+	}
+	return doc
+}
+
 // grpcBootstrap is a grpc-go xDS bootstrap listing the servers in order; grpc-go
 // uses the first and falls back to the next only for resources it never received.
 func grpcBootstrap(servers []string, n bootstrapNode) map[string]any {
@@ -162,7 +183,7 @@ func grpcBootstrap(servers []string, n bootstrapNode) map[string]any {
 	}
 	doc := map[string]any{
 		"xds_servers": ss,
-		"node":        map[string]any{"id": n.ID, "metadata": nodeMetadata(n)},
+		"node":        nodeDoc(n),
 		// What an xds.NewGRPCServer asks for: its inbound listener, by address.
 		"server_listener_resource_name_template": xds.InboundListenerPrefix + "%s",
 	}
@@ -199,7 +220,7 @@ func envoyBootstrap(servers []string, n bootstrapNode) (map[string]any, error) {
 	}
 	ads := map[string]any{"ads": map[string]any{}, "resource_api_version": "V3"}
 	return map[string]any{
-		"node": map[string]any{"id": n.ID, "cluster": "navarch", "metadata": nodeMetadata(n)},
+		"node": nodeDoc(n, "cluster", "navarch"),
 		"dynamic_resources": map[string]any{
 			"ads_config": map[string]any{
 				"api_type": "GRPC", "transport_api_version": "V3", "set_node_on_first_message_only": true,

@@ -14,7 +14,7 @@ import (
 // validation: every node is an endpoint of the ADS cluster.
 func TestEnvoyBootstrapIsValid(t *testing.T) {
 	doc, err := envoyBootstrap([]string{"127.0.0.1:15010", "127.0.0.2:15010"}, bootstrapNode{
-		ID: "sidecar~10.0.0.1~web-1.shop~shop.svc.cluster.local", Namespace: "shop"})
+		ID: "sidecar~10.0.0.1~web-1.shop~shop.svc.cluster.local", Namespace: "shop", Locality: "us-east/a/rack1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,6 +25,9 @@ func TestEnvoyBootstrapIsValid(t *testing.T) {
 	}
 	if err := bs.ValidateAll(); err != nil {
 		t.Fatalf("invalid Envoy bootstrap: %v", err)
+	}
+	if l := bs.GetNode().GetLocality(); l.GetRegion() != "us-east" || l.GetZone() != "a" || l.GetSubZone() != "rack1" {
+		t.Fatalf("node locality %v, want us-east/a/rack1", l)
 	}
 	if n := len(bs.GetStaticResources().GetClusters()[0].GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()); n != 2 {
 		t.Fatalf("the ADS cluster has %d endpoints, want 2", n)

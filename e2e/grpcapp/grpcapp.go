@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 
 	"google.golang.org/grpc"
@@ -73,6 +74,8 @@ type BootstrapOptions struct {
 	// reads cert-chain.pem, key.pem and root-cert.pem from it, as `navarch agent
 	// certs` writes them, and the inbound listener name template servers need.
 	CertDir string
+	// Locality is where the client runs, "region/zone/sub-zone" (the node's locality).
+	Locality string
 	// XDSOverTLS makes the client talk to the xDS servers over TLS with the
 	// certificate in CertDir (a node's TLS port, as istiod's 15012).
 	XDSOverTLS bool
@@ -105,12 +108,20 @@ func BootstrapWith(o BootstrapOptions) []byte {
 	if len(o.Labels) > 0 {
 		md["LABELS"] = o.Labels
 	}
+	node := map[string]any{
+		"id":       fmt.Sprintf("sidecar~127.0.0.1~%s.%s~%s.svc.cluster.local", name, ns, ns),
+		"metadata": md,
+	}
+	if o.Locality != "" {
+		l := map[string]string{}
+		for i, part := range strings.SplitN(o.Locality, "/", 3) {
+			l[[]string{"region", "zone", "sub_zone"}[i]] = part
+		}
+		node["locality"] = l
+	}
 	doc := map[string]any{
-		"xds_servers": ss,
-		"node": map[string]any{
-			"id":       fmt.Sprintf("sidecar~127.0.0.1~%s.%s~%s.svc.cluster.local", name, ns, ns),
-			"metadata": md,
-		},
+		"xds_servers":                            ss,
+		"node":                                   node,
 		"server_listener_resource_name_template": "xds.istio.io/grpc/lds/inbound/%s",
 	}
 	if o.CertDir != "" {

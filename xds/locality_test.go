@@ -1,0 +1,114 @@
+package xds
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// localityInput is a service with endpoints in five localities.
+const localityInput = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings, namespace: shop}
+spec:
+  hosts: [ratings.shop.svc.cluster.local]
+  ports: [{number: 9080, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  endpoints:
+  - {address: 10.0.0.1, locality: us-east/a/1}
+  - {address: 10.0.0.2, locality: us-east/a/2}
+  - {address: 10.0.0.3, locality: us-east/b}
+  - {address: 10.0.0.4, locality: us-west/c, weight: 3}
+  - {address: 10.0.0.5, locality: eu/d}
+`
+
+// localityGroups builds ratings' endpoints for a proxyless client in shop at locality
+// and returns "locality p<priority> w<weight>" per group, sorted.
+func localityGroups(t *testing.T, locality string, rule string) []string {
+	t.Helper()
+	p := grpcProxy("shop", nil)
+	p.Locality = locality
+	snap := snapshotOf(t, localityInput, rule)
+	sets, err := grpcProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cla endpointv3.ClusterLoadAssignment
+	if err := sets[EndpointType].ByName["outbound|9080||ratings.shop.svc.cluster.local"].Body.UnmarshalTo(&cla); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, g := range cla.Endpoints {
+		out = append(out, fmt.Sprintf("%s p%d w%d", localityString(g.Locality), g.Priority, g.LoadBalancingWeight.GetValue()))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestLocalityLoadBalancing checks the priorities and weights a client gets for its
+// locality: failover by proximity once the DestinationRule has outlier detection,
+// a failover entry's region ahead of other regions, distribute's shares, and none of
+// it without a client locality or with locality load balancing disabled.
+func TestLocalityLoadBalancing(t *testing.T) {
+	rule := func(lb string) string {
+		return `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings, namespace: shop}
+spec:
+  host: ratings.shop.svc.cluster.local
+  trafficPolicy:
+    outlierDetection: {consecutive5xxErrors: 3, interval: 5s, baseEjectionTime: 30s}
+    loadBalancer: {simple: ROUND_ROBIN` + lb + `}
+`
+	}
+	flat := []string{"eu/d p0 w1", "us-east/a/1 p0 w1", "us-east/a/2 p0 w1", "us-east/b p0 w1", "us-west/c p0 w3"}
+	for _, tt := range []struct {
+		name, locality, rule string
+		want                 []string
+	}{
+		{"with outlier detection, nearer localities come first", "us-east/a/1", rule(""),
+			[]string{"eu/d p3 w1", "us-east/a/1 p0 w1", "us-east/a/2 p1 w1", "us-east/b p2 w1", "us-west/c p3 w3"}},
+		{"a failover entry puts its region ahead of the others", "us-east/a/1", rule(`, localityLbSetting: {failover: [{from: us-east, to: eu}]}`),
+			[]string{"eu/d p3 w1", "us-east/a/1 p0 w1", "us-east/a/2 p1 w1", "us-east/b p2 w1", "us-west/c p4 w3"}},
+		{"priorities are consecutive", "eu/d", rule(""),
+			[]string{"eu/d p0 w1", "us-east/a/1 p1 w1", "us-east/a/2 p1 w1", "us-east/b p1 w1", "us-west/c p1 w3"}},
+		{"distribute gives each destination its share, and nothing to the rest", "us-east/a/2",
+			rule(`, localityLbSetting: {distribute: [{from: "us-west/*", to: {"us-west/*": 100}}, {from: "us-east/*", to: {"us-east/a/*": 80, "us-west/*": 20}}]}`),
+			[]string{"us-east/a/1 p0 w40", "us-east/a/2 p0 w40", "us-west/c p0 w20"}},
+		{"without outlier detection, no failover", "us-east/a/1", `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings, namespace: shop}
+spec: {host: ratings.shop.svc.cluster.local, trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}}
+`, flat},
+		{"disabled", "us-east/a/1", rule(`, localityLbSetting: {enabled: false}`), flat},
+		{"a client without a locality", "", rule(""), flat},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := localityGroups(t, tt.locality, tt.rule); strings.Join(got, ", ") != strings.Join(tt.want, ", ") {
+				t.Errorf("got  %v\nwant %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseProxyLocality(t *testing.T) {
+	md, _ := structpb.NewStruct(map[string]any{"NAMESPACE": "shop"})
+	p, err := ParseProxy(&corev3.Node{Id: "sidecar~10.0.0.9~a.shop~shop.svc.cluster.local", Metadata: md,
+		Locality: &corev3.Locality{Region: "us-east", Zone: "a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _ := ParseProxy(&corev3.Node{Id: "sidecar~10.0.0.9~a.shop~shop.svc.cluster.local", Metadata: md,
+		Locality: &corev3.Locality{Region: "eu", Zone: "a"}})
+	if p.Locality != "us-east/a" || p.classKey() == q.classKey() {
+		t.Errorf("locality %q; proxies in different localities must be different classes", p.Locality)
+	}
+}
