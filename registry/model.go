@@ -45,6 +45,9 @@ type Service struct {
 	Selector map[string]string
 	// Labels are the labels of the resource that defines the service.
 	Labels map[string]string
+	// SubjectAltNames are identities the service's servers may present besides their
+	// workloads' own (ServiceEntry subjectAltNames), checked under mTLS.
+	SubjectAltNames []string
 	// Source is where the service came from: SourceServiceEntry or a registry source.
 	Source string
 	// Origin is the resource that defines the service.

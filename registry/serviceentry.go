@@ -38,18 +38,19 @@ func servicesFrom(r *api.Resource, source, domain string) ([]*Service, []*Worklo
 	svcs := make([]*Service, 0, len(se.Hosts))
 	for _, h := range se.Hosts {
 		svcs = append(svcs, &Service{
-			Hostname:     ResolveHost(h, r.Meta.Namespace, domain),
-			Namespace:    r.Meta.Namespace,
-			Ports:        ports,
-			Addresses:    se.Addresses,
-			Resolution:   resolution(se.Resolution),
-			MeshExternal: se.Location == networking.ServiceEntry_MESH_EXTERNAL,
-			ExportTo:     se.ExportTo,
-			Selector:     selector,
-			Labels:       r.Meta.Labels,
-			Source:       source,
-			Origin:       r.Key(),
-			Created:      created,
+			Hostname:        ResolveHost(h, r.Meta.Namespace, domain),
+			Namespace:       r.Meta.Namespace,
+			Ports:           ports,
+			Addresses:       se.Addresses,
+			Resolution:      resolution(se.Resolution),
+			MeshExternal:    se.Location == networking.ServiceEntry_MESH_EXTERNAL,
+			ExportTo:        se.ExportTo,
+			Selector:        selector,
+			Labels:          r.Meta.Labels,
+			Source:          source,
+			SubjectAltNames: se.SubjectAltNames,
+			Origin:          r.Key(),
+			Created:         created,
 		})
 	}
 	if selector != nil {

@@ -60,7 +60,7 @@ func (g clusters) Generate(ctx *Context) []named {
 					tp := trafficPolicy(dr, port.Number, subset)
 					applyPolicy(c, tp)
 					if wls := subsetWorkloads(ctx, svc, subset); c.GetType() == clusterv3.Cluster_EDS && clientUsesMTLS(ctx, tp, port, wls) {
-						c.TransportSocket = upstreamTLS(serverSANs(ctx, tp, wls), g.envoy, isHTTP2(port), meshSNI(svc.Hostname, port.Number, subset))
+						c.TransportSocket = upstreamTLS(serverSANs(ctx, tp, svc, wls), g.envoy, isHTTP2(port), meshSNI(svc.Hostname, port.Number, subset))
 					} else if g.envoy {
 						c.TransportSocket = originatedTLS(tp.GetTls())
 					}
@@ -242,19 +242,24 @@ func applyOutlierDetection(c *clusterv3.Cluster, od *networking.OutlierDetection
 
 // serverSANs are the identities a client accepts from a cluster's servers: the
 // DestinationRule's subjectAltNames when it lists some, else the SPIFFE IDs of the
-// workloads' service accounts.
-func serverSANs(ctx *Context, tp *networking.TrafficPolicy, wls []*registry.Workload) []string {
+// workloads' service accounts and the ServiceEntry's subjectAltNames.
+func serverSANs(ctx *Context, tp *networking.TrafficPolicy, svc *registry.Service, wls []*registry.Workload) []string {
 	if sans := tp.GetTls().GetSubjectAltNames(); len(sans) > 0 {
 		return sans
 	}
 	seen := map[string]bool{}
 	var out []string
-	for _, w := range wls {
-		id := spiffeID(ctx.TrustDomain, w.Namespace, w.ServiceAccount)
+	add := func(id string) {
 		if !seen[id] {
 			seen[id] = true
 			out = append(out, id)
 		}
+	}
+	for _, w := range wls {
+		add(spiffeID(ctx.TrustDomain, w.Namespace, w.ServiceAccount))
+	}
+	for _, id := range svc.SubjectAltNames {
+		add(id)
 	}
 	sort.Strings(out)
 	return out
