@@ -15,6 +15,7 @@ import (
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/navarch/navarch/registry"
 )
@@ -91,7 +92,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 				ip, _, _ := strings.Cut(a, "/")
 				name := ip + "_" + strconv.FormatUint(uint64(port.Number), 10)
 				if _, taken := tcp[name]; !taken {
-					tcp[name] = named{name: name, msg: outboundListener(name, ip, port.Number, []*listenerv3.Filter{tcpProxy(clusterName(svc.Hostname, port.Number, ""), accessLogsFor(ctx).client)})}
+					tcp[name] = named{name: name, msg: outboundListener(name, ip, port.Number, []*listenerv3.Filter{outboundTCP(ctx, svc, port.Number)})}
 				}
 			}
 		}
@@ -113,6 +114,37 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 		out = append(out, tcp[name])
 	}
 	return out
+}
+
+// outboundTCP is where a sidecar sends a connection to a TCP service port: as the
+// first tcp route of the service's VirtualService that applies to the proxy and port
+// says (weighted destinations), else to the service's cluster.
+func outboundTCP(ctx *Context, svc *registry.Service, port uint32) *listenerv3.Filter {
+	if vs := virtualServiceFor(ctx, svc.Hostname); vs != nil {
+		ns := vs.Resource.Meta.Namespace
+		for _, r := range vs.Resource.Spec.(*networking.VirtualService).Tcp {
+			if meshL4Applies(ctx.Proxy, r.Match, port, ns) && len(r.Route) > 0 {
+				return tcpProxyTo(ctx, ns, r.Route, port, clusterName(svc.Hostname, port, ""))
+			}
+		}
+	}
+	return tcpProxy(clusterName(svc.Hostname, port, ""), accessLogsFor(ctx).client)
+}
+
+// meshL4Applies reports whether a tcp route's match conditions (any of them) hold for
+// proxy p's connections to port: port, gateways (the mesh), source labels and
+// namespace. destinationSubnets are not checked: the listener is the service port's.
+func meshL4Applies(p *Proxy, matches []*networking.L4MatchAttributes, port uint32, ns string) bool {
+	if len(matches) == 0 {
+		return true
+	}
+	for _, m := range matches {
+		if (m.Port == 0 || m.Port == port) && boundTo(m.Gateways, ns, "") &&
+			(m.SourceNamespace == "" || m.SourceNamespace == p.Namespace) && registry.LabelsMatch(p.Labels, m.SourceLabels) {
+			return true
+		}
+	}
+	return false
 }
 
 // outboundListener is a listener the virtual outbound listener hands connections to;

@@ -264,3 +264,67 @@ spec:
 		t.Error("the service's port 5000 got chains although the Sidecar's ingress listeners replace it")
 	}
 }
+
+// TestSidecarTCPRoutes: a VirtualService's tcp routes decide where a sidecar sends
+// connections to a TCP service port: the first whose match holds for the proxy.
+func TestSidecarTCPRoutes(t *testing.T) {
+	snap := snapshotOf(t, `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: shop}
+spec:
+  hosts: [db.shop.svc.cluster.local]
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.1, labels: {version: v1}}, {address: 10.0.0.2, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: db, namespace: shop}
+spec:
+  host: db.shop.svc.cluster.local
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: db, namespace: shop}
+spec:
+  hosts: [db.shop.svc.cluster.local]
+  tcp:
+  - match: [{port: 5432, sourceLabels: {app: canary}}]
+    route: [{destination: {host: db.shop.svc.cluster.local, subset: v2}}]
+  - route:
+    - {destination: {host: db.shop.svc.cluster.local, subset: v1}, weight: 70}
+    - {destination: {host: db.shop.svc.cluster.local, subset: v2}, weight: 30}
+`)
+	destinations := func(labels map[string]string) string {
+		p := grpcProxy("shop", labels)
+		p.Generator = ""
+		sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var l listenerv3.Listener
+		if err := sets[ListenerType].ByName["0.0.0.0_5432"].Body.UnmarshalTo(&l); err != nil {
+			t.Fatal(err)
+		}
+		var tcp tcpv3.TcpProxy
+		if err := l.FilterChains[0].Filters[0].GetTypedConfig().UnmarshalTo(&tcp); err != nil {
+			t.Fatal(err)
+		}
+		if c := tcp.GetCluster(); c != "" {
+			return c
+		}
+		var out []string
+		for _, c := range tcp.GetWeightedClusters().GetClusters() {
+			out = append(out, fmt.Sprintf("%s=%d", c.Name, c.Weight))
+		}
+		return strings.Join(out, ",")
+	}
+	if got := destinations(map[string]string{"app": "web"}); got != "outbound|5432|v1|db.shop.svc.cluster.local=70,outbound|5432|v2|db.shop.svc.cluster.local=30" {
+		t.Errorf("a client: %s, want the 70/30 split", got)
+	}
+	if got := destinations(map[string]string{"app": "canary"}); got != "outbound|5432|v2|db.shop.svc.cluster.local" {
+		t.Errorf("a canary client: %s, want v2 only", got)
+	}
+}
