@@ -154,13 +154,13 @@ func mergeMatch(r, d *networking.HTTPMatchRequest) (*networking.HTTPMatchRequest
 	if m.Authority, ok = narrower(r.Authority, d.Authority); !ok {
 		return nil, false
 	}
-	if m.Headers, ok = mergeStringMatches(r.Headers, d.Headers); !ok {
+	if m.Headers, ok = mergeKeyed(r.Headers, d.Headers, narrower); !ok {
 		return nil, false
 	}
-	if m.QueryParams, ok = mergeStringMatches(r.QueryParams, d.QueryParams); !ok {
+	if m.QueryParams, ok = mergeKeyed(r.QueryParams, d.QueryParams, narrower); !ok {
 		return nil, false
 	}
-	if m.WithoutHeaders, ok = mergeWithout(r.WithoutHeaders, d.WithoutHeaders); !ok {
+	if m.WithoutHeaders, ok = mergeKeyed(r.WithoutHeaders, d.WithoutHeaders, same); !ok {
 		return nil, false
 	}
 	if r.Port != 0 {
@@ -221,9 +221,10 @@ func narrower(r, d *networking.StringMatch) (*networking.StringMatch, bool) {
 	return nil, false
 }
 
-// mergeStringMatches merges keyed string matches (headers, query parameters): both
-// sets must hold, and a key both set must narrow.
-func mergeStringMatches(r, d map[string]*networking.StringMatch) (map[string]*networking.StringMatch, bool) {
+// mergeKeyed merges keyed string matches (headers, query parameters,
+// withoutHeaders) that must all hold: a key only one side sets keeps its match, a key
+// both set gets both's, or ok is false.
+func mergeKeyed(r, d map[string]*networking.StringMatch, both func(r, d *networking.StringMatch) (*networking.StringMatch, bool)) (map[string]*networking.StringMatch, bool) {
 	if len(r) == 0 {
 		return d, true
 	}
@@ -232,30 +233,19 @@ func mergeStringMatches(r, d map[string]*networking.StringMatch) (map[string]*ne
 		out[k] = v
 	}
 	for k, rv := range r {
-		m, ok := narrower(rv, out[k])
-		if !ok {
-			return nil, false
+		m := rv
+		if dv, set := out[k]; set {
+			var ok bool
+			if m, ok = both(rv, dv); !ok {
+				return nil, false
+			}
 		}
 		out[k] = m
 	}
 	return out, true
 }
 
-// mergeWithout merges withoutHeaders: every header must fail its match, so both sets
-// hold; a header both name must be matched the same way.
-func mergeWithout(r, d map[string]*networking.StringMatch) (map[string]*networking.StringMatch, bool) {
-	if len(r) == 0 {
-		return d, true
-	}
-	out := make(map[string]*networking.StringMatch, len(r)+len(d))
-	for k, v := range d {
-		out[k] = v
-	}
-	for k, rv := range r {
-		if dv, set := out[k]; set && !proto.Equal(dv, rv) {
-			return nil, false
-		}
-		out[k] = rv
-	}
-	return out, true
+// same is the merge of two negated matches (withoutHeaders): only equal ones merge.
+func same(r, d *networking.StringMatch) (*networking.StringMatch, bool) {
+	return d, proto.Equal(r, d)
 }

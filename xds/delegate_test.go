@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	networking "istio.io/api/networking/v1alpha3"
 )
 
 const delegateServices = `
@@ -151,6 +152,47 @@ spec:
 			}
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
 				t.Errorf("routes:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(tt.want, "\n  "))
+			}
+		})
+	}
+}
+
+// TestMergeMatch checks which root and delegate match pairs can both hold.
+func TestMergeMatch(t *testing.T) {
+	prefix := func(p string) *networking.StringMatch {
+		return &networking.StringMatch{MatchType: &networking.StringMatch_Prefix{Prefix: p}}
+	}
+	exact := func(p string) *networking.StringMatch {
+		return &networking.StringMatch{MatchType: &networking.StringMatch_Exact{Exact: p}}
+	}
+	regex := func(p string) *networking.StringMatch {
+		return &networking.StringMatch{MatchType: &networking.StringMatch_Regex{Regex: p}}
+	}
+	root := &networking.HTTPMatchRequest{Uri: prefix("/api"), Headers: map[string]*networking.StringMatch{"x-team": exact("blue")},
+		WithoutHeaders: map[string]*networking.StringMatch{"x-debug": exact("1")}, Port: 8080}
+	for _, tt := range []struct {
+		name string
+		d    *networking.HTTPMatchRequest
+		ok   bool
+	}{
+		{"a longer prefix", &networking.HTTPMatchRequest{Uri: prefix("/api/v1")}, true},
+		{"an exact path under the prefix", &networking.HTTPMatchRequest{Uri: exact("/api/health")}, true},
+		{"another prefix", &networking.HTTPMatchRequest{Uri: prefix("/web")}, false},
+		{"a regex", &networking.HTTPMatchRequest{Uri: regex("/api/.*")}, false},
+		{"the same header", &networking.HTTPMatchRequest{Headers: map[string]*networking.StringMatch{"x-team": exact("blue")}}, true},
+		{"another value of the header", &networking.HTTPMatchRequest{Headers: map[string]*networking.StringMatch{"x-team": exact("red")}}, false},
+		{"another header", &networking.HTTPMatchRequest{Headers: map[string]*networking.StringMatch{"x-user": exact("a")}}, true},
+		{"another port", &networking.HTTPMatchRequest{Port: 9090}, false},
+		{"the same negated header", &networking.HTTPMatchRequest{WithoutHeaders: map[string]*networking.StringMatch{"x-debug": exact("1")}}, true},
+		{"a different negated header match", &networking.HTTPMatchRequest{WithoutHeaders: map[string]*networking.StringMatch{"x-debug": prefix("1")}}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, ok := mergeMatch(root, tt.d)
+			if ok != tt.ok {
+				t.Fatalf("merged %v, want %v", ok, tt.ok)
+			}
+			if ok && (m.Uri == nil || m.Headers["x-team"] == nil || m.WithoutHeaders["x-debug"] == nil || m.Port != 8080) {
+				t.Errorf("the merged match lost the root's conditions: %v", m)
 			}
 		})
 	}
