@@ -441,9 +441,13 @@ func passthroughChains(ctx *Context, s gatewayServer, port uint32) []*listenerv3
 	return out
 }
 
-// tcpProxyTo forwards a connection to the destinations of a route, by weight.
+// tcpProxyTo forwards a connection to the destinations of a route, by weight; stats
+// go under stat, or the (first) destination's cluster when stat is "".
 func tcpProxyTo(ctx *Context, ns string, dests []*networking.RouteDestination, port uint32, stat string) *listenerv3.Filter {
 	tp := &tcpv3.TcpProxy{StatPrefix: stat, AccessLog: accessLogsFor(ctx).client}
+	if tp.StatPrefix == "" && len(dests) > 0 {
+		tp.StatPrefix = destinationCluster(ctx, ns, dests[0].Destination, port)
+	}
 	if len(dests) == 1 {
 		tp.ClusterSpecifier = &tcpv3.TcpProxy_Cluster{Cluster: destinationCluster(ctx, ns, dests[0].Destination, port)}
 	} else {

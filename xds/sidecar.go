@@ -11,6 +11,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -74,7 +75,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 		TrafficDirection: corev3.TrafficDirection_OUTBOUND,
 	}}, {name: virtualInbound, msg: virtualInboundListener(ctx)}}
 	httpPorts := map[uint32]bool{}
-	tcp := map[string]named{}
+	tcp := map[string]*tcpListener{}
 	for _, svc := range ctx.Services {
 		if svc.Resolution == registry.ResolutionNone {
 			continue
@@ -91,9 +92,12 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 			for _, a := range addrs {
 				ip, _, _ := strings.Cut(a, "/")
 				name := ip + "_" + strconv.FormatUint(uint64(port.Number), 10)
-				if _, taken := tcp[name]; !taken {
-					tcp[name] = named{name: name, msg: outboundListener(name, ip, port.Number, []*listenerv3.Filter{outboundTCP(ctx, svc, port.Number)})}
+				l := tcp[name]
+				if l == nil {
+					l = &tcpListener{name: name, ip: ip, port: port.Number, taken: map[string]bool{}}
+					tcp[name] = l
 				}
+				l.add(ctx, svc, port)
 			}
 		}
 	}
@@ -111,9 +115,81 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 		delete(tcp, name) // HTTP wins the wildcard address of a port
 	}
 	for _, name := range registry.SortedKeys(tcp) {
-		out = append(out, tcp[name])
+		out = append(out, named{name: name, msg: tcp[name].build(ctx)})
 	}
 	return out
+}
+
+// tcpListener is an outbound listener of non-HTTP service ports: address and port.
+// Services without an address of their own share 0.0.0.0_<port>; on a TLS or HTTPS
+// port they are told apart by the SNI the client sends (as in Istio): a filter chain
+// per tls route of their VirtualServices and per service host. Otherwise the first
+// service of the listener has it.
+type tcpListener struct {
+	name  string
+	ip    string
+	port  uint32
+	sni   []*listenerv3.FilterChain
+	taken map[string]bool    // server names with a chain
+	plain *listenerv3.Filter // for connections no SNI chain takes
+}
+
+func (l *tcpListener) add(ctx *Context, svc *registry.Service, port registry.Port) {
+	if l.ip != "0.0.0.0" || !isTLS(port) {
+		if l.plain == nil {
+			l.plain = outboundTCP(ctx, svc, port.Number)
+		}
+		return
+	}
+	chain := func(names []string, filter *listenerv3.Filter) {
+		var fresh []string
+		for _, n := range names {
+			if !l.taken[n] {
+				l.taken[n] = true
+				fresh = append(fresh, n)
+			}
+		}
+		if len(fresh) > 0 {
+			l.sni = append(l.sni, &listenerv3.FilterChain{Name: strings.Join(fresh, ","),
+				FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: fresh}, Filters: []*listenerv3.Filter{filter}})
+		}
+	}
+	if vs := virtualServiceFor(ctx, svc.Hostname); vs != nil {
+		ns := vs.Resource.Meta.Namespace
+		for _, r := range vs.Resource.Spec.(*networking.VirtualService).Tls {
+			for _, m := range r.Match {
+				if (m.Port == 0 || m.Port == port.Number) && boundTo(m.Gateways, ns, "") &&
+					(m.SourceNamespace == "" || m.SourceNamespace == ctx.Proxy.Namespace) && registry.LabelsMatch(ctx.Proxy.Labels, m.SourceLabels) {
+					chain(sniNames(m.SniHosts), tcpProxyTo(ctx, ns, r.Route, port.Number, ""))
+				}
+			}
+		}
+	}
+	chain([]string{svc.Hostname}, outboundTCP(ctx, svc, port.Number))
+}
+
+func (l *tcpListener) build(ctx *Context) *listenerv3.Listener {
+	plain := l.plain
+	if plain == nil { // only SNI chains: anything else is an unknown destination
+		plain = tcpProxy(cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client)
+	}
+	lis := outboundListener(l.name, l.ip, l.port, []*listenerv3.Filter{plain})
+	if len(l.sni) > 0 {
+		lis.FilterChains = append(l.sni, lis.FilterChains...)
+		lis.ListenerFilters = []*listenerv3.ListenerFilter{{Name: "envoy.filters.listener.tls_inspector",
+			ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspectorv3.TlsInspector{})}}}
+	}
+	return lis
+}
+
+// isTLS reports whether a port carries TLS a client starts, so its SNI names the
+// destination.
+func isTLS(p registry.Port) bool {
+	switch strings.ToUpper(p.Protocol) {
+	case "TLS", "HTTPS":
+		return true
+	}
+	return false
 }
 
 // outboundTCP is where a sidecar sends a connection to a TCP service port: as the

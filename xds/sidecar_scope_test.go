@@ -328,3 +328,74 @@ spec:
 		t.Errorf("a canary client: %s, want v2 only", got)
 	}
 }
+
+// TestSidecarSNIRouting: services without addresses of their own share a TLS port's
+// listener, told apart by SNI; a VirtualService tls route sends a name elsewhere (an
+// egress gateway); anything else is an unknown destination.
+func TestSidecarSNIRouting(t *testing.T) {
+	snap := snapshotOf(t, `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: external, namespace: shop}
+spec:
+  hosts: [a.example.com, b.example.com]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  location: MESH_EXTERNAL
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: egress, namespace: shop}
+spec:
+  hosts: [egress.shop.svc.cluster.local]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.9}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: via-egress, namespace: shop}
+spec:
+  hosts: [b.example.com]
+  tls:
+  - match: [{port: 443, sniHosts: [b.example.com]}]
+    route: [{destination: {host: egress.shop.svc.cluster.local, port: {number: 443}}}]
+`, `
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: shop}
+spec:
+  egress: [{hosts: ["./*"]}]
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+`)
+	p := grpcProxy("shop", nil)
+	p.Generator = ""
+	sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l listenerv3.Listener
+	if err := sets[ListenerType].ByName["0.0.0.0_443"].Body.UnmarshalTo(&l); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, fc := range l.FilterChains {
+		var tcp tcpv3.TcpProxy
+		if err := fc.Filters[0].GetTypedConfig().UnmarshalTo(&tcp); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, strings.Join(fc.GetFilterChainMatch().GetServerNames(), ",")+" -> "+tcp.GetCluster())
+	}
+	want := []string{
+		"a.example.com -> outbound|443||a.example.com",
+		"b.example.com -> outbound|443||egress.shop.svc.cluster.local",
+		"egress.shop.svc.cluster.local -> outbound|443||egress.shop.svc.cluster.local",
+		" -> BlackHoleCluster",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("chains:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	if len(l.ListenerFilters) == 0 || l.ListenerFilters[0].Name != "envoy.filters.listener.tls_inspector" {
+		t.Error("SNI chains need the TLS inspector")
+	}
+}
