@@ -353,7 +353,7 @@ func gatewayHTTP(ctx *Context, route string, port uint32) *listenerv3.Filter {
 		StatPrefix: "outbound_0.0.0.0_" + strconv.FormatUint(uint64(port), 10),
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 			ConfigSource: adsConfigSource(), RouteConfigName: route}},
-		HttpFilters:      append(rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), clientFilters()...),
+		HttpFilters:      append(rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), envoyClientFilters()...),
 		AccessLog:        accessLogsFor(ctx).client,
 		UseRemoteAddress: wrapperspb.Bool(true), // the gateway is the edge: the client is the peer
 	}

@@ -8,7 +8,9 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -43,8 +45,41 @@ func httpRoutes(ctx *Context, vs *api.Resource, port uint32, gateway string) []*
 			if h.Fault != nil {
 				r.TypedPerFilterConfig = map[string]*anypb.Any{faultFilter: mustAny(fault(h.Fault))}
 			}
+			if h.CorsPolicy != nil && ctx.Proxy.Generator != GeneratorGRPC { // grpc-go has no CORS filter
+				if r.TypedPerFilterConfig == nil {
+					r.TypedPerFilterConfig = map[string]*anypb.Any{}
+				}
+				r.TypedPerFilterConfig[corsFilter] = mustAny(corsPolicy(h.CorsPolicy))
+			}
 			out = append(out, r)
 		}
+	}
+	return out
+}
+
+// corsPolicy translates a route's CORS policy for Envoy's CORS filter, as Istio does:
+// allowed origins (string matches, and the deprecated exact allowOrigin), methods,
+// headers and exposed headers joined by commas, max age in seconds; preflight
+// requests that match no origin are forwarded to the application unless the policy
+// says IGNORE.
+func corsPolicy(in *networking.CorsPolicy) *corsv3.CorsPolicy {
+	out := &corsv3.CorsPolicy{
+		AllowMethods:                 strings.Join(in.AllowMethods, ","),
+		AllowHeaders:                 strings.Join(in.AllowHeaders, ","),
+		ExposeHeaders:                strings.Join(in.ExposeHeaders, ","),
+		AllowCredentials:             in.AllowCredentials,
+		FilterEnabled:                &corev3.RuntimeFractionalPercent{DefaultValue: &typev3.FractionalPercent{Numerator: 100}},
+		ForwardNotMatchingPreflights: wrapperspb.Bool(in.UnmatchedPreflights != networking.CorsPolicy_IGNORE),
+	}
+	if in.MaxAge != nil {
+		out.MaxAge = strconv.FormatInt(in.MaxAge.GetSeconds(), 10)
+	}
+	for _, o := range in.AllowOrigins {
+		out.AllowOriginStringMatch = append(out.AllowOriginStringMatch, stringMatcher(o))
+	}
+	//lint:ignore SA1019 deprecated in favour of allowOrigins, still accepted, as by Istio
+	for _, o := range in.AllowOrigin {
+		out.AllowOriginStringMatch = append(out.AllowOriginStringMatch, &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: o}})
 	}
 	return out
 }

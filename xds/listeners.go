@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -18,6 +19,7 @@ import (
 const (
 	faultFilter  = "envoy.filters.http.fault"
 	routerFilter = "envoy.filters.http.router"
+	corsFilter   = "envoy.filters.http.cors"
 )
 
 // grpcListeners builds an API listener per service port, named host:port as a
@@ -63,6 +65,13 @@ func clientFilters() []*hcmv3.HttpFilter {
 		{Name: faultFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultv3.HTTPFault{})}},
 		routerHTTPFilter(),
 	}
+}
+
+// envoyClientFilters are the HTTP filters of an Envoy's outbound HTTP connection
+// managers (a sidecar's and a gateway's): CORS, as routes configure it, then what
+// proxyless clients get.
+func envoyClientFilters() []*hcmv3.HttpFilter {
+	return append([]*hcmv3.HttpFilter{{Name: corsFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&corsv3.Cors{})}}}, clientFilters()...)
 }
 
 // routerHTTPFilter is the router, the last HTTP filter of every chain.

@@ -107,7 +107,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 			StatPrefix: "outbound_0.0.0.0_" + strconv.FormatUint(uint64(port), 10),
 			RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 				ConfigSource: adsConfigSource(), RouteConfigName: strconv.FormatUint(uint64(port), 10)}},
-			HttpFilters: clientFilters(),
+			HttpFilters: envoyClientFilters(),
 			AccessLog:   accessLogsFor(ctx).client,
 		}
 		out = append(out, named{name: name, msg: outboundListener(name, "0.0.0.0", port, []*listenerv3.Filter{{
