@@ -54,11 +54,11 @@ func (g clusters) Generate(ctx *Context) []named {
 				// applies: its namespace's, or one selecting it.
 				out = append(out, shared(name, key, func() proto.Message {
 					c := newCluster(ctx, svc, port, subset, name, g.envoy)
-					if g.envoy && isHTTP2(port) {
-						c.TypedExtensionProtocolOptions = http2Upstream()
-					}
 					tp := trafficPolicy(dr, port.Number, subset)
 					applyPolicy(c, tp)
+					if g.envoy {
+						applyEnvoyConnectionPool(c, port, tp.GetConnectionPool())
+					}
 					if wls := subsetWorkloads(ctx, svc, subset); c.GetType() == clusterv3.Cluster_EDS && clientUsesMTLS(ctx, tp, port, wls) {
 						c.TransportSocket = upstreamTLS(serverSANs(ctx, tp, svc, wls), g.envoy, isHTTP2(port), meshSNI(svc.Hostname, port.Number, subset))
 					} else if g.envoy {
@@ -83,6 +83,46 @@ func http2Upstream() map[string]*anypb.Any {
 }
 
 const httpProtocolOptions = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+// applyEnvoyConnectionPool sets what of a connection pool only Envoy reads: TCP
+// keepalive, HTTP idle timeout and maximum connection duration, HTTP/2 upstream (the
+// port's protocol, or h2UpgradePolicy UPGRADE on an HTTP port) with its concurrent
+// stream limit.
+func applyEnvoyConnectionPool(c *clusterv3.Cluster, port registry.Port, cp *networking.ConnectionPoolSettings) {
+	tcp, h := cp.GetTcp(), cp.GetHttp()
+	if ka := tcp.GetTcpKeepalive(); ka != nil {
+		k := &corev3.TcpKeepalive{}
+		if ka.Probes > 0 {
+			k.KeepaliveProbes = wrapperspb.UInt32(ka.Probes)
+		}
+		if ka.Time != nil {
+			k.KeepaliveTime = wrapperspb.UInt32(uint32(ka.Time.GetSeconds()))
+		}
+		if ka.Interval != nil {
+			k.KeepaliveInterval = wrapperspb.UInt32(uint32(ka.Interval.GetSeconds()))
+		}
+		c.UpstreamConnectionOptions = &clusterv3.UpstreamConnectionOptions{TcpKeepalive: k}
+	}
+	opts := &httpv3.HttpProtocolOptions{}
+	if h.GetIdleTimeout() != nil || tcp.GetMaxConnectionDuration() != nil {
+		opts.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: h.GetIdleTimeout(), MaxConnectionDuration: tcp.GetMaxConnectionDuration()}
+	}
+	explicit := &httpv3.HttpProtocolOptions_ExplicitHttpConfig{}
+	switch {
+	case isHTTP2(port) || (isHTTP(port) && h.GetH2UpgradePolicy() == networking.ConnectionPoolSettings_HTTPSettings_UPGRADE):
+		h2 := &corev3.Http2ProtocolOptions{}
+		if n := h.GetMaxConcurrentStreams(); n > 0 {
+			h2.MaxConcurrentStreams = wrapperspb.UInt32(uint32(n))
+		}
+		explicit.ProtocolConfig = &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: h2}
+	case opts.CommonHttpProtocolOptions != nil:
+		explicit.ProtocolConfig = &httpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{HttpProtocolOptions: &corev3.Http1ProtocolOptions{}}
+	default:
+		return
+	}
+	opts.UpstreamProtocolOptions = &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: explicit}
+	c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpProtocolOptions: mustAny(opts)}
+}
 
 func newCluster(ctx *Context, svc *registry.Service, port registry.Port, subset, name string, envoy bool) *clusterv3.Cluster {
 	c := &clusterv3.Cluster{

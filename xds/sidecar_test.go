@@ -1,0 +1,145 @@
+package xds
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+)
+
+// TestSidecarTCPRoutes: a VirtualService's tcp routes decide where a sidecar sends
+// connections to a TCP service port: the first whose match holds for the proxy.
+func TestSidecarTCPRoutes(t *testing.T) {
+	snap := snapshotOf(t, `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: shop}
+spec:
+  hosts: [db.shop.svc.cluster.local]
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.1, labels: {version: v1}}, {address: 10.0.0.2, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: db, namespace: shop}
+spec:
+  host: db.shop.svc.cluster.local
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: db, namespace: shop}
+spec:
+  hosts: [db.shop.svc.cluster.local]
+  tcp:
+  - match: [{port: 5432, sourceLabels: {app: canary}}]
+    route: [{destination: {host: db.shop.svc.cluster.local, subset: v2}}]
+  - route:
+    - {destination: {host: db.shop.svc.cluster.local, subset: v1}, weight: 70}
+    - {destination: {host: db.shop.svc.cluster.local, subset: v2}, weight: 30}
+`)
+	destinations := func(labels map[string]string) string {
+		p := grpcProxy("shop", labels)
+		p.Generator = ""
+		sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var l listenerv3.Listener
+		if err := sets[ListenerType].ByName["0.0.0.0_5432"].Body.UnmarshalTo(&l); err != nil {
+			t.Fatal(err)
+		}
+		var tcp tcpv3.TcpProxy
+		if err := l.FilterChains[0].Filters[0].GetTypedConfig().UnmarshalTo(&tcp); err != nil {
+			t.Fatal(err)
+		}
+		if c := tcp.GetCluster(); c != "" {
+			return c
+		}
+		var out []string
+		for _, c := range tcp.GetWeightedClusters().GetClusters() {
+			out = append(out, fmt.Sprintf("%s=%d", c.Name, c.Weight))
+		}
+		return strings.Join(out, ",")
+	}
+	if got := destinations(map[string]string{"app": "web"}); got != "outbound|5432|v1|db.shop.svc.cluster.local=70,outbound|5432|v2|db.shop.svc.cluster.local=30" {
+		t.Errorf("a client: %s, want the 70/30 split", got)
+	}
+	if got := destinations(map[string]string{"app": "canary"}); got != "outbound|5432|v2|db.shop.svc.cluster.local" {
+		t.Errorf("a canary client: %s, want v2 only", got)
+	}
+}
+
+// TestSidecarSNIRouting: services without addresses of their own share a TLS port's
+// listener, told apart by SNI; a VirtualService tls route sends a name elsewhere (an
+// egress gateway); anything else is an unknown destination.
+func TestSidecarSNIRouting(t *testing.T) {
+	snap := snapshotOf(t, `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: external, namespace: shop}
+spec:
+  hosts: [a.example.com, b.example.com]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  location: MESH_EXTERNAL
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: egress, namespace: shop}
+spec:
+  hosts: [egress.shop.svc.cluster.local]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.9}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: via-egress, namespace: shop}
+spec:
+  hosts: [b.example.com]
+  tls:
+  - match: [{port: 443, sniHosts: [b.example.com]}]
+    route: [{destination: {host: egress.shop.svc.cluster.local, port: {number: 443}}}]
+`, `
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: shop}
+spec:
+  egress: [{hosts: ["./*"]}]
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+`)
+	p := grpcProxy("shop", nil)
+	p.Generator = ""
+	sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l listenerv3.Listener
+	if err := sets[ListenerType].ByName["0.0.0.0_443"].Body.UnmarshalTo(&l); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, fc := range l.FilterChains {
+		var tcp tcpv3.TcpProxy
+		if err := fc.Filters[0].GetTypedConfig().UnmarshalTo(&tcp); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, strings.Join(fc.GetFilterChainMatch().GetServerNames(), ",")+" -> "+tcp.GetCluster())
+	}
+	want := []string{
+		"a.example.com -> outbound|443||a.example.com",
+		"b.example.com -> outbound|443||egress.shop.svc.cluster.local",
+		"egress.shop.svc.cluster.local -> outbound|443||egress.shop.svc.cluster.local",
+		" -> BlackHoleCluster",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("chains:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	if len(l.ListenerFilters) == 0 || l.ListenerFilters[0].Name != "envoy.filters.listener.tls_inspector" {
+		t.Error("SNI chains need the TLS inspector")
+	}
+}
