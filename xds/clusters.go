@@ -57,6 +57,7 @@ func (g clusters) Generate(ctx *Context) []named {
 					tp := trafficPolicy(dr, port.Number, subset)
 					applyPolicy(c, tp)
 					if g.envoy {
+						applyEnvoyLoadBalancer(c, tp.GetLoadBalancer())
 						applyEnvoyConnectionPool(c, port, tp.GetConnectionPool())
 					}
 					if wls := subsetWorkloads(ctx, svc, subset); c.GetType() == clusterv3.Cluster_EDS && clientUsesMTLS(ctx, tp, port, wls) {
@@ -83,6 +84,41 @@ func http2Upstream() map[string]*anypb.Any {
 }
 
 const httpProtocolOptions = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+// applyEnvoyLoadBalancer sets what of a load balancer only Envoy reads: Maglev
+// consistent hashing (grpc-go has ring hash only) and slow start (warmup) for round
+// robin and least request.
+func applyEnvoyLoadBalancer(c *clusterv3.Cluster, lb *networking.LoadBalancerSettings) {
+	if m := lb.GetConsistentHash().GetMaglev(); m != nil {
+		c.LbPolicy = clusterv3.Cluster_MAGLEV
+		c.LbConfig = nil
+		if m.TableSize > 0 {
+			c.LbConfig = &clusterv3.Cluster_MaglevLbConfig_{MaglevLbConfig: &clusterv3.Cluster_MaglevLbConfig{TableSize: wrapperspb.UInt64(m.TableSize)}}
+		}
+		return
+	}
+	//lint:ignore SA1019 deprecated in favour of warmup, still accepted, as by Istio
+	legacy := lb.GetWarmupDurationSecs()
+	var slow *clusterv3.Cluster_SlowStartConfig
+	if w := lb.GetWarmup(); w != nil && w.Duration != nil {
+		slow = &clusterv3.Cluster_SlowStartConfig{SlowStartWindow: w.Duration}
+		if a := w.GetAggression(); a != nil {
+			slow.Aggression = &corev3.RuntimeDouble{DefaultValue: a.Value}
+		}
+		if p := w.GetMinimumPercent(); p != nil {
+			slow.MinWeightPercent = &typev3.Percent{Value: p.Value}
+		}
+	} else if legacy != nil {
+		slow = &clusterv3.Cluster_SlowStartConfig{SlowStartWindow: legacy}
+	}
+	switch {
+	case slow == nil:
+	case c.LbPolicy == clusterv3.Cluster_LEAST_REQUEST:
+		c.LbConfig = &clusterv3.Cluster_LeastRequestLbConfig_{LeastRequestLbConfig: &clusterv3.Cluster_LeastRequestLbConfig{SlowStartConfig: slow}}
+	case c.LbPolicy == clusterv3.Cluster_ROUND_ROBIN:
+		c.LbConfig = &clusterv3.Cluster_RoundRobinLbConfig_{RoundRobinLbConfig: &clusterv3.Cluster_RoundRobinLbConfig{SlowStartConfig: slow}}
+	}
+}
 
 // applyEnvoyConnectionPool sets what of a connection pool only Envoy reads: TCP
 // keepalive, HTTP idle timeout and maximum connection duration, HTTP/2 upstream (the

@@ -48,3 +48,41 @@ spec:
 		t.Errorf("an HTTP port with h2UpgradePolicy UPGRADE: HTTP/2 upstream with 100 streams, got %v", opts.GetExplicitHttpConfig())
 	}
 }
+
+// TestEnvoyLoadBalancer: Maglev and warmup reach an Envoy sidecar's clusters; a
+// proxyless client keeps ring hash (grpc-go has no Maglev).
+func TestEnvoyLoadBalancer(t *testing.T) {
+	cluster := func(generator, lb string) *clusterv3.Cluster {
+		snap := snapshotOf(t, scopeServices, `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: orders, namespace: shop}
+spec:
+  host: orders.shop.svc.cluster.local
+  trafficPolicy: {loadBalancer: `+lb+`}
+`)
+		p := grpcProxy("shop", nil)
+		p.Generator = generator
+		sets, err := profileFor(p).build(newContext(snap, p, "cluster.local", "istio-system"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c clusterv3.Cluster
+		if err := sets[ClusterType].ByName["outbound|80||orders.shop.svc.cluster.local"].Body.UnmarshalTo(&c); err != nil {
+			t.Fatal(err)
+		}
+		return &c
+	}
+	maglev := `{consistentHash: {httpHeaderName: x-user, maglev: {tableSize: 65537}}}`
+	if c := cluster("", maglev); c.LbPolicy != clusterv3.Cluster_MAGLEV || c.GetMaglevLbConfig().GetTableSize().GetValue() != 65537 {
+		t.Errorf("Envoy: %v %v, want Maglev with table size 65537", c.LbPolicy, c.GetLbConfig())
+	}
+	if c := cluster(GeneratorGRPC, maglev); c.LbPolicy != clusterv3.Cluster_RING_HASH {
+		t.Errorf("proxyless: %v, want ring hash", c.LbPolicy)
+	}
+	c := cluster("", `{simple: LEAST_REQUEST, warmup: {duration: 60s, aggression: 2, minimumPercent: 10}}`)
+	slow := c.GetLeastRequestLbConfig().GetSlowStartConfig()
+	if slow.GetSlowStartWindow().AsDuration() != time.Minute || slow.GetAggression().GetDefaultValue() != 2 || slow.GetMinWeightPercent().GetValue() != 10 {
+		t.Errorf("warmup: %v", slow)
+	}
+}
