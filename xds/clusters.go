@@ -97,7 +97,6 @@ func applyEnvoyLoadBalancer(c *clusterv3.Cluster, lb *networking.LoadBalancerSet
 		}
 		return
 	}
-	//lint:ignore SA1019 deprecated in favour of warmup, still accepted, as by Istio
 	legacy := lb.GetWarmupDurationSecs()
 	var slow *clusterv3.Cluster_SlowStartConfig
 	if w := lb.GetWarmup(); w != nil && w.Duration != nil {
