@@ -14,6 +14,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networking "istio.io/api/networking/v1alpha3"
 
@@ -322,7 +323,7 @@ func serverTLS(t *networking.ServerTLSSettings, http bool) *corev3.TransportSock
 		caCred = creds[0]
 	}
 	if mutual && (caCred != "" || t.GetCaCertificates() != "") {
-		vc := &tlsv3.CertificateValidationContext{}
+		vc := &tlsv3.CertificateValidationContext{VerifyCertificateSpki: t.GetVerifyCertificateSpki(), VerifyCertificateHash: t.GetVerifyCertificateHash()}
 		for _, san := range t.GetSubjectAltNames() {
 			vc.MatchTypedSubjectAltNames = append(vc.MatchTypedSubjectAltNames, &tlsv3.SubjectAltNameMatcher{
 				SanType: tlsv3.SubjectAltNameMatcher_URI, Matcher: exact(san)})
@@ -335,11 +336,29 @@ func serverTLS(t *networking.ServerTLSSettings, http bool) *corev3.TransportSock
 			common.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: vc}
 		}
 	}
+	common.TlsParams = tlsParams(t)
 	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: common}
 	if t.GetMode() == networking.ServerTLSSettings_MUTUAL {
 		ctx.RequireClientCertificate = wrapperspb.Bool(true)
 	}
 	return transportSocket(ctx)
+}
+
+// tlsParams are the protocol versions and cipher suites a server allows, when its
+// settings name them (Envoy's defaults otherwise: TLS 1.2 to 1.3).
+func tlsParams(t *networking.ServerTLSSettings) *tlsv3.TlsParameters {
+	version := map[networking.ServerTLSSettings_TLSProtocol]tlsv3.TlsParameters_TlsProtocol{
+		networking.ServerTLSSettings_TLSV1_0: tlsv3.TlsParameters_TLSv1_0,
+		networking.ServerTLSSettings_TLSV1_1: tlsv3.TlsParameters_TLSv1_1,
+		networking.ServerTLSSettings_TLSV1_2: tlsv3.TlsParameters_TLSv1_2,
+		networking.ServerTLSSettings_TLSV1_3: tlsv3.TlsParameters_TLSv1_3,
+	}
+	p := &tlsv3.TlsParameters{TlsMinimumProtocolVersion: version[t.GetMinProtocolVersion()],
+		TlsMaximumProtocolVersion: version[t.GetMaxProtocolVersion()], CipherSuites: t.GetCipherSuites()}
+	if proto.Equal(p, &tlsv3.TlsParameters{}) {
+		return nil
+	}
+	return p
 }
 
 func fileSource(path string) *corev3.DataSource {

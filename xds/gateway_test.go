@@ -10,6 +10,8 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	networking "istio.io/api/networking/v1alpha3"
 )
 
 // TestTranslateGateway compares what an ingress gateway gets for
@@ -74,4 +76,33 @@ func TestTranslateGateway(t *testing.T) {
 		t.Errorf("AUTO_PASSTHROUGH chains:\n got %v\nwant %v", got, want)
 	}
 	checkGolden(t, filepath.Join("testdata", "gateway.golden.yaml"), dump(t, sets))
+}
+
+// TestGatewayTLSParameters: a server's protocol versions, cipher suites and client
+// certificate pins reach its TLS context; without them Envoy's defaults stand.
+func TestGatewayTLSParameters(t *testing.T) {
+	tls := func(settings string) *tlsv3.DownstreamTlsContext {
+		var s networking.ServerTLSSettings
+		if err := protojson.Unmarshal([]byte(settings), &s); err != nil {
+			t.Fatal(err)
+		}
+		var ctx tlsv3.DownstreamTlsContext
+		if err := serverTLS(&s, true).GetTypedConfig().UnmarshalTo(&ctx); err != nil {
+			t.Fatal(err)
+		}
+		return &ctx
+	}
+	ctx := tls(`{"mode": "MUTUAL", "credentialName": "web", "minProtocolVersion": "TLSV1_3", "cipherSuites": ["ECDHE-ECDSA-AES256-GCM-SHA384"],
+		"verifyCertificateSpki": ["NvqYIYSbgK2vCJpQhObf77vv+bQWtc5ek5RIOwPiC9A="]}`)
+	p := ctx.GetCommonTlsContext().GetTlsParams()
+	if p.GetTlsMinimumProtocolVersion() != tlsv3.TlsParameters_TLSv1_3 || len(p.GetCipherSuites()) != 1 {
+		t.Errorf("TLS parameters %v", p)
+	}
+	vc := ctx.GetCommonTlsContext().GetCombinedValidationContext().GetDefaultValidationContext()
+	if len(vc.GetVerifyCertificateSpki()) != 1 {
+		t.Errorf("client certificate pins %v", vc)
+	}
+	if p := tls(`{"mode": "SIMPLE", "credentialName": "web"}`).GetCommonTlsContext().GetTlsParams(); p != nil {
+		t.Errorf("no versions or suites set: want Envoy's defaults, got %v", p)
+	}
 }
