@@ -122,7 +122,7 @@ func applyEnvoyLoadBalancer(c *clusterv3.Cluster, lb *networking.LoadBalancerSet
 // applyEnvoyConnectionPool sets what of a connection pool only Envoy reads: TCP
 // keepalive, HTTP idle timeout and maximum connection duration, HTTP/2 upstream (the
 // port's protocol, or h2UpgradePolicy UPGRADE on an HTTP port) with its concurrent
-// stream limit.
+// stream limit, or the client's protocol (useClientProtocol).
 func applyEnvoyConnectionPool(c *clusterv3.Cluster, port registry.Port, cp *networking.ConnectionPoolSettings) {
 	tcp, h := cp.GetTcp(), cp.GetHttp()
 	if ka := tcp.GetTcpKeepalive(); ka != nil {
@@ -141,6 +141,13 @@ func applyEnvoyConnectionPool(c *clusterv3.Cluster, port registry.Port, cp *netw
 	opts := &httpv3.HttpProtocolOptions{}
 	if h.GetIdleTimeout() != nil || tcp.GetMaxConnectionDuration() != nil {
 		opts.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: h.GetIdleTimeout(), MaxConnectionDuration: tcp.GetMaxConnectionDuration()}
+	}
+	if h.GetUseClientProtocol() && isHTTP(port) && !isHTTP2(port) {
+		// Upstream in the protocol the client spoke.
+		opts.UpstreamProtocolOptions = &httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig{UseDownstreamProtocolConfig: &httpv3.HttpProtocolOptions_UseDownstreamHttpConfig{
+			HttpProtocolOptions: &corev3.Http1ProtocolOptions{}, Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}}}
+		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpProtocolOptions: mustAny(opts)}
+		return
 	}
 	explicit := &httpv3.HttpProtocolOptions_ExplicitHttpConfig{}
 	switch {
@@ -303,6 +310,17 @@ func applyOutlierDetection(c *clusterv3.Cluster, od *networking.OutlierDetection
 		out.EnforcingConsecutiveGatewayFailure = wrapperspb.UInt32(100)
 		if e.Value == 0 {
 			out.EnforcingConsecutiveGatewayFailure = wrapperspb.UInt32(0)
+		}
+	}
+	//lint:ignore SA1019 consecutiveErrors is deprecated, still accepted: gateway errors, as Istio reads it
+	if e := od.ConsecutiveErrors; e > 0 && od.ConsecutiveGatewayErrors == nil {
+		out.ConsecutiveGatewayFailure, out.EnforcingConsecutiveGatewayFailure = wrapperspb.UInt32(uint32(e)), wrapperspb.UInt32(100)
+	}
+	if od.SplitExternalLocalOriginErrors {
+		out.SplitExternalLocalOriginErrors = true
+		if n := od.ConsecutiveLocalOriginFailures; n != nil {
+			out.ConsecutiveLocalOriginFailure = wrapperspb.UInt32(n.Value)
+			out.EnforcingConsecutiveLocalOriginFailure = wrapperspb.UInt32(100)
 		}
 	}
 	// As Istio: consecutive errors eject, success-rate ejection is off.

@@ -1,10 +1,13 @@
 package xds
 
 import (
+	"slices"
 	"testing"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 )
 
@@ -84,5 +87,92 @@ spec:
 	slow := c.GetLeastRequestLbConfig().GetSlowStartConfig()
 	if slow.GetSlowStartWindow().AsDuration() != time.Minute || slow.GetAggression().GetDefaultValue() != 2 || slow.GetMinWeightPercent().GetValue() != 10 {
 		t.Errorf("warmup: %v", slow)
+	}
+}
+
+// TestIstioFieldDetails checks fields that map one to one onto Envoy's: retries
+// (Istio's default of 503 and other hosts, or as the route says), a regex rewrite,
+// the deprecated mirrorPercent, local-origin outlier detection, the deprecated
+// consecutiveErrors, a CRL for originated TLS, and useClientProtocol.
+func TestIstioFieldDetails(t *testing.T) {
+	snap := snapshotOf(t, scopeServices, `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: orders, namespace: shop}
+spec:
+  host: orders.shop.svc.cluster.local
+  trafficPolicy:
+    outlierDetection: {consecutiveErrors: 4, splitExternalLocalOriginErrors: true, consecutiveLocalOriginFailures: 2}
+    connectionPool: {http: {useClientProtocol: true}}
+    tls: {mode: SIMPLE, caCertificates: /etc/ca.pem, caCrl: /etc/ca.crl}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: orders, namespace: shop}
+spec:
+  hosts: [orders.shop.svc.cluster.local]
+  http:
+  - match: [{uri: {prefix: /v1}}]
+    rewrite: {uriRegexRewrite: {match: "^/v1/(.*)", rewrite: "/\\1"}}
+    mirror: {host: orders.shop.svc.cluster.local}
+    mirrorPercent: 5
+    retries: {attempts: 3, retryOn: "5xx,409", retryIgnorePreviousHosts: false, retryRemoteLocalities: true}
+    route: [{destination: {host: orders.shop.svc.cluster.local}}]
+  - route: [{destination: {host: orders.shop.svc.cluster.local}}]
+`)
+	p := grpcProxy("shop", nil)
+	p.Generator = ""
+	sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rc routev3.RouteConfiguration
+	if err := sets[RouteType].ByName["80"].Body.UnmarshalTo(&rc); err != nil {
+		t.Fatal(err)
+	}
+	var routes []*routev3.Route
+	for _, vh := range rc.VirtualHosts {
+		if vh.Domains[0] == "orders.shop.svc.cluster.local" {
+			routes = vh.Routes
+		}
+	}
+	if len(routes) != 2 {
+		t.Fatalf("routes %v", routes)
+	}
+	custom, dflt := routes[0].GetRoute(), routes[1].GetRoute()
+	if rp := dflt.GetRetryPolicy(); rp.GetNumRetries().GetValue() != 2 || !slices.Equal(rp.GetRetriableStatusCodes(), []uint32{503}) || len(rp.GetRetryHostPredicate()) != 1 {
+		t.Errorf("Istio's default retries: %v", rp)
+	}
+	rp := custom.GetRetryPolicy()
+	if rp.GetRetryOn() != "5xx,retriable-status-codes" || !slices.Equal(rp.GetRetriableStatusCodes(), []uint32{409}) || len(rp.GetRetryHostPredicate()) != 0 || rp.GetRetryPriority() == nil {
+		t.Errorf("the route's retries: %v", rp)
+	}
+	if rw := custom.GetRegexRewrite(); rw.GetPattern().GetRegex() != "^/v1/(.*)" || rw.GetSubstitution() != `/\1` {
+		t.Errorf("regex rewrite %v", rw)
+	}
+	if m := custom.GetRequestMirrorPolicies(); len(m) != 1 || m[0].GetRuntimeFraction().GetDefaultValue().GetNumerator() == 0 {
+		t.Errorf("mirror %v", m)
+	}
+	var c clusterv3.Cluster
+	if err := sets[ClusterType].ByName["outbound|80||orders.shop.svc.cluster.local"].Body.UnmarshalTo(&c); err != nil {
+		t.Fatal(err)
+	}
+	od := c.GetOutlierDetection()
+	if od.GetConsecutiveGatewayFailure().GetValue() != 4 || !od.GetSplitExternalLocalOriginErrors() || od.GetConsecutiveLocalOriginFailure().GetValue() != 2 {
+		t.Errorf("outlier detection %v", od)
+	}
+	var tlsCtx tlsv3.UpstreamTlsContext
+	if err := c.GetTransportSocket().GetTypedConfig().UnmarshalTo(&tlsCtx); err != nil {
+		t.Fatal(err)
+	}
+	if crl := tlsCtx.GetCommonTlsContext().GetValidationContext().GetCrl().GetFilename(); crl != "/etc/ca.crl" {
+		t.Errorf("CRL %q", crl)
+	}
+	var opts httpv3.HttpProtocolOptions
+	if err := c.TypedExtensionProtocolOptions[httpProtocolOptions].UnmarshalTo(&opts); err != nil {
+		t.Fatal(err)
+	}
+	if opts.GetUseDownstreamProtocolConfig() == nil {
+		t.Errorf("useClientProtocol: %v", &opts)
 	}
 }

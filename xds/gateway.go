@@ -324,6 +324,9 @@ func serverTLS(t *networking.ServerTLSSettings, http bool) *corev3.TransportSock
 	}
 	if mutual && (caCred != "" || t.GetCaCertificates() != "") {
 		vc := &tlsv3.CertificateValidationContext{VerifyCertificateSpki: t.GetVerifyCertificateSpki(), VerifyCertificateHash: t.GetVerifyCertificateHash()}
+		if crl := t.GetCaCrl(); crl != "" {
+			vc.Crl = fileSource(crl)
+		}
 		for _, san := range t.GetSubjectAltNames() {
 			vc.MatchTypedSubjectAltNames = append(vc.MatchTypedSubjectAltNames, &tlsv3.SubjectAltNameMatcher{
 				SanType: tlsv3.SubjectAltNameMatcher_URI, Matcher: exact(san)})

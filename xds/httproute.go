@@ -9,6 +9,8 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
+	previoushostsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
+	previousprioritiesv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/priority/previous_priorities/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -211,14 +213,21 @@ func setAction(ctx *Context, r *routev3.Route, ns string, h *networking.HTTPRout
 		if rw.Uri != "" {
 			action.PrefixRewrite = rw.Uri
 		}
+		if re := rw.UriRegexRewrite; re != nil {
+			action.RegexRewrite = &matcherv3.RegexMatchAndSubstitute{Pattern: &matcherv3.RegexMatcher{Regex: re.Match}, Substitution: re.Rewrite}
+		}
 		if rw.Authority != "" {
 			action.HostRewriteSpecifier = &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: rw.Authority}
 		}
 	}
 	if m := h.Mirror; m != nil {
 		mp := &routev3.RouteAction_RequestMirrorPolicy{Cluster: destinationCluster(ctx, ns, m, port)}
+		//lint:ignore SA1019 mirrorPercent is deprecated in favour of mirrorPercentage, still accepted, as by Istio
+		legacy := h.MirrorPercent
 		if p := h.MirrorPercentage; p != nil {
 			mp.RuntimeFraction = &corev3.RuntimeFractionalPercent{DefaultValue: fractionalPercent(p.Value)}
+		} else if legacy != nil {
+			mp.RuntimeFraction = &corev3.RuntimeFractionalPercent{DefaultValue: fractionalPercent(float64(legacy.Value))}
 		}
 		action.RequestMirrorPolicies = []*routev3.RouteAction_RequestMirrorPolicy{mp}
 	}
@@ -355,13 +364,24 @@ func headerOptions(m map[string]string, action corev3.HeaderValueOption_HeaderAp
 // these grpc-go honours the gRPC status codes (unavailable, cancelled).
 const defaultRetryOn = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
 
+// defaultRetryPolicy is Istio's: 2 retries on defaultRetryOn and HTTP 503, each to a
+// host not tried yet (grpc-go reads the number and the gRPC codes only).
 func defaultRetryPolicy() *routev3.RetryPolicy {
 	return &routev3.RetryPolicy{
 		RetryOn:                       defaultRetryOn,
 		NumRetries:                    wrapperspb.UInt32(2),
+		RetriableStatusCodes:          []uint32{503},
+		RetryHostPredicate:            []*routev3.RetryPolicy_RetryHostPredicate{retryPreviousHosts},
 		HostSelectionRetryMaxAttempts: 5,
 	}
 }
+
+var (
+	retryPreviousHosts = &routev3.RetryPolicy_RetryHostPredicate{Name: "envoy.retry_host_predicates.previous_hosts",
+		ConfigType: &routev3.RetryPolicy_RetryHostPredicate_TypedConfig{TypedConfig: mustAny(&previoushostsv3.PreviousHostsPredicate{})}}
+	retryOtherLocalities = &routev3.RetryPolicy_RetryPriority{Name: "envoy.retry_priorities.previous_priorities",
+		ConfigType: &routev3.RetryPolicy_RetryPriority_TypedConfig{TypedConfig: mustAny(&previousprioritiesv3.PreviousPrioritiesConfig{UpdateFrequency: 2})}}
+)
 
 // retryPolicy translates a VirtualService's retries: absent means Istio's default
 // (2 retries), attempts 0 means none.
@@ -375,6 +395,7 @@ func retryPolicy(r *networking.HTTPRetry) *routev3.RetryPolicy {
 	rp := defaultRetryPolicy()
 	rp.NumRetries = wrapperspb.UInt32(uint32(r.Attempts))
 	if r.RetryOn != "" {
+		rp.RetriableStatusCodes = nil // the VirtualService says which
 		var on []string
 		for _, s := range strings.Split(r.RetryOn, ",") {
 			s = strings.TrimSpace(s)
@@ -394,6 +415,12 @@ func retryPolicy(r *networking.HTTPRetry) *routev3.RetryPolicy {
 	}
 	if r.Backoff != nil {
 		rp.RetryBackOff = &routev3.RetryPolicy_RetryBackOff{BaseInterval: r.Backoff, MaxInterval: durationpb.New(10 * r.Backoff.AsDuration())}
+	}
+	if ignore := r.RetryIgnorePreviousHosts; ignore != nil && !ignore.Value {
+		rp.RetryHostPredicate = nil
+	}
+	if r.RetryRemoteLocalities.GetValue() {
+		rp.RetryPriority = retryOtherLocalities
 	}
 	return rp
 }

@@ -209,6 +209,9 @@ func originatedTLS(t *networking.ClientTLSSettings) *corev3.TransportSocket {
 	if ca := t.GetCaCertificates(); ca != "" {
 		vc.TrustedCa = &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: ca}}
 	}
+	if crl := t.GetCaCrl(); crl != "" {
+		vc.Crl = &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: crl}}
+	}
 	for _, san := range t.GetSubjectAltNames() {
 		//lint:ignore SA1019 the typed replacement needs a SAN type Istio's field does not carry
 		vc.MatchSubjectAltNames = append(vc.MatchSubjectAltNames, &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: san}})
