@@ -122,7 +122,7 @@ func applyEnvoyLoadBalancer(c *clusterv3.Cluster, lb *networking.LoadBalancerSet
 // applyEnvoyConnectionPool sets what of a connection pool only Envoy reads: TCP
 // keepalive, HTTP idle timeout and maximum connection duration, HTTP/2 upstream (the
 // port's protocol, or h2UpgradePolicy UPGRADE on an HTTP port) with its concurrent
-// stream limit, or the client's protocol (useClientProtocol).
+// stream limit and keepalive pings, or the client's protocol (useClientProtocol).
 func applyEnvoyConnectionPool(c *clusterv3.Cluster, port registry.Port, cp *networking.ConnectionPoolSettings) {
 	tcp, h := cp.GetTcp(), cp.GetHttp()
 	if ka := tcp.GetTcpKeepalive(); ka != nil {
@@ -155,6 +155,9 @@ func applyEnvoyConnectionPool(c *clusterv3.Cluster, port registry.Port, cp *netw
 		h2 := &corev3.Http2ProtocolOptions{}
 		if n := h.GetMaxConcurrentStreams(); n > 0 {
 			h2.MaxConcurrentStreams = wrapperspb.UInt32(uint32(n))
+		}
+		if ka := h.GetHttp2KeepAlive(); ka != nil {
+			h2.ConnectionKeepalive = &corev3.KeepaliveSettings{Interval: ka.GetInterval(), Timeout: ka.GetTimeout()}
 		}
 		explicit.ProtocolConfig = &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: h2}
 	case opts.CommonHttpProtocolOptions != nil:

@@ -23,7 +23,7 @@ spec:
   trafficPolicy:
     connectionPool:
       tcp: {maxConnectionDuration: 1h, tcpKeepalive: {probes: 3, time: 60s, interval: 10s}}
-      http: {idleTimeout: 30s, h2UpgradePolicy: UPGRADE, maxConcurrentStreams: 100}
+      http: {idleTimeout: 30s, h2UpgradePolicy: UPGRADE, maxConcurrentStreams: 100, http2KeepAlive: {interval: 20s, timeout: 5s}}
 `)
 	p := grpcProxy("shop", nil)
 	p.Generator = ""
@@ -47,7 +47,8 @@ spec:
 	if common.GetIdleTimeout().AsDuration() != 30*time.Second || common.GetMaxConnectionDuration().AsDuration() != time.Hour {
 		t.Errorf("common HTTP options %v", common)
 	}
-	if h2 := opts.GetExplicitHttpConfig().GetHttp2ProtocolOptions(); h2 == nil || h2.GetMaxConcurrentStreams().GetValue() != 100 {
+	if h2 := opts.GetExplicitHttpConfig().GetHttp2ProtocolOptions(); h2 == nil || h2.GetMaxConcurrentStreams().GetValue() != 100 ||
+		h2.GetConnectionKeepalive().GetInterval().AsDuration() != 20*time.Second {
 		t.Errorf("an HTTP port with h2UpgradePolicy UPGRADE: HTTP/2 upstream with 100 streams, got %v", opts.GetExplicitHttpConfig())
 	}
 }
