@@ -133,7 +133,7 @@ func jwtProvider(ctx *Context, name string, rule *security.JWTRule) *jwtv3.JwtPr
 		PayloadInMetadata:    rule.Issuer,
 		// Scopes and permissions are space-separated strings in tokens; as lists in the
 		// metadata, a when-condition can match one of them.
-		NormalizePayloadInMetadata: &jwtv3.JwtProvider_NormalizePayload{SpaceDelimitedClaims: []string{"scope", "permission"}},
+		NormalizePayloadInMetadata: &jwtv3.JwtProvider_NormalizePayload{SpaceDelimitedClaims: spaceDelimited(rule.SpaceDelimitedClaims)},
 	}
 	for _, h := range rule.FromHeaders {
 		p.FromHeaders = append(p.FromHeaders, &jwtv3.JwtHeader{Name: h.Name, ValuePrefix: h.Prefix})
@@ -185,6 +185,18 @@ func jwtProvider(ctx *Context, name string, rule *security.JWTRule) *jwtv3.JwtPr
 		AsyncFetch:    &jwtv3.JwksAsyncFetch{},
 	}}
 	return p
+}
+
+// spaceDelimited is the claims whose strings are lists separated by spaces: scope and
+// permission, as in Istio, and those the rule adds.
+func spaceDelimited(extra []string) []string {
+	out := []string{"scope", "permission"}
+	for _, c := range extra {
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // checkJWKS checks what Envoy needs of an inline key set: at least one key, each of a

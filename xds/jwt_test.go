@@ -328,3 +328,9 @@ func TestTranslateJWT(t *testing.T) {
 		t.Errorf("gRPC: the DENY rule must lose its request principals and deny everyone, got %v", p)
 	}
 }
+
+func TestSpaceDelimitedClaims(t *testing.T) {
+	if got := spaceDelimited([]string{"roles", "scope"}); strings.Join(got, ",") != "scope,permission,roles" {
+		t.Errorf("got %v, want Istio's two and the rule's own", got)
+	}
+}

@@ -240,6 +240,14 @@ func sourcePrincipal(ctx *Context, s *security.Source, deny bool, ra *requestAut
 	add(s.GetNotPrincipals(), principal, true)
 	add(s.GetServiceAccounts(), serviceAccount, false)
 	add(s.GetNotServiceAccounts(), serviceAccount, true)
+	trustDomain := func(v string) *rbacv3.Principal {
+		if v == "*" {
+			return authenticated(principalMatcher("*"))
+		}
+		return authenticated(principalMatcher(v + "/*"))
+	}
+	add(s.GetTrustDomains(), trustDomain, false)
+	add(s.GetNotTrustDomains(), trustDomain, true)
 	add(s.GetNamespaces(), namespace, false)
 	add(s.GetNotNamespaces(), namespace, true)
 	add(s.GetIpBlocks(), sourceIP, false)

@@ -271,3 +271,28 @@ spec: {host: db.shop.svc.cluster.local, trafficPolicy: {tls: {mode: ISTIO_MUTUAL
 		t.Errorf("SANs %s, want the DestinationRule's only", got)
 	}
 }
+
+// TestTrustDomains: source.trustDomains (and notTrustDomains) match the peer's SPIFFE
+// trust domain; an ALLOW rule that names one admits no other.
+func TestTrustDomains(t *testing.T) {
+	snap := snapshotOf(t, `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: partners, namespace: shop}
+spec:
+  rules: [{from: [{source: {trustDomains: [partner.example], notTrustDomains: [evil.example]}}]}]
+`)
+	ctx := newContext(snap, grpcProxy("shop", nil), "cluster.local", "istio-system")
+	allow, _ := authzPolicies(ctx, "shop", nil)
+	rule := rbacRules(ctx, rbacv3.RBAC_ALLOW, allow, false, nil).Policies["ns[shop]-policy[partners]-rule[0]"]
+	ids := rule.GetPrincipals()[0].GetAndIds().GetIds()
+	if len(ids) != 2 {
+		t.Fatalf("want both conditions, got %v", rule.GetPrincipals())
+	}
+	if p := ids[0].GetAuthenticated().GetPrincipalName().GetPrefix(); p != "spiffe://partner.example/" {
+		t.Errorf("trustDomains: prefix %q", p)
+	}
+	if p := ids[1].GetNotId().GetAuthenticated().GetPrincipalName().GetPrefix(); p != "spiffe://evil.example/" {
+		t.Errorf("notTrustDomains: %v", ids[1])
+	}
+}
