@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -64,6 +65,9 @@ type inboundPort struct {
 	// endpoint is where a Sidecar ingress listener sends the port's traffic
 	// (defaultEndpoint); "" for the connection's original destination.
 	endpoint string
+	// pool is the Sidecar ingress listener's connection pool, ahead of the Sidecar's
+	// inboundConnectionPool.
+	pool *networking.ConnectionPoolSettings
 }
 
 // inboundPorts returns the workload's ports with chains of their own, sorted.
@@ -115,13 +119,10 @@ func sidecarIngress(ctx *Context) []inboundPort {
 	var out []inboundPort
 	for i, in := range ctx.sidecar.Spec.(*networking.Sidecar).Ingress {
 		port := registry.Port{Protocol: in.GetPort().GetProtocol()}
-		out = append(out, inboundPort{number: in.GetPort().GetNumber(), http: isHTTP(port), http2: isHTTP2(port), endpoint: in.DefaultEndpoint})
-		where := fmt.Sprintf("Sidecar %s/%s spec.ingress[%d]", ctx.sidecar.Meta.Namespace, ctx.sidecar.Meta.Name, i)
+		out = append(out, inboundPort{number: in.GetPort().GetNumber(), http: isHTTP(port), http2: isHTTP2(port), endpoint: in.DefaultEndpoint, pool: in.ConnectionPool})
 		if in.Tls != nil {
+			where := fmt.Sprintf("Sidecar %s/%s spec.ingress[%d]", ctx.sidecar.Meta.Namespace, ctx.sidecar.Meta.Name, i)
 			ctx.skip(where+".tls", errors.New("not translated: the port is served as PeerAuthentication says"))
-		}
-		if in.ConnectionPool != nil {
-			ctx.skip(where+".connectionPool", errors.New("not translated"))
 		}
 	}
 	return out
@@ -239,11 +240,16 @@ func inboundClusterName(port uint32) string {
 // original destination from inboundBindAddress.
 func inboundClusters(ctx *Context) []named {
 	out := []named{{name: inboundPassthroughCluster, msg: originalDstCluster(inboundPassthroughCluster)}}
+	var pool *networking.ConnectionPoolSettings
+	if ctx.sidecar != nil {
+		pool = ctx.sidecar.Spec.(*networking.Sidecar).InboundConnectionPool
+	}
 	for _, port := range inboundPorts(ctx) {
 		c := inboundCluster(port)
 		if port.http2 {
 			c.TypedExtensionProtocolOptions = http2Upstream()
 		}
+		applyConnectionPool(c, cmp.Or(port.pool, pool))
 		out = append(out, named{name: c.Name, msg: c})
 	}
 	return out

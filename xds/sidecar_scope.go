@@ -24,11 +24,11 @@ import (
 //     REGISTRY_ONLY nowhere: TCP to BlackHoleCluster, HTTP answered 502 by the route
 //     configurations' last virtual host (Istio's block_all).
 //
-// Its ingress listeners replace the ports of the services that select the workload
-// (sidecar_inbound.go). Not translated (accepted, without effect): an ingress
-// listener's tls and connectionPool (reported), bind and captureMode; an egress
-// listener's port, bind and captureMode (its hosts apply to every port);
-// inboundConnectionPool.
+// Its ingress listeners replace the ports of the services that select the workload,
+// and its inboundConnectionPool limits the inbound clusters (sidecar_inbound.go). Not
+// translated (accepted, without effect): an ingress listener's tls (reported), bind
+// and captureMode; an egress listener's port, bind and captureMode (its hosts apply
+// to every port).
 
 // sidecarFor returns the Sidecar that scopes proxy p, nil for none.
 func sidecarFor(snap *registry.Snapshot, p *Proxy, rootNS string) *api.Resource {

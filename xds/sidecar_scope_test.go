@@ -190,12 +190,13 @@ metadata: {name: legacy, namespace: vms}
 spec:
   workloadSelector: {labels: {app: legacy}}
   ingress:
-  - {port: {number: 8080, protocol: HTTP, name: web}, defaultEndpoint: "127.0.0.1:18080"}
+  - {port: {number: 8080, protocol: HTTP, name: web}, defaultEndpoint: "127.0.0.1:18080", connectionPool: {tcp: {maxConnections: 5}}}
   - {port: {number: 9090, protocol: TCP, name: db}, defaultEndpoint: "0.0.0.0:19090"}
   - {port: {number: 7070, protocol: GRPC, name: api}, defaultEndpoint: "unix:///var/run/app.sock"}
   - port: {number: 6060, protocol: HTTP, name: admin}
     defaultEndpoint: "127.0.0.1:16060"
     tls: {mode: SIMPLE, privateKey: /etc/app/key.pem, serverCertificate: /etc/app/cert.pem}
+  inboundConnectionPool: {tcp: {maxConnections: 50}}
 `)
 	p := grpcProxy("vms", map[string]string{"app": "legacy"})
 	p.Generator = ""
@@ -236,6 +237,15 @@ spec:
 		}
 		if got != want {
 			t.Errorf("%s: got %s, want %s", name, got, want)
+		}
+	}
+	for name, want := range map[string]uint32{"inbound|8080||": 5, "inbound|9090||": 50} {
+		var c clusterv3.Cluster
+		if err := clusters[name].Body.UnmarshalTo(&c); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.GetCircuitBreakers().GetThresholds()[0].GetMaxConnections().GetValue(); got != want {
+			t.Errorf("%s: max connections %d, want %d (the ingress listener's pool, else the Sidecar's inboundConnectionPool)", name, got, want)
 		}
 	}
 	if c := clusters["inbound|7070||"]; c != nil {
