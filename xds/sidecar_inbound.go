@@ -2,8 +2,6 @@ package xds
 
 import (
 	"cmp"
-	"errors"
-	"fmt"
 	"net"
 	"sort"
 	"strconv"
@@ -44,7 +42,9 @@ import (
 // istio-init's rules let out without redirecting it back).
 //
 // A Sidecar with ingress listeners names the ports itself, each with where its traffic
-// goes (defaultEndpoint), instead of the services' ports.
+// goes (defaultEndpoint), instead of the services' ports; one with tls terminates TLS
+// with the certificates it names, for clients outside the mesh, in place of the mTLS
+// PeerAuthentication would ask for.
 //
 // The services that select a workload are found by its labels (workloadSelector) in its
 // namespace, as configuration is built per class, not per proxy address; a service
@@ -68,6 +68,9 @@ type inboundPort struct {
 	// pool is the Sidecar ingress listener's connection pool, ahead of the Sidecar's
 	// inboundConnectionPool.
 	pool *networking.ConnectionPoolSettings
+	// tls is the Sidecar ingress listener's TLS: the port terminates it with the
+	// certificates it names, for clients outside the mesh, instead of mTLS.
+	tls *networking.ServerTLSSettings
 }
 
 // inboundPorts returns the workload's ports with chains of their own, sorted.
@@ -110,20 +113,16 @@ func buildInboundPorts(ctx *Context) []inboundPort {
 }
 
 // sidecarIngress returns the ports the ingress listeners of the Sidecar that scopes
-// the proxy declare, with where each sends its traffic. What of them is not
-// translated is reported.
+// the proxy declare, with where each sends its traffic.
 func sidecarIngress(ctx *Context) []inboundPort {
 	if ctx.sidecar == nil {
 		return nil
 	}
 	var out []inboundPort
-	for i, in := range ctx.sidecar.Spec.(*networking.Sidecar).Ingress {
+	for _, in := range ctx.sidecar.Spec.(*networking.Sidecar).Ingress {
 		port := registry.Port{Protocol: in.GetPort().GetProtocol()}
-		out = append(out, inboundPort{number: in.GetPort().GetNumber(), http: isHTTP(port), http2: isHTTP2(port), endpoint: in.DefaultEndpoint, pool: in.ConnectionPool})
-		if in.Tls != nil {
-			where := fmt.Sprintf("Sidecar %s/%s spec.ingress[%d]", ctx.sidecar.Meta.Namespace, ctx.sidecar.Meta.Name, i)
-			ctx.skip(where+".tls", errors.New("not translated: the port is served as PeerAuthentication says"))
-		}
+		out = append(out, inboundPort{number: in.GetPort().GetNumber(), http: isHTTP(port), http2: isHTTP2(port),
+			endpoint: in.DefaultEndpoint, pool: in.ConnectionPool, tls: in.Tls})
 	}
 	return out
 }
@@ -156,6 +155,11 @@ func virtualInboundListener(ctx *Context) *listenerv3.Listener {
 		app, alpn := tcp, []string(nil) // what the port's protocol gets, TLS terminated or plaintext
 		if port.http {
 			app, alpn = []*listenerv3.Filter{inboundHTTP(ctx, port, prefix)}, []string{"h2", "http/1.1"}
+		}
+		if port.tls != nil {
+			chains = append(chains, &listenerv3.FilterChain{Name: name + "|tls", TransportSocket: serverTLS(port.tls, port.http), Filters: app,
+				FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(port.number), TransportProtocol: "tls"}})
+			continue
 		}
 		chains = append(chains, inboundChains(mode, name, port.number, app, tcp, app, alpn)...)
 	}

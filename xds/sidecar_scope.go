@@ -26,9 +26,8 @@ import (
 //
 // Its ingress listeners replace the ports of the services that select the workload,
 // and its inboundConnectionPool limits the inbound clusters (sidecar_inbound.go). Not
-// translated (accepted, without effect): an ingress listener's tls (reported), bind
-// and captureMode; an egress listener's port, bind and captureMode (its hosts apply
-// to every port).
+// translated (accepted, without effect): an ingress listener's bind and captureMode;
+// an egress listener's port, bind and captureMode (its hosts apply to every port).
 
 // sidecarFor returns the Sidecar that scopes proxy p, nil for none.
 func sidecarFor(snap *registry.Snapshot, p *Proxy, rootNS string) *api.Resource {

@@ -9,6 +9,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 )
 
 const scopeServices = `
@@ -172,7 +173,7 @@ spec:
 
 // TestSidecarIngress checks that a Sidecar's ingress listeners replace the ports of
 // the services selecting the workload, each port's traffic going where its
-// defaultEndpoint says, and that what is not translated (tls) is reported.
+// defaultEndpoint says, limited by its connection pool, TLS terminated where it says.
 func TestSidecarIngress(t *testing.T) {
 	snap := snapshotOf(t, `
 apiVersion: networking.istio.io/v1
@@ -201,8 +202,8 @@ spec:
 	p := grpcProxy("vms", map[string]string{"app": "legacy"})
 	p.Generator = ""
 	sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
-	if err == nil || !strings.Contains(err.Error(), "Sidecar vms/legacy spec.ingress[3].tls: not translated") {
-		t.Errorf("want the ingress tls reported, got %v", err)
+	if err != nil {
+		t.Fatal(err)
 	}
 	clusters := sets[ClusterType].ByName
 	if clusters["inbound|5000||"] != nil {
@@ -268,6 +269,19 @@ spec:
 	for _, n := range []uint32{8080, 9090, 7070, 6060} {
 		if !ports[n] {
 			t.Errorf("no inbound chain for ingress port %d", n)
+		}
+	}
+	// The port with tls terminates it with its own certificate, instead of mTLS.
+	for _, fc := range l.FilterChains {
+		if fc.GetFilterChainMatch().GetDestinationPort().GetValue() != 6060 {
+			continue
+		}
+		var tlsCtx tlsv3.DownstreamTlsContext
+		if err := fc.GetTransportSocket().GetTypedConfig().UnmarshalTo(&tlsCtx); err != nil {
+			t.Fatalf("chain %s: %v", fc.Name, err)
+		}
+		if certs := tlsCtx.GetCommonTlsContext().GetTlsCertificates(); len(certs) != 1 || certs[0].GetCertificateChain().GetFilename() != "/etc/app/cert.pem" {
+			t.Errorf("chain %s: certificates %v, want the ingress listener's", fc.Name, certs)
 		}
 	}
 	if ports[5000] {
