@@ -7,6 +7,8 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	proxyprotocolv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/proxy_protocol/v3"
+	rawbufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
@@ -65,6 +67,10 @@ func (g clusters) Generate(ctx *Context) []named {
 					} else if g.envoy {
 						c.TransportSocket = originatedTLS(tp.GetTls())
 					}
+					if g.envoy {
+						applyProxyProtocol(c, tp.GetProxyProtocol())
+						applyRetryBudget(c, tp.GetRetryBudget())
+					}
 					return c
 				}))
 			}
@@ -84,6 +90,43 @@ func http2Upstream() map[string]*anypb.Any {
 }
 
 const httpProtocolOptions = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+// applyProxyProtocol makes an Envoy cluster open each connection with a PROXY
+// protocol header (version 1 or 2), around whatever transport it had.
+func applyProxyProtocol(c *clusterv3.Cluster, pp *networking.TrafficPolicy_ProxyProtocol) {
+	if pp == nil {
+		return
+	}
+	inner := c.TransportSocket
+	if inner == nil {
+		inner = &corev3.TransportSocket{Name: "envoy.transport_sockets.raw_buffer", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&rawbufferv3.RawBuffer{})}}
+	}
+	version := corev3.ProxyProtocolConfig_V1
+	if pp.Version == networking.TrafficPolicy_ProxyProtocol_V2 {
+		version = corev3.ProxyProtocolConfig_V2
+	}
+	c.TransportSocket = &corev3.TransportSocket{Name: "envoy.transport_sockets.upstream_proxy_protocol", ConfigType: &corev3.TransportSocket_TypedConfig{
+		TypedConfig: mustAny(&proxyprotocolv3.ProxyProtocolUpstreamTransport{Config: &corev3.ProxyProtocolConfig{Version: version}, TransportSocket: inner})}}
+}
+
+// applyRetryBudget bounds an Envoy cluster's concurrent retries by a share of its
+// active requests (instead of a fixed number).
+func applyRetryBudget(c *clusterv3.Cluster, rb *networking.TrafficPolicy_RetryBudget) {
+	if rb == nil {
+		return
+	}
+	budget := &clusterv3.CircuitBreakers_Thresholds_RetryBudget{}
+	if p := rb.GetPercent(); p != nil {
+		budget.BudgetPercent = &typev3.Percent{Value: p.Value}
+	}
+	if rb.MinRetryConcurrency > 0 {
+		budget.MinRetryConcurrency = wrapperspb.UInt32(rb.MinRetryConcurrency)
+	}
+	if c.CircuitBreakers == nil {
+		c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{}}}
+	}
+	c.CircuitBreakers.Thresholds[0].RetryBudget = budget
+}
 
 // applyEnvoyLoadBalancer sets what of a load balancer only Envoy reads: Maglev
 // consistent hashing (grpc-go has ring hash only) and slow start (warmup) for round

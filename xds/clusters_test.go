@@ -6,7 +6,9 @@ import (
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	proxyprotocolv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/proxy_protocol/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 )
@@ -175,5 +177,42 @@ spec:
 	}
 	if opts.GetUseDownstreamProtocolConfig() == nil {
 		t.Errorf("useClientProtocol: %v", &opts)
+	}
+}
+
+// TestProxyProtocolAndRetryBudget: an Envoy cluster opens connections with a PROXY
+// protocol header around its TLS, and bounds retries by a budget.
+func TestProxyProtocolAndRetryBudget(t *testing.T) {
+	snap := snapshotOf(t, scopeServices, `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: orders, namespace: shop}
+spec:
+  host: orders.shop.svc.cluster.local
+  trafficPolicy:
+    proxyProtocol: {version: V2}
+    retryBudget: {percent: 25, minRetryConcurrency: 3}
+    tls: {mode: SIMPLE}
+`)
+	p := grpcProxy("shop", nil)
+	p.Generator = ""
+	sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c clusterv3.Cluster
+	if err := sets[ClusterType].ByName["outbound|80||orders.shop.svc.cluster.local"].Body.UnmarshalTo(&c); err != nil {
+		t.Fatal(err)
+	}
+	var pp proxyprotocolv3.ProxyProtocolUpstreamTransport
+	if err := c.GetTransportSocket().GetTypedConfig().UnmarshalTo(&pp); err != nil {
+		t.Fatalf("transport socket %v: %v", c.GetTransportSocket(), err)
+	}
+	if pp.GetConfig().GetVersion() != corev3.ProxyProtocolConfig_V2 || pp.GetTransportSocket().GetName() != tlsTransportSocket {
+		t.Errorf("PROXY protocol %v, want version 2 around TLS", &pp)
+	}
+	rb := c.GetCircuitBreakers().GetThresholds()[0].GetRetryBudget()
+	if rb.GetBudgetPercent().GetValue() != 25 || rb.GetMinRetryConcurrency().GetValue() != 3 {
+		t.Errorf("retry budget %v", rb)
 	}
 }

@@ -48,6 +48,9 @@ func mergePolicy(base, over *networking.TrafficPolicy, port uint32) *networking.
 	if over.ProxyProtocol != nil {
 		out.ProxyProtocol = over.ProxyProtocol
 	}
+	if over.RetryBudget != nil {
+		out.RetryBudget = over.RetryBudget
+	}
 	return out
 }
 
