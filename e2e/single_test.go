@@ -108,6 +108,17 @@ func TestSingleNodeRoutesRealTraffic(t *testing.T) {
 	if out := mustCLI(t, api, "apply", "-f", dir); !strings.Contains(out, "virtualservice.networking.istio.io/reviews unchanged") {
 		t.Fatalf("re-apply printed %q, want unchanged", out)
 	}
+	// What a proxy of any class would get, without one connected.
+	for _, tt := range []struct{ args, want, not string }{
+		{"-n default", `"reviews.default.svc.cluster.local:9080"`, `"virtualOutbound"`},
+		{"-n default --generator envoy --labels app=web", `"virtualOutbound"`, `"apiListener"`},
+		{"-n default --generator envoy --type router --labels istio=ingressgateway", `"outbound|9080||reviews.default.svc.cluster.local"`, `"virtualOutbound"`},
+	} {
+		out := mustCLI(t, api, append([]string{"proxy-config"}, strings.Fields(tt.args)...)...)
+		if !strings.Contains(out, tt.want) || strings.Contains(out, tt.not) {
+			t.Errorf("proxy-config %s: want %s and not %s in\n%.400s", tt.args, tt.want, tt.not, out)
+		}
+	}
 
 	conn, err := grpcapp.Dial(grpcapp.Bootstrap([]string{node.XDS}, "default", nil), reviewsTarget)
 	if err != nil {

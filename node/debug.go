@@ -1,9 +1,13 @@
 package node
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -40,7 +44,9 @@ func (n *Node) debugProxies(w http.ResponseWriter, _ *http.Request, p *parts) {
 }
 
 // debugProxyConfig serves the resources a proxy gets, as JSON: the connected proxy
-// with node id ?id=, or, with ?namespace= (and ?generator=), a proxy of that class.
+// with node id ?id=, or a proxy of the class the query describes: ?namespace=,
+// ?generator= (grpc, the default, or envoy), ?type= (sidecar or router), ?labels=
+// (k=v,k2=v2), ?network=, ?locality= and ?serviceAccount=.
 func (n *Node) debugProxyConfig(w http.ResponseWriter, r *http.Request, p *parts) {
 	q := r.URL.Query()
 	var proxy *xds.Proxy
@@ -50,11 +56,11 @@ func (n *Node) debugProxyConfig(w http.ResponseWriter, r *http.Request, p *parts
 			return
 		}
 	} else {
-		ns := q.Get("namespace")
-		if ns == "" {
-			ns = api.DefaultNamespace
+		var err error
+		if proxy, err = describedProxy(q); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
 		}
-		proxy = &xds.Proxy{ID: "debug", Type: xds.TypeSidecar, Namespace: ns, Generator: xds.GeneratorGRPC}
 	}
 	sets, err := p.xds.Resources(proxy)
 	out := map[string]any{}
@@ -75,6 +81,35 @@ func (n *Node) debugProxyConfig(w http.ResponseWriter, r *http.Request, p *parts
 		out["errors"] = err.Error()
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// describedProxy is a proxy of the class a proxy-config query describes.
+func describedProxy(q url.Values) (*xds.Proxy, error) {
+	p := &xds.Proxy{ID: "debug", Type: cmp.Or(q.Get("type"), xds.TypeSidecar), Namespace: cmp.Or(q.Get("namespace"), api.DefaultNamespace),
+		Network: q.Get("network"), Locality: q.Get("locality"), ServiceAccount: q.Get("serviceAccount")}
+	switch p.Type {
+	case xds.TypeSidecar, xds.TypeRouter:
+	default:
+		return nil, fmt.Errorf("type %q: want sidecar or router", p.Type)
+	}
+	switch g := q.Get("generator"); g {
+	case "", "grpc":
+		p.Generator = xds.GeneratorGRPC
+	case "envoy":
+	default:
+		return nil, fmt.Errorf("generator %q: want grpc or envoy", g)
+	}
+	if l := q.Get("labels"); l != "" {
+		p.Labels = map[string]string{}
+		for _, kv := range strings.Split(l, ",") {
+			k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+			if !ok || k == "" {
+				return nil, fmt.Errorf("labels: %q is not k=v", kv)
+			}
+			p.Labels[k] = v
+		}
+	}
+	return p, nil
 }
 
 func quote(s string) string {

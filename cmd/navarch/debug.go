@@ -163,6 +163,12 @@ func runProxyConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 	var cf clientFlags
 	cf.register(fs)
 	ns := fs.String("n", "", "namespace of a hypothetical proxy, when no proxy id is given")
+	generator := fs.String("generator", "grpc", "a hypothetical proxy's kind: grpc (proxyless) or envoy")
+	typ := fs.String("type", "sidecar", "a hypothetical proxy's type: sidecar or router (a gateway)")
+	labels := fs.String("labels", "", "a hypothetical proxy's labels, k=v,k2=v2")
+	network := fs.String("network", "", "a hypothetical proxy's network")
+	locality := fs.String("locality", "", "a hypothetical proxy's locality, region/zone/sub-zone")
+	sa := fs.String("service-account", "", "a hypothetical proxy's service account")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -176,6 +182,11 @@ func runProxyConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 		q.Set("id", pos[0])
 	} else {
 		q.Set("namespace", namespaceOr(*ns))
+		for k, v := range map[string]string{"generator": *generator, "type": *typ, "labels": *labels, "network": *network, "locality": *locality, "serviceAccount": *sa} {
+			if v != "" {
+				q.Set(k, v)
+			}
+		}
 	}
 	raw, err := c.Raw(ctx, "/debug/proxy-config?"+q.Encode())
 	if err != nil {
