@@ -158,8 +158,7 @@ func (l *tcpListener) add(ctx *Context, svc *registry.Service, port registry.Por
 		ns := vs.Resource.Meta.Namespace
 		for _, r := range vs.Resource.Spec.(*networking.VirtualService).Tls {
 			for _, m := range r.Match {
-				if (m.Port == 0 || m.Port == port.Number) && boundTo(m.Gateways, ns, "") &&
-					(m.SourceNamespace == "" || m.SourceNamespace == ctx.Proxy.Namespace) && registry.LabelsMatch(ctx.Proxy.Labels, m.SourceLabels) {
+				if meshMatchHolds(ctx.Proxy, port.Number, ns, m.Port, m.Gateways, m.SourceNamespace, m.SourceLabels) {
 					chain(sniNames(m.SniHosts), tcpProxyTo(ctx, ns, r.Route, port.Number, ""))
 				}
 			}
@@ -208,19 +207,26 @@ func outboundTCP(ctx *Context, svc *registry.Service, port uint32) *listenerv3.F
 }
 
 // meshL4Applies reports whether a tcp route's match conditions (any of them) hold for
-// proxy p's connections to port: port, gateways (the mesh), source labels and
-// namespace. destinationSubnets are not checked: the listener is the service port's.
+// proxy p's connections to port. destinationSubnets are not checked: the listener is
+// the service port's.
 func meshL4Applies(p *Proxy, matches []*networking.L4MatchAttributes, port uint32, ns string) bool {
 	if len(matches) == 0 {
 		return true
 	}
 	for _, m := range matches {
-		if (m.Port == 0 || m.Port == port) && boundTo(m.Gateways, ns, "") &&
-			(m.SourceNamespace == "" || m.SourceNamespace == p.Namespace) && registry.LabelsMatch(p.Labels, m.SourceLabels) {
+		if meshMatchHolds(p, port, ns, m.Port, m.Gateways, m.SourceNamespace, m.SourceLabels) {
 			return true
 		}
 	}
 	return false
+}
+
+// meshMatchHolds reports whether the conditions an L4 or TLS match sets hold for proxy
+// p's connections to port, under a VirtualService in namespace ns: its port, gateways
+// (the mesh), source namespace and labels.
+func meshMatchHolds(p *Proxy, port uint32, ns string, mPort uint32, gateways []string, sourceNS string, sourceLabels map[string]string) bool {
+	return (mPort == 0 || mPort == port) && boundTo(gateways, ns, "") &&
+		(sourceNS == "" || sourceNS == p.Namespace) && registry.LabelsMatch(p.Labels, sourceLabels)
 }
 
 // outboundListener is a listener the virtual outbound listener hands connections to;
