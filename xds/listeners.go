@@ -38,6 +38,9 @@ func (grpcListeners) Generate(ctx *Context) []named {
 			continue
 		}
 		for _, port := range svc.Ports {
+			if !ctx.importedOn(svc, port.Number) {
+				continue
+			}
 			name := listenerName(svc.Hostname, port.Number)
 			// An API listener depends on nothing but its service and port.
 			out = append(out, shared(name, "", func() proto.Message { return apiListener(name, svc.Hostname, port.Number) }))

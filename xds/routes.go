@@ -37,6 +37,9 @@ func (grpcRoutes) Generate(ctx *Context) []named {
 			key = ctx.shareKey(labelsKey(ctx.Proxy.Labels))
 		}
 		for _, port := range svc.Ports {
+			if !ctx.importedOn(svc, port.Number) {
+				continue
+			}
 			name := clusterName(svc.Hostname, port.Number, "")
 			out = append(out, shared(name, key, func() proto.Message {
 				var routes []*routev3.Route

@@ -81,6 +81,9 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 			continue
 		}
 		for _, port := range svc.Ports {
+			if !ctx.importedOn(svc, port.Number) {
+				continue
+			}
 			if isHTTP(port) {
 				httpPorts[port.Number] = true
 				continue
@@ -273,7 +276,7 @@ func (sidecarRoutes) Generate(ctx *Context) []named {
 		}
 		vs := virtualServiceFor(ctx, svc.Hostname)
 		for _, port := range svc.Ports {
-			if !isHTTP(port) {
+			if !isHTTP(port) || !ctx.importedOn(svc, port.Number) {
 				continue
 			}
 			if taken[port.Number] == nil {

@@ -16,8 +16,10 @@ import (
 //     workloadSelector matches its labels, else the one in its namespace without a
 //     selector, else the one in the root namespace without a selector (the mesh's
 //     default). Gateways are not scoped by Sidecars.
-//   - its egress hosts ("namespace/host") say which services the proxy sees, Envoy
-//     sidecars and proxyless gRPC alike.
+//   - its egress listeners' hosts ("namespace/host") say which services the proxy
+//     sees, Envoy sidecars and proxyless gRPC alike: on a port an egress listener
+//     names, that listener's; on the others, the listener without a port's. A
+//     Sidecar without egress listeners imports everything the namespace sees.
 //   - its outboundTrafficPolicy says where an Envoy sidecar sends traffic for
 //     destinations it does not know: ALLOW_ANY (the default) out as it came
 //     (PassthroughCluster) or, with an egressProxy, to that service's cluster;
@@ -26,8 +28,8 @@ import (
 //
 // Its ingress listeners replace the ports of the services that select the workload,
 // and its inboundConnectionPool limits the inbound clusters (sidecar_inbound.go). Not
-// translated (accepted, without effect): an ingress listener's bind and captureMode;
-// an egress listener's port, bind and captureMode (its hosts apply to every port).
+// translated (accepted, without effect): an ingress or egress listener's bind and
+// captureMode, and an egress listener's protocol (a port keeps its service's).
 
 // sidecarFor returns the Sidecar that scopes proxy p, nil for none.
 func sidecarFor(snap *registry.Snapshot, p *Proxy, rootNS string) *api.Resource {
@@ -75,31 +77,70 @@ func visibleServices(snap *registry.Snapshot, p *Proxy, sc *api.Resource) []*reg
 	return out
 }
 
-// sidecarImports reports whether a Sidecar's egress hosts ("namespace/host") import
-// svc for a proxy in namespace ns.
+// sidecarImports reports whether any of a Sidecar's egress listeners imports svc for a
+// proxy in namespace ns.
 func sidecarImports(sc *networking.Sidecar, svc *registry.Service, ns string) bool {
-	for _, eg := range sc.Egress {
-		for _, h := range eg.Hosts {
-			hns, host, ok := cutNamespace(h)
-			if !ok {
+	for _, eg := range egressListeners(sc) {
+		if hostsImport(eg.Hosts, svc, ns) {
+			return true
+		}
+	}
+	return false
+}
+
+// defaultEgress is the egress of a Sidecar that lists none, as in Istio: every
+// service the proxy's namespace sees.
+var defaultEgress = []*networking.IstioEgressListener{{Hosts: []string{"*/*"}}}
+
+func egressListeners(sc *networking.Sidecar) []*networking.IstioEgressListener {
+	if len(sc.Egress) == 0 {
+		return defaultEgress
+	}
+	return sc.Egress
+}
+
+// importedOn reports whether the proxy reaches svc on port: without a Sidecar it does;
+// with one, the egress listener for that port decides, else the one without a port
+// (none: the port is not proxied to any service).
+func (ctx *Context) importedOn(svc *registry.Service, port uint32) bool {
+	if ctx.sidecar == nil {
+		return true
+	}
+	var catchAll *networking.IstioEgressListener
+	for _, eg := range egressListeners(ctx.sidecar.Spec.(*networking.Sidecar)) {
+		switch {
+		case eg.Port == nil:
+			catchAll = eg
+		case eg.Port.Number == port:
+			return hostsImport(eg.Hosts, svc, ctx.Proxy.Namespace)
+		}
+	}
+	return catchAll != nil && hostsImport(catchAll.Hosts, svc, ctx.Proxy.Namespace)
+}
+
+// hostsImport reports whether egress hosts ("namespace/host") import svc for a proxy
+// in namespace ns.
+func hostsImport(hosts []string, svc *registry.Service, ns string) bool {
+	for _, h := range hosts {
+		hns, host, ok := cutNamespace(h)
+		if !ok {
+			continue
+		}
+		switch hns {
+		case "*":
+		case ".":
+			if svc.Namespace != ns {
 				continue
 			}
-			switch hns {
-			case "*":
-			case ".":
-				if svc.Namespace != ns {
-					continue
-				}
-			case "~":
+		case "~":
+			continue
+		default:
+			if svc.Namespace != hns {
 				continue
-			default:
-				if svc.Namespace != hns {
-					continue
-				}
 			}
-			if registry.HostMatches(host, svc.Hostname) || host == "*" {
-				return true
-			}
+		}
+		if registry.HostMatches(host, svc.Hostname) || host == "*" {
+			return true
 		}
 	}
 	return false

@@ -288,3 +288,37 @@ spec:
 		t.Error("the service's port 5000 got chains although the Sidecar's ingress listeners replace it")
 	}
 }
+
+// TestSidecarEgressPorts: an egress listener with a port decides what the proxy
+// reaches on that port, the one without a port on the others; a Sidecar without
+// egress listeners imports what the namespace sees, as in Istio.
+func TestSidecarEgressPorts(t *testing.T) {
+	got, err := scopeOf(t, "shop", nil, `
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: shop}
+spec:
+  egress:
+  - {port: {number: 80, protocol: HTTP, name: web}, hosts: ["other/*"]}
+  - hosts: ["./*"]
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got.hosts, ",") != "billing.other.svc.cluster.local" {
+		t.Errorf("port 80: %v, want only the port's egress listener's hosts", got.hosts)
+	}
+	got, err = scopeOf(t, "shop", nil, `
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: shop}
+spec:
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got.hosts, ",") != "billing.other.svc.cluster.local,orders.shop.svc.cluster.local" || got.tcpFallback != blackHoleCluster {
+		t.Errorf("a Sidecar without egress: %+v, want every service and unknown destinations dropped", got)
+	}
+}
