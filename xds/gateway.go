@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"sort"
@@ -104,12 +105,62 @@ func kindOf(s *networking.Server) serverKind {
 // gatewayServers returns the servers of the Gateways selecting the proxy, by port;
 // on each port only servers of the oldest server's family (plaintext or TLS) and
 // without credentials navarch cannot serve.
-func gatewayServers(ctx *Context) map[uint32][]gatewayServer {
-	return derived(ctx, "gateway-servers", func() map[uint32][]gatewayServer { return buildGatewayServers(ctx) })
+// gatewayListener is where servers listen: their bind address (0.0.0.0 unless a
+// server's bind says otherwise, an IP or a unix socket) and port.
+type gatewayListener struct {
+	bind string
+	port uint32
 }
 
-func buildGatewayServers(ctx *Context) map[uint32][]gatewayServer {
-	out := map[uint32][]gatewayServer{}
+// name is the listener's name, <bind>_<port> as in Istio (the socket path for unix).
+func (l gatewayListener) name() string {
+	if strings.HasPrefix(l.bind, unixPrefix) {
+		return l.bind
+	}
+	return l.bind + "_" + strconv.FormatUint(uint64(l.port), 10)
+}
+
+// routeSuffix tells apart the route configurations of listeners on one port.
+func (l gatewayListener) routeSuffix() string {
+	if l.bind == anyAddress {
+		return ""
+	}
+	return "." + l.bind
+}
+
+func (l gatewayListener) address() *corev3.Address {
+	if path, ok := strings.CutPrefix(l.bind, unixPrefix); ok {
+		return &corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: path}}}
+	}
+	return socketAddress(l.bind, l.port)
+}
+
+const (
+	anyAddress = "0.0.0.0"
+	unixPrefix = "unix://"
+)
+
+// sortedListeners returns the listeners of servers, by port then bind address.
+func sortedListeners(servers map[gatewayListener][]gatewayServer) []gatewayListener {
+	out := make([]gatewayListener, 0, len(servers))
+	for l := range servers {
+		out = append(out, l)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].port != out[j].port {
+			return out[i].port < out[j].port
+		}
+		return out[i].bind < out[j].bind
+	})
+	return out
+}
+
+func gatewayServers(ctx *Context) map[gatewayListener][]gatewayServer {
+	return derived(ctx, "gateway-servers", func() map[gatewayListener][]gatewayServer { return buildGatewayServers(ctx) })
+}
+
+func buildGatewayServers(ctx *Context) map[gatewayListener][]gatewayServer {
+	out := map[gatewayListener][]gatewayServer{}
 	for _, r := range ctx.Snapshot.Config(api.Gateway) {
 		gw := r.Spec.(*networking.Gateway)
 		if !registry.LabelsMatch(ctx.Proxy.Labels, gw.Selector) {
@@ -119,11 +170,12 @@ func buildGatewayServers(ctx *Context) map[uint32][]gatewayServer {
 		for i, s := range gw.Servers {
 			gs := gatewayServer{gateway: name, ns: r.Meta.Namespace, index: i, Server: s}
 			port := s.GetPort().GetNumber()
-			if first := out[port]; len(first) > 0 && !compatible(kindOf(first[0].Server), kindOf(s)) {
+			l := gatewayListener{bind: cmp.Or(s.Bind, anyAddress), port: port}
+			if first := out[l]; len(first) > 0 && !compatible(kindOf(first[0].Server), kindOf(s)) {
 				ctx.skip(gs.name(), fmt.Errorf("port %d: cannot share the port with %s (HTTP, TCP and TLS servers each need a port of their own)", port, first[0].name()))
 				continue
 			}
-			out[port] = append(out[port], gs)
+			out[l] = append(out[l], gs)
 		}
 	}
 	return out
@@ -183,21 +235,21 @@ func (gatewayListeners) TypeURL() string { return ListenerType }
 func (gatewayListeners) Generate(ctx *Context) []named {
 	servers := gatewayServers(ctx)
 	var out []named
-	for _, port := range sortedPorts(keysOf(servers)) {
-		name := "0.0.0.0_" + strconv.FormatUint(uint64(port), 10)
+	for _, gl := range sortedListeners(servers) {
+		name, port := gl.name(), gl.port
 		var chains []*listenerv3.FilterChain
-		tls := kindOf(servers[port][0].Server).tls()
+		tls := kindOf(servers[gl][0].Server).tls()
 		if tls {
-			chains = tlsChains(ctx, port, servers[port])
+			chains = tlsChains(ctx, port, servers[gl])
 		} else {
-			chains = plaintextChains(ctx, port, servers[port])
+			chains = plaintextChains(ctx, gl, servers[gl])
 		}
 		if len(chains) == 0 {
 			continue // nothing routes through this port
 		}
 		l := &listenerv3.Listener{
 			Name:             name,
-			Address:          socketAddress("0.0.0.0", port),
+			Address:          gl.address(),
 			FilterChains:     chains,
 			TrafficDirection: corev3.TrafficDirection_OUTBOUND,
 		}
@@ -212,9 +264,10 @@ func (gatewayListeners) Generate(ctx *Context) []named {
 
 // plaintextChains is the filter chain of a plaintext port: HTTP (the oldest server's
 // kind) or TCP.
-func plaintextChains(ctx *Context, port uint32, servers []gatewayServer) []*listenerv3.FilterChain {
+func plaintextChains(ctx *Context, gl gatewayListener, servers []gatewayServer) []*listenerv3.FilterChain {
+	port := gl.port
 	if kindOf(servers[0].Server) == kindHTTP {
-		return []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{gatewayHTTP(ctx, "http."+strconv.FormatUint(uint64(port), 10), port)}}}
+		return []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{gatewayHTTP(ctx, "http."+strconv.FormatUint(uint64(port), 10)+gl.routeSuffix(), port)}}}
 	}
 	for _, s := range servers {
 		if f := tcpRoute(ctx, s, port); f != nil {
@@ -495,13 +548,14 @@ func (gatewayRoutes) TypeURL() string { return RouteType }
 func (gatewayRoutes) Generate(ctx *Context) []named {
 	servers := gatewayServers(ctx)
 	var out []named
-	for _, port := range sortedPorts(keysOf(servers)) {
+	for _, gl := range sortedListeners(servers) {
+		port := gl.port
 		p := strconv.FormatUint(uint64(port), 10)
-		switch kindOf(servers[port][0].Server) {
+		switch kindOf(servers[gl][0].Server) {
 		case kindHTTP:
-			out = append(out, gatewayRouteConfig(ctx, "http."+p, port, servers[port]))
+			out = append(out, gatewayRouteConfig(ctx, "http."+p+gl.routeSuffix(), port, servers[gl]))
 		case kindHTTPS, kindTLS, kindPassthrough:
-			for _, s := range servers[port] {
+			for _, s := range servers[gl] {
 				if kindOf(s.Server) == kindHTTPS {
 					out = append(out, gatewayRouteConfig(ctx, "https."+p+"."+s.name(), port, []gatewayServer{s}))
 				}

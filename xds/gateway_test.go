@@ -106,3 +106,53 @@ func TestGatewayTLSParameters(t *testing.T) {
 		t.Errorf("no versions or suites set: want Envoy's defaults, got %v", p)
 	}
 }
+
+// TestGatewayBind: servers with a bind address listen there, apart from the servers
+// of the same port on every address, each with its own routes.
+func TestGatewayBind(t *testing.T) {
+	snap := snapshotOf(t, scopeServices, `
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: shop}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - {port: {number: 8080, name: http, protocol: HTTP}, hosts: ["*"]}
+  - {port: {number: 8080, name: internal, protocol: HTTP}, hosts: ["*"], bind: 10.0.0.5}
+  - {port: {number: 0, name: uds, protocol: HTTP}, hosts: ["*"], bind: "unix:///var/run/gw.sock"}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: orders, namespace: shop}
+spec:
+  hosts: [orders.shop.svc.cluster.local]
+  gateways: [edge]
+  http: [{route: [{destination: {host: orders.shop.svc.cluster.local}}]}]
+`)
+	gw := &Proxy{ID: "router~10.0.0.5~gw.shop~shop.svc.cluster.local", Type: TypeRouter, IP: "10.0.0.5", Namespace: "shop",
+		Labels: map[string]string{"istio": "ingressgateway"}}
+	sets, err := gatewayProfile().build(newContext(snap, gw, "cluster.local", "istio-system"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"0.0.0.0_8080": "http.8080", "10.0.0.5_8080": "http.8080.10.0.0.5", "unix:///var/run/gw.sock": "http.0.unix:///var/run/gw.sock"} {
+		r := sets[ListenerType].ByName[name]
+		if r == nil {
+			t.Errorf("no listener %s", name)
+			continue
+		}
+		var l listenerv3.Listener
+		if err := r.Body.UnmarshalTo(&l); err != nil {
+			t.Fatal(err)
+		}
+		if sets[RouteType].ByName[want] == nil {
+			t.Errorf("%s: no route configuration %s", name, want)
+		}
+		if name == "10.0.0.5_8080" && l.GetAddress().GetSocketAddress().GetAddress() != "10.0.0.5" {
+			t.Errorf("%s listens on %v", name, l.GetAddress())
+		}
+		if name == "unix:///var/run/gw.sock" && l.GetAddress().GetPipe().GetPath() != "/var/run/gw.sock" {
+			t.Errorf("%s listens on %v", name, l.GetAddress())
+		}
+	}
+}
