@@ -95,7 +95,7 @@ spec:
 
 // TestIstioFieldDetails checks fields that map one to one onto Envoy's: retries
 // (Istio's default of 503 and other hosts, or as the route says), a regex rewrite,
-// the deprecated mirrorPercent, local-origin outlier detection, the deprecated
+// the deprecated mirrorPercent and several mirrors, local-origin outlier detection, the deprecated
 // consecutiveErrors, a CRL for originated TLS, and useClientProtocol.
 func TestIstioFieldDetails(t *testing.T) {
 	snap := snapshotOf(t, scopeServices, `
@@ -122,6 +122,7 @@ spec:
     retries: {attempts: 3, retryOn: "5xx,409", retryIgnorePreviousHosts: false, retryRemoteLocalities: true}
     route: [{destination: {host: orders.shop.svc.cluster.local}}]
   - route: [{destination: {host: orders.shop.svc.cluster.local}}]
+    mirrors: [{destination: {host: billing.other.svc.cluster.local}, percentage: {value: 50}}, {destination: {host: orders.shop.svc.cluster.local}}]
 `)
 	p := grpcProxy("shop", nil)
 	p.Generator = ""
@@ -155,6 +156,9 @@ spec:
 	}
 	if m := custom.GetRequestMirrorPolicies(); len(m) != 1 || m[0].GetRuntimeFraction().GetDefaultValue().GetNumerator() == 0 {
 		t.Errorf("mirror %v", m)
+	}
+	if m := dflt.GetRequestMirrorPolicies(); len(m) != 2 || m[0].GetCluster() != "outbound|80||billing.other.svc.cluster.local" || m[1].GetRuntimeFraction() != nil {
+		t.Errorf("mirrors %v", m)
 	}
 	var c clusterv3.Cluster
 	if err := sets[ClusterType].ByName["outbound|80||orders.shop.svc.cluster.local"].Body.UnmarshalTo(&c); err != nil {

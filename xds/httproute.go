@@ -231,6 +231,13 @@ func setAction(ctx *Context, r *routev3.Route, ns string, h *networking.HTTPRout
 		}
 		action.RequestMirrorPolicies = []*routev3.RouteAction_RequestMirrorPolicy{mp}
 	}
+	for _, m := range h.Mirrors { // several mirrors, each with its own share
+		mp := &routev3.RouteAction_RequestMirrorPolicy{Cluster: destinationCluster(ctx, ns, m.Destination, port)}
+		if p := m.Percentage; p != nil {
+			mp.RuntimeFraction = &corev3.RuntimeFractionalPercent{DefaultValue: fractionalPercent(p.Value)}
+		}
+		action.RequestMirrorPolicies = append(action.RequestMirrorPolicies, mp)
+	}
 	r.Action = &routev3.Route_Route{Route: action}
 }
 
