@@ -302,6 +302,9 @@ func hashPolicy(ctx *Context, ns string, d *networking.Destination, port uint32)
 		hp.PolicySpecifier = &routev3.RouteAction_HashPolicy_Header_{Header: &routev3.RouteAction_HashPolicy_Header{HeaderName: strings.ToLower(k.HttpHeaderName)}}
 	case *networking.LoadBalancerSettings_ConsistentHashLB_HttpCookie:
 		c := &routev3.RouteAction_HashPolicy_Cookie{Name: k.HttpCookie.Name, Path: k.HttpCookie.Path, Ttl: k.HttpCookie.Ttl}
+		for _, a := range k.HttpCookie.Attributes { // on the cookie Envoy sets (SameSite, say)
+			c.Attributes = append(c.Attributes, &routev3.RouteAction_HashPolicy_CookieAttribute{Name: a.Name, Value: a.Value})
+		}
 		hp.PolicySpecifier = &routev3.RouteAction_HashPolicy_Cookie_{Cookie: c}
 	case *networking.LoadBalancerSettings_ConsistentHashLB_UseSourceIp:
 		hp.PolicySpecifier = &routev3.RouteAction_HashPolicy_ConnectionProperties_{ConnectionProperties: &routev3.RouteAction_HashPolicy_ConnectionProperties{SourceIp: true}}
