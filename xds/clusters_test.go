@@ -220,3 +220,37 @@ spec:
 		t.Errorf("retry budget %v", rb)
 	}
 }
+
+// TestHashCookieAttributes: the attributes of a consistent-hash cookie reach the
+// route's hash policy, for the cookie Envoy sets.
+func TestHashCookieAttributes(t *testing.T) {
+	snap := snapshotOf(t, scopeServices, `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: orders, namespace: shop}
+spec:
+  host: orders.shop.svc.cluster.local
+  trafficPolicy: {loadBalancer: {consistentHash: {httpCookie: {name: session, ttl: 60s, attributes: [{name: SameSite, value: Strict}]}}}}
+`)
+	p := grpcProxy("shop", nil)
+	p.Generator = ""
+	sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rc routev3.RouteConfiguration
+	if err := sets[RouteType].ByName["80"].Body.UnmarshalTo(&rc); err != nil {
+		t.Fatal(err)
+	}
+	for _, vh := range rc.VirtualHosts {
+		if vh.Domains[0] != "orders.shop.svc.cluster.local" {
+			continue
+		}
+		c := vh.Routes[0].GetRoute().GetHashPolicy()[0].GetCookie()
+		if c.GetName() != "session" || len(c.GetAttributes()) != 1 || c.GetAttributes()[0].GetValue() != "Strict" {
+			t.Errorf("cookie hash policy %v", c)
+		}
+		return
+	}
+	t.Fatal("no virtual host for orders")
+}
