@@ -47,7 +47,7 @@ func (grpcRoutes) Generate(ctx *Context) []named {
 					routes = httpRoutes(ctx, vs.Resource, port.Number, "")
 				}
 				if len(routes) == 0 {
-					routes = []*routev3.Route{defaultRoute(name)}
+					routes = []*routev3.Route{defaultRoute(ctx, svc, port.Number)}
 				}
 				return &routev3.RouteConfiguration{
 					Name: name,
@@ -117,14 +117,17 @@ func boundTo(gateways []string, ns, gateway string) bool {
 	return false
 }
 
-// defaultRoute sends everything to cluster, with Istio's default retry policy.
-func defaultRoute(cluster string) *routev3.Route {
+// defaultRoute is the route of a service port no VirtualService routes: everything
+// to its cluster, with Istio's default retries and the DestinationRule's consistent
+// hash, as in Istio.
+func defaultRoute(ctx *Context, svc *registry.Service, port uint32) *routev3.Route {
 	return &routev3.Route{
 		Name:  "default",
 		Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
 		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster},
+			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: clusterName(svc.Hostname, port, "")},
 			RetryPolicy:      defaultRetryPolicy(),
+			HashPolicy:       hashPolicy(ctx, svc.Namespace, &networking.Destination{Host: svc.Hostname}, port),
 		}},
 	}
 }

@@ -287,7 +287,7 @@ func (sidecarRoutes) Generate(ctx *Context) []named {
 				routes = httpRoutes(ctx, vs.Resource, port.Number, "")
 			}
 			if len(routes) == 0 {
-				routes = []*routev3.Route{defaultRoute(clusterName(svc.Hostname, port.Number, ""))}
+				routes = []*routev3.Route{defaultRoute(ctx, svc, port.Number)}
 			}
 			var domains []string
 			for _, d := range domainsFor(ctx, svc, port.Number) {
