@@ -144,6 +144,9 @@ spec:
 		t.Fatalf("routes %v", routes)
 	}
 	custom, dflt := routes[0].GetRoute(), routes[1].GetRoute()
+	if dflt.Timeout == nil || dflt.Timeout.AsDuration() != 0 {
+		t.Errorf("a route without a timeout: %v, want 0s (none; Envoy's default would be 15 s)", dflt.Timeout)
+	}
 	if rp := dflt.GetRetryPolicy(); rp.GetNumRetries().GetValue() != 2 || !slices.Equal(rp.GetRetriableStatusCodes(), []uint32{503}) || len(rp.GetRetryHostPredicate()) != 1 {
 		t.Errorf("Istio's default retries: %v", rp)
 	}

@@ -56,7 +56,7 @@ func delegatedRoutes(t *testing.T, config ...string) ([]string, error) {
 			match += fmt.Sprintf(" %s=%s", h.Name, h.GetStringMatch().GetExact())
 		}
 		line := match + " -> " + route.GetRoute().GetCluster()
-		if to := route.GetRoute().GetTimeout(); to != nil {
+		if to := route.GetRoute().GetTimeout(); to.AsDuration() > 0 {
 			line += fmt.Sprintf(" (%s)", to.AsDuration())
 		}
 		out = append(out, line)

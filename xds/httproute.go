@@ -203,7 +203,8 @@ func setAction(ctx *Context, r *routev3.Route, ns string, h *networking.HTTPRout
 		r.Action = &routev3.Route_DirectResponse{DirectResponse: dr}
 		return
 	}
-	action := &routev3.RouteAction{RetryPolicy: retryPolicy(h.Retries)}
+	// No timeout unless the route sets one, as in Istio (Envoy's own default is 15 s).
+	action := &routev3.RouteAction{RetryPolicy: retryPolicy(h.Retries), Timeout: noTimeout()}
 	setDestinations(ctx, action, ns, h.Route, port)
 	if h.Timeout != nil {
 		action.Timeout = h.Timeout
@@ -240,6 +241,9 @@ func setAction(ctx *Context, r *routev3.Route, ns string, h *networking.HTTPRout
 	}
 	r.Action = &routev3.Route_Route{Route: action}
 }
+
+// noTimeout disables Envoy's route timeout (15 s when unset).
+func noTimeout() *durationpb.Duration { return durationpb.New(0) }
 
 // setDestinations points the action at one cluster, or at several weighted ones.
 // Weights are relative; destinations of weight 0 get no traffic and are left out.

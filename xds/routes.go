@@ -118,8 +118,8 @@ func boundTo(gateways []string, ns, gateway string) bool {
 }
 
 // defaultRoute is the route of a service port no VirtualService routes: everything
-// to its cluster, with Istio's default retries and the DestinationRule's consistent
-// hash, as in Istio.
+// to its cluster, with Istio's default retries, the DestinationRule's consistent hash
+// and no timeout, as in Istio.
 func defaultRoute(ctx *Context, svc *registry.Service, port uint32) *routev3.Route {
 	return &routev3.Route{
 		Name:  "default",
@@ -128,6 +128,7 @@ func defaultRoute(ctx *Context, svc *registry.Service, port uint32) *routev3.Rou
 			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: clusterName(svc.Hostname, port, "")},
 			RetryPolicy:      defaultRetryPolicy(),
 			HashPolicy:       hashPolicy(ctx, svc.Namespace, &networking.Destination{Host: svc.Hostname}, port),
+			Timeout:          noTimeout(),
 		}},
 	}
 }
