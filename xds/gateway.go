@@ -425,7 +425,10 @@ func fileSource(path string) *corev3.DataSource {
 // RDS from the route configuration named route.
 func gatewayHTTP(ctx *Context, route string, port uint32) *listenerv3.Filter {
 	hcm := &hcmv3.HttpConnectionManager{
-		StatPrefix: "outbound_0.0.0.0_" + strconv.FormatUint(uint64(port), 10),
+		// Paths are normalized (RFC 3986) before RBAC sees them, so that /a/../admin
+		// cannot get past a rule on /admin: Istio's pathNormalization BASE.
+		NormalizePath: wrapperspb.Bool(true),
+		StatPrefix:    "outbound_0.0.0.0_" + strconv.FormatUint(uint64(port), 10),
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 			ConfigSource: adsConfigSource(), RouteConfigName: route}},
 		HttpFilters:      append(rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), envoyClientFilters()...),

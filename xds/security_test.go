@@ -8,7 +8,9 @@ import (
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
 	"github.com/navarch/navarch/registry"
@@ -295,4 +297,55 @@ spec:
 	if p := ids[1].GetNotId().GetAuthenticated().GetPrincipalName().GetPrefix(); p != "spiffe://evil.example/" {
 		t.Errorf("notTrustDomains: %v", ids[1])
 	}
+}
+
+// TestPathsNormalizedBeforeRBAC: the HTTP connection managers that run RBAC (a
+// sidecar's inbound ports, a gateway's) normalize paths first.
+func TestPathsNormalizedBeforeRBAC(t *testing.T) {
+	snap := snapshotOf(t, `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web, namespace: shop}
+spec:
+  hosts: [web.shop.svc.cluster.local]
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: web}}
+`)
+	var seen bool
+	for _, f := range inboundHTTPFilters(t, snap) {
+		seen = true
+		if !f.GetNormalizePath().GetValue() {
+			t.Errorf("inbound HTTP connection manager %s does not normalize paths", f.StatPrefix)
+		}
+	}
+	if !seen {
+		t.Fatal("no inbound HTTP connection manager")
+	}
+}
+
+// inboundHTTPFilters returns the HTTP connection managers of the virtual inbound
+// listener of an Envoy sidecar app=web in shop.
+func inboundHTTPFilters(t *testing.T, snap *registry.Snapshot) []*hcmv3.HttpConnectionManager {
+	t.Helper()
+	p := grpcProxy("shop", map[string]string{"app": "web"})
+	p.Generator = ""
+	sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l listenerv3.Listener
+	if err := sets[ListenerType].ByName[virtualInbound].Body.UnmarshalTo(&l); err != nil {
+		t.Fatal(err)
+	}
+	var out []*hcmv3.HttpConnectionManager
+	for _, fc := range l.FilterChains {
+		for _, f := range fc.Filters {
+			var hcm hcmv3.HttpConnectionManager
+			if f.GetTypedConfig().UnmarshalTo(&hcm) == nil {
+				out = append(out, &hcm)
+			}
+		}
+	}
+	return out
 }

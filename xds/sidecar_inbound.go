@@ -212,7 +212,10 @@ func inboundHTTP(ctx *Context, port inboundPort, prefix string) *listenerv3.Filt
 	filters := append(rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), routerHTTPFilter())
 	name := "inbound|http|" + strconv.FormatUint(uint64(port.number), 10)
 	hcm := &hcmv3.HttpConnectionManager{
-		StatPrefix: prefix,
+		// Paths are normalized (RFC 3986) before RBAC sees them, so that /a/../admin
+		// cannot get past a rule on /admin: Istio's pathNormalization BASE.
+		NormalizePath: wrapperspb.Bool(true),
+		StatPrefix:    prefix,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
 			Name: name,
 			VirtualHosts: []*routev3.VirtualHost{{
