@@ -27,16 +27,9 @@ spec:
       tcp: {maxConnectionDuration: 1h, tcpKeepalive: {probes: 3, time: 60s, interval: 10s}}
       http: {idleTimeout: 30s, h2UpgradePolicy: UPGRADE, maxConcurrentStreams: 100, http2KeepAlive: {interval: 20s, timeout: 5s}}
 `)
-	p := grpcProxy("shop", nil)
-	p.Generator = ""
-	sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sets := envoySidecar(t, snap, "shop", nil)
 	var c clusterv3.Cluster
-	if err := sets[ClusterType].ByName["outbound|80||orders.shop.svc.cluster.local"].Body.UnmarshalTo(&c); err != nil {
-		t.Fatal(err)
-	}
+	resourceOf(t, sets, ClusterType, "outbound|80||orders.shop.svc.cluster.local", &c)
 	ka := c.GetUpstreamConnectionOptions().GetTcpKeepalive()
 	if ka.GetKeepaliveProbes().GetValue() != 3 || ka.GetKeepaliveTime().GetValue() != 60 || ka.GetKeepaliveInterval().GetValue() != 10 {
 		t.Errorf("TCP keepalive %v", ka)
@@ -124,16 +117,9 @@ spec:
   - route: [{destination: {host: orders.shop.svc.cluster.local}}]
     mirrors: [{destination: {host: billing.other.svc.cluster.local}, percentage: {value: 50}}, {destination: {host: orders.shop.svc.cluster.local}}]
 `)
-	p := grpcProxy("shop", nil)
-	p.Generator = ""
-	sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sets := envoySidecar(t, snap, "shop", nil)
 	var rc routev3.RouteConfiguration
-	if err := sets[RouteType].ByName["80"].Body.UnmarshalTo(&rc); err != nil {
-		t.Fatal(err)
-	}
+	resourceOf(t, sets, RouteType, "80", &rc)
 	var routes []*routev3.Route
 	for _, vh := range rc.VirtualHosts {
 		if vh.Domains[0] == "orders.shop.svc.cluster.local" {
@@ -164,9 +150,7 @@ spec:
 		t.Errorf("mirrors %v", m)
 	}
 	var c clusterv3.Cluster
-	if err := sets[ClusterType].ByName["outbound|80||orders.shop.svc.cluster.local"].Body.UnmarshalTo(&c); err != nil {
-		t.Fatal(err)
-	}
+	resourceOf(t, sets, ClusterType, "outbound|80||orders.shop.svc.cluster.local", &c)
 	od := c.GetOutlierDetection()
 	if od.GetConsecutiveGatewayFailure().GetValue() != 4 || !od.GetSplitExternalLocalOriginErrors() || od.GetConsecutiveLocalOriginFailure().GetValue() != 2 {
 		t.Errorf("outlier detection %v", od)
@@ -201,16 +185,9 @@ spec:
     retryBudget: {percent: 25, minRetryConcurrency: 3}
     tls: {mode: SIMPLE}
 `)
-	p := grpcProxy("shop", nil)
-	p.Generator = ""
-	sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sets := envoySidecar(t, snap, "shop", nil)
 	var c clusterv3.Cluster
-	if err := sets[ClusterType].ByName["outbound|80||orders.shop.svc.cluster.local"].Body.UnmarshalTo(&c); err != nil {
-		t.Fatal(err)
-	}
+	resourceOf(t, sets, ClusterType, "outbound|80||orders.shop.svc.cluster.local", &c)
 	var pp proxyprotocolv3.ProxyProtocolUpstreamTransport
 	if err := c.GetTransportSocket().GetTypedConfig().UnmarshalTo(&pp); err != nil {
 		t.Fatalf("transport socket %v: %v", c.GetTransportSocket(), err)
@@ -235,16 +212,9 @@ spec:
   host: orders.shop.svc.cluster.local
   trafficPolicy: {loadBalancer: {consistentHash: {httpCookie: {name: session, ttl: 60s, attributes: [{name: SameSite, value: Strict}]}}}}
 `)
-	p := grpcProxy("shop", nil)
-	p.Generator = ""
-	sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sets := envoySidecar(t, snap, "shop", nil)
 	var rc routev3.RouteConfiguration
-	if err := sets[RouteType].ByName["80"].Body.UnmarshalTo(&rc); err != nil {
-		t.Fatal(err)
-	}
+	resourceOf(t, sets, RouteType, "80", &rc)
 	for _, vh := range rc.VirtualHosts {
 		if vh.Domains[0] != "orders.shop.svc.cluster.local" {
 			continue

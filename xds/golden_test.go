@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
 	"sigs.k8s.io/yaml"
 
@@ -56,6 +57,31 @@ func grpcProxy(ns string, labels map[string]string) *Proxy {
 }
 
 // dump renders built resources as YAML, by type and name, for golden files.
+// envoySidecar builds what an Envoy sidecar in namespace ns with labels gets from
+// snap; a build error fails the test.
+func envoySidecar(t *testing.T, snap *registry.Snapshot, ns string, labels map[string]string) map[string]*TypeSet {
+	t.Helper()
+	p := grpcProxy(ns, labels)
+	p.Generator = ""
+	sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sets
+}
+
+// resourceOf unmarshals the resource of type typ named name into msg.
+func resourceOf(t *testing.T, sets map[string]*TypeSet, typ, name string, msg proto.Message) {
+	t.Helper()
+	r := sets[typ].ByName[name]
+	if r == nil {
+		t.Fatalf("no %s %s", shortType(typ), name)
+	}
+	if err := r.Body.UnmarshalTo(msg); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func dump(t *testing.T, sets map[string]*TypeSet) []byte {
 	t.Helper()
 	var types []string

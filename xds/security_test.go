@@ -328,12 +328,7 @@ spec:
 // listener of an Envoy sidecar app=web in shop.
 func inboundHTTPFilters(t *testing.T, snap *registry.Snapshot) []*hcmv3.HttpConnectionManager {
 	t.Helper()
-	p := grpcProxy("shop", map[string]string{"app": "web"})
-	p.Generator = ""
-	sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sets := envoySidecar(t, snap, "shop", map[string]string{"app": "web"})
 	var l listenerv3.Listener
 	if err := sets[ListenerType].ByName[virtualInbound].Body.UnmarshalTo(&l); err != nil {
 		t.Fatal(err)

@@ -199,12 +199,7 @@ spec:
     tls: {mode: SIMPLE, privateKey: /etc/app/key.pem, serverCertificate: /etc/app/cert.pem}
   inboundConnectionPool: {tcp: {maxConnections: 50}}
 `)
-	p := grpcProxy("vms", map[string]string{"app": "legacy"})
-	p.Generator = ""
-	sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sets := envoySidecar(t, snap, "vms", map[string]string{"app": "legacy"})
 	clusters := sets[ClusterType].ByName
 	if clusters["inbound|5000||"] != nil {
 		t.Error("the service's port got a cluster although the Sidecar's ingress listeners replace it")

@@ -42,12 +42,7 @@ spec:
     - {destination: {host: db.shop.svc.cluster.local, subset: v2}, weight: 30}
 `)
 	destinations := func(labels map[string]string) string {
-		p := grpcProxy("shop", labels)
-		p.Generator = ""
-		sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		sets := envoySidecar(t, snap, "shop", labels)
 		var l listenerv3.Listener
 		if err := sets[ListenerType].ByName["0.0.0.0_5432"].Body.UnmarshalTo(&l); err != nil {
 			t.Fatal(err)
@@ -112,12 +107,7 @@ spec:
   egress: [{hosts: ["./*"]}]
   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
 `)
-	p := grpcProxy("shop", nil)
-	p.Generator = ""
-	sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sets := envoySidecar(t, snap, "shop", nil)
 	var l listenerv3.Listener
 	if err := sets[ListenerType].ByName["0.0.0.0_443"].Body.UnmarshalTo(&l); err != nil {
 		t.Fatal(err)
