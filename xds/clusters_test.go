@@ -133,6 +133,9 @@ spec:
 	if dflt.Timeout == nil || dflt.Timeout.AsDuration() != 0 {
 		t.Errorf("a route without a timeout: %v, want 0s (none; Envoy's default would be 15 s)", dflt.Timeout)
 	}
+	if m := dflt.GetMaxStreamDuration(); m.GetGrpcTimeoutHeaderMax() == nil || m.GetGrpcTimeoutHeaderMax().AsDuration() != 0 {
+		t.Errorf("a route without a timeout: %v, want gRPC clients' deadlines honoured", m)
+	}
 	if rp := dflt.GetRetryPolicy(); rp.GetNumRetries().GetValue() != 2 || !slices.Equal(rp.GetRetriableStatusCodes(), []uint32{503}) || len(rp.GetRetryHostPredicate()) != 1 {
 		t.Errorf("Istio's default retries: %v", rp)
 	}

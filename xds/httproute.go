@@ -204,7 +204,7 @@ func setAction(ctx *Context, r *routev3.Route, ns string, h *networking.HTTPRout
 		return
 	}
 	// No timeout unless the route sets one, as in Istio (Envoy's own default is 15 s).
-	action := &routev3.RouteAction{RetryPolicy: retryPolicy(h.Retries), Timeout: noTimeout()}
+	action := &routev3.RouteAction{RetryPolicy: retryPolicy(h.Retries), Timeout: noTimeout(), MaxStreamDuration: grpcDeadlines(ctx)}
 	setDestinations(ctx, action, ns, h.Route, port)
 	if h.Timeout != nil {
 		action.Timeout = h.Timeout
@@ -244,6 +244,16 @@ func setAction(ctx *Context, r *routev3.Route, ns string, h *networking.HTTPRout
 
 // noTimeout disables Envoy's route timeout (15 s when unset).
 func noTimeout() *durationpb.Duration { return durationpb.New(0) }
+
+// grpcDeadlines makes an Envoy route without a timeout of its own hold a gRPC request
+// to the deadline its client sent (grpc-timeout), as Istio does; nil for proxyless
+// clients, which keep their deadlines themselves.
+func grpcDeadlines(ctx *Context) *routev3.RouteAction_MaxStreamDuration {
+	if ctx.Proxy.Generator == GeneratorGRPC {
+		return nil
+	}
+	return &routev3.RouteAction_MaxStreamDuration{GrpcTimeoutHeaderMax: noTimeout()}
+}
 
 // setDestinations points the action at one cluster, or at several weighted ones.
 // Weights are relative; destinations of weight 0 get no traffic and are left out.
