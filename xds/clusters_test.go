@@ -13,15 +13,19 @@ import (
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 )
 
-// TestEnvoyConnectionPool: what of a DestinationRule's connection pool only Envoy
-// reads reaches an Envoy sidecar's cluster.
-func TestEnvoyConnectionPool(t *testing.T) {
-	snap := snapshotOf(t, scopeServices, `
+// ordersRule begins a DestinationRule for scopeServices' orders service; a test adds
+// its trafficPolicy.
+const ordersRule = `
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: orders, namespace: shop}
 spec:
-  host: orders.shop.svc.cluster.local
+  host: orders.shop.svc.cluster.local`
+
+// TestEnvoyConnectionPool: what of a DestinationRule's connection pool only Envoy
+// reads reaches an Envoy sidecar's cluster.
+func TestEnvoyConnectionPool(t *testing.T) {
+	snap := snapshotOf(t, scopeServices, ordersRule+`
   trafficPolicy:
     connectionPool:
       tcp: {maxConnectionDuration: 1h, tcpKeepalive: {probes: 3, time: 60s, interval: 10s}}
@@ -52,12 +56,7 @@ spec:
 // proxyless client keeps ring hash (grpc-go has no Maglev).
 func TestEnvoyLoadBalancer(t *testing.T) {
 	cluster := func(generator, lb string) *clusterv3.Cluster {
-		snap := snapshotOf(t, scopeServices, `
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: orders, namespace: shop}
-spec:
-  host: orders.shop.svc.cluster.local
+		snap := snapshotOf(t, scopeServices, ordersRule+`
   trafficPolicy: {loadBalancer: `+lb+`}
 `)
 		p := grpcProxy("shop", nil)
@@ -91,12 +90,7 @@ spec:
 // the deprecated mirrorPercent and several mirrors, local-origin outlier detection, the deprecated
 // consecutiveErrors, a CRL for originated TLS, and useClientProtocol.
 func TestIstioFieldDetails(t *testing.T) {
-	snap := snapshotOf(t, scopeServices, `
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: orders, namespace: shop}
-spec:
-  host: orders.shop.svc.cluster.local
+	snap := snapshotOf(t, scopeServices, ordersRule+`
   trafficPolicy:
     outlierDetection: {consecutiveErrors: 4, splitExternalLocalOriginErrors: true, consecutiveLocalOriginFailures: 2}
     connectionPool: {http: {useClientProtocol: true}}
@@ -177,12 +171,7 @@ spec:
 // TestProxyProtocolAndRetryBudget: an Envoy cluster opens connections with a PROXY
 // protocol header around its TLS, and bounds retries by a budget.
 func TestProxyProtocolAndRetryBudget(t *testing.T) {
-	snap := snapshotOf(t, scopeServices, `
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: orders, namespace: shop}
-spec:
-  host: orders.shop.svc.cluster.local
+	snap := snapshotOf(t, scopeServices, ordersRule+`
   trafficPolicy:
     proxyProtocol: {version: V2}
     retryBudget: {percent: 25, minRetryConcurrency: 3}
@@ -207,12 +196,7 @@ spec:
 // TestHashCookieAttributes: the attributes of a consistent-hash cookie reach the
 // route's hash policy, for the cookie Envoy sets.
 func TestHashCookieAttributes(t *testing.T) {
-	snap := snapshotOf(t, scopeServices, `
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: orders, namespace: shop}
-spec:
-  host: orders.shop.svc.cluster.local
+	snap := snapshotOf(t, scopeServices, ordersRule+`
   trafficPolicy: {loadBalancer: {consistentHash: {httpCookie: {name: session, ttl: 60s, attributes: [{name: SameSite, value: Strict}]}}}}
 `)
 	sets := envoySidecar(t, snap, "shop", nil)
