@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -109,11 +110,36 @@ func Start(t testing.TB, opts Options) *Agent {
 	if opts.Node == "" {
 		opts.Node = "consul-test"
 	}
-	bin := Binary(t)
+	a := &Agent{bin: Binary(t), opts: opts}
 	dir := t.TempDir()
-	ports := freePorts(t, 6)
-	a := &Agent{HTTPAddr: "127.0.0.1:" + strconv.Itoa(ports[0]), WANAddr: "127.0.0.1:" + strconv.Itoa(ports[3]),
-		bin: bin, logPath: filepath.Join(dir, "consul.log"), opts: opts}
+	a.logPath = filepath.Join(dir, "consul.log")
+	t.Cleanup(func() {
+		a.kill()
+		if t.Failed() {
+			t.Logf("consul agent log (%s):\n%s", a.logPath, tail(a.logPath, 30))
+		}
+	})
+	// The ports were free a moment ago; another process (tests run in parallel
+	// packages) may take one before the agent binds it. Then the agent exits at once,
+	// and it is tried again on other ports.
+	for attempt := 1; ; attempt++ {
+		a.configure(freePorts(t, 6), dir)
+		err := a.start()
+		if err == nil {
+			return a
+		}
+		a.kill()
+		if attempt == 3 || !strings.Contains(tail(a.logPath, 30), "address already in use") {
+			t.Fatalf("consul agent not ready: %v\n%s", err, tail(a.logPath, 30))
+		}
+	}
+}
+
+// configure sets the agent's addresses and command line for ports (HTTP, DNS, serf
+// LAN, serf WAN, server RPC, HTTPS) and data dir dir.
+func (a *Agent) configure(ports []int, dir string) {
+	opts := a.opts
+	a.HTTPAddr, a.WANAddr = "127.0.0.1:"+strconv.Itoa(ports[0]), "127.0.0.1:"+strconv.Itoa(ports[3])
 	https := "-1"
 	if opts.HTTPS {
 		https = strconv.Itoa(ports[5])
@@ -134,14 +160,6 @@ func Start(t testing.TB, opts Options) *Agent {
 	} else {
 		a.args = append(a.args, "-dev")
 	}
-	t.Cleanup(func() {
-		a.kill()
-		if t.Failed() {
-			t.Logf("consul agent log (%s):\n%s", a.logPath, tail(a.logPath, 30))
-		}
-	})
-	a.Restart(t)
-	return a
 }
 
 // freePorts returns n loopback ports that were free (TCP and UDP) a moment ago.
@@ -174,16 +192,23 @@ func freePorts(t testing.TB, n int) []int {
 // waits until it is ready.
 func (a *Agent) Restart(t testing.TB) {
 	t.Helper()
+	if err := a.start(); err != nil {
+		t.Fatalf("consul agent not ready: %v\n%s", err, tail(a.logPath, 30))
+	}
+}
+
+// start starts the agent process and waits until it is ready.
+func (a *Agent) start() error {
 	logf, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	a.cmd = exec.Command(a.bin, a.args...)
 	a.cmd.Stdout, a.cmd.Stderr = logf, logf
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := a.cmd.Start(); err != nil {
 		logf.Close()
-		t.Fatalf("starting consul: %v", err)
+		return fmt.Errorf("starting consul: %w", err)
 	}
 	exited := make(chan struct{})
 	a.exited = exited
@@ -193,9 +218,7 @@ func (a *Agent) Restart(t testing.TB) {
 		logf.Close()
 		close(exited)
 	}()
-	if err := a.waitReady(60 * time.Second); err != nil {
-		t.Fatalf("consul agent not ready: %v\n%s", err, tail(a.logPath, 30))
-	}
+	return a.waitReady(60 * time.Second)
 }
 
 func (a *Agent) waitReady(timeout time.Duration) error {
