@@ -1,0 +1,213 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/navarch/navarch/e2e/grpcapp"
+)
+
+// pilotAgentBinary is Istio's pilot-agent as `make peers` builds it (or
+// $NAVARCH_PILOT_AGENT_BIN). Without it the test is skipped, except in CI.
+func pilotAgentBinary(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv("NAVARCH_PILOT_AGENT_BIN")
+	if path == "" {
+		path = filepath.Join("..", ".peers", "bin", "pilot-agent")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(abs); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no pilot-agent at %s (run make peers): %v", abs, err)
+		}
+		t.Skipf("no pilot-agent at %s; run `make peers` (or set NAVARCH_PILOT_AGENT_BIN)", abs)
+	}
+	return abs
+}
+
+// istioAgent is a pilot-agent process run as Istio runs it beside a proxyless gRPC
+// application (DISABLE_ENVOY): from a working directory laid out like a pod's
+// root, with the join token where it reads its Kubernetes token
+// (./var/run/secrets/tokens/istio-token) and the mesh root where it finds the CA's
+// (./var/run/secrets/istio/root-cert.pem).
+type istioAgent struct {
+	cmd       *exec.Cmd
+	log       *bytes.Buffer
+	certs     string // OUTPUT_CERTS: cert-chain.pem, key.pem, root-cert.pem
+	bootstrap string // GRPC_XDS_BOOTSTRAP, written by the agent
+}
+
+func startIstioAgent(t *testing.T, bin, dir, token, rootPEM, node, ns, sa string, env ...string) *istioAgent {
+	t.Helper()
+	files := map[string]string{"var/run/secrets/istio/root-cert.pem": rootPEM}
+	if token != "" {
+		files["var/run/secrets/tokens/istio-token"] = token
+	}
+	for name, content := range files {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, dir, name, content)
+	}
+	a := &istioAgent{log: &bytes.Buffer{}, certs: filepath.Join(dir, "certs"),
+		bootstrap: filepath.Join(dir, "etc", "istio", "proxy", "grpc-bootstrap.json")}
+	if err := os.MkdirAll(a.certs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// pilot-agent's status server listens on every interface and cannot be turned
+	// off; the test holds its port on loopback, so the agent's listen fails (the
+	// agent logs it and carries on) and nothing listens beyond loopback.
+	status, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { status.Close() })
+	statusPort := status.Addr().(*net.TCPAddr).Port
+	a.cmd = exec.Command(bin, "proxy", "sidecar")
+	a.cmd.Dir = dir
+	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
+	a.cmd.Env = append(os.Environ(),
+		"DISABLE_ENVOY=true",
+		"CLOUD_PLATFORM=none", // no probing of cloud metadata servers
+		"CA_ADDR="+node,
+		// The configuration path is absolute so that the xDS socket named in the
+		// bootstrap (unix:///<path>/XDS) is where the agent listens.
+		fmt.Sprintf("PROXY_CONFIG={discoveryAddress: %q, configPath: %q, statusPort: %d}", node, filepath.Join(dir, "etc", "istio", "proxy"), statusPort),
+		"OUTPUT_CERTS="+a.certs,
+		"GRPC_XDS_BOOTSTRAP="+a.bootstrap,
+		"POD_NAMESPACE="+ns, "POD_NAME="+sa+"-istio-agent", "SERVICE_ACCOUNT="+sa,
+		"TRUST_DOMAIN=cluster.local", "ISTIO_META_CLUSTER_ID=Kubernetes",
+		"INSTANCE_IP=127.0.0.1",
+	)
+	a.cmd.Env = append(a.cmd.Env, env...)
+	if err := a.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		a.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { a.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			a.cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("pilot-agent log:\n%s", a.log.String())
+		}
+	})
+	return a
+}
+
+// TestIstioAgentGetsItsCertificateAndConfigFromNavarch runs Istio's own pilot-agent,
+// unmodified, against a navarch node, as it runs beside a proxyless gRPC workload:
+// it authenticates to the node's CSR API (Istio's IstioCertificateService) with a
+// join token, writes the certificate navarch signs for its identity, and proxies a
+// grpc-go client's xDS to the node over mutual TLS with that certificate. The
+// client, bootstrapped by the agent, calls a STRICT mTLS server, which sees the
+// agent's identity.
+func TestIstioAgentGetsItsCertificateAndConfigFromNavarch(t *testing.T) {
+	bin := pilotAgentBinary(t)
+	c := startCluster(t, 1)
+	dir := t.TempDir()
+	mustNodeCLI(t, c, "n1", "apply", "-f", writeFile(t, dir, "groups.yaml", shopGroups))
+	rootPEM := mustNodeCLI(t, c, "n1", "ca", "show", "-o", "pem")
+	rootFile := writeFile(t, dir, "root.pem", rootPEM)
+	n1, _ := c.Node("n1")
+
+	server, err := grpcapp.StartXDSBackend("secure", grpcapp.BootstrapWith(grpcapp.BootstrapOptions{
+		Servers: []string{n1.XDSTLS}, XDSOverTLS: true, Namespace: "shop", Name: "ratings-1",
+		Labels: map[string]string{"app": "ratings"}, CertDir: certsFor(t, c, dir, "ratings", rootFile)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Stop()
+	mustNodeCLI(t, c, "n1", "apply", "-f", writeFile(t, dir, "mesh.yaml", grpcapp.StrictRatingsMesh("shop", server.Port)))
+
+	token := strings.TrimSpace(mustNodeCLI(t, c, "n1", "token", "create", "--workload-group", "shop/frontend", "--ttl", "1h"))
+	agent := startIstioAgent(t, bin, filepath.Join(dir, "agent"), token, rootPEM, n1.XDSTLS, "shop", "frontend")
+
+	frontend := spiffe("shop", "frontend")
+	var first *x509.Certificate
+	eventually(t, 60*time.Second, "the agent's certificate", func() (err error) {
+		first, err = agentCertificate(agent.certs, rootPEM, frontend)
+		return err
+	})
+	boot, err := os.ReadFile(agent.bootstrap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpcapp.DialSecure(boot, "xds:///ratings.shop.svc.cluster.local:9090")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	eventually(t, 60*time.Second, "mTLS RPCs through the agent's xDS", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if tl := grpcapp.Call(ctx, conn, 5); tl.By["secure"] != 5 || tl.CallerAs[frontend] != 5 {
+			return fmt.Errorf("%v %v, server saw %v", tl.By, tl.Failed, tl.CallerAs)
+		}
+		return nil
+	})
+
+	// A VM's agent renews with the certificate it holds (PROV_CERT), with no token:
+	// navarch takes the caller's identity from its client certificate.
+	t.Run("renewal with the certificate it holds", func(t *testing.T) {
+		prov := filepath.Join(dir, "provisioned")
+		if err := os.CopyFS(prov, os.DirFS(agent.certs)); err != nil {
+			t.Fatal(err)
+		}
+		vm := startIstioAgent(t, bin, filepath.Join(dir, "vm"), "", rootPEM, n1.XDSTLS, "shop", "frontend", "PROV_CERT="+prov)
+		eventually(t, 60*time.Second, "the renewed certificate", func() error {
+			renewed, err := agentCertificate(vm.certs, rootPEM, frontend)
+			if err != nil {
+				return err
+			}
+			if renewed.SerialNumber.Cmp(first.SerialNumber) == 0 {
+				return fmt.Errorf("the agent wrote the certificate it was given, not a new one")
+			}
+			return nil
+		})
+	})
+}
+
+// agentCertificate reads the leaf certificate an agent wrote to dir and checks
+// that it is for identity and chains to the mesh root.
+func agentCertificate(dir, rootPEM, identity string) (*x509.Certificate, error) {
+	chain, err := os.ReadFile(filepath.Join(dir, "cert-chain.pem"))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, "root-cert.pem")); err != nil {
+		return nil, err
+	}
+	leaf, err := readPEMCert(chain)
+	if err != nil {
+		return nil, fmt.Errorf("cert-chain.pem: %v", err)
+	}
+	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != identity {
+		return nil, fmt.Errorf("certificate for %v, want %s", leaf.URIs, identity)
+	}
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	roots.AppendCertsFromPEM([]byte(rootPEM))
+	inter.AppendCertsFromPEM(chain)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return nil, fmt.Errorf("the certificate does not chain to the mesh root: %v", err)
+	}
+	return leaf, nil
+}
