@@ -32,10 +32,12 @@ lint:
 
 ## peers: build the real peers tests start into .peers/, once: only when missing or
 ## when their tools module changed. A Consul agent (about 5 minutes and 2.2 GB cold)
-## and Istio's pilot-agent (about 1 minute and 0.8 GB cold).
+## and Istio's pilot-agent and istio-validate (about 2 minutes and 1 GB cold).
 CONSUL_BIN := .peers/bin/consul
 PILOT_AGENT_BIN := .peers/bin/pilot-agent
-peers: $(CONSUL_BIN) $(PILOT_AGENT_BIN)
+ISTIO_VALIDATE_BIN := .peers/bin/istio-validate
+ISTIO_CRDS := .peers/istio/crd-all.gen.yaml
+peers: $(CONSUL_BIN) $(PILOT_AGENT_BIN) $(ISTIO_VALIDATE_BIN) $(ISTIO_CRDS)
 
 $(CONSUL_BIN): e2e/peers/consul/go.mod
 	cd e2e/peers/consul && GONOSUMDB=github.com/hashicorp/consul/envoyextensions,github.com/hashicorp/hcp-sdk-go \
@@ -43,6 +45,16 @@ $(CONSUL_BIN): e2e/peers/consul/go.mod
 
 $(PILOT_AGENT_BIN): e2e/peers/istio/go.mod
 	cd e2e/peers/istio && $(GO) build -o $(CURDIR)/$(PILOT_AGENT_BIN) istio.io/istio/pilot/cmd/pilot-agent
+
+# istio-validate: Istio's own validation (API server CRD checks and the webhook's),
+# the oracle api's tests compare navarch's validation with.
+$(ISTIO_VALIDATE_BIN): e2e/peers/istio/go.mod e2e/peers/istio/validate/main.go
+	cd e2e/peers/istio && $(GO) build -o $(CURDIR)/$(ISTIO_VALIDATE_BIN) ./validate
+
+$(ISTIO_CRDS): e2e/peers/istio/go.mod
+	mkdir -p $(dir $(ISTIO_CRDS))
+	cp "$$(cd e2e/peers/istio && $(GO) list -m -f '{{.Dir}}' istio.io/istio)/manifests/charts/base/files/crd-all.gen.yaml" $(ISTIO_CRDS)
+	chmod u+w $(ISTIO_CRDS)
 
 clean:
 	rm -rf bin

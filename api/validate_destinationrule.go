@@ -1,7 +1,6 @@
 package api
 
 import (
-	"google.golang.org/protobuf/types/known/durationpb"
 	networking "istio.io/api/networking/v1alpha3"
 )
 
@@ -166,9 +165,8 @@ func validateLoadBalancer(p *problems, path string, lb *networking.LoadBalancerS
 		if c := ch.GetHttpCookie(); c != nil && c.Name == "" {
 			p.add(field(cp, "httpCookie.name"), "required")
 		}
-		if ch.GetHttpCookie() != nil {
-			validateOptionalDuration(p, field(cp, "httpCookie.ttl"), ch.GetHttpCookie().Ttl)
-		}
+		// A negative httpCookie.ttl is accepted, as Istio accepts it; the translation
+		// treats it as a session cookie.
 		//lint:ignore SA1019 deprecated, but Istio still accepts and checks it
 		if ch.MinimumRingSize != 0 && ch.HashAlgorithm != nil {
 			p.add(cp, "must not set both minimumRingSize and ringHash or maglev")
@@ -189,13 +187,6 @@ func validateLoadBalancer(p *problems, path string, lb *networking.LoadBalancerS
 	validateDuration(p, field(path, "warmupDurationSecs"), lb.WarmupDurationSecs)
 	if w := lb.Warmup; w != nil {
 		validateDuration(p, field(path, "warmup.duration"), w.Duration)
-	}
-}
-
-// validateOptionalDuration checks a duration where zero means "unset" or "session".
-func validateOptionalDuration(p *problems, path string, d *durationpb.Duration) {
-	if d != nil && d.AsDuration() < 0 {
-		p.add(path, "must not be negative, got %s", d.AsDuration())
 	}
 }
 

@@ -62,8 +62,6 @@ func TestValidateRejectsInvalidGateways(t *testing.T) {
 			field: "spec.servers[0].port.number", reason: "must be 0 for a unix socket bind, got 80"},
 		{name: "a relative unix socket path", kind: gw, spec: gwServer(`{port: {number: 0, name: http, protocol: HTTP}, bind: "unix://relative.sock", hosts: ["*"]}`),
 			field: "spec.servers[0].bind", reason: "must be an absolute path"},
-		{name: "an invalid selector label", kind: gw, spec: `{selector: {"app/x/y": gw}, servers: [{` + httpPort + `, hosts: ["*"]}]}`,
-			field: "spec.selector", reason: `invalid label key "app/x/y"`},
 		{name: "a name with a dot", doc: "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: my.gateway}\nspec: " +
 			gwServer(`{`+httpPort+`, hosts: ["*"]}`) + "\n", field: "metadata.name", reason: "must be a DNS-1123 label (no dots) for a Gateway"},
 	})

@@ -193,8 +193,8 @@ func validateCORSPolicy(p *problems, path string, c *networking.CorsPolicy) {
 		}
 	}
 	for i, m := range c.AllowMethods {
-		if !httpMethod(m) {
-			p.add(index(field(path, "allowMethods"), i), "%q is not an HTTP method (GET, HEAD, POST, PUT, PATCH, DELETE, CONNECT, OPTIONS, TRACE)", m)
+		if !httpMethod(m) && m != "*" {
+			p.add(index(field(path, "allowMethods"), i), "%q is not an HTTP method (GET, HEAD, POST, PUT, PATCH, DELETE, CONNECT, OPTIONS, TRACE) or \"*\"", m)
 		}
 	}
 	for _, list := range []named[[]string]{{"allowHeaders", c.AllowHeaders}, {"exposeHeaders", c.ExposeHeaders}} {

@@ -32,9 +32,8 @@ func validateServiceEntry(p *problems, namespace string, se *networking.ServiceE
 			p.add("spec.endpoints", "must not be set with resolution NONE")
 		}
 	case networking.ServiceEntry_STATIC:
-		if len(se.Endpoints) == 0 && se.WorkloadSelector == nil {
-			p.add("spec.endpoints", "required with resolution STATIC, unless workloadSelector selects the workloads")
-		}
+		// Without endpoints or a workloadSelector the service simply has no
+		// endpoints; Istio accepts it.
 		for i, e := range se.Endpoints {
 			validateEndpoint(p, index("spec.endpoints", i), e, portNames, false)
 		}

@@ -34,8 +34,6 @@ func TestValidateRejectsInvalidServiceEntries(t *testing.T) {
 			field: "spec.ports[0].targetPort", reason: "got 70000"},
 		{name: "endpoints with NONE", kind: se, spec: `{hosts: [a.com], ` + httpSEPort + `, resolution: NONE, endpoints: [{address: 10.0.0.1}]}`,
 			field: "spec.endpoints", reason: "must not be set with resolution NONE"},
-		{name: "STATIC without endpoints", kind: se, spec: `{hosts: [a.com], ` + httpSEPort + `, resolution: STATIC}`,
-			field: "spec.endpoints", reason: "required with resolution STATIC"},
 		{name: "a host name endpoint with STATIC", kind: se, spec: `{hosts: [a.com], ` + httpSEPort + `, resolution: STATIC, endpoints: [{address: b.com}]}`,
 			field: "spec.endpoints[0].address", reason: "as resolution STATIC requires"},
 		{name: "an endpoint without an address", kind: se, spec: `{hosts: [a.com], ` + httpSEPort + `, resolution: STATIC, endpoints: [{labels: {a: b}}]}`,
@@ -81,6 +79,7 @@ func TestValidateAcceptsServiceEntries(t *testing.T) {
 		{"an endpoint on another network", `{hosts: [a.com], ` + httpSEPort + `, resolution: STATIC, endpoints: [{network: west}]}`},
 		{"export to no one", `{hosts: [a.com], ` + httpSEPort + `, resolution: DNS, exportTo: ["~"]}`},
 		{"dynamic DNS", `{hosts: ["*.example.com"], ` + httpSEPort + `, resolution: DYNAMIC_DNS}`},
+		{"STATIC without endpoints (a service with none)", `{hosts: [a.com], ` + httpSEPort + `, resolution: STATIC}`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

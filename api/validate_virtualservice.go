@@ -104,7 +104,9 @@ func hasSNIHosts(vs *networking.VirtualService) bool {
 }
 
 // validateGatewayNames checks gateway references: "mesh", "name", "name.namespace"
-// (legacy) or "namespace/name".
+// (legacy) or "namespace/name". As Istio's validateGatewayNames, it stops at the
+// first unqualified name: the names after it are not checked, and Istio accepts
+// whatever they are (they simply match no Gateway).
 func validateGatewayNames(p *problems, path string, names []string) {
 	for i, g := range names {
 		gp := index(path, i)
@@ -113,7 +115,7 @@ func validateGatewayNames(p *problems, path string, names []string) {
 			if reason := fqdnError(g); reason != "" {
 				p.add(gp, "invalid gateway name %q: %s", g, reason)
 			}
-			continue
+			return
 		}
 		switch {
 		case ns == "" || name == "":

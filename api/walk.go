@@ -20,7 +20,8 @@ import (
 //
 //   - a field may be named by its JSON (camelCase) name or its proto name;
 //   - unknown fields, wrong types and a oneof set twice are errors naming the path;
-//   - enums are given by name or by number;
+//   - enums are given by name only: Istio's CRDs declare them as strings, so the
+//     API server refuses numbers (jsonpb alone would take them);
 //   - durations are parsed with time.ParseDuration, as jsonpb does, so "1m" and
 //     "1h30m" are accepted besides protojson's "60s";
 //   - null leaves a field unset, except where google.protobuf.Value means null.
@@ -245,12 +246,6 @@ func (w walker) enum(path string, v any, ed protoreflect.EnumDescriptor) (protor
 			return protoreflect.ValueOfEnum(ev.Number()), true
 		}
 		w.p.add(path, "unknown value %q, must be one of %s", x, enumNames(ed))
-	case json.Number:
-		n, err := strconv.ParseInt(string(x), 10, 32)
-		if err == nil && ed.Values().ByNumber(protoreflect.EnumNumber(n)) != nil {
-			return protoreflect.ValueOfEnum(protoreflect.EnumNumber(n)), true
-		}
-		w.p.add(path, "unknown value %s, must be one of %s", x, enumNames(ed))
 	default:
 		w.p.add(path, "must be one of %s, got %s", enumNames(ed), describe(v))
 	}

@@ -316,6 +316,9 @@ func hashPolicy(ctx *Context, ns string, d *networking.Destination, port uint32)
 		hp.PolicySpecifier = &routev3.RouteAction_HashPolicy_Header_{Header: &routev3.RouteAction_HashPolicy_Header{HeaderName: strings.ToLower(k.HttpHeaderName)}}
 	case *networking.LoadBalancerSettings_ConsistentHashLB_HttpCookie:
 		c := &routev3.RouteAction_HashPolicy_Cookie{Name: k.HttpCookie.Name, Path: k.HttpCookie.Path, Ttl: k.HttpCookie.Ttl}
+		if c.Ttl != nil && c.Ttl.AsDuration() < 0 { // accepted, as Istio accepts it: a session cookie
+			c.Ttl = nil
+		}
 		for _, a := range k.HttpCookie.Attributes { // on the cookie Envoy sets (SameSite, say)
 			c.Attributes = append(c.Attributes, &routev3.RouteAction_HashPolicy_CookieAttribute{Name: a.Name, Value: a.Value})
 		}

@@ -4,7 +4,8 @@
 // peer. Build it with `make peers` (see the Makefile), which runs
 // `go build -o .peers/bin/pilot-agent istio.io/istio/pilot/cmd/pilot-agent` in
 // this module. The imports are those of pilot-agent's main package, so that
-// `go mod tidy` keeps every module it needs.
+// `go mod tidy` keeps every module it needs. (./validate, istio-validate, is
+// this module's own command.)
 package tools
 
 import (

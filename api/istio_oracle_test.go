@@ -1,0 +1,322 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+// The oracle is Istio's own validation, run by istio-validate (e2e/peers/istio,
+// built by `make peers`): the API server's checks with Istio's CRDs and the checks
+// of istiod's webhook. These tests compare navarch's decisions with it: whatever
+// Istio accepts navarch must accept, and whatever Istio rejects navarch must reject.
+
+var peersDir = filepath.Join("..", ".peers")
+
+// istioOracle starts istio-validate, or skips the test (fails it in CI) without it.
+func istioOracle(tb testing.TB) *oracle {
+	tb.Helper()
+	bin, crds := filepath.Join(peersDir, "bin", "istio-validate"), filepath.Join(peersDir, "istio", "crd-all.gen.yaml")
+	for _, f := range []string{bin, crds} {
+		if _, err := os.Stat(f); err != nil {
+			if os.Getenv("CI") != "" {
+				tb.Fatalf("%s missing (run make peers): %v", f, err)
+			}
+			tb.Skipf("%s missing; run `make peers`", f)
+		}
+	}
+	return &oracle{bin: bin, crds: crds}
+}
+
+type oracle struct{ bin, crds string }
+
+type verdict struct {
+	ID    string `json:"id"`
+	Valid bool   `json:"valid"`
+	Error string `json:"error"`
+}
+
+// judge has Istio validate every document (JSON or YAML), by id.
+func (o *oracle) judge(tb testing.TB, docs map[string][]byte) map[string]verdict {
+	tb.Helper()
+	var in bytes.Buffer
+	enc := json.NewEncoder(&in)
+	for id, doc := range docs {
+		enc.Encode(map[string]string{"id": id, "yaml": string(doc)})
+	}
+	outFile := filepath.Join(tb.TempDir(), "verdicts.jsonl")
+	cmd := exec.Command(o.bin, "--crds", o.crds, "--out", outFile)
+	cmd.Stdin = &in
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Run(); err != nil {
+		tb.Fatalf("istio-validate: %v\n%s", err, logs.String())
+	}
+	out, err := os.ReadFile(outFile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	got := map[string]verdict{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var v verdict
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			tb.Fatalf("istio-validate output %q: %v", sc.Text(), err)
+		}
+		got[v.ID] = v
+	}
+	if len(got) != len(docs) {
+		tb.Fatalf("istio-validate judged %d of %d documents", len(got), len(docs))
+	}
+	return got
+}
+
+// navarchJudges decodes and validates one document as `navarch apply` does.
+func navarchJudges(doc []byte) error {
+	rs, _, err := Decode("doc", doc, "")
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		if err := Validate(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// corpusDocuments are the corpus's mesh documents, each on its own, by
+// "<file>#<index>".
+func corpusDocuments(tb testing.TB) map[string][]byte {
+	tb.Helper()
+	docs := map[string][]byte{}
+	sep := regexp.MustCompile(`(?m)^---[ \t]*$`)
+	for _, f := range corpusFiles(tb) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for i, d := range sep.Split(string(data), -1) {
+			var obj map[string]any
+			if err := yaml.Unmarshal([]byte(d), &obj); err != nil || obj == nil {
+				continue
+			}
+			if api, _ := obj["apiVersion"].(string); !strings.Contains(api, ".istio.io/") {
+				continue
+			}
+			docs[fmt.Sprintf("%s#%d", filepath.Base(f), i)] = []byte(d)
+		}
+	}
+	return docs
+}
+
+// istioRejectsCorpus are the corpus documents Istio's validation rejects (see
+// TestCorpusDecodes for why navarch accepts them).
+var istioRejectsCorpus = map[string]bool{"rule-websocket-route.yaml#2": true, "rule-websocket-route.yaml#3": true}
+
+// TestIstioAgreesOnTheCorpus: Istio's own validation accepts the corpus documents
+// navarch accepts, save those TestCorpusDecodes lists.
+func TestIstioAgreesOnTheCorpus(t *testing.T) {
+	o := istioOracle(t)
+	docs := corpusDocuments(t)
+	verdicts := o.judge(t, docs)
+	for id, doc := range docs {
+		if err := navarchJudges(doc); err != nil {
+			t.Errorf("%s: navarch rejects: %v", id, err)
+		}
+		if v := verdicts[id]; v.Valid == istioRejectsCorpus[id] {
+			t.Errorf("%s: Istio valid=%v (%s), expected otherwise", id, v.Valid, v.Error)
+		}
+	}
+}
+
+// mutations derives documents from doc, each with one change to its spec: a value
+// replaced by one of a set of awkward values (empty, negative, out of range, the
+// wrong type, a bad regex, ...), a field removed or added, a list emptied or its
+// first item repeated. Keyed by a description of the change.
+func mutations(doc []byte) (map[string][]byte, error) {
+	j, err := yaml.YAMLToJSON(doc)
+	if err != nil {
+		return nil, err
+	}
+	var obj map[string]any
+	d := json.NewDecoder(bytes.NewReader(j))
+	d.UseNumber()
+	if err := d.Decode(&obj); err != nil {
+		return nil, err
+	}
+	out := map[string][]byte{}
+	add := func(desc string, m map[string]any) {
+		b, err := json.Marshal(m)
+		if err == nil {
+			out[desc] = b
+		}
+	}
+	var walk func(path []any)
+	walk = func(path []any) {
+		v := getPath(obj, path)
+		where := pathString(path)
+		if len(path) > 1 {
+			add(where+" removed", withPath(obj, path, nil, true))
+		}
+		switch v := v.(type) {
+		case map[string]any:
+			add(where+" +bogusField", withPath(obj, append(clonePath(path), "bogusField"), "x", false))
+			keys := make([]string, 0, len(v))
+			for k := range v {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				walk(append(clonePath(path), k))
+			}
+		case []any:
+			add(where+" = []", withPath(obj, path, []any{}, false))
+			if len(v) > 0 {
+				add(where+" first repeated", withPath(obj, path, append(append([]any{}, v...), v[0]), false))
+				for i := range v {
+					walk(append(clonePath(path), i))
+				}
+			}
+		default:
+			for _, r := range awkward {
+				add(fmt.Sprintf("%s = %s", where, mustJSON(r)), withPath(obj, path, r, false))
+			}
+		}
+	}
+	walk([]any{"spec"})
+	return out, nil
+}
+
+// awkward values a scalar is replaced with.
+var awkward = []any{"", "*", "(", "a b", "UNKNOWN", "1.2.3.4/40", "/x", "-1s", "0s", "1h",
+	json.Number("0"), json.Number("-1"), json.Number("65536"), json.Number("4294967296"), json.Number("1.5"),
+	true, map[string]any{}, []any{}}
+
+func mustJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+func clonePath(p []any) []any { return append([]any(nil), p...) }
+
+func pathString(p []any) string {
+	var b strings.Builder
+	for i, e := range p {
+		switch e := e.(type) {
+		case int:
+			fmt.Fprintf(&b, "[%d]", e)
+		default:
+			if i > 0 {
+				b.WriteByte('.')
+			}
+			fmt.Fprint(&b, e)
+		}
+	}
+	return b.String()
+}
+
+func getPath(v any, p []any) any {
+	for _, e := range p {
+		switch e := e.(type) {
+		case string:
+			m, _ := v.(map[string]any)
+			v = m[e]
+		case int:
+			l, _ := v.([]any)
+			v = l[e]
+		}
+	}
+	return v
+}
+
+// withPath returns a deep copy of obj with the value at p set to v (or removed).
+func withPath(obj map[string]any, p []any, v any, remove bool) map[string]any {
+	c := deepCopy(obj).(map[string]any)
+	var parent any = c
+	for _, e := range p[:len(p)-1] {
+		parent = getPath(parent, []any{e})
+	}
+	switch last := p[len(p)-1].(type) {
+	case string:
+		m := parent.(map[string]any)
+		if remove {
+			delete(m, last)
+		} else {
+			m[last] = v
+		}
+	case int:
+		l := parent.([]any)
+		if remove {
+			// removing an item is setting its parent to the list without it
+			nl := append(append([]any{}, l[:last]...), l[last+1:]...)
+			return withPath(c, p[:len(p)-1], nl, false)
+		}
+		l[last] = v
+	}
+	return c
+}
+
+func deepCopy(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		c := make(map[string]any, len(v))
+		for k, e := range v {
+			c[k] = deepCopy(e)
+		}
+		return c
+	case []any:
+		c := make([]any, len(v))
+		for i, e := range v {
+			c[i] = deepCopy(e)
+		}
+		return c
+	default:
+		return v
+	}
+}
+
+// TestIstioAgreesOnMutations: for documents derived from the corpus with one change
+// each, navarch accepts exactly what Istio's own validation accepts.
+func TestIstioAgreesOnMutations(t *testing.T) {
+	o := istioOracle(t)
+	docs := map[string][]byte{}
+	for id, doc := range corpusDocuments(t) {
+		if istioRejectsCorpus[id] {
+			continue
+		}
+		ms, err := mutations(doc)
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		for desc, m := range ms {
+			docs[id+": "+desc] = m
+		}
+	}
+	verdicts := o.judge(t, docs)
+	var disagree []string
+	for id, doc := range docs {
+		nerr := navarchJudges(doc)
+		v := verdicts[id]
+		if (nerr == nil) != v.Valid {
+			if nerr != nil {
+				disagree = append(disagree, fmt.Sprintf("%s\n\tIstio accepts; navarch: %v", id, nerr))
+			} else {
+				disagree = append(disagree, fmt.Sprintf("%s\n\tnavarch accepts; Istio: %s", id, v.Error))
+			}
+		}
+	}
+	sort.Strings(disagree)
+	t.Logf("%d documents, %d disagreements", len(docs), len(disagree))
+	for _, d := range disagree {
+		t.Error(d)
+	}
+}
