@@ -113,18 +113,18 @@ func validateLabels(p *problems, path string, labels map[string]string) {
 	}
 }
 
-// validateSelectorLabels checks the labels of a workload selector: valid labels, and
-// no wildcards, which Istio rejects explicitly.
+// validateSelectorLabels checks the labels of a workload selector as Istio does: no
+// empty keys and no wildcards. Keys and values are not otherwise checked (a
+// selector with labels no workload can carry selects nothing).
 func validateSelectorLabels(p *problems, path string, labels map[string]string) {
-	rest := make(map[string]string, len(labels))
 	for _, k := range sortedKeys(labels) {
-		if strings.Contains(k, "*") || strings.Contains(labels[k], "*") {
+		switch {
+		case k == "":
+			p.add(path, "empty keys are not supported in selectors")
+		case strings.Contains(k, "*") || strings.Contains(labels[k], "*"):
 			p.add(mapKey(path, k), "wildcards are not supported in selectors, got %s=%s", k, labels[k])
-			continue
 		}
-		rest[k] = labels[k]
 	}
-	validateLabels(p, path, rest)
 }
 
 // hostError checks a DNS name that may start with a wildcard label ("*", "*.foo.com",

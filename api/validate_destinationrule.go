@@ -82,10 +82,10 @@ func validatePortTrafficPolicy(p *problems, path string, t *networking.TrafficPo
 		p.add(path, "must not be null")
 		return
 	}
+	// The port's number is not checked, as Istio does not check it: settings for a
+	// port the service does not have apply to nothing.
 	if t.Port == nil {
 		p.add(field(path, "port"), "required")
-	} else {
-		validatePort(p, field(path, "port.number"), t.Port.Number)
 	}
 	if t.LoadBalancer == nil && t.ConnectionPool == nil && t.OutlierDetection == nil && t.Tls == nil {
 		p.add(path, "must set at least one of loadBalancer, connectionPool, outlierDetection and tls")
@@ -139,7 +139,10 @@ func validateConnectionPool(p *problems, path string, c *networking.ConnectionPo
 		validateNonNegative(p, field(tp, "maxConnections"), t.MaxConnections)
 		validateDuration(p, field(tp, "connectTimeout"), t.ConnectTimeout)
 		validateDuration(p, field(tp, "maxConnectionDuration"), t.MaxConnectionDuration)
-		validateDuration(p, field(tp, "idleTimeout"), t.IdleTimeout)
+		// tcp.idleTimeout 0s is accepted, as Istio accepts it (no idle timeout).
+		if d := t.IdleTimeout; d != nil && (d.CheckValid() != nil || d.AsDuration() != 0) {
+			validateDuration(p, field(tp, "idleTimeout"), d)
+		}
 		if ka := t.TcpKeepalive; ka != nil {
 			validateDuration(p, field(tp, "tcpKeepalive.time"), ka.Time)
 			validateDuration(p, field(tp, "tcpKeepalive.interval"), ka.Interval)
@@ -186,6 +189,9 @@ func validateLoadBalancer(p *problems, path string, lb *networking.LoadBalancerS
 	//lint:ignore SA1019 deprecated in favour of warmup, but still accepted
 	validateDuration(p, field(path, "warmupDurationSecs"), lb.WarmupDurationSecs)
 	if w := lb.Warmup; w != nil {
+		if w.Duration == nil {
+			p.add(field(path, "warmup.duration"), "required")
+		}
 		validateDuration(p, field(path, "warmup.duration"), w.Duration)
 	}
 }

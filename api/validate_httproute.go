@@ -47,9 +47,8 @@ func validateHTTPRouteConflicts(p *problems, path string, h *networking.HTTPRout
 		if delegateVS {
 			p.add(field(path, "delegate"), "must not be set in a delegate VirtualService (delegation is one level deep)")
 		}
-		if h.Delegate.Name == "" {
-			p.add(field(path, "delegate.name"), "required")
-		}
+		// An empty delegate.name is accepted, as Istio accepts it: it names no
+		// VirtualService, and the route is left out.
 		if h.Redirect != nil || len(h.Route) > 0 {
 			p.add(path, "a route that delegates must not set route or redirect")
 		}
@@ -313,7 +312,7 @@ func validateRedirect(p *problems, path string, r *networking.HTTPRedirect) {
 	if r.Scheme != "" && r.Scheme != "http" && r.Scheme != "https" {
 		p.add(field(path, "scheme"), "must be \"http\" or \"https\", got %q", r.Scheme)
 	}
-	if port, ok := r.RedirectPort.(*networking.HTTPRedirect_Port); ok {
+	if port, ok := r.RedirectPort.(*networking.HTTPRedirect_Port); ok && port.Port != 0 { // 0: the request's port
 		validatePort(p, field(path, "port"), port.Port)
 	}
 }

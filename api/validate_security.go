@@ -227,8 +227,8 @@ func validateRequestAuthentication(p *problems, ra *security.RequestAuthenticati
 			p.add(rp, "must not be null")
 			continue
 		}
-		if r.Issuer == "" {
-			p.add(field(rp, "issuer"), "required")
+		if r.Issuer == "" && r.JwksUri == "" {
+			p.add(field(rp, "issuer"), "required unless jwksUri is set")
 		}
 		if r.JwksUri != "" {
 			if u, err := url.Parse(r.JwksUri); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -247,9 +247,7 @@ func validateRequestAuthentication(p *problems, ra *security.RequestAuthenticati
 				p.add(index(field(rp, "fromHeaders"), j)+".name", "required")
 			}
 		}
-		if r.OutputPayloadToHeader != "" && !headerToken(r.OutputPayloadToHeader) {
-			p.add(field(rp, "outputPayloadToHeader"), "invalid header name %q", r.OutputPayloadToHeader)
-		}
+		// outputPayloadToHeader is not checked: Istio accepts any string.
 		for j, c := range r.OutputClaimToHeaders {
 			cp := index(field(rp, "outputClaimToHeaders"), j)
 			switch {

@@ -135,6 +135,8 @@ func validateEndpoint(p *problems, path string, e *networking.WorkloadEntry, por
 	}
 	ap := field(path, "address")
 	switch {
+	case e.Address == "" && dns:
+		p.add(ap, "required with resolution DNS: a host name or an IP address to resolve")
 	case e.Address == "":
 		if e.Network == "" {
 			p.add(ap, "required unless network is set")
@@ -164,9 +166,7 @@ func validateEndpoint(p *problems, path string, e *networking.WorkloadEntry, por
 		validatePort(p, pp, e.Ports[name])
 	}
 	validateLabels(p, field(path, "labels"), e.Labels)
-	if e.ServiceAccount != "" && !isDNSSubdomain(e.ServiceAccount) {
-		p.add(field(path, "serviceAccount"), "%q is not a valid service account name (a DNS-1123 subdomain)", e.ServiceAccount)
-	}
+	// serviceAccount is not checked, as Istio does not check it.
 }
 
 // validateEndpointWeights checks that the weights of the endpoints fit Envoy's

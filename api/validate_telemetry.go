@@ -82,8 +82,7 @@ func validateCustomTag(p *problems, path, name string, tag *telemetry.Tracing_Cu
 		p.add(path, "tag name must not be empty")
 	}
 	switch t := tag.GetType().(type) {
-	case nil:
-		p.add(path, "one of literal, environment, header and formatter is required")
+	case nil: // accepted, as Istio accepts it: the tag is not added
 	case *telemetry.Tracing_CustomTag_Literal:
 		if t.Literal.GetValue() == "" {
 			p.add(field(path, "literal.value"), "required")

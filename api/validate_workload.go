@@ -33,9 +33,8 @@ func validateWorkloadEntry(p *problems, path string, we *networking.WorkloadEntr
 		validatePort(p, pp, we.Ports[name])
 	}
 	validateLabels(p, field(path, "labels"), we.Labels)
-	if we.ServiceAccount != "" && !isDNSSubdomain(we.ServiceAccount) {
-		p.add(field(path, "serviceAccount"), "%q is not a valid service account name (a DNS-1123 subdomain)", we.ServiceAccount)
-	}
+	// serviceAccount is not checked, as Istio does not check it; a join token is
+	// refused for a group whose service account cannot be a SPIFFE identity.
 }
 
 func validateWorkloadGroup(p *problems, wg *networking.WorkloadGroup) {

@@ -85,6 +85,31 @@ func (w walker) message(path string, v any, m protoreflect.Message) {
 			oneofs[od.Name()] = fd.JSONName()
 		}
 		w.field(fpath, val, m, fd)
+		if reason, ok := presentRules[fd.FullName()]; ok && !present(m, fd) {
+			w.p.add(fpath, "%s", reason)
+		}
+	}
+}
+
+// presentRules are constraints Istio's CRDs put on a field that is given, which
+// its proto cannot tell from a field left out (the zero value): the API server
+// refuses `issuer: ""`, `portLevelMtls: {}` and `targetPort: 0`.
+var presentRules = map[protoreflect.FullName]string{
+	"istio.security.v1beta1.JWTRule.issuer":                     "must not be empty (leave it out instead)",
+	"istio.security.v1beta1.JWTRule.jwks_uri":                   "must not be empty (leave it out instead)",
+	"istio.security.v1beta1.PeerAuthentication.port_level_mtls": "must set at least one port (leave it out instead)",
+	"istio.networking.v1alpha3.ServicePort.target_port":         "must be 1-65535, got 0 (leave it out instead)",
+}
+
+// present reports whether m holds a value other than the zero value in fd.
+func present(m protoreflect.Message, fd protoreflect.FieldDescriptor) bool {
+	switch {
+	case fd.IsMap():
+		return m.Get(fd).Map().Len() > 0
+	case fd.IsList():
+		return m.Get(fd).List().Len() > 0
+	default:
+		return m.Has(fd)
 	}
 }
 

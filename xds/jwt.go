@@ -89,13 +89,19 @@ func buildJWT(ctx *Context, ns string, labels map[string]string) (*hcmv3.HttpFil
 	var names []string
 	for _, r := range selectedPolicies(ctx, api.RequestAuthentication, ns, labels) {
 		for i, rule := range r.Spec.(*security.RequestAuthentication).JwtRules {
-			name := rule.Issuer
+			base := rule.Issuer
+			if base == "" { // a rule with only jwksUri: tokens of any issuer its keys verify
+				base = "jwks:" + rule.JwksUri
+			}
+			name := base
 			for n := 1; providers[name] != nil; n++ {
-				name = rule.Issuer + "#" + strconv.Itoa(n)
+				name = base + "#" + strconv.Itoa(n)
 			}
 			providers[name] = jwtProvider(ctx, fmt.Sprintf("RequestAuthentication %s/%s spec.jwtRules[%d]", r.Meta.Namespace, r.Meta.Name, i), rule)
 			names = append(names, name)
-			ra.issuers = append(ra.issuers, rule.Issuer)
+			if rule.Issuer != "" {
+				ra.issuers = append(ra.issuers, rule.Issuer)
+			}
 		}
 	}
 	slices.Sort(ra.issuers)
@@ -124,16 +130,23 @@ func buildJWT(ctx *Context, ns string, labels map[string]string) (*hcmv3.HttpFil
 // under name.
 func jwtProvider(ctx *Context, name string, rule *security.JWTRule) *jwtv3.JwtProvider {
 	p := &jwtv3.JwtProvider{
-		Issuer:               rule.Issuer,
-		Audiences:            rule.Audiences,
-		Forward:              rule.ForwardOriginalToken,
-		FromParams:           rule.FromParams,
-		FromCookies:          rule.FromCookies,
-		ForwardPayloadHeader: rule.OutputPayloadToHeader,
-		PayloadInMetadata:    rule.Issuer,
+		Issuer:            rule.Issuer,
+		Audiences:         rule.Audiences,
+		Forward:           rule.ForwardOriginalToken,
+		FromParams:        rule.FromParams,
+		FromCookies:       rule.FromCookies,
+		PayloadInMetadata: rule.Issuer, // empty (no issuer): not kept, no policy can name it
 		// Scopes and permissions are space-separated strings in tokens; as lists in the
 		// metadata, a when-condition can match one of them.
 		NormalizePayloadInMetadata: &jwtv3.JwtProvider_NormalizePayload{SpaceDelimitedClaims: spaceDelimited(rule.SpaceDelimitedClaims)},
+	}
+	// Istio accepts any outputPayloadToHeader; one Envoy would refuse is left out.
+	if h := rule.OutputPayloadToHeader; h != "" {
+		if envoyHeaderName(h) {
+			p.ForwardPayloadHeader = h
+		} else {
+			ctx.skip(name, fmt.Errorf("outputPayloadToHeader %q is not a header name; the payload is not forwarded", h))
+		}
 	}
 	for _, h := range rule.FromHeaders {
 		p.FromHeaders = append(p.FromHeaders, &jwtv3.JwtHeader{Name: h.Name, ValuePrefix: h.Prefix})
@@ -355,3 +368,7 @@ func (ra *requestAuth) claimCondition(c *security.Condition) (*rbacv3.Principal,
 	}
 	return valuesPrincipal(c, f), true
 }
+
+// envoyHeaderName reports whether Envoy's validation takes h as a header name to
+// write (it refuses NUL, CR and LF only).
+func envoyHeaderName(h string) bool { return !strings.ContainsAny(h, "\x00\r\n") }

@@ -334,3 +334,45 @@ func TestSpaceDelimitedClaims(t *testing.T) {
 		t.Errorf("got %v, want Istio's two and the rule's own", got)
 	}
 }
+
+// TestJWTRulesIstioAcceptsAsTheyAre: a rule with a jwksUri and no issuer (tokens
+// of any issuer its keys verify) gets a provider of its own, named after the key
+// set; a payload header Envoy would refuse is left out, not sent to the proxy.
+func TestJWTRulesIstioAcceptsAsTheyAre(t *testing.T) {
+	snap := snapshotOf(t, `
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: any-issuer, namespace: shop}
+spec:
+  selector: {matchLabels: {app: orders}}
+  jwtRules:
+  - jwks: '`+unusableJWKS+`'
+    issuer: https://a.example.com
+    outputPayloadToHeader: "x-payload\nx-injected: 1"
+  - jwksUri: https://keys.example.com/jwks.json
+`)
+	sidecar := grpcProxy("shop", map[string]string{"app": "orders"})
+	sidecar.Generator = ""
+	ctx := newContext(snap, sidecar, "cluster.local", "istio-system")
+	f, ra := jwtFor(ctx, "shop", sidecar.Labels)
+	if f == nil {
+		t.Fatal("no jwt_authn filter")
+	}
+	var jwt jwtv3.JwtAuthentication
+	if err := f.GetTypedConfig().UnmarshalTo(&jwt); err != nil {
+		t.Fatal(err)
+	}
+	if err := jwt.Validate(); err != nil {
+		t.Fatalf("Envoy would refuse the filter: %v", err)
+	}
+	p := jwt.Providers["jwks:https://keys.example.com/jwks.json"]
+	if p == nil || p.Issuer != "" || p.PayloadInMetadata != "" {
+		t.Fatalf("the issuer-less rule's provider: %v (providers %v)", p, jwt.Providers)
+	}
+	if got := jwt.Providers["https://a.example.com"].GetForwardPayloadHeader(); got != "" {
+		t.Errorf("a payload header with a line break reached the proxy: %q", got)
+	}
+	if strings.Join(ra.issuers, ",") != "https://a.example.com" {
+		t.Errorf("issuers %v, want the one named", ra.issuers)
+	}
+}
