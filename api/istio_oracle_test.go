@@ -199,6 +199,15 @@ func mutations(doc []byte) (map[string][]byte, error) {
 				keys = append(keys, k)
 			}
 			sort.Strings(keys)
+			// a key renamed (its first): what it means where the map is a label set
+			// or a port map
+			if len(keys) > 0 {
+				k := keys[0]
+				for _, nk := range []string{"", "*", "a b", "-a", "A/b/c", "0", "70000"} {
+					renamed := withPath(obj, append(clonePath(path), k), nil, true)
+					add(fmt.Sprintf("%s key %q renamed %q", where, k, nk), withPath(renamed, append(clonePath(path), nk), v[k], false))
+				}
+			}
 			for _, k := range keys {
 				walk(append(clonePath(path), k))
 			}
@@ -221,9 +230,10 @@ func mutations(doc []byte) (map[string][]byte, error) {
 }
 
 // awkward values a scalar is replaced with.
-var awkward = []any{"", "*", "(", "a b", "UNKNOWN", "1.2.3.4/40", "/x", "-1s", "0s", "1h",
-	json.Number("0"), json.Number("-1"), json.Number("65536"), json.Number("4294967296"), json.Number("1.5"),
-	true, map[string]any{}, []any{}}
+var awkward = []any{"", "*", "(", "a b", "UNKNOWN", "1.2.3.4/40", "/x", "-1s", "0s", "1h", "0.5ms",
+	"A_B", "a.b", "-a", "unix:///tmp/s", "10.0.0.0/8", "::1", "https://h/p", strings.Repeat("x", 64),
+	json.Number("0"), json.Number("-1"), json.Number("1"), json.Number("101"), json.Number("65536"),
+	json.Number("4294967296"), json.Number("1.5"), true, map[string]any{}, []any{}}
 
 func mustJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
 

@@ -73,6 +73,11 @@ func labelNameError(s string, value bool) string {
 	if len(s) > maxLabelLength {
 		return fmt.Sprintf("must be at most %d characters, got %d", maxLabelLength, len(s))
 	}
+	return labelCharsError(s)
+}
+
+// labelCharsError checks the characters of a non-empty label name or value.
+func labelCharsError(s string) string {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if isAlnum(c, true) {
@@ -113,6 +118,23 @@ func validateLabels(p *problems, path string, labels map[string]string) {
 	}
 }
 
+// validateSpecLabels checks labels in a spec (subset, endpoint and source labels)
+// as Istio's labels.Instance.Validate does: keys as Kubernetes', values of the same
+// characters but of any length.
+func validateSpecLabels(p *problems, path string, labels map[string]string) {
+	for _, k := range sortedKeys(labels) {
+		if reason := labelKeyError(k); reason != "" {
+			p.add(path, "invalid label key %q: %s", k, reason)
+		}
+		if v := labels[k]; v == "" {
+			continue
+		}
+		if reason := labelCharsError(labels[k]); reason != "" {
+			p.add(mapKey(path, k), "invalid label value %q: %s", labels[k], reason)
+		}
+	}
+}
+
 // validateSelectorLabels checks the labels of a workload selector as Istio does: no
 // empty keys and no wildcards. Keys and values are not otherwise checked (a
 // selector with labels no workload can carry selects nothing).
@@ -123,6 +145,8 @@ func validateSelectorLabels(p *problems, path string, labels map[string]string) 
 			p.add(path, "empty keys are not supported in selectors")
 		case strings.Contains(k, "*") || strings.Contains(labels[k], "*"):
 			p.add(mapKey(path, k), "wildcards are not supported in selectors, got %s=%s", k, labels[k])
+		case len(labels[k]) > maxLabelLength: // Istio's CRDs
+			p.add(mapKey(path, k), "must be at most %d characters, got %d", maxLabelLength, len(labels[k]))
 		}
 	}
 }

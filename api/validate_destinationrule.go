@@ -26,7 +26,7 @@ func validateDestinationRule(p *problems, namespace string, dr *networking.Desti
 		if _, dup := seen[s.Name]; !dup {
 			seen[s.Name] = i
 		}
-		validateLabels(p, field(sp, "labels"), s.Labels)
+		validateSpecLabels(p, field(sp, "labels"), s.Labels)
 		validateTrafficPolicy(p, field(sp, "trafficPolicy"), s.TrafficPolicy)
 	}
 	validateExportTo(p, "spec.exportTo", namespace, dr.ExportTo, false)
@@ -139,9 +139,9 @@ func validateConnectionPool(p *problems, path string, c *networking.ConnectionPo
 		validateNonNegative(p, field(tp, "maxConnections"), t.MaxConnections)
 		validateDuration(p, field(tp, "connectTimeout"), t.ConnectTimeout)
 		validateDuration(p, field(tp, "maxConnectionDuration"), t.MaxConnectionDuration)
-		// tcp.idleTimeout 0s is accepted, as Istio accepts it (no idle timeout).
-		if d := t.IdleTimeout; d != nil && (d.CheckValid() != nil || d.AsDuration() != 0) {
-			validateDuration(p, field(tp, "idleTimeout"), d)
+		// tcp.idleTimeout is any non-negative duration, as Istio has it (0s: none).
+		if d := t.IdleTimeout; d != nil && (d.CheckValid() != nil || d.AsDuration() < 0) {
+			p.add(field(tp, "idleTimeout"), "must be a non-negative duration, got %s", d.AsDuration())
 		}
 		if ka := t.TcpKeepalive; ka != nil {
 			validateDuration(p, field(tp, "tcpKeepalive.time"), ka.Time)
@@ -180,7 +180,7 @@ func validateLoadBalancer(p *problems, path string, lb *networking.LoadBalancerS
 				p.add(tp, "required")
 			case m.TableSize >= maxMaglevTableSize:
 				p.add(tp, "must be less than %d, got %d", maxMaglevTableSize, m.TableSize)
-			case !isPrime(m.TableSize):
+			case !isPrime(m.TableSize) && m.TableSize != 1: // Istio's check takes 1 for a prime
 				p.add(tp, "must be a prime number, got %d", m.TableSize)
 			}
 		}

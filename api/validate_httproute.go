@@ -106,7 +106,7 @@ func validateHTTPMatch(p *problems, path string, m *networking.HTTPMatchRequest,
 	if m.Port != 0 {
 		validatePort(p, field(path, "port"), m.Port)
 	}
-	validateLabels(p, field(path, "sourceLabels"), m.SourceLabels)
+	validateSpecLabels(p, field(path, "sourceLabels"), m.SourceLabels)
 	validateGatewayNames(p, field(path, "gateways"), m.Gateways)
 	if m.SourceNamespace != "" && !dnsLabel(m.SourceNamespace, true) {
 		p.add(field(path, "sourceNamespace"), "%q is not a namespace name (a DNS-1123 label)", m.SourceNamespace)
@@ -144,8 +144,8 @@ func validateMatchHeaderName(p *problems, path, name string, toGateway bool) {
 		}
 		return
 	}
-	if !headerToken(name) {
-		p.add(path, "invalid header name %q: must be alphanumerics, '-' and '_'", name)
+	if !headerToken(name) && !pseudoHeaders[name] {
+		p.add(path, "invalid header name %q: must be a token (alphanumerics and !#$%%&'*+-.^_`|~) or a pseudo-header", name)
 	}
 }
 
@@ -156,19 +156,22 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 	return s, false
 }
 
-// headerToken reports whether name is a header name Istio accepts in matches:
-// alphanumerics, '-' and '_'.
+// headerToken reports whether name is a header name Istio accepts: an RFC 7230
+// token (alphanumerics and !#$%&'*+-.^_`|~).
 func headerToken(name string) bool {
 	if name == "" {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
-		if !isAlnum(name[i], true) && name[i] != '-' && name[i] != '_' {
+		if !isAlnum(name[i], true) && !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(name[i])) {
 			return false
 		}
 	}
 	return true
 }
+
+// pseudoHeaders are the HTTP/2 pseudo-headers a match may name.
+var pseudoHeaders = map[string]bool{":method": true, ":scheme": true, ":authority": true, ":path": true, ":status": true}
 
 func validateCORSPolicy(p *problems, path string, c *networking.CorsPolicy) {
 	if c == nil {
@@ -199,7 +202,7 @@ func validateCORSPolicy(p *problems, path string, c *networking.CorsPolicy) {
 	for _, list := range []named[[]string]{{"allowHeaders", c.AllowHeaders}, {"exposeHeaders", c.ExposeHeaders}} {
 		for i, h := range list.value {
 			if h != "*" && !headerToken(h) {
-				p.add(index(field(path, list.name), i), "invalid header name %q: must be \"*\" or alphanumerics, '-' and '_'", h)
+				p.add(index(field(path, list.name), i), "invalid header name %q: must be \"*\" or a token (alphanumerics and !#$%%&'*+-.^_`|~)", h)
 			}
 		}
 	}

@@ -253,10 +253,21 @@ func validateRequestAuthentication(p *problems, ra *security.RequestAuthenticati
 			switch {
 			case c.GetClaim() == "" || c.GetHeader() == "":
 				p.add(cp, "claim and header are both required")
-			case !headerToken(c.Header):
+			case !claimHeaderName(c.Header):
 				p.add(field(cp, "header"), "invalid header name %q", c.Header)
 			}
 		}
 		validateDuration(p, field(rp, "timeout"), r.Timeout)
 	}
+}
+
+// claimHeaderName reports whether name is a header Istio's CRDs let a claim be
+// copied to: alphanumerics, '-' and '_'.
+func claimHeaderName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if !isAlnum(name[i], true) && name[i] != '-' && name[i] != '_' {
+			return false
+		}
+	}
+	return name != ""
 }

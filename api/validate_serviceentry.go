@@ -165,7 +165,7 @@ func validateEndpoint(p *problems, path string, e *networking.WorkloadEntry, por
 		}
 		validatePort(p, pp, e.Ports[name])
 	}
-	validateLabels(p, field(path, "labels"), e.Labels)
+	validateSpecLabels(p, field(path, "labels"), e.Labels)
 	// serviceAccount is not checked, as Istio does not check it.
 }
 

@@ -202,7 +202,7 @@ func validateL4Match(p *problems, path string, subnets []string, port uint32, so
 	if port != 0 {
 		validatePort(p, field(path, "port"), port)
 	}
-	validateLabels(p, field(path, "sourceLabels"), sourceLabels)
+	validateSpecLabels(p, field(path, "sourceLabels"), sourceLabels)
 	validateGatewayNames(p, field(path, "gateways"), gateways)
 }
 

@@ -32,7 +32,7 @@ func validateWorkloadEntry(p *problems, path string, we *networking.WorkloadEntr
 		}
 		validatePort(p, pp, we.Ports[name])
 	}
-	validateLabels(p, field(path, "labels"), we.Labels)
+	validateSpecLabels(p, field(path, "labels"), we.Labels)
 	// serviceAccount is not checked, as Istio does not check it; a join token is
 	// refused for a group whose service account cannot be a SPIFFE identity.
 }
@@ -44,12 +44,8 @@ func validateWorkloadGroup(p *problems, wg *networking.WorkloadGroup) {
 		validateWorkloadEntry(p, "spec.template", wg.Template, false)
 	}
 	if m := wg.Metadata; m != nil {
-		validateLabels(p, "spec.metadata.labels", m.Labels)
-		for _, k := range sortedKeys(m.Annotations) {
-			if reason := labelKeyError(strings.ToLower(k)); reason != "" {
-				p.add("spec.metadata.annotations", "invalid annotation key %q: %s", k, reason)
-			}
-		}
+		validateSpecLabels(p, "spec.metadata.labels", m.Labels)
+		// spec.metadata.annotations are not checked, as Istio does not check them.
 	}
 	validateProbe(p, "spec.probe", wg.Probe)
 }
@@ -74,8 +70,8 @@ func validateProbe(p *problems, path string, probe *networking.ReadinessProbe) {
 			p.add(field(hp, "scheme"), "must be HTTP or HTTPS, got %q", s)
 		}
 		for i, h := range m.HttpGet.HttpHeaders {
-			if h == nil || !headerToken(h.Name) {
-				p.add(index(field(hp, "httpHeaders"), i), "invalid header name %q", h.GetName())
+			if h == nil || !probeHeaderName(h.Name) {
+				p.add(index(field(hp, "httpHeaders"), i), "invalid header name %q: must be alphanumerics and '-'", h.GetName())
 			}
 		}
 	case *networking.ReadinessProbe_TcpSocket:
@@ -97,4 +93,18 @@ func validateProbe(p *problems, path string, probe *networking.ReadinessProbe) {
 	default:
 		p.add(path, "one of httpGet, tcpSocket, exec and grpc is required")
 	}
+}
+
+// probeHeaderName reports whether name is a header name Istio accepts in a probe:
+// alphanumerics and '-'.
+func probeHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if !isAlnum(name[i], true) && name[i] != '-' {
+			return false
+		}
+	}
+	return true
 }

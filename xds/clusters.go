@@ -135,7 +135,7 @@ func applyEnvoyLoadBalancer(c *clusterv3.Cluster, lb *networking.LoadBalancerSet
 	if m := lb.GetConsistentHash().GetMaglev(); m != nil {
 		c.LbPolicy = clusterv3.Cluster_MAGLEV
 		c.LbConfig = nil
-		if m.TableSize > 0 {
+		if m.TableSize > 1 { // 1, which Istio accepts, is not a prime: Envoy's default size instead
 			c.LbConfig = &clusterv3.Cluster_MaglevLbConfig_{MaglevLbConfig: &clusterv3.Cluster_MaglevLbConfig{TableSize: wrapperspb.UInt64(m.TableSize)}}
 		}
 		return
