@@ -16,8 +16,22 @@
 //
 // Specs are decoded by walking the JSON tree against the spec message's protoreflect
 // descriptor (walk.go), which reads fields the way Istio's own decoder does (JSON or
-// proto field names, enums by name or number, durations such as "1m" or "1h30m")
-// but reports every unknown field and wrong type with its path.
+// proto field names, durations such as "1m" or "1h30m") but reports every unknown
+// field and wrong type with its path, and, as the API server does with Istio's CRDs,
+// takes enums by name only and refuses some fields given empty (presentRules).
+//
+// The rule is Istio's: accept what Istio accepts when the document is applied to a
+// Kubernetes cluster with Istio (its CRDs' schemas and CEL rules, then istiod's
+// webhook), reject what it rejects. istio_oracle_test.go holds navarch to it: it runs
+// Istio's own validation (istio-validate, built by `make peers` from
+// e2e/peers/istio) on Istio's test corpus, on testdata/oracle-seeds.yaml (every kind,
+// most fields) and on some 40,000 documents derived from them with one change each
+// (a value made empty, negative, out of range, of the wrong type, a bad regex; a
+// field or key removed, renamed or added), and fails on any disagreement. Where
+// Istio accepts what a proxy would refuse (a Maglev table of 1, a payload header
+// with a line break), navarch accepts it too and the translation leaves it out.
+// The one deliberate difference: HTTPRoute's removed websocketUpgrade is accepted
+// and dropped (corpus_test.go says why).
 //
 // Nothing in this package does I/O; every function is safe for concurrent use.
 package api
