@@ -109,18 +109,35 @@ func validateServerTLS(p *problems, path string, t *networking.ServerTLSSettings
 		}
 		return
 	case networking.ServerTLSSettings_SIMPLE, networking.ServerTLSSettings_MUTUAL, networking.ServerTLSSettings_OPTIONAL_MUTUAL:
-		if hasCredential || hasCerts {
+		if hasCredential {
 			break
 		}
 		mode := t.Mode.String()
-		if t.ServerCertificate == "" {
-			p.add(field(path, "serverCertificate"), "required for %s TLS unless credentialName is set", mode)
-		}
-		if t.PrivateKey == "" {
-			p.add(field(path, "privateKey"), "required for %s TLS unless credentialName is set", mode)
-		}
 		if t.Mode != networking.ServerTLSSettings_SIMPLE && t.CaCertificates == "" {
 			p.add(field(path, "caCertificates"), "required for %s TLS unless credentialName is set", mode)
+		}
+		if !hasCerts {
+			if t.ServerCertificate == "" {
+				p.add(field(path, "serverCertificate"), "required for %s TLS unless credentialName or tlsCertificates is set", mode)
+			}
+			if t.PrivateKey == "" {
+				p.add(field(path, "privateKey"), "required for %s TLS unless credentialName or tlsCertificates is set", mode)
+			}
+			break
+		}
+		for i, c := range t.TlsCertificates {
+			cp := index(field(path, "tlsCertificates"), i)
+			if c.GetServerCertificate() == "" {
+				p.add(field(cp, "serverCertificate"), "required for %s TLS", mode)
+			}
+			if c.GetPrivateKey() == "" {
+				p.add(field(cp, "privateKey"), "required for %s TLS", mode)
+			}
+		}
+	}
+	for _, l := range []named[int]{{"credentialNames", len(t.CredentialNames)}, {"tlsCertificates", len(t.TlsCertificates)}} {
+		if l.value > 2 { // Istio's CRDs: one RSA and one ECDSA certificate at most
+			p.add(field(path, l.name), "must have at most 2 items, got %d", l.value)
 		}
 	}
 	if t.CaCrl != "" {

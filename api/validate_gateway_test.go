@@ -39,7 +39,7 @@ func TestValidateRejectsInvalidGateways(t *testing.T) {
 		{name: "a partial wildcard", kind: gw, spec: gwServer(`{` + httpPort + `, hosts: ["*foo.com"]}`),
 			field: "spec.servers[0].hosts[0]", reason: "partial wildcard"},
 		{name: "SIMPLE without a certificate", kind: gw, spec: gwServer(`{` + httpsPort + `, hosts: ["*"], tls: {mode: SIMPLE, privateKey: /k.pem}}`),
-			field: "spec.servers[0].tls.serverCertificate", reason: "required for SIMPLE TLS unless credentialName is set"},
+			field: "spec.servers[0].tls.serverCertificate", reason: "required for SIMPLE TLS unless credentialName or tlsCertificates is set"},
 		{name: "SIMPLE without a key", kind: gw, spec: gwServer(`{` + httpsPort + `, hosts: ["*"], tls: {mode: SIMPLE, serverCertificate: /c.pem}}`),
 			field: "spec.servers[0].tls.privateKey", reason: "required for SIMPLE TLS"},
 		{name: "MUTUAL without a CA", kind: gw, spec: gwServer(`{` + httpsPort + `, hosts: ["*"], tls: {mode: MUTUAL, serverCertificate: /c.pem, privateKey: /k.pem}}`),

@@ -241,7 +241,8 @@ func validateRequestAuthentication(p *problems, ra *security.RequestAuthenticati
 				p.add(field(rp, "jwks"), "must be a JSON Web Key Set (a JSON object): %v", err)
 			}
 		}
-		validateValueLists(p, rp, []named[[]string]{{"audiences", r.Audiences}, {"fromParams", r.FromParams}, {"fromCookies", r.FromCookies}})
+		validateValueLists(p, rp, []named[[]string]{{"audiences", r.Audiences}, {"fromParams", r.FromParams},
+			{"fromCookies", r.FromCookies}, {"spaceDelimitedClaims", r.SpaceDelimitedClaims}})
 		for j, h := range r.FromHeaders {
 			if h.GetName() == "" {
 				p.add(index(field(rp, "fromHeaders"), j)+".name", "required")

@@ -71,8 +71,15 @@ func validateIngressListener(p *problems, path string, in *networking.IstioIngre
 			p.add(field(tp, "httpsRedirect"), "is not supported on sidecar ingress")
 		case t.CredentialName != "":
 			p.add(field(tp, "credentialName"), "is not supported on sidecar ingress")
+		case len(t.CredentialNames) > 0:
+			p.add(field(tp, "credentialNames"), "is not supported on sidecar ingress")
+		case len(t.TlsCertificates) > 0:
+			p.add(field(tp, "tlsCertificates"), "is not supported on sidecar ingress")
 		case t.Mode == networking.ServerTLSSettings_ISTIO_MUTUAL || t.Mode == networking.ServerTLSSettings_AUTO_PASSTHROUGH:
 			p.add(field(tp, "mode"), "%s is not supported on sidecar ingress", t.Mode)
+		}
+		if !parseProtocol(in.Port.GetProtocol()).tls() {
+			p.add(tp, "TLS settings need an HTTPS or TLS port, got protocol %q", in.Port.GetProtocol())
 		}
 		validateServerTLS(p, tp, t)
 	}

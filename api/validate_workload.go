@@ -84,6 +84,11 @@ func validateProbe(p *problems, path string, probe *networking.ReadinessProbe) {
 		if len(m.Exec.GetCommand()) == 0 {
 			p.add(field(path, "exec.command"), "required")
 		}
+		for i, c := range m.Exec.GetCommand() {
+			if c == "" {
+				p.add(index(field(path, "exec.command"), i), "must not be empty")
+			}
+		}
 	case *networking.ReadinessProbe_Grpc:
 		if m.Grpc == nil {
 			p.add(field(path, "grpc"), "must not be null")
