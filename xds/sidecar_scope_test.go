@@ -194,7 +194,7 @@ spec:
   - {port: {number: 8080, protocol: HTTP, name: web}, defaultEndpoint: "127.0.0.1:18080", connectionPool: {tcp: {maxConnections: 5}}}
   - {port: {number: 9090, protocol: TCP, name: db}, defaultEndpoint: "0.0.0.0:19090"}
   - {port: {number: 7070, protocol: GRPC, name: api}, defaultEndpoint: "unix:///var/run/app.sock"}
-  - port: {number: 6060, protocol: HTTP, name: admin}
+  - port: {number: 6060, protocol: HTTPS, name: admin}
     defaultEndpoint: "127.0.0.1:16060"
     tls: {mode: SIMPLE, privateKey: /etc/app/key.pem, serverCertificate: /etc/app/cert.pem}
   inboundConnectionPool: {tcp: {maxConnections: 50}}
