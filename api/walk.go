@@ -95,10 +95,12 @@ func (w walker) message(path string, v any, m protoreflect.Message) {
 // its proto cannot tell from a field left out (the zero value): the API server
 // refuses `issuer: ""`, `portLevelMtls: {}` and `targetPort: 0`.
 var presentRules = map[protoreflect.FullName]string{
-	"istio.security.v1beta1.JWTRule.issuer":                     "must not be empty (leave it out instead)",
-	"istio.security.v1beta1.JWTRule.jwks_uri":                   "must not be empty (leave it out instead)",
-	"istio.security.v1beta1.PeerAuthentication.port_level_mtls": "must set at least one port (leave it out instead)",
-	"istio.networking.v1alpha3.ServicePort.target_port":         "must be 1-65535, got 0 (leave it out instead)",
+	"istio.security.v1beta1.JWTRule.issuer":                        "must not be empty (leave it out instead)",
+	"istio.security.v1beta1.JWTRule.jwks_uri":                      "must not be empty (leave it out instead)",
+	"istio.security.v1beta1.PeerAuthentication.port_level_mtls":    "must set at least one port (leave it out instead)",
+	"istio.networking.v1alpha3.ServicePort.target_port":            "must be 1-65535, got 0 (leave it out instead)",
+	"istio.networking.v1alpha3.ServerTLSSettings.credential_names": "must not be empty (leave it out instead)",
+	"istio.networking.v1alpha3.ServerTLSSettings.tls_certificates": "must not be empty (leave it out instead)",
 }
 
 // present reports whether m holds a value other than the zero value in fd.
