@@ -194,6 +194,10 @@ func mutations(doc []byte) (map[string][]byte, error) {
 		switch v := v.(type) {
 		case map[string]any:
 			add(where+" +bogusField", withPath(obj, append(clonePath(path), "bogusField"), "x", false))
+			if len(path) > 1 {
+				add(where+` = "x"`, withPath(obj, path, "x", false))
+				add(where+" = [{}]", withPath(obj, path, []any{map[string]any{}}, false))
+			}
 			keys := make([]string, 0, len(v))
 			for k := range v {
 				keys = append(keys, k)
@@ -213,6 +217,8 @@ func mutations(doc []byte) (map[string][]byte, error) {
 			}
 		case []any:
 			add(where+" = []", withPath(obj, path, []any{}, false))
+			add(where+" = {}", withPath(obj, path, map[string]any{}, false))
+			add(where+` = "x"`, withPath(obj, path, "x", false))
 			if len(v) > 0 {
 				add(where+" first repeated", withPath(obj, path, append(append([]any{}, v...), v[0]), false))
 				for i := range v {
@@ -228,6 +234,12 @@ func mutations(doc []byte) (map[string][]byte, error) {
 	walk([]any{"spec"})
 	return out, nil
 }
+
+// oracleUnsure matches the derived documents on which Istio's verdict is not
+// stable: it checks the localities of a distribute entry's "to" in the order of a
+// Go map's iteration, so whether "*" overlaps another locality depends on which
+// comes first (navarch always says it does).
+var oracleUnsure = regexp.MustCompile(`localityLbSetting\.distribute\[\d+\]\.to key `)
 
 // awkward values a scalar is replaced with.
 var awkward = []any{"", "*", "(", "a b", "UNKNOWN", "1.2.3.4/40", "/x", "-1s", "0s", "1h", "0.5ms",
@@ -335,6 +347,9 @@ func TestIstioAgreesOnMutations(t *testing.T) {
 	verdicts := o.judge(t, docs)
 	var disagree []string
 	for id, doc := range docs {
+		if oracleUnsure.MatchString(id) {
+			continue
+		}
 		nerr := navarchJudges(doc)
 		v := verdicts[id]
 		if (nerr == nil) != v.Valid {

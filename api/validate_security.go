@@ -73,6 +73,13 @@ func validateRuleSource(p *problems, path string, f *security.Rule_From, custom 
 	if !validateValueLists(p, sp, lists) {
 		p.add(sp, "must set at least one field; omit the source to match any")
 	}
+	if len(s.Principals)+len(s.NotPrincipals)+len(s.Namespaces)+len(s.NotNamespaces) > 0 &&
+		len(s.ServiceAccounts)+len(s.NotServiceAccounts) > 0 {
+		p.add(sp, "must not set serviceAccounts together with principals or namespaces")
+	}
+	for _, l := range lists[6:8] { // service accounts, as Istio's CheckServiceAccount
+		validateServiceAccountRefs(p, field(sp, l.name), l.value)
+	}
 	for _, l := range lists[8:12] { // the IP blocks
 		for k, v := range l.value {
 			if reason := ipOrCIDRError(v); reason != "" && v != "" {
@@ -271,4 +278,26 @@ func claimHeaderName(name string) bool {
 		}
 	}
 	return name != ""
+}
+
+// validateServiceAccountRefs checks an AuthorizationPolicy source's serviceAccounts
+// or notServiceAccounts as Istio does: at most 16, each "sa" or "namespace/sa", no
+// wildcards, at most 320 characters.
+func validateServiceAccountRefs(p *problems, path string, refs []string) {
+	if len(refs) > 16 {
+		p.add(path, "must have at most 16 values, got %d", len(refs))
+	}
+	for i, r := range refs {
+		ns, sa, qualified := strings.Cut(r, "/")
+		switch {
+		case r == "":
+			// reported with the other empty values
+		case strings.Contains(r, "*"):
+			p.add(index(path, i), "wildcards are not allowed, got %q", r)
+		case strings.Contains(sa, "/") || (qualified && (ns == "" || sa == "")):
+			p.add(index(path, i), "must be \"serviceAccount\" or \"namespace/serviceAccount\", got %q", r)
+		case len(r) > 320:
+			p.add(index(path, i), "must be at most 320 characters, got %d", len(r))
+		}
+	}
 }
