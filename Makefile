@@ -32,12 +32,14 @@ lint:
 
 ## peers: build the real peers tests start into .peers/, once: only when missing or
 ## when their tools module changed. A Consul agent (about 5 minutes and 2.2 GB cold)
-## and Istio's pilot-agent and istio-validate (about 2 minutes and 1 GB cold).
+## and from Istio's module pilot-agent, istio-validate and istiod-xds (about 6 minutes and
+## 1.5 GB cold).
 CONSUL_BIN := .peers/bin/consul
 PILOT_AGENT_BIN := .peers/bin/pilot-agent
 ISTIO_VALIDATE_BIN := .peers/bin/istio-validate
+ISTIOD_XDS_BIN := .peers/bin/istiod-xds
 ISTIO_CRDS := .peers/istio/crd-all.gen.yaml
-peers: $(CONSUL_BIN) $(PILOT_AGENT_BIN) $(ISTIO_VALIDATE_BIN) $(ISTIO_CRDS)
+peers: $(CONSUL_BIN) $(PILOT_AGENT_BIN) $(ISTIO_VALIDATE_BIN) $(ISTIOD_XDS_BIN) $(ISTIO_CRDS)
 
 $(CONSUL_BIN): e2e/peers/consul/go.mod
 	cd e2e/peers/consul && GONOSUMDB=github.com/hashicorp/consul/envoyextensions,github.com/hashicorp/hcp-sdk-go \
@@ -50,6 +52,11 @@ $(PILOT_AGENT_BIN): e2e/peers/istio/go.mod
 # the oracle api's tests compare navarch's validation with.
 $(ISTIO_VALIDATE_BIN): e2e/peers/istio/go.mod e2e/peers/istio/validate/main.go
 	cd e2e/peers/istio && $(GO) build -o $(CURDIR)/$(ISTIO_VALIDATE_BIN) ./validate
+
+# istiod-xds: istiod's discovery server in process (Istio's test harness) on TCP,
+# the peer e2e's parity test sends the same grpc-go clients to.
+$(ISTIOD_XDS_BIN): e2e/peers/istio/go.mod e2e/peers/istio/istiod/main.go
+	cd e2e/peers/istio && $(GO) build -o $(CURDIR)/$(ISTIOD_XDS_BIN) ./istiod
 
 $(ISTIO_CRDS): e2e/peers/istio/go.mod
 	mkdir -p $(dir $(ISTIO_CRDS))

@@ -17,13 +17,13 @@ import (
 	"github.com/navarch/navarch/e2e/grpcapp"
 )
 
-// pilotAgentBinary is Istio's pilot-agent as `make peers` builds it (or
-// $NAVARCH_PILOT_AGENT_BIN). Without it the test is skipped, except in CI.
-func pilotAgentBinary(t *testing.T) string {
+// peerBinary is a peer `make peers` builds into .peers/bin (or the path in the
+// environment variable env). Without it the test is skipped, except in CI.
+func peerBinary(t *testing.T, name, env string) string {
 	t.Helper()
-	path := os.Getenv("NAVARCH_PILOT_AGENT_BIN")
+	path := os.Getenv(env)
 	if path == "" {
-		path = filepath.Join("..", ".peers", "bin", "pilot-agent")
+		path = filepath.Join("..", ".peers", "bin", name)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -31,9 +31,9 @@ func pilotAgentBinary(t *testing.T) string {
 	}
 	if _, err := os.Stat(abs); err != nil {
 		if os.Getenv("CI") != "" {
-			t.Fatalf("no pilot-agent at %s (run make peers): %v", abs, err)
+			t.Fatalf("no %s at %s (run make peers): %v", name, abs, err)
 		}
-		t.Skipf("no pilot-agent at %s; run `make peers` (or set NAVARCH_PILOT_AGENT_BIN)", abs)
+		t.Skipf("no %s at %s; run `make peers` (or set %s)", name, abs, env)
 	}
 	return abs
 }
@@ -121,7 +121,7 @@ func startIstioAgent(t *testing.T, bin, dir, token, rootPEM, node, ns, sa string
 // client, bootstrapped by the agent, calls a STRICT mTLS server, which sees the
 // agent's identity.
 func TestIstioAgentGetsItsCertificateAndConfigFromNavarch(t *testing.T) {
-	bin := pilotAgentBinary(t)
+	bin := peerBinary(t, "pilot-agent", "NAVARCH_PILOT_AGENT_BIN")
 	c := startCluster(t, 1)
 	dir := t.TempDir()
 	mustNodeCLI(t, c, "n1", "apply", "-f", writeFile(t, dir, "groups.yaml", shopGroups))

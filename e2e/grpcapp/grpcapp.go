@@ -69,7 +69,11 @@ type BootstrapOptions struct {
 	Servers   []string
 	Namespace string
 	Name      string // the workload's name (default "client")
-	Labels    map[string]string
+	// IP is the workload's address in its node id (default 127.0.0.1). istiod
+	// takes the labels of a registered workload at that address in the proxy's
+	// namespace over the bootstrap's.
+	IP     string
+	Labels map[string]string
 	// CertDir, when set, adds the certificate provider "default" (file_watcher) that
 	// reads cert-chain.pem, key.pem and root-cert.pem from it, as `navarch agent
 	// certs` writes them, and the inbound listener name template servers need.
@@ -100,16 +104,19 @@ func BootstrapWith(o BootstrapOptions) []byte {
 	for _, s := range o.Servers {
 		ss = append(ss, server{URI: s, Creds: creds, Features: []string{"xds_v3"}})
 	}
-	ns, name := o.Namespace, o.Name
+	ns, name, ip := o.Namespace, o.Name, o.IP
 	if name == "" {
 		name = "client"
+	}
+	if ip == "" {
+		ip = "127.0.0.1"
 	}
 	md := map[string]any{"GENERATOR": "grpc", "NAMESPACE": ns}
 	if len(o.Labels) > 0 {
 		md["LABELS"] = o.Labels
 	}
 	node := map[string]any{
-		"id":       fmt.Sprintf("sidecar~127.0.0.1~%s.%s~%s.svc.cluster.local", name, ns, ns),
+		"id":       fmt.Sprintf("sidecar~%s~%s.%s~%s.svc.cluster.local", ip, name, ns, ns),
 		"metadata": md,
 	}
 	if o.Locality != "" {

@@ -1,0 +1,252 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/navarch/navarch/e2e/grpcapp"
+)
+
+// startIstiod runs istiod-xds (e2e/peers/istio/istiod): Istio's own discovery
+// server, in process as Istio's tests run it, serving the xDS istiod generates for
+// config on a loopback port, which it returns.
+func startIstiod(t *testing.T, bin, config string) string {
+	t.Helper()
+	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--config", writeFile(t, t.TempDir(), "config.yaml", config))
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			lines := strings.Split(logs.String(), "\n")
+			t.Logf("istiod-xds log (last 30 lines):\n%s", strings.Join(lines[max(0, len(lines)-30):], "\n"))
+		}
+	})
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
+				addr <- a
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return a
+	case <-time.After(60 * time.Second):
+		t.Fatal("istiod-xds did not start listening")
+		return ""
+	}
+}
+
+// parityScenario is configuration applied on top of the two reviews workloads, and
+// the RPCs sent: n of them, with metadata md.
+type parityScenario struct {
+	name   string
+	config string
+	labels map[string]string // the client's
+	rpcs   []parityRPCs
+}
+
+type parityRPCs struct {
+	n  int
+	md []string
+}
+
+// TestSameTrafficAsIstiod applies the same Istio YAML to a navarch node and to
+// istiod (Istio's own discovery server, istiod-xds) and sends the same RPCs with the
+// same grpc-go xDS client through each: where the RPCs go and how they fail must
+// agree, within a few points where the split is random.
+func TestSameTrafficAsIstiod(t *testing.T) {
+	bin := peerBinary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	v1, err := grpcapp.StartBackend("v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v1.Stop()
+	v2, err := grpcapp.StartBackend("v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v2.Stop()
+	// The documents name their namespace: istiod's in-memory store takes them as
+	// written, navarch would default them to "default" anyway.
+	base := strings.ReplaceAll(workloadsYAML(v1, v2), "metadata:\n  name: ", "metadata:\n  namespace: default\n  name: ")
+	vs := func(http string) string {
+		return "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews, namespace: default}\nspec:\n  hosts: [reviews]\n  http:\n" + http
+	}
+	scenarios := []parityScenario{
+		{name: "no VirtualService", rpcs: []parityRPCs{{n: 1000}}},
+		{name: "an 80/20 split", config: vs(`
+  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: 80
+    - destination: {host: reviews, subset: v2}
+      weight: 20
+`), rpcs: []parityRPCs{{n: 2000}}},
+		{name: "a header match", config: vs(`
+  - match: [{headers: {x-canary: {exact: "yes"}}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - route: [{destination: {host: reviews, subset: v1}}]
+`), rpcs: []parityRPCs{{n: 100, md: []string{"x-canary", "yes"}}, {n: 100, md: []string{"x-canary", "no"}}, {n: 100}}},
+		{name: "a method prefix and a regex", config: vs(`
+  - match: [{uri: {prefix: /grpc.testing.TestService/Empty}}]
+    route: [{destination: {host: reviews, subset: v1}}]
+  - match: [{uri: {regex: "/grpc\\.testing\\.TestService/Unary.*"}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - route: [{destination: {host: reviews, subset: v1}}]
+`), rpcs: []parityRPCs{{n: 200}}},
+		{name: "an abort fault", config: vs(`
+  - fault: {abort: {httpStatus: 503, percentage: {value: 40}}}
+    route: [{destination: {host: reviews, subset: v1}}]
+`), rpcs: []parityRPCs{{n: 2000}}},
+		{name: "a gRPC status abort on marked requests", config: vs(`
+  - match: [{headers: {x-fail: {exact: "1"}}}]
+    fault: {abort: {grpcStatus: PERMISSION_DENIED, percentage: {value: 100}}}
+    route: [{destination: {host: reviews, subset: v2}}]
+  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: 50
+    - destination: {host: reviews, subset: v2}
+      weight: 50
+`), rpcs: []parityRPCs{{n: 100, md: []string{"x-fail", "1"}}, {n: 2000}}},
+		{name: "header prefix, regex and absence", config: vs(`
+  - match: [{headers: {x-user: {prefix: "admin-"}}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - match: [{headers: {x-user: {regex: "guest-[0-9]+"}}}]
+    fault: {abort: {grpcStatus: UNAUTHENTICATED, percentage: {value: 100}}}
+    route: [{destination: {host: reviews, subset: v1}}]
+  - match: [{withoutHeaders: {x-user: {}}}]
+    route: [{destination: {host: reviews, subset: v1}}]
+  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: 30
+    - destination: {host: reviews, subset: v2}
+      weight: 70
+`), rpcs: []parityRPCs{{n: 50, md: []string{"x-user", "admin-1"}}, {n: 50, md: []string{"x-user", "guest-42"}},
+			{n: 50}, {n: 2000, md: []string{"x-user", "someone"}}}},
+		{name: "the client's labels and port", labels: map[string]string{"app": "frontend"}, config: vs(`
+  - match: [{sourceLabels: {app: backend}}]
+    route: [{destination: {host: reviews, subset: v1}}]
+  - match: [{sourceLabels: {app: frontend}, port: 9080}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - route: [{destination: {host: reviews, subset: v1}}]
+`), rpcs: []parityRPCs{{n: 100}}},
+		{name: "a subset's own load balancer", config: `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews-all, namespace: default}
+spec:
+  host: reviews.default.svc.cluster.local
+  trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST}}
+`, rpcs: []parityRPCs{{n: 1000}}},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			config := base
+			if sc.config != "" {
+				config += "---\n" + sc.config
+			}
+			istiod := startIstiod(t, bin, config)
+			node := startDevNode(t)
+			mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "config.yaml", config))
+
+			want := runParity(t, "istiod", istiod, sc.labels, sc.rpcs)
+			got := runParity(t, "navarch", node.XDS, sc.labels, sc.rpcs)
+			for i := range sc.rpcs {
+				compareTallies(t, fmt.Sprintf("batch %d (%d RPCs, metadata %v)", i, sc.rpcs[i].n, sc.rpcs[i].md), want[i], got[i])
+			}
+		})
+	}
+}
+
+// runParity sends the batches through a grpc-go xDS client of server, once the
+// client has its configuration: an RPC without metadata has been answered (every
+// scenario answers most of those).
+func runParity(t *testing.T, who, server string, labels map[string]string, batches []parityRPCs) []grpcapp.Tally {
+	t.Helper()
+	// The client's node id names an address no WorkloadEntry has: istiod would
+	// otherwise give the client the labels of the workload registered at it (the
+	// backends, all on 127.0.0.1), where navarch keeps the bootstrap's.
+	conn, err := grpcapp.Dial(grpcapp.BootstrapWith(grpcapp.BootstrapOptions{Servers: []string{server}, Namespace: "default",
+		IP: "127.0.0.2", Labels: labels}), reviewsTarget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	eventually(t, 30*time.Second, who+" configures the client", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if tl := grpcapp.Call(ctx, conn, 1); len(tl.By) == 0 {
+			return fmt.Errorf("no answer: %v", tl.Failed)
+		}
+		return nil
+	})
+	var out []grpcapp.Tally
+	for _, b := range batches {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		out = append(out, grpcapp.Call(ctx, conn, b.n, b.md...))
+		cancel()
+	}
+	return out
+}
+
+// compareTallies fails unless navarch's tally matches istiod's: a share that is 0
+// or 100% at istiod must be the same at navarch; any other (a random split) within
+// 4.5 standard deviations of the difference of two samples of the batch's size,
+// which a correct split misses about once in 150,000 comparisons.
+func compareTallies(t *testing.T, what string, istiod, navarch grpcapp.Tally) {
+	t.Helper()
+	share := func(tl grpcapp.Tally) map[string]float64 {
+		m := map[string]float64{}
+		for k, v := range tl.By {
+			m["answered by "+k] = float64(v) / float64(tl.Total)
+		}
+		for c, v := range tl.Failed {
+			m["failed "+c.String()] = float64(v) / float64(tl.Total)
+		}
+		return m
+	}
+	want, got := share(istiod), share(navarch)
+	keys := map[string]bool{}
+	for k := range want {
+		keys[k] = true
+	}
+	for k := range got {
+		keys[k] = true
+	}
+	for k := range keys {
+		w, g := want[k], got[k]
+		tol := 0.0
+		if w > 0 && w < 1 {
+			tol = 4.5 * math.Sqrt(w*(1-w)*(1/float64(istiod.Total)+1/float64(navarch.Total)))
+		}
+		if math.Abs(w-g) > tol {
+			t.Errorf("%s: %s: istiod %.1f%%, navarch %.1f%% (tolerance %.1f points)\n  istiod:  %v %v\n  navarch: %v %v",
+				what, k, 100*w, 100*g, 100*tol, istiod.By, istiod.Failed, navarch.By, navarch.Failed)
+		}
+	}
+}
