@@ -156,6 +156,17 @@ func TestSameTrafficAsIstiod(t *testing.T) {
     route: [{destination: {host: reviews, subset: v2}}]
   - route: [{destination: {host: reviews, subset: v1}}]
 `), rpcs: []parityRPCs{{n: 100}}},
+		// grpc-go counts neither the injected delay against the route's timeout
+		// (max_stream_duration): with both servers the slow RPCs succeed.
+		{name: "a timeout shorter than an injected delay", config: vs(`
+  - match: [{headers: {x-slow: {exact: "1"}}}]
+    timeout: 100ms
+    fault: {delay: {fixedDelay: 200ms, percentage: {value: 100}}}
+    route: [{destination: {host: reviews, subset: v2}}]
+  - timeout: 2s
+    fault: {delay: {fixedDelay: 20ms, percentage: {value: 100}}}
+    route: [{destination: {host: reviews, subset: v1}}]
+`), rpcs: []parityRPCs{{n: 10, md: []string{"x-slow", "1"}}, {n: 20}}},
 		{name: "a subset's own load balancer", config: `apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: reviews-all, namespace: default}
