@@ -156,7 +156,7 @@ func TestSameTrafficAsIstiod(t *testing.T) {
     route: [{destination: {host: reviews, subset: v2}}]
   - route: [{destination: {host: reviews, subset: v1}}]
 `), rpcs: []parityRPCs{{n: 100}}},
-		// grpc-go counts neither the injected delay against the route's timeout
+		// grpc-go does not count the injected delay against the route's timeout
 		// (max_stream_duration): with both servers the slow RPCs succeed.
 		{name: "a timeout shorter than an injected delay", config: vs(`
   - match: [{headers: {x-slow: {exact: "1"}}}]
