@@ -22,10 +22,7 @@ import (
 // ends on the final configuration.
 func TestClusterSurvivesKillsAndRestarts(t *testing.T) {
 	c := startCluster(t, 3)
-	v1, _ := grpcapp.StartBackend("v1")
-	v2, _ := grpcapp.StartBackend("v2")
-	defer v1.Stop()
-	defer v2.Stop()
+	v1, v2 := startReviews(t)
 	dir := t.TempDir()
 	writeFile(t, dir, "workloads.yaml", workloadsYAML(v1, v2))
 	writeFile(t, dir, "vs.yaml", splitVS(100, 0))
@@ -219,10 +216,7 @@ spec:
 // /readyz says why; when a peer returns, writes work again.
 func TestMinorityKeepsServingAndRefusesWrites(t *testing.T) {
 	c := startCluster(t, 3)
-	v1, _ := grpcapp.StartBackend("v1")
-	v2, _ := grpcapp.StartBackend("v2")
-	defer v1.Stop()
-	defer v2.Stop()
+	v1, v2 := startReviews(t)
 	dir := t.TempDir()
 	writeFile(t, dir, "workloads.yaml", workloadsYAML(v1, v2))
 	writeFile(t, dir, "vs.yaml", splitVS(0, 100))

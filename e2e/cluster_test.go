@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/navarch/navarch/e2e/grpcapp"
 )
 
 const ratingsTarget = "xds:///reviews.default.svc.cluster.local:9080"
@@ -17,10 +15,7 @@ const ratingsTarget = "xds:///reviews.default.svc.cluster.local:9080"
 // node, restarted, rejoins and serves the same versions as the others.
 func TestClusterFailover(t *testing.T) {
 	c := startCluster(t, 3)
-	v1, _ := grpcapp.StartBackend("v1")
-	v2, _ := grpcapp.StartBackend("v2")
-	defer v1.Stop()
-	defer v2.Stop()
+	v1, v2 := startReviews(t)
 	dir := t.TempDir()
 	writeFile(t, dir, "workloads.yaml", workloadsYAML(v1, v2))
 	writeFile(t, dir, "vs.yaml", splitVS(100, 0))

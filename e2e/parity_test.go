@@ -83,16 +83,7 @@ type parityRPCs struct {
 // agree, within sampling error where the split is random (compareTallies).
 func TestSameTrafficAsIstiod(t *testing.T) {
 	bin := peerBinary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
-	v1, err := grpcapp.StartBackend("v1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v1.Stop()
-	v2, err := grpcapp.StartBackend("v2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v2.Stop()
+	v1, v2 := startReviews(t)
 	base := workloadsYAML(v1, v2) // without namespaces: "default" at both
 	vs := func(http string) string {
 		return "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews, namespace: default}\nspec:\n  hosts: [reviews]\n  http:\n" + http

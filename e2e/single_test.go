@@ -64,6 +64,21 @@ spec:
 `, v1.Port, v2.Port)
 }
 
+// startReviews starts the two reviews backends, v1 and v2, stopped when the test
+// ends.
+func startReviews(t *testing.T) (v1, v2 *grpcapp.Backend) {
+	t.Helper()
+	start := func(name string) *grpcapp.Backend {
+		b, err := grpcapp.StartBackend(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Stop)
+		return b
+	}
+	return start("v1"), start("v2")
+}
+
 func splitVS(v1, v2 int) string {
 	return fmt.Sprintf(`apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -85,16 +100,7 @@ spec:
 func TestSingleNodeRoutesRealTraffic(t *testing.T) {
 	node := startDevNode(t)
 	api := node.HTTP
-	v1, err := grpcapp.StartBackend("v1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v1.Stop()
-	v2, err := grpcapp.StartBackend("v2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v2.Stop()
+	v1, v2 := startReviews(t)
 
 	dir := t.TempDir()
 	writeFile(t, dir, "workloads.yaml", workloadsYAML(v1, v2))
