@@ -69,7 +69,11 @@ type parityScenario struct {
 	name   string
 	config string
 	labels map[string]string // the client's
+	target string            // default: reviews
 	rpcs   []parityRPCs
+	// tolerance, when set, is how far apart two shares may be (the flaky backend's
+	// answers follow a cycle, not a coin: the binomial tolerance does not apply).
+	tolerance float64
 }
 
 type parityRPCs struct {
@@ -84,7 +88,28 @@ type parityRPCs struct {
 func TestSameTrafficAsIstiod(t *testing.T) {
 	bin := peerBinary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
 	v1, v2 := startReviews(t)
-	base := workloadsYAML(v1, v2) // without namespaces: "default" at both
+	// ratings has one flaky backend, which answers one call in four: how many of
+	// the RPCs to it succeed says how many times the client tried each.
+	flaky, err := grpcapp.StartFlakyBackend("flaky", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(flaky.Stop)
+	base := workloadsYAML(v1, v2) + fmt.Sprintf(`---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings}
+spec:
+  hosts: [ratings.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 9080, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {grpc: %d}}]
+`, flaky.Port) // without namespaces: "default" at both
+	ratings := func(http string) string {
+		return "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ratings, namespace: default}\nspec:\n  hosts: [ratings]\n  http:\n" + http
+	}
+	const ratingsTarget = "xds:///ratings.default.svc.cluster.local:9080"
 	vs := func(http string) string {
 		return "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews, namespace: default}\nspec:\n  hosts: [reviews]\n  http:\n" + http
 	}
@@ -156,6 +181,21 @@ func TestSameTrafficAsIstiod(t *testing.T) {
     fault: {delay: {fixedDelay: 20ms, percentage: {value: 100}}}
     route: [{destination: {host: reviews, subset: v1}}]
 `), rpcs: []parityRPCs{{n: 10, md: []string{"x-slow", "1"}}, {n: 20}}},
+		// One call in four answered: 3 tries per RPC answer about half the RPCs, 4
+		// all of them, 1 a quarter.
+		{name: "Istio's default retries", target: ratingsTarget, rpcs: []parityRPCs{{n: 60}}, tolerance: 0.1},
+		{name: "no retries", target: ratingsTarget, config: ratings(`
+  - retries: {attempts: 0}
+    route: [{destination: {host: ratings}}]
+`), rpcs: []parityRPCs{{n: 100}}, tolerance: 0.1},
+		{name: "three retries on unavailable", target: ratingsTarget, config: ratings(`
+  - retries: {attempts: 3, retryOn: unavailable}
+    route: [{destination: {host: ratings}}]
+`), rpcs: []parityRPCs{{n: 30}}},
+		{name: "retries on other codes only", target: ratingsTarget, config: ratings(`
+  - retries: {attempts: 3, retryOn: "cancelled,resource-exhausted"}
+    route: [{destination: {host: ratings}}]
+`), rpcs: []parityRPCs{{n: 100}}, tolerance: 0.1},
 		{name: "a subset's own load balancer", config: `apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: reviews-all, namespace: default}
@@ -174,10 +214,14 @@ spec:
 			node := startDevNode(t)
 			mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "config.yaml", config))
 
-			want := runParity(t, "istiod", istiod, sc.labels, sc.rpcs)
-			got := runParity(t, "navarch", node.XDS, sc.labels, sc.rpcs)
+			target := sc.target
+			if target == "" {
+				target = reviewsTarget
+			}
+			want := runParity(t, "istiod", istiod, target, sc.labels, sc.rpcs)
+			got := runParity(t, "navarch", node.XDS, target, sc.labels, sc.rpcs)
 			for i := range sc.rpcs {
-				compareTallies(t, fmt.Sprintf("batch %d (%d RPCs, metadata %v)", i, sc.rpcs[i].n, sc.rpcs[i].md), want[i], got[i])
+				compareTallies(t, fmt.Sprintf("batch %d (%d RPCs, metadata %v)", i, sc.rpcs[i].n, sc.rpcs[i].md), want[i], got[i], sc.tolerance)
 			}
 		})
 	}
@@ -186,13 +230,13 @@ spec:
 // runParity sends the batches through a grpc-go xDS client of server, once the
 // client has its configuration: an RPC without metadata has been answered (every
 // scenario answers most of those).
-func runParity(t *testing.T, who, server string, labels map[string]string, batches []parityRPCs) []grpcapp.Tally {
+func runParity(t *testing.T, who, server, target string, labels map[string]string, batches []parityRPCs) []grpcapp.Tally {
 	t.Helper()
 	// The client's node id names an address no WorkloadEntry has: istiod would
 	// otherwise give the client the labels of the workload registered at it (the
 	// backends, all on 127.0.0.1), where navarch keeps the bootstrap's.
 	conn, err := grpcapp.Dial(grpcapp.BootstrapWith(grpcapp.BootstrapOptions{Servers: []string{server}, Namespace: "default",
-		IP: "127.0.0.2", Labels: labels}), reviewsTarget)
+		IP: "127.0.0.2", Labels: labels}), target)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,10 +259,10 @@ func runParity(t *testing.T, who, server string, labels map[string]string, batch
 }
 
 // compareTallies fails unless navarch's tally matches istiod's: a share that is 0
-// or 100% at istiod must be the same at navarch; any other (a random split) within
-// 4.5 standard deviations of the difference of two samples of the batch's size,
-// which a correct split misses about once in 150,000 comparisons.
-func compareTallies(t *testing.T, what string, istiod, navarch grpcapp.Tally) {
+// or 100% at istiod must be the same at navarch; any other within fixed, or (a
+// random split) within 4.5 standard deviations of the difference of two samples of
+// the batch's size, which a correct split misses about once in 150,000 comparisons.
+func compareTallies(t *testing.T, what string, istiod, navarch grpcapp.Tally, fixed float64) {
 	t.Helper()
 	share := func(tl grpcapp.Tally) map[string]float64 {
 		m := map[string]float64{}
@@ -241,7 +285,11 @@ func compareTallies(t *testing.T, what string, istiod, navarch grpcapp.Tally) {
 	for k := range keys {
 		w, g := want[k], got[k]
 		tol := 0.0
-		if w > 0 && w < 1 {
+		switch {
+		case w == 0 || w == 1:
+		case fixed > 0:
+			tol = fixed
+		default:
 			tol = 4.5 * math.Sqrt(w*(1-w)*(1/float64(istiod.Total)+1/float64(navarch.Total)))
 		}
 		if math.Abs(w-g) > tol {

@@ -31,16 +31,24 @@ type Backend struct {
 	calls   atomic.Int64
 	serving atomic.Bool
 	stop    func()
+	// succeedEvery, when n > 1, makes only every n-th call succeed and the others
+	// fail with UNAVAILABLE: a flaky backend, whose answers say how often a client
+	// retried.
+	succeedEvery int64
 }
 
 // StartBackend starts a backend named name on a free loopback port.
-func StartBackend(name string) (*Backend, error) {
+func StartBackend(name string) (*Backend, error) { return StartFlakyBackend(name, 1) }
+
+// StartFlakyBackend starts a backend that answers only every n-th call and fails
+// the others with UNAVAILABLE.
+func StartFlakyBackend(name string, n int64) (*Backend, error) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	srv := grpc.NewServer()
-	b := &Backend{Name: name, Addr: lis.Addr().String(), Port: uint32(lis.Addr().(*net.TCPAddr).Port), stop: srv.Stop}
+	b := &Backend{Name: name, Addr: lis.Addr().String(), Port: uint32(lis.Addr().(*net.TCPAddr).Port), stop: srv.Stop, succeedEvery: n}
 	testgrpc.RegisterTestServiceServer(srv, b)
 	go srv.Serve(lis)
 	return b, nil
@@ -48,7 +56,9 @@ func StartBackend(name string) (*Backend, error) {
 
 // UnaryCall answers with the backend's name.
 func (b *Backend) UnaryCall(context.Context, *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
-	b.calls.Add(1)
+	if n := b.calls.Add(1); b.succeedEvery > 1 && n%b.succeedEvery != 0 {
+		return nil, status.Errorf(codes.Unavailable, "%s answers one call in %d", b.Name, b.succeedEvery)
+	}
 	return &testgrpc.SimpleResponse{Hostname: b.Name}, nil
 }
 
