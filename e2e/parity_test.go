@@ -196,6 +196,26 @@ spec:
   - retries: {attempts: 3, retryOn: "cancelled,resource-exhausted"}
     route: [{destination: {host: ratings}}]
 `), rpcs: []parityRPCs{{n: 100}}, tolerance: 0.1},
+		// Ring hash: both servers must configure the same ring, or the same user
+		// would land on different backends.
+		{name: "consistent hashing by header", target: "xds:///details.default.svc.cluster.local:9080", config: fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: details}
+spec:
+  hosts: [details.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 9080, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {grpc: %d}}, {address: 127.0.0.1, ports: {grpc: %d}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: details}
+spec:
+  host: details
+  trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}
+`, v1.Port, v2.Port), rpcs: []parityRPCs{{n: 30, md: []string{"x-user", "alice"}}, {n: 30, md: []string{"x-user", "bob"}},
+			{n: 30, md: []string{"x-user", "carol"}}, {n: 30, md: []string{"x-user", "dave"}}, {n: 30, md: []string{"x-user", "erin"}}}},
 		{name: "a subset's own load balancer", config: `apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: reviews-all, namespace: default}
