@@ -66,11 +66,12 @@ func startIstiod(t *testing.T, bin, config string) string {
 // parityScenario is configuration applied on top of the two reviews workloads, and
 // the RPCs sent: n of them, with metadata md.
 type parityScenario struct {
-	name   string
-	config string
-	labels map[string]string // the client's
-	target string            // default: reviews
-	rpcs   []parityRPCs
+	name     string
+	config   string
+	labels   map[string]string // the client's
+	locality string            // the client's
+	target   string            // default: reviews
+	rpcs     []parityRPCs
 	// tolerance, when set, is how far apart two shares may be (the flaky backend's
 	// answers follow a cycle, not a coin: the binomial tolerance does not apply).
 	tolerance float64
@@ -110,6 +111,33 @@ spec:
 		return "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ratings, namespace: default}\nspec:\n  hosts: [ratings]\n  http:\n" + http
 	}
 	const ratingsTarget = "xds:///ratings.default.svc.cluster.local:9080"
+	// zoned has v1 in the client's zone and v2 in another region.
+	zoned := func(outlierDetection bool) string {
+		od := ""
+		if outlierDetection {
+			od = "\n    outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}"
+		}
+		return fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: zoned}
+spec:
+  hosts: [zoned.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 9080, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  endpoints:
+  - {address: 127.0.0.1, ports: {grpc: %d}, locality: us-east/zone1}
+  - {address: 127.0.0.1, ports: {grpc: %d}, locality: us-west/zone2}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: zoned}
+spec:
+  host: zoned
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN, localityLbSetting: {enabled: true}}%s
+`, v1.Port, v2.Port, od)
+	}
 	vs := func(http string) string {
 		return "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews, namespace: default}\nspec:\n  hosts: [reviews]\n  http:\n" + http
 	}
@@ -216,6 +244,12 @@ spec:
   trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}
 `, v1.Port, v2.Port), rpcs: []parityRPCs{{n: 30, md: []string{"x-user", "alice"}}, {n: 30, md: []string{"x-user", "bob"}},
 			{n: 30, md: []string{"x-user", "carol"}}, {n: 30, md: []string{"x-user", "dave"}}, {n: 30, md: []string{"x-user", "erin"}}}},
+		// Locality load balancing needs outlier detection, in Istio: with it, the
+		// client's zone gets everything; without it, the split ignores localities.
+		{name: "locality load balancing", locality: "us-east/zone1", target: "xds:///zoned.default.svc.cluster.local:9080",
+			config: zoned(true), rpcs: []parityRPCs{{n: 200}}},
+		{name: "localities without outlier detection", locality: "us-east/zone1", target: "xds:///zoned.default.svc.cluster.local:9080",
+			config: zoned(false), rpcs: []parityRPCs{{n: 1000}}},
 		{name: "a subset's own load balancer", config: `apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: reviews-all, namespace: default}
@@ -238,8 +272,8 @@ spec:
 			if target == "" {
 				target = reviewsTarget
 			}
-			want := runParity(t, "istiod", istiod, target, sc.labels, sc.rpcs)
-			got := runParity(t, "navarch", node.XDS, target, sc.labels, sc.rpcs)
+			want := runParity(t, "istiod", istiod, target, sc, sc.rpcs)
+			got := runParity(t, "navarch", node.XDS, target, sc, sc.rpcs)
 			for i := range sc.rpcs {
 				compareTallies(t, fmt.Sprintf("batch %d (%d RPCs, metadata %v)", i, sc.rpcs[i].n, sc.rpcs[i].md), want[i], got[i], sc.tolerance)
 			}
@@ -250,13 +284,13 @@ spec:
 // runParity sends the batches through a grpc-go xDS client of server, once the
 // client has its configuration: an RPC without metadata has been answered (every
 // scenario answers most of those).
-func runParity(t *testing.T, who, server, target string, labels map[string]string, batches []parityRPCs) []grpcapp.Tally {
+func runParity(t *testing.T, who, server, target string, sc parityScenario, batches []parityRPCs) []grpcapp.Tally {
 	t.Helper()
 	// The client's node id names an address no WorkloadEntry has: istiod would
 	// otherwise give the client the labels of the workload registered at it (the
 	// backends, all on 127.0.0.1), where navarch keeps the bootstrap's.
 	conn, err := grpcapp.Dial(grpcapp.BootstrapWith(grpcapp.BootstrapOptions{Servers: []string{server}, Namespace: "default",
-		IP: "127.0.0.2", Labels: labels}), target)
+		IP: "127.0.0.2", Labels: sc.labels, Locality: sc.locality}), target)
 	if err != nil {
 		t.Fatal(err)
 	}
