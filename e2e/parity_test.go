@@ -12,15 +12,17 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/navarch/navarch/e2e/grpcapp"
 )
 
 // startIstiod runs istiod-xds (e2e/peers/istio/istiod): Istio's own discovery
 // server, in process as Istio's tests run it, serving the xDS istiod generates for
 // config on a loopback port, which it returns.
-func startIstiod(t *testing.T, bin, config string) string {
+func startIstiod(t *testing.T, bin, addr, config string) string {
 	t.Helper()
-	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--config", writeFile(t, t.TempDir(), "config.yaml", config))
+	cmd := exec.Command(bin, "--addr", addr, "--config", writeFile(t, t.TempDir(), "config.yaml", config))
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	out, err := cmd.StdoutPipe()
@@ -45,17 +47,17 @@ func startIstiod(t *testing.T, bin, config string) string {
 			t.Logf("istiod-xds log (last 30 lines):\n%s", strings.Join(lines[max(0, len(lines)-30):], "\n"))
 		}
 	})
-	addr := make(chan string, 1)
+	listening := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
-				addr <- a
+				listening <- a
 			}
 		}
 	}()
 	select {
-	case a := <-addr:
+	case a := <-listening:
 		return a
 	case <-time.After(60 * time.Second):
 		t.Fatal("istiod-xds did not start listening")
@@ -72,6 +74,9 @@ type parityScenario struct {
 	locality string            // the client's
 	target   string            // default: reviews
 	rpcs     []parityRPCs
+	// probe is the metadata of the RPC that must be answered before the batches
+	// start (the client has its configuration): none by default.
+	probe []string
 	// tolerance, when set, is how far apart two shares may be (the flaky backend's
 	// answers follow a cycle, not a coin: the binomial tolerance does not apply).
 	tolerance float64
@@ -264,7 +269,7 @@ spec:
 			if sc.config != "" {
 				config += "---\n" + sc.config
 			}
-			istiod := startIstiod(t, bin, config)
+			istiod := startIstiod(t, bin, "127.0.0.1:0", config)
 			node := startDevNode(t)
 			mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "config.yaml", config))
 
@@ -282,8 +287,8 @@ spec:
 }
 
 // runParity sends the batches through a grpc-go xDS client of server, once the
-// client has its configuration: an RPC without metadata has been answered (every
-// scenario answers most of those).
+// client has its configuration: an RPC with the scenario's probe metadata (none
+// by default) has been answered.
 func runParity(t *testing.T, who, server, target string, sc parityScenario, batches []parityRPCs) []grpcapp.Tally {
 	t.Helper()
 	// The client's node id names an address no WorkloadEntry has: istiod would
@@ -298,7 +303,7 @@ func runParity(t *testing.T, who, server, target string, sc parityScenario, batc
 	eventually(t, 30*time.Second, who+" configures the client", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if tl := grpcapp.Call(ctx, conn, 1); len(tl.By) == 0 {
+		if tl := grpcapp.Call(ctx, conn, 1, sc.probe...); len(tl.By) == 0 {
 			return fmt.Errorf("no answer: %v", tl.Failed)
 		}
 		return nil
@@ -350,5 +355,98 @@ func compareTallies(t *testing.T, what string, istiod, navarch grpcapp.Tally, fi
 			t.Errorf("%s: %s: istiod %.1f%%, navarch %.1f%% (tolerance %.1f points)\n  istiod:  %v %v\n  navarch: %v %v",
 				what, k, 100*w, 100*g, 100*tol, istiod.By, istiod.Failed, navarch.By, navarch.Failed)
 		}
+	}
+}
+
+// guardedMesh is the guarded service, one xDS-managed gRPC server (app: guarded) on
+// port, and the AuthorizationPolicy on it: requests need x-team a or b, and those
+// with x-block: 1 are denied.
+func guardedMesh(port uint32) string {
+	return fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: guarded}
+spec:
+  hosts: [guarded.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 9090, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: guarded}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: guarded-1}
+spec: {address: 127.0.0.1, ports: {grpc: %d}, labels: {app: guarded}, serviceAccount: guarded}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-blocked}
+spec:
+  selector: {matchLabels: {app: guarded}}
+  action: DENY
+  rules:
+  - to: [{operation: {paths: [/grpc.testing.TestService/UnaryCall]}}]
+    when: [{key: "request.headers[x-block]", values: ["1"]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: teams}
+spec:
+  selector: {matchLabels: {app: guarded}}
+  action: ALLOW
+  rules:
+  - when: [{key: "request.headers[x-team]", values: [a, b]}]
+`, port)
+}
+
+// TestSameAuthorizationAsIstiod: an xDS-managed gRPC server (xds.NewGRPCServer)
+// gets its inbound listener, with RBAC from AuthorizationPolicies, from istiod and
+// from navarch in turn; the same requests are allowed and denied through both.
+func TestSameAuthorizationAsIstiod(t *testing.T) {
+	bin := peerBinary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	const target = "xds:///guarded.default.svc.cluster.local:9090"
+	batches := []parityRPCs{
+		{n: 20, md: []string{"x-team", "a"}},
+		{n: 20, md: []string{"x-team", "b", "x-block", "1"}},
+		{n: 20, md: []string{"x-team", "c"}},
+		{n: 20},
+	}
+	// serve starts the guarded server against the control plane at addr and waits
+	// until it has its listener.
+	serve := func(addr string) *grpcapp.Backend {
+		b, err := grpcapp.StartXDSBackend("guarded", grpcapp.BootstrapWith(grpcapp.BootstrapOptions{
+			Servers: []string{addr}, Namespace: "default", Name: "guarded-1", Labels: map[string]string{"app": "guarded"}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Stop)
+		return b
+	}
+	ready := func(who string, b *grpcapp.Backend) {
+		eventually(t, 30*time.Second, who+" serves the guarded server", func() error {
+			if !b.Serving() {
+				return fmt.Errorf("not serving")
+			}
+			return nil
+		})
+	}
+
+	istiodAddr := freeAddr(t)
+	atIstiod := serve(istiodAddr)
+	startIstiod(t, bin, istiodAddr, guardedMesh(atIstiod.Port))
+	ready("istiod", atIstiod)
+	probe := parityScenario{probe: []string{"x-team", "a"}}
+	want := runParity(t, "istiod", istiodAddr, target, probe, batches)
+
+	node := startDevNode(t)
+	atNavarch := serve(node.XDS)
+	mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "guarded.yaml", guardedMesh(atNavarch.Port)))
+	ready("navarch", atNavarch)
+	got := runParity(t, "navarch", node.XDS, target, probe, batches)
+
+	for i := range batches {
+		compareTallies(t, fmt.Sprintf("batch %d (metadata %v)", i, batches[i].md), want[i], got[i], 0)
+	}
+	if want[0].By["guarded"] != 20 || want[2].Failed[codes.PermissionDenied] != 20 {
+		t.Errorf("istiod did not enforce the policies as expected: %v", want)
 	}
 }
