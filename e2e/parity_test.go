@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -480,5 +481,139 @@ func TestSameAuthorizationAsIstiod(t *testing.T) {
 	}
 	if want[0].By["guarded"] != 20 || want[2].Failed[codes.PermissionDenied] != 20 {
 		t.Errorf("istiod did not enforce the policies as expected: %v", want)
+	}
+}
+
+// secureMesh is the secure service, one xDS-managed gRPC server (app: secure,
+// service account secure) on port, under STRICT mTLS, whose clients use
+// ISTIO_MUTUAL, and which denies the intruder's principal.
+func secureMesh(port uint32) string {
+	return fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: secure}
+spec:
+  hosts: [secure.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 9090, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: secure}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: secure-1}
+spec: {address: 127.0.0.1, ports: {grpc: %d}, labels: {app: secure}, serviceAccount: secure}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: secure}
+spec:
+  host: secure
+  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: secure}
+spec:
+  selector: {matchLabels: {app: secure}}
+  mtls: {mode: STRICT}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-intruder}
+spec:
+  selector: {matchLabels: {app: secure}}
+  action: DENY
+  rules: [{from: [{source: {principals: [cluster.local/ns/default/sa/intruder]}}]}]
+`, port)
+}
+
+// TestSameMutualTLSAsIstiod: with certificates of one test CA, an xDS-managed
+// server under STRICT and clients with ISTIO_MUTUAL take their TLS and RBAC from
+// istiod and then from navarch: the same clients get through, the server sees the
+// same identities, and the same are refused.
+func TestSameMutualTLSAsIstiod(t *testing.T) {
+	bin := peerBinary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	const target = "xds:///secure.default.svc.cluster.local:9090"
+	ca, err := grpcapp.NewTestCA("cluster.local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certs := map[string]string{}
+	for _, sa := range []string{"secure", "frontend", "intruder"} {
+		certs[sa] = filepath.Join(dir, sa)
+		if err := ca.WriteWorkload(certs[sa], "default", sa); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// through sends RPCs as each client through the control plane at addr.
+	through := func(who, addr string) map[string]grpcapp.Tally {
+		out := map[string]grpcapp.Tally{}
+		for _, client := range []string{"frontend", "intruder", "plaintext"} {
+			opts := grpcapp.BootstrapOptions{Servers: []string{addr}, Namespace: "default", Name: client, IP: "127.0.0.2"}
+			dial := grpcapp.Dial
+			if client != "plaintext" {
+				opts.CertDir = certs[client]
+				dial = grpcapp.DialSecure
+			}
+			conn, err := dial(grpcapp.BootstrapWith(opts), target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if client == "frontend" {
+				eventually(t, 30*time.Second, who+": frontend gets through", func() error {
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					defer cancel()
+					if tl := grpcapp.Call(ctx, conn, 1); len(tl.By) == 0 {
+						return fmt.Errorf("%v", tl.Failed)
+					}
+					return nil
+				})
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			out[client] = grpcapp.Call(ctx, conn, 10)
+			cancel()
+			conn.Close()
+		}
+		return out
+	}
+	serve := func(who, addr string) *grpcapp.Backend {
+		b, err := grpcapp.StartXDSBackend("secure", grpcapp.BootstrapWith(grpcapp.BootstrapOptions{Servers: []string{addr},
+			Namespace: "default", Name: "secure-1", Labels: map[string]string{"app": "secure"}, CertDir: certs["secure"]}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Stop)
+		return b
+	}
+	waitServing := func(who string, b *grpcapp.Backend) {
+		eventually(t, 30*time.Second, who+" serves the secure server", func() error {
+			if !b.Serving() {
+				return fmt.Errorf("not serving")
+			}
+			return nil
+		})
+	}
+
+	istiodAddr := freeAddr(t)
+	atIstiod := serve("istiod", istiodAddr)
+	startIstiod(t, bin, istiodAddr, secureMesh(atIstiod.Port))
+	waitServing("istiod", atIstiod)
+	want := through("istiod", istiodAddr)
+
+	node := startDevNode(t)
+	atNavarch := serve("navarch", node.XDS)
+	mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "secure.yaml", secureMesh(atNavarch.Port)))
+	waitServing("navarch", atNavarch)
+	got := through("navarch", node.XDS)
+
+	for _, client := range []string{"frontend", "intruder", "plaintext"} {
+		compareTallies(t, client, want[client], got[client], 0)
+		if fmt.Sprint(want[client].CallerAs) != fmt.Sprint(got[client].CallerAs) {
+			t.Errorf("%s: the server saw the caller as %v through istiod, %v through navarch", client, want[client].CallerAs, got[client].CallerAs)
+		}
+	}
+	if want["frontend"].CallerAs[spiffe("default", "frontend")] != 10 || want["intruder"].Failed[codes.PermissionDenied] != 10 {
+		t.Errorf("istiod did not enforce mTLS and the policy as expected: %v", want)
 	}
 }
