@@ -299,3 +299,34 @@ spec:
 		}
 	})
 }
+
+// TestDNSServiceEntryReachesItsEndpoint: a proxyless gRPC client reaches a DNS
+// ServiceEntry's endpoint by its host name, on the port the endpoint maps the
+// service port to (grpc-go resolves the LOGICAL_DNS cluster itself).
+func TestDNSServiceEntryReachesItsEndpoint(t *testing.T) {
+	node := startDevNode(t)
+	_, v2 := startReviews(t)
+	mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "named.yaml", fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: named}
+spec:
+  hosts: [named.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 9080, name: grpc, protocol: GRPC}]
+  resolution: DNS
+  endpoints: [{address: localhost, ports: {grpc: %d}}]
+`, v2.Port)))
+	conn, err := grpcapp.Dial(grpcapp.Bootstrap([]string{node.XDS}, "default", nil), "xds:///named.default.svc.cluster.local:9080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	eventually(t, 30*time.Second, "RPCs answered by the endpoint localhost names", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if tl := grpcapp.Call(ctx, conn, 20); tl.By["v2"] != 20 {
+			return fmt.Errorf("%v %v", tl.By, tl.Failed)
+		}
+		return nil
+	})
+}

@@ -218,12 +218,12 @@ func newCluster(ctx *Context, svc *registry.Service, port registry.Port, subset,
 		ConnectTimeout: durationpb.New(defaultConnectTimeout),
 		LbPolicy:       clusterv3.Cluster_ROUND_ROBIN,
 	}
-	if _, dns := dnsTarget(ctx, svc, port, subset); dns && envoy {
+	if _, _, dns := dnsTarget(ctx, svc, port, subset); dns && envoy {
 		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
 		c.LoadAssignment = dnsLoadAssignment(ctx, svc, port, subset, name)
 		return c
 	}
-	if host, dns := dnsTarget(ctx, svc, port, subset); dns {
+	if host, hostPort, dns := dnsTarget(ctx, svc, port, subset); dns {
 		// grpc-go resolves LOGICAL_DNS clusters itself; it supports no STRICT_DNS.
 		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_LOGICAL_DNS}
 		c.LoadAssignment = &endpointv3.ClusterLoadAssignment{
@@ -231,7 +231,7 @@ func newCluster(ctx *Context, svc *registry.Service, port registry.Port, subset,
 			Endpoints: []*endpointv3.LocalityLbEndpoints{{
 				Locality:            &corev3.Locality{},
 				LoadBalancingWeight: wrapperspb.UInt32(1),
-				LbEndpoints:         []*endpointv3.LbEndpoint{lbEndpoint(host, port.Number, 1, true)},
+				LbEndpoints:         []*endpointv3.LbEndpoint{lbEndpoint(host, hostPort, 1, true)},
 			}},
 		}
 		return c
@@ -241,20 +241,21 @@ func newCluster(ctx *Context, svc *registry.Service, port registry.Port, subset,
 	return c
 }
 
-// dnsTarget returns the host name a DNS-resolved service port is reached at: its first
-// endpoint's address, or the service's own host name when it lists none.
-func dnsTarget(ctx *Context, svc *registry.Service, port registry.Port, subset string) (string, bool) {
+// dnsTarget returns the host name and port a DNS-resolved service port is reached
+// at: its first endpoint's address and its port for the service port, or the
+// service's own host name and target port when it lists none.
+func dnsTarget(ctx *Context, svc *registry.Service, port registry.Port, subset string) (string, uint32, bool) {
 	if svc.Resolution != registry.ResolutionDNS && svc.Resolution != registry.ResolutionDNSRoundRobin {
-		return "", false
+		return "", 0, false
 	}
 	wls := subsetWorkloads(ctx, svc, subset)
 	if len(wls) == 0 {
-		return svc.Hostname, true
+		return svc.Hostname, (&registry.Workload{}).PortFor(port), true
 	}
 	if isIP(wls[0].Address) {
-		return "", false // DNS service listing IP endpoints: serve them by EDS
+		return "", 0, false // DNS service listing IP endpoints: serve them by EDS
 	}
-	return wls[0].Address, true
+	return wls[0].Address, wls[0].PortFor(port), true
 }
 
 func adsConfigSource() *corev3.ConfigSource {

@@ -38,7 +38,7 @@ func (g endpoints) Generate(ctx *Context) []named {
 		dr := ctx.destinationRule(svc)
 		for _, port := range svc.Ports {
 			for _, subset := range append([]string{""}, subsets(ctx, svc)...) {
-				if _, dns := dnsTarget(ctx, svc, port, subset); dns {
+				if _, _, dns := dnsTarget(ctx, svc, port, subset); dns {
 					continue // LOGICAL_DNS clusters carry their endpoint inline
 				}
 				name := clusterName(svc.Hostname, port.Number, subset)
