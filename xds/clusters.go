@@ -410,8 +410,8 @@ func serverSANs(ctx *Context, tp *networking.TrafficPolicy, svc *registry.Servic
 func dnsLoadAssignment(ctx *Context, svc *registry.Service, port registry.Port, subset, name string) *endpointv3.ClusterLoadAssignment {
 	loc := &endpointv3.LocalityLbEndpoints{Locality: &corev3.Locality{}}
 	wls := subsetWorkloads(ctx, svc, subset)
-	if len(wls) == 0 {
-		loc.LbEndpoints = append(loc.LbEndpoints, lbEndpoint(svc.Hostname, port.Number, 1, true))
+	if len(wls) == 0 { // the service's own host name, on the port's target port as in Istio
+		loc.LbEndpoints = append(loc.LbEndpoints, lbEndpoint(svc.Hostname, (&registry.Workload{}).PortFor(port), 1, true))
 	}
 	for _, w := range wls {
 		loc.LbEndpoints = append(loc.LbEndpoints, lbEndpoint(w.Address, w.PortFor(port), max(w.Weight, 1), w.Healthy))

@@ -214,3 +214,42 @@ func TestHashCookieAttributes(t *testing.T) {
 	}
 	t.Fatal("no virtual host for orders")
 }
+
+// TestDNSClustersUseTheEndpointPort: a DNS service's clusters name each endpoint's
+// port for the service port, and the port's target port when the service lists no
+// endpoints, for Envoy (STRICT_DNS) and grpc-go (LOGICAL_DNS) alike.
+func TestDNSClustersUseTheEndpointPort(t *testing.T) {
+	snap := snapshotOf(t, `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: mapped, namespace: shop}
+spec:
+  hosts: [mapped.example.com]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: DNS
+  endpoints: [{address: backend.example.com, ports: {http: 8080}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: targeted, namespace: shop}
+spec:
+  hosts: [targeted.example.com]
+  ports: [{number: 80, name: http, protocol: HTTP, targetPort: 8443}]
+  resolution: DNS
+`)
+	want := map[string]uint32{"outbound|80||mapped.example.com": 8080, "outbound|80||targeted.example.com": 8443}
+	grpcSets, err := grpcProfile().build(newContext(snap, grpcProxy("shop", nil), "cluster.local", "istio-system"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, port := range want {
+		for who, sets := range map[string]map[string]*TypeSet{"envoy": envoySidecar(t, snap, "shop", nil), "grpc": grpcSets} {
+			var c clusterv3.Cluster
+			resourceOf(t, sets, ClusterType, name, &c)
+			got := c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress().GetPortValue()
+			if got != port {
+				t.Errorf("%s %s: endpoint port %d, want %d", who, name, got, port)
+			}
+		}
+	}
+}
