@@ -56,7 +56,7 @@ func newCerts(chainPEM, keyPEM, bundlePEM []byte) (*Certs, error) {
 	}
 	leaf := c.Leaf()
 	if eq, ok := c.Key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !eq.Equal(leaf.PublicKey) {
-		return nil, fmt.Errorf("%s does not match the certificate in %s", KeyFile, ChainFile)
+		return nil, fmt.Errorf("%w: %s does not match the certificate in %s", errKeyMismatch, KeyFile, ChainFile)
 	}
 	if len(leaf.URIs) != 1 || leaf.URIs[0].Scheme != "spiffe" {
 		return nil, fmt.Errorf("the certificate carries %d URI SANs (%v), want exactly one SPIFFE ID", len(leaf.URIs), leaf.URIs)
@@ -89,8 +89,23 @@ func (c *Certs) Valid(now time.Time) bool {
 	return now.After(c.Leaf().NotBefore) && now.Before(c.Leaf().NotAfter)
 }
 
-// Load reads and checks the files of dir.
+// errKeyMismatch is a key and certificate of different pairs.
+var errKeyMismatch = errors.New("key mismatch")
+
+// Load reads and checks the files of dir. The files are replaced one at a time,
+// so a reader may catch the key of a new pair with the certificate of the old one:
+// Load reads them again, a few times, before it calls that a mismatch.
 func Load(dir string) (*Certs, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := loadOnce(dir)
+		if !errors.Is(err, errKeyMismatch) || attempt == 5 {
+			return c, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func loadOnce(dir string) (*Certs, error) {
 	var data [3][]byte
 	for i, name := range []string{ChainFile, KeyFile, RootFile} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
