@@ -163,8 +163,10 @@ func (n *Node) nodeCertificate() (*store.TLSFiles, error) {
 
 // xdsServerOptions tune the gRPC server for many long-lived, mostly idle streams:
 //   - a small read buffer per connection;
-//   - no write buffer: grpc-go's writer then writes each frame as it comes (a
-//     response is one DATA frame up to 16 KiB, so one write either way). With a
+//   - no write buffer: grpc-go's writer then writes as it goes, three writes for a
+//     small response (frame header, gRPC message prefix, message) where a buffer
+//     would make one; measured, that costs nothing visible (bench/RESULTS.md: a
+//     4 KiB buffer left p99 and CPU as they were). With a
 //     buffer grpc-go takes one from a shared pool while it writes, and a push to
 //     thousands of proxies has thousands of small writes in flight at once (the
 //     writer yields before flushing a write under 1 KB, holding its buffer): the pool
