@@ -287,6 +287,20 @@ spec:
   hosts: [mixed]
   http: [{retries: {attempts: 0}, route: [{destination: {host: mixed}}]}]
 `, flaky.Port, v1.Port), rpcs: []parityRPCs{{n: 400}, {n: 400, pause: 1500 * time.Millisecond}}, tolerance: 0.1},
+		{name: "delegation", config: vs(`
+  - match: [{uri: {prefix: /grpc.testing.TestService/}}]
+    delegate: {name: reviews-grpc}
+  - route: [{destination: {host: reviews, subset: v1}}]
+`) + `---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews-grpc, namespace: default}
+spec:
+  http:
+  - match: [{headers: {x-canary: {exact: "yes"}}}]
+    route: [{destination: {host: reviews, subset: v1}}]
+  - route: [{destination: {host: reviews, subset: v2}}]
+`, rpcs: []parityRPCs{{n: 50}, {n: 50, md: []string{"x-canary", "yes"}}}},
 		{name: "a subset's own load balancer", config: `apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: reviews-all, namespace: default}
