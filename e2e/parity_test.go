@@ -66,6 +66,34 @@ func startIstiod(t *testing.T, bin, addr, config string) string {
 	}
 }
 
+// staticService is service <name>.default.svc.cluster.local:9080 (GRPC) with the
+// endpoints given (YAML flow mappings, see loopback), ending with a separator.
+func staticService(name string, endpoints ...string) string {
+	return fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: %s}
+spec:
+  hosts: [%[1]s.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 9080, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  endpoints: [%s]
+---
+`, name, strings.Join(endpoints, ", "))
+}
+
+// loopback is an endpoint on 127.0.0.1:port, with more fields if given.
+func loopback(port uint32, more ...string) string {
+	return fmt.Sprintf("{address: 127.0.0.1, ports: {grpc: %d}%s}", port, strings.Join(append([]string{""}, more...), ", "))
+}
+
+// virtualService is the VirtualService of host <name> in default with these http
+// routes (a YAML list indented by two).
+func virtualService(name, http string) string {
+	return "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: " + name +
+		", namespace: default}\nspec:\n  hosts: [" + name + "]\n  http:\n" + http
+}
+
 // parityScenario is configuration applied on top of the two reviews workloads, and
 // the RPCs sent: n of them, with metadata md.
 type parityScenario struct {
@@ -103,20 +131,8 @@ func TestSameTrafficAsIstiod(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(flaky.Stop)
-	base := workloadsYAML(v1, v2) + fmt.Sprintf(`---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: ratings}
-spec:
-  hosts: [ratings.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  ports: [{number: 9080, name: grpc, protocol: GRPC}]
-  resolution: STATIC
-  endpoints: [{address: 127.0.0.1, ports: {grpc: %d}}]
-`, flaky.Port) // without namespaces: "default" at both
-	ratings := func(http string) string {
-		return "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ratings, namespace: default}\nspec:\n  hosts: [ratings]\n  http:\n" + http
-	}
+	base := workloadsYAML(v1, v2) + "---\n" + staticService("ratings", loopback(flaky.Port)) // without namespaces: "default" at both
+	ratings := func(http string) string { return virtualService("ratings", http) }
 	const ratingsTarget = "xds:///ratings.default.svc.cluster.local:9080"
 	// zoned has v1 in the client's zone and v2 in another region.
 	zoned := func(outlierDetection bool) string {
@@ -124,30 +140,16 @@ spec:
 		if outlierDetection {
 			od = "\n    outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}"
 		}
-		return fmt.Sprintf(`apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: zoned}
-spec:
-  hosts: [zoned.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  ports: [{number: 9080, name: grpc, protocol: GRPC}]
-  resolution: STATIC
-  endpoints:
-  - {address: 127.0.0.1, ports: {grpc: %d}, locality: us-east/zone1}
-  - {address: 127.0.0.1, ports: {grpc: %d}, locality: us-west/zone2}
----
-apiVersion: networking.istio.io/v1
+		return staticService("zoned", loopback(v1.Port, "locality: us-east/zone1"), loopback(v2.Port, "locality: us-west/zone2")) + fmt.Sprintf(`apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: zoned}
 spec:
   host: zoned
   trafficPolicy:
     loadBalancer: {simple: ROUND_ROBIN, localityLbSetting: {enabled: true}}%s
-`, v1.Port, v2.Port, od)
+`, od)
 	}
-	vs := func(http string) string {
-		return "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews, namespace: default}\nspec:\n  hosts: [reviews]\n  http:\n" + http
-	}
+	vs := func(http string) string { return virtualService("reviews", http) }
 	scenarios := []parityScenario{
 		{name: "no VirtualService", rpcs: []parityRPCs{{n: 1000}}},
 		{name: "an 80/20 split", config: vs(`
@@ -233,23 +235,13 @@ spec:
 `), rpcs: []parityRPCs{{n: 100}}, tolerance: 0.1},
 		// Ring hash: both servers must configure the same ring, or the same user
 		// would land on different backends.
-		{name: "consistent hashing by header", target: "xds:///details.default.svc.cluster.local:9080", config: fmt.Sprintf(`apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: details}
-spec:
-  hosts: [details.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  ports: [{number: 9080, name: grpc, protocol: GRPC}]
-  resolution: STATIC
-  endpoints: [{address: 127.0.0.1, ports: {grpc: %d}}, {address: 127.0.0.1, ports: {grpc: %d}}]
----
-apiVersion: networking.istio.io/v1
+		{name: "consistent hashing by header", target: "xds:///details.default.svc.cluster.local:9080", config: staticService("details", loopback(v1.Port), loopback(v2.Port)) + `apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: details}
 spec:
   host: details
   trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}
-`, v1.Port, v2.Port), rpcs: []parityRPCs{{n: 30, md: []string{"x-user", "alice"}}, {n: 30, md: []string{"x-user", "bob"}},
+`, rpcs: []parityRPCs{{n: 30, md: []string{"x-user", "alice"}}, {n: 30, md: []string{"x-user", "bob"}},
 			{n: 30, md: []string{"x-user", "carol"}}, {n: 30, md: []string{"x-user", "dave"}}, {n: 30, md: []string{"x-user", "erin"}}}},
 		// Locality load balancing needs outlier detection, in Istio: with it, the
 		// client's zone gets everything; without it, the split ignores localities.
@@ -261,17 +253,7 @@ spec:
 		// one behind one service. grpc-go ejects by success rate or failure
 		// percentage only, which Istio's API cannot express: with istiod as with
 		// navarch, consecutive errors eject nothing, even after an interval.
-		{name: "outlier detection", target: "xds:///mixed.default.svc.cluster.local:9080", config: fmt.Sprintf(`apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: mixed}
-spec:
-  hosts: [mixed.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  ports: [{number: 9080, name: grpc, protocol: GRPC}]
-  resolution: STATIC
-  endpoints: [{address: 127.0.0.1, ports: {grpc: %d}}, {address: 127.0.0.1, ports: {grpc: %d}}]
----
-apiVersion: networking.istio.io/v1
+		{name: "outlier detection", target: "xds:///mixed.default.svc.cluster.local:9080", config: staticService("mixed", loopback(flaky.Port), loopback(v1.Port)) + `apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: mixed}
 spec:
@@ -286,7 +268,7 @@ metadata: {name: mixed}
 spec:
   hosts: [mixed]
   http: [{retries: {attempts: 0}, route: [{destination: {host: mixed}}]}]
-`, flaky.Port, v1.Port), rpcs: []parityRPCs{{n: 400}, {n: 400, pause: 1500 * time.Millisecond}}, tolerance: 0.1},
+`, rpcs: []parityRPCs{{n: 400}, {n: 400, pause: 1500 * time.Millisecond}}, tolerance: 0.1},
 		{name: "delegation", config: vs(`
   - match: [{uri: {prefix: /grpc.testing.TestService/}}]
     delegate: {name: reviews-grpc}
@@ -405,26 +387,67 @@ func compareTallies(t *testing.T, what string, istiod, navarch grpcapp.Tally, fi
 	}
 }
 
-// guardedMesh is the guarded service, one xDS-managed gRPC server (app: guarded) on
-// port, and the AuthorizationPolicy on it: requests need x-team a or b, and those
-// with x-block: 1 are denied.
-func guardedMesh(port uint32) string {
+// xdsServerMesh is service <name>.default.svc.cluster.local:9090 with one
+// xDS-managed gRPC server on port (app: <name>, service account <name>), followed
+// by policies.
+func xdsServerMesh(name string, port uint32, policies string) string {
 	return fmt.Sprintf(`apiVersion: networking.istio.io/v1
 kind: ServiceEntry
-metadata: {name: guarded}
+metadata: {name: %[1]s}
 spec:
-  hosts: [guarded.default.svc.cluster.local]
+  hosts: [%[1]s.default.svc.cluster.local]
   location: MESH_INTERNAL
   ports: [{number: 9090, name: grpc, protocol: GRPC}]
   resolution: STATIC
-  workloadSelector: {labels: {app: guarded}}
+  workloadSelector: {labels: {app: %[1]s}}
 ---
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
-metadata: {name: guarded-1}
-spec: {address: 127.0.0.1, ports: {grpc: %d}, labels: {app: guarded}, serviceAccount: guarded}
+metadata: {name: %[1]s-1}
+spec: {address: 127.0.0.1, ports: {grpc: %[2]d}, labels: {app: %[1]s}, serviceAccount: %[1]s}
 ---
-apiVersion: security.istio.io/v1
+`, name, port) + policies
+}
+
+// serverThroughBoth starts, once against istiod (istiod-xds) and once against a
+// navarch node, an xDS-managed gRPC server named name (with the certificates in
+// certDir, if any) and the configuration mesh(its port), and waits until the server
+// has its listener. It returns the two control planes' xDS addresses.
+func serverThroughBoth(t *testing.T, bin, name, certDir string, mesh func(port uint32) string) (istiod, navarch string) {
+	t.Helper()
+	serve := func(addr string) *grpcapp.Backend {
+		b, err := grpcapp.StartXDSBackend(name, grpcapp.BootstrapWith(grpcapp.BootstrapOptions{Servers: []string{addr},
+			Namespace: "default", Name: name + "-1", Labels: map[string]string{"app": name}, CertDir: certDir}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Stop)
+		return b
+	}
+	waitServing := func(who string, b *grpcapp.Backend) {
+		eventually(t, 30*time.Second, who+" serves the "+name+" server", func() error {
+			if !b.Serving() {
+				return fmt.Errorf("not serving")
+			}
+			return nil
+		})
+	}
+	istiod = freeAddr(t) // the server's bootstrap names it before istiod-xds starts
+	atIstiod := serve(istiod)
+	startIstiod(t, bin, istiod, mesh(atIstiod.Port))
+	waitServing("istiod", atIstiod)
+
+	node := startDevNode(t)
+	atNavarch := serve(node.XDS)
+	mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), name+".yaml", mesh(atNavarch.Port)))
+	waitServing("navarch", atNavarch)
+	return istiod, node.XDS
+}
+
+// guardedMesh is the guarded service and the AuthorizationPolicies on its server:
+// requests need x-team a or b, and those with x-block: 1 are denied.
+func guardedMesh(port uint32) string {
+	return xdsServerMesh("guarded", port, `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: no-blocked}
 spec:
@@ -442,7 +465,7 @@ spec:
   action: ALLOW
   rules:
   - when: [{key: "request.headers[x-team]", values: [a, b]}]
-`, port)
+`)
 }
 
 // TestSameAuthorizationAsIstiod: an xDS-managed gRPC server (xds.NewGRPCServer)
@@ -457,38 +480,10 @@ func TestSameAuthorizationAsIstiod(t *testing.T) {
 		{n: 20, md: []string{"x-team", "c"}},
 		{n: 20},
 	}
-	// serve starts the guarded server against the control plane at addr and waits
-	// until it has its listener.
-	serve := func(addr string) *grpcapp.Backend {
-		b, err := grpcapp.StartXDSBackend("guarded", grpcapp.BootstrapWith(grpcapp.BootstrapOptions{
-			Servers: []string{addr}, Namespace: "default", Name: "guarded-1", Labels: map[string]string{"app": "guarded"}}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(b.Stop)
-		return b
-	}
-	ready := func(who string, b *grpcapp.Backend) {
-		eventually(t, 30*time.Second, who+" serves the guarded server", func() error {
-			if !b.Serving() {
-				return fmt.Errorf("not serving")
-			}
-			return nil
-		})
-	}
-
-	istiodAddr := freeAddr(t)
-	atIstiod := serve(istiodAddr)
-	startIstiod(t, bin, istiodAddr, guardedMesh(atIstiod.Port))
-	ready("istiod", atIstiod)
+	istiod, navarch := serverThroughBoth(t, bin, "guarded", "", guardedMesh)
 	probe := parityScenario{probe: []string{"x-team", "a"}}
-	want := runParity(t, "istiod", istiodAddr, target, probe, batches)
-
-	node := startDevNode(t)
-	atNavarch := serve(node.XDS)
-	mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "guarded.yaml", guardedMesh(atNavarch.Port)))
-	ready("navarch", atNavarch)
-	got := runParity(t, "navarch", node.XDS, target, probe, batches)
+	want := runParity(t, "istiod", istiod, target, probe, batches)
+	got := runParity(t, "navarch", navarch, target, probe, batches)
 
 	for i := range batches {
 		compareTallies(t, fmt.Sprintf("batch %d (metadata %v)", i, batches[i].md), want[i], got[i], 0)
@@ -498,26 +493,10 @@ func TestSameAuthorizationAsIstiod(t *testing.T) {
 	}
 }
 
-// secureMesh is the secure service, one xDS-managed gRPC server (app: secure,
-// service account secure) on port, under STRICT mTLS, whose clients use
-// ISTIO_MUTUAL, and which denies the intruder's principal.
+// secureMesh is the secure service under STRICT mTLS, whose clients use
+// ISTIO_MUTUAL, and whose server denies the intruder's principal.
 func secureMesh(port uint32) string {
-	return fmt.Sprintf(`apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: secure}
-spec:
-  hosts: [secure.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  ports: [{number: 9090, name: grpc, protocol: GRPC}]
-  resolution: STATIC
-  workloadSelector: {labels: {app: secure}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: secure-1}
-spec: {address: 127.0.0.1, ports: {grpc: %d}, labels: {app: secure}, serviceAccount: secure}
----
-apiVersion: networking.istio.io/v1
+	return xdsServerMesh("secure", port, `apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: secure}
 spec:
@@ -538,7 +517,7 @@ spec:
   selector: {matchLabels: {app: secure}}
   action: DENY
   rules: [{from: [{source: {principals: [cluster.local/ns/default/sa/intruder]}}]}]
-`, port)
+`)
 }
 
 // TestSameMutualTLSAsIstiod: with certificates of one test CA, an xDS-managed
@@ -591,35 +570,9 @@ func TestSameMutualTLSAsIstiod(t *testing.T) {
 		}
 		return out
 	}
-	serve := func(who, addr string) *grpcapp.Backend {
-		b, err := grpcapp.StartXDSBackend("secure", grpcapp.BootstrapWith(grpcapp.BootstrapOptions{Servers: []string{addr},
-			Namespace: "default", Name: "secure-1", Labels: map[string]string{"app": "secure"}, CertDir: certs["secure"]}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(b.Stop)
-		return b
-	}
-	waitServing := func(who string, b *grpcapp.Backend) {
-		eventually(t, 30*time.Second, who+" serves the secure server", func() error {
-			if !b.Serving() {
-				return fmt.Errorf("not serving")
-			}
-			return nil
-		})
-	}
-
-	istiodAddr := freeAddr(t)
-	atIstiod := serve("istiod", istiodAddr)
-	startIstiod(t, bin, istiodAddr, secureMesh(atIstiod.Port))
-	waitServing("istiod", atIstiod)
-	want := through("istiod", istiodAddr)
-
-	node := startDevNode(t)
-	atNavarch := serve("navarch", node.XDS)
-	mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "secure.yaml", secureMesh(atNavarch.Port)))
-	waitServing("navarch", atNavarch)
-	got := through("navarch", node.XDS)
+	istiod, navarch := serverThroughBoth(t, bin, "secure", certs["secure"], secureMesh)
+	want := through("istiod", istiod)
+	got := through("navarch", navarch)
 
 	for _, client := range []string{"frontend", "intruder", "plaintext"} {
 		compareTallies(t, client, want[client], got[client], 0)
