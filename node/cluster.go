@@ -260,7 +260,7 @@ func (n *Node) joinRunning(ctx context.Context, cfg store.Config, running []peer
 	if err != nil {
 		return nil, nil, err
 	}
-	remote, err := store.DialRemote(endpoints, tlsCfg)
+	remote, err := store.DialRemote(endpoints, tlsCfg, n.log)
 	if err != nil {
 		return nil, nil, err
 	}

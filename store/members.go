@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -71,13 +72,14 @@ type Remote struct {
 	cli *clientv3.Client
 }
 
-// DialRemote connects to the members' client URLs with the cluster's TLS credentials.
-func DialRemote(endpoints []string, tlsCfg *tls.Config) (*Remote, error) {
+// DialRemote connects to the members' client URLs with the cluster's TLS credentials;
+// the client's own errors go to log.
+func DialRemote(endpoints []string, tlsCfg *tls.Config, log *slog.Logger) (*Remote, error) {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   endpoints,
 		TLS:         tlsCfg,
 		DialTimeout: 5 * time.Second,
-		Logger:      zapLogger("error"),
+		Logger:      newEtcdLogger(log, "error", nil),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connecting to etcd at %s: %w", strings.Join(endpoints, ","), err)

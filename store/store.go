@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
@@ -13,7 +14,6 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
 
 // Store is a node's embedded etcd member and its typed view of the keys navarch uses.
@@ -22,6 +22,8 @@ type Store struct {
 	log  *slog.Logger
 	etcd *embed.Etcd
 	cli  *clientv3.Client
+	// stopping quiets the member's reports of its listeners closing (etcdLogger).
+	stopping *atomic.Bool
 }
 
 // Open starts the embedded etcd member and waits until it is ready to serve.
@@ -29,7 +31,8 @@ func Open(cfg Config, log *slog.Logger) (s *Store, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	ecfg, err := etcdConfig(cfg)
+	stopping := new(atomic.Bool)
+	ecfg, err := etcdConfig(cfg, newEtcdLogger(log, cfg.LogLevel, stopping))
 	if err != nil {
 		return nil, err
 	}
@@ -39,6 +42,7 @@ func Open(cfg Config, log *slog.Logger) (s *Store, err error) {
 	}
 	defer func() {
 		if err != nil {
+			stopping.Store(true)
 			e.Close()
 		}
 	}()
@@ -49,12 +53,12 @@ func Open(cfg Config, log *slog.Logger) (s *Store, err error) {
 	case <-time.After(cfg.ReadyTimeout):
 		return nil, fmt.Errorf("starting etcd: not ready after %s", cfg.ReadyTimeout)
 	}
-	s = &Store{cfg: cfg, log: log.With("component", "store"), etcd: e, cli: v3client.New(e.Server)}
+	s = &Store{cfg: cfg, log: log.With("component", "store"), etcd: e, cli: v3client.New(e.Server), stopping: stopping}
 	s.log.Info("etcd ready", "member", cfg.Name, "data_dir", cfg.DataDir, "client_url", cfg.ClientURL)
 	return s, nil
 }
 
-func etcdConfig(cfg Config) (*embed.Config, error) {
+func etcdConfig(cfg Config, logger *zap.Logger) (*embed.Config, error) {
 	e := embed.NewConfig()
 	e.Name = cfg.Name
 	e.Dir = cfg.DataDir
@@ -86,7 +90,7 @@ func etcdConfig(cfg Config) (*embed.Config, error) {
 	e.AutoCompactionRetention = "1h"
 	e.Logger = "zap"
 	e.LogLevel = cfg.LogLevel
-	e.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zapLogger(cfg.LogLevel))
+	e.ZapLoggerBuilder = embed.NewZapLoggerBuilder(logger)
 	if t := cfg.TLS; t != nil {
 		for _, info := range []*transport.TLSInfo{&e.ClientTLSInfo, &e.PeerTLSInfo} {
 			info.CertFile, info.KeyFile, info.TrustedCAFile = t.CertFile, t.KeyFile, t.CAFile
@@ -104,21 +108,6 @@ func listenURL(u url.URL, addr string) url.URL {
 	return u
 }
 
-func zapLogger(level string) *zap.Logger {
-	lvl, err := zapcore.ParseLevel(level)
-	if err != nil {
-		lvl = zapcore.WarnLevel
-	}
-	zc := zap.NewProductionConfig()
-	zc.Level = zap.NewAtomicLevelAt(lvl)
-	zc.Sampling = nil
-	l, err := zc.Build()
-	if err != nil {
-		return zap.NewNop()
-	}
-	return l.With(zap.String("component", "etcd"))
-}
-
 // Client returns the in-process etcd client. Packages that keep their own keys (the
 // CA, leader election) use it; resources go through the typed methods.
 func (s *Store) Client() *clientv3.Client { return s.cli }
@@ -132,6 +121,7 @@ func (s *Store) Err() <-chan error { return s.etcd.Err() }
 // Close stops the etcd client, then the member (which stops its listeners and Raft).
 func (s *Store) Close() error {
 	err := s.cli.Close()
+	s.stopping.Store(true)
 	s.etcd.Close()
 	if errors.Is(err, context.Canceled) {
 		err = nil

@@ -96,7 +96,11 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer n.Close()
-	return n.Run(ctx)
+	err = n.Run(ctx)
+	if err == nil && ctx.Err() != nil {
+		log.Info("navarch stopping: signal received")
+	}
+	return err
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
