@@ -577,7 +577,7 @@ func gatewayRouteConfig(ctx *Context, name string, port uint32, servers []gatewa
 	for _, s := range servers {
 		for _, vs := range boundServices(ctx, s) {
 			ns := vs.Resource.Meta.Namespace
-			routes := httpRoutes(ctx, vs.Resource, port, s.gateway)
+			routes := httpRoutes(ctx, vs.Resource, port, s.gateway, s.Tls != nil)
 			if len(routes) == 0 {
 				continue
 			}

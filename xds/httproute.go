@@ -26,9 +26,10 @@ import (
 // view of one service port: one route per match condition (conditions of one HTTPRoute
 // are ORed), in order, leaving out conditions bound to another port, gateway, source
 // namespace or source labels. gateway is the gateway ("ns/name") the routes serve, or
-// "" for the mesh (sidecars and proxyless clients). Routes that delegate stand for
-// their delegate's routes (delegate.go).
-func httpRoutes(ctx *Context, vs *api.Resource, port uint32, gateway string) []*routev3.Route {
+// "" for the mesh (sidecars and proxyless clients); tls says that gateway's server
+// has TLS settings, so a redirect's scheme is https unless it says otherwise. Routes
+// that delegate stand for their delegate's routes (delegate.go).
+func httpRoutes(ctx *Context, vs *api.Resource, port uint32, gateway string, tls bool) []*routev3.Route {
 	var out []*routev3.Route
 	ns := vs.Meta.Namespace
 	for _, in := range expandDelegates(ctx, ns, vs.Meta.Name, vs.Spec.(*networking.VirtualService)) {
@@ -42,7 +43,7 @@ func httpRoutes(ctx *Context, vs *api.Resource, port uint32, gateway string) []*
 				continue
 			}
 			r := &routev3.Route{Name: routeName(h, m), Match: routeMatch(m)}
-			setAction(ctx, r, in.ns, h, port)
+			setAction(ctx, r, in.ns, h, port, tls)
 			setHeaders(r, h.Headers)
 			if h.Fault != nil {
 				r.TypedPerFilterConfig = map[string]*anypb.Any{faultFilter: mustAny(fault(h.Fault))}
@@ -183,10 +184,10 @@ func stringMatcher(sm *networking.StringMatch) *matcherv3.StringMatcher {
 
 // setAction sets what a route does: redirect, direct response, or forward to the
 // destinations by weight.
-func setAction(ctx *Context, r *routev3.Route, ns string, h *networking.HTTPRoute, port uint32) {
+func setAction(ctx *Context, r *routev3.Route, ns string, h *networking.HTTPRoute, port uint32, tls bool) {
 	switch {
 	case h.Redirect != nil:
-		r.Action = &routev3.Route_Redirect{Redirect: redirect(h.Redirect)}
+		r.Action = &routev3.Route_Redirect{Redirect: redirect(h.Redirect, port, tls)}
 		return
 	case h.DirectResponse != nil:
 		dr := &routev3.DirectResponseAction{Status: h.DirectResponse.Status}
@@ -333,9 +334,16 @@ func hashPolicy(ctx *Context, ns string, d *networking.Destination, port uint32)
 	return []*routev3.RouteAction_HashPolicy{hp}
 }
 
-func redirect(r *networking.HTTPRedirect) *routev3.RedirectAction {
+// redirect translates an HTTP redirect on port (the listener's) as Istio does: a
+// derived port is the request's, which is the listener's, or left out for the
+// scheme's default; a port that is its scheme's default (80 for http, 443 for https,
+// the scheme being the listener's unless given) is left out of the Location.
+func redirect(r *networking.HTTPRedirect, port uint32, tls bool) *routev3.RedirectAction {
 	ra := &routev3.RedirectAction{}
-	if r.Uri != "" {
+	switch {
+	case r.PrefixRewrite != "":
+		ra.PathRewriteSpecifier = &routev3.RedirectAction_PrefixRewrite{PrefixRewrite: r.PrefixRewrite}
+	case r.Uri != "":
 		ra.PathRewriteSpecifier = &routev3.RedirectAction_PathRedirect{PathRedirect: r.Uri}
 	}
 	if r.Authority != "" {
@@ -344,8 +352,25 @@ func redirect(r *networking.HTTPRedirect) *routev3.RedirectAction {
 	if r.Scheme != "" {
 		ra.SchemeRewriteSpecifier = &routev3.RedirectAction_SchemeRedirect{SchemeRedirect: r.Scheme}
 	}
-	if p, ok := r.RedirectPort.(*networking.HTTPRedirect_Port); ok {
-		ra.PortRedirect = p.Port
+	if r.RedirectPort != nil {
+		switch p := r.RedirectPort.(type) {
+		case *networking.HTTPRedirect_Port:
+			ra.PortRedirect = p.Port
+		case *networking.HTTPRedirect_DerivePort:
+			if p.DerivePort == networking.HTTPRedirect_FROM_REQUEST_PORT {
+				ra.PortRedirect = port
+			}
+		}
+		scheme := r.Scheme
+		if scheme == "" {
+			scheme = "http"
+			if tls {
+				scheme = "https"
+			}
+		}
+		if (ra.PortRedirect == 80 && scheme == "http") || (ra.PortRedirect == 443 && scheme == "https") {
+			ra.PortRedirect = 0
+		}
 	}
 	switch r.RedirectCode {
 	case 0, 301:

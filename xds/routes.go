@@ -44,7 +44,7 @@ func (grpcRoutes) Generate(ctx *Context) []named {
 			out = append(out, shared(name, key, func() proto.Message {
 				var routes []*routev3.Route
 				if vs != nil {
-					routes = httpRoutes(ctx, vs.Resource, port.Number, "")
+					routes = httpRoutes(ctx, vs.Resource, port.Number, "", false)
 				}
 				if len(routes) == 0 {
 					routes = []*routev3.Route{defaultRoute(ctx, svc, port.Number)}

@@ -284,7 +284,7 @@ func (sidecarRoutes) Generate(ctx *Context) []named {
 			}
 			var routes []*routev3.Route
 			if vs != nil {
-				routes = httpRoutes(ctx, vs.Resource, port.Number, "")
+				routes = httpRoutes(ctx, vs.Resource, port.Number, "", false)
 			}
 			if len(routes) == 0 {
 				routes = []*routev3.Route{defaultRoute(ctx, svc, port.Number)}
