@@ -2,6 +2,8 @@ package xds
 
 import (
 	"cmp"
+	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -124,50 +126,147 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 }
 
 // tcpListener is an outbound listener of non-HTTP service ports: address and port.
-// Services without an address of their own share 0.0.0.0_<port>; on a TLS or HTTPS
-// port they are told apart by the SNI the client sends (as in Istio): a filter chain
-// per tls route of their VirtualServices and per service host. Otherwise the first
-// service of the listener has it.
+// Services without an address of their own share 0.0.0.0_<port>. As in Istio:
+//
+//   - On a TLS or HTTPS port, each tls route match of a service's VirtualService that
+//     holds for the proxy is a filter chain by the SNI the client sends (and the
+//     destination subnets the match names); a service whose VirtualService has no
+//     such match gets a chain by its host name on a shared listener, or the
+//     listener's plain chain on its own address. A service with tls matches has no
+//     chain besides them: a connection none takes goes nowhere.
+//   - On other ports the first service of the listener has it: its VirtualService's
+//     tcp routes in order, up to the first whose match holds with no destination
+//     subnets (or has no match), which takes what no subnet chain does; the routes
+//     before it whose matches all name destination subnets are chains by those
+//     subnets. Without such a route the service's cluster takes the rest.
 type tcpListener struct {
-	name  string
-	ip    string
-	port  uint32
-	sni   []*listenerv3.FilterChain
-	taken map[string]bool    // server names with a chain
-	plain *listenerv3.Filter // for connections no SNI chain takes
+	name   string
+	ip     string
+	port   uint32
+	chains []*listenerv3.FilterChain // by SNI and/or destination subnets (Envoy takes the most specific)
+	taken  map[string]bool           // the matches of chains, "name|subnets"
+	plain  *listenerv3.Filter        // for connections no chain takes
 }
 
 func (l *tcpListener) add(ctx *Context, svc *registry.Service, port registry.Port) {
-	if l.ip != "0.0.0.0" || !isTLS(port) {
-		if l.plain == nil {
-			l.plain = outboundTCP(ctx, svc, port.Number)
+	vs := virtualServiceFor(ctx, svc.Hostname)
+	cluster := clusterName(svc.Hostname, port.Number, "")
+	if isTLS(port) {
+		if l.addTLSRoutes(ctx, vs, port.Number) {
+			return
+		}
+		if l.ip == "0.0.0.0" {
+			l.chain([]string{svc.Hostname}, nil, tcpProxy(cluster, accessLogsFor(ctx).client))
+		} else if l.plain == nil {
+			l.plain = tcpProxy(cluster, accessLogsFor(ctx).client)
 		}
 		return
 	}
-	chain := func(names []string, filter *listenerv3.Filter) {
-		var fresh []string
-		for _, n := range names {
-			if !l.taken[n] {
-				l.taken[n] = true
-				fresh = append(fresh, n)
-			}
-		}
-		if len(fresh) > 0 {
-			l.sni = append(l.sni, &listenerv3.FilterChain{Name: strings.Join(fresh, ","),
-				FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: fresh}, Filters: []*listenerv3.Filter{filter}})
-		}
+	if l.plain != nil {
+		return
 	}
-	if vs := virtualServiceFor(ctx, svc.Hostname); vs != nil {
+	if vs != nil {
 		ns := vs.Resource.Meta.Namespace
-		for _, r := range vs.Resource.Spec.(*networking.VirtualService).Tls {
+		for _, r := range vs.Resource.Spec.(*networking.VirtualService).Tcp {
+			if len(r.Route) == 0 {
+				continue
+			}
+			var subnets []string
 			for _, m := range r.Match {
-				if meshMatchHolds(ctx.Proxy, port.Number, ns, m.Port, m.Gateways, m.SourceNamespace, m.SourceLabels) {
-					chain(sniNames(m.SniHosts), tcpProxyTo(ctx, ns, r.Route, port.Number, ""))
+				if !meshMatchHolds(ctx.Proxy, port.Number, ns, m.Port, m.Gateways, m.SourceNamespace, m.SourceLabels) {
+					continue
 				}
+				if len(m.DestinationSubnets) == 0 {
+					subnets = nil
+					l.plain = tcpProxyTo(ctx, ns, r.Route, port.Number, cluster)
+					break
+				}
+				subnets = append(subnets, m.DestinationSubnets...)
+			}
+			if len(r.Match) == 0 {
+				l.plain = tcpProxyTo(ctx, ns, r.Route, port.Number, cluster)
+			}
+			if l.plain != nil {
+				break
+			}
+			if len(subnets) > 0 {
+				l.chain(nil, subnets, tcpProxyTo(ctx, ns, r.Route, port.Number, cluster))
 			}
 		}
 	}
-	chain([]string{svc.Hostname}, outboundTCP(ctx, svc, port.Number))
+	if l.plain == nil {
+		l.plain = tcpProxy(cluster, accessLogsFor(ctx).client)
+	}
+}
+
+// addTLSRoutes adds a chain for each tls route match of vs that holds for the proxy
+// on port, and reports whether there was one.
+func (l *tcpListener) addTLSRoutes(ctx *Context, vs *registry.HostRoutes, port uint32) bool {
+	if vs == nil {
+		return false
+	}
+	ns := vs.Resource.Meta.Namespace
+	matched := false
+	for _, r := range vs.Resource.Spec.(*networking.VirtualService).Tls {
+		if len(r.Route) == 0 {
+			continue
+		}
+		for _, m := range r.Match {
+			if meshMatchHolds(ctx.Proxy, port, ns, m.Port, m.Gateways, m.SourceNamespace, m.SourceLabels) {
+				l.chain(sniNames(m.SniHosts), m.DestinationSubnets, tcpProxyTo(ctx, ns, r.Route, port, ""))
+				matched = true
+			}
+		}
+	}
+	return matched
+}
+
+// chain adds a filter chain for connections to server names (any if none) and
+// destination subnets (any if none), leaving out what an earlier chain matches
+// already (Envoy refuses two chains with the same match). A chain with neither would
+// take everything, which is the plain chain's place.
+func (l *tcpListener) chain(names, subnets []string, filter *listenerv3.Filter) {
+	if len(names) == 0 && len(subnets) == 0 {
+		return
+	}
+	subnets = slices.Sorted(slices.Values(subnets))
+	if len(names) == 0 {
+		names = []string{""} // any server name
+	}
+	var fresh []string
+	for _, n := range names {
+		if k := n + "|" + strings.Join(subnets, ","); !l.taken[k] {
+			l.taken[k] = true
+			fresh = append(fresh, n)
+		}
+	}
+	if len(fresh) == 0 {
+		return
+	}
+	m := &listenerv3.FilterChainMatch{PrefixRanges: cidrRanges(subnets)}
+	if fresh[0] != "" {
+		m.ServerNames = fresh
+	}
+	name := strings.Join(slices.DeleteFunc(append(slices.Clone(fresh), subnets...), func(s string) bool { return s == "" }), ",")
+	l.chains = append(l.chains, &listenerv3.FilterChain{Name: name, FilterChainMatch: m, Filters: []*listenerv3.Filter{filter}})
+}
+
+// cidrRanges turns destination subnets (addresses, or addresses with a prefix
+// length) into Envoy's CIDR ranges.
+func cidrRanges(subnets []string) []*corev3.CidrRange {
+	var out []*corev3.CidrRange
+	for _, s := range subnets {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				continue // refused by validation
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, &corev3.CidrRange{AddressPrefix: p.Masked().Addr().String(), PrefixLen: wrapperspb.UInt32(uint32(p.Bits()))})
+	}
+	return out
 }
 
 func (l *tcpListener) build(ctx *Context) *listenerv3.Listener {
@@ -176,10 +275,15 @@ func (l *tcpListener) build(ctx *Context) *listenerv3.Listener {
 		plain = tcpProxy(cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client)
 	}
 	lis := outboundListener(l.name, l.ip, l.port, []*listenerv3.Filter{plain})
-	if len(l.sni) > 0 {
-		lis.FilterChains = append(l.sni, lis.FilterChains...)
-		lis.ListenerFilters = []*listenerv3.ListenerFilter{{Name: "envoy.filters.listener.tls_inspector",
-			ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspectorv3.TlsInspector{})}}}
+	if len(l.chains) > 0 {
+		lis.FilterChains = append(l.chains, lis.FilterChains...)
+		for _, c := range l.chains {
+			if len(c.FilterChainMatch.ServerNames) > 0 {
+				lis.ListenerFilters = []*listenerv3.ListenerFilter{{Name: "envoy.filters.listener.tls_inspector",
+					ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspectorv3.TlsInspector{})}}}
+				break
+			}
+		}
 	}
 	return lis
 }
@@ -190,36 +294,6 @@ func isTLS(p registry.Port) bool {
 	switch strings.ToUpper(p.Protocol) {
 	case "TLS", "HTTPS":
 		return true
-	}
-	return false
-}
-
-// outboundTCP is where a sidecar sends a connection to a TCP service port: as the
-// first tcp route of the service's VirtualService that applies to the proxy and port
-// says (weighted destinations), else to the service's cluster.
-func outboundTCP(ctx *Context, svc *registry.Service, port uint32) *listenerv3.Filter {
-	if vs := virtualServiceFor(ctx, svc.Hostname); vs != nil {
-		ns := vs.Resource.Meta.Namespace
-		for _, r := range vs.Resource.Spec.(*networking.VirtualService).Tcp {
-			if meshL4Applies(ctx.Proxy, r.Match, port, ns) && len(r.Route) > 0 {
-				return tcpProxyTo(ctx, ns, r.Route, port, clusterName(svc.Hostname, port, ""))
-			}
-		}
-	}
-	return tcpProxy(clusterName(svc.Hostname, port, ""), accessLogsFor(ctx).client)
-}
-
-// meshL4Applies reports whether a tcp route's match conditions (any of them) hold for
-// proxy p's connections to port. destinationSubnets are not checked: the listener is
-// the service port's.
-func meshL4Applies(p *Proxy, matches []*networking.L4MatchAttributes, port uint32, ns string) bool {
-	if len(matches) == 0 {
-		return true
-	}
-	for _, m := range matches {
-		if meshMatchHolds(p, port, ns, m.Port, m.Gateways, m.SourceNamespace, m.SourceLabels) {
-			return true
-		}
 	}
 	return false
 }

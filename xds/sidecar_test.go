@@ -133,3 +133,117 @@ spec:
 		t.Error("SNI chains need the TLS inspector")
 	}
 }
+
+// TestSidecarL4RoutesByAddress: as in Istio, a service's own address does not stop a
+// VirtualService's tls routes (chains by SNI, plus any destination subnets, and no
+// other chain for the service); a TLS port ignores tcp routes; tcp routes whose
+// matches name destination subnets are chains by those subnets, ahead of the first
+// route that takes the rest.
+func TestSidecarL4RoutesByAddress(t *testing.T) {
+	snap := snapshotOf(t, `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: vault, namespace: shop}
+spec:
+  hosts: [vault.shop.svc.cluster.local]
+  addresses: [10.9.0.1]
+  ports: [{number: 8200, name: tls, protocol: TLS}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.1, labels: {version: v1}}, {address: 10.0.0.2, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: kafka, namespace: shop}
+spec:
+  hosts: [kafka.shop.svc.cluster.local]
+  addresses: [10.9.0.2]
+  ports: [{number: 9093, name: tls, protocol: TLS}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.3}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: shop}
+spec:
+  hosts: [db.shop.svc.cluster.local]
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.4, labels: {version: v1}}, {address: 10.0.0.5, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: subsets, namespace: shop}
+spec:
+  host: "*.shop.svc.cluster.local"
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: vault, namespace: shop}
+spec:
+  hosts: [vault.shop.svc.cluster.local]
+  tls:
+  - match: [{sniHosts: [vault.shop.svc.cluster.local], destinationSubnets: [10.9.0.1]}]
+    route: [{destination: {host: vault.shop.svc.cluster.local, subset: v2}}]
+  - match: [{sniHosts: [vault.shop.svc.cluster.local]}]
+    route: [{destination: {host: vault.shop.svc.cluster.local, subset: v1}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: kafka, namespace: shop}
+spec:
+  hosts: [kafka.shop.svc.cluster.local]
+  tcp: [{route: [{destination: {host: db.shop.svc.cluster.local}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: db, namespace: shop}
+spec:
+  hosts: [db.shop.svc.cluster.local]
+  tcp:
+  - match: [{destinationSubnets: [10.1.0.0/16, 10.2.0.7]}, {destinationSubnets: [10.3.0.0/16], sourceLabels: {app: other}}]
+    route: [{destination: {host: db.shop.svc.cluster.local, subset: v2}}]
+  - match: [{sourceLabels: {app: other}}]
+    route: [{destination: {host: db.shop.svc.cluster.local, subset: v2}}]
+  - route: [{destination: {host: db.shop.svc.cluster.local, subset: v1}}]
+  - match: [{destinationSubnets: [10.4.0.0/16]}]
+    route: [{destination: {host: db.shop.svc.cluster.local, subset: v2}}]
+`)
+	sets := envoySidecar(t, snap, "shop", map[string]string{"app": "web"})
+	chains := func(name string) string {
+		var l listenerv3.Listener
+		if err := sets[ListenerType].ByName[name].Body.UnmarshalTo(&l); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var out []string
+		for _, fc := range l.FilterChains {
+			var tcp tcpv3.TcpProxy
+			if err := fc.Filters[0].GetTypedConfig().UnmarshalTo(&tcp); err != nil {
+				t.Fatal(err)
+			}
+			var cidrs []string
+			for _, r := range fc.GetFilterChainMatch().GetPrefixRanges() {
+				cidrs = append(cidrs, fmt.Sprintf("%s/%d", r.AddressPrefix, r.PrefixLen.GetValue()))
+			}
+			out = append(out, fmt.Sprintf("[%s] [%s] -> %s", strings.Join(fc.GetFilterChainMatch().GetServerNames(), ","), strings.Join(cidrs, ","), tcp.GetCluster()))
+		}
+		inspector := len(l.ListenerFilters) > 0 && l.ListenerFilters[0].Name == "envoy.filters.listener.tls_inspector"
+		return fmt.Sprintf("inspector=%v\n%s", inspector, strings.Join(out, "\n"))
+	}
+	want := map[string]string{
+		"10.9.0.1_8200": `inspector=true
+[vault.shop.svc.cluster.local] [10.9.0.1/32] -> outbound|8200|v2|vault.shop.svc.cluster.local
+[vault.shop.svc.cluster.local] [] -> outbound|8200|v1|vault.shop.svc.cluster.local
+[] [] -> PassthroughCluster`,
+		"10.9.0.2_9093": `inspector=false
+[] [] -> outbound|9093||kafka.shop.svc.cluster.local`,
+		"0.0.0.0_5432": `inspector=false
+[] [10.1.0.0/16,10.2.0.7/32] -> outbound|5432|v2|db.shop.svc.cluster.local
+[] [] -> outbound|5432|v1|db.shop.svc.cluster.local`,
+	}
+	for name, w := range want {
+		if got := chains(name); got != w {
+			t.Errorf("%s:\n%s\nwant\n%s", name, got, w)
+		}
+	}
+}
