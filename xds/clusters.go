@@ -122,6 +122,7 @@ func applyRetryBudget(c *clusterv3.Cluster, rb *networking.TrafficPolicy_RetryBu
 	if rb.MinRetryConcurrency > 0 {
 		budget.MinRetryConcurrency = wrapperspb.UInt32(rb.MinRetryConcurrency)
 	}
+	budget.BudgetInterval = rb.BudgetInterval
 	if c.CircuitBreakers == nil {
 		c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{}}}
 	}

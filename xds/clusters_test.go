@@ -174,7 +174,7 @@ func TestProxyProtocolAndRetryBudget(t *testing.T) {
 	snap := snapshotOf(t, scopeServices, ordersRule+`
   trafficPolicy:
     proxyProtocol: {version: V2}
-    retryBudget: {percent: 25, minRetryConcurrency: 3}
+    retryBudget: {percent: 25, minRetryConcurrency: 3, budgetInterval: 5s}
     tls: {mode: SIMPLE}
 `)
 	sets := envoySidecar(t, snap, "shop", nil)
@@ -188,7 +188,7 @@ func TestProxyProtocolAndRetryBudget(t *testing.T) {
 		t.Errorf("PROXY protocol %v, want version 2 around TLS", &pp)
 	}
 	rb := c.GetCircuitBreakers().GetThresholds()[0].GetRetryBudget()
-	if rb.GetBudgetPercent().GetValue() != 25 || rb.GetMinRetryConcurrency().GetValue() != 3 {
+	if rb.GetBudgetPercent().GetValue() != 25 || rb.GetMinRetryConcurrency().GetValue() != 3 || rb.GetBudgetInterval().AsDuration() != 5*time.Second {
 		t.Errorf("retry budget %v", rb)
 	}
 }

@@ -538,6 +538,13 @@ func tcpProxyTo(ctx *Context, ns string, dests []*networking.RouteDestination, p
 		}
 		tp.ClusterSpecifier = &tcpv3.TcpProxy_WeightedClusters{WeightedClusters: wc}
 	}
+	if len(dests) > 0 {
+		subset := dests[0].Destination.Subset
+		if len(dests) > 1 {
+			subset = "" // a subset's tunnel is the cluster's, and this is no one cluster
+		}
+		tcpPolicy(ctx, tp, registry.ResolveHost(dests[0].Destination.Host, ns, ctx.Snapshot.Domain), subset)
+	}
 	return &listenerv3.Filter{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(tp)}}
 }
 

@@ -2,6 +2,7 @@ package xds
 
 import (
 	"cmp"
+	"net"
 	"net/netip"
 	"slices"
 	"sort"
@@ -16,6 +17,7 @@ import (
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networking "istio.io/api/networking/v1alpha3"
@@ -156,9 +158,9 @@ func (l *tcpListener) add(ctx *Context, svc *registry.Service, port registry.Por
 			return
 		}
 		if l.ip == "0.0.0.0" {
-			l.chain([]string{svc.Hostname}, nil, tcpProxy(cluster, accessLogsFor(ctx).client))
+			l.chain([]string{svc.Hostname}, nil, serviceTCPProxy(ctx, svc.Hostname, cluster))
 		} else if l.plain == nil {
-			l.plain = tcpProxy(cluster, accessLogsFor(ctx).client)
+			l.plain = serviceTCPProxy(ctx, svc.Hostname, cluster)
 		}
 		return
 	}
@@ -195,7 +197,7 @@ func (l *tcpListener) add(ctx *Context, svc *registry.Service, port registry.Por
 		}
 	}
 	if l.plain == nil {
-		l.plain = tcpProxy(cluster, accessLogsFor(ctx).client)
+		l.plain = serviceTCPProxy(ctx, svc.Hostname, cluster)
 	}
 }
 
@@ -315,6 +317,54 @@ func outboundListener(name, ip string, port uint32, filters []*listenerv3.Filter
 		BindToPort:       wrapperspb.Bool(false),
 		FilterChains:     []*listenerv3.FilterChain{{Filters: filters}},
 		TrafficDirection: corev3.TrafficDirection_OUTBOUND,
+	}
+}
+
+// serviceTCPProxy forwards a connection to a service's cluster, with what its
+// DestinationRule says of TCP proxying (tcpPolicy).
+func serviceTCPProxy(ctx *Context, host, cluster string) *listenerv3.Filter {
+	tp := &tcpv3.TcpProxy{StatPrefix: cluster, ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: cluster}, AccessLog: accessLogsFor(ctx).client}
+	tcpPolicy(ctx, tp, host, "")
+	return &listenerv3.Filter{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(tp)}}
+}
+
+// tcpPolicy sets on a TCP proxy to host (its subset, if any) what Istio takes there
+// from the host's DestinationRule: the connection pool's TCP idle timeout and
+// maximum connection duration (of the top-level traffic policy only, as in Istio),
+// hashing by source IP when the (subset's) load balancer hashes on it, and HTTP
+// CONNECT (or POST) tunnelling to the (subset's) tunnel target.
+func tcpPolicy(ctx *Context, tp *tcpv3.TcpProxy, host, subset string) {
+	svc := ctx.Snapshot.Service(host, ctx.Proxy.Namespace)
+	if svc == nil {
+		return
+	}
+	dr := ctx.destinationRule(svc)
+	if dr == nil {
+		return
+	}
+	top := dr.GetTrafficPolicy()
+	tp.IdleTimeout = top.GetConnectionPool().GetTcp().GetIdleTimeout()
+	tp.MaxDownstreamConnectionDuration = top.GetConnectionPool().GetTcp().GetMaxConnectionDuration()
+	lb, tunnel := top.GetLoadBalancer(), top.GetTunnel()
+	if subset != "" {
+		for _, s := range dr.Subsets {
+			if s.Name == subset {
+				if s.GetTrafficPolicy().GetLoadBalancer() != nil {
+					lb = s.TrafficPolicy.LoadBalancer
+				}
+				tunnel = s.GetTrafficPolicy().GetTunnel()
+				break
+			}
+		}
+	}
+	if lb.GetConsistentHash().GetUseSourceIp() {
+		tp.HashPolicy = []*typev3.HashPolicy{{PolicySpecifier: &typev3.HashPolicy_SourceIp_{SourceIp: &typev3.HashPolicy_SourceIp{}}}}
+	}
+	if tunnel != nil {
+		tp.TunnelingConfig = &tcpv3.TcpProxy_TunnelingConfig{
+			Hostname: net.JoinHostPort(tunnel.TargetHost, strconv.FormatUint(uint64(tunnel.TargetPort), 10)),
+			UsePost:  tunnel.Protocol == "POST",
+		}
 	}
 }
 

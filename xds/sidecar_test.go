@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
@@ -245,5 +246,72 @@ spec:
 		if got := chains(name); got != w {
 			t.Errorf("%s:\n%s\nwant\n%s", name, got, w)
 		}
+	}
+}
+
+// TestSidecarTCPProxyPolicy: a sidecar's TCP proxy takes from the destination's
+// DestinationRule what Istio takes there: the TCP idle timeout and maximum connection
+// duration, hashing by source IP, and the (subset's) tunnel.
+func TestSidecarTCPProxyPolicy(t *testing.T) {
+	snap := snapshotOf(t, `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: shop}
+spec:
+  hosts: [db.shop.svc.cluster.local]
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.4, labels: {version: v1}}, {address: 10.0.0.5, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: cache, namespace: shop}
+spec:
+  hosts: [cache.shop.svc.cluster.local]
+  addresses: [10.9.0.9]
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.6}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: db, namespace: shop}
+spec:
+  host: db.shop.svc.cluster.local
+  trafficPolicy:
+    connectionPool: {tcp: {idleTimeout: 30s, maxConnectionDuration: 1h}}
+    loadBalancer: {consistentHash: {useSourceIp: true}}
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - name: v2
+    labels: {version: v2}
+    trafficPolicy: {tunnel: {protocol: POST, targetHost: egress.corp.example, targetPort: 3128}, loadBalancer: {simple: RANDOM}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: cache, namespace: shop}
+spec:
+  hosts: [cache.shop.svc.cluster.local]
+  tcp: [{route: [{destination: {host: db.shop.svc.cluster.local, subset: v2}}]}]
+`)
+	sets := envoySidecar(t, snap, "shop", nil)
+	proxy := func(listener string) *tcpv3.TcpProxy {
+		var l listenerv3.Listener
+		resourceOf(t, sets, ListenerType, listener, &l)
+		var tp tcpv3.TcpProxy
+		if err := l.FilterChains[0].Filters[0].GetTypedConfig().UnmarshalTo(&tp); err != nil {
+			t.Fatal(err)
+		}
+		return &tp
+	}
+	db := proxy("0.0.0.0_5432")
+	if db.GetCluster() != "outbound|5432||db.shop.svc.cluster.local" || db.GetIdleTimeout().AsDuration() != 30*time.Second ||
+		db.GetMaxDownstreamConnectionDuration().AsDuration() != time.Hour || db.GetHashPolicy()[0].GetSourceIp() == nil || db.GetTunnelingConfig() != nil {
+		t.Errorf("db: %v", db)
+	}
+	tp := proxy("10.9.0.9_5432")
+	if tp.GetCluster() != "outbound|5432|v2|db.shop.svc.cluster.local" || tp.GetIdleTimeout().AsDuration() != 30*time.Second ||
+		len(tp.GetHashPolicy()) != 0 || tp.GetTunnelingConfig().GetHostname() != "egress.corp.example:3128" || !tp.GetTunnelingConfig().GetUsePost() {
+		t.Errorf("cache, to db's subset v2: %v", tp)
 	}
 }
