@@ -57,10 +57,12 @@ type proc struct {
 }
 
 // startDevNode starts `navarch server --dev` on free ports and waits until it is ready.
+// Its data dir is the test's: a dev node removes the one it makes itself only when it
+// stops gracefully, and tests stop nodes with SIGKILL.
 func startDevNode(t *testing.T, extra ...string) *proc {
 	t.Helper()
 	p := &proc{XDS: freeAddr(t), HTTP: freeAddr(t), log: &bytes.Buffer{}}
-	args := append([]string{"server", "--dev", "--xds-addr", p.XDS, "--http-addr", p.HTTP, "--xds-tls-addr", freeAddr(t)}, extra...)
+	args := append([]string{"server", "--dev", "--data-dir", t.TempDir(), "--xds-addr", p.XDS, "--http-addr", p.HTTP, "--xds-tls-addr", freeAddr(t)}, extra...)
 	p.cmd = exec.Command(navarchBin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {

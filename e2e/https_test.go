@@ -31,7 +31,7 @@ func TestAPIOverHTTPS(t *testing.T) {
 
 	addr := freeAddr(t)
 	var log bytes.Buffer
-	cmd := exec.Command(navarchBin, "server", "--dev", "--xds-addr", freeAddr(t), "--xds-tls-addr", freeAddr(t),
+	cmd := exec.Command(navarchBin, "server", "--dev", "--data-dir", t.TempDir(), "--xds-addr", freeAddr(t), "--xds-tls-addr", freeAddr(t),
 		"--http-addr", addr, "--http-tls-cert", certFile, "--http-tls-key", keyFile)
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
