@@ -150,6 +150,29 @@ spec:
 `, od)
 	}
 	vs := func(http string) string { return virtualService("reviews", http) }
+	// routingVS is a VirtualService of reviews in namespace routing, exported to
+	// exportTo, sending everything to subset.
+	routingVS := func(exportTo, subset string) string {
+		return fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: routing}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  exportTo: %s
+  http: [{route: [{destination: {host: reviews.default.svc.cluster.local, subset: %s}}]}]
+`, exportTo, subset)
+	}
+	// details has both reviews workloads as endpoints; dr is the rest of a
+	// DestinationRule (metadata and spec).
+	const detailsTarget = "xds:///details.default.svc.cluster.local:9080"
+	details := func(dr string) string {
+		return staticService("details", loopback(v1.Port), loopback(v2.Port)) + "apiVersion: networking.istio.io/v1\nkind: DestinationRule" + dr
+	}
+	// perUser: RPCs of five users, each of whom a hash by x-user sends to one backend.
+	var perUser []parityRPCs
+	for _, u := range []string{"alice", "bob", "carol", "dave", "erin"} {
+		perUser = append(perUser, parityRPCs{n: 30, md: []string{"x-user", u}})
+	}
 	scenarios := []parityScenario{
 		{name: "no VirtualService", rpcs: []parityRPCs{{n: 1000}}},
 		{name: "an 80/20 split", config: vs(`
@@ -283,6 +306,50 @@ spec:
     route: [{destination: {host: reviews, subset: v1}}]
   - route: [{destination: {host: reviews, subset: v2}}]
 `, rpcs: []parityRPCs{{n: 50}, {n: 50, md: []string{"x-canary", "yes"}}}},
+		// Which VirtualService a client in default sees: one exported from another
+		// namespace, unless it is not exported there; its own namespace's first.
+		{name: "a VirtualService exported from another namespace", config: routingVS(`["*"]`, "v2"), rpcs: []parityRPCs{{n: 100}}},
+		{name: "a VirtualService not exported to the client", config: routingVS(`["."]`, "v2"), rpcs: []parityRPCs{{n: 1000}}},
+		{name: "the client's namespace's VirtualService first", config: routingVS(`["*"]`, "v2") + "---\n" + vs(`
+  - route: [{destination: {host: reviews, subset: v1}}]
+`), rpcs: []parityRPCs{{n: 100}}},
+		{name: "a VirtualService for every host of a namespace", config: `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: everything, namespace: default}
+spec:
+  hosts: ["*.default.svc.cluster.local"]
+  http: [{route: [{destination: {host: reviews.default.svc.cluster.local, subset: v2}}]}]
+`, rpcs: []parityRPCs{{n: 100}}},
+		// A route to a subset no DestinationRule defines: its cluster does not
+		// exist. Marked RPCs, on another route, show the client has its routes.
+		{name: "a subset no DestinationRule names", probe: []string{"x-probe", "1"}, config: vs(`
+  - match: [{headers: {x-probe: {exact: "1"}}}]
+    route: [{destination: {host: reviews, subset: v1}}]
+  - route: [{destination: {host: reviews, subset: v3}}]
+`), rpcs: []parityRPCs{{n: 20}, {n: 20, md: []string{"x-probe", "1"}}}},
+		// grpc-go leaves out routes that match query parameters.
+		{name: "a query parameter match", config: vs(`
+  - match: [{queryParams: {user: {exact: alice}}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - route: [{destination: {host: reviews, subset: v1}}]
+`), rpcs: []parityRPCs{{n: 100}}},
+		// Where a client finds the DestinationRule of a service: the client's
+		// namespace, the service's, then the root namespace (istio-system);
+		// port-level settings before the top level's.
+		{name: "a DestinationRule in the root namespace", target: detailsTarget, config: details(`
+metadata: {name: details, namespace: istio-system}
+spec:
+  host: details.default.svc.cluster.local
+  trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}
+`), rpcs: perUser},
+		{name: "a port's load balancer", target: detailsTarget, config: details(`
+metadata: {name: details}
+spec:
+  host: details
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}
+    portLevelSettings: [{port: {number: 9080}, loadBalancer: {consistentHash: {httpHeaderName: x-user}}}]
+`), rpcs: perUser},
 		{name: "a subset's own load balancer", config: `apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: reviews-all, namespace: default}
