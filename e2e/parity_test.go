@@ -306,6 +306,25 @@ spec:
     route: [{destination: {host: reviews, subset: v1}}]
   - route: [{destination: {host: reviews, subset: v2}}]
 `, rpcs: []parityRPCs{{n: 50}, {n: 50, md: []string{"x-canary", "yes"}}}},
+		{name: "relative weights", config: vs(`
+  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: 120
+    - destination: {host: reviews, subset: v2}
+      weight: 30
+`), rpcs: []parityRPCs{{n: 2000}}},
+		// grpc-go routes on its request metadata, which holds no :authority: the
+		// authority match holds through neither server.
+		{name: "source namespace, case-insensitive method and authority matches", config: vs(`
+  - match: [{sourceNamespace: other}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - match: [{uri: {exact: /GRPC.TESTING.TESTSERVICE/UNARYCALL}, ignoreUriCase: true, headers: {x-case: {exact: "1"}}}]
+    fault: {abort: {grpcStatus: RESOURCE_EXHAUSTED, percentage: {value: 100}}}
+    route: [{destination: {host: reviews, subset: v1}}]
+  - match: [{authority: {prefix: "reviews."}}]
+    route: [{destination: {host: reviews, subset: v1}}]
+  - route: [{destination: {host: reviews, subset: v2}}]
+`), rpcs: []parityRPCs{{n: 50, md: []string{"x-case", "1"}}, {n: 50}}},
 		// Which VirtualService a client in default sees: one exported from another
 		// namespace, unless it is not exported there; its own namespace's first.
 		{name: "a VirtualService exported from another namespace", config: routingVS(`["*"]`, "v2"), rpcs: []parityRPCs{{n: 100}}},
