@@ -577,6 +577,57 @@ func TestSameAuthorizationAsIstiod(t *testing.T) {
 	if want[0].By["guarded"] != 20 || want[2].Failed[codes.PermissionDenied] != 20 {
 		t.Errorf("istiod did not enforce the policies as expected: %v", want)
 	}
+
+	// Istio's value forms (prefix*, *suffix, * for presence), notValues, methods
+	// and path prefixes.
+	const wildTarget = "xds:///wild.default.svc.cluster.local:9090"
+	wildBatches := []parityRPCs{
+		{n: 10, md: []string{"x-user", "admin-1"}},
+		{n: 10, md: []string{"x-user", "admin-banned"}},
+		{n: 10, md: []string{"x-user", "guest"}},
+		{n: 10, md: []string{"x-tenant", "t1"}},
+		{n: 10, md: []string{"x-env", "dev"}},
+		{n: 10, md: []string{"x-env", "prod"}},
+		{n: 10},
+	}
+	istiod, navarch = serverThroughBoth(t, bin, "wild", "", wildMesh)
+	probe = parityScenario{probe: []string{"x-user", "admin-1"}}
+	want = runParity(t, "istiod", istiod, wildTarget, probe, wildBatches)
+	got = runParity(t, "navarch", navarch, wildTarget, probe, wildBatches)
+	for i := range wildBatches {
+		compareTallies(t, fmt.Sprintf("wild: batch %d (metadata %v)", i, wildBatches[i].md), want[i], got[i], 0)
+	}
+	if want[0].By["wild"] != 10 || want[1].Failed[codes.PermissionDenied] != 10 || want[5].Failed[codes.PermissionDenied] != 10 {
+		t.Errorf("istiod did not enforce the wild policies as expected: %v", want)
+	}
+}
+
+// wildMesh is service wild, whose policies use Istio's value forms: a DENY of
+// users "*-banned"; an ALLOW of POSTs under /grpc.testing.TestService/ by users
+// "admin-*", of requests with any x-tenant, and of those with an x-env other than
+// prod.
+func wildMesh(port uint32) string {
+	return xdsServerMesh("wild", port, `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: banned}
+spec:
+  selector: {matchLabels: {app: wild}}
+  action: DENY
+  rules: [{when: [{key: "request.headers[x-user]", values: ["*-banned"]}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allowed}
+spec:
+  selector: {matchLabels: {app: wild}}
+  action: ALLOW
+  rules:
+  - to: [{operation: {methods: [POST], paths: [/grpc.testing.TestService/*]}}]
+    when: [{key: "request.headers[x-user]", values: ["admin-*"]}]
+  - when: [{key: "request.headers[x-tenant]", values: ["*"]}]
+  - to: [{operation: {notMethods: [POST]}}]
+  - when: [{key: "request.headers[x-env]", values: ["*"], notValues: [prod]}]
+`)
 }
 
 // secureMesh is the secure service under STRICT mTLS, whose clients use
