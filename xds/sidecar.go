@@ -167,37 +167,42 @@ func (l *tcpListener) add(ctx *Context, svc *registry.Service, port registry.Por
 	if l.plain != nil {
 		return
 	}
-	if vs != nil {
-		ns := vs.Resource.Meta.Namespace
-		for _, r := range vs.Resource.Spec.(*networking.VirtualService).Tcp {
-			if len(r.Route) == 0 {
-				continue
-			}
-			var subnets []string
-			for _, m := range r.Match {
-				if !meshMatchHolds(ctx.Proxy, port.Number, ns, m.Port, m.Gateways, m.SourceNamespace, m.SourceLabels) {
-					continue
-				}
-				if len(m.DestinationSubnets) == 0 {
-					subnets = nil
-					l.plain = tcpProxyTo(ctx, ns, r.Route, port.Number, cluster)
-					break
-				}
-				subnets = append(subnets, m.DestinationSubnets...)
-			}
-			if len(r.Match) == 0 {
-				l.plain = tcpProxyTo(ctx, ns, r.Route, port.Number, cluster)
-			}
-			if l.plain != nil {
-				break
-			}
-			if len(subnets) > 0 {
-				l.chain(nil, subnets, tcpProxyTo(ctx, ns, r.Route, port.Number, cluster))
-			}
-		}
-	}
+	l.addTCPRoutes(ctx, vs, port.Number, cluster)
 	if l.plain == nil {
 		l.plain = serviceTCPProxy(ctx, svc.Hostname, cluster)
+	}
+}
+
+// addTCPRoutes adds chains for vs's tcp routes whose matches that hold for the proxy
+// on port all name destination subnets, up to the first route that takes every
+// connection it sees, which becomes the plain chain.
+func (l *tcpListener) addTCPRoutes(ctx *Context, vs *registry.HostRoutes, port uint32, cluster string) {
+	if vs == nil {
+		return
+	}
+	ns := vs.Resource.Meta.Namespace
+	for _, r := range vs.Resource.Spec.(*networking.VirtualService).Tcp {
+		if len(r.Route) == 0 {
+			continue
+		}
+		if len(r.Match) == 0 {
+			l.plain = tcpProxyTo(ctx, ns, r.Route, port, cluster)
+			return
+		}
+		var subnets []string
+		for _, m := range r.Match {
+			if !meshMatchHolds(ctx.Proxy, port, ns, m.Port, m.Gateways, m.SourceNamespace, m.SourceLabels) {
+				continue
+			}
+			if len(m.DestinationSubnets) == 0 {
+				l.plain = tcpProxyTo(ctx, ns, r.Route, port, cluster)
+				return
+			}
+			subnets = append(subnets, m.DestinationSubnets...)
+		}
+		if len(subnets) > 0 {
+			l.chain(nil, subnets, tcpProxyTo(ctx, ns, r.Route, port, cluster))
+		}
 	}
 }
 
