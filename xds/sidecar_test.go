@@ -135,13 +135,25 @@ spec:
 	}
 }
 
+// shopDB is TCP service db in shop, with endpoints of versions v1 and v2.
+const shopDB = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: shop}
+spec:
+  hosts: [db.shop.svc.cluster.local]
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.4, labels: {version: v1}}, {address: 10.0.0.5, labels: {version: v2}}]
+`
+
 // TestSidecarL4RoutesByAddress: as in Istio, a service's own address does not stop a
 // VirtualService's tls routes (chains by SNI, plus any destination subnets, and no
 // other chain for the service); a TLS port ignores tcp routes; tcp routes whose
 // matches name destination subnets are chains by those subnets, ahead of the first
 // route that takes the rest.
 func TestSidecarL4RoutesByAddress(t *testing.T) {
-	snap := snapshotOf(t, `
+	snap := snapshotOf(t, shopDB, `
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: vault, namespace: shop}
@@ -161,15 +173,6 @@ spec:
   ports: [{number: 9093, name: tls, protocol: TLS}]
   resolution: STATIC
   endpoints: [{address: 10.0.0.3}]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: db, namespace: shop}
-spec:
-  hosts: [db.shop.svc.cluster.local]
-  ports: [{number: 5432, name: tcp, protocol: TCP}]
-  resolution: STATIC
-  endpoints: [{address: 10.0.0.4, labels: {version: v1}}, {address: 10.0.0.5, labels: {version: v2}}]
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -253,16 +256,7 @@ spec:
 // DestinationRule what Istio takes there: the TCP idle timeout and maximum connection
 // duration, hashing by source IP, and the (subset's) tunnel.
 func TestSidecarTCPProxyPolicy(t *testing.T) {
-	snap := snapshotOf(t, `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: db, namespace: shop}
-spec:
-  hosts: [db.shop.svc.cluster.local]
-  ports: [{number: 5432, name: tcp, protocol: TCP}]
-  resolution: STATIC
-  endpoints: [{address: 10.0.0.4, labels: {version: v1}}, {address: 10.0.0.5, labels: {version: v2}}]
----
+	snap := snapshotOf(t, shopDB, `
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: cache, namespace: shop}
