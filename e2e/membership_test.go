@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -134,4 +135,137 @@ spec:
   ports: [{number: 80, name: http, protocol: HTTP}]
   resolution: DNS
 `))
+}
+
+// dnsServiceEntry is a ServiceEntry named name, for a cluster test to write and look
+// for.
+func dnsServiceEntry(name string) string {
+	return fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: %[1]s}
+spec:
+  hosts: [%[1]s.example.com]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: DNS
+`, name)
+}
+
+// TestForceNewClusterAfterQuorumLoss: two of three nodes are lost for good, data and
+// all, so the cluster takes no writes. The survivor, restarted with
+// --force-new-cluster, is a cluster of one with everything it held and takes writes;
+// the lost nodes, rebuilt with empty data dirs, join it; and the flag, left on the
+// survivor's command line, does not split the cluster at its next restart.
+func TestForceNewClusterAfterQuorumLoss(t *testing.T) {
+	c := startCluster(t, 3)
+	apply := func(node, name string) cliResult {
+		return nodeCLI(t, c, node, "apply", "-f", writeFile(t, t.TempDir(), name+".yaml", dnsServiceEntry(name)))
+	}
+	if r := apply("n1", "before-loss"); r.Code != 0 {
+		t.Fatalf("apply: %s", r.Stderr)
+	}
+	for _, name := range []string{"n2", "n3"} {
+		nd, _ := c.Node(name)
+		if err := c.Kill(name); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.RemoveAll(nd.DataDir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := apply("n1", "without-quorum"); r.Code == 0 || !strings.Contains(r.Stderr, "quorum") {
+		t.Fatalf("a write without quorum: exit %d, %s", r.Code, r.Stderr)
+	}
+
+	if err := c.Kill("n1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Restart("n1", "--force-new-cluster"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitReady(t.Context(), "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if r := apply("n1", "after-force"); r.Code != 0 {
+		t.Fatalf("a write to the forced cluster: %s", r.Stderr)
+	}
+	voters := func(seenBy string, want int) func() error {
+		return func() error {
+			ms, err := membersSeenBy(c, seenBy)
+			if err != nil {
+				return err
+			}
+			n := 0
+			for _, m := range ms {
+				if m.Etcd == "leader" || m.Etcd == "follower" {
+					n++
+				}
+			}
+			if n != want {
+				return fmt.Errorf("want %d voting members, got %+v", want, ms)
+			}
+			return nil
+		}
+	}
+	eventually(t, 10*time.Second, "n1 the only member", voters("n1", 1))
+
+	for _, name := range []string{"n2", "n3"} {
+		if err := c.Restart(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.WaitReady(t.Context(), "n2", "n3"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "three voting members again", voters("n1", 3))
+	out := mustNodeCLI(t, c, "n3", "get", "serviceentries")
+	for _, name := range []string{"before-loss", "after-force"} {
+		if !strings.Contains(out, name) {
+			t.Fatalf("n3 lacks %s:\n%s", name, out)
+		}
+	}
+
+	// The flag again, at a restart of n1 in the healthy cluster: n1 rejoins as the
+	// member it is, and the three stay one cluster. Without the marker of the first
+	// forced start, n1 refuses to start while it sees the others run.
+	n1, _ := c.Node("n1")
+	marker := filepath.Join(n1.DataDir, "forced-new-cluster")
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("no marker of the forced start: %v", err)
+	}
+	if err := os.Rename(marker, marker+".saved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Kill("n1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Restart("n1", "--force-new-cluster"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "n1 refuses to force a new cluster beside the running nodes", func() error {
+		b, err := os.ReadFile(n1.Log)
+		if err != nil || !strings.Contains(string(b), "--force-new-cluster refused: node n") {
+			return fmt.Errorf("not in n1's log yet (%v)", err)
+		}
+		return nil
+	})
+	c.Kill("n1") // it has exited, or is about to
+	if err := os.Rename(marker+".saved", marker); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Restart("n1", "--force-new-cluster"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitReady(t.Context(), "n1"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "still three voting members, seen by n1", voters("n1", 3))
+	if r := apply("n2", "after-restart"); r.Code != 0 {
+		t.Fatalf("a write after n1's restart: %s", r.Stderr)
+	}
+	eventually(t, 10*time.Second, "n1 has the write made through n2", func() error {
+		if out := mustNodeCLI(t, c, "n1", "get", "serviceentries"); !strings.Contains(out, "after-restart") {
+			return fmt.Errorf("n1 serves:\n%s", out)
+		}
+		return nil
+	})
 }

@@ -179,6 +179,9 @@ type learner struct {
 // the founders of a new cluster, or as a learner joining a running one.
 func (n *Node) openStore(ctx context.Context) (*store.Store, *learner, error) {
 	cfg := n.storeConfig()
+	if memberExists(cfg.DataDir) && n.cfg.ForceNewCluster {
+		return n.forceNewCluster(ctx, cfg)
+	}
 	if memberExists(cfg.DataDir) || n.gossip == nil {
 		n.setPhase("starting etcd")
 		st, err := store.Open(cfg, n.log)
@@ -206,6 +209,45 @@ func (n *Node) openStore(ctx context.Context) (*store.Store, *learner, error) {
 		case <-tick.C:
 		}
 	}
+}
+
+// forceNewCluster starts the member of the data dir as the only member of a new
+// cluster (--force-new-cluster). Two things guard it, since a second cluster beside a
+// live one would split the mesh's configuration in two: it is refused while gossip
+// sees another running node (after a few seconds to hear from --join), and it takes
+// effect once per data dir: a marker file records it, and a later start with the flag
+// (left in a unit file, say) starts the member as it is.
+func (n *Node) forceNewCluster(ctx context.Context, cfg store.Config) (*store.Store, *learner, error) {
+	marker := filepath.Join(n.cfg.DataDir, "forced-new-cluster")
+	if _, err := os.Stat(marker); err == nil {
+		n.log.Warn("--force-new-cluster ignored: this data dir started a new cluster already; remove the marker to force again", "marker", marker)
+		n.setPhase("starting etcd")
+		st, err := store.Open(cfg, n.log)
+		return st, nil, err
+	}
+	if n.gossip != nil {
+		n.setPhase("forcing a new cluster: checking that no other node runs")
+		if len(n.cfg.Join) > 0 {
+			sleepFor(ctx, 3*time.Second)
+		}
+		for _, p := range n.gossip.Peers() {
+			if p.Name != n.cfg.Name && p.Alive && p.Meta.State == stateRunning {
+				return nil, nil, fmt.Errorf("--force-new-cluster refused: node %s (%s) is running; a new cluster beside it would split the mesh's configuration", p.Name, p.Addr)
+			}
+		}
+	}
+	cfg.ForceNewCluster = true
+	n.setPhase("forcing a new cluster")
+	n.log.Warn("starting a new cluster of this member alone, with what its data dir holds (--force-new-cluster); other nodes join it with empty data dirs")
+	st, err := store.Open(cfg, n.log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := os.WriteFile(marker, []byte(time.Now().UTC().Format(time.RFC3339)+" navarch server --force-new-cluster\n"), 0o600); err != nil {
+		st.Close()
+		return nil, nil, fmt.Errorf("recording the forced new cluster: %w", err)
+	}
+	return st, nil, nil
 }
 
 // tryFormOrJoin looks at what gossip knows and, if it can, starts the member. done is

@@ -65,6 +65,11 @@ type Config struct {
 	// ClusterCACert and ClusterCAKey name an operator's CA (PEM) to sign node
 	// certificates with, instead of the one derived from ClusterSecret.
 	ClusterCACert, ClusterCAKey string
+	// ForceNewCluster starts the member of the data dir as the only member of a new
+	// cluster with everything it holds, for a cluster that lost its quorum for good;
+	// the other nodes then join it with empty data dirs. It takes effect once per data
+	// dir (see forceNewCluster), and never while gossip sees another running node.
+	ForceNewCluster bool
 	// LeaveOnTerminate makes a node that is told to stop leave the cluster (remove its
 	// etcd member) first. Off: a stopped node stays a member and rejoins when restarted
 	// with its data dir.

@@ -52,6 +52,9 @@ type Config struct {
 	MaxTxnOps uint
 	// MaxRequestBytes bounds one request (a transaction included).
 	MaxRequestBytes uint
+	// ForceNewCluster starts the member in DataDir as the only member of a new
+	// cluster, keeping its data: etcd's way back from a quorum lost for good.
+	ForceNewCluster bool
 }
 
 // TLSFiles names the PEM files of a member's TLS identity.

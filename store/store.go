@@ -84,6 +84,7 @@ func etcdConfig(cfg Config, logger *zap.Logger) (*embed.Config, error) {
 	e.MaxTxnOps = cfg.MaxTxnOps
 	e.MaxRequestBytes = cfg.MaxRequestBytes
 	e.UnsafeNoFsync = cfg.UnsafeNoFsync
+	e.ForceNewCluster = cfg.ForceNewCluster
 	// Revisions are kept for an hour, so a watcher that fell behind can resume instead
 	// of re-listing; compaction keeps the database small under endpoint churn.
 	e.AutoCompactionMode = embed.CompactorModePeriodic

@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -304,12 +305,13 @@ func (p *portPicker) release() {
 	p.held = nil
 }
 
-func (c *Cluster) start(n *Node) error {
+// start runs node n's process, with extra arguments after its own for this start.
+func (c *Cluster) start(n *Node, extra ...string) error {
 	logf, err := os.OpenFile(n.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(c.cfg.Binary, n.Args...)
+	cmd := exec.Command(c.cfg.Binary, append(slices.Clip(n.Args), extra...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -452,8 +454,9 @@ func (c *Cluster) Kill(name string) error {
 	return cmd.Process.Signal(syscall.SIGKILL)
 }
 
-// Restart starts a stopped node again with its data dir and ports.
-func (c *Cluster) Restart(name string) error {
+// Restart starts a stopped node again with its data dir and ports, and extra
+// arguments for this start (--force-new-cluster, say).
+func (c *Cluster) Restart(name string, extra ...string) error {
 	c.mu.Lock()
 	var n *Node
 	for i := range c.nodes {
@@ -469,7 +472,7 @@ func (c *Cluster) Restart(name string) error {
 	if running {
 		return fmt.Errorf("node %s is running", name)
 	}
-	if err := c.start(n); err != nil {
+	if err := c.start(n, extra...); err != nil {
 		return err
 	}
 	return c.writeFile()
