@@ -91,39 +91,14 @@ func IsNotFound(err error) bool {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body any, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	resp, err := c.send(ctx, method, path, body)
 	if err != nil {
 		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach navarch at %s: %w", c.base, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return fmt.Errorf("reading the answer of %s: %w", c.base, err)
-	}
-	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusMultiStatus {
-		var e ErrorResponse
-		if json.Unmarshal(data, &e) != nil || e.Error == "" {
-			e.Error = fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(data)))
-		}
-		return &APIError{Status: resp.StatusCode, Message: e.Error}
 	}
 	if out == nil {
 		return nil
@@ -136,6 +111,46 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any)
 		return fmt.Errorf("decoding the answer of %s %s: %w", method, path, err)
 	}
 	return nil
+}
+
+// send makes a request (body, if any, as JSON) and returns the response, whose body
+// the caller closes; an error status is returned as an *APIError.
+func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach navarch at %s: %w", c.base, err)
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusMultiStatus {
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return nil, fmt.Errorf("reading the answer of %s: %w", c.base, err)
+		}
+		var e ErrorResponse
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
+			e.Error = fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(data)))
+		}
+		return nil, &APIError{Status: resp.StatusCode, Message: e.Error}
+	}
+	return resp, nil
 }
 
 // Apply creates or replaces every resource in files, all or nothing.
@@ -214,6 +229,22 @@ func (c *Client) Members(ctx context.Context) ([]MemberInfo, error) {
 // RemoveMember takes a (dead) node out of etcd and gossip.
 func (c *Client) RemoveMember(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodPost, "/api/v1/members/"+url.PathEscape(name)+"/remove", nil, nil)
+}
+
+// Snapshot writes a snapshot of the node's etcd database (everything navarch
+// keeps: mesh configuration, registry, CA, tokens) to w, and returns its size. The
+// snapshot ends with its SHA-256, which a restore checks.
+func (c *Client) Snapshot(ctx context.Context, w io.Writer) (int64, error) {
+	resp, err := c.send(ctx, http.MethodGet, "/api/v1/snapshot", nil)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("receiving the snapshot from %s: %w", c.base, err)
+	}
+	return n, nil
 }
 
 // Leave makes the node leave the cluster and stop.

@@ -269,3 +269,72 @@ func TestForceNewClusterAfterQuorumLoss(t *testing.T) {
 		return nil
 	})
 }
+
+// TestRestoreFromSnapshot: a snapshot saved through one node is the cluster's
+// backup. With every node and its data lost, a node started with --restore-from
+// is a cluster of one holding what the snapshot held (the writes after it are
+// gone), under the same certificate authority; the others join it with empty data
+// dirs.
+func TestRestoreFromSnapshot(t *testing.T) {
+	c := startCluster(t, 3)
+	mustApply := func(node, name string) {
+		t.Helper()
+		mustNodeCLI(t, c, node, "apply", "-f", writeFile(t, t.TempDir(), name+".yaml", dnsServiceEntry(name)))
+	}
+	mustApply("n1", "in-backup")
+	snap := filepath.Join(t.TempDir(), "backup.db")
+	if out := mustNodeCLI(t, c, "n2", "snapshot", "save", snap); !strings.HasPrefix(out, "saved "+snap+": revision ") {
+		t.Fatalf("snapshot save printed %q", out)
+	}
+	root := func(node string) string {
+		for _, line := range strings.Split(mustNodeCLI(t, c, node, "ca", "show"), "\n") {
+			if strings.Contains(line, "sha256:") { // the root's, first
+				return line
+			}
+		}
+		t.Fatalf("no root fingerprint in navarch ca show on %s", node)
+		return ""
+	}
+	rootBefore := root("n1")
+	mustApply("n1", "after-backup")
+
+	for _, name := range c.Names() {
+		nd, _ := c.Node(name)
+		if err := c.Kill(name); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.RemoveAll(nd.DataDir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Restart("n1", "--restore-from", snap); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitReady(t.Context(), "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustNodeCLI(t, c, "n1", "get", "serviceentries"); !strings.Contains(out, "in-backup") || strings.Contains(out, "after-backup") {
+		t.Fatalf("the restored node serves:\n%s\nwant in-backup and not after-backup", out)
+	}
+	if got := root("n1"); got != rootBefore {
+		t.Errorf("CA after the restore: %q, before: %q", got, rootBefore)
+	}
+	for _, name := range []string{"n2", "n3"} {
+		if err := c.Restart(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.WaitReady(t.Context(), "n2", "n3"); err != nil {
+		t.Fatal(err)
+	}
+	mustApply("n3", "after-restore")
+	eventually(t, 30*time.Second, "every node serves the backup and the write after the restore", func() error {
+		for _, name := range c.Names() {
+			out := nodeCLI(t, c, name, "get", "serviceentries").Stdout
+			if !strings.Contains(out, "in-backup") || !strings.Contains(out, "after-restore") {
+				return fmt.Errorf("%s serves:\n%s", name, out)
+			}
+		}
+		return nil
+	})
+}

@@ -95,7 +95,7 @@ func TestOutsidersCannotJoinOrRead(t *testing.T) {
 	})
 
 	t.Run("the API needs the admin token", func(t *testing.T) {
-		for _, path := range []string{"/api/v1/config/virtualservices", "/api/v1/members", "/debug/config"} {
+		for _, path := range []string{"/api/v1/config/virtualservices", "/api/v1/members", "/api/v1/snapshot", "/debug/config"} {
 			resp, err := http.Get("http://" + n1.HTTP + path)
 			if err != nil {
 				t.Fatal(err)

@@ -182,6 +182,13 @@ func (n *Node) openStore(ctx context.Context) (*store.Store, *learner, error) {
 	if memberExists(cfg.DataDir) && n.cfg.ForceNewCluster {
 		return n.forceNewCluster(ctx, cfg)
 	}
+	if !memberExists(cfg.DataDir) && n.cfg.RestoreFrom != "" {
+		if err := n.restore(ctx, cfg); err != nil {
+			return nil, nil, err
+		}
+	} else if n.cfg.RestoreFrom != "" {
+		n.log.Info("--restore-from ignored: the data dir holds a member", "data_dir", cfg.DataDir)
+	}
 	if memberExists(cfg.DataDir) || n.gossip == nil {
 		n.setPhase("starting etcd")
 		st, err := store.Open(cfg, n.log)
@@ -212,11 +219,10 @@ func (n *Node) openStore(ctx context.Context) (*store.Store, *learner, error) {
 }
 
 // forceNewCluster starts the member of the data dir as the only member of a new
-// cluster (--force-new-cluster). Two things guard it, since a second cluster beside a
-// live one would split the mesh's configuration in two: it is refused while gossip
-// sees another running node (after a few seconds to hear from --join), and it takes
-// effect once per data dir: a marker file records it, and a later start with the flag
-// (left in a unit file, say) starts the member as it is.
+// cluster (--force-new-cluster). Two things guard it: it is refused while gossip
+// sees another running node (aloneFor), and it takes effect once per data dir: a
+// marker file records it, and a later start with the flag (left in a unit file, say)
+// starts the member as it is.
 func (n *Node) forceNewCluster(ctx context.Context, cfg store.Config) (*store.Store, *learner, error) {
 	marker := filepath.Join(n.cfg.DataDir, "forced-new-cluster")
 	if _, err := os.Stat(marker); err == nil {
@@ -225,16 +231,8 @@ func (n *Node) forceNewCluster(ctx context.Context, cfg store.Config) (*store.St
 		st, err := store.Open(cfg, n.log)
 		return st, nil, err
 	}
-	if n.gossip != nil {
-		n.setPhase("forcing a new cluster: checking that no other node runs")
-		if len(n.cfg.Join) > 0 {
-			sleepFor(ctx, 3*time.Second)
-		}
-		for _, p := range n.gossip.Peers() {
-			if p.Name != n.cfg.Name && p.Alive && p.Meta.State == stateRunning {
-				return nil, nil, fmt.Errorf("--force-new-cluster refused: node %s (%s) is running; a new cluster beside it would split the mesh's configuration", p.Name, p.Addr)
-			}
-		}
+	if err := n.aloneFor(ctx, "--force-new-cluster"); err != nil {
+		return nil, nil, err
 	}
 	cfg.ForceNewCluster = true
 	n.setPhase("forcing a new cluster")
@@ -248,6 +246,44 @@ func (n *Node) forceNewCluster(ctx context.Context, cfg store.Config) (*store.St
 		return nil, nil, fmt.Errorf("recording the forced new cluster: %w", err)
 	}
 	return st, nil, nil
+}
+
+// restore creates the member's data dir from the snapshot --restore-from names: a
+// new cluster of one, which starts with everything the snapshot held.
+func (n *Node) restore(ctx context.Context, cfg store.Config) error {
+	if err := n.aloneFor(ctx, "--restore-from"); err != nil {
+		return err
+	}
+	info, err := store.InspectSnapshot(n.cfg.RestoreFrom)
+	if err != nil {
+		return err
+	}
+	n.setPhase("restoring " + n.cfg.RestoreFrom)
+	if err := store.RestoreSnapshot(n.cfg.RestoreFrom, cfg, n.log); err != nil {
+		return err
+	}
+	n.log.Warn("started a new cluster of this node from a snapshot; other nodes join it with empty data dirs",
+		"snapshot", n.cfg.RestoreFrom, "revision", info.Revision, "keys", info.Keys)
+	return nil
+}
+
+// aloneFor refuses what flag asks (a new cluster from this node's data) while
+// gossip sees another node running, after a few seconds to hear from --join: a
+// second cluster beside a live one would split the mesh's configuration in two.
+func (n *Node) aloneFor(ctx context.Context, flag string) error {
+	if n.gossip == nil {
+		return nil
+	}
+	n.setPhase(flag + ": checking that no other node runs")
+	if len(n.cfg.Join) > 0 {
+		sleepFor(ctx, 3*time.Second)
+	}
+	for _, p := range n.gossip.Peers() {
+		if p.Name != n.cfg.Name && p.Alive && p.Meta.State == stateRunning {
+			return fmt.Errorf("%s refused: node %s (%s) is running; a new cluster beside it would split the mesh's configuration", flag, p.Name, p.Addr)
+		}
+	}
+	return nil
 }
 
 // tryFormOrJoin looks at what gossip knows and, if it can, starts the member. done is

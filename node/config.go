@@ -70,6 +70,12 @@ type Config struct {
 	// the other nodes then join it with empty data dirs. It takes effect once per data
 	// dir (see forceNewCluster), and never while gossip sees another running node.
 	ForceNewCluster bool
+	// RestoreFrom names a snapshot (`navarch snapshot save`) to start from when the
+	// data dir holds no member: the node starts a new cluster of one with everything
+	// the snapshot held, and the other nodes join it with empty data dirs. When the
+	// data dir holds a member it is ignored. Like ForceNewCluster, it is refused while
+	// gossip sees another running node.
+	RestoreFrom string
 	// LeaveOnTerminate makes a node that is told to stop leave the cluster (remove its
 	// etcd member) first. Off: a stopped node stays a member and rejoins when restarted
 	// with its data dir.

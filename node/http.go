@@ -40,6 +40,7 @@ func (n *Node) routes() http.Handler {
 	api.HandleFunc("GET /api/v1/members", n.withParts(n.listMembers))
 	api.HandleFunc("POST /api/v1/members/{name}/remove", n.withParts(n.removeMember))
 	api.HandleFunc("POST /api/v1/leave", n.withParts(n.leave))
+	api.HandleFunc("GET /api/v1/snapshot", n.withParts(n.snapshot))
 	api.HandleFunc("GET /debug/pprof/", pprof.Index)
 	api.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	api.HandleFunc("GET /debug/pprof/trace", pprof.Trace)

@@ -33,6 +33,7 @@ func commands() []command {
 		{"proxy-config", "show the xDS resources a proxy gets", runProxyConfig},
 		{"members", "list the nodes of the cluster, or remove one (members remove <name>)", runMembers},
 		{"leave", "make a node leave the cluster and stop", runLeave},
+		{"snapshot", "save a backup of everything the cluster keeps (snapshot save <file>), or describe one (snapshot status <file>)", runSnapshot},
 		{"bootstrap", "print an xDS bootstrap listing every live node (--format grpc|envoy)", runBootstrap},
 		{"ca", "show, import or rotate the mesh's certificate authority (ca show|import|rotate)", runCA},
 		{"token", "create, list or revoke join tokens for the VMs of a WorkloadGroup", runToken},

@@ -42,6 +42,7 @@ func serverFlags(fs *flag.FlagSet, cfg *node.Config, secretFile *string) (tokenF
 	fs.StringVar(&cfg.ClusterCAKey, "cluster-ca-key", cfg.ClusterCAKey, "key of --cluster-ca-cert")
 	fs.DurationVar(&cfg.RebalanceInterval, "rebalance-interval", cfg.RebalanceInterval, "how often a node asks proxies above its share to reconnect elsewhere (0: never)")
 	fs.BoolVar(&cfg.ForceNewCluster, "force-new-cluster", cfg.ForceNewCluster, "start this node's member, with everything its data dir holds, as the only member of a new cluster (a cluster that lost its quorum for good; once per data dir)")
+	fs.StringVar(&cfg.RestoreFrom, "restore-from", cfg.RestoreFrom, "snapshot (navarch snapshot save) to start a new cluster of this node from, when its data dir holds no member")
 	fs.BoolVar(&cfg.LeaveOnTerminate, "leave-on-terminate", cfg.LeaveOnTerminate, "leave the cluster (remove this node's etcd member) when told to stop")
 	fs.StringVar(secretFile, "cluster-secret-file", "", "file holding the secret every node of the cluster is given (gossip key, node CA)")
 	tokenFile = fs.String("admin-token-file", "", "file holding the token the API requires (Authorization: Bearer)")
