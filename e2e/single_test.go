@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -285,6 +286,18 @@ spec:
 		}
 		if after := mustCLI(t, api, "get", "vs", "reviews", "-o", "yaml"); after != before {
 			t.Fatalf("a refused apply changed the stored VirtualService:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+	})
+
+	t.Run("metrics: Istio's names for pushes, and the etcd member's own", func(t *testing.T) {
+		code, body := get(api, "/metrics")
+		if code != http.StatusOK {
+			t.Fatalf("/metrics: %d", code)
+		}
+		for _, want := range []string{"\npilot_xds_pushes{", "\npilot_xds ", "\npilot_proxy_convergence_time_bucket{", "\netcd_server_has_leader 1\n", "\ngo_goroutines "} {
+			if !strings.Contains(body, want) {
+				t.Errorf("/metrics has no %q", strings.TrimSpace(want))
+			}
 		}
 	})
 

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
@@ -118,8 +117,11 @@ func New(cfg Config, log *slog.Logger) (n *Node, err error) {
 			return nil, fmt.Errorf("listening for DNS: %w", err)
 		}
 	}
+	// navarch's own metrics; /metrics adds the process-wide default registry, where
+	// the embedded etcd member registers its own (etcd_server_has_leader,
+	// etcd_disk_wal_fsync_duration_seconds, ...) and the Go runtime's and process's
+	// collectors are.
 	n.reg = prometheus.NewRegistry()
-	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.metrics = xds.NewMetrics(n.reg)
 	n.http = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
 	if cfg.GossipAddr != "" {
