@@ -155,6 +155,9 @@ func (c *Config) Validate() error {
 	if c.ClusterSecret == "" && !c.Dev {
 		errs = append(errs, errors.New("node: a cluster secret is required (--cluster-secret-file) unless --dev"))
 	}
+	if c.ForceNewCluster && c.RestoreFrom != "" {
+		errs = append(errs, errors.New("node: --force-new-cluster starts from the data dir, --restore-from from a snapshot: give one"))
+	}
 	if c.GossipAddr == "" && (len(c.Join) > 0 || c.BootstrapExpect > 1) {
 		errs = append(errs, errors.New("node: --join and --bootstrap-expect need --gossip-addr"))
 	}

@@ -68,12 +68,12 @@ func RestoreSnapshot(path string, cfg Config, log *slog.Logger) error {
 func checkSnapshotDigest(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return fmt.Errorf("reading the snapshot: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return err
+		return fmt.Errorf("reading the snapshot: %w", err)
 	}
 	size := fi.Size() - sha256.Size
 	if size <= 0 || size%512 != 0 { // the database is a whole number of pages
