@@ -325,6 +325,19 @@ spec:
     route: [{destination: {host: reviews, subset: v1}}]
   - route: [{destination: {host: reviews, subset: v2}}]
 `), rpcs: []parityRPCs{{n: 50, md: []string{"x-case", "1"}}, {n: 50}}},
+		// Short names of the service's host in the dial target, as Kubernetes DNS
+		// reads them, with the VirtualService's split applying to each.
+		{name: "a short name in the dial target", target: "xds:///reviews:9080", config: vs(`
+  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: 80
+    - destination: {host: reviews, subset: v2}
+      weight: 20
+`), rpcs: []parityRPCs{{n: 1000}}},
+		{name: "name.namespace in the dial target", target: "xds:///reviews.default:9080", config: vs(`
+  - route: [{destination: {host: reviews, subset: v2}}]
+`), rpcs: []parityRPCs{{n: 50}}},
+		{name: "name.namespace.svc in the dial target", target: "xds:///reviews.default.svc:9080", rpcs: []parityRPCs{{n: 100}}},
 		// Which VirtualService a client in default sees: one exported from another
 		// namespace, unless it is not exported there; its own namespace's first.
 		{name: "a VirtualService exported from another namespace", config: routingVS(`["*"]`, "v2"), rpcs: []parityRPCs{{n: 100}}},

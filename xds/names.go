@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 )
 
@@ -70,4 +71,57 @@ func splitHostPort(name string) (host string, port uint32, ok bool) {
 		return "", 0, false
 	}
 	return name[:i], uint32(n), true
+}
+
+// fqdnOfShortName is the host a proxyless gRPC client in namespace ns means by a
+// short name in its dial target, as Kubernetes DNS (and, for the client's own
+// namespace, istiod) reads it: "reviews" is reviews.<ns>.svc.<domain>;
+// "reviews.shop" and "reviews.shop.svc" are reviews.shop.svc.<domain>. "" for a name
+// that is no such short name.
+func fqdnOfShortName(host, ns, domain string) string {
+	svcDomain := ".svc." + domain
+	if strings.HasSuffix(host, svcDomain) {
+		return ""
+	}
+	switch strings.Count(host, ".") {
+	case 0:
+		return host + "." + ns + svcDomain
+	case 1:
+		return host + svcDomain
+	case 2:
+		if base, ok := strings.CutSuffix(host, ".svc"); ok {
+			return base + svcDomain
+		}
+	}
+	return ""
+}
+
+// aliasListener is the listener of a service port asked for by a short name of the
+// service's host (xds:///reviews:9080): the service's own listener under the name the
+// client asked for. Its routes are the service's, whose virtual host answers to the
+// short names (domainsFor). nil if the name is no short name of a service port the
+// build has.
+func aliasListener(b *Build, p *Proxy, name string) *Resource {
+	host, port, ok := splitHostPort(name)
+	if !ok {
+		return nil
+	}
+	fqdn := fqdnOfShortName(host, p.Namespace, b.snap.Domain)
+	if fqdn == "" {
+		return nil
+	}
+	set := b.Types[ListenerType]
+	if set == nil || set.ByName[listenerName(fqdn, port)] == nil {
+		return nil
+	}
+	var l listenerv3.Listener
+	if err := set.ByName[listenerName(fqdn, port)].Body.UnmarshalTo(&l); err != nil {
+		return nil
+	}
+	l.Name = name
+	r, err := newResource(ListenerType, name, &l)
+	if err != nil {
+		return nil
+	}
+	return r
 }

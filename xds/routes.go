@@ -1,7 +1,6 @@
 package xds
 
 import (
-	"strconv"
 	"strings"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -53,7 +52,7 @@ func (grpcRoutes) Generate(ctx *Context) []named {
 					Name: name,
 					VirtualHosts: []*routev3.VirtualHost{{
 						Name:    listenerName(svc.Hostname, port.Number),
-						Domains: []string{svc.Hostname, svc.Hostname + ":" + strconv.FormatUint(uint64(port.Number), 10)},
+						Domains: domainsFor(ctx, svc, port.Number),
 						Routes:  routes,
 					}},
 				}

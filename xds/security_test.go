@@ -71,7 +71,7 @@ func TestTranslateSecurity(t *testing.T) {
 	server := grpcProxy("shop", map[string]string{"app": "ratings"})
 	s := &Server{cfg: DefaultConfig()}
 	for _, port := range []string{"9090", "8081"} {
-		r := s.buildNamed(snap, server, ListenerType, InboundListenerPrefix+"10.0.0.1:"+port)
+		r := s.buildNamed(&Build{snap: snap}, server, ListenerType, InboundListenerPrefix+"10.0.0.1:"+port)
 		if r == nil {
 			t.Fatalf("no inbound listener for port %s", port)
 		}

@@ -270,7 +270,7 @@ func (s *Server) buildClass(c *class, snap *registry.Snapshot) *Build {
 	}
 	s.metrics.buildTime.Observe(time.Since(start).Seconds())
 	b := &Build{snap: snap, Revision: snap.Revision, ChangedAt: snap.ChangedAt, Types: types}
-	b.named = func(t, name string) *Resource { return s.buildNamed(snap, c.proxy, t, name) }
+	b.named = func(t, name string) *Resource { return s.buildNamed(b, c.proxy, t, name) }
 	c.build.Store(b)
 	return b
 }
@@ -336,13 +336,17 @@ func (s *Server) Connections() int {
 	return len(s.conns)
 }
 
-// buildNamed builds a resource only a proxy's own name identifies: the inbound
-// listener of a proxyless gRPC server.
-func (s *Server) buildNamed(snap *registry.Snapshot, p *Proxy, t, name string) *Resource {
+// buildNamed builds a resource of b's class that is asked for by a name the class
+// build does not hold: the inbound listener of a proxyless gRPC server, which its own
+// address names, or a service's listener asked for by a short name of its host.
+func (s *Server) buildNamed(b *Build, p *Proxy, t, name string) *Resource {
 	if t != ListenerType {
 		return nil
 	}
-	ctx := &Context{Snapshot: snap, Proxy: p, TrustDomain: s.cfg.TrustDomain, RootNamespace: s.cfg.RootNamespace}
+	if r := aliasListener(b, p, name); r != nil {
+		return r
+	}
+	ctx := &Context{Snapshot: b.snap, Proxy: p, TrustDomain: s.cfg.TrustDomain, RootNamespace: s.cfg.RootNamespace}
 	l, ok := inboundListener(ctx, name)
 	if !ok {
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"sort"
@@ -13,6 +14,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/status"
@@ -351,5 +353,65 @@ spec:
 				t.Fatalf("listeners %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestListenersByShortName: a proxyless client that dials a short name of a service
+// (xds:///reviews:9080) gets the service's listener under that name, valid, with the
+// service's routes; one in another namespace reaches it as name.namespace only.
+func TestListenersByShortName(t *testing.T) {
+	src := newFakeSource(snapshotOf(t, reviewsSE))
+	_, cc := startServer(t, src)
+	ask := func(ns string, names ...string) map[string]string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		st, err := discovery.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Send(&discovery.DiscoveryRequest{Node: testNode(ns), TypeUrl: ListenerType, ResourceNames: names}); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, a := range recvSotW(t, st).Resources {
+			var l listenerv3.Listener
+			if err := a.UnmarshalTo(&l); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Validate(); err != nil {
+				t.Errorf("listener %s: %v", l.Name, err)
+			}
+			var hcm hcmv3.HttpConnectionManager
+			if err := l.GetApiListener().GetApiListener().UnmarshalTo(&hcm); err != nil {
+				t.Fatal(err)
+			}
+			got[l.Name] = hcm.GetRds().GetRouteConfigName()
+		}
+		return got
+	}
+	const route = "outbound|9080||reviews.default.svc.cluster.local"
+	got := ask("default", "reviews:9080", "reviews.default:9080", "reviews.default.svc:9080", "reviews:9999", "ratings:9080")
+	want := map[string]string{"reviews:9080": route, "reviews.default:9080": route, "reviews.default.svc:9080": route}
+	if !maps.Equal(got, want) {
+		t.Errorf("a client in default got %v, want %v", got, want)
+	}
+	got = ask("other", "reviews:9080", "reviews.default:9080")
+	if want := map[string]string{"reviews.default:9080": route}; !maps.Equal(got, want) {
+		t.Errorf("a client in other got %v, want %v", got, want)
+	}
+}
+
+func TestFQDNOfShortName(t *testing.T) {
+	for _, c := range []struct{ host, want string }{
+		{"reviews", "reviews.shop.svc.cluster.local"},
+		{"reviews.default", "reviews.default.svc.cluster.local"},
+		{"reviews.default.svc", "reviews.default.svc.cluster.local"},
+		{"reviews.default.svc.cluster.local", ""},
+		{"api.example.com", ""},
+	} {
+		if got := fqdnOfShortName(c.host, "shop", "cluster.local"); got != c.want {
+			t.Errorf("%s: %q, want %q", c.host, got, c.want)
+		}
 	}
 }
