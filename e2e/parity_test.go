@@ -338,6 +338,79 @@ spec:
   - route: [{destination: {host: reviews, subset: v2}}]
 `), rpcs: []parityRPCs{{n: 50}}},
 		{name: "name.namespace.svc in the dial target", target: "xds:///reviews.default.svc:9080", rpcs: []parityRPCs{{n: 100}}},
+		// Service ports: the second of two, a target port, HTTP; a gateway-only
+		// VirtualService does not apply to the mesh; an external service; a
+		// VirtualService of the client's namespace for another namespace's service.
+		{name: "the second port of a service", target: "xds:///multi.default.svc.cluster.local:9443", config: fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: multi}
+spec:
+  hosts: [multi.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 9080, name: grpc, protocol: GRPC}, {number: 9443, name: grpc-alt, protocol: GRPC}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {grpc: %d, grpc-alt: %d}}]
+`, v1.Port, v2.Port), rpcs: []parityRPCs{{n: 20}}},
+		{name: "a service port's target port", target: "xds:///tp.default.svc.cluster.local:80", config: fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: tp}
+spec:
+  hosts: [tp.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 80, name: grpc, protocol: GRPC, targetPort: %d}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1}]
+`, v2.Port), rpcs: []parityRPCs{{n: 20}}},
+		{name: "an HTTP service port", target: "xds:///web.default.svc.cluster.local:8080", config: fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web}
+spec:
+  hosts: [web.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {http: %d}}]
+`, v1.Port), rpcs: []parityRPCs{{n: 20}}},
+		{name: "a VirtualService bound to a gateway only", config: vs(`
+  - route: [{destination: {host: reviews, subset: v2}}]
+`) + "  gateways: [edge]\n", rpcs: []parityRPCs{{n: 200}}},
+		{name: "a VirtualService bound to a gateway and the mesh", config: vs(`
+  - route: [{destination: {host: reviews, subset: v2}}]
+`) + "  gateways: [edge, mesh]\n", rpcs: []parityRPCs{{n: 50}}},
+		{name: "a MESH_EXTERNAL ServiceEntry", target: "xds:///ext.example.com:443", config: fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext}
+spec:
+  hosts: [ext.example.com]
+  location: MESH_EXTERNAL
+  ports: [{number: 443, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {grpc: %d}}]
+`, v2.Port), rpcs: []parityRPCs{{n: 20}}},
+		{name: "the client's namespace routes a service of another", target: "xds:///ratings2.team.svc.cluster.local:9080", config: fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings2, namespace: team}
+spec:
+  hosts: [ratings2.team.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 9080, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {grpc: %d}, labels: {version: v1}}, {address: 127.0.0.1, ports: {grpc: %d}, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings2, namespace: team}
+spec:
+  host: ratings2.team.svc.cluster.local
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings2, namespace: default}
+spec:
+  hosts: [ratings2.team.svc.cluster.local]
+  http: [{route: [{destination: {host: ratings2.team.svc.cluster.local, subset: v2}}]}]
+`, v1.Port, v2.Port), rpcs: []parityRPCs{{n: 50}}},
 		// Which VirtualService a client in default sees: one exported from another
 		// namespace, unless it is not exported there; its own namespace's first.
 		{name: "a VirtualService exported from another namespace", config: routingVS(`["*"]`, "v2"), rpcs: []parityRPCs{{n: 100}}},
