@@ -411,6 +411,49 @@ spec:
   hosts: [ratings2.team.svc.cluster.local]
   http: [{route: [{destination: {host: ratings2.team.svc.cluster.local, subset: v2}}]}]
 `, v1.Port, v2.Port), rpcs: []parityRPCs{{n: 50}}},
+		// Locality weights, and failover from a region with no endpoints to the one
+		// named; load balancers grpc-go has no such policy for (round robin, with
+		// both).
+		{name: "locality weights (distribute)", locality: "us-east/zone1", target: "xds:///zoned.default.svc.cluster.local:9080",
+			config: staticService("zoned", loopback(v1.Port, "locality: us-east/zone1"), loopback(v2.Port, "locality: us-west/zone2")) + `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: zoned}
+spec:
+  host: zoned
+  trafficPolicy:
+    loadBalancer:
+      simple: ROUND_ROBIN
+      localityLbSetting:
+        enabled: true
+        distribute: [{from: "us-east/*", to: {"us-east/zone1": 70, "us-west/zone2": 30}}]
+    outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+`, rpcs: []parityRPCs{{n: 2000}}},
+		{name: "a RANDOM load balancer", target: detailsTarget, config: details(`
+metadata: {name: details}
+spec:
+  host: details
+  trafficPolicy: {loadBalancer: {simple: RANDOM}}
+`), rpcs: []parityRPCs{{n: 1000}}},
+		{name: "a PASSTHROUGH load balancer", target: detailsTarget, config: details(`
+metadata: {name: details}
+spec:
+  host: details
+  trafficPolicy: {loadBalancer: {simple: PASSTHROUGH}}
+`), rpcs: []parityRPCs{{n: 1000}}},
+		{name: "locality failover to another region", locality: "us-east/zone1", target: "xds:///zoned.default.svc.cluster.local:9080",
+			config: staticService("zoned", loopback(v1.Port, "locality: us-central/zone3"), loopback(v2.Port, "locality: us-west/zone2")) + `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: zoned}
+spec:
+  host: zoned
+  trafficPolicy:
+    loadBalancer:
+      simple: ROUND_ROBIN
+      localityLbSetting:
+        enabled: true
+        failover: [{from: us-east, to: us-west}]
+    outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+`, rpcs: []parityRPCs{{n: 200}}},
 		// Which VirtualService a client in default sees: one exported from another
 		// namespace, unless it is not exported there; its own namespace's first.
 		{name: "a VirtualService exported from another namespace", config: routingVS(`["*"]`, "v2"), rpcs: []parityRPCs{{n: 100}}},
