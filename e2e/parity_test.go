@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"os/exec"
 	"path/filepath"
@@ -628,11 +629,16 @@ spec: {address: 127.0.0.1, ports: {grpc: %[2]d}, labels: {app: %[1]s}, serviceAc
 // navarch node, an xDS-managed gRPC server named name (with the certificates in
 // certDir, if any) and the configuration mesh(its port), and waits until the server
 // has its listener. It returns the two control planes' xDS addresses.
-func serverThroughBoth(t *testing.T, bin, name, certDir string, mesh func(port uint32) string) (istiod, navarch string) {
+func serverThroughBoth(t *testing.T, bin, name, certDir string, labels map[string]string, mesh func(port uint32) string) (istiod, navarch string) {
 	t.Helper()
+	labels = maps.Clone(labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels["app"] = name
 	serve := func(addr string) *grpcapp.Backend {
 		b, err := grpcapp.StartXDSBackend(name, grpcapp.BootstrapWith(grpcapp.BootstrapOptions{Servers: []string{addr},
-			Namespace: "default", Name: name + "-1", Labels: map[string]string{"app": name}, CertDir: certDir}))
+			Namespace: "default", Name: name + "-1", Labels: labels, CertDir: certDir}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -695,7 +701,7 @@ func TestSameAuthorizationAsIstiod(t *testing.T) {
 		{n: 20, md: []string{"x-team", "c"}},
 		{n: 20},
 	}
-	istiod, navarch := serverThroughBoth(t, bin, "guarded", "", guardedMesh)
+	istiod, navarch := serverThroughBoth(t, bin, "guarded", "", nil, guardedMesh)
 	probe := parityScenario{probe: []string{"x-team", "a"}}
 	want := runParity(t, "istiod", istiod, target, probe, batches)
 	got := runParity(t, "navarch", navarch, target, probe, batches)
@@ -719,7 +725,7 @@ func TestSameAuthorizationAsIstiod(t *testing.T) {
 		{n: 10, md: []string{"x-env", "prod"}},
 		{n: 10},
 	}
-	istiod, navarch = serverThroughBoth(t, bin, "wild", "", wildMesh)
+	istiod, navarch = serverThroughBoth(t, bin, "wild", "", nil, wildMesh)
 	probe = parityScenario{probe: []string{"x-user", "admin-1"}}
 	want = runParity(t, "istiod", istiod, wildTarget, probe, wildBatches)
 	got = runParity(t, "navarch", navarch, wildTarget, probe, wildBatches)
@@ -759,9 +765,42 @@ spec:
 `)
 }
 
-// secureMesh is the secure service under STRICT mTLS, whose clients use
-// ISTIO_MUTUAL, and whose server denies the intruder's principal.
-func secureMesh(port uint32) string {
+// secureCase is a variant of the secure mesh: its PeerAuthentication mode, whether
+// the clients' DestinationRule sets ISTIO_MUTUAL, and whether the server carries
+// Istio's security.istio.io/tlsMode: istio (as injected workloads do).
+type secureCase struct {
+	mode            string
+	mutual, labeled bool
+}
+
+func (c secureCase) String() string {
+	return fmt.Sprintf("%s (ISTIO_MUTUAL %v, tlsMode label %v)", c.mode, c.mutual, c.labeled)
+}
+
+// labels are the server's labels besides app.
+func (c secureCase) labels() map[string]string {
+	if c.labeled {
+		return map[string]string{"security.istio.io/tlsMode": "istio"}
+	}
+	return nil
+}
+
+// secureMesh is the secure service, whose server denies the intruder's principal,
+// as c says.
+func secureMesh(c secureCase) func(port uint32) string {
+	return func(port uint32) string {
+		y := strings.Replace(secureMeshYAML(port), "mode: STRICT", "mode: "+c.mode, 1)
+		if !c.mutual {
+			y = strings.Replace(y, "\n  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}", "", 1)
+		}
+		if c.labeled {
+			y = strings.Replace(y, "labels: {app: secure}, serviceAccount", "labels: {app: secure, security.istio.io/tlsMode: istio}, serviceAccount", 1)
+		}
+		return y
+	}
+}
+
+func secureMeshYAML(port uint32) string {
 	return xdsServerMesh("secure", port, `apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: secure}
@@ -805,8 +844,9 @@ func TestSameMutualTLSAsIstiod(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// through sends RPCs as each client through the control plane at addr.
-	through := func(who, addr string) map[string]grpcapp.Tally {
+	// through sends RPCs as each client through the control plane at addr, once
+	// the probe client gets through.
+	through := func(who, addr, probe string) map[string]grpcapp.Tally {
 		out := map[string]grpcapp.Tally{}
 		for _, client := range []string{"frontend", "intruder", "plaintext"} {
 			opts := grpcapp.BootstrapOptions{Servers: []string{addr}, Namespace: "default", Name: client, IP: "127.0.0.2"}
@@ -819,8 +859,8 @@ func TestSameMutualTLSAsIstiod(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if client == "frontend" {
-				eventually(t, 30*time.Second, who+": frontend gets through", func() error {
+			if client == probe {
+				eventually(t, 30*time.Second, who+": "+probe+" gets through", func() error {
 					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 					defer cancel()
 					if tl := grpcapp.Call(ctx, conn, 1); len(tl.By) == 0 {
@@ -836,17 +876,33 @@ func TestSameMutualTLSAsIstiod(t *testing.T) {
 		}
 		return out
 	}
-	istiod, navarch := serverThroughBoth(t, bin, "secure", certs["secure"], secureMesh)
-	want := through("istiod", istiod)
-	got := through("navarch", navarch)
-
-	for _, client := range []string{"frontend", "intruder", "plaintext"} {
-		compareTallies(t, client, want[client], got[client], 0)
-		if fmt.Sprint(want[client].CallerAs) != fmt.Sprint(got[client].CallerAs) {
-			t.Errorf("%s: the server saw the caller as %v through istiod, %v through navarch", client, want[client].CallerAs, got[client].CallerAs)
+	// Under STRICT the plaintext client fails. Under PERMISSIVE the server is
+	// plaintext (grpc-go cannot serve both on one port), and so are the clients
+	// without ISTIO_MUTUAL: all get through, none with an identity. A PERMISSIVE
+	// server labelled with Istio's tlsMode takes mTLS only, as under STRICT.
+	for _, c := range []secureCase{{"STRICT", true, false}, {"PERMISSIVE", false, false}, {"PERMISSIVE", true, true}} {
+		istiod, navarch := serverThroughBoth(t, bin, "secure", certs["secure"], c.labels(), secureMesh(c))
+		strict := c.mode == "STRICT" || c.labeled
+		mode := c.String()
+		probe := "frontend"
+		if !strict {
+			probe = "plaintext"
 		}
-	}
-	if want["frontend"].CallerAs[spiffe("default", "frontend")] != 10 || want["intruder"].Failed[codes.PermissionDenied] != 10 {
-		t.Errorf("istiod did not enforce mTLS and the policy as expected: %v", want)
+		want := through("istiod", istiod, probe)
+		got := through("navarch", navarch, probe)
+
+		for _, client := range []string{"frontend", "intruder", "plaintext"} {
+			compareTallies(t, mode+": "+client, want[client], got[client], 0)
+			if fmt.Sprint(want[client].CallerAs) != fmt.Sprint(got[client].CallerAs) {
+				t.Errorf("%s: %s: the server saw the caller as %v through istiod, %v through navarch", mode, client, want[client].CallerAs, got[client].CallerAs)
+			}
+		}
+		if strict && (want["frontend"].CallerAs[spiffe("default", "frontend")] != 10 || want["intruder"].Failed[codes.PermissionDenied] != 10) {
+			t.Errorf("%s: istiod did not enforce mTLS and the policy as expected: %v", mode, want)
+		}
+		if !strict && (want["plaintext"].By["secure"] != 10 || want["frontend"].By["secure"] != 10 || want["frontend"].CallerAs[""] != 10) {
+			t.Errorf("%s: through istiod, the plaintext client: %v %v; frontend: %v %v %v", mode,
+				want["plaintext"].By, want["plaintext"].Failed, want["frontend"].By, want["frontend"].Failed, want["frontend"].CallerAs)
+		}
 	}
 }

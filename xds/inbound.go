@@ -19,7 +19,9 @@ const InboundListenerPrefix = "xds.istio.io/grpc/lds/inbound/"
 // inboundListener builds the listener of a proxyless gRPC server listening on the
 // address its name carries: one filter chain that requires mTLS when PeerAuthentication
 // says STRICT for the workload and port (plaintext otherwise: grpc-go cannot tell TLS
-// from plaintext on one port, so PERMISSIVE is served as plaintext), and an HTTP
+// from plaintext on one port, so PERMISSIVE is served as plaintext, unless the
+// workload carries Istio's security.istio.io/tlsMode: istio, which tells clients it
+// takes mTLS: then, as istiod does, mTLS), and an HTTP
 // connection manager whose routes let every RPC through to the server application
 // after the RBAC filters of the AuthorizationPolicies that apply. ok is false when
 // the name is not an inbound listener name.
@@ -58,7 +60,8 @@ func inboundListener(ctx *Context, name string) (*listenerv3.Listener, bool) {
 			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)},
 		}},
 	}
-	if peerAuthMode(ctx.Snapshot, ctx.RootNamespace, p.Namespace, p.Labels, port) == mtlsStrict {
+	if mode := peerAuthMode(ctx.Snapshot, ctx.RootNamespace, p.Namespace, p.Labels, port); mode == mtlsStrict ||
+		(mode == mtlsPermissive && p.Labels[tlsModeLabel] == "istio") {
 		fc.TransportSocket = downstreamMTLS(false)
 	}
 	return &listenerv3.Listener{
@@ -68,3 +71,7 @@ func inboundListener(ctx *Context, name string) (*listenerv3.Listener, bool) {
 		TrafficDirection: corev3.TrafficDirection_INBOUND,
 	}, true
 }
+
+// tlsModeLabel is the label Istio's injector puts on workloads with a proxy (or a
+// proxyless gRPC agent), "istio": they take mTLS.
+const tlsModeLabel = "security.istio.io/tlsMode"

@@ -344,3 +344,32 @@ func inboundHTTPFilters(t *testing.T, snap *registry.Snapshot) []*hcmv3.HttpConn
 	}
 	return out
 }
+
+// TestPermissiveServerWithIstioTLSMode: a proxyless server under PERMISSIVE is
+// plaintext, unless it carries Istio's security.istio.io/tlsMode: istio, which tells
+// clients it takes mTLS: then it requires mTLS, as istiod serves it.
+func TestPermissiveServerWithIstioTLSMode(t *testing.T) {
+	snap := snapshotOf(t, `
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: shop}
+spec: {mtls: {mode: PERMISSIVE}}
+`)
+	for _, c := range []struct {
+		labels map[string]string
+		mtls   bool
+	}{
+		{map[string]string{"app": "ratings"}, false},
+		{map[string]string{"app": "ratings", "security.istio.io/tlsMode": "istio"}, true},
+		{map[string]string{"app": "ratings", "security.istio.io/tlsMode": "disabled"}, false},
+	} {
+		ctx := newContext(snap, grpcProxy("shop", c.labels), "cluster.local", "istio-system")
+		l, ok := inboundListener(ctx, InboundListenerPrefix+"10.0.0.1:9090")
+		if !ok {
+			t.Fatal("no inbound listener")
+		}
+		if got := l.FilterChains[0].TransportSocket != nil; got != c.mtls {
+			t.Errorf("labels %v: mTLS %v, want %v", c.labels, got, c.mtls)
+		}
+	}
+}
