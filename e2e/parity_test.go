@@ -135,21 +135,28 @@ func TestSameTrafficAsIstiod(t *testing.T) {
 	base := workloadsYAML(v1, v2) + "---\n" + staticService("ratings", loopback(flaky.Port)) // without namespaces: "default" at both
 	ratings := func(http string) string { return virtualService("ratings", http) }
 	const ratingsTarget = "xds:///ratings.default.svc.cluster.local:9080"
-	// zoned has v1 in the client's zone and v2 in another region.
-	zoned := func(outlierDetection bool) string {
+	// zonedIn has v1 in locality a and v2 in locality b, and a DestinationRule
+	// with locality load balancing (setting: more fields of its localityLbSetting)
+	// and, if asked, outlier detection. zoned has v1 in the client's zone and v2 in
+	// another region, and no more settings.
+	zonedIn := func(a, b, setting string, outlierDetection bool) string {
 		od := ""
 		if outlierDetection {
 			od = "\n    outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}"
 		}
-		return staticService("zoned", loopback(v1.Port, "locality: us-east/zone1"), loopback(v2.Port, "locality: us-west/zone2")) + fmt.Sprintf(`apiVersion: networking.istio.io/v1
+		return staticService("zoned", loopback(v1.Port, "locality: "+a), loopback(v2.Port, "locality: "+b)) + fmt.Sprintf(`apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: zoned}
 spec:
   host: zoned
   trafficPolicy:
-    loadBalancer: {simple: ROUND_ROBIN, localityLbSetting: {enabled: true}}%s
-`, od)
+    loadBalancer: {simple: ROUND_ROBIN, localityLbSetting: {enabled: true%s}}%s
+`, setting, od)
 	}
+	zoned := func(outlierDetection bool) string {
+		return zonedIn("us-east/zone1", "us-west/zone2", "", outlierDetection)
+	}
+	const zonedTarget = "xds:///zoned.default.svc.cluster.local:9080"
 	vs := func(http string) string { return virtualService("reviews", http) }
 	// routingVS is a VirtualService of reviews in namespace routing, exported to
 	// exportTo, sending everything to subset.
@@ -269,9 +276,9 @@ spec:
 			{n: 30, md: []string{"x-user", "carol"}}, {n: 30, md: []string{"x-user", "dave"}}, {n: 30, md: []string{"x-user", "erin"}}}},
 		// Locality load balancing needs outlier detection, in Istio: with it, the
 		// client's zone gets everything; without it, the split ignores localities.
-		{name: "locality load balancing", locality: "us-east/zone1", target: "xds:///zoned.default.svc.cluster.local:9080",
+		{name: "locality load balancing", locality: "us-east/zone1", target: zonedTarget,
 			config: zoned(true), rpcs: []parityRPCs{{n: 200}}},
-		{name: "localities without outlier detection", locality: "us-east/zone1", target: "xds:///zoned.default.svc.cluster.local:9080",
+		{name: "localities without outlier detection", locality: "us-east/zone1", target: zonedTarget,
 			config: zoned(false), rpcs: []parityRPCs{{n: 1000}}},
 		// Outlier detection: the flaky backend (one answer in four) and a healthy
 		// one behind one service. grpc-go ejects by success rate or failure
@@ -415,20 +422,9 @@ spec:
 		// Locality weights, and failover from a region with no endpoints to the one
 		// named; load balancers grpc-go has no such policy for (round robin, with
 		// both).
-		{name: "locality weights (distribute)", locality: "us-east/zone1", target: "xds:///zoned.default.svc.cluster.local:9080",
-			config: staticService("zoned", loopback(v1.Port, "locality: us-east/zone1"), loopback(v2.Port, "locality: us-west/zone2")) + `apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: zoned}
-spec:
-  host: zoned
-  trafficPolicy:
-    loadBalancer:
-      simple: ROUND_ROBIN
-      localityLbSetting:
-        enabled: true
-        distribute: [{from: "us-east/*", to: {"us-east/zone1": 70, "us-west/zone2": 30}}]
-    outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
-`, rpcs: []parityRPCs{{n: 2000}}},
+		{name: "locality weights (distribute)", locality: "us-east/zone1", target: zonedTarget,
+			config: zonedIn("us-east/zone1", "us-west/zone2", `, distribute: [{from: "us-east/*", to: {"us-east/zone1": 70, "us-west/zone2": 30}}]`, true),
+			rpcs:   []parityRPCs{{n: 2000}}},
 		{name: "a RANDOM load balancer", target: detailsTarget, config: details(`
 metadata: {name: details}
 spec:
@@ -441,20 +437,8 @@ spec:
   host: details
   trafficPolicy: {loadBalancer: {simple: PASSTHROUGH}}
 `), rpcs: []parityRPCs{{n: 1000}}},
-		{name: "locality failover to another region", locality: "us-east/zone1", target: "xds:///zoned.default.svc.cluster.local:9080",
-			config: staticService("zoned", loopback(v1.Port, "locality: us-central/zone3"), loopback(v2.Port, "locality: us-west/zone2")) + `apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: zoned}
-spec:
-  host: zoned
-  trafficPolicy:
-    loadBalancer:
-      simple: ROUND_ROBIN
-      localityLbSetting:
-        enabled: true
-        failover: [{from: us-east, to: us-west}]
-    outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
-`, rpcs: []parityRPCs{{n: 200}}},
+		{name: "locality failover to another region", locality: "us-east/zone1", target: zonedTarget,
+			config: zonedIn("us-central/zone3", "us-west/zone2", ", failover: [{from: us-east, to: us-west}]", true), rpcs: []parityRPCs{{n: 200}}},
 		// Which VirtualService a client in default sees: one exported from another
 		// namespace, unless it is not exported there; its own namespace's first.
 		{name: "a VirtualService exported from another namespace", config: routingVS(`["*"]`, "v2"), rpcs: []parityRPCs{{n: 100}}},
