@@ -102,6 +102,7 @@ type parityScenario struct {
 	config   string
 	labels   map[string]string // the client's
 	locality string            // the client's
+	ip       string            // the client's, in its node id: 127.0.0.2 by default
 	target   string            // default: reviews
 	rpcs     []parityRPCs
 	// probe is the metadata of the RPC that must be answered before the batches
@@ -439,6 +440,28 @@ spec:
 `), rpcs: []parityRPCs{{n: 1000}}},
 		{name: "locality failover to another region", locality: "us-east/zone1", target: zonedTarget,
 			config: zonedIn("us-central/zone3", "us-west/zone2", ", failover: [{from: us-east, to: us-west}]", true), rpcs: []parityRPCs{{n: 200}}},
+		// A client takes the labels of the workload registered at its address over
+		// its bootstrap's (none here).
+		{name: "the labels of the workload at the client's address", ip: "127.0.0.3", config: `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web}
+spec:
+  hosts: [web.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {role: web}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: web-1}
+spec: {address: 127.0.0.3, labels: {role: web, app: frontend}}
+---
+` + vs(`
+  - match: [{sourceLabels: {app: frontend}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - route: [{destination: {host: reviews, subset: v1}}]
+`), rpcs: []parityRPCs{{n: 50}}},
 		// Which VirtualService a client in default sees: one exported from another
 		// namespace, unless it is not exported there; its own namespace's first.
 		{name: "a VirtualService exported from another namespace", config: routingVS(`["*"]`, "v2"), rpcs: []parityRPCs{{n: 100}}},
@@ -519,11 +542,15 @@ spec:
 // by default) has been answered.
 func runParity(t *testing.T, who, server, target string, sc parityScenario, batches []parityRPCs) []grpcapp.Tally {
 	t.Helper()
-	// The client's node id names an address no WorkloadEntry has: istiod would
-	// otherwise give the client the labels of the workload registered at it (the
-	// backends, all on 127.0.0.1), where navarch keeps the bootstrap's.
+	// The client's node id names an address no workload has (unless the scenario
+	// says otherwise): both give a proxy the labels of the workload registered at
+	// its address over its bootstrap's, and the backends are all on 127.0.0.1.
+	ip := sc.ip
+	if ip == "" {
+		ip = "127.0.0.2"
+	}
 	conn, err := grpcapp.Dial(grpcapp.BootstrapWith(grpcapp.BootstrapOptions{Servers: []string{server}, Namespace: "default",
-		IP: "127.0.0.2", Labels: sc.labels, Locality: sc.locality}), target)
+		IP: ip, Labels: sc.labels, Locality: sc.locality}), target)
 	if err != nil {
 		t.Fatal(err)
 	}

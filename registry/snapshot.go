@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/navarch/navarch/api"
@@ -31,6 +32,11 @@ type Snapshot struct {
 	rules     []*HostRoutes
 	gateways  map[string][]Gateway // by network
 	issuers   map[string]Issuer    // see WithIssuers
+	// labelsAt holds, by "namespace/address", the labels of the first endpoint at
+	// that address among the namespace's services (see WorkloadLabelsAt);
+	// labelsAtHash changes when it does.
+	labelsAt     map[string]map[string]string
+	labelsAtHash uint64
 }
 
 // Issuer is what OpenID discovery found for a JWT issuer: the URI of its key set, or
@@ -71,6 +77,7 @@ func NewSnapshot(entries []store.Entry, rev int64, domain string) *Snapshot {
 		Domain:    domain,
 		byHost:    map[string][]*Service{},
 		endpoints: map[*Service][]*Workload{},
+		labelsAt:  map[string]map[string]string{},
 		config:    map[*api.Kind][]*api.Resource{},
 		gateways:  map[string][]Gateway{},
 	}
@@ -155,9 +162,23 @@ func (s *Snapshot) index(inline map[*Service][]*Workload) {
 			}
 		}
 	}
+	h := xxhash.New()
 	for _, svc := range s.services {
 		s.indexGateways(svc)
+		for _, w := range s.endpoints[svc] {
+			k := svc.Namespace + "/" + w.Address
+			if _, ok := s.labelsAt[k]; ok {
+				continue
+			}
+			s.labelsAt[k] = w.Labels
+			h.WriteString(k)
+			for _, lk := range SortedKeys(w.Labels) {
+				h.WriteString("\x00" + lk + "=" + w.Labels[lk])
+			}
+			h.WriteString("\n")
+		}
 	}
+	s.labelsAtHash = h.Sum64()
 	for _, r := range s.config[api.VirtualService] {
 		s.routes = append(s.routes, &HostRoutes{Resource: r, Hosts: s.resolveAll(r.Spec.(*networking.VirtualService).Hosts, r.Meta.Namespace)})
 	}
@@ -166,6 +187,19 @@ func (s *Snapshot) index(inline map[*Service][]*Workload) {
 		s.rules = append(s.rules, &HostRoutes{Resource: r, Hosts: []string{ResolveHost(host, r.Meta.Namespace, s.Domain)}})
 	}
 }
+
+// WorkloadLabelsAt returns the labels of the workload at address ip in namespace ns:
+// the first endpoint at that address among the namespace's services (in order of
+// host name), as istiod gives a proxy the labels of the service instance at its IP
+// in its namespace. ok is false when there is none, or it has no labels (istiod then
+// keeps the proxy's own).
+func (s *Snapshot) WorkloadLabelsAt(ns, ip string) (labels map[string]string, ok bool) {
+	labels = s.labelsAt[ns+"/"+ip]
+	return labels, len(labels) > 0
+}
+
+// WorkloadLabelsVersion changes whenever what WorkloadLabelsAt answers does.
+func (s *Snapshot) WorkloadLabelsVersion() uint64 { return s.labelsAtHash }
 
 // indexGateways records the endpoints of a service labelled with a network, on its
 // GatewayPort, as that network's gateways.

@@ -36,7 +36,7 @@ type conn struct {
 	observed *Build       // the last build whose convergence was recorded
 	push     func() error // sends what changed since the last response; mu held
 
-	statusMu sync.Mutex // status is read by debug views without waiting for a send
+	statusMu sync.Mutex // status (and proxy and class, see proxyAndClass) is read by debug views without waiting for a send
 	status   map[string]*TypeStatus
 }
 
@@ -70,6 +70,15 @@ func (c *conn) nextNonce() string {
 	return strconv.FormatUint(c.nonce, 10)
 }
 
+// proxyAndClass returns the stream's proxy and class (nil until its first request is
+// handled), for readers that do not hold c.mu. Both change, under c.mu and
+// c.statusMu, when a workload registered at the proxy's address changes its labels.
+func (c *conn) proxyAndClass() (*Proxy, *class) {
+	c.statusMu.Lock()
+	defer c.statusMu.Unlock()
+	return c.proxy, c.class
+}
+
 // typeStatus returns the status of a type, creating it; c.statusMu must be held.
 func (c *conn) typeStatus(typeURL string) *TypeStatus {
 	ts := c.status[typeURL]
@@ -100,7 +109,10 @@ func (s *Server) identify(ctx context.Context, c *conn, nodeErr error) error {
 	if err := s.authenticate(ctx, c); err != nil {
 		return err
 	}
-	c.class = s.join(c)
+	cl := s.join(c)
+	c.statusMu.Lock()
+	c.class = cl
+	c.statusMu.Unlock()
 	s.log.Info("proxy connected", "proxy", c.proxy.ID, "peer", c.peer, "delta", c.delta, "class", string(c.class.key))
 	return nil
 }
@@ -169,7 +181,11 @@ func serveStream[Req interface{ GetNode() *corev3.Node }](s *Server, ctx context
 		c.mu.Lock()
 		if c.proxy == nil {
 			var nodeErr error
-			c.proxy, nodeErr = ParseProxy(req.GetNode())
+			var p *Proxy
+			p, nodeErr = ParseProxy(req.GetNode())
+			c.statusMu.Lock()
+			c.proxy = p
+			c.statusMu.Unlock()
 			c.push = func() error { return push(c) }
 			err = s.identify(ctx, c, nodeErr)
 		}

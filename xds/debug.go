@@ -30,12 +30,16 @@ func (s *Server) Proxies() []ProxyStatus {
 	s.mu.Unlock()
 	out := make([]ProxyStatus, 0, len(conns))
 	for _, c := range conns {
+		p, cl := c.proxyAndClass()
+		if p == nil || cl == nil {
+			continue
+		}
 		ps := ProxyStatus{
-			ID: c.proxy.ID, Conn: c.id, Peer: c.peer, Delta: c.delta,
-			Namespace: c.proxy.Namespace, Labels: sortedLabels(c.proxy.Labels), Generator: c.proxy.Generator,
+			ID: p.ID, Conn: c.id, Peer: c.peer, Delta: c.delta,
+			Namespace: p.Namespace, Labels: sortedLabels(p.Labels), Generator: p.Generator,
 			ConnectedAt: c.connectedAt, Types: map[string]*TypeStatus{},
 		}
-		if b := c.class.build.Load(); b != nil {
+		if b := cl.build.Load(); b != nil {
 			ps.Revision = b.Revision
 		}
 		c.statusMu.Lock()
@@ -67,8 +71,8 @@ func (s *Server) Proxy(id string) *Proxy {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.conns {
-		if c.proxy != nil && c.proxy.ID == id {
-			return c.proxy
+		if p, _ := c.proxyAndClass(); p != nil && p.ID == id {
+			return p
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package xds
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"sort"
 	"strings"
@@ -31,10 +32,15 @@ type Proxy struct {
 	Type string
 	IP   string
 	// Name is the third part of the id, "name.namespace" for Kubernetes pods.
-	Name           string
-	Namespace      string
-	Labels         map[string]string
-	ServiceAccount string
+	Name      string
+	Namespace string
+	// Labels are the proxy's labels: those of the workload registered at its address
+	// in its namespace, if there is one (as istiod gives a proxy its pod's or
+	// WorkloadEntry's), else BootstrapLabels.
+	Labels map[string]string
+	// BootstrapLabels are the labels the proxy sent (LABELS metadata).
+	BootstrapLabels map[string]string
+	ServiceAccount  string
 	// Generator selects the kind of configuration the proxy gets: GeneratorGRPC for
 	// proxyless gRPC; empty for Envoy.
 	Generator    string
@@ -96,7 +102,24 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 			p.Labels[k] = v.GetStringValue()
 		}
 	}
+	p.BootstrapLabels = p.Labels
 	return p, nil
+}
+
+// withAddressLabels returns the proxy with the labels snap gives it: those of the
+// workload at its address in its namespace, or its bootstrap's. It is p itself when
+// they are the labels p has.
+func (p *Proxy) withAddressLabels(snap *registry.Snapshot) *Proxy {
+	labels, ok := snap.WorkloadLabelsAt(p.Namespace, p.IP)
+	if !ok {
+		labels = p.BootstrapLabels
+	}
+	if maps.Equal(labels, p.Labels) {
+		return p
+	}
+	cp := *p
+	cp.Labels = labels
+	return &cp
 }
 
 func str(md map[string]*structpb.Value, key string) string {

@@ -59,10 +59,13 @@ type Server struct {
 	secretSource SecretSource
 	memo         atomic.Pointer[snapMemo] // shared resources of the newest snapshot built
 
-	mu      sync.Mutex
-	snap    *registry.Snapshot // what the last push built from
-	classes map[classKey]*class
-	conns   map[uint64]*conn
+	mu   sync.Mutex
+	snap *registry.Snapshot // what the last push built from
+	// labelsVersion is snap's WorkloadLabelsVersion: a push whose snapshot changes
+	// it relabels the streams first.
+	labelsVersion uint64
+	classes       map[classKey]*class
+	conns         map[uint64]*conn
 }
 
 var _ discovery.AggregatedDiscoveryServiceServer = (*Server)(nil)
@@ -221,6 +224,13 @@ func (s *Server) push() {
 		return
 	}
 	s.snap = snap
+	relabel := snap.WorkloadLabelsVersion() != s.labelsVersion
+	s.labelsVersion = snap.WorkloadLabelsVersion()
+	s.mu.Unlock()
+	if relabel {
+		s.relabel(snap)
+	}
+	s.mu.Lock()
 	classes := make([]*class, 0, len(s.classes))
 	for _, c := range s.classes {
 		classes = append(classes, c)
@@ -276,9 +286,21 @@ func (s *Server) buildClass(c *class, snap *registry.Snapshot) *Build {
 }
 
 // join adds a connection to the class of its proxy and returns the class, built.
+// The proxy takes its labels from the snapshot of the last push first
+// (withAddressLabels; under s.mu, so that a push that changes them after this sees
+// the connection and relabels it). The caller holds cn.mu.
 func (s *Server) join(cn *conn) *class {
-	key := cn.proxy.classKey()
 	s.mu.Lock()
+	snap := s.snap
+	if snap == nil {
+		snap = s.src.Snapshot()
+	}
+	if p := cn.proxy.withAddressLabels(snap); p != cn.proxy {
+		cn.statusMu.Lock()
+		cn.proxy = p
+		cn.statusMu.Unlock()
+	}
+	key := cn.proxy.classKey()
 	c := s.classes[key]
 	if c == nil {
 		c = &class{key: key, proxy: cn.proxy, profile: profileFor(cn.proxy)}
@@ -287,16 +309,40 @@ func (s *Server) join(cn *conn) *class {
 	}
 	c.members++
 	s.conns[cn.id] = cn
-	snap := s.snap
 	s.mu.Unlock()
-	if snap == nil {
-		snap = s.src.Snapshot()
-	}
 	if c.build.Load() == nil {
 		s.buildClass(c, snap)
 	}
 	s.metrics.connected.Inc()
 	return c
+}
+
+// relabel moves the streams whose proxies' labels snap changes (a workload at a
+// proxy's address registered, relabelled or gone: withAddressLabels) to the class of
+// their new labels. Callers skip it when snap's workload labels are those of the
+// last push.
+func (s *Server) relabel(snap *registry.Snapshot) {
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for _, c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		if p, cl := c.proxyAndClass(); p == nil || cl == nil || p.withAddressLabels(snap) == p {
+			continue // checked without c.mu, which a push to the stream may hold a while
+		}
+		c.mu.Lock()
+		if !c.closed && c.class != nil && c.proxy.withAddressLabels(snap) != c.proxy {
+			s.leave(c)
+			cl := s.join(c)
+			c.statusMu.Lock()
+			c.class = cl
+			c.statusMu.Unlock()
+			s.log.Info("proxy labels changed with the workload at its address", "proxy", c.proxy.ID, "labels", sortedLabels(c.proxy.Labels))
+		}
+		c.mu.Unlock()
+	}
 }
 
 // leave removes a connection; a class without connections is forgotten.

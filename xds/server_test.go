@@ -2,18 +2,21 @@ package xds
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"net"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -413,5 +416,77 @@ func TestFQDNOfShortName(t *testing.T) {
 		if got := fqdnOfShortName(c.host, "shop", "cluster.local"); got != c.want {
 			t.Errorf("%s: %q, want %q", c.host, got, c.want)
 		}
+	}
+}
+
+// TestProxyTakesTheLabelsOfTheWorkloadAtItsAddress: as istiod does, a proxy takes
+// the labels of the workload registered at its address in its namespace over those
+// it sent (here none), and a change of that workload's labels moves it to the
+// configuration of its new labels.
+func TestProxyTakesTheLabelsOfTheWorkloadAtItsAddress(t *testing.T) {
+	const sourceRoutes = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{sourceLabels: {app: frontend}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - route: [{destination: {host: reviews, subset: v1}}]
+`
+	workloadAt := func(app string) string {
+		return fmt.Sprintf(`
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web, namespace: default}
+spec:
+  hosts: [web.default.svc.cluster.local]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {role: web}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: web-1, namespace: default}
+spec: {address: 10.0.0.1, labels: {role: web, app: %s}}
+`, app)
+	}
+	src := newFakeSource(snapshotOf(t, reviewsSE, reviewsDR, sourceRoutes, workloadAt("frontend")))
+	s, cc := startServer(t, src)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := discovery.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const route = "outbound|9080||reviews.default.svc.cluster.local"
+	firstCluster := func(resp *discovery.DiscoveryResponse) string {
+		t.Helper()
+		var rc routev3.RouteConfiguration
+		if len(resp.Resources) != 1 || resp.Resources[0].UnmarshalTo(&rc) != nil {
+			t.Fatalf("response %v", resp)
+		}
+		return rc.VirtualHosts[0].Routes[0].GetRoute().GetCluster()
+	}
+	// testNode's address is 10.0.0.1, where web-1 is registered.
+	if err := st.Send(&discovery.DiscoveryRequest{Node: testNode("default"), TypeUrl: RouteType, ResourceNames: []string{route}}); err != nil {
+		t.Fatal(err)
+	}
+	resp := recvSotW(t, st)
+	if got := firstCluster(resp); got != "outbound|9080|v2|reviews.default.svc.cluster.local" {
+		t.Fatalf("with web-1's labels (app: frontend) the first route goes to %s, want v2", got)
+	}
+	if ps := s.Proxies(); len(ps) != 1 || strings.Join(ps[0].Labels, ",") != "app=frontend,role=web" {
+		t.Errorf("proxy status %+v, want web-1's labels", ps)
+	}
+	st.Send(&discovery.DiscoveryRequest{TypeUrl: RouteType, ResourceNames: []string{route}, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce})
+
+	src.set(snapshotOf(t, reviewsSE, reviewsDR, sourceRoutes, workloadAt("batch")))
+	if got := firstCluster(recvSotW(t, st)); got != "outbound|9080|v1|reviews.default.svc.cluster.local" {
+		t.Fatalf("after web-1's labels changed to app: batch the first route goes to %s, want v1", got)
+	}
+	if ps := s.Proxies(); len(ps) != 1 || strings.Join(ps[0].Labels, ",") != "app=batch,role=web" {
+		t.Errorf("proxy status %+v, want web-1's new labels", ps)
 	}
 }
