@@ -440,8 +440,8 @@ spec:
 `), rpcs: []parityRPCs{{n: 1000}}},
 		{name: "locality failover to another region", locality: "us-east/zone1", target: zonedTarget,
 			config: zonedIn("us-central/zone3", "us-west/zone2", ", failover: [{from: us-east, to: us-west}]", true), rpcs: []parityRPCs{{n: 200}}},
-		// A client takes the labels of the workload registered at its address over
-		// its bootstrap's (none here).
+		// A client without labels of its own takes those of the workload registered
+		// at its address.
 		{name: "the labels of the workload at the client's address", ip: "127.0.0.3", config: `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: web}
@@ -543,8 +543,9 @@ spec:
 func runParity(t *testing.T, who, server, target string, sc parityScenario, batches []parityRPCs) []grpcapp.Tally {
 	t.Helper()
 	// The client's node id names an address no workload has (unless the scenario
-	// says otherwise): both give a proxy the labels of the workload registered at
-	// its address over its bootstrap's, and the backends are all on 127.0.0.1.
+	// says otherwise): istiod gives a proxy the labels of the workload registered at
+	// its address even over its bootstrap's (navarch only to a proxy that sends
+	// none), and the backends are all on 127.0.0.1.
 	ip := sc.ip
 	if ip == "" {
 		ip = "127.0.0.2"

@@ -34,11 +34,14 @@ type Proxy struct {
 	// Name is the third part of the id, "name.namespace" for Kubernetes pods.
 	Name      string
 	Namespace string
-	// Labels are the proxy's labels: those of the workload registered at its address
-	// in its namespace, if there is one (as istiod gives a proxy its pod's or
-	// WorkloadEntry's), else BootstrapLabels.
+	// Labels are the proxy's labels: those it sent (LABELS metadata), or, when it
+	// sent none, those of the workload registered at its address in its namespace,
+	// as istiod gives a proxy its pod's or WorkloadEntry's. (istiod prefers the
+	// workload's even over labels sent; navarch keeps what a proxy says, since
+	// several workloads may share an address, a VM's or loopback, and only the proxy
+	// knows which it is.)
 	Labels map[string]string
-	// BootstrapLabels are the labels the proxy sent (LABELS metadata).
+	// BootstrapLabels are the labels the proxy sent.
 	BootstrapLabels map[string]string
 	ServiceAccount  string
 	// Generator selects the kind of configuration the proxy gets: GeneratorGRPC for
@@ -106,12 +109,12 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 	return p, nil
 }
 
-// withAddressLabels returns the proxy with the labels snap gives it: those of the
-// workload at its address in its namespace, or its bootstrap's. It is p itself when
-// they are the labels p has.
+// withAddressLabels returns the proxy with the labels snap gives it (see Labels):
+// its bootstrap's, or, without any, those of the workload at its address in its
+// namespace. It is p itself when they are the labels p has.
 func (p *Proxy) withAddressLabels(snap *registry.Snapshot) *Proxy {
 	labels, ok := snap.WorkloadLabelsAt(p.Namespace, p.IP)
-	if !ok {
+	if !ok || len(p.BootstrapLabels) > 0 {
 		labels = p.BootstrapLabels
 	}
 	if maps.Equal(labels, p.Labels) {

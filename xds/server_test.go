@@ -419,10 +419,10 @@ func TestFQDNOfShortName(t *testing.T) {
 	}
 }
 
-// TestProxyTakesTheLabelsOfTheWorkloadAtItsAddress: as istiod does, a proxy takes
-// the labels of the workload registered at its address in its namespace over those
-// it sent (here none), and a change of that workload's labels moves it to the
-// configuration of its new labels.
+// TestProxyTakesTheLabelsOfTheWorkloadAtItsAddress: as istiod does, a proxy that
+// sends no labels takes those of the workload registered at its address in its
+// namespace, and a change of that workload's labels moves it to the configuration
+// of its new labels.
 func TestProxyTakesTheLabelsOfTheWorkloadAtItsAddress(t *testing.T) {
 	const sourceRoutes = `
 apiVersion: networking.istio.io/v1
@@ -488,5 +488,19 @@ spec: {address: 10.0.0.1, labels: {role: web, app: %s}}
 	}
 	if ps := s.Proxies(); len(ps) != 1 || strings.Join(ps[0].Labels, ",") != "app=batch,role=web" {
 		t.Errorf("proxy status %+v, want web-1's new labels", ps)
+	}
+
+	// A proxy at the same address that sends labels keeps them.
+	own, err := discovery.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := testNode("default")
+	node.Metadata.Fields["LABELS"] = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{"app": structpb.NewStringValue("frontend")}})
+	if err := own.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: RouteType, ResourceNames: []string{route}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := firstCluster(recvSotW(t, own)); got != "outbound|9080|v2|reviews.default.svc.cluster.local" {
+		t.Fatalf("a proxy that sends app: frontend at web-1's address: first route to %s, want v2", got)
 	}
 }
