@@ -110,12 +110,15 @@ func aliasListener(b *Build, p *Proxy, name string) *Resource {
 	if fqdn == "" {
 		return nil
 	}
-	set := b.Types[ListenerType]
-	if set == nil || set.ByName[listenerName(fqdn, port)] == nil {
+	var own *Resource
+	if set := b.Types[ListenerType]; set != nil {
+		own = set.ByName[listenerName(fqdn, port)]
+	}
+	if own == nil {
 		return nil
 	}
 	var l listenerv3.Listener
-	if err := set.ByName[listenerName(fqdn, port)].Body.UnmarshalTo(&l); err != nil {
+	if err := own.Body.UnmarshalTo(&l); err != nil {
 		return nil
 	}
 	l.Name = name
