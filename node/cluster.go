@@ -268,23 +268,36 @@ func (n *Node) restore(ctx context.Context, cfg store.Config) error {
 }
 
 // aloneFor refuses what flag asks (a new cluster from this node's data) while
-// gossip sees another node running, after a few seconds to hear from --join: a
-// second cluster beside a live one would split the mesh's configuration in two.
+// gossip sees another node running: a second cluster beside a live one would split
+// the mesh's configuration in two. It listens for aloneWait first (live nodes that
+// knew this one gossip to it even when --join names no live node), and stops
+// listening as soon as it hears of a running node.
 func (n *Node) aloneFor(ctx context.Context, flag string) error {
 	if n.gossip == nil {
 		return nil
 	}
 	n.setPhase(flag + ": checking that no other node runs")
-	if len(n.cfg.Join) > 0 {
-		sleepFor(ctx, 3*time.Second)
-	}
-	for _, p := range n.gossip.Peers() {
-		if p.Name != n.cfg.Name && p.Alive && p.Meta.State == stateRunning {
-			return fmt.Errorf("%s refused: node %s (%s) is running; a new cluster beside it would split the mesh's configuration", flag, p.Name, p.Addr)
+	deadline := time.NewTimer(aloneWait)
+	defer deadline.Stop()
+	for {
+		for _, p := range n.gossip.Peers() {
+			if p.Name != n.cfg.Name && p.Alive && p.Meta.State == stateRunning {
+				return fmt.Errorf("%s refused: node %s (%s) is running; a new cluster beside it would split the mesh's configuration", flag, p.Name, p.Addr)
+			}
+		}
+		select {
+		case <-n.gossip.Changes():
+		case <-deadline.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
-	return nil
 }
+
+// aloneWait is how long aloneFor listens for running nodes: a few of memberlist's
+// gossip and probe rounds.
+const aloneWait = 5 * time.Second
 
 // tryFormOrJoin looks at what gossip knows and, if it can, starts the member. done is
 // false when it has to wait for more nodes, or joining failed (err) and is retried.
