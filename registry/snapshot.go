@@ -4,6 +4,7 @@ import (
 	"net"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -144,10 +145,15 @@ func older(a, b *api.Resource) bool {
 }
 
 func (s *Snapshot) index(inline map[*Service][]*Workload) {
-	byNamespace := map[string][]*Workload{}
+	byNamespace := map[string]*labelIndex{}
 	for _, w := range s.workloads {
 		if w.Origin.Kind == api.WorkloadEntry {
-			byNamespace[w.Namespace] = append(byNamespace[w.Namespace], w)
+			x := byNamespace[w.Namespace]
+			if x == nil {
+				x = &labelIndex{byLabel: map[label][]*Workload{}}
+				byNamespace[w.Namespace] = x
+			}
+			x.add(w)
 		}
 	}
 	for _, svc := range s.services {
@@ -156,9 +162,9 @@ func (s *Snapshot) index(inline map[*Service][]*Workload) {
 			s.endpoints[svc] = inline[svc]
 			continue
 		}
-		for _, w := range byNamespace[svc.Namespace] {
-			if w.Matches(svc.Selector) {
-				s.endpoints[svc] = append(s.endpoints[svc], w)
+		if x := byNamespace[svc.Namespace]; x != nil {
+			if ws := x.selected(svc.Selector); len(ws) > 0 {
+				s.endpoints[svc] = ws
 			}
 		}
 	}
@@ -186,6 +192,48 @@ func (s *Snapshot) index(inline map[*Service][]*Workload) {
 		host := r.Spec.(*networking.DestinationRule).Host
 		s.rules = append(s.rules, &HostRoutes{Resource: r, Hosts: []string{ResolveHost(host, r.Meta.Namespace, s.Domain)}})
 	}
+}
+
+// labelIndex is one namespace's WorkloadEntries, indexed by label so that matching
+// a selector looks only at the workloads carrying its rarest label: a selector per
+// service checked against every workload of the namespace made indexing quadratic
+// (1,000 services of 3 VMs each: 3 million matches on every change of the store).
+type labelIndex struct {
+	all     []*Workload
+	byLabel map[label][]*Workload
+}
+
+type label struct{ key, value string }
+
+// add indexes w; workloads keep the order they are added in.
+func (x *labelIndex) add(w *Workload) {
+	x.all = append(x.all, w)
+	for k, v := range w.Labels {
+		l := label{k, v}
+		x.byLabel[l] = append(x.byLabel[l], w)
+	}
+}
+
+// selected returns the workloads whose labels include all of selector's, in the
+// order they were added; an empty selector selects them all.
+func (x *labelIndex) selected(selector map[string]string) []*Workload {
+	candidates := x.all
+	for k, v := range selector {
+		ws := x.byLabel[label{k, v}]
+		if len(ws) == 0 {
+			return nil
+		}
+		if len(ws) < len(candidates) {
+			candidates = ws
+		}
+	}
+	var out []*Workload
+	for _, w := range candidates {
+		if w.Matches(selector) {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // WorkloadLabelsAt returns the labels of the workload at address ip in namespace ns:
@@ -267,17 +315,52 @@ func (s *Snapshot) VirtualServices(ns string) []*HostRoutes {
 }
 
 // DestinationRule returns the DestinationRule that applies to host for a proxy with
-// labels in namespace ns: one in ns whose workloadSelector selects the proxy first,
-// then one in ns without a selector, then one in the service's namespace svcNS, then
-// the oldest visible one; exact hosts win over wildcards, longer wildcards over
-// shorter. A DestinationRule with a workloadSelector applies only to the workloads of
-// its namespace it selects.
+// labels in namespace ns (see Rules.For). To look up many hosts for one namespace,
+// take DestinationRules(ns) once.
 func (s *Snapshot) DestinationRule(host, ns, svcNS string, labels map[string]string) *api.Resource {
-	var best *HostRoutes
-	bestScore := -1
+	return s.DestinationRules(ns).For(host, svcNS, labels)
+}
+
+// Rules is the DestinationRules visible from one namespace, indexed by host, so that
+// a build looking up the rule of every service does not scan every rule for each.
+type Rules struct {
+	ns    string
+	exact map[string][]*HostRoutes // by host, oldest first
+	wild  []*HostRoutes            // wildcard hosts, oldest first
+}
+
+// DestinationRules returns the DestinationRules visible from namespace ns.
+func (s *Snapshot) DestinationRules(ns string) *Rules {
+	r := &Rules{ns: ns, exact: map[string][]*HostRoutes{}}
 	for _, dr := range visible(s.rules, ns, func(r *api.Resource) []string {
 		return r.Spec.(*networking.DestinationRule).ExportTo
 	}) {
+		if h := dr.Hosts[0]; strings.HasPrefix(h, "*") {
+			r.wild = append(r.wild, dr)
+		} else {
+			r.exact[h] = append(r.exact[h], dr)
+		}
+	}
+	return r
+}
+
+// For returns the DestinationRule that applies to host, a service of namespace svcNS,
+// for a proxy with labels in the rules' namespace: one in that namespace whose
+// workloadSelector selects the proxy first, then one there without a selector, then
+// one in svcNS, then the oldest visible one; exact hosts win over wildcards, longer
+// wildcards over shorter. A DestinationRule with a workloadSelector applies only to
+// the workloads of its namespace it selects.
+func (r *Rules) For(host, svcNS string, labels map[string]string) *api.Resource {
+	if dr := r.best(r.exact[host], host, svcNS, labels); dr != nil {
+		return dr // an exact host outranks every wildcard
+	}
+	return r.best(r.wild, host, svcNS, labels)
+}
+
+func (r *Rules) best(candidates []*HostRoutes, host, svcNS string, labels map[string]string) *api.Resource {
+	var best *HostRoutes
+	bestScore := -1
+	for _, dr := range candidates {
 		pattern := dr.Hosts[0]
 		if !HostMatches(pattern, host) {
 			continue
@@ -287,13 +370,13 @@ func (s *Snapshot) DestinationRule(host, ns, svcNS string, labels map[string]str
 			score = 1 << 20
 		}
 		if sel := dr.Resource.Spec.(*networking.DestinationRule).WorkloadSelector; sel != nil {
-			if dr.Resource.Meta.Namespace != ns || !LabelsMatch(labels, sel.MatchLabels) {
+			if dr.Resource.Meta.Namespace != r.ns || !LabelsMatch(labels, sel.MatchLabels) {
 				continue
 			}
 			score += 4
 		}
 		switch dr.Resource.Meta.Namespace {
-		case ns:
+		case r.ns:
 			score += 2
 		case svcNS:
 			score++

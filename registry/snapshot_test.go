@@ -1,7 +1,10 @@
 package registry
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/navarch/navarch/api"
@@ -180,6 +183,43 @@ spec:
 	}
 }
 
+// TestDestinationRuleSelectorOnlyRule: when the only rule naming a host exactly has
+// a workloadSelector, the proxies it does not select get the wildcard rule.
+func TestDestinationRuleSelectorOnlyRule(t *testing.T) {
+	snap := snapshot(t, store.ConfigSpace, `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: shop-wide, namespace: shop}
+spec: {host: "*.shop.svc.cluster.local"}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: canary-carts, namespace: shop}
+spec:
+  host: cart
+  workloadSelector: {matchLabels: {track: canary}}
+`)
+	rules := snap.DestinationRules("shop")
+	for _, tt := range []struct {
+		host   string
+		labels map[string]string
+		want   string
+	}{
+		{"cart.shop.svc.cluster.local", map[string]string{"track": "canary"}, "canary-carts"},
+		{"cart.shop.svc.cluster.local", map[string]string{"track": "stable"}, "shop-wide"},
+		{"ratings.shop.svc.cluster.local", map[string]string{"track": "canary"}, "shop-wide"},
+		{"ratings.example.com", nil, ""},
+	} {
+		got := ""
+		if dr := rules.For(tt.host, "shop", tt.labels); dr != nil {
+			got = dr.Meta.Name
+		}
+		if got != tt.want {
+			t.Errorf("%s for %v: got rule %q, want %q", tt.host, tt.labels, got, tt.want)
+		}
+	}
+}
+
 func TestResolveHost(t *testing.T) {
 	tests := []struct{ host, ns, want string }{
 		{"reviews", "default", "reviews.default.svc.cluster.local"},
@@ -226,5 +266,40 @@ spec:
 	}
 	if got := snap.Gateways("north"); len(got) != 0 {
 		t.Fatalf("gateways into north: %+v, want none (the service has no port 15443)", got)
+	}
+}
+
+// TestLabelIndexSelectsWhatMatches checks the index against matching every workload:
+// the same workloads, in the same order, for selectors of zero to three labels,
+// present, absent and shared.
+func TestLabelIndexSelectsWhatMatches(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	values := []string{"a", "b", "c"}
+	x := &labelIndex{byLabel: map[label][]*Workload{}}
+	for i := 0; i < 200; i++ {
+		labels := map[string]string{}
+		for _, k := range []string{"app", "version", "zone"} {
+			if rng.IntN(4) > 0 {
+				labels[k] = values[rng.IntN(len(values))]
+			}
+		}
+		x.add(&Workload{Name: fmt.Sprint(i), Labels: labels})
+	}
+	for i := 0; i < 500; i++ {
+		selector := map[string]string{}
+		for _, k := range []string{"app", "version", "zone", "missing"} {
+			if rng.IntN(2) == 0 {
+				selector[k] = append(values, "d")[rng.IntN(len(values)+1)]
+			}
+		}
+		var want []*Workload
+		for _, w := range x.all {
+			if w.Matches(selector) {
+				want = append(want, w)
+			}
+		}
+		if got := x.selected(selector); !slices.Equal(got, want) {
+			t.Fatalf("selector %v: got %d workloads, want %d", selector, len(got), len(want))
+		}
 	}
 }
