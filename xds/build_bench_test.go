@@ -43,6 +43,50 @@ func BenchmarkBuildSharingClass(b *testing.B) {
 	}
 }
 
+// BenchmarkBuildClassRulePerService builds a class for a mesh of 1,000 services
+// each with its own DestinationRule (two subsets) and VirtualService (an 80/20
+// split), as a mesh whose every service is managed looks.
+func BenchmarkBuildClassRulePerService(b *testing.B) {
+	var docs []string
+	for i := 0; i < 1000; i++ {
+		docs = append(docs, fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: svc-%04d, namespace: bench}
+spec:
+  hosts: [svc-%04d.bench.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  endpoints: [{address: 10.0.%d.1, labels: {version: v1}}, {address: 10.0.%d.2, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: svc-%04d, namespace: bench}
+spec:
+  host: svc-%04d
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: svc-%04d, namespace: bench}
+spec:
+  hosts: [svc-%04d]
+  http:
+  - route:
+    - {destination: {host: svc-%04d, subset: v1}, weight: 80}
+    - {destination: {host: svc-%04d, subset: v2}, weight: 20}
+`, i, i, i%250, i%250, i, i, i, i, i, i))
+	}
+	snap := snapshotOf(b, strings.Join(docs, "---\n"))
+	p := grpcProxy("bench", nil)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := grpcProfile().build(newContext(snap, p, "cluster.local", "istio-system")); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // benchSnapshot is a mesh of 1,000 services with 3 endpoints each and a
 // DestinationRule for all of them.
 func benchSnapshot(b *testing.B) *registry.Snapshot {

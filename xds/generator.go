@@ -153,7 +153,8 @@ func (ctx *Context) destinationRule(svc *registry.Service) *networking.Destinati
 		return dr
 	}
 	var dr *networking.DestinationRule
-	if r := ctx.Snapshot.DestinationRule(svc.Hostname, ctx.Proxy.Namespace, svc.Namespace, ctx.Proxy.Labels); r != nil {
+	rules := derived(ctx, "destination-rules", func() *registry.Rules { return ctx.Snapshot.DestinationRules(ctx.Proxy.Namespace) })
+	if r := rules.For(svc.Hostname, svc.Namespace, ctx.Proxy.Labels); r != nil {
 		dr = r.Spec.(*networking.DestinationRule)
 	}
 	ctx.rules[svc] = dr

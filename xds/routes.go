@@ -66,19 +66,49 @@ func (grpcRoutes) Generate(ctx *Context) []named {
 // those bound to the mesh gateway, one naming host exactly, else the one with the
 // longest matching wildcard; the oldest wins a tie, as in Istio.
 func virtualServiceFor(ctx *Context, host string) *registry.HostRoutes {
-	var best *registry.HostRoutes
-	bestLen := -1
+	return derived(ctx, "mesh-routes", func() *meshRoutes { return newMeshRoutes(ctx) }).For(host)
+}
+
+// meshRoutes is the VirtualServices bound to the mesh that a proxy's namespace sees,
+// indexed by host, so that a build finding the VirtualService of every service does
+// not scan all of them for each.
+type meshRoutes struct {
+	exact map[string]*registry.HostRoutes // the oldest naming the host
+	wild  []wildRoute                     // wildcard hosts, oldest first
+}
+
+type wildRoute struct {
+	host string
+	vs   *registry.HostRoutes
+}
+
+func newMeshRoutes(ctx *Context) *meshRoutes {
+	m := &meshRoutes{exact: map[string]*registry.HostRoutes{}}
 	for _, vs := range ctx.Snapshot.VirtualServices(ctx.Proxy.Namespace) {
 		if !boundToMesh(vs.Resource.Spec.(*networking.VirtualService).Gateways) {
 			continue
 		}
 		for _, h := range vs.Hosts {
-			if h == host {
-				return vs
+			if strings.HasPrefix(h, "*") {
+				m.wild = append(m.wild, wildRoute{h, vs})
+			} else if _, taken := m.exact[h]; !taken {
+				m.exact[h] = vs
 			}
-			if registry.HostMatches(h, host) && len(h) > bestLen {
-				best, bestLen = vs, len(h)
-			}
+		}
+	}
+	return m
+}
+
+// For returns the VirtualService for host, nil for none.
+func (m *meshRoutes) For(host string) *registry.HostRoutes {
+	if vs := m.exact[host]; vs != nil {
+		return vs
+	}
+	var best *registry.HostRoutes
+	bestLen := -1
+	for _, w := range m.wild {
+		if registry.HostMatches(w.host, host) && len(w.host) > bestLen {
+			best, bestLen = w.vs, len(w.host)
 		}
 	}
 	return best
