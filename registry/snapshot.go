@@ -38,6 +38,10 @@ type Snapshot struct {
 	// labelsAtHash changes when it does.
 	labelsAt     map[string]map[string]string
 	labelsAtHash uint64
+	// selectedBy holds the label keys configuration selects by (SelectsBy);
+	// selectedByHash changes when they do.
+	selectedBy     map[string]bool
+	selectedByHash uint64
 }
 
 // Issuer is what OpenID discovery found for a JWT issuer: the URI of its key set, or
@@ -185,6 +189,7 @@ func (s *Snapshot) index(inline map[*Service][]*Workload) {
 		}
 	}
 	s.labelsAtHash = h.Sum64()
+	s.indexSelectorKeys()
 	for _, r := range s.config[api.VirtualService] {
 		s.routes = append(s.routes, &HostRoutes{Resource: r, Hosts: s.resolveAll(r.Spec.(*networking.VirtualService).Hosts, r.Meta.Namespace)})
 	}

@@ -129,6 +129,35 @@ func str(md map[string]*structpb.Value, key string) string {
 	return md[key].GetStringValue()
 }
 
+// classProxy returns the proxy as its class represents it under snap: for
+// proxyless gRPC proxies, with only the labels some configuration selects by
+// (Snapshot.SelectsBy), since nothing else of their configuration depends on labels,
+// so that workloads told apart only by labels nothing selects on (app: ratings, app:
+// reviews) share one class and one build; for Envoy, the proxy itself (a sidecar's
+// inbound ports come from the WorkloadEntries whose labels its own include, which
+// takes every label). It is p itself when nothing is left out.
+func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
+	if p.Generator != GeneratorGRPC {
+		return p
+	}
+	var kept map[string]string
+	for k, v := range p.Labels {
+		if !snap.SelectsBy(k) {
+			continue
+		}
+		if kept == nil {
+			kept = make(map[string]string, len(p.Labels))
+		}
+		kept[k] = v
+	}
+	if len(kept) == len(p.Labels) {
+		return p
+	}
+	cp := *p
+	cp.Labels = kept
+	return &cp
+}
+
 // classKey identifies the proxies that get identical configuration: same type,
 // generator, namespace, network, locality, labels and identity. Proxies of one class share one set of
 // built resources.

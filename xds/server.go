@@ -64,6 +64,9 @@ type Server struct {
 	// labelsVersion is snap's WorkloadLabelsVersion: a push whose snapshot changes
 	// it relabels the streams first.
 	labelsVersion uint64
+	// selectorsVersion is snap's SelectorKeysVersion: the labels that set classes
+	// apart (Proxy.classProxy) change with it.
+	selectorsVersion uint64
 	classes       map[classKey]*class
 	conns         map[uint64]*conn
 }
@@ -224,8 +227,8 @@ func (s *Server) push() {
 		return
 	}
 	s.snap = snap
-	relabel := snap.WorkloadLabelsVersion() != s.labelsVersion
-	s.labelsVersion = snap.WorkloadLabelsVersion()
+	relabel := snap.WorkloadLabelsVersion() != s.labelsVersion || snap.SelectorKeysVersion() != s.selectorsVersion
+	s.labelsVersion, s.selectorsVersion = snap.WorkloadLabelsVersion(), snap.SelectorKeysVersion()
 	s.mu.Unlock()
 	if relabel {
 		s.relabel(snap)
@@ -300,10 +303,11 @@ func (s *Server) join(cn *conn) *class {
 		cn.proxy = p
 		cn.statusMu.Unlock()
 	}
-	key := cn.proxy.classKey()
+	rep := cn.proxy.classProxy(snap)
+	key := rep.classKey()
 	c := s.classes[key]
 	if c == nil {
-		c = &class{key: key, proxy: cn.proxy, profile: profileFor(cn.proxy)}
+		c = &class{key: key, proxy: rep, profile: profileFor(rep)}
 		s.classes[key] = c
 		s.metrics.classes.Set(float64(len(s.classes)))
 	}
@@ -317,10 +321,10 @@ func (s *Server) join(cn *conn) *class {
 	return c
 }
 
-// relabel moves the streams whose proxies' labels snap changes (a workload at a
-// proxy's address registered, relabelled or gone: withAddressLabels) to the class of
-// their new labels. Callers skip it when snap's workload labels are those of the
-// last push.
+// relabel moves the streams whose class snap changes to their new class: a proxy's
+// labels changed with the workload at its address (registered, relabelled or gone:
+// withAddressLabels), or configuration began or ceased to select by a label the
+// proxy has (classProxy). Callers skip it when neither changed since the last push.
 func (s *Server) relabel(snap *registry.Snapshot) {
 	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))
@@ -328,18 +332,26 @@ func (s *Server) relabel(snap *registry.Snapshot) {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
+	moves := func(p *Proxy, cl *class) bool {
+		return p.withAddressLabels(snap) != p || p.classProxy(snap).classKey() != cl.key
+	}
 	for _, c := range conns {
-		if p, cl := c.proxyAndClass(); p == nil || cl == nil || p.withAddressLabels(snap) == p {
+		if p, cl := c.proxyAndClass(); p == nil || cl == nil || !moves(p, cl) {
 			continue // checked without c.mu, which a push to the stream may hold a while
 		}
 		c.mu.Lock()
-		if !c.closed && c.class != nil && c.proxy.withAddressLabels(snap) != c.proxy {
+		if !c.closed && c.class != nil && moves(c.proxy, c.class) {
+			relabelled := c.proxy.withAddressLabels(snap) != c.proxy
 			s.leave(c)
 			cl := s.join(c)
 			c.statusMu.Lock()
 			c.class = cl
 			c.statusMu.Unlock()
-			s.log.Info("proxy labels changed with the workload at its address", "proxy", c.proxy.ID, "labels", sortedLabels(c.proxy.Labels))
+			if relabelled {
+				s.log.Info("proxy labels changed with the workload at its address", "proxy", c.proxy.ID, "labels", sortedLabels(c.proxy.Labels))
+			} else {
+				s.log.Debug("proxy moved to the class of the labels configuration selects by", "proxy", c.proxy.ID, "class", string(cl.key))
+			}
 		}
 		c.mu.Unlock()
 	}

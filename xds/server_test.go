@@ -504,3 +504,99 @@ spec: {address: 10.0.0.1, labels: {role: web, app: %s}}
 		t.Fatalf("a proxy that sends app: frontend at web-1's address: first route to %s, want v2", got)
 	}
 }
+
+// TestClassesFollowWhatConfigurationSelectsBy: proxyless proxies told apart only by
+// labels no configuration selects on share one class; a VirtualService matching on
+// one of those labels splits them (and each gets its own routes), and its removal
+// joins them again.
+func TestClassesFollowWhatConfigurationSelectsBy(t *testing.T) {
+	const allToV1 = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http: [{route: [{destination: {host: reviews, subset: v1}}]}]
+`
+	const frontendToV2 = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{sourceLabels: {app: frontend}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - route: [{destination: {host: reviews, subset: v1}}]
+`
+	src := newFakeSource(snapshotOf(t, reviewsSE, reviewsDR, allToV1))
+	s, cc := startServer(t, src)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const route = "outbound|9080||reviews.default.svc.cluster.local"
+	type client struct {
+		st   discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+		last *discovery.DiscoveryResponse
+	}
+	// next acknowledges the client's last response and returns the cluster the first
+	// route of the next one goes to.
+	next := func(c *client) string {
+		t.Helper()
+		if c.last != nil {
+			if err := c.st.Send(&discovery.DiscoveryRequest{TypeUrl: RouteType, ResourceNames: []string{route}, VersionInfo: c.last.VersionInfo, ResponseNonce: c.last.Nonce}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.last = recvSotW(t, c.st)
+		var rc routev3.RouteConfiguration
+		if len(c.last.Resources) != 1 || c.last.Resources[0].UnmarshalTo(&rc) != nil {
+			t.Fatalf("response %v", c.last)
+		}
+		return strings.Split(rc.VirtualHosts[0].Routes[0].GetRoute().GetCluster(), "|")[2]
+	}
+	classes := func() int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.classes)
+	}
+	connect := func(app, hash string) *client {
+		st, err := discovery.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		node := testNode("default")
+		node.Metadata.Fields["LABELS"] = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+			"app": structpb.NewStringValue(app), "pod-template-hash": structpb.NewStringValue(hash)}})
+		if err := st.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: RouteType, ResourceNames: []string{route}}); err != nil {
+			t.Fatal(err)
+		}
+		return &client{st: st}
+	}
+	frontend, batch := connect("frontend", "5d8f"), connect("batch", "77c1")
+	if f, b := next(frontend), next(batch); f != "v1" || b != "v1" {
+		t.Fatalf("before any source match: frontend to %s, batch to %s; want v1 for both", f, b)
+	}
+	if n := classes(); n != 1 {
+		t.Errorf("%d classes for two proxies told apart by labels nothing selects on, want 1", n)
+	}
+
+	src.set(snapshotOf(t, reviewsSE, reviewsDR, frontendToV2))
+	if f := next(frontend); f != "v2" {
+		t.Fatalf("with a route for sourceLabels app: frontend, frontend goes to %s, want v2", f)
+	}
+	if n := classes(); n != 2 {
+		t.Errorf("%d classes once app is matched on, want 2", n)
+	}
+
+	src.set(snapshotOf(t, reviewsSE, reviewsDR, allToV1))
+	if f := next(frontend); f != "v1" {
+		t.Fatalf("after the source match went, frontend goes to %s, want v1", f)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for classes() != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := classes(); n != 1 {
+		t.Errorf("%d classes after the source match went, want 1", n)
+	}
+}

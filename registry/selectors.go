@@ -1,0 +1,90 @@
+package registry
+
+import (
+	"strings"
+
+	"github.com/cespare/xxhash/v2"
+	networking "istio.io/api/networking/v1alpha3"
+	typev1beta1 "istio.io/api/type/v1beta1"
+
+	"github.com/navarch/navarch/api"
+)
+
+// selectorKeys returns, sorted, the label keys by which some configuration of the
+// snapshot selects workloads or proxies: workload selectors (DestinationRule,
+// Sidecar, ServiceEntry, PeerAuthentication, AuthorizationPolicy,
+// RequestAuthentication, Telemetry), Gateway selectors and VirtualService
+// sourceLabels. A label no selector names cannot change what a proxy is sent.
+func (s *Snapshot) selectorKeys() []string {
+	keys := map[string]bool{}
+	add := func(m map[string]string) {
+		for k := range m {
+			keys[k] = true
+		}
+	}
+	for _, svc := range s.services {
+		add(svc.Selector)
+	}
+	for _, r := range s.config[api.DestinationRule] {
+		add(r.Spec.(*networking.DestinationRule).GetWorkloadSelector().GetMatchLabels())
+	}
+	for _, r := range s.config[api.Sidecar] {
+		add(r.Spec.(*networking.Sidecar).GetWorkloadSelector().GetLabels())
+	}
+	for _, r := range s.config[api.Gateway] {
+		add(r.Spec.(*networking.Gateway).GetSelector())
+	}
+	for _, r := range s.config[api.VirtualService] {
+		vs := r.Spec.(*networking.VirtualService)
+		for _, h := range vs.GetHttp() {
+			for _, m := range h.GetMatch() {
+				add(m.GetSourceLabels())
+			}
+		}
+		for _, t := range vs.GetTcp() {
+			for _, m := range t.GetMatch() {
+				add(m.GetSourceLabels())
+			}
+		}
+		for _, t := range vs.GetTls() {
+			for _, m := range t.GetMatch() {
+				add(m.GetSourceLabels())
+			}
+		}
+	}
+	for _, k := range []*api.Kind{api.PeerAuthentication, api.AuthorizationPolicy, api.RequestAuthentication, api.Telemetry} {
+		for _, r := range s.config[k] {
+			if sel, ok := r.Spec.(interface {
+				GetSelector() *typev1beta1.WorkloadSelector
+			}); ok {
+				add(sel.GetSelector().GetMatchLabels())
+			}
+		}
+	}
+	return SortedKeys(keys)
+}
+
+// indexSelectorKeys records selectorKeys and a hash of them.
+func (s *Snapshot) indexSelectorKeys() {
+	keys := s.selectorKeys()
+	s.selectedBy = make(map[string]bool, len(keys))
+	h := xxhash.New()
+	for _, k := range keys {
+		s.selectedBy[k] = true
+		_, _ = h.WriteString(k + "\x00")
+	}
+	s.selectedByHash = h.Sum64()
+}
+
+// SelectsBy reports whether some configuration selects workloads or proxies by the
+// label key (see selectorKeys). Labels under istio.io (security.istio.io/tlsMode,
+// topology.istio.io/network, ...) count as selected always: Istio gives them
+// meanings of their own.
+func (s *Snapshot) SelectsBy(key string) bool {
+	return s.selectedBy[key] || strings.Contains(key, "istio.io/")
+}
+
+// SelectorKeysVersion changes when the set of label keys configuration selects by
+// does.
+func (s *Snapshot) SelectorKeysVersion() uint64 { return s.selectedByHash }
+
