@@ -28,8 +28,11 @@ type Config struct {
 	Delta bool
 	// Mode is how proxies subscribe (Named like grpc-go, Wildcard like Envoy).
 	Mode Mode
-	// Classes spreads proxies over this many label sets (proxy classes).
-	Classes int
+	// Classes spreads proxies over this many label sets, each a proxy class of its
+	// own (configuration selects by the label that sets them apart), unless
+	// UnselectedClasses, when nothing selects by it and they share one class.
+	Classes           int
+	UnselectedClasses bool
 	// Namespace holds the benchmark's services and proxies.
 	Namespace string
 	// Targets are the xDS servers the proxies connect to.

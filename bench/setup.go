@@ -56,7 +56,27 @@ func createServices(ctx context.Context, cfg *Config) error {
 		}
 		cfg.progress("services: %d/%d created", min(start+chunk, cfg.Services), cfg.Services)
 	}
+	if cfg.Classes > 1 && !cfg.UnselectedClasses {
+		if _, err := cfg.API.Apply(ctx, "", []client.File{classSelector(cfg.Namespace)}); err != nil {
+			return fmt.Errorf("creating the class selector: %w", err)
+		}
+	}
 	return nil
+}
+
+// classSelector is an AuthorizationPolicy that selects by the label the proxies'
+// label sets differ in (see FleetConfig.Classes) and applies to none of them: a
+// node tells proxies apart only by labels some configuration selects on, so this
+// keeps each label set a class of its own.
+func classSelector(ns string) client.File {
+	return list([]map[string]any{{
+		"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+		"metadata": map[string]string{"name": "bench-classes", "namespace": ns},
+		"spec": map[string]any{
+			"selector": map[string]any{"matchLabels": map[string]string{"class": "none"}},
+			"action":   "ALLOW",
+		},
+	}})
 }
 
 // meshPolicy is a DestinationRule for every service of the namespace; changing its
