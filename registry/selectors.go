@@ -64,7 +64,8 @@ func (s *Snapshot) selectorKeys() []string {
 	return SortedKeys(keys)
 }
 
-// indexSelectorKeys records selectorKeys and a hash of them.
+// indexSelectorKeys records selectorKeys, the label keys of WorkloadEntries, and a
+// hash of both.
 func (s *Snapshot) indexSelectorKeys() {
 	keys := s.selectorKeys()
 	s.selectedBy = make(map[string]bool, len(keys))
@@ -73,8 +74,27 @@ func (s *Snapshot) indexSelectorKeys() {
 		s.selectedBy[k] = true
 		_, _ = h.WriteString(k + "\x00")
 	}
+	entryKeys := map[string]bool{}
+	for _, w := range s.workloads {
+		if w.Origin.Kind == api.WorkloadEntry {
+			for k := range w.Labels {
+				entryKeys[k] = true
+			}
+		}
+	}
+	_, _ = h.WriteString("\x01")
+	s.entryLabels = make(map[string]bool, len(entryKeys))
+	for _, k := range SortedKeys(entryKeys) {
+		s.entryLabels[k] = true
+		_, _ = h.WriteString(k + "\x00")
+	}
 	s.selectedByHash = h.Sum64()
 }
+
+// WorkloadEntriesLabelledBy reports whether some WorkloadEntry has a label with the
+// key: a sidecar serves a selecting service on the port of the service's
+// WorkloadEntries whose labels its own include, which depends on every key they have.
+func (s *Snapshot) WorkloadEntriesLabelledBy(key string) bool { return s.entryLabels[key] }
 
 // SelectsBy reports whether some configuration selects workloads or proxies by the
 // label key (see selectorKeys). Labels under istio.io (security.istio.io/tlsMode,
@@ -84,7 +104,7 @@ func (s *Snapshot) SelectsBy(key string) bool {
 	return s.selectedBy[key] || strings.Contains(key, "istio.io/")
 }
 
-// SelectorKeysVersion changes when the set of label keys configuration selects by
-// does.
+// SelectorKeysVersion changes when the set of label keys configuration selects by,
+// or that of WorkloadEntries' label keys, does.
 func (s *Snapshot) SelectorKeysVersion() uint64 { return s.selectedByHash }
 

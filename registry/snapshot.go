@@ -41,6 +41,7 @@ type Snapshot struct {
 	// selectedBy holds the label keys configuration selects by (SelectsBy);
 	// selectedByHash changes when they do.
 	selectedBy     map[string]bool
+	entryLabels    map[string]bool // label keys of WorkloadEntries
 	selectedByHash uint64
 }
 

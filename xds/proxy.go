@@ -129,20 +129,19 @@ func str(md map[string]*structpb.Value, key string) string {
 	return md[key].GetStringValue()
 }
 
-// classProxy returns the proxy as its class represents it under snap: for
-// proxyless gRPC proxies, with only the labels some configuration selects by
-// (Snapshot.SelectsBy), since nothing else of their configuration depends on labels,
-// so that workloads told apart only by labels nothing selects on (app: ratings, app:
-// reviews) share one class and one build; for Envoy, the proxy itself (a sidecar's
-// inbound ports come from the WorkloadEntries whose labels its own include, which
-// takes every label). It is p itself when nothing is left out.
+// classProxy returns the proxy as its class represents it under snap: with only the
+// labels its configuration can depend on, so that workloads told apart by labels
+// nothing looks at (app: ratings, app: reviews, pod-template-hash) share one class
+// and one build. Those are the labels some configuration selects by
+// (Snapshot.SelectsBy, Istio's own under istio.io/ included) and, for Envoy, the
+// label keys of WorkloadEntries too (a sidecar's inbound ports come from the
+// WorkloadEntries whose labels its own include). It is p itself when nothing is
+// left out.
 func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
-	if p.Generator != GeneratorGRPC {
-		return p
-	}
+	envoy := p.Generator != GeneratorGRPC
 	var kept map[string]string
 	for k, v := range p.Labels {
-		if !snap.SelectsBy(k) {
+		if !snap.SelectsBy(k) && !(envoy && snap.WorkloadEntriesLabelledBy(k)) {
 			continue
 		}
 		if kept == nil {
