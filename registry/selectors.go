@@ -107,4 +107,3 @@ func (s *Snapshot) SelectsBy(key string) bool {
 // SelectorKeysVersion changes when the set of label keys configuration selects by,
 // or that of WorkloadEntries' label keys, does.
 func (s *Snapshot) SelectorKeysVersion() uint64 { return s.selectedByHash }
-

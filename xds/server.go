@@ -67,8 +67,8 @@ type Server struct {
 	// selectorsVersion is snap's SelectorKeysVersion: the labels that set classes
 	// apart (Proxy.classProxy) change with it.
 	selectorsVersion uint64
-	classes       map[classKey]*class
-	conns         map[uint64]*conn
+	classes          map[classKey]*class
+	conns            map[uint64]*conn
 }
 
 var _ discovery.AggregatedDiscoveryServiceServer = (*Server)(nil)
