@@ -81,7 +81,7 @@ spec:
 }
 
 // serverCertificate makes a CA and a server certificate for ip signed by it.
-func serverCertificate(t *testing.T, ip net.IP) (caPEM, certPEM, keyPEM []byte) {
+func serverCertificate(t *testing.T, ips ...net.IP) (caPEM, certPEM, keyPEM []byte) {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "navarch test API CA"},
@@ -94,7 +94,7 @@ func serverCertificate(t *testing.T, ip net.IP) (caPEM, certPEM, keyPEM []byte) 
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "navarch"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{ip}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: ips, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		KeyUsage: x509.KeyUsageDigitalSignature}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, caTmpl, key.Public(), caKey)
 	if err != nil {
