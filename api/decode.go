@@ -39,7 +39,8 @@ const (
 // objects, a JSON list of objects, or a Kubernetes `kind: List` whose items are
 // resources. source names the input ("bookinfo.yaml", "stdin") in errors and in
 // Skipped. Resources without metadata.namespace are put in defaultNamespace, or in
-// DefaultNamespace when that is empty.
+// DefaultNamespace when that is empty. A document naming a namespace other than a
+// non-empty defaultNamespace is an error, as kubectl refuses one that contradicts -n.
 //
 // Documents of API groups other than Istio's networking, security and telemetry
 // groups (a Kubernetes Service, a Deployment) are returned as Skipped. Every other
@@ -79,6 +80,7 @@ func DecodeKeys(source string, data []byte, defaultNamespace string) ([]Key, []S
 type decoder struct {
 	source    string
 	namespace string
+	explicit  bool // namespace was given: documents that name another are refused
 	full      bool // decode and validate specs (Decode), or only envelopes (DecodeKeys)
 
 	resources []*Resource
@@ -87,10 +89,11 @@ type decoder struct {
 }
 
 func newDecoder(source, namespace string, full bool) *decoder {
+	d := &decoder{source: source, namespace: namespace, explicit: namespace != "", full: full}
 	if namespace == "" {
-		namespace = DefaultNamespace
+		d.namespace = DefaultNamespace
 	}
-	return &decoder{source: source, namespace: namespace, full: full}
+	return d
 }
 
 // location is where a document is in the input.
@@ -178,8 +181,13 @@ func (d *decoder) resource(p *problems, k *Kind, obj map[string]any) *Resource {
 		}
 	}
 	r := &Resource{Kind: k, Meta: parseMeta(p, obj["metadata"], d.full)}
-	if r.Meta.Namespace == "" {
+	switch {
+	case r.Meta.Namespace == "":
 		r.Meta.Namespace = d.namespace
+	case d.explicit && r.Meta.Namespace != d.namespace:
+		// As kubectl: -n names where the documents go, and a document that says
+		// otherwise is a mistake, not an override.
+		p.add("metadata.namespace", "%q does not match the namespace given (-n %s); give -n %s, or no -n", r.Meta.Namespace, d.namespace, r.Meta.Namespace)
 	}
 	validateMeta(p, k, &r.Meta, d.full)
 	if !d.full {

@@ -94,7 +94,8 @@ func TestDecodeDefaultsTheNamespace(t *testing.T) {
 	cases := []struct {
 		name, input, defaultNS, want string
 	}{
-		{"metadata.namespace wins", withNS, "staging", "prod"},
+		{"metadata.namespace applies without a namespace given", withNS, "", "prod"},
+		{"metadata.namespace may repeat the namespace given", withNS, "prod", "prod"},
 		{"the caller's default applies", withoutNS, "staging", "staging"},
 		{"api.DefaultNamespace when the caller gives none", withoutNS, "", DefaultNamespace},
 	}
@@ -112,6 +113,21 @@ func TestDecodeDefaultsTheNamespace(t *testing.T) {
 				t.Errorf("DecodeKeys: %v, %v; want namespace %q", keys, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestDecodeRefusesANamespaceThatContradictsTheGivenOne: as kubectl apply -n, a
+// document naming another namespace than the one given is an error, not an override.
+func TestDecodeRefusesANamespaceThatContradictsTheGivenOne(t *testing.T) {
+	input := "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a, namespace: prod}\nspec: {host: a}\n"
+	for _, decode := range []func() error{
+		func() error { _, _, err := Decode("in.yaml", []byte(input), "staging"); return err },
+		func() error { _, _, err := DecodeKeys("in.yaml", []byte(input), "staging"); return err },
+	} {
+		err := decode()
+		if err == nil || !strings.Contains(err.Error(), `in.yaml: document 1: DestinationRule prod/a: metadata.namespace: "prod" does not match the namespace given (-n staging)`) {
+			t.Errorf("got %v, want the contradiction named", err)
+		}
 	}
 }
 

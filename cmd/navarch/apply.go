@@ -20,7 +20,7 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cf.register(fs)
 	var files stringList
 	fs.Var(&files, "f", "file, directory or - (stdin) to apply; repeatable")
-	ns := fs.String("n", "", "namespace of documents that name none (default \"default\")")
+	ns := fs.String("n", "", "namespace of the documents: those that name none go there, and naming another is an error (default: what each names, else \"default\")")
 	recursive := fs.Bool("R", false, "read directories recursively")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
@@ -54,7 +54,7 @@ func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cf.register(fs)
 	var files stringList
 	fs.Var(&files, "f", "file, directory or - (stdin) naming what to delete; repeatable")
-	ns := fs.String("n", "", "namespace (default \"default\")")
+	ns := fs.String("n", "", "namespace of the resources named, or of the documents of -f, which must then name no other (default \"default\")")
 	recursive := fs.Bool("R", false, "read directories recursively")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
