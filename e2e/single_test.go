@@ -301,6 +301,13 @@ spec:
 		}
 	})
 
+	t.Run("get of several kinds", func(t *testing.T) {
+		out := mustCLI(t, api, "get", "vs,dr")
+		if !strings.Contains(out, "VirtualService") || !strings.Contains(out, "DestinationRule") {
+			t.Fatalf("get vs,dr printed %q", out)
+		}
+	})
+
 	t.Run("delete by file and by name", func(t *testing.T) {
 		mustCLI(t, api, "delete", "-f", writeFile(t, dir, "virtualservice.yaml", splitVS(50, 50)))
 		if res := cli(t, api, "get", "vs", "reviews"); res.Code == 0 {

@@ -31,13 +31,20 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if len(pos) == 0 {
 		return fmt.Errorf("get needs a kind: all, %s", strings.Join(api.KindNames(), ", "))
 	}
-	kinds := api.Kinds()
-	if pos[0] != "all" {
-		k, ok := api.LookupKind(pos[0])
-		if !ok {
-			return fmt.Errorf("unknown kind %q; known: all, %s", pos[0], strings.Join(api.KindNames(), ", "))
+	var kinds []*api.Kind // "vs,dr" names several, as kubectl takes them
+	for _, name := range strings.Split(pos[0], ",") {
+		if name == "all" {
+			kinds = append(kinds, api.Kinds()...)
+			continue
 		}
-		kinds = []*api.Kind{k}
+		k, ok := api.LookupKind(name)
+		if !ok {
+			return fmt.Errorf("unknown kind %q; known: all, %s", name, strings.Join(api.KindNames(), ", "))
+		}
+		kinds = append(kinds, k)
+	}
+	if len(pos) > 1 && len(kinds) != 1 {
+		return fmt.Errorf("get %s: give one kind with names", pos[0])
 	}
 	namespace := namespaceOr(*ns)
 	if *all {
