@@ -111,12 +111,16 @@ type MemberInfo struct {
 	Name string `json:"name"`
 	// Gossip is alive, failed, left, or "-" for a node gossip does not know.
 	Gossip string `json:"gossip"`
+	// GossipAddr is the address gossip knows the node at.
+	GossipAddr string `json:"gossip_addr,omitempty"`
 	// Etcd is the member's role: leader, follower or learner; "-" when it has no
 	// member (not started, or removed).
 	Etcd   string `json:"etcd"`
 	EtcdID string `json:"etcd_id,omitempty"`
-	XDS    string `json:"xds,omitempty"`
-	HTTP   string `json:"http,omitempty"`
+	// EtcdPeer is the peer URL the cluster records for the member.
+	EtcdPeer string `json:"etcd_peer,omitempty"`
+	XDS      string `json:"xds,omitempty"`
+	HTTP     string `json:"http,omitempty"`
 	// DNS answers for XDSName with every live node's xDS IP, when the node serves it.
 	DNS      string `json:"dns,omitempty"`
 	XDSName  string `json:"xds_name,omitempty"`

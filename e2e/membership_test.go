@@ -338,3 +338,48 @@ func TestRestoreFromSnapshot(t *testing.T) {
 		return nil
 	})
 }
+
+// TestNodeRestartedAtAnotherAddress: a node killed and started again from its data
+// dir at other gossip and etcd addresses (a replaced host, a new IP) is taken back:
+// every node sees it alive at its new etcd peer address, and with the first node
+// dead it and the third still make a quorum that takes writes.
+func TestNodeRestartedAtAnotherAddress(t *testing.T) {
+	c := startCluster(t, 3)
+	if err := c.Kill("n2"); err != nil {
+		t.Fatal(err)
+	}
+	gossip, peer, client := freeAddr(t), freeAddr(t), freeAddr(t)
+	if err := c.Restart("n2", "--gossip-addr", gossip, "--etcd-peer-addr", peer, "--etcd-client-addr", client); err != nil {
+		t.Fatal(err)
+	}
+	for _, seenBy := range []string{"n1", "n3"} {
+		eventually(t, 30*time.Second, seenBy+" sees n2 alive at its new address", func() error {
+			ms, err := membersSeenBy(c, seenBy)
+			if err != nil {
+				return err
+			}
+			for _, m := range ms {
+				if m.Name == "n2" {
+					if m.Gossip != "alive" || m.GossipAddr != gossip || (m.Etcd != "follower" && m.Etcd != "leader") || m.EtcdPeer != "https://"+peer {
+						return fmt.Errorf("n2: gossip %s at %s, etcd %s at %s", m.Gossip, m.GossipAddr, m.Etcd, m.EtcdPeer)
+					}
+					return nil
+				}
+			}
+			return fmt.Errorf("no n2 in %+v", ms)
+		})
+	}
+	if err := c.Kill("n1"); err != nil {
+		t.Fatal(err)
+	}
+	se := writeFile(t, t.TempDir(), "se.yaml", dnsServiceEntry("after-move"))
+	eventually(t, 30*time.Second, "n2 and n3 take a write without n1", func() error {
+		if res := nodeCLI(t, c, "n3", "apply", "-f", se); res.Code != 0 {
+			return fmt.Errorf("apply on n3: %s", res.Stderr)
+		}
+		if out := nodeCLI(t, c, "n2", "get", "serviceentries").Stdout; !strings.Contains(out, "after-move") {
+			return fmt.Errorf("n2 lists %q", out)
+		}
+		return nil
+	})
+}

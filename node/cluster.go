@@ -116,6 +116,7 @@ func (n *Node) start(ctx context.Context) (*parts, error) {
 	if n.gossip != nil {
 		n.gossip.setMeta(func(m *nodeMeta) { m.State = stateRunning })
 		go n.rejoinGossip(ctx, st)
+		go n.advertisePeerURL(ctx, st)
 	}
 	p := &parts{store: st}
 	p.view = registry.NewView(st, n.cfg.Domain, n.log)
@@ -167,6 +168,19 @@ func (n *Node) rejoinGossip(ctx context.Context, st *store.Store) {
 		}
 	}
 	n.gossip.joinLoop(ctx, addrs)
+}
+
+// advertisePeerURL brings the cluster's record of this node's etcd peer address up
+// to date: a node restarted from its data dir at another address would otherwise
+// keep being sent to at the old one.
+func (n *Node) advertisePeerURL(ctx context.Context, st *store.Store) {
+	changed, err := st.AdvertisePeerURL(ctx, n.peerURL())
+	switch {
+	case err != nil && ctx.Err() == nil:
+		n.log.Warn("updating this member's etcd peer address", "peer_url", n.peerURL(), "err", err)
+	case changed:
+		n.log.Info("this member's etcd peer address updated", "peer_url", n.peerURL())
+	}
 }
 
 // learner is an etcd member this node added as a learner, to promote once caught up.

@@ -40,6 +40,7 @@ func (n *Node) members(ctx context.Context, p *parts) ([]client.MemberInfo, erro
 	if n.gossip != nil {
 		for _, pr := range n.gossip.Peers() {
 			m := get(pr.Name)
+			m.GossipAddr = pr.Addr
 			switch {
 			case pr.Alive:
 				m.Gossip = "alive"
@@ -64,6 +65,9 @@ func (n *Node) members(ctx context.Context, p *parts) ([]client.MemberInfo, erro
 		}
 		m := get(name)
 		m.EtcdID = strconv.FormatUint(em.ID, 16)
+		if len(em.PeerURLs) > 0 {
+			m.EtcdPeer = em.PeerURLs[0]
+		}
 		switch {
 		case em.Learner:
 			m.Etcd = "learner"

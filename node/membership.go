@@ -59,10 +59,14 @@ type membership struct {
 	meta    nodeMeta
 	peers   map[string]*peer
 	changed chan struct{} // signalled on every change of the table
+	// moved holds the new addresses of nodes whose names arrived from another
+	// address while their old one was alive (see NotifyConflict).
+	moved map[string]string
 }
 
 func newMembership(name, bind, advertise string, key []byte, meta nodeMeta, logger *slog.Logger) (*membership, error) {
-	m := &membership{log: logger.With("component", "gossip"), self: name, meta: meta, peers: map[string]*peer{}, changed: make(chan struct{}, 1)}
+	m := &membership{log: logger.With("component", "gossip"), self: name, meta: meta, peers: map[string]*peer{},
+		changed: make(chan struct{}, 1), moved: map[string]string{}}
 	host, port, err := splitAddr(bind)
 	if err != nil {
 		return nil, fmt.Errorf("gossip address: %w", err)
@@ -80,6 +84,11 @@ func newMembership(name, bind, advertise string, key []byte, meta nodeMeta, logg
 	cfg.GossipVerifyIncoming, cfg.GossipVerifyOutgoing = true, true
 	cfg.Delegate = m
 	cfg.Events = m
+	cfg.Conflict = m
+	// A node restarted at another address (a replaced host) takes its name back as
+	// soon as the others have declared its old address dead (its refutation of that
+	// death comes at once); memberlist's default refuses the new address for good.
+	cfg.DeadNodeReclaimTime = time.Nanosecond
 	// Failures should be noticed within seconds on a LAN; memberlist's LAN defaults
 	// (1 s probes, suspicion multiplier 4) are kept.
 	cfg.Logger = log.New(&slogWriter{m.log}, "", 0)
@@ -89,6 +98,38 @@ func newMembership(name, bind, advertise string, key []byte, meta nodeMeta, logg
 	}
 	m.ml = ml
 	return m, nil
+}
+
+// NotifyConflict is memberlist's ConflictDelegate: a node's name arrived from another
+// address than the one on record, which is not yet dead (a node restarted at another
+// address before its old one was found failed). The new address is remembered, and
+// gossiped with as soon as the old one is declared dead (NotifyLeave), which is
+// when memberlist lets the name move (DeadNodeReclaimTime).
+func (m *membership) NotifyConflict(existing, other *memberlist.Node) {
+	if existing.Name == m.self {
+		return // the others hold an old address of this node: they will come to it
+	}
+	m.mu.Lock()
+	m.moved[existing.Name] = other.Address()
+	m.mu.Unlock()
+}
+
+// rejoinMoved gossips with the new address of a node whose old one gossip has just
+// declared dead, if it heard of one (NotifyConflict).
+func (m *membership) rejoinMoved(n *memberlist.Node) {
+	m.mu.Lock()
+	addr, ok := m.moved[n.Name]
+	delete(m.moved, n.Name)
+	m.mu.Unlock()
+	if !ok || addr == n.Address() {
+		return
+	}
+	go func() { // not from within memberlist's callback
+		m.log.Info("gossiping with a node at its new address", "node", n.Name, "old", n.Address(), "new", addr)
+		if _, err := m.ml.Join([]string{addr}); err != nil {
+			m.log.Warn("gossiping with a node at its new address", "node", n.Name, "addr", addr, "err", err)
+		}
+	}()
 }
 
 func splitAddr(a string) (string, int, error) {
@@ -200,8 +241,11 @@ func (m *membership) update(n *memberlist.Node, alive bool) {
 
 // memberlist.EventDelegate.
 
-func (m *membership) NotifyJoin(n *memberlist.Node)   { m.update(n, true) }
-func (m *membership) NotifyLeave(n *memberlist.Node)  { m.update(n, false) }
+func (m *membership) NotifyJoin(n *memberlist.Node) { m.update(n, true) }
+func (m *membership) NotifyLeave(n *memberlist.Node) {
+	m.update(n, false)
+	m.rejoinMoved(n)
+}
 func (m *membership) NotifyUpdate(n *memberlist.Node) { m.update(n, true) }
 
 // memberlist.Delegate: only node metadata is used; no user messages or state.

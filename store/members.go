@@ -66,6 +66,32 @@ func (s *Store) RemoveMember(ctx context.Context, id uint64) error {
 	}
 }
 
+// AdvertisePeerURL makes the cluster's record of this member's peer URL url: a
+// member restarted from its data dir at another address (a replaced host, a new
+// IP) tells the others where it is now, as etcd's runbook has an operator do with
+// `etcdctl member update`. The update needs a quorum; it is retried until ctx ends.
+// It reports whether the record changed.
+func (s *Store) AdvertisePeerURL(ctx context.Context, url string) (bool, error) {
+	self := s.etcd.Server.Cluster().Member(s.etcd.Server.MemberID())
+	if self == nil {
+		return false, errors.New("this member is not in the cluster")
+	}
+	if len(self.PeerURLs) == 1 && self.PeerURLs[0] == url {
+		return false, nil
+	}
+	for {
+		_, err := s.cli.MemberUpdate(ctx, uint64(self.ID), []string{url})
+		if err == nil {
+			return true, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, mapErr(err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
 // Remote is an etcd client of other members of a cluster, for the operations a node
 // runs before its own member is up: joining, and promoting itself.
 type Remote struct {
