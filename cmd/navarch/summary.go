@@ -8,6 +8,7 @@ import (
 	security "istio.io/api/security/v1beta1"
 
 	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/registry"
 )
 
 // summary is the SUMMARY column of `navarch get`: what a resource is about at a glance.
@@ -30,7 +31,16 @@ func summary(r *api.Resource) string {
 		}
 		return out
 	case *networking.ServiceEntry:
-		return fmt.Sprintf("hosts=%s resolution=%s endpoints=%d", strings.Join(s.Hosts, ","), s.Resolution, len(s.Endpoints))
+		out := fmt.Sprintf("hosts=%s resolution=%s", strings.Join(s.Hosts, ","), s.Resolution)
+		if sel := s.GetWorkloadSelector().GetLabels(); sel != nil {
+			// Its endpoints are the WorkloadEntries selected: navarch registry lists them.
+			pairs := make([]string, 0, len(sel))
+			for _, k := range registry.SortedKeys(sel) {
+				pairs = append(pairs, k+"="+sel[k])
+			}
+			return out + " selector=" + strings.Join(pairs, ",")
+		}
+		return fmt.Sprintf("%s endpoints=%d", out, len(s.Endpoints))
 	case *networking.WorkloadEntry:
 		return "address=" + s.Address
 	case *networking.Gateway:
