@@ -156,7 +156,7 @@ func TestClassProxyBuildsWhatTheProxyWould(t *testing.T) {
 					maps.Copy(withNoise, labels)
 					for _, kind := range []struct{ typ, gen string }{{TypeSidecar, GeneratorGRPC}, {TypeSidecar, ""}, {TypeRouter, ""}} {
 						p := grpcProxy(ns, withNoise)
-						p.Type, p.Generator = kind.typ, kind.gen
+						p.Type, p.Generator, p.ServiceAccount = kind.typ, kind.gen, "sa-"+ns
 						rep := p.classProxy(snap)
 						if rep == p {
 							continue

@@ -135,8 +135,10 @@ func str(md map[string]*structpb.Value, key string) string {
 // and one build. Those are the labels some configuration selects by
 // (Snapshot.SelectsBy, Istio's own under istio.io/ included) and, for Envoy, the
 // label keys of WorkloadEntries too (a sidecar's inbound ports come from the
-// WorkloadEntries whose labels its own include). It is p itself when nothing is
-// left out.
+// WorkloadEntries whose labels its own include). Its service account is left out
+// too: no resource of a build depends on it (a stream's secrets go by the identity
+// it authenticated with), and in Kubernetes nearly every workload has its own. It is
+// p itself when nothing is left out.
 func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
 	envoy := p.Generator != GeneratorGRPC
 	var kept map[string]string
@@ -149,17 +151,20 @@ func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
 		}
 		kept[k] = v
 	}
-	if len(kept) == len(p.Labels) {
+	if len(kept) == len(p.Labels) && p.ServiceAccount == "" {
 		return p
 	}
 	cp := *p
-	cp.Labels = kept
+	if len(kept) < len(p.Labels) {
+		cp.Labels = kept
+	}
+	cp.ServiceAccount = ""
 	return &cp
 }
 
 // classKey identifies the proxies that get identical configuration: same type,
-// generator, namespace, network, locality, labels and identity. Proxies of one class share one set of
-// built resources.
+// generator, namespace, network, locality, labels and identity (of the proxy as
+// classProxy makes it). Proxies of one class share one set of built resources.
 type classKey string
 
 func (p *Proxy) classKey() classKey {
