@@ -113,6 +113,20 @@ spec:
   - {name: v2, labels: {version: v2}}
 `
 
+// frontendToV2 routes the RPCs of clients labelled app: frontend to v2 of reviews,
+// and everyone else's to v1.
+const frontendToV2 = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{sourceLabels: {app: frontend}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - route: [{destination: {host: reviews, subset: v1}}]
+`
+
 func recvSotW(t *testing.T, st discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient) *discovery.DiscoveryResponse {
 	t.Helper()
 	resp, err := st.Recv()
@@ -424,17 +438,6 @@ func TestFQDNOfShortName(t *testing.T) {
 // namespace, and a change of that workload's labels moves it to the configuration
 // of its new labels.
 func TestProxyTakesTheLabelsOfTheWorkloadAtItsAddress(t *testing.T) {
-	const sourceRoutes = `
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews, namespace: default}
-spec:
-  hosts: [reviews]
-  http:
-  - match: [{sourceLabels: {app: frontend}}]
-    route: [{destination: {host: reviews, subset: v2}}]
-  - route: [{destination: {host: reviews, subset: v1}}]
-`
 	workloadAt := func(app string) string {
 		return fmt.Sprintf(`
 apiVersion: networking.istio.io/v1
@@ -452,7 +455,7 @@ metadata: {name: web-1, namespace: default}
 spec: {address: 10.0.0.1, labels: {role: web, app: %s}}
 `, app)
 	}
-	src := newFakeSource(snapshotOf(t, reviewsSE, reviewsDR, sourceRoutes, workloadAt("frontend")))
+	src := newFakeSource(snapshotOf(t, reviewsSE, reviewsDR, frontendToV2, workloadAt("frontend")))
 	s, cc := startServer(t, src)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -482,7 +485,7 @@ spec: {address: 10.0.0.1, labels: {role: web, app: %s}}
 	}
 	st.Send(&discovery.DiscoveryRequest{TypeUrl: RouteType, ResourceNames: []string{route}, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce})
 
-	src.set(snapshotOf(t, reviewsSE, reviewsDR, sourceRoutes, workloadAt("batch")))
+	src.set(snapshotOf(t, reviewsSE, reviewsDR, frontendToV2, workloadAt("batch")))
 	if got := firstCluster(recvSotW(t, st)); got != "outbound|9080|v1|reviews.default.svc.cluster.local" {
 		t.Fatalf("after web-1's labels changed to app: batch the first route goes to %s, want v1", got)
 	}
@@ -517,17 +520,6 @@ metadata: {name: reviews, namespace: default}
 spec:
   hosts: [reviews]
   http: [{route: [{destination: {host: reviews, subset: v1}}]}]
-`
-	const frontendToV2 = `
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews, namespace: default}
-spec:
-  hosts: [reviews]
-  http:
-  - match: [{sourceLabels: {app: frontend}}]
-    route: [{destination: {host: reviews, subset: v2}}]
-  - route: [{destination: {host: reviews, subset: v1}}]
 `
 	src := newFakeSource(snapshotOf(t, reviewsSE, reviewsDR, allToV1))
 	s, cc := startServer(t, src)
