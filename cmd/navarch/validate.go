@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/navarch/navarch/api"
+)
+
+// runValidate checks files as apply would, with no node: what a CI job runs before
+// applying (istioctl validate's counterpart).
+func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("navarch validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var files stringList
+	fs.Var(&files, "f", "file, directory or - (stdin) to check; repeatable")
+	ns := fs.String("n", "", "namespace of the documents, as for apply")
+	recursive := fs.Bool("R", false, "read directories recursively")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		return errors.New("validate needs -f <file|dir|->")
+	}
+	in, err := readFiles(files, *recursive, os.Stdin)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, f := range in {
+		rs, skipped, err := api.Decode(f.Source, []byte(f.Data), *ns)
+		printSkipped(stderr, skipped)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: %d resources valid\n", f.Source, len(rs))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestValidateChecksFilesWithoutANode: validate passes what apply would take and
+// fails, with apply's error, on what it would refuse; no node is involved.
+func TestValidateChecksFilesWithoutANode(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(good, []byte("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec: {host: reviews}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: reviews}\n"), 0o644)
+	os.WriteFile(bad, []byte("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec: {host: reviews, subsets: [{name: v1}, {name: v1}]}\n"), 0o644)
+
+	var stdout, stderr bytes.Buffer
+	t.Setenv("NAVARCH_SERVER", "http://127.0.0.1:1") // nothing listens: validate must not need it
+	if code := run(context.Background(), []string{"validate", "-f", good}, &stdout, &stderr); code != 0 {
+		t.Fatalf("validate of a good file: exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "good.yaml: 1 resources valid") || !strings.Contains(stderr.String(), "skipped") {
+		t.Errorf("validate printed %q and %q", stdout.String(), stderr.String())
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(context.Background(), []string{"validate", "-f", good, "-f", bad}, &stdout, &stderr); code == 0 {
+		t.Fatalf("validate of a bad file exited 0: %s", stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "bad.yaml: document 1: DestinationRule default/reviews: spec.subsets[1].name:") {
+		t.Errorf("validate's error: %q", stderr.String())
+	}
+}
