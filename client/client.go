@@ -160,6 +160,13 @@ func (c *Client) Apply(ctx context.Context, namespace string, files []File) (*Ap
 	return &resp, err
 }
 
+// DryRunApply reports what Apply would do with files, writing nothing.
+func (c *Client) DryRunApply(ctx context.Context, namespace string, files []File) (*ApplyResponse, error) {
+	var resp ApplyResponse
+	err := c.do(ctx, http.MethodPost, "/api/v1/apply", ApplyRequest{Namespace: namespace, Files: files, DryRun: true}, &resp)
+	return &resp, err
+}
+
 // DeleteFiles deletes every resource the documents in files name. Resources that do
 // not exist are reported in their Result's Error.
 func (c *Client) DeleteFiles(ctx context.Context, namespace string, files []File) (*ApplyResponse, error) {

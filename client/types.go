@@ -17,6 +17,9 @@ type ApplyRequest struct {
 	// Namespace is given to documents that name none ("default" when empty).
 	Namespace string `json:"namespace,omitempty"`
 	Files     []File `json:"files"`
+	// DryRun checks the documents and reports what applying them would do, and
+	// writes nothing.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // Result is what happened to one resource.

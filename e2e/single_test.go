@@ -301,6 +301,17 @@ spec:
 		}
 	})
 
+	t.Run("dry run says what apply would do and changes nothing", func(t *testing.T) {
+		before := mustCLI(t, api, "get", "vs", "reviews", "-o", "yaml")
+		out := mustCLI(t, api, "apply", "--dry-run", "-f", writeFile(t, dir, "dry.yaml", splitVS(37, 63)))
+		if !strings.Contains(out, "virtualservice.networking.istio.io/reviews configured (dry run)") {
+			t.Fatalf("apply --dry-run printed %q", out)
+		}
+		if after := mustCLI(t, api, "get", "vs", "reviews", "-o", "yaml"); after != before {
+			t.Fatalf("a dry run changed the VirtualService:\n%s\nto\n%s", before, after)
+		}
+	})
+
 	t.Run("get of several kinds", func(t *testing.T) {
 		out := mustCLI(t, api, "get", "vs,dr")
 		if !strings.Contains(out, "VirtualService") || !strings.Contains(out, "DestinationRule") {

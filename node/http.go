@@ -116,6 +116,7 @@ func decodeRequest(r *http.Request) (client.ApplyRequest, error) {
 		return req, err
 	}
 	req.Namespace = r.URL.Query().Get("namespace")
+	req.DryRun = r.URL.Query().Get("dryRun") != ""
 	req.Files = []client.File{{Source: "request", Data: string(data)}}
 	return req, nil
 }
@@ -145,7 +146,11 @@ func (n *Node) applyTo(w http.ResponseWriter, r *http.Request, p *parts, sp stor
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), writeTimeout)
 	defer cancel()
-	results, err := p.store.Apply(ctx, sp, all)
+	apply := p.store.Apply
+	if req.DryRun {
+		apply = p.store.DryRun
+	}
+	results, err := apply(ctx, sp, all)
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return

@@ -99,7 +99,7 @@ func (s *Store) Update(ctx context.Context, sp Space, r *api.Resource) (*api.Res
 	if err := api.Validate(r); err != nil {
 		return nil, err
 	}
-	res, err := s.apply(ctx, sp, []*api.Resource{r}, true)
+	res, err := s.apply(ctx, sp, []*api.Resource{r}, true, false)
 	if err != nil {
 		return nil, err
 	}
@@ -113,16 +113,30 @@ func (s *Store) Update(ctx context.Context, sp Space, r *api.Resource) (*api.Res
 // otherwise). Every resource is validated first; if any is invalid nothing is written.
 // When rs names a key twice the last one wins.
 func (s *Store) Apply(ctx context.Context, sp Space, rs []*api.Resource) ([]Result, error) {
+	if err := validateAll(rs); err != nil {
+		return nil, err
+	}
+	return s.apply(ctx, sp, dedupe(rs), false, false)
+}
+
+// DryRun is Apply without the write: every resource is validated and checked against
+// what is stored, and the results say what Apply would do (Created, Configured,
+// Unchanged; changed resources carry no ResourceVersion). Nothing is written.
+func (s *Store) DryRun(ctx context.Context, sp Space, rs []*api.Resource) ([]Result, error) {
+	if err := validateAll(rs); err != nil {
+		return nil, err
+	}
+	return s.apply(ctx, sp, dedupe(rs), false, true)
+}
+
+func validateAll(rs []*api.Resource) error {
 	var errs []error
 	for _, r := range rs {
 		if err := api.Validate(r); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return s.apply(ctx, sp, dedupe(rs), false)
+	return errors.Join(errs...)
 }
 
 func dedupe(rs []*api.Resource) []*api.Resource {
@@ -140,8 +154,9 @@ func dedupe(rs []*api.Resource) []*api.Resource {
 }
 
 // apply writes rs (already validated) in one transaction, retrying when a concurrent
-// writer changed one of the keys between our read and our write.
-func (s *Store) apply(ctx context.Context, sp Space, rs []*api.Resource, mustExist bool) ([]Result, error) {
+// writer changed one of the keys between our read and our write; with dryRun it
+// returns what it would write instead.
+func (s *Store) apply(ctx context.Context, sp Space, rs []*api.Resource, mustExist, dryRun bool) ([]Result, error) {
 	keys := make([]string, len(rs))
 	for i, r := range rs {
 		keys[i] = sp.Key(r.Key())
@@ -177,7 +192,7 @@ func (s *Store) apply(ctx context.Context, sp Space, rs []*api.Resource, mustExi
 			}
 			results[i] = Result{Resource: stored, Action: action}
 		}
-		if len(puts) == 0 {
+		if len(puts) == 0 || dryRun {
 			return results, nil
 		}
 		resp, err := s.commit(ctx, func() (*clientv3.TxnResponse, error) {

@@ -92,6 +92,56 @@ func TestApplyCreatesUpdatesAndLeavesUnchanged(t *testing.T) {
 	}
 }
 
+// TestDryRunSaysWhatApplyWouldDoAndWritesNothing: a dry run reports created,
+// configured and unchanged as Apply would, refuses what Apply refuses, and leaves the
+// store's revision where it was.
+func TestDryRunSaysWhatApplyWouldDoAndWritesNothing(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	vs := decodeOne(t, vsDoc)
+	rev := func() int64 {
+		t.Helper()
+		r, err := s.Revision(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+
+	before := rev()
+	res, err := s.DryRun(ctx, ConfigSpace, []*api.Resource{vs})
+	if err != nil || res[0].Action != Created {
+		t.Fatalf("dry run of a new resource: %v %+v", err, res)
+	}
+	if _, err := s.Get(ctx, ConfigSpace, vs.Key()); !errors.Is(err, ErrNotFound) || rev() != before {
+		t.Fatalf("the dry run wrote: get %v, revision %d -> %d", err, before, rev())
+	}
+
+	if _, err := s.Apply(ctx, ConfigSpace, []*api.Resource{vs}); err != nil {
+		t.Fatal(err)
+	}
+	before = rev()
+	changed := vs.Clone()
+	changed.Spec.(*networking.VirtualService).Http[0].Route[0].Destination.Subset = "v2"
+	res, err = s.DryRun(ctx, ConfigSpace, []*api.Resource{vs, changed})
+	if err != nil || len(res) != 1 || res[0].Action != Configured {
+		t.Fatalf("dry run of a change (the last of a key wins): %v %+v", err, res)
+	}
+	if res, err = s.DryRun(ctx, ConfigSpace, []*api.Resource{vs}); err != nil || res[0].Action != Unchanged {
+		t.Fatalf("dry run of the stored spec: %v %+v", err, res)
+	}
+	got, err := s.Get(ctx, ConfigSpace, vs.Key())
+	if err != nil || got.Spec.(*networking.VirtualService).Http[0].Route[0].Destination.Subset != "v1" || rev() != before {
+		t.Fatalf("the dry run wrote: %v, revision %d -> %d", err, before, rev())
+	}
+
+	invalid := vs.Clone()
+	invalid.Spec.(*networking.VirtualService).Http[0].Route[0].Weight = -1
+	if _, err := s.DryRun(ctx, ConfigSpace, []*api.Resource{invalid}); err == nil {
+		t.Fatal("a dry run passed a resource Apply refuses")
+	}
+}
+
 func TestUpdateIsCompareAndSwap(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()

@@ -22,6 +22,7 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(&files, "f", "file, directory or - (stdin) to apply; repeatable")
 	ns := fs.String("n", "", "namespace of the documents: those that name none go there, and naming another is an error (default: what each names, else \"default\")")
 	recursive := fs.Bool("R", false, "read directories recursively")
+	dryRun := fs.Bool("dry-run", false, "have the node check the documents and say what applying them would do, writing nothing")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -36,13 +37,17 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	resp, err := c.Apply(ctx, *ns, in)
+	apply, suffix := c.Apply, ""
+	if *dryRun {
+		apply, suffix = c.DryRunApply, " (dry run)"
+	}
+	resp, err := apply(ctx, *ns, in)
 	if err != nil {
 		return err
 	}
 	printSkipped(stderr, resp.Skipped)
 	for _, r := range resp.Results {
-		fmt.Fprintf(stdout, "%s %s\n", resultName(r), r.Action)
+		fmt.Fprintf(stdout, "%s %s%s\n", resultName(r), r.Action, suffix)
 	}
 	return nil
 }
