@@ -158,6 +158,22 @@ spec:
 		return zonedIn("us-east/zone1", "us-west/zone2", "", outlierDetection)
 	}
 	const zonedTarget = "xds:///zoned.default.svc.cluster.local:9080"
+	// tiered has v1 labelled tier: a in the client's locality (us-east/zone1) and v2
+	// labelled tier: b in another region, with failover by labels (failoverPriority,
+	// a YAML list).
+	tieredIn := func(a, b, priority string) string {
+		return staticService("tiered", loopback(v1.Port, "labels: {tier: a}", "locality: "+a), loopback(v2.Port, "labels: {tier: b}", "locality: "+b)) + fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: tiered}
+spec:
+  host: tiered
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN, localityLbSetting: {enabled: true, failoverPriority: %s}}
+    outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+`, priority)
+	}
+	tiered := func(priority string) string { return tieredIn("us-east/zone1", "us-west/zone2", priority) }
+	const tieredTarget = "xds:///tiered.default.svc.cluster.local:9080"
 	vs := func(http string) string { return virtualService("reviews", http) }
 	// routingVS is a VirtualService of reviews in namespace routing, exported to
 	// exportTo, sending everything to subset.
@@ -442,6 +458,17 @@ spec:
 `), rpcs: []parityRPCs{{n: 1000}}},
 		{name: "locality failover to another region", locality: "us-east/zone1", target: zonedTarget,
 			config: zonedIn("us-central/zone3", "us-west/zone2", ", failover: [{from: us-east, to: us-west}]", true), rpcs: []parityRPCs{{n: 200}}},
+		// Failover by labels (failoverPriority): the endpoints whose labels match the
+		// client's on the listed keys come first, whatever their locality; a
+		// "key=value" entry matches that value instead of the client's; the
+		// locality's parts count as topology labels (v1's zone has the client's zone's
+		// name, in another region).
+		{name: "failover by the client's labels", locality: "us-east/zone1", labels: map[string]string{"tier": "b"}, target: tieredTarget,
+			config: tiered("[tier]"), rpcs: []parityRPCs{{n: 200}}},
+		{name: "failover by a label's given value", locality: "us-east/zone1", labels: map[string]string{"tier": "b"}, target: tieredTarget,
+			config: tiered(`["tier=a"]`), rpcs: []parityRPCs{{n: 200}}},
+		{name: "failover by zone, as a label", locality: "us-east/zone1", target: tieredTarget,
+			config: tieredIn("us-west/zone1", "us-east/zone2", "[topology.kubernetes.io/zone]"), rpcs: []parityRPCs{{n: 200}}},
 		// A client without labels of its own takes those of the workload registered
 		// at its address.
 		{name: "the labels of the workload at the client's address", ip: "127.0.0.3", config: `apiVersion: networking.istio.io/v1

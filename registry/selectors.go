@@ -13,8 +13,9 @@ import (
 // selectorKeys returns, sorted, the label keys by which some configuration of the
 // snapshot selects workloads or proxies: workload selectors (DestinationRule,
 // Sidecar, ServiceEntry, PeerAuthentication, AuthorizationPolicy,
-// RequestAuthentication, Telemetry), Gateway selectors and VirtualService
-// sourceLabels. A label no selector names cannot change what a proxy is sent.
+// RequestAuthentication, Telemetry), Gateway selectors, VirtualService sourceLabels
+// and the keys of DestinationRules' failover by labels (failoverPriority). A label
+// none of them names cannot change what a proxy is sent.
 func (s *Snapshot) selectorKeys() []string {
 	keys := map[string]bool{}
 	add := func(m map[string]string) {
@@ -26,7 +27,25 @@ func (s *Snapshot) selectorKeys() []string {
 		add(svc.Selector)
 	}
 	for _, r := range s.config[api.DestinationRule] {
-		add(r.Spec.(*networking.DestinationRule).GetWorkloadSelector().GetMatchLabels())
+		dr := r.Spec.(*networking.DestinationRule)
+		add(dr.GetWorkloadSelector().GetMatchLabels())
+		// Failover by labels compares endpoints' labels with the proxy's.
+		policies := []*networking.TrafficPolicy{dr.GetTrafficPolicy()}
+		for _, sub := range dr.GetSubsets() {
+			policies = append(policies, sub.GetTrafficPolicy())
+		}
+		for _, tp := range policies {
+			lbs := []*networking.LoadBalancerSettings{tp.GetLoadBalancer()}
+			for _, pl := range tp.GetPortLevelSettings() {
+				lbs = append(lbs, pl.GetLoadBalancer())
+			}
+			for _, lb := range lbs {
+				for _, entry := range lb.GetLocalityLbSetting().GetFailoverPriority() {
+					key, _, _ := strings.Cut(entry, "=")
+					keys[key] = true
+				}
+			}
+		}
 	}
 	for _, r := range s.config[api.Sidecar] {
 		add(r.Spec.(*networking.Sidecar).GetWorkloadSelector().GetLabels())

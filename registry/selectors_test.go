@@ -24,7 +24,10 @@ spec: {address: 10.0.0.1, labels: {k-se: x, k-entry: z}}
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: dr, namespace: ns}
-spec: {host: se.example.com, workloadSelector: {matchLabels: {k-dr: x}}, subsets: [{name: a, labels: {k-subset: a}}]}
+spec:
+  host: se.example.com
+  workloadSelector: {matchLabels: {k-dr: x}}
+  subsets: [{name: a, labels: {k-subset: a}, trafficPolicy: {loadBalancer: {localityLbSetting: {failoverPriority: ["k-failover=x"]}}}}]
 ---
 apiVersion: networking.istio.io/v1
 kind: Sidecar
@@ -65,7 +68,7 @@ kind: Telemetry
 metadata: {name: tm, namespace: ns}
 spec: {selector: {matchLabels: {k-telemetry: x}}}
 `)
-	for _, k := range []string{"k-se", "k-dr", "k-sidecar", "k-gateway", "k-http", "k-tcp", "k-tls", "k-pa", "k-ap", "k-ra", "k-telemetry", "security.istio.io/tlsMode"} {
+	for _, k := range []string{"k-se", "k-dr", "k-sidecar", "k-gateway", "k-http", "k-tcp", "k-tls", "k-pa", "k-ap", "k-ra", "k-telemetry", "k-failover", "security.istio.io/tlsMode"} {
 		if !snap.SelectsBy(k) {
 			t.Errorf("SelectsBy(%q) is false", k)
 		}

@@ -19,7 +19,8 @@ import (
 
 // everySelectorInput selects proxies in every way configuration can: workload
 // selectors of each kind, a Gateway selector, sourceLabels in HTTP, TCP and TLS
-// matches, and WorkloadEntries whose ports a sidecar serves its service on.
+// matches, failover by labels, and WorkloadEntries whose ports a sidecar serves its
+// service on.
 const everySelectorInput = `
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -59,6 +60,24 @@ metadata: {name: ratings, namespace: shop}
 spec:
   host: ratings.shop.svc.cluster.local
   subsets: [{name: a, labels: {zone: a}}, {name: b, labels: {zone: b}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: tiered, namespace: shop}
+spec:
+  hosts: [tiered.shop.svc.cluster.local]
+  ports: [{number: 9080, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.1.1, labels: {rank: gold}}, {address: 10.0.1.2, labels: {rank: iron}, locality: eu/d}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: tiered, namespace: shop}
+spec:
+  host: tiered.shop.svc.cluster.local
+  trafficPolicy:
+    outlierDetection: {consecutive5xxErrors: 3, interval: 5s, baseEjectionTime: 30s}
+    loadBalancer: {simple: ROUND_ROBIN, localityLbSetting: {failoverPriority: [rank, topology.kubernetes.io/zone]}}
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -157,6 +176,7 @@ func TestClassProxyBuildsWhatTheProxyWould(t *testing.T) {
 					for _, kind := range []struct{ typ, gen string }{{TypeSidecar, GeneratorGRPC}, {TypeSidecar, ""}, {TypeRouter, ""}} {
 						p := grpcProxy(ns, withNoise)
 						p.Type, p.Generator, p.ServiceAccount = kind.typ, kind.gen, "sa-"+ns
+						p.Locality = "us-east/a" // failover by labels applies only to a client with a locality
 						rep := p.classProxy(snap)
 						if rep == p {
 							continue

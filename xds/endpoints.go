@@ -2,6 +2,7 @@ package xds
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 
@@ -48,12 +49,17 @@ func (g endpoints) Generate(ctx *Context) []named {
 				tp := trafficPolicy(dr, port.Number, subset)
 				lb := localityPolicy(tp, ctx.Proxy.Locality)
 				k := key
+				var byLabels *labelFailover
 				if lb != nil {
 					k += "|" + ctx.Proxy.Locality // the priorities or weights are the proxy's own
-					if len(lb.FailoverPriority) > 0 {
+					switch {
+					case len(lb.FailoverPriority) > 0 && len(lb.Distribute) == 0 && len(lb.Failover) == 0:
+						byLabels = newLabelFailover(lb.FailoverPriority, ctx.Proxy)
+						k += "|" + byLabels.key()
+					case len(lb.FailoverPriority) > 0:
 						where := "DestinationRule for " + svc.Hostname + " localityLbSetting.failoverPriority"
 						derived(ctx, where, func() bool {
-							ctx.skip(where, errors.New("not translated: failover follows localities only"))
+							ctx.skip(where, errors.New("not translated together with failover or distribute: failover follows localities only"))
 							return true
 						})
 					}
@@ -70,7 +76,10 @@ func (g endpoints) Generate(ctx *Context) []named {
 							return ctx.Snapshot.Gateways(network)
 						}
 					}
-					cla := loadAssignment(name, port, wls, ctx.Proxy.Network, gateways)
+					if byLabels != nil {
+						return loadAssignment(name, port, wls, ctx.Proxy.Network, gateways, byLabels.priority)
+					}
+					cla := loadAssignment(name, port, wls, ctx.Proxy.Network, gateways, nil)
 					if lb != nil {
 						applyLocality(cla, ctx.Proxy.Locality, lb)
 					}
@@ -85,19 +94,27 @@ func (g endpoints) Generate(ctx *Context) []named {
 // noGateways is the gateways of a client that cannot use them.
 func noGateways(string) []registry.Gateway { return nil }
 
-// loadAssignment groups the workloads a proxy in network from reaches by locality.
+// loadAssignment groups the workloads a proxy in network from reaches by locality
+// and, when priority is given (failover by labels), by the priority it gives each
+// endpoint (its labels, locality and network), renumbered from 0 as clients require.
 // Workloads in another network are reached through that network's gateways (as
 // Istio's multi-network meshes): each gateway stands for an equal share of the
 // network's healthy workloads' weight; a network without gateways (or a client
 // without the means to use them: Envoy with mTLS) is unreachable and left out.
-func loadAssignment(name string, port registry.Port, wls []*registry.Workload, from string, gateways func(network string) []registry.Gateway) *endpointv3.ClusterLoadAssignment {
+func loadAssignment(name string, port registry.Port, wls []*registry.Workload, from string, gateways func(network string) []registry.Gateway,
+	priority func(labels map[string]string, locality, network string) uint32) *endpointv3.ClusterLoadAssignment {
 	// wls come in the snapshot's stable order, so the output is deterministic.
 	byLocality := map[string]*endpointv3.LocalityLbEndpoints{}
-	add := func(loc, addr string, port, weight uint32, healthy bool) {
-		l := byLocality[loc]
+	add := func(loc, network string, labels map[string]string, addr string, port, weight uint32, healthy bool) {
+		var p uint32
+		if priority != nil {
+			p = priority(labels, loc, network)
+		}
+		key := fmt.Sprintf("%s\x00%010d", loc, p)
+		l := byLocality[key]
 		if l == nil {
-			l = &endpointv3.LocalityLbEndpoints{Locality: locality(loc)}
-			byLocality[loc] = l
+			l = &endpointv3.LocalityLbEndpoints{Locality: locality(loc), Priority: p}
+			byLocality[key] = l
 		}
 		l.LbEndpoints = append(l.LbEndpoints, lbEndpoint(addr, port, weight, healthy))
 	}
@@ -109,7 +126,7 @@ func loadAssignment(name string, port registry.Port, wls []*registry.Workload, f
 		weight := max(w.Weight, 1)
 		switch {
 		case registry.SameNetwork(from, w.Network):
-			add(w.Locality, w.Address, w.PortFor(port), weight, w.Healthy)
+			add(w.Locality, w.Network, w.Labels, w.Address, w.PortFor(port), weight, w.Healthy)
 		case w.Healthy:
 			remote[w.Network] += weight
 		}
@@ -117,7 +134,7 @@ func loadAssignment(name string, port registry.Port, wls []*registry.Workload, f
 	for _, network := range registry.SortedKeys(remote) {
 		gws := gateways(network)
 		for _, gw := range gws {
-			add(gw.Locality, gw.Address, gw.Port, max(remote[network]/uint32(len(gws)), 1), true)
+			add(gw.Locality, network, nil, gw.Address, gw.Port, max(remote[network]/uint32(len(gws)), 1), true)
 		}
 	}
 	cla := &endpointv3.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpointv3.LocalityLbEndpoints{}}
@@ -129,6 +146,9 @@ func loadAssignment(name string, port registry.Port, wls []*registry.Workload, f
 		}
 		loc.LoadBalancingWeight = wrapperspb.UInt32(max(total, 1))
 		cla.Endpoints = append(cla.Endpoints, loc)
+	}
+	if priority != nil {
+		renumberPriorities(cla)
 	}
 	return cla
 }

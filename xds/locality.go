@@ -24,8 +24,12 @@ import (
 //     entry names for the proxy's region, then the rest. Endpoints ejected by
 //     outlier detection in one priority make the client go on to the next.
 //
+//   - with failoverPriority (and neither distribute nor failover), failover by
+//     labels: endpoints whose labels match the proxy's on every listed key first,
+//     then those matching on all but the last, and so on (labelFailover).
+//
 // Without a proxy locality, or with enabled: false, endpoints are weighted by
-// locality only. failoverPriority (failover by workload labels) is not translated.
+// locality only.
 
 // localityPolicy returns the locality load balancing that applies to a cluster with
 // traffic policy tp, nil for none.
@@ -103,7 +107,6 @@ func distribute(cla *endpointv3.ClusterLoadAssignment, proxy string, rules []*ne
 // for the proxy's region (any other region when there is none), 4 the rest;
 // renumbered to consecutive priorities from 0, as clients require.
 func failover(cla *endpointv3.ClusterLoadAssignment, proxy *corev3.Locality, entries []*networking.LocalityLoadBalancerSetting_Failover) {
-	used := map[uint32]bool{}
 	for _, group := range cla.Endpoints {
 		l := group.GetLocality()
 		p := uint32(3)
@@ -125,18 +128,88 @@ func failover(cla *endpointv3.ClusterLoadAssignment, proxy *corev3.Locality, ent
 			p = 0
 		}
 		group.Priority = p
-		used[p] = true
 	}
-	next, renumber := uint32(0), map[uint32]uint32{}
-	for p := uint32(0); p <= 4; p++ {
-		if used[p] {
-			renumber[p] = next
-			next++
+	renumberPriorities(cla)
+}
+
+// renumberPriorities makes the priorities of cla's groups consecutive from 0, in
+// their order, as clients require.
+func renumberPriorities(cla *endpointv3.ClusterLoadAssignment) {
+	var used []uint32
+	for _, group := range cla.Endpoints {
+		if !slices.Contains(used, group.Priority) {
+			used = append(used, group.Priority)
 		}
 	}
+	slices.Sort(used)
 	for _, group := range cla.Endpoints {
-		group.Priority = renumber[group.Priority]
+		group.Priority = uint32(slices.Index(used, group.Priority))
 	}
+}
+
+// labelFailover is failover by labels (localityLbSetting.failoverPriority), as
+// Istio has it: with n keys, an endpoint whose labels equal the proxy's on all of
+// them has priority 0, one that differs first on key j priority n-j. "key=value"
+// compares the endpoint's label with value instead of the proxy's. On both sides a
+// locality gives the topology labels (topology.kubernetes.io/region and zone,
+// topology.istio.io/subzone) and a network topology.istio.io/network, as istiod
+// adds them.
+type labelFailover struct {
+	keys  []string
+	proxy map[string]string // the values endpoints are compared with, by key
+}
+
+func newLabelFailover(priority []string, p *Proxy) *labelFailover {
+	own := topologyLabels(p.Labels, p.Locality, p.Network)
+	f := &labelFailover{proxy: map[string]string{}}
+	for _, entry := range priority {
+		key, value, given := strings.Cut(entry, "=")
+		if !given {
+			value = own[key]
+		}
+		f.keys = append(f.keys, key)
+		f.proxy[key] = value
+	}
+	return f
+}
+
+// key says what the priorities depend on, for sharing built endpoints.
+func (f *labelFailover) key() string {
+	var b strings.Builder
+	for _, k := range f.keys {
+		b.WriteString(k + "=" + f.proxy[k] + ",")
+	}
+	return b.String()
+}
+
+func (f *labelFailover) priority(labels map[string]string, locality, network string) uint32 {
+	own := topologyLabels(labels, locality, network)
+	for j, k := range f.keys {
+		if own[k] != f.proxy[k] {
+			return uint32(len(f.keys) - j)
+		}
+	}
+	return 0
+}
+
+// topologyLabels returns labels with the topology labels of a locality
+// ("region/zone/sub-zone", each part overriding) and a network (unless labels have
+// one) added, as istiod augments a proxy's and an endpoint's labels.
+func topologyLabels(labels map[string]string, locality, network string) map[string]string {
+	out := make(map[string]string, len(labels)+4)
+	for k, v := range labels {
+		out[k] = v
+	}
+	parts := strings.SplitN(locality, "/", 3)
+	for i, key := range []string{"topology.kubernetes.io/region", "topology.kubernetes.io/zone", "topology.istio.io/subzone"} {
+		if i < len(parts) && parts[i] != "" {
+			out[key] = parts[i]
+		}
+	}
+	if network != "" && out["topology.istio.io/network"] == "" {
+		out["topology.istio.io/network"] = network
+	}
+	return out
 }
 
 // localityMatches reports whether locality l ("region/zone/sub-zone") matches

@@ -32,9 +32,16 @@ spec:
 // and returns "locality p<priority> w<weight>" per group, sorted.
 func localityGroups(t *testing.T, locality string, rule string) []string {
 	t.Helper()
-	p := grpcProxy("shop", nil)
+	return groupsFor(t, localityInput, locality, nil, rule)
+}
+
+// groupsFor is localityGroups for another ratings service (input) and a client with
+// labels.
+func groupsFor(t *testing.T, input, locality string, labels map[string]string, rule string) []string {
+	t.Helper()
+	p := grpcProxy("shop", labels)
 	p.Locality = locality
-	snap := snapshotOf(t, localityInput, rule)
+	snap := snapshotOf(t, input, rule)
 	sets, err := grpcProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
 	if err != nil {
 		t.Fatal(err)
@@ -110,5 +117,60 @@ func TestParseProxyLocality(t *testing.T) {
 		Locality: &corev3.Locality{Region: "eu", Zone: "a"}})
 	if p.Locality != "us-east/a" || p.classKey() == q.classKey() {
 		t.Errorf("locality %q; proxies in different localities must be different classes", p.Locality)
+	}
+}
+
+// TestFailoverByLabels checks failoverPriority: endpoints matching the client on
+// every listed label first, then on all but the last, and so on; a "key=value"
+// entry compares with value; localities give topology labels; priorities stay
+// consecutive, and endpoints keep their locality groups.
+func TestFailoverByLabels(t *testing.T) {
+	const input = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings, namespace: shop}
+spec:
+  hosts: [ratings.shop.svc.cluster.local]
+  ports: [{number: 9080, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  endpoints:
+  - {address: 10.0.0.1, locality: us-east/a, labels: {tier: gold, rack: r1}}
+  - {address: 10.0.0.2, locality: us-east/a, labels: {tier: gold, rack: r2}}
+  - {address: 10.0.0.3, locality: us-west/c, labels: {tier: gold, rack: r1}}
+  - {address: 10.0.0.4, locality: eu/d, labels: {tier: iron, rack: r1}}
+`
+	rule := func(priority string) string {
+		return `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings, namespace: shop}
+spec:
+  host: ratings.shop.svc.cluster.local
+  trafficPolicy:
+    outlierDetection: {consecutive5xxErrors: 3, interval: 5s, baseEjectionTime: 30s}
+    loadBalancer: {simple: ROUND_ROBIN, localityLbSetting: {failoverPriority: ` + priority + `}}
+`
+	}
+	gold := map[string]string{"tier": "gold", "rack": "r1"}
+	for _, tt := range []struct {
+		name, locality, priority string
+		labels                   map[string]string
+		want                     []string
+	}{
+		{"both labels, then the first", "us-east/a", "[tier, rack]", gold,
+			[]string{"eu/d p2 w1", "us-east/a p0 w1", "us-east/a p1 w1", "us-west/c p0 w1"}},
+		{"a given value instead of the client's", "us-east/a", `["tier=iron"]`, gold,
+			[]string{"eu/d p0 w1", "us-east/a p1 w2", "us-west/c p1 w1"}},
+		{"the locality as topology labels", "us-west/z", "[topology.kubernetes.io/region, tier]", gold,
+			[]string{"eu/d p1 w1", "us-east/a p1 w2", "us-west/c p0 w1"}}, // 0 and 2, renumbered
+		{"a client without the label", "us-east/a", "[tier]", nil,
+			[]string{"eu/d p0 w1", "us-east/a p0 w2", "us-west/c p0 w1"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := groupsFor(t, input, tt.locality, tt.labels, rule(tt.priority))
+			if strings.Join(got, ", ") != strings.Join(tt.want, ", ") {
+				t.Errorf("got  %v\nwant %v", got, tt.want)
+			}
+		})
 	}
 }
