@@ -467,6 +467,8 @@ spec:
 			config: tiered("[tier]"), rpcs: []parityRPCs{{n: 200}}},
 		{name: "failover by a label's given value", locality: "us-east/zone1", labels: map[string]string{"tier": "b"}, target: tieredTarget,
 			config: tiered(`["tier=a"]`), rpcs: []parityRPCs{{n: 200}}},
+		{name: "failover by labels, then by region", locality: "us-east/zone1", labels: map[string]string{"tier": "b"}, target: tieredTarget,
+			config: tiered("[tier], failover: [{from: us-east, to: us-west}]"), rpcs: []parityRPCs{{n: 200}}},
 		{name: "failover by zone, as a label", locality: "us-east/zone1", target: tieredTarget,
 			config: tieredIn("us-west/zone1", "us-east/zone2", "[topology.kubernetes.io/zone]"), rpcs: []parityRPCs{{n: 200}}},
 		// A client without labels of its own takes those of the workload registered

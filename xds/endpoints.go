@@ -1,7 +1,6 @@
 package xds
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -52,16 +51,9 @@ func (g endpoints) Generate(ctx *Context) []named {
 				var byLabels *labelFailover
 				if lb != nil {
 					k += "|" + ctx.Proxy.Locality // the priorities or weights are the proxy's own
-					switch {
-					case len(lb.FailoverPriority) > 0 && len(lb.Distribute) == 0 && len(lb.Failover) == 0:
+					if len(lb.FailoverPriority) > 0 && len(lb.Distribute) == 0 { // distribute wins, as in Istio
 						byLabels = newLabelFailover(lb.FailoverPriority, ctx.Proxy)
 						k += "|" + byLabels.key()
-					case len(lb.FailoverPriority) > 0:
-						where := "DestinationRule for " + svc.Hostname + " localityLbSetting.failoverPriority"
-						derived(ctx, where, func() bool {
-							ctx.skip(where, errors.New("not translated together with failover or distribute: failover follows localities only"))
-							return true
-						})
 					}
 				}
 				out = append(out, shared(name, k, func() proto.Message {
@@ -76,10 +68,11 @@ func (g endpoints) Generate(ctx *Context) []named {
 							return ctx.Snapshot.Gateways(network)
 						}
 					}
+					var byLabel func(map[string]string, string, string) uint32
 					if byLabels != nil {
-						return loadAssignment(name, port, wls, ctx.Proxy.Network, gateways, byLabels.priority)
+						byLabel = byLabels.priority
 					}
-					cla := loadAssignment(name, port, wls, ctx.Proxy.Network, gateways, nil)
+					cla := loadAssignment(name, port, wls, ctx.Proxy.Network, gateways, byLabel)
 					if lb != nil {
 						applyLocality(cla, ctx.Proxy.Locality, lb)
 					}

@@ -24,9 +24,10 @@ import (
 //     entry names for the proxy's region, then the rest. Endpoints ejected by
 //     outlier detection in one priority make the client go on to the next.
 //
-//   - with failoverPriority (and neither distribute nor failover), failover by
-//     labels: endpoints whose labels match the proxy's on every listed key first,
-//     then those matching on all but the last, and so on (labelFailover).
+//   - with failoverPriority (and no distribute), failover by labels: endpoints
+//     whose labels match the proxy's on every listed key first, then those
+//     matching on all but the last, and so on (labelFailover); with failover too,
+//     locality failover orders the endpoints of each of those priorities.
 //
 // Without a proxy locality, or with enabled: false, endpoints are weighted by
 // locality only.
@@ -52,12 +53,16 @@ func localityPolicy(tp *networking.TrafficPolicy, proxyLocality string) *network
 
 // applyLocality weights or prioritizes the locality groups of cla for a proxy in
 // locality proxy under lb.
+// Groups come with the priorities of failover by labels when the setting has
+// failoverPriority: with failover too, locality failover orders the groups within
+// each of those priorities; without it they are left as they are.
 func applyLocality(cla *endpointv3.ClusterLoadAssignment, proxy string, lb *networking.LocalityLoadBalancerSetting) {
-	if len(lb.Distribute) > 0 {
+	switch {
+	case len(lb.Distribute) > 0:
 		distribute(cla, proxy, lb.Distribute)
-		return
+	case len(lb.FailoverPriority) == 0 || len(lb.Failover) > 0:
+		failover(cla, locality(proxy), lb.Failover)
 	}
-	failover(cla, locality(proxy), lb.Failover)
 }
 
 // distribute applies the first distribution whose from matches the proxy: each `to`
@@ -104,8 +109,9 @@ func distribute(cla *endpointv3.ClusterLoadAssignment, proxy string, rules []*ne
 
 // failover sets the priority of each locality group for a proxy in locality proxy:
 // 0 same sub-zone, 1 same zone, 2 same region, 3 the region a failover entry names
-// for the proxy's region (any other region when there is none), 4 the rest;
-// renumbered to consecutive priorities from 0, as clients require.
+// for the proxy's region (any other region when there is none), 4 the rest, within
+// the priority the group has already (failover by labels; as istiod, 5 × that one
+// plus this); renumbered to consecutive priorities from 0, as clients require.
 func failover(cla *endpointv3.ClusterLoadAssignment, proxy *corev3.Locality, entries []*networking.LocalityLoadBalancerSetting_Failover) {
 	for _, group := range cla.Endpoints {
 		l := group.GetLocality()
@@ -127,7 +133,7 @@ func failover(cla *endpointv3.ClusterLoadAssignment, proxy *corev3.Locality, ent
 		default:
 			p = 0
 		}
-		group.Priority = p
+		group.Priority = group.Priority*5 + p
 	}
 	renumberPriorities(cla)
 }

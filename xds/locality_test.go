@@ -122,8 +122,9 @@ func TestParseProxyLocality(t *testing.T) {
 
 // TestFailoverByLabels checks failoverPriority: endpoints matching the client on
 // every listed label first, then on all but the last, and so on; a "key=value"
-// entry compares with value; localities give topology labels; priorities stay
-// consecutive, and endpoints keep their locality groups.
+// entry compares with value; localities give topology labels; with failover,
+// localities order each label priority; priorities stay consecutive, and endpoints
+// keep their locality groups.
 func TestFailoverByLabels(t *testing.T) {
 	const input = `
 apiVersion: networking.istio.io/v1
@@ -163,6 +164,8 @@ spec:
 			[]string{"eu/d p0 w1", "us-east/a p1 w2", "us-west/c p1 w1"}},
 		{"the locality as topology labels", "us-west/z", "[topology.kubernetes.io/region, tier]", gold,
 			[]string{"eu/d p1 w1", "us-east/a p1 w2", "us-west/c p0 w1"}}, // 0 and 2, renumbered
+		{"then localities within each priority, with failover", "us-east/a", "[tier], failover: [{from: us-east, to: eu}]", gold,
+			[]string{"eu/d p2 w1", "us-east/a p0 w2", "us-west/c p1 w1"}}, // 0, 4 and 1×5+3, renumbered
 		{"a client without the label", "us-east/a", "[tier]", nil,
 			[]string{"eu/d p0 w1", "us-east/a p0 w2", "us-west/c p0 w1"}},
 	} {
