@@ -50,8 +50,10 @@ func (g endpoints) Generate(ctx *Context) []named {
 				k := key
 				var byLabels *labelFailover
 				if lb != nil {
-					k += "|" + ctx.Proxy.Locality                                // the priorities or weights are the proxy's own
-					if len(lb.FailoverPriority) > 0 && len(lb.Distribute) == 0 { // distribute wins, as in Istio
+					// The priorities or weights are the proxy's own; with distribute,
+					// failoverPriority is ignored, as in Istio.
+					k += "|" + ctx.Proxy.Locality
+					if len(lb.FailoverPriority) > 0 && len(lb.Distribute) == 0 {
 						byLabels = newLabelFailover(lb.FailoverPriority, ctx.Proxy)
 						k += "|" + byLabels.key()
 					}
