@@ -1,8 +1,9 @@
 package xds
 
 import (
-	"fmt"
+	"cmp"
 	"net"
+	"slices"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -99,17 +100,20 @@ func noGateways(string) []registry.Gateway { return nil }
 func loadAssignment(name string, port registry.Port, wls []*registry.Workload, from string, gateways func(network string) []registry.Gateway,
 	priority func(labels map[string]string, locality, network string) uint32) *endpointv3.ClusterLoadAssignment {
 	// wls come in the snapshot's stable order, so the output is deterministic.
-	byLocality := map[string]*endpointv3.LocalityLbEndpoints{}
+	type group struct {
+		locality string
+		priority uint32
+	}
+	groups := map[group]*endpointv3.LocalityLbEndpoints{}
 	add := func(loc, network string, labels map[string]string, addr string, port, weight uint32, healthy bool) {
-		var p uint32
+		g := group{locality: loc}
 		if priority != nil {
-			p = priority(labels, loc, network)
+			g.priority = priority(labels, loc, network)
 		}
-		key := fmt.Sprintf("%s\x00%010d", loc, p)
-		l := byLocality[key]
+		l := groups[g]
 		if l == nil {
-			l = &endpointv3.LocalityLbEndpoints{Locality: locality(loc), Priority: p}
-			byLocality[key] = l
+			l = &endpointv3.LocalityLbEndpoints{Locality: locality(loc), Priority: g.priority}
+			groups[g] = l
 		}
 		l.LbEndpoints = append(l.LbEndpoints, lbEndpoint(addr, port, weight, healthy))
 	}
@@ -132,9 +136,16 @@ func loadAssignment(name string, port registry.Port, wls []*registry.Workload, f
 			add(gw.Locality, network, nil, gw.Address, gw.Port, max(remote[network]/uint32(len(gws)), 1), true)
 		}
 	}
+	order := make([]group, 0, len(groups))
+	for g := range groups {
+		order = append(order, g)
+	}
+	slices.SortFunc(order, func(a, b group) int {
+		return cmp.Or(strings.Compare(a.locality, b.locality), cmp.Compare(a.priority, b.priority))
+	})
 	cla := &endpointv3.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpointv3.LocalityLbEndpoints{}}
-	for _, key := range registry.SortedKeys(byLocality) {
-		loc := byLocality[key]
+	for _, g := range order {
+		loc := groups[g]
 		var total uint32
 		for _, e := range loc.LbEndpoints {
 			total += e.LoadBalancingWeight.GetValue()
