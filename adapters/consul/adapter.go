@@ -39,6 +39,15 @@ type Adapter struct {
 	node      string
 	log       *slog.Logger
 	conns     *connections
+	tokenFile *tokenFile // nil: cfg.Token, fixed
+}
+
+// token is the ACL token to send with a request.
+func (a *Adapter) token() string {
+	if a.tokenFile != nil {
+		return a.tokenFile.get()
+	}
+	return a.cfg.Token
 }
 
 // New returns an adapter that reads Consul as cfg says and writes to st on behalf of
@@ -50,11 +59,19 @@ func New(cfg Config, st Store, node string, log *slog.Logger) (*Adapter, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	log = log.With("component", "consul")
+	var tf *tokenFile
+	if cfg.TokenFile != "" {
+		var err error
+		if tf, err = readTokenFile(cfg.TokenFile, log); err != nil {
+			return nil, err
+		}
+	}
 	client, tr, tls, err := newClient(cfg)
 	if err != nil {
 		return nil, err
 	}
-	a := &Adapter{cfg: cfg, client: client, transport: tr, tls: tls, st: st, node: node, log: log.With("component", "consul")}
+	a := &Adapter{cfg: cfg, client: client, transport: tr, tls: tls, st: st, node: node, log: log, tokenFile: tf}
 	if !tls && cfg.MaxConnections > 0 {
 		a.conns = newConnections(cfg.MaxConnections, cfg.SharedWaitTime)
 	}
@@ -123,7 +140,7 @@ func (a *Adapter) localDatacenter(ctx context.Context) (string, error) {
 	for {
 		var self struct{ Config struct{ Datacenter string } }
 		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := a.client.Raw().Query("/v1/agent/self", &self, (&capi.QueryOptions{}).WithContext(qctx))
+		_, err := a.client.Raw().Query("/v1/agent/self", &self, (&capi.QueryOptions{Token: a.token()}).WithContext(qctx))
 		cancel()
 		if err == nil {
 			if dc := self.Config.Datacenter; validDatacenter(dc) {

@@ -12,10 +12,14 @@ type Config struct {
 	// Address is the HTTP address of a Consul agent, "host:port" or a URL
 	// ("https://consul.example:8501"). Empty: the adapter does not run.
 	Address string
-	// Token is the ACL token sent with every request (read by cmd from
-	// --consul-token-file). It needs service:read and node:read on what is synced,
-	// and agent:read when Datacenters is empty (to learn the agent's datacenter).
+	// Token is the ACL token sent with every request. It needs service:read and
+	// node:read on what is synced, and agent:read when Datacenters is empty (to learn
+	// the agent's datacenter).
 	Token string
+	// TokenFile, instead of Token, is a file holding the token (--consul-token-file),
+	// read again whenever it changes, so that a rotated token takes effect without a
+	// restart.
+	TokenFile string
 	// CAFile is a PEM bundle that verifies the agent's certificate; setting it
 	// without a scheme in Address selects https.
 	CAFile string
@@ -105,6 +109,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if strings.ContainsAny(c.Address, " \t\n") {
 		errs = append(errs, fmt.Errorf("consul: address %q must be host:port or a URL", c.Address))
+	}
+	if c.Token != "" && c.TokenFile != "" {
+		errs = append(errs, errors.New("consul: give the ACL token or a file holding it, not both"))
 	}
 	seen := map[string]bool{}
 	for _, dc := range c.Datacenters {

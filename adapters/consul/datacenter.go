@@ -46,7 +46,7 @@ func (d *Datacenter) Run(ctx context.Context) error {
 	log := d.a.log.With("datacenter", d.name)
 	log.Info("syncing Consul datacenter", "source", d.Source(), "primary", d.primary)
 	cat := newCatalog()
-	w := &watcher{client: d.a.client, dc: d.name, waitTime: d.a.cfg.WaitTime,
+	w := &watcher{client: d.a.client, token: d.a.token, dc: d.name, waitTime: d.a.cfg.WaitTime,
 		cat: cat, log: log, initial: make(chan struct{}, d.a.cfg.MaxInitialFetches), conns: d.a.conns}
 	done := make(chan struct{})
 	go func() {

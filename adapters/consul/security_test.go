@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	capi "github.com/hashicorp/consul/api"
+
 	"github.com/navarch/navarch/adapters/consul"
 	"github.com/navarch/navarch/adapters/consul/consultest"
 	"github.com/navarch/navarch/adapters/registrytest"
@@ -63,6 +65,49 @@ func TestACLToken(t *testing.T) {
 		cfg := cfg
 		cfg.Token = token
 		syncs(t, cfg, "ratings synced", syncedOne)
+	})
+	t.Run("a token file is read again when the token in it is rotated", func(t *testing.T) {
+		admin := agent.Client(t)
+		policy, _, err := admin.ACL().PolicyCreate(&capi.ACLPolicy{Name: "catalog-read",
+			Rules: `service_prefix "" { policy = "read" }` + "\n" + `node_prefix "" { policy = "read" }`}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		newToken := func() *capi.ACLToken {
+			tok, _, err := admin.ACL().TokenCreate(&capi.ACLToken{Policies: []*capi.ACLTokenPolicyLink{{ID: policy.ID}}}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tok
+		}
+		first, second := newToken(), newToken()
+		file := filepath.Join(t.TempDir(), "consul-token")
+		if err := os.WriteFile(file, []byte(first.SecretID+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg := cfg
+		cfg.TokenFile, cfg.WaitTime = file, 2*time.Second
+		st := registrytest.OpenStore(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- runAdapter(ctx, cfg, st, "n1") }()
+		defer func() { cancel(); <-done }()
+		waitSpace(t, st, "consul.dc1", "ratings synced with the first token", syncedOne)
+
+		// Rotate: the file gets the second token, and the first is revoked.
+		if err := os.WriteFile(file, []byte(second.SecretID+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.ACL().TokenDelete(first.AccessorID, nil); err != nil {
+			t.Fatal(err)
+		}
+		register(t, admin, "dc1", "web-2", "10.0.1.2", "ratings-2", 9090)
+		waitSpace(t, st, "consul.dc1", "the second instance synced with the second token", func(s spaceState) error {
+			if s.status == nil || s.status.Stale || len(s.locality) != 2 {
+				return fmt.Errorf("status %+v, %d workloads", s.status, len(s.locality))
+			}
+			return nil
+		})
 	})
 	t.Run("without the token or datacenters, the agent's datacenter cannot be read", func(t *testing.T) {
 		cfg := cfg

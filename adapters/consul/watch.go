@@ -33,6 +33,7 @@ const (
 // a catalog.
 type watcher struct {
 	client   *capi.Client
+	token    func() string // the ACL token of each request
 	dc       string
 	waitTime time.Duration
 	cat      *catalog
@@ -249,7 +250,7 @@ func explain(err error) error {
 
 // query returns the options of a blocking read after index idx (0: answer at once).
 func (w *watcher) query(ctx context.Context, idx uint64) *capi.QueryOptions {
-	q := &capi.QueryOptions{Datacenter: w.dc, AllowStale: true, WaitIndex: idx, WaitTime: w.waitTime}
+	q := &capi.QueryOptions{Datacenter: w.dc, AllowStale: true, WaitIndex: idx, WaitTime: w.waitTime, Token: w.token()}
 	return q.WithContext(ctx)
 }
 

@@ -2,19 +2,16 @@ package main
 
 import (
 	"flag"
-	"fmt"
-	"os"
 	"strings"
 
 	"github.com/navarch/navarch/adapters/consul"
 )
 
 // consulFlags binds the --consul-* flags of `navarch server` to cfg, whose values are
-// the defaults. The token is read from the file it returns after parsing
-// (readConsulToken).
-func consulFlags(fs *flag.FlagSet, cfg *consul.Config) (tokenFile *string) {
+// the defaults.
+func consulFlags(fs *flag.FlagSet, cfg *consul.Config) {
 	fs.StringVar(&cfg.Address, "consul-address", cfg.Address, "HTTP address of a Consul agent (host:port or URL) whose catalog to bring into the mesh; empty: off")
-	tokenFile = fs.String("consul-token-file", "", "file holding the Consul ACL token (needs service:read, node:read; agent:read without --consul-datacenters)")
+	fs.StringVar(&cfg.TokenFile, "consul-token-file", cfg.TokenFile, "file holding the Consul ACL token (needs service:read, node:read; agent:read without --consul-datacenters), read again when it changes")
 	fs.StringVar(&cfg.CAFile, "consul-ca-file", cfg.CAFile, "PEM CA bundle that verifies the Consul agent's certificate (selects https)")
 	fs.Func("consul-datacenters", "comma-separated Consul datacenters to sync, the first one primary (default: the agent's own)", func(v string) error {
 		cfg.Datacenters = nil
@@ -28,18 +25,4 @@ func consulFlags(fs *flag.FlagSet, cfg *consul.Config) (tokenFile *string) {
 	fs.StringVar(&cfg.Suffix, "consul-suffix", cfg.Suffix, "DNS suffix of Consul services' hosts: <service>.service[.<dc>].<suffix>")
 	fs.IntVar(&cfg.MaxConnections, "consul-max-connections", cfg.MaxConnections, "over plain HTTP, at most this many Consul queries open at once (keep it below the agent's limits.http_max_conns_per_client, 200 by default); more services share them; 0: no bound")
 	fs.BoolVar(&cfg.WarningHealthy, "consul-warning-healthy", cfg.WarningHealthy, "route traffic to Consul instances whose checks warn (default: only all-passing ones)")
-	return tokenFile
-}
-
-// readConsulToken reads the ACL token from path into cfg, when path is set.
-func readConsulToken(path string, cfg *consul.Config) error {
-	if path == "" {
-		return nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("reading the Consul token: %w", err)
-	}
-	cfg.Token = strings.TrimSpace(string(b))
-	return nil
 }

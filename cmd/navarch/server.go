@@ -57,16 +57,13 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var secretFile string
 	tokenFile, logLevel, logFormat := serverFlags(fs, &cfg, &secretFile)
-	consulTokenFile := consulFlags(fs, &cfg.Consul)
+	consulFlags(fs, &cfg.Consul)
 	kekFile := caFlags(fs, &cfg)
 	configFile := fs.String("config", "", "YAML file of flag values, keyed by flag name (consul-address: 127.0.0.1:8500); flags on the command line win")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := applyConfigFile(fs, *configFile); err != nil {
-		return err
-	}
-	if err := readConsulToken(*consulTokenFile, &cfg.Consul); err != nil {
 		return err
 	}
 	if err := readKEK(*kekFile, &cfg); err != nil {
