@@ -1,0 +1,68 @@
+// Package reload keeps small files that operators rotate in place (tokens,
+// certificates and their keys) current in a running process: a File is read again
+// when it changes, so a new token or certificate takes effect without a restart.
+package reload
+
+import (
+	"os"
+	"sync"
+	"time"
+)
+
+// interval is how often at most a File looks at its file.
+const interval = time.Second
+
+// File is a file read again whenever its modification time or size changes,
+// looked at at most once a second, as its content is asked for.
+type File struct {
+	path string
+
+	mu      sync.Mutex
+	data    []byte
+	modTime time.Time
+	size    int64
+	checked time.Time
+	now     func() time.Time
+}
+
+// Open reads the file at path; an unreadable file is an error.
+func Open(path string) (*File, error) {
+	f := &File{path: path, now: time.Now}
+	if _, _, err := f.read(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Path is the file's path.
+func (f *File) Path() string { return f.path }
+
+// Current returns the file's content: what it holds now if it changed since it was
+// last read (changed is then true), else what was read before. When the file cannot
+// be read, it returns the last content read and the error.
+func (f *File) Current() (data []byte, changed bool, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.now().Sub(f.checked) < interval {
+		return f.data, false, nil
+	}
+	return f.read()
+}
+
+// read reads the file if it changed; f.mu is held (or f is not yet shared).
+func (f *File) read() ([]byte, bool, error) {
+	f.checked = f.now()
+	st, err := os.Stat(f.path)
+	if err != nil {
+		return f.data, false, err
+	}
+	if f.data != nil && st.ModTime().Equal(f.modTime) && st.Size() == f.size {
+		return f.data, false, nil
+	}
+	b, err := os.ReadFile(f.path)
+	if err != nil {
+		return f.data, false, err
+	}
+	f.data, f.modTime, f.size = b, st.ModTime(), st.Size()
+	return b, true, nil
+}
