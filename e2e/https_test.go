@@ -9,11 +9,13 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -78,6 +80,45 @@ spec:
 	if res.Code == 0 || !strings.Contains(res.Stderr, "certificate") {
 		t.Fatalf("the CLI trusted a certificate it has no CA for: exit %d %q", res.Code, res.Stderr)
 	}
+
+	// A renewed certificate (of another CA here) is served without a restart.
+	newCA, newCert, newKey := serverCertificate(t, net.ParseIP("127.0.0.1"))
+	newCAFile := writeFile(t, dir, "new-ca.pem", string(newCA))
+	writeFile(t, dir, "key.pem", string(newKey))
+	writeFile(t, dir, "cert.pem", string(newCert))
+	eventually(t, 10*time.Second, "the node serves its renewed certificate", func() error {
+		if res := cli(t, server, "get", "vs", "--ca-file", newCAFile); res.Code != 0 {
+			return fmt.Errorf("exit %d: %s", res.Code, res.Stderr)
+		}
+		return nil
+	})
+}
+
+// TestAdminTokenRotation: a token rewritten in --admin-token-file is required from
+// then on, without a restart; the old one is refused.
+func TestAdminTokenRotation(t *testing.T) {
+	tokenFile := writeFile(t, t.TempDir(), "token", "first-token\n")
+	node := startDevNode(t, "--admin-token-file", tokenFile)
+	with := func(token string) int {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+node.HTTP+"/api/v1/config/virtualservices", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if with("first-token") != http.StatusOK || with("second-token") != http.StatusUnauthorized {
+		t.Fatal("before the rotation the first token must be the one")
+	}
+	writeFile(t, filepath.Dir(tokenFile), "token", "second-token\n")
+	eventually(t, 10*time.Second, "the rotated token is required", func() error {
+		if a, b := with("first-token"), with("second-token"); a != http.StatusUnauthorized || b != http.StatusOK {
+			return fmt.Errorf("first token: %d, second token: %d", a, b)
+		}
+		return nil
+	})
 }
 
 // serverCertificate makes a CA and a server certificate for ip signed by it.

@@ -33,7 +33,8 @@ type Config struct {
 	// as istiod's monitoring port.
 	HTTPAddr string
 	// HTTPTLSCert and HTTPTLSKey, when set, make HTTPAddr serve HTTPS with this
-	// certificate and key (PEM files). The admin token, configuration and a CA key
+	// certificate and key (PEM files), read again when they change, so that a
+	// renewed certificate is served without a restart. The admin token, configuration and a CA key
 	// being imported cross that connection: give them whenever HTTPAddr is reachable
 	// from other hosts.
 	HTTPTLSCert, HTTPTLSKey string
@@ -45,6 +46,10 @@ type Config struct {
 	// AdminToken, when set, is required as a bearer token on every API request that
 	// reads or changes configuration. Without it only Dev nodes serve the API.
 	AdminToken string
+	// AdminTokenFile, instead of AdminToken, is a file holding the token
+	// (--admin-token-file), read again when it changes: a rotated token is required
+	// from the next request on, without a restart.
+	AdminTokenFile string
 	// GossipAddr is where this node gossips with the others (memberlist, TCP and UDP).
 	// Empty: a single node that forms its own cluster and joins none.
 	GossipAddr string
@@ -149,8 +154,11 @@ func (c *Config) Validate() error {
 	if c.Domain == "" {
 		errs = append(errs, errors.New("node: domain must be set"))
 	}
-	if c.AdminToken == "" && !c.Dev {
+	if c.AdminToken == "" && c.AdminTokenFile == "" && !c.Dev {
 		errs = append(errs, errors.New("node: an admin token is required (--admin-token-file) unless --dev"))
+	}
+	if c.AdminToken != "" && c.AdminTokenFile != "" {
+		errs = append(errs, errors.New("node: give the admin token or a file holding it, not both"))
 	}
 	if c.ClusterSecret == "" && !c.Dev {
 		errs = append(errs, errors.New("node: a cluster secret is required (--cluster-secret-file) unless --dev"))

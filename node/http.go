@@ -56,13 +56,14 @@ func (n *Node) routes() http.Handler {
 	return mux
 }
 
-// authenticate requires the admin token, when the node has one.
+// authenticate requires the admin token, when the node has one: the token of the
+// moment, since it may be rotated in its file (adminToken).
 func (n *Node) authenticate(h http.Handler) http.Handler {
-	if n.cfg.AdminToken == "" {
+	if n.admin.get() == "" {
 		return h // a --dev node without a token: loopback only, by its defaults
 	}
-	want := []byte("Bearer " + n.cfg.AdminToken)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		want := []byte("Bearer " + n.admin.get())
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
 			writeError(w, http.StatusUnauthorized, errors.New("unauthorized: this API needs the admin token (Authorization: Bearer <token>)"))
 			return

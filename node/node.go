@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -44,7 +45,9 @@ type Node struct {
 	tlsLis  net.Listener   // the TLS gRPC port: CSR API, xDS over TLS (secure.go)
 	dnsConn net.PacketConn // nil without DNSAddr
 	http    *http.Server
-	gossip  *membership // nil for a node without gossip
+	admin   *adminToken  // what the API requires (rotate.go)
+	apiCert *servingCert // nil: the API is plain HTTP
+	gossip  *membership  // nil for a node without gossip
 
 	phase atomic.Pointer[string] // what the node is doing, for /readyz before it is up
 	parts atomic.Pointer[parts]  // set once etcd is up
@@ -123,7 +126,16 @@ func New(cfg Config, log *slog.Logger) (n *Node, err error) {
 	// collectors are.
 	n.reg = prometheus.NewRegistry()
 	n.metrics = xds.NewMetrics(n.reg)
+	if n.admin, err = newAdminToken(cfg, log); err != nil {
+		return nil, err
+	}
 	n.http = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
+	if cfg.HTTPTLSCert != "" {
+		if n.apiCert, err = newServingCert(cfg.HTTPTLSCert, cfg.HTTPTLSKey, log); err != nil {
+			return nil, err
+		}
+		n.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: n.apiCert.get}
+	}
 	if cfg.GossipAddr != "" {
 		meta := nodeMeta{XDS: n.advertised(n.XDSAddr()), HTTP: n.advertised(n.HTTPAddr()),
 			EtcdPeer: n.peerURL(), EtcdClient: n.clientURL(), State: stateForming}
@@ -215,8 +227,8 @@ func (n *Node) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		var err error
-		if n.cfg.HTTPTLSCert != "" {
-			err = n.http.ServeTLS(n.httpLis, n.cfg.HTTPTLSCert, n.cfg.HTTPTLSKey)
+		if n.apiCert != nil {
+			err = n.http.ServeTLS(n.httpLis, "", "") // the certificate comes from TLSConfig
 		} else {
 			err = n.http.Serve(n.httpLis)
 		}

@@ -80,14 +80,8 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *tokenFile != "" {
-		b, err := os.ReadFile(*tokenFile)
-		if err != nil {
-			return fmt.Errorf("reading the admin token: %w", err)
-		}
-		cfg.AdminToken = strings.TrimSpace(string(b))
-	}
-	if cfg.Dev && cfg.AdminToken == "" {
+	cfg.AdminTokenFile = *tokenFile
+	if cfg.Dev && cfg.AdminTokenFile == "" {
 		log.Warn("dev mode: the API accepts requests without credentials; bind it to loopback only")
 	}
 	n, err := node.New(cfg, log)

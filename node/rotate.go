@@ -1,0 +1,115 @@
+package node
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/navarch/navarch/internal/reload"
+)
+
+// adminToken is the token the API requires, from Config.AdminToken or kept current
+// from Config.AdminTokenFile: a token rotated in the file is required from the next
+// request on (an empty or unreadable file keeps the last one).
+type adminToken struct {
+	file *reload.File // nil: fixed
+	log  *slog.Logger
+
+	mu    sync.Mutex
+	token string
+}
+
+func newAdminToken(cfg Config, log *slog.Logger) (*adminToken, error) {
+	t := &adminToken{token: cfg.AdminToken, log: log}
+	if cfg.AdminTokenFile == "" {
+		return t, nil
+	}
+	f, err := reload.Open(cfg.AdminTokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("node: the admin token file: %w", err)
+	}
+	b, _, _ := f.Current()
+	if t.token = strings.TrimSpace(string(b)); t.token == "" {
+		return nil, fmt.Errorf("node: the admin token file %s is empty", cfg.AdminTokenFile)
+	}
+	t.file = f
+	return t, nil
+}
+
+// get returns the token requests must carry; "" when the node has none (a dev node).
+func (t *adminToken) get() string {
+	if t.file == nil {
+		return t.token
+	}
+	b, changed, err := t.file.Current()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch token := strings.TrimSpace(string(b)); {
+	case err != nil:
+		t.log.Warn("the admin token file cannot be read; keeping the last token", "file", t.file.Path(), "err", err)
+	case !changed || token == t.token:
+	case token == "":
+		t.log.Warn("the admin token file is empty; keeping the last token", "file", t.file.Path())
+	default:
+		t.token = token
+		t.log.Info("admin token reloaded", "file", t.file.Path())
+	}
+	return t.token
+}
+
+// servingCert is the API's certificate and key, read again when either file
+// changes, so that a renewed certificate is served from the next handshake on (a
+// pair that does not load keeps the last one).
+type servingCert struct {
+	cert, key *reload.File
+	log       *slog.Logger
+
+	mu   sync.Mutex
+	pair *tls.Certificate
+}
+
+func newServingCert(certFile, keyFile string, log *slog.Logger) (*servingCert, error) {
+	c := &servingCert{log: log}
+	var err error
+	if c.cert, err = reload.Open(certFile); err != nil {
+		return nil, fmt.Errorf("node: the API certificate: %w", err)
+	}
+	if c.key, err = reload.Open(keyFile); err != nil {
+		return nil, fmt.Errorf("node: the API key: %w", err)
+	}
+	certPEM, _, _ := c.cert.Current()
+	keyPEM, _, _ := c.key.Current()
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("node: the API certificate and key (%s, %s): %w", certFile, keyFile, err)
+	}
+	c.pair = &pair
+	return c, nil
+}
+
+// get is a tls.Config's GetCertificate.
+func (c *servingCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	certPEM, certChanged, certErr := c.cert.Current()
+	keyPEM, keyChanged, keyErr := c.key.Current()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := errors.Join(certErr, keyErr); err != nil {
+		c.log.Warn("the API certificate files cannot be read; serving the last certificate", "err", err)
+		return c.pair, nil
+	}
+	if !certChanged && !keyChanged {
+		return c.pair, nil
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		// One file rewritten before the other: the next look finds the pair.
+		c.log.Warn("the API certificate and key do not load; serving the last certificate", "err", err)
+		return c.pair, nil
+	}
+	c.pair = &pair
+	c.log.Info("API certificate reloaded", "file", c.cert.Path())
+	return c.pair, nil
+}
