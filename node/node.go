@@ -285,6 +285,9 @@ func (n *Node) serve(ctx context.Context, g *errgroup.Group, p *parts) error {
 	if n.dnsConn != nil {
 		g.Go(func() error { return n.serveDNS(ctx, n.dnsConn) })
 	}
+	if !n.cfg.Dev {
+		g.Go(func() error { n.defragLoop(ctx, p.store); return nil })
+	}
 	close(n.ready)
 	n.setPhase("ready")
 	n.log.Info("navarch ready", "node", n.cfg.Name, "xds", n.XDSAddr(), "http", n.HTTPAddr(),
