@@ -23,7 +23,10 @@ func (n *Node) defragLoop(ctx context.Context, st *store.Store) {
 			return
 		case <-t.C:
 		}
-		r, err := st.DefragmentIfWasteful(ctx, store.DefaultDefragPolicy())
+		// Bounded: without a quorum the lock cannot be taken; try again next time.
+		dctx, cancel := context.WithTimeout(ctx, time.Minute)
+		r, err := st.DefragmentIfWasteful(dctx, store.DefaultDefragPolicy())
+		cancel()
 		switch {
 		case err != nil && ctx.Err() == nil:
 			n.log.Warn("defragmenting the etcd database", "err", err)
