@@ -63,4 +63,3 @@ func (s *Store) DefragmentIfWasteful(ctx context.Context, p DefragPolicy) (Defra
 	r.Done = true
 	return r, nil
 }
-
