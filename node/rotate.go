@@ -5,59 +5,36 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 
 	"github.com/navarch/navarch/internal/reload"
 )
 
-// adminToken is the token the API requires, from Config.AdminToken or kept current
-// from Config.AdminTokenFile: a token rotated in the file is required from the next
-// request on (an empty or unreadable file keeps the last one).
+// adminToken is the token the API requires: Config.AdminToken, or the token of the
+// moment in Config.AdminTokenFile (reload.Token), so that a token rotated in the
+// file is required from the next request on.
 type adminToken struct {
-	file *reload.File // nil: fixed
-	log  *slog.Logger
-
-	mu    sync.Mutex
-	token string
+	fixed string
+	file  *reload.Token // nil: fixed
 }
 
 func newAdminToken(cfg Config, log *slog.Logger) (*adminToken, error) {
-	t := &adminToken{token: cfg.AdminToken, log: log}
 	if cfg.AdminTokenFile == "" {
-		return t, nil
+		return &adminToken{fixed: cfg.AdminToken}, nil
 	}
-	f, err := reload.Open(cfg.AdminTokenFile)
+	f, err := reload.OpenToken(cfg.AdminTokenFile, "admin token", log)
 	if err != nil {
-		return nil, fmt.Errorf("node: the admin token file: %w", err)
+		return nil, fmt.Errorf("node: %w", err)
 	}
-	b, _, _ := f.Current()
-	if t.token = strings.TrimSpace(string(b)); t.token == "" {
-		return nil, fmt.Errorf("node: the admin token file %s is empty", cfg.AdminTokenFile)
-	}
-	t.file = f
-	return t, nil
+	return &adminToken{file: f}, nil
 }
 
 // get returns the token requests must carry; "" when the node has none (a dev node).
 func (t *adminToken) get() string {
 	if t.file == nil {
-		return t.token
+		return t.fixed
 	}
-	b, changed, err := t.file.Current()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	switch token := strings.TrimSpace(string(b)); {
-	case err != nil:
-		t.log.Warn("the admin token file cannot be read; keeping the last token", "file", t.file.Path(), "err", err)
-	case !changed || token == t.token:
-	case token == "":
-		t.log.Warn("the admin token file is empty; keeping the last token", "file", t.file.Path())
-	default:
-		t.token = token
-		t.log.Info("admin token reloaded", "file", t.file.Path())
-	}
-	return t.token
+	return t.file.Get()
 }
 
 // servingCert is the API's certificate and key, read again when either file

@@ -12,6 +12,7 @@ import (
 	capi "github.com/hashicorp/consul/api"
 
 	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/internal/reload"
 	"github.com/navarch/navarch/store"
 )
 
@@ -39,13 +40,13 @@ type Adapter struct {
 	node      string
 	log       *slog.Logger
 	conns     *connections
-	tokenFile *tokenFile // nil: cfg.Token, fixed
+	tokenFile *reload.Token // nil: cfg.Token, fixed
 }
 
 // token is the ACL token to send with a request.
 func (a *Adapter) token() string {
 	if a.tokenFile != nil {
-		return a.tokenFile.get()
+		return a.tokenFile.Get()
 	}
 	return a.cfg.Token
 }
@@ -60,11 +61,11 @@ func New(cfg Config, st Store, node string, log *slog.Logger) (*Adapter, error) 
 		return nil, err
 	}
 	log = log.With("component", "consul")
-	var tf *tokenFile
+	var tf *reload.Token
 	if cfg.TokenFile != "" {
 		var err error
-		if tf, err = readTokenFile(cfg.TokenFile, log); err != nil {
-			return nil, err
+		if tf, err = reload.OpenToken(cfg.TokenFile, "Consul ACL token", log); err != nil {
+			return nil, fmt.Errorf("consul: %w", err)
 		}
 	}
 	client, tr, tls, err := newClient(cfg)

@@ -4,7 +4,10 @@
 package reload
 
 import (
+	"fmt"
+	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -65,4 +68,48 @@ func (f *File) read() ([]byte, bool, error) {
 	}
 	f.data, f.modTime, f.size = b, st.ModTime(), st.Size()
 	return b, true, nil
+}
+
+// Token is a secret token kept in a File: the file's content, trimmed. A file that
+// cannot be read, or is empty (half written), keeps the last token in use; each
+// change is logged, naming the token by what.
+type Token struct {
+	file *File
+	what string
+	log  *slog.Logger
+
+	mu    sync.Mutex
+	token string
+}
+
+// OpenToken reads the token in path; an unreadable or empty file is an error.
+func OpenToken(path, what string, log *slog.Logger) (*Token, error) {
+	f, err := Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("the %s file: %w", what, err)
+	}
+	t := &Token{file: f, what: what, log: log}
+	b, _, _ := f.Current()
+	if t.token = strings.TrimSpace(string(b)); t.token == "" {
+		return nil, fmt.Errorf("the %s file %s is empty", what, path)
+	}
+	return t, nil
+}
+
+// Get returns the current token.
+func (t *Token) Get() string {
+	b, changed, err := t.file.Current()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch token := strings.TrimSpace(string(b)); {
+	case err != nil:
+		t.log.Warn("the "+t.what+" file cannot be read; keeping the last token", "file", t.file.Path(), "err", err)
+	case !changed || token == t.token:
+	case token == "":
+		t.log.Warn("the "+t.what+" file is empty; keeping the last token", "file", t.file.Path())
+	default:
+		t.token = token
+		t.log.Info(t.what+" reloaded", "file", t.file.Path())
+	}
+	return t.token
 }

@@ -1,6 +1,7 @@
 package reload
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -38,5 +39,32 @@ func TestFileFollowsChanges(t *testing.T) {
 	clock = clock.Add(interval)
 	if b, _, err := f.Current(); string(b) != "two!" || err == nil {
 		t.Fatalf("removed: %q %v, want the last content and an error", b, err)
+	}
+}
+
+// TestTokenKeepsTheLastOnAnEmptyFile: a token is trimmed, follows its file, and an
+// empty (half-written) file keeps the last one; an empty file at the start is refused.
+func TestTokenKeepsTheLastOnAnEmptyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(path, nil, 0o600)
+	if _, err := OpenToken(path, "test token", slog.New(slog.DiscardHandler)); err == nil {
+		t.Fatal("an empty token file was accepted")
+	}
+	os.WriteFile(path, []byte(" one\n"), 0o600)
+	tok, err := OpenToken(path, "test token", slog.New(slog.DiscardHandler))
+	if err != nil || tok.Get() != "one" {
+		t.Fatalf("%v %q", err, tok.Get())
+	}
+	clock := time.Now()
+	tok.file.now = func() time.Time { return clock }
+	os.WriteFile(path, nil, 0o600)
+	clock = clock.Add(interval)
+	if got := tok.Get(); got != "one" {
+		t.Fatalf("empty file: %q, want the last token", got)
+	}
+	os.WriteFile(path, []byte("two\n"), 0o600)
+	clock = clock.Add(interval)
+	if got := tok.Get(); got != "two" {
+		t.Fatalf("rotated: %q, want two", got)
 	}
 }
