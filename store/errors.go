@@ -13,4 +13,6 @@ var (
 	// ErrUnavailable is returned when a write cannot be committed because this node
 	// cannot reach a quorum of the cluster.
 	ErrUnavailable = errors.New("no quorum: the write cannot be committed")
+	// ErrLeaseNotFound is returned by PutWithLease when the lease has ended.
+	ErrLeaseNotFound = errors.New("the etcd lease has ended")
 )

@@ -359,6 +359,48 @@ func mapErr(err error) error {
 		errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost),
 		leaderless(err):
 		return fmt.Errorf("%w (%v)", ErrUnavailable, err)
+	case errors.Is(err, rpctypes.ErrLeaseNotFound), errors.Is(err, rpctypes.ErrGRPCLeaseNotFound):
+		return fmt.Errorf("%w (%v)", ErrLeaseNotFound, err)
 	}
 	return err
+}
+
+// PutWithLease creates or replaces r, attached to an etcd lease: etcd deletes it when
+// the lease ends, because its holder stopped renewing it (died, or lost its quorum)
+// or revoked it. A later write of the key attaches it to that write's lease instead.
+// r is validated first; the store-owned metadata is kept as Apply keeps it. When r
+// carries a ResourceVersion the write is a compare-and-swap, as Update's.
+func (s *Store) PutWithLease(ctx context.Context, sp Space, r *api.Resource, lease clientv3.LeaseID) (*api.Resource, error) {
+	if err := api.Validate(r); err != nil {
+		return nil, err
+	}
+	key := sp.Key(r.Key())
+	for attempt := 0; attempt < maxApplyAttempts; attempt++ {
+		cur, err := s.getMany(ctx, []string{key})
+		if err != nil {
+			return nil, err
+		}
+		if err := checkPrecondition(r, cur[0], false); err != nil {
+			return nil, err
+		}
+		stored := r.Clone()
+		stamp(stored, cur[0].res)
+		val, err := stored.MarshalJSON()
+		if err != nil {
+			return nil, err
+		}
+		resp, err := s.commit(ctx, func() (*clientv3.TxnResponse, error) {
+			return s.cli.Txn(ctx).
+				If(clientv3.Compare(clientv3.ModRevision(key), "=", cur[0].rev)).
+				Then(clientv3.OpPut(key, string(val), clientv3.WithLease(lease))).Commit()
+		})
+		if err != nil {
+			return nil, err
+		}
+		if resp.Succeeded {
+			stored.Meta.ResourceVersion = strconv.FormatInt(resp.Header.Revision, 10)
+			return stored, nil
+		}
+	}
+	return nil, fmt.Errorf("writing %s: %w (gave up after %d attempts)", r, ErrConflict, maxApplyAttempts)
 }
