@@ -1,0 +1,465 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"google.golang.org/protobuf/proto"
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/registry"
+	"github.com/navarch/navarch/store"
+)
+
+// Source is the registry source of auto-registered workloads.
+const Source = "vm"
+
+// Space is where auto-registered WorkloadEntries are stored.
+var Space = store.RegistrySpace(Source)
+
+// Annotations of an auto-registered WorkloadEntry, Istio's names.
+const (
+	AnnotationGroup          = "istio.io/autoRegistrationGroup"
+	AnnotationController     = "istio.io/workloadController"
+	AnnotationConnectedAt    = "istio.io/connectedAt"
+	AnnotationDisconnectedAt = "istio.io/disconnectedAt"
+	// AnnotationHealthChecks marks an entry whose proxy reports its health.
+	AnnotationHealthChecks = "proxy.istio.io/health-checks-enabled"
+	// AnnotationHealthMessage is why the proxy last reported itself unhealthy.
+	AnnotationHealthMessage = "navarch.io/health-message"
+)
+
+var (
+	// ErrNoGroup is returned when the WorkloadGroup a proxy names does not exist.
+	ErrNoGroup = errors.New("no such WorkloadGroup")
+	// ErrForbidden is returned when a proxy may not register in the group it names:
+	// it is not authenticated, or its identity is not the group's.
+	ErrForbidden = errors.New("not allowed to register")
+)
+
+// Config configures a node's registrar.
+type Config struct {
+	// Node names this node in the entries it writes (istio.io/workloadController).
+	Node string
+	// Grace is how long an entry outlives its proxy's connection, or its node
+	// (Istio's PILOT_WORKLOAD_ENTRY_GRACE_PERIOD, 10 s): a proxy that reconnects
+	// within it keeps its entry, and its traffic, throughout.
+	Grace time.Duration
+}
+
+// Request is a proxy asking to be registered.
+type Request struct {
+	// Group is the WorkloadGroup's name, in Namespace.
+	Group     string
+	Namespace string
+	// ServiceAccount is the service account the proxy proved; Authenticated is false
+	// for a proxy that proved nothing (plaintext xDS), which is refused.
+	ServiceAccount string
+	Authenticated  bool
+	// IP is the proxy's address (the second part of its node id).
+	IP       string
+	Network  string
+	Locality string
+	// Labels are those the proxy sent; they override the group's.
+	Labels map[string]string
+	// Healthy is the health the proxy reported with its first request, nil when it
+	// reports none (it is then taken to be healthy and to report nothing).
+	Healthy *bool
+	// ProxyID is the proxy's node id, for logs.
+	ProxyID string
+}
+
+// Registrar writes the WorkloadEntries of the proxies connected to one node.
+type Registrar struct {
+	st  *store.Store
+	cfg Config
+	log *slog.Logger
+	now func() time.Time
+
+	mu      sync.Mutex
+	ctx     context.Context // Run's; nil before Run
+	session *concurrency.Session
+	entries map[api.Key]*entry
+}
+
+// entry is a WorkloadEntry this node wrote, for the proxies connected to it.
+type entry struct {
+	key api.Key
+
+	mu      sync.Mutex // held while the entry is written
+	written *api.Resource
+	streams int
+	healthy bool
+	message string
+	reports bool        // the proxy reports its health
+	remove  *time.Timer // the delayed delete after the last stream ended
+}
+
+// NewRegistrar returns a node's registrar; Run must run for it to register anything.
+func NewRegistrar(st *store.Store, cfg Config, log *slog.Logger) *Registrar {
+	if cfg.Grace <= 0 {
+		cfg.Grace = 10 * time.Second
+	}
+	return &Registrar{st: st, cfg: cfg, log: log.With("component", "vm"), now: time.Now, entries: map[api.Key]*entry{}}
+}
+
+// Run holds the node's lease until ctx ends. When the lease is lost (the node was
+// cut off from its quorum for longer than the grace period, and etcd deleted its
+// entries) it takes a new one and writes the entries of the proxies still connected
+// again.
+func (r *Registrar) Run(ctx context.Context) error {
+	backoff := 200 * time.Millisecond
+	for ctx.Err() == nil {
+		sess, err := concurrency.NewSession(r.st.Client(), concurrency.WithTTL(r.leaseTTL()), concurrency.WithContext(ctx))
+		if err != nil {
+			if ctx.Err() == nil {
+				r.log.Warn("taking a lease for registered workloads failed; retrying", "in", backoff, "err", err)
+			}
+			if !sleep(ctx, backoff) {
+				break
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 200 * time.Millisecond
+		r.mu.Lock()
+		lost := r.session != nil
+		r.ctx, r.session = ctx, sess
+		r.mu.Unlock()
+		if lost {
+			r.rewriteAll(ctx)
+		}
+		select {
+		case <-sess.Done():
+			if ctx.Err() == nil {
+				r.log.Warn("the lease of registered workloads ended (this node was cut off from its quorum); taking a new one")
+			}
+		case <-ctx.Done():
+		}
+	}
+	r.mu.Lock()
+	sess := r.session
+	r.session = nil
+	r.mu.Unlock()
+	if sess != nil {
+		// Not revoked: a node stopping (or restarting) leaves its entries to the grace
+		// period, time for their proxies to reconnect elsewhere or to this node again.
+		sess.Orphan()
+	}
+	return nil
+}
+
+// leaseTTL is Grace in whole seconds, as etcd counts them (at least one).
+func (r *Registrar) leaseTTL() int {
+	return max(1, int(math.Ceil(r.cfg.Grace.Seconds())))
+}
+
+func (r *Registrar) lease() (context.Context, clientv3.LeaseID, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.session == nil {
+		return nil, 0, fmt.Errorf("registering workloads: %w (this node holds no lease yet)", store.ErrUnavailable)
+	}
+	return r.ctx, r.session.Lease(), nil
+}
+
+// Registration is one registered proxy's hold on its entry.
+type Registration struct {
+	r *Registrar
+	e *entry
+}
+
+// Name is the registered WorkloadEntry's name.
+func (g *Registration) Name() string { return g.e.key.Name }
+
+// Register writes the WorkloadEntry of a proxy of Request.Group, or takes over the
+// one it already has (written by this node or another), and returns the proxy's
+// hold on it; Close the hold when the proxy's stream ends.
+func (r *Registrar) Register(ctx context.Context, req Request) (*Registration, error) {
+	group, err := r.group(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	res := entryFor(req, group)
+	r.mu.Lock()
+	e := r.entries[res.Key()]
+	if e == nil {
+		e = &entry{key: res.Key()}
+		r.entries[e.key] = e
+	}
+	r.mu.Unlock()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.remove != nil {
+		e.remove.Stop()
+		e.remove = nil
+	}
+	if e.streams == 0 {
+		e.healthy, e.message, e.reports = true, "", req.Healthy != nil
+		if req.Healthy != nil {
+			e.healthy = *req.Healthy
+		}
+	}
+	e.streams++
+	res.Meta.Annotations[AnnotationConnectedAt] = r.now().UTC().Format(time.RFC3339Nano)
+	if err := r.write(ctx, e, res, false); err != nil {
+		e.streams--
+		r.forgetIfIdle(e)
+		return nil, err
+	}
+	r.log.Info("workload registered", "workload_entry", e.key.Namespace+"/"+e.key.Name, "group", req.Group, "proxy", req.ProxyID, "healthy", e.healthy)
+	return &Registration{r: r, e: e}, nil
+}
+
+// group returns the WorkloadGroup a request names, once the proxy's identity is
+// checked against it.
+func (r *Registrar) group(ctx context.Context, req Request) (*api.Resource, error) {
+	name := req.Namespace + "/" + req.Group
+	if !req.Authenticated {
+		return nil, fmt.Errorf("registering in WorkloadGroup %s: %w: the proxy is not authenticated (connect to xDS over TLS, 15012, with a certificate of the group's identity)", name, ErrForbidden)
+	}
+	g, err := r.st.Get(ctx, store.ConfigSpace, api.Key{Kind: api.WorkloadGroup, Namespace: req.Namespace, Name: req.Group})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("registering in WorkloadGroup %s: %w", name, ErrNoGroup)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("registering in WorkloadGroup %s: %w", name, err)
+	}
+	sa := g.Spec.(*networking.WorkloadGroup).GetTemplate().GetServiceAccount()
+	if sa == "" {
+		sa = "default"
+	}
+	if req.ServiceAccount != sa {
+		return nil, fmt.Errorf("registering in WorkloadGroup %s: %w: the proxy is service account %q, the group's workloads are %q",
+			name, ErrForbidden, req.ServiceAccount, sa)
+	}
+	return g, nil
+}
+
+// EntryName is the name of the WorkloadEntry registered for a proxy of group at ip
+// in network, as istiod names it.
+func EntryName(group, ip, network string) string {
+	parts := []string{group, strings.ReplaceAll(ip, ":", "-")}
+	if network != "" {
+		parts = append(parts, network)
+	}
+	name := strings.Join(parts, "-")
+	if len(name) > 253 {
+		name = name[len(name)-253:]
+	}
+	return name
+}
+
+// entryFor builds a proxy's WorkloadEntry from its group, as istiod does (see the
+// package documentation).
+func entryFor(req Request, group *api.Resource) *api.Resource {
+	wg := group.Spec.(*networking.WorkloadGroup)
+	we := &networking.WorkloadEntry{}
+	if t := wg.GetTemplate(); t != nil {
+		we = proto.Clone(t).(*networking.WorkloadEntry)
+	}
+	we.Address = req.IP
+	labels := maps.Clone(we.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	maps.Copy(labels, wg.GetMetadata().GetLabels())
+	maps.Copy(labels, req.Labels)
+	delete(labels, "istio-locality")
+	we.Labels = labels
+	if req.Network != "" {
+		we.Network = req.Network
+	}
+	if req.Locality != "" {
+		we.Locality = req.Locality
+	}
+	ann := maps.Clone(wg.GetMetadata().GetAnnotations())
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[AnnotationGroup] = req.Group
+	return &api.Resource{
+		Kind: api.WorkloadEntry,
+		Meta: api.ObjectMeta{
+			Name:        EntryName(req.Group, req.IP, req.Network),
+			Namespace:   req.Namespace,
+			Labels:      maps.Clone(labels),
+			Annotations: ann,
+		},
+		Spec: we,
+	}
+}
+
+// write stores res as e's entry with this node's lease and e's health. With
+// ifOurs it writes only over what this node wrote last (the proxy has not moved to
+// another node since). The caller holds e.mu.
+func (r *Registrar) write(ctx context.Context, e *entry, res *api.Resource, ifOurs bool) error {
+	_, lease, err := r.lease()
+	if err != nil {
+		return err
+	}
+	res = res.Clone()
+	ann := res.Meta.Annotations
+	ann[AnnotationController] = r.cfg.Node
+	delete(ann, registry.HealthAnnotation)
+	delete(ann, AnnotationHealthMessage)
+	delete(ann, AnnotationHealthChecks)
+	if e.reports {
+		ann[AnnotationHealthChecks] = "true"
+	}
+	if !e.healthy {
+		ann[registry.HealthAnnotation] = "unhealthy"
+		if e.message != "" {
+			ann[AnnotationHealthMessage] = e.message
+		}
+	}
+	res.Meta.ResourceVersion = ""
+	if ifOurs {
+		if e.written == nil {
+			return nil
+		}
+		res.Meta.ResourceVersion = e.written.Meta.ResourceVersion
+	}
+	stored, err := r.st.PutWithLease(ctx, Space, res, lease)
+	if err != nil {
+		if ifOurs && (errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound)) {
+			return nil // another node took the entry over, or it was deleted
+		}
+		return fmt.Errorf("writing %s: %w", res, err)
+	}
+	e.written = stored
+	return nil
+}
+
+// SetHealth records the health the proxy reported, when it changed.
+func (g *Registration) SetHealth(ctx context.Context, healthy bool, message string) error {
+	e := g.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.written == nil || (e.reports && e.healthy == healthy && e.message == message) {
+		return nil
+	}
+	e.reports, e.healthy, e.message = true, healthy, message
+	g.r.log.Info("registered workload reported its health", "workload_entry", e.key.Namespace+"/"+e.key.Name, "healthy", healthy, "message", message)
+	return g.r.write(ctx, e, e.written, true)
+}
+
+// Close ends the proxy's hold: once no stream of the proxy is connected to this
+// node, the entry is marked disconnected and deleted after the grace period, unless
+// the proxy registers again first (here or on another node).
+func (g *Registration) Close() {
+	r, e := g.r, g.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.streams--
+	if e.streams > 0 || e.written == nil {
+		return
+	}
+	ctx, _, err := r.lease()
+	if err != nil {
+		r.forgetIfIdle(e)
+		return // the lease is gone, and the entry with it
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	gone := e.written.Clone()
+	gone.Meta.Annotations[AnnotationDisconnectedAt] = r.now().UTC().Format(time.RFC3339Nano)
+	if err := r.write(wctx, e, gone, true); err != nil {
+		r.log.Warn("marking a registered workload disconnected failed", "workload_entry", e.key.Namespace+"/"+e.key.Name, "err", err)
+	}
+	cancel()
+	e.remove = time.AfterFunc(r.cfg.Grace, func() { r.remove(ctx, e) })
+}
+
+// remove deletes e's entry after its grace period, if no proxy came back for it and
+// no other node took it over.
+func (r *Registrar) remove(ctx context.Context, e *entry) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.streams > 0 || e.remove == nil {
+		return // registered again meanwhile
+	}
+	e.remove = nil
+	if e.written != nil {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := r.st.Delete(wctx, Space, e.key, e.written.Meta.ResourceVersion)
+		cancel()
+		switch {
+		case err == nil:
+			r.log.Info("registered workload removed after its grace period", "workload_entry", e.key.Namespace+"/"+e.key.Name)
+		case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+			// another node holds it now, or its lease already took it
+		default:
+			// left to the lease: if this node lost its quorum the entry goes with it
+			r.log.Warn("removing a registered workload failed", "workload_entry", e.key.Namespace+"/"+e.key.Name, "err", err)
+		}
+		e.written = nil
+	}
+	r.forgetIfIdle(e)
+}
+
+// forgetIfIdle drops e from the registrar when nothing holds it. The caller holds
+// e.mu.
+func (r *Registrar) forgetIfIdle(e *entry) {
+	if e.streams > 0 || e.remove != nil {
+		return
+	}
+	r.mu.Lock()
+	if r.entries[e.key] == e {
+		delete(r.entries, e.key)
+	}
+	r.mu.Unlock()
+}
+
+// rewriteAll writes the entries of connected proxies again, with the new lease.
+func (r *Registrar) rewriteAll(ctx context.Context) {
+	r.mu.Lock()
+	entries := make([]*entry, 0, len(r.entries))
+	for _, e := range r.entries {
+		entries = append(entries, e)
+	}
+	r.mu.Unlock()
+	for _, e := range entries {
+		e.mu.Lock()
+		if e.streams > 0 && e.written != nil {
+			if err := r.write(ctx, e, e.written, false); err != nil {
+				r.log.Warn("writing a registered workload again failed", "workload_entry", e.key.Namespace+"/"+e.key.Name, "err", err)
+			}
+		}
+		e.mu.Unlock()
+	}
+	r.log.Info("registered workloads written again with a new lease", "entries", len(entries))
+}
+
+// Registered returns the names (namespace/name) of the entries this node holds for
+// connected proxies, for debug views.
+func (r *Registrar) Registered() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.entries))
+	for k := range r.entries {
+		out = append(out, k.Namespace+"/"+k.Name)
+	}
+	return out
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

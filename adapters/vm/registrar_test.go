@@ -1,0 +1,311 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/navarch/navarch/adapters/registrytest"
+	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/registry"
+	"github.com/navarch/navarch/store"
+)
+
+const groupDoc = `
+apiVersion: networking.istio.io/v1
+kind: WorkloadGroup
+metadata: {name: ratings, namespace: vms}
+spec:
+  metadata:
+    labels: {app: ratings, tier: backend}
+    annotations: {team: ratings}
+  template:
+    serviceAccount: ratings
+    labels: {app: ratings-template, version: v1}
+    ports: {grpc: 9080}
+    weight: 3
+`
+
+const grace = time.Second
+
+type fixture struct {
+	st  *store.Store
+	ctx context.Context
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	st := registrytest.OpenStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	rs, _, err := api.Decode("group.yaml", []byte(groupDoc), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Apply(ctx, store.ConfigSpace, rs); err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{st: st, ctx: ctx}
+}
+
+// node starts a registrar as node name would; stopping it is the node dying.
+func (f *fixture) node(t *testing.T, name string) (*Registrar, context.CancelFunc) {
+	t.Helper()
+	r := NewRegistrar(f.st, Config{Node: name, Grace: grace}, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(f.ctx)
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for {
+		if _, _, err := r.lease(); err == nil {
+			return r, cancel
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func request() Request {
+	return Request{Group: "ratings", Namespace: "vms", ServiceAccount: "ratings", Authenticated: true,
+		IP: "10.0.0.5", Locality: "eu/west/a", Labels: map[string]string{"version": "v2", "istio-locality": "eu.west.a"},
+		ProxyID: "sidecar~10.0.0.5~vm1.vms~vms.svc.cluster.local"}
+}
+
+func (f *fixture) get(t *testing.T, name string) (*api.Resource, error) {
+	t.Helper()
+	return f.st.Get(f.ctx, Space, api.Key{Kind: api.WorkloadEntry, Namespace: "vms", Name: name})
+}
+
+// eventually polls check until it passes, for up to ten grace periods.
+func eventually(t *testing.T, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * grace)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (f *fixture) absent(t *testing.T, name string) func() error {
+	return func() error {
+		if r, err := f.get(t, name); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("entry %s: %v, %v; want it gone", name, r, err)
+		}
+		return nil
+	}
+}
+
+func TestRegisterWritesTheEntryIstiodWould(t *testing.T) {
+	f := newFixture(t)
+	r, _ := f.node(t, "n1")
+	g, err := r.Register(f.ctx, request())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Name() != "ratings-10.0.0.5" {
+		t.Errorf("name %q, want ratings-10.0.0.5", g.Name())
+	}
+	res, err := f.get(t, "ratings-10.0.0.5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	we := res.Spec.(*networking.WorkloadEntry)
+	wantLabels := map[string]string{"app": "ratings", "tier": "backend", "version": "v2"}
+	if fmt.Sprint(we.Labels) != fmt.Sprint(wantLabels) || fmt.Sprint(res.Meta.Labels) != fmt.Sprint(wantLabels) {
+		t.Errorf("labels %v (metadata %v), want %v: template < group metadata < proxy, without istio-locality", we.Labels, res.Meta.Labels, wantLabels)
+	}
+	if we.Address != "10.0.0.5" || we.Locality != "eu/west/a" || we.ServiceAccount != "ratings" || we.Weight != 3 || we.Ports["grpc"] != 9080 {
+		t.Errorf("spec %v: want the template with the proxy's address and locality", we)
+	}
+	ann := res.Meta.Annotations
+	if ann[AnnotationGroup] != "ratings" || ann[AnnotationController] != "n1" || ann[AnnotationConnectedAt] == "" || ann["team"] != "ratings" {
+		t.Errorf("annotations %v", ann)
+	}
+	if ann[registry.HealthAnnotation] != "" || ann[AnnotationHealthChecks] != "" {
+		t.Errorf("a proxy that reports no health: annotations %v", ann)
+	}
+
+	req := request()
+	req.IP, req.Network = "fd00::5", "net-2"
+	if g, err := r.Register(f.ctx, req); err != nil || g.Name() != "ratings-fd00--5-net-2" {
+		t.Errorf("IPv6 in a network: %v, %v; want ratings-fd00--5-net-2", g, err)
+	}
+}
+
+func TestRegisterRefusesOthers(t *testing.T) {
+	f := newFixture(t)
+	r, _ := f.node(t, "n1")
+	for _, tc := range []struct {
+		name string
+		edit func(*Request)
+		want error
+	}{
+		{"plaintext", func(q *Request) { q.Authenticated = false }, ErrForbidden},
+		{"another service account", func(q *Request) { q.ServiceAccount = "reviews" }, ErrForbidden},
+		{"a group of another namespace", func(q *Request) { q.Namespace = "default" }, ErrNoGroup},
+		{"no such group", func(q *Request) { q.Group = "nope" }, ErrNoGroup},
+	} {
+		req := request()
+		tc.edit(&req)
+		if _, err := r.Register(f.ctx, req); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		} else {
+			t.Logf("%s: %v", tc.name, err)
+		}
+	}
+	if rs, _, err := f.st.List(f.ctx, Space, api.WorkloadEntry, ""); err != nil || len(rs) != 0 {
+		t.Errorf("entries after refused requests: %v, %v", rs, err)
+	}
+}
+
+func TestEntryOutlivesItsProxyByTheGracePeriod(t *testing.T) {
+	f := newFixture(t)
+	r, _ := f.node(t, "n1")
+	g, err := r.Register(f.ctx, request())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+	res, err := f.get(t, g.Name())
+	if err != nil || res.Meta.Annotations[AnnotationDisconnectedAt] == "" {
+		t.Fatalf("right after the proxy left: %v, %v; want the entry marked disconnected", res, err)
+	}
+	// Back within the grace period: the entry stays, connected again.
+	g, err = r.Register(f.ctx, request())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * grace)
+	res, err = f.get(t, g.Name())
+	if err != nil || res.Meta.Annotations[AnnotationDisconnectedAt] != "" {
+		t.Fatalf("a proxy back within the grace period: %v, %v", res, err)
+	}
+	g.Close()
+	eventually(t, "the proxy gone for good", f.absent(t, g.Name()))
+}
+
+func TestProxyMovingToAnotherNodeKeepsItsEntry(t *testing.T) {
+	f := newFixture(t)
+	n1, _ := f.node(t, "n1")
+	n2, _ := f.node(t, "n2")
+	g1, err := n1.Register(f.ctx, request())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2, err := n2.Register(f.ctx, request()) // the proxy reconnected to n2 first...
+	if err != nil {
+		t.Fatal(err)
+	}
+	g1.Close() // ...and n1 saw its old stream end
+	time.Sleep(3 * grace)
+	res, err := f.get(t, g2.Name())
+	if err != nil || res.Meta.Annotations[AnnotationController] != "n2" || res.Meta.Annotations[AnnotationDisconnectedAt] != "" {
+		t.Fatalf("after n1's grace period: %v, %v; want the entry held by n2", res, err)
+	}
+}
+
+func TestNodeDeathTakesItsEntriesAfterTheGracePeriod(t *testing.T) {
+	f := newFixture(t)
+	n1, stop1 := f.node(t, "n1")
+	n2, _ := f.node(t, "n2")
+	if _, err := n1.Register(f.ctx, request()); err != nil {
+		t.Fatal(err)
+	}
+	moved := request()
+	moved.IP = "10.0.0.6"
+	if _, err := n1.Register(f.ctx, moved); err != nil {
+		t.Fatal(err)
+	}
+	stop1()                                              // n1 dies without closing anything: its lease is left to expire
+	if _, err := n2.Register(f.ctx, moved); err != nil { // one proxy reconnects to n2
+		t.Fatal(err)
+	}
+	eventually(t, "the entry of the proxy that did not come back", f.absent(t, "ratings-10.0.0.5"))
+	if res, err := f.get(t, "ratings-10.0.0.6"); err != nil || res.Meta.Annotations[AnnotationController] != "n2" {
+		t.Fatalf("the proxy that reconnected to n2: %v, %v", res, err)
+	}
+}
+
+func TestLostLeaseIsTakenAgainWithTheEntries(t *testing.T) {
+	f := newFixture(t)
+	r, _ := f.node(t, "n1")
+	g, err := r.Register(f.ctx, request())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, lease, _ := r.lease()
+	// What etcd does when the node stayed cut off from its quorum too long.
+	if _, err := f.st.Client().Revoke(f.ctx, lease); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the entry written again with a new lease", func() error {
+		_, now, err := r.lease()
+		if err != nil || now == lease {
+			return fmt.Errorf("lease %x, %v", now, err)
+		}
+		_, err = f.get(t, g.Name())
+		return err
+	})
+}
+
+func TestHealthReports(t *testing.T) {
+	f := newFixture(t)
+	r, _ := f.node(t, "n1")
+	req := request()
+	unhealthy := false
+	req.Healthy = &unhealthy
+	g, err := r.Register(f.ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	health := func() (string, string, string) {
+		res, err := f.get(t, g.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := res.Meta.Annotations
+		return a[registry.HealthAnnotation], a[AnnotationHealthMessage], a[AnnotationHealthChecks]
+	}
+	if h, _, checks := health(); h != "unhealthy" || checks != "true" {
+		t.Fatalf("registered failing its probe: health %q, checks %q", h, checks)
+	}
+	if err := g.SetHealth(f.ctx, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	if h, _, _ := health(); h != "" {
+		t.Fatalf("after a healthy report: %q", h)
+	}
+	if err := g.SetHealth(f.ctx, false, "connection refused"); err != nil {
+		t.Fatal(err)
+	}
+	if h, msg, _ := health(); h != "unhealthy" || msg != "connection refused" {
+		t.Fatalf("after an unhealthy report: %q %q", h, msg)
+	}
+	snap, err := registrySnapshot(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range snap.Workloads() {
+		if w.Name == g.Name() && (w.Healthy || w.Source != Source) {
+			t.Errorf("registry workload %s: healthy %v, source %q", w.Name, w.Healthy, w.Source)
+		}
+	}
+}
+
+func registrySnapshot(f *fixture) (*registry.Snapshot, error) {
+	entries, rev, err := f.st.Snapshot(f.ctx)
+	if err != nil {
+		return nil, err
+	}
+	return registry.NewSnapshot(entries, rev, "cluster.local"), nil
+}
