@@ -26,7 +26,8 @@ type conn struct {
 	delta       bool
 	connectedAt time.Time
 	proxy       *Proxy
-	identity    *Identity // who the proxy proved to be; nil over plaintext
+	identity    *Identity  // who the proxy proved to be; nil over plaintext
+	registered  Registered // the proxy's registration as a workload (AUTO_REGISTER_GROUP)
 	class       *class
 	queued      atomic.Bool // waiting for a push worker
 
@@ -102,11 +103,14 @@ func streamEnd(err error) error {
 // must also prove who it is (client certificate or token), and may claim no other
 // namespace or service account than its own: it then gets only its own
 // configuration and secrets.
-func (s *Server) identify(ctx context.Context, c *conn, nodeErr error) error {
+func (s *Server) identify(ctx context.Context, c *conn, nodeErr error, first healthReport) error {
 	if nodeErr != nil {
 		return status.Errorf(codes.InvalidArgument, "invalid node: %v", nodeErr)
 	}
 	if err := s.authenticate(ctx, c); err != nil {
+		return err
+	}
+	if err := s.register(ctx, c, first); err != nil {
 		return err
 	}
 	cl := s.join(c)
@@ -121,8 +125,12 @@ func (s *Server) identify(ctx context.Context, c *conn, nodeErr error) error {
 func (s *Server) closeConn(c *conn) {
 	c.mu.Lock()
 	c.closed = true
+	reg := c.registered
 	c.mu.Unlock()
 	s.leave(c)
+	if reg != nil {
+		reg.Close()
+	}
 }
 
 // pushTo sends a stream what its class's new build changed for it. Push workers call
@@ -169,7 +177,10 @@ func (s *Server) authenticate(ctx context.Context, c *conn) error {
 // and handles each under the stream's lock. The first request must identify the
 // proxy; from then on the stream joins its class and push workers send it what
 // changes, with push.
-func serveStream[Req interface{ GetNode() *corev3.Node }](s *Server, ctx context.Context, delta bool,
+func serveStream[Req interface {
+	GetNode() *corev3.Node
+	healthReport
+}](s *Server, ctx context.Context, delta bool,
 	recv func() (Req, error), push func(*conn) error, handle func(*conn, Req) error) error {
 	c := newConn(ctx, s.nextConn.Add(1), delta)
 	defer s.closeConn(c)
@@ -187,9 +198,15 @@ func serveStream[Req interface{ GetNode() *corev3.Node }](s *Server, ctx context
 			c.proxy = p
 			c.statusMu.Unlock()
 			c.push = func() error { return push(c) }
-			err = s.identify(ctx, c, nodeErr)
+			err = s.identify(ctx, c, nodeErr, req)
+			if err == nil && req.GetTypeUrl() == HealthType {
+				c.mu.Unlock()
+				continue // the registration took the health it reports
+			}
 		}
-		if err == nil {
+		if err == nil && req.GetTypeUrl() == HealthType {
+			s.reportHealth(ctx, c, req)
+		} else if err == nil {
 			err = handle(c, req)
 		}
 		c.mu.Unlock()

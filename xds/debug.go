@@ -18,6 +18,8 @@ type ProxyStatus struct {
 	ConnectedAt time.Time              `json:"connected_at"`
 	Revision    int64                  `json:"revision"`
 	Types       map[string]*TypeStatus `json:"types"`
+	// WorkloadEntry is the workload the proxy is registered as (AUTO_REGISTER_GROUP).
+	WorkloadEntry string `json:"workload_entry,omitempty"`
 }
 
 // Proxies returns the status of every connected stream, sorted by proxy id.
@@ -41,6 +43,9 @@ func (s *Server) Proxies() []ProxyStatus {
 		}
 		if b := cl.build.Load(); b != nil {
 			ps.Revision = b.Revision
+		}
+		if c.registered != nil { // set before the stream joined s.conns, never changed
+			ps.WorkloadEntry = p.Namespace + "/" + c.registered.Name()
 		}
 		c.statusMu.Lock()
 		for t, ts := range c.status {

@@ -56,6 +56,10 @@ type Proxy struct {
 	// Locality is where the proxy runs, "region/zone/sub-zone" (its node's locality):
 	// it chooses the priorities and weights of locality load balancing (locality.go).
 	Locality string
+	// AutoRegisterGroup names the WorkloadGroup of the proxy's namespace it asks to
+	// be registered in while connected (AUTO_REGISTER_GROUP metadata, Istio's
+	// ISTIO_META_AUTO_REGISTER_GROUP; see Registrar).
+	AutoRegisterGroup string
 }
 
 // ParseProxy reads a proxy's identity from its xDS node, as istiod does: the id must
@@ -96,6 +100,7 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 	p.IstioVersion = str(md, "ISTIO_VERSION")
 	p.ClusterID = str(md, "CLUSTER_ID")
 	p.Network = str(md, "NETWORK")
+	p.AutoRegisterGroup = str(md, "AUTO_REGISTER_GROUP")
 	if l := node.GetLocality(); l != nil {
 		p.Locality = localityString(l)
 	}

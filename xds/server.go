@@ -57,6 +57,7 @@ type Server struct {
 	queue        chan *conn // streams waiting for a push worker
 	auth         Authenticator
 	secretSource SecretSource
+	registrar    Registrar
 	memo         atomic.Pointer[snapMemo] // shared resources of the newest snapshot built
 
 	mu   sync.Mutex

@@ -1,0 +1,88 @@
+package xds
+
+import (
+	"context"
+	"time"
+
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// HealthType is the type URL of Istio's health reports: a proxy that runs its
+// workload's readiness probe sends a request of this type whenever the result
+// changes, without an error detail when the probe passes and with the failure
+// otherwise. It is answered with nothing.
+const HealthType = "istio.io/health"
+
+// Registrar registers the proxies that ask for it (node metadata
+// AUTO_REGISTER_GROUP, Istio's WorkloadGroup auto-registration) as workloads of
+// their group while they are connected.
+type Registrar interface {
+	// Register registers p, which proved to be id (nil over plaintext). healthy is
+	// the health p reported with its first request, nil when it reported none.
+	Register(ctx context.Context, p *Proxy, id *Identity, healthy *bool) (Registered, error)
+}
+
+// Registered is a proxy's registration, held while its stream lasts.
+type Registered interface {
+	// Name is the registered workload's name.
+	Name() string
+	// SetHealth records the health the proxy reported.
+	SetHealth(ctx context.Context, healthy bool, message string) error
+	// Close ends the registration's hold when the stream ends.
+	Close()
+}
+
+// SetRegistrar sets who registers proxies that ask to be (AUTO_REGISTER_GROUP). Set
+// it before serving. Without one such proxies are served without being registered.
+func (s *Server) SetRegistrar(r Registrar) { s.registrar = r }
+
+// registerTimeout bounds the write of a proxy's registration (the stream's first
+// request waits for it).
+const registerTimeout = 10 * time.Second
+
+// register registers a proxy that asks to be, before its stream joins a class: a
+// proxy that cannot be registered is refused, as istiod refuses it. first is the
+// stream's first request, which may be a health report. The caller holds c.mu.
+func (s *Server) register(ctx context.Context, c *conn, first healthReport) error {
+	if c.proxy.AutoRegisterGroup == "" || s.registrar == nil {
+		return nil
+	}
+	var healthy *bool
+	if first.GetTypeUrl() == HealthType {
+		h := first.GetErrorDetail() == nil
+		healthy = &h
+	}
+	rctx, cancel := context.WithTimeout(ctx, registerTimeout)
+	defer cancel()
+	reg, err := s.registrar.Register(rctx, c.proxy, c.identity, healthy)
+	if err != nil {
+		s.log.Warn("auto-registration refused", "proxy", c.proxy.ID, "group", c.proxy.AutoRegisterGroup, "err", err)
+		if _, ok := status.FromError(err); ok {
+			return err
+		}
+		return status.Errorf(codes.FailedPrecondition, "auto-registration in WorkloadGroup %s/%s: %v", c.proxy.Namespace, c.proxy.AutoRegisterGroup, err)
+	}
+	c.registered = reg
+	return nil
+}
+
+// healthReport is what the requests of both protocols have for health reports.
+type healthReport interface {
+	GetTypeUrl() string
+	GetErrorDetail() *rpcstatus.Status
+}
+
+// reportHealth records a health report of the stream's proxy on its registration. The
+// caller holds c.mu.
+func (s *Server) reportHealth(ctx context.Context, c *conn, req healthReport) {
+	if c.registered == nil {
+		return // only registered workloads have a health to keep
+	}
+	rctx, cancel := context.WithTimeout(ctx, registerTimeout)
+	defer cancel()
+	if err := c.registered.SetHealth(rctx, req.GetErrorDetail() == nil, req.GetErrorDetail().GetMessage()); err != nil {
+		s.log.Warn("recording a proxy's health failed", "proxy", c.proxy.ID, "err", err)
+	}
+}
