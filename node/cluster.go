@@ -16,6 +16,7 @@ import (
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
 
+	"github.com/navarch/navarch/adapters/vm"
 	"github.com/navarch/navarch/registry"
 	"github.com/navarch/navarch/store"
 	"github.com/navarch/navarch/xds"
@@ -124,6 +125,8 @@ func (n *Node) start(ctx context.Context) (*parts, error) {
 	xcfg.TrustDomain = n.cfg.CA.TrustDomain // servers' certificates are checked against the mesh's
 	p.oidc = xds.NewIssuerDiscovery(p.view, &http.Client{}, n.log)
 	p.xds = xds.NewServer(xcfg, p.oidc, n.metrics, n.log)
+	p.vm = vm.NewRegistrar(st, vm.Config{Node: n.cfg.Name, Grace: n.cfg.AutoRegistrationGrace}, n.log)
+	p.xds.SetRegistrar(vmRegistrar{p.vm})
 	p.grpc = grpc.NewServer(xdsServerOptions()...)
 	discovery.RegisterAggregatedDiscoveryServiceServer(p.grpc, p.xds)
 	if err := n.secureParts(p); err != nil {

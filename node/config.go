@@ -105,6 +105,11 @@ type Config struct {
 	CAKEK ca.KEK
 	// Consul brings a Consul catalog into the registry (off without an address).
 	Consul consul.Config
+	// AutoRegistrationGrace is how long a workload registered by its proxy
+	// (AUTO_REGISTER_GROUP) stays in the registry after its proxy disconnected, or
+	// after the node it was connected to died, 10 s as Istio's
+	// PILOT_WORKLOAD_ENTRY_GRACE_PERIOD: a proxy back within it keeps its entry.
+	AutoRegistrationGrace time.Duration
 	// Store tunes the embedded etcd member; Name, DataDir and URLs are filled in from
 	// the fields above.
 	Store store.Config
@@ -121,11 +126,12 @@ func DefaultConfig() Config {
 		XDSName:    "xds.navarch.local",
 		// Load spreading: often enough that a restarted node takes its share back
 		// within seconds, rarely enough to be free.
-		RebalanceInterval: 10 * time.Second,
-		XDS:               xds.DefaultConfig(),
-		Consul:            consul.DefaultConfig(),
-		CA:                ca.DefaultConfig(),
-		Store:             store.DefaultConfig(),
+		RebalanceInterval:     10 * time.Second,
+		AutoRegistrationGrace: 10 * time.Second,
+		XDS:                   xds.DefaultConfig(),
+		Consul:                consul.DefaultConfig(),
+		CA:                    ca.DefaultConfig(),
+		Store:                 store.DefaultConfig(),
 	}
 }
 
@@ -153,6 +159,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Domain == "" {
 		errs = append(errs, errors.New("node: domain must be set"))
+	}
+	if c.AutoRegistrationGrace < time.Second {
+		errs = append(errs, fmt.Errorf("node: --auto-registration-grace must be at least 1s (etcd leases count whole seconds), got %s", c.AutoRegistrationGrace))
 	}
 	if c.AdminToken == "" && c.AdminTokenFile == "" && !c.Dev {
 		errs = append(errs, errors.New("node: an admin token is required (--admin-token-file) unless --dev"))

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/navarch/navarch/adapters/vm"
 	"github.com/navarch/navarch/ca"
 	"github.com/navarch/navarch/client"
 	"github.com/navarch/navarch/registry"
@@ -66,6 +67,7 @@ type parts struct {
 	grpc   *grpc.Server
 	ca     *ca.Authority // the mesh CA (secure.go)
 	secure *grpc.Server  // the TLS gRPC port's server (secure.go)
+	vm     *vm.Registrar // registers the workloads whose proxies ask for it (vm.go)
 }
 
 // New prepares a node: it checks the configuration, creates the data dir and the
@@ -258,6 +260,7 @@ func (n *Node) serve(ctx context.Context, g *errgroup.Group, p *parts) error {
 	g.Go(func() error { return p.view.Run(ctx) })
 	g.Go(func() error { return p.oidc.Run(ctx) })
 	g.Go(func() error { return p.xds.Run(ctx) })
+	g.Go(func() error { return p.vm.Run(ctx) })
 	if err := n.runAdapters(ctx, g, p); err != nil {
 		return err
 	}

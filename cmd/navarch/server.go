@@ -24,6 +24,7 @@ func serverFlags(fs *flag.FlagSet, cfg *node.Config, secretFile *string) (tokenF
 	fs.StringVar(&cfg.HTTPTLSKey, "http-tls-key", cfg.HTTPTLSKey, "key of --http-tls-cert")
 	fs.StringVar(&cfg.EtcdClientAddr, "etcd-client-addr", cfg.EtcdClientAddr, "address of the embedded etcd's client listener (empty: a free loopback port)")
 	fs.StringVar(&cfg.EtcdPeerAddr, "etcd-peer-addr", cfg.EtcdPeerAddr, "address of the embedded etcd's peer listener (empty: a free loopback port)")
+	fs.DurationVar(&cfg.AutoRegistrationGrace, "auto-registration-grace", cfg.AutoRegistrationGrace, "how long a workload registered by its proxy (AUTO_REGISTER_GROUP) outlives its connection or its node")
 	fs.StringVar(&cfg.DNSAddr, "dns-addr", cfg.DNSAddr, "address (UDP) to answer DNS for --xds-name on, with every live node's xDS IP (lets grpc-go clients fail over)")
 	fs.StringVar(&cfg.XDSName, "xds-name", cfg.XDSName, "DNS name --dns-addr answers for")
 	fs.StringVar(&cfg.Domain, "domain", cfg.Domain, "DNS suffix short host names resolve under")
