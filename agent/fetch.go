@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -51,22 +50,7 @@ func (a *Agent) fetchFrom(ctx context.Context, server string, cred credential, r
 	if err != nil {
 		return nil, err
 	}
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: a.cfg.ServerName}
-	if roots == nil {
-		tlsCfg.InsecureSkipVerify = true // trust on first use: checked below
-	} else {
-		tlsCfg.RootCAs = x509.NewCertPool()
-		for _, r := range roots {
-			tlsCfg.RootCAs.AddCert(r)
-		}
-	}
-	if cred.cert != nil {
-		tc := tls.Certificate{PrivateKey: cred.cert.Key}
-		for _, c := range cred.cert.Chain {
-			tc.Certificate = append(tc.Certificate, c.Raw)
-		}
-		tlsCfg.Certificates = []tls.Certificate{tc}
-	}
+	tlsCfg := clientTLS(cred.cert, roots, a.cfg.ServerName) // nil roots: trust on first use, checked below
 	conn, err := grpc.NewClient(server, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
 	if err != nil {
 		return nil, err

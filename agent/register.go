@@ -1,0 +1,250 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// healthType is the type URL of Istio's health reports on an xDS stream.
+const healthType = "istio.io/health"
+
+// Registration is what the agent registers its workload as, in the WorkloadGroup
+// its join token is for: the node builds a WorkloadEntry from the group's template
+// with these (Istio's auto-registration, adapters/vm).
+type Registration struct {
+	// Group is the WorkloadGroup's name; its namespace is the certificate's.
+	Group string
+	// Address is the workload's IP address, where the mesh reaches it.
+	Address string
+	// Labels are added to (and override) the group's.
+	Labels map[string]string
+	// Network and Locality ("region/zone/subzone") place the workload.
+	Network, Locality string
+	// Probe, when set, is the workload's readiness check: the agent reports its
+	// result, and a failing workload is taken out of load balancing.
+	Probe *Probe
+}
+
+// Validate checks the registration without side effects.
+func (r *Registration) Validate() error {
+	var errs []error
+	if r.Group == "" {
+		errs = append(errs, errors.New("agent: --group (the WorkloadGroup to register in) must be set"))
+	}
+	if net.ParseIP(r.Address) == nil {
+		errs = append(errs, fmt.Errorf("agent: --address must be the workload's IP address, got %q", r.Address))
+	}
+	if r.Locality != "" && strings.Count(r.Locality, "/") > 2 {
+		errs = append(errs, fmt.Errorf("agent: --locality must be region[/zone[/subzone]], got %q", r.Locality))
+	}
+	if r.Probe != nil {
+		if err := r.Probe.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Register keeps the workload registered until ctx ends: it holds an xDS stream
+// (ADS over TLS, 15012) to one node at a time, authenticated with the certificate in
+// OutDir (which Run keeps current), asking to be registered in the group
+// (AUTO_REGISTER_GROUP), and reports the probe's results on it. The registration
+// lasts while the stream does, and a grace period after: when the node goes away
+// the agent reconnects to the next one, which takes the registration over. It may
+// run beside Run, in another goroutine: it shares nothing with it but the files.
+func (a *Agent) Register(ctx context.Context, reg Registration) error {
+	if err := reg.Validate(); err != nil {
+		return err
+	}
+	health := make(chan probeResult, 1)
+	if reg.Probe != nil {
+		go reg.Probe.run(ctx, health)
+	} else {
+		health <- probeResult{healthy: true}
+	}
+	var last probeResult
+	select {
+	case last = <-health: // the first report says how the workload is registered
+	case <-ctx.Done():
+		return nil
+	}
+	backoff := a.cfg.RetryMin
+	next := 0 // the node to try; Run has its own
+	for ctx.Err() == nil {
+		certs, err := Load(a.cfg.OutDir)
+		if err != nil || !certs.Valid(time.Now()) {
+			a.log.Debug("waiting for a certificate to register with", "err", err)
+			if !sleep(ctx, a.cfg.RetryMin) {
+				break
+			}
+			continue
+		}
+		server := a.cfg.Servers[next%len(a.cfg.Servers)]
+		start := time.Now()
+		last, err = a.holdRegistration(ctx, server, certs, reg, last, health)
+		if ctx.Err() != nil {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			backoff = a.cfg.RetryMin // the stream lasted: a fresh failure
+		}
+		a.log.Warn("registration stream ended; trying the next node", "server", server, "in", backoff, "err", err)
+		next++
+		if !sleep(ctx, backoff) {
+			break
+		}
+		backoff = min(2*backoff, a.cfg.RetryMax)
+	}
+	return nil
+}
+
+// holdRegistration holds one registration stream to server until it fails or ctx
+// ends, sending each health change; it returns the last health it knew of.
+func (a *Agent) holdRegistration(ctx context.Context, server string, certs *Certs, reg Registration,
+	last probeResult, health <-chan probeResult) (probeResult, error) {
+	ns, sa, err := namespaceAndAccount(certs.Identity)
+	if err != nil {
+		return last, err
+	}
+	conn, err := grpc.NewClient(server, grpc.WithTransportCredentials(credentials.NewTLS(clientTLS(certs, certs.Roots, a.cfg.ServerName))))
+	if err != nil {
+		return last, err
+	}
+	defer conn.Close()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := discovery.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(sctx)
+	if err != nil {
+		return last, err
+	}
+	ended := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := stream.Recv(); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}()
+	// A failed Send means the stream ended; Recv says why.
+	sendFailed := func() (probeResult, error) {
+		select {
+		case err := <-ended:
+			return last, err
+		case <-ctx.Done():
+			return last, nil
+		}
+	}
+	if err := stream.Send(healthRequest(registrationNode(reg, ns, sa), last)); err != nil {
+		return sendFailed()
+	}
+	// The node answers nothing to a health report: a stream that is still up a moment
+	// after the first one is a registration it accepted (a refusal ends the stream).
+	accepted := time.After(time.Second)
+	for {
+		select {
+		case err := <-ended:
+			return last, err
+		case <-accepted:
+			a.log.Info("registered", "server", server, "group", ns+"/"+reg.Group, "address", reg.Address, "healthy", last.healthy)
+		case r := <-health:
+			if r == last {
+				continue
+			}
+			last = r
+			a.log.Info("workload health changed", "healthy", r.healthy, "reason", r.message)
+			if err := stream.Send(healthRequest(nil, r)); err != nil {
+				return sendFailed()
+			}
+		case <-ctx.Done():
+			return last, nil
+		}
+	}
+}
+
+// registrationNode is the xDS node of a workload registering itself: an Istio node
+// id (sidecar~ip~name.ns~ns.svc.cluster.local) and the metadata istio-agent sends
+// for auto-registration.
+func registrationNode(reg Registration, ns, sa string) *core.Node {
+	labels := map[string]any{}
+	for k, v := range reg.Labels {
+		labels[k] = v
+	}
+	md := map[string]any{
+		"NAMESPACE":           ns,
+		"SERVICE_ACCOUNT":     sa,
+		"AUTO_REGISTER_GROUP": reg.Group,
+		"GENERATOR":           "grpc", // it subscribes to nothing: the lightest build
+		"LABELS":              labels,
+	}
+	if reg.Network != "" {
+		md["NETWORK"] = reg.Network
+	}
+	meta, _ := structpb.NewStruct(md)
+	name := reg.Group + "-" + strings.ReplaceAll(reg.Address, ":", "-")
+	n := &core.Node{
+		Id:       "sidecar~" + reg.Address + "~" + name + "." + ns + "~" + ns + ".svc.cluster.local",
+		Metadata: meta,
+	}
+	if reg.Locality != "" {
+		parts := append(strings.SplitN(reg.Locality, "/", 3), "", "")
+		n.Locality = &core.Locality{Region: parts[0], Zone: parts[1], SubZone: parts[2]}
+	}
+	return n
+}
+
+// healthRequest is Istio's health report: no error detail when healthy.
+func healthRequest(node *core.Node, r probeResult) *discovery.DiscoveryRequest {
+	req := &discovery.DiscoveryRequest{Node: node, TypeUrl: healthType}
+	if !r.healthy {
+		req.ErrorDetail = &rpcstatus.Status{Code: int32(codes.Unavailable), Message: r.message}
+	}
+	return req
+}
+
+// namespaceAndAccount reads spiffe://<td>/ns/<ns>/sa/<sa>.
+func namespaceAndAccount(id string) (string, string, error) {
+	_, path, ok := strings.Cut(strings.TrimPrefix(id, "spiffe://"), "/")
+	parts := strings.Split(path, "/")
+	if !ok || len(parts) != 4 || parts[0] != "ns" || parts[2] != "sa" {
+		return "", "", fmt.Errorf("certificate identity %q is not spiffe://<trust domain>/ns/<ns>/sa/<sa>", id)
+	}
+	return parts[1], parts[3], nil
+}
+
+// clientTLS is the TLS configuration of a connection to a node: verified against
+// roots for serverName (nil roots: not verified, trust on first use, for the caller
+// to check), presenting certs when given.
+func clientTLS(certs *Certs, roots []*x509.Certificate, serverName string) *tls.Config {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName}
+	if roots == nil {
+		cfg.InsecureSkipVerify = true
+	} else {
+		cfg.RootCAs = x509.NewCertPool()
+		for _, r := range roots {
+			cfg.RootCAs.AddCert(r)
+		}
+	}
+	if certs != nil {
+		tc := tls.Certificate{PrivateKey: certs.Key}
+		for _, c := range certs.Chain {
+			tc.Certificate = append(tc.Certificate, c.Raw)
+		}
+		cfg.Certificates = []tls.Certificate{tc}
+	}
+	return cfg
+}
