@@ -281,6 +281,7 @@ func readChain(t *testing.T, path string) (*x509.Certificate, []*x509.Certificat
 
 // agentProc is a running `navarch agent certs` and the certificates it reported.
 type agentProc struct {
+	cmd    *exec.Cmd
 	mu     sync.Mutex
 	issues []issue
 	log    strings.Builder
@@ -300,7 +301,7 @@ func startAgent(t *testing.T, args []string) *agentProc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	a := &agentProc{}
+	a := &agentProc{cmd: cmd}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -328,6 +329,13 @@ func (a *agentProc) read(r io.Reader) {
 		}
 		a.mu.Unlock()
 	}
+}
+
+// logged returns what the agent has logged so far.
+func (a *agentProc) logged() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.log.String()
 }
 
 func (a *agentProc) count() int {

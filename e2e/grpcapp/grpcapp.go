@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -30,6 +32,7 @@ type Backend struct {
 	Port    uint32
 	calls   atomic.Int64
 	serving atomic.Bool
+	health  *health.Server // gRPC's health service, SERVING until SetHealthy(false)
 	stop    func()
 	// succeedEvery, when n > 1, makes only every n-th call succeed and the others
 	// fail with UNAVAILABLE: a flaky backend, whose answers say how often a client
@@ -48,8 +51,10 @@ func StartFlakyBackend(name string, n int64) (*Backend, error) {
 		return nil, err
 	}
 	srv := grpc.NewServer()
-	b := &Backend{Name: name, Addr: lis.Addr().String(), Port: uint32(lis.Addr().(*net.TCPAddr).Port), stop: srv.Stop, succeedEvery: n}
+	b := &Backend{Name: name, Addr: lis.Addr().String(), Port: uint32(lis.Addr().(*net.TCPAddr).Port), stop: srv.Stop, succeedEvery: n,
+		health: health.NewServer()}
 	testgrpc.RegisterTestServiceServer(srv, b)
+	healthpb.RegisterHealthServer(srv, b.health)
 	go srv.Serve(lis)
 	return b, nil
 }
@@ -64,6 +69,16 @@ func (b *Backend) UnaryCall(context.Context, *testgrpc.SimpleRequest) (*testgrpc
 
 // Calls returns how many RPCs the backend answered.
 func (b *Backend) Calls() int64 { return b.calls.Load() }
+
+// SetHealthy sets what the backend's gRPC health service answers (SERVING or
+// NOT_SERVING); it keeps answering UnaryCall either way.
+func (b *Backend) SetHealthy(ok bool) {
+	st := healthpb.HealthCheckResponse_SERVING
+	if !ok {
+		st = healthpb.HealthCheckResponse_NOT_SERVING
+	}
+	b.health.SetServingStatus("", st)
+}
 
 // Stop stops the backend.
 func (b *Backend) Stop() { b.stop() }

@@ -1,0 +1,318 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/navarch/navarch/client"
+	"github.com/navarch/navarch/e2e/grpcapp"
+	"github.com/navarch/navarch/node/devcluster"
+)
+
+const vmHost = "ratings.vms.svc.cluster.local"
+
+// vmGroupYAML is the WorkloadGroup of one version of ratings' VMs (%[1]s), whose
+// workloads serve gRPC on port %[2]d.
+const vmGroupYAML = `apiVersion: networking.istio.io/v1
+kind: WorkloadGroup
+metadata: {name: ratings-%[1]s, namespace: vms}
+spec:
+  metadata: {labels: {app: ratings}}
+  template: {serviceAccount: ratings, labels: {version: %[1]s}, ports: {grpc: %[2]d}}
+`
+
+const vmMeshYAML = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings, namespace: vms}
+spec:
+  hosts: [ratings.vms.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: grpc, protocol: GRPC}]
+  workloadSelector: {labels: {app: ratings}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings, namespace: vms}
+spec:
+  host: ratings.vms.svc.cluster.local
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings, namespace: vms}
+spec:
+  hosts: [ratings.vms.svc.cluster.local]
+  http:
+  - route:
+    - {destination: {host: ratings.vms.svc.cluster.local, subset: v1}, weight: 50}
+    - {destination: {host: ratings.vms.svc.cluster.local, subset: v2}, weight: 50}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadGroup
+metadata: {name: reviews, namespace: vms}
+spec:
+  template: {serviceAccount: reviews}
+`
+
+// vmMesh is the state of TestVMAutoRegistration: a cluster, the VMs' gRPC servers
+// (all on loopback, told apart by port) and their agents.
+type vmMesh struct {
+	t        *testing.T
+	c        *devcluster.Cluster
+	dir      string
+	servers  string // the nodes' TLS addresses, for the agents
+	rootFile string
+	backends map[string]*grpcapp.Backend // by version
+	agents   map[string]*agentProc       // by version
+}
+
+// TestVMAutoRegistration: VMs whose agents hold a join token of their WorkloadGroup
+// register themselves (Istio's auto-registration) and take traffic by the
+// VirtualService; a VM failing its readiness probe is taken out of load balancing and
+// put back when it passes; the node a VM's agent is connected to is killed and the VM
+// stays registered throughout, held by another node; a VM whose agent dies leaves the
+// registry after the grace period; registering in another identity's group, or a
+// group that does not exist, is refused.
+func TestVMAutoRegistration(t *testing.T) {
+	m := &vmMesh{t: t, dir: t.TempDir(), backends: map[string]*grpcapp.Backend{}, agents: map[string]*agentProc{}}
+	m.c = startCluster(t, 3, "--auto-registration-grace", "2s")
+	var servers []string
+	for _, n := range m.c.Nodes() {
+		servers = append(servers, n.XDSTLS)
+	}
+	m.servers = strings.Join(servers, ",")
+	m.rootFile = writeFile(t, m.dir, "root.pem", mustNodeCLI(t, m.c, "n1", "ca", "show", "-o", "pem"))
+	var docs []string
+	for _, v := range []string{"v1", "v2"} {
+		b, err := grpcapp.StartBackend("ratings-" + v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Stop)
+		m.backends[v] = b
+		docs = append(docs, fmt.Sprintf(vmGroupYAML, v, b.Port))
+	}
+	mustNodeCLI(t, m.c, "n1", "apply", "-f", writeFile(t, m.dir, "mesh.yaml", strings.Join(append(docs, vmMeshYAML), "---\n")))
+	for _, v := range []string{"v1", "v2"} {
+		m.agents[v] = m.startAgent("ratings-"+v, "ratings-"+v, m.backends[v].Port)
+	}
+
+	t.Run("VMs register themselves and take traffic by the VirtualService", m.split)
+	t.Run("a VM failing its probe gets no traffic until it passes", m.probe)
+	t.Run("a VM whose node is killed stays registered, taken over by another node", m.nodeDies)
+	t.Run("a VM whose agent dies leaves the registry after the grace period", m.agentDies)
+	t.Run("registering as another identity's group or an unknown group is refused", m.refusals)
+}
+
+// startAgent runs `navarch agent run` for a VM of group (in namespace vms) whose
+// server listens on port, with a join token of tokenGroup.
+func (m *vmMesh) startAgent(tokenGroup, group string, port uint32) *agentProc {
+	m.t.Helper()
+	token := strings.TrimSpace(mustNodeCLI(m.t, m.c, runningNodes(m.c)[0], "token", "create", "--workload-group", "vms/"+tokenGroup, "--ttl", "1h"))
+	out := filepath.Join(m.dir, group+"-"+fmt.Sprint(port))
+	return startAgent(m.t, []string{"agent", "run", "--token-file", writeFile(m.t, m.dir, group+".token", token),
+		"--out", out, "--server", m.servers, "--ca-file", m.rootFile, "--group", group, "--address", "127.0.0.1",
+		"--probe", fmt.Sprintf("grpc:127.0.0.1:%d", port), "--probe-period", "200ms", "--probe-failures", "2"})
+}
+
+// endpoints returns ratings' endpoints as node name lists them, by name.
+func (m *vmMesh) endpoints(name string) (map[string]client.EndpointListing, error) {
+	res := nodeCLI(m.t, m.c, name, "registry", "-o", "json")
+	if res.Code != 0 {
+		return nil, fmt.Errorf("navarch registry: exit %d: %s", res.Code, res.Stderr)
+	}
+	var reg client.RegistryListing
+	if err := json.Unmarshal([]byte(res.Stdout), &reg); err != nil {
+		return nil, err
+	}
+	eps := map[string]client.EndpointListing{}
+	for _, s := range reg.Services {
+		if s.Host == vmHost {
+			for _, e := range s.Endpoints {
+				eps[e.Name] = e
+			}
+		}
+	}
+	return eps, nil
+}
+
+// expect waits until node name lists exactly the VMs of versions for ratings, from
+// source vm, with the unhealthy ones marked.
+func (m *vmMesh) expect(name string, versions []string, unhealthy ...string) {
+	m.t.Helper()
+	eventually(m.t, 30*time.Second, fmt.Sprintf("%s lists VMs %v (unhealthy %v)", name, versions, unhealthy), func() error {
+		eps, err := m.endpoints(name)
+		if err != nil {
+			return err
+		}
+		if len(eps) != len(versions) {
+			return fmt.Errorf("endpoints %v", eps)
+		}
+		for _, v := range versions {
+			e, ok := eps["ratings-"+v+"-127.0.0.1"]
+			if !ok {
+				return fmt.Errorf("no entry ratings-%s-127.0.0.1 in %v", v, eps)
+			}
+			if e.Source != "vm" || e.Labels["version"] != v || e.Labels["app"] != "ratings" || e.Ports["grpc"] != m.backends[v].Port {
+				return fmt.Errorf("entry of %s: %+v", v, e)
+			}
+			if e.Healthy == strings.Contains(strings.Join(unhealthy, ","), v) {
+				return fmt.Errorf("%s healthy=%v", v, e.Healthy)
+			}
+		}
+		return nil
+	})
+}
+
+// calls sends n RPCs through a client of node name and returns where they went.
+func (m *vmMesh) calls(name string, n int) grpcapp.Tally {
+	m.t.Helper()
+	conn, err := grpcapp.Dial(grpcBootstrapFrom(m.t, m.c, name), "xds:///"+vmHost+":9080")
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	grpcapp.Call(ctx, conn, 1) // connect and resolve before counting
+	return grpcapp.Call(ctx, conn, n)
+}
+
+func (m *vmMesh) split(t *testing.T) {
+	for _, n := range m.c.Names() {
+		m.expect(n, []string{"v1", "v2"})
+	}
+	tl := m.calls("n2", 1000)
+	v1, v2 := tl.Share("ratings-v1"), tl.Share("ratings-v2")
+	t.Logf("1000 RPCs: v1 %.1f%%, v2 %.1f%%, failed %v", 100*v1, 100*v2, tl.Failed)
+	if len(tl.Failed) > 0 || math.Abs(v1-0.5) > 0.06 || math.Abs(v2-0.5) > 0.06 {
+		t.Fatalf("split v1 %.3f v2 %.3f failed %v, want 50/50 within 6 points and no failures", v1, v2, tl.Failed)
+	}
+}
+
+func (m *vmMesh) probe(t *testing.T) {
+	v2 := m.backends["v2"]
+	v2.SetHealthy(false)
+	m.expect("n1", []string{"v1", "v2"}, "v2")
+	eventually(t, 30*time.Second, "no RPC reaches the VM failing its probe", func() error {
+		before := v2.Calls()
+		tl := m.calls("n3", 200)
+		if got := v2.Calls() - before; got > 0 || tl.By["ratings-v1"] == 0 {
+			return fmt.Errorf("%d of 200 RPCs reached v2: %v %v", got, tl.By, tl.Failed)
+		}
+		return nil
+	})
+	v2.SetHealthy(true)
+	m.expect("n1", []string{"v1", "v2"})
+	eventually(t, 30*time.Second, "the VM gets traffic again once its probe passes", func() error {
+		if tl := m.calls("n3", 100); tl.By["ratings-v2"] == 0 {
+			return fmt.Errorf("%v %v", tl.By, tl.Failed)
+		}
+		return nil
+	})
+}
+
+var registeredLine = regexp.MustCompile(`msg=registered .*server=(\S+)`)
+
+// registeredAt returns the TLS addresses of the nodes the agent registered through,
+// in order.
+func registeredAt(a *agentProc) []string {
+	var out []string
+	for _, m := range registeredLine.FindAllStringSubmatch(a.logged(), -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+func (m *vmMesh) nodeOf(tlsAddr string) string {
+	for _, n := range m.c.Nodes() {
+		if n.XDSTLS == tlsAddr {
+			return n.Name
+		}
+	}
+	m.t.Fatalf("no node serves TLS on %s", tlsAddr)
+	return ""
+}
+
+func (m *vmMesh) nodeDies(t *testing.T) {
+	a := m.agents["v1"]
+	at := registeredAt(a)
+	if len(at) == 0 {
+		t.Fatalf("the v1 agent logged no registration:\n%s", a.logged())
+	}
+	victim := m.nodeOf(at[len(at)-1])
+	if err := m.c.Kill(victim); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed %s, which held v1's registration", victim)
+	survivor := runningNodes(m.c)[0]
+	// Watch the registry for five grace periods: v1 is listed throughout.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		eps, err := m.endpoints(survivor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := eps["ratings-v1-127.0.0.1"]; !ok {
+			t.Fatalf("v1 left the registry after its node died: %v\nagent log:\n%s", eps, a.logged())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	at = registeredAt(a)
+	if now := m.nodeOf(at[len(at)-1]); now == victim {
+		t.Fatalf("the agent's last registration is still through %s: %v", victim, at)
+	}
+	tl := m.calls(survivor, 200)
+	if tl.By["ratings-v1"] == 0 || len(tl.Failed) > 0 {
+		t.Fatalf("after the node died: %v %v, want v1 still served", tl.By, tl.Failed)
+	}
+}
+
+func (m *vmMesh) agentDies(t *testing.T) {
+	a := m.agents["v2"]
+	if err := a.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	survivor := runningNodes(m.c)[0]
+	m.expect(survivor, []string{"v1"})
+	// The VirtualService still sends half the RPCs to subset v2, which now has no
+	// endpoint: those fail, as they would with istiod; none reaches the VM gone.
+	v2 := m.backends["v2"]
+	eventually(t, 30*time.Second, "no RPC reaches the VM gone", func() error {
+		before := v2.Calls()
+		if tl := m.calls(survivor, 100); v2.Calls() > before || tl.By["ratings-v1"] == 0 {
+			return fmt.Errorf("%d RPCs reached v2: %v %v", v2.Calls()-before, tl.By, tl.Failed)
+		}
+		return nil
+	})
+}
+
+func (m *vmMesh) refusals(t *testing.T) {
+	port := m.backends["v1"].Port
+	for _, tc := range []struct{ group, want string }{
+		{"reviews", `service account \"ratings\", the group's workloads are \"reviews\"`},
+		{"nope", "WorkloadGroup vms/nope: no such WorkloadGroup"},
+	} {
+		a := m.startAgent("ratings-v1", tc.group, port)
+		eventually(t, 30*time.Second, "the refusal in the agent's log", func() error {
+			if !strings.Contains(a.logged(), tc.want) {
+				return fmt.Errorf("no %q in:\n%s", tc.want, a.logged())
+			}
+			return nil
+		})
+		if at := registeredAt(a); len(at) > 0 {
+			t.Errorf("the agent of group %s says it registered through %v", tc.group, at)
+		}
+	}
+	m.expect(runningNodes(m.c)[0], []string{"v1"})
+}
