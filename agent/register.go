@@ -20,7 +20,7 @@ import (
 )
 
 // healthType is the type URL of Istio's health reports on an xDS stream.
-const healthType = "istio.io/health"
+const healthType = "type.googleapis.com/istio.v1.HealthInformation"
 
 // Registration is what the agent registers its workload as, in the WorkloadGroup
 // its join token is for: the node builds a WorkloadEntry from the group's template

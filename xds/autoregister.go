@@ -10,10 +10,19 @@ import (
 )
 
 // HealthType is the type URL of Istio's health reports: a proxy that runs its
-// workload's readiness probe sends a request of this type whenever the result
-// changes, without an error detail when the probe passes and with the failure
-// otherwise. It is answered with nothing.
-const HealthType = "istio.io/health"
+// workload's readiness probe (istio-agent with a readinessProbe in its proxy
+// config) sends a request of this type whenever the result changes, without an
+// error detail when the probe passes and with the failure otherwise. It is answered
+// with nothing. LegacyHealthType is the type URL of Istio releases before 1.9.
+const (
+	HealthType       = "type.googleapis.com/istio.v1.HealthInformation"
+	LegacyHealthType = "istio.io/health"
+)
+
+// isHealthReport reports whether a request is a health report.
+func isHealthReport(req healthReport) bool {
+	return req.GetTypeUrl() == HealthType || req.GetTypeUrl() == LegacyHealthType
+}
 
 // Registrar registers the proxies that ask for it (node metadata
 // AUTO_REGISTER_GROUP, Istio's WorkloadGroup auto-registration) as workloads of
@@ -50,7 +59,7 @@ func (s *Server) register(ctx context.Context, c *conn, first healthReport) erro
 		return nil
 	}
 	var healthy *bool
-	if first.GetTypeUrl() == HealthType {
+	if isHealthReport(first) {
 		h := first.GetErrorDetail() == nil
 		healthy = &h
 	}

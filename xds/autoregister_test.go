@@ -76,7 +76,7 @@ func TestAutoRegistrationAndHealthReports(t *testing.T) {
 	// Registered with the health of its first request, which is answered with nothing.
 	st.Send(registeringNode("ratings"))
 	st.Send(&discovery.DiscoveryRequest{TypeUrl: HealthType})
-	st.Send(&discovery.DiscoveryRequest{TypeUrl: HealthType, ErrorDetail: &rpcstatus.Status{Message: "probe failed"}})
+	st.Send(&discovery.DiscoveryRequest{TypeUrl: LegacyHealthType, ErrorDetail: &rpcstatus.Status{Message: "probe failed"}})
 	// A resource request on the same stream is served as usual.
 	st.Send(&discovery.DiscoveryRequest{TypeUrl: ClusterType, ResourceNames: []string{"outbound|9080||reviews.default.svc.cluster.local"}})
 	if resp := recvSotW(t, st); resp.TypeUrl != ClusterType {

@@ -199,12 +199,12 @@ func serveStream[Req interface {
 			c.statusMu.Unlock()
 			c.push = func() error { return push(c) }
 			err = s.identify(ctx, c, nodeErr, req)
-			if err == nil && req.GetTypeUrl() == HealthType {
+			if err == nil && isHealthReport(req) {
 				c.mu.Unlock()
 				continue // the registration took the health it reports
 			}
 		}
-		if err == nil && req.GetTypeUrl() == HealthType {
+		if err == nil && isHealthReport(req) {
 			s.reportHealth(ctx, c, req)
 		} else if err == nil {
 			err = handle(c, req)

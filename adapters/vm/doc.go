@@ -41,8 +41,9 @@
 // So an entry outlives its workload by about one grace period however the workload
 // or its node went away, and no node needs to sweep for orphans.
 //
-// Health. A proxy that reports its health (Istio's "istio.io/health" requests on the
-// xDS stream: no error detail when healthy, the failing probe's message otherwise)
+// Health. A proxy that reports its health (Istio's health requests on the xDS stream,
+// of type istio.v1.HealthInformation: no error detail when healthy, the failing
+// probe's message otherwise)
 // has it recorded on its entry (navarch.io/health: unhealthy), which takes it out of
 // load balancing until it reports healthy again. A proxy whose first request is a
 // health report is registered with that health, so a workload that starts failing its
