@@ -56,6 +56,10 @@ type ErrorResponse struct {
 type RegistryListing struct {
 	Revision int64            `json:"revision"`
 	Services []ServiceListing `json:"services"`
+	// Unselected are the workloads no service selects (a VM registered before its
+	// ServiceEntry was applied, a WorkloadEntry whose labels match none): they get
+	// no traffic.
+	Unselected []EndpointListing `json:"unselected,omitempty"`
 	// Sources is the sync status of each registry source (consul, kubernetes, ...).
 	Sources []SourceListing `json:"sources,omitempty"`
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"time"
 
+	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/client"
 	"github.com/navarch/navarch/registry"
 	"github.com/navarch/navarch/store"
@@ -20,6 +21,7 @@ func registryListing(snap *registry.Snapshot, sources map[string]store.SourceSta
 		}
 		out.Sources = append(out.Sources, sl)
 	}
+	selected := map[*registry.Workload]bool{}
 	for _, svc := range snap.Services() {
 		s := client.ServiceListing{
 			Host: svc.Hostname, Namespace: svc.Namespace, Source: svc.Source, Origin: svc.Origin.String(),
@@ -30,13 +32,23 @@ func registryListing(snap *registry.Snapshot, sources map[string]store.SourceSta
 			s.Ports = append(s.Ports, client.PortListing{Name: p.Name, Number: p.Number, Protocol: p.Protocol, TargetPort: p.TargetPort})
 		}
 		for _, w := range snap.Endpoints(svc) {
-			s.Endpoints = append(s.Endpoints, client.EndpointListing{
-				Name: w.Name, Namespace: w.Namespace, Address: w.Address, Ports: w.Ports, Labels: w.Labels,
-				Locality: w.Locality, Network: w.Network, Weight: w.Weight, ServiceAccount: w.ServiceAccount,
-				Healthy: w.Healthy, Source: w.Source, Stale: sources[w.Source].Stale,
-			})
+			selected[w] = true
+			s.Endpoints = append(s.Endpoints, endpointListing(w, sources))
 		}
 		out.Services = append(out.Services, s)
 	}
+	for _, w := range snap.Workloads() {
+		if !selected[w] && w.Origin.Kind == api.WorkloadEntry {
+			out.Unselected = append(out.Unselected, endpointListing(w, sources))
+		}
+	}
 	return out
+}
+
+func endpointListing(w *registry.Workload, sources map[string]store.SourceStatus) client.EndpointListing {
+	return client.EndpointListing{
+		Name: w.Name, Namespace: w.Namespace, Address: w.Address, Ports: w.Ports, Labels: w.Labels,
+		Locality: w.Locality, Network: w.Network, Weight: w.Weight, ServiceAccount: w.ServiceAccount,
+		Healthy: w.Healthy, Source: w.Source, Stale: sources[w.Source].Stale,
+	}
 }

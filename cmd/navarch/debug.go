@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/navarch/navarch/client"
 	"github.com/navarch/navarch/xds"
 )
 
@@ -60,15 +61,22 @@ func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\n", s.Host, strings.Join(ports, ","), source)
 		}
 		for _, e := range s.Endpoints {
-			health := "healthy"
-			if !e.Healthy {
-				health = "unhealthy"
-			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Host, strings.Join(ports, ","), source,
-				e.Address+portSuffix(e.Ports), health, dash(e.Locality), dash(labelString(e.Labels)))
+				e.Address+portSuffix(e.Ports), health(e), dash(e.Locality), dash(labelString(e.Labels)))
 		}
 	}
+	for _, e := range reg.Unselected { // no service selects them: listed so that they can be found
+		fmt.Fprintf(tw, "(none: %s/%s)\t-\t%s\t%s\t%s\t%s\t%s\n", e.Namespace, e.Name, e.Source,
+			e.Address+portSuffix(e.Ports), health(e), dash(e.Locality), dash(labelString(e.Labels)))
+	}
 	return tw.Flush()
+}
+
+func health(e client.EndpointListing) string {
+	if e.Healthy {
+		return "healthy"
+	}
+	return "unhealthy"
 }
 
 func portSuffix(ports map[string]uint32) string {
