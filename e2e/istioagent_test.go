@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -14,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/navarch/navarch/client"
 	"github.com/navarch/navarch/e2e/grpcapp"
+	"github.com/navarch/navarch/node/devcluster"
 )
 
 // peerBinary is a peer `make peers` builds into .peers/bin (or the path in the
@@ -51,6 +54,12 @@ type istioAgent struct {
 }
 
 func startIstioAgent(t *testing.T, bin, dir, token, rootPEM, node, ns, sa string, env ...string) *istioAgent {
+	return startIstioAgentWith(t, bin, dir, token, rootPEM, node, ns, sa, "", env...)
+}
+
+// startIstioAgentWith is startIstioAgent with more fields of PROXY_CONFIG (YAML flow
+// fields, "readinessProbe: {...}").
+func startIstioAgentWith(t *testing.T, bin, dir, token, rootPEM, node, ns, sa, proxyConfig string, env ...string) *istioAgent {
 	t.Helper()
 	files := map[string]string{"var/run/secrets/istio/root-cert.pem": rootPEM}
 	if token != "" {
@@ -85,7 +94,7 @@ func startIstioAgent(t *testing.T, bin, dir, token, rootPEM, node, ns, sa string
 		"CA_ADDR="+node,
 		// The configuration path is absolute so that the xDS socket named in the
 		// bootstrap (unix:///<path>/XDS) is where the agent listens.
-		fmt.Sprintf("PROXY_CONFIG={discoveryAddress: %q, configPath: %q, statusPort: %d}", node, filepath.Join(dir, "etc", "istio", "proxy"), statusPort),
+		fmt.Sprintf("PROXY_CONFIG={discoveryAddress: %q, configPath: %q, statusPort: %d%s}", node, filepath.Join(dir, "etc", "istio", "proxy"), statusPort, proxyConfig),
 		"OUTPUT_CERTS="+a.certs,
 		"GRPC_XDS_BOOTSTRAP="+a.bootstrap,
 		"POD_NAMESPACE="+ns, "POD_NAME="+sa+"-istio-agent", "SERVICE_ACCOUNT="+sa,
@@ -122,7 +131,7 @@ func startIstioAgent(t *testing.T, bin, dir, token, rootPEM, node, ns, sa string
 // agent's identity.
 func TestIstioAgentGetsItsCertificateAndConfigFromNavarch(t *testing.T) {
 	bin := peerBinary(t, "pilot-agent", "NAVARCH_PILOT_AGENT_BIN")
-	c := startCluster(t, 1)
+	c := startCluster(t, 1, "--auto-registration-grace", "2s")
 	dir := t.TempDir()
 	mustNodeCLI(t, c, "n1", "apply", "-f", writeFile(t, dir, "groups.yaml", shopGroups))
 	rootPEM := mustNodeCLI(t, c, "n1", "ca", "show", "-o", "pem")
@@ -165,6 +174,51 @@ func TestIstioAgentGetsItsCertificateAndConfigFromNavarch(t *testing.T) {
 		return nil
 	})
 
+	// A VM's agent asks to be registered in its WorkloadGroup (Istio's
+	// auto-registration): it is, while its xDS stream lasts, which pilot-agent opens
+	// when the workload connects to its xDS proxy.
+	t.Run("auto-registration in its WorkloadGroup", func(t *testing.T) {
+		// Its readiness probe checks a port nothing listens on.
+		closed, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed.Close()
+		probe := fmt.Sprintf(", readinessProbe: {tcpSocket: {host: 127.0.0.1, port: %d}, periodSeconds: 1}", closed.Addr().(*net.TCPAddr).Port)
+		vm := startIstioAgentWith(t, bin, filepath.Join(dir, "autoreg"), token, rootPEM, n1.XDSTLS, "shop", "frontend", probe,
+			"ISTIO_META_AUTO_REGISTER_GROUP=frontend", "ISTIO_META_NETWORK=vm-net")
+		eventually(t, 60*time.Second, "the agent's certificate", func() error {
+			_, err := agentCertificate(vm.certs, rootPEM, frontend)
+			return err
+		})
+		boot, err := os.ReadFile(vm.bootstrap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := grpcapp.DialSecure(boot, "xds:///ratings.shop.svc.cluster.local:9090")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		grpcapp.Call(ctx, conn, 1)
+		const name = "frontend-127.0.0.1-vm-net"
+		eventually(t, 30*time.Second, "the agent's WorkloadEntry, unhealthy by its probe", func() error {
+			e, err := registeredEntry(t, c, name)
+			if err == nil && (e.ServiceAccount != "frontend" || e.Address != "127.0.0.1" || e.Network != "vm-net" || e.Healthy) {
+				err = fmt.Errorf("entry %+v", e)
+			}
+			return err
+		})
+		conn.Close()
+		eventually(t, 30*time.Second, "the entry gone once the agent's stream ended", func() error {
+			if _, err := registeredEntry(t, c, name); err == nil {
+				return fmt.Errorf("%s is still registered", name)
+			}
+			return nil
+		})
+	})
+
 	// A VM's agent renews with the certificate it holds (PROV_CERT), with no token:
 	// navarch takes the caller's identity from its client certificate.
 	t.Run("renewal with the certificate it holds", func(t *testing.T) {
@@ -184,6 +238,29 @@ func TestIstioAgentGetsItsCertificateAndConfigFromNavarch(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// registeredEntry returns the WorkloadEntry of source vm named name, as node n1
+// lists it, or an error saying what it lists.
+func registeredEntry(t *testing.T, c *devcluster.Cluster, name string) (client.EndpointListing, error) {
+	var reg client.RegistryListing
+	res := nodeCLI(t, c, "n1", "registry", "-o", "json")
+	if res.Code != 0 {
+		return client.EndpointListing{}, fmt.Errorf("navarch registry: exit %d: %s", res.Code, res.Stderr)
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &reg); err != nil {
+		return client.EndpointListing{}, err
+	}
+	var all []client.EndpointListing
+	for _, s := range reg.Services {
+		all = append(all, s.Endpoints...)
+	}
+	for _, e := range append(all, reg.Unselected...) {
+		if e.Name == name && e.Source == "vm" {
+			return e, nil
+		}
+	}
+	return client.EndpointListing{}, fmt.Errorf("no entry %s of source vm in %+v", name, append(all, reg.Unselected...))
 }
 
 // agentCertificate reads the leaf certificate an agent wrote to dir and checks
