@@ -27,7 +27,7 @@ import (
 // 127.0.0.N, each port a free one, /etc/navarch and /var/lib/navarch directories of
 // the test. The nodes must form one cluster, serve from one node what another took,
 // and take back a node killed and restarted with its configuration; the agent must
-// get its workload's certificate.
+// get its workload's certificate and register it in its WorkloadGroup.
 func TestExampleDeployment(t *testing.T) {
 	if l, err := net.Listen("tcp", "127.0.0.2:0"); err != nil {
 		if os.Getenv("CI") != "" {
@@ -177,14 +177,28 @@ spec:
 	for i := range agentCmd {
 		agentCmd[i] = here(agentCmd[i])
 	}
-	agent := exec.Command(navarchBin, append(agentCmd[1:], "--once")...)
-	if out, err := agent.CombinedOutput(); err != nil {
-		t.Fatalf("navarch-agent.service's command, once: %v\n%s", err, out)
-	}
-	check := exec.Command(navarchBin, "agent", "certs", "--identity-check", "--out", filepath.Join(etc, "certs"))
-	if out, err := check.CombinedOutput(); err != nil || !strings.Contains(string(out), ratingsSPIFFE) {
-		t.Fatalf("the agent's files: %v\n%s", err, out)
-	}
+	agent := startAgent(t, agentCmd[1:])
+	eventually(t, 30*time.Second, "the agent's certificate files", func() error {
+		check := exec.Command(navarchBin, "agent", "certs", "--identity-check", "--out", filepath.Join(etc, "certs"))
+		if out, err := check.CombinedOutput(); err != nil || !strings.Contains(string(out), ratingsSPIFFE) {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	eventually(t, 30*time.Second, "the VM registered in its group", func() error {
+		res := run(2, "registry", "-o", "json")
+		var reg client.RegistryListing
+		if err := json.Unmarshal([]byte(res.Stdout), &reg); err != nil {
+			return fmt.Errorf("%v: %s", err, res.Stderr)
+		}
+		for _, e := range reg.Unselected {
+			if e.Name == "ratings-10.0.0.21" && e.Source == "vm" && e.ServiceAccount == "ratings-sa" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no ratings-10.0.0.21 among %+v\nagent log:\n%s", reg.Unselected, agent.logged())
+	})
+	agent.cmd.Process.Kill()
 
 	kill(1)
 	start(1)

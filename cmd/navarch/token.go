@@ -45,7 +45,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return printJSON(stdout, t)
 		}
 		fmt.Fprintln(stdout, t.Token)
-		fmt.Fprintf(stderr, "join token %s for %s (WorkloadGroup %s), valid until %s.\nIt is shown only now: keep it (navarch agent certs --token-file).\n",
+		fmt.Fprintf(stderr, "join token %s for %s (WorkloadGroup %s), valid until %s.\nIt is shown only now: keep it (navarch agent run --token-file, or agent certs).\n",
 			t.ID, t.Identity, t.WorkloadGroup, t.Expires.UTC().Format(time.RFC3339))
 		return nil
 	case args[0] == "list" && len(pos) == 0:
