@@ -34,7 +34,7 @@ func newEnv(t *testing.T, h Harness) *env {
 
 // OpenStore opens a one-member store (embedded etcd, no fsync) in a temporary
 // directory, closed when the test ends. Adapter tests outside the suite use it too.
-func OpenStore(t *testing.T) *store.Store {
+func OpenStore(t testing.TB) *store.Store {
 	t.Helper()
 	cfg := store.DefaultConfig()
 	cfg.DataDir = t.TempDir()
@@ -49,7 +49,7 @@ func OpenStore(t *testing.T) *store.Store {
 	return s
 }
 
-func freeURL(t *testing.T) string {
+func freeURL(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,7 +39,7 @@ type fixture struct {
 	ctx context.Context
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	st := registrytest.OpenStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -308,4 +309,35 @@ func registrySnapshot(f *fixture) (*registry.Snapshot, error) {
 		return nil, err
 	}
 	return registry.NewSnapshot(entries, rev, "cluster.local"), nil
+}
+
+// BenchmarkRegister measures registrations of distinct workloads through one
+// node's registrar, each a read of the group and a write of the entry in etcd (one
+// member, fsync off).
+func BenchmarkRegister(b *testing.B) {
+	f := newFixture(b)
+	r := NewRegistrar(f.st, Config{Node: "n1", Grace: grace}, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(f.ctx)
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	for {
+		if _, _, err := r.lease(); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var n atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			req := request()
+			req.IP = fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
+			if _, err := r.Register(f.ctx, req); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
