@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -120,7 +121,10 @@ func (a *Agent) holdRegistration(ctx context.Context, server string, certs *Cert
 	if err != nil {
 		return last, err
 	}
-	conn, err := grpc.NewClient(server, grpc.WithTransportCredentials(credentials.NewTLS(clientTLS(certs, certs.Roots, a.cfg.ServerName))))
+	// Keepalive pings notice a node that vanished without closing the connection
+	// (its host died, a network dropped it), at grpc-go's shortest interval.
+	conn, err := grpc.NewClient(server, grpc.WithTransportCredentials(credentials.NewTLS(clientTLS(certs, certs.Roots, a.cfg.ServerName))),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}))
 	if err != nil {
 		return last, err
 	}

@@ -2,6 +2,7 @@ package xds
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
@@ -73,8 +74,62 @@ func (s *Server) register(ctx context.Context, c *conn, first healthReport) erro
 		}
 		return status.Errorf(codes.FailedPrecondition, "auto-registration in WorkloadGroup %s/%s: %v", c.proxy.Namespace, c.proxy.AutoRegisterGroup, err)
 	}
-	c.registered = reg
+	c.registered = &registration{Registered: reg, end: make(chan struct{})}
 	return nil
+}
+
+// registration is a stream's registration, and how the server ends the stream.
+type registration struct {
+	Registered
+	end  chan struct{} // closed to end the stream
+	once sync.Once
+}
+
+// EndRegistered ends the streams of the proxies registered through this node, with
+// Unavailable: they reconnect, to another node if theirs lists several. The node
+// calls it when it cannot keep their registrations (its lease cannot be renewed).
+func (s *Server) EndRegistered() {
+	s.mu.Lock()
+	var regs []*registration
+	for _, c := range s.conns {
+		if c.registered != nil { // set before the stream joined s.conns, never changed
+			regs = append(regs, c.registered)
+		}
+	}
+	s.mu.Unlock()
+	for _, r := range regs {
+		r.once.Do(func() { close(r.end) })
+	}
+	if len(regs) > 0 {
+		s.log.Warn("ended the streams of registered proxies so that they register with another node", "streams", len(regs))
+	}
+}
+
+// received is one recv of a stream.
+type received[Req any] struct {
+	req Req
+	err error
+}
+
+// pump receives a registered stream's requests in a goroutine of its own, so that
+// the stream's handler can also wait for EndRegistered. Only registered proxies (VMs)
+// pay for the goroutine. It stops at the first error, which the stream's end causes.
+func pump[Req any](ctx context.Context, recv func() (Req, error)) <-chan received[Req] {
+	out := make(chan received[Req])
+	go func() {
+		for {
+			req, err := recv()
+			select {
+			case out <- received[Req]{req, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // healthReport is what the requests of both protocols have for health reports.

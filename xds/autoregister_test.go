@@ -105,3 +105,43 @@ func TestAutoRegistrationAndHealthReports(t *testing.T) {
 		t.Fatalf("refused registration: %v, want PermissionDenied", err)
 	}
 }
+
+func TestEndRegisteredEndsOnlyRegisteredStreams(t *testing.T) {
+	s, cc := startServer(t, newFakeSource(snapshotOf(t, reviewsSE)))
+	reg := &recordingRegistrar{}
+	s.SetRegistrar(reg)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ads := discovery.NewAggregatedDiscoveryServiceClient(cc)
+	registered, err := ads.StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	registered.Send(registeringNode("ratings"))
+	plain, err := ads.StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain.Send(&discovery.DiscoveryRequest{Node: testNode("default"), TypeUrl: ClusterType, ResourceNames: []string{"outbound|9080||reviews.default.svc.cluster.local"}})
+	recvSotW(t, plain)
+	for len(s.Proxies()) < 2 {
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	s.EndRegistered()
+	if _, err := registered.Recv(); grpcstatus.Code(err) != codes.Unavailable {
+		t.Fatalf("registered stream: %v, want Unavailable", err)
+	}
+	// The other stream is still served: a change reaches it.
+	plain.Send(&discovery.DiscoveryRequest{TypeUrl: ClusterType, ResourceNames: []string{"outbound|9080|v1|reviews.default.svc.cluster.local"}})
+	if resp := recvSotW(t, plain); resp.TypeUrl != ClusterType {
+		t.Fatalf("unregistered stream got %v", resp)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for fmt.Sprint(reg.seen()) != fmt.Sprint([]string{"register vms/ratings 10.0.0.1 healthy=false", "close"}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("registrar saw %q", reg.seen())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -27,7 +27,7 @@ type conn struct {
 	connectedAt time.Time
 	proxy       *Proxy
 	identity    *Identity  // who the proxy proved to be; nil over plaintext
-	registered  Registered // the proxy's registration as a workload (AUTO_REGISTER_GROUP)
+	registered  *registration // the proxy's registration as a workload (AUTO_REGISTER_GROUP)
 	class       *class
 	queued      atomic.Bool // waiting for a push worker
 
@@ -184,8 +184,22 @@ func serveStream[Req interface {
 	recv func() (Req, error), push func(*conn) error, handle func(*conn, Req) error) error {
 	c := newConn(ctx, s.nextConn.Add(1), delta)
 	defer s.closeConn(c)
+	var pumped <-chan received[Req] // set once the proxy is registered: see pump
 	for {
-		req, err := recv()
+		var req Req
+		var err error
+		if pumped == nil {
+			req, err = recv()
+		} else {
+			select {
+			case m := <-pumped:
+				req, err = m.req, m.err
+			case <-c.registered.end:
+				return status.Error(codes.Unavailable, "this node cannot keep the proxy's registration (it is cut off from its quorum): reconnect to another node")
+			case <-ctx.Done(): // the stream ended; pump may have given up delivering its error
+				return streamEnd(ctx.Err())
+			}
+		}
 		if err != nil {
 			return streamEnd(err)
 		}
@@ -199,6 +213,9 @@ func serveStream[Req interface {
 			c.statusMu.Unlock()
 			c.push = func() error { return push(c) }
 			err = s.identify(ctx, c, nodeErr, req)
+			if err == nil && c.registered != nil {
+				pumped = pump(ctx, recv)
+			}
 			if err == nil && isHealthReport(req) {
 				c.mu.Unlock()
 				continue // the registration took the health it reports

@@ -32,11 +32,15 @@
 //   - the proxy moves to another node: that node rewrites the entry with its own
 //     lease and controller, and the first node's delayed delete, a compare-and-swap
 //     on the revision it wrote, finds the entry changed and leaves it;
-//   - the node dies or loses its quorum: its lease ends a grace period later and
-//     etcd deletes every entry still attached to it, that is, of proxies that did not
-//     reconnect elsewhere. A node that lost its lease and is back in the quorum
-//     takes a new one and writes the entries of the proxies still connected to it
-//     again.
+//   - the node dies: its lease ends a grace period later and etcd deletes every
+//     entry still attached to it, that is, of proxies that did not reconnect
+//     elsewhere;
+//   - the node is cut off from its quorum: once its lease has gone unrenewed for
+//     half its TTL the node refuses new registrations and ends the streams of the
+//     proxies registered through it (Unavailable), so that they register with
+//     another node before the lease ends; a node that lost its lease and is back in
+//     the quorum takes a new one and writes the entries of the proxies still
+//     connected to it again.
 //
 // So an entry outlives its workload by about one grace period however the workload
 // or its node went away, and no node needs to sweep for orphans.

@@ -9,10 +9,10 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
 
@@ -55,6 +55,10 @@ type Config struct {
 	// (Istio's PILOT_WORKLOAD_ENTRY_GRACE_PERIOD, 10 s): a proxy that reconnects
 	// within it keeps its entry, and its traffic, throughout.
 	Grace time.Duration
+	// OnLeaseAtRisk is called when the node's lease cannot be renewed (the node is cut
+	// off from its quorum): the proxies registered through it should reconnect to
+	// another node before the lease, and their entries with it, ends.
+	OnLeaseAtRisk func()
 }
 
 // Request is a proxy asking to be registered.
@@ -88,8 +92,9 @@ type Registrar struct {
 
 	mu      sync.Mutex
 	ctx     context.Context // Run's; nil before Run
-	session *concurrency.Session
+	leaseID clientv3.LeaseID
 	entries map[api.Key]*entry
+	atRisk  atomic.Bool // the lease's renewals are failing
 }
 
 // entry is a WorkloadEntry this node wrote, for the proxies connected to it.
@@ -113,14 +118,17 @@ func NewRegistrar(st *store.Store, cfg Config, log *slog.Logger) *Registrar {
 	return &Registrar{st: st, cfg: cfg, log: log.With("component", "vm"), now: time.Now, entries: map[api.Key]*entry{}}
 }
 
-// Run holds the node's lease until ctx ends. When the lease is lost (the node was
-// cut off from its quorum for longer than the grace period, and etcd deleted its
-// entries) it takes a new one and writes the entries of the proxies still connected
-// again.
+// Run holds the node's lease until ctx ends, renewing it. When renewals have failed
+// for half the lease's TTL (the node is cut off from its quorum) the lease is at
+// risk: new registrations are refused and OnLeaseAtRisk asks the proxies registered
+// here to reconnect to another node, which registers them there before etcd deletes
+// this node's entries. When the lease is lost all the same, Run takes a new one once
+// it can and writes the entries of the proxies still connected again.
 func (r *Registrar) Run(ctx context.Context) error {
 	backoff := 200 * time.Millisecond
+	held := false
 	for ctx.Err() == nil {
-		sess, err := concurrency.NewSession(r.st.Client(), concurrency.WithTTL(r.leaseTTL()), concurrency.WithContext(ctx))
+		lease, ttl, renewals, err := r.grant(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
 				r.log.Warn("taking a lease for registered workloads failed; retrying", "in", backoff, "err", err)
@@ -133,30 +141,85 @@ func (r *Registrar) Run(ctx context.Context) error {
 		}
 		backoff = 200 * time.Millisecond
 		r.mu.Lock()
-		lost := r.session != nil
-		r.ctx, r.session = ctx, sess
+		r.ctx, r.leaseID = ctx, lease
 		r.mu.Unlock()
-		if lost {
+		r.atRisk.Store(false)
+		if held {
 			r.rewriteAll(ctx)
 		}
-		select {
-		case <-sess.Done():
-			if ctx.Err() == nil {
-				r.log.Warn("the lease of registered workloads ended (this node was cut off from its quorum); taking a new one")
-			}
-		case <-ctx.Done():
+		held = true
+		r.renew(ctx, ttl, renewals)
+		r.mu.Lock()
+		r.leaseID = 0
+		r.mu.Unlock()
+		if ctx.Err() == nil {
+			r.log.Warn("the lease of registered workloads ended (this node was cut off from its quorum); taking a new one")
 		}
 	}
-	r.mu.Lock()
-	sess := r.session
-	r.session = nil
-	r.mu.Unlock()
-	if sess != nil {
-		// Not revoked: a node stopping (or restarting) leaves its entries to the grace
-		// period, time for their proxies to reconnect elsewhere or to this node again.
-		sess.Orphan()
-	}
+	// The lease is not revoked: a node stopping (or restarting) leaves its entries to
+	// the grace period, time for their proxies to reconnect elsewhere or to this node.
 	return nil
+}
+
+// grant takes a new lease and starts renewing it. Its TTL is the one etcd granted,
+// which is at least etcd's minimum (one and a half election timeouts).
+func (r *Registrar) grant(ctx context.Context) (clientv3.LeaseID, time.Duration, <-chan *clientv3.LeaseKeepAliveResponse, error) {
+	gctx, cancel := context.WithTimeout(ctx, r.cfg.Grace)
+	defer cancel()
+	resp, err := r.st.Client().Grant(gctx, int64(r.leaseTTL()))
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	renewals, err := r.st.Client().KeepAlive(ctx, resp.ID)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	return resp.ID, time.Duration(resp.TTL) * time.Second, renewals, nil
+}
+
+// renew follows a lease's renewals until it ends (or ctx does), marking it at risk
+// when they have failed for half its TTL, and when it ended.
+func (r *Registrar) renew(ctx context.Context, ttl time.Duration, renewals <-chan *clientv3.LeaseKeepAliveResponse) {
+	// etcd's client renews every third of the TTL in whole seconds but at most every
+	// 500 ms: a renewal a little late is not yet a risk.
+	risky := max(ttl/2, 1500*time.Millisecond)
+	check := time.NewTicker(ttl / 8)
+	defer check.Stop()
+	last := r.now()
+	for {
+		select {
+		case _, ok := <-renewals:
+			if !ok { // the lease expired (or ctx ended)
+				if ctx.Err() == nil {
+					r.setAtRisk(r.now().Sub(last))
+				}
+				return
+			}
+			last = r.now()
+			if r.atRisk.CompareAndSwap(true, false) {
+				r.log.Info("the lease of registered workloads is renewed again")
+			}
+		case <-check.C:
+			if r.now().Sub(last) > risky {
+				r.setAtRisk(r.now().Sub(last))
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// setAtRisk marks the lease at risk and, the first time, asks the registered
+// proxies to move.
+func (r *Registrar) setAtRisk(unrenewed time.Duration) {
+	if !r.atRisk.CompareAndSwap(false, true) {
+		return
+	}
+	r.log.Warn("the lease of registered workloads cannot be renewed (no quorum?): asking registered proxies to move to another node",
+		"unrenewed_for", unrenewed.Round(time.Millisecond))
+	if r.cfg.OnLeaseAtRisk != nil {
+		r.cfg.OnLeaseAtRisk()
+	}
 }
 
 // leaseTTL is Grace in whole seconds, as etcd counts them (at least one).
@@ -167,10 +230,13 @@ func (r *Registrar) leaseTTL() int {
 func (r *Registrar) lease() (context.Context, clientv3.LeaseID, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.session == nil {
-		return nil, 0, fmt.Errorf("registering workloads: %w (this node holds no lease yet)", store.ErrUnavailable)
+	if r.leaseID == 0 {
+		return nil, 0, fmt.Errorf("registering workloads: %w (this node holds no lease now)", store.ErrUnavailable)
 	}
-	return r.ctx, r.session.Lease(), nil
+	if r.atRisk.Load() {
+		return nil, 0, fmt.Errorf("registering workloads: %w (this node cannot renew its lease: register with another node)", store.ErrUnavailable)
+	}
+	return r.ctx, r.leaseID, nil
 }
 
 // Registration is one registered proxy's hold on its entry.
@@ -186,6 +252,9 @@ func (g *Registration) Name() string { return g.e.key.Name }
 // one it already has (written by this node or another), and returns the proxy's
 // hold on it; Close the hold when the proxy's stream ends.
 func (r *Registrar) Register(ctx context.Context, req Request) (*Registration, error) {
+	if _, _, err := r.lease(); err != nil {
+		return nil, err // refused at once: another node can register the proxy
+	}
 	group, err := r.group(ctx, req)
 	if err != nil {
 		return nil, err
@@ -367,9 +436,9 @@ func (g *Registration) Close() {
 		return
 	}
 	ctx, _, err := r.lease()
-	if err != nil {
+	if err != nil || ctx.Err() != nil {
 		r.forgetIfIdle(e)
-		return // the lease is gone, and the entry with it
+		return // the lease is gone or at risk, or the node stopping: the entry goes with the lease
 	}
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	gone := e.written.Clone()

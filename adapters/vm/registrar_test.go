@@ -341,3 +341,38 @@ func BenchmarkRegister(b *testing.B) {
 		}
 	})
 }
+
+// TestLeaseAtRiskMovesProxiesAway stops the etcd member under a registrar: its lease
+// can no longer be renewed, so new registrations are refused and the registered
+// proxies are asked to move to another node.
+func TestLeaseAtRiskMovesProxiesAway(t *testing.T) {
+	f := newFixture(t)
+	atRisk := make(chan struct{}, 1)
+	r := NewRegistrar(f.st, Config{Node: "n1", Grace: grace, OnLeaseAtRisk: func() { atRisk <- struct{}{} }}, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(f.ctx)
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	eventually(t, "a lease", func() error { _, _, err := r.lease(); return err })
+	if _, err := r.Register(f.ctx, request()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-atRisk:
+		t.Fatal("at risk while etcd renews the lease")
+	case <-time.After(3 * grace):
+	}
+	f.st.Etcd().Server.HardStop()
+	select {
+	case <-atRisk:
+	case <-time.After(10 * grace):
+		t.Fatal("no call of OnLeaseAtRisk after etcd stopped")
+	}
+	req := request()
+	req.IP = "10.0.0.9"
+	rctx, rcancel := context.WithTimeout(f.ctx, 5*time.Second)
+	defer rcancel()
+	if _, err := r.Register(rctx, req); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("registering while the lease is at risk: %v, want ErrUnavailable", err)
+	}
+}
