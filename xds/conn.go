@@ -26,7 +26,7 @@ type conn struct {
 	delta       bool
 	connectedAt time.Time
 	proxy       *Proxy
-	identity    *Identity  // who the proxy proved to be; nil over plaintext
+	identity    *Identity     // who the proxy proved to be; nil over plaintext
 	registered  *registration // the proxy's registration as a workload (AUTO_REGISTER_GROUP)
 	class       *class
 	queued      atomic.Bool // waiting for a push worker
