@@ -10,7 +10,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"log/slog"
-	"net"
 	"net/url"
 	"testing"
 	"time"
@@ -21,22 +20,12 @@ import (
 
 func testLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-func freeURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return "http://" + l.Addr().String()
-}
-
 // openStore starts a one-member etcd for the test.
 func openStore(t *testing.T) *store.Store {
 	t.Helper()
 	cfg := store.DefaultConfig()
 	cfg.DataDir = t.TempDir()
-	cfg.ClientURL, cfg.PeerURL = freeURL(t), freeURL(t)
+	cfg.ClientURL, cfg.PeerURL = store.AnyLoopbackURL, store.AnyLoopbackURL
 	cfg.UnsafeNoFsync = true
 	cfg.HeartbeatMs, cfg.ElectionMs = 10, 100
 	s, err := store.Open(cfg, testLog())

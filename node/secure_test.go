@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
@@ -14,23 +13,13 @@ import (
 	"github.com/navarch/navarch/xds"
 )
 
-func freeURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return "http://" + l.Addr().String()
-}
-
 // TestCAForXDS: the secrets SDS serves are cached per identity, for that identity,
 // and re-issued when the trust bundle changes.
 func TestCAForXDS(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	cfg := store.DefaultConfig()
 	cfg.DataDir = t.TempDir()
-	cfg.ClientURL, cfg.PeerURL = freeURL(t), freeURL(t)
+	cfg.ClientURL, cfg.PeerURL = store.AnyLoopbackURL, store.AnyLoopbackURL
 	cfg.UnsafeNoFsync = true
 	st, err := store.Open(cfg, log)
 	if err != nil {

@@ -7,6 +7,13 @@ import (
 	"time"
 )
 
+// AnyLoopbackURL, as ClientURL and PeerURL of a one-member store, has etcd listen
+// on free loopback ports that it picks itself, so that stores started at once (tests
+// in parallel) never race for a port. Its members cannot be joined or dialled at
+// that URL: it is for members nothing else reaches (the node's own client is
+// in-process).
+const AnyLoopbackURL = "http://127.0.0.1:0"
+
 // Config configures the embedded etcd member of a node.
 type Config struct {
 	// Name is the member's name, unique in the cluster.

@@ -65,7 +65,7 @@ func TestEtcdStartAndStopAreQuiet(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Name = "n1"
 	cfg.DataDir = filepath.Join(t.TempDir(), "etcd") // etcd creates it 0700, as a node's
-	cfg.ClientURL, cfg.PeerURL = freeURL(t), freeURL(t)
+	cfg.ClientURL, cfg.PeerURL = AnyLoopbackURL, AnyLoopbackURL
 	cfg.UnsafeNoFsync = true
 	cfg.LogLevel = "debug"
 	s, err := Open(cfg, log)

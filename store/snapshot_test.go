@@ -48,7 +48,7 @@ func TestBackupAndRestore(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Name = "restored"
 	cfg.DataDir = filepath.Join(t.TempDir(), "etcd")
-	cfg.ClientURL, cfg.PeerURL = freeURL(t), freeURL(t)
+	cfg.ClientURL, cfg.PeerURL = AnyLoopbackURL, AnyLoopbackURL
 	cfg.UnsafeNoFsync = true
 	if err := RestoreSnapshot(path, cfg, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)

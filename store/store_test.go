@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
@@ -13,21 +12,11 @@ import (
 	"github.com/navarch/navarch/api"
 )
 
-func freeURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return "http://" + l.Addr().String()
-}
-
 func openTestStore(t *testing.T) *Store {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
-	cfg.ClientURL, cfg.PeerURL = freeURL(t), freeURL(t)
+	cfg.ClientURL, cfg.PeerURL = AnyLoopbackURL, AnyLoopbackURL
 	cfg.UnsafeNoFsync = true
 	s, err := Open(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {

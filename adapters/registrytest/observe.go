@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -38,7 +37,7 @@ func OpenStore(t testing.TB) *store.Store {
 	t.Helper()
 	cfg := store.DefaultConfig()
 	cfg.DataDir = t.TempDir()
-	cfg.ClientURL, cfg.PeerURL = freeURL(t), freeURL(t)
+	cfg.ClientURL, cfg.PeerURL = store.AnyLoopbackURL, store.AnyLoopbackURL
 	cfg.UnsafeNoFsync = true
 	cfg.LogLevel = "error"
 	s, err := store.Open(cfg, slog.New(slog.DiscardHandler))
@@ -47,16 +46,6 @@ func OpenStore(t testing.TB) *store.Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
-}
-
-func freeURL(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return "http://" + l.Addr().String()
 }
 
 // start runs the adapter as node id; the returned function stops it and waits.
