@@ -59,6 +59,8 @@ type Config struct {
 	// off from its quorum): the proxies registered through it should reconnect to
 	// another node before the lease, and their entries with it, ends.
 	OnLeaseAtRisk func()
+	// Metrics, when set, counts registrations.
+	Metrics *Metrics
 }
 
 // Request is a proxy asking to be registered.
@@ -114,6 +116,9 @@ type entry struct {
 func NewRegistrar(st *store.Store, cfg Config, log *slog.Logger) *Registrar {
 	if cfg.Grace <= 0 {
 		cfg.Grace = 10 * time.Second
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
 	}
 	return &Registrar{st: st, cfg: cfg, log: log.With("component", "vm"), now: time.Now, entries: map[api.Key]*entry{}}
 }
@@ -253,10 +258,12 @@ func (g *Registration) Name() string { return g.e.key.Name }
 // hold on it; Close the hold when the proxy's stream ends.
 func (r *Registrar) Register(ctx context.Context, req Request) (*Registration, error) {
 	if _, _, err := r.lease(); err != nil {
+		r.cfg.Metrics.errors.Inc()
 		return nil, err // refused at once: another node can register the proxy
 	}
 	group, err := r.group(ctx, req)
 	if err != nil {
+		r.cfg.Metrics.errors.Inc()
 		return nil, err
 	}
 	res := entryFor(req, group)
@@ -265,6 +272,7 @@ func (r *Registrar) Register(ctx context.Context, req Request) (*Registration, e
 	if e == nil {
 		e = &entry{key: res.Key()}
 		r.entries[e.key] = e
+		r.cfg.Metrics.held.Set(float64(len(r.entries)))
 	}
 	r.mu.Unlock()
 
@@ -285,8 +293,10 @@ func (r *Registrar) Register(ctx context.Context, req Request) (*Registration, e
 	if err := r.write(ctx, e, res, false); err != nil {
 		e.streams--
 		r.forgetIfIdle(e)
+		r.cfg.Metrics.errors.Inc()
 		return nil, err
 	}
+	r.cfg.Metrics.success.Inc()
 	r.log.Info("workload registered", "workload_entry", e.key.Namespace+"/"+e.key.Name, "group", req.Group, "proxy", req.ProxyID, "healthy", e.healthy)
 	return &Registration{r: r, e: e}, nil
 }
@@ -421,6 +431,7 @@ func (g *Registration) SetHealth(ctx context.Context, healthy bool, message stri
 	}
 	e.reports, e.healthy, e.message = true, healthy, message
 	g.r.log.Info("registered workload reported its health", "workload_entry", e.key.Namespace+"/"+e.key.Name, "healthy", healthy, "message", message)
+	g.r.cfg.Metrics.updates.Inc()
 	return g.r.write(ctx, e, e.written, true)
 }
 
@@ -435,6 +446,7 @@ func (g *Registration) Close() {
 	if e.streams > 0 || e.written == nil {
 		return
 	}
+	r.cfg.Metrics.unregister.Inc()
 	ctx, _, err := r.lease()
 	if err != nil || ctx.Err() != nil {
 		r.forgetIfIdle(e)
@@ -465,6 +477,7 @@ func (r *Registrar) remove(ctx context.Context, e *entry) {
 		cancel()
 		switch {
 		case err == nil:
+			r.cfg.Metrics.deletes.Inc()
 			r.log.Info("registered workload removed after its grace period", "workload_entry", e.key.Namespace+"/"+e.key.Name)
 		case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
 			// another node holds it now, or its lease already took it
@@ -487,6 +500,7 @@ func (r *Registrar) forgetIfIdle(e *entry) {
 	if r.entries[e.key] == e {
 		delete(r.entries, e.key)
 	}
+	r.cfg.Metrics.held.Set(float64(len(r.entries)))
 	r.mu.Unlock()
 }
 
@@ -501,6 +515,7 @@ func (r *Registrar) rewriteAll(ctx context.Context) {
 	for _, e := range entries {
 		e.mu.Lock()
 		if e.streams > 0 && e.written != nil {
+			r.cfg.Metrics.updates.Inc()
 			if err := r.write(ctx, e, e.written, false); err != nil {
 				r.log.Warn("writing a registered workload again failed", "workload_entry", e.key.Namespace+"/"+e.key.Name, "err", err)
 			}

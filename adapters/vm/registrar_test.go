@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/navarch/navarch/adapters/registrytest"
@@ -172,6 +174,8 @@ func TestRegisterRefusesOthers(t *testing.T) {
 func TestEntryOutlivesItsProxyByTheGracePeriod(t *testing.T) {
 	f := newFixture(t)
 	r, _ := f.node(t, "n1")
+	m := NewMetrics(prometheus.NewRegistry())
+	r.cfg.Metrics = m
 	g, err := r.Register(f.ctx, request())
 	if err != nil {
 		t.Fatal(err)
@@ -193,6 +197,18 @@ func TestEntryOutlivesItsProxyByTheGracePeriod(t *testing.T) {
 	}
 	g.Close()
 	eventually(t, "the proxy gone for good", f.absent(t, g.Name()))
+	eventually(t, "the registrar forgetting the entry", func() error {
+		if held := testutil.ToFloat64(m.held); held != 0 {
+			return fmt.Errorf("%v entries held", held)
+		}
+		return nil
+	})
+	for name, c := range map[string]prometheus.Counter{"success": m.success, "unregister": m.unregister, "deletes": m.deletes, "errors": m.errors} {
+		want := map[string]float64{"success": 2, "unregister": 2, "deletes": 1}[name]
+		if got := testutil.ToFloat64(c); got != want {
+			t.Errorf("%s: %v, want %v", name, got, want)
+		}
+	}
 }
 
 func TestProxyMovingToAnotherNodeKeepsItsEntry(t *testing.T) {
