@@ -447,18 +447,24 @@ func (g *Registration) Close() {
 		return
 	}
 	r.cfg.Metrics.unregister.Inc()
-	ctx, _, err := r.lease()
-	if err != nil || ctx.Err() != nil {
+	r.mu.Lock()
+	ctx, held := r.ctx, r.leaseID != 0
+	r.mu.Unlock()
+	if !held || ctx.Err() != nil {
 		r.forgetIfIdle(e)
-		return // the lease is gone or at risk, or the node stopping: the entry goes with the lease
+		return // the lease is gone, or the node stopping: the entry goes with the lease
 	}
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	gone := e.written.Clone()
-	gone.Meta.Annotations[AnnotationDisconnectedAt] = r.now().UTC().Format(time.RFC3339Nano)
-	if err := r.write(wctx, e, gone, true); err != nil {
-		r.log.Warn("marking a registered workload disconnected failed", "workload_entry", e.key.Namespace+"/"+e.key.Name, "err", err)
+	if !r.atRisk.Load() {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		gone := e.written.Clone()
+		gone.Meta.Annotations[AnnotationDisconnectedAt] = r.now().UTC().Format(time.RFC3339Nano)
+		if err := r.write(wctx, e, gone, true); err != nil {
+			r.log.Warn("marking a registered workload disconnected failed", "workload_entry", e.key.Namespace+"/"+e.key.Name, "err", err)
+		}
+		cancel()
 	}
-	cancel()
+	// Removed after the grace period even when the lease is at risk: should it be
+	// renewed after all, the entry must not outlive its proxy on it.
 	e.remove = time.AfterFunc(r.cfg.Grace, func() { r.remove(ctx, e) })
 }
 

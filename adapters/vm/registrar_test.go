@@ -370,7 +370,8 @@ func TestLeaseAtRiskMovesProxiesAway(t *testing.T) {
 	go func() { r.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 	eventually(t, "a lease", func() error { _, _, err := r.lease(); return err })
-	if _, err := r.Register(f.ctx, request()); err != nil {
+	g, err := r.Register(f.ctx, request())
+	if err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -391,4 +392,16 @@ func TestLeaseAtRiskMovesProxiesAway(t *testing.T) {
 	if _, err := r.Register(rctx, req); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("registering while the lease is at risk: %v, want ErrUnavailable", err)
 	}
+	// The proxy leaves (its stream ended): its entry is still removed after the grace
+	// period, in case the lease is renewed after all.
+	g.Close()
+	if got := r.Registered(); len(got) != 1 {
+		t.Fatalf("right after the proxy left: holding %v, want its entry until the grace period ends", got)
+	}
+	eventually(t, "the entry let go after the grace period", func() error {
+		if got := r.Registered(); len(got) != 0 {
+			return fmt.Errorf("holding %v", got)
+		}
+		return nil
+	})
 }
