@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/navarch/navarch/internal/wait"
 )
 
 // Agent keeps a workload's certificate files current. Its methods are called from
@@ -41,7 +43,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	backoff := a.cfg.RetryMin
 	for {
-		if !sleep(ctx, a.untilRenewal(time.Now())) {
+		if !wait.Sleep(ctx, a.untilRenewal(time.Now())) {
 			return nil
 		}
 		if _, err := a.Fetch(ctx); err != nil {
@@ -49,7 +51,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				return nil
 			}
 			a.log.Warn("getting a certificate failed; retrying", "in", backoff, "err", err)
-			if !sleep(ctx, backoff) {
+			if !wait.Sleep(ctx, backoff) {
 				return nil
 			}
 			backoff = min(2*backoff, a.cfg.RetryMax)
@@ -184,18 +186,4 @@ func (a *Agent) token() (string, error) {
 		return "", fmt.Errorf("reading the join token: %w", err)
 	}
 	return strings.TrimSpace(string(b)), nil
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

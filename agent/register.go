@@ -18,6 +18,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/navarch/navarch/internal/wait"
 )
 
 // healthType is the type URL of Istio's health reports on an xDS stream.
@@ -89,7 +91,7 @@ func (a *Agent) Register(ctx context.Context, reg Registration) error {
 		certs, err := Load(a.cfg.OutDir)
 		if err != nil || !certs.Valid(time.Now()) {
 			a.log.Debug("waiting for a certificate to register with", "err", err)
-			if !sleep(ctx, a.cfg.RetryMin) {
+			if !wait.Sleep(ctx, a.cfg.RetryMin) {
 				break
 			}
 			continue
@@ -105,7 +107,7 @@ func (a *Agent) Register(ctx context.Context, reg Registration) error {
 		}
 		a.log.Warn("registration stream ended; trying the next node", "server", server, "in", backoff, "err", err)
 		next++
-		if !sleep(ctx, backoff) {
+		if !wait.Sleep(ctx, backoff) {
 			break
 		}
 		backoff = min(2*backoff, a.cfg.RetryMax)

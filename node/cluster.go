@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/navarch/navarch/adapters/vm"
+	"github.com/navarch/navarch/internal/wait"
 	"github.com/navarch/navarch/registry"
 	"github.com/navarch/navarch/store"
 	"github.com/navarch/navarch/xds"
@@ -153,7 +154,7 @@ func (n *Node) rejoinGossip(ctx context.Context, st *store.Store) {
 		if err == nil {
 			break
 		}
-		if !sleepFor(ctx, time.Second) {
+		if !wait.Sleep(ctx, time.Second) {
 			return
 		}
 	}
@@ -468,7 +469,7 @@ func (n *Node) promote(ctx context.Context, l *learner) error {
 		if !errors.Is(err, store.ErrLearnerNotReady) {
 			n.log.Debug("promoting", "err", err)
 		}
-		if !sleepFor(ctx, 200*time.Millisecond) {
+		if !wait.Sleep(ctx, 200*time.Millisecond) {
 			return ctx.Err()
 		}
 	}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/navarch/navarch/internal/wait"
 )
 
 // Gossip states a node advertises about its etcd member.
@@ -154,20 +156,9 @@ func (m *membership) joinLoop(ctx context.Context, addrs []string) {
 		if _, err := m.ml.Join(addrs); err != nil {
 			m.log.Debug("joining gossip", "peers", addrs, "err", err)
 		}
-		if !sleepFor(ctx, 500*time.Millisecond) {
+		if !wait.Sleep(ctx, 500*time.Millisecond) {
 			return
 		}
-	}
-}
-
-func sleepFor(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

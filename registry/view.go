@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/internal/wait"
 	"github.com/navarch/navarch/store"
 )
 
@@ -65,7 +66,7 @@ func (v *View) Run(ctx context.Context) error {
 		entries, rev, err := v.src.Snapshot(ctx)
 		if err != nil {
 			v.log.Warn("loading the store failed; retrying", "err", err, "in", backoff)
-			if !sleep(ctx, backoff) {
+			if !wait.Sleep(ctx, backoff) {
 				break
 			}
 			backoff = min(2*backoff, 5*time.Second)
@@ -84,17 +85,6 @@ func (v *View) Run(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 func (v *View) reset(entries []store.Entry, rev int64) {

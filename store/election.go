@@ -9,6 +9,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/navarch/navarch/internal/wait"
 )
 
 // ElectionPrefix holds the keys of leader elections: work that must run on one node
@@ -34,7 +36,7 @@ func (s *Store) RunElected(ctx context.Context, name, id string, log *slog.Logge
 		if err != nil {
 			log.Warn("leadership ended", "err", err)
 		}
-		if !sleepCtx(ctx, backoff) {
+		if !wait.Sleep(ctx, backoff) {
 			break
 		}
 		backoff = min(2*backoff, 5*time.Second)
@@ -82,17 +84,6 @@ func (s *Store) ElectionLeader(ctx context.Context, name string) (string, error)
 		return "", nil
 	}
 	return string(resp.Kvs[0].Value), nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 func clientv3FirstCreated() []clientv3.OpOption {

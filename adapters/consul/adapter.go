@@ -13,6 +13,7 @@ import (
 
 	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/internal/reload"
+	"github.com/navarch/navarch/internal/wait"
 	"github.com/navarch/navarch/store"
 )
 
@@ -150,7 +151,7 @@ func (a *Adapter) localDatacenter(ctx context.Context) (string, error) {
 			err = fmt.Errorf("the agent reports no valid datacenter: %q", self.Config.Datacenter)
 		}
 		a.log.Warn("asking the Consul agent for its datacenter failed; set --consul-datacenters to skip this", "err", err, "retry_in", backoff)
-		if !sleep(ctx, jitter(backoff)) {
+		if !wait.Sleep(ctx, jitter(backoff)) {
 			return "", ctx.Err()
 		}
 		backoff = min(2*backoff, 30*time.Second)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	capi "github.com/hashicorp/consul/api"
+
+	"github.com/navarch/navarch/internal/wait"
 )
 
 // A datacenter is followed with Consul's blocking queries: one on the service list
@@ -94,9 +96,9 @@ func (c *connections) watch(delta int) (outgrown bool) {
 // acquire takes a slot for a query of a service followed with ctx. It returns the
 // query's context (ended early when its slot is wanted back), how long it may wait
 // for a change, and the release of the slot; ok is false if ctx ended first.
-func (c *connections) acquire(ctx context.Context, wait time.Duration) (qctx context.Context, qwait time.Duration, release func(), ok bool) {
+func (c *connections) acquire(ctx context.Context, want time.Duration) (qctx context.Context, qwait time.Duration, release func(), ok bool) {
 	if c == nil {
-		return ctx, wait, func() {}, true
+		return ctx, want, func() {}, true
 	}
 	select {
 	case c.slots <- struct{}{}:
@@ -107,11 +109,11 @@ func (c *connections) acquire(ctx context.Context, wait time.Duration) (qctx con
 	shared, long := c.watched > cap(c.slots), c.long
 	c.mu.Unlock()
 	if shared {
-		return ctx, min(wait, c.sharedWait), func() { <-c.slots }, true
+		return ctx, min(want, c.sharedWait), func() { <-c.slots }, true
 	}
 	qctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(long, cancel)
-	return qctx, wait, func() { stop(); cancel(); <-c.slots }, true
+	return qctx, want, func() { stop(); cancel(); <-c.slots }, true
 }
 
 // run follows the service list and starts and stops the service watchers, until ctx
@@ -138,7 +140,7 @@ func (w *watcher) run(ctx context.Context) {
 			w.log.Log(ctx, lvl, "reading the Consul service list failed", "err", err, "retry_in", backoff)
 			w.cat.setListErr(err)
 			idx = 0 // read afresh: the agent may have restarted with other indexes
-			if !sleep(ctx, jitter(backoff)) {
+			if !wait.Sleep(ctx, jitter(backoff)) {
 				return
 			}
 			backoff = min(2*backoff, backoffMax)
@@ -153,7 +155,7 @@ func (w *watcher) run(ctx context.Context) {
 			w.cat.setList(names, func(name string) *serviceState { return w.startService(ctx, name) })
 		}
 		idx = nextIndex(idx, meta.LastIndex)
-		if !sleep(ctx, minQueryGap-time.Since(start)) {
+		if !wait.Sleep(ctx, minQueryGap-time.Since(start)) {
 			return
 		}
 	}
@@ -194,13 +196,13 @@ func (w *watcher) watchService(ctx context.Context, name string, st *serviceStat
 	defer release()
 	backoff := backoffMin
 	for {
-		qctx, wait, done, ok := w.conns.acquire(ctx, w.waitTime)
+		qctx, qwait, done, ok := w.conns.acquire(ctx, w.waitTime)
 		if !ok {
 			return
 		}
 		start := time.Now()
 		q := w.query(qctx, idx)
-		q.WaitTime = wait
+		q.WaitTime = qwait
 		entries, meta, err := w.client.Health().Service(name, "", false, q)
 		preempted := qctx.Err() != nil
 		done()
@@ -216,7 +218,7 @@ func (w *watcher) watchService(ctx context.Context, name string, st *serviceStat
 			w.log.Debug("reading a Consul service failed", "service", name, "err", err, "retry_in", backoff)
 			w.cat.setServiceErr(name, st, err)
 			idx = 0
-			if !sleep(ctx, jitter(backoff)) {
+			if !wait.Sleep(ctx, jitter(backoff)) {
 				return
 			}
 			backoff = min(2*backoff, backoffMax)
@@ -227,7 +229,7 @@ func (w *watcher) watchService(ctx context.Context, name string, st *serviceStat
 			w.cat.setService(name, st, entries)
 		}
 		idx = nextIndex(idx, meta.LastIndex)
-		if !sleep(ctx, minQueryGap-time.Since(start)) {
+		if !wait.Sleep(ctx, minQueryGap-time.Since(start)) {
 			return
 		}
 	}
@@ -268,19 +270,4 @@ func nextIndex(prev, got uint64) uint64 {
 // retrying after an outage do not arrive at the agent all at once.
 func jitter(d time.Duration) time.Duration {
 	return d - d/4 + time.Duration(rand.Int64N(int64(d/2)+1))
-}
-
-// sleep waits d (nothing when d <= 0) and reports false if ctx ended first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

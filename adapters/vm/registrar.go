@@ -17,6 +17,7 @@ import (
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/internal/wait"
 	"github.com/navarch/navarch/registry"
 	"github.com/navarch/navarch/store"
 )
@@ -138,7 +139,7 @@ func (r *Registrar) Run(ctx context.Context) error {
 			if ctx.Err() == nil {
 				r.log.Warn("taking a lease for registered workloads failed; retrying", "in", backoff, "err", err)
 			}
-			if !sleep(ctx, backoff) {
+			if !wait.Sleep(ctx, backoff) {
 				break
 			}
 			backoff = min(2*backoff, 5*time.Second)
@@ -541,15 +542,4 @@ func (r *Registrar) Registered() []string {
 		out = append(out, k.Namespace+"/"+k.Name)
 	}
 	return out
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
