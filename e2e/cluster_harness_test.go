@@ -82,6 +82,21 @@ func runningNodes(c *devcluster.Cluster) []string {
 	return out
 }
 
+// callsVia sends n RPCs to target from a fresh grpc-go xDS client of node name and
+// returns where they went.
+func callsVia(t *testing.T, c *devcluster.Cluster, name, target string, n int) grpcapp.Tally {
+	t.Helper()
+	conn, err := grpcapp.Dial(grpcBootstrapFrom(t, c, name), target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	grpcapp.Call(ctx, conn, 1) // connect and resolve before counting
+	return grpcapp.Call(ctx, conn, n)
+}
+
 // trafficClient is a grpc-go xDS client sending RPCs continuously and remembering
 // where each went.
 type trafficClient struct {

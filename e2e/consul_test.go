@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -171,18 +170,10 @@ func (m *consulMesh) expectEndpoints(name string, ids []string, unhealthy ...str
 	})
 }
 
-// calls sends n RPCs and returns where they went.
+// calls sends n RPCs through a client of a running node and returns where they went.
 func (m *consulMesh) calls(n int) grpcapp.Tally {
 	m.t.Helper()
-	conn, err := grpcapp.Dial(grpcBootstrapFrom(m.t, m.c, runningNodes(m.c)[0]), m.target)
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	grpcapp.Call(ctx, conn, 1) // connect and resolve before counting
-	return grpcapp.Call(ctx, conn, n)
+	return callsVia(m.t, m.c, runningNodes(m.c)[0], m.target, n)
 }
 
 func (m *consulMesh) split(t *testing.T) {

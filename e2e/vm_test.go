@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -177,15 +176,7 @@ func (m *vmMesh) expect(name string, versions []string, unhealthy ...string) {
 // calls sends n RPCs through a client of node name and returns where they went.
 func (m *vmMesh) calls(name string, n int) grpcapp.Tally {
 	m.t.Helper()
-	conn, err := grpcapp.Dial(grpcBootstrapFrom(m.t, m.c, name), "xds:///"+vmHost+":9080")
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	grpcapp.Call(ctx, conn, 1) // connect and resolve before counting
-	return grpcapp.Call(ctx, conn, n)
+	return callsVia(m.t, m.c, name, "xds:///"+vmHost+":9080", n)
 }
 
 func (m *vmMesh) split(t *testing.T) {
