@@ -69,7 +69,7 @@ func New(cfg Config, st Store, node string, log *slog.Logger) (*Adapter, error) 
 			return nil, fmt.Errorf("consul: %w", err)
 		}
 	}
-	client, tr, tls, err := newClient(cfg)
+	client, tr, tls, err := newClient(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +84,7 @@ func New(cfg Config, st Store, node string, log *slog.Logger) (*Adapter, error) 
 // environment variables (CONSUL_HTTP_ADDR, CONSUL_CACERT, ...) are not read, so a
 // node does what its flags say. tls reports https, where requests share connections
 // by HTTP/2.
-func newClient(cfg Config) (c *capi.Client, tr *http.Transport, tls bool, err error) {
+func newClient(cfg Config, log *slog.Logger) (c *capi.Client, tr *http.Transport, tls bool, err error) {
 	scheme := "http"
 	if cfg.CAFile != "" {
 		scheme = "https"
@@ -108,6 +108,15 @@ func newClient(cfg Config) (c *capi.Client, tr *http.Transport, tls bool, err er
 	tc, err := capi.SetupTLSConfig(&tlsConfig)
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("consul: TLS configuration (--consul-ca-file %q): %w", cfg.CAFile, err)
+	}
+	if cfg.CAFile != "" {
+		// The bundle is read again when it changes: the agent's certificate can move to
+		// a new CA without a restart of the node.
+		roots, err := reload.OpenRoots(cfg.CAFile, "Consul CA file", log)
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("consul: %w", err)
+		}
+		tc.InsecureSkipVerify, tc.VerifyConnection = true, roots.VerifyServer
 	}
 	tr.TLSClientConfig = tc // ForceAttemptHTTP2 (from DefaultTransport) keeps HTTP/2 on
 	hc := &http.Client{Transport: tr}

@@ -21,7 +21,7 @@ type Config struct {
 	// restart.
 	TokenFile string
 	// CAFile is a PEM bundle that verifies the agent's certificate; setting it
-	// without a scheme in Address selects https.
+	// without a scheme in Address selects https. It is read again when it changes.
 	CAFile string
 	// Datacenters lists the datacenters to sync, each by the node elected for it.
 	// Empty: the agent's own datacenter, which a node learns by asking the agent (so

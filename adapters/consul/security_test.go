@@ -148,6 +148,26 @@ func TestTLSCAFile(t *testing.T) {
 			return nil
 		})
 	})
+	t.Run("a CA file replaced in place is trusted without a restart", func(t *testing.T) {
+		otherCA, _, _ := writeCA(t, t.TempDir())
+		rotated := filepath.Join(t.TempDir(), "ca.pem")
+		copyFile(t, otherCA, rotated)
+		cfg := consul.DefaultConfig()
+		cfg.Address, cfg.CAFile, cfg.Datacenters = agent.HTTPSAddr, rotated, []string{"dc1"}
+		st := registrytest.OpenStore(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- runAdapter(ctx, cfg, st, "n1") }()
+		defer func() { cancel(); <-done }()
+		waitSpace(t, st, "consul.dc1", "stale with a certificate error", func(s spaceState) error {
+			if s.status == nil || !s.status.Stale || !strings.Contains(s.status.Error, "certificate") {
+				return fmt.Errorf("status %+v", s.status)
+			}
+			return nil
+		})
+		copyFile(t, caFile, rotated)
+		waitSpace(t, st, "consul.dc1", "ratings synced by the same adapter once the file holds the agent's CA", syncedOne)
+	})
 	t.Run("a missing CA file is an error at start", func(t *testing.T) {
 		cfg := consul.DefaultConfig()
 		cfg.Address, cfg.CAFile = agent.HTTPSAddr, filepath.Join(dir, "missing.pem")
@@ -155,6 +175,17 @@ func TestTLSCAFile(t *testing.T) {
 			t.Fatalf("New with a missing CA file: %v", err)
 		}
 	})
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // writeCA writes a CA and a server certificate for 127.0.0.1 signed by it.

@@ -12,7 +12,7 @@ import (
 func consulFlags(fs *flag.FlagSet, cfg *consul.Config) {
 	fs.StringVar(&cfg.Address, "consul-address", cfg.Address, "HTTP address of a Consul agent (host:port or URL) whose catalog to bring into the mesh; empty: off")
 	fs.StringVar(&cfg.TokenFile, "consul-token-file", cfg.TokenFile, "file holding the Consul ACL token (needs service:read, node:read; agent:read without --consul-datacenters), read again when it changes")
-	fs.StringVar(&cfg.CAFile, "consul-ca-file", cfg.CAFile, "PEM CA bundle that verifies the Consul agent's certificate (selects https)")
+	fs.StringVar(&cfg.CAFile, "consul-ca-file", cfg.CAFile, "PEM CA bundle that verifies the Consul agent's certificate (selects https), read again when it changes")
 	fs.Func("consul-datacenters", "comma-separated Consul datacenters to sync, the first one primary (default: the agent's own)", func(v string) error {
 		cfg.Datacenters = nil
 		for _, dc := range strings.Split(v, ",") {
