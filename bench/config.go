@@ -24,6 +24,10 @@ type Config struct {
 	Clients int
 	// CSRTarget is the TLS gRPC address (15012) of the node the csr scenario loads.
 	CSRTarget string
+	// TLSTargets are the nodes' TLS gRPC addresses, in the order of Targets, and
+	// NodeAPIs their APIs (local clusters only: the vm scenario).
+	TLSTargets []string
+	NodeAPIs   []*client.Client
 	// Delta makes proxies use Delta xDS; otherwise SotW.
 	Delta bool
 	// Mode is how proxies subscribe (Named like grpc-go, Wildcard like Envoy).

@@ -5,8 +5,10 @@
 // endpoints it names), ACKing what it receives and recording when each resource
 // version arrived.
 //
-// Scenarios (convergence, failover, churn, memory, apply) drive a cluster through its
-// HTTP API and measure what the proxies saw. They work against any xDS server given
+// Scenarios (convergence, failover, churn, memory, apply, csr) drive a cluster through
+// its HTTP API and measure what the proxies saw; vm registers simulated VMs
+// (Istio's auto-registration, each on a TLS stream of its own) and, on a local
+// cluster, kills the node holding most of them while it watches the registry. They work against any xDS server given
 // by address, so the same scenario can be pointed at another control plane; the
 // parts that need navarch's API (applying configuration) are skipped or refused
 // without one.

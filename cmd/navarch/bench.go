@@ -24,7 +24,7 @@ import (
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: navarch bench convergence|failover|churn|memory|apply|csr [flags]")
+		return errors.New("usage: navarch bench convergence|failover|churn|memory|apply|csr|vm [flags]")
 	}
 	// The load generator holds every simulated proxy's state and shares the machine's
 	// cores with the nodes it measures: collecting garbage less often keeps its own
@@ -162,6 +162,8 @@ func useLocalCluster(ctx context.Context, cfg *bench.Config, nodes int, dir stri
 	}
 	for _, n := range c.Nodes() {
 		cfg.Targets = append(cfg.Targets, n.XDS)
+		cfg.TLSTargets = append(cfg.TLSTargets, n.XDSTLS)
+		cfg.NodeAPIs = append(cfg.NodeAPIs, client.New(n.HTTP, c.Token()))
 		cfg.PIDs = append(cfg.PIDs, n.PID)
 	}
 	cfg.API = client.New(c.Nodes()[0].HTTP, c.Token())
@@ -182,7 +184,7 @@ func cpuSeconds(r syscall.Rusage) float64 {
 }
 
 // scenarios are the names runScenario knows.
-var scenarios = []string{"convergence", "failover", "churn", "memory", "apply", "csr"}
+var scenarios = []string{"convergence", "failover", "churn", "memory", "apply", "csr", "vm"}
 
 func runScenario(ctx context.Context, scenario string, cfg bench.Config) (any, error) {
 	switch scenario {
@@ -198,6 +200,8 @@ func runScenario(ctx context.Context, scenario string, cfg bench.Config) (any, e
 		return bench.Apply(ctx, cfg)
 	case "csr":
 		return bench.CSR(ctx, cfg)
+	case "vm":
+		return bench.VMs(ctx, cfg)
 	}
 	return nil, fmt.Errorf("unknown scenario %q: convergence, failover, churn, memory, apply or csr", scenario)
 }
