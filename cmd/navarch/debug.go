@@ -22,6 +22,8 @@ func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var cf clientFlags
 	cf.register(fs)
 	out := fs.String("o", "", "output: table (default) or json")
+	source := fs.String("source", "", "only services and endpoints of this source (serviceentry, vm, consul.<dc>, ...)")
+	ns := fs.String("n", "", "only services and endpoints of this namespace")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -29,7 +31,7 @@ func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	if *out == "json" {
+	if *out == "json" && *source == "" && *ns == "" {
 		raw, err := c.Raw(ctx, "/debug/registry")
 		if err != nil {
 			return err
@@ -40,6 +42,10 @@ func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	reg, err := c.Registry(ctx)
 	if err != nil {
 		return err
+	}
+	filterRegistry(reg, *source, *ns)
+	if *out == "json" {
+		return json.NewEncoder(stdout).Encode(reg)
 	}
 	for _, src := range reg.Sources {
 		if src.Stale {
@@ -70,6 +76,41 @@ func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			e.Address+portSuffix(e.Ports), health(e), dash(e.Locality), dash(labelString(e.Labels)))
 	}
 	return tw.Flush()
+}
+
+// filterRegistry keeps what is of source and namespace ns (either empty: any): the
+// endpoints of that source, and the services that are of it or keep an endpoint.
+func filterRegistry(reg *client.RegistryListing, source, ns string) {
+	if source == "" && ns == "" {
+		return
+	}
+	keep := func(e client.EndpointListing) bool {
+		return (source == "" || e.Source == source) && (ns == "" || e.Namespace == ns)
+	}
+	services := reg.Services[:0]
+	for _, s := range reg.Services {
+		if ns != "" && s.Namespace != ns {
+			continue
+		}
+		eps := []client.EndpointListing{}
+		for _, e := range s.Endpoints {
+			if keep(e) {
+				eps = append(eps, e)
+			}
+		}
+		if s.Source == source || source == "" || len(eps) > 0 {
+			s.Endpoints = eps
+			services = append(services, s)
+		}
+	}
+	reg.Services = services
+	var unselected []client.EndpointListing
+	for _, e := range reg.Unselected {
+		if keep(e) {
+			unselected = append(unselected, e)
+		}
+	}
+	reg.Unselected = unselected
 }
 
 func health(e client.EndpointListing) string {
