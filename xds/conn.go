@@ -184,22 +184,9 @@ func serveStream[Req interface {
 	recv func() (Req, error), push func(*conn) error, handle func(*conn, Req) error) error {
 	c := newConn(ctx, s.nextConn.Add(1), delta)
 	defer s.closeConn(c)
-	var pumped <-chan received[Req] // set once the proxy is registered: see pump
+	next := recv // a registered stream's is pumped: see pump
 	for {
-		var req Req
-		var err error
-		if pumped == nil {
-			req, err = recv()
-		} else {
-			select {
-			case m := <-pumped:
-				req, err = m.req, m.err
-			case <-c.registered.end:
-				return status.Error(codes.Unavailable, "this node cannot keep the proxy's registration (it is cut off from its quorum): reconnect to another node")
-			case <-ctx.Done(): // the stream ended; pump may have given up delivering its error
-				return streamEnd(ctx.Err())
-			}
-		}
+		req, err := next()
 		if err != nil {
 			return streamEnd(err)
 		}
@@ -214,7 +201,7 @@ func serveStream[Req interface {
 			c.push = func() error { return push(c) }
 			err = s.identify(ctx, c, nodeErr, req)
 			if err == nil && c.registered != nil {
-				pumped = pump(ctx, recv)
+				next = pump(ctx, recv, c.registered.end)
 			}
 			if err == nil && isHealthReport(req) {
 				c.mu.Unlock()
