@@ -31,3 +31,22 @@ func TestPlanGivesEveryNodeItsOwnPorts(t *testing.T) {
 		}
 	}
 }
+
+func TestNodesGetTheirShareOfTheCores(t *testing.T) {
+	env := []string{"HOME=/root"}
+	for _, tc := range []struct {
+		cpus, nodes int
+		want        string
+	}{{2, 3, "GOMAXPROCS=1"}, {8, 3, "GOMAXPROCS=2"}, {16, 1, "GOMAXPROCS=16"}, {4, 5, "GOMAXPROCS=1"}} {
+		got := nodeEnv(env, tc.cpus, tc.nodes)
+		if len(got) != 2 || got[1] != tc.want {
+			t.Errorf("%d cores, %d nodes: %v, want %s added", tc.cpus, tc.nodes, got, tc.want)
+		}
+	}
+	if got := nodeEnv([]string{"GOMAXPROCS=4"}, 2, 3); len(got) != 1 || got[0] != "GOMAXPROCS=4" {
+		t.Errorf("a GOMAXPROCS of the environment is kept: %v", got)
+	}
+	if len(env) != 1 {
+		t.Errorf("the environment given was changed: %v", env)
+	}
+}
