@@ -64,19 +64,15 @@ func CSR(ctx context.Context, cfg Config) (*CSRResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating a join token: %w", err)
 	}
-	info, err := cfg.API.CA(ctx)
+	roots, err := meshRoots(ctx, cfg.API)
 	if err != nil {
 		return nil, err
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM([]byte(info.TrustBundle)) {
-		return nil, errors.New("the node's trust bundle holds no certificate")
 	}
 	clients := max(cfg.Clients, 1)
 	conns := make([]*grpc.ClientConn, clients)
 	csrs := make([]string, clients)
 	for i := range conns {
-		if conns[i], csrs[i], err = csrClient(cfg.CSRTarget, roots); err != nil {
+		if conns[i], csrs[i], _, err = csrClient(cfg.CSRTarget, roots); err != nil {
 			return nil, err
 		}
 		defer conns[i].Close()
@@ -126,21 +122,34 @@ func CSR(ctx context.Context, cfg Config) (*CSRResult, error) {
 		CPU: readProcStats(cfg.PIDs).since(stats0).CPUSeconds, PeakRSS: readProcStats(cfg.PIDs).PeakRSS}, nil
 }
 
+// meshRoots returns the mesh's trust bundle, as the node's API shows it.
+func meshRoots(ctx context.Context, api *client.Client) (*x509.CertPool, error) {
+	info, err := api.CA(ctx)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM([]byte(info.TrustBundle)) {
+		return nil, errors.New("the node's trust bundle holds no certificate")
+	}
+	return roots, nil
+}
+
 // csrClient connects to target over TLS (verifying the node against roots) and makes
 // a key and its CSR.
-func csrClient(target string, roots *x509.CertPool) (*grpc.ClientConn, string, error) {
+func csrClient(target string, roots *x509.CertPool) (*grpc.ClientConn, string, *ecdsa.PrivateKey, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	creds := credentials.NewTLS(&tls.Config{RootCAs: roots, ServerName: "navarch", MinVersion: tls.VersionTLS12})
 	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds))
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
-	return conn, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), nil
+	return conn, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), key, nil
 }

@@ -2,9 +2,6 @@ package bench
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -111,31 +108,17 @@ spec:
 	if err != nil {
 		return tls.Certificate{}, nil, fmt.Errorf("creating a join token: %w", err)
 	}
-	info, err := cfg.API.CA(ctx)
+	roots, err := meshRoots(ctx, cfg.API)
 	if err != nil {
 		return tls.Certificate{}, nil, err
 	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM([]byte(info.TrustBundle)) {
-		return tls.Certificate{}, nil, errors.New("the node's trust bundle holds no certificate")
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, nil, err
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
-	if err != nil {
-		return tls.Certificate{}, nil, err
-	}
-	conn, err := grpc.NewClient(cfg.TLSTargets[0], grpc.WithTransportCredentials(credentials.NewTLS(
-		&tls.Config{RootCAs: roots, ServerName: "navarch", MinVersion: tls.VersionTLS12})))
+	conn, csr, key, err := csrClient(cfg.TLSTargets[0], roots)
 	if err != nil {
 		return tls.Certificate{}, nil, err
 	}
 	defer conn.Close()
 	rctx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok.Token)
-	resp, err := pb.NewIstioCertificateServiceClient(conn).CreateCertificate(rctx, &pb.IstioCertificateRequest{
-		Csr: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))})
+	resp, err := pb.NewIstioCertificateServiceClient(conn).CreateCertificate(rctx, &pb.IstioCertificateRequest{Csr: csr})
 	if err != nil {
 		return tls.Certificate{}, nil, fmt.Errorf("getting the VMs' certificate: %w", err)
 	}
