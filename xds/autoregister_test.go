@@ -61,18 +61,29 @@ func registeringNode(group string) *discovery.DiscoveryRequest {
 		ErrorDetail: &rpcstatus.Status{Code: int32(codes.Unavailable), Message: "starting"}}
 }
 
-func TestAutoRegistrationAndHealthReports(t *testing.T) {
+// registeringServer serves reviews with a recordingRegistrar, and opens streams to
+// it that end with ctx.
+func registeringServer(t *testing.T) (*Server, *recordingRegistrar, func(ctx context.Context) discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient) {
+	t.Helper()
 	s, cc := startServer(t, newFakeSource(snapshotOf(t, reviewsSE)))
 	reg := &recordingRegistrar{}
 	s.SetRegistrar(reg)
+	ads := discovery.NewAggregatedDiscoveryServiceClient(cc)
+	return s, reg, func(ctx context.Context) discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient {
+		t.Helper()
+		st, err := ads.StreamAggregatedResources(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+}
+
+func TestAutoRegistrationAndHealthReports(t *testing.T) {
+	_, reg, open := registeringServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	ads := discovery.NewAggregatedDiscoveryServiceClient(cc)
-
-	st, err := ads.StreamAggregatedResources(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := open(ctx)
 	// Registered with the health of its first request, which is answered with nothing.
 	st.Send(registeringNode("ratings"))
 	st.Send(&discovery.DiscoveryRequest{TypeUrl: HealthType})
@@ -96,10 +107,7 @@ func TestAutoRegistrationAndHealthReports(t *testing.T) {
 	// A registration refused ends the stream with the registrar's reason.
 	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	st, err = ads.StreamAggregatedResources(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st = open(ctx)
 	st.Send(registeringNode("refused"))
 	if _, err := st.Recv(); grpcstatus.Code(err) != codes.PermissionDenied {
 		t.Fatalf("refused registration: %v, want PermissionDenied", err)
@@ -107,21 +115,12 @@ func TestAutoRegistrationAndHealthReports(t *testing.T) {
 }
 
 func TestEndRegisteredEndsOnlyRegisteredStreams(t *testing.T) {
-	s, cc := startServer(t, newFakeSource(snapshotOf(t, reviewsSE)))
-	reg := &recordingRegistrar{}
-	s.SetRegistrar(reg)
+	s, reg, open := registeringServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	ads := discovery.NewAggregatedDiscoveryServiceClient(cc)
-	registered, err := ads.StreamAggregatedResources(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	registered := open(ctx)
 	registered.Send(registeringNode("ratings"))
-	plain, err := ads.StreamAggregatedResources(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plain := open(ctx)
 	plain.Send(&discovery.DiscoveryRequest{Node: testNode("default"), TypeUrl: ClusterType, ResourceNames: []string{"outbound|9080||reviews.default.svc.cluster.local"}})
 	recvSotW(t, plain)
 	for len(s.Proxies()) < 2 {
