@@ -30,8 +30,8 @@ func (v vmRegistrar) Register(ctx context.Context, p *xds.Proxy, id *xds.Identit
 		return reg, nil
 	case errors.Is(err, vm.ErrForbidden):
 		return nil, status.Error(codes.PermissionDenied, err.Error())
-	case errors.Is(err, vm.ErrNoGroup):
-		return nil, status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, vm.ErrNoGroup): // istiod's code for it
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, store.ErrUnavailable):
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}

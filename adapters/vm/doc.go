@@ -16,7 +16,7 @@
 //     proxy sent (LABELS), each overriding the one before;
 //   - annotations istio.io/autoRegistrationGroup, istio.io/workloadController (the
 //     node holding the connection), istio.io/connectedAt and, once the proxy has
-//     gone, istio.io/disconnectedAt.
+//     gone, istio.io/disconnectedAt instead.
 //
 // The entry lives in the registry space of source "vm"
 // (/navarch/registry/vm/networking.istio.io/WorkloadEntry/<ns>/<name>), so it is

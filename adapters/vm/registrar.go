@@ -458,6 +458,7 @@ func (g *Registration) Close() {
 	if !r.atRisk.Load() {
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		gone := e.written.Clone()
+		delete(gone.Meta.Annotations, AnnotationConnectedAt) // as istiod marks it
 		gone.Meta.Annotations[AnnotationDisconnectedAt] = r.now().UTC().Format(time.RFC3339Nano)
 		if err := r.write(wctx, e, gone, true); err != nil {
 			r.log.Warn("marking a registered workload disconnected failed", "workload_entry", e.key.Namespace+"/"+e.key.Name, "err", err)

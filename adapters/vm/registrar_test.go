@@ -182,8 +182,8 @@ func TestEntryOutlivesItsProxyByTheGracePeriod(t *testing.T) {
 	}
 	g.Close()
 	res, err := f.get(t, g.Name())
-	if err != nil || res.Meta.Annotations[AnnotationDisconnectedAt] == "" {
-		t.Fatalf("right after the proxy left: %v, %v; want the entry marked disconnected", res, err)
+	if err != nil || res.Meta.Annotations[AnnotationDisconnectedAt] == "" || res.Meta.Annotations[AnnotationConnectedAt] != "" {
+		t.Fatalf("right after the proxy left: %v, %v; want the entry marked disconnected, not connected", res, err)
 	}
 	// Back within the grace period: the entry stays, connected again.
 	g, err = r.Register(f.ctx, request())
@@ -192,7 +192,7 @@ func TestEntryOutlivesItsProxyByTheGracePeriod(t *testing.T) {
 	}
 	time.Sleep(2 * grace)
 	res, err = f.get(t, g.Name())
-	if err != nil || res.Meta.Annotations[AnnotationDisconnectedAt] != "" {
+	if err != nil || res.Meta.Annotations[AnnotationDisconnectedAt] != "" || res.Meta.Annotations[AnnotationConnectedAt] == "" {
 		t.Fatalf("a proxy back within the grace period: %v, %v", res, err)
 	}
 	g.Close()
