@@ -50,10 +50,11 @@ func freeAddr(t *testing.T) string {
 
 // proc is a navarch server process.
 type proc struct {
-	cmd  *exec.Cmd
-	XDS  string
-	HTTP string
-	log  *bytes.Buffer
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when the process has exited
+	XDS    string
+	HTTP   string
+	log    *bytes.Buffer
 }
 
 // startDevNode starts `navarch server --dev` on free ports and waits until it is ready.
@@ -61,44 +62,71 @@ type proc struct {
 // stops gracefully, and tests stop nodes with SIGKILL.
 func startDevNode(t *testing.T, extra ...string) *proc {
 	t.Helper()
-	p := &proc{XDS: freeAddr(t), HTTP: freeAddr(t), log: &bytes.Buffer{}}
-	args := append([]string{"server", "--dev", "--data-dir", t.TempDir(), "--xds-addr", p.XDS, "--http-addr", p.HTTP, "--xds-tls-addr", freeAddr(t)}, extra...)
-	p.cmd = exec.Command(navarchBin, args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("navarch server log:\n%s", p.log.String())
+	return startDevNodeReady(t, func(http string) bool {
+		code, _ := get(http, "/readyz")
+		return code == 200
+	}, extra...)
+}
+
+// startDevNodeReady is startDevNode with its own test of readiness, given the HTTP
+// address. A port that was free when picked can be taken (by any process's outgoing
+// connection) before the node binds it; a node that exits for that reason is started
+// again on other ports.
+func startDevNodeReady(t *testing.T, ready func(http string) bool, extra ...string) *proc {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		p := &proc{XDS: freeAddr(t), HTTP: freeAddr(t), log: &bytes.Buffer{}, exited: make(chan struct{})}
+		args := append([]string{"server", "--dev", "--data-dir", t.TempDir(), "--xds-addr", p.XDS, "--http-addr", p.HTTP, "--xds-tls-addr", freeAddr(t)}, extra...)
+		p.cmd = exec.Command(navarchBin, args...)
+		p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+		if err := p.cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-	})
-	waitReady(t, p.HTTP, 30*time.Second)
-	return p
+		go func() { p.cmd.Wait(); close(p.exited) }()
+		t.Cleanup(func() {
+			p.kill()
+			if t.Failed() {
+				t.Logf("navarch server log:\n%s", p.log.String())
+			}
+		})
+		if p.await(t, ready) {
+			return p
+		}
+		if attempt < 3 && strings.Contains(p.log.String(), "address already in use") {
+			t.Logf("navarch server lost a port it was given; starting it again: %s", lastLine(p.log.String()))
+			continue
+		}
+		t.Fatalf("navarch server exited before it was ready: %s", lastLine(p.log.String()))
+	}
+}
+
+// await waits until ready says the node is, and reports true, or until the process
+// exits, and reports false.
+func (p *proc) await(t *testing.T, ready func(http string) bool) bool {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ready(p.HTTP) {
+		select {
+		case <-p.exited:
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("navarch at %s not ready after 30s", p.HTTP)
+		}
+	}
+	return true
+}
+
+// lastLine is the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }
 
 func (p *proc) kill() {
-	if p.cmd.Process != nil && p.cmd.ProcessState == nil {
-		p.cmd.Process.Signal(syscall.SIGKILL)
-		p.cmd.Wait()
-	}
-}
-
-func waitReady(t *testing.T, addr string, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("navarch at %s not ready after %s", addr, timeout)
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exited
 }
 
 // cliResult is what a CLI invocation did.

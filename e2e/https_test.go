@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -13,11 +12,8 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -31,35 +27,19 @@ func TestAPIOverHTTPS(t *testing.T) {
 	certFile := writeFile(t, dir, "cert.pem", string(certPEM))
 	keyFile := writeFile(t, dir, "key.pem", string(keyPEM))
 
-	addr := freeAddr(t)
-	var log bytes.Buffer
-	cmd := exec.Command(navarchBin, "server", "--dev", "--data-dir", t.TempDir(), "--xds-addr", freeAddr(t), "--xds-tls-addr", freeAddr(t),
-		"--http-addr", addr, "--http-tls-cert", certFile, "--http-tls-key", keyFile)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("navarch server log:\n%s", log.String())
-		}
-	})
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
 	https := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	eventually(t, 30*time.Second, "the node answers /readyz over HTTPS", func() error {
+	// Ready when it answers /readyz over HTTPS.
+	node := startDevNodeReady(t, func(addr string) bool {
 		resp, err := https.Get("https://" + addr + "/readyz")
 		if err != nil {
-			return err
+			return false
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return os.ErrNotExist
-		}
-		return nil
-	})
+		return resp.StatusCode == http.StatusOK
+	}, "--http-tls-cert", certFile, "--http-tls-key", keyFile)
+	addr := node.HTTP
 	if code, body := get(addr, "/readyz"); code == http.StatusOK {
 		t.Fatalf("plain HTTP answered on the HTTPS port: %d %s", code, body)
 	}

@@ -82,9 +82,11 @@ func New(cfg Config, log *slog.Logger) (n *Node, err error) {
 	}
 	n = &Node{cfg: cfg, log: log, started: time.Now(), ready: make(chan struct{}), stop: make(chan struct{})}
 	n.setPhase("starting")
+	// The error returns below set n to nil; release through a copy.
+	acquired := n
 	defer func() {
 		if err != nil {
-			n.Close()
+			acquired.Close()
 		}
 	}()
 	if n.secrets, err = deriveSecrets(cfg.ClusterSecret); err != nil {
