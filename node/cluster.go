@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/navarch/navarch/adapters/vm"
+	"github.com/navarch/navarch/internal/ports"
 	"github.com/navarch/navarch/internal/wait"
 	"github.com/navarch/navarch/registry"
 	"github.com/navarch/navarch/store"
@@ -34,7 +35,7 @@ func (n *Node) resolveEtcdAddrs() error {
 			continue
 		}
 		if n.cfg.Dev {
-			free, err := freeLoopbackAddr()
+			free, err := ports.Loopback()
 			if err != nil {
 				return err
 			}
@@ -44,16 +45,6 @@ func (n *Node) resolveEtcdAddrs() error {
 		*a.addr = net.JoinHostPort(n.advertiseHost(), a.port)
 	}
 	return nil
-}
-
-// freeLoopbackAddr returns a loopback address with a port that was free a moment ago.
-func freeLoopbackAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // advertiseHost is the host other nodes reach this one at.

@@ -15,9 +15,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -32,6 +30,7 @@ import (
 	"time"
 
 	"github.com/navarch/navarch/client"
+	"github.com/navarch/navarch/internal/ports"
 )
 
 // Config says what cluster to run.
@@ -242,68 +241,34 @@ func (p *portPicker) shared(ips []string) int {
 	if len(ips) > 1 && ips[0] == ips[1] {
 		return 0
 	}
-	for attempt := 0; attempt < 50; attempt++ {
-		l, err := net.Listen("tcp", ips[0]+":0")
-		if err != nil {
-			return 0
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		var held []io.Closer
-		ok := true
-		for _, ip := range ips {
-			addr := net.JoinHostPort(ip, fmt.Sprint(port))
-			t, err := net.Listen("tcp", addr)
-			if err != nil {
-				ok = false
-				break
-			}
-			held = append(held, t)
-			u, err := net.ListenPacket("udp", addr)
-			if err != nil {
-				ok = false
-				break
-			}
-			held = append(held, u)
-		}
-		if ok {
-			p.held = append(p.held, held...)
-			return port
-		}
-		for _, c := range held {
-			c.Close()
-		}
+	port, release, err := ports.Hold(ips...)
+	if err != nil {
+		return 0
 	}
-	return 0
+	p.held = append(p.held, release)
+	return port
 }
 
 // portPicker hands out loopback addresses whose TCP and UDP ports are free (gossip
-// uses both), holding each until release so that no two picks are the same port.
+// uses both), outside the kernel's ephemeral range so that no outgoing connection
+// takes one before its node binds it (a restarted node binds its ports again), and
+// holds each until release.
 type portPicker struct {
-	held []io.Closer
+	held []func()
 }
 
 func (p *portPicker) pick() (string, error) {
-	for i := 0; i < 20; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			l.Close()
-			continue
-		}
-		p.held = append(p.held, l, u)
-		return addr, nil
+	port, release, err := ports.Hold()
+	if err != nil {
+		return "", err
 	}
-	return "", errors.New("no free loopback port")
+	p.held = append(p.held, release)
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), nil
 }
 
 func (p *portPicker) release() {
-	for _, c := range p.held {
-		c.Close()
+	for _, release := range p.held {
+		release()
 	}
 	p.held = nil
 }

@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +20,8 @@ import (
 	"time"
 
 	capi "github.com/hashicorp/consul/api"
+
+	"github.com/navarch/navarch/internal/ports"
 )
 
 // Binary returns the path of the consul binary, or skips (fails in CI) the test when
@@ -162,30 +163,21 @@ func (a *Agent) configure(ports []int, dir string) {
 	}
 }
 
-// freePorts returns n loopback ports that were free (TCP and UDP) a moment ago.
+// freePorts returns n loopback ports that were free (TCP and UDP) a moment ago,
+// outside the kernel's ephemeral range (internal/ports), so that a restarted agent
+// finds them free again.
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	var held []func()
-	defer func() {
-		for _, c := range held {
-			c()
-		}
-	}()
-	var ports []int
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	var out []int
+	for range n {
+		port, release, err := ports.Hold()
 		if err != nil {
 			t.Fatal(err)
 		}
-		u, err := net.ListenPacket("udp", l.Addr().String())
-		if err != nil {
-			l.Close()
-			continue
-		}
-		held = append(held, func() { l.Close(); u.Close() })
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		defer release()
+		out = append(out, port)
 	}
-	return ports
+	return out
 }
 
 // Restart starts the agent (again, after Stop) on the same ports and data dir, and
