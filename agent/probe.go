@@ -2,11 +2,13 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -16,24 +18,30 @@ import (
 )
 
 // Probe is a workload's readiness check, as a WorkloadGroup's probe describes one:
-// a TCP connection, a gRPC health check or an HTTP GET, every Period, with
-// Kubernetes' thresholds.
+// a TCP connection, a gRPC health check, an HTTP GET or a command, every Period,
+// with Kubernetes' thresholds.
 type Probe struct {
-	// Kind is "tcp", "grpc" or "http".
+	// Kind is "tcp", "grpc", "http" or "exec".
 	Kind string
-	// Target is host:port for tcp and grpc, a URL for http.
+	// Target is host:port for tcp and grpc, an http:// or https:// URL for http.
 	Target string
 	// Service is the service name of a gRPC health check ("" is the server's).
 	Service string
-	// Period between checks, Timeout of each.
-	Period, Timeout time.Duration
+	// Header is sent with an HTTP probe's request.
+	Header http.Header
+	// Command is an exec probe's program and arguments: healthy when it exits 0.
+	Command []string
+	// InitialDelay passes before the first check; the workload is unready until
+	// then. Period between checks, Timeout of each.
+	InitialDelay, Period, Timeout time.Duration
 	// FailureThreshold consecutive failures make the workload unhealthy,
 	// SuccessThreshold consecutive successes healthy again.
 	FailureThreshold, SuccessThreshold int
 }
 
-// ParseProbe reads a probe from its flag form: tcp:host:port, grpc:host:port[/service]
-// or an http:// URL; the timings are Kubernetes' defaults until set.
+// ParseProbe reads a probe from its flag form: tcp:host:port, grpc:host:port[/service],
+// an http:// or https:// URL, or exec:command args... (split at spaces, no quoting);
+// the timings are Kubernetes' defaults until set.
 func ParseProbe(s string) (*Probe, error) {
 	p := &Probe{Period: 10 * time.Second, Timeout: time.Second, FailureThreshold: 3, SuccessThreshold: 1}
 	switch {
@@ -42,10 +50,12 @@ func ParseProbe(s string) (*Probe, error) {
 	case strings.HasPrefix(s, "grpc:"):
 		p.Kind, p.Target = "grpc", strings.TrimPrefix(s, "grpc:")
 		p.Target, p.Service, _ = strings.Cut(p.Target, "/")
-	case strings.HasPrefix(s, "http://"):
+	case strings.HasPrefix(s, "http://"), strings.HasPrefix(s, "https://"):
 		p.Kind, p.Target = "http", s
+	case strings.HasPrefix(s, "exec:"):
+		p.Kind, p.Command = "exec", strings.Fields(strings.TrimPrefix(s, "exec:"))
 	default:
-		return nil, fmt.Errorf("agent: --probe %q: want tcp:host:port, grpc:host:port[/service] or http://host:port/path", s)
+		return nil, fmt.Errorf("agent: --probe %q: want tcp:host:port, grpc:host:port[/service], http(s)://host:port/path or exec:command", s)
 	}
 	return p, p.Validate()
 }
@@ -59,14 +69,21 @@ func (p *Probe) Validate() error {
 			errs = append(errs, fmt.Errorf("agent: %s probe target must be host:port, got %q", p.Kind, p.Target))
 		}
 	case "http":
-		if u, err := url.Parse(p.Target); err != nil || u.Scheme != "http" || u.Host == "" {
-			errs = append(errs, fmt.Errorf("agent: http probe target must be an http:// URL, got %q", p.Target))
+		if u, err := url.Parse(p.Target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("agent: http probe target must be an http:// or https:// URL, got %q", p.Target))
+		}
+	case "exec":
+		if len(p.Command) == 0 {
+			errs = append(errs, errors.New("agent: exec probe needs a command"))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("agent: probe kind must be tcp, grpc or http, got %q", p.Kind))
+		errs = append(errs, fmt.Errorf("agent: probe kind must be tcp, grpc, http or exec, got %q", p.Kind))
 	}
-	if p.Period <= 0 || p.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("agent: probe period and timeout must be positive, got %s and %s", p.Period, p.Timeout))
+	if len(p.Header) > 0 && p.Kind != "http" {
+		errs = append(errs, fmt.Errorf("agent: probe headers are for http probes, not %s", p.Kind))
+	}
+	if p.Period <= 0 || p.Timeout <= 0 || p.InitialDelay < 0 {
+		errs = append(errs, fmt.Errorf("agent: probe period and timeout must be positive and the initial delay not negative, got %s, %s and %s", p.Period, p.Timeout, p.InitialDelay))
 	}
 	if p.FailureThreshold < 1 || p.SuccessThreshold < 1 {
 		errs = append(errs, fmt.Errorf("agent: probe thresholds must be at least 1, got %d failures and %d successes", p.FailureThreshold, p.SuccessThreshold))
@@ -80,10 +97,17 @@ type probeResult struct {
 	message string // why it is unhealthy
 }
 
-// run checks the workload every Period until ctx ends and sends its health on out:
-// the first result at once, then each change once a threshold is crossed. out
-// holds one result; an unread one is replaced by the newer.
+// run checks the workload every Period, from InitialDelay on, until ctx ends and
+// sends its health on out: the first result at once, then each change once a
+// threshold is crossed. out holds one result; an unread one is replaced by the newer.
 func (p *Probe) run(ctx context.Context, out chan probeResult) {
+	if p.InitialDelay > 0 {
+		select {
+		case <-time.After(p.InitialDelay):
+		case <-ctx.Done():
+			return
+		}
+	}
 	var cur probeResult
 	first := true
 	fails, successes := 0, 0
@@ -148,12 +172,24 @@ func (p *Probe) check(ctx context.Context) error {
 			return fmt.Errorf("grpc probe: %s", resp.Status)
 		}
 		return nil
+	case "exec":
+		out, err := exec.CommandContext(ctx, p.Command[0], p.Command[1:]...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("exec probe: %w: %s", err, lastLine(out))
+		}
+		return nil
 	default:
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.Target, nil)
 		if err != nil {
 			return err
 		}
-		resp, err := http.DefaultClient.Do(req)
+		for k, vs := range p.Header {
+			req.Header[k] = vs
+		}
+		if h := p.Header.Get("Host"); h != "" {
+			req.Host = h
+		}
+		resp, err := probeClient.Do(req)
 		if err != nil {
 			return fmt.Errorf("http probe: %w", err)
 		}
@@ -163,4 +199,18 @@ func (p *Probe) check(ctx context.Context) error {
 		}
 		return nil
 	}
+}
+
+// probeClient makes HTTP probes' requests. As Kubernetes' and Istio's probes, an
+// https:// probe does not verify the workload's certificate: it asks whether the
+// workload answers, not who it is.
+var probeClient = &http.Client{Transport: &http.Transport{
+	TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // a readiness check, not a trust decision
+	DisableKeepAlives: true,
+}}
+
+// lastLine is the last non-empty line of a command's output, for a probe's message.
+func lastLine(out []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1]
 }

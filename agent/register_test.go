@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,13 +18,15 @@ func TestParseProbe(t *testing.T) {
 		"grpc:127.0.0.1:9080":         {Kind: "grpc", Target: "127.0.0.1:9080"},
 		"grpc:127.0.0.1:9080/ratings": {Kind: "grpc", Target: "127.0.0.1:9080", Service: "ratings"},
 		"http://127.0.0.1:8080/ready": {Kind: "http", Target: "http://127.0.0.1:8080/ready"},
+		"https://127.0.0.1:8443/":     {Kind: "http", Target: "https://127.0.0.1:8443/"},
+		"exec:/bin/check  --quick":    {Kind: "exec", Command: []string{"/bin/check", "--quick"}},
 	} {
 		p, err := ParseProbe(in)
-		if err != nil || p.Kind != want.Kind || p.Target != want.Target || p.Service != want.Service {
+		if err != nil || p.Kind != want.Kind || p.Target != want.Target || p.Service != want.Service || !slices.Equal(p.Command, want.Command) {
 			t.Errorf("ParseProbe(%q) = %+v, %v; want %+v", in, p, err, want)
 		}
 	}
-	for _, bad := range []string{"", "udp:1.2.3.4:5", "tcp:nohost", "https://x/", "grpc:"} {
+	for _, bad := range []string{"", "udp:1.2.3.4:5", "tcp:nohost", "ftp://x/", "https://", "grpc:", "exec:", "exec:  "} {
 		if _, err := ParseProbe(bad); err == nil {
 			t.Errorf("ParseProbe(%q) accepted", bad)
 		}
@@ -126,5 +129,71 @@ func TestProbeThresholds(t *testing.T) {
 	go tp.run(ctx, tout)
 	if r := <-tout; r.healthy {
 		t.Fatalf("tcp probe of a closed port: %+v", r)
+	}
+}
+
+// next returns the probe's next result, failing the test after 10 s.
+func next(t *testing.T, out chan probeResult) probeResult {
+	t.Helper()
+	select {
+	case r := <-out:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("no probe result")
+		return probeResult{}
+	}
+}
+
+// An HTTPS probe reaches a workload with a certificate no one trusts, sending the
+// probe's headers; an exec probe is healthy while its command exits 0; nothing is
+// reported before the initial delay.
+func TestProbeKinds(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Probe") != "navarch" || r.Host != "ratings.local" {
+			w.WriteHeader(http.StatusBadRequest)
+		}
+	}))
+	defer srv.Close()
+	hp, err := ParseProbe(srv.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hp.Header = http.Header{"X-Probe": {"navarch"}}
+	out := make(chan probeResult, 1)
+	go hp.run(ctx, out)
+	if r := next(t, out); r.healthy {
+		t.Fatalf("https probe without the Host header: %+v, want unhealthy (400)", r)
+	}
+	withHost := *hp
+	withHost.Header = http.Header{"X-Probe": {"navarch"}, "Host": {"ratings.local"}}
+	out = make(chan probeResult, 1)
+	go withHost.run(ctx, out)
+	if r := next(t, out); !r.healthy {
+		t.Fatalf("https probe with its headers: %+v", r)
+	}
+
+	for cmd, healthy := range map[string]bool{"exec:true": true, "exec:false": false, "exec:/no/such/check": false} {
+		ep, err := ParseProbe(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make(chan probeResult, 1)
+		go ep.run(ctx, out)
+		if r := next(t, out); r.healthy != healthy || (!healthy && !strings.Contains(r.message, "exec probe")) {
+			t.Errorf("%s: %+v, want healthy=%v", cmd, r, healthy)
+		}
+	}
+
+	dp, _ := ParseProbe("exec:true")
+	dp.InitialDelay = 300 * time.Millisecond
+	out = make(chan probeResult, 1)
+	start := time.Now()
+	go dp.run(ctx, out)
+	next(t, out)
+	if waited := time.Since(start); waited < dp.InitialDelay {
+		t.Errorf("first result after %s, before the initial delay of %s", waited, dp.InitialDelay)
 	}
 }
