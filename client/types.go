@@ -127,7 +127,10 @@ type MemberInfo struct {
 	// EtcdPeer is the peer URL the cluster records for the member.
 	EtcdPeer string `json:"etcd_peer,omitempty"`
 	XDS      string `json:"xds,omitempty"`
-	HTTP     string `json:"http,omitempty"`
+	// XDSTLS serves gRPC over TLS: the CSR API and xDS for proxies that authenticate
+	// (navarch agent, istio-agent).
+	XDSTLS string `json:"xds_tls,omitempty"`
+	HTTP   string `json:"http,omitempty"`
 	// DNS answers for XDSName with every live node's xDS IP, when the node serves it.
 	DNS      string `json:"dns,omitempty"`
 	XDSName  string `json:"xds_name,omitempty"`

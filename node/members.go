@@ -32,7 +32,7 @@ func (n *Node) members(ctx context.Context, p *parts) ([]client.MemberInfo, erro
 	}
 	self := get(n.cfg.Name)
 	self.Self = true
-	self.XDS, self.HTTP = n.advertised(n.XDSAddr()), n.advertised(n.HTTPAddr())
+	self.XDS, self.XDSTLS, self.HTTP = n.advertised(n.XDSAddr()), n.advertised(n.tlsLis.Addr().String()), n.advertised(n.HTTPAddr())
 	self.Proxies, self.Revision = p.xds.Connections(), p.view.Revision()
 	if n.dnsConn != nil {
 		self.DNS, self.XDSName = n.advertised(n.dnsConn.LocalAddr().String()), n.cfg.XDSName
@@ -50,7 +50,7 @@ func (n *Node) members(ctx context.Context, p *parts) ([]client.MemberInfo, erro
 				m.Gossip = "failed"
 			}
 			if !m.Self {
-				m.XDS, m.HTTP, m.Proxies, m.Revision = pr.Meta.XDS, pr.Meta.HTTP, pr.Meta.Proxies, pr.Meta.Revision
+				m.XDS, m.XDSTLS, m.HTTP, m.Proxies, m.Revision = pr.Meta.XDS, pr.Meta.XDSTLS, pr.Meta.HTTP, pr.Meta.Proxies, pr.Meta.Revision
 				m.DNS = pr.Meta.DNS
 			}
 		}

@@ -31,6 +31,7 @@ const (
 // it to 512 bytes, hence the short keys.
 type nodeMeta struct {
 	XDS        string `json:"x,omitempty"`
+	XDSTLS     string `json:"t,omitempty"`
 	HTTP       string `json:"h,omitempty"`
 	EtcdPeer   string `json:"p,omitempty"`
 	EtcdClient string `json:"c,omitempty"`

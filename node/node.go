@@ -141,7 +141,7 @@ func New(cfg Config, log *slog.Logger) (n *Node, err error) {
 		n.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: n.apiCert.get}
 	}
 	if cfg.GossipAddr != "" {
-		meta := nodeMeta{XDS: n.advertised(n.XDSAddr()), HTTP: n.advertised(n.HTTPAddr()),
+		meta := nodeMeta{XDS: n.advertised(n.XDSAddr()), XDSTLS: n.advertised(n.tlsLis.Addr().String()), HTTP: n.advertised(n.HTTPAddr()),
 			EtcdPeer: n.peerURL(), EtcdClient: n.clientURL(), State: stateForming}
 		if n.dnsConn != nil {
 			meta.DNS = n.advertised(n.dnsConn.LocalAddr().String())
