@@ -161,18 +161,14 @@ spec:
 		return nil
 	})
 
-	// The VM agent's unit, with a join token and the roots it is told to keep there.
+	// The VM agent's unit, with what `navarch agent configure` writes for its group.
 	group := writeFile(t, dir, "group.yaml", ratingsGroupYAML)
 	if res := run(0, "apply", "-f", group); res.Code != 0 {
 		t.Fatalf("apply on n1: %s", res.Stderr)
 	}
-	token := run(1, "token", "create", "--workload-group", "bookinfo/ratings", "--ttl", "1h")
-	roots := run(2, "ca", "show", "-o", "pem")
-	if token.Code != 0 || roots.Code != 0 {
-		t.Fatalf("token create: %s; ca show: %s", token.Stderr, roots.Stderr)
+	if res := run(1, "agent", "configure", "--workload-group", "bookinfo/ratings", "--out", etc, "--dir", etc); res.Code != 0 {
+		t.Fatalf("agent configure on n2: %s", res.Stderr)
 	}
-	writeFile(t, etc, "join-token", strings.TrimSpace(token.Stdout))
-	writeFile(t, etc, "root.pem", roots.Stdout)
 	agentCmd := execStart(t, "navarch-agent.service")
 	for i := range agentCmd {
 		agentCmd[i] = here(agentCmd[i])

@@ -18,13 +18,14 @@ import (
 const vmHost = "ratings.vms.svc.cluster.local"
 
 // vmGroupYAML is the WorkloadGroup of one version of ratings' VMs (%[1]s), whose
-// workloads serve gRPC on port %[2]d.
+// workloads serve gRPC on port %[2]d and are ready while its health service says so.
 const vmGroupYAML = `apiVersion: networking.istio.io/v1
 kind: WorkloadGroup
 metadata: {name: ratings-%[1]s, namespace: vms}
 spec:
   metadata: {labels: {app: ratings}}
   template: {serviceAccount: ratings, labels: {version: %[1]s}, ports: {grpc: %[2]d}}
+  probe: {grpc: {port: %[2]d}, periodSeconds: 1, failureThreshold: 2}
 `
 
 const vmMeshYAML = `apiVersion: networking.istio.io/v1
@@ -103,7 +104,7 @@ func TestVMAutoRegistration(t *testing.T) {
 	}
 	mustNodeCLI(t, m.c, "n1", "apply", "-f", writeFile(t, m.dir, "mesh.yaml", strings.Join(append(docs, vmMeshYAML), "---\n")))
 	for _, v := range []string{"v1", "v2"} {
-		m.agents[v] = m.startAgent("ratings-"+v, "ratings-"+v, m.backends[v].Port)
+		m.agents[v] = m.configuredAgent("ratings-" + v)
 	}
 
 	t.Run("VMs register themselves and take traffic by the VirtualService", m.split)
@@ -111,6 +112,22 @@ func TestVMAutoRegistration(t *testing.T) {
 	t.Run("a VM whose node is killed stays registered, taken over by another node", m.nodeDies)
 	t.Run("a VM whose agent dies leaves the registry after the grace period", m.agentDies)
 	t.Run("registering as another identity's group or an unknown group is refused", m.refusals)
+}
+
+// configuredAgent runs `navarch agent run` for a VM of group (in namespace vms) as
+// `navarch agent configure` sets it up: the nodes, a join token, the roots and the
+// group's probe.
+func (m *vmMesh) configuredAgent(group string) *agentProc {
+	m.t.Helper()
+	dir := filepath.Join(m.dir, group)
+	mustNodeCLI(m.t, m.c, runningNodes(m.c)[0], "agent", "configure", "--workload-group", "vms/"+group, "--out", dir, "--dir", dir)
+	conf := readFile(m.t, filepath.Join(dir, "agent.yaml"))
+	for _, want := range append(strings.Split(m.servers, ","), "probe: grpc:127.0.0.1:", "probe-period: 1s", "probe-failures: 2") {
+		if !strings.Contains(conf, want) {
+			m.t.Fatalf("agent.yaml of %s does not have %q:\n%s", group, want, conf)
+		}
+	}
+	return startAgent(m.t, []string{"agent", "run", "--config", filepath.Join(dir, "agent.yaml"), "--address", "127.0.0.1"})
 }
 
 // startAgent runs `navarch agent run` for a VM of group (in namespace vms) whose

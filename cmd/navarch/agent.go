@@ -6,89 +6,36 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"time"
 
 	"github.com/navarch/navarch/agent"
 )
 
-const agentUsage = `usage: navarch agent certs --token-file T --out DIR [--server host:15012,...] [--ca-file root.pem | --insecure-first-fetch] [--once] [--identity-check]
-       navarch agent run --token-file T --out DIR --group NAME --address IP [--label k=v]... [--network N] [--locality r/z/s] [--probe tcp:h:p|grpc:h:p|http://...] [certs flags]`
+const agentUsage = `usage: navarch agent certs --token-file T --out DIR [--server host:15012,...] [--ca-file root.pem | --insecure-first-fetch] [--once] [--identity-check] [--config F]
+       navarch agent run --token-file T --out DIR --group NAME --address IP [--label k=v]... [--network N] [--locality r/z/s] [--probe tcp:h:p|grpc:h:p|http(s)://...|exec:cmd] [certs flags]
+       navarch agent configure --workload-group <namespace/name> --out DIR [--dir /etc/navarch] [--address IP]`
 
 // runAgent runs the workload side: `navarch agent certs` gets the workload's
 // certificate with a join token and keeps it renewed; `navarch agent run` does that
 // and keeps the workload registered in its WorkloadGroup, with its probe's health.
 func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "configure" {
+		return runAgentConfigure(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || (args[0] != "certs" && args[0] != "run") {
 		return errors.New(agentUsage)
 	}
-	register := args[0] == "run"
-	cfg := agent.DefaultConfig()
-	fs := flag.NewFlagSet("navarch agent "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	servers := fs.String("server", strings.Join(cfg.Servers, ","), "TLS gRPC addresses of navarch nodes (host:port,...), tried in turn")
-	fs.StringVar(&cfg.TokenFile, "token-file", cfg.TokenFile, "file holding the join token (navarch token create)")
-	fs.StringVar(&cfg.OutDir, "out", cfg.OutDir, "directory to write cert-chain.pem, key.pem and root-cert.pem to")
-	fs.StringVar(&cfg.CAFile, "ca-file", cfg.CAFile, "PEM root(s) to verify the nodes with on the first fetch (navarch ca show -o pem)")
-	fs.BoolVar(&cfg.InsecureFirstFetch, "insecure-first-fetch", cfg.InsecureFirstFetch, "without --ca-file, trust the first node that answers (its roots' fingerprints are logged: compare them with navarch ca show)")
-	fs.StringVar(&cfg.ServerName, "server-name", cfg.ServerName, "name the nodes' certificates are verified for")
-	fs.DurationVar(&cfg.TTL, "ttl", cfg.TTL, "certificate lifetime to ask for (0: the nodes' default)")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	logFormat := fs.String("log-format", "text", "log format: text or json")
-	var once, check *bool
-	reg := agent.Registration{Labels: map[string]string{}}
-	var probe *string
-	var probeCfg agent.Probe
-	if register {
-		fs.StringVar(&reg.Group, "group", "", "WorkloadGroup (in the certificate's namespace) to register the workload in")
-		fs.StringVar(&reg.Address, "address", "", "the workload's IP address, where the mesh reaches it")
-		fs.Func("label", "label k=v added to the group's (repeatable)", func(v string) error {
-			k, val, ok := strings.Cut(v, "=")
-			if !ok || k == "" {
-				return fmt.Errorf("--label %q: want key=value", v)
-			}
-			reg.Labels[k] = val
-			return nil
-		})
-		fs.StringVar(&reg.Network, "network", "", "the workload's network")
-		fs.StringVar(&reg.Locality, "locality", "", "the workload's locality, region/zone/subzone")
-		probe = fs.String("probe", "", "readiness probe: tcp:host:port, grpc:host:port[/service] or an http:// URL (none: always ready)")
-		fs.DurationVar(&probeCfg.Period, "probe-period", 10*time.Second, "time between probes")
-		fs.DurationVar(&probeCfg.Timeout, "probe-timeout", time.Second, "timeout of one probe")
-		fs.IntVar(&probeCfg.FailureThreshold, "probe-failures", 3, "consecutive failures that make the workload unready")
-		fs.IntVar(&probeCfg.SuccessThreshold, "probe-successes", 1, "consecutive successes that make it ready again")
-	} else {
-		once = fs.Bool("once", false, "fetch a certificate, write the files and exit")
-		check = fs.Bool("identity-check", false, "check the files in --out (key matches, chains to root-cert.pem, not expired), print their identity and exit")
-	}
-	if pos, err := parseFlags(fs, args[1:]); err != nil {
+	inv, err := parseAgentArgs(args[0], args[1:], stderr)
+	if err != nil {
 		return err
-	} else if len(pos) > 0 {
-		return errors.New(agentUsage)
 	}
-	if check != nil && *check {
-		return identityCheck(stdout, cfg.OutDir)
+	if inv.identityCheck {
+		return identityCheck(stdout, inv.cfg.OutDir)
 	}
-	cfg.Servers = nil
-	for _, s := range strings.Split(*servers, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			cfg.Servers = append(cfg.Servers, s)
-		}
-	}
-	if probe != nil && *probe != "" {
-		p, err := agent.ParseProbe(*probe)
-		if err != nil {
-			return err
-		}
-		p.Period, p.Timeout, p.FailureThreshold, p.SuccessThreshold = probeCfg.Period, probeCfg.Timeout, probeCfg.FailureThreshold, probeCfg.SuccessThreshold
-		reg.Probe = p
-	}
-	if register {
-		if err := reg.Validate(); err != nil {
-			return err
-		}
-	}
-	log, err := newLogger(stderr, *logLevel, *logFormat)
+	cfg, reg, register := inv.cfg, inv.reg, inv.reg != nil
+	log, err := newLogger(stderr, inv.logLevel, inv.logFormat)
 	if err != nil {
 		return err
 	}
@@ -99,11 +46,11 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if register {
 		// Registration reads the certificate files the certificate loop writes.
 		rerr := make(chan error, 1)
-		go func() { rerr <- a.Register(ctx, reg) }()
+		go func() { rerr <- a.Register(ctx, *reg) }()
 		err := a.Run(ctx)
 		return errors.Join(err, <-rerr)
 	}
-	if !*once {
+	if !inv.once {
 		return a.Run(ctx)
 	}
 	certs, err := a.Fetch(ctx)
@@ -112,6 +59,102 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "%s until %s in %s\n", certs.Identity, certs.Leaf().NotAfter.UTC().Format(time.RFC3339), cfg.OutDir)
 	return nil
+}
+
+// agentInvocation is what `navarch agent certs` or `run` was asked to do.
+type agentInvocation struct {
+	cfg                 agent.Config
+	reg                 *agent.Registration // run only
+	once, identityCheck bool                // certs only
+	logLevel, logFormat string
+}
+
+// parseAgentArgs reads the flags of `navarch agent <mode>` (certs or run), then the
+// --config file's for those not given, and checks them.
+func parseAgentArgs(mode string, args []string, stderr io.Writer) (*agentInvocation, error) {
+	register := mode == "run"
+	inv := &agentInvocation{cfg: agent.DefaultConfig()}
+	cfg := &inv.cfg
+	fs := flag.NewFlagSet("navarch agent "+mode, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	servers := fs.String("server", strings.Join(cfg.Servers, ","), "TLS gRPC addresses of navarch nodes (host:port,...), tried in turn")
+	fs.StringVar(&cfg.TokenFile, "token-file", cfg.TokenFile, "file holding the join token (navarch token create)")
+	fs.StringVar(&cfg.OutDir, "out", cfg.OutDir, "directory to write cert-chain.pem, key.pem and root-cert.pem to")
+	fs.StringVar(&cfg.CAFile, "ca-file", cfg.CAFile, "PEM root(s) to verify the nodes with on the first fetch (navarch ca show -o pem)")
+	fs.BoolVar(&cfg.InsecureFirstFetch, "insecure-first-fetch", cfg.InsecureFirstFetch, "without --ca-file, trust the first node that answers (its roots' fingerprints are logged: compare them with navarch ca show)")
+	fs.StringVar(&cfg.ServerName, "server-name", cfg.ServerName, "name the nodes' certificates are verified for")
+	fs.DurationVar(&cfg.TTL, "ttl", cfg.TTL, "certificate lifetime to ask for (0: the nodes' default)")
+	fs.StringVar(&inv.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&inv.logFormat, "log-format", "text", "log format: text or json")
+	reg := agent.Registration{Labels: map[string]string{}}
+	var probe string
+	var probeCfg agent.Probe
+	if register {
+		fs.StringVar(&reg.Group, "group", "", "WorkloadGroup (in the certificate's namespace) to register the workload in")
+		fs.StringVar(&reg.Address, "address", "", "the workload's IP address, where the mesh reaches it")
+		fs.Var(repeatable(func(v string) error {
+			k, val, ok := strings.Cut(v, "=")
+			if !ok || k == "" {
+				return fmt.Errorf("--label %q: want key=value", v)
+			}
+			reg.Labels[k] = val
+			return nil
+		}), "label", "label k=v added to the group's (repeatable)")
+		fs.StringVar(&reg.Network, "network", "", "the workload's network")
+		fs.StringVar(&reg.Locality, "locality", "", "the workload's locality, region/zone/subzone")
+		fs.StringVar(&probe, "probe", "", "readiness probe: tcp:host:port, grpc:host:port[/service], an http:// or https:// URL, or exec:command args (none: always ready)")
+		fs.DurationVar(&probeCfg.Period, "probe-period", 10*time.Second, "time between probes")
+		fs.DurationVar(&probeCfg.Timeout, "probe-timeout", time.Second, "timeout of one probe")
+		fs.IntVar(&probeCfg.FailureThreshold, "probe-failures", 3, "consecutive failures that make the workload unready")
+		fs.IntVar(&probeCfg.SuccessThreshold, "probe-successes", 1, "consecutive successes that make it ready again")
+		fs.DurationVar(&probeCfg.InitialDelay, "probe-initial-delay", 0, "time before the first probe (the workload is unready until it passes)")
+		fs.Var(repeatable(func(v string) error {
+			k, val, ok := strings.Cut(v, ":")
+			if k = strings.TrimSpace(k); !ok || k == "" {
+				return fmt.Errorf("--probe-header %q: want \"Name: value\"", v)
+			}
+			if probeCfg.Header == nil {
+				probeCfg.Header = http.Header{}
+			}
+			probeCfg.Header.Add(k, strings.TrimSpace(val))
+			return nil
+		}), "probe-header", "header \"Name: value\" sent with an http(s) probe (repeatable)")
+	} else {
+		fs.BoolVar(&inv.once, "once", false, "fetch a certificate, write the files and exit")
+		fs.BoolVar(&inv.identityCheck, "identity-check", false, "check the files in --out (key matches, chains to root-cert.pem, not expired), print their identity and exit")
+	}
+	configFile := fs.String("config", "", "YAML file of flag values, keyed by flag name (what navarch agent configure writes); flags on the command line win")
+	if pos, err := parseFlags(fs, args); err != nil {
+		return nil, err
+	} else if len(pos) > 0 {
+		return nil, errors.New(agentUsage)
+	}
+	if err := applyConfigFile(fs, *configFile); err != nil {
+		return nil, err
+	}
+	cfg.Servers = nil
+	for _, s := range strings.Split(*servers, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			cfg.Servers = append(cfg.Servers, s)
+		}
+	}
+	if !register {
+		return inv, nil
+	}
+	if probe != "" {
+		p, err := agent.ParseProbe(probe)
+		if err != nil {
+			return nil, err
+		}
+		p.Period, p.Timeout, p.FailureThreshold, p.SuccessThreshold = probeCfg.Period, probeCfg.Timeout, probeCfg.FailureThreshold, probeCfg.SuccessThreshold
+		p.InitialDelay, p.Header = probeCfg.InitialDelay, probeCfg.Header
+		reg.Probe = p
+	}
+	if err := reg.Validate(); err != nil {
+		return nil, err
+	}
+	inv.reg = &reg
+	return inv, nil
 }
 
 // identityCheck prints what the certificate files of dir hold, and fails unless they

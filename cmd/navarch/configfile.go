@@ -14,7 +14,8 @@ import (
 // applyConfigFile sets the flags of fs from a YAML file whose keys are flag names
 // (`consul-address: 127.0.0.1:8500`, `join: [a:7946, b:7946]`, `dev: true`). Flags
 // given on the command line win: they were parsed before, and the file does not
-// touch them. An unknown key is an error. path "" does nothing.
+// touch them. A list sets a repeatable flag once per element and any other flag to
+// its elements joined by commas. An unknown key is an error. path "" does nothing.
 func applyConfigFile(fs *flag.FlagSet, path string) error {
 	if path == "" {
 		return nil
@@ -36,10 +37,24 @@ func applyConfigFile(fs *flag.FlagSet, path string) error {
 	sort.Strings(keys)
 	for _, k := range keys {
 		if k == "config" || fs.Lookup(k) == nil {
-			return fmt.Errorf("%s: unknown key %q (keys are the flags of navarch server, without dashes)", path, k)
+			return fmt.Errorf("%s: unknown key %q (keys are the flags of %s, without dashes)", path, k, fs.Name())
 		}
 		if onCommandLine[k] {
 			continue
+		}
+		if list, ok := values[k].([]any); ok {
+			if _, ok := fs.Lookup(k).Value.(repeatable); ok {
+				for _, e := range list {
+					v, err := flagValue(e)
+					if err == nil {
+						err = fs.Set(k, v)
+					}
+					if err != nil {
+						return fmt.Errorf("%s: %s: %w", path, k, err)
+					}
+				}
+				continue
+			}
 		}
 		v, err := flagValue(values[k])
 		if err != nil {
@@ -77,3 +92,10 @@ func flagValue(v any) (string, error) {
 	}
 	return "", fmt.Errorf("must be a string, number, boolean or list, got %T", v)
 }
+
+// repeatable is a flag given once per value (--label a=1 --label b=2), set from a
+// config file's list once per element.
+type repeatable func(string) error
+
+func (f repeatable) String() string     { return "" }
+func (f repeatable) Set(v string) error { return f(v) }
