@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -98,9 +99,10 @@ func TestWorkloadsTalkMutualTLSWithNavarchCertificates(t *testing.T) {
 	target := "xds:///ratings.shop.svc.cluster.local:9090"
 	call := func(group string, secure bool, n int) grpcapp.Tally {
 		t.Helper()
-		boot := grpcapp.BootstrapWith(grpcapp.BootstrapOptions{Servers: []string{n2.XDSTLS}, XDSOverTLS: true,
-			Namespace: "shop", Name: group + "-1", CertDir: certs[group]})
-		conn, err := grpcapp.DialSecure(boot, target)
+		// The client's bootstrap as navarch makes it: xDS over mTLS to the nodes'
+		// TLS ports with the workload's certificate.
+		boot := mustNodeCLI(t, c, "n2", "bootstrap", "--format", "grpc", "--certs-dir", certs[group], "-n", "shop", "--name", group+"-1")
+		conn, err := grpcapp.DialSecure([]byte(boot), target)
 		if !secure {
 			conn, err = grpcapp.Dial(grpcapp.Bootstrap([]string{n2.XDS}, "shop", nil), target)
 		}
@@ -120,6 +122,20 @@ func TestWorkloadsTalkMutualTLSWithNavarchCertificates(t *testing.T) {
 		}
 		return nil
 	})
+	// Its xDS stream too goes over mTLS: the node knows it by its certificate.
+	conn, err := grpcapp.DialSecure([]byte(mustNodeCLI(t, c, "n2", "bootstrap", "--format", "grpc", "--certs-dir", certs["frontend"], "-n", "shop", "--name", "frontend-2")), target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	if tl := grpcapp.Call(ctx, conn, 1); tl.By["secure"] != 1 {
+		t.Fatalf("an RPC of frontend-2: %v %v", tl.By, tl.Failed)
+	}
+	cancel()
+	if id := authenticatedAs(t, c, "sidecar~127.0.0.1~frontend-2.shop~shop.svc.cluster.local"); id != frontend {
+		t.Fatalf("frontend-2's xDS stream authenticated as %q, want %s", id, frontend)
+	}
+	conn.Close()
 	if tl := call("plain", false, 5); tl.By["secure"] != 0 || tl.Failed[codes.Unavailable] != 5 {
 		t.Fatalf("plaintext client of a STRICT server: %v %v, want every RPC to fail", tl.By, tl.Failed)
 	}
@@ -254,4 +270,27 @@ func readPEMCert(b []byte) (*x509.Certificate, error) {
 		return nil, fmt.Errorf("no PEM")
 	}
 	return x509.ParseCertificate(block.Bytes)
+}
+
+// authenticatedAs returns the identity the node serving proxy id knows it by ("" over
+// plaintext), from the nodes' /debug/proxies.
+func authenticatedAs(t *testing.T, c *devcluster.Cluster, id string) string {
+	t.Helper()
+	for _, n := range runningNodes(c) {
+		raw, err := apiOf(c, n).Raw(context.Background(), "/debug/proxies")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var proxies []struct{ ID, Identity string }
+		if err := json.Unmarshal(raw, &proxies); err != nil {
+			t.Fatalf("%v: %s", err, raw)
+		}
+		for _, p := range proxies {
+			if p.ID == id {
+				return p.Identity
+			}
+		}
+	}
+	t.Fatalf("no node serves %s", id)
+	return ""
 }

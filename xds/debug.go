@@ -8,9 +8,12 @@ import (
 // ProxyStatus describes one connected stream for /debug/proxies and
 // `navarch proxy-status`.
 type ProxyStatus struct {
-	ID          string                 `json:"id"`
-	Conn        uint64                 `json:"conn"`
-	Peer        string                 `json:"peer,omitempty"`
+	ID   string `json:"id"`
+	Conn uint64 `json:"conn"`
+	Peer string `json:"peer,omitempty"`
+	// Identity is the SPIFFE ID the proxy proved with its certificate (or token)
+	// over TLS; empty over plaintext, where the node has only its claims.
+	Identity    string                 `json:"identity,omitempty"`
 	Delta       bool                   `json:"delta"`
 	Namespace   string                 `json:"namespace"`
 	Labels      []string               `json:"labels,omitempty"`
@@ -43,6 +46,9 @@ func (s *Server) Proxies() []ProxyStatus {
 		}
 		if b := cl.build.Load(); b != nil {
 			ps.Revision = b.Revision
+		}
+		if c.identity != nil { // set before the stream joined s.conns, never changed
+			ps.Identity = spiffeID(s.cfg.TrustDomain, c.identity.Namespace, c.identity.ServiceAccount)
 		}
 		if c.registered != nil { // set before the stream joined s.conns, never changed
 			ps.WorkloadEntry = p.Namespace + "/" + c.registered.Name()

@@ -43,7 +43,8 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	typ := fs.String("type", "sidecar", "proxy type: sidecar or router")
 	ordered := fs.Bool("ordered", false, "list nodes by name instead of in random order (random spreads proxies over the nodes)")
 	sa := fs.String("service-account", "", "the workload's service account (node metadata SERVICE_ACCOUNT)")
-	certs := fs.String("certs-dir", "", "grpc: where navarch agent certs keeps the workload's certificate files; enables mTLS")
+	certs := fs.String("certs-dir", "", "grpc: where navarch agent certs keeps the workload's certificate files; enables mTLS between workloads and to the nodes")
+	plaintextXDS := fs.Bool("xds-plaintext", false, "grpc, with --certs-dir: talk xDS to the nodes' plaintext port instead of mTLS to their TLS port")
 	labels := fs.String("labels", "", "the workload's labels, k=v,k2=v2 (node metadata LABELS)")
 	network := fs.String("network", "", "the network the proxy is in (node metadata NETWORK): other networks' endpoints are reached through their gateways")
 	locality := fs.String("locality", "", "where the proxy runs, region/zone/sub-zone (the node's locality): with a DestinationRule's outlier detection or localityLbSetting, nearer endpoints come first")
@@ -58,7 +59,11 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	servers := xdsServers(ms, !*ordered)
+	// A workload with a certificate talks xDS over mTLS to the nodes' TLS port, as
+	// Istio's proxies to istiod's 15012: the node takes its identity from the
+	// certificate, not from what the bootstrap claims.
+	overTLS := *format == "grpc" && *certs != "" && !*plaintextXDS
+	servers := xdsServers(ms, !*ordered, overTLS)
 	if len(servers) == 0 {
 		return errors.New("no live node serves xDS")
 	}
@@ -82,7 +87,7 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			// the resources it fetched meanwhile unsubscribed, frozen.
 			servers = []string{t}
 		}
-		doc = grpcBootstrap(servers, node)
+		doc = grpcBootstrap(servers, node, overTLS)
 	case "envoy":
 		if doc, err = envoyBootstrap(servers, node); err != nil {
 			return err
@@ -98,12 +103,17 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return nil
 }
 
-// xdsServers lists the xDS addresses of the live nodes, shuffled when spread is set.
-func xdsServers(ms []client.MemberInfo, spread bool) []string {
+// xdsServers lists the xDS addresses of the live nodes (their TLS ones when tls is
+// set), shuffled when spread is set.
+func xdsServers(ms []client.MemberInfo, spread, tls bool) []string {
 	var out []string
 	for _, m := range ms {
-		if m.XDS != "" && (m.Gossip == "alive" || m.Self) {
-			out = append(out, m.XDS)
+		addr := m.XDS
+		if tls {
+			addr = m.XDSTLS
+		}
+		if addr != "" && (m.Gossip == "alive" || m.Self) {
+			out = append(out, addr)
 		}
 	}
 	if spread {
@@ -172,12 +182,18 @@ func nodeDoc(n bootstrapNode, extra ...string) map[string]any {
 
 // grpcBootstrap is a grpc-go xDS bootstrap listing the servers in order; grpc-go
 // uses the first and falls back to the next only for resources it never received.
-func grpcBootstrap(servers []string, n bootstrapNode) map[string]any {
+func grpcBootstrap(servers []string, n bootstrapNode, overTLS bool) map[string]any {
+	creds := []map[string]any{{"type": "insecure"}}
+	if overTLS {
+		// grpc-go's "tls" channel credentials (gRFC A65) read the same files as the
+		// certificate provider below, again when they change.
+		creds = []map[string]any{{"type": "tls", "config": certFiles(n.CertDir)}}
+	}
 	var ss []map[string]any
 	for _, s := range servers {
 		ss = append(ss, map[string]any{
 			"server_uri":      s,
-			"channel_creds":   []map[string]string{{"type": "insecure"}},
+			"channel_creds":   creds,
 			"server_features": []string{"xds_v3"},
 		})
 	}
@@ -193,15 +209,21 @@ func grpcBootstrap(servers []string, n bootstrapNode) map[string]any {
 		// certs keeps fresh.
 		doc["certificate_providers"] = map[string]any{"default": map[string]any{
 			"plugin_name": "file_watcher",
-			"config": map[string]any{
-				"certificate_file":    filepath.Join(n.CertDir, "cert-chain.pem"),
-				"private_key_file":    filepath.Join(n.CertDir, "key.pem"),
-				"ca_certificate_file": filepath.Join(n.CertDir, "root-cert.pem"),
-				"refresh_interval":    "60s",
-			},
+			"config":      certFiles(n.CertDir),
 		}}
 	}
 	return doc
+}
+
+// certFiles configures grpc-go's file_watcher over the files navarch agent certs
+// keeps in dir.
+func certFiles(dir string) map[string]any {
+	return map[string]any{
+		"certificate_file":    filepath.Join(dir, "cert-chain.pem"),
+		"private_key_file":    filepath.Join(dir, "key.pem"),
+		"ca_certificate_file": filepath.Join(dir, "root-cert.pem"),
+		"refresh_interval":    "60s",
+	}
 }
 
 // envoyBootstrap is an Envoy bootstrap whose ADS cluster has every node as an

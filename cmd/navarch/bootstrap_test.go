@@ -36,9 +36,15 @@ func TestEnvoyBootstrapIsValid(t *testing.T) {
 
 func TestGRPCBootstrapNamesTheCertificateProvider(t *testing.T) {
 	doc := grpcBootstrap([]string{"dns://127.0.0.1:15053/xds.navarch.local:15010"}, bootstrapNode{
-		ID: "sidecar~10.0.0.1~ratings-1.shop~shop.svc.cluster.local", Namespace: "shop", CertDir: "/etc/navarch/certs", Generator: "grpc"})
+		ID: "sidecar~10.0.0.1~ratings-1.shop~shop.svc.cluster.local", Namespace: "shop", CertDir: "/etc/navarch/certs", Generator: "grpc"}, true)
 	b, _ := json.Marshal(doc)
 	var got struct {
+		Servers []struct {
+			Creds []struct {
+				Type   string            `json:"type"`
+				Config map[string]string `json:"config"`
+			} `json:"channel_creds"`
+		} `json:"xds_servers"`
 		Template  string `json:"server_listener_resource_name_template"`
 		Providers map[string]struct {
 			Plugin string `json:"plugin_name"`
@@ -47,5 +53,10 @@ func TestGRPCBootstrapNamesTheCertificateProvider(t *testing.T) {
 	json.Unmarshal(b, &got)
 	if got.Template != "xds.istio.io/grpc/lds/inbound/%s" || got.Providers["default"].Plugin != "file_watcher" {
 		t.Fatalf("bootstrap %s", b)
+	}
+	// xDS itself over mTLS with the workload's certificate.
+	if len(got.Servers) != 1 || len(got.Servers[0].Creds) != 1 || got.Servers[0].Creds[0].Type != "tls" ||
+		got.Servers[0].Creds[0].Config["certificate_file"] != "/etc/navarch/certs/cert-chain.pem" {
+		t.Fatalf("xds_servers of %s", b)
 	}
 }
