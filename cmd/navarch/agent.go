@@ -89,37 +89,42 @@ func parseAgentArgs(mode string, args []string, stderr io.Writer) (*agentInvocat
 	reg := agent.Registration{Labels: map[string]string{}}
 	var probe string
 	var probeCfg agent.Probe
-	if register {
-		fs.StringVar(&reg.Group, "group", "", "WorkloadGroup (in the certificate's namespace) to register the workload in")
-		fs.StringVar(&reg.Address, "address", "", "the workload's IP address, where the mesh reaches it")
-		fs.Var(repeatable(func(v string) error {
-			k, val, ok := strings.Cut(v, "=")
-			if !ok || k == "" {
-				return fmt.Errorf("--label %q: want key=value", v)
-			}
-			reg.Labels[k] = val
-			return nil
-		}), "label", "label k=v added to the group's (repeatable)")
-		fs.StringVar(&reg.Network, "network", "", "the workload's network")
-		fs.StringVar(&reg.Locality, "locality", "", "the workload's locality, region/zone/subzone")
-		fs.StringVar(&probe, "probe", "", "readiness probe: tcp:host:port, grpc:host:port[/service], an http:// or https:// URL, or exec:command args (none: always ready)")
-		fs.DurationVar(&probeCfg.Period, "probe-period", 10*time.Second, "time between probes")
-		fs.DurationVar(&probeCfg.Timeout, "probe-timeout", time.Second, "timeout of one probe")
-		fs.IntVar(&probeCfg.FailureThreshold, "probe-failures", 3, "consecutive failures that make the workload unready")
-		fs.IntVar(&probeCfg.SuccessThreshold, "probe-successes", 1, "consecutive successes that make it ready again")
-		fs.DurationVar(&probeCfg.InitialDelay, "probe-initial-delay", 0, "time before the first probe (the workload is unready until it passes)")
-		fs.Var(repeatable(func(v string) error {
-			k, val, ok := strings.Cut(v, ":")
-			if k = strings.TrimSpace(k); !ok || k == "" {
-				return fmt.Errorf("--probe-header %q: want \"Name: value\"", v)
-			}
-			if probeCfg.Header == nil {
-				probeCfg.Header = http.Header{}
-			}
-			probeCfg.Header.Add(k, strings.TrimSpace(val))
-			return nil
-		}), "probe-header", "header \"Name: value\" sent with an http(s) probe (repeatable)")
-	} else {
+	// The flags of run only. A config file written for run (agent configure's
+	// agent.yaml) also serves certs, which ignores them.
+	runFS := fs
+	if !register {
+		runFS = flag.NewFlagSet("", flag.ContinueOnError)
+	}
+	runFS.StringVar(&reg.Group, "group", "", "WorkloadGroup (in the certificate's namespace) to register the workload in")
+	runFS.StringVar(&reg.Address, "address", "", "the workload's IP address, where the mesh reaches it")
+	runFS.Var(repeatable(func(v string) error {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("--label %q: want key=value", v)
+		}
+		reg.Labels[k] = val
+		return nil
+	}), "label", "label k=v added to the group's (repeatable)")
+	runFS.StringVar(&reg.Network, "network", "", "the workload's network")
+	runFS.StringVar(&reg.Locality, "locality", "", "the workload's locality, region/zone/subzone")
+	runFS.StringVar(&probe, "probe", "", "readiness probe: tcp:host:port, grpc:host:port[/service], an http:// or https:// URL, or exec:command args (none: always ready)")
+	runFS.DurationVar(&probeCfg.Period, "probe-period", 10*time.Second, "time between probes")
+	runFS.DurationVar(&probeCfg.Timeout, "probe-timeout", time.Second, "timeout of one probe")
+	runFS.IntVar(&probeCfg.FailureThreshold, "probe-failures", 3, "consecutive failures that make the workload unready")
+	runFS.IntVar(&probeCfg.SuccessThreshold, "probe-successes", 1, "consecutive successes that make it ready again")
+	runFS.DurationVar(&probeCfg.InitialDelay, "probe-initial-delay", 0, "time before the first probe (the workload is unready until it passes)")
+	runFS.Var(repeatable(func(v string) error {
+		k, val, ok := strings.Cut(v, ":")
+		if k = strings.TrimSpace(k); !ok || k == "" {
+			return fmt.Errorf("--probe-header %q: want \"Name: value\"", v)
+		}
+		if probeCfg.Header == nil {
+			probeCfg.Header = http.Header{}
+		}
+		probeCfg.Header.Add(k, strings.TrimSpace(val))
+		return nil
+	}), "probe-header", "header \"Name: value\" sent with an http(s) probe (repeatable)")
+	if !register {
 		fs.BoolVar(&inv.once, "once", false, "fetch a certificate, write the files and exit")
 		fs.BoolVar(&inv.identityCheck, "identity-check", false, "check the files in --out (key matches, chains to root-cert.pem, not expired), print their identity and exit")
 	}
@@ -129,7 +134,7 @@ func parseAgentArgs(mode string, args []string, stderr io.Writer) (*agentInvocat
 	} else if len(pos) > 0 {
 		return nil, errors.New(agentUsage)
 	}
-	if err := applyConfigFile(fs, *configFile); err != nil {
+	if err := applyConfigFile(fs, *configFile, func(key string) bool { return runFS != fs && runFS.Lookup(key) != nil }); err != nil {
 		return nil, err
 	}
 	cfg.Servers = nil

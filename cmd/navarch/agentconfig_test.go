@@ -107,4 +107,16 @@ func TestAgentRunReadsWhatConfigureWrites(t *testing.T) {
 	if got := p.Header.Values("X-A"); !reflect.DeepEqual(got, []string{"1, 2"}) || p.Header.Get("X-B") != "b" {
 		t.Errorf("probe headers %v", p.Header)
 	}
+
+	// agent certs reads the same file, without the flags of run.
+	certs, err := parseAgentArgs("certs", []string{"--config", file, "--once"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !certs.once || certs.reg != nil || certs.cfg.OutDir != "/etc/navarch/certs" || len(certs.cfg.Servers) != 2 {
+		t.Errorf("agent certs from agent.yaml: %+v", certs)
+	}
+	if _, err := parseAgentArgs("certs", []string{"--group", "ratings"}, io.Discard); err == nil {
+		t.Error("agent certs took --group on its command line")
+	}
 }

@@ -15,8 +15,9 @@ import (
 // (`consul-address: 127.0.0.1:8500`, `join: [a:7946, b:7946]`, `dev: true`). Flags
 // given on the command line win: they were parsed before, and the file does not
 // touch them. A list sets a repeatable flag once per element and any other flag to
-// its elements joined by commas. An unknown key is an error. path "" does nothing.
-func applyConfigFile(fs *flag.FlagSet, path string) error {
+// its elements joined by commas. Keys ignore reports true for are skipped (nil: none);
+// any other unknown key is an error. path "" does nothing.
+func applyConfigFile(fs *flag.FlagSet, path string, ignore func(key string) bool) error {
 	if path == "" {
 		return nil
 	}
@@ -36,6 +37,9 @@ func applyConfigFile(fs *flag.FlagSet, path string) error {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
+		if ignore != nil && ignore(k) {
+			continue
+		}
 		if k == "config" || fs.Lookup(k) == nil {
 			return fmt.Errorf("%s: unknown key %q (keys are the flags of %s, without dashes)", path, k, fs.Name())
 		}

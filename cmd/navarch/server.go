@@ -64,7 +64,7 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := applyConfigFile(fs, *configFile); err != nil {
+	if err := applyConfigFile(fs, *configFile, nil); err != nil {
 		return err
 	}
 	if err := readKEK(*kekFile, &cfg); err != nil {

@@ -85,7 +85,7 @@ func TestConfigFile(t *testing.T) {
 			if err := fs.Parse(append([]string{"--config", file}, tt.args...)); err != nil {
 				t.Fatal(err)
 			}
-			err := applyConfigFile(fs, *configFile)
+			err := applyConfigFile(fs, *configFile, nil)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("applyConfigFile = %v, want an error containing %q", err, tt.err)
