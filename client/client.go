@@ -259,6 +259,15 @@ func (c *Client) Leave(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/api/v1/leave", nil, nil)
 }
 
+// RegistrySync makes the inventory of a registry source exactly the files'
+// ServiceEntries and WorkloadEntries: it creates and updates what they name and
+// deletes the rest of the source's entries.
+func (c *Client) RegistrySync(ctx context.Context, source, namespace string, files []File) (*SyncResponse, error) {
+	var resp SyncResponse
+	err := c.do(ctx, http.MethodPost, "/api/v1/registry/"+url.PathEscape(source)+"/sync", ApplyRequest{Namespace: namespace, Files: files}, &resp)
+	return &resp, err
+}
+
 // RegistryApply creates or replaces inventory (ServiceEntries, WorkloadEntries) of a
 // registry source, as an adapter would.
 func (c *Client) RegistryApply(ctx context.Context, source string, files []File) (*ApplyResponse, error) {

@@ -139,3 +139,11 @@ type MemberInfo struct {
 	// Self marks the node that answered.
 	Self bool `json:"self,omitempty"`
 }
+
+// SyncResponse says what a registry sync changed.
+type SyncResponse struct {
+	Created   int `json:"created"`
+	Updated   int `json:"updated"`
+	Deleted   int `json:"deleted"`
+	Unchanged int `json:"unchanged"`
+}

@@ -38,6 +38,7 @@ func (n *Node) routes() http.Handler {
 	api.HandleFunc("DELETE /api/v1/config/{kind}/{namespace}/{name}", n.withParts(n.deleteOne))
 	api.HandleFunc("POST /api/v1/registry/{source}/apply", n.withParts(n.registryApply))
 	api.HandleFunc("POST /api/v1/registry/{source}/delete", n.withParts(n.registryDelete))
+	api.HandleFunc("POST /api/v1/registry/{source}/sync", n.withParts(n.registrySync))
 	api.HandleFunc("GET /api/v1/members", n.withParts(n.listMembers))
 	api.HandleFunc("POST /api/v1/members/{name}/remove", n.withParts(n.removeMember))
 	api.HandleFunc("POST /api/v1/leave", n.withParts(n.leave))

@@ -1,10 +1,17 @@
 package node
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
+	"strings"
 
+	"github.com/navarch/navarch/adapters/consul"
+	"github.com/navarch/navarch/adapters/vm"
+	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/client"
 	"github.com/navarch/navarch/store"
 )
 
@@ -15,14 +22,62 @@ import (
 
 var sourceName = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$`)
 
-// registrySpace returns the space of the request's source, or answers 400.
+// registrySpace returns the space of the request's source, or answers 400. The
+// sources navarch's own adapters write (vm, consul.<dc>) are theirs alone: an
+// entry written there by hand would be overwritten or, by a sync, would delete
+// what they registered.
 func registrySpace(w http.ResponseWriter, r *http.Request) (store.Space, bool) {
 	src := r.PathValue("source")
 	if !sourceName.MatchString(src) || src == "config" {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("registry source %q: must be a DNS label-like name (lower case letters, digits, '.', '-') and not \"config\"", src))
 		return store.Space{}, false
 	}
+	if src == vm.Source || strings.HasPrefix(src, consul.SourceName("")) {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("registry source %q is written by navarch's own adapters (vm: auto-registration, consul.<dc>: the Consul catalog); choose another name", src))
+		return store.Space{}, false
+	}
 	return store.RegistrySpace(src), true
+}
+
+// registrySync makes the source's inventory exactly the request's documents, as a
+// static inventory (a file of VMs kept by a CMDB or Terraform): what the documents
+// name is created or updated, what they no longer name is deleted, only what
+// changed is written. Only ServiceEntries and WorkloadEntries are inventory.
+func (n *Node) registrySync(w http.ResponseWriter, r *http.Request, p *parts) {
+	sp, ok := registrySpace(w, r)
+	if !ok {
+		return
+	}
+	req, err := decodeRequest(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	var all []*api.Resource
+	var errs []error
+	for _, f := range req.Files {
+		rs, _, err := api.Decode(f.Source, []byte(f.Data), req.Namespace)
+		errs = append(errs, err)
+		for _, res := range rs {
+			if res.Kind != api.ServiceEntry && res.Kind != api.WorkloadEntry {
+				errs = append(errs, fmt.Errorf("%s: %s: inventory holds only ServiceEntries and WorkloadEntries (apply configuration with navarch apply)", f.Source, res.Key()))
+				continue
+			}
+			all = append(all, res)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), writeTimeout)
+	defer cancel()
+	st, err := p.store.Sync(ctx, sp, all)
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, client.SyncResponse{Created: st.Created, Updated: st.Updated, Deleted: st.Deleted, Unchanged: st.Unchanged})
 }
 
 func (n *Node) registryApply(w http.ResponseWriter, r *http.Request, p *parts) {

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -17,6 +19,9 @@ import (
 )
 
 func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "sync" {
+		return runRegistrySync(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("navarch registry", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cf clientFlags
@@ -76,6 +81,40 @@ func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			e.Address+portSuffix(e.Ports), health(e), dash(e.Locality), dash(labelString(e.Labels)))
 	}
 	return tw.Flush()
+}
+
+// runRegistrySync makes a registry source's inventory what the files say: navarch's
+// static inventory, for VMs and services listed by another system (a CMDB, a
+// Terraform output) rather than registering themselves.
+func runRegistrySync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("navarch registry sync", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf clientFlags
+	cf.register(fs)
+	source := fs.String("source", "", "the inventory's source name (inventory, cmdb, ...): its entries are replaced by the files'")
+	var files stringList
+	fs.Var(&files, "f", "file, directory or - (stdin) of ServiceEntries and WorkloadEntries; repeatable")
+	ns := fs.String("n", "", "namespace of the documents that name none (default \"default\")")
+	recursive := fs.Bool("R", false, "read directories recursively")
+	if pos, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 || *source == "" || len(files) == 0 {
+		return errors.New("usage: navarch registry sync --source <name> -f <file|dir|-> [-n namespace] [-R]")
+	}
+	in, err := readFiles(files, *recursive, os.Stdin)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	st, err := c.RegistrySync(ctx, *source, *ns, in)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "source %s: %d created, %d updated, %d deleted, %d unchanged\n", *source, st.Created, st.Updated, st.Deleted, st.Unchanged)
+	return nil
 }
 
 // filterRegistry keeps what is of source and namespace ns (either empty: any): the

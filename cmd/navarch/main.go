@@ -29,7 +29,7 @@ func commands() []command {
 		{"validate", "check configuration files (-f) as apply would, without a node", runValidate},
 		{"get", "list or show configuration", runGet},
 		{"delete", "delete configuration, by file (-f) or by kind and name", runDelete},
-		{"registry", "list every service and endpoint the mesh knows", runRegistry},
+		{"registry", "list every service and endpoint the mesh knows; registry sync: keep a static inventory", runRegistry},
 		{"proxy-status", "list connected proxies and what they acknowledged", runProxyStatus},
 		{"proxy-config", "show the xDS resources a proxy gets", runProxyConfig},
 		{"members", "list the nodes of the cluster, or remove one (members remove <name>)", runMembers},
