@@ -91,21 +91,12 @@ func TestProbeThresholds(t *testing.T) {
 	defer cancel()
 	out := make(chan probeResult, 1)
 	go p.run(ctx, out)
-	next := func() probeResult {
-		select {
-		case r := <-out:
-			return r
-		case <-time.After(10 * time.Second):
-			t.Fatal("no probe result")
-			return probeResult{}
-		}
-	}
-	if r := next(); !r.healthy {
+	if r := next(t, out); !r.healthy {
 		t.Fatalf("first result %+v, want healthy", r)
 	}
 	failing.Store(true)
 	before := checks.Load()
-	if r := next(); r.healthy || !strings.Contains(r.message, "503") {
+	if r := next(t, out); r.healthy || !strings.Contains(r.message, "503") {
 		t.Fatalf("after failures: %+v", r)
 	}
 	if n := checks.Load() - before; n < 3 {
@@ -113,7 +104,7 @@ func TestProbeThresholds(t *testing.T) {
 	}
 	failing.Store(false)
 	before = checks.Load()
-	if r := next(); !r.healthy {
+	if r := next(t, out); !r.healthy {
 		t.Fatalf("after successes: %+v", r)
 	}
 	if n := checks.Load() - before; n < 2 {
