@@ -43,8 +43,8 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	typ := fs.String("type", "sidecar", "proxy type: sidecar or router")
 	ordered := fs.Bool("ordered", false, "list nodes by name instead of in random order (random spreads proxies over the nodes)")
 	sa := fs.String("service-account", "", "the workload's service account (node metadata SERVICE_ACCOUNT)")
-	certs := fs.String("certs-dir", "", "grpc: where navarch agent certs keeps the workload's certificate files; enables mTLS between workloads and to the nodes")
-	plaintextXDS := fs.Bool("xds-plaintext", false, "grpc, with --certs-dir: talk xDS to the nodes' plaintext port instead of mTLS to their TLS port")
+	certs := fs.String("certs-dir", "", "where navarch agent certs keeps the workload's certificate files: xDS over mTLS to the nodes (and, for grpc, mTLS between workloads)")
+	plaintextXDS := fs.Bool("xds-plaintext", false, "with --certs-dir: talk xDS to the nodes' plaintext port instead of mTLS to their TLS port")
 	labels := fs.String("labels", "", "the workload's labels, k=v,k2=v2 (node metadata LABELS)")
 	network := fs.String("network", "", "the network the proxy is in (node metadata NETWORK): other networks' endpoints are reached through their gateways")
 	locality := fs.String("locality", "", "where the proxy runs, region/zone/sub-zone (the node's locality): with a DestinationRule's outlier detection or localityLbSetting, nearer endpoints come first")
@@ -61,8 +61,8 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	// A workload with a certificate talks xDS over mTLS to the nodes' TLS port, as
 	// Istio's proxies to istiod's 15012: the node takes its identity from the
-	// certificate, not from what the bootstrap claims.
-	overTLS := *format == "grpc" && *certs != "" && !*plaintextXDS
+	// certificate, not from what the bootstrap claims, and serves it its secrets.
+	overTLS := *certs != "" && !*plaintextXDS
 	servers := xdsServers(ms, !*ordered, overTLS)
 	if len(servers) == 0 {
 		return errors.New("no live node serves xDS")
@@ -89,7 +89,7 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		doc = grpcBootstrap(servers, node, overTLS)
 	case "envoy":
-		if doc, err = envoyBootstrap(servers, node); err != nil {
+		if doc, err = envoyBootstrap(servers, node, overTLS); err != nil {
 			return err
 		}
 	default:
@@ -228,7 +228,7 @@ func certFiles(dir string) map[string]any {
 
 // envoyBootstrap is an Envoy bootstrap whose ADS cluster has every node as an
 // endpoint; Envoy reconnects to another when its stream breaks.
-func envoyBootstrap(servers []string, n bootstrapNode) (map[string]any, error) {
+func envoyBootstrap(servers []string, n bootstrapNode, overTLS bool) (map[string]any, error) {
 	var lbEndpoints []any
 	for _, s := range servers {
 		host, port, err := net.SplitHostPort(s)
@@ -241,6 +241,25 @@ func envoyBootstrap(servers []string, n bootstrapNode) (map[string]any, error) {
 		}}})
 	}
 	ads := map[string]any{"ads": map[string]any{}, "resource_api_version": "V3"}
+	xdsCluster := map[string]any{
+		"name":            "xds-grpc",
+		"type":            "STATIC",
+		"connect_timeout": "1s",
+		"lb_policy":       "ROUND_ROBIN",
+		"typed_extension_protocol_options": map[string]any{
+			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": map[string]any{
+				"@type":                "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+				"explicit_http_config": map[string]any{"http2_protocol_options": map[string]any{}},
+			},
+		},
+		"load_assignment": map[string]any{
+			"cluster_name": "xds-grpc",
+			"endpoints":    []any{map[string]any{"lb_endpoints": lbEndpoints}},
+		},
+	}
+	if overTLS {
+		xdsCluster["transport_socket"] = envoyXDSTLS(n.CertDir)
+	}
 	return map[string]any{
 		"node": nodeDoc(n, "cluster", "navarch"),
 		"dynamic_resources": map[string]any{
@@ -251,21 +270,33 @@ func envoyBootstrap(servers []string, n bootstrapNode) (map[string]any, error) {
 			"cds_config": ads,
 			"lds_config": ads,
 		},
-		"static_resources": map[string]any{"clusters": []any{map[string]any{
-			"name":            "xds-grpc",
-			"type":            "STATIC",
-			"connect_timeout": "1s",
-			"lb_policy":       "ROUND_ROBIN",
-			"typed_extension_protocol_options": map[string]any{
-				"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": map[string]any{
-					"@type":                "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-					"explicit_http_config": map[string]any{"http2_protocol_options": map[string]any{}},
+		"static_resources": map[string]any{"clusters": []any{xdsCluster}},
+	}, nil
+}
+
+// envoyXDSTLS is the ADS cluster's mTLS with the files navarch agent certs keeps in
+// dir: Envoy reads them again when the agent moves a renewed file into dir
+// (watched_directory), and takes the nodes for navarch's (the name every node's
+// serving certificate holds).
+func envoyXDSTLS(dir string) map[string]any {
+	file := func(name string) map[string]any { return map[string]any{"filename": filepath.Join(dir, name)} }
+	watched := map[string]any{"path": dir}
+	return map[string]any{
+		"name": "envoy.transport_sockets.tls",
+		"typed_config": map[string]any{
+			"@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+			"sni":   "navarch",
+			"common_tls_context": map[string]any{
+				"alpn_protocols": []string{"h2"},
+				"tls_certificates": []any{map[string]any{
+					"certificate_chain": file("cert-chain.pem"), "private_key": file("key.pem"), "watched_directory": watched,
+				}},
+				"validation_context": map[string]any{
+					"trusted_ca":                    file("root-cert.pem"),
+					"watched_directory":             watched,
+					"match_typed_subject_alt_names": []any{map[string]any{"san_type": "DNS", "matcher": map[string]any{"exact": "navarch"}}},
 				},
 			},
-			"load_assignment": map[string]any{
-				"cluster_name": "xds-grpc",
-				"endpoints":    []any{map[string]any{"lb_endpoints": lbEndpoints}},
-			},
-		}}},
-	}, nil
+		},
+	}
 }

@@ -5,16 +5,46 @@ import (
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 )
 
+// With --certs-dir, Envoy's ADS cluster talks mTLS with the agent's files.
+func TestEnvoyBootstrapOverTLSIsValid(t *testing.T) {
+	doc, err := envoyBootstrap([]string{"127.0.0.1:15012"}, bootstrapNode{
+		ID: "sidecar~10.0.0.1~web-1.shop~shop.svc.cluster.local", Namespace: "shop", CertDir: "/etc/navarch/certs"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(doc)
+	var bs bootstrapv3.Bootstrap
+	if err := protojson.Unmarshal(b, &bs); err != nil {
+		t.Fatalf("not an Envoy bootstrap: %v\n%s", err, b)
+	}
+	if err := bs.ValidateAll(); err != nil {
+		t.Fatalf("invalid Envoy bootstrap: %v", err)
+	}
+	var tlsCtx tlsv3.UpstreamTlsContext
+	if err := bs.GetStaticResources().GetClusters()[0].GetTransportSocket().GetTypedConfig().UnmarshalTo(&tlsCtx); err != nil {
+		t.Fatalf("the ADS cluster's transport socket: %v", err)
+	}
+	if err := tlsCtx.ValidateAll(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := tlsCtx.GetCommonTlsContext()
+	if ctx.GetTlsCertificates()[0].GetCertificateChain().GetFilename() != "/etc/navarch/certs/cert-chain.pem" ||
+		ctx.GetValidationContext().GetTrustedCa().GetFilename() != "/etc/navarch/certs/root-cert.pem" {
+		t.Fatalf("ADS TLS %v", ctx)
+	}
+}
+
 // TestEnvoyBootstrapIsValid checks the Envoy bootstrap against Envoy's own proto
 // validation: every node is an endpoint of the ADS cluster.
 func TestEnvoyBootstrapIsValid(t *testing.T) {
 	doc, err := envoyBootstrap([]string{"127.0.0.1:15010", "127.0.0.2:15010"}, bootstrapNode{
-		ID: "sidecar~10.0.0.1~web-1.shop~shop.svc.cluster.local", Namespace: "shop", Locality: "us-east/a/rack1"})
+		ID: "sidecar~10.0.0.1~web-1.shop~shop.svc.cluster.local", Namespace: "shop", Locality: "us-east/a/rack1"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
