@@ -127,13 +127,9 @@ func (n *Node) apply(w http.ResponseWriter, r *http.Request, p *parts) {
 	n.applyTo(w, r, p, store.ConfigSpace)
 }
 
-// applyTo decodes the request's documents and applies them to space sp.
-func (n *Node) applyTo(w http.ResponseWriter, r *http.Request, p *parts, sp store.Space) {
-	req, err := decodeRequest(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
+// decodeFiles decodes the documents of every file of req, with its namespace for
+// those that name none, and returns every error found.
+func decodeFiles(req client.ApplyRequest) ([]*api.Resource, []api.Skipped, error) {
 	var all []*api.Resource
 	var skipped []api.Skipped
 	var errs []error
@@ -142,7 +138,18 @@ func (n *Node) applyTo(w http.ResponseWriter, r *http.Request, p *parts, sp stor
 		errs = append(errs, err)
 		all, skipped = append(all, rs...), append(skipped, sk...)
 	}
-	if err := errors.Join(errs...); err != nil {
+	return all, skipped, errors.Join(errs...)
+}
+
+// applyTo decodes the request's documents and applies them to space sp.
+func (n *Node) applyTo(w http.ResponseWriter, r *http.Request, p *parts, sp store.Space) {
+	req, err := decodeRequest(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	all, skipped, err := decodeFiles(req)
+	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}

@@ -53,17 +53,16 @@ func (n *Node) registrySync(w http.ResponseWriter, r *http.Request, p *parts) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	var all []*api.Resource
-	var errs []error
-	for _, f := range req.Files {
-		rs, _, err := api.Decode(f.Source, []byte(f.Data), req.Namespace)
-		errs = append(errs, err)
-		for _, res := range rs {
-			if res.Kind != api.ServiceEntry && res.Kind != api.WorkloadEntry {
-				errs = append(errs, fmt.Errorf("%s: %s: inventory holds only ServiceEntries and WorkloadEntries (apply configuration with navarch apply)", f.Source, res.Key()))
-				continue
-			}
-			all = append(all, res)
+	// A document of a kind navarch does not take is an error here, not skipped as
+	// by apply: a sync deletes what the files do not name.
+	all, skipped, err := decodeFiles(req)
+	errs := []error{err}
+	for _, sk := range skipped {
+		errs = append(errs, fmt.Errorf("%s: %s %s: %s", sk.Source, sk.Kind, sk.Name, sk.Reason))
+	}
+	for _, res := range all {
+		if res.Kind != api.ServiceEntry && res.Kind != api.WorkloadEntry {
+			errs = append(errs, fmt.Errorf("%s: inventory holds only ServiceEntries and WorkloadEntries (apply configuration with navarch apply)", res.Key()))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
