@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -323,4 +324,81 @@ func (m *vmMesh) refusals(t *testing.T) {
 		}
 	}
 	m.expect(runningNodes(m.c)[0], []string{"v1"})
+}
+
+// TestVMOfANodeCutOffFromItsQuorum: the two other nodes of a VM's node stop (SIGSTOP:
+// its proxies still reach it, its Raft peers do not answer). It cannot renew the
+// lease its registrations hang on, so it ends the VM's registration stream with
+// Unavailable rather than hold a registration that may be expiring; once its peers
+// are back the VM is registered again and every node lists it.
+func TestVMOfANodeCutOffFromItsQuorum(t *testing.T) {
+	c := startCluster(t, 3, "--auto-registration-grace", "2s")
+	dir := t.TempDir()
+	b, err := grpcapp.StartBackend("ratings-v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Stop)
+	mustNodeCLI(t, c, "n1", "apply", "-f", writeFile(t, dir, "mesh.yaml", fmt.Sprintf(vmGroupYAML, "v1", b.Port)+"---\n"+vmMeshYAML))
+	token := strings.TrimSpace(mustNodeCLI(t, c, "n1", "token", "create", "--workload-group", "vms/ratings-v1", "--ttl", "1h"))
+	var servers []string
+	for _, n := range c.Nodes() { // n1 first: the agent registers through it
+		servers = append(servers, n.XDSTLS)
+	}
+	a := startAgent(t, []string{"agent", "run", "--token-file", writeFile(t, dir, "token", token), "--out", filepath.Join(dir, "certs"),
+		"--server", strings.Join(servers, ","), "--ca-file", writeFile(t, dir, "root.pem", mustNodeCLI(t, c, "n1", "ca", "show", "-o", "pem")),
+		"--group", "ratings-v1", "--address", "127.0.0.1"})
+	eventually(t, 30*time.Second, "the VM registered through n1", func() error {
+		if at := registeredAt(a); len(at) != 1 || at[0] != servers[0] {
+			return fmt.Errorf("registered through %v\n%s", at, a.logged())
+		}
+		return nil
+	})
+
+	var stopped []int
+	resume := func() {
+		for _, pid := range stopped {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+		stopped = nil
+	}
+	t.Cleanup(resume) // before the cluster's own cleanup stops the nodes
+	for _, name := range []string{"n2", "n3"} {
+		nd, _ := c.Node(name)
+		if err := syscall.Kill(nd.PID, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		stopped = append(stopped, nd.PID)
+	}
+	eventually(t, 30*time.Second, "n1 ends the registration it can no longer keep", func() error {
+		if !strings.Contains(a.logged(), "cut off from its quorum") {
+			return fmt.Errorf("agent log:\n%s", a.logged())
+		}
+		return nil
+	})
+
+	resume()
+	eventually(t, 60*time.Second, "the VM registered again once the quorum is back", func() error {
+		if at := registeredAt(a); len(at) < 2 {
+			return fmt.Errorf("registered through %v\n%s", at, a.logged())
+		}
+		return nil
+	})
+	for _, name := range c.Names() {
+		eventually(t, 30*time.Second, name+" lists the VM", func() error {
+			res := nodeCLI(t, c, name, "registry", "-o", "json", "--source", "vm")
+			var reg client.RegistryListing
+			if err := json.Unmarshal([]byte(res.Stdout), &reg); err != nil {
+				return fmt.Errorf("%v: %s", err, res.Stderr)
+			}
+			for _, s := range reg.Services {
+				for _, e := range s.Endpoints {
+					if e.Name == "ratings-v1-127.0.0.1" && e.Healthy {
+						return nil
+					}
+				}
+			}
+			return fmt.Errorf("no healthy ratings-v1-127.0.0.1 in %+v", reg.Services)
+		})
+	}
 }
