@@ -276,6 +276,14 @@ func readPEMCert(b []byte) (*x509.Certificate, error) {
 // plaintext), from the nodes' /debug/proxies.
 func authenticatedAs(t *testing.T, c *devcluster.Cluster, id string) string {
 	t.Helper()
+	_, identity := servedBy(t, c, id)
+	return identity
+}
+
+// servedBy returns the running node whose /debug/proxies lists proxy id, and the
+// identity it knows the proxy by.
+func servedBy(t *testing.T, c *devcluster.Cluster, id string) (node, identity string) {
+	t.Helper()
 	for _, n := range runningNodes(c) {
 		raw, err := apiOf(c, n).Raw(context.Background(), "/debug/proxies")
 		if err != nil {
@@ -287,10 +295,100 @@ func authenticatedAs(t *testing.T, c *devcluster.Cluster, id string) string {
 		}
 		for _, p := range proxies {
 			if p.ID == id {
-				return p.Identity
+				return n, p.Identity
 			}
 		}
 	}
 	t.Fatalf("no node serves %s", id)
-	return ""
+	return "", ""
+}
+
+// TestAuthenticatedClientFailsOver: a grpc-go client bootstrapped by `navarch
+// bootstrap --certs-dir` talks xDS over mTLS to the nodes' TLS port through the xDS
+// name, which resolves to every node; its node is killed, and it moves to another,
+// which knows it by its certificate and sends it a change applied after the kill.
+func TestAuthenticatedClientFailsOver(t *testing.T) {
+	c := startCluster(t, 3)
+	dir := t.TempDir()
+	mustNodeCLI(t, c, "n1", "apply", "-f", writeFile(t, dir, "groups.yaml", shopGroups))
+	certs := certsFor(t, c, dir, "frontend", writeFile(t, dir, "root.pem", mustNodeCLI(t, c, "n1", "ca", "show", "-o", "pem")))
+	backends := map[string]*grpcapp.Backend{}
+	for _, name := range []string{"orders-v1", "orders-v2"} {
+		b, err := grpcapp.StartBackend(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Stop)
+		backends[name] = b
+	}
+	route := func(subset string) string {
+		return fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: orders, namespace: shop}
+spec:
+  hosts: [orders.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9090, name: grpc, protocol: GRPC}]
+  endpoints:
+  - {address: 127.0.0.1, ports: {grpc: %d}, labels: {version: v1}}
+  - {address: 127.0.0.1, ports: {grpc: %d}, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: orders, namespace: shop}
+spec:
+  host: orders.shop.svc.cluster.local
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: orders, namespace: shop}
+spec:
+  hosts: [orders.shop.svc.cluster.local]
+  http: [{route: [{destination: {host: orders.shop.svc.cluster.local, subset: %s}}]}]
+`, backends["orders-v1"].Port, backends["orders-v2"].Port, subset)
+	}
+	mustNodeCLI(t, c, "n1", "apply", "-f", writeFile(t, dir, "orders.yaml", route("v1")))
+
+	boot := mustNodeCLI(t, c, "n2", "bootstrap", "--format", "grpc", "--certs-dir", certs, "-n", "shop", "--name", "frontend-1")
+	if !strings.Contains(boot, `"server_uri": "dns://`) || !strings.Contains(boot, `"type": "tls"`) {
+		t.Fatalf("want one xDS server over TLS naming every node through DNS:\n%s", boot)
+	}
+	conn, err := grpcapp.DialSecure([]byte(boot), "xds:///orders.shop.svc.cluster.local:9090")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	calls := func(n int) grpcapp.Tally {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		return grpcapp.Call(ctx, conn, n)
+	}
+	eventually(t, 30*time.Second, "RPCs to v1", func() error {
+		if tl := calls(10); tl.By["orders-v1"] != 10 {
+			return fmt.Errorf("%v %v", tl.By, tl.Failed)
+		}
+		return nil
+	})
+	const id = "sidecar~127.0.0.1~frontend-1.shop~shop.svc.cluster.local"
+	victim, identity := servedBy(t, c, id)
+	frontend := spiffe("shop", "frontend")
+	if identity != frontend {
+		t.Fatalf("%s knows the client as %q, want %s", victim, identity, frontend)
+	}
+	if err := c.Kill(victim); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed %s, the client's node", victim)
+	mustNodeCLI(t, c, runningNodes(c)[0], "apply", "-f", writeFile(t, dir, "orders.yaml", route("v2")))
+	eventually(t, 60*time.Second, "the change applied after the kill reaching the client", func() error {
+		if tl := calls(10); tl.By["orders-v2"] != 10 {
+			return fmt.Errorf("%v %v", tl.By, tl.Failed)
+		}
+		return nil
+	})
+	if now, identity := servedBy(t, c, id); now == victim || identity != frontend {
+		t.Fatalf("after the kill the client is served by %s as %q, want another node knowing it as %s", now, identity, frontend)
+	}
 }

@@ -166,30 +166,33 @@ func (c *Cluster) plan() ([]Node, error) {
 	ports := &portPicker{}
 	defer ports.release()
 	ips := nodeIPs(c.cfg.Nodes)
-	xdsPort, dnsPort := ports.shared(ips), ports.shared(ips)
+	// Every node serves xDS, gRPC over TLS and DNS on one port each, on its own IP,
+	// as on separate hosts: the xDS name resolves to every node for both xDS ports.
+	xdsPort, tlsPort, dnsPort := ports.shared(ips), ports.shared(ips), ports.shared(ips)
 	for i := range nodes {
 		n := &nodes[i]
 		n.Name = fmt.Sprintf("n%d", i+1)
 		n.DataDir = filepath.Join(c.cfg.Dir, n.Name)
 		n.Log = filepath.Join(c.cfg.Dir, n.Name+".log")
-		for _, a := range []*string{&n.HTTP, &n.Gossip, &n.EtcdClient, &n.EtcdPeer, &n.XDSTLS} {
+		for _, a := range []*string{&n.HTTP, &n.Gossip, &n.EtcdClient, &n.EtcdPeer} {
 			addr, err := ports.pick()
 			if err != nil {
 				return nil, err
 			}
 			*a = addr
 		}
-		if xdsPort != 0 && dnsPort != 0 {
+		if xdsPort != 0 && tlsPort != 0 && dnsPort != 0 {
 			n.XDS = net.JoinHostPort(ips[i], fmt.Sprint(xdsPort))
+			n.XDSTLS = net.JoinHostPort(ips[i], fmt.Sprint(tlsPort))
 			n.DNS = net.JoinHostPort(ips[i], fmt.Sprint(dnsPort))
 			continue
 		}
-		var err error
-		if n.XDS, err = ports.pick(); err != nil {
-			return nil, err
-		}
-		if n.DNS, err = ports.pick(); err != nil {
-			return nil, err
+		for _, a := range []*string{&n.XDS, &n.XDSTLS, &n.DNS} {
+			addr, err := ports.pick()
+			if err != nil {
+				return nil, err
+			}
+			*a = addr
 		}
 	}
 	for i := range nodes {
