@@ -262,9 +262,10 @@ func (c *Client) Leave(ctx context.Context) error {
 // RegistrySync makes the inventory of a registry source exactly the files'
 // ServiceEntries and WorkloadEntries: it creates and updates what they name and
 // deletes the rest of the source's entries.
-func (c *Client) RegistrySync(ctx context.Context, source, namespace string, files []File) (*SyncResponse, error) {
+// With dryRun it reports each change it would make and writes nothing.
+func (c *Client) RegistrySync(ctx context.Context, source, namespace string, files []File, dryRun bool) (*SyncResponse, error) {
 	var resp SyncResponse
-	err := c.do(ctx, http.MethodPost, "/api/v1/registry/"+url.PathEscape(source)+"/sync", ApplyRequest{Namespace: namespace, Files: files}, &resp)
+	err := c.do(ctx, http.MethodPost, "/api/v1/registry/"+url.PathEscape(source)+"/sync", ApplyRequest{Namespace: namespace, Files: files, DryRun: dryRun}, &resp)
 	return &resp, err
 }
 

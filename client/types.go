@@ -140,10 +140,13 @@ type MemberInfo struct {
 	Self bool `json:"self,omitempty"`
 }
 
-// SyncResponse says what a registry sync changed.
+// SyncResponse says what a registry sync changed (or, dry, would change).
 type SyncResponse struct {
 	Created   int `json:"created"`
 	Updated   int `json:"updated"`
 	Deleted   int `json:"deleted"`
 	Unchanged int `json:"unchanged"`
+	// Changes lists each write of a dry run (kind, namespace, name, action).
+	Changes []Result `json:"changes,omitempty"`
+	DryRun  bool     `json:"dry_run,omitempty"`
 }

@@ -121,7 +121,18 @@ spec: {hosts: [billing], http: [{route: [{destination: {host: billing}}]}]}
 		t.Fatalf("user configuration changed by an inventory sync:\n%s\n%s", before, after)
 	}
 
-	// billing-b leaves the inventory, billing-a changes version.
+	// billing-b leaves the inventory, billing-a changes version: first as a dry run,
+	// which says so and changes nothing.
+	res := sync(inventoryEntry("billing-a", vms["billing-a"].Port, "v2"), "--dry-run")
+	for _, want := range []string{"workloadentry.networking.istio.io/billing-a (legacy) configured (dry run)", "workloadentry.networking.istio.io/billing-b (legacy) deleted (dry run)",
+		"0 created, 1 updated, 1 deleted, 0 unchanged (dry run)"} {
+		if res.Code != 0 || !strings.Contains(res.Stdout, want) {
+			t.Fatalf("dry run: %+v, want %q", res, want)
+		}
+	}
+	if eps := inventory(); len(eps) != 2 || eps["billing-a"].Labels["version"] != "v1" {
+		t.Fatalf("registry after a dry run: %+v", eps)
+	}
 	if res := sync(inventoryEntry("billing-a", vms["billing-a"].Port, "v2")); res.Code != 0 || !strings.Contains(res.Stdout, "0 created, 1 updated, 1 deleted, 0 unchanged") {
 		t.Fatalf("sync without billing-b: %+v", res)
 	}

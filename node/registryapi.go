@@ -71,12 +71,22 @@ func (n *Node) registrySync(w http.ResponseWriter, r *http.Request, p *parts) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), writeTimeout)
 	defer cancel()
-	st, err := p.store.Sync(ctx, sp, all)
+	var st store.SyncStats
+	var changes []store.SyncChange
+	if req.DryRun {
+		st, changes, err = p.store.SyncDryRun(ctx, sp, all)
+	} else {
+		st, err = p.store.Sync(ctx, sp, all)
+	}
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
 	}
-	writeJSON(w, http.StatusOK, client.SyncResponse{Created: st.Created, Updated: st.Updated, Deleted: st.Deleted, Unchanged: st.Unchanged})
+	resp := client.SyncResponse{Created: st.Created, Updated: st.Updated, Deleted: st.Deleted, Unchanged: st.Unchanged, DryRun: req.DryRun}
+	for _, c := range changes {
+		resp.Changes = append(resp.Changes, client.Result{Kind: c.Key.Kind.Name, Namespace: c.Key.Namespace, Name: c.Key.Name, Action: string(c.Action)})
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 func (n *Node) registryApply(w http.ResponseWriter, r *http.Request, p *parts) {

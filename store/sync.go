@@ -31,6 +31,41 @@ const syncBatch = 500
 // only what changed reaches etcd, so unchanged inventory costs nothing downstream.
 // Every resource is validated first; if any is invalid nothing is written.
 func (s *Store) Sync(ctx context.Context, sp Space, desired []*api.Resource) (SyncStats, error) {
+	ops, st, err := s.planSync(ctx, sp, desired)
+	if err != nil {
+		return st, err
+	}
+	for len(ops) > 0 {
+		n := min(len(ops), syncBatch)
+		if err := s.syncTxn(ctx, ops[:n]); err != nil {
+			return st, err
+		}
+		st.Txns++
+		ops = ops[n:]
+	}
+	return st, nil
+}
+
+// SyncChange is a write a Sync would make.
+type SyncChange struct {
+	Action Action // Created, Configured or Deleted
+	Key    api.Key
+}
+
+// SyncDryRun says what Sync would write, writing nothing: its counts and each
+// change, in key order.
+func (s *Store) SyncDryRun(ctx context.Context, sp Space, desired []*api.Resource) (SyncStats, []SyncChange, error) {
+	ops, st, err := s.planSync(ctx, sp, desired)
+	changes := make([]SyncChange, len(ops))
+	for i, o := range ops {
+		changes[i] = o.change
+	}
+	return st, changes, err
+}
+
+// planSync validates desired and compares it with what sp holds: the writes that
+// would make them equal, sorted by key, and their counts.
+func (s *Store) planSync(ctx context.Context, sp Space, desired []*api.Resource) ([]syncOp, SyncStats, error) {
 	var errs []error
 	for _, r := range desired {
 		if err := api.Validate(r); err != nil {
@@ -38,11 +73,11 @@ func (s *Store) Sync(ctx context.Context, sp Space, desired []*api.Resource) (Sy
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return SyncStats{}, err
+		return nil, SyncStats{}, err
 	}
 	resp, err := s.cli.Get(ctx, sp.Prefix(), clientv3.WithPrefix())
 	if err != nil {
-		return SyncStats{}, mapErr(err)
+		return nil, SyncStats{}, mapErr(err)
 	}
 	current := map[string]stored{}
 	for _, kv := range resp.Kvs {
@@ -51,7 +86,7 @@ func (s *Store) Sync(ctx context.Context, sp Space, desired []*api.Resource) (Sy
 		}
 		r, err := decodeKV(kv.Value, kv.ModRevision)
 		if err != nil {
-			return SyncStats{}, err
+			return nil, SyncStats{}, err
 		}
 		current[string(kv.Key)] = stored{res: r, rev: kv.ModRevision}
 	}
@@ -70,38 +105,33 @@ func (s *Store) Sync(ctx context.Context, sp Space, desired []*api.Resource) (Sy
 		stamp(w, cur.res)
 		val, err := w.MarshalJSON()
 		if err != nil {
-			return st, err
+			return nil, st, err
 		}
-		ops = append(ops, syncOp{key: key, rev: cur.rev, put: string(val)})
+		op := syncOp{key: key, rev: cur.rev, put: string(val), change: SyncChange{Action: Created, Key: r.Key()}}
 		if exists {
+			op.change.Action = Configured
 			st.Updated++
 		} else {
 			st.Created++
 		}
+		ops = append(ops, op)
 	}
 	for key, cur := range current {
 		if !seen[key] {
-			ops = append(ops, syncOp{key: key, rev: cur.rev, del: true})
+			ops = append(ops, syncOp{key: key, rev: cur.rev, del: true, change: SyncChange{Action: Deleted, Key: cur.res.Key()}})
 			st.Deleted++
 		}
 	}
 	sort.Slice(ops, func(i, j int) bool { return ops[i].key < ops[j].key })
-	for len(ops) > 0 {
-		n := min(len(ops), syncBatch)
-		if err := s.syncTxn(ctx, ops[:n]); err != nil {
-			return st, err
-		}
-		st.Txns++
-		ops = ops[n:]
-	}
-	return st, nil
+	return ops, st, nil
 }
 
 type syncOp struct {
-	key string
-	rev int64 // mod revision read; 0 when the key did not exist
-	put string
-	del bool
+	key    string
+	rev    int64 // mod revision read; 0 when the key did not exist
+	put    string
+	del    bool
+	change SyncChange
 }
 
 // syncTxn writes ops if none of their keys changed since they were read.

@@ -37,6 +37,24 @@ func TestSyncWritesOnlyWhatChanged(t *testing.T) {
 
 	desired[7] = workloadEntry(t, "web-7", "10.9.9.9")
 	desired = desired[:1100]
+	// A dry run says what the sync below writes, and writes nothing.
+	st, changes, err := s.SyncDryRun(ctx, sp, append(desired[:1100:1100], workloadEntry(t, "new-1", "10.8.0.1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Updated != 1 || st.Deleted != 100 || st.Created != 1 || st.Unchanged != 1099 || st.Txns != 0 || len(changes) != 102 {
+		t.Fatalf("dry run: %+v, %d changes; want 1 created, 1 updated, 100 deleted, nothing written", st, len(changes))
+	}
+	actions := map[string]Action{}
+	for _, c := range changes {
+		actions[c.Key.Name] = c.Action
+	}
+	if actions["new-1"] != Created || actions["web-7"] != Configured || actions["web-1150"] != Deleted {
+		t.Fatalf("dry-run changes %v", actions)
+	}
+	if _, after, _ := s.Snapshot(ctx); after != rev {
+		t.Fatalf("the dry run moved the revision from %d to %d", rev, after)
+	}
 	st, err = s.Sync(ctx, sp, desired)
 	if err != nil {
 		t.Fatal(err)

@@ -96,10 +96,11 @@ func runRegistrySync(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.Var(&files, "f", "file, directory or - (stdin) of ServiceEntries and WorkloadEntries; repeatable")
 	ns := fs.String("n", "", "namespace of the documents that name none (default \"default\")")
 	recursive := fs.Bool("R", false, "read directories recursively")
+	dryRun := fs.Bool("dry-run", false, "say what the sync would create, update and delete, writing nothing")
 	if pos, err := parseFlags(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 || *source == "" || len(files) == 0 {
-		return errors.New("usage: navarch registry sync --source <name> -f <file|dir|-> [-n namespace] [-R]")
+		return errors.New("usage: navarch registry sync --source <name> -f <file|dir|-> [-n namespace] [-R] [--dry-run]")
 	}
 	in, err := readFiles(files, *recursive, os.Stdin)
 	if err != nil {
@@ -109,11 +110,18 @@ func runRegistrySync(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	st, err := c.RegistrySync(ctx, *source, *ns, in)
+	st, err := c.RegistrySync(ctx, *source, *ns, in, *dryRun)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "source %s: %d created, %d updated, %d deleted, %d unchanged\n", *source, st.Created, st.Updated, st.Deleted, st.Unchanged)
+	suffix := ""
+	if st.DryRun {
+		suffix = " (dry run)"
+	}
+	for _, r := range st.Changes {
+		fmt.Fprintf(stdout, "%s (%s) %s%s\n", resultName(r), r.Namespace, r.Action, suffix)
+	}
+	fmt.Fprintf(stdout, "source %s: %d created, %d updated, %d deleted, %d unchanged%s\n", *source, st.Created, st.Updated, st.Deleted, st.Unchanged, suffix)
 	return nil
 }
 
