@@ -136,6 +136,10 @@ type MemberInfo struct {
 	XDSName  string `json:"xds_name,omitempty"`
 	Proxies  int    `json:"proxies"`
 	Revision int64  `json:"revision"`
+	// XDSRevision is the revision of the configuration the node has pushed, what a
+	// proxy connecting to it now is sent (the answering node only): it trails
+	// Revision by up to the push debounce.
+	XDSRevision int64 `json:"xds_revision,omitempty"`
 	// Self marks the node that answered.
 	Self bool `json:"self,omitempty"`
 }

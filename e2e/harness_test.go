@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/navarch/navarch/client"
 	"github.com/navarch/navarch/internal/ports"
 )
 
@@ -173,6 +174,32 @@ func writeFile(t *testing.T, dir, name, content string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// applyServed applies config to dev node p and waits until the node pushes it: a
+// proxy connecting from then on is sent it first, not an earlier revision followed
+// by it a debounce later.
+func applyServed(t *testing.T, p *proc, config string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := client.New("http://"+p.HTTP, "")
+	resp, err := c.Apply(ctx, "", []client.File{{Source: "config.yaml", Data: config}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, fmt.Sprintf("the node pushing revision %d", resp.Revision), func() error {
+		ms, err := c.Members(ctx)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if m.Self && m.XDSRevision >= resp.Revision {
+				return nil
+			}
+		}
+		return fmt.Errorf("members %+v", ms)
+	})
 }
 
 // readFile returns the content of the file at path.

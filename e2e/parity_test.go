@@ -576,7 +576,7 @@ spec:
 			}
 			istiod := startIstiod(t, bin, "127.0.0.1:0", config)
 			node := startDevNode(t)
-			mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "config.yaml", config))
+			applyServed(t, node, config)
 
 			target := sc.target
 			if target == "" {

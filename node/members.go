@@ -33,7 +33,7 @@ func (n *Node) members(ctx context.Context, p *parts) ([]client.MemberInfo, erro
 	self := get(n.cfg.Name)
 	self.Self = true
 	self.XDS, self.XDSTLS, self.HTTP = n.advertised(n.XDSAddr()), n.advertised(n.tlsLis.Addr().String()), n.advertised(n.HTTPAddr())
-	self.Proxies, self.Revision = p.xds.Connections(), p.view.Revision()
+	self.Proxies, self.Revision, self.XDSRevision = p.xds.Connections(), p.view.Revision(), p.xds.ServedRevision()
 	if n.dnsConn != nil {
 		self.DNS, self.XDSName = n.advertised(n.dnsConn.LocalAddr().String()), n.cfg.XDSName
 	}

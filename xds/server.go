@@ -389,6 +389,19 @@ func profileFor(p *Proxy) Profile {
 }
 
 // Connections returns how many streams are connected.
+// ServedRevision is the store revision of the configuration the server has pushed:
+// what a proxy connecting now is sent first. It trails the view's by up to the
+// push debounce.
+func (s *Server) ServedRevision() int64 {
+	s.mu.Lock()
+	snap := s.snap
+	s.mu.Unlock()
+	if snap == nil {
+		return s.src.Snapshot().Revision
+	}
+	return snap.Revision
+}
+
 func (s *Server) Connections() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
