@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/navarch/navarch/client"
+	"github.com/navarch/navarch/e2e/grpcapp"
 	"github.com/navarch/navarch/internal/ports"
 )
 
@@ -200,6 +201,22 @@ func applyServed(t *testing.T, p *proc, config string) {
 		}
 		return fmt.Errorf("members %+v", ms)
 	})
+}
+
+// startBackends starts a gRPC server for each name (its answers carry the name),
+// stopped when the test ends.
+func startBackends(t *testing.T, names ...string) map[string]*grpcapp.Backend {
+	t.Helper()
+	out := map[string]*grpcapp.Backend{}
+	for _, name := range names {
+		b, err := grpcapp.StartBackend(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Stop)
+		out[name] = b
+	}
+	return out
 }
 
 // readFile returns the content of the file at path.

@@ -41,15 +41,7 @@ spec:
   ports: [{number: 9080, name: grpc, protocol: GRPC}]
   workloadSelector: {labels: {app: billing}}
 `))
-	vms := map[string]*grpcapp.Backend{}
-	for _, name := range []string{"billing-a", "billing-b"} {
-		b, err := grpcapp.StartBackend(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(b.Stop)
-		vms[name] = b
-	}
+	vms := startBackends(t, "billing-a", "billing-b")
 	both := inventoryEntry("billing-a", vms["billing-a"].Port, "v1") + "---\n" + inventoryEntry("billing-b", vms["billing-b"].Port, "v1")
 	sync := func(content string, extra ...string) cliResult {
 		return cli(t, node.HTTP, append([]string{"registry", "sync", "--source", "cmdb", "-f", writeFile(t, dir, "inventory.yaml", content)}, extra...)...)

@@ -312,15 +312,7 @@ func TestAuthenticatedClientFailsOver(t *testing.T) {
 	dir := t.TempDir()
 	mustNodeCLI(t, c, "n1", "apply", "-f", writeFile(t, dir, "groups.yaml", shopGroups))
 	certs := certsFor(t, c, dir, "frontend", writeFile(t, dir, "root.pem", mustNodeCLI(t, c, "n1", "ca", "show", "-o", "pem")))
-	backends := map[string]*grpcapp.Backend{}
-	for _, name := range []string{"orders-v1", "orders-v2"} {
-		b, err := grpcapp.StartBackend(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(b.Stop)
-		backends[name] = b
-	}
+	backends := startBackends(t, "orders-v1", "orders-v2")
 	route := func(subset string) string {
 		return fmt.Sprintf(`apiVersion: networking.istio.io/v1
 kind: ServiceEntry
