@@ -11,10 +11,11 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 )
 
-// With --certs-dir, Envoy's ADS cluster talks mTLS with the agent's files.
-func TestEnvoyBootstrapOverTLSIsValid(t *testing.T) {
-	doc, err := envoyBootstrap([]string{"127.0.0.1:15012"}, bootstrapNode{
-		ID: "sidecar~10.0.0.1~web-1.shop~shop.svc.cluster.local", Namespace: "shop", CertDir: "/etc/navarch/certs"}, true)
+// validEnvoyBootstrap builds an Envoy bootstrap and checks it against Envoy's own
+// proto validation.
+func validEnvoyBootstrap(t *testing.T, servers []string, n bootstrapNode, overTLS bool) *bootstrapv3.Bootstrap {
+	t.Helper()
+	doc, err := envoyBootstrap(servers, n, overTLS)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,6 +27,13 @@ func TestEnvoyBootstrapOverTLSIsValid(t *testing.T) {
 	if err := bs.ValidateAll(); err != nil {
 		t.Fatalf("invalid Envoy bootstrap: %v", err)
 	}
+	return &bs
+}
+
+// With --certs-dir, Envoy's ADS cluster talks mTLS with the agent's files.
+func TestEnvoyBootstrapOverTLSIsValid(t *testing.T) {
+	bs := validEnvoyBootstrap(t, []string{"127.0.0.1:15012"}, bootstrapNode{
+		ID: "sidecar~10.0.0.1~web-1.shop~shop.svc.cluster.local", Namespace: "shop", CertDir: "/etc/navarch/certs"}, true)
 	var tlsCtx tlsv3.UpstreamTlsContext
 	if err := bs.GetStaticResources().GetClusters()[0].GetTransportSocket().GetTypedConfig().UnmarshalTo(&tlsCtx); err != nil {
 		t.Fatalf("the ADS cluster's transport socket: %v", err)
@@ -43,19 +51,8 @@ func TestEnvoyBootstrapOverTLSIsValid(t *testing.T) {
 // TestEnvoyBootstrapIsValid checks the Envoy bootstrap against Envoy's own proto
 // validation: every node is an endpoint of the ADS cluster.
 func TestEnvoyBootstrapIsValid(t *testing.T) {
-	doc, err := envoyBootstrap([]string{"127.0.0.1:15010", "127.0.0.2:15010"}, bootstrapNode{
+	bs := validEnvoyBootstrap(t, []string{"127.0.0.1:15010", "127.0.0.2:15010"}, bootstrapNode{
 		ID: "sidecar~10.0.0.1~web-1.shop~shop.svc.cluster.local", Namespace: "shop", Locality: "us-east/a/rack1"}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(doc)
-	var bs bootstrapv3.Bootstrap
-	if err := protojson.Unmarshal(b, &bs); err != nil {
-		t.Fatalf("not an Envoy bootstrap: %v\n%s", err, b)
-	}
-	if err := bs.ValidateAll(); err != nil {
-		t.Fatalf("invalid Envoy bootstrap: %v", err)
-	}
 	if l := bs.GetNode().GetLocality(); l.GetRegion() != "us-east" || l.GetZone() != "a" || l.GetSubZone() != "rack1" {
 		t.Fatalf("node locality %v, want us-east/a/rack1", l)
 	}
