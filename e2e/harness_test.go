@@ -72,9 +72,10 @@ func startDevNode(t *testing.T, extra ...string) *proc {
 }
 
 // startDevNodeReady is startDevNode with its own test of readiness, given the HTTP
-// address. A port that was free when picked can be taken (by any process's outgoing
-// connection) before the node binds it; a node that exits for that reason is started
-// again on other ports.
+// address. A port that was free when picked can still be taken before the node
+// binds it (by a server another process picked it for; outgoing connections keep to
+// the ephemeral range, which freeAddr avoids); a node that exits for that reason is
+// started again on other ports.
 func startDevNodeReady(t *testing.T, ready func(http string) bool, extra ...string) *proc {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
