@@ -181,17 +181,16 @@ func (n *Node) nodeCertificate() (*store.TLSFiles, error) {
 
 // xdsServerOptions tune the gRPC server for many long-lived, mostly idle streams:
 //   - a small read buffer per connection;
-//   - no write buffer: grpc-go's writer then writes as it goes, three writes for a
-//     small response (frame header, gRPC message prefix, message) where a buffer
-//     would make one; measured, that costs nothing visible (bench/RESULTS.md: a
-//     4 KiB buffer left p99 and CPU as they were). With a
-//     buffer grpc-go takes one from a shared pool while it writes, and a push to
-//     thousands of proxies has thousands of small writes in flight at once (the
-//     writer yields before flushing a write under 1 KB, holding its buffer): the pool
-//     runs dry and each write allocates one. With 8 KiB buffers that was 20 of the 50
-//     MB a node allocated in a push to 3,333 proxies, and some 28 MB of resident
-//     memory across three nodes after it; at 32 KiB, GC assists took a fifth of the
-//     nodes' CPU;
+//   - a 4 KiB write buffer, which grpc-go takes from a shared pool while it writes
+//     and gives back after each flush, so an idle connection holds none. Without
+//     one, grpc-go writes a small response in three writes (frame header, gRPC
+//     message prefix, message) where the buffer makes one: in a push to 10,000
+//     proxies that halved the nodes' write calls and took a fifth off their CPU
+//     (bench/RESULTS.md). A mass push has thousands of writes in flight at once
+//     (the writer yields before flushing a write under 1 KB, holding its buffer), so
+//     the pool runs dry and each allocates one: that is why the buffer is small
+//     (8 KiB buffers made 20 of the 50 MB a node allocated in a push to 3,333
+//     proxies; 32 KiB ones, GC assists took a fifth of the nodes' CPU);
 //   - fixed receive windows: proxies send small requests, and grpc-go's
 //     bandwidth-delay estimation would answer each of them with a PING (and read its
 //     ACK), tripling the frames of every ACK a proxy sends;
@@ -202,7 +201,7 @@ func (n *Node) nodeCertificate() (*store.TLSFiles, error) {
 func xdsServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ReadBufferSize(4 << 10),
-		grpc.WriteBufferSize(0),
+		grpc.WriteBufferSize(4 << 10),
 		grpc.StaticStreamWindowSize(65535),
 		grpc.StaticConnWindowSize(65535),
 		grpc.MaxRecvMsgSize(16 << 20),
