@@ -32,6 +32,9 @@ type Config struct {
 	Delta bool
 	// Mode is how proxies subscribe (Named like grpc-go, Wildcard like Envoy).
 	Mode Mode
+	// GRPCClients makes the proxies use grpc-go's client rather than the load
+	// generator's own lighter HTTP/2 streams (FleetConfig.GRPCClients).
+	GRPCClients bool
 	// Classes spreads proxies over this many label sets, each a proxy class of its
 	// own (configuration selects by the label that sets them apart), unless
 	// UnselectedClasses, when nothing selects by it and they share one class.

@@ -9,7 +9,7 @@ import (
 // delta runs a Delta stream. On a reconnect it tells the server, per type, the
 // versions it holds (initial_resource_versions), so a server that has nothing new
 // sends nothing; what it sends anyway in a version already held counts as resent.
-func (p *Proxy) delta(st discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesClient, reconnect bool) error {
+func (p *Proxy) delta(st deltaStream, reconnect bool) error {
 	var prior [nTypes]map[string]string
 	var subscribed [nTypes]map[string]bool
 	first := true

@@ -30,6 +30,9 @@ type FleetConfig struct {
 	History bool
 	// Pinned makes every proxy connect first to Targets[0] instead of spreading them.
 	Pinned bool
+	// GRPCClients makes the proxies use grpc-go's client instead of the load
+	// generator's own HTTP/2 streams (wireTransport), which cost it less CPU.
+	GRPCClients bool
 }
 
 // Fleet is a running set of simulated proxies.
@@ -52,7 +55,10 @@ func StartFleet(ctx context.Context, cfg FleetConfig) *Fleet {
 	}
 	fctx, cancel := context.WithCancel(context.Background())
 	f := &Fleet{cfg: cfg, cache: &factCache{}, cancel: cancel}
-	dial := dialer(cfg.Mode)
+	var tr transport = wireTransport{mode: cfg.Mode}
+	if cfg.GRPCClients {
+		tr = newGRPCTransport(cfg.Mode)
+	}
 	sem := make(chan struct{}, cfg.ConnectConcurrency)
 	for i := 0; i < cfg.Proxies; i++ {
 		pc := ProxyConfig{
@@ -89,7 +95,7 @@ func StartFleet(ctx context.Context, cfg FleetConfig) *Fleet {
 				}
 				<-sem
 			}()
-			p.Run(fctx, dial)
+			p.Run(fctx, tr)
 		}()
 	}
 	return f

@@ -10,10 +10,7 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -114,12 +111,12 @@ func newProxy(cfg ProxyConfig, cache *factCache) *Proxy {
 
 // Run keeps the proxy connected until ctx ends, moving to the next target whenever
 // its stream breaks.
-func (p *Proxy) Run(ctx context.Context, dial func(string) (*grpc.ClientConn, error)) {
+func (p *Proxy) Run(ctx context.Context, tr transport) {
 	i := p.cfg.First
 	backoff := 20 * time.Millisecond
 	for ctx.Err() == nil {
 		target := p.cfg.Targets[i%len(p.cfg.Targets)]
-		err := p.session(ctx, target, dial)
+		err := p.session(ctx, target, tr)
 		p.mu.Lock()
 		p.connected = false
 		p.mu.Unlock()
@@ -156,28 +153,22 @@ func (p *Proxy) node() *corev3.Node {
 }
 
 // session runs one stream to target until it breaks.
-func (p *Proxy) session(ctx context.Context, target string, dial func(string) (*grpc.ClientConn, error)) error {
-	cc, err := dial(target)
-	if err != nil {
-		return err
-	}
-	defer cc.Close()
+func (p *Proxy) session(ctx context.Context, target string, tr transport) error {
 	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ads := discovery.NewAggregatedDiscoveryServiceClient(cc)
+	defer cancel() // closes the stream's connection
 	p.mu.Lock()
 	p.target = target
 	p.streams++
 	reconnect := p.streams > 1
 	p.mu.Unlock()
 	if p.cfg.Delta {
-		st, err := ads.DeltaAggregatedResources(sctx)
+		st, err := tr.delta(sctx, target)
 		if err != nil {
 			return err
 		}
 		return p.delta(st, reconnect)
 	}
-	st, err := ads.StreamAggregatedResources(sctx)
+	st, err := tr.sotw(sctx, target)
 	if err != nil {
 		return err
 	}
@@ -306,27 +297,6 @@ func (p *Proxy) priorVersions(t int) map[string]string {
 		out[n] = h.version
 	}
 	return out
-}
-
-// dialer returns a dial function for simulated proxies of a mode: plaintext, small
-// buffers, one connection per proxy as real proxies have. Flow control is each
-// kind's own: grpc-go (Named) estimates the bandwidth-delay product, pinging the
-// server whenever data arrives after the last estimate; Envoy (Wildcard) keeps
-// fixed windows and sends no such pings.
-func dialer(mode Mode) func(string) (*grpc.ClientConn, error) {
-	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithReadBufferSize(8 << 10),
-		grpc.WithWriteBufferSize(8 << 10),
-		grpc.WithDisableServiceConfig(),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)),
-	}
-	if mode == Wildcard {
-		opts = append(opts, grpc.WithStaticStreamWindowSize(1<<20), grpc.WithStaticConnWindowSize(1<<20))
-	}
-	return func(target string) (*grpc.ClientConn, error) {
-		return grpc.NewClient("passthrough:///"+target, opts...)
-	}
 }
 
 // History returns the endpoint assignments the proxy received, in order.

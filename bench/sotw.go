@@ -18,7 +18,7 @@ type sotwState struct {
 
 // sotw runs a State-of-the-World stream: it asks for listeners (and, for Wildcard
 // proxies, clusters), then for what each response names, ACKing every response.
-func (p *Proxy) sotw(st discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient, reconnect bool) error {
+func (p *Proxy) sotw(st sotwStream, reconnect bool) error {
 	var prior [nTypes]map[string]string
 	if reconnect {
 		for t := range prior {
