@@ -93,10 +93,10 @@ func (g grpcTransport) delta(ctx context.Context, target string) (deltaStream, e
 // write. The server sees what a grpc-go client would send it, including, for Named
 // proxies, the bandwidth-estimation PING after each response (grpc-go sends one,
 // with a window update and in a write of its own, whenever data arrives and none is
-// outstanding). Windows are fixed at 1 MiB, as
-// Envoy keeps them and as grpc-go's estimation grows them. It is the default because
-// the load generator shares the cores with the nodes it measures: per response it
-// costs about half what grpc-go's client does (bench/RESULTS.md).
+// outstanding). Windows are fixed at 1 MiB, as Envoy keeps them and as grpc-go's
+// estimation grows them. It is the default because the load generator shares the
+// cores with the nodes it measures: it costs about a third less CPU per response
+// than grpc-go's client (bench/RESULTS.md).
 type wireTransport struct{ mode Mode }
 
 const (
