@@ -40,7 +40,8 @@ type Probe struct {
 }
 
 // ParseProbe reads a probe from its flag form: tcp:host:port, grpc:host:port[/service],
-// an http:// or https:// URL, or exec:command args... (split at spaces, no quoting);
+// an http:// or https:// URL, or exec:command args... (split as a shell splits words:
+// SplitCommand);
 // the timings are Kubernetes' defaults until set.
 func ParseProbe(s string) (*Probe, error) {
 	p := &Probe{Period: 10 * time.Second, Timeout: time.Second, FailureThreshold: 3, SuccessThreshold: 1}
@@ -53,7 +54,11 @@ func ParseProbe(s string) (*Probe, error) {
 	case strings.HasPrefix(s, "http://"), strings.HasPrefix(s, "https://"):
 		p.Kind, p.Target = "http", s
 	case strings.HasPrefix(s, "exec:"):
-		p.Kind, p.Command = "exec", strings.Fields(strings.TrimPrefix(s, "exec:"))
+		cmd, err := SplitCommand(strings.TrimPrefix(s, "exec:"))
+		if err != nil {
+			return nil, fmt.Errorf("agent: --probe %q: %v", s, err)
+		}
+		p.Kind, p.Command = "exec", cmd
 	default:
 		return nil, fmt.Errorf("agent: --probe %q: want tcp:host:port, grpc:host:port[/service], http(s)://host:port/path or exec:command", s)
 	}

@@ -14,19 +14,20 @@ import (
 
 func TestParseProbe(t *testing.T) {
 	for in, want := range map[string]Probe{
-		"tcp:127.0.0.1:9080":          {Kind: "tcp", Target: "127.0.0.1:9080"},
-		"grpc:127.0.0.1:9080":         {Kind: "grpc", Target: "127.0.0.1:9080"},
-		"grpc:127.0.0.1:9080/ratings": {Kind: "grpc", Target: "127.0.0.1:9080", Service: "ratings"},
-		"http://127.0.0.1:8080/ready": {Kind: "http", Target: "http://127.0.0.1:8080/ready"},
-		"https://127.0.0.1:8443/":     {Kind: "http", Target: "https://127.0.0.1:8443/"},
-		"exec:/bin/check  --quick":    {Kind: "exec", Command: []string{"/bin/check", "--quick"}},
+		"tcp:127.0.0.1:9080":              {Kind: "tcp", Target: "127.0.0.1:9080"},
+		"grpc:127.0.0.1:9080":             {Kind: "grpc", Target: "127.0.0.1:9080"},
+		"grpc:127.0.0.1:9080/ratings":     {Kind: "grpc", Target: "127.0.0.1:9080", Service: "ratings"},
+		"http://127.0.0.1:8080/ready":     {Kind: "http", Target: "http://127.0.0.1:8080/ready"},
+		"https://127.0.0.1:8443/":         {Kind: "http", Target: "https://127.0.0.1:8443/"},
+		"exec:/bin/check  --quick":        {Kind: "exec", Command: []string{"/bin/check", "--quick"}},
+		`exec:sh -c 'test -f /run/ready'`: {Kind: "exec", Command: []string{"sh", "-c", "test -f /run/ready"}},
 	} {
 		p, err := ParseProbe(in)
 		if err != nil || p.Kind != want.Kind || p.Target != want.Target || p.Service != want.Service || !slices.Equal(p.Command, want.Command) {
 			t.Errorf("ParseProbe(%q) = %+v, %v; want %+v", in, p, err, want)
 		}
 	}
-	for _, bad := range []string{"", "udp:1.2.3.4:5", "tcp:nohost", "ftp://x/", "https://", "grpc:", "exec:", "exec:  "} {
+	for _, bad := range []string{"", "udp:1.2.3.4:5", "tcp:nohost", "ftp://x/", "https://", "grpc:", "exec:", "exec:  ", `exec:sh -c 'exit 0`} {
 		if _, err := ParseProbe(bad); err == nil {
 			t.Errorf("ParseProbe(%q) accepted", bad)
 		}
@@ -166,7 +167,8 @@ func TestProbeKinds(t *testing.T) {
 		t.Fatalf("https probe with its headers: %+v", r)
 	}
 
-	for cmd, healthy := range map[string]bool{"exec:true": true, "exec:false": false, "exec:/no/such/check": false} {
+	for cmd, healthy := range map[string]bool{"exec:true": true, "exec:false": false, "exec:/no/such/check": false,
+		`exec:sh -c 'test "$0" = "a b"' 'a b'`: true, `exec:sh -c 'test "$0" = "a b"' a b`: false} {
 		ep, err := ParseProbe(cmd)
 		if err != nil {
 			t.Fatal(err)

@@ -107,7 +107,7 @@ func parseAgentArgs(mode string, args []string, stderr io.Writer) (*agentInvocat
 	}), "label", "label k=v added to the group's (repeatable)")
 	runFS.StringVar(&reg.Network, "network", "", "the workload's network")
 	runFS.StringVar(&reg.Locality, "locality", "", "the workload's locality, region/zone/subzone")
-	runFS.StringVar(&probe, "probe", "", "readiness probe: tcp:host:port, grpc:host:port[/service], an http:// or https:// URL, or exec:command args (none: always ready)")
+	runFS.StringVar(&probe, "probe", "", "readiness probe: tcp:host:port, grpc:host:port[/service], an http:// or https:// URL, or exec:command args, quoted as a shell quotes words (none: always ready)")
 	runFS.DurationVar(&probeCfg.Period, "probe-period", 10*time.Second, "time between probes")
 	runFS.DurationVar(&probeCfg.Timeout, "probe-timeout", time.Second, "timeout of one probe")
 	runFS.IntVar(&probeCfg.FailureThreshold, "probe-failures", 3, "consecutive failures that make the workload unready")

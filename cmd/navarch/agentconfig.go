@@ -16,6 +16,7 @@ import (
 	networking "istio.io/api/networking/v1alpha3"
 	"sigs.k8s.io/yaml"
 
+	"github.com/navarch/navarch/agent"
 	"github.com/navarch/navarch/api"
 )
 
@@ -185,12 +186,7 @@ func probeFlags(p *networking.ReadinessProbe) (map[string]any, error) {
 		if len(cmd) == 0 {
 			return nil, errors.New(".exec.command: must name a command")
 		}
-		for i, a := range cmd {
-			if a == "" || strings.ContainsAny(a, " \t\r\n") {
-				return nil, fmt.Errorf(".exec.command[%d]: %q: the agent's exec probe splits its command at spaces, so an argument can hold none", i, a)
-			}
-		}
-		values["probe"] = "exec:" + strings.Join(cmd, " ")
+		values["probe"] = "exec:" + agent.QuoteCommand(cmd)
 	default:
 		return nil, errors.New(": names no check (httpGet, tcpSocket, grpc or exec)")
 	}

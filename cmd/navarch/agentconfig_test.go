@@ -44,9 +44,10 @@ func TestProbeFlags(t *testing.T) {
 		{name: "no port",
 			probe: &networking.ReadinessProbe{HealthCheckMethod: &networking.ReadinessProbe_TcpSocket{TcpSocket: &networking.TCPHealthCheckConfig{}}},
 			err:   ".tcpSocket.port: must be 1-65535"},
-		{name: "an exec argument with a space",
-			probe: &networking.ReadinessProbe{HealthCheckMethod: &networking.ReadinessProbe_Exec{Exec: &networking.ExecHealthCheckConfig{Command: []string{"sh", "-c", "exit 0"}}}},
-			err:   ".exec.command[2]"},
+		{name: "an exec argument with spaces and quotes",
+			probe: &networking.ReadinessProbe{HealthCheckMethod: &networking.ReadinessProbe_Exec{Exec: &networking.ExecHealthCheckConfig{Command: []string{"sh", "-c", `test "$(cat /run/state)" = 'ready'`}}}},
+			want: map[string]any{"probe": `exec:sh -c 'test "$(cat /run/state)" = '\''ready'\'''`, "probe-period": "10s", "probe-timeout": "1s", "probe-initial-delay": "0s",
+				"probe-failures": 3, "probe-successes": 1}},
 		{name: "a scheme other than HTTP(S)",
 			probe: &networking.ReadinessProbe{HealthCheckMethod: &networking.ReadinessProbe_HttpGet{HttpGet: &networking.HTTPHealthCheckConfig{Port: 80, Scheme: "FTP"}}},
 			err:   ".httpGet.scheme"},
@@ -118,5 +119,26 @@ func TestAgentRunReadsWhatConfigureWrites(t *testing.T) {
 	}
 	if _, err := parseAgentArgs("certs", []string{"--group", "ratings"}, io.Discard); err == nil {
 		t.Error("agent certs took --group on its command line")
+	}
+
+	// An exec probe's command reaches agent run word for word.
+	words := []string{"sh", "-c", `test "$(cat /run/state)" = 'ready'`, ""}
+	values, err = probeFlags(&networking.ReadinessProbe{HealthCheckMethod: &networking.ReadinessProbe_Exec{Exec: &networking.ExecHealthCheckConfig{Command: words}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	values["token-file"], values["group"], values["address"] = "/etc/navarch/join-token", "ratings", "10.0.0.5"
+	if b, err = yaml.Marshal(values); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	inv, err = parseAgentArgs("run", []string{"--config", file}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := inv.reg.Probe; p == nil || p.Kind != "exec" || !reflect.DeepEqual(p.Command, words) {
+		t.Errorf("exec probe %+v; want the command %q", p, words)
 	}
 }
