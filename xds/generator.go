@@ -1,11 +1,13 @@
 package xds
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 
+	"google.golang.org/protobuf/types/known/anypb"
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/navarch/navarch/api"
@@ -56,11 +58,15 @@ type Context struct {
 	// memo holds the shared resources (see named) already built from Snapshot by
 	// any class; nil builds everything afresh.
 	memo *sync.Map
+	// validated holds the resources of the server's last pushes; nil validates
+	// every resource.
+	validated *validCache
 }
 
 // newContext is the context of a build of proxy p's class from snap.
 func (s *Server) newContext(snap *registry.Snapshot, p *Proxy) *Context {
 	ctx := newContext(snap, p, s.cfg.TrustDomain, s.cfg.RootNamespace)
+	ctx.validated = &s.validated
 	s.mu.Lock()
 	shared := len(s.classes) > 1
 	s.mu.Unlock()
@@ -189,7 +195,7 @@ func (p Profile) build(ctx *Context) (map[string]*TypeSet, error) {
 // that fails is reported and left out (nil).
 func (ctx *Context) resource(typeURL string, n named) *Resource {
 	if n.lazy == nil || ctx.memo == nil {
-		r, err := validResource(typeURL, n)
+		r, err := validResource(ctx.validated, typeURL, n)
 		if err != nil {
 			ctx.skip(n.name, err)
 		}
@@ -201,7 +207,7 @@ func (ctx *Context) resource(typeURL string, n named) *Resource {
 		e, _ = ctx.memo.LoadOrStore(key, &memoEntry{})
 	}
 	m := e.(*memoEntry)
-	m.once.Do(func() { m.r, m.err = validResource(typeURL, n) })
+	m.once.Do(func() { m.r, m.err = validResource(ctx.validated, typeURL, n) })
 	if m.err != nil {
 		ctx.skip(n.name, m.err)
 	}
@@ -218,16 +224,72 @@ type memoEntry struct {
 	err  error
 }
 
-// validResource builds, validates and marshals a generated resource.
-func validResource(typeURL string, n named) (*Resource, error) {
+// validResource builds, validates and marshals a generated resource. A resource
+// whose bytes are those of one in v (built in the server's last pushes) is that
+// resource, not validated again.
+func validResource(v *validCache, typeURL string, n named) (*Resource, error) {
 	msg := n.msg
 	if n.lazy != nil {
 		msg = n.lazy()
+	}
+	b, err := deterministic.Marshal(msg)
+	if err != nil {
+		return nil, fmt.Errorf("marshalling %s %q: %w", shortType(typeURL), n.name, err)
+	}
+	key := validKey{typeURL, contentVersion(b)}
+	if r := v.get(key); r != nil && r.Name == n.name && bytes.Equal(r.Body.Value, b) {
+		v.put(key, r)
+		return r, nil
 	}
 	if v, ok := msg.(interface{ Validate() error }); ok {
 		if err := v.Validate(); err != nil {
 			return nil, fmt.Errorf("invalid: %w", err)
 		}
 	}
-	return newResource(typeURL, n.name, msg)
+	r := &Resource{Name: n.name, Version: key.version, Body: &anypb.Any{TypeUrl: typeURL, Value: b}}
+	v.put(key, r)
+	return r, nil
+}
+
+// validCache keeps the resources built in a server's last two pushes (and the
+// builds between them), by type and content, so that what a push builds again
+// unchanged is not validated again: Validate reads nothing but the message, and
+// deterministic bytes determine the message. A nil validCache keeps nothing.
+type validCache struct {
+	mu        sync.Mutex
+	cur, prev map[validKey]*Resource
+}
+
+type validKey struct{ typeURL, version string }
+
+// rotate starts a push: what the push before last built and this one has not
+// rebuilt is let go.
+func (v *validCache) rotate() {
+	v.mu.Lock()
+	v.prev, v.cur = v.cur, nil
+	v.mu.Unlock()
+}
+
+func (v *validCache) get(k validKey) *Resource {
+	if v == nil {
+		return nil
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if r := v.cur[k]; r != nil {
+		return r
+	}
+	return v.prev[k]
+}
+
+func (v *validCache) put(k validKey, r *Resource) {
+	if v == nil {
+		return
+	}
+	v.mu.Lock()
+	if v.cur == nil {
+		v.cur = make(map[validKey]*Resource, len(v.prev))
+	}
+	v.cur[k] = r
+	v.mu.Unlock()
 }

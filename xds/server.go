@@ -59,6 +59,7 @@ type Server struct {
 	secretSource SecretSource
 	registrar    Registrar
 	memo         atomic.Pointer[snapMemo] // shared resources of the newest snapshot built
+	validated    validCache               // resources of the last pushes, not validated again
 
 	mu   sync.Mutex
 	snap *registry.Snapshot // what the last push built from
@@ -234,6 +235,7 @@ func (s *Server) push() {
 	if relabel {
 		s.relabel(snap)
 	}
+	s.validated.rotate()
 	s.mu.Lock()
 	classes := make([]*class, 0, len(s.classes))
 	for _, c := range s.classes {
