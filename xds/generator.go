@@ -241,8 +241,8 @@ func validResource(v *validCache, typeURL string, n named) (*Resource, error) {
 		v.put(key, r)
 		return r, nil
 	}
-	if v, ok := msg.(interface{ Validate() error }); ok {
-		if err := v.Validate(); err != nil {
+	if m, ok := msg.(interface{ Validate() error }); ok {
+		if err := m.Validate(); err != nil {
 			return nil, fmt.Errorf("invalid: %w", err)
 		}
 	}
