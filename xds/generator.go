@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 
-	"google.golang.org/protobuf/types/known/anypb"
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/navarch/navarch/api"
@@ -246,7 +245,7 @@ func validResource(v *validCache, typeURL string, n named) (*Resource, error) {
 			return nil, fmt.Errorf("invalid: %w", err)
 		}
 	}
-	r := &Resource{Name: n.name, Version: key.version, Body: &anypb.Any{TypeUrl: typeURL, Value: b}}
+	r := marshalled(typeURL, n.name, key.version, b)
 	v.put(key, r)
 	return r, nil
 }

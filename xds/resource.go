@@ -45,7 +45,12 @@ func newResource(typeURL, name string, msg proto.Message) (*Resource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("marshalling %s %q: %w", shortType(typeURL), name, err)
 	}
-	return &Resource{Name: name, Version: contentVersion(b), Body: &anypb.Any{TypeUrl: typeURL, Value: b}}, nil
+	return marshalled(typeURL, name, contentVersion(b), b), nil
+}
+
+// marshalled is the resource of a marshalled message b, whose version is version.
+func marshalled(typeURL, name, version string, b []byte) *Resource {
+	return &Resource{Name: name, Version: version, Body: &anypb.Any{TypeUrl: typeURL, Value: b}}
 }
 
 func contentVersion(b []byte) string {
