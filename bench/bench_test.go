@@ -66,3 +66,25 @@ func TestMeasureChurnMatchesChangesToArrivals(t *testing.T) {
 		t.Fatalf("max %.0f ms, want 30 (seq 2 seen at +30 ms; seq 5 at +80 ms, 30 after it was sent)", r.Max)
 	}
 }
+
+func TestMedianRunOfRepeatedConvergence(t *testing.T) {
+	var results []*ConvergenceResult
+	for _, p99 := range []float64{300, 500, 100, 400} {
+		results = append(results, &ConvergenceResult{P50: p99 / 2, P99: p99, CPUSeconds: p99 / 1000})
+	}
+	got := medianRun(results)
+	if got.P99 != 300 || got.CPUSeconds != 0.3 || len(got.Runs) != 4 {
+		t.Fatalf("median run p99 %v, cpu %v, %d runs; want the run of p99 300 and all four", got.P99, got.CPUSeconds, len(got.Runs))
+	}
+	for i, want := range []float64{300, 500, 100, 400} {
+		if got.Runs[i].P99 != want || got.Runs[i].P50 != want/2 {
+			t.Errorf("run %d: %+v, want p99 %v in the order run", i, got.Runs[i], want)
+		}
+	}
+	if results[0].Runs != nil {
+		t.Error("medianRun changed a result it was given")
+	}
+	if one := medianRun(results[:1]); one != results[0] || one.Runs != nil {
+		t.Errorf("one run: %+v", one)
+	}
+}

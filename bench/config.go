@@ -59,6 +59,9 @@ type Config struct {
 	// Settle is how long convergence waits between connecting the proxies and
 	// applying its change: time for the nodes to settle, or to start a profiler.
 	Settle time.Duration
+	// Repeat is how many changes convergence makes on the connected proxies (one
+	// if unset), Settle apart.
+	Repeat int
 	// Progress receives a progress line now and then.
 	Progress func(line string)
 }

@@ -1,12 +1,14 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/navarch/navarch/client"
@@ -33,11 +35,25 @@ type ConvergenceResult struct {
 	// the machine with the nodes.
 	LoadCPUSeconds float64 `json:"loadgen_cpu_seconds"`
 	Delta          bool    `json:"delta"`
+	// Runs are every change's figures when the scenario made more than one
+	// (Config.Repeat); the figures above are then those of the run with the median p99.
+	Runs []ConvergenceRun `json:"runs,omitempty"`
+}
+
+// ConvergenceRun is one change of a repeated convergence scenario.
+type ConvergenceRun struct {
+	P50            float64 `json:"p50_ms"`
+	P99            float64 `json:"p99_ms"`
+	Max            float64 `json:"max_ms"`
+	CPUSeconds     float64 `json:"cpu_seconds"`
+	LoadCPUSeconds float64 `json:"loadgen_cpu_seconds"`
 }
 
 // Convergence connects the proxies, applies one change that affects every one of
 // them (a DestinationRule for every service of the namespace) and measures, per
-// proxy, the time from the apply call to the ACK of its changed cluster.
+// proxy, the time from the apply call to the ACK of its changed cluster. With
+// Repeat > 1 it makes that many changes, Settle apart (a second if unset), on the
+// same connected proxies, and reports the run with the median p99 and every run.
 func Convergence(ctx context.Context, cfg Config) (*ConvergenceResult, error) {
 	if err := cfg.needAPI("convergence"); err != nil {
 		return nil, err
@@ -55,20 +71,55 @@ func Convergence(ctx context.Context, cfg Config) (*ConvergenceResult, error) {
 	}
 	defer f.Stop()
 	connect := time.Since(connectStart)
-	tracked := trackedCluster(&cfg)
+	var results []*ConvergenceResult
+	for run := range max(cfg.Repeat, 1) {
+		pause := cfg.Settle
+		if run > 0 && pause == 0 {
+			pause = time.Second
+		}
+		if pause > 0 {
+			cfg.progress("proxies connected; applying change %d of %d in %s", run+1, max(cfg.Repeat, 1), pause)
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(pause):
+			}
+		}
+		r, err := converge(ctx, &cfg, f)
+		if err != nil {
+			return nil, err
+		}
+		r.ConnectSecs = connect.Seconds()
+		results = append(results, r)
+	}
+	return medianRun(results), nil
+}
+
+// medianRun returns the result with the median p99 (the lower of the two middle
+// ones for an even count), listing every result in order as its Runs when there
+// is more than one.
+func medianRun(results []*ConvergenceResult) *ConvergenceResult {
+	if len(results) == 1 {
+		return results[0]
+	}
+	runs := make([]ConvergenceRun, len(results))
+	for i, r := range results {
+		runs[i] = ConvergenceRun{P50: r.P50, P99: r.P99, Max: r.Max, CPUSeconds: r.CPUSeconds, LoadCPUSeconds: r.LoadCPUSeconds}
+	}
+	sorted := slices.SortedStableFunc(slices.Values(results), func(a, b *ConvergenceResult) int { return cmp.Compare(a.P99, b.P99) })
+	median := *sorted[(len(sorted)-1)/2]
+	median.Runs = runs
+	return &median
+}
+
+// converge applies one change to every proxy's tracked cluster and measures it.
+func converge(ctx context.Context, cfg *Config, f *Fleet) (*ConvergenceResult, error) {
+	tracked := trackedCluster(cfg)
 	before := make([]string, cfg.Proxies)
 	bytesBefore := make([]int64, cfg.Proxies)
 	for i, p := range f.Proxies() {
 		before[i], _ = p.Version(typeURLs[tCDS], tracked(i)[0])
 		bytesBefore[i] = p.Status().Bytes
-	}
-	if cfg.Settle > 0 {
-		cfg.progress("proxies connected; applying the change in %s", cfg.Settle)
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(cfg.Settle):
-		}
 	}
 	defer holdGC()()
 	stats0 := readProcStats(cfg.PIDs)
@@ -78,7 +129,7 @@ func Convergence(ctx context.Context, cfg Config) (*ConvergenceResult, error) {
 		return nil, err
 	}
 	applied := time.Since(start)
-	lat, err := waitChanged(ctx, &cfg, f, tCDS, tracked, before, start)
+	lat, err := waitChanged(ctx, cfg, f, tCDS, tracked, before, start)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +144,7 @@ func Convergence(ctx context.Context, cfg Config) (*ConvergenceResult, error) {
 		Min: ms(lat.Percentile(0)), Apply: ms(applied),
 		P50: ms(lat.Percentile(50)), P90: ms(lat.Percentile(90)), P99: ms(lat.Percentile(99)), Max: ms(lat.Max()),
 		BytesPerProxy: bytes / int64(max(cfg.Proxies, 1)), CPUSeconds: st.CPUSeconds, RSSBytes: st.RSS, PeakRSSBytes: st.PeakRSS,
-		ConnectSecs: connect.Seconds(), LoadCPUSeconds: self.CPUSeconds, Delta: cfg.Delta,
+		LoadCPUSeconds: self.CPUSeconds, Delta: cfg.Delta,
 	}, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
@@ -51,6 +52,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Classes, "classes", cfg.Classes, "spread proxies over this many label sets, each a proxy class of its own (an AuthorizationPolicy selects by the label)")
 	fs.BoolVar(&cfg.UnselectedClasses, "unselected", false, "with --classes: select by nothing, so the label sets share one class")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "bound on each wait")
+	fs.IntVar(&cfg.Repeat, "repeat", 1, "convergence: make this many changes on the connected proxies, --settle apart (default 1s), and report the run with the median p99 and every run")
 	fs.DurationVar(&cfg.Settle, "settle", 0, "convergence: wait this long after the proxies are connected before the change (e.g. to start a profiler on the nodes)")
 	nodes := fs.Int("nodes", 3, "nodes of the local cluster the scenario starts (without --target)")
 	fs.StringVar(&cfg.Consul, "consul", "", "churn: register services and change endpoints in this Consul agent (HTTP address); a local cluster is started with --consul-address")
@@ -268,10 +270,32 @@ func printResult(w io.Writer, scenario string, result any) {
 				continue
 			}
 			fmt.Fprintf(w, "  %-20s %.6g\n", k, n)
+		case []any: // one line per element (convergence's runs)
+			fmt.Fprintf(w, "  %s\n", k)
+			for i, e := range n {
+				fmt.Fprintf(w, "    %-3d %s\n", i+1, inlineResult(e))
+			}
 		default:
 			fmt.Fprintf(w, "  %-20s %v\n", k, v)
 		}
 	}
+}
+
+// inlineResult renders an element of a result's list as key=value pairs.
+func inlineResult(e any) string {
+	m, ok := e.(map[string]any)
+	if !ok {
+		return fmt.Sprint(e)
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if f, ok := m[k].(float64); ok {
+			parts = append(parts, fmt.Sprintf("%s=%.6g", k, f))
+		} else {
+			parts = append(parts, fmt.Sprintf("%s=%v", k, m[k]))
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 func humanBytes(n int64) string {
