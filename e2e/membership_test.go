@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +39,22 @@ func TestJoinLeaveRemove(t *testing.T) {
 		}
 		return nil
 	})
+	// Where the nodes serve xDS on one port, each on its own IP, n4 does too, and
+	// the xDS name resolves to it.
+	n1, n2 := c.Nodes()[0], c.Nodes()[1]
+	if h1, p1, _ := net.SplitHostPort(n1.XDS); !strings.HasPrefix(n2.XDS, h1+":") {
+		h4, p4, _ := net.SplitHostPort(n4.XDS)
+		if p4 != p1 || h4 == h1 {
+			t.Fatalf("n4 serves xDS on %s, not on the others' port %s on an IP of its own", n4.XDS, p1)
+		}
+		eventually(t, 30*time.Second, "the xDS name resolving to n4", func() error {
+			ips, err := lookupXDSName(n1.DNS)
+			if err != nil || !slices.Contains(ips, h4) {
+				return fmt.Errorf("n1 resolves the xDS name to %v, %v", ips, err)
+			}
+			return nil
+		})
+	}
 
 	if out := mustNodeCLI(t, c, n4.Name, "leave"); !strings.Contains(out, "left") {
 		t.Fatalf("leave printed %q", out)
@@ -420,4 +439,16 @@ func TestWholeClusterRestarts(t *testing.T) {
 			return nil
 		})
 	}
+}
+
+// lookupXDSName asks the DNS server at addr (a node's --dns-addr) for the nodes'
+// default xDS name.
+func lookupXDSName(addr string) ([]string, error) {
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "udp", addr)
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	return r.LookupHost(ctx, "xds.navarch.local")
 }

@@ -58,6 +58,20 @@ func Hold(hosts ...string) (port int, release func(), err error) {
 	return 0, nil, fmt.Errorf("ports: no port in %d-%d is free on %s", lo, hi-1, strings.Join(hosts, ", "))
 }
 
+// HoldPort binds port for TCP and UDP on every one of hosts, as Hold does a port it
+// picks, for a server that must take a given port (the one its peers use) on
+// another address.
+func HoldPort(port int, hosts ...string) (release func(), err error) {
+	mu.Lock()
+	given[port] = true
+	mu.Unlock()
+	held, ok := bind(hosts, port)
+	if !ok {
+		return nil, fmt.Errorf("ports: %d is not free on %s", port, strings.Join(hosts, ", "))
+	}
+	return func() { closeAll(held) }, nil
+}
+
 // Loopback returns 127.0.0.1:P for a port P that Hold found free, released again.
 func Loopback() (string, error) {
 	port, release, err := Hold()

@@ -38,3 +38,23 @@ func TestHoldPicksDistinctPortsBelowTheEphemeralRange(t *testing.T) {
 		l.Close()
 	}
 }
+
+func TestHoldPortTakesAGivenPortOnlyWhenFree(t *testing.T) {
+	port, release, err := Hold()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := HoldPort(port, "127.0.0.1"); err == nil {
+		t.Fatalf("HoldPort(%d) while Hold holds it succeeded", port)
+	}
+	release()
+	again, err := HoldPort(port, "127.0.0.1")
+	if err != nil {
+		t.Fatalf("HoldPort(%d) once free: %v", port, err)
+	}
+	if l, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+		l.Close()
+		t.Errorf("HoldPort(%d) left UDP free", port)
+	}
+	again()
+}

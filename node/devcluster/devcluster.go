@@ -252,6 +252,62 @@ func (p *portPicker) shared(ips []string) int {
 	return port
 }
 
+// sharedWith gives n, a node added to nodes, the xDS, TLS and DNS ports that nodes
+// share on their own IPs (plan), on the next loopback IP none of them has, as one
+// more host of a fleet serves what the others do: the xDS name then resolves to it
+// too. It holds the ports and reports true, or false (n unchanged) when nodes do not
+// share their ports or no free loopback IP has them free.
+func (p *portPicker) sharedWith(nodes []Node, n *Node) bool {
+	if len(nodes) < 2 {
+		return false
+	}
+	hosts := map[string]bool{}
+	var want [3]string
+	for i, m := range nodes {
+		host, _, _ := net.SplitHostPort(m.XDS)
+		var got [3]string
+		for j, a := range []string{m.XDS, m.XDSTLS, m.DNS} {
+			h, port, _ := net.SplitHostPort(a)
+			if h != host {
+				return false
+			}
+			got[j] = port
+		}
+		if i == 0 {
+			want = got
+		}
+		if got != want || hosts[host] {
+			return false // nodes have ports of their own, or share an IP
+		}
+		hosts[host] = true
+	}
+	for i := len(nodes) + 1; i < 255; i++ {
+		ip := fmt.Sprintf("127.0.0.%d", i)
+		if hosts[ip] {
+			continue
+		}
+		var held []func()
+		for _, port := range want {
+			num, _ := strconv.Atoi(port)
+			release, err := ports.HoldPort(num, ip)
+			if err != nil {
+				break
+			}
+			held = append(held, release)
+		}
+		if len(held) < len(want) { // taken on this IP: try the next
+			for _, release := range held {
+				release()
+			}
+			continue
+		}
+		p.held = append(p.held, held...)
+		n.XDS, n.XDSTLS, n.DNS = net.JoinHostPort(ip, want[0]), net.JoinHostPort(ip, want[1]), net.JoinHostPort(ip, want[2])
+		return true
+	}
+	return false
+}
+
 // portPicker hands out loopback addresses whose TCP and UDP ports are free (gossip
 // uses both), outside the kernel's ephemeral range so that no outgoing connection
 // takes one before its node binds it (a restarted node binds its ports again), and
@@ -330,7 +386,14 @@ func (c *Cluster) Add(ctx context.Context) (Node, error) {
 	n.DataDir = filepath.Join(c.cfg.Dir, n.Name)
 	n.Log = filepath.Join(c.cfg.Dir, n.Name+".log")
 	ports := &portPicker{}
-	for _, a := range []*string{&n.HTTP, &n.Gossip, &n.EtcdClient, &n.EtcdPeer, &n.XDS, &n.XDSTLS, &n.DNS} {
+	addrs := []*string{&n.HTTP, &n.Gossip, &n.EtcdClient, &n.EtcdPeer}
+	c.mu.Lock()
+	shared := ports.sharedWith(c.nodes, &n)
+	c.mu.Unlock()
+	if !shared {
+		addrs = append(addrs, &n.XDS, &n.XDSTLS, &n.DNS)
+	}
+	for _, a := range addrs {
 		addr, err := ports.pick()
 		if err != nil {
 			ports.release()

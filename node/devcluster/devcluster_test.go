@@ -50,3 +50,43 @@ func TestNodesGetTheirShareOfTheCores(t *testing.T) {
 		t.Errorf("the environment given was changed: %v", env)
 	}
 }
+
+// TestAddedNodeSharesThePorts: a node added to a cluster whose nodes serve xDS, TLS
+// and DNS on one port each, on their own IPs, takes those ports on the next IP they
+// are free on; a cluster whose nodes have ports of their own gives it its own.
+func TestAddedNodeSharesThePorts(t *testing.T) {
+	c := &Cluster{cfg: Config{Dir: t.TempDir(), Nodes: 3}}
+	nodes, err := c.plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, xdsPort, _ := net.SplitHostPort(nodes[0].XDS)
+	if h, _, _ := net.SplitHostPort(nodes[1].XDS); h == "127.0.0.1" {
+		t.Skip("this system binds no loopback address but 127.0.0.1: nodes have ports of their own")
+	}
+	taken, err := net.Listen("tcp", net.JoinHostPort("127.0.0.4", xdsPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	p := &portPicker{}
+	var n Node
+	if !p.sharedWith(nodes, &n) {
+		t.Fatalf("the added node got no shared ports: %+v", n)
+	}
+	p.release()
+	for _, pair := range [][2]string{{n.XDS, nodes[0].XDS}, {n.XDSTLS, nodes[0].XDSTLS}, {n.DNS, nodes[0].DNS}} {
+		h, port, _ := net.SplitHostPort(pair[0])
+		_, want, _ := net.SplitHostPort(pair[1])
+		if h != "127.0.0.5" || port != want {
+			t.Errorf("added node serves on %s, want 127.0.0.5 (127.0.0.4 has the port taken) and port %s", pair[0], want)
+		}
+	}
+
+	own := slices.Clone(nodes)
+	own[1].XDS = net.JoinHostPort("127.0.0.1", "1")
+	var m Node
+	if p.sharedWith(own, &m) || m.XDS != "" {
+		t.Errorf("nodes without shared ports: the added node got %+v", m)
+	}
+}
