@@ -11,23 +11,13 @@ import (
 
 	capi "github.com/hashicorp/consul/api"
 
-	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/adapters/mirror"
 	"github.com/navarch/navarch/internal/reload"
 	"github.com/navarch/navarch/internal/wait"
-	"github.com/navarch/navarch/store"
 )
 
-// Store is where the adapter writes; *store.Store implements it. Both methods block
-// on etcd and are called from the goroutine running a Datacenter.
-type Store interface {
-	// Sync makes a registry space equal to the desired resources, writing only what
-	// changed.
-	Sync(ctx context.Context, sp store.Space, desired []*api.Resource) (store.SyncStats, error)
-	// PutSourceStatus records how a source's last sync went.
-	PutSourceStatus(ctx context.Context, st store.SourceStatus) error
-}
-
-var _ Store = (*store.Store)(nil)
+// Store is where the adapter writes; *store.Store implements it.
+type Store = mirror.Store
 
 // Adapter brings a Consul catalog into the registry: one Datacenter per configured
 // datacenter, each run under its own election.

@@ -2,10 +2,10 @@ package consul
 
 import (
 	"context"
-	"log/slog"
 	"time"
 
-	"github.com/navarch/navarch/store"
+	"github.com/navarch/navarch/adapters/mirror"
+	"github.com/navarch/navarch/api"
 )
 
 // Datacenter mirrors one Consul datacenter into its own registry space, so that
@@ -31,9 +31,6 @@ func (d *Datacenter) ElectionName() string { return "consul/" + d.name }
 
 // SourceName returns the registry source of datacenter dc: "consul.<dc>".
 func SourceName(dc string) string { return "consul." + dc }
-
-// retrySync is how long a failed write to the store waits before it is tried again.
-const retrySync = time.Second
 
 // Run follows the datacenter's catalog and mirrors it into the store until ctx ends
 // (leadership is lost or the node stops). It writes nothing until it has read the
@@ -65,117 +62,23 @@ func (d *Datacenter) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	s := &syncer{st: d.a.st, space: store.RegistrySpace(d.Source()), source: d.Source(), node: d.a.node,
-		tr: newTranslator(d.a.cfg, d.name, d.primary), interval: d.a.cfg.StatusInterval, cat: cat, log: log}
-	coalesce(ctx, cat.changed, d.a.cfg.Coalesce, d.a.cfg.CoalesceMax, func() { s.flush(ctx) })
+	tr := newTranslator(d.a.cfg, d.name, d.primary)
+	mw := &mirror.Writer{St: d.a.st, Source: d.Source(), Node: d.a.node, What: "the Consul catalog",
+		Interval: d.a.cfg.StatusInterval, Retry: cat.signal, Log: log}
+	mirror.Coalesce(ctx, cat.changed, d.a.cfg.Coalesce, d.a.cfg.CoalesceMax, func() {
+		v := cat.view()
+		// A term's first write waits until the whole catalog was read; later ones
+		// leave out a new service until its first read succeeds (it has nothing in
+		// the store yet), so one unreadable service does not hold back the others.
+		mw.Flush(ctx, mirror.State{
+			Ready: v.complete || (mw.Wrote() && v.listed), Version: v.version, Force: v.force, Err: v.err,
+			Desired: func() ([]*api.Resource, []mirror.Skipped) { return tr.catalog(v.services) },
+		})
+	})
 	cancel()
 	<-done
 	// The agent counts idle connections against its per-client limit: do not leave
 	// them to the node that takes over.
 	d.a.transport.CloseIdleConnections()
 	return nil
-}
-
-// syncer writes what the catalog holds into the store, and the source's status. Only
-// the coalesce goroutine calls it.
-type syncer struct {
-	st       Store
-	space    store.Space
-	source   string
-	node     string
-	tr       translator
-	interval time.Duration
-	cat      *catalog
-	log      *slog.Logger
-
-	synced   uint64 // the catalog version last written
-	wrote    bool   // a sync succeeded this term
-	syncErr  error  // the last write to the store failed
-	lastSync time.Time
-	skipped  string // the skipped resources last reported
-	status   *store.SourceStatus
-	statusAt time.Time
-}
-
-// flush syncs the store with the catalog when the catalog changed (or a re-sync is
-// due), then updates the source's status. The term's first sync waits until the
-// whole catalog was read; later ones leave out a new service until its first read
-// succeeds (it has nothing in the store yet), so one unreadable service does not hold
-// back the others.
-func (s *syncer) flush(ctx context.Context) {
-	v := s.cat.view()
-	ready := v.complete || (s.wrote && v.listed)
-	if ready && (!s.wrote || v.version != s.synced || v.force || s.syncErr != nil) {
-		s.sync(ctx, v)
-	}
-	if ctx.Err() != nil {
-		return
-	}
-	s.putStatus(ctx, v)
-}
-
-func (s *syncer) sync(ctx context.Context, v catalogView) {
-	desired, skips := s.tr.catalog(v.services)
-	s.reportSkipped(skips)
-	start := time.Now()
-	stats, err := s.st.Sync(ctx, s.space, desired)
-	if ctx.Err() != nil {
-		return
-	}
-	if err != nil {
-		s.syncErr = err
-		s.log.Warn("writing the Consul catalog to the store failed", "err", err, "retry_in", retrySync)
-		time.AfterFunc(retrySync, s.cat.signal)
-		return
-	}
-	s.synced, s.wrote, s.syncErr, s.lastSync = v.version, true, nil, time.Now()
-	if stats.Changed() {
-		s.log.Info("synced Consul catalog", "services", len(v.services), "resources", len(desired),
-			"created", stats.Created, "updated", stats.Updated, "deleted", stats.Deleted,
-			"txns", stats.Txns, "took", time.Since(start).Round(time.Millisecond).String())
-	}
-}
-
-// reportSkipped logs the resources the translation left out, when that set changes.
-func (s *syncer) reportSkipped(skips []skipped) {
-	text := ""
-	for _, sk := range skips {
-		text += sk.service + ": " + sk.err.Error() + "\n"
-	}
-	if text == s.skipped {
-		return
-	}
-	s.skipped = text
-	for _, sk := range skips {
-		s.log.Warn("a Consul service has an entry that is not valid; left out", "service", sk.service, "err", sk.err)
-	}
-}
-
-// putStatus writes the source's status when it changes, and every interval while it
-// does not: stale when the catalog or the store could not be reached.
-func (s *syncer) putStatus(ctx context.Context, v catalogView) {
-	err := v.err
-	if err == nil {
-		err = s.syncErr
-	}
-	if err == nil && !s.wrote {
-		return // still loading; nothing to say yet
-	}
-	st := store.SourceStatus{Source: s.source, Stale: err != nil, LastSync: s.lastSync, Node: s.node}
-	if err != nil {
-		st.Error = err.Error()
-	}
-	if s.status != nil && s.status.Stale == st.Stale && time.Since(s.statusAt) < s.interval {
-		return
-	}
-	if err := s.st.PutSourceStatus(ctx, st); err != nil {
-		if ctx.Err() == nil {
-			s.log.Warn("writing the Consul source status failed", "err", err)
-		}
-		return
-	}
-	if s.status == nil || s.status.Stale != st.Stale {
-		s.log.Info("Consul source status", "stale", st.Stale, "error", st.Error)
-	}
-	s.status, s.statusAt = &st, time.Now()
 }

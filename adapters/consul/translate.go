@@ -8,6 +8,7 @@ import (
 	capi "github.com/hashicorp/consul/api"
 	networking "istio.io/api/networking/v1alpha3"
 
+	"github.com/navarch/navarch/adapters/mirror"
 	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/registry"
 )
@@ -34,21 +35,15 @@ func newTranslator(cfg Config, dc string, primary bool) translator {
 	return translator{dc: dc, primary: primary, suffix: cfg.Suffix, namespace: cfg.Namespace, warningHealthy: cfg.WarningHealthy}
 }
 
-// skipped is a resource the translation left out because it was not valid.
-type skipped struct {
-	service string
-	err     error
-}
-
 // catalog translates every service; resources that fail validation are left out (a
 // Sync with one invalid resource would write nothing) and reported.
-func (t translator) catalog(services map[string][]*capi.ServiceEntry) ([]*api.Resource, []skipped) {
+func (t translator) catalog(services map[string][]*capi.ServiceEntry) ([]*api.Resource, []mirror.Skipped) {
 	var out []*api.Resource
-	var skips []skipped
+	var skips []mirror.Skipped
 	for _, name := range sortedKeys(services) {
 		for _, r := range t.service(name, services[name]) {
 			if err := api.Validate(r); err != nil {
-				skips = append(skips, skipped{service: name, err: err})
+				skips = append(skips, mirror.Skipped{Object: "service " + name, Err: err})
 				continue
 			}
 			out = append(out, r)

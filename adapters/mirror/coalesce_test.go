@@ -1,4 +1,4 @@
-package consul
+package mirror
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// runCoalesce runs coalesce in the background and returns its input and flush count.
+// runCoalesce runs Coalesce in the background and returns its input and flush count.
 func runCoalesce(t *testing.T, quiet, max time.Duration) (chan struct{}, *atomic.Int32) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -16,7 +16,7 @@ func runCoalesce(t *testing.T, quiet, max time.Duration) (chan struct{}, *atomic
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		coalesce(ctx, in, quiet, max, func() { flushes.Add(1) })
+		Coalesce(ctx, in, quiet, max, func() { flushes.Add(1) })
 	}()
 	t.Cleanup(func() {
 		cancel()

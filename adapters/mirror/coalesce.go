@@ -1,17 +1,17 @@
-package consul
+package mirror
 
 import (
 	"context"
 	"time"
 )
 
-// coalesce calls flush for batches of the signals received from in, until ctx ends.
+// Coalesce calls flush for batches of the signals received from in, until ctx ends.
 // A batch starts with a signal and ends once no signal came for quiet, or maxDelay
 // after it started, whichever is first: a lone change waits quiet, a burst is
 // written once, and a storm that never pauses is still written every maxDelay. flush
 // runs on the calling goroutine; signals that arrive while it runs start the next
 // batch.
-func coalesce(ctx context.Context, in <-chan struct{}, quiet, maxDelay time.Duration, flush func()) {
+func Coalesce(ctx context.Context, in <-chan struct{}, quiet, maxDelay time.Duration, flush func()) {
 	for {
 		select {
 		case <-ctx.Done():
