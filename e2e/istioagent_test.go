@@ -17,29 +17,9 @@ import (
 
 	"github.com/navarch/navarch/client"
 	"github.com/navarch/navarch/e2e/grpcapp"
+	"github.com/navarch/navarch/internal/peers"
 	"github.com/navarch/navarch/node/devcluster"
 )
-
-// peerBinary is a peer `make peers` builds into .peers/bin (or the path in the
-// environment variable env). Without it the test is skipped, except in CI.
-func peerBinary(t *testing.T, name, env string) string {
-	t.Helper()
-	path := os.Getenv(env)
-	if path == "" {
-		path = filepath.Join("..", ".peers", "bin", name)
-	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(abs); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no %s at %s (run make peers): %v", name, abs, err)
-		}
-		t.Skipf("no %s at %s; run `make peers` (or set %s)", name, abs, env)
-	}
-	return abs
-}
 
 // istioAgent is a pilot-agent process run as Istio runs it beside a proxyless gRPC
 // application (DISABLE_ENVOY): from a working directory laid out like a pod's
@@ -130,7 +110,7 @@ func startIstioAgentWith(t *testing.T, bin, dir, token, rootPEM, node, ns, sa, p
 // client, bootstrapped by the agent, calls a STRICT mTLS server, which sees the
 // agent's identity.
 func TestIstioAgentGetsItsCertificateAndConfigFromNavarch(t *testing.T) {
-	bin := peerBinary(t, "pilot-agent", "NAVARCH_PILOT_AGENT_BIN")
+	bin := peers.Binary(t, "pilot-agent", "NAVARCH_PILOT_AGENT_BIN")
 	c := startCluster(t, 1, "--auto-registration-grace", "2s")
 	dir := t.TempDir()
 	mustNodeCLI(t, c, "n1", "apply", "-f", writeFile(t, dir, "groups.yaml", shopGroups))

@@ -5,8 +5,6 @@
 package consultest
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +19,7 @@ import (
 
 	capi "github.com/hashicorp/consul/api"
 
+	"github.com/navarch/navarch/internal/peers"
 	"github.com/navarch/navarch/internal/ports"
 )
 
@@ -28,39 +27,7 @@ import (
 // there is none.
 func Binary(t testing.TB) string {
 	t.Helper()
-	path := os.Getenv("NAVARCH_CONSUL_BIN")
-	if path == "" {
-		root, err := repoRoot()
-		if err != nil {
-			t.Fatal(err)
-		}
-		path = filepath.Join(root, ".peers", "bin", "consul")
-	}
-	if _, err := os.Stat(path); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no consul binary at %s (run make peers): %v", path, err)
-		}
-		t.Skipf("no consul binary at %s; run `make peers` (or set NAVARCH_CONSUL_BIN)", path)
-	}
-	return path
-}
-
-// repoRoot finds the directory of navarch's go.mod, above the working directory.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && bytes.HasPrefix(b, []byte("module github.com/navarch/navarch\n")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("consultest: navarch's go.mod not found above the working directory")
-		}
-		dir = parent
-	}
+	return peers.Binary(t, "consul", "NAVARCH_CONSUL_BIN")
 }
 
 // Options say what agent to start.
@@ -117,7 +84,7 @@ func Start(t testing.TB, opts Options) *Agent {
 	t.Cleanup(func() {
 		a.kill()
 		if t.Failed() {
-			t.Logf("consul agent log (%s):\n%s", a.logPath, tail(a.logPath, 30))
+			t.Logf("consul agent log (%s):\n%s", a.logPath, peers.Tail(a.logPath, 30))
 		}
 	})
 	// The ports were free a moment ago; another process (tests run in parallel
@@ -130,8 +97,8 @@ func Start(t testing.TB, opts Options) *Agent {
 			return a
 		}
 		a.kill()
-		if attempt == 3 || !strings.Contains(tail(a.logPath, 30), "address already in use") {
-			t.Fatalf("consul agent not ready: %v\n%s", err, tail(a.logPath, 30))
+		if attempt == 3 || !strings.Contains(peers.Tail(a.logPath, 30), "address already in use") {
+			t.Fatalf("consul agent not ready: %v\n%s", err, peers.Tail(a.logPath, 30))
 		}
 	}
 }
@@ -185,7 +152,7 @@ func freePorts(t testing.TB, n int) []int {
 func (a *Agent) Restart(t testing.TB) {
 	t.Helper()
 	if err := a.start(); err != nil {
-		t.Fatalf("consul agent not ready: %v\n%s", err, tail(a.logPath, 30))
+		t.Fatalf("consul agent not ready: %v\n%s", err, peers.Tail(a.logPath, 30))
 	}
 }
 
@@ -284,26 +251,4 @@ func (a *Agent) client() *capi.Client {
 		panic(err) // only fails for a bad scheme
 	}
 	return c
-}
-
-// tail returns the last n lines of a file.
-func tail(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return err.Error()
-	}
-	defer f.Close()
-	var lines []string
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		lines = append(lines, s.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	var b bytes.Buffer
-	for _, l := range lines {
-		b.WriteString(l + "\n")
-	}
-	return b.String()
 }
