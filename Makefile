@@ -33,13 +33,16 @@ lint:
 ## peers: build the real peers tests start into .peers/, once: only when missing or
 ## when their tools module changed. A Consul agent (about 5 minutes and 2.2 GB cold)
 ## and from Istio's module pilot-agent, istio-validate and istiod-xds (about 6 minutes and
-## 1.5 GB cold).
+## 1.5 GB cold), and kube-apiserver with its etcd (about 7 minutes and 2.2 GB cold).
 CONSUL_BIN := .peers/bin/consul
 PILOT_AGENT_BIN := .peers/bin/pilot-agent
 ISTIO_VALIDATE_BIN := .peers/bin/istio-validate
 ISTIOD_XDS_BIN := .peers/bin/istiod-xds
 ISTIO_CRDS := .peers/istio/crd-all.gen.yaml
-peers: $(CONSUL_BIN) $(PILOT_AGENT_BIN) $(ISTIO_VALIDATE_BIN) $(ISTIOD_XDS_BIN) $(ISTIO_CRDS)
+KUBE_APISERVER_BIN := .peers/bin/kube-apiserver
+KUBE_ETCD_BIN := .peers/bin/etcd
+peers: $(CONSUL_BIN) $(PILOT_AGENT_BIN) $(ISTIO_VALIDATE_BIN) $(ISTIOD_XDS_BIN) $(ISTIO_CRDS) \
+	$(KUBE_APISERVER_BIN) $(KUBE_ETCD_BIN)
 
 $(CONSUL_BIN): e2e/peers/consul/go.mod
 	cd e2e/peers/consul && GONOSUMDB=github.com/hashicorp/consul/envoyextensions,github.com/hashicorp/hcp-sdk-go \
@@ -62,6 +65,17 @@ $(ISTIO_CRDS): e2e/peers/istio/go.mod
 	mkdir -p $(dir $(ISTIO_CRDS))
 	cp "$$(cd e2e/peers/istio && $(GO) list -m -f '{{.Dir}}' istio.io/istio)/manifests/charts/base/files/crd-all.gen.yaml" $(ISTIO_CRDS)
 	chmod u+w $(ISTIO_CRDS)
+
+# kube-apiserver v1.33.13 and the etcd it keeps its objects in (v3.5.21, a
+# standalone server: navarch's own embedded etcd is v3.7), for the Kubernetes
+# adapter's tests. Without the version stamp it reports v0.0.0.
+KUBE_VERSION_PKG := k8s.io/component-base/version
+KUBE_LDFLAGS := -X $(KUBE_VERSION_PKG).gitVersion=v1.33.13 -X $(KUBE_VERSION_PKG).gitMajor=1 -X $(KUBE_VERSION_PKG).gitMinor=33
+$(KUBE_APISERVER_BIN): e2e/peers/kubernetes/go.mod
+	cd e2e/peers/kubernetes && $(GO) build -ldflags "$(KUBE_LDFLAGS)" -o $(CURDIR)/$(KUBE_APISERVER_BIN) k8s.io/kubernetes/cmd/kube-apiserver
+
+$(KUBE_ETCD_BIN): e2e/peers/kubernetes/go.mod
+	cd e2e/peers/kubernetes && $(GO) build -o $(CURDIR)/$(KUBE_ETCD_BIN) go.etcd.io/etcd/server/v3
 
 clean:
 	rm -rf bin
