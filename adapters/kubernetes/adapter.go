@@ -1,0 +1,268 @@
+package kubernetes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/navarch/navarch/adapters/mirror"
+	"github.com/navarch/navarch/api"
+)
+
+// Adapter mirrors one Kubernetes cluster's Services and pods into the registry.
+// Run it on one node at a time: under the election ElectionName names.
+type Adapter struct {
+	cfg  Config
+	rest *rest.Config
+	st   mirror.Store
+	node string
+	log  *slog.Logger
+}
+
+// New returns an adapter that reads the cluster cfg names and writes to st on behalf
+// of the node named node (recorded in the source status). It reads the kubeconfig
+// but contacts nothing.
+func New(cfg Config, st mirror.Store, node string, log *slog.Logger) (*Adapter, error) {
+	if !cfg.Enabled() {
+		return nil, errors.New("kubernetes: no kubeconfig configured")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	rc, err := restConfig(cfg.Kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: %w", err)
+	}
+	rc.UserAgent = "navarch/" + node
+	return &Adapter{cfg: cfg, rest: rc, st: st, node: node,
+		log: log.With("component", "kubernetes", "cluster", cfg.ClusterID)}, nil
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig == InCluster {
+		rc, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("in-cluster configuration: %w", err)
+		}
+		return rc, nil
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("reading kubeconfig %s: %w", kubeconfig, err)
+	}
+	return rc, nil
+}
+
+// RESTConfig returns the configuration the adapter reaches the API server with.
+func (a *Adapter) RESTConfig() *rest.Config { return rest.CopyConfig(a.rest) }
+
+// Source returns the registry source the cluster is written as.
+func (a *Adapter) Source() string { return SourceName(a.cfg.ClusterID) }
+
+// SourceName returns the registry source of cluster id: "kubernetes.<id>".
+func SourceName(id string) string { return "kubernetes." + id }
+
+// ElectionName returns the name of the election whose winner syncs the cluster.
+func (a *Adapter) ElectionName() string { return "kubernetes/" + a.cfg.ClusterID }
+
+// Run follows the cluster's Services, pods and nodes and mirrors them into the store
+// until ctx ends (leadership is lost or the node stops). It writes nothing until
+// every list was read once, so a node that takes over never deletes what it has not
+// read yet; while the API server cannot be reached the last mirrored entries stay
+// and the source's status says they are stale. It blocks; the caller owns the
+// goroutine.
+func (a *Adapter) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	a.log.Info("syncing Kubernetes cluster", "source", a.Source(), "server", a.rest.Host)
+	c := &cluster{changed: make(chan struct{}, 1)}
+	rc := rest.CopyConfig(a.rest)
+	// Informers retry a watch the server refused without a word to anyone: the
+	// transport says whether the server answers.
+	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &healthTransport{next: rt, c: c} })
+	core, err := corev1client.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	c.services = informer(core, c, "services", &corev1.Service{})
+	c.pods = informer(core, c, "pods", &corev1.Pod{})
+	c.nodes = informer(core, c, "nodes", &corev1.Node{})
+	// Only what the translation reads is kept of a pod: a cluster's pods are most
+	// of what an informer holds.
+	if err := c.pods.SetTransform(slimPod); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for _, inf := range []cache.SharedIndexInformer{c.services, c.pods, c.nodes} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			inf.RunWithContext(ctx)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(a.cfg.StatusInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				c.force.Store(true)
+				c.signal()
+			}
+		}
+	}()
+	tr := translator{domain: a.cfg.Domain}
+	w := &mirror.Writer{St: a.st, Source: a.Source(), Node: a.node, What: "the Kubernetes cluster",
+		Interval: a.cfg.StatusInterval, Retry: c.signal, Log: a.log}
+	c.signal() // an empty cluster is written too, once its lists were read
+	mirror.Coalesce(ctx, c.changed, a.cfg.Coalesce, a.cfg.CoalesceMax, func() {
+		ready := c.services.HasSynced() && c.pods.HasSynced() && c.nodes.HasSynced()
+		if !ready {
+			// The informers report no completion; look again shortly.
+			time.AfterFunc(a.cfg.Coalesce, c.signal)
+		}
+		w.Flush(ctx, mirror.State{
+			Ready: ready, Version: c.version.Load(), Force: c.force.Swap(false), Err: c.err(),
+			Desired: func() ([]*api.Resource, []mirror.Skipped) { return tr.translate(c.inventory()) },
+		})
+	})
+	cancel()
+	wg.Wait()
+	return nil
+}
+
+// cluster is the cluster as the informers hold it, and whether it can be read.
+type cluster struct {
+	services, pods, nodes cache.SharedIndexInformer
+
+	changed chan struct{} // capacity 1: signals Coalesce
+	version atomic.Uint64 // bumped by every change the informers see
+	force   atomic.Bool   // a full re-sync is due
+
+	mu      sync.Mutex
+	readErr error // why the informers may be out of date; nil while the server answers
+}
+
+func (c *cluster) signal() {
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (c *cluster) err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.readErr
+}
+
+// setErr records whether the server answered the last request, and wakes the sync
+// loop when that changes (to write the source's status).
+func (c *cluster) setErr(err error) {
+	c.mu.Lock()
+	was := c.readErr
+	c.readErr = err
+	c.mu.Unlock()
+	if (was == nil) != (err == nil) {
+		if err == nil {
+			c.force.Store(true) // re-sync what was missed
+		}
+		c.signal()
+	}
+}
+
+// inventory returns what the informers hold now.
+func (c *cluster) inventory() inventory {
+	inv := inventory{nodes: map[string]*corev1.Node{}}
+	for _, o := range c.services.GetStore().List() {
+		inv.services = append(inv.services, o.(*corev1.Service))
+	}
+	for _, o := range c.pods.GetStore().List() {
+		inv.pods = append(inv.pods, o.(*corev1.Pod))
+	}
+	for _, o := range c.nodes.GetStore().List() {
+		n := o.(*corev1.Node)
+		inv.nodes[n.Name] = n
+	}
+	return inv
+}
+
+// informer returns an informer of every object of a core resource, whose changes
+// signal c.
+func informer(core *corev1client.CoreV1Client, c *cluster, resource string, obj runtime.Object) cache.SharedIndexInformer {
+	lw := cache.NewListWatchFromClient(core.RESTClient(), resource, metav1.NamespaceAll, fields.Everything())
+	inf := cache.NewSharedIndexInformer(lw, obj, 0, cache.Indexers{})
+	changed := func() {
+		c.version.Add(1)
+		c.signal()
+	}
+	// Registration fails only on a stopped informer; this one has not started.
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { changed() },
+		UpdateFunc: func(any, any) { changed() },
+		DeleteFunc: func(any) { changed() },
+	})
+	return inf
+}
+
+// healthTransport records in c whether the API server answers: a request that
+// cannot reach it, or that it answers with a server error or a refusal (401, 403,
+// 429), makes the cluster stale; any other answer makes it fresh.
+type healthTransport struct {
+	next http.RoundTripper
+	c    *cluster
+}
+
+func (h *healthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := h.next.RoundTrip(req)
+	switch {
+	case req.Context().Err() != nil:
+		// The adapter is stopping; the server said nothing.
+	case err != nil:
+		h.c.setErr(fmt.Errorf("reading %s: %w", req.URL.Path, err))
+	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusUnauthorized ||
+		resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusTooManyRequests:
+		h.c.setErr(fmt.Errorf("reading %s: the API server answered %s", req.URL.Path, resp.Status))
+	default:
+		h.c.setErr(nil)
+	}
+	return resp, err
+}
+
+// slimPod keeps of a pod what the translation reads.
+func slimPod(o any) (any, error) {
+	p, ok := o.(*corev1.Pod)
+	if !ok {
+		return o, nil // a tombstone
+	}
+	slim := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, Labels: p.Labels,
+			ResourceVersion: p.ResourceVersion, DeletionTimestamp: p.DeletionTimestamp, UID: p.UID},
+		Spec:   corev1.PodSpec{ServiceAccountName: p.Spec.ServiceAccountName, NodeName: p.Spec.NodeName},
+		Status: corev1.PodStatus{Phase: p.Status.Phase, PodIP: p.Status.PodIP, Conditions: p.Status.Conditions},
+	}
+	for _, ct := range p.Spec.Containers {
+		if len(ct.Ports) > 0 {
+			slim.Spec.Containers = append(slim.Spec.Containers, corev1.Container{Name: ct.Name, Ports: ct.Ports})
+		}
+	}
+	return slim, nil
+}

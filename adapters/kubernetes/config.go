@@ -1,0 +1,77 @@
+package kubernetes
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// InCluster is the Kubeconfig value that reads the API server's address and the
+// service account's token from the pod navarch runs in.
+const InCluster = "in-cluster"
+
+// Config is how the adapter reaches a Kubernetes cluster and names what it finds.
+type Config struct {
+	// Kubeconfig is the path of a kubeconfig file (its current context is used), or
+	// InCluster. Empty: the adapter is off.
+	Kubeconfig string
+	// ClusterID names the cluster: the registry source is "kubernetes.<ClusterID>"
+	// and the election "kubernetes/<ClusterID>".
+	ClusterID string
+	// Domain is the cluster's DNS domain: a Service's host is
+	// <name>.<namespace>.svc.<Domain>. The node sets it to its own --domain.
+	Domain string
+	// Coalesce and CoalesceMax batch the cluster's changes into one write: a write
+	// follows Coalesce of quiet, or CoalesceMax after the first change.
+	Coalesce, CoalesceMax time.Duration
+	// StatusInterval is how often the source's status is refreshed, and a full
+	// re-sync done, while nothing changes.
+	StatusInterval time.Duration
+}
+
+// DefaultConfig returns the configuration of `navarch server` without --kube flags:
+// off until Kubeconfig is set.
+func DefaultConfig() Config {
+	return Config{
+		ClusterID: "kubernetes",
+		Domain:    "cluster.local",
+		// A rollout changes pods within tens of milliseconds of each other; 50 ms of
+		// quiet gathers them into one write.
+		Coalesce:       50 * time.Millisecond,
+		CoalesceMax:    200 * time.Millisecond,
+		StatusInterval: time.Minute,
+	}
+}
+
+// Enabled reports whether the adapter should run.
+func (c *Config) Enabled() bool { return c.Kubeconfig != "" }
+
+// Validate checks the configuration without side effects. A configuration without a
+// Kubeconfig is valid (the adapter is off).
+func (c *Config) Validate() error {
+	if !c.Enabled() {
+		return nil
+	}
+	var errs []error
+	if msgs := validation.IsDNS1123Label(c.ClusterID); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("kubernetes: cluster id %q: %s", c.ClusterID, strings.Join(msgs, "; ")))
+	}
+	if msgs := validation.IsDNS1123Subdomain(c.Domain); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("kubernetes: domain %q: %s", c.Domain, strings.Join(msgs, "; ")))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"coalesce", c.Coalesce}, {"coalesce max", c.CoalesceMax}, {"status interval", c.StatusInterval}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("kubernetes: %s must be positive, got %s", d.name, d.v))
+		}
+	}
+	if c.CoalesceMax < c.Coalesce {
+		errs = append(errs, errors.New("kubernetes: coalesce max must not be less than coalesce"))
+	}
+	return errors.Join(errs...)
+}

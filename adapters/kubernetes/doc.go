@@ -1,0 +1,55 @@
+// Package kubernetes brings a Kubernetes cluster's Services and pods into navarch's
+// registry, as istiod's Kubernetes registry has them: a grpc-go client of the mesh
+// dials xds:///reviews.default.svc.cluster.local:9080 and reaches the ready pods
+// the Service selects, and Istio's DestinationRules and VirtualServices apply to
+// them. navarch's configuration stays in etcd (navarch apply); the cluster gives
+// inventory only.
+//
+// # Use
+//
+// New makes an Adapter from a Config (a kubeconfig, or "in-cluster"); its Run
+// follows the cluster with informers (Services, pods, nodes: list and watch) and
+// mirrors it into its own registry space (source "kubernetes.<cluster id>") with
+// store.Sync. Run it on one node at a time, under the election ElectionName names
+// ("kubernetes/<cluster id>"): node does, with store.RunElected. A node that takes
+// over lists everything before it writes anything, and Sync writes only
+// differences, so a takeover neither duplicates nor loses entries. Changes are
+// coalesced (Config.Coalesce, 50 ms of quiet, at most Config.CoalesceMax) into one
+// write.
+//
+// The credentials need get, list and watch on services, pods and nodes, cluster-wide.
+//
+// If the API server cannot be reached (or refuses the adapter), the entries last
+// written stay and the source's status is marked stale (navarch registry warns)
+// until it answers again. Informers retry on their own without telling anyone, so
+// the adapter learns it from its HTTP transport: every request that fails or is
+// answered with a server error, 401, 403 or 429 makes the source stale, any other
+// answer fresh.
+//
+// # Translation
+//
+// Each Service of namespace ns becomes a ServiceEntry named after it in ns:
+//
+//   - host <name>.<ns>.svc.<domain> (the node's --domain), its cluster IPs as
+//     addresses (none for a headless Service), location MESH_INTERNAL, resolution
+//     STATIC, a workloadSelector equal to the Service's selector, exportTo from the
+//     annotation networking.istio.io/exportTo;
+//   - a port per Service port, named as there ("port-<number>" when unnamed), with
+//     Istio's protocol: appProtocol, else UDP for a UDP port, else the name's prefix
+//     (grpc-*, http-*, http2-*, tcp-*, ...), else none; a numeric target port that
+//     differs from the port is the ServiceEntry port's targetPort;
+//   - an ExternalName Service: MESH_EXTERNAL, DNS resolution of the external name;
+//   - a Service without a selector (endpoints managed by hand) is left out.
+//
+// Each pod that a Service selects, that has an IP and has not finished, becomes a
+// WorkloadEntry named after it in its namespace: its IP, its labels (so subsets by
+// version work as in Istio), its service account, its locality (the istio-locality
+// label, "region.zone.subzone", else its node's topology.kubernetes.io/region,
+// topology.kubernetes.io/zone and topology.istio.io/subzone labels), its network
+// (label topology.istio.io/network), and the container port each named target port
+// of the selecting Services resolves to (under the Service port's name; the first
+// Service by name wins a port name two of them resolve differently). A pod that is
+// not Ready, or is terminating, is marked unhealthy and gets no traffic. A selected
+// WorkloadEntry of navarch's own configuration in the namespace joins the Service too,
+// as a VM does in Istio.
+package kubernetes

@@ -1,0 +1,284 @@
+package kubernetes
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	networking "istio.io/api/networking/v1alpha3"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/navarch/navarch/adapters/mirror"
+	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/registry"
+)
+
+// Labels and annotations Istio reads from Kubernetes objects.
+const (
+	// AnnotationExportTo on a Service limits the namespaces that see it, as a
+	// ServiceEntry's exportTo ("." for its own, "*" for all).
+	AnnotationExportTo = "networking.istio.io/exportTo"
+	// LabelLocality on a pod overrides its node's: "region.zone.subzone".
+	LabelLocality = "istio-locality"
+	// LabelNetwork on a pod names its network.
+	LabelNetwork = "topology.istio.io/network"
+	// Node labels that give a pod's locality.
+	LabelRegion  = "topology.kubernetes.io/region"
+	LabelZone    = "topology.kubernetes.io/zone"
+	LabelSubzone = "topology.istio.io/subzone"
+)
+
+// inventory is the cluster as the adapter last read it.
+type inventory struct {
+	services []*corev1.Service
+	pods     []*corev1.Pod
+	nodes    map[string]*corev1.Node
+}
+
+// translator turns an inventory into ServiceEntries and WorkloadEntries. It is a pure
+// function of its input: equal inventories give equal resources.
+type translator struct {
+	domain string
+}
+
+// translate returns a ServiceEntry per Service and a WorkloadEntry per pod that a
+// Service selects. Resources that fail validation are left out and reported.
+func (t translator) translate(inv inventory) ([]*api.Resource, []mirror.Skipped) {
+	var out []*api.Resource
+	var skips []mirror.Skipped
+	keep := func(object string, r *api.Resource) {
+		if err := api.Validate(r); err != nil {
+			skips = append(skips, mirror.Skipped{Object: object, Err: err})
+			return
+		}
+		out = append(out, r)
+	}
+	byNamespace := map[string][]*corev1.Service{}
+	for _, s := range sorted(inv.services) {
+		r := t.serviceEntry(s)
+		if r == nil {
+			continue
+		}
+		keep("service "+s.Namespace+"/"+s.Name, r)
+		if len(s.Spec.Selector) > 0 && s.Spec.Type != corev1.ServiceTypeExternalName {
+			byNamespace[s.Namespace] = append(byNamespace[s.Namespace], s)
+		}
+	}
+	for _, p := range sorted(inv.pods) {
+		var selecting []*corev1.Service
+		for _, s := range byNamespace[p.Namespace] {
+			if selects(s.Spec.Selector, p.Labels) {
+				selecting = append(selecting, s)
+			}
+		}
+		if len(selecting) == 0 || !running(p) {
+			continue
+		}
+		keep("pod "+p.Namespace+"/"+p.Name, t.workloadEntry(p, selecting, inv.nodes[p.Spec.NodeName]))
+	}
+	return out, skips
+}
+
+func sorted[T interface {
+	GetNamespace() string
+	GetName() string
+}](objs []T) []T {
+	out := append([]T(nil), objs...)
+	sort.Slice(out, func(i, j int) bool {
+		if a, b := out[i].GetNamespace(), out[j].GetNamespace(); a != b {
+			return a < b
+		}
+		return out[i].GetName() < out[j].GetName()
+	})
+	return out
+}
+
+// selects reports whether a Service's selector matches a pod's labels.
+func selects(selector, labels map[string]string) bool {
+	for k, v := range selector {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// running reports whether a pod has an address and may still serve: pods that have
+// finished (Succeeded, Failed) are gone from the Service as kube-proxy has it.
+func running(p *corev1.Pod) bool {
+	return p.Status.PodIP != "" && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed
+}
+
+// ready reports whether a pod gets traffic: Ready and not terminating.
+func ready(p *corev1.Pod) bool {
+	if p.DeletionTimestamp != nil {
+		return false
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// serviceEntry returns the ServiceEntry of a Service: its host in the cluster's
+// domain, its cluster IPs, its ports with the protocol Istio gives them, and a
+// workloadSelector equal to its selector (or, for an ExternalName Service, DNS
+// resolution of the external name). A Service without a selector (its endpoints
+// managed by hand) is left out: nil.
+func (t translator) serviceEntry(s *corev1.Service) *api.Resource {
+	se := &networking.ServiceEntry{
+		Hosts:      []string{s.Name + "." + s.Namespace + ".svc." + t.domain},
+		Location:   networking.ServiceEntry_MESH_INTERNAL,
+		Resolution: networking.ServiceEntry_STATIC,
+	}
+	for _, p := range s.Spec.Ports {
+		sp := &networking.ServicePort{Number: uint32(p.Port), Name: portName(p), Protocol: protocol(p)}
+		if p.TargetPort.Type == intstr.Int && p.TargetPort.IntVal != 0 && p.TargetPort.IntVal != p.Port {
+			sp.TargetPort = uint32(p.TargetPort.IntVal)
+		}
+		se.Ports = append(se.Ports, sp)
+	}
+	switch {
+	case s.Spec.Type == corev1.ServiceTypeExternalName:
+		se.Location = networking.ServiceEntry_MESH_EXTERNAL
+		se.Resolution = networking.ServiceEntry_DNS
+		se.Endpoints = []*networking.WorkloadEntry{{Address: s.Spec.ExternalName}}
+	case len(s.Spec.Selector) > 0:
+		se.WorkloadSelector = &networking.WorkloadSelector{Labels: s.Spec.Selector}
+		for _, ip := range s.Spec.ClusterIPs {
+			if ip != "" && ip != corev1.ClusterIPNone {
+				se.Addresses = append(se.Addresses, ip)
+			}
+		}
+	default:
+		return nil
+	}
+	if v := s.Annotations[AnnotationExportTo]; v != "" {
+		for _, ns := range strings.Split(v, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" {
+				se.ExportTo = append(se.ExportTo, ns)
+			}
+		}
+	}
+	return &api.Resource{
+		Kind: api.ServiceEntry,
+		Meta: api.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: s.Labels},
+		Spec: se,
+	}
+}
+
+// portName is a Service port's name, or "port-<number>" for the one port of a
+// Service that need not name it (a ServiceEntry's ports are always named).
+func portName(p corev1.ServicePort) string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return fmt.Sprintf("port-%d", p.Port)
+}
+
+// protocol is the Istio protocol of a Service port, as istiod decides it: the
+// port's appProtocol, else a UDP port's UDP, else the prefix of its name
+// ("grpc-api" is gRPC), else none (navarch treats the port as TCP; an Envoy sidecar
+// of Istio's would detect HTTP).
+func protocol(p corev1.ServicePort) string {
+	if p.AppProtocol != nil {
+		if proto := protocolNamed(*p.AppProtocol); proto != "" {
+			return proto
+		}
+	}
+	if p.Protocol == corev1.ProtocolUDP {
+		return "UDP"
+	}
+	name := strings.ToLower(p.Name)
+	if name == "grpc-web" || strings.HasPrefix(name, "grpc-web-") {
+		return "GRPC-WEB"
+	}
+	prefix, _, _ := strings.Cut(name, "-")
+	return protocolNamed(prefix)
+}
+
+// protocolNamed maps an appProtocol or port name prefix to Istio's protocol name.
+func protocolNamed(s string) string {
+	switch s = strings.ToLower(s); s {
+	case "http", "http2", "https", "grpc", "grpc-web", "tcp", "tls", "mongo", "mysql", "redis", "udp":
+		return strings.ToUpper(s)
+	case "kubernetes.io/h2c":
+		return "HTTP2"
+	case "kubernetes.io/ws":
+		return "HTTP"
+	case "kubernetes.io/wss":
+		return "HTTPS"
+	}
+	return ""
+}
+
+// workloadEntry returns the WorkloadEntry of a pod some Services select: its
+// address, labels, service account, locality and network, the container port each
+// named target port of those Services resolves to, and its readiness as navarch's
+// health annotation.
+func (t translator) workloadEntry(p *corev1.Pod, selecting []*corev1.Service, node *corev1.Node) *api.Resource {
+	we := &networking.WorkloadEntry{
+		Address:        p.Status.PodIP,
+		Labels:         p.Labels,
+		ServiceAccount: p.Spec.ServiceAccountName,
+		Locality:       locality(p, node),
+		Network:        p.Labels[LabelNetwork],
+	}
+	for _, s := range selecting {
+		for _, sp := range s.Spec.Ports {
+			if sp.TargetPort.Type != intstr.String {
+				continue
+			}
+			name := portName(sp)
+			if _, done := we.Ports[name]; done {
+				continue // an earlier Service (by name) resolved a port of this name
+			}
+			if n := containerPort(p, sp.TargetPort.StrVal); n != 0 {
+				if we.Ports == nil {
+					we.Ports = map[string]uint32{}
+				}
+				we.Ports[name] = uint32(n)
+			}
+		}
+	}
+	r := &api.Resource{
+		Kind: api.WorkloadEntry,
+		Meta: api.ObjectMeta{Name: p.Name, Namespace: p.Namespace},
+		Spec: we,
+	}
+	if !ready(p) {
+		r.Meta.Annotations = map[string]string{registry.HealthAnnotation: "unhealthy"}
+	}
+	return r
+}
+
+// containerPort returns the number of the pod's container port of that name, or 0.
+func containerPort(p *corev1.Pod, name string) int32 {
+	for _, c := range p.Spec.Containers {
+		for _, cp := range c.Ports {
+			if cp.Name == name {
+				return cp.ContainerPort
+			}
+		}
+	}
+	return 0
+}
+
+// locality is a pod's locality as "region/zone/subzone": its istio-locality label
+// ("region.zone.subzone"), else its node's topology labels.
+func locality(p *corev1.Pod, node *corev1.Node) string {
+	if l := p.Labels[LabelLocality]; l != "" {
+		return strings.ReplaceAll(l, ".", "/")
+	}
+	if node == nil {
+		return ""
+	}
+	parts := []string{node.Labels[LabelRegion], node.Labels[LabelZone], node.Labels[LabelSubzone]}
+	for len(parts) > 0 && parts[len(parts)-1] == "" {
+		parts = parts[:len(parts)-1]
+	}
+	return strings.Join(parts, "/")
+}

@@ -1,0 +1,179 @@
+package kubernetes
+
+import (
+	"slices"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+	networking "istio.io/api/networking/v1alpha3"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/registry"
+)
+
+func strp(s string) *string { return &s }
+
+func TestProtocol(t *testing.T) {
+	for _, tc := range []struct {
+		port corev1.ServicePort
+		want string
+	}{
+		{corev1.ServicePort{Name: "grpc"}, "GRPC"},
+		{corev1.ServicePort{Name: "grpc-api"}, "GRPC"},
+		{corev1.ServicePort{Name: "http2-x"}, "HTTP2"},
+		{corev1.ServicePort{Name: "grpc-web"}, "GRPC-WEB"},
+		{corev1.ServicePort{Name: "grpc-web-ui"}, "GRPC-WEB"},
+		{corev1.ServicePort{Name: "HTTP-Admin"}, "HTTP"},
+		{corev1.ServicePort{Name: "tcp-db"}, "TCP"},
+		{corev1.ServicePort{Name: "metrics"}, ""},
+		{corev1.ServicePort{Name: "grpcx"}, ""},
+		{corev1.ServicePort{Name: "grpc", AppProtocol: strp("http")}, "HTTP"},
+		{corev1.ServicePort{Name: "web", AppProtocol: strp("kubernetes.io/h2c")}, "HTTP2"},
+		{corev1.ServicePort{Name: "ws", AppProtocol: strp("kubernetes.io/ws")}, "HTTP"},
+		{corev1.ServicePort{Name: "http", AppProtocol: strp("example.com/custom")}, "HTTP"},
+		{corev1.ServicePort{Name: "dns", Protocol: corev1.ProtocolUDP}, "UDP"},
+	} {
+		if got := protocol(tc.port); got != tc.want {
+			t.Errorf("protocol(%+v) = %q, want %q", tc.port, got, tc.want)
+		}
+	}
+}
+
+func pod(name string, labels map[string]string, ip string, ready bool) *corev1.Pod {
+	cond := corev1.ConditionFalse
+	if ready {
+		cond = corev1.ConditionTrue
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop", Labels: labels},
+		Spec: corev1.PodSpec{ServiceAccountName: "reviews", NodeName: "node-a", Containers: []corev1.Container{
+			{Name: "app", Ports: []corev1.ContainerPort{{Name: "grpc", ContainerPort: 7070}}},
+		}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip,
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: cond}}},
+	}
+}
+
+func TestTranslate(t *testing.T) {
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "shop", Labels: map[string]string{"team": "a"},
+			Annotations: map[string]string{AnnotationExportTo: "., istio-system"}},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "reviews"}, ClusterIPs: []string{"10.96.0.9"},
+			Ports: []corev1.ServicePort{
+				{Name: "grpc-api", Port: 9080, TargetPort: intstr.FromString("grpc")},
+				{Port: 80, TargetPort: intstr.FromInt32(8080)},
+			}},
+	}
+	headless := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "db"}, ClusterIPs: []string{corev1.ClusterIPNone},
+			Ports: []corev1.ServicePort{{Name: "tcp", Port: 5432}}},
+	}
+	external := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "payments", Namespace: "shop"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "payments.example.com",
+			Ports: []corev1.ServicePort{{Name: "https", Port: 443}}},
+	}
+	manual := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "legacy", Namespace: "shop"},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+	}
+	v1 := pod("reviews-v1", map[string]string{"app": "reviews", "version": "v1"}, "10.1.0.1", true)
+	v2 := pod("reviews-v2", map[string]string{"app": "reviews", "version": "v2", LabelLocality: "eu.eu-1a", LabelNetwork: "west"}, "10.1.0.2", false)
+	pending := pod("reviews-new", map[string]string{"app": "reviews"}, "", false)
+	done := pod("reviews-job", map[string]string{"app": "reviews"}, "10.1.0.3", true)
+	done.Status.Phase = corev1.PodSucceeded
+	lonely := pod("batch", map[string]string{"app": "batch"}, "10.1.0.4", true)
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a", Labels: map[string]string{LabelRegion: "us", LabelZone: "us-1b"}}}
+
+	got, skips := translator{domain: "cluster.local"}.translate(inventory{
+		services: []*corev1.Service{svc, headless, external, manual},
+		pods:     []*corev1.Pod{v1, v2, pending, done, lonely},
+		nodes:    map[string]*corev1.Node{"node-a": node},
+	})
+	if len(skips) > 0 {
+		t.Fatalf("skipped: %v", skips)
+	}
+	byName := map[string]*api.Resource{}
+	var names []string
+	for _, r := range got {
+		byName[r.Kind.Name+"/"+r.Meta.Name] = r
+		names = append(names, r.Kind.Name+"/"+r.Meta.Name)
+	}
+	want := []string{"ServiceEntry/db", "ServiceEntry/payments", "ServiceEntry/reviews", "WorkloadEntry/reviews-v1", "WorkloadEntry/reviews-v2"}
+	if !slices.Equal(names, want) {
+		t.Fatalf("resources %v, want %v (no ServiceEntry without a selector, no pods without an IP, finished, or selected by nothing)", names, want)
+	}
+
+	wantSE := &networking.ServiceEntry{
+		Hosts: []string{"reviews.shop.svc.cluster.local"}, Addresses: []string{"10.96.0.9"},
+		Ports: []*networking.ServicePort{
+			{Number: 9080, Name: "grpc-api", Protocol: "GRPC"},
+			{Number: 80, Name: "port-80", TargetPort: 8080},
+		},
+		Location: networking.ServiceEntry_MESH_INTERNAL, Resolution: networking.ServiceEntry_STATIC,
+		WorkloadSelector: &networking.WorkloadSelector{Labels: map[string]string{"app": "reviews"}},
+		ExportTo:         []string{".", "istio-system"},
+	}
+	if se := byName["ServiceEntry/reviews"]; !proto.Equal(se.Spec.(*networking.ServiceEntry), wantSE) || se.Meta.Namespace != "shop" || se.Meta.Labels["team"] != "a" {
+		t.Errorf("reviews:\n got %v %v\nwant %v", se.Meta, se.Spec, wantSE)
+	}
+	if se := byName["ServiceEntry/db"].Spec.(*networking.ServiceEntry); len(se.Addresses) != 0 {
+		t.Errorf("a headless Service has addresses %v", se.Addresses)
+	}
+	wantExt := &networking.ServiceEntry{
+		Hosts: []string{"payments.shop.svc.cluster.local"}, Ports: []*networking.ServicePort{{Number: 443, Name: "https", Protocol: "HTTPS"}},
+		Location: networking.ServiceEntry_MESH_EXTERNAL, Resolution: networking.ServiceEntry_DNS,
+		Endpoints: []*networking.WorkloadEntry{{Address: "payments.example.com"}},
+	}
+	if se := byName["ServiceEntry/payments"].Spec.(*networking.ServiceEntry); !proto.Equal(se, wantExt) {
+		t.Errorf("ExternalName:\n got %v\nwant %v", se, wantExt)
+	}
+
+	w1 := byName["WorkloadEntry/reviews-v1"]
+	wantW1 := &networking.WorkloadEntry{Address: "10.1.0.1", Labels: v1.Labels, ServiceAccount: "reviews",
+		Locality: "us/us-1b", Ports: map[string]uint32{"grpc-api": 7070}}
+	if !proto.Equal(w1.Spec.(*networking.WorkloadEntry), wantW1) || w1.Meta.Annotations[registry.HealthAnnotation] != "" {
+		t.Errorf("reviews-v1:\n got %v %v\nwant %v, healthy", w1.Meta, w1.Spec, wantW1)
+	}
+	w2 := byName["WorkloadEntry/reviews-v2"]
+	if we := w2.Spec.(*networking.WorkloadEntry); we.Locality != "eu/eu-1a" || we.Network != "west" {
+		t.Errorf("reviews-v2: locality %q network %q, want the pod's labels' eu/eu-1a and west", we.Locality, we.Network)
+	}
+	if w2.Meta.Annotations[registry.HealthAnnotation] != "unhealthy" {
+		t.Errorf("an unready pod is not marked unhealthy: %v", w2.Meta.Annotations)
+	}
+
+	// The translation is a function of the inventory, whatever order it is listed in.
+	again, _ := translator{domain: "cluster.local"}.translate(inventory{
+		services: []*corev1.Service{manual, external, headless, svc},
+		pods:     []*corev1.Pod{lonely, done, pending, v2, v1},
+		nodes:    map[string]*corev1.Node{"node-a": node},
+	})
+	for i := range got {
+		if !proto.Equal(got[i].Spec, again[i].Spec) {
+			t.Fatalf("resource %d differs with the inventory in another order", i)
+		}
+	}
+}
+
+func TestTranslateSkipsInvalid(t *testing.T) {
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "shop", Annotations: map[string]string{AnnotationExportTo: "not a namespace!"}},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "reviews"}, Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+	}
+	ok := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "ratings", Namespace: "shop"},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "ratings"}, Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+	}
+	got, skips := translator{domain: "cluster.local"}.translate(inventory{services: []*corev1.Service{svc, ok}})
+	if len(got) != 1 || got[0].Meta.Name != "ratings" {
+		t.Fatalf("resources %v, want ratings alone", got)
+	}
+	if len(skips) != 1 || skips[0].Object != "service shop/reviews" {
+		t.Fatalf("skipped %v, want service shop/reviews", skips)
+	}
+}
