@@ -43,7 +43,7 @@ func TestConsulCatalogInTheMesh(t *testing.T) {
 	m.register("ratings-v2", "v2")
 	m.target = fmt.Sprintf("xds:///%s:%d", ratingsHost, m.backends["ratings-v1"].Port)
 	dir := t.TempDir()
-	writeFile(t, dir, "ratings.yaml", ratingsRouting(50, 50))
+	writeFile(t, dir, "ratings.yaml", ratingsRouting(ratingsHost, 50, 50))
 	mustNodeCLI(t, m.c, "n1", "apply", "-f", dir)
 
 	t.Run("a 50/50 VirtualService splits traffic between Consul instances", m.split)
@@ -55,8 +55,8 @@ func TestConsulCatalogInTheMesh(t *testing.T) {
 }
 
 // ratingsRouting is a DestinationRule with subsets by version and a VirtualService
-// splitting between them, for the Consul service's short host.
-func ratingsRouting(v1, v2 int) string {
+// splitting between them, for host.
+func ratingsRouting(host string, v1, v2 int) string {
 	return fmt.Sprintf(`apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: ratings}
@@ -75,7 +75,7 @@ spec:
   - route:
     - {destination: {host: %[1]s, subset: v1}, weight: %[2]d}
     - {destination: {host: %[1]s, subset: v2}, weight: %[3]d}
-`, ratingsHost, v1, v2)
+`, host, v1, v2)
 }
 
 // register starts a gRPC backend named name and registers it with the Consul agent

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/navarch/navarch/adapters/consul"
+	"github.com/navarch/navarch/adapters/kubernetes"
 	"github.com/navarch/navarch/ca"
 	"github.com/navarch/navarch/store"
 	"github.com/navarch/navarch/xds"
@@ -105,6 +106,9 @@ type Config struct {
 	CAKEK ca.KEK
 	// Consul brings a Consul catalog into the registry (off without an address).
 	Consul consul.Config
+	// Kubernetes brings a Kubernetes cluster's Services and pods into the registry
+	// (off without a kubeconfig). Its Domain is the node's.
+	Kubernetes kubernetes.Config
 	// AutoRegistrationGrace is how long a workload registered by its proxy
 	// (AUTO_REGISTER_GROUP) stays in the registry after its proxy disconnected, or
 	// after the node it was connected to died, 10 s as Istio's
@@ -130,6 +134,7 @@ func DefaultConfig() Config {
 		AutoRegistrationGrace: 10 * time.Second,
 		XDS:                   xds.DefaultConfig(),
 		Consul:                consul.DefaultConfig(),
+		Kubernetes:            kubernetes.DefaultConfig(),
 		CA:                    ca.DefaultConfig(),
 		Store:                 store.DefaultConfig(),
 	}
@@ -194,6 +199,11 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Consul.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	kube := c.Kubernetes
+	kube.Domain = c.Domain
+	if err := kube.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

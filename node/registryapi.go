@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/navarch/navarch/adapters/consul"
+	"github.com/navarch/navarch/adapters/kubernetes"
 	"github.com/navarch/navarch/adapters/vm"
 	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/client"
@@ -23,7 +24,7 @@ import (
 var sourceName = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$`)
 
 // registrySpace returns the space of the request's source, or answers 400. The
-// sources navarch's own adapters write (vm, consul.<dc>) are theirs alone: an
+// sources navarch's own adapters write (vm, consul.<dc>, kubernetes.<cluster>) are theirs alone: an
 // entry written there by hand would be overwritten or, by a sync, would delete
 // what they registered.
 func registrySpace(w http.ResponseWriter, r *http.Request) (store.Space, bool) {
@@ -32,8 +33,8 @@ func registrySpace(w http.ResponseWriter, r *http.Request) (store.Space, bool) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("registry source %q: must be a DNS label-like name (lower case letters, digits, '.', '-') and not \"config\"", src))
 		return store.Space{}, false
 	}
-	if src == vm.Source || strings.HasPrefix(src, consul.SourceName("")) {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("registry source %q is written by navarch's own adapters (vm: auto-registration, consul.<dc>: the Consul catalog); choose another name", src))
+	if src == vm.Source || strings.HasPrefix(src, consul.SourceName("")) || strings.HasPrefix(src, kubernetes.SourceName("")) {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("registry source %q is written by navarch's own adapters (vm: auto-registration, consul.<dc>: the Consul catalog, kubernetes.<cluster>: a Kubernetes cluster); choose another name", src))
 		return store.Space{}, false
 	}
 	return store.RegistrySpace(src), true

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/navarch/navarch/adapters/consul"
+	"github.com/navarch/navarch/adapters/kubernetes"
 )
 
 // consulFlags binds the --consul-* flags of `navarch server` to cfg, whose values are
@@ -25,4 +26,11 @@ func consulFlags(fs *flag.FlagSet, cfg *consul.Config) {
 	fs.StringVar(&cfg.Suffix, "consul-suffix", cfg.Suffix, "DNS suffix of Consul services' hosts: <service>.service[.<dc>].<suffix>")
 	fs.IntVar(&cfg.MaxConnections, "consul-max-connections", cfg.MaxConnections, "over plain HTTP, at most this many Consul queries open at once (keep it below the agent's limits.http_max_conns_per_client, 200 by default); more services share them; 0: no bound")
 	fs.BoolVar(&cfg.WarningHealthy, "consul-warning-healthy", cfg.WarningHealthy, "route traffic to Consul instances whose checks warn (default: only all-passing ones)")
+}
+
+// kubernetesFlags binds the --kube* flags of `navarch server` to cfg, whose values
+// are the defaults.
+func kubernetesFlags(fs *flag.FlagSet, cfg *kubernetes.Config) {
+	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", cfg.Kubeconfig, "kubeconfig of a Kubernetes cluster whose Services and pods to bring into the mesh (its current context; \"in-cluster\": the pod's service account); empty: off")
+	fs.StringVar(&cfg.ClusterID, "kube-cluster-id", cfg.ClusterID, "name of that cluster: its registry source is kubernetes.<id>")
 }

@@ -59,6 +59,7 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var secretFile string
 	tokenFile, logLevel, logFormat := serverFlags(fs, &cfg, &secretFile)
 	consulFlags(fs, &cfg.Consul)
+	kubernetesFlags(fs, &cfg.Kubernetes)
 	kekFile := caFlags(fs, &cfg)
 	configFile := fs.String("config", "", "YAML file of flag values, keyed by flag name (consul-address: 127.0.0.1:8500); flags on the command line win")
 	if err := fs.Parse(args); err != nil {

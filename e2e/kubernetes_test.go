@@ -1,0 +1,315 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+
+	"github.com/navarch/navarch/adapters/kubernetes"
+	"github.com/navarch/navarch/adapters/kubernetes/kubetest"
+	"github.com/navarch/navarch/client"
+	"github.com/navarch/navarch/e2e/grpcapp"
+	"github.com/navarch/navarch/node/devcluster"
+)
+
+const (
+	kubeRatingsHost = "ratings.default.svc.cluster.local"
+	kubeRatingsPort = 9090
+	kubeClusterID   = "east"
+)
+
+// kubeMesh is the state of TestKubernetesClusterInTheMesh: an API server, a navarch
+// cluster following it, the gRPC backends standing behind its pods, and a client.
+type kubeMesh struct {
+	t        *testing.T
+	kc       *kubetest.Cluster
+	core     *corev1client.CoreV1Client
+	c        *devcluster.Cluster
+	backends map[string]*grpcapp.Backend // by pod name
+	target   string
+}
+
+// TestKubernetesClusterInTheMesh: a Service and its pods in a real kube-apiserver
+// are routed by Istio's DestinationRule and VirtualService for a grpc-go xDS client,
+// through the Service's named target port; a pod turning unready, deleted or added
+// moves traffic; the node that syncs the cluster dies and another takes over; the
+// API server stops (the registry is kept, marked stale) and comes back (resynced).
+func TestKubernetesClusterInTheMesh(t *testing.T) {
+	kc := kubetest.Start(t)
+	m := &kubeMesh{t: t, kc: kc, core: kc.Core(t), backends: map[string]*grpcapp.Backend{},
+		target: fmt.Sprintf("xds:///%s:%d", kubeRatingsHost, kubeRatingsPort)}
+	ctx := context.Background()
+	// What the controllers would have made: the namespace's default service account.
+	if _, err := m.core.ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.core.Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "worker-1",
+		Labels: map[string]string{kubernetes.LabelRegion: "us-east", kubernetes.LabelZone: "us-east-1a"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "ratings"}, Spec: corev1.ServiceSpec{
+		Selector: map[string]string{"app": "ratings"},
+		Ports:    []corev1.ServicePort{{Name: "grpc-ratings", Port: kubeRatingsPort, TargetPort: intstr.FromString("grpc")}},
+	}}
+	if _, err := m.core.Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m.c = startCluster(t, 3, "--kubeconfig", kc.Kubeconfig, "--kube-cluster-id", kubeClusterID)
+	m.addPod("ratings-v1", "v1")
+	m.addPod("ratings-v2", "v2")
+	dir := t.TempDir()
+	writeFile(t, dir, "ratings.yaml", ratingsRouting(kubeRatingsHost, 50, 50))
+	mustNodeCLI(t, m.c, "n1", "apply", "-f", dir)
+
+	t.Run("a 50/50 VirtualService splits traffic between the Service's pods", m.split)
+	t.Run("a pod that turns unready gets no traffic", m.unready)
+	t.Run("a deleted pod leaves the registry", m.deletePod)
+	t.Run("a new pod joins and gets traffic", m.newPod)
+	t.Run("another node takes over when the syncing node is killed", m.takeover)
+	t.Run("a stopped API server leaves the registry kept and stale, a restarted one resyncs", m.outage)
+}
+
+// addPod starts a gRPC backend and creates the pod it stands for, labelled app:
+// ratings and version, its container port "grpc" the backend's port, on worker-1;
+// then sets its status as the kubelet would: running at 127.0.0.1, ready.
+func (m *kubeMesh) addPod(name, version string) {
+	m.t.Helper()
+	b, err := grpcapp.StartBackend(name)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	m.t.Cleanup(b.Stop)
+	m.backends[name] = b
+	ctx := context.Background()
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "ratings", "version": version}},
+		Spec: corev1.PodSpec{NodeName: "worker-1", Containers: []corev1.Container{{Name: "ratings", Image: "registry.example/ratings:1",
+			Ports: []corev1.ContainerPort{{Name: "grpc", ContainerPort: int32(b.Port)}}}}},
+	}
+	p, err = m.core.Pods("default").Create(ctx, p, metav1.CreateOptions{})
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	m.setReady(p, true)
+}
+
+func (m *kubeMesh) setReady(p *corev1.Pod, ready bool) {
+	m.t.Helper()
+	cond := corev1.ConditionTrue
+	if !ready {
+		cond = corev1.ConditionFalse
+	}
+	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "127.0.0.1", PodIPs: []corev1.PodIP{{IP: "127.0.0.1"}},
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: cond}}}
+	if _, err := m.core.Pods("default").UpdateStatus(context.Background(), p, metav1.UpdateOptions{}); err != nil {
+		m.t.Fatal(err)
+	}
+}
+
+func (m *kubeMesh) pod(name string) *corev1.Pod {
+	m.t.Helper()
+	p, err := m.core.Pods("default").Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return p
+}
+
+// ratingsEndpoints returns ratings' endpoints by pod name, as node name shows them,
+// and the cluster source's status.
+func (m *kubeMesh) ratingsEndpoints(name string) (map[string]client.EndpointListing, client.SourceListing, error) {
+	var reg client.RegistryListing
+	res := nodeCLI(m.t, m.c, name, "registry", "-o", "json")
+	if res.Code != 0 {
+		return nil, client.SourceListing{}, fmt.Errorf("navarch registry: exit %d: %s", res.Code, res.Stderr)
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &reg); err != nil {
+		return nil, client.SourceListing{}, err
+	}
+	eps := map[string]client.EndpointListing{}
+	for _, s := range reg.Services {
+		if s.Host == kubeRatingsHost {
+			for _, e := range s.Endpoints {
+				eps[e.Name] = e
+			}
+		}
+	}
+	var src client.SourceListing
+	for _, s := range reg.Sources {
+		if s.Source == kubernetes.SourceName(kubeClusterID) {
+			src = s
+		}
+	}
+	return eps, src, nil
+}
+
+// expectEndpoints waits until node name lists exactly the pods for ratings, each
+// at its backend's port, in worker-1's locality, with the unready ones unhealthy.
+func (m *kubeMesh) expectEndpoints(name string, pods []string, unready ...string) {
+	m.t.Helper()
+	eventually(m.t, 30*time.Second, fmt.Sprintf("%s lists %v (unready %v)", name, pods, unready), func() error {
+		eps, _, err := m.ratingsEndpoints(name)
+		if err != nil {
+			return err
+		}
+		if len(eps) != len(pods) {
+			return fmt.Errorf("endpoints %v", eps)
+		}
+		for _, p := range pods {
+			e, ok := eps[p]
+			if !ok {
+				return fmt.Errorf("no endpoint for %s in %v", p, eps)
+			}
+			if got, want := e.Ports["grpc-ratings"], m.backends[p].Port; got != want {
+				return fmt.Errorf("%s: port %d, want the container port %d", p, got, want)
+			}
+			if e.Locality != "us-east/us-east-1a" || e.ServiceAccount != "default" {
+				return fmt.Errorf("%s: locality %q, service account %q", p, e.Locality, e.ServiceAccount)
+			}
+			bad := false
+			for _, u := range unready {
+				bad = bad || u == p
+			}
+			if e.Healthy == bad {
+				return fmt.Errorf("%s healthy=%v", p, e.Healthy)
+			}
+		}
+		return nil
+	})
+}
+
+func (m *kubeMesh) calls(n int) grpcapp.Tally {
+	m.t.Helper()
+	return callsVia(m.t, m.c, runningNodes(m.c)[0], m.target, n)
+}
+
+func (m *kubeMesh) split(t *testing.T) {
+	m.expectEndpoints("n1", []string{"ratings-v1", "ratings-v2"})
+	var tl grpcapp.Tally
+	eventually(t, 30*time.Second, "traffic reaches both pods", func() error {
+		tl = m.calls(1000)
+		if tl.By["ratings-v1"] == 0 || tl.By["ratings-v2"] == 0 || len(tl.Failed) > 0 {
+			return fmt.Errorf("%v %v", tl.By, tl.Failed)
+		}
+		return nil
+	})
+	v1, v2 := tl.Share("ratings-v1"), tl.Share("ratings-v2")
+	t.Logf("1000 RPCs: v1 %.1f%%, v2 %.1f%%", 100*v1, 100*v2)
+	if math.Abs(v1-0.5) > 0.06 || math.Abs(v2-0.5) > 0.06 {
+		t.Fatalf("split v1 %.3f v2 %.3f, want 50/50 within 6 points", v1, v2)
+	}
+}
+
+func (m *kubeMesh) unready(t *testing.T) {
+	m.setReady(m.pod("ratings-v2"), false)
+	m.expectEndpoints("n1", []string{"ratings-v1", "ratings-v2"}, "ratings-v2")
+	eventually(t, 30*time.Second, "no RPC reaches the unready pod", func() error {
+		tl := m.calls(200)
+		if tl.By["ratings-v2"] > 0 || tl.By["ratings-v1"] == 0 {
+			return fmt.Errorf("%v %v", tl.By, tl.Failed)
+		}
+		return nil
+	})
+	m.setReady(m.pod("ratings-v2"), true)
+	eventually(t, 30*time.Second, "the pod gets traffic again once ready", func() error {
+		if tl := m.calls(100); tl.By["ratings-v2"] == 0 {
+			return fmt.Errorf("%v %v", tl.By, tl.Failed)
+		}
+		return nil
+	})
+}
+
+func (m *kubeMesh) deletePod(t *testing.T) {
+	zero := int64(0)
+	if err := m.core.Pods("default").Delete(context.Background(), "ratings-v2", metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range m.c.Names() {
+		m.expectEndpoints(n, []string{"ratings-v1"})
+	}
+}
+
+func (m *kubeMesh) newPod(t *testing.T) {
+	m.addPod("ratings-v2b", "v2")
+	m.expectEndpoints("n1", []string{"ratings-v1", "ratings-v2b"})
+	eventually(t, 30*time.Second, "the new pod gets the v2 half of the traffic", func() error {
+		tl := m.calls(200)
+		if tl.By["ratings-v2b"] == 0 || len(tl.Failed) > 0 {
+			return fmt.Errorf("%v %v", tl.By, tl.Failed)
+		}
+		return nil
+	})
+}
+
+// syncingNode returns the node the cluster source's status names.
+func (m *kubeMesh) syncingNode(from string) (string, error) {
+	_, src, err := m.ratingsEndpoints(from)
+	if err != nil {
+		return "", err
+	}
+	if src.Node == "" || src.Stale {
+		return "", fmt.Errorf("source status %+v", src)
+	}
+	return src.Node, nil
+}
+
+func (m *kubeMesh) takeover(t *testing.T) {
+	var syncer string
+	eventually(t, 10*time.Second, "a node syncs the cluster", func() (err error) {
+		syncer, err = m.syncingNode("n1")
+		return err
+	})
+	t.Logf("killing %s, the node syncing the Kubernetes cluster", syncer)
+	if err := m.c.Kill(syncer); err != nil {
+		t.Fatal(err)
+	}
+	survivor := "n1"
+	if syncer == "n1" {
+		survivor = "n2"
+	}
+	m.addPod("ratings-v1b", "v1")
+	m.expectEndpoints(survivor, []string{"ratings-v1", "ratings-v1b", "ratings-v2b"})
+	eventually(t, 30*time.Second, "a survivor syncs the cluster", func() error {
+		got, err := m.syncingNode(survivor)
+		if err == nil && got == syncer {
+			err = fmt.Errorf("still %s", got)
+		}
+		return err
+	})
+}
+
+func (m *kubeMesh) outage(t *testing.T) {
+	node := runningNodes(m.c)[0]
+	src := kubernetes.SourceName(kubeClusterID)
+	m.kc.Stop(t)
+	eventually(t, 30*time.Second, "navarch registry warns that the cluster is stale", func() error {
+		out := nodeCLI(t, m.c, node, "registry")
+		if !strings.Contains(out.Stdout, "warning: source "+src+" is stale") {
+			return fmt.Errorf("navarch registry printed:\n%s%s", out.Stdout, out.Stderr)
+		}
+		return nil
+	})
+	m.expectEndpoints(node, []string{"ratings-v1", "ratings-v1b", "ratings-v2b"})
+	if tl := m.calls(100); len(tl.Failed) > 0 || tl.By["ratings-v2b"] == 0 {
+		t.Fatalf("with the API server down, traffic should keep flowing to the last known pods: %v %v", tl.By, tl.Failed)
+	}
+	m.kc.Start(t)
+	eventually(t, 60*time.Second, "the source is fresh again", func() error {
+		_, err := m.syncingNode(node)
+		return err
+	})
+	zero := int64(0)
+	if err := m.core.Pods("default").Delete(context.Background(), "ratings-v1b", metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	m.expectEndpoints(node, []string{"ratings-v1", "ratings-v2b"})
+}
