@@ -3,6 +3,7 @@ package ca
 import (
 	"context"
 	"crypto/x509"
+	"fmt"
 	"strings"
 
 	"google.golang.org/grpc/credentials"
@@ -10,9 +11,23 @@ import (
 	"google.golang.org/grpc/peer"
 )
 
+// TokenReviewer asks a Kubernetes cluster who a service-account token belongs to
+// (TokenReview). The Kubernetes adapter implements it; node wires it.
+type TokenReviewer interface {
+	// ReviewToken returns the namespace and service account of a valid token;
+	// rejected is why the cluster refused it (then the others are empty); err is a
+	// failure to ask.
+	ReviewToken(ctx context.Context, token string) (namespace, serviceAccount, rejected string, err error)
+}
+
+// SetTokenReviewer makes the authority accept Kubernetes service-account tokens,
+// reviewed by r, as istiod does for pods. Safe to call while serving.
+func (a *Authority) SetTokenReviewer(r TokenReviewer) { a.reviewer.Store(&r) }
+
 // Authenticate returns the identity of the caller of a gRPC request: from a join
-// token sent as metadata "authorization: Bearer <token>" (a VM's first request), or
-// else from the caller's TLS client certificate (a renewal, an xDS stream), which must
+// token sent as metadata "authorization: Bearer <token>" (a VM's first request), or a
+// Kubernetes service-account token there (a pod's, when a reviewer is set), or else
+// from the caller's TLS client certificate (a renewal, an xDS stream), which must
 // verify against the current trust bundle and carry exactly one SPIFFE URI SAN of
 // this trust domain. A token that is present but not valid is an error even if a
 // certificate is presented too. Errors match ErrUnauthenticated and say what is wrong.
@@ -27,7 +42,11 @@ func (a *Authority) Authenticate(ctx context.Context) (Identity, error) {
 			if !strings.EqualFold(scheme, "bearer") {
 				return Identity{}, unauthenticatedf("authorization metadata must be \"Bearer <join token>\"")
 			}
-			return a.authenticateToken(ctx, strings.TrimSpace(token))
+			token = strings.TrimSpace(token)
+			if r := a.reviewer.Load(); r != nil && !tokenShape.MatchString(token) && strings.Count(token, ".") == 2 {
+				return a.reviewToken(ctx, *r, token)
+			}
+			return a.authenticateToken(ctx, token)
 		}
 	}
 	if p, ok := peer.FromContext(ctx); ok {
@@ -36,6 +55,18 @@ func (a *Authority) Authenticate(ctx context.Context) (Identity, error) {
 		}
 	}
 	return Identity{}, unauthenticatedf("no credential: send a join token (authorization: Bearer <token>) or present a client certificate issued by the mesh CA")
+}
+
+// reviewToken returns the identity of a Kubernetes service-account token (a JWT).
+func (a *Authority) reviewToken(ctx context.Context, r TokenReviewer, token string) (Identity, error) {
+	ns, sa, rejected, err := r.ReviewToken(ctx, token)
+	if err != nil {
+		return Identity{}, fmt.Errorf("reviewing the Kubernetes service-account token: %w", err)
+	}
+	if rejected != "" {
+		return Identity{}, unauthenticatedf("Kubernetes service-account token refused: %s", rejected)
+	}
+	return Identity{TrustDomain: a.cfg.TrustDomain, Namespace: ns, ServiceAccount: sa}, nil
 }
 
 // AuthenticateCertificate returns the identity of a client certificate chain (leaf

@@ -54,6 +54,7 @@ type Authority struct {
 
 	tokens      tokenCache
 	credentials credentialCache
+	reviewer    atomic.Pointer[TokenReviewer] // nil: no Kubernetes tokens
 }
 
 // New returns the authority of a node. cli is the node's etcd client (the CA keeps

@@ -2,13 +2,23 @@ package e2e
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -74,6 +84,7 @@ func TestKubernetesClusterInTheMesh(t *testing.T) {
 	t.Run("a pod that turns unready gets no traffic", m.unready)
 	t.Run("a deleted pod leaves the registry", m.deletePod)
 	t.Run("a new pod joins and gets traffic", m.newPod)
+	t.Run("a pod's service-account token gets a certificate for its own identity", m.podCertificate)
 	t.Run("another node takes over when the syncing node is killed", m.takeover)
 	t.Run("a stopped API server leaves the registry kept and stale, a restarted one resyncs", m.outage)
 }
@@ -312,4 +323,61 @@ func (m *kubeMesh) outage(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.expectEndpoints(node, []string{"ratings-v1", "ratings-v2b"})
+}
+
+// podCertificate: a service-account token of audience istio-ca, as a kubelet
+// projects it for istio-agent, gets a certificate for that service account's SPIFFE
+// identity from any node (reviewed by the API server); a token of another audience,
+// a forged one, or a CSR for another identity is refused and nothing is signed.
+func (m *kubeMesh) podCertificate(t *testing.T) {
+	ctx := context.Background()
+	if _, err := m.core.ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "ratings"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	token := func(audience string) string {
+		ttl := int64(600)
+		tr, err := m.core.ServiceAccounts("default").CreateToken(ctx, "ratings", &authnv1.TokenRequest{
+			Spec: authnv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: &ttl}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr.Status.Token
+	}
+	dir := t.TempDir()
+	rootPEM := mustNodeCLI(t, m.c, "n1", "ca", "show", "-o", "pem")
+	rootFile := writeFile(t, dir, "root.pem", rootPEM)
+	node, _ := m.c.Node("n2")
+	certs := func(out, tokenFile string) cliResult {
+		return cli(t, "", "agent", "certs", "--once", "--token-file", tokenFile, "--out", out, "--server", node.XDSTLS, "--ca-file", rootFile)
+	}
+	signedBefore := issued(t, m.c)
+	const want = "spiffe://cluster.local/ns/default/sa/ratings"
+	good := token("istio-ca")
+	if res := certs(filepath.Join(dir, "pod"), writeFile(t, dir, "token", good)); res.Code != 0 {
+		t.Fatalf("agent certs with the pod's token: exit %d: %s", res.Code, res.Stderr)
+	}
+	if leaf, _ := readChain(t, filepath.Join(dir, "pod", "cert-chain.pem")); len(leaf.URIs) != 1 || leaf.URIs[0].String() != want {
+		t.Fatalf("certificate URI SANs %v, want only %s", leaf.URIs, want)
+	}
+	for _, tt := range []struct{ name, token, want string }{
+		{"a token of another audience", token("other"), `is invalid for the target audiences ["istio-ca"]`},
+		{"a forged token", "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDphZG1pbiJ9.c2ln", "Kubernetes service-account token refused"},
+	} {
+		out := filepath.Join(dir, "refused")
+		res := certs(out, writeFile(t, dir, "bad-token", tt.token))
+		if res.Code == 0 || !strings.Contains(res.Stderr, "Unauthenticated") || !strings.Contains(res.Stderr, tt.want) {
+			t.Errorf("%s: agent exit %d, stderr %q; want Unauthenticated, %q", tt.name, res.Code, res.Stderr, tt.want)
+		}
+		if _, err := os.Stat(filepath.Join(out, "cert-chain.pem")); err == nil {
+			t.Errorf("%s: the agent wrote a certificate", tt.name)
+		}
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	other := csr(t, key, &x509.CertificateRequest{URIs: []*url.URL{mustParseURL(t, "spiffe://cluster.local/ns/default/sa/admin")}})
+	if err := sendCSR(t, node.XDSTLS, rootPEM, good, other); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "is not the caller's identity "+want) {
+		t.Errorf("a CSR for another identity with the pod's token: %v; want InvalidArgument", err)
+	}
+	if after := issued(t, m.c); after != signedBefore+1 {
+		t.Errorf("the nodes issued %d certificates, want 1 (the pod's own)", after-signedBefore)
+	}
 }

@@ -22,6 +22,9 @@ func (n *Node) runAdapters(ctx context.Context, g *errgroup.Group, p *parts) err
 		if err != nil {
 			return fmt.Errorf("starting the Kubernetes adapter: %w", err)
 		}
+		// Pods get their certificates with their service-account tokens, through
+		// every node.
+		p.ca.SetTokenReviewer(a)
 		log := n.log.With("component", "kubernetes")
 		g.Go(func() error { return p.store.RunElected(ctx, a.ElectionName(), n.cfg.Name, log, a.Run) })
 	}

@@ -6,14 +6,18 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	authnv1client "k8s.io/client-go/kubernetes/typed/authentication/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
@@ -26,11 +30,12 @@ import (
 // Adapter mirrors one Kubernetes cluster's Services and pods into the registry.
 // Run it on one node at a time: under the election ElectionName names.
 type Adapter struct {
-	cfg  Config
-	rest *rest.Config
-	st   mirror.Store
-	node string
-	log  *slog.Logger
+	cfg   Config
+	rest  *rest.Config
+	authn *authnv1client.AuthenticationV1Client
+	st    mirror.Store
+	node  string
+	log   *slog.Logger
 }
 
 // New returns an adapter that reads the cluster cfg names and writes to st on behalf
@@ -48,7 +53,11 @@ func New(cfg Config, st mirror.Store, node string, log *slog.Logger) (*Adapter, 
 		return nil, fmt.Errorf("kubernetes: %w", err)
 	}
 	rc.UserAgent = "navarch/" + node
-	return &Adapter{cfg: cfg, rest: rc, st: st, node: node,
+	authn, err := authnv1client.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: %w", err)
+	}
+	return &Adapter{cfg: cfg, rest: rc, authn: authn, st: st, node: node,
 		log: log.With("component", "kubernetes", "cluster", cfg.ClusterID)}, nil
 }
 
@@ -78,6 +87,36 @@ func SourceName(id string) string { return "kubernetes." + id }
 
 // ElectionName returns the name of the election whose winner syncs the cluster.
 func (a *Adapter) ElectionName() string { return "kubernetes/" + a.cfg.ClusterID }
+
+// ReviewToken asks the API server who a service-account token belongs to
+// (TokenReview, for the audiences of Config.TokenAudiences), as istiod does before
+// it signs a pod's certificate: the token must be valid, for one of those
+// audiences, and a service account's. It implements ca.TokenReviewer; any node may
+// call it, elected or not. The credentials need create on tokenreviews
+// (system:auth-delegator).
+func (a *Adapter) ReviewToken(ctx context.Context, token string) (namespace, serviceAccount, rejected string, err error) {
+	res, err := a.authn.TokenReviews().Create(ctx, &authnv1.TokenReview{
+		Spec: authnv1.TokenReviewSpec{Token: token, Audiences: a.cfg.TokenAudiences},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return "", "", "", fmt.Errorf("TokenReview at %s: %w", a.rest.Host, err)
+	}
+	st := res.Status
+	if !st.Authenticated {
+		if st.Error != "" {
+			return "", "", st.Error, nil
+		}
+		return "", "", "the API server did not authenticate it", nil
+	}
+	if len(a.cfg.TokenAudiences) > 0 && !slices.ContainsFunc(st.Audiences, func(aud string) bool { return slices.Contains(a.cfg.TokenAudiences, aud) }) {
+		return "", "", fmt.Sprintf("its audiences %v include none of %v", st.Audiences, a.cfg.TokenAudiences), nil
+	}
+	parts := strings.Split(st.User.Username, ":")
+	if len(parts) != 4 || parts[0] != "system" || parts[1] != "serviceaccount" || parts[2] == "" || parts[3] == "" {
+		return "", "", fmt.Sprintf("it belongs to %q, not to a service account", st.User.Username), nil
+	}
+	return parts[2], parts[3], "", nil
+}
 
 // Run follows the cluster's Services, pods and nodes and mirrors them into the store
 // until ctx ends (leadership is lost or the node stops). It writes nothing until

@@ -24,6 +24,9 @@ type Config struct {
 	// Domain is the cluster's DNS domain: a Service's host is
 	// <name>.<namespace>.svc.<Domain>. The node sets it to its own --domain.
 	Domain string
+	// TokenAudiences are the audiences a service-account token presented to the CA
+	// must be for (Istio's: istio-ca).
+	TokenAudiences []string
 	// Coalesce and CoalesceMax batch the cluster's changes into one write: a write
 	// follows Coalesce of quiet, or CoalesceMax after the first change.
 	Coalesce, CoalesceMax time.Duration
@@ -38,6 +41,8 @@ func DefaultConfig() Config {
 	return Config{
 		ClusterID: "kubernetes",
 		Domain:    "cluster.local",
+		// istio-agent asks its kubelet for a token of this audience.
+		TokenAudiences: []string{"istio-ca"},
 		// A rollout changes pods within tens of milliseconds of each other; 50 ms of
 		// quiet gathers them into one write.
 		Coalesce:       50 * time.Millisecond,

@@ -33,4 +33,13 @@ func consulFlags(fs *flag.FlagSet, cfg *consul.Config) {
 func kubernetesFlags(fs *flag.FlagSet, cfg *kubernetes.Config) {
 	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", cfg.Kubeconfig, "kubeconfig of a Kubernetes cluster whose Services and pods to bring into the mesh (its current context; \"in-cluster\": the pod's service account); empty: off")
 	fs.StringVar(&cfg.ClusterID, "kube-cluster-id", cfg.ClusterID, "name of that cluster: its registry source is kubernetes.<id>")
+	fs.Func("kube-token-audiences", "comma-separated audiences a pod's service-account token must be for to get a certificate (default istio-ca)", func(v string) error {
+		cfg.TokenAudiences = nil
+		for _, a := range strings.Split(v, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				cfg.TokenAudiences = append(cfg.TokenAudiences, a)
+			}
+		}
+		return nil
+	})
 }
