@@ -61,7 +61,7 @@ func (a *Authority) Authenticate(ctx context.Context) (Identity, error) {
 func (a *Authority) reviewToken(ctx context.Context, r TokenReviewer, token string) (Identity, error) {
 	ns, sa, rejected, err := r.ReviewToken(ctx, token)
 	if err != nil {
-		return Identity{}, fmt.Errorf("reviewing the Kubernetes service-account token: %w", err)
+		return Identity{}, fmt.Errorf("%w: reviewing the Kubernetes service-account token: %w", ErrUnavailable, err)
 	}
 	if rejected != "" {
 		return Identity{}, unauthenticatedf("Kubernetes service-account token refused: %s", rejected)

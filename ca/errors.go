@@ -15,6 +15,10 @@ var (
 	ErrUnauthenticated = errors.New("unauthenticated")
 	// ErrNotReady is returned before the authority has loaded the cluster's CA.
 	ErrNotReady = errors.New("the certificate authority is not loaded yet")
+	// ErrUnavailable marks a request the CA could not decide because something it
+	// asks is out of reach (the Kubernetes API server reviewing a token); another
+	// node, or a retry, may succeed.
+	ErrUnavailable = errors.New("unavailable")
 	// ErrNotFound is returned for a join token id that does not exist.
 	ErrNotFound = errors.New("not found")
 	// ErrConflict is returned when a rotation or import cannot start in the current

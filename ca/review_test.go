@@ -54,7 +54,7 @@ func TestKubernetesTokens(t *testing.T) {
 	}
 	r.down = true
 	_, err = a.Authenticate(bearer(podToken))
-	if err == nil || errors.Is(err, ErrUnauthenticated) || !strings.Contains(err.Error(), "connection refused") {
+	if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrUnauthenticated) || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("an unreachable API server: %v; want an error that is not the caller's fault", err)
 	}
 }

@@ -83,7 +83,7 @@ func grpcError(err error) error {
 		return status.Error(codes.Unauthenticated, err.Error())
 	case errors.Is(err, ErrRefused):
 		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, ErrNotReady), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, ErrNotReady), errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.Unavailable, err.Error())
 	}
 	return status.Error(codes.Internal, err.Error())
