@@ -14,11 +14,12 @@ import (
 
 	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	authnv1client "k8s.io/client-go/kubernetes/typed/authentication/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	discoveryv1client "k8s.io/client-go/kubernetes/typed/discovery/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
@@ -137,16 +138,28 @@ func (a *Adapter) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.services = informer(core, c, "services", &corev1.Service{})
-	c.pods = informer(core, c, "pods", &corev1.Pod{})
-	c.nodes = informer(core, c, "nodes", &corev1.Node{})
-	// Only what the translation reads is kept of a pod: a cluster's pods are most
-	// of what an informer holds.
+	disc, err := discoveryv1client.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	c.services = informer(core.RESTClient(), c, "services", &corev1.Service{}, nil)
+	c.pods = informer(core.RESTClient(), c, "pods", &corev1.Pod{}, nil)
+	c.nodes = informer(core.RESTClient(), c, "nodes", &corev1.Node{}, nil)
+	// The slices Kubernetes keeps for Services with selectors say nothing the pods
+	// do not: only those kept by others (Services without selectors) are read.
+	c.slices = informer(disc.RESTClient(), c, "endpointslices", &discoveryv1.EndpointSlice{}, func(o *metav1.ListOptions) {
+		o.LabelSelector = discoveryv1.LabelManagedBy + "!=" + endpointSliceController
+	})
+	// Only what the translation reads is kept of pods and nodes: they are most of
+	// what the informers hold.
 	if err := c.pods.SetTransform(slimPod); err != nil {
 		return err
 	}
+	if err := c.nodes.SetTransform(slimNode); err != nil {
+		return err
+	}
 	var wg sync.WaitGroup
-	for _, inf := range []cache.SharedIndexInformer{c.services, c.pods, c.nodes} {
+	for _, inf := range c.informers() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -173,7 +186,10 @@ func (a *Adapter) Run(ctx context.Context) error {
 		Interval: a.cfg.StatusInterval, Retry: c.signal, Log: a.log}
 	c.signal() // an empty cluster is written too, once its lists were read
 	mirror.Coalesce(ctx, c.changed, a.cfg.Coalesce, a.cfg.CoalesceMax, func() {
-		ready := c.services.HasSynced() && c.pods.HasSynced() && c.nodes.HasSynced()
+		ready := true
+		for _, inf := range c.informers() {
+			ready = ready && inf.HasSynced()
+		}
 		if !ready {
 			// The informers report no completion; look again shortly.
 			time.AfterFunc(a.cfg.Coalesce, c.signal)
@@ -190,7 +206,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 
 // cluster is the cluster as the informers hold it, and whether it can be read.
 type cluster struct {
-	services, pods, nodes cache.SharedIndexInformer
+	services, pods, nodes, slices cache.SharedIndexInformer
 
 	changed chan struct{} // capacity 1: signals Coalesce
 	version atomic.Uint64 // bumped by every change the informers see
@@ -228,6 +244,10 @@ func (c *cluster) setErr(err error) {
 	}
 }
 
+func (c *cluster) informers() []cache.SharedIndexInformer {
+	return []cache.SharedIndexInformer{c.services, c.pods, c.nodes, c.slices}
+}
+
 // inventory returns what the informers hold now.
 func (c *cluster) inventory() inventory {
 	inv := inventory{nodes: map[string]*corev1.Node{}}
@@ -241,13 +261,23 @@ func (c *cluster) inventory() inventory {
 		n := o.(*corev1.Node)
 		inv.nodes[n.Name] = n
 	}
+	for _, o := range c.slices.GetStore().List() {
+		inv.slices = append(inv.slices, o.(*discoveryv1.EndpointSlice))
+	}
 	return inv
 }
 
-// informer returns an informer of every object of a core resource, whose changes
-// signal c.
-func informer(core *corev1client.CoreV1Client, c *cluster, resource string, obj runtime.Object) cache.SharedIndexInformer {
-	lw := cache.NewListWatchFromClient(core.RESTClient(), resource, metav1.NamespaceAll, fields.Everything())
+// endpointSliceController is the manager Kubernetes' EndpointSlice controller
+// labels its slices with.
+const endpointSliceController = "endpointslice-controller.k8s.io"
+
+// informer returns an informer of every object of a resource (those that filter
+// leaves in), whose changes signal c.
+func informer(rc cache.Getter, c *cluster, resource string, obj runtime.Object, filter func(*metav1.ListOptions)) cache.SharedIndexInformer {
+	if filter == nil {
+		filter = func(*metav1.ListOptions) {}
+	}
+	lw := cache.NewFilteredListWatchFromClient(rc, resource, metav1.NamespaceAll, filter)
 	inf := cache.NewSharedIndexInformer(lw, obj, 0, cache.Indexers{})
 	changed := func() {
 		c.version.Add(1)
@@ -284,6 +314,16 @@ func (h *healthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		h.c.setErr(nil)
 	}
 	return resp, err
+}
+
+// slimNode keeps of a node what the translation reads: its name and labels.
+func slimNode(o any) (any, error) {
+	n, ok := o.(*corev1.Node)
+	if !ok {
+		return o, nil // a tombstone
+	}
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: n.Labels,
+		ResourceVersion: n.ResourceVersion, UID: n.UID}}, nil
 }
 
 // slimPod keeps of a pod what the translation reads.

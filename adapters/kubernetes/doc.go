@@ -8,7 +8,8 @@
 // # Use
 //
 // New makes an Adapter from a Config (a kubeconfig, or "in-cluster"); its Run
-// follows the cluster with informers (Services, pods, nodes: list and watch) and
+// follows the cluster with informers (Services, pods, nodes and the EndpointSlices
+// not kept by Kubernetes' own controller: list and watch) and
 // mirrors it into its own registry space (source "kubernetes.<cluster id>") with
 // store.Sync. Run it on one node at a time, under the election ElectionName names
 // ("kubernetes/<cluster id>"): node does, with store.RunElected. A node that takes
@@ -17,7 +18,8 @@
 // coalesced (Config.Coalesce, 50 ms of quiet, at most Config.CoalesceMax) into one
 // write.
 //
-// The credentials need get, list and watch on services, pods and nodes, cluster-wide.
+// The credentials need get, list and watch on services, pods, nodes and
+// endpointslices, cluster-wide, and create on tokenreviews (ReviewToken).
 //
 // If the API server cannot be reached (or refuses the adapter), the entries last
 // written stay and the source's status is marked stale (navarch registry warns)
@@ -39,7 +41,13 @@
 //     (grpc-*, http-*, http2-*, tcp-*, ...), else none; a numeric target port that
 //     differs from the port is the ServiceEntry port's targetPort;
 //   - an ExternalName Service: MESH_EXTERNAL, DNS resolution of the external name;
-//   - a Service without a selector (endpoints managed by hand) is left out.
+//   - a Service without a selector (endpoints kept by hand, or mirrored from its
+//     Endpoints by Kubernetes): the endpoints of its EndpointSlices (label
+//     kubernetes.io/service-name) listed in the ServiceEntry, those not known to
+//     be unready, each once, at its first address, with the slice's port of each
+//     Service port's name and its node's locality (else its zone). Slices labelled
+//     as kept by the EndpointSlice controller (those of Services with selectors)
+//     are not read: the pods say the same.
 //
 // Each pod that a Service selects, that has an IP and has not finished, becomes a
 // WorkloadEntry named after it in its namespace: its IP, its labels (so subsets by

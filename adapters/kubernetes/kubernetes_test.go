@@ -10,16 +10,20 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	discoveryv1client "k8s.io/client-go/kubernetes/typed/discovery/v1"
 
 	"github.com/navarch/navarch/adapters/kubernetes"
 	"github.com/navarch/navarch/adapters/kubernetes/kubetest"
 	"github.com/navarch/navarch/adapters/registrytest"
+	"github.com/navarch/navarch/registry"
 	"github.com/navarch/navarch/store"
 )
 
@@ -58,6 +62,8 @@ func newFixture(t *testing.T) registrytest.Fixture {
 		Hosts:    func(svc string) []string { return []string{svc + ".default.svc.cluster.local"} },
 		Sources:  []string{kubernetes.SourceName(clusterID)},
 		Locality: locality,
+		// The API server's own Service, without a selector, as in every cluster.
+		Builtin: []string{"ServiceEntry default/kubernetes"},
 	}
 }
 
@@ -228,4 +234,103 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	if _, err := kubernetes.New(cfg, nil, "n1", testLogger()); err == nil || !strings.Contains(err.Error(), "/nonexistent/kubeconfig") {
 		t.Fatalf("New with a missing kubeconfig: %v", err)
 	}
+}
+
+// TestServiceWithoutSelector: a Service whose endpoints are kept by hand gets the
+// ready endpoints of its EndpointSlices; slices of Kubernetes' own EndpointSlice
+// controller are not read (they repeat what the pods say).
+func TestServiceWithoutSelector(t *testing.T) {
+	kc := kubetest.Start(t)
+	core := kc.Core(t)
+	disc, err := discoveryv1client.NewForConfig(kc.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "legacy"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
+	if _, err := core.Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	httpName, port := "http", int32(8080)
+	slice := func(name, manager string, ready bool, ips ...string) *discoveryv1.EndpointSlice {
+		sl := &discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+				discoveryv1.LabelServiceName: "legacy", discoveryv1.LabelManagedBy: manager}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Name: &httpName, Port: &port}},
+		}
+		for _, ip := range ips {
+			sl.Endpoints = append(sl.Endpoints, discoveryv1.Endpoint{Addresses: []string{ip},
+				Conditions: discoveryv1.EndpointConditions{Ready: &ready}})
+		}
+		return sl
+	}
+	sliceAPI := disc.EndpointSlices("default")
+	mine, err := sliceAPI.Create(ctx, slice("legacy-inventory", "inventory.example.com", true, "192.168.0.1"), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sliceAPI.Create(ctx, slice("legacy-controller", "endpointslice-controller.k8s.io", true, "192.168.0.2"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	st := registrytest.OpenStore(t)
+	cfg := kubernetes.DefaultConfig()
+	cfg.Kubeconfig, cfg.ClusterID = kc.Kubeconfig, clusterID
+	done := make(chan error, 1)
+	go func() { done <- runAdapter(ctx, cfg, st, "n1") }()
+	defer func() { cancel(); <-done }()
+
+	expect := func(what string, want ...string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		var got []string
+		for time.Now().Before(deadline) {
+			got = legacyEndpoints(t, st)
+			if slices.Equal(got, want) {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("%s: endpoints %v, want %v", what, got, want)
+	}
+	expect("the hand-kept slice's endpoint, not the controller's", "192.168.0.1:8080")
+	mine.Endpoints[0].Conditions.Ready = new(bool)
+	ready := true
+	mine.Endpoints = append(mine.Endpoints, discoveryv1.Endpoint{Addresses: []string{"192.168.0.3"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}})
+	if _, err := sliceAPI.Update(ctx, mine, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	expect("an unready endpoint leaves, a new one joins", "192.168.0.3:8080")
+}
+
+// legacyEndpoints returns the endpoints of legacy.default.svc.cluster.local's port
+// 80 in the store, as every node's registry reads them.
+func legacyEndpoints(t *testing.T, st *store.Store) []string {
+	t.Helper()
+	entries, rev, err := st.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resources []store.Entry
+	for _, en := range entries {
+		if en.Status == nil {
+			resources = append(resources, en)
+		}
+	}
+	snap := registry.NewSnapshot(resources, rev, "cluster.local")
+	var out []string
+	for _, s := range snap.Services() {
+		if s.Hostname != "legacy.default.svc.cluster.local" {
+			continue
+		}
+		p, _ := s.Port(80)
+		for _, w := range snap.Endpoints(s) {
+			out = append(out, fmt.Sprintf("%s:%d", w.Address, w.PortFor(p)))
+		}
+	}
+	slices.Sort(out)
+	return out
 }

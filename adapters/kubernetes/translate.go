@@ -7,6 +7,7 @@ import (
 
 	networking "istio.io/api/networking/v1alpha3"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/navarch/navarch/adapters/mirror"
@@ -34,6 +35,9 @@ type inventory struct {
 	services []*corev1.Service
 	pods     []*corev1.Pod
 	nodes    map[string]*corev1.Node
+	// slices are the EndpointSlices not kept by Kubernetes' EndpointSlice controller:
+	// those of Services without a selector.
+	slices []*discoveryv1.EndpointSlice
 }
 
 // translator turns an inventory into ServiceEntries and WorkloadEntries. It is a pure
@@ -43,7 +47,9 @@ type translator struct {
 }
 
 // translate returns a ServiceEntry per Service and a WorkloadEntry per pod that a
-// Service selects. Resources that fail validation are left out and reported.
+// Service selects; a Service without a selector lists the endpoints of its
+// EndpointSlices in its ServiceEntry. Resources that fail validation are left out
+// and reported.
 func (t translator) translate(inv inventory) ([]*api.Resource, []mirror.Skipped) {
 	var out []*api.Resource
 	var skips []mirror.Skipped
@@ -54,9 +60,15 @@ func (t translator) translate(inv inventory) ([]*api.Resource, []mirror.Skipped)
 		}
 		out = append(out, r)
 	}
+	slices := map[string][]*discoveryv1.EndpointSlice{} // by namespace/service
+	for _, sl := range sorted(inv.slices) {
+		if svc := sl.Labels[discoveryv1.LabelServiceName]; svc != "" {
+			slices[sl.Namespace+"/"+svc] = append(slices[sl.Namespace+"/"+svc], sl)
+		}
+	}
 	byNamespace := map[string][]*corev1.Service{}
 	for _, s := range sorted(inv.services) {
-		r := t.serviceEntry(s)
+		r := t.serviceEntry(s, slices[s.Namespace+"/"+s.Name], inv.nodes)
 		if r == nil {
 			continue
 		}
@@ -125,10 +137,10 @@ func ready(p *corev1.Pod) bool {
 
 // serviceEntry returns the ServiceEntry of a Service: its host in the cluster's
 // domain, its cluster IPs, its ports with the protocol Istio gives them, and a
-// workloadSelector equal to its selector (or, for an ExternalName Service, DNS
-// resolution of the external name). A Service without a selector (its endpoints
-// managed by hand) is left out: nil.
-func (t translator) serviceEntry(s *corev1.Service) *api.Resource {
+// workloadSelector equal to its selector; for an ExternalName Service, DNS
+// resolution of the external name; for a Service without a selector, the ready
+// endpoints of its EndpointSlices. nil for a Service of no type navarch routes.
+func (t translator) serviceEntry(s *corev1.Service, slices []*discoveryv1.EndpointSlice, nodes map[string]*corev1.Node) *api.Resource {
 	se := &networking.ServiceEntry{
 		Hosts:      []string{s.Name + "." + s.Namespace + ".svc." + t.domain},
 		Location:   networking.ServiceEntry_MESH_INTERNAL,
@@ -148,13 +160,10 @@ func (t translator) serviceEntry(s *corev1.Service) *api.Resource {
 		se.Endpoints = []*networking.WorkloadEntry{{Address: s.Spec.ExternalName}}
 	case len(s.Spec.Selector) > 0:
 		se.WorkloadSelector = &networking.WorkloadSelector{Labels: s.Spec.Selector}
-		for _, ip := range s.Spec.ClusterIPs {
-			if ip != "" && ip != corev1.ClusterIPNone {
-				se.Addresses = append(se.Addresses, ip)
-			}
-		}
+		se.Addresses = clusterIPs(s)
 	default:
-		return nil
+		se.Addresses = clusterIPs(s)
+		se.Endpoints = sliceEndpoints(s, slices, nodes)
 	}
 	if v := s.Annotations[AnnotationExportTo]; v != "" {
 		for _, ns := range strings.Split(v, ",") {
@@ -168,6 +177,61 @@ func (t translator) serviceEntry(s *corev1.Service) *api.Resource {
 		Meta: api.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: s.Labels},
 		Spec: se,
 	}
+}
+
+func clusterIPs(s *corev1.Service) []string {
+	var out []string
+	for _, ip := range s.Spec.ClusterIPs {
+		if ip != "" && ip != corev1.ClusterIPNone {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+// sliceEndpoints returns the endpoints of a Service's EndpointSlices that are not
+// known to be unready, each at the first of its addresses (the others are the same
+// endpoint's, as EndpointSlice consumers must treat them), with the slice's port of
+// each Service port's name and its node's locality. An endpoint listed twice is
+// listed once. Slices of FQDN addresses are left out.
+func sliceEndpoints(s *corev1.Service, slices []*discoveryv1.EndpointSlice, nodes map[string]*corev1.Node) []*networking.WorkloadEntry {
+	var out []*networking.WorkloadEntry
+	seen := map[string]bool{}
+	for _, sl := range slices {
+		if sl.AddressType == discoveryv1.AddressTypeFQDN {
+			continue
+		}
+		ports := map[string]uint32{}
+		for _, sp := range s.Spec.Ports {
+			for _, p := range sl.Ports {
+				if p.Name != nil && *p.Name == sp.Name && p.Port != nil {
+					ports[portName(sp)] = uint32(*p.Port)
+				}
+			}
+		}
+		for _, ep := range sl.Endpoints {
+			if len(ep.Addresses) == 0 || (ep.Conditions.Ready != nil && !*ep.Conditions.Ready) {
+				continue
+			}
+			key := fmt.Sprint(ep.Addresses[0], ports)
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			we := &networking.WorkloadEntry{Address: ep.Addresses[0]}
+			if len(ports) > 0 {
+				we.Ports = ports
+			}
+			if ep.NodeName != nil {
+				we.Locality = nodeLocality(nodes[*ep.NodeName])
+			}
+			if we.Locality == "" && ep.Zone != nil {
+				we.Locality = "/" + *ep.Zone
+			}
+			out = append(out, we)
+		}
+	}
+	return out
 }
 
 // portName is a Service port's name, or "port-<number>" for the one port of a
@@ -273,6 +337,11 @@ func locality(p *corev1.Pod, node *corev1.Node) string {
 	if l := p.Labels[LabelLocality]; l != "" {
 		return strings.ReplaceAll(l, ".", "/")
 	}
+	return nodeLocality(node)
+}
+
+// nodeLocality is the locality of a node's topology labels, "region/zone/subzone".
+func nodeLocality(node *corev1.Node) string {
 	if node == nil {
 		return ""
 	}

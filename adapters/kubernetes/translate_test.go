@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -79,7 +80,27 @@ func TestTranslate(t *testing.T) {
 	}
 	manual := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "legacy", Namespace: "shop"},
-		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+		Spec:       corev1.ServiceSpec{ClusterIPs: []string{"10.96.0.10"}, Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+	}
+	yes, no := true, false
+	httpName, port := "http", int32(8080)
+	legacySlice := func(name string, eps ...discoveryv1.Endpoint) *discoveryv1.EndpointSlice {
+		return &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Name: name, Namespace: "shop", Labels: map[string]string{discoveryv1.LabelServiceName: "legacy"}},
+			AddressType: discoveryv1.AddressTypeIPv4, Endpoints: eps,
+			Ports: []discoveryv1.EndpointPort{{Name: &httpName, Port: &port}},
+		}
+	}
+	nodeA := "node-a"
+	legacySlices := []*discoveryv1.EndpointSlice{
+		legacySlice("legacy-1",
+			discoveryv1.Endpoint{Addresses: []string{"192.168.0.1", "192.168.0.9"}, NodeName: &nodeA},
+			discoveryv1.Endpoint{Addresses: []string{"192.168.0.2"}, Conditions: discoveryv1.EndpointConditions{Ready: &no}},
+		),
+		legacySlice("legacy-2",
+			discoveryv1.Endpoint{Addresses: []string{"192.168.0.3"}, Conditions: discoveryv1.EndpointConditions{Ready: &yes}},
+			discoveryv1.Endpoint{Addresses: []string{"192.168.0.1"}},
+		),
 	}
 	v1 := pod("reviews-v1", map[string]string{"app": "reviews", "version": "v1"}, "10.1.0.1", true)
 	v2 := pod("reviews-v2", map[string]string{"app": "reviews", "version": "v2", LabelLocality: "eu.eu-1a", LabelNetwork: "west"}, "10.1.0.2", false)
@@ -93,6 +114,7 @@ func TestTranslate(t *testing.T) {
 		services: []*corev1.Service{svc, headless, external, manual},
 		pods:     []*corev1.Pod{v1, v2, pending, done, lonely},
 		nodes:    map[string]*corev1.Node{"node-a": node},
+		slices:   legacySlices,
 	})
 	if len(skips) > 0 {
 		t.Fatalf("skipped: %v", skips)
@@ -103,9 +125,9 @@ func TestTranslate(t *testing.T) {
 		byName[r.Kind.Name+"/"+r.Meta.Name] = r
 		names = append(names, r.Kind.Name+"/"+r.Meta.Name)
 	}
-	want := []string{"ServiceEntry/db", "ServiceEntry/payments", "ServiceEntry/reviews", "WorkloadEntry/reviews-v1", "WorkloadEntry/reviews-v2"}
+	want := []string{"ServiceEntry/db", "ServiceEntry/legacy", "ServiceEntry/payments", "ServiceEntry/reviews", "WorkloadEntry/reviews-v1", "WorkloadEntry/reviews-v2"}
 	if !slices.Equal(names, want) {
-		t.Fatalf("resources %v, want %v (no ServiceEntry without a selector, no pods without an IP, finished, or selected by nothing)", names, want)
+		t.Fatalf("resources %v, want %v (no pods without an IP, finished, or selected by nothing)", names, want)
 	}
 
 	wantSE := &networking.ServiceEntry{
@@ -133,6 +155,19 @@ func TestTranslate(t *testing.T) {
 		t.Errorf("ExternalName:\n got %v\nwant %v", se, wantExt)
 	}
 
+	wantLegacy := &networking.ServiceEntry{
+		Hosts: []string{"legacy.shop.svc.cluster.local"}, Addresses: []string{"10.96.0.10"},
+		Ports:    []*networking.ServicePort{{Number: 80, Name: "http", Protocol: "HTTP"}},
+		Location: networking.ServiceEntry_MESH_INTERNAL, Resolution: networking.ServiceEntry_STATIC,
+		Endpoints: []*networking.WorkloadEntry{
+			{Address: "192.168.0.1", Ports: map[string]uint32{"http": 8080}, Locality: "us/us-1b"},
+			{Address: "192.168.0.3", Ports: map[string]uint32{"http": 8080}},
+		},
+	}
+	if se := byName["ServiceEntry/legacy"].Spec.(*networking.ServiceEntry); !proto.Equal(se, wantLegacy) {
+		t.Errorf("a Service without a selector, from its EndpointSlices (ready endpoints, each once, at its first address):\n got %v\nwant %v", se, wantLegacy)
+	}
+
 	w1 := byName["WorkloadEntry/reviews-v1"]
 	wantW1 := &networking.WorkloadEntry{Address: "10.1.0.1", Labels: v1.Labels, ServiceAccount: "reviews",
 		Locality: "us/us-1b", Ports: map[string]uint32{"grpc-api": 7070}}
@@ -152,6 +187,7 @@ func TestTranslate(t *testing.T) {
 		services: []*corev1.Service{manual, external, headless, svc},
 		pods:     []*corev1.Pod{lonely, done, pending, v2, v1},
 		nodes:    map[string]*corev1.Node{"node-a": node},
+		slices:   []*discoveryv1.EndpointSlice{legacySlices[1], legacySlices[0]},
 	})
 	for i := range got {
 		if !proto.Equal(got[i].Spec, again[i].Spec) {

@@ -62,6 +62,10 @@ type Fixture struct {
 	Sources []string
 	// Locality is the locality every workload gets; "" skips the check.
 	Locality string
+	// Builtin are resources the source always has, whatever the suite does (a
+	// Kubernetes API server's own "ServiceEntry default/kubernetes"), as
+	// api.Resource's String writes them; the suite leaves them out.
+	Builtin []string
 }
 
 // Harness describes an adapter to the suite.

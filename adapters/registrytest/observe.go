@@ -93,6 +93,9 @@ func (e *env) observe() (*observed, error) {
 		if !slices.Contains(e.fx.Sources, en.Space.Source()) {
 			continue
 		}
+		if en.Resource != nil && slices.Contains(e.fx.Builtin, en.Resource.String()) {
+			continue
+		}
 		if en.Status != nil {
 			o.status[en.Status.Source] = *en.Status
 			continue
