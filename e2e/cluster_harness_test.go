@@ -224,3 +224,43 @@ func grpcBootstrapFrom(t *testing.T, c *devcluster.Cluster, name string) []byte 
 	t.Helper()
 	return []byte(mustNodeCLI(t, c, name, "bootstrap", "--format", "grpc"))
 }
+
+// syncer returns the node a registry source's status names as syncing it, or why
+// none does (no status yet, or stale).
+func syncer(src client.SourceListing) (string, error) {
+	if src.Node == "" || src.Stale {
+		return "", fmt.Errorf("source status %+v", src)
+	}
+	return src.Node, nil
+}
+
+// killSyncer kills the node that syncs a registry source (syncing reads the source's
+// syncer as a node sees it) and returns it and a surviving node.
+func killSyncer(t *testing.T, c *devcluster.Cluster, syncing func(from string) (string, error)) (killed, survivor string) {
+	t.Helper()
+	eventually(t, 10*time.Second, "a node syncs the source", func() (err error) {
+		killed, err = syncing("n1")
+		return err
+	})
+	t.Logf("killing %s, the node syncing the source", killed)
+	if err := c.Kill(killed); err != nil {
+		t.Fatal(err)
+	}
+	survivor = "n1"
+	if killed == "n1" {
+		survivor = "n2"
+	}
+	return killed, survivor
+}
+
+// awaitTakeover waits until survivor sees another node than killed sync the source.
+func awaitTakeover(t *testing.T, killed, survivor string, syncing func(from string) (string, error)) {
+	t.Helper()
+	eventually(t, 30*time.Second, "a survivor syncs the source", func() error {
+		got, err := syncing(survivor)
+		if err == nil && got == killed {
+			err = fmt.Errorf("still %s", got)
+		}
+		return err
+	})
+}

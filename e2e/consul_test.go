@@ -246,41 +246,21 @@ func (m *consulMesh) newInstance(t *testing.T) {
 	}
 }
 
-// syncingNode returns the node the Consul source's status names.
+// syncingNode returns the node the Consul source's status names, as node from
+// shows it.
 func (m *consulMesh) syncingNode(from string) (string, error) {
 	_, src, err := m.ratingsEndpoints(from)
 	if err != nil {
 		return "", err
 	}
-	if src.Node == "" || src.Stale {
-		return "", fmt.Errorf("source status %+v", src)
-	}
-	return src.Node, nil
+	return syncer(src)
 }
 
 func (m *consulMesh) takeover(t *testing.T) {
-	var syncer string
-	eventually(t, 10*time.Second, "a node syncs Consul", func() (err error) {
-		syncer, err = m.syncingNode("n1")
-		return err
-	})
-	t.Logf("killing %s, the node syncing Consul", syncer)
-	if err := m.c.Kill(syncer); err != nil {
-		t.Fatal(err)
-	}
-	survivor := "n1"
-	if syncer == "n1" {
-		survivor = "n2"
-	}
+	killed, survivor := killSyncer(t, m.c, m.syncingNode)
 	m.register("ratings-v1b", "v1")
 	m.expectEndpoints(survivor, []string{"ratings-v1", "ratings-v1b", "ratings-v2b"})
-	eventually(t, 30*time.Second, "a survivor syncs Consul", func() error {
-		got, err := m.syncingNode(survivor)
-		if err == nil && got == syncer {
-			err = fmt.Errorf("still %s", got)
-		}
-		return err
-	})
+	awaitTakeover(t, killed, survivor, m.syncingNode)
 	if failed, total := m.client.resetFailures(); len(failed) > 0 {
 		t.Logf("the running client saw %v of %d RPCs fail while its node may have died", failed, total)
 	}

@@ -261,41 +261,21 @@ func (m *kubeMesh) newPod(t *testing.T) {
 	})
 }
 
-// syncingNode returns the node the cluster source's status names.
+// syncingNode returns the node the cluster source's status names, as node from
+// shows it.
 func (m *kubeMesh) syncingNode(from string) (string, error) {
 	_, src, err := m.ratingsEndpoints(from)
 	if err != nil {
 		return "", err
 	}
-	if src.Node == "" || src.Stale {
-		return "", fmt.Errorf("source status %+v", src)
-	}
-	return src.Node, nil
+	return syncer(src)
 }
 
 func (m *kubeMesh) takeover(t *testing.T) {
-	var syncer string
-	eventually(t, 10*time.Second, "a node syncs the cluster", func() (err error) {
-		syncer, err = m.syncingNode("n1")
-		return err
-	})
-	t.Logf("killing %s, the node syncing the Kubernetes cluster", syncer)
-	if err := m.c.Kill(syncer); err != nil {
-		t.Fatal(err)
-	}
-	survivor := "n1"
-	if syncer == "n1" {
-		survivor = "n2"
-	}
+	killed, survivor := killSyncer(t, m.c, m.syncingNode)
 	m.addPod("ratings-v1b", "v1")
 	m.expectEndpoints(survivor, []string{"ratings-v1", "ratings-v1b", "ratings-v2b"})
-	eventually(t, 30*time.Second, "a survivor syncs the cluster", func() error {
-		got, err := m.syncingNode(survivor)
-		if err == nil && got == syncer {
-			err = fmt.Errorf("still %s", got)
-		}
-		return err
-	})
+	awaitTakeover(t, killed, survivor, m.syncingNode)
 }
 
 func (m *kubeMesh) outage(t *testing.T) {

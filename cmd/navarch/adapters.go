@@ -14,15 +14,7 @@ func consulFlags(fs *flag.FlagSet, cfg *consul.Config) {
 	fs.StringVar(&cfg.Address, "consul-address", cfg.Address, "HTTP address of a Consul agent (host:port or URL) whose catalog to bring into the mesh; empty: off")
 	fs.StringVar(&cfg.TokenFile, "consul-token-file", cfg.TokenFile, "file holding the Consul ACL token (needs service:read, node:read; agent:read without --consul-datacenters), read again when it changes")
 	fs.StringVar(&cfg.CAFile, "consul-ca-file", cfg.CAFile, "PEM CA bundle that verifies the Consul agent's certificate (selects https), read again when it changes")
-	fs.Func("consul-datacenters", "comma-separated Consul datacenters to sync, the first one primary (default: the agent's own)", func(v string) error {
-		cfg.Datacenters = nil
-		for _, dc := range strings.Split(v, ",") {
-			if dc = strings.TrimSpace(dc); dc != "" {
-				cfg.Datacenters = append(cfg.Datacenters, dc)
-			}
-		}
-		return nil
-	})
+	fs.Func("consul-datacenters", "comma-separated Consul datacenters to sync, the first one primary (default: the agent's own)", listFlag(&cfg.Datacenters, false))
 	fs.StringVar(&cfg.Suffix, "consul-suffix", cfg.Suffix, "DNS suffix of Consul services' hosts: <service>.service[.<dc>].<suffix>")
 	fs.IntVar(&cfg.MaxConnections, "consul-max-connections", cfg.MaxConnections, "over plain HTTP, at most this many Consul queries open at once (keep it below the agent's limits.http_max_conns_per_client, 200 by default); more services share them; 0: no bound")
 	fs.BoolVar(&cfg.WarningHealthy, "consul-warning-healthy", cfg.WarningHealthy, "route traffic to Consul instances whose checks warn (default: only all-passing ones)")
@@ -33,13 +25,21 @@ func consulFlags(fs *flag.FlagSet, cfg *consul.Config) {
 func kubernetesFlags(fs *flag.FlagSet, cfg *kubernetes.Config) {
 	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", cfg.Kubeconfig, "kubeconfig of a Kubernetes cluster whose Services and pods to bring into the mesh (its current context; \"in-cluster\": the pod's service account); empty: off")
 	fs.StringVar(&cfg.ClusterID, "kube-cluster-id", cfg.ClusterID, "name of that cluster: its registry source is kubernetes.<id>")
-	fs.Func("kube-token-audiences", "comma-separated audiences a pod's service-account token must be for to get a certificate (default istio-ca)", func(v string) error {
-		cfg.TokenAudiences = nil
-		for _, a := range strings.Split(v, ",") {
-			if a = strings.TrimSpace(a); a != "" {
-				cfg.TokenAudiences = append(cfg.TokenAudiences, a)
+	fs.Func("kube-token-audiences", "comma-separated audiences a pod's service-account token must be for to get a certificate (default istio-ca)", listFlag(&cfg.TokenAudiences, false))
+}
+
+// listFlag parses a flag of comma-separated values into dst: each use of the flag
+// replaces the list, or with repeat adds to it. Empty values are dropped.
+func listFlag(dst *[]string, repeat bool) func(string) error {
+	return func(v string) error {
+		if !repeat {
+			*dst = nil
+		}
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				*dst = append(*dst, s)
 			}
 		}
 		return nil
-	})
+	}
 }

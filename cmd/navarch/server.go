@@ -30,14 +30,7 @@ func serverFlags(fs *flag.FlagSet, cfg *node.Config, secretFile *string) (tokenF
 	fs.StringVar(&cfg.Domain, "domain", cfg.Domain, "DNS suffix short host names resolve under")
 	fs.StringVar(&cfg.GossipAddr, "gossip-addr", cfg.GossipAddr, "address to gossip with other nodes on (empty: a single node)")
 	fs.StringVar(&cfg.GossipAdvertise, "gossip-advertise", cfg.GossipAdvertise, "address other nodes reach --gossip-addr at, if different")
-	fs.Func("join", "gossip address of a node to join (repeatable, or comma-separated)", func(v string) error {
-		for _, a := range strings.Split(v, ",") {
-			if a = strings.TrimSpace(a); a != "" {
-				cfg.Join = append(cfg.Join, a)
-			}
-		}
-		return nil
-	})
+	fs.Func("join", "gossip address of a node to join (repeatable, or comma-separated)", listFlag(&cfg.Join, true))
 	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", cfg.BootstrapExpect, "form a new cluster once this many nodes see each other")
 	fs.StringVar(&cfg.ClusterCACert, "cluster-ca-cert", cfg.ClusterCACert, "CA certificate (PEM) to sign node certificates with, instead of the one derived from the cluster secret")
 	fs.StringVar(&cfg.ClusterCAKey, "cluster-ca-key", cfg.ClusterCAKey, "key of --cluster-ca-cert")

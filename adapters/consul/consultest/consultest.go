@@ -8,19 +8,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	capi "github.com/hashicorp/consul/api"
 
 	"github.com/navarch/navarch/internal/peers"
-	"github.com/navarch/navarch/internal/ports"
 )
 
 // Binary returns the path of the consul binary, or skips (fails in CI) the test when
@@ -60,12 +56,8 @@ type Agent struct {
 	HTTPSAddr string
 	// WANAddr is its WAN gossip address (serf WAN), for Options.JoinWAN.
 	WANAddr string
-	bin     string
-	args    []string
-	logPath string
+	proc    peers.Process
 	opts    Options
-	cmd     *exec.Cmd
-	exited  chan struct{}
 }
 
 // Start starts an agent and waits until it has a leader and its node is in the
@@ -78,27 +70,26 @@ func Start(t testing.TB, opts Options) *Agent {
 	if opts.Node == "" {
 		opts.Node = "consul-test"
 	}
-	a := &Agent{bin: Binary(t), opts: opts}
 	dir := t.TempDir()
-	a.logPath = filepath.Join(dir, "consul.log")
+	a := &Agent{opts: opts, proc: peers.Process{Name: "consul", Bin: Binary(t), LogPath: filepath.Join(dir, "consul.log")}}
 	t.Cleanup(func() {
-		a.kill()
+		a.proc.Kill()
 		if t.Failed() {
-			t.Logf("consul agent log (%s):\n%s", a.logPath, peers.Tail(a.logPath, 30))
+			t.Logf("consul agent log (%s):\n%s", a.proc.LogPath, peers.Tail(a.proc.LogPath, 30))
 		}
 	})
 	// The ports were free a moment ago; another process (tests run in parallel
 	// packages) may take one before the agent binds it. Then the agent exits at once,
 	// and it is tried again on other ports.
 	for attempt := 1; ; attempt++ {
-		a.configure(freePorts(t, 6), dir)
+		a.configure(peers.Ports(t, 6), dir)
 		err := a.start()
 		if err == nil {
 			return a
 		}
-		a.kill()
-		if attempt == 3 || !strings.Contains(peers.Tail(a.logPath, 30), "address already in use") {
-			t.Fatalf("consul agent not ready: %v\n%s", err, peers.Tail(a.logPath, 30))
+		a.proc.Kill()
+		if attempt == 3 || !strings.Contains(peers.Tail(a.proc.LogPath, 30), "address already in use") {
+			t.Fatalf("consul agent not ready: %v\n%s", err, peers.Tail(a.proc.LogPath, 30))
 		}
 	}
 }
@@ -113,38 +104,21 @@ func (a *Agent) configure(ports []int, dir string) {
 		https = strconv.Itoa(ports[5])
 		a.HTTPSAddr = "127.0.0.1:" + https
 	}
-	a.args = []string{"agent", "-client", "127.0.0.1", "-bind", "127.0.0.1", "-node", opts.Node, "-datacenter", opts.Datacenter,
+	a.proc.Args = []string{"agent", "-client", "127.0.0.1", "-bind", "127.0.0.1", "-node", opts.Node, "-datacenter", opts.Datacenter,
 		"-http-port", strconv.Itoa(ports[0]), "-dns-port", strconv.Itoa(ports[1]), "-serf-lan-port", strconv.Itoa(ports[2]),
 		"-serf-wan-port", strconv.Itoa(ports[3]), "-server-port", strconv.Itoa(ports[4]),
 		"-grpc-port", "-1", "-grpc-tls-port", "-1", "-https-port", https, "-log-level", "warn"}
 	if opts.JoinWAN != "" {
-		a.args = append(a.args, "-retry-join-wan", opts.JoinWAN)
+		a.proc.Args = append(a.proc.Args, "-retry-join-wan", opts.JoinWAN)
 	}
 	for _, h := range opts.HCL {
-		a.args = append(a.args, "-hcl", h)
+		a.proc.Args = append(a.proc.Args, "-hcl", h)
 	}
 	if opts.Persistent {
-		a.args = append(a.args, "-server", "-bootstrap-expect", "1", "-data-dir", filepath.Join(dir, "data"))
+		a.proc.Args = append(a.proc.Args, "-server", "-bootstrap-expect", "1", "-data-dir", filepath.Join(dir, "data"))
 	} else {
-		a.args = append(a.args, "-dev")
+		a.proc.Args = append(a.proc.Args, "-dev")
 	}
-}
-
-// freePorts returns n loopback ports that were free (TCP and UDP) a moment ago,
-// outside the kernel's ephemeral range (internal/ports), so that a restarted agent
-// finds them free again.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var out []int
-	for range n {
-		port, release, err := ports.Hold()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer release()
-		out = append(out, port)
-	}
-	return out
 }
 
 // Restart starts the agent (again, after Stop) on the same ports and data dir, and
@@ -152,31 +126,15 @@ func freePorts(t testing.TB, n int) []int {
 func (a *Agent) Restart(t testing.TB) {
 	t.Helper()
 	if err := a.start(); err != nil {
-		t.Fatalf("consul agent not ready: %v\n%s", err, peers.Tail(a.logPath, 30))
+		t.Fatalf("consul agent not ready: %v\n%s", err, peers.Tail(a.proc.LogPath, 30))
 	}
 }
 
 // start starts the agent process and waits until it is ready.
 func (a *Agent) start() error {
-	logf, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
+	if err := a.proc.Start(); err != nil {
 		return err
 	}
-	a.cmd = exec.Command(a.bin, a.args...)
-	a.cmd.Stdout, a.cmd.Stderr = logf, logf
-	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := a.cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("starting consul: %w", err)
-	}
-	exited := make(chan struct{})
-	a.exited = exited
-	cmd := a.cmd
-	go func() {
-		cmd.Wait()
-		logf.Close()
-		close(exited)
-	}()
 	return a.waitReady(60 * time.Second)
 }
 
@@ -197,7 +155,7 @@ func (a *Agent) waitReady(timeout time.Duration) error {
 			last = fmt.Errorf("no leader yet (%v)", err)
 		}
 		select {
-		case <-a.exited:
+		case <-a.proc.Exited():
 			return errors.New("the agent exited")
 		case <-ctx.Done():
 			return last
@@ -209,28 +167,7 @@ func (a *Agent) waitReady(timeout time.Duration) error {
 // Stop stops the agent (SIGTERM to its PID, SIGKILL after 10 s) and waits for it.
 func (a *Agent) Stop(t testing.TB) {
 	t.Helper()
-	if a.cmd == nil || a.cmd.Process == nil {
-		return
-	}
-	a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-a.exited:
-	case <-time.After(10 * time.Second):
-		a.cmd.Process.Signal(syscall.SIGKILL)
-		<-a.exited
-	}
-}
-
-func (a *Agent) kill() {
-	if a.cmd == nil || a.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-a.exited:
-	default:
-		a.cmd.Process.Signal(syscall.SIGKILL)
-		<-a.exited
-	}
+	a.proc.Stop()
 }
 
 // Datacenter returns the agent's datacenter.

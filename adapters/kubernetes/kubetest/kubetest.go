@@ -24,10 +24,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -35,7 +33,6 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/navarch/navarch/internal/peers"
-	"github.com/navarch/navarch/internal/ports"
 )
 
 // Cluster is a running API server.
@@ -49,8 +46,8 @@ type Cluster struct {
 
 	dir       string
 	caPEM     []byte
-	apiserver *process
-	etcd      *process
+	apiserver *peers.Process
+	etcd      *peers.Process
 }
 
 // Start starts etcd and kube-apiserver and waits until the API server is ready
@@ -62,23 +59,23 @@ func Start(t testing.TB) *Cluster {
 	dir := t.TempDir()
 	c := &Cluster{dir: dir, Token: "navarch-test-admin"}
 	t.Cleanup(func() {
-		for _, p := range []*process{c.apiserver, c.etcd} {
+		for _, p := range []*peers.Process{c.apiserver, c.etcd} {
 			if p == nil {
 				continue
 			}
-			p.kill()
+			p.Kill()
 			if t.Failed() {
-				t.Logf("%s log (%s):\n%s", p.name, p.logPath, peers.Tail(p.logPath, 30))
+				t.Logf("%s log (%s):\n%s", p.Name, p.LogPath, peers.Tail(p.LogPath, 30))
 			}
 		}
 	})
-	held := holdPorts(t, 3)
+	held := peers.Ports(t, 3)
 	etcdClient, etcdPeer, secure := held[0], held[1], held[2]
 	c.Server = "https://127.0.0.1:" + strconv.Itoa(secure)
 	if err := c.writeFiles(); err != nil {
 		t.Fatal(err)
 	}
-	c.etcd = &process{name: "etcd", bin: etcdBin, logPath: filepath.Join(dir, "etcd.log"), args: []string{
+	c.etcd = &peers.Process{Name: "etcd", Bin: etcdBin, LogPath: filepath.Join(dir, "etcd.log"), Args: []string{
 		"--name", "default", "--data-dir", filepath.Join(dir, "etcd"),
 		"--listen-client-urls", "http://127.0.0.1:" + strconv.Itoa(etcdClient),
 		"--advertise-client-urls", "http://127.0.0.1:" + strconv.Itoa(etcdClient),
@@ -87,7 +84,7 @@ func Start(t testing.TB) *Cluster {
 		"--initial-cluster", "default=http://127.0.0.1:" + strconv.Itoa(etcdPeer),
 		"--log-level", "warn",
 	}}
-	c.apiserver = &process{name: "kube-apiserver", bin: apiBin, logPath: filepath.Join(dir, "kube-apiserver.log"), args: []string{
+	c.apiserver = &peers.Process{Name: "kube-apiserver", Bin: apiBin, LogPath: filepath.Join(dir, "kube-apiserver.log"), Args: []string{
 		"--etcd-servers", "http://127.0.0.1:" + strconv.Itoa(etcdClient),
 		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", strconv.Itoa(secure),
 		"--tls-cert-file", filepath.Join(dir, "serving.crt"), "--tls-private-key-file", filepath.Join(dir, "serving.key"),
@@ -102,39 +99,22 @@ func Start(t testing.TB) *Cluster {
 		"--endpoint-reconciler-type", "none",
 		"--enable-priority-and-fairness=false", "--profiling=false", "-v", "0",
 	}}
-	if err := c.etcd.start(); err != nil {
-		t.Fatalf("starting etcd: %v\n%s", err, peers.Tail(c.etcd.logPath, 30))
+	if err := c.etcd.Start(); err != nil {
+		t.Fatalf("%v\n%s", err, peers.Tail(c.etcd.LogPath, 30))
 	}
 	c.Start(t)
 	return c
-}
-
-// holdPorts returns n loopback ports that were free a moment ago, outside the
-// kernel's ephemeral range (internal/ports), so that a restarted server finds its
-// port free again.
-func holdPorts(t testing.TB, n int) []int {
-	t.Helper()
-	var out []int
-	for range n {
-		port, release, err := ports.Hold()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer release()
-		out = append(out, port)
-	}
-	return out
 }
 
 // Start starts the API server (again, after Stop) on its port, and waits until it is
 // ready.
 func (c *Cluster) Start(t testing.TB) {
 	t.Helper()
-	if err := c.apiserver.start(); err != nil {
-		t.Fatalf("starting kube-apiserver: %v\n%s", err, peers.Tail(c.apiserver.logPath, 30))
+	if err := c.apiserver.Start(); err != nil {
+		t.Fatalf("%v\n%s", err, peers.Tail(c.apiserver.LogPath, 30))
 	}
 	if err := c.waitReady(90 * time.Second); err != nil {
-		t.Fatalf("kube-apiserver not ready: %v\n%s", err, peers.Tail(c.apiserver.logPath, 30))
+		t.Fatalf("kube-apiserver not ready: %v\n%s", err, peers.Tail(c.apiserver.LogPath, 30))
 	}
 }
 
@@ -142,7 +122,7 @@ func (c *Cluster) Start(t testing.TB) {
 // nothing listening until Start.
 func (c *Cluster) Stop(t testing.TB) {
 	t.Helper()
-	c.apiserver.stop()
+	c.apiserver.Stop()
 }
 
 // RESTConfig returns a client configuration of the admin.
@@ -181,7 +161,7 @@ func (c *Cluster) waitReady(timeout time.Duration) error {
 		}
 		last = err
 		select {
-		case <-c.apiserver.exited:
+		case <-c.apiserver.Exited():
 			return errors.New("kube-apiserver exited")
 		case <-time.After(100 * time.Millisecond):
 		}
@@ -260,61 +240,4 @@ func ecKeyPEM(k *ecdsa.PrivateKey) ([]byte, error) {
 		return nil, err
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), nil
-}
-
-// process is a peer process the test owns.
-type process struct {
-	name, bin, logPath string
-	args               []string
-	cmd                *exec.Cmd
-	exited             chan struct{}
-}
-
-func (p *process) start() error {
-	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	p.cmd = exec.Command(p.bin, p.args...)
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		logf.Close()
-		return err
-	}
-	exited := make(chan struct{})
-	p.exited = exited
-	cmd := p.cmd
-	go func() {
-		cmd.Wait()
-		logf.Close()
-		close(exited)
-	}()
-	return nil
-}
-
-// stop sends SIGTERM to the process, SIGKILL after 10 s, and waits for it.
-func (p *process) stop() {
-	if p.cmd == nil || p.cmd.Process == nil {
-		return
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.exited
-	}
-}
-
-func (p *process) kill() {
-	if p.cmd == nil || p.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-p.exited:
-	default:
-		p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.exited
-	}
 }
