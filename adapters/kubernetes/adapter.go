@@ -54,6 +54,9 @@ func New(cfg Config, st mirror.Store, node string, log *slog.Logger) (*Adapter, 
 		return nil, fmt.Errorf("kubernetes: %w", err)
 	}
 	rc.UserAgent = "navarch/" + node
+	// client-go allows 5 requests a second by default; every CSR with a pod's token
+	// is a TokenReview. istiod's own client allows 80 (bursts of 160).
+	rc.QPS, rc.Burst = 80, 160
 	authn, err := authnv1client.NewForConfig(rc)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes: %w", err)

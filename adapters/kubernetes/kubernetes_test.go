@@ -23,6 +23,7 @@ import (
 	"github.com/navarch/navarch/adapters/kubernetes"
 	"github.com/navarch/navarch/adapters/kubernetes/kubetest"
 	"github.com/navarch/navarch/adapters/registrytest"
+	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/registry"
 	"github.com/navarch/navarch/store"
 )
@@ -333,4 +334,68 @@ func legacyEndpoints(t *testing.T, st *store.Store) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// BenchmarkPodReadinessToStore measures how long a pod's readiness change takes to
+// reach the store (and from there every node's registry), through a real API
+// server: its watch, the adapter's batching (50 ms of quiet;
+// NAVARCH_BENCH_COALESCE=1ms makes it 1 ms) and its write. One op is one change,
+// flipped and awaited in turn.
+func BenchmarkPodReadinessToStore(b *testing.B) {
+	kc := kubetest.Start(b)
+	core := kc.Core(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := core.ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "ratings"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "ratings"}, Ports: []corev1.ServicePort{{Name: "grpc", Port: 9090}}}}
+	if _, err := core.Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	p, err := core.Pods("default").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "ratings-1", Labels: map[string]string{"app": "ratings"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}}}, metav1.CreateOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := registrytest.OpenStore(b)
+	cfg := kubernetes.DefaultConfig()
+	cfg.Kubeconfig, cfg.ClusterID = kc.Kubeconfig, clusterID
+	if d, err := time.ParseDuration(os.Getenv("NAVARCH_BENCH_COALESCE")); err == nil {
+		cfg.Coalesce = d // to see what the batching costs
+	}
+	done := make(chan error, 1)
+	go func() { done <- runAdapter(ctx, cfg, st, "n1") }()
+	defer func() { cancel(); <-done }()
+
+	key := api.Key{Kind: api.WorkloadEntry, Namespace: "default", Name: "ratings-1"}
+	space := store.RegistrySpace(kubernetes.SourceName(clusterID))
+	await := func(healthy bool) {
+		for {
+			r, err := st.Get(ctx, space, key)
+			if err == nil && (r.Meta.Annotations[registry.HealthAnnotation] != "unhealthy") == healthy {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	ready := false
+	flip := func() {
+		ready = !ready
+		cond := corev1.ConditionFalse
+		if ready {
+			cond = corev1.ConditionTrue
+		}
+		p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.1.0.1",
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: cond}}}
+		if p, err = core.Pods("default").UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		await(ready)
+	}
+	flip()
+	for b.Loop() {
+		flip()
+	}
 }

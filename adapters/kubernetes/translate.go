@@ -2,6 +2,8 @@ package kubernetes
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -66,7 +68,7 @@ func (t translator) translate(inv inventory) ([]*api.Resource, []mirror.Skipped)
 			slices[sl.Namespace+"/"+svc] = append(slices[sl.Namespace+"/"+svc], sl)
 		}
 	}
-	byNamespace := map[string][]*corev1.Service{}
+	sel := selectorIndex{}
 	for _, s := range sorted(inv.services) {
 		r := t.serviceEntry(s, slices[s.Namespace+"/"+s.Name], inv.nodes)
 		if r == nil {
@@ -74,20 +76,16 @@ func (t translator) translate(inv inventory) ([]*api.Resource, []mirror.Skipped)
 		}
 		keep("service "+s.Namespace+"/"+s.Name, r)
 		if len(s.Spec.Selector) > 0 && s.Spec.Type != corev1.ServiceTypeExternalName {
-			byNamespace[s.Namespace] = append(byNamespace[s.Namespace], s)
+			sel.add(s)
 		}
 	}
 	for _, p := range sorted(inv.pods) {
-		var selecting []*corev1.Service
-		for _, s := range byNamespace[p.Namespace] {
-			if selects(s.Spec.Selector, p.Labels) {
-				selecting = append(selecting, s)
-			}
-		}
-		if len(selecting) == 0 || !running(p) {
+		if !running(p) {
 			continue
 		}
-		keep("pod "+p.Namespace+"/"+p.Name, t.workloadEntry(p, selecting, inv.nodes[p.Spec.NodeName]))
+		if selecting := sel.selecting(p); len(selecting) > 0 {
+			keep("pod "+p.Namespace+"/"+p.Name, t.workloadEntry(p, selecting, inv.nodes[p.Spec.NodeName]))
+		}
 	}
 	return out, skips
 }
@@ -103,6 +101,47 @@ func sorted[T interface {
 		}
 		return out[i].GetName() < out[j].GetName()
 	})
+	return out
+}
+
+// selectorIndex finds the Services that select a pod without trying every Service
+// of its namespace: each Service is filed under one label of its selector (the
+// least key), and a pod looks up only its own labels.
+type selectorIndex struct {
+	byLabel map[string][]indexed // "<namespace>/<key>=<value>"
+	n       int
+}
+
+type indexed struct {
+	svc   *corev1.Service
+	order int // the order Services were added in
+}
+
+func (x *selectorIndex) add(s *corev1.Service) {
+	if x.byLabel == nil {
+		x.byLabel = map[string][]indexed{}
+	}
+	k := slices.Min(slices.Collect(maps.Keys(s.Spec.Selector)))
+	key := s.Namespace + "/" + k + "=" + s.Spec.Selector[k]
+	x.byLabel[key] = append(x.byLabel[key], indexed{svc: s, order: x.n})
+	x.n++
+}
+
+// selecting returns the Services that select the pod, in the order they were added.
+func (x *selectorIndex) selecting(p *corev1.Pod) []*corev1.Service {
+	var found []indexed
+	for k, v := range p.Labels {
+		for _, c := range x.byLabel[p.Namespace+"/"+k+"="+v] {
+			if selects(c.svc.Spec.Selector, p.Labels) {
+				found = append(found, c)
+			}
+		}
+	}
+	slices.SortFunc(found, func(a, b indexed) int { return a.order - b.order })
+	out := make([]*corev1.Service, len(found))
+	for i, c := range found {
+		out[i] = c.svc
+	}
 	return out
 }
 

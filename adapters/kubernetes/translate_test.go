@@ -68,6 +68,15 @@ func TestTranslate(t *testing.T) {
 				{Port: 80, TargetPort: intstr.FromInt32(8080)},
 			}},
 	}
+	// Selects reviews-v1 only, on the same label key as reviews and one more.
+	canary := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "reviews-v1", Namespace: "shop"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "reviews", "version": "v1"},
+			Ports: []corev1.ServicePort{
+				{Name: "grpc-api", Port: 9080, TargetPort: intstr.FromString("nonexistent")},
+				{Name: "admin", Port: 9999, TargetPort: intstr.FromString("grpc")},
+			}},
+	}
 	headless := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop"},
 		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "db"}, ClusterIPs: []string{corev1.ClusterIPNone},
@@ -111,7 +120,7 @@ func TestTranslate(t *testing.T) {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a", Labels: map[string]string{LabelRegion: "us", LabelZone: "us-1b"}}}
 
 	got, skips := translator{domain: "cluster.local"}.translate(inventory{
-		services: []*corev1.Service{svc, headless, external, manual},
+		services: []*corev1.Service{svc, canary, headless, external, manual},
 		pods:     []*corev1.Pod{v1, v2, pending, done, lonely},
 		nodes:    map[string]*corev1.Node{"node-a": node},
 		slices:   legacySlices,
@@ -125,7 +134,7 @@ func TestTranslate(t *testing.T) {
 		byName[r.Kind.Name+"/"+r.Meta.Name] = r
 		names = append(names, r.Kind.Name+"/"+r.Meta.Name)
 	}
-	want := []string{"ServiceEntry/db", "ServiceEntry/legacy", "ServiceEntry/payments", "ServiceEntry/reviews", "WorkloadEntry/reviews-v1", "WorkloadEntry/reviews-v2"}
+	want := []string{"ServiceEntry/db", "ServiceEntry/legacy", "ServiceEntry/payments", "ServiceEntry/reviews", "ServiceEntry/reviews-v1", "WorkloadEntry/reviews-v1", "WorkloadEntry/reviews-v2"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("resources %v, want %v (no pods without an IP, finished, or selected by nothing)", names, want)
 	}
@@ -170,9 +179,9 @@ func TestTranslate(t *testing.T) {
 
 	w1 := byName["WorkloadEntry/reviews-v1"]
 	wantW1 := &networking.WorkloadEntry{Address: "10.1.0.1", Labels: v1.Labels, ServiceAccount: "reviews",
-		Locality: "us/us-1b", Ports: map[string]uint32{"grpc-api": 7070}}
+		Locality: "us/us-1b", Ports: map[string]uint32{"grpc-api": 7070, "admin": 7070}}
 	if !proto.Equal(w1.Spec.(*networking.WorkloadEntry), wantW1) || w1.Meta.Annotations[registry.HealthAnnotation] != "" {
-		t.Errorf("reviews-v1:\n got %v %v\nwant %v, healthy", w1.Meta, w1.Spec, wantW1)
+		t.Errorf("reviews-v1 (selected by reviews and reviews-v1; grpc-api resolved by reviews, the first by name):\n got %v %v\nwant %v, healthy", w1.Meta, w1.Spec, wantW1)
 	}
 	w2 := byName["WorkloadEntry/reviews-v2"]
 	if we := w2.Spec.(*networking.WorkloadEntry); we.Locality != "eu/eu-1a" || we.Network != "west" {
@@ -184,7 +193,7 @@ func TestTranslate(t *testing.T) {
 
 	// The translation is a function of the inventory, whatever order it is listed in.
 	again, _ := translator{domain: "cluster.local"}.translate(inventory{
-		services: []*corev1.Service{manual, external, headless, svc},
+		services: []*corev1.Service{manual, external, headless, canary, svc},
 		pods:     []*corev1.Pod{lonely, done, pending, v2, v1},
 		nodes:    map[string]*corev1.Node{"node-a": node},
 		slices:   []*discoveryv1.EndpointSlice{legacySlices[1], legacySlices[0]},

@@ -125,9 +125,11 @@ func (c *Cluster) Stop(t testing.TB) {
 	c.apiserver.Stop()
 }
 
-// RESTConfig returns a client configuration of the admin.
+// RESTConfig returns a client configuration of the admin, without client-go's
+// default limit of 5 requests a second.
 func (c *Cluster) RESTConfig() *rest.Config {
-	return &rest.Config{Host: c.Server, BearerToken: c.Token, TLSClientConfig: rest.TLSClientConfig{CAData: c.caPEM}}
+	return &rest.Config{Host: c.Server, BearerToken: c.Token, TLSClientConfig: rest.TLSClientConfig{CAData: c.caPEM},
+		QPS: 1000, Burst: 2000}
 }
 
 // Core returns a client of the core API group, as the admin.
