@@ -2,6 +2,8 @@ package xds
 
 import (
 	"cmp"
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -80,6 +82,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 	}}, {name: virtualInbound, msg: virtualInboundListener(ctx)}}
 	httpPorts := map[uint32]bool{}
 	tcp := map[string]*tcpListener{}
+	binds := egressBindings(ctx)
 	for _, svc := range ctx.Services {
 		if svc.Resolution == registry.ResolutionNone {
 			continue
@@ -93,7 +96,11 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 				continue
 			}
 			addrs := svc.Addresses
-			if len(addrs) == 0 {
+			b, bound := binds.on(port.Number)
+			switch {
+			case bound:
+				addrs = []string{b.ip}
+			case len(addrs) == 0:
 				addrs = []string{"0.0.0.0"}
 			}
 			for _, a := range addrs {
@@ -101,7 +108,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 				name := ip + "_" + strconv.FormatUint(uint64(port.Number), 10)
 				l := tcp[name]
 				if l == nil {
-					l = &tcpListener{name: name, ip: ip, port: port.Number, taken: map[string]bool{}}
+					l = &tcpListener{name: name, ip: ip, port: port.Number, taken: map[string]bool{}, bindToPort: bound && b.bindToPort}
 					tcp[name] = l
 				}
 				l.add(ctx, svc, port)
@@ -109,22 +116,90 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 		}
 	}
 	for _, port := range sortedPorts(httpPorts) {
-		name := "0.0.0.0_" + strconv.FormatUint(uint64(port), 10)
+		ip := "0.0.0.0"
+		b, bound := binds.on(port)
+		if bound {
+			ip = b.ip
+		}
+		name := ip + "_" + strconv.FormatUint(uint64(port), 10)
 		hcm := &hcmv3.HttpConnectionManager{
-			StatPrefix: "outbound_0.0.0.0_" + strconv.FormatUint(uint64(port), 10),
+			StatPrefix: "outbound_" + name,
 			RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 				ConfigSource: adsConfigSource(), RouteConfigName: strconv.FormatUint(uint64(port), 10)}},
 			HttpFilters: envoyClientFilters(),
 			AccessLog:   accessLogsFor(ctx).client,
 		}
-		out = append(out, named{name: name, msg: outboundListener(name, "0.0.0.0", port, []*listenerv3.Filter{{
-			Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)}}})})
-		delete(tcp, name) // HTTP wins the wildcard address of a port
+		l := outboundListener(name, ip, port, []*listenerv3.Filter{{
+			Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)}}})
+		if bound && b.bindToPort {
+			l.BindToPort = nil
+		}
+		out = append(out, named{name: name, msg: l})
+		delete(tcp, name) // HTTP wins the address of a port
 	}
 	for _, name := range registry.SortedKeys(tcp) {
 		out = append(out, named{name: name, msg: tcp[name].build(ctx)})
 	}
 	return out
+}
+
+// egressBinding is where a Sidecar's egress listener puts the listeners of its port
+// (or, for the one without a port, of every other port), as in Istio: with
+// captureMode NONE the listener binds a port of its own (so that an application
+// without iptables redirection, a VM's, connects to it), on the bind address or
+// 127.0.0.1; with only a bind address, the listeners of the port take that address
+// instead of the services' (still reached through the virtual outbound listener).
+type egressBinding struct {
+	ip         string
+	bindToPort bool
+}
+
+type egressBindingSet struct {
+	byPort   map[uint32]*egressBinding // nil: the port's egress listener sets none
+	catchAll *egressBinding            // the egress listener without a port's
+}
+
+// on returns the binding of a port's listeners, if its egress listener sets one.
+func (s egressBindingSet) on(port uint32) (egressBinding, bool) {
+	b, named := s.byPort[port]
+	if !named {
+		b = s.catchAll
+	}
+	if b == nil {
+		return egressBinding{}, false
+	}
+	return *b, true
+}
+
+// egressBindings returns the bindings the proxy's Sidecar sets. A unix domain
+// socket bind is not built: it is reported and the port's listeners stay as without
+// a bind.
+func egressBindings(ctx *Context) egressBindingSet {
+	set := egressBindingSet{byPort: map[uint32]*egressBinding{}}
+	if ctx.sidecar == nil {
+		return set
+	}
+	for i, eg := range egressListeners(ctx.sidecar.Spec.(*networking.Sidecar)) {
+		b := egressBinding{ip: eg.Bind, bindToPort: eg.CaptureMode == networking.CaptureMode_NONE}
+		if strings.HasPrefix(b.ip, "unix://") {
+			where := fmt.Sprintf("Sidecar %s/%s spec.egress[%d].bind", ctx.sidecar.Meta.Namespace, ctx.sidecar.Meta.Name, i)
+			ctx.skip(where, errors.New("unix domain socket listeners are not built; the port's listeners take no bind"))
+			b = egressBinding{}
+		}
+		if b.ip == "" && b.bindToPort {
+			b.ip = "127.0.0.1" // Istio's default for a listener of its own
+		}
+		var bp *egressBinding
+		if b.ip != "" {
+			bp = &b
+		}
+		if eg.Port != nil {
+			set.byPort[eg.Port.Number] = bp
+		} else {
+			set.catchAll = bp
+		}
+	}
+	return set
 }
 
 // tcpListener is an outbound listener of non-HTTP service ports: address and port.
@@ -142,12 +217,13 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 //     before it whose matches all name destination subnets are chains by those
 //     subnets. Without such a route the service's cluster takes the rest.
 type tcpListener struct {
-	name   string
-	ip     string
-	port   uint32
-	chains []*listenerv3.FilterChain // by SNI and/or destination subnets (Envoy takes the most specific)
-	taken  map[string]bool           // the matches of chains, "name|subnets"
-	plain  *listenerv3.Filter        // for connections no chain takes
+	name       string
+	ip         string
+	port       uint32
+	bindToPort bool                      // a port of its own (captureMode NONE), not handed connections
+	chains     []*listenerv3.FilterChain // by SNI and/or destination subnets (Envoy takes the most specific)
+	taken      map[string]bool           // the matches of chains, "name|subnets"
+	plain      *listenerv3.Filter        // for connections no chain takes
 }
 
 func (l *tcpListener) add(ctx *Context, svc *registry.Service, port registry.Port) {
@@ -282,6 +358,9 @@ func (l *tcpListener) build(ctx *Context) *listenerv3.Listener {
 		plain = tcpProxy(cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client)
 	}
 	lis := outboundListener(l.name, l.ip, l.port, []*listenerv3.Filter{plain})
+	if l.bindToPort {
+		lis.BindToPort = nil
+	}
 	if len(l.chains) > 0 {
 		lis.FilterChains = append(l.chains, lis.FilterChains...)
 		for _, c := range l.chains {

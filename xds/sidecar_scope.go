@@ -27,9 +27,12 @@ import (
 //     configurations' last virtual host (Istio's block_all).
 //
 // Its ingress listeners replace the ports of the services that select the workload,
-// and its inboundConnectionPool limits the inbound clusters (sidecar_inbound.go). Not
-// translated (accepted, without effect): an ingress or egress listener's bind and
-// captureMode, and an egress listener's protocol (a port keeps its service's).
+// and its inboundConnectionPool limits the inbound clusters (sidecar_inbound.go). An
+// egress listener's captureMode NONE gives its port's outbound listeners a port of
+// their own on its bind address (127.0.0.1 by default), and a bind alone moves them
+// to that address (egressBindings in sidecar.go). Not translated (accepted, without
+// effect): an ingress listener's bind and captureMode, a unix domain socket bind
+// (reported), and an egress listener's protocol (a port keeps its service's).
 
 // sidecarFor returns the Sidecar that scopes proxy p, nil for none.
 func sidecarFor(snap *registry.Snapshot, p *Proxy, rootNS string) *api.Resource {

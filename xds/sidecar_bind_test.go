@@ -1,0 +1,72 @@
+package xds
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+)
+
+// TestSidecarEgressBindings: an egress listener with captureMode NONE gets a
+// listener that binds its port, on its bind address or 127.0.0.1; one with only a
+// bind address moves its port's listeners there, still handed connections by the
+// virtual outbound listener; other ports stay as they were; a unix domain socket
+// bind is reported and left out.
+func TestSidecarEgressBindings(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "inputs", "vm-sidecar.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := snapshotOf(t, string(data))
+	p := grpcProxy("vms", map[string]string{"app": "vm"})
+	p.Generator = ""
+	sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
+	if err == nil || !strings.Contains(err.Error(), "spec.egress[3].bind: unix domain socket listeners are not built") {
+		t.Errorf("build error %v, want the unix domain socket bind reported", err)
+	}
+	want := map[string]struct {
+		address    string
+		bindToPort bool
+	}{
+		"127.0.0.1_9080": {"127.0.0.1:9080", true}, // captureMode NONE: 127.0.0.1
+		"127.0.0.2_3306": {"127.0.0.2:3306", true}, // captureMode NONE and a bind
+		"10.0.0.9_6379":  {"10.0.0.9:6379", false}, // a bind alone: still redirected
+		"0.0.0.0_7000":   {"0.0.0.0:7000", false},  // the unix socket left out
+		"0.0.0.0_8080":   {"0.0.0.0:8080", false},  // the catch-all listener: as without a Sidecar
+		virtualOutbound:  {"0.0.0.0:15001", true},
+		virtualInbound:   {"0.0.0.0:15006", true},
+	}
+	got := map[string]bool{}
+	for name, r := range sets[ListenerType].ByName {
+		got[name] = true
+		w, ok := want[name]
+		if !ok {
+			t.Errorf("unexpected listener %s", name)
+			continue
+		}
+		var l listenerv3.Listener
+		if err := r.Body.UnmarshalTo(&l); err != nil {
+			t.Fatal(err)
+		}
+		sa := l.Address.GetSocketAddress()
+		if addr := sa.GetAddress() + ":" + itoa(int(sa.GetPortValue())); addr != w.address {
+			t.Errorf("%s: address %s, want %s", name, addr, w.address)
+		}
+		if binds := l.BindToPort == nil || l.BindToPort.Value; binds != w.bindToPort {
+			t.Errorf("%s: binds its port %v, want %v", name, binds, w.bindToPort)
+		}
+	}
+	for name := range want {
+		if !got[name] {
+			t.Errorf("no listener %s", name)
+		}
+	}
+	// The bound HTTP listener takes its routes from the port's route configuration,
+	// which knows the port's services.
+	if _, ok := sets[RouteType].ByName["9080"]; !ok {
+		t.Error("no route configuration 9080 for 127.0.0.1_9080")
+	}
+	checkGolden(t, filepath.Join("testdata", "vm-sidecar.sidecar.golden.yaml"), dump(t, sets))
+}
