@@ -2,23 +2,29 @@ package kubernetes_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes/scheme"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	discoveryv1client "k8s.io/client-go/kubernetes/typed/discovery/v1"
+	rbacv1client "k8s.io/client-go/kubernetes/typed/rbac/v1"
 
 	"github.com/navarch/navarch/adapters/kubernetes"
 	"github.com/navarch/navarch/adapters/kubernetes/kubetest"
@@ -311,17 +317,7 @@ func TestServiceWithoutSelector(t *testing.T) {
 // 80 in the store, as every node's registry reads them.
 func legacyEndpoints(t *testing.T, st *store.Store) []string {
 	t.Helper()
-	entries, rev, err := st.Snapshot(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var resources []store.Entry
-	for _, en := range entries {
-		if en.Status == nil {
-			resources = append(resources, en)
-		}
-	}
-	snap := registry.NewSnapshot(resources, rev, "cluster.local")
+	snap := registrySnapshot(t, st)
 	var out []string
 	for _, s := range snap.Services() {
 		if s.Hostname != "legacy.default.svc.cluster.local" {
@@ -398,4 +394,150 @@ func BenchmarkPodReadinessToStore(b *testing.B) {
 	for b.Loop() {
 		flip()
 	}
+}
+
+// TestDeployRBAC applies deploy/kubernetes/rbac.yaml to a real API server and runs
+// the adapter with a token of the service account it makes: the rights are enough
+// to follow the cluster and review a pod's token. The same adapter with a service
+// account the file binds nothing to is refused, and says so.
+func TestDeployRBAC(t *testing.T) {
+	kc := kubetest.Start(t)
+	core := kc.Core(t)
+	rbac, err := rbacv1client.NewForConfig(kc.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "kubernetes", "rbac.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, doc := range strings.Split(string(data), "\n---\n") {
+		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
+		if err != nil {
+			t.Fatalf("rbac.yaml document %d: %v", i, err)
+		}
+		switch o := obj.(type) {
+		case *corev1.Namespace:
+			_, err = core.Namespaces().Create(ctx, o, metav1.CreateOptions{})
+		case *corev1.ServiceAccount:
+			_, err = core.ServiceAccounts(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+		case *rbacv1.ClusterRole:
+			_, err = rbac.ClusterRoles().Create(ctx, o, metav1.CreateOptions{})
+		case *rbacv1.ClusterRoleBinding:
+			_, err = rbac.ClusterRoleBindings().Create(ctx, o, metav1.CreateOptions{})
+		default:
+			t.Fatalf("rbac.yaml document %d: unexpected %T", i, obj)
+		}
+		if err != nil {
+			t.Fatalf("applying rbac.yaml document %d: %v", i, err)
+		}
+	}
+	// A service account rbac.yaml binds nothing to, and a pod's (what the controllers
+	// would have made).
+	for _, sa := range []struct{ ns, name string }{{"navarch", "unbound"}, {"default", "default"}} {
+		if _, err := core.ServiceAccounts(sa.ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa.name}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	token := func(ns, sa, audience string) string {
+		tr, err := core.ServiceAccounts(ns).CreateToken(ctx, sa, &authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{Audiences: []string{audience}}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr.Status.Token
+	}
+	// The API server's own default audience: that of a token kubectl create token makes.
+	const apiAudience = "https://kubernetes.default.svc.cluster.local"
+
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "legacy"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
+	if _, err := core.Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	run := func(id, kubeconfig string) (*store.Store, *kubernetes.Adapter) {
+		st := registrytest.OpenStore(t)
+		cfg := kubernetes.DefaultConfig()
+		cfg.Kubeconfig, cfg.ClusterID = kubeconfig, clusterID
+		a, err := kubernetes.New(cfg, st, id, testLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		rctx, stop := context.WithCancel(ctx)
+		go func() { defer close(done); st.RunElected(rctx, a.ElectionName(), id, testLogger(), a.Run) }()
+		t.Cleanup(func() { stop(); <-done })
+		return st, a
+	}
+	status := func(st *store.Store) (store.SourceStatus, bool) {
+		entries, _, err := st.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, en := range entries {
+			if en.Status != nil && en.Status.Source == kubernetes.SourceName(clusterID) {
+				return *en.Status, true
+			}
+		}
+		return store.SourceStatus{}, false
+	}
+	await := func(what string, cond func() error) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			err := cond()
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %v", what, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	st, a := run("n1", kc.KubeconfigFor(t, token("navarch", "navarch", apiAudience)))
+	await("the adapter syncs with the rights of rbac.yaml", func() error {
+		if s, ok := status(st); !ok || s.Stale {
+			return fmt.Errorf("status %+v", s)
+		}
+		if got := legacyEndpoints(t, st); got != nil {
+			return fmt.Errorf("endpoints %v", got)
+		}
+		for _, s := range registrySnapshot(t, st).Services() {
+			if s.Hostname == "legacy.default.svc.cluster.local" {
+				return nil
+			}
+		}
+		return errors.New("no service legacy")
+	})
+	ns, sa, rejected, err := a.ReviewToken(ctx, token("default", "default", "istio-ca"))
+	if err != nil || rejected != "" || ns != "default" || sa != "default" {
+		t.Fatalf("reviewing a pod's token with the rights of rbac.yaml: %s/%s rejected %q, %v", ns, sa, rejected, err)
+	}
+
+	st2, _ := run("n2", kc.KubeconfigFor(t, token("navarch", "unbound", apiAudience)))
+	await("an adapter without those rights reports why", func() error {
+		if s, ok := status(st2); !ok || !s.Stale || !strings.Contains(s.Error, "403 Forbidden") {
+			return fmt.Errorf("status %+v", s)
+		}
+		return nil
+	})
+}
+
+// registrySnapshot is the registry every node would build from the store.
+func registrySnapshot(t *testing.T, st *store.Store) *registry.Snapshot {
+	t.Helper()
+	entries, rev, err := st.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resources []store.Entry
+	for _, en := range entries {
+		if en.Status == nil {
+			resources = append(resources, en)
+		}
+	}
+	return registry.NewSnapshot(resources, rev, "cluster.local")
 }

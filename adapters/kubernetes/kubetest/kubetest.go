@@ -132,6 +132,17 @@ func (c *Cluster) RESTConfig() *rest.Config {
 		QPS: 1000, Burst: 2000}
 }
 
+// KubeconfigFor writes a kubeconfig of the server with another bearer token (a
+// service account's) and returns its path.
+func (c *Cluster) KubeconfigFor(t testing.TB, token string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, []byte(Kubeconfig(c.Server, c.caPEM, token)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // Core returns a client of the core API group, as the admin.
 func (c *Cluster) Core(t testing.TB) *corev1client.CoreV1Client {
 	t.Helper()
