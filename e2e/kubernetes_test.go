@@ -361,3 +361,66 @@ func (m *kubeMesh) podCertificate(t *testing.T) {
 		t.Errorf("the nodes issued %d certificates, want 1 (the pod's own)", after-signedBefore)
 	}
 }
+
+// TestTwoKubernetesClusters: one navarch node follows two clusters (--kubeconfig and
+// --kube-cluster). A Service of the same name and namespace in both is one service,
+// as Istio's namespace sameness has it: a grpc-go client's RPCs reach the pods of
+// both clusters. Each cluster's pod tokens get certificates. One API server down
+// leaves that cluster's entries kept and stale and the other's fresh.
+func TestTwoKubernetesClusters(t *testing.T) {
+	east, west := kubetest.Start(t), kubetest.Start(t)
+	ctx := context.Background()
+	backends := map[string]*grpcapp.Backend{}
+	for name, kc := range map[string]*kubetest.Cluster{"east": east, "west": west} {
+		core := kc.Core(t)
+		if _, err := core.ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "ratings"}, Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": "ratings"},
+			Ports:    []corev1.ServicePort{{Name: "grpc-ratings", Port: kubeRatingsPort, TargetPort: intstr.FromString("grpc")}},
+		}}
+		if _, err := core.Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		m := &kubeMesh{t: t, core: core, backends: backends}
+		m.addPod("ratings-"+name, "v1")
+	}
+	c := startCluster(t, 1, "--kubeconfig", east.Kubeconfig, "--kube-cluster-id", "east", "--kube-cluster", "west="+west.Kubeconfig)
+	target := fmt.Sprintf("xds:///%s:%d", kubeRatingsHost, kubeRatingsPort)
+	eventually(t, 30*time.Second, "RPCs reach the pods of both clusters", func() error {
+		tl := callsVia(t, c, "n1", target, 200)
+		if tl.By["ratings-east"] == 0 || tl.By["ratings-west"] == 0 || len(tl.Failed) > 0 {
+			return fmt.Errorf("%v %v", tl.By, tl.Failed)
+		}
+		return nil
+	})
+
+	rootFile := writeFile(t, t.TempDir(), "root.pem", mustNodeCLI(t, c, "n1", "ca", "show", "-o", "pem"))
+	node, _ := c.Node("n1")
+	for name, kc := range map[string]*kubetest.Cluster{"east": east, "west": west} {
+		tr, err := kc.Core(t).ServiceAccounts("default").CreateToken(ctx, "default", &authnv1.TokenRequest{
+			Spec: authnv1.TokenRequestSpec{Audiences: []string{"istio-ca"}}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		res := cli(t, "", "agent", "certs", "--once", "--token-file", writeFile(t, dir, "token", tr.Status.Token),
+			"--out", dir, "--server", node.XDSTLS, "--ca-file", rootFile)
+		if res.Code != 0 {
+			t.Fatalf("a pod token of %s: agent certs exit %d: %s", name, res.Code, res.Stderr)
+		}
+	}
+
+	west.Stop(t)
+	eventually(t, 30*time.Second, "west stale, east fresh", func() error {
+		out := nodeCLI(t, c, "n1", "registry")
+		if !strings.Contains(out.Stdout, "warning: source kubernetes.west is stale") || strings.Contains(out.Stdout, "kubernetes.east is stale") {
+			return fmt.Errorf("navarch registry printed:\n%s%s", out.Stdout, out.Stderr)
+		}
+		return nil
+	})
+	if tl := callsVia(t, c, "n1", target, 200); tl.By["ratings-east"] == 0 || tl.By["ratings-west"] == 0 || len(tl.Failed) > 0 {
+		t.Fatalf("with west's API server down, both clusters' pods should keep their traffic: %v %v", tl.By, tl.Failed)
+	}
+}

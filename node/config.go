@@ -107,8 +107,12 @@ type Config struct {
 	// Consul brings a Consul catalog into the registry (off without an address).
 	Consul consul.Config
 	// Kubernetes brings a Kubernetes cluster's Services and pods into the registry
-	// (off without a kubeconfig). Its Domain is the node's.
+	// (off without a kubeconfig), and holds what every followed cluster shares
+	// (token audiences, batching). Its Domain is the node's.
 	Kubernetes kubernetes.Config
+	// KubernetesClusters are more clusters to follow (--kube-cluster id=kubeconfig),
+	// each with the settings of Kubernetes but its own ID, kubeconfig and network.
+	KubernetesClusters []KubernetesCluster
 	// AutoRegistrationGrace is how long a workload registered by its proxy
 	// (AUTO_REGISTER_GROUP) stays in the registry after its proxy disconnected, or
 	// after the node it was connected to died, 10 s as Istio's
@@ -117,6 +121,28 @@ type Config struct {
 	// Store tunes the embedded etcd member; Name, DataDir and URLs are filled in from
 	// the fields above.
 	Store store.Config
+}
+
+// KubernetesCluster is one more Kubernetes cluster a node follows.
+type KubernetesCluster struct {
+	ID, Kubeconfig, Network string
+}
+
+// kubernetesClusters returns the configuration of every cluster the node follows:
+// Kubernetes (when it names a kubeconfig), then each of KubernetesClusters.
+func (c *Config) kubernetesClusters() []kubernetes.Config {
+	var out []kubernetes.Config
+	base := c.Kubernetes
+	base.Domain = c.Domain
+	if base.Enabled() {
+		out = append(out, base)
+	}
+	for _, kc := range c.KubernetesClusters {
+		cfg := base
+		cfg.ClusterID, cfg.Kubeconfig, cfg.Network = kc.ID, kc.Kubeconfig, kc.Network
+		out = append(out, cfg)
+	}
+	return out
 }
 
 // DefaultConfig returns the configuration of `navarch server` without flags.
@@ -201,10 +227,15 @@ func (c *Config) Validate() error {
 	if err := c.Consul.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	kube := c.Kubernetes
-	kube.Domain = c.Domain
-	if err := kube.Validate(); err != nil {
-		errs = append(errs, err)
+	seen := map[string]bool{}
+	for _, kube := range c.kubernetesClusters() {
+		if err := kube.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+		if seen[kube.ClusterID] {
+			errs = append(errs, fmt.Errorf("node: Kubernetes cluster id %q given twice", kube.ClusterID))
+		}
+		seen[kube.ClusterID] = true
 	}
 	return errors.Join(errs...)
 }

@@ -184,7 +184,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	tr := translator{domain: a.cfg.Domain}
+	tr := translator{domain: a.cfg.Domain, network: a.cfg.Network}
 	w := &mirror.Writer{St: a.st, Source: a.Source(), Node: a.node, What: "the Kubernetes cluster",
 		Interval: a.cfg.StatusInterval, Retry: c.signal, Log: a.log}
 	c.signal() // an empty cluster is written too, once its lists were read

@@ -21,6 +21,9 @@ type Config struct {
 	// ClusterID names the cluster: the registry source is "kubernetes.<ClusterID>"
 	// and the election "kubernetes/<ClusterID>".
 	ClusterID string
+	// Network is the network of the cluster's pods that name none themselves (label
+	// topology.istio.io/network), as Istio's per-cluster network; empty: none.
+	Network string
 	// Domain is the cluster's DNS domain: a Service's host is
 	// <name>.<namespace>.svc.<Domain>. The node sets it to its own --domain.
 	Domain string
@@ -63,6 +66,11 @@ func (c *Config) Validate() error {
 	var errs []error
 	if msgs := validation.IsDNS1123Label(c.ClusterID); len(msgs) > 0 {
 		errs = append(errs, fmt.Errorf("kubernetes: cluster id %q: %s", c.ClusterID, strings.Join(msgs, "; ")))
+	}
+	if c.Network != "" {
+		if msgs := validation.IsValidLabelValue(c.Network); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("kubernetes: network %q: %s", c.Network, strings.Join(msgs, "; ")))
+		}
 	}
 	if msgs := validation.IsDNS1123Subdomain(c.Domain); len(msgs) > 0 {
 		errs = append(errs, fmt.Errorf("kubernetes: domain %q: %s", c.Domain, strings.Join(msgs, "; ")))

@@ -1,6 +1,7 @@
 package kubernetes
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -45,7 +46,8 @@ type inventory struct {
 // translator turns an inventory into ServiceEntries and WorkloadEntries. It is a pure
 // function of its input: equal inventories give equal resources.
 type translator struct {
-	domain string
+	domain  string
+	network string // of pods that name none
 }
 
 // translate returns a ServiceEntry per Service and a WorkloadEntry per pod that a
@@ -328,7 +330,7 @@ func (t translator) workloadEntry(p *corev1.Pod, selecting []*corev1.Service, no
 		Labels:         p.Labels,
 		ServiceAccount: p.Spec.ServiceAccountName,
 		Locality:       locality(p, node),
-		Network:        p.Labels[LabelNetwork],
+		Network:        cmp.Or(p.Labels[LabelNetwork], t.network),
 	}
 	for _, s := range selecting {
 		for _, sp := range s.Spec.Ports {

@@ -30,7 +30,7 @@ func serverFlags(fs *flag.FlagSet, cfg *node.Config, secretFile *string) (tokenF
 	fs.StringVar(&cfg.Domain, "domain", cfg.Domain, "DNS suffix short host names resolve under")
 	fs.StringVar(&cfg.GossipAddr, "gossip-addr", cfg.GossipAddr, "address to gossip with other nodes on (empty: a single node)")
 	fs.StringVar(&cfg.GossipAdvertise, "gossip-advertise", cfg.GossipAdvertise, "address other nodes reach --gossip-addr at, if different")
-	fs.Func("join", "gossip address of a node to join (repeatable, or comma-separated)", listFlag(&cfg.Join, true))
+	fs.Var(listFlag(&cfg.Join, true), "join", "gossip address of a node to join (repeatable, or comma-separated)")
 	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", cfg.BootstrapExpect, "form a new cluster once this many nodes see each other")
 	fs.StringVar(&cfg.ClusterCACert, "cluster-ca-cert", cfg.ClusterCACert, "CA certificate (PEM) to sign node certificates with, instead of the one derived from the cluster secret")
 	fs.StringVar(&cfg.ClusterCAKey, "cluster-ca-key", cfg.ClusterCAKey, "key of --cluster-ca-cert")
@@ -45,16 +45,30 @@ func serverFlags(fs *flag.FlagSet, cfg *node.Config, secretFile *string) (tokenF
 	return tokenFile, logLevel, logFormat
 }
 
+// serverFlagSet binds every flag of `navarch server` to cfg, or to the values it
+// returns for the flags that are not fields of node.Config.
+func serverFlagSet(cfg *node.Config, stderr io.Writer) (fs *flag.FlagSet, v *serverFlagValues) {
+	fs = flag.NewFlagSet("navarch server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	v = &serverFlagValues{}
+	v.tokenFile, v.logLevel, v.logFormat = serverFlags(fs, cfg, &v.secretFile)
+	consulFlags(fs, &cfg.Consul)
+	kubernetesFlags(fs, &cfg.Kubernetes, &cfg.KubernetesClusters)
+	v.kekFile = caFlags(fs, cfg)
+	v.configFile = fs.String("config", "", "YAML file of flag values, keyed by flag name (consul-address: 127.0.0.1:8500); flags on the command line win")
+	return fs, v
+}
+
+// serverFlagValues are the flags of `navarch server` that are not node.Config's.
+type serverFlagValues struct {
+	tokenFile, logLevel, logFormat, kekFile, configFile *string
+	secretFile                                          string
+}
+
 func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg := node.DefaultConfig()
-	fs := flag.NewFlagSet("navarch server", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var secretFile string
-	tokenFile, logLevel, logFormat := serverFlags(fs, &cfg, &secretFile)
-	consulFlags(fs, &cfg.Consul)
-	kubernetesFlags(fs, &cfg.Kubernetes)
-	kekFile := caFlags(fs, &cfg)
-	configFile := fs.String("config", "", "YAML file of flag values, keyed by flag name (consul-address: 127.0.0.1:8500); flags on the command line win")
+	fs, v := serverFlagSet(&cfg, stderr)
+	tokenFile, logLevel, logFormat, kekFile, configFile := v.tokenFile, v.logLevel, v.logFormat, v.kekFile, v.configFile
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -64,7 +78,7 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := readKEK(*kekFile, &cfg); err != nil {
 		return err
 	}
-	if secretFile != "" {
+	if secretFile := v.secretFile; secretFile != "" {
 		b, err := os.ReadFile(secretFile)
 		if err != nil {
 			return fmt.Errorf("reading the cluster secret: %w", err)

@@ -13,24 +13,12 @@ import (
 	"github.com/navarch/navarch/node"
 )
 
-// serverFlagSet binds every flag of `navarch server` to cfg, as runServer does.
-func serverFlagSet(cfg *node.Config) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet("navarch server", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	var secretFile string
-	serverFlags(fs, cfg, &secretFile)
-	consulFlags(fs, &cfg.Consul)
-	caFlags(fs, cfg)
-	configFile := fs.String("config", "", "")
-	return fs, configFile
-}
-
 // TestServerFlagDefaultsAreDefaultConfig: setting every flag to the default it
 // prints gives node.DefaultConfig back, so `navarch server --help` tells the truth
 // and no flag has a default of its own.
 func TestServerFlagDefaultsAreDefaultConfig(t *testing.T) {
 	cfg := node.DefaultConfig()
-	fs, _ := serverFlagSet(&cfg)
+	fs, _ := serverFlagSet(&cfg, io.Discard)
 	fs.VisitAll(func(f *flag.Flag) {
 		if err := fs.Set(f.Name, f.DefValue); err != nil {
 			t.Errorf("--%s=%q (its default): %v", f.Name, f.DefValue, err)
@@ -71,6 +59,23 @@ func TestConfigFile(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "Kubernetes clusters: the first by --kubeconfig, more by a list",
+			yaml: "kubeconfig: /etc/navarch/east\nkube-cluster-id: east\nkube-network: net-east\n" +
+				"kube-cluster: [west=/etc/navarch/west, 'south=/etc/navarch/south,network=net-south']\nkube-token-audiences: [istio-ca, navarch]\n",
+			check: func(t *testing.T, cfg node.Config) {
+				k := cfg.Kubernetes
+				if k.Kubeconfig != "/etc/navarch/east" || k.ClusterID != "east" || k.Network != "net-east" ||
+					!slices.Equal(k.TokenAudiences, []string{"istio-ca", "navarch"}) {
+					t.Fatalf("first cluster %+v", k)
+				}
+				want := []node.KubernetesCluster{{ID: "west", Kubeconfig: "/etc/navarch/west"}, {ID: "south", Kubeconfig: "/etc/navarch/south", Network: "net-south"}}
+				if !slices.Equal(cfg.KubernetesClusters, want) {
+					t.Fatalf("more clusters %+v, want %+v", cfg.KubernetesClusters, want)
+				}
+			},
+		},
+		{name: "a Kubernetes cluster needs an id", yaml: "kube-cluster: [/etc/navarch/west]\n", err: "want <cluster id>=<kubeconfig>"},
 		{name: "an unknown key is an error", yaml: "consul-adress: x\n", err: `unknown key "consul-adress"`},
 		{name: "a bad value names the key", yaml: "bootstrap-expect: lots\n", err: "bootstrap-expect"},
 		{name: "a nested map is refused", yaml: "consul-address: {a: b}\n", err: "consul-address"},
@@ -81,7 +86,8 @@ func TestConfigFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg := node.DefaultConfig()
-			fs, configFile := serverFlagSet(&cfg)
+			fs, v := serverFlagSet(&cfg, io.Discard)
+			configFile := v.configFile
 			if err := fs.Parse(append([]string{"--config", file}, tt.args...)); err != nil {
 				t.Fatal(err)
 			}
