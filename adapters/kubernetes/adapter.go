@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	authnv1client "k8s.io/client-go/kubernetes/typed/authentication/v1"
@@ -145,14 +147,16 @@ func (a *Adapter) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.services = informer(core.RESTClient(), c, "services", &corev1.Service{}, nil)
-	c.pods = informer(core.RESTClient(), c, "pods", &corev1.Pod{}, nil)
-	c.nodes = informer(core.RESTClient(), c, "nodes", &corev1.Node{}, nil)
+	// Pods and nodes change often in ways the translation does not read (a node's
+	// status, a container's restart count): those updates wake nothing.
+	c.services = informer(core.RESTClient(), c, "services", &corev1.Service{}, nil, nil)
+	c.pods = informer(core.RESTClient(), c, "pods", &corev1.Pod{}, nil, samePod)
+	c.nodes = informer(core.RESTClient(), c, "nodes", &corev1.Node{}, nil, sameNode)
 	// The slices Kubernetes keeps for Services with selectors say nothing the pods
 	// do not: only those kept by others (Services without selectors) are read.
 	c.slices = informer(disc.RESTClient(), c, "endpointslices", &discoveryv1.EndpointSlice{}, func(o *metav1.ListOptions) {
 		o.LabelSelector = discoveryv1.LabelManagedBy + "!=" + endpointSliceController
-	})
+	}, nil)
 	// Only what the translation reads is kept of pods and nodes: they are most of
 	// what the informers hold.
 	if err := c.pods.SetTransform(slimPod); err != nil {
@@ -275,8 +279,9 @@ func (c *cluster) inventory() inventory {
 const endpointSliceController = "endpointslice-controller.k8s.io"
 
 // informer returns an informer of every object of a resource (those that filter
-// leaves in), whose changes signal c.
-func informer(rc cache.Getter, c *cluster, resource string, obj runtime.Object, filter func(*metav1.ListOptions)) cache.SharedIndexInformer {
+// leaves in), whose changes signal c, except updates unchanged (when given) says the
+// translation cannot see.
+func informer(rc cache.Getter, c *cluster, resource string, obj runtime.Object, filter func(*metav1.ListOptions), unchanged func(old, cur any) bool) cache.SharedIndexInformer {
 	if filter == nil {
 		filter = func(*metav1.ListOptions) {}
 	}
@@ -288,8 +293,12 @@ func informer(rc cache.Getter, c *cluster, resource string, obj runtime.Object, 
 	}
 	// Registration fails only on a stopped informer; this one has not started.
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { changed() },
-		UpdateFunc: func(any, any) { changed() },
+		AddFunc: func(any) { changed() },
+		UpdateFunc: func(old, cur any) {
+			if unchanged == nil || !unchanged(old, cur) {
+				changed()
+			}
+		},
 		DeleteFunc: func(any) { changed() },
 	})
 	return inf
@@ -317,6 +326,27 @@ func (h *healthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		h.c.setErr(nil)
 	}
 	return resp, err
+}
+
+// sameNode reports whether two versions of a (slim) node are the same to the
+// translation: the same labels.
+func sameNode(old, cur any) bool {
+	o, ok1 := old.(*corev1.Node)
+	n, ok2 := cur.(*corev1.Node)
+	return ok1 && ok2 && maps.Equal(o.Labels, n.Labels)
+}
+
+// samePod reports whether two versions of a (slim) pod are the same to the
+// translation: equal but for their resource versions.
+func samePod(old, cur any) bool {
+	o, ok1 := old.(*corev1.Pod)
+	n, ok2 := cur.(*corev1.Pod)
+	if !ok1 || !ok2 {
+		return false
+	}
+	oc, nc := *o, *n
+	oc.ResourceVersion, nc.ResourceVersion = "", ""
+	return equality.Semantic.DeepEqual(&oc, &nc)
 }
 
 // slimNode keeps of a node what the translation reads: its name and labels.

@@ -222,3 +222,34 @@ func TestTranslateSkipsInvalid(t *testing.T) {
 		t.Fatalf("skipped %v, want service shop/reviews", skips)
 	}
 }
+
+// TestUnchangedUpdates: a pod or node update the translation cannot see (only its
+// resource version moved, after slimming away its status noise) wakes nothing; one
+// it can see does.
+func TestUnchangedUpdates(t *testing.T) {
+	p := pod("reviews-v1", map[string]string{"app": "reviews"}, "10.1.0.1", true)
+	p.ResourceVersion = "1"
+	restarted := p.DeepCopy()
+	restarted.ResourceVersion = "2"
+	restarted.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", RestartCount: 3}}
+	unready := p.DeepCopy()
+	unready.ResourceVersion = "3"
+	unready.Status.Conditions[0].Status = corev1.ConditionFalse
+	slim := func(p *corev1.Pod) any { o, _ := slimPod(p); return o }
+	if !samePod(slim(p), slim(restarted)) {
+		t.Error("a container restart woke the adapter")
+	}
+	if samePod(slim(p), slim(unready)) {
+		t.Error("a pod turning unready did not wake the adapter")
+	}
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "a", ResourceVersion: "1", Labels: map[string]string{LabelZone: "z1"}}}
+	beat := n.DeepCopy()
+	beat.ResourceVersion = "2"
+	beat.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
+	moved := n.DeepCopy()
+	moved.Labels = map[string]string{LabelZone: "z2"}
+	slimN := func(n *corev1.Node) any { o, _ := slimNode(n); return o }
+	if !sameNode(slimN(n), slimN(beat)) || sameNode(slimN(n), slimN(moved)) {
+		t.Error("node updates: a status change must wake nothing, a label change must")
+	}
+}
