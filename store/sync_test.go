@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
+
+	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/navarch/navarch/api"
 )
@@ -94,5 +97,64 @@ func TestSourceStatusIsWatched(t *testing.T) {
 	entries, _, _ := s.Snapshot(ctx)
 	if len(entries) != 1 || entries[0].Status == nil || entries[0].Status.Error != "connection refused" {
 		t.Fatalf("snapshot %+v, want the status", entries)
+	}
+}
+
+// TestSpaceWriter: between rereads a SpaceWriter works from what it last read and
+// wrote: it writes what changed, guarded by the revisions it knows, so a key another
+// writer changed is a conflict (and the next sync reads the space again), while a
+// key another writer created is left alone until a reread deletes it.
+func TestSpaceWriter(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	sp := RegistrySpace("kubernetes.east")
+	a, b := workloadEntry(t, "a", "10.0.0.1"), workloadEntry(t, "b", "10.0.0.2")
+	w := s.SpaceWriter(sp)
+	if st, err := w.Sync(ctx, []*api.Resource{a, b}, false); err != nil || st.Created != 2 {
+		t.Fatalf("first sync (reads the space, though not asked to): %+v, %v", st, err)
+	}
+	a2 := workloadEntry(t, "a", "10.0.0.9")
+	if st, err := w.Sync(ctx, []*api.Resource{a2, b}, false); err != nil || st.Updated != 1 || st.Unchanged != 1 {
+		t.Fatalf("one change: %+v, %v; want 1 updated, 1 unchanged", st, err)
+	}
+	if got, err := s.Get(ctx, sp, a2.Key()); err != nil || got.Spec.(*networking.WorkloadEntry).Address != "10.0.0.9" {
+		t.Fatalf("a after the update: %v, %v", got, err)
+	}
+
+	// Another writer creates c; w does not know it, and writes a without touching it.
+	other := s.SpaceWriter(sp)
+	c := workloadEntry(t, "c", "10.0.0.3")
+	if _, err := other.Sync(ctx, []*api.Resource{a2, b, c}, true); err != nil {
+		t.Fatal(err)
+	}
+	a3 := workloadEntry(t, "a", "10.0.0.7")
+	if st, err := w.Sync(ctx, []*api.Resource{a3, b}, false); err != nil || st.Updated != 1 || st.Deleted != 0 {
+		t.Fatalf("a write that does not touch the other writer's key: %+v, %v", st, err)
+	}
+	if _, err := s.Get(ctx, sp, c.Key()); err != nil {
+		t.Fatalf("the other writer's key is gone without a reread: %v", err)
+	}
+	// The other writer changes b: w's b is stale, writing it is a conflict, and
+	// nothing is written.
+	if _, err := other.Sync(ctx, []*api.Resource{a3, workloadEntry(t, "b", "10.0.0.8"), c}, true); err != nil {
+		t.Fatal(err)
+	}
+	b3 := workloadEntry(t, "b", "10.0.0.6")
+	if _, err := w.Sync(ctx, []*api.Resource{a3, b3}, false); !errors.Is(err, ErrConflict) {
+		t.Fatalf("writing a key another writer changed: %v, want ErrConflict", err)
+	}
+	// The next sync reads the space again: it knows b and c now, and deletes c.
+	st, err := w.Sync(ctx, []*api.Resource{a3, b3}, false)
+	if err != nil || st.Updated != 1 || st.Deleted != 1 {
+		t.Fatalf("after a conflict: %+v, %v; want b updated and c deleted", st, err)
+	}
+	// An invalid resource is refused, and nothing is written.
+	bad := workloadEntry(t, "d", "10.0.0.4")
+	bad.Spec.(*networking.WorkloadEntry).Address = "not an address!"
+	if _, err := w.Sync(ctx, []*api.Resource{a3, b3, bad}, false); err == nil {
+		t.Fatal("an invalid resource was accepted")
+	}
+	if _, err := s.Get(ctx, sp, bad.Key()); err == nil {
+		t.Fatal("the invalid resource was written")
 	}
 }

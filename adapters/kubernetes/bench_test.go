@@ -1,18 +1,67 @@
 package kubernetes
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/navarch/navarch/adapters/registrytest"
+	"github.com/navarch/navarch/store"
 )
 
 // BenchmarkTranslate measures one full translation, which every write of the
 // adapter does: 1,000 Services of 10 pods each over 100 nodes, as a mid-sized
 // cluster holds them.
 func BenchmarkTranslate(b *testing.B) {
+	inv := bigInventory()
+	tr := translator{domain: "cluster.local"}
+	b.ReportAllocs()
+	for b.Loop() {
+		out, skips := tr.translate(inv)
+		if len(out) != 11000 || len(skips) != 0 {
+			b.Fatalf("%d resources, %d skipped", len(out), len(skips))
+		}
+	}
+}
+
+// BenchmarkWrite measures what a write of that cluster costs when one pod changed,
+// as the adapter writes between two periodic re-syncs: its translation and the
+// store's SpaceWriter (which compares with what it last wrote and writes the one
+// resource that differs), against an embedded etcd. BenchmarkWriteReread reads
+// and decodes the whole space first, as a term's first write and every periodic
+// re-sync do.
+func BenchmarkWrite(b *testing.B)       { benchmarkWrite(b, false) }
+func BenchmarkWriteReread(b *testing.B) { benchmarkWrite(b, true) }
+
+func benchmarkWrite(b *testing.B, reread bool) {
+	inv := bigInventory()
+	tr := translator{domain: "cluster.local"}
+	st := registrytest.OpenStore(b)
+	sp := store.RegistrySpace(SourceName("bench"))
+	ctx := context.Background()
+	desired, _ := tr.translate(inv)
+	sw := st.SpaceWriter(sp)
+	if _, err := sw.Sync(ctx, desired, true); err != nil {
+		b.Fatal(err)
+	}
+	p := inv.pods[0]
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		p.Labels = map[string]string{"app": p.Labels["app"], "rev": fmt.Sprint(i)}
+		desired, _ := tr.translate(inv)
+		stats, err := sw.Sync(ctx, desired, reread)
+		if err != nil || stats.Updated != 1 {
+			b.Fatalf("sync: %+v, %v", stats, err)
+		}
+	}
+}
+
+// bigInventory is 1,000 Services of 10 pods each over 100 nodes.
+func bigInventory() inventory {
 	inv := inventory{nodes: map[string]*corev1.Node{}}
 	for n := range 100 {
 		name := fmt.Sprintf("node-%d", n)
@@ -38,12 +87,5 @@ func BenchmarkTranslate(b *testing.B) {
 			})
 		}
 	}
-	tr := translator{domain: "cluster.local"}
-	b.ReportAllocs()
-	for b.Loop() {
-		out, skips := tr.translate(inv)
-		if len(out) != 11000 || len(skips) != 0 {
-			b.Fatalf("%d resources, %d skipped", len(out), len(skips))
-		}
-	}
+	return inv
 }

@@ -22,9 +22,9 @@ import (
 // Store is where an adapter writes; *store.Store implements it. Both methods block on
 // etcd and are called from the goroutine that runs Coalesce.
 type Store interface {
-	// Sync makes a registry space equal to the desired resources, writing only what
-	// changed.
-	Sync(ctx context.Context, sp store.Space, desired []*api.Resource) (store.SyncStats, error)
+	// SpaceWriter returns a writer that makes a registry space equal to the desired
+	// resources, writing only what changed.
+	SpaceWriter(sp store.Space) *store.SpaceWriter
 	// PutSourceStatus records how a source's last sync went.
 	PutSourceStatus(ctx context.Context, st store.SourceStatus) error
 }
@@ -73,6 +73,7 @@ type Writer struct {
 	Retry func()
 	Log   *slog.Logger
 
+	space    *store.SpaceWriter
 	synced   uint64 // the Version last written
 	wrote    bool   // a write succeeded this term
 	syncErr  error  // the last write to the store failed
@@ -101,7 +102,12 @@ func (w *Writer) sync(ctx context.Context, s State) {
 	desired, skips := s.Desired()
 	w.reportSkipped(skips)
 	start := time.Now()
-	stats, err := w.St.Sync(ctx, store.RegistrySpace(w.Source), desired)
+	if w.space == nil {
+		w.space = w.St.SpaceWriter(store.RegistrySpace(w.Source))
+	}
+	// The space is read again at a term's first write and at every periodic
+	// re-sync; in between the writer knows what it wrote.
+	stats, err := w.space.Sync(ctx, desired, !w.wrote || s.Force)
 	if ctx.Err() != nil {
 		return
 	}
