@@ -22,10 +22,10 @@ import (
 
 // startIstiod runs istiod-xds (e2e/peers/istio/istiod): Istio's own discovery
 // server, in process as Istio's tests run it, serving the xDS istiod generates for
-// config on a loopback port, which it returns.
-func startIstiod(t *testing.T, bin, addr, config string) string {
+// config on a loopback port, which it returns. extra are more of its flags.
+func startIstiod(t *testing.T, bin, addr, config string, extra ...string) string {
 	t.Helper()
-	cmd := exec.Command(bin, "--addr", addr, "--config", writeFile(t, t.TempDir(), "config.yaml", config))
+	cmd := exec.Command(bin, append([]string{"--addr", addr, "--config", writeFile(t, t.TempDir(), "config.yaml", config)}, extra...)...)
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	out, err := cmd.StdoutPipe()

@@ -43,10 +43,18 @@ type Backend struct {
 // StartBackend starts a backend named name on a free loopback port.
 func StartBackend(name string) (*Backend, error) { return StartFlakyBackend(name, 1) }
 
+// StartBackendAt starts a backend named name on a free port of loopback address ip
+// (any of 127.0.0.0/8): backends that stand for pods need addresses of their own.
+func StartBackendAt(name, ip string) (*Backend, error) { return startBackend(name, ip, 1) }
+
 // StartFlakyBackend starts a backend that answers only every n-th call and fails
 // the others with UNAVAILABLE.
 func StartFlakyBackend(name string, n int64) (*Backend, error) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	return startBackend(name, "127.0.0.1", n)
+}
+
+func startBackend(name, ip string, n int64) (*Backend, error) {
+	lis, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,10 @@
 // same grpc-go xDS clients at it and at navarch, with the same YAML, and compare
 // what the traffic does (`make peers` builds it into .peers/bin/istiod-xds).
 //
+// With --kube it also follows a Kubernetes cluster of the objects given (its fake
+// client, as Istio's tests run istiod's Kubernetes registry), for the parity of
+// navarch's Kubernetes adapter.
+//
 // It prints "listening on <addr>" once serving, and runs until SIGTERM or SIGINT.
 package main
 
@@ -26,7 +30,17 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "address to serve xDS on")
 	configFile := flag.String("config", "", "YAML documents (Istio configuration) to serve")
+	kubeFile := flag.String("kube", "", "YAML documents (Kubernetes objects: Services, pods, EndpointSlices) of the cluster istiod follows, optional")
 	flag.Parse()
+	var kubeObjects string
+	if *kubeFile != "" {
+		b, err := os.ReadFile(*kubeFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "istiod-xds:", err)
+			os.Exit(2)
+		}
+		kubeObjects = string(b)
+	}
 	data, err := os.ReadFile(*configFile)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "istiod-xds:", err)
@@ -41,7 +55,8 @@ func main() {
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	err = test.Wrap(func(t test.Failer) {
 		s := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{
-			Configs: configs,
+			Configs:                configs,
+			KubernetesObjectString: kubeObjects,
 			ListenerBuilder: func() (net.Listener, error) {
 				return net.Listen("tcp", *addr)
 			},
