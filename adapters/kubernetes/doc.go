@@ -32,6 +32,9 @@
 //
 // Each Service of namespace ns becomes a ServiceEntry named after it in ns:
 //
+//   - the Service's labels, but topology.istio.io/network (an Istio east-west
+//     gateway's mark, which navarch would read as pods' addresses being the
+//     network's gateways);
 //   - host <name>.<ns>.svc.<domain> (the node's --domain), its cluster IPs as
 //     addresses (none for a headless Service), location MESH_INTERNAL, resolution
 //     STATIC, a workloadSelector equal to the Service's selector, exportTo from the

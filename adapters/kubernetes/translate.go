@@ -213,9 +213,18 @@ func (t translator) serviceEntry(s *corev1.Service, slices []*discoveryv1.Endpoi
 			}
 		}
 	}
+	// A Service's network label makes an Istio east-west gateway of it, reached at
+	// its load balancer's address; navarch would take the pods' addresses for the
+	// gateway's, which other networks cannot reach, so the label is not copied
+	// (a network's gateways are given as a ServiceEntry, docs/xds.md).
+	labels := s.Labels
+	if _, ok := labels[LabelNetwork]; ok {
+		labels = maps.Clone(labels)
+		delete(labels, LabelNetwork)
+	}
 	return &api.Resource{
 		Kind: api.ServiceEntry,
-		Meta: api.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: s.Labels},
+		Meta: api.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: labels},
 		Spec: se,
 	}
 }

@@ -60,7 +60,7 @@ func pod(name string, labels map[string]string, ip string, ready bool) *corev1.P
 
 func TestTranslate(t *testing.T) {
 	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "shop", Labels: map[string]string{"team": "a"},
+		ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "shop", Labels: map[string]string{"team": "a", LabelNetwork: "west"},
 			Annotations: map[string]string{AnnotationExportTo: "., istio-system"}},
 		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "reviews"}, ClusterIPs: []string{"10.96.0.9"},
 			Ports: []corev1.ServicePort{
@@ -149,7 +149,8 @@ func TestTranslate(t *testing.T) {
 		WorkloadSelector: &networking.WorkloadSelector{Labels: map[string]string{"app": "reviews"}},
 		ExportTo:         []string{".", "istio-system"},
 	}
-	if se := byName["ServiceEntry/reviews"]; !proto.Equal(se.Spec.(*networking.ServiceEntry), wantSE) || se.Meta.Namespace != "shop" || se.Meta.Labels["team"] != "a" {
+	if se := byName["ServiceEntry/reviews"]; !proto.Equal(se.Spec.(*networking.ServiceEntry), wantSE) || se.Meta.Namespace != "shop" ||
+		se.Meta.Labels["team"] != "a" || se.Meta.Labels[LabelNetwork] != "" || svc.Labels[LabelNetwork] != "west" {
 		t.Errorf("reviews:\n got %v %v\nwant %v", se.Meta, se.Spec, wantSE)
 	}
 	if se := byName["ServiceEntry/db"].Spec.(*networking.ServiceEntry); len(se.Addresses) != 0 {
