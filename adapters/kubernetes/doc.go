@@ -60,7 +60,8 @@
 // (label topology.istio.io/network), and the container port each named target port
 // of the selecting Services resolves to (under the Service port's name; the first
 // Service by name wins a port name two of them resolve differently). A pod that is
-// not Ready, or is terminating, is marked unhealthy and gets no traffic. A selected
+// not Ready, or is terminating, is marked unhealthy and gets no traffic, unless
+// every Service selecting it publishes unready addresses (publishNotReadyAddresses). A selected
 // WorkloadEntry of navarch's own configuration in the namespace joins the Service too,
 // as a VM does in Istio.
 package kubernetes

@@ -363,10 +363,24 @@ func (t translator) workloadEntry(p *corev1.Pod, selecting []*corev1.Service, no
 		Meta: api.ObjectMeta{Name: p.Name, Namespace: p.Namespace},
 		Spec: we,
 	}
-	if !ready(p) {
+	if !ready(p) && !publishesNotReady(selecting) {
 		r.Meta.Annotations = map[string]string{registry.HealthAnnotation: "unhealthy"}
 	}
 	return r
+}
+
+// publishesNotReady reports whether every Service selecting a pod publishes its
+// address whether it is ready or not (spec.publishNotReadyAddresses, as a
+// StatefulSet's peers find each other before they are ready): then the pod gets
+// traffic unready, as istiod sends it. A pod's health is one for all its Services,
+// so a Service that does not publish unready pods keeps it out of all.
+func publishesNotReady(selecting []*corev1.Service) bool {
+	for _, s := range selecting {
+		if !s.Spec.PublishNotReadyAddresses {
+			return false
+		}
+	}
+	return len(selecting) > 0
 }
 
 // containerPort returns the number of the pod's container port of that name, or 0.

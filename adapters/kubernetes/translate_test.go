@@ -254,3 +254,37 @@ func TestUnchangedUpdates(t *testing.T) {
 		t.Error("node updates: a status change must wake nothing, a label change must")
 	}
 }
+
+// TestPublishNotReadyAddresses: an unready pod whose Services all publish unready
+// addresses (spec.publishNotReadyAddresses) stays healthy; if one of them does not,
+// it is unhealthy.
+func TestPublishNotReadyAddresses(t *testing.T) {
+	service := func(name string, publish bool) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "db"}, PublishNotReadyAddresses: publish,
+				Ports: []corev1.ServicePort{{Name: "tcp", Port: 5432}}}}
+	}
+	unready := pod("db-0", map[string]string{"app": "db"}, "10.1.0.9", false)
+	health := func(svcs ...*corev1.Service) string {
+		out, skips := translator{domain: "cluster.local"}.translate(inventory{services: svcs, pods: []*corev1.Pod{unready}})
+		if len(skips) > 0 {
+			t.Fatal(skips)
+		}
+		for _, r := range out {
+			if r.Kind == api.WorkloadEntry {
+				return r.Meta.Annotations[registry.HealthAnnotation]
+			}
+		}
+		t.Fatal("no WorkloadEntry")
+		return ""
+	}
+	if got := health(service("db-peers", true)); got != "" {
+		t.Errorf("published unready: health %q, want healthy", got)
+	}
+	if got := health(service("db-peers", true), service("db", false)); got != "unhealthy" {
+		t.Errorf("also selected by a Service that does not publish it: health %q, want unhealthy", got)
+	}
+	if got := health(service("db", false)); got != "unhealthy" {
+		t.Errorf("not published: health %q, want unhealthy", got)
+	}
+}
