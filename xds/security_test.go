@@ -102,7 +102,7 @@ func TestSidecarInboundChains(t *testing.T) {
 	chainsByPort := func(snap *registry.Snapshot, labels map[string]string) map[uint32][]string {
 		p := grpcProxy("shop", labels)
 		p.Generator = ""
-		l := virtualInboundListener(newContext(snap, p, "cluster.local", "istio-system"))
+		l, _ := inboundListeners(newContext(snap, p, "cluster.local", "istio-system"))
 		out := map[uint32][]string{}
 		for _, fc := range l.FilterChains {
 			port := fc.GetFilterChainMatch().GetDestinationPort().GetValue()

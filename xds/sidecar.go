@@ -73,13 +73,14 @@ func (sidecarListeners) Name() string    { return "sidecar-listeners" }
 func (sidecarListeners) TypeURL() string { return ListenerType }
 
 func (sidecarListeners) Generate(ctx *Context) []named {
+	vin, bound := inboundListeners(ctx)
 	out := []named{{name: virtualOutbound, msg: &listenerv3.Listener{
 		Name:             virtualOutbound,
 		Address:          socketAddress("0.0.0.0", virtualOutboundPort),
 		UseOriginalDst:   wrapperspb.Bool(true),
 		FilterChains:     []*listenerv3.FilterChain{{Name: virtualOutbound, Filters: []*listenerv3.Filter{tcpProxy(cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client)}}},
 		TrafficDirection: corev3.TrafficDirection_OUTBOUND,
-	}}, {name: virtualInbound, msg: virtualInboundListener(ctx)}}
+	}}, {name: virtualInbound, msg: vin}}
 	httpPorts := map[uint32]bool{}
 	tcp := map[string]*tcpListener{}
 	binds := egressBindings(ctx)
@@ -139,6 +140,25 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 	}
 	for _, name := range registry.SortedKeys(tcp) {
 		out = append(out, named{name: name, msg: tcp[name].build(ctx)})
+	}
+	return addBoundInbound(ctx, out, bound)
+}
+
+// addBoundInbound adds the inbound listeners Sidecar ingress listeners bind. One
+// named as an outbound listener is (the same address and port) is reported and
+// left out: Envoy takes one listener per name, and the outbound one came first.
+func addBoundInbound(ctx *Context, out []named, bound []*listenerv3.Listener) []named {
+	taken := map[string]bool{}
+	for _, n := range out {
+		taken[n.name] = true
+	}
+	for _, l := range bound {
+		if taken[l.Name] {
+			where := fmt.Sprintf("Sidecar %s/%s spec.ingress", ctx.sidecar.Meta.Namespace, ctx.sidecar.Meta.Name)
+			ctx.skip(where, fmt.Errorf("listener %s (captureMode NONE) has the address and port of an outbound listener; left out", l.Name))
+			continue
+		}
+		out = append(out, named{name: l.Name, msg: l})
 	}
 	return out
 }

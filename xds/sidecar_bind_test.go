@@ -9,12 +9,15 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 )
 
-// TestSidecarEgressBindings: an egress listener with captureMode NONE gets a
-// listener that binds its port, on its bind address or 127.0.0.1; one with only a
-// bind address moves its port's listeners there, still handed connections by the
+// TestSidecarBindings: an egress listener with captureMode NONE gets a listener
+// that binds its port, on its bind address or 127.0.0.1; one with only a bind
+// address moves its port's listeners there, still handed connections by the
 // virtual outbound listener; other ports stay as they were; a unix domain socket
-// bind is reported and left out.
-func TestSidecarEgressBindings(t *testing.T) {
+// bind is reported and left out. An ingress listener with captureMode NONE gets a
+// listener of its own, bound on its bind address or the wildcard, with the port's
+// chains, unless an outbound listener has its address and port (reported); other
+// ingress ports stay chains of the virtual inbound listener.
+func TestSidecarBindings(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join("testdata", "inputs", "vm-sidecar.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -23,8 +26,9 @@ func TestSidecarEgressBindings(t *testing.T) {
 	p := grpcProxy("vms", map[string]string{"app": "vm"})
 	p.Generator = ""
 	sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
-	if err == nil || !strings.Contains(err.Error(), "spec.egress[3].bind: unix domain socket listeners are not built") {
-		t.Errorf("build error %v, want the unix domain socket bind reported", err)
+	if err == nil || !strings.Contains(err.Error(), "spec.egress[3].bind: unix domain socket listeners are not built") ||
+		!strings.Contains(err.Error(), "listener 0.0.0.0_8080 (captureMode NONE) has the address and port of an outbound listener") {
+		t.Errorf("build error %v, want the unix domain socket bind and the taken ingress port reported", err)
 	}
 	want := map[string]struct {
 		address    string
@@ -37,6 +41,8 @@ func TestSidecarEgressBindings(t *testing.T) {
 		"0.0.0.0_8080":   {"0.0.0.0:8080", false},  // the catch-all listener: as without a Sidecar
 		virtualOutbound:  {"0.0.0.0:15001", true},
 		virtualInbound:   {"0.0.0.0:15006", true},
+		"0.0.0.0_9080":   {"0.0.0.0:9080", true},  // ingress captureMode NONE: the wildcard
+		"10.0.0.1_9443":  {"10.0.0.1:9443", true}, // ingress captureMode NONE and a bind
 	}
 	got := map[string]bool{}
 	for name, r := range sets[ListenerType].ByName {
@@ -62,6 +68,19 @@ func TestSidecarEgressBindings(t *testing.T) {
 		if !got[name] {
 			t.Errorf("no listener %s", name)
 		}
+	}
+	// The redirected ingress port stays a chain of the virtual inbound listener; the
+	// bound ones are not there.
+	var vin listenerv3.Listener
+	if err := sets[ListenerType].ByName[virtualInbound].Body.UnmarshalTo(&vin); err != nil {
+		t.Fatal(err)
+	}
+	ports := map[uint32]bool{}
+	for _, fc := range vin.FilterChains {
+		ports[fc.GetFilterChainMatch().GetDestinationPort().GetValue()] = true
+	}
+	if !ports[9100] || ports[9080] || ports[9443] {
+		t.Errorf("virtual inbound chains for ports %v; want 9100, not 9080 or 9443", ports)
 	}
 	// The bound HTTP listener takes its routes from the port's route configuration,
 	// which knows the port's services.

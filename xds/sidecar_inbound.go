@@ -71,6 +71,10 @@ type inboundPort struct {
 	// tls is the Sidecar ingress listener's TLS: the port terminates it with the
 	// certificates it names, for clients outside the mesh, instead of mTLS.
 	tls *networking.ServerTLSSettings
+	// bind is set for a Sidecar ingress listener with captureMode NONE: its chains
+	// are a listener of their own, bound on this address and the port, for traffic
+	// not redirected to the virtual inbound listener (a VM without iptables).
+	bind string
 }
 
 // inboundPorts returns the workload's ports with chains of their own, sorted.
@@ -121,8 +125,12 @@ func sidecarIngress(ctx *Context) []inboundPort {
 	var out []inboundPort
 	for _, in := range ctx.sidecar.Spec.(*networking.Sidecar).Ingress {
 		port := registry.Port{Protocol: in.GetPort().GetProtocol()}
-		out = append(out, inboundPort{number: in.GetPort().GetNumber(), http: isHTTP(port), http2: isHTTP2(port),
-			endpoint: in.DefaultEndpoint, pool: in.ConnectionPool, tls: in.Tls})
+		ip := inboundPort{number: in.GetPort().GetNumber(), http: isHTTP(port), http2: isHTTP2(port),
+			endpoint: in.DefaultEndpoint, pool: in.ConnectionPool, tls: in.Tls}
+		if in.CaptureMode == networking.CaptureMode_NONE {
+			ip.bind = cmp.Or(in.Bind, "0.0.0.0") // Istio's default: the wildcard
+		}
+		out = append(out, ip)
 	}
 	return out
 }
@@ -138,8 +146,10 @@ func workloadPort(ctx *Context, svc *registry.Service, port registry.Port) uint3
 	return (&registry.Workload{}).PortFor(port)
 }
 
-// virtualInboundListener builds the virtual inbound listener of an Envoy sidecar.
-func virtualInboundListener(ctx *Context) *listenerv3.Listener {
+// inboundListeners builds the virtual inbound listener of an Envoy sidecar, and a
+// listener of its own for each port whose Sidecar ingress listener binds one
+// (captureMode NONE), named "<bind>_<port>" as in Istio.
+func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*listenerv3.Listener) {
 	p := ctx.Proxy
 	chains := []*listenerv3.FilterChain{{
 		// Connections to 15006 itself would loop.
@@ -156,12 +166,27 @@ func virtualInboundListener(ctx *Context) *listenerv3.Listener {
 		if port.http {
 			app, alpn = []*listenerv3.Filter{inboundHTTP(ctx, port, prefix)}, []string{"h2", "http/1.1"}
 		}
+		var portChains []*listenerv3.FilterChain
 		if port.tls != nil {
-			chains = append(chains, &listenerv3.FilterChain{Name: name + "|tls", TransportSocket: serverTLS(port.tls, port.http), Filters: app,
-				FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(port.number), TransportProtocol: "tls"}})
+			portChains = []*listenerv3.FilterChain{{Name: name + "|tls", TransportSocket: serverTLS(port.tls, port.http), Filters: app,
+				FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(port.number), TransportProtocol: "tls"}}}
+		} else {
+			portChains = inboundChains(mode, name, port.number, app, tcp, app, alpn)
+		}
+		if port.bind == "" {
+			chains = append(chains, portChains...)
 			continue
 		}
-		chains = append(chains, inboundChains(mode, name, port.number, app, tcp, app, alpn)...)
+		name = port.bind + "_" + strconv.FormatUint(uint64(port.number), 10)
+		bound = append(bound, &listenerv3.Listener{
+			Name:    name,
+			Address: socketAddress(port.bind, port.number),
+			ListenerFilters: []*listenerv3.ListenerFilter{
+				{Name: "envoy.filters.listener.tls_inspector", ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspectorv3.TlsInspector{})}},
+			},
+			FilterChains:     portChains,
+			TrafficDirection: corev3.TrafficDirection_INBOUND,
+		})
 	}
 	mode := peerAuthMode(ctx.Snapshot, ctx.RootNamespace, p.Namespace, p.Labels, 0)
 	passthrough := append(rbacNetworkFilters(ctx, p.Namespace, p.Labels, inboundPassthroughCluster), tcpProxy(inboundPassthroughCluster, accessLogsFor(ctx).server))
@@ -175,7 +200,7 @@ func virtualInboundListener(ctx *Context) *listenerv3.Listener {
 		},
 		FilterChains:     chains,
 		TrafficDirection: corev3.TrafficDirection_INBOUND,
-	}
+	}, bound
 }
 
 // inboundChains returns the filter chains of one port (0: every port without chains of

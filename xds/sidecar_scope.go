@@ -30,9 +30,11 @@ import (
 // and its inboundConnectionPool limits the inbound clusters (sidecar_inbound.go). An
 // egress listener's captureMode NONE gives its port's outbound listeners a port of
 // their own on its bind address (127.0.0.1 by default), and a bind alone moves them
-// to that address (egressBindings in sidecar.go). Not translated (accepted, without
-// effect): an ingress listener's bind and captureMode, a unix domain socket bind
-// (reported), and an egress listener's protocol (a port keeps its service's).
+// to that address (egressBindings in sidecar.go); an ingress listener's captureMode
+// NONE makes its port's inbound chains a listener of their own, on its bind address
+// or the wildcard (inboundListeners in sidecar_inbound.go). Not translated
+// (accepted, without effect): a unix domain socket bind (reported), and an egress
+// listener's protocol (a port keeps its service's).
 
 // sidecarFor returns the Sidecar that scopes proxy p, nil for none.
 func sidecarFor(snap *registry.Snapshot, p *Proxy, rootNS string) *api.Resource {
