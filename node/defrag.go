@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/navarch/navarch/internal/wait"
 	"github.com/navarch/navarch/store"
 )
 
@@ -15,14 +16,7 @@ const defragInterval = 10 * time.Minute
 // file free (store.DefaultDefragPolicy), so that a burst of churn does not leave the
 // file near etcd's quota; members take turns.
 func (n *Node) defragLoop(ctx context.Context, st *store.Store) {
-	t := time.NewTicker(defragInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	wait.Every(ctx, defragInterval, func() {
 		// Bounded: without a quorum the lock cannot be taken; try again next time.
 		dctx, cancel := context.WithTimeout(ctx, time.Minute)
 		r, err := st.DefragmentIfWasteful(dctx, store.DefaultDefragPolicy())
@@ -33,5 +27,5 @@ func (n *Node) defragLoop(ctx context.Context, st *store.Store) {
 		case r.Done:
 			n.log.Info("etcd database defragmented", "before_bytes", r.Before, "after_bytes", r.After)
 		}
-	}
+	})
 }

@@ -2,8 +2,6 @@ package consul_test
 
 import (
 	"context"
-	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -37,7 +35,7 @@ func newFixture(t *testing.T) registrytest.Fixture {
 
 // runAdapter runs every datacenter of the adapter under its election, as a node does.
 func runAdapter(ctx context.Context, cfg consul.Config, st *store.Store, id string) error {
-	log := testLogger().With("node", id)
+	log := registrytest.Logger().With("node", id)
 	a, err := consul.New(cfg, st, id, log)
 	if err != nil {
 		return err
@@ -56,13 +54,6 @@ func runAdapter(ctx context.Context, cfg consul.Config, st *store.Store, id stri
 	}
 	wg.Wait()
 	return nil
-}
-
-func testLogger() *slog.Logger {
-	if os.Getenv("NAVARCH_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
 }
 
 // source registers instances in Consul's catalog, each on a node of its own (an
@@ -156,7 +147,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	cfg := consul.DefaultConfig()
 	cfg.Address = "127.0.0.1:8500"
 	cfg.Datacenters = []string{"dc 1"}
-	_, err := consul.New(cfg, nil, "n1", testLogger())
+	_, err := consul.New(cfg, nil, "n1", registrytest.Logger())
 	if err == nil || !strings.Contains(err.Error(), `"dc 1"`) {
 		t.Fatalf("New with a bad datacenter: %v", err)
 	}

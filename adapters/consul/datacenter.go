@@ -2,10 +2,10 @@ package consul
 
 import (
 	"context"
-	"time"
 
 	"github.com/navarch/navarch/adapters/mirror"
 	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/internal/wait"
 )
 
 // Datacenter mirrors one Consul datacenter into its own registry space, so that
@@ -50,18 +50,7 @@ func (d *Datacenter) Run(ctx context.Context) error {
 		defer close(done)
 		w.run(ctx)
 	}()
-	go func() {
-		t := time.NewTicker(d.a.cfg.StatusInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				cat.forceSync()
-			}
-		}
-	}()
+	go wait.Every(ctx, d.a.cfg.StatusInterval, cat.forceSync)
 	tr := newTranslator(d.a.cfg, d.name, d.primary)
 	mw := &mirror.Writer{St: d.a.st, Source: d.Source(), Node: d.a.node, What: "the Consul catalog",
 		Interval: d.a.cfg.StatusInterval, Retry: cat.signal, Log: log}

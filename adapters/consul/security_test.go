@@ -112,7 +112,7 @@ func TestACLToken(t *testing.T) {
 	t.Run("without the token or datacenters, the agent's datacenter cannot be read", func(t *testing.T) {
 		cfg := cfg
 		cfg.Datacenters = nil
-		a, err := consul.New(cfg, registrytest.OpenStore(t), "n1", testLogger())
+		a, err := consul.New(cfg, registrytest.OpenStore(t), "n1", registrytest.Logger())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,7 +171,7 @@ func TestTLSCAFile(t *testing.T) {
 	t.Run("a missing CA file is an error at start", func(t *testing.T) {
 		cfg := consul.DefaultConfig()
 		cfg.Address, cfg.CAFile = agent.HTTPSAddr, filepath.Join(dir, "missing.pem")
-		if _, err := consul.New(cfg, registrytest.OpenStore(t), "n1", testLogger()); err == nil || !strings.Contains(err.Error(), "missing.pem") {
+		if _, err := consul.New(cfg, registrytest.OpenStore(t), "n1", registrytest.Logger()); err == nil || !strings.Contains(err.Error(), "missing.pem") {
 			t.Fatalf("New with a missing CA file: %v", err)
 		}
 	})

@@ -28,6 +28,7 @@ import (
 
 	"github.com/navarch/navarch/adapters/mirror"
 	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/internal/wait"
 )
 
 // Adapter mirrors one Kubernetes cluster's Services and pods into the registry.
@@ -176,17 +177,10 @@ func (a *Adapter) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(a.cfg.StatusInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				c.force.Store(true)
-				c.signal()
-			}
-		}
+		wait.Every(ctx, a.cfg.StatusInterval, func() {
+			c.force.Store(true)
+			c.signal()
+		})
 	}()
 	tr := translator{domain: a.cfg.Domain, network: a.cfg.Network}
 	w := &mirror.Writer{St: a.st, Source: a.Source(), Node: a.node, What: "the Kubernetes cluster",

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -83,19 +82,12 @@ func mustCreate(t *testing.T, what string, create func() error) {
 
 // runAdapter runs the adapter under its election, as a node does.
 func runAdapter(ctx context.Context, cfg kubernetes.Config, st *store.Store, id string) error {
-	log := testLogger().With("node", id)
+	log := registrytest.Logger().With("node", id)
 	a, err := kubernetes.New(cfg, st, id, log)
 	if err != nil {
 		return err
 	}
 	return st.RunElected(ctx, a.ElectionName(), id, log, a.Run)
-}
-
-func testLogger() *slog.Logger {
-	if os.Getenv("NAVARCH_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
 }
 
 // source expresses the suite's instances as Kubernetes has them: a pod per instance
@@ -234,11 +226,11 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	cfg := kubernetes.DefaultConfig()
 	cfg.Kubeconfig = "/nonexistent/kubeconfig"
 	cfg.ClusterID = "Cluster_1"
-	if _, err := kubernetes.New(cfg, nil, "n1", testLogger()); err == nil || !strings.Contains(err.Error(), `"Cluster_1"`) {
+	if _, err := kubernetes.New(cfg, nil, "n1", registrytest.Logger()); err == nil || !strings.Contains(err.Error(), `"Cluster_1"`) {
 		t.Fatalf("New with a bad cluster id: %v", err)
 	}
 	cfg.ClusterID = "c1"
-	if _, err := kubernetes.New(cfg, nil, "n1", testLogger()); err == nil || !strings.Contains(err.Error(), "/nonexistent/kubeconfig") {
+	if _, err := kubernetes.New(cfg, nil, "n1", registrytest.Logger()); err == nil || !strings.Contains(err.Error(), "/nonexistent/kubeconfig") {
 		t.Fatalf("New with a missing kubeconfig: %v", err)
 	}
 }
@@ -460,13 +452,13 @@ func TestDeployRBAC(t *testing.T) {
 		st := registrytest.OpenStore(t)
 		cfg := kubernetes.DefaultConfig()
 		cfg.Kubeconfig, cfg.ClusterID = kubeconfig, clusterID
-		a, err := kubernetes.New(cfg, st, id, testLogger())
+		a, err := kubernetes.New(cfg, st, id, registrytest.Logger())
 		if err != nil {
 			t.Fatal(err)
 		}
 		done := make(chan struct{})
 		rctx, stop := context.WithCancel(ctx)
-		go func() { defer close(done); st.RunElected(rctx, a.ElectionName(), id, testLogger(), a.Run) }()
+		go func() { defer close(done); st.RunElected(rctx, a.ElectionName(), id, registrytest.Logger(), a.Run) }()
 		t.Cleanup(func() { stop(); <-done })
 		return st, a
 	}

@@ -2,6 +2,8 @@ package registrytest
 
 import (
 	"context"
+	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -75,4 +77,13 @@ type Harness struct {
 	New func(t *testing.T) Fixture
 	// Timeout bounds every wait for the registry to show a change; default 30s.
 	Timeout time.Duration
+}
+
+// Logger is the logger an adapter's tests give it: silent, or with NAVARCH_TEST_LOG
+// set, everything down to debug on stderr.
+func Logger() *slog.Logger {
+	if os.Getenv("NAVARCH_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
 }
