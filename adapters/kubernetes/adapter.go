@@ -83,9 +83,6 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	return rc, nil
 }
 
-// RESTConfig returns the configuration the adapter reaches the API server with.
-func (a *Adapter) RESTConfig() *rest.Config { return rest.CopyConfig(a.rest) }
-
 // Source returns the registry source the cluster is written as.
 func (a *Adapter) Source() string { return SourceName(a.cfg.ClusterID) }
 
