@@ -4,7 +4,8 @@ import (
 	"context"
 	"net"
 	"sync"
-	"time"
+
+	"github.com/navarch/navarch/internal/wait"
 )
 
 // Load spreading. Istio never moves a proxy once connected, so after a node restarts
@@ -43,14 +44,7 @@ func (n *Node) rebalance(ctx context.Context, p *parts, conns *connTracker) {
 	if n.cfg.RebalanceInterval <= 0 {
 		return
 	}
-	t := time.NewTicker(n.cfg.RebalanceInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	wait.Every(ctx, n.cfg.RebalanceInterval, func() {
 		mine := p.xds.Connections()
 		all := []int{mine}
 		for _, pr := range n.gossip.Peers() {
@@ -60,7 +54,7 @@ func (n *Node) rebalance(ctx context.Context, p *parts, conns *connTracker) {
 		}
 		excess := excessProxies(mine, all)
 		if excess == 0 {
-			continue
+			return
 		}
 		closed := 0
 		for _, addr := range p.xds.Shed(excess) {
@@ -69,7 +63,7 @@ func (n *Node) rebalance(ctx context.Context, p *parts, conns *connTracker) {
 			}
 		}
 		n.log.Info("spreading load: asked proxies to reconnect elsewhere", "proxies", mine, "nodes", all, "closed", closed)
-	}
+	})
 }
 
 // connTracker is a listener that remembers its open connections by remote address,

@@ -10,6 +10,7 @@ import (
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 
+	"github.com/navarch/navarch/internal/wait"
 	"github.com/navarch/navarch/registry"
 )
 
@@ -179,16 +180,7 @@ func (s *Server) Run(ctx context.Context) error {
 const secretRefresh = time.Minute
 
 func (s *Server) refreshSecrets(ctx context.Context) {
-	t := time.NewTicker(secretRefresh)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		s.RefreshSecrets()
-	}
+	wait.Every(ctx, secretRefresh, s.RefreshSecrets)
 }
 
 // RefreshSecrets offers every authenticated stream its secrets again: those that
