@@ -149,7 +149,10 @@ func (a *Adapter) Run(ctx context.Context) error {
 	// status, a container's restart count): those updates wake nothing.
 	c.services = informer(core.RESTClient(), c, "services", &corev1.Service{}, nil, nil)
 	c.pods = informer(core.RESTClient(), c, "pods", &corev1.Pod{}, nil, samePod)
-	c.nodes = informer(core.RESTClient(), c, "nodes", &corev1.Node{}, nil, sameNode)
+	c.nodes = informer(core.RESTClient(), c, "nodes", &corev1.Node{}, nil, sameLabels)
+	// Namespaces choose what is followed (discovery selectors), and the system
+	// namespace names the cluster's network: their labels are all that is read.
+	c.namespaces = informer(core.RESTClient(), c, "namespaces", &corev1.Namespace{}, nil, sameLabels)
 	// The slices Kubernetes keeps for Services with selectors say nothing the pods
 	// do not: only those kept by others (Services without selectors) are read.
 	c.slices = informer(disc.RESTClient(), c, "endpointslices", &discoveryv1.EndpointSlice{}, func(o *metav1.ListOptions) {
@@ -161,6 +164,9 @@ func (a *Adapter) Run(ctx context.Context) error {
 		return err
 	}
 	if err := c.nodes.SetTransform(slimNode); err != nil {
+		return err
+	}
+	if err := c.namespaces.SetTransform(slimNamespace); err != nil {
 		return err
 	}
 	var wg sync.WaitGroup
@@ -179,7 +185,8 @@ func (a *Adapter) Run(ctx context.Context) error {
 			c.signal()
 		})
 	}()
-	tr := translator{domain: a.cfg.Domain, network: a.cfg.Network}
+	tr := translator{domain: a.cfg.Domain, network: a.cfg.Network, systemNamespace: a.cfg.SystemNamespace}
+	tr.selectors, _ = a.cfg.selectors() // New validated them
 	w := &mirror.Writer{St: a.st, Source: a.Source(), Node: a.node, What: "the Kubernetes cluster",
 		Interval: a.cfg.StatusInterval, Retry: c.signal, Log: a.log}
 	c.signal() // an empty cluster is written too, once its lists were read
@@ -204,14 +211,17 @@ func (a *Adapter) Run(ctx context.Context) error {
 
 // cluster is the cluster as the informers hold it, and whether it can be read.
 type cluster struct {
-	services, pods, nodes, slices cache.SharedIndexInformer
+	services, pods, nodes, slices, namespaces cache.SharedIndexInformer
 
 	changed chan struct{} // capacity 1: signals Coalesce
 	version atomic.Uint64 // bumped by every change the informers see
 	force   atomic.Bool   // a full re-sync is due
 
-	mu      sync.Mutex
-	readErr error // why the informers may be out of date; nil while the server answers
+	mu sync.Mutex
+	// readErrs say why the informers may be out of date, by the path of the resource
+	// whose last request failed: a refusal of one resource (a missing right) stays
+	// while the others are read.
+	readErrs map[string]error
 }
 
 func (c *cluster) signal() {
@@ -221,21 +231,35 @@ func (c *cluster) signal() {
 	}
 }
 
+// err returns why the informers may be out of date (the first failing resource's
+// error, by path), or nil while the server answers for every resource.
 func (c *cluster) err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.readErr
+	if len(c.readErrs) == 0 {
+		return nil
+	}
+	return c.readErrs[slices.Min(slices.Collect(maps.Keys(c.readErrs)))]
 }
 
-// setErr records whether the server answered the last request, and wakes the sync
-// loop when that changes (to write the source's status).
-func (c *cluster) setErr(err error) {
+// setErr records whether the server answered the last request for a resource, and
+// wakes the sync loop when the cluster turns stale or fresh (to write the source's
+// status).
+func (c *cluster) setErr(path string, err error) {
 	c.mu.Lock()
-	was := c.readErr
-	c.readErr = err
+	was := len(c.readErrs) == 0
+	if err != nil {
+		if c.readErrs == nil {
+			c.readErrs = map[string]error{}
+		}
+		c.readErrs[path] = err
+	} else {
+		delete(c.readErrs, path)
+	}
+	fresh := len(c.readErrs) == 0
 	c.mu.Unlock()
-	if (was == nil) != (err == nil) {
-		if err == nil {
+	if was != fresh {
+		if fresh {
 			c.force.Store(true) // re-sync what was missed
 		}
 		c.signal()
@@ -243,12 +267,12 @@ func (c *cluster) setErr(err error) {
 }
 
 func (c *cluster) informers() []cache.SharedIndexInformer {
-	return []cache.SharedIndexInformer{c.services, c.pods, c.nodes, c.slices}
+	return []cache.SharedIndexInformer{c.services, c.pods, c.nodes, c.slices, c.namespaces}
 }
 
 // inventory returns what the informers hold now.
 func (c *cluster) inventory() inventory {
-	inv := inventory{nodes: map[string]*corev1.Node{}}
+	inv := inventory{nodes: map[string]*corev1.Node{}, namespaces: map[string]*corev1.Namespace{}}
 	for _, o := range c.services.GetStore().List() {
 		inv.services = append(inv.services, o.(*corev1.Service))
 	}
@@ -261,6 +285,10 @@ func (c *cluster) inventory() inventory {
 	}
 	for _, o := range c.slices.GetStore().List() {
 		inv.slices = append(inv.slices, o.(*discoveryv1.EndpointSlice))
+	}
+	for _, o := range c.namespaces.GetStore().List() {
+		ns := o.(*corev1.Namespace)
+		inv.namespaces[ns.Name] = ns
 	}
 	return inv
 }
@@ -295,9 +323,10 @@ func informer(rc cache.Getter, c *cluster, resource string, obj runtime.Object, 
 	return inf
 }
 
-// healthTransport records in c whether the API server answers: a request that
-// cannot reach it, or that it answers with a server error or a refusal (401, 403,
-// 429), makes the cluster stale; any other answer makes it fresh.
+// healthTransport records in c whether the API server answers for each resource: a
+// request that cannot reach it, or that it answers with a server error or a refusal
+// (401, 403, 429), makes the cluster stale until the same resource's next request
+// gets any other answer.
 type healthTransport struct {
 	next http.RoundTripper
 	c    *cluster
@@ -309,22 +338,22 @@ func (h *healthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	case req.Context().Err() != nil:
 		// The adapter is stopping; the server said nothing.
 	case err != nil:
-		h.c.setErr(fmt.Errorf("reading %s: %w", req.URL.Path, err))
+		h.c.setErr(req.URL.Path, fmt.Errorf("reading %s: %w", req.URL.Path, err))
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusUnauthorized ||
 		resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusTooManyRequests:
-		h.c.setErr(fmt.Errorf("reading %s: the API server answered %s", req.URL.Path, resp.Status))
+		h.c.setErr(req.URL.Path, fmt.Errorf("reading %s: the API server answered %s", req.URL.Path, resp.Status))
 	default:
-		h.c.setErr(nil)
+		h.c.setErr(req.URL.Path, nil)
 	}
 	return resp, err
 }
 
-// sameNode reports whether two versions of a (slim) node are the same to the
-// translation: the same labels.
-func sameNode(old, cur any) bool {
-	o, ok1 := old.(*corev1.Node)
-	n, ok2 := cur.(*corev1.Node)
-	return ok1 && ok2 && maps.Equal(o.Labels, n.Labels)
+// sameLabels reports whether two versions of a (slim) node or namespace are the
+// same to the translation: the same labels.
+func sameLabels(old, cur any) bool {
+	o, ok1 := old.(metav1.Object)
+	n, ok2 := cur.(metav1.Object)
+	return ok1 && ok2 && maps.Equal(o.GetLabels(), n.GetLabels())
 }
 
 // samePod reports whether two versions of a (slim) pod are the same to the
@@ -348,6 +377,17 @@ func slimNode(o any) (any, error) {
 	}
 	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: n.Labels,
 		ResourceVersion: n.ResourceVersion, UID: n.UID}}, nil
+}
+
+// slimNamespace keeps of a namespace what the translation reads: its name and
+// labels.
+func slimNamespace(o any) (any, error) {
+	ns, ok := o.(*corev1.Namespace)
+	if !ok {
+		return o, nil // a tombstone
+	}
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns.Name, Labels: ns.Labels,
+		ResourceVersion: ns.ResourceVersion, UID: ns.UID}}, nil
 }
 
 // slimPod keeps of a pod what the translation reads.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
@@ -27,6 +28,15 @@ type Config struct {
 	// Domain is the cluster's DNS domain: a Service's host is
 	// <name>.<namespace>.svc.<Domain>. The node sets it to its own --domain.
 	Domain string
+	// DiscoverySelectors are label selectors of namespaces (Kubernetes' selector
+	// syntax: "env=prod,tier in (web,api)"), as Istio's discoverySelectors: only the
+	// Services, pods and EndpointSlices of namespaces matching one of them are
+	// followed. None: every namespace.
+	DiscoverySelectors []string
+	// SystemNamespace is the namespace whose topology.istio.io/network label is the
+	// network of the cluster's pods when Network is empty, as Istio reads it from its
+	// own namespace.
+	SystemNamespace string
 	// TokenAudiences are the audiences a service-account token presented to the CA
 	// must be for (Istio's: istio-ca).
 	TokenAudiences []string
@@ -42,8 +52,9 @@ type Config struct {
 // off until Kubeconfig is set.
 func DefaultConfig() Config {
 	return Config{
-		ClusterID: "kubernetes",
-		Domain:    "cluster.local",
+		ClusterID:       "kubernetes",
+		Domain:          "cluster.local",
+		SystemNamespace: "istio-system",
 		// istio-agent asks its kubelet for a token of this audience.
 		TokenAudiences: []string{"istio-ca"},
 		// A rollout changes pods within tens of milliseconds of each other; 50 ms of
@@ -72,6 +83,12 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("kubernetes: network %q: %s", c.Network, strings.Join(msgs, "; ")))
 		}
 	}
+	if _, err := c.selectors(); err != nil {
+		errs = append(errs, err)
+	}
+	if msgs := validation.IsDNS1123Label(c.SystemNamespace); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("kubernetes: system namespace %q: %s", c.SystemNamespace, strings.Join(msgs, "; ")))
+	}
 	if msgs := validation.IsDNS1123Subdomain(c.Domain); len(msgs) > 0 {
 		errs = append(errs, fmt.Errorf("kubernetes: domain %q: %s", c.Domain, strings.Join(msgs, "; ")))
 	}
@@ -87,4 +104,18 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("kubernetes: coalesce max must not be less than coalesce"))
 	}
 	return errors.Join(errs...)
+}
+
+// selectors parses DiscoverySelectors; nil when there are none (every namespace is
+// followed).
+func (c *Config) selectors() ([]labels.Selector, error) {
+	var out []labels.Selector
+	for _, s := range c.DiscoverySelectors {
+		sel, err := labels.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("kubernetes: discovery selector %q: %w", s, err)
+		}
+		out = append(out, sel)
+	}
+	return out, nil
 }

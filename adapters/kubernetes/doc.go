@@ -18,7 +18,12 @@
 // coalesced (Config.Coalesce, 50 ms of quiet, at most Config.CoalesceMax) into one
 // write.
 //
-// The credentials need get, list and watch on services, pods, nodes and
+// Config.DiscoverySelectors, as Istio's discoverySelectors, limit what is mirrored
+// to the namespaces whose labels match one of them (the informers still read every
+// namespace's objects; namespaces are followed too, so a namespace that gains or
+// loses a label joins or leaves at once).
+//
+// The credentials need get, list and watch on services, pods, nodes, namespaces and
 // endpointslices, cluster-wide, and create on tokenreviews (ReviewToken).
 //
 // If the API server cannot be reached (or refuses the adapter), the entries last
@@ -34,7 +39,9 @@
 //
 //   - the Service's labels, but topology.istio.io/network (an Istio east-west
 //     gateway's mark, which navarch would read as pods' addresses being the
-//     network's gateways);
+//     network's gateways: a Service so labelled makes a second ServiceEntry,
+//     <name>.network-gateway, whose endpoints are its load balancer's and external
+//     IPs on its gateway port, 15443 or its label networking.istio.io/gatewayPort);
 //   - host <name>.<ns>.svc.<domain> (the node's --domain), its cluster IPs as
 //     addresses (none for a headless Service), location MESH_INTERNAL, resolution
 //     STATIC, a workloadSelector equal to the Service's selector, exportTo from the
@@ -57,7 +64,8 @@
 // version work as in Istio), its service account, its locality (the istio-locality
 // label, "region.zone.subzone", else its node's topology.kubernetes.io/region,
 // topology.kubernetes.io/zone and topology.istio.io/subzone labels), its network
-// (label topology.istio.io/network), and the container port each named target port
+// (label topology.istio.io/network, else Config.Network, else that label of the
+// namespace Config.SystemNamespace), and the container port each named target port
 // of the selecting Services resolves to (under the Service port's name; the first
 // Service by name wins a port name two of them resolve differently). A pod that is
 // not Ready, or is terminating, is marked unhealthy and gets no traffic, unless

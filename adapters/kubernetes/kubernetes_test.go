@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	networking "istio.io/api/networking/v1alpha3"
 	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -305,6 +306,104 @@ func TestServiceWithoutSelector(t *testing.T) {
 	expect("an unready endpoint leaves, a new one joins", "192.168.0.3:8080")
 }
 
+// TestDiscoverySelectorsFollowNamespaces: with a discovery selector, the adapter
+// mirrors only the namespaces whose labels match it, and follows a namespace as it
+// gains or loses the label; the system namespace's network label is the network of
+// the cluster's pods, and a change of it reaches them.
+func TestDiscoverySelectorsFollowNamespaces(t *testing.T) {
+	kc := kubetest.Start(t)
+	core := kc.Core(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, ns := range []*corev1.Namespace{
+		{ObjectMeta: metav1.ObjectMeta{Name: "istio-system", Labels: map[string]string{kubernetes.LabelNetwork: "net-1"}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"mesh": "on"}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "lab"}},
+	} {
+		if _, err := core.Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "app"},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "app"}, Ports: []corev1.ServicePort{{Name: "grpc", Port: 7070}}}}
+		if _, err := core.Services(ns.Name).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := core.ServiceAccounts("shop").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := core.Pods("shop").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "app-0", Labels: map[string]string{"app": "app"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	(&source{core: core}).setStatus(t, p, "10.1.0.1", true)
+
+	st := registrytest.OpenStore(t)
+	cfg := kubernetes.DefaultConfig()
+	cfg.Kubeconfig, cfg.ClusterID = kc.Kubeconfig, clusterID
+	cfg.DiscoverySelectors = []string{"mesh=on"}
+	done := make(chan error, 1)
+	go func() { done <- runAdapter(ctx, cfg, st, "n1") }()
+	defer func() { cancel(); <-done }()
+
+	// mirrored returns what the store holds of the cluster: "kind ns/name", and a
+	// WorkloadEntry's network after it.
+	mirrored := func() []string {
+		entries, _, err := st.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, en := range entries {
+			r := en.Resource
+			if r == nil || en.Space.Source() != kubernetes.SourceName(clusterID) {
+				continue
+			}
+			s := r.Kind.Name + " " + r.Meta.Namespace + "/" + r.Meta.Name
+			if we, ok := r.Spec.(*networking.WorkloadEntry); ok {
+				s += " " + we.Network
+			}
+			out = append(out, s)
+		}
+		slices.Sort(out)
+		return out
+	}
+	expect := func(what string, want ...string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		var got []string
+		for time.Now().Before(deadline) {
+			if got = mirrored(); slices.Equal(got, want) {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("%s: mirrored %q, want %q", what, got, want)
+	}
+	label := func(name string, labels map[string]string) {
+		t.Helper()
+		ns, err := core.Namespaces().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.Labels = labels
+		if _, err := core.Namespaces().Update(ctx, ns, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect("only the selected namespace, its pod in the system namespace's network",
+		"ServiceEntry shop/app", "WorkloadEntry shop/app-0 net-1")
+	label("lab", map[string]string{"mesh": "on"})
+	expect("a namespace that gains the label joins",
+		"ServiceEntry lab/app", "ServiceEntry shop/app", "WorkloadEntry shop/app-0 net-1")
+	label("istio-system", map[string]string{kubernetes.LabelNetwork: "net-2"})
+	expect("the system namespace's network changes",
+		"ServiceEntry lab/app", "ServiceEntry shop/app", "WorkloadEntry shop/app-0 net-2")
+	label("shop", nil)
+	expect("a namespace that loses the label leaves", "ServiceEntry lab/app")
+}
+
 // legacyEndpoints returns the endpoints of legacy.default.svc.cluster.local's port
 // 80 in the store, as every node's registry reads them.
 func legacyEndpoints(t *testing.T, st *store.Store) []string {
@@ -516,6 +615,44 @@ func TestDeployRBAC(t *testing.T) {
 		}
 		return nil
 	})
+
+	// Every right of rbac.yaml but one: the missing one is named, and stays named
+	// while the other resources are read.
+	role, err := rbac.ClusterRoles().Get(ctx, "navarch", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "navarch-partial"}}
+	for _, r := range role.Rules {
+		r.Resources = slices.DeleteFunc(slices.Clone(r.Resources), func(res string) bool { return res == "namespaces" })
+		partial.Rules = append(partial.Rules, r)
+	}
+	if _, err := rbac.ClusterRoles().Create(ctx, partial, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := core.ServiceAccounts("navarch").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "partial"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rbac.ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "navarch-partial"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "navarch-partial"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "partial", Namespace: "navarch"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st3, _ := run("n3", kc.KubeconfigFor(t, token("navarch", "partial", apiAudience)))
+	missing := func() error {
+		if s, ok := status(st3); !ok || !s.Stale || !strings.Contains(s.Error, "/api/v1/namespaces: the API server answered 403 Forbidden") {
+			return fmt.Errorf("status %+v", s)
+		}
+		return nil
+	}
+	await("an adapter missing one right names it", missing)
+	// The other informers' reads succeed meanwhile (and their watches restart).
+	for range 20 {
+		if err := missing(); err != nil {
+			t.Fatalf("an adapter missing one right: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // registrySnapshot is the registry every node would build from the store.

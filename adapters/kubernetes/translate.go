@@ -6,11 +6,13 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	networking "istio.io/api/networking/v1alpha3"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/navarch/navarch/adapters/mirror"
@@ -25,8 +27,12 @@ const (
 	AnnotationExportTo = "networking.istio.io/exportTo"
 	// LabelLocality on a pod overrides its node's: "region.zone.subzone".
 	LabelLocality = "istio-locality"
-	// LabelNetwork on a pod names its network.
+	// LabelNetwork on a pod names its network; on a Service, it makes the Service's
+	// external addresses its network's gateways (Istio's east-west gateway).
 	LabelNetwork = "topology.istio.io/network"
+	// LabelGatewayPort on a network's gateway Service is the port that carries other
+	// networks' traffic in, when it is not registry.GatewayPort (15443).
+	LabelGatewayPort = "networking.istio.io/gatewayPort"
 	// Node labels that give a pod's locality.
 	LabelRegion  = "topology.kubernetes.io/region"
 	LabelZone    = "topology.kubernetes.io/zone"
@@ -41,20 +47,54 @@ type inventory struct {
 	// slices are the EndpointSlices not kept by Kubernetes' EndpointSlice controller:
 	// those of Services without a selector.
 	slices []*discoveryv1.EndpointSlice
+	// namespaces are the cluster's namespaces, by name (their names and labels).
+	namespaces map[string]*corev1.Namespace
 }
 
 // translator turns an inventory into ServiceEntries and WorkloadEntries. It is a pure
 // function of its input: equal inventories give equal resources.
 type translator struct {
 	domain  string
-	network string // of pods that name none
+	network string // of pods that name none; empty: systemNamespace's label
+	// systemNamespace is the namespace whose network label is the cluster's network
+	// when network is empty.
+	systemNamespace string
+	// selectors choose the namespaces followed (any one matching); none: all.
+	selectors []labels.Selector
+}
+
+// follows returns whether the objects of a namespace are followed: with no
+// selectors, those of every namespace; otherwise those of a namespace that exists
+// and whose labels match one of the selectors.
+func (t translator) follows(namespaces map[string]*corev1.Namespace) func(ns string) bool {
+	if len(t.selectors) == 0 {
+		return func(string) bool { return true }
+	}
+	known := map[string]bool{}
+	return func(name string) bool {
+		ok, done := known[name]
+		if !done {
+			if ns := namespaces[name]; ns != nil {
+				set := labels.Set(ns.Labels)
+				ok = slices.ContainsFunc(t.selectors, func(sel labels.Selector) bool { return sel.Matches(set) })
+			}
+			known[name] = ok
+		}
+		return ok
+	}
 }
 
 // translate returns a ServiceEntry per Service and a WorkloadEntry per pod that a
 // Service selects; a Service without a selector lists the endpoints of its
-// EndpointSlices in its ServiceEntry. Resources that fail validation are left out
-// and reported.
+// EndpointSlices in its ServiceEntry. Only the objects of followed namespaces are
+// read. Resources that fail validation are left out and reported.
 func (t translator) translate(inv inventory) ([]*api.Resource, []mirror.Skipped) {
+	if t.network == "" {
+		if ns := inv.namespaces[t.systemNamespace]; ns != nil {
+			t.network = ns.Labels[LabelNetwork]
+		}
+	}
+	follows := t.follows(inv.namespaces)
 	var out []*api.Resource
 	var skips []mirror.Skipped
 	keep := func(object string, r *api.Resource) {
@@ -66,23 +106,32 @@ func (t translator) translate(inv inventory) ([]*api.Resource, []mirror.Skipped)
 	}
 	slices := map[string][]*discoveryv1.EndpointSlice{} // by namespace/service
 	for _, sl := range sorted(inv.slices) {
+		if !follows(sl.Namespace) {
+			continue
+		}
 		if svc := sl.Labels[discoveryv1.LabelServiceName]; svc != "" {
 			slices[sl.Namespace+"/"+svc] = append(slices[sl.Namespace+"/"+svc], sl)
 		}
 	}
 	sel := selectorIndex{}
 	for _, s := range sorted(inv.services) {
+		if !follows(s.Namespace) {
+			continue
+		}
 		r := t.serviceEntry(s, slices[s.Namespace+"/"+s.Name], inv.nodes)
 		if r == nil {
 			continue
 		}
 		keep("service "+s.Namespace+"/"+s.Name, r)
+		if gw := t.networkGateway(s); gw != nil {
+			keep("service "+s.Namespace+"/"+s.Name+" (network gateway)", gw)
+		}
 		if len(s.Spec.Selector) > 0 && s.Spec.Type != corev1.ServiceTypeExternalName {
 			sel.add(s)
 		}
 	}
 	for _, p := range sorted(inv.pods) {
-		if !running(p) {
+		if !running(p) || !follows(p.Namespace) {
 			continue
 		}
 		if selecting := sel.selecting(p); len(selecting) > 0 {
@@ -214,9 +263,9 @@ func (t translator) serviceEntry(s *corev1.Service, slices []*discoveryv1.Endpoi
 		}
 	}
 	// A Service's network label makes an Istio east-west gateway of it, reached at
-	// its load balancer's address; navarch would take the pods' addresses for the
-	// gateway's, which other networks cannot reach, so the label is not copied
-	// (a network's gateways are given as a ServiceEntry, docs/xds.md).
+	// its load balancer's address; on this entry navarch would take the pods'
+	// addresses for the gateway's, which other networks cannot reach, so the label is
+	// not copied: networkGateway makes the gateway's entry.
 	labels := s.Labels
 	if _, ok := labels[LabelNetwork]; ok {
 		labels = maps.Clone(labels)
@@ -225,6 +274,63 @@ func (t translator) serviceEntry(s *corev1.Service, slices []*discoveryv1.Endpoi
 	return &api.Resource{
 		Kind: api.ServiceEntry,
 		Meta: api.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: labels},
+		Spec: se,
+	}
+}
+
+// networkGateway returns, for a Service labelled with a network (Istio's east-west
+// gateway, installed with its network's name), a ServiceEntry that makes the
+// Service's external addresses (its load balancer's IPs, its external IPs) the
+// gateways into that network on its gateway port: the label LabelGatewayPort names
+// it, else registry.GatewayPort if the Service has that port. nil for any other
+// Service, or one without an external IP yet. The entry is named
+// <service>.network-gateway (a Service's name has no dot, so no Service's entry
+// can take it), its host network-gateway.<service host>, and it is exported to its
+// own namespace only: no proxy dials it, the registry reads its endpoints as the
+// network's gateways.
+func (t translator) networkGateway(s *corev1.Service) *api.Resource {
+	network := s.Labels[LabelNetwork]
+	if network == "" {
+		return nil
+	}
+	var port uint32
+	if v := s.Labels[LabelGatewayPort]; v != "" {
+		n, err := strconv.ParseUint(v, 10, 16)
+		if err != nil || n == 0 {
+			return nil
+		}
+		port = uint32(n)
+	} else if slices.ContainsFunc(s.Spec.Ports, func(p corev1.ServicePort) bool { return p.Port == registry.GatewayPort }) {
+		port = registry.GatewayPort
+	} else {
+		return nil
+	}
+	var addrs []string
+	for _, in := range s.Status.LoadBalancer.Ingress {
+		if in.IP != "" {
+			addrs = append(addrs, in.IP)
+		}
+	}
+	addrs = append(addrs, s.Spec.ExternalIPs...)
+	slices.Sort(addrs)
+	addrs = slices.Compact(addrs)
+	if len(addrs) == 0 {
+		return nil
+	}
+	se := &networking.ServiceEntry{
+		Hosts:      []string{"network-gateway." + s.Name + "." + s.Namespace + ".svc." + t.domain},
+		Ports:      []*networking.ServicePort{{Number: registry.GatewayPort, Name: "tls", Protocol: "TLS"}},
+		Location:   networking.ServiceEntry_MESH_INTERNAL,
+		Resolution: networking.ServiceEntry_STATIC,
+		ExportTo:   []string{"."},
+	}
+	for _, a := range addrs {
+		se.Endpoints = append(se.Endpoints, &networking.WorkloadEntry{Address: a, Ports: map[string]uint32{"tls": port}})
+	}
+	return &api.Resource{
+		Kind: api.ServiceEntry,
+		Meta: api.ObjectMeta{Name: s.Name + ".network-gateway", Namespace: s.Namespace,
+			Labels: map[string]string{LabelNetwork: network}},
 		Spec: se,
 	}
 }

@@ -1,7 +1,9 @@
 package kubernetes
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/registry"
+	"github.com/navarch/navarch/store"
 )
 
 func strp(s string) *string { return &s }
@@ -250,7 +253,7 @@ func TestUnchangedUpdates(t *testing.T) {
 	moved := n.DeepCopy()
 	moved.Labels = map[string]string{LabelZone: "z2"}
 	slimN := func(n *corev1.Node) any { o, _ := slimNode(n); return o }
-	if !sameNode(slimN(n), slimN(beat)) || sameNode(slimN(n), slimN(moved)) {
+	if !sameLabels(slimN(n), slimN(beat)) || sameLabels(slimN(n), slimN(moved)) {
 		t.Error("node updates: a status change must wake nothing, a label change must")
 	}
 }
@@ -286,5 +289,169 @@ func TestPublishNotReadyAddresses(t *testing.T) {
 	}
 	if got := health(service("db", false)); got != "unhealthy" {
 		t.Errorf("not published: health %q, want unhealthy", got)
+	}
+}
+
+// TestDiscoverySelectors: with discovery selectors, only the Services, pods and
+// EndpointSlices of namespaces whose labels match one of them are translated; the
+// cluster's network is the system namespace's label unless one is configured.
+func TestDiscoverySelectors(t *testing.T) {
+	ns := func(name string, labels map[string]string) *corev1.Namespace {
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	}
+	inv := inventory{namespaces: map[string]*corev1.Namespace{
+		"shop":         ns("shop", map[string]string{"mesh": "on"}),
+		"batch":        ns("batch", map[string]string{"team": "data"}),
+		"lab":          ns("lab", nil),
+		"istio-system": ns("istio-system", map[string]string{LabelNetwork: "net-east"}),
+	}}
+	httpName, port := "http", int32(8080)
+	for _, n := range []string{"shop", "batch", "lab", "gone"} {
+		inv.services = append(inv.services,
+			&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: n},
+				Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "app"}, Ports: []corev1.ServicePort{{Name: "grpc", Port: 7070}}}},
+			&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "legacy", Namespace: n},
+				Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}})
+		p := pod("app-0", map[string]string{"app": "app"}, "10.1.0.1", true)
+		p.Namespace = n
+		inv.pods = append(inv.pods, p)
+		inv.slices = append(inv.slices, &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Name: "legacy-1", Namespace: n, Labels: map[string]string{discoveryv1.LabelServiceName: "legacy"}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Name: &httpName, Port: &port}},
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"192.168.0.1"}}},
+		})
+	}
+	namespaces := func(out []*api.Resource) map[string][]string {
+		got := map[string][]string{}
+		for _, r := range out {
+			got[r.Meta.Namespace] = append(got[r.Meta.Namespace], r.Kind.Name+"/"+r.Meta.Name)
+		}
+		return got
+	}
+	for _, tc := range []struct {
+		selectors []string
+		want      []string
+	}{
+		{nil, []string{"batch", "gone", "lab", "shop"}},
+		{[]string{"mesh=on"}, []string{"shop"}},
+		{[]string{"mesh=on", "team in (data,web)"}, []string{"batch", "shop"}},
+		{[]string{"!mesh"}, []string{"batch", "istio-system", "lab"}},
+		{[]string{""}, []string{"batch", "istio-system", "lab", "shop"}},
+	} {
+		cfg := Config{DiscoverySelectors: tc.selectors}
+		sels, err := cfg.selectors()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, skips := translator{domain: "cluster.local", systemNamespace: "istio-system", selectors: sels}.translate(inv)
+		if len(skips) > 0 {
+			t.Fatal(skips)
+		}
+		got := namespaces(out)
+		var names []string
+		for _, n := range tc.want {
+			if n == "istio-system" {
+				continue // it holds nothing
+			}
+			names = append(names, n)
+			if want := []string{"ServiceEntry/app", "ServiceEntry/legacy", "WorkloadEntry/app-0"}; !slices.Equal(got[n], want) {
+				t.Errorf("selectors %q: namespace %s translated to %v, want %v", tc.selectors, n, got[n], want)
+			}
+		}
+		if len(got) != len(names) {
+			t.Errorf("selectors %q: namespaces %v translated, want %v", tc.selectors, got, names)
+		}
+	}
+
+	network := func(tr translator) string {
+		out, _ := tr.translate(inv)
+		for _, r := range out {
+			if r.Kind == api.WorkloadEntry {
+				return r.Spec.(*networking.WorkloadEntry).Network
+			}
+		}
+		t.Fatal("no WorkloadEntry")
+		return ""
+	}
+	if got := network(translator{domain: "cluster.local", systemNamespace: "istio-system"}); got != "net-east" {
+		t.Errorf("network %q, want the system namespace's net-east", got)
+	}
+	if got := network(translator{domain: "cluster.local", systemNamespace: "istio-system", network: "net-west"}); got != "net-west" {
+		t.Errorf("network %q, want the configured net-west", got)
+	}
+	if got := network(translator{domain: "cluster.local", systemNamespace: "mesh-system"}); got != "" {
+		t.Errorf("network %q from a system namespace that does not exist, want none", got)
+	}
+}
+
+// TestConfigDiscoverySelectors: a discovery selector that does not parse is refused
+// with the selector and the reason.
+func TestConfigDiscoverySelectors(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Kubeconfig = "kubeconfig"
+	cfg.DiscoverySelectors = []string{"mesh=on", "team in (a"}
+	err := cfg.Validate()
+	if err == nil || !strings.Contains(err.Error(), `discovery selector "team in (a"`) {
+		t.Fatalf("Validate: %v", err)
+	}
+	cfg.DiscoverySelectors = []string{"mesh=on", "team in (a,b)", "!legacy"}
+	cfg.SystemNamespace = "Istio_System"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `system namespace "Istio_System"`) {
+		t.Fatalf("Validate: %v", err)
+	}
+}
+
+// TestNetworkGateway: a Service labelled with a network (Istio's east-west gateway)
+// makes its load balancer's and external IPs the network's gateways, on port 15443
+// or the port its gatewayPort label names, as the registry reads them; without an
+// external address, or a gateway port, it makes none.
+func TestNetworkGateway(t *testing.T) {
+	gateway := func(labels map[string]string, ports []int32, ingress []corev1.LoadBalancerIngress, external ...string) *corev1.Service {
+		s := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "istio-eastwestgateway", Namespace: "istio-system", Labels: labels},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"istio": "eastwestgateway"},
+				ExternalIPs: external},
+			Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: ingress}},
+		}
+		for _, p := range ports {
+			s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Name: fmt.Sprintf("tls-%d", p), Port: p})
+		}
+		return s
+	}
+	west := map[string]string{LabelNetwork: "net-west"}
+	lb := []corev1.LoadBalancerIngress{{IP: "203.0.113.7"}, {Hostname: "gw.example.com"}}
+	for _, tc := range []struct {
+		name string
+		svc  *corev1.Service
+		want []registry.Gateway
+	}{
+		{"load balancer and external IPs on 15443", gateway(west, []int32{15021, 15443}, lb, "198.51.100.1", "203.0.113.7"),
+			[]registry.Gateway{{Network: "net-west", Address: "198.51.100.1", Port: 15443}, {Network: "net-west", Address: "203.0.113.7", Port: 15443}}},
+		{"the gatewayPort label", gateway(map[string]string{LabelNetwork: "net-west", LabelGatewayPort: "8443"}, []int32{8443}, lb),
+			[]registry.Gateway{{Network: "net-west", Address: "203.0.113.7", Port: 8443}}},
+		{"no address yet", gateway(west, []int32{15443}, nil), nil},
+		{"only a host name", gateway(west, []int32{15443}, []corev1.LoadBalancerIngress{{Hostname: "gw.example.com"}}), nil},
+		{"no gateway port", gateway(west, []int32{443}, lb), nil},
+		{"no network", gateway(nil, []int32{15443}, lb), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, skips := translator{domain: "cluster.local"}.translate(inventory{services: []*corev1.Service{tc.svc}})
+			if len(skips) > 0 {
+				t.Fatal(skips)
+			}
+			var entries []store.Entry
+			for _, r := range out {
+				entries = append(entries, store.Entry{Space: store.RegistrySpace("kubernetes.test"), Resource: r})
+			}
+			snap := registry.NewSnapshot(entries, 1, "cluster.local")
+			if got := snap.Gateways("net-west"); !slices.Equal(got, tc.want) {
+				t.Errorf("gateways %+v, want %+v", got, tc.want)
+			}
+			// The Service stays a service of its pods, in no network of its own.
+			if svc := snap.Service("istio-eastwestgateway.istio-system.svc.cluster.local", "istio-system"); svc == nil || svc.Labels[LabelNetwork] != "" {
+				t.Errorf("the gateway's own service: %+v", svc)
+			}
+		})
 	}
 }

@@ -43,6 +43,13 @@ func kubernetesFlags(fs *flag.FlagSet, cfg *kubernetes.Config, more *[]node.Kube
 		*more = append(*more, kc)
 		return nil
 	}), "kube-cluster", "another Kubernetes cluster to follow, <cluster id>=<kubeconfig>[,network=<network>], with the settings of --kubeconfig's (repeatable)")
+	fs.Var(repeatable(func(v string) error {
+		if v != "" { // matches every namespace, as no selector does
+			cfg.DiscoverySelectors = append(cfg.DiscoverySelectors, v)
+		}
+		return nil
+	}), "kube-discovery-selector", "label selector of namespaces whose Services and pods to follow, as Istio's discoverySelectors (\"env=prod,team in (a,b)\"; repeatable: a namespace matching any is followed); none: every namespace")
+	fs.StringVar(&cfg.SystemNamespace, "kube-system-namespace", cfg.SystemNamespace, "namespace whose label topology.istio.io/network is a cluster's network when none is given (--kube-network, network=)")
 	fs.Var(listFlag(&cfg.TokenAudiences, false), "kube-token-audiences", "comma-separated audiences a pod's service-account token must be for to get a certificate")
 }
 

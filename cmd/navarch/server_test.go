@@ -62,11 +62,13 @@ func TestConfigFile(t *testing.T) {
 		{
 			name: "Kubernetes clusters: the first by --kubeconfig, more by a list",
 			yaml: "kubeconfig: /etc/navarch/east\nkube-cluster-id: east\nkube-network: net-east\n" +
-				"kube-cluster: [west=/etc/navarch/west, 'south=/etc/navarch/south,network=net-south']\nkube-token-audiences: [istio-ca, navarch]\n",
+				"kube-cluster: [west=/etc/navarch/west, 'south=/etc/navarch/south,network=net-south']\nkube-token-audiences: [istio-ca, navarch]\n" +
+				"kube-discovery-selector: [mesh=on, 'team in (a,b)']\nkube-system-namespace: mesh-system\n",
 			check: func(t *testing.T, cfg node.Config) {
 				k := cfg.Kubernetes
 				if k.Kubeconfig != "/etc/navarch/east" || k.ClusterID != "east" || k.Network != "net-east" ||
-					!slices.Equal(k.TokenAudiences, []string{"istio-ca", "navarch"}) {
+					!slices.Equal(k.TokenAudiences, []string{"istio-ca", "navarch"}) ||
+					!slices.Equal(k.DiscoverySelectors, []string{"mesh=on", "team in (a,b)"}) || k.SystemNamespace != "mesh-system" {
 					t.Fatalf("first cluster %+v", k)
 				}
 				want := []node.KubernetesCluster{{ID: "west", Kubeconfig: "/etc/navarch/west"}, {ID: "south", Kubeconfig: "/etc/navarch/south", Network: "net-south"}}
