@@ -92,6 +92,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 			if !ctx.importedOn(svc, port.Number) {
 				continue
 			}
+			port = ctx.outboundPort(port)
 			if isHTTP(port) {
 				httpPorts[port.Number] = true
 				continue
@@ -504,7 +505,7 @@ func (sidecarRoutes) Generate(ctx *Context) []named {
 		}
 		vs := virtualServiceFor(ctx, svc.Hostname)
 		for _, port := range svc.Ports {
-			if !isHTTP(port) || !ctx.importedOn(svc, port.Number) {
+			if !isHTTP(ctx.outboundPort(port)) || !ctx.importedOn(svc, port.Number) {
 				continue
 			}
 			if taken[port.Number] == nil {

@@ -32,9 +32,12 @@ import (
 // their own on its bind address (127.0.0.1 by default), and a bind alone moves them
 // to that address (egressBindings in sidecar.go); an ingress listener's captureMode
 // NONE makes its port's inbound chains a listener of their own, on its bind address
-// or the wildcard (inboundListeners in sidecar_inbound.go). Not translated
-// (accepted, without effect): a unix domain socket bind (reported), and an egress
-// listener's protocol (a port keeps its service's).
+// or the wildcard (inboundListeners in sidecar_inbound.go). An egress listener's
+// port protocol is the protocol of that port's outbound listener and routes
+// (outboundPort). Not translated (accepted, without effect): a unix domain socket
+// bind (reported); an egress listener's port that a service it imports does not
+// have (Istio listens on it for such a service too; navarch only for services that
+// have the port).
 
 // sidecarFor returns the Sidecar that scopes proxy p, nil for none.
 func sidecarFor(snap *registry.Snapshot, p *Proxy, rootNS string) *api.Resource {
@@ -121,6 +124,26 @@ func (ctx *Context) importedOn(svc *registry.Service, port uint32) bool {
 		}
 	}
 	return catchAll != nil && hostsImport(catchAll.Hosts, svc, ctx.Proxy.Namespace)
+}
+
+// outboundPort returns a service port as the proxy's outbound listeners and routes
+// treat it: with the protocol of the Sidecar egress listener on its number when that
+// listener names one (as in Istio, the listener's protocol for every service on it:
+// HTTP routes an opaque TCP port by HTTP, TCP proxies an HTTP port as bytes), else
+// as the service declares it. Clusters keep the service's protocol.
+func (ctx *Context) outboundPort(port registry.Port) registry.Port {
+	if ctx.sidecar == nil {
+		return port
+	}
+	for _, eg := range egressListeners(ctx.sidecar.Spec.(*networking.Sidecar)) {
+		if eg.Port != nil && eg.Port.Number == port.Number {
+			if eg.Port.Protocol != "" {
+				port.Protocol = eg.Port.Protocol
+			}
+			break
+		}
+	}
+	return port
 }
 
 // hostsImport reports whether egress hosts ("namespace/host") import svc for a proxy

@@ -317,3 +317,87 @@ spec:
 		t.Errorf("a Sidecar without egress: %+v, want every service and unknown destinations dropped", got)
 	}
 }
+
+// TestSidecarEgressPortProtocol: an egress listener's port protocol is the protocol
+// of that port's outbound listener and routes, for the services on it: an opaque
+// TCP port routed by HTTP, an HTTP port proxied as bytes. Without the Sidecar each
+// port keeps its service's protocol.
+func TestSidecarEgressPortProtocol(t *testing.T) {
+	const services = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: shop}
+spec:
+  hosts: [db.shop.svc.cluster.local]
+  addresses: [10.0.0.5]
+  ports: [{number: 9000, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  endpoints: [{address: 10.1.0.5}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web, namespace: shop}
+spec:
+  hosts: [web.shop.svc.cluster.local]
+  addresses: [10.0.0.6]
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 10.1.0.6}]
+`
+	const sidecar = `
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: shop}
+spec:
+  egress:
+  - port: {number: 9000, protocol: HTTP, name: http-db}
+    hosts: ["./*"]
+  - port: {number: 8080, protocol: TCP, name: tcp-web}
+    hosts: ["./*"]
+  - hosts: ["./*"]
+`
+	outbound := func(config ...string) (listeners map[string]string, routes []string) {
+		t.Helper()
+		p := grpcProxy("shop", nil)
+		p.Generator = ""
+		sets, err := sidecarProfile().build(newContext(snapshotOf(t, config...), p, "cluster.local", "istio-system"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		listeners = map[string]string{}
+		for name, r := range sets[ListenerType].ByName {
+			if name == virtualOutbound || name == virtualInbound {
+				continue
+			}
+			var l listenerv3.Listener
+			if err := r.Body.UnmarshalTo(&l); err != nil {
+				t.Fatal(err)
+			}
+			listeners[name] = l.FilterChains[len(l.FilterChains)-1].Filters[0].Name
+		}
+		for name, r := range sets[RouteType].ByName {
+			var rc routev3.RouteConfiguration
+			if err := r.Body.UnmarshalTo(&rc); err != nil {
+				t.Fatal(err)
+			}
+			for _, vh := range rc.VirtualHosts {
+				if strings.HasSuffix(vh.Name, ".svc.cluster.local:"+name) {
+					routes = append(routes, vh.Name)
+				}
+			}
+		}
+		return listeners, routes
+	}
+	const hcm, tcp = "envoy.filters.network.http_connection_manager", "envoy.filters.network.tcp_proxy"
+	check := func(what string, config []string, wantListeners map[string]string, wantRoutes []string) {
+		t.Helper()
+		listeners, routes := outbound(config...)
+		if fmt.Sprint(listeners) != fmt.Sprint(wantListeners) || fmt.Sprint(routes) != fmt.Sprint(wantRoutes) {
+			t.Errorf("%s: listeners %v routes %v, want %v %v", what, listeners, routes, wantListeners, wantRoutes)
+		}
+	}
+	check("without a Sidecar", []string{services},
+		map[string]string{"10.0.0.5_9000": tcp, "0.0.0.0_8080": hcm}, []string{"web.shop.svc.cluster.local:8080"})
+	check("with the egress ports' protocols", []string{services, sidecar},
+		map[string]string{"0.0.0.0_9000": hcm, "10.0.0.6_8080": tcp}, []string{"db.shop.svc.cluster.local:9000"})
+}
