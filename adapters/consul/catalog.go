@@ -19,8 +19,12 @@ type catalog struct {
 	listed   bool // the service list was read at least once
 	listErr  error
 	services map[string]*serviceState
-	version  uint64
-	force    bool // a full re-sync is due even if nothing changed
+	// config is each followed kind's config entries (configKinds) as last read;
+	// configErr, why the last read of a kind failed.
+	config    map[string][]capi.ConfigEntry
+	configErr map[string]error
+	version   uint64
+	force     bool // a full re-sync is due even if nothing changed
 }
 
 // serviceState is what one service's watcher last read.
@@ -32,7 +36,8 @@ type serviceState struct {
 }
 
 func newCatalog() *catalog {
-	return &catalog{changed: make(chan struct{}, 1), services: map[string]*serviceState{}}
+	return &catalog{changed: make(chan struct{}, 1), services: map[string]*serviceState{},
+		config: map[string][]capi.ConfigEntry{}, configErr: map[string]error{}}
 }
 
 // signal wakes the sync loop; signals coalesce.
@@ -109,6 +114,24 @@ func (c *catalog) setServiceErr(name string, st *serviceState, err error) {
 	c.signal()
 }
 
+// setConfig records a read of one kind's config entries.
+func (c *catalog) setConfig(kind string, entries []capi.ConfigEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.config[kind] = entries
+	delete(c.configErr, kind)
+	c.version++
+	c.signal()
+}
+
+// setConfigErr records a failed read of one kind's config entries.
+func (c *catalog) setConfigErr(kind string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.configErr[kind] = err
+	c.signal()
+}
+
 // stopAll stops every service watcher.
 func (c *catalog) stopAll() {
 	c.mu.Lock()
@@ -127,6 +150,7 @@ type catalogView struct {
 	// would delete the services not read yet, which the previous node had written.
 	complete bool
 	services map[string][]*capi.ServiceEntry
+	defaults protocolDefaults
 	version  uint64
 	force    bool
 	err      error // why the view may be out of date; nil when every last read succeeded
@@ -137,7 +161,12 @@ func (c *catalog) view() catalogView {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	v := catalogView{listed: c.listed, complete: c.listed, services: make(map[string][]*capi.ServiceEntry, len(c.services)),
-		version: c.version, force: c.force}
+		defaults: defaultsOf(c.config), version: c.version, force: c.force}
+	for _, kind := range configKinds {
+		if _, ok := c.config[kind]; !ok {
+			v.complete = false // the services' protocols are not known yet
+		}
+	}
 	c.force = false
 	var failed []string
 	var first error
@@ -165,6 +194,13 @@ func (c *catalog) view() catalogView {
 		v.err = fmt.Errorf("reading service %s: %w", example, first)
 	case len(failed) > 1:
 		v.err = fmt.Errorf("reading %d services (e.g. %s): %w", len(failed), example, first)
+	default:
+		for _, kind := range configKinds {
+			if err := c.configErr[kind]; err != nil {
+				v.err = fmt.Errorf("reading the %s config entries: %w", kind, err)
+				break
+			}
+		}
 	}
 	return v
 }

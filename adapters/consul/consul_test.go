@@ -2,6 +2,7 @@ package consul_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -151,4 +152,45 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `"dc 1"`) {
 		t.Fatalf("New with a bad datacenter: %v", err)
 	}
+}
+
+// TestProtocolFromConfigEntries: a service whose instances name no protocol in
+// ServiceMeta takes it from its service-defaults config entry, else from the
+// proxy-defaults "global" entry, as Consul's own proxies do; a change of either
+// reaches the registry.
+func TestProtocolFromConfigEntries(t *testing.T) {
+	agent := consultest.Start(t, consultest.Options{})
+	c := agent.Client(t)
+	register(t, c, "dc1", "web-1", "10.0.1.1", "ratings-1", 9090)
+	cfg := consul.DefaultConfig()
+	cfg.Address, cfg.Datacenters = agent.HTTPAddr, []string{"dc1"}
+	st := registrytest.OpenStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runAdapter(ctx, cfg, st, "n1") }()
+	defer func() { cancel(); <-done }()
+	port := func(what, want string) {
+		t.Helper()
+		waitSpace(t, st, "consul.dc1", what, func(s spaceState) error {
+			if got := s.ports["ratings.service.consul"]; got != want || s.status == nil || s.status.Stale {
+				return fmt.Errorf("ratings' ports %q, want %q; status %+v", got, want, s.status)
+			}
+			return nil
+		})
+	}
+	port("no config entries: http", "http-9090")
+	write := func(e capi.ConfigEntry) {
+		t.Helper()
+		if _, _, err := c.ConfigEntries().Set(e, nil); err != nil {
+			t.Fatalf("writing the %s config entry: %v", e.GetKind(), err)
+		}
+	}
+	write(&capi.ProxyConfigEntry{Kind: capi.ProxyDefaults, Name: capi.ProxyConfigGlobal, Config: map[string]any{"protocol": "http2"}})
+	port("proxy-defaults' protocol", "http2-9090")
+	write(&capi.ServiceConfigEntry{Kind: capi.ServiceDefaults, Name: "ratings", Protocol: "grpc"})
+	port("the service's service-defaults' protocol", "grpc-9090")
+	if _, err := c.ConfigEntries().Delete(capi.ServiceDefaults, "ratings", nil); err != nil {
+		t.Fatal(err)
+	}
+	port("service-defaults deleted: proxy-defaults' again", "http2-9090")
 }

@@ -61,7 +61,7 @@ func (d *Datacenter) Run(ctx context.Context) error {
 		// the store yet), so one unreadable service does not hold back the others.
 		mw.Flush(ctx, mirror.State{
 			Ready: v.complete || (mw.Wrote() && v.listed), Version: v.version, Force: v.force, Err: v.err,
-			Desired: func() ([]*api.Resource, []mirror.Skipped) { return tr.catalog(v.services) },
+			Desired: func() ([]*api.Resource, []mirror.Skipped) { return tr.catalog(v.services, v.defaults) },
 		})
 	})
 	cancel()

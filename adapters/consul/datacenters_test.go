@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 // spaceState is what the store holds of one registry source.
 type spaceState struct {
 	hosts    []string          // ServiceEntry hosts, sorted
+	ports    map[string]string // ServiceEntry host -> its port names, comma-separated
 	locality map[string]string // WorkloadEntry name -> locality
 	versions map[string]string // resource -> resourceVersion
 	status   *store.SourceStatus
@@ -32,7 +34,7 @@ func readSpace(t *testing.T, st *store.Store, source string) spaceState {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := spaceState{locality: map[string]string{}, versions: map[string]string{}}
+	s := spaceState{ports: map[string]string{}, locality: map[string]string{}, versions: map[string]string{}}
 	for _, e := range entries {
 		if e.Space.Source() != source {
 			continue
@@ -45,6 +47,11 @@ func readSpace(t *testing.T, st *store.Store, source string) spaceState {
 		switch spec := e.Resource.Spec.(type) {
 		case *networking.ServiceEntry:
 			s.hosts = append(s.hosts, spec.Hosts...)
+			var names []string
+			for _, p := range spec.Ports {
+				names = append(names, p.Name)
+			}
+			s.ports[spec.Hosts[0]] = strings.Join(names, ",")
 		case *networking.WorkloadEntry:
 			s.locality[e.Resource.Meta.Name] = spec.Locality
 		}

@@ -25,7 +25,8 @@
 // Consul's agent allows 200 concurrent connections per client address by default
 // (limits.http_max_conns_per_client). Over HTTPS, HTTP/2 carries all the queries on
 // a few connections. Over plain HTTP each open query holds a connection, so at most
-// Config.MaxConnections (150) are open at once; a catalog with more services shares
+// Config.MaxConnections (150) service queries are open at once (and the three
+// others); a catalog with more services shares
 // them, each query then waiting at most Config.SharedWaitTime (5 s) for a change, so a
 // change is seen within about services/150 × 5 s instead of at once.
 //
@@ -46,7 +47,9 @@
 //   - its ports: one per distinct port its instances listen on, named
 //     "<protocol>-<port>" ("grpc-9090"), with the protocol from the instance's
 //     ServiceMeta "protocol" as Consul's service-defaults name it (http, http2, grpc,
-//     tcp; anything else is http);
+//     tcp), else the service's service-defaults config entry's Protocol, else the
+//     proxy-defaults "global" entry's Config "protocol" (as Consul's own proxies take
+//     it), else http (a protocol Istio has no equivalent for counts as none);
 //   - a WorkloadEntry per instance, named "<service>.<dc>.<node>.<service ID>":
 //     address the service address, else the node's; ports mapping every service port
 //     name to the instance's own port (instances of one service may listen on

@@ -18,8 +18,48 @@ import (
 var protocols = map[string]string{"http": "HTTP", "http2": "HTTP2", "grpc": "GRPC", "tcp": "TCP"}
 
 // defaultProtocol is the protocol of an instance that names none, or one Istio has no
-// equivalent for.
+// equivalent for, when Consul's config entries give none either.
 const defaultProtocol = "HTTP"
+
+// protocolDefaults are the protocols Consul's config entries give services, as
+// Istio names them: a service's service-defaults Protocol, else the proxy-defaults
+// "global" entry's Config "protocol". Protocols Istio has no equivalent for are left
+// out.
+type protocolDefaults struct {
+	services map[string]string // by Consul service name
+	global   string
+}
+
+// defaultsOf reads the protocolDefaults of config entries, by kind.
+func defaultsOf(config map[string][]capi.ConfigEntry) protocolDefaults {
+	d := protocolDefaults{services: map[string]string{}}
+	for _, e := range config[capi.ServiceDefaults] {
+		if sd, ok := e.(*capi.ServiceConfigEntry); ok {
+			if p, ok := protocols[strings.ToLower(sd.Protocol)]; ok {
+				d.services[sd.Name] = p
+			}
+		}
+	}
+	for _, e := range config[capi.ProxyDefaults] {
+		if pd, ok := e.(*capi.ProxyConfigEntry); ok && pd.Name == capi.ProxyConfigGlobal {
+			if v, ok := pd.Config["protocol"].(string); ok {
+				d.global = protocols[strings.ToLower(v)]
+			}
+		}
+	}
+	return d
+}
+
+// of returns the protocol the config entries give a service, or defaultProtocol.
+func (d protocolDefaults) of(service string) string {
+	if p := d.services[service]; p != "" {
+		return p
+	}
+	if d.global != "" {
+		return d.global
+	}
+	return defaultProtocol
+}
 
 // translator turns one datacenter's catalog into ServiceEntries and WorkloadEntries.
 // It is a pure function of its input: equal catalogs give equal resources.
@@ -37,11 +77,11 @@ func newTranslator(cfg Config, dc string, primary bool) translator {
 
 // catalog translates every service; resources that fail validation are left out (a
 // Sync with one invalid resource would write nothing) and reported.
-func (t translator) catalog(services map[string][]*capi.ServiceEntry) ([]*api.Resource, []mirror.Skipped) {
+func (t translator) catalog(services map[string][]*capi.ServiceEntry, defaults protocolDefaults) ([]*api.Resource, []mirror.Skipped) {
 	var out []*api.Resource
 	var skips []mirror.Skipped
 	for _, name := range sortedKeys(services) {
-		for _, r := range t.service(name, services[name]) {
+		for _, r := range t.service(name, services[name], defaults.of(name)) {
 			if err := api.Validate(r); err != nil {
 				skips = append(skips, mirror.Skipped{Object: "service " + name, Err: err})
 				continue
@@ -52,11 +92,11 @@ func (t translator) catalog(services map[string][]*capi.ServiceEntry) ([]*api.Re
 	return out, skips
 }
 
-// service returns the resources of one Consul service: a ServiceEntry per host and a
-// WorkloadEntry per instance. Consul's own service ("consul", the servers' RPC port),
+// service returns the resources of one Consul service, whose instances that name no
+// protocol speak protocol: a ServiceEntry per host and a WorkloadEntry per instance. Consul's own service ("consul", the servers' RPC port),
 // Connect proxies and gateways, and instances without a port are left out: none of
 // them is something a mesh client dials.
-func (t translator) service(name string, entries []*capi.ServiceEntry) []*api.Resource {
+func (t translator) service(name string, entries []*capi.ServiceEntry, protocol string) []*api.Resource {
 	if name == "consul" {
 		return nil
 	}
@@ -64,7 +104,7 @@ func (t translator) service(name string, entries []*capi.ServiceEntry) []*api.Re
 	if len(insts) == 0 {
 		return nil
 	}
-	ports := servicePorts(insts)
+	ports := servicePorts(insts, protocol)
 	svc, dc := dnsLabel(name), dnsLabel(t.dc)
 	selector := map[string]string{LabelService: svc, LabelDatacenter: dc}
 	hosts := []string{svc + ".service." + dc + "." + t.suffix}
@@ -112,22 +152,23 @@ func instances(entries []*capi.ServiceEntry) []*capi.ServiceEntry {
 	return out
 }
 
-// protocolOf is the Istio protocol of an instance, from its ServiceMeta "protocol".
-func protocolOf(e *capi.ServiceEntry) string {
+// protocolOf is the Istio protocol of an instance: its ServiceMeta "protocol", else
+// fallback.
+func protocolOf(e *capi.ServiceEntry, fallback string) string {
 	if p, ok := protocols[strings.ToLower(e.Service.Meta["protocol"])]; ok {
 		return p
 	}
-	return defaultProtocol
+	return fallback
 }
 
 // servicePorts returns a port for each distinct port the instances listen on, named
 // "<protocol>-<port>"; the protocol of a port is that of the first instance (by node
-// and ID) listening on it.
-func servicePorts(insts []*capi.ServiceEntry) []*networking.ServicePort {
+// and ID) listening on it, fallback for one that names none.
+func servicePorts(insts []*capi.ServiceEntry, fallback string) []*networking.ServicePort {
 	byNumber := map[int]string{}
 	for _, e := range insts {
 		if _, ok := byNumber[e.Service.Port]; !ok {
-			byNumber[e.Service.Port] = protocolOf(e)
+			byNumber[e.Service.Port] = protocolOf(e, fallback)
 		}
 	}
 	ports := make([]*networking.ServicePort, 0, len(byNumber))

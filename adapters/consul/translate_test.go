@@ -59,7 +59,7 @@ func TestServiceBecomesServiceEntriesPerHost(t *testing.T) {
 			entry("node-2", "10.0.0.2", "ratings-2", "", 9091, []string{"v2"}, map[string]string{"protocol": "grpc"}, capi.HealthPassing),
 			entry("node-1", "10.0.0.1", "ratings-1", "192.168.1.1", 9090, []string{"v1"}, map[string]string{"protocol": "grpc"}, capi.HealthPassing),
 		},
-	})
+	}, protocolDefaults{})
 	if len(skips) > 0 {
 		t.Fatalf("skipped %v", skips)
 	}
@@ -126,7 +126,7 @@ func TestHealthFromChecks(t *testing.T) {
 			cfg.WarningHealthy = tt.warningHealthy
 			rs, _ := newTranslator(cfg, "dc1", true).catalog(map[string][]*capi.ServiceEntry{
 				"ratings": {entry("n", "10.0.0.1", "r", "", 80, nil, nil, tt.status...)},
-			})
+			}, protocolDefaults{})
 			_, wes := byKind(t, rs)
 			r := wes["ratings.dc1.n.r"]
 			unhealthy := r.Meta.Annotations[registry.HealthAnnotation] == "unhealthy"
@@ -138,7 +138,7 @@ func TestHealthFromChecks(t *testing.T) {
 	t.Run("a failing node check makes its instances unhealthy", func(t *testing.T) {
 		e := entry("n", "10.0.0.1", "r", "", 80, nil, nil, capi.HealthPassing)
 		e.Checks[0].Status = capi.HealthCritical
-		rs, _ := testTranslator().catalog(map[string][]*capi.ServiceEntry{"ratings": {e}})
+		rs, _ := testTranslator().catalog(map[string][]*capi.ServiceEntry{"ratings": {e}}, protocolDefaults{})
 		_, wes := byKind(t, rs)
 		if wes["ratings.dc1.n.r"].Meta.Annotations[registry.HealthAnnotation] != "unhealthy" {
 			t.Fatal("instance of a node whose serfHealth is critical is not marked unhealthy")
@@ -162,7 +162,7 @@ func TestTranslationLeavesOut(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rs, skips := testTranslator().catalog(tt.services)
+			rs, skips := testTranslator().catalog(tt.services, protocolDefaults{})
 			if len(rs) != tt.want || len(skips) != tt.skipped {
 				t.Fatalf("%d resources and %d skipped, want %d and %d: %v", len(rs), len(skips), tt.want, tt.skipped, skips)
 			}
@@ -174,7 +174,7 @@ func TestTranslationDetails(t *testing.T) {
 	t.Run("only the primary datacenter publishes the short host", func(t *testing.T) {
 		rs, _ := newTranslator(DefaultConfig(), "dc2", false).catalog(map[string][]*capi.ServiceEntry{
 			"ratings": {entry("n", "10.0.0.1", "r", "", 80, nil, nil)},
-		})
+		}, protocolDefaults{})
 		ses, _ := byKind(t, rs)
 		if got := slices.Sorted(maps.Keys(ses)); !slices.Equal(got, []string{"ratings.service.dc2.consul"}) {
 			t.Fatalf("hosts %v", got)
@@ -185,7 +185,7 @@ func TestTranslationDetails(t *testing.T) {
 		for i, p := range []string{"", "http", "HTTP2", "grpc", "tcp", "mongo"} {
 			es = append(es, entry("n", "10.0.0.1", string(rune('a'+i)), "", 8000+i, nil, map[string]string{"protocol": p}))
 		}
-		rs, _ := testTranslator().catalog(map[string][]*capi.ServiceEntry{"ratings": es})
+		rs, _ := testTranslator().catalog(map[string][]*capi.ServiceEntry{"ratings": es}, protocolDefaults{})
 		ses, _ := byKind(t, rs)
 		var got []string
 		for _, p := range ses["ratings.service.consul"].Ports {
@@ -196,11 +196,48 @@ func TestTranslationDetails(t *testing.T) {
 			t.Fatalf("ports %v, want %v", got, want)
 		}
 	})
+	t.Run("protocols without ServiceMeta follow Consul's config entries", func(t *testing.T) {
+		config := map[string][]capi.ConfigEntry{
+			capi.ServiceDefaults: {
+				&capi.ServiceConfigEntry{Kind: capi.ServiceDefaults, Name: "ratings", Protocol: "grpc"},
+				&capi.ServiceConfigEntry{Kind: capi.ServiceDefaults, Name: "cache", Protocol: "redis"}, // none in Istio
+			},
+			capi.ProxyDefaults: {&capi.ProxyConfigEntry{Kind: capi.ProxyDefaults, Name: capi.ProxyConfigGlobal,
+				Config: map[string]any{"protocol": "http2"}}},
+		}
+		services := map[string][]*capi.ServiceEntry{
+			"ratings": {entry("n1", "10.0.0.1", "r1", "", 9090, nil, nil), entry("n2", "10.0.0.2", "r2", "", 9091, nil, map[string]string{"protocol": "tcp"})},
+			"cache":   {entry("n1", "10.0.0.1", "c1", "", 6379, nil, nil)},
+		}
+		services["cache"][0].Service.Service = "cache"
+		ports := func(config map[string][]capi.ConfigEntry) map[string][]string {
+			rs, skips := testTranslator().catalog(services, defaultsOf(config))
+			if len(skips) > 0 {
+				t.Fatal(skips)
+			}
+			ses, _ := byKind(t, rs)
+			got := map[string][]string{}
+			for host, se := range ses {
+				for _, p := range se.Ports {
+					got[host] = append(got[host], p.Name)
+				}
+			}
+			return got
+		}
+		got := ports(config)
+		if r, c := got["ratings.service.consul"], got["cache.service.consul"]; !slices.Equal(r, []string{"grpc-9090", "tcp-9091"}) || !slices.Equal(c, []string{"http2-6379"}) {
+			t.Errorf("ratings %v (want its service-defaults' grpc, ServiceMeta's tcp), cache %v (want proxy-defaults' http2)", r, c)
+		}
+		got = ports(map[string][]capi.ConfigEntry{})
+		if r, c := got["ratings.service.consul"], got["cache.service.consul"]; !slices.Equal(r, []string{"http-9090", "tcp-9091"}) || !slices.Equal(c, []string{"http-6379"}) {
+			t.Errorf("without config entries: ratings %v, cache %v, want http but for ServiceMeta's tcp", r, c)
+		}
+	})
 	t.Run("names that are not DNS labels are made valid and stay distinct", func(t *testing.T) {
 		a := entry("Node_A", "10.0.0.1", "Web_1", "", 80, nil, nil)
 		b := entry("node-a", "10.0.0.2", "web-1", "", 80, nil, nil)
 		a.Service.Service, b.Service.Service = "Web_API", "Web_API"
-		rs, skips := newTranslator(DefaultConfig(), "DC_1", true).catalog(map[string][]*capi.ServiceEntry{"Web_API": {a, b}})
+		rs, skips := newTranslator(DefaultConfig(), "DC_1", true).catalog(map[string][]*capi.ServiceEntry{"Web_API": {a, b}}, protocolDefaults{})
 		if len(skips) > 0 {
 			t.Fatalf("skipped %v", skips)
 		}
@@ -212,7 +249,7 @@ func TestTranslationDetails(t *testing.T) {
 	t.Run("the passing weight is the workload's weight", func(t *testing.T) {
 		e := entry("n", "10.0.0.1", "r", "", 80, nil, nil)
 		e.Service.Weights.Passing = 3
-		rs, _ := testTranslator().catalog(map[string][]*capi.ServiceEntry{"ratings": {e}})
+		rs, _ := testTranslator().catalog(map[string][]*capi.ServiceEntry{"ratings": {e}}, protocolDefaults{})
 		_, wes := byKind(t, rs)
 		if w := wes["ratings.dc1.n.r"].Spec.(*networking.WorkloadEntry).Weight; w != 3 {
 			t.Fatalf("weight %d, want 3", w)
@@ -223,9 +260,9 @@ func TestTranslationDetails(t *testing.T) {
 			"ratings": {entry("b", "10.0.0.2", "r2", "", 81, []string{"v2", "x=y"}, nil), entry("a", "10.0.0.1", "r1", "", 80, []string{"v1"}, nil)},
 			"reviews": {entry("a", "10.0.0.1", "v", "", 90, nil, map[string]string{"team": "x"})},
 		}
-		first, _ := testTranslator().catalog(in)
+		first, _ := testTranslator().catalog(in, protocolDefaults{})
 		slices.Reverse(in["ratings"])
-		second, _ := testTranslator().catalog(in)
+		second, _ := testTranslator().catalog(in, protocolDefaults{})
 		if len(first) != len(second) {
 			t.Fatalf("%d then %d resources", len(first), len(second))
 		}

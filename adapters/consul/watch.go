@@ -116,37 +116,25 @@ func (c *connections) acquire(ctx context.Context, want time.Duration) (qctx con
 	return qctx, want, func() { stop(); cancel(); <-c.slots }, true
 }
 
-// run follows the service list and starts and stops the service watchers, until ctx
-// ends; then it waits for them.
+// run follows the service list and starts and stops the service watchers, and
+// follows the config entries that give services their protocols, until ctx ends;
+// then it waits for them.
 func (w *watcher) run(ctx context.Context) {
 	defer w.wg.Wait()
 	defer w.cat.stopAll()
-	var idx uint64
-	backoff := backoffMin
+	for _, kind := range configKinds {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			w.runConfig(ctx, kind)
+		}()
+	}
 	filtered := false
-	for {
-		start := time.Now()
-		q := w.query(ctx, idx)
-		names, meta, err := w.client.Catalog().Services(q)
-		err = explain(err)
-		if ctx.Err() != nil {
-			return
-		}
+	w.follow(ctx, func(idx uint64) (uint64, error) {
+		names, meta, err := w.client.Catalog().Services(w.query(ctx, idx))
 		if err != nil {
-			lvl := slog.LevelWarn // once per outage; the retries at debug
-			if backoff > backoffMin {
-				lvl = slog.LevelDebug
-			}
-			w.log.Log(ctx, lvl, "reading the Consul service list failed", "err", err, "retry_in", backoff)
-			w.cat.setListErr(err)
-			idx = 0 // read afresh: the agent may have restarted with other indexes
-			if !wait.Sleep(ctx, jitter(backoff)) {
-				return
-			}
-			backoff = min(2*backoff, backoffMax)
-			continue
+			return 0, explain(err)
 		}
-		backoff = backoffMin
 		if meta.ResultsFilteredByACLs && !filtered {
 			w.log.Warn("the Consul ACL token hides some services; they are not synced (it needs service:read and node:read)")
 		}
@@ -154,7 +142,76 @@ func (w *watcher) run(ctx context.Context) {
 		if meta.LastIndex != idx || idx == 0 {
 			w.cat.setList(names, func(name string) *serviceState { return w.startService(ctx, name) })
 		}
-		idx = nextIndex(idx, meta.LastIndex)
+		return meta.LastIndex, nil
+	}, func(err error, retry time.Duration, first bool) {
+		lvl := slog.LevelDebug // the first failure of an outage at warn, the retries at debug
+		if first {
+			lvl = slog.LevelWarn
+		}
+		w.log.Log(ctx, lvl, "reading the Consul service list failed", "err", err, "retry_in", retry)
+		w.cat.setListErr(err)
+	})
+}
+
+// configKinds are the config entries followed: services' protocols, as Consul's own
+// proxies take them (a service's service-defaults, else proxy-defaults "global").
+var configKinds = []string{capi.ServiceDefaults, capi.ProxyDefaults}
+
+// runConfig follows the config entries of one kind until ctx ends. An agent that
+// refuses them (an ACL token without service:read on a service hides only that
+// service's entry; 403 or 404 for the whole kind: a Consul without config entries)
+// counts as having none, said once.
+func (w *watcher) runConfig(ctx context.Context, kind string) {
+	warned := false
+	w.follow(ctx, func(idx uint64) (uint64, error) {
+		entries, meta, err := w.client.ConfigEntries().List(kind, w.query(ctx, idx))
+		if err != nil {
+			return 0, explain(err)
+		}
+		if meta.LastIndex != idx || idx == 0 {
+			w.cat.setConfig(kind, entries)
+		}
+		return meta.LastIndex, nil
+	}, func(err error, retry time.Duration, first bool) {
+		var se capi.StatusError
+		if errors.As(err, &se) && (se.Code == http.StatusForbidden || se.Code == http.StatusNotFound) {
+			if !warned {
+				w.log.Warn("Consul refuses to list config entries: services take their protocols from ServiceMeta only", "kind", kind, "err", err)
+				warned = true
+			}
+			w.cat.setConfig(kind, nil)
+			return
+		}
+		w.log.Debug("reading Consul config entries failed", "kind", kind, "err", err, "retry_in", retry)
+		w.cat.setConfigErr(kind, err)
+	})
+}
+
+// follow repeats a blocking query until ctx ends. read runs it after index idx,
+// records what it read, and returns the answer's index; failed records a failure
+// (first: the first of an outage), retried after a backoff growing from backoffMin
+// to backoffMax, afresh (index 0: the agent may have restarted with other indexes).
+// Queries are at least minQueryGap apart.
+func (w *watcher) follow(ctx context.Context, read func(idx uint64) (uint64, error), failed func(err error, retry time.Duration, first bool)) {
+	var idx uint64
+	backoff := backoffMin
+	for {
+		start := time.Now()
+		got, err := read(idx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			failed(err, backoff, backoff == backoffMin)
+			idx = 0
+			if !wait.Sleep(ctx, jitter(backoff)) {
+				return
+			}
+			backoff = min(2*backoff, backoffMax)
+			continue
+		}
+		backoff = backoffMin
+		idx = nextIndex(idx, got)
 		if !wait.Sleep(ctx, minQueryGap-time.Since(start)) {
 			return
 		}
