@@ -365,8 +365,11 @@ func (m *kubeMesh) podCertificate(t *testing.T) {
 // TestTwoKubernetesClusters: one navarch node follows two clusters (--kubeconfig and
 // --kube-cluster). A Service of the same name and namespace in both is one service,
 // as Istio's namespace sameness has it: a grpc-go client's RPCs reach the pods of
-// both clusters. Each cluster's pod tokens get certificates. One API server down
-// leaves that cluster's entries kept and stale and the other's fresh.
+// both clusters. Labelling each cluster's istio-system namespace with a network
+// puts its pods there: a client in one network then reaches its own cluster's
+// pods only, and a Service labelled as the other network's gateway lists it at its
+// external address. Each cluster's pod tokens get certificates. One API server
+// down leaves that cluster's entries kept and stale and the other's fresh.
 func TestTwoKubernetesClusters(t *testing.T) {
 	east, west := kubetest.Start(t), kubetest.Start(t)
 	ctx := context.Background()
@@ -395,6 +398,59 @@ func TestTwoKubernetesClusters(t *testing.T) {
 		}
 		return nil
 	})
+
+	// Each cluster's network, as Istio's installation labels its system namespace,
+	// and west's east-west gateway at its load balancer's (external) address.
+	for name, kc := range map[string]*kubetest.Cluster{"east": east, "west": west} {
+		core := kc.Core(t)
+		if _, err := core.Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "istio-system",
+			Labels: map[string]string{kubernetes.LabelNetwork: "net-" + name}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gw := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "istio-eastwestgateway", Labels: map[string]string{kubernetes.LabelNetwork: "net-west"}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"istio": "eastwestgateway"},
+			ExternalIPs: []string{"192.0.2.10"}, Ports: []corev1.ServicePort{{Name: "tls", Port: 15443}}}}
+	if _, err := west.Core(t).Services("istio-system").Create(ctx, gw, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "each cluster's pods in its network, west's gateway listed", func() error {
+		var reg client.RegistryListing
+		res := nodeCLI(t, c, "n1", "registry", "-o", "json")
+		if err := json.Unmarshal([]byte(res.Stdout), &reg); err != nil {
+			return fmt.Errorf("navarch registry: %v: %s", err, res.Stderr)
+		}
+		networks, gateway := map[string]string{}, ""
+		for _, s := range reg.Services {
+			for _, e := range s.Endpoints {
+				switch s.Host {
+				case kubeRatingsHost:
+					networks[e.Name] = e.Network
+				case "network-gateway.istio-eastwestgateway.istio-system.svc.cluster.local":
+					gateway = fmt.Sprintf("%s:%d", e.Address, e.Ports["tls"])
+				}
+			}
+		}
+		if networks["ratings-east"] != "net-east" || networks["ratings-west"] != "net-west" || gateway != "192.0.2.10:15443" {
+			return fmt.Errorf("networks %v, gateway %q", networks, gateway)
+		}
+		return nil
+	})
+	// A proxyless client in east's network reaches east's pods only (grpc-go cannot
+	// go through a gateway); one in no network reaches both.
+	conn, err := grpcapp.Dial([]byte(mustNodeCLI(t, c, "n1", "bootstrap", "--format", "grpc", "--network", "net-east")), target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if tl := grpcapp.Call(cctx, conn, 100); tl.By["ratings-east"] != 100 {
+		t.Fatalf("a client in net-east: %v %v, want every RPC on ratings-east", tl.By, tl.Failed)
+	}
+	if tl := callsVia(t, c, "n1", target, 200); tl.By["ratings-east"] == 0 || tl.By["ratings-west"] == 0 || len(tl.Failed) > 0 {
+		t.Fatalf("a client in no network: %v %v, want both clusters' pods", tl.By, tl.Failed)
+	}
 
 	rootFile := writeFile(t, t.TempDir(), "root.pem", mustNodeCLI(t, c, "n1", "ca", "show", "-o", "pem"))
 	node, _ := c.Node("n1")
