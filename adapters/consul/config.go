@@ -42,6 +42,12 @@ type Config struct {
 	// Off: only instances whose checks all pass are routed, the same as Consul's DNS
 	// with only_passing.
 	WarningHealthy bool
+	// TranslateWANAddrs gives the instances of every datacenter but the primary
+	// their WAN addresses, as a Consul agent's DNS does with translate_wan_addrs: an
+	// instance's service address tagged "wan" (and its port, when tagged), else its
+	// node's address tagged "wan", else its address as registered. For datacenters
+	// whose LAN addresses the mesh cannot reach.
+	TranslateWANAddrs bool
 	// WaitTime is how long one blocking query waits for a change. Consul caps it at
 	// ten minutes and adds up to 1/16 of jitter. It also bounds how long a silent,
 	// unreachable agent (a partition rather than a refused connection) goes unnoticed.

@@ -3,6 +3,7 @@ package consul_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -22,6 +23,7 @@ type spaceState struct {
 	hosts    []string          // ServiceEntry hosts, sorted
 	ports    map[string]string // ServiceEntry host -> its port names, comma-separated
 	locality map[string]string // WorkloadEntry name -> locality
+	address  map[string]string // WorkloadEntry name -> address
 	versions map[string]string // resource -> resourceVersion
 	status   *store.SourceStatus
 }
@@ -34,7 +36,7 @@ func readSpace(t *testing.T, st *store.Store, source string) spaceState {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := spaceState{ports: map[string]string{}, locality: map[string]string{}, versions: map[string]string{}}
+	s := spaceState{ports: map[string]string{}, locality: map[string]string{}, address: map[string]string{}, versions: map[string]string{}}
 	for _, e := range entries {
 		if e.Space.Source() != source {
 			continue
@@ -54,6 +56,7 @@ func readSpace(t *testing.T, st *store.Store, source string) spaceState {
 			s.ports[spec.Hosts[0]] = strings.Join(names, ",")
 		case *networking.WorkloadEntry:
 			s.locality[e.Resource.Meta.Name] = spec.Locality
+			s.address[e.Resource.Meta.Name] = spec.Address
 		}
 	}
 	slices.Sort(s.hosts)
@@ -106,7 +109,12 @@ func TestDatacentersSyncSeparately(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	register(t, c, "dc1", "web-1", "10.0.1.1", "ratings-1", 9090)
-	register(t, c, "dc2", "web-2", "10.0.2.1", "ratings-2", 9090)
+	if _, err := c.Catalog().Register(&capi.CatalogRegistration{
+		Datacenter: "dc2", Node: "web-2", Address: "10.0.2.1", TaggedAddresses: map[string]string{"wan": "198.51.100.2"},
+		Service: &capi.AgentService{ID: "ratings-2", Service: "ratings", Port: 9090, Tags: []string{"v1"}},
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
 
 	st := registrytest.OpenStore(t)
 	cfg := consul.DefaultConfig()
@@ -141,6 +149,25 @@ func TestDatacentersSyncSeparately(t *testing.T) {
 			t.Fatalf("election consul/%s: leader %q (%v), want n1", dc, leader, err)
 		}
 	}
+
+	// Another mirror, of WAN addresses: dc2's instance at its node's address tagged
+	// "wan", the primary's as registered.
+	wanCfg := cfg
+	wanCfg.TranslateWANAddrs = true
+	wanSt := registrytest.OpenStore(t)
+	wctx, wcancel := context.WithCancel(context.Background())
+	wdone := make(chan error, 1)
+	go func() { wdone <- runAdapter(wctx, wanCfg, wanSt, "n2") }()
+	for dc, addr := range map[string]string{"dc1": "10.0.1.1", "dc2": "198.51.100.2"} {
+		waitSpace(t, wanSt, "consul."+dc, dc+"'s instance at its WAN address", func(s spaceState) error {
+			if got := slices.Collect(maps.Values(s.address)); !slices.Equal(got, []string{addr}) {
+				return fmt.Errorf("addresses %v, want %s", got, addr)
+			}
+			return nil
+		})
+	}
+	wcancel()
+	<-wdone
 
 	if _, err := c.Catalog().Deregister(&capi.CatalogDeregistration{Datacenter: "dc2", Node: "web-2"}, nil); err != nil {
 		t.Fatal(err)

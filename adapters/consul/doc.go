@@ -51,7 +51,9 @@
 //     proxy-defaults "global" entry's Config "protocol" (as Consul's own proxies take
 //     it), else http (a protocol Istio has no equivalent for counts as none);
 //   - a WorkloadEntry per instance, named "<service>.<dc>.<node>.<service ID>":
-//     address the service address, else the node's; ports mapping every service port
+//     address the service address, else the node's (with Config.TranslateWANAddrs,
+//     in every datacenter but the primary, the addresses tagged "wan" first, as
+//     Consul's translate_wan_addrs); ports mapping every service port
 //     name to the instance's own port (instances of one service may listen on
 //     different ports); locality the datacenter (as the region); weight the
 //     instance's passing weight when above 1; annotations consul.navarch.io/node and

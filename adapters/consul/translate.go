@@ -69,10 +69,41 @@ type translator struct {
 	suffix         string
 	namespace      string
 	warningHealthy bool
+	wan            bool // instances are reached at their WAN addresses
 }
 
 func newTranslator(cfg Config, dc string, primary bool) translator {
-	return translator{dc: dc, primary: primary, suffix: cfg.Suffix, namespace: cfg.Namespace, warningHealthy: cfg.WarningHealthy}
+	return translator{dc: dc, primary: primary, suffix: cfg.Suffix, namespace: cfg.Namespace,
+		warningHealthy: cfg.WarningHealthy, wan: cfg.TranslateWANAddrs && !primary}
+}
+
+// taggedWAN is the tag of a WAN address, on a node or a service instance.
+const taggedWAN = "wan"
+
+// address returns where an instance is reached: its service address, else its
+// node's. For a datacenter reached over the WAN (TranslateWANAddrs), as Consul's
+// DNS translates them: the service address tagged "wan" (and its port, if tagged
+// with one), else the service address, else the node's address tagged "wan", else
+// the node's.
+func (t translator) address(e *capi.ServiceEntry) (string, int) {
+	addr, port := e.Service.Address, e.Service.Port
+	if t.wan {
+		if w, ok := e.Service.TaggedAddresses[taggedWAN]; ok {
+			if w.Address != "" {
+				addr = w.Address
+			}
+			if w.Port != 0 {
+				port = w.Port
+			}
+		}
+		if addr == "" {
+			addr = e.Node.TaggedAddresses[taggedWAN]
+		}
+	}
+	if addr == "" {
+		addr = e.Node.Address
+	}
+	return addr, port
 }
 
 // catalog translates every service; resources that fail validation are left out (a
@@ -186,13 +217,10 @@ func servicePorts(insts []*capi.ServiceEntry, fallback string) []*networking.Ser
 // (Nomad allocates them dynamically), and a client dialling any of the service's
 // ports reaches each instance where it listens.
 func (t translator) workload(svc, dc string, e *capi.ServiceEntry, ports []*networking.ServicePort) *api.Resource {
-	addr := e.Service.Address
-	if addr == "" {
-		addr = e.Node.Address
-	}
+	addr, port := t.address(e)
 	pm := make(map[string]uint32, len(ports))
 	for _, p := range ports {
-		pm[p.Name] = uint32(e.Service.Port)
+		pm[p.Name] = uint32(port)
 	}
 	labels := instanceLabels(e.Service.Tags, e.Service.Meta)
 	labels[LabelService], labels[LabelDatacenter] = svc, dc

@@ -1,6 +1,7 @@
 package consul
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
@@ -231,6 +232,41 @@ func TestTranslationDetails(t *testing.T) {
 		got = ports(map[string][]capi.ConfigEntry{})
 		if r, c := got["ratings.service.consul"], got["cache.service.consul"]; !slices.Equal(r, []string{"http-9090", "tcp-9091"}) || !slices.Equal(c, []string{"http-6379"}) {
 			t.Errorf("without config entries: ratings %v, cache %v, want http but for ServiceMeta's tcp", r, c)
+		}
+	})
+	t.Run("a remote datacenter's instances at their WAN addresses, as Consul's translate_wan_addrs", func(t *testing.T) {
+		wanService := entry("n1", "10.0.0.1", "r1", "10.1.0.1", 9090, nil, nil)
+		wanService.Service.TaggedAddresses = map[string]capi.ServiceAddress{"wan": {Address: "198.51.100.1", Port: 19090}}
+		wanServiceNoPort := entry("n2", "10.0.0.2", "r2", "", 9090, nil, nil)
+		wanServiceNoPort.Service.TaggedAddresses = map[string]capi.ServiceAddress{"wan": {Address: "198.51.100.2"}}
+		wanNode := entry("n3", "10.0.0.3", "r3", "", 9090, nil, nil)
+		wanNode.Node.TaggedAddresses = map[string]string{"wan": "198.51.100.3"}
+		serviceAddr := entry("n4", "10.0.0.4", "r4", "10.1.0.4", 9090, nil, nil)
+		serviceAddr.Node.TaggedAddresses = map[string]string{"wan": "198.51.100.4"}
+		lanOnly := entry("n5", "10.0.0.5", "r5", "", 9090, nil, nil)
+		in := map[string][]*capi.ServiceEntry{"ratings": {wanService, wanServiceNoPort, wanNode, serviceAddr, lanOnly}}
+		addrs := func(cfg Config, dc string, primary bool) []string {
+			rs, _ := newTranslator(cfg, dc, primary).catalog(in, protocolDefaults{})
+			_, wes := byKind(t, rs)
+			var out []string
+			for _, name := range slices.Sorted(maps.Keys(wes)) {
+				we := wes[name].Spec.(*networking.WorkloadEntry)
+				out = append(out, fmt.Sprintf("%s:%d", we.Address, we.Ports["http-9090"]))
+			}
+			return out
+		}
+		cfg := DefaultConfig()
+		lan := []string{"10.1.0.1:9090", "10.0.0.2:9090", "10.0.0.3:9090", "10.1.0.4:9090", "10.0.0.5:9090"}
+		if got := addrs(cfg, "dc2", false); !slices.Equal(got, lan) {
+			t.Errorf("without translation: %v, want %v", got, lan)
+		}
+		cfg.TranslateWANAddrs = true
+		if got := addrs(cfg, "dc1", true); !slices.Equal(got, lan) {
+			t.Errorf("the primary datacenter: %v, want %v", got, lan)
+		}
+		wan := []string{"198.51.100.1:19090", "198.51.100.2:9090", "198.51.100.3:9090", "10.1.0.4:9090", "10.0.0.5:9090"}
+		if got := addrs(cfg, "dc2", false); !slices.Equal(got, wan) {
+			t.Errorf("a remote datacenter: %v, want %v", got, wan)
 		}
 	})
 	t.Run("names that are not DNS labels are made valid and stay distinct", func(t *testing.T) {

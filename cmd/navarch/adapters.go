@@ -19,6 +19,7 @@ func consulFlags(fs *flag.FlagSet, cfg *consul.Config) {
 	fs.Var(listFlag(&cfg.Datacenters, false), "consul-datacenters", "comma-separated Consul datacenters to sync, the first one primary (default: the agent's own)")
 	fs.StringVar(&cfg.Suffix, "consul-suffix", cfg.Suffix, "DNS suffix of Consul services' hosts: <service>.service[.<dc>].<suffix>")
 	fs.IntVar(&cfg.MaxConnections, "consul-max-connections", cfg.MaxConnections, "over plain HTTP, at most this many Consul queries open at once (keep it below the agent's limits.http_max_conns_per_client, 200 by default); more services share them; 0: no bound")
+	fs.BoolVar(&cfg.TranslateWANAddrs, "consul-translate-wan-addrs", cfg.TranslateWANAddrs, "reach the instances of every datacenter but the first at their WAN addresses (tagged \"wan\"), as Consul's translate_wan_addrs")
 	fs.BoolVar(&cfg.WarningHealthy, "consul-warning-healthy", cfg.WarningHealthy, "route traffic to Consul instances whose checks warn (default: only all-passing ones)")
 }
 

@@ -41,10 +41,10 @@ func TestConfigFile(t *testing.T) {
 	}{
 		{
 			name: "keys are flag names",
-			yaml: "consul-address: 127.0.0.1:8500\nconsul-datacenters: [dc1, dc2]\nconsul-warning-healthy: true\njoin: [10.0.0.1:7946, 10.0.0.2:7946]\nbootstrap-expect: 3\ndev: true\n",
+			yaml: "consul-address: 127.0.0.1:8500\nconsul-datacenters: [dc1, dc2]\nconsul-warning-healthy: true\nconsul-translate-wan-addrs: true\njoin: [10.0.0.1:7946, 10.0.0.2:7946]\nbootstrap-expect: 3\ndev: true\n",
 			check: func(t *testing.T, cfg node.Config) {
 				if cfg.Consul.Address != "127.0.0.1:8500" || !slices.Equal(cfg.Consul.Datacenters, []string{"dc1", "dc2"}) ||
-					!cfg.Consul.WarningHealthy || len(cfg.Join) != 2 || cfg.BootstrapExpect != 3 || !cfg.Dev {
+					!cfg.Consul.WarningHealthy || !cfg.Consul.TranslateWANAddrs || len(cfg.Join) != 2 || cfg.BootstrapExpect != 3 || !cfg.Dev {
 					t.Fatalf("config %+v", cfg)
 				}
 			},
