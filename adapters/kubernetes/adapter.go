@@ -169,6 +169,10 @@ func (a *Adapter) Run(ctx context.Context) error {
 	if err := c.namespaces.SetTransform(slimNamespace); err != nil {
 		return err
 	}
+	gateways := newGatewayResolver(func() {
+		c.version.Add(1)
+		c.signal()
+	}, a.log)
 	var wg sync.WaitGroup
 	for _, inf := range c.informers() {
 		wg.Add(1)
@@ -181,6 +185,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		wait.Every(ctx, a.cfg.StatusInterval, func() {
+			gateways.refresh()
 			c.force.Store(true)
 			c.signal()
 		})
@@ -201,7 +206,11 @@ func (a *Adapter) Run(ctx context.Context) error {
 		}
 		w.Flush(ctx, mirror.State{
 			Ready: ready, Version: c.version.Load(), Force: c.force.Swap(false), Err: c.err(),
-			Desired: func() ([]*api.Resource, []mirror.Skipped) { return tr.translate(c.inventory()) },
+			Desired: func() ([]*api.Resource, []mirror.Skipped) {
+				inv := c.inventory()
+				inv.gatewayAddrs = gateways.addresses(ctx, gatewayHosts(inv.services))
+				return tr.translate(inv)
+			},
 		})
 	})
 	cancel()

@@ -41,7 +41,8 @@
 //     gateway's mark, which navarch would read as pods' addresses being the
 //     network's gateways: a Service so labelled makes a second ServiceEntry,
 //     <name>.network-gateway, whose endpoints are its load balancer's and external
-//     IPs on its gateway port, 15443 or its label networking.istio.io/gatewayPort);
+//     IPs, or the addresses its load balancer's host name has (gatewayResolver), on
+//     its gateway port, 15443 or its label networking.istio.io/gatewayPort);
 //   - host <name>.<ns>.svc.<domain> (the node's --domain), its cluster IPs as
 //     addresses (none for a headless Service), location MESH_INTERNAL, resolution
 //     STATIC, a workloadSelector equal to the Service's selector, exportTo from the

@@ -404,6 +404,46 @@ func TestDiscoverySelectorsFollowNamespaces(t *testing.T) {
 	expect("a namespace that loses the label leaves", "ServiceEntry lab/app")
 }
 
+// TestNetworkGatewayByHostName: a network's gateway Service whose load balancer has
+// a host name (AWS's) is that network's gateway at the addresses the name has.
+func TestNetworkGatewayByHostName(t *testing.T) {
+	kc := kubetest.Start(t)
+	core := kc.Core(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	svc, err := core.Services("default").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "eastwest", Labels: map[string]string{kubernetes.LabelNetwork: "net-1"}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"istio": "eastwestgateway"},
+			Ports: []corev1.ServicePort{{Name: "tls", Port: 15443}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What a cloud's load balancer controller writes; localhost's addresses are in
+	// /etc/hosts, so the lookup stays on this machine.
+	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{Hostname: "localhost"}}
+	if _, err := core.Services("default").UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st := registrytest.OpenStore(t)
+	cfg := kubernetes.DefaultConfig()
+	cfg.Kubeconfig, cfg.ClusterID = kc.Kubeconfig, clusterID
+	done := make(chan error, 1)
+	go func() { done <- runAdapter(ctx, cfg, st, "n1") }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		gws := registrySnapshot(t, st).Gateways("net-1")
+		if slices.ContainsFunc(gws, func(g registry.Gateway) bool { return g.Address == "127.0.0.1" && g.Port == 15443 }) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateways of net-1: %+v, want 127.0.0.1:15443 among them", gws)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // legacyEndpoints returns the endpoints of legacy.default.svc.cluster.local's port
 // 80 in the store, as every node's registry reads them.
 func legacyEndpoints(t *testing.T, st *store.Store) []string {

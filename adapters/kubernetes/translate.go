@@ -49,6 +49,9 @@ type inventory struct {
 	slices []*discoveryv1.EndpointSlice
 	// namespaces are the cluster's namespaces, by name (their names and labels).
 	namespaces map[string]*corev1.Namespace
+	// gatewayAddrs are the addresses of network gateways' load balancers known by
+	// host name, by host name (gatewayResolver).
+	gatewayAddrs map[string][]string
 }
 
 // translator turns an inventory into ServiceEntries and WorkloadEntries. It is a pure
@@ -123,7 +126,7 @@ func (t translator) translate(inv inventory) ([]*api.Resource, []mirror.Skipped)
 			continue
 		}
 		keep("service "+s.Namespace+"/"+s.Name, r)
-		if gw := t.networkGateway(s); gw != nil {
+		if gw := t.networkGateway(s, inv.gatewayAddrs); gw != nil {
 			keep("service "+s.Namespace+"/"+s.Name+" (network gateway)", gw)
 		}
 		if len(s.Spec.Selector) > 0 && s.Spec.Type != corev1.ServiceTypeExternalName {
@@ -280,15 +283,16 @@ func (t translator) serviceEntry(s *corev1.Service, slices []*discoveryv1.Endpoi
 
 // networkGateway returns, for a Service labelled with a network (Istio's east-west
 // gateway, installed with its network's name), a ServiceEntry that makes the
-// Service's external addresses (its load balancer's IPs, its external IPs) the
-// gateways into that network on its gateway port: the label LabelGatewayPort names
+// Service's external addresses (its load balancer's IPs, or the addresses its host
+// name has in resolved, and its external IPs) the gateways into that network on its
+// gateway port: the label LabelGatewayPort names
 // it, else registry.GatewayPort if the Service has that port. nil for any other
 // Service, or one without an external IP yet. The entry is named
 // <service>.network-gateway (a Service's name has no dot, so no Service's entry
 // can take it), its host network-gateway.<service host>, and it is exported to its
 // own namespace only: no proxy dials it, the registry reads its endpoints as the
 // network's gateways.
-func (t translator) networkGateway(s *corev1.Service) *api.Resource {
+func (t translator) networkGateway(s *corev1.Service, resolved map[string][]string) *api.Resource {
 	network := s.Labels[LabelNetwork]
 	if network == "" {
 		return nil
@@ -309,6 +313,8 @@ func (t translator) networkGateway(s *corev1.Service) *api.Resource {
 	for _, in := range s.Status.LoadBalancer.Ingress {
 		if in.IP != "" {
 			addrs = append(addrs, in.IP)
+		} else {
+			addrs = append(addrs, resolved[in.Hostname]...)
 		}
 	}
 	addrs = append(addrs, s.Spec.ExternalIPs...)
