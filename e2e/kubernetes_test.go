@@ -21,8 +21,12 @@ import (
 	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/dynamic"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/navarch/navarch/adapters/kubernetes"
 	"github.com/navarch/navarch/adapters/kubernetes/kubetest"
@@ -55,22 +59,9 @@ type kubeMesh struct {
 // API server stops (the registry is kept, marked stale) and comes back (resynced).
 func TestKubernetesClusterInTheMesh(t *testing.T) {
 	kc := kubetest.Start(t)
-	m := &kubeMesh{t: t, kc: kc, core: kc.Core(t), backends: map[string]*grpcapp.Backend{},
-		target: fmt.Sprintf("xds:///%s:%d", kubeRatingsHost, kubeRatingsPort)}
-	ctx := context.Background()
-	// What the controllers would have made: the namespace's default service account.
-	if _, err := m.core.ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.core.Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "worker-1",
+	m := newKubeMesh(t, kc)
+	if _, err := m.core.Nodes().Create(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "worker-1",
 		Labels: map[string]string{kubernetes.LabelRegion: "us-east", kubernetes.LabelZone: "us-east-1a"}}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "ratings"}, Spec: corev1.ServiceSpec{
-		Selector: map[string]string{"app": "ratings"},
-		Ports:    []corev1.ServicePort{{Name: "grpc-ratings", Port: kubeRatingsPort, TargetPort: intstr.FromString("grpc")}},
-	}}
-	if _, err := m.core.Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	m.c = startCluster(t, 3, "--kubeconfig", kc.Kubeconfig, "--kube-cluster-id", kubeClusterID)
@@ -87,6 +78,28 @@ func TestKubernetesClusterInTheMesh(t *testing.T) {
 	t.Run("a pod's service-account token gets a certificate for its own identity", m.podCertificate)
 	t.Run("another node takes over when the syncing node is killed", m.takeover)
 	t.Run("a stopped API server leaves the registry kept and stale, a restarted one resyncs", m.outage)
+}
+
+// newKubeMesh makes in kc what the tests of this file share: the default
+// namespace's service account (what the controllers would have made) and the
+// Service ratings, selecting app: ratings, its port leading to the pods' port named
+// grpc.
+func newKubeMesh(t *testing.T, kc *kubetest.Cluster) *kubeMesh {
+	t.Helper()
+	m := &kubeMesh{t: t, kc: kc, core: kc.Core(t), backends: map[string]*grpcapp.Backend{},
+		target: fmt.Sprintf("xds:///%s:%d", kubeRatingsHost, kubeRatingsPort)}
+	ctx := context.Background()
+	if _, err := m.core.ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "ratings"}, Spec: corev1.ServiceSpec{
+		Selector: map[string]string{"app": "ratings"},
+		Ports:    []corev1.ServicePort{{Name: "grpc-ratings", Port: kubeRatingsPort, TargetPort: intstr.FromString("grpc")}},
+	}}
+	if _, err := m.core.Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // addPod starts a gRPC backend and creates the pod it stands for, labelled app:
@@ -375,18 +388,8 @@ func TestTwoKubernetesClusters(t *testing.T) {
 	ctx := context.Background()
 	backends := map[string]*grpcapp.Backend{}
 	for name, kc := range map[string]*kubetest.Cluster{"east": east, "west": west} {
-		core := kc.Core(t)
-		if _, err := core.ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "ratings"}, Spec: corev1.ServiceSpec{
-			Selector: map[string]string{"app": "ratings"},
-			Ports:    []corev1.ServicePort{{Name: "grpc-ratings", Port: kubeRatingsPort, TargetPort: intstr.FromString("grpc")}},
-		}}
-		if _, err := core.Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		m := &kubeMesh{t: t, core: core, backends: backends}
+		m := newKubeMesh(t, kc)
+		m.backends = backends
 		m.addPod("ratings-"+name, "v1")
 	}
 	c := startCluster(t, 1, "--kubeconfig", east.Kubeconfig, "--kube-cluster-id", "east", "--kube-cluster", "west="+west.Kubeconfig)
@@ -478,5 +481,65 @@ func TestTwoKubernetesClusters(t *testing.T) {
 	})
 	if tl := callsVia(t, c, "n1", target, 200); tl.By["ratings-east"] == 0 || tl.By["ratings-west"] == 0 || len(tl.Failed) > 0 {
 		t.Fatalf("with west's API server down, both clusters' pods should keep their traffic: %v %v", tl.By, tl.Failed)
+	}
+}
+
+// TestIstioConfigInKubernetes: with --kube-istio-config, the DestinationRule and
+// VirtualService a cluster stores as Istio's custom resources (as an istiod
+// installation has them) route a grpc-go xDS client's RPCs between the Service's
+// pods; an edit in the cluster moves them, on every node.
+func TestIstioConfigInKubernetes(t *testing.T) {
+	kc := kubetest.Start(t)
+	kc.InstallIstioCRDs(t)
+	m := newKubeMesh(t, kc)
+	ctx := context.Background()
+	m.addPod("ratings-v1", "v1")
+	m.addPod("ratings-v2", "v2")
+	dyn, err := dynamic.NewForConfig(kc.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// apply creates or replaces the DestinationRule and VirtualService of
+	// ratingsRouting in the cluster, as kubectl apply would.
+	apply := func(v1, v2 int) {
+		t.Helper()
+		for _, doc := range strings.Split(ratingsRouting(kubeRatingsHost, v1, v2), "---\n") {
+			var obj map[string]any
+			if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+				t.Fatal(err)
+			}
+			u := &unstructured.Unstructured{Object: obj}
+			res := dyn.Resource(schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1",
+				Resource: strings.ToLower(u.GetKind()) + "s"}).Namespace("default")
+			cur, err := res.Get(ctx, u.GetName(), metav1.GetOptions{})
+			if err == nil {
+				u.SetResourceVersion(cur.GetResourceVersion())
+				_, err = res.Update(ctx, u, metav1.UpdateOptions{})
+			} else {
+				_, err = res.Create(ctx, u, metav1.CreateOptions{})
+			}
+			if err != nil {
+				t.Fatalf("applying %s in the cluster: %v", u.GetKind(), err)
+			}
+		}
+	}
+	apply(0, 100)
+	m.c = startCluster(t, 2, "--kubeconfig", kc.Kubeconfig, "--kube-cluster-id", kubeClusterID, "--kube-istio-config")
+	for _, want := range []struct {
+		v1, v2 int
+		pod    string
+	}{{0, 100, "ratings-v2"}, {100, 0, "ratings-v1"}} {
+		if want.v1 == 100 {
+			apply(100, 0)
+		}
+		for _, node := range []string{"n1", "n2"} {
+			eventually(t, 30*time.Second, fmt.Sprintf("%d/%d from the cluster's VirtualService, through %s", want.v1, want.v2, node), func() error {
+				tl := callsVia(t, m.c, node, m.target, 100)
+				if tl.By[want.pod] != 100 {
+					return fmt.Errorf("%v %v", tl.By, tl.Failed)
+				}
+				return nil
+			})
+		}
 	}
 }

@@ -26,6 +26,9 @@ func (n *Node) runAdapters(ctx context.Context, g *errgroup.Group, p *parts) err
 		reviewers = append(reviewers, a)
 		log := n.log.With("component", "kubernetes")
 		g.Go(func() error { return p.store.RunElected(ctx, a.ElectionName(), n.cfg.Name, log, a.Run) })
+		if kcfg.IstioConfig {
+			g.Go(func() error { return p.store.RunElected(ctx, a.ConfigElectionName(), n.cfg.Name, log, a.RunConfig) })
+		}
 	}
 	if len(reviewers) > 0 {
 		// Pods get their certificates with their service-account tokens, through

@@ -140,6 +140,7 @@ func (c *Config) kubernetesClusters() []kubernetes.Config {
 	for _, kc := range c.KubernetesClusters {
 		cfg := base
 		cfg.ClusterID, cfg.Kubeconfig, cfg.Network = kc.ID, kc.Kubeconfig, kc.Network
+		cfg.IstioConfig = false // configuration comes from one cluster: the first
 		out = append(out, cfg)
 	}
 	return out

@@ -105,7 +105,10 @@ func NewSnapshot(entries []store.Entry, rev int64, domain string) *Snapshot {
 		case api.WorkloadEntry:
 			s.workloads = append(s.workloads, workloadFromEntry(r, source))
 		}
-		if e.Space == store.ConfigSpace {
+		// Configuration is what navarch apply writes, and the configuration kinds an
+		// adapter mirrors from elsewhere (a Kubernetes cluster's Istio resources);
+		// ServiceEntries and WorkloadEntries of registry spaces are inventory.
+		if e.Space == store.ConfigSpace || (r.Kind != api.ServiceEntry && r.Kind != api.WorkloadEntry) {
 			s.config[r.Kind] = append(s.config[r.Kind], r)
 		}
 	}

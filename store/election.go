@@ -25,6 +25,10 @@ const electionTTL = 5 // seconds
 // the election key's value) and, while elected, runs work with a context that ends
 // when leadership is lost. When work returns or leadership is lost it campaigns again,
 // until ctx ends. It blocks; run it in its own goroutine.
+//
+// An election's candidates are the keys under its name and "/": no name may be
+// another's followed by "/" ("a" and "a/b" would each count the other's candidates
+// as their own, and one would never be elected).
 func (s *Store) RunElected(ctx context.Context, name, id string, log *slog.Logger, work func(ctx context.Context) error) error {
 	log = log.With("election", name)
 	backoff := 200 * time.Millisecond

@@ -173,8 +173,29 @@ func (a *Adapter) Run(ctx context.Context) error {
 		c.version.Add(1)
 		c.signal()
 	}, a.log)
+	tr := translator{domain: a.cfg.Domain, network: a.cfg.Network, systemNamespace: a.cfg.SystemNamespace}
+	tr.selectors, _ = a.cfg.selectors() // New validated them
+	w := &mirror.Writer{St: a.st, Source: a.Source(), Node: a.node, What: "the Kubernetes cluster",
+		Interval: a.cfg.StatusInterval, Retry: c.signal, Log: a.log}
+	a.mirrorLoop(ctx, c, c.informers(), w, gateways.refresh, func() ([]*api.Resource, []mirror.Skipped) {
+		inv := c.inventory()
+		inv.gatewayAddrs = gateways.addresses(ctx, gatewayHosts(inv.services))
+		return tr.translate(inv)
+	})
+	return nil
+}
+
+// mirrorLoop runs informers, and writes what desired makes of them with w whenever
+// they change (batched), every StatusInterval (a full re-sync, after tick), and
+// while c says the server does not answer (the status), until ctx ends. Nothing is
+// written until every informer has listed its resources once; an empty cluster is
+// written too.
+func (a *Adapter) mirrorLoop(ctx context.Context, c *cluster, informers []cache.SharedIndexInformer, w *mirror.Writer, tick func(), desired func() ([]*api.Resource, []mirror.Skipped)) {
+	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	for _, inf := range c.informers() {
+	defer wg.Wait()
+	defer cancel()
+	for _, inf := range informers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -185,19 +206,15 @@ func (a *Adapter) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		wait.Every(ctx, a.cfg.StatusInterval, func() {
-			gateways.refresh()
+			tick()
 			c.force.Store(true)
 			c.signal()
 		})
 	}()
-	tr := translator{domain: a.cfg.Domain, network: a.cfg.Network, systemNamespace: a.cfg.SystemNamespace}
-	tr.selectors, _ = a.cfg.selectors() // New validated them
-	w := &mirror.Writer{St: a.st, Source: a.Source(), Node: a.node, What: "the Kubernetes cluster",
-		Interval: a.cfg.StatusInterval, Retry: c.signal, Log: a.log}
-	c.signal() // an empty cluster is written too, once its lists were read
+	c.signal()
 	mirror.Coalesce(ctx, c.changed, a.cfg.Coalesce, a.cfg.CoalesceMax, func() {
 		ready := true
-		for _, inf := range c.informers() {
+		for _, inf := range informers {
 			ready = ready && inf.HasSynced()
 		}
 		if !ready {
@@ -206,16 +223,9 @@ func (a *Adapter) Run(ctx context.Context) error {
 		}
 		w.Flush(ctx, mirror.State{
 			Ready: ready, Version: c.version.Load(), Force: c.force.Swap(false), Err: c.err(),
-			Desired: func() ([]*api.Resource, []mirror.Skipped) {
-				inv := c.inventory()
-				inv.gatewayAddrs = gateways.addresses(ctx, gatewayHosts(inv.services))
-				return tr.translate(inv)
-			},
+			Desired: desired,
 		})
 	})
-	cancel()
-	wg.Wait()
-	return nil
 }
 
 // cluster is the cluster as the informers hold it, and whether it can be read.
@@ -315,6 +325,13 @@ func informer(rc cache.Getter, c *cluster, resource string, obj runtime.Object, 
 	}
 	lw := cache.NewFilteredListWatchFromClient(rc, resource, metav1.NamespaceAll, filter)
 	inf := cache.NewSharedIndexInformer(lw, obj, 0, cache.Indexers{})
+	c.notify(inf, unchanged)
+	return inf
+}
+
+// notify makes every change an informer sees signal c, except updates unchanged
+// (when given) says the translation cannot see.
+func (c *cluster) notify(inf cache.SharedIndexInformer, unchanged func(old, cur any) bool) {
 	changed := func() {
 		c.version.Add(1)
 		c.signal()
@@ -329,7 +346,6 @@ func informer(rc cache.Getter, c *cluster, resource string, obj runtime.Object, 
 		},
 		DeleteFunc: func(any) { changed() },
 	})
-	return inf
 }
 
 // healthTransport records in c whether the API server answers for each resource: a

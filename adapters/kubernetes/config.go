@@ -37,6 +37,10 @@ type Config struct {
 	// network of the cluster's pods when Network is empty, as Istio reads it from its
 	// own namespace.
 	SystemNamespace string
+	// IstioConfig mirrors the cluster's Istio configuration (VirtualServices and the
+	// other kinds navarch serves, stored as Istio's custom resources) into navarch's
+	// configuration, beside what navarch apply writes (Adapter.RunConfig).
+	IstioConfig bool
 	// TokenAudiences are the audiences a service-account token presented to the CA
 	// must be for (Istio's: istio-ca).
 	TokenAudiences []string

@@ -3,7 +3,9 @@
 // dials xds:///reviews.default.svc.cluster.local:9080 and reaches the ready pods
 // the Service selects, and Istio's DestinationRules and VirtualServices apply to
 // them. navarch's configuration stays in etcd (navarch apply); the cluster gives
-// inventory only.
+// inventory, and with Config.IstioConfig the Istio configuration it stores as
+// Istio's custom resources, mirrored into etcd by Adapter.RunConfig
+// (istioconfig.go).
 //
 // # Use
 //

@@ -20,7 +20,10 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes/scheme"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	discoveryv1client "k8s.io/client-go/kubernetes/typed/discovery/v1"
@@ -285,16 +288,7 @@ func TestServiceWithoutSelector(t *testing.T) {
 
 	expect := func(what string, want ...string) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		var got []string
-		for time.Now().Before(deadline) {
-			got = legacyEndpoints(t, st)
-			if slices.Equal(got, want) {
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("%s: endpoints %v, want %v", what, got, want)
+		awaitEqual(t, what, func() []string { return legacyEndpoints(t, st) }, want...)
 	}
 	expect("the hand-kept slice's endpoint, not the controller's", "192.168.0.1:8080")
 	mine.Endpoints[0].Conditions.Ready = new(bool)
@@ -371,15 +365,7 @@ func TestDiscoverySelectorsFollowNamespaces(t *testing.T) {
 	}
 	expect := func(what string, want ...string) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		var got []string
-		for time.Now().Before(deadline) {
-			if got = mirrored(); slices.Equal(got, want) {
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("%s: mirrored %q, want %q", what, got, want)
+		awaitEqual(t, what, mirrored, want...)
 	}
 	label := func(name string, labels map[string]string) {
 		t.Helper()
@@ -442,6 +428,21 @@ func TestNetworkGatewayByHostName(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// awaitEqual waits up to 30 s until got returns want, and fails the test with what
+// it last returned if it does not.
+func awaitEqual(t *testing.T, what string, got func() []string, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var last []string
+	for time.Now().Before(deadline) {
+		if last = got(); slices.Equal(last, want) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: got %q, want %q", what, last, want)
 }
 
 // legacyEndpoints returns the endpoints of legacy.default.svc.cluster.local's port
@@ -533,7 +534,18 @@ func BenchmarkPodReadinessToStore(b *testing.B) {
 // account the file binds nothing to is refused, and says so.
 func TestDeployRBAC(t *testing.T) {
 	kc := kubetest.Start(t)
+	kc.InstallIstioCRDs(t)
 	core := kc.Core(t)
+	dyn, err := dynamic.NewForConfig(kc.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+		"metadata": map[string]any{"name": "default"}, "spec": map[string]any{"mtls": map[string]any{"mode": "STRICT"}}}}
+	if _, err := dyn.Resource(schema.GroupVersionResource{Group: "security.istio.io", Version: "v1", Resource: "peerauthentications"}).
+		Namespace("default").Create(context.Background(), pa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	rbac, err := rbacv1client.NewForConfig(kc.RESTConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -595,10 +607,15 @@ func TestDeployRBAC(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		done := make(chan struct{})
 		rctx, stop := context.WithCancel(ctx)
-		go func() { defer close(done); st.RunElected(rctx, a.ElectionName(), id, registrytest.Logger(), a.Run) }()
-		t.Cleanup(func() { stop(); <-done })
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); st.RunElected(rctx, a.ElectionName(), id, registrytest.Logger(), a.Run) }()
+		go func() {
+			defer wg.Done()
+			st.RunElected(rctx, a.ConfigElectionName(), id, registrytest.Logger(), a.RunConfig)
+		}()
+		t.Cleanup(func() { stop(); wg.Wait() })
 		return st, a
 	}
 	status := func(st *store.Store) (store.SourceStatus, bool) {
@@ -642,6 +659,15 @@ func TestDeployRBAC(t *testing.T) {
 			}
 		}
 		return errors.New("no service legacy")
+	})
+	await("the Istio configuration is mirrored with the rights of rbac.yaml", func() error {
+		if s := readStatus(t, st, a.ConfigSource()); s == nil || s.Stale {
+			return fmt.Errorf("status %+v", s)
+		}
+		if got := registrySnapshot(t, st).Config(api.PeerAuthentication); len(got) != 1 {
+			return fmt.Errorf("PeerAuthentications %v", got)
+		}
+		return nil
 	})
 	ns, sa, rejected, err := a.ReviewToken(ctx, token("default", "default", "istio-ca"))
 	if err != nil || rejected != "" || ns != "default" || sa != "default" {

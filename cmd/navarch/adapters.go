@@ -50,6 +50,7 @@ func kubernetesFlags(fs *flag.FlagSet, cfg *kubernetes.Config, more *[]node.Kube
 		}
 		return nil
 	}), "kube-discovery-selector", "label selector of namespaces whose Services and pods to follow, as Istio's discoverySelectors (\"env=prod,team in (a,b)\"; repeatable: a namespace matching any is followed); none: every namespace")
+	fs.BoolVar(&cfg.IstioConfig, "kube-istio-config", cfg.IstioConfig, "also mirror the Istio configuration stored in the --kubeconfig cluster (VirtualServices and the rest, as Istio's custom resources) into navarch's, beside what navarch apply writes")
 	fs.StringVar(&cfg.SystemNamespace, "kube-system-namespace", cfg.SystemNamespace, "namespace whose label topology.istio.io/network is a cluster's network when none is given (--kube-network, network=)")
 	fs.Var(listFlag(&cfg.TokenAudiences, false), "kube-token-audiences", "comma-separated audiences a pod's service-account token must be for to get a certificate")
 }

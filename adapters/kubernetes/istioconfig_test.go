@@ -1,0 +1,176 @@
+package kubernetes_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	networking "istio.io/api/networking/v1alpha3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/yaml"
+
+	"github.com/navarch/navarch/adapters/kubernetes"
+	"github.com/navarch/navarch/adapters/kubernetes/kubetest"
+	"github.com/navarch/navarch/adapters/registrytest"
+	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/store"
+)
+
+// TestIstioConfigFromTheCluster: Istio configuration stored in the cluster as
+// Istio's custom resources is mirrored into navarch's configuration, where every
+// node's registry reads it; an edit the cluster stores but navarch's validation
+// refuses leaves the last valid version; a deletion removes it.
+func TestIstioConfigFromTheCluster(t *testing.T) {
+	kc := kubetest.Start(t)
+	kc.InstallIstioCRDs(t)
+	dyn, err := dynamic.NewForConfig(kc.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	vsAPI := dyn.Resource(schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}).Namespace("default")
+	drAPI := dyn.Resource(schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1beta1", Resource: "destinationrules"}).Namespace("default")
+	object := func(doc string) *unstructured.Unstructured {
+		t.Helper()
+		var obj map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+			t.Fatal(err)
+		}
+		return &unstructured.Unstructured{Object: obj}
+	}
+	const vs = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, annotations: {kubectl.kubernetes.io/last-applied-configuration: "{}"}}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - {destination: {host: reviews, subset: v1}, weight: %d}
+    - {destination: {host: reviews, subset: v2}, weight: %d}
+`
+	if _, err := vsAPI.Create(ctx, object(fmt.Sprintf(vs, 80, 20)), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := drAPI.Create(ctx, object(`apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+`), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	st := registrytest.OpenStore(t)
+	cfg := kubernetes.DefaultConfig()
+	cfg.Kubeconfig, cfg.ClusterID, cfg.IstioConfig = kc.Kubeconfig, clusterID, true
+	a, err := kubernetes.New(cfg, st, "n1", registrytest.Logger()) // for its names
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(node string) (stop func()) {
+		a, err := kubernetes.New(cfg, st, node, registrytest.Logger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, rcancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			st.RunElected(rctx, a.ConfigElectionName(), node, registrytest.Logger(), a.RunConfig)
+		}()
+		return func() { rcancel(); <-done }
+	}
+	stop := run("n1")
+	defer func() { stop() }()
+
+	// config returns the configuration every node's registry holds: each resource
+	// with its route weights (VirtualServices) or subsets (DestinationRules).
+	config := func() []string {
+		var out []string
+		snap := registrySnapshot(t, st)
+		for _, r := range snap.Config(api.VirtualService) {
+			var w []int32
+			for _, d := range r.Spec.(*networking.VirtualService).Http[0].Route {
+				w = append(w, d.Weight)
+			}
+			if r.Meta.Annotations[lastApplied] != "" {
+				t.Errorf("%s keeps kubectl's last-applied annotation", r)
+			}
+			out = append(out, fmt.Sprintf("%s %v", r, w))
+		}
+		for _, r := range snap.Config(api.DestinationRule) {
+			out = append(out, fmt.Sprintf("%s %d subsets", r, len(r.Spec.(*networking.DestinationRule).Subsets)))
+		}
+		return out
+	}
+	expect := func(what string, want ...string) {
+		t.Helper()
+		awaitEqual(t, what, config, want...)
+	}
+	expect("both resources mirrored", "VirtualService default/reviews [80 20]", "DestinationRule default/reviews 2 subsets")
+
+	update := func(doc string) {
+		t.Helper()
+		cur, err := vsAPI.Get(ctx, "reviews", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := object(doc)
+		next.SetResourceVersion(cur.GetResourceVersion())
+		if _, err := vsAPI.Update(ctx, next, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update(fmt.Sprintf(vs, 0, 100))
+	expect("an edit reaches the registry", "VirtualService default/reviews [0 100]", "DestinationRule default/reviews 2 subsets")
+	// Weights that are all zero: the CRD's schema takes them, Istio's validation
+	// (and navarch's) does not.
+	update(fmt.Sprintf(vs, 0, 0))
+	time.Sleep(time.Second) // a write would have happened by now (50 ms batches)
+	expect("an invalid edit leaves the last valid version", "VirtualService default/reviews [0 100]", "DestinationRule default/reviews 2 subsets")
+	if sp := readStatus(t, st, a.ConfigSource()); sp == nil || sp.Stale {
+		t.Fatalf("status of %s: %+v", a.ConfigSource(), sp)
+	}
+	// Another node takes over while the cluster's version is still invalid: it keeps
+	// the valid version it finds in the store.
+	stop()
+	stop = run("n2")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if sp := readStatus(t, st, a.ConfigSource()); sp != nil && sp.Node == "n2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("n2 does not take over")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	expect("after a takeover, the last valid version still", "VirtualService default/reviews [0 100]", "DestinationRule default/reviews 2 subsets")
+	if err := vsAPI.Delete(ctx, "reviews", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	expect("a deletion reaches the registry", "DestinationRule default/reviews 2 subsets")
+}
+
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// readStatus returns the status of a registry source in the store, nil if none.
+func readStatus(t *testing.T, st *store.Store, source string) *store.SourceStatus {
+	t.Helper()
+	entries, _, err := st.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, en := range entries {
+		if en.Status != nil && en.Status.Source == source {
+			return en.Status
+		}
+	}
+	return nil
+}
