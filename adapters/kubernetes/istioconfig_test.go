@@ -3,6 +3,7 @@ package kubernetes_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -173,4 +174,72 @@ func readStatus(t *testing.T, st *store.Store, source string) *store.SourceStatu
 		}
 	}
 	return nil
+}
+
+// BenchmarkConfigEditToStore measures how long an edit of a VirtualService stored
+// in the cluster takes to reach the store (and from there every node's registry),
+// through a real API server: its watch, the adapter's batching (50 ms of quiet;
+// NAVARCH_BENCH_COALESCE=1ms makes it 1 ms), the decoding and validation, and the
+// write. One op is one edit, made and awaited in turn.
+func BenchmarkConfigEditToStore(b *testing.B) {
+	kc := kubetest.Start(b)
+	kc.InstallIstioCRDs(b)
+	dyn, err := dynamic.NewForConfig(kc.RESTConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	vsAPI := dyn.Resource(schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}).Namespace("default")
+	vs := func(weight int64) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": map[string]any{"name": "reviews"},
+			"spec": map[string]any{"hosts": []any{"reviews"}, "http": []any{map[string]any{"route": []any{
+				map[string]any{"destination": map[string]any{"host": "reviews", "subset": "v1"}, "weight": weight},
+				map[string]any{"destination": map[string]any{"host": "reviews", "subset": "v2"}, "weight": 100 - weight},
+			}}}},
+		}}
+	}
+	cur, err := vsAPI.Create(ctx, vs(0), metav1.CreateOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := registrytest.OpenStore(b)
+	cfg := kubernetes.DefaultConfig()
+	cfg.Kubeconfig, cfg.ClusterID, cfg.IstioConfig = kc.Kubeconfig, clusterID, true
+	if d, err := time.ParseDuration(os.Getenv("NAVARCH_BENCH_COALESCE")); err == nil {
+		cfg.Coalesce = d
+	}
+	a, err := kubernetes.New(cfg, st, "n1", registrytest.Logger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		st.RunElected(ctx, a.ConfigElectionName(), "n1", registrytest.Logger(), a.RunConfig)
+	}()
+	defer func() { cancel(); <-done }()
+	key := api.Key{Kind: api.VirtualService, Namespace: "default", Name: "reviews"}
+	space := store.RegistrySpace(a.ConfigSource())
+	weight := int64(0)
+	edit := func() {
+		weight = (weight + 1) % 100
+		next := vs(weight)
+		next.SetResourceVersion(cur.GetResourceVersion())
+		if cur, err = vsAPI.Update(ctx, next, metav1.UpdateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			r, err := st.Get(ctx, space, key)
+			if err == nil && int64(r.Spec.(*networking.VirtualService).Http[0].Route[0].Weight) == weight {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	edit()
+	for b.Loop() {
+		edit()
+	}
 }
