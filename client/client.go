@@ -184,10 +184,23 @@ func (c *Client) Delete(ctx context.Context, kind, namespace, name string) (*App
 
 // List returns the resources of a kind in namespace (every namespace when empty).
 func (c *Client) List(ctx context.Context, kind, namespace string) ([]*api.Resource, int64, error) {
+	return c.ListFrom(ctx, "", kind, namespace)
+}
+
+// ListFrom is List of the configuration a registry source mirrors (a Kubernetes
+// cluster's Istio resources, kubernetes.<id>.config); source "" is List.
+func (c *Client) ListFrom(ctx context.Context, source, kind, namespace string) ([]*api.Resource, int64, error) {
 	var resp ListResponse
-	path := "/api/v1/config/" + url.PathEscape(kind)
+	q := url.Values{}
 	if namespace != "" {
-		path += "?namespace=" + url.QueryEscape(namespace)
+		q.Set("namespace", namespace)
+	}
+	if source != "" {
+		q.Set("source", source)
+	}
+	path := "/api/v1/config/" + url.PathEscape(kind)
+	if len(q) > 0 {
+		path += "?" + q.Encode()
 	}
 	if err := c.do(ctx, http.MethodGet, path, nil, &resp); err != nil {
 		return nil, 0, err
@@ -205,8 +218,17 @@ func (c *Client) List(ctx context.Context, kind, namespace string) ([]*api.Resou
 
 // Get returns one resource.
 func (c *Client) Get(ctx context.Context, kind, namespace, name string) (*api.Resource, error) {
+	return c.GetFrom(ctx, "", kind, namespace, name)
+}
+
+// GetFrom is Get of the configuration a registry source mirrors; source "" is Get.
+func (c *Client) GetFrom(ctx context.Context, source, kind, namespace, name string) (*api.Resource, error) {
 	var raw []byte
-	if err := c.do(ctx, http.MethodGet, "/api/v1/config/"+url.PathEscape(kind)+"/"+url.PathEscape(namespace)+"/"+url.PathEscape(name), nil, &raw); err != nil {
+	path := "/api/v1/config/" + url.PathEscape(kind) + "/" + url.PathEscape(namespace) + "/" + url.PathEscape(name)
+	if source != "" {
+		path += "?source=" + url.QueryEscape(source)
+	}
+	if err := c.do(ctx, http.MethodGet, path, nil, &raw); err != nil {
 		return nil, err
 	}
 	return api.Unmarshal(raw)

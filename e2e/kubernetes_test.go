@@ -542,4 +542,15 @@ func TestIstioConfigInKubernetes(t *testing.T) {
 			})
 		}
 	}
+	// navarch get lists what was applied to navarch; --source, what the cluster gives.
+	if out := mustNodeCLI(t, m.c, "n1", "get", "vs,dr"); !strings.Contains(out, "No resources found.") {
+		t.Errorf("navarch get vs,dr printed %q, want nothing applied", out)
+	}
+	src := kubernetes.SourceName(kubeClusterID) + ".config"
+	if out := mustNodeCLI(t, m.c, "n2", "get", "vs,dr", "--source", src, "-o", "name"); out != "virtualservice.networking.istio.io/ratings\ndestinationrule.networking.istio.io/ratings\n" {
+		t.Errorf("navarch get vs,dr --source %s printed %q", src, out)
+	}
+	if res := nodeCLI(t, m.c, "n1", "get", "vs", "--source", "Not A Source"); res.Code == 0 || !strings.Contains(res.Stderr, `source "Not A Source"`) {
+		t.Errorf("get --source with a bad name: exit %d, %q", res.Code, res.Stderr)
+	}
 }

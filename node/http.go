@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/pprof"
@@ -227,12 +228,32 @@ func (n *Node) lookupKind(w http.ResponseWriter, r *http.Request) (*api.Kind, bo
 	return k, ok
 }
 
+// readSpace returns the space a read of configuration is from: what was applied,
+// or with ?source= the configuration a registry source mirrors (a Kubernetes
+// cluster's Istio resources: kubernetes.<id>.config); it answers 400 for a source
+// that is not a source's name.
+func readSpace(w http.ResponseWriter, r *http.Request) (store.Space, bool) {
+	src := r.URL.Query().Get("source")
+	if src == "" {
+		return store.ConfigSpace, true
+	}
+	if !sourceName.MatchString(src) || src == "config" {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("source %q: not a registry source's name", src))
+		return store.Space{}, false
+	}
+	return store.RegistrySpace(src), true
+}
+
 func (n *Node) list(w http.ResponseWriter, r *http.Request, p *parts) {
 	k, ok := n.lookupKind(w, r)
 	if !ok {
 		return
 	}
-	rs, rev, err := p.store.List(r.Context(), store.ConfigSpace, k, r.URL.Query().Get("namespace"))
+	sp, ok := readSpace(w, r)
+	if !ok {
+		return
+	}
+	rs, rev, err := p.store.List(r.Context(), sp, k, r.URL.Query().Get("namespace"))
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -254,7 +275,11 @@ func (n *Node) get(w http.ResponseWriter, r *http.Request, p *parts) {
 	if !ok {
 		return
 	}
-	res, err := p.store.Get(r.Context(), store.ConfigSpace, api.Key{Kind: k, Namespace: r.PathValue("namespace"), Name: r.PathValue("name")})
+	sp, ok := readSpace(w, r)
+	if !ok {
+		return
+	}
+	res, err := p.store.Get(r.Context(), sp, api.Key{Kind: k, Namespace: r.PathValue("namespace"), Name: r.PathValue("name")})
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return

@@ -24,6 +24,7 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	ns := fs.String("n", "", "namespace (default \"default\")")
 	all := fs.Bool("A", false, "every namespace")
 	out := fs.String("o", "", "output: table (default), yaml, json or name")
+	source := fs.String("source", "", "read the configuration a source mirrors instead of what was applied (a Kubernetes cluster's Istio resources: kubernetes.<cluster id>.config)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -57,7 +58,7 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var items []*api.Resource
 	if len(pos) > 1 {
 		for _, name := range pos[1:] {
-			r, err := c.Get(ctx, kinds[0].Plural, namespaceOr(*ns), name)
+			r, err := c.GetFrom(ctx, *source, kinds[0].Plural, namespaceOr(*ns), name)
 			if err != nil {
 				return err
 			}
@@ -65,7 +66,7 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	} else {
 		for _, k := range kinds {
-			rs, _, err := c.List(ctx, k.Plural, namespace)
+			rs, _, err := c.ListFrom(ctx, *source, k.Plural, namespace)
 			if err != nil {
 				return err
 			}
