@@ -51,9 +51,10 @@ const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 // as Run mirrors its inventory: nothing is written until every kind was listed
 // once, only differences are written, and while the API server cannot be reached
 // the last mirrored configuration stays and the source is marked stale. The kinds
-// followed are those whose CRD the cluster serves when the term starts (under the
-// first of the kind's versions it serves); a CRD installed later is followed from
-// the next term (a takeover or a restart). It blocks; the caller owns the goroutine.
+// followed are those whose CRD the cluster serves (under the first of the kind's
+// versions it serves), looked up again every StatusInterval: when they change, it
+// returns, ending the term, and the next term follows them. It blocks; the caller
+// owns the goroutine.
 func (a *Adapter) RunConfig(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -91,7 +92,19 @@ func (a *Adapter) RunConfig(ctx context.Context) error {
 		informers = append(informers, inf)
 		kinds[inf] = k
 	}
-	a.mirrorLoop(ctx, c, informers, w, func() {}, func() ([]*api.Resource, []mirror.Skipped) {
+	// Every StatusInterval, the CRDs are looked up again: when the kinds served
+	// changed (Istio installed or upgraded), the term ends, and the next one (here or
+	// on another node) follows them.
+	lctx, stop := context.WithCancel(ctx)
+	defer stop()
+	rediscover := func() {
+		now, err := servedKinds(lctx, disc)
+		if err == nil && !maps.Equal(now, served) {
+			a.log.Info("Istio's CRDs in the cluster changed; following them anew", "kinds", len(now))
+			stop()
+		}
+	}
+	a.mirrorLoop(lctx, c, informers, w, rediscover, func() ([]*api.Resource, []mirror.Skipped) {
 		var objs []configObject
 		for _, inf := range informers {
 			for _, o := range inf.GetStore().List() {

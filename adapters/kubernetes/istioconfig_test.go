@@ -243,3 +243,50 @@ func BenchmarkConfigEditToStore(b *testing.B) {
 		edit()
 	}
 }
+
+// TestIstioCRDsInstalledLater: a cluster without Istio's CRDs mirrors no
+// configuration; once they are installed, the syncing node follows them within a
+// status interval.
+func TestIstioCRDsInstalledLater(t *testing.T) {
+	kc := kubetest.Start(t)
+	st := registrytest.OpenStore(t)
+	cfg := kubernetes.DefaultConfig()
+	cfg.Kubeconfig, cfg.ClusterID, cfg.IstioConfig = kc.Kubeconfig, clusterID, true
+	cfg.StatusInterval = time.Second
+	a, err := kubernetes.New(cfg, st, "n1", registrytest.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		st.RunElected(ctx, a.ConfigElectionName(), "n1", registrytest.Logger(), a.RunConfig)
+	}()
+	defer func() { cancel(); <-done }()
+	awaitEqual(t, "no CRDs: an empty, fresh source", func() []string {
+		if s := readStatus(t, st, a.ConfigSource()); s != nil && !s.Stale {
+			return []string{"fresh"}
+		}
+		return nil
+	}, "fresh")
+
+	kc.InstallIstioCRDs(t)
+	dyn, err := dynamic.NewForConfig(kc.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+		"metadata": map[string]any{"name": "default"}, "spec": map[string]any{"mtls": map[string]any{"mode": "STRICT"}}}}
+	if _, err := dyn.Resource(schema.GroupVersionResource{Group: "security.istio.io", Version: "v1", Resource: "peerauthentications"}).
+		Namespace("default").Create(ctx, pa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	awaitEqual(t, "the CRDs installed: the PeerAuthentication mirrored", func() []string {
+		var out []string
+		for _, r := range registrySnapshot(t, st).Config(api.PeerAuthentication) {
+			out = append(out, r.String())
+		}
+		return out
+	}, "PeerAuthentication default/default")
+}
