@@ -175,11 +175,11 @@ func (w *watcher) runConfig(ctx context.Context, kind string) {
 	}, func(err error, retry time.Duration, first bool) {
 		var se capi.StatusError
 		if errors.As(err, &se) && (se.Code == http.StatusForbidden || se.Code == http.StatusNotFound) {
-			if !warned {
+			if !warned { // once: the retries change nothing
 				w.log.Warn("Consul refuses to list config entries: services take their protocols from ServiceMeta only", "kind", kind, "err", err)
+				w.cat.setConfig(kind, nil)
 				warned = true
 			}
-			w.cat.setConfig(kind, nil)
 			return
 		}
 		w.log.Debug("reading Consul config entries failed", "kind", kind, "err", err, "retry_in", retry)
