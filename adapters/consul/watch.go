@@ -162,12 +162,13 @@ var configKinds = []string{capi.ServiceDefaults, capi.ProxyDefaults}
 // service's entry; 403 or 404 for the whole kind: a Consul without config entries)
 // counts as having none, said once.
 func (w *watcher) runConfig(ctx context.Context, kind string) {
-	warned := false
+	refused := false
 	w.follow(ctx, func(idx uint64) (uint64, error) {
 		entries, meta, err := w.client.ConfigEntries().List(kind, w.query(ctx, idx))
 		if err != nil {
 			return 0, explain(err)
 		}
+		refused = false
 		if meta.LastIndex != idx || idx == 0 {
 			w.cat.setConfig(kind, entries)
 		}
@@ -175,10 +176,10 @@ func (w *watcher) runConfig(ctx context.Context, kind string) {
 	}, func(err error, retry time.Duration, first bool) {
 		var se capi.StatusError
 		if errors.As(err, &se) && (se.Code == http.StatusForbidden || se.Code == http.StatusNotFound) {
-			if !warned { // once: the retries change nothing
+			if !refused { // once: the retries change nothing
 				w.log.Warn("Consul refuses to list config entries: services take their protocols from ServiceMeta only", "kind", kind, "err", err)
 				w.cat.setConfig(kind, nil)
-				warned = true
+				refused = true
 			}
 			return
 		}
