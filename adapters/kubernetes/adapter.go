@@ -29,6 +29,7 @@ import (
 	"github.com/navarch/navarch/adapters/mirror"
 	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/internal/wait"
+	"github.com/navarch/navarch/store"
 )
 
 // Adapter mirrors one Kubernetes cluster's Services and pods into the registry.
@@ -37,15 +38,24 @@ type Adapter struct {
 	cfg   Config
 	rest  *rest.Config
 	authn *authnv1client.AuthenticationV1Client
-	st    mirror.Store
+	st    Store
 	node  string
 	log   *slog.Logger
 }
 
+// Store is what the adapter needs of navarch's store: to write its spaces and
+// status, and to read back the Istio configuration it mirrored (RunConfig).
+type Store interface {
+	mirror.Store
+	List(ctx context.Context, sp store.Space, k *api.Kind, ns string) ([]*api.Resource, int64, error)
+}
+
+var _ Store = (*store.Store)(nil)
+
 // New returns an adapter that reads the cluster cfg names and writes to st on behalf
 // of the node named node (recorded in the source status). It reads the kubeconfig
 // but contacts nothing.
-func New(cfg Config, st mirror.Store, node string, log *slog.Logger) (*Adapter, error) {
+func New(cfg Config, st Store, node string, log *slog.Logger) (*Adapter, error) {
 	if !cfg.Enabled() {
 		return nil, errors.New("kubernetes: no kubeconfig configured")
 	}
@@ -400,8 +410,7 @@ func slimNode(o any) (any, error) {
 	if !ok {
 		return o, nil // a tombstone
 	}
-	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: n.Labels,
-		ResourceVersion: n.ResourceVersion, UID: n.UID}}, nil
+	return &corev1.Node{ObjectMeta: nameAndLabels(n.ObjectMeta)}, nil
 }
 
 // slimNamespace keeps of a namespace what the translation reads: its name and
@@ -411,8 +420,13 @@ func slimNamespace(o any) (any, error) {
 	if !ok {
 		return o, nil // a tombstone
 	}
-	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns.Name, Labels: ns.Labels,
-		ResourceVersion: ns.ResourceVersion, UID: ns.UID}}, nil
+	return &corev1.Namespace{ObjectMeta: nameAndLabels(ns.ObjectMeta)}, nil
+}
+
+// nameAndLabels keeps of a cluster-scoped object's metadata its name and labels,
+// and what the informer's cache needs (resource version, UID).
+func nameAndLabels(m metav1.ObjectMeta) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: m.Name, Labels: m.Labels, ResourceVersion: m.ResourceVersion, UID: m.UID}
 }
 
 // slimPod keeps of a pod what the translation reads.

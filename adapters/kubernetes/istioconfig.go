@@ -150,14 +150,8 @@ func servedKinds(ctx context.Context, disc *discovery.DiscoveryClient) (map[*api
 // be read gives none (an invalid resource is then left out until it is fixed).
 func (a *Adapter) mirroredConfig(ctx context.Context) map[api.Key]*api.Resource {
 	out := map[api.Key]*api.Resource{}
-	ls, ok := a.st.(interface {
-		List(ctx context.Context, sp store.Space, k *api.Kind, ns string) ([]*api.Resource, int64, error)
-	})
-	if !ok {
-		return out
-	}
 	for _, k := range api.Kinds() {
-		rs, _, err := ls.List(ctx, store.RegistrySpace(a.ConfigSource()), k, "")
+		rs, _, err := a.st.List(ctx, store.RegistrySpace(a.ConfigSource()), k, "")
 		if err != nil {
 			a.log.Warn("reading the mirrored Istio configuration failed", "err", err)
 			return out
