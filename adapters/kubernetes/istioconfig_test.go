@@ -272,16 +272,7 @@ func TestIstioCRDsInstalledLater(t *testing.T) {
 	}, "fresh")
 
 	kc.InstallIstioCRDs(t)
-	dyn, err := dynamic.NewForConfig(kc.RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pa := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
-		"metadata": map[string]any{"name": "default"}, "spec": map[string]any{"mtls": map[string]any{"mode": "STRICT"}}}}
-	if _, err := dyn.Resource(schema.GroupVersionResource{Group: "security.istio.io", Version: "v1", Resource: "peerauthentications"}).
-		Namespace("default").Create(ctx, pa, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	createStrictPeerAuthentication(t, kc)
 	awaitEqual(t, "the CRDs installed: the PeerAuthentication mirrored", func() []string {
 		var out []string
 		for _, r := range registrySnapshot(t, st).Config(api.PeerAuthentication) {
@@ -289,4 +280,20 @@ func TestIstioCRDsInstalledLater(t *testing.T) {
 		}
 		return out
 	}, "PeerAuthentication default/default")
+}
+
+// createStrictPeerAuthentication stores the PeerAuthentication default/default
+// (mode STRICT) in the cluster, as Istio's custom resource.
+func createStrictPeerAuthentication(t *testing.T, kc *kubetest.Cluster) {
+	t.Helper()
+	dyn, err := dynamic.NewForConfig(kc.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+		"metadata": map[string]any{"name": "default"}, "spec": map[string]any{"mtls": map[string]any{"mode": "STRICT"}}}}
+	if _, err := dyn.Resource(schema.GroupVersionResource{Group: "security.istio.io", Version: "v1", Resource: "peerauthentications"}).
+		Namespace("default").Create(context.Background(), pa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }

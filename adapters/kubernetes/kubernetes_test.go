@@ -20,10 +20,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes/scheme"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	discoveryv1client "k8s.io/client-go/kubernetes/typed/discovery/v1"
@@ -535,17 +532,8 @@ func BenchmarkPodReadinessToStore(b *testing.B) {
 func TestDeployRBAC(t *testing.T) {
 	kc := kubetest.Start(t)
 	kc.InstallIstioCRDs(t)
+	createStrictPeerAuthentication(t, kc)
 	core := kc.Core(t)
-	dyn, err := dynamic.NewForConfig(kc.RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pa := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
-		"metadata": map[string]any{"name": "default"}, "spec": map[string]any{"mtls": map[string]any{"mode": "STRICT"}}}}
-	if _, err := dyn.Resource(schema.GroupVersionResource{Group: "security.istio.io", Version: "v1", Resource: "peerauthentications"}).
-		Namespace("default").Create(context.Background(), pa, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	rbac, err := rbacv1client.NewForConfig(kc.RESTConfig())
 	if err != nil {
 		t.Fatal(err)
