@@ -175,6 +175,13 @@ spec:
 	}
 	tiered := func(priority string) string { return tieredIn("us-east/zone1", "us-west/zone2", priority) }
 	const tieredTarget = "xds:///tiered.default.svc.cluster.local:9080"
+	// nearby has v1 in locality a and v2 in locality b, the traffic distribution
+	// given (Istio's annotation), and more configuration if given.
+	nearby := func(distribution, a, b, more string) string {
+		return strings.Replace(staticService("nearby", loopback(v1.Port, "locality: "+a), loopback(v2.Port, "locality: "+b)),
+			"metadata: {name: nearby}", "metadata: {name: nearby, annotations: {networking.istio.io/traffic-distribution: "+distribution+"}}", 1) + more
+	}
+	const nearbyTarget = "xds:///nearby.default.svc.cluster.local:9080"
 	vs := func(http string) string { return virtualService("reviews", http) }
 	// routingVS is a VirtualService of reviews in namespace routing, exported to
 	// exportTo, sending everything to subset.
@@ -298,6 +305,20 @@ spec:
 			config: zoned(true), rpcs: []parityRPCs{{n: 200}}},
 		{name: "localities without outlier detection", locality: "us-east/zone1", target: zonedTarget,
 			config: zoned(false), rpcs: []parityRPCs{{n: 1000}}},
+		// A service's traffic distribution needs no outlier detection; a
+		// DestinationRule's localityLbSetting comes first.
+		{name: "traffic distribution: the client's zone", locality: "us-east/zone1", target: nearbyTarget,
+			config: nearby("PreferClose", "us-east/zone1", "us-east/zone2", ""), rpcs: []parityRPCs{{n: 200}}},
+		{name: "traffic distribution: the client's sub-zone", locality: "us-east/zone1/rack2", target: nearbyTarget,
+			config: nearby("PreferSameNode", "us-east/zone1/rack1", "us-east/zone1/rack2", ""), rpcs: []parityRPCs{{n: 200}}},
+		{name: "traffic distribution under a DestinationRule that turns locality off", locality: "us-east/zone1", target: nearbyTarget,
+			config: nearby("PreferClose", "us-east/zone1", "us-east/zone2", `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: nearby}
+spec:
+  host: nearby
+  trafficPolicy: {loadBalancer: {localityLbSetting: {enabled: false}}}
+`), rpcs: []parityRPCs{{n: 1000}}},
 		// Outlier detection: the flaky backend (one answer in four) and a healthy
 		// one behind one service. grpc-go ejects by success rate or failure
 		// percentage only, which Istio's API cannot express: with istiod as with

@@ -54,7 +54,62 @@ type Service struct {
 	Origin api.Key
 	// Created orders services that define the same host: the oldest wins.
 	Created string
+	// TrafficDistribution is the service's preference for nearby endpoints
+	// (TrafficDistributionAnnotation); empty for none.
+	TrafficDistribution TrafficDistribution
 }
+
+// TrafficDistributionAnnotation on a ServiceEntry says which of its endpoints its
+// clients prefer, as Istio reads it (and as a Kubernetes Service's
+// spec.trafficDistribution): PreferClose or PreferSameZone, the clients' own
+// network, region and zone first; PreferSameNode, then their sub-zone and node too.
+// Locality load balancing in a DestinationRule (localityLbSetting) takes precedence.
+const TrafficDistributionAnnotation = "networking.istio.io/traffic-distribution"
+
+// TrafficDistribution is a service's preference for nearby endpoints.
+type TrafficDistribution string
+
+// The preferences Istio knows; PreferClose is PreferSameZone's older name.
+const (
+	PreferSameZone TrafficDistribution = "PreferSameZone"
+	PreferSameNode TrafficDistribution = "PreferSameNode"
+)
+
+// ParseTrafficDistribution reads a traffic distribution annotation's value, case
+// insensitively as Istio does; an empty or unknown value is no preference (Istio
+// warns and routes to any endpoint).
+func ParseTrafficDistribution(v string) (TrafficDistribution, bool) {
+	switch strings.ToLower(v) {
+	case "":
+		return "", true
+	case "preferclose", "prefersamezone":
+		return PreferSameZone, true
+	case "prefersamenode":
+		return PreferSameNode, true
+	}
+	return "", false
+}
+
+// FailoverPriority returns the labels that order a service's endpoints for a
+// client under preference d, as Istio's failoverPriority, and nil for none.
+// Locality and network count as their topology labels on both sides.
+func (d TrafficDistribution) FailoverPriority() []string {
+	switch d {
+	case PreferSameZone:
+		return []string{NetworkLabel, LabelRegion, LabelZone}
+	case PreferSameNode:
+		return []string{NetworkLabel, LabelRegion, LabelZone, LabelSubzone, LabelHostname}
+	}
+	return nil
+}
+
+// Topology labels, as Kubernetes and Istio name them.
+const (
+	LabelRegion   = "topology.kubernetes.io/region"
+	LabelZone     = "topology.kubernetes.io/zone"
+	LabelSubzone  = "topology.istio.io/subzone"
+	LabelHostname = "kubernetes.io/hostname"
+)
 
 // NetworkLabel on a ServiceEntry makes its endpoints the gateways into that
 // network (Istio's label for the same): proxies in other networks reach the

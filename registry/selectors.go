@@ -14,7 +14,8 @@ import (
 // snapshot selects workloads or proxies: workload selectors (DestinationRule,
 // Sidecar, ServiceEntry, PeerAuthentication, AuthorizationPolicy,
 // RequestAuthentication, Telemetry), Gateway selectors, VirtualService sourceLabels
-// and the keys of DestinationRules' failover by labels (failoverPriority). A label
+// and the keys of DestinationRules' failover by labels (failoverPriority) and of
+// services' traffic distributions. A label
 // none of them names cannot change what a proxy is sent.
 func (s *Snapshot) selectorKeys() []string {
 	keys := map[string]bool{}
@@ -25,6 +26,10 @@ func (s *Snapshot) selectorKeys() []string {
 	}
 	for _, svc := range s.services {
 		add(svc.Selector)
+		// A traffic distribution compares endpoints' topology labels with the proxy's.
+		for _, k := range svc.TrafficDistribution.FailoverPriority() {
+			keys[k] = true
+		}
 	}
 	for _, r := range s.config[api.DestinationRule] {
 		dr := r.Spec.(*networking.DestinationRule)

@@ -35,6 +35,7 @@ func servicesFrom(r *api.Resource, source, domain string) ([]*Service, []*Worklo
 	if t := r.Meta.CreationTimestamp; t != nil {
 		created = t.UTC().Format(time.RFC3339)
 	}
+	distribution, _ := ParseTrafficDistribution(r.Meta.Annotations[TrafficDistributionAnnotation])
 	svcs := make([]*Service, 0, len(se.Hosts))
 	for _, h := range se.Hosts {
 		svcs = append(svcs, &Service{
@@ -51,6 +52,8 @@ func servicesFrom(r *api.Resource, source, domain string) ([]*Service, []*Worklo
 			SubjectAltNames: se.SubjectAltNames,
 			Origin:          r.Key(),
 			Created:         created,
+
+			TrafficDistribution: distribution,
 		})
 	}
 	if selector != nil {

@@ -132,6 +132,23 @@ spec:
   servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
 `
 
+// trafficDistributionInput is a service that prefers the nearest endpoints, with
+// endpoints whose labels name their topology (as proxies' labels may).
+const trafficDistributionInput = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings, namespace: shop, annotations: {networking.istio.io/traffic-distribution: PreferSameNode}}
+spec:
+  hosts: [ratings.shop.svc.cluster.local]
+  ports: [{number: 9080, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  endpoints:
+  - {address: 10.0.0.1, locality: us-east/a, labels: {kubernetes.io/hostname: node-1}}
+  - {address: 10.0.0.2, locality: us-east/a, labels: {kubernetes.io/hostname: node-2, topology.istio.io/subzone: s2}}
+  - {address: 10.0.0.3, labels: {topology.kubernetes.io/region: eu, topology.istio.io/network: net-2}}
+  - {address: 10.0.0.4, locality: us-east/a}
+`
+
 // TestClassProxyBuildsWhatTheProxyWould checks that leaving out the labels no
 // configuration depends on (classProxy) never changes what a proxy is sent: for every
 // input, namespace and kind of proxy, and for label sets made of every label map of
@@ -140,7 +157,8 @@ spec:
 // servers included.
 func TestClassProxyBuildsWhatTheProxyWould(t *testing.T) {
 	inputs := map[string]string{"every-selector": everySelectorInput, "sharing": sharingInput,
-		"selected-rules": selectedRulesInput, "networks": networksInput, "locality": localityInput}
+		"selected-rules": selectedRulesInput, "networks": networksInput, "locality": localityInput,
+		"traffic-distribution": trafficDistributionInput}
 	files, err := filepath.Glob(filepath.Join(corpusDir(t), "*.yaml"))
 	if err != nil {
 		t.Fatal(err)

@@ -60,6 +60,7 @@ func (g clusters) Generate(ctx *Context) []named {
 					applyPolicy(c, tp)
 					if g.envoy {
 						applyEnvoyLoadBalancer(c, tp.GetLoadBalancer())
+						applyEnvoyLocality(c, tp, svc)
 						applyEnvoyConnectionPool(c, port, tp.GetConnectionPool())
 					}
 					if wls := subsetWorkloads(ctx, svc, subset); c.GetType() == clusterv3.Cluster_EDS && clientUsesMTLS(ctx, tp, port, wls) {
@@ -160,6 +161,33 @@ func applyEnvoyLoadBalancer(c *clusterv3.Cluster, lb *networking.LoadBalancerSet
 		c.LbConfig = &clusterv3.Cluster_LeastRequestLbConfig_{LeastRequestLbConfig: &clusterv3.Cluster_LeastRequestLbConfig{SlowStartConfig: slow}}
 	case c.LbPolicy == clusterv3.Cluster_ROUND_ROBIN:
 		c.LbConfig = &clusterv3.Cluster_RoundRobinLbConfig_{RoundRobinLbConfig: &clusterv3.Cluster_RoundRobinLbConfig{SlowStartConfig: slow}}
+	}
+}
+
+// applyEnvoyLocality sets how Envoy takes the health and localities of the
+// endpoints navarch sends it, as istiod does: no panic mode (at Envoy's default
+// threshold, 50%, it would send traffic to the endpoints marked unhealthy once half
+// of them are), unless outlier detection's minHealthPercent sets the threshold (the
+// endpoints then list the healthy ones only; keepsUnhealthy); and locality weighted
+// load balancing when the locality setting weights localities (distribute) or names
+// an order (failover, failoverPriority) that applies (with outlier detection, or by
+// traffic distribution).
+func applyEnvoyLocality(c *clusterv3.Cluster, tp *networking.TrafficPolicy, svc *registry.Service) {
+	if c.GetType() != clusterv3.Cluster_EDS {
+		return
+	}
+	if c.CommonLbConfig == nil {
+		c.CommonLbConfig = &clusterv3.Cluster_CommonLbConfig{}
+	}
+	if keepsUnhealthy(tp, svc) {
+		c.CommonLbConfig.HealthyPanicThreshold = &typev3.Percent{Value: 0}
+	}
+	lb, forced := effectiveLocality(tp, svc)
+	if len(lb.GetDistribute()) > 0 ||
+		((forced || tp.GetOutlierDetection() != nil) && (len(lb.GetFailover()) > 0 || len(lb.GetFailoverPriority()) > 0)) {
+		c.CommonLbConfig.LocalityConfigSpecifier = &clusterv3.Cluster_CommonLbConfig_LocalityWeightedLbConfig_{
+			LocalityWeightedLbConfig: &clusterv3.Cluster_CommonLbConfig_LocalityWeightedLbConfig{},
+		}
 	}
 }
 

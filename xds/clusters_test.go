@@ -1,12 +1,15 @@
 package xds
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	proxyprotocolv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/proxy_protocol/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -251,5 +254,76 @@ spec:
 				t.Errorf("%s %s: endpoint port %d, want %d", who, name, got, port)
 			}
 		}
+	}
+}
+
+// TestEnvoyHealthAndLocality: an Envoy sidecar's clusters have no panic mode, so
+// that the unhealthy endpoints navarch lists are never routed to, unless outlier
+// detection's minHealthPercent sets a threshold, and then those endpoints are left
+// out; locality weights and orders are taken (LocalityWeightedLbConfig) where the
+// locality setting has them.
+func TestEnvoyHealthAndLocality(t *testing.T) {
+	const services = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: orders, namespace: shop%s}
+spec:
+  hosts: [orders.shop.svc.cluster.local]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: orders}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: up, namespace: shop}
+spec: {address: 10.0.0.1, labels: {app: orders}, locality: us-east/a}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: down, namespace: shop, annotations: {navarch.io/health: unhealthy}}
+spec: {address: 10.0.0.2, labels: {app: orders}, locality: us-east/b}
+`
+	const name = "outbound|80||orders.shop.svc.cluster.local"
+	for _, tt := range []struct {
+		name, annotations, policy string
+		threshold                 float64
+		weighted                  bool
+		endpoints                 int
+	}{
+		{"no DestinationRule", "", "", 0, false, 2},
+		{"outlier detection", "", `{outlierDetection: {consecutive5xxErrors: 3}}`, 0, false, 2},
+		{"minHealthPercent", "", `{outlierDetection: {consecutive5xxErrors: 3, minHealthPercent: 40}}`, 40, false, 1},
+		{"failover with outlier detection", "", `{outlierDetection: {consecutive5xxErrors: 3}, loadBalancer: {localityLbSetting: {failover: [{from: us-east, to: eu}]}}}`, 0, true, 2},
+		{"failover without outlier detection", "", `{loadBalancer: {localityLbSetting: {failover: [{from: us-east, to: eu}]}}}`, 0, false, 2},
+		{"distribute", "", `{loadBalancer: {localityLbSetting: {distribute: [{from: "us-east/*", to: {"us-east/*": 100}}]}}}`, 0, true, 2},
+		{"traffic distribution", ", annotations: {networking.istio.io/traffic-distribution: PreferClose}", "", 0, true, 2},
+		{"traffic distribution with minHealthPercent", ", annotations: {networking.istio.io/traffic-distribution: PreferClose}",
+			`{outlierDetection: {consecutive5xxErrors: 3, minHealthPercent: 40}}`, 0, true, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			config := []string{fmt.Sprintf(services, tt.annotations)}
+			if tt.policy != "" {
+				config = append(config, strings.Replace(ordersRule, "name: orders", "name: orders-rule", 1)+"\n  trafficPolicy: "+tt.policy+"\n")
+			}
+			sets := envoySidecar(t, snapshotOf(t, config...), "shop", nil)
+			var c clusterv3.Cluster
+			resourceOf(t, sets, ClusterType, name, &c)
+			lb := c.GetCommonLbConfig()
+			if th := lb.GetHealthyPanicThreshold(); th == nil || th.Value != tt.threshold {
+				t.Errorf("healthy panic threshold %v, want %v", th, tt.threshold)
+			}
+			if weighted := lb.GetLocalityWeightedLbConfig() != nil; weighted != tt.weighted {
+				t.Errorf("locality weighted load balancing %v, want %v", weighted, tt.weighted)
+			}
+			var cla endpointv3.ClusterLoadAssignment
+			resourceOf(t, sets, EndpointType, name, &cla)
+			n := 0
+			for _, g := range cla.Endpoints {
+				n += len(g.LbEndpoints)
+			}
+			if n != tt.endpoints {
+				t.Errorf("%d endpoints listed, want %d: %v", n, tt.endpoints, cla.Endpoints)
+			}
+		})
 	}
 }

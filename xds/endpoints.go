@@ -47,7 +47,8 @@ func (g endpoints) Generate(ctx *Context) []named {
 				// by the proxy's namespace; how they are reached, on its network and
 				// kind.
 				tp := trafficPolicy(dr, port.Number, subset)
-				lb := localityPolicy(tp, ctx.Proxy.Locality)
+				lb := localityPolicy(tp, svc, ctx.Proxy)
+				unhealthy := keepsUnhealthy(tp, svc)
 				k := key
 				var byLabels *labelFailover
 				if lb != nil {
@@ -61,6 +62,9 @@ func (g endpoints) Generate(ctx *Context) []named {
 				}
 				out = append(out, shared(name, k, func() proto.Message {
 					wls := subsetWorkloads(ctx, svc, subset)
+					if !unhealthy {
+						wls = healthyOnly(wls)
+					}
 					gateways := noGateways
 					if g.envoy {
 						// Asked only when some workloads are in another network.
@@ -82,6 +86,17 @@ func (g endpoints) Generate(ctx *Context) []named {
 					return cla
 				}))
 			}
+		}
+	}
+	return out
+}
+
+// healthyOnly returns the healthy workloads of wls.
+func healthyOnly(wls []*registry.Workload) []*registry.Workload {
+	out := make([]*registry.Workload, 0, len(wls))
+	for _, w := range wls {
+		if w.Healthy {
+			out = append(out, w)
 		}
 	}
 	return out

@@ -124,19 +124,12 @@ spec:
 // TestGRPCClientLocalityFailover: with outlier detection on the DestinationRule, a
 // grpc-go client sends everything to the endpoints of its own locality and, when
 // they fail, fails over to the next locality.
+// TestGRPCClientLocalityFailover: a client gets its own locality's endpoint, and
+// the other's once its own dies, with a DestinationRule's outlier detection or
+// with the service's traffic distribution alone.
 func TestGRPCClientLocalityFailover(t *testing.T) {
-	bs := startBackends(t, "near", "far")
-	src := newFakeSource(snapshotOf(t, fmt.Sprintf(`
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: ratings, namespace: default}
-spec:
-  hosts: [ratings.default.svc.cluster.local]
-  ports: [{number: 9090, name: grpc, protocol: GRPC}]
-  resolution: STATIC
-  endpoints:
-  - {address: 127.0.0.1, ports: {grpc: %d}, locality: us-east/a}
-  - {address: 127.0.0.1, ports: {grpc: %d}, locality: eu/d}
+	t.Run("outlier detection", func(t *testing.T) {
+		testLocalityFailover(t, "", `
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -144,7 +137,27 @@ metadata: {name: ratings, namespace: default}
 spec:
   host: ratings
   trafficPolicy: {outlierDetection: {consecutive5xxErrors: 5, interval: 1s, baseEjectionTime: 30s}}
-`, bs[0].Port, bs[1].Port)))
+`)
+	})
+	t.Run("traffic distribution", func(t *testing.T) {
+		testLocalityFailover(t, "annotations: {networking.istio.io/traffic-distribution: PreferClose}", "")
+	})
+}
+
+func testLocalityFailover(t *testing.T, annotations, rule string) {
+	bs := startBackends(t, "near", "far")
+	src := newFakeSource(snapshotOf(t, fmt.Sprintf(`
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings, namespace: default, %s}
+spec:
+  hosts: [ratings.default.svc.cluster.local]
+  ports: [{number: 9090, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  endpoints:
+  - {address: 127.0.0.1, ports: {grpc: %d}, locality: us-east/a}
+  - {address: 127.0.0.1, ports: {grpc: %d}, locality: eu/d}
+`, annotations, bs[0].Port, bs[1].Port)+rule))
 	_, cc := startServer(t, src)
 	target := "xds:///ratings.default.svc.cluster.local:9090"
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -9,6 +9,8 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/navarch/navarch/registry"
 )
 
 // Locality load balancing, as in Istio, for a proxy that says where it is (its xDS
@@ -29,26 +31,65 @@ import (
 //     matching on all but the last, and so on (labelFailover); with failover too,
 //     locality failover orders the endpoints of each of those priorities.
 //
+//   - a service's traffic distribution (Kubernetes' spec.trafficDistribution,
+//     Istio's annotation; registry.TrafficDistribution), when the
+//     DestinationRule has no localityLbSetting: failover by its labels (network,
+//     region, zone, and for PreferSameNode sub-zone and node), with or without
+//     outlier detection, as istiod does.
+//
 // Without a proxy locality, or with enabled: false, endpoints are weighted by
 // locality only.
 
-// localityPolicy returns the locality load balancing that applies to a cluster with
-// traffic policy tp, nil for none.
-func localityPolicy(tp *networking.TrafficPolicy, proxyLocality string) *networking.LocalityLoadBalancerSetting {
-	if proxyLocality == "" || tp == nil {
-		return nil
+// effectiveLocality returns the locality load balancing setting of a cluster of svc
+// with traffic policy tp, as istiod resolves it: the DestinationRule's
+// localityLbSetting (nil when it says enabled: false), else the service's traffic
+// distribution as failover by its labels, forced (it applies without outlier
+// detection, going by the health of endpoints), else Istio's mesh default, enabled.
+func effectiveLocality(tp *networking.TrafficPolicy, svc *registry.Service) (lb *networking.LocalityLoadBalancerSetting, forced bool) {
+	if lb := tp.GetLoadBalancer().GetLocalityLbSetting(); lb != nil {
+		if lb.Enabled != nil && !lb.Enabled.Value {
+			return nil, false
+		}
+		return lb, false
 	}
-	lb := tp.GetLoadBalancer().GetLocalityLbSetting()
-	if lb != nil && lb.Enabled != nil && !lb.Enabled.Value {
-		return nil
+	if keys := svc.TrafficDistribution.FailoverPriority(); keys != nil {
+		return &networking.LocalityLoadBalancerSetting{FailoverPriority: keys}, true
 	}
-	if len(lb.GetDistribute()) == 0 && tp.OutlierDetection == nil {
+	return &networking.LocalityLoadBalancerSetting{}, false
+}
+
+// localityPolicy returns the locality load balancing that applies for proxy p to a
+// cluster of svc with traffic policy tp, nil for none: a traffic distribution for
+// a proxy that says where it is (its locality or network); otherwise, for a proxy
+// with a locality, distribute, or failover when the cluster has outlier detection
+// (without it a failed locality would never be left).
+func localityPolicy(tp *networking.TrafficPolicy, svc *registry.Service, p *Proxy) *networking.LocalityLoadBalancerSetting {
+	lb, forced := effectiveLocality(tp, svc)
+	switch {
+	case lb == nil:
 		return nil
-	}
-	if lb == nil {
-		return &networking.LocalityLoadBalancerSetting{}
+	case forced:
+		if p.Locality == "" && p.Network == "" {
+			return nil
+		}
+		return lb
+	case p.Locality == "":
+		return nil
+	case len(lb.Distribute) == 0 && tp.GetOutlierDetection() == nil:
+		return nil
 	}
 	return lb
+}
+
+// keepsUnhealthy reports whether a cluster's load assignment lists the endpoints
+// that are not healthy (marked so, which clients skip): always, as Istio does by
+// default, but when outlier detection's minHealthPercent lets Envoy's panic mode
+// route to every endpoint listed once fewer are healthy (istiod's
+// supportsUnhealthyEndpoints). A traffic distribution needs them (their health is
+// how clients know to go on to farther endpoints) and turns panic mode off.
+func keepsUnhealthy(tp *networking.TrafficPolicy, svc *registry.Service) bool {
+	_, forced := effectiveLocality(tp, svc)
+	return forced || tp.GetOutlierDetection().GetMinHealthPercent() <= 0
 }
 
 // applyLocality weights or prioritizes the locality groups of cla for a proxy in
@@ -207,13 +248,13 @@ func topologyLabels(labels map[string]string, locality, network string) map[stri
 		out[k] = v
 	}
 	parts := strings.SplitN(locality, "/", 3)
-	for i, key := range []string{"topology.kubernetes.io/region", "topology.kubernetes.io/zone", "topology.istio.io/subzone"} {
+	for i, key := range []string{registry.LabelRegion, registry.LabelZone, registry.LabelSubzone} {
 		if i < len(parts) && parts[i] != "" {
 			out[key] = parts[i]
 		}
 	}
-	if network != "" && out["topology.istio.io/network"] == "" {
-		out["topology.istio.io/network"] = network
+	if network != "" && out[registry.NetworkLabel] == "" {
+		out[registry.NetworkLabel] = network
 	}
 	return out
 }

@@ -177,3 +177,51 @@ spec:
 		})
 	}
 }
+
+// TestTrafficDistribution checks a service's traffic distribution (Istio's
+// annotation, as the Kubernetes adapter writes it from spec.trafficDistribution):
+// the client's network, region and zone first (and for PreferSameNode its sub-zone)
+// without outlier detection, unless the DestinationRule's localityLbSetting says
+// otherwise.
+func TestTrafficDistribution(t *testing.T) {
+	annotated := func(value string) string {
+		return strings.Replace(localityInput, "metadata: {name: ratings, namespace: shop}",
+			"metadata: {name: ratings, namespace: shop, annotations: {networking.istio.io/traffic-distribution: "+value+"}}", 1)
+	}
+	flat := []string{"eu/d p0 w1", "us-east/a/1 p0 w1", "us-east/a/2 p0 w1", "us-east/b p0 w1", "us-west/c p0 w3"}
+	for _, tt := range []struct {
+		name, input, locality, rule string
+		want                        []string
+	}{
+		{"PreferClose: the zone, then the region, then the rest", annotated("PreferClose"), "us-east/a/1", "",
+			[]string{"eu/d p2 w1", "us-east/a/1 p0 w1", "us-east/a/2 p0 w1", "us-east/b p1 w1", "us-west/c p2 w3"}},
+		{"PreferSameZone, in any case", annotated("prefersamezone"), "us-east/b", "",
+			[]string{"eu/d p2 w1", "us-east/a/1 p1 w1", "us-east/a/2 p1 w1", "us-east/b p0 w1", "us-west/c p2 w3"}},
+		{"PreferSameNode: the sub-zone too", annotated("PreferSameNode"), "us-east/a/1", "",
+			[]string{"eu/d p3 w1", "us-east/a/1 p0 w1", "us-east/a/2 p1 w1", "us-east/b p2 w1", "us-west/c p3 w3"}},
+		{"an unknown value is no preference", annotated("Nearby"), "us-east/a/1", "", flat},
+		{"a client that does not say where it is", annotated("PreferClose"), "", "", flat},
+		{"the DestinationRule's localityLbSetting first", annotated("PreferClose"), "us-east/a/2", `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings, namespace: shop}
+spec:
+  host: ratings.shop.svc.cluster.local
+  trafficPolicy: {loadBalancer: {localityLbSetting: {distribute: [{from: "us-east/*", to: {"us-west/*": 100}}]}}}
+`, []string{"us-west/c p0 w100"}},
+		{"disabled by the DestinationRule", annotated("PreferClose"), "us-east/a/2", `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings, namespace: shop}
+spec:
+  host: ratings.shop.svc.cluster.local
+  trafficPolicy: {loadBalancer: {localityLbSetting: {enabled: false}}}
+`, flat},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := groupsFor(t, tt.input, tt.locality, nil, tt.rule); strings.Join(got, ", ") != strings.Join(tt.want, ", ") {
+				t.Errorf("got  %v\nwant %v", got, tt.want)
+			}
+		})
+	}
+}
