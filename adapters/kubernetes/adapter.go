@@ -29,6 +29,7 @@ import (
 	"github.com/navarch/navarch/adapters/mirror"
 	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/internal/wait"
+	"github.com/navarch/navarch/registry"
 	"github.com/navarch/navarch/store"
 )
 
@@ -159,10 +160,10 @@ func (a *Adapter) Run(ctx context.Context) error {
 	// status, a container's restart count): those updates wake nothing.
 	c.services = informer(core.RESTClient(), c, "services", &corev1.Service{}, nil, nil)
 	c.pods = informer(core.RESTClient(), c, "pods", &corev1.Pod{}, nil, samePod)
-	c.nodes = informer(core.RESTClient(), c, "nodes", &corev1.Node{}, nil, sameLabels)
+	c.nodes = informer(core.RESTClient(), c, "nodes", &corev1.Node{}, nil, sameMeta)
 	// Namespaces choose what is followed (discovery selectors), and the system
 	// namespace names the cluster's network: their labels are all that is read.
-	c.namespaces = informer(core.RESTClient(), c, "namespaces", &corev1.Namespace{}, nil, sameLabels)
+	c.namespaces = informer(core.RESTClient(), c, "namespaces", &corev1.Namespace{}, nil, sameMeta)
 	// The slices Kubernetes keeps for Services with selectors say nothing the pods
 	// do not: only those kept by others (Services without selectors) are read.
 	c.slices = informer(disc.RESTClient(), c, "endpointslices", &discoveryv1.EndpointSlice{}, func(o *metav1.ListOptions) {
@@ -383,12 +384,12 @@ func (h *healthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// sameLabels reports whether two versions of a (slim) node or namespace are the
-// same to the translation: the same labels.
-func sameLabels(old, cur any) bool {
+// sameMeta reports whether two versions of a (slim) node or namespace are the
+// same to the translation: the same labels and (kept) annotations.
+func sameMeta(old, cur any) bool {
 	o, ok1 := old.(metav1.Object)
 	n, ok2 := cur.(metav1.Object)
-	return ok1 && ok2 && maps.Equal(o.GetLabels(), n.GetLabels())
+	return ok1 && ok2 && maps.Equal(o.GetLabels(), n.GetLabels()) && maps.Equal(o.GetAnnotations(), n.GetAnnotations())
 }
 
 // samePod reports whether two versions of a (slim) pod are the same to the
@@ -413,14 +414,18 @@ func slimNode(o any) (any, error) {
 	return &corev1.Node{ObjectMeta: nameAndLabels(n.ObjectMeta)}, nil
 }
 
-// slimNamespace keeps of a namespace what the translation reads: its name and
-// labels.
+// slimNamespace keeps of a namespace what the translation reads: its name, labels
+// and traffic distribution annotation.
 func slimNamespace(o any) (any, error) {
 	ns, ok := o.(*corev1.Namespace)
 	if !ok {
 		return o, nil // a tombstone
 	}
-	return &corev1.Namespace{ObjectMeta: nameAndLabels(ns.ObjectMeta)}, nil
+	slim := &corev1.Namespace{ObjectMeta: nameAndLabels(ns.ObjectMeta)}
+	if v, ok := ns.Annotations[registry.TrafficDistributionAnnotation]; ok {
+		slim.Annotations = map[string]string{registry.TrafficDistributionAnnotation: v}
+	}
+	return slim, nil
 }
 
 // nameAndLabels keeps of a cluster-scoped object's metadata its name and labels,

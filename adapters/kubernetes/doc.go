@@ -48,7 +48,9 @@
 //   - host <name>.<ns>.svc.<domain> (the node's --domain), its cluster IPs as
 //     addresses (none for a headless Service), location MESH_INTERNAL, resolution
 //     STATIC, a workloadSelector equal to the Service's selector, exportTo from the
-//     annotation networking.istio.io/exportTo;
+//     annotation networking.istio.io/exportTo, and the annotation
+//     networking.istio.io/traffic-distribution from spec.trafficDistribution, else
+//     that annotation on the Service, else on its namespace (trafficDistribution);
 //   - a port per Service port, named as there ("port-<number>" when unnamed), with
 //     Istio's protocol: appProtocol, else UDP for a UDP port, else the name's prefix
 //     (grpc-*, http-*, http2-*, tcp-*, ...), else none; a numeric target port that

@@ -387,6 +387,59 @@ func TestDiscoverySelectorsFollowNamespaces(t *testing.T) {
 	expect("a namespace that loses the label leaves", "ServiceEntry lab/app")
 }
 
+// TestTrafficDistributionFollowsTheCluster: a Service's spec.trafficDistribution,
+// and its namespace's annotation as it changes, reach its ServiceEntry.
+func TestTrafficDistributionFollowsTheCluster(t *testing.T) {
+	kc := kubetest.Start(t)
+	core := kc.Core(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := core.Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"near", "any"} {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": name}, Ports: []corev1.ServicePort{{Name: "grpc", Port: 7070}}}}
+		if name == "near" {
+			preferClose := corev1.ServiceTrafficDistributionPreferClose
+			svc.Spec.TrafficDistribution = &preferClose
+		}
+		if _, err := core.Services("shop").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := registrytest.OpenStore(t)
+	cfg := kubernetes.DefaultConfig()
+	cfg.Kubeconfig, cfg.ClusterID = kc.Kubeconfig, clusterID
+	done := make(chan error, 1)
+	go func() { done <- runAdapter(ctx, cfg, st, "n1") }()
+	defer func() { cancel(); <-done }()
+	distributions := func() []string {
+		entries, _, err := st.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, en := range entries {
+			if r := en.Resource; r != nil && r.Kind == api.ServiceEntry && r.Meta.Namespace == "shop" && en.Space.Source() == kubernetes.SourceName(clusterID) {
+				out = append(out, r.Meta.Name+" "+r.Meta.Annotations[registry.TrafficDistributionAnnotation])
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	awaitEqual(t, "the Service's field", distributions, "any ", "near PreferSameZone")
+	ns, err := core.Namespaces().Get(ctx, "shop", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Annotations = map[string]string{registry.TrafficDistributionAnnotation: "PreferSameNode"}
+	if _, err := core.Namespaces().Update(ctx, ns, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	awaitEqual(t, "the namespace's annotation, where the Service has no field", distributions, "any PreferSameNode", "near PreferSameZone")
+}
+
 // TestNetworkGatewayByHostName: a network's gateway Service whose load balancer has
 // a host name (AWS's) is that network's gateway at the addresses the name has.
 func TestNetworkGatewayByHostName(t *testing.T) {

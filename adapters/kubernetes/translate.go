@@ -34,9 +34,9 @@ const (
 	// networks' traffic in, when it is not registry.GatewayPort (15443).
 	LabelGatewayPort = "networking.istio.io/gatewayPort"
 	// Node labels that give a pod's locality.
-	LabelRegion  = "topology.kubernetes.io/region"
-	LabelZone    = "topology.kubernetes.io/zone"
-	LabelSubzone = "topology.istio.io/subzone"
+	LabelRegion  = registry.LabelRegion
+	LabelZone    = registry.LabelZone
+	LabelSubzone = registry.LabelSubzone
 )
 
 // inventory is the cluster as the adapter last read it.
@@ -121,7 +121,7 @@ func (t translator) translate(inv inventory) ([]*api.Resource, []mirror.Skipped)
 		if !follows(s.Namespace) {
 			continue
 		}
-		r := t.serviceEntry(s, slices[s.Namespace+"/"+s.Name], inv.nodes)
+		r := t.serviceEntry(s, slices[s.Namespace+"/"+s.Name], inv.nodes, inv.namespaces[s.Namespace])
 		if r == nil {
 			continue
 		}
@@ -232,8 +232,9 @@ func ready(p *corev1.Pod) bool {
 // domain, its cluster IPs, its ports with the protocol Istio gives them, and a
 // workloadSelector equal to its selector; for an ExternalName Service, DNS
 // resolution of the external name; for a Service without a selector, the ready
-// endpoints of its EndpointSlices. nil for a Service of no type navarch routes.
-func (t translator) serviceEntry(s *corev1.Service, slices []*discoveryv1.EndpointSlice, nodes map[string]*corev1.Node) *api.Resource {
+// endpoints of its EndpointSlices; its traffic distribution (in namespace ns) as
+// Istio's annotation. nil for a Service of no type navarch routes.
+func (t translator) serviceEntry(s *corev1.Service, slices []*discoveryv1.EndpointSlice, nodes map[string]*corev1.Node, ns *corev1.Namespace) *api.Resource {
 	se := &networking.ServiceEntry{
 		Hosts:      []string{s.Name + "." + s.Namespace + ".svc." + t.domain},
 		Location:   networking.ServiceEntry_MESH_INTERNAL,
@@ -274,11 +275,34 @@ func (t translator) serviceEntry(s *corev1.Service, slices []*discoveryv1.Endpoi
 		labels = maps.Clone(labels)
 		delete(labels, LabelNetwork)
 	}
+	var annotations map[string]string
+	if d := trafficDistribution(s, ns); d != "" {
+		annotations = map[string]string{registry.TrafficDistributionAnnotation: string(d)}
+	}
 	return &api.Resource{
 		Kind: api.ServiceEntry,
-		Meta: api.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: labels},
+		Meta: api.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: labels, Annotations: annotations},
 		Spec: se,
 	}
+}
+
+// trafficDistribution returns a Service's preference for nearby endpoints, as
+// istiod reads it: its spec.trafficDistribution when it names one Istio knows
+// (PreferClose, PreferSameZone, PreferSameNode), else Istio's annotation on it,
+// else that annotation on its namespace ns. An unknown annotation value is no
+// preference.
+func trafficDistribution(s *corev1.Service, ns *corev1.Namespace) registry.TrafficDistribution {
+	if v := s.Spec.TrafficDistribution; v != nil {
+		if d, _ := registry.ParseTrafficDistribution(*v); d != "" {
+			return d
+		}
+	}
+	v, ok := s.Annotations[registry.TrafficDistributionAnnotation]
+	if !ok && ns != nil {
+		v = ns.Annotations[registry.TrafficDistributionAnnotation]
+	}
+	d, _ := registry.ParseTrafficDistribution(v)
+	return d
 }
 
 // networkGateway returns, for a Service labelled with a network (Istio's east-west

@@ -253,8 +253,56 @@ func TestUnchangedUpdates(t *testing.T) {
 	moved := n.DeepCopy()
 	moved.Labels = map[string]string{LabelZone: "z2"}
 	slimN := func(n *corev1.Node) any { o, _ := slimNode(n); return o }
-	if !sameLabels(slimN(n), slimN(beat)) || sameLabels(slimN(n), slimN(moved)) {
+	if !sameMeta(slimN(n), slimN(beat)) || sameMeta(slimN(n), slimN(moved)) {
 		t.Error("node updates: a status change must wake nothing, a label change must")
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", ResourceVersion: "1",
+		Annotations: map[string]string{"owner": "team-a"}}}
+	renamed := ns.DeepCopy()
+	renamed.ResourceVersion, renamed.Annotations["owner"] = "2", "team-b"
+	near := ns.DeepCopy()
+	near.ResourceVersion, near.Annotations[registry.TrafficDistributionAnnotation] = "3", "PreferClose"
+	slimNs := func(n *corev1.Namespace) any { o, _ := slimNamespace(n); return o }
+	if !sameMeta(slimNs(ns), slimNs(renamed)) || sameMeta(slimNs(ns), slimNs(near)) {
+		t.Error("namespace updates: another annotation must wake nothing, the traffic distribution must")
+	}
+}
+
+// TestTrafficDistribution: a Service's traffic distribution reaches its
+// ServiceEntry as Istio's annotation, from its spec.trafficDistribution, else its
+// annotation, else its namespace's, as istiod reads them.
+func TestTrafficDistribution(t *testing.T) {
+	annotated := func(v string) map[string]string {
+		return map[string]string{registry.TrafficDistributionAnnotation: v}
+	}
+	for _, tt := range []struct {
+		name           string
+		spec           *string
+		svc, namespace map[string]string
+		want           string
+	}{
+		{"none", nil, nil, nil, ""},
+		{"the field", strp("PreferClose"), nil, nil, "PreferSameZone"},
+		{"the field before the annotations", strp("PreferSameNode"), annotated("PreferClose"), annotated("PreferClose"), "PreferSameNode"},
+		{"a field value Istio does not know: the annotation", strp("PreferNearby"), annotated("PreferSameNode"), nil, "PreferSameNode"},
+		{"the Service's annotation before its namespace's", nil, annotated("preferclose"), annotated("PreferSameNode"), "PreferSameZone"},
+		{"the namespace's", nil, nil, annotated("PreferSameZone"), "PreferSameZone"},
+		{"an unknown annotation value: none", nil, annotated("Nearby"), annotated("PreferSameZone"), ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "shop", Annotations: tt.svc},
+				Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "reviews"}, TrafficDistribution: tt.spec,
+					Ports: []corev1.ServicePort{{Name: "http", Port: 9080}}}}
+			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Annotations: tt.namespace}}
+			out, skips := translator{domain: "cluster.local"}.translate(inventory{services: []*corev1.Service{svc},
+				namespaces: map[string]*corev1.Namespace{"shop": ns}})
+			if len(out) != 1 || len(skips) > 0 {
+				t.Fatalf("translated %v, skipped %v", out, skips)
+			}
+			if got := out[0].Meta.Annotations[registry.TrafficDistributionAnnotation]; got != tt.want {
+				t.Errorf("annotation %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 
