@@ -21,14 +21,14 @@ import (
 	"github.com/navarch/navarch/store"
 )
 
-// ConfigReader reads user configuration; the authority reads WorkloadGroups from it
-// when it creates join tokens. *store.Store implements it. Get may block on etcd
-// until ctx ends.
+// ConfigReader reads configuration; the authority reads WorkloadGroups from it when
+// it creates join tokens. store.Layered implements it. Get may block on etcd until
+// ctx ends.
 type ConfigReader interface {
-	Get(ctx context.Context, sp store.Space, k api.Key) (*api.Resource, error)
+	Get(ctx context.Context, k api.Key) (*api.Resource, error)
 }
 
-var _ ConfigReader = (*store.Store)(nil)
+var _ ConfigReader = store.Layered{}
 
 // Authority is one node's certificate authority: it holds the cluster's signer (read
 // from etcd, created there by the first node that finds none), signs workload

@@ -36,11 +36,22 @@ func openStore(t *testing.T) *store.Store {
 	return s
 }
 
+// applied reads the configuration applied to st, where tests put WorkloadGroups.
+func applied(st *store.Store) store.Layered {
+	return store.Layered{St: st, Spaces: []store.Space{store.ConfigSpace}}
+}
+
 // startAuthority runs an authority on st (a "node") until the test ends and waits
 // until it is ready.
 func startAuthority(t *testing.T, st *store.Store, cfg Config, kek KEK) *Authority {
 	t.Helper()
-	a, err := New(cfg, st.Client(), kek, st, testLog())
+	return startAuthorityReading(t, st, cfg, kek, applied(st))
+}
+
+// startAuthorityReading is startAuthority with WorkloadGroups read from config.
+func startAuthorityReading(t *testing.T, st *store.Store, cfg Config, kek KEK, config ConfigReader) *Authority {
+	t.Helper()
+	a, err := New(cfg, st.Client(), kek, config, testLog())
 	if err != nil {
 		t.Fatal(err)
 	}

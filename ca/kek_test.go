@@ -109,7 +109,7 @@ func TestStoredKeyIsEncrypted(t *testing.T) {
 	}
 
 	wrong := GenerateKEK()
-	b, err := New(DefaultConfig(), st.Client(), wrong, st, testLog())
+	b, err := New(DefaultConfig(), st.Client(), wrong, applied(st), testLog())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -128,7 +128,7 @@ func TestTrustDomainMustMatchTheCluster(t *testing.T) {
 	startAuthority(t, st, DefaultConfig(), kek)
 	cfg := DefaultConfig()
 	cfg.TrustDomain = "example.org"
-	b, err := New(cfg, st.Client(), kek, st, testLog())
+	b, err := New(cfg, st.Client(), kek, applied(st), testLog())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,9 +85,9 @@ func (a *Authority) CreateToken(ctx context.Context, group string, ttl time.Dura
 	if ttl <= 0 || ttl > a.cfg.MaxTokenTTL {
 		return "", TokenInfo{}, refusedf("token lifetime must be positive and at most %s, got %s", a.cfg.MaxTokenTTL, ttl)
 	}
-	res, err := a.config.Get(ctx, store.ConfigSpace, api.Key{Kind: api.WorkloadGroup, Namespace: ns, Name: name})
+	res, err := a.config.Get(ctx, api.Key{Kind: api.WorkloadGroup, Namespace: ns, Name: name})
 	if errors.Is(err, store.ErrNotFound) {
-		return "", TokenInfo{}, fmt.Errorf("WorkloadGroup %s/%s: %w: apply it before creating a token for it", ns, name, ErrNotFound)
+		return "", TokenInfo{}, fmt.Errorf("WorkloadGroup %s/%s: %w: apply it (or create it in the Kubernetes cluster navarch reads Istio's configuration from) before creating a token for it", ns, name, ErrNotFound)
 	}
 	if err != nil {
 		return "", TokenInfo{}, fmt.Errorf("reading WorkloadGroup %s/%s: %w", ns, name, err)

@@ -9,6 +9,9 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/store"
 )
 
 const ratingsGroup = `
@@ -122,6 +125,31 @@ func TestJoinTokens(t *testing.T) {
 			t.Fatalf("Tokens = %+v, %v; want three, the first revoked", list, err)
 		}
 	})
+}
+
+// TestJoinTokenForAMirroredGroup: a WorkloadGroup that a Kubernetes cluster's
+// Istio configuration gives (mirrored into a registry source) takes join tokens
+// when the authority reads that source after what navarch apply wrote.
+func TestJoinTokenForAMirroredGroup(t *testing.T) {
+	st := openStore(t)
+	mirrored := store.RegistrySpace("kubernetes.c1.config")
+	rs, _, err := api.Decode("test", []byte(ratingsGroup), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := st.Apply(ctx, mirrored, rs); err != nil {
+		t.Fatal(err)
+	}
+	kek := GenerateKEK()
+	if _, _, err := startAuthority(t, st, DefaultConfig(), kek).CreateToken(ctx, "bookinfo/ratings", time.Hour); !errors.Is(err, ErrNotFound) {
+		t.Errorf("reading what was applied only: %v, want ErrNotFound", err)
+	}
+	a := startAuthorityReading(t, st, DefaultConfig(), kek, store.Layered{St: st, Spaces: []store.Space{store.ConfigSpace, mirrored}})
+	_, info, err := a.CreateToken(ctx, "bookinfo/ratings", time.Hour)
+	if err != nil || info.Identity.SPIFFE() != "spiffe://cluster.local/ns/bookinfo/sa/ratings-sa" {
+		t.Errorf("reading the mirrored source too: %+v, %v", info, err)
+	}
 }
 
 func TestAuthenticateWithoutCredentials(t *testing.T) {

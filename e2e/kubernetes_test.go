@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -552,5 +553,32 @@ func TestIstioConfigInKubernetes(t *testing.T) {
 	}
 	if res := nodeCLI(t, m.c, "n1", "get", "vs", "--source", "Not A Source"); res.Code == 0 || !strings.Contains(res.Stderr, `source "Not A Source"`) {
 		t.Errorf("get --source with a bad name: exit %d, %q", res.Code, res.Stderr)
+	}
+	// A WorkloadGroup of the cluster's takes join tokens for its VMs, as one applied
+	// to navarch does.
+	group := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "networking.istio.io/v1", "kind": "WorkloadGroup",
+		"metadata": map[string]any{"name": "ratings-vm", "namespace": "default"},
+		"spec": map[string]any{"metadata": map[string]any{"labels": map[string]any{"app": "ratings"}},
+			"template": map[string]any{"serviceAccount": "ratings-vm"}},
+	}}
+	if _, err := dyn.Resource(schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "workloadgroups"}).
+		Namespace("default").Create(ctx, group, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "a join token for the cluster's WorkloadGroup", func() error {
+		res := nodeCLI(t, m.c, "n2", "token", "create", "--workload-group", "default/ratings-vm", "--ttl", "10m", "-o", "json")
+		if res.Code != 0 {
+			return errors.New(res.Stderr)
+		}
+		if !strings.Contains(res.Stdout, "spiffe://cluster.local/ns/default/sa/ratings-vm") {
+			return fmt.Errorf("token create printed %q", res.Stdout)
+		}
+		return nil
+	})
+	out := t.TempDir()
+	mustNodeCLI(t, m.c, "n1", "agent", "configure", "--workload-group", "default/ratings-vm", "--source", src, "--out", out)
+	if data, err := os.ReadFile(filepath.Join(out, "agent.yaml")); err != nil || !strings.Contains(string(data), "ratings-vm") {
+		t.Errorf("agent configure of the cluster's WorkloadGroup wrote agent.yaml %q, %v", data, err)
 	}
 }

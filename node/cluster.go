@@ -117,7 +117,8 @@ func (n *Node) start(ctx context.Context) (*parts, error) {
 	xcfg.TrustDomain = n.cfg.CA.TrustDomain // servers' certificates are checked against the mesh's
 	p.oidc = xds.NewIssuerDiscovery(p.view, &http.Client{}, n.log)
 	p.xds = xds.NewServer(xcfg, p.oidc, n.metrics, n.log)
-	p.vm = vm.NewRegistrar(st, vm.Config{Node: n.cfg.Name, Grace: n.cfg.AutoRegistrationGrace, OnLeaseAtRisk: p.xds.EndRegistered, Metrics: vm.NewMetrics(n.reg)}, n.log)
+	p.vm = vm.NewRegistrar(st, vm.Config{Node: n.cfg.Name, Grace: n.cfg.AutoRegistrationGrace, OnLeaseAtRisk: p.xds.EndRegistered, Metrics: vm.NewMetrics(n.reg),
+		Groups: store.Layered{St: st, Spaces: n.cfg.configSpaces()}}, n.log)
 	p.xds.SetRegistrar(vmRegistrar{p.vm})
 	p.grpc = grpc.NewServer(xdsServerOptions()...)
 	discovery.RegisterAggregatedDiscoveryServiceServer(p.grpc, p.xds)

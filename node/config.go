@@ -146,6 +146,17 @@ func (c *Config) kubernetesClusters() []kubernetes.Config {
 	return out
 }
 
+// configSpaces are where the node reads the configuration a workload names (its
+// WorkloadGroup), in order: what navarch apply wrote, then the Istio configuration
+// of the Kubernetes cluster it mirrors, if it does.
+func (c *Config) configSpaces() []store.Space {
+	spaces := []store.Space{store.ConfigSpace}
+	if kcs := c.kubernetesClusters(); len(kcs) > 0 && kcs[0].IstioConfig {
+		spaces = append(spaces, store.RegistrySpace(kubernetes.ConfigSourceName(kcs[0].ClusterID)))
+	}
+	return spaces
+}
+
 // DefaultConfig returns the configuration of `navarch server` without flags.
 func DefaultConfig() Config {
 	return Config{

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/navarch/navarch/ca"
+	"github.com/navarch/navarch/store"
 	"github.com/navarch/navarch/xds"
 )
 
@@ -29,7 +30,7 @@ import (
 // secureParts creates the node's certificate authority and the gRPC server of its
 // TLS port, with its services registered. Nothing runs yet: serveSecure starts them.
 func (n *Node) secureParts(p *parts) error {
-	a, err := ca.New(n.cfg.CA, p.store.Client(), n.cfg.CAKEK, p.store, n.log)
+	a, err := ca.New(n.cfg.CA, p.store.Client(), n.cfg.CAKEK, store.Layered{St: p.store, Spaces: n.cfg.configSpaces()}, n.log)
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ func TestCAForXDS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	a, err := ca.New(ca.DefaultConfig(), st.Client(), ca.GenerateKEK(), st, log)
+	a, err := ca.New(ca.DefaultConfig(), st.Client(), ca.GenerateKEK(), store.Layered{St: st, Spaces: []store.Space{store.ConfigSpace}}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

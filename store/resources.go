@@ -47,6 +47,27 @@ func (s *Store) Get(ctx context.Context, sp Space, k api.Key) (*api.Resource, er
 	return decodeKV(resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
 }
 
+// Layered reads resources from several spaces in turn: the first that holds a key
+// has it. A node reads the configuration a workload names (its WorkloadGroup) from
+// what navarch apply wrote, then from the sources that mirror configuration (a
+// Kubernetes cluster's Istio resources).
+type Layered struct {
+	St     *Store
+	Spaces []Space
+}
+
+// Get returns the resource with key k from the first space that has it; ErrNotFound
+// when none does.
+func (l Layered) Get(ctx context.Context, k api.Key) (*api.Resource, error) {
+	for _, sp := range l.Spaces {
+		r, err := l.St.Get(ctx, sp, k)
+		if !errors.Is(err, ErrNotFound) {
+			return r, err
+		}
+	}
+	return nil, fmt.Errorf("%s: %w", k, ErrNotFound)
+}
+
 // List returns every resource of kind k in namespace ns (all namespaces when ns is
 // empty), sorted by namespace and name, and the revision they were read at.
 func (s *Store) List(ctx context.Context, sp Space, k *api.Kind, ns string) ([]*api.Resource, int64, error) {

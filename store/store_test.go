@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -227,5 +228,32 @@ func TestKeysRoundTrip(t *testing.T) {
 	}
 	if _, _, err := ParseKey("/navarch/nodes/n1"); err == nil {
 		t.Fatal("a node key parsed as a resource key")
+	}
+}
+
+// TestLayeredReadsTheFirstSpaceThatHasTheKey: a resource applied to navarch hides a
+// mirrored one of the same key; a key only mirrored is read from its source.
+func TestLayeredReadsTheFirstSpaceThatHasTheKey(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	mirrored := RegistrySpace("kubernetes.c1.config")
+	l := Layered{St: s, Spaces: []Space{ConfigSpace, mirrored}}
+	vs := decodeOne(t, vsDoc)
+	if _, err := l.Get(ctx, vs.Key()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("in no space: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Apply(ctx, mirrored, []*api.Resource{vs}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.Get(ctx, vs.Key())
+	if err != nil || got.Spec.(*networking.VirtualService).Http[0].Route[0].Destination.Subset != "v1" {
+		t.Fatalf("mirrored only: %v, %v", got, err)
+	}
+	applied := decodeOne(t, strings.Replace(vsDoc, "subset: v1", "subset: v2", 1))
+	if _, err := s.Apply(ctx, ConfigSpace, []*api.Resource{applied}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.Get(ctx, vs.Key()); err != nil || got.Spec.(*networking.VirtualService).Http[0].Route[0].Destination.Subset != "v2" {
+		t.Fatalf("applied and mirrored: %v, %v; want the applied one", got, err)
 	}
 }

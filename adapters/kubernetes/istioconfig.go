@@ -37,7 +37,11 @@ import (
 
 // ConfigSource returns the registry source the cluster's Istio configuration is
 // written as: "kubernetes.<id>.config".
-func (a *Adapter) ConfigSource() string { return SourceName(a.cfg.ClusterID) + ".config" }
+func (a *Adapter) ConfigSource() string { return ConfigSourceName(a.cfg.ClusterID) }
+
+// ConfigSourceName is the registry source the Istio configuration of cluster id is
+// mirrored into (--kube-istio-config).
+func ConfigSourceName(id string) string { return SourceName(id) + ".config" }
 
 // ConfigElectionName returns the name of the election whose winner mirrors the
 // cluster's Istio configuration: "kubernetes-config/<id>" (not under ElectionName's,

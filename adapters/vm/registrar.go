@@ -62,6 +62,9 @@ type Config struct {
 	OnLeaseAtRisk func()
 	// Metrics, when set, counts registrations.
 	Metrics *Metrics
+	// Groups is where WorkloadGroups are read: what navarch apply wrote unless set
+	// (a node adds the Kubernetes cluster's Istio configuration it mirrors).
+	Groups store.Layered
 }
 
 // Request is a proxy asking to be registered.
@@ -120,6 +123,9 @@ func NewRegistrar(st *store.Store, cfg Config, log *slog.Logger) *Registrar {
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
+	}
+	if cfg.Groups.St == nil {
+		cfg.Groups = store.Layered{St: st, Spaces: []store.Space{store.ConfigSpace}}
 	}
 	return &Registrar{st: st, cfg: cfg, log: log.With("component", "vm"), now: time.Now, entries: map[api.Key]*entry{}}
 }
@@ -309,7 +315,7 @@ func (r *Registrar) group(ctx context.Context, req Request) (*api.Resource, erro
 	if !req.Authenticated {
 		return nil, fmt.Errorf("registering in WorkloadGroup %s: %w: the proxy is not authenticated (connect to xDS over TLS, 15012, with a certificate of the group's identity)", name, ErrForbidden)
 	}
-	g, err := r.st.Get(ctx, store.ConfigSpace, api.Key{Kind: api.WorkloadGroup, Namespace: req.Namespace, Name: req.Group})
+	g, err := r.cfg.Groups.Get(ctx, api.Key{Kind: api.WorkloadGroup, Namespace: req.Namespace, Name: req.Group})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("registering in WorkloadGroup %s: %w", name, ErrNoGroup)
 	}

@@ -171,6 +171,43 @@ func TestRegisterRefusesOthers(t *testing.T) {
 	}
 }
 
+// TestGroupFromAMirroredSource: a WorkloadGroup that a Kubernetes cluster's Istio
+// configuration gives (mirrored into a registry source) registers proxies too when
+// the registrar reads that source after what navarch apply wrote.
+func TestGroupFromAMirroredSource(t *testing.T) {
+	st := registrytest.OpenStore(t)
+	ctx := context.Background()
+	mirrored := store.RegistrySpace("kubernetes.c1.config")
+	rs, _, err := api.Decode("group.yaml", []byte(groupDoc), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Apply(ctx, mirrored, rs); err != nil {
+		t.Fatal(err)
+	}
+	register := func(groups store.Layered) error {
+		r := NewRegistrar(st, Config{Node: "n1", Grace: grace, Groups: groups}, slog.New(slog.DiscardHandler))
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { r.Run(runCtx); close(done) }()
+		defer func() { cancel(); <-done }()
+		for _, _, err := r.lease(); err != nil; _, _, err = r.lease() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		reg, err := r.Register(ctx, request())
+		if err == nil {
+			reg.Close()
+		}
+		return err
+	}
+	if err := register(store.Layered{}); !errors.Is(err, ErrNoGroup) {
+		t.Errorf("reading what was applied only: %v, want ErrNoGroup", err)
+	}
+	if err := register(store.Layered{St: st, Spaces: []store.Space{store.ConfigSpace, mirrored}}); err != nil {
+		t.Errorf("reading the mirrored source too: %v", err)
+	}
+}
+
 func TestEntryOutlivesItsProxyByTheGracePeriod(t *testing.T) {
 	f := newFixture(t)
 	r, _ := f.node(t, "n1")

@@ -20,7 +20,7 @@ import (
 	"github.com/navarch/navarch/api"
 )
 
-const agentConfigureUsage = `usage: navarch agent configure --workload-group <namespace/name> --out DIR [--dir /etc/navarch] [--ttl 1h] [--address IP] [API flags]`
+const agentConfigureUsage = `usage: navarch agent configure --workload-group <namespace/name> --out DIR [--dir /etc/navarch] [--ttl 1h] [--address IP] [--source S] [API flags]`
 
 // runAgentConfigure writes what a VM of a WorkloadGroup needs to join the mesh, as
 // istioctl's "x workload entry configure" does for istio-agent: a join token of the
@@ -37,6 +37,7 @@ func runAgentConfigure(ctx context.Context, args []string, stdout, stderr io.Wri
 	vmDir := fs.String("dir", "/etc/navarch", "directory the files will be in on the VM (the paths agent.yaml names)")
 	ttl := fs.Duration("ttl", time.Hour, "how long the join token is valid (the agent needs it only for its first certificate)")
 	address := fs.String("address", "", "the VM's IP address (else give --address to navarch agent run)")
+	source := fs.String("source", "", "read the WorkloadGroup from the configuration a source mirrors (a Kubernetes cluster's Istio resources: kubernetes.<cluster id>.config) instead of what was applied")
 	if pos, err := parseFlags(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 || *group == "" || *out == "" {
@@ -50,7 +51,7 @@ func runAgentConfigure(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	res, err := c.Get(ctx, api.WorkloadGroup.Name, ns, name)
+	res, err := c.GetFrom(ctx, *source, api.WorkloadGroup.Name, ns, name)
 	if err != nil {
 		return err // it names the WorkloadGroup
 	}
