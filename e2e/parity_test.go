@@ -426,6 +426,18 @@ spec:
 		{name: "a VirtualService bound to a gateway and the mesh", config: vs(`
   - route: [{destination: {host: reviews, subset: v2}}]
 `) + "  gateways: [edge, mesh]\n", rpcs: []parityRPCs{{n: 50}}},
+		// Resolution NONE (a headless Kubernetes Service): proxyless clients
+		// balance over the endpoints all the same.
+		{name: "a ServiceEntry of resolution NONE", target: "xds:///headless.default.svc.cluster.local:9080", config: `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: headless}
+spec:
+  hosts: [headless.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 9080, name: grpc, protocol: GRPC}]
+  resolution: NONE
+  workloadSelector: {labels: {app: reviews}}
+`, rpcs: []parityRPCs{{n: 1000}}},
 		{name: "a MESH_EXTERNAL ServiceEntry", target: "xds:///ext.example.com:443", config: fmt.Sprintf(`apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: ext}

@@ -45,16 +45,17 @@ func (g clusters) Generate(ctx *Context) []named {
 		key = ctx.shareKey("envoy")
 	}
 	for _, svc := range ctx.Services {
-		if svc.Resolution == registry.ResolutionNone {
-			continue // passthrough: nothing a proxyless client can connect to
-		}
 		dr := ctx.destinationRule(svc)
+		k := key
+		if svc.Resolution == registry.ResolutionNone {
+			k += "|" + ctx.Proxy.Type // ORIGINAL_DST for sidecars, EDS for gateways
+		}
 		for _, port := range svc.Ports {
 			for _, subset := range append([]string{""}, subsets(ctx, svc)...) {
 				name := clusterName(svc.Hostname, port.Number, subset)
 				// A cluster depends on the proxy only through which DestinationRule
 				// applies: its namespace's, or one selecting it.
-				out = append(out, shared(name, key, func() proto.Message {
+				out = append(out, shared(name, k, func() proto.Message {
 					c := newCluster(ctx, svc, port, subset, name, g.envoy)
 					tp := trafficPolicy(dr, port.Number, subset)
 					applyPolicy(c, tp)
@@ -63,7 +64,12 @@ func (g clusters) Generate(ctx *Context) []named {
 						applyEnvoyLocality(c, tp, svc)
 						applyEnvoyConnectionPool(c, port, tp.GetConnectionPool())
 					}
-					if wls := subsetWorkloads(ctx, svc, subset); c.GetType() == clusterv3.Cluster_EDS && clientUsesMTLS(ctx, tp, port, wls) {
+					if originalDestination(ctx, svc) {
+						// Envoy balances an ORIGINAL_DST cluster by itself only.
+						c.LbPolicy, c.LbConfig = clusterv3.Cluster_CLUSTER_PROVIDED, nil
+					}
+					if wls := subsetWorkloads(ctx, svc, subset); (c.GetType() == clusterv3.Cluster_EDS || c.GetType() == clusterv3.Cluster_ORIGINAL_DST) &&
+						clientUsesMTLS(ctx, tp, port, wls) {
 						c.TransportSocket = upstreamTLS(serverSANs(ctx, tp, svc, wls), g.envoy, isHTTP2(port), meshSNI(svc.Hostname, port.Number, subset))
 					} else if g.envoy {
 						c.TransportSocket = originatedTLS(tp.GetTls())
@@ -265,9 +271,23 @@ func newCluster(ctx *Context, svc *registry.Service, port registry.Port, subset,
 		}
 		return c
 	}
+	if originalDestination(ctx, svc) {
+		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST}
+		c.LbPolicy = clusterv3.Cluster_CLUSTER_PROVIDED
+		return c
+	}
 	c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS}
 	c.EdsClusterConfig = &clusterv3.Cluster_EdsClusterConfig{EdsConfig: adsConfigSource(), ServiceName: name}
 	return c
+}
+
+// originalDestination reports whether the proxy sends a connection to svc where its
+// client was going rather than to an endpoint it picks: an Envoy sidecar, for a
+// service of resolution NONE (a headless Kubernetes Service, whose clients pick a
+// pod: a StatefulSet's), through an ORIGINAL_DST cluster, as in Istio. Gateways
+// and proxyless gRPC clients balance over its endpoints by EDS, as istiod has them.
+func originalDestination(ctx *Context, svc *registry.Service) bool {
+	return svc.Resolution == registry.ResolutionNone && ctx.Proxy.Generator != GeneratorGRPC && ctx.Proxy.Type != TypeRouter
 }
 
 // dnsTarget returns the host name and port a DNS-resolved service port is reached

@@ -33,8 +33,8 @@ func (g endpoints) Generate(ctx *Context) []named {
 		key = ctx.shareKey(ctx.Proxy.Network, "envoy")
 	}
 	for _, svc := range ctx.Services {
-		if svc.Resolution == registry.ResolutionNone {
-			continue
+		if originalDestination(ctx, svc) {
+			continue // an ORIGINAL_DST cluster: no endpoints to send
 		}
 		dr := ctx.destinationRule(svc)
 		for _, port := range svc.Ports {

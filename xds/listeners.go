@@ -10,8 +10,6 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
-
-	"github.com/navarch/navarch/registry"
 )
 
 // HTTP filter names, as Envoy and Istio name them. Per-route fault configuration is
@@ -34,9 +32,6 @@ func (grpcListeners) TypeURL() string { return ListenerType }
 func (grpcListeners) Generate(ctx *Context) []named {
 	var out []named
 	for _, svc := range ctx.Services {
-		if svc.Resolution == registry.ResolutionNone {
-			continue
-		}
 		for _, port := range svc.Ports {
 			if !ctx.importedOn(svc, port.Number) {
 				continue

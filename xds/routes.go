@@ -24,9 +24,6 @@ func (grpcRoutes) TypeURL() string { return RouteType }
 func (grpcRoutes) Generate(ctx *Context) []named {
 	var out []named
 	for _, svc := range ctx.Services {
-		if svc.Resolution == registry.ResolutionNone {
-			continue
-		}
 		vs := virtualServiceFor(ctx, svc.Hostname)
 		// Routes depend on the proxy's namespace (which VirtualService and
 		// DestinationRule it sees) and, when the VirtualService matches on source

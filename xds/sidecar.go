@@ -85,9 +85,6 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 	tcp := map[string]*tcpListener{}
 	binds := egressBindings(ctx)
 	for _, svc := range ctx.Services {
-		if svc.Resolution == registry.ResolutionNone {
-			continue
-		}
 		for _, port := range svc.Ports {
 			if !ctx.importedOn(svc, port.Number) {
 				continue
@@ -102,16 +99,22 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 			switch {
 			case bound:
 				addrs = []string{b.ip}
+			case len(addrs) == 0 && svc.Resolution == registry.ResolutionNone:
+				addrs = instanceAddresses(ctx, svc)
 			case len(addrs) == 0:
 				addrs = []string{"0.0.0.0"}
 			}
 			for _, a := range addrs {
-				ip, _, _ := strings.Cut(a, "/")
+				ip, subnet := listenerAddress(a)
 				name := ip + "_" + strconv.FormatUint(uint64(port.Number), 10)
 				l := tcp[name]
 				if l == nil {
 					l = &tcpListener{name: name, ip: ip, port: port.Number, taken: map[string]bool{}, bindToPort: bound && b.bindToPort}
 					tcp[name] = l
+				}
+				if subnet != "" {
+					l.addSubnet(ctx, svc, port, subnet)
+					continue
 				}
 				l.add(ctx, svc, port)
 			}
@@ -143,6 +146,52 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 		out = append(out, named{name: name, msg: tcp[name].build(ctx)})
 	}
 	return addBoundInbound(ctx, out, bound)
+}
+
+// listenerAddress returns the address of the listener that takes a service
+// address's connections: the address itself, or for a range of addresses (a CIDR
+// block wider than one host) 0.0.0.0, with the range as the chain's subnet, as in
+// Istio.
+func listenerAddress(a string) (ip, subnet string) {
+	p, err := netip.ParsePrefix(a)
+	if err != nil {
+		ip, _, _ = strings.Cut(a, "/")
+		return ip, ""
+	}
+	if p.IsSingleIP() {
+		return p.Addr().String(), ""
+	}
+	return "0.0.0.0", p.Masked().String()
+}
+
+// addSubnet adds a chain for the connections to a range of service addresses, to
+// the service's cluster (on a TLS port, for its host name as SNI too).
+func (l *tcpListener) addSubnet(ctx *Context, svc *registry.Service, port registry.Port, subnet string) {
+	var names []string
+	if isTLS(port) {
+		names = []string{svc.Hostname}
+	}
+	l.chain(names, []string{subnet}, serviceTCPProxy(ctx, svc.Hostname, clusterName(svc.Hostname, port.Number, "")))
+}
+
+// instanceAddresses are where the TCP listeners of a service of resolution NONE
+// without addresses go, as in Istio: a listener per endpoint address, so that a
+// connection to one endpoint (a StatefulSet's pod) goes to it through the service's
+// ORIGINAL_DST cluster even when other services share the port; 0.0.0.0 for a
+// ServiceEntry that neither lists nor selects endpoints (egress to hosts outside).
+// A service that selects workloads but has none yet has no listener.
+func instanceAddresses(ctx *Context, svc *registry.Service) []string {
+	wls := ctx.Snapshot.Endpoints(svc)
+	if len(wls) == 0 && svc.Selector == nil {
+		return []string{"0.0.0.0"}
+	}
+	var out []string
+	for _, w := range wls {
+		if isIP(w.Address) && !slices.Contains(out, w.Address) {
+			out = append(out, w.Address)
+		}
+	}
+	return out
 }
 
 // addBoundInbound adds the inbound listeners Sidecar ingress listeners bind. One
@@ -500,9 +549,6 @@ func (sidecarRoutes) Generate(ctx *Context) []named {
 	byPort := map[uint32][]*routev3.VirtualHost{}
 	taken := map[uint32]map[string]bool{}
 	for _, svc := range ctx.Services {
-		if svc.Resolution == registry.ResolutionNone {
-			continue
-		}
 		vs := virtualServiceFor(ctx, svc.Hostname)
 		for _, port := range svc.Ports {
 			if !isHTTP(ctx.outboundPort(port)) || !ctx.importedOn(svc, port.Number) {
@@ -566,6 +612,13 @@ func domainsFor(ctx *Context, svc *registry.Service, port uint32) []string {
 		hosts = append(hosts, base, base+".svc")
 		if ns == ctx.Proxy.Namespace {
 			hosts = append(hosts, name)
+		}
+	}
+	if svc.Resolution == registry.ResolutionNone && svc.Selector != nil && !strings.HasPrefix(svc.Hostname, "*") {
+		// A headless service's pods have names of their own under its host
+		// (db-0.db.shop.svc.cluster.local), as in Istio.
+		for _, h := range slices.Clone(hosts) {
+			hosts = append(hosts, "*."+h)
 		}
 	}
 	var out []string
