@@ -47,7 +47,8 @@
 //     its gateway port, 15443 or its label networking.istio.io/gatewayPort);
 //   - host <name>.<ns>.svc.<domain> (the node's --domain), its cluster IPs as
 //     addresses (none for a headless Service), location MESH_INTERNAL, resolution
-//     STATIC, a workloadSelector equal to the Service's selector, exportTo from the
+//     STATIC (NONE for a headless Service with a selector: its clients pick their
+//     pod, and sidecars send them there), a workloadSelector equal to the Service's selector, exportTo from the
 //     annotation networking.istio.io/exportTo, and the annotation
 //     networking.istio.io/traffic-distribution from spec.trafficDistribution, else
 //     that annotation on the Service, else on its namespace (trafficDistribution);

@@ -259,6 +259,14 @@ func (t translator) serviceEntry(s *corev1.Service, slices []*discoveryv1.Endpoi
 		se.Addresses = clusterIPs(s)
 		se.Endpoints = sliceEndpoints(s, slices, nodes)
 	}
+	if headless(s) && se.WorkloadSelector != nil {
+		// A headless Service's clients pick their pod (a StatefulSet's peers, by
+		// their names): resolution NONE, as istiod has it, so that sidecars send each
+		// connection where it was going; proxyless clients still balance over the
+		// pods. (A ServiceEntry of resolution NONE cannot list endpoints, so a
+		// headless Service without a selector stays STATIC.)
+		se.Resolution = networking.ServiceEntry_NONE
+	}
 	if v := s.Annotations[AnnotationExportTo]; v != "" {
 		for _, ns := range strings.Split(v, ",") {
 			if ns = strings.TrimSpace(ns); ns != "" {
@@ -363,6 +371,11 @@ func (t translator) networkGateway(s *corev1.Service, resolved map[string][]stri
 			Labels: map[string]string{LabelNetwork: network}},
 		Spec: se,
 	}
+}
+
+// headless reports whether a Service has no cluster IP (clusterIP: None).
+func headless(s *corev1.Service) bool {
+	return s.Spec.ClusterIP == corev1.ClusterIPNone || (len(s.Spec.ClusterIPs) > 0 && s.Spec.ClusterIPs[0] == corev1.ClusterIPNone)
 }
 
 func clusterIPs(s *corev1.Service) []string {

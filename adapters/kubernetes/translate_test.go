@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -156,8 +157,8 @@ func TestTranslate(t *testing.T) {
 		se.Meta.Labels["team"] != "a" || se.Meta.Labels[LabelNetwork] != "" || svc.Labels[LabelNetwork] != "west" {
 		t.Errorf("reviews:\n got %v %v\nwant %v", se.Meta, se.Spec, wantSE)
 	}
-	if se := byName["ServiceEntry/db"].Spec.(*networking.ServiceEntry); len(se.Addresses) != 0 {
-		t.Errorf("a headless Service has addresses %v", se.Addresses)
+	if se := byName["ServiceEntry/db"].Spec.(*networking.ServiceEntry); len(se.Addresses) != 0 || se.Resolution != networking.ServiceEntry_NONE || se.WorkloadSelector == nil {
+		t.Errorf("a headless Service: addresses %v, resolution %v, selector %v; want none, NONE and its selector", se.Addresses, se.Resolution, se.WorkloadSelector)
 	}
 	wantExt := &networking.ServiceEntry{
 		Hosts: []string{"payments.shop.svc.cluster.local"}, Ports: []*networking.ServicePort{{Number: 443, Name: "https", Protocol: "HTTPS"}},
@@ -505,5 +506,37 @@ func TestNetworkGateway(t *testing.T) {
 				t.Errorf("the gateway's own service: %+v", svc)
 			}
 		})
+	}
+}
+
+// TestHeadlessServices: a headless Service with a selector is resolution NONE (its
+// clients pick their pod); one without a selector lists its slices' endpoints, which
+// only a STATIC ServiceEntry may, so it stays STATIC. Both are valid entries.
+func TestHeadlessServices(t *testing.T) {
+	httpName, port := "http", int32(8080)
+	withSelector := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "db"}, ClusterIP: corev1.ClusterIPNone,
+			ClusterIPs: []string{corev1.ClusterIPNone}, Ports: []corev1.ServicePort{{Name: "tcp", Port: 5432}}}}
+	withoutSelector := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "legacy", Namespace: "shop"},
+		Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, ClusterIPs: []string{corev1.ClusterIPNone},
+			Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "legacy-1", Namespace: "shop", Labels: map[string]string{discoveryv1.LabelServiceName: "legacy"}},
+		AddressType: discoveryv1.AddressTypeIPv4, Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"192.168.0.1"}}},
+		Ports: []discoveryv1.EndpointPort{{Name: &httpName, Port: &port}},
+	}
+	out, skips := translator{domain: "cluster.local"}.translate(inventory{services: []*corev1.Service{withSelector, withoutSelector},
+		slices: []*discoveryv1.EndpointSlice{slice}})
+	if len(skips) > 0 {
+		t.Fatalf("skipped %v", skips)
+	}
+	got := map[string]string{}
+	for _, r := range out {
+		se := r.Spec.(*networking.ServiceEntry)
+		got[r.Meta.Name] = fmt.Sprintf("%v %d addresses %d endpoints", se.Resolution, len(se.Addresses), len(se.Endpoints))
+	}
+	want := map[string]string{"db": "NONE 0 addresses 0 endpoints", "legacy": "STATIC 0 addresses 1 endpoints"}
+	if !maps.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
 	}
 }
