@@ -57,7 +57,23 @@ type Service struct {
 	// TrafficDistribution is the service's preference for nearby endpoints
 	// (TrafficDistributionAnnotation); empty for none.
 	TrafficDistribution TrafficDistribution
+	// NodeLocal restricts each client to the endpoints on its own node
+	// (InternalTrafficPolicyAnnotation: a Kubernetes Service's
+	// internalTrafficPolicy Local).
+	NodeLocal bool
 }
+
+// InternalTrafficPolicyAnnotation "Local" on a ServiceEntry sends each client only
+// to the endpoints on its own node (NodeAnnotation, and the proxy's NODE_NAME), as
+// a Kubernetes Service's spec.internalTrafficPolicy Local does in Istio; a client
+// with no node, or none of whose node's endpoints is there, gets none. The
+// Kubernetes adapter sets it.
+const InternalTrafficPolicyAnnotation = "navarch.io/internal-traffic-policy"
+
+// NodeAnnotation on a WorkloadEntry names the node the workload runs on (a pod's
+// spec.nodeName; the Kubernetes adapter sets it), for node-local services and
+// PreferSameNode.
+const NodeAnnotation = "navarch.io/node"
 
 // TrafficDistributionAnnotation on a ServiceEntry says which of its endpoints its
 // clients prefer, as Istio reads it (and as a Kubernetes Service's
@@ -182,8 +198,10 @@ type Workload struct {
 	ServiceAccount string
 	// Healthy is false when the source reports the workload failing its checks.
 	Healthy bool
-	Source  string
-	Origin  api.Key
+	// Node is the node the workload runs on (NodeAnnotation), if known.
+	Node   string
+	Source string
+	Origin api.Key
 }
 
 // PortFor returns the port the workload serves service port p on.

@@ -30,6 +30,9 @@ func (s *Snapshot) selectorKeys() []string {
 		for _, k := range svc.TrafficDistribution.FailoverPriority() {
 			keys[k] = true
 		}
+		if svc.NodeLocal { // compares endpoints' nodes with the proxy's
+			keys[LabelHostname] = true
+		}
 	}
 	for _, r := range s.config[api.DestinationRule] {
 		dr := r.Spec.(*networking.DestinationRule)

@@ -36,6 +36,7 @@ func servicesFrom(r *api.Resource, source, domain string) ([]*Service, []*Worklo
 		created = t.UTC().Format(time.RFC3339)
 	}
 	distribution, _ := ParseTrafficDistribution(r.Meta.Annotations[TrafficDistributionAnnotation])
+	nodeLocal := r.Meta.Annotations[InternalTrafficPolicyAnnotation] == "Local"
 	svcs := make([]*Service, 0, len(se.Hosts))
 	for _, h := range se.Hosts {
 		svcs = append(svcs, &Service{
@@ -54,6 +55,7 @@ func servicesFrom(r *api.Resource, source, domain string) ([]*Service, []*Worklo
 			Created:         created,
 
 			TrafficDistribution: distribution,
+			NodeLocal:           nodeLocal,
 		})
 	}
 	if selector != nil {
@@ -85,6 +87,7 @@ func workloadFromEntry(r *api.Resource, source string) *Workload {
 	if r.Meta.Annotations[HealthAnnotation] == "unhealthy" {
 		w.Healthy = false
 	}
+	w.Node = r.Meta.Annotations[NodeAnnotation]
 	return w
 }
 

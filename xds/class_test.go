@@ -147,6 +147,25 @@ spec:
   - {address: 10.0.0.2, locality: us-east/a, labels: {kubernetes.io/hostname: node-2, topology.istio.io/subzone: s2}}
   - {address: 10.0.0.3, labels: {topology.kubernetes.io/region: eu, topology.istio.io/network: net-2}}
   - {address: 10.0.0.4, locality: us-east/a}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: collector, namespace: shop, annotations: {navarch.io/internal-traffic-policy: Local}}
+spec:
+  hosts: [collector.shop.svc.cluster.local]
+  ports: [{number: 4317, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: collector}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: collector-1, namespace: shop, annotations: {navarch.io/node: node-1}}
+spec: {address: 10.0.1.1, labels: {app: collector}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: collector-2, namespace: shop, annotations: {navarch.io/node: node-2}}
+spec: {address: 10.0.1.2, labels: {app: collector}}
 `
 
 // TestClassProxyBuildsWhatTheProxyWould checks that leaving out the labels no
@@ -195,6 +214,7 @@ func TestClassProxyBuildsWhatTheProxyWould(t *testing.T) {
 						p := grpcProxy(ns, withNoise)
 						p.Type, p.Generator, p.ServiceAccount = kind.typ, kind.gen, "sa-"+ns
 						p.Locality = "us-east/a" // failover by labels applies only to a client with a locality
+						p.NodeName = "node-1"
 						rep := p.classProxy(snap)
 						if rep == p {
 							continue

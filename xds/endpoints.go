@@ -50,6 +50,9 @@ func (g endpoints) Generate(ctx *Context) []named {
 				lb := localityPolicy(tp, svc, ctx.Proxy)
 				unhealthy := keepsUnhealthy(tp, svc)
 				k := key
+				if svc.NodeLocal {
+					k += "|node=" + ctx.Proxy.NodeName
+				}
 				var byLabels *labelFailover
 				if lb != nil {
 					// The priorities or weights are the proxy's own; with distribute,
@@ -65,6 +68,9 @@ func (g endpoints) Generate(ctx *Context) []named {
 					if !unhealthy {
 						wls = healthyOnly(wls)
 					}
+					if svc.NodeLocal {
+						wls = onNode(wls, ctx.Proxy.NodeName)
+					}
 					gateways := noGateways
 					if g.envoy {
 						// Asked only when some workloads are in another network.
@@ -75,7 +81,7 @@ func (g endpoints) Generate(ctx *Context) []named {
 							return ctx.Snapshot.Gateways(network)
 						}
 					}
-					var byLabel func(map[string]string, string, string) uint32
+					var byLabel func(labels map[string]string, locality, network, node string) uint32
 					if byLabels != nil {
 						byLabel = byLabels.priority
 					}
@@ -86,6 +92,18 @@ func (g endpoints) Generate(ctx *Context) []named {
 					return cla
 				}))
 			}
+		}
+	}
+	return out
+}
+
+// onNode returns the workloads of wls on node (a node-local service's, for a proxy
+// there): none for a proxy that does not say where it runs, as in Istio.
+func onNode(wls []*registry.Workload, node string) []*registry.Workload {
+	var out []*registry.Workload
+	for _, w := range wls {
+		if node != "" && w.Node == node {
+			out = append(out, w)
 		}
 	}
 	return out
@@ -113,17 +131,17 @@ func noGateways(string) []registry.Gateway { return nil }
 // network's healthy workloads' weight; a network without gateways (or a client
 // without the means to use them: Envoy with mTLS) is unreachable and left out.
 func loadAssignment(name string, port registry.Port, wls []*registry.Workload, from string, gateways func(network string) []registry.Gateway,
-	priority func(labels map[string]string, locality, network string) uint32) *endpointv3.ClusterLoadAssignment {
+	priority func(labels map[string]string, locality, network, node string) uint32) *endpointv3.ClusterLoadAssignment {
 	// wls come in the snapshot's stable order, so the output is deterministic.
 	type group struct {
 		locality string
 		priority uint32
 	}
 	groups := map[group]*endpointv3.LocalityLbEndpoints{}
-	add := func(loc, network string, labels map[string]string, addr string, port, weight uint32, healthy bool) {
+	add := func(loc, network, node string, labels map[string]string, addr string, port, weight uint32, healthy bool) {
 		g := group{locality: loc}
 		if priority != nil {
-			g.priority = priority(labels, loc, network)
+			g.priority = priority(labels, loc, network, node)
 		}
 		l := groups[g]
 		if l == nil {
@@ -140,7 +158,7 @@ func loadAssignment(name string, port registry.Port, wls []*registry.Workload, f
 		weight := max(w.Weight, 1)
 		switch {
 		case registry.SameNetwork(from, w.Network):
-			add(w.Locality, w.Network, w.Labels, w.Address, w.PortFor(port), weight, w.Healthy)
+			add(w.Locality, w.Network, w.Node, w.Labels, w.Address, w.PortFor(port), weight, w.Healthy)
 		case w.Healthy:
 			remote[w.Network] += weight
 		}
@@ -148,7 +166,7 @@ func loadAssignment(name string, port registry.Port, wls []*registry.Workload, f
 	for _, network := range registry.SortedKeys(remote) {
 		gws := gateways(network)
 		for _, gw := range gws {
-			add(gw.Locality, network, nil, gw.Address, gw.Port, max(remote[network]/uint32(len(gws)), 1), true)
+			add(gw.Locality, network, "", nil, gw.Address, gw.Port, max(remote[network]/uint32(len(gws)), 1), true)
 		}
 	}
 	order := make([]group, 0, len(groups))

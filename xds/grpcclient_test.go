@@ -190,3 +190,48 @@ spec:
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestGRPCClientNodeLocal: a node-local service (internalTrafficPolicy Local) sends a
+// client only to the endpoint on its node; a client that names no node gets none.
+func TestGRPCClientNodeLocal(t *testing.T) {
+	bs := startBackends(t, "on-a", "on-b")
+	src := newFakeSource(snapshotOf(t, fmt.Sprintf(`
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: collector, namespace: default, annotations: {navarch.io/internal-traffic-policy: Local}}
+spec:
+  hosts: [collector.default.svc.cluster.local]
+  ports: [{number: 4317, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: collector}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: collector-a, namespace: default, annotations: {navarch.io/node: node-a}}
+spec: {address: 127.0.0.1, ports: {grpc: %d}, labels: {app: collector}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: collector-b, namespace: default, annotations: {navarch.io/node: node-b}}
+spec: {address: 127.0.0.1, ports: {grpc: %d}, labels: {app: collector}}
+`, bs[0].Port, bs[1].Port)))
+	_, cc := startServer(t, src)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for node, want := range map[string]string{"node-a": "on-a", "node-b": "on-b", "": ""} {
+		conn, err := grpcapp.Dial(grpcapp.BootstrapWith(grpcapp.BootstrapOptions{
+			Servers: []string{cc.Target()}, Namespace: "default", Name: "client-" + node, NodeName: node}), "xds:///collector.default.svc.cluster.local:4317")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tally := grpcapp.Call(ctx, conn, 50)
+		conn.Close()
+		if want == "" {
+			if len(tally.By) > 0 || tally.Failed[codes.Unavailable] != 50 {
+				t.Errorf("a client that names no node: %v answered, %v failed; want all UNAVAILABLE", tally.By, tally.Failed)
+			}
+		} else if tally.By[want] != 50 {
+			t.Errorf("a client on %s: %v answered, %v failed; want all from %s", node, tally.By, tally.Failed, want)
+		}
+	}
+}

@@ -207,7 +207,7 @@ type labelFailover struct {
 }
 
 func newLabelFailover(priority []string, p *Proxy) *labelFailover {
-	own := topologyLabels(p.Labels, p.Locality, p.Network)
+	own := topologyLabels(p.Labels, p.Locality, p.Network, p.NodeName)
 	f := &labelFailover{proxy: map[string]string{}}
 	for _, entry := range priority {
 		key, value, given := strings.Cut(entry, "=")
@@ -229,8 +229,8 @@ func (f *labelFailover) key() string {
 	return b.String()
 }
 
-func (f *labelFailover) priority(labels map[string]string, locality, network string) uint32 {
-	own := topologyLabels(labels, locality, network)
+func (f *labelFailover) priority(labels map[string]string, locality, network, node string) uint32 {
+	own := topologyLabels(labels, locality, network, node)
 	for j, k := range f.keys {
 		if own[k] != f.proxy[k] {
 			return uint32(len(f.keys) - j)
@@ -240,10 +240,11 @@ func (f *labelFailover) priority(labels map[string]string, locality, network str
 }
 
 // topologyLabels returns labels with the topology labels of a locality
-// ("region/zone/sub-zone", each part overriding) and a network (unless labels have
-// one) added, as istiod augments a proxy's and an endpoint's labels.
-func topologyLabels(labels map[string]string, locality, network string) map[string]string {
-	out := make(map[string]string, len(labels)+4)
+// ("region/zone/sub-zone", each part overriding), a node (kubernetes.io/hostname,
+// overriding) and a network (unless labels have one) added, as istiod augments a
+// proxy's and an endpoint's labels.
+func topologyLabels(labels map[string]string, locality, network, node string) map[string]string {
+	out := make(map[string]string, len(labels)+5)
 	for k, v := range labels {
 		out[k] = v
 	}
@@ -252,6 +253,9 @@ func topologyLabels(labels map[string]string, locality, network string) map[stri
 		if i < len(parts) && parts[i] != "" {
 			out[key] = parts[i]
 		}
+	}
+	if node != "" {
+		out[registry.LabelHostname] = node
 	}
 	if network != "" && out[registry.NetworkLabel] == "" {
 		out[registry.NetworkLabel] = network

@@ -225,3 +225,57 @@ spec:
 		})
 	}
 }
+
+// TestPreferSameNode: under PreferSameNode the endpoint on the client's node comes
+// first (the node of a WorkloadEntry, the client's NODE_NAME), then its sub-zone.
+func TestPreferSameNode(t *testing.T) {
+	snap := snapshotOf(t, `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings, namespace: shop, annotations: {networking.istio.io/traffic-distribution: PreferSameNode}}
+spec:
+  hosts: [ratings.shop.svc.cluster.local]
+  ports: [{number: 9080, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: ratings}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: r1, namespace: shop, annotations: {navarch.io/node: node-a}}
+spec: {address: 10.0.0.1, labels: {app: ratings}, locality: us-east/a/1}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: r2, namespace: shop, annotations: {navarch.io/node: node-b}}
+spec: {address: 10.0.0.2, labels: {app: ratings}, locality: us-east/a/1}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: r3, namespace: shop, annotations: {navarch.io/node: node-c}}
+spec: {address: 10.0.0.3, labels: {app: ratings}, locality: us-east/b}
+`)
+	for node, want := range map[string]string{
+		"node-a": "10.0.0.1 p0, 10.0.0.2 p1, 10.0.0.3 p2",
+		"node-b": "10.0.0.1 p1, 10.0.0.2 p0, 10.0.0.3 p2",
+		"":       "10.0.0.1 p0, 10.0.0.2 p0, 10.0.0.3 p1",
+	} {
+		p := grpcProxy("shop", nil)
+		p.Locality, p.NodeName = "us-east/a/1", node
+		sets, err := grpcProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cla endpointv3.ClusterLoadAssignment
+		resourceOf(t, sets, EndpointType, "outbound|9080||ratings.shop.svc.cluster.local", &cla)
+		var got []string
+		for _, g := range cla.Endpoints {
+			for _, e := range g.LbEndpoints {
+				got = append(got, fmt.Sprintf("%s p%d", e.GetEndpoint().GetAddress().GetSocketAddress().GetAddress(), g.Priority))
+			}
+		}
+		sort.Strings(got)
+		if strings.Join(got, ", ") != want {
+			t.Errorf("a client on %q: %s, want %s", node, strings.Join(got, ", "), want)
+		}
+	}
+}

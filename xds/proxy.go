@@ -56,6 +56,10 @@ type Proxy struct {
 	// Locality is where the proxy runs, "region/zone/sub-zone" (its node's locality):
 	// it chooses the priorities and weights of locality load balancing (locality.go).
 	Locality string
+	// NodeName is the node the proxy runs on (NODE_NAME metadata, as Istio's
+	// injector sets it from a pod's spec.nodeName): node-local services send it
+	// only their endpoints on that node, and PreferSameNode puts them first.
+	NodeName string
 	// AutoRegisterGroup names the WorkloadGroup of the proxy's namespace it asks to
 	// be registered in while connected (AUTO_REGISTER_GROUP metadata, Istio's
 	// ISTIO_META_AUTO_REGISTER_GROUP; see Registrar).
@@ -101,6 +105,7 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 	p.ClusterID = str(md, "CLUSTER_ID")
 	p.Network = str(md, "NETWORK")
 	p.AutoRegisterGroup = str(md, "AUTO_REGISTER_GROUP")
+	p.NodeName = str(md, "NODE_NAME")
 	if l := node.GetLocality(); l != nil {
 		p.Locality = localityString(l)
 	}
@@ -142,8 +147,9 @@ func str(md map[string]*structpb.Value, key string) string {
 // label keys of WorkloadEntries too (a sidecar's inbound ports come from the
 // WorkloadEntries whose labels its own include). Its service account is left out
 // too: no resource of a build depends on it (a stream's secrets go by the identity
-// it authenticated with), and in Kubernetes nearly every workload has its own. It is
-// p itself when nothing is left out.
+// it authenticated with), and in Kubernetes nearly every workload has its own; and so
+// is its node, unless some service is node-local or prefers the same node. It is p
+// itself when nothing is left out.
 func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
 	envoy := p.Generator != GeneratorGRPC
 	var kept map[string]string
@@ -156,14 +162,20 @@ func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
 		}
 		kept[k] = v
 	}
-	if len(kept) == len(p.Labels) && p.ServiceAccount == "" {
+	// The node matters where a service is node-local or prefers the same node,
+	// which counts as selecting by the node's label.
+	node := p.NodeName
+	if !snap.SelectsBy(registry.LabelHostname) {
+		node = ""
+	}
+	if len(kept) == len(p.Labels) && p.ServiceAccount == "" && node == p.NodeName {
 		return p
 	}
 	cp := *p
 	if len(kept) < len(p.Labels) {
 		cp.Labels = kept
 	}
-	cp.ServiceAccount = ""
+	cp.ServiceAccount, cp.NodeName = "", node
 	return &cp
 }
 
@@ -174,7 +186,7 @@ type classKey string
 
 func (p *Proxy) classKey() classKey {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.ServiceAccount)
+	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|%s|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.NodeName, p.ServiceAccount)
 	for _, k := range registry.SortedKeys(p.Labels) {
 		fmt.Fprintf(&b, "%s=%s,", k, p.Labels[k])
 	}

@@ -27,6 +27,8 @@ type bootstrapNode struct {
 	Network        string
 	// Locality is "region/zone/sub-zone", the node's locality (locality load balancing).
 	Locality string
+	// NodeName is the node the proxy runs on (a pod's spec.nodeName).
+	NodeName string
 	// CertDir holds the workload's certificate files (navarch agent certs --out).
 	CertDir string
 }
@@ -48,6 +50,7 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	labels := fs.String("labels", "", "the workload's labels, k=v,k2=v2 (node metadata LABELS)")
 	network := fs.String("network", "", "the network the proxy is in (node metadata NETWORK): other networks' endpoints are reached through their gateways")
 	locality := fs.String("locality", "", "where the proxy runs, region/zone/sub-zone (the node's locality): with a DestinationRule's outlier detection or localityLbSetting, nearer endpoints come first")
+	nodeName := fs.String("node-name", "", "the node the proxy runs on, a pod's spec.nodeName (node metadata NODE_NAME): node-local services (internalTrafficPolicy Local) send it their endpoints there only")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -68,7 +71,7 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return errors.New("no live node serves xDS")
 	}
 	node := bootstrapNode{ID: fmt.Sprintf("%s~%s~%s.%s~%s.svc.cluster.local", *typ, *ip, *name, *ns, *ns), Namespace: *ns,
-		ServiceAccount: *sa, CertDir: *certs, Network: *network, Locality: *locality, Labels: map[string]string{}}
+		ServiceAccount: *sa, CertDir: *certs, Network: *network, Locality: *locality, NodeName: *nodeName, Labels: map[string]string{}}
 	for _, kv := range strings.Split(*labels, ",") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok {
 			node.Labels[k] = v
@@ -158,6 +161,9 @@ func nodeMetadata(n bootstrapNode) map[string]any {
 	}
 	if n.Network != "" {
 		md["NETWORK"] = n.Network
+	}
+	if n.NodeName != "" {
+		md["NODE_NAME"] = n.NodeName
 	}
 	return md
 }

@@ -265,6 +265,7 @@ func runProxyConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 	network := fs.String("network", "", "a hypothetical proxy's network")
 	locality := fs.String("locality", "", "a hypothetical proxy's locality, region/zone/sub-zone")
 	sa := fs.String("service-account", "", "a hypothetical proxy's service account")
+	nodeName := fs.String("node-name", "", "a hypothetical proxy's node (NODE_NAME)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -278,7 +279,7 @@ func runProxyConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 		q.Set("id", pos[0])
 	} else {
 		q.Set("namespace", namespaceOr(*ns))
-		for k, v := range map[string]string{"generator": *generator, "type": *typ, "labels": *labels, "network": *network, "locality": *locality, "serviceAccount": *sa} {
+		for k, v := range map[string]string{"generator": *generator, "type": *typ, "labels": *labels, "network": *network, "locality": *locality, "serviceAccount": *sa, "nodeName": *nodeName} {
 			if v != "" {
 				q.Set(k, v)
 			}

@@ -113,6 +113,8 @@ type BootstrapOptions struct {
 	CertDir string
 	// Locality is where the client runs, "region/zone/sub-zone" (the node's locality).
 	Locality string
+	// NodeName is the node the client runs on (node metadata NODE_NAME).
+	NodeName string
 	// XDSOverTLS makes the client talk to the xDS servers over TLS with the
 	// certificate in CertDir (a node's TLS port, as istiod's 15012).
 	XDSOverTLS bool
@@ -147,6 +149,9 @@ func BootstrapWith(o BootstrapOptions) []byte {
 	md := map[string]any{"GENERATOR": "grpc", "NAMESPACE": ns}
 	if len(o.Labels) > 0 {
 		md["LABELS"] = o.Labels
+	}
+	if o.NodeName != "" {
+		md["NODE_NAME"] = o.NodeName
 	}
 	node := map[string]any{
 		"id":       fmt.Sprintf("sidecar~%s~%s.%s~%s.svc.cluster.local", ip, name, ns, ns),
