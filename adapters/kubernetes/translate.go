@@ -283,9 +283,16 @@ func (t translator) serviceEntry(s *corev1.Service, slices []*discoveryv1.Endpoi
 		labels = maps.Clone(labels)
 		delete(labels, LabelNetwork)
 	}
-	var annotations map[string]string
+	annotations := map[string]string{}
 	if d := trafficDistribution(s, ns); d != "" {
-		annotations = map[string]string{registry.TrafficDistributionAnnotation: string(d)}
+		annotations[registry.TrafficDistributionAnnotation] = string(d)
+	}
+	if p := s.Spec.InternalTrafficPolicy; p != nil && *p == corev1.ServiceInternalTrafficPolicyLocal && se.WorkloadSelector != nil {
+		// Pods' entries name their nodes; endpoints listed inline cannot.
+		annotations[registry.InternalTrafficPolicyAnnotation] = "Local"
+	}
+	if len(annotations) == 0 {
+		annotations = nil
 	}
 	return &api.Resource{
 		Kind: api.ServiceEntry,
@@ -512,8 +519,14 @@ func (t translator) workloadEntry(p *corev1.Pod, selecting []*corev1.Service, no
 		Meta: api.ObjectMeta{Name: p.Name, Namespace: p.Namespace},
 		Spec: we,
 	}
+	if p.Spec.NodeName != "" {
+		r.Meta.Annotations = map[string]string{registry.NodeAnnotation: p.Spec.NodeName}
+	}
 	if !ready(p) && !publishesNotReady(selecting) {
-		r.Meta.Annotations = map[string]string{registry.HealthAnnotation: "unhealthy"}
+		if r.Meta.Annotations == nil {
+			r.Meta.Annotations = map[string]string{}
+		}
+		r.Meta.Annotations[registry.HealthAnnotation] = "unhealthy"
 	}
 	return r
 }

@@ -540,3 +540,35 @@ func TestHeadlessServices(t *testing.T) {
 		t.Errorf("got %v, want %v", got, want)
 	}
 }
+
+// TestNodeLocalServices: a pod's entry names its node, and a Service with
+// internalTrafficPolicy Local says so, for the node-local routing Istio gives it;
+// one without a selector (whose endpoints, listed inline, cannot name nodes) does not.
+func TestNodeLocalServices(t *testing.T) {
+	local := corev1.ServiceInternalTrafficPolicyLocal
+	service := func(name string, selector map[string]string) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"},
+			Spec: corev1.ServiceSpec{Selector: selector, InternalTrafficPolicy: &local, Ports: []corev1.ServicePort{{Name: "grpc", Port: 4317}}}}
+	}
+	out, skips := translator{domain: "cluster.local"}.translate(inventory{
+		services: []*corev1.Service{service("collector", map[string]string{"app": "collector"}), service("manual", nil)},
+		pods:     []*corev1.Pod{pod("collector-x1", map[string]string{"app": "collector"}, "10.1.0.7", false)},
+	})
+	if len(skips) > 0 {
+		t.Fatalf("skipped %v", skips)
+	}
+	got := map[string]map[string]string{}
+	for _, r := range out {
+		got[r.Kind.Name+"/"+r.Meta.Name] = r.Meta.Annotations
+	}
+	want := map[string]map[string]string{
+		"ServiceEntry/collector":     {registry.InternalTrafficPolicyAnnotation: "Local"},
+		"ServiceEntry/manual":        nil,
+		"WorkloadEntry/collector-x1": {registry.NodeAnnotation: "node-a", registry.HealthAnnotation: "unhealthy"},
+	}
+	for k, w := range want {
+		if g, ok := got[k]; !ok || !maps.Equal(g, w) {
+			t.Errorf("%s: annotations %v, want %v", k, g, w)
+		}
+	}
+}
