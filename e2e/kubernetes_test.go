@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	authnv1 "k8s.io/api/authentication/v1"
@@ -108,6 +109,12 @@ func newKubeMesh(t *testing.T, kc *kubetest.Cluster) *kubeMesh {
 // then sets its status as the kubelet would: running at 127.0.0.1, ready.
 func (m *kubeMesh) addPod(name, version string) {
 	m.t.Helper()
+	m.addPodOn(name, version, "worker-1")
+}
+
+// addPodOn is addPod on another node.
+func (m *kubeMesh) addPodOn(name, version, node string) {
+	m.t.Helper()
 	b, err := grpcapp.StartBackend(name)
 	if err != nil {
 		m.t.Fatal(err)
@@ -117,7 +124,7 @@ func (m *kubeMesh) addPod(name, version string) {
 	ctx := context.Background()
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "ratings", "version": version}},
-		Spec: corev1.PodSpec{NodeName: "worker-1", Containers: []corev1.Container{{Name: "ratings", Image: "registry.example/ratings:1",
+		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "ratings", Image: "registry.example/ratings:1",
 			Ports: []corev1.ContainerPort{{Name: "grpc", ContainerPort: int32(b.Port)}}}}},
 	}
 	p, err = m.core.Pods("default").Create(ctx, p, metav1.CreateOptions{})
@@ -581,4 +588,63 @@ func TestIstioConfigInKubernetes(t *testing.T) {
 	if data, err := os.ReadFile(filepath.Join(out, "agent.yaml")); err != nil || !strings.Contains(string(data), "ratings-vm") {
 		t.Errorf("agent configure of the cluster's WorkloadGroup wrote agent.yaml %q, %v", data, err)
 	}
+}
+
+// TestKubernetesNodeAwareServices: pods on two nodes behind ratings; with
+// internalTrafficPolicy Local a client on each node reaches its node's pod only;
+// with Istio's PreferSameNode annotation instead, a client prefers its node's pod
+// and goes on to the other when that one dies. Clients say their node as Istio's
+// injector has them (NODE_NAME, navarch bootstrap --node-name).
+func TestKubernetesNodeAwareServices(t *testing.T) {
+	kc := kubetest.Start(t)
+	m := newKubeMesh(t, kc)
+	m.addPodOn("ratings-1", "v1", "worker-1")
+	m.addPodOn("ratings-2", "v1", "worker-2")
+	ctx := context.Background()
+	svcs := m.core.Services("default")
+	update := func(edit func(*corev1.Service)) {
+		t.Helper()
+		svc, err := svcs.Get(ctx, "ratings", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		edit(svc)
+		if _, err := svcs.Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	local := corev1.ServiceInternalTrafficPolicyLocal
+	update(func(s *corev1.Service) { s.Spec.InternalTrafficPolicy = &local })
+	m.c = startCluster(t, 1, "--kubeconfig", kc.Kubeconfig, "--kube-cluster-id", kubeClusterID)
+	dial := func(node string) *grpc.ClientConn {
+		t.Helper()
+		conn, err := grpcapp.Dial([]byte(mustNodeCLI(t, m.c, "n1", "bootstrap", "--format", "grpc", "--name", "client-"+node, "--node-name", node)), m.target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	c1, c2 := dial("worker-1"), dial("worker-2")
+	expect := func(what string, conn *grpc.ClientConn, pod string) {
+		t.Helper()
+		eventually(t, 30*time.Second, what, func() error {
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if tl := grpcapp.Call(cctx, conn, 40); tl.By[pod] != 40 {
+				return fmt.Errorf("%v %v", tl.By, tl.Failed)
+			}
+			return nil
+		})
+	}
+	expect("node-local: worker-1's client reaches worker-1's pod only", c1, "ratings-1")
+	expect("node-local: worker-2's client reaches worker-2's pod only", c2, "ratings-2")
+
+	update(func(s *corev1.Service) {
+		s.Spec.InternalTrafficPolicy = nil
+		s.Annotations = map[string]string{"networking.istio.io/traffic-distribution": "PreferSameNode"}
+	})
+	expect("PreferSameNode: worker-2's client prefers worker-2's pod", c2, "ratings-2")
+	m.backends["ratings-2"].Stop()
+	expect("PreferSameNode: with worker-2's pod gone, the other", c2, "ratings-1")
 }
