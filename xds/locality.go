@@ -52,11 +52,22 @@ func effectiveLocality(tp *networking.TrafficPolicy, svc *registry.Service) (lb 
 		}
 		return lb, false
 	}
-	if keys := svc.TrafficDistribution.FailoverPriority(); keys != nil {
-		return &networking.LocalityLoadBalancerSetting{FailoverPriority: keys}, true
+	if lb := byDistribution[svc.TrafficDistribution]; lb != nil {
+		return lb, true
 	}
-	return &networking.LocalityLoadBalancerSetting{}, false
+	return meshLocalityDefault, false
 }
+
+// The settings effectiveLocality returns without a DestinationRule's, shared (they
+// are only read): Istio's mesh default, and failover by each traffic
+// distribution's labels.
+var (
+	meshLocalityDefault = &networking.LocalityLoadBalancerSetting{}
+	byDistribution      = map[registry.TrafficDistribution]*networking.LocalityLoadBalancerSetting{
+		registry.PreferSameZone: {FailoverPriority: registry.PreferSameZone.FailoverPriority()},
+		registry.PreferSameNode: {FailoverPriority: registry.PreferSameNode.FailoverPriority()},
+	}
+)
 
 // localityPolicy returns the locality load balancing that applies for proxy p to a
 // cluster of svc with traffic policy tp, nil for none: a traffic distribution for
