@@ -107,25 +107,30 @@ func (t translator) translate(inv inventory) ([]*api.Resource, []mirror.Skipped)
 		}
 		out = append(out, r)
 	}
-	slices := map[string][]*discoveryv1.EndpointSlice{} // by namespace/service
+	bySvc := map[string][]*discoveryv1.EndpointSlice{} // by namespace/service
 	for _, sl := range sorted(inv.slices) {
 		if !follows(sl.Namespace) {
 			continue
 		}
 		if svc := sl.Labels[discoveryv1.LabelServiceName]; svc != "" {
-			slices[sl.Namespace+"/"+svc] = append(slices[sl.Namespace+"/"+svc], sl)
+			bySvc[sl.Namespace+"/"+svc] = append(bySvc[sl.Namespace+"/"+svc], sl)
 		}
 	}
 	sel := selectorIndex{}
+	nodeAware := map[*corev1.Service]bool{} // whose pods' entries name their nodes
 	for _, s := range sorted(inv.services) {
 		if !follows(s.Namespace) {
 			continue
 		}
-		r := t.serviceEntry(s, slices[s.Namespace+"/"+s.Name], inv.nodes, inv.namespaces[s.Namespace])
+		r := t.serviceEntry(s, bySvc[s.Namespace+"/"+s.Name], inv.nodes, inv.namespaces[s.Namespace])
 		if r == nil {
 			continue
 		}
 		keep("service "+s.Namespace+"/"+s.Name, r)
+		if ann := r.Meta.Annotations; ann[registry.InternalTrafficPolicyAnnotation] != "" ||
+			ann[registry.TrafficDistributionAnnotation] == string(registry.PreferSameNode) {
+			nodeAware[s] = true
+		}
 		if gw := t.networkGateway(s, inv.gatewayAddrs); gw != nil {
 			keep("service "+s.Namespace+"/"+s.Name+" (network gateway)", gw)
 		}
@@ -138,7 +143,8 @@ func (t translator) translate(inv inventory) ([]*api.Resource, []mirror.Skipped)
 			continue
 		}
 		if selecting := sel.selecting(p); len(selecting) > 0 {
-			keep("pod "+p.Namespace+"/"+p.Name, t.workloadEntry(p, selecting, inv.nodes[p.Spec.NodeName]))
+			named := slices.ContainsFunc(selecting, func(s *corev1.Service) bool { return nodeAware[s] })
+			keep("pod "+p.Namespace+"/"+p.Name, t.workloadEntry(p, selecting, inv.nodes[p.Spec.NodeName], named))
 		}
 	}
 	return out, skips
@@ -283,16 +289,19 @@ func (t translator) serviceEntry(s *corev1.Service, slices []*discoveryv1.Endpoi
 		labels = maps.Clone(labels)
 		delete(labels, LabelNetwork)
 	}
-	annotations := map[string]string{}
+	var annotations map[string]string
+	annotate := func(k, v string) {
+		if annotations == nil {
+			annotations = map[string]string{}
+		}
+		annotations[k] = v
+	}
 	if d := trafficDistribution(s, ns); d != "" {
-		annotations[registry.TrafficDistributionAnnotation] = string(d)
+		annotate(registry.TrafficDistributionAnnotation, string(d))
 	}
 	if p := s.Spec.InternalTrafficPolicy; p != nil && *p == corev1.ServiceInternalTrafficPolicyLocal && se.WorkloadSelector != nil {
 		// Pods' entries name their nodes; endpoints listed inline cannot.
-		annotations[registry.InternalTrafficPolicyAnnotation] = "Local"
-	}
-	if len(annotations) == 0 {
-		annotations = nil
+		annotate(registry.InternalTrafficPolicyAnnotation, "Local")
 	}
 	return &api.Resource{
 		Kind: api.ServiceEntry,
@@ -489,7 +498,7 @@ func protocolNamed(s string) string {
 // address, labels, service account, locality and network, the container port each
 // named target port of those Services resolves to, and its readiness as navarch's
 // health annotation.
-func (t translator) workloadEntry(p *corev1.Pod, selecting []*corev1.Service, node *corev1.Node) *api.Resource {
+func (t translator) workloadEntry(p *corev1.Pod, selecting []*corev1.Service, node *corev1.Node, withNode bool) *api.Resource {
 	we := &networking.WorkloadEntry{
 		Address:        p.Status.PodIP,
 		Labels:         p.Labels,
@@ -519,7 +528,7 @@ func (t translator) workloadEntry(p *corev1.Pod, selecting []*corev1.Service, no
 		Meta: api.ObjectMeta{Name: p.Name, Namespace: p.Namespace},
 		Spec: we,
 	}
-	if p.Spec.NodeName != "" {
+	if withNode && p.Spec.NodeName != "" {
 		r.Meta.Annotations = map[string]string{registry.NodeAnnotation: p.Spec.NodeName}
 	}
 	if !ready(p) && !publishesNotReady(selecting) {

@@ -541,18 +541,22 @@ func TestHeadlessServices(t *testing.T) {
 	}
 }
 
-// TestNodeLocalServices: a pod's entry names its node, and a Service with
-// internalTrafficPolicy Local says so, for the node-local routing Istio gives it;
-// one without a selector (whose endpoints, listed inline, cannot name nodes) does not.
+// TestNodeLocalServices: a Service with internalTrafficPolicy Local says so, and
+// its pods' entries name their nodes, for the node-local routing Istio gives it;
+// one without a selector (whose endpoints, listed inline, cannot name nodes) does
+// not; the pods of other Services keep their nodes to themselves.
 func TestNodeLocalServices(t *testing.T) {
 	local := corev1.ServiceInternalTrafficPolicyLocal
 	service := func(name string, selector map[string]string) *corev1.Service {
 		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"},
 			Spec: corev1.ServiceSpec{Selector: selector, InternalTrafficPolicy: &local, Ports: []corev1.ServicePort{{Name: "grpc", Port: 4317}}}}
 	}
+	plain := service("plain", map[string]string{"app": "plain"})
+	plain.Spec.InternalTrafficPolicy = nil
 	out, skips := translator{domain: "cluster.local"}.translate(inventory{
-		services: []*corev1.Service{service("collector", map[string]string{"app": "collector"}), service("manual", nil)},
-		pods:     []*corev1.Pod{pod("collector-x1", map[string]string{"app": "collector"}, "10.1.0.7", false)},
+		services: []*corev1.Service{service("collector", map[string]string{"app": "collector"}), service("manual", nil), plain},
+		pods: []*corev1.Pod{pod("collector-x1", map[string]string{"app": "collector"}, "10.1.0.7", false),
+			pod("plain-1", map[string]string{"app": "plain"}, "10.1.0.8", true)},
 	})
 	if len(skips) > 0 {
 		t.Fatalf("skipped %v", skips)
@@ -565,6 +569,8 @@ func TestNodeLocalServices(t *testing.T) {
 		"ServiceEntry/collector":     {registry.InternalTrafficPolicyAnnotation: "Local"},
 		"ServiceEntry/manual":        nil,
 		"WorkloadEntry/collector-x1": {registry.NodeAnnotation: "node-a", registry.HealthAnnotation: "unhealthy"},
+		"ServiceEntry/plain":         nil,
+		"WorkloadEntry/plain-1":      nil,
 	}
 	for k, w := range want {
 		if g, ok := got[k]; !ok || !maps.Equal(g, w) {
