@@ -82,6 +82,23 @@ func mustCreate(t *testing.T, what string, create func() error) {
 }
 
 // runAdapter runs the adapter under its election, as a node does.
+// startAdapter runs the adapter of node n1 on kc (its configuration edited by edit,
+// if given) against a store of its own until the test ends, and returns the store.
+func startAdapter(tb testing.TB, kc *kubetest.Cluster, edit func(*kubernetes.Config)) *store.Store {
+	tb.Helper()
+	st := registrytest.OpenStore(tb)
+	cfg := kubernetes.DefaultConfig()
+	cfg.Kubeconfig, cfg.ClusterID = kc.Kubeconfig, clusterID
+	if edit != nil {
+		edit(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runAdapter(ctx, cfg, st, "n1") }()
+	tb.Cleanup(func() { cancel(); <-done })
+	return st
+}
+
 func runAdapter(ctx context.Context, cfg kubernetes.Config, st *store.Store, id string) error {
 	log := registrytest.Logger().With("node", id)
 	a, err := kubernetes.New(cfg, st, id, log)
@@ -276,12 +293,7 @@ func TestServiceWithoutSelector(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	st := registrytest.OpenStore(t)
-	cfg := kubernetes.DefaultConfig()
-	cfg.Kubeconfig, cfg.ClusterID = kc.Kubeconfig, clusterID
-	done := make(chan error, 1)
-	go func() { done <- runAdapter(ctx, cfg, st, "n1") }()
-	defer func() { cancel(); <-done }()
+	st := startAdapter(t, kc, nil)
 
 	expect := func(what string, want ...string) {
 		t.Helper()
@@ -330,13 +342,7 @@ func TestDiscoverySelectorsFollowNamespaces(t *testing.T) {
 	}
 	(&source{core: core}).setStatus(t, p, "10.1.0.1", true)
 
-	st := registrytest.OpenStore(t)
-	cfg := kubernetes.DefaultConfig()
-	cfg.Kubeconfig, cfg.ClusterID = kc.Kubeconfig, clusterID
-	cfg.DiscoverySelectors = []string{"mesh=on"}
-	done := make(chan error, 1)
-	go func() { done <- runAdapter(ctx, cfg, st, "n1") }()
-	defer func() { cancel(); <-done }()
+	st := startAdapter(t, kc, func(cfg *kubernetes.Config) { cfg.DiscoverySelectors = []string{"mesh=on"} })
 
 	// mirrored returns what the store holds of the cluster: "kind ns/name", and a
 	// WorkloadEntry's network after it.
@@ -408,12 +414,7 @@ func TestTrafficDistributionFollowsTheCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st := registrytest.OpenStore(t)
-	cfg := kubernetes.DefaultConfig()
-	cfg.Kubeconfig, cfg.ClusterID = kc.Kubeconfig, clusterID
-	done := make(chan error, 1)
-	go func() { done <- runAdapter(ctx, cfg, st, "n1") }()
-	defer func() { cancel(); <-done }()
+	st := startAdapter(t, kc, nil)
 	distributions := func() []string {
 		entries, _, err := st.Snapshot(ctx)
 		if err != nil {
@@ -461,12 +462,7 @@ func TestNetworkGatewayByHostName(t *testing.T) {
 	if _, err := core.Services("default").UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	st := registrytest.OpenStore(t)
-	cfg := kubernetes.DefaultConfig()
-	cfg.Kubeconfig, cfg.ClusterID = kc.Kubeconfig, clusterID
-	done := make(chan error, 1)
-	go func() { done <- runAdapter(ctx, cfg, st, "n1") }()
-	defer func() { cancel(); <-done }()
+	st := startAdapter(t, kc, nil)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		gws := registrySnapshot(t, st).Gateways("net-1")
@@ -537,15 +533,11 @@ func BenchmarkPodReadinessToStore(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	st := registrytest.OpenStore(b)
-	cfg := kubernetes.DefaultConfig()
-	cfg.Kubeconfig, cfg.ClusterID = kc.Kubeconfig, clusterID
-	if d, err := time.ParseDuration(os.Getenv("NAVARCH_BENCH_COALESCE")); err == nil {
-		cfg.Coalesce = d // to see what the batching costs
-	}
-	done := make(chan error, 1)
-	go func() { done <- runAdapter(ctx, cfg, st, "n1") }()
-	defer func() { cancel(); <-done }()
+	st := startAdapter(b, kc, func(cfg *kubernetes.Config) {
+		if d, err := time.ParseDuration(os.Getenv("NAVARCH_BENCH_COALESCE")); err == nil {
+			cfg.Coalesce = d // to see what the batching costs
+		}
+	})
 
 	key := api.Key{Kind: api.WorkloadEntry, Namespace: "default", Name: "ratings-1"}
 	space := store.RegistrySpace(kubernetes.SourceName(clusterID))
