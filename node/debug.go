@@ -86,7 +86,8 @@ func (n *Node) debugProxyConfig(w http.ResponseWriter, r *http.Request, p *parts
 // describedProxy is a proxy of the class a proxy-config query describes.
 func describedProxy(q url.Values) (*xds.Proxy, error) {
 	p := &xds.Proxy{ID: "debug", Type: cmp.Or(q.Get("type"), xds.TypeSidecar), Namespace: cmp.Or(q.Get("namespace"), api.DefaultNamespace),
-		Network: q.Get("network"), Locality: q.Get("locality"), ServiceAccount: q.Get("serviceAccount"), NodeName: q.Get("nodeName")}
+		Network: q.Get("network"), Locality: q.Get("locality"), ServiceAccount: q.Get("serviceAccount"), NodeName: q.Get("nodeName"),
+		InterceptionNone: q.Get("interceptionMode") == "NONE"}
 	switch p.Type {
 	case xds.TypeSidecar, xds.TypeRouter:
 	default:

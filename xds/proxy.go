@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net"
 	"sort"
+	"strconv"
 	"strings"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -60,6 +61,12 @@ type Proxy struct {
 	// injector sets it from a pod's spec.nodeName): node-local services send it
 	// only their endpoints on that node, and PreferSameNode puts them first.
 	NodeName string
+	// InterceptionNone is a proxy whose traffic is not redirected to it
+	// (INTERCEPTION_MODE NONE, a VM without iptables): its listeners bind ports of
+	// their own, as in Istio (sidecar.go).
+	InterceptionNone bool
+	// Unprivileged is a proxy that cannot bind ports below 1024 (UNPRIVILEGED_POD).
+	Unprivileged bool
 	// AutoRegisterGroup names the WorkloadGroup of the proxy's namespace it asks to
 	// be registered in while connected (AUTO_REGISTER_GROUP metadata, Istio's
 	// ISTIO_META_AUTO_REGISTER_GROUP; see Registrar).
@@ -106,6 +113,8 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 	p.Network = str(md, "NETWORK")
 	p.AutoRegisterGroup = str(md, "AUTO_REGISTER_GROUP")
 	p.NodeName = str(md, "NODE_NAME")
+	p.InterceptionNone = str(md, "INTERCEPTION_MODE") == "NONE"
+	p.Unprivileged, _ = strconv.ParseBool(str(md, "UNPRIVILEGED_POD"))
 	if l := node.GetLocality(); l != nil {
 		p.Locality = localityString(l)
 	}
@@ -186,7 +195,8 @@ type classKey string
 
 func (p *Proxy) classKey() classKey {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|%s|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.NodeName, p.ServiceAccount)
+	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|%s|%t|%t|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.NodeName, p.ServiceAccount,
+		p.InterceptionNone, p.Unprivileged)
 	for _, k := range registry.SortedKeys(p.Labels) {
 		fmt.Fprintf(&b, "%s=%s,", k, p.Labels[k])
 	}

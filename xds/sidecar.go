@@ -74,28 +74,35 @@ func (sidecarListeners) TypeURL() string { return ListenerType }
 
 func (sidecarListeners) Generate(ctx *Context) []named {
 	vin, bound := inboundListeners(ctx)
-	out := []named{{name: virtualOutbound, msg: &listenerv3.Listener{
-		Name:             virtualOutbound,
-		Address:          socketAddress("0.0.0.0", virtualOutboundPort),
-		UseOriginalDst:   wrapperspb.Bool(true),
-		FilterChains:     []*listenerv3.FilterChain{{Name: virtualOutbound, Filters: []*listenerv3.Filter{tcpProxy(cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client)}}},
-		TrafficDirection: corev3.TrafficDirection_OUTBOUND,
-	}}, {name: virtualInbound, msg: vin}}
+	var out []named
+	if !ctx.Proxy.InterceptionNone { // nothing redirects connections to virtual listeners
+		out = []named{{name: virtualOutbound, msg: &listenerv3.Listener{
+			Name:             virtualOutbound,
+			Address:          socketAddress("0.0.0.0", virtualOutboundPort),
+			UseOriginalDst:   wrapperspb.Bool(true),
+			FilterChains:     []*listenerv3.FilterChain{{Name: virtualOutbound, Filters: []*listenerv3.Filter{tcpProxy(cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client)}}},
+			TrafficDirection: corev3.TrafficDirection_OUTBOUND,
+		}}, {name: virtualInbound, msg: vin}}
+	}
 	httpPorts := map[uint32]bool{}
 	tcp := map[string]*tcpListener{}
 	binds := egressBindings(ctx)
+	refused := map[uint32]bool{} // ports the proxy cannot bind, reported once
 	for _, svc := range ctx.Services {
 		for _, port := range svc.Ports {
 			if !ctx.importedOn(svc, port.Number) {
 				continue
 			}
 			port = ctx.outboundPort(port)
+			b, bound := binds.on(port.Number)
+			if !canBind(ctx, b, bound, port.Number, refused) {
+				continue
+			}
 			if isHTTP(port) {
 				httpPorts[port.Number] = true
 				continue
 			}
 			addrs := svc.Addresses
-			b, bound := binds.on(port.Number)
 			switch {
 			case bound:
 				addrs = []string{b.ip}
@@ -241,20 +248,40 @@ func (s egressBindingSet) on(port uint32) (egressBinding, bool) {
 	return *b, true
 }
 
+// canBind reports whether the proxy can have a listener of its own on port under
+// binding b: not below 1024 for an unprivileged proxy (UNPRIVILEGED_POD), as in
+// Istio, where the port's listeners are left out and reported (once: refused).
+func canBind(ctx *Context, b egressBinding, bound bool, port uint32, refused map[uint32]bool) bool {
+	if !bound || !b.bindToPort || !ctx.Proxy.Unprivileged || port >= 1024 {
+		return true
+	}
+	if !refused[port] {
+		refused[port] = true
+		ctx.skip(fmt.Sprintf("outbound port %d", port), errors.New("an unprivileged proxy cannot bind a port below 1024; its listeners are left out"))
+	}
+	return false
+}
+
 // egressBindings returns the bindings the proxy's Sidecar sets. A unix domain
 // socket bind is not built: it is reported and the port's listeners stay as without
-// a bind.
+// a bind. A proxy without interception (INTERCEPTION_MODE NONE) binds every port's
+// listeners, on its egress listener's bind or 127.0.0.1, whatever its capture mode,
+// as in Istio.
 func egressBindings(ctx *Context) egressBindingSet {
 	set := egressBindingSet{byPort: map[uint32]*egressBinding{}}
+	none := ctx.Proxy.InterceptionNone
+	if none {
+		set.catchAll = &egressBinding{ip: "127.0.0.1", bindToPort: true}
+	}
 	if ctx.sidecar == nil {
 		return set
 	}
 	for i, eg := range egressListeners(ctx.sidecar.Spec.(*networking.Sidecar)) {
-		b := egressBinding{ip: eg.Bind, bindToPort: eg.CaptureMode == networking.CaptureMode_NONE}
+		b := egressBinding{ip: eg.Bind, bindToPort: none || eg.CaptureMode == networking.CaptureMode_NONE}
 		if strings.HasPrefix(b.ip, "unix://") {
 			where := fmt.Sprintf("Sidecar %s/%s spec.egress[%d].bind", ctx.sidecar.Meta.Namespace, ctx.sidecar.Meta.Name, i)
 			ctx.skip(where, errors.New("unix domain socket listeners are not built; the port's listeners take no bind"))
-			b = egressBinding{}
+			b = egressBinding{bindToPort: none}
 		}
 		if b.ip == "" && b.bindToPort {
 			b.ip = "127.0.0.1" // Istio's default for a listener of its own

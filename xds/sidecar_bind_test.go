@@ -3,6 +3,7 @@ package xds
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -88,4 +89,68 @@ func TestSidecarBindings(t *testing.T) {
 		t.Error("no route configuration 9080 for 127.0.0.1_9080")
 	}
 	checkGolden(t, filepath.Join("testdata", "vm-sidecar.sidecar.golden.yaml"), dump(t, sets))
+}
+
+// TestInterceptionNone: a proxy whose traffic nothing redirects (INTERCEPTION_MODE
+// NONE) has no virtual listeners; every outbound listener binds its port on
+// 127.0.0.1 (an unprivileged proxy's below 1024 are reported and left out); it has
+// no inbound side but what its Sidecar's ingress listeners bind, as in Istio.
+func TestInterceptionNone(t *testing.T) {
+	const ingress = `
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: vm, namespace: shop}
+spec:
+  workloadSelector: {labels: {app: vm}}
+  ingress:
+  - port: {number: 9080, protocol: HTTP, name: http}
+    defaultEndpoint: 127.0.0.1:8080
+`
+	for _, tt := range []struct {
+		name         string
+		labels       map[string]string
+		unprivileged bool
+		want         []string // listener: address, bound or not
+		err          string
+	}{
+		{"outbound only", nil, false, []string{"127.0.0.1_3128 127.0.0.1:3128 bound", "127.0.0.1_80 127.0.0.1:80 bound"}, ""},
+		{"unprivileged", nil, true, []string{"127.0.0.1_3128 127.0.0.1:3128 bound"}, "outbound port 80: an unprivileged proxy cannot bind a port below 1024"},
+		{"with ingress listeners", map[string]string{"app": "vm"}, false,
+			[]string{"0.0.0.0_9080 0.0.0.0:9080 bound", "127.0.0.1_3128 127.0.0.1:3128 bound", "127.0.0.1_80 127.0.0.1:80 bound"}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := grpcProxy("shop", tt.labels)
+			p.Generator, p.InterceptionNone, p.Unprivileged = "", true, tt.unprivileged
+			sets, err := sidecarProfile().build(newContext(snapshotOf(t, scopeServices, ingress), p, "cluster.local", "istio-system"))
+			if (err == nil) != (tt.err == "") || (err != nil && !strings.Contains(err.Error(), tt.err)) {
+				t.Errorf("build error %v, want %q", err, tt.err)
+			}
+			var got []string
+			for name, r := range sets[ListenerType].ByName {
+				var l listenerv3.Listener
+				if err := r.Body.UnmarshalTo(&l); err != nil {
+					t.Fatal(err)
+				}
+				sa := l.Address.GetSocketAddress()
+				bound := "redirected"
+				if l.BindToPort == nil || l.BindToPort.Value {
+					bound = "bound"
+				}
+				got = append(got, name+" "+sa.GetAddress()+":"+itoa(int(sa.GetPortValue()))+" "+bound)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("listeners %v, want %v", got, tt.want)
+			}
+			inbound := 0
+			for name := range sets[ClusterType].ByName {
+				if strings.HasPrefix(name, "inbound|") {
+					inbound++
+				}
+			}
+			if want := len(tt.labels); inbound != want {
+				t.Errorf("%d inbound clusters, want %d", inbound, want)
+			}
+		})
+	}
 }

@@ -2,6 +2,7 @@ package xds
 
 import (
 	"cmp"
+	"fmt"
 	"net"
 	"sort"
 	"strconv"
@@ -86,6 +87,12 @@ func buildInboundPorts(ctx *Context) []inboundPort {
 	p := ctx.Proxy
 	byNumber := map[uint32]inboundPort{}
 	ingress := sidecarIngress(ctx)
+	if len(ingress) == 0 && p.InterceptionNone {
+		// Nothing redirects connections to the proxy, and listeners on the services'
+		// ports would take them from the application: without ingress listeners
+		// saying where, no inbound side, as in Istio.
+		return nil
+	}
 	for _, ip := range ingress {
 		byNumber[ip.number] = ip
 	}
@@ -117,18 +124,25 @@ func buildInboundPorts(ctx *Context) []inboundPort {
 }
 
 // sidecarIngress returns the ports the ingress listeners of the Sidecar that scopes
-// the proxy declare, with where each sends its traffic.
+// the proxy declare, with where each sends its traffic. One with captureMode NONE,
+// or without a capture mode on a proxy without interception, binds its port; one an
+// unprivileged proxy cannot bind (below 1024) is reported and left out.
 func sidecarIngress(ctx *Context) []inboundPort {
 	if ctx.sidecar == nil {
 		return nil
 	}
 	var out []inboundPort
-	for _, in := range ctx.sidecar.Spec.(*networking.Sidecar).Ingress {
+	for i, in := range ctx.sidecar.Spec.(*networking.Sidecar).Ingress {
 		port := registry.Port{Protocol: in.GetPort().GetProtocol()}
 		ip := inboundPort{number: in.GetPort().GetNumber(), http: isHTTP(port), http2: isHTTP2(port),
 			endpoint: in.DefaultEndpoint, pool: in.ConnectionPool, tls: in.Tls}
-		if in.CaptureMode == networking.CaptureMode_NONE {
+		if in.CaptureMode == networking.CaptureMode_NONE || (ctx.Proxy.InterceptionNone && in.CaptureMode == networking.CaptureMode_DEFAULT) {
 			ip.bind = cmp.Or(in.Bind, "0.0.0.0") // Istio's default: the wildcard
+			if ctx.Proxy.Unprivileged && ip.number < 1024 {
+				where := fmt.Sprintf("Sidecar %s/%s spec.ingress[%d]", ctx.sidecar.Meta.Namespace, ctx.sidecar.Meta.Name, i)
+				ctx.skip(where, fmt.Errorf("an unprivileged proxy cannot bind port %d; left out", ip.number))
+				continue
+			}
 		}
 		out = append(out, ip)
 	}

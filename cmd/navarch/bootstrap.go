@@ -29,6 +29,8 @@ type bootstrapNode struct {
 	Locality string
 	// NodeName is the node the proxy runs on (a pod's spec.nodeName).
 	NodeName string
+	// Interception is how traffic reaches the proxy: "" (redirected) or NONE.
+	Interception string
 	// CertDir holds the workload's certificate files (navarch agent certs --out).
 	CertDir string
 }
@@ -50,9 +52,15 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	labels := fs.String("labels", "", "the workload's labels, k=v,k2=v2 (node metadata LABELS)")
 	network := fs.String("network", "", "the network the proxy is in (node metadata NETWORK): other networks' endpoints are reached through their gateways")
 	locality := fs.String("locality", "", "where the proxy runs, region/zone/sub-zone (the node's locality): with a DestinationRule's outlier detection or localityLbSetting, nearer endpoints come first")
+	interception := fs.String("interception-mode", "", "NONE for an Envoy whose traffic nothing redirects (a VM without iptables): its listeners bind ports on 127.0.0.1 (node metadata INTERCEPTION_MODE)")
 	nodeName := fs.String("node-name", "", "the node the proxy runs on, a pod's spec.nodeName (node metadata NODE_NAME): node-local services (internalTrafficPolicy Local) send it their endpoints there only")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	switch *interception {
+	case "", "REDIRECT", "NONE":
+	default:
+		return fmt.Errorf("--interception-mode %q: want NONE or REDIRECT", *interception)
 	}
 	c, err := cf.client()
 	if err != nil {
@@ -71,7 +79,7 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return errors.New("no live node serves xDS")
 	}
 	node := bootstrapNode{ID: fmt.Sprintf("%s~%s~%s.%s~%s.svc.cluster.local", *typ, *ip, *name, *ns, *ns), Namespace: *ns,
-		ServiceAccount: *sa, CertDir: *certs, Network: *network, Locality: *locality, NodeName: *nodeName, Labels: map[string]string{}}
+		ServiceAccount: *sa, CertDir: *certs, Network: *network, Locality: *locality, NodeName: *nodeName, Interception: *interception, Labels: map[string]string{}}
 	for _, kv := range strings.Split(*labels, ",") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok {
 			node.Labels[k] = v
@@ -164,6 +172,9 @@ func nodeMetadata(n bootstrapNode) map[string]any {
 	}
 	if n.NodeName != "" {
 		md["NODE_NAME"] = n.NodeName
+	}
+	if n.Interception != "" {
+		md["INTERCEPTION_MODE"] = n.Interception
 	}
 	return md
 }

@@ -9,6 +9,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+
+	"github.com/navarch/navarch/xds"
 )
 
 // validEnvoyBootstrap builds an Envoy bootstrap and checks it against Envoy's own
@@ -58,6 +60,20 @@ func TestEnvoyBootstrapIsValid(t *testing.T) {
 	}
 	if n := len(bs.GetStaticResources().GetClusters()[0].GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()); n != 2 {
 		t.Fatalf("the ADS cluster has %d endpoints, want 2", n)
+	}
+}
+
+// TestBootstrapNodeIsWhatTheServerReads: the node a bootstrap describes is parsed
+// by the server into the proxy it says: its node and interception mode.
+func TestBootstrapNodeIsWhatTheServerReads(t *testing.T) {
+	bs := validEnvoyBootstrap(t, []string{"127.0.0.1:15010"}, bootstrapNode{
+		ID: "sidecar~10.0.0.1~vm-1.vms~vms.svc.cluster.local", Namespace: "vms", NodeName: "worker-3", Interception: "NONE"}, false)
+	p, err := xds.ParseProxy(bs.GetNode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.NodeName != "worker-3" || !p.InterceptionNone || p.Namespace != "vms" {
+		t.Fatalf("the server reads node %q, interception none %v, namespace %q", p.NodeName, p.InterceptionNone, p.Namespace)
 	}
 }
 

@@ -266,6 +266,7 @@ func runProxyConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 	locality := fs.String("locality", "", "a hypothetical proxy's locality, region/zone/sub-zone")
 	sa := fs.String("service-account", "", "a hypothetical proxy's service account")
 	nodeName := fs.String("node-name", "", "a hypothetical proxy's node (NODE_NAME)")
+	interception := fs.String("interception-mode", "", "a hypothetical proxy's INTERCEPTION_MODE: NONE binds its listeners' ports")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -279,7 +280,7 @@ func runProxyConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 		q.Set("id", pos[0])
 	} else {
 		q.Set("namespace", namespaceOr(*ns))
-		for k, v := range map[string]string{"generator": *generator, "type": *typ, "labels": *labels, "network": *network, "locality": *locality, "serviceAccount": *sa, "nodeName": *nodeName} {
+		for k, v := range map[string]string{"generator": *generator, "type": *typ, "labels": *labels, "network": *network, "locality": *locality, "serviceAccount": *sa, "nodeName": *nodeName, "interceptionMode": *interception} {
 			if v != "" {
 				q.Set(k, v)
 			}
