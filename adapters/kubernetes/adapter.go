@@ -160,7 +160,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 	// status, a container's restart count): those updates wake nothing.
 	c.services = informer(core.RESTClient(), c, "services", &corev1.Service{}, nil, nil)
 	c.pods = informer(core.RESTClient(), c, "pods", &corev1.Pod{}, nil, samePod)
-	c.nodes = informer(core.RESTClient(), c, "nodes", &corev1.Node{}, nil, sameMeta)
+	c.nodes = informer(core.RESTClient(), c, "nodes", &corev1.Node{}, nil, sameNode)
 	// Namespaces choose what is followed (discovery selectors), and the system
 	// namespace names the cluster's network: their labels are all that is read.
 	c.namespaces = informer(core.RESTClient(), c, "namespaces", &corev1.Namespace{}, nil, sameMeta)
@@ -384,8 +384,8 @@ func (h *healthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// sameMeta reports whether two versions of a (slim) node or namespace are the
-// same to the translation: the same labels and (kept) annotations.
+// sameMeta reports whether two versions of a (slim) namespace are the same to the
+// translation: the same labels and (kept) annotations.
 func sameMeta(old, cur any) bool {
 	o, ok1 := old.(metav1.Object)
 	n, ok2 := cur.(metav1.Object)
@@ -405,13 +405,26 @@ func samePod(old, cur any) bool {
 	return equality.Semantic.DeepEqual(&oc, &nc)
 }
 
-// slimNode keeps of a node what the translation reads: its name and labels.
+// slimNode keeps of a node what the translation reads: its name, labels and
+// external IP.
 func slimNode(o any) (any, error) {
 	n, ok := o.(*corev1.Node)
 	if !ok {
 		return o, nil // a tombstone
 	}
-	return &corev1.Node{ObjectMeta: nameAndLabels(n.ObjectMeta)}, nil
+	slim := &corev1.Node{ObjectMeta: nameAndLabels(n.ObjectMeta)}
+	if a := externalIP(n); a != "" { // a NodePort network gateway's address
+		slim.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeExternalIP, Address: a}}
+	}
+	return slim, nil
+}
+
+// sameNode reports whether two versions of a (slim) node are the same to the
+// translation: the same labels and external IP.
+func sameNode(old, cur any) bool {
+	o, ok1 := old.(*corev1.Node)
+	n, ok2 := cur.(*corev1.Node)
+	return ok1 && ok2 && sameMeta(o, n) && externalIP(o) == externalIP(n)
 }
 
 // slimNamespace keeps of a namespace what the translation reads: its name, labels

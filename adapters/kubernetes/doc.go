@@ -44,7 +44,9 @@
 //     network's gateways: a Service so labelled makes a second ServiceEntry,
 //     <name>.network-gateway, whose endpoints are its load balancer's and external
 //     IPs, or the addresses its load balancer's host name has (gatewayResolver), on
-//     its gateway port, 15443 or its label networking.istio.io/gatewayPort);
+//     its gateway port, 15443 or its label networking.istio.io/gatewayPort; for a
+//     NodePort Service annotated traffic.istio.io/nodeSelector, the external IPs of
+//     the nodes it selects on the port's node port);
 //   - host <name>.<ns>.svc.<domain> (the node's --domain), its cluster IPs as
 //     addresses (none for a headless Service), location MESH_INTERNAL, resolution
 //     STATIC (NONE for a headless Service with a selector: its clients pick their

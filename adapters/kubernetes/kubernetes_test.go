@@ -476,6 +476,57 @@ func TestNetworkGatewayByHostName(t *testing.T) {
 	}
 }
 
+// TestNetworkGatewayOnNodePorts: a NodePort network gateway annotated with a node
+// selector has the external IPs of the selected nodes as its gateways, on the node
+// port the API server gave it; a node that gains an external IP joins them.
+func TestNetworkGatewayOnNodePorts(t *testing.T) {
+	kc := kubetest.Start(t)
+	core := kc.Core(t)
+	ctx := context.Background()
+	setNode := func(name, role, externalIP string) {
+		t.Helper()
+		n, err := core.Nodes().Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			n, err = core.Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"role": role}}}, metav1.CreateOptions{})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.0.0.9"}}
+		if externalIP != "" {
+			n.Status.Addresses = append(n.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeExternalIP, Address: externalIP})
+		}
+		if _, err := core.Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setNode("edge-1", "edge", "198.51.100.10")
+	setNode("edge-2", "edge", "")
+	setNode("worker-1", "worker", "198.51.100.20")
+	svc, err := core.Services("default").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "eastwest", Labels: map[string]string{kubernetes.LabelNetwork: "net-1"},
+			Annotations: map[string]string{kubernetes.AnnotationNodeSelector: `{"role": "edge"}`}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: map[string]string{"istio": "eastwestgateway"},
+			Ports: []corev1.ServicePort{{Name: "tls", Port: 15443}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodePort := svc.Spec.Ports[0].NodePort
+	st := startAdapter(t, kc, nil)
+	gateways := func() []string {
+		var out []string
+		for _, g := range registrySnapshot(t, st).Gateways("net-1") {
+			out = append(out, fmt.Sprintf("%s:%d", g.Address, g.Port))
+		}
+		return out
+	}
+	awaitEqual(t, "the edge node with an external IP", gateways, fmt.Sprintf("198.51.100.10:%d", nodePort))
+	setNode("edge-2", "edge", "198.51.100.11")
+	awaitEqual(t, "the other edge node, once it has an external IP", gateways,
+		fmt.Sprintf("198.51.100.10:%d", nodePort), fmt.Sprintf("198.51.100.11:%d", nodePort))
+}
+
 // awaitEqual waits up to 30 s until got returns want, and fails the test with what
 // it last returned if it does not.
 func awaitEqual(t *testing.T, what string, got func() []string, want ...string) {

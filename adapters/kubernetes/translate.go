@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -33,6 +34,9 @@ const (
 	// LabelGatewayPort on a network's gateway Service is the port that carries other
 	// networks' traffic in, when it is not registry.GatewayPort (15443).
 	LabelGatewayPort = "networking.istio.io/gatewayPort"
+	// AnnotationNodeSelector on a network's gateway Service of type NodePort selects
+	// the nodes (a JSON map of labels) whose external IPs are its gateways.
+	AnnotationNodeSelector = "traffic.istio.io/nodeSelector"
 	// Node labels that give a pod's locality.
 	LabelRegion  = registry.LabelRegion
 	LabelZone    = registry.LabelZone
@@ -131,7 +135,7 @@ func (t translator) translate(inv inventory) ([]*api.Resource, []mirror.Skipped)
 			ann[registry.TrafficDistributionAnnotation] == string(registry.PreferSameNode) {
 			nodeAware[s] = true
 		}
-		if gw := t.networkGateway(s, inv.gatewayAddrs); gw != nil {
+		if gw := t.networkGateway(s, inv.gatewayAddrs, inv.nodes); gw != nil {
 			keep("service "+s.Namespace+"/"+s.Name+" (network gateway)", gw)
 		}
 		if len(s.Spec.Selector) > 0 && s.Spec.Type != corev1.ServiceTypeExternalName {
@@ -339,8 +343,10 @@ func trafficDistribution(s *corev1.Service, ns *corev1.Namespace) registry.Traff
 // <service>.network-gateway (a Service's name has no dot, so no Service's entry
 // can take it), its host network-gateway.<service host>, and it is exported to its
 // own namespace only: no proxy dials it, the registry reads its endpoints as the
-// network's gateways.
-func (t translator) networkGateway(s *corev1.Service, resolved map[string][]string) *api.Resource {
+// network's gateways. A NodePort Service annotated with a node selector
+// (AnnotationNodeSelector, as Istio reads it) has the external IPs of the nodes
+// the selector matches as its gateways instead, on the gateway port's node port.
+func (t translator) networkGateway(s *corev1.Service, resolved map[string][]string, nodes map[string]*corev1.Node) *api.Resource {
 	network := s.Labels[LabelNetwork]
 	if network == "" {
 		return nil
@@ -358,14 +364,27 @@ func (t translator) networkGateway(s *corev1.Service, resolved map[string][]stri
 		return nil
 	}
 	var addrs []string
-	for _, in := range s.Status.LoadBalancer.Ingress {
-		if in.IP != "" {
-			addrs = append(addrs, in.IP)
-		} else {
-			addrs = append(addrs, resolved[in.Hostname]...)
+	if selector, ok := nodePortGateway(s); ok {
+		i := slices.IndexFunc(s.Spec.Ports, func(p corev1.ServicePort) bool { return uint32(p.Port) == port })
+		if i < 0 || s.Spec.Ports[i].NodePort == 0 {
+			return nil
 		}
+		port = uint32(s.Spec.Ports[i].NodePort)
+		for _, n := range nodes {
+			if a := externalIP(n); a != "" && registry.LabelsMatch(n.Labels, selector) {
+				addrs = append(addrs, a)
+			}
+		}
+	} else {
+		for _, in := range s.Status.LoadBalancer.Ingress {
+			if in.IP != "" {
+				addrs = append(addrs, in.IP)
+			} else {
+				addrs = append(addrs, resolved[in.Hostname]...)
+			}
+		}
+		addrs = append(addrs, s.Spec.ExternalIPs...)
 	}
-	addrs = append(addrs, s.Spec.ExternalIPs...)
 	slices.Sort(addrs)
 	addrs = slices.Compact(addrs)
 	if len(addrs) == 0 {
@@ -387,6 +406,29 @@ func (t translator) networkGateway(s *corev1.Service, resolved map[string][]stri
 			Labels: map[string]string{LabelNetwork: network}},
 		Spec: se,
 	}
+}
+
+// nodePortGateway returns the node selector of a NodePort network gateway: a
+// NodePort Service with AnnotationNodeSelector, a JSON map of node labels. A value
+// that is no such map selects every node, as in Istio.
+func nodePortGateway(s *corev1.Service) (map[string]string, bool) {
+	v, ok := s.Annotations[AnnotationNodeSelector]
+	if !ok || s.Spec.Type != corev1.ServiceTypeNodePort {
+		return nil, false
+	}
+	var selector map[string]string
+	_ = json.Unmarshal([]byte(v), &selector)
+	return selector, true
+}
+
+// externalIP returns a node's first external IP, "" for none.
+func externalIP(n *corev1.Node) string {
+	for _, a := range n.Status.Addresses {
+		if a.Type == corev1.NodeExternalIP && a.Address != "" {
+			return a.Address
+		}
+	}
+	return ""
 }
 
 // headless reports whether a Service has no cluster IP (clusterIP: None).

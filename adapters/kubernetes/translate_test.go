@@ -253,9 +253,11 @@ func TestUnchangedUpdates(t *testing.T) {
 	beat.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
 	moved := n.DeepCopy()
 	moved.Labels = map[string]string{LabelZone: "z2"}
+	readdressed := n.DeepCopy()
+	readdressed.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeExternalIP, Address: "198.51.100.4"}}
 	slimN := func(n *corev1.Node) any { o, _ := slimNode(n); return o }
-	if !sameMeta(slimN(n), slimN(beat)) || sameMeta(slimN(n), slimN(moved)) {
-		t.Error("node updates: a status change must wake nothing, a label change must")
+	if !sameNode(slimN(n), slimN(beat)) || sameNode(slimN(n), slimN(moved)) || sameNode(slimN(n), slimN(readdressed)) {
+		t.Error("node updates: a status change must wake nothing, a label or external IP change must")
 	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", ResourceVersion: "1",
 		Annotations: map[string]string{"owner": "team-a"}}}
@@ -470,6 +472,24 @@ func TestNetworkGateway(t *testing.T) {
 	}
 	west := map[string]string{LabelNetwork: "net-west"}
 	lb := []corev1.LoadBalancerIngress{{IP: "203.0.113.7"}, {Hostname: "gw.example.com"}}
+	// nodePort is the gateway as a NodePort Service on 15443 (node port 31443), its
+	// nodes chosen by the annotation.
+	nodePort := func(selector string) *corev1.Service {
+		s := gateway(west, []int32{15443}, nil)
+		s.Spec.Type, s.Spec.Ports[0].NodePort = corev1.ServiceTypeNodePort, 31443
+		s.Annotations = map[string]string{AnnotationNodeSelector: selector}
+		return s
+	}
+	node := func(name, role, externalIP string) *corev1.Node {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"role": role}}}
+		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.0.0.1"}}
+		if externalIP != "" {
+			n.Status.Addresses = append(n.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeExternalIP, Address: externalIP})
+		}
+		return n
+	}
+	nodes := map[string]*corev1.Node{"a": node("a", "edge", "198.51.100.10"), "b": node("b", "edge", "198.51.100.11"),
+		"c": node("c", "worker", "198.51.100.12"), "d": node("d", "edge", "")}
 	for _, tc := range []struct {
 		name string
 		svc  *corev1.Service
@@ -486,9 +506,14 @@ func TestNetworkGateway(t *testing.T) {
 			[]registry.Gateway{{Network: "net-west", Address: "203.0.113.8", Port: 15443}, {Network: "net-west", Address: "203.0.113.9", Port: 15443}}},
 		{"no gateway port", gateway(west, []int32{443}, lb), nil},
 		{"no network", gateway(nil, []int32{15443}, lb), nil},
+		{"NodePort: the selected nodes' external IPs, on the node port", nodePort(`{"role": "edge"}`),
+			[]registry.Gateway{{Network: "net-west", Address: "198.51.100.10", Port: 31443}, {Network: "net-west", Address: "198.51.100.11", Port: 31443}}},
+		{"NodePort with a selector that is no map: every node", nodePort(`edge`),
+			[]registry.Gateway{{Network: "net-west", Address: "198.51.100.10", Port: 31443}, {Network: "net-west", Address: "198.51.100.11", Port: 31443},
+				{Network: "net-west", Address: "198.51.100.12", Port: 31443}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out, skips := translator{domain: "cluster.local"}.translate(inventory{services: []*corev1.Service{tc.svc},
+			out, skips := translator{domain: "cluster.local"}.translate(inventory{services: []*corev1.Service{tc.svc}, nodes: nodes,
 				gatewayAddrs: map[string][]string{"gw.example.com": {"203.0.113.8", "203.0.113.9"}}})
 			if len(skips) > 0 {
 				t.Fatal(skips)
