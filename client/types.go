@@ -85,6 +85,11 @@ type ServiceListing struct {
 	Resolution string            `json:"resolution"`
 	Ports      []PortListing     `json:"ports"`
 	Endpoints  []EndpointListing `json:"endpoints"`
+	// TrafficDistribution is the service's preference for nearby endpoints
+	// (PreferSameZone, PreferSameNode); NodeLocal, that clients get only those on
+	// their node.
+	TrafficDistribution string `json:"trafficDistribution,omitempty"`
+	NodeLocal           bool   `json:"nodeLocal,omitempty"`
 }
 
 // PortListing is one port of a service.
@@ -106,8 +111,10 @@ type EndpointListing struct {
 	Network        string            `json:"network,omitempty"`
 	Weight         uint32            `json:"weight,omitempty"`
 	ServiceAccount string            `json:"serviceAccount,omitempty"`
-	Healthy        bool              `json:"healthy"`
-	Source         string            `json:"source"`
+	// Node is the node the workload runs on, where known.
+	Node    string `json:"node,omitempty"`
+	Healthy bool   `json:"healthy"`
+	Source  string `json:"source"`
 	// Stale is true when the endpoint's source cannot be reached now.
 	Stale bool `json:"stale,omitempty"`
 }

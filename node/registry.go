@@ -26,7 +26,7 @@ func registryListing(snap *registry.Snapshot, sources map[string]store.SourceSta
 		s := client.ServiceListing{
 			Host: svc.Hostname, Namespace: svc.Namespace, Source: svc.Source, Origin: svc.Origin.String(),
 			Resolution: svc.Resolution.String(), Endpoints: []client.EndpointListing{},
-			Stale: sources[svc.Source].Stale,
+			Stale: sources[svc.Source].Stale, TrafficDistribution: string(svc.TrafficDistribution), NodeLocal: svc.NodeLocal,
 		}
 		for _, p := range svc.Ports {
 			s.Ports = append(s.Ports, client.PortListing{Name: p.Name, Number: p.Number, Protocol: p.Protocol, TargetPort: p.TargetPort})
@@ -49,6 +49,6 @@ func endpointListing(w *registry.Workload, sources map[string]store.SourceStatus
 	return client.EndpointListing{
 		Name: w.Name, Namespace: w.Namespace, Address: w.Address, Ports: w.Ports, Labels: w.Labels,
 		Locality: w.Locality, Network: w.Network, Weight: w.Weight, ServiceAccount: w.ServiceAccount,
-		Healthy: w.Healthy, Source: w.Source, Stale: sources[w.Source].Stale,
+		Node: w.Node, Healthy: w.Healthy, Source: w.Source, Stale: sources[w.Source].Stale,
 	}
 }

@@ -11,7 +11,7 @@ import (
 const listingDocs = `
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
-metadata: {name: ratings, namespace: vms}
+metadata: {name: ratings, namespace: vms, annotations: {navarch.io/internal-traffic-policy: Local, networking.istio.io/traffic-distribution: PreferClose}}
 spec:
   hosts: [ratings.vms.svc.cluster.local]
   ports: [{number: 9080, name: grpc, protocol: GRPC}]
@@ -20,7 +20,7 @@ spec:
 ---
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
-metadata: {name: ratings-1, namespace: vms}
+metadata: {name: ratings-1, namespace: vms, annotations: {navarch.io/node: worker-1}}
 spec: {address: 10.0.0.1, labels: {app: ratings}}
 ---
 apiVersion: networking.istio.io/v1
@@ -45,6 +45,10 @@ func TestRegistryListingShowsWorkloadsNoServiceSelects(t *testing.T) {
 	l := registryListing(registry.NewSnapshot(entries, 1, "cluster.local"), nil)
 	if len(l.Services) != 1 || len(l.Services[0].Endpoints) != 1 || l.Services[0].Endpoints[0].Name != "ratings-1" {
 		t.Fatalf("services %+v", l.Services)
+	}
+	if s := l.Services[0]; !s.NodeLocal || s.TrafficDistribution != "PreferSameZone" || s.Endpoints[0].Node != "worker-1" {
+		t.Errorf("node-local %v, traffic distribution %q, endpoint node %q; want true, PreferSameZone, worker-1",
+			s.NodeLocal, s.TrafficDistribution, s.Endpoints[0].Node)
 	}
 	if len(l.Unselected) != 1 || l.Unselected[0].Name != "reviews-1" || l.Unselected[0].Source != "vm" {
 		t.Fatalf("unselected %+v, want only reviews-1 from source vm", l.Unselected)
