@@ -13,11 +13,16 @@ type ProxyStatus struct {
 	Peer string `json:"peer,omitempty"`
 	// Identity is the SPIFFE ID the proxy proved with its certificate (or token)
 	// over TLS; empty over plaintext, where the node has only its claims.
-	Identity    string                 `json:"identity,omitempty"`
-	Delta       bool                   `json:"delta"`
-	Namespace   string                 `json:"namespace"`
-	Labels      []string               `json:"labels,omitempty"`
-	Generator   string                 `json:"generator,omitempty"`
+	Identity  string   `json:"identity,omitempty"`
+	Delta     bool     `json:"delta"`
+	Namespace string   `json:"namespace"`
+	Labels    []string `json:"labels,omitempty"`
+	Generator string   `json:"generator,omitempty"`
+	// Network, Locality and Node are where the proxy says it is: they choose the
+	// endpoints it gets.
+	Network     string                 `json:"network,omitempty"`
+	Locality    string                 `json:"locality,omitempty"`
+	Node        string                 `json:"node,omitempty"`
 	ConnectedAt time.Time              `json:"connected_at"`
 	Revision    int64                  `json:"revision"`
 	Types       map[string]*TypeStatus `json:"types"`
@@ -42,6 +47,7 @@ func (s *Server) Proxies() []ProxyStatus {
 		ps := ProxyStatus{
 			ID: p.ID, Conn: c.id, Peer: c.peer, Delta: c.delta,
 			Namespace: p.Namespace, Labels: sortedLabels(p.Labels), Generator: p.Generator,
+			Network: p.Network, Locality: p.Locality, Node: p.NodeName,
 			ConnectedAt: c.connectedAt, Types: map[string]*TypeStatus{},
 		}
 		if b := cl.build.Load(); b != nil {

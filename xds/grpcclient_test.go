@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -215,7 +216,7 @@ kind: WorkloadEntry
 metadata: {name: collector-b, namespace: default, annotations: {navarch.io/node: node-b}}
 spec: {address: 127.0.0.1, ports: {grpc: %d}, labels: {app: collector}}
 `, bs[0].Port, bs[1].Port)))
-	_, cc := startServer(t, src)
+	s, cc := startServer(t, src)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for node, want := range map[string]string{"node-a": "on-a", "node-b": "on-b", "": ""} {
@@ -225,6 +226,9 @@ spec: {address: 127.0.0.1, ports: {grpc: %d}, labels: {app: collector}}
 			t.Fatal(err)
 		}
 		tally := grpcapp.Call(ctx, conn, 50)
+		if ps := s.Proxies(); !slices.ContainsFunc(ps, func(p ProxyStatus) bool { return p.Node == node && strings.HasSuffix(p.ID, "client-"+node+".default~default.svc.cluster.local") }) {
+			t.Errorf("no proxy status of the client on %q: %+v", node, ps)
+		}
 		conn.Close()
 		if want == "" {
 			if len(tally.By) > 0 || tally.Failed[codes.Unavailable] != 50 {
