@@ -23,17 +23,18 @@ import (
 // Service reviews (port grpc 9080 to the pods' port named grpc), a pod per version
 // at its backend's address, listening on its port, and the EndpointSlices
 // Kubernetes' controller keeps for them (istiod reads endpoints from those; navarch
-// from the pods, and leaves the controller's slices alone). v2 is ready or not.
-func reviewsCluster(v1, v2 *grpcapp.Backend, v2Ready bool) string {
+// from the pods, and leaves the controller's slices alone). v2 is ready or not;
+// the Service has cluster IP clusterIP ("None": headless).
+func reviewsCluster(v1, v2 *grpcapp.Backend, v2Ready bool, clusterIP string) string {
 	var b strings.Builder
-	b.WriteString(`apiVersion: v1
+	fmt.Fprintf(&b, `apiVersion: v1
 kind: Service
 metadata: {name: reviews, namespace: default}
 spec:
   selector: {app: reviews}
-  clusterIP: 10.96.0.50
+  clusterIP: %s
   ports: [{name: grpc, port: 9080, targetPort: grpc}]
-`)
+`, clusterIP)
 	for _, p := range []struct {
 		version string
 		b       *grpcapp.Backend
@@ -118,7 +119,7 @@ func createKubeObjects(t *testing.T, kc *kubetest.Cluster, objects string) {
 // fake client, as Istio's tests run it) and a navarch node (its Kubernetes adapter
 // over a real API server) the same cluster and the same Istio configuration, and
 // sends the same RPCs through the same grpc-go xDS client to each: subsets by pod
-// labels, a weighted split, and a pod that is not ready.
+// labels, a weighted split, a pod that is not ready, and a headless Service.
 func TestSameKubernetesRoutingAsIstiod(t *testing.T) {
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
 	// Pods have addresses of their own (istiod finds a pod by its address).
@@ -146,16 +147,18 @@ spec:
     - {destination: {host: reviews, subset: v2}, weight: 20}
 `)
 	for _, sc := range []struct {
-		name    string
-		v2Ready bool
-		config  string
+		name      string
+		v2Ready   bool
+		config    string
+		clusterIP string
 	}{
-		{"an 80/20 split between subsets by pod labels", true, split},
-		{"both pods by default", true, subsets},
-		{"a pod that is not ready gets nothing", false, subsets},
+		{"an 80/20 split between subsets by pod labels", true, split, "10.96.0.50"},
+		{"both pods by default", true, subsets, "10.96.0.50"},
+		{"a pod that is not ready gets nothing", false, subsets, "10.96.0.50"},
+		{"a headless Service: both pods", true, subsets, "None"},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
-			objects := reviewsCluster(v1, v2, sc.v2Ready)
+			objects := reviewsCluster(v1, v2, sc.v2Ready, sc.clusterIP)
 			istiod := startIstiod(t, bin, "127.0.0.1:0", sc.config, "--kube", writeFile(t, t.TempDir(), "kube.yaml", objects))
 			kc := kubetest.Start(t)
 			createKubeObjects(t, kc, objects)
