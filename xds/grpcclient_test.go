@@ -226,7 +226,9 @@ spec: {address: 127.0.0.1, ports: {grpc: %d}, labels: {app: collector}}
 			t.Fatal(err)
 		}
 		tally := grpcapp.Call(ctx, conn, 50)
-		if ps := s.Proxies(); !slices.ContainsFunc(ps, func(p ProxyStatus) bool { return p.Node == node && strings.HasSuffix(p.ID, "client-"+node+".default~default.svc.cluster.local") }) {
+		if ps := s.Proxies(); !slices.ContainsFunc(ps, func(p ProxyStatus) bool {
+			return p.Node == node && strings.HasSuffix(p.ID, "client-"+node+".default~default.svc.cluster.local")
+		}) {
 			t.Errorf("no proxy status of the client on %q: %+v", node, ps)
 		}
 		conn.Close()
