@@ -153,6 +153,10 @@ func (d *decoder) document(loc location, v any, depth int) {
 	if !qualified && !strings.Contains(apiVersion, ".") {
 		group = "" // the Kubernetes core group: "v1"
 	}
+	if group == "" && kind == configMapKind && d.isMeshConfigMap(obj) {
+		d.meshConfigMap(loc, obj)
+		return
+	}
 	if !meshGroup(group) {
 		d.skip(loc, apiVersion, kind, obj, group)
 		return
@@ -263,7 +267,7 @@ func isList(kind string, obj map[string]any) bool {
 // meshGroup reports whether group is one of the Istio groups navarch serves.
 func meshGroup(group string) bool {
 	switch group {
-	case GroupNetworking, GroupSecurity, GroupTelemetry:
+	case GroupNetworking, GroupSecurity, GroupTelemetry, GroupNavarch:
 		return true
 	}
 	return false

@@ -22,6 +22,7 @@ var minimalSpecs = map[string]string{
 	"AuthorizationPolicy":   `{selector: {matchLabels: {app: web}}, action: ALLOW, rules: [{from: [{source: {namespaces: [prod]}}]}]}`,
 	"RequestAuthentication": `{jwtRules: [{issuer: "https://issuer.example.com", jwksUri: "https://issuer.example.com/jwks"}]}`,
 	"Telemetry":             `{tracing: [{providers: [{name: zipkin}], randomSamplingPercentage: 10}]}`,
+	"MeshConfig":            `{accessLogFile: /dev/stdout}`,
 }
 
 func TestDecodeAcceptsEveryKindUnderEveryServedVersion(t *testing.T) {
@@ -32,11 +33,15 @@ func TestDecodeAcceptsEveryKindUnderEveryServedVersion(t *testing.T) {
 		}
 		for _, v := range k.Versions {
 			t.Run(k.Name+"/"+v, func(t *testing.T) {
+				ns, name := "prod", "example"
+				if k == MeshConfig {
+					ns, name = MeshConfigNamespace, MeshConfigName // the one mesh config
+				}
 				doc := "apiVersion: " + k.Group + "/" + v + "\nkind: " + k.Name +
-					"\nmetadata: {name: example, namespace: prod}\nspec: " + spec + "\n"
+					"\nmetadata: {name: " + name + ", namespace: " + ns + "}\nspec: " + spec + "\n"
 				r := mustDecode(t, doc)
-				if r.Kind != k || r.Meta.Name != "example" || r.Meta.Namespace != "prod" {
-					t.Errorf("got %s %s/%s, want %s prod/example", r.Kind, r.Meta.Namespace, r.Meta.Name, k)
+				if r.Kind != k || r.Meta.Name != name || r.Meta.Namespace != ns {
+					t.Errorf("got %s %s/%s, want %s %s/%s", r.Kind, r.Meta.Namespace, r.Meta.Name, k, ns, name)
 				}
 				if err := Validate(r); err != nil {
 					t.Errorf("Validate of a decoded resource: %v", err)

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
 	security "istio.io/api/security/v1beta1"
+	meshconfig "istio.io/api/mesh/v1alpha1"
 	telemetry "istio.io/api/telemetry/v1alpha1"
 )
 
@@ -15,6 +16,8 @@ const (
 	GroupNetworking = "networking.istio.io"
 	GroupSecurity   = "security.istio.io"
 	GroupTelemetry  = "telemetry.istio.io"
+	// GroupNavarch holds the kinds that are navarch's own: the mesh config.
+	GroupNavarch = "navarch.io"
 )
 
 // Kind describes one resource kind: how users name it and which Go type holds its spec.
@@ -95,12 +98,17 @@ var (
 	Telemetry = &Kind{Group: GroupTelemetry, Name: "Telemetry", Plural: "telemetries", Singular: "telemetry",
 		Short: []string{"telemetry"}, Versions: []string{"v1", "v1alpha1"},
 		newSpec: func() proto.Message { return &telemetry.Telemetry{} }}
+	// MeshConfig is Istio's mesh config (istio.mesh.v1alpha1.MeshConfig), which Istio
+	// keeps in the ConfigMap istio of istio-system; see meshconfig.go.
+	MeshConfig = &Kind{Group: GroupNavarch, Name: "MeshConfig", Plural: "meshconfigs", Singular: "meshconfig",
+		Short: []string{"mesh"}, Versions: []string{"v1"},
+		newSpec: func() proto.Message { return &meshconfig.MeshConfig{} }}
 )
 
 // kinds lists every kind, in the order `navarch get all` prints them.
 var kinds = []*Kind{
 	ServiceEntry, WorkloadEntry, WorkloadGroup, VirtualService, DestinationRule, Gateway, Sidecar,
-	PeerAuthentication, AuthorizationPolicy, RequestAuthentication, Telemetry,
+	PeerAuthentication, AuthorizationPolicy, RequestAuthentication, Telemetry, MeshConfig,
 }
 
 // Kinds returns every kind navarch serves. The slice must not be modified.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
+	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 	security "istio.io/api/security/v1beta1"
 	telemetry "istio.io/api/telemetry/v1alpha1"
@@ -64,6 +65,8 @@ func validateSpec(p *problems, r *Resource) {
 		validateRequestAuthentication(p, s)
 	case *telemetry.Telemetry:
 		validateTelemetry(p, s)
+	case *meshconfig.MeshConfig:
+		validateMeshConfig(p, "spec", r.Meta, s)
 	default:
 		p.add("spec", "no validation for %T", r.Spec)
 	}

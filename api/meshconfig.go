@@ -1,0 +1,368 @@
+package api
+
+import (
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	envoytypev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	meshconfig "istio.io/api/mesh/v1alpha1"
+	networking "istio.io/api/networking/v1alpha3"
+)
+
+// The mesh config.
+//
+// Istio keeps its mesh config (istio.mesh.v1alpha1.MeshConfig: extension providers,
+// default providers, access log, connect timeout, outbound traffic policy, ...) in
+// the ConfigMap istio of istio-system, as YAML under the key mesh. navarch stores it
+// as one resource of its own kind, MeshConfig istio-system/istio, shared by every
+// node like the rest of the configuration. Decode takes it in either form:
+//
+//	apiVersion: v1                       apiVersion: navarch.io/v1
+//	kind: ConfigMap                      kind: MeshConfig
+//	metadata:                            metadata:
+//	  name: istio                          name: istio
+//	  namespace: istio-system              namespace: istio-system
+//	data:                                spec:
+//	  mesh: |-                             accessLogFile: /dev/stdout
+//	    accessLogFile: /dev/stdout
+//
+// Any other ConfigMap is skipped like every Kubernetes object. What is stored is
+// what the user wrote; Istio's defaults fill the fields it leaves out when the
+// configuration is translated (xds/mesh.go).
+
+// The name and namespace of the mesh config: those of Istio's ConfigMap.
+const (
+	MeshConfigName      = "istio"
+	MeshConfigNamespace = "istio-system"
+
+	configMapKind = "ConfigMap"
+	meshDataKey   = "mesh"
+)
+
+// Limits Istio puts on the mesh config.
+const (
+	minConnectTimeout = time.Millisecond
+	maxConnectTimeout = time.Hour
+)
+
+// isMeshConfigMap reports whether a ConfigMap document is Istio's mesh config: the
+// ConfigMap istio of istio-system (named there, or put there by -n).
+func (d *decoder) isMeshConfigMap(obj map[string]any) bool {
+	meta, _ := obj["metadata"].(map[string]any)
+	name, _ := meta["name"].(string)
+	ns, _ := meta["namespace"].(string)
+	if ns == "" {
+		ns = d.namespace
+	}
+	return name == MeshConfigName && ns == MeshConfigNamespace
+}
+
+// meshConfigMap decodes Istio's mesh ConfigMap into a MeshConfig resource; errors
+// name the fields under data.mesh as the user wrote them.
+func (d *decoder) meshConfigMap(loc location, obj map[string]any) {
+	p := &problems{}
+	r := &Resource{Kind: MeshConfig, Meta: parseMeta(p, obj["metadata"], d.full)}
+	if r.Meta.Namespace == "" {
+		r.Meta.Namespace = d.namespace
+	}
+	validateMeta(p, MeshConfig, &r.Meta, d.full)
+	if d.full {
+		for _, key := range sortedKeys(obj) {
+			switch key {
+			case "apiVersion", "kind", "metadata", "data", "binaryData", "immutable":
+			default:
+				p.add(key, "unknown field %q; a ConfigMap has apiVersion, kind, metadata and data", key)
+			}
+		}
+		r.Spec = MeshConfig.NewSpec()
+		path := field("data", meshDataKey)
+		var mesh any
+		switch data := obj["data"].(type) {
+		case nil:
+		case map[string]any:
+			switch text := data[meshDataKey].(type) {
+			case nil:
+			case string:
+				v, err := parseYAML([]byte(text))
+				if err != nil {
+					p.add(path, "%v", err)
+				}
+				mesh = v
+			default:
+				p.add(path, "must be a string holding the mesh config as YAML, got %s", describe(text))
+			}
+		default:
+			p.add("data", "must be an object, got %s", describe(data))
+		}
+		before := p.count()
+		if mesh != nil {
+			decodeSpec(path, mesh, r.Spec.ProtoReflect(), p)
+		}
+		if p.count() == before {
+			validateMeshConfig(p, path, r.Meta, r.Spec.(*meshconfig.MeshConfig))
+		}
+	}
+	if p.count() > 0 {
+		d.fail(loc, resourceName(MeshConfig, r.Meta), p)
+		return
+	}
+	d.resources = append(d.resources, r)
+}
+
+// validateMeshConfig checks the mesh config as Istio's ValidateMeshConfig checks it
+// (istio/istio pkg/config/validation/agent), over the fields the user set: Istio
+// merges them onto its defaults first, so a field left out is never wrong. Where
+// Istio only warns, about an extension provider it cannot use, navarch refuses the
+// config: the provider would otherwise fail every policy that names it.
+func validateMeshConfig(p *problems, root string, meta ObjectMeta, m *meshconfig.MeshConfig) {
+	if meta.Name != MeshConfigName || meta.Namespace != MeshConfigNamespace {
+		p.add("metadata", "the mesh config is the one resource %s/%s (Istio's ConfigMap), got %s/%s",
+			MeshConfigNamespace, MeshConfigName, meta.Namespace, meta.Name)
+	}
+	for _, f := range []named[uint32]{{"proxyListenPort", uint32(m.ProxyListenPort)}, {"proxyInboundListenPort", uint32(m.ProxyInboundListenPort)},
+		{"proxyHttpPort", uint32(m.ProxyHttpPort)}} {
+		if f.value > 65535 {
+			p.add(field(root, f.name), "must be 1-65535, got %d", int32(f.value))
+		}
+	}
+	if d := m.ConnectTimeout; d != nil {
+		path := field(root, "connectTimeout")
+		if err := d.CheckValid(); err != nil {
+			p.add(path, "invalid duration: %v", err)
+		} else if dur := d.AsDuration(); dur < minConnectTimeout || dur > maxConnectTimeout {
+			p.add(path, "must be between %s and %s, got %s", minConnectTimeout, maxConnectTimeout, dur)
+		}
+	}
+	if d := m.ProtocolDetectionTimeout; d != nil && d.AsDuration()%time.Millisecond != 0 {
+		p.add(field(root, "protocolDetectionTimeout"), "must be a whole number of milliseconds, got %s", d.AsDuration())
+	}
+	validateLocalityLB(p, field(root, "localityLbSetting"), m.LocalityLbSetting)
+	for i, s := range m.ServiceSettings {
+		for j, h := range s.GetHosts() {
+			validateHostField(p, index(field(index(field(root, "serviceSettings"), i), "hosts"), j), h)
+		}
+	}
+	if m.TrustDomain != "" {
+		validateTrustDomain(p, field(root, "trustDomain"), m.TrustDomain)
+	}
+	for i, td := range m.TrustDomainAliases {
+		validateTrustDomain(p, index(field(root, "trustDomainAliases"), i), td)
+	}
+	if m.RootNamespace != "" && !isDNSLabel(m.RootNamespace) {
+		p.add(field(root, "rootNamespace"), "%q must be a DNS-1123 label", m.RootNamespace)
+	}
+	if m.GetMeshMTLS().GetEcdhCurves() != nil {
+		p.add(field(root, "meshMTLS.ecdhCurves"), "mesh TLS does not support ECDH curves configuration")
+	}
+	if r := m.DefaultHttpRetryPolicy; r != nil {
+		path := field(root, "defaultHttpRetryPolicy")
+		if r.Attempts < 0 {
+			p.add(field(path, "attempts"), "must not be negative, got %d", r.Attempts)
+		}
+		validateDuration(p, field(path, "perTryTimeout"), r.PerTryTimeout)
+	}
+	validateDefaultTrafficPolicy(p, field(root, "defaultTrafficPolicy"), m.DefaultTrafficPolicy)
+	validateExtensionProviders(p, field(root, "extensionProviders"), m.ExtensionProviders)
+}
+
+// validateTrustDomain checks a SPIFFE trust domain: DNS-1123 labels, the last of
+// which may be empty ("example.com.").
+func validateTrustDomain(p *problems, path, td string) {
+	parts := strings.Split(td, ".")
+	for i, label := range parts {
+		if i == len(parts)-1 && label == "" && i > 0 {
+			return
+		}
+		if !isDNSLabel(label) {
+			p.add(path, "trust domain %q is invalid: it must be DNS-1123 labels separated by dots", td)
+			return
+		}
+	}
+}
+
+// validateDefaultTrafficPolicy checks the mesh-wide connection pool and outlier
+// detection as Istio checks them.
+func validateDefaultTrafficPolicy(p *problems, path string, dtp *meshconfig.MeshConfig_DefaultTrafficPolicy) {
+	if cp := dtp.GetConnectionPool(); cp != nil {
+		cpath := field(path, "connectionPool")
+		if cp.Http == nil && cp.Tcp == nil {
+			p.add(cpath, "must set http or tcp")
+		}
+		if h := cp.Http; h != nil {
+			hpath := field(cpath, "http")
+			for _, f := range []named[int32]{{"http1MaxPendingRequests", h.Http1MaxPendingRequests}, {"http2MaxRequests", h.Http2MaxRequests},
+				{"maxRequestsPerConnection", h.MaxRequestsPerConnection}, {"maxRetries", h.MaxRetries}, {"maxConcurrentStreams", h.MaxConcurrentStreams}} {
+				if f.value < 0 {
+					p.add(field(hpath, f.name), "must not be negative, got %d", f.value)
+				}
+			}
+			validateDuration(p, field(hpath, "idleTimeout"), h.IdleTimeout)
+			if h.H2UpgradePolicy == networking.ConnectionPoolSettings_HTTPSettings_UPGRADE && h.UseClientProtocol {
+				p.add(field(hpath, "useClientProtocol"), "must not be true when h2UpgradePolicy is UPGRADE")
+			}
+		}
+		if t := cp.Tcp; t != nil {
+			tpath := field(cpath, "tcp")
+			if t.MaxConnections < 0 {
+				p.add(field(tpath, "maxConnections"), "must not be negative, got %d", t.MaxConnections)
+			}
+			validateDuration(p, field(tpath, "connectTimeout"), t.ConnectTimeout)
+			validateDuration(p, field(tpath, "maxConnectionDuration"), t.MaxConnectionDuration)
+			if t.IdleTimeout.AsDuration().Milliseconds() != 0 {
+				validateDuration(p, field(tpath, "idleTimeout"), t.IdleTimeout)
+			}
+			validateDuration(p, field(tpath, "tcpKeepalive.time"), t.GetTcpKeepalive().GetTime())
+			validateDuration(p, field(tpath, "tcpKeepalive.interval"), t.GetTcpKeepalive().GetInterval())
+		}
+	}
+	if od := dtp.GetOutlierDetection(); od != nil {
+		opath := field(path, "outlierDetection")
+		validateDuration(p, field(opath, "baseEjectionTime"), od.BaseEjectionTime)
+		validateDuration(p, field(opath, "interval"), od.Interval)
+		if !od.SplitExternalLocalOriginErrors && od.ConsecutiveLocalOriginFailures.GetValue() > 0 {
+			p.add(field(opath, "consecutiveLocalOriginFailures"), "needs splitExternalLocalOriginErrors")
+		}
+		validatePercent(p, field(opath, "maxEjectionPercent"), od.MaxEjectionPercent)
+		validatePercent(p, field(opath, "minHealthPercent"), od.MinHealthPercent)
+	}
+}
+
+// validateExtensionProviders checks the providers Telemetry and CUSTOM
+// AuthorizationPolicies name: unique names, and for each the service and port it
+// sends to.
+func validateExtensionProviders(p *problems, path string, providers []*meshconfig.MeshConfig_ExtensionProvider) {
+	seen := map[string]bool{}
+	for i, ep := range providers {
+		ppath := index(path, i)
+		switch {
+		case ep == nil:
+			p.add(ppath, "must not be null")
+			continue
+		case ep.Name == "":
+			p.add(field(ppath, "name"), "required")
+		case seen[ep.Name]:
+			p.add(field(ppath, "name"), "duplicate extension provider name %q", ep.Name)
+		}
+		seen[ep.Name] = true
+		service := func(name, svc string, port uint32) {
+			validateProviderService(p, field(field(ppath, name), "service"), svc)
+			validatePort(p, field(field(ppath, name), "port"), port)
+		}
+		switch pr := ep.Provider.(type) {
+		case *meshconfig.MeshConfig_ExtensionProvider_EnvoyExtAuthzHttp:
+			a := pr.EnvoyExtAuthzHttp
+			apath := field(ppath, "envoyExtAuthzHttp")
+			validateAuthzProviderName(p, field(ppath, "name"), ep.Name)
+			service("envoyExtAuthzHttp", a.GetService(), a.GetPort())
+			validateStatusOnError(p, field(apath, "statusOnError"), a.GetStatusOnError())
+			if pp := a.GetPathPrefix(); pp != "" {
+				if _, err := url.Parse(pp); err != nil || !strings.HasPrefix(pp, "/") {
+					p.add(field(apath, "pathPrefix"), "must be a URL path beginning with /, got %q", pp)
+				}
+			}
+			validateDuration(p, field(apath, "timeout"), a.GetTimeout())
+			//nolint:staticcheck // includeHeadersInCheck is deprecated but still served
+			for _, f := range []named[[]string]{{"includeRequestHeadersInCheck", a.GetIncludeRequestHeadersInCheck()},
+				{"includeHeadersInCheck", a.GetIncludeHeadersInCheck()},
+				{"headersToUpstreamOnAllow", a.GetHeadersToUpstreamOnAllow()}, {"headersToDownstreamOnDeny", a.GetHeadersToDownstreamOnDeny()},
+				{"headersToDownstreamOnAllow", a.GetHeadersToDownstreamOnAllow()}} {
+				for j, h := range f.value {
+					if h == "*" {
+						p.add(index(field(apath, f.name), j), `a single wildcard ("*") is not supported: use a prefix ("x-*") or a suffix ("*-id")`)
+					}
+				}
+			}
+		case *meshconfig.MeshConfig_ExtensionProvider_EnvoyExtAuthzGrpc:
+			a := pr.EnvoyExtAuthzGrpc
+			validateAuthzProviderName(p, field(ppath, "name"), ep.Name)
+			service("envoyExtAuthzGrpc", a.GetService(), a.GetPort())
+			validateStatusOnError(p, field(field(ppath, "envoyExtAuthzGrpc"), "statusOnError"), a.GetStatusOnError())
+			validateDuration(p, field(field(ppath, "envoyExtAuthzGrpc"), "timeout"), a.GetTimeout())
+		case *meshconfig.MeshConfig_ExtensionProvider_Zipkin:
+			service("zipkin", pr.Zipkin.GetService(), pr.Zipkin.GetPort())
+		case *meshconfig.MeshConfig_ExtensionProvider_Lightstep: //nolint:staticcheck // deprecated, still served
+			service("lightstep", pr.Lightstep.GetService(), pr.Lightstep.GetPort())
+		case *meshconfig.MeshConfig_ExtensionProvider_Datadog:
+			service("datadog", pr.Datadog.GetService(), pr.Datadog.GetPort())
+		case *meshconfig.MeshConfig_ExtensionProvider_Opencensus: //nolint:staticcheck // deprecated, still served
+			service("opencensus", pr.Opencensus.GetService(), pr.Opencensus.GetPort())
+		case *meshconfig.MeshConfig_ExtensionProvider_Skywalking:
+			service("skywalking", pr.Skywalking.GetService(), pr.Skywalking.GetPort())
+		case *meshconfig.MeshConfig_ExtensionProvider_Opentelemetry:
+			service("opentelemetry", pr.Opentelemetry.GetService(), pr.Opentelemetry.GetPort())
+			if pr.Opentelemetry.GetGrpc() != nil && pr.Opentelemetry.GetHttp() != nil {
+				p.add(field(ppath, "opentelemetry"), "must not set both grpc and http")
+			}
+		case *meshconfig.MeshConfig_ExtensionProvider_EnvoyHttpAls:
+			service("envoyHttpAls", pr.EnvoyHttpAls.GetService(), pr.EnvoyHttpAls.GetPort())
+		case *meshconfig.MeshConfig_ExtensionProvider_EnvoyTcpAls:
+			service("envoyTcpAls", pr.EnvoyTcpAls.GetService(), pr.EnvoyTcpAls.GetPort())
+		case *meshconfig.MeshConfig_ExtensionProvider_EnvoyOtelAls:
+			service("envoyOtelAls", pr.EnvoyOtelAls.GetService(), pr.EnvoyOtelAls.GetPort())
+		case *meshconfig.MeshConfig_ExtensionProvider_Prometheus, *meshconfig.MeshConfig_ExtensionProvider_Stackdriver,
+			*meshconfig.MeshConfig_ExtensionProvider_EnvoyFileAccessLog, *meshconfig.MeshConfig_ExtensionProvider_Sds:
+		case nil:
+			p.add(ppath, "must name one provider (envoyExtAuthzHttp, envoyExtAuthzGrpc, envoyFileAccessLog, zipkin, opentelemetry, ...)")
+		}
+	}
+}
+
+// validateProviderService checks the service an extension provider sends to: a
+// fully-qualified host name ("opa.default.svc.cluster.local"), an IP address, or
+// namespace/host ("foo/opa.example.com").
+func validateProviderService(p *problems, path, svc string) {
+	if svc == "" {
+		p.add(path, "required")
+		return
+	}
+	if ns, host, ok := strings.Cut(svc, "/"); ok {
+		if ns != "*" && ns != "." && !isDNSLabel(ns) {
+			p.add(path, "invalid namespace %q in %q", ns, svc)
+		}
+		if reason := hostError(host); reason != "" {
+			p.add(path, "invalid host %q: %s", host, reason)
+		}
+		return
+	}
+	if _, err := netip.ParseAddr(svc); err == nil {
+		return
+	}
+	if len(svc) > maxHostLength {
+		p.add(path, "%q is longer than %d characters", svc, maxHostLength)
+		return
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(svc, "."), ".") {
+		if !isDNSLabel(label) {
+			p.add(path, "%q must be a fully-qualified host name (DNS-1123 labels), an IP address or namespace/host", svc)
+			return
+		}
+	}
+}
+
+// validateAuthzProviderName checks the name of an external authorization provider,
+// which Istio puts in RBAC policy names and dynamic metadata keys: a lower-case
+// DNS-1123 label.
+func validateAuthzProviderName(p *problems, path, name string) {
+	if name != "" && !isDNSLabel(name) {
+		p.add(path, "%q must be lower-case alphanumerics and '-' (at most %d), starting and ending with an alphanumeric, to name an authorization provider",
+			name, maxLabelLength)
+	}
+}
+
+// validateStatusOnError checks the HTTP status an authorization provider's failure
+// answers with: a status Envoy knows.
+func validateStatusOnError(p *problems, path, status string) {
+	if status == "" {
+		return
+	}
+	code, err := strconv.ParseInt(status, 10, 32)
+	if err == nil {
+		if _, ok := envoytypev3.StatusCode_name[int32(code)]; ok {
+			return
+		}
+	}
+	p.add(path, "%q is not an HTTP status Envoy can answer with (200, 403, 500, 503, ...)", status)
+}
