@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -151,8 +152,14 @@ func validateMeshConfig(p *problems, root string, meta ObjectMeta, m *meshconfig
 	for i, td := range m.TrustDomainAliases {
 		validateTrustDomain(p, index(field(root, "trustDomainAliases"), i), td)
 	}
-	if m.RootNamespace != "" && !isDNSLabel(m.RootNamespace) {
-		p.add(field(root, "rootNamespace"), "%q must be a DNS-1123 label", m.RootNamespace)
+	if m.RootNamespace != "" && m.RootNamespace != MeshConfigNamespace {
+		p.add(field(root, "rootNamespace"), "navarch's root namespace is %s, got %q", MeshConfigNamespace, m.RootNamespace)
+	}
+	if m.AccessLogEncoding == meshconfig.MeshConfig_JSON && m.AccessLogFormat != "" {
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(m.AccessLogFormat), &obj); err != nil || obj == nil {
+			p.add(field(root, "accessLogFormat"), "must be a JSON object of log fields when accessLogEncoding is JSON, got %q", m.AccessLogFormat)
+		}
 	}
 	if m.GetMeshMTLS().GetEcdhCurves() != nil {
 		p.add(field(root, "meshMTLS.ecdhCurves"), "mesh TLS does not support ECDH curves configuration")

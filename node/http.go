@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	meshconfig "istio.io/api/mesh/v1alpha1"
 
 	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/client"
@@ -150,6 +151,9 @@ func (n *Node) applyTo(w http.ResponseWriter, r *http.Request, p *parts, sp stor
 		return
 	}
 	all, skipped, err := decodeFiles(req)
+	if err == nil {
+		err = n.checkMeshConfig(all)
+	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
@@ -171,6 +175,18 @@ func (n *Node) applyTo(w http.ResponseWriter, r *http.Request, p *parts, sp stor
 		resp.Revision = max(resp.Revision, res.Resource.Meta.Revision())
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// checkMeshConfig refuses a mesh config that names a trust domain other than the
+// CA's: workload certificates carry the CA's, which the mesh config cannot change.
+func (n *Node) checkMeshConfig(rs []*api.Resource) error {
+	for _, r := range rs {
+		if m, ok := r.Spec.(*meshconfig.MeshConfig); ok && m.TrustDomain != "" && m.TrustDomain != n.cfg.CA.TrustDomain {
+			return fmt.Errorf("%s: trustDomain: %q is not the mesh's trust domain %q, which the CA sets (navarch ca show; navarch server --trust-domain)",
+				r, m.TrustDomain, n.cfg.CA.TrustDomain)
+		}
+	}
+	return nil
 }
 
 func result(r *api.Resource, a store.Action) client.Result {

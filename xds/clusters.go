@@ -2,7 +2,6 @@ package xds
 
 import (
 	"sort"
-	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -20,9 +19,6 @@ import (
 	"github.com/navarch/navarch/registry"
 )
 
-// defaultConnectTimeout is Istio's default connect timeout (meshConfig.connectTimeout).
-const defaultConnectTimeout = 10 * time.Second
-
 // clusters builds a cluster per service port and per DestinationRule subset of it:
 // outbound|<port>|<subset>|<host>, with the merged traffic policy applied. For Envoy
 // (envoy set) DNS services are STRICT_DNS and the sidecar's special clusters are
@@ -35,7 +31,7 @@ func (clusters) TypeURL() string { return ClusterType }
 func (g clusters) Generate(ctx *Context) []named {
 	var out []named
 	if g.envoy {
-		out = specialClusters()
+		out = specialClusters(ctx)
 		if ctx.Proxy.Type != TypeRouter {
 			out = append(out, inboundClusters(ctx)...) // gateways take no inbound traffic of a workload
 		}
@@ -61,7 +57,7 @@ func (g clusters) Generate(ctx *Context) []named {
 					applyPolicy(c, tp)
 					if g.envoy {
 						applyEnvoyLoadBalancer(c, tp.GetLoadBalancer())
-						applyEnvoyLocality(c, tp, svc)
+						applyEnvoyLocality(ctx, c, tp, svc)
 						applyEnvoyConnectionPool(c, port, tp.GetConnectionPool())
 					}
 					if originalDestination(ctx, svc) {
@@ -178,17 +174,17 @@ func applyEnvoyLoadBalancer(c *clusterv3.Cluster, lb *networking.LoadBalancerSet
 // load balancing when the locality setting weights localities (distribute) or names
 // an order (failover, failoverPriority) that applies (with outlier detection, or by
 // traffic distribution).
-func applyEnvoyLocality(c *clusterv3.Cluster, tp *networking.TrafficPolicy, svc *registry.Service) {
+func applyEnvoyLocality(ctx *Context, c *clusterv3.Cluster, tp *networking.TrafficPolicy, svc *registry.Service) {
 	if c.GetType() != clusterv3.Cluster_EDS {
 		return
 	}
 	if c.CommonLbConfig == nil {
 		c.CommonLbConfig = &clusterv3.Cluster_CommonLbConfig{}
 	}
-	if keepsUnhealthy(tp, svc) {
+	if keepsUnhealthy(ctx, tp, svc) {
 		c.CommonLbConfig.HealthyPanicThreshold = &typev3.Percent{Value: 0}
 	}
-	lb, forced := effectiveLocality(tp, svc)
+	lb, forced := effectiveLocality(ctx, tp, svc)
 	if len(lb.GetDistribute()) > 0 ||
 		((forced || tp.GetOutlierDetection() != nil) && (len(lb.GetFailover()) > 0 || len(lb.GetFailoverPriority()) > 0)) {
 		c.CommonLbConfig.LocalityConfigSpecifier = &clusterv3.Cluster_CommonLbConfig_LocalityWeightedLbConfig_{
@@ -250,7 +246,7 @@ func applyEnvoyConnectionPool(c *clusterv3.Cluster, port registry.Port, cp *netw
 func newCluster(ctx *Context, svc *registry.Service, port registry.Port, subset, name string, envoy bool) *clusterv3.Cluster {
 	c := &clusterv3.Cluster{
 		Name:           name,
-		ConnectTimeout: durationpb.New(defaultConnectTimeout),
+		ConnectTimeout: durationpb.New(connectTimeout(ctx)),
 		LbPolicy:       clusterv3.Cluster_ROUND_ROBIN,
 	}
 	if _, _, dns := dnsTarget(ctx, svc, port, subset); dns && envoy {

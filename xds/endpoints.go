@@ -47,8 +47,8 @@ func (g endpoints) Generate(ctx *Context) []named {
 				// by the proxy's namespace; how they are reached, on its network and
 				// kind.
 				tp := trafficPolicy(dr, port.Number, subset)
-				lb := localityPolicy(tp, svc, ctx.Proxy)
-				unhealthy := keepsUnhealthy(tp, svc)
+				lb := localityPolicy(ctx, tp, svc)
+				unhealthy := keepsUnhealthy(ctx, tp, svc)
 				k := key
 				if svc.NodeLocal {
 					k += "|node=" + ctx.Proxy.NodeName

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/navarch/navarch/api"
@@ -42,6 +43,8 @@ type Context struct {
 	Proxy *Proxy
 	// Services are the services the proxy sees, sorted by host name.
 	Services []*registry.Service
+	// Mesh is the snapshot's mesh config (mesh.go), never nil.
+	Mesh *meshconfig.MeshConfig
 	// TrustDomain and RootNamespace are the server's (see Config).
 	TrustDomain, RootNamespace string
 
@@ -101,7 +104,7 @@ func (s *Server) memoFor(snap *registry.Snapshot) *sync.Map {
 }
 
 func newContext(snap *registry.Snapshot, p *Proxy, trustDomain, rootNS string) *Context {
-	ctx := &Context{Snapshot: snap, Proxy: p, TrustDomain: trustDomain, RootNamespace: rootNS,
+	ctx := &Context{Snapshot: snap, Proxy: p, Mesh: meshOf(snap), TrustDomain: trustDomain, RootNamespace: rootNS,
 		rules: map[*registry.Service]*networking.DestinationRule{}}
 	ctx.sidecar = sidecarFor(snap, p, rootNS)
 	ctx.ruleScope = selectingRules(snap, p)

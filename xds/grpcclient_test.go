@@ -241,3 +241,67 @@ spec: {address: 127.0.0.1, ports: {grpc: %d}, labels: {app: collector}}
 		}
 	}
 }
+
+// TestGRPCClientRetriesByTheMeshConfig: the mesh config's defaultHttpRetryPolicy is
+// what a grpc-go client retries by where no VirtualService says: a backend that
+// answers one call in four answers every RPC with 3 retries (4 tries each), and a
+// quarter with none.
+func TestGRPCClientRetriesByTheMeshConfig(t *testing.T) {
+	flaky, err := grpcapp.StartFlakyBackend("flaky", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(flaky.Stop)
+	service := fmt.Sprintf(`
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: flaky, namespace: default}
+spec:
+  hosts: [flaky.default.svc.cluster.local]
+  ports: [{number: 9090, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {grpc: %d}}]
+`, flaky.Port)
+	mesh := func(attempts int) string {
+		return fmt.Sprintf(`
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data: {mesh: "defaultHttpRetryPolicy: {attempts: %d}"}
+`, attempts)
+	}
+	src := newFakeSource(snapshotOf(t, service, mesh(3)))
+	_, cc := startServer(t, src)
+	conn, err := grpcapp.Dial(grpcapp.Bootstrap([]string{cc.Target()}, "default", nil), "xds:///flaky.default.svc.cluster.local:9090")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	before := flaky.Calls()
+	if tally := grpcapp.Call(ctx, conn, 40); tally.By["flaky"] != 40 {
+		t.Fatalf("with 3 retries: %v answered, %v failed; want all 40 answered", tally.By, tally.Failed)
+	}
+	if tries := flaky.Calls() - before; tries > 160 {
+		t.Errorf("40 RPCs took %d tries, want at most 4 each", tries)
+	}
+
+	src.set(snapshotOf(t, service, mesh(0)))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		before := flaky.Calls()
+		tally := grpcapp.Call(ctx, conn, 40)
+		if tries := flaky.Calls() - before; tries == 40 {
+			if tally.By["flaky"] != 10 || tally.Failed[codes.Unavailable] != 30 {
+				t.Fatalf("without retries: %v answered, %v failed; want 10 and 30 UNAVAILABLE", tally.By, tally.Failed)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the client still retries after the mesh config turned retries off")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -205,7 +205,7 @@ func setAction(ctx *Context, r *routev3.Route, ns string, h *networking.HTTPRout
 		return
 	}
 	// No timeout unless the route sets one, as in Istio (Envoy's own default is 15 s).
-	action := &routev3.RouteAction{RetryPolicy: retryPolicy(h.Retries), Timeout: noTimeout(), MaxStreamDuration: grpcDeadlines(ctx)}
+	action := &routev3.RouteAction{RetryPolicy: retryPolicy(ctx, h.Retries), Timeout: noTimeout(), MaxStreamDuration: grpcDeadlines(ctx)}
 	setDestinations(ctx, action, ns, h.Route, port)
 	if h.Timeout != nil {
 		action.Timeout = h.Timeout
@@ -435,9 +435,12 @@ var (
 		ConfigType: &routev3.RetryPolicy_RetryPriority_TypedConfig{TypedConfig: mustAny(&previousprioritiesv3.PreviousPrioritiesConfig{UpdateFrequency: 2})}}
 )
 
-// retryPolicy translates a VirtualService's retries: absent means Istio's default
-// (2 retries), attempts 0 means none.
-func retryPolicy(r *networking.HTTPRetry) *routev3.RetryPolicy {
+// retryPolicy translates a VirtualService's retries: absent means the mesh config's
+// defaultHttpRetryPolicy, else Istio's default (2 retries); attempts 0 means none.
+func retryPolicy(ctx *Context, r *networking.HTTPRetry) *routev3.RetryPolicy {
+	if r == nil {
+		r = ctx.Mesh.GetDefaultHttpRetryPolicy()
+	}
 	if r == nil {
 		return defaultRetryPolicy()
 	}

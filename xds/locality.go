@@ -44,8 +44,8 @@ import (
 // with traffic policy tp, as istiod resolves it: the DestinationRule's
 // localityLbSetting (nil when it says enabled: false), else the service's traffic
 // distribution as failover by its labels, forced (it applies without outlier
-// detection, going by the health of endpoints), else Istio's mesh default, enabled.
-func effectiveLocality(tp *networking.TrafficPolicy, svc *registry.Service) (lb *networking.LocalityLoadBalancerSetting, forced bool) {
+// detection, going by the health of endpoints), else the mesh config's (mesh.go).
+func effectiveLocality(ctx *Context, tp *networking.TrafficPolicy, svc *registry.Service) (lb *networking.LocalityLoadBalancerSetting, forced bool) {
 	if lb := tp.GetLoadBalancer().GetLocalityLbSetting(); lb != nil {
 		if lb.Enabled != nil && !lb.Enabled.Value {
 			return nil, false
@@ -55,7 +55,7 @@ func effectiveLocality(tp *networking.TrafficPolicy, svc *registry.Service) (lb 
 	if lb := byDistribution[svc.TrafficDistribution]; lb != nil {
 		return lb, true
 	}
-	return meshLocalityDefault, false
+	return meshLocality(ctx.Mesh), false
 }
 
 // The settings effectiveLocality returns without a DestinationRule's, shared (they
@@ -74,8 +74,9 @@ var (
 // a proxy that says where it is (its locality or network); otherwise, for a proxy
 // with a locality, distribute, or failover when the cluster has outlier detection
 // (without it a failed locality would never be left).
-func localityPolicy(tp *networking.TrafficPolicy, svc *registry.Service, p *Proxy) *networking.LocalityLoadBalancerSetting {
-	lb, forced := effectiveLocality(tp, svc)
+func localityPolicy(ctx *Context, tp *networking.TrafficPolicy, svc *registry.Service) *networking.LocalityLoadBalancerSetting {
+	p := ctx.Proxy
+	lb, forced := effectiveLocality(ctx, tp, svc)
 	switch {
 	case lb == nil:
 		return nil
@@ -98,8 +99,8 @@ func localityPolicy(tp *networking.TrafficPolicy, svc *registry.Service, p *Prox
 // route to every endpoint listed once fewer are healthy (istiod's
 // supportsUnhealthyEndpoints). A traffic distribution needs them (their health is
 // how clients know to go on to farther endpoints) and turns panic mode off.
-func keepsUnhealthy(tp *networking.TrafficPolicy, svc *registry.Service) bool {
-	_, forced := effectiveLocality(tp, svc)
+func keepsUnhealthy(ctx *Context, tp *networking.TrafficPolicy, svc *registry.Service) bool {
+	_, forced := effectiveLocality(ctx, tp, svc)
 	return forced || tp.GetOutlierDetection().GetMinHealthPercent() <= 0
 }
 

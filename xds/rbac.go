@@ -2,6 +2,7 @@ package xds
 
 import (
 	"fmt"
+	"slices"
 	"net"
 	"regexp"
 	"strconv"
@@ -223,7 +224,13 @@ func sourcePrincipal(ctx *Context, s *security.Source, deny bool, ra *requestAut
 		}
 		and = append(and, p)
 	}
-	principal := func(v string) *rbacv3.Principal { return authenticated(principalMatcher(v)) }
+	principal := func(v string) *rbacv3.Principal {
+		var or []*rbacv3.Principal
+		for _, p := range withTrustDomainAliases(ctx, v) {
+			or = append(or, authenticated(principalMatcher(p)))
+		}
+		return orPrincipals(or)
+	}
 	namespace := func(v string) *rbacv3.Principal { return authenticated(namespaceMatcher(v)) }
 	serviceAccount := func(v string) *rbacv3.Principal {
 		ns, sa, ok := strings.Cut(v, "/")
@@ -255,6 +262,29 @@ func sourcePrincipal(ctx *Context, s *security.Source, deny bool, ra *requestAut
 	add(s.GetRemoteIpBlocks(), sourceIP, false)
 	add(s.GetNotRemoteIpBlocks(), sourceIP, true)
 	return andPrincipals(and), true
+}
+
+// withTrustDomainAliases expands a principal of the mesh's trust domain, of one of
+// the mesh config's trustDomainAliases or of "cluster.local" (which stands for the
+// mesh's) to the same identity in the trust domain and in each alias, as Istio does
+// so that policies keep matching while workloads move from one trust domain to
+// another. Other principals, and those starting with a wildcard, are left as they are.
+func withTrustDomainAliases(ctx *Context, principal string) []string {
+	td, rest, ok := strings.Cut(principal, "/ns/")
+	if !ok || strings.HasPrefix(principal, "*") {
+		return []string{principal}
+	}
+	domains := append([]string{ctx.TrustDomain}, ctx.Mesh.GetTrustDomainAliases()...)
+	if td != "cluster.local" && !slices.Contains(domains, td) {
+		return []string{principal}
+	}
+	var out []string
+	for _, d := range domains {
+		if p := d + "/ns/" + rest; !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // httpOnly reports whether a rule tests anything only HTTP requests carry.

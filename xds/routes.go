@@ -152,7 +152,7 @@ func defaultRoute(ctx *Context, svc *registry.Service, port uint32) *routev3.Rou
 		Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
 		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
 			ClusterSpecifier:  &routev3.RouteAction_Cluster{Cluster: clusterName(svc.Hostname, port, "")},
-			RetryPolicy:       defaultRetryPolicy(),
+			RetryPolicy:       retryPolicy(ctx, nil),
 			HashPolicy:        hashPolicy(ctx, svc.Namespace, &networking.Destination{Host: svc.Hostname}, port),
 			Timeout:           noTimeout(),
 			MaxStreamDuration: grpcDeadlines(ctx),

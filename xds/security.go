@@ -109,7 +109,7 @@ func clientUsesMTLS(ctx *Context, tp *networking.TrafficPolicy, port registry.Po
 	if tls := tp.GetTls(); tls != nil {
 		return tls.GetMode() == networking.ClientTLSSettings_ISTIO_MUTUAL
 	}
-	if len(wls) == 0 {
+	if len(wls) == 0 || !autoMTLS(ctx) {
 		return false
 	}
 	for _, w := range wls {

@@ -412,7 +412,7 @@ func (s *Server) buildNamed(b *Build, p *Proxy, t, name string) *Resource {
 	if r := aliasListener(b, p, name); r != nil {
 		return r
 	}
-	ctx := &Context{Snapshot: b.snap, Proxy: p, TrustDomain: s.cfg.TrustDomain, RootNamespace: s.cfg.RootNamespace}
+	ctx := &Context{Snapshot: b.snap, Proxy: p, Mesh: meshOf(b.snap), TrustDomain: s.cfg.TrustDomain, RootNamespace: s.cfg.RootNamespace}
 	l, ok := inboundListener(ctx, name)
 	if !ok {
 		return nil

@@ -666,18 +666,18 @@ func keysOf[V any](m map[uint32]V) map[uint32]bool {
 
 // specialClusters are the clusters every sidecar has: PassthroughCluster sends a
 // connection to where it was going; BlackHoleCluster drops it.
-func specialClusters() []named {
+func specialClusters(ctx *Context) []named {
 	return []named{
 		{name: passthroughCluster, msg: &clusterv3.Cluster{
 			Name:                 passthroughCluster,
 			ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
 			LbPolicy:             clusterv3.Cluster_CLUSTER_PROVIDED,
-			ConnectTimeout:       durationpb.New(defaultConnectTimeout),
+			ConnectTimeout:       durationpb.New(connectTimeout(ctx)),
 		}},
 		{name: blackHoleCluster, msg: &clusterv3.Cluster{
 			Name:                 blackHoleCluster,
 			ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
-			ConnectTimeout:       durationpb.New(defaultConnectTimeout),
+			ConnectTimeout:       durationpb.New(connectTimeout(ctx)),
 		}},
 	}
 }

@@ -285,13 +285,13 @@ func inboundClusterName(port uint32) string {
 // port with chains of its own and the passthrough cluster, each to the connection's
 // original destination from inboundBindAddress.
 func inboundClusters(ctx *Context) []named {
-	out := []named{{name: inboundPassthroughCluster, msg: originalDstCluster(inboundPassthroughCluster)}}
+	out := []named{{name: inboundPassthroughCluster, msg: originalDstCluster(ctx, inboundPassthroughCluster)}}
 	var pool *networking.ConnectionPoolSettings
 	if ctx.sidecar != nil {
 		pool = ctx.sidecar.Spec.(*networking.Sidecar).InboundConnectionPool
 	}
 	for _, port := range inboundPorts(ctx) {
-		c := inboundCluster(port)
+		c := inboundCluster(ctx, port)
 		if port.http2 {
 			c.TypedExtensionProtocolOptions = http2Upstream()
 		}
@@ -305,10 +305,10 @@ func inboundClusters(ctx *Context) []named {
 // original destination, or where a Sidecar ingress listener says: the workload's own
 // address at another port (0.0.0.0:PORT), a loopback address (127.0.0.1:PORT) or a
 // unix socket.
-func inboundCluster(port inboundPort) *clusterv3.Cluster {
+func inboundCluster(ctx *Context, port inboundPort) *clusterv3.Cluster {
 	name := inboundClusterName(port.number)
 	if port.endpoint == "" {
-		return originalDstCluster(name)
+		return originalDstCluster(ctx, name)
 	}
 	var addr *corev3.Address
 	if path, ok := strings.CutPrefix(port.endpoint, "unix://"); ok {
@@ -317,7 +317,7 @@ func inboundCluster(port inboundPort) *clusterv3.Cluster {
 		host, portText, _ := net.SplitHostPort(port.endpoint) // checked by api
 		n, _ := strconv.ParseUint(portText, 10, 32)
 		if host == "" || host == "0.0.0.0" || host == "::" {
-			c := originalDstCluster(name)
+			c := originalDstCluster(ctx, name)
 			c.LbConfig = &clusterv3.Cluster_OriginalDstLbConfig_{OriginalDstLbConfig: &clusterv3.Cluster_OriginalDstLbConfig{
 				UpstreamPortOverride: wrapperspb.UInt32(uint32(n))}}
 			return c
@@ -327,19 +327,19 @@ func inboundCluster(port inboundPort) *clusterv3.Cluster {
 	return &clusterv3.Cluster{
 		Name:                 name,
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
-		ConnectTimeout:       durationpb.New(defaultConnectTimeout),
+		ConnectTimeout:       durationpb.New(connectTimeout(ctx)),
 		LoadAssignment: &endpointv3.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpointv3.LocalityLbEndpoints{{
 			LbEndpoints: []*endpointv3.LbEndpoint{{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: addr}}}},
 		}}},
 	}
 }
 
-func originalDstCluster(name string) *clusterv3.Cluster {
+func originalDstCluster(ctx *Context, name string) *clusterv3.Cluster {
 	return &clusterv3.Cluster{
 		Name:                 name,
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
 		LbPolicy:             clusterv3.Cluster_CLUSTER_PROVIDED,
-		ConnectTimeout:       durationpb.New(defaultConnectTimeout),
+		ConnectTimeout:       durationpb.New(connectTimeout(ctx)),
 		UpstreamBindConfig:   &corev3.BindConfig{SourceAddress: socketAddress(inboundBindAddress, 0).GetSocketAddress()},
 	}
 }

@@ -188,13 +188,15 @@ func cutNamespace(h string) (ns, host string, ok bool) {
 // is no service port the proxy sees is reported, and nothing goes out.
 func unknownDestinations(ctx *Context) string {
 	return derived(ctx, "unknown-destinations", func() string {
-		if ctx.sidecar == nil {
-			return passthroughCluster
+		var policy *networking.OutboundTrafficPolicy
+		if ctx.sidecar != nil {
+			policy = ctx.sidecar.Spec.(*networking.Sidecar).OutboundTrafficPolicy
 		}
-		policy := ctx.sidecar.Spec.(*networking.Sidecar).OutboundTrafficPolicy
 		switch {
-		case policy == nil:
+		case policy == nil && meshAllowsAny(ctx):
 			return passthroughCluster
+		case policy == nil:
+			return ""
 		case policy.Mode == networking.OutboundTrafficPolicy_REGISTRY_ONLY:
 			return ""
 		case policy.EgressProxy == nil:

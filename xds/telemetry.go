@@ -1,30 +1,43 @@
 package xds
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
+	"strings"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	celv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
+	meshconfig "istio.io/api/mesh/v1alpha1"
 	telemetry "istio.io/api/telemetry/v1alpha1"
 
 	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/registry"
 )
 
 // Telemetry's accessLogging becomes Envoy access logs, as in Istio: the mesh's
 // Telemetry (root namespace, no selector), then the namespace's (no selector), then
 // the oldest selecting the workload, each naming providers it turns on (with a CEL
-// filter) or off; a level overrides the levels above it provider by provider. An
-// entry's match mode says which side it logs: CLIENT is what a sidecar sends
-// (outbound listeners) and what a gateway serves, SERVER what a sidecar receives
-// (inbound chains). Access logs go on HTTP connection managers and TCP proxies.
+// filter, which applies to the providers the entry names) or off; an entry without
+// providers means those of the level above, and
+// at the top the mesh config's defaultProviders.accessLogging; the providers of the
+// lowest level that names any are the ones that log. An entry's match mode says which
+// side it logs: CLIENT is what a sidecar sends (outbound listeners) and what a gateway
+// serves, SERVER what a sidecar receives (inbound chains). Access logs go on HTTP
+// connection managers and TCP proxies.
 //
-// navarch has no mesh config and so no extension providers: it knows "envoy", Istio's
-// built-in provider (a text log on the proxy's stdout in Istio's default format), which
-// is also what an entry without providers uses. Another provider is reported and
-// left out. Tracing and metrics settings are not translated. Proxyless gRPC gets no
-// access logs (nor does it in Istio).
+// Providers are the mesh config's extension providers (mesh.go), with Istio's
+// built-in "envoy" (a text log on the proxy's stdout in Istio's default format).
+// navarch writes envoyFileAccessLog providers (a path, a text or JSON format); a
+// provider of another kind, or one the mesh config does not have, is reported and
+// left out. Where no Telemetry logs and the mesh config names no default provider,
+// the mesh config's accessLogFile (with accessLogEncoding and accessLogFormat) is the
+// log, as Istio's legacy setting. Tracing and metrics settings are not translated.
+// Proxyless gRPC gets no access logs (nor does it in Istio).
 
 const (
 	envoyLogProvider = "envoy"
@@ -51,7 +64,6 @@ func accessLogsFor(ctx *Context) accessLogs {
 	}
 	return derived(ctx, "access-logs", func() accessLogs {
 		levels := telemetries(ctx)
-		reportUnknownProviders(ctx, levels)
 		return accessLogs{client: buildAccessLogs(ctx, levels, telemetry.WorkloadMode_CLIENT),
 			server: buildAccessLogs(ctx, levels, telemetry.WorkloadMode_SERVER)}
 	})
@@ -88,77 +100,176 @@ func telemetries(ctx *Context) []*api.Resource {
 	return out
 }
 
-// reportUnknownProviders reports, once per build, every access log provider of the
-// levels other than the one navarch knows, whichever side its entry logs.
-func reportUnknownProviders(ctx *Context, levels []*api.Resource) {
-	for _, r := range levels {
-		for i, l := range r.Spec.(*telemetry.Telemetry).AccessLogging {
-			for _, p := range l.Providers {
-				if p.Name != envoyLogProvider {
-					ctx.skip(fmt.Sprintf("Telemetry %s/%s spec.accessLogging[%d]", r.Meta.Namespace, r.Meta.Name, i),
-						fmt.Errorf("provider %q: navarch has no extension providers; %q (a text log on the proxy's stdout) is the one it knows", p.Name, envoyLogProvider))
-				}
-			}
-		}
-	}
-}
-
 // logSetting is what the levels say of one provider.
 type logSetting struct {
 	disabled bool
 	filter   string
+	where    string // the entry that turned it on, for reports
 }
 
-// buildAccessLogs merges the levels' accessLogging for one side into access logs.
+// buildAccessLogs merges the levels' accessLogging for one side into access logs, as
+// Istio's mergeLogs does.
 func buildAccessLogs(ctx *Context, levels []*api.Resource, mode telemetry.WorkloadMode) []*accesslogv3.AccessLog {
-	settings := map[string]logSetting{}
-	var order []string
+	defaults := ctx.Mesh.GetDefaultProviders().GetAccessLogging()
+	logging := false
 	for _, r := range levels {
-		for _, l := range r.Spec.(*telemetry.Telemetry).AccessLogging {
-			if m := l.GetMatch().GetMode(); m != telemetry.WorkloadMode_CLIENT_AND_SERVER && m != mode {
+		logging = logging || len(r.Spec.(*telemetry.Telemetry).AccessLogging) > 0
+	}
+	if !logging && len(defaults) == 0 {
+		if l := meshAccessLog(ctx); l != nil {
+			return []*accesslogv3.AccessLog{l}
+		}
+		return nil
+	}
+	matches := func(l *telemetry.AccessLogging) bool {
+		m := l.GetMatch().GetMode()
+		return m == telemetry.WorkloadMode_CLIENT_AND_SERVER || m == mode
+	}
+	names := func(l *telemetry.AccessLogging) []string {
+		out := make([]string, len(l.Providers))
+		for i, p := range l.Providers {
+			out[i] = p.Name
+		}
+		return out
+	}
+	// The providers in scope: those the lowest level naming any names.
+	inScope := defaults
+	filters := map[string]logSetting{}
+	for _, r := range levels {
+		var named []string
+		for i, l := range r.Spec.(*telemetry.Telemetry).AccessLogging {
+			if !matches(l) {
 				continue
 			}
-			names := []string{envoyLogProvider}
-			if len(l.Providers) > 0 {
-				names = names[:0]
-				for _, p := range l.Providers {
-					names = append(names, p.Name)
-				}
+			where := fmt.Sprintf("Telemetry %s/%s spec.accessLogging[%d]", r.Meta.Namespace, r.Meta.Name, i)
+			for _, n := range names(l) {
+				named = append(named, n)
+				filters[n] = logSetting{filter: l.GetFilter().GetExpression(), where: where}
 			}
-			for _, name := range names {
-				if name != envoyLogProvider {
-					continue // reported by reportUnknownProviders
+		}
+		if len(named) > 0 {
+			inScope = named
+		}
+	}
+	settings := map[string]logSetting{}
+	if !logging {
+		for _, n := range defaults {
+			settings[n] = logSetting{where: "MeshConfig defaultProviders.accessLogging"}
+		}
+	}
+	parent := defaults
+	for _, r := range levels {
+		for _, l := range r.Spec.(*telemetry.Telemetry).AccessLogging {
+			ns := names(l)
+			if len(ns) == 0 {
+				ns = parent
+			}
+			parent = ns
+			for _, n := range ns {
+				if !slices.Contains(inScope, n) || !matches(l) {
+					continue
 				}
-				if _, seen := settings[name]; !seen {
-					order = append(order, name)
+				if l.Disabled.GetValue() {
+					settings[n] = logSetting{disabled: true}
+					continue
 				}
-				settings[name] = logSetting{disabled: l.Disabled.GetValue(), filter: l.GetFilter().GetExpression()}
+				s, ok := filters[n]
+				if !ok {
+					s.where = "MeshConfig defaultProviders.accessLogging"
+				}
+				settings[n] = s
 			}
 		}
 	}
 	var out []*accesslogv3.AccessLog
-	for _, name := range order {
-		s := settings[name]
+	for _, n := range registry.SortedKeys(settings) {
+		s := settings[n]
 		if s.disabled {
 			continue
 		}
-		out = append(out, fileAccessLog(s.filter))
+		if l := providerAccessLog(ctx, n, s.where); l != nil {
+			out = append(out, withFilter(l, s.filter))
+		}
 	}
 	return out
 }
 
-// fileAccessLog is the "envoy" provider's log: Istio's text format on stdout, only of
-// what the CEL expression filter admits when there is one.
-func fileAccessLog(filter string) *accesslogv3.AccessLog {
-	l := &accesslogv3.AccessLog{
+// providerAccessLog is the access log of the named extension provider, nil (and
+// reported) when there is no such provider or it is of a kind navarch does not
+// write.
+func providerAccessLog(ctx *Context, name, where string) *accesslogv3.AccessLog {
+	report := func(err error) { // once per build, whichever side asks
+		derived(ctx, "log-provider "+name, func() bool { ctx.skip(where, err); return true })
+	}
+	ep, ok := extensionProvider(ctx.Mesh, name)
+	if !ok {
+		report(fmt.Errorf("provider %q: the mesh config has no extension provider of that name; nothing is logged for it", name))
+		return nil
+	}
+	fp := ep.GetEnvoyFileAccessLog()
+	if fp == nil {
+		report(fmt.Errorf("provider %q: navarch writes access logs to envoyFileAccessLog providers only; nothing is logged for it", name))
+		return nil
+	}
+	format := &corev3.SubstitutionFormatString{OmitEmptyValues: fp.OmitEmptyValues}
+	switch f := fp.GetLogFormat().GetLogFormat().(type) {
+	case *meshconfig.MeshConfig_ExtensionProvider_EnvoyFileAccessLogProvider_LogFormat_Labels:
+		labels := f.Labels
+		if len(labels.GetFields()) == 0 {
+			labels = istioJSONLogFormat
+		}
+		format.Format = &corev3.SubstitutionFormatString_JsonFormat{JsonFormat: labels}
+	case *meshconfig.MeshConfig_ExtensionProvider_EnvoyFileAccessLogProvider_LogFormat_Text:
+		format.Format = textFormat(f.Text)
+	default:
+		format.Format = textFormat("")
+	}
+	return fileAccessLog(cmp.Or(fp.Path, "/dev/stdout"), format)
+}
+
+// meshAccessLog is the mesh config's accessLogFile, nil when it names none.
+func meshAccessLog(ctx *Context) *accesslogv3.AccessLog {
+	m := ctx.Mesh
+	if m.AccessLogFile == "" {
+		return nil
+	}
+	format := &corev3.SubstitutionFormatString{Format: textFormat(m.AccessLogFormat)}
+	if m.AccessLogEncoding == meshconfig.MeshConfig_JSON {
+		labels := istioJSONLogFormat
+		if m.AccessLogFormat != "" {
+			labels = &structpb.Struct{}
+			if err := protojson.Unmarshal([]byte(m.AccessLogFormat), labels); err != nil { // checked by api
+				labels = istioJSONLogFormat
+			}
+		}
+		format.Format = &corev3.SubstitutionFormatString_JsonFormat{JsonFormat: labels}
+	}
+	return fileAccessLog(m.AccessLogFile, format)
+}
+
+// textFormat is a text log format: Istio's default, or the given one ending in a
+// newline (Istio adds it).
+func textFormat(text string) *corev3.SubstitutionFormatString_TextFormatSource {
+	if text == "" {
+		text = istioLogFormat
+	} else if !strings.HasSuffix(text, "\n") {
+		text += "\n"
+	}
+	return &corev3.SubstitutionFormatString_TextFormatSource{TextFormatSource: &corev3.DataSource{
+		Specifier: &corev3.DataSource_InlineString{InlineString: text}}}
+}
+
+// fileAccessLog is a log written to path in format.
+func fileAccessLog(path string, format *corev3.SubstitutionFormatString) *accesslogv3.AccessLog {
+	return &accesslogv3.AccessLog{
 		Name: "envoy.access_loggers.file",
 		ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: mustAny(&filev3.FileAccessLog{
-			Path: "/dev/stdout",
-			AccessLogFormat: &filev3.FileAccessLog_LogFormat{LogFormat: &corev3.SubstitutionFormatString{
-				Format: &corev3.SubstitutionFormatString_TextFormatSource{TextFormatSource: &corev3.DataSource{
-					Specifier: &corev3.DataSource_InlineString{InlineString: istioLogFormat}}}}},
-		})},
+			Path: path, AccessLogFormat: &filev3.FileAccessLog_LogFormat{LogFormat: format}})},
 	}
+}
+
+// withFilter makes l log only what the CEL expression filter admits, if there is one.
+func withFilter(l *accesslogv3.AccessLog, filter string) *accesslogv3.AccessLog {
 	if filter != "" {
 		l.Filter = &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ExtensionFilter{
 			ExtensionFilter: &accesslogv3.ExtensionFilter{Name: celFilter,
@@ -166,3 +277,24 @@ func fileAccessLog(filter string) *accesslogv3.AccessLog {
 	}
 	return l
 }
+
+// istioJSONLogFormat is Istio's default JSON access log format.
+var istioJSONLogFormat = func() *structpb.Struct {
+	fields := map[string]string{
+		"start_time": "%START_TIME%", "route_name": "%ROUTE_NAME%", "method": "%REQ(:METHOD)%",
+		"path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%", "protocol": "%PROTOCOL%", "response_code": "%RESPONSE_CODE%",
+		"response_flags": "%RESPONSE_FLAGS%", "response_code_details": "%RESPONSE_CODE_DETAILS%",
+		"connection_termination_details": "%CONNECTION_TERMINATION_DETAILS%", "bytes_received": "%BYTES_RECEIVED%",
+		"bytes_sent": "%BYTES_SENT%", "duration": "%DURATION%", "upstream_service_time": "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%",
+		"x_forwarded_for": "%REQ(X-FORWARDED-FOR)%", "user_agent": "%REQ(USER-AGENT)%", "request_id": "%REQ(X-REQUEST-ID)%",
+		"authority": "%REQ(:AUTHORITY)%", "upstream_host": "%UPSTREAM_HOST%", "upstream_cluster": "%UPSTREAM_CLUSTER_RAW%",
+		"upstream_local_address": "%UPSTREAM_LOCAL_ADDRESS%", "downstream_local_address": "%DOWNSTREAM_LOCAL_ADDRESS%",
+		"downstream_remote_address": "%DOWNSTREAM_REMOTE_ADDRESS%", "requested_server_name": "%REQUESTED_SERVER_NAME%",
+		"upstream_transport_failure_reason": "%UPSTREAM_TRANSPORT_FAILURE_REASON%",
+	}
+	s := &structpb.Struct{Fields: map[string]*structpb.Value{}}
+	for k, v := range fields {
+		s.Fields[k] = structpb.NewStringValue(v)
+	}
+	return s
+}()

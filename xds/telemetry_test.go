@@ -8,9 +8,12 @@ import (
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	celv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+
+	"github.com/navarch/navarch/registry"
 )
 
 // logFilter describes a proxy side's access logs: "" for none, "all" for one
@@ -108,5 +111,151 @@ spec:
 	accessLogsFor(ctx)
 	if len(ctx.errs) != 1 || !strings.Contains(ctx.errs[0].Error(), `provider "otel"`) {
 		t.Errorf("a server-side entry naming an unknown provider: reported %v", ctx.errs)
+	}
+}
+
+// describeLog is "path text|json <format>" of a file access log, with " if <cel>"
+// when it is filtered.
+func describeLog(t *testing.T, l *accesslogv3.AccessLog) string {
+	t.Helper()
+	var f filev3.FileAccessLog
+	if err := l.GetTypedConfig().UnmarshalTo(&f); err != nil {
+		t.Fatal(err)
+	}
+	format := f.GetLogFormat()
+	out := f.Path
+	if text := format.GetTextFormatSource().GetInlineString(); text != "" {
+		out += " text " + strings.TrimSuffix(text, "\n")
+		if !strings.HasSuffix(text, "\n") {
+			t.Errorf("text format %q does not end in a newline", text)
+		}
+	} else {
+		keys := registry.SortedKeys(format.GetJsonFormat().AsMap())
+		out += " json " + strings.Join(keys, ",")
+	}
+	if l.Filter != nil {
+		out += " if " + logFilter(t, []*accesslogv3.AccessLog{l})
+	}
+	return out
+}
+
+// TestAccessLoggingByTheMeshConfig checks what the mesh config adds: providers,
+// default providers, and its own access log where nothing else logs.
+func TestAccessLoggingByTheMeshConfig(t *testing.T) {
+	const providers = `
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |-
+    defaultProviders: {accessLogging: [json-file]}
+    extensionProviders:
+    - name: json-file
+      envoyFileAccessLog: {path: /var/log/access.json, logFormat: {labels: {code: "%RESPONSE_CODE%", path: "%REQ(:PATH)%"}}}
+    - name: errors
+      envoyFileAccessLog: {logFormat: {text: "%RESPONSE_CODE% %REQ(:PATH)%"}}
+    - name: envoy
+      envoyFileAccessLog: {path: /var/log/envoy.log}
+`
+	const istioText = "/dev/stdout text [%START_TIME%]"
+	tests := []struct {
+		name           string
+		docs           []string
+		client, server []string
+		reported       string
+	}{
+		{name: "no mesh config, no Telemetry: none", docs: nil},
+		{name: "the default provider everywhere", docs: []string{providers},
+			client: []string{"/var/log/access.json json code,path"}, server: []string{"/var/log/access.json json code,path"}},
+		// As in Istio, a filter applies to the providers its entry names.
+		{name: "an entry without providers: the default one, unfiltered", docs: []string{providers, `
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: logs, namespace: shop}
+spec: {accessLogging: [{filter: {expression: "response.code >= 500"}}]}`},
+			client: []string{"/var/log/access.json json code,path"},
+			server: []string{"/var/log/access.json json code,path"}},
+		{name: "an entry naming the default provider, filtered", docs: []string{providers, `
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: logs, namespace: shop}
+spec: {accessLogging: [{providers: [{name: json-file}], filter: {expression: "response.code >= 500"}}]}`},
+			client: []string{"/var/log/access.json json code,path if response.code >= 500"},
+			server: []string{"/var/log/access.json json code,path if response.code >= 500"}},
+		{name: "named providers replace the default, one side off", docs: []string{providers, `
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: logs, namespace: shop}
+spec:
+  accessLogging:
+  - providers: [{name: errors}, {name: envoy}]
+  - {match: {mode: SERVER}, providers: [{name: errors}], disabled: true}`},
+			client: []string{"/var/log/envoy.log text [%START_TIME%]", "/dev/stdout text %RESPONSE_CODE% %REQ(:PATH)%"}, // by provider name
+			server: []string{"/var/log/envoy.log text [%START_TIME%]"}},
+		{name: "turned off", docs: []string{providers, `
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: logs, namespace: shop}
+spec: {accessLogging: [{disabled: true}]}`}},
+		{name: "a provider that is not a file log is reported", docs: []string{`
+apiVersion: navarch.io/v1
+kind: MeshConfig
+metadata: {name: istio, namespace: istio-system}
+spec: {defaultProviders: {accessLogging: [prometheus, envoy]}}`},
+			client: []string{istioText}, server: []string{istioText}, reported: `provider "prometheus": navarch writes access logs to envoyFileAccessLog providers only`},
+		{name: "the mesh config's access log file", docs: []string{`
+apiVersion: navarch.io/v1
+kind: MeshConfig
+metadata: {name: istio, namespace: istio-system}
+spec: {accessLogFile: /dev/stdout}`},
+			client: []string{istioText}, server: []string{istioText}},
+		{name: "the mesh config's access log file in JSON", docs: []string{`
+apiVersion: navarch.io/v1
+kind: MeshConfig
+metadata: {name: istio, namespace: istio-system}
+spec: {accessLogFile: /tmp/a.log, accessLogEncoding: JSON, accessLogFormat: '{"method": "%REQ(:METHOD)%"}'}`},
+			client: []string{"/tmp/a.log json method"}, server: []string{"/tmp/a.log json method"}},
+		{name: "the mesh config's access log file, but a Telemetry logs", docs: []string{`
+apiVersion: navarch.io/v1
+kind: MeshConfig
+metadata: {name: istio, namespace: istio-system}
+spec: {accessLogFile: /tmp/a.log}`, `
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: logs, namespace: shop}
+spec: {accessLogging: [{match: {mode: SERVER}, providers: [{name: envoy}]}]}`},
+			server: []string{istioText}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := grpcProxy("shop", map[string]string{"app": "web"})
+			p.Generator = ""
+			ctx := newContext(snapshotOf(t, tt.docs...), p, "cluster.local", "istio-system")
+			logs := accessLogsFor(ctx)
+			for _, side := range []struct {
+				name string
+				got  []*accesslogv3.AccessLog
+				want []string
+			}{{"client", logs.client, tt.client}, {"server", logs.server, tt.server}} {
+				var got []string
+				for _, l := range side.got {
+					d := describeLog(t, l)
+					if i := strings.Index(d, "[%START_TIME%]"); i >= 0 {
+						d = d[:i+len("[%START_TIME%]")] // Istio's text format
+					}
+					got = append(got, d)
+				}
+				if strings.Join(got, "\n") != strings.Join(side.want, "\n") {
+					t.Errorf("%s side:\n%s\nwant:\n%s", side.name, strings.Join(got, "\n"), strings.Join(side.want, "\n"))
+				}
+			}
+			var reported []string
+			for _, err := range ctx.errs {
+				reported = append(reported, err.Error())
+			}
+			if tt.reported == "" && len(reported) > 0 || tt.reported != "" && (len(reported) != 1 || !strings.Contains(reported[0], tt.reported)) {
+				t.Errorf("reported %q, want %q", reported, tt.reported)
+			}
+		})
 	}
 }

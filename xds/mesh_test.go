@@ -1,0 +1,154 @@
+package xds
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	networking "istio.io/api/networking/v1alpha3"
+)
+
+// meshDoc is a mesh config document with the given spec (flow-style YAML).
+func meshDoc(spec string) string {
+	return "apiVersion: navarch.io/v1\nkind: MeshConfig\nmetadata: {name: istio, namespace: istio-system}\nspec: " + spec + "\n"
+}
+
+// strictOrders is a service whose one workload requires mTLS.
+const strictOrders = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: orders, namespace: shop}
+spec:
+  hosts: [orders.shop.svc.cluster.local]
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: orders}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: orders-1, namespace: shop}
+spec: {address: 10.0.0.1, labels: {app: orders}, serviceAccount: orders, locality: us/east}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: strict, namespace: shop}
+spec: {mtls: {mode: STRICT}}
+`
+
+// TestMeshConfigSettings checks the mesh config's settings one by one against
+// Istio's defaults, in what an Envoy sidecar gets.
+func TestMeshConfigSettings(t *testing.T) {
+	build := func(t *testing.T, docs ...string) (*Context, map[string]*clusterv3.Cluster) {
+		t.Helper()
+		p := grpcProxy("shop", map[string]string{"app": "web"})
+		p.Generator, p.Locality = "", "us/west"
+		ctx := newContext(snapshotOf(t, append([]string{strictOrders}, docs...)...), p, "cluster.local", "istio-system")
+		sets, err := sidecarProfile().build(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clusters := map[string]*clusterv3.Cluster{}
+		for name, r := range sets[ClusterType].ByName {
+			var c clusterv3.Cluster
+			if err := r.Body.UnmarshalTo(&c); err != nil {
+				t.Fatal(err)
+			}
+			clusters[name] = &c
+		}
+		return ctx, clusters
+	}
+	const orders = "outbound|8080||orders.shop.svc.cluster.local"
+
+	t.Run("defaults", func(t *testing.T) {
+		ctx, clusters := build(t)
+		for _, name := range []string{orders, passthroughCluster, inboundPassthroughCluster} {
+			if got := clusters[name].GetConnectTimeout().AsDuration(); got != 10*time.Second {
+				t.Errorf("%s: connect timeout %s, want Istio's 10s", name, got)
+			}
+		}
+		if clusters[orders].GetTransportSocket() == nil {
+			t.Error("no mTLS to a STRICT service by default (automatic mTLS)")
+		}
+		if unknownDestinations(ctx) != passthroughCluster {
+			t.Error("unknown destinations are not let out by default (ALLOW_ANY)")
+		}
+		if lb, _ := effectiveLocality(ctx, nil, ctx.Services[0]); lb == nil {
+			t.Error("no locality load balancing by default")
+		}
+	})
+	t.Run("set", func(t *testing.T) {
+		ctx, clusters := build(t, meshDoc(`{connectTimeout: 250ms, enableAutoMtls: false, outboundTrafficPolicy: {mode: REGISTRY_ONLY},
+  localityLbSetting: {enabled: false}}`))
+		for _, name := range []string{orders, passthroughCluster, inboundPassthroughCluster} {
+			if got := clusters[name].GetConnectTimeout().AsDuration(); got != 250*time.Millisecond {
+				t.Errorf("%s: connect timeout %s, want the mesh config's 250ms", name, got)
+			}
+		}
+		if clusters[orders].GetTransportSocket() != nil {
+			t.Error("mTLS chosen for the client with automatic mTLS off")
+		}
+		if got := unknownDestinations(ctx); got != "" {
+			t.Errorf("unknown destinations go to %q under REGISTRY_ONLY", got)
+		}
+		if lb, _ := effectiveLocality(ctx, nil, ctx.Services[0]); lb != nil {
+			t.Errorf("locality load balancing %v with the mesh's turned off", lb)
+		}
+	})
+	t.Run("a Sidecar and a DestinationRule still decide for themselves", func(t *testing.T) {
+		ctx, clusters := build(t, meshDoc(`{enableAutoMtls: false, outboundTrafficPolicy: {mode: REGISTRY_ONLY}}`), `
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: shop}
+spec: {outboundTrafficPolicy: {mode: ALLOW_ANY}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: orders, namespace: shop}
+spec: {host: orders.shop.svc.cluster.local, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}
+`)
+		if clusters[orders].GetTransportSocket() == nil {
+			t.Error("ISTIO_MUTUAL of a DestinationRule not applied with automatic mTLS off")
+		}
+		if unknownDestinations(ctx) != passthroughCluster {
+			t.Error("the Sidecar's ALLOW_ANY did not win over the mesh's REGISTRY_ONLY")
+		}
+	})
+	t.Run("a policy without a mode is REGISTRY_ONLY, as Istio reads it", func(t *testing.T) {
+		ctx, _ := build(t, meshDoc(`{outboundTrafficPolicy: {}}`))
+		if got := unknownDestinations(ctx); got != "" {
+			t.Errorf("unknown destinations go to %q", got)
+		}
+	})
+	t.Run("a mesh locality setting applies without a DestinationRule's", func(t *testing.T) {
+		ctx, _ := build(t, meshDoc(`{localityLbSetting: {failover: [{from: us, to: eu}]}}`))
+		lb, _ := effectiveLocality(ctx, &networking.TrafficPolicy{}, ctx.Services[0])
+		if len(lb.GetFailover()) != 1 || lb.Failover[0].To != "eu" {
+			t.Errorf("effective locality setting %v, want the mesh's failover", lb)
+		}
+	})
+}
+
+func TestTrustDomainAliases(t *testing.T) {
+	snap := snapshotOf(t, meshDoc(`{trustDomainAliases: [old.example, cluster.local]}`))
+	ctx := newContext(snap, grpcProxy("shop", nil), "new.example", "istio-system")
+	for _, tc := range []struct {
+		principal string
+		want      []string
+	}{
+		{"new.example/ns/shop/sa/web", []string{"new.example/ns/shop/sa/web", "old.example/ns/shop/sa/web", "cluster.local/ns/shop/sa/web"}},
+		{"old.example/ns/shop/sa/web", []string{"new.example/ns/shop/sa/web", "old.example/ns/shop/sa/web", "cluster.local/ns/shop/sa/web"}},
+		{"other.example/ns/shop/sa/web", []string{"other.example/ns/shop/sa/web"}},
+		{"*/ns/shop/sa/web", []string{"*/ns/shop/sa/web"}},
+		{"*", []string{"*"}},
+	} {
+		if got := withTrustDomainAliases(ctx, tc.principal); strings.Join(got, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("%s: %v, want %v", tc.principal, got, tc.want)
+		}
+	}
+	// Without aliases, cluster.local stands for the mesh's trust domain.
+	ctx = newContext(snapshotOf(t), grpcProxy("shop", nil), "new.example", "istio-system")
+	if got := withTrustDomainAliases(ctx, "cluster.local/ns/shop/sa/web"); len(got) != 1 || got[0] != "new.example/ns/shop/sa/web" {
+		t.Errorf("cluster.local without aliases: %v", got)
+	}
+}
