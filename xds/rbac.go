@@ -42,13 +42,14 @@ const (
 // when keys) makes an ALLOW rule match nothing and is dropped from a DENY rule, so
 // that an unsupported condition never allows more than the policy says.
 
-// authzPolicies returns the ALLOW and DENY policies that apply to a workload: those in
-// its namespace and in the root namespace whose selector matches its labels or that
-// have none. A CUSTOM policy delegates to an extension provider of Istio's mesh
-// config, which navarch does not have: as Istio does for a provider it cannot find, it
-// fails closed, denying the requests it matches (and is reported). AUDIT policies only
-// log where a provider is configured; they are left out.
-func authzPolicies(ctx *Context, ns string, labels map[string]string) (allow, deny []*api.Resource) {
+// authzPolicies returns the ALLOW, DENY and CUSTOM policies that apply to a
+// workload: those in its namespace and in the root namespace whose selector matches
+// its labels or that have none. CUSTOM policies go to their extension provider
+// (extauthz.go); those whose provider the proxy cannot use deny what they match, as
+// Istio fails them closed, and are returned with the DENY policies. AUDIT policies
+// only log where a provider is configured; they are left out.
+func authzPolicies(ctx *Context, ns string, labels map[string]string) (allow, deny []*api.Resource, custom *customAuthz) {
+	var customs []*api.Resource
 	for _, r := range selectedPolicies(ctx, api.AuthorizationPolicy, ns, labels) {
 		ap := r.Spec.(*security.AuthorizationPolicy)
 		switch ap.Action {
@@ -57,15 +58,11 @@ func authzPolicies(ctx *Context, ns string, labels map[string]string) (allow, de
 		case security.AuthorizationPolicy_DENY:
 			deny = append(deny, r)
 		case security.AuthorizationPolicy_CUSTOM:
-			deny = append(deny, r)
-			where := "AuthorizationPolicy " + r.Meta.Namespace + "/" + r.Meta.Name
-			derived(ctx, "custom-authz "+where, func() bool { // reported once per build
-				ctx.skip(where, fmt.Errorf("action CUSTOM: navarch has no extension provider %q (no mesh config); the requests it matches are denied", ap.GetProvider().GetName()))
-				return true
-			})
+			customs = append(customs, r)
 		}
 	}
-	return allow, deny
+	custom, failed := customFor(ctx, customs)
+	return allow, append(deny, failed...), custom
 }
 
 // workloadPolicy is a policy that selects workloads: AuthorizationPolicy,
@@ -101,11 +98,14 @@ func selectedPolicies(ctx *Context, kind *api.Kind, ns string, labels map[string
 // rbacFilters returns the authentication and authorization filters for a workload's
 // inbound HTTP traffic: for Envoy, JWT validation (RequestAuthentication); then RBAC.
 func rbacFilters(ctx *Context, ns string, labels map[string]string) []*hcmv3.HttpFilter {
-	allow, deny := authzPolicies(ctx, ns, labels)
+	allow, deny, custom := authzPolicies(ctx, ns, labels)
 	jwt, ra := jwtFor(ctx, ns, labels)
 	var out []*hcmv3.HttpFilter
 	if jwt != nil {
 		out = append(out, jwt)
+	}
+	if custom != nil {
+		out = append(out, custom.httpFilters(ctx, ra)...)
 	}
 	if len(deny) > 0 {
 		out = append(out, rbacHTTPFilter(ctx, rbacv3.RBAC_DENY, deny, ra))
@@ -130,8 +130,11 @@ func rbacHTTPFilter(ctx *Context, action rbacv3.RBAC_Action, policies []*api.Res
 // matches in an ALLOW policy, and those tests are left out of a DENY rule, which then
 // denies more.
 func rbacNetworkFilters(ctx *Context, ns string, labels map[string]string, statPrefix string) []*listenerv3.Filter {
-	allow, deny := authzPolicies(ctx, ns, labels)
+	allow, deny, custom := authzPolicies(ctx, ns, labels)
 	var out []*listenerv3.Filter
+	if custom != nil {
+		out = append(out, custom.networkFilters(ctx, statPrefix)...)
+	}
 	add := func(action rbacv3.RBAC_Action, policies []*api.Resource, name string) {
 		rbac := &rbacnetworkv3.RBAC{StatPrefix: statPrefix, Rules: rbacRules(ctx, action, policies, true, nil)}
 		out = append(out, &listenerv3.Filter{Name: name, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(rbac)}})
@@ -148,6 +151,11 @@ func rbacNetworkFilters(ctx *Context, ns string, labels map[string]string, statP
 // rbacRules translates the rules of policies of one action, for HTTP or TCP traffic;
 // ra is what the proxy's JWT filter establishes (nil: no JWT filter).
 func rbacRules(ctx *Context, action rbacv3.RBAC_Action, policies []*api.Resource, tcp bool, ra *requestAuth) *rbacv3.RBAC {
+	return namedRBACRules(ctx, action, policies, tcp, ra, "")
+}
+
+// namedRBACRules is rbacRules with the rules' names prefixed.
+func namedRBACRules(ctx *Context, action rbacv3.RBAC_Action, policies []*api.Resource, tcp bool, ra *requestAuth, prefix string) *rbacv3.RBAC {
 	rules := &rbacv3.RBAC{Action: action, Policies: map[string]*rbacv3.Policy{}}
 	for _, r := range policies {
 		ap := r.Spec.(*security.AuthorizationPolicy)
@@ -156,7 +164,7 @@ func rbacRules(ctx *Context, action rbacv3.RBAC_Action, policies []*api.Resource
 			if !ok {
 				continue
 			}
-			rules.Policies[fmt.Sprintf("ns[%s]-policy[%s]-rule[%d]", r.Meta.Namespace, r.Meta.Name, i)] = p
+			rules.Policies[fmt.Sprintf("%sns[%s]-policy[%s]-rule[%d]", prefix, r.Meta.Namespace, r.Meta.Name, i)] = p
 		}
 	}
 	return rules

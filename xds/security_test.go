@@ -174,7 +174,7 @@ spec:
     to: [{operation: {paths: [/admin]}}]
 `)
 	ctx := newContext(snap, grpcProxy("shop", nil), "cluster.local", "istio-system")
-	allow, deny := authzPolicies(ctx, "shop", nil)
+	allow, deny, _ := authzPolicies(ctx, "shop", nil)
 	allowRules := rbacRules(ctx, rbacv3.RBAC_ALLOW, allow, true, nil)
 	if _, ok := allowRules.Policies["ns[shop]-policy[allow]-rule[0]"]; ok || len(allowRules.Policies) != 1 {
 		t.Fatalf("ALLOW on TCP: want only rule 1, got %v", allowRules.Policies)
@@ -189,9 +189,9 @@ spec:
 }
 
 // TestCustomAuthorizationFailsClosed: a CUSTOM policy names an extension provider
-// navarch does not have, so, as Istio does for a provider it cannot find, the
-// requests it matches are denied, and the build says why; an AUDIT policy changes
-// nothing.
+// the mesh config does not have, so, as Istio does for a provider it cannot find,
+// the requests it matches are denied, and the build says why; an AUDIT policy
+// changes nothing.
 func TestCustomAuthorizationFailsClosed(t *testing.T) {
 	snap := snapshotOf(t, `
 apiVersion: security.istio.io/v1
@@ -209,13 +209,15 @@ spec:
   action: AUDIT
   rules: [{to: [{operation: {paths: [/audited]}}]}]
 `)
-	ctx := newContext(snap, grpcProxy("shop", nil), "cluster.local", "istio-system")
-	allow, deny := authzPolicies(ctx, "shop", nil)
+	envoy := grpcProxy("shop", nil)
+	envoy.Generator = ""
+	ctx := newContext(snap, envoy, "cluster.local", "istio-system")
+	allow, deny, custom := authzPolicies(ctx, "shop", nil)
 	authzPolicies(ctx, "shop", nil) // a second look does not report again
-	if len(allow) != 0 || len(deny) != 1 || deny[0].Meta.Name != "ext-authz" {
+	if len(allow) != 0 || len(deny) != 1 || deny[0].Meta.Name != "ext-authz" || custom != nil {
 		t.Fatalf("want the CUSTOM policy among the DENY ones only, got allow %d, deny %v", len(allow), deny)
 	}
-	if len(ctx.errs) != 1 || !strings.Contains(ctx.errs[0].Error(), `AuthorizationPolicy shop/ext-authz: action CUSTOM: navarch has no extension provider "opa"`) {
+	if len(ctx.errs) != 1 || !strings.Contains(ctx.errs[0].Error(), `AuthorizationPolicy shop/ext-authz: action CUSTOM: provider "opa": the mesh config has no extension provider of that name`) {
 		t.Fatalf("want the CUSTOM policy reported once, got %v", ctx.errs)
 	}
 	rule := rbacRules(ctx, rbacv3.RBAC_DENY, deny, false, nil).Policies["ns[shop]-policy[ext-authz]-rule[0]"]
@@ -285,7 +287,7 @@ spec:
   rules: [{from: [{source: {trustDomains: [partner.example], notTrustDomains: [evil.example]}}]}]
 `)
 	ctx := newContext(snap, grpcProxy("shop", nil), "cluster.local", "istio-system")
-	allow, _ := authzPolicies(ctx, "shop", nil)
+	allow, _, _ := authzPolicies(ctx, "shop", nil)
 	rule := rbacRules(ctx, rbacv3.RBAC_ALLOW, allow, false, nil).Policies["ns[shop]-policy[partners]-rule[0]"]
 	ids := rule.GetPrincipals()[0].GetAndIds().GetIds()
 	if len(ids) != 2 {
