@@ -2,9 +2,9 @@ package xds
 
 import (
 	"fmt"
-	"slices"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
