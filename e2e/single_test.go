@@ -319,6 +319,41 @@ spec:
 		}
 	})
 
+	t.Run("the mesh config: Istio's ConfigMap in, bad ones refused", func(t *testing.T) {
+		cm := writeFile(t, dir, "istio-configmap.yaml", `apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |-
+    connectTimeout: 5s
+    extensionProviders:
+    - name: opa
+      envoyExtAuthzGrpc: {service: opa.authz.svc.cluster.local, port: 9191}
+`)
+		if out := mustCLI(t, api, "apply", "-f", cm); !strings.Contains(out, "meshconfig.navarch.io/istio created") {
+			t.Fatalf("apply of the mesh ConfigMap printed %q", out)
+		}
+		if out := mustCLI(t, api, "get", "meshconfig"); !strings.Contains(out, "providers=opa") {
+			t.Fatalf("get meshconfig printed %q", out)
+		}
+		before := mustCLI(t, api, "get", "mesh", "istio", "-o", "yaml")
+		for _, bad := range []struct{ mesh, want string }{
+			{"connectTimeout: 2h", "data.mesh.connectTimeout: must be between 1ms and 1h0m0s"},
+			{"extensionProviders: [{name: opa, envoyExtAuthzGrpc: {service: opa.authz.svc.cluster.local}}]", "data.mesh.extensionProviders[0].envoyExtAuthzGrpc.port"},
+			{"trustDomain: other.example", `trustDomain: "other.example" is not the mesh's trust domain "cluster.local"`},
+		} {
+			res := cli(t, api, "apply", "-f", writeFile(t, dir, "bad-mesh.yaml",
+				"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: '"+bad.mesh+"'\n"))
+			if res.Code == 0 || !strings.Contains(res.Stderr, bad.want) || !strings.Contains(res.Stderr, "MeshConfig istio-system/istio") {
+				t.Errorf("apply of %q: exit %d, stderr %q; want an error naming %q", bad.mesh, res.Code, res.Stderr, bad.want)
+			}
+		}
+		if after := mustCLI(t, api, "get", "mesh", "istio", "-o", "yaml"); after != before {
+			t.Fatalf("a refused mesh config changed the stored one:\n%s\nto\n%s", before, after)
+		}
+		mustCLI(t, api, "delete", "-f", cm)
+	})
+
 	t.Run("delete by file and by name", func(t *testing.T) {
 		mustCLI(t, api, "delete", "-f", writeFile(t, dir, "virtualservice.yaml", splitVS(50, 50)))
 		if res := cli(t, api, "get", "vs", "reviews"); res.Code == 0 {

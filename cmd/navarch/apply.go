@@ -86,7 +86,7 @@ func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		resp = &client.ApplyResponse{}
 		for _, name := range pos[1:] {
-			r, err := c.Delete(ctx, k.Plural, namespaceOr(*ns), name)
+			r, err := c.Delete(ctx, k.Plural, kindNamespace(k, *ns), name)
 			if err != nil {
 				return err
 			}
@@ -115,6 +115,15 @@ func namespaceOr(ns string) string {
 		return api.DefaultNamespace
 	}
 	return ns
+}
+
+// kindNamespace is the namespace -n ns names for resources of kind k: the mesh
+// config lives in istio-system whatever the default is.
+func kindNamespace(k *api.Kind, ns string) string {
+	if k == api.MeshConfig && ns == "" {
+		return api.MeshConfigNamespace
+	}
+	return namespaceOr(ns)
 }
 
 // resultName prints a resource the way kubectl does: virtualservice.networking.istio.io/reviews.

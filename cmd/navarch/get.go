@@ -58,7 +58,7 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var items []*api.Resource
 	if len(pos) > 1 {
 		for _, name := range pos[1:] {
-			r, err := c.GetFrom(ctx, *source, kinds[0].Plural, namespaceOr(*ns), name)
+			r, err := c.GetFrom(ctx, *source, kinds[0].Plural, kindNamespace(kinds[0], *ns), name)
 			if err != nil {
 				return err
 			}
@@ -66,7 +66,11 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	} else {
 		for _, k := range kinds {
-			rs, _, err := c.ListFrom(ctx, *source, k.Plural, namespace)
+			kns := namespace
+			if namespace != "" {
+				kns = kindNamespace(k, *ns)
+			}
+			rs, _, err := c.ListFrom(ctx, *source, k.Plural, kns)
 			if err != nil {
 				return err
 			}

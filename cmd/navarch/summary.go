@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 	security "istio.io/api/security/v1beta1"
 
@@ -51,6 +52,12 @@ func summary(r *api.Resource) string {
 		return "mtls=" + s.GetMtls().GetMode().String()
 	case *security.AuthorizationPolicy:
 		return fmt.Sprintf("action=%s rules=%d", s.Action, len(s.Rules))
+	case *meshconfig.MeshConfig:
+		names := make([]string, len(s.ExtensionProviders))
+		for i, p := range s.ExtensionProviders {
+			names[i] = p.GetName()
+		}
+		return "providers=" + strings.Join(names, ",")
 	}
 	return ""
 }
