@@ -34,6 +34,10 @@ import (
 // navarch apply wrote. Each resource is decoded and validated as navarch apply does
 // it; one that is not valid is left out (logged) and the last valid version
 // mirrored stays, so a bad edit in the cluster changes nothing.
+//
+// Istio's mesh config, the ConfigMap istio of istio-system, is mirrored too (as
+// MeshConfig istio-system/istio; api/meshconfig.go), whether or not Istio's CRDs are
+// installed. Reading it needs get, list and watch on that ConfigMap.
 
 // ConfigSource returns the registry source the cluster's Istio configuration is
 // written as: "kubernetes.<id>.config".
@@ -96,6 +100,11 @@ func (a *Adapter) RunConfig(ctx context.Context) error {
 		informers = append(informers, inf)
 		kinds[inf] = k
 	}
+	mesh := dynamicinformer.NewFilteredDynamicInformer(dyn, schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}, api.MeshConfigNamespace, 0,
+		cache.Indexers{}, func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + api.MeshConfigName }).Informer()
+	c.notify(mesh, sameConfig)
+	informers = append(informers, mesh)
+	kinds[mesh] = api.MeshConfig
 	// Every StatusInterval, the CRDs are looked up again: when the kinds served
 	// changed (Istio installed or upgraded), the term ends, and the next one (here or
 	// on another node) follows them.
@@ -212,7 +221,8 @@ func translateConfig(objs []configObject, kept map[api.Key]*api.Resource) ([]*ap
 	return out, skips
 }
 
-// decodeConfig decodes one custom resource as navarch apply would its YAML.
+// decodeConfig decodes one custom resource, or the mesh ConfigMap, as navarch apply
+// would its YAML.
 func decodeConfig(o *unstructured.Unstructured) (*api.Resource, error) {
 	ann := maps.Clone(o.GetAnnotations())
 	delete(ann, lastApplied)
@@ -226,6 +236,9 @@ func decodeConfig(o *unstructured.Unstructured) (*api.Resource, error) {
 	doc := map[string]any{"apiVersion": o.GetAPIVersion(), "kind": o.GetKind(), "metadata": meta}
 	if spec, ok := o.Object["spec"]; ok {
 		doc["spec"] = spec
+	}
+	if data, ok := o.Object["data"]; ok && o.GetKind() == "ConfigMap" {
+		doc["data"] = data
 	}
 	data, err := json.Marshal(doc)
 	if err != nil {
@@ -243,7 +256,8 @@ func decodeConfig(o *unstructured.Unstructured) (*api.Resource, error) {
 
 // sameConfig reports whether two versions of a custom resource are the same to the
 // translation: the same generation (which Istio's CRDs bump on spec changes only,
-// not on status), labels and annotations.
+// not on status), labels and annotations. A ConfigMap has no generation: every
+// version is new.
 func sameConfig(old, cur any) bool {
 	o, ok1 := old.(*unstructured.Unstructured)
 	n, ok2 := cur.(*unstructured.Unstructured)

@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -115,6 +117,41 @@ spec:
 		awaitEqual(t, what, config, want...)
 	}
 	expect("both resources mirrored", "VirtualService default/reviews [80 20]", "DestinationRule default/reviews 2 subsets")
+
+	// Istio's mesh config, its ConfigMap, is mirrored as navarch's MeshConfig.
+	core := kc.Core(t)
+	if _, err := core.Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "istio-system"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	meshCM := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "istio", Namespace: "istio-system"},
+		Data: map[string]string{"mesh": "accessLogFile: /dev/stdout\nconnectTimeout: 3s", "meshNetworks": "networks: {}"}}
+	if _, err := core.ConfigMaps("istio-system").Create(ctx, meshCM, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mesh := func() []string {
+		var out []string
+		for _, r := range registrySnapshot(t, st).Config(api.MeshConfig) {
+			m := r.Spec.(*meshconfig.MeshConfig)
+			out = append(out, fmt.Sprintf("%s %s %s", r, m.AccessLogFile, m.GetConnectTimeout().AsDuration()))
+		}
+		return out
+	}
+	awaitEqual(t, "the mesh ConfigMap mirrored", mesh, "MeshConfig istio-system/istio /dev/stdout 3s")
+	meshCM.Data["mesh"] = "accessLogFile: /tmp/access.log\nconnectTimeout: 3s"
+	if _, err := core.ConfigMaps("istio-system").Update(ctx, meshCM, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	awaitEqual(t, "an edit of the mesh ConfigMap", mesh, "MeshConfig istio-system/istio /tmp/access.log 3s")
+	meshCM.Data["mesh"] = "connectTimeout: 2h" // Istio's validation refuses it
+	if _, err := core.ConfigMaps("istio-system").Update(ctx, meshCM, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	awaitEqual(t, "an invalid mesh ConfigMap leaves the last valid version", mesh, "MeshConfig istio-system/istio /tmp/access.log 3s")
+	if err := core.ConfigMaps("istio-system").Delete(ctx, "istio", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	awaitEqual(t, "the mesh ConfigMap deleted", mesh)
 
 	update := func(doc string) {
 		t.Helper()
