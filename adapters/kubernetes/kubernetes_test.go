@@ -683,6 +683,14 @@ func TestDeployRBAC(t *testing.T) {
 	if _, err := core.Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// Istio's mesh ConfigMap, which the ClusterRole lets navarch read by name.
+	if _, err := core.Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "istio-system"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	meshCM := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "istio", Namespace: "istio-system"}, Data: map[string]string{"mesh": "connectTimeout: 3s"}}
+	if _, err := core.ConfigMaps("istio-system").Create(ctx, meshCM, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	run := func(id, kubeconfig string) (*store.Store, *kubernetes.Adapter) {
 		st := registrytest.OpenStore(t)
 		cfg := kubernetes.DefaultConfig()
@@ -750,6 +758,9 @@ func TestDeployRBAC(t *testing.T) {
 		}
 		if got := registrySnapshot(t, st).Config(api.PeerAuthentication); len(got) != 1 {
 			return fmt.Errorf("PeerAuthentications %v", got)
+		}
+		if got := registrySnapshot(t, st).Config(api.MeshConfig); len(got) != 1 {
+			return fmt.Errorf("mesh configs %v", got)
 		}
 		return nil
 	})
