@@ -158,6 +158,15 @@ spec:
 	zoned := func(outlierDetection bool) string {
 		return zonedIn("us-east/zone1", "us-west/zone2", "", outlierDetection)
 	}
+	// zonedByTheMesh is zoned with outlier detection and no localityLbSetting of its
+	// own, under a mesh config of the given YAML (none if empty).
+	zonedByTheMesh := func(mesh string) string {
+		out := strings.Replace(zoned(true), "loadBalancer: {simple: ROUND_ROBIN, localityLbSetting: {enabled: true}}", "loadBalancer: {simple: ROUND_ROBIN}", 1)
+		if mesh != "" {
+			out += "---\n" + meshConfigMap(mesh)
+		}
+		return out
+	}
 	const zonedTarget = "xds:///zoned.default.svc.cluster.local:9080"
 	// tiered has v1 labelled tier: a in the client's locality (us-east/zone1) and v2
 	// labelled tier: b in another region, with failover by labels (failoverPriority,
@@ -289,6 +298,15 @@ spec:
   - retries: {attempts: 3, retryOn: "cancelled,resource-exhausted"}
     route: [{destination: {host: ratings}}]
 `), rpcs: []parityRPCs{{n: 100}}, tolerance: 0.1},
+		// The mesh config (Istio's ConfigMap): its defaultHttpRetryPolicy where no
+		// VirtualService sets retries, and only there.
+		{name: "the mesh config's default retries", target: ratingsTarget, config: meshConfigMap("defaultHttpRetryPolicy: {attempts: 3, retryOn: unavailable}"),
+			rpcs: []parityRPCs{{n: 30}}},
+		{name: "a VirtualService's retries before the mesh config's", target: ratingsTarget,
+			config: meshConfigMap("defaultHttpRetryPolicy: {attempts: 3, retryOn: unavailable}") + "---\n" + ratings(`
+  - retries: {attempts: 0}
+    route: [{destination: {host: ratings}}]
+`), rpcs: []parityRPCs{{n: 100}}, tolerance: 0.1},
 		// Ring hash: both servers must configure the same ring, or the same user
 		// would land on different backends.
 		{name: "consistent hashing by header", target: "xds:///details.default.svc.cluster.local:9080", config: staticService("details", loopback(v1.Port), loopback(v2.Port)) + `apiVersion: networking.istio.io/v1
@@ -305,6 +323,12 @@ spec:
 			config: zoned(true), rpcs: []parityRPCs{{n: 200}}},
 		{name: "localities without outlier detection", locality: "us-east/zone1", target: zonedTarget,
 			config: zoned(false), rpcs: []parityRPCs{{n: 1000}}},
+		// A DestinationRule without a localityLbSetting takes the mesh config's:
+		// Istio's default (enabled), or off, or failover to a named region.
+		{name: "the mesh's default locality load balancing", locality: "us-east/zone1", target: zonedTarget,
+			config: zonedByTheMesh(""), rpcs: []parityRPCs{{n: 200}}},
+		{name: "the mesh config turns locality load balancing off", locality: "us-east/zone1", target: zonedTarget,
+			config: zonedByTheMesh("localityLbSetting: {enabled: false}"), rpcs: []parityRPCs{{n: 1000}}},
 		// A service's traffic distribution needs no outlier detection; a
 		// DestinationRule's localityLbSetting comes first.
 		{name: "traffic distribution: the client's zone", locality: "us-east/zone1", target: nearbyTarget,
@@ -623,6 +647,12 @@ spec:
 			}
 		})
 	}
+}
+
+// meshConfigMap is Istio's mesh ConfigMap holding the given mesh config (one line
+// of flow-style YAML).
+func meshConfigMap(mesh string) string {
+	return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: '" + mesh + "'\n"
 }
 
 // runParity sends the batches through a grpc-go xDS client of server, once the

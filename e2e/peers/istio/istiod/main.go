@@ -7,7 +7,9 @@
 //
 // With --kube it also follows a Kubernetes cluster of the objects given (its fake
 // client, as Istio's tests run istiod's Kubernetes registry), for the parity of
-// navarch's Kubernetes adapter.
+// navarch's Kubernetes adapter. Istio's mesh ConfigMap (istio of istio-system)
+// among the configuration documents is istiod's mesh config, merged onto Istio's
+// defaults as istiod reads it.
 //
 // It prints "listening on <addr>" once serving, and runs until SIGTERM or SIGINT.
 package main
@@ -15,16 +17,21 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
+	meshconfig "istio.io/api/mesh/v1alpha1"
 	"istio.io/istio/pilot/pkg/config/kube/crd"
 	"istio.io/istio/pilot/test/xds"
 	"istio.io/istio/pkg/config"
+	"istio.io/istio/pkg/config/mesh"
 	"istio.io/istio/pkg/test"
+	kubeyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
 func main() {
@@ -51,11 +58,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "istiod-xds:", err)
 		os.Exit(2)
 	}
+	meshConfig, err := meshConfigOf(string(data))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "istiod-xds: the mesh ConfigMap:", err)
+		os.Exit(2)
+	}
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	err = test.Wrap(func(t test.Failer) {
 		s := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{
 			Configs:                configs,
+			MeshConfig:             meshConfig,
 			KubernetesObjectString: kubeObjects,
 			ListenerBuilder: func() (net.Listener, error) {
 				return net.Listen("tcp", *addr)
@@ -67,6 +80,29 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "istiod-xds:", err)
 		os.Exit(1)
+	}
+}
+
+// meshConfigOf returns the mesh config of the ConfigMap istio of istio-system among
+// the documents, nil (Istio's defaults) when there is none.
+func meshConfigOf(data string) (*meshconfig.MeshConfig, error) {
+	dec := kubeyaml.NewYAMLOrJSONDecoder(strings.NewReader(data), 512*1024)
+	for {
+		var obj struct {
+			Kind     string
+			Metadata struct{ Name, Namespace string }
+			Data     map[string]string
+		}
+		err := dec.Decode(&obj)
+		if err == io.EOF {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if obj.Kind == "ConfigMap" && obj.Metadata.Name == "istio" && obj.Metadata.Namespace == "istio-system" {
+			return mesh.ApplyMeshConfigDefaults(obj.Data["mesh"])
+		}
 	}
 }
 
