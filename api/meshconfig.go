@@ -271,9 +271,10 @@ func validateExtensionProviders(p *problems, path string, providers []*meshconfi
 				}
 			}
 			validateDuration(p, field(apath, "timeout"), a.GetTimeout())
-			//nolint:staticcheck // includeHeadersInCheck is deprecated but still served
+			//lint:ignore SA1019 includeHeadersInCheck is deprecated but still served
+			deprecated := a.GetIncludeHeadersInCheck()
 			for _, f := range []named[[]string]{{"includeRequestHeadersInCheck", a.GetIncludeRequestHeadersInCheck()},
-				{"includeHeadersInCheck", a.GetIncludeHeadersInCheck()},
+				{"includeHeadersInCheck", deprecated},
 				{"headersToUpstreamOnAllow", a.GetHeadersToUpstreamOnAllow()}, {"headersToDownstreamOnDeny", a.GetHeadersToDownstreamOnDeny()},
 				{"headersToDownstreamOnAllow", a.GetHeadersToDownstreamOnAllow()}} {
 				for j, h := range f.value {
@@ -290,12 +291,16 @@ func validateExtensionProviders(p *problems, path string, providers []*meshconfi
 			validateDuration(p, field(field(ppath, "envoyExtAuthzGrpc"), "timeout"), a.GetTimeout())
 		case *meshconfig.MeshConfig_ExtensionProvider_Zipkin:
 			service("zipkin", pr.Zipkin.GetService(), pr.Zipkin.GetPort())
-		case *meshconfig.MeshConfig_ExtensionProvider_Lightstep: //nolint:staticcheck // deprecated, still served
-			service("lightstep", pr.Lightstep.GetService(), pr.Lightstep.GetPort())
+		case *meshconfig.MeshConfig_ExtensionProvider_Lightstep:
+			//lint:ignore SA1019 deprecated, still served
+			ls := pr.Lightstep
+			service("lightstep", ls.GetService(), ls.GetPort())
 		case *meshconfig.MeshConfig_ExtensionProvider_Datadog:
 			service("datadog", pr.Datadog.GetService(), pr.Datadog.GetPort())
-		case *meshconfig.MeshConfig_ExtensionProvider_Opencensus: //nolint:staticcheck // deprecated, still served
-			service("opencensus", pr.Opencensus.GetService(), pr.Opencensus.GetPort())
+		case *meshconfig.MeshConfig_ExtensionProvider_Opencensus:
+			//lint:ignore SA1019 deprecated, still served
+			oc := pr.Opencensus
+			service("opencensus", oc.GetService(), oc.GetPort())
 		case *meshconfig.MeshConfig_ExtensionProvider_Skywalking:
 			service("skywalking", pr.Skywalking.GetService(), pr.Skywalking.GetPort())
 		case *meshconfig.MeshConfig_ExtensionProvider_Opentelemetry:

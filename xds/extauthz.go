@@ -179,7 +179,8 @@ func buildExtAuthz(ctx *Context, name string) (*customAuthz, error) {
 		}
 		allowed := h.IncludeRequestHeadersInCheck
 		if len(allowed) == 0 {
-			allowed = h.IncludeHeadersInCheck //nolint:staticcheck // deprecated, used when its successor is not set, as in Istio
+			//lint:ignore SA1019 deprecated, used when its successor is not set, as in Istio
+			allowed = h.IncludeHeadersInCheck
 		}
 		return &customAuthz{provider: name, http: &extauthzv3.ExtAuthz{
 			Services:              &extauthzv3.ExtAuthz_HttpService{HttpService: svc},
