@@ -10,7 +10,6 @@ import (
 
 	envoytypev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	meshconfig "istio.io/api/mesh/v1alpha1"
-	networking "istio.io/api/networking/v1alpha3"
 )
 
 // The mesh config.
@@ -164,13 +163,9 @@ func validateMeshConfig(p *problems, root string, meta ObjectMeta, m *meshconfig
 	if m.GetMeshMTLS().GetEcdhCurves() != nil {
 		p.add(field(root, "meshMTLS.ecdhCurves"), "mesh TLS does not support ECDH curves configuration")
 	}
-	if r := m.DefaultHttpRetryPolicy; r != nil {
-		path := field(root, "defaultHttpRetryPolicy")
-		if r.Attempts < 0 {
-			p.add(field(path, "attempts"), "must not be negative, got %d", r.Attempts)
-		}
-		validateDuration(p, field(path, "perTryTimeout"), r.PerTryTimeout)
-	}
+	// Istio does not check the default retry policy; navarch checks it as a
+	// VirtualService's, so that a retryOn Envoy would refuse never reaches it.
+	validateRetries(p, field(root, "defaultHttpRetryPolicy"), m.DefaultHttpRetryPolicy)
 	validateDefaultTrafficPolicy(p, field(root, "defaultTrafficPolicy"), m.DefaultTrafficPolicy)
 	validateExtensionProviders(p, field(root, "extensionProviders"), m.ExtensionProviders)
 }
@@ -191,50 +186,10 @@ func validateTrustDomain(p *problems, path, td string) {
 }
 
 // validateDefaultTrafficPolicy checks the mesh-wide connection pool and outlier
-// detection as Istio checks them.
+// detection as a DestinationRule's (Istio's check of the mesh's mirrors those).
 func validateDefaultTrafficPolicy(p *problems, path string, dtp *meshconfig.MeshConfig_DefaultTrafficPolicy) {
-	if cp := dtp.GetConnectionPool(); cp != nil {
-		cpath := field(path, "connectionPool")
-		if cp.Http == nil && cp.Tcp == nil {
-			p.add(cpath, "must set http or tcp")
-		}
-		if h := cp.Http; h != nil {
-			hpath := field(cpath, "http")
-			for _, f := range []named[int32]{{"http1MaxPendingRequests", h.Http1MaxPendingRequests}, {"http2MaxRequests", h.Http2MaxRequests},
-				{"maxRequestsPerConnection", h.MaxRequestsPerConnection}, {"maxRetries", h.MaxRetries}, {"maxConcurrentStreams", h.MaxConcurrentStreams}} {
-				if f.value < 0 {
-					p.add(field(hpath, f.name), "must not be negative, got %d", f.value)
-				}
-			}
-			validateDuration(p, field(hpath, "idleTimeout"), h.IdleTimeout)
-			if h.H2UpgradePolicy == networking.ConnectionPoolSettings_HTTPSettings_UPGRADE && h.UseClientProtocol {
-				p.add(field(hpath, "useClientProtocol"), "must not be true when h2UpgradePolicy is UPGRADE")
-			}
-		}
-		if t := cp.Tcp; t != nil {
-			tpath := field(cpath, "tcp")
-			if t.MaxConnections < 0 {
-				p.add(field(tpath, "maxConnections"), "must not be negative, got %d", t.MaxConnections)
-			}
-			validateDuration(p, field(tpath, "connectTimeout"), t.ConnectTimeout)
-			validateDuration(p, field(tpath, "maxConnectionDuration"), t.MaxConnectionDuration)
-			if t.IdleTimeout.AsDuration().Milliseconds() != 0 {
-				validateDuration(p, field(tpath, "idleTimeout"), t.IdleTimeout)
-			}
-			validateDuration(p, field(tpath, "tcpKeepalive.time"), t.GetTcpKeepalive().GetTime())
-			validateDuration(p, field(tpath, "tcpKeepalive.interval"), t.GetTcpKeepalive().GetInterval())
-		}
-	}
-	if od := dtp.GetOutlierDetection(); od != nil {
-		opath := field(path, "outlierDetection")
-		validateDuration(p, field(opath, "baseEjectionTime"), od.BaseEjectionTime)
-		validateDuration(p, field(opath, "interval"), od.Interval)
-		if !od.SplitExternalLocalOriginErrors && od.ConsecutiveLocalOriginFailures.GetValue() > 0 {
-			p.add(field(opath, "consecutiveLocalOriginFailures"), "needs splitExternalLocalOriginErrors")
-		}
-		validatePercent(p, field(opath, "maxEjectionPercent"), od.MaxEjectionPercent)
-		validatePercent(p, field(opath, "minHealthPercent"), od.MinHealthPercent)
-	}
+	validateConnectionPool(p, field(path, "connectionPool"), dtp.GetConnectionPool())
+	validateOutlierDetection(p, field(path, "outlierDetection"), dtp.GetOutlierDetection())
 }
 
 // validateExtensionProviders checks the providers Telemetry and CUSTOM
