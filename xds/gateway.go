@@ -433,6 +433,7 @@ func gatewayHTTP(ctx *Context, route string, port uint32) *listenerv3.Filter {
 			ConfigSource: adsConfigSource(), RouteConfigName: route}},
 		HttpFilters:      append(rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), envoyClientFilters()...),
 		AccessLog:        accessLogsFor(ctx).client,
+		Tracing:          tracingFor(ctx).client,
 		UseRemoteAddress: wrapperspb.Bool(true), // the gateway is the edge: the client is the peer
 	}
 	return &listenerv3.Filter{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)}}

@@ -140,6 +140,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 				ConfigSource: adsConfigSource(), RouteConfigName: strconv.FormatUint(uint64(port), 10)}},
 			HttpFilters: envoyClientFilters(),
 			AccessLog:   accessLogsFor(ctx).client,
+			Tracing:     tracingFor(ctx).client,
 		}
 		l := outboundListener(name, ip, port, []*listenerv3.Filter{{
 			Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)}}})

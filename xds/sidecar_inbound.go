@@ -271,6 +271,7 @@ func inboundHTTP(ctx *Context, port inboundPort, prefix string) *listenerv3.Filt
 		}},
 		HttpFilters:                 filters,
 		AccessLog:                   accessLogsFor(ctx).server,
+		Tracing:                     tracingFor(ctx).server,
 		ForwardClientCertDetails:    hcmv3.HttpConnectionManager_APPEND_FORWARD,
 		SetCurrentClientCertDetails: &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Subject: wrapperspb.Bool(true), Uri: true, Dns: true},
 	}

@@ -1,0 +1,304 @@
+package xds
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tracingv3 "github.com/envoyproxy/go-control-plane/envoy/type/tracing/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+	meshconfig "istio.io/api/mesh/v1alpha1"
+	telemetry "istio.io/api/telemetry/v1alpha1"
+)
+
+// Telemetry's tracing becomes the tracing of Envoy's HTTP connection managers, as in
+// Istio (pilot's Telemetries.Tracing): the mesh config's defaultProviders.tracing
+// (its first), then the tracing entries of the mesh's, the namespace's and the
+// workload's Telemetry in turn, each for the side its match selects (CLIENT: a
+// sidecar's outbound listeners and a gateway's; SERVER: a sidecar's inbound chains),
+// naming the provider (the first it lists), disableSpanReporting,
+// randomSamplingPercentage and customTags, a later entry overriding an earlier one.
+// A side without a provider is not traced. Spans go to the provider's collector
+// service, which must be a service the proxy sees: zipkin (HTTP JSON v2, B3) and
+// opentelemetry (OTLP over gRPC, or over HTTP with http set) providers. Sampling is
+// the entry's percentage, else Istio's default of 1%; gateways start a child span
+// for the upstream request, as Istio's do.
+//
+// Where no Telemetry traces and the mesh config names no default tracing provider,
+// proxies get no tracing configuration: Istio's legacy tracing (the mesh's
+// enableTracing, with a tracer in Envoy's bootstrap) is not built, and neither are
+// Istio's own span tags (istio.canonical_service and the rest), which name the
+// workload, whereas navarch builds per class. Other providers (datadog, skywalking,
+// lightstep, opencensus), and headers whose value comes from the environment
+// (envName, which would differ from node to node), are reported and left out.
+// Proxyless gRPC gets no tracing (nor does it in Istio).
+
+// Envoy's tracer names.
+const (
+	zipkinTracer        = "envoy.tracers.zipkin"
+	openTelemetryTracer = "envoy.tracers.opentelemetry"
+	// defaultSampling is Istio's PILOT_TRACE_SAMPLING default, in percent.
+	defaultSampling = 1.0
+	// zipkinTimeout is the collector timeout Envoy requires and Istio sets.
+	zipkinTimeout = 5 * time.Second
+)
+
+// tracingSides is the tracing of a proxy's HTTP connection managers on each side,
+// nil for none.
+type tracingSides struct {
+	client, server *hcmv3.HttpConnectionManager_Tracing
+}
+
+// tracingSpec is what the levels say of one side.
+type tracingSpec struct {
+	provider    string
+	where       string // the entry or setting that named the provider, for reports
+	disabled    bool
+	sampling    *float64
+	customTags  map[string]*telemetry.Tracing_CustomTag
+	noPropagate bool
+}
+
+// tracingFor returns the tracing of the proxy's class.
+func tracingFor(ctx *Context) tracingSides {
+	if ctx.Proxy.Generator == GeneratorGRPC {
+		return tracingSides{}
+	}
+	return derived(ctx, "tracing", func() tracingSides {
+		levels := telemetries(ctx)
+		defaults := ctx.Mesh.GetDefaultProviders().GetTracing()
+		var entries []*telemetry.Tracing
+		var wheres []string
+		for _, r := range levels {
+			for i, tr := range r.Spec.(*telemetry.Telemetry).Tracing {
+				entries = append(entries, tr)
+				wheres = append(wheres, fmt.Sprintf("Telemetry %s/%s spec.tracing[%d]", r.Meta.Namespace, r.Meta.Name, i))
+			}
+		}
+		if len(entries) == 0 && len(defaults) == 0 {
+			return tracingSides{}
+		}
+		var client, server tracingSpec
+		if len(defaults) > 0 {
+			client.provider, client.where = defaults[0], "MeshConfig defaultProviders.tracing"
+			server = client
+		}
+		for i, tr := range entries {
+			specs := []*tracingSpec{&client, &server}
+			switch tr.GetMatch().GetMode() {
+			case telemetry.WorkloadMode_CLIENT:
+				specs = specs[:1]
+			case telemetry.WorkloadMode_SERVER:
+				specs = specs[1:]
+			}
+			for _, s := range specs {
+				if len(tr.Providers) > 0 {
+					s.provider, s.where = tr.Providers[0].GetName(), wheres[i]
+				}
+				if tr.DisableSpanReporting != nil {
+					s.disabled = tr.DisableSpanReporting.Value
+				}
+				if tr.CustomTags != nil {
+					s.customTags = tr.CustomTags
+				}
+				if tr.RandomSamplingPercentage != nil {
+					v := tr.RandomSamplingPercentage.Value
+					s.sampling = &v
+				}
+				if tr.DisableContextPropagation != nil {
+					s.noPropagate = tr.DisableContextPropagation.Value
+				}
+			}
+		}
+		return tracingSides{client: buildTracing(ctx, client), server: buildTracing(ctx, server)}
+	})
+}
+
+// buildTracing is the connection manager tracing of one side; nil when it is not
+// traced, or its provider cannot be used (reported).
+func buildTracing(ctx *Context, s tracingSpec) *hcmv3.HttpConnectionManager_Tracing {
+	if s.disabled || s.provider == "" {
+		return nil
+	}
+	t, err := derived(ctx, "tracer "+s.provider, func() tracerResult {
+		t, err := buildTracer(ctx, s.provider)
+		if err != nil { // reported once per build
+			ctx.skip(s.where, fmt.Errorf("tracing provider %q: %v; spans are not reported", s.provider, err))
+		}
+		return tracerResult{t, err}
+	}).get()
+	if err != nil {
+		return nil
+	}
+	sampling := defaultSampling
+	if s.sampling != nil {
+		sampling = *s.sampling
+	}
+	out := &hcmv3.HttpConnectionManager_Tracing{
+		Provider:             t.provider,
+		MaxPathTagLength:     t.maxPathTagLength,
+		ClientSampling:       &typev3.Percent{Value: 100},
+		RandomSampling:       &typev3.Percent{Value: sampling},
+		OverallSampling:      &typev3.Percent{Value: 100},
+		CustomTags:           customTags(s.customTags),
+		NoContextPropagation: s.noPropagate,
+	}
+	if ctx.Proxy.Type == TypeRouter {
+		out.SpawnUpstreamSpan = wrapperspb.Bool(true)
+	}
+	return out
+}
+
+// tracer is a provider's tracer configuration.
+type tracer struct {
+	provider         *tracev3.Tracing_Http
+	maxPathTagLength *wrapperspb.UInt32Value
+}
+
+type tracerResult struct {
+	t   *tracer
+	err error
+}
+
+func (r tracerResult) get() (*tracer, error) { return r.t, r.err }
+
+// buildTracer builds the tracer of a provider.
+func buildTracer(ctx *Context, name string) (*tracer, error) {
+	ep, ok := extensionProvider(ctx.Mesh, name)
+	if !ok {
+		return nil, errors.New("the mesh config has no extension provider of that name")
+	}
+	maxTag := func(n uint32) *wrapperspb.UInt32Value {
+		if n == 0 {
+			return nil
+		}
+		return wrapperspb.UInt32(n)
+	}
+	switch p := ep.Provider.(type) {
+	case *meshconfig.MeshConfig_ExtensionProvider_Zipkin:
+		z := p.Zipkin
+		host, cluster, err := providerCluster(ctx, z.GetService(), z.GetPort())
+		if err != nil {
+			return nil, err
+		}
+		headers, err := providerHeaders(z.GetHeaders())
+		if err != nil {
+			return nil, err
+		}
+		path := z.GetPath()
+		if path == "" {
+			path = "/api/v2/spans"
+		}
+		timeout := z.GetTimeout()
+		if timeout == nil {
+			timeout = durationpb.New(zipkinTimeout)
+		}
+		cfg := &tracev3.ZipkinConfig{
+			CollectorEndpointVersion: tracev3.ZipkinConfig_HTTP_JSON,
+			TraceId_128Bit:           !z.GetEnable_64BitTraceId(),
+			SharedSpanContext:        wrapperspb.Bool(false),
+			CollectorService: &corev3.HttpService{
+				HttpUri:             &corev3.HttpUri{Uri: "http://" + host + path, HttpUpstreamType: &corev3.HttpUri_Cluster{Cluster: cluster}, Timeout: timeout},
+				RequestHeadersToAdd: headers,
+			},
+		}
+		if z.GetTraceContextOption() == meshconfig.MeshConfig_ExtensionProvider_ZipkinTracingProvider_USE_B3_WITH_W3C_PROPAGATION {
+			cfg.TraceContextOption = tracev3.ZipkinConfig_USE_B3_WITH_W3C_PROPAGATION
+		}
+		return &tracer{maxPathTagLength: maxTag(z.GetMaxTagLength()), provider: &tracev3.Tracing_Http{
+			Name: zipkinTracer, ConfigType: &tracev3.Tracing_Http_TypedConfig{TypedConfig: mustAny(cfg)}}}, nil
+	case *meshconfig.MeshConfig_ExtensionProvider_Opentelemetry:
+		o := p.Opentelemetry
+		host, cluster, err := providerCluster(ctx, o.GetService(), o.GetPort())
+		if err != nil {
+			return nil, err
+		}
+		if o.GetSampling() != nil {
+			return nil, errors.New("navarch does not configure OpenTelemetry samplers")
+		}
+		cfg := &tracev3.OpenTelemetryConfig{}
+		if h := o.GetHttp(); h != nil {
+			headers, err := providerHeaders(h.GetHeaders())
+			if err != nil {
+				return nil, err
+			}
+			uri, err := url.JoinPath(host, h.GetPath())
+			if err != nil {
+				return nil, fmt.Errorf("the OTLP/HTTP path %q: %v", h.GetPath(), err)
+			}
+			cfg.HttpService = &corev3.HttpService{
+				HttpUri:             &corev3.HttpUri{Uri: uri, HttpUpstreamType: &corev3.HttpUri_Cluster{Cluster: cluster}, Timeout: orDuration(h.GetTimeout(), zipkinTimeout)},
+				RequestHeadersToAdd: headers,
+			}
+		} else {
+			var md []*corev3.HeaderValue
+			for _, h := range o.GetGrpc().GetInitialMetadata() {
+				if h.GetEnvName() != "" {
+					return nil, fmt.Errorf("metadata %q takes its value from the environment (envName), which differs from node to node; give a value", h.GetName())
+				}
+				md = append(md, &corev3.HeaderValue{Key: h.GetName(), Value: h.GetValue()})
+			}
+			cfg.GrpcService = &corev3.GrpcService{
+				TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: cluster, Authority: host}},
+				Timeout:         o.GetGrpc().GetTimeout(),
+				InitialMetadata: md,
+			}
+		}
+		return &tracer{maxPathTagLength: maxTag(o.GetMaxTagLength()), provider: &tracev3.Tracing_Http{
+			Name: openTelemetryTracer, ConfigType: &tracev3.Tracing_Http_TypedConfig{TypedConfig: mustAny(cfg)}}}, nil
+	case *meshconfig.MeshConfig_ExtensionProvider_Datadog, *meshconfig.MeshConfig_ExtensionProvider_Skywalking,
+		*meshconfig.MeshConfig_ExtensionProvider_Lightstep, *meshconfig.MeshConfig_ExtensionProvider_Opencensus:
+		return nil, errors.New("navarch configures zipkin and opentelemetry tracers only")
+	}
+	return nil, errors.New("not a tracing provider")
+}
+
+func orDuration(d *durationpb.Duration, def time.Duration) *durationpb.Duration {
+	if d == nil {
+		return durationpb.New(def)
+	}
+	return d
+}
+
+// providerHeaders are the headers a provider adds to its requests.
+func providerHeaders(hs []*meshconfig.MeshConfig_ExtensionProvider_HttpHeader) ([]*corev3.HeaderValueOption, error) {
+	var out []*corev3.HeaderValueOption
+	for _, h := range hs {
+		if h.GetEnvName() != "" {
+			return nil, fmt.Errorf("header %q takes its value from the environment (envName), which differs from node to node; give a value", h.GetName())
+		}
+		out = append(out, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: h.GetName(), Value: h.GetValue()},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD})
+	}
+	return out, nil
+}
+
+// customTags are Telemetry's custom tags, sorted by name.
+func customTags(tags map[string]*telemetry.Tracing_CustomTag) []*tracingv3.CustomTag {
+	var out []*tracingv3.CustomTag
+	for name, t := range tags {
+		ct := &tracingv3.CustomTag{Tag: name}
+		switch v := t.GetType().(type) {
+		case *telemetry.Tracing_CustomTag_Literal:
+			ct.Type = &tracingv3.CustomTag_Literal_{Literal: &tracingv3.CustomTag_Literal{Value: v.Literal.GetValue()}}
+		case *telemetry.Tracing_CustomTag_Environment:
+			ct.Type = &tracingv3.CustomTag_Environment_{Environment: &tracingv3.CustomTag_Environment{Name: v.Environment.GetName(), DefaultValue: v.Environment.GetDefaultValue()}}
+		case *telemetry.Tracing_CustomTag_Header:
+			ct.Type = &tracingv3.CustomTag_RequestHeader{RequestHeader: &tracingv3.CustomTag_Header{Name: v.Header.GetName(), DefaultValue: v.Header.GetDefaultValue()}}
+		case *telemetry.Tracing_CustomTag_Formatter:
+			ct.Type = &tracingv3.CustomTag_Value{Value: v.Formatter.GetValue()}
+		default:
+			continue
+		}
+		out = append(out, ct)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Tag < out[j].Tag })
+	return out
+}

@@ -1,0 +1,226 @@
+package xds
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+)
+
+// tracingInput is the mesh config's tracing providers and their collectors.
+const tracingInput = `
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |-
+    extensionProviders:
+    - name: zipkin
+      zipkin: {service: zipkin.istio-system.svc.cluster.local, port: 9411, maxTagLength: 256}
+    - name: otel
+      opentelemetry: {service: otel-collector.observability.svc.cluster.local, port: 4317, grpc: {timeout: 3s, initialMetadata: [{name: x-tenant, value: shop}]}}
+    - name: otel-http
+      opentelemetry: {service: otel-collector.observability.svc.cluster.local, port: 4318, http: {path: /v1/traces, headers: [{name: x-tenant, value: shop}]}}
+    - name: vendor
+      datadog: {service: datadog-agent.observability.svc.cluster.local, port: 8126}
+    - name: nowhere
+      zipkin: {service: missing.observability.svc.cluster.local, port: 9411}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: zipkin, namespace: istio-system}
+spec:
+  hosts: [zipkin.istio-system.svc.cluster.local]
+  ports: [{number: 9411, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.8.1}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: otel-collector, namespace: observability}
+spec:
+  hosts: [otel-collector.observability.svc.cluster.local]
+  ports: [{number: 4317, name: grpc, protocol: GRPC}, {number: 4318, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.8.2}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: datadog-agent, namespace: observability}
+spec:
+  hosts: [datadog-agent.observability.svc.cluster.local]
+  ports: [{number: 8126, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.8.3}]
+`
+
+// describeTracing is "<tracer> <collector> <sampling>%[ tags=a,b][ spawn]", or "".
+func describeTracing(t *testing.T, tr *hcmv3.HttpConnectionManager_Tracing) string {
+	t.Helper()
+	if tr == nil {
+		return ""
+	}
+	out := tr.GetProvider().GetName()
+	switch out {
+	case zipkinTracer:
+		var z tracev3.ZipkinConfig
+		if err := tr.GetProvider().GetTypedConfig().UnmarshalTo(&z); err != nil {
+			t.Fatal(err)
+		}
+		out += " " + z.GetCollectorService().GetHttpUri().GetCluster() + " " + z.GetCollectorService().GetHttpUri().GetUri()
+	case openTelemetryTracer:
+		var o tracev3.OpenTelemetryConfig
+		if err := tr.GetProvider().GetTypedConfig().UnmarshalTo(&o); err != nil {
+			t.Fatal(err)
+		}
+		if g := o.GetGrpcService(); g != nil {
+			out += " grpc " + g.GetEnvoyGrpc().GetClusterName()
+		} else {
+			out += " http " + o.GetHttpService().GetHttpUri().GetCluster() + " " + o.GetHttpService().GetHttpUri().GetUri()
+		}
+	}
+	out += fmt.Sprintf(" %g%%", tr.GetRandomSampling().GetValue())
+	var tags []string
+	for _, tag := range tr.CustomTags {
+		tags = append(tags, tag.Tag)
+	}
+	if len(tags) > 0 {
+		out += " tags=" + strings.Join(tags, ",")
+	}
+	if tr.GetSpawnUpstreamSpan().GetValue() {
+		out += " spawn"
+	}
+	return out
+}
+
+func TestTracing(t *testing.T) {
+	const (
+		zipkin  = "envoy.tracers.zipkin outbound|9411||zipkin.istio-system.svc.cluster.local http://zipkin.istio-system.svc.cluster.local/api/v2/spans"
+		otel    = "envoy.tracers.opentelemetry grpc outbound|4317||otel-collector.observability.svc.cluster.local"
+		otelWeb = "envoy.tracers.opentelemetry http outbound|4318||otel-collector.observability.svc.cluster.local otel-collector.observability.svc.cluster.local/v1/traces"
+	)
+	telemetry := func(ns, spec string) string {
+		return "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: traces, namespace: " + ns + "}\nspec: " + spec + "\n"
+	}
+	withDefault := strings.Replace(tracingInput, "    extensionProviders:", "    defaultProviders: {tracing: [zipkin]}\n    extensionProviders:", 1)
+	tests := []struct {
+		name           string
+		docs           []string
+		client, server string
+		reported       string
+	}{
+		{name: "no tracing configured", docs: []string{tracingInput}},
+		{name: "the mesh config's default provider", docs: []string{withDefault}, client: zipkin + " 1%", server: zipkin + " 1%"},
+		{name: "the mesh's Telemetry: a provider, a sampling rate and tags", docs: []string{tracingInput,
+			telemetry("istio-system", `{tracing: [{providers: [{name: otel}], randomSamplingPercentage: 10, customTags: {env: {literal: {value: prod}}, user: {header: {name: x-user}}}}]}`)},
+			client: otel + " 10% tags=env,user", server: otel + " 10% tags=env,user"},
+		{name: "the namespace's turns off the server side", docs: []string{withDefault,
+			telemetry("shop", `{tracing: [{match: {mode: SERVER}, disableSpanReporting: true}, {match: {mode: CLIENT}, providers: [{name: otel-http}]}]}`)},
+			client: otelWeb + " 1%"},
+		{name: "an unknown provider", docs: []string{tracingInput, telemetry("shop", `{tracing: [{providers: [{name: jaeger}]}]}`)},
+			reported: `Telemetry shop/traces spec.tracing[0]: tracing provider "jaeger": the mesh config has no extension provider of that name`},
+		{name: "a collector the proxy does not see", docs: []string{tracingInput, telemetry("shop", `{tracing: [{providers: [{name: nowhere}]}]}`)},
+			reported: `tracing provider "nowhere": service "missing.observability.svc.cluster.local" is not a service this proxy sees`},
+		{name: "a provider navarch does not configure", docs: []string{tracingInput, telemetry("shop", `{tracing: [{providers: [{name: vendor}]}]}`)},
+			reported: `tracing provider "vendor": navarch configures zipkin and opentelemetry tracers only`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := grpcProxy("shop", map[string]string{"app": "web"})
+			p.Generator = ""
+			ctx := newContext(snapshotOf(t, tt.docs...), p, "cluster.local", "istio-system")
+			tr := tracingFor(ctx)
+			if got := describeTracing(t, tr.client); got != tt.client {
+				t.Errorf("client side %q, want %q", got, tt.client)
+			}
+			if got := describeTracing(t, tr.server); got != tt.server {
+				t.Errorf("server side %q, want %q", got, tt.server)
+			}
+			var reported []string
+			for _, err := range ctx.errs {
+				reported = append(reported, err.Error())
+			}
+			if tt.reported == "" && len(reported) > 0 || tt.reported != "" && (len(reported) != 1 || !strings.Contains(reported[0], tt.reported)) {
+				t.Errorf("reported %q, want %q", reported, tt.reported)
+			}
+		})
+	}
+	t.Run("proxyless gRPC: none", func(t *testing.T) {
+		if tr := tracingFor(newContext(snapshotOf(t, withDefault), grpcProxy("shop", nil), "cluster.local", "istio-system")); tr.client != nil || tr.server != nil {
+			t.Errorf("tracing %v", tr)
+		}
+	})
+}
+
+// TestTracingInWhatProxiesGet: a sidecar's outbound and inbound connection managers
+// and a gateway's carry the tracing, in resources that pass Validate.
+func TestTracingInWhatProxiesGet(t *testing.T) {
+	docs := []string{strings.Replace(tracingInput, "    extensionProviders:", "    defaultProviders: {tracing: [zipkin]}\n    extensionProviders:", 1), `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web, namespace: shop}
+spec:
+  hosts: [web.shop.svc.cluster.local]
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: web}}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: ingress, namespace: edge}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
+`}
+	snap := snapshotOf(t, docs...)
+	hcmOf := func(t *testing.T, l *listenerv3.Listener, port uint32) *hcmv3.HttpConnectionManager {
+		t.Helper()
+		for _, c := range l.FilterChains {
+			if port != 0 && c.GetFilterChainMatch().GetDestinationPort().GetValue() != port {
+				continue
+			}
+			var hcm hcmv3.HttpConnectionManager
+			if c.Filters[len(c.Filters)-1].GetTypedConfig().UnmarshalTo(&hcm) == nil {
+				return &hcm
+			}
+		}
+		t.Fatalf("no HTTP connection manager on %s port %d", l.Name, port)
+		return nil
+	}
+	listener := func(t *testing.T, p *Proxy, name string) *listenerv3.Listener {
+		t.Helper()
+		sets, err := profileFor(p).build(newContext(snap, p, "cluster.local", "istio-system"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var l listenerv3.Listener
+		if err := sets[ListenerType].ByName[name].Body.UnmarshalTo(&l); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return &l
+	}
+	sidecar := grpcProxy("shop", map[string]string{"app": "web"})
+	sidecar.Generator = ""
+	const zipkin = "envoy.tracers.zipkin outbound|9411||zipkin.istio-system.svc.cluster.local http://zipkin.istio-system.svc.cluster.local/api/v2/spans 1%"
+	if got := describeTracing(t, hcmOf(t, listener(t, sidecar, "0.0.0.0_8080"), 0).Tracing); got != zipkin {
+		t.Errorf("outbound: %q", got)
+	}
+	if got := describeTracing(t, hcmOf(t, listener(t, sidecar, virtualInbound), 8080).Tracing); got != zipkin {
+		t.Errorf("inbound: %q", got)
+	}
+	gw := &Proxy{ID: "router~10.0.0.2~ingress.edge~edge.svc.cluster.local", Type: TypeRouter, IP: "10.0.0.2",
+		Namespace: "edge", Labels: map[string]string{"istio": "ingressgateway"}}
+	l := listener(t, gw, "0.0.0.0_80")
+	if got := describeTracing(t, hcmOf(t, l, 0).Tracing); got != zipkin+" spawn" {
+		t.Errorf("gateway: %q", got)
+	}
+	sets, err := profileFor(gw).build(newContext(snap, gw, "cluster.local", "istio-system"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, filepath.Join("testdata", "tracing.gateway.golden.yaml"), dump(t, map[string]*TypeSet{ListenerType: sets[ListenerType]}))
+}
