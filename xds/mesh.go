@@ -26,17 +26,17 @@ import (
 //     and of services' default routes (2 retries).
 //   - trustDomainAliases: AuthorizationPolicy principals of the trust domain or an
 //     alias match the same workloads under every one of them.
-//   - extensionProviders and defaultProviders: access logs of Telemetry
-//     (telemetry.go) and the external authorization of CUSTOM AuthorizationPolicies
-//     (extauthz.go). The built-in providers are Istio's: "envoy" (a text log on
+//   - extensionProviders and defaultProviders: access logs and tracing of Telemetry
+//     (telemetry.go, tracing.go) and the external authorization of CUSTOM
+//     AuthorizationPolicies (extauthz.go). The built-in providers are Istio's: "envoy" (a text log on
 //     stdout), "prometheus" and "stackdriver"; a provider of the same name replaces
 //     one.
 //   - accessLogFile, accessLogEncoding, accessLogFormat: the access log of proxies
 //     that no Telemetry and no default provider gives one.
 //
 // trustDomain is the CA's (navarch ca show): a mesh config naming another is
-// reported and the CA's is used. The other fields (proxy defaults, tracing, ...)
-// are not translated.
+// refused by navarch apply (node/http.go); the CA's is used. The other fields
+// (proxy defaults, legacy tracing, ...) are not translated.
 
 // noMesh is the mesh config of a snapshot that has none: every field defaults.
 var noMesh = &meshconfig.MeshConfig{}

@@ -36,7 +36,8 @@ import (
 // provider of another kind, or one the mesh config does not have, is reported and
 // left out. Where no Telemetry logs and the mesh config names no default provider,
 // the mesh config's accessLogFile (with accessLogEncoding and accessLogFormat) is the
-// log, as Istio's legacy setting. Tracing and metrics settings are not translated.
+// log, as Istio's legacy setting. Tracing is tracing.go's; metrics settings are not
+// translated.
 // Proxyless gRPC gets no access logs (nor does it in Istio).
 
 const (
