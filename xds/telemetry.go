@@ -2,6 +2,7 @@ package xds
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,7 +11,11 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	celv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
+	grpclogv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/grpc/v3"
+	otellogv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/open_telemetry/v3"
+	otlpcommon "go.opentelemetry.io/proto/otlp/common/v1"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	telemetry "istio.io/api/telemetry/v1alpha1"
@@ -207,10 +212,88 @@ func providerAccessLog(ctx *Context, name, where string) *accesslogv3.AccessLog 
 		report(fmt.Errorf("provider %q: the mesh config has no extension provider of that name; nothing is logged for it", name))
 		return nil
 	}
-	fp := ep.GetEnvoyFileAccessLog()
-	if fp == nil {
-		report(fmt.Errorf("provider %q: navarch writes access logs to envoyFileAccessLog providers only; nothing is logged for it", name))
-		return nil
+	var l *accesslogv3.AccessLog
+	var err error
+	switch p := ep.Provider.(type) {
+	case *meshconfig.MeshConfig_ExtensionProvider_EnvoyFileAccessLog:
+		l = fileProviderLog(ctx, name, p.EnvoyFileAccessLog)
+	case *meshconfig.MeshConfig_ExtensionProvider_EnvoyHttpAls:
+		l, err = grpcAccessLog(ctx, p.EnvoyHttpAls.GetService(), p.EnvoyHttpAls.GetPort(), func(common *grpclogv3.CommonGrpcAccessLogConfig) (string, proto.Message) {
+			common.LogName = cmp.Or(p.EnvoyHttpAls.GetLogName(), "http_envoy_accesslog")
+			common.FilterStateObjectsToLog = orStrings(p.EnvoyHttpAls.GetFilterStateObjectsToLog(), peerStateToLog)
+			return "envoy.access_loggers.http_grpc", &grpclogv3.HttpGrpcAccessLogConfig{CommonConfig: common,
+				AdditionalRequestHeadersToLog:   p.EnvoyHttpAls.GetAdditionalRequestHeadersToLog(),
+				AdditionalResponseHeadersToLog:  p.EnvoyHttpAls.GetAdditionalResponseHeadersToLog(),
+				AdditionalResponseTrailersToLog: p.EnvoyHttpAls.GetAdditionalResponseTrailersToLog()}
+		})
+	case *meshconfig.MeshConfig_ExtensionProvider_EnvoyTcpAls:
+		l, err = grpcAccessLog(ctx, p.EnvoyTcpAls.GetService(), p.EnvoyTcpAls.GetPort(), func(common *grpclogv3.CommonGrpcAccessLogConfig) (string, proto.Message) {
+			common.LogName = cmp.Or(p.EnvoyTcpAls.GetLogName(), "tcp_envoy_accesslog")
+			common.FilterStateObjectsToLog = orStrings(p.EnvoyTcpAls.GetFilterStateObjectsToLog(), peerStateToLog)
+			return "envoy.access_loggers.tcp_grpc", &grpclogv3.TcpGrpcAccessLogConfig{CommonConfig: common}
+		})
+	case *meshconfig.MeshConfig_ExtensionProvider_EnvoyOtelAls:
+		o := p.EnvoyOtelAls
+		l, err = grpcAccessLog(ctx, o.GetService(), o.GetPort(), func(common *grpclogv3.CommonGrpcAccessLogConfig) (string, proto.Message) {
+			common.LogName = cmp.Or(o.GetLogName(), "otel_envoy_accesslog")
+			common.FilterStateObjectsToLog = wasmPeerStateToLog
+			cfg := &otellogv3.OpenTelemetryAccessLogConfig{CommonConfig: common, DisableBuiltinLabels: true,
+				Body: &otlpcommon.AnyValue{Value: &otlpcommon.AnyValue_StringValue{StringValue: cmp.Or(o.GetLogFormat().GetText(), istioLogFormat)}}}
+			if labels := o.GetLogFormat().GetLabels().GetFields(); len(labels) > 0 {
+				cfg.Attributes = &otlpcommon.KeyValueList{}
+				for _, k := range registry.SortedKeys(labels) {
+					cfg.Attributes.Values = append(cfg.Attributes.Values, &otlpcommon.KeyValue{Key: k,
+						Value: &otlpcommon.AnyValue{Value: &otlpcommon.AnyValue_StringValue{StringValue: labels[k].GetStringValue()}}})
+				}
+			}
+			return "envoy.access_loggers.open_telemetry", cfg
+		})
+	default:
+		err = errors.New("not an access log provider (envoyFileAccessLog, envoyHttpAls, envoyTcpAls, envoyOtelAls)")
+	}
+	if err != nil {
+		report(fmt.Errorf("provider %q: %v; nothing is logged for it", name, err))
+	}
+	return l
+}
+
+// Filter state the gRPC access logs send, as Istio's: the peers' metadata.
+var (
+	peerStateToLog     = []string{"upstream_peer", "downstream_peer"}
+	wasmPeerStateToLog = []string{"upstream_peer", "downstream_peer", "wasm.upstream_peer", "wasm.upstream_peer_id", "wasm.downstream_peer", "wasm.downstream_peer_id"}
+)
+
+func orStrings(a, b []string) []string {
+	if len(a) > 0 {
+		return a
+	}
+	return b
+}
+
+// grpcAccessLog is an access log sent over gRPC to a provider's service, which must
+// be a service the proxy sees; build completes the common settings and returns the
+// logger's name and configuration.
+func grpcAccessLog(ctx *Context, service string, port uint32, build func(*grpclogv3.CommonGrpcAccessLogConfig) (string, proto.Message)) (*accesslogv3.AccessLog, error) {
+	host, cluster, err := providerCluster(ctx, service, port)
+	if err != nil {
+		return nil, err
+	}
+	common := &grpclogv3.CommonGrpcAccessLogConfig{
+		GrpcService: &corev3.GrpcService{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{
+			EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: cluster, Authority: host}}},
+		TransportApiVersion: corev3.ApiVersion_V3,
+	}
+	name, cfg := build(common)
+	return &accesslogv3.AccessLog{Name: name, ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: mustAny(cfg)}}, nil
+}
+
+// fileProviderLog is an envoyFileAccessLog provider's log. Istio's built-in "envoy"
+// without a format of its own takes the mesh config's accessLogEncoding and
+// accessLogFormat.
+func fileProviderLog(ctx *Context, name string, fp *meshconfig.MeshConfig_ExtensionProvider_EnvoyFileAccessLogProvider) *accesslogv3.AccessLog {
+	path := cmp.Or(fp.Path, "/dev/stdout")
+	if name == envoyLogProvider && fp.LogFormat == nil && !fp.OmitEmptyValues {
+		return meshFileLog(ctx.Mesh, path)
 	}
 	format := &corev3.SubstitutionFormatString{OmitEmptyValues: fp.OmitEmptyValues}
 	switch f := fp.GetLogFormat().GetLogFormat().(type) {
@@ -225,15 +308,20 @@ func providerAccessLog(ctx *Context, name, where string) *accesslogv3.AccessLog 
 	default:
 		format.Format = textFormat("")
 	}
-	return fileAccessLog(cmp.Or(fp.Path, "/dev/stdout"), format)
+	return fileAccessLog(path, format)
 }
 
 // meshAccessLog is the mesh config's accessLogFile, nil when it names none.
 func meshAccessLog(ctx *Context) *accesslogv3.AccessLog {
-	m := ctx.Mesh
-	if m.AccessLogFile == "" {
+	if ctx.Mesh.AccessLogFile == "" {
 		return nil
 	}
+	return meshFileLog(ctx.Mesh, ctx.Mesh.AccessLogFile)
+}
+
+// meshFileLog is a log to path in the mesh config's accessLogEncoding and
+// accessLogFormat.
+func meshFileLog(m *meshconfig.MeshConfig, path string) *accesslogv3.AccessLog {
 	format := &corev3.SubstitutionFormatString{Format: textFormat(m.AccessLogFormat)}
 	if m.AccessLogEncoding == meshconfig.MeshConfig_JSON {
 		labels := istioJSONLogFormat
@@ -245,7 +333,7 @@ func meshAccessLog(ctx *Context) *accesslogv3.AccessLog {
 		}
 		format.Format = &corev3.SubstitutionFormatString_JsonFormat{JsonFormat: labels}
 	}
-	return fileAccessLog(m.AccessLogFile, format)
+	return fileAccessLog(path, format)
 }
 
 // textFormat is a text log format: Istio's default, or the given one ending in a

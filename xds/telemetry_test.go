@@ -10,6 +10,8 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	celv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
+	grpclogv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/grpc/v3"
+	otellogv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/open_telemetry/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 
@@ -118,6 +120,25 @@ spec:
 // when it is filtered.
 func describeLog(t *testing.T, l *accesslogv3.AccessLog) string {
 	t.Helper()
+	switch l.Name {
+	case "envoy.access_loggers.http_grpc":
+		var g grpclogv3.HttpGrpcAccessLogConfig
+		if err := l.GetTypedConfig().UnmarshalTo(&g); err != nil {
+			t.Fatal(err)
+		}
+		return "http_grpc " + g.GetCommonConfig().GetLogName() + " " + g.GetCommonConfig().GetGrpcService().GetEnvoyGrpc().GetClusterName()
+	case "envoy.access_loggers.open_telemetry":
+		var o otellogv3.OpenTelemetryAccessLogConfig
+		if err := l.GetTypedConfig().UnmarshalTo(&o); err != nil {
+			t.Fatal(err)
+		}
+		var attrs []string
+		for _, kv := range o.GetAttributes().GetValues() {
+			attrs = append(attrs, kv.Key)
+		}
+		return "open_telemetry " + o.GetCommonConfig().GetGrpcService().GetEnvoyGrpc().GetClusterName() + " body " +
+			strings.TrimSuffix(o.GetBody().GetStringValue(), "\n") + " attributes " + strings.Join(attrs, ",")
+	}
 	var f filev3.FileAccessLog
 	if err := l.GetTypedConfig().UnmarshalTo(&f); err != nil {
 		t.Fatal(err)
@@ -202,7 +223,42 @@ apiVersion: navarch.io/v1
 kind: MeshConfig
 metadata: {name: istio, namespace: istio-system}
 spec: {defaultProviders: {accessLogging: [prometheus, envoy]}}`},
-			client: []string{istioText}, server: []string{istioText}, reported: `provider "prometheus": navarch writes access logs to envoyFileAccessLog providers only`},
+			client: []string{istioText}, server: []string{istioText}, reported: `provider "prometheus": not an access log provider`},
+		{name: "gRPC and OpenTelemetry access log services", docs: []string{`
+apiVersion: navarch.io/v1
+kind: MeshConfig
+metadata: {name: istio, namespace: istio-system}
+spec:
+  defaultProviders: {accessLogging: [als, otel]}
+  extensionProviders:
+  - {name: als, envoyHttpAls: {service: als.observability.svc.cluster.local, port: 9000}}
+  - {name: otel, envoyOtelAls: {service: als.observability.svc.cluster.local, port: 4317, logFormat: {text: "%REQ(:PATH)%", labels: {code: "%RESPONSE_CODE%", a: b}}}}
+  - {name: nowhere, envoyTcpAls: {service: missing.observability.svc.cluster.local, port: 9000}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: als, namespace: observability}
+spec:
+  hosts: [als.observability.svc.cluster.local]
+  ports: [{number: 9000, name: grpc-als, protocol: GRPC}, {number: 4317, name: grpc-otel, protocol: GRPC}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.8.1}]`, `
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: logs, namespace: shop}
+spec: {accessLogging: [{providers: [{name: als}, {name: otel}, {name: nowhere}]}]}`},
+			client: []string{"http_grpc http_envoy_accesslog outbound|9000||als.observability.svc.cluster.local",
+				"open_telemetry outbound|4317||als.observability.svc.cluster.local body %REQ(:PATH)% attributes a,code"},
+			server: []string{"http_grpc http_envoy_accesslog outbound|9000||als.observability.svc.cluster.local",
+				"open_telemetry outbound|4317||als.observability.svc.cluster.local body %REQ(:PATH)% attributes a,code"},
+			reported: `provider "nowhere": service "missing.observability.svc.cluster.local" is not a service this proxy sees`},
+		{name: "the built-in provider in the mesh config's encoding", docs: []string{`
+apiVersion: navarch.io/v1
+kind: MeshConfig
+metadata: {name: istio, namespace: istio-system}
+spec: {accessLogEncoding: JSON, defaultProviders: {accessLogging: [envoy]}}`},
+			client: []string{"/dev/stdout json authority,bytes_received,bytes_sent,connection_termination_details,downstream_local_address,downstream_remote_address,duration,method,path,protocol,request_id,requested_server_name,response_code,response_code_details,response_flags,route_name,start_time,upstream_cluster,upstream_host,upstream_local_address,upstream_service_time,upstream_transport_failure_reason,user_agent,x_forwarded_for"},
+			server: []string{"/dev/stdout json authority,bytes_received,bytes_sent,connection_termination_details,downstream_local_address,downstream_remote_address,duration,method,path,protocol,request_id,requested_server_name,response_code,response_code_details,response_flags,route_name,start_time,upstream_cluster,upstream_host,upstream_local_address,upstream_service_time,upstream_transport_failure_reason,user_agent,x_forwarded_for"}},
 		{name: "the mesh config's access log file", docs: []string{`
 apiVersion: navarch.io/v1
 kind: MeshConfig
