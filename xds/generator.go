@@ -226,7 +226,8 @@ type memoEntry struct {
 	err  error
 }
 
-// validResource builds, validates and marshals a generated resource. A resource
+// validResource builds, validates (with what it packs: validateNested) and marshals
+// a generated resource. A resource
 // whose bytes are those of one in v (built in the server's last pushes) is that
 // resource, not validated again.
 func validResource(v *validCache, typeURL string, n named) (*Resource, error) {
@@ -243,10 +244,8 @@ func validResource(v *validCache, typeURL string, n named) (*Resource, error) {
 		v.put(key, r)
 		return r, nil
 	}
-	if m, ok := msg.(interface{ Validate() error }); ok {
-		if err := m.Validate(); err != nil {
-			return nil, fmt.Errorf("invalid: %w", err)
-		}
+	if err := validateNested(msg); err != nil {
+		return nil, fmt.Errorf("invalid: %w", err)
 	}
 	r := marshalled(typeURL, n.name, key.version, b)
 	v.put(key, r)

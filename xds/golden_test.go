@@ -99,6 +99,9 @@ func dump(t *testing.T, sets map[string]*TypeSet) []byte {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if err := validateNested(msg); err != nil {
+				t.Errorf("%s %s: invalid: %v", shortType(typ), name, err)
+			}
 			b, err := protojson.Marshal(msg)
 			if err != nil {
 				t.Fatal(err)

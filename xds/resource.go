@@ -8,6 +8,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -94,4 +95,59 @@ func setVersion(rs []*Resource) string {
 	binary.BigEndian.PutUint64(sum[:], h.Sum64())
 	hex.Encode(out[:], sum[:])
 	return string(out[:])
+}
+
+// validateNested validates m and every message packed in an Any within it (the
+// typed configs of filters, access logs, tracers, ...), which a message's own
+// Validate does not look into. Types this program does not know are left alone.
+func validateNested(m proto.Message) error {
+	if v, ok := m.(interface{ Validate() error }); ok {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	var err error
+	var walk func(protoreflect.Message)
+	walk = func(msg protoreflect.Message) {
+		msg.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			if fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind {
+				return true
+			}
+			visit := func(inner protoreflect.Message) {
+				if err != nil {
+					return
+				}
+				if a, ok := inner.Interface().(*anypb.Any); ok {
+					packed, uerr := a.UnmarshalNew()
+					if uerr != nil {
+						return // a type this program does not link
+					}
+					if verr := validateNested(packed); verr != nil {
+						err = fmt.Errorf("%s (%s): %w", fd.FullName(), a.TypeUrl, verr)
+					}
+					return
+				}
+				walk(inner)
+			}
+			switch {
+			case fd.IsList():
+				l := v.List()
+				for i := 0; i < l.Len(); i++ {
+					visit(l.Get(i).Message())
+				}
+			case fd.IsMap():
+				if fd.MapValue().Kind() == protoreflect.MessageKind {
+					v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+						visit(mv.Message())
+						return err == nil
+					})
+				}
+			default:
+				visit(v.Message())
+			}
+			return err == nil
+		})
+	}
+	walk(m.ProtoReflect())
+	return err
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -43,5 +45,27 @@ func TestRebuiltResourcesAreNotValidatedAgain(t *testing.T) {
 	}
 	if r, err := validResource(nil, ClusterType, cluster("a", time.Second)); err != nil || r.Version != first.Version {
 		t.Fatalf("without a cache: %+v, %v", r, err)
+	}
+}
+
+// TestValidationLooksIntoTypedConfigs: a listener whose connection manager is
+// invalid passes the listener's own Validate, not navarch's.
+func TestValidationLooksIntoTypedConfigs(t *testing.T) {
+	listener := func(hcm *hcmv3.HttpConnectionManager) named {
+		return named{name: "l", msg: &listenerv3.Listener{Name: "l", Address: socketAddress("0.0.0.0", 80),
+			FilterChains: []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{{
+				Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)}}}}}}}
+	}
+	valid := &hcmv3.HttpConnectionManager{StatPrefix: "x", RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
+		ConfigSource: adsConfigSource(), RouteConfigName: "80"}}}
+	if _, err := validResource(nil, ListenerType, listener(valid)); err != nil {
+		t.Fatalf("a valid listener: %v", err)
+	}
+	invalid := &hcmv3.HttpConnectionManager{RouteSpecifier: valid.RouteSpecifier} // no stat prefix
+	if err := listener(invalid).msg.(*listenerv3.Listener).Validate(); err != nil {
+		t.Fatalf("the listener's own Validate looked inside: %v", err)
+	}
+	if _, err := validResource(nil, ListenerType, listener(invalid)); err == nil || !strings.Contains(err.Error(), "StatPrefix") {
+		t.Fatalf("an invalid connection manager: %v; want its Validate's error", err)
 	}
 }
