@@ -53,7 +53,7 @@ func (g clusters) Generate(ctx *Context) []named {
 				// applies: its namespace's, or one selecting it.
 				out = append(out, shared(name, k, func() proto.Message {
 					c := newCluster(ctx, svc, port, subset, name, g.envoy)
-					tp := trafficPolicy(dr, port.Number, subset)
+					tp := trafficPolicy(ctx.Mesh, dr, port.Number, subset)
 					applyPolicy(c, tp)
 					if g.envoy {
 						applyEnvoyLoadBalancer(c, tp.GetLoadBalancer())

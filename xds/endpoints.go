@@ -46,7 +46,7 @@ func (g endpoints) Generate(ctx *Context) []named {
 				// Which workloads a subset holds depends on the DestinationRule, chosen
 				// by the proxy's namespace; how they are reached, on its network and
 				// kind.
-				tp := trafficPolicy(dr, port.Number, subset)
+				tp := trafficPolicy(ctx.Mesh, dr, port.Number, subset)
 				lb := localityPolicy(ctx, tp, svc)
 				unhealthy := keepsUnhealthy(ctx, tp, svc)
 				k := key

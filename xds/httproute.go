@@ -306,7 +306,7 @@ func hashPolicy(ctx *Context, ns string, d *networking.Destination, port uint32)
 	if svc == nil {
 		return nil
 	}
-	tp := trafficPolicy(ctx.destinationRule(svc), destinationPort(ctx, host, d, port), d.Subset)
+	tp := trafficPolicy(ctx.Mesh, ctx.destinationRule(svc), destinationPort(ctx, host, d, port), d.Subset)
 	ch := tp.GetLoadBalancer().GetConsistentHash()
 	if ch == nil {
 		return nil

@@ -22,6 +22,9 @@ import (
 //     does not know, unless its Sidecar says (ALLOW_ANY).
 //   - localityLbSetting: locality load balancing of clusters whose DestinationRule
 //     has none (enabled, no distribute or failover).
+//   - defaultTrafficPolicy: the connection pool and outlier detection of clusters
+//     whose DestinationRule sets none (policy.go); the pool also of inbound clusters
+//     and of the passthrough cluster.
 //   - defaultHttpRetryPolicy: the retries of routes whose VirtualService has none,
 //     and of services' default routes (2 retries).
 //   - trustDomainAliases: AuthorizationPolicy principals of the trust domain or an

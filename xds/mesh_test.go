@@ -120,6 +120,28 @@ spec: {host: orders.shop.svc.cluster.local, trafficPolicy: {tls: {mode: ISTIO_MU
 			t.Errorf("unknown destinations go to %q", got)
 		}
 	})
+	t.Run("the default traffic policy, below a DestinationRule's", func(t *testing.T) {
+		const mesh = `{defaultTrafficPolicy: {connectionPool: {tcp: {maxConnections: 7}}, outlierDetection: {consecutive5xxErrors: 3}}}`
+		maxConns := func(c *clusterv3.Cluster) uint32 {
+			return c.GetCircuitBreakers().GetThresholds()[0].GetMaxConnections().GetValue()
+		}
+		_, clusters := build(t, meshDoc(mesh))
+		if maxConns(clusters[orders]) != 7 || clusters[orders].GetOutlierDetection().GetConsecutive_5Xx().GetValue() != 3 {
+			t.Errorf("orders: circuit breakers %v, outlier detection %v; want the mesh's", clusters[orders].GetCircuitBreakers(), clusters[orders].GetOutlierDetection())
+		}
+		if maxConns(clusters[passthroughCluster]) != 7 || clusters[passthroughCluster].GetOutlierDetection() != nil {
+			t.Errorf("passthrough: %v, %v; want the mesh's connection pool only", clusters[passthroughCluster].GetCircuitBreakers(), clusters[passthroughCluster].GetOutlierDetection())
+		}
+		_, clusters = build(t, meshDoc(mesh), `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: orders, namespace: shop}
+spec: {host: orders.shop.svc.cluster.local, trafficPolicy: {connectionPool: {tcp: {maxConnections: 100}}}}
+`)
+		if maxConns(clusters[orders]) != 100 || clusters[orders].GetOutlierDetection().GetConsecutive_5Xx().GetValue() != 3 {
+			t.Errorf("orders under a DestinationRule: %v, %v; want its pool and the mesh's outlier detection", clusters[orders].GetCircuitBreakers(), clusters[orders].GetOutlierDetection())
+		}
+	})
 	t.Run("a mesh locality setting applies without a DestinationRule's", func(t *testing.T) {
 		ctx, _ := build(t, meshDoc(`{localityLbSetting: {failover: [{from: us, to: eu}]}}`))
 		lb, _ := effectiveLocality(ctx, &networking.TrafficPolicy{}, ctx.Services[0])

@@ -2,20 +2,26 @@ package xds
 
 import (
 	"google.golang.org/protobuf/proto"
+	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/navarch/navarch/registry"
 )
 
 // trafficPolicy returns the traffic policy for a service port and subset, merged as
-// Istio merges it: the DestinationRule's top-level policy, overridden field by field
-// by its settings for the port, then by the subset's policy (and the subset's settings
-// for the port). nil when nothing applies.
-func trafficPolicy(dr *networking.DestinationRule, port uint32, subset string) *networking.TrafficPolicy {
-	if dr == nil {
-		return nil
+// Istio merges it: the mesh config's defaultTrafficPolicy (connection pool and outlier
+// detection), overridden field by field by the DestinationRule's top-level policy,
+// then by its settings for the port, then by the subset's policy (and the subset's
+// settings for the port). nil when nothing applies.
+func trafficPolicy(m *meshconfig.MeshConfig, dr *networking.DestinationRule, port uint32, subset string) *networking.TrafficPolicy {
+	var tp *networking.TrafficPolicy
+	if d := m.GetDefaultTrafficPolicy(); d.GetConnectionPool() != nil || d.GetOutlierDetection() != nil {
+		tp = &networking.TrafficPolicy{ConnectionPool: d.GetConnectionPool(), OutlierDetection: d.GetOutlierDetection()}
 	}
-	tp := mergePolicy(nil, dr.TrafficPolicy, port)
+	if dr == nil {
+		return tp
+	}
+	tp = mergePolicy(tp, dr.TrafficPolicy, port)
 	if subset != "" {
 		for _, s := range dr.Subsets {
 			if s.Name == subset {

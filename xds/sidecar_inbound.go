@@ -296,7 +296,7 @@ func inboundClusters(ctx *Context) []named {
 		if port.http2 {
 			c.TypedExtensionProtocolOptions = http2Upstream()
 		}
-		applyConnectionPool(c, cmp.Or(port.pool, pool))
+		applyConnectionPool(c, cmp.Or(port.pool, pool, ctx.Mesh.GetDefaultTrafficPolicy().GetConnectionPool()))
 		out = append(out, named{name: c.Name, msg: c})
 	}
 	return out
