@@ -20,6 +20,8 @@ import (
 //     for clusters no DestinationRule gives a tls mode (on).
 //   - outboundTrafficPolicy.mode: where a sidecar sends traffic for destinations it
 //     does not know, unless its Sidecar says (ALLOW_ANY).
+//   - inboundTrafficPolicy.mode LOCALHOST: a sidecar's inbound clusters go to
+//     127.0.0.1 (PASSTHROUGH: to the connection's original destination).
 //   - localityLbSetting: locality load balancing of clusters whose DestinationRule
 //     has none (enabled, no distribute or failover).
 //   - defaultTrafficPolicy: the connection pool and outlier detection of clusters

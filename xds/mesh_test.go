@@ -142,6 +142,29 @@ spec: {host: orders.shop.svc.cluster.local, trafficPolicy: {connectionPool: {tcp
 			t.Errorf("orders under a DestinationRule: %v, %v; want its pool and the mesh's outlier detection", clusters[orders].GetCircuitBreakers(), clusters[orders].GetOutlierDetection())
 		}
 	})
+	t.Run("inbound traffic to localhost", func(t *testing.T) {
+		const inbound = "inbound|8080||"
+		_, clusters := build(t, `
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: web-1, namespace: shop}
+spec: {address: 10.0.0.2, labels: {app: web}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web, namespace: shop}
+spec:
+  hosts: [web.shop.svc.cluster.local]
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: web}}
+`, meshDoc(`{inboundTrafficPolicy: {mode: LOCALHOST}}`))
+		c := clusters[inbound]
+		addr := c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
+		if c.GetType() != clusterv3.Cluster_STATIC || addr.GetAddress() != "127.0.0.1" || addr.GetPortValue() != 8080 {
+			t.Errorf("%s: %v %v, want a static cluster to 127.0.0.1:8080", inbound, c.GetType(), addr)
+		}
+	})
 	t.Run("a mesh locality setting applies without a DestinationRule's", func(t *testing.T) {
 		ctx, _ := build(t, meshDoc(`{localityLbSetting: {failover: [{from: us, to: eu}]}}`))
 		lb, _ := effectiveLocality(ctx, &networking.TrafficPolicy{}, ctx.Services[0])

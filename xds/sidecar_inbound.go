@@ -18,6 +18,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/navarch/navarch/registry"
@@ -308,6 +309,11 @@ func inboundClusters(ctx *Context) []named {
 // unix socket.
 func inboundCluster(ctx *Context, port inboundPort) *clusterv3.Cluster {
 	name := inboundClusterName(port.number)
+	if port.endpoint == "" && ctx.Mesh.GetInboundTrafficPolicy().GetMode() == meshconfig.MeshConfig_InboundTrafficPolicy_LOCALHOST {
+		// The mesh's inboundTrafficPolicy LOCALHOST: to the application on loopback,
+		// for applications that listen on localhost only, as in Istio.
+		port.endpoint = "127.0.0.1:" + strconv.FormatUint(uint64(port.number), 10)
+	}
 	if port.endpoint == "" {
 		return originalDstCluster(ctx, name)
 	}
