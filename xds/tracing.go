@@ -28,7 +28,8 @@ import (
 // A side without a provider is not traced. Spans go to the provider's collector
 // service, which must be a service the proxy sees: zipkin (HTTP JSON v2, B3) and
 // opentelemetry (OTLP over gRPC, or over HTTP with http set) providers. Sampling is
-// the entry's percentage, else Istio's default of 1%; gateways start a child span
+// the entry's percentage, else the mesh config's defaultConfig.tracing.sampling, else
+// Istio's default of 1%; gateways start a child span
 // for the upstream request, as Istio's do.
 //
 // Where no Telemetry traces and the mesh config names no default tracing provider,
@@ -138,6 +139,12 @@ func buildTracing(ctx *Context, s tracingSpec) *hcmv3.HttpConnectionManager_Trac
 		return nil
 	}
 	sampling := defaultSampling
+	if pc := ctx.Mesh.GetDefaultConfig().GetTracing().GetSampling(); pc != 0 {
+		sampling = pc // the proxies' default, as Istio reads it (over 100: 1%)
+		if pc > 100 {
+			sampling = defaultSampling
+		}
+	}
 	if s.sampling != nil {
 		sampling = *s.sampling
 	}

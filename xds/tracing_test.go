@@ -115,6 +115,8 @@ func TestTracing(t *testing.T) {
 	}{
 		{name: "no tracing configured", docs: []string{tracingInput}},
 		{name: "the mesh config's default provider", docs: []string{withDefault}, client: zipkin + " 1%", server: zipkin + " 1%"},
+		{name: "the proxies' default sampling", docs: []string{strings.Replace(withDefault, "    defaultProviders:", "    defaultConfig: {tracing: {sampling: 25}}\n    defaultProviders:", 1)},
+			client: zipkin + " 25%", server: zipkin + " 25%"},
 		{name: "the mesh's Telemetry: a provider, a sampling rate and tags", docs: []string{tracingInput,
 			telemetry("istio-system", `{tracing: [{providers: [{name: otel}], randomSamplingPercentage: 10, customTags: {env: {literal: {value: prod}}, user: {header: {name: x-user}}}}]}`)},
 			client: otel + " 10% tags=env,user", server: otel + " 10% tags=env,user"},
