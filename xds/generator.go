@@ -244,7 +244,7 @@ func validResource(v *validCache, typeURL string, n named) (*Resource, error) {
 		v.put(key, r)
 		return r, nil
 	}
-	if err := validateNested(msg); err != nil {
+	if err := validateNested(msg, b); err != nil {
 		return nil, fmt.Errorf("invalid: %w", err)
 	}
 	r := marshalled(typeURL, n.name, key.version, b)

@@ -78,8 +78,15 @@ func routerHTTPFilter() *hcmv3.HttpFilter {
 }
 
 // mustAny wraps a message in an Any. Marshalling a generated message that we built
-// cannot fail short of a bug, so a failure panics.
+// cannot fail short of a bug, so a failure panics. A message that fails its Validate
+// is packed as a mark that makes the resource holding it invalid (validateNested).
 func mustAny(m proto.Message) *anypb.Any {
+	if v, ok := m.(interface{ Validate() error }); ok {
+		if err := v.Validate(); err != nil {
+			// Marked, for the resource that holds it to be refused (validateNested).
+			return &anypb.Any{TypeUrl: invalidAnyType, Value: []byte(string(proto.MessageName(m)) + ": " + err.Error())}
+		}
+	}
 	b, err := deterministic.Marshal(m)
 	if err != nil {
 		panic("marshalling " + string(proto.MessageName(m)) + ": " + err.Error())

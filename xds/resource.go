@@ -1,7 +1,9 @@
 package xds
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
 	"encoding/hex"
 	"fmt"
 	"sort"
@@ -97,57 +99,66 @@ func setVersion(rs []*Resource) string {
 	return string(out[:])
 }
 
-// validateNested validates m and every message packed in an Any within it (the
-// typed configs of filters, access logs, tracers, ...), which a message's own
-// Validate does not look into. Types this program does not know are left alone.
-func validateNested(m proto.Message) error {
+// validateNested validates m, marshalled as b, and every message packed in an Any
+// within it (the typed configs of filters, access logs, tracers, ...), which a
+// message's own Validate does not look into. mustAny validates what it packs, and
+// packs a message that fails as an Any of invalidAnyType whose value is the reason;
+// such a mark's type URL is in the bytes of every message that holds it, however
+// deep, so a resource is checked by its Validate and a search of its bytes, without
+// unpacking anything but the rare resource whose bytes hold the mark's name.
+func validateNested(m proto.Message, b []byte) error {
 	if v, ok := m.(interface{ Validate() error }); ok {
 		if err := v.Validate(); err != nil {
 			return err
 		}
 	}
-	var err error
-	var walk func(protoreflect.Message)
-	walk = func(msg protoreflect.Message) {
-		msg.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			if fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind {
-				return true
-			}
-			visit := func(inner protoreflect.Message) {
-				if err != nil {
-					return
-				}
-				if a, ok := inner.Interface().(*anypb.Any); ok {
-					packed, uerr := a.UnmarshalNew()
-					if uerr != nil {
-						return // a type this program does not link
-					}
-					if verr := validateNested(packed); verr != nil {
-						err = fmt.Errorf("%s (%s): %w", fd.FullName(), a.TypeUrl, verr)
-					}
-					return
-				}
-				walk(inner)
-			}
-			switch {
-			case fd.IsList():
-				l := v.List()
-				for i := 0; i < l.Len(); i++ {
-					visit(l.Get(i).Message())
-				}
-			case fd.IsMap():
-				if fd.MapValue().Kind() == protoreflect.MessageKind {
-					v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
-						visit(mv.Message())
-						return err == nil
-					})
-				}
-			default:
-				visit(v.Message())
-			}
-			return err == nil
-		})
+	if !bytes.Contains(b, []byte(invalidAnyType)) {
+		return nil
 	}
-	walk(m.ProtoReflect())
+	return invalidAnyIn(m.ProtoReflect())
+}
+
+// invalidAnyType is the type of the Any mustAny packs an invalid message as.
+const invalidAnyType = "type.googleapis.com/navarch.invalid"
+
+// invalidAnyIn returns the reason of the first invalid mark in msg, unpacking the
+// Anys within it; nil if there is none (the bytes only looked as if).
+func invalidAnyIn(msg protoreflect.Message) error {
+	if a, ok := msg.Interface().(*anypb.Any); ok {
+		if a.TypeUrl == invalidAnyType {
+			return errors.New(string(a.Value))
+		}
+		packed, err := a.UnmarshalNew()
+		if err != nil {
+			return nil // a type this program does not link holds no mark of its own
+		}
+		return invalidAnyIn(packed.ProtoReflect())
+	}
+	var err error
+	msg.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind {
+			return true
+		}
+		switch {
+		case fd.IsList():
+			l := v.List()
+			for i := 0; i < l.Len() && err == nil; i++ {
+				err = invalidAnyIn(l.Get(i).Message())
+			}
+		case fd.IsMap():
+			if fd.MapValue().Kind() == protoreflect.MessageKind {
+				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+					err = invalidAnyIn(mv.Message())
+					return err == nil
+				})
+			}
+		default:
+			err = invalidAnyIn(v.Message())
+		}
+		if err != nil {
+			err = fmt.Errorf("%s: %w", fd.Name(), err)
+		}
+		return err == nil
+	})
 	return err
 }

@@ -68,4 +68,9 @@ func TestValidationLooksIntoTypedConfigs(t *testing.T) {
 	if _, err := validResource(nil, ListenerType, listener(invalid)); err == nil || !strings.Contains(err.Error(), "StatPrefix") {
 		t.Fatalf("an invalid connection manager: %v; want its Validate's error", err)
 	}
+	// Bytes that only look like a mark (a string a user wrote) are not one.
+	lookalike := &hcmv3.HttpConnectionManager{StatPrefix: invalidAnyType, RouteSpecifier: valid.RouteSpecifier}
+	if _, err := validResource(nil, ListenerType, listener(lookalike)); err != nil {
+		t.Fatalf("a connection manager whose stat prefix names the mark: %v", err)
+	}
 }
