@@ -3,8 +3,8 @@ package xds
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 
