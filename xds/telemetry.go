@@ -237,8 +237,12 @@ func providerAccessLog(ctx *Context, name, where string) *accesslogv3.AccessLog 
 		l, err = grpcAccessLog(ctx, o.GetService(), o.GetPort(), func(common *grpclogv3.CommonGrpcAccessLogConfig) (string, proto.Message) {
 			common.LogName = cmp.Or(o.GetLogName(), "otel_envoy_accesslog")
 			common.FilterStateObjectsToLog = wasmPeerStateToLog
-			cfg := &otellogv3.OpenTelemetryAccessLogConfig{CommonConfig: common, DisableBuiltinLabels: true,
+			cfg := &otellogv3.OpenTelemetryAccessLogConfig{DisableBuiltinLabels: true,
 				Body: &otlpcommon.AnyValue{Value: &otlpcommon.AnyValue_StringValue{StringValue: cmp.Or(o.GetLogFormat().GetText(), istioLogFormat)}}}
+			// The deprecated common config, as Istio sends it: the Envoys of older
+			// proxies know no other.
+			//lint:ignore SA1019 see above
+			cfg.CommonConfig = common
 			if labels := o.GetLogFormat().GetLabels().GetFields(); len(labels) > 0 {
 				cfg.Attributes = &otlpcommon.KeyValueList{}
 				for _, k := range registry.SortedKeys(labels) {

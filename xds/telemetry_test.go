@@ -136,7 +136,9 @@ func describeLog(t *testing.T, l *accesslogv3.AccessLog) string {
 		for _, kv := range o.GetAttributes().GetValues() {
 			attrs = append(attrs, kv.Key)
 		}
-		return "open_telemetry " + o.GetCommonConfig().GetGrpcService().GetEnvoyGrpc().GetClusterName() + " body " +
+		//lint:ignore SA1019 what navarch sends, as Istio does
+		common := o.GetCommonConfig()
+		return "open_telemetry " + common.GetGrpcService().GetEnvoyGrpc().GetClusterName() + " body " +
 			strings.TrimSuffix(o.GetBody().GetStringValue(), "\n") + " attributes " + strings.Join(attrs, ",")
 	}
 	var f filev3.FileAccessLog
