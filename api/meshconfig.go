@@ -166,6 +166,10 @@ func validateMeshConfig(p *problems, root string, meta ObjectMeta, m *meshconfig
 	// Istio does not check the default retry policy; navarch checks it as a
 	// VirtualService's, so that a retryOn Envoy would refuse never reaches it.
 	validateRetries(p, field(root, "defaultHttpRetryPolicy"), m.DefaultHttpRetryPolicy)
+	// Export defaults, as a resource's exportTo ("~", to no one, for services only).
+	validateExportTo(p, field(root, "defaultServiceExportTo"), "", m.DefaultServiceExportTo, true)
+	validateExportTo(p, field(root, "defaultVirtualServiceExportTo"), "", m.DefaultVirtualServiceExportTo, false)
+	validateExportTo(p, field(root, "defaultDestinationRuleExportTo"), "", m.DefaultDestinationRuleExportTo, false)
 	validateDefaultTrafficPolicy(p, field(root, "defaultTrafficPolicy"), m.DefaultTrafficPolicy)
 	validateExtensionProviders(p, field(root, "extensionProviders"), m.ExtensionProviders)
 }

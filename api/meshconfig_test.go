@@ -118,6 +118,8 @@ func TestMeshConfigRejections(t *testing.T) {
 		{name: "locality distribute and failover", doc: mesh("localityLbSetting: {distribute: [{from: a/b, to: {a/b: 100}}], failover: [{from: a, to: b}]}"),
 			field: "data.mesh.localityLbSetting", reason: "must not set both distribute and failover"},
 		{name: "negative retries", doc: mesh("defaultHttpRetryPolicy: {attempts: -1}"), field: "data.mesh.defaultHttpRetryPolicy.attempts", reason: "must not be negative"},
+		{name: "export default", doc: mesh("defaultVirtualServiceExportTo: [\"~\"]"), field: "data.mesh.defaultVirtualServiceExportTo[0]", reason: "only allowed on a ServiceEntry"},
+		{name: "export default namespace", doc: mesh("defaultServiceExportTo: [Shop_1]"), field: "data.mesh.defaultServiceExportTo[0]", reason: "must be"},
 		{name: "retry condition", doc: mesh("defaultHttpRetryPolicy: {attempts: 2, retryOn: \"5xx,sometimes\"}"), field: "data.mesh.defaultHttpRetryPolicy.retryOn", reason: `"sometimes" is not a retry condition`},
 		{name: "outlier percent", doc: mesh("defaultTrafficPolicy: {outlierDetection: {maxEjectionPercent: 120}}"),
 			field: "data.mesh.defaultTrafficPolicy.outlierDetection.maxEjectionPercent", reason: "must be 0-100"},

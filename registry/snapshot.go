@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/navarch/navarch/api"
@@ -33,6 +34,9 @@ type Snapshot struct {
 	rules     []*HostRoutes
 	gateways  map[string][]Gateway // by network
 	issuers   map[string]Issuer    // see WithIssuers
+	// vsExportTo and drExportTo are the mesh config's exportTo of VirtualServices
+	// and DestinationRules that set none (applyExportDefaults).
+	vsExportTo, drExportTo []string
 	// labelsAt holds, by "namespace/address", the labels of the first endpoint at
 	// that address among the namespace's services (see WorkloadLabelsAt);
 	// labelsAtHash changes when it does.
@@ -115,6 +119,7 @@ func NewSnapshot(entries []store.Entry, rev int64, domain string) *Snapshot {
 	for _, rs := range s.config {
 		sort.Slice(rs, func(i, j int) bool { return older(rs[i], rs[j]) })
 	}
+	s.applyExportDefaults()
 	sort.Slice(s.services, func(i, j int) bool {
 		a, b := s.services[i], s.services[j]
 		if a.Hostname != b.Hostname {
@@ -137,6 +142,32 @@ func NewSnapshot(entries []store.Entry, rev int64, domain string) *Snapshot {
 	})
 	s.index(inline)
 	return s
+}
+
+// MeshConfig returns the mesh config (api.MeshConfig istio-system/istio; the oldest
+// if a source mirrors one beside the applied one), nil when there is none.
+func (s *Snapshot) MeshConfig() *meshconfig.MeshConfig {
+	for _, r := range s.config[api.MeshConfig] {
+		if r.Meta.Name == api.MeshConfigName && r.Meta.Namespace == api.MeshConfigNamespace {
+			return r.Spec.(*meshconfig.MeshConfig)
+		}
+	}
+	return nil
+}
+
+// applyExportDefaults gives the services, VirtualServices and DestinationRules that
+// set no exportTo the mesh config's defaults (defaultServiceExportTo and the others),
+// as Istio does: without them, everything is exported to every namespace.
+func (s *Snapshot) applyExportDefaults() {
+	m := s.MeshConfig()
+	if d := m.GetDefaultServiceExportTo(); len(d) > 0 {
+		for _, svc := range s.services {
+			if len(svc.ExportTo) == 0 {
+				svc.ExportTo = d
+			}
+		}
+	}
+	s.vsExportTo, s.drExportTo = m.GetDefaultVirtualServiceExportTo(), m.GetDefaultDestinationRuleExportTo()
 }
 
 // older orders resources by creation, then namespace and name, as Istio does when two
@@ -319,7 +350,7 @@ func (s *Snapshot) Service(host, ns string) *Service {
 // ns, oldest first.
 func (s *Snapshot) VirtualServices(ns string) []*HostRoutes {
 	return visible(s.routes, ns, func(r *api.Resource) []string {
-		return r.Spec.(*networking.VirtualService).ExportTo
+		return orDefault(r.Spec.(*networking.VirtualService).ExportTo, s.vsExportTo)
 	})
 }
 
@@ -342,7 +373,7 @@ type Rules struct {
 func (s *Snapshot) DestinationRules(ns string) *Rules {
 	r := &Rules{ns: ns, exact: map[string][]*HostRoutes{}}
 	for _, dr := range visible(s.rules, ns, func(r *api.Resource) []string {
-		return r.Spec.(*networking.DestinationRule).ExportTo
+		return orDefault(r.Spec.(*networking.DestinationRule).ExportTo, s.drExportTo)
 	}) {
 		if h := dr.Hosts[0]; strings.HasPrefix(h, "*") {
 			r.wild = append(r.wild, dr)
@@ -398,6 +429,13 @@ func (r *Rules) best(candidates []*HostRoutes, host, svcNS string, labels map[st
 		return nil
 	}
 	return best.Resource
+}
+
+func orDefault(exportTo, def []string) []string {
+	if len(exportTo) == 0 {
+		return def
+	}
+	return exportTo
 }
 
 func visible(rs []*HostRoutes, ns string, exportTo func(*api.Resource) []string) []*HostRoutes {

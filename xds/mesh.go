@@ -6,7 +6,6 @@ import (
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 
-	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/registry"
 )
 
@@ -29,6 +28,9 @@ import (
 //     and of the passthrough cluster.
 //   - defaultHttpRetryPolicy: the retries of routes whose VirtualService has none,
 //     and of services' default routes (2 retries).
+//   - defaultServiceExportTo, defaultVirtualServiceExportTo,
+//     defaultDestinationRuleExportTo: the exportTo of what sets none (applied by
+//     registry.Snapshot).
 //   - trustDomainAliases: AuthorizationPolicy principals of the trust domain or an
 //     alias match the same workloads under every one of them.
 //   - extensionProviders and defaultProviders: access logs and tracing of Telemetry
@@ -48,10 +50,8 @@ var noMesh = &meshconfig.MeshConfig{}
 
 // meshOf returns the snapshot's mesh config, never nil.
 func meshOf(snap *registry.Snapshot) *meshconfig.MeshConfig {
-	for _, r := range snap.Config(api.MeshConfig) {
-		if r.Meta.Name == api.MeshConfigName && r.Meta.Namespace == api.MeshConfigNamespace {
-			return r.Spec.(*meshconfig.MeshConfig)
-		}
+	if m := snap.MeshConfig(); m != nil {
+		return m
 	}
 	return noMesh
 }

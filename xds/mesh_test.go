@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -195,5 +196,64 @@ func TestTrustDomainAliases(t *testing.T) {
 	ctx = newContext(snapshotOf(t), grpcProxy("shop", nil), "new.example", "istio-system")
 	if got := withTrustDomainAliases(ctx, "cluster.local/ns/shop/sa/web"); len(got) != 1 || got[0] != "new.example/ns/shop/sa/web" {
 		t.Errorf("cluster.local without aliases: %v", got)
+	}
+}
+
+// TestExportDefaults: the mesh config's default exportTo applies to services,
+// VirtualServices and DestinationRules that set none, and only to those.
+func TestExportDefaults(t *testing.T) {
+	const docs = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: private, namespace: billing}
+spec: {hosts: [private.billing.svc.cluster.local], ports: [{number: 80, name: http, protocol: HTTP}], resolution: STATIC, endpoints: [{address: 10.0.0.1}]}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: public, namespace: billing}
+spec: {hosts: [public.billing.svc.cluster.local], exportTo: ["*"], ports: [{number: 80, name: http, protocol: HTTP}], resolution: STATIC, endpoints: [{address: 10.0.0.2}]}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: public, namespace: billing}
+spec: {hosts: [public.billing.svc.cluster.local], http: [{route: [{destination: {host: public.billing.svc.cluster.local}}]}]}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: public, namespace: billing}
+spec: {host: public.billing.svc.cluster.local, exportTo: ["*"]}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: private, namespace: billing}
+spec: {host: private.billing.svc.cluster.local}
+`
+	see := func(t *testing.T, mesh string, ns string) string {
+		t.Helper()
+		in := []string{docs}
+		if mesh != "" {
+			in = append(in, meshDoc(mesh))
+		}
+		snap := snapshotOf(t, in...)
+		ctx := newContext(snap, grpcProxy(ns, nil), "cluster.local", "istio-system")
+		var out []string
+		for _, svc := range ctx.Services {
+			out = append(out, strings.TrimSuffix(svc.Hostname, ".billing.svc.cluster.local"))
+		}
+		rules := snap.DestinationRules(ns)
+		out = append(out, fmt.Sprintf("vs=%d dr=%t,%t", len(snap.VirtualServices(ns)),
+			rules.For("public.billing.svc.cluster.local", "billing", nil) != nil, rules.For("private.billing.svc.cluster.local", "billing", nil) != nil))
+		return strings.Join(out, " ")
+	}
+	for _, tc := range []struct{ mesh, ns, want string }{
+		{"", "shop", "private public vs=1 dr=true,true"},
+		{`{defaultServiceExportTo: ["."], defaultVirtualServiceExportTo: ["."], defaultDestinationRuleExportTo: ["."]}`, "shop", "public vs=0 dr=true,false"},
+		{`{defaultServiceExportTo: ["."], defaultVirtualServiceExportTo: ["."], defaultDestinationRuleExportTo: ["."]}`, "billing", "private public vs=1 dr=true,true"},
+		{`{defaultServiceExportTo: [shop]}`, "shop", "private public vs=1 dr=true,true"},
+		{`{defaultServiceExportTo: [shop]}`, "web", "public vs=1 dr=true,true"},
+	} {
+		if got := see(t, tc.mesh, tc.ns); got != tc.want {
+			t.Errorf("mesh %s, from %s: %q, want %q", tc.mesh, tc.ns, got, tc.want)
+		}
 	}
 }
