@@ -578,6 +578,11 @@ spec:
 		// namespace, unless it is not exported there; its own namespace's first.
 		{name: "a VirtualService exported from another namespace", config: routingVS(`["*"]`, "v2"), rpcs: []parityRPCs{{n: 100}}},
 		{name: "a VirtualService not exported to the client", config: routingVS(`["."]`, "v2"), rpcs: []parityRPCs{{n: 1000}}},
+		// The mesh config's default exportTo applies to one that sets none.
+		{name: "a VirtualService kept home by the mesh config", config: routingVS(`[]`, "v2") + "---\n" + meshConfigMap(`defaultVirtualServiceExportTo: ["."]`),
+			rpcs: []parityRPCs{{n: 1000}}},
+		{name: "a VirtualService exported by the mesh config's default", config: routingVS(`[]`, "v2") + "---\n" + meshConfigMap(`defaultVirtualServiceExportTo: ["*"]`),
+			rpcs: []parityRPCs{{n: 100}}},
 		{name: "the client's namespace's VirtualService first", config: routingVS(`["*"]`, "v2") + "---\n" + vs(`
   - route: [{destination: {host: reviews, subset: v1}}]
 `), rpcs: []parityRPCs{{n: 100}}},
