@@ -77,7 +77,7 @@ func TestGRPCMutualTLSAndAuthorization(t *testing.T) {
 		t.Fatalf("a plaintext client of a STRICT server: %v %v, want 5 failures (Unavailable)", plain.By, plain.Failed)
 	}
 
-	src.set(snapshotOf(t, mesh, `
+	const deny = `
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: no-intruders, namespace: default}
@@ -85,21 +85,36 @@ spec:
   selector: {matchLabels: {app: ratings}}
   action: DENY
   rules: [{from: [{source: {principals: [cluster.local/ns/default/sa/intruder]}}]}]
-`))
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		intruder := dial("intruder", true, false)
-		if intruder.Failed[codes.PermissionDenied] == 5 {
-			break
+`
+	// intruderGets waits until the intruder's RPCs answer (or fail PermissionDenied).
+	intruderGets := func(what string, answered bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			intruder := dial("intruder", true, false)
+			if answered && intruder.By["secure"] == 5 || !answered && intruder.Failed[codes.PermissionDenied] == 5 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the intruder's RPCs %v %v", what, intruder.By, intruder.Failed)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the denied principal: %v %v, want PermissionDenied", intruder.By, intruder.Failed)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
+	src.set(snapshotOf(t, mesh, deny))
+	intruderGets("the denied principal", false)
 	if again := dial("client", true, true); again.By["secure"] != 5 {
 		t.Fatalf("another principal after the DENY: %v %v, want answers", again.By, again.Failed)
 	}
+
+	// A policy written for the trust domain the mesh moves from denies the intruder
+	// (whose certificate is of cluster.local) only once the mesh config names that
+	// domain an alias.
+	oldDomain := strings.Replace(deny, "[cluster.local/ns/default/sa/intruder]", "[old.example/ns/default/sa/intruder]", 1)
+	src.set(snapshotOf(t, mesh, oldDomain))
+	intruderGets("a DENY of another trust domain", true)
+	src.set(snapshotOf(t, mesh, oldDomain, "apiVersion: navarch.io/v1\nkind: MeshConfig\nmetadata: {name: istio, namespace: istio-system}\nspec: {trustDomainAliases: [old.example]}\n"))
+	intruderGets("a DENY of a trust domain alias", false)
 
 	// PERMISSIVE is served as plaintext: now the plaintext client gets answers.
 	src.set(snapshotOf(t, strings.Replace(mesh, "mode: STRICT", "mode: PERMISSIVE", 1)))
