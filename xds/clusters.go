@@ -66,9 +66,9 @@ func (g clusters) Generate(ctx *Context) []named {
 					}
 					if wls := subsetWorkloads(ctx, svc, subset); (c.GetType() == clusterv3.Cluster_EDS || c.GetType() == clusterv3.Cluster_ORIGINAL_DST) &&
 						clientUsesMTLS(ctx, tp, port, wls) {
-						c.TransportSocket = upstreamTLS(serverSANs(ctx, tp, svc, wls), g.envoy, isHTTP2(port), meshSNI(svc.Hostname, port.Number, subset))
+						c.TransportSocket = upstreamTLS(ctx.Mesh, serverSANs(ctx, tp, svc, wls), g.envoy, isHTTP2(port), meshSNI(svc.Hostname, port.Number, subset))
 					} else if g.envoy {
-						c.TransportSocket = originatedTLS(tp.GetTls())
+						c.TransportSocket = originatedTLS(ctx.Mesh, tp.GetTls())
 					}
 					if g.envoy {
 						applyProxyProtocol(c, tp.GetProxyProtocol())

@@ -17,6 +17,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/navarch/navarch/api"
@@ -319,7 +320,7 @@ func tlsChains(ctx *Context, port uint32, servers []gatewayServer) []*listenerv3
 				Name:             s.name(),
 				FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: sni},
 				Filters:          filters,
-				TransportSocket:  serverTLS(s.GetTls(), kindOf(s.Server) == kindHTTPS),
+				TransportSocket:  serverTLS(ctx.Mesh, s.GetTls(), kindOf(s.Server) == kindHTTPS),
 			})
 		}
 	}
@@ -343,14 +344,15 @@ func sniNames(hosts []string) []string {
 // from the credentials it names (credentialName, credentialNames) or from the files
 // it names, or the workload's for ISTIO_MUTUAL; client certificates required for
 // MUTUAL and ISTIO_MUTUAL, checked if offered for OPTIONAL_MUTUAL, against the CA of
-// caCertCredentialName, of the first credential, or of the caCertificates file.
-func serverTLS(t *networking.ServerTLSSettings, http bool) *corev3.TransportSocket {
+// caCertCredentialName, of the first credential, or of the caCertificates file. The
+// mesh config's tlsDefaults fill in the protocol and ciphers the settings leave out.
+func serverTLS(m *meshconfig.MeshConfig, t *networking.ServerTLSSettings, http bool) *corev3.TransportSocket {
 	var alpn []string
 	if http {
 		alpn = []string{"h2", "http/1.1"}
 	}
 	if t.GetMode() == networking.ServerTLSSettings_ISTIO_MUTUAL {
-		return downstreamMTLS(true, alpn...)
+		return downstreamMTLS(m, true, alpn...)
 	}
 	common := &tlsv3.CommonTlsContext{AlpnProtocols: alpn}
 	creds := t.GetCredentialNames()
@@ -392,7 +394,7 @@ func serverTLS(t *networking.ServerTLSSettings, http bool) *corev3.TransportSock
 			common.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: vc}
 		}
 	}
-	common.TlsParams = tlsParams(t)
+	common.TlsParams = withTLSDefaults(tlsParams(t), m.GetTlsDefaults(), true)
 	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: common}
 	if t.GetMode() == networking.ServerTLSSettings_MUTUAL {
 		ctx.RequireClientCertificate = wrapperspb.Bool(true)

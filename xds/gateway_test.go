@@ -87,7 +87,7 @@ func TestGatewayTLSParameters(t *testing.T) {
 			t.Fatal(err)
 		}
 		var ctx tlsv3.DownstreamTlsContext
-		if err := serverTLS(&s, true).GetTypedConfig().UnmarshalTo(&ctx); err != nil {
+		if err := serverTLS(nil, &s, true).GetTypedConfig().UnmarshalTo(&ctx); err != nil {
 			t.Fatal(err)
 		}
 		return &ctx

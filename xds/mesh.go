@@ -21,6 +21,10 @@ import (
 //     does not know, unless its Sidecar says (ALLOW_ANY).
 //   - inboundTrafficPolicy.mode LOCALHOST: a sidecar's inbound clusters go to
 //     127.0.0.1 (PASSTHROUGH: to the connection's original destination).
+//   - meshMTLS (minimum protocol version, cipher suites): Envoy servers under mesh
+//     mTLS; tlsDefaults: the curves and ciphers of TLS Envoy originates, and the
+//     protocol, curves and ciphers gateways serve unless the Gateway says
+//     (security.go).
 //   - localityLbSetting: locality load balancing of clusters whose DestinationRule
 //     has none (enabled, no distribute or failover).
 //   - defaultTrafficPolicy: the connection pool and outlier detection of clusters

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 	networking "istio.io/api/networking/v1alpha3"
 )
 
@@ -254,6 +257,104 @@ spec: {host: private.billing.svc.cluster.local}
 	} {
 		if got := see(t, tc.mesh, tc.ns); got != tc.want {
 			t.Errorf("mesh %s, from %s: %q, want %q", tc.mesh, tc.ns, got, tc.want)
+		}
+	}
+}
+
+// TestMeshTLSSettings: the mesh config's meshMTLS sets what sidecars accept under
+// mesh mTLS; its tlsDefaults what they originate and what gateways serve, where the
+// Gateway does not say.
+func TestMeshTLSSettings(t *testing.T) {
+	const mesh = `{meshMTLS: {minProtocolVersion: TLSV1_3}, tlsDefaults: {ecdhCurves: [P-256], cipherSuites: [ECDHE-ECDSA-AES256-GCM-SHA384], minProtocolVersion: TLSV1_3}}`
+	params := func(t *testing.T, ts interface {
+		GetTypedConfig() *anypb.Any
+	}, downstream bool) *tlsv3.TlsParameters {
+		t.Helper()
+		if downstream {
+			var d tlsv3.DownstreamTlsContext
+			if err := ts.GetTypedConfig().UnmarshalTo(&d); err != nil {
+				t.Fatal(err)
+			}
+			return d.GetCommonTlsContext().GetTlsParams()
+		}
+		var u tlsv3.UpstreamTlsContext
+		if err := ts.GetTypedConfig().UnmarshalTo(&u); err != nil {
+			t.Fatal(err)
+		}
+		return u.GetCommonTlsContext().GetTlsParams()
+	}
+	for _, withMesh := range []bool{false, true} {
+		docs := []string{strictOrders, `
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: web-1, namespace: shop}
+spec: {address: 10.0.0.2, labels: {app: web}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web, namespace: shop}
+spec:
+  hosts: [web.shop.svc.cluster.local]
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: web}}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: ingress, namespace: edge}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 443, name: https, protocol: HTTPS}, hosts: ["*"], tls: {mode: SIMPLE, credentialName: edge-cert}}]
+`}
+		if withMesh {
+			docs = append(docs, meshDoc(mesh))
+		}
+		snap := snapshotOf(t, docs...)
+		p := grpcProxy("shop", map[string]string{"app": "web"})
+		p.Generator = ""
+		sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c clusterv3.Cluster
+		if err := sets[ClusterType].ByName["outbound|8080||orders.shop.svc.cluster.local"].Body.UnmarshalTo(&c); err != nil {
+			t.Fatal(err)
+		}
+		var in listenerv3.Listener
+		if err := sets[ListenerType].ByName[virtualInbound].Body.UnmarshalTo(&in); err != nil {
+			t.Fatal(err)
+		}
+		var server *tlsv3.TlsParameters
+		for _, fc := range in.FilterChains {
+			if strings.HasSuffix(fc.Name, "|mtls") {
+				server = params(t, fc.TransportSocket, true)
+			}
+		}
+		gw := &Proxy{ID: "router~10.0.0.9~gw.edge~edge.svc.cluster.local", Type: TypeRouter, IP: "10.0.0.9", Namespace: "edge", Labels: map[string]string{"istio": "ingressgateway"}}
+		gsets, err := profileFor(gw).build(newContext(snap, gw, "cluster.local", "istio-system"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gl listenerv3.Listener
+		if err := gsets[ListenerType].ByName["0.0.0.0_443"].Body.UnmarshalTo(&gl); err != nil {
+			t.Fatal(err)
+		}
+		client, gateway := params(t, c.TransportSocket, false), params(t, gl.FilterChains[0].TransportSocket, true)
+		if !withMesh {
+			if client != nil || server != nil || gateway != nil {
+				t.Errorf("without a mesh config: client %v, server %v, gateway %v; want Envoy's defaults", client, server, gateway)
+			}
+			continue
+		}
+		if server.GetTlsMinimumProtocolVersion() != tlsv3.TlsParameters_TLSv1_3 || server.GetTlsMaximumProtocolVersion() != tlsv3.TlsParameters_TLSv1_3 {
+			t.Errorf("mesh mTLS server: %v, want TLS 1.3 only", server)
+		}
+		if strings.Join(client.GetEcdhCurves(), ",") != "P-256" || strings.Join(client.GetCipherSuites(), ",") != "ECDHE-ECDSA-AES256-GCM-SHA384" ||
+			client.GetTlsMinimumProtocolVersion() != tlsv3.TlsParameters_TLS_AUTO {
+			t.Errorf("client: %v, want the TLS defaults' curves and ciphers", client)
+		}
+		if gateway.GetTlsMinimumProtocolVersion() != tlsv3.TlsParameters_TLSv1_3 || strings.Join(gateway.GetEcdhCurves(), ",") != "P-256" {
+			t.Errorf("gateway: %v, want the TLS defaults", gateway)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 	security "istio.io/api/security/v1beta1"
 
@@ -142,7 +143,7 @@ var (
 // certificate provider instances; Envoy (envoy set) from SDS over the same ADS stream
 // and offers the mesh's ALPN (with h2 for HTTP/2 ports, so that a proxyless gRPC
 // server, which insists on h2, accepts the connection).
-func upstreamTLS(sans []string, envoy, http2 bool, sni string) *corev3.TransportSocket {
+func upstreamTLS(m *meshconfig.MeshConfig, sans []string, envoy, http2 bool, sni string) *corev3.TransportSocket {
 	vc := &tlsv3.CertificateValidationContext{}
 	for _, s := range sans {
 		//lint:ignore SA1019 grpc-go checks server identities only through this field
@@ -154,6 +155,7 @@ func upstreamTLS(sans []string, envoy, http2 bool, sni string) *corev3.Transport
 		if http2 {
 			common.AlpnProtocols = alpnMeshH2
 		}
+		common.TlsParams = withTLSDefaults(nil, m.GetTlsDefaults(), false)
 	}
 	ctx := &tlsv3.UpstreamTlsContext{CommonTlsContext: common}
 	if envoy {
@@ -163,10 +165,14 @@ func upstreamTLS(sans []string, envoy, http2 bool, sni string) *corev3.Transport
 }
 
 // downstreamMTLS is the transport socket of a server that requires mTLS; alpn is what
-// it offers clients (Envoy only).
-func downstreamMTLS(envoy bool, alpn ...string) *corev3.TransportSocket {
+// it offers clients (Envoy only). An Envoy server takes the mesh config's meshMTLS
+// protocol version and cipher suites.
+func downstreamMTLS(m *meshconfig.MeshConfig, envoy bool, alpn ...string) *corev3.TransportSocket {
 	common := meshTLS(&tlsv3.CertificateValidationContext{}, envoy)
 	common.AlpnProtocols = alpn
+	if envoy {
+		common.TlsParams = meshMTLSParams(m)
+	}
 	return transportSocket(&tlsv3.DownstreamTlsContext{RequireClientCertificate: wrapperspb.Bool(true), CommonTlsContext: common})
 }
 
@@ -199,7 +205,7 @@ func transportSocket(tlsContext proto.Message) *corev3.TransportSocket {
 // certificates from the files it names, or from SDS by credentialName. nil for other
 // modes. (grpc-go cannot read certificate files named in xDS, so proxyless clients
 // get no TLS from these modes.)
-func originatedTLS(t *networking.ClientTLSSettings) *corev3.TransportSocket {
+func originatedTLS(m *meshconfig.MeshConfig, t *networking.ClientTLSSettings) *corev3.TransportSocket {
 	mode := t.GetMode()
 	if mode != networking.ClientTLSSettings_SIMPLE && mode != networking.ClientTLSSettings_MUTUAL {
 		return nil
@@ -231,5 +237,53 @@ func originatedTLS(t *networking.ClientTLSSettings) *corev3.TransportSocket {
 			}}
 		}
 	}
+	common.TlsParams = withTLSDefaults(nil, m.GetTlsDefaults(), false)
 	return transportSocket(&tlsv3.UpstreamTlsContext{CommonTlsContext: common, Sni: t.GetSni()})
+}
+
+// meshMTLSParams are the TLS parameters of servers under mesh mTLS from the mesh
+// config's meshMTLS: its minimum protocol version (TLS 1.2 by default) up to 1.3 and
+// its cipher suites; nil (Envoy's defaults) when it sets neither.
+func meshMTLSParams(m *meshconfig.MeshConfig) *tlsv3.TlsParameters {
+	mt := m.GetMeshMTLS()
+	if mt.GetMinProtocolVersion() == meshconfig.MeshConfig_TLSConfig_TLS_AUTO && len(mt.GetCipherSuites()) == 0 {
+		return nil
+	}
+	return &tlsv3.TlsParameters{TlsMinimumProtocolVersion: tlsVersion(mt.GetMinProtocolVersion()),
+		TlsMaximumProtocolVersion: tlsv3.TlsParameters_TLSv1_3, CipherSuites: mt.GetCipherSuites()}
+}
+
+// tlsVersion is the Envoy version of a mesh config minimum: TLS 1.3 or 1.2, as Istio
+// reads it.
+func tlsVersion(v meshconfig.MeshConfig_TLSConfig_TLSProtocol) tlsv3.TlsParameters_TlsProtocol {
+	if v == meshconfig.MeshConfig_TLSConfig_TLSV1_3 {
+		return tlsv3.TlsParameters_TLSv1_3
+	}
+	return tlsv3.TlsParameters_TLSv1_2
+}
+
+// withTLSDefaults fills in p (nil for none) from the mesh config's tlsDefaults: ECDH
+// curves and cipher suites p does not set, and for a server (downstream) the minimum
+// protocol version. nil when neither sets anything.
+func withTLSDefaults(p *tlsv3.TlsParameters, d *meshconfig.MeshConfig_TLSConfig, downstream bool) *tlsv3.TlsParameters {
+	if d == nil {
+		return p
+	}
+	out := &tlsv3.TlsParameters{}
+	if p != nil {
+		out = proto.Clone(p).(*tlsv3.TlsParameters)
+	}
+	if len(out.EcdhCurves) == 0 {
+		out.EcdhCurves = d.EcdhCurves
+	}
+	if len(out.CipherSuites) == 0 {
+		out.CipherSuites = d.CipherSuites
+	}
+	if downstream && out.TlsMinimumProtocolVersion == tlsv3.TlsParameters_TLS_AUTO && d.MinProtocolVersion != meshconfig.MeshConfig_TLSConfig_TLS_AUTO {
+		out.TlsMinimumProtocolVersion = tlsVersion(d.MinProtocolVersion)
+	}
+	if proto.Equal(out, &tlsv3.TlsParameters{}) {
+		return nil
+	}
+	return out
 }

@@ -183,10 +183,10 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 		}
 		var portChains []*listenerv3.FilterChain
 		if port.tls != nil {
-			portChains = []*listenerv3.FilterChain{{Name: name + "|tls", TransportSocket: serverTLS(port.tls, port.http), Filters: app,
+			portChains = []*listenerv3.FilterChain{{Name: name + "|tls", TransportSocket: serverTLS(ctx.Mesh, port.tls, port.http), Filters: app,
 				FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(port.number), TransportProtocol: "tls"}}}
 		} else {
-			portChains = inboundChains(mode, name, port.number, app, tcp, app, alpn)
+			portChains = inboundChains(ctx.Mesh, mode, name, port.number, app, tcp, app, alpn)
 		}
 		if port.bind == "" {
 			chains = append(chains, portChains...)
@@ -205,7 +205,7 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 	}
 	mode := peerAuthMode(ctx.Snapshot, ctx.RootNamespace, p.Namespace, p.Labels, 0)
 	passthrough := append(rbacNetworkFilters(ctx, p.Namespace, p.Labels, inboundPassthroughCluster), tcpProxy(inboundPassthroughCluster, accessLogsFor(ctx).server))
-	chains = append(chains, inboundChains(mode, virtualInbound, 0, passthrough, passthrough, passthrough, nil)...)
+	chains = append(chains, inboundChains(ctx.Mesh, mode, virtualInbound, 0, passthrough, passthrough, passthrough, nil)...)
 	return &listenerv3.Listener{
 		Name:    virtualInbound,
 		Address: socketAddress("0.0.0.0", virtualInboundPort),
@@ -221,7 +221,7 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 // inboundChains returns the filter chains of one port (0: every port without chains of
 // its own) under mode: terminated serves mTLS connections (offering alpn), tlsPassed
 // TLS connections that are not the mesh's (PERMISSIVE), plain plaintext ones.
-func inboundChains(mode mtlsMode, name string, port uint32, terminated, tlsPassed, plain []*listenerv3.Filter, alpn []string) []*listenerv3.FilterChain {
+func inboundChains(mesh *meshconfig.MeshConfig, mode mtlsMode, name string, port uint32, terminated, tlsPassed, plain []*listenerv3.Filter, alpn []string) []*listenerv3.FilterChain {
 	match := func(transport string, alpn ...string) *listenerv3.FilterChainMatch {
 		m := &listenerv3.FilterChainMatch{TransportProtocol: transport, ApplicationProtocols: alpn}
 		if port != 0 {
@@ -230,7 +230,7 @@ func inboundChains(mode mtlsMode, name string, port uint32, terminated, tlsPasse
 		return m
 	}
 	mtls := func(m *listenerv3.FilterChainMatch) *listenerv3.FilterChain {
-		return &listenerv3.FilterChain{Name: name + "|mtls", FilterChainMatch: m, Filters: terminated, TransportSocket: downstreamMTLS(true, alpn...)}
+		return &listenerv3.FilterChain{Name: name + "|mtls", FilterChainMatch: m, Filters: terminated, TransportSocket: downstreamMTLS(mesh, true, alpn...)}
 	}
 	switch mode {
 	case mtlsStrict:
