@@ -40,6 +40,24 @@ metadata: {name: strict, namespace: shop}
 spec: {mtls: {mode: STRICT}}
 `
 
+// webWorkload is web, an HTTP service on 8080, and its one workload (app: web in
+// shop, the label of the tests' sidecar).
+const webWorkload = `
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: web-1, namespace: shop}
+spec: {address: 10.0.0.2, labels: {app: web}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web, namespace: shop}
+spec:
+  hosts: [web.shop.svc.cluster.local]
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: web}}
+`
+
 // TestMeshConfigSettings checks the mesh config's settings one by one against
 // Istio's defaults, in what an Envoy sidecar gets.
 func TestMeshConfigSettings(t *testing.T) {
@@ -148,21 +166,7 @@ spec: {host: orders.shop.svc.cluster.local, trafficPolicy: {connectionPool: {tcp
 	})
 	t.Run("inbound traffic to localhost", func(t *testing.T) {
 		const inbound = "inbound|8080||"
-		_, clusters := build(t, `
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: web-1, namespace: shop}
-spec: {address: 10.0.0.2, labels: {app: web}}
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: web, namespace: shop}
-spec:
-  hosts: [web.shop.svc.cluster.local]
-  ports: [{number: 8080, name: http, protocol: HTTP}]
-  resolution: STATIC
-  workloadSelector: {labels: {app: web}}
-`, meshDoc(`{inboundTrafficPolicy: {mode: LOCALHOST}}`))
+		_, clusters := build(t, webWorkload, meshDoc(`{inboundTrafficPolicy: {mode: LOCALHOST}}`))
 		c := clusters[inbound]
 		addr := c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
 		if c.GetType() != clusterv3.Cluster_STATIC || addr.GetAddress() != "127.0.0.1" || addr.GetPortValue() != 8080 {
@@ -284,21 +288,7 @@ func TestMeshTLSSettings(t *testing.T) {
 		return u.GetCommonTlsContext().GetTlsParams()
 	}
 	for _, withMesh := range []bool{false, true} {
-		docs := []string{strictOrders, `
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: web-1, namespace: shop}
-spec: {address: 10.0.0.2, labels: {app: web}}
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: web, namespace: shop}
-spec:
-  hosts: [web.shop.svc.cluster.local]
-  ports: [{number: 8080, name: http, protocol: HTTP}]
-  resolution: STATIC
-  workloadSelector: {labels: {app: web}}
----
+		docs := []string{strictOrders, webWorkload, `
 apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: ingress, namespace: edge}

@@ -161,16 +161,7 @@ func TestTracing(t *testing.T) {
 // TestTracingInWhatProxiesGet: a sidecar's outbound and inbound connection managers
 // and a gateway's carry the tracing, in resources that pass Validate.
 func TestTracingInWhatProxiesGet(t *testing.T) {
-	docs := []string{strings.Replace(tracingInput, "    extensionProviders:", "    defaultProviders: {tracing: [zipkin]}\n    extensionProviders:", 1), `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: web, namespace: shop}
-spec:
-  hosts: [web.shop.svc.cluster.local]
-  ports: [{number: 8080, name: http, protocol: HTTP}]
-  resolution: STATIC
-  workloadSelector: {labels: {app: web}}
----
+	docs := []string{strings.Replace(tracingInput, "    extensionProviders:", "    defaultProviders: {tracing: [zipkin]}\n    extensionProviders:", 1), webWorkload, `
 apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: ingress, namespace: edge}
