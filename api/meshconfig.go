@@ -170,8 +170,42 @@ func validateMeshConfig(p *problems, root string, meta ObjectMeta, m *meshconfig
 	validateExportTo(p, field(root, "defaultServiceExportTo"), "", m.DefaultServiceExportTo, true)
 	validateExportTo(p, field(root, "defaultVirtualServiceExportTo"), "", m.DefaultVirtualServiceExportTo, false)
 	validateExportTo(p, field(root, "defaultDestinationRuleExportTo"), "", m.DefaultDestinationRuleExportTo, false)
+	validateDiscoverySelectors(p, field(root, "discoverySelectors"), m.DiscoverySelectors)
 	validateDefaultTrafficPolicy(p, field(root, "defaultTrafficPolicy"), m.DefaultTrafficPolicy)
 	validateExtensionProviders(p, field(root, "extensionProviders"), m.ExtensionProviders)
+}
+
+// validateDiscoverySelectors checks Kubernetes label selectors of namespaces: label
+// keys and values, and operators In and NotIn with values, Exists and DoesNotExist
+// without.
+func validateDiscoverySelectors(p *problems, path string, sels []*meshconfig.LabelSelector) {
+	for i, s := range sels {
+		spath := index(path, i)
+		validateLabels(p, field(spath, "matchLabels"), s.GetMatchLabels())
+		for j, r := range s.GetMatchExpressions() {
+			rpath := index(field(spath, "matchExpressions"), j)
+			if reason := labelKeyError(r.GetKey()); reason != "" {
+				p.add(field(rpath, "key"), "%q: %s", r.GetKey(), reason)
+			}
+			switch r.GetOperator() {
+			case "In", "NotIn":
+				if len(r.GetValues()) == 0 {
+					p.add(field(rpath, "values"), "required for operator %s", r.GetOperator())
+				}
+			case "Exists", "DoesNotExist":
+				if len(r.GetValues()) > 0 {
+					p.add(field(rpath, "values"), "must be empty for operator %s", r.GetOperator())
+				}
+			default:
+				p.add(field(rpath, "operator"), "%q is not an operator: In, NotIn, Exists or DoesNotExist", r.GetOperator())
+			}
+			for k, v := range r.GetValues() {
+				if reason := labelNameError(v, true); reason != "" {
+					p.add(index(field(rpath, "values"), k), "%q: %s", v, reason)
+				}
+			}
+		}
+	}
 }
 
 // validateTrustDomain checks a SPIFFE trust domain: DNS-1123 labels, the last of

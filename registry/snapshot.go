@@ -32,8 +32,9 @@ type Snapshot struct {
 	config    map[*api.Kind][]*api.Resource
 	routes    []*HostRoutes
 	rules     []*HostRoutes
-	gateways  map[string][]Gateway // by network
-	issuers   map[string]Issuer    // see WithIssuers
+	gateways  map[string][]Gateway   // by network
+	issuers   map[string]Issuer      // see WithIssuers
+	mesh      *meshconfig.MeshConfig // see MeshConfig
 	// vsExportTo and drExportTo are the mesh config's exportTo of VirtualServices
 	// and DestinationRules that set none (applyExportDefaults).
 	vsExportTo, drExportTo []string
@@ -115,6 +116,10 @@ func NewSnapshot(entries []store.Entry, rev int64, domain string) *Snapshot {
 		if e.Space == store.ConfigSpace || (r.Kind != api.ServiceEntry && r.Kind != api.WorkloadEntry) {
 			s.config[r.Kind] = append(s.config[r.Kind], r)
 		}
+		if r.Kind == api.MeshConfig && r.Meta.Name == api.MeshConfigName && r.Meta.Namespace == api.MeshConfigNamespace &&
+			(s.mesh == nil || e.Space == store.ConfigSpace) {
+			s.mesh = r.Spec.(*meshconfig.MeshConfig) // what navarch apply wrote before what a source mirrors
+		}
 	}
 	for _, rs := range s.config {
 		sort.Slice(rs, func(i, j int) bool { return older(rs[i], rs[j]) })
@@ -144,16 +149,9 @@ func NewSnapshot(entries []store.Entry, rev int64, domain string) *Snapshot {
 	return s
 }
 
-// MeshConfig returns the mesh config (api.MeshConfig istio-system/istio; the oldest
-// if a source mirrors one beside the applied one), nil when there is none.
-func (s *Snapshot) MeshConfig() *meshconfig.MeshConfig {
-	for _, r := range s.config[api.MeshConfig] {
-		if r.Meta.Name == api.MeshConfigName && r.Meta.Namespace == api.MeshConfigNamespace {
-			return r.Spec.(*meshconfig.MeshConfig)
-		}
-	}
-	return nil
-}
+// MeshConfig returns the mesh config (api.MeshConfig istio-system/istio: the one
+// navarch apply wrote, else one a source mirrors), nil when there is none.
+func (s *Snapshot) MeshConfig() *meshconfig.MeshConfig { return s.mesh }
 
 // applyExportDefaults gives the services, VirtualServices and DestinationRules that
 // set no exportTo the mesh config's defaults (defaultServiceExportTo and the others),

@@ -13,11 +13,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	meshconfig "istio.io/api/mesh/v1alpha1"
 	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	authnv1client "k8s.io/client-go/kubernetes/typed/authentication/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -45,10 +47,12 @@ type Adapter struct {
 }
 
 // Store is what the adapter needs of navarch's store: to write its spaces and
-// status, and to read back the Istio configuration it mirrored (RunConfig).
+// status, to read back the Istio configuration it mirrored (RunConfig), and to read
+// the mesh config.
 type Store interface {
 	mirror.Store
 	List(ctx context.Context, sp store.Space, k *api.Kind, ns string) ([]*api.Resource, int64, error)
+	Get(ctx context.Context, sp store.Space, k api.Key) (*api.Resource, error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -186,11 +190,17 @@ func (a *Adapter) Run(ctx context.Context) error {
 	}, a.log)
 	tr := translator{domain: a.cfg.Domain, network: a.cfg.Network, systemNamespace: a.cfg.SystemNamespace}
 	tr.selectors, _ = a.cfg.selectors() // New validated them
+	fromMesh := len(tr.selectors) == 0  // else the mesh config's
+	var meshSelectors []labels.Selector
 	w := &mirror.Writer{St: a.st, Source: a.Source(), Node: a.node, What: "the Kubernetes cluster",
 		Interval: a.cfg.StatusInterval, Retry: c.signal, Log: a.log}
 	a.mirrorLoop(ctx, c, c.informers(), w, gateways.refresh, func() ([]*api.Resource, []mirror.Skipped) {
 		inv := c.inventory()
 		inv.gatewayAddrs = gateways.addresses(ctx, gatewayHosts(inv.services))
+		if fromMesh {
+			meshSelectors = a.meshSelectors(ctx, meshSelectors)
+			tr.selectors = meshSelectors
+		}
 		return tr.translate(inv)
 	})
 	return nil
@@ -465,4 +475,43 @@ func slimPod(o any) (any, error) {
 		}
 	}
 	return slim, nil
+}
+
+// meshSelectors returns the mesh config's discoverySelectors (the one navarch apply
+// wrote, else the one mirrored from this cluster), which choose the namespaces
+// followed when the adapter is given none (Config.DiscoverySelectors); nil for none.
+// The mesh config is read at every translation, so a change to it takes effect at
+// the next change in the cluster or the next full re-sync (StatusInterval). A mesh
+// config that cannot be read leaves the selectors as they were (last).
+func (a *Adapter) meshSelectors(ctx context.Context, last []labels.Selector) []labels.Selector {
+	key := api.Key{Kind: api.MeshConfig, Namespace: api.MeshConfigNamespace, Name: api.MeshConfigName}
+	var r *api.Resource
+	var err error
+	for _, sp := range []store.Space{store.ConfigSpace, store.RegistrySpace(a.ConfigSource())} {
+		if r, err = a.st.Get(ctx, sp, key); !errors.Is(err, store.ErrNotFound) {
+			break
+		}
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	case err != nil:
+		a.log.Warn("reading the mesh config's discovery selectors failed; keeping the last ones", "err", err)
+		return last
+	}
+	var out []labels.Selector
+	for _, s := range r.Spec.(*meshconfig.MeshConfig).GetDiscoverySelectors() {
+		ls := &metav1.LabelSelector{MatchLabels: s.GetMatchLabels()}
+		for _, e := range s.GetMatchExpressions() {
+			ls.MatchExpressions = append(ls.MatchExpressions, metav1.LabelSelectorRequirement{
+				Key: e.GetKey(), Operator: metav1.LabelSelectorOperator(e.GetOperator()), Values: e.GetValues()})
+		}
+		sel, err := metav1.LabelSelectorAsSelector(ls)
+		if err != nil { // checked by api
+			a.log.Warn("a discovery selector of the mesh config is not valid; left out", "err", err)
+			continue
+		}
+		out = append(out, sel)
+	}
+	return out
 }

@@ -23,7 +23,8 @@
 // Config.DiscoverySelectors, as Istio's discoverySelectors, limit what is mirrored
 // to the namespaces whose labels match one of them (the informers still read every
 // namespace's objects; namespaces are followed too, so a namespace that gains or
-// loses a label joins or leaves at once).
+// loses a label joins or leaves at once). Without them, the mesh config's
+// discoverySelectors do, read at every translation (Adapter.meshSelectors).
 //
 // The credentials need get, list and watch on services, pods, nodes, namespaces and
 // endpointslices, cluster-wide, and create on tokenreviews (ReviewToken).

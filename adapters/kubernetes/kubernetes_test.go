@@ -393,6 +393,72 @@ func TestDiscoverySelectorsFollowNamespaces(t *testing.T) {
 	expect("a namespace that loses the label leaves", "ServiceEntry lab/app")
 }
 
+// TestDiscoverySelectorsOfTheMeshConfig: without selectors of its own, the adapter
+// follows the namespaces the mesh config's discoverySelectors choose, from the next
+// translation after the mesh config changes.
+func TestDiscoverySelectorsOfTheMeshConfig(t *testing.T) {
+	kc := kubetest.Start(t)
+	core := kc.Core(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, ns := range []*corev1.Namespace{
+		{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"mesh": "on"}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "lab"}},
+	} {
+		if _, err := core.Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "app"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "grpc", Port: 7070}}}}
+		if _, err := core.Services(ns.Name).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := startAdapter(t, kc, nil)
+	services := func() []string {
+		var out []string
+		for _, s := range registrySnapshot(t, st).Services() {
+			if s.Source == kubernetes.SourceName(clusterID) {
+				out = append(out, s.Namespace)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	awaitEqual(t, "every namespace without selectors", services, "default", "lab", "shop") // default: the API server's own
+
+	rs, _, err := api.Decode("mesh.yaml", []byte(`apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |-
+    discoverySelectors: [{matchExpressions: [{key: mesh, operator: In, values: ["on"]}]}]
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Apply(ctx, store.ConfigSpace, rs); err != nil {
+		t.Fatal(err)
+	}
+	touch := func(value string) { // a change in the cluster, for a translation
+		t.Helper()
+		ns, err := core.Namespaces().Get(ctx, "lab", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.Labels = map[string]string{"touched": value}
+		if _, err := core.Namespaces().Update(ctx, ns, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	touch("1")
+	awaitEqual(t, "the mesh config's selectors", services, "shop")
+	if _, err := st.Delete(ctx, store.ConfigSpace, rs[0].Key(), ""); err != nil {
+		t.Fatal(err)
+	}
+	touch("2")
+	awaitEqual(t, "every namespace again without a mesh config", services, "default", "lab", "shop")
+}
+
 // TestTrafficDistributionFollowsTheCluster: a Service's spec.trafficDistribution,
 // and its namespace's annotation as it changes, reach its ServiceEntry.
 func TestTrafficDistributionFollowsTheCluster(t *testing.T) {
