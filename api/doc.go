@@ -12,7 +12,10 @@
 // default/reviews: spec.http[0].route[1].weight: must not be negative, got -1");
 // Decode and Validate join them with errors.Join and DocumentErrors splits them
 // again. Documents that are not mesh configuration (a Kubernetes Service in the same
-// file) come back as Skipped, not as errors.
+// file) come back as Skipped, not as errors; Istio's mesh ConfigMap (istio of
+// istio-system) is the one ConfigMap taken: it becomes the MeshConfig kind
+// (meshconfig.go), whose checks follow Istio's ValidateMeshConfig rather than a
+// webhook (Istio has none for it), and are stricter where Istio would only warn.
 //
 // Specs are decoded by walking the JSON tree against the spec message's protoreflect
 // descriptor (walk.go), which reads fields the way Istio's own decoder does (JSON or
