@@ -39,9 +39,11 @@ import (
 //     alias match the same workloads under every one of them.
 //   - extensionProviders and defaultProviders: access logs and tracing of Telemetry
 //     (telemetry.go, tracing.go) and the external authorization of CUSTOM
-//     AuthorizationPolicies (extauthz.go). The built-in providers are Istio's: "envoy" (a text log on
-//     stdout), "prometheus" and "stackdriver"; a provider of the same name replaces
-//     one.
+//     AuthorizationPolicies (extauthz.go). The built-in providers are Istio's:
+//     "envoy" (a text log on stdout), "prometheus" and "stackdriver"; a provider of
+//     the same name replaces one.
+//   - discoverySelectors: the namespaces the Kubernetes adapter follows when it is
+//     given none (adapters/kubernetes).
 //   - accessLogFile, accessLogEncoding, accessLogFormat: the access log of proxies
 //     that no Telemetry and no default provider gives one.
 //
