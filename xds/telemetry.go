@@ -28,22 +28,22 @@ import (
 // Telemetry (root namespace, no selector), then the namespace's (no selector), then
 // the oldest selecting the workload, each naming providers it turns on (with a CEL
 // filter, which applies to the providers the entry names) or off; an entry without
-// providers means those of the level above, and
-// at the top the mesh config's defaultProviders.accessLogging; the providers of the
-// lowest level that names any are the ones that log. An entry's match mode says which
-// side it logs: CLIENT is what a sidecar sends (outbound listeners) and what a gateway
-// serves, SERVER what a sidecar receives (inbound chains). Access logs go on HTTP
-// connection managers and TCP proxies.
+// providers means those of the level above, at the top the mesh config's
+// defaultProviders.accessLogging; the providers of the lowest level that names any
+// are the ones that log. An entry's match mode says which side it logs: CLIENT is
+// what a sidecar sends (outbound listeners) and what a gateway serves, SERVER what a
+// sidecar receives (inbound chains). Access logs go on HTTP connection managers and
+// TCP proxies.
 //
 // Providers are the mesh config's extension providers (mesh.go), with Istio's
-// built-in "envoy" (a text log on the proxy's stdout in Istio's default format).
-// navarch writes envoyFileAccessLog providers (a path, a text or JSON format); a
-// provider of another kind, or one the mesh config does not have, is reported and
-// left out. Where no Telemetry logs and the mesh config names no default provider,
-// the mesh config's accessLogFile (with accessLogEncoding and accessLogFormat) is the
+// built-in "envoy" (a text log on the proxy's stdout, in the mesh config's
+// accessLogEncoding and accessLogFormat, Istio's text format by default): file logs
+// (envoyFileAccessLog: a path, a text or JSON format) and log services
+// (envoyHttpAls, envoyTcpAls, envoyOtelAls); a provider of another kind, or one the
+// mesh config does not have, is reported and left out. Where no Telemetry logs and
+// the mesh config names no default provider, the mesh config's accessLogFile is the
 // log, as Istio's legacy setting. Tracing is tracing.go's; metrics settings are not
-// translated.
-// Proxyless gRPC gets no access logs (nor does it in Istio).
+// translated. Proxyless gRPC gets no access logs (nor does it in Istio).
 
 const (
 	envoyLogProvider = "envoy"
