@@ -37,7 +37,8 @@ import (
 //
 // Istio's mesh config, the ConfigMap istio of istio-system, is mirrored too (as
 // MeshConfig istio-system/istio; api/meshconfig.go), whether or not Istio's CRDs are
-// installed. Reading it needs get, list and watch on that ConfigMap.
+// installed. Reading it needs get, list and watch on that ConfigMap; without those
+// rights the rest is mirrored without it (logged).
 
 // ConfigSource returns the registry source the cluster's Istio configuration is
 // written as: "kubernetes.<id>.config".
@@ -100,11 +101,24 @@ func (a *Adapter) RunConfig(ctx context.Context) error {
 		informers = append(informers, inf)
 		kinds[inf] = k
 	}
-	mesh := dynamicinformer.NewFilteredDynamicInformer(dyn, schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}, api.MeshConfigNamespace, 0,
-		cache.Indexers{}, func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + api.MeshConfigName }).Informer()
-	c.notify(mesh, sameConfig)
-	informers = append(informers, mesh)
-	kinds[mesh] = api.MeshConfig
+	// The mesh ConfigMap, unless the credentials may not read it (a deployment whose
+	// rights predate it): then the rest is mirrored without it.
+	// (Asked outside the health transport, whose record of a refusal would mark the
+	// whole source stale.)
+	configMaps := schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	probe, err := dynamic.NewForConfig(a.rest)
+	if err != nil {
+		return err
+	}
+	if _, err := probe.Resource(configMaps).Namespace(api.MeshConfigNamespace).Get(ctx, api.MeshConfigName, metav1.GetOptions{}); apierrors.IsForbidden(err) {
+		a.log.Warn("may not read Istio's mesh ConfigMap; mirroring the rest without it", "configmap", api.MeshConfigNamespace+"/"+api.MeshConfigName, "err", err)
+	} else {
+		mesh := dynamicinformer.NewFilteredDynamicInformer(dyn, configMaps, api.MeshConfigNamespace, 0,
+			cache.Indexers{}, func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + api.MeshConfigName }).Informer()
+		c.notify(mesh, sameConfig)
+		informers = append(informers, mesh)
+		kinds[mesh] = api.MeshConfig
+	}
 	// Every StatusInterval, the CRDs are looked up again: when the kinds served
 	// changed (Istio installed or upgraded), the term ends, and the next one (here or
 	// on another node) follows them.

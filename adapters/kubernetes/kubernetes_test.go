@@ -880,6 +880,39 @@ func TestDeployRBAC(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+
+	// The rights of an rbac.yaml from before the mesh ConfigMap was read: the Istio
+	// configuration is mirrored without it.
+	earlier := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "navarch-earlier"}}
+	for _, r := range role.Rules {
+		if !slices.Contains(r.Resources, "configmaps") {
+			earlier.Rules = append(earlier.Rules, r)
+		}
+	}
+	if _, err := rbac.ClusterRoles().Create(ctx, earlier, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := core.ServiceAccounts("navarch").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "earlier"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rbac.ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "navarch-earlier"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "navarch-earlier"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "earlier", Namespace: "navarch"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st4, a4 := run("n4", kc.KubeconfigFor(t, token("navarch", "earlier", apiAudience)))
+	await("the Istio configuration mirrored without the mesh ConfigMap it may not read", func() error {
+		if s := readStatus(t, st4, a4.ConfigSource()); s == nil || s.Stale {
+			return fmt.Errorf("status %+v", s)
+		}
+		if got := registrySnapshot(t, st4).Config(api.PeerAuthentication); len(got) != 1 {
+			return fmt.Errorf("PeerAuthentications %v", got)
+		}
+		if got := registrySnapshot(t, st4).Config(api.MeshConfig); len(got) != 0 {
+			return fmt.Errorf("mesh configs %v", got)
+		}
+		return nil
+	})
 }
 
 // registrySnapshot is the registry every node would build from the store.
