@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"net"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -171,8 +172,71 @@ func validateMeshConfig(p *problems, root string, meta ObjectMeta, m *meshconfig
 	validateExportTo(p, field(root, "defaultVirtualServiceExportTo"), "", m.DefaultVirtualServiceExportTo, false)
 	validateExportTo(p, field(root, "defaultDestinationRuleExportTo"), "", m.DefaultDestinationRuleExportTo, false)
 	validateDiscoverySelectors(p, field(root, "discoverySelectors"), m.DiscoverySelectors)
+	validateProxyDefaults(p, field(root, "defaultConfig"), m.DefaultConfig)
 	validateDefaultTrafficPolicy(p, field(root, "defaultTrafficPolicy"), m.DefaultTrafficPolicy)
 	validateExtensionProviders(p, field(root, "extensionProviders"), m.ExtensionProviders)
+}
+
+// validateProxyDefaults checks the proxies' defaults (defaultConfig) the user set as
+// Istio's ValidateMeshConfigProxyConfig checks them: addresses as host:port, ports,
+// the drain duration in whole seconds, tracers' addresses. (navarch reads only
+// tracing.sampling of it; istio-agent and Envoy's bootstrap read the rest.)
+func validateProxyDefaults(p *problems, path string, pc *meshconfig.ProxyConfig) {
+	if pc == nil {
+		return
+	}
+	address := func(name, addr string) {
+		if addr != "" {
+			if reason := proxyAddressError(addr); reason != "" {
+				p.add(field(path, name), "%q: %s", addr, reason)
+			}
+		}
+	}
+	address("discoveryAddress", pc.DiscoveryAddress)
+	address("statsdUdpAddress", pc.StatsdUdpAddress)
+	address("envoyMetricsService.address", pc.GetEnvoyMetricsService().GetAddress())
+	address("envoyAccessLogService.address", pc.GetEnvoyAccessLogService().GetAddress())
+	address("tracing.zipkin.address", pc.GetTracing().GetZipkin().GetAddress())
+	address("tracing.datadog.address", pc.GetTracing().GetDatadog().GetAddress())
+	for _, f := range []named[int32]{{"proxyAdminPort", pc.ProxyAdminPort}, {"statusPort", pc.StatusPort}} {
+		if f.value < 0 || f.value > 65535 {
+			p.add(field(path, f.name), "must be 1-65535, got %d", f.value)
+		}
+	}
+	if d := pc.DrainDuration; d != nil {
+		validateDuration(p, field(path, "drainDuration"), d)
+		if d.AsDuration()%time.Second != 0 {
+			p.add(field(path, "drainDuration"), "must be a whole number of seconds, got %s", d.AsDuration())
+		}
+	}
+	if s := pc.GetTracing().GetSampling(); s < 0 {
+		p.add(field(path, "tracing.sampling"), "must not be negative, got %g", s)
+	}
+}
+
+// proxyAddressError checks a host:port address as Istio's ValidateProxyAddress does:
+// a port 1-65535 and a host name (DNS-1123 labels) or IP address; "" when valid.
+func proxyAddressError(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "must be host:port"
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "the port must be 1-65535"
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return ""
+	}
+	labels := strings.Split(strings.TrimSuffix(host, "."), ".")
+	if _, err := strconv.Atoi(labels[len(labels)-1]); err == nil {
+		return "the host's top-level label must not be all digits"
+	}
+	for _, l := range labels {
+		if !isDNSLabel(l) {
+			return "the host must be a DNS name or an IP address"
+		}
+	}
+	return ""
 }
 
 // validateDiscoverySelectors checks Kubernetes label selectors of namespaces: label

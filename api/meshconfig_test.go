@@ -124,6 +124,12 @@ func TestMeshConfigRejections(t *testing.T) {
 			field: "data.mesh.discoverySelectors[0].matchExpressions[0].operator", reason: "not an operator"},
 		{name: "discovery selector values", doc: mesh("discoverySelectors: [{matchExpressions: [{key: env, operator: In}]}]"),
 			field: "data.mesh.discoverySelectors[0].matchExpressions[0].values", reason: "required for operator In"},
+		{name: "discovery address", doc: mesh("defaultConfig: {discoveryAddress: istiod.istio-system.svc}"),
+			field: "data.mesh.defaultConfig.discoveryAddress", reason: "must be host:port"},
+		{name: "drain duration", doc: mesh("defaultConfig: {drainDuration: 1500ms}"),
+			field: "data.mesh.defaultConfig.drainDuration", reason: "whole number of seconds"},
+		{name: "zipkin address", doc: mesh("defaultConfig: {tracing: {zipkin: {address: zipkin.istio-system:0}}}"),
+			field: "data.mesh.defaultConfig.tracing.zipkin.address", reason: "port must be 1-65535"},
 		{name: "retry condition", doc: mesh("defaultHttpRetryPolicy: {attempts: 2, retryOn: \"5xx,sometimes\"}"), field: "data.mesh.defaultHttpRetryPolicy.retryOn", reason: `"sometimes" is not a retry condition`},
 		{name: "outlier percent", doc: mesh("defaultTrafficPolicy: {outlierDetection: {maxEjectionPercent: 120}}"),
 			field: "data.mesh.defaultTrafficPolicy.outlierDetection.maxEjectionPercent", reason: "must be 0-100"},
@@ -151,4 +157,26 @@ func TestMeshConfigRejections(t *testing.T) {
 		{name: "another name", doc: "apiVersion: navarch.io/v1\nkind: MeshConfig\nmetadata: {name: mesh, namespace: istio-system}\nspec: {}\n",
 			field: "metadata", reason: "the one resource istio-system/istio"},
 	})
+}
+
+// TestDecodeTakesTheMeshOfIstiosInstall: the mesh config Istio's Helm chart renders
+// (default profile, with an access log) is taken as it is.
+func TestDecodeTakesTheMeshOfIstiosInstall(t *testing.T) {
+	r := mustDecode(t, istioConfigMap("istio-system", `accessLogFile: /dev/stdout
+defaultConfig:
+  discoveryAddress: istiod.istio-system.svc:15012
+  proxyMetadata: {}
+  tracing:
+    zipkin:
+      address: zipkin.istio-system:9411
+defaultProviders:
+  metrics:
+  - prometheus
+enablePrometheusMerge: true
+rootNamespace: istio-system
+trustDomain: cluster.local`))
+	m := r.Spec.(*meshconfig.MeshConfig)
+	if m.GetDefaultConfig().GetDiscoveryAddress() != "istiod.istio-system.svc:15012" || m.TrustDomain != "cluster.local" {
+		t.Errorf("decoded %v", m)
+	}
 }
