@@ -394,3 +394,78 @@ func TestIstioAgreesOnMutations(t *testing.T) {
 		t.Error(d)
 	}
 }
+
+// meshConfigMap wraps a MeshConfig document (navarch's form) into Istio's ConfigMap,
+// which istio-validate judges as istiod reads it.
+func meshConfigMap(tb testing.TB, doc []byte) []byte {
+	tb.Helper()
+	var obj map[string]any
+	if err := yaml.Unmarshal(doc, &obj); err != nil {
+		tb.Fatal(err)
+	}
+	mesh, err := json.Marshal(obj["spec"])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cm, err := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": MeshConfigName, "namespace": MeshConfigNamespace},
+		"data":     map[string]any{"mesh": string(mesh)}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cm
+}
+
+// navarchStricter matches the fields of the mesh config where navarch refuses what
+// Istio takes, on purpose (docs/mesh.md): Istio only warns of a bad extension
+// provider and ignores it (failing the policies that name it); navarch's root
+// namespace is fixed; navarch checks the default retries, export defaults,
+// discovery selectors, a JSON access log format and the proxies' defaults, which
+// Istio does not (or only where it reads them).
+var navarchStricter = regexp.MustCompile(`^spec\.(extensionProviders|rootNamespace|defaultHttpRetryPolicy|default(Service|VirtualService|DestinationRule)ExportTo|discoverySelectors|accessLogFormat|accessLogEncoding|defaultConfig|trustDomain\b)`)
+
+// strictDecoding matches navarch's refusals of what istiod's lenient reading of the
+// mesh config lets through: unknown fields (istiod ignores them; navarch names them,
+// and takes the fields Istio removed) and enums given as numbers (which istiod takes
+// in any range; navarch by name, as the API server takes Istio's resources).
+var strictDecoding = regexp.MustCompile(`unknown field|must be one of`)
+
+// TestIstioAgreesOnTheMeshConfig holds navarch's validation of the mesh config to
+// istiod's reading of it (ApplyMeshConfigDefaults: Istio's defaults, the user's
+// fields, ValidateMeshConfig) on a seed and every mutation of it: navarch never
+// takes what Istio refuses, and refuses what Istio takes only where it means to.
+func TestIstioAgreesOnTheMeshConfig(t *testing.T) {
+	o := istioOracle(t)
+	seed, err := os.ReadFile(filepath.Join("testdata", "oracle-mesh.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := mutations(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs["seed"] = seed
+	istio := map[string][]byte{}
+	for id, doc := range docs {
+		istio[id] = meshConfigMap(t, doc)
+	}
+	verdicts := o.judge(t, istio)
+	if !verdicts["seed"].Valid || navarchJudges(seed) != nil {
+		t.Fatalf("the seed: Istio %+v, navarch %v; both must take it", verdicts["seed"], navarchJudges(seed))
+	}
+	var disagree []string
+	for id, doc := range docs {
+		nerr, v := navarchJudges(doc), verdicts[id]
+		switch {
+		case nerr == nil && !v.Valid:
+			disagree = append(disagree, fmt.Sprintf("%s\n\tnavarch accepts; Istio: %s", id, v.Error))
+		case nerr != nil && v.Valid && !navarchStricter.MatchString(id) && !strictDecoding.MatchString(nerr.Error()):
+			disagree = append(disagree, fmt.Sprintf("%s\n\tIstio accepts; navarch: %v", id, nerr))
+		}
+	}
+	sort.Strings(disagree)
+	t.Logf("%d documents, %d disagreements", len(docs), len(disagree))
+	for _, d := range disagree {
+		t.Error(d)
+	}
+}

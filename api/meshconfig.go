@@ -196,8 +196,17 @@ func validateProxyDefaults(p *problems, path string, pc *meshconfig.ProxyConfig)
 	address("statsdUdpAddress", pc.StatsdUdpAddress)
 	address("envoyMetricsService.address", pc.GetEnvoyMetricsService().GetAddress())
 	address("envoyAccessLogService.address", pc.GetEnvoyAccessLogService().GetAddress())
-	address("tracing.zipkin.address", pc.GetTracing().GetZipkin().GetAddress())
-	address("tracing.datadog.address", pc.GetTracing().GetDatadog().GetAddress())
+	for _, t := range []struct {
+		name    string
+		given   bool
+		address string
+	}{{"tracing.zipkin.address", pc.GetTracing().GetZipkin() != nil, pc.GetTracing().GetZipkin().GetAddress()},
+		{"tracing.datadog.address", pc.GetTracing().GetDatadog() != nil, pc.GetTracing().GetDatadog().GetAddress()}} {
+		if t.given && t.address == "" {
+			p.add(field(path, t.name), "required")
+		}
+		address(t.name, t.address)
+	}
 	for _, f := range []named[int32]{{"proxyAdminPort", pc.ProxyAdminPort}, {"statusPort", pc.StatusPort}} {
 		if f.value < 0 || f.value > 65535 {
 			p.add(field(path, f.name), "must be 1-65535, got %d", f.value)
@@ -272,15 +281,15 @@ func validateDiscoverySelectors(p *problems, path string, sels []*meshconfig.Lab
 	}
 }
 
-// validateTrustDomain checks a SPIFFE trust domain: DNS-1123 labels, the last of
-// which may be empty ("example.com.").
+// validateTrustDomain checks a SPIFFE trust domain as Istio does: DNS-1123 labels
+// (Istio's, which take upper case), the last of which may be empty ("example.com.").
 func validateTrustDomain(p *problems, path, td string) {
 	parts := strings.Split(td, ".")
 	for i, label := range parts {
 		if i == len(parts)-1 && label == "" && i > 0 {
 			return
 		}
-		if !isDNSLabel(label) {
+		if !dnsLabel(label, true) {
 			p.add(path, "trust domain %q is invalid: it must be DNS-1123 labels separated by dots", td)
 			return
 		}

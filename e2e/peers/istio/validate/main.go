@@ -6,6 +6,8 @@
 // navarch's validation with Istio's (`make peers` builds it into
 // .peers/bin/istio-validate).
 //
+// Istio's mesh ConfigMap is judged as istiod reads it (validate).
+//
 // It reads JSON lines {"id": "...", "yaml": "<one document>"} on stdin and writes
 // one JSON line {"id", "valid", "error", "warning"} per document to --out (Istio's
 // packages log to stdout).
@@ -25,6 +27,7 @@ import (
 
 	"istio.io/istio/pkg/config"
 	"istio.io/istio/pkg/config/crd"
+	"istio.io/istio/pkg/config/mesh"
 	"istio.io/istio/pkg/config/schema/collections"
 	"istio.io/istio/pkg/config/schema/resource"
 )
@@ -90,11 +93,24 @@ func main() {
 	}
 }
 
-// validate runs the API server's checks, then the webhook's.
+// validate runs the API server's checks, then the webhook's. Istio's mesh
+// ConfigMap (istio of istio-system) has neither: it is what istiod makes of it,
+// its mesh merged onto Istio's defaults and checked (ApplyMeshConfigDefaults).
 func validate(v *crd.Validator, doc string) (warning error, err error) {
 	j, err := yaml.YAMLToJSON([]byte(doc))
 	if err != nil {
 		return nil, fmt.Errorf("yaml: %v", err)
+	}
+	var cm struct {
+		Kind     string
+		Metadata struct{ Name, Namespace string }
+		Data     map[string]string
+	}
+	if json.Unmarshal(j, &cm) == nil && cm.Kind == "ConfigMap" && cm.Metadata.Name == "istio" && cm.Metadata.Namespace == "istio-system" {
+		if _, err := mesh.ApplyMeshConfigDefaults(cm.Data["mesh"]); err != nil {
+			return nil, fmt.Errorf("mesh config: %v", err)
+		}
+		return nil, nil
 	}
 	// Unstructured's own decoding, as the API server's: integers stay int64.
 	un := &unstructured.Unstructured{}
