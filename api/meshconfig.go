@@ -39,9 +39,26 @@ const (
 	MeshConfigName      = "istio"
 	MeshConfigNamespace = "istio-system"
 
-	configMapKind = "ConfigMap"
-	meshDataKey   = "mesh"
+	configMapKind   = "ConfigMap"
+	meshDataKey     = "mesh"
+	meshNetworksKey = "meshNetworks"
 )
+
+// ReasonMeshNetworks is the reason given in Skipped for the networks of Istio's
+// mesh ConfigMap, which navarch does not read (its mesh is taken).
+const ReasonMeshNetworks = "its meshNetworks is not read: a network's gateways are a ServiceEntry (or Kubernetes Service) labelled topology.istio.io/network, and workloads name their network"
+
+// meshNetworksGiven reports whether the ConfigMap's meshNetworks names any network
+// (Istio's install writes "networks: {}").
+func meshNetworksGiven(text string) bool {
+	v, err := parseYAML([]byte(text))
+	if err != nil {
+		return true // not what Istio reads either; said so rather than let pass
+	}
+	obj, _ := v.(map[string]any)
+	networks, _ := obj["networks"].(map[string]any)
+	return len(networks) > 0
+}
 
 // Limits Istio puts on the mesh config.
 const (
@@ -84,6 +101,10 @@ func (d *decoder) meshConfigMap(loc location, obj map[string]any) {
 		switch data := obj["data"].(type) {
 		case nil:
 		case map[string]any:
+			if networks, ok := data[meshNetworksKey].(string); ok && meshNetworksGiven(networks) {
+				d.skipped = append(d.skipped, Skipped{Source: loc.where(d.source), APIVersion: "v1", Kind: configMapKind,
+					Name: MeshConfigName, Reason: ReasonMeshNetworks})
+			}
 			switch text := data[meshDataKey].(type) {
 			case nil:
 			case string:

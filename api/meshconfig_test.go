@@ -89,6 +89,27 @@ func TestDecodeTakesIstiosMeshConfigMap(t *testing.T) {
 	}
 }
 
+// TestMeshNetworksAreSaidToBeSkipped: the mesh is taken, and networks in the
+// ConfigMap's meshNetworks are reported as not read (Istio's empty default is not).
+func TestMeshNetworksAreSaidToBeSkipped(t *testing.T) {
+	for _, tc := range []struct {
+		networks string
+		skipped  bool
+	}{
+		{"networks: {}", false},
+		{"networks: {net-2: {endpoints: [{fromRegistry: cluster-2}], gateways: [{address: 192.0.2.1, port: 15443}]}}", true},
+	} {
+		doc := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: 'connectTimeout: 3s'\n  meshNetworks: '" + tc.networks + "'\n"
+		rs, skipped, err := Decode("cm.yaml", []byte(doc), "")
+		if err != nil || len(rs) != 1 || rs[0].Kind != MeshConfig {
+			t.Fatalf("%s: %v, %v", tc.networks, rs, err)
+		}
+		if got := len(skipped) == 1 && skipped[0].Reason == ReasonMeshNetworks; got != tc.skipped || len(skipped) > 1 {
+			t.Errorf("meshNetworks %s: skipped %v, want the networks reported: %v", tc.networks, skipped, tc.skipped)
+		}
+	}
+}
+
 func TestDecodeSkipsOtherConfigMaps(t *testing.T) {
 	for _, doc := range []string{
 		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: istio-system}\ndata: {mesh: 'not: [mesh'}\n",
