@@ -144,11 +144,9 @@ func validateMeshConfig(p *problems, root string, meta ObjectMeta, m *meshconfig
 		p.add("metadata", "the mesh config is the one resource %s/%s (Istio's ConfigMap), got %s/%s",
 			MeshConfigNamespace, MeshConfigName, meta.Namespace, meta.Name)
 	}
-	for _, f := range []named[uint32]{{"proxyListenPort", uint32(m.ProxyListenPort)}, {"proxyInboundListenPort", uint32(m.ProxyInboundListenPort)},
-		{"proxyHttpPort", uint32(m.ProxyHttpPort)}} {
-		if f.value > 65535 {
-			p.add(field(root, f.name), "must be 1-65535, got %d", int32(f.value))
-		}
+	// Istio checks the outbound capture port only (given 0 too: presentRules).
+	if port := m.ProxyListenPort; port < 0 || port > 65535 {
+		p.add(field(root, "proxyListenPort"), "must be 1-65535, got %d", port)
 	}
 	if d := m.ConnectTimeout; d != nil {
 		path := field(root, "connectTimeout")

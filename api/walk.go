@@ -106,6 +106,7 @@ var presentRules = map[protoreflect.FullName]string{
 	// replaces the default, and an empty trust domain is refused.
 	"istio.mesh.v1alpha1.MeshConfig.trust_domain":       "must not be empty (leave it out for the CA's)",
 	"istio.mesh.v1alpha1.ProxyConfig.discovery_address": "must not be empty (leave it out for Istio's default)",
+	"istio.mesh.v1alpha1.MeshConfig.proxy_listen_port":  "must be 1-65535, got 0 (leave it out for Istio's 15001)",
 }
 
 // present reports whether m holds a value other than the zero value in fd.
