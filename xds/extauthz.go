@@ -98,10 +98,11 @@ func customFor(ctx *Context, custom []*api.Resource) (*customAuthz, []*api.Resou
 		sort.Strings(providers)
 		return fail(fmt.Sprintf("the workload's CUSTOM policies name several providers (%s); a workload takes one", strings.Join(providers, ", ")))
 	}
-	ca, err := derived(ctx, "ext-authz "+providers[0], func() extAuthzResult {
+	built := derived(ctx, "ext-authz "+providers[0], func() result[*customAuthz] {
 		ca, err := buildExtAuthz(ctx, providers[0])
-		return extAuthzResult{ca, err}
-	}).get()
+		return result[*customAuthz]{ca, err}
+	})
+	ca, err := built.v, built.err
 	if err != nil {
 		return fail(fmt.Sprintf("provider %q: %v", providers[0], err))
 	}
@@ -110,13 +111,11 @@ func customFor(ctx *Context, custom []*api.Resource) (*customAuthz, []*api.Resou
 	return &out, nil
 }
 
-// extAuthzResult is buildExtAuthz's result, kept for the build.
-type extAuthzResult struct {
-	ca  *customAuthz
+// result is a value built with its error, as derived keeps both for a build.
+type result[T any] struct {
+	v   T
 	err error
 }
-
-func (r extAuthzResult) get() (*customAuthz, error) { return r.ca, r.err }
 
 // buildExtAuthz builds the ext_authz filters of a provider.
 func buildExtAuthz(ctx *Context, name string) (*customAuthz, error) {

@@ -128,13 +128,14 @@ func buildTracing(ctx *Context, s tracingSpec) *hcmv3.HttpConnectionManager_Trac
 	if s.disabled || s.provider == "" {
 		return nil
 	}
-	t, err := derived(ctx, "tracer "+s.provider, func() tracerResult {
+	built := derived(ctx, "tracer "+s.provider, func() result[*tracer] {
 		t, err := buildTracer(ctx, s.provider)
 		if err != nil { // reported once per build
 			ctx.skip(s.where, fmt.Errorf("tracing provider %q: %v; spans are not reported", s.provider, err))
 		}
-		return tracerResult{t, err}
-	}).get()
+		return result[*tracer]{t, err}
+	})
+	t, err := built.v, built.err
 	if err != nil {
 		return nil
 	}
@@ -168,13 +169,6 @@ type tracer struct {
 	provider         *tracev3.Tracing_Http
 	maxPathTagLength *wrapperspb.UInt32Value
 }
-
-type tracerResult struct {
-	t   *tracer
-	err error
-}
-
-func (r tracerResult) get() (*tracer, error) { return r.t, r.err }
 
 // buildTracer builds the tracer of a provider.
 func buildTracer(ctx *Context, name string) (*tracer, error) {
