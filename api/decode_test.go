@@ -23,6 +23,7 @@ var minimalSpecs = map[string]string{
 	"RequestAuthentication": `{jwtRules: [{issuer: "https://issuer.example.com", jwksUri: "https://issuer.example.com/jwks"}]}`,
 	"Telemetry":             `{tracing: [{providers: [{name: zipkin}], randomSamplingPercentage: 10}]}`,
 	"MeshConfig":            `{accessLogFile: /dev/stdout}`,
+	"EnvoyFilter":           `{configPatches: [{applyTo: CLUSTER, match: {cluster: {service: reviews}}, patch: {operation: MERGE, value: {connect_timeout: 2s}}}]}`,
 }
 
 func TestDecodeAcceptsEveryKindUnderEveryServedVersion(t *testing.T) {

@@ -86,6 +86,11 @@ var (
 	WorkloadGroup = &Kind{Group: GroupNetworking, Name: "WorkloadGroup", Plural: "workloadgroups", Singular: "workloadgroup",
 		Short: []string{"wg"}, Versions: networkingVersions,
 		newSpec: func() proto.Message { return &networking.WorkloadGroup{} }}
+	// EnvoyFilter patches the Envoy configuration built for sidecars and gateways;
+	// Istio serves it as v1alpha3 only.
+	EnvoyFilter = &Kind{Group: GroupNetworking, Name: "EnvoyFilter", Plural: "envoyfilters", Singular: "envoyfilter",
+		Versions: []string{"v1alpha3"},
+		newSpec:  func() proto.Message { return &networking.EnvoyFilter{} }}
 	PeerAuthentication = &Kind{Group: GroupSecurity, Name: "PeerAuthentication", Plural: "peerauthentications", Singular: "peerauthentication",
 		Short: []string{"pa"}, Versions: []string{"v1", "v1beta1"},
 		newSpec: func() proto.Message { return &security.PeerAuthentication{} }}
@@ -107,7 +112,7 @@ var (
 
 // kinds lists every kind, in the order `navarch get all` prints them.
 var kinds = []*Kind{
-	ServiceEntry, WorkloadEntry, WorkloadGroup, VirtualService, DestinationRule, Gateway, Sidecar,
+	ServiceEntry, WorkloadEntry, WorkloadGroup, VirtualService, DestinationRule, Gateway, Sidecar, EnvoyFilter,
 	PeerAuthentication, AuthorizationPolicy, RequestAuthentication, Telemetry, MeshConfig,
 }
 

@@ -65,6 +65,8 @@ func validateSpec(p *problems, r *Resource) {
 		validateRequestAuthentication(p, s)
 	case *telemetry.Telemetry:
 		validateTelemetry(p, s)
+	case *networking.EnvoyFilter:
+		validateEnvoyFilter(p, s)
 	case *meshconfig.MeshConfig:
 		validateMeshConfig(p, "spec", r.Meta, s)
 	default:

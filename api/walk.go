@@ -96,12 +96,13 @@ func (w walker) message(path string, v any, m protoreflect.Message) {
 // refuses `issuer: ""`, `portLevelMtls: {}` and `targetPort: 0`; istiod a mesh
 // config's `trustDomain: ""`.
 var presentRules = map[protoreflect.FullName]string{
-	"istio.security.v1beta1.JWTRule.issuer":                        "must not be empty (leave it out instead)",
-	"istio.security.v1beta1.JWTRule.jwks_uri":                      "must not be empty (leave it out instead)",
-	"istio.security.v1beta1.PeerAuthentication.port_level_mtls":    "must set at least one port (leave it out instead)",
-	"istio.networking.v1alpha3.ServicePort.target_port":            "must be 1-65535, got 0 (leave it out instead)",
-	"istio.networking.v1alpha3.ServerTLSSettings.credential_names": "must not be empty (leave it out instead)",
-	"istio.networking.v1alpha3.ServerTLSSettings.tls_certificates": "must not be empty (leave it out instead)",
+	"istio.security.v1beta1.JWTRule.issuer":                           "must not be empty (leave it out instead)",
+	"istio.security.v1beta1.JWTRule.jwks_uri":                         "must not be empty (leave it out instead)",
+	"istio.security.v1beta1.PeerAuthentication.port_level_mtls":       "must set at least one port (leave it out instead)",
+	"istio.networking.v1alpha3.ServicePort.target_port":               "must be 1-65535, got 0 (leave it out instead)",
+	"istio.networking.v1alpha3.ServerTLSSettings.credential_names":    "must not be empty (leave it out instead)",
+	"istio.networking.v1alpha3.ServerTLSSettings.tls_certificates":    "must not be empty (leave it out instead)",
+	"istio.networking.v1alpha3.EnvoyFilter.WaypointMatch.port_number": "must be 1-65535, got 0 (leave it out instead)",
 	// The mesh config's, which istiod merges onto its defaults: a field given
 	// replaces the default, and an empty trust domain is refused.
 	"istio.mesh.v1alpha1.MeshConfig.trust_domain":       "must not be empty (leave it out for the CA's)",
