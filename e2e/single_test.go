@@ -354,6 +354,60 @@ data:
 		mustCLI(t, api, "delete", "-f", cm)
 	})
 
+	t.Run("an EnvoyFilter patches Envoy proxies, not proxyless ones; a bad one is refused", func(t *testing.T) {
+		ef := writeFile(t, dir, "envoyfilter.yaml", `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: limits, namespace: istio-system}
+spec:
+  configPatches:
+  - applyTo: CLUSTER
+    match: {context: SIDECAR_OUTBOUND, cluster: {service: reviews.default.svc.cluster.local}}
+    patch: {operation: MERGE, value: {per_connection_buffer_limit_bytes: 32768}}
+  - applyTo: HTTP_FILTER
+    match:
+      context: SIDECAR_OUTBOUND
+      listener: {filterChain: {filter: {name: envoy.filters.network.http_connection_manager, subFilter: {name: envoy.filters.http.router}}}}
+    patch:
+      operation: INSERT_BEFORE
+      value:
+        name: envoy.filters.http.lua
+        typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua, default_source_code: {inline_string: "function envoy_on_request(h) end"}}
+`)
+		if out := mustCLI(t, api, "apply", "-f", ef); !strings.Contains(out, "envoyfilter.networking.istio.io/limits created") {
+			t.Fatalf("apply printed %q", out)
+		}
+		eventually(t, 30*time.Second, "the sidecar's clusters patched", func() error {
+			out := mustCLI(t, api, "proxy-config", "-n", "default", "--generator", "envoy", "--labels", "app=web")
+			if !strings.Contains(out, "perConnectionBufferLimitBytes") || !strings.Contains(out, "envoy.filters.http.lua") {
+				return fmt.Errorf("no patch in %.300s", out)
+			}
+			return nil
+		})
+		if out := mustCLI(t, api, "proxy-config", "-n", "default"); strings.Contains(out, "perConnectionBufferLimitBytes") {
+			t.Errorf("proxyless gRPC got the EnvoyFilter's patch:\n%.400s", out)
+		}
+		if tl := grpcapp.Call(ctx, conn, 100); len(tl.Failed) > 0 {
+			t.Fatalf("RPCs failed with an EnvoyFilter applied: %v", tl.Failed)
+		}
+		before := mustCLI(t, api, "get", "envoyfilter", "limits", "-n", "istio-system", "-o", "yaml")
+		res := cli(t, api, "apply", "-f", writeFile(t, dir, "bad-envoyfilter.yaml", `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: limits, namespace: istio-system}
+spec:
+  configPatches:
+  - applyTo: HTTP_FILTER
+    patch: {operation: ADD, value: {name: lua, typed_config: {"@type": type.googleapis.com/envoy.config.filter.http.lua.v2.Lua}}}
+`))
+		if res.Code == 0 || !strings.Contains(res.Stderr, "EnvoyFilter istio-system/limits: spec.configPatches[0].patch.value") ||
+			!strings.Contains(res.Stderr, "v2 types are gone") {
+			t.Errorf("apply of a bad EnvoyFilter: exit %d, stderr %q", res.Code, res.Stderr)
+		}
+		if after := mustCLI(t, api, "get", "envoyfilter", "limits", "-n", "istio-system", "-o", "yaml"); after != before {
+			t.Fatalf("a refused EnvoyFilter changed the stored one:\n%s\nto\n%s", before, after)
+		}
+		mustCLI(t, api, "delete", "-f", ef)
+	})
+
 	t.Run("delete by file and by name", func(t *testing.T) {
 		mustCLI(t, api, "delete", "-f", writeFile(t, dir, "virtualservice.yaml", splitVS(50, 50)))
 		if res := cli(t, api, "get", "vs", "reviews"); res.Code == 0 {

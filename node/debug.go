@@ -100,17 +100,32 @@ func describedProxy(q url.Values) (*xds.Proxy, error) {
 	default:
 		return nil, fmt.Errorf("generator %q: want grpc or envoy", g)
 	}
-	if l := q.Get("labels"); l != "" {
-		p.Labels = map[string]string{}
-		for _, kv := range strings.Split(l, ",") {
-			k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
-			if !ok || k == "" {
-				return nil, fmt.Errorf("labels: %q is not k=v", kv)
-			}
-			p.Labels[k] = v
-		}
+	var err error
+	if p.Labels, err = keyValues(q, "labels"); err != nil {
+		return nil, err
 	}
+	if p.Metadata, err = keyValues(q, "metadata"); err != nil { // what EnvoyFilters may match
+		return nil, err
+	}
+	p.IstioVersion = q.Get("istioVersion")
 	return p, nil
+}
+
+// keyValues reads the query parameter name as k=v,k2=v2; nil when it is not given.
+func keyValues(q url.Values, name string) (map[string]string, error) {
+	l := q.Get(name)
+	if l == "" {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, kv := range strings.Split(l, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%s: %q is not k=v", name, kv)
+		}
+		out[k] = v
+	}
+	return out, nil
 }
 
 func quote(s string) string {

@@ -58,6 +58,9 @@ func (s *Snapshot) selectorKeys() []string {
 	for _, r := range s.config[api.Sidecar] {
 		add(r.Spec.(*networking.Sidecar).GetWorkloadSelector().GetLabels())
 	}
+	for _, r := range s.config[api.EnvoyFilter] {
+		add(r.Spec.(*networking.EnvoyFilter).GetWorkloadSelector().GetLabels())
+	}
 	for _, r := range s.config[api.Gateway] {
 		add(r.Spec.(*networking.Gateway).GetSelector())
 	}
@@ -109,6 +112,26 @@ func (s *Snapshot) indexSelectorKeys() {
 			}
 		}
 	}
+	s.proxyMetadata, s.proxyVersion = nil, false
+	for _, r := range s.config[api.EnvoyFilter] {
+		for _, cp := range r.Spec.(*networking.EnvoyFilter).GetConfigPatches() {
+			m := cp.GetMatch().GetProxy()
+			s.proxyVersion = s.proxyVersion || m.GetProxyVersion() != ""
+			for k := range m.GetMetadata() {
+				if s.proxyMetadata == nil {
+					s.proxyMetadata = map[string]bool{}
+				}
+				s.proxyMetadata[k] = true
+			}
+		}
+	}
+	_, _ = h.WriteString("\x02")
+	for _, k := range SortedKeys(s.proxyMetadata) {
+		_, _ = h.WriteString(k + "\x00")
+	}
+	if s.proxyVersion {
+		_, _ = h.WriteString("\x03")
+	}
 	_, _ = h.WriteString("\x01")
 	s.entryLabels = make(map[string]bool, len(entryKeys))
 	for _, k := range SortedKeys(entryKeys) {
@@ -117,6 +140,14 @@ func (s *Snapshot) indexSelectorKeys() {
 	}
 	s.selectedByHash = h.Sum64()
 }
+
+// MatchesProxyMetadata reports whether some EnvoyFilter matches proxies by the
+// node metadata key.
+func (s *Snapshot) MatchesProxyMetadata(key string) bool { return s.proxyMetadata[key] }
+
+// MatchesProxyVersion reports whether some EnvoyFilter matches proxies by their
+// Istio version.
+func (s *Snapshot) MatchesProxyVersion() bool { return s.proxyVersion }
 
 // WorkloadEntriesLabelledBy reports whether some WorkloadEntry has a label with the
 // key: a sidecar serves a selecting service on the port of the service's
@@ -132,5 +163,5 @@ func (s *Snapshot) SelectsBy(key string) bool {
 }
 
 // SelectorKeysVersion changes when the set of label keys configuration selects by,
-// or that of WorkloadEntries' label keys, does.
+// that of WorkloadEntries' label keys, or what EnvoyFilters match proxies by does.
 func (s *Snapshot) SelectorKeysVersion() uint64 { return s.selectedByHash }

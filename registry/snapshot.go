@@ -48,6 +48,10 @@ type Snapshot struct {
 	selectedBy     map[string]bool
 	entryLabels    map[string]bool // label keys of WorkloadEntries
 	selectedByHash uint64
+	// proxyMetadata are the node metadata keys EnvoyFilters match proxies by, and
+	// proxyVersion whether some EnvoyFilter matches their Istio version.
+	proxyMetadata map[string]bool
+	proxyVersion  bool
 }
 
 // Issuer is what OpenID discovery found for a JWT issuer: the URI of its key set, or

@@ -177,7 +177,7 @@ spec: {address: 10.0.1.2, labels: {app: collector}}
 func TestClassProxyBuildsWhatTheProxyWould(t *testing.T) {
 	inputs := map[string]string{"every-selector": everySelectorInput, "sharing": sharingInput,
 		"selected-rules": selectedRulesInput, "networks": networksInput, "locality": localityInput,
-		"traffic-distribution": trafficDistributionInput}
+		"traffic-distribution": trafficDistributionInput, "envoyfilter": envoyFilterInput(t) + envoyFilterProxyMatch}
 	files, err := filepath.Glob(filepath.Join(corpusDir(t), "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -215,6 +215,11 @@ func TestClassProxyBuildsWhatTheProxyWould(t *testing.T) {
 						p.Type, p.Generator, p.ServiceAccount = kind.typ, kind.gen, "sa-"+ns
 						p.Locality = "us-east/a" // failover by labels applies only to a client with a locality
 						p.NodeName = "node-1"
+						if kind.gen == "" { // an Envoy's metadata, of which EnvoyFilters may match some
+							p.IstioVersion = "1.24.1"
+							p.Metadata = map[string]string{"POD_NAME": "web-7d4f"}
+							maps.Copy(p.Metadata, labels)
+						}
 						rep := p.classProxy(snap)
 						if rep == p {
 							continue
@@ -244,6 +249,20 @@ func TestClassProxyBuildsWhatTheProxyWould(t *testing.T) {
 		t.Fatal("no proxy had a label left out of its class: the test checked nothing")
 	}
 }
+
+// envoyFilterProxyMatch is an EnvoyFilter that matches proxies by Istio version
+// and metadata.
+const envoyFilterProxyMatch = `
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: edge-only, namespace: shop}
+spec:
+  configPatches:
+  - applyTo: CLUSTER
+    match: {proxy: {proxyVersion: '^1\.2[0-9]\..*', metadata: {app: web}}}
+    patch: {operation: MERGE, value: {connect_timeout: 7s}}
+`
 
 // compareTypeSets fails unless got holds exactly the resources of want.
 func compareTypeSets(t *testing.T, what string, want, got map[string]*TypeSet) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"google.golang.org/protobuf/proto"
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 
@@ -177,7 +178,11 @@ func (p Profile) build(ctx *Context) (map[string]*TypeSet, error) {
 	for _, g := range p {
 		ctx.gen = g.Name()
 		set := &TypeSet{TypeURL: g.TypeURL(), ByName: map[string]*Resource{}}
-		for _, n := range g.Generate(ctx) {
+		built := g.Generate(ctx)
+		if pt := ctx.envoyPatches(); pt != nil {
+			built = pt.apply(ctx, g.TypeURL(), built)
+		}
+		for _, n := range built {
 			if _, dup := set.ByName[n.name]; dup {
 				ctx.skip(n.name, errors.New("built twice; keeping the first"))
 				continue
@@ -244,7 +249,11 @@ func validResource(v *validCache, typeURL string, n named) (*Resource, error) {
 		v.put(key, r)
 		return r, nil
 	}
-	if err := validateNested(msg, b); err != nil {
+	validate := validateNested
+	if n.patched {
+		validate = func(m proto.Message, _ []byte) error { return validateUnpacked(m) }
+	}
+	if err := validate(msg, b); err != nil {
 		return nil, fmt.Errorf("invalid: %w", err)
 	}
 	r := marshalled(typeURL, n.name, key.version, b)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,8 +12,6 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/known/anypb"
 	networking "istio.io/api/networking/v1alpha3"
 	"sigs.k8s.io/yaml"
 
@@ -59,7 +56,6 @@ func grpcProxy(ns string, labels map[string]string) *Proxy {
 		Namespace: ns, Labels: labels, Generator: GeneratorGRPC}
 }
 
-// dump renders built resources as YAML, by type and name, for golden files.
 // envoySidecar builds what an Envoy sidecar in namespace ns with labels gets from
 // snap; a build error fails the test.
 func envoySidecar(t *testing.T, snap *registry.Snapshot, ns string, labels map[string]string) map[string]*TypeSet {
@@ -85,6 +81,7 @@ func resourceOf(t *testing.T, sets map[string]*TypeSet, typ, name string, msg pr
 	}
 }
 
+// dump renders built resources as YAML, by type and name, for golden files.
 func dump(t *testing.T, sets map[string]*TypeSet) []byte {
 	t.Helper()
 	var types []string
@@ -225,57 +222,4 @@ func TestTranslateCorpus(t *testing.T) {
 			}
 		})
 	}
-}
-
-// validateUnpacked validates m and, unpacking them, the messages of every Any
-// within it: what validateNested establishes from mustAny's marks, checked the slow
-// way.
-func validateUnpacked(m proto.Message) error {
-	if v, ok := m.(interface{ Validate() error }); ok {
-		if err := v.Validate(); err != nil {
-			return err
-		}
-	}
-	var err error
-	var walk func(protoreflect.Message)
-	walk = func(msg protoreflect.Message) {
-		msg.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			if fd.Kind() != protoreflect.MessageKind {
-				return true
-			}
-			visit := func(inner protoreflect.Message) {
-				if err != nil {
-					return
-				}
-				a, ok := inner.Interface().(*anypb.Any)
-				if !ok {
-					walk(inner)
-					return
-				}
-				packed, uerr := a.UnmarshalNew()
-				if uerr != nil {
-					err = fmt.Errorf("%s: %s: %w", fd.FullName(), a.TypeUrl, uerr)
-					return
-				}
-				if verr := validateUnpacked(packed); verr != nil {
-					err = fmt.Errorf("%s (%s): %w", fd.FullName(), a.TypeUrl, verr)
-				}
-			}
-			switch {
-			case fd.IsList():
-				for i := 0; i < v.List().Len(); i++ {
-					visit(v.List().Get(i).Message())
-				}
-			case fd.IsMap():
-				if fd.MapValue().Kind() == protoreflect.MessageKind {
-					v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool { visit(mv.Message()); return err == nil })
-				}
-			default:
-				visit(v.Message())
-			}
-			return err == nil
-		})
-	}
-	walk(m.ProtoReflect())
-	return err
 }

@@ -49,7 +49,10 @@ type Proxy struct {
 	// proxyless gRPC; empty for Envoy.
 	Generator    string
 	IstioVersion string
-	ClusterID    string
+	// Metadata are the string values of an Envoy's node metadata, which
+	// EnvoyFilters may match (envoyfilter.go); none for proxyless gRPC.
+	Metadata  map[string]string
+	ClusterID string
 	// Network is the network the proxy is in (NETWORK metadata, Istio's
 	// ISTIO_META_NETWORK); endpoints in other networks are reached through their
 	// gateways.
@@ -125,6 +128,14 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 		}
 	}
 	p.BootstrapLabels = p.Labels
+	if p.Generator != GeneratorGRPC {
+		p.Metadata = make(map[string]string, len(md))
+		for k, v := range md {
+			if s, ok := v.GetKind().(*structpb.Value_StringValue); ok {
+				p.Metadata[k] = s.StringValue
+			}
+		}
+	}
 	return p, nil
 }
 
@@ -158,7 +169,8 @@ func str(md map[string]*structpb.Value, key string) string {
 // too: no resource of a build depends on it (a stream's secrets go by the identity
 // it authenticated with), and in Kubernetes nearly every workload has its own; and so
 // is its node, unless some service is node-local or prefers the same node. It is p
-// itself when nothing is left out.
+// itself when nothing is left out. An Envoy's Istio version and metadata are left
+// out but for what some EnvoyFilter matches.
 func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
 	envoy := p.Generator != GeneratorGRPC
 	var kept map[string]string
@@ -177,20 +189,35 @@ func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
 	if !snap.SelectsBy(registry.LabelHostname) {
 		node = ""
 	}
-	if len(kept) == len(p.Labels) && p.ServiceAccount == "" && node == p.NodeName {
+	// Metadata and the Istio version matter where an EnvoyFilter matches them.
+	var metadata map[string]string
+	for k, v := range p.Metadata {
+		if snap.MatchesProxyMetadata(k) {
+			if metadata == nil {
+				metadata = map[string]string{}
+			}
+			metadata[k] = v
+		}
+	}
+	version := p.IstioVersion
+	if !snap.MatchesProxyVersion() {
+		version = ""
+	}
+	if len(kept) == len(p.Labels) && p.ServiceAccount == "" && node == p.NodeName &&
+		len(metadata) == len(p.Metadata) && version == p.IstioVersion {
 		return p
 	}
 	cp := *p
 	if len(kept) < len(p.Labels) {
 		cp.Labels = kept
 	}
-	cp.ServiceAccount, cp.NodeName = "", node
+	cp.ServiceAccount, cp.NodeName, cp.Metadata, cp.IstioVersion = "", node, metadata, version
 	return &cp
 }
 
 // classKey identifies the proxies that get identical configuration: same type,
-// generator, namespace, network, locality, labels and identity (of the proxy as
-// classProxy makes it). Proxies of one class share one set of built resources.
+// generator, namespace, network, locality, labels and identity, and the Istio
+// version and metadata EnvoyFilters match (of the proxy as classProxy makes it). Proxies of one class share one set of built resources.
 type classKey string
 
 func (p *Proxy) classKey() classKey {
@@ -199,6 +226,12 @@ func (p *Proxy) classKey() classKey {
 		p.InterceptionNone, p.Unprivileged)
 	for _, k := range registry.SortedKeys(p.Labels) {
 		fmt.Fprintf(&b, "%s=%s,", k, p.Labels[k])
+	}
+	if p.IstioVersion != "" || len(p.Metadata) > 0 {
+		fmt.Fprintf(&b, "|%s|", p.IstioVersion)
+		for _, k := range registry.SortedKeys(p.Metadata) {
+			fmt.Fprintf(&b, "%s=%s,", k, p.Metadata[k])
+		}
 	}
 	return classKey(b.String())
 }

@@ -33,6 +33,9 @@ type named struct {
 	msg  proto.Message
 	key  string
 	lazy func() proto.Message
+	// patched is a resource an EnvoyFilter patched (envoyfilter.go): validated
+	// with every message packed in it.
+	patched bool
 }
 
 // shared is a resource that every class with the same key gets identically.
@@ -160,5 +163,63 @@ func invalidAnyIn(msg protoreflect.Message) error {
 		}
 		return err == nil
 	})
+	return err
+}
+
+// validateUnpacked validates m and, unpacking them, the messages of every Any
+// within it: what validateNested establishes from mustAny's marks, checked the slow
+// way, for resources with messages mustAny did not pack (an EnvoyFilter's; golden
+// tests check every resource so).
+func validateUnpacked(m proto.Message) error {
+	if v, ok := m.(interface{ Validate() error }); ok {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	var err error
+	var walk func(protoreflect.Message)
+	walk = func(msg protoreflect.Message) {
+		msg.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			if fd.Kind() != protoreflect.MessageKind {
+				return true
+			}
+			visit := func(inner protoreflect.Message) {
+				if err != nil {
+					return
+				}
+				a, ok := inner.Interface().(*anypb.Any)
+				if !ok {
+					walk(inner)
+					return
+				}
+				if a.TypeUrl == invalidAnyType {
+					err = fmt.Errorf("%s: %s", fd.FullName(), a.Value)
+					return
+				}
+				packed, uerr := a.UnmarshalNew()
+				if uerr != nil {
+					err = fmt.Errorf("%s: %s: %w", fd.FullName(), a.TypeUrl, uerr)
+					return
+				}
+				if verr := validateUnpacked(packed); verr != nil {
+					err = fmt.Errorf("%s (%s): %w", fd.FullName(), a.TypeUrl, verr)
+				}
+			}
+			switch {
+			case fd.IsList():
+				for i := 0; i < v.List().Len(); i++ {
+					visit(v.List().Get(i).Message())
+				}
+			case fd.IsMap():
+				if fd.MapValue().Kind() == protoreflect.MessageKind {
+					v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool { visit(mv.Message()); return err == nil })
+				}
+			default:
+				visit(v.Message())
+			}
+			return err == nil
+		})
+	}
+	walk(m.ProtoReflect())
 	return err
 }
