@@ -132,10 +132,25 @@ func applyRetryBudget(c *clusterv3.Cluster, rb *networking.TrafficPolicy_RetryBu
 	c.CircuitBreakers.Thresholds[0].RetryBudget = budget
 }
 
-// applyEnvoyLoadBalancer sets what of a load balancer only Envoy reads: Maglev
-// consistent hashing (grpc-go has ring hash only) and slow start (warmup) for round
-// robin and least request.
+// applyEnvoyLoadBalancer sets what of a load balancer only Envoy reads: Istio's
+// default, least request, where none is given (grpc-go clients get round robin, as
+// istiod's gRPC generator gives them); RANDOM (which grpc-go refuses); PASSTHROUGH,
+// an ORIGINAL_DST cluster to the address the client dialled, as istiod makes it;
+// Maglev consistent hashing (grpc-go has ring hash only) and slow start (warmup) for
+// round robin and least request.
 func applyEnvoyLoadBalancer(c *clusterv3.Cluster, lb *networking.LoadBalancerSettings) {
+	if lb.GetConsistentHash() == nil {
+		switch lb.GetSimple() {
+		case networking.LoadBalancerSettings_UNSPECIFIED:
+			c.LbPolicy = clusterv3.Cluster_LEAST_REQUEST
+		case networking.LoadBalancerSettings_RANDOM:
+			c.LbPolicy = clusterv3.Cluster_RANDOM
+		case networking.LoadBalancerSettings_PASSTHROUGH:
+			c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST}
+			c.LbPolicy, c.LbConfig, c.EdsClusterConfig, c.LoadAssignment = clusterv3.Cluster_CLUSTER_PROVIDED, nil, nil, nil
+			return
+		}
+	}
 	if m := lb.GetConsistentHash().GetMaglev(); m != nil {
 		c.LbPolicy = clusterv3.Cluster_MAGLEV
 		c.LbConfig = nil

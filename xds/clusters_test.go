@@ -86,6 +86,27 @@ func TestEnvoyLoadBalancer(t *testing.T) {
 	if slow.GetSlowStartWindow().AsDuration() != time.Minute || slow.GetAggression().GetDefaultValue() != 2 || slow.GetMinWeightPercent().GetValue() != 10 {
 		t.Errorf("warmup: %v", slow)
 	}
+	// Istio's default for Envoy is least request, grpc-go's round robin; RANDOM is
+	// Envoy's own, round robin for grpc-go; PASSTHROUGH an original destination
+	// cluster for Envoy.
+	for _, tc := range []struct {
+		lb             string
+		envoy, grpcGo  clusterv3.Cluster_LbPolicy
+		originalForEnv bool
+	}{
+		{`{}`, clusterv3.Cluster_LEAST_REQUEST, clusterv3.Cluster_ROUND_ROBIN, false},
+		{`{simple: ROUND_ROBIN}`, clusterv3.Cluster_ROUND_ROBIN, clusterv3.Cluster_ROUND_ROBIN, false},
+		{`{simple: RANDOM}`, clusterv3.Cluster_RANDOM, clusterv3.Cluster_ROUND_ROBIN, false},
+		{`{simple: PASSTHROUGH}`, clusterv3.Cluster_CLUSTER_PROVIDED, clusterv3.Cluster_ROUND_ROBIN, true},
+	} {
+		e, g := cluster("", tc.lb), cluster(GeneratorGRPC, tc.lb)
+		if e.LbPolicy != tc.envoy || g.LbPolicy != tc.grpcGo {
+			t.Errorf("%s: Envoy %v, grpc-go %v; want %v, %v", tc.lb, e.LbPolicy, g.LbPolicy, tc.envoy, tc.grpcGo)
+		}
+		if original := e.GetType() == clusterv3.Cluster_ORIGINAL_DST; original != tc.originalForEnv || (original && e.EdsClusterConfig != nil) {
+			t.Errorf("%s: Envoy cluster of type %v (EDS config %v)", tc.lb, e.GetType(), e.EdsClusterConfig)
+		}
+	}
 }
 
 // TestIstioFieldDetails checks fields that map one to one onto Envoy's: retries
