@@ -1,6 +1,8 @@
 package xds
 
 import (
+	"math"
+	"slices"
 	"sort"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -53,6 +55,9 @@ func (g clusters) Generate(ctx *Context) []named {
 				// applies: its namespace's, or one selecting it.
 				out = append(out, shared(name, k, func() proto.Message {
 					c := newCluster(ctx, svc, port, subset, name, g.envoy)
+					if g.envoy {
+						c.CircuitBreakers = defaultCircuitBreakers()
+					}
 					tp := trafficPolicy(ctx.Mesh, dr, port.Number, subset)
 					applyPolicy(c, tp)
 					if g.envoy {
@@ -64,10 +69,17 @@ func (g clusters) Generate(ctx *Context) []named {
 						// Envoy balances an ORIGINAL_DST cluster by itself only.
 						c.LbPolicy, c.LbConfig = clusterv3.Cluster_CLUSTER_PROVIDED, nil
 					}
-					if wls := subsetWorkloads(ctx, svc, subset); (c.GetType() == clusterv3.Cluster_EDS || c.GetType() == clusterv3.Cluster_ORIGINAL_DST) &&
-						clientUsesMTLS(ctx, tp, port, wls) {
-						c.TransportSocket = upstreamTLS(ctx.Mesh, serverSANs(ctx, tp, svc, wls), g.envoy, isHTTP2(port), meshSNI(svc.Hostname, port.Number, subset))
-					} else if g.envoy {
+					wls := subsetWorkloads(ctx, svc, subset)
+					mtls := func() *corev3.TransportSocket {
+						return upstreamTLS(ctx.Mesh, serverSANs(ctx, tp, svc, wls), g.envoy, isHTTP2(port), meshSNI(svc.Hostname, port.Number, subset))
+					}
+					switch {
+					case (c.GetType() == clusterv3.Cluster_EDS || c.GetType() == clusterv3.Cluster_ORIGINAL_DST) && clientUsesMTLS(ctx, tp, port, wls):
+						c.TransportSocket = mtls()
+					case g.envoy && c.GetType() == clusterv3.Cluster_EDS && tp.GetTls() == nil && autoMTLS(ctx) &&
+						slices.ContainsFunc(wls, func(w *registry.Workload) bool { return takesAutoMTLS(ctx, w, port) }):
+						c.TransportSocketMatches = autoMTLSMatches(mtls())
+					case g.envoy:
 						c.TransportSocket = originatedTLS(ctx.Mesh, tp.GetTls())
 					}
 					if g.envoy {
@@ -360,11 +372,17 @@ func applyLoadBalancer(c *clusterv3.Cluster, lb *networking.LoadBalancerSettings
 	}
 }
 
+// applyConnectionPool sets a connection pool's limits on a cluster's circuit
+// breaker (on top of the defaults an Envoy cluster starts with:
+// defaultCircuitBreakers), its connect timeout and requests per connection.
 func applyConnectionPool(c *clusterv3.Cluster, cp *networking.ConnectionPoolSettings) {
 	if cp == nil {
 		return
 	}
 	t := &clusterv3.CircuitBreakers_Thresholds{}
+	if th := c.GetCircuitBreakers().GetThresholds(); len(th) > 0 {
+		t = th[0]
+	}
 	set := false
 	if tcp := cp.Tcp; tcp != nil {
 		if tcp.MaxConnections > 0 {
@@ -389,9 +407,20 @@ func applyConnectionPool(c *clusterv3.Cluster, cp *networking.ConnectionPoolSett
 			c.MaxRequestsPerConnection = wrapperspb.UInt32(uint32(h.MaxRequestsPerConnection))
 		}
 	}
-	if set {
+	if set && c.CircuitBreakers == nil {
 		c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{t}}
 	}
+}
+
+// defaultCircuitBreakers are the limits an Envoy cluster starts with, Istio's: none
+// (Envoy's own defaults, 1,024 connections, pending and active requests and 3
+// retries at once, throttle a busy service and fail requests while endpoints come
+// and go). A DestinationRule's connection pool sets its own.
+func defaultCircuitBreakers() *clusterv3.CircuitBreakers {
+	unlimited := wrapperspb.UInt32(math.MaxUint32)
+	return &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
+		MaxConnections: unlimited, MaxPendingRequests: unlimited, MaxRequests: unlimited, MaxRetries: unlimited,
+	}}}
 }
 
 func applyOutlierDetection(c *clusterv3.Cluster, od *networking.OutlierDetection) {

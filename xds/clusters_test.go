@@ -348,3 +348,40 @@ spec: {address: 10.0.0.2, labels: {app: orders}, locality: us-east/b}
 		})
 	}
 }
+
+// TestEnvoyCircuitBreakerDefaults: an Envoy cluster starts without limits, as
+// Istio's (Envoy's own defaults would cap a busy service at 1,024 requests and 3
+// retries at once), and a connection pool sets the limits it names; proxyless
+// clients get only what the pool names, as from istiod.
+func TestEnvoyCircuitBreakerDefaults(t *testing.T) {
+	thresholds := func(generator, rule string) *clusterv3.CircuitBreakers_Thresholds {
+		snap := snapshotOf(t, scopeServices, ordersRule+rule)
+		p := grpcProxy("shop", nil)
+		p.Generator = generator
+		sets, err := profileFor(p).build(newContext(snap, p, "cluster.local", "istio-system"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c clusterv3.Cluster
+		resourceOf(t, sets, ClusterType, "outbound|80||orders.shop.svc.cluster.local", &c)
+		if th := c.GetCircuitBreakers().GetThresholds(); len(th) > 0 {
+			return th[0]
+		}
+		return nil
+	}
+	const unlimited = 1<<32 - 1
+	if th := thresholds("", "\n"); th.GetMaxConnections().GetValue() != unlimited || th.GetMaxRequests().GetValue() != unlimited ||
+		th.GetMaxPendingRequests().GetValue() != unlimited || th.GetMaxRetries().GetValue() != unlimited {
+		t.Errorf("Envoy, no pool: %v", th)
+	}
+	pool := "\n  trafficPolicy: {connectionPool: {tcp: {maxConnections: 10}}}\n"
+	if th := thresholds("", pool); th.GetMaxConnections().GetValue() != 10 || th.GetMaxRequests().GetValue() != unlimited {
+		t.Errorf("Envoy, a pool of 10 connections: %v", th)
+	}
+	if th := thresholds(GeneratorGRPC, pool); th.GetMaxConnections().GetValue() != 10 || th.MaxRequests != nil {
+		t.Errorf("proxyless, a pool of 10 connections: %v", th)
+	}
+	if th := thresholds(GeneratorGRPC, "\n"); th != nil {
+		t.Errorf("proxyless, no pool: %v", th)
+	}
+}

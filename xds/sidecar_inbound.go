@@ -294,6 +294,7 @@ func inboundClusters(ctx *Context) []named {
 	}
 	for _, port := range inboundPorts(ctx) {
 		c := inboundCluster(ctx, port)
+		c.CircuitBreakers = defaultCircuitBreakers()
 		if port.http2 {
 			c.TypedExtensionProtocolOptions = http2Upstream()
 		}
