@@ -9,6 +9,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/navarch/navarch/registry"
@@ -85,7 +86,11 @@ func (g endpoints) Generate(ctx *Context) []named {
 					if byLabels != nil {
 						byLabel = byLabels.priority
 					}
-					cla := loadAssignment(name, port, wls, ctx.Proxy.Network, gateways, byLabel)
+					var mtls func(*registry.Workload) bool
+					if g.envoy { // the endpoints an Envoy's automatic mTLS picks (autoMTLSMatches)
+						mtls = func(w *registry.Workload) bool { return takesAutoMTLS(ctx, w, port) }
+					}
+					cla := loadAssignment(name, port, wls, ctx.Proxy.Network, gateways, byLabel, mtls)
 					if lb != nil {
 						applyLocality(cla, ctx.Proxy.Locality, lb)
 					}
@@ -130,15 +135,18 @@ func noGateways(string) []registry.Gateway { return nil }
 // Istio's multi-network meshes): each gateway stands for an equal share of the
 // network's healthy workloads' weight; a network without gateways (or a client
 // without the means to use them: Envoy with mTLS) is unreachable and left out.
+//
+// Endpoints for which mtls (if given) is true carry the metadata by which an Envoy
+// cluster's transport socket matches give them mTLS (autoMTLSMatches).
 func loadAssignment(name string, port registry.Port, wls []*registry.Workload, from string, gateways func(network string) []registry.Gateway,
-	priority func(labels map[string]string, locality, network, node string) uint32) *endpointv3.ClusterLoadAssignment {
+	priority func(labels map[string]string, locality, network, node string) uint32, mtls func(*registry.Workload) bool) *endpointv3.ClusterLoadAssignment {
 	// wls come in the snapshot's stable order, so the output is deterministic.
 	type group struct {
 		locality string
 		priority uint32
 	}
 	groups := map[group]*endpointv3.LocalityLbEndpoints{}
-	add := func(loc, network, node string, labels map[string]string, addr string, port, weight uint32, healthy bool) {
+	add := func(loc, network, node string, labels map[string]string, addr string, port, weight uint32, healthy, meshTLS bool) {
 		g := group{locality: loc}
 		if priority != nil {
 			g.priority = priority(labels, loc, network, node)
@@ -148,7 +156,11 @@ func loadAssignment(name string, port registry.Port, wls []*registry.Workload, f
 			l = &endpointv3.LocalityLbEndpoints{Locality: locality(loc), Priority: g.priority}
 			groups[g] = l
 		}
-		l.LbEndpoints = append(l.LbEndpoints, lbEndpoint(addr, port, weight, healthy))
+		e := lbEndpoint(addr, port, weight, healthy)
+		if meshTLS {
+			e.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{transportSocketMatch: tlsModeIstio}}
+		}
+		l.LbEndpoints = append(l.LbEndpoints, e)
 	}
 	remote := map[string]uint32{} // healthy weight behind each other network
 	for _, w := range wls {
@@ -158,7 +170,7 @@ func loadAssignment(name string, port registry.Port, wls []*registry.Workload, f
 		weight := max(w.Weight, 1)
 		switch {
 		case registry.SameNetwork(from, w.Network):
-			add(w.Locality, w.Network, w.Node, w.Labels, w.Address, w.PortFor(port), weight, w.Healthy)
+			add(w.Locality, w.Network, w.Node, w.Labels, w.Address, w.PortFor(port), weight, w.Healthy, mtls != nil && mtls(w))
 		case w.Healthy:
 			remote[w.Network] += weight
 		}
@@ -166,7 +178,7 @@ func loadAssignment(name string, port registry.Port, wls []*registry.Workload, f
 	for _, network := range registry.SortedKeys(remote) {
 		gws := gateways(network)
 		for _, gw := range gws {
-			add(gw.Locality, network, "", nil, gw.Address, gw.Port, max(remote[network]/uint32(len(gws)), 1), true)
+			add(gw.Locality, network, "", nil, gw.Address, gw.Port, max(remote[network]/uint32(len(gws)), 1), true, false)
 		}
 	}
 	order := make([]group, 0, len(groups))

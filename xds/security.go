@@ -1,10 +1,13 @@
 package xds
 
 import (
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	rawbufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
@@ -119,6 +122,32 @@ func clientUsesMTLS(ctx *Context, tp *networking.TrafficPolicy, port registry.Po
 		}
 	}
 	return true
+}
+
+// takesAutoMTLS reports whether an Envoy's automatic mTLS talks mTLS to workload w
+// on port, as Istio's does by endpoint: w has a proxy (Istio's tlsMode label, which
+// its injector sets) or requires mTLS (STRICT), and does not refuse it (DISABLE).
+// Such endpoints carry the metadata autoMTLSMatches selects by (endpoints.go).
+func takesAutoMTLS(ctx *Context, w *registry.Workload, port registry.Port) bool {
+	mode := peerAuthMode(ctx.Snapshot, ctx.RootNamespace, w.Namespace, w.Labels, w.PortFor(port))
+	return mode == mtlsStrict || (mode != mtlsDisable && w.Labels[tlsModeLabel] == "istio")
+}
+
+// transportSocketMatch is the endpoint metadata key Envoy matches transport sockets
+// by, and tlsModeIstio the match of the endpoints that take mTLS.
+const transportSocketMatch = "envoy.transport_socket_match"
+
+var tlsModeIstio = &structpb.Struct{Fields: map[string]*structpb.Value{"tlsMode": structpb.NewStringValue("istio")}}
+
+// autoMTLSMatches are the transport sockets of an Envoy cluster some of whose
+// endpoints take mTLS and others not (takesAutoMTLS), as istiod builds them: mTLS to
+// the endpoints whose metadata says tlsMode istio, plaintext to the rest.
+func autoMTLSMatches(mtls *corev3.TransportSocket) []*clusterv3.Cluster_TransportSocketMatch {
+	return []*clusterv3.Cluster_TransportSocketMatch{
+		{Name: "tlsMode-istio", Match: tlsModeIstio, TransportSocket: mtls},
+		{Name: "tlsMode-disabled", Match: &structpb.Struct{}, TransportSocket: &corev3.TransportSocket{
+			Name: "envoy.transport_sockets.raw_buffer", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&rawbufferv3.RawBuffer{})}}},
+	}
 }
 
 // spiffeID is the identity of a workload's service account.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -372,6 +373,96 @@ spec: {mtls: {mode: PERMISSIVE}}
 		}
 		if got := l.FilterChains[0].TransportSocket != nil; got != c.mtls {
 			t.Errorf("labels %v: mTLS %v, want %v", c.labels, got, c.mtls)
+		}
+	}
+}
+
+// autoMTLSInput is a service with an endpoint that has a proxy (Istio's tlsMode
+// label) and one that has none, neither under a PeerAuthentication.
+const autoMTLSInput = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings, namespace: shop}
+spec:
+  hosts: [ratings.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: ratings}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: with-proxy, namespace: shop}
+spec: {address: 10.0.0.1, labels: {app: ratings, security.istio.io/tlsMode: istio}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: without, namespace: shop}
+spec: {address: 10.0.0.2, labels: {app: ratings}}
+`
+
+// TestEnvoyAutoMTLSByEndpoint: an Envoy's automatic mTLS goes by endpoint, as
+// Istio's: mTLS to the endpoint with a proxy, plaintext to the other (transport
+// socket matches on the endpoints' metadata); none where the endpoint refuses mTLS
+// (DISABLE), the DestinationRule says how, or for proxyless gRPC, which has no
+// such matches.
+func TestEnvoyAutoMTLSByEndpoint(t *testing.T) {
+	const name = "outbound|9080||ratings.shop.svc.cluster.local"
+	build := func(generator string, docs ...string) (*clusterv3.Cluster, map[string]bool) {
+		t.Helper()
+		p := grpcProxy("shop", map[string]string{"app": "web"})
+		p.Generator = generator
+		sets, err := profileFor(p).build(newContext(snapshotOf(t, append([]string{autoMTLSInput}, docs...)...), p, "cluster.local", "istio-system"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c clusterv3.Cluster
+		resourceOf(t, sets, ClusterType, name, &c)
+		var cla endpointv3.ClusterLoadAssignment
+		resourceOf(t, sets, EndpointType, name, &cla)
+		marked := map[string]bool{}
+		for _, l := range cla.Endpoints {
+			for _, e := range l.LbEndpoints {
+				mode := e.GetMetadata().GetFilterMetadata()[transportSocketMatch].GetFields()["tlsMode"].GetStringValue()
+				marked[e.GetEndpoint().GetAddress().GetSocketAddress().GetAddress()] = mode == "istio"
+			}
+		}
+		return &c, marked
+	}
+	c, marked := build("")
+	if len(c.TransportSocketMatches) != 2 || c.TransportSocket != nil || !marked["10.0.0.1"] || marked["10.0.0.2"] {
+		t.Fatalf("Envoy: matches %v, socket %v, endpoints marked %v; want mTLS to 10.0.0.1 only", c.TransportSocketMatches, c.TransportSocket, marked)
+	}
+	istio, plain := c.TransportSocketMatches[0], c.TransportSocketMatches[1]
+	var up tlsv3.UpstreamTlsContext
+	if istio.Match.Fields["tlsMode"].GetStringValue() != "istio" || istio.TransportSocket.GetTypedConfig().UnmarshalTo(&up) != nil ||
+		up.Sni != "outbound_.9080_._.ratings.shop.svc.cluster.local" || len(plain.Match.GetFields()) != 0 ||
+		plain.TransportSocket.Name != "envoy.transport_sockets.raw_buffer" {
+		t.Errorf("matches %v", c.TransportSocketMatches)
+	}
+
+	for _, tc := range []struct {
+		what string
+		gen  string
+		docs []string
+	}{
+		{"a workload that refuses mTLS", "", []string{`
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: "off", namespace: shop}
+spec: {selector: {matchLabels: {app: ratings}}, mtls: {mode: DISABLE}}`}},
+		{"a DestinationRule that says how", "", []string{`
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings, namespace: shop}
+spec: {host: ratings.shop.svc.cluster.local, trafficPolicy: {tls: {mode: DISABLE}}}`}},
+		{"proxyless gRPC", GeneratorGRPC, nil},
+	} {
+		c, marked := build(tc.gen, tc.docs...)
+		// (Under a DestinationRule the endpoint keeps its mark, which a cluster
+		// without matches does not read, as in Istio.)
+		if len(c.TransportSocketMatches) != 0 || c.TransportSocket != nil || marked["10.0.0.1"] != (tc.what == "a DestinationRule that says how") {
+			t.Errorf("%s: matches %v, socket %v, endpoints marked %v; want plaintext", tc.what, c.TransportSocketMatches, c.TransportSocket, marked)
 		}
 	}
 }
