@@ -81,12 +81,14 @@ spec:
     patch: {operation: MERGE, value: {lb_policy: RANDOM}}
 `
 
-// envoyView is what an Envoy sidecar was sent that EnvoyFilters patch here.
+// envoyView is what an Envoy sidecar was sent that EnvoyFilters patch here, and its
+// clusters.
 type envoyView struct {
 	timeouts map[string]time.Duration // connect timeout by cluster
 	buffers  map[string]uint32        // per-connection buffer limit by cluster
 	policies map[string]string        // load balancer by cluster
 	luaFirst bool                     // Lua just before the router on 0.0.0.0_9080
+	clusters map[string]*clusterv3.Cluster
 }
 
 // TestSameEnvoyFiltersAsIstiod gives istiod's discovery server and a navarch node the
@@ -168,7 +170,8 @@ func envoyConfig(t *testing.T, server, id string, md map[string]any) envoyView {
 		t.Fatal(err)
 	}
 	node := &corev3.Node{Id: id, Metadata: meta}
-	view := envoyView{timeouts: map[string]time.Duration{}, buffers: map[string]uint32{}, policies: map[string]string{}}
+	view := envoyView{timeouts: map[string]time.Duration{}, buffers: map[string]uint32{}, policies: map[string]string{},
+		clusters: map[string]*clusterv3.Cluster{}}
 	for _, typ := range []string{resourcev3.ClusterType, resourcev3.ListenerType} {
 		if err := st.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: typ}); err != nil {
 			t.Fatal(err)
@@ -191,6 +194,7 @@ func envoyConfig(t *testing.T, server, id string, md map[string]any) envoyView {
 					view.timeouts[c.Name] = c.ConnectTimeout.AsDuration()
 					view.buffers[c.Name] = c.PerConnectionBufferLimitBytes.GetValue()
 					view.policies[c.Name] = c.LbPolicy.String()
+					view.clusters[c.Name] = &c
 				case resourcev3.ListenerType:
 					var l listenerv3.Listener
 					if err := a.UnmarshalTo(&l); err != nil {

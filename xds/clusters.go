@@ -2,7 +2,6 @@ package xds
 
 import (
 	"math"
-	"slices"
 	"sort"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -76,8 +75,10 @@ func (g clusters) Generate(ctx *Context) []named {
 					switch {
 					case (c.GetType() == clusterv3.Cluster_EDS || c.GetType() == clusterv3.Cluster_ORIGINAL_DST) && clientUsesMTLS(ctx, tp, port, wls):
 						c.TransportSocket = mtls()
-					case g.envoy && c.GetType() == clusterv3.Cluster_EDS && tp.GetTls() == nil && autoMTLS(ctx) &&
-						slices.ContainsFunc(wls, func(w *registry.Workload) bool { return takesAutoMTLS(ctx, w, port) }):
+					case g.envoy && c.GetType() == clusterv3.Cluster_EDS && tp.GetTls() == nil && autoMTLS(ctx) && !svc.MeshExternal &&
+						peerAuthMode(ctx.Snapshot, ctx.RootNamespace, svc.Namespace, nil, port.Number) != mtlsDisable:
+						// By endpoint, as istiod has it for a service of the mesh its
+						// namespace does not take out of mTLS.
 						c.TransportSocketMatches = autoMTLSMatches(mtls())
 					case g.envoy:
 						c.TransportSocket = originatedTLS(ctx.Mesh, tp.GetTls())

@@ -403,9 +403,9 @@ spec: {address: 10.0.0.2, labels: {app: ratings}}
 
 // TestEnvoyAutoMTLSByEndpoint: an Envoy's automatic mTLS goes by endpoint, as
 // Istio's: mTLS to the endpoint with a proxy, plaintext to the other (transport
-// socket matches on the endpoints' metadata); none where the endpoint refuses mTLS
-// (DISABLE), the DestinationRule says how, or for proxyless gRPC, which has no
-// such matches.
+// socket matches on the endpoints' metadata); plaintext to an endpoint that refuses
+// mTLS (DISABLE); no matches where its namespace refuses it, the DestinationRule
+// says how, or for proxyless gRPC, which has no such matches.
 func TestEnvoyAutoMTLSByEndpoint(t *testing.T) {
 	const name = "outbound|9080||ratings.shop.svc.cluster.local"
 	build := func(generator string, docs ...string) (*clusterv3.Cluster, map[string]bool) {
@@ -442,27 +442,34 @@ func TestEnvoyAutoMTLSByEndpoint(t *testing.T) {
 	}
 
 	for _, tc := range []struct {
-		what string
-		gen  string
-		docs []string
+		what            string
+		gen             string
+		docs            []string
+		matches, marked bool
 	}{
 		{"a workload that refuses mTLS", "", []string{`
 apiVersion: security.istio.io/v1
 kind: PeerAuthentication
 metadata: {name: "off", namespace: shop}
-spec: {selector: {matchLabels: {app: ratings}}, mtls: {mode: DISABLE}}`}},
+spec: {selector: {matchLabels: {app: ratings}}, mtls: {mode: DISABLE}}`}, true, false},
+		{"a namespace that refuses mTLS", "", []string{`
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: "off", namespace: shop}
+spec: {mtls: {mode: DISABLE}}`}, false, false},
+		// (The endpoint keeps its mark, which a cluster without matches does not
+		// read, as in Istio.)
 		{"a DestinationRule that says how", "", []string{`
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: ratings, namespace: shop}
-spec: {host: ratings.shop.svc.cluster.local, trafficPolicy: {tls: {mode: DISABLE}}}`}},
-		{"proxyless gRPC", GeneratorGRPC, nil},
+spec: {host: ratings.shop.svc.cluster.local, trafficPolicy: {tls: {mode: DISABLE}}}`}, false, true},
+		{"proxyless gRPC", GeneratorGRPC, nil, false, false},
 	} {
 		c, marked := build(tc.gen, tc.docs...)
-		// (Under a DestinationRule the endpoint keeps its mark, which a cluster
-		// without matches does not read, as in Istio.)
-		if len(c.TransportSocketMatches) != 0 || c.TransportSocket != nil || marked["10.0.0.1"] != (tc.what == "a DestinationRule that says how") {
-			t.Errorf("%s: matches %v, socket %v, endpoints marked %v; want plaintext", tc.what, c.TransportSocketMatches, c.TransportSocket, marked)
+		if (len(c.TransportSocketMatches) > 0) != tc.matches || c.TransportSocket != nil || marked["10.0.0.1"] != tc.marked {
+			t.Errorf("%s: matches %d, socket %v, endpoints marked %v; want matches %v, 10.0.0.1 marked %v",
+				tc.what, len(c.TransportSocketMatches), c.TransportSocket, marked, tc.matches, tc.marked)
 		}
 	}
 }
