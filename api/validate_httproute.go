@@ -8,8 +8,9 @@ import (
 	networking "istio.io/api/networking/v1alpha3"
 )
 
-// maxDirectResponseBody is the largest direct response body Istio accepts.
-const maxDirectResponseBody = 1024 * 1024
+// MaxDirectResponseBody is the largest direct response body Istio accepts, and the
+// largest an Envoy route configuration is told to send (Envoy's default is 4 KiB).
+const MaxDirectResponseBody = 1024 * 1024
 
 func validateHTTPRoute(p *problems, path string, h *networking.HTTPRoute, delegateVS, toGateway bool) {
 	if h == nil {
@@ -28,7 +29,7 @@ func validateHTTPRoute(p *problems, path string, h *networking.HTTPRoute, delega
 	if d := h.DirectResponse; d != nil {
 		dp := field(path, "directResponse")
 		validateHTTPStatus(p, field(dp, "status"), int64(d.Status))
-		if n := len(d.GetBody().GetString_()) + len(d.GetBody().GetBytes()); n > maxDirectResponseBody {
+		if n := len(d.GetBody().GetString_()) + len(d.GetBody().GetBytes()); n > MaxDirectResponseBody {
 			p.add(field(dp, "body"), "must be at most 1MB, got %d bytes", n)
 		}
 	}

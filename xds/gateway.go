@@ -582,7 +582,7 @@ func (gatewayRoutes) Generate(ctx *Context) []named {
 // host of the VirtualServices bound to their gateways, each host once (the oldest
 // server and VirtualService win), routes from every such VirtualService in age order.
 func gatewayRouteConfig(ctx *Context, name string, port uint32, servers []gatewayServer) named {
-	rc := &routev3.RouteConfiguration{Name: name, ValidateClusters: wrapperspb.Bool(false)}
+	var vhosts []*routev3.VirtualHost
 	byHost := map[string]*routev3.VirtualHost{}
 	for _, s := range servers {
 		for _, vs := range boundServices(ctx, s) {
@@ -599,13 +599,13 @@ func gatewayRouteConfig(ctx *Context, name string, port uint32, servers []gatewa
 						vh.RequireTls = routev3.VirtualHost_ALL
 					}
 					byHost[h] = vh
-					rc.VirtualHosts = append(rc.VirtualHosts, vh)
+					vhosts = append(vhosts, vh)
 				}
 				vh.Routes = append(vh.Routes, routes...)
 			}
 		}
 	}
-	return named{name: name, msg: rc}
+	return named{name: name, msg: envoyRouteConfig(name, vhosts)}
 }
 
 // gatewayDomains is what a virtual host of a gateway answers to: the host with any

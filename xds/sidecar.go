@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networking "istio.io/api/networking/v1alpha3"
 
+	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/registry"
 )
 
@@ -610,9 +611,23 @@ func (sidecarRoutes) Generate(ctx *Context) []named {
 	for _, port := range sortedPorts(keysOf(byPort)) {
 		name := strconv.FormatUint(uint64(port), 10)
 		vhs := append(byPort[port], unknownHostsVirtualHost(ctx))
-		out = append(out, named{name: name, msg: &routev3.RouteConfiguration{Name: name, VirtualHosts: vhs, ValidateClusters: wrapperspb.Bool(false)}})
+		out = append(out, named{name: name, msg: envoyRouteConfig(name, vhs)})
 	}
 	return out
+}
+
+// envoyRouteConfig is an Envoy's route configuration of virtual hosts vhs (a
+// sidecar's outbound or a gateway's), as istiod builds it: clusters not checked
+// (they may come after the routes), direct responses up to Istio's limit (Envoy's
+// default, 4 KiB, would refuse a route configuration with a larger one), and the
+// attempt count in a header to the upstream (x-envoy-attempt-count), Istio's
+// default.
+func envoyRouteConfig(name string, vhs []*routev3.VirtualHost) *routev3.RouteConfiguration {
+	for _, vh := range vhs {
+		vh.IncludeRequestAttemptCount = true
+	}
+	return &routev3.RouteConfiguration{Name: name, VirtualHosts: vhs, ValidateClusters: wrapperspb.Bool(false),
+		MaxDirectResponseBodySizeBytes: wrapperspb.UInt32(api.MaxDirectResponseBody)}
 }
 
 // unknownHostsVirtualHost is the last virtual host of a route configuration: requests

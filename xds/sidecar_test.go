@@ -7,6 +7,7 @@ import (
 	"time"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 )
 
@@ -307,5 +308,31 @@ spec:
 	if tp.GetCluster() != "outbound|5432|v2|db.shop.svc.cluster.local" || tp.GetIdleTimeout().AsDuration() != 30*time.Second ||
 		len(tp.GetHashPolicy()) != 0 || tp.GetTunnelingConfig().GetHostname() != "egress.corp.example:3128" || !tp.GetTunnelingConfig().GetUsePost() {
 		t.Errorf("cache, to db's subset v2: %v", tp)
+	}
+}
+
+// TestLargeDirectResponse: a direct response body of up to Istio's limit (1 MiB)
+// reaches Envoy in a route configuration that allows it: at Envoy's default limit,
+// 4 KiB, Envoy would refuse the whole configuration. The upstream learns the attempt
+// count, as from istiod.
+func TestLargeDirectResponse(t *testing.T) {
+	body := strings.Repeat("x", 64<<10)
+	snap := snapshotOf(t, scopeServices, `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: orders, namespace: shop}
+spec:
+  hosts: [orders.shop.svc.cluster.local]
+  http: [{directResponse: {status: 200, body: {string: `+body+`}}}]
+`)
+	var rc routev3.RouteConfiguration
+	resourceOf(t, envoySidecar(t, snap, "shop", nil), RouteType, "80", &rc)
+	if got := rc.MaxDirectResponseBodySizeBytes.GetValue(); got < uint32(len(body)) {
+		t.Errorf("route configuration allows direct responses of %d bytes, the VirtualService's is %d", got, len(body))
+	}
+	for _, vh := range rc.VirtualHosts {
+		if !vh.IncludeRequestAttemptCount {
+			t.Errorf("virtual host %s does not send the attempt count", vh.Name)
+		}
 	}
 }
