@@ -644,9 +644,10 @@ func unknownHostsVirtualHost(ctx *Context) *routev3.VirtualHost {
 	return &routev3.VirtualHost{Name: r.Name, Domains: []string{"*"}, Routes: []*routev3.Route{r}}
 }
 
-// domainsFor is what a service answers to in a virtual host: its host name with and
-// without the port and, for a Kubernetes-style name in the proxy's namespace
-// (name.ns.svc.<domain>), the short forms.
+// domainsFor is what a service answers to in a virtual host: its host name (and
+// its absolute form, with a trailing dot) with and without the port and, for a
+// Kubernetes-style name in the proxy's namespace (name.ns.svc.<domain>), the short
+// forms.
 func domainsFor(ctx *Context, svc *registry.Service, port uint32) []string {
 	hosts := []string{svc.Hostname}
 	suffix := ".svc." + ctx.Snapshot.Domain
@@ -663,6 +664,9 @@ func domainsFor(ctx *Context, svc *registry.Service, port uint32) []string {
 		for _, h := range slices.Clone(hosts) {
 			hosts = append(hosts, "*."+h)
 		}
+	}
+	if !isIP(svc.Hostname) { // the absolute name too, as Istio's: reviews.default.svc.cluster.local.
+		hosts = slices.Insert(hosts, 1, svc.Hostname+".")
 	}
 	var out []string
 	p := ":" + strconv.FormatUint(uint64(port), 10)
