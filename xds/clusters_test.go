@@ -154,7 +154,7 @@ spec:
 	if m := dflt.GetMaxStreamDuration(); m.GetGrpcTimeoutHeaderMax() == nil || m.GetGrpcTimeoutHeaderMax().AsDuration() != 0 {
 		t.Errorf("a route without a timeout: %v, want gRPC clients' deadlines honoured", m)
 	}
-	if rp := dflt.GetRetryPolicy(); rp.GetNumRetries().GetValue() != 2 || !slices.Equal(rp.GetRetriableStatusCodes(), []uint32{503}) || len(rp.GetRetryHostPredicate()) != 1 {
+	if rp := dflt.GetRetryPolicy(); rp.GetNumRetries().GetValue() != 2 || len(rp.GetRetriableStatusCodes()) != 0 || rp.GetRetryOn() != defaultRetryOn || len(rp.GetRetryHostPredicate()) != 1 {
 		t.Errorf("Istio's default retries: %v", rp)
 	}
 	rp := custom.GetRetryPolicy()

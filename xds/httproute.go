@@ -416,13 +416,15 @@ func headerOptions(m map[string]string, action corev3.HeaderValueOption_HeaderAp
 // these grpc-go honours the gRPC status codes (unavailable, cancelled).
 const defaultRetryOn = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
 
-// defaultRetryPolicy is Istio's: 2 retries on defaultRetryOn and HTTP 503, each to a
-// host not tried yet (grpc-go reads the number and the gRPC codes only).
+// defaultRetryPolicy is Istio's: 2 retries on defaultRetryOn, each to a host not
+// tried yet (grpc-go reads the number and the gRPC codes only). Since Istio 1.24 an
+// HTTP 503 is not among them (a POST that reached the application is not sent
+// again); the status codes a request's x-envoy-retriable-status-codes header names
+// are.
 func defaultRetryPolicy() *routev3.RetryPolicy {
 	return &routev3.RetryPolicy{
 		RetryOn:                       defaultRetryOn,
 		NumRetries:                    wrapperspb.UInt32(2),
-		RetriableStatusCodes:          []uint32{503},
 		RetryHostPredicate:            []*routev3.RetryPolicy_RetryHostPredicate{retryPreviousHosts},
 		HostSelectionRetryMaxAttempts: 5,
 	}
