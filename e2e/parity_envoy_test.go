@@ -1,13 +1,25 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/navarch/navarch/internal/peers"
 )
@@ -152,4 +164,194 @@ func clusterSummaries(cs map[string]*clusterv3.Cluster) map[string]string {
 		out[name] = fmt.Sprintf("lb=%s timeout=%v breakers=%v outlier=%s tls=%s", c.LbPolicy, c.ConnectTimeout.AsDuration(), th, od, tls)
 	}
 	return out
+}
+
+// envoyRouteParity is reviews' VirtualService (workloadsYAML's subsets) with most
+// of what an HTTP route can say.
+const envoyRouteParity = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - name: jason
+    match: [{headers: {end-user: {exact: jason}}, uri: {prefix: /api}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+    timeout: 3s
+    retries: {attempts: 4, perTryTimeout: 1s, retryOn: "5xx,connect-failure,409"}
+    rewrite: {uri: /v2/api}
+    headers:
+      request: {set: {x-version: v2}, add: {x-trace: "1"}, remove: [x-debug]}
+      response: {remove: [server]}
+  - name: faulty
+    match: [{uri: {regex: "/faulty/.*"}, method: {exact: POST}}]
+    fault:
+      abort: {httpStatus: 418, percentage: {value: 10}}
+      delay: {fixedDelay: 2s, percentage: {value: 5}}
+    route: [{destination: {host: reviews, subset: v1}}]
+    retries: {attempts: 0}
+  - name: moved
+    match: [{uri: {exact: /old}}]
+    redirect: {uri: /new, redirectCode: 308}
+  - name: mirrored
+    match: [{uri: {prefix: /mirror}, queryParams: {debug: {exact: "1"}}}]
+    route: [{destination: {host: reviews, subset: v1}}]
+    mirror: {host: reviews, subset: v2}
+    mirrorPercentage: {value: 50}
+  - name: split
+    route:
+    - {destination: {host: reviews, subset: v1}, weight: 80}
+    - {destination: {host: reviews, subset: v2}, weight: 20}
+`
+
+// TestSameEnvoyRoutesAsIstiod compares the route configuration an Envoy sidecar gets
+// for port 9080 from istiod and from navarch for a VirtualService with matches,
+// timeouts, retries, rewrites, header changes, faults, a redirect, a mirror and a
+// split: route by route, what it matches and what it does, and the names each virtual
+// host answers to (without ports: istiod has Envoy ignore them, navarch lists both).
+func TestSameEnvoyRoutesAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	v1, v2 := startReviews(t)
+	config := workloadsYAML(v1, v2) + "---\n" + envoyRouteParity
+	istiod := startIstiod(t, bin, "127.0.0.1:0", config)
+	node := startDevNode(t)
+	mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "config.yaml", config))
+
+	id := "sidecar~127.0.0.61~web-0.default~default.svc.cluster.local"
+	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}}
+	want := routeSummaries(t, envoyRoutes(t, istiod, id, md, "9080"))
+	var got []string
+	eventually(t, 30*time.Second, "navarch's routes of the VirtualService", func() error {
+		got = routeSummaries(t, envoyRoutes(t, node.XDS, id, md, "9080"))
+		if !strings.Contains(strings.Join(got, "\n"), "jason") {
+			return fmt.Errorf("no route jason yet")
+		}
+		return nil
+	})
+	if len(got) != len(want) {
+		t.Errorf("%d virtual hosts and routes through navarch, %d through istiod", len(got), len(want))
+	}
+	for i := range min(len(got), len(want)) {
+		if got[i] != want[i] {
+			t.Errorf("\n\tistiod:  %s\n\tnavarch: %s", want[i], got[i])
+		}
+	}
+	if t.Failed() {
+		t.Logf("istiod:\n%s\nnavarch:\n%s", strings.Join(want, "\n"), strings.Join(got, "\n"))
+	}
+	if !strings.Contains(strings.Join(want, "\n"), "envoy.filters.http.fault=") {
+		t.Error("istiod's routes have no fault: the comparison is not what this test means it to be")
+	}
+}
+
+// envoyRoutes asks server over ADS, as an Envoy sidecar with node id and metadata md,
+// for the route configuration name.
+func envoyRoutes(t *testing.T, server, id string, md map[string]any, name string) *routev3.RouteConfiguration {
+	t.Helper()
+	meta, err := structpb.NewStruct(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := grpc.NewClient(server, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := discovery.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&discovery.DiscoveryRequest{Node: &corev3.Node{Id: id, Metadata: meta}, TypeUrl: resourcev3.RouteType, ResourceNames: []string{name}}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		res, err := st.Recv()
+		if err != nil {
+			t.Fatalf("routes from %s: %v", server, err)
+		}
+		for _, a := range res.Resources {
+			var rc routev3.RouteConfiguration
+			if a.UnmarshalTo(&rc) == nil && rc.Name == name {
+				return &rc
+			}
+		}
+	}
+}
+
+// routeSummaries describes each virtual host of rc (by name) and each of its routes
+// in order by what TestSameEnvoyRoutesAsIstiod compares: what a route matches and
+// does, its header changes and per-route filter configuration (faults); and the
+// names a virtual host answers to, without ports.
+func routeSummaries(t *testing.T, rc *routev3.RouteConfiguration) []string {
+	t.Helper()
+	js := func(m proto.Message) string {
+		if m == nil || !m.ProtoReflect().IsValid() {
+			return "-"
+		}
+		b, err := protojson.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	vhosts := slices.Clone(rc.VirtualHosts)
+	slices.SortFunc(vhosts, func(a, b *routev3.VirtualHost) int { return strings.Compare(a.Name, b.Name) })
+	var out []string
+	for _, vh := range vhosts {
+		domains := map[string]bool{}
+		for _, d := range vh.Domains {
+			if h, _, ok := strings.Cut(d, ":"); ok {
+				d = h
+			}
+			domains[d] = true
+		}
+		names := make([]string, 0, len(domains))
+		for d := range domains {
+			names = append(names, d)
+		}
+		sort.Strings(names)
+		out = append(out, fmt.Sprintf("vhost %s domains=%v headers=%s", vh.Name, names, headerChanges(js, vh.RequestHeadersToAdd, vh.RequestHeadersToRemove, vh.ResponseHeadersToAdd, vh.ResponseHeadersToRemove)))
+		for _, r := range vh.Routes {
+			m := proto.Clone(r.Match).(*routev3.RouteMatch)
+			m.CaseSensitive = nil // true, Envoy's default, through istiod
+			var action string
+			switch a := r.Action.(type) {
+			case *routev3.Route_Route:
+				ra := a.Route
+				rp := ra.GetRetryPolicy()
+				codes := slices.Clone(rp.GetRetriableStatusCodes())
+				slices.Sort(codes)
+				var mirrors []string
+				for _, mp := range ra.RequestMirrorPolicies {
+					mirrors = append(mirrors, mp.Cluster+"@"+js(mp.RuntimeFraction.GetDefaultValue()))
+				}
+				action = fmt.Sprintf("route cluster=%s weighted=%s timeout=%v retries=[on=%s n=%d per-try=%v codes=%v] rewrite=%s/%s mirrors=%v",
+					ra.GetCluster(), js(ra.GetWeightedClusters()), ra.GetTimeout().AsDuration(), rp.GetRetryOn(), rp.GetNumRetries().GetValue(),
+					rp.GetPerTryTimeout().AsDuration(), codes, ra.PrefixRewrite, js(ra.RegexRewrite), mirrors)
+			case *routev3.Route_Redirect:
+				action = "redirect " + js(a.Redirect)
+			case *routev3.Route_DirectResponse:
+				action = "direct " + js(a.DirectResponse)
+			}
+			var filters []string
+			for _, k := range slices.Sorted(maps.Keys(r.TypedPerFilterConfig)) {
+				filters = append(filters, k+"="+string(r.TypedPerFilterConfig[k].Value))
+			}
+			out = append(out, fmt.Sprintf("  route %q match=%s %s headers=%s filters=%q", r.Name, js(m), action,
+				headerChanges(js, r.RequestHeadersToAdd, r.RequestHeadersToRemove, r.ResponseHeadersToAdd, r.ResponseHeadersToRemove), filters))
+		}
+	}
+	return out
+}
+
+// headerChanges describes header changes.
+func headerChanges(js func(proto.Message) string, addReq []*corev3.HeaderValueOption, removeReq []string,
+	addResp []*corev3.HeaderValueOption, removeResp []string) string {
+	var add []string
+	for _, h := range append(slices.Clone(addReq), addResp...) {
+		add = append(add, js(h))
+	}
+	return fmt.Sprintf("add=%v remove=%v/%v", add, removeReq, removeResp)
 }
