@@ -167,7 +167,7 @@ func clusterSummaries(cs map[string]*clusterv3.Cluster) map[string]string {
 }
 
 // envoyRouteParity is reviews' VirtualService (workloadsYAML's subsets) with most
-// of what an HTTP route can say.
+// of what an HTTP route can say, and a Gateway with a VirtualService of its own.
 const envoyRouteParity = `apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: reviews}
@@ -202,12 +202,34 @@ spec:
     route:
     - {destination: {host: reviews, subset: v1}, weight: 80}
     - {destination: {host: reviews, subset: v2}, weight: 20}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: public}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews-public}
+spec:
+  hosts: [reviews.example.com]
+  gateways: [public]
+  http:
+  - match: [{uri: {prefix: /reviews}}]
+    route: [{destination: {host: reviews, subset: v1}}]
+    timeout: 2s
+    corsPolicy: {allowOrigins: [{exact: "https://a.example.com"}], allowMethods: [GET], maxAge: 24h}
+  - route: [{destination: {host: reviews, subset: v2}}]
 `
 
 // TestSameEnvoyRoutesAsIstiod compares the route configuration an Envoy sidecar gets
 // for port 9080 from istiod and from navarch for a VirtualService with matches,
 // timeouts, retries, rewrites, header changes, faults, a redirect, a mirror and a
-// split: route by route, what it matches and what it does, and the names each virtual
+// split, and a gateway's for port 80 (CORS): route by route, what it matches and what it does, and the names each virtual
 // host answers to (without ports: istiod has Envoy ignore them, navarch lists both).
 func TestSameEnvoyRoutesAsIstiod(t *testing.T) {
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
@@ -217,14 +239,16 @@ func TestSameEnvoyRoutesAsIstiod(t *testing.T) {
 	node := startDevNode(t)
 	mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "config.yaml", config))
 
-	id := "sidecar~127.0.0.61~web-0.default~default.svc.cluster.local"
-	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}}
-	want := routeSummaries(t, envoyRoutes(t, istiod, id, md, "9080"))
+	sidecar := "sidecar~127.0.0.61~web-0.default~default.svc.cluster.local"
+	gateway := "router~127.0.0.62~gw-0.default~default.svc.cluster.local"
+	labels := func(l map[string]any) map[string]any { return map[string]any{"NAMESPACE": "default", "LABELS": l} }
+	web, ingress := labels(map[string]any{"app": "web"}), labels(map[string]any{"istio": "ingressgateway"})
+	want := append(routeSummaries(t, envoyRoutes(t, istiod, sidecar, web, "9080")), routeSummaries(t, envoyRoutes(t, istiod, gateway, ingress, "http.80"))...)
 	var got []string
-	eventually(t, 30*time.Second, "navarch's routes of the VirtualService", func() error {
-		got = routeSummaries(t, envoyRoutes(t, node.XDS, id, md, "9080"))
-		if !strings.Contains(strings.Join(got, "\n"), "jason") {
-			return fmt.Errorf("no route jason yet")
+	eventually(t, 30*time.Second, "navarch's routes of the VirtualServices", func() error {
+		got = append(routeSummaries(t, envoyRoutes(t, node.XDS, sidecar, web, "9080")), routeSummaries(t, envoyRoutes(t, node.XDS, gateway, ingress, "http.80"))...)
+		if all := strings.Join(got, "\n"); !strings.Contains(all, "jason") || !strings.Contains(all, "reviews.example.com") {
+			return fmt.Errorf("no route jason or no gateway's route yet")
 		}
 		return nil
 	})
@@ -239,8 +263,8 @@ func TestSameEnvoyRoutesAsIstiod(t *testing.T) {
 	if t.Failed() {
 		t.Logf("istiod:\n%s\nnavarch:\n%s", strings.Join(want, "\n"), strings.Join(got, "\n"))
 	}
-	if !strings.Contains(strings.Join(want, "\n"), "envoy.filters.http.fault=") {
-		t.Error("istiod's routes have no fault: the comparison is not what this test means it to be")
+	if all := strings.Join(want, "\n"); !strings.Contains(all, "envoy.filters.http.fault=") || !strings.Contains(all, "envoy.filters.http.cors=") {
+		t.Error("istiod's routes have no fault or no CORS policy: the comparison is not what this test means it to be")
 	}
 }
 
