@@ -73,12 +73,12 @@ func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		for _, e := range s.Endpoints {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Host, strings.Join(ports, ","), source,
-				e.Address+portSuffix(e.Ports), health(e), dash(e.Locality), dash(labelString(e.Labels)))
+				e.Address+portSuffix(e.Ports), health(e), dash(e.Locality), dash(labelPairs(e.Labels)))
 		}
 	}
 	for _, e := range reg.Unselected { // no service selects them: listed so that they can be found
 		fmt.Fprintf(tw, "(none: %s/%s)\t-\t%s\t%s\t%s\t%s\t%s\n", e.Namespace, e.Name, e.Source,
-			e.Address+portSuffix(e.Ports), health(e), dash(e.Locality), dash(labelString(e.Labels)))
+			e.Address+portSuffix(e.Ports), health(e), dash(e.Locality), dash(labelPairs(e.Labels)))
 	}
 	return tw.Flush()
 }
@@ -177,15 +177,6 @@ func portSuffix(ports map[string]uint32) string {
 	}
 	sort.Strings(ps)
 	return " (" + strings.Join(ps, ",") + ")"
-}
-
-func labelString(m map[string]string) string {
-	var out []string
-	for k, v := range m {
-		out = append(out, k+"="+v)
-	}
-	sort.Strings(out)
-	return strings.Join(out, ",")
 }
 
 func dash(s string) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	meshconfig "istio.io/api/mesh/v1alpha1"
@@ -35,11 +36,7 @@ func summary(r *api.Resource) string {
 		out := fmt.Sprintf("hosts=%s resolution=%s", strings.Join(s.Hosts, ","), s.Resolution)
 		if sel := s.GetWorkloadSelector().GetLabels(); sel != nil {
 			// Its endpoints are the WorkloadEntries selected: navarch registry lists them.
-			pairs := make([]string, 0, len(sel))
-			for _, k := range registry.SortedKeys(sel) {
-				pairs = append(pairs, k+"="+sel[k])
-			}
-			return out + " selector=" + strings.Join(pairs, ",")
+			return out + " selector=" + labelPairs(sel)
 		}
 		return fmt.Sprintf("%s endpoints=%d", out, len(s.Endpoints))
 	case *networking.WorkloadEntry:
@@ -52,6 +49,21 @@ func summary(r *api.Resource) string {
 		return "mtls=" + s.GetMtls().GetMode().String()
 	case *security.AuthorizationPolicy:
 		return fmt.Sprintf("action=%s rules=%d", s.Action, len(s.Rules))
+	case *networking.EnvoyFilter:
+		var applyTo []string
+		for _, cp := range s.ConfigPatches {
+			if a := cp.GetApplyTo().String(); !slices.Contains(applyTo, a) {
+				applyTo = append(applyTo, a)
+			}
+		}
+		out := fmt.Sprintf("patches=%d applyTo=%s", len(s.ConfigPatches), strings.Join(applyTo, ","))
+		if s.Priority != 0 {
+			out += fmt.Sprintf(" priority=%d", s.Priority)
+		}
+		if sel := s.GetWorkloadSelector().GetLabels(); sel != nil {
+			out += " selector=" + labelPairs(sel)
+		}
+		return out
 	case *meshconfig.MeshConfig:
 		names := make([]string, len(s.ExtensionProviders))
 		for i, p := range s.ExtensionProviders {
@@ -60,4 +72,13 @@ func summary(r *api.Resource) string {
 		return "providers=" + strings.Join(names, ",")
 	}
 	return ""
+}
+
+// labelPairs writes labels as k=v,k2=v2, in key order.
+func labelPairs(labels map[string]string) string {
+	pairs := make([]string, 0, len(labels))
+	for _, k := range registry.SortedKeys(labels) {
+		pairs = append(pairs, k+"="+labels[k])
+	}
+	return strings.Join(pairs, ",")
 }
