@@ -12,7 +12,9 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
@@ -378,4 +380,102 @@ func headerChanges(js func(proto.Message) string, addReq []*corev3.HeaderValueOp
 		add = append(add, js(h))
 	}
 	return fmt.Sprintf("add=%v remove=%v/%v", add, removeReq, removeResp)
+}
+
+// TestSameEnvoyConnectionManagersAsIstiod compares the HTTP connection managers an
+// Envoy sidecar (outbound on 9080, inbound on its own port 8080) and a gateway (port
+// 80) get from istiod and from navarch: how they take upgrades, idle streams, paths,
+// 100-continue, the client's address and certificate. Their HTTP filters and
+// telemetry differ (istiod's are istio-proxy's own) and are not compared.
+func TestSameEnvoyConnectionManagersAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	v1, v2 := startReviews(t)
+	config := workloadsYAML(v1, v2) + "---\n" + envoyRouteParity + `---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web}
+spec:
+  hosts: [web.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: web}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: web}
+spec: {address: 127.0.0.64, labels: {app: web}}
+`
+	istiod := startIstiod(t, bin, "127.0.0.1:0", config)
+	node := startDevNode(t)
+	mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "config.yaml", config))
+
+	sidecar := "sidecar~127.0.0.64~web-0.default~default.svc.cluster.local"
+	gateway := "router~127.0.0.65~gw-0.default~default.svc.cluster.local"
+	labels := func(l map[string]any) map[string]any { return map[string]any{"NAMESPACE": "default", "LABELS": l} }
+	summarize := func(server string) map[string][]string {
+		out := map[string][]string{}
+		side := envoyConfig(t, server, sidecar, labels(map[string]any{"app": "web"})).listeners
+		gw := envoyConfig(t, server, gateway, labels(map[string]any{"istio": "ingressgateway"})).listeners
+		out["outbound 9080"] = connectionManagers(t, side["0.0.0.0_9080"], 0)
+		out["inbound 8080"] = connectionManagers(t, side["virtualInbound"], 8080)
+		out["gateway 80"] = connectionManagers(t, gw["0.0.0.0_80"], 0)
+		return out
+	}
+	want := summarize(istiod)
+	var got map[string][]string
+	eventually(t, 30*time.Second, "navarch's connection managers", func() error {
+		got = summarize(node.XDS)
+		for k, v := range got {
+			if len(v) == 0 {
+				return fmt.Errorf("no connection manager for %s yet", k)
+			}
+		}
+		return nil
+	})
+	for _, k := range []string{"outbound 9080", "inbound 8080", "gateway 80"} {
+		if len(want[k]) == 0 {
+			t.Errorf("%s: istiod has no connection manager, which this test expects", k)
+		}
+		if fmt.Sprint(got[k]) != fmt.Sprint(want[k]) {
+			t.Errorf("%s:\n\tistiod:  %v\n\tnavarch: %v", k, want[k], got[k])
+		}
+	}
+}
+
+// connectionManagers describes the distinct HTTP connection managers of l's filter
+// chains (of those for destination port port, if given) by what
+// TestSameEnvoyConnectionManagersAsIstiod compares.
+func connectionManagers(t *testing.T, l *listenerv3.Listener, port uint32) []string {
+	t.Helper()
+	seen := map[string]bool{}
+	var out []string
+	for _, fc := range l.GetFilterChains() {
+		if port != 0 && fc.GetFilterChainMatch().GetDestinationPort().GetValue() != port {
+			continue
+		}
+		for _, f := range fc.Filters {
+			var h hcmv3.HttpConnectionManager
+			if f.GetTypedConfig().UnmarshalTo(&h) != nil {
+				continue
+			}
+			var upgrades []string
+			for _, u := range h.UpgradeConfigs {
+				upgrades = append(upgrades, u.UpgradeType)
+			}
+			b, err := protojson.Marshal(h.SetCurrentClientCertDetails)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := fmt.Sprintf("upgrades=%v idle=%v normalize=%v slashes=%s continue=%v remote=%v xfcc=%s/%s", upgrades,
+				h.StreamIdleTimeout.AsDuration(), h.NormalizePath.GetValue(), h.PathWithEscapedSlashesAction, h.Proxy_100Continue,
+				h.UseRemoteAddress.GetValue(), h.ForwardClientCertDetails, b)
+			if !seen[s] {
+				seen[s] = true
+				out = append(out, s)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }

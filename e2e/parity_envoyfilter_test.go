@@ -82,13 +82,14 @@ spec:
 `
 
 // envoyView is what an Envoy sidecar was sent that EnvoyFilters patch here, and its
-// clusters.
+// clusters and listeners.
 type envoyView struct {
-	timeouts map[string]time.Duration // connect timeout by cluster
-	buffers  map[string]uint32        // per-connection buffer limit by cluster
-	policies map[string]string        // load balancer by cluster
-	luaFirst bool                     // Lua just before the router on 0.0.0.0_9080
-	clusters map[string]*clusterv3.Cluster
+	timeouts  map[string]time.Duration // connect timeout by cluster
+	buffers   map[string]uint32        // per-connection buffer limit by cluster
+	policies  map[string]string        // load balancer by cluster
+	luaFirst  bool                     // Lua just before the router on 0.0.0.0_9080
+	clusters  map[string]*clusterv3.Cluster
+	listeners map[string]*listenerv3.Listener
 }
 
 // TestSameEnvoyFiltersAsIstiod gives istiod's discovery server and a navarch node the
@@ -171,7 +172,7 @@ func envoyConfig(t *testing.T, server, id string, md map[string]any) envoyView {
 	}
 	node := &corev3.Node{Id: id, Metadata: meta}
 	view := envoyView{timeouts: map[string]time.Duration{}, buffers: map[string]uint32{}, policies: map[string]string{},
-		clusters: map[string]*clusterv3.Cluster{}}
+		clusters: map[string]*clusterv3.Cluster{}, listeners: map[string]*listenerv3.Listener{}}
 	for _, typ := range []string{resourcev3.ClusterType, resourcev3.ListenerType} {
 		if err := st.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: typ}); err != nil {
 			t.Fatal(err)
@@ -200,6 +201,7 @@ func envoyConfig(t *testing.T, server, id string, md map[string]any) envoyView {
 					if err := a.UnmarshalTo(&l); err != nil {
 						t.Fatal(err)
 					}
+					view.listeners[l.Name] = &l
 					if l.Name == "0.0.0.0_9080" {
 						view.luaFirst = luaBeforeRouter(t, &l)
 					}

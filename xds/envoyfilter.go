@@ -658,9 +658,6 @@ func (pt envoyPatches) connectionManager(ctx *Context, pc networking.EnvoyFilter
 	f.ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)}
 }
 
-// hcmFilterName is the HTTP connection manager's filter name.
-const hcmFilterName = "envoy.filters.network.http_connection_manager"
-
 // filterMessage is a named filter: a listener filter, network filter or HTTP filter.
 type filterMessage interface {
 	proto.Message

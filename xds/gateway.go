@@ -427,18 +427,19 @@ func fileSource(path string) *corev3.DataSource {
 // RDS from the route configuration named route.
 func gatewayHTTP(ctx *Context, route string, port uint32) *listenerv3.Filter {
 	hcm := &hcmv3.HttpConnectionManager{
-		// Paths are normalized (RFC 3986) before RBAC sees them, so that /a/../admin
-		// cannot get past a rule on /admin: Istio's pathNormalization BASE.
-		NormalizePath: wrapperspb.Bool(true),
-		StatPrefix:    "outbound_0.0.0.0_" + strconv.FormatUint(uint64(port), 10),
+		StatPrefix: "outbound_0.0.0.0_" + strconv.FormatUint(uint64(port), 10),
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 			ConfigSource: adsConfigSource(), RouteConfigName: route}},
 		HttpFilters:      append(rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), envoyClientFilters()...),
 		AccessLog:        accessLogsFor(ctx).client,
 		Tracing:          tracingFor(ctx).client,
 		UseRemoteAddress: wrapperspb.Bool(true), // the gateway is the edge: the client is the peer
+		// A client certificate (a MUTUAL server's) reaches the workloads in
+		// x-forwarded-client-cert, and only the gateway's say: Istio's SANITIZE_SET.
+		ForwardClientCertDetails:    hcmv3.HttpConnectionManager_SANITIZE_SET,
+		SetCurrentClientCertDetails: &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Subject: wrapperspb.Bool(true), Cert: true, Dns: true, Uri: true},
 	}
-	return &listenerv3.Filter{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)}}
+	return envoyConnectionManager(hcm)
 }
 
 // tcpRoute returns the TCP proxy of the first tcp route of a VirtualService bound to

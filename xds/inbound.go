@@ -56,7 +56,7 @@ func inboundListener(ctx *Context, name string) (*listenerv3.Listener, bool) {
 	fc := &listenerv3.FilterChain{
 		Name: "inbound|" + portStr,
 		Filters: []*listenerv3.Filter{{
-			Name:       "envoy.filters.network.http_connection_manager",
+			Name:       hcmFilterName,
 			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)},
 		}},
 	}

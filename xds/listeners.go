@@ -10,6 +10,8 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // HTTP filter names, as Envoy and Istio name them. Per-route fault configuration is
@@ -18,6 +20,8 @@ const (
 	faultFilter  = "envoy.filters.http.fault"
 	routerFilter = "envoy.filters.http.router"
 	corsFilter   = "envoy.filters.http.cors"
+	// hcmFilterName is the HTTP connection manager's network filter name.
+	hcmFilterName = "envoy.filters.network.http_connection_manager"
 )
 
 // grpcListeners builds an API listener per service port, named host:port as a
@@ -54,6 +58,22 @@ func apiListener(name, host string, port uint32) *listenerv3.Listener {
 		HttpFilters: clientFilters(),
 	}
 	return &listenerv3.Listener{Name: name, ApiListener: &listenerv3.ApiListener{ApiListener: mustAny(hcm)}}
+}
+
+// envoyConnectionManager is an Envoy's HTTP connection manager as its network
+// filter, with what istiod sets on every connection manager of a sidecar and a
+// gateway: WebSocket upgrades; no stream idle timeout (Envoy's default, 5 minutes,
+// would end quiet gRPC streams and long polls); paths normalized (RFC 3986) before
+// routes and RBAC see them, so that /a/../admin cannot get past a rule on /admin
+// (Istio's pathNormalization BASE), escaped slashes left as they are; and
+// 100-continue passed through.
+func envoyConnectionManager(hcm *hcmv3.HttpConnectionManager) *listenerv3.Filter {
+	hcm.UpgradeConfigs = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}}
+	hcm.StreamIdleTimeout = durationpb.New(0)
+	hcm.NormalizePath = wrapperspb.Bool(true)
+	hcm.PathWithEscapedSlashesAction = hcmv3.HttpConnectionManager_KEEP_UNCHANGED
+	hcm.Proxy_100Continue = true
+	return &listenerv3.Filter{Name: hcmFilterName, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)}}
 }
 
 // clientFilters is the HTTP filter chain of outbound traffic: fault injection, then the

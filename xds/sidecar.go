@@ -143,8 +143,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 			AccessLog:   accessLogsFor(ctx).client,
 			Tracing:     tracingFor(ctx).client,
 		}
-		l := outboundListener(name, ip, port, []*listenerv3.Filter{{
-			Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)}}})
+		l := outboundListener(name, ip, port, []*listenerv3.Filter{envoyConnectionManager(hcm)})
 		if bound && b.bindToPort {
 			l.BindToPort = nil
 		}

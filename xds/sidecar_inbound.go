@@ -252,10 +252,7 @@ func inboundHTTP(ctx *Context, port inboundPort, prefix string) *listenerv3.Filt
 	filters := append(rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), routerHTTPFilter())
 	name := "inbound|http|" + strconv.FormatUint(uint64(port.number), 10)
 	hcm := &hcmv3.HttpConnectionManager{
-		// Paths are normalized (RFC 3986) before RBAC sees them, so that /a/../admin
-		// cannot get past a rule on /admin: Istio's pathNormalization BASE.
-		NormalizePath: wrapperspb.Bool(true),
-		StatPrefix:    prefix,
+		StatPrefix: prefix,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
 			Name: name,
 			VirtualHosts: []*routev3.VirtualHost{{
@@ -276,7 +273,7 @@ func inboundHTTP(ctx *Context, port inboundPort, prefix string) *listenerv3.Filt
 		ForwardClientCertDetails:    hcmv3.HttpConnectionManager_APPEND_FORWARD,
 		SetCurrentClientCertDetails: &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Subject: wrapperspb.Bool(true), Uri: true, Dns: true},
 	}
-	return &listenerv3.Filter{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)}}
+	return envoyConnectionManager(hcm)
 }
 
 func inboundClusterName(port uint32) string {
