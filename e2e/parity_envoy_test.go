@@ -15,6 +15,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
@@ -478,4 +479,132 @@ func connectionManagers(t *testing.T, l *listenerv3.Listener, port uint32) []str
 	}
 	sort.Strings(out)
 	return out
+}
+
+// TestSameEnvoyInboundChainsAsIstiod compares how an Envoy sidecar takes
+// connections to its own ports (HTTP 8080, TCP 5432) from istiod and from navarch
+// under each PeerAuthentication mode: for connections of each kind (plaintext; TLS
+// offering the mesh's ALPN as navarch's and Istio's sidecars do, HTTP's or none),
+// whether the sidecar terminates mTLS (asking a client certificate) or hands the
+// bytes to the application as they came, as Envoy picks a chain (inboundAction).
+// How the chains are cut (istiod passes unknown TLS to the application by a
+// catch-all chain, navarch by one of the port's) differs and is not compared.
+func TestSameEnvoyInboundChainsAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	const web = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web}
+spec:
+  hosts: [web.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 8080, name: http, protocol: HTTP}, {number: 5432, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: web}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: web}
+spec: {address: 127.0.0.66, labels: {app: web}}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  mtls: {mode: MODE}
+`
+	id := "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local"
+	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}}
+	for _, mode := range []string{"STRICT", "PERMISSIVE", "DISABLE"} {
+		t.Run(mode, func(t *testing.T) {
+			config := strings.Replace(web, "MODE", mode, 1)
+			istiod := startIstiod(t, bin, "127.0.0.1:0", config)
+			node := startDevNode(t)
+			mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "config.yaml", config))
+			for _, port := range []uint32{8080, 5432} {
+				want := inboundChains(t, envoyConfig(t, istiod, id, md).listeners["virtualInbound"], port)
+				var got []string
+				eventually(t, 30*time.Second, "navarch's inbound chains", func() error {
+					got = inboundChains(t, envoyConfig(t, node.XDS, id, md).listeners["virtualInbound"], port)
+					if len(got) == 0 {
+						return fmt.Errorf("no chain for port %d yet", port)
+					}
+					return nil
+				})
+				if len(want) == 0 {
+					t.Errorf("port %d: istiod has no chain, which this test expects", port)
+				}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("port %d:\n\tistiod:  %v\n\tnavarch: %v", port, want, got)
+				}
+			}
+		})
+	}
+}
+
+// inboundProbes are the connections TestSameEnvoyInboundChainsAsIstiod makes: a
+// transport protocol and the ALPN the client offers.
+var inboundProbes = []struct {
+	transport string
+	alpn      []string
+}{
+	{"raw_buffer", nil},
+	{"tls", []string{"istio-peer-exchange", "istio"}},
+	{"tls", []string{"istio-peer-exchange", "istio", "h2"}},
+	{"tls", []string{"istio-http/1.1"}},
+	{"tls", []string{"h2", "http/1.1"}},
+	{"tls", nil},
+}
+
+// inboundChains describes, for each of inboundProbes to destination port port,
+// what l does with it (inboundAction).
+func inboundChains(t *testing.T, l *listenerv3.Listener, port uint32) []string {
+	t.Helper()
+	var out []string
+	for _, p := range inboundProbes {
+		out = append(out, fmt.Sprintf("%s%v: %s", p.transport, p.alpn, inboundAction(t, l, port, p.transport, p.alpn)))
+	}
+	return out
+}
+
+// inboundAction is what the chain Envoy picks for a connection does: its filter
+// chain match narrowed by destination port, then transport protocol (a chain that
+// names it before one that names none), then ALPN (one that names an offered
+// protocol before one that names none); "to the application" where no chain of the
+// port matches (a catch-all passes it through) or the chain terminates no TLS.
+func inboundAction(t *testing.T, l *listenerv3.Listener, port uint32, transport string, alpn []string) string {
+	t.Helper()
+	best, score := (*listenerv3.FilterChain)(nil), -1
+	for _, fc := range l.GetFilterChains() {
+		m := fc.GetFilterChainMatch()
+		if m.GetDestinationPort().GetValue() != port {
+			continue
+		}
+		sc := 0
+		switch m.GetTransportProtocol() {
+		case transport:
+			sc += 2
+		case "":
+		default:
+			continue
+		}
+		if ap := m.GetApplicationProtocols(); len(ap) > 0 {
+			if !slices.ContainsFunc(ap, func(p string) bool { return slices.Contains(alpn, p) }) {
+				continue
+			}
+			sc++
+		}
+		if sc > score {
+			best, score = fc, sc
+		}
+	}
+	ts := best.GetTransportSocket()
+	if ts == nil {
+		return "to the application"
+	}
+	var d tlsv3.DownstreamTlsContext
+	if err := ts.GetTypedConfig().UnmarshalTo(&d); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("TLS terminated (client certificate required %v)", d.RequireClientCertificate.GetValue())
 }

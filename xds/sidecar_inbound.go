@@ -239,7 +239,7 @@ func inboundChains(mesh *meshconfig.MeshConfig, mode mtlsMode, name string, port
 		return []*listenerv3.FilterChain{{Name: name + "|plaintext", FilterChainMatch: match(""), Filters: plain}}
 	}
 	return []*listenerv3.FilterChain{
-		mtls(match("tls", alpnMesh...)),
+		mtls(match("tls", alpnMeshInbound...)),
 		{Name: name + "|tls", FilterChainMatch: match("tls"), Filters: tlsPassed},
 		{Name: name + "|plaintext", FilterChainMatch: match("raw_buffer"), Filters: plain},
 	}
