@@ -608,3 +608,82 @@ func inboundAction(t *testing.T, l *listenerv3.Listener, port uint32, transport 
 	}
 	return fmt.Sprintf("TLS terminated (client certificate required %v)", d.RequireClientCertificate.GetValue())
 }
+
+// TestSameGatewayTLSAsIstiod compares what a gateway's HTTPS servers (SIMPLE, and
+// MUTUAL with a client SAN) terminate TLS with, from istiod and from navarch: the
+// certificates and CA by SDS under Istio's names, the client SANs it accepts, ALPN
+// and whether it asks for a client certificate.
+func TestSameGatewayTLSAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	v1, v2 := startReviews(t)
+	config := workloadsYAML(v1, v2) + `---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: public}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: ["*"]
+    tls: {mode: SIMPLE, credentialName: shop-cert}
+  - port: {number: 8443, name: mtls, protocol: HTTPS}
+    hosts: ["*"]
+    tls: {mode: MUTUAL, credentialName: shop-cert, subjectAltNames: [client.example.com], minProtocolVersion: TLSV1_3}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews-public}
+spec:
+  hosts: [reviews.example.com]
+  gateways: [public]
+  http:
+  - route: [{destination: {host: reviews, subset: v1}}]
+`
+	istiod := startIstiod(t, bin, "127.0.0.1:0", config)
+	node := startDevNode(t)
+	mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "config.yaml", config))
+	id := "router~127.0.0.67~gw-0.default~default.svc.cluster.local"
+	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"istio": "ingressgateway"}}
+	describe := func(server string) map[string]string {
+		out := map[string]string{}
+		for name, l := range envoyConfig(t, server, id, md).listeners {
+			for _, fc := range l.FilterChains {
+				var d tlsv3.DownstreamTlsContext
+				if fc.GetTransportSocket().GetTypedConfig().UnmarshalTo(&d) != nil {
+					continue
+				}
+				c := d.CommonTlsContext
+				var certs []string
+				for _, s := range c.TlsCertificateSdsSecretConfigs {
+					certs = append(certs, s.Name)
+				}
+				vc := c.GetCombinedValidationContext()
+				var sans []string
+				//lint:ignore SA1019 what both put clients' SANs in
+				for _, m := range vc.GetDefaultValidationContext().GetMatchSubjectAltNames() {
+					sans = append(sans, m.GetExact())
+				}
+				out[name] = fmt.Sprintf("certs=%v ca=%s sans=%v typed-sans=%d alpn=%v client-cert=%v tls=%s-%s", certs,
+					vc.GetValidationContextSdsSecretConfig().GetName(), sans, len(vc.GetDefaultValidationContext().GetMatchTypedSubjectAltNames()),
+					c.AlpnProtocols, d.RequireClientCertificate.GetValue(), c.GetTlsParams().GetTlsMinimumProtocolVersion(), c.GetTlsParams().GetTlsMaximumProtocolVersion())
+			}
+		}
+		return out
+	}
+	want := describe(istiod)
+	var got map[string]string
+	eventually(t, 30*time.Second, "navarch's gateway listeners", func() error {
+		if got = describe(node.XDS); len(got) < len(want) {
+			return fmt.Errorf("%d TLS listeners, istiod has %d", len(got), len(want))
+		}
+		return nil
+	})
+	for _, name := range []string{"0.0.0.0_443", "0.0.0.0_8443"} {
+		if want[name] == "" {
+			t.Errorf("%s: istiod terminates no TLS there, which this test expects", name)
+		}
+		if got[name] != want[name] {
+			t.Errorf("%s:\n\tistiod:  %s\n\tnavarch: %s", name, want[name], got[name])
+		}
+	}
+}

@@ -383,8 +383,9 @@ func serverTLS(m *meshconfig.MeshConfig, t *networking.ServerTLSSettings, http b
 			vc.Crl = fileSource(crl)
 		}
 		for _, san := range t.GetSubjectAltNames() {
-			vc.MatchTypedSubjectAltNames = append(vc.MatchTypedSubjectAltNames, &tlsv3.SubjectAltNameMatcher{
-				SanType: tlsv3.SubjectAltNameMatcher_URI, Matcher: exact(san)})
+			// A SAN of any type (DNS, URI, email, IP), as Istio matches it.
+			//lint:ignore SA1019 the typed replacement needs a SAN type Istio's field does not carry
+			vc.MatchSubjectAltNames = append(vc.MatchSubjectAltNames, exact(san))
 		}
 		if caCred != "" {
 			common.ValidationContextType = &tlsv3.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
