@@ -91,7 +91,8 @@ spec:
 // the same services and DestinationRules and compares, cluster by cluster, what an
 // Envoy sidecar gets from each: the outbound clusters there are, and of each its load
 // balancer, connect timeout, circuit-breaker limits, outlier detection and how it
-// talks TLS (a transport socket, Istio's automatic mTLS matches, or none). How the two
+// talks TLS (a transport socket, Istio's automatic mTLS matches, or none; SNI, ALPN,
+// certificates and the server SANs it accepts). How the two
 // express the rest (istiod's telemetry filters and metadata, its SDS cluster where
 // navarch serves secrets over ADS) differs and is not compared.
 func TestSameEnvoyClustersAsIstiod(t *testing.T) {
@@ -130,9 +131,31 @@ func TestSameEnvoyClustersAsIstiod(t *testing.T) {
 			t.Errorf("cluster %s:\n\tistiod:  %s\n\tnavarch: %s", n, want[n], got[n])
 		}
 	}
-	if !strings.Contains(want["outbound|9080||ratings.default.svc.cluster.local"], "tls=matches:tlsMode-istio,tlsMode-disabled") {
+	if !strings.Contains(want["outbound|9080||ratings.default.svc.cluster.local"], "tls=matches:tlsMode-istio(") {
 		t.Errorf("istiod did not give ratings automatic mTLS by endpoint, as this test expects: %s", want["outbound|9080||ratings.default.svc.cluster.local"])
 	}
+}
+
+// upstreamTLS describes what a transport socket's TLS sends and checks: SNI, ALPN,
+// its certificate and the server SANs it accepts ("" for no TLS).
+func upstreamTLS(ts *corev3.TransportSocket) string {
+	var u tlsv3.UpstreamTlsContext
+	if ts.GetTypedConfig().UnmarshalTo(&u) != nil {
+		return ""
+	}
+	c := u.CommonTlsContext
+	var certs, sans []string
+	for _, s := range c.GetTlsCertificateSdsSecretConfigs() {
+		certs = append(certs, s.Name)
+	}
+	vc := c.GetCombinedValidationContext().GetDefaultValidationContext()
+	//lint:ignore SA1019 what both put servers' SANs in
+	for _, m := range vc.GetMatchSubjectAltNames() {
+		sans = append(sans, m.GetExact())
+	}
+	sort.Strings(sans)
+	return fmt.Sprintf("(sni=%s alpn=%v certs=%v ca=%s sans=%v)", u.Sni, c.GetAlpnProtocols(), certs,
+		c.GetCombinedValidationContext().GetValidationContextSdsSecretConfig().GetName(), sans)
 }
 
 // clusterSummaries describes each outbound cluster by what TestSameEnvoyClustersAsIstiod
@@ -153,11 +176,11 @@ func clusterSummaries(cs map[string]*clusterv3.Cluster) map[string]string {
 		case len(c.TransportSocketMatches) > 0:
 			var ms []string
 			for _, m := range c.TransportSocketMatches {
-				ms = append(ms, m.Name)
+				ms = append(ms, m.Name+upstreamTLS(m.TransportSocket))
 			}
 			tls = "matches:" + strings.Join(ms, ",")
 		case c.TransportSocket != nil:
-			tls = "socket:" + c.TransportSocket.Name
+			tls = "socket:" + c.TransportSocket.Name + upstreamTLS(c.TransportSocket)
 		}
 		od := "none"
 		if o := c.OutlierDetection; o != nil {

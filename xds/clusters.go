@@ -472,7 +472,8 @@ func applyOutlierDetection(c *clusterv3.Cluster, od *networking.OutlierDetection
 
 // serverSANs are the identities a client accepts from a cluster's servers: the
 // DestinationRule's subjectAltNames when it lists some, else the SPIFFE IDs of the
-// workloads' service accounts and the ServiceEntry's subjectAltNames.
+// workloads' service accounts (none for a workload without one: any identity of the
+// mesh, as in Istio) and the ServiceEntry's subjectAltNames.
 func serverSANs(ctx *Context, tp *networking.TrafficPolicy, svc *registry.Service, wls []*registry.Workload) []string {
 	if sans := tp.GetTls().GetSubjectAltNames(); len(sans) > 0 {
 		return sans
@@ -486,7 +487,9 @@ func serverSANs(ctx *Context, tp *networking.TrafficPolicy, svc *registry.Servic
 		}
 	}
 	for _, w := range wls {
-		add(spiffeID(ctx.TrustDomain, w.Namespace, w.ServiceAccount))
+		if w.ServiceAccount != "" { // none to check for a workload without one, as in Istio
+			add(spiffeID(ctx.TrustDomain, w.Namespace, w.ServiceAccount))
+		}
 	}
 	for _, id := range svc.SubjectAltNames {
 		add(id)
