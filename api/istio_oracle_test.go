@@ -428,9 +428,9 @@ const envoyFilterStrict = "navarch refuses what it would drop"
 // Istio takes, on purpose (docs/mesh.md): Istio only warns of a bad extension
 // provider and ignores it (failing the policies that name it); navarch's root
 // namespace is fixed; navarch checks the default retries, export defaults,
-// discovery selectors, a JSON access log format and the proxies' defaults, which
-// Istio does not (or only where it reads them).
-var navarchStricter = regexp.MustCompile(`^spec\.(extensionProviders|rootNamespace|defaultHttpRetryPolicy|default(Service|VirtualService|DestinationRule)ExportTo|discoverySelectors|accessLogFormat|accessLogEncoding|defaultConfig|trustDomain\b)`)
+// discovery selectors, a JSON access log format, the proxies' defaults and the DNS
+// refresh rate, which Istio does not (or only where it reads them).
+var navarchStricter = regexp.MustCompile(`^spec\.(extensionProviders|rootNamespace|defaultHttpRetryPolicy|default(Service|VirtualService|DestinationRule)ExportTo|discoverySelectors|accessLogFormat|accessLogEncoding|defaultConfig|dnsRefreshRate|trustDomain\b)`)
 
 // strictDecoding matches navarch's refusals of what istiod's lenient reading of the
 // mesh config lets through: unknown fields (istiod ignores them; navarch names them,

@@ -156,6 +156,10 @@ func validateMeshConfig(p *problems, root string, meta ObjectMeta, m *meshconfig
 			p.add(path, "must be between %s and %s, got %s", minConnectTimeout, maxConnectTimeout, dur)
 		}
 	}
+	// Envoy refuses a DNS refresh rate under 1ms (Istio does not check it).
+	if d := m.DnsRefreshRate; d != nil && (d.CheckValid() != nil || d.AsDuration() < time.Millisecond) {
+		p.add(field(root, "dnsRefreshRate"), "must be at least 1ms, got %s", d.AsDuration())
+	}
 	if d := m.ProtocolDetectionTimeout; d != nil && d.AsDuration()%time.Millisecond != 0 {
 		p.add(field(root, "protocolDetectionTimeout"), "must be a whole number of milliseconds, got %s", d.AsDuration())
 	}

@@ -133,6 +133,7 @@ func TestMeshConfigRejections(t *testing.T) {
 			field: "data.mesh", reason: "must be a string"},
 		{name: "connect timeout too short", doc: mesh("connectTimeout: 0s"), field: "data.mesh.connectTimeout", reason: "must be between 1ms and 1h0m0s"},
 		{name: "connect timeout too long", doc: mesh("connectTimeout: 2h"), field: "data.mesh.connectTimeout", reason: "must be between"},
+		{name: "a DNS refresh rate Envoy refuses", doc: mesh("dnsRefreshRate: 0s"), field: "data.mesh.dnsRefreshRate", reason: "must be at least 1ms"},
 		{name: "empty trust domain", doc: mesh("trustDomain: \"\""), field: "data.mesh.trustDomain", reason: "must not be empty"},
 		{name: "bad trust domain alias", doc: mesh("trustDomainAliases: [ok.example, Not_OK]"), field: "data.mesh.trustDomainAliases[1]", reason: `trust domain "Not_OK" is invalid`},
 		{name: "root namespace", doc: mesh("rootNamespace: mesh-root"), field: "data.mesh.rootNamespace", reason: "navarch's root namespace is istio-system"},

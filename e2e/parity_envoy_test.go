@@ -31,7 +31,7 @@ import (
 // service with an endpoint that has a proxy (Istio's tlsMode label) and one that has
 // none, under a DestinationRule with a connection pool, outlier detection and a
 // subset of its own load balancer; and details, whose DestinationRule sets
-// ISTIO_MUTUAL.
+// ISTIO_MUTUAL; and api.example.com, resolved by DNS.
 const envoyClusterParity = `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: ratings}
@@ -85,16 +85,26 @@ metadata: {name: details}
 spec:
   host: details.default.svc.cluster.local
   trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: external}
+spec:
+  hosts: [api.example.com]
+  location: MESH_EXTERNAL
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
 `
 
-// TestSameEnvoyClustersAsIstiod gives istiod's discovery server and a navarch node
-// the same services and DestinationRules and compares, cluster by cluster, what an
-// Envoy sidecar gets from each: the outbound clusters there are, and of each its load
-// balancer, connect timeout, circuit-breaker limits, outlier detection and how it
+// TestSameEnvoyClustersAsIstiod gives istiod's discovery server and a navarch node the
+// same services and DestinationRules and compares, cluster by cluster, what an Envoy
+// sidecar gets from each: the outbound clusters there are, and of each how it finds
+// its endpoints (EDS, and how long it waits for them; DNS, and how it resolves), its
+// load balancer, connect timeout, circuit-breaker limits, outlier detection and how it
 // talks TLS (a transport socket, Istio's automatic mTLS matches, or none; SNI, ALPN,
-// certificates and the server SANs it accepts). How the two
-// express the rest (istiod's telemetry filters and metadata, its SDS cluster where
-// navarch serves secrets over ADS) differs and is not compared.
+// certificates and the server SANs it accepts). How the two express the rest (istiod's
+// telemetry filters and metadata, its SDS cluster where navarch serves secrets over
+// ADS) differs and is not compared.
 func TestSameEnvoyClustersAsIstiod(t *testing.T) {
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
 	v1, v2 := startReviews(t)
@@ -187,7 +197,13 @@ func clusterSummaries(cs map[string]*clusterv3.Cluster) map[string]string {
 			od = fmt.Sprintf("5xx=%d interval=%v ejection=%v max=%d%%", o.GetConsecutive_5Xx().GetValue(), o.GetInterval().AsDuration(),
 				o.GetBaseEjectionTime().AsDuration(), o.GetMaxEjectionPercent().GetValue())
 		}
-		out[name] = fmt.Sprintf("lb=%s timeout=%v breakers=%v outlier=%s tls=%s", c.LbPolicy, c.ConnectTimeout.AsDuration(), th, od, tls)
+		resolve := fmt.Sprintf("%s eds-wait=%v", c.GetType(), c.GetEdsClusterConfig().GetEdsConfig().GetInitialFetchTimeout().AsDuration())
+		if c.GetType() == clusterv3.Cluster_STRICT_DNS {
+			//lint:ignore SA1019 the fields both set
+			ttl, refresh := c.RespectDnsTtl, c.DnsRefreshRate.AsDuration()
+			resolve = fmt.Sprintf("%s family=%s ttl=%v refresh=%v", c.GetType(), c.DnsLookupFamily, ttl, refresh)
+		}
+		out[name] = fmt.Sprintf("%s lb=%s timeout=%v breakers=%v outlier=%s tls=%s", resolve, c.LbPolicy, c.ConnectTimeout.AsDuration(), th, od, tls)
 	}
 	return out
 }

@@ -1,8 +1,10 @@
 package xds
 
 import (
+	"cmp"
 	"math"
 	"sort"
+	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -39,7 +41,7 @@ func (g clusters) Generate(ctx *Context) []named {
 	}
 	key := ctx.shareKey()
 	if g.envoy {
-		key = ctx.shareKey("envoy")
+		key = ctx.shareKey("envoy", ctx.Proxy.IPFamilies) // DNS clusters resolve by IP version
 	}
 	for _, svc := range ctx.Services {
 		dr := ctx.destinationRule(svc)
@@ -280,6 +282,7 @@ func newCluster(ctx *Context, svc *registry.Service, port registry.Port, subset,
 	if _, _, dns := dnsTarget(ctx, svc, port, subset); dns && envoy {
 		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
 		c.LoadAssignment = dnsLoadAssignment(ctx, svc, port, subset, name)
+		applyEnvoyDNS(ctx, c)
 		return c
 	}
 	if host, hostPort, dns := dnsTarget(ctx, svc, port, subset); dns {
@@ -302,8 +305,37 @@ func newCluster(ctx *Context, svc *registry.Service, port registry.Port, subset,
 	}
 	c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS}
 	c.EdsClusterConfig = &clusterv3.Cluster_EdsClusterConfig{EdsConfig: adsConfigSource(), ServiceName: name}
+	if envoy {
+		// Envoy waits for the endpoints as long as they take, as istiod has it, rather
+		// than 15 s after which the cluster warms without any.
+		c.EdsClusterConfig.EdsConfig.InitialFetchTimeout = durationpb.New(0)
+	}
 	return c
 }
+
+// applyEnvoyDNS sets how an Envoy resolves a DNS cluster, as istiod does: names of
+// the IP versions the proxy has (Envoy's default tries IPv6 first), their TTL
+// honoured, and the mesh config's dnsRefreshRate (Istio's default, 60 s, not
+// Envoy's 5 s) where a lookup fails.
+func applyEnvoyDNS(ctx *Context, c *clusterv3.Cluster) {
+	switch ctx.Proxy.IPFamilies {
+	case "6":
+		c.DnsLookupFamily = clusterv3.Cluster_V6_ONLY
+	case "46":
+		c.DnsLookupFamily = clusterv3.Cluster_ALL
+	default:
+		c.DnsLookupFamily = clusterv3.Cluster_V4_ONLY
+	}
+	// (The fields istiod sets: their replacement, the envoy.cluster.dns cluster
+	// type, is newer than the Envoys of many meshes.)
+	//lint:ignore SA1019 see above
+	c.RespectDnsTtl = true
+	//lint:ignore SA1019 see above
+	c.DnsRefreshRate = cmp.Or(ctx.Mesh.GetDnsRefreshRate(), durationpb.New(defaultDNSRefreshRate))
+}
+
+// defaultDNSRefreshRate is Istio's mesh default.
+const defaultDNSRefreshRate = time.Minute
 
 // originalDestination reports whether the proxy sends a connection to svc where its
 // client was going rather than to an endpoint it picks: an Envoy sidecar, for a

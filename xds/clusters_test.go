@@ -14,6 +14,8 @@ import (
 	proxyprotocolv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/proxy_protocol/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+
+	"github.com/navarch/navarch/registry"
 )
 
 // ordersRule begins a DestinationRule for scopeServices' orders service; a test adds
@@ -384,4 +386,55 @@ func TestEnvoyCircuitBreakerDefaults(t *testing.T) {
 	if th := thresholds(GeneratorGRPC, "\n"); th != nil {
 		t.Errorf("proxyless, no pool: %v", th)
 	}
+}
+
+// TestEnvoyDNSClusters: an Envoy resolves a DNS cluster as istiod has it: names of
+// the proxy's IP versions only, TTLs honoured, the mesh's refresh rate.
+func TestEnvoyDNSClusters(t *testing.T) {
+	const se = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: shop}
+spec:
+  hosts: [api.example.com]
+  location: MESH_EXTERNAL
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+`
+	for _, tc := range []struct {
+		ip, ips string
+		mesh    string
+		family  clusterv3.Cluster_DnsLookupFamily
+		refresh time.Duration
+	}{
+		{"10.0.0.1", "", "", clusterv3.Cluster_V4_ONLY, time.Minute},
+		{"fd00::1", "", "", clusterv3.Cluster_V6_ONLY, time.Minute},
+		{"10.0.0.1", "10.0.0.1,fd00::1", "", clusterv3.Cluster_ALL, time.Minute},
+		{"10.0.0.1", "", "dnsRefreshRate: 5s", clusterv3.Cluster_V4_ONLY, 5 * time.Second},
+	} {
+		docs := []string{scopeServices, se}
+		if tc.mesh != "" {
+			docs = append(docs, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: '"+tc.mesh+"'\n")
+		}
+		p := grpcProxy("shop", nil)
+		p.Generator, p.IP, p.IPFamilies = "", tc.ip, ipFamilies(tc.ip, tc.ips)
+		var c clusterv3.Cluster
+		resourceOf(t, mustBuild(t, sidecarProfile(), snapshotOf(t, docs...), p), ClusterType, "outbound|443||api.example.com", &c)
+		//lint:ignore SA1019 the fields navarch sets, as istiod
+		ttl, refresh := c.RespectDnsTtl, c.DnsRefreshRate.AsDuration()
+		if c.DnsLookupFamily != tc.family || !ttl || refresh != tc.refresh {
+			t.Errorf("%s %s %q: family %v, TTL %v, refresh %v; want %v, true, %v", tc.ip, tc.ips, tc.mesh,
+				c.DnsLookupFamily, ttl, refresh, tc.family, tc.refresh)
+		}
+	}
+}
+
+// mustBuild builds profile's resources for p from snap; a build error fails the test.
+func mustBuild(t *testing.T, profile Profile, snap *registry.Snapshot, p *Proxy) map[string]*TypeSet {
+	t.Helper()
+	sets, err := profile.build(newContext(snap, p, "cluster.local", "istio-system"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sets
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -70,6 +71,10 @@ type Proxy struct {
 	InterceptionNone bool
 	// Unprivileged is a proxy that cannot bind ports below 1024 (UNPRIVILEGED_POD).
 	Unprivileged bool
+	// IPFamilies is "4", "6" or "46": the IP versions of the proxy's addresses
+	// (INSTANCE_IPS metadata, else its node id's), which choose how an Envoy
+	// resolves DNS clusters (DnsLookupFamily), as in Istio.
+	IPFamilies string
 	// AutoRegisterGroup names the WorkloadGroup of the proxy's namespace it asks to
 	// be registered in while connected (AUTO_REGISTER_GROUP metadata, Istio's
 	// ISTIO_META_AUTO_REGISTER_GROUP; see Registrar).
@@ -118,6 +123,7 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 	p.NodeName = str(md, "NODE_NAME")
 	p.InterceptionNone = str(md, "INTERCEPTION_MODE") == "NONE"
 	p.Unprivileged, _ = strconv.ParseBool(str(md, "UNPRIVILEGED_POD"))
+	p.IPFamilies = ipFamilies(p.IP, str(md, "INSTANCE_IPS"))
 	if l := node.GetLocality(); l != nil {
 		p.Locality = localityString(l)
 	}
@@ -137,6 +143,29 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 		}
 	}
 	return p, nil
+}
+
+// ipFamilies is "4", "6" or "46" for the IP versions of the addresses in ips
+// (comma-separated), or of ip when ips has none.
+func ipFamilies(ip, ips string) string {
+	addrs := []string{ip}
+	if ips != "" {
+		addrs = strings.Split(ips, ",")
+	}
+	v4, v6 := false, false
+	for _, a := range addrs {
+		if addr, err := netip.ParseAddr(strings.TrimSpace(a)); err == nil {
+			is4 := addr.Unmap().Is4()
+			v4, v6 = v4 || is4, v6 || !is4
+		}
+	}
+	switch {
+	case v4 && v6:
+		return "46"
+	case v6:
+		return "6"
+	}
+	return "4"
 }
 
 // withAddressLabels returns the proxy with the labels snap gives it (see Labels):
@@ -216,14 +245,14 @@ func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
 }
 
 // classKey identifies the proxies that get identical configuration: same type,
-// generator, namespace, network, locality, labels and identity, and the Istio
+// generator, namespace, network, locality, IP versions, labels and identity, and the Istio
 // version and metadata EnvoyFilters match (of the proxy as classProxy makes it). Proxies of one class share one set of built resources.
 type classKey string
 
 func (p *Proxy) classKey() classKey {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|%s|%t|%t|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.NodeName, p.ServiceAccount,
-		p.InterceptionNone, p.Unprivileged)
+	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|%s|%t|%t|%s|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.NodeName, p.ServiceAccount,
+		p.InterceptionNone, p.Unprivileged, p.IPFamilies)
 	for _, k := range registry.SortedKeys(p.Labels) {
 		fmt.Fprintf(&b, "%s=%s,", k, p.Labels[k])
 	}
