@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -18,14 +17,21 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/navarch/navarch/internal/peers"
 )
+
+// bothControlPlanes serves config from istiod-xds (bin) and from a navarch dev node
+// and returns their xDS addresses.
+func bothControlPlanes(t *testing.T, bin, config string) (istiod, navarch string) {
+	t.Helper()
+	istiod = startIstiod(t, bin, "127.0.0.1:0", config)
+	node := startDevNode(t)
+	mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "config.yaml", config))
+	return istiod, node.XDS
+}
 
 // envoyClusterParity adds to workloadsYAML's reviews (no traffic policy) a ratings
 // service with an endpoint that has a proxy (Istio's tlsMode label) and one that has
@@ -109,16 +115,14 @@ func TestSameEnvoyClustersAsIstiod(t *testing.T) {
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
 	v1, v2 := startReviews(t)
 	config := workloadsYAML(v1, v2) + "---\n" + envoyClusterParity
-	istiod := startIstiod(t, bin, "127.0.0.1:0", config)
-	node := startDevNode(t)
-	mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "config.yaml", config))
+	istiod, navarch := bothControlPlanes(t, bin, config)
 
 	id := "sidecar~127.0.0.60~web-0.default~default.svc.cluster.local"
 	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}, "ISTIO_VERSION": "1.24.1"}
 	want := clusterSummaries(envoyConfig(t, istiod, id, md).clusters)
 	var got map[string]string
 	eventually(t, 30*time.Second, "navarch's clusters of every service", func() error {
-		got = clusterSummaries(envoyConfig(t, node.XDS, id, md).clusters)
+		got = clusterSummaries(envoyConfig(t, navarch, id, md).clusters)
 		if len(got) < len(want) {
 			return fmt.Errorf("%d outbound clusters, istiod has %d", len(got), len(want))
 		}
@@ -277,9 +281,7 @@ func TestSameEnvoyRoutesAsIstiod(t *testing.T) {
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
 	v1, v2 := startReviews(t)
 	config := workloadsYAML(v1, v2) + "---\n" + envoyRouteParity
-	istiod := startIstiod(t, bin, "127.0.0.1:0", config)
-	node := startDevNode(t)
-	mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "config.yaml", config))
+	istiod, navarch := bothControlPlanes(t, bin, config)
 
 	sidecar := "sidecar~127.0.0.61~web-0.default~default.svc.cluster.local"
 	gateway := "router~127.0.0.62~gw-0.default~default.svc.cluster.local"
@@ -288,7 +290,7 @@ func TestSameEnvoyRoutesAsIstiod(t *testing.T) {
 	want := append(routeSummaries(t, envoyRoutes(t, istiod, sidecar, web, "9080")), routeSummaries(t, envoyRoutes(t, istiod, gateway, ingress, "http.80"))...)
 	var got []string
 	eventually(t, 30*time.Second, "navarch's routes of the VirtualServices", func() error {
-		got = append(routeSummaries(t, envoyRoutes(t, node.XDS, sidecar, web, "9080")), routeSummaries(t, envoyRoutes(t, node.XDS, gateway, ingress, "http.80"))...)
+		got = append(routeSummaries(t, envoyRoutes(t, navarch, sidecar, web, "9080")), routeSummaries(t, envoyRoutes(t, navarch, gateway, ingress, "http.80"))...)
 		if all := strings.Join(got, "\n"); !strings.Contains(all, "jason") || !strings.Contains(all, "reviews.example.com") {
 			return fmt.Errorf("no route jason or no gateway's route yet")
 		}
@@ -314,22 +316,8 @@ func TestSameEnvoyRoutesAsIstiod(t *testing.T) {
 // for the route configuration name.
 func envoyRoutes(t *testing.T, server, id string, md map[string]any, name string) *routev3.RouteConfiguration {
 	t.Helper()
-	meta, err := structpb.NewStruct(md)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := grpc.NewClient(server, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	st, err := discovery.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Send(&discovery.DiscoveryRequest{Node: &corev3.Node{Id: id, Metadata: meta}, TypeUrl: resourcev3.RouteType, ResourceNames: []string{name}}); err != nil {
+	st, node := adsStream(t, server, id, md)
+	if err := st.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: resourcev3.RouteType, ResourceNames: []string{name}}); err != nil {
 		t.Fatal(err)
 	}
 	for {
@@ -446,9 +434,7 @@ kind: WorkloadEntry
 metadata: {name: web}
 spec: {address: 127.0.0.64, labels: {app: web}}
 `
-	istiod := startIstiod(t, bin, "127.0.0.1:0", config)
-	node := startDevNode(t)
-	mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "config.yaml", config))
+	istiod, navarch := bothControlPlanes(t, bin, config)
 
 	sidecar := "sidecar~127.0.0.64~web-0.default~default.svc.cluster.local"
 	gateway := "router~127.0.0.65~gw-0.default~default.svc.cluster.local"
@@ -465,7 +451,7 @@ spec: {address: 127.0.0.64, labels: {app: web}}
 	want := summarize(istiod)
 	var got map[string][]string
 	eventually(t, 30*time.Second, "navarch's connection managers", func() error {
-		got = summarize(node.XDS)
+		got = summarize(navarch)
 		for k, v := range got {
 			if len(v) == 0 {
 				return fmt.Errorf("no connection manager for %s yet", k)
@@ -557,14 +543,12 @@ spec:
 	for _, mode := range []string{"STRICT", "PERMISSIVE", "DISABLE"} {
 		t.Run(mode, func(t *testing.T) {
 			config := strings.Replace(web, "MODE", mode, 1)
-			istiod := startIstiod(t, bin, "127.0.0.1:0", config)
-			node := startDevNode(t)
-			mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "config.yaml", config))
+			istiod, navarch := bothControlPlanes(t, bin, config)
 			for _, port := range []uint32{8080, 5432} {
 				want := inboundChains(t, envoyConfig(t, istiod, id, md).listeners["virtualInbound"], port)
 				var got []string
 				eventually(t, 30*time.Second, "navarch's inbound chains", func() error {
-					got = inboundChains(t, envoyConfig(t, node.XDS, id, md).listeners["virtualInbound"], port)
+					got = inboundChains(t, envoyConfig(t, navarch, id, md).listeners["virtualInbound"], port)
 					if len(got) == 0 {
 						return fmt.Errorf("no chain for port %d yet", port)
 					}
@@ -678,9 +662,7 @@ spec:
   http:
   - route: [{destination: {host: reviews, subset: v1}}]
 `
-	istiod := startIstiod(t, bin, "127.0.0.1:0", config)
-	node := startDevNode(t)
-	mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "config.yaml", config))
+	istiod, navarch := bothControlPlanes(t, bin, config)
 	id := "router~127.0.0.67~gw-0.default~default.svc.cluster.local"
 	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"istio": "ingressgateway"}}
 	describe := func(server string) map[string]string {
@@ -712,7 +694,7 @@ spec:
 	want := describe(istiod)
 	var got map[string]string
 	eventually(t, 30*time.Second, "navarch's gateway listeners", func() error {
-		if got = describe(node.XDS); len(got) < len(want) {
+		if got = describe(navarch); len(got) < len(want) {
 			return fmt.Errorf("%d TLS listeners, istiod has %d", len(got), len(want))
 		}
 		return nil

@@ -104,9 +104,7 @@ func TestSameEnvoyFiltersAsIstiod(t *testing.T) {
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
 	v1, v2 := startReviews(t)
 	config := workloadsYAML(v1, v2) + "---\n" + envoyFilterParity
-	istiod := startIstiod(t, bin, "127.0.0.1:0", config)
-	node := startDevNode(t)
-	mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "config.yaml", config))
+	istiod, navarch := bothControlPlanes(t, bin, config)
 
 	proxies := []struct {
 		name     string
@@ -127,7 +125,7 @@ func TestSameEnvoyFiltersAsIstiod(t *testing.T) {
 			want := envoyConfig(t, istiod, id, md)
 			var got envoyView
 			eventually(t, 30*time.Second, "navarch's config with the EnvoyFilters", func() error {
-				got = envoyConfig(t, node.XDS, id, md)
+				got = envoyConfig(t, navarch, id, md)
 				if _, ok := got.timeouts["collector"]; !ok && want.timeouts["collector"] != 0 {
 					return fmt.Errorf("no collector cluster yet")
 				}
@@ -155,22 +153,7 @@ func TestSameEnvoyFiltersAsIstiod(t *testing.T) {
 // change.
 func envoyConfig(t *testing.T, server, id string, md map[string]any) envoyView {
 	t.Helper()
-	meta, err := structpb.NewStruct(md)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := grpc.NewClient(server, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	st, err := discovery.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	node := &corev3.Node{Id: id, Metadata: meta}
+	st, node := adsStream(t, server, id, md)
 	view := envoyView{timeouts: map[string]time.Duration{}, buffers: map[string]uint32{}, policies: map[string]string{},
 		clusters: map[string]*clusterv3.Cluster{}, listeners: map[string]*listenerv3.Listener{}}
 	for _, typ := range []string{resourcev3.ClusterType, resourcev3.ListenerType} {
@@ -211,6 +194,28 @@ func envoyConfig(t *testing.T, server, id string, md map[string]any) envoyView {
 		}
 	}
 	return view
+}
+
+// adsStream opens an ADS stream to server, for 30 s at most and closed when the test
+// ends, for an Envoy with node id and metadata md, whose node it returns.
+func adsStream(t *testing.T, server, id string, md map[string]any) (discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient, *corev3.Node) {
+	t.Helper()
+	meta, err := structpb.NewStruct(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := grpc.NewClient(server, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	st, err := discovery.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, &corev3.Node{Id: id, Metadata: meta}
 }
 
 // luaBeforeRouter reports whether every HTTP connection manager of l has the Lua
