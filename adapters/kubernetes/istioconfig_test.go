@@ -68,6 +68,20 @@ spec:
 `), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// EnvoyFilter, which Istio serves as v1alpha3 only.
+	efAPI := dyn.Resource(schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1alpha3", Resource: "envoyfilters"}).Namespace("default")
+	if _, err := efAPI.Create(ctx, object(`apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: limits}
+spec:
+  workloadSelector: {labels: {app: reviews}}
+  configPatches:
+  - applyTo: CLUSTER
+    match: {context: SIDECAR_OUTBOUND}
+    patch: {operation: MERGE, value: {per_connection_buffer_limit_bytes: 32768}}
+`), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 
 	st := registrytest.OpenStore(t)
 	cfg := kubernetes.DefaultConfig()
@@ -110,13 +124,16 @@ spec:
 		for _, r := range snap.Config(api.DestinationRule) {
 			out = append(out, fmt.Sprintf("%s %d subsets", r, len(r.Spec.(*networking.DestinationRule).Subsets)))
 		}
+		for _, r := range snap.Config(api.EnvoyFilter) {
+			out = append(out, fmt.Sprintf("%s %d patches", r, len(r.Spec.(*networking.EnvoyFilter).ConfigPatches)))
+		}
 		return out
 	}
 	expect := func(what string, want ...string) {
 		t.Helper()
 		awaitEqual(t, what, config, want...)
 	}
-	expect("both resources mirrored", "VirtualService default/reviews [80 20]", "DestinationRule default/reviews 2 subsets")
+	expect("every resource mirrored", "VirtualService default/reviews [80 20]", "DestinationRule default/reviews 2 subsets", "EnvoyFilter default/limits 1 patches")
 
 	// Istio's mesh config, its ConfigMap, is mirrored as navarch's MeshConfig.
 	core := kc.Core(t)
@@ -166,12 +183,12 @@ spec:
 		}
 	}
 	update(fmt.Sprintf(vs, 0, 100))
-	expect("an edit reaches the registry", "VirtualService default/reviews [0 100]", "DestinationRule default/reviews 2 subsets")
+	expect("an edit reaches the registry", "VirtualService default/reviews [0 100]", "DestinationRule default/reviews 2 subsets", "EnvoyFilter default/limits 1 patches")
 	// Weights that are all zero: the CRD's schema takes them, Istio's validation
 	// (and navarch's) does not.
 	update(fmt.Sprintf(vs, 0, 0))
 	time.Sleep(time.Second) // a write would have happened by now (50 ms batches)
-	expect("an invalid edit leaves the last valid version", "VirtualService default/reviews [0 100]", "DestinationRule default/reviews 2 subsets")
+	expect("an invalid edit leaves the last valid version", "VirtualService default/reviews [0 100]", "DestinationRule default/reviews 2 subsets", "EnvoyFilter default/limits 1 patches")
 	if sp := readStatus(t, st, a.ConfigSource()); sp == nil || sp.Stale {
 		t.Fatalf("status of %s: %+v", a.ConfigSource(), sp)
 	}
@@ -189,11 +206,11 @@ spec:
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	expect("after a takeover, the last valid version still", "VirtualService default/reviews [0 100]", "DestinationRule default/reviews 2 subsets")
+	expect("after a takeover, the last valid version still", "VirtualService default/reviews [0 100]", "DestinationRule default/reviews 2 subsets", "EnvoyFilter default/limits 1 patches")
 	if err := vsAPI.Delete(ctx, "reviews", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	expect("a deletion reaches the registry", "DestinationRule default/reviews 2 subsets")
+	expect("a deletion reaches the registry", "DestinationRule default/reviews 2 subsets", "EnvoyFilter default/limits 1 patches")
 }
 
 const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
