@@ -104,7 +104,7 @@ spec:
 
 // TestSameEnvoyClustersAsIstiod gives istiod's discovery server and a navarch node the
 // same services and DestinationRules and compares, cluster by cluster, what an Envoy
-// sidecar gets from each: the outbound clusters there are, and of each how it finds
+// sidecar gets from each: the clusters there are, and of each outbound one how it finds
 // its endpoints (EDS, and how long it waits for them; DNS, and how it resolves), its
 // load balancer, connect timeout, circuit-breaker limits, outlier detection and how it
 // talks TLS (a transport socket, Istio's automatic mTLS matches, or none; SNI, ALPN,
@@ -173,11 +173,12 @@ func upstreamTLS(ts *corev3.TransportSocket) string {
 }
 
 // clusterSummaries describes each outbound cluster by what TestSameEnvoyClustersAsIstiod
-// compares.
+// compares, and names the others.
 func clusterSummaries(cs map[string]*clusterv3.Cluster) map[string]string {
 	out := map[string]string{}
 	for name, c := range cs {
 		if !strings.HasPrefix(name, "outbound|") {
+			out[name] = "present" // BlackHoleCluster, PassthroughCluster, ...: by name only
 			continue
 		}
 		var th []string

@@ -56,7 +56,7 @@ import (
 const (
 	virtualInbound            = "virtualInbound"
 	virtualInboundPort        = 15006
-	inboundPassthroughCluster = "InboundPassthroughClusterIpv4"
+	inboundPassthroughCluster = "InboundPassthroughCluster"
 	inboundBindAddress        = "127.0.0.6"
 )
 
