@@ -14,6 +14,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -707,5 +708,105 @@ spec:
 		if got[name] != want[name] {
 			t.Errorf("%s:\n\tistiod:  %s\n\tnavarch: %s", name, want[name], got[name])
 		}
+	}
+}
+
+// TestSameEnvoyTCPRoutesAsIstiod compares where an Envoy sidecar sends TCP and TLS
+// connections, from istiod and from navarch: a TCP service at its address with a
+// weighted split between subsets, and TLS by SNI to a host a tls route sends
+// elsewhere. Each filter chain (a listener's default chain counts as one matching
+// everything) by its match and where its TCP proxy goes.
+func TestSameEnvoyTCPRoutesAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	const config = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db}
+spec:
+  hosts: [db.default.svc.cluster.local]
+  addresses: [10.9.0.5]
+  location: MESH_INTERNAL
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.20, labels: {v: a}}, {address: 127.0.0.21, labels: {v: b}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: db}
+spec:
+  host: db.default.svc.cluster.local
+  subsets: [{name: a, labels: {v: a}}, {name: b, labels: {v: b}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: db}
+spec:
+  hosts: [db.default.svc.cluster.local]
+  tcp:
+  - route: [{destination: {host: db.default.svc.cluster.local, subset: a}, weight: 70}, {destination: {host: db.default.svc.cluster.local, subset: b}, weight: 30}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext}
+spec:
+  hosts: [a.example.com, b.example.com]
+  location: MESH_EXTERNAL
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ext}
+spec:
+  hosts: [a.example.com]
+  tls:
+  - match: [{sniHosts: [a.example.com], port: 443}]
+    route: [{destination: {host: b.example.com, port: {number: 443}}}]
+`
+	istiod, navarch := bothControlPlanes(t, bin, config)
+	id := "sidecar~127.0.0.70~web-0.default~default.svc.cluster.local"
+	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}}
+	describe := func(server string) []string {
+		var out []string
+		listeners := envoyConfig(t, server, id, md).listeners
+		for _, name := range []string{"10.9.0.5_5432", "0.0.0.0_443"} {
+			l := listeners[name]
+			chains := slices.Clone(l.GetFilterChains())
+			if d := l.GetDefaultFilterChain(); d != nil {
+				chains = append(chains, d)
+			}
+			for _, fc := range chains {
+				for _, f := range fc.Filters {
+					var tp tcpv3.TcpProxy
+					if f.GetTypedConfig().UnmarshalTo(&tp) != nil {
+						continue
+					}
+					m, err := protojson.Marshal(fc.GetFilterChainMatch())
+					if err != nil {
+						t.Fatal(err)
+					}
+					w, err := protojson.Marshal(tp.GetWeightedClusters())
+					if err != nil {
+						t.Fatal(err)
+					}
+					out = append(out, fmt.Sprintf("%s match=%s -> %s%s", name, m, tp.GetCluster(), w))
+				}
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	want := describe(istiod)
+	var got []string
+	eventually(t, 30*time.Second, "navarch's TCP listeners", func() error {
+		if got = describe(navarch); len(got) < len(want) {
+			return fmt.Errorf("%d chains, istiod has %d", len(got), len(want))
+		}
+		return nil
+	})
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("\n\tistiod:  %s\n\tnavarch: %s", strings.Join(want, "\n\t         "), strings.Join(got, "\n\t         "))
+	}
+	if len(want) < 3 {
+		t.Errorf("istiod has %d TCP chains here, this test expects 3 or more: %v", len(want), want)
 	}
 }
