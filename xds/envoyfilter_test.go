@@ -209,3 +209,59 @@ spec:
 		t.Error("without proxy matches, version and metadata set classes apart")
 	}
 }
+
+// TestEnvoyFilterRemoves: REMOVE takes out a cluster, a listener, an HTTP filter
+// another EnvoyFilter inserted, a virtual host's route and a virtual host, and
+// nothing else.
+func TestEnvoyFilterRemoves(t *testing.T) {
+	snap := snapshotOf(t, envoyFilterInput(t), `
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: removals, namespace: shop}
+spec:
+  workloadSelector: {labels: {app: web}}
+  priority: 10
+  configPatches:
+  - applyTo: CLUSTER
+    match: {cluster: {service: ratings.shop.svc.cluster.local, subset: v1}}
+    patch: {operation: REMOVE}
+  - applyTo: LISTENER
+    match: {context: SIDECAR_OUTBOUND, listener: {name: virtualOutbound}}
+    patch: {operation: REMOVE}
+  - applyTo: HTTP_FILTER
+    match:
+      context: SIDECAR_INBOUND
+      listener: {filterChain: {filter: {name: envoy.filters.network.http_connection_manager, subFilter: {name: envoy.filters.http.lua}}}}
+    patch: {operation: REMOVE}
+  - applyTo: HTTP_ROUTE
+    match: {routeConfiguration: {vhost: {route: {name: primary}}}}
+    patch: {operation: REMOVE}
+  - applyTo: VIRTUAL_HOST
+    match: {routeConfiguration: {vhost: {name: allow_any}}}
+    patch: {operation: REMOVE}
+`)
+	sets := envoySidecar(t, snap, "shop", map[string]string{"app": "web"})
+	if sets[ClusterType].ByName["outbound|9080|v1|ratings.shop.svc.cluster.local"] != nil || sets[ClusterType].ByName["outbound|9080||ratings.shop.svc.cluster.local"] == nil {
+		t.Error("REMOVE of the v1 subset's cluster: want it gone and the service's kept")
+	}
+	if sets[ListenerType].ByName[virtualOutbound] != nil || sets[ListenerType].ByName[virtualInbound] == nil {
+		t.Error("REMOVE of virtualOutbound: want it gone and virtualInbound kept")
+	}
+	var in listenerv3.Listener
+	resourceOf(t, sets, ListenerType, virtualInbound, &in)
+	for _, fc := range in.FilterChains {
+		for _, f := range fc.Filters {
+			if strings.Contains(string(f.GetTypedConfig().GetValue()), "envoy.filters.http.lua") {
+				t.Errorf("chain %s keeps the Lua filter web's EnvoyFilter inserted before", fc.Name)
+			}
+		}
+	}
+	var rc routev3.RouteConfiguration
+	resourceOf(t, sets, RouteType, "9080", &rc)
+	vh := virtualHost(&rc, "ratings.shop.svc.cluster.local:9080")
+	// Routes are removed (and merged) before any is added or inserted, as in Istio:
+	// web's health route, to be inserted before primary, finds it gone and is not.
+	if vh == nil || len(vh.Routes) != 0 || virtualHost(&rc, "allow_any") != nil {
+		t.Errorf("route configuration 9080: %v; want its routes and the allow_any virtual host gone", &rc)
+	}
+}
