@@ -287,7 +287,7 @@ func mergeAny(dst, src *anypb.Any) *anypb.Any {
 func (pt envoyPatches) cluster(ctx *Context, c *clusterv3.Cluster) *clusterv3.Cluster {
 	pc := ctx.patchContext(strings.HasPrefix(c.Name, "inbound|"))
 	for _, p := range pt[networking.EnvoyFilter_CLUSTER] {
-		if !inContext(p, pc) || !clusterMatches(c, p.match.GetCluster()) {
+		if !inContext(p, pc) || !clusterMatches(ctx, c, p.match.GetCluster()) {
 			continue
 		}
 		switch {
@@ -334,8 +334,10 @@ func mergeCluster(p *envoyPatch, c *clusterv3.Cluster) {
 }
 
 // clusterMatches reports whether a cluster is the one a cluster match names: by name,
-// or by the port, subset and service of its Istio name (direction|port|subset|host).
-func clusterMatches(c *clusterv3.Cluster, m *networking.EnvoyFilter_ClusterMatch) bool {
+// or by the port, subset and service of its Istio name (direction|port|subset|host);
+// an inbound cluster (inbound|port||) is of the services of the proxy's workload
+// that it serves on that port, as in Istio.
+func clusterMatches(ctx *Context, c *clusterv3.Cluster, m *networking.EnvoyFilter_ClusterMatch) bool {
 	if m == nil {
 		return true
 	}
@@ -348,9 +350,29 @@ func clusterMatches(c *clusterv3.Cluster, m *networking.EnvoyFilter_ClusterMatch
 		port, subset, host = parts[1], parts[2], parts[3]
 	}
 	n, _ := strconv.Atoi(port)
-	return (m.Subset == "" || m.Subset == subset) &&
-		(m.Service == "" || m.Service == host) &&
-		(m.PortNumber == 0 || int(m.PortNumber) == n)
+	service := m.Service == "" || m.Service == host
+	if !service && parts[0] == "inbound" && n > 0 {
+		service = slices.Contains(inboundHosts(ctx, uint32(n)), m.Service)
+	}
+	return service && (m.Subset == "" || m.Subset == subset) && (m.PortNumber == 0 || int(m.PortNumber) == n)
+}
+
+// inboundHosts are the host names of the services that select the proxy's workload
+// and send it their traffic on port.
+func inboundHosts(ctx *Context, port uint32) []string {
+	var out []string
+	for _, svc := range ctx.Snapshot.Services() {
+		if !selectsWorkload(svc, ctx.Proxy) {
+			continue
+		}
+		for _, p := range svc.Ports {
+			if workloadPort(ctx, svc, p) == port {
+				out = append(out, svc.Hostname)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // Route configurations.

@@ -265,3 +265,27 @@ spec:
 		t.Errorf("route configuration 9080: %v; want its routes and the allow_any virtual host gone", &rc)
 	}
 }
+
+// TestEnvoyFilterInboundClusterByService: a cluster match by service reaches the
+// inbound cluster of the port the service sends the workload its traffic on, as in
+// Istio, and no other.
+func TestEnvoyFilterInboundClusterByService(t *testing.T) {
+	snap := snapshotOf(t, envoyFilterInput(t), `
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: inbound, namespace: shop}
+spec:
+  workloadSelector: {labels: {app: web}}
+  configPatches:
+  - applyTo: CLUSTER
+    match: {context: SIDECAR_INBOUND, cluster: {service: web.shop.svc.cluster.local, portNumber: 8080}}
+    patch: {operation: MERGE, value: {connect_timeout: 4s}}
+`)
+	sets := envoySidecar(t, snap, "shop", map[string]string{"app": "web"})
+	var http, db clusterv3.Cluster
+	resourceOf(t, sets, ClusterType, "inbound|8080||", &http)
+	resourceOf(t, sets, ClusterType, "inbound|5432||", &db)
+	if http.ConnectTimeout.AsDuration().Seconds() != 4 || db.ConnectTimeout.AsDuration().Seconds() == 4 {
+		t.Errorf("inbound connect timeouts: 8080 %v, 5432 %v; want 4s on 8080 only", http.ConnectTimeout.AsDuration(), db.ConnectTimeout.AsDuration())
+	}
+}

@@ -101,7 +101,7 @@ func buildInboundPorts(ctx *Context) []inboundPort {
 		if len(ingress) > 0 {
 			break // a Sidecar's ingress listeners replace the services' ports, as in Istio
 		}
-		if svc.Namespace != p.Namespace || len(svc.Selector) == 0 || !registry.LabelsMatch(p.Labels, svc.Selector) {
+		if !selectsWorkload(svc, p) {
 			continue
 		}
 		for _, port := range svc.Ports {
@@ -122,6 +122,12 @@ func buildInboundPorts(ctx *Context) []inboundPort {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].number < out[j].number })
 	return out
+}
+
+// selectsWorkload reports whether svc sends its traffic to the workload of proxy
+// p: a service of its namespace whose selector its labels match.
+func selectsWorkload(svc *registry.Service, p *Proxy) bool {
+	return svc.Namespace == p.Namespace && len(svc.Selector) > 0 && registry.LabelsMatch(p.Labels, svc.Selector)
 }
 
 // sidecarIngress returns the ports the ingress listeners of the Sidecar that scopes
