@@ -126,7 +126,7 @@ func NewSnapshot(entries []store.Entry, rev int64, domain string) *Snapshot {
 		}
 	}
 	for _, rs := range s.config {
-		sort.Slice(rs, func(i, j int) bool { return older(rs[i], rs[j]) })
+		sort.Slice(rs, func(i, j int) bool { return Older(rs[i], rs[j]) })
 	}
 	s.applyExportDefaults()
 	sort.Slice(s.services, func(i, j int) bool {
@@ -172,9 +172,9 @@ func (s *Snapshot) applyExportDefaults() {
 	s.vsExportTo, s.drExportTo = m.GetDefaultVirtualServiceExportTo(), m.GetDefaultDestinationRuleExportTo()
 }
 
-// older orders resources by creation, then namespace and name, as Istio does when two
-// resources compete for the same host.
-func older(a, b *api.Resource) bool {
+// Older orders resources by creation, then namespace and name, as Istio does when
+// two resources compete for the same host (or two EnvoyFilters of one priority).
+func Older(a, b *api.Resource) bool {
 	ta, tb := a.Meta.CreationTimestamp, b.Meta.CreationTimestamp
 	if ta != nil && tb != nil && !ta.Equal(*tb) {
 		return ta.Before(*tb)

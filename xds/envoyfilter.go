@@ -1,12 +1,11 @@
 package xds
 
 import (
-	"cmp"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -63,12 +62,16 @@ func (ctx *Context) envoyPatches() envoyPatches {
 				filters = append(filters, r)
 			}
 		}
-		slices.SortStableFunc(filters, func(a, b *api.Resource) int {
-			pa, pb := a.Spec.(*networking.EnvoyFilter).Priority, b.Spec.(*networking.EnvoyFilter).Priority
-			return cmp.Or(cmp.Compare(pa, pb),
-				-cmp.Compare(boolInt(a.Meta.Namespace == ctx.RootNamespace), boolInt(b.Meta.Namespace == ctx.RootNamespace)),
-				creationOf(a).Compare(creationOf(b)),
-				cmp.Compare(a.Meta.Name+"."+a.Meta.Namespace, b.Meta.Name+"."+b.Meta.Namespace))
+		// By priority, the root namespace's first, then by age and name.
+		sort.SliceStable(filters, func(i, j int) bool {
+			a, b := filters[i], filters[j]
+			if pa, pb := a.Spec.(*networking.EnvoyFilter).Priority, b.Spec.(*networking.EnvoyFilter).Priority; pa != pb {
+				return pa < pb
+			}
+			if ra, rb := a.Meta.Namespace == ctx.RootNamespace, b.Meta.Namespace == ctx.RootNamespace; ra != rb {
+				return ra
+			}
+			return registry.Older(a, b)
 		})
 		out := envoyPatches{}
 		for _, r := range filters {
@@ -102,20 +105,6 @@ func (ctx *Context) envoyPatches() envoyPatches {
 		}
 		return out
 	})
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-func creationOf(r *api.Resource) time.Time {
-	if t := r.Meta.CreationTimestamp; t != nil {
-		return *t
-	}
-	return time.Time{}
 }
 
 // proxyMatches reports whether a proxy meets a patch's proxy match: its Istio version
