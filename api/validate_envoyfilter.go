@@ -28,8 +28,9 @@ import (
 const (
 	httpConnectionManager           = "envoy.filters.network.http_connection_manager"
 	deprecatedHTTPConnectionManager = "envoy.http_connection_manager"
-	// maxProxyVersionLength bounds a proxyVersion match: longer ones match no proxy.
-	maxProxyVersionLength = 1024
+	// MaxProxyVersionLength bounds a proxyVersion match: istiod compiles no longer
+	// one, and it matches no proxy.
+	MaxProxyVersionLength = 1024
 )
 
 // validateEnvoyFilter checks an EnvoyFilter as Istio's ValidateEnvoyFilter and CRD do:
@@ -124,7 +125,7 @@ func validateConfigPatch(p *problems, path string, cp *networking.EnvoyFilter_En
 		p.add(field(path, "patch.value"), "required for operation %s", cp.Patch.Operation)
 		return
 	}
-	if v := match.GetProxy().GetProxyVersion(); v != "" && len(v) <= maxProxyVersionLength {
+	if v := match.GetProxy().GetProxyVersion(); v != "" && len(v) <= MaxProxyVersionLength {
 		if _, err := regexp.Compile(v); err != nil {
 			p.add(field(path, "match.proxy.proxyVersion"), "invalid regex %q: %v", v, err)
 			return

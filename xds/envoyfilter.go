@@ -112,7 +112,7 @@ func (ctx *Context) envoyPatches() envoyPatches {
 // every metadata value given.
 func proxyMatches(p *Proxy, m *networking.EnvoyFilter_ProxyMatch) bool {
 	if v := m.GetProxyVersion(); v != "" {
-		if len(v) > maxProxyVersionMatch || p.IstioVersion == "" {
+		if len(v) > api.MaxProxyVersionLength || p.IstioVersion == "" {
 			return false
 		}
 		re, err := regexp.Compile(v)
@@ -127,10 +127,6 @@ func proxyMatches(p *Proxy, m *networking.EnvoyFilter_ProxyMatch) bool {
 	}
 	return true
 }
-
-// maxProxyVersionMatch is the longest proxyVersion istiod compiles; a longer one
-// matches no proxy.
-const maxProxyVersionMatch = 1024
 
 // has reports whether any patch applies to one of kinds.
 func (pt envoyPatches) has(kinds ...networking.EnvoyFilter_ApplyTo) bool {
