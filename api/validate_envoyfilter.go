@@ -205,15 +205,19 @@ func EnvoyFilterValue(applyTo networking.EnvoyFilter_ApplyTo, value *structpb.St
 		return nil, err
 	}
 	// Istio decodes with jsonpb (durations as time.ParseDuration reads them, enums
-	// by name or number), taking unknown fields; so does the first pass.
+	// by name or number), taking unknown fields; navarch strictly. A value that
+	// fails is decoded again as Istio decodes it, to tell what Istio refuses too
+	// from what only navarch does. (A valid value, every one a build reads, is
+	// decoded once.)
+	strictErr := (&jsonpb.Unmarshaler{}).Unmarshal(bytes.NewReader(b), protoadapt.MessageV1Of(msg))
+	if strictErr == nil {
+		return msg, nil
+	}
+	proto.Reset(msg)
 	if err := (&jsonpb.Unmarshaler{AllowUnknownFields: true}).Unmarshal(bytes.NewReader(b), protoadapt.MessageV1Of(msg)); err != nil {
 		return nil, fmt.Errorf("not a valid %s: %s", proto.MessageName(msg), envoyJSONError(err))
 	}
-	proto.Reset(msg)
-	if err := (&jsonpb.Unmarshaler{}).Unmarshal(bytes.NewReader(b), protoadapt.MessageV1Of(msg)); err != nil {
-		return nil, fmt.Errorf("not a valid %s: %s (navarch refuses what it would drop)", proto.MessageName(msg), envoyJSONError(err))
-	}
-	return msg, nil
+	return nil, fmt.Errorf("not a valid %s: %s (navarch refuses what it would drop)", proto.MessageName(msg), envoyJSONError(strictErr))
 }
 
 // envoyJSONError is jsonpb's reason, with unknown types explained.
