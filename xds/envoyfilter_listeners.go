@@ -95,8 +95,10 @@ func (pt envoyPatches) filterChain(ctx *Context, pc networking.EnvoyFilter_Patch
 // filters, and the route patches to its own route configuration (an inbound one's).
 func (pt envoyPatches) connectionManager(ctx *Context, pc networking.EnvoyFilter_PatchContext, f *listenerv3.Filter, applies func(*envoyPatch) bool) {
 	hasHTTP := slices.ContainsFunc(pt[networking.EnvoyFilter_HTTP_FILTER], applies)
-	hasRoutes := pc != networking.EnvoyFilter_GATEWAY && pt.has(networking.EnvoyFilter_ROUTE_CONFIGURATION,
-		networking.EnvoyFilter_VIRTUAL_HOST, networking.EnvoyFilter_HTTP_ROUTE)
+	// Only inbound connection managers have route configurations of their own;
+	// the others take theirs by RDS, patched as such.
+	hasRoutes := pc == networking.EnvoyFilter_SIDECAR_INBOUND &&
+		pt.has(networking.EnvoyFilter_ROUTE_CONFIGURATION, networking.EnvoyFilter_VIRTUAL_HOST, networking.EnvoyFilter_HTTP_ROUTE)
 	if !hasHTTP && !hasRoutes {
 		return
 	}
