@@ -50,6 +50,11 @@ func (g clusters) Generate(ctx *Context) []named {
 			k += "|" + ctx.Proxy.Type // ORIGINAL_DST for sidecars, EDS for gateways
 		}
 		for _, port := range svc.Ports {
+			k := k
+			sniffing := g.envoy && ctx.Proxy.Type != TypeRouter && isSniffed(port)
+			if sniffing {
+				k += "|sniffing" // a gateway's cluster speaks HTTP/1.1 on such a port
+			}
 			for _, subset := range append([]string{""}, subsets(ctx, svc)...) {
 				name := clusterName(svc.Hostname, port.Number, subset)
 				// A cluster depends on the proxy only through which DestinationRule
@@ -64,7 +69,7 @@ func (g clusters) Generate(ctx *Context) []named {
 					if g.envoy {
 						applyEnvoyLoadBalancer(c, tp.GetLoadBalancer())
 						applyEnvoyLocality(ctx, c, tp, svc)
-						applyEnvoyConnectionPool(c, port, tp.GetConnectionPool())
+						applyEnvoyConnectionPool(c, port, tp.GetConnectionPool(), sniffing)
 					}
 					if originalDestination(ctx, svc) {
 						// Envoy balances an ORIGINAL_DST cluster by itself only.
@@ -108,6 +113,17 @@ func http2Upstream() map[string]*anypb.Any {
 }
 
 const httpProtocolOptions = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+// downstreamProtocol makes an Envoy cluster speak to its endpoints the HTTP version
+// its client spoke.
+func downstreamProtocol() map[string]*anypb.Any {
+	return map[string]*anypb.Any{httpProtocolOptions: mustAny(&httpv3.HttpProtocolOptions{UpstreamProtocolOptions: useDownstreamProtocol()})}
+}
+
+func useDownstreamProtocol() *httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig {
+	return &httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig{UseDownstreamProtocolConfig: &httpv3.HttpProtocolOptions_UseDownstreamHttpConfig{
+		HttpProtocolOptions: &corev3.Http1ProtocolOptions{}, Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}}}
+}
 
 // applyProxyProtocol makes an Envoy cluster open each connection with a PROXY
 // protocol header (version 1 or 2), around whatever transport it had.
@@ -226,8 +242,10 @@ func applyEnvoyLocality(ctx *Context, c *clusterv3.Cluster, tp *networking.Traff
 // applyEnvoyConnectionPool sets what of a connection pool only Envoy reads: TCP
 // keepalive, HTTP idle timeout and maximum connection duration, HTTP/2 upstream (the
 // port's protocol, or h2UpgradePolicy UPGRADE on an HTTP port) with its concurrent
-// stream limit and keepalive pings, or the client's protocol (useClientProtocol).
-func applyEnvoyConnectionPool(c *clusterv3.Cluster, port registry.Port, cp *networking.ConnectionPoolSettings) {
+// stream limit and keepalive pings, or the client's protocol (useClientProtocol, or
+// a sidecar's sniffing: the HTTP it detected on a port of no given protocol goes on
+// as HTTP/1.1 or HTTP/2, whichever the client spoke, as in Istio).
+func applyEnvoyConnectionPool(c *clusterv3.Cluster, port registry.Port, cp *networking.ConnectionPoolSettings, sniffing bool) {
 	tcp, h := cp.GetTcp(), cp.GetHttp()
 	if ka := tcp.GetTcpKeepalive(); ka != nil {
 		k := &corev3.TcpKeepalive{}
@@ -246,10 +264,9 @@ func applyEnvoyConnectionPool(c *clusterv3.Cluster, port registry.Port, cp *netw
 	if h.GetIdleTimeout() != nil || tcp.GetMaxConnectionDuration() != nil {
 		opts.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: h.GetIdleTimeout(), MaxConnectionDuration: tcp.GetMaxConnectionDuration()}
 	}
-	if h.GetUseClientProtocol() && isHTTP(port) && !isHTTP2(port) {
+	if sniffing || (h.GetUseClientProtocol() && isHTTP(port) && !isHTTP2(port)) {
 		// Upstream in the protocol the client spoke.
-		opts.UpstreamProtocolOptions = &httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig{UseDownstreamProtocolConfig: &httpv3.HttpProtocolOptions_UseDownstreamHttpConfig{
-			HttpProtocolOptions: &corev3.Http1ProtocolOptions{}, Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}}}
+		opts.UpstreamProtocolOptions = useDownstreamProtocol()
 		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpProtocolOptions: mustAny(opts)}
 		return
 	}

@@ -16,6 +16,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	httpinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/http_inspector/v3"
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
@@ -36,6 +37,18 @@ import (
 // for TCP services (straight to the cluster). Anything else goes out as it came
 // (PassthroughCluster), unless a Sidecar says otherwise (sidecar_scope.go). Clusters and endpoints are the proxyless ones, with DNS
 // services resolved by Envoy (STRICT_DNS).
+//
+// A port whose protocol is not given (a Kubernetes Service port named neither by
+// protocol nor by appProtocol) is left for the proxy to detect, as in Istio: its
+// listener inspects each plaintext connection (http_inspector), sends what speaks
+// HTTP/1.1 or h2c through an HTTP connection manager (RDS "<host>:<port>", the
+// service's own virtual host, on a listener at the service's address; the port's
+// route configuration on 0.0.0.0) and the rest on as TCP. The wildcard listener of
+// an HTTP port detects the same way, so TCP to other destinations on that port
+// still goes out as TCP. Which chain takes what is Envoy's filter chain match: the
+// HTTP chain names its application protocols, and the catch-all chain is the
+// listener's default (Envoy does not fall back to a less specific chain once one
+// criterion picked a more specific one).
 
 const (
 	virtualOutbound     = "virtualOutbound"
@@ -57,6 +70,16 @@ func isHTTP(p registry.Port) bool {
 		return true
 	}
 	return false
+}
+
+// isSniffed reports whether a port's protocol is left for an Envoy sidecar to
+// detect: none given, or one Istio does not know (Istio's "auto" protocol).
+func isSniffed(p registry.Port) bool {
+	switch strings.ToUpper(p.Protocol) {
+	case "HTTP", "HTTP2", "GRPC", "GRPC-WEB", "HTTP_PROXY", "HTTPS", "TLS", "TCP", "UDP", "MONGO", "MYSQL", "REDIS":
+		return false
+	}
+	return true
 }
 
 // isHTTP2 reports whether a port's protocol needs HTTP/2 to the workload.
@@ -86,7 +109,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 		}}, {name: virtualInbound, msg: vin}}
 	}
 	httpPorts := map[uint32]bool{}
-	tcp := map[string]*tcpListener{}
+	tcp := tcpListeners{}
 	binds := egressBindings(ctx)
 	refused := map[uint32]bool{} // ports the proxy cannot bind, reported once
 	for _, svc := range ctx.Services {
@@ -103,28 +126,17 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 				httpPorts[port.Number] = true
 				continue
 			}
-			addrs := svc.Addresses
-			switch {
-			case bound:
-				addrs = []string{b.ip}
-			case len(addrs) == 0 && svc.Resolution == registry.ResolutionNone:
-				addrs = instanceAddresses(ctx, svc)
-			case len(addrs) == 0:
-				addrs = []string{"0.0.0.0"}
-			}
-			for _, a := range addrs {
+			for _, a := range outboundAddresses(ctx, svc, port.Number, binds) {
 				ip, subnet := listenerAddress(a)
-				name := ip + "_" + strconv.FormatUint(uint64(port.Number), 10)
-				l := tcp[name]
-				if l == nil {
-					l = &tcpListener{name: name, ip: ip, port: port.Number, taken: map[string]bool{}, bindToPort: bound && b.bindToPort}
-					tcp[name] = l
-				}
+				l := tcp.get(ip, port.Number, bound && b.bindToPort)
 				if subnet != "" {
 					l.addSubnet(ctx, svc, port, subnet)
 					continue
 				}
 				l.add(ctx, svc, port)
+				if isSniffed(port) && l.httpRoute == "" {
+					l.httpRoute = sniffedRouteName(ip, svc.Hostname, port.Number)
+				}
 			}
 		}
 	}
@@ -134,26 +146,40 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 		if bound {
 			ip = b.ip
 		}
-		name := ip + "_" + strconv.FormatUint(uint64(port), 10)
-		hcm := &hcmv3.HttpConnectionManager{
-			StatPrefix: "outbound_" + name,
-			RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
-				ConfigSource: adsConfigSource(), RouteConfigName: strconv.FormatUint(uint64(port), 10)}},
-			HttpFilters: envoyClientFilters(),
-			AccessLog:   accessLogsFor(ctx).client,
-			Tracing:     tracingFor(ctx).client,
+		if ip == "0.0.0.0" {
+			// HTTP takes the port's wildcard listener by detection: TCP to other
+			// destinations (or a TCP service without an address) on the port stays TCP.
+			tcp.get(ip, port, bound && b.bindToPort).httpRoute = strconv.FormatUint(uint64(port), 10)
+			continue
 		}
-		l := outboundListener(name, ip, port, []*listenerv3.Filter{envoyConnectionManager(hcm)})
-		if bound && b.bindToPort {
+		name := ip + "_" + strconv.FormatUint(uint64(port), 10)
+		l := outboundListener(name, ip, port, []*listenerv3.Filter{outboundHTTP(ctx, name, strconv.FormatUint(uint64(port), 10))})
+		if b.bindToPort {
 			l.BindToPort = nil
 		}
 		out = append(out, named{name: name, msg: l})
-		delete(tcp, name) // HTTP wins the address of a port
+		delete(tcp, name) // HTTP wins the bound address of a port
 	}
 	for _, name := range registry.SortedKeys(tcp) {
 		out = append(out, named{name: name, msg: tcp[name].build(ctx)})
 	}
 	return addBoundInbound(ctx, out, bound)
+}
+
+// outboundAddresses are the addresses of a service whose listeners take its
+// connections to a port: where the port's Sidecar egress listener binds, else the
+// service's addresses, else (resolution NONE) its endpoints', else 0.0.0.0.
+func outboundAddresses(ctx *Context, svc *registry.Service, port uint32, binds egressBindingSet) []string {
+	b, bound := binds.on(port)
+	switch {
+	case bound:
+		return []string{b.ip}
+	case len(svc.Addresses) > 0:
+		return svc.Addresses
+	case svc.Resolution == registry.ResolutionNone:
+		return instanceAddresses(ctx, svc)
+	}
+	return []string{"0.0.0.0"}
 }
 
 // listenerAddress returns the address of the listener that takes a service
@@ -322,6 +348,46 @@ type tcpListener struct {
 	chains     []*listenerv3.FilterChain // by SNI and/or destination subnets (Envoy takes the most specific)
 	taken      map[string]bool           // the matches of chains, "name|subnets"
 	plain      *listenerv3.Filter        // for connections no chain takes
+	// httpRoute, if set, is the route configuration of the plaintext HTTP the
+	// listener detects (a port of HTTP or of no given protocol).
+	httpRoute string
+}
+
+// tcpListeners are the outbound listeners of TCP (and detected) ports, by name.
+type tcpListeners map[string]*tcpListener
+
+// get returns the listener of ip and port, created if there is none yet.
+func (ls tcpListeners) get(ip string, port uint32, bindToPort bool) *tcpListener {
+	name := ip + "_" + strconv.FormatUint(uint64(port), 10)
+	l := ls[name]
+	if l == nil {
+		l = &tcpListener{name: name, ip: ip, port: port, taken: map[string]bool{}, bindToPort: bindToPort}
+		ls[name] = l
+	}
+	return l
+}
+
+// sniffedRouteName is the route configuration of the HTTP a listener at ip detects
+// on a port of host whose protocol is not given: the host's own ("<host>:<port>") at
+// an address of the service, the port's shared one on 0.0.0.0, as in Istio.
+func sniffedRouteName(ip, host string, port uint32) string {
+	if ip == "0.0.0.0" {
+		return strconv.FormatUint(uint64(port), 10)
+	}
+	return listenerName(host, port)
+}
+
+// outboundHTTP is the HTTP connection manager of an outbound listener, routing by
+// the route configuration rds.
+func outboundHTTP(ctx *Context, listener, rds string) *listenerv3.Filter {
+	return envoyConnectionManager(&hcmv3.HttpConnectionManager{
+		StatPrefix: "outbound_" + listener,
+		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
+			ConfigSource: adsConfigSource(), RouteConfigName: rds}},
+		HttpFilters: envoyClientFilters(),
+		AccessLog:   accessLogsFor(ctx).client,
+		Tracing:     tracingFor(ctx).client,
+	})
 }
 
 func (l *tcpListener) add(ctx *Context, svc *registry.Service, port registry.Port) {
@@ -459,17 +525,62 @@ func (l *tcpListener) build(ctx *Context) *listenerv3.Listener {
 	if l.bindToPort {
 		lis.BindToPort = nil
 	}
-	if len(l.chains) > 0 {
-		lis.FilterChains = append(l.chains, lis.FilterChains...)
-		for _, c := range l.chains {
-			if len(c.FilterChainMatch.ServerNames) > 0 {
-				lis.ListenerFilters = []*listenerv3.ListenerFilter{{Name: "envoy.filters.listener.tls_inspector",
-					ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspectorv3.TlsInspector{})}}}
-				break
-			}
-		}
+	chains := l.chains
+	if l.httpRoute != "" {
+		chains = append(chains, &listenerv3.FilterChain{
+			Name:             "http",
+			FilterChainMatch: &listenerv3.FilterChainMatch{TransportProtocol: "raw_buffer", ApplicationProtocols: alpnPlaintextHTTP},
+			Filters:          []*listenerv3.Filter{outboundHTTP(ctx, l.name, l.httpRoute)},
+		})
+	}
+	if len(chains) == 0 {
+		return lis
+	}
+	// The catch-all chain is the default: Envoy does not go back to it once a more
+	// specific criterion (a transport protocol) picked the HTTP chain.
+	lis.DefaultFilterChain, lis.FilterChains = lis.FilterChains[0], chains
+	if slices.ContainsFunc(l.chains, func(c *listenerv3.FilterChain) bool { return len(c.FilterChainMatch.ServerNames) > 0 }) {
+		lis.ListenerFilters = append(lis.ListenerFilters, tlsInspector())
+	}
+	if l.httpRoute != "" {
+		detectHTTP(ctx, lis, nil)
 	}
 	return lis
+}
+
+// alpnPlaintextHTTP is what Envoy's http_inspector calls the plaintext HTTP it
+// detects, which a chain for it matches (HTTP/1.0 is left to TCP, as in Istio).
+var alpnPlaintextHTTP = []string{"http/1.1", "h2c"}
+
+func tlsInspector() *listenerv3.ListenerFilter {
+	return &listenerv3.ListenerFilter{Name: "envoy.filters.listener.tls_inspector",
+		ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspectorv3.TlsInspector{})}}
+}
+
+// detectHTTP adds Envoy's http_inspector to a listener (after any TLS inspector,
+// which leaves it TLS connections), for the destination ports only if given: it
+// waits for the client's first bytes, which a protocol where the server speaks first
+// (MySQL) never sends. The mesh config's protocolDetectionTimeout bounds the wait
+// (Istio's default, 0, waits as long as the connection does).
+func detectHTTP(ctx *Context, l *listenerv3.Listener, ports []uint32) {
+	f := &listenerv3.ListenerFilter{Name: "envoy.filters.listener.http_inspector",
+		ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&httpinspectorv3.HttpInspector{})}}
+	if len(ports) > 0 {
+		var only []*listenerv3.ListenerFilterChainMatchPredicate
+		for _, p := range ports {
+			only = append(only, &listenerv3.ListenerFilterChainMatchPredicate{Rule: &listenerv3.ListenerFilterChainMatchPredicate_DestinationPortRange{
+				DestinationPortRange: &typev3.Int32Range{Start: int32(p), End: int32(p) + 1}}})
+		}
+		f.FilterDisabled = &listenerv3.ListenerFilterChainMatchPredicate{Rule: &listenerv3.ListenerFilterChainMatchPredicate_NotMatch{
+			NotMatch: &listenerv3.ListenerFilterChainMatchPredicate{Rule: &listenerv3.ListenerFilterChainMatchPredicate_OrMatch{
+				OrMatch: &listenerv3.ListenerFilterChainMatchPredicate_MatchSet{Rules: only}}}}}
+		if len(only) == 1 {
+			f.FilterDisabled.GetNotMatch().Rule = only[0].Rule
+		}
+	}
+	l.ListenerFilters = append(l.ListenerFilters, f)
+	l.ListenerFiltersTimeout = cmp.Or(ctx.Mesh.GetProtocolDetectionTimeout(), durationpb.New(0))
+	l.ContinueOnListenerFiltersTimeout = true
 }
 
 // isTLS reports whether a port carries TLS a client starts, so its SNI names the
@@ -572,14 +683,20 @@ func (sidecarRoutes) TypeURL() string { return RouteType }
 // Generate builds a route configuration per HTTP port, named by the port: a virtual
 // host per service on that port, answering to its host name (and, within its
 // namespace, the short forms Kubernetes DNS accepts), and a last one passing anything
-// else through.
+// else through. A port of no given protocol is in its port's configuration too
+// (which the wildcard listener's detected HTTP routes by) and, for a service with
+// addresses of its own, has one of its own, "<host>:<port>": the service's virtual
+// host alone, for whatever host the request names, as in Istio.
 func (sidecarRoutes) Generate(ctx *Context) []named {
 	byPort := map[uint32][]*routev3.VirtualHost{}
 	taken := map[uint32]map[string]bool{}
+	var sniffed []named
+	binds := egressBindings(ctx)
 	for _, svc := range ctx.Services {
 		vs := virtualServiceFor(ctx, svc.Hostname)
 		for _, port := range svc.Ports {
-			if !isHTTP(ctx.outboundPort(port)) || !ctx.importedOn(svc, port.Number) {
+			op := ctx.outboundPort(port)
+			if !(isHTTP(op) || isSniffed(op)) || !ctx.importedOn(svc, port.Number) {
 				continue
 			}
 			if taken[port.Number] == nil {
@@ -592,6 +709,14 @@ func (sidecarRoutes) Generate(ctx *Context) []named {
 			if len(routes) == 0 {
 				routes = []*routev3.Route{defaultRoute(ctx, svc, port.Number)}
 			}
+			name := listenerName(svc.Hostname, port.Number)
+			if isSniffed(op) && slices.ContainsFunc(outboundAddresses(ctx, svc, port.Number, binds), func(a string) bool {
+				ip, subnet := listenerAddress(a)
+				return ip != "0.0.0.0" && subnet == ""
+			}) {
+				vh := &routev3.VirtualHost{Name: name, Domains: []string{"*"}, Routes: routes}
+				sniffed = append(sniffed, named{name: name, msg: envoyRouteConfig(name, []*routev3.VirtualHost{vh})})
+			}
 			var domains []string
 			for _, d := range domainsFor(ctx, svc, port.Number) {
 				if !taken[port.Number][d] {
@@ -602,8 +727,7 @@ func (sidecarRoutes) Generate(ctx *Context) []named {
 			if len(domains) == 0 {
 				continue
 			}
-			byPort[port.Number] = append(byPort[port.Number], &routev3.VirtualHost{
-				Name: listenerName(svc.Hostname, port.Number), Domains: domains, Routes: routes})
+			byPort[port.Number] = append(byPort[port.Number], &routev3.VirtualHost{Name: name, Domains: domains, Routes: routes})
 		}
 	}
 	var out []named
@@ -612,7 +736,7 @@ func (sidecarRoutes) Generate(ctx *Context) []named {
 		vhs := append(byPort[port], unknownHostsVirtualHost(ctx))
 		out = append(out, named{name: name, msg: envoyRouteConfig(name, vhs)})
 	}
-	return out
+	return append(out, sniffed...)
 }
 
 // envoyRouteConfig is an Envoy's route configuration of virtual hosts vhs (a

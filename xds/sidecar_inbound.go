@@ -14,7 +14,6 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	originaldstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
-	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -38,6 +37,11 @@ import (
 //	            other TLS                    -> passed through to the application
 //	            plaintext                    -> to the application
 //	DISABLE     anything                     -> to the application
+//
+// A port of no given protocol gets both: what the HTTP inspector finds to be
+// plaintext HTTP/1.1 or h2c, and mTLS whose ALPN says it carries HTTP (Istio's
+// sidecars send istio-http/1.0, istio-http/1.1 or istio-h2 for HTTP they detected),
+// goes through the HTTP connection manager; everything else is TCP, as in Istio.
 //
 // A connection no chain accepts (plaintext under STRICT) is closed. Connections go on
 // to the workload at their original destination, from 127.0.0.6 (the address
@@ -64,6 +68,7 @@ const (
 type inboundPort struct {
 	number      uint32
 	http, http2 bool
+	sniffed     bool // no protocol given: HTTP detected, the rest TCP
 	// endpoint is where a Sidecar ingress listener sends the port's traffic
 	// (defaultEndpoint); "" for the connection's original destination.
 	endpoint string
@@ -107,7 +112,7 @@ func buildInboundPorts(ctx *Context) []inboundPort {
 		for _, port := range svc.Ports {
 			n := workloadPort(ctx, svc, port)
 			if _, taken := byNumber[n]; !taken && n != virtualInboundPort {
-				byNumber[n] = inboundPort{number: n, http: isHTTP(port), http2: isHTTP2(port)}
+				byNumber[n] = inboundPort{number: n, http: isHTTP(port), http2: isHTTP2(port), sniffed: isSniffed(port)}
 			}
 		}
 	}
@@ -141,7 +146,7 @@ func sidecarIngress(ctx *Context) []inboundPort {
 	var out []inboundPort
 	for i, in := range ctx.sidecar.Spec.(*networking.Sidecar).Ingress {
 		port := registry.Port{Protocol: in.GetPort().GetProtocol()}
-		ip := inboundPort{number: in.GetPort().GetNumber(), http: isHTTP(port), http2: isHTTP2(port),
+		ip := inboundPort{number: in.GetPort().GetNumber(), http: isHTTP(port), http2: isHTTP2(port), sniffed: isSniffed(port),
 			endpoint: in.DefaultEndpoint, pool: in.ConnectionPool, tls: in.Tls}
 		if in.CaptureMode == networking.CaptureMode_NONE || (ctx.Proxy.InterceptionNone && in.CaptureMode == networking.CaptureMode_DEFAULT) {
 			ip.bind = cmp.Or(in.Bind, "0.0.0.0") // Istio's default: the wildcard
@@ -178,6 +183,7 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 		FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(virtualInboundPort)},
 		Filters:          []*listenerv3.Filter{tcpProxy(blackHoleCluster, nil)},
 	}}
+	var sniffed []uint32 // ports whose plaintext the HTTP inspector looks at
 	for _, port := range inboundPorts(ctx) {
 		mode := peerAuthMode(ctx.Snapshot, ctx.RootNamespace, p.Namespace, p.Labels, port.number)
 		name := "inbound|" + strconv.FormatUint(uint64(port.number), 10)
@@ -188,40 +194,76 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 			app, alpn = []*listenerv3.Filter{inboundHTTP(ctx, port, prefix)}, []string{"h2", "http/1.1"}
 		}
 		var portChains []*listenerv3.FilterChain
-		if port.tls != nil {
+		switch {
+		case port.tls != nil:
 			portChains = []*listenerv3.FilterChain{{Name: name + "|tls", TransportSocket: serverTLS(ctx.Mesh, port.tls, port.http), Filters: app,
 				FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(port.number), TransportProtocol: "tls"}}}
-		} else {
+		case port.sniffed:
+			portChains = sniffedInboundChains(ctx.Mesh, mode, name, port.number, []*listenerv3.Filter{inboundHTTP(ctx, port, prefix)}, tcp)
+		default:
 			portChains = inboundChains(ctx.Mesh, mode, name, port.number, app, tcp, app, alpn)
 		}
 		if port.bind == "" {
 			chains = append(chains, portChains...)
+			if port.sniffed && port.tls == nil {
+				sniffed = append(sniffed, port.number)
+			}
 			continue
 		}
 		name = port.bind + "_" + strconv.FormatUint(uint64(port.number), 10)
-		bound = append(bound, &listenerv3.Listener{
-			Name:    name,
-			Address: socketAddress(port.bind, port.number),
-			ListenerFilters: []*listenerv3.ListenerFilter{
-				{Name: "envoy.filters.listener.tls_inspector", ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspectorv3.TlsInspector{})}},
-			},
+		l := &listenerv3.Listener{
+			Name:             name,
+			Address:          socketAddress(port.bind, port.number),
+			ListenerFilters:  []*listenerv3.ListenerFilter{tlsInspector()},
 			FilterChains:     portChains,
 			TrafficDirection: corev3.TrafficDirection_INBOUND,
-		})
+		}
+		if port.sniffed && port.tls == nil {
+			detectHTTP(ctx, l, nil)
+		}
+		bound = append(bound, l)
 	}
 	mode := peerAuthMode(ctx.Snapshot, ctx.RootNamespace, p.Namespace, p.Labels, 0)
 	passthrough := append(rbacNetworkFilters(ctx, p.Namespace, p.Labels, inboundPassthroughCluster), tcpProxy(inboundPassthroughCluster, accessLogsFor(ctx).server))
 	chains = append(chains, inboundChains(ctx.Mesh, mode, virtualInbound, 0, passthrough, passthrough, passthrough, nil)...)
-	return &listenerv3.Listener{
+	virtual = &listenerv3.Listener{
 		Name:    virtualInbound,
 		Address: socketAddress("0.0.0.0", virtualInboundPort),
 		ListenerFilters: []*listenerv3.ListenerFilter{
 			{Name: "envoy.filters.listener.original_dst", ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&originaldstv3.OriginalDst{})}},
-			{Name: "envoy.filters.listener.tls_inspector", ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspectorv3.TlsInspector{})}},
+			tlsInspector(),
 		},
 		FilterChains:     chains,
 		TrafficDirection: corev3.TrafficDirection_INBOUND,
-	}, bound
+	}
+	if len(sniffed) > 0 {
+		detectHTTP(ctx, virtual, sniffed)
+	}
+	return virtual, bound
+}
+
+// alpnMeshHTTP is the ALPN of mTLS from an Istio sidecar that detected HTTP.
+var alpnMeshHTTP = []string{"istio-http/1.0", "istio-http/1.1", "istio-h2"}
+
+// sniffedInboundChains returns the filter chains of a port of no given protocol
+// under mode, as Istio's: http for HTTP (detected in plaintext, or named by the mTLS
+// ALPN), tcp for the rest; under DISABLE, TLS is passed to the application too.
+func sniffedInboundChains(mesh *meshconfig.MeshConfig, mode mtlsMode, name string, port uint32, http, tcp []*listenerv3.Filter) []*listenerv3.FilterChain {
+	chain := func(suffix, transport string, alpn []string, filters []*listenerv3.Filter, ts *corev3.TransportSocket) *listenerv3.FilterChain {
+		return &listenerv3.FilterChain{Name: name + suffix, Filters: filters, TransportSocket: ts, FilterChainMatch: &listenerv3.FilterChainMatch{
+			DestinationPort: wrapperspb.UInt32(port), TransportProtocol: transport, ApplicationProtocols: alpn}}
+	}
+	httpMTLS := chain("|http|mtls", "tls", alpnMeshHTTP, http, downstreamMTLS(mesh, true, "h2", "http/1.1"))
+	httpPlain := chain("|http|plaintext", "raw_buffer", alpnPlaintextHTTP, http, nil)
+	tcpPlain := chain("|plaintext", "raw_buffer", nil, tcp, nil)
+	tcpPassed := chain("|tls", "tls", nil, tcp, nil)
+	switch mode {
+	case mtlsStrict:
+		return []*listenerv3.FilterChain{httpMTLS, chain("|mtls", "tls", nil, tcp, downstreamMTLS(mesh, true))}
+	case mtlsDisable:
+		return []*listenerv3.FilterChain{httpPlain, tcpPlain, tcpPassed}
+	}
+	return []*listenerv3.FilterChain{httpMTLS, chain("|mtls", "tls", alpnMesh, tcp, downstreamMTLS(mesh, true)), tcpPassed, httpPlain, tcpPlain}
 }
 
 // inboundChains returns the filter chains of one port (0: every port without chains of
@@ -298,8 +340,11 @@ func inboundClusters(ctx *Context) []named {
 	for _, port := range inboundPorts(ctx) {
 		c := inboundCluster(ctx, port)
 		c.CircuitBreakers = defaultCircuitBreakers()
-		if port.http2 {
+		switch {
+		case port.http2:
 			c.TypedExtensionProtocolOptions = http2Upstream()
+		case port.sniffed:
+			c.TypedExtensionProtocolOptions = downstreamProtocol()
 		}
 		applyConnectionPool(c, cmp.Or(port.pool, pool, ctx.Mesh.GetDefaultTrafficPolicy().GetConnectionPool()))
 		out = append(out, named{name: c.Name, msg: c})

@@ -2,6 +2,7 @@ package xds
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,7 +116,7 @@ spec:
 		t.Fatal(err)
 	}
 	var got []string
-	for _, fc := range l.FilterChains {
+	for _, fc := range allChains(&l) {
 		var tcp tcpv3.TcpProxy
 		if err := fc.Filters[0].GetTypedConfig().UnmarshalTo(&tcp); err != nil {
 			t.Fatal(err)
@@ -221,7 +222,7 @@ spec:
 			t.Fatalf("%s: %v", name, err)
 		}
 		var out []string
-		for _, fc := range l.FilterChains {
+		for _, fc := range allChains(&l) {
 			var tcp tcpv3.TcpProxy
 			if err := fc.Filters[0].GetTypedConfig().UnmarshalTo(&tcp); err != nil {
 				t.Fatal(err)
@@ -335,4 +336,12 @@ spec:
 			t.Errorf("virtual host %s does not send the attempt count", vh.Name)
 		}
 	}
+}
+
+// allChains returns a listener's filter chains, its default chain last.
+func allChains(l *listenerv3.Listener) []*listenerv3.FilterChain {
+	if l.DefaultFilterChain == nil {
+		return l.FilterChains
+	}
+	return append(slices.Clone(l.FilterChains), l.DefaultFilterChain)
 }

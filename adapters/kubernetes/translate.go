@@ -502,8 +502,7 @@ func portName(p corev1.ServicePort) string {
 
 // protocol is the Istio protocol of a Service port, as istiod decides it: the
 // port's appProtocol, else a UDP port's UDP, else the prefix of its name
-// ("grpc-api" is gRPC), else none (navarch treats the port as TCP; an Envoy sidecar
-// of Istio's would detect HTTP).
+// ("grpc-api" is gRPC), else none (an Envoy sidecar detects HTTP on it, as Istio's).
 func protocol(p corev1.ServicePort) string {
 	if p.AppProtocol != nil {
 		if proto := protocolNamed(*p.AppProtocol); proto != "" {
