@@ -19,8 +19,9 @@ import (
 )
 
 // sniffParity has ports of no given protocol on a service with an address (web, whose
-// workload is at 127.0.0.66) and on one without (cache), and an HTTP port (api)
-// shared by a TCP service without an address (legacy).
+// workload is at 127.0.0.66, with a port-level mTLS mode for a port no service
+// declares) and on one without (cache), and an HTTP port (api) shared by a TCP
+// service without an address (legacy).
 const sniffParity = `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: web}
@@ -73,6 +74,7 @@ metadata: {name: web}
 spec:
   selector: {matchLabels: {app: web}}
   mtls: {mode: MODE}
+  portLevelMtls: {7777: {mode: DISABLE}}
 `
 
 // probe is a connection as an Envoy listener sees its first bytes: TLS (with the
@@ -106,7 +108,8 @@ var sniffProbes = []probe{
 // HTTP connection manager and to which cluster its route sends them, which go to
 // which cluster as TCP, and in which HTTP version each cluster speaks to its
 // endpoints; on web's own sidecar, under each mTLS mode, which are handled as HTTP
-// or TCP and which have TLS terminated. Envoy's choice of filter
+// or TCP and which have TLS terminated, on the service's port, on a port only a
+// PeerAuthentication names and on one nothing names (the passthrough chains). Envoy's choice of filter
 // chain is simulated (chainFor) from the listener's inspectors and chain matches.
 func TestSameProtocolDetectionAsIstiod(t *testing.T) {
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
@@ -143,8 +146,10 @@ func TestSameProtocolDetectionAsIstiod(t *testing.T) {
 				webCfg := envoyConfig(t, server, web, webMD)
 				out = append(out, "inbound|8080|| upstream: "+upstreamProtocol(t, webCfg.clusters["inbound|8080||"]))
 				in := webCfg.listeners["virtualInbound"]
-				for _, p := range sniffProbes {
-					out = append(out, fmt.Sprintf("inbound %s: %s", p, chainDoes(t, chainFor(in, "127.0.0.66", 8080, p), nil)))
+				for _, port := range []uint32{8080, 7777, 9999} { // a service's, a PeerAuthentication's, none's
+					for _, p := range sniffProbes {
+						out = append(out, fmt.Sprintf("inbound %d %s: %s", port, p, chainDoes(t, chainFor(in, "127.0.0.66", port, p), nil)))
+					}
 				}
 				return out
 			}
@@ -308,6 +313,8 @@ func chainDoes(t *testing.T, fc *listenerv3.FilterChain, route func(rds string) 
 			what = "HTTP"
 			if rds := hcm.GetRds().GetRouteConfigName(); rds != "" && route != nil {
 				what += " -> " + route(rds)
+			} else if rc := hcm.GetRouteConfig(); rc != nil {
+				what += " -> " + routeTarget(rc, "")
 			}
 		case f.GetTypedConfig().UnmarshalTo(&tp) == nil:
 			what = "TCP -> " + tp.GetCluster()

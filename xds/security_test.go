@@ -119,13 +119,13 @@ func TestSidecarInboundChains(t *testing.T) {
 	}{
 		{"STRICT namespace, a PERMISSIVE port, a service port", "", map[string]string{"app": "ratings"}, map[uint32][]string{
 			15006: {"virtualInbound-blackhole"},
-			8081:  {"inbound|8081|mtls", "inbound|8081|tls", "inbound|8081|plaintext"},
+			8081:  {"inbound|8081|http|mtls", "inbound|8081|mtls", "inbound|8081|tls", "inbound|8081|http|plaintext", "inbound|8081|plaintext"},
 			9090:  {"inbound|9090|mtls"},
-			0:     {"virtualInbound|mtls"},
+			0:     {"virtualInbound|http|mtls", "virtualInbound|mtls"},
 		}},
 		{"a workload no service selects", "", map[string]string{"app": "other"}, map[uint32][]string{
 			15006: {"virtualInbound-blackhole"},
-			0:     {"virtualInbound|mtls"},
+			0:     {"virtualInbound|http|mtls", "virtualInbound|mtls"},
 		}},
 		{"DISABLE for the namespace", `
 apiVersion: security.istio.io/v1
@@ -134,7 +134,7 @@ metadata: {name: default, namespace: shop}
 spec: {mtls: {mode: DISABLE}}
 `, map[string]string{"app": "other"}, map[uint32][]string{
 			15006: {"virtualInbound-blackhole"},
-			0:     {"virtualInbound|plaintext"},
+			0:     {"virtualInbound|http|plaintext", "virtualInbound|plaintext", "virtualInbound|tls"},
 		}},
 	}
 	for _, tt := range tests {

@@ -543,7 +543,7 @@ func (l *tcpListener) build(ctx *Context) *listenerv3.Listener {
 		lis.ListenerFilters = append(lis.ListenerFilters, tlsInspector())
 	}
 	if l.httpRoute != "" {
-		detectHTTP(ctx, lis, nil)
+		detectHTTP(ctx, lis)
 	}
 	return lis
 }
@@ -558,25 +558,26 @@ func tlsInspector() *listenerv3.ListenerFilter {
 }
 
 // detectHTTP adds Envoy's http_inspector to a listener (after any TLS inspector,
-// which leaves it TLS connections), for the destination ports only if given: it
+// which leaves it TLS connections), for every destination port but those given: it
 // waits for the client's first bytes, which a protocol where the server speaks first
-// (MySQL) never sends. The mesh config's protocolDetectionTimeout bounds the wait
-// (Istio's default, 0, waits as long as the connection does).
-func detectHTTP(ctx *Context, l *listenerv3.Listener, ports []uint32) {
+// (MySQL) never sends, so ports of a declared protocol go without it. The mesh
+// config's protocolDetectionTimeout bounds the wait (Istio's default, 0, waits as
+// long as the connection does).
+func detectHTTP(ctx *Context, l *listenerv3.Listener, except ...uint32) {
 	f := &listenerv3.ListenerFilter{Name: "envoy.filters.listener.http_inspector",
 		ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&httpinspectorv3.HttpInspector{})}}
-	if len(ports) > 0 {
-		var only []*listenerv3.ListenerFilterChainMatchPredicate
-		for _, p := range ports {
-			only = append(only, &listenerv3.ListenerFilterChainMatchPredicate{Rule: &listenerv3.ListenerFilterChainMatchPredicate_DestinationPortRange{
-				DestinationPortRange: &typev3.Int32Range{Start: int32(p), End: int32(p) + 1}}})
-		}
-		f.FilterDisabled = &listenerv3.ListenerFilterChainMatchPredicate{Rule: &listenerv3.ListenerFilterChainMatchPredicate_NotMatch{
-			NotMatch: &listenerv3.ListenerFilterChainMatchPredicate{Rule: &listenerv3.ListenerFilterChainMatchPredicate_OrMatch{
-				OrMatch: &listenerv3.ListenerFilterChainMatchPredicate_MatchSet{Rules: only}}}}}
-		if len(only) == 1 {
-			f.FilterDisabled.GetNotMatch().Rule = only[0].Rule
-		}
+	var rules []*listenerv3.ListenerFilterChainMatchPredicate
+	for _, p := range except {
+		rules = append(rules, &listenerv3.ListenerFilterChainMatchPredicate{Rule: &listenerv3.ListenerFilterChainMatchPredicate_DestinationPortRange{
+			DestinationPortRange: &typev3.Int32Range{Start: int32(p), End: int32(p) + 1}}})
+	}
+	switch len(rules) {
+	case 0:
+	case 1:
+		f.FilterDisabled = rules[0]
+	default:
+		f.FilterDisabled = &listenerv3.ListenerFilterChainMatchPredicate{Rule: &listenerv3.ListenerFilterChainMatchPredicate_OrMatch{
+			OrMatch: &listenerv3.ListenerFilterChainMatchPredicate_MatchSet{Rules: rules}}}
 	}
 	l.ListenerFilters = append(l.ListenerFilters, f)
 	l.ListenerFiltersTimeout = cmp.Or(ctx.Mesh.GetProtocolDetectionTimeout(), durationpb.New(0))

@@ -29,7 +29,7 @@ import (
 // the workload, and ports a PeerAuthentication sets a mode for, get chains of their
 // own: HTTP ports an HTTP connection manager (RBAC, then to the application), other
 // ports a TCP proxy after network RBAC. Every other port gets the passthrough chains
-// (TCP, network RBAC). Which chains exist per port says what its PeerAuthentication
+// (HTTP detected as below, with HTTP RBAC; the rest TCP, with network RBAC). Which chains exist per port says what its PeerAuthentication
 // mode accepts:
 //
 //	STRICT      TLS                          -> mTLS terminated
@@ -69,6 +69,9 @@ type inboundPort struct {
 	number      uint32
 	http, http2 bool
 	sniffed     bool // no protocol given: HTTP detected, the rest TCP
+	// passthrough is set for a port only a PeerAuthentication names: its chains
+	// are the passthrough chains of its mode, to InboundPassthroughCluster.
+	passthrough bool
 	// endpoint is where a Sidecar ingress listener sends the port's traffic
 	// (defaultEndpoint); "" for the connection's original destination.
 	endpoint string
@@ -118,7 +121,7 @@ func buildInboundPorts(ctx *Context) []inboundPort {
 	}
 	for _, n := range peerAuthPorts(ctx.Snapshot, p.Namespace, p.Labels) {
 		if _, taken := byNumber[n]; !taken && n != virtualInboundPort {
-			byNumber[n] = inboundPort{number: n}
+			byNumber[n] = inboundPort{number: n, sniffed: true, passthrough: true}
 		}
 	}
 	out := make([]inboundPort, 0, len(byNumber))
@@ -183,15 +186,16 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 		FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(virtualInboundPort)},
 		Filters:          []*listenerv3.Filter{tcpProxy(blackHoleCluster, nil)},
 	}}
-	var sniffed []uint32 // ports whose plaintext the HTTP inspector looks at
+	var declared []uint32 // ports of a protocol: the HTTP inspector leaves them alone
 	for _, port := range inboundPorts(ctx) {
 		mode := peerAuthMode(ctx.Snapshot, ctx.RootNamespace, p.Namespace, p.Labels, port.number)
 		name := "inbound|" + strconv.FormatUint(uint64(port.number), 10)
 		prefix := "inbound_0.0.0.0_" + strconv.FormatUint(uint64(port.number), 10)
-		tcp := append(rbacNetworkFilters(ctx, p.Namespace, p.Labels, prefix), tcpProxy(inboundClusterName(port.number), accessLogsFor(ctx).server))
+		cluster := port.cluster()
+		tcp := append(rbacNetworkFilters(ctx, p.Namespace, p.Labels, prefix), tcpProxy(cluster, accessLogsFor(ctx).server))
 		app, alpn := tcp, []string(nil) // what the port's protocol gets, TLS terminated or plaintext
 		if port.http {
-			app, alpn = []*listenerv3.Filter{inboundHTTP(ctx, port, prefix)}, []string{"h2", "http/1.1"}
+			app, alpn = []*listenerv3.Filter{inboundHTTP(ctx, port.number, cluster, prefix)}, []string{"h2", "http/1.1"}
 		}
 		var portChains []*listenerv3.FilterChain
 		switch {
@@ -199,14 +203,14 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 			portChains = []*listenerv3.FilterChain{{Name: name + "|tls", TransportSocket: serverTLS(ctx.Mesh, port.tls, port.http), Filters: app,
 				FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(port.number), TransportProtocol: "tls"}}}
 		case port.sniffed:
-			portChains = sniffedInboundChains(ctx.Mesh, mode, name, port.number, []*listenerv3.Filter{inboundHTTP(ctx, port, prefix)}, tcp)
+			portChains = sniffedInboundChains(ctx.Mesh, mode, name, port.number, []*listenerv3.Filter{inboundHTTP(ctx, port.number, cluster, prefix)}, tcp)
 		default:
 			portChains = inboundChains(ctx.Mesh, mode, name, port.number, app, tcp, app, alpn)
 		}
 		if port.bind == "" {
 			chains = append(chains, portChains...)
-			if port.sniffed && port.tls == nil {
-				sniffed = append(sniffed, port.number)
+			if !port.sniffed || port.tls != nil {
+				declared = append(declared, port.number)
 			}
 			continue
 		}
@@ -219,13 +223,14 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 			TrafficDirection: corev3.TrafficDirection_INBOUND,
 		}
 		if port.sniffed && port.tls == nil {
-			detectHTTP(ctx, l, nil)
+			detectHTTP(ctx, l)
 		}
 		bound = append(bound, l)
 	}
 	mode := peerAuthMode(ctx.Snapshot, ctx.RootNamespace, p.Namespace, p.Labels, 0)
 	passthrough := append(rbacNetworkFilters(ctx, p.Namespace, p.Labels, inboundPassthroughCluster), tcpProxy(inboundPassthroughCluster, accessLogsFor(ctx).server))
-	chains = append(chains, inboundChains(ctx.Mesh, mode, virtualInbound, 0, passthrough, passthrough, passthrough, nil)...)
+	httpPassthrough := inboundHTTP(ctx, 0, inboundPassthroughCluster, inboundPassthroughCluster)
+	chains = append(chains, sniffedInboundChains(ctx.Mesh, mode, virtualInbound, 0, []*listenerv3.Filter{httpPassthrough}, passthrough)...)
 	virtual = &listenerv3.Listener{
 		Name:    virtualInbound,
 		Address: socketAddress("0.0.0.0", virtualInboundPort),
@@ -236,9 +241,7 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 		FilterChains:     chains,
 		TrafficDirection: corev3.TrafficDirection_INBOUND,
 	}
-	if len(sniffed) > 0 {
-		detectHTTP(ctx, virtual, sniffed)
-	}
+	detectHTTP(ctx, virtual, declared...)
 	return virtual, bound
 }
 
@@ -250,8 +253,11 @@ var alpnMeshHTTP = []string{"istio-http/1.0", "istio-http/1.1", "istio-h2"}
 // ALPN), tcp for the rest; under DISABLE, TLS is passed to the application too.
 func sniffedInboundChains(mesh *meshconfig.MeshConfig, mode mtlsMode, name string, port uint32, http, tcp []*listenerv3.Filter) []*listenerv3.FilterChain {
 	chain := func(suffix, transport string, alpn []string, filters []*listenerv3.Filter, ts *corev3.TransportSocket) *listenerv3.FilterChain {
-		return &listenerv3.FilterChain{Name: name + suffix, Filters: filters, TransportSocket: ts, FilterChainMatch: &listenerv3.FilterChainMatch{
-			DestinationPort: wrapperspb.UInt32(port), TransportProtocol: transport, ApplicationProtocols: alpn}}
+		m := &listenerv3.FilterChainMatch{TransportProtocol: transport, ApplicationProtocols: alpn}
+		if port != 0 {
+			m.DestinationPort = wrapperspb.UInt32(port)
+		}
+		return &listenerv3.FilterChain{Name: name + suffix, Filters: filters, TransportSocket: ts, FilterChainMatch: m}
 	}
 	httpMTLS := chain("|http|mtls", "tls", alpnMeshHTTP, http, downstreamMTLS(mesh, true, "h2", "http/1.1"))
 	httpPlain := chain("|http|plaintext", "raw_buffer", alpnPlaintextHTTP, http, nil)
@@ -293,12 +299,13 @@ func inboundChains(mesh *meshconfig.MeshConfig, mode mtlsMode, name string, port
 	}
 }
 
-// inboundHTTP is the HTTP connection manager of an inbound HTTP port: RBAC, then every
-// request to the application, with the client's certificate identity in
+// inboundHTTP is the HTTP connection manager of an inbound HTTP port (0: the HTTP
+// detected on ports without chains of their own): RBAC, then every request to the
+// application by cluster, with the client's certificate identity in
 // x-forwarded-client-cert.
-func inboundHTTP(ctx *Context, port inboundPort, prefix string) *listenerv3.Filter {
+func inboundHTTP(ctx *Context, port uint32, cluster, prefix string) *listenerv3.Filter {
 	filters := append(rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), routerHTTPFilter())
-	name := "inbound|http|" + strconv.FormatUint(uint64(port.number), 10)
+	name := "inbound|http|" + strconv.FormatUint(uint64(port), 10)
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix: prefix,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
@@ -309,7 +316,7 @@ func inboundHTTP(ctx *Context, port inboundPort, prefix string) *listenerv3.Filt
 				Routes: []*routev3.Route{{
 					Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
 					Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-						ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: inboundClusterName(port.number)},
+						ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster},
 						Timeout:          durationpb.New(0), // the application's business, as in Istio
 					}},
 				}},
@@ -322,6 +329,14 @@ func inboundHTTP(ctx *Context, port inboundPort, prefix string) *listenerv3.Filt
 		SetCurrentClientCertDetails: &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Subject: wrapperspb.Bool(true), Uri: true, Dns: true},
 	}
 	return envoyConnectionManager(hcm)
+}
+
+// cluster is the cluster the port's traffic leaves by.
+func (p inboundPort) cluster() string {
+	if p.passthrough {
+		return inboundPassthroughCluster
+	}
+	return inboundClusterName(p.number)
 }
 
 func inboundClusterName(port uint32) string {
@@ -338,6 +353,9 @@ func inboundClusters(ctx *Context) []named {
 		pool = ctx.sidecar.Spec.(*networking.Sidecar).InboundConnectionPool
 	}
 	for _, port := range inboundPorts(ctx) {
+		if port.passthrough {
+			continue
+		}
 		c := inboundCluster(ctx, port)
 		c.CircuitBreakers = defaultCircuitBreakers()
 		switch {

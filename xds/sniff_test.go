@@ -14,7 +14,8 @@ import (
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 )
 
-// sniffConfig has a port of no given protocol on a service with an address (web),
+// sniffConfig has a port of no given protocol on a service with an address (web,
+// which has a TCP port too),
 // on one without (cache), and an HTTP port (api) that a TCP service without an
 // address (legacy) shares; a VirtualService sends web's HTTP to a subset.
 const sniffConfig = `
@@ -25,7 +26,7 @@ spec:
   hosts: [web.shop.svc.cluster.local]
   addresses: [10.9.0.8]
   location: MESH_INTERNAL
-  ports: [{number: 8080, name: web}]
+  ports: [{number: 8080, name: web}, {number: 3306, name: db, protocol: TCP}]
   resolution: STATIC
   workloadSelector: {labels: {app: web}}
 ---
@@ -179,7 +180,7 @@ func chainTarget(t *testing.T, fc *listenerv3.FilterChain) string {
 // TestSidecarInboundDetectsHTTP: the workload's port of no given protocol takes
 // plaintext HTTP (as the inspector finds it) and mTLS naming HTTP in its ALPN
 // through its HTTP connection manager, anything else as TCP; the HTTP inspector
-// looks at that port's connections only.
+// looks at the connections of every port but the one declared TCP.
 func TestSidecarInboundDetectsHTTP(t *testing.T) {
 	for mode, want := range map[string][]string{
 		"PERMISSIVE": {
@@ -230,8 +231,8 @@ spec:
 			if inspector.Name != "envoy.filters.listener.http_inspector" {
 				t.Fatalf("the last listener filter is %s, want the HTTP inspector", inspector.Name)
 			}
-			if r := inspector.GetFilterDisabled().GetNotMatch().GetDestinationPortRange(); r.GetStart() != 8080 || r.GetEnd() != 8081 {
-				t.Errorf("the HTTP inspector is disabled by %v, want for every port but 8080", inspector.GetFilterDisabled())
+			if r := inspector.GetFilterDisabled().GetDestinationPortRange(); r.GetStart() != 3306 || r.GetEnd() != 3307 {
+				t.Errorf("the HTTP inspector is disabled by %v, want for port 3306 only", inspector.GetFilterDisabled())
 			}
 			var c clusterv3.Cluster
 			resourceOf(t, sets, ClusterType, inboundClusterName(8080), &c)
