@@ -257,3 +257,48 @@ func TestLayeredReadsTheFirstSpaceThatHasTheKey(t *testing.T) {
 		t.Fatalf("applied and mirrored: %v, %v; want the applied one", got, err)
 	}
 }
+
+// TestWatchKeysSeesWritesOfItsKeys: a resource watched by key is seen written and
+// deleted, in either space watched, and a write of another key sets nothing off.
+func TestWatchKeysSeesWritesOfItsKeys(t *testing.T) {
+	s := openTestStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	vs := decodeOne(t, vsDoc)
+	changes := make(chan struct{}, 16)
+	s.WatchKeys(ctx, vs.Key(), func() { changes <- struct{}{} }, ConfigSpace, RegistrySpace("test"))
+	await := func(what string) {
+		t.Helper()
+		select {
+		case <-changes:
+		case <-ctx.Done():
+			t.Fatalf("%s: not seen", what)
+		}
+	}
+	other := decodeOne(t, strings.Replace(vsDoc, "name: reviews", "name: other", 1))
+	if other.Key() == vs.Key() {
+		t.Fatal("the other VirtualService has the watched key")
+	}
+	for _, step := range []struct {
+		what string
+		do   func() error
+	}{
+		{"a write of another key, then of the key", func() error {
+			if _, err := s.Apply(ctx, ConfigSpace, []*api.Resource{other}); err != nil {
+				return err
+			}
+			_, err := s.Apply(ctx, ConfigSpace, []*api.Resource{vs})
+			return err
+		}},
+		{"its delete", func() error { _, err := s.Delete(ctx, ConfigSpace, vs.Key(), ""); return err }},
+		{"a write in the other space", func() error { _, err := s.Apply(ctx, RegistrySpace("test"), []*api.Resource{vs}); return err }},
+	} {
+		if err := step.do(); err != nil {
+			t.Fatal(err)
+		}
+		await(step.what)
+		if n := len(changes); n != 0 {
+			t.Fatalf("%s: %d more changes seen than made", step.what, n)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -158,3 +159,43 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 
 // FormatRevision formats a revision as a ResourceVersion.
 func FormatRevision(rev int64) string { return strconv.FormatInt(rev, 10) }
+
+// WatchKeys calls changed whenever one of the resources k of the spaces sps is
+// written or deleted after it was called, until ctx ends; it returns once the
+// store's revision is known and watches on goroutines of its own. A watch that ends
+// early (a compaction, a lost leader) is opened again after a pause, with a call to
+// changed, as a change may have gone unseen.
+func (s *Store) WatchKeys(ctx context.Context, k api.Key, changed func(), sps ...Space) {
+	from, err := s.Revision(ctx)
+	if err != nil {
+		from = 0 // from whatever revision the watch starts at
+	}
+	for _, sp := range sps {
+		go func() {
+			key, rev := sp.Key(k), from
+			for {
+				wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+				opts := []clientv3.OpOption{}
+				if rev > 0 {
+					opts = append(opts, clientv3.WithRev(rev+1))
+				}
+				for resp := range s.cli.Watch(wctx, key, opts...) {
+					if resp.Err() != nil {
+						break
+					}
+					if len(resp.Events) > 0 {
+						changed()
+					}
+				}
+				cancel()
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Second):
+				}
+				rev = 0
+				changed()
+			}
+		}()
+	}
+}

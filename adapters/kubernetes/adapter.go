@@ -53,6 +53,7 @@ type Store interface {
 	mirror.Store
 	List(ctx context.Context, sp store.Space, k *api.Kind, ns string) ([]*api.Resource, int64, error)
 	Get(ctx context.Context, sp store.Space, k api.Key) (*api.Resource, error)
+	WatchKeys(ctx context.Context, k api.Key, changed func(), sps ...store.Space)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -192,6 +193,12 @@ func (a *Adapter) Run(ctx context.Context) error {
 	tr.selectors, _ = a.cfg.selectors() // New validated them
 	fromMesh := len(tr.selectors) == 0  // else the mesh config's
 	var meshSelectors []labels.Selector
+	if fromMesh { // a change of the mesh config is a change of what is followed
+		a.st.WatchKeys(ctx, meshConfigKey, func() {
+			c.version.Add(1)
+			c.signal()
+		}, store.ConfigSpace, store.RegistrySpace(a.ConfigSource()))
+	}
 	w := &mirror.Writer{St: a.st, Source: a.Source(), Node: a.node, What: "the Kubernetes cluster",
 		Interval: a.cfg.StatusInterval, Retry: c.signal, Log: a.log}
 	a.mirrorLoop(ctx, c, c.informers(), w, gateways.refresh, func() ([]*api.Resource, []mirror.Skipped) {
@@ -477,18 +484,19 @@ func slimPod(o any) (any, error) {
 	return slim, nil
 }
 
+var meshConfigKey = api.Key{Kind: api.MeshConfig, Namespace: api.MeshConfigNamespace, Name: api.MeshConfigName}
+
 // meshSelectors returns the mesh config's discoverySelectors (the one navarch apply
 // wrote, else the one mirrored from this cluster), which choose the namespaces
 // followed when the adapter is given none (Config.DiscoverySelectors); nil for none.
-// The mesh config is read at every translation, so a change to it takes effect at
-// the next change in the cluster or the next full re-sync (StatusInterval). A mesh
-// config that cannot be read leaves the selectors as they were (last).
+// The mesh config is read at every translation, and Run translates again when it
+// changes. A mesh config that cannot be read leaves the selectors as they were
+// (last).
 func (a *Adapter) meshSelectors(ctx context.Context, last []labels.Selector) []labels.Selector {
-	key := api.Key{Kind: api.MeshConfig, Namespace: api.MeshConfigNamespace, Name: api.MeshConfigName}
 	var r *api.Resource
 	var err error
 	for _, sp := range []store.Space{store.ConfigSpace, store.RegistrySpace(a.ConfigSource())} {
-		if r, err = a.st.Get(ctx, sp, key); !errors.Is(err, store.ErrNotFound) {
+		if r, err = a.st.Get(ctx, sp, meshConfigKey); !errors.Is(err, store.ErrNotFound) {
 			break
 		}
 	}

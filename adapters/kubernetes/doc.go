@@ -24,7 +24,8 @@
 // to the namespaces whose labels match one of them (the informers still read every
 // namespace's objects; namespaces are followed too, so a namespace that gains or
 // loses a label joins or leaves at once). Without them, the mesh config's
-// discoverySelectors do, read at every translation (Adapter.meshSelectors).
+// discoverySelectors do, read at every translation (Adapter.meshSelectors), which a
+// change of the mesh config sets off (Store.WatchKeys).
 //
 // The credentials need get, list and watch on services, pods, nodes, namespaces and
 // endpointslices, cluster-wide, and create on tokenreviews (ReviewToken).
