@@ -157,7 +157,7 @@ func (d *decoder) document(loc location, v any, depth int) {
 		d.meshConfigMap(loc, obj)
 		return
 	}
-	if !meshGroup(group) {
+	if !meshGroup(group) || unservedKinds[group+"/"+kind] {
 		d.skip(loc, apiVersion, kind, obj, group)
 		return
 	}
@@ -263,6 +263,12 @@ func isList(kind string, obj map[string]any) bool {
 	_, hasItems := obj["items"]
 	return hasItems && strings.HasSuffix(kind, listKind)
 }
+
+// unservedKinds are the kinds Istio serves in the groups navarch serves that navarch
+// does not: documents of them are skipped (with ReasonNotServed), where another kind
+// of those groups is refused as a mistake. ProxyConfig sets what Istio's injector and
+// agent start a proxy with (concurrency, image, environment), nothing istiod sends.
+var unservedKinds = map[string]bool{GroupNetworking + "/ProxyConfig": true}
 
 // meshGroup reports whether group is one of the Istio groups navarch serves.
 func meshGroup(group string) bool {

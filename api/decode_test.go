@@ -157,6 +157,11 @@ apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: a}
 spec: {host: a}
+---
+apiVersion: networking.istio.io/v1beta1
+kind: ProxyConfig
+metadata: {name: per-pod}
+spec: {concurrency: 2}
 `
 	rs, skipped, err := Decode("bookinfo.yaml", []byte(input), "")
 	if err != nil {
@@ -169,6 +174,7 @@ spec: {host: a}
 		{Source: "bookinfo.yaml: document 1", APIVersion: "v1", Kind: "Service", Name: "fortio", Reason: ReasonNotMesh},
 		{Source: "bookinfo.yaml: document 2", APIVersion: "apps/v1", Kind: "Deployment", Name: "fortio", Reason: ReasonNotMesh},
 		{Source: "bookinfo.yaml: document 3", APIVersion: "extensions.istio.io/v1alpha1", Kind: "WasmPlugin", Name: "auth", Reason: ReasonNotServed},
+		{Source: "bookinfo.yaml: document 5", APIVersion: "networking.istio.io/v1beta1", Kind: "ProxyConfig", Name: "per-pod", Reason: ReasonNotServed},
 	}
 	if len(skipped) != len(want) {
 		t.Fatalf("skipped %+v, want %+v", skipped, want)
