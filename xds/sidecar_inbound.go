@@ -26,11 +26,12 @@ import (
 // An Envoy sidecar's inbound side is Istio's: traffic to the workload is redirected
 // (by iptables) to the virtual inbound listener on 15006, which recovers the original
 // destination and picks a filter chain by its port. Ports of the services that select
-// the workload, and ports a PeerAuthentication sets a mode for, get chains of their
-// own: HTTP ports an HTTP connection manager (RBAC, then to the application), other
-// ports a TCP proxy after network RBAC. Every other port gets the passthrough chains
-// (HTTP detected as below, with HTTP RBAC; the rest TCP, with network RBAC). Which chains exist per port says what its PeerAuthentication
-// mode accepts:
+// the workload get chains of their own: HTTP ports an HTTP connection manager (RBAC,
+// then to the application), other ports a TCP proxy after network RBAC, ports of no
+// given protocol both (below). Every other port gets the passthrough chains, which
+// are those of a port of no given protocol, to wherever the connection was going; a
+// port the workload's PeerAuthentication sets a mode for gets them under that mode.
+// Which chains exist per port says what its PeerAuthentication mode accepts:
 //
 //	STRICT      TLS                          -> mTLS terminated
 //	PERMISSIVE  TLS offering the mesh's ALPN -> mTLS terminated
@@ -248,9 +249,10 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 // alpnMeshHTTP is the ALPN of mTLS from an Istio sidecar that detected HTTP.
 var alpnMeshHTTP = []string{"istio-http/1.0", "istio-http/1.1", "istio-h2"}
 
-// sniffedInboundChains returns the filter chains of a port of no given protocol
-// under mode, as Istio's: http for HTTP (detected in plaintext, or named by the mTLS
-// ALPN), tcp for the rest; under DISABLE, TLS is passed to the application too.
+// sniffedInboundChains returns the filter chains of a port of no given protocol (0:
+// the passthrough chains, for every port without chains of their own) under mode, as
+// Istio's: http for HTTP (detected in plaintext, or named by the mTLS ALPN), tcp for
+// the rest; under DISABLE, TLS is passed to the application too.
 func sniffedInboundChains(mesh *meshconfig.MeshConfig, mode mtlsMode, name string, port uint32, http, tcp []*listenerv3.Filter) []*listenerv3.FilterChain {
 	chain := func(suffix, transport string, alpn []string, filters []*listenerv3.Filter, ts *corev3.TransportSocket) *listenerv3.FilterChain {
 		m := &listenerv3.FilterChainMatch{TransportProtocol: transport, ApplicationProtocols: alpn}
@@ -272,16 +274,12 @@ func sniffedInboundChains(mesh *meshconfig.MeshConfig, mode mtlsMode, name strin
 	return []*listenerv3.FilterChain{httpMTLS, chain("|mtls", "tls", alpnMesh, tcp, downstreamMTLS(mesh, true)), tcpPassed, httpPlain, tcpPlain}
 }
 
-// inboundChains returns the filter chains of one port (0: every port without chains of
-// its own) under mode: terminated serves mTLS connections (offering alpn), tlsPassed
-// TLS connections that are not the mesh's (PERMISSIVE), plain plaintext ones.
+// inboundChains returns the filter chains of a port of HTTP or TCP under mode:
+// terminated serves mTLS connections (offering alpn), tlsPassed TLS connections that
+// are not the mesh's (PERMISSIVE), plain plaintext ones.
 func inboundChains(mesh *meshconfig.MeshConfig, mode mtlsMode, name string, port uint32, terminated, tlsPassed, plain []*listenerv3.Filter, alpn []string) []*listenerv3.FilterChain {
 	match := func(transport string, alpn ...string) *listenerv3.FilterChainMatch {
-		m := &listenerv3.FilterChainMatch{TransportProtocol: transport, ApplicationProtocols: alpn}
-		if port != 0 {
-			m.DestinationPort = wrapperspb.UInt32(port)
-		}
-		return m
+		return &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(port), TransportProtocol: transport, ApplicationProtocols: alpn}
 	}
 	mtls := func(m *listenerv3.FilterChainMatch) *listenerv3.FilterChain {
 		return &listenerv3.FilterChain{Name: name + "|mtls", FilterChainMatch: m, Filters: terminated, TransportSocket: downstreamMTLS(mesh, true, alpn...)}
