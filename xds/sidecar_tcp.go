@@ -37,7 +37,8 @@ func (l *tcpListener) addSubnet(ctx *Context, svc *registry.Service, port regist
 	l.chain(names, []string{subnet}, serviceTCPProxy(ctx, svc.Hostname, clusterName(svc.Hostname, port.Number, "")))
 }
 
-// tcpListener is an outbound listener of non-HTTP service ports: address and port.
+// tcpListener is an outbound listener at an address and port: the chains of the TCP
+// services there, and an HTTP chain where HTTP is detected (httpRoute).
 // Services without an address of their own share 0.0.0.0_<port>. As in Istio:
 //
 //   - On a TLS or HTTPS port, each tls route match of a service's VirtualService that
