@@ -38,7 +38,8 @@ func bothControlPlanes(t *testing.T, bin, config string) (istiod, navarch string
 // service with an endpoint that has a proxy (Istio's tlsMode label) and one that has
 // none, under a DestinationRule with a connection pool, outlier detection and a
 // subset of its own load balancer; and details, whose DestinationRule sets
-// ISTIO_MUTUAL; and api.example.com, resolved by DNS.
+// ISTIO_MUTUAL; and api.example.com, resolved by DNS, and rr.example.com, by DNS
+// round robin.
 const envoyClusterParity = `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: ratings}
@@ -101,6 +102,15 @@ spec:
   location: MESH_EXTERNAL
   ports: [{number: 443, name: tls, protocol: TLS}]
   resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: external-rr}
+spec:
+  hosts: [rr.example.com]
+  location: MESH_EXTERNAL
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS_ROUND_ROBIN
 `
 
 // TestSameEnvoyClustersAsIstiod gives istiod's discovery server and a navarch node the
@@ -204,7 +214,7 @@ func clusterSummaries(cs map[string]*clusterv3.Cluster) map[string]string {
 				o.GetBaseEjectionTime().AsDuration(), o.GetMaxEjectionPercent().GetValue())
 		}
 		resolve := fmt.Sprintf("%s eds-wait=%v", c.GetType(), c.GetEdsClusterConfig().GetEdsConfig().GetInitialFetchTimeout().AsDuration())
-		if c.GetType() == clusterv3.Cluster_STRICT_DNS {
+		if c.GetType() == clusterv3.Cluster_STRICT_DNS || c.GetType() == clusterv3.Cluster_LOGICAL_DNS {
 			//lint:ignore SA1019 the fields both set
 			ttl, refresh := c.RespectDnsTtl, c.DnsRefreshRate.AsDuration()
 			resolve = fmt.Sprintf("%s family=%s ttl=%v refresh=%v", c.GetType(), c.DnsLookupFamily, ttl, refresh)

@@ -24,8 +24,9 @@ import (
 
 // clusters builds a cluster per service port and per DestinationRule subset of it:
 // outbound|<port>|<subset>|<host>, with the merged traffic policy applied. For Envoy
-// (envoy set) DNS services are STRICT_DNS and the sidecar's special clusters are
-// added; grpc-go gets LOGICAL_DNS, the only DNS cluster it supports.
+// (envoy set) DNS services are STRICT_DNS (DNS_ROUND_ROBIN ones LOGICAL_DNS) and the
+// sidecar's special clusters are added; grpc-go gets LOGICAL_DNS, the only DNS
+// cluster it supports.
 type clusters struct{ envoy bool }
 
 func (clusters) Name() string    { return "clusters" }
@@ -296,14 +297,17 @@ func newCluster(ctx *Context, svc *registry.Service, port registry.Port, subset,
 		ConnectTimeout: durationpb.New(connectTimeout(ctx)),
 		LbPolicy:       clusterv3.Cluster_ROUND_ROBIN,
 	}
-	if _, _, dns := dnsTarget(ctx, svc, port, subset); dns && envoy {
-		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
-		c.LoadAssignment = dnsLoadAssignment(ctx, svc, port, subset, name)
-		applyEnvoyDNS(ctx, c)
-		return c
-	}
 	if host, hostPort, dns := dnsTarget(ctx, svc, port, subset); dns {
-		// grpc-go resolves LOGICAL_DNS clusters itself; it supports no STRICT_DNS.
+		if envoy && svc.Resolution == registry.ResolutionDNS {
+			c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
+			c.LoadAssignment = dnsLoadAssignment(ctx, svc, port, subset, name)
+			applyEnvoyDNS(ctx, c)
+			return c
+		}
+		// grpc-go resolves LOGICAL_DNS clusters itself (it supports no STRICT_DNS), and
+		// Envoy a DNS_ROUND_ROBIN service's one host name, as istiod has it: each new
+		// connection goes to the first address of the latest lookup, so that a name
+		// that answers with one of many addresses at a time spreads the connections.
 		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_LOGICAL_DNS}
 		c.LoadAssignment = &endpointv3.ClusterLoadAssignment{
 			ClusterName: name,
@@ -312,6 +316,9 @@ func newCluster(ctx *Context, svc *registry.Service, port registry.Port, subset,
 				LoadBalancingWeight: wrapperspb.UInt32(1),
 				LbEndpoints:         []*endpointv3.LbEndpoint{lbEndpoint(host, hostPort, 1, true)},
 			}},
+		}
+		if envoy {
+			applyEnvoyDNS(ctx, c)
 		}
 		return c
 	}
