@@ -15,6 +15,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	caresv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/network/dns_resolver/cares/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -216,8 +217,13 @@ func clusterSummaries(cs map[string]*clusterv3.Cluster) map[string]string {
 		resolve := fmt.Sprintf("%s eds-wait=%v", c.GetType(), c.GetEdsClusterConfig().GetEdsConfig().GetInitialFetchTimeout().AsDuration())
 		if c.GetType() == clusterv3.Cluster_STRICT_DNS || c.GetType() == clusterv3.Cluster_LOGICAL_DNS {
 			//lint:ignore SA1019 the fields both set
-			ttl, refresh := c.RespectDnsTtl, c.DnsRefreshRate.AsDuration()
-			resolve = fmt.Sprintf("%s family=%s ttl=%v refresh=%v", c.GetType(), c.DnsLookupFamily, ttl, refresh)
+			ttl, refresh, jitter := c.RespectDnsTtl, c.DnsRefreshRate.AsDuration(), c.DnsJitter.AsDuration()
+			resolver := c.GetTypedDnsResolverConfig().GetName()
+			var cares caresv3.CaresDnsResolverConfig
+			if c.GetTypedDnsResolverConfig().GetTypedConfig().UnmarshalTo(&cares) == nil {
+				resolver += fmt.Sprintf("(udp_max_queries=%d)", cares.GetUdpMaxQueries().GetValue())
+			}
+			resolve = fmt.Sprintf("%s family=%s ttl=%v refresh=%v jitter=%v resolver=%s", c.GetType(), c.DnsLookupFamily, ttl, refresh, jitter, resolver)
 		}
 		out[name] = fmt.Sprintf("%s lb=%s timeout=%v breakers=%v outlier=%s tls=%s", resolve, c.LbPolicy, c.ConnectTimeout.AsDuration(), th, od, tls)
 	}

@@ -9,6 +9,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	caresv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/network/dns_resolver/cares/v3"
 	proxyprotocolv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/proxy_protocol/v3"
 	rawbufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
@@ -356,7 +357,21 @@ func applyEnvoyDNS(ctx *Context, c *clusterv3.Cluster) {
 	c.RespectDnsTtl = true
 	//lint:ignore SA1019 see above
 	c.DnsRefreshRate = cmp.Or(ctx.Mesh.GetDnsRefreshRate(), durationpb.New(defaultDNSRefreshRate))
+	// Refreshes spread over a jitter, and c-ares sending at most 100 queries from one
+	// UDP socket before it opens another (unlimited, a socket whose conntrack entry
+	// goes stale keeps failing lookups), as istiod has them.
+	//lint:ignore SA1019 see above
+	c.DnsJitter = durationpb.New(dnsJitter)
+	c.TypedDnsResolverConfig = &corev3.TypedExtensionConfig{Name: "envoy.network.dns_resolver.cares",
+		TypedConfig: mustAny(&caresv3.CaresDnsResolverConfig{UdpMaxQueries: wrapperspb.UInt32(dnsUDPMaxQueries)})}
 }
+
+// Istio's defaults for Envoy's DNS resolution (PILOT_DNS_JITTER_DURATION,
+// PILOT_DNS_CARES_UDP_MAX_QUERIES).
+const (
+	dnsJitter        = 100 * time.Millisecond
+	dnsUDPMaxQueries = 100
+)
 
 // defaultDNSRefreshRate is Istio's mesh default.
 const defaultDNSRefreshRate = time.Minute
