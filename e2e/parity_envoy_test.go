@@ -17,6 +17,7 @@ import (
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	caresv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/network/dns_resolver/cares/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -184,19 +185,29 @@ func upstreamTLS(ts *corev3.TransportSocket) string {
 		c.GetCombinedValidationContext().GetValidationContextSdsSecretConfig().GetName(), sans)
 }
 
-// clusterSummaries describes each outbound cluster by what TestSameEnvoyClustersAsIstiod
-// compares, and names the others.
+// clusterSummaries describes each outbound cluster, and the passthrough clusters, by
+// what TestSameEnvoyClustersAsIstiod compares, and names the others.
 func clusterSummaries(cs map[string]*clusterv3.Cluster) map[string]string {
 	out := map[string]string{}
 	for name, c := range cs {
-		if !strings.HasPrefix(name, "outbound|") {
-			out[name] = "present" // BlackHoleCluster, PassthroughCluster, ...: by name only
-			continue
-		}
 		var th []string
 		for _, t := range c.GetCircuitBreakers().GetThresholds() {
 			th = append(th, fmt.Sprintf("conn=%d pending=%d req=%d retries=%d", t.GetMaxConnections().GetValue(),
 				t.GetMaxPendingRequests().GetValue(), t.GetMaxRequests().GetValue(), t.GetMaxRetries().GetValue()))
+		}
+		var http httpv3.HttpProtocolOptions
+		if a := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]; a != nil && a.UnmarshalTo(&http) != nil {
+			out[name] = "undecodable HTTP protocol options"
+			continue
+		}
+		switch {
+		case name == "PassthroughCluster" || name == "InboundPassthroughCluster":
+			out[name] = fmt.Sprintf("%s breakers=%v http-idle=%v downstream-protocol=%v", c.GetType(), th,
+				http.GetCommonHttpProtocolOptions().GetIdleTimeout().AsDuration(), http.GetUseDownstreamProtocolConfig() != nil)
+			continue
+		case !strings.HasPrefix(name, "outbound|"):
+			out[name] = "present" // BlackHoleCluster, inbound clusters: by name only
+			continue
 		}
 		tls := "none"
 		switch {

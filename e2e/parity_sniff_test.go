@@ -144,7 +144,8 @@ func TestSameProtocolDetectionAsIstiod(t *testing.T) {
 					}
 				}
 				webCfg := envoyConfig(t, server, web, webMD)
-				out = append(out, "inbound|8080|| upstream: "+upstreamProtocol(t, webCfg.clusters["inbound|8080||"]))
+				inbound := webCfg.clusters["inbound|8080||"]
+				out = append(out, fmt.Sprintf("inbound|8080|| upstream: %s, hosts cleaned up every %v", upstreamProtocol(t, inbound), inbound.GetCleanupInterval().AsDuration()))
 				in := webCfg.listeners["virtualInbound"]
 				for _, port := range []uint32{8080, 7777, 9999} { // a service's, a PeerAuthentication's, none's
 					for _, p := range sniffProbes {

@@ -122,6 +122,16 @@ func downstreamProtocol() map[string]*anypb.Any {
 	return map[string]*anypb.Any{httpProtocolOptions: mustAny(&httpv3.HttpProtocolOptions{UpstreamProtocolOptions: useDownstreamProtocol()})}
 }
 
+// passthroughProtocol is how a passthrough cluster speaks HTTP it is given (detected
+// HTTP, requests for unknown hosts), as istiod has it: the client's version, with
+// connections closed after 5 minutes idle.
+func passthroughProtocol() map[string]*anypb.Any {
+	return map[string]*anypb.Any{httpProtocolOptions: mustAny(&httpv3.HttpProtocolOptions{
+		CommonHttpProtocolOptions: &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(5 * time.Minute)},
+		UpstreamProtocolOptions:   useDownstreamProtocol(),
+	})}
+}
+
 func useDownstreamProtocol() *httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig {
 	return &httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig{UseDownstreamProtocolConfig: &httpv3.HttpProtocolOptions_UseDownstreamHttpConfig{
 		HttpProtocolOptions: &corev3.Http1ProtocolOptions{}, Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}}}

@@ -477,13 +477,16 @@ func keysOf[V any](m map[uint32]V) map[uint32]bool {
 }
 
 // specialClusters are the clusters every sidecar has: PassthroughCluster sends a
-// connection to where it was going; BlackHoleCluster drops it.
+// connection (or a request, through the allow_any virtual host) to where it was
+// going; BlackHoleCluster drops it.
 func specialClusters(ctx *Context) []named {
 	passthrough := &clusterv3.Cluster{
-		Name:                 passthroughCluster,
-		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
-		LbPolicy:             clusterv3.Cluster_CLUSTER_PROVIDED,
-		ConnectTimeout:       durationpb.New(connectTimeout(ctx)),
+		Name:                          passthroughCluster,
+		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
+		LbPolicy:                      clusterv3.Cluster_CLUSTER_PROVIDED,
+		ConnectTimeout:                durationpb.New(connectTimeout(ctx)),
+		CircuitBreakers:               defaultCircuitBreakers(),
+		TypedExtensionProtocolOptions: passthroughProtocol(),
 	}
 	// The mesh's default connection pool caps what goes out to unknown
 	// destinations, as in Istio.

@@ -3,6 +3,7 @@ package xds
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"net"
 	"sort"
 	"strconv"
@@ -345,7 +346,9 @@ func inboundClusterName(port uint32) string {
 // port with chains of its own and the passthrough cluster, each to the connection's
 // original destination from inboundBindAddress.
 func inboundClusters(ctx *Context) []named {
-	out := []named{{name: inboundPassthroughCluster, msg: originalDstCluster(ctx, inboundPassthroughCluster)}}
+	passthrough := originalDstCluster(ctx, inboundPassthroughCluster)
+	passthrough.CircuitBreakers, passthrough.TypedExtensionProtocolOptions = defaultCircuitBreakers(), passthroughProtocol()
+	out := []named{{name: inboundPassthroughCluster, msg: passthrough}}
 	var pool *networking.ConnectionPoolSettings
 	if ctx.sidecar != nil {
 		pool = ctx.sidecar.Spec.(*networking.Sidecar).InboundConnectionPool
@@ -356,6 +359,11 @@ func inboundClusters(ctx *Context) []named {
 		}
 		c := inboundCluster(ctx, port)
 		c.CircuitBreakers = defaultCircuitBreakers()
+		if c.GetType() == clusterv3.Cluster_ORIGINAL_DST {
+			// Its one destination is the workload: the connection pool to it is kept
+			// for good rather than cleaned up every 5 s, as in Istio.
+			c.CleanupInterval = &durationpb.Duration{Seconds: (math.MaxInt64 - 999_999_999) / 1_000_000_000}
+		}
 		switch {
 		case port.http2:
 			c.TypedExtensionProtocolOptions = http2Upstream()
