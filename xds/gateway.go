@@ -249,10 +249,11 @@ func (gatewayListeners) Generate(ctx *Context) []named {
 			continue // nothing routes through this port
 		}
 		l := &listenerv3.Listener{
-			Name:             name,
-			Address:          gl.address(),
-			FilterChains:     chains,
-			TrafficDirection: corev3.TrafficDirection_OUTBOUND,
+			Name:                                 name,
+			Address:                              gl.address(),
+			FilterChains:                         chains,
+			TrafficDirection:                     corev3.TrafficDirection_OUTBOUND,
+			MaxConnectionsToAcceptPerSocketEvent: acceptPerSocketEvent(),
 		}
 		if tls {
 			l.ListenerFilters = []*listenerv3.ListenerFilter{{Name: "envoy.filters.listener.tls_inspector",
@@ -429,6 +430,7 @@ func fileSource(path string) *corev3.DataSource {
 func gatewayHTTP(ctx *Context, route string, port uint32) *listenerv3.Filter {
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix: "outbound_0.0.0.0_" + strconv.FormatUint(uint64(port), 10),
+		ServerName: envoyServerName,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 			ConfigSource: adsConfigSource(), RouteConfigName: route}},
 		HttpFilters:      append(rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), envoyClientFilters()...),

@@ -95,11 +95,12 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 	var out []named
 	if !ctx.Proxy.InterceptionNone { // nothing redirects connections to virtual listeners
 		out = []named{{name: virtualOutbound, msg: &listenerv3.Listener{
-			Name:             virtualOutbound,
-			Address:          socketAddress("0.0.0.0", virtualOutboundPort),
-			UseOriginalDst:   wrapperspb.Bool(true),
-			FilterChains:     []*listenerv3.FilterChain{{Name: virtualOutbound, Filters: []*listenerv3.Filter{tcpProxy(cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client)}}},
-			TrafficDirection: corev3.TrafficDirection_OUTBOUND,
+			Name:                                 virtualOutbound,
+			Address:                              socketAddress("0.0.0.0", virtualOutboundPort),
+			UseOriginalDst:                       wrapperspb.Bool(true),
+			FilterChains:                         []*listenerv3.FilterChain{{Name: virtualOutbound, Filters: []*listenerv3.Filter{tcpProxy(cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client)}}},
+			TrafficDirection:                     corev3.TrafficDirection_OUTBOUND,
+			MaxConnectionsToAcceptPerSocketEvent: acceptPerSocketEvent(),
 		}}, {name: virtualInbound, msg: vin}}
 	}
 	httpPorts := map[uint32]bool{}
@@ -149,7 +150,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 		name := ip + "_" + strconv.FormatUint(uint64(port), 10)
 		l := outboundListener(name, ip, port, []*listenerv3.Filter{outboundHTTP(ctx, name, strconv.FormatUint(uint64(port), 10))})
 		if b.bindToPort {
-			l.BindToPort = nil
+			l.BindToPort, l.MaxConnectionsToAcceptPerSocketEvent = nil, acceptPerSocketEvent()
 		}
 		out = append(out, named{name: name, msg: l})
 		delete(tcp, name) // HTTP wins the bound address of a port
@@ -324,16 +325,25 @@ func outboundHTTP(ctx *Context, listener, rds string) *listenerv3.Filter {
 }
 
 // outboundListener is a listener the virtual outbound listener hands connections to;
-// it binds no port of its own.
+// it binds no port of its own. Its listener filters (if any) wait for the client's
+// first bytes as long as it takes (Envoy's default gives up after 15 s and closes
+// the connection), as istiod has it.
 func outboundListener(name, ip string, port uint32, filters []*listenerv3.Filter) *listenerv3.Listener {
 	return &listenerv3.Listener{
-		Name:             name,
-		Address:          socketAddress(ip, port),
-		BindToPort:       wrapperspb.Bool(false),
-		FilterChains:     []*listenerv3.FilterChain{{Filters: filters}},
-		TrafficDirection: corev3.TrafficDirection_OUTBOUND,
+		Name:                             name,
+		Address:                          socketAddress(ip, port),
+		BindToPort:                       wrapperspb.Bool(false),
+		FilterChains:                     []*listenerv3.FilterChain{{Filters: filters}},
+		TrafficDirection:                 corev3.TrafficDirection_OUTBOUND,
+		ListenerFiltersTimeout:           durationpb.New(0),
+		ContinueOnListenerFiltersTimeout: true,
 	}
 }
+
+// acceptPerSocketEvent is how many connections a listener that binds its port
+// accepts per wake-up, Istio's: one, so that Envoy's worker threads share them
+// rather than the first awake taking a burst.
+func acceptPerSocketEvent() *wrapperspb.UInt32Value { return wrapperspb.UInt32(1) }
 
 func sortedPorts(m map[uint32]bool) []uint32 {
 	out := make([]uint32, 0, len(m))

@@ -218,11 +218,12 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 		}
 		name = port.bind + "_" + strconv.FormatUint(uint64(port.number), 10)
 		l := &listenerv3.Listener{
-			Name:             name,
-			Address:          socketAddress(port.bind, port.number),
-			ListenerFilters:  []*listenerv3.ListenerFilter{tlsInspector()},
-			FilterChains:     portChains,
-			TrafficDirection: corev3.TrafficDirection_INBOUND,
+			Name:                                 name,
+			Address:                              socketAddress(port.bind, port.number),
+			ListenerFilters:                      []*listenerv3.ListenerFilter{tlsInspector()},
+			FilterChains:                         portChains,
+			TrafficDirection:                     corev3.TrafficDirection_INBOUND,
+			MaxConnectionsToAcceptPerSocketEvent: acceptPerSocketEvent(),
 		}
 		if port.sniffed && port.tls == nil {
 			detectHTTP(ctx, l)
@@ -240,8 +241,9 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 			{Name: "envoy.filters.listener.original_dst", ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&originaldstv3.OriginalDst{})}},
 			tlsInspector(),
 		},
-		FilterChains:     chains,
-		TrafficDirection: corev3.TrafficDirection_INBOUND,
+		FilterChains:                         chains,
+		TrafficDirection:                     corev3.TrafficDirection_INBOUND,
+		MaxConnectionsToAcceptPerSocketEvent: acceptPerSocketEvent(),
 	}
 	detectHTTP(ctx, virtual, declared...)
 	return virtual, bound
@@ -307,6 +309,7 @@ func inboundHTTP(ctx *Context, port uint32, cluster, prefix string) *listenerv3.
 	name := "inbound|http|" + strconv.FormatUint(uint64(port), 10)
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix: prefix,
+		ServerName: envoyServerName,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
 			Name: name,
 			VirtualHosts: []*routev3.VirtualHost{{
@@ -337,6 +340,11 @@ func (p inboundPort) cluster() string {
 	}
 	return inboundClusterName(p.number)
 }
+
+// envoyServerName is the server header of the responses an inbound or gateway
+// connection manager sends back, istiod's (outbound ones keep Envoy's, "envoy", as
+// in Istio).
+const envoyServerName = "istio-envoy"
 
 func inboundClusterName(port uint32) string {
 	return "inbound|" + strconv.FormatUint(uint64(port), 10) + "||"

@@ -222,7 +222,7 @@ func (l *tcpListener) build(ctx *Context) *listenerv3.Listener {
 	}
 	lis := outboundListener(l.name, l.ip, l.port, []*listenerv3.Filter{plain})
 	if l.bindToPort {
-		lis.BindToPort = nil
+		lis.BindToPort, lis.MaxConnectionsToAcceptPerSocketEvent = nil, acceptPerSocketEvent()
 	}
 	chains := l.chains
 	if l.httpRoute != "" {

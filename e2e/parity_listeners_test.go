@@ -1,0 +1,146 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/navarch/navarch/internal/peers"
+)
+
+// listenerParity adds to sniffParity (ports of no protocol, an HTTP port a TCP
+// service shares, web's workload) a service of web's with HTTP and TCP ports, and a
+// gateway with HTTP, HTTPS and AUTO_PASSTHROUGH servers.
+const listenerParity = `---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web2}
+spec:
+  hosts: [web2.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 8081, name: http, protocol: HTTP}, {number: 8083, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: web}}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: public}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: ["*"]
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: ["*"]
+    tls: {mode: SIMPLE, credentialName: cert}
+  - port: {number: 15443, name: tls, protocol: TLS}
+    hosts: ["*.local"]
+    tls: {mode: AUTO_PASSTHROUGH}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: public}
+spec:
+  hosts: ["*"]
+  gateways: [public]
+  http: [{route: [{destination: {host: web2.default.svc.cluster.local, port: {number: 8081}}}]}]
+`
+
+// TestSameEnvoyListenerSettingsAsIstiod compares every listener a sidecar (web's,
+// with inbound and outbound ports of every kind) and a gateway get from istiod and
+// from navarch by what is set on the listener itself (addresses, binding, listener
+// filter timeouts, connections accepted per wake-up, the listener filters by name)
+// and on each of its HTTP connection managers, field by field. Left out: the filter
+// chains (the other parity tests compare what they do), the connection managers'
+// HTTP filters, routes, stat prefixes, access logs and tracing (istiod's are
+// istio-proxy's telemetry), and three fields istiod sets to Envoy's defaults
+// (request_id_extension UUID with trace sampling, use_remote_address false, empty
+// http_protocol_options).
+func TestSameEnvoyListenerSettingsAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	istiod, navarch := bothControlPlanes(t, bin, strings.Replace(sniffParity, "MODE", "PERMISSIVE", 1)+listenerParity)
+	for _, proxy := range []struct {
+		what, id, app string
+	}{
+		{"web's sidecar", "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "web"},
+		{"a gateway", "router~127.0.0.90~ingress-0.default~default.svc.cluster.local", "ingressgateway"},
+	} {
+		t.Run(proxy.what, func(t *testing.T) {
+			md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": proxy.app, "istio": proxy.app}}
+			want := listenerSettings(t, envoyConfig(t, istiod, proxy.id, md).listeners)
+			var got map[string]string
+			eventually(t, 30*time.Second, "navarch's listeners", func() error {
+				got = listenerSettings(t, envoyConfig(t, navarch, proxy.id, md).listeners)
+				if len(got) < len(want) {
+					return fmt.Errorf("%d listeners and connection managers, istiod has %d", len(got), len(want))
+				}
+				return nil
+			})
+			names := maps.Clone(want)
+			maps.Copy(names, got)
+			for _, name := range slices.Sorted(maps.Keys(names)) {
+				if got[name] != want[name] {
+					t.Errorf("%s:\n\tistiod:  %s\n\tnavarch: %s", name, want[name], got[name])
+				}
+			}
+			if len(want) < 4 {
+				t.Errorf("istiod gave %d listeners and connection managers, this test expects more: %v", len(want), want)
+			}
+		})
+	}
+}
+
+// listenerSettings describes each listener of ls (by name) and each of its HTTP
+// connection managers ("<listener>/hcm<n>", in chain order, the default chain last)
+// by what TestSameEnvoyListenerSettingsAsIstiod compares, as JSON.
+func listenerSettings(t *testing.T, ls map[string]*listenerv3.Listener) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	js := func(m proto.Message, drop ...string) string {
+		b, err := protojson.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fields map[string]any
+		if err := json.Unmarshal(b, &fields); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range drop {
+			delete(fields, f)
+		}
+		b, err = json.Marshal(fields) // keys sorted
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	for name, l := range ls {
+		var filters []string
+		for _, f := range l.ListenerFilters {
+			filters = append(filters, f.Name)
+		}
+		out[name] = js(l, "filterChains", "defaultFilterChain", "listenerFilters") + fmt.Sprintf(" listener filters %v", filters)
+		n := 0
+		for _, fc := range append(slices.Clone(l.FilterChains), l.DefaultFilterChain) {
+			for _, f := range fc.GetFilters() {
+				var h hcmv3.HttpConnectionManager
+				if f.GetTypedConfig().UnmarshalTo(&h) != nil {
+					continue
+				}
+				out[fmt.Sprintf("%s/hcm%d", name, n)] = js(&h, "httpFilters", "rds", "routeConfig", "statPrefix", "accessLog", "tracing",
+					"requestIdExtension", "useRemoteAddress", "httpProtocolOptions")
+				n++
+			}
+		}
+	}
+	return out
+}
