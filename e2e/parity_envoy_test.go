@@ -304,8 +304,9 @@ spec:
 // TestSameEnvoyRoutesAsIstiod compares the route configuration an Envoy sidecar gets
 // for port 9080 from istiod and from navarch for a VirtualService with matches,
 // timeouts, retries, rewrites, header changes, faults, a redirect, a mirror and a
-// split, and a gateway's for port 80 (CORS): route by route, what it matches and what it does, and the names each virtual
-// host answers to (without ports: istiod has Envoy ignore them, navarch lists both).
+// split, and a gateway's for port 80 (CORS): the configuration's settings, and route
+// by route what it matches and what it does, and the names each virtual host answers
+// to (both have Envoy ignore ports).
 func TestSameEnvoyRoutesAsIstiod(t *testing.T) {
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
 	v1, v2 := startReviews(t)
@@ -363,10 +364,11 @@ func envoyRoutes(t *testing.T, server, id string, md map[string]any, name string
 	}
 }
 
-// routeSummaries describes each virtual host of rc (by name) and each of its routes
-// in order by what TestSameEnvoyRoutesAsIstiod compares: what a route matches and
-// does, its header changes and per-route filter configuration (faults); and the
-// names a virtual host answers to, without ports.
+// routeSummaries describes rc by what TestSameEnvoyRoutesAsIstiod compares: its own
+// settings (every field but the virtual hosts), and each virtual host (by name) and
+// each of its routes in order: what a route matches and does, its header changes
+// and per-route filter configuration (faults); the names a virtual host answers to,
+// without ports, and its other settings.
 func routeSummaries(t *testing.T, rc *routev3.RouteConfiguration) []string {
 	t.Helper()
 	js := func(m proto.Message) string {
@@ -381,8 +383,13 @@ func routeSummaries(t *testing.T, rc *routev3.RouteConfiguration) []string {
 	}
 	vhosts := slices.Clone(rc.VirtualHosts)
 	slices.SortFunc(vhosts, func(a, b *routev3.VirtualHost) int { return strings.Compare(a.Name, b.Name) })
-	var out []string
+	settings := proto.Clone(rc).(*routev3.RouteConfiguration)
+	settings.VirtualHosts = nil
+	out := []string{"configuration " + js(settings)}
 	for _, vh := range vhosts {
+		vs := proto.Clone(vh).(*routev3.VirtualHost)
+		vs.Name, vs.Domains, vs.Routes = "", nil, nil
+		vs.RequestHeadersToAdd, vs.RequestHeadersToRemove, vs.ResponseHeadersToAdd, vs.ResponseHeadersToRemove = nil, nil, nil, nil
 		domains := map[string]bool{}
 		for _, d := range vh.Domains {
 			if h, _, ok := strings.Cut(d, ":"); ok {
@@ -395,7 +402,8 @@ func routeSummaries(t *testing.T, rc *routev3.RouteConfiguration) []string {
 			names = append(names, d)
 		}
 		sort.Strings(names)
-		out = append(out, fmt.Sprintf("vhost %s domains=%v headers=%s", vh.Name, names, headerChanges(js, vh.RequestHeadersToAdd, vh.RequestHeadersToRemove, vh.ResponseHeadersToAdd, vh.ResponseHeadersToRemove)))
+		out = append(out, fmt.Sprintf("vhost %s domains=%v headers=%s settings=%s", vh.Name, names,
+			headerChanges(js, vh.RequestHeadersToAdd, vh.RequestHeadersToRemove, vh.ResponseHeadersToAdd, vh.ResponseHeadersToRemove), js(vs)))
 		for _, r := range vh.Routes {
 			m := proto.Clone(r.Match).(*routev3.RouteMatch)
 			m.CaseSensitive = nil // true, Envoy's default, through istiod

@@ -598,7 +598,7 @@ func gatewayRouteConfig(ctx *Context, name string, port uint32, servers []gatewa
 			for _, h := range admitted(s, ns, vs.Hosts) {
 				vh := byHost[h]
 				if vh == nil {
-					vh = &routev3.VirtualHost{Name: h + ":" + strconv.FormatUint(uint64(port), 10), Domains: gatewayDomains(h)}
+					vh = &routev3.VirtualHost{Name: h + ":" + strconv.FormatUint(uint64(port), 10), Domains: []string{h}} // with any port: the configuration ignores them (envoyRouteConfig)
 					if s.GetTls().GetHttpsRedirect() {
 						vh.RequireTls = routev3.VirtualHost_ALL
 					}
@@ -610,13 +610,4 @@ func gatewayRouteConfig(ctx *Context, name string, port uint32, servers []gatewa
 		}
 	}
 	return named{name: name, msg: envoyRouteConfig(name, vhosts)}
-}
-
-// gatewayDomains is what a virtual host of a gateway answers to: the host with any
-// port, as Istio's gateways.
-func gatewayDomains(host string) []string {
-	if host == "*" {
-		return []string{"*"}
-	}
-	return []string{host, host + ":*"}
 }

@@ -49,7 +49,7 @@ func (grpcRoutes) Generate(ctx *Context) []named {
 					Name: name,
 					VirtualHosts: []*routev3.VirtualHost{{
 						Name:    listenerName(svc.Hostname, port.Number),
-						Domains: domainsFor(ctx, svc, port.Number),
+						Domains: domainsFor(ctx, svc, port.Number, true),
 						Routes:  routes,
 					}},
 				}

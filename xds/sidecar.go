@@ -397,7 +397,7 @@ func (sidecarRoutes) Generate(ctx *Context) []named {
 				sniffed = append(sniffed, named{name: name, msg: envoyRouteConfig(name, []*routev3.VirtualHost{vh})})
 			}
 			var domains []string
-			for _, d := range domainsFor(ctx, svc, port.Number) {
+			for _, d := range domainsFor(ctx, svc, port.Number, false) {
 				if !taken[port.Number][d] {
 					taken[port.Number][d] = true
 					domains = append(domains, d)
@@ -421,15 +421,16 @@ func (sidecarRoutes) Generate(ctx *Context) []named {
 // envoyRouteConfig is an Envoy's route configuration of virtual hosts vhs (a
 // sidecar's outbound or a gateway's), as istiod builds it: clusters not checked
 // (they may come after the routes), direct responses up to Istio's limit (Envoy's
-// default, 4 KiB, would refuse a route configuration with a larger one), and the
+// default, 4 KiB, would refuse a route configuration with a larger one), the
 // attempt count in a header to the upstream (x-envoy-attempt-count), Istio's
-// default.
+// default, and virtual hosts matched by host name whatever port the request's
+// authority names (so they list no ports).
 func envoyRouteConfig(name string, vhs []*routev3.VirtualHost) *routev3.RouteConfiguration {
 	for _, vh := range vhs {
 		vh.IncludeRequestAttemptCount = true
 	}
 	return &routev3.RouteConfiguration{Name: name, VirtualHosts: vhs, ValidateClusters: wrapperspb.Bool(false),
-		MaxDirectResponseBodySizeBytes: wrapperspb.UInt32(api.MaxDirectResponseBody)}
+		MaxDirectResponseBodySizeBytes: wrapperspb.UInt32(api.MaxDirectResponseBody), IgnorePortInHostMatching: true}
 }
 
 // unknownHostsVirtualHost is the last virtual host of a route configuration: requests
@@ -438,7 +439,8 @@ func envoyRouteConfig(name string, vhs []*routev3.VirtualHost) *routev3.RouteCon
 func unknownHostsVirtualHost(ctx *Context) *routev3.VirtualHost {
 	r := &routev3.Route{Name: "allow_any", Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}}
 	if cluster := unknownDestinations(ctx); cluster != "" {
-		r.Action = &routev3.Route_Route{Route: &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster}, Timeout: noTimeout()}}
+		r.Action = &routev3.Route_Route{Route: &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster}, Timeout: noTimeout(),
+			MaxStreamDuration: grpcDeadlines(ctx)}}
 	} else {
 		r.Name = "block_all"
 		r.Action = &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 502}}
@@ -447,10 +449,11 @@ func unknownHostsVirtualHost(ctx *Context) *routev3.VirtualHost {
 }
 
 // domainsFor is what a service answers to in a virtual host: its host name (and
-// its absolute form, with a trailing dot) with and without the port and, for a
-// Kubernetes-style name in the proxy's namespace (name.ns.svc.<domain>), the short
-// forms.
-func domainsFor(ctx *Context, svc *registry.Service, port uint32) []string {
+// its absolute form, with a trailing dot) and, for a Kubernetes-style name in the
+// proxy's namespace (name.ns.svc.<domain>), the short forms; each also with the
+// port (":<port>") for proxyless clients (withPort), which match the name they
+// dialled. An Envoy's route configurations ignore the port instead.
+func domainsFor(ctx *Context, svc *registry.Service, port uint32, withPort bool) []string {
 	hosts := []string{svc.Hostname}
 	suffix := ".svc." + ctx.Snapshot.Domain
 	if base, ok := strings.CutSuffix(svc.Hostname, suffix); ok {
@@ -469,6 +472,9 @@ func domainsFor(ctx *Context, svc *registry.Service, port uint32) []string {
 	}
 	if !isIP(svc.Hostname) { // the absolute name too, as Istio's: reviews.default.svc.cluster.local.
 		hosts = slices.Insert(hosts, 1, svc.Hostname+".")
+	}
+	if !withPort {
+		return hosts
 	}
 	var out []string
 	p := ":" + strconv.FormatUint(uint64(port), 10)
