@@ -144,3 +144,80 @@ func listenerSettings(t *testing.T, ls map[string]*listenerv3.Listener) map[stri
 	}
 	return out
 }
+
+// TestSameSidecarScopeAsIstiod gives both a Sidecar that imports the client's own
+// namespace only and allows no unknown destinations (REGISTRY_ONLY), beside a
+// service of another namespace, and compares which listeners and clusters the
+// client's sidecar gets and what its listeners do with a connection to an unknown
+// destination, to an HTTP port for an unknown host, and to the virtual outbound
+// listener's own port (which would loop); and, for a client of another namespace
+// (no Sidecar, every destination allowed), what its virtual outbound listener does
+// with a connection to an unknown destination and to its own port.
+func TestSameSidecarScopeAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	config := strings.Replace(sniffParity, "MODE", "PERMISSIVE", 1) + listenerParity + `---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: other, namespace: shop}
+spec:
+  hosts: [other.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 7070, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.99}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: default}
+spec:
+  egress:
+  - hosts: ["./*", "istio-system/*"]
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+`
+	istiod, navarch := bothControlPlanes(t, bin, config)
+	id := "sidecar~127.0.0.70~client-0.default~default.svc.cluster.local"
+	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "client"}}
+	shop := "sidecar~127.0.0.71~client-0.shop~shop.svc.cluster.local" // no Sidecar: every destination
+	shopMD := map[string]any{"NAMESPACE": "shop", "LABELS": map[string]any{"app": "client"}}
+	describe := func(server string) []string {
+		c := envoyConfig(t, server, id, md)
+		out := []string{
+			fmt.Sprint("listeners ", slices.Sorted(maps.Keys(c.listeners))),
+			fmt.Sprint("clusters ", slices.Sorted(maps.Keys(c.clusters))),
+		}
+		open := envoyConfig(t, server, shop, shopMD).listeners["virtualOutbound"]
+		for _, port := range []uint32{5555, 15001} {
+			out = append(out, fmt.Sprintf("shop's virtualOutbound:%d: %s", port, chainDoes(t, chainFor(open, "10.1.2.3", port, probe{}), nil)))
+		}
+		for _, probe := range []struct {
+			listener string
+			port     uint32
+			p        probe
+		}{
+			{"virtualOutbound", 5555, probe{}},
+			{"virtualOutbound", 15001, probe{}},
+			{"0.0.0.0_8081", 8081, probe{}},
+			{"0.0.0.0_8081", 8081, probe{http: "http/1.1"}},
+		} {
+			fc := chainFor(c.listeners[probe.listener], "10.1.2.3", probe.port, probe.p)
+			out = append(out, fmt.Sprintf("%s:%d %s: %s", probe.listener, probe.port, probe.p, chainDoes(t, fc, nil)))
+		}
+		return out
+	}
+	want := describe(istiod)
+	var got []string
+	eventually(t, 30*time.Second, "navarch's scoped configuration", func() error {
+		if got = describe(navarch); !slices.Equal(got[:1], want[:1]) {
+			return fmt.Errorf("listeners %v, istiod's %v", got[0], want[0])
+		}
+		return nil
+	})
+	for i := range max(len(got), len(want)) {
+		if at(got, i) != at(want, i) {
+			t.Errorf("\n\tistiod:  %s\n\tnavarch: %s", at(want, i), at(got, i))
+		}
+	}
+	if all := strings.Join(want, "\n"); strings.Contains(all, "other.shop") || !strings.Contains(all, "BlackHoleCluster") {
+		t.Errorf("istiod's configuration is not scoped as this test expects:\n%s", all)
+	}
+}

@@ -95,10 +95,15 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 	var out []named
 	if !ctx.Proxy.InterceptionNone { // nothing redirects connections to virtual listeners
 		out = []named{{name: virtualOutbound, msg: &listenerv3.Listener{
-			Name:                                 virtualOutbound,
-			Address:                              socketAddress("0.0.0.0", virtualOutboundPort),
-			UseOriginalDst:                       wrapperspb.Bool(true),
-			FilterChains:                         []*listenerv3.FilterChain{{Name: virtualOutbound, Filters: []*listenerv3.Filter{tcpProxy(cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client)}}},
+			Name:           virtualOutbound,
+			Address:        socketAddress("0.0.0.0", virtualOutboundPort),
+			UseOriginalDst: wrapperspb.Bool(true),
+			FilterChains: []*listenerv3.FilterChain{{
+				// A connection to 15001 itself would come back here without end.
+				Name:             virtualOutbound + "-blackhole",
+				FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(virtualOutboundPort)},
+				Filters:          []*listenerv3.Filter{tcpProxy(blackHoleCluster, nil)},
+			}, {Name: virtualOutbound, Filters: []*listenerv3.Filter{tcpProxy(cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client)}}},
 			TrafficDirection:                     corev3.TrafficDirection_OUTBOUND,
 			MaxConnectionsToAcceptPerSocketEvent: acceptPerSocketEvent(),
 		}}, {name: virtualInbound, msg: vin}}

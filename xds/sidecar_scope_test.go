@@ -62,7 +62,7 @@ func scopeOf(t *testing.T, ns string, labels map[string]string, config ...string
 		t.Fatal(err)
 	}
 	var tcp tcpv3.TcpProxy
-	if err := l.FilterChains[0].Filters[0].GetTypedConfig().UnmarshalTo(&tcp); err != nil {
+	if err := l.FilterChains[len(l.FilterChains)-1].Filters[0].GetTypedConfig().UnmarshalTo(&tcp); err != nil { // the catch-all
 		t.Fatal(err)
 	}
 	out.tcpFallback = tcp.GetCluster()
