@@ -185,8 +185,9 @@ func upstreamTLS(ts *corev3.TransportSocket) string {
 		c.GetCombinedValidationContext().GetValidationContextSdsSecretConfig().GetName(), sans)
 }
 
-// clusterSummaries describes each outbound cluster, and the passthrough clusters, by
-// what TestSameEnvoyClustersAsIstiod compares, and names the others.
+// clusterSummaries describes each outbound cluster (a gateway's SNI-DNAT clusters,
+// outbound_.<port>_.<subset>_.<host>, too), and the passthrough clusters, by what
+// TestSameEnvoyClustersAsIstiod compares, and names the others.
 func clusterSummaries(cs map[string]*clusterv3.Cluster) map[string]string {
 	out := map[string]string{}
 	for name, c := range cs {
@@ -205,7 +206,7 @@ func clusterSummaries(cs map[string]*clusterv3.Cluster) map[string]string {
 			out[name] = fmt.Sprintf("%s breakers=%v http-idle=%v downstream-protocol=%v", c.GetType(), th,
 				http.GetCommonHttpProtocolOptions().GetIdleTimeout().AsDuration(), http.GetUseDownstreamProtocolConfig() != nil)
 			continue
-		case !strings.HasPrefix(name, "outbound|"):
+		case !strings.HasPrefix(name, "outbound|") && !strings.HasPrefix(name, "outbound_."):
 			out[name] = "present" // BlackHoleCluster, inbound clusters: by name only
 			continue
 		}

@@ -221,3 +221,32 @@ spec:
 		t.Errorf("istiod's configuration is not scoped as this test expects:\n%s", all)
 	}
 }
+
+// TestSameGatewayClustersAsIstiod compares a gateway's clusters (clusterSummaries):
+// which there are, BlackHoleCluster only of the special ones, and the SNI-DNAT
+// clusters of the services its AUTO_PASSTHROUGH server forwards, which reach the
+// service's endpoints without TLS of their own (the clients' mTLS passes through).
+func TestSameGatewayClustersAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	istiod, navarch := bothControlPlanes(t, bin, strings.Replace(sniffParity, "MODE", "PERMISSIVE", 1)+listenerParity)
+	id := "router~127.0.0.90~ingress-0.default~default.svc.cluster.local"
+	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"istio": "ingressgateway"}}
+	want := clusterSummaries(envoyConfig(t, istiod, id, md).clusters)
+	var got map[string]string
+	eventually(t, 30*time.Second, "navarch's gateway clusters", func() error {
+		if got = clusterSummaries(envoyConfig(t, navarch, id, md).clusters); len(got) < len(want) {
+			return fmt.Errorf("%d clusters, istiod has %d", len(got), len(want))
+		}
+		return nil
+	})
+	names := maps.Clone(want)
+	maps.Copy(names, got)
+	for _, n := range slices.Sorted(maps.Keys(names)) {
+		if got[n] != want[n] {
+			t.Errorf("cluster %s:\n\tistiod:  %s\n\tnavarch: %s", n, want[n], got[n])
+		}
+	}
+	if !slices.ContainsFunc(slices.Collect(maps.Keys(want)), func(n string) bool { return strings.HasPrefix(n, "outbound_.") }) {
+		t.Errorf("istiod gave the gateway no SNI-DNAT cluster, which this test expects: %v", slices.Sorted(maps.Keys(want)))
+	}
+}

@@ -57,11 +57,12 @@ func (g clusters) Generate(ctx *Context) []named {
 			if sniffing {
 				k += "|sniffing" // a gateway's cluster speaks HTTP/1.1 on such a port
 			}
+			dnat := sniDNAT(ctx, svc)
 			for _, subset := range append([]string{""}, subsets(ctx, svc)...) {
 				name := clusterName(svc.Hostname, port.Number, subset)
 				// A cluster depends on the proxy only through which DestinationRule
 				// applies: its namespace's, or one selecting it.
-				out = append(out, shared(name, k, func() proto.Message {
+				build := func() *clusterv3.Cluster {
 					c := newCluster(ctx, svc, port, subset, name, g.envoy)
 					if g.envoy {
 						c.CircuitBreakers = defaultCircuitBreakers()
@@ -97,11 +98,32 @@ func (g clusters) Generate(ctx *Context) []named {
 						applyRetryBudget(c, tp.GetRetryBudget())
 					}
 					return c
-				}))
+				}
+				out = append(out, shared(name, k, func() proto.Message { return build() }))
+				if dnat {
+					sni := meshSNI(svc.Hostname, port.Number, subset)
+					out = append(out, shared(sni, k+"|sni-dnat", func() proto.Message { return sniDNATCluster(build(), sni) }))
+				}
 			}
 		}
 	}
 	return out
+}
+
+// sniDNATCluster turns c, a service's cluster, into its SNI-DNAT cluster named sni,
+// as istiod builds them for a gateway's AUTO_PASSTHROUGH servers: the same endpoints
+// and load balancing, and no TLS of its own, since the connections it forwards are
+// the clients' mTLS, still encrypted.
+func sniDNATCluster(c *clusterv3.Cluster, sni string) *clusterv3.Cluster {
+	c.Name = sni
+	if eds := c.GetEdsClusterConfig(); eds != nil {
+		eds.ServiceName = sni
+	}
+	if c.LoadAssignment != nil {
+		c.LoadAssignment.ClusterName = sni
+	}
+	c.TransportSocket, c.TransportSocketMatches = nil, nil
+	return c
 }
 
 // http2Upstream makes an Envoy cluster speak HTTP/2 to its endpoints (gRPC needs it;

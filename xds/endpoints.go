@@ -64,7 +64,7 @@ func (g endpoints) Generate(ctx *Context) []named {
 						k += "|" + byLabels.key()
 					}
 				}
-				out = append(out, shared(name, k, func() proto.Message {
+				build := func() *endpointv3.ClusterLoadAssignment {
 					wls := subsetWorkloads(ctx, svc, subset)
 					if !unhealthy {
 						wls = healthyOnly(wls)
@@ -95,7 +95,16 @@ func (g endpoints) Generate(ctx *Context) []named {
 						applyLocality(cla, ctx.Proxy.Locality, lb)
 					}
 					return cla
-				}))
+				}
+				out = append(out, shared(name, k, func() proto.Message { return build() }))
+				if sniDNAT(ctx, svc) { // the endpoints of its SNI-DNAT cluster too (clusters.go)
+					sni := meshSNI(svc.Hostname, port.Number, subset)
+					out = append(out, shared(sni, k+"|sni-dnat", func() proto.Message {
+						cla := build()
+						cla.ClusterName = sni
+						return cla
+					}))
+				}
 			}
 		}
 	}

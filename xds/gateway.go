@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -478,8 +479,8 @@ func l4Applies(matches []*networking.L4MatchAttributes, port uint32, ns, gateway
 // east-west gateway of a multi-network mesh): one per service port and subset the
 // server's hosts admit, matching Istio's SNI name for it,
 // outbound_.<port>_.<subset>_.<host>, and forwarding the still-encrypted connection
-// to that cluster. The client's proxy chose the destination; no VirtualService takes
-// part.
+// to the SNI-DNAT cluster of that name (sniDNAT), which adds no TLS of its own. The
+// client's proxy chose the destination; no VirtualService takes part.
 func autoPassthroughChains(ctx *Context, s gatewayServer) []*listenerv3.FilterChain {
 	var out []*listenerv3.FilterChain
 	for _, svc := range ctx.Services {
@@ -488,16 +489,37 @@ func autoPassthroughChains(ctx *Context, s gatewayServer) []*listenerv3.FilterCh
 		}
 		for _, p := range svc.Ports {
 			for _, subset := range append([]string{""}, subsets(ctx, svc)...) {
-				cluster := clusterName(svc.Hostname, p.Number, subset)
+				sni := meshSNI(svc.Hostname, p.Number, subset)
 				out = append(out, &listenerv3.FilterChain{
-					Name:             s.name() + "." + cluster,
-					FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: []string{meshSNI(svc.Hostname, p.Number, subset)}},
-					Filters:          []*listenerv3.Filter{tcpProxy(cluster, accessLogsFor(ctx).client)},
+					Name:             s.name() + "." + clusterName(svc.Hostname, p.Number, subset),
+					FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: []string{sni}},
+					Filters:          []*listenerv3.Filter{tcpProxy(sni, accessLogsFor(ctx).client)},
 				})
 			}
 		}
 	}
 	return out
+}
+
+// sniDNAT reports whether svc is forwarded by SNI through an AUTO_PASSTHROUGH
+// server of the proxy (a gateway): its ports and subsets then have SNI-DNAT clusters
+// too, named by that SNI, as istiod gives them.
+func sniDNAT(ctx *Context, svc *registry.Service) bool {
+	if ctx.Proxy.Type != TypeRouter {
+		return false
+	}
+	servers := derived(ctx, "auto-passthrough-servers", func() []gatewayServer {
+		var out []gatewayServer
+		for _, servers := range gatewayServers(ctx) {
+			for _, s := range servers {
+				if s.GetTls().GetMode() == networking.ServerTLSSettings_AUTO_PASSTHROUGH {
+					out = append(out, s)
+				}
+			}
+		}
+		return out
+	})
+	return slices.ContainsFunc(servers, func(s gatewayServer) bool { return len(admitted(s, svc.Namespace, []string{svc.Hostname})) > 0 })
 }
 
 // passthroughChains are the filter chains of a PASSTHROUGH server: one per tls route

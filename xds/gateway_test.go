@@ -3,14 +3,16 @@ package xds
 import (
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
 )
 
@@ -52,7 +54,8 @@ func TestTranslateGateway(t *testing.T) {
 	}
 
 	// AUTO_PASSTHROUGH: a chain per service port and subset of the admitted namespace,
-	// by Istio's SNI name, to that cluster.
+	// by Istio's SNI name, to the SNI-DNAT cluster of that name: the service's
+	// endpoints, without TLS of its own (the client's mTLS passes through).
 	var ew listenerv3.Listener
 	if err := sets[ListenerType].ByName["0.0.0.0_15443"].Body.UnmarshalTo(&ew); err != nil {
 		t.Fatal(err)
@@ -65,15 +68,39 @@ func TestTranslateGateway(t *testing.T) {
 		}
 		got[strings.Join(fc.FilterChainMatch.ServerNames, ",")] = tp.GetCluster()
 	}
-	want := map[string]string{
+	regular := map[string]string{ // SNI -> the service's own cluster
 		"outbound_.8080_._.shop.shop.svc.cluster.local":      "outbound|8080||shop.shop.svc.cluster.local",
 		"outbound_.5432_._.db.shop.svc.cluster.local":        "outbound|5432||db.shop.svc.cluster.local",
 		"outbound_.5432_.primary_.db.shop.svc.cluster.local": "outbound|5432|primary|db.shop.svc.cluster.local",
 		"outbound_.6432_._.db.shop.svc.cluster.local":        "outbound|6432||db.shop.svc.cluster.local",
 		"outbound_.6432_.primary_.db.shop.svc.cluster.local": "outbound|6432|primary|db.shop.svc.cluster.local",
 	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("AUTO_PASSTHROUGH chains:\n got %v\nwant %v", got, want)
+	if len(got) != len(regular) {
+		t.Errorf("AUTO_PASSTHROUGH chains %v, want one for each of %v", got, regular)
+	}
+	withEndpoints := 0
+	for sni, name := range regular {
+		if got[sni] != sni {
+			t.Errorf("AUTO_PASSTHROUGH chain for %s goes to %q, want the SNI-DNAT cluster of that name", sni, got[sni])
+		}
+		var c clusterv3.Cluster
+		resourceOf(t, sets, ClusterType, sni, &c)
+		if c.TransportSocket != nil || len(c.TransportSocketMatches) > 0 || c.GetEdsClusterConfig().GetServiceName() != sni {
+			t.Errorf("SNI-DNAT cluster %s: TLS %v %v, EDS service %q", sni, c.TransportSocket, c.TransportSocketMatches, c.GetEdsClusterConfig().GetServiceName())
+		}
+		var dnat, own endpointv3.ClusterLoadAssignment
+		resourceOf(t, sets, EndpointType, sni, &dnat)
+		resourceOf(t, sets, EndpointType, name, &own)
+		dnat.ClusterName, own.ClusterName = "", ""
+		if !proto.Equal(&dnat, &own) {
+			t.Errorf("SNI-DNAT endpoints %s: %v, want the service's: %v", sni, &dnat, &own)
+		}
+		if len(own.Endpoints) > 0 {
+			withEndpoints++
+		}
+	}
+	if withEndpoints == 0 {
+		t.Error("no service behind the AUTO_PASSTHROUGH server has endpoints: the comparison shows nothing")
 	}
 	checkGolden(t, filepath.Join("testdata", "gateway.golden.yaml"), dump(t, sets))
 }

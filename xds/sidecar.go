@@ -499,7 +499,8 @@ func keysOf[V any](m map[uint32]V) map[uint32]bool {
 
 // specialClusters are the clusters every sidecar has: PassthroughCluster sends a
 // connection (or a request, through the allow_any virtual host) to where it was
-// going; BlackHoleCluster drops it.
+// going; BlackHoleCluster drops it. A gateway has BlackHoleCluster only, as istiod
+// gives it.
 func specialClusters(ctx *Context) []named {
 	passthrough := &clusterv3.Cluster{
 		Name:                          passthroughCluster,
@@ -512,12 +513,13 @@ func specialClusters(ctx *Context) []named {
 	// The mesh's default connection pool caps what goes out to unknown
 	// destinations, as in Istio.
 	applyConnectionPool(passthrough, ctx.Mesh.GetDefaultTrafficPolicy().GetConnectionPool())
-	return []named{
-		{name: passthroughCluster, msg: passthrough},
-		{name: blackHoleCluster, msg: &clusterv3.Cluster{
-			Name:                 blackHoleCluster,
-			ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
-			ConnectTimeout:       durationpb.New(connectTimeout(ctx)),
-		}},
+	blackHole := named{name: blackHoleCluster, msg: &clusterv3.Cluster{
+		Name:                 blackHoleCluster,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
+		ConnectTimeout:       durationpb.New(connectTimeout(ctx)),
+	}}
+	if ctx.Proxy.Type == TypeRouter {
+		return []named{blackHole} // a gateway passes nothing on to where it was going
 	}
+	return []named{{name: passthroughCluster, msg: passthrough}, blackHole}
 }
