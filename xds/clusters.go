@@ -80,7 +80,7 @@ func (g clusters) Generate(ctx *Context) []named {
 					}
 					wls := subsetWorkloads(ctx, svc, subset)
 					mtls := func() *corev3.TransportSocket {
-						return upstreamTLS(ctx.Mesh, serverSANs(ctx, tp, svc, wls), g.envoy, isHTTP2(port), meshSNI(svc.Hostname, port.Number, subset))
+						return upstreamTLS(ctx.Mesh, serverSANs(ctx, tp, svc, wls), g.envoy, speaksHTTP2(port, tp), meshSNI(svc.Hostname, port.Number, subset))
 					}
 					switch {
 					case (c.GetType() == clusterv3.Cluster_EDS || c.GetType() == clusterv3.Cluster_ORIGINAL_DST) && clientUsesMTLS(ctx, tp, port, wls):
@@ -165,7 +165,18 @@ func applyProxyProtocol(c *clusterv3.Cluster, pp *networking.TrafficPolicy_Proxy
 	if pp == nil {
 		return
 	}
-	inner := c.TransportSocket
+	if len(c.TransportSocketMatches) > 0 { // automatic mTLS: around each match's socket, as istiod
+		for _, m := range c.TransportSocketMatches {
+			m.TransportSocket = proxyProtocolAround(m.TransportSocket, pp)
+		}
+		return
+	}
+	c.TransportSocket = proxyProtocolAround(c.TransportSocket, pp)
+}
+
+// proxyProtocolAround is a transport socket sending a PROXY protocol header (pp's
+// version) before whatever inner (nil: plaintext) sends.
+func proxyProtocolAround(inner *corev3.TransportSocket, pp *networking.TrafficPolicy_ProxyProtocol) *corev3.TransportSocket {
 	if inner == nil {
 		inner = &corev3.TransportSocket{Name: "envoy.transport_sockets.raw_buffer", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&rawbufferv3.RawBuffer{})}}
 	}
@@ -173,7 +184,7 @@ func applyProxyProtocol(c *clusterv3.Cluster, pp *networking.TrafficPolicy_Proxy
 	if pp.Version == networking.TrafficPolicy_ProxyProtocol_V2 {
 		version = corev3.ProxyProtocolConfig_V2
 	}
-	c.TransportSocket = &corev3.TransportSocket{Name: "envoy.transport_sockets.upstream_proxy_protocol", ConfigType: &corev3.TransportSocket_TypedConfig{
+	return &corev3.TransportSocket{Name: "envoy.transport_sockets.upstream_proxy_protocol", ConfigType: &corev3.TransportSocket_TypedConfig{
 		TypedConfig: mustAny(&proxyprotocolv3.ProxyProtocolUpstreamTransport{Config: &corev3.ProxyProtocolConfig{Version: version}, TransportSocket: inner})}}
 }
 
@@ -273,6 +284,14 @@ func applyEnvoyLocality(ctx *Context, c *clusterv3.Cluster, tp *networking.Traff
 	}
 }
 
+// speaksHTTP2 reports whether an Envoy cluster of port under tp speaks HTTP/2 to its
+// endpoints: the port's protocol, or an HTTP port the policy upgrades
+// (h2UpgradePolicy UPGRADE), which its mTLS then offers in ALPN too, as istiod's.
+func speaksHTTP2(port registry.Port, tp *networking.TrafficPolicy) bool {
+	return isHTTP2(port) || (isHTTP(port) && !tp.GetConnectionPool().GetHttp().GetUseClientProtocol() &&
+		tp.GetConnectionPool().GetHttp().GetH2UpgradePolicy() == networking.ConnectionPoolSettings_HTTPSettings_UPGRADE)
+}
+
 // applyEnvoyConnectionPool sets what of a connection pool only Envoy reads: TCP
 // keepalive, HTTP idle timeout and maximum connection duration, HTTP/2 upstream (the
 // port's protocol, or h2UpgradePolicy UPGRADE on an HTTP port) with its concurrent
@@ -295,8 +314,11 @@ func applyEnvoyConnectionPool(c *clusterv3.Cluster, port registry.Port, cp *netw
 		c.UpstreamConnectionOptions = &clusterv3.UpstreamConnectionOptions{TcpKeepalive: k}
 	}
 	opts := &httpv3.HttpProtocolOptions{}
-	if h.GetIdleTimeout() != nil || tcp.GetMaxConnectionDuration() != nil {
+	if h.GetIdleTimeout() != nil || tcp.GetMaxConnectionDuration() != nil || h.GetMaxRequestsPerConnection() > 0 {
 		opts.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: h.GetIdleTimeout(), MaxConnectionDuration: tcp.GetMaxConnectionDuration()}
+		if n := h.GetMaxRequestsPerConnection(); n > 0 {
+			opts.CommonHttpProtocolOptions.MaxRequestsPerConnection = wrapperspb.UInt32(uint32(n))
+		}
 	}
 	if sniffing || (h.GetUseClientProtocol() && isHTTP(port) && !isHTTP2(port)) {
 		// Upstream in the protocol the client spoke.
@@ -306,7 +328,7 @@ func applyEnvoyConnectionPool(c *clusterv3.Cluster, port registry.Port, cp *netw
 	}
 	explicit := &httpv3.HttpProtocolOptions_ExplicitHttpConfig{}
 	switch {
-	case isHTTP2(port) || (isHTTP(port) && h.GetH2UpgradePolicy() == networking.ConnectionPoolSettings_HTTPSettings_UPGRADE):
+	case speaksHTTP2(port, &networking.TrafficPolicy{ConnectionPool: cp}):
 		h2 := &corev3.Http2ProtocolOptions{}
 		if n := h.GetMaxConcurrentStreams(); n > 0 {
 			h2.MaxConcurrentStreams = wrapperspb.UInt32(uint32(n))
@@ -506,10 +528,6 @@ func applyConnectionPool(c *clusterv3.Cluster, cp *networking.ConnectionPoolSett
 		if h.MaxRetries > 0 {
 			t.MaxRetries, set = wrapperspb.UInt32(uint32(h.MaxRetries)), true
 		}
-		if h.MaxRequestsPerConnection > 0 {
-			//lint:ignore SA1019 what Istio still sets; grpc-go reads neither this nor its replacement
-			c.MaxRequestsPerConnection = wrapperspb.UInt32(uint32(h.MaxRequestsPerConnection))
-		}
 	}
 	if set && c.CircuitBreakers == nil {
 		c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{t}}
@@ -562,6 +580,7 @@ func applyOutlierDetection(c *clusterv3.Cluster, od *networking.OutlierDetection
 			out.ConsecutiveLocalOriginFailure = wrapperspb.UInt32(n.Value)
 			out.EnforcingConsecutiveLocalOriginFailure = wrapperspb.UInt32(100)
 		}
+		out.EnforcingLocalOriginSuccessRate = wrapperspb.UInt32(0)
 	}
 	// As Istio: consecutive errors eject, success-rate ejection is off.
 	out.EnforcingSuccessRate = wrapperspb.UInt32(0)

@@ -330,18 +330,18 @@ spec:
 			t.Fatal(err)
 		}
 		client, gateway := params(t, c.TransportSocket, false), params(t, gl.FilterChains[0].TransportSocket, true)
+		tls12to13 := client.GetTlsMinimumProtocolVersion() == tlsv3.TlsParameters_TLSv1_2 && client.GetTlsMaximumProtocolVersion() == tlsv3.TlsParameters_TLSv1_3
 		if !withMesh {
-			if client != nil || server != nil || gateway != nil {
-				t.Errorf("without a mesh config: client %v, server %v, gateway %v; want Envoy's defaults", client, server, gateway)
+			if !tls12to13 || len(client.GetCipherSuites()) > 0 || server != nil || gateway != nil {
+				t.Errorf("without a mesh config: client %v, server %v, gateway %v; want TLS 1.2 to 1.3 (istiod's) for the client, Envoy's defaults for servers", client, server, gateway)
 			}
 			continue
 		}
 		if server.GetTlsMinimumProtocolVersion() != tlsv3.TlsParameters_TLSv1_3 || server.GetTlsMaximumProtocolVersion() != tlsv3.TlsParameters_TLSv1_3 {
 			t.Errorf("mesh mTLS server: %v, want TLS 1.3 only", server)
 		}
-		if strings.Join(client.GetEcdhCurves(), ",") != "P-256" || strings.Join(client.GetCipherSuites(), ",") != "ECDHE-ECDSA-AES256-GCM-SHA384" ||
-			client.GetTlsMinimumProtocolVersion() != tlsv3.TlsParameters_TLS_AUTO {
-			t.Errorf("client: %v, want the TLS defaults' curves and ciphers", client)
+		if strings.Join(client.GetEcdhCurves(), ",") != "P-256" || strings.Join(client.GetCipherSuites(), ",") != "ECDHE-ECDSA-AES256-GCM-SHA384" || !tls12to13 {
+			t.Errorf("client: %v, want the TLS defaults' curves and ciphers, TLS 1.2 to 1.3", client)
 		}
 		if gateway.GetTlsMinimumProtocolVersion() != tlsv3.TlsParameters_TLSv1_3 || strings.Join(gateway.GetEcdhCurves(), ",") != "P-256" {
 			t.Errorf("gateway: %v, want the TLS defaults", gateway)

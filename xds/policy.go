@@ -1,7 +1,8 @@
 package xds
 
 import (
-	"google.golang.org/protobuf/proto"
+	"cmp"
+
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 
@@ -9,71 +10,83 @@ import (
 )
 
 // trafficPolicy returns the traffic policy for a service port and subset, merged as
-// Istio merges it: the mesh config's defaultTrafficPolicy (connection pool and outlier
-// detection), overridden field by field by the DestinationRule's top-level policy,
-// then by its settings for the port, then by the subset's policy (and the subset's
-// settings for the port). nil when nothing applies.
+// Istio merges it (MergeSubsetTrafficPolicy): the DestinationRule's top-level policy,
+// or instead, where it has settings for the port, those settings alone (they do not
+// inherit the top level's: what they leave out takes its default, and the top
+// level's tunnel, proxy protocol and retry budget go too); then the subset's policy
+// over it, a part at a time (load balancer, connection pool, outlier detection,
+// TLS, tunnel, proxy protocol, retry budget), or, where the subset has settings for
+// the port, its settings' four parts whether set or not. The mesh config's
+// defaultTrafficPolicy gives the connection pool and outlier detection where the
+// result has none. nil when nothing applies.
 func trafficPolicy(m *meshconfig.MeshConfig, dr *networking.DestinationRule, port uint32, subset string) *networking.TrafficPolicy {
 	var tp *networking.TrafficPolicy
-	if d := m.GetDefaultTrafficPolicy(); d.GetConnectionPool() != nil || d.GetOutlierDetection() != nil {
-		tp = &networking.TrafficPolicy{ConnectionPool: d.GetConnectionPool(), OutlierDetection: d.GetOutlierDetection()}
-	}
-	if dr == nil {
-		return tp
-	}
-	tp = mergePolicy(tp, dr.TrafficPolicy, port)
-	if subset != "" {
+	if dr != nil {
+		tp, _ = portPolicy(dr.TrafficPolicy, port)
 		for _, s := range dr.Subsets {
-			if s.Name == subset {
-				tp = mergePolicy(tp, s.TrafficPolicy, port)
+			if s.Name != subset || subset == "" || s.TrafficPolicy == nil {
+				continue
 			}
+			sp, forPort := portPolicy(s.TrafficPolicy, port)
+			if tp == nil {
+				tp = sp
+				break
+			}
+			tp = shallowPolicy(tp)
+			if sp.LoadBalancer != nil || forPort {
+				tp.LoadBalancer = sp.LoadBalancer
+			}
+			if sp.ConnectionPool != nil || forPort {
+				tp.ConnectionPool = sp.ConnectionPool
+			}
+			if sp.OutlierDetection != nil || forPort {
+				tp.OutlierDetection = sp.OutlierDetection
+			}
+			if sp.Tls != nil || forPort {
+				tp.Tls = sp.Tls
+			}
+			if sp.Tunnel != nil {
+				tp.Tunnel = sp.Tunnel
+			}
+			if sp.ProxyProtocol != nil {
+				tp.ProxyProtocol = sp.ProxyProtocol
+			}
+			if sp.RetryBudget != nil {
+				tp.RetryBudget = sp.RetryBudget
+			}
+			break
 		}
+	}
+	if d := m.GetDefaultTrafficPolicy(); (d.GetConnectionPool() != nil && tp.GetConnectionPool() == nil) ||
+		(d.GetOutlierDetection() != nil && tp.GetOutlierDetection() == nil) {
+		if tp == nil {
+			tp = &networking.TrafficPolicy{}
+		} else {
+			tp = shallowPolicy(tp)
+		}
+		tp.ConnectionPool = cmp.Or(tp.ConnectionPool, d.GetConnectionPool())
+		tp.OutlierDetection = cmp.Or(tp.OutlierDetection, d.GetOutlierDetection())
 	}
 	return tp
 }
 
-// mergePolicy overlays over onto base (either may be nil), applying over's
-// port-level settings for port as well.
-func mergePolicy(base, over *networking.TrafficPolicy, port uint32) *networking.TrafficPolicy {
-	if over == nil {
-		return base
-	}
-	out := &networking.TrafficPolicy{}
-	if base != nil {
-		out = proto.Clone(base).(*networking.TrafficPolicy)
-	}
-	overlay(out, over.LoadBalancer, over.ConnectionPool, over.OutlierDetection, over.Tls)
-	for _, pl := range over.PortLevelSettings {
+// portPolicy returns policy, or, where it has settings for port, those settings as a
+// policy of their own (forPort set).
+func portPolicy(policy *networking.TrafficPolicy, port uint32) (tp *networking.TrafficPolicy, forPort bool) {
+	for _, pl := range policy.GetPortLevelSettings() {
 		if pl.GetPort().GetNumber() == port {
-			overlay(out, pl.LoadBalancer, pl.ConnectionPool, pl.OutlierDetection, pl.Tls)
+			return &networking.TrafficPolicy{LoadBalancer: pl.LoadBalancer, ConnectionPool: pl.ConnectionPool,
+				OutlierDetection: pl.OutlierDetection, Tls: pl.Tls}, true
 		}
 	}
-	if over.Tunnel != nil {
-		out.Tunnel = over.Tunnel
-	}
-	if over.ProxyProtocol != nil {
-		out.ProxyProtocol = over.ProxyProtocol
-	}
-	if over.RetryBudget != nil {
-		out.RetryBudget = over.RetryBudget
-	}
-	return out
+	return policy, false
 }
 
-func overlay(out *networking.TrafficPolicy, lb *networking.LoadBalancerSettings, cp *networking.ConnectionPoolSettings,
-	od *networking.OutlierDetection, tls *networking.ClientTLSSettings) {
-	if lb != nil {
-		out.LoadBalancer = lb
-	}
-	if cp != nil {
-		out.ConnectionPool = cp
-	}
-	if od != nil {
-		out.OutlierDetection = od
-	}
-	if tls != nil {
-		out.Tls = tls
-	}
+// shallowPolicy copies a policy's parts, not its port-level settings, so that
+// setting a part leaves the DestinationRule as it is.
+func shallowPolicy(tp *networking.TrafficPolicy) *networking.TrafficPolicy {
+	return &networking.TrafficPolicy{LoadBalancer: tp.LoadBalancer, ConnectionPool: tp.ConnectionPool, OutlierDetection: tp.OutlierDetection,
+		Tls: tp.Tls, Tunnel: tp.Tunnel, ProxyProtocol: tp.ProxyProtocol, RetryBudget: tp.RetryBudget}
 }
 
 // subsetWorkloads returns the workloads of svc that a subset's labels select (all of

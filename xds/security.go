@@ -188,7 +188,7 @@ func upstreamTLS(m *meshconfig.MeshConfig, sans []string, envoy, http2 bool, sni
 		if http2 {
 			common.AlpnProtocols = alpnMeshH2
 		}
-		common.TlsParams = withTLSDefaults(nil, m.GetTlsDefaults(), false)
+		common.TlsParams = withTLSDefaults(upstreamTLSVersions(), m.GetTlsDefaults(), false)
 	}
 	ctx := &tlsv3.UpstreamTlsContext{CommonTlsContext: common}
 	if envoy {
@@ -270,8 +270,14 @@ func originatedTLS(m *meshconfig.MeshConfig, t *networking.ClientTLSSettings) *c
 			}}
 		}
 	}
-	common.TlsParams = withTLSDefaults(nil, m.GetTlsDefaults(), false)
+	common.TlsParams = withTLSDefaults(upstreamTLSVersions(), m.GetTlsDefaults(), false)
 	return transportSocket(&tlsv3.UpstreamTlsContext{CommonTlsContext: common, Sni: t.GetSni()})
+}
+
+// upstreamTLSVersions are the TLS versions an Envoy client offers, istiod's: 1.2 up to
+// 1.3 (Envoy's own default stops a client at 1.2).
+func upstreamTLSVersions() *tlsv3.TlsParameters {
+	return &tlsv3.TlsParameters{TlsMinimumProtocolVersion: tlsv3.TlsParameters_TLSv1_2, TlsMaximumProtocolVersion: tlsv3.TlsParameters_TLSv1_3}
 }
 
 // meshMTLSParams are the TLS parameters of servers under mesh mTLS from the mesh
