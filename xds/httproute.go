@@ -209,7 +209,12 @@ func setAction(ctx *Context, r *routev3.Route, ns string, h *networking.HTTPRout
 	setDestinations(ctx, action, ns, h.Route, port)
 	if h.Timeout != nil {
 		action.Timeout = h.Timeout
-		action.MaxStreamDuration = &routev3.RouteAction_MaxStreamDuration{MaxStreamDuration: h.Timeout, GrpcTimeoutHeaderMax: h.Timeout}
+		// grpc-go takes a route's timeout from its maximum stream duration; Envoy from
+		// its timeout, a gRPC client's shorter deadline within it, as istiod has it.
+		action.MaxStreamDuration = &routev3.RouteAction_MaxStreamDuration{GrpcTimeoutHeaderMax: h.Timeout}
+		if ctx.Proxy.Generator == GeneratorGRPC {
+			action.MaxStreamDuration.MaxStreamDuration = h.Timeout
+		}
 	}
 	if rw := h.Rewrite; rw != nil {
 		if rw.Uri != "" {
@@ -239,6 +244,13 @@ func setAction(ctx *Context, r *routev3.Route, ns string, h *networking.HTTPRout
 			mp.RuntimeFraction = &corev3.RuntimeFractionalPercent{DefaultValue: fractionalPercent(p.Value)}
 		}
 		action.RequestMirrorPolicies = append(action.RequestMirrorPolicies, mp)
+	}
+	if ctx.Proxy.Generator != GeneratorGRPC {
+		for _, mp := range action.RequestMirrorPolicies {
+			// The mirrored request keeps its Host (Envoy's default adds "-shadow") and
+			// is not traced, as istiod has it.
+			mp.DisableShadowHostSuffixAppend, mp.TraceSampled = true, wrapperspb.Bool(false)
+		}
 	}
 	r.Action = &routev3.Route_Route{Route: action}
 }

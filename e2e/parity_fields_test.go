@@ -1,0 +1,231 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/navarch/navarch/internal/peers"
+)
+
+// destinationRuleParity has a service with two ports and two subsets under a
+// DestinationRule with most of what a traffic policy can say (a consistent hash by
+// header with a ring size, locality failover, a connection pool with TCP keepalive,
+// durations and limits, HTTP/2 upgrade, outlier detection with local-origin errors
+// apart, port-level settings, a Maglev subset with a cookie, a subset with its own
+// load balancer and a PROXY protocol header), and an external service with TLS
+// origination (SNI, SANs, a CA file).
+const destinationRuleParity = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: a}
+spec:
+  hosts: [a.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 8080, name: http, protocol: HTTP}, {number: 9090, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.41, labels: {v: "1"}, locality: r1/z1}, {address: 127.0.0.42, labels: {v: "2"}, locality: r1/z2}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: a}
+spec:
+  host: a.default.svc.cluster.local
+  trafficPolicy:
+    loadBalancer:
+      consistentHash: {httpHeaderName: x-user, ringHash: {minimumRingSize: 2048}}
+      localityLbSetting: {enabled: true, failover: [{from: r1, to: r2}]}
+    connectionPool:
+      tcp: {maxConnections: 100, connectTimeout: 3s, tcpKeepalive: {time: 60s, interval: 10s, probes: 3}, maxConnectionDuration: 1h, idleTimeout: 30m}
+      http: {http1MaxPendingRequests: 10, http2MaxRequests: 50, maxRequestsPerConnection: 7, maxRetries: 4, idleTimeout: 90s, h2UpgradePolicy: UPGRADE, maxConcurrentStreams: 33}
+    outlierDetection: {consecutive5xxErrors: 7, consecutiveGatewayErrors: 3, consecutiveLocalOriginFailures: 4, splitExternalLocalOriginErrors: true, interval: 10s, baseEjectionTime: 1m, maxEjectionPercent: 30, minHealthPercent: 20}
+    portLevelSettings:
+    - port: {number: 9090}
+      loadBalancer: {simple: ROUND_ROBIN, warmupDurationSecs: 30s}
+  subsets:
+  - name: v1
+    labels: {v: "1"}
+    trafficPolicy: {loadBalancer: {consistentHash: {maglev: {tableSize: 65537}, httpCookie: {name: c, ttl: 10s, path: /}}}}
+  - name: v2
+    labels: {v: "2"}
+    trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST}, proxyProtocol: {version: V2}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext}
+spec:
+  hosts: [ext.example.com]
+  location: MESH_EXTERNAL
+  ports: [{number: 443, name: https, protocol: TLS}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ext}
+spec:
+  host: ext.example.com
+  trafficPolicy:
+    tls: {mode: SIMPLE, sni: ext.example.com, subjectAltNames: [ext.example.com], caCertificates: /etc/ca.pem}
+`
+
+// clusterFieldsNotCompared are the cluster fields TestSameClustersUnderDestinationRulesAsIstiod
+// leaves out, and why: istiod's telemetry (metadata, istio-proxy's filters, alternative
+// stat names); where certificates come from (istiod's SDS through istio-agent's
+// sds-grpc cluster, navarch's over ADS); an endpoint's health status, which istiod
+// leaves unset and navarch sets HEALTHY, the same to Envoy.
+var clusterFieldsNotCompared = regexp.MustCompile(`(^|\.)(metadata|filters|altStatName|sdsConfig|healthStatus)(\.|\[|$)`)
+
+// TestSameClustersUnderDestinationRulesAsIstiod compares every cluster an Envoy
+// sidecar gets for destinationRuleParity from istiod and from navarch, field by
+// field (clusterFields), but for clusterFieldsNotCompared.
+func TestSameClustersUnderDestinationRulesAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	istiod, navarch := bothControlPlanes(t, bin, destinationRuleParity)
+	id := "sidecar~127.0.0.60~web-0.default~default.svc.cluster.local"
+	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}}
+	want := clusterFields(t, envoyConfig(t, istiod, id, md).clusters)
+	var got map[string]map[string]string
+	eventually(t, 30*time.Second, "navarch's clusters", func() error {
+		if got = clusterFields(t, envoyConfig(t, navarch, id, md).clusters); len(got) < len(want) {
+			return fmt.Errorf("%d clusters, istiod has %d", len(got), len(want))
+		}
+		return nil
+	})
+	compareFields(t, want, got)
+	if len(want["outbound|9090|v2|a.default.svc.cluster.local"]) == 0 || len(want["outbound|443||ext.example.com"]) == 0 {
+		t.Errorf("istiod gave none of the clusters this test compares: %v", slices.Sorted(maps.Keys(want)))
+	}
+}
+
+// clusterFields flattens each cluster (protoFields), with TLS validation written one
+// way: a CA file istiod has istio-agent serve by SDS ("file-root:<path>") as the file
+// itself, and SANs of a combined validation context as those of a plain one.
+func clusterFields(t *testing.T, cs map[string]*clusterv3.Cluster) map[string]map[string]string {
+	t.Helper()
+	out := map[string]map[string]string{}
+	for name, c := range cs {
+		out[name] = protoFields(t, c, clusterFieldsNotCompared, func(path, value string) (string, string) {
+			path = strings.ReplaceAll(path, "combinedValidationContext.defaultValidationContext.", "validationContext.")
+			if file, ok := strings.CutPrefix(value, "file-root:"); ok && strings.HasSuffix(path, "combinedValidationContext.validationContextSdsSecretConfig.name") {
+				return strings.TrimSuffix(path, "combinedValidationContext.validationContextSdsSecretConfig.name") + "validationContext.trustedCa.filename", file
+			}
+			return path, value
+		})
+	}
+	return out
+}
+
+// protoFields flattens m to its fields as JSON paths and values (a list element by
+// index), leaving out the paths skip matches, each written as same (if given) has it.
+func protoFields(t *testing.T, m proto.Message, skip *regexp.Regexp, same func(path, value string) (string, string)) map[string]string {
+	t.Helper()
+	b, err := protojson.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	fields := map[string]string{}
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				walk(strings.TrimPrefix(path+"."+k, "."), x)
+			}
+		case []any:
+			for i, x := range v {
+				walk(fmt.Sprintf("%s[%d]", path, i), x)
+			}
+		default:
+			if skip.MatchString(path) {
+				return
+			}
+			path, value := path, fmt.Sprint(v)
+			if same != nil {
+				path, value = same(path, value)
+			}
+			fields[path] = value
+		}
+	}
+	walk("", v)
+	return fields
+}
+
+// compareFields reports every field whose value differs between want (istiod's) and
+// got (navarch's), by name and path.
+func compareFields(t *testing.T, want, got map[string]map[string]string) {
+	t.Helper()
+	names := maps.Clone(want)
+	maps.Copy(names, got)
+	for _, name := range slices.Sorted(maps.Keys(names)) {
+		w, g := want[name], got[name]
+		fields := maps.Clone(w)
+		maps.Copy(fields, g)
+		for _, f := range slices.Sorted(maps.Keys(fields)) {
+			if w[f] != g[f] {
+				t.Errorf("%s %s: istiod %q, navarch %q", name, f, w[f], g[f])
+			}
+		}
+	}
+}
+
+// routeFieldsNotCompared are the route configuration fields
+// TestSameEnvoyRouteFieldsAsIstiod leaves out: istiod's telemetry (metadata, the
+// decorators naming tracing spans), and case-sensitive matching, which istiod sets to
+// Envoy's default. The names a virtual host answers to are compared by
+// TestSameEnvoyRoutesAsIstiod.
+var routeFieldsNotCompared = regexp.MustCompile(`(^|\.)(metadata|decorator|caseSensitive|domains)(\.|\[|$)`)
+
+// TestSameEnvoyRouteFieldsAsIstiod compares the route configurations of
+// TestSameEnvoyRoutesAsIstiod (a sidecar's for 9080, a gateway's for port 80) field
+// by field, but for routeFieldsNotCompared; istiod's deprecated max_grpc_timeout is
+// compared as its replacement, max_stream_duration.grpc_timeout_header_max.
+func TestSameEnvoyRouteFieldsAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	v1, v2 := startReviews(t)
+	istiod, navarch := bothControlPlanes(t, bin, workloadsYAML(v1, v2)+"---\n"+envoyRouteParity)
+	labels := func(l map[string]any) map[string]any { return map[string]any{"NAMESPACE": "default", "LABELS": l} }
+	configs := []struct {
+		id   string
+		md   map[string]any
+		name string
+	}{
+		{"sidecar~127.0.0.61~web-0.default~default.svc.cluster.local", labels(map[string]any{"app": "web"}), "9080"},
+		{"router~127.0.0.62~gw-0.default~default.svc.cluster.local", labels(map[string]any{"istio": "ingressgateway"}), "http.80"},
+	}
+	fields := func(server string) map[string]map[string]string {
+		out := map[string]map[string]string{}
+		for _, c := range configs {
+			out[c.name] = protoFields(t, envoyRoutes(t, server, c.id, c.md, c.name), routeFieldsNotCompared, func(path, value string) (string, string) {
+				if p, ok := strings.CutSuffix(path, ".maxGrpcTimeout"); ok {
+					return p + ".maxStreamDuration.grpcTimeoutHeaderMax", value
+				}
+				return path, value
+			})
+		}
+		return out
+	}
+	want := fields(istiod)
+	var got map[string]map[string]string
+	eventually(t, 30*time.Second, "navarch's routes", func() error {
+		if got = fields(navarch); len(got["9080"]) < len(want["9080"])/2 {
+			return fmt.Errorf("%d fields of route configuration 9080, istiod's has %d", len(got["9080"]), len(want["9080"]))
+		}
+		return nil
+	})
+	compareFields(t, want, got)
+	if !slices.ContainsFunc(slices.Collect(maps.Keys(want["9080"])), func(f string) bool { return strings.Contains(f, "requestMirrorPolicies") }) {
+		t.Error("istiod's route configuration has no mirror: not what this test compares")
+	}
+}
