@@ -229,3 +229,45 @@ func TestSameEnvoyRouteFieldsAsIstiod(t *testing.T) {
 		t.Error("istiod's route configuration has no mirror: not what this test compares")
 	}
 }
+
+// TestSameInboundMTLSAsIstiod compares, field by field, the TLS a sidecar's inbound
+// chains terminate mTLS with (under STRICT and PERMISSIVE), from istiod and from
+// navarch: of an HTTP port, a TCP port, a port of no given protocol and a port no
+// service declares, for mTLS from a sidecar that detected HTTP (ALPN istio-http/1.1)
+// and one that did not (istio-peer-exchange, istio). Where certificates come from
+// (SDS through istio-agent or over ADS) is left out.
+func TestSameInboundMTLSAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	id := "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local"
+	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}}
+	skip := regexp.MustCompile(`(^|\.)sdsConfig(\.|$)`)
+	for _, mode := range []string{"STRICT", "PERMISSIVE"} {
+		t.Run(mode, func(t *testing.T) {
+			istiod, navarch := bothControlPlanes(t, bin, strings.Replace(sniffParity, "MODE", mode, 1)+listenerParity)
+			fields := func(server string) map[string]map[string]string {
+				out := map[string]map[string]string{}
+				in := envoyConfig(t, server, id, md).listeners["virtualInbound"]
+				for _, port := range []uint32{8081, 8083, 8080, 9999} {
+					for _, p := range []probe{{tls: true, alpn: []string{"istio-http/1.1"}}, {tls: true, alpn: []string{"istio-peer-exchange", "istio"}}} {
+						if fc := chainFor(in, "127.0.0.66", port, p); fc.GetTransportSocket() != nil {
+							out[fmt.Sprintf("port %d %s", port, p)] = protoFields(t, fc.TransportSocket, skip, nil)
+						}
+					}
+				}
+				return out
+			}
+			want := fields(istiod)
+			var got map[string]map[string]string
+			eventually(t, 30*time.Second, "navarch's inbound chains", func() error {
+				if got = fields(navarch); len(got) < len(want) {
+					return fmt.Errorf("%d chains terminate mTLS, istiod's %d", len(got), len(want))
+				}
+				return nil
+			})
+			compareFields(t, want, got)
+			if len(want) < 4 {
+				t.Errorf("istiod terminates mTLS on %d of the probed chains, this test expects more", len(want))
+			}
+		})
+	}
+}

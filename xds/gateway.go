@@ -354,7 +354,7 @@ func serverTLS(m *meshconfig.MeshConfig, t *networking.ServerTLSSettings, http b
 		alpn = []string{"h2", "http/1.1"}
 	}
 	if t.GetMode() == networking.ServerTLSSettings_ISTIO_MUTUAL {
-		return downstreamMTLS(m, true, alpn...)
+		return downstreamMTLS(m, nil, true, alpn...)
 	}
 	common := &tlsv3.CommonTlsContext{AlpnProtocols: alpn}
 	creds := t.GetCredentialNames()

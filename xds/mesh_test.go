@@ -2,6 +2,7 @@ package xds
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -332,8 +333,9 @@ spec:
 		client, gateway := params(t, c.TransportSocket, false), params(t, gl.FilterChains[0].TransportSocket, true)
 		tls12to13 := client.GetTlsMinimumProtocolVersion() == tlsv3.TlsParameters_TLSv1_2 && client.GetTlsMaximumProtocolVersion() == tlsv3.TlsParameters_TLSv1_3
 		if !withMesh {
-			if !tls12to13 || len(client.GetCipherSuites()) > 0 || server != nil || gateway != nil {
-				t.Errorf("without a mesh config: client %v, server %v, gateway %v; want TLS 1.2 to 1.3 (istiod's) for the client, Envoy's defaults for servers", client, server, gateway)
+			if !tls12to13 || len(client.GetCipherSuites()) > 0 || gateway != nil ||
+				server.GetTlsMaximumProtocolVersion() != tlsv3.TlsParameters_TLSv1_3 || !slices.Equal(server.GetCipherSuites(), meshCiphers) {
+				t.Errorf("without a mesh config: client %v, server %v, gateway %v; want TLS 1.2 to 1.3 for both sides of mesh mTLS, the server with Istio's ciphers, Envoy's defaults for the gateway (as istiod)", client, server, gateway)
 			}
 			continue
 		}

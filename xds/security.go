@@ -199,9 +199,15 @@ func upstreamTLS(m *meshconfig.MeshConfig, sans []string, envoy, http2 bool, sni
 
 // downstreamMTLS is the transport socket of a server that requires mTLS; alpn is what
 // it offers clients (Envoy only). An Envoy server takes the mesh config's meshMTLS
-// protocol version and cipher suites.
-func downstreamMTLS(m *meshconfig.MeshConfig, envoy bool, alpn ...string) *corev3.TransportSocket {
-	common := meshTLS(&tlsv3.CertificateValidationContext{}, envoy)
+// protocol version and cipher suites, and, given trustDomains, requires the peer's
+// certificate to name a SPIFFE ID of one of them, as istiod's sidecars do.
+func downstreamMTLS(m *meshconfig.MeshConfig, trustDomains []string, envoy bool, alpn ...string) *corev3.TransportSocket {
+	vc := &tlsv3.CertificateValidationContext{}
+	for _, td := range trustDomains {
+		//lint:ignore SA1019 the typed replacement needs a SAN type; istiod sets this one
+		vc.MatchSubjectAltNames = append(vc.MatchSubjectAltNames, &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: "spiffe://" + td + "/"}})
+	}
+	common := meshTLS(vc, envoy)
 	common.AlpnProtocols = alpn
 	if envoy {
 		common.TlsParams = meshMTLSParams(m)
@@ -280,16 +286,28 @@ func upstreamTLSVersions() *tlsv3.TlsParameters {
 	return &tlsv3.TlsParameters{TlsMinimumProtocolVersion: tlsv3.TlsParameters_TLSv1_2, TlsMaximumProtocolVersion: tlsv3.TlsParameters_TLSv1_3}
 }
 
-// meshMTLSParams are the TLS parameters of servers under mesh mTLS from the mesh
-// config's meshMTLS: its minimum protocol version (TLS 1.2 by default) up to 1.3 and
-// its cipher suites; nil (Envoy's defaults) when it sets neither.
+// meshMTLSParams are the TLS parameters of servers under mesh mTLS, as istiod's: the
+// mesh config's meshMTLS minimum protocol version (TLS 1.2 by default) up to 1.3,
+// and its cipher suites, else Istio's (meshCiphers).
 func meshMTLSParams(m *meshconfig.MeshConfig) *tlsv3.TlsParameters {
 	mt := m.GetMeshMTLS()
-	if mt.GetMinProtocolVersion() == meshconfig.MeshConfig_TLSConfig_TLS_AUTO && len(mt.GetCipherSuites()) == 0 {
-		return nil
+	ciphers := mt.GetCipherSuites()
+	if len(ciphers) == 0 {
+		ciphers = meshCiphers
 	}
 	return &tlsv3.TlsParameters{TlsMinimumProtocolVersion: tlsVersion(mt.GetMinProtocolVersion()),
-		TlsMaximumProtocolVersion: tlsv3.TlsParameters_TLSv1_3, CipherSuites: mt.GetCipherSuites()}
+		TlsMaximumProtocolVersion: tlsv3.TlsParameters_TLSv1_3, CipherSuites: ciphers}
+}
+
+// meshCiphers are the cipher suites an Envoy server under mesh mTLS takes unless the
+// mesh config names others: Istio's (AES-GCM only, with ECDHE first).
+var meshCiphers = []string{"ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-AES128-GCM-SHA256",
+	"ECDHE-RSA-AES128-GCM-SHA256", "AES256-GCM-SHA384", "AES128-GCM-SHA256"}
+
+// trustDomains are the trust domains whose workloads a sidecar takes mTLS from: the
+// mesh's and its aliases (the mesh config's trustDomainAliases).
+func (ctx *Context) trustDomains() []string {
+	return append([]string{ctx.TrustDomain}, ctx.Mesh.GetTrustDomainAliases()...)
 }
 
 // tlsVersion is the Envoy version of a mesh config minimum: TLS 1.3 or 1.2, as Istio

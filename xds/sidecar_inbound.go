@@ -195,9 +195,9 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 		prefix := "inbound_0.0.0.0_" + strconv.FormatUint(uint64(port.number), 10)
 		cluster := port.cluster()
 		tcp := append(rbacNetworkFilters(ctx, p.Namespace, p.Labels, prefix), tcpProxy(cluster, accessLogsFor(ctx).server))
-		app, alpn := tcp, []string(nil) // what the port's protocol gets, TLS terminated or plaintext
+		app, alpn := tcp, alpnServerTCP // what the port's protocol gets, TLS terminated or plaintext
 		if port.http {
-			app, alpn = []*listenerv3.Filter{inboundHTTP(ctx, port.number, cluster, prefix)}, []string{"h2", "http/1.1"}
+			app, alpn = []*listenerv3.Filter{inboundHTTP(ctx, port.number, cluster, prefix)}, alpnServerHTTP
 		}
 		var portChains []*listenerv3.FilterChain
 		switch {
@@ -205,9 +205,9 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 			portChains = []*listenerv3.FilterChain{{Name: name + "|tls", TransportSocket: serverTLS(ctx.Mesh, port.tls, port.http), Filters: app,
 				FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(port.number), TransportProtocol: "tls"}}}
 		case port.sniffed:
-			portChains = sniffedInboundChains(ctx.Mesh, mode, name, port.number, []*listenerv3.Filter{inboundHTTP(ctx, port.number, cluster, prefix)}, tcp)
+			portChains = sniffedInboundChains(ctx, mode, name, port.number, []*listenerv3.Filter{inboundHTTP(ctx, port.number, cluster, prefix)}, tcp)
 		default:
-			portChains = inboundChains(ctx.Mesh, mode, name, port.number, app, tcp, app, alpn)
+			portChains = inboundChains(ctx, mode, name, port.number, app, tcp, app, alpn)
 		}
 		if port.bind == "" {
 			chains = append(chains, portChains...)
@@ -233,7 +233,7 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 	mode := peerAuthMode(ctx.Snapshot, ctx.RootNamespace, p.Namespace, p.Labels, 0)
 	passthrough := append(rbacNetworkFilters(ctx, p.Namespace, p.Labels, inboundPassthroughCluster), tcpProxy(inboundPassthroughCluster, accessLogsFor(ctx).server))
 	httpPassthrough := inboundHTTP(ctx, 0, inboundPassthroughCluster, inboundPassthroughCluster)
-	chains = append(chains, sniffedInboundChains(ctx.Mesh, mode, virtualInbound, 0, []*listenerv3.Filter{httpPassthrough}, passthrough)...)
+	chains = append(chains, sniffedInboundChains(ctx, mode, virtualInbound, 0, []*listenerv3.Filter{httpPassthrough}, passthrough)...)
 	virtual = &listenerv3.Listener{
 		Name:    virtualInbound,
 		Address: socketAddress("0.0.0.0", virtualInboundPort),
@@ -249,6 +249,14 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 	return virtual, bound
 }
 
+// What an inbound mTLS chain offers a client in ALPN, as istiod's: HTTP's versions,
+// and for TCP Istio's metadata exchange first (which a client that offers it, as
+// Istio's sidecars do, picks).
+var (
+	alpnServerHTTP = []string{"h2", "http/1.1"}
+	alpnServerTCP  = []string{"istio-peer-exchange", "h2", "http/1.1"}
+)
+
 // alpnMeshHTTP is the ALPN of mTLS from an Istio sidecar that detected HTTP.
 var alpnMeshHTTP = []string{"istio-http/1.0", "istio-http/1.1", "istio-h2"}
 
@@ -256,7 +264,7 @@ var alpnMeshHTTP = []string{"istio-http/1.0", "istio-http/1.1", "istio-h2"}
 // the passthrough chains, for every port without chains of their own) under mode, as
 // Istio's: http for HTTP (detected in plaintext, or named by the mTLS ALPN), tcp for
 // the rest; under DISABLE, TLS is passed to the application too.
-func sniffedInboundChains(mesh *meshconfig.MeshConfig, mode mtlsMode, name string, port uint32, http, tcp []*listenerv3.Filter) []*listenerv3.FilterChain {
+func sniffedInboundChains(ctx *Context, mode mtlsMode, name string, port uint32, http, tcp []*listenerv3.Filter) []*listenerv3.FilterChain {
 	chain := func(suffix, transport string, alpn []string, filters []*listenerv3.Filter, ts *corev3.TransportSocket) *listenerv3.FilterChain {
 		m := &listenerv3.FilterChainMatch{TransportProtocol: transport, ApplicationProtocols: alpn}
 		if port != 0 {
@@ -264,28 +272,29 @@ func sniffedInboundChains(mesh *meshconfig.MeshConfig, mode mtlsMode, name strin
 		}
 		return &listenerv3.FilterChain{Name: name + suffix, Filters: filters, TransportSocket: ts, FilterChainMatch: m}
 	}
-	httpMTLS := chain("|http|mtls", "tls", alpnMeshHTTP, http, downstreamMTLS(mesh, true, "h2", "http/1.1"))
+	httpMTLS := chain("|http|mtls", "tls", alpnMeshHTTP, http, downstreamMTLS(ctx.Mesh, ctx.trustDomains(), true, alpnServerHTTP...))
+	tcpMTLS := downstreamMTLS(ctx.Mesh, ctx.trustDomains(), true, alpnServerTCP...)
 	httpPlain := chain("|http|plaintext", "raw_buffer", alpnPlaintextHTTP, http, nil)
 	tcpPlain := chain("|plaintext", "raw_buffer", nil, tcp, nil)
 	tcpPassed := chain("|tls", "tls", nil, tcp, nil)
 	switch mode {
 	case mtlsStrict:
-		return []*listenerv3.FilterChain{httpMTLS, chain("|mtls", "tls", nil, tcp, downstreamMTLS(mesh, true))}
+		return []*listenerv3.FilterChain{httpMTLS, chain("|mtls", "tls", nil, tcp, tcpMTLS)}
 	case mtlsDisable:
 		return []*listenerv3.FilterChain{httpPlain, tcpPlain, tcpPassed}
 	}
-	return []*listenerv3.FilterChain{httpMTLS, chain("|mtls", "tls", alpnMesh, tcp, downstreamMTLS(mesh, true)), tcpPassed, httpPlain, tcpPlain}
+	return []*listenerv3.FilterChain{httpMTLS, chain("|mtls", "tls", alpnMesh, tcp, tcpMTLS), tcpPassed, httpPlain, tcpPlain}
 }
 
 // inboundChains returns the filter chains of a port of HTTP or TCP under mode:
 // terminated serves mTLS connections (offering alpn), tlsPassed TLS connections that
 // are not the mesh's (PERMISSIVE), plain plaintext ones.
-func inboundChains(mesh *meshconfig.MeshConfig, mode mtlsMode, name string, port uint32, terminated, tlsPassed, plain []*listenerv3.Filter, alpn []string) []*listenerv3.FilterChain {
+func inboundChains(ctx *Context, mode mtlsMode, name string, port uint32, terminated, tlsPassed, plain []*listenerv3.Filter, alpn []string) []*listenerv3.FilterChain {
 	match := func(transport string, alpn ...string) *listenerv3.FilterChainMatch {
 		return &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(port), TransportProtocol: transport, ApplicationProtocols: alpn}
 	}
 	mtls := func(m *listenerv3.FilterChainMatch) *listenerv3.FilterChain {
-		return &listenerv3.FilterChain{Name: name + "|mtls", FilterChainMatch: m, Filters: terminated, TransportSocket: downstreamMTLS(mesh, true, alpn...)}
+		return &listenerv3.FilterChain{Name: name + "|mtls", FilterChainMatch: m, Filters: terminated, TransportSocket: downstreamMTLS(ctx.Mesh, ctx.trustDomains(), true, alpn...)}
 	}
 	switch mode {
 	case mtlsStrict:
