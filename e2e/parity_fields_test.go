@@ -271,3 +271,59 @@ func TestSameInboundMTLSAsIstiod(t *testing.T) {
 		})
 	}
 }
+
+// TestSameGatewayTLSFieldsAsIstiod compares, field by field, the TLS each server of a
+// gateway terminates (SIMPLE with a credential, MUTUAL with client SANs, ISTIO_MUTUAL,
+// AUTO_PASSTHROUGH's none), from istiod and from navarch. Left out: where certificates
+// come from, and require_client_certificate false, which istiod sets to Envoy's
+// default.
+func TestSameGatewayTLSFieldsAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	istiod, navarch := bothControlPlanes(t, bin, strings.Replace(sniffParity, "MODE", "STRICT", 1)+listenerParity+`---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: mtls}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8443, name: https-m, protocol: HTTPS}
+    hosts: ["*"]
+    tls: {mode: ISTIO_MUTUAL}
+  - port: {number: 9443, name: https-mu, protocol: HTTPS}
+    hosts: ["*"]
+    tls: {mode: MUTUAL, credentialName: cert2, subjectAltNames: [client.example.com]}
+`)
+	id := "router~127.0.0.90~ingress-0.default~default.svc.cluster.local"
+	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"istio": "ingressgateway"}}
+	skip := regexp.MustCompile(`(^|\.)sdsConfig(\.|$)`)
+	fields := func(server string) map[string]map[string]string {
+		out := map[string]map[string]string{}
+		for name, l := range envoyConfig(t, server, id, md).listeners {
+			for i, fc := range l.FilterChains {
+				if fc.TransportSocket == nil {
+					continue
+				}
+				out[fmt.Sprintf("%s chain %d", name, i)] = protoFields(t, fc.TransportSocket, skip, func(path, value string) (string, string) {
+					if strings.HasSuffix(path, "requireClientCertificate") && value == "false" {
+						return "", "" // Envoy's default, as if unset
+					}
+					return path, value
+				})
+				delete(out[fmt.Sprintf("%s chain %d", name, i)], "")
+			}
+		}
+		return out
+	}
+	want := fields(istiod)
+	var got map[string]map[string]string
+	eventually(t, 30*time.Second, "navarch's gateway listeners", func() error {
+		if got = fields(navarch); len(got) < len(want) {
+			return fmt.Errorf("%d chains with TLS, istiod's %d", len(got), len(want))
+		}
+		return nil
+	})
+	compareFields(t, want, got)
+	if len(want) < 3 {
+		t.Errorf("istiod terminates TLS on %d gateway chains, this test expects 3", len(want))
+	}
+}

@@ -199,8 +199,10 @@ func upstreamTLS(m *meshconfig.MeshConfig, sans []string, envoy, http2 bool, sni
 
 // downstreamMTLS is the transport socket of a server that requires mTLS; alpn is what
 // it offers clients (Envoy only). An Envoy server takes the mesh config's meshMTLS
-// protocol version and cipher suites, and, given trustDomains, requires the peer's
-// certificate to name a SPIFFE ID of one of them, as istiod's sidecars do.
+// protocol version and cipher suites. A sidecar's (trustDomains given: those it takes
+// peers of; nil for a gateway or a proxyless server) requires the peer's certificate
+// to name a SPIFFE ID of one of them, and takes Istio's defaults for what meshMTLS
+// leaves out, as istiod's sidecars do.
 func downstreamMTLS(m *meshconfig.MeshConfig, trustDomains []string, envoy bool, alpn ...string) *corev3.TransportSocket {
 	vc := &tlsv3.CertificateValidationContext{}
 	for _, td := range trustDomains {
@@ -210,7 +212,7 @@ func downstreamMTLS(m *meshconfig.MeshConfig, trustDomains []string, envoy bool,
 	common := meshTLS(vc, envoy)
 	common.AlpnProtocols = alpn
 	if envoy {
-		common.TlsParams = meshMTLSParams(m)
+		common.TlsParams = meshMTLSParams(m, trustDomains != nil)
 	}
 	return transportSocket(&tlsv3.DownstreamTlsContext{RequireClientCertificate: wrapperspb.Bool(true), CommonTlsContext: common})
 }
@@ -288,11 +290,15 @@ func upstreamTLSVersions() *tlsv3.TlsParameters {
 
 // meshMTLSParams are the TLS parameters of servers under mesh mTLS, as istiod's: the
 // mesh config's meshMTLS minimum protocol version (TLS 1.2 by default) up to 1.3,
-// and its cipher suites, else Istio's (meshCiphers).
-func meshMTLSParams(m *meshconfig.MeshConfig) *tlsv3.TlsParameters {
+// and its cipher suites, else, for a sidecar, Istio's (meshCiphers); nil (Envoy's
+// defaults) for a gateway when meshMTLS sets nothing.
+func meshMTLSParams(m *meshconfig.MeshConfig, sidecar bool) *tlsv3.TlsParameters {
 	mt := m.GetMeshMTLS()
 	ciphers := mt.GetCipherSuites()
-	if len(ciphers) == 0 {
+	if !sidecar && mt.GetMinProtocolVersion() == meshconfig.MeshConfig_TLSConfig_TLS_AUTO && len(ciphers) == 0 {
+		return nil
+	}
+	if len(ciphers) == 0 && sidecar {
 		ciphers = meshCiphers
 	}
 	return &tlsv3.TlsParameters{TlsMinimumProtocolVersion: tlsVersion(mt.GetMinProtocolVersion()),
