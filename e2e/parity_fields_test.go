@@ -11,6 +11,7 @@ import (
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -325,5 +326,42 @@ spec:
 	compareFields(t, want, got)
 	if len(want) < 3 {
 		t.Errorf("istiod terminates TLS on %d gateway chains, this test expects 3", len(want))
+	}
+}
+
+// TestSameInboundRoutesAsIstiod compares, field by field, the route configuration
+// inside a sidecar's inbound HTTP connection managers (of an HTTP port, a port of no
+// given protocol and a port no service declares), from istiod and from navarch: but
+// telemetry (metadata, decorators) and case sensitivity, which istiod sets to Envoy's
+// default.
+func TestSameInboundRoutesAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	istiod, navarch := bothControlPlanes(t, bin, strings.Replace(sniffParity, "MODE", "DISABLE", 1)+listenerParity)
+	id := "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local"
+	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}}
+	fields := func(server string) map[string]map[string]string {
+		out := map[string]map[string]string{}
+		in := envoyConfig(t, server, id, md).listeners["virtualInbound"]
+		for _, port := range []uint32{8081, 8080, 9999} {
+			for _, f := range chainFor(in, "127.0.0.66", port, probe{http: "http/1.1"}).GetFilters() {
+				var h hcmv3.HttpConnectionManager
+				if f.GetTypedConfig().UnmarshalTo(&h) == nil {
+					out[fmt.Sprintf("port %d", port)] = protoFields(t, h.GetRouteConfig(), routeFieldsNotCompared, nil)
+				}
+			}
+		}
+		return out
+	}
+	want := fields(istiod)
+	var got map[string]map[string]string
+	eventually(t, 30*time.Second, "navarch's inbound routes", func() error {
+		if got = fields(navarch); len(got) < len(want) {
+			return fmt.Errorf("%d inbound connection managers, istiod's %d", len(got), len(want))
+		}
+		return nil
+	})
+	compareFields(t, want, got)
+	if len(want) != 3 {
+		t.Errorf("istiod has HTTP connection managers for %d of the 3 ports, which this test expects all to have", len(want))
 	}
 }

@@ -320,15 +320,23 @@ func inboundHTTP(ctx *Context, port uint32, cluster, prefix string) *listenerv3.
 		StatPrefix: prefix,
 		ServerName: envoyServerName,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
-			Name: name,
+			Name:             cluster,
+			ValidateClusters: wrapperspb.Bool(false),
 			VirtualHosts: []*routev3.VirtualHost{{
 				Name:    name,
 				Domains: []string{"*"},
 				Routes: []*routev3.Route{{
+					Name:  "default",
 					Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
 					Action: &routev3.Route_Route{Route: &routev3.RouteAction{
 						ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster},
-						Timeout:          durationpb.New(0), // the application's business, as in Istio
+						// No timeout: the application's business, a gRPC client's
+						// deadline aside, as in Istio.
+						Timeout:           durationpb.New(0),
+						MaxStreamDuration: &routev3.RouteAction_MaxStreamDuration{MaxStreamDuration: durationpb.New(0), GrpcTimeoutHeaderMax: durationpb.New(0)},
+						// A request the application's socket reset before taking it (the
+						// application starting or going) is tried again, as in Istio.
+						RetryPolicy: &routev3.RetryPolicy{RetryOn: "reset-before-request", NumRetries: wrapperspb.UInt32(2)},
 					}},
 				}},
 			}},

@@ -184,18 +184,18 @@ func chainTarget(t *testing.T, fc *listenerv3.FilterChain) string {
 func TestSidecarInboundDetectsHTTP(t *testing.T) {
 	for mode, want := range map[string][]string{
 		"PERMISSIVE": {
-			"inbound|8080|http|mtls tls [istio-http/1.0 istio-http/1.1 istio-h2] mtls -> HTTP inbound|http|8080",
+			"inbound|8080|http|mtls tls [istio-http/1.0 istio-http/1.1 istio-h2] mtls -> HTTP inbound|8080||",
 			"inbound|8080|mtls tls [istio-peer-exchange istio] mtls -> inbound|8080||",
 			"inbound|8080|tls tls [] -> inbound|8080||",
-			"inbound|8080|http|plaintext raw_buffer [http/1.1 h2c] -> HTTP inbound|http|8080",
+			"inbound|8080|http|plaintext raw_buffer [http/1.1 h2c] -> HTTP inbound|8080||",
 			"inbound|8080|plaintext raw_buffer [] -> inbound|8080||",
 		},
 		"STRICT": {
-			"inbound|8080|http|mtls tls [istio-http/1.0 istio-http/1.1 istio-h2] mtls -> HTTP inbound|http|8080",
+			"inbound|8080|http|mtls tls [istio-http/1.0 istio-http/1.1 istio-h2] mtls -> HTTP inbound|8080||",
 			"inbound|8080|mtls tls [] mtls -> inbound|8080||",
 		},
 		"DISABLE": {
-			"inbound|8080|http|plaintext raw_buffer [http/1.1 h2c] -> HTTP inbound|http|8080",
+			"inbound|8080|http|plaintext raw_buffer [http/1.1 h2c] -> HTTP inbound|8080||",
 			"inbound|8080|plaintext raw_buffer [] -> inbound|8080||",
 			"inbound|8080|tls tls [] -> inbound|8080||",
 		},
