@@ -250,3 +250,56 @@ func TestSameGatewayClustersAsIstiod(t *testing.T) {
 		t.Errorf("istiod gave the gateway no SNI-DNAT cluster, which this test expects: %v", slices.Sorted(maps.Keys(want)))
 	}
 }
+
+// TestSameVMSidecarAsIstiod compares what a sidecar without traffic capture (a VM's:
+// INTERCEPTION_MODE NONE) gets under a Sidecar that binds an ingress port to the
+// application's loopback address and an egress port to 127.0.0.1 (captureMode NONE),
+// from istiod and from navarch: which listeners and clusters there are, each
+// listener's and connection manager's settings (listenerSettings), and the outbound
+// clusters (clusterSummaries).
+func TestSameVMSidecarAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	istiod, navarch := bothControlPlanes(t, bin, strings.Replace(sniffParity, "MODE", "PERMISSIVE", 1)+listenerParity+`---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: vm}
+spec:
+  workloadSelector: {labels: {app: web}}
+  ingress:
+  - port: {number: 8081, protocol: HTTP, name: http}
+    defaultEndpoint: 127.0.0.1:18081
+    captureMode: NONE
+  egress:
+  - port: {number: 9080, protocol: HTTP, name: http}
+    bind: 127.0.0.1
+    captureMode: NONE
+    hosts: ["./*"]
+  - hosts: ["./*"]
+`)
+	id := "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local"
+	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}, "INTERCEPTION_MODE": "NONE"}
+	describe := func(server string) map[string]string {
+		c := envoyConfig(t, server, id, md)
+		out := listenerSettings(t, c.listeners)
+		maps.Copy(out, clusterSummaries(c.clusters))
+		return out
+	}
+	want := describe(istiod)
+	var got map[string]string
+	eventually(t, 30*time.Second, "navarch's VM sidecar configuration", func() error {
+		if got = describe(navarch); len(got) < len(want) {
+			return fmt.Errorf("%d listeners, connection managers and clusters, istiod %d", len(got), len(want))
+		}
+		return nil
+	})
+	names := maps.Clone(want)
+	maps.Copy(names, got)
+	for _, name := range slices.Sorted(maps.Keys(names)) {
+		if got[name] != want[name] {
+			t.Errorf("%s:\n\tistiod:  %s\n\tnavarch: %s", name, want[name], got[name])
+		}
+	}
+	if _, ok := want["127.0.0.1_9080"]; !ok {
+		t.Errorf("istiod bound no egress listener on 127.0.0.1:9080, which this test expects: %v", slices.Sorted(maps.Keys(want)))
+	}
+}

@@ -221,6 +221,8 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 			Name:                                 name,
 			Address:                              socketAddress(port.bind, port.number),
 			ListenerFilters:                      []*listenerv3.ListenerFilter{tlsInspector()},
+			ListenerFiltersTimeout:               durationpb.New(0), // the TLS inspector waits as long as the client, as in Istio
+			ContinueOnListenerFiltersTimeout:     true,
 			FilterChains:                         portChains,
 			TrafficDirection:                     corev3.TrafficDirection_INBOUND,
 			MaxConnectionsToAcceptPerSocketEvent: acceptPerSocketEvent(),
