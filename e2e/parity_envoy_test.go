@@ -141,23 +141,7 @@ func TestSameEnvoyClustersAsIstiod(t *testing.T) {
 		}
 		return nil
 	})
-	names := map[string]bool{}
-	for n := range want {
-		names[n] = true
-	}
-	for n := range got {
-		names[n] = true
-	}
-	sorted := make([]string, 0, len(names))
-	for n := range names {
-		sorted = append(sorted, n)
-	}
-	sort.Strings(sorted)
-	for _, n := range sorted {
-		if got[n] != want[n] {
-			t.Errorf("cluster %s:\n\tistiod:  %s\n\tnavarch: %s", n, want[n], got[n])
-		}
-	}
+	compareNamed(t, want, got)
 	if !strings.Contains(want["outbound|9080||ratings.default.svc.cluster.local"], "tls=matches:tlsMode-istio(") {
 		t.Errorf("istiod did not give ratings automatic mTLS by endpoint, as this test expects: %s", want["outbound|9080||ratings.default.svc.cluster.local"])
 	}
