@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -296,5 +297,55 @@ func compareNamed(t *testing.T, want, got map[string]string) {
 		if got[name] != want[name] {
 			t.Errorf("%s:\n\tistiod:  %s\n\tnavarch: %s", name, want[name], got[name])
 		}
+	}
+}
+
+// TestSameHTTPFilterOrderAsIstiod compares the HTTP filters of a sidecar's outbound
+// connection manager and a gateway's, from istiod and from navarch: the order of
+// those both have (fault injection, CORS, the router), and the configuration of
+// each. istiod's others are istio-proxy's telemetry.
+func TestSameHTTPFilterOrderAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	istiod, navarch := bothControlPlanes(t, bin, strings.Replace(sniffParity, "MODE", "PERMISSIVE", 1)+listenerParity)
+	for _, c := range []struct {
+		id, app, listener string
+		port              uint32
+	}{
+		{"sidecar~127.0.0.70~client-0.default~default.svc.cluster.local", "client", "0.0.0.0_8081", 8081},
+		{"router~127.0.0.90~ingress-0.default~default.svc.cluster.local", "ingressgateway", "0.0.0.0_80", 80},
+	} {
+		md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": c.app, "istio": c.app}}
+		filters := func(server string) []*hcmv3.HttpFilter {
+			l := envoyConfig(t, server, c.id, md).listeners[c.listener]
+			for _, f := range chainFor(l, "10.1.2.3", c.port, probe{http: "http/1.1"}).GetFilters() {
+				var h hcmv3.HttpConnectionManager
+				if f.GetTypedConfig().UnmarshalTo(&h) == nil {
+					return h.HttpFilters
+				}
+			}
+			t.Fatalf("%s: no HTTP connection manager for HTTP on %s", server, c.listener)
+			return nil
+		}
+		want, got := filters(istiod), filters(navarch)
+		ours := map[string]bool{}
+		for _, f := range got {
+			ours[f.Name] = true
+		}
+		var wantOrder, gotOrder []string
+		wantConfig, gotConfig := map[string]string{}, map[string]string{}
+		for _, f := range want {
+			if ours[f.Name] {
+				wantOrder = append(wantOrder, f.Name)
+				wantConfig[f.Name] = fmt.Sprint(protoFields(t, f, regexp.MustCompile(`^$`), nil))
+			}
+		}
+		for _, f := range got {
+			gotOrder = append(gotOrder, f.Name)
+			gotConfig[f.Name] = fmt.Sprint(protoFields(t, f, regexp.MustCompile(`^$`), nil))
+		}
+		if !slices.Equal(gotOrder, wantOrder) {
+			t.Errorf("%s: HTTP filters in the order %v, istiod's %v", c.listener, gotOrder, wantOrder)
+		}
+		compareNamed(t, wantConfig, gotConfig)
 	}
 }

@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"slices"
 	"strconv"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -86,10 +87,13 @@ func clientFilters() []*hcmv3.HttpFilter {
 }
 
 // envoyClientFilters are the HTTP filters of an Envoy's outbound HTTP connection
-// managers (a sidecar's and a gateway's): CORS, as routes configure it, then what
-// proxyless clients get.
+// managers (a sidecar's and a gateway's): what proxyless clients get, with CORS (as
+// routes configure it) between fault injection and the router, as istiod orders
+// them (a fault applies to a CORS preflight too).
 func envoyClientFilters() []*hcmv3.HttpFilter {
-	return append([]*hcmv3.HttpFilter{{Name: corsFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&corsv3.Cors{})}}}, clientFilters()...)
+	fs := clientFilters()
+	cors := &hcmv3.HttpFilter{Name: corsFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&corsv3.Cors{})}}
+	return slices.Insert(fs, len(fs)-1, cors)
 }
 
 // routerHTTPFilter is the router, the last HTTP filter of every chain.
