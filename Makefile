@@ -32,16 +32,17 @@ lint:
 
 ## peers: build the real peers tests start into .peers/, once: only when missing or
 ## when their tools module changed. A Consul agent (about 5 minutes and 2.2 GB cold)
-## and from Istio's module pilot-agent, istio-validate and istiod-xds (about 6 minutes and
+## and from Istio's module pilot-agent, istio-validate, istiod-xds and istio-analyze (about 6 minutes and
 ## 1.5 GB cold), and kube-apiserver with its etcd (about 7 minutes and 2.2 GB cold).
 CONSUL_BIN := .peers/bin/consul
 PILOT_AGENT_BIN := .peers/bin/pilot-agent
 ISTIO_VALIDATE_BIN := .peers/bin/istio-validate
 ISTIOD_XDS_BIN := .peers/bin/istiod-xds
+ISTIO_ANALYZE_BIN := .peers/bin/istio-analyze
 ISTIO_CRDS := .peers/istio/crd-all.gen.yaml
 KUBE_APISERVER_BIN := .peers/bin/kube-apiserver
 KUBE_ETCD_BIN := .peers/bin/etcd
-peers: $(CONSUL_BIN) $(PILOT_AGENT_BIN) $(ISTIO_VALIDATE_BIN) $(ISTIOD_XDS_BIN) $(ISTIO_CRDS) \
+peers: $(CONSUL_BIN) $(PILOT_AGENT_BIN) $(ISTIO_VALIDATE_BIN) $(ISTIOD_XDS_BIN) $(ISTIO_ANALYZE_BIN) $(ISTIO_CRDS) \
 	$(KUBE_APISERVER_BIN) $(KUBE_ETCD_BIN)
 
 $(CONSUL_BIN): e2e/peers/consul/go.mod
@@ -60,6 +61,11 @@ $(ISTIO_VALIDATE_BIN): e2e/peers/istio/go.mod e2e/peers/istio/validate/main.go
 # the peer e2e's parity test sends the same grpc-go clients to.
 $(ISTIOD_XDS_BIN): e2e/peers/istio/go.mod e2e/peers/istio/istiod/main.go
 	cd e2e/peers/istio && $(GO) build -o $(CURDIR)/$(ISTIOD_XDS_BIN) ./istiod
+
+# istio-analyze: istioctl analyze's analyzers over files, which navarch analyze's
+# tests compare with.
+$(ISTIO_ANALYZE_BIN): e2e/peers/istio/go.mod e2e/peers/istio/analyze/main.go
+	cd e2e/peers/istio && $(GO) build -o $(CURDIR)/$(ISTIO_ANALYZE_BIN) ./analyze
 
 $(ISTIO_CRDS): e2e/peers/istio/go.mod
 	mkdir -p $(dir $(ISTIO_CRDS))
