@@ -167,6 +167,14 @@ func (c *Client) DryRunApply(ctx context.Context, namespace string, files []File
 	return &resp, err
 }
 
+// Analyze asks the node what is wrong with its configuration, with the documents of
+// files (none for the configuration as it is) applied on top, writing nothing.
+func (c *Client) Analyze(ctx context.Context, namespace string, files []File) (*AnalyzeResponse, error) {
+	var resp AnalyzeResponse
+	err := c.do(ctx, http.MethodPost, "/api/v1/analyze", ApplyRequest{Namespace: namespace, Files: files}, &resp)
+	return &resp, err
+}
+
 // DeleteFiles deletes every resource the documents in files name. Resources that do
 // not exist are reported in their Result's Error.
 func (c *Client) DeleteFiles(ctx context.Context, namespace string, files []File) (*ApplyResponse, error) {

@@ -46,6 +46,24 @@ type ListResponse struct {
 	Items    []json.RawMessage `json:"items"`
 }
 
+// AnalyzeResponse is the answer to POST /api/v1/analyze: what analysis found in the
+// node's configuration and registry, with the request's documents applied on top.
+type AnalyzeResponse struct {
+	Revision int64             `json:"revision"`
+	Messages []AnalysisMessage `json:"messages"`
+}
+
+// AnalysisMessage is one finding: Istio's code and level (Error, Warning, Info), the
+// resource it is about and what is wrong.
+type AnalysisMessage struct {
+	Code      string `json:"code"`
+	Level     string `json:"level"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Message   string `json:"message"`
+}
+
 // ErrorResponse is the body of every error answer.
 type ErrorResponse struct {
 	Error string `json:"error"`

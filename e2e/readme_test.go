@@ -16,8 +16,8 @@ import (
 // TestReadmeTour runs the shell of the README's five-minute tour as written, against
 // a dev node the test starts in place of `make run` (on free ports; the commands find
 // it through NAVARCH_SERVER), and checks what the README says they print: the error
-// for bad input word for word, the 80/20 split within a few points, and all RPCs to
-// v2 after the change.
+// for bad input and the finding of analysis word for word, the 80/20 split within a
+// few points, and all RPCs to v2 after the change.
 func TestReadmeTour(t *testing.T) {
 	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
 	if err != nil {
@@ -63,6 +63,7 @@ func TestReadmeTour(t *testing.T) {
 	for _, want := range []string{
 		"virtualservice.networking.istio.io/reviews created",
 		strings.TrimPrefix(regexp.MustCompile(`# error: stdin: [^\n]*`).FindString(tour), "# "),
+		strings.TrimPrefix(regexp.MustCompile(`# Error \[IST0101\] [^\n]*`).FindString(tour), "# "),
 		"virtualservice.networking.istio.io/reviews configured",
 	} {
 		if want == "" || !strings.Contains(got, want) {

@@ -35,6 +35,7 @@ func (n *Node) routes() http.Handler {
 	api.HandleFunc("GET /api/v1/kinds", n.kinds)
 	api.HandleFunc("POST /api/v1/apply", n.withParts(n.apply))
 	api.HandleFunc("POST /api/v1/delete", n.withParts(n.deleteFiles))
+	api.HandleFunc("POST /api/v1/analyze", n.withParts(n.analyze))
 	api.HandleFunc("GET /api/v1/config/{kind}", n.withParts(n.list))
 	api.HandleFunc("GET /api/v1/config/{kind}/{namespace}/{name}", n.withParts(n.get))
 	api.HandleFunc("DELETE /api/v1/config/{kind}/{namespace}/{name}", n.withParts(n.deleteOne))

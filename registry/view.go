@@ -190,6 +190,19 @@ func (v *View) Snapshot() *Snapshot {
 	return s
 }
 
+// Entries returns everything the view holds, in no order, and the revision it is of:
+// what a snapshot is built from, for callers that build one with changes of their own
+// (analysis of configuration not yet applied).
+func (v *View) Entries() ([]store.Entry, int64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	entries := make([]store.Entry, 0, len(v.entries))
+	for _, e := range v.entries {
+		entries = append(entries, e)
+	}
+	return entries, v.rev
+}
+
 // Sources returns the sync status of every registry source that reported one. A
 // source's status does not change what proxies get, so it is kept out of snapshots.
 func (v *View) Sources() map[string]store.SourceStatus {

@@ -26,6 +26,7 @@ func commands() []command {
 	return []command{
 		{"server", "run a control-plane node", runServer},
 		{"apply", "create or update configuration from files (-f)", runApply},
+		{"analyze", "report configuration that is valid but will not do what it says (-f to add documents; --local without a node)", runAnalyze},
 		{"validate", "check configuration files (-f) as apply would, without a node", runValidate},
 		{"get", "list or show configuration", runGet},
 		{"delete", "delete configuration, by file (-f) or by kind and name", runDelete},
