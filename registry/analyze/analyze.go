@@ -84,6 +84,7 @@ func Analyze(snap *registry.Snapshot) []Message {
 		a.gatewayConflicts,
 		a.serviceEntries,
 		a.selectors,
+		a.envoyFilters,
 	} {
 		check()
 	}
