@@ -75,7 +75,18 @@ const rootNamespace = api.MeshConfigNamespace
 // Analyze checks every resource of snap and returns what it found, sorted by
 // resource, then code, then text.
 func Analyze(snap *registry.Snapshot) []Message {
-	a := &analysis{snap: snap}
+	a := &analysis{snap: snap, byHost: map[string][]*registry.Service{},
+		rules: map[string]*registry.Rules{}, workloads: map[string][]*registry.Workload{}}
+	for _, w := range snap.Workloads() {
+		a.workloads[w.Namespace] = append(a.workloads[w.Namespace], w)
+	}
+	for _, svc := range snap.Services() {
+		if strings.HasPrefix(svc.Hostname, "*") {
+			a.wild = append(a.wild, svc)
+		} else {
+			a.byHost[svc.Hostname] = append(a.byHost[svc.Hostname], svc)
+		}
+	}
 	for _, check := range []func(){
 		a.virtualServiceDestinations,
 		a.virtualServiceGateways,
@@ -104,10 +115,28 @@ func Analyze(snap *registry.Snapshot) []Message {
 type analysis struct {
 	snap *registry.Snapshot
 	out  []Message
+	// byHost holds the services of each exact host name, wild those of wildcard
+	// hosts, in the snapshot's order.
+	byHost map[string][]*registry.Service
+	wild   []*registry.Service
+	// rules caches the DestinationRules visible from each namespace; workloads
+	// holds the workloads of each namespace.
+	rules     map[string]*registry.Rules
+	workloads map[string][]*registry.Workload
 }
 
 func (a *analysis) report(r *api.Resource, code string, level Level, format string, args ...any) {
 	a.out = append(a.out, Message{Code: code, Level: level, Resource: r.Key(), Text: fmt.Sprintf(format, args...)})
+}
+
+// rulesFrom returns the DestinationRules visible from namespace ns.
+func (a *analysis) rulesFrom(ns string) *registry.Rules {
+	r, ok := a.rules[ns]
+	if !ok {
+		r = a.snap.DestinationRules(ns)
+		a.rules[ns] = r
+	}
+	return r
 }
 
 // resolve turns a host as written in a resource of namespace ns into its full name.

@@ -10,7 +10,7 @@ import (
 	"github.com/navarch/navarch/store"
 )
 
-func snapshotOf(t *testing.T, docs ...string) *registry.Snapshot {
+func snapshotOf(t testing.TB, docs ...string) *registry.Snapshot {
 	t.Helper()
 	rs, _, err := api.Decode("test", []byte(strings.Join(docs, "\n---\n")), "")
 	if err != nil {

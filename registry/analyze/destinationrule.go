@@ -1,6 +1,7 @@
 package analyze
 
 import (
+	"slices"
 	"strings"
 
 	networking "istio.io/api/networking/v1alpha3"
@@ -37,8 +38,14 @@ func (a *analysis) destinationRules() {
 // servicesMatching returns the services visible from one of the namespaces from that
 // host (a name or a wildcard) covers, or whose wildcard host covers it.
 func (a *analysis) servicesMatching(host string, from []string) []*registry.Service {
+	candidates := a.wild
+	if strings.HasPrefix(host, "*") {
+		candidates = a.snap.Services() // a wildcard rule covers names of any kind
+	} else {
+		candidates = append(slices.Clip(a.byHost[host]), candidates...)
+	}
 	var out []*registry.Service
-	for _, svc := range a.snap.Services() {
+	for _, svc := range candidates {
 		if !hostsOverlap(host, svc.Hostname) {
 			continue
 		}

@@ -55,8 +55,12 @@ func (a *analysis) selectors() {
 }
 
 func (a *analysis) selectsWorkload(sel map[string]string, ns string, everywhere bool) bool {
-	for _, w := range a.snap.Workloads() {
-		if (everywhere || w.Namespace == ns) && w.Matches(sel) {
+	workloads := a.workloads[ns]
+	if everywhere {
+		workloads = a.snap.Workloads()
+	}
+	for _, w := range workloads {
+		if w.Matches(sel) {
 			return true
 		}
 	}
@@ -79,8 +83,8 @@ func (a *analysis) rivals(k *api.Kind, noSelector, sameWorkload, plural string) 
 			unselected[r.Meta.Namespace] = append(unselected[r.Meta.Namespace], r)
 			continue
 		}
-		for _, w := range a.snap.Workloads() {
-			if w.Namespace == r.Meta.Namespace && w.Matches(sel) {
+		for _, w := range a.workloads[r.Meta.Namespace] {
+			if w.Matches(sel) {
 				selecting[w] = append(selecting[w], r)
 			}
 		}

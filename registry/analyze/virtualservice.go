@@ -57,16 +57,17 @@ func (a *analysis) lookup(host string, from []string) *registry.Service {
 		}
 		return slices.ContainsFunc(from, svc.VisibleTo)
 	}
-	var wild *registry.Service
-	for _, svc := range a.snap.Services() {
-		switch {
-		case svc.Hostname == host && visible(svc):
+	for _, svc := range a.byHost[host] {
+		if visible(svc) {
 			return svc
-		case wild == nil && strings.HasPrefix(svc.Hostname, "*") && registry.HostMatches(svc.Hostname, host) && visible(svc):
-			wild = svc
 		}
 	}
-	return wild
+	for _, svc := range a.wild {
+		if registry.HostMatches(svc.Hostname, host) && visible(svc) {
+			return svc
+		}
+	}
+	return nil
 }
 
 // viewpoints are the namespaces whose proxies use a VirtualService or DestinationRule
@@ -133,7 +134,7 @@ func (a *analysis) virtualServiceDestinations() {
 // host (of a service of namespace svcNS) defines subset. A wildcard service's rule
 // is looked up by the name the route uses, as proxies look it up.
 func (a *analysis) hasSubset(svcHost, svcNS, host, ns, subset string) bool {
-	rules := a.snap.DestinationRules(ns)
+	rules := a.rulesFrom(ns)
 	dr := rules.For(host, svcNS, nil)
 	if dr == nil && svcHost != host {
 		dr = rules.For(svcHost, svcNS, nil)
