@@ -77,7 +77,7 @@ type Cluster struct {
 
 	mu    sync.Mutex
 	nodes []Node
-	procs map[string]*exec.Cmd
+	procs map[string]*process
 }
 
 // Start starts the cluster's nodes and waits until every one is ready. A Dir that
@@ -92,7 +92,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	c := &Cluster{cfg: cfg, procs: map[string]*exec.Cmd{}}
+	c := &Cluster{cfg: cfg, procs: map[string]*process{}}
 	if _, err := readOrCreate(filepath.Join(cfg.Dir, "secret")); err != nil {
 		return nil, err
 	}
@@ -349,15 +349,24 @@ func (c *Cluster) start(n *Node, extra ...string) error {
 		logf.Close()
 		return fmt.Errorf("starting %s: %w", n.Name, err)
 	}
+	p := &process{cmd: cmd, exited: make(chan struct{})}
 	go func() {
 		cmd.Wait()
 		logf.Close()
+		close(p.exited)
 	}()
 	c.mu.Lock()
 	n.PID = cmd.Process.Pid
-	c.procs[n.Name] = cmd
+	c.procs[n.Name] = p
 	c.mu.Unlock()
 	return nil
+}
+
+// process is a node's running process; exited is closed once it has exited and
+// been reaped, and with it every socket it held is closed.
+type process struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
 }
 
 // nodeEnv is the environment of a node of a cluster of n nodes on a host of cpus
@@ -496,16 +505,27 @@ func ready(ctx context.Context, addr string) string {
 	return string(b[:k])
 }
 
-// Kill stops a node with SIGKILL, as a crash would.
+// Kill stops a node with SIGKILL, as a crash would, and waits until it has exited.
 func (c *Cluster) Kill(name string) error {
 	c.mu.Lock()
-	cmd := c.procs[name]
+	p := c.procs[name]
 	delete(c.procs, name)
 	c.mu.Unlock()
-	if cmd == nil {
+	if p == nil {
 		return fmt.Errorf("node %s is not running", name)
 	}
-	return cmd.Process.Signal(syscall.SIGKILL)
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		return err
+	}
+	// Until the process is gone its listeners hold the node's ports, and a Restart
+	// in the meantime would fail to bind them (on a loaded host that can take a
+	// while).
+	select {
+	case <-p.exited:
+		return nil
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("node %s (pid %d) has not exited 30 s after SIGKILL", name, p.cmd.Process.Pid)
+	}
 }
 
 // Restart starts a stopped node again with its data dir and ports, and extra
@@ -544,7 +564,7 @@ func (c *Cluster) Running(name string) bool {
 func (c *Cluster) Stop() {
 	c.mu.Lock()
 	procs := c.procs
-	c.procs = map[string]*exec.Cmd{}
+	c.procs = map[string]*process{}
 	c.mu.Unlock()
 	// The etcd leader goes last: stopped while its followers are up, a leader hands
 	// leadership over first, and when they are stopping at the same moment that
@@ -552,22 +572,20 @@ func (c *Cluster) Stop() {
 	leader := c.leader(procs)
 	stop := func(only func(name string) bool) {
 		var wg sync.WaitGroup
-		for name, cmd := range procs {
+		for name, p := range procs {
 			if !only(name) {
 				continue
 			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				cmd.Process.Signal(syscall.SIGTERM)
-				deadline := time.Now().Add(10 * time.Second)
-				for time.Now().Before(deadline) {
-					if cmd.Process.Signal(syscall.Signal(0)) != nil {
-						return
-					}
-					time.Sleep(20 * time.Millisecond)
+				p.cmd.Process.Signal(syscall.SIGTERM)
+				select {
+				case <-p.exited:
+				case <-time.After(10 * time.Second):
+					p.cmd.Process.Signal(syscall.SIGKILL)
+					<-p.exited
 				}
-				cmd.Process.Signal(syscall.SIGKILL)
 			}()
 		}
 		wg.Wait()
@@ -578,7 +596,7 @@ func (c *Cluster) Stop() {
 
 // leader returns the name of the etcd leader as the first running node to answer
 // sees it; "" when none answers within a second.
-func (c *Cluster) leader(procs map[string]*exec.Cmd) string {
+func (c *Cluster) leader(procs map[string]*process) string {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	for _, n := range c.Nodes() {
