@@ -41,7 +41,7 @@ func bothControlPlanes(t *testing.T, bin, config string) (istiod, navarch string
 // none, under a DestinationRule with a connection pool, outlier detection and a
 // subset of its own load balancer; and details, whose DestinationRule sets
 // ISTIO_MUTUAL; and api.example.com, resolved by DNS, and rr.example.com, by DNS
-// round robin.
+// round robin; and dns, of a TCP and a UDP port (a UDP port has no cluster).
 const envoyClusterParity = `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: ratings}
@@ -113,6 +113,17 @@ spec:
   location: MESH_EXTERNAL
   ports: [{number: 443, name: tls, protocol: TLS}]
   resolution: DNS_ROUND_ROBIN
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: dns}
+spec:
+  hosts: [dns.default.svc.cluster.local]
+  addresses: [240.240.0.53]
+  location: MESH_INTERNAL
+  ports: [{number: 53, name: dns-tcp, protocol: TCP}, {number: 5353, name: dns-udp, protocol: UDP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.53}]
 `
 
 // TestSameEnvoyClustersAsIstiod gives istiod's discovery server and a navarch node the

@@ -19,8 +19,9 @@ import (
 )
 
 // listenerParity adds to sniffParity (ports of no protocol, an HTTP port a TCP
-// service shares, web's workload) a service of web's with HTTP and TCP ports, and a
-// gateway with HTTP, HTTPS and AUTO_PASSTHROUGH servers.
+// service shares, web's workload) a service of web's with HTTP and TCP ports, a
+// gateway with HTTP, HTTPS and AUTO_PASSTHROUGH servers, and a service of a TCP and
+// a UDP port (a UDP port has no listener).
 const listenerParity = `---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -54,6 +55,17 @@ spec:
   hosts: ["*"]
   gateways: [public]
   http: [{route: [{destination: {host: web2.default.svc.cluster.local, port: {number: 8081}}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: dns}
+spec:
+  hosts: [dns.default.svc.cluster.local]
+  addresses: [240.240.0.53]
+  location: MESH_INTERNAL
+  ports: [{number: 53, name: dns-tcp, protocol: TCP}, {number: 5353, name: dns-udp, protocol: UDP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.53}]
 `
 
 // TestSameEnvoyListenerSettingsAsIstiod compares every listener a sidecar (web's,

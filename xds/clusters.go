@@ -52,6 +52,9 @@ func (g clusters) Generate(ctx *Context) []named {
 			k += "|" + ctx.Proxy.Type // ORIGINAL_DST for sidecars, EDS for gateways
 		}
 		for _, port := range svc.Ports {
+			if isUDP(port) {
+				continue
+			}
 			k := k
 			sniffing := g.envoy && ctx.Proxy.Type != TypeRouter && isSniffed(port)
 			if sniffing {

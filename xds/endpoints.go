@@ -39,6 +39,9 @@ func (g endpoints) Generate(ctx *Context) []named {
 		}
 		dr := ctx.destinationRule(svc)
 		for _, port := range svc.Ports {
+			if isUDP(port) {
+				continue
+			}
 			for _, subset := range append([]string{""}, subsets(ctx, svc)...) {
 				if _, _, dns := dnsTarget(ctx, svc, port, subset); dns {
 					continue // LOGICAL_DNS clusters carry their endpoint inline

@@ -488,6 +488,9 @@ func autoPassthroughChains(ctx *Context, s gatewayServer) []*listenerv3.FilterCh
 			continue
 		}
 		for _, p := range svc.Ports {
+			if isUDP(p) {
+				continue
+			}
 			for _, subset := range append([]string{""}, subsets(ctx, svc)...) {
 				sni := meshSNI(svc.Hostname, p.Number, subset)
 				out = append(out, &listenerv3.FilterChain{

@@ -38,7 +38,7 @@ func (grpcListeners) Generate(ctx *Context) []named {
 	var out []named
 	for _, svc := range ctx.Services {
 		for _, port := range svc.Ports {
-			if !ctx.importedOn(svc, port.Number) {
+			if isUDP(port) || !ctx.importedOn(svc, port.Number) {
 				continue
 			}
 			name := listenerName(svc.Hostname, port.Number)

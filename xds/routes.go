@@ -33,7 +33,7 @@ func (grpcRoutes) Generate(ctx *Context) []named {
 			key = ctx.shareKey(labelsKey(ctx.Proxy.Labels))
 		}
 		for _, port := range svc.Ports {
-			if !ctx.importedOn(svc, port.Number) {
+			if isUDP(port) || !ctx.importedOn(svc, port.Number) {
 				continue
 			}
 			name := clusterName(svc.Hostname, port.Number, "")

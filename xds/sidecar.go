@@ -66,6 +66,11 @@ func isHTTP(p registry.Port) bool {
 	return false
 }
 
+// isUDP reports whether a port is a UDP port. Envoy proxies no UDP for a mesh, so,
+// as in Istio, a UDP port gets no outbound listener, route or cluster (nor does a
+// proxyless client get any); a workload's inbound chains still cover it.
+func isUDP(p registry.Port) bool { return strings.EqualFold(p.Protocol, "UDP") }
+
 // isSniffed reports whether a port's protocol is left for an Envoy sidecar to
 // detect: none given, or one Istio does not know (Istio's "auto" protocol).
 func isSniffed(p registry.Port) bool {
@@ -114,7 +119,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 	refused := map[uint32]bool{} // ports the proxy cannot bind, reported once
 	for _, svc := range ctx.Services {
 		for _, port := range svc.Ports {
-			if !ctx.importedOn(svc, port.Number) {
+			if isUDP(port) || !ctx.importedOn(svc, port.Number) {
 				continue
 			}
 			port = ctx.outboundPort(port)
@@ -380,7 +385,7 @@ func (sidecarRoutes) Generate(ctx *Context) []named {
 		vs := virtualServiceFor(ctx, svc.Hostname)
 		for _, port := range svc.Ports {
 			op := ctx.outboundPort(port)
-			if !(isHTTP(op) || isSniffed(op)) || !ctx.importedOn(svc, port.Number) {
+			if isUDP(port) || !(isHTTP(op) || isSniffed(op)) || !ctx.importedOn(svc, port.Number) {
 				continue
 			}
 			if taken[port.Number] == nil {

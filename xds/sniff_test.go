@@ -243,3 +243,56 @@ spec:
 		})
 	}
 }
+
+// TestUDPPortsGetNothingOutbound: a UDP port of a service gets no listener, route,
+// cluster or endpoints, for Envoy sidecars and proxyless clients alike (as in
+// Istio); its TCP port does, and a workload's inbound chains cover both.
+func TestUDPPortsGetNothingOutbound(t *testing.T) {
+	snap := snapshotOf(t, `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: dns, namespace: shop}
+spec:
+  hosts: [dns.shop.svc.cluster.local]
+  addresses: [10.9.0.53]
+  location: MESH_INTERNAL
+  ports: [{number: 53, name: dns-tcp, protocol: TCP}, {number: 5353, name: dns-udp, protocol: UDP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: dns}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: dns-1, namespace: shop}
+spec: {address: 10.0.0.53, labels: {app: dns}}
+`)
+	grpcSets, err := grpcProfile().build(newContext(snap, grpcProxy("shop", nil), "cluster.local", "istio-system"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, sets := range map[string]map[string]*TypeSet{
+		"an Envoy sidecar":   envoySidecar(t, snap, "shop", map[string]string{"app": "client"}),
+		"a proxyless client": grpcSets,
+		"dns's own sidecar":  envoySidecar(t, snap, "shop", map[string]string{"app": "dns"}),
+	} {
+		var names []string
+		for _, typ := range []string{ListenerType, RouteType, ClusterType, EndpointType} {
+			for name := range sets[typ].ByName {
+				if strings.Contains(name, "5353") && !strings.HasPrefix(name, "inbound|") {
+					names = append(names, name)
+				}
+			}
+		}
+		if len(names) > 0 {
+			t.Errorf("%s gets resources of the UDP port: %v", what, names)
+		}
+		if sets[ClusterType].ByName["outbound|53||dns.shop.svc.cluster.local"] == nil {
+			t.Errorf("%s gets no cluster of the TCP port", what)
+		}
+	}
+	own := envoySidecar(t, snap, "shop", map[string]string{"app": "dns"})
+	for _, c := range []string{"inbound|53||", "inbound|5353||"} {
+		if own[ClusterType].ByName[c] == nil {
+			t.Errorf("dns's own sidecar has no %s cluster", c)
+		}
+	}
+}
