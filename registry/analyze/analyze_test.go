@@ -368,7 +368,24 @@ spec: {selector: {matchLabels: {app: reviews}}, action: DENY, rules: [{}]}
 apiVersion: security.istio.io/v1
 kind: PeerAuthentication
 metadata: {name: elsewhere, namespace: other}
-spec: {selector: {matchLabels: {app: reviews}}, mtls: {mode: STRICT}}`,
+spec: {selector: {matchLabels: {app: reviews}}, mtls: {mode: STRICT}}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: public, namespace: edge}
+spec:
+  selector: {istio: ingressgateway, app: edge}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ingress, namespace: istio-system}
+spec: {selector: {matchLabels: {istio: ingressgateway}}, action: DENY, rules: [{to: [{operation: {paths: [/admin]}}]}]}
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: egress, namespace: istio-system}
+spec: {selector: {matchLabels: {istio: egressgateway}}, jwtRules: [{issuer: https://issuer.example.com}]}`,
 		want: []string{
 			`Error [IST0110] (Sidecar default/reviews) The Sidecars [reviews v1] in namespace "default" select the same workload pod "reviews-v1", which can lead to undefined behavior.`,
 			`Error [IST0111] (Sidecar default/one) The Sidecars [one two] in namespace "default" have no workload selector, which can lead to undefined behavior.`,
@@ -376,6 +393,7 @@ spec: {selector: {matchLabels: {app: reviews}}, mtls: {mode: STRICT}}`,
 			`Error [IST0110] (Sidecar default/v1) The Sidecars [reviews v1] in namespace "default" select the same workload pod "reviews-v1", which can lead to undefined behavior.`,
 			`Warning [IST0127] (AuthorizationPolicy default/nobody) No matching workloads for this resource with the following labels: app=ratings`,
 			`Warning [IST0127] (PeerAuthentication other/elsewhere) No matching workloads for this resource with the following labels: app=reviews`,
+			`Warning [IST0127] (RequestAuthentication istio-system/egress) No matching workloads for this resource with the following labels: istio=egressgateway`,
 		},
 	},
 	{

@@ -45,13 +45,26 @@ func (a *analysis) selectors() {
 				continue
 			}
 			everywhere := meshWide && r.Meta.Namespace == rootNamespace
-			if !a.selectsWorkload(sel, r.Meta.Namespace, everywhere) {
+			if !a.selectsWorkload(sel, r.Meta.Namespace, everywhere) && !a.selectsGateway(sel) {
 				a.report(r, "IST0127", Warning, "No matching workloads for this resource with the following labels: %s", selectorString(sel))
 			}
 		}
 	}
 	a.rivals(api.Sidecar, "IST0111", "IST0110", "Sidecars")
 	a.rivals(api.Telemetry, "IST0160", "IST0159", "Telemetries")
+}
+
+// selectsGateway reports whether a selector selects the proxies some Gateway
+// selects: gateway proxies are often not registered workloads (an Envoy deployment
+// outside Kubernetes), and a policy for them is not to be reported as selecting
+// nothing. A Gateway selects proxies by its selector, in any namespace.
+func (a *analysis) selectsGateway(sel map[string]string) bool {
+	for _, g := range a.snap.Config(api.Gateway) {
+		if gs := g.Spec.(*networking.Gateway).Selector; len(gs) > 0 && registry.LabelsMatch(gs, sel) {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *analysis) selectsWorkload(sel map[string]string, ns string, everywhere bool) bool {
