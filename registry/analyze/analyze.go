@@ -96,6 +96,7 @@ func Analyze(snap *registry.Snapshot) []Message {
 		a.serviceEntries,
 		a.selectors,
 		a.envoyFilters,
+		a.telemetryProviders,
 	} {
 		check()
 	}

@@ -470,6 +470,32 @@ spec:
 			`Error [IST0152] (EnvoyFilter default/d-routes) The REPLACE operation is only valid for HTTP_FILTER and NETWORK_FILTER.`,
 		},
 	},
+	{
+		name: "access logging entries with no provider to log by",
+		docs: `
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  accessLogging:
+  - providers: [{name: envoy}]
+  - filter: {expression: "response.code >= 400"}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: errors-only, namespace: default}
+spec:
+  accessLogging: [{filter: {expression: "response.code >= 500"}}]
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: logs-off, namespace: other}
+spec:
+  accessLogging: [{disabled: true}]`,
+		want: []string{
+			`Warning [IST0157] (Telemetry istio-system/mesh-default) The Telemetry mesh-default in namespace "istio-system" with empty providers will be ignored.`,
+		},
+	},
 }
 
 func TestAnalyze(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	networking "istio.io/api/networking/v1alpha3"
+	telemetry "istio.io/api/telemetry/v1alpha1"
 
 	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/registry"
@@ -28,7 +29,7 @@ import (
 var comparable = map[string]bool{
 	"IST0101": true, "IST0109": true, "IST0111": true, "IST0112": true, "IST0128": true, "IST0129": true,
 	"IST0132": true, "IST0134": true, "IST0145": true, "IST0160": true, "IST0174": true, "IST0177": true,
-	"IST0151": true, "IST0152": true, "IST0153": true, "IST0154": true, "IST0155": true,
+	"IST0151": true, "IST0152": true, "IST0153": true, "IST0154": true, "IST0155": true, "IST0157": true,
 }
 
 // istioAnalysis runs istio-analyze over docs and returns its messages as
@@ -143,6 +144,21 @@ func deliberate(m string, all []string, snap *registry.Snapshot) bool {
 			}
 			hosts := r.Spec.(*networking.VirtualService).Hosts
 			if !slices.ContainsFunc(hosts, func(h string) bool { return registry.ResolveHost(h, r.Meta.Namespace, snap.Domain) == host }) {
+				return true
+			}
+		}
+	case strings.Contains(m, "[IST0157]"):
+		// Istio reports an access logging entry without providers whenever the mesh
+		// config names no default ones; navarch not where a Telemetry above it (the
+		// mesh's, in istio-system) names providers for it to inherit, as proxies
+		// inherit them.
+		if strings.Contains(m, "(Telemetry istio-system/") {
+			return false
+		}
+		for _, r := range snap.Config(api.Telemetry) {
+			t := r.Spec.(*telemetry.Telemetry)
+			if r.Meta.Namespace == "istio-system" && len(t.GetSelector().GetMatchLabels()) == 0 &&
+				slices.ContainsFunc(t.AccessLogging, func(l *telemetry.AccessLogging) bool { return len(l.Providers) > 0 }) {
 				return true
 			}
 		}
