@@ -111,10 +111,27 @@ spec: {host: ghost}
 		})
 		// Were the fixed document added beside the stored one, the two would claim
 		// one host (IST0109).
-		fixed := strings.Replace(readFile(t, vs), "subset: v2", "subset: v1", 1)
-		if res := cli(t, api, "analyze", "-f", writeFile(t, dir, "fixed.yaml", fixed)); res.Code != 0 || !strings.Contains(res.Stdout, "No issues found.") {
+		fixed := writeFile(t, dir, "fixed.yaml", strings.Replace(readFile(t, vs), "subset: v2", "subset: v1", 1))
+		if res := cli(t, api, "analyze", "-f", fixed); res.Code != 0 || !strings.Contains(res.Stdout, "No issues found.") {
 			t.Fatalf("exit %d: %s%s", res.Code, res.Stdout, res.Stderr)
 		}
+	})
+
+	t.Run("the node's metrics count what analysis finds", func(t *testing.T) {
+		const metric = `navarch_config_analysis_messages{code="IST0101",level="Error"} 1`
+		eventually(t, 20*time.Second, "the node to count the stored VirtualService's error", func() error {
+			if _, body := get(node.HTTP, "/metrics"); !strings.Contains(body, metric) {
+				return fmt.Errorf("no %s in /metrics", metric)
+			}
+			return nil
+		})
+		mustCLI(t, api, "apply", "-f", writeFile(t, dir, "fixed.yaml", strings.Replace(readFile(t, vs), "subset: v2", "subset: v1", 1)))
+		eventually(t, 20*time.Second, "the node to count no error", func() error {
+			if _, body := get(node.HTTP, "/metrics"); strings.Contains(body, "navarch_config_analysis_messages{") {
+				return fmt.Errorf("analysis messages still counted after the fix")
+			}
+			return nil
+		})
 	})
 
 	t.Run("--local knows only the files", func(t *testing.T) {

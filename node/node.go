@@ -40,6 +40,7 @@ type Node struct {
 	tlsFiles *store.TLSFiles
 	reg      *prometheus.Registry
 	metrics  *xds.Metrics
+	analysis *prometheus.GaugeVec // navarch_config_analysis_messages (analyze.go)
 
 	xdsLis  net.Listener
 	httpLis net.Listener
@@ -130,6 +131,7 @@ func New(cfg Config, log *slog.Logger) (n *Node, err error) {
 	// collectors are.
 	n.reg = prometheus.NewRegistry()
 	n.metrics = xds.NewMetrics(n.reg)
+	n.analysis = newAnalysisGauge(n.reg)
 	if n.admin, err = newAdminToken(cfg, log); err != nil {
 		return nil, err
 	}
@@ -296,6 +298,7 @@ func (n *Node) serve(ctx context.Context, g *errgroup.Group, p *parts) error {
 	if !n.cfg.Dev {
 		g.Go(func() error { n.defragLoop(ctx, p.store); return nil })
 	}
+	g.Go(func() error { n.analysisLoop(ctx, p.view); return nil })
 	close(n.ready)
 	n.setPhase("ready")
 	n.log.Info("navarch ready", "node", n.cfg.Name, "xds", n.XDSAddr(), "http", n.HTTPAddr(),
