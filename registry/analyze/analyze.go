@@ -157,7 +157,8 @@ func names(rs []*api.Resource) string {
 }
 
 // scopes returns the namespaces an exportTo list exports a resource of namespace ns
-// to: ["*"] for all (also for an empty list, whose default def gives none).
+// to, ["*"] for all. An empty list means def (the mesh config's default for the
+// kind), and an empty def all namespaces.
 func scopes(exportTo, def []string, ns string) []string {
 	if len(exportTo) == 0 {
 		exportTo = def

@@ -525,3 +525,45 @@ func TestParseLevel(t *testing.T) {
 		t.Error("ParseLevel(fatal) succeeded")
 	}
 }
+
+// TestExportDefaultsOfTheMeshConfig: VirtualServices that set no exportTo are
+// exported as the mesh config's defaultVirtualServiceExportTo says, so two of one
+// host in different namespaces conflict only where that exports them to both.
+func TestExportDefaultsOfTheMeshConfig(t *testing.T) {
+	routes := `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  http: [{route: [{destination: {host: reviews.default.svc.cluster.local, subset: v1}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: other}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  http: [{route: [{destination: {host: reviews.default.svc.cluster.local, subset: v2}}]}]`
+	conflicts := func(snap *registry.Snapshot) int {
+		n := 0
+		for _, m := range Analyze(snap) {
+			if m.Code == "IST0109" {
+				n++
+			}
+		}
+		return n
+	}
+	if n := conflicts(snapshotOf(t, reviews, routes)); n != 2 {
+		t.Errorf("exported to all namespaces by default: %d IST0109, want 2", n)
+	}
+	mesh := `
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |-
+    defaultVirtualServiceExportTo: ["."]`
+	if n := conflicts(snapshotOf(t, reviews, routes, mesh)); n != 0 {
+		t.Errorf("each exported to its own namespace by the mesh config: %d IST0109, want none", n)
+	}
+}

@@ -80,7 +80,7 @@ func (a *analysis) serviceEntries() {
 				}
 			}
 		}
-		sc := scopes(se.ExportTo, nil, r.Meta.Namespace)
+		sc := scopes(se.ExportTo, a.snap.MeshConfig().GetDefaultServiceExportTo(), r.Meta.Namespace)
 		for _, h := range se.Hosts {
 			for _, p := range se.Ports {
 				k := hostPort{a.resolve(h, r.Meta.Namespace), p.Number}

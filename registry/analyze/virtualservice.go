@@ -227,7 +227,7 @@ func (a *analysis) meshHostConflicts() {
 		if len(vs.Gateways) > 0 && !slices.Contains(vs.Gateways, "mesh") {
 			continue
 		}
-		sc := scopes(vs.ExportTo, nil, r.Meta.Namespace)
+		sc := scopes(vs.ExportTo, a.snap.MeshConfig().GetDefaultVirtualServiceExportTo(), r.Meta.Namespace)
 		seen := map[string]bool{}
 		for _, h := range vs.Hosts {
 			h = a.resolve(h, r.Meta.Namespace)
