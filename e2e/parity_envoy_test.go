@@ -114,7 +114,11 @@ spec:
   ports: [{number: 443, name: tls, protocol: TLS}]
   resolution: DNS_ROUND_ROBIN
 ---
-apiVersion: networking.istio.io/v1
+` + udpServiceParity
+
+// udpServiceParity is a service of a TCP and a UDP port: the UDP port gets no
+// listener and no cluster.
+const udpServiceParity = `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: dns}
 spec:

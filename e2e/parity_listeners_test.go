@@ -56,17 +56,7 @@ spec:
   gateways: [public]
   http: [{route: [{destination: {host: web2.default.svc.cluster.local, port: {number: 8081}}}]}]
 ---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: dns}
-spec:
-  hosts: [dns.default.svc.cluster.local]
-  addresses: [240.240.0.53]
-  location: MESH_INTERNAL
-  ports: [{number: 53, name: dns-tcp, protocol: TCP}, {number: 5353, name: dns-udp, protocol: UDP}]
-  resolution: STATIC
-  endpoints: [{address: 127.0.0.53}]
-`
+` + udpServiceParity
 
 // TestSameEnvoyListenerSettingsAsIstiod compares every listener a sidecar (web's,
 // with inbound and outbound ports of every kind) and a gateway get from istiod and

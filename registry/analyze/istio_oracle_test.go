@@ -76,28 +76,34 @@ func istioAnalysis(t *testing.T, docs string) []string {
 func TestSameFindingsAsIstio(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			docs := reviews + "\n---\n" + tc.docs
-			snap := snapshotOf(t, docs)
-			all := istioAnalysis(t, docs)
-			var istio []string
-			for _, m := range all {
-				if comparableMessage(m) && !deliberate(m, all, snap) {
-					istio = append(istio, comparedPart(m))
-				}
-			}
-			var navarch []string
-			for _, m := range Analyze(snap) {
-				if s := m.String(); comparableMessage(s) {
-					navarch = append(navarch, comparedPart(s))
-				}
-			}
-			slices.Sort(istio)
-			slices.Sort(navarch)
-			istio, navarch = slices.Compact(istio), slices.Compact(navarch)
-			if !slices.Equal(istio, navarch) {
-				t.Errorf("Istio:\n  %s\nnavarch:\n  %s", strings.Join(istio, "\n  "), strings.Join(navarch, "\n  "))
-			}
+			compareWithIstio(t, reviews+"\n---\n"+tc.docs)
 		})
+	}
+}
+
+// compareWithIstio analyzes docs with both and fails the test where their
+// comparable findings differ, but for the deliberate differences.
+func compareWithIstio(t *testing.T, docs string) {
+	t.Helper()
+	snap := snapshotOf(t, docs)
+	all := istioAnalysis(t, docs)
+	var istio []string
+	for _, m := range all {
+		if comparableMessage(m) && !deliberate(m, all, snap) {
+			istio = append(istio, comparedPart(m))
+		}
+	}
+	var navarch []string
+	for _, m := range Analyze(snap) {
+		if s := m.String(); comparableMessage(s) {
+			navarch = append(navarch, comparedPart(s))
+		}
+	}
+	slices.Sort(istio)
+	slices.Sort(navarch)
+	istio, navarch = slices.Compact(istio), slices.Compact(navarch)
+	if !slices.Equal(istio, navarch) {
+		t.Errorf("Istio:\n  %s\nnavarch:\n  %s", strings.Join(istio, "\n  "), strings.Join(navarch, "\n  "))
 	}
 }
 
@@ -232,26 +238,7 @@ func TestSameFindingsAsIstioOnItsTestdata(t *testing.T) {
 		}
 		b = []byte(strings.Join(docs, "\n---\n"))
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			snap := snapshotOf(t, string(b))
-			all := istioAnalysis(t, string(b))
-			var istio []string
-			for _, m := range all {
-				if comparableMessage(m) && !deliberate(m, all, snap) {
-					istio = append(istio, comparedPart(m))
-				}
-			}
-			var navarch []string
-			for _, m := range Analyze(snap) {
-				if s := m.String(); comparableMessage(s) {
-					navarch = append(navarch, comparedPart(s))
-				}
-			}
-			slices.Sort(istio)
-			slices.Sort(navarch)
-			istio, navarch = slices.Compact(istio), slices.Compact(navarch)
-			if !slices.Equal(istio, navarch) {
-				t.Errorf("Istio:\n  %s\nnavarch:\n  %s", strings.Join(istio, "\n  "), strings.Join(navarch, "\n  "))
-			}
+			compareWithIstio(t, string(b))
 		})
 	}
 	t.Logf("compared %d of Istio's %d test files", compared, len(files))
