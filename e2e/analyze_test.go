@@ -149,6 +149,14 @@ spec: {host: ghost}
 		}
 	})
 
+	t.Run("unknown output formats and levels are refused", func(t *testing.T) {
+		for _, args := range [][]string{{"-o", "yaml"}, {"--failure-threshold", "Fatal"}, {"--output-threshold", "debug"}} {
+			if res := cli(t, api, append([]string{"analyze"}, args...)...); res.Code == 0 || !strings.Contains(res.Stderr, args[1]) {
+				t.Errorf("analyze %v: exit %d: %s%s", args, res.Code, res.Stdout, res.Stderr)
+			}
+		}
+	})
+
 	t.Run("invalid documents are refused", func(t *testing.T) {
 		res := cli(t, api, "analyze", "-f", writeFile(t, dir, "bad.yaml", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec: {hosts: []}\n"))
 		if res.Code == 0 || !strings.Contains(res.Stderr, "VirtualService default/x") {

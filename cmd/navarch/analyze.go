@@ -36,6 +36,9 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if *out != "" && *out != "text" && *out != "json" {
+		return fmt.Errorf("-o %s: the output is text or json", *out)
+	}
 	failLevel, err := analyze.ParseLevel(*failAt)
 	if err != nil {
 		return fmt.Errorf("--failure-threshold: %w", err)
