@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -41,9 +42,49 @@ func istioOracle(tb testing.TB) *oracle {
 type oracle struct{ bin, crds string }
 
 type verdict struct {
-	ID    string `json:"id"`
-	Valid bool   `json:"valid"`
-	Error string `json:"error"`
+	ID      string `json:"id"`
+	Valid   bool   `json:"valid"`
+	Error   string `json:"error"`
+	Warning string `json:"warning"`
+}
+
+// warnings are the messages of Istio's warning, which joins several as
+// hashicorp/go-multierror does ("2 errors occurred:\n\t* a\n\t* b\n\n"), sorted.
+func (v verdict) warnings() []string {
+	if v.Warning == "" {
+		return nil
+	}
+	out := []string{v.Warning}
+	if _, list, ok := strings.Cut(v.Warning, " occurred:\n\t* "); ok && multiErrorHead.MatchString(v.Warning) {
+		out = strings.Split(strings.TrimRight(list, "\n"), "\n\t* ")
+	}
+	sort.Strings(out)
+	return out
+}
+
+var multiErrorHead = regexp.MustCompile(`^\d+ errors? occurred:\n`)
+
+// navarchWarns is what navarch warns of in one document it accepts, the
+// reasons sorted.
+func navarchWarns(doc []byte) []string {
+	rs, _, _ := Decode("doc", doc, "")
+	var out []string
+	for _, r := range rs {
+		for _, w := range Warnings(r) {
+			out = append(out, w.Reason)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// sameWarnings reports, for a document both accept, any difference between
+// Istio's warnings and navarch's, or "".
+func sameWarnings(doc []byte, v verdict) string {
+	if istio, navarch := v.warnings(), navarchWarns(doc); !slices.Equal(istio, navarch) {
+		return fmt.Sprintf("warnings differ\n\tIstio:   %q\n\tnavarch: %q", istio, navarch)
+	}
+	return ""
 }
 
 // judge has Istio validate every document (JSON or YAML), by id.
@@ -104,7 +145,8 @@ func corpusDocuments(tb testing.TB) map[string][]byte {
 }
 
 // seedDocuments are the corpus's documents and navarch's own: the test inputs of
-// xds and testdata/oracle-seeds.yaml, written to set most fields of every kind.
+// xds, testdata/oracle-seeds.yaml, written to set most fields of every kind, and
+// testdata/warnings.yaml, of what Istio warns of.
 func seedDocuments(tb testing.TB) map[string][]byte {
 	tb.Helper()
 	docs := corpusDocuments(tb)
@@ -112,7 +154,7 @@ func seedDocuments(tb testing.TB) map[string][]byte {
 	if err != nil || len(own) == 0 {
 		tb.Fatalf("xds test inputs: %v", err)
 	}
-	for id, d := range documentsOf(tb, append(own, filepath.Join("testdata", "oracle-seeds.yaml"))) {
+	for id, d := range documentsOf(tb, append(own, filepath.Join("testdata", "oracle-seeds.yaml"), filepath.Join("testdata", "warnings.yaml"))) {
 		docs[id] = d
 	}
 	return docs
@@ -184,8 +226,14 @@ func TestIstioAgreesOnTheSeeds(t *testing.T) {
 			t.Errorf("%s: navarch rejects: %v", id, err)
 		}
 		base, _, _ := strings.Cut(id, "@")
-		if v := verdicts[id]; v.Valid == istioRejectsCorpus[base] {
+		v := verdicts[id]
+		if v.Valid == istioRejectsCorpus[base] {
 			t.Errorf("%s: Istio valid=%v (%s), expected otherwise", id, v.Valid, v.Error)
+		}
+		if v.Valid {
+			if d := sameWarnings(doc, v); d != "" {
+				t.Errorf("%s: %s", id, d)
+			}
 		}
 	}
 }
@@ -380,6 +428,11 @@ func TestIstioAgreesOnMutations(t *testing.T) {
 		}
 		nerr := navarchJudges(doc)
 		v := verdicts[id]
+		if nerr == nil && v.Valid {
+			if d := sameWarnings(doc, v); d != "" {
+				disagree = append(disagree, id+"\n\t"+d)
+			}
+		}
 		if (nerr == nil) != v.Valid {
 			switch {
 			case nerr != nil && strings.Contains(nerr.Error(), envoyFilterStrict):

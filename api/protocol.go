@@ -63,6 +63,15 @@ func (p protocol) http() bool {
 	return false
 }
 
+// tcp reports whether the protocol is carried over TCP but not as HTTP (Istio's IsTCP).
+func (p protocol) tcp() bool {
+	switch p {
+	case protoTCP, protoHTTPS, protoTLS, protoMongo, protoMySQL, protoRedis:
+		return true
+	}
+	return false
+}
+
 // tls reports whether the protocol is carried over TLS.
 func (p protocol) tls() bool { return p == protoHTTPS || p == protoTLS }
 

@@ -1,0 +1,682 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	networking "istio.io/api/networking/v1alpha3"
+	security "istio.io/api/security/v1beta1"
+	telemetry "istio.io/api/telemetry/v1alpha1"
+	typev1beta1 "istio.io/api/type/v1beta1"
+)
+
+// Warnings returns what Istio's validation warns about in r, a resource Validate
+// accepts: settings that are deprecated, ignored, or most likely a mistake, such
+// as a VirtualService rule no request can reach. Istio's webhook returns the same
+// warnings (kubectl prints them as "Warning: ..."); the Reason of each is Istio's
+// text, the Field where it is.
+//
+// Istio's validation drops some warnings its checks make (those of a
+// DestinationRule's subsets and port-level settings, of match gateways in HTTP and
+// TCP routes, of an abort fault without an error type); Warnings gives what Istio
+// gives, so that a user sees the same warnings from both. api's oracle test holds
+// the two to it.
+func Warnings(r *Resource) []*DocumentError {
+	p := &problems{}
+	schemaWarnings(p, r)
+	if vs, ok := r.Spec.(*networking.VirtualService); ok {
+		for _, f := range UnreachableRules(vs) {
+			p.add(f.Field, "%s", f.Message())
+		}
+	}
+	return p.stamp(resourceName(r.Kind, r.Meta))
+}
+
+// SchemaWarnings is Warnings without the findings of UnreachableRules, which
+// analysis reports under codes of their own.
+func SchemaWarnings(r *Resource) []*DocumentError {
+	p := &problems{}
+	schemaWarnings(p, r)
+	return p.stamp(resourceName(r.Kind, r.Meta))
+}
+
+func schemaWarnings(p *problems, r *Resource) {
+	switch s := r.Spec.(type) {
+	case *networking.VirtualService:
+		warnVirtualService(p, s)
+	case *networking.DestinationRule:
+		warnTrafficPolicy(p, "spec.trafficPolicy", s.TrafficPolicy)
+		warnSelector(p, "spec.workloadSelector", s.WorkloadSelector)
+	case *networking.Gateway:
+		warnGateway(p, s)
+	case *networking.ServiceEntry:
+		warnServiceEntry(p, r.Meta, s)
+	case *networking.Sidecar:
+		warnSidecar(p, r.Meta.Namespace, s)
+	case *networking.WorkloadEntry:
+		warnWorkloadEntry(p, "spec", s)
+	case *security.PeerAuthentication:
+		warnSelector(p, "spec.selector", s.Selector)
+	case *security.AuthorizationPolicy:
+		warnSelector(p, "spec.selector", s.Selector)
+		warnAuthorizationPolicy(p, s)
+	case *security.RequestAuthentication:
+		warnSelector(p, "spec.selector", s.Selector)
+		for i, j := range s.JwtRules {
+			warnPrivateJWKS(p, index("spec.jwtRules", i)+".jwks", j.GetJwks())
+		}
+	case *telemetry.Telemetry:
+		warnSelector(p, "spec.selector", s.Selector)
+		warnTelemetry(p, s)
+	case *networking.EnvoyFilter:
+		warnEnvoyFilter(p, s)
+	}
+}
+
+// stamp names resource in every problem recorded and returns them.
+func (p *problems) stamp(resource string) []*DocumentError {
+	for _, e := range p.errs {
+		e.Resource = resource
+	}
+	return p.errs
+}
+
+// warnSelector: a selector without labels selects every workload of the
+// namespace, which is what no selector at all says; Istio takes it as a likely
+// mistake.
+func warnSelector(p *problems, path string, s *typev1beta1.WorkloadSelector) {
+	if s != nil && len(s.MatchLabels) == 0 {
+		p.add(path, "workload selector specified without labels")
+	}
+}
+
+// warnAlphaSelector is warnSelector for the kinds whose selector is the older
+// networking WorkloadSelector (Sidecar, ServiceEntry, EnvoyFilter); Istio prefixes
+// the kind and says what follows.
+func warnAlphaSelector(p *problems, path string, s *networking.WorkloadSelector, kind string) {
+	if s != nil && len(s.Labels) == 0 {
+		p.add(path, "%s: workload selector specified without labels, will be applied to all services in namespace", kind)
+	}
+}
+
+func warnVirtualService(p *problems, vs *networking.VirtualService) {
+	warnGatewayNames(p, "spec.gateways", vs.Gateways)
+	for i, h := range vs.Http {
+		hp := index("spec.http", i)
+		//lint:ignore SA1019 deprecated, which is what the warning says
+		if h.MirrorPercent != nil {
+			p.add(field(hp, "mirrorPercent"), `using deprecated setting "mirrorPercent", use "mirrorPercentage" instead`)
+		}
+		if b := h.GetDirectResponse().GetBody(); len(b.GetString_())+len(b.GetBytes()) > 100*1024 {
+			p.add(field(hp, "directResponse.body"), "large direct_responses may impact control plane performance")
+		}
+	}
+	// Istio drops the warnings of HTTP and TCP match gateways; it keeps TLS's.
+	for i, t := range vs.Tls {
+		for j, m := range t.Match {
+			mp := index(index("spec.tls", i)+".match", j)
+			for k, sni := range m.SniHosts {
+				// An IPv4 address passes as a domain name; an IPv6 one is let through with this.
+				if strings.Contains(sni, ":") && isIP(sni) {
+					p.add(index(field(mp, "sniHosts"), k),
+						"using an IP address (%q) goes against SNI spec and most clients do not support this", sni)
+				}
+			}
+			warnGatewayNames(p, field(mp, "gateways"), m.Gateways)
+		}
+	}
+}
+
+// warnGatewayNames warns of a gateway named in the legacy name.namespace form.
+// Istio's check stops at the first name without a namespace/ part.
+func warnGatewayNames(p *problems, path string, names []string) {
+	for i, g := range names {
+		if strings.Contains(g, "/") {
+			continue
+		}
+		if name, rest, ok := strings.Cut(g, "."); ok {
+			ns, _, _ := strings.Cut(rest, ".")
+			p.add(index(path, i), "using legacy gatewayName format %q; prefer the <namespace>/<name> format: %q", g, ns+"/"+name)
+		}
+		return
+	}
+}
+
+// warnTrafficPolicy: only a DestinationRule's top-level policy, as Istio's.
+func warnTrafficPolicy(p *problems, path string, t *networking.TrafficPolicy) {
+	if t == nil {
+		return
+	}
+	//lint:ignore SA1019 deprecated, which is what the warning says
+	if t.GetOutlierDetection().GetConsecutiveErrors() != 0 {
+		p.add(field(path, "outlierDetection.consecutiveErrors"),
+			"outlier detection consecutive errors is deprecated, use consecutiveGatewayErrors or consecutive5xxErrors instead")
+	}
+	lb := t.GetLoadBalancer()
+	//lint:ignore SA1019 deprecated, which is what the warning says
+	if lb.GetConsistentHash().GetMinimumRingSize() != 0 {
+		p.add(field(path, "loadBalancer.consistentHash.minimumRingSize"),
+			"consistent hash MinimumRingSize is deprecated, use ConsistentHashLB's RingHash configuration instead")
+	}
+	if l := lb.GetLocalityLbSetting(); (len(l.GetFailover()) > 0 || len(l.GetFailoverPriority()) > 0) && t.OutlierDetection == nil {
+		p.add(field(path, "loadBalancer.localityLbSetting"), "outlier detection policy must be provided for failover")
+	}
+}
+
+func warnGateway(p *problems, g *networking.Gateway) {
+	for i, s := range g.Servers {
+		sp := index("spec.servers", i)
+		warnServerTLS(p, field(sp, "tls"), s.Tls)
+	}
+	for i, s := range g.Servers {
+		if s.Port != nil && !parseProtocol(s.Port.Protocol).http() && s.GetTls().GetHttpsRedirect() {
+			p.add(index("spec.servers", i)+".tls.httpsRedirect", "tls.httpsRedirect should only be used with http servers")
+		}
+	}
+}
+
+// validCipherSuites are the cipher suites Envoy's BoringSSL takes by name
+// (Istio's list, from `bssl ciphers -openssl-name ALL`, without PSK ones).
+var validCipherSuites = []string{
+	"ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
+	"ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
+	"ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+	"ECDHE-ECDSA-AES128-SHA", "ECDHE-RSA-AES128-SHA",
+	"ECDHE-ECDSA-AES256-SHA", "ECDHE-RSA-AES256-SHA",
+	"AES128-GCM-SHA256", "AES256-GCM-SHA384", "AES128-SHA", "AES256-SHA", "DES-CBC3-SHA",
+}
+
+// validCipherSuite reports whether Envoy takes cs in a cipher suite list. Entries
+// starting with an operator (-, +, !, [) pass, as Istio lets them through.
+func validCipherSuite(cs string) bool {
+	if cs == "" || cs == "ALL" {
+		return true
+	}
+	if c := cs[0]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80) {
+		return true
+	}
+	return slices.Contains(validCipherSuites, cs)
+}
+
+// CipherSuites returns suites without the unknown and repeated ones, which Istio
+// accepts (with a warning) and leaves out of what it sends Envoy: Envoy refuses
+// a TLS context naming a cipher suite it does not have.
+func CipherSuites(suites []string) []string {
+	if len(suites) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(suites))
+	for _, s := range suites {
+		if validCipherSuite(s) && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// warnServerTLS: the warnings of Istio's TLS options of a Gateway server or a
+// Sidecar ingress listener.
+func warnServerTLS(p *problems, path string, t *networking.ServerTLSSettings) {
+	if t == nil {
+		return
+	}
+	if (t.MinProtocolVersion == networking.ServerTLSSettings_TLSV1_0 || t.MinProtocolVersion == networking.ServerTLSSettings_TLSV1_1) && len(t.CipherSuites) == 0 {
+		p.add(field(path, "minProtocolVersion"),
+			"TLS version below TLSV1_2 require setting compatible ciphers as by default they no longer include compatible ciphers.")
+	}
+	var invalid, seen, dups []string
+	for _, cs := range t.CipherSuites {
+		switch {
+		case !validCipherSuite(cs):
+			invalid = append(invalid, cs)
+		case slices.Contains(seen, cs):
+			dups = append(dups, cs)
+		default:
+			seen = append(seen, cs)
+		}
+	}
+	for _, l := range []named[[]string]{{"ignoring invalid cipher suites", invalid}, {"ignoring duplicate cipher suites", dups}} {
+		if len(l.value) > 0 {
+			sort.Strings(l.value)
+			p.add(field(path, "cipherSuites"), "%s: %v", l.name, slices.Compact(l.value))
+		}
+	}
+	if t.Mode == networking.ServerTLSSettings_PASSTHROUGH || t.Mode == networking.ServerTLSSettings_AUTO_PASSTHROUGH {
+		if t.CaCrl != "" || t.ServerCertificate != "" || t.PrivateKey != "" || t.CaCertificates != "" ||
+			len(t.TlsCertificates) > 0 || t.CredentialName != "" || len(t.CredentialNames) > 0 {
+			p.add(path, "%v mode does not use certificates, they will be ignored", t.Mode)
+		}
+	}
+}
+
+func warnServiceEntry(p *problems, m ObjectMeta, se *networking.ServiceEntry) {
+	warnAlphaSelector(p, "spec.workloadSelector", se.WorkloadSelector, "service entry")
+	if se.Resolution != networking.ServiceEntry_DYNAMIC_DNS {
+		for i, h := range se.Hosts {
+			if strings.Contains(h, "*") && h != "*" && !strings.HasPrefix(h, "*.") {
+				p.add(index("spec.hosts", i), "partial wildcard %q not allowed", h)
+			}
+		}
+	}
+	// Istio allocates addresses to a ServiceEntry without them, unless its
+	// resolution is NONE or its label opts out; a TCP port needs one to be told apart.
+	autoAllocated := se.Resolution != networking.ServiceEntry_NONE && !strings.EqualFold(m.Labels["networking.istio.io/enable-autoallocate-ip"], "false")
+	if len(se.Addresses) == 0 && !autoAllocated {
+		for i, port := range se.Ports {
+			if port.Protocol == "" || port.Protocol == "TCP" {
+				p.add(index("spec.ports", i), "addresses are required for ports serving TCP (or unset) protocol when IP Autoallocation is not enabled")
+			}
+		}
+	}
+	switch se.Resolution {
+	case networking.ServiceEntry_NONE:
+		if se.WorkloadSelector != nil {
+			p.add("spec.workloadSelector", "workloadSelector should not be set when resolution mode is NONE")
+		}
+	case networking.ServiceEntry_STATIC:
+		for i, e := range se.Endpoints {
+			warnWorkloadEntry(p, index("spec.endpoints", i), e)
+		}
+	case networking.ServiceEntry_DNS, networking.ServiceEntry_DNS_ROUND_ROBIN:
+		// Several hosts on a plain TCP port are refused (validate_serviceentry.go);
+		// Istio warns of them on a TLS one too, the first TCP-borne port.
+		if len(se.Addresses) == 0 || len(se.Hosts) < 2 {
+			break
+		}
+		for i, port := range se.Ports {
+			if parseProtocol(port.Protocol).tcp() {
+				p.add(index("spec.ports", i), "service entry can not have more than one host specified simultaneously with address and tcp port")
+				break
+			}
+		}
+	}
+}
+
+func warnWorkloadEntry(p *problems, path string, we *networking.WorkloadEntry) {
+	if we.GetAddress() == "" && we.GetNetwork() != "" {
+		p.add(field(path, "address"), "address is unset with network %q", we.Network)
+	}
+}
+
+func warnSidecar(p *problems, namespace string, sc *networking.Sidecar) {
+	warnAlphaSelector(p, "spec.workloadSelector", sc.WorkloadSelector, "sidecar")
+	for i, in := range sc.Ingress {
+		ip := index("spec.ingress", i)
+		warnServerTLS(p, field(ip, "tls"), in.Tls)
+		if in.GetConnectionPool().GetHttp() != nil && in.Port != nil && !parseProtocol(in.Port.Protocol).http() {
+			p.add(field(ip, "connectionPool.http"),
+				"sidecar: HTTP connection pool settings are configured for port %d (%q) but its protocol is not HTTP (%s); only TCP settings will apply",
+				in.Port.Number, in.Port.Name, in.Port.Protocol)
+		}
+	}
+	for i, eg := range sc.Egress {
+		hp := index("spec.egress", i) + ".hosts"
+		seen := map[string]map[string]bool{}
+		for j, h := range eg.Hosts {
+			ns, svc, ok := strings.Cut(h, "/")
+			if !ok || strings.HasPrefix(ns, "~") {
+				continue
+			}
+			if ns == "." {
+				ns = namespace
+			}
+			if seen[ns] == nil {
+				seen[ns] = map[string]bool{}
+			}
+			if svc != "*" && (seen[ns][svc] || seen[ns]["*"]) || svc == "*" && len(seen[ns]) > 0 {
+				p.add(index(hp, j), "duplicated egress host: %s", h)
+			}
+			seen[ns][svc] = true
+		}
+		if seen["*"]["*"] && len(seen) != 1 {
+			p.add(hp, "`*/*` host select all resources, no other hosts can be added")
+		}
+	}
+}
+
+// warnAuthorizationPolicy: a DENY rule of only HTTP attributes (paths, methods,
+// request principals, ...) matches every connection to a TCP port, where those
+// cannot be seen.
+func warnAuthorizationPolicy(p *problems, ap *security.AuthorizationPolicy) {
+	if ap.Action != security.AuthorizationPolicy_DENY {
+		return
+	}
+	for i, r := range ap.Rules {
+		var from, to, tcpFrom, tcpTo bool
+		for _, f := range r.From {
+			if s := f.GetSource(); s != nil {
+				from = true
+				tcpFrom = tcpFrom || len(s.Principals)+len(s.NotPrincipals)+len(s.IpBlocks)+len(s.NotIpBlocks)+
+					len(s.Namespaces)+len(s.NotNamespaces)+len(s.RemoteIpBlocks)+len(s.NotRemoteIpBlocks)+
+					len(s.ServiceAccounts)+len(s.NotServiceAccounts) > 0
+			}
+		}
+		for _, t := range r.To {
+			if o := t.GetOperation(); o != nil {
+				to = true
+				tcpTo = tcpTo || len(o.Ports)+len(o.NotPorts) > 0
+			}
+		}
+		if from && !to && !tcpFrom || to && !tcpTo {
+			p.add(index("spec.rules", i), "configured AuthorizationPolicy will deny all traffic to TCP ports under its scope "+
+				"due to the use of only HTTP attributes in a DENY rule; it is recommended to explicitly specify the port")
+		}
+	}
+}
+
+// warnPrivateJWKS: Envoy verifies tokens with public keys only; a JWKS holding
+// private or symmetric keys puts secrets in the mesh's configuration.
+func warnPrivateJWKS(p *problems, path, jwks string) {
+	if jwks == "" {
+		return
+	}
+	var set struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	if json.Unmarshal([]byte(jwks), &set) != nil {
+		return
+	}
+	for i, k := range set.Keys {
+		_, d := k["d"]
+		if kty, _ := k["kty"].(string); kty == "oct" || d && (kty == "RSA" || kty == "EC" || kty == "OKP") {
+			p.add(path, "jwks key at index %d contains private key material; only public keys are used for verification", i)
+		}
+	}
+}
+
+func warnTelemetry(p *problems, t *telemetry.Telemetry) {
+	if len(t.Tracing) > 1 {
+		p.add("spec.tracing", "multiple tracing is not currently supported")
+	}
+	for i, tr := range t.Tracing {
+		if len(tr.GetProviders()) > 1 {
+			p.add(index("spec.tracing", i)+".providers", "multiple providers is not currently supported")
+		}
+	}
+	for i, m := range t.Metrics {
+		for j, o := range m.GetOverrides() {
+			if _, ok := o.GetTagOverrides()[""]; ok {
+				p.add(index(index("spec.metrics", i)+".overrides", j)+".tagOverrides", "tagOverrides.name may not be empty")
+			}
+		}
+	}
+}
+
+// maxProxyVersionLen is the longest proxyVersion match Istio compiles; a longer
+// one is ignored.
+const maxProxyVersionLen = 1024
+
+func warnEnvoyFilter(p *problems, ef *networking.EnvoyFilter) {
+	p.add("spec", "EnvoyFilter exposes internal implementation details that may change at any time. "+
+		"Prefer other APIs if possible, and exercise extreme caution, especially around upgrades.")
+	warnAlphaSelector(p, "spec.workloadSelector", ef.WorkloadSelector, "Envoy filter")
+	for i, cp := range ef.ConfigPatches {
+		path := index("spec.configPatches", i)
+		if cp.GetMatch().GetContext() == networking.EnvoyFilter_WAYPOINT {
+			continue
+		}
+		if len(cp.GetMatch().GetProxy().GetProxyVersion()) > maxProxyVersionLen {
+			p.add(field(path, "match.proxy.proxyVersion"), "Envoy filter: proxyVersion match exceeds %d characters and will be ignored", maxProxyVersionLen)
+		}
+		if v := cp.GetPatch().GetValue(); v != nil {
+			if obj, err := EnvoyFilterValue(cp.ApplyTo, v); err == nil && obj != nil {
+				if names := untypedFilters(obj.ProtoReflect()); len(names) > 0 {
+					p.add(field(path, "patch.value"), "using deprecated types by name without typed_config; %s", strings.Join(names, ", "))
+				}
+			}
+		}
+		switch cp.ApplyTo {
+		case networking.EnvoyFilter_LISTENER, networking.EnvoyFilter_FILTER_CHAIN:
+			if cp.GetMatch().GetListener().GetFilterChain().GetFilter() != nil {
+				p.add(field(path, "match.listener.filterChain.filter"), "Envoy filter: filter match has no effect when used with %v", cp.ApplyTo)
+			}
+		}
+	}
+}
+
+// untypedFilters returns the names of the extensions in m (and the messages it
+// holds) configured by name alone, without typed_config: Envoy's lookup of an
+// extension by name is deprecated. As Istio's check, it looks into singular
+// message fields, not lists or maps.
+func untypedFilters(m protoreflect.Message) []string {
+	fields := m.Descriptor().Fields()
+	var name string
+	if f := fields.ByJSONName("name"); f != nil {
+		name = fmt.Sprint(m.Get(f).Interface())
+	}
+	var out []string
+	typed, wantsTyped := false, false
+	for i := range fields.Len() {
+		f := fields.Get(i)
+		set := m.Has(f)
+		switch f.JSONName() {
+		case "typedConfig":
+			wantsTyped = true
+			typed = typed || set
+		case "configDiscovery":
+			typed = typed || set
+		}
+		if set && f.Message() != nil && !f.IsList() && !f.IsMap() {
+			out = append(out, untypedFilters(m.Get(f).Message())...)
+		}
+	}
+	if wantsTyped && !typed {
+		out = append(out, name)
+	}
+	return out
+}
+
+// RuleFinding is a VirtualService rule, or a match of one, that no request
+// reaches: an earlier rule takes everything it would (Istio's IST0130 and
+// IST0131, and its webhook's warnings).
+type RuleFinding struct {
+	// Field is the rule or match, e.g. "spec.http[2]" or "spec.http[2].match[0]".
+	Field string
+	// Rule names the rule as Istio does: its name quoted, else #index.
+	Rule string
+	// Match and Earlier are set for a match of a rule that an earlier match
+	// covers (Istio's "ineffective match"); otherwise Reason says why the whole
+	// rule is unused.
+	Match, Earlier, Reason string
+}
+
+// Message is Istio's webhook text for f.
+func (f RuleFinding) Message() string {
+	if f.Match != "" {
+		return fmt.Sprintf("virtualService rule %v match %v is not used (duplicate/overlapping match in rule %v)", f.Rule, f.Match, f.Earlier)
+	}
+	return fmt.Sprintf("virtualService rule %v not used (%s)", f.Rule, f.Reason)
+}
+
+// UnreachableRules finds the rules of vs, and the matches of rules, that no
+// request reaches, by Istio's analysis: a rule after one without matches; a match
+// equal to an earlier one; an HTTP match whose URI prefix, port, method, authority,
+// headers and query parameters an earlier one covers. Like Istio's, the last check
+// compares only exact and prefix values, so it may call a match covered that a
+// regex or source condition of the earlier one would let through.
+func UnreachableRules(vs *networking.VirtualService) []RuleFinding {
+	var out []RuleFinding
+	type rule struct {
+		path, name string
+		matches    []proto.Message
+		names      []string
+	}
+	scan := func(rules []rule) {
+		seen := map[string]int{}
+		catchAll := -1
+		for ri, r := range rules {
+			if len(r.matches) == 0 {
+				if catchAll >= 0 {
+					out = append(out, RuleFinding{Field: r.path, Rule: r.name, Reason: "only the last rule can have no matches"})
+				}
+				catchAll = ri
+				continue
+			}
+			dups := 0
+			for mi, m := range r.matches {
+				if catchAll >= 0 {
+					out = append(out, RuleFinding{Field: r.path, Rule: r.name, Reason: "route without matches defined before"})
+					continue
+				}
+				key := matchKey(m)
+				if first, ok := seen[key]; ok {
+					out = append(out, RuleFinding{Field: index(r.path+".match", mi), Rule: r.name, Match: r.names[mi], Earlier: rules[first].name})
+					dups++
+					continue
+				}
+				seen[key] = ri
+			}
+			if dups == len(r.matches) {
+				out = append(out, RuleFinding{Field: r.path, Rule: r.name, Reason: "all matches used by prior rules"})
+			}
+		}
+	}
+	var httpRules, tcpRules, tlsRules []rule
+	for i, h := range vs.Http {
+		r := rule{path: index("spec.http", i), name: ruleName(h.Name, i)}
+		for j, m := range h.Match {
+			r.matches, r.names = append(r.matches, m), append(r.names, ruleName(m.GetName(), j))
+		}
+		httpRules = append(httpRules, r)
+	}
+	for i, t := range vs.Tcp {
+		r := rule{path: index("spec.tcp", i), name: ruleName("", i)}
+		for j, m := range t.Match {
+			r.matches, r.names = append(r.matches, m), append(r.names, ruleName("", j))
+		}
+		tcpRules = append(tcpRules, r)
+	}
+	for i, t := range vs.Tls {
+		r := rule{path: index("spec.tls", i), name: ruleName("", i)}
+		for j, m := range t.Match {
+			r.matches, r.names = append(r.matches, m), append(r.names, ruleName("", j))
+		}
+		tlsRules = append(tlsRules, r)
+	}
+	scan(httpRules)
+	out = append(out, overlappingPrefixes(vs.Http)...)
+	scan(tcpRules)
+	scan(tlsRules)
+	return out
+}
+
+func ruleName(name string, i int) string {
+	if name != "" {
+		return fmt.Sprintf("%q", name)
+	}
+	return fmt.Sprintf("#%d", i)
+}
+
+// matchKey identifies a match by what it matches: its bytes without its name.
+func matchKey(m proto.Message) string {
+	if h, ok := m.(*networking.HTTPMatchRequest); ok && h.Name != "" {
+		h = proto.Clone(h).(*networking.HTTPMatchRequest)
+		h.Name = ""
+		m = h
+	}
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	return string(b)
+}
+
+// prefixMatch is an HTTP match by URI prefix, reduced to what Istio's overlap
+// check compares: "exact:v" or "prefix:v" for each value.
+type prefixMatch struct {
+	path, rule, match, prefix string
+	port                      uint32
+	method, authority         string
+	headers, query, without   map[string]string
+}
+
+// overlappingPrefixes: the HTTP matches by URI prefix that an earlier one covers,
+// after the equal matches (which the rule scan reports) are left out.
+func overlappingPrefixes(rules []*networking.HTTPRoute) []RuleFinding {
+	var ms []prefixMatch
+	seen := map[string]bool{}
+	catchAll := false
+	for i, h := range rules {
+		if len(h.Match) == 0 {
+			catchAll = true
+			continue
+		}
+		for j, m := range h.Match {
+			if catchAll {
+				continue
+			}
+			key := matchKey(m)
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			if m.GetUri().GetPrefix() == "" {
+				continue
+			}
+			method := exactOrPrefix(m.Method)
+			if method == "" {
+				method = "exact:GET"
+			}
+			ms = append(ms, prefixMatch{
+				path: index(index("spec.http", i)+".match", j), rule: ruleName(h.Name, i), match: ruleName(m.Name, j),
+				prefix: m.Uri.GetPrefix(), port: m.Port, method: method, authority: exactOrPrefix(m.Authority),
+				headers: exactOrPrefixes(m.Headers), query: exactOrPrefixes(m.QueryParams), without: exactOrPrefixes(m.WithoutHeaders),
+			})
+		}
+	}
+	var out []RuleFinding
+	for i, a := range ms {
+		for _, b := range ms[i+1:] {
+			if a.prefix == b.prefix || !covers(a, b) {
+				continue
+			}
+			out = append(out, RuleFinding{Field: b.path, Rule: b.rule, Match: b.match + " of prefix " + b.prefix,
+				Earlier: a.match + " of prefix " + a.prefix + " on " + a.rule})
+		}
+	}
+	return out
+}
+
+func exactOrPrefix(s *networking.StringMatch) string {
+	switch {
+	case s.GetExact() != "":
+		return "exact:" + s.GetExact()
+	case s.GetPrefix() != "":
+		return "prefix:" + s.GetPrefix()
+	}
+	return ""
+}
+
+func exactOrPrefixes(m map[string]*networking.StringMatch) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = exactOrPrefix(v)
+	}
+	return out
+}
+
+// covers is Istio's test of whether earlier match a takes every request b would:
+// b's prefix extends a's, the ports are equal, and each of a's other values
+// equals b's or starts with it.
+func covers(a, b prefixMatch) bool {
+	if !strings.HasPrefix(b.prefix, a.prefix) || a.port != b.port {
+		return false
+	}
+	if !strings.HasPrefix(a.method, b.method) || !strings.HasPrefix(a.authority, b.authority) {
+		return false
+	}
+	for _, m := range [][2]map[string]string{{a.headers, b.headers}, {a.query, b.query}, {a.without, b.without}} {
+		if len(m[0]) != len(m[1]) {
+			return false
+		}
+		for k, v := range m[0] {
+			w, ok := m[1][k]
+			if !ok || !strings.HasPrefix(v, w) {
+				return false
+			}
+		}
+	}
+	return true
+}
