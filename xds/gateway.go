@@ -406,7 +406,9 @@ func serverTLS(m *meshconfig.MeshConfig, t *networking.ServerTLSSettings, http b
 }
 
 // tlsParams are the protocol versions and cipher suites a server allows, when its
-// settings name them (Envoy's defaults otherwise: TLS 1.2 to 1.3).
+// settings name them (Envoy's defaults otherwise: TLS 1.2 to 1.3). Cipher suites Envoy
+// does not know, and repeated ones, are left out, as Istio leaves them (it warns of
+// them when the config is applied): Envoy refuses a listener that names one.
 func tlsParams(t *networking.ServerTLSSettings) *tlsv3.TlsParameters {
 	version := map[networking.ServerTLSSettings_TLSProtocol]tlsv3.TlsParameters_TlsProtocol{
 		networking.ServerTLSSettings_TLSV1_0: tlsv3.TlsParameters_TLSv1_0,
@@ -415,7 +417,7 @@ func tlsParams(t *networking.ServerTLSSettings) *tlsv3.TlsParameters {
 		networking.ServerTLSSettings_TLSV1_3: tlsv3.TlsParameters_TLSv1_3,
 	}
 	p := &tlsv3.TlsParameters{TlsMinimumProtocolVersion: version[t.GetMinProtocolVersion()],
-		TlsMaximumProtocolVersion: version[t.GetMaxProtocolVersion()], CipherSuites: t.GetCipherSuites()}
+		TlsMaximumProtocolVersion: version[t.GetMaxProtocolVersion()], CipherSuites: api.CipherSuites(t.GetCipherSuites())}
 	if proto.Equal(p, &tlsv3.TlsParameters{}) {
 		return nil
 	}

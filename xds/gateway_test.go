@@ -3,6 +3,7 @@ package xds
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -131,6 +132,13 @@ func TestGatewayTLSParameters(t *testing.T) {
 	}
 	if p := tls(`{"mode": "SIMPLE", "credentialName": "web"}`).GetCommonTlsContext().GetTlsParams(); p != nil {
 		t.Errorf("no versions or suites set: want Envoy's defaults, got %v", p)
+	}
+	// Istio accepts unknown and repeated suites with a warning and leaves them
+	// out; Envoy would refuse the listener.
+	p = tls(`{"mode": "SIMPLE", "credentialName": "web", "cipherSuites": ["ECDHE-RSA-AES128-GCM-SHA256", "NOT-A-CIPHER",
+		"ECDHE-RSA-AES128-GCM-SHA256", "-AES128-SHA", "AES256-SHA"]}`).GetCommonTlsContext().GetTlsParams()
+	if want := []string{"ECDHE-RSA-AES128-GCM-SHA256", "-AES128-SHA", "AES256-SHA"}; !slices.Equal(p.GetCipherSuites(), want) {
+		t.Errorf("cipher suites %q, want %q", p.GetCipherSuites(), want)
 	}
 }
 
