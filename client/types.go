@@ -30,6 +30,9 @@ type Result struct {
 	Action          string `json:"action"`
 	ResourceVersion string `json:"resourceVersion,omitempty"`
 	Error           string `json:"error,omitempty"`
+	// Warnings are what Istio's validation warns of in the resource applied
+	// (api.Warnings): "<field>: <reason>", as Istio's webhook words the reason.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ApplyResponse is the answer to an apply or delete.

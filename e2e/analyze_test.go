@@ -164,3 +164,37 @@ spec: {host: ghost}
 		}
 	})
 }
+
+// TestApplyWarns: what Istio's validation warns of (a rule no request reaches, a
+// deprecated setting) is applied, as Istio applies it, and the CLI prints each
+// warning on stderr as kubectl prints a webhook's; a dry run warns alike, and
+// analysis keeps reporting the unreachable rule (IST0130) afterwards.
+func TestApplyWarns(t *testing.T) {
+	node := startDevNode(t)
+	api := "http://" + node.HTTP
+	vs := writeFile(t, t.TempDir(), "vs.yaml", `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route: [{destination: {host: reviews}}]
+  - match: [{headers: {end-user: {exact: jason}}}]
+    route: [{destination: {host: reviews}}]
+`)
+	const warning = "Warning: virtualservice.networking.istio.io/reviews: spec.http[1]: virtualService rule #1 not used (route without matches defined before)\n"
+	for _, args := range [][]string{{"apply", "--dry-run", "-f", vs}, {"apply", "-f", vs}} {
+		res := cli(t, api, args...)
+		if res.Code != 0 || res.Stderr != warning || !strings.Contains(res.Stdout, "virtualservice.networking.istio.io/reviews created") {
+			t.Fatalf("navarch %s: exit %d\nstdout: %s\nstderr: %q\nwant stderr: %q", strings.Join(args, " "), res.Code, res.Stdout, res.Stderr, warning)
+		}
+	}
+	if out := mustCLI(t, api, "get", "vs", "reviews", "-o", "yaml"); !strings.Contains(out, "jason") {
+		t.Fatalf("the VirtualService warned of was not applied: %s", out)
+	}
+	res := cli(t, api, "analyze", "--output-threshold", "Warning")
+	if want := "Warning [IST0130] (VirtualService default/reviews) VirtualService rule #1 not used (route without matches defined before)."; !strings.Contains(res.Stdout, want) {
+		t.Fatalf("analyze: exit %d\n%s%s\nwant %s", res.Code, res.Stdout, res.Stderr, want)
+	}
+}

@@ -172,7 +172,11 @@ func (n *Node) applyTo(w http.ResponseWriter, r *http.Request, p *parts, sp stor
 	}
 	resp := client.ApplyResponse{Skipped: skipped}
 	for _, res := range results {
-		resp.Results = append(resp.Results, result(res.Resource, res.Action))
+		rr := result(res.Resource, res.Action)
+		for _, w := range api.Warnings(res.Resource) {
+			rr.Warnings = append(rr.Warnings, w.Field+": "+w.Reason)
+		}
+		resp.Results = append(resp.Results, rr)
 		resp.Revision = max(resp.Revision, res.Resource.Meta.Revision())
 	}
 	writeJSON(w, http.StatusOK, resp)

@@ -47,6 +47,9 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	printSkipped(stderr, resp.Skipped)
 	for _, r := range resp.Results {
+		for _, w := range r.Warnings {
+			fmt.Fprintf(stderr, "Warning: %s: %s\n", resultName(r), w)
+		}
 		fmt.Fprintf(stdout, "%s %s%s\n", resultName(r), r.Action, suffix)
 	}
 	return nil

@@ -38,6 +38,11 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) err
 			errs = append(errs, err)
 			continue
 		}
+		for _, r := range rs {
+			for _, w := range api.Warnings(r) {
+				fmt.Fprintf(stderr, "Warning: %s: %v\n", f.Source, w)
+			}
+		}
 		fmt.Fprintf(stdout, "%s: %d resources valid\n", f.Source, len(rs))
 	}
 	return errors.Join(errs...)

@@ -35,3 +35,20 @@ func TestValidateChecksFilesWithoutANode(t *testing.T) {
 		t.Errorf("validate's error: %q", stderr.String())
 	}
 }
+
+// TestValidateWarns: a valid document Istio warns of passes, with the warning on
+// stderr.
+func TestValidateWarns(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "dr.yaml")
+	os.WriteFile(f, []byte("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\n"+
+		"spec: {host: reviews, trafficPolicy: {outlierDetection: {consecutiveErrors: 5}}}\n"), 0o644)
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"validate", "-f", f}, &stdout, &stderr); code != 0 {
+		t.Fatalf("validate: exit %d: %s", code, stderr.String())
+	}
+	want := f + ": DestinationRule default/reviews: spec.trafficPolicy.outlierDetection.consecutiveErrors: " +
+		"outlier detection consecutive errors is deprecated, use consecutiveGatewayErrors or consecutive5xxErrors instead\n"
+	if stderr.String() != "Warning: "+want || !strings.Contains(stdout.String(), "1 resources valid") {
+		t.Errorf("validate printed %q and %q; want the warning %q", stdout.String(), stderr.String(), want)
+	}
+}

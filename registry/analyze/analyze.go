@@ -97,6 +97,7 @@ func Analyze(snap *registry.Snapshot) []Message {
 		a.selectors,
 		a.envoyFilters,
 		a.telemetryProviders,
+		a.schemaWarnings,
 	} {
 		check()
 	}

@@ -394,6 +394,7 @@ spec: {selector: {matchLabels: {istio: egressgateway}}, jwtRules: [{issuer: http
 			`Warning [IST0127] (AuthorizationPolicy default/nobody) No matching workloads for this resource with the following labels: app=ratings`,
 			`Warning [IST0127] (PeerAuthentication other/elsewhere) No matching workloads for this resource with the following labels: app=reviews`,
 			`Warning [IST0127] (RequestAuthentication istio-system/egress) No matching workloads for this resource with the following labels: istio=egressgateway`,
+			`Warning [IST0133] (AuthorizationPolicy istio-system/ingress) Schema validation warning: configured AuthorizationPolicy will deny all traffic to TCP ports under its scope due to the use of only HTTP attributes in a DENY rule; it is recommended to explicitly specify the port`,
 		},
 	},
 	{
@@ -468,6 +469,10 @@ spec:
 			`Error [IST0153] (EnvoyFilter default/d-routes) The ADD operation will be ignored when applyTo is set to ROUTE_CONFIGURATION, or HTTP_ROUTE.`,
 			`Error [IST0154] (EnvoyFilter default/d-routes) The REMOVE operation will be ignored when applyTo is set to ROUTE_CONFIGURATION, or HTTP_ROUTE.`,
 			`Error [IST0152] (EnvoyFilter default/d-routes) The REPLACE operation is only valid for HTTP_FILTER and NETWORK_FILTER.`,
+			`Warning [IST0133] (EnvoyFilter default/a-versioned) Schema validation warning: EnvoyFilter exposes internal implementation details that may change at any time. Prefer other APIs if possible, and exercise extreme caution, especially around upgrades.`,
+			`Warning [IST0133] (EnvoyFilter default/b-relative) Schema validation warning: EnvoyFilter exposes internal implementation details that may change at any time. Prefer other APIs if possible, and exercise extreme caution, especially around upgrades.`,
+			`Warning [IST0133] (EnvoyFilter default/c-prioritized) Schema validation warning: EnvoyFilter exposes internal implementation details that may change at any time. Prefer other APIs if possible, and exercise extreme caution, especially around upgrades.`,
+			`Warning [IST0133] (EnvoyFilter default/d-routes) Schema validation warning: EnvoyFilter exposes internal implementation details that may change at any time. Prefer other APIs if possible, and exercise extreme caution, especially around upgrades.`,
 		},
 	},
 	{
