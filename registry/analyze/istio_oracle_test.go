@@ -96,9 +96,19 @@ func compareWithIstio(t *testing.T, docs string) {
 	}
 	var navarch []string
 	for _, m := range Analyze(snap) {
-		if s := m.String(); comparableMessage(s) {
-			navarch = append(navarch, comparedPart(s))
+		s := m.String()
+		if !comparableMessage(s) {
+			continue
 		}
+		if m.Code == "IST0155" && !slices.Contains(all, s) {
+			// Istio gives IST0155 to a relative patch when an EnvoyFilter it
+			// visited before patches the same object for some proxy versions; it
+			// visits them in its store's order, which varies from run to run,
+			// so it sometimes leaves out what navarch, going by creation time,
+			// always finds. Istio's IST0155s must be navarch's; not the reverse.
+			continue
+		}
+		navarch = append(navarch, comparedPart(s))
 	}
 	slices.Sort(istio)
 	slices.Sort(navarch)
