@@ -138,8 +138,7 @@ const jwtClaimHeader = "@request.auth.claims"
 // JWT claim routing ("@request.auth.claims.sub", "@request.auth.claims[sub]"),
 // which only gateways support.
 func validateMatchHeaderName(p *problems, path, name string, toGateway bool) {
-	if rest, ok := cutPrefixFold(name, jwtClaimHeader); ok &&
-		(len(rest) > 1 && rest[0] == '.' || len(rest) > 2 && rest[0] == '[' && strings.HasSuffix(rest, "]")) {
+	if IsJWTClaimHeader(name) {
 		if !toGateway {
 			p.add(path, "JWT claim based routing (%q) is only supported in VirtualServices bound to gateways", name)
 		}
@@ -148,6 +147,14 @@ func validateMatchHeaderName(p *problems, path, name string, toGateway bool) {
 	if !headerToken(name) && !pseudoHeaders[name] {
 		p.add(path, "invalid header name %q: must be a token (alphanumerics and !#$%%&'*+-.^_`|~) or a pseudo-header", name)
 	}
+}
+
+// IsJWTClaimHeader reports whether a header match's name is a JWT claim
+// ("@request.auth.claims.sub", "@request.auth.claims[sub]"), which a gateway
+// matches in the token its RequestAuthentication validated.
+func IsJWTClaimHeader(name string) bool {
+	rest, ok := cutPrefixFold(name, jwtClaimHeader)
+	return ok && (len(rest) > 1 && rest[0] == '.' || len(rest) > 2 && rest[0] == '[' && strings.HasSuffix(rest, "]"))
 }
 
 func cutPrefixFold(s, prefix string) (string, bool) {

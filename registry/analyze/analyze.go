@@ -98,6 +98,7 @@ func Analyze(snap *registry.Snapshot) []Message {
 		a.envoyFilters,
 		a.telemetryProviders,
 		a.schemaWarnings,
+		a.jwtClaimRoutes,
 	} {
 		check()
 	}

@@ -501,6 +501,68 @@ spec:
 			`Warning [IST0157] (Telemetry istio-system/mesh-default) The Telemetry mesh-default in namespace "istio-system" with empty providers will be ignored.`,
 		},
 	},
+	{
+		name: "routes on JWT claims through gateways without a RequestAuthentication",
+		docs: `
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: public, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: default}
+spec:
+  selector: {app: edge}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: partner, namespace: default}
+spec:
+  selector: {app: partner}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ingress-a, namespace: istio-system}
+spec: {address: 10.0.1.1, labels: {istio: ingressgateway, zone: a}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ingress-b, namespace: istio-system}
+spec: {address: 10.0.1.2, labels: {istio: ingressgateway, zone: b}}
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: zone-b, namespace: istio-system}
+spec:
+  selector: {matchLabels: {zone: b}}
+  jwtRules: [{issuer: https://issuer.example.com, jwksUri: https://issuer.example.com/jwks}]
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: partner, namespace: partners}
+spec:
+  selector: {matchLabels: {app: partner}}
+  jwtRules: [{issuer: https://issuer.example.com, jwksUri: https://issuer.example.com/jwks}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: by-group, namespace: default}
+spec:
+  hosts: [reviews.example.com]
+  gateways: [istio-system/public, edge, partner]
+  http:
+  - match: [{headers: {"@request.auth.claims.group": {exact: admin}}}]
+    route: [{destination: {host: reviews}}]`,
+		want: []string{
+			`Error [IST0149] (VirtualService default/by-group) The virtual service uses the JWT claim based routing (key: @request.auth.claims.group) but found no request authentication for the gateway (istio-system/public) pod (ingress-a). The request authentication must first be applied for the gateway pods to validate the JWT token and make the claims available for routing.`,
+			`Error [IST0149] (VirtualService default/by-group) The virtual service uses the JWT claim based routing (key: @request.auth.claims.group) but found no request authentication for the gateway (default/edge) proxies (app=edge). The request authentication must first be applied for the gateway pods to validate the JWT token and make the claims available for routing.`,
+		},
+	},
 }
 
 func TestAnalyze(t *testing.T) {
