@@ -193,6 +193,9 @@ spec:
 	if out := mustCLI(t, api, "get", "vs", "reviews", "-o", "yaml"); !strings.Contains(out, "jason") {
 		t.Fatalf("the VirtualService warned of was not applied: %s", out)
 	}
+	if res := cli(t, api, "apply", "--dry-run", "--warnings-as-errors", "-f", vs); res.Code == 0 || !strings.Contains(res.Stderr, warning) {
+		t.Fatalf("apply --warnings-as-errors: exit %d\nstderr: %s", res.Code, res.Stderr)
+	}
 	res := cli(t, api, "analyze", "--output-threshold", "Warning")
 	if want := "Warning [IST0130] (VirtualService default/reviews) VirtualService rule #1 not used (route without matches defined before)."; !strings.Contains(res.Stdout, want) {
 		t.Fatalf("analyze: exit %d\n%s%s\nwant %s", res.Code, res.Stdout, res.Stderr, want)

@@ -23,6 +23,7 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ns := fs.String("n", "", "namespace of the documents: those that name none go there, and naming another is an error (default: what each names, else \"default\")")
 	recursive := fs.Bool("R", false, "read directories recursively")
 	dryRun := fs.Bool("dry-run", false, "have the node check the documents and say what applying them would do, writing nothing")
+	strict := fs.Bool("warnings-as-errors", false, "exit non-zero when the node warns of a resource, as kubectl does (what was applied stays applied; use with --dry-run to check first)")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -46,13 +47,24 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	printSkipped(stderr, resp.Skipped)
+	warnings := 0
 	for _, r := range resp.Results {
 		for _, w := range r.Warnings {
 			fmt.Fprintf(stderr, "Warning: %s: %s\n", resultName(r), w)
 		}
+		warnings += len(r.Warnings)
 		fmt.Fprintf(stdout, "%s %s%s\n", resultName(r), r.Action, suffix)
 	}
-	return nil
+	return warningsError(*strict, warnings)
+}
+
+// warningsError is the error of --warnings-as-errors: nil unless strict and
+// there were warnings.
+func warningsError(strict bool, warnings int) error {
+	if !strict || warnings == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d warning(s), which --warnings-as-errors makes an error", warnings)
 }
 
 func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -20,6 +20,7 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) err
 	fs.Var(&files, "f", "file, directory or - (stdin) to check; repeatable")
 	ns := fs.String("n", "", "namespace of the documents, as for apply")
 	recursive := fs.Bool("R", false, "read directories recursively")
+	strict := fs.Bool("warnings-as-errors", false, "exit non-zero when a valid document is warned of")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -31,6 +32,7 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	var errs []error
+	warnings := 0
 	for _, f := range in {
 		rs, skipped, err := api.Decode(f.Source, []byte(f.Data), *ns)
 		printSkipped(stderr, skipped)
@@ -39,11 +41,13 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) err
 			continue
 		}
 		for _, r := range rs {
-			for _, w := range api.Warnings(r) {
+			ws := api.Warnings(r)
+			for _, w := range ws {
 				fmt.Fprintf(stderr, "Warning: %s: %v\n", f.Source, w)
 			}
+			warnings += len(ws)
 		}
 		fmt.Fprintf(stdout, "%s: %d resources valid\n", f.Source, len(rs))
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, warningsError(*strict, warnings))...)
 }

@@ -51,4 +51,9 @@ func TestValidateWarns(t *testing.T) {
 	if stderr.String() != "Warning: "+want || !strings.Contains(stdout.String(), "1 resources valid") {
 		t.Errorf("validate printed %q and %q; want the warning %q", stdout.String(), stderr.String(), want)
 	}
+	stderr.Reset()
+	if code := run(context.Background(), []string{"validate", "--warnings-as-errors", "-f", f}, &stdout, &stderr); code == 0 ||
+		!strings.Contains(stderr.String(), "1 warning(s), which --warnings-as-errors makes an error") {
+		t.Errorf("validate --warnings-as-errors: exit %d: %s", code, stderr.String())
+	}
 }
