@@ -34,7 +34,7 @@ func Warnings(r *Resource) []*DocumentError {
 			p.add(f.Field, "%s", f.Message())
 		}
 	}
-	return p.stamp(resourceName(r.Kind, r.Meta))
+	return p.stamp(func() string { return resourceName(r.Kind, r.Meta) })
 }
 
 // SchemaWarnings is Warnings without the findings of UnreachableRules, which
@@ -42,7 +42,7 @@ func Warnings(r *Resource) []*DocumentError {
 func SchemaWarnings(r *Resource) []*DocumentError {
 	p := &problems{}
 	schemaWarnings(p, r)
-	return p.stamp(resourceName(r.Kind, r.Meta))
+	return p.stamp(func() string { return resourceName(r.Kind, r.Meta) })
 }
 
 func schemaWarnings(p *problems, r *Resource) {
@@ -79,9 +79,13 @@ func schemaWarnings(p *problems, r *Resource) {
 }
 
 // stamp names resource in every problem recorded and returns them.
-func (p *problems) stamp(resource string) []*DocumentError {
+func (p *problems) stamp(resource func() string) []*DocumentError {
+	if len(p.errs) == 0 {
+		return nil
+	}
+	name := resource()
 	for _, e := range p.errs {
-		e.Resource = resource
+		e.Resource = name
 	}
 	return p.errs
 }
@@ -507,6 +511,9 @@ func UnreachableRules(vs *networking.VirtualService) []RuleFinding {
 		names      []string
 	}
 	scan := func(rules []rule) {
+		if len(rules) < 2 && (len(rules) == 0 || len(rules[0].matches) < 2) {
+			return // nothing before anything to take its requests
+		}
 		seen := map[string]int{}
 		catchAll := -1
 		for ri, r := range rules {
@@ -595,6 +602,9 @@ type prefixMatch struct {
 // overlappingPrefixes: the HTTP matches by URI prefix that an earlier one covers,
 // after the equal matches (which the rule scan reports) are left out.
 func overlappingPrefixes(rules []*networking.HTTPRoute) []RuleFinding {
+	if len(rules) < 2 && (len(rules) == 0 || len(rules[0].Match) < 2) {
+		return nil
+	}
 	var ms []prefixMatch
 	seen := map[string]bool{}
 	catchAll := false
