@@ -99,6 +99,7 @@ func Analyze(snap *registry.Snapshot) []Message {
 		a.telemetryProviders,
 		a.schemaWarnings,
 		a.jwtClaimRoutes,
+		a.deprecatedFields,
 	} {
 		check()
 	}

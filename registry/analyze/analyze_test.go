@@ -502,6 +502,37 @@ spec:
 		},
 	},
 	{
+		name: "deprecated fields and rules no request reaches",
+		docs: `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{uri: {prefix: /api}}]
+    fault: {delay: {percent: 10, fixedDelay: 1s}}
+    route: [{destination: {host: reviews, subset: v1}}]
+  - match: [{uri: {prefix: /api/v2}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - route: [{destination: {host: reviews, subset: v1}}]
+  - route: [{destination: {host: reviews, subset: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: default}
+spec:
+  outboundTrafficPolicy:
+    mode: ALLOW_ANY
+    egressProxy: {host: egress.example.com, port: {number: 3128}}`,
+		want: []string{
+			`Warning [IST0002] (VirtualService default/reviews) Deprecated: HTTPRoute.fault.delay.percent is deprecated; use HTTPRoute.fault.delay.percentage`,
+			`Info [IST0131] (VirtualService default/reviews) VirtualService rule #1 match #0 of prefix /api/v2 is not used (duplicate/overlapping match in rule #0 of prefix /api on #0).`,
+			`Warning [IST0130] (VirtualService default/reviews) VirtualService rule #3 not used (only the last rule can have no matches).`,
+			`Warning [IST0002] (Sidecar default/default) Deprecated: OutboundTrafficPolicy.EgressProxy ignored`,
+		},
+	},
+	{
 		name: "routes on JWT claims through gateways without a RequestAuthentication",
 		docs: `
 apiVersion: networking.istio.io/v1

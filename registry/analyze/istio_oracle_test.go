@@ -30,7 +30,7 @@ var comparable = map[string]bool{
 	"IST0101": true, "IST0109": true, "IST0111": true, "IST0112": true, "IST0128": true, "IST0129": true,
 	"IST0132": true, "IST0134": true, "IST0145": true, "IST0160": true, "IST0174": true, "IST0177": true,
 	"IST0151": true, "IST0152": true, "IST0153": true, "IST0154": true, "IST0155": true, "IST0157": true,
-	"IST0130": true, "IST0131": true, "IST0133": true,
+	"IST0130": true, "IST0131": true, "IST0133": true, "IST0002": true,
 }
 
 // istioAnalysis runs istio-analyze over docs and returns its messages as
