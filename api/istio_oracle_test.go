@@ -422,6 +422,7 @@ func TestIstioAgreesOnMutations(t *testing.T) {
 	}
 	verdicts := o.judge(t, docs)
 	var disagree []string
+	warned := 0
 	for id, doc := range docs {
 		if oracleUnsure.MatchString(id) {
 			continue
@@ -431,6 +432,9 @@ func TestIstioAgreesOnMutations(t *testing.T) {
 		if nerr == nil && v.Valid {
 			if d := sameWarnings(doc, v); d != "" {
 				disagree = append(disagree, id+"\n\t"+d)
+			}
+			if v.Warning != "" {
+				warned++
 			}
 		}
 		if (nerr == nil) != v.Valid {
@@ -446,7 +450,7 @@ func TestIstioAgreesOnMutations(t *testing.T) {
 		}
 	}
 	sort.Strings(disagree)
-	t.Logf("%d documents, %d disagreements", len(docs), len(disagree))
+	t.Logf("%d documents, %d warned of, %d disagreements", len(docs), warned, len(disagree))
 	for _, d := range disagree {
 		t.Error(d)
 	}
@@ -515,6 +519,7 @@ func TestIstioAgreesOnTheMeshConfig(t *testing.T) {
 		t.Fatalf("the seed: Istio %+v, navarch %v; both must take it", verdicts["seed"], navarchJudges(seed))
 	}
 	var disagree []string
+	warned := 0
 	for id, doc := range docs {
 		nerr, v := navarchJudges(doc), verdicts[id]
 		switch {
@@ -522,10 +527,17 @@ func TestIstioAgreesOnTheMeshConfig(t *testing.T) {
 			disagree = append(disagree, fmt.Sprintf("%s\n\tnavarch accepts; Istio: %s", id, v.Error))
 		case nerr != nil && v.Valid && !navarchStricter.MatchString(id) && !strictDecoding.MatchString(nerr.Error()):
 			disagree = append(disagree, fmt.Sprintf("%s\n\tIstio accepts; navarch: %v", id, nerr))
+		case nerr == nil && v.Valid:
+			if d := sameWarnings(doc, v); d != "" {
+				disagree = append(disagree, id+"\n\t"+d)
+			}
+			if v.Warning != "" {
+				warned++
+			}
 		}
 	}
 	sort.Strings(disagree)
-	t.Logf("%d documents, %d disagreements", len(docs), len(disagree))
+	t.Logf("%d documents, %d warned of, %d disagreements", len(docs), warned, len(disagree))
 	for _, d := range disagree {
 		t.Error(d)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 	security "istio.io/api/security/v1beta1"
 	telemetry "istio.io/api/telemetry/v1alpha1"
@@ -75,6 +76,8 @@ func schemaWarnings(p *problems, r *Resource) {
 		warnTelemetry(p, s)
 	case *networking.EnvoyFilter:
 		warnEnvoyFilter(p, s)
+	case *meshconfig.MeshConfig:
+		warnMeshConfig(p, s)
 	}
 }
 
@@ -221,6 +224,50 @@ func CipherSuites(suites []string) []string {
 		}
 	}
 	return out
+}
+
+// validECDHCurves are the ECDH curves Envoy's BoringSSL takes by name (Istio's list).
+var validECDHCurves = []string{"P-224", "P-256", "P-521", "P-384", "X25519", "X25519Kyber768Draft00", "X25519MLKEM768"}
+
+// ECDHCurves returns curves without the unknown and repeated ones. Istio accepts
+// them in the mesh config's tlsDefaults with a warning, and sends them on; Envoy
+// refuses a TLS context naming a curve it does not have, so navarch leaves them out.
+func ECDHCurves(curves []string) []string {
+	if len(curves) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(curves))
+	for _, c := range curves {
+		if slices.Contains(validECDHCurves, c) && !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// warnMeshConfig: what istiod warns of (in its log) when it reads the mesh config.
+func warnMeshConfig(p *problems, m *meshconfig.MeshConfig) {
+	var unknown, seen, dups []string
+	for _, c := range m.GetTlsDefaults().GetEcdhCurves() {
+		switch {
+		case c != "" && !slices.Contains(validECDHCurves, c):
+			unknown = append(unknown, c)
+		case slices.Contains(seen, c):
+			dups = append(dups, c)
+		default:
+			seen = append(seen, c)
+		}
+	}
+	for _, l := range []named[[]string]{{"detected unrecognized ECDH curves", unknown}, {"detected duplicate ECDH curves", dups}} {
+		if len(l.value) > 0 {
+			sort.Strings(l.value)
+			p.add("spec.tlsDefaults.ecdhCurves", "%s: %v", l.name, slices.Compact(l.value))
+		}
+	}
+	if _, ok := m.GetDefaultConfig().GetProxyMetadata()["ISTIO_META_DNS_AUTO_ALLOCATE"]; ok {
+		p.add("spec.defaultConfig.proxyMetadata", "'ISTIO_META_DNS_AUTO_ALLOCATE' is deprecated; review "+
+			"https://istio.io/latest/docs/ops/configuration/traffic-management/dns-proxy/#dns-auto-allocation-v2 for information about replacement functionality")
+	}
 }
 
 // warnServerTLS: the warnings of Istio's TLS options of a Gateway server or a

@@ -11,6 +11,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/types/known/anypb"
+	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 )
 
@@ -348,5 +349,21 @@ spec:
 		if gateway.GetTlsMinimumProtocolVersion() != tlsv3.TlsParameters_TLSv1_3 || strings.Join(gateway.GetEcdhCurves(), ",") != "P-256" {
 			t.Errorf("gateway: %v, want the TLS defaults", gateway)
 		}
+	}
+}
+
+// TestMeshTLSLeavesOutWhatEnvoyLacks: curves and cipher suites of the mesh config
+// that Envoy does not know (which the mesh config is accepted with, warned of)
+// and repeats are left out of the TLS parameters, which Envoy would refuse.
+func TestMeshTLSLeavesOutWhatEnvoyLacks(t *testing.T) {
+	d := &meshconfig.MeshConfig_TLSConfig{EcdhCurves: []string{"P-256", "P-999", "P-256", "X25519"},
+		CipherSuites: []string{"NOT-A-CIPHER", "AES128-SHA", "AES128-SHA"}}
+	p := withTLSDefaults(nil, d, false)
+	if !slices.Equal(p.GetEcdhCurves(), []string{"P-256", "X25519"}) || !slices.Equal(p.GetCipherSuites(), []string{"AES128-SHA"}) {
+		t.Errorf("tlsDefaults gave curves %q and suites %q", p.GetEcdhCurves(), p.GetCipherSuites())
+	}
+	m := &meshconfig.MeshConfig{MeshMTLS: &meshconfig.MeshConfig_TLSConfig{CipherSuites: []string{"NOT-A-CIPHER"}}}
+	if got := meshMTLSParams(m, true).GetCipherSuites(); !slices.Equal(got, meshCiphers) {
+		t.Errorf("meshMTLS of unknown suites only: a sidecar serves %q, want Istio's defaults", got)
 	}
 }

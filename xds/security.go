@@ -294,7 +294,7 @@ func upstreamTLSVersions() *tlsv3.TlsParameters {
 // defaults) for a gateway when meshMTLS sets nothing.
 func meshMTLSParams(m *meshconfig.MeshConfig, sidecar bool) *tlsv3.TlsParameters {
 	mt := m.GetMeshMTLS()
-	ciphers := mt.GetCipherSuites()
+	ciphers := api.CipherSuites(mt.GetCipherSuites())
 	if !sidecar && mt.GetMinProtocolVersion() == meshconfig.MeshConfig_TLSConfig_TLS_AUTO && len(ciphers) == 0 {
 		return nil
 	}
@@ -327,7 +327,9 @@ func tlsVersion(v meshconfig.MeshConfig_TLSConfig_TLSProtocol) tlsv3.TlsParamete
 
 // withTLSDefaults fills in p (nil for none) from the mesh config's tlsDefaults: ECDH
 // curves and cipher suites p does not set, and for a server (downstream) the minimum
-// protocol version. nil when neither sets anything.
+// protocol version. nil when neither sets anything. Curves and suites Envoy does
+// not know are left out (the mesh config is accepted with a warning of them, as
+// istiod takes it, but istiod sends them on and Envoy refuses the listener).
 func withTLSDefaults(p *tlsv3.TlsParameters, d *meshconfig.MeshConfig_TLSConfig, downstream bool) *tlsv3.TlsParameters {
 	if d == nil {
 		return p
@@ -337,10 +339,10 @@ func withTLSDefaults(p *tlsv3.TlsParameters, d *meshconfig.MeshConfig_TLSConfig,
 		out = proto.Clone(p).(*tlsv3.TlsParameters)
 	}
 	if len(out.EcdhCurves) == 0 {
-		out.EcdhCurves = d.EcdhCurves
+		out.EcdhCurves = api.ECDHCurves(d.EcdhCurves)
 	}
 	if len(out.CipherSuites) == 0 {
-		out.CipherSuites = d.CipherSuites
+		out.CipherSuites = api.CipherSuites(d.CipherSuites)
 	}
 	if downstream && out.TlsMinimumProtocolVersion == tlsv3.TlsParameters_TLS_AUTO && d.MinProtocolVersion != meshconfig.MeshConfig_TLSConfig_TLS_AUTO {
 		out.TlsMinimumProtocolVersion = tlsVersion(d.MinProtocolVersion)

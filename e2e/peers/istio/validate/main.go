@@ -30,6 +30,7 @@ import (
 	"istio.io/istio/pkg/config/mesh"
 	"istio.io/istio/pkg/config/schema/collections"
 	"istio.io/istio/pkg/config/schema/resource"
+	"istio.io/istio/pkg/config/validation/agent"
 )
 
 type request struct {
@@ -95,7 +96,8 @@ func main() {
 
 // validate runs the API server's checks, then the webhook's. Istio's mesh
 // ConfigMap (istio of istio-system) has neither: it is what istiod makes of it,
-// its mesh merged onto Istio's defaults and checked (ApplyMeshConfigDefaults).
+// its mesh merged onto Istio's defaults and checked (ApplyMeshConfigDefaults),
+// with the warnings istiod logs.
 func validate(v *crd.Validator, doc string) (warning error, err error) {
 	j, err := yaml.YAMLToJSON([]byte(doc))
 	if err != nil {
@@ -107,10 +109,13 @@ func validate(v *crd.Validator, doc string) (warning error, err error) {
 		Data     map[string]string
 	}
 	if json.Unmarshal(j, &cm) == nil && cm.Kind == "ConfigMap" && cm.Metadata.Name == "istio" && cm.Metadata.Namespace == "istio-system" {
-		if _, err := mesh.ApplyMeshConfigDefaults(cm.Data["mesh"]); err != nil {
+		mc, err := mesh.ApplyMeshConfigDefaults(cm.Data["mesh"])
+		if err != nil {
 			return nil, fmt.Errorf("mesh config: %v", err)
 		}
-		return nil, nil
+		// istiod logs the warnings of the mesh config it reads.
+		warning, _ := agent.ValidateMeshConfig(mc)
+		return warning, nil
 	}
 	// Unstructured's own decoding, as the API server's: integers stay int64.
 	un := &unstructured.Unstructured{}
