@@ -44,6 +44,16 @@ func New(server, token string) *Client {
 	}
 }
 
+// At returns a client of another node (an address of MemberInfo.HTTP) with c's
+// scheme, credentials and trusted CAs.
+func (c *Client) At(server string) *Client {
+	if !strings.Contains(server, "://") {
+		scheme, _, _ := strings.Cut(c.base, "://")
+		server = scheme + "://" + server
+	}
+	return &Client{base: strings.TrimRight(server, "/"), token: c.token, http: c.http}
+}
+
 // TrustPEM makes the client accept only servers whose certificates chain to the CA
 // certificates in pemCerts (the node's --http-tls-cert issuer).
 func (c *Client) TrustPEM(pemCerts []byte) error {

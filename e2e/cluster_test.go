@@ -87,7 +87,10 @@ func TestClusterFailover(t *testing.T) {
 
 	// A change applied on a survivor reaches every client. (grpc-go may fail an RPC
 	// that is in flight when its cluster is replaced; failures are not counted here.)
-	mustNodeCLI(t, c, survivor, "apply", "-f", writeFile(t, dir, "vs.yaml", splitVS(0, 100)))
+	// --wait counts the clients of both survivors (the killed node does not answer).
+	if out := mustNodeCLI(t, c, survivor, "apply", "--wait", "-f", writeFile(t, dir, "vs.yaml", splitVS(0, 100))); !strings.Contains(out, "taken by 6 of 6 proxies (2 nodes") {
+		t.Fatalf("apply --wait printed %q, want all six clients counted on the two survivors", out)
+	}
 	for i, tc := range clients {
 		eventually(t, 30*time.Second, fmt.Sprintf("client %d on v2", i), func() error { return tc.settledOn("v2") })
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -146,7 +147,14 @@ func TestSingleNodeRoutesRealTraffic(t *testing.T) {
 	})
 
 	t.Run("0/100 moves all traffic to v2", func(t *testing.T) {
-		mustCLI(t, api, "apply", "-f", writeFile(t, dir, "virtualservice.yaml", splitVS(0, 100)))
+		// --wait returns once the connected client has taken the change.
+		out := mustCLI(t, api, "apply", "--wait", "-f", writeFile(t, dir, "virtualservice.yaml", splitVS(0, 100)))
+		if !regexp.MustCompile(`revision \d+ taken by 1 of 1 proxies \(1 nodes\)`).MatchString(out) {
+			t.Fatalf("apply --wait printed %q", out)
+		}
+		if out := mustCLI(t, api, "wait", "vs", "reviews"); !strings.Contains(out, "taken by 1 of 1 proxies") {
+			t.Fatalf("wait printed %q", out)
+		}
 		eventually(t, 30*time.Second, "all RPCs on v2", func() error {
 			if tl := grpcapp.Call(ctx, conn, 50); tl.By["v2"] != 50 {
 				return fmt.Errorf("%v %v", tl.By, tl.Failed)

@@ -56,6 +56,25 @@ type TypeStatus struct {
 	NackError string    `json:"nack_error,omitempty"`
 	Nacks     int       `json:"nacks,omitempty"`
 	LastSent  time.Time `json:"last_sent,omitempty"`
+	// Revision is the configuration revision of the build the type was last
+	// brought up to (sent from, or found unchanged in).
+	Revision int64 `json:"revision,omitempty"`
+}
+
+// syncedRevision is the configuration revision a proxy has taken in full: the
+// oldest revision its types were brought up to, if it acknowledged every one's
+// last response; 0 while a response waits for its ACK or was rejected.
+func syncedRevision(types map[string]*TypeStatus) int64 {
+	var rev int64
+	for _, ts := range types {
+		if ts.Acked != ts.Sent || ts.Nacked != "" && ts.Nacked == ts.Sent {
+			return 0
+		}
+		if rev == 0 || ts.Revision < rev {
+			rev = ts.Revision
+		}
+	}
+	return rev
 }
 
 func newConn(ctx context.Context, id uint64, delta bool) *conn {
@@ -78,6 +97,14 @@ func (c *conn) proxyAndClass() (*Proxy, *class) {
 	c.statusMu.Lock()
 	defer c.statusMu.Unlock()
 	return c.proxy, c.class
+}
+
+// checked records that the proxy's type t is up to build b, which changed nothing
+// it has (sent records a response, and the build it came from).
+func (c *conn) checked(t string, b *Build) {
+	c.statusMu.Lock()
+	c.typeStatus(t).Revision = b.Revision
+	c.statusMu.Unlock()
 }
 
 // typeStatus returns the status of a type, creating it; c.statusMu must be held.

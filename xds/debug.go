@@ -25,6 +25,10 @@ type ProxyStatus struct {
 	Node        string                 `json:"node,omitempty"`
 	ConnectedAt time.Time              `json:"connected_at"`
 	Revision    int64                  `json:"revision"`
+	// Synced is the configuration revision the proxy has taken in full: every
+	// type it watches was brought up to at least this revision and it
+	// acknowledged what it was sent; 0 while it has not (navarch wait).
+	Synced int64 `json:"synced_revision"`
 	Types       map[string]*TypeStatus `json:"types"`
 	// WorkloadEntry is the workload the proxy is registered as (AUTO_REGISTER_GROUP).
 	WorkloadEntry string `json:"workload_entry,omitempty"`
@@ -64,6 +68,7 @@ func (s *Server) Proxies() []ProxyStatus {
 			cp := *ts
 			ps.Types[shortType(t)] = &cp
 		}
+		ps.Synced = syncedRevision(c.status)
 		c.statusMu.Unlock()
 		out = append(out, ps)
 	}

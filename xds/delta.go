@@ -146,6 +146,7 @@ func (s *Server) deltaRespond(stream discovery.AggregatedDiscoveryService_DeltaA
 		}
 	}
 	if len(resp.Resources) == 0 && len(resp.RemovedResources) == 0 {
+		c.checked(t, b)
 		return nil
 	}
 	sort.Strings(resp.RemovedResources)

@@ -38,6 +38,12 @@ func corpusDir(t *testing.T) string {
 // snapshotOf decodes YAML documents into a snapshot, as if applied to the store.
 func snapshotOf(t testing.TB, docs ...string) *registry.Snapshot {
 	t.Helper()
+	return snapshotAt(t, 1, docs...)
+}
+
+// snapshotAt is snapshotOf at store revision rev.
+func snapshotAt(t testing.TB, rev int64, docs ...string) *registry.Snapshot {
+	t.Helper()
 	var entries []store.Entry
 	for i, d := range docs {
 		rs, _, err := api.Decode("doc", []byte(d), "")
@@ -48,7 +54,7 @@ func snapshotOf(t testing.TB, docs ...string) *registry.Snapshot {
 			entries = append(entries, store.Entry{Space: store.ConfigSpace, Resource: r})
 		}
 	}
-	return registry.NewSnapshot(entries, 1, "cluster.local")
+	return registry.NewSnapshot(entries, rev, "cluster.local")
 }
 
 func grpcProxy(ns string, labels map[string]string) *Proxy {

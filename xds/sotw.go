@@ -128,6 +128,7 @@ func (s *Server) sotwRespond(stream discovery.AggregatedDiscoveryService_StreamA
 	}
 	version := setVersion(rs)
 	if version == w.nacked || (version == w.sent && !force) {
+		c.checked(t, b)
 		return nil
 	}
 	resp := &discovery.DiscoveryResponse{VersionInfo: version, TypeUrl: t, Nonce: c.nextNonce(), Resources: make([]*anypb.Any, len(rs))}
@@ -157,6 +158,6 @@ func (s *Server) sent(c *conn, b *Build, t, version string, n int) {
 	}
 	c.statusMu.Lock()
 	ts := c.typeStatus(t)
-	ts.Sent, ts.LastSent = version, now
+	ts.Sent, ts.LastSent, ts.Revision = version, now, b.Revision
 	c.statusMu.Unlock()
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/client"
@@ -23,6 +24,8 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ns := fs.String("n", "", "namespace of the documents: those that name none go there, and naming another is an error (default: what each names, else \"default\")")
 	recursive := fs.Bool("R", false, "read directories recursively")
 	dryRun := fs.Bool("dry-run", false, "have the node check the documents and say what applying them would do, writing nothing")
+	wait := fs.Bool("wait", false, "wait until every node's proxies have the configuration applied (navarch wait)")
+	timeout := fs.Duration("timeout", 30*time.Second, "with --wait, how long to wait")
 	strict := fs.Bool("warnings-as-errors", false, "exit non-zero when the node warns of a resource, as kubectl does (what was applied stays applied; use with --dry-run to check first)")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
@@ -54,6 +57,11 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		warnings += len(r.Warnings)
 		fmt.Fprintf(stdout, "%s %s%s\n", resultName(r), r.Action, suffix)
+	}
+	if *wait && !*dryRun {
+		if err := waitSynced(ctx, c, resp.Revision, *timeout, stdout); err != nil {
+			return err
+		}
 	}
 	return warningsError(*strict, warnings)
 }

@@ -31,6 +31,7 @@ func commands() []command {
 		{"get", "list or show configuration", runGet},
 		{"delete", "delete configuration, by file (-f) or by kind and name", runDelete},
 		{"registry", "list every service and endpoint the mesh knows; registry sync: keep a static inventory", runRegistry},
+		{"wait", "wait until every node's proxies have a resource's configuration (or --revision's)", runWait},
 		{"proxy-status", "list connected proxies and what they acknowledged", runProxyStatus},
 		{"proxy-config", "show the xDS resources a proxy gets", runProxyConfig},
 		{"members", "list the nodes of the cluster, or remove one (members remove <name>)", runMembers},
