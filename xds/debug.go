@@ -20,16 +20,16 @@ type ProxyStatus struct {
 	Generator string   `json:"generator,omitempty"`
 	// Network, Locality and Node are where the proxy says it is: they choose the
 	// endpoints it gets.
-	Network     string                 `json:"network,omitempty"`
-	Locality    string                 `json:"locality,omitempty"`
-	Node        string                 `json:"node,omitempty"`
-	ConnectedAt time.Time              `json:"connected_at"`
-	Revision    int64                  `json:"revision"`
+	Network     string    `json:"network,omitempty"`
+	Locality    string    `json:"locality,omitempty"`
+	Node        string    `json:"node,omitempty"`
+	ConnectedAt time.Time `json:"connected_at"`
+	Revision    int64     `json:"revision"`
 	// Synced is the configuration revision the proxy has taken in full: every
 	// type it watches was brought up to at least this revision and it
 	// acknowledged what it was sent; 0 while it has not (navarch wait).
-	Synced int64 `json:"synced_revision"`
-	Types       map[string]*TypeStatus `json:"types"`
+	Synced int64                  `json:"synced_revision"`
+	Types  map[string]*TypeStatus `json:"types"`
 	// WorkloadEntry is the workload the proxy is registered as (AUTO_REGISTER_GROUP).
 	WorkloadEntry string `json:"workload_entry,omitempty"`
 }
