@@ -39,7 +39,8 @@ type Result struct {
 type ApplyResponse struct {
 	Results []Result      `json:"results"`
 	Skipped []api.Skipped `json:"skipped,omitempty"`
-	// Revision is the store revision after the write.
+	// Revision is the store revision after the write (of the last resource
+	// written or deleted).
 	Revision int64 `json:"revision,omitempty"`
 }
 

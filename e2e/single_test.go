@@ -417,7 +417,10 @@ spec:
 	})
 
 	t.Run("delete by file and by name", func(t *testing.T) {
-		mustCLI(t, api, "delete", "-f", writeFile(t, dir, "virtualservice.yaml", splitVS(50, 50)))
+		out := mustCLI(t, api, "delete", "--wait", "-f", writeFile(t, dir, "virtualservice.yaml", splitVS(50, 50)))
+		if !strings.Contains(out, "virtualservice.networking.istio.io/reviews deleted") || !strings.Contains(out, "taken by 1 of 1 proxies") {
+			t.Fatalf("delete --wait printed %q", out)
+		}
 		if res := cli(t, api, "get", "vs", "reviews"); res.Code == 0 {
 			t.Fatalf("get after delete exited 0: %s", res.Stdout)
 		}

@@ -226,13 +226,14 @@ func (n *Node) deleteFrom(w http.ResponseWriter, r *http.Request, p *parts, sp s
 	resp := client.ApplyResponse{Skipped: skipped}
 	failed := false
 	for _, k := range keys {
-		old, err := p.store.Delete(ctx, sp, k, "")
+		old, rev, err := p.store.Delete(ctx, sp, k, "")
 		if err != nil {
 			failed = true
 			resp.Results = append(resp.Results, client.Result{Kind: k.Kind.Name, Namespace: k.Namespace, Name: k.Name, Error: err.Error()})
 			continue
 		}
 		resp.Results = append(resp.Results, result(old, store.Deleted))
+		resp.Revision = max(resp.Revision, rev)
 	}
 	code := http.StatusOK
 	if failed {
@@ -316,12 +317,12 @@ func (n *Node) deleteOne(w http.ResponseWriter, r *http.Request, p *parts) {
 	ctx, cancel := context.WithTimeout(r.Context(), writeTimeout)
 	defer cancel()
 	key := api.Key{Kind: k, Namespace: r.PathValue("namespace"), Name: r.PathValue("name")}
-	old, err := p.store.Delete(ctx, store.ConfigSpace, key, r.URL.Query().Get("resourceVersion"))
+	old, rev, err := p.store.Delete(ctx, store.ConfigSpace, key, r.URL.Query().Get("resourceVersion"))
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
 	}
-	writeJSON(w, http.StatusOK, client.ApplyResponse{Results: []client.Result{result(old, store.Deleted)}})
+	writeJSON(w, http.StatusOK, client.ApplyResponse{Results: []client.Result{result(old, store.Deleted)}, Revision: rev})
 }
 
 // statusOf maps store errors to HTTP status codes.

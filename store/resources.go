@@ -305,19 +305,20 @@ func (s *Store) getMany(ctx context.Context, keys []string) ([]stored, error) {
 }
 
 // Delete removes the resource with key k. When resourceVersion is not empty the
-// delete is a compare-and-swap on it. It returns the resource as it was.
-func (s *Store) Delete(ctx context.Context, sp Space, k api.Key, resourceVersion string) (*api.Resource, error) {
+// delete is a compare-and-swap on it. It returns the resource as it was and the
+// store revision of the delete.
+func (s *Store) Delete(ctx context.Context, sp Space, k api.Key, resourceVersion string) (*api.Resource, int64, error) {
 	key := sp.Key(k)
 	for attempt := 0; attempt < maxApplyAttempts; attempt++ {
 		cur, err := s.getMany(ctx, []string{key})
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if cur[0].res == nil {
-			return nil, fmt.Errorf("%s: %w", k, ErrNotFound)
+			return nil, 0, fmt.Errorf("%s: %w", k, ErrNotFound)
 		}
 		if resourceVersion != "" && resourceVersion != cur[0].res.Meta.ResourceVersion {
-			return nil, fmt.Errorf("%s: resourceVersion is %s, not %s: %w", k, cur[0].res.Meta.ResourceVersion, resourceVersion, ErrConflict)
+			return nil, 0, fmt.Errorf("%s: resourceVersion is %s, not %s: %w", k, cur[0].res.Meta.ResourceVersion, resourceVersion, ErrConflict)
 		}
 		resp, err := s.commit(ctx, func() (*clientv3.TxnResponse, error) {
 			return s.cli.Txn(ctx).
@@ -325,13 +326,13 @@ func (s *Store) Delete(ctx context.Context, sp Space, k api.Key, resourceVersion
 				Then(clientv3.OpDelete(key)).Commit()
 		})
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if resp.Succeeded {
-			return cur[0].res, nil
+			return cur[0].res, resp.Header.Revision, nil
 		}
 	}
-	return nil, fmt.Errorf("deleting %s: %w", k, ErrConflict)
+	return nil, 0, fmt.Errorf("deleting %s: %w", k, ErrConflict)
 }
 
 func decodeKV(value []byte, modRevision int64) (*api.Resource, error) {

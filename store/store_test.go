@@ -152,10 +152,10 @@ func TestUpdateIsCompareAndSwap(t *testing.T) {
 	if _, err := s.Update(ctx, ConfigSpace, stale); !errors.Is(err, ErrConflict) {
 		t.Fatalf("update at a stale version: %v, want ErrConflict", err)
 	}
-	if _, err := s.Delete(ctx, ConfigSpace, created.Key(), created.Meta.ResourceVersion); !errors.Is(err, ErrConflict) {
+	if _, _, err := s.Delete(ctx, ConfigSpace, created.Key(), created.Meta.ResourceVersion); !errors.Is(err, ErrConflict) {
 		t.Fatalf("delete at a stale version: %v, want ErrConflict", err)
 	}
-	if _, err := s.Delete(ctx, ConfigSpace, created.Key(), ""); err != nil {
+	if _, _, err := s.Delete(ctx, ConfigSpace, created.Key(), ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Get(ctx, ConfigSpace, created.Key()); !errors.Is(err, ErrNotFound) {
@@ -195,7 +195,7 @@ func TestWatchFollowsChangesInOrder(t *testing.T) {
 	if _, err := s.Apply(ctx, ConfigSpace, []*api.Resource{vs}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Delete(ctx, ConfigSpace, vs.Key(), ""); err != nil {
+	if _, _, err := s.Delete(ctx, ConfigSpace, vs.Key(), ""); err != nil {
 		t.Fatal(err)
 	}
 	var events []Event
@@ -290,7 +290,7 @@ func TestWatchKeysSeesWritesOfItsKeys(t *testing.T) {
 			_, err := s.Apply(ctx, ConfigSpace, []*api.Resource{vs})
 			return err
 		}},
-		{"its delete", func() error { _, err := s.Delete(ctx, ConfigSpace, vs.Key(), ""); return err }},
+		{"its delete", func() error { _, _, err := s.Delete(ctx, ConfigSpace, vs.Key(), ""); return err }},
 		{"a write in the other space", func() error { _, err := s.Apply(ctx, RegistrySpace("test"), []*api.Resource{vs}); return err }},
 	} {
 		if err := step.do(); err != nil {

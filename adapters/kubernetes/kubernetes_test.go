@@ -441,7 +441,7 @@ data:
 		t.Fatal(err)
 	}
 	awaitEqual(t, "the mesh config's selectors", services, "shop")
-	if _, err := st.Delete(ctx, store.ConfigSpace, rs[0].Key(), ""); err != nil {
+	if _, _, err := st.Delete(ctx, store.ConfigSpace, rs[0].Key(), ""); err != nil {
 		t.Fatal(err)
 	}
 	awaitEqual(t, "every namespace again without a mesh config", services, "default", "lab", "shop")

@@ -487,7 +487,7 @@ func (r *Registrar) remove(ctx context.Context, e *entry) {
 	e.remove = nil
 	if e.written != nil {
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := r.st.Delete(wctx, Space, e.key, e.written.Meta.ResourceVersion)
+		_, _, err := r.st.Delete(wctx, Space, e.key, e.written.Meta.ResourceVersion)
 		cancel()
 		switch {
 		case err == nil:

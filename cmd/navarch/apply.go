@@ -84,6 +84,8 @@ func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.Var(&files, "f", "file, directory or - (stdin) naming what to delete; repeatable")
 	ns := fs.String("n", "", "namespace of the resources named, or of the documents of -f, which must then name no other (default \"default\")")
 	recursive := fs.Bool("R", false, "read directories recursively")
+	wait := fs.Bool("wait", false, "wait until every node's proxies no longer have what was deleted (navarch wait)")
+	timeout := fs.Duration("timeout", 30*time.Second, "with --wait, how long to wait")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -114,6 +116,7 @@ func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) err
 				return err
 			}
 			resp.Results = append(resp.Results, r.Results...)
+			resp.Revision = max(resp.Revision, r.Revision)
 		}
 	default:
 		return errors.New("delete needs -f <file|dir|-> or a kind and one or more names")
@@ -129,6 +132,9 @@ func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if len(failed) > 0 {
 		return errors.New(strings.Join(failed, "; "))
+	}
+	if *wait && resp.Revision > 0 {
+		return waitSynced(ctx, c, resp.Revision, *timeout, stdout)
 	}
 	return nil
 }
