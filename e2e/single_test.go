@@ -149,8 +149,13 @@ func TestSingleNodeRoutesRealTraffic(t *testing.T) {
 	t.Run("0/100 moves all traffic to v2", func(t *testing.T) {
 		// --wait returns once the connected client has taken the change.
 		out := mustCLI(t, api, "apply", "--wait", "-f", writeFile(t, dir, "virtualservice.yaml", splitVS(0, 100)))
-		if !regexp.MustCompile(`revision \d+ taken by 1 of 1 proxies \(1 nodes\)`).MatchString(out) {
+		m := regexp.MustCompile(`revision (\d+) taken by 1 of 1 proxies \(1 nodes\)`).FindStringSubmatch(out)
+		if m == nil {
 			t.Fatalf("apply --wait printed %q", out)
+		}
+		// proxy-status shows the client at that revision, every type acknowledged.
+		if ps := mustCLI(t, api, "proxy-status"); !regexp.MustCompile(`\s`+m[1]+`\s+SYNCED\s+SYNCED\s+SYNCED\s+SYNCED\s+0\n`).MatchString(ps) {
+			t.Fatalf("proxy-status printed\n%s\nwant the client at revision %s, synced", ps, m[1])
 		}
 		if out := mustCLI(t, api, "wait", "vs", "reviews"); !strings.Contains(out, "taken by 1 of 1 proxies") {
 			t.Fatalf("wait printed %q", out)

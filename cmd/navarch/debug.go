@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -212,7 +213,7 @@ func runProxyStatus(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROXY\tSTREAM\tCONNECTED\tCDS\tLDS\tEDS\tRDS\tNACKS")
+	fmt.Fprintln(tw, "PROXY\tSTREAM\tCONNECTED\tREVISION\tCDS\tLDS\tEDS\tRDS\tNACKS")
 	for _, p := range proxies {
 		mode := "sotw"
 		if p.Delta {
@@ -222,7 +223,11 @@ func runProxyStatus(ctx context.Context, args []string, stdout, stderr io.Writer
 		for _, t := range p.Types {
 			nacks += t.Nacks
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", p.ID, mode, shortDuration(time.Since(p.ConnectedAt)),
+		rev := "-" // taking a change, or rejected one
+		if p.Synced > 0 {
+			rev = strconv.FormatInt(p.Synced, 10)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", p.ID, mode, shortDuration(time.Since(p.ConnectedAt)), rev,
 			syncState(p.Types["cds"]), syncState(p.Types["lds"]), syncState(p.Types["eds"]), syncState(p.Types["rds"]), nacks)
 	}
 	return tw.Flush()
