@@ -64,24 +64,10 @@ func (v verdict) warnings() []string {
 
 var multiErrorHead = regexp.MustCompile(`^\d+ errors? occurred:\n`)
 
-// navarchWarns is what navarch warns of in one document it accepts, the
-// reasons sorted.
-func navarchWarns(doc []byte) []string {
-	rs, _, _ := Decode("doc", doc, "")
-	var out []string
-	for _, r := range rs {
-		for _, w := range Warnings(r) {
-			out = append(out, w.Reason)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
 // sameWarnings reports, for a document both accept, any difference between
-// Istio's warnings and navarch's, or "".
-func sameWarnings(doc []byte, v verdict) string {
-	if istio, navarch := v.warnings(), navarchWarns(doc); !slices.Equal(istio, navarch) {
+// Istio's warnings and navarch's (navarchJudges'), or "".
+func sameWarnings(navarch []string, v verdict) string {
+	if istio := v.warnings(); !slices.Equal(istio, navarch) {
 		return fmt.Sprintf("warnings differ\n\tIstio:   %q\n\tnavarch: %q", istio, navarch)
 	}
 	return ""
@@ -123,18 +109,43 @@ func (o *oracle) judge(tb testing.TB, docs map[string][]byte) map[string]verdict
 	return got
 }
 
-// navarchJudges decodes and validates one document as `navarch apply` does.
-func navarchJudges(doc []byte) error {
+// navarchJudges decodes and validates one document as `navarch apply` does, and
+// returns what it warns of (the reasons, sorted) when it accepts it.
+func navarchJudges(doc []byte) (warnings []string, err error) {
 	rs, _, err := Decode("doc", doc, "")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, r := range rs {
 		if err := Validate(r); err != nil {
-			return err
+			return nil, err
+		}
+		for _, w := range Warnings(r) {
+			warnings = append(warnings, w.Reason)
 		}
 	}
-	return nil
+	sort.Strings(warnings)
+	return warnings, nil
+}
+
+type navarchVerdict struct {
+	warnings []string
+	err      error
+}
+
+// judgeAll has navarch judge every document (navarchJudges) while the caller
+// waits for Istio's verdicts, and sends them all when done.
+func judgeAll(docs map[string][]byte) <-chan map[string]navarchVerdict {
+	out := make(chan map[string]navarchVerdict, 1)
+	go func() {
+		m := make(map[string]navarchVerdict, len(docs))
+		for id, doc := range docs {
+			w, err := navarchJudges(doc)
+			m[id] = navarchVerdict{w, err}
+		}
+		out <- m
+	}()
+	return out
 }
 
 // corpusDocuments are the corpus's mesh documents, each on its own, by
@@ -222,7 +233,8 @@ func TestIstioAgreesOnTheSeeds(t *testing.T) {
 	verdicts := o.judge(t, docs)
 	t.Logf("%d documents", len(docs))
 	for id, doc := range docs {
-		if err := navarchJudges(doc); err != nil {
+		warnings, err := navarchJudges(doc)
+		if err != nil {
 			t.Errorf("%s: navarch rejects: %v", id, err)
 		}
 		base, _, _ := strings.Cut(id, "@")
@@ -230,8 +242,8 @@ func TestIstioAgreesOnTheSeeds(t *testing.T) {
 		if v.Valid == istioRejectsCorpus[base] {
 			t.Errorf("%s: Istio valid=%v (%s), expected otherwise", id, v.Valid, v.Error)
 		}
-		if v.Valid {
-			if d := sameWarnings(doc, v); d != "" {
+		if v.Valid && err == nil {
+			if d := sameWarnings(warnings, v); d != "" {
 				t.Errorf("%s: %s", id, d)
 			}
 		}
@@ -420,17 +432,19 @@ func TestIstioAgreesOnMutations(t *testing.T) {
 			docs[id+": "+desc] = m
 		}
 	}
+	nv := judgeAll(docs)
 	verdicts := o.judge(t, docs)
+	mine := <-nv
 	var disagree []string
 	warned := 0
-	for id, doc := range docs {
+	for id := range docs {
 		if oracleUnsure.MatchString(id) {
 			continue
 		}
-		nerr := navarchJudges(doc)
+		warnings, nerr := mine[id].warnings, mine[id].err
 		v := verdicts[id]
 		if nerr == nil && v.Valid {
-			if d := sameWarnings(doc, v); d != "" {
+			if d := sameWarnings(warnings, v); d != "" {
 				disagree = append(disagree, id+"\n\t"+d)
 			}
 			if v.Warning != "" {
@@ -514,21 +528,24 @@ func TestIstioAgreesOnTheMeshConfig(t *testing.T) {
 	for id, doc := range docs {
 		istio[id] = meshConfigMap(t, doc)
 	}
+	nv := judgeAll(docs)
 	verdicts := o.judge(t, istio)
-	if !verdicts["seed"].Valid || navarchJudges(seed) != nil {
-		t.Fatalf("the seed: Istio %+v, navarch %v; both must take it", verdicts["seed"], navarchJudges(seed))
+	mine := <-nv
+	if _, err := navarchJudges(seed); !verdicts["seed"].Valid || err != nil {
+		t.Fatalf("the seed: Istio %+v, navarch %v; both must take it", verdicts["seed"], err)
 	}
 	var disagree []string
 	warned := 0
-	for id, doc := range docs {
-		nerr, v := navarchJudges(doc), verdicts[id]
+	for id := range docs {
+		warnings, nerr := mine[id].warnings, mine[id].err
+		v := verdicts[id]
 		switch {
 		case nerr == nil && !v.Valid:
 			disagree = append(disagree, fmt.Sprintf("%s\n\tnavarch accepts; Istio: %s", id, v.Error))
 		case nerr != nil && v.Valid && !navarchStricter.MatchString(id) && !strictDecoding.MatchString(nerr.Error()):
 			disagree = append(disagree, fmt.Sprintf("%s\n\tIstio accepts; navarch: %v", id, nerr))
 		case nerr == nil && v.Valid:
-			if d := sameWarnings(doc, v); d != "" {
+			if d := sameWarnings(warnings, v); d != "" {
 				disagree = append(disagree, id+"\n\t"+d)
 			}
 			if v.Warning != "" {
