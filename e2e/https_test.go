@@ -18,27 +18,34 @@ import (
 	"time"
 )
 
-// TestAPIOverHTTPS: a node given --http-tls-cert serves its API over HTTPS only, and
-// the CLI reaches it with --ca-file and refuses it without.
-func TestAPIOverHTTPS(t *testing.T) {
-	dir := t.TempDir()
+// startHTTPSDevNode starts a dev node serving its API over HTTPS, with a
+// certificate for 127.0.0.1 written to dir (cert.pem, key.pem) and its CA (ca.pem,
+// caFile), and waits until it answers /readyz over HTTPS.
+func startHTTPSDevNode(t *testing.T, dir string, extra ...string) (node *proc, caPEM []byte, caFile string) {
+	t.Helper()
 	caPEM, certPEM, keyPEM := serverCertificate(t, net.ParseIP("127.0.0.1"))
-	caFile := writeFile(t, dir, "ca.pem", string(caPEM))
+	caFile = writeFile(t, dir, "ca.pem", string(caPEM))
 	certFile := writeFile(t, dir, "cert.pem", string(certPEM))
 	keyFile := writeFile(t, dir, "key.pem", string(keyPEM))
-
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
 	https := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	// Ready when it answers /readyz over HTTPS.
-	node := startDevNodeReady(t, func(addr string) bool {
+	node = startDevNodeReady(t, func(addr string) bool {
 		resp, err := https.Get("https://" + addr + "/readyz")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
-	}, "--http-tls-cert", certFile, "--http-tls-key", keyFile)
+	}, append([]string{"--http-tls-cert", certFile, "--http-tls-key", keyFile}, extra...)...)
+	return node, caPEM, caFile
+}
+
+// TestAPIOverHTTPS: a node given --http-tls-cert serves its API over HTTPS only, and
+// the CLI reaches it with --ca-file and refuses it without.
+func TestAPIOverHTTPS(t *testing.T) {
+	dir := t.TempDir()
+	node, _, caFile := startHTTPSDevNode(t, dir)
 	addr := node.HTTP
 	if code, body := get(addr, "/readyz"); code == http.StatusOK {
 		t.Fatalf("plain HTTP answered on the HTTPS port: %d %s", code, body)

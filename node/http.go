@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	meshconfig "istio.io/api/mesh/v1alpha1"
 
+	"github.com/navarch/navarch/adapters/kubernetes"
 	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/client"
 	"github.com/navarch/navarch/store"
@@ -30,6 +31,9 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", n.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{n.reg, prometheus.DefaultGatherer}, promhttp.HandlerOpts{}))
+	// Kubernetes' validating admission webhook: reads and writes nothing of the
+	// node's, so the API server calls it without the admin token.
+	mux.Handle("POST "+kubernetes.WebhookPath, kubernetes.ValidatingWebhook())
 
 	api := http.NewServeMux()
 	api.HandleFunc("GET /api/v1/kinds", n.kinds)
