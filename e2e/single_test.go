@@ -154,7 +154,7 @@ func TestSingleNodeRoutesRealTraffic(t *testing.T) {
 			t.Fatalf("apply --wait printed %q", out)
 		}
 		// proxy-status shows the client at that revision, every type acknowledged.
-		if ps := mustCLI(t, api, "proxy-status"); !regexp.MustCompile(`\s`+m[1]+`\s+SYNCED\s+SYNCED\s+SYNCED\s+SYNCED\s+0\n`).MatchString(ps) {
+		if ps := mustCLI(t, api, "proxy-status"); !regexp.MustCompile(`\s` + m[1] + `\s+SYNCED\s+SYNCED\s+SYNCED\s+SYNCED\s+0\n`).MatchString(ps) {
 			t.Fatalf("proxy-status printed\n%s\nwant the client at revision %s, synced", ps, m[1])
 		}
 		if out := mustCLI(t, api, "wait", "vs", "reviews"); !strings.Contains(out, "taken by 1 of 1 proxies") {

@@ -230,17 +230,7 @@ spec:
 	}
 
 	// A cluster change: now the clusters are sent again, in a new version.
-	src.set(snapshotOf(t, reviewsSE, `
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews, namespace: default}
-spec:
-  host: reviews
-  trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST}}
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
-`))
+	src.set(snapshotOf(t, reviewsSE, reviewsLeastRequestDR))
 	for {
 		r := recvSotW(t, st)
 		if r.TypeUrl == ClusterType {

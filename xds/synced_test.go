@@ -10,6 +10,32 @@ import (
 	"google.golang.org/grpc/codes"
 )
 
+// reviewsLeastRequestDR is reviewsDR with another load balancer: a change to the
+// reviews clusters.
+const reviewsLeastRequestDR = `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST}}
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+`
+
+// otherNamespaceSE is a service only its own namespace sees: a change that
+// proxies elsewhere get nothing of.
+const otherNamespaceSE = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: other, namespace: other}
+spec:
+  hosts: [other.other.svc.cluster.local]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  exportTo: ["."]
+  resolution: STATIC`
+
 // TestSyncedRevision: a proxy's synced revision (what navarch wait waits on) is
 // the revision it has taken in full: it moves with changes that send it nothing,
 // is 0 while a response waits for its ACK or was rejected, and returns once the
@@ -43,53 +69,17 @@ func TestSyncedRevision(t *testing.T) {
 	synced(5, "the clusters acknowledged")
 
 	// A change elsewhere: nothing to send, and the proxy is up to it.
-	src.set(snapshotAt(t, 7, reviewsSE, reviewsDR, `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: other, namespace: other}
-spec:
-  hosts: [other.other.svc.cluster.local]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  exportTo: ["."]
-  resolution: STATIC`))
+	src.set(snapshotAt(t, 7, reviewsSE, reviewsDR, otherNamespaceSE))
 	synced(7, "a change that sends the proxy nothing")
 
 	// A change to its cluster, rejected: not synced, whatever comes after.
-	src.set(snapshotAt(t, 9, reviewsSE, `
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews, namespace: default}
-spec:
-  host: reviews
-  trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST}}
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
-`))
+	src.set(snapshotAt(t, 9, reviewsSE, reviewsLeastRequestDR))
 	next := recvSotW(t, st)
 	st.Send(&discovery.DiscoveryRequest{TypeUrl: ClusterType, ResourceNames: []string{cluster}, ResponseNonce: next.Nonce,
 		ErrorDetail: &status.Status{Code: int32(codes.InvalidArgument), Message: "test rejects it"}})
 	synced(0, "the change rejected")
 	// Builds move on; the proxy is brought up to them, and still not synced.
-	src.set(snapshotAt(t, 11, reviewsSE, `
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews, namespace: default}
-spec:
-  host: reviews
-  trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST}}
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
-`, `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: other, namespace: other}
-spec:
-  hosts: [other.other.svc.cluster.local]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  exportTo: ["."]
-  resolution: STATIC`))
+	src.set(snapshotAt(t, 11, reviewsSE, reviewsLeastRequestDR, otherNamespaceSE))
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		ps := s.Proxies()
 		if len(ps) == 1 && ps[0].Types["cds"].Revision == 11 {
