@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -214,16 +213,41 @@ func validCipherSuite(cs string) bool {
 // accepts (with a warning) and leaves out of what it sends Envoy: Envoy refuses
 // a TLS context naming a cipher suite it does not have.
 func CipherSuites(suites []string) []string {
-	if len(suites) == 0 {
-		return nil
-	}
-	out := make([]string, 0, len(suites))
-	for _, s := range suites {
-		if validCipherSuite(s) && !slices.Contains(out, s) {
-			out = append(out, s)
+	kept, _, _ := sortOut(suites, validCipherSuite)
+	return kept
+}
+
+// sortOut sorts names into those valid takes, in order and without repeats (and
+// without empty ones, which Istio lets pass but name nothing), and the ones it
+// does not take and the repeated ones, each sorted without repeats, for Istio's
+// warnings.
+func sortOut(names []string, valid func(string) bool) (kept, unknown, repeated []string) {
+	var seen []string
+	for _, n := range names {
+		switch {
+		case !valid(n):
+			unknown = append(unknown, n)
+		case slices.Contains(seen, n):
+			repeated = append(repeated, n)
+		default:
+			seen = append(seen, n)
+			if n != "" {
+				kept = append(kept, n)
+			}
 		}
 	}
-	return out
+	slices.Sort(unknown)
+	slices.Sort(repeated)
+	return kept, slices.Compact(unknown), slices.Compact(repeated)
+}
+
+// warnNames adds Istio's warnings of the unknown and repeated names sortOut found.
+func warnNames(p *problems, path, unknownReason, repeatedReason string, unknown, repeated []string) {
+	for _, l := range []named[[]string]{{unknownReason, unknown}, {repeatedReason, repeated}} {
+		if len(l.value) > 0 {
+			p.add(path, "%s: %v", l.name, l.value)
+		}
+	}
 }
 
 // validECDHCurves are the ECDH curves Envoy's BoringSSL takes by name (Istio's list).
@@ -233,37 +257,17 @@ var validECDHCurves = []string{"P-224", "P-256", "P-521", "P-384", "X25519", "X2
 // them in the mesh config's tlsDefaults with a warning, and sends them on; Envoy
 // refuses a TLS context naming a curve it does not have, so navarch leaves them out.
 func ECDHCurves(curves []string) []string {
-	if len(curves) == 0 {
-		return nil
-	}
-	out := make([]string, 0, len(curves))
-	for _, c := range curves {
-		if slices.Contains(validECDHCurves, c) && !slices.Contains(out, c) {
-			out = append(out, c)
-		}
-	}
-	return out
+	kept, _, _ := sortOut(curves, validECDHCurve)
+	return kept
 }
+
+// validECDHCurve reports whether Istio takes c as a curve ("" passes, naming none).
+func validECDHCurve(c string) bool { return c == "" || slices.Contains(validECDHCurves, c) }
 
 // warnMeshConfig: what istiod warns of (in its log) when it reads the mesh config.
 func warnMeshConfig(p *problems, m *meshconfig.MeshConfig) {
-	var unknown, seen, dups []string
-	for _, c := range m.GetTlsDefaults().GetEcdhCurves() {
-		switch {
-		case c != "" && !slices.Contains(validECDHCurves, c):
-			unknown = append(unknown, c)
-		case slices.Contains(seen, c):
-			dups = append(dups, c)
-		default:
-			seen = append(seen, c)
-		}
-	}
-	for _, l := range []named[[]string]{{"detected unrecognized ECDH curves", unknown}, {"detected duplicate ECDH curves", dups}} {
-		if len(l.value) > 0 {
-			sort.Strings(l.value)
-			p.add("spec.tlsDefaults.ecdhCurves", "%s: %v", l.name, slices.Compact(l.value))
-		}
-	}
+	_, unknown, repeated := sortOut(m.GetTlsDefaults().GetEcdhCurves(), validECDHCurve)
+	warnNames(p, "spec.tlsDefaults.ecdhCurves", "detected unrecognized ECDH curves", "detected duplicate ECDH curves", unknown, repeated)
 	if _, ok := m.GetDefaultConfig().GetProxyMetadata()["ISTIO_META_DNS_AUTO_ALLOCATE"]; ok {
 		p.add("spec.defaultConfig.proxyMetadata", "'ISTIO_META_DNS_AUTO_ALLOCATE' is deprecated; review "+
 			"https://istio.io/latest/docs/ops/configuration/traffic-management/dns-proxy/#dns-auto-allocation-v2 for information about replacement functionality")
@@ -280,23 +284,8 @@ func warnServerTLS(p *problems, path string, t *networking.ServerTLSSettings) {
 		p.add(field(path, "minProtocolVersion"),
 			"TLS version below TLSV1_2 require setting compatible ciphers as by default they no longer include compatible ciphers.")
 	}
-	var invalid, seen, dups []string
-	for _, cs := range t.CipherSuites {
-		switch {
-		case !validCipherSuite(cs):
-			invalid = append(invalid, cs)
-		case slices.Contains(seen, cs):
-			dups = append(dups, cs)
-		default:
-			seen = append(seen, cs)
-		}
-	}
-	for _, l := range []named[[]string]{{"ignoring invalid cipher suites", invalid}, {"ignoring duplicate cipher suites", dups}} {
-		if len(l.value) > 0 {
-			sort.Strings(l.value)
-			p.add(field(path, "cipherSuites"), "%s: %v", l.name, slices.Compact(l.value))
-		}
-	}
+	_, invalid, repeated := sortOut(t.CipherSuites, validCipherSuite)
+	warnNames(p, field(path, "cipherSuites"), "ignoring invalid cipher suites", "ignoring duplicate cipher suites", invalid, repeated)
 	if t.Mode == networking.ServerTLSSettings_PASSTHROUGH || t.Mode == networking.ServerTLSSettings_AUTO_PASSTHROUGH {
 		if t.CaCrl != "" || t.ServerCertificate != "" || t.PrivateKey != "" || t.CaCertificates != "" ||
 			len(t.TlsCertificates) > 0 || t.CredentialName != "" || len(t.CredentialNames) > 0 {
