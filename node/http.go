@@ -33,7 +33,7 @@ func (n *Node) routes() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{n.reg, prometheus.DefaultGatherer}, promhttp.HandlerOpts{}))
 	// Kubernetes' validating admission webhook: reads and writes nothing of the
 	// node's, so the API server calls it without the admin token.
-	mux.Handle("POST "+kubernetes.WebhookPath, kubernetes.ValidatingWebhook())
+	mux.Handle("POST "+kubernetes.WebhookPath, kubernetes.ValidatingWebhook(n.reg))
 
 	api := http.NewServeMux()
 	api.HandleFunc("GET /api/v1/kinds", n.kinds)

@@ -8,7 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
@@ -19,7 +22,8 @@ import (
 // does not serve. Objects come as the API server sends them, with server-set
 // metadata and status.
 func TestValidatingWebhook(t *testing.T) {
-	h := ValidatingWebhook()
+	reg := prometheus.NewRegistry()
+	h := ValidatingWebhook(reg)
 	review := func(op admissionv1.Operation, object string) *admissionv1.AdmissionResponse {
 		t.Helper()
 		raw, err := yaml.YAMLToJSON([]byte(object))
@@ -27,7 +31,8 @@ func TestValidatingWebhook(t *testing.T) {
 			t.Fatal(err)
 		}
 		in := admissionv1.AdmissionReview{Request: &admissionv1.AdmissionRequest{UID: types.UID("u-1"), Operation: op, Namespace: "shop",
-			Object: runtime.RawExtension{Raw: raw}}}
+			Resource: metav1.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"},
+			Object:   runtime.RawExtension{Raw: raw}}}
 		in.APIVersion, in.Kind = "admission.k8s.io/v1", "AdmissionReview"
 		body, _ := json.Marshal(in)
 		rec := httptest.NewRecorder()
@@ -63,5 +68,19 @@ status: {}
 	gatewayAPI := "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n" + meta + "spec: {gatewayClassName: istio, listeners: []}\n"
 	if r := review(admissionv1.Create, gatewayAPI); !r.Allowed {
 		t.Errorf("a Gateway API Gateway was refused: %+v", r.Result)
+	}
+
+	// Counted as istiod counts: one refused, one passed; the delete and the kind
+	// navarch does not serve, neither.
+	const want = `
+# HELP galley_validation_failed Resources the validating webhook refused.
+# TYPE galley_validation_failed counter
+galley_validation_failed{group="networking.istio.io",reason="invalid_resource",resource="virtualservices",version="v1"} 1
+# HELP galley_validation_passed Resources the validating webhook allowed.
+# TYPE galley_validation_passed counter
+galley_validation_passed{group="networking.istio.io",resource="virtualservices",version="v1"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "galley_validation_failed", "galley_validation_passed"); err != nil {
+		t.Error(err)
 	}
 }
