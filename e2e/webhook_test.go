@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -40,8 +42,8 @@ func (w *warnings) all() string {
 }
 
 // TestKubernetesValidatingWebhook: a real kube-apiserver with Istio's CRDs calls a
-// node's validating webhook (over HTTPS, as a ValidatingWebhookConfiguration says,
-// as it would istiod's): an invalid VirtualService is refused with navarch's error
+// node's validating webhook (over HTTPS, as deploy/kubernetes/validating-webhook.yaml
+// says, as it would istiod's): an invalid VirtualService is refused with navarch's error
 // and never stored; a valid one is stored, with navarch's warnings passed back as
 // kubectl shows them.
 func TestKubernetesValidatingWebhook(t *testing.T) {
@@ -54,21 +56,18 @@ func TestKubernetesValidatingWebhook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// deploy/kubernetes/validating-webhook.yaml, pointed at the node.
+	data, err := os.ReadFile(filepath.Join("..", "deploy", "kubernetes", "validating-webhook.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vwc admissionregistrationv1.ValidatingWebhookConfiguration
+	if err := yaml.UnmarshalStrict(data, &vwc); err != nil || len(vwc.Webhooks) != 1 {
+		t.Fatalf("validating-webhook.yaml: %v (%d webhooks)", err, len(vwc.Webhooks))
+	}
 	url := "https://" + node.HTTP + kubernetes.WebhookPath
-	fail, none := admissionregistrationv1.Fail, admissionregistrationv1.SideEffectClassNone
-	if _, err := ac.ValidatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.ValidatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "navarch-validation"},
-		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
-			Name:         "validation.navarch.io",
-			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caPEM},
-			Rules: []admissionregistrationv1.RuleWithOperations{{
-				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
-				Rule: admissionregistrationv1.Rule{APIGroups: []string{"networking.istio.io", "security.istio.io", "telemetry.istio.io"},
-					APIVersions: []string{"*"}, Resources: []string{"*"}},
-			}},
-			FailurePolicy: &fail, SideEffects: &none, AdmissionReviewVersions: []string{"v1"},
-		}},
-	}, metav1.CreateOptions{}); err != nil {
+	vwc.Webhooks[0].ClientConfig.URL, vwc.Webhooks[0].ClientConfig.CABundle = &url, caPEM
+	if _, err := ac.ValidatingWebhookConfigurations().Create(ctx, &vwc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
