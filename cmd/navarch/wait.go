@@ -65,7 +65,11 @@ func waitSynced(ctx context.Context, c *client.Client, rev int64, timeout time.D
 	defer cancel()
 	var last syncCount
 	for {
-		last = countSynced(ctx, c, rev)
+		// A count the deadline cut short (no node answered) does not replace one
+		// that said where the proxies are.
+		if n := countSynced(ctx, c, rev); n.nodes > 0 || last.nodes == 0 {
+			last = n
+		}
 		if last.nodes > 0 && last.synced == last.total {
 			fmt.Fprintf(out, "revision %d taken by %d of %d proxies (%d nodes%s)\n", rev, last.synced, last.total, last.nodes, last.silentNote())
 			return nil
