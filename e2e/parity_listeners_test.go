@@ -265,10 +265,14 @@ spec:
     bind: 127.0.0.1
     captureMode: NONE
     hosts: ["./*"]
+  - port: {number: 7443, protocol: HTTP_PROXY, name: proxy}
+    bind: 127.0.0.1
+    captureMode: NONE
+    hosts: ["./*"]
   - hosts: ["./*"]
 `)
 	id := "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local"
-	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}, "INTERCEPTION_MODE": "NONE"}
+	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}, "INTERCEPTION_MODE": "NONE", "HTTP_PROXY_PORT": "15080"}
 	describe := func(server string) map[string]string {
 		c := envoyConfig(t, server, id, md)
 		out := listenerSettings(t, c.listeners)
@@ -284,6 +288,37 @@ spec:
 		return nil
 	})
 	compareNamed(t, want, got)
+	// The HTTP proxy ports (the Sidecar's HTTP_PROXY egress listener, the proxy's
+	// HTTP_PROXY_PORT): besides the listeners, compared above, the route
+	// configuration each routes by and its virtual hosts, a service port each.
+	// istiod's ignore the port in matching, which leaves every port but 80
+	// unreachable through them; navarch's match it (xds/httpproxy.go).
+	for listener, route := range map[string]string{"127.0.0.1_7443": "7443", "127.0.0.1_15080": "http_proxy"} {
+		if _, ok := want[listener]; !ok {
+			t.Errorf("istiod has no HTTP proxy listener %s", listener)
+			continue
+		}
+		vhosts := map[string][]string{}
+		for _, server := range []string{istiod, navarch} {
+			var h hcmv3.HttpConnectionManager
+			l := envoyConfig(t, server, id, md).listeners[listener]
+			if err := l.GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(&h); err != nil {
+				t.Fatalf("%s: %s: %v", server, listener, err)
+			}
+			if got := h.GetRds().GetRouteConfigName(); got != route {
+				t.Errorf("%s: %s routes by %q, want %q", server, listener, got, route)
+			}
+			for _, vh := range envoyRoutes(t, server, id, md, route).GetVirtualHosts() {
+				if !slices.Equal(vh.Domains, []string{"*"}) {
+					vhosts[server] = append(vhosts[server], vh.Name)
+				}
+			}
+			slices.Sort(vhosts[server])
+		}
+		if len(vhosts[istiod]) == 0 || !slices.Equal(vhosts[istiod], vhosts[navarch]) {
+			t.Errorf("route configuration %s: virtual hosts\n\tistiod:  %v\n\tnavarch: %v", route, vhosts[istiod], vhosts[navarch])
+		}
+	}
 	if _, ok := want["127.0.0.1_9080"]; !ok {
 		t.Errorf("istiod bound no egress listener on 127.0.0.1:9080, which this test expects: %v", slices.Sorted(maps.Keys(want)))
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -108,6 +109,13 @@ func describedProxy(q url.Values) (*xds.Proxy, error) {
 		return nil, err
 	}
 	p.IstioVersion = q.Get("istioVersion")
+	if v := q.Get("httpProxyPort"); v != "" {
+		port, err := strconv.ParseUint(v, 10, 16)
+		if err != nil || port == 0 {
+			return nil, fmt.Errorf("httpProxyPort %q: want a port, 1-65535", v)
+		}
+		p.HTTPProxyPort = uint32(port)
+	}
 	return p, nil
 }
 

@@ -71,6 +71,10 @@ type Proxy struct {
 	InterceptionNone bool
 	// Unprivileged is a proxy that cannot bind ports below 1024 (UNPRIVILEGED_POD).
 	Unprivileged bool
+	// HTTPProxyPort is the port of 127.0.0.1 on which the proxy is its application's
+	// HTTP proxy (HTTP_PROXY_PORT metadata, Istio's ISTIO_META_HTTP_PROXY_PORT;
+	// else the mesh config's proxyHttpPort), 0 for none (httpproxy.go).
+	HTTPProxyPort uint32
 	// IPFamilies is "4", "6" or "46": the IP versions of the proxy's addresses
 	// (INSTANCE_IPS metadata, else its node id's), which choose how an Envoy
 	// resolves DNS clusters (DnsLookupFamily), as in Istio.
@@ -123,6 +127,9 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 	p.NodeName = str(md, "NODE_NAME")
 	p.InterceptionNone = str(md, "INTERCEPTION_MODE") == "NONE"
 	p.Unprivileged, _ = strconv.ParseBool(str(md, "UNPRIVILEGED_POD"))
+	if port, err := strconv.ParseUint(str(md, "HTTP_PROXY_PORT"), 10, 16); err == nil && port > 0 {
+		p.HTTPProxyPort = uint32(port) // as istiod, a value that is not a port is ignored
+	}
 	p.IPFamilies = ipFamilies(p.IP, str(md, "INSTANCE_IPS"))
 	if l := node.GetLocality(); l != nil {
 		p.Locality = localityString(l)
@@ -251,8 +258,8 @@ type classKey string
 
 func (p *Proxy) classKey() classKey {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|%s|%t|%t|%s|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.NodeName, p.ServiceAccount,
-		p.InterceptionNone, p.Unprivileged, p.IPFamilies)
+	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|%s|%t|%t|%s|%d|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.NodeName, p.ServiceAccount,
+		p.InterceptionNone, p.Unprivileged, p.IPFamilies, p.HTTPProxyPort)
 	for _, k := range registry.SortedKeys(p.Labels) {
 		fmt.Fprintf(&b, "%s=%s,", k, p.Labels[k])
 	}

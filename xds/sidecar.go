@@ -123,6 +123,9 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 				continue
 			}
 			port = ctx.outboundPort(port)
+			if isHTTPProxy(port) {
+				continue // the port is an HTTP proxy's (httpproxy.go), for every service
+			}
 			b, bound := binds.on(port.Number)
 			if !canBind(ctx, b, bound, port.Number, refused) {
 				continue
@@ -168,6 +171,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 	for _, name := range registry.SortedKeys(tcp) {
 		out = append(out, named{name: name, msg: tcp[name].build(ctx)})
 	}
+	out = append(out, httpProxyListeners(ctx, binds, refused)...)
 	return addBoundInbound(ctx, out, bound)
 }
 
@@ -324,14 +328,19 @@ func egressBindings(ctx *Context) egressBindingSet {
 // outboundHTTP is the HTTP connection manager of an outbound listener, routing by
 // the route configuration rds.
 func outboundHTTP(ctx *Context, listener, rds string) *listenerv3.Filter {
-	return envoyConnectionManager(&hcmv3.HttpConnectionManager{
+	return envoyConnectionManager(outboundHCM(ctx, listener, rds))
+}
+
+// outboundHCM is the HTTP connection manager outboundHTTP packs.
+func outboundHCM(ctx *Context, listener, rds string) *hcmv3.HttpConnectionManager {
+	return &hcmv3.HttpConnectionManager{
 		StatPrefix: "outbound_" + listener,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 			ConfigSource: adsConfigSource(), RouteConfigName: rds}},
 		HttpFilters: envoyClientFilters(),
 		AccessLog:   accessLogsFor(ctx).client,
 		Tracing:     tracingFor(ctx).client,
-	})
+	}
 }
 
 // outboundListener is a listener the virtual outbound listener hands connections to;
@@ -425,7 +434,8 @@ func (sidecarRoutes) Generate(ctx *Context) []named {
 		vhs := append(byPort[port], unknownHostsVirtualHost(ctx))
 		out = append(out, named{name: name, msg: envoyRouteConfig(name, vhs)})
 	}
-	return append(out, sniffed...)
+	out = append(out, sniffed...)
+	return append(out, httpProxyRoutes(ctx)...)
 }
 
 // envoyRouteConfig is an Envoy's route configuration of virtual hosts vhs (a

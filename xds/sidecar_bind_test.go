@@ -27,7 +27,7 @@ func TestSidecarBindings(t *testing.T) {
 	p := grpcProxy("vms", map[string]string{"app": "vm"})
 	p.Generator = ""
 	sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
-	if err == nil || !strings.Contains(err.Error(), "spec.egress[3].bind: unix domain socket listeners are not built") ||
+	if err == nil || !strings.Contains(err.Error(), "spec.egress[4].bind: unix domain socket listeners are not built") ||
 		!strings.Contains(err.Error(), "listener 0.0.0.0_8080 (captureMode NONE) has the address and port of an outbound listener") {
 		t.Errorf("build error %v, want the unix domain socket bind and the taken ingress port reported", err)
 	}
@@ -35,15 +35,16 @@ func TestSidecarBindings(t *testing.T) {
 		address    string
 		bindToPort bool
 	}{
-		"127.0.0.1_9080": {"127.0.0.1:9080", true}, // captureMode NONE: 127.0.0.1
-		"127.0.0.2_3306": {"127.0.0.2:3306", true}, // captureMode NONE and a bind
-		"10.0.0.9_6379":  {"10.0.0.9:6379", false}, // a bind alone: still redirected
-		"0.0.0.0_7000":   {"0.0.0.0:7000", false},  // the unix socket left out
-		"0.0.0.0_8080":   {"0.0.0.0:8080", false},  // the catch-all listener: as without a Sidecar
-		virtualOutbound:  {"0.0.0.0:15001", true},
-		virtualInbound:   {"0.0.0.0:15006", true},
-		"0.0.0.0_9080":   {"0.0.0.0:9080", true},  // ingress captureMode NONE: the wildcard
-		"10.0.0.1_9443":  {"10.0.0.1:9443", true}, // ingress captureMode NONE and a bind
+		"127.0.0.1_9080":  {"127.0.0.1:9080", true},  // captureMode NONE: 127.0.0.1
+		"127.0.0.2_3306":  {"127.0.0.2:3306", true},  // captureMode NONE and a bind
+		"10.0.0.9_6379":   {"10.0.0.9:6379", false},  // a bind alone: still redirected
+		"0.0.0.0_7000":    {"0.0.0.0:7000", false},   // the unix socket left out
+		"127.0.0.1_15080": {"127.0.0.1:15080", true}, // the HTTP proxy, captureMode NONE
+		"0.0.0.0_8080":    {"0.0.0.0:8080", false},   // the catch-all listener: as without a Sidecar
+		virtualOutbound:   {"0.0.0.0:15001", true},
+		virtualInbound:    {"0.0.0.0:15006", true},
+		"0.0.0.0_9080":    {"0.0.0.0:9080", true},  // ingress captureMode NONE: the wildcard
+		"10.0.0.1_9443":   {"10.0.0.1:9443", true}, // ingress captureMode NONE and a bind
 	}
 	got := map[string]bool{}
 	for name, r := range sets[ListenerType].ByName {

@@ -31,6 +31,9 @@ type bootstrapNode struct {
 	NodeName string
 	// Interception is how traffic reaches the proxy: "" (redirected) or NONE.
 	Interception string
+	// HTTPProxyPort is the port of 127.0.0.1 on which the proxy is its
+	// application's HTTP proxy, 0 for none.
+	HTTPProxyPort uint
 	// CertDir holds the workload's certificate files (navarch agent certs --out).
 	CertDir string
 }
@@ -54,6 +57,7 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	locality := fs.String("locality", "", "where the proxy runs, region/zone/sub-zone (the node's locality): with a DestinationRule's outlier detection or localityLbSetting, nearer endpoints come first")
 	interception := fs.String("interception-mode", "", "NONE for an Envoy whose traffic nothing redirects (a VM without iptables): its listeners bind ports on 127.0.0.1 (node metadata INTERCEPTION_MODE)")
 	nodeName := fs.String("node-name", "", "the node the proxy runs on, a pod's spec.nodeName (node metadata NODE_NAME): node-local services (internalTrafficPolicy Local) send it their endpoints there only")
+	httpProxyPort := fs.Uint("http-proxy-port", 0, "a port of 127.0.0.1 on which the Envoy is its application's HTTP proxy (http_proxy=127.0.0.1:PORT): every service's HTTP ports by the host and port a request names (node metadata HTTP_PROXY_PORT)")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -61,6 +65,9 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	case "", "REDIRECT", "NONE":
 	default:
 		return fmt.Errorf("--interception-mode %q: want NONE or REDIRECT", *interception)
+	}
+	if *httpProxyPort > 65535 {
+		return fmt.Errorf("--http-proxy-port %d: want a port, 1-65535", *httpProxyPort)
 	}
 	c, err := cf.client()
 	if err != nil {
@@ -79,7 +86,7 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return errors.New("no live node serves xDS")
 	}
 	node := bootstrapNode{ID: fmt.Sprintf("%s~%s~%s.%s~%s.svc.cluster.local", *typ, *ip, *name, *ns, *ns), Namespace: *ns,
-		ServiceAccount: *sa, CertDir: *certs, Network: *network, Locality: *locality, NodeName: *nodeName, Interception: *interception, Labels: map[string]string{}}
+		ServiceAccount: *sa, CertDir: *certs, Network: *network, Locality: *locality, NodeName: *nodeName, Interception: *interception, HTTPProxyPort: *httpProxyPort, Labels: map[string]string{}}
 	for _, kv := range strings.Split(*labels, ",") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok {
 			node.Labels[k] = v
@@ -175,6 +182,9 @@ func nodeMetadata(n bootstrapNode) map[string]any {
 	}
 	if n.Interception != "" {
 		md["INTERCEPTION_MODE"] = n.Interception
+	}
+	if n.HTTPProxyPort != 0 {
+		md["HTTP_PROXY_PORT"] = strconv.FormatUint(uint64(n.HTTPProxyPort), 10)
 	}
 	return md
 }

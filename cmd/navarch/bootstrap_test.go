@@ -64,16 +64,17 @@ func TestEnvoyBootstrapIsValid(t *testing.T) {
 }
 
 // TestBootstrapNodeIsWhatTheServerReads: the node a bootstrap describes is parsed
-// by the server into the proxy it says: its node and interception mode.
+// by the server into the proxy it says: its node, interception mode and HTTP proxy
+// port.
 func TestBootstrapNodeIsWhatTheServerReads(t *testing.T) {
 	bs := validEnvoyBootstrap(t, []string{"127.0.0.1:15010"}, bootstrapNode{
-		ID: "sidecar~10.0.0.1~vm-1.vms~vms.svc.cluster.local", Namespace: "vms", NodeName: "worker-3", Interception: "NONE"}, false)
+		ID: "sidecar~10.0.0.1~vm-1.vms~vms.svc.cluster.local", Namespace: "vms", NodeName: "worker-3", Interception: "NONE", HTTPProxyPort: 15080}, false)
 	p, err := xds.ParseProxy(bs.GetNode())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.NodeName != "worker-3" || !p.InterceptionNone || p.Namespace != "vms" {
-		t.Fatalf("the server reads node %q, interception none %v, namespace %q", p.NodeName, p.InterceptionNone, p.Namespace)
+	if p.NodeName != "worker-3" || !p.InterceptionNone || p.Namespace != "vms" || p.HTTPProxyPort != 15080 {
+		t.Fatalf("the server reads node %q, interception none %v, namespace %q, HTTP proxy port %d", p.NodeName, p.InterceptionNone, p.Namespace, p.HTTPProxyPort)
 	}
 }
 
