@@ -164,6 +164,9 @@ func validateMeshConfig(p *problems, root string, meta ObjectMeta, m *meshconfig
 		p.add(field(root, "protocolDetectionTimeout"), "must be a whole number of milliseconds, got %s", d.AsDuration())
 	}
 	validateLocalityLB(p, field(root, "localityLbSetting"), m.LocalityLbSetting)
+	// Both may be set mesh-wide (Istio's default mesh config always has a locality
+	// setting): zone-aware load balancing wins where it applies.
+	validateZoneAwareLB(p, field(root, "zoneAwareLbSetting"), m.ZoneAwareLbSetting)
 	for i, s := range m.ServiceSettings {
 		for j, h := range s.GetHosts() {
 			validateHostField(p, index(field(index(field(root, "serviceSettings"), i), "hosts"), j), h)

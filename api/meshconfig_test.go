@@ -140,6 +140,8 @@ func TestMeshConfigRejections(t *testing.T) {
 		{name: "JSON log format", doc: mesh("accessLogEncoding: JSON\naccessLogFormat: '[%START_TIME%]'"), field: "data.mesh.accessLogFormat", reason: "must be a JSON object"},
 		{name: "locality distribute and failover", doc: mesh("localityLbSetting: {distribute: [{from: a/b, to: {a/b: 100}}], failover: [{from: a, to: b}]}"),
 			field: "data.mesh.localityLbSetting", reason: "must not set both distribute and failover"},
+		{name: "zone-aware failover by region label", doc: mesh("zoneAwareLbSetting: {failoverPriority: [topology.kubernetes.io/region]}"),
+			field: "data.mesh.zoneAwareLbSetting.failoverPriority[0]", reason: "must not use topology label"},
 		{name: "negative retries", doc: mesh("defaultHttpRetryPolicy: {attempts: -1}"), field: "data.mesh.defaultHttpRetryPolicy.attempts", reason: "must not be negative"},
 		{name: "export default", doc: mesh("defaultVirtualServiceExportTo: [\"~\"]"), field: "data.mesh.defaultVirtualServiceExportTo[0]", reason: "only allowed on a ServiceEntry"},
 		{name: "export default namespace", doc: mesh("defaultServiceExportTo: [Shop_1]"), field: "data.mesh.defaultServiceExportTo[0]", reason: "must be"},

@@ -186,6 +186,14 @@ func validateLoadBalancer(p *problems, path string, lb *networking.LoadBalancerS
 		}
 	}
 	validateLocalityLB(p, field(path, "localityLbSetting"), lb.LocalityLbSetting)
+	if lb.LocalityLbSetting != nil && lb.ZoneAwareLbSetting != nil {
+		p.add(path, "must not set both localityLbSetting and zoneAwareLbSetting")
+	}
+	validateZoneAwareLB(p, field(path, "zoneAwareLbSetting"), lb.ZoneAwareLbSetting)
+	// The CRD's schema (not the mesh config's validation) says at least 1.
+	if n := lb.GetZoneAwareLbSetting().GetMinClusterSize(); n != nil && n.Value < 1 {
+		p.add(field(path, "zoneAwareLbSetting.minClusterSize"), "must be at least 1, got %d", n.Value)
+	}
 	//lint:ignore SA1019 deprecated in favour of warmup, but still accepted
 	validateDuration(p, field(path, "warmupDurationSecs"), lb.WarmupDurationSecs)
 	if w := lb.Warmup; w != nil {

@@ -105,3 +105,34 @@ func localityCovers(a, b string) bool {
 	}
 	return true
 }
+
+// validateZoneAwareLB checks zone-aware load balancing, as Istio does: Envoy
+// balances zones within the proxy's region itself and navarch puts the proxy's
+// region first, so failover names regions only (different ones, no wildcards) and
+// failoverPriority may not use the region, zone or subzone labels.
+func validateZoneAwareLB(p *problems, path string, lb *networking.ZoneAwareLoadBalancerSetting) {
+	if lb == nil {
+		return
+	}
+	for i, l := range lb.FailoverPriority {
+		if l == topologyRegion || l == topologyZone || l == topologySubzone {
+			p.add(index(field(path, "failoverPriority"), i), "must not use topology label %q: region and zone routing are automatic under zone-aware load balancing", l)
+		}
+	}
+	for i, f := range lb.Failover {
+		fp := index(field(path, "failover"), i)
+		if f == nil {
+			p.add(fp, "must not be null")
+			continue
+		}
+		if f.From == f.To {
+			p.add(fp, "from and to must be different regions, both are %q", f.From)
+		}
+		if strings.Contains(f.From, "/") || strings.Contains(f.To, "/") {
+			p.add(fp, "from and to name regions only (zone and subzone failover are automatic), got %q to %q", f.From, f.To)
+		}
+		if strings.Contains(f.From, "*") || strings.Contains(f.To, "*") {
+			p.add(fp, "from and to must not contain the wildcard '*', got %q to %q", f.From, f.To)
+		}
+	}
+}

@@ -171,6 +171,9 @@ func warnTrafficPolicy(p *problems, path string, t *networking.TrafficPolicy) {
 	if l := lb.GetLocalityLbSetting(); (len(l.GetFailover()) > 0 || len(l.GetFailoverPriority()) > 0) && t.OutlierDetection == nil {
 		p.add(field(path, "loadBalancer.localityLbSetting"), "outlier detection policy must be provided for failover")
 	}
+	if z := lb.GetZoneAwareLbSetting(); (len(z.GetFailover()) > 0 || len(z.GetFailoverPriority()) > 0) && t.OutlierDetection == nil {
+		p.add(field(path, "loadBalancer.zoneAwareLbSetting"), "outlier detection policy must be provided for failover")
+	}
 }
 
 func warnGateway(p *problems, g *networking.Gateway) {
