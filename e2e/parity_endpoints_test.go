@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"regexp"
@@ -9,10 +11,13 @@ import (
 	"testing"
 	"time"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/navarch/navarch/internal/peers"
 )
@@ -82,4 +87,200 @@ spec:
 	if !slices.ContainsFunc(slices.Collect(maps.Keys(want["outbound|8080||b.default.svc.cluster.local"])), func(f string) bool { return strings.HasSuffix(f, ".priority") }) {
 		t.Errorf("istiod put b's endpoints in no priority other than 0, which this test expects: %v", want["outbound|8080||b.default.svc.cluster.local"])
 	}
+}
+
+// zoneAwareParity is a mesh whose config turns on zone-aware load balancing, and
+// services that take it (m, without a DestinationRule), set their own (z, with
+// region failover), turn it off (off) or ask for locality failover instead (loc),
+// each with endpoints in three regions; and the proxy's own service, web, for its
+// local cluster.
+const zoneAwareParity = `apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |-
+    zoneAwareLbSetting: {minClusterSize: 3}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: zones}
+spec:
+  hosts: [z.default.svc.cluster.local, off.default.svc.cluster.local, loc.default.svc.cluster.local, m.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints:
+  - {address: 127.0.0.71, locality: r1/z1}
+  - {address: 127.0.0.72, locality: r1/z2, weight: 2}
+  - {address: 127.0.0.73, locality: r2/z3}
+  - {address: 127.0.0.74, locality: r3/z4}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: z}
+spec:
+  host: z.default.svc.cluster.local
+  trafficPolicy:
+    loadBalancer:
+      zoneAwareLbSetting:
+        minClusterSize: 2
+        failover: [{from: r1, to: r3}]
+    outlierDetection: {consecutive5xxErrors: 3}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: "off"}
+spec:
+  host: off.default.svc.cluster.local
+  trafficPolicy:
+    loadBalancer:
+      zoneAwareLbSetting: {enabled: false}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: loc}
+spec:
+  host: loc.default.svc.cluster.local
+  trafficPolicy:
+    loadBalancer:
+      localityLbSetting: {failover: [{from: r1, to: r2}]}
+    outlierDetection: {consecutive5xxErrors: 3}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web}
+spec:
+  hosts: [web.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 9090, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: web}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: web-0}
+spec: {address: 127.0.0.60, labels: {app: web}, locality: r1/z1}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: web-1}
+spec: {address: 127.0.0.61, labels: {app: web}, locality: r1/z2}
+`
+
+// TestSameZoneAwareLoadBalancingAsIstiod compares, field by field, what an Envoy
+// sidecar in r1/z1 bootstrapped for zone-aware load balancing (a local cluster,
+// ENABLE_SELF_DISCOVERY) gets from istiod and from navarch under zoneAwareParity:
+// each cluster's load balancing settings (zone-aware or locality, routing on or
+// off, the minimum cluster size) and each cluster's endpoints (priorities by region,
+// the failover region next), and the local cluster, its own service's endpoints.
+func TestSameZoneAwareLoadBalancingAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	istiod, navarch := bothControlPlanes(t, bin, zoneAwareParity)
+	id := "sidecar~127.0.0.60~web-0.default~default.svc.cluster.local"
+	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}, "ENABLE_SELF_DISCOVERY": "true"}
+	var names []string
+	for _, h := range []string{"z", "off", "loc", "m"} {
+		names = append(names, "outbound|8080||"+h+".default.svc.cluster.local")
+	}
+	skip := regexp.MustCompile(`(^|\.)(metadata|healthStatus)(\.|\[|$)`)
+	local := map[string]*endpointv3.ClusterLoadAssignment{}
+	fields := func(server string) map[string]map[string]string {
+		st, node := adsStream(t, server, id, md)
+		node.Locality = &corev3.Locality{Region: "r1", Zone: "z1"}
+		out := map[string]map[string]string{}
+		if err := st.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: resourcev3.ClusterType}); err != nil {
+			t.Fatal(err)
+		}
+		for done := false; !done; {
+			res, err := st.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range res.Resources {
+				var c clusterv3.Cluster
+				if err := a.UnmarshalTo(&c); err != nil {
+					t.Fatal(err)
+				}
+				if slices.Contains(names, c.Name) {
+					// As JSON: an empty message (0% routing) is a setting too.
+					out["cluster "+c.Name] = map[string]string{"commonLbConfig": compactJSON(t, c.CommonLbConfig)}
+				}
+			}
+			done = res.TypeUrl == resourcev3.ClusterType
+		}
+		want := append(slices.Clone(names), "local_cluster")
+		if err := st.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: resourcev3.EndpointType, ResourceNames: want}); err != nil {
+			t.Fatal(err)
+		}
+		for seen := 0; seen < len(want); {
+			res, err := st.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range res.Resources {
+				var cla endpointv3.ClusterLoadAssignment
+				if err := a.UnmarshalTo(&cla); err != nil {
+					t.Fatal(err)
+				}
+				if cla.ClusterName != "local_cluster" {
+					out[cla.ClusterName] = protoFields(t, &cla, skip, nil)
+				} else {
+					local[server] = &cla
+				}
+				seen++
+			}
+		}
+		return out
+	}
+	want := fields(istiod)
+	var got map[string]map[string]string
+	eventually(t, 30*time.Second, "navarch's zone-aware configuration", func() error {
+		if got = fields(navarch); len(got) < len(want) {
+			return fmt.Errorf("%d clusters and endpoint sets, istiod %d", len(got), len(want))
+		}
+		return nil
+	})
+	compareFields(t, want, got)
+	for name, setting := range map[string]string{
+		"z":   `"zoneAwareLbConfig":{"minClusterSize":"2"}`,
+		"off": `"zoneAwareLbConfig":{"routingEnabled":{}}`,
+		"m":   `"zoneAwareLbConfig":{"minClusterSize":"3"}`,
+		"loc": `"localityWeightedLbConfig":{}`,
+	} {
+		if c := want["cluster outbound|8080||"+name+".default.svc.cluster.local"]["commonLbConfig"]; !strings.Contains(c, setting) {
+			t.Errorf("istiod's cluster of %s has %s, where this test expects %s", name, c, setting)
+		}
+	}
+	// istiod-xds sends this proxy an empty local cluster, though it finds the
+	// proxy's service (its inbound side has the service's port) and sends the
+	// service's endpoints under their own cluster name; why is not known. navarch
+	// sends what Istio's code says the local cluster is, the endpoints of the
+	// proxy's first service on its first port, compared here with those.
+	if n := len(local[istiod].GetEndpoints()); n != 0 {
+		t.Logf("istiod-xds now sends a local cluster of %d localities: compare it with navarch's", n)
+	}
+	var endpoints []string
+	for _, l := range local[navarch].GetEndpoints() {
+		for _, e := range l.LbEndpoints {
+			sa := e.GetEndpoint().GetAddress().GetSocketAddress()
+			endpoints = append(endpoints, fmt.Sprintf("%s:%d in %s/%s priority %d", sa.GetAddress(), sa.GetPortValue(), l.Locality.GetRegion(), l.Locality.GetZone(), l.Priority))
+		}
+	}
+	if w := []string{"127.0.0.60:9090 in r1/z1 priority 0", "127.0.0.61:9090 in r1/z2 priority 0"}; !slices.Equal(endpoints, w) {
+		t.Errorf("navarch's local cluster: %v, want %v", endpoints, w)
+	}
+}
+
+// compactJSON is m as JSON without the spaces protojson varies.
+func compactJSON(t *testing.T, m proto.Message) string {
+	t.Helper()
+	b, err := protojson.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
 }

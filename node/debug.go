@@ -109,7 +109,8 @@ func describedProxy(q url.Values) (*xds.Proxy, error) {
 		return nil, err
 	}
 	p.IstioVersion = q.Get("istioVersion")
-	if v := q.Get("httpProxyPort"); v != "" {
+	p.SelfDiscovery, _ = strconv.ParseBool(p.Metadata["ENABLE_SELF_DISCOVERY"]) // as ParseProxy reads it
+	if v := cmp.Or(q.Get("httpProxyPort"), p.Metadata["HTTP_PROXY_PORT"]); v != "" {
 		port, err := strconv.ParseUint(v, 10, 16)
 		if err != nil || port == 0 {
 			return nil, fmt.Errorf("httpProxyPort %q: want a port, 1-65535", v)

@@ -278,6 +278,17 @@ func applyEnvoyLocality(ctx *Context, c *clusterv3.Cluster, tp *networking.Traff
 	if keepsUnhealthy(ctx, tp, svc) {
 		c.CommonLbConfig.HealthyPanicThreshold = &typev3.Percent{Value: 0}
 	}
+	if za := zoneAware(ctx, tp, svc); za != nil {
+		cfg := &clusterv3.Cluster_CommonLbConfig_ZoneAwareLbConfig{}
+		if n := za.GetMinClusterSize(); n != nil {
+			cfg.MinClusterSize = wrapperspb.UInt64(uint64(n.Value))
+		}
+		if !zoneAwareRouting(za) {
+			cfg.RoutingEnabled = &typev3.Percent{Value: 0} // and Envoy's own zone routing off too
+		}
+		c.CommonLbConfig.LocalityConfigSpecifier = &clusterv3.Cluster_CommonLbConfig_ZoneAwareLbConfig_{ZoneAwareLbConfig: cfg}
+		return
+	}
 	lb, forced := effectiveLocality(ctx, tp, svc)
 	if len(lb.GetDistribute()) > 0 ||
 		((forced || tp.GetOutlierDetection() != nil) && (len(lb.GetFailover()) > 0 || len(lb.GetFailoverPriority()) > 0)) {

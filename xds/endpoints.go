@@ -58,6 +58,18 @@ func (g endpoints) Generate(ctx *Context) []named {
 					k += "|node=" + ctx.Proxy.NodeName
 				}
 				var byLabels *labelFailover
+				za := zoneAware(ctx, tp, svc)
+				if !zoneAwareRouting(za) {
+					za = nil // the endpoints stay as they are
+				}
+				if za != nil {
+					// Priorities by region, the proxy's first, under those of its labels.
+					k += "|zone-aware:" + locality(ctx.Proxy.Locality).GetRegion()
+					if len(za.FailoverPriority) > 0 {
+						byLabels = newLabelFailover(za.FailoverPriority, ctx.Proxy)
+						k += "|" + byLabels.key()
+					}
+				}
 				if lb != nil {
 					// The priorities or weights are the proxy's own; with distribute,
 					// failoverPriority is ignored, as in Istio.
@@ -97,6 +109,9 @@ func (g endpoints) Generate(ctx *Context) []named {
 					if lb != nil {
 						applyLocality(cla, ctx.Proxy.Locality, lb)
 					}
+					if za != nil {
+						zoneAwareFailover(cla, locality(ctx.Proxy.Locality).GetRegion(), za.Failover)
+					}
 					return cla
 				}
 				out = append(out, shared(name, k, func() proto.Message { return build() }))
@@ -110,6 +125,9 @@ func (g endpoints) Generate(ctx *Context) []named {
 				}
 			}
 		}
+	}
+	if g.envoy && ctx.Proxy.SelfDiscovery {
+		out = append(out, selfDiscoveryCluster(ctx))
 	}
 	return out
 }
@@ -251,3 +269,29 @@ func locality(s string) *corev3.Locality {
 }
 
 func isIP(s string) bool { return net.ParseIP(s) != nil }
+
+// selfDiscoveryClusterName is the EDS cluster an Envoy bootstrapped for zone-aware
+// load balancing (ENABLE_SELF_DISCOVERY) asks for as its local cluster, Istio's.
+const selfDiscoveryClusterName = "local_cluster"
+
+// selfDiscoveryCluster is the load assignment of the proxy's local cluster: the
+// endpoints of its own service (the first, by host name, that selects its
+// workload) on that service's first port, without priorities or locality weights,
+// from which Envoy learns how its own service spreads over zones (zoneAware). A
+// proxy without a service gets it empty, as from istiod.
+func selfDiscoveryCluster(ctx *Context) named {
+	var own *registry.Service
+	for _, svc := range ctx.Snapshot.Services() {
+		if selectsWorkload(svc, ctx.Proxy) && len(svc.Ports) > 0 {
+			own = svc
+			break
+		}
+	}
+	if own == nil {
+		return named{name: selfDiscoveryClusterName, msg: &endpointv3.ClusterLoadAssignment{ClusterName: selfDiscoveryClusterName}}
+	}
+	port := own.Ports[0]
+	mtls := func(w *registry.Workload) bool { return takesAutoMTLS(ctx, w, port) }
+	cla := loadAssignment(selfDiscoveryClusterName, port, subsetWorkloads(ctx, own, ""), ctx.Proxy.Network, noGateways, nil, mtls)
+	return named{name: selfDiscoveryClusterName, msg: cla}
+}

@@ -46,6 +46,9 @@ import (
 // distribution as failover by its labels, forced (it applies without outlier
 // detection, going by the health of endpoints), else the mesh config's (mesh.go).
 func effectiveLocality(ctx *Context, tp *networking.TrafficPolicy, svc *registry.Service) (lb *networking.LocalityLoadBalancerSetting, forced bool) {
+	if tp.GetLoadBalancer().GetZoneAwareLbSetting() != nil {
+		return nil, false // zone-aware instead (zoneAware)
+	}
 	if lb := tp.GetLoadBalancer().GetLocalityLbSetting(); lb != nil {
 		if lb.Enabled != nil && !lb.Enabled.Value {
 			return nil, false
@@ -55,7 +58,65 @@ func effectiveLocality(ctx *Context, tp *networking.TrafficPolicy, svc *registry
 	if lb := byDistribution[svc.TrafficDistribution]; lb != nil {
 		return lb, true
 	}
+	if ctx.Mesh.GetZoneAwareLbSetting() != nil {
+		return nil, false // the mesh's zone-aware setting wins over its locality one
+	}
 	return meshLocality(ctx.Mesh), false
+}
+
+// zoneAware returns the zone-aware load balancing setting of a cluster of svc with
+// traffic policy tp, as istiod resolves it beside effectiveLocality's: the
+// DestinationRule's, else (when the rule has no localityLbSetting and the service
+// no traffic distribution) the mesh config's; nil for none.
+//
+// Zone-aware load balancing is Envoy's own (zone aware routing): each Envoy sends
+// to the zones of its region in proportion to where the cluster's endpoints are
+// against where its own service's are (the local_cluster, which the proxy asks for
+// when its bootstrap has it: selfDiscoveryCluster), so that zones keep their
+// traffic as far as capacity allows. The endpoints are put in priorities by region
+// (zoneAwareFailover), with failoverPriority's label priorities over them; the
+// cluster gets Envoy's zone-aware settings (applyEnvoyLocality). With enabled:
+// false the cluster says 0% routing, and the endpoints stay as they are.
+func zoneAware(ctx *Context, tp *networking.TrafficPolicy, svc *registry.Service) *networking.ZoneAwareLoadBalancerSetting {
+	lb := tp.GetLoadBalancer()
+	switch {
+	case lb.GetZoneAwareLbSetting() != nil:
+		return lb.GetZoneAwareLbSetting()
+	case lb.GetLocalityLbSetting() != nil, byDistribution[svc.TrafficDistribution] != nil:
+		return nil
+	}
+	return ctx.Mesh.GetZoneAwareLbSetting()
+}
+
+// zoneAwareRouting reports whether a zone-aware setting routes by zone (enabled
+// unset or true).
+func zoneAwareRouting(z *networking.ZoneAwareLoadBalancerSetting) bool {
+	return z.GetEnabled() == nil || z.GetEnabled().GetValue()
+}
+
+// zoneAwareFailover puts the locality groups of cla in priorities by region for a
+// proxy in region: 0 its own region (whose zones Envoy balances), 1 the region a
+// failover entry names for it, 2 the rest, within the priority each group has
+// already (failover by labels: 3 × that one plus this), renumbered from 0.
+func zoneAwareFailover(cla *endpointv3.ClusterLoadAssignment, region string, entries []*networking.ZoneAwareLoadBalancerSetting_Failover) {
+	for _, group := range cla.Endpoints {
+		p := uint32(2)
+		switch r := group.GetLocality().GetRegion(); {
+		case r == region:
+			p = 0
+		default:
+			for _, f := range entries {
+				if f.From == region {
+					if r == f.To {
+						p = 1
+					}
+					break
+				}
+			}
+		}
+		group.Priority = group.Priority*3 + p
+	}
+	renumberPriorities(cla)
 }
 
 // The settings effectiveLocality returns without a DestinationRule's, shared (they

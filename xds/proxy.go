@@ -75,6 +75,11 @@ type Proxy struct {
 	// HTTP proxy (HTTP_PROXY_PORT metadata, Istio's ISTIO_META_HTTP_PROXY_PORT;
 	// else the mesh config's proxyHttpPort), 0 for none (httpproxy.go).
 	HTTPProxyPort uint32
+	// SelfDiscovery is an Envoy whose bootstrap has a local cluster for zone-aware
+	// load balancing (ENABLE_SELF_DISCOVERY metadata, Istio's
+	// ISTIO_META_ENABLE_SELF_DISCOVERY): it is sent its own service's endpoints as
+	// "local_cluster" (endpoints.go).
+	SelfDiscovery bool
 	// IPFamilies is "4", "6" or "46": the IP versions of the proxy's addresses
 	// (INSTANCE_IPS metadata, else its node id's), which choose how an Envoy
 	// resolves DNS clusters (DnsLookupFamily), as in Istio.
@@ -127,6 +132,7 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 	p.NodeName = str(md, "NODE_NAME")
 	p.InterceptionNone = str(md, "INTERCEPTION_MODE") == "NONE"
 	p.Unprivileged, _ = strconv.ParseBool(str(md, "UNPRIVILEGED_POD"))
+	p.SelfDiscovery, _ = strconv.ParseBool(str(md, "ENABLE_SELF_DISCOVERY"))
 	if port, err := strconv.ParseUint(str(md, "HTTP_PROXY_PORT"), 10, 16); err == nil && port > 0 {
 		p.HTTPProxyPort = uint32(port) // as istiod, a value that is not a port is ignored
 	}
@@ -258,8 +264,8 @@ type classKey string
 
 func (p *Proxy) classKey() classKey {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|%s|%t|%t|%s|%d|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.NodeName, p.ServiceAccount,
-		p.InterceptionNone, p.Unprivileged, p.IPFamilies, p.HTTPProxyPort)
+	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|%s|%t|%t|%s|%d|%t|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.NodeName, p.ServiceAccount,
+		p.InterceptionNone, p.Unprivileged, p.IPFamilies, p.HTTPProxyPort, p.SelfDiscovery)
 	for _, k := range registry.SortedKeys(p.Labels) {
 		fmt.Fprintf(&b, "%s=%s,", k, p.Labels[k])
 	}

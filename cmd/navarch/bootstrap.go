@@ -34,6 +34,9 @@ type bootstrapNode struct {
 	// HTTPProxyPort is the port of 127.0.0.1 on which the proxy is its
 	// application's HTTP proxy, 0 for none.
 	HTTPProxyPort uint
+	// SelfDiscovery gives an Envoy a local cluster, its own service's endpoints,
+	// for zone-aware load balancing.
+	SelfDiscovery bool
 	// CertDir holds the workload's certificate files (navarch agent certs --out).
 	CertDir string
 }
@@ -57,6 +60,7 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	locality := fs.String("locality", "", "where the proxy runs, region/zone/sub-zone (the node's locality): with a DestinationRule's outlier detection or localityLbSetting, nearer endpoints come first")
 	interception := fs.String("interception-mode", "", "NONE for an Envoy whose traffic nothing redirects (a VM without iptables): its listeners bind ports on 127.0.0.1 (node metadata INTERCEPTION_MODE)")
 	nodeName := fs.String("node-name", "", "the node the proxy runs on, a pod's spec.nodeName (node metadata NODE_NAME): node-local services (internalTrafficPolicy Local) send it their endpoints there only")
+	selfDiscovery := fs.Bool("self-discovery", false, "for --format envoy: a local cluster, the endpoints of the workload's own service, which Envoy's zone-aware load balancing (a DestinationRule's zoneAwareLbSetting) weighs zones by (node metadata ENABLE_SELF_DISCOVERY)")
 	httpProxyPort := fs.Uint("http-proxy-port", 0, "a port of 127.0.0.1 on which the Envoy is its application's HTTP proxy (http_proxy=127.0.0.1:PORT): every service's HTTP ports by the host and port a request names (node metadata HTTP_PROXY_PORT)")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
@@ -86,7 +90,7 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return errors.New("no live node serves xDS")
 	}
 	node := bootstrapNode{ID: fmt.Sprintf("%s~%s~%s.%s~%s.svc.cluster.local", *typ, *ip, *name, *ns, *ns), Namespace: *ns,
-		ServiceAccount: *sa, CertDir: *certs, Network: *network, Locality: *locality, NodeName: *nodeName, Interception: *interception, HTTPProxyPort: *httpProxyPort, Labels: map[string]string{}}
+		ServiceAccount: *sa, CertDir: *certs, Network: *network, Locality: *locality, NodeName: *nodeName, Interception: *interception, HTTPProxyPort: *httpProxyPort, SelfDiscovery: *selfDiscovery, Labels: map[string]string{}}
 	for _, kv := range strings.Split(*labels, ",") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok {
 			node.Labels[k] = v
@@ -185,6 +189,9 @@ func nodeMetadata(n bootstrapNode) map[string]any {
 	}
 	if n.HTTPProxyPort != 0 {
 		md["HTTP_PROXY_PORT"] = strconv.FormatUint(uint64(n.HTTPProxyPort), 10)
+	}
+	if n.SelfDiscovery {
+		md["ENABLE_SELF_DISCOVERY"] = "true"
 	}
 	return md
 }
@@ -287,7 +294,21 @@ func envoyBootstrap(servers []string, n bootstrapNode, overTLS bool) (map[string
 	if overTLS {
 		xdsCluster["transport_socket"] = envoyXDSTLS(n.CertDir)
 	}
-	return map[string]any{
+	clusters := []any{xdsCluster}
+	var clusterManager map[string]any
+	if n.SelfDiscovery {
+		// As istio-agent's bootstrap with ISTIO_META_ENABLE_SELF_DISCOVERY: the
+		// local cluster by EDS, which the nodes fill with the workload's own
+		// service's endpoints (xds/endpoints.go).
+		clusters = append(clusters, map[string]any{
+			"name":               "local_cluster",
+			"type":               "EDS",
+			"connect_timeout":    "1s",
+			"eds_cluster_config": map[string]any{"eds_config": ads, "service_name": "local_cluster"},
+		})
+		clusterManager = map[string]any{"local_cluster_name": "local_cluster"}
+	}
+	doc := map[string]any{
 		"node": nodeDoc(n, "cluster", "navarch"),
 		"dynamic_resources": map[string]any{
 			"ads_config": map[string]any{
@@ -297,8 +318,12 @@ func envoyBootstrap(servers []string, n bootstrapNode, overTLS bool) (map[string
 			"cds_config": ads,
 			"lds_config": ads,
 		},
-		"static_resources": map[string]any{"clusters": []any{xdsCluster}},
-	}, nil
+		"static_resources": map[string]any{"clusters": clusters},
+	}
+	if clusterManager != nil {
+		doc["cluster_manager"] = clusterManager
+	}
+	return doc, nil
 }
 
 // envoyXDSTLS is the ADS cluster's mTLS with the files navarch agent certs keeps in

@@ -68,13 +68,23 @@ func TestEnvoyBootstrapIsValid(t *testing.T) {
 // port.
 func TestBootstrapNodeIsWhatTheServerReads(t *testing.T) {
 	bs := validEnvoyBootstrap(t, []string{"127.0.0.1:15010"}, bootstrapNode{
-		ID: "sidecar~10.0.0.1~vm-1.vms~vms.svc.cluster.local", Namespace: "vms", NodeName: "worker-3", Interception: "NONE", HTTPProxyPort: 15080}, false)
+		ID: "sidecar~10.0.0.1~vm-1.vms~vms.svc.cluster.local", Namespace: "vms", NodeName: "worker-3", Interception: "NONE", HTTPProxyPort: 15080,
+		SelfDiscovery: true}, false)
 	p, err := xds.ParseProxy(bs.GetNode())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.NodeName != "worker-3" || !p.InterceptionNone || p.Namespace != "vms" || p.HTTPProxyPort != 15080 {
-		t.Fatalf("the server reads node %q, interception none %v, namespace %q, HTTP proxy port %d", p.NodeName, p.InterceptionNone, p.Namespace, p.HTTPProxyPort)
+	if p.NodeName != "worker-3" || !p.InterceptionNone || p.Namespace != "vms" || p.HTTPProxyPort != 15080 || !p.SelfDiscovery {
+		t.Fatalf("the server reads node %q, interception none %v, namespace %q, HTTP proxy port %d, self-discovery %v",
+			p.NodeName, p.InterceptionNone, p.Namespace, p.HTTPProxyPort, p.SelfDiscovery)
+	}
+	// The local cluster the metadata says the bootstrap has.
+	if got := bs.GetClusterManager().GetLocalClusterName(); got != "local_cluster" {
+		t.Fatalf("cluster_manager.local_cluster_name %q, want local_cluster", got)
+	}
+	clusters := bs.GetStaticResources().GetClusters()
+	if len(clusters) != 2 || clusters[1].GetName() != "local_cluster" || clusters[1].GetEdsClusterConfig().GetServiceName() != "local_cluster" {
+		t.Fatalf("static clusters %v, want the ADS cluster and local_cluster by EDS", clusters)
 	}
 }
 

@@ -264,7 +264,7 @@ func runProxyConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 	nodeName := fs.String("node-name", "", "a hypothetical proxy's node (NODE_NAME)")
 	interception := fs.String("interception-mode", "", "a hypothetical proxy's INTERCEPTION_MODE: NONE binds its listeners' ports")
 	httpProxyPort := fs.String("http-proxy-port", "", "a hypothetical Envoy's HTTP_PROXY_PORT: the port of 127.0.0.1 on which it is an HTTP proxy")
-	metadata := fs.String("metadata", "", "a hypothetical Envoy's node metadata (what EnvoyFilters match), k=v,k2=v2")
+	metadata := fs.String("metadata", "", "a hypothetical Envoy's node metadata (what EnvoyFilters match; ENABLE_SELF_DISCOVERY=true for its local cluster), k=v,k2=v2")
 	version := fs.String("istio-version", "", "a hypothetical Envoy's ISTIO_VERSION (what EnvoyFilters match)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
