@@ -119,7 +119,7 @@ func (p *Probe) run(ctx context.Context, out chan probeResult) {
 	t := time.NewTicker(p.Period)
 	defer t.Stop()
 	for {
-		err := p.check(ctx)
+		err := p.Check(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -152,8 +152,8 @@ func (p *Probe) run(ctx context.Context, out chan probeResult) {
 	}
 }
 
-// check runs the probe once.
-func (p *Probe) check(ctx context.Context) error {
+// Check runs the probe once: nil when the workload is ready.
+func (p *Probe) Check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
 	switch p.Kind {

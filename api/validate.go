@@ -54,7 +54,7 @@ func validateSpec(p *problems, r *Resource) {
 	case *networking.Sidecar:
 		validateSidecar(p, s)
 	case *networking.WorkloadEntry:
-		validateWorkloadEntry(p, "spec", s, true)
+		validateWorkloadEntry(p, "spec", s, false)
 	case *networking.WorkloadGroup:
 		validateWorkloadGroup(p, s)
 	case *security.PeerAuthentication:

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"google.golang.org/protobuf/types/known/durationpb"
 	networking "istio.io/api/networking/v1alpha3"
 )
 
@@ -107,6 +108,11 @@ func validateOutlierDetection(p *problems, path string, o *networking.OutlierDet
 		p.add(field(path, "consecutiveLocalOriginFailures"), "has no effect unless splitExternalLocalOriginErrors is true")
 	}
 	validatePercent(p, field(path, "maxEjectionPercent"), o.MaxEjectionPercent)
+	for i, c := range o.OutlierDetectionHttpErrorCodes {
+		if c < 100 || c > 599 {
+			p.add(index(field(path, "outlierDetectionHttpErrorCodes"), i), "must be an HTTP status, 100-599, got %d", c)
+		}
+	}
 	validatePercent(p, field(path, "minHealthPercent"), o.MinHealthPercent)
 }
 
@@ -130,6 +136,11 @@ func validateConnectionPool(p *problems, path string, c *networking.ConnectionPo
 			p.add(field(hp, "useClientProtocol"), "must not be true when h2UpgradePolicy is UPGRADE")
 		}
 		if ka := h.Http2KeepAlive; ka != nil {
+			for _, d := range []named[*durationpb.Duration]{{"interval", ka.Interval}, {"timeout", ka.Timeout}} {
+				if d.value == nil {
+					p.add(field(hp, "http2KeepAlive."+d.name), "required")
+				}
+			}
 			validateDuration(p, field(hp, "http2KeepAlive.interval"), ka.Interval)
 			validateDuration(p, field(hp, "http2KeepAlive.timeout"), ka.Timeout)
 		}
@@ -168,6 +179,17 @@ func validateLoadBalancer(p *problems, path string, lb *networking.LoadBalancerS
 		if c := ch.GetHttpCookie(); c != nil && c.Name == "" {
 			p.add(field(cp, "httpCookie.name"), "required")
 		}
+		seen := map[string]bool{}
+		for i, a := range ch.GetHttpCookie().GetAttributes() {
+			ap := index(field(cp, "httpCookie.attributes"), i)
+			switch {
+			case a.GetName() == "":
+				p.add(field(ap, "name"), "required")
+			case seen[a.GetName()]:
+				p.add(field(ap, "name"), "duplicate cookie attribute %q", a.GetName())
+			}
+			seen[a.GetName()] = true
+		}
 		// A negative httpCookie.ttl is accepted, as Istio accepts it; the translation
 		// treats it as a session cookie.
 		//lint:ignore SA1019 deprecated, but Istio still accepts and checks it
@@ -201,6 +223,12 @@ func validateLoadBalancer(p *problems, path string, lb *networking.LoadBalancerS
 			p.add(field(path, "warmup.duration"), "required")
 		}
 		validateDuration(p, field(path, "warmup.duration"), w.Duration)
+		if a := w.Aggression; a != nil && a.Value <= 0 {
+			p.add(field(path, "warmup.aggression"), "must be greater than 0, got %g", a.Value)
+		}
+		if m := w.MinimumPercent; m != nil && (m.Value < 0 || m.Value > 100) {
+			p.add(field(path, "warmup.minimumPercent"), "must be 0-100, got %g", m.Value)
+		}
 	}
 }
 

@@ -99,6 +99,16 @@ func validateServerTLS(p *problems, path string, t *networking.ServerTLSSettings
 	}
 	hasCredential := t.CredentialName != "" || len(t.CredentialNames) > 0
 	hasCerts := len(t.TlsCertificates) > 0
+	// One source of the server's certificates, as Istio counts them.
+	sources := 0
+	for _, given := range []bool{t.CredentialName != "", len(t.CredentialNames) > 0, t.ServerCertificate != "" && t.PrivateKey != "", hasCerts} {
+		if given {
+			sources++
+		}
+	}
+	if sources > 1 && t.Mode != networking.ServerTLSSettings_ISTIO_MUTUAL {
+		p.add(path, "only one of credentialName, credentialNames, serverCertificate/privateKey and tlsCertificates may be set")
+	}
 	switch t.Mode {
 	case networking.ServerTLSSettings_ISTIO_MUTUAL:
 		for _, f := range []named[string]{{"serverCertificate", t.ServerCertificate}, {"privateKey", t.PrivateKey},
@@ -140,8 +150,12 @@ func validateServerTLS(p *problems, path string, t *networking.ServerTLSSettings
 			p.add(field(path, l.name), "must have at most 2 items, got %d", l.value)
 		}
 	}
-	if t.CaCrl != "" {
-		if hasCredential {
+	// With a credential, Istio checks no further for a mode that uses it; a caCrl
+	// is then ignored, by istiod and by navarch (xds/gateway.go).
+	terminates := t.Mode == networking.ServerTLSSettings_SIMPLE || t.Mode == networking.ServerTLSSettings_MUTUAL ||
+		t.Mode == networking.ServerTLSSettings_OPTIONAL_MUTUAL
+	if t.CaCrl != "" && !(hasCredential && terminates) {
+		if t.CredentialName != "" {
 			p.add(field(path, "caCrl"), "must not be set with credentialName; put the CRL in the credential")
 		}
 		if t.Mode == networking.ServerTLSSettings_SIMPLE {

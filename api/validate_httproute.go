@@ -26,6 +26,13 @@ func validateHTTPRoute(p *problems, path string, h *networking.HTTPRoute, delega
 	validateFault(p, field(path, "fault"), h.Fault)
 	validateMirrors(p, path, h)
 	validateRedirect(p, field(path, "redirect"), h.Redirect)
+	if h.Redirect.GetPrefixRewrite() != "" {
+		for i, m := range h.Match {
+			if _, prefix := m.GetUri().GetMatchType().(*networking.StringMatch_Prefix); m.GetUri() != nil && !prefix {
+				p.add(field(index(field(path, "match"), i), "uri"), "must be a prefix match: redirect.prefixRewrite replaces the prefix a request matched")
+			}
+		}
+	}
 	if d := h.DirectResponse; d != nil {
 		dp := field(path, "directResponse")
 		validateHTTPStatus(p, field(dp, "status"), int64(d.Status))
@@ -255,8 +262,8 @@ func validateFault(p *problems, path string, f *networking.HTTPFaultInjection) {
 	if d := f.Delay; d != nil {
 		dp := field(path, "delay")
 		validatePercentage(p, field(dp, "percentage"), d.Percentage)
-		//lint:ignore SA1019 deprecated in favour of percentage, but still accepted
-		validatePercent(p, field(dp, "percent"), d.Percent)
+		// percent (deprecated in favour of percentage) is not checked, as Istio does
+		// not check it; the translation holds it to 0-100.
 		switch x := d.HttpDelayType.(type) {
 		case *networking.HTTPFaultInjection_Delay_FixedDelay:
 			validateDuration(p, field(dp, "fixedDelay"), x.FixedDelay)

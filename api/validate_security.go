@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -80,6 +81,13 @@ func validateRuleSource(p *problems, path string, f *security.Rule_From, custom 
 	for _, l := range lists[6:8] { // service accounts, as Istio's CheckServiceAccount
 		validateServiceAccountRefs(p, field(sp, l.name), l.value)
 	}
+	for _, l := range lists[12:14] { // trust domains
+		for k, v := range l.value {
+			if strings.Contains(v, "/") {
+				p.add(index(field(sp, l.name), k), "a trust domain must not contain '/', got %q", v)
+			}
+		}
+	}
 	for _, l := range lists[8:12] { // the IP blocks
 		for k, v := range l.value {
 			if reason := ipOrCIDRError(v); reason != "" && v != "" {
@@ -90,7 +98,7 @@ func validateRuleSource(p *problems, path string, f *security.Rule_From, custom 
 	if !custom {
 		return
 	}
-	for _, l := range lists[:6] { // principals, request principals and namespaces
+	for _, l := range append(slices.Clone(lists[:8]), lists[12:14]...) { // all but the IP blocks
 		if len(l.value) > 0 {
 			p.add(field(sp, l.name), "is not supported with action CUSTOM")
 		}

@@ -129,8 +129,6 @@ func TestValidateRejectsInvalidHTTPRoutes(t *testing.T) {
 			field: "spec.http[0].fault.abort.percentage.value", reason: "got 150"},
 		{name: "a negative delay percentage", kind: vs, spec: vsHTTP(`{fault: {delay: {fixedDelay: 1s, percentage: {value: -5}}}, ` + toA + `}`),
 			field: "spec.http[0].fault.delay.percentage.value", reason: "got -5"},
-		{name: "a deprecated delay percent above 100", kind: vs, spec: vsHTTP(`{fault: {delay: {fixedDelay: 1s, percent: 101}}, ` + toA + `}`),
-			field: "spec.http[0].fault.delay.percent", reason: "must be 0-100, got 101"},
 		{name: "a zero fixed delay", kind: vs, spec: vsHTTP(`{fault: {delay: {fixedDelay: 0s}}, ` + toA + `}`),
 			field: "spec.http[0].fault.delay.fixedDelay", reason: "must be at least 1ms"},
 		{name: "an empty fault", kind: vs, spec: vsHTTP(`{fault: {}, ` + toA + `}`),

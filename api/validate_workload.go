@@ -6,13 +6,16 @@ import (
 	networking "istio.io/api/networking/v1alpha3"
 )
 
-// validateWorkloadEntry checks a WorkloadEntry, or (needAddress false) the template
-// of a WorkloadGroup, whose address each registering workload fills in.
-func validateWorkloadEntry(p *problems, path string, we *networking.WorkloadEntry, needAddress bool) {
+// validateWorkloadEntry checks a WorkloadEntry, or (template) the template of a
+// WorkloadGroup, whose address each registering workload fills in. Of a template
+// Istio checks only what its CRD's schema says (its ports), not its address or
+// labels: those of the WorkloadEntry registration makes are checked then.
+func validateWorkloadEntry(p *problems, path string, we *networking.WorkloadEntry, template bool) {
 	ap := field(path, "address")
 	switch addr := we.Address; {
+	case template:
 	case addr == "":
-		if needAddress && we.Network == "" {
+		if we.Network == "" {
 			p.add(ap, "required unless network is set")
 		}
 	case strings.HasPrefix(addr, unixPrefix):
@@ -32,7 +35,9 @@ func validateWorkloadEntry(p *problems, path string, we *networking.WorkloadEntr
 		}
 		validatePort(p, pp, we.Ports[name])
 	}
-	validateSpecLabels(p, field(path, "labels"), we.Labels)
+	if !template {
+		validateSpecLabels(p, field(path, "labels"), we.Labels)
+	}
 	// serviceAccount is not checked, as Istio does not check it; a join token is
 	// refused for a group whose service account cannot be a SPIFFE identity.
 }
@@ -41,7 +46,7 @@ func validateWorkloadGroup(p *problems, wg *networking.WorkloadGroup) {
 	if wg.Template == nil {
 		p.add("spec.template", "required")
 	} else {
-		validateWorkloadEntry(p, "spec.template", wg.Template, false)
+		validateWorkloadEntry(p, "spec.template", wg.Template, true)
 	}
 	if m := wg.Metadata; m != nil {
 		validateSpecLabels(p, "spec.metadata.labels", m.Labels)
@@ -90,13 +95,11 @@ func validateProbe(p *problems, path string, probe *networking.ReadinessProbe) {
 			}
 		}
 	case *networking.ReadinessProbe_Grpc:
-		if m.Grpc == nil {
-			p.add(field(path, "grpc"), "must not be null")
-			return
-		}
-		validatePort(p, field(path, "grpc.port"), m.Grpc.Port)
+		// In the API, but refused by Istio's validation: istio-agent has no gRPC
+		// health check for VMs.
+		p.add(field(path, "grpc"), "is not supported by Istio; use exec with a gRPC health client, or httpGet or tcpSocket")
 	default:
-		p.add(path, "one of httpGet, tcpSocket, exec and grpc is required")
+		p.add(path, "one of httpGet, tcpSocket and exec is required")
 	}
 }
 

@@ -70,7 +70,9 @@ func TestValidateRejectsInvalidWorkloads(t *testing.T) {
 		{name: "a negative probe period", kind: wg, spec: `{template: {}, probe: {periodSeconds: -1, tcpSocket: {port: 80}}}`,
 			field: "spec.probe.periodSeconds", reason: "must not be negative, got -1"},
 		{name: "a probe without a method", kind: wg, spec: `{template: {}, probe: {periodSeconds: 5}}`,
-			field: "spec.probe", reason: "one of httpGet, tcpSocket, exec and grpc is required"},
+			field: "spec.probe", reason: "one of httpGet, tcpSocket and exec is required"},
+		{name: "a gRPC probe, which Istio refuses", kind: wg, spec: `{template: {}, probe: {grpc: {port: 9090, service: health}}}`,
+			field: "spec.probe.grpc", reason: "is not supported by Istio"},
 		{name: "an HTTP probe on port 0", kind: wg, spec: `{template: {}, probe: {httpGet: {path: /ready, port: 0}}}`,
 			field: "spec.probe.httpGet.port", reason: "must be 1-65535, got 0"},
 		{name: "an HTTP probe scheme", kind: wg, spec: `{template: {}, probe: {httpGet: {port: 80, scheme: FTP}}}`,
@@ -104,7 +106,6 @@ func TestValidateAcceptsSidecarsAndWorkloads(t *testing.T) {
 		{"a workload group", WorkloadGroup, `{metadata: {labels: {app: vm}, annotations: {example.com/owner: team}},
 			template: {ports: {http: 8080}, serviceAccount: vm-sa, network: west},
 			probe: {initialDelaySeconds: 5, periodSeconds: 10, httpGet: {path: /ready, port: 8080, scheme: HTTPS, httpHeaders: [{name: x-probe, value: "1"}]}}}`},
-		{"a gRPC probe", WorkloadGroup, `{template: {}, probe: {grpc: {port: 9090, service: health}}}`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -262,12 +262,11 @@ func (w walker) bytes(path string, v any) (protoreflect.Value, bool) {
 		w.p.add(path, "must be a base64 string, got %s", describe(v))
 		return protoreflect.Value{}, false
 	}
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(s); err == nil {
-			return protoreflect.ValueOfBytes(b), true
-		}
+	// As the CRDs' format byte has it: standard base64, padded, not empty.
+	if b, err := base64.StdEncoding.DecodeString(s); err == nil && s != "" {
+		return protoreflect.ValueOfBytes(b), true
 	}
-	w.p.add(path, "must be base64, got %s", describe(v))
+	w.p.add(path, "must be base64 (standard, padded, not empty), got %s", describe(v))
 	return protoreflect.Value{}, false
 }
 

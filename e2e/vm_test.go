@@ -19,14 +19,16 @@ import (
 const vmHost = "ratings.vms.svc.cluster.local"
 
 // vmGroupYAML is the WorkloadGroup of one version of ratings' VMs (%[1]s), whose
-// workloads serve gRPC on port %[2]d and are ready while its health service says so.
+// workloads serve gRPC on port %[2]d and are ready while its health service says so
+// (a gRPC health check by exec, navarch at %[3]s: Istio's WorkloadGroup has no
+// gRPC probe).
 const vmGroupYAML = `apiVersion: networking.istio.io/v1
 kind: WorkloadGroup
 metadata: {name: ratings-%[1]s, namespace: vms}
 spec:
   metadata: {labels: {app: ratings}}
   template: {serviceAccount: ratings, labels: {version: %[1]s}, ports: {grpc: %[2]d}}
-  probe: {grpc: {port: %[2]d}, periodSeconds: 1, failureThreshold: 2}
+  probe: {exec: {command: [%[3]s, agent, check, "grpc:127.0.0.1:%[2]d"]}, periodSeconds: 1, failureThreshold: 2}
 `
 
 const vmMeshYAML = `apiVersion: networking.istio.io/v1
@@ -101,7 +103,7 @@ func TestVMAutoRegistration(t *testing.T) {
 		}
 		t.Cleanup(b.Stop)
 		m.backends[v] = b
-		docs = append(docs, fmt.Sprintf(vmGroupYAML, v, b.Port))
+		docs = append(docs, fmt.Sprintf(vmGroupYAML, v, b.Port, navarchBin))
 	}
 	mustNodeCLI(t, m.c, "n1", "apply", "-f", writeFile(t, m.dir, "mesh.yaml", strings.Join(append(docs, vmMeshYAML), "---\n")))
 	for _, v := range []string{"v1", "v2"} {
@@ -123,7 +125,7 @@ func (m *vmMesh) configuredAgent(group string) *agentProc {
 	dir := filepath.Join(m.dir, group)
 	mustNodeCLI(m.t, m.c, runningNodes(m.c)[0], "agent", "configure", "--workload-group", "vms/"+group, "--out", dir, "--dir", dir)
 	conf := readFile(m.t, filepath.Join(dir, "agent.yaml"))
-	for _, want := range append(strings.Split(m.servers, ","), "probe: grpc:127.0.0.1:", "probe-period: 1s", "probe-failures: 2") {
+	for _, want := range append(strings.Split(m.servers, ","), "probe: exec:"+navarchBin+" agent check grpc:127.0.0.1:", "probe-period: 1s", "probe-failures: 2") {
 		if !strings.Contains(conf, want) {
 			m.t.Fatalf("agent.yaml of %s does not have %q:\n%s", group, want, conf)
 		}
@@ -339,7 +341,7 @@ func TestVMOfANodeCutOffFromItsQuorum(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Stop)
-	mustNodeCLI(t, c, "n1", "apply", "-f", writeFile(t, dir, "mesh.yaml", fmt.Sprintf(vmGroupYAML, "v1", b.Port)+"---\n"+vmMeshYAML))
+	mustNodeCLI(t, c, "n1", "apply", "-f", writeFile(t, dir, "mesh.yaml", fmt.Sprintf(vmGroupYAML, "v1", b.Port, navarchBin)+"---\n"+vmMeshYAML))
 	token := strings.TrimSpace(mustNodeCLI(t, c, "n1", "token", "create", "--workload-group", "vms/ratings-v1", "--ttl", "1h"))
 	var servers []string
 	for _, n := range c.Nodes() { // n1 first: the agent registers through it

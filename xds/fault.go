@@ -14,7 +14,10 @@ import (
 func fault(f *networking.HTTPFaultInjection) *faultv3.HTTPFault {
 	out := &faultv3.HTTPFault{}
 	if a := f.Abort; a != nil {
-		abort := &faultv3.FaultAbort{Percentage: percentOrAll(a.Percentage)}
+		abort := &faultv3.FaultAbort{}
+		if a.Percentage != nil { // none: no request is aborted (Envoy's and grpc-go's 0%), as Istio documents it
+			abort.Percentage = fractionalPercent(a.Percentage.Value)
+		}
 		switch e := a.ErrorType.(type) {
 		case *networking.HTTPFaultInjection_Abort_HttpStatus:
 			abort.ErrorType = &faultv3.FaultAbort_HttpStatus{HttpStatus: uint32(e.HttpStatus)}
@@ -29,19 +32,23 @@ func fault(f *networking.HTTPFaultInjection) *faultv3.HTTPFault {
 		if fixed := d.GetFixedDelay(); fixed != nil {
 			out.Delay = &faultcommonv3.FaultDelay{
 				FaultDelaySecifier: &faultcommonv3.FaultDelay_FixedDelay{FixedDelay: fixed},
-				Percentage:         percentOrAll(d.Percentage),
+				Percentage:         delayPercent(d),
 			}
 		}
 	}
 	return out
 }
 
-// percentOrAll translates a percentage; absent means every request, as in Istio.
-func percentOrAll(p *networking.Percent) *typev3.FractionalPercent {
-	if p == nil {
-		return fractionalPercent(100)
+// delayPercent is the share of requests a delay applies to, as istiod has it: its
+// percentage, else its deprecated integer percent (unset: 0, no request is
+// delayed, as Istio documents it; a negative one, read as unsigned, is every
+// request).
+func delayPercent(d *networking.HTTPFaultInjection_Delay) *typev3.FractionalPercent {
+	if d.Percentage != nil {
+		return fractionalPercent(d.Percentage.Value)
 	}
-	return fractionalPercent(p.Value)
+	//lint:ignore SA1019 deprecated in favour of percentage, but still accepted and applied
+	return &typev3.FractionalPercent{Numerator: uint32(d.Percent), Denominator: typev3.FractionalPercent_HUNDRED}
 }
 
 // fractionalPercent turns a percentage (0-100, fractions allowed) into parts per million.

@@ -381,8 +381,8 @@ func serverTLS(m *meshconfig.MeshConfig, t *networking.ServerTLSSettings, http b
 	}
 	if mutual && (caCred != "" || t.GetCaCertificates() != "") {
 		vc := &tlsv3.CertificateValidationContext{VerifyCertificateSpki: t.GetVerifyCertificateSpki(), VerifyCertificateHash: t.GetVerifyCertificateHash()}
-		if crl := t.GetCaCrl(); crl != "" {
-			vc.Crl = fileSource(crl)
+		if crl := t.GetCaCrl(); crl != "" && len(creds) == 0 {
+			vc.Crl = fileSource(crl) // with a credential istiod ignores the file too
 		}
 		for _, san := range t.GetSubjectAltNames() {
 			// A SAN of any type (DNS, URI, email, IP), as Istio matches it.

@@ -15,6 +15,7 @@ import (
 
 const agentUsage = `usage: navarch agent certs --token-file T --out DIR [--server host:15012,...] [--ca-file root.pem | --insecure-first-fetch] [--once] [--identity-check] [--config F]
        navarch agent run --token-file T --out DIR --group NAME --address IP [--label k=v]... [--network N] [--locality r/z/s] [--probe tcp:h:p|grpc:h:p|http(s)://...|exec:cmd] [certs flags]
+       navarch agent check [--timeout 1s] tcp:h:p|grpc:h:p[/service]|http(s)://...|exec:cmd
        navarch agent configure --workload-group <namespace/name> --out DIR [--dir /etc/navarch] [--address IP]`
 
 // runAgent runs the workload side: `navarch agent certs` gets the workload's
@@ -23,6 +24,9 @@ const agentUsage = `usage: navarch agent certs --token-file T --out DIR [--serve
 func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "configure" {
 		return runAgentConfigure(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "check" {
+		return runAgentCheck(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || (args[0] != "certs" && args[0] != "run") {
 		return errors.New(agentUsage)
@@ -180,5 +184,33 @@ func identityCheck(w io.Writer, dir string) error {
 	if !c.Valid(time.Now()) {
 		return fmt.Errorf("the certificate in %s is not valid now (valid %s to %s)", dir, leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
+	return nil
+}
+
+// runAgentCheck runs a readiness probe once: `navarch agent check
+// grpc:127.0.0.1:9080` exits 0 when the workload's gRPC health service says
+// SERVING. It is what a WorkloadGroup's exec probe runs for a gRPC health check,
+// which Istio's WorkloadGroup has no probe of its own for:
+// probe: {exec: {command: [navarch, agent, check, "grpc:127.0.0.1:9080"]}}.
+func runAgentCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("navarch agent check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	timeout := fs.Duration("timeout", time.Second, "how long the check may take")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New(agentUsage)
+	}
+	p, err := agent.ParseProbe(pos[0])
+	if err != nil {
+		return err
+	}
+	p.Timeout = *timeout
+	if err := p.Check(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "ready")
 	return nil
 }

@@ -144,15 +144,6 @@ func probeFlags(p *networking.ReadinessProbe) (map[string]any, error) {
 			return nil, err
 		}
 		values["probe"] = "tcp:" + net.JoinHostPort(host(m.TcpSocket.GetHost()), pt)
-	case *networking.ReadinessProbe_Grpc:
-		pt, err := port("grpc", m.Grpc.GetPort())
-		if err != nil {
-			return nil, err
-		}
-		values["probe"] = "grpc:" + net.JoinHostPort("127.0.0.1", pt)
-		if s := m.Grpc.GetService(); s != "" {
-			values["probe"] = values["probe"].(string) + "/" + s
-		}
 	case *networking.ReadinessProbe_HttpGet:
 		h := m.HttpGet
 		pt, err := port("httpGet", h.GetPort())
@@ -189,7 +180,7 @@ func probeFlags(p *networking.ReadinessProbe) (map[string]any, error) {
 		}
 		values["probe"] = "exec:" + agent.QuoteCommand(cmd)
 	default:
-		return nil, errors.New(": names no check (httpGet, tcpSocket, grpc or exec)")
+		return nil, errors.New(": names no check Istio takes (httpGet, tcpSocket or exec)")
 	}
 	seconds := func(n, def int32) string {
 		if n <= 0 {
