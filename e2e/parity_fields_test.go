@@ -106,6 +106,54 @@ func TestSameClustersUnderDestinationRulesAsIstiod(t *testing.T) {
 	}
 }
 
+// TestSameEnvoyConfigUnderTheMeshConfigAsIstiod compares a sidecar's clusters and
+// listener settings, field by field, from istiod and navarch under a mesh config
+// that upgrades HTTP/1.1 to HTTP/2 mesh-wide, turns on TCP keepalive and merges and
+// decodes slashes in paths, beside DestinationRules that set their own.
+func TestSameEnvoyConfigUnderTheMeshConfigAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	istiod, navarch := bothControlPlanes(t, bin, `apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |-
+    h2UpgradePolicy: UPGRADE
+    tcpKeepalive: {time: 600s, interval: 30s}
+    pathNormalization: {normalization: DECODE_AND_MERGE_SLASHES}
+---
+`+destinationRuleParity)
+	id := "sidecar~127.0.0.60~web-0.default~default.svc.cluster.local"
+	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}}
+	describe := func(server string) map[string]map[string]string {
+		c := envoyConfig(t, server, id, md)
+		out := clusterFields(t, c.clusters)
+		for name, settings := range listenerSettings(t, c.listeners) {
+			out["listener "+name] = map[string]string{"settings": settings}
+		}
+		return out
+	}
+	want := describe(istiod)
+	var got map[string]map[string]string
+	eventually(t, 30*time.Second, "navarch's clusters and listeners", func() error {
+		if got = describe(navarch); len(got) < len(want) {
+			return fmt.Errorf("%d clusters and listeners, istiod has %d", len(got), len(want))
+		}
+		return nil
+	})
+	compareFields(t, want, got)
+	var upgraded, keepalive, merged bool
+	for name, fields := range want {
+		for f, v := range fields {
+			upgraded = upgraded || (strings.HasPrefix(name, "outbound|") && strings.Contains(f, "http2ProtocolOptions"))
+			keepalive = keepalive || (strings.HasSuffix(f, "tcpKeepalive.keepaliveTime") && v == "600")
+			merged = merged || strings.Contains(v, `"mergeSlashes":true`)
+		}
+	}
+	if !upgraded || !keepalive || !merged {
+		t.Errorf("istiod's configuration shows HTTP/2 upgrades %v, the mesh's keepalive %v, merged slashes %v; this test expects each", upgraded, keepalive, merged)
+	}
+}
+
 // clusterFields flattens each cluster (protoFields), with TLS validation written one
 // way: a CA file istiod has istio-agent serve by SDS ("file-root:<path>") as the file
 // itself, and SANs of a combined validation context as those of a plain one.

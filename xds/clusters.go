@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/navarch/navarch/registry"
@@ -75,7 +76,7 @@ func (g clusters) Generate(ctx *Context) []named {
 					if g.envoy {
 						applyEnvoyLoadBalancer(c, tp.GetLoadBalancer())
 						applyEnvoyLocality(ctx, c, tp, svc)
-						applyEnvoyConnectionPool(c, port, tp.GetConnectionPool(), sniffing)
+						applyEnvoyConnectionPool(c, ctx.Mesh, port, tp.GetConnectionPool(), sniffing)
 					}
 					if originalDestination(ctx, svc) {
 						// Envoy balances an ORIGINAL_DST cluster by itself only.
@@ -83,7 +84,7 @@ func (g clusters) Generate(ctx *Context) []named {
 					}
 					wls := subsetWorkloads(ctx, svc, subset)
 					mtls := func() *corev3.TransportSocket {
-						return upstreamTLS(ctx.Mesh, serverSANs(ctx, tp, svc, wls), g.envoy, speaksHTTP2(port, tp), meshSNI(svc.Hostname, port.Number, subset))
+						return upstreamTLS(ctx.Mesh, serverSANs(ctx, tp, svc, wls), g.envoy, speaksHTTP2(ctx.Mesh, port, tp), meshSNI(svc.Hostname, port.Number, subset))
 					}
 					switch {
 					case (c.GetType() == clusterv3.Cluster_EDS || c.GetType() == clusterv3.Cluster_ORIGINAL_DST) && clientUsesMTLS(ctx, tp, port, wls):
@@ -300,10 +301,23 @@ func applyEnvoyLocality(ctx *Context, c *clusterv3.Cluster, tp *networking.Traff
 
 // speaksHTTP2 reports whether an Envoy cluster of port under tp speaks HTTP/2 to its
 // endpoints: the port's protocol, or an HTTP port the policy upgrades
-// (h2UpgradePolicy UPGRADE), which its mTLS then offers in ALPN too, as istiod's.
-func speaksHTTP2(port registry.Port, tp *networking.TrafficPolicy) bool {
-	return isHTTP2(port) || (isHTTP(port) && !tp.GetConnectionPool().GetHttp().GetUseClientProtocol() &&
-		tp.GetConnectionPool().GetHttp().GetH2UpgradePolicy() == networking.ConnectionPoolSettings_HTTPSettings_UPGRADE)
+// (h2UpgradePolicy UPGRADE; DEFAULT takes the mesh config's h2UpgradePolicy), which
+// its mTLS then offers in ALPN too, as istiod's.
+func speaksHTTP2(mesh *meshconfig.MeshConfig, port registry.Port, tp *networking.TrafficPolicy) bool {
+	h := tp.GetConnectionPool().GetHttp()
+	if isHTTP2(port) {
+		return true
+	}
+	if !isHTTP(port) || h.GetUseClientProtocol() {
+		return false
+	}
+	switch h.GetH2UpgradePolicy() {
+	case networking.ConnectionPoolSettings_HTTPSettings_UPGRADE:
+		return true
+	case networking.ConnectionPoolSettings_HTTPSettings_DO_NOT_UPGRADE:
+		return false
+	}
+	return mesh.GetH2UpgradePolicy() == meshconfig.MeshConfig_UPGRADE
 }
 
 // applyEnvoyConnectionPool sets what of a connection pool only Envoy reads: TCP
@@ -312,21 +326,10 @@ func speaksHTTP2(port registry.Port, tp *networking.TrafficPolicy) bool {
 // stream limit and keepalive pings, or the client's protocol (useClientProtocol, or
 // a sidecar's sniffing: the HTTP it detected on a port of no given protocol goes on
 // as HTTP/1.1 or HTTP/2, whichever the client spoke, as in Istio).
-func applyEnvoyConnectionPool(c *clusterv3.Cluster, port registry.Port, cp *networking.ConnectionPoolSettings, sniffing bool) {
+func applyEnvoyConnectionPool(c *clusterv3.Cluster, mesh *meshconfig.MeshConfig, port registry.Port, cp *networking.ConnectionPoolSettings, sniffing bool) {
 	tcp, h := cp.GetTcp(), cp.GetHttp()
-	if ka := tcp.GetTcpKeepalive(); ka != nil {
-		k := &corev3.TcpKeepalive{}
-		if ka.Probes > 0 {
-			k.KeepaliveProbes = wrapperspb.UInt32(ka.Probes)
-		}
-		if ka.Time != nil {
-			k.KeepaliveTime = wrapperspb.UInt32(uint32(ka.Time.GetSeconds()))
-		}
-		if ka.Interval != nil {
-			k.KeepaliveInterval = wrapperspb.UInt32(uint32(ka.Interval.GetSeconds()))
-		}
-		c.UpstreamConnectionOptions = &clusterv3.UpstreamConnectionOptions{TcpKeepalive: k}
-	}
+	applyTCPKeepalive(c, mesh.GetTcpKeepalive())
+	applyTCPKeepalive(c, tcp.GetTcpKeepalive()) // over the mesh's, field by field, as istiod
 	opts := &httpv3.HttpProtocolOptions{}
 	if h.GetIdleTimeout() != nil || tcp.GetMaxConnectionDuration() != nil || h.GetMaxRequestsPerConnection() > 0 {
 		opts.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: h.GetIdleTimeout(), MaxConnectionDuration: tcp.GetMaxConnectionDuration()}
@@ -342,7 +345,7 @@ func applyEnvoyConnectionPool(c *clusterv3.Cluster, port registry.Port, cp *netw
 	}
 	explicit := &httpv3.HttpProtocolOptions_ExplicitHttpConfig{}
 	switch {
-	case speaksHTTP2(port, &networking.TrafficPolicy{ConnectionPool: cp}):
+	case speaksHTTP2(mesh, port, &networking.TrafficPolicy{ConnectionPool: cp}):
 		h2 := &corev3.Http2ProtocolOptions{}
 		if n := h.GetMaxConcurrentStreams(); n > 0 {
 			h2.MaxConcurrentStreams = wrapperspb.UInt32(uint32(n))
@@ -654,4 +657,34 @@ func dnsLoadAssignment(ctx *Context, svc *registry.Service, port registry.Port, 
 func deprecatedMinimumRingSize(ch *networking.LoadBalancerSettings_ConsistentHashLB) uint64 {
 	//lint:ignore SA1019 see above
 	return ch.GetMinimumRingSize()
+}
+
+// applyTCPKeepalive turns on TCP keepalive for a cluster's connections with what ka
+// sets (the mesh config's tcpKeepalive, then a connection pool's), the system's
+// defaults for the rest.
+func applyTCPKeepalive(c *clusterv3.Cluster, ka *networking.ConnectionPoolSettings_TCPSettings_TcpKeepalive) {
+	if ka == nil {
+		return
+	}
+	if c.UpstreamConnectionOptions == nil {
+		c.UpstreamConnectionOptions = &clusterv3.UpstreamConnectionOptions{TcpKeepalive: &corev3.TcpKeepalive{}}
+	}
+	k := c.UpstreamConnectionOptions.TcpKeepalive
+	if ka.Probes > 0 {
+		k.KeepaliveProbes = wrapperspb.UInt32(ka.Probes)
+	}
+	if ka.Time != nil {
+		k.KeepaliveTime = wrapperspb.UInt32(uint32(ka.Time.GetSeconds()))
+	}
+	if ka.Interval != nil {
+		k.KeepaliveInterval = wrapperspb.UInt32(uint32(ka.Interval.GetSeconds()))
+	}
+}
+
+// applyMeshKeepalive turns on TCP keepalive for a cluster of a connection pool only
+// Envoy's generic settings come from (inbound and passthrough clusters): the mesh
+// config's tcpKeepalive, then the pool's, as istiod has them.
+func applyMeshKeepalive(ctx *Context, c *clusterv3.Cluster, cp *networking.ConnectionPoolSettings) {
+	applyTCPKeepalive(c, ctx.Mesh.GetTcpKeepalive())
+	applyTCPKeepalive(c, cp.GetTcp().GetTcpKeepalive())
 }

@@ -445,7 +445,7 @@ func gatewayHTTP(ctx *Context, route string, port uint32) *listenerv3.Filter {
 		ForwardClientCertDetails:    hcmv3.HttpConnectionManager_SANITIZE_SET,
 		SetCurrentClientCertDetails: &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Subject: wrapperspb.Bool(true), Cert: true, Dns: true, Uri: true},
 	}
-	return envoyConnectionManager(hcm)
+	return envoyConnectionManager(ctx.Mesh, hcm)
 }
 
 // tcpRoute returns the TCP proxy of the first tcp route of a VirtualService bound to

@@ -13,6 +13,8 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	meshconfig "istio.io/api/mesh/v1alpha1"
 )
 
 // HTTP filter names, as Envoy and Istio name them. Per-route fault configuration is
@@ -66,13 +68,24 @@ func apiListener(name, host string, port uint32) *listenerv3.Listener {
 // gateway: WebSocket upgrades; no stream idle timeout (Envoy's default, 5 minutes,
 // would end quiet gRPC streams and long polls); paths normalized (RFC 3986) before
 // routes and RBAC see them, so that /a/../admin cannot get past a rule on /admin
-// (Istio's pathNormalization BASE), escaped slashes left as they are; and
-// 100-continue passed through.
-func envoyConnectionManager(hcm *hcmv3.HttpConnectionManager) *listenerv3.Filter {
+// (the mesh config's pathNormalization, BASE unless it says otherwise: NONE leaves
+// paths as they come, MERGE_SLASHES merges repeated slashes too, and
+// DECODE_AND_MERGE_SLASHES also decodes escaped slashes, %2F, first; escaped
+// slashes are otherwise left as they are); and 100-continue passed through.
+func envoyConnectionManager(mesh *meshconfig.MeshConfig, hcm *hcmv3.HttpConnectionManager) *listenerv3.Filter {
 	hcm.UpgradeConfigs = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}}
 	hcm.StreamIdleTimeout = durationpb.New(0)
 	hcm.NormalizePath = wrapperspb.Bool(true)
 	hcm.PathWithEscapedSlashesAction = hcmv3.HttpConnectionManager_KEEP_UNCHANGED
+	switch mesh.GetPathNormalization().GetNormalization() {
+	case meshconfig.MeshConfig_ProxyPathNormalization_NONE:
+		hcm.NormalizePath = wrapperspb.Bool(false)
+	case meshconfig.MeshConfig_ProxyPathNormalization_MERGE_SLASHES:
+		hcm.MergeSlashes = true
+	case meshconfig.MeshConfig_ProxyPathNormalization_DECODE_AND_MERGE_SLASHES:
+		hcm.MergeSlashes = true
+		hcm.PathWithEscapedSlashesAction = hcmv3.HttpConnectionManager_UNESCAPE_AND_FORWARD
+	}
 	hcm.Proxy_100Continue = true
 	return &listenerv3.Filter{Name: hcmFilterName, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)}}
 }

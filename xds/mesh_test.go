@@ -9,7 +9,9 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
@@ -365,5 +367,61 @@ func TestMeshTLSLeavesOutWhatEnvoyLacks(t *testing.T) {
 	m := &meshconfig.MeshConfig{MeshMTLS: &meshconfig.MeshConfig_TLSConfig{CipherSuites: []string{"NOT-A-CIPHER"}}}
 	if got := meshMTLSParams(m, true).GetCipherSuites(); !slices.Equal(got, meshCiphers) {
 		t.Errorf("meshMTLS of unknown suites only: a sidecar serves %q, want Istio's defaults", got)
+	}
+}
+
+// TestMeshConnectionSettings: the mesh config's h2UpgradePolicy upgrades an HTTP
+// port's clusters to HTTP/2 unless a DestinationRule says otherwise, its
+// tcpKeepalive turns keepalive on under a rule's own settings, and its
+// pathNormalization sets how every connection manager normalizes paths.
+func TestMeshConnectionSettings(t *testing.T) {
+	snap := snapshotOf(t, strictOrders, meshDoc(`{h2UpgradePolicy: UPGRADE, tcpKeepalive: {time: 600s, probes: 4}, pathNormalization: {normalization: MERGE_SLASHES}}`), `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: orders, namespace: shop}
+spec:
+  host: orders.shop.svc.cluster.local
+  trafficPolicy:
+    connectionPool: {tcp: {tcpKeepalive: {time: 60s}}}
+  subsets:
+  - name: h1
+    labels: {app: orders}
+    trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: DO_NOT_UPGRADE}}}
+`)
+	sets := envoySidecar(t, snap, "shop", map[string]string{"app": "web"})
+	for _, c := range []struct {
+		name  string
+		h2    bool
+		ka    uint32
+		probe uint32
+	}{
+		{"outbound|8080||orders.shop.svc.cluster.local", true, 60, 4},
+		// The subset's connection pool replaces the rule's, keepalive and all.
+		{"outbound|8080|h1|orders.shop.svc.cluster.local", false, 600, 4},
+		{passthroughCluster, false, 600, 4},
+	} {
+		var cl clusterv3.Cluster
+		resourceOf(t, sets, ClusterType, c.name, &cl)
+		var opts httpv3.HttpProtocolOptions
+		if a := cl.TypedExtensionProtocolOptions[httpProtocolOptions]; a != nil {
+			if err := a.UnmarshalTo(&opts); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h2 := opts.GetExplicitHttpConfig().GetHttp2ProtocolOptions() != nil
+		ka := cl.GetUpstreamConnectionOptions().GetTcpKeepalive()
+		if h2 && !c.h2 || !h2 && c.h2 || ka.GetKeepaliveTime().GetValue() != c.ka || ka.GetKeepaliveProbes().GetValue() != c.probe {
+			t.Errorf("%s: HTTP/2 options %v (want HTTP/2 %v), keepalive %v (want time %d, probes %d)", c.name, h2, c.h2, ka, c.ka, c.probe)
+		}
+	}
+	var l listenerv3.Listener
+	resourceOf(t, sets, ListenerType, "0.0.0.0_8080", &l)
+	var hcm hcmv3.HttpConnectionManager
+	for _, fc := range l.FilterChains {
+		for _, f := range fc.Filters {
+			if f.GetTypedConfig().UnmarshalTo(&hcm) == nil && !hcm.GetMergeSlashes() {
+				t.Errorf("0.0.0.0_8080: a connection manager that does not merge slashes under MERGE_SLASHES")
+			}
+		}
 	}
 }

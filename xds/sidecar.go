@@ -328,7 +328,7 @@ func egressBindings(ctx *Context) egressBindingSet {
 // outboundHTTP is the HTTP connection manager of an outbound listener, routing by
 // the route configuration rds.
 func outboundHTTP(ctx *Context, listener, rds string) *listenerv3.Filter {
-	return envoyConnectionManager(outboundHCM(ctx, listener, rds))
+	return envoyConnectionManager(ctx.Mesh, outboundHCM(ctx, listener, rds))
 }
 
 // outboundHCM is the HTTP connection manager outboundHTTP packs.
@@ -528,6 +528,7 @@ func specialClusters(ctx *Context) []named {
 	// The mesh's default connection pool caps what goes out to unknown
 	// destinations, as in Istio.
 	applyConnectionPool(passthrough, ctx.Mesh.GetDefaultTrafficPolicy().GetConnectionPool())
+	applyMeshKeepalive(ctx, passthrough, ctx.Mesh.GetDefaultTrafficPolicy().GetConnectionPool())
 	blackHole := named{name: blackHoleCluster, msg: &clusterv3.Cluster{
 		Name:                 blackHoleCluster,
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},

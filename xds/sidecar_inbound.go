@@ -349,7 +349,7 @@ func inboundHTTP(ctx *Context, port uint32, cluster, prefix string) *listenerv3.
 		ForwardClientCertDetails:    hcmv3.HttpConnectionManager_APPEND_FORWARD,
 		SetCurrentClientCertDetails: &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Subject: wrapperspb.Bool(true), Uri: true, Dns: true},
 	}
-	return envoyConnectionManager(hcm)
+	return envoyConnectionManager(ctx.Mesh, hcm)
 }
 
 // cluster is the cluster the port's traffic leaves by.
@@ -375,6 +375,7 @@ func inboundClusterName(port uint32) string {
 func inboundClusters(ctx *Context) []named {
 	passthrough := originalDstCluster(ctx, inboundPassthroughCluster)
 	passthrough.CircuitBreakers, passthrough.TypedExtensionProtocolOptions = defaultCircuitBreakers(), passthroughProtocol()
+	applyMeshKeepalive(ctx, passthrough, ctx.Mesh.GetDefaultTrafficPolicy().GetConnectionPool())
 	out := []named{{name: inboundPassthroughCluster, msg: passthrough}}
 	var pool *networking.ConnectionPoolSettings
 	if ctx.sidecar != nil {
@@ -397,7 +398,9 @@ func inboundClusters(ctx *Context) []named {
 		case port.sniffed:
 			c.TypedExtensionProtocolOptions = downstreamProtocol()
 		}
-		applyConnectionPool(c, cmp.Or(port.pool, pool, ctx.Mesh.GetDefaultTrafficPolicy().GetConnectionPool()))
+		cp := cmp.Or(port.pool, pool, ctx.Mesh.GetDefaultTrafficPolicy().GetConnectionPool())
+		applyConnectionPool(c, cp)
+		applyMeshKeepalive(ctx, c, cp)
 		out = append(out, named{name: c.Name, msg: c})
 	}
 	return out
