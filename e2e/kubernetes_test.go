@@ -463,6 +463,36 @@ func TestTwoKubernetesClusters(t *testing.T) {
 		t.Fatalf("a client in no network: %v %v, want both clusters' pods", tl.By, tl.Failed)
 	}
 
+	// A cluster-local service (the mesh config's serviceSettings; the Kubernetes API
+	// and kube-system's are by default): a client of east reaches east's pods only,
+	// one of west west's, one that names no cluster both.
+	mustNodeCLI(t, c, "n1", "apply", "-f", writeFile(t, t.TempDir(), "mesh.yaml", `apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |-
+    serviceSettings: [{settings: {clusterLocal: true}, hosts: [`+kubeRatingsHost+`]}]
+`))
+	for _, cluster := range []string{"east", "west"} {
+		conn, err := grpcapp.Dial([]byte(mustNodeCLI(t, c, "n1", "bootstrap", "--format", "grpc", "--cluster-id", cluster)), target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, "a client of "+cluster+" reaches its own cluster's pods only", func() error {
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			if tl := grpcapp.Call(cctx, conn, 100); tl.By["ratings-"+cluster] != 100 {
+				return fmt.Errorf("%v %v", tl.By, tl.Failed)
+			}
+			return nil
+		})
+		conn.Close()
+	}
+	if tl := callsVia(t, c, "n1", target, 200); tl.By["ratings-east"] == 0 || tl.By["ratings-west"] == 0 || len(tl.Failed) > 0 {
+		t.Fatalf("a client of no cluster, of a cluster-local service: %v %v, want both clusters' pods", tl.By, tl.Failed)
+	}
+	mustNodeCLI(t, c, "n1", "delete", "meshconfig", "istio")
+
 	rootFile := writeFile(t, t.TempDir(), "root.pem", mustNodeCLI(t, c, "n1", "ca", "show", "-o", "pem"))
 	node, _ := c.Node("n1")
 	for name, kc := range map[string]*kubetest.Cluster{"east": east, "west": west} {

@@ -88,7 +88,7 @@ func (n *Node) debugProxyConfig(w http.ResponseWriter, r *http.Request, p *parts
 func describedProxy(q url.Values) (*xds.Proxy, error) {
 	p := &xds.Proxy{ID: "debug", Type: cmp.Or(q.Get("type"), xds.TypeSidecar), Namespace: cmp.Or(q.Get("namespace"), api.DefaultNamespace),
 		Network: q.Get("network"), Locality: q.Get("locality"), ServiceAccount: q.Get("serviceAccount"), NodeName: q.Get("nodeName"),
-		InterceptionNone: q.Get("interceptionMode") == "NONE"}
+		InterceptionNone: q.Get("interceptionMode") == "NONE", ClusterID: q.Get("clusterId")}
 	switch p.Type {
 	case xds.TypeSidecar, xds.TypeRouter:
 	default:

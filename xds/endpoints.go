@@ -57,6 +57,10 @@ func (g endpoints) Generate(ctx *Context) []named {
 				if svc.NodeLocal {
 					k += "|node=" + ctx.Proxy.NodeName
 				}
+				ownCluster := ownCluster(ctx, svc.Hostname)
+				if ownCluster {
+					k += "|cluster=" + ctx.Proxy.ClusterID
+				}
 				var byLabels *labelFailover
 				za := zoneAware(ctx, tp, svc)
 				if !zoneAwareRouting(za) {
@@ -86,6 +90,9 @@ func (g endpoints) Generate(ctx *Context) []named {
 					}
 					if svc.NodeLocal {
 						wls = onNode(wls, ctx.Proxy.NodeName)
+					}
+					if ownCluster {
+						wls = inCluster(wls, ctx.Proxy.ClusterID)
 					}
 					gateways := noGateways
 					if g.envoy {

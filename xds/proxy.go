@@ -52,7 +52,10 @@ type Proxy struct {
 	IstioVersion string
 	// Metadata are the string values of an Envoy's node metadata, which
 	// EnvoyFilters may match (envoyfilter.go); none for proxyless gRPC.
-	Metadata  map[string]string
+	Metadata map[string]string
+	// ClusterID is the Kubernetes cluster the proxy runs in (CLUSTER_ID metadata,
+	// Istio's ISTIO_META_CLUSTER_ID): of a cluster-local service it gets only that
+	// cluster's endpoints (clusterlocal.go).
 	ClusterID string
 	// Network is the network the proxy is in (NETWORK metadata, Istio's
 	// ISTIO_META_NETWORK); endpoints in other networks are reached through their
@@ -258,14 +261,14 @@ func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
 }
 
 // classKey identifies the proxies that get identical configuration: same type,
-// generator, namespace, network, locality, IP versions, labels and identity, and the Istio
+// generator, namespace, network, locality, Kubernetes cluster, IP versions, labels and identity, and the Istio
 // version and metadata EnvoyFilters match (of the proxy as classProxy makes it). Proxies of one class share one set of built resources.
 type classKey string
 
 func (p *Proxy) classKey() classKey {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|%s|%t|%t|%s|%d|%t|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.NodeName, p.ServiceAccount,
-		p.InterceptionNone, p.Unprivileged, p.IPFamilies, p.HTTPProxyPort, p.SelfDiscovery)
+	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|%s|%t|%t|%s|%d|%t|%s|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.NodeName, p.ServiceAccount,
+		p.InterceptionNone, p.Unprivileged, p.IPFamilies, p.HTTPProxyPort, p.SelfDiscovery, p.ClusterID)
 	for _, k := range registry.SortedKeys(p.Labels) {
 		fmt.Fprintf(&b, "%s=%s,", k, p.Labels[k])
 	}

@@ -29,6 +29,8 @@ type bootstrapNode struct {
 	Locality string
 	// NodeName is the node the proxy runs on (a pod's spec.nodeName).
 	NodeName string
+	// ClusterID is the Kubernetes cluster the proxy runs in.
+	ClusterID string
 	// Interception is how traffic reaches the proxy: "" (redirected) or NONE.
 	Interception string
 	// HTTPProxyPort is the port of 127.0.0.1 on which the proxy is its
@@ -60,6 +62,7 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	locality := fs.String("locality", "", "where the proxy runs, region/zone/sub-zone (the node's locality): with a DestinationRule's outlier detection or localityLbSetting, nearer endpoints come first")
 	interception := fs.String("interception-mode", "", "NONE for an Envoy whose traffic nothing redirects (a VM without iptables): its listeners bind ports on 127.0.0.1 (node metadata INTERCEPTION_MODE)")
 	nodeName := fs.String("node-name", "", "the node the proxy runs on, a pod's spec.nodeName (node metadata NODE_NAME): node-local services (internalTrafficPolicy Local) send it their endpoints there only")
+	clusterID := fs.String("cluster-id", "", "the Kubernetes cluster the proxy runs in, as the nodes name it (--kube-cluster-id; node metadata CLUSTER_ID): of cluster-local services it gets that cluster's endpoints only")
 	selfDiscovery := fs.Bool("self-discovery", false, "for --format envoy: a local cluster, the endpoints of the workload's own service, which Envoy's zone-aware load balancing (a DestinationRule's zoneAwareLbSetting) weighs zones by (node metadata ENABLE_SELF_DISCOVERY)")
 	httpProxyPort := fs.Uint("http-proxy-port", 0, "a port of 127.0.0.1 on which the Envoy is its application's HTTP proxy (http_proxy=127.0.0.1:PORT): every service's HTTP ports by the host and port a request names (node metadata HTTP_PROXY_PORT)")
 	if _, err := parseFlags(fs, args); err != nil {
@@ -90,7 +93,7 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return errors.New("no live node serves xDS")
 	}
 	node := bootstrapNode{ID: fmt.Sprintf("%s~%s~%s.%s~%s.svc.cluster.local", *typ, *ip, *name, *ns, *ns), Namespace: *ns,
-		ServiceAccount: *sa, CertDir: *certs, Network: *network, Locality: *locality, NodeName: *nodeName, Interception: *interception, HTTPProxyPort: *httpProxyPort, SelfDiscovery: *selfDiscovery, Labels: map[string]string{}}
+		ServiceAccount: *sa, CertDir: *certs, Network: *network, Locality: *locality, NodeName: *nodeName, ClusterID: *clusterID, Interception: *interception, HTTPProxyPort: *httpProxyPort, SelfDiscovery: *selfDiscovery, Labels: map[string]string{}}
 	for _, kv := range strings.Split(*labels, ",") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok {
 			node.Labels[k] = v
@@ -183,6 +186,9 @@ func nodeMetadata(n bootstrapNode) map[string]any {
 	}
 	if n.NodeName != "" {
 		md["NODE_NAME"] = n.NodeName
+	}
+	if n.ClusterID != "" {
+		md["CLUSTER_ID"] = n.ClusterID
 	}
 	if n.Interception != "" {
 		md["INTERCEPTION_MODE"] = n.Interception

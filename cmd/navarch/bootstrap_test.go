@@ -69,14 +69,14 @@ func TestEnvoyBootstrapIsValid(t *testing.T) {
 func TestBootstrapNodeIsWhatTheServerReads(t *testing.T) {
 	bs := validEnvoyBootstrap(t, []string{"127.0.0.1:15010"}, bootstrapNode{
 		ID: "sidecar~10.0.0.1~vm-1.vms~vms.svc.cluster.local", Namespace: "vms", NodeName: "worker-3", Interception: "NONE", HTTPProxyPort: 15080,
-		SelfDiscovery: true}, false)
+		SelfDiscovery: true, ClusterID: "east"}, false)
 	p, err := xds.ParseProxy(bs.GetNode())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.NodeName != "worker-3" || !p.InterceptionNone || p.Namespace != "vms" || p.HTTPProxyPort != 15080 || !p.SelfDiscovery {
-		t.Fatalf("the server reads node %q, interception none %v, namespace %q, HTTP proxy port %d, self-discovery %v",
-			p.NodeName, p.InterceptionNone, p.Namespace, p.HTTPProxyPort, p.SelfDiscovery)
+	if p.NodeName != "worker-3" || !p.InterceptionNone || p.Namespace != "vms" || p.HTTPProxyPort != 15080 || !p.SelfDiscovery || p.ClusterID != "east" {
+		t.Fatalf("the server reads node %q, interception none %v, namespace %q, HTTP proxy port %d, self-discovery %v, cluster %q",
+			p.NodeName, p.InterceptionNone, p.Namespace, p.HTTPProxyPort, p.SelfDiscovery, p.ClusterID)
 	}
 	// The local cluster the metadata says the bootstrap has.
 	if got := bs.GetClusterManager().GetLocalClusterName(); got != "local_cluster" {

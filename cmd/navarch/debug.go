@@ -263,6 +263,7 @@ func runProxyConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 	sa := fs.String("service-account", "", "a hypothetical proxy's service account")
 	nodeName := fs.String("node-name", "", "a hypothetical proxy's node (NODE_NAME)")
 	interception := fs.String("interception-mode", "", "a hypothetical proxy's INTERCEPTION_MODE: NONE binds its listeners' ports")
+	clusterID := fs.String("cluster-id", "", "a hypothetical proxy's Kubernetes cluster (CLUSTER_ID)")
 	httpProxyPort := fs.String("http-proxy-port", "", "a hypothetical Envoy's HTTP_PROXY_PORT: the port of 127.0.0.1 on which it is an HTTP proxy")
 	metadata := fs.String("metadata", "", "a hypothetical Envoy's node metadata (what EnvoyFilters match; ENABLE_SELF_DISCOVERY=true for its local cluster), k=v,k2=v2")
 	version := fs.String("istio-version", "", "a hypothetical Envoy's ISTIO_VERSION (what EnvoyFilters match)")
@@ -279,7 +280,7 @@ func runProxyConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 		q.Set("id", pos[0])
 	} else {
 		q.Set("namespace", namespaceOr(*ns))
-		for k, v := range map[string]string{"generator": *generator, "type": *typ, "labels": *labels, "network": *network, "locality": *locality, "serviceAccount": *sa, "nodeName": *nodeName, "interceptionMode": *interception, "httpProxyPort": *httpProxyPort,
+		for k, v := range map[string]string{"generator": *generator, "type": *typ, "labels": *labels, "network": *network, "locality": *locality, "serviceAccount": *sa, "nodeName": *nodeName, "interceptionMode": *interception, "httpProxyPort": *httpProxyPort, "clusterId": *clusterID,
 			"metadata": *metadata, "istioVersion": *version} {
 			if v != "" {
 				q.Set(k, v)
