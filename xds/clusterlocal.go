@@ -38,9 +38,6 @@ func clusterLocal(ctx *Context) *clusterLocalHosts {
 		defaults := []string{"*.kube-system.svc." + ctx.Snapshot.Domain, "kubernetes.default.svc." + ctx.Snapshot.Domain}
 		c := &clusterLocalHosts{exact: map[string]bool{}}
 		set := map[string]bool{}
-		add := func(h string, local bool) {
-			set[h] = local
-		}
 		for _, s := range ctx.Mesh.GetServiceSettings() {
 			local := s.GetSettings().GetClusterLocal()
 			for _, h := range s.GetHosts() {
@@ -51,12 +48,12 @@ func clusterLocal(ctx *Context) *clusterLocalHosts {
 						}
 					}
 				}
-				add(h, local)
+				set[h] = local
 			}
 		}
 		for _, d := range defaults {
 			if _, given := set[d]; d != "" && !given {
-				add(d, true)
+				set[d] = true
 			}
 		}
 		for h, local := range set {

@@ -57,8 +57,8 @@ func (g endpoints) Generate(ctx *Context) []named {
 				if svc.NodeLocal {
 					k += "|node=" + ctx.Proxy.NodeName
 				}
-				ownCluster := ownCluster(ctx, svc.Hostname)
-				if ownCluster {
+				clusterOnly := ownCluster(ctx, svc.Hostname)
+				if clusterOnly {
 					k += "|cluster=" + ctx.Proxy.ClusterID
 				}
 				var byLabels *labelFailover
@@ -91,7 +91,7 @@ func (g endpoints) Generate(ctx *Context) []named {
 					if svc.NodeLocal {
 						wls = onNode(wls, ctx.Proxy.NodeName)
 					}
-					if ownCluster {
+					if clusterOnly {
 						wls = inCluster(wls, ctx.Proxy.ClusterID)
 					}
 					gateways := noGateways
