@@ -113,9 +113,9 @@ func httpProxyListeners(ctx *Context, binds egressBindingSet, refused map[uint32
 // httpProxyRoutes are the route configurations of the proxy's HTTP proxy ports: a
 // virtual host per HTTP (or undeclared) port of each service the port reaches,
 // routed as the service's VirtualService routes that port.
-func httpProxyRoutes(ctx *Context) []named {
+func httpProxyRoutes(ctx *Context, binds egressBindingSet) []named {
 	var out []named
-	for _, p := range httpProxies(ctx, egressBindings(ctx)) {
+	for _, p := range httpProxies(ctx, binds) {
 		var vhs []*routev3.VirtualHost
 		taken := map[string]bool{}
 		for _, svc := range ctx.Services {

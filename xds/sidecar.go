@@ -435,7 +435,7 @@ func (sidecarRoutes) Generate(ctx *Context) []named {
 		out = append(out, named{name: name, msg: envoyRouteConfig(name, vhs)})
 	}
 	out = append(out, sniffed...)
-	return append(out, httpProxyRoutes(ctx)...)
+	return append(out, httpProxyRoutes(ctx, binds)...)
 }
 
 // envoyRouteConfig is an Envoy's route configuration of virtual hosts vhs (a
