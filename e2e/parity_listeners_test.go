@@ -64,8 +64,8 @@ spec:
 // filter timeouts, connections accepted per wake-up, the listener filters by name)
 // and on each of its HTTP connection managers, field by field. Left out: the filter
 // chains (the other parity tests compare what they do), the connection managers'
-// HTTP filters, routes, stat prefixes, access logs and tracing (istiod's are
-// istio-proxy's telemetry), and three fields istiod sets to Envoy's defaults
+// HTTP filters, routes, stat prefixes (TestSameStatNamesAsIstiod compares those),
+// access logs and tracing (istiod's are istio-proxy's telemetry), and three fields istiod sets to Envoy's defaults
 // (request_id_extension UUID with trace sampling, use_remote_address false, empty
 // http_protocol_options).
 func TestSameEnvoyListenerSettingsAsIstiod(t *testing.T) {

@@ -119,7 +119,7 @@ func TestSameProtocolDetectionAsIstiod(t *testing.T) {
 	webMD := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}}
 	for _, mode := range []string{"PERMISSIVE", "STRICT", "DISABLE"} {
 		t.Run(mode, func(t *testing.T) {
-			istiod, navarch := bothControlPlanes(t, bin, strings.Replace(sniffParity, "MODE", mode, 1))
+			istiod, navarch := bothControlPlanes(t, bin, strings.Replace(sniffParity, "MODE", mode, 1)+listenerParity)
 			describe := func(server string) []string {
 				var out []string
 				cfg := envoyConfig(t, server, client, clientMD)
@@ -147,7 +147,7 @@ func TestSameProtocolDetectionAsIstiod(t *testing.T) {
 				inbound := webCfg.clusters["inbound|8080||"]
 				out = append(out, fmt.Sprintf("inbound|8080|| upstream: %s, hosts cleaned up every %v", upstreamProtocol(t, inbound), inbound.GetCleanupInterval().AsDuration()))
 				in := webCfg.listeners["virtualInbound"]
-				for _, port := range []uint32{8080, 7777, 9999} { // a service's, a PeerAuthentication's, none's
+				for _, port := range []uint32{8080, 8081, 8083, 7777, 9999} { // a service's (of no protocol, HTTP, TCP), a PeerAuthentication's, none's
 					for _, p := range sniffProbes {
 						out = append(out, fmt.Sprintf("inbound %d %s: %s", port, p, chainDoes(t, chainFor(in, "127.0.0.66", port, p), nil)))
 					}

@@ -70,6 +70,7 @@ func (g clusters) Generate(ctx *Context) []named {
 					c := newCluster(ctx, svc, port, subset, name, g.envoy)
 					if g.envoy {
 						c.CircuitBreakers = defaultCircuitBreakers()
+						c.AltStatName = outboundStatName(ctx, svc, port, subset, name) + statDelimiter
 					}
 					tp := trafficPolicy(ctx.Mesh, dr, port.Number, subset)
 					applyPolicy(c, tp)
@@ -106,7 +107,9 @@ func (g clusters) Generate(ctx *Context) []named {
 				out = append(out, shared(name, k, func() proto.Message { return build() }))
 				if dnat {
 					sni := meshSNI(svc.Hostname, port.Number, subset)
-					out = append(out, shared(sni, k+"|sni-dnat", func() proto.Message { return sniDNATCluster(build(), sni) }))
+					out = append(out, shared(sni, k+"|sni-dnat", func() proto.Message {
+						return sniDNATCluster(build(), sni, outboundStatName(ctx, svc, port, subset, sni)+statDelimiter)
+					}))
 				}
 			}
 		}
@@ -117,9 +120,9 @@ func (g clusters) Generate(ctx *Context) []named {
 // sniDNATCluster turns c, a service's cluster, into its SNI-DNAT cluster named sni,
 // as istiod builds them for a gateway's AUTO_PASSTHROUGH servers: the same endpoints
 // and load balancing, and no TLS of its own, since the connections it forwards are
-// the clients' mTLS, still encrypted.
-func sniDNATCluster(c *clusterv3.Cluster, sni string) *clusterv3.Cluster {
-	c.Name = sni
+// the clients' mTLS, still encrypted; its statistics go under altStatName.
+func sniDNATCluster(c *clusterv3.Cluster, sni, altStatName string) *clusterv3.Cluster {
+	c.Name, c.AltStatName = sni, altStatName
 	if eds := c.GetEdsClusterConfig(); eds != nil {
 		eds.ServiceName = sni
 	}

@@ -144,7 +144,7 @@ func buildExtAuthz(ctx *Context, name string) (*customAuthz, error) {
 				FilterEnabledMetadata: extAuthzEnabled(rbacFilter, name),
 			},
 			tcp: &extauthznetworkv3.ExtAuthz{
-				StatPrefix:            "tcp.",
+				StatPrefix:            "tcp.", // istiod's
 				GrpcService:           svc,
 				TransportApiVersion:   corev3.ApiVersion_V3,
 				FailureModeAllow:      g.FailOpen,
@@ -289,11 +289,11 @@ func (ca *customAuthz) httpFilters(ctx *Context, ra *requestAuth) []*hcmv3.HttpF
 }
 
 // networkFilters are the same for a TCP chain; none for an HTTP provider.
-func (ca *customAuthz) networkFilters(ctx *Context, statPrefix string) []*listenerv3.Filter {
+func (ca *customAuthz) networkFilters(ctx *Context) []*listenerv3.Filter {
 	if ca.tcp == nil {
 		return nil
 	}
-	rbac := &rbacnetworkv3.RBAC{StatPrefix: statPrefix, ShadowRules: ca.rules(ctx, true, nil), ShadowRulesStatPrefix: extAuthzShadowPrefix}
+	rbac := &rbacnetworkv3.RBAC{StatPrefix: rbacTCPStatPrefix, ShadowRules: ca.rules(ctx, true, nil), ShadowRulesStatPrefix: extAuthzShadowPrefix}
 	return []*listenerv3.Filter{
 		{Name: rbacNetworkFilter + ".custom", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(rbac)}},
 		{Name: extAuthzNetworkFilter, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(ca.tcp)}},

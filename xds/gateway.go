@@ -274,7 +274,7 @@ func plaintextChains(ctx *Context, gl gatewayListener, servers []gatewayServer) 
 	}
 	for _, s := range servers {
 		if f := tcpRoute(ctx, s, port); f != nil {
-			return []*listenerv3.FilterChain{{Filters: append(rbacNetworkFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels, "gateway_"+strconv.FormatUint(uint64(port), 10)), f)}}
+			return []*listenerv3.FilterChain{{Filters: append(rbacNetworkFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), f)}}
 		}
 	}
 	return nil
@@ -314,7 +314,7 @@ func tlsChains(ctx *Context, port uint32, servers []gatewayServer) []*listenerv3
 			if kindOf(s.Server) == kindHTTPS {
 				filters = []*listenerv3.Filter{gatewayHTTP(ctx, "https."+strconv.FormatUint(uint64(port), 10)+"."+s.name(), port)}
 			} else if f := tcpRoute(ctx, s, port); f != nil {
-				filters = append(rbacNetworkFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels, "gateway_"+strconv.FormatUint(uint64(port), 10)), f)
+				filters = append(rbacNetworkFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), f)
 			} else {
 				continue
 			}
@@ -432,7 +432,7 @@ func fileSource(path string) *corev3.DataSource {
 // RDS from the route configuration named route.
 func gatewayHTTP(ctx *Context, route string, port uint32) *listenerv3.Filter {
 	hcm := &hcmv3.HttpConnectionManager{
-		StatPrefix: "outbound_0.0.0.0_" + strconv.FormatUint(uint64(port), 10),
+		StatPrefix: "outbound_0.0.0.0_" + strconv.FormatUint(uint64(port), 10) + statDelimiter,
 		ServerName: envoyServerName,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 			ConfigSource: adsConfigSource(), RouteConfigName: route}},
@@ -458,7 +458,7 @@ func tcpRoute(ctx *Context, s gatewayServer, port uint32) *listenerv3.Filter {
 		}
 		for _, r := range vs.Resource.Spec.(*networking.VirtualService).Tcp {
 			if l4Applies(r.Match, port, ns, s.gateway) {
-				return tcpProxyTo(ctx, ns, r.Route, port, "gateway_"+strconv.FormatUint(uint64(port), 10))
+				return tcpProxyTo(ctx, vs.Resource, r.Route, registry.Port{Number: port, Name: s.GetPort().GetName()})
 			}
 		}
 	}
@@ -498,7 +498,7 @@ func autoPassthroughChains(ctx *Context, s gatewayServer) []*listenerv3.FilterCh
 				out = append(out, &listenerv3.FilterChain{
 					Name:             s.name() + "." + clusterName(svc.Hostname, p.Number, subset),
 					FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: []string{sni}},
-					Filters:          []*listenerv3.Filter{tcpProxy(sni, accessLogsFor(ctx).client)},
+					Filters:          []*listenerv3.Filter{namedTCPProxy(outboundStatName(ctx, svc, p, subset, sni), sni, accessLogsFor(ctx).client)},
 				})
 			}
 		}
@@ -528,7 +528,8 @@ func sniDNAT(ctx *Context, svc *registry.Service) bool {
 }
 
 // passthroughChains are the filter chains of a PASSTHROUGH server: one per tls route
-// of the VirtualServices bound to its gateway, matching the route's SNI hosts.
+// of the VirtualServices bound to its gateway, matching the route's SNI hosts, each
+// under the gateway's AuthorizationPolicies (by what TCP shows).
 func passthroughChains(ctx *Context, s gatewayServer, port uint32) []*listenerv3.FilterChain {
 	var out []*listenerv3.FilterChain
 	for _, vs := range boundServices(ctx, s) {
@@ -545,7 +546,8 @@ func passthroughChains(ctx *Context, s gatewayServer, port uint32) []*listenerv3
 				out = append(out, &listenerv3.FilterChain{
 					Name:             s.name() + "." + vs.Resource.Meta.Name,
 					FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: sni},
-					Filters:          []*listenerv3.Filter{tcpProxyTo(ctx, ns, r.Route, port, "gateway_"+strconv.FormatUint(uint64(port), 10))},
+					Filters: append(rbacNetworkFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels),
+						tcpProxyTo(ctx, vs.Resource, r.Route, registry.Port{Number: port, Name: s.GetPort().GetName()})),
 				})
 			}
 		}
@@ -555,19 +557,23 @@ func passthroughChains(ctx *Context, s gatewayServer, port uint32) []*listenerv3
 
 // tcpProxyTo forwards a connection to the destinations of a route, by weight; stats
 // go under stat, or the (first) destination's cluster when stat is "".
-func tcpProxyTo(ctx *Context, ns string, dests []*networking.RouteDestination, port uint32, stat string) *listenerv3.Filter {
-	tp := &tcpv3.TcpProxy{StatPrefix: stat, AccessLog: accessLogsFor(ctx).client}
-	if tp.StatPrefix == "" && len(dests) > 0 {
-		tp.StatPrefix = destinationCluster(ctx, ns, dests[0].Destination, port)
-	}
+func tcpProxyTo(ctx *Context, vs *api.Resource, dests []*networking.RouteDestination, port registry.Port) *listenerv3.Filter {
+	ns := vs.Meta.Namespace
+	tp := &tcpv3.TcpProxy{StatPrefix: vs.Meta.Name + "." + ns, AccessLog: accessLogsFor(ctx).client}
 	if len(dests) == 1 {
-		tp.ClusterSpecifier = &tcpv3.TcpProxy_Cluster{Cluster: destinationCluster(ctx, ns, dests[0].Destination, port)}
+		d := dests[0].Destination
+		cluster := destinationCluster(ctx, ns, d, port.Number)
+		tp.ClusterSpecifier = &tcpv3.TcpProxy_Cluster{Cluster: cluster}
+		// One destination's statistics go under its cluster's stat name, as istiod
+		// has it, with the listener's port; several under the VirtualService.
+		svc := ctx.Snapshot.Service(registry.ResolveHost(d.Host, ns, ctx.Snapshot.Domain), ctx.Proxy.Namespace)
+		tp.StatPrefix = outboundStatName(ctx, svc, port, d.Subset, cluster)
 	} else {
 		wc := &tcpv3.TcpProxy_WeightedCluster{}
 		for _, d := range dests {
 			if d.Weight > 0 {
 				wc.Clusters = append(wc.Clusters, &tcpv3.TcpProxy_WeightedCluster_ClusterWeight{
-					Name: destinationCluster(ctx, ns, d.Destination, port), Weight: uint32(min(int64(d.Weight), math.MaxUint32))})
+					Name: destinationCluster(ctx, ns, d.Destination, port.Number), Weight: uint32(min(int64(d.Weight), math.MaxUint32))})
 			}
 		}
 		tp.ClusterSpecifier = &tcpv3.TcpProxy_WeightedClusters{WeightedClusters: wc}

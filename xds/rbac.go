@@ -128,15 +128,15 @@ func rbacHTTPFilter(ctx *Context, action rbacv3.RBAC_Action, policies []*api.Res
 // traffic (an Envoy sidecar's non-HTTP ports). As in Istio, a rule that tests what
 // only HTTP carries (paths, methods, hosts, request headers, request principals) never
 // matches in an ALLOW policy, and those tests are left out of a DENY rule, which then
-// denies more.
-func rbacNetworkFilters(ctx *Context, ns string, labels map[string]string, statPrefix string) []*listenerv3.Filter {
+// denies more. Their statistics go under rbacTCPStatPrefix, as istiod has them.
+func rbacNetworkFilters(ctx *Context, ns string, labels map[string]string) []*listenerv3.Filter {
 	allow, deny, custom := authzPolicies(ctx, ns, labels)
 	var out []*listenerv3.Filter
 	if custom != nil {
-		out = append(out, custom.networkFilters(ctx, statPrefix)...)
+		out = append(out, custom.networkFilters(ctx)...)
 	}
 	add := func(action rbacv3.RBAC_Action, policies []*api.Resource, name string) {
-		rbac := &rbacnetworkv3.RBAC{StatPrefix: statPrefix, Rules: rbacRules(ctx, action, policies, true, nil)}
+		rbac := &rbacnetworkv3.RBAC{StatPrefix: rbacTCPStatPrefix, Rules: rbacRules(ctx, action, policies, true, nil)}
 		out = append(out, &listenerv3.Filter{Name: name, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(rbac)}})
 	}
 	if len(deny) > 0 {

@@ -334,7 +334,7 @@ func outboundHTTP(ctx *Context, listener, rds string) *listenerv3.Filter {
 // outboundHCM is the HTTP connection manager outboundHTTP packs.
 func outboundHCM(ctx *Context, listener, rds string) *hcmv3.HttpConnectionManager {
 	return &hcmv3.HttpConnectionManager{
-		StatPrefix: "outbound_" + listener,
+		StatPrefix: "outbound_" + listener + statDelimiter,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 			ConfigSource: adsConfigSource(), RouteConfigName: rds}},
 		HttpFilters: envoyClientFilters(),
@@ -519,6 +519,7 @@ func keysOf[V any](m map[uint32]V) map[uint32]bool {
 func specialClusters(ctx *Context) []named {
 	passthrough := &clusterv3.Cluster{
 		Name:                          passthroughCluster,
+		AltStatName:                   passthroughCluster + statDelimiter,
 		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
 		LbPolicy:                      clusterv3.Cluster_CLUSTER_PROVIDED,
 		ConnectTimeout:                durationpb.New(connectTimeout(ctx)),
@@ -531,6 +532,7 @@ func specialClusters(ctx *Context) []named {
 	applyMeshKeepalive(ctx, passthrough, ctx.Mesh.GetDefaultTrafficPolicy().GetConnectionPool())
 	blackHole := named{name: blackHoleCluster, msg: &clusterv3.Cluster{
 		Name:                 blackHoleCluster,
+		AltStatName:          blackHoleCluster + statDelimiter,
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
 		ConnectTimeout:       durationpb.New(connectTimeout(ctx)),
 	}}

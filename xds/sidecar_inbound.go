@@ -87,6 +87,13 @@ type inboundPort struct {
 	// are a listener of their own, bound on this address and the port, for traffic
 	// not redirected to the virtual inbound listener (a VM without iptables).
 	bind string
+	// service is the service whose port this is (for a Sidecar ingress listener,
+	// the one whose workload port it is, if any), and servicePort its port (the
+	// Sidecar ingress listener's); sidecar is "<name>.<namespace>" of the Sidecar of
+	// an ingress listener. They name the port's statistics (inboundStatName).
+	service     *registry.Service
+	servicePort registry.Port
+	sidecar     string
 }
 
 // inboundPorts returns the workload's ports with chains of their own, sorted.
@@ -117,7 +124,7 @@ func buildInboundPorts(ctx *Context) []inboundPort {
 		for _, port := range svc.Ports {
 			n := workloadPort(ctx, svc, port)
 			if _, taken := byNumber[n]; !taken && n != virtualInboundPort {
-				byNumber[n] = inboundPort{number: n, http: isHTTP(port), http2: isHTTP2(port), sniffed: isSniffed(port)}
+				byNumber[n] = inboundPort{number: n, http: isHTTP(port), http2: isHTTP2(port), sniffed: isSniffed(port), service: svc, servicePort: port}
 			}
 		}
 	}
@@ -150,9 +157,10 @@ func sidecarIngress(ctx *Context) []inboundPort {
 	}
 	var out []inboundPort
 	for i, in := range ctx.sidecar.Spec.(*networking.Sidecar).Ingress {
-		port := registry.Port{Protocol: in.GetPort().GetProtocol()}
-		ip := inboundPort{number: in.GetPort().GetNumber(), http: isHTTP(port), http2: isHTTP2(port), sniffed: isSniffed(port),
-			endpoint: in.DefaultEndpoint, pool: in.ConnectionPool, tls: in.Tls}
+		port := registry.Port{Number: in.GetPort().GetNumber(), Name: in.GetPort().GetName(), Protocol: in.GetPort().GetProtocol()}
+		ip := inboundPort{number: port.Number, http: isHTTP(port), http2: isHTTP2(port), sniffed: isSniffed(port),
+			endpoint: in.DefaultEndpoint, pool: in.ConnectionPool, tls: in.Tls,
+			service: workloadService(ctx, port.Number), servicePort: port, sidecar: ctx.sidecar.Meta.Name + "." + ctx.sidecar.Meta.Namespace}
 		if in.CaptureMode == networking.CaptureMode_NONE || (ctx.Proxy.InterceptionNone && in.CaptureMode == networking.CaptureMode_DEFAULT) {
 			ip.bind = cmp.Or(in.Bind, "0.0.0.0") // Istio's default: the wildcard
 			if ctx.Proxy.Unprivileged && ip.number < 1024 {
@@ -164,6 +172,22 @@ func sidecarIngress(ctx *Context) []inboundPort {
 		out = append(out, ip)
 	}
 	return out
+}
+
+// workloadService is the first service that sends its traffic to the workload at
+// port n, nil if none does.
+func workloadService(ctx *Context, n uint32) *registry.Service {
+	for _, svc := range ctx.Snapshot.Services() {
+		if !selectsWorkload(svc, ctx.Proxy) {
+			continue
+		}
+		for _, port := range svc.Ports {
+			if workloadPort(ctx, svc, port) == n {
+				return svc
+			}
+		}
+	}
+	return nil
 }
 
 // workloadPort is the port the workload serves a service port on: what the service's
@@ -192,9 +216,10 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 	for _, port := range inboundPorts(ctx) {
 		mode := peerAuthMode(ctx.Snapshot, ctx.RootNamespace, p.Namespace, p.Labels, port.number)
 		name := "inbound|" + strconv.FormatUint(uint64(port.number), 10)
-		prefix := "inbound_0.0.0.0_" + strconv.FormatUint(uint64(port.number), 10)
+		prefix := port.httpStatPrefix()
 		cluster := port.cluster()
-		tcp := append(rbacNetworkFilters(ctx, p.Namespace, p.Labels, prefix), tcpProxy(cluster, accessLogsFor(ctx).server))
+		tcp := append(rbacNetworkFilters(ctx, p.Namespace, p.Labels),
+			namedTCPProxy(port.tcpStatPrefix(ctx), cluster, accessLogsFor(ctx).server))
 		app, alpn := tcp, alpnServerTCP // what the port's protocol gets, TLS terminated or plaintext
 		if port.http {
 			app, alpn = []*listenerv3.Filter{inboundHTTP(ctx, port.number, cluster, prefix)}, alpnServerHTTP
@@ -207,7 +232,11 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 		case port.sniffed:
 			portChains = sniffedInboundChains(ctx, mode, name, port.number, []*listenerv3.Filter{inboundHTTP(ctx, port.number, cluster, prefix)}, tcp)
 		default:
-			portChains = inboundChains(ctx, mode, name, port.number, app, tcp, app, alpn)
+			tlsPassed := tcp
+			if port.http {
+				tlsPassed = nil // TLS not the mesh's is no HTTP: closed, as in Istio
+			}
+			portChains = inboundChains(ctx, mode, name, port.number, app, tlsPassed, app, alpn)
 		}
 		if port.bind == "" {
 			chains = append(chains, portChains...)
@@ -233,8 +262,10 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 		bound = append(bound, l)
 	}
 	mode := peerAuthMode(ctx.Snapshot, ctx.RootNamespace, p.Namespace, p.Labels, 0)
-	passthrough := append(rbacNetworkFilters(ctx, p.Namespace, p.Labels, inboundPassthroughCluster), tcpProxy(inboundPassthroughCluster, accessLogsFor(ctx).server))
-	httpPassthrough := inboundHTTP(ctx, 0, inboundPassthroughCluster, inboundPassthroughCluster)
+	pass := inboundPort{passthrough: true}
+	passthrough := append(rbacNetworkFilters(ctx, p.Namespace, p.Labels),
+		namedTCPProxy(pass.tcpStatPrefix(ctx), inboundPassthroughCluster, accessLogsFor(ctx).server))
+	httpPassthrough := inboundHTTP(ctx, 0, inboundPassthroughCluster, pass.httpStatPrefix())
 	chains = append(chains, sniffedInboundChains(ctx, mode, virtualInbound, 0, []*listenerv3.Filter{httpPassthrough}, passthrough)...)
 	virtual = &listenerv3.Listener{
 		Name:    virtualInbound,
@@ -290,7 +321,7 @@ func sniffedInboundChains(ctx *Context, mode mtlsMode, name string, port uint32,
 
 // inboundChains returns the filter chains of a port of HTTP or TCP under mode:
 // terminated serves mTLS connections (offering alpn), tlsPassed TLS connections that
-// are not the mesh's (PERMISSIVE), plain plaintext ones.
+// are not the mesh's (PERMISSIVE; nil: no chain takes them), plain plaintext ones.
 func inboundChains(ctx *Context, mode mtlsMode, name string, port uint32, terminated, tlsPassed, plain []*listenerv3.Filter, alpn []string) []*listenerv3.FilterChain {
 	match := func(transport string, alpn ...string) *listenerv3.FilterChainMatch {
 		return &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(port), TransportProtocol: transport, ApplicationProtocols: alpn}
@@ -304,11 +335,11 @@ func inboundChains(ctx *Context, mode mtlsMode, name string, port uint32, termin
 	case mtlsDisable:
 		return []*listenerv3.FilterChain{{Name: name + "|plaintext", FilterChainMatch: match(""), Filters: plain}}
 	}
-	return []*listenerv3.FilterChain{
-		mtls(match("tls", alpnMeshInbound...)),
-		{Name: name + "|tls", FilterChainMatch: match("tls"), Filters: tlsPassed},
-		{Name: name + "|plaintext", FilterChainMatch: match("raw_buffer"), Filters: plain},
+	chains := []*listenerv3.FilterChain{mtls(match("tls", alpnMeshInbound...))}
+	if tlsPassed != nil {
+		chains = append(chains, &listenerv3.FilterChain{Name: name + "|tls", FilterChainMatch: match("tls"), Filters: tlsPassed})
 	}
+	return append(chains, &listenerv3.FilterChain{Name: name + "|plaintext", FilterChainMatch: match("raw_buffer"), Filters: plain})
 }
 
 // inboundHTTP is the HTTP connection manager of an inbound HTTP port (0: the HTTP
@@ -360,6 +391,48 @@ func (p inboundPort) cluster() string {
 	return inboundClusterName(p.number)
 }
 
+// httpStatPrefix is the stat prefix of the port's HTTP connection managers, as
+// istiod names them.
+func (p inboundPort) httpStatPrefix() string {
+	if p.passthrough {
+		return inboundPassthroughCluster + statDelimiter
+	}
+	return "inbound_" + cmp.Or(p.bind, "0.0.0.0") + "_" + strconv.FormatUint(uint64(p.number), 10) + statDelimiter
+}
+
+// tcpStatPrefix is the stat prefix of the port's TCP proxies: its cluster's name, or
+// the mesh's inboundClusterStatName for its service's port, as istiod expands it
+// for inbound TCP proxies (the host of a Sidecar ingress listener's its Sidecar's;
+// the passthrough chains' no service, port 0 named virtualInbound; %TARGET_PORT%
+// left as written).
+func (p inboundPort) tcpStatPrefix(ctx *Context) string {
+	pattern := ctx.Mesh.GetInboundClusterStatName()
+	switch {
+	case pattern == "":
+		return p.cluster()
+	case p.passthrough:
+		return statName{portName: virtualInbound}.expand(pattern)
+	case p.sidecar != "":
+		return statName{host: p.sidecar, port: p.servicePort.Number, portName: p.servicePort.Name}.expand(pattern)
+	}
+	return statName{svc: p.service, host: p.service.Hostname, port: p.servicePort.Number, portName: p.servicePort.Name}.expand(pattern)
+}
+
+// clusterStatName is the alternative stat name of the port's cluster: its name, or
+// the mesh's inboundClusterStatName for its service's port (for a Sidecar ingress
+// listener with no service at its port, the Sidecar's name as host), delimited.
+func (p inboundPort) clusterStatName(ctx *Context) string {
+	pattern := ctx.Mesh.GetInboundClusterStatName()
+	if pattern == "" {
+		return p.cluster() + statDelimiter
+	}
+	n := statName{svc: p.service, host: p.sidecar, port: p.servicePort.Number, portName: p.servicePort.Name, target: strconv.FormatUint(uint64(p.number), 10)}
+	if p.service != nil {
+		n.host = p.service.Hostname
+	}
+	return n.expand(pattern) + statDelimiter
+}
+
 // envoyServerName is the server header of the responses an inbound or gateway
 // connection manager sends back, istiod's (outbound ones keep Envoy's, "envoy", as
 // in Istio).
@@ -375,6 +448,7 @@ func inboundClusterName(port uint32) string {
 func inboundClusters(ctx *Context) []named {
 	passthrough := originalDstCluster(ctx, inboundPassthroughCluster)
 	passthrough.CircuitBreakers, passthrough.TypedExtensionProtocolOptions = defaultCircuitBreakers(), passthroughProtocol()
+	passthrough.AltStatName = passthroughCluster + statDelimiter // istiod's
 	applyMeshKeepalive(ctx, passthrough, ctx.Mesh.GetDefaultTrafficPolicy().GetConnectionPool())
 	out := []named{{name: inboundPassthroughCluster, msg: passthrough}}
 	var pool *networking.ConnectionPoolSettings
@@ -387,6 +461,7 @@ func inboundClusters(ctx *Context) []named {
 		}
 		c := inboundCluster(ctx, port)
 		c.CircuitBreakers = defaultCircuitBreakers()
+		c.AltStatName = port.clusterStatName(ctx)
 		if c.GetType() == clusterv3.Cluster_ORIGINAL_DST {
 			// Its one destination is the workload: the connection pool to it is kept
 			// for good rather than cleaned up every 5 s, as in Istio.

@@ -34,7 +34,7 @@ func (l *tcpListener) addSubnet(ctx *Context, svc *registry.Service, port regist
 	if isTLS(port) {
 		names = []string{svc.Hostname}
 	}
-	l.chain(names, []string{subnet}, serviceTCPProxy(ctx, svc.Hostname, clusterName(svc.Hostname, port.Number, "")))
+	l.chain(names, []string{subnet}, serviceTCPProxy(ctx, svc, port.Number, clusterName(svc.Hostname, port.Number, "")))
 }
 
 // tcpListener is an outbound listener at an address and port: the chains of the TCP
@@ -93,29 +93,29 @@ func (l *tcpListener) add(ctx *Context, svc *registry.Service, port registry.Por
 	vs := virtualServiceFor(ctx, svc.Hostname)
 	cluster := clusterName(svc.Hostname, port.Number, "")
 	if isTLS(port) {
-		if l.addTLSRoutes(ctx, vs, port.Number) {
+		if l.addTLSRoutes(ctx, vs, port) {
 			return
 		}
 		if l.ip == "0.0.0.0" {
-			l.chain([]string{svc.Hostname}, nil, serviceTCPProxy(ctx, svc.Hostname, cluster))
+			l.chain([]string{svc.Hostname}, nil, serviceTCPProxy(ctx, svc, port.Number, cluster))
 		} else if l.plain == nil {
-			l.plain = serviceTCPProxy(ctx, svc.Hostname, cluster)
+			l.plain = serviceTCPProxy(ctx, svc, port.Number, cluster)
 		}
 		return
 	}
 	if l.plain != nil {
 		return
 	}
-	l.addTCPRoutes(ctx, vs, port.Number, cluster)
+	l.addTCPRoutes(ctx, vs, port)
 	if l.plain == nil {
-		l.plain = serviceTCPProxy(ctx, svc.Hostname, cluster)
+		l.plain = serviceTCPProxy(ctx, svc, port.Number, cluster)
 	}
 }
 
 // addTCPRoutes adds chains for vs's tcp routes whose matches that hold for the proxy
 // on port all name destination subnets, up to the first route that takes every
 // connection it sees, which becomes the plain chain.
-func (l *tcpListener) addTCPRoutes(ctx *Context, vs *registry.HostRoutes, port uint32, cluster string) {
+func (l *tcpListener) addTCPRoutes(ctx *Context, vs *registry.HostRoutes, port registry.Port) {
 	if vs == nil {
 		return
 	}
@@ -125,29 +125,29 @@ func (l *tcpListener) addTCPRoutes(ctx *Context, vs *registry.HostRoutes, port u
 			continue
 		}
 		if len(r.Match) == 0 {
-			l.plain = tcpProxyTo(ctx, ns, r.Route, port, cluster)
+			l.plain = tcpProxyTo(ctx, vs.Resource, r.Route, port)
 			return
 		}
 		var subnets []string
 		for _, m := range r.Match {
-			if !meshMatchHolds(ctx.Proxy, port, ns, m.Port, m.Gateways, m.SourceNamespace, m.SourceLabels) {
+			if !meshMatchHolds(ctx.Proxy, port.Number, ns, m.Port, m.Gateways, m.SourceNamespace, m.SourceLabels) {
 				continue
 			}
 			if len(m.DestinationSubnets) == 0 {
-				l.plain = tcpProxyTo(ctx, ns, r.Route, port, cluster)
+				l.plain = tcpProxyTo(ctx, vs.Resource, r.Route, port)
 				return
 			}
 			subnets = append(subnets, m.DestinationSubnets...)
 		}
 		if len(subnets) > 0 {
-			l.chain(nil, subnets, tcpProxyTo(ctx, ns, r.Route, port, cluster))
+			l.chain(nil, subnets, tcpProxyTo(ctx, vs.Resource, r.Route, port))
 		}
 	}
 }
 
 // addTLSRoutes adds a chain for each tls route match of vs that holds for the proxy
 // on port, and reports whether there was one.
-func (l *tcpListener) addTLSRoutes(ctx *Context, vs *registry.HostRoutes, port uint32) bool {
+func (l *tcpListener) addTLSRoutes(ctx *Context, vs *registry.HostRoutes, port registry.Port) bool {
 	if vs == nil {
 		return false
 	}
@@ -158,8 +158,8 @@ func (l *tcpListener) addTLSRoutes(ctx *Context, vs *registry.HostRoutes, port u
 			continue
 		}
 		for _, m := range r.Match {
-			if meshMatchHolds(ctx.Proxy, port, ns, m.Port, m.Gateways, m.SourceNamespace, m.SourceLabels) {
-				l.chain(sniNames(m.SniHosts), m.DestinationSubnets, tcpProxyTo(ctx, ns, r.Route, port, ""))
+			if meshMatchHolds(ctx.Proxy, port.Number, ns, m.Port, m.Gateways, m.SourceNamespace, m.SourceLabels) {
+				l.chain(sniNames(m.SniHosts), m.DestinationSubnets, tcpProxyTo(ctx, vs.Resource, r.Route, port))
 				matched = true
 			}
 		}
@@ -301,11 +301,13 @@ func meshMatchHolds(p *Proxy, port uint32, ns string, mPort uint32, gateways []s
 		(sourceNS == "" || sourceNS == p.Namespace) && registry.LabelsMatch(p.Labels, sourceLabels)
 }
 
-// serviceTCPProxy forwards a connection to a service's cluster, with what its
-// DestinationRule says of TCP proxying (tcpPolicy).
-func serviceTCPProxy(ctx *Context, host, cluster string) *listenerv3.Filter {
-	tp := &tcpv3.TcpProxy{StatPrefix: cluster, ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: cluster}, AccessLog: accessLogsFor(ctx).client}
-	tcpPolicy(ctx, tp, host, "")
+// serviceTCPProxy forwards a connection to a service's cluster of port, with what
+// its DestinationRule says of TCP proxying (tcpPolicy). Its statistics go under the
+// cluster's stat name, which istiod expands here with no port name.
+func serviceTCPProxy(ctx *Context, svc *registry.Service, port uint32, cluster string) *listenerv3.Filter {
+	stat := outboundStatName(ctx, svc, registry.Port{Number: port}, "", cluster)
+	tp := &tcpv3.TcpProxy{StatPrefix: stat, ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: cluster}, AccessLog: accessLogsFor(ctx).client}
+	tcpPolicy(ctx, tp, svc.Hostname, "")
 	return &listenerv3.Filter{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(tp)}}
 }
 
@@ -349,7 +351,13 @@ func tcpPolicy(ctx *Context, tp *tcpv3.TcpProxy, host, subset string) {
 	}
 }
 
+// tcpProxy forwards a connection to cluster, its statistics under the cluster's name.
 func tcpProxy(cluster string, logs []*accesslogv3.AccessLog) *listenerv3.Filter {
+	return namedTCPProxy(cluster, cluster, logs)
+}
+
+// namedTCPProxy forwards a connection to cluster, its statistics under stat.
+func namedTCPProxy(stat, cluster string, logs []*accesslogv3.AccessLog) *listenerv3.Filter {
 	return &listenerv3.Filter{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listenerv3.Filter_TypedConfig{
-		TypedConfig: mustAny(&tcpv3.TcpProxy{StatPrefix: cluster, ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: cluster}, AccessLog: logs})}}
+		TypedConfig: mustAny(&tcpv3.TcpProxy{StatPrefix: stat, ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: cluster}, AccessLog: logs})}}
 }

@@ -325,11 +325,39 @@ func envoyBootstrap(servers []string, n bootstrapNode, overTLS bool) (map[string
 			"lds_config": ads,
 		},
 		"static_resources": map[string]any{"clusters": clusters},
+		"stats_config":     map[string]any{"use_all_default_tags": false, "stats_tags": envoyStatsTags()},
 	}
 	if clusterManager != nil {
 		doc["cluster_manager"] = clusterManager
 	}
 	return doc, nil
+}
+
+// envoyStatsTags are the tags Envoy takes out of its statistics' names, as
+// istio-agent's bootstrap has them (Envoy's defaults would cut a cluster's name at
+// the first dot of its host): the nodes end a cluster's stat name and an HTTP
+// connection manager's stat prefix with ';' (xds/statnames.go). In each regular
+// expression the first group is what is cut out of the name, the second the tag's
+// value.
+func envoyStatsTags() []any {
+	tags := []struct{ name, regex string }{
+		{"cluster_name", `^cluster(\.(.+);)`},
+		{"http_conn_manager_prefix", `^http\.(((?:[_.[:digit:]\w]*|[_\[\]aAbBcCdDeEfF[:digit:]\w\:]*));\.)`},
+		{"tcp_prefix", `^tcp\.((.*?)\.)\w+?$`},
+		{"response_code", `_rq(_(\d{3}))$`},
+		{"response_code_class", `_rq(_(\dxx))$`},
+		{"http_conn_manager_listener_prefix", `^listener(?=\.).*?\.http\.(((?:[_.[:digit:]]*|[_\[\]aAbBcCdDeEfF[:digit:]]*))\.)`},
+		{"listener_address", `^listener\.(((?:[_.[:digit:]]*|[_\[\]aAbBcCdDeEfF[:digit:]]*))\.)`},
+		{"thread_name", `^server(\.(.+))\.watchdog`},
+		{"authz_enforce_result", `rbac(\.(allowed|denied))`},
+		{"authz_dry_run_action", `(\.istio_dry_run_(allow|deny)_)`},
+		{"authz_dry_run_result", `(\.shadow_(allowed|denied))`},
+	}
+	out := make([]any, len(tags))
+	for i, t := range tags {
+		out[i] = map[string]any{"tag_name": t.name, "regex": t.regex}
+	}
+	return out
 }
 
 // envoyXDSTLS is the ADS cluster's mTLS with the files navarch agent certs keeps in

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"regexp"
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
@@ -112,5 +113,44 @@ func TestGRPCBootstrapNamesTheCertificateProvider(t *testing.T) {
 	if len(got.Servers) != 1 || len(got.Servers[0].Creds) != 1 || got.Servers[0].Creds[0].Type != "tls" ||
 		got.Servers[0].Creds[0].Config["certificate_file"] != "/etc/navarch/certs/cert-chain.pem" {
 		t.Fatalf("xds_servers of %s", b)
+	}
+}
+
+// TestEnvoyStatsTagsTakeNavarchNames applies the Envoy bootstrap's tag extractors,
+// as Envoy does (the first group cut out of the name, the second the tag's value),
+// to statistics named as the nodes name clusters, HTTP connection managers and TCP
+// proxies (xds/statnames.go): each tag holds the whole name, dots and all, and what
+// is left is the statistic's own name.
+func TestEnvoyStatsTagsTakeNavarchNames(t *testing.T) {
+	bs := validEnvoyBootstrap(t, []string{"127.0.0.1:15010"}, bootstrapNode{ID: "sidecar~10.0.0.1~web-1.shop~shop.svc.cluster.local", Namespace: "shop"}, false)
+	if bs.GetStatsConfig().GetUseAllDefaultTags().GetValue() {
+		t.Fatal("Envoy's default tags are on: its cluster_name would cut a host at its first dot")
+	}
+	extractors := map[string]*regexp.Regexp{}
+	for _, tag := range bs.GetStatsConfig().GetStatsTags() {
+		if re, err := regexp.Compile(tag.GetRegex()); err == nil { // Go has no look-ahead, which one of them uses
+			extractors[tag.GetTagName()] = re
+		}
+	}
+	for _, c := range []struct{ stat, tag, value, rest string }{
+		{"cluster.outbound|9080|v1|reviews.shop.svc.cluster.local;.upstream_rq_total", "cluster_name", "outbound|9080|v1|reviews.shop.svc.cluster.local", "cluster.upstream_rq_total"},
+		{"cluster.PassthroughCluster;.upstream_cx_total", "cluster_name", "PassthroughCluster", "cluster.upstream_cx_total"},
+		{"http.outbound_0.0.0.0_9080;.downstream_rq_total", "http_conn_manager_prefix", "outbound_0.0.0.0_9080", "http.downstream_rq_total"},
+		{"http.InboundPassthroughCluster;.downstream_rq_total", "http_conn_manager_prefix", "InboundPassthroughCluster", "http.downstream_rq_total"},
+		{"tcp.outbound|5432||db.example.com.downstream_cx_total", "tcp_prefix", "outbound|5432||db.example.com", "tcp.downstream_cx_total"},
+	} {
+		re := extractors[c.tag]
+		if re == nil {
+			t.Fatalf("no %s tag in %v", c.tag, bs.GetStatsConfig().GetStatsTags())
+		}
+		m := re.FindStringSubmatchIndex(c.stat)
+		if len(m) < 6 {
+			t.Errorf("%s does not match %s's %s", c.stat, c.tag, re)
+			continue
+		}
+		value, rest := c.stat[m[4]:m[5]], c.stat[:m[2]]+c.stat[m[3]:]
+		if value != c.value || rest != c.rest {
+			t.Errorf("%s: %s %q, left %q; want %q, left %q", c.stat, c.tag, value, rest, c.value, c.rest)
+		}
 	}
 }
