@@ -10,6 +10,27 @@ import (
 // SourceServiceEntry is the Source of services and workloads a user configured.
 const SourceServiceEntry = "serviceentry"
 
+// KubernetesSource is the Source of the services and workloads of Kubernetes
+// cluster id, KubernetesConfigSource that of the cluster's Istio configuration (its
+// ServiceEntries and WorkloadEntries), as the Kubernetes adapter writes them.
+func KubernetesSource(id string) string { return "kubernetes." + id }
+
+// KubernetesConfigSource: see KubernetesSource.
+func KubernetesConfigSource(id string) string { return KubernetesSource(id) + ".config" }
+
+// KubernetesCluster returns the Kubernetes cluster of source ("" if it is none's)
+// and whether source is the cluster's Istio configuration.
+func KubernetesCluster(source string) (id string, config bool) {
+	id, ok := strings.CutPrefix(source, "kubernetes.")
+	if !ok {
+		return "", false
+	}
+	if id, ok := strings.CutSuffix(id, ".config"); ok {
+		return id, true
+	}
+	return id, false
+}
+
 // Resolution says how a service's endpoints are found.
 type Resolution int
 

@@ -87,12 +87,10 @@ func (c *clusterLocalHosts) local(host string) bool {
 }
 
 // workloadCluster is the Kubernetes cluster a workload runs in ("" for none): its
-// source's, kubernetes.<cluster id>.
+// source's, the cluster's own or its Istio configuration's (a WorkloadEntry kept
+// there is of that cluster, as in Istio).
 func workloadCluster(w *registry.Workload) string {
-	id, _ := strings.CutPrefix(w.Source, "kubernetes.")
-	if id == w.Source {
-		return ""
-	}
+	id, _ := registry.KubernetesCluster(w.Source)
 	return id
 }
 

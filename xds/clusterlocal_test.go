@@ -56,9 +56,11 @@ spec: {address: ` + addr + `, labels: {app: ` + app + `}}
 			add(store.ConfigSpace, meshDoc(mesh))
 		}
 		for _, c := range []struct{ cluster, prefix string }{{"east", "10.1.0."}, {"west", "10.2.0."}} {
-			add(store.RegistrySpace("kubernetes."+c.cluster), workload("api", "default", "kubernetes", c.prefix+"1"),
+			add(store.RegistrySpace(registry.KubernetesSource(c.cluster)), workload("api", "default", "kubernetes", c.prefix+"1"),
 				workload("dns", "kube-system", "kube-dns", c.prefix+"2"), workload("shop", "shop", "shop", c.prefix+"3"))
 		}
+		// A WorkloadEntry of east's Istio configuration is east's.
+		add(store.RegistrySpace(registry.KubernetesConfigSource("east")), workload("api-vm", "default", "kubernetes", "10.1.0.9"))
 		return registry.NewSnapshot(entries, 1, "cluster.local")
 	}
 	addresses := func(snap *registry.Snapshot, cluster, host string) []string {
@@ -84,14 +86,14 @@ spec: {address: ` + addr + `, labels: {app: ` + app + `}}
 		name, mesh, cluster, host string
 		want                      []string
 	}{
-		{"the Kubernetes API", "", "east", api, []string{"10.1.0.1"}},
+		{"the Kubernetes API", "", "east", api, []string{"10.1.0.1", "10.1.0.9"}},
 		{"the Kubernetes API from the other cluster", "", "west", api, []string{"10.2.0.1"}},
 		{"kube-system", "", "west", dns, []string{"10.2.0.2"}},
 		{"a service of the mesh", "", "east", shop, []string{"10.1.0.3", "10.2.0.3", "10.9.0.1"}},
 		{"marked cluster-local", `{serviceSettings: [{settings: {clusterLocal: true}, hosts: ["*.shop.svc.cluster.local"]}]}`, "east", shop, []string{"10.1.0.3", "10.9.0.1"}},
 		{"kube-system taken out", `{serviceSettings: [{settings: {clusterLocal: false}, hosts: ["kube-dns.kube-system.svc.cluster.local"]}]}`, "east", dns, []string{"10.1.0.2", "10.2.0.2"}},
-		{"a proxy of no cluster", "", "", api, []string{"10.1.0.1", "10.2.0.1"}},
-		{"a proxy of a cluster the registry has nothing of", "", "Kubernetes", api, []string{"10.1.0.1", "10.2.0.1"}},
+		{"a proxy of no cluster", "", "", api, []string{"10.1.0.1", "10.1.0.9", "10.2.0.1"}},
+		{"a proxy of a cluster the registry has nothing of", "", "Kubernetes", api, []string{"10.1.0.1", "10.1.0.9", "10.2.0.1"}},
 	} {
 		if got := addresses(snapshot(c.mesh), c.cluster, c.host); !slices.Equal(got, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)

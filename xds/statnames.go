@@ -59,9 +59,10 @@ func (n statName) expand(pattern string) string {
 }
 
 // kubernetesService reports whether svc is a Kubernetes Service (its source is a
-// cluster's, "kubernetes.<cluster id>", not that cluster's Istio configuration's).
+// cluster's, not that cluster's Istio configuration's).
 func kubernetesService(svc *registry.Service) bool {
-	return strings.HasPrefix(svc.Source, "kubernetes.") && !strings.HasSuffix(svc.Source, ".config")
+	id, config := registry.KubernetesCluster(svc.Source)
+	return id != "" && !config
 }
 
 // outboundStatName is the stat name of the outbound cluster name of svc's port and

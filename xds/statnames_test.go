@@ -84,7 +84,7 @@ spec:
 		{"", map[string]string{
 			"outbound|5432||db.example.com": "outbound|5432||db.example.com;", "10.8.0.1_5432": "outbound|5432||db.example.com",
 			"outbound|6379||cache.shop.svc.cluster.local": "outbound|6379||cache.shop.svc.cluster.local;",
-			"10.8.0.2_6379": "outbound|6379||cache.shop.svc.cluster.local",
+			"10.8.0.2_6379":  "outbound|6379||cache.shop.svc.cluster.local",
 			"inbound|8080||": "inbound|8080||;", passthroughCluster: "PassthroughCluster;", inboundPassthroughCluster: "PassthroughCluster;",
 		}},
 		{mesh, map[string]string{

@@ -103,7 +103,7 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 func (a *Adapter) Source() string { return SourceName(a.cfg.ClusterID) }
 
 // SourceName returns the registry source of cluster id: "kubernetes.<id>".
-func SourceName(id string) string { return "kubernetes." + id }
+func SourceName(id string) string { return registry.KubernetesSource(id) }
 
 // ElectionName returns the name of the election whose winner syncs the cluster.
 func (a *Adapter) ElectionName() string { return "kubernetes/" + a.cfg.ClusterID }

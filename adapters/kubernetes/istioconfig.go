@@ -23,6 +23,7 @@ import (
 	"github.com/navarch/navarch/adapters/mirror"
 	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/internal/wait"
+	"github.com/navarch/navarch/registry"
 	"github.com/navarch/navarch/store"
 )
 
@@ -46,7 +47,7 @@ func (a *Adapter) ConfigSource() string { return ConfigSourceName(a.cfg.ClusterI
 
 // ConfigSourceName is the registry source the Istio configuration of cluster id is
 // mirrored into (--kube-istio-config).
-func ConfigSourceName(id string) string { return SourceName(id) + ".config" }
+func ConfigSourceName(id string) string { return registry.KubernetesConfigSource(id) }
 
 // ConfigElectionName returns the name of the election whose winner mirrors the
 // cluster's Istio configuration: "kubernetes-config/<id>" (not under ElectionName's,
