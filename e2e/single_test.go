@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -307,10 +308,22 @@ spec:
 		if code != http.StatusOK {
 			t.Fatalf("/metrics: %d", code)
 		}
-		for _, want := range []string{"\npilot_xds_pushes{", "\npilot_xds ", "\npilot_proxy_convergence_time_bucket{", "\netcd_server_has_leader 1\n", "\ngo_goroutines "} {
+		// What Istio's control plane dashboard and its alerts read: pushes (and why
+		// and how long each took, how big), proxies, services, the build, the CA's
+		// expiry.
+		for _, want := range []string{"\npilot_xds_pushes{", "\npilot_xds ", "\npilot_proxy_convergence_time_bucket{", "\netcd_server_has_leader 1\n", "\ngo_goroutines ",
+			"\npilot_push_triggers{type=\"config\"} ", "\npilot_push_triggers{type=\"service\"} ", "\npilot_xds_push_time_bucket{type=\"lds\",",
+			"\npilot_xds_config_size_bytes_bucket{type=\"type.googleapis.com/envoy.config.listener.v3.Listener\",",
+			"\npilot_services ", "\npilot_virt_services 1\n", "\npilot_total_xds_internal_errors 0\n", "\nistio_build{component=\"pilot\",tag=\"",
+			"\ncitadel_server_cert_chain_expiry_seconds "} {
 			if !strings.Contains(body, want) {
 				t.Errorf("/metrics has no %q", strings.TrimSpace(want))
 			}
+		}
+		_, after, _ := strings.Cut(body, "\ncitadel_server_root_cert_expiry_timestamp ")
+		line, _, _ := strings.Cut(after, "\n")
+		if at, err := strconv.ParseFloat(line, 64); err != nil || at < float64(time.Now().AddDate(1, 0, 0).Unix()) {
+			t.Errorf("citadel_server_root_cert_expiry_timestamp %q, want the self-signed root's expiry, years ahead", line)
 		}
 	})
 

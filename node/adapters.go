@@ -18,7 +18,12 @@ import (
 // another takes over within the election's lease.
 func (n *Node) runAdapters(ctx context.Context, g *errgroup.Group, p *parts) error {
 	var reviewers tokenReviewers
+	var metrics *kubernetes.Metrics
 	for _, kcfg := range n.cfg.kubernetesClusters() {
+		if metrics == nil {
+			metrics = kubernetes.NewMetrics(n.reg)
+		}
+		kcfg.Metrics = metrics
 		a, err := kubernetes.New(kcfg, p.store, n.cfg.Name, n.log)
 		if err != nil {
 			return fmt.Errorf("starting the Kubernetes adapter of cluster %s: %w", kcfg.ClusterID, err)

@@ -24,6 +24,7 @@ import (
 	"github.com/navarch/navarch/adapters/vm"
 	"github.com/navarch/navarch/ca"
 	"github.com/navarch/navarch/client"
+	"github.com/navarch/navarch/internal/version"
 	"github.com/navarch/navarch/registry"
 	"github.com/navarch/navarch/store"
 	"github.com/navarch/navarch/xds"
@@ -131,6 +132,11 @@ func New(cfg Config, log *slog.Logger) (n *Node, err error) {
 	// collectors are.
 	n.reg = prometheus.NewRegistry()
 	n.metrics = xds.NewMetrics(n.reg)
+	// As istiod's: the build, for dashboards that show which versions run.
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "istio_build", Help: "The navarch build, as tag (istiod's component name: pilot)."},
+		[]string{"component", "tag"})
+	build.WithLabelValues("pilot", version.String()).Set(1)
+	n.reg.MustRegister(build)
 	n.analysis = newAnalysisGauge(n.reg)
 	if n.admin, err = newAdminToken(cfg, log); err != nil {
 		return nil, err

@@ -47,6 +47,7 @@ func (n *Node) secureParts(p *parts) error {
 // It runs before the xDS server does.
 func (n *Node) secureServices(s *grpc.Server, p *parts) {
 	ca.NewCertificateService(p.ca, ca.NewMetrics(n.reg), n.log).Register(s)
+	p.ca.RegisterExpiryMetrics(n.reg)
 	sds := newCAForXDS(p.ca, 0)
 	p.xds.SetSecurity(sds, sds)
 	discovery.RegisterAggregatedDiscoveryServiceServer(s, p.xds)

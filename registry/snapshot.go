@@ -22,6 +22,9 @@ type Snapshot struct {
 	// ChangedAt is when the View first saw a change that this snapshot is the first to
 	// include; zero for a snapshot with no new changes. Push latency is measured from it.
 	ChangedAt time.Time
+	// Reasons are what changed since the View's snapshot before this one, by
+	// Istio's push trigger names (ChangeReason), sorted.
+	Reasons []string
 	// Domain is the DNS suffix short host names resolve under ("cluster.local").
 	Domain string
 

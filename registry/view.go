@@ -41,6 +41,7 @@ type View struct {
 	rev       int64
 	dirty     bool
 	changedAt time.Time
+	reasons   map[string]bool // since the last snapshot (ChangeReason)
 	snap      *Snapshot
 	loaded    bool
 }
@@ -99,7 +100,7 @@ func (v *View) reset(entries []store.Entry, rev int64) {
 	}
 	v.mu.Lock()
 	v.entries, v.status, v.rev = m, status, rev
-	v.markDirty()
+	v.markDirty(ReasonGlobal)
 	first := !v.loaded
 	v.loaded = true
 	v.mu.Unlock()
@@ -126,13 +127,11 @@ func (v *View) apply(b store.Batch) {
 		} else {
 			v.entries[k] = store.Entry{Space: ev.Space, Resource: ev.Resource}
 		}
+		v.markDirty(ChangeReason(ev.Key.Kind))
 	}
 	changed := len(b.Events) > 0
 	if b.Revision > v.rev {
 		v.rev = b.Revision
-	}
-	if changed {
-		v.markDirty()
 	}
 	v.mu.Unlock()
 	if changed {
@@ -141,11 +140,36 @@ func (v *View) apply(b store.Batch) {
 }
 
 // markDirty records a change; v.mu must be held.
-func (v *View) markDirty() {
+func (v *View) markDirty(reason string) {
 	if !v.dirty {
 		v.dirty = true
 		v.changedAt = time.Now()
 	}
+	if v.reasons == nil {
+		v.reasons = map[string]bool{}
+	}
+	v.reasons[reason] = true
+}
+
+// Reasons a snapshot changed, as Istio names its push triggers (pilot_push_triggers).
+const (
+	ReasonGlobal   = "global"   // the mesh config, or everything (the store loaded again)
+	ReasonService  = "service"  // a service: a ServiceEntry, or a registry's service
+	ReasonEndpoint = "endpoint" // a workload: a WorkloadEntry, or a registry's
+	ReasonConfig   = "config"   // any other configuration
+)
+
+// ChangeReason is the reason a change to a resource of kind k is pushed.
+func ChangeReason(k *api.Kind) string {
+	switch k {
+	case api.MeshConfig:
+		return ReasonGlobal
+	case api.ServiceEntry:
+		return ReasonService
+	case api.WorkloadEntry:
+		return ReasonEndpoint
+	}
+	return ReasonConfig
 }
 
 func (v *View) signal() {
@@ -186,7 +210,8 @@ func (v *View) Snapshot() *Snapshot {
 	}
 	s := NewSnapshot(entries, v.rev, v.domain)
 	s.ChangedAt = v.changedAt
-	v.snap, v.dirty = s, false
+	s.Reasons = SortedKeys(v.reasons)
+	v.snap, v.dirty, v.reasons = s, false, nil
 	return s
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -61,6 +62,9 @@ spec: {hosts: [web], ports: [{number: 80, name: http, protocol: HTTP}], resoluti
 	if v.Snapshot() != first {
 		t.Fatal("an unchanged view must hand out the same snapshot")
 	}
+	if !slices.Equal(first.Reasons, []string{ReasonGlobal}) {
+		t.Errorf("the first snapshot's reasons: %v, want global (everything loaded)", first.Reasons)
+	}
 	apply(store.RegistrySpace("vm"), `apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: {name: web-1, namespace: shop}
@@ -75,10 +79,41 @@ spec: {address: 10.0.0.1, labels: {app: web}}
 			if snap.Revision <= first.Revision {
 				t.Fatalf("revision %d after a write, was %d", snap.Revision, first.Revision)
 			}
+			if !slices.Equal(snap.Reasons, []string{ReasonEndpoint}) {
+				t.Errorf("reasons of the snapshot with a new workload: %v, want endpoint", snap.Reasons)
+			}
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the view did not follow the write")
 		}
+	}
+	// A route and the mesh config, in one write: each says why.
+	rs, _, err := api.Decode("test", []byte(`apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web, namespace: shop}
+spec: {hosts: [web], http: [{route: [{destination: {host: web}}]}]}
+---
+apiVersion: navarch.io/v1
+kind: MeshConfig
+metadata: {name: istio, namespace: istio-system}
+spec: {connectTimeout: 5s}
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Apply(ctx, store.ConfigSpace, rs); err != nil {
+		t.Fatal(err)
+	}
+	snap := v.Snapshot()
+	for len(snap.Config(api.VirtualService)) == 0 || snap.MeshConfig().GetConnectTimeout() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the view did not follow the write")
+		}
+		<-v.Changes()
+		snap = v.Snapshot()
+	}
+	if !slices.Equal(snap.Reasons, []string{ReasonConfig, ReasonGlobal}) {
+		t.Errorf("reasons of the snapshot with a route and the mesh config: %v, want config and global", snap.Reasons)
 	}
 }

@@ -2,6 +2,7 @@ package xds
 
 import (
 	"sort"
+	"time"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc/codes"
@@ -114,6 +115,7 @@ func (s *Server) deltaAck(c *conn, t string, w *deltaWatch, req *discovery.Delta
 // differs, and a resource is not sent again in a version the proxy rejected.
 func (s *Server) deltaRespond(stream discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesServer,
 	c *conn, b *Build, t string, w *deltaWatch) error {
+	start := time.Now()
 	o := s.offerFor(c, b, t)
 	var names []string
 	if w.wildcard {
@@ -167,6 +169,6 @@ func (s *Server) deltaRespond(stream discovery.AggregatedDiscoveryService_DeltaA
 		delete(w.known, n)
 	}
 	w.nonce, w.sent, w.sentV = resp.Nonce, sent, sentV
-	s.sent(c, b, t, version, len(sent))
+	s.sent(c, b, t, version, rs, start)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 
+	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/internal/wait"
 	"github.com/navarch/navarch/registry"
 )
@@ -221,6 +222,11 @@ func (s *Server) push() {
 		return
 	}
 	s.snap = snap
+	for _, r := range snap.Reasons {
+		s.metrics.triggers.WithLabelValues(r).Inc()
+	}
+	s.metrics.services.Set(float64(len(snap.Services())))
+	s.metrics.virtual.Set(float64(len(snap.Config(api.VirtualService))))
 	relabel := snap.WorkloadLabelsVersion() != s.labelsVersion || snap.SelectorKeysVersion() != s.selectorsVersion
 	s.labelsVersion, s.selectorsVersion = snap.WorkloadLabelsVersion(), snap.SelectorKeysVersion()
 	s.mu.Unlock()

@@ -113,6 +113,7 @@ func (s *Server) sotwAck(c *conn, t string, w *sotwWatch, req *discovery.Discove
 // unchanged version (the proxy changed its subscription).
 func (s *Server) sotwRespond(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer,
 	c *conn, b *Build, t string, w *sotwWatch, force bool) error {
+	start := time.Now()
 	o := s.offerFor(c, b, t)
 	var rs []*Resource
 	if w.wildcard {
@@ -139,15 +140,22 @@ func (s *Server) sotwRespond(stream discovery.AggregatedDiscoveryService_StreamA
 		return err
 	}
 	w.sent, w.nonce = version, resp.Nonce
-	s.sent(c, b, t, version, len(rs))
+	s.sent(c, b, t, version, rs, start)
 	return nil
 }
 
-// sent records a response in metrics and the stream's status.
-func (s *Server) sent(c *conn, b *Build, t, version string, n int) {
+// sent records a response of resources rs, begun at start, in metrics and the
+// stream's status.
+func (s *Server) sent(c *conn, b *Build, t, version string, rs []*Resource, start time.Time) {
 	now := time.Now()
+	size := 0
+	for _, r := range rs {
+		size += len(r.Body.GetValue())
+	}
 	s.metrics.pushes.WithLabelValues(shortType(t)).Inc()
-	s.metrics.sent.WithLabelValues(shortType(t)).Add(float64(n))
+	s.metrics.pushTime.WithLabelValues(shortType(t)).Observe(now.Sub(start).Seconds())
+	s.metrics.configSize.WithLabelValues(t).Observe(float64(size))
+	s.metrics.sent.WithLabelValues(shortType(t)).Add(float64(len(rs)))
 	if c.observed != b {
 		// Convergence counts pushes of changes a connected proxy had to be told of,
 		// not the configuration a proxy gets when it connects.

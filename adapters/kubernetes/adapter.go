@@ -148,7 +148,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a.log.Info("syncing Kubernetes cluster", "source", a.Source(), "server", a.rest.Host)
-	c := &cluster{changed: make(chan struct{}, 1)}
+	c := &cluster{changed: make(chan struct{}, 1), metrics: a.cfg.Metrics}
 	rc := rest.CopyConfig(a.rest)
 	// Informers retry a watch the server refused without a word to anyone: the
 	// transport says whether the server answers.
@@ -260,6 +260,7 @@ func (a *Adapter) mirrorLoop(ctx context.Context, c *cluster, informers []cache.
 type cluster struct {
 	services, pods, nodes, slices, namespaces cache.SharedIndexInformer
 
+	metrics *Metrics      // nil: changes not counted
 	changed chan struct{} // capacity 1: signals Coalesce
 	version atomic.Uint64 // bumped by every change the informers see
 	force   atomic.Bool   // a full re-sync is due
@@ -353,26 +354,34 @@ func informer(rc cache.Getter, c *cluster, resource string, obj runtime.Object, 
 	}
 	lw := cache.NewFilteredListWatchFromClient(rc, resource, metav1.NamespaceAll, filter)
 	inf := cache.NewSharedIndexInformer(lw, obj, 0, cache.Indexers{})
-	c.notify(inf, unchanged)
+	c.notify(inf, unchanged, newEvents(c.metrics.regVec(), registryEventTypes[resource]))
 	return inf
 }
 
+// registryEventTypes are istiod's names of the registry's resources in
+// pilot_k8s_reg_events.
+var registryEventTypes = map[string]string{"services": "Services", "pods": "Pods", "nodes": "Nodes",
+	"namespaces": "Namespaces", "endpointslices": "EndpointSlice"}
+
 // notify makes every change an informer sees signal c, except updates unchanged
-// (when given) says the translation cannot see.
-func (c *cluster) notify(inf cache.SharedIndexInformer, unchanged func(old, cur any) bool) {
+// (when given) says the translation cannot see, and counts each in ev.
+func (c *cluster) notify(inf cache.SharedIndexInformer, unchanged func(old, cur any) bool, ev events) {
 	changed := func() {
 		c.version.Add(1)
 		c.signal()
 	}
 	// Registration fails only on a stopped informer; this one has not started.
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { changed() },
+		AddFunc: func(any) { inc(ev.add); changed() },
 		UpdateFunc: func(old, cur any) {
-			if unchanged == nil || !unchanged(old, cur) {
-				changed()
+			if unchanged != nil && unchanged(old, cur) {
+				inc(ev.same)
+				return
 			}
+			inc(ev.update)
+			changed()
 		},
-		DeleteFunc: func(any) { changed() },
+		DeleteFunc: func(any) { inc(ev.del); changed() },
 	})
 }
 

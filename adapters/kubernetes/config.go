@@ -50,6 +50,8 @@ type Config struct {
 	// StatusInterval is how often the source's status is refreshed, and a full
 	// re-sync done, while nothing changes.
 	StatusInterval time.Duration
+	// Metrics count the changes the informers see; nil: not counted.
+	Metrics *Metrics
 }
 
 // DefaultConfig returns the configuration of `navarch server` without --kube flags:

@@ -68,7 +68,7 @@ const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 func (a *Adapter) RunConfig(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	c := &cluster{changed: make(chan struct{}, 1)}
+	c := &cluster{changed: make(chan struct{}, 1), metrics: a.cfg.Metrics}
 	rc := rest.CopyConfig(a.rest)
 	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &healthTransport{next: rt, c: c} })
 	dyn, err := dynamic.NewForConfig(rc)
@@ -98,7 +98,7 @@ func (a *Adapter) RunConfig(ctx context.Context) error {
 	kinds := map[cache.SharedIndexInformer]*api.Kind{}
 	for k, gvr := range served {
 		inf := dynamicinformer.NewFilteredDynamicInformer(dyn, gvr, "", 0, cache.Indexers{}, nil).Informer()
-		c.notify(inf, sameConfig)
+		c.notify(inf, sameConfig, newEvents(c.metrics.cfgVec(), k.Name))
 		informers = append(informers, inf)
 		kinds[inf] = k
 	}
@@ -116,7 +116,7 @@ func (a *Adapter) RunConfig(ctx context.Context) error {
 	} else {
 		mesh := dynamicinformer.NewFilteredDynamicInformer(dyn, configMaps, api.MeshConfigNamespace, 0,
 			cache.Indexers{}, func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + api.MeshConfigName }).Informer()
-		c.notify(mesh, sameConfig)
+		c.notify(mesh, sameConfig, events{}) // istiod does not count its mesh config's changes
 		informers = append(informers, mesh)
 		kinds[mesh] = api.MeshConfig
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 	corev1 "k8s.io/api/core/v1"
@@ -86,6 +87,8 @@ spec:
 	st := registrytest.OpenStore(t)
 	cfg := kubernetes.DefaultConfig()
 	cfg.Kubeconfig, cfg.ClusterID, cfg.IstioConfig = kc.Kubeconfig, clusterID, true
+	reg := prometheus.NewRegistry()
+	cfg.Metrics = kubernetes.NewMetrics(reg)
 	a, err := kubernetes.New(cfg, st, "n1", registrytest.Logger()) // for its names
 	if err != nil {
 		t.Fatal(err)
@@ -134,6 +137,8 @@ spec:
 		awaitEqual(t, what, config, want...)
 	}
 	expect("every resource mirrored", "VirtualService default/reviews [80 20]", "DestinationRule default/reviews 2 subsets", "EnvoyFilter default/limits 1 patches")
+	expectEvents(t, reg, map[string]float64{"pilot_k8s_cfg_events VirtualService add": 1,
+		"pilot_k8s_cfg_events DestinationRule add": 1, "pilot_k8s_cfg_events EnvoyFilter add": 1})
 
 	// Istio's mesh config, its ConfigMap, is mirrored as navarch's MeshConfig.
 	core := kc.Core(t)

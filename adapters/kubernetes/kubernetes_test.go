@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	networking "istio.io/api/networking/v1alpha3"
 	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -293,7 +294,8 @@ func TestServiceWithoutSelector(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	st := startAdapter(t, kc, nil)
+	reg := prometheus.NewRegistry()
+	st := startAdapter(t, kc, func(cfg *kubernetes.Config) { cfg.Metrics = kubernetes.NewMetrics(reg) })
 
 	expect := func(what string, want ...string) {
 		t.Helper()
@@ -307,6 +309,36 @@ func TestServiceWithoutSelector(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("an unready endpoint leaves, a new one joins", "192.168.0.3:8080")
+	// The informers counted what they saw, under istiod's names.
+	expectEvents(t, reg, map[string]float64{
+		"pilot_k8s_reg_events Services add":      2, // the API server's own and legacy
+		"pilot_k8s_reg_events EndpointSlice add": 1, "pilot_k8s_reg_events EndpointSlice update": 1,
+	})
+}
+
+// expectEvents checks that reg counts at least least["<metric> <type> <event>"] of
+// each.
+func expectEvents(t *testing.T, reg *prometheus.Registry, least map[string]float64) {
+	t.Helper()
+	events := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			events[mf.GetName()+" "+labels["type"]+" "+labels["event"]] = m.GetCounter().GetValue()
+		}
+	}
+	for key, n := range least {
+		if events[key] < n {
+			t.Errorf("%s: %v, want at least %v (all: %v)", key, events[key], n, events)
+		}
+	}
 }
 
 // TestDiscoverySelectorsFollowNamespaces: with a discovery selector, the adapter
