@@ -12,6 +12,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	proxyprotocolv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/proxy_protocol/v3"
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
@@ -256,9 +257,15 @@ func (gatewayListeners) Generate(ctx *Context) []named {
 			TrafficDirection:                     corev3.TrafficDirection_OUTBOUND,
 			MaxConnectionsToAcceptPerSocketEvent: acceptPerSocketEvent(),
 		}
+		if ctx.proxyConfig().GetGatewayTopology().GetProxyProtocol() != nil {
+			// A load balancer in front sends the client's address in a PROXY protocol
+			// header, taken off first, as in Istio.
+			l.ListenerFilters = append(l.ListenerFilters, &listenerv3.ListenerFilter{Name: "envoy.filters.listener.proxy_protocol",
+				ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&proxyprotocolv3.ProxyProtocol{})}})
+		}
 		if tls {
-			l.ListenerFilters = []*listenerv3.ListenerFilter{{Name: "envoy.filters.listener.tls_inspector",
-				ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspectorv3.TlsInspector{})}}}
+			l.ListenerFilters = append(l.ListenerFilters, &listenerv3.ListenerFilter{Name: "envoy.filters.listener.tls_inspector",
+				ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspectorv3.TlsInspector{})}})
 		}
 		out = append(out, named{name: name, msg: l})
 	}
@@ -429,22 +436,25 @@ func fileSource(path string) *corev3.DataSource {
 }
 
 // gatewayHTTP is the HTTP connection manager of a gateway port: RBAC, then routes by
-// RDS from the route configuration named route.
+// RDS from the route configuration named route. A client certificate (a MUTUAL
+// server's) reaches the workloads in x-forwarded-client-cert, by default only the
+// gateway's say (SANITIZE_SET), and the client's address is the peer's unless the
+// gateway's topology says how many proxies in front of it to trust in
+// x-forwarded-for (numTrustedProxies).
 func gatewayHTTP(ctx *Context, route string, port uint32) *listenerv3.Filter {
+	ph := headersFor(ctx, classGateway)
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix: "outbound_0.0.0.0_" + strconv.FormatUint(uint64(port), 10) + statDelimiter,
-		ServerName: envoyServerName,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 			ConfigSource: adsConfigSource(), RouteConfigName: route}},
-		HttpFilters:      append(rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), envoyClientFilters()...),
-		AccessLog:        accessLogsFor(ctx).client,
-		Tracing:          tracingFor(ctx).client,
-		UseRemoteAddress: wrapperspb.Bool(true), // the gateway is the edge: the client is the peer
-		// A client certificate (a MUTUAL server's) reaches the workloads in
-		// x-forwarded-client-cert, and only the gateway's say: Istio's SANITIZE_SET.
-		ForwardClientCertDetails:    hcmv3.HttpConnectionManager_SANITIZE_SET,
-		SetCurrentClientCertDetails: &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Subject: wrapperspb.Bool(true), Cert: true, Dns: true, Uri: true},
+		HttpFilters:       append(rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), envoyClientFilters(ph)...),
+		AccessLog:         accessLogsFor(ctx).client,
+		Tracing:           tracingFor(ctx).client,
+		UseRemoteAddress:  wrapperspb.Bool(true), // the gateway is the edge: the client is the peer
+		XffNumTrustedHops: ctx.proxyConfig().GetGatewayTopology().GetNumTrustedProxies(),
 	}
+	ph.apply(hcm)
+	hcm.ForwardClientCertDetails, hcm.SetCurrentClientCertDetails = gatewayClientCert(ctx)
 	return envoyConnectionManager(ctx.Mesh, hcm)
 }
 
@@ -642,5 +652,5 @@ func gatewayRouteConfig(ctx *Context, name string, port uint32, servers []gatewa
 			}
 		}
 	}
-	return named{name: name, msg: envoyRouteConfig(name, vhosts)}
+	return named{name: name, msg: envoyRouteConfig(ctx, name, vhosts)}
 }

@@ -153,7 +153,7 @@ func httpProxyRoutes(ctx *Context, binds egressBindingSet) []named {
 			Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
 			Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 502}},
 		}}})
-		rc := envoyRouteConfig(p.route, vhs)
+		rc := envoyRouteConfig(ctx, p.route, vhs)
 		rc.IgnorePortInHostMatching = false
 		out = append(out, named{name: p.route, msg: rc})
 	}

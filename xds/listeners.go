@@ -1,7 +1,6 @@
 package xds
 
 import (
-	"slices"
 	"strconv"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -103,10 +102,10 @@ func clientFilters() []*hcmv3.HttpFilter {
 // managers (a sidecar's and a gateway's): what proxyless clients get, with CORS (as
 // routes configure it) between fault injection and the router, as istiod orders
 // them (a fault applies to a CORS preflight too).
-func envoyClientFilters() []*hcmv3.HttpFilter {
-	fs := clientFilters()
+func envoyClientFilters(ph proxyHeaders) []*hcmv3.HttpFilter {
+	fault := &hcmv3.HttpFilter{Name: faultFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultv3.HTTPFault{})}}
 	cors := &hcmv3.HttpFilter{Name: corsFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&corsv3.Cors{})}}
-	return slices.Insert(fs, len(fs)-1, cors)
+	return []*hcmv3.HttpFilter{fault, cors, ph.router()}
 }
 
 // routerHTTPFilter is the router, the last HTTP filter of every chain.

@@ -11,6 +11,7 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/types/known/structpb"
+	meshconfig "istio.io/api/mesh/v1alpha1"
 
 	"github.com/navarch/navarch/registry"
 )
@@ -87,6 +88,10 @@ type Proxy struct {
 	// (INSTANCE_IPS metadata, else its node id's), which choose how an Envoy
 	// resolves DNS clusters (DnsLookupFamily), as in Istio.
 	IPFamilies string
+	// ProxyConfig is the proxy's own ProxyConfig (PROXY_CONFIG metadata), of what
+	// navarch translates (parseProxyConfig); nil: the mesh config's defaultConfig
+	// (proxyconfig.go).
+	ProxyConfig *meshconfig.ProxyConfig
 	// AutoRegisterGroup names the WorkloadGroup of the proxy's namespace it asks to
 	// be registered in while connected (AUTO_REGISTER_GROUP metadata, Istio's
 	// ISTIO_META_AUTO_REGISTER_GROUP; see Registrar).
@@ -140,6 +145,13 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 		p.HTTPProxyPort = uint32(port) // as istiod, a value that is not a port is ignored
 	}
 	p.IPFamilies = ipFamilies(p.IP, str(md, "INSTANCE_IPS"))
+	if v := md["PROXY_CONFIG"]; v != nil {
+		pc, err := parseProxyConfig(v)
+		if err != nil {
+			return nil, fmt.Errorf("node %q: %w", node.Id, err)
+		}
+		p.ProxyConfig = pc
+	}
 	if l := node.GetLocality(); l != nil {
 		p.Locality = localityString(l)
 	}
@@ -271,6 +283,10 @@ func (p *Proxy) classKey() classKey {
 		p.InterceptionNone, p.Unprivileged, p.IPFamilies, p.HTTPProxyPort, p.SelfDiscovery, p.ClusterID)
 	for _, k := range registry.SortedKeys(p.Labels) {
 		fmt.Fprintf(&b, "%s=%s,", k, p.Labels[k])
+	}
+	if p.ProxyConfig != nil {
+		pc, _ := deterministic.Marshal(p.ProxyConfig) // of a message navarch built: cannot fail
+		fmt.Fprintf(&b, "|pc=%x", pc)
 	}
 	if p.IstioVersion != "" || len(p.Metadata) > 0 {
 		fmt.Fprintf(&b, "|%s|", p.IstioVersion)

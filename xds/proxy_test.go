@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -55,5 +56,52 @@ func TestParseProxy(t *testing.T) {
 	q.Labels = map[string]string{"version": "v1", "app": "cart"}
 	if p.classKey() == q.classKey() {
 		t.Fatal("proxies with different labels must not share a class")
+	}
+}
+
+// TestProxyConfigFromMetadata: a proxy's PROXY_CONFIG (as istio-agent sends it) is
+// read for what navarch translates, fields this build does not know skipped; it
+// makes the proxy a class of its own, and replaces the mesh config's defaultConfig;
+// one that is not a ProxyConfig refuses the proxy, naming it.
+func TestProxyConfigFromMetadata(t *testing.T) {
+	node := func(pc any) *corev3.Node {
+		fields := map[string]any{"NAMESPACE": "shop"}
+		if pc != nil {
+			fields["PROXY_CONFIG"] = pc
+		}
+		md, err := structpb.NewStruct(fields)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &corev3.Node{Id: "sidecar~10.0.0.7~cart-1.shop~shop.svc.cluster.local", Metadata: md}
+	}
+	plain, err := ParseProxy(node(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := ParseProxy(node(map[string]any{
+		"proxyHeaders":    map[string]any{"server": map[string]any{"disabled": true}},
+		"gatewayTopology": map[string]any{"numTrustedProxies": 2},
+		"binaryPath":      "/usr/local/bin/envoy", // istio-agent's business, not kept
+		"aFieldOfLater":   true,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !own.ProxyConfig.GetProxyHeaders().GetServer().GetDisabled().GetValue() || own.ProxyConfig.GetGatewayTopology().GetNumTrustedProxies() != 2 || own.ProxyConfig.GetBinaryPath() != "" {
+		t.Fatalf("PROXY_CONFIG read as %v", own.ProxyConfig)
+	}
+	if plain.classKey() == own.classKey() {
+		t.Fatal("a proxy with a ProxyConfig of its own shares the class of one without")
+	}
+	snap := snapshotOf(t, meshDoc(`{defaultConfig: {proxyHeaders: {server: {value: edge}}}}`))
+	if ph := headersFor(newContext(snap, plain, "cluster.local", "istio-system"), classInbound); ph.serverName != "edge" {
+		t.Errorf("without a ProxyConfig of its own the mesh's applies: server %q, want edge", ph.serverName)
+	}
+	if ph := headersFor(newContext(snap, own, "cluster.local", "istio-system"), classInbound); ph.serverName != "" || ph.serverTransform != hcmv3.HttpConnectionManager_PASS_THROUGH {
+		t.Errorf("the proxy's own ProxyConfig applies: server %q (%v), want none passed through", ph.serverName, ph.serverTransform)
+	}
+	if _, err := ParseProxy(node(map[string]any{"proxyHeaders": "on"})); err == nil || !strings.Contains(err.Error(), "PROXY_CONFIG") {
+		t.Fatalf("a PROXY_CONFIG that is no ProxyConfig: %v, want an error naming it", err)
 	}
 }

@@ -333,14 +333,17 @@ func outboundHTTP(ctx *Context, listener, rds string) *listenerv3.Filter {
 
 // outboundHCM is the HTTP connection manager outboundHTTP packs.
 func outboundHCM(ctx *Context, listener, rds string) *hcmv3.HttpConnectionManager {
-	return &hcmv3.HttpConnectionManager{
+	ph := headersFor(ctx, classOutbound)
+	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix: "outbound_" + listener + statDelimiter,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 			ConfigSource: adsConfigSource(), RouteConfigName: rds}},
-		HttpFilters: envoyClientFilters(),
+		HttpFilters: envoyClientFilters(ph),
 		AccessLog:   accessLogsFor(ctx).client,
 		Tracing:     tracingFor(ctx).client,
 	}
+	ph.apply(hcm)
+	return hcm
 }
 
 // outboundListener is a listener the virtual outbound listener hands connections to;
@@ -413,7 +416,7 @@ func (sidecarRoutes) Generate(ctx *Context) []named {
 				return ip != "0.0.0.0" && subnet == ""
 			}) {
 				vh := &routev3.VirtualHost{Name: name, Domains: []string{"*"}, Routes: routes}
-				sniffed = append(sniffed, named{name: name, msg: envoyRouteConfig(name, []*routev3.VirtualHost{vh})})
+				sniffed = append(sniffed, named{name: name, msg: envoyRouteConfig(ctx, name, []*routev3.VirtualHost{vh})})
 			}
 			var domains []string
 			for _, d := range domainsFor(ctx, svc, port.Number, false) {
@@ -432,7 +435,7 @@ func (sidecarRoutes) Generate(ctx *Context) []named {
 	for _, port := range sortedPorts(keysOf(byPort)) {
 		name := strconv.FormatUint(uint64(port), 10)
 		vhs := append(byPort[port], unknownHostsVirtualHost(ctx))
-		out = append(out, named{name: name, msg: envoyRouteConfig(name, vhs)})
+		out = append(out, named{name: name, msg: envoyRouteConfig(ctx, name, vhs)})
 	}
 	out = append(out, sniffed...)
 	return append(out, httpProxyRoutes(ctx, binds)...)
@@ -442,12 +445,13 @@ func (sidecarRoutes) Generate(ctx *Context) []named {
 // sidecar's outbound or a gateway's), as istiod builds it: clusters not checked
 // (they may come after the routes), direct responses up to Istio's limit (Envoy's
 // default, 4 KiB, would refuse a route configuration with a larger one), the
-// attempt count in a header to the upstream (x-envoy-attempt-count), Istio's
-// default, and virtual hosts matched by host name whatever port the request's
-// authority names (so they list no ports).
-func envoyRouteConfig(name string, vhs []*routev3.VirtualHost) *routev3.RouteConfiguration {
+// attempt count in a header to the upstream (x-envoy-attempt-count) unless the
+// ProxyConfig's proxyHeaders turn it off, and virtual hosts matched by host name
+// whatever port the request's authority names (so they list no ports).
+func envoyRouteConfig(ctx *Context, name string, vhs []*routev3.VirtualHost) *routev3.RouteConfiguration {
+	attempts := headersFor(ctx, classOutbound).attemptCount
 	for _, vh := range vhs {
-		vh.IncludeRequestAttemptCount = true
+		vh.IncludeRequestAttemptCount = attempts
 	}
 	return &routev3.RouteConfiguration{Name: name, VirtualHosts: vhs, ValidateClusters: wrapperspb.Bool(false),
 		MaxDirectResponseBodySizeBytes: wrapperspb.UInt32(api.MaxDirectResponseBody), IgnorePortInHostMatching: true}

@@ -345,13 +345,13 @@ func inboundChains(ctx *Context, mode mtlsMode, name string, port uint32, termin
 // inboundHTTP is the HTTP connection manager of an inbound HTTP port (0: the HTTP
 // detected on ports without chains of their own): RBAC, then every request to the
 // application by cluster, with the client's certificate identity in
-// x-forwarded-client-cert.
+// x-forwarded-client-cert (as the ProxyConfig's proxyHeaders say).
 func inboundHTTP(ctx *Context, port uint32, cluster, prefix string) *listenerv3.Filter {
-	filters := append(rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), routerHTTPFilter())
+	ph := headersFor(ctx, classInbound)
+	filters := append(rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), ph.router())
 	name := "inbound|http|" + strconv.FormatUint(uint64(port), 10)
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix: prefix,
-		ServerName: envoyServerName,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
 			Name:             cluster,
 			ValidateClusters: wrapperspb.Bool(false),
@@ -377,9 +377,10 @@ func inboundHTTP(ctx *Context, port uint32, cluster, prefix string) *listenerv3.
 		HttpFilters:                 filters,
 		AccessLog:                   accessLogsFor(ctx).server,
 		Tracing:                     tracingFor(ctx).server,
-		ForwardClientCertDetails:    hcmv3.HttpConnectionManager_APPEND_FORWARD,
-		SetCurrentClientCertDetails: &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Subject: wrapperspb.Bool(true), Uri: true, Dns: true},
+		ForwardClientCertDetails:    ph.forwardClientCert,
+		SetCurrentClientCertDetails: ph.currentCert,
 	}
+	ph.apply(hcm)
 	return envoyConnectionManager(ctx.Mesh, hcm)
 }
 

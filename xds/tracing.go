@@ -140,7 +140,7 @@ func buildTracing(ctx *Context, s tracingSpec) *hcmv3.HttpConnectionManager_Trac
 		return nil
 	}
 	sampling := defaultSampling
-	if pc := ctx.Mesh.GetDefaultConfig().GetTracing().GetSampling(); pc != 0 {
+	if pc := ctx.proxyConfig().GetTracing().GetSampling(); pc != 0 {
 		sampling = pc // the proxies' default, as Istio reads it (over 100: 1%)
 		if pc > 100 {
 			sampling = defaultSampling

@@ -1,0 +1,130 @@
+package e2e
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+
+	"github.com/navarch/navarch/internal/peers"
+)
+
+// proxyConfigMesh is a mesh config whose defaultConfig changes every header its
+// Envoys add or keep, and a gateway's topology: two trusted proxies in front of it,
+// client certificates forwarded as they come, and a PROXY protocol header.
+const proxyConfigMesh = `---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |-
+    defaultConfig:
+      proxyHeaders:
+        server: {value: edge}
+        requestId: {disabled: true}
+        attemptCount: {disabled: true}
+        envoyDebugHeaders: {disabled: true}
+        forwardedClientCert: SANITIZE
+        setCurrentClientCertDetails: {cert: true, dns: false}
+        xForwardedPort: {enabled: true}
+      gatewayTopology:
+        numTrustedProxies: 2
+        forwardClientCertDetails: APPEND_FORWARD
+        proxyProtocol: {}
+`
+
+// TestSameProxyHeadersAsIstiod compares what a sidecar (web's, with inbound and
+// outbound HTTP) and a gateway get from istiod and from navarch under a mesh config
+// whose defaultConfig sets every proxy header and the gateway's topology, and for a
+// sidecar that sends a ProxyConfig of its own (PROXY_CONFIG, as istio-agent does),
+// which then applies instead: each listener's settings and connection managers
+// (TestSameEnvoyListenerSettingsAsIstiod's comparison, with the listener filters),
+// whether each connection manager's router adds x-envoy-* headers, and whether the
+// virtual hosts of a route configuration send x-envoy-attempt-count.
+func TestSameProxyHeadersAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	istiod, navarch := bothControlPlanes(t, bin, strings.Replace(sniffParity, "MODE", "PERMISSIVE", 1)+listenerParity+proxyConfigMesh)
+	own := map[string]any{"proxyHeaders": map[string]any{"server": map[string]any{"disabled": true}}}
+	fromMesh := []string{`"generateRequestId":false`, `"appendXForwardedPort":true`, "suppress x-envoy headers", "=false"}
+	for _, proxy := range []struct {
+		what, id, app, route string
+		config               map[string]any
+		expect               []string // what istiod's configuration must show
+	}{
+		{"web's sidecar", "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "web", "9080", nil,
+			append(fromMesh, `"serverName":"edge"`, `"setCurrentClientCertDetails":{"cert":true,"subject":true,"uri":true}`)},
+		{"a sidecar with a ProxyConfig of its own", "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "web", "9080", own,
+			[]string{`"serverHeaderTransformation":"PASS_THROUGH"`, "add x-envoy headers", "=true"}},
+		{"a gateway", "router~127.0.0.90~ingress-0.default~default.svc.cluster.local", "ingressgateway", "http.80", nil,
+			append(fromMesh, `"xffNumTrustedHops":2`, `"forwardClientCertDetails":"APPEND_FORWARD"`, "envoy.filters.listener.proxy_protocol")},
+	} {
+		t.Run(proxy.what, func(t *testing.T) {
+			md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": proxy.app, "istio": proxy.app}}
+			if proxy.config != nil {
+				md["PROXY_CONFIG"] = proxy.config
+			}
+			describe := func(server string) map[string]string {
+				ls := envoyConfig(t, server, proxy.id, md).listeners
+				out := listenerSettings(t, ls)
+				maps.Copy(out, routerSettings(t, ls))
+				var attempts []string
+				for _, vh := range envoyRoutes(t, server, proxy.id, md, proxy.route).GetVirtualHosts() {
+					attempts = append(attempts, fmt.Sprintf("%s=%v", vh.Name, vh.IncludeRequestAttemptCount))
+				}
+				slices.Sort(attempts)
+				out["route "+proxy.route+" attempt count"] = strings.Join(attempts, " ")
+				return out
+			}
+			want := describe(istiod)
+			var got map[string]string
+			eventually(t, 30*time.Second, "navarch's listeners", func() error {
+				if got = describe(navarch); len(got) < len(want) {
+					return fmt.Errorf("%d listeners and connection managers, istiod has %d", len(got), len(want))
+				}
+				return nil
+			})
+			compareNamed(t, want, got)
+			all := strings.Join(slices.Collect(maps.Values(want)), " ")
+			for _, set := range proxy.expect {
+				if !strings.Contains(all, set) {
+					t.Errorf("istiod's configuration has no %s, which this test expects: %v", set, want)
+				}
+			}
+		})
+	}
+}
+
+// routerSettings says of each listener's HTTP connection managers whether their
+// routers add x-envoy-* headers ("<listener> routers"), sorted, without repeats.
+func routerSettings(t *testing.T, ls map[string]*listenerv3.Listener) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for name, l := range ls {
+		var seen []string
+		for _, fc := range append(slices.Clone(l.FilterChains), l.DefaultFilterChain) {
+			for _, f := range fc.GetFilters() {
+				var h hcmv3.HttpConnectionManager
+				if f.GetTypedConfig().UnmarshalTo(&h) != nil {
+					continue
+				}
+				for _, hf := range h.HttpFilters {
+					var r routerv3.Router
+					if hf.GetTypedConfig().UnmarshalTo(&r) == nil {
+						seen = append(seen, map[bool]string{true: "suppress x-envoy headers", false: "add x-envoy headers"}[r.SuppressEnvoyHeaders])
+					}
+				}
+			}
+		}
+		if len(seen) > 0 {
+			slices.Sort(seen)
+			out[name+" routers"] = strings.Join(slices.Compact(seen), ", ")
+		}
+	}
+	return out
+}
