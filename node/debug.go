@@ -10,7 +10,9 @@ import (
 	"strconv"
 	"strings"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/client"
@@ -84,40 +86,65 @@ func (n *Node) debugProxyConfig(w http.ResponseWriter, r *http.Request, p *parts
 	writeJSON(w, http.StatusOK, out)
 }
 
-// describedProxy is a proxy of the class a proxy-config query describes.
+// describedProxy is a proxy of the class a proxy-config query describes: the node
+// such a proxy would send (its metadata as istio-agent names it), read as the xDS
+// server reads every node (xds.ParseProxy).
 func describedProxy(q url.Values) (*xds.Proxy, error) {
-	p := &xds.Proxy{ID: "debug", Type: cmp.Or(q.Get("type"), xds.TypeSidecar), Namespace: cmp.Or(q.Get("namespace"), api.DefaultNamespace),
-		Network: q.Get("network"), Locality: q.Get("locality"), ServiceAccount: q.Get("serviceAccount"), NodeName: q.Get("nodeName"),
-		InterceptionNone: q.Get("interceptionMode") == "NONE", ClusterID: q.Get("clusterId")}
-	switch p.Type {
+	typ, ns := cmp.Or(q.Get("type"), xds.TypeSidecar), cmp.Or(q.Get("namespace"), api.DefaultNamespace)
+	switch typ {
 	case xds.TypeSidecar, xds.TypeRouter:
 	default:
-		return nil, fmt.Errorf("type %q: want sidecar or router", p.Type)
+		return nil, fmt.Errorf("type %q: want sidecar or router", typ)
 	}
+	extra, err := keyValues(q, "metadata") // what EnvoyFilters may match
+	if err != nil {
+		return nil, err
+	}
+	md := map[string]any{}
+	for k, v := range extra {
+		md[k] = v
+	}
+	for param, key := range map[string]string{"network": "NETWORK", "serviceAccount": "SERVICE_ACCOUNT", "nodeName": "NODE_NAME",
+		"interceptionMode": "INTERCEPTION_MODE", "clusterId": "CLUSTER_ID", "istioVersion": "ISTIO_VERSION", "httpProxyPort": "HTTP_PROXY_PORT"} {
+		if v := q.Get(param); v != "" {
+			md[key] = v
+		}
+	}
+	md["NAMESPACE"] = ns
 	switch g := q.Get("generator"); g {
 	case "", "grpc":
-		p.Generator = xds.GeneratorGRPC
+		md["GENERATOR"] = xds.GeneratorGRPC
 	case "envoy":
 	default:
 		return nil, fmt.Errorf("generator %q: want grpc or envoy", g)
 	}
-	var err error
-	if p.Labels, err = keyValues(q, "labels"); err != nil {
-		return nil, err
-	}
-	if p.Metadata, err = keyValues(q, "metadata"); err != nil { // what EnvoyFilters may match
-		return nil, err
-	}
-	p.IstioVersion = q.Get("istioVersion")
-	p.SelfDiscovery, _ = strconv.ParseBool(p.Metadata["ENABLE_SELF_DISCOVERY"]) // as ParseProxy reads it
-	if v := cmp.Or(q.Get("httpProxyPort"), p.Metadata["HTTP_PROXY_PORT"]); v != "" {
-		port, err := strconv.ParseUint(v, 10, 16)
-		if err != nil || port == 0 {
+	if v, ok := md["HTTP_PROXY_PORT"].(string); ok {
+		// ParseProxy ignores a value that is not a port, as istiod does; a query
+		// asking for one is told.
+		if port, err := strconv.ParseUint(v, 10, 16); err != nil || port == 0 {
 			return nil, fmt.Errorf("httpProxyPort %q: want a port, 1-65535", v)
 		}
-		p.HTTPProxyPort = uint32(port)
 	}
-	return p, nil
+	labels, err := keyValues(q, "labels")
+	if err != nil {
+		return nil, err
+	}
+	if labels != nil {
+		l := map[string]any{}
+		for k, v := range labels {
+			l[k] = v
+		}
+		md["LABELS"] = l
+	}
+	meta, err := structpb.NewStruct(md)
+	if err != nil {
+		return nil, err
+	}
+	node := &corev3.Node{Id: typ + "~127.0.0.1~debug." + ns + "~" + ns + ".svc.cluster.local", Metadata: meta}
+	if l := q.Get("locality"); l != "" {
+		node.Locality = xds.ParseLocality(l)
+	}
+	return xds.ParseProxy(node)
 }
 
 // keyValues reads the query parameter name as k=v,k2=v2; nil when it is not given.

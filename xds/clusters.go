@@ -282,7 +282,8 @@ func applyEnvoyLocality(ctx *Context, c *clusterv3.Cluster, tp *networking.Traff
 	if keepsUnhealthy(ctx, tp, svc) {
 		c.CommonLbConfig.HealthyPanicThreshold = &typev3.Percent{Value: 0}
 	}
-	if za := zoneAware(ctx, tp, svc); za != nil {
+	place := balanceByPlace(ctx, tp, svc)
+	if za := place.zoneAware; za != nil {
 		cfg := &clusterv3.Cluster_CommonLbConfig_ZoneAwareLbConfig{}
 		if n := za.GetMinClusterSize(); n != nil {
 			cfg.MinClusterSize = wrapperspb.UInt64(uint64(n.Value))
@@ -293,9 +294,9 @@ func applyEnvoyLocality(ctx *Context, c *clusterv3.Cluster, tp *networking.Traff
 		c.CommonLbConfig.LocalityConfigSpecifier = &clusterv3.Cluster_CommonLbConfig_ZoneAwareLbConfig_{ZoneAwareLbConfig: cfg}
 		return
 	}
-	lb, forced := effectiveLocality(ctx, tp, svc)
+	lb := place.locality
 	if len(lb.GetDistribute()) > 0 ||
-		((forced || tp.GetOutlierDetection() != nil) && (len(lb.GetFailover()) > 0 || len(lb.GetFailoverPriority()) > 0)) {
+		((place.forced || tp.GetOutlierDetection() != nil) && (len(lb.GetFailover()) > 0 || len(lb.GetFailoverPriority()) > 0)) {
 		c.CommonLbConfig.LocalityConfigSpecifier = &clusterv3.Cluster_CommonLbConfig_LocalityWeightedLbConfig_{
 			LocalityWeightedLbConfig: &clusterv3.Cluster_CommonLbConfig_LocalityWeightedLbConfig{},
 		}

@@ -62,13 +62,13 @@ func (g endpoints) Generate(ctx *Context) []named {
 					k += "|cluster=" + ctx.Proxy.ClusterID
 				}
 				var byLabels *labelFailover
-				za := zoneAware(ctx, tp, svc)
+				za := balanceByPlace(ctx, tp, svc).zoneAware
 				if !zoneAwareRouting(za) {
 					za = nil // the endpoints stay as they are
 				}
 				if za != nil {
 					// Priorities by region, the proxy's first, under those of its labels.
-					k += "|zone-aware:" + locality(ctx.Proxy.Locality).GetRegion()
+					k += "|zone-aware:" + ParseLocality(ctx.Proxy.Locality).GetRegion()
 					if len(za.FailoverPriority) > 0 {
 						byLabels = newLabelFailover(za.FailoverPriority, ctx.Proxy)
 						k += "|" + byLabels.key()
@@ -117,7 +117,7 @@ func (g endpoints) Generate(ctx *Context) []named {
 						applyLocality(cla, ctx.Proxy.Locality, lb)
 					}
 					if za != nil {
-						zoneAwareFailover(cla, locality(ctx.Proxy.Locality).GetRegion(), za.Failover)
+						zoneAwareFailover(cla, ParseLocality(ctx.Proxy.Locality).GetRegion(), za.Failover)
 					}
 					return cla
 				}
@@ -190,7 +190,7 @@ func loadAssignment(name string, port registry.Port, wls []*registry.Workload, f
 		}
 		l := groups[g]
 		if l == nil {
-			l = &endpointv3.LocalityLbEndpoints{Locality: locality(loc), Priority: g.priority}
+			l = &endpointv3.LocalityLbEndpoints{Locality: ParseLocality(loc), Priority: g.priority}
 			groups[g] = l
 		}
 		e := lbEndpoint(addr, port, weight, healthy)
@@ -262,8 +262,8 @@ func socketAddress(addr string, port uint32) *corev3.Address {
 	}}}
 }
 
-// locality parses "region/zone/subzone".
-func locality(s string) *corev3.Locality {
+// ParseLocality parses "region/zone/subzone" (zone and sub-zone optional).
+func ParseLocality(s string) *corev3.Locality {
 	parts := strings.SplitN(s, "/", 3)
 	l := &corev3.Locality{Region: parts[0]}
 	if len(parts) > 1 {
@@ -284,7 +284,7 @@ const selfDiscoveryClusterName = "local_cluster"
 // selfDiscoveryCluster is the load assignment of the proxy's local cluster: the
 // endpoints of its own service (the first, by host name, that selects its
 // workload) on that service's first port, without priorities or locality weights,
-// from which Envoy learns how its own service spreads over zones (zoneAware). A
+// from which Envoy learns how its own service spreads over zones (balanceByPlace). A
 // proxy without a service gets it empty, as from istiod.
 func selfDiscoveryCluster(ctx *Context) named {
 	var own *registry.Service

@@ -40,34 +40,22 @@ import (
 // Without a proxy locality, or with enabled: false, endpoints are weighted by
 // locality only.
 
-// effectiveLocality returns the locality load balancing setting of a cluster of svc
-// with traffic policy tp, as istiod resolves it: the DestinationRule's
-// localityLbSetting (nil when it says enabled: false), else the service's traffic
-// distribution as failover by its labels, forced (it applies without outlier
-// detection, going by the health of endpoints), else the mesh config's (mesh.go).
-func effectiveLocality(ctx *Context, tp *networking.TrafficPolicy, svc *registry.Service) (lb *networking.LocalityLoadBalancerSetting, forced bool) {
-	if tp.GetLoadBalancer().GetZoneAwareLbSetting() != nil {
-		return nil, false // zone-aware instead (zoneAware)
-	}
-	if lb := tp.GetLoadBalancer().GetLocalityLbSetting(); lb != nil {
-		if lb.Enabled != nil && !lb.Enabled.Value {
-			return nil, false
-		}
-		return lb, false
-	}
-	if lb := byDistribution[svc.TrafficDistribution]; lb != nil {
-		return lb, true
-	}
-	if ctx.Mesh.GetZoneAwareLbSetting() != nil {
-		return nil, false // the mesh's zone-aware setting wins over its locality one
-	}
-	return meshLocality(ctx.Mesh), false
+// byPlace is how a cluster balances by where endpoints are: locality load balancing
+// (locality, from a traffic distribution when forced) or zone-aware load balancing,
+// or neither.
+type byPlace struct {
+	locality *networking.LocalityLoadBalancerSetting
+	// forced: the locality setting is a traffic distribution's, which applies
+	// without outlier detection, going by the health of endpoints.
+	forced    bool
+	zoneAware *networking.ZoneAwareLoadBalancerSetting
 }
 
-// zoneAware returns the zone-aware load balancing setting of a cluster of svc with
-// traffic policy tp, as istiod resolves it beside effectiveLocality's: the
-// DestinationRule's, else (when the rule has no localityLbSetting and the service
-// no traffic distribution) the mesh config's; nil for none.
+// balanceByPlace returns how a cluster of svc with traffic policy tp balances by
+// place, as istiod resolves it, the first that applies: the DestinationRule's
+// zoneAwareLbSetting; its localityLbSetting (none when it says enabled: false); the
+// service's traffic distribution, as failover by its labels; the mesh config's
+// zoneAwareLbSetting; its localityLbSetting (mesh.go).
 //
 // Zone-aware load balancing is Envoy's own (zone aware routing): each Envoy sends
 // to the zones of its region in proportion to where the cluster's endpoints are
@@ -77,15 +65,22 @@ func effectiveLocality(ctx *Context, tp *networking.TrafficPolicy, svc *registry
 // (zoneAwareFailover), with failoverPriority's label priorities over them; the
 // cluster gets Envoy's zone-aware settings (applyEnvoyLocality). With enabled:
 // false the cluster says 0% routing, and the endpoints stay as they are.
-func zoneAware(ctx *Context, tp *networking.TrafficPolicy, svc *registry.Service) *networking.ZoneAwareLoadBalancerSetting {
+func balanceByPlace(ctx *Context, tp *networking.TrafficPolicy, svc *registry.Service) byPlace {
 	lb := tp.GetLoadBalancer()
 	switch {
 	case lb.GetZoneAwareLbSetting() != nil:
-		return lb.GetZoneAwareLbSetting()
-	case lb.GetLocalityLbSetting() != nil, byDistribution[svc.TrafficDistribution] != nil:
-		return nil
+		return byPlace{zoneAware: lb.GetZoneAwareLbSetting()}
+	case lb.GetLocalityLbSetting() != nil:
+		if l := lb.GetLocalityLbSetting(); l.Enabled == nil || l.Enabled.Value {
+			return byPlace{locality: l}
+		}
+		return byPlace{}
+	case byDistribution[svc.TrafficDistribution] != nil:
+		return byPlace{locality: byDistribution[svc.TrafficDistribution], forced: true}
+	case ctx.Mesh.GetZoneAwareLbSetting() != nil:
+		return byPlace{zoneAware: ctx.Mesh.GetZoneAwareLbSetting()}
 	}
-	return ctx.Mesh.GetZoneAwareLbSetting()
+	return byPlace{locality: meshLocality(ctx.Mesh)}
 }
 
 // zoneAwareRouting reports whether a zone-aware setting routes by zone (enabled
@@ -119,7 +114,7 @@ func zoneAwareFailover(cla *endpointv3.ClusterLoadAssignment, region string, ent
 	renumberPriorities(cla)
 }
 
-// The settings effectiveLocality returns without a DestinationRule's, shared (they
+// The locality settings balanceByPlace returns without a DestinationRule's, shared (they
 // are only read): Istio's mesh default, and failover by each traffic
 // distribution's labels.
 var (
@@ -137,7 +132,8 @@ var (
 // (without it a failed locality would never be left).
 func localityPolicy(ctx *Context, tp *networking.TrafficPolicy, svc *registry.Service) *networking.LocalityLoadBalancerSetting {
 	p := ctx.Proxy
-	lb, forced := effectiveLocality(ctx, tp, svc)
+	place := balanceByPlace(ctx, tp, svc)
+	lb, forced := place.locality, place.forced
 	switch {
 	case lb == nil:
 		return nil
@@ -161,8 +157,7 @@ func localityPolicy(ctx *Context, tp *networking.TrafficPolicy, svc *registry.Se
 // supportsUnhealthyEndpoints). A traffic distribution needs them (their health is
 // how clients know to go on to farther endpoints) and turns panic mode off.
 func keepsUnhealthy(ctx *Context, tp *networking.TrafficPolicy, svc *registry.Service) bool {
-	_, forced := effectiveLocality(ctx, tp, svc)
-	return forced || tp.GetOutlierDetection().GetMinHealthPercent() <= 0
+	return balanceByPlace(ctx, tp, svc).forced || tp.GetOutlierDetection().GetMinHealthPercent() <= 0
 }
 
 // applyLocality weights or prioritizes the locality groups of cla for a proxy in
@@ -175,7 +170,7 @@ func applyLocality(cla *endpointv3.ClusterLoadAssignment, proxy string, lb *netw
 	case len(lb.Distribute) > 0:
 		distribute(cla, proxy, lb.Distribute)
 	case len(lb.FailoverPriority) == 0 || len(lb.Failover) > 0:
-		failover(cla, locality(proxy), lb.Failover)
+		failover(cla, ParseLocality(proxy), lb.Failover)
 	}
 }
 

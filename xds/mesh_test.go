@@ -99,7 +99,7 @@ func TestMeshConfigSettings(t *testing.T) {
 		if unknownDestinations(ctx) != passthroughCluster {
 			t.Error("unknown destinations are not let out by default (ALLOW_ANY)")
 		}
-		if lb, _ := effectiveLocality(ctx, nil, ctx.Services[0]); lb == nil {
+		if lb := balanceByPlace(ctx, nil, ctx.Services[0]).locality; lb == nil {
 			t.Error("no locality load balancing by default")
 		}
 	})
@@ -117,7 +117,7 @@ func TestMeshConfigSettings(t *testing.T) {
 		if got := unknownDestinations(ctx); got != "" {
 			t.Errorf("unknown destinations go to %q under REGISTRY_ONLY", got)
 		}
-		if lb, _ := effectiveLocality(ctx, nil, ctx.Services[0]); lb != nil {
+		if lb := balanceByPlace(ctx, nil, ctx.Services[0]).locality; lb != nil {
 			t.Errorf("locality load balancing %v with the mesh's turned off", lb)
 		}
 	})
@@ -179,7 +179,7 @@ spec: {host: orders.shop.svc.cluster.local, trafficPolicy: {connectionPool: {tcp
 	})
 	t.Run("a mesh locality setting applies without a DestinationRule's", func(t *testing.T) {
 		ctx, _ := build(t, meshDoc(`{localityLbSetting: {failover: [{from: us, to: eu}]}}`))
-		lb, _ := effectiveLocality(ctx, &networking.TrafficPolicy{}, ctx.Services[0])
+		lb := balanceByPlace(ctx, &networking.TrafficPolicy{}, ctx.Services[0]).locality
 		if len(lb.GetFailover()) != 1 || lb.Failover[0].To != "eu" {
 			t.Errorf("effective locality setting %v, want the mesh's failover", lb)
 		}
