@@ -386,3 +386,84 @@ func TestSameHTTPFilterOrderAsIstiod(t *testing.T) {
 		compareNamed(t, wantConfig, gotConfig)
 	}
 }
+
+// TestSameSidecarEgressPortAsIstiod gives a client a Sidecar whose egress listener
+// on TCP port 3306 imports db (which listens on 3307 only), cache2 (6379 and 6380)
+// and web (8080), and whose egress listener on HTTP port 9091 imports db and api
+// (9080), beside the catch-all egress listener, and compares which listeners the
+// client gets and what a connection to each service's address on 3306 does. An
+// egress listener's port serves the services it imports that have that port, and
+// no other: no service here has 3306 or 9091, so neither has a listener (istiod
+// remaps no port to a service's other one).
+func TestSameSidecarEgressPortAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	config := strings.Replace(sniffParity, "MODE", "PERMISSIVE", 1) + `---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db}
+spec:
+  hosts: [db.default.svc.cluster.local]
+  addresses: [10.9.0.20]
+  location: MESH_INTERNAL
+  ports: [{number: 3307, name: tcp-mysql, protocol: TCP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.21}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: cache2}
+spec:
+  hosts: [cache2.default.svc.cluster.local]
+  addresses: [10.9.0.21]
+  location: MESH_INTERNAL
+  ports: [{number: 6379, name: tcp-a, protocol: TCP}, {number: 6380, name: tcp-b, protocol: TCP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.22}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: client}
+spec:
+  workloadSelector: {labels: {app: client}}
+  egress:
+  - port: {number: 3306, protocol: TCP, name: tcp-db}
+    hosts: [./db.default.svc.cluster.local, ./cache2.default.svc.cluster.local, ./web.default.svc.cluster.local]
+  - port: {number: 9091, protocol: HTTP, name: http-any}
+    hosts: [./db.default.svc.cluster.local, ./api.default.svc.cluster.local]
+  - hosts: ["./*"]
+`
+	istiod, navarch := bothControlPlanes(t, bin, config)
+	id := "sidecar~127.0.0.70~client-0.default~default.svc.cluster.local"
+	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "client"}}
+	describe := func(server string) []string {
+		c := envoyConfig(t, server, id, md)
+		out := []string{fmt.Sprint("listeners ", slices.Sorted(maps.Keys(c.listeners)))}
+		for _, dst := range []struct{ listener, ip string }{
+			{"10.9.0.20_3306", "10.9.0.20"}, {"10.9.0.21_3306", "10.9.0.21"}, {"10.9.0.8_3306", "10.9.0.8"}, {"0.0.0.0_3306", "10.1.2.3"},
+		} {
+			l := c.listeners[dst.listener]
+			if l == nil {
+				out = append(out, dst.listener+": none")
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s %s:3306: %s", dst.listener, dst.ip, chainDoes(t, chainFor(l, dst.ip, 3306, probe{}), nil)))
+		}
+		return out
+	}
+	want := describe(istiod)
+	var got []string
+	eventually(t, 30*time.Second, "navarch's listeners", func() error {
+		if got = describe(navarch); !slices.Equal(got[:1], want[:1]) {
+			return fmt.Errorf("listeners %v, istiod's %v", got[0], want[0])
+		}
+		return nil
+	})
+	for i := range max(len(got), len(want)) {
+		if at(got, i) != at(want, i) {
+			t.Errorf("\n\tistiod:  %s\n\tnavarch: %s", at(want, i), at(got, i))
+		}
+	}
+	if !strings.Contains(want[0], "10.9.0.20_3307") {
+		t.Errorf("istiod gave the client no listener of db's own port, which this test expects: %s", want[0])
+	}
+}
