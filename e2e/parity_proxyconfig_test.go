@@ -33,10 +33,18 @@ data:
         forwardedClientCert: SANITIZE
         setCurrentClientCertDetails: {cert: true, dns: false}
         xForwardedPort: {enabled: true}
+        xForwardedHost: {enabled: true}
       gatewayTopology:
         numTrustedProxies: 2
         forwardClientCertDetails: APPEND_FORWARD
         proxyProtocol: {}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: api}
+spec:
+  hosts: [api.default.svc.cluster.local]
+  http: [{rewrite: {authority: api.internal}, route: [{destination: {host: api.default.svc.cluster.local}}]}]
 `
 
 // TestSameProxyHeadersAsIstiod compares what a sidecar (web's, with inbound and
@@ -46,23 +54,27 @@ data:
 // which then applies instead: each listener's settings and connection managers
 // (TestSameEnvoyListenerSettingsAsIstiod's comparison, with the listener filters),
 // whether each connection manager's router adds x-envoy-* headers, and whether the
-// virtual hosts of a route configuration send x-envoy-attempt-count.
+// virtual hosts of a route configuration send x-envoy-attempt-count and its routes
+// x-forwarded-host (a route that rewrites the authority, the route to unknown
+// hosts).
 func TestSameProxyHeadersAsIstiod(t *testing.T) {
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
 	istiod, navarch := bothControlPlanes(t, bin, strings.Replace(sniffParity, "MODE", "PERMISSIVE", 1)+listenerParity+proxyConfigMesh)
 	own := map[string]any{"proxyHeaders": map[string]any{"server": map[string]any{"disabled": true}}}
-	fromMesh := []string{`"generateRequestId":false`, `"appendXForwardedPort":true`, "suppress x-envoy headers", "=false"}
+	fromMesh := []string{`"generateRequestId":false`, `"appendXForwardedPort":true`, "suppress x-envoy headers"}
 	for _, proxy := range []struct {
 		what, id, app, route string
 		config               map[string]any
 		expect               []string // what istiod's configuration must show
 	}{
 		{"web's sidecar", "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "web", "9080", nil,
-			append(fromMesh, `"serverName":"edge"`, `"setCurrentClientCertDetails":{"cert":true,"subject":true,"uri":true}`)},
+			append(fromMesh, `"serverName":"edge"`, `"setCurrentClientCertDetails":{"cert":true,"subject":true,"uri":true}`, "api.default.svc.cluster.local:9080/ x-forwarded-host=true",
+				"attempt count=allow_any=false")},
 		{"a sidecar with a ProxyConfig of its own", "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "web", "9080", own,
-			[]string{`"serverHeaderTransformation":"PASS_THROUGH"`, "add x-envoy headers", "=true"}},
+			[]string{`"serverHeaderTransformation":"PASS_THROUGH"`, "add x-envoy headers", "attempt count=allow_any=true", "allow_any x-forwarded-host=false"}},
 		{"a gateway", "router~127.0.0.90~ingress-0.default~default.svc.cluster.local", "ingressgateway", "http.80", nil,
-			append(fromMesh, `"xffNumTrustedHops":2`, `"forwardClientCertDetails":"APPEND_FORWARD"`, "envoy.filters.listener.proxy_protocol")},
+			append(fromMesh, `"xffNumTrustedHops":2`, `"forwardClientCertDetails":"APPEND_FORWARD"`, "envoy.filters.listener.proxy_protocol",
+				"attempt count=*:80=false")},
 	} {
 		t.Run(proxy.what, func(t *testing.T) {
 			md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": proxy.app, "istio": proxy.app}}
@@ -76,6 +88,11 @@ func TestSameProxyHeadersAsIstiod(t *testing.T) {
 				var attempts []string
 				for _, vh := range envoyRoutes(t, server, proxy.id, md, proxy.route).GetVirtualHosts() {
 					attempts = append(attempts, fmt.Sprintf("%s=%v", vh.Name, vh.IncludeRequestAttemptCount))
+					for _, r := range vh.Routes {
+						if a := r.GetRoute(); a != nil {
+							out["route "+vh.Name+"/"+r.Name+" x-forwarded-host"] = fmt.Sprint(a.AppendXForwardedHost)
+						}
+					}
 				}
 				slices.Sort(attempts)
 				out["route "+proxy.route+" attempt count"] = strings.Join(attempts, " ")
@@ -90,9 +107,12 @@ func TestSameProxyHeadersAsIstiod(t *testing.T) {
 				return nil
 			})
 			compareNamed(t, want, got)
-			all := strings.Join(slices.Collect(maps.Values(want)), " ")
+			var all strings.Builder
+			for _, k := range slices.Sorted(maps.Keys(want)) {
+				fmt.Fprintf(&all, "%s=%s\n", k, want[k])
+			}
 			for _, set := range proxy.expect {
-				if !strings.Contains(all, set) {
+				if !strings.Contains(all.String(), set) {
 					t.Errorf("istiod's configuration has no %s, which this test expects: %v", set, want)
 				}
 			}

@@ -226,6 +226,11 @@ func setAction(ctx *Context, r *routev3.Route, ns string, h *networking.HTTPRout
 		if rw.Authority != "" {
 			action.HostRewriteSpecifier = &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: rw.Authority}
 		}
+		if ctx.Proxy.Generator != GeneratorGRPC {
+			// The authority the client asked for, in x-forwarded-host, where the
+			// ProxyConfig's proxyHeaders say so (on any rewrite, as istiod).
+			action.AppendXForwardedHost = headersFor(ctx, classOutbound).xForwardedHost
+		}
 	}
 	if m := h.Mirror; m != nil {
 		mp := &routev3.RouteAction_RequestMirrorPolicy{Cluster: destinationCluster(ctx, ns, m, port)}

@@ -69,6 +69,7 @@ type proxyHeaders struct {
 	attemptCount    bool
 	suppressDebug   bool
 	xForwardedPort  bool
+	xForwardedHost  bool // on routes that rewrite, and to unknown hosts
 	// Inbound only (a gateway's come from its topology).
 	forwardClientCert hcmv3.HttpConnectionManager_ForwardClientCertDetails
 	currentCert       *hcmv3.HttpConnectionManager_SetCurrentClientCertDetails
@@ -93,6 +94,7 @@ func headersFor(ctx *Context, class listenerClass) proxyHeaders {
 	ph.attemptCount = !c.GetAttemptCount().GetDisabled().GetValue()
 	ph.suppressDebug = c.GetEnvoyDebugHeaders().GetDisabled().GetValue()
 	ph.xForwardedPort = c.GetXForwardedPort().GetEnabled().GetValue()
+	ph.xForwardedHost = c.GetXForwardedHost().GetEnabled().GetValue()
 	if f := c.GetForwardedClientCert(); f != meshconfig.ForwardClientCertDetails_UNDEFINED {
 		ph.forwardClientCert = envoyForwardClientCert(f)
 	}

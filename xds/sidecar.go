@@ -464,7 +464,7 @@ func unknownHostsVirtualHost(ctx *Context) *routev3.VirtualHost {
 	r := &routev3.Route{Name: "allow_any", Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}}
 	if cluster := unknownDestinations(ctx); cluster != "" {
 		r.Action = &routev3.Route_Route{Route: &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster}, Timeout: noTimeout(),
-			MaxStreamDuration: grpcDeadlines(ctx)}}
+			MaxStreamDuration: grpcDeadlines(ctx), AppendXForwardedHost: headersFor(ctx, classOutbound).xForwardedHost}}
 	} else {
 		r.Name = "block_all"
 		r.Action = &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 502}}
