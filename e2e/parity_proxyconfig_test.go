@@ -34,6 +34,7 @@ data:
         setCurrentClientCertDetails: {cert: true, dns: false}
         xForwardedPort: {enabled: true}
         xForwardedHost: {enabled: true}
+        preserveHttp1HeaderCase: true
       gatewayTopology:
         numTrustedProxies: 2
         forwardClientCertDetails: APPEND_FORWARD
@@ -69,6 +70,7 @@ func TestSameProxyHeadersAsIstiod(t *testing.T) {
 	}{
 		{"web's sidecar", "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "web", "9080", nil,
 			append(fromMesh, `"serverName":"edge"`, `"setCurrentClientCertDetails":{"cert":true,"subject":true,"uri":true}`, "api.default.svc.cluster.local:9080/ x-forwarded-host=true",
+				"header case preserved", "preserve_case",
 				"attempt count=allow_any=false")},
 		{"a sidecar with a ProxyConfig of its own", "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "web", "9080", own,
 			[]string{`"serverHeaderTransformation":"PASS_THROUGH"`, "add x-envoy headers", "attempt count=allow_any=true", "allow_any x-forwarded-host=false"}},
@@ -82,8 +84,14 @@ func TestSameProxyHeadersAsIstiod(t *testing.T) {
 				md["PROXY_CONFIG"] = proxy.config
 			}
 			describe := func(server string) map[string]string {
-				ls := envoyConfig(t, server, proxy.id, md).listeners
+				c := envoyConfig(t, server, proxy.id, md)
+				ls := c.listeners
 				out := listenerSettings(t, ls)
+				for name, fields := range clusterFields(t, c.clusters) {
+					for f, v := range fields {
+						out["cluster "+name+" "+f] = v
+					}
+				}
 				maps.Copy(out, routerSettings(t, ls))
 				var attempts []string
 				for _, vh := range envoyRoutes(t, server, proxy.id, md, proxy.route).GetVirtualHosts() {
@@ -100,9 +108,18 @@ func TestSameProxyHeadersAsIstiod(t *testing.T) {
 			}
 			want := describe(istiod)
 			var got map[string]string
+			listeners := func(m map[string]string) int {
+				n := 0
+				for k := range m {
+					if !strings.HasPrefix(k, "cluster ") {
+						n++
+					}
+				}
+				return n
+			}
 			eventually(t, 30*time.Second, "navarch's listeners", func() error {
-				if got = describe(navarch); len(got) < len(want) {
-					return fmt.Errorf("%d listeners and connection managers, istiod has %d", len(got), len(want))
+				if got = describe(navarch); listeners(got) < listeners(want) {
+					return fmt.Errorf("%d listeners and connection managers, istiod has %d", listeners(got), listeners(want))
 				}
 				return nil
 			})
@@ -121,7 +138,8 @@ func TestSameProxyHeadersAsIstiod(t *testing.T) {
 }
 
 // routerSettings says of each listener's HTTP connection managers whether their
-// routers add x-envoy-* headers ("<listener> routers"), sorted, without repeats.
+// routers add x-envoy-* headers, and whether they keep the case of header names
+// ("<listener> routers"), sorted, without repeats.
 func routerSettings(t *testing.T, ls map[string]*listenerv3.Listener) map[string]string {
 	t.Helper()
 	out := map[string]string{}
@@ -132,6 +150,9 @@ func routerSettings(t *testing.T, ls map[string]*listenerv3.Listener) map[string
 				var h hcmv3.HttpConnectionManager
 				if f.GetTypedConfig().UnmarshalTo(&h) != nil {
 					continue
+				}
+				if h.GetHttpProtocolOptions().GetHeaderKeyFormat() != nil {
+					seen = append(seen, "header case preserved")
 				}
 				for _, hf := range h.HttpFilters {
 					var r routerv3.Router

@@ -43,8 +43,12 @@ func (g clusters) Generate(ctx *Context) []named {
 		}
 	}
 	key := ctx.shareKey()
+	preserveCase := g.envoy && headersFor(ctx, classOutbound).preserveCase
 	if g.envoy {
 		key = ctx.shareKey("envoy", ctx.Proxy.IPFamilies) // DNS clusters resolve by IP version
+		if preserveCase {
+			key += "|preserve-case"
+		}
 	}
 	for _, svc := range ctx.Services {
 		dr := ctx.destinationRule(svc)
@@ -101,6 +105,9 @@ func (g clusters) Generate(ctx *Context) []named {
 					if g.envoy {
 						applyProxyProtocol(c, tp.GetProxyProtocol())
 						applyRetryBudget(c, tp.GetRetryBudget())
+					}
+					if preserveCase {
+						preserveClusterCase(c, (isHTTP(port) && !isHTTP2(port)) || isSniffed(port))
 					}
 					return c
 				}

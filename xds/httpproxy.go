@@ -100,7 +100,10 @@ func httpProxyListeners(ctx *Context, binds egressBindingSet, refused map[uint32
 		}
 		name := p.ip + "_" + strconv.FormatUint(uint64(p.port), 10)
 		hcm := outboundHCM(ctx, name, p.route)
-		hcm.HttpProtocolOptions = &corev3.Http1ProtocolOptions{AllowAbsoluteUrl: wrapperspb.Bool(true)}
+		if hcm.HttpProtocolOptions == nil {
+			hcm.HttpProtocolOptions = &corev3.Http1ProtocolOptions{}
+		}
+		hcm.HttpProtocolOptions.AllowAbsoluteUrl = wrapperspb.Bool(true)
 		l := outboundListener(name, p.ip, p.port, []*listenerv3.Filter{envoyConnectionManager(ctx.Mesh, hcm)})
 		if p.bindToPort {
 			l.BindToPort, l.MaxConnectionsToAcceptPerSocketEvent = nil, acceptPerSocketEvent()

@@ -4,8 +4,11 @@ import (
 	"strings"
 	"testing"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -103,5 +106,50 @@ func TestProxyConfigFromMetadata(t *testing.T) {
 	}
 	if _, err := ParseProxy(node(map[string]any{"proxyHeaders": "on"})); err == nil || !strings.Contains(err.Error(), "PROXY_CONFIG") {
 		t.Fatalf("a PROXY_CONFIG that is no ProxyConfig: %v, want an error naming it", err)
+	}
+}
+
+// TestPreserveHeaderCase: under preserveHttp1HeaderCase every connection manager and
+// every cluster that may speak HTTP/1 keeps header names' case; a cluster that
+// speaks HTTP/2 is left as it was.
+func TestPreserveHeaderCase(t *testing.T) {
+	snap := snapshotOf(t, meshDoc(`{defaultConfig: {proxyHeaders: {preserveHttp1HeaderCase: true}}}`), `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web, namespace: shop}
+spec:
+  hosts: [web.shop.svc.cluster.local]
+  ports: [{number: 80, name: http, protocol: HTTP}, {number: 9090, name: grpc, protocol: GRPC}, {number: 7000, name: any}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.9}]
+`)
+	sets := envoySidecar(t, snap, "shop", map[string]string{"app": "client"})
+	preserved := func(name string) bool {
+		var c clusterv3.Cluster
+		resourceOf(t, sets, ClusterType, name, &c)
+		var opts httpv3.HttpProtocolOptions
+		if a := c.TypedExtensionProtocolOptions[httpProtocolOptions]; a == nil || a.UnmarshalTo(&opts) != nil {
+			return false
+		}
+		h1 := opts.GetExplicitHttpConfig().GetHttpProtocolOptions()
+		if h1 == nil {
+			h1 = opts.GetUseDownstreamProtocolConfig().GetHttpProtocolOptions()
+		}
+		return h1.GetHeaderKeyFormat().GetStatefulFormatter().GetName() == "preserve_case"
+	}
+	for name, want := range map[string]bool{"outbound|80||web.shop.svc.cluster.local": true, "outbound|7000||web.shop.svc.cluster.local": true,
+		"outbound|9090||web.shop.svc.cluster.local": false, passthroughCluster: true, inboundPassthroughCluster: true} {
+		if got := preserved(name); got != want {
+			t.Errorf("%s keeps header case: %v, want %v", name, got, want)
+		}
+	}
+	var l listenerv3.Listener
+	resourceOf(t, sets, ListenerType, "0.0.0.0_80", &l)
+	var hcm hcmv3.HttpConnectionManager
+	if err := l.FilterChains[len(l.FilterChains)-1].Filters[0].GetTypedConfig().UnmarshalTo(&hcm); err != nil {
+		t.Fatal(err)
+	}
+	if hcm.GetHttpProtocolOptions().GetHeaderKeyFormat() == nil {
+		t.Error("the outbound connection manager does not keep header case")
 	}
 }

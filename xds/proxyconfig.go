@@ -4,9 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	preservecasev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/http/header_formatters/preserve_case/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	meshconfig "istio.io/api/mesh/v1alpha1"
@@ -70,6 +75,9 @@ type proxyHeaders struct {
 	suppressDebug   bool
 	xForwardedPort  bool
 	xForwardedHost  bool // on routes that rewrite, and to unknown hosts
+	// preserveCase keeps the case of HTTP/1 header names, from the client through
+	// to the workload and back (Envoy lower-cases them).
+	preserveCase bool
 	// Inbound only (a gateway's come from its topology).
 	forwardClientCert hcmv3.HttpConnectionManager_ForwardClientCertDetails
 	currentCert       *hcmv3.HttpConnectionManager_SetCurrentClientCertDetails
@@ -95,6 +103,7 @@ func headersFor(ctx *Context, class listenerClass) proxyHeaders {
 	ph.suppressDebug = c.GetEnvoyDebugHeaders().GetDisabled().GetValue()
 	ph.xForwardedPort = c.GetXForwardedPort().GetEnabled().GetValue()
 	ph.xForwardedHost = c.GetXForwardedHost().GetEnabled().GetValue()
+	ph.preserveCase = c.GetPreserveHttp1HeaderCase().GetValue()
 	if f := c.GetForwardedClientCert(); f != meshconfig.ForwardClientCertDetails_UNDEFINED {
 		ph.forwardClientCert = envoyForwardClientCert(f)
 	}
@@ -115,6 +124,59 @@ func (ph proxyHeaders) apply(hcm *hcmv3.HttpConnectionManager) {
 	hcm.ServerName, hcm.ServerHeaderTransformation = ph.serverName, ph.serverTransform
 	hcm.GenerateRequestId = ph.requestID
 	hcm.AppendXForwardedPort = ph.xForwardedPort
+	if ph.preserveCase {
+		if hcm.HttpProtocolOptions == nil {
+			hcm.HttpProtocolOptions = &corev3.Http1ProtocolOptions{}
+		}
+		hcm.HttpProtocolOptions.HeaderKeyFormat = preserveCaseFormat()
+	}
+}
+
+// preserveCaseFormat is Envoy's stateful header formatter that writes HTTP/1 header
+// names in the case they were read in.
+func preserveCaseFormat() *corev3.Http1ProtocolOptions_HeaderKeyFormat {
+	return &corev3.Http1ProtocolOptions_HeaderKeyFormat{HeaderFormat: &corev3.Http1ProtocolOptions_HeaderKeyFormat_StatefulFormatter{
+		StatefulFormatter: &corev3.TypedExtensionConfig{Name: "preserve_case", TypedConfig: mustAny(&preservecasev3.PreserveCaseFormatterConfig{})}}}
+}
+
+// preserveClusterCase makes an Envoy cluster of a port that may speak HTTP/1 (http1:
+// HTTP/1 or detected) keep the case of header names, as istiod does under
+// preserveHttp1HeaderCase: in the HTTP/1 options of whatever upstream protocol it
+// has, or, with none, explicit HTTP/1. A cluster that speaks HTTP/2 is left as it is.
+func preserveClusterCase(c *clusterv3.Cluster, http1 bool) {
+	var opts httpv3.HttpProtocolOptions
+	if a := c.TypedExtensionProtocolOptions[httpProtocolOptions]; a != nil {
+		if err := a.UnmarshalTo(&opts); err != nil {
+			return // not navarch's to change (an EnvoyFilter's own)
+		}
+	}
+	switch u := opts.UpstreamProtocolOptions.(type) {
+	case *httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig:
+		d := u.UseDownstreamProtocolConfig
+		if d.HttpProtocolOptions == nil {
+			d.HttpProtocolOptions = &corev3.Http1ProtocolOptions{}
+		}
+		d.HttpProtocolOptions.HeaderKeyFormat = preserveCaseFormat()
+	case *httpv3.HttpProtocolOptions_ExplicitHttpConfig_:
+		h1 := u.ExplicitHttpConfig.GetHttpProtocolOptions()
+		if h1 == nil {
+			return // HTTP/2
+		}
+		h1.HeaderKeyFormat = preserveCaseFormat()
+	case nil:
+		if !http1 {
+			return
+		}
+		opts.UpstreamProtocolOptions = &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{
+				HttpProtocolOptions: &corev3.Http1ProtocolOptions{HeaderKeyFormat: preserveCaseFormat()}}}}
+	default:
+		return // HTTP/3
+	}
+	if c.TypedExtensionProtocolOptions == nil {
+		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{}
+	}
+	c.TypedExtensionProtocolOptions[httpProtocolOptions] = mustAny(&opts)
 }
 
 // router is the router filter, which adds no x-envoy-* debug headers where the

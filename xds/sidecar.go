@@ -534,6 +534,9 @@ func specialClusters(ctx *Context) []named {
 	// destinations, as in Istio.
 	applyConnectionPool(passthrough, ctx.Mesh.GetDefaultTrafficPolicy().GetConnectionPool())
 	applyMeshKeepalive(ctx, passthrough, ctx.Mesh.GetDefaultTrafficPolicy().GetConnectionPool())
+	if headersFor(ctx, classOutbound).preserveCase {
+		preserveClusterCase(passthrough, true)
+	}
 	blackHole := named{name: blackHoleCluster, msg: &clusterv3.Cluster{
 		Name:                 blackHoleCluster,
 		AltStatName:          blackHoleCluster + statDelimiter,

@@ -451,6 +451,10 @@ func inboundClusters(ctx *Context) []named {
 	passthrough.CircuitBreakers, passthrough.TypedExtensionProtocolOptions = defaultCircuitBreakers(), passthroughProtocol()
 	passthrough.AltStatName = passthroughCluster + statDelimiter // istiod's
 	applyMeshKeepalive(ctx, passthrough, ctx.Mesh.GetDefaultTrafficPolicy().GetConnectionPool())
+	preserveCase := headersFor(ctx, classInbound).preserveCase
+	if preserveCase {
+		preserveClusterCase(passthrough, true)
+	}
 	out := []named{{name: inboundPassthroughCluster, msg: passthrough}}
 	var pool *networking.ConnectionPoolSettings
 	if ctx.sidecar != nil {
@@ -477,6 +481,9 @@ func inboundClusters(ctx *Context) []named {
 		cp := cmp.Or(port.pool, pool, ctx.Mesh.GetDefaultTrafficPolicy().GetConnectionPool())
 		applyConnectionPool(c, cp)
 		applyMeshKeepalive(ctx, c, cp)
+		if preserveCase {
+			preserveClusterCase(c, (port.http && !port.http2) || port.sniffed)
+		}
 		out = append(out, named{name: c.Name, msg: c})
 	}
 	return out
