@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/navarch/navarch/internal/peers"
 )
@@ -168,4 +170,40 @@ func routerSettings(t *testing.T, ls map[string]*listenerv3.Listener) map[string
 		}
 	}
 	return out
+}
+
+// TestBootstrapProxyConfig: an Envoy bootstrapped by navarch bootstrap --proxy-config
+// (a gateway that trusts two proxies in front of it) gets that topology, with the
+// mesh config's defaultConfig under it (its server header), as a pod with Istio's
+// proxy.istio.io/config annotation gets through istio-agent.
+func TestBootstrapProxyConfig(t *testing.T) {
+	node := startDevNode(t)
+	mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "config.yaml", strings.Replace(sniffParity, "MODE", "PERMISSIVE", 1)+listenerParity+`---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |-
+    defaultConfig: {proxyHeaders: {server: {value: edge}}}
+`))
+	boot := mustCLI(t, node.HTTP, "bootstrap", "--format", "envoy", "--type", "router", "--name", "ingress-0", "--labels", "istio=ingressgateway",
+		"--proxy-config", "{gatewayTopology: {numTrustedProxies: 2}}")
+	var bs bootstrapv3.Bootstrap
+	if err := protojson.Unmarshal([]byte(boot), &bs); err != nil {
+		t.Fatalf("navarch bootstrap: %v\n%s", err, boot)
+	}
+	if res := cli(t, node.HTTP, "bootstrap", "--format", "envoy", "--proxy-config", "{gatewayTopology: {trusted: 2}}"); res.Code == 0 || !strings.Contains(res.Stderr, "trusted") {
+		t.Errorf("an unknown field: exit %d, stderr %q; want a refusal naming it", res.Code, res.Stderr)
+	}
+	var hcm hcmv3.HttpConnectionManager
+	eventually(t, 30*time.Second, "the gateway's connection manager", func() error {
+		l := envoyConfig(t, node.XDS, bs.Node.Id, bs.Node.Metadata.AsMap()).listeners["0.0.0.0_80"]
+		if l == nil {
+			return fmt.Errorf("no listener 0.0.0.0_80")
+		}
+		return l.FilterChains[0].Filters[0].GetTypedConfig().UnmarshalTo(&hcm)
+	})
+	if hcm.XffNumTrustedHops != 2 || hcm.ServerName != "edge" {
+		t.Errorf("the gateway trusts %d proxies and says server %q; want the flag's 2 and the mesh's edge", hcm.XffNumTrustedHops, hcm.ServerName)
+	}
 }

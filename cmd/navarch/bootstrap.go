@@ -13,6 +13,12 @@ import (
 	"strconv"
 	"strings"
 
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	meshconfig "istio.io/api/mesh/v1alpha1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/client"
 	"github.com/navarch/navarch/xds"
 )
@@ -41,6 +47,10 @@ type bootstrapNode struct {
 	SelfDiscovery bool
 	// CertDir holds the workload's certificate files (navarch agent certs --out).
 	CertDir string
+	// ProxyConfig is the proxy's own ProxyConfig as JSON (node metadata
+	// PROXY_CONFIG), nil for none: the nodes then take the mesh config's
+	// defaultConfig.
+	ProxyConfig map[string]any
 }
 
 func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -65,6 +75,7 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	clusterID := fs.String("cluster-id", "", "the Kubernetes cluster the proxy runs in, as the nodes name it (--kube-cluster-id; node metadata CLUSTER_ID): of cluster-local services it gets that cluster's endpoints only")
 	selfDiscovery := fs.Bool("self-discovery", false, "for --format envoy: a local cluster, the endpoints of the workload's own service, which Envoy's zone-aware load balancing (a DestinationRule's zoneAwareLbSetting) weighs zones by (node metadata ENABLE_SELF_DISCOVERY)")
 	httpProxyPort := fs.Uint("http-proxy-port", 0, "a port of 127.0.0.1 on which the Envoy is its application's HTTP proxy (http_proxy=127.0.0.1:PORT): every service's HTTP ports by the host and port a request names (node metadata HTTP_PROXY_PORT)")
+	proxyConfig := fs.String("proxy-config", "", "for --format envoy: the proxy's own ProxyConfig, YAML or JSON, as Istio's proxy.istio.io/config annotation (e.g. '{gatewayTopology: {numTrustedProxies: 1}}'); merged over the mesh config's defaultConfig, it is sent as node metadata PROXY_CONFIG, which the nodes take instead of the mesh's")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -75,6 +86,16 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	if *httpProxyPort > 65535 {
 		return fmt.Errorf("--http-proxy-port %d: want a port, 1-65535", *httpProxyPort)
+	}
+	var own *meshconfig.ProxyConfig
+	if *proxyConfig != "" {
+		if *format != "envoy" {
+			return errors.New("--proxy-config is for --format envoy (grpc-go reads no ProxyConfig)")
+		}
+		var err error
+		if own, err = parseProxyConfig(*proxyConfig); err != nil {
+			return fmt.Errorf("--proxy-config: %w", err)
+		}
 	}
 	c, err := cf.client()
 	if err != nil {
@@ -97,6 +118,19 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	for _, kv := range strings.Split(*labels, ",") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok {
 			node.Labels[k] = v
+		}
+	}
+	if own != nil {
+		var defaults *meshconfig.ProxyConfig
+		mesh, err := c.Get(ctx, api.MeshConfig.Name, api.MeshConfigNamespace, api.MeshConfigName)
+		switch {
+		case err == nil:
+			defaults = mesh.Spec.(*meshconfig.MeshConfig).GetDefaultConfig()
+		case !client.IsNotFound(err):
+			return fmt.Errorf("reading the mesh config's defaultConfig: %w", err)
+		}
+		if node.ProxyConfig, err = proxyConfigOver(defaults, own); err != nil {
+			return err
 		}
 	}
 	var doc any
@@ -199,7 +233,42 @@ func nodeMetadata(n bootstrapNode) map[string]any {
 	if n.SelfDiscovery {
 		md["ENABLE_SELF_DISCOVERY"] = "true"
 	}
+	if n.ProxyConfig != nil {
+		md["PROXY_CONFIG"] = n.ProxyConfig
+	}
 	return md
+}
+
+// parseProxyConfig reads a ProxyConfig given as YAML or JSON, strictly: an unknown
+// field or a wrong type is an error that names it.
+func parseProxyConfig(s string) (*meshconfig.ProxyConfig, error) {
+	j, err := yaml.YAMLToJSON([]byte(s))
+	if err != nil {
+		return nil, err
+	}
+	var pc meshconfig.ProxyConfig
+	if err := protojson.Unmarshal(j, &pc); err != nil {
+		return nil, err
+	}
+	return &pc, nil
+}
+
+// proxyConfigOver is own merged over defaults (the mesh config's defaultConfig, nil
+// for none), as istio-agent merges a pod's proxy.istio.io/config annotation over
+// it, as the JSON of node metadata PROXY_CONFIG.
+func proxyConfigOver(defaults, own *meshconfig.ProxyConfig) (map[string]any, error) {
+	merged := &meshconfig.ProxyConfig{}
+	if defaults != nil {
+		merged = proto.Clone(defaults).(*meshconfig.ProxyConfig)
+	}
+	proto.Merge(merged, own)
+	b, err := protojson.Marshal(merged)
+	if err != nil {
+		return nil, err
+	}
+	var out map[string]any
+	err = json.Unmarshal(b, &out)
+	return out, err
 }
 
 // nodeDoc is the bootstrap's node: id, metadata, locality, and extra key/value pairs.

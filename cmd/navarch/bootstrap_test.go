@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"regexp"
+	"strings"
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
@@ -152,5 +153,40 @@ func TestEnvoyStatsTagsTakeNavarchNames(t *testing.T) {
 		if value != c.value || rest != c.rest {
 			t.Errorf("%s: %s %q, left %q; want %q, left %q", c.stat, c.tag, value, rest, c.value, c.rest)
 		}
+	}
+}
+
+// TestProxyConfigFlag: --proxy-config is read strictly (an unknown field is named),
+// merged over the mesh config's defaultConfig as istio-agent merges a pod's
+// annotation, and read back by the nodes from the bootstrap's node.
+func TestProxyConfigFlag(t *testing.T) {
+	if _, err := parseProxyConfig("{gatewayTopology: {numTrustedProxy: 1}}"); err == nil || !strings.Contains(err.Error(), "numTrustedProxy") {
+		t.Fatalf("an unknown field: %v, want an error naming it", err)
+	}
+	if _, err := parseProxyConfig("{gatewayTopology: {numTrustedProxies: many}}"); err == nil {
+		t.Fatal("a count that is no number was taken")
+	}
+	own, err := parseProxyConfig("gatewayTopology: {numTrustedProxies: 2}\nproxyHeaders: {server: {disabled: true}}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defaults, err := parseProxyConfig(`{proxyHeaders: {requestId: {disabled: true}, server: {value: edge}}, tracing: {sampling: 5}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := proxyConfigOver(defaults, own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := validEnvoyBootstrap(t, []string{"127.0.0.1:15010"}, bootstrapNode{
+		ID: "router~10.0.0.1~gw-1.edge~edge.svc.cluster.local", Namespace: "edge", ProxyConfig: md}, false)
+	p, err := xds.ParseProxy(bs.GetNode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := p.ProxyConfig
+	if pc.GetGatewayTopology().GetNumTrustedProxies() != 2 || !pc.GetProxyHeaders().GetServer().GetDisabled().GetValue() ||
+		!pc.GetProxyHeaders().GetRequestId().GetDisabled().GetValue() || pc.GetTracing().GetSampling() != 5 {
+		t.Fatalf("the nodes read %v; want the flag's topology and server header over the mesh's request id and sampling", pc)
 	}
 }
