@@ -314,7 +314,7 @@ spec:
 		for _, want := range []string{"\npilot_xds_pushes{", "\npilot_xds ", "\npilot_proxy_convergence_time_bucket{", "\netcd_server_has_leader 1\n", "\ngo_goroutines ",
 			"\npilot_push_triggers{type=\"config\"} ", "\npilot_push_triggers{type=\"service\"} ", "\npilot_xds_push_time_bucket{type=\"lds\",",
 			"\npilot_xds_config_size_bytes_bucket{type=\"type.googleapis.com/envoy.config.listener.v3.Listener\",",
-			"\npilot_services ", "\npilot_virt_services 1\n", "\npilot_total_xds_internal_errors 0\n", "\nistio_build{component=\"pilot\",tag=\"",
+			"\npilot_services ", "\npilot_virt_services 1\n", "\npilot_debounce_time_bucket{", "\npilot_pushcontext_init_seconds_bucket{", "\npilot_proxy_queue_time_bucket{", "\npilot_total_xds_internal_errors 0\n", "\nistio_build{component=\"pilot\",tag=\"",
 			"\ncitadel_server_cert_chain_expiry_seconds "} {
 			if !strings.Contains(body, want) {
 				t.Errorf("/metrics has no %q", strings.TrimSpace(want))

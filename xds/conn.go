@@ -29,7 +29,8 @@ type conn struct {
 	identity    *Identity     // who the proxy proved to be; nil over plaintext
 	registered  *registration // the proxy's registration as a workload (AUTO_REGISTER_GROUP)
 	class       *class
-	queued      atomic.Bool // waiting for a push worker
+	queued      atomic.Bool  // waiting for a push worker
+	queuedAt    atomic.Int64 // since when (Unix nanoseconds)
 
 	mu       sync.Mutex
 	closed   bool
@@ -164,6 +165,7 @@ func (s *Server) closeConn(c *conn) {
 // it; a stream that is sending (or whose proxy reads slowly) holds up one worker only.
 func (s *Server) pushTo(c *conn) {
 	c.queued.Store(false)
+	s.metrics.queueTime.Observe(time.Since(time.Unix(0, c.queuedAt.Load())).Seconds())
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed || c.push == nil {

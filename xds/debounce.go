@@ -22,10 +22,11 @@ func DefaultDebounceConfig() DebounceConfig {
 	return DebounceConfig{Quiet: 10 * time.Millisecond, MinDelay: 50 * time.Millisecond, MaxDelay: time.Second}
 }
 
-// debounce calls push for batches of the signals received from in, until ctx ends.
-// Pushes run one at a time on the calling goroutine; signals that arrive during a push
-// are batched into the next one. now is time.Now except in tests.
-func debounce(ctx context.Context, in <-chan struct{}, cfg DebounceConfig, now func() time.Time, push func()) {
+// debounce calls push for batches of the signals received from in, until ctx ends,
+// with when the batch's first signal came. Pushes run one at a time on the calling
+// goroutine; signals that arrive during a push are batched into the next one. now is
+// time.Now except in tests.
+func debounce(ctx context.Context, in <-chan struct{}, cfg DebounceConfig, now func() time.Time, push func(first time.Time)) {
 	var lastEvent time.Time
 	lastPush := time.Duration(0)
 	for {
@@ -43,7 +44,7 @@ func debounce(ctx context.Context, in <-chan struct{}, cfg DebounceConfig, now f
 			}
 		}
 		lastEvent = now()
-		push()
+		push(start)
 		lastPush = now().Sub(lastEvent)
 		lastEvent = now()
 	}

@@ -64,7 +64,7 @@ func runDebounce(t *testing.T, cfg DebounceConfig) (chan struct{}, func() int, f
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		debounce(ctx, in, cfg, time.Now, func() { mu.Lock(); n++; mu.Unlock() })
+		debounce(ctx, in, cfg, time.Now, func(time.Time) { mu.Lock(); n++; mu.Unlock() })
 	}()
 	count := func() int { mu.Lock(); defer mu.Unlock(); return n }
 	return in, count, func() { cancel(); <-done }

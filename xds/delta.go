@@ -60,8 +60,11 @@ func (s *Server) deltaRequest(stream discovery.AggregatedDiscoveryService_DeltaA
 		}
 		watches[t] = w
 	}
-	if req.ResponseNonce != "" && req.ResponseNonce == w.nonce {
+	switch {
+	case req.ResponseNonce != "" && req.ResponseNonce == w.nonce:
 		s.deltaAck(c, t, w, req)
+	case req.ResponseNonce != "":
+		s.metrics.expiredNonce.WithLabelValues(shortType(t)).Inc() // a reply to an older response
 	}
 	changed := false
 	for _, n := range req.ResourceNamesSubscribe {

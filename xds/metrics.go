@@ -7,19 +7,23 @@ import "github.com/prometheus/client_golang/prometheus"
 // times are shorter, the same labels and buckets), so Istio's control plane
 // dashboard and alerts work.
 type Metrics struct {
-	pushes      *prometheus.CounterVec   // pilot_xds_pushes{type}
-	pushTime    *prometheus.HistogramVec // pilot_xds_push_time{type}
-	configSize  *prometheus.HistogramVec // pilot_xds_config_size_bytes{type}
-	triggers    *prometheus.CounterVec   // pilot_push_triggers{type}
-	convergence prometheus.Histogram     // pilot_proxy_convergence_time
-	rejects     *prometheus.CounterVec   // pilot_total_xds_rejects{type}
-	connected   prometheus.Gauge         // pilot_xds
-	services    prometheus.Gauge         // pilot_services
-	virtual     prometheus.Gauge         // pilot_virt_services
-	buildTime   prometheus.Histogram     // navarch_xds_build_seconds
-	buildErrors prometheus.Counter       // pilot_total_xds_internal_errors
-	sent        *prometheus.CounterVec   // navarch_xds_resources_sent_total{type}
-	classes     prometheus.Gauge         // navarch_xds_proxy_classes
+	pushes       *prometheus.CounterVec   // pilot_xds_pushes{type}
+	pushTime     *prometheus.HistogramVec // pilot_xds_push_time{type}
+	configSize   *prometheus.HistogramVec // pilot_xds_config_size_bytes{type}
+	triggers     *prometheus.CounterVec   // pilot_push_triggers{type}
+	debounceTime prometheus.Histogram     // pilot_debounce_time
+	snapshotTime prometheus.Histogram     // pilot_pushcontext_init_seconds
+	queueTime    prometheus.Histogram     // pilot_proxy_queue_time
+	expiredNonce *prometheus.CounterVec   // pilot_xds_expired_nonce{type}
+	convergence  prometheus.Histogram     // pilot_proxy_convergence_time
+	rejects      *prometheus.CounterVec   // pilot_total_xds_rejects{type}
+	connected    prometheus.Gauge         // pilot_xds
+	services     prometheus.Gauge         // pilot_services
+	virtual      prometheus.Gauge         // pilot_virt_services
+	buildTime    prometheus.Histogram     // navarch_xds_build_seconds
+	buildErrors  prometheus.Counter       // pilot_total_xds_internal_errors
+	sent         *prometheus.CounterVec   // navarch_xds_resources_sent_total{type}
+	classes      prometheus.Gauge         // navarch_xds_proxy_classes
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -40,6 +44,24 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"type"}),
 		triggers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pilot_push_triggers", Help: "Pushes, by what changed (config, service, endpoint, global); a push of several changes counts once for each.",
+		}, []string{"type"}),
+		debounceTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pilot_debounce_time",
+			Help:    "Seconds from the first change of a push to its streams being queued for it (batching, the snapshot and the builds).",
+			Buckets: []float64{.001, .01, .1, 1, 3, 5, 10, 20, 30},
+		}),
+		snapshotTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pilot_pushcontext_init_seconds",
+			Help:    "Seconds to index the registry and configuration for a push (the snapshot).",
+			Buckets: []float64{.001, .01, .1, 0.5, 1, 3, 5},
+		}),
+		queueTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pilot_proxy_queue_time",
+			Help:    "Seconds a stream waits for a push worker.",
+			Buckets: []float64{.001, .01, .1, .5, 1, 3, 5, 10, 20, 30},
+		}),
+		expiredNonce: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pilot_xds_expired_nonce", Help: "Requests that answer a response older than the stream's last (ignored), by type.",
 		}, []string{"type"}),
 		convergence: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "pilot_proxy_convergence_time",
@@ -73,7 +95,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "navarch_xds_proxy_classes", Help: "Distinct proxy classes with connected proxies (each is built once per push).",
 		}),
 	}
-	reg.MustRegister(m.pushes, m.pushTime, m.configSize, m.triggers, m.convergence, m.rejects, m.connected,
+	reg.MustRegister(m.pushes, m.pushTime, m.configSize, m.triggers, m.debounceTime, m.snapshotTime, m.queueTime, m.expiredNonce, m.convergence, m.rejects, m.connected,
 		m.services, m.virtual, m.buildTime, m.buildErrors, m.sent, m.classes)
 	return m
 }

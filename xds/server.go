@@ -205,6 +205,7 @@ func (s *Server) enqueue(c *conn) {
 	if !c.queued.CompareAndSwap(false, true) {
 		return
 	}
+	c.queuedAt.Store(time.Now().UnixNano())
 	select {
 	case s.queue <- c:
 	default:
@@ -213,9 +214,11 @@ func (s *Server) enqueue(c *conn) {
 }
 
 // push rebuilds every class with connected proxies from the current snapshot and
-// tells their streams.
-func (s *Server) push() {
+// tells their streams, for changes the first of which came at first.
+func (s *Server) push(first time.Time) {
+	start := time.Now()
 	snap := s.src.Snapshot()
+	s.metrics.snapshotTime.Observe(time.Since(start).Seconds())
 	s.mu.Lock()
 	if snap == s.snap {
 		s.mu.Unlock()
@@ -267,6 +270,7 @@ func (s *Server) push() {
 	for _, c := range conns {
 		s.enqueue(c)
 	}
+	s.metrics.debounceTime.Observe(time.Since(first).Seconds())
 }
 
 // buildClass returns the class's build for snap, building it unless it exists.

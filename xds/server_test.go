@@ -20,6 +20,8 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -138,7 +140,7 @@ func recvSotW(t *testing.T, st discovery.AggregatedDiscoveryService_StreamAggreg
 
 func TestSotWSendsNamedResourcesAndPushesChanges(t *testing.T) {
 	src := newFakeSource(snapshotOf(t, reviewsSE))
-	_, cc := startServer(t, src)
+	s, cc := startServer(t, src)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	st, err := discovery.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
@@ -176,6 +178,35 @@ spec:
 	if next.TypeUrl != RouteType || next.VersionInfo == rresp.VersionInfo {
 		t.Fatalf("after the change got %s version %s, want a new route version (had %s)", next.TypeUrl, next.VersionInfo, rresp.VersionInfo)
 	}
+	// The push was timed as istiod times its own (pilot_debounce_time,
+	// pilot_pushcontext_init_seconds, pilot_proxy_queue_time); an answer to the
+	// route response before last is counted as an expired nonce (so may the ACK of
+	// that response, if it reached the server after the push).
+	st.Send(&discovery.DiscoveryRequest{TypeUrl: RouteType, ResourceNames: []string{route}, VersionInfo: rresp.VersionInfo, ResponseNonce: rresp.Nonce})
+	deadline := time.Now().Add(5 * time.Second)
+	for what, observed := range map[string]func() bool{ // the push records its times as it ends, maybe after the send
+		"a debounce time":  func() bool { return histogramCount(t, s.metrics.debounceTime) > 0 },
+		"a snapshot time":  func() bool { return histogramCount(t, s.metrics.snapshotTime) > 0 },
+		"a queue time":     func() bool { return histogramCount(t, s.metrics.queueTime) > 0 },
+		"an expired nonce": func() bool { return testutil.ToFloat64(s.metrics.expiredNonce.WithLabelValues("rds")) >= 1 },
+	} {
+		for !observed() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s was not recorded", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// histogramCount is how many observations h has.
+func histogramCount(t *testing.T, h prometheus.Histogram) uint64 {
+	t.Helper()
+	var m dto.Metric
+	if err := h.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount()
 }
 
 func TestSotWDoesNotResendRejectedVersion(t *testing.T) {

@@ -53,6 +53,7 @@ func (s *Server) sotwRequest(stream discovery.AggregatedDiscoveryService_StreamA
 	}
 	if req.ResponseNonce != "" {
 		if req.ResponseNonce != w.nonce {
+			s.metrics.expiredNonce.WithLabelValues(shortType(t)).Inc()
 			return nil // a reply to an older response; a newer one is on its way
 		}
 		s.sotwAck(c, t, w, req)
