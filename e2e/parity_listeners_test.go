@@ -201,19 +201,7 @@ spec:
 		}
 		return out
 	}
-	want := describe(istiod)
-	var got []string
-	eventually(t, 30*time.Second, "navarch's scoped configuration", func() error {
-		if got = describe(navarch); !slices.Equal(got[:1], want[:1]) {
-			return fmt.Errorf("listeners %v, istiod's %v", got[0], want[0])
-		}
-		return nil
-	})
-	for i := range max(len(got), len(want)) {
-		if at(got, i) != at(want, i) {
-			t.Errorf("\n\tistiod:  %s\n\tnavarch: %s", at(want, i), at(got, i))
-		}
-	}
+	want := compareListings(t, describe, istiod, navarch)
 	if all := strings.Join(want, "\n"); strings.Contains(all, "other.shop") || !strings.Contains(all, "BlackHoleCluster") {
 		t.Errorf("istiod's configuration is not scoped as this test expects:\n%s", all)
 	}
@@ -450,6 +438,17 @@ spec:
 		}
 		return out
 	}
+	want := compareListings(t, describe, istiod, navarch)
+	if !strings.Contains(want[0], "10.9.0.20_3307") {
+		t.Errorf("istiod gave the client no listener of db's own port, which this test expects: %s", want[0])
+	}
+}
+
+// compareListings compares, line by line, what describe says of istiod's
+// configuration and of navarch's, once navarch's first line (the listeners there are)
+// is istiod's, and returns istiod's.
+func compareListings(t *testing.T, describe func(server string) []string, istiod, navarch string) []string {
+	t.Helper()
 	want := describe(istiod)
 	var got []string
 	eventually(t, 30*time.Second, "navarch's listeners", func() error {
@@ -463,7 +462,5 @@ spec:
 			t.Errorf("\n\tistiod:  %s\n\tnavarch: %s", at(want, i), at(got, i))
 		}
 	}
-	if !strings.Contains(want[0], "10.9.0.20_3307") {
-		t.Errorf("istiod gave the client no listener of db's own port, which this test expects: %s", want[0])
-	}
+	return want
 }
