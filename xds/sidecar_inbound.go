@@ -90,7 +90,8 @@ type inboundPort struct {
 	// service is the service whose port this is (for a Sidecar ingress listener,
 	// the one whose workload port it is, if any), and servicePort its port (the
 	// Sidecar ingress listener's); sidecar is "<name>.<namespace>" of the Sidecar of
-	// an ingress listener. They name the port's statistics (inboundStatName).
+	// an ingress listener. They name the port's statistics (tcpStatPrefix,
+	// clusterStatName).
 	service     *registry.Service
 	servicePort registry.Port
 	sidecar     string
