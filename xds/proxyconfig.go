@@ -3,6 +3,7 @@ package xds
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -83,7 +84,14 @@ type proxyHeaders struct {
 	currentCert       *hcmv3.HttpConnectionManager_SetCurrentClientCertDetails
 }
 
+// headersFor returns the proxy headers of the connection managers of class, worked
+// out once per build (every connection manager, rewriting route and route
+// configuration asks).
 func headersFor(ctx *Context, class listenerClass) proxyHeaders {
+	return derived(ctx, "proxy-headers-"+strconv.Itoa(int(class)), func() proxyHeaders { return buildHeaders(ctx, class) })
+}
+
+func buildHeaders(ctx *Context, class listenerClass) proxyHeaders {
 	ph := proxyHeaders{serverName: envoyServerName, serverTransform: hcmv3.HttpConnectionManager_OVERWRITE, attemptCount: true,
 		forwardClientCert: hcmv3.HttpConnectionManager_APPEND_FORWARD}
 	if class == classOutbound {
