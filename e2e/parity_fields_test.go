@@ -78,11 +78,11 @@ spec:
 `
 
 // clusterFieldsNotCompared are the cluster fields TestSameClustersUnderDestinationRulesAsIstiod
-// leaves out, and why: istiod's telemetry (metadata, istio-proxy's filters); where
+// leaves out, and why: istiod's telemetry metadata; where
 // certificates come from (istiod's SDS through istio-agent's sds-grpc cluster,
 // navarch's over ADS); an endpoint's health status, which istiod leaves unset and
 // navarch sets HEALTHY, the same to Envoy.
-var clusterFieldsNotCompared = regexp.MustCompile(`(^|\.)(metadata|filters|sdsConfig|healthStatus)(\.|\[|$)`)
+var clusterFieldsNotCompared = regexp.MustCompile(`(^|\.)(metadata|sdsConfig|healthStatus)(\.|\[|$)`)
 
 // TestSameClustersUnderDestinationRulesAsIstiod compares every cluster an Envoy
 // sidecar gets for destinationRuleParity from istiod and from navarch, field by

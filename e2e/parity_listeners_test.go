@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	_ "istio.io/api/envoy/extensions/stats" // istio-proxy's stats filter, for protoFields
 	"maps"
 	"regexp"
 	"slices"
@@ -326,54 +327,214 @@ func compareNamed(t *testing.T, want, got map[string]string) {
 }
 
 // TestSameHTTPFilterOrderAsIstiod compares the HTTP filters of a sidecar's outbound
-// connection manager and a gateway's, from istiod and from navarch: the order of
-// those both have (fault injection, CORS, the router), and the configuration of
-// each. istiod's others are istio-proxy's telemetry.
+// connection manager, its inbound one and a gateway's, from istiod and from navarch:
+// their order and the configuration of each, istio-proxy's own (metadata exchange,
+// ALPN override, Istio's stats) included. It does so with Istio's default mesh
+// config (no metrics), and with metrics counted by Prometheus (the mesh config's
+// default provider) under Telemetries of the root namespace and the proxies'
+// namespace that override metrics and their tags by side, and a ProxyConfig that
+// keeps metadata exchange headers in the mesh.
 func TestSameHTTPFilterOrderAsIstiod(t *testing.T) {
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
-	istiod, navarch := bothControlPlanes(t, bin, strings.Replace(sniffParity, "MODE", "PERMISSIVE", 1)+listenerParity)
-	for _, c := range []struct {
-		id, app, listener string
-		port              uint32
+	base := strings.Replace(sniffParity, "MODE", "PERMISSIVE", 1) + listenerParity
+	for _, sc := range []struct {
+		name, config string
+		proxyConfig  map[string]any
+		stats        bool // whether every connection manager counts Istio's metrics
 	}{
-		{"sidecar~127.0.0.70~client-0.default~default.svc.cluster.local", "client", "0.0.0.0_8081", 8081},
-		{"router~127.0.0.90~ingress-0.default~default.svc.cluster.local", "ingressgateway", "0.0.0.0_80", 80},
+		{name: "Istio's defaults", config: base},
+		{name: "metrics", config: base + "---\n" + meshConfigMap("defaultProviders: {metrics: [prometheus]}") + telemetryMetrics,
+			proxyConfig: map[string]any{"proxyHeaders": map[string]any{"metadataExchangeHeaders": map[string]any{"mode": "IN_MESH"}}}, stats: true},
 	} {
-		md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": c.app, "istio": c.app}}
-		filters := func(server string) []*hcmv3.HttpFilter {
-			l := envoyConfig(t, server, c.id, md).listeners[c.listener]
-			for _, f := range chainFor(l, "10.1.2.3", c.port, probe{http: "http/1.1"}).GetFilters() {
-				var h hcmv3.HttpConnectionManager
-				if f.GetTypedConfig().UnmarshalTo(&h) == nil {
-					return h.HttpFilters
+		t.Run(sc.name, func(t *testing.T) {
+			istiod, navarch := bothControlPlanes(t, bin, sc.config)
+			for _, c := range []struct {
+				id, app, listener, ip string
+				port                  uint32
+			}{
+				{"sidecar~127.0.0.70~client-0.default~default.svc.cluster.local", "client", "0.0.0.0_8081", "10.1.2.3", 8081},
+				{"sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "web", "virtualInbound", "127.0.0.66", 8081},
+				{"router~127.0.0.90~ingress-0.default~default.svc.cluster.local", "ingressgateway", "0.0.0.0_80", "10.1.2.3", 80},
+			} {
+				md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": c.app, "istio": c.app}}
+				if sc.proxyConfig != nil {
+					md["PROXY_CONFIG"] = sc.proxyConfig
 				}
+				filters := func(server string) []*hcmv3.HttpFilter {
+					l := envoyConfig(t, server, c.id, md).listeners[c.listener]
+					for _, f := range chainFor(l, c.ip, c.port, probe{http: "http/1.1"}).GetFilters() {
+						var h hcmv3.HttpConnectionManager
+						if f.GetTypedConfig().UnmarshalTo(&h) == nil {
+							return h.HttpFilters
+						}
+					}
+					t.Fatalf("%s: no HTTP connection manager for HTTP on %s", server, c.listener)
+					return nil
+				}
+				described := func(fs []*hcmv3.HttpFilter) (order []string, config map[string]string) {
+					config = map[string]string{}
+					for _, f := range fs {
+						order = append(order, f.Name)
+						config[c.listener+" "+f.Name] = fmt.Sprint(protoFields(t, f, regexp.MustCompile(`^$`), nil))
+					}
+					return order, config
+				}
+				wantOrder, wantConfig := described(filters(istiod))
+				gotOrder, gotConfig := described(filters(navarch))
+				if !slices.Equal(gotOrder, wantOrder) {
+					t.Errorf("%s: HTTP filters in the order %v, istiod's %v", c.listener, gotOrder, wantOrder)
+				}
+				if slices.Contains(wantOrder, "istio.stats") != sc.stats {
+					t.Errorf("%s: istiod's HTTP filters %v, want Istio's stats counted: %v", c.listener, wantOrder, sc.stats)
+				}
+				compareNamed(t, wantConfig, gotConfig)
 			}
-			t.Fatalf("%s: no HTTP connection manager for HTTP on %s", server, c.listener)
-			return nil
-		}
-		want, got := filters(istiod), filters(navarch)
-		ours := map[string]bool{}
-		for _, f := range got {
-			ours[f.Name] = true
-		}
-		var wantOrder, gotOrder []string
-		wantConfig, gotConfig := map[string]string{}, map[string]string{}
-		for _, f := range want {
-			if ours[f.Name] {
-				wantOrder = append(wantOrder, f.Name)
-				wantConfig[f.Name] = fmt.Sprint(protoFields(t, f, regexp.MustCompile(`^$`), nil))
-			}
-		}
-		for _, f := range got {
-			gotOrder = append(gotOrder, f.Name)
-			gotConfig[f.Name] = fmt.Sprint(protoFields(t, f, regexp.MustCompile(`^$`), nil))
-		}
-		if !slices.Equal(gotOrder, wantOrder) {
-			t.Errorf("%s: HTTP filters in the order %v, istiod's %v", c.listener, gotOrder, wantOrder)
-		}
-		compareNamed(t, wantConfig, gotConfig)
+		})
 	}
 }
+
+// TestSameNetworkFiltersAsIstiod compares the network filters of a sidecar's and a
+// gateway's chains, from istiod and from navarch, under Istio's metrics
+// (telemetryMetrics): their order, and the configuration of each but the HTTP
+// connection manager (TestSameHTTPFilterOrderAsIstiod's). A client's outbound TCP
+// port, passthrough and loop-breaking chains; a server's inbound TCP port in
+// plaintext and mTLS, its HTTP port, passthrough and loop-breaking chains; a
+// gateway's TCP server, mTLS server and AUTO_PASSTHROUGH chains. Metadata exchange
+// goes on the inbound side and on a gateway's mTLS servers, Istio's stats before
+// every TCP proxy.
+func TestSameNetworkFiltersAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	config := strings.Replace(sniffParity, "MODE", "PERMISSIVE", 1) + listenerParity + tcpGatewayParity +
+		"---\n" + meshConfigMap("defaultProviders: {metrics: [prometheus]}") + telemetryMetrics
+	istiod, navarch := bothControlPlanes(t, bin, config)
+	const (
+		client  = "sidecar~127.0.0.70~client-0.default~default.svc.cluster.local"
+		web     = "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local"
+		gateway = "router~127.0.0.90~ingress-0.default~default.svc.cluster.local"
+	)
+	labels := map[string]string{client: "client", web: "web", gateway: "ingressgateway"}
+	mesh := probe{tls: true, alpn: []string{"istio-peer-exchange", "istio"}}
+	type chain struct {
+		id, listener, ip string
+		port             uint32
+		probe            probe
+	}
+	chains := []chain{
+		{client, "0.0.0.0_8083", "127.0.0.66", 8083, probe{}},
+		{client, "virtualOutbound", "10.1.2.3", 5555, probe{}},
+		{client, "virtualOutbound", "127.0.0.70", 15001, probe{}},
+		{web, "virtualInbound", "127.0.0.66", 8083, probe{}},
+		{web, "virtualInbound", "127.0.0.66", 8083, mesh},
+		{web, "virtualInbound", "127.0.0.66", 8081, probe{http: "http/1.1"}},
+		{web, "virtualInbound", "127.0.0.66", 5555, probe{}},
+		{web, "virtualInbound", "127.0.0.66", 5555, mesh},
+		{web, "virtualInbound", "127.0.0.66", 15006, probe{}},
+	}
+	describe := func(server string) map[string]string {
+		out := map[string]string{}
+		add := func(where string, fs []*listenerv3.Filter) {
+			var names []string
+			for _, f := range fs {
+				names = append(names, f.Name)
+				if f.Name != "envoy.filters.network.http_connection_manager" {
+					out[where+" "+f.Name] = fmt.Sprint(protoFields(t, f, regexp.MustCompile(`^$`), nil))
+				}
+			}
+			out[where] = strings.Join(names, ",")
+		}
+		configs := map[string]envoyView{}
+		for id, app := range labels {
+			configs[id] = envoyConfig(t, server, id, map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": app, "istio": app}})
+		}
+		for _, c := range chains {
+			where := fmt.Sprintf("%s %s %s:%d %v", labels[c.id], c.listener, c.ip, c.port, c.probe)
+			add(where, chainFor(configs[c.id].listeners[c.listener], c.ip, c.port, c.probe).GetFilters())
+		}
+		for _, name := range []string{"0.0.0.0_15443", "0.0.0.0_31400", "0.0.0.0_15444"} {
+			l := configs[gateway].listeners[name]
+			if l == nil {
+				out["gateway "+name] = "no listener"
+				continue
+			}
+			for _, fc := range append(l.FilterChains, l.DefaultFilterChain) {
+				if fc != nil {
+					add(fmt.Sprintf("gateway %s sni=%v", name, fc.GetFilterChainMatch().GetServerNames()), fc.Filters)
+				}
+			}
+		}
+		return out
+	}
+	want, got := describe(istiod), describe(navarch)
+	compareNamed(t, want, got)
+	for _, where := range []string{"web virtualInbound 127.0.0.66:8083 bytes", "client 0.0.0.0_8083 127.0.0.66:8083 bytes"} {
+		if !strings.Contains(want[where], "istio.stats") {
+			t.Errorf("%s: istiod's network filters %q count no metrics, which this test expects", where, want[where])
+		}
+	}
+}
+
+// tcpGatewayParity is a gateway with a TCP server and an mTLS one (ISTIO_MUTUAL),
+// both routed to web2's TCP port.
+const tcpGatewayParity = `---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: tcp-public}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 31400, name: tcp, protocol: TCP}
+    hosts: ["*"]
+  - port: {number: 15444, name: tls-mesh, protocol: TLS}
+    hosts: ["*"]
+    tls: {mode: ISTIO_MUTUAL}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: tcp-public}
+spec:
+  hosts: ["*"]
+  gateways: [tcp-public]
+  tcp: [{route: [{destination: {host: web2.default.svc.cluster.local, port: {number: 8083}}}]}]
+`
+
+// telemetryMetrics overrides metrics: the root namespace's Telemetry every 15 s
+// for TCP, a tag more on requests counted on the client side, request durations not
+// counted on the server side, a tag less everywhere on request sizes, a tag more on
+// every metric of the server side; the default
+// namespace's adds a custom metric's tag, re-counts request durations on the server
+// side and turns off every metric of the client side, but request counts.
+const telemetryMetrics = `---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  metrics:
+  - providers: [{name: prometheus}]
+    reportingInterval: 15s
+    overrides:
+    - match: {metric: REQUEST_COUNT, mode: CLIENT}
+      tagOverrides: {request_host: {value: request.host}}
+    - match: {metric: REQUEST_DURATION, mode: SERVER}
+      disabled: true
+    - match: {metric: REQUEST_SIZE}
+      tagOverrides: {response_flags: {operation: REMOVE}}
+    - match: {mode: SERVER}
+      tagOverrides: {mesh_id: {value: "'m1'"}}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: default-metrics, namespace: default}
+spec:
+  metrics:
+  - overrides:
+    - match: {customMetric: my_metric}
+      tagOverrides: {team: {value: "'payments'"}}
+    - match: {metric: REQUEST_DURATION, mode: SERVER}
+      disabled: false
+    - match: {metric: ALL_METRICS, mode: CLIENT}
+      disabled: true
+    - match: {metric: REQUEST_COUNT, mode: CLIENT}
+`
 
 // TestSameSidecarEgressPortAsIstiod gives a client a Sidecar whose egress listener
 // on TCP port 3306 imports db (which listens on 3307 only), cache2 (6379 and 6380)

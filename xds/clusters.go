@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
@@ -74,6 +75,7 @@ func (g clusters) Generate(ctx *Context) []named {
 					c := newCluster(ctx, svc, port, subset, name, g.envoy)
 					if g.envoy {
 						c.CircuitBreakers = defaultCircuitBreakers()
+						c.Filters = clusterMXFilters()
 						c.AltStatName = outboundStatName(ctx, svc, port, subset, name) + statDelimiter
 					}
 					tp := trafficPolicy(ctx.Mesh, dr, port.Number, subset)
@@ -101,6 +103,10 @@ func (g clusters) Generate(ctx *Context) []named {
 						c.TransportSocketMatches = autoMTLSMatches(mtls())
 					case g.envoy:
 						c.TransportSocket = originatedTLS(ctx.Mesh, tp.GetTls())
+						if c.TransportSocket != nil {
+							// TLS of the DestinationRule's: its ALPN is not Istio's.
+							istioMetadata(c).Fields["alpn_override"] = structpb.NewStringValue("false")
+						}
 					}
 					if g.envoy {
 						applyProxyProtocol(c, tp.GetProxyProtocol())

@@ -2,6 +2,7 @@ package xds
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -97,13 +98,26 @@ func inboundFilters(t *testing.T, docs ...string) (http []*hcmv3.HttpFilter, tcp
 		case 8080: // the chain of plaintext HTTP (others pass TLS through)
 			var hcm hcmv3.HttpConnectionManager
 			if last := c.Filters[len(c.Filters)-1]; last.GetTypedConfig().UnmarshalTo(&hcm) == nil && http == nil {
-				http = hcm.HttpFilters
+				http = withoutCommon(hcm.HttpFilters)
 			}
 		case 5432:
-			tcp = c.Filters[:len(c.Filters)-1]
+			tcp = withoutCommon(c.Filters[:len(c.Filters)-1])
 		}
 	}
 	return http, tcp, err
+}
+
+// withoutCommon leaves out of a filter list those every connection manager (or TCP
+// chain) has, whatever the policies: Istio's metadata exchange and statistics,
+// ALPN override, fault injection and CORS.
+func withoutCommon[T interface{ GetName() string }](fs []T) []T {
+	return slices.DeleteFunc(slices.Clone(fs), func(f T) bool {
+		switch f.GetName() {
+		case mxFilterName, statsFilterName, alpnFilterName, grpcStatsFilter, faultFilter, corsFilter:
+			return true
+		}
+		return false
+	})
 }
 
 func names[T interface{ GetName() string }](fs []T) string {
@@ -277,7 +291,7 @@ spec:
 	if err := l.FilterChains[0].Filters[0].GetTypedConfig().UnmarshalTo(&hcm); err != nil {
 		t.Fatal(err)
 	}
-	if got := names(hcm.HttpFilters); !strings.HasPrefix(got, "envoy.filters.http.rbac.custom,envoy.filters.http.ext_authz,") {
+	if got := names(withoutCommon(hcm.HttpFilters)); !strings.HasPrefix(got, "envoy.filters.http.rbac.custom,envoy.filters.http.ext_authz,") {
 		t.Errorf("gateway HTTP filters %s", got)
 	}
 }

@@ -281,7 +281,7 @@ func plaintextChains(ctx *Context, gl gatewayListener, servers []gatewayServer) 
 	}
 	for _, s := range servers {
 		if f := tcpRoute(ctx, s, port); f != nil {
-			return []*listenerv3.FilterChain{{Filters: append(rbacNetworkFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), f)}}
+			return []*listenerv3.FilterChain{{Filters: tcpTelemetry(ctx, classGateway, false, append(rbacNetworkFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), f)...)}}
 		}
 	}
 	return nil
@@ -321,7 +321,8 @@ func tlsChains(ctx *Context, port uint32, servers []gatewayServer) []*listenerv3
 			if kindOf(s.Server) == kindHTTPS {
 				filters = []*listenerv3.Filter{gatewayHTTP(ctx, "https."+strconv.FormatUint(uint64(port), 10)+"."+s.name(), port)}
 			} else if f := tcpRoute(ctx, s, port); f != nil {
-				filters = append(rbacNetworkFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), f)
+				filters = tcpTelemetry(ctx, classGateway, s.GetTls().GetMode() == networking.ServerTLSSettings_ISTIO_MUTUAL,
+					append(rbacNetworkFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), f)...)
 			} else {
 				continue
 			}
@@ -447,7 +448,7 @@ func gatewayHTTP(ctx *Context, route string, port uint32) *listenerv3.Filter {
 		StatPrefix: "outbound_0.0.0.0_" + strconv.FormatUint(uint64(port), 10) + statDelimiter,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 			ConfigSource: adsConfigSource(), RouteConfigName: route}},
-		HttpFilters:       append(rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), envoyClientFilters(ph)...),
+		HttpFilters:       envoyHTTPFilters(ctx, classGateway, rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), ph.skipMXHeaders),
 		AccessLog:         accessLogsFor(ctx).client,
 		Tracing:           tracingFor(ctx).client,
 		UseRemoteAddress:  wrapperspb.Bool(true), // the gateway is the edge: the client is the peer
@@ -508,7 +509,7 @@ func autoPassthroughChains(ctx *Context, s gatewayServer) []*listenerv3.FilterCh
 				out = append(out, &listenerv3.FilterChain{
 					Name:             s.name() + "." + clusterName(svc.Hostname, p.Number, subset),
 					FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: []string{sni}},
-					Filters:          []*listenerv3.Filter{namedTCPProxy(outboundStatName(ctx, svc, p, subset, sni), sni, accessLogsFor(ctx).client)},
+					Filters:          tcpTelemetry(ctx, classGateway, false, namedTCPProxy(outboundStatName(ctx, svc, p, subset, sni), sni, accessLogsFor(ctx).client)),
 				})
 			}
 		}
@@ -556,8 +557,8 @@ func passthroughChains(ctx *Context, s gatewayServer, port uint32) []*listenerv3
 				out = append(out, &listenerv3.FilterChain{
 					Name:             s.name() + "." + vs.Resource.Meta.Name,
 					FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: sni},
-					Filters: append(rbacNetworkFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels),
-						tcpProxyTo(ctx, vs.Resource, r.Route, registry.Port{Number: port, Name: s.GetPort().GetName()})),
+					Filters: tcpTelemetry(ctx, classGateway, false, append(rbacNetworkFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels),
+						tcpProxyTo(ctx, vs.Resource, r.Route, registry.Port{Number: port, Name: s.GetPort().GetName()}))...),
 				})
 			}
 		}

@@ -303,8 +303,8 @@ func TestTranslateJWT(t *testing.T) {
 	if err := lis.FilterChains[0].Filters[0].GetTypedConfig().UnmarshalTo(&hcm); err != nil {
 		t.Fatal(err)
 	}
-	if hcm.HttpFilters[0].Name != jwtFilter {
-		t.Errorf("gateway: want jwt_authn first, got %s", hcm.HttpFilters[0].Name)
+	if got := withoutCommon(hcm.HttpFilters); got[0].Name != jwtFilter {
+		t.Errorf("gateway: want jwt_authn first of the policies' filters, got %s", got[0].Name)
 	}
 
 	// Proxyless gRPC: no JWT filter; the ALLOW rule cannot match and the DENY rule,

@@ -4,7 +4,6 @@ import (
 	"strconv"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -96,16 +95,6 @@ func clientFilters() []*hcmv3.HttpFilter {
 		{Name: faultFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultv3.HTTPFault{})}},
 		routerHTTPFilter(),
 	}
-}
-
-// envoyClientFilters are the HTTP filters of an Envoy's outbound HTTP connection
-// managers (a sidecar's and a gateway's): what proxyless clients get, with CORS (as
-// routes configure it) between fault injection and the router, as istiod orders
-// them (a fault applies to a CORS preflight too).
-func envoyClientFilters(ph proxyHeaders) []*hcmv3.HttpFilter {
-	fault := &hcmv3.HttpFilter{Name: faultFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultv3.HTTPFault{})}}
-	cors := &hcmv3.HttpFilter{Name: corsFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&corsv3.Cors{})}}
-	return []*hcmv3.HttpFilter{fault, cors, ph.router()}
 }
 
 // routerHTTPFilter is the router, the last HTTP filter of every chain.

@@ -79,6 +79,9 @@ type proxyHeaders struct {
 	// preserveCase keeps the case of HTTP/1 header names, from the client through
 	// to the workload and back (Envoy lower-cases them).
 	preserveCase bool
+	// skipMXHeaders keeps a client's metadata exchange headers from destinations
+	// outside the mesh (metadataExchangeHeaders IN_MESH).
+	skipMXHeaders bool
 	// Inbound only (a gateway's come from its topology).
 	forwardClientCert hcmv3.HttpConnectionManager_ForwardClientCertDetails
 	currentCert       *hcmv3.HttpConnectionManager_SetCurrentClientCertDetails
@@ -112,6 +115,7 @@ func buildHeaders(ctx *Context, class listenerClass) proxyHeaders {
 	ph.xForwardedPort = c.GetXForwardedPort().GetEnabled().GetValue()
 	ph.xForwardedHost = c.GetXForwardedHost().GetEnabled().GetValue()
 	ph.preserveCase = c.GetPreserveHttp1HeaderCase().GetValue()
+	ph.skipMXHeaders = c.GetMetadataExchangeHeaders().GetMode() == meshconfig.ProxyConfig_ProxyHeaders_IN_MESH
 	if f := c.GetForwardedClientCert(); f != meshconfig.ForwardClientCertDetails_UNDEFINED {
 		ph.forwardClientCert = envoyForwardClientCert(f)
 	}

@@ -107,8 +107,8 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 				// A connection to 15001 itself would come back here without end.
 				Name:             virtualOutbound + "-blackhole",
 				FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(virtualOutboundPort)},
-				Filters:          []*listenerv3.Filter{tcpProxy(blackHoleCluster, nil)},
-			}, {Name: virtualOutbound, Filters: []*listenerv3.Filter{tcpProxy(cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client)}}},
+				Filters:          tcpTelemetry(ctx, classOutbound, false, tcpProxy(blackHoleCluster, nil)),
+			}, {Name: virtualOutbound, Filters: tcpTelemetry(ctx, classOutbound, false, tcpProxy(cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client))}},
 			TrafficDirection:                     corev3.TrafficDirection_OUTBOUND,
 			MaxConnectionsToAcceptPerSocketEvent: acceptPerSocketEvent(),
 		}}, {name: virtualInbound, msg: vin}}
@@ -338,7 +338,7 @@ func outboundHCM(ctx *Context, listener, rds string) *hcmv3.HttpConnectionManage
 		StatPrefix: "outbound_" + listener + statDelimiter,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 			ConfigSource: adsConfigSource(), RouteConfigName: rds}},
-		HttpFilters: envoyClientFilters(ph),
+		HttpFilters: envoyHTTPFilters(ctx, classOutbound, nil, ph.skipMXHeaders),
 		AccessLog:   accessLogsFor(ctx).client,
 		Tracing:     tracingFor(ctx).client,
 	}
@@ -529,6 +529,7 @@ func specialClusters(ctx *Context) []named {
 		ConnectTimeout:                durationpb.New(connectTimeout(ctx)),
 		CircuitBreakers:               defaultCircuitBreakers(),
 		TypedExtensionProtocolOptions: passthroughProtocol(),
+		Filters:                       clusterMXFilters(),
 	}
 	// The mesh's default connection pool caps what goes out to unknown
 	// destinations, as in Istio.

@@ -211,7 +211,7 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 		// Connections to 15006 itself would loop.
 		Name:             virtualInbound + "-blackhole",
 		FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(virtualInboundPort)},
-		Filters:          []*listenerv3.Filter{tcpProxy(blackHoleCluster, nil)},
+		Filters:          tcpTelemetry(ctx, classInbound, true, tcpProxy(blackHoleCluster, nil)),
 	}}
 	var declared []uint32 // ports of a protocol: the HTTP inspector leaves them alone
 	for _, port := range inboundPorts(ctx) {
@@ -219,11 +219,11 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 		name := "inbound|" + strconv.FormatUint(uint64(port.number), 10)
 		prefix := port.httpStatPrefix()
 		cluster := port.cluster()
-		tcp := append(rbacNetworkFilters(ctx, p.Namespace, p.Labels),
-			namedTCPProxy(port.tcpStatPrefix(ctx), cluster, accessLogsFor(ctx).server))
+		tcp := tcpTelemetry(ctx, classInbound, true, append(rbacNetworkFilters(ctx, p.Namespace, p.Labels),
+			namedTCPProxy(port.tcpStatPrefix(ctx), cluster, accessLogsFor(ctx).server))...)
 		app, alpn := tcp, alpnServerTCP // what the port's protocol gets, TLS terminated or plaintext
 		if port.http {
-			app, alpn = []*listenerv3.Filter{inboundHTTP(ctx, port.number, cluster, prefix)}, alpnServerHTTP
+			app, alpn = withInboundMX(inboundHTTP(ctx, port.number, cluster, prefix)), alpnServerHTTP
 		}
 		var portChains []*listenerv3.FilterChain
 		switch {
@@ -231,7 +231,7 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 			portChains = []*listenerv3.FilterChain{{Name: name + "|tls", TransportSocket: serverTLS(ctx.Mesh, port.tls, port.http), Filters: app,
 				FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(port.number), TransportProtocol: "tls"}}}
 		case port.sniffed:
-			portChains = sniffedInboundChains(ctx, mode, name, port.number, []*listenerv3.Filter{inboundHTTP(ctx, port.number, cluster, prefix)}, tcp)
+			portChains = sniffedInboundChains(ctx, mode, name, port.number, withInboundMX(inboundHTTP(ctx, port.number, cluster, prefix)), tcp)
 		default:
 			tlsPassed := tcp
 			if port.http {
@@ -264,10 +264,10 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 	}
 	mode := peerAuthMode(ctx.Snapshot, ctx.RootNamespace, p.Namespace, p.Labels, 0)
 	pass := inboundPort{passthrough: true}
-	passthrough := append(rbacNetworkFilters(ctx, p.Namespace, p.Labels),
-		namedTCPProxy(pass.tcpStatPrefix(ctx), inboundPassthroughCluster, accessLogsFor(ctx).server))
+	passthrough := tcpTelemetry(ctx, classInbound, true, append(rbacNetworkFilters(ctx, p.Namespace, p.Labels),
+		namedTCPProxy(pass.tcpStatPrefix(ctx), inboundPassthroughCluster, accessLogsFor(ctx).server))...)
 	httpPassthrough := inboundHTTP(ctx, 0, inboundPassthroughCluster, pass.httpStatPrefix())
-	chains = append(chains, sniffedInboundChains(ctx, mode, virtualInbound, 0, []*listenerv3.Filter{httpPassthrough}, passthrough)...)
+	chains = append(chains, sniffedInboundChains(ctx, mode, virtualInbound, 0, withInboundMX(httpPassthrough), passthrough)...)
 	virtual = &listenerv3.Listener{
 		Name:    virtualInbound,
 		Address: socketAddress("0.0.0.0", virtualInboundPort),
@@ -349,7 +349,6 @@ func inboundChains(ctx *Context, mode mtlsMode, name string, port uint32, termin
 // x-forwarded-client-cert (as the ProxyConfig's proxyHeaders say).
 func inboundHTTP(ctx *Context, port uint32, cluster, prefix string) *listenerv3.Filter {
 	ph := headersFor(ctx, classInbound)
-	filters := append(rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), ph.router())
 	name := "inbound|http|" + strconv.FormatUint(uint64(port), 10)
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix: prefix,
@@ -375,7 +374,7 @@ func inboundHTTP(ctx *Context, port uint32, cluster, prefix string) *listenerv3.
 				}},
 			}},
 		}},
-		HttpFilters:                 filters,
+		HttpFilters:                 envoyHTTPFilters(ctx, classInbound, rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), false),
 		AccessLog:                   accessLogsFor(ctx).server,
 		Tracing:                     tracingFor(ctx).server,
 		ForwardClientCertDetails:    ph.forwardClientCert,

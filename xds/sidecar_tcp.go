@@ -220,11 +220,14 @@ func (l *tcpListener) build(ctx *Context) *listenerv3.Listener {
 	if plain == nil { // only SNI chains: anything else is an unknown destination
 		plain = tcpProxy(cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client)
 	}
-	lis := outboundListener(l.name, l.ip, l.port, []*listenerv3.Filter{plain})
+	lis := outboundListener(l.name, l.ip, l.port, tcpTelemetry(ctx, classOutbound, false, plain))
 	if l.bindToPort {
 		lis.BindToPort, lis.MaxConnectionsToAcceptPerSocketEvent = nil, acceptPerSocketEvent()
 	}
 	chains := l.chains
+	for _, c := range chains {
+		c.Filters = tcpTelemetry(ctx, classOutbound, false, c.Filters...)
+	}
 	if l.httpRoute != "" {
 		chains = append(chains, &listenerv3.FilterChain{
 			Name:             "http",

@@ -42,8 +42,8 @@ import (
 // (envoyHttpAls, envoyTcpAls, envoyOtelAls); a provider of another kind, or one the
 // mesh config does not have, is reported and left out. Where no Telemetry logs and
 // the mesh config names no default provider, the mesh config's accessLogFile is the
-// log, as Istio's legacy setting. Tracing is tracing.go's; metrics settings are not
-// translated. Proxyless gRPC gets no access logs (nor does it in Istio).
+// log, as Istio's legacy setting. Tracing is tracing.go's, metrics istiometrics.go's.
+// Proxyless gRPC gets no access logs (nor does it in Istio).
 
 const (
 	envoyLogProvider = "envoy"
