@@ -25,9 +25,10 @@ import (
 // TestSameEndpointsAsIstiod compares, field by field, the endpoints an Envoy sidecar in
 // r1/z1/s1 gets from istiod and from navarch for services whose DestinationRules set
 // locality failover (with outlier detection) or outlier detection alone, with
-// weighted endpoints in several localities: localities, priorities, weights. Left out:
-// telemetry metadata and health status (unset through istiod, HEALTHY through
-// navarch: the same to Envoy).
+// weighted endpoints in several localities: localities, priorities, weights, and
+// the workload metadata of each (inline endpoints, WorkloadEntries named by their
+// labels, auto-registration group or own name). Left out: health status (unset
+// through istiod, HEALTHY through navarch: the same to Envoy).
 func TestSameEndpointsAsIstiod(t *testing.T) {
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
 	istiod, navarch := bothControlPlanes(t, bin, destinationRuleParity+`---
@@ -48,11 +49,36 @@ spec:
   host: b.default.svc.cluster.local
   trafficPolicy:
     outlierDetection: {consecutive5xxErrors: 3}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: c}
+spec:
+  hosts: [c.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {svc: c}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: c-labelled}
+spec: {address: 127.0.0.54, labels: {svc: c, app: cee, version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: c-registered, annotations: {istio.io/autoRegistrationGroup: c-group}}
+spec: {address: 127.0.0.55, labels: {svc: c, service.istio.io/canonical-name: cee-canonical, version: latest}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: c-named, labels: {service.istio.io/workload-name: c-workload}}
+spec: {address: 127.0.0.56, labels: {svc: c}}
 `)
 	id := "sidecar~127.0.0.60~web-0.default~default.svc.cluster.local"
 	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}}
-	names := []string{"outbound|8080||a.default.svc.cluster.local", "outbound|8080|v1|a.default.svc.cluster.local", "outbound|8080||b.default.svc.cluster.local"}
-	skip := regexp.MustCompile(`(^|\.)(metadata|healthStatus)(\.|\[|$)`)
+	names := []string{"outbound|8080||a.default.svc.cluster.local", "outbound|8080|v1|a.default.svc.cluster.local", "outbound|8080||b.default.svc.cluster.local", "outbound|8080||c.default.svc.cluster.local"}
+	skip := regexp.MustCompile(`(^|\.)healthStatus(\.|\[|$)`)
 	fields := func(server string) map[string]map[string]string {
 		envoyConfig(t, server, id, md)
 		st, node := adsStream(t, server, id, md)
@@ -182,7 +208,7 @@ func TestSameZoneAwareLoadBalancingAsIstiod(t *testing.T) {
 	for _, h := range []string{"z", "off", "loc", "m"} {
 		names = append(names, "outbound|8080||"+h+".default.svc.cluster.local")
 	}
-	skip := regexp.MustCompile(`(^|\.)(metadata|healthStatus)(\.|\[|$)`)
+	skip := regexp.MustCompile(`(^|\.)healthStatus(\.|\[|$)`)
 	local := map[string]*endpointv3.ClusterLoadAssignment{}
 	fields := func(server string) map[string]map[string]string {
 		st, node := adsStream(t, server, id, md)

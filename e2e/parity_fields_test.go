@@ -78,11 +78,11 @@ spec:
 `
 
 // clusterFieldsNotCompared are the cluster fields TestSameClustersUnderDestinationRulesAsIstiod
-// leaves out, and why: istiod's telemetry metadata; where
+// leaves out, and why: where
 // certificates come from (istiod's SDS through istio-agent's sds-grpc cluster,
 // navarch's over ADS); an endpoint's health status, which istiod leaves unset and
 // navarch sets HEALTHY, the same to Envoy.
-var clusterFieldsNotCompared = regexp.MustCompile(`(^|\.)(metadata|sdsConfig|healthStatus)(\.|\[|$)`)
+var clusterFieldsNotCompared = regexp.MustCompile(`(^|\.)(sdsConfig|healthStatus)(\.|\[|$)`)
 
 // TestSameClustersUnderDestinationRulesAsIstiod compares every cluster an Envoy
 // sidecar gets for destinationRuleParity from istiod and from navarch, field by
@@ -411,5 +411,33 @@ func TestSameInboundRoutesAsIstiod(t *testing.T) {
 	compareFields(t, want, got)
 	if len(want) != 3 {
 		t.Errorf("istiod has HTTP connection managers for %d of the 3 ports, which this test expects all to have", len(want))
+	}
+}
+
+// TestSameInboundClustersAsIstiod compares, field by field, the inbound clusters of
+// a sidecar whose workload two services select (web, a port of no protocol; web2,
+// an HTTP and a TCP port), one of them under a DestinationRule, from istiod and from
+// navarch: their settings and the metadata istio-proxy's stats read.
+func TestSameInboundClustersAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	istiod, navarch := bothControlPlanes(t, bin, strings.Replace(sniffParity, "MODE", "PERMISSIVE", 1)+listenerParity+`---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web2}
+spec:
+  host: web2.default.svc.cluster.local
+  trafficPolicy: {connectionPool: {tcp: {maxConnections: 7}}}
+`)
+	id := "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local"
+	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}}
+	inbound := func(server string) map[string]map[string]string {
+		out := clusterFields(t, envoyConfig(t, server, id, md).clusters)
+		maps.DeleteFunc(out, func(name string, _ map[string]string) bool { return !strings.HasPrefix(name, "inbound|") })
+		return out
+	}
+	want, got := inbound(istiod), inbound(navarch)
+	compareFields(t, want, got)
+	if len(want) < 3 {
+		t.Errorf("istiod gave the sidecar the inbound clusters %v; this test expects one per port", slices.Sorted(maps.Keys(want)))
 	}
 }

@@ -96,6 +96,13 @@ const InternalTrafficPolicyAnnotation = "navarch.io/internal-traffic-policy"
 // PreferSameNode.
 const NodeAnnotation = "navarch.io/node"
 
+// WorkloadNameAnnotation on a WorkloadEntry names the workload it is an instance
+// of, as Istio's telemetry names it (a pod's Deployment; the Kubernetes and Consul
+// adapters set it). Istio's own ways take precedence: the auto-registration group
+// annotation of a VM's entry, then the service.istio.io/workload-name label; else
+// the entry's name.
+const WorkloadNameAnnotation = "navarch.io/workload-name"
+
 // TrafficDistributionAnnotation on a ServiceEntry says which of its endpoints its
 // clients prefer, as Istio reads it (and as a Kubernetes Service's
 // spec.trafficDistribution): PreferClose or PreferSameZone, the clients' own
@@ -220,9 +227,13 @@ type Workload struct {
 	// Healthy is false when the source reports the workload failing its checks.
 	Healthy bool
 	// Node is the node the workload runs on (NodeAnnotation), if known.
-	Node   string
-	Source string
-	Origin api.Key
+	Node string
+	// WorkloadName is the workload this is an instance of, as Istio's telemetry
+	// names it: a pod's Deployment, a VM's WorkloadGroup, "<ServiceEntry>-<index>"
+	// for a ServiceEntry's inline endpoints (WorkloadNameAnnotation).
+	WorkloadName string
+	Source       string
+	Origin       api.Key
 }
 
 // PortFor returns the port the workload serves service port p on.

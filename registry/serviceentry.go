@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"cmp"
 	"fmt"
 	"sort"
 	"time"
@@ -64,6 +65,7 @@ func servicesFrom(r *api.Resource, source, domain string) ([]*Service, []*Worklo
 	wls := make([]*Workload, 0, len(se.Endpoints))
 	for i, ep := range se.Endpoints {
 		w := workloadFrom(ep, r.Meta.Namespace, fmt.Sprintf("%s#%d", r.Meta.Name, i), source, r.Key())
+		w.WorkloadName = fmt.Sprintf("%s-%d", r.Meta.Name, i) // as istiod names it
 		wls = append(wls, w)
 	}
 	return svcs, wls
@@ -88,7 +90,20 @@ func workloadFromEntry(r *api.Resource, source string) *Workload {
 		w.Healthy = false
 	}
 	w.Node = r.Meta.Annotations[NodeAnnotation]
+	w.WorkloadName = workloadName(r.Meta)
 	return w
+}
+
+// workloadName is the name of the workload a WorkloadEntry is an instance of, as
+// Istio's WorkloadNameFromWorkloadEntry has it (WorkloadNameAnnotation).
+func workloadName(m api.ObjectMeta) string {
+	if g, ok := m.Annotations["istio.io/autoRegistrationGroup"]; ok {
+		return g
+	}
+	if n, ok := m.Labels["service.istio.io/workload-name"]; ok {
+		return n
+	}
+	return cmp.Or(m.Annotations[WorkloadNameAnnotation], m.Name)
 }
 
 func workloadFrom(we *networking.WorkloadEntry, ns, name, source string, origin api.Key) *Workload {

@@ -109,6 +109,7 @@ func (g clusters) Generate(ctx *Context) []named {
 						}
 					}
 					if g.envoy {
+						serviceClusterMetadata(c, svc, subset, ctx.destinationRuleResource(svc))
 						applyProxyProtocol(c, tp.GetProxyProtocol())
 						applyRetryBudget(c, tp.GetRetryBudget())
 					}
@@ -660,10 +661,13 @@ func dnsLoadAssignment(ctx *Context, svc *registry.Service, port registry.Port, 
 	loc := &endpointv3.LocalityLbEndpoints{Locality: &corev3.Locality{}}
 	wls := subsetWorkloads(ctx, svc, subset)
 	if len(wls) == 0 { // the service's own host name, on the port's target port as in Istio
-		loc.LbEndpoints = append(loc.LbEndpoints, lbEndpoint(svc.Hostname, (&registry.Workload{}).PortFor(port), 1, true))
+		wls = []*registry.Workload{{Address: svc.Hostname, Namespace: svc.Namespace, Healthy: true,
+			WorkloadName: svc.Origin.Name, Source: svc.Source}}
 	}
 	for _, w := range wls {
-		loc.LbEndpoints = append(loc.LbEndpoints, lbEndpoint(w.Address, w.PortFor(port), max(w.Weight, 1), w.Healthy))
+		e := lbEndpoint(w.Address, w.PortFor(port), max(w.Weight, 1), w.Healthy)
+		e.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{"istio": workloadMetadata(w)}}
+		loc.LbEndpoints = append(loc.LbEndpoints, e)
 	}
 	loc.LoadBalancingWeight = wrapperspb.UInt32(uint32(len(loc.LbEndpoints)))
 	return &endpointv3.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpointv3.LocalityLbEndpoints{loc}}

@@ -173,8 +173,10 @@ func noGateways(string) []registry.Gateway { return nil }
 // network's healthy workloads' weight; a network without gateways (or a client
 // without the means to use them: Envoy with mTLS) is unreachable and left out.
 //
-// Endpoints for which mtls (if given) is true carry the metadata by which an Envoy
-// cluster's transport socket matches give them mTLS (autoMTLSMatches).
+// mtls is given for an Envoy's endpoints: those for which it is true carry the
+// metadata by which the cluster's transport socket matches give them mTLS
+// (autoMTLSMatches), and all carry their workload's telemetry metadata
+// (workloadMetadata).
 func loadAssignment(name string, port registry.Port, wls []*registry.Workload, from string, gateways func(network string) []registry.Gateway,
 	priority func(labels map[string]string, locality, network, node string) uint32, mtls func(*registry.Workload) bool) *endpointv3.ClusterLoadAssignment {
 	// wls come in the snapshot's stable order, so the output is deterministic.
@@ -183,7 +185,7 @@ func loadAssignment(name string, port registry.Port, wls []*registry.Workload, f
 		priority uint32
 	}
 	groups := map[group]*endpointv3.LocalityLbEndpoints{}
-	add := func(loc, network, node string, labels map[string]string, addr string, port, weight uint32, healthy, meshTLS bool) {
+	add := func(w *registry.Workload, loc, network, node string, labels map[string]string, addr string, port, weight uint32, healthy, meshTLS bool) {
 		g := group{locality: loc}
 		if priority != nil {
 			g.priority = priority(labels, loc, network, node)
@@ -194,8 +196,11 @@ func loadAssignment(name string, port registry.Port, wls []*registry.Workload, f
 			groups[g] = l
 		}
 		e := lbEndpoint(addr, port, weight, healthy)
-		if meshTLS {
-			e.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{transportSocketMatch: tlsModeIstio}}
+		if mtls != nil && w != nil {
+			e.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{"istio": workloadMetadata(w)}}
+			if meshTLS {
+				e.Metadata.FilterMetadata[transportSocketMatch] = tlsModeIstio
+			}
 		}
 		l.LbEndpoints = append(l.LbEndpoints, e)
 	}
@@ -207,7 +212,7 @@ func loadAssignment(name string, port registry.Port, wls []*registry.Workload, f
 		weight := max(w.Weight, 1)
 		switch {
 		case registry.SameNetwork(from, w.Network):
-			add(w.Locality, w.Network, w.Node, w.Labels, w.Address, w.PortFor(port), weight, w.Healthy, mtls != nil && mtls(w))
+			add(w, w.Locality, w.Network, w.Node, w.Labels, w.Address, w.PortFor(port), weight, w.Healthy, mtls != nil && mtls(w))
 		case w.Healthy:
 			remote[w.Network] += weight
 		}
@@ -215,7 +220,7 @@ func loadAssignment(name string, port registry.Port, wls []*registry.Workload, f
 	for _, network := range registry.SortedKeys(remote) {
 		gws := gateways(network)
 		for _, gw := range gws {
-			add(gw.Locality, network, "", nil, gw.Address, gw.Port, max(remote[network]/uint32(len(gws)), 1), true, false)
+			add(nil, gw.Locality, network, "", nil, gw.Address, gw.Port, max(remote[network]/uint32(len(gws)), 1), true, false)
 		}
 	}
 	order := make([]group, 0, len(groups))

@@ -49,7 +49,7 @@ type Context struct {
 	// TrustDomain and RootNamespace are the server's (see Config).
 	TrustDomain, RootNamespace string
 
-	rules   map[*registry.Service]*networking.DestinationRule
+	rules   map[*registry.Service]*api.Resource
 	sidecar *api.Resource // the Sidecar that scopes the proxy, nil for none
 	// ruleScope names the DestinationRules with a workloadSelector that select the
 	// proxy; what is built from DestinationRules is shared only between classes with
@@ -106,7 +106,7 @@ func (s *Server) memoFor(snap *registry.Snapshot) *sync.Map {
 
 func newContext(snap *registry.Snapshot, p *Proxy, trustDomain, rootNS string) *Context {
 	ctx := &Context{Snapshot: snap, Proxy: p, Mesh: meshOf(snap), TrustDomain: trustDomain, RootNamespace: rootNS,
-		rules: map[*registry.Service]*networking.DestinationRule{}}
+		rules: map[*registry.Service]*api.Resource{}}
 	ctx.sidecar = sidecarFor(snap, p, rootNS)
 	ctx.ruleScope = selectingRules(snap, p)
 	ctx.Services = visibleServices(snap, p, ctx.sidecar)
@@ -158,16 +158,21 @@ func (ctx *Context) skip(name string, err error) {
 
 // destinationRule returns the DestinationRule spec that applies to svc, or nil.
 func (ctx *Context) destinationRule(svc *registry.Service) *networking.DestinationRule {
-	if dr, ok := ctx.rules[svc]; ok {
-		return dr
+	if r := ctx.destinationRuleResource(svc); r != nil {
+		return r.Spec.(*networking.DestinationRule)
 	}
-	var dr *networking.DestinationRule
+	return nil
+}
+
+// destinationRuleResource returns the DestinationRule that applies to svc, or nil.
+func (ctx *Context) destinationRuleResource(svc *registry.Service) *api.Resource {
+	if r, ok := ctx.rules[svc]; ok {
+		return r
+	}
 	rules := derived(ctx, "destination-rules", func() *registry.Rules { return ctx.Snapshot.DestinationRules(ctx.Proxy.Namespace) })
-	if r := rules.For(svc.Hostname, svc.Namespace, ctx.Proxy.Labels); r != nil {
-		dr = r.Spec.(*networking.DestinationRule)
-	}
-	ctx.rules[svc] = dr
-	return dr
+	r := rules.For(svc.Hostname, svc.Namespace, ctx.Proxy.Labels)
+	ctx.rules[svc] = r
+	return r
 }
 
 // build runs every generator of the profile and returns the built resources by type,

@@ -1,8 +1,10 @@
 package xds
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
+	"strings"
 
 	udpa "github.com/cncf/xds/go/udpa/type/v1"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -20,8 +22,10 @@ import (
 	alpnv2 "istio.io/api/envoy/config/filter/http/alpn/v2alpha1"
 	stats "istio.io/api/envoy/extensions/stats"
 	meshconfig "istio.io/api/mesh/v1alpha1"
+	networking "istio.io/api/networking/v1alpha3"
 	telemetry "istio.io/api/telemetry/v1alpha1"
 
+	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/registry"
 )
 
@@ -412,4 +416,102 @@ func istioMetadata(c *clusterv3.Cluster) *structpb.Struct {
 		c.Metadata.FilterMetadata["istio"] = m
 	}
 	return m
+}
+
+// serviceClusterMetadata sets on an Envoy's cluster of svc (its subset, if any)
+// the "istio" metadata istiod gives it, which istio-proxy's stats read for the
+// destination's labels: the service (host, short name, namespace), the
+// DestinationRule that applies (as its API path) and the subset, and whether the
+// service is outside the mesh.
+func serviceClusterMetadata(c *clusterv3.Cluster, svc *registry.Service, subset string, dr *api.Resource) {
+	m := istioMetadata(c)
+	m.Fields["services"] = structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{serviceMetadata(svc)}})
+	if svc.MeshExternal {
+		m.Fields["external"] = structpb.NewBoolValue(true)
+	}
+	if dr != nil {
+		m.Fields["config"] = destinationRulePath(dr)
+		if subset != "" {
+			m.Fields["subset"] = structpb.NewStringValue(subset)
+		}
+	}
+}
+
+// inboundClusterMetadata sets on a sidecar's inbound cluster of port the "istio"
+// metadata istiod gives it: the services that send the workload traffic on it
+// through the same service port, and the DestinationRule of the first, if it sets
+// a traffic policy.
+func inboundClusterMetadata(ctx *Context, c *clusterv3.Cluster, port inboundPort, dr *api.Resource) {
+	var services []*structpb.Value
+	seen := map[string]bool{}
+	for _, svc := range ctx.Snapshot.Services() {
+		if seen[svc.Hostname] || !selectsWorkload(svc, ctx.Proxy) {
+			continue
+		}
+		for _, p := range svc.Ports {
+			if p.Number == port.servicePort.Number && workloadPort(ctx, svc, p) == port.number {
+				services = append(services, serviceMetadata(svc))
+				seen[svc.Hostname] = true
+				break
+			}
+		}
+	}
+	m := istioMetadata(c)
+	m.Fields["services"] = structpb.NewListValue(&structpb.ListValue{Values: services})
+	if dr != nil && dr.Spec.(*networking.DestinationRule).GetTrafficPolicy() != nil {
+		m.Fields["config"] = destinationRulePath(dr)
+	}
+}
+
+// destinationRulePath is a DestinationRule's API path, as istiod names the
+// configuration a cluster comes from.
+func destinationRulePath(dr *api.Resource) *structpb.Value {
+	return structpb.NewStringValue("/apis/networking.istio.io/v1/namespaces/" + dr.Meta.Namespace + "/destination-rule/" + dr.Meta.Name)
+}
+
+// serviceMetadata describes svc as istio-proxy's stats name it: its host, its
+// short name (a Kubernetes Service's name, else the host, as in Istio) and its
+// namespace.
+func serviceMetadata(svc *registry.Service) *structpb.Value {
+	name := svc.Hostname
+	if kubernetesService(svc) {
+		name = svc.Origin.Name
+	}
+	return structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+		"host":      structpb.NewStringValue(svc.Hostname),
+		"name":      structpb.NewStringValue(name),
+		"namespace": structpb.NewStringValue(svc.Namespace),
+	}})
+}
+
+// defaultClusterID is the cluster istiod says endpoints of no Kubernetes cluster
+// (ServiceEntries, WorkloadEntries) are in: its own, "Kubernetes" by default.
+const defaultClusterID = "Kubernetes"
+
+// workloadMetadata is the "istio" metadata of an Envoy's endpoint of w, as istiod
+// compresses it for istio-proxy's stats: "workload;namespace;canonical
+// service;canonical revision;cluster", so that a client names a server it has
+// exchanged no metadata with (one without a sidecar, or one it never reached).
+// The canonical service and revision come from Istio's labels, else the workload's
+// app and version, else its name and "latest" (sent as empty, as istiod does).
+func workloadMetadata(w *registry.Workload) *structpb.Struct {
+	name := w.WorkloadName
+	canonical := cmp.Or(firstLabel(w.Labels, "service.istio.io/canonical-name", "app.kubernetes.io/name", "app"), name)
+	revision := firstLabel(w.Labels, "service.istio.io/canonical-revision", "app.kubernetes.io/version", "version")
+	if revision == "latest" {
+		revision = ""
+	}
+	cluster, _ := registry.KubernetesCluster(w.Source)
+	value := strings.Join([]string{name, w.Namespace, canonical, revision, cmp.Or(cluster, defaultClusterID)}, ";")
+	return &structpb.Struct{Fields: map[string]*structpb.Value{"workload": structpb.NewStringValue(value)}}
+}
+
+// firstLabel is the value of the first of keys that labels has ("" if none).
+func firstLabel(labels map[string]string, keys ...string) string {
+	for _, k := range keys {
+		if v, ok := labels[k]; ok {
+			return v
+		}
+	}
+	return ""
 }

@@ -478,7 +478,19 @@ func inboundClusters(ctx *Context) []named {
 		case port.sniffed:
 			c.TypedExtensionProtocolOptions = downstreamProtocol()
 		}
-		cp := cmp.Or(port.pool, pool, ctx.Mesh.GetDefaultTrafficPolicy().GetConnectionPool())
+		// The connection pool a DestinationRule sets for the service's port applies
+		// to the server's side too, so that it takes what its clients may send (as in
+		// Istio); a Sidecar's ingress listener or inbound pool overrides it.
+		var drPool *networking.ConnectionPoolSettings
+		if port.service != nil && port.sidecar == "" {
+			dr := ctx.destinationRuleResource(port.service)
+			if dr != nil {
+				tp, _ := portPolicy(dr.Spec.(*networking.DestinationRule).GetTrafficPolicy(), port.servicePort.Number)
+				drPool = tp.GetConnectionPool()
+			}
+			inboundClusterMetadata(ctx, c, port, dr)
+		}
+		cp := cmp.Or(port.pool, pool, drPool, ctx.Mesh.GetDefaultTrafficPolicy().GetConnectionPool())
 		applyConnectionPool(c, cp)
 		applyMeshKeepalive(ctx, c, cp)
 		if preserveCase {

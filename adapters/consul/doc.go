@@ -56,8 +56,9 @@
 //     Consul's translate_wan_addrs); ports mapping every service port
 //     name to the instance's own port (instances of one service may listen on
 //     different ports); locality the datacenter (as the region); weight the
-//     instance's passing weight when above 1; annotations consul.navarch.io/node and
-//     consul.navarch.io/service-id; and navarch.io/health: unhealthy unless every
+//     instance's passing weight when above 1; annotations consul.navarch.io/node,
+//     consul.navarch.io/service-id, navarch.io/workload-name (the service: the
+//     workload Istio's metrics name); and navarch.io/health: unhealthy unless every
 //     check of the instance and its node passes (warning counts as passing with
 //     Config.WarningHealthy; maintenance mode is critical). Unhealthy instances stay
 //     listed and get no traffic.

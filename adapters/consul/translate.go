@@ -224,7 +224,8 @@ func (t translator) workload(svc, dc string, e *capi.ServiceEntry, ports []*netw
 	}
 	labels := instanceLabels(e.Service.Tags, e.Service.Meta)
 	labels[LabelService], labels[LabelDatacenter] = svc, dc
-	ann := map[string]string{AnnotationNode: e.Node.Node, AnnotationServiceID: e.Service.ID}
+	// Istio's telemetry names the workload by the Consul service it is an instance of.
+	ann := map[string]string{AnnotationNode: e.Node.Node, AnnotationServiceID: e.Service.ID, registry.WorkloadNameAnnotation: svc}
 	if !t.healthy(e.Checks) {
 		ann[registry.HealthAnnotation] = "unhealthy"
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -566,16 +567,14 @@ func (t translator) workloadEntry(p *corev1.Pod, selecting []*corev1.Service, no
 	}
 	r := &api.Resource{
 		Kind: api.WorkloadEntry,
-		Meta: api.ObjectMeta{Name: p.Name, Namespace: p.Namespace},
+		Meta: api.ObjectMeta{Name: p.Name, Namespace: p.Namespace,
+			Annotations: map[string]string{registry.WorkloadNameAnnotation: workloadName(p)}},
 		Spec: we,
 	}
 	if withNode && p.Spec.NodeName != "" {
-		r.Meta.Annotations = map[string]string{registry.NodeAnnotation: p.Spec.NodeName}
+		r.Meta.Annotations[registry.NodeAnnotation] = p.Spec.NodeName
 	}
 	if !ready(p) && !publishesNotReady(selecting) {
-		if r.Meta.Annotations == nil {
-			r.Meta.Annotations = map[string]string{}
-		}
 		r.Meta.Annotations[registry.HealthAnnotation] = "unhealthy"
 	}
 	return r
@@ -626,4 +625,40 @@ func nodeLocality(node *corev1.Node) string {
 		parts = parts[:len(parts)-1]
 	}
 	return strings.Join(parts, "/")
+}
+
+// cronJobName matches the name of a Job a CronJob made: the CronJob's, a dash and a
+// timestamp.
+var cronJobName = regexp.MustCompile(`(.+)-\d{8,10}$`)
+
+// workloadName is the workload a pod is an instance of, as Istio's telemetry names
+// it (GetWorkloadMetaFromPod): the service.istio.io/workload-name label, else, for
+// a pod its controller named, the Deployment of its ReplicaSet (the ReplicaSet's
+// name less the pod template hash; Argo Rollouts' likewise), the DeploymentConfig
+// of its ReplicationController, the CronJob of its Job, or the controller itself;
+// else the pod.
+func workloadName(p *corev1.Pod) string {
+	if n, ok := p.Labels["service.istio.io/workload-name"]; ok {
+		return n
+	}
+	if p.GenerateName == "" {
+		return p.Name
+	}
+	for _, ref := range p.OwnerReferences {
+		if ref.Controller == nil || !*ref.Controller {
+			continue
+		}
+		switch hash := cmp.Or(p.Labels["pod-template-hash"], p.Labels["rollouts-pod-template-hash"]); {
+		case ref.Kind == "ReplicaSet" && hash != "" && strings.HasSuffix(ref.Name, hash):
+			return strings.TrimSuffix(ref.Name, "-"+hash)
+		case ref.Kind == "ReplicationController" && p.Labels["deploymentconfig"] != "":
+			return p.Labels["deploymentconfig"]
+		case ref.Kind == "Job":
+			if m := cronJobName.FindStringSubmatch(ref.Name); m != nil {
+				return m[1]
+			}
+		}
+		return cmp.Or(ref.Name, p.Name)
+	}
+	return p.Name
 }

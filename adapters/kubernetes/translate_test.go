@@ -593,13 +593,38 @@ func TestNodeLocalServices(t *testing.T) {
 	want := map[string]map[string]string{
 		"ServiceEntry/collector":     {registry.InternalTrafficPolicyAnnotation: "Local"},
 		"ServiceEntry/manual":        nil,
-		"WorkloadEntry/collector-x1": {registry.NodeAnnotation: "node-a", registry.HealthAnnotation: "unhealthy"},
+		"WorkloadEntry/collector-x1": {registry.NodeAnnotation: "node-a", registry.HealthAnnotation: "unhealthy", registry.WorkloadNameAnnotation: "collector-x1"},
 		"ServiceEntry/plain":         nil,
-		"WorkloadEntry/plain-1":      nil,
+		"WorkloadEntry/plain-1":      {registry.WorkloadNameAnnotation: "plain-1"},
 	}
 	for k, w := range want {
 		if g, ok := got[k]; !ok || !maps.Equal(g, w) {
 			t.Errorf("%s: annotations %v, want %v", k, g, w)
+		}
+	}
+}
+
+func TestWorkloadName(t *testing.T) {
+	controlled := func(kind, name string, labels map[string]string) *corev1.Pod {
+		yes := true
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "pod-x1", GenerateName: "pod-", Labels: labels,
+			OwnerReferences: []metav1.OwnerReference{{Kind: kind, Name: name, Controller: &yes}}}}
+	}
+	for _, tc := range []struct {
+		pod  *corev1.Pod
+		want string
+	}{
+		{controlled("ReplicaSet", "reviews-v1-5d8f7c9b4", map[string]string{"pod-template-hash": "5d8f7c9b4"}), "reviews-v1"},
+		{controlled("ReplicaSet", "canary-7f9d", map[string]string{"rollouts-pod-template-hash": "7f9d"}), "canary"},
+		{controlled("ReplicaSet", "plain-rs", nil), "plain-rs"},
+		{controlled("ReplicationController", "old-3", map[string]string{"deploymentconfig": "old"}), "old"},
+		{controlled("Job", "nightly-28912345", nil), "nightly"},
+		{controlled("Job", "once", nil), "once"},
+		{controlled("StatefulSet", "db", map[string]string{"service.istio.io/workload-name": "database"}), "database"},
+		{&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "standalone"}}, "standalone"},
+	} {
+		if got := workloadName(tc.pod); got != tc.want {
+			t.Errorf("%s of %v: workload %q, want %q", tc.pod.Name, tc.pod.OwnerReferences, got, tc.want)
 		}
 	}
 }
