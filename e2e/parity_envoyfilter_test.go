@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -198,8 +199,18 @@ func envoyConfig(t *testing.T, server, id string, md map[string]any) envoyView {
 
 // adsStream opens an ADS stream to server, for 30 s at most and closed when the test
 // ends, for an Envoy with node id and metadata md, whose node it returns.
+// istioProxyVersion is the Istio version the parity tests' Envoys say they are.
+const istioProxyVersion = "1.29.0"
+
 func adsStream(t *testing.T, server, id string, md map[string]any) (discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient, *corev3.Node) {
 	t.Helper()
+	if _, ok := md["ISTIO_VERSION"]; !ok {
+		// The Envoys compared are istio-proxy, as istio-agent runs them and says
+		// by its version: navarch gives them istio-proxy's filters, as istiod does
+		// whatever the proxy.
+		md = maps.Clone(md)
+		md["ISTIO_VERSION"] = istioProxyVersion
+	}
 	meta, err := structpb.NewStruct(md)
 	if err != nil {
 		t.Fatal(err)

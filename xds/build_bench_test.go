@@ -27,9 +27,13 @@ func BenchmarkBuildClass(b *testing.B) {
 // the mesh of BenchmarkBuildClass; with EnvoyFilters, for the same mesh under a
 // mesh-wide EnvoyFilter that merges a field into every cluster and inserts an HTTP
 // filter into every outbound connection manager (each such resource patched, then
-// validated with what it packs).
+// validated with what it packs); istio-proxy, for the plain mesh's istio-proxy (with
+// Istio's telemetry filters).
 func BenchmarkBuildEnvoyClass(b *testing.B) {
-	for _, tc := range []struct{ name, extra string }{{"plain", ""}, {"EnvoyFilters", `
+	for _, tc := range []struct {
+		name, extra string
+		istioProxy  bool
+	}{{name: "plain"}, {name: "istio-proxy", istioProxy: true}, {name: "EnvoyFilters", extra: `
 apiVersion: networking.istio.io/v1alpha3
 kind: EnvoyFilter
 metadata: {name: mesh-wide, namespace: istio-system}
@@ -49,7 +53,7 @@ spec:
 		b.Run(tc.name, func(b *testing.B) {
 			snap := benchSnapshotWith(b, tc.extra)
 			p := grpcProxy("bench", nil)
-			p.Generator = ""
+			p.Generator, p.IstioProxy = "", tc.istioProxy
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				if _, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system")); err != nil {

@@ -46,7 +46,11 @@ func (g clusters) Generate(ctx *Context) []named {
 	key := ctx.shareKey()
 	preserveCase := g.envoy && headersFor(ctx, classOutbound).preserveCase
 	if g.envoy {
-		key = ctx.shareKey("envoy", ctx.Proxy.IPFamilies) // DNS clusters resolve by IP version
+		kind := "envoy"
+		if ctx.Proxy.IstioProxy {
+			kind = "istio-proxy" // clusters with its metadata exchange
+		}
+		key = ctx.shareKey(kind, ctx.Proxy.IPFamilies) // DNS clusters resolve by IP version
 		if preserveCase {
 			key += "|preserve-case"
 		}
@@ -75,7 +79,7 @@ func (g clusters) Generate(ctx *Context) []named {
 					c := newCluster(ctx, svc, port, subset, name, g.envoy)
 					if g.envoy {
 						c.CircuitBreakers = defaultCircuitBreakers()
-						c.Filters = clusterMXFilters()
+						c.Filters = clusterMXFilters(ctx)
 						c.AltStatName = outboundStatName(ctx, svc, port, subset, name) + statDelimiter
 					}
 					tp := trafficPolicy(ctx.Mesh, dr, port.Number, subset)
@@ -103,13 +107,15 @@ func (g clusters) Generate(ctx *Context) []named {
 						c.TransportSocketMatches = autoMTLSMatches(mtls())
 					case g.envoy:
 						c.TransportSocket = originatedTLS(ctx.Mesh, tp.GetTls())
-						if c.TransportSocket != nil {
+						if c.TransportSocket != nil && ctx.Proxy.IstioProxy {
 							// TLS of the DestinationRule's: its ALPN is not Istio's.
 							istioMetadata(c).Fields["alpn_override"] = structpb.NewStringValue("false")
 						}
 					}
-					if g.envoy {
+					if ctx.Proxy.IstioProxy {
 						serviceClusterMetadata(c, svc, subset, ctx.destinationRuleResource(svc))
+					}
+					if g.envoy {
 						applyProxyProtocol(c, tp.GetProxyProtocol())
 						applyRetryBudget(c, tp.GetRetryBudget())
 					}
@@ -666,7 +672,9 @@ func dnsLoadAssignment(ctx *Context, svc *registry.Service, port registry.Port, 
 	}
 	for _, w := range wls {
 		e := lbEndpoint(w.Address, w.PortFor(port), max(w.Weight, 1), w.Healthy)
-		e.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{"istio": workloadMetadata(w)}}
+		if ctx.Proxy.IstioProxy {
+			e.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{"istio": workloadMetadata(w)}}
+		}
 		loc.LbEndpoints = append(loc.LbEndpoints, e)
 	}
 	loc.LoadBalancingWeight = wrapperspb.UInt32(uint32(len(loc.LbEndpoints)))

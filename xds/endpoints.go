@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -31,7 +32,7 @@ func (g endpoints) Generate(ctx *Context) []named {
 	var out []named
 	key := ctx.shareKey(ctx.Proxy.Network)
 	if g.envoy {
-		key = ctx.shareKey(ctx.Proxy.Network, "envoy")
+		key = ctx.shareKey(ctx.Proxy.Network, "envoy", strconv.FormatBool(ctx.Proxy.IstioProxy))
 	}
 	for _, svc := range ctx.Services {
 		if originalDestination(ctx, svc) {
@@ -108,11 +109,11 @@ func (g endpoints) Generate(ctx *Context) []named {
 					if byLabels != nil {
 						byLabel = byLabels.priority
 					}
-					var mtls func(*registry.Workload) bool
-					if g.envoy { // the endpoints an Envoy's automatic mTLS picks (autoMTLSMatches)
-						mtls = func(w *registry.Workload) bool { return takesAutoMTLS(ctx, w, port) }
+					var meta func(*registry.Workload) *corev3.Metadata
+					if g.envoy {
+						meta = envoyEndpointMetadata(ctx, port)
 					}
-					cla := loadAssignment(name, port, wls, ctx.Proxy.Network, gateways, byLabel, mtls)
+					cla := loadAssignment(name, port, wls, ctx.Proxy.Network, gateways, byLabel, meta)
 					if lb != nil {
 						applyLocality(cla, ctx.Proxy.Locality, lb)
 					}
@@ -162,6 +163,27 @@ func healthyOnly(wls []*registry.Workload) []*registry.Workload {
 	return out
 }
 
+// envoyEndpointMetadata returns the metadata of an Envoy's endpoint of a workload
+// at port: the mark by which the cluster's transport socket matches give it mTLS
+// (autoMTLSMatches), if automatic mTLS picks it; for istio-proxy, the workload's
+// telemetry metadata (workloadMetadata). nil when it has none.
+func envoyEndpointMetadata(ctx *Context, port registry.Port) func(*registry.Workload) *corev3.Metadata {
+	return func(w *registry.Workload) *corev3.Metadata {
+		mtls := takesAutoMTLS(ctx, w, port)
+		if !mtls && !ctx.Proxy.IstioProxy {
+			return nil
+		}
+		md := &corev3.Metadata{FilterMetadata: make(map[string]*structpb.Struct, 2)}
+		if mtls {
+			md.FilterMetadata[transportSocketMatch] = tlsModeIstio
+		}
+		if ctx.Proxy.IstioProxy {
+			md.FilterMetadata["istio"] = workloadMetadata(w)
+		}
+		return md
+	}
+}
+
 // noGateways is the gateways of a client that cannot use them.
 func noGateways(string) []registry.Gateway { return nil }
 
@@ -173,19 +195,17 @@ func noGateways(string) []registry.Gateway { return nil }
 // network's healthy workloads' weight; a network without gateways (or a client
 // without the means to use them: Envoy with mTLS) is unreachable and left out.
 //
-// mtls is given for an Envoy's endpoints: those for which it is true carry the
-// metadata by which the cluster's transport socket matches give them mTLS
-// (autoMTLSMatches), and all carry their workload's telemetry metadata
-// (workloadMetadata).
+// meta, if given, is the metadata of a workload's endpoint (an Envoy's:
+// envoyEndpointMetadata).
 func loadAssignment(name string, port registry.Port, wls []*registry.Workload, from string, gateways func(network string) []registry.Gateway,
-	priority func(labels map[string]string, locality, network, node string) uint32, mtls func(*registry.Workload) bool) *endpointv3.ClusterLoadAssignment {
+	priority func(labels map[string]string, locality, network, node string) uint32, meta func(*registry.Workload) *corev3.Metadata) *endpointv3.ClusterLoadAssignment {
 	// wls come in the snapshot's stable order, so the output is deterministic.
 	type group struct {
 		locality string
 		priority uint32
 	}
 	groups := map[group]*endpointv3.LocalityLbEndpoints{}
-	add := func(w *registry.Workload, loc, network, node string, labels map[string]string, addr string, port, weight uint32, healthy, meshTLS bool) {
+	add := func(w *registry.Workload, loc, network, node string, labels map[string]string, addr string, port, weight uint32, healthy bool) {
 		g := group{locality: loc}
 		if priority != nil {
 			g.priority = priority(labels, loc, network, node)
@@ -196,11 +216,8 @@ func loadAssignment(name string, port registry.Port, wls []*registry.Workload, f
 			groups[g] = l
 		}
 		e := lbEndpoint(addr, port, weight, healthy)
-		if mtls != nil && w != nil {
-			e.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{"istio": workloadMetadata(w)}}
-			if meshTLS {
-				e.Metadata.FilterMetadata[transportSocketMatch] = tlsModeIstio
-			}
+		if meta != nil && w != nil {
+			e.Metadata = meta(w)
 		}
 		l.LbEndpoints = append(l.LbEndpoints, e)
 	}
@@ -212,7 +229,7 @@ func loadAssignment(name string, port registry.Port, wls []*registry.Workload, f
 		weight := max(w.Weight, 1)
 		switch {
 		case registry.SameNetwork(from, w.Network):
-			add(w, w.Locality, w.Network, w.Node, w.Labels, w.Address, w.PortFor(port), weight, w.Healthy, mtls != nil && mtls(w))
+			add(w, w.Locality, w.Network, w.Node, w.Labels, w.Address, w.PortFor(port), weight, w.Healthy)
 		case w.Healthy:
 			remote[w.Network] += weight
 		}
@@ -220,7 +237,7 @@ func loadAssignment(name string, port registry.Port, wls []*registry.Workload, f
 	for _, network := range registry.SortedKeys(remote) {
 		gws := gateways(network)
 		for _, gw := range gws {
-			add(nil, gw.Locality, network, "", nil, gw.Address, gw.Port, max(remote[network]/uint32(len(gws)), 1), true, false)
+			add(nil, gw.Locality, network, "", nil, gw.Address, gw.Port, max(remote[network]/uint32(len(gws)), 1), true)
 		}
 	}
 	order := make([]group, 0, len(groups))
@@ -303,7 +320,6 @@ func selfDiscoveryCluster(ctx *Context) named {
 		return named{name: selfDiscoveryClusterName, msg: &endpointv3.ClusterLoadAssignment{ClusterName: selfDiscoveryClusterName}}
 	}
 	port := own.Ports[0]
-	mtls := func(w *registry.Workload) bool { return takesAutoMTLS(ctx, w, port) }
-	cla := loadAssignment(selfDiscoveryClusterName, port, subsetWorkloads(ctx, own, ""), ctx.Proxy.Network, noGateways, nil, mtls)
+	cla := loadAssignment(selfDiscoveryClusterName, port, subsetWorkloads(ctx, own, ""), ctx.Proxy.Network, noGateways, nil, envoyEndpointMetadata(ctx, port))
 	return named{name: selfDiscoveryClusterName, msg: cla}
 }

@@ -62,12 +62,12 @@ func grpcProxy(ns string, labels map[string]string) *Proxy {
 		Namespace: ns, Labels: labels, Generator: GeneratorGRPC}
 }
 
-// envoySidecar builds what an Envoy sidecar in namespace ns with labels gets from
-// snap; a build error fails the test.
+// envoySidecar builds what an Envoy sidecar (istio-proxy) in namespace ns with
+// labels gets from snap; a build error fails the test.
 func envoySidecar(t *testing.T, snap *registry.Snapshot, ns string, labels map[string]string) map[string]*TypeSet {
 	t.Helper()
 	p := grpcProxy(ns, labels)
-	p.Generator = ""
+	p.Generator, p.IstioProxy = "", true
 	sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
 	if err != nil {
 		t.Fatal(err)
@@ -200,8 +200,9 @@ func TestTranslateCorpus(t *testing.T) {
 				t.Errorf("building for proxyless gRPC: %v", err)
 			}
 			checkGolden(t, filepath.Join("testdata", base+".golden.yaml"), dump(t, sets))
+			// Envoys are istio-proxy, as istio-agent runs them (Istio's filters).
 			sidecar := *grpc
-			sidecar.Generator = ""
+			sidecar.Generator, sidecar.IstioProxy = "", true
 			sets, err = sidecarProfile().build(newContext(snap, &sidecar, "cluster.local", "istio-system"))
 			if err != nil {
 				t.Errorf("building for an Envoy sidecar: %v", err)
@@ -215,7 +216,7 @@ func TestTranslateCorpus(t *testing.T) {
 					continue
 				}
 				gw := &Proxy{ID: "router~10.0.0.2~gateway." + r.Meta.Namespace + "~" + r.Meta.Namespace + ".svc.cluster.local", Type: TypeRouter,
-					IP: "10.0.0.2", Namespace: r.Meta.Namespace, Labels: r.Spec.(*networking.Gateway).Selector}
+					IP: "10.0.0.2", Namespace: r.Meta.Namespace, Labels: r.Spec.(*networking.Gateway).Selector, IstioProxy: true}
 				sets, err = gatewayProfile().build(newContext(snap, gw, "cluster.local", "istio-system"))
 				if err != nil {
 					t.Errorf("building for gateway %s/%s: %v", r.Meta.Namespace, r.Meta.Name, err)

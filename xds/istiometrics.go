@@ -4,7 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strconv"
-	"strings"
+	"sync"
 
 	udpa "github.com/cncf/xds/go/udpa/type/v1"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -48,7 +48,10 @@ import (
 //     of its own (SIMPLE, MUTUAL) opts out in its metadata.
 //
 // Envoy without istio-proxy's extensions refuses the typed configurations of
-// istio.metadata_exchange, istio.stats and istio.alpn, as it does istiod's.
+// istio.metadata_exchange, istio.stats and istio.alpn, so only istio-proxy gets
+// them (Proxy.IstioProxy: istio-agent's ISTIO_VERSION); every Envoy gets gRPC
+// statistics and the telemetry metadata of clusters and endpoints, which a plain
+// Envoy keeps and ignores.
 
 const (
 	mxFilterName      = "istio.metadata_exchange"
@@ -69,16 +72,23 @@ const (
 func envoyHTTPFilters(ctx *Context, class listenerClass, auth []*hcmv3.HttpFilter, skipMXHeaders bool) []*hcmv3.HttpFilter {
 	ph := headersFor(ctx, class)
 	out := make([]*hcmv3.HttpFilter, 0, len(auth)+8)
-	out = append(out, httpMXFilter(class == classInbound, skipMXHeaders))
-	out = append(out, auth...)
-	out = append(out, typedHTTPFilter(grpcStatsFilter, &grpcstatsv3.FilterConfig{
-		EmitFilterState:        true,
-		PerMethodStatSpecifier: &grpcstatsv3.FilterConfig_StatsForAllMethods{StatsForAllMethods: wrapperspb.Bool(false)},
-	}))
-	if class != classInbound {
-		out = append(out, alpnFilter())
+	istioProxy := ctx.Proxy.IstioProxy
+	if istioProxy {
+		mx := httpMXOutbound
+		switch {
+		case class == classInbound:
+			mx = httpMXInbound
+		case skipMXHeaders:
+			mx = httpMXInMesh
+		}
+		out = append(out, typedHTTPFilter(mxFilterName, mx()))
 	}
-	out = append(out, typedHTTPFilter(faultFilter, &faultv3.HTTPFault{}), typedHTTPFilter(corsFilter, &corsv3.Cors{}))
+	out = append(out, auth...)
+	out = append(out, typedHTTPFilter(grpcStatsFilter, grpcStatsConfig()))
+	if istioProxy && class != classInbound {
+		out = append(out, typedHTTPFilter(alpnFilterName, alpnConfig()))
+	}
+	out = append(out, typedHTTPFilter(faultFilter, emptyFault()), typedHTTPFilter(corsFilter, emptyCors()))
 	for _, s := range statsConfigs(ctx, class) {
 		out = append(out, &hcmv3.HttpFilter{Name: statsFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: s}})
 	}
@@ -86,25 +96,56 @@ func envoyHTTPFilters(ctx *Context, class listenerClass, auth []*hcmv3.HttpFilte
 }
 
 // typedHTTPFilter is an HTTP filter of the given name and configuration.
-func typedHTTPFilter(name string, config proto.Message) *hcmv3.HttpFilter {
-	return &hcmv3.HttpFilter{Name: name, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(config)}}
+func typedHTTPFilter(name string, config *anypb.Any) *hcmv3.HttpFilter {
+	return &hcmv3.HttpFilter{Name: name, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: config}}
 }
 
-// httpMXFilter is istio-proxy's HTTP metadata exchange, as istiod configures it: a
-// server learns its client from the client's headers (or, failing them, from the
-// workload registry istio-proxy keeps), a client its server from the response's,
-// and each sends its own.
-func httpMXFilter(inbound, skipExternal bool) *hcmv3.HttpFilter {
-	side, propagate := "upstream", map[string]any{}
-	if inbound {
-		side = "downstream"
-	} else if skipExternal {
-		propagate["skip_external_clusters"] = true
+// constAny returns a configuration that never changes, marshalled once: each call
+// gets an Any of its own (a patch may replace it) sharing the bytes, which nothing
+// writes to.
+func constAny(build func() proto.Message) func() *anypb.Any {
+	once := sync.OnceValue(func() *anypb.Any { return mustAny(build()) })
+	return func() *anypb.Any {
+		a := once()
+		return &anypb.Any{TypeUrl: a.TypeUrl, Value: a.Value}
 	}
-	return &hcmv3.HttpFilter{Name: mxFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: typedStruct(peerMetadataType, map[string]any{
+}
+
+// The configurations of the filters every Envoy connection manager has.
+var (
+	grpcStatsConfig = constAny(func() proto.Message {
+		return &grpcstatsv3.FilterConfig{
+			EmitFilterState:        true,
+			PerMethodStatSpecifier: &grpcstatsv3.FilterConfig_StatsForAllMethods{StatsForAllMethods: wrapperspb.Bool(false)},
+		}
+	})
+	emptyFault = constAny(func() proto.Message { return &faultv3.HTTPFault{} })
+	emptyCors  = constAny(func() proto.Message { return &corsv3.Cors{} })
+	alpnConfig = constAny(alpnOverrides)
+	// istio-proxy's HTTP metadata exchange, as istiod configures it: a server
+	// learns its client from the client's headers (or, failing them, from the
+	// workload registry istio-proxy keeps), a client its server from the
+	// response's, and each sends its own; in the mesh only (IN_MESH), a client
+	// sends none to destinations outside it.
+	httpMXInbound  = constAny(func() proto.Message { return httpMXConfig("downstream", map[string]any{}) })
+	httpMXOutbound = constAny(func() proto.Message { return httpMXConfig("upstream", map[string]any{}) })
+	httpMXInMesh   = constAny(func() proto.Message {
+		return httpMXConfig("upstream", map[string]any{"skip_external_clusters": true})
+	})
+	// tcpMXConfig is the configuration of istio-proxy's TCP metadata exchange, the
+	// same on inbound chains and on clusters.
+	tcpMXConfig = constAny(func() proto.Message {
+		return typedStruct(tcpMXType, map[string]any{"protocol": peerExchangeProto, "enable_discovery": true})
+	})
+)
+
+// httpMXConfig is peer_metadata's configuration for one side: discovery from Istio's
+// headers and istio-proxy's workload registry, propagation of Istio's headers.
+func httpMXConfig(side string, propagate map[string]any) proto.Message {
+	return typedStruct(peerMetadataType, map[string]any{
 		side + "_discovery":   []any{map[string]any{"istio_headers": map[string]any{}}, map[string]any{"workload_discovery": map[string]any{}}},
 		side + "_propagation": []any{map[string]any{"istio_headers": propagate}},
-	})}}
+	})
 }
 
 // tcpTelemetry returns a TCP chain's filters (its terminal one last) with Istio's
@@ -113,7 +154,7 @@ func httpMXFilter(inbound, skipExternal bool) *hcmv3.HttpFilter {
 // before the terminal filter.
 func tcpTelemetry(ctx *Context, class listenerClass, mx bool, filters ...*listenerv3.Filter) []*listenerv3.Filter {
 	out := make([]*listenerv3.Filter, 0, len(filters)+2)
-	if mx {
+	if mx && ctx.Proxy.IstioProxy {
 		out = append(out, tcpMXFilter())
 	}
 	out = append(out, filters[:len(filters)-1]...)
@@ -124,8 +165,12 @@ func tcpTelemetry(ctx *Context, class listenerClass, mx bool, filters ...*listen
 }
 
 // withInboundMX puts metadata exchange before a sidecar's inbound connection
-// manager, so a client's identity is known whatever protocol it speaks.
-func withInboundMX(hcm *listenerv3.Filter) []*listenerv3.Filter {
+// manager (istio-proxy's), so a client's identity is known whatever protocol it
+// speaks.
+func withInboundMX(ctx *Context, hcm *listenerv3.Filter) []*listenerv3.Filter {
+	if !ctx.Proxy.IstioProxy {
+		return []*listenerv3.Filter{hcm}
+	}
 	return []*listenerv3.Filter{tcpMXFilter(), hcm}
 }
 
@@ -134,41 +179,37 @@ func tcpMXFilter() *listenerv3.Filter {
 	return &listenerv3.Filter{Name: mxFilterName, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: tcpMXConfig()}}
 }
 
-// clusterMXFilters are the upstream filters of an Envoy's outbound clusters:
-// istio-proxy's TCP metadata exchange, which acts on mTLS connections that agree on
-// istio-peer-exchange.
-func clusterMXFilters() []*clusterv3.Filter {
+// clusterMXFilters are the upstream filters of istio-proxy's outbound clusters: its
+// TCP metadata exchange, which acts on mTLS connections that agree on
+// istio-peer-exchange. None for other Envoys.
+func clusterMXFilters(ctx *Context) []*clusterv3.Filter {
+	if !ctx.Proxy.IstioProxy {
+		return nil
+	}
 	return []*clusterv3.Filter{{Name: mxFilterName, TypedConfig: tcpMXConfig()}}
-}
-
-// tcpMXConfig is the configuration of istio-proxy's TCP metadata exchange, the same
-// on inbound chains and on clusters.
-func tcpMXConfig() *anypb.Any {
-	return typedStruct(tcpMXType, map[string]any{"protocol": peerExchangeProto, "enable_discovery": true})
 }
 
 // typedStruct is the configuration of an extension whose proto Envoy's API does not
 // carry, as a TypedStruct of its type and fields (as istiod sends it).
-func typedStruct(typeURL string, fields map[string]any) *anypb.Any {
+func typedStruct(typeURL string, fields map[string]any) *udpa.TypedStruct {
 	v, err := structpb.NewStruct(fields)
 	if err != nil {
 		panic("typed struct of " + typeURL + ": " + err.Error()) // fields are ours
 	}
-	return mustAny(&udpa.TypedStruct{TypeUrl: typeURL, Value: v})
+	return &udpa.TypedStruct{TypeUrl: typeURL, Value: v}
 }
 
-// alpnFilter is istio-proxy's ALPN override: mTLS to a sidecar offers the HTTP
+// alpnOverrides is istio-proxy's ALPN override: mTLS to a sidecar offers the HTTP
 // version of the request in Istio's terms first.
-func alpnFilter() *hcmv3.HttpFilter {
+func alpnOverrides() proto.Message {
 	override := func(p alpnv2.FilterConfig_Protocol, version string) *alpnv2.FilterConfig_AlpnOverride {
 		return &alpnv2.FilterConfig_AlpnOverride{UpstreamProtocol: p, AlpnOverride: []string{"istio-" + version, "istio", version}}
 	}
-	return &hcmv3.HttpFilter{Name: alpnFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&alpnv2.FilterConfig{
-		AlpnOverride: []*alpnv2.FilterConfig_AlpnOverride{
-			override(alpnv2.FilterConfig_HTTP10, "http/1.0"),
-			override(alpnv2.FilterConfig_HTTP11, "http/1.1"),
-			override(alpnv2.FilterConfig_HTTP2, "h2"),
-		}})}}
+	return &alpnv2.FilterConfig{AlpnOverride: []*alpnv2.FilterConfig_AlpnOverride{
+		override(alpnv2.FilterConfig_HTTP10, "http/1.0"),
+		override(alpnv2.FilterConfig_HTTP11, "http/1.1"),
+		override(alpnv2.FilterConfig_HTTP2, "h2"),
+	}}
 }
 
 // Telemetry's metrics are merged as Istio's mergeMetrics merges them: the levels
@@ -343,10 +384,10 @@ func applyOverride(side *sideMetrics, o *telemetry.MetricsOverrides) {
 }
 
 // statsConfigs are the istio.stats configurations of class's listeners (HTTP and
-// TCP), one for each Prometheus provider counting metrics there, by name. Proxyless
-// gRPC counts none.
+// TCP), one for each Prometheus provider counting metrics there, by name; none but
+// for istio-proxy.
 func statsConfigs(ctx *Context, class listenerClass) []*anypb.Any {
-	if ctx.Proxy.Generator == GeneratorGRPC {
+	if !ctx.Proxy.IstioProxy {
 		return nil
 	}
 	return derived(ctx, "stats-"+strconv.Itoa(int(class)), func() []*anypb.Any {
@@ -502,7 +543,7 @@ func workloadMetadata(w *registry.Workload) *structpb.Struct {
 		revision = ""
 	}
 	cluster, _ := registry.KubernetesCluster(w.Source)
-	value := strings.Join([]string{name, w.Namespace, canonical, revision, cmp.Or(cluster, defaultClusterID)}, ";")
+	value := name + ";" + w.Namespace + ";" + canonical + ";" + revision + ";" + cmp.Or(cluster, defaultClusterID)
 	return &structpb.Struct{Fields: map[string]*structpb.Value{"workload": structpb.NewStringValue(value)}}
 }
 

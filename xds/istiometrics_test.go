@@ -43,7 +43,7 @@ spec:
 func webSidecar(t *testing.T, docs ...string) (inbound, outbound []*hcmv3.HttpFilter, sets map[string]*TypeSet) {
 	t.Helper()
 	p := grpcProxy("shop", map[string]string{"app": "web"})
-	p.Generator = ""
+	p.Generator, p.IstioProxy = "", true
 	sets, err := sidecarProfile().build(newContext(snapshotOf(t, append([]string{metricsWorkload}, docs...)...), p, "cluster.local", "istio-system"))
 	if err != nil {
 		t.Fatalf("build: %v", err)
@@ -206,5 +206,41 @@ data:
 	}
 	if got := names(c.Filters); got != mxFilterName {
 		t.Errorf("outbound cluster filters %s, want metadata exchange", got)
+	}
+}
+
+func TestPlainEnvoyGetsNoIstioProxyFilters(t *testing.T) {
+	p := grpcProxy("shop", map[string]string{"app": "web"})
+	p.Generator = "" // no ISTIO_VERSION: not istio-proxy
+	sets, err := sidecarProfile().build(newContext(snapshotOf(t, metricsWorkload, `
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: 'defaultProviders: {metrics: [prometheus]}'
+`), p, "cluster.local", "istio-system"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(dump(t, sets))
+	for _, name := range []string{mxFilterName, statsFilterName, alpnFilterName, "io.istio", "metadataexchange", "workload:", "services:"} {
+		if strings.Contains(out, name) {
+			t.Errorf("a plain Envoy gets istio-proxy's %s, which it would refuse or ignore", name)
+		}
+	}
+	if !strings.Contains(out, grpcStatsFilter) {
+		t.Errorf("a plain Envoy lacks gRPC statistics, which every Envoy gets")
+	}
+
+	// istio-proxy gets them all.
+	p.IstioProxy = true
+	if sets, err = sidecarProfile().build(newContext(snapshotOf(t, metricsWorkload), p, "cluster.local", "istio-system")); err != nil {
+		t.Fatal(err)
+	}
+	out = string(dump(t, sets))
+	for _, name := range []string{mxFilterName, alpnFilterName, "io.istio", "metadataexchange", "workload: api;shop;api;;Kubernetes", "services:"} {
+		if !strings.Contains(out, name) {
+			t.Errorf("istio-proxy lacks %s", name)
+		}
 	}
 }

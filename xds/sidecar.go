@@ -529,7 +529,7 @@ func specialClusters(ctx *Context) []named {
 		ConnectTimeout:                durationpb.New(connectTimeout(ctx)),
 		CircuitBreakers:               defaultCircuitBreakers(),
 		TypedExtensionProtocolOptions: passthroughProtocol(),
-		Filters:                       clusterMXFilters(),
+		Filters:                       clusterMXFilters(ctx),
 	}
 	// The mesh's default connection pool caps what goes out to unknown
 	// destinations, as in Istio.

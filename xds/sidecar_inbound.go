@@ -223,7 +223,7 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 			namedTCPProxy(port.tcpStatPrefix(ctx), cluster, accessLogsFor(ctx).server))...)
 		app, alpn := tcp, alpnServerTCP // what the port's protocol gets, TLS terminated or plaintext
 		if port.http {
-			app, alpn = withInboundMX(inboundHTTP(ctx, port.number, cluster, prefix)), alpnServerHTTP
+			app, alpn = withInboundMX(ctx, inboundHTTP(ctx, port.number, cluster, prefix)), alpnServerHTTP
 		}
 		var portChains []*listenerv3.FilterChain
 		switch {
@@ -231,7 +231,7 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 			portChains = []*listenerv3.FilterChain{{Name: name + "|tls", TransportSocket: serverTLS(ctx.Mesh, port.tls, port.http), Filters: app,
 				FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(port.number), TransportProtocol: "tls"}}}
 		case port.sniffed:
-			portChains = sniffedInboundChains(ctx, mode, name, port.number, withInboundMX(inboundHTTP(ctx, port.number, cluster, prefix)), tcp)
+			portChains = sniffedInboundChains(ctx, mode, name, port.number, withInboundMX(ctx, inboundHTTP(ctx, port.number, cluster, prefix)), tcp)
 		default:
 			tlsPassed := tcp
 			if port.http {
@@ -267,7 +267,7 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 	passthrough := tcpTelemetry(ctx, classInbound, true, append(rbacNetworkFilters(ctx, p.Namespace, p.Labels),
 		namedTCPProxy(pass.tcpStatPrefix(ctx), inboundPassthroughCluster, accessLogsFor(ctx).server))...)
 	httpPassthrough := inboundHTTP(ctx, 0, inboundPassthroughCluster, pass.httpStatPrefix())
-	chains = append(chains, sniffedInboundChains(ctx, mode, virtualInbound, 0, withInboundMX(httpPassthrough), passthrough)...)
+	chains = append(chains, sniffedInboundChains(ctx, mode, virtualInbound, 0, withInboundMX(ctx, httpPassthrough), passthrough)...)
 	virtual = &listenerv3.Listener{
 		Name:    virtualInbound,
 		Address: socketAddress("0.0.0.0", virtualInboundPort),
@@ -488,7 +488,9 @@ func inboundClusters(ctx *Context) []named {
 				tp, _ := portPolicy(dr.Spec.(*networking.DestinationRule).GetTrafficPolicy(), port.servicePort.Number)
 				drPool = tp.GetConnectionPool()
 			}
-			inboundClusterMetadata(ctx, c, port, dr)
+			if ctx.Proxy.IstioProxy {
+				inboundClusterMetadata(ctx, c, port, dr)
+			}
 		}
 		cp := cmp.Or(port.pool, pool, drPool, ctx.Mesh.GetDefaultTrafficPolicy().GetConnectionPool())
 		applyConnectionPool(c, cp)
