@@ -32,6 +32,10 @@ type Config struct {
 	Delta bool
 	// Mode is how proxies subscribe (Named like grpc-go, Wildcard like Envoy).
 	Mode Mode
+	// IstioVersion, for Wildcard proxies, is the ISTIO_VERSION they send, as
+	// istio-agent's Envoy (istio-proxy) does: they then get Istio's telemetry
+	// filters and metadata. Empty: a plain Envoy.
+	IstioVersion string
 	// GRPCClients makes the proxies use grpc-go's client rather than the load
 	// generator's own lighter HTTP/2 streams (FleetConfig.GRPCClients).
 	GRPCClients bool

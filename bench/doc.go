@@ -10,7 +10,9 @@
 // pings included, while the load generator, which shares the machine with the nodes
 // it measures, spends about a third less CPU per response than with grpc-go's client
 // and keeps no goroutines per connection besides the proxy's. FleetConfig.GRPCClients
-// (`--grpc-clients`) uses grpc-go's client instead.
+// (`--grpc-clients`) uses grpc-go's client instead. Envoy-like proxies are a plain
+// Envoy unless Config.IstioVersion (`--istio-version`) has them say they are
+// istio-proxy, which gets Istio's telemetry filters and metadata besides.
 //
 // Scenarios (convergence, failover, churn, memory, apply, csr) drive a cluster through
 // its HTTP API and measure what the proxies saw; vm registers simulated VMs

@@ -17,6 +17,8 @@ type FleetConfig struct {
 	Delta bool
 	// Mode is how they subscribe.
 	Mode Mode
+	// IstioVersion is the ISTIO_VERSION Wildcard proxies send (Config.IstioVersion).
+	IstioVersion string
 	// Namespace is their namespace; Services names what they may subscribe to.
 	Namespace string
 	// Listeners gives Named proxy i the listener names it asks for.
@@ -62,14 +64,15 @@ func StartFleet(ctx context.Context, cfg FleetConfig) *Fleet {
 	sem := make(chan struct{}, cfg.ConnectConcurrency)
 	for i := 0; i < cfg.Proxies; i++ {
 		pc := ProxyConfig{
-			ID:        fmt.Sprintf("sidecar~10.%d.%d.%d~bench-%d.%s~%s.svc.cluster.local", i>>16&255, i>>8&255, i&255, i, cfg.Namespace, cfg.Namespace),
-			Namespace: cfg.Namespace,
-			Labels:    map[string]string{"app": "bench", "class": fmt.Sprint(i % cfg.Classes)},
-			Delta:     cfg.Delta,
-			Mode:      cfg.Mode,
-			Targets:   cfg.Targets,
-			First:     i % len(cfg.Targets),
-			History:   cfg.History,
+			ID:           fmt.Sprintf("sidecar~10.%d.%d.%d~bench-%d.%s~%s.svc.cluster.local", i>>16&255, i>>8&255, i&255, i, cfg.Namespace, cfg.Namespace),
+			Namespace:    cfg.Namespace,
+			Labels:       map[string]string{"app": "bench", "class": fmt.Sprint(i % cfg.Classes)},
+			Delta:        cfg.Delta,
+			Mode:         cfg.Mode,
+			IstioVersion: cfg.IstioVersion,
+			Targets:      cfg.Targets,
+			First:        i % len(cfg.Targets),
+			History:      cfg.History,
 		}
 		if cfg.Listeners != nil {
 			pc.Listeners = cfg.Listeners(i)

@@ -53,6 +53,8 @@ type ProxyConfig struct {
 	Labels    map[string]string
 	Delta     bool
 	Mode      Mode
+	// IstioVersion is the ISTIO_VERSION a Wildcard proxy sends (istio-proxy), if any.
+	IstioVersion string
 	// Listeners are the listener names a Named proxy asks for.
 	Listeners []string
 	// Targets are xDS servers (host:port); the proxy connects to Targets[First] and,
@@ -140,6 +142,8 @@ func (p *Proxy) node() *corev3.Node {
 	md := map[string]any{"NAMESPACE": p.cfg.Namespace}
 	if p.cfg.Mode == Named {
 		md["GENERATOR"] = "grpc"
+	} else if p.cfg.IstioVersion != "" {
+		md["ISTIO_VERSION"] = p.cfg.IstioVersion
 	}
 	if len(p.cfg.Labels) > 0 {
 		l := map[string]any{}

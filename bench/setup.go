@@ -104,7 +104,7 @@ func (c *Config) serviceHost(i int) string {
 // fleetConfig is the fleet of a scenario: Named proxy i asks for service i mod S.
 func fleetConfig(cfg *Config) FleetConfig {
 	return FleetConfig{
-		Proxies: cfg.Proxies, Targets: cfg.Targets, Delta: cfg.Delta, Mode: cfg.Mode, GRPCClients: cfg.GRPCClients,
+		Proxies: cfg.Proxies, Targets: cfg.Targets, Delta: cfg.Delta, Mode: cfg.Mode, IstioVersion: cfg.IstioVersion, GRPCClients: cfg.GRPCClients,
 		Namespace: cfg.Namespace, Classes: cfg.Classes,
 		Listeners: func(i int) []string { return []string{cfg.serviceHost(i%cfg.Services) + ":80"} },
 	}

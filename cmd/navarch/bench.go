@@ -47,6 +47,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "csr: concurrent clients")
 	fs.StringVar(&cfg.CSRTarget, "csr-target", cfg.CSRTarget, "csr, with --target: TLS gRPC address (host:15012) of the node to send CSRs to")
 	fs.BoolVar(&cfg.Delta, "delta", cfg.Delta, "proxies use Delta xDS instead of SotW")
+	fs.StringVar(&cfg.IstioVersion, "istio-version", "", "with --wildcard: the ISTIO_VERSION proxies send, as istio-agent's Envoy (istio-proxy) does, so they get Istio's telemetry filters")
 	fs.BoolVar(&cfg.GRPCClients, "grpc-clients", false, "proxies use grpc-go's client instead of the load generator's own HTTP/2 streams (which cost the machine less CPU)")
 	wildcard := fs.Bool("wildcard", false, "proxies subscribe as Envoy does (every listener and cluster) instead of as grpc-go does")
 	fs.IntVar(&cfg.Classes, "classes", cfg.Classes, "spread proxies over this many label sets, each a proxy class of its own (an AuthorizationPolicy selects by the label)")
