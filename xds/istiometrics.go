@@ -49,9 +49,8 @@ import (
 //
 // Envoy without istio-proxy's extensions refuses the typed configurations of
 // istio.metadata_exchange, istio.stats and istio.alpn, so only istio-proxy gets
-// them (Proxy.IstioProxy: istio-agent's ISTIO_VERSION); every Envoy gets gRPC
-// statistics and the telemetry metadata of clusters and endpoints, which a plain
-// Envoy keeps and ignores.
+// them (Proxy.IstioProxy: istio-agent's ISTIO_VERSION), with the "istio" metadata
+// of clusters and endpoints that only they read; every Envoy gets gRPC statistics.
 
 const (
 	mxFilterName      = "istio.metadata_exchange"

@@ -266,7 +266,7 @@ func runProxyConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 	clusterID := fs.String("cluster-id", "", "a hypothetical proxy's Kubernetes cluster (CLUSTER_ID)")
 	httpProxyPort := fs.String("http-proxy-port", "", "a hypothetical Envoy's HTTP_PROXY_PORT: the port of 127.0.0.1 on which it is an HTTP proxy")
 	metadata := fs.String("metadata", "", "a hypothetical Envoy's node metadata (what EnvoyFilters match; ENABLE_SELF_DISCOVERY=true for its local cluster), k=v,k2=v2")
-	version := fs.String("istio-version", "", "a hypothetical Envoy's ISTIO_VERSION (what EnvoyFilters match)")
+	version := fs.String("istio-version", "", "a hypothetical Envoy's ISTIO_VERSION (what EnvoyFilters match); with one, the Envoy is istio-proxy and gets Istio's telemetry filters")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
