@@ -625,3 +625,74 @@ func compareListings(t *testing.T, describe func(server string) []string, istiod
 	}
 	return want
 }
+
+// TestSameTracingAsIstiod compares the tracing of a sidecar's outbound and inbound
+// connection managers and a gateway's, from istiod and from navarch, under a zipkin
+// provider the mesh config names by default and a Telemetry that samples the
+// client side at 10% and adds tags, and one that takes Istio's own tags off a
+// workload's server side: the provider's configuration, sampling, and the span
+// tags, Istio's own (the workload's canonical service and revision, mesh, namespace,
+// cluster, dry-run policies) included.
+func TestSameTracingAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	config := strings.Replace(sniffParity, "MODE", "PERMISSIVE", 1) + listenerParity + "---\n" +
+		meshConfigMap(`{defaultProviders: {tracing: [zipkin]}, extensionProviders: [{name: zipkin, zipkin: {service: zipkin.istio-system.svc.cluster.local, port: 9411}}]}`) + `---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: zipkin, namespace: istio-system}
+spec:
+  hosts: [zipkin.istio-system.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 9411, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.99}]
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: traces, namespace: default}
+spec:
+  tracing:
+  - match: {mode: CLIENT}
+    randomSamplingPercentage: 10
+    customTags:
+      team: {literal: {value: payments}}
+      agent: {header: {name: user-agent, defaultValue: none}}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: web-traces, namespace: default}
+spec:
+  selector: {matchLabels: {app: web}}
+  tracing:
+  - match: {mode: SERVER}
+    enableIstioTags: false
+`
+	istiod, navarch := bothControlPlanes(t, bin, config)
+	for _, c := range []struct {
+		id, listener, ip string
+		labels           map[string]any
+		port             uint32
+	}{
+		{"sidecar~127.0.0.70~client-0.default~default.svc.cluster.local", "0.0.0.0_8081", "10.1.2.3",
+			map[string]any{"app": "client", "service.istio.io/canonical-name": "client", "service.istio.io/canonical-revision": "v7"}, 8081},
+		{"sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "virtualInbound", "127.0.0.66", map[string]any{"app": "web"}, 8081},
+		{"router~127.0.0.90~ingress-0.default~default.svc.cluster.local", "0.0.0.0_80", "10.1.2.3", map[string]any{"istio": "ingressgateway"}, 80},
+	} {
+		md := map[string]any{"NAMESPACE": "default", "LABELS": c.labels, "MESH_ID": "mesh1", "CLUSTER_ID": "Kubernetes"}
+		tracing := func(server string) map[string]string {
+			l := envoyConfig(t, server, c.id, md).listeners[c.listener]
+			for _, f := range chainFor(l, c.ip, c.port, probe{http: "http/1.1"}).GetFilters() {
+				var h hcmv3.HttpConnectionManager
+				if f.GetTypedConfig().UnmarshalTo(&h) == nil {
+					if h.Tracing == nil {
+						return map[string]string{"tracing": "none"}
+					}
+					return protoFields(t, h.Tracing, regexp.MustCompile(`^$`), nil)
+				}
+			}
+			t.Fatalf("%s: no HTTP connection manager for HTTP on %s", server, c.listener)
+			return nil
+		}
+		compareFields(t, map[string]map[string]string{c.listener: tracing(istiod)}, map[string]map[string]string{c.listener: tracing(navarch)})
+	}
+}

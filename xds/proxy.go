@@ -56,6 +56,9 @@ type Proxy struct {
 	// istio-agent says by sending ISTIO_VERSION; a plain Envoy (navarch bootstrap)
 	// gets none of them, which it would refuse (istiometrics.go).
 	IstioProxy bool
+	// MeshID is the mesh the proxy says it is in (MESH_ID), which Istio's span tags
+	// name (tracing.go).
+	MeshID string
 	// Metadata are the string values of an Envoy's node metadata, which
 	// EnvoyFilters may match (envoyfilter.go); none for proxyless gRPC.
 	Metadata map[string]string
@@ -141,6 +144,7 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 	p.IstioVersion = str(md, "ISTIO_VERSION")
 	p.IstioProxy = p.IstioVersion != "" && p.Generator != GeneratorGRPC
 	p.ClusterID = str(md, "CLUSTER_ID")
+	p.MeshID = str(md, "MESH_ID")
 	p.Network = str(md, "NETWORK")
 	p.AutoRegisterGroup = str(md, "AUTO_REGISTER_GROUP")
 	p.NodeName = str(md, "NODE_NAME")
@@ -279,14 +283,14 @@ func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
 }
 
 // classKey identifies the proxies that get identical configuration: same type,
-// generator, namespace, network, locality, Kubernetes cluster, IP versions, labels and identity, whether it is istio-proxy, and the Istio
+// generator, namespace, network, locality, Kubernetes cluster and mesh, IP versions, labels and identity, whether it is istio-proxy, and the Istio
 // version and metadata EnvoyFilters match (of the proxy as classProxy makes it). Proxies of one class share one set of built resources.
 type classKey string
 
 func (p *Proxy) classKey() classKey {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|%s|%t|%t|%s|%d|%t|%s|%t|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.NodeName, p.ServiceAccount,
-		p.InterceptionNone, p.Unprivileged, p.IPFamilies, p.HTTPProxyPort, p.SelfDiscovery, p.ClusterID, p.IstioProxy)
+	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|%s|%t|%t|%s|%d|%t|%s|%t|%s|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.NodeName, p.ServiceAccount,
+		p.InterceptionNone, p.Unprivileged, p.IPFamilies, p.HTTPProxyPort, p.SelfDiscovery, p.ClusterID, p.IstioProxy, p.MeshID)
 	for _, k := range registry.SortedKeys(p.Labels) {
 		fmt.Fprintf(&b, "%s=%s,", k, p.Labels[k])
 	}

@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	metadatav3 "github.com/envoyproxy/go-control-plane/envoy/type/metadata/v3"
 	tracingv3 "github.com/envoyproxy/go-control-plane/envoy/type/tracing/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -32,11 +34,14 @@ import (
 // Istio's default of 1%; gateways start a child span
 // for the upstream request, as Istio's do.
 //
+// Spans carry Istio's own tags (istioSpanTags: the workload's canonical service and
+// revision, mesh, namespace and cluster, dry-run policies) besides the entry's
+// customTags, unless an entry sets enableIstioTags false; the labels and metadata
+// they come from set classes apart.
+//
 // Where no Telemetry traces and the mesh config names no default tracing provider,
 // proxies get no tracing configuration: Istio's legacy tracing (the mesh's
-// enableTracing, with a tracer in Envoy's bootstrap) is not built, and neither are
-// Istio's own span tags (istio.canonical_service and the rest), which name the
-// workload, whereas navarch builds per class. Other providers (datadog, skywalking,
+// enableTracing, with a tracer in Envoy's bootstrap) is not built. Other providers (datadog, skywalking,
 // lightstep, opencensus), and headers whose value comes from the environment
 // (envName, which would differ from node to node), are reported and left out.
 // Proxyless gRPC gets no tracing (nor does it in Istio).
@@ -65,6 +70,7 @@ type tracingSpec struct {
 	sampling    *float64
 	customTags  map[string]*telemetry.Tracing_CustomTag
 	noPropagate bool
+	noIstioTags bool // enableIstioTags: false
 }
 
 // tracingFor returns the tracing of the proxy's class.
@@ -116,6 +122,9 @@ func tracingFor(ctx *Context) tracingSides {
 				if tr.DisableContextPropagation != nil {
 					s.noPropagate = tr.DisableContextPropagation.Value
 				}
+				if tr.EnableIstioTags != nil {
+					s.noIstioTags = !tr.EnableIstioTags.Value
+				}
 			}
 		}
 		return tracingSides{client: buildTracing(ctx, client), server: buildTracing(ctx, server)}
@@ -155,7 +164,7 @@ func buildTracing(ctx *Context, s tracingSpec) *hcmv3.HttpConnectionManager_Trac
 		ClientSampling:       &typev3.Percent{Value: 100},
 		RandomSampling:       &typev3.Percent{Value: sampling},
 		OverallSampling:      &typev3.Percent{Value: 100},
-		CustomTags:           customTags(s.customTags),
+		CustomTags:           customTags(s.customTags, !s.noIstioTags, ctx.Proxy),
 		NoContextPropagation: s.noPropagate,
 	}
 	if ctx.Proxy.Type == TypeRouter {
@@ -282,8 +291,11 @@ func providerHeaders(hs []*meshconfig.MeshConfig_ExtensionProvider_HttpHeader) (
 }
 
 // customTags are Telemetry's custom tags, sorted by name.
-func customTags(tags map[string]*telemetry.Tracing_CustomTag) []*tracingv3.CustomTag {
+func customTags(tags map[string]*telemetry.Tracing_CustomTag, istioTags bool, p *Proxy) []*tracingv3.CustomTag {
 	var out []*tracingv3.CustomTag
+	if istioTags {
+		out = istioSpanTags(p)
+	}
 	for name, t := range tags {
 		ct := &tracingv3.CustomTag{Tag: name}
 		switch v := t.GetType().(type) {
@@ -302,4 +314,35 @@ func customTags(tags map[string]*telemetry.Tracing_CustomTag) []*tracingv3.Custo
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Tag < out[j].Tag })
 	return out
+}
+
+// istioSpanTags are the tags Istio puts on every span of a proxy's (unless a
+// Telemetry's enableIstioTags is false): the workload's canonical service and
+// revision (its service.istio.io/canonical-name and -revision labels, else
+// "unknown" and "latest"), its mesh (MESH_ID), namespace and Kubernetes cluster
+// (CLUSTER_ID), each "unknown" when not said; and the names and results of the
+// dry-run AuthorizationPolicies that matched, from the RBAC filter's metadata (empty
+// when none did).
+func istioSpanTags(p *Proxy) []*tracingv3.CustomTag {
+	literal := func(tag, value string) *tracingv3.CustomTag {
+		return &tracingv3.CustomTag{Tag: tag, Type: &tracingv3.CustomTag_Literal_{Literal: &tracingv3.CustomTag_Literal{Value: value}}}
+	}
+	dryRun := func(tag, key string) *tracingv3.CustomTag {
+		return &tracingv3.CustomTag{Tag: tag, Type: &tracingv3.CustomTag_Metadata_{Metadata: &tracingv3.CustomTag_Metadata{
+			Kind: &metadatav3.MetadataKind{Kind: &metadatav3.MetadataKind_Request_{Request: &metadatav3.MetadataKind_Request{}}},
+			MetadataKey: &metadatav3.MetadataKey{Key: "envoy.filters.http.rbac", Path: []*metadatav3.MetadataKey_PathSegment{
+				{Segment: &metadatav3.MetadataKey_PathSegment_Key{Key: key}}}},
+		}}}
+	}
+	return []*tracingv3.CustomTag{
+		dryRun("istio.authorization.dry_run.allow_policy.name", "istio_dry_run_allow_shadow_effective_policy_id"),
+		dryRun("istio.authorization.dry_run.allow_policy.result", "istio_dry_run_allow_shadow_engine_result"),
+		dryRun("istio.authorization.dry_run.deny_policy.name", "istio_dry_run_deny_shadow_effective_policy_id"),
+		dryRun("istio.authorization.dry_run.deny_policy.result", "istio_dry_run_deny_shadow_engine_result"),
+		literal("istio.canonical_revision", cmp.Or(p.Labels["service.istio.io/canonical-revision"], "latest")),
+		literal("istio.canonical_service", cmp.Or(p.Labels["service.istio.io/canonical-name"], "unknown")),
+		literal("istio.mesh_id", cmp.Or(p.MeshID, "unknown")),
+		literal("istio.namespace", cmp.Or(p.Namespace, "default")),
+		literal("istio.cluster_id", cmp.Or(p.ClusterID, "unknown")),
+	}
 }

@@ -58,7 +58,9 @@ spec:
   endpoints: [{address: 10.0.8.3}]
 `
 
-// describeTracing is "<tracer> <collector> <sampling>%[ tags=a,b][ spawn]", or "".
+// describeTracing is "<tracer> <collector> <sampling>%[ tags=a,b][ spawn]", or "";
+// Istio's own tags (istio.*) are left out, when all there (istioSpanTags, which
+// TestSameTracingAsIstiod compares with istiod), else listed.
 func describeTracing(t *testing.T, tr *hcmv3.HttpConnectionManager_Tracing) string {
 	t.Helper()
 	if tr == nil {
@@ -84,9 +86,16 @@ func describeTracing(t *testing.T, tr *hcmv3.HttpConnectionManager_Tracing) stri
 		}
 	}
 	out += fmt.Sprintf(" %g%%", tr.GetRandomSampling().GetValue())
-	var tags []string
+	var tags, istio []string
 	for _, tag := range tr.CustomTags {
+		if strings.HasPrefix(tag.Tag, "istio.") {
+			istio = append(istio, tag.Tag)
+			continue
+		}
 		tags = append(tags, tag.Tag)
+	}
+	if len(istio) != len(istioSpanTags(&Proxy{})) {
+		tags = append(tags, istio...)
 	}
 	if len(tags) > 0 {
 		out += " tags=" + strings.Join(tags, ",")
