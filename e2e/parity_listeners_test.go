@@ -630,9 +630,10 @@ func compareListings(t *testing.T, describe func(server string) []string, istiod
 // connection managers and a gateway's, from istiod and from navarch, under a zipkin
 // provider the mesh config names by default and a Telemetry that samples the
 // client side at 10% and adds tags, and one that takes Istio's own tags off a
-// workload's server side: the provider's configuration, sampling, and the span
-// tags, Istio's own (the workload's canonical service and revision, mesh, namespace,
-// cluster, dry-run policies) included.
+// workload's server side, whose ProxyConfig names tags of its own: the provider's
+// configuration, sampling, and the span tags, Istio's own (the workload's canonical
+// service and revision, mesh, namespace, cluster, dry-run policies) and the
+// ProxyConfig's (where Telemetry names none) included.
 func TestSameTracingAsIstiod(t *testing.T) {
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
 	config := strings.Replace(sniffParity, "MODE", "PERMISSIVE", 1) + listenerParity + "---\n" +
@@ -672,13 +673,22 @@ spec:
 		id, listener, ip string
 		labels           map[string]any
 		port             uint32
+		proxyConfig      map[string]any
 	}{
 		{"sidecar~127.0.0.70~client-0.default~default.svc.cluster.local", "0.0.0.0_8081", "10.1.2.3",
-			map[string]any{"app": "client", "service.istio.io/canonical-name": "client", "service.istio.io/canonical-revision": "v7"}, 8081},
-		{"sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "virtualInbound", "127.0.0.66", map[string]any{"app": "web"}, 8081},
-		{"router~127.0.0.90~ingress-0.default~default.svc.cluster.local", "0.0.0.0_80", "10.1.2.3", map[string]any{"istio": "ingressgateway"}, 80},
+			map[string]any{"app": "client", "service.istio.io/canonical-name": "client", "service.istio.io/canonical-revision": "v7"}, 8081, nil},
+		{"sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "virtualInbound", "127.0.0.66", map[string]any{"app": "web"}, 8081,
+			map[string]any{"tracing": map[string]any{"customTags": map[string]any{
+				"zone": map[string]any{"literal": map[string]any{"value": "z1"}},
+				"pod":  map[string]any{"environment": map[string]any{"name": "POD_NAME", "defaultValue": "?"}},
+				"ua":   map[string]any{"header": map[string]any{"name": "user-agent"}},
+			}}}},
+		{"router~127.0.0.90~ingress-0.default~default.svc.cluster.local", "0.0.0.0_80", "10.1.2.3", map[string]any{"istio": "ingressgateway"}, 80, nil},
 	} {
 		md := map[string]any{"NAMESPACE": "default", "LABELS": c.labels, "MESH_ID": "mesh1", "CLUSTER_ID": "Kubernetes"}
+		if c.proxyConfig != nil {
+			md["PROXY_CONFIG"] = c.proxyConfig
+		}
 		tracing := func(server string) map[string]string {
 			l := envoyConfig(t, server, c.id, md).listeners[c.listener]
 			for _, f := range chainFor(l, c.ip, c.port, probe{http: "http/1.1"}).GetFilters() {

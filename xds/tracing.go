@@ -164,7 +164,7 @@ func buildTracing(ctx *Context, s tracingSpec) *hcmv3.HttpConnectionManager_Trac
 		ClientSampling:       &typev3.Percent{Value: 100},
 		RandomSampling:       &typev3.Percent{Value: sampling},
 		OverallSampling:      &typev3.Percent{Value: 100},
-		CustomTags:           customTags(s.customTags, !s.noIstioTags, ctx.Proxy),
+		CustomTags:           customTags(s.customTags, !s.noIstioTags, ctx.Proxy, ctx.proxyConfig().GetTracing().GetCustomTags()),
 		NoContextPropagation: s.noPropagate,
 	}
 	if ctx.Proxy.Type == TypeRouter {
@@ -290,11 +290,29 @@ func providerHeaders(hs []*meshconfig.MeshConfig_ExtensionProvider_HttpHeader) (
 	return out, nil
 }
 
-// customTags are Telemetry's custom tags, sorted by name.
-func customTags(tags map[string]*telemetry.Tracing_CustomTag, istioTags bool, p *Proxy) []*tracingv3.CustomTag {
+// customTags are the span tags of a side, sorted by name: Istio's own
+// (istioSpanTags) unless istioTags is false, and Telemetry's custom tags, or where
+// it names none, the ProxyConfig's (proxyTags).
+func customTags(tags map[string]*telemetry.Tracing_CustomTag, istioTags bool, p *Proxy, proxyTags map[string]*meshconfig.Tracing_CustomTag) []*tracingv3.CustomTag {
 	var out []*tracingv3.CustomTag
 	if istioTags {
 		out = istioSpanTags(p)
+	}
+	if len(tags) == 0 { // the ProxyConfig's, as istiod takes them where Telemetry names none
+		for name, t := range proxyTags {
+			ct := &tracingv3.CustomTag{Tag: name}
+			switch v := t.GetType().(type) {
+			case *meshconfig.Tracing_CustomTag_Literal:
+				ct.Type = &tracingv3.CustomTag_Literal_{Literal: &tracingv3.CustomTag_Literal{Value: v.Literal.GetValue()}}
+			case *meshconfig.Tracing_CustomTag_Environment:
+				ct.Type = &tracingv3.CustomTag_Environment_{Environment: &tracingv3.CustomTag_Environment{Name: v.Environment.GetName(), DefaultValue: v.Environment.GetDefaultValue()}}
+			case *meshconfig.Tracing_CustomTag_Header:
+				ct.Type = &tracingv3.CustomTag_RequestHeader{RequestHeader: &tracingv3.CustomTag_Header{Name: v.Header.GetName(), DefaultValue: v.Header.GetDefaultValue()}}
+			default:
+				continue
+			}
+			out = append(out, ct)
+		}
 	}
 	for name, t := range tags {
 		ct := &tracingv3.CustomTag{Tag: name}
