@@ -361,15 +361,7 @@ func TestSameHTTPFilterOrderAsIstiod(t *testing.T) {
 					md["PROXY_CONFIG"] = sc.proxyConfig
 				}
 				filters := func(server string) []*hcmv3.HttpFilter {
-					l := envoyConfig(t, server, c.id, md).listeners[c.listener]
-					for _, f := range chainFor(l, c.ip, c.port, probe{http: "http/1.1"}).GetFilters() {
-						var h hcmv3.HttpConnectionManager
-						if f.GetTypedConfig().UnmarshalTo(&h) == nil {
-							return h.HttpFilters
-						}
-					}
-					t.Fatalf("%s: no HTTP connection manager for HTTP on %s", server, c.listener)
-					return nil
+					return httpManagerFor(t, server, envoyConfig(t, server, c.id, md).listeners[c.listener], c.ip, c.port).HttpFilters
 				}
 				described := func(fs []*hcmv3.HttpFilter) (order []string, config map[string]string) {
 					config = map[string]string{}
@@ -496,6 +488,20 @@ spec:
   gateways: [tcp-public]
   tcp: [{route: [{destination: {host: web2.default.svc.cluster.local, port: {number: 8083}}}]}]
 `
+
+// httpManagerFor returns the HTTP connection manager of the chain of listener l
+// (server's) that plaintext HTTP/1.1 to ip:port takes; none fails the test.
+func httpManagerFor(t *testing.T, server string, l *listenerv3.Listener, ip string, port uint32) *hcmv3.HttpConnectionManager {
+	t.Helper()
+	for _, f := range chainFor(l, ip, port, probe{http: "http/1.1"}).GetFilters() {
+		var h hcmv3.HttpConnectionManager
+		if f.GetTypedConfig().UnmarshalTo(&h) == nil {
+			return &h
+		}
+	}
+	t.Fatalf("%s: no HTTP connection manager for HTTP to %s:%d on %s", server, ip, port, l.GetName())
+	return nil
+}
 
 // telemetryMetrics overrides metrics: the root namespace's Telemetry every 15 s
 // for TCP, a tag more on requests counted on the client side, request durations not
@@ -690,18 +696,11 @@ spec:
 			md["PROXY_CONFIG"] = c.proxyConfig
 		}
 		tracing := func(server string) map[string]string {
-			l := envoyConfig(t, server, c.id, md).listeners[c.listener]
-			for _, f := range chainFor(l, c.ip, c.port, probe{http: "http/1.1"}).GetFilters() {
-				var h hcmv3.HttpConnectionManager
-				if f.GetTypedConfig().UnmarshalTo(&h) == nil {
-					if h.Tracing == nil {
-						return map[string]string{"tracing": "none"}
-					}
-					return protoFields(t, h.Tracing, regexp.MustCompile(`^$`), nil)
-				}
+			h := httpManagerFor(t, server, envoyConfig(t, server, c.id, md).listeners[c.listener], c.ip, c.port)
+			if h.Tracing == nil {
+				return map[string]string{"tracing": "none"}
 			}
-			t.Fatalf("%s: no HTTP connection manager for HTTP on %s", server, c.listener)
-			return nil
+			return protoFields(t, h.Tracing, regexp.MustCompile(`^$`), nil)
 		}
 		compareFields(t, map[string]map[string]string{c.listener: tracing(istiod)}, map[string]map[string]string{c.listener: tracing(navarch)})
 	}

@@ -14,6 +14,7 @@ import (
 	metadatav3 "github.com/envoyproxy/go-control-plane/envoy/type/metadata/v3"
 	tracingv3 "github.com/envoyproxy/go-control-plane/envoy/type/tracing/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	meshconfig "istio.io/api/mesh/v1alpha1"
@@ -299,20 +300,7 @@ func customTags(tags map[string]*telemetry.Tracing_CustomTag, istioTags bool, p 
 		out = istioSpanTags(p)
 	}
 	if len(tags) == 0 { // the ProxyConfig's, as istiod takes them where Telemetry names none
-		for name, t := range proxyTags {
-			ct := &tracingv3.CustomTag{Tag: name}
-			switch v := t.GetType().(type) {
-			case *meshconfig.Tracing_CustomTag_Literal:
-				ct.Type = &tracingv3.CustomTag_Literal_{Literal: &tracingv3.CustomTag_Literal{Value: v.Literal.GetValue()}}
-			case *meshconfig.Tracing_CustomTag_Environment:
-				ct.Type = &tracingv3.CustomTag_Environment_{Environment: &tracingv3.CustomTag_Environment{Name: v.Environment.GetName(), DefaultValue: v.Environment.GetDefaultValue()}}
-			case *meshconfig.Tracing_CustomTag_Header:
-				ct.Type = &tracingv3.CustomTag_RequestHeader{RequestHeader: &tracingv3.CustomTag_Header{Name: v.Header.GetName(), DefaultValue: v.Header.GetDefaultValue()}}
-			default:
-				continue
-			}
-			out = append(out, ct)
-		}
+		tags = telemetryTags(proxyTags)
 	}
 	for name, t := range tags {
 		ct := &tracingv3.CustomTag{Tag: name}
@@ -331,6 +319,21 @@ func customTags(tags map[string]*telemetry.Tracing_CustomTag, istioTags bool, p 
 		out = append(out, ct)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Tag < out[j].Tag })
+	return out
+}
+
+// telemetryTags are a ProxyConfig's tracing tags as Telemetry's: the two messages
+// spell literal, environment and request header tags alike (the same JSON), so
+// each is read as the other.
+func telemetryTags(proxyTags map[string]*meshconfig.Tracing_CustomTag) map[string]*telemetry.Tracing_CustomTag {
+	out := make(map[string]*telemetry.Tracing_CustomTag, len(proxyTags))
+	for name, t := range proxyTags {
+		b, err := protojson.Marshal(t)
+		var tt telemetry.Tracing_CustomTag
+		if err == nil && protojson.Unmarshal(b, &tt) == nil {
+			out[name] = &tt
+		}
+	}
 	return out
 }
 
