@@ -635,8 +635,9 @@ func compareListings(t *testing.T, describe func(server string) []string, istiod
 // TestSameTracingAsIstiod compares the tracing of a sidecar's outbound and inbound
 // connection managers and a gateway's, from istiod and from navarch, under a zipkin
 // provider the mesh config names by default and a Telemetry that samples the
-// client side at 10% and adds tags, and one that takes Istio's own tags off a
-// workload's server side, whose ProxyConfig names tags of its own: the provider's
+// client side at 10% and adds tags, and two that select one workload (both apply,
+// the later overriding): one takes Istio's own tags off its server side, the other
+// samples it at 25%; its ProxyConfig names tags of its own. The provider's
 // configuration, sampling, and the span tags, Istio's own (the workload's canonical
 // service and revision, mesh, namespace, cluster, dry-run policies) and the
 // ProxyConfig's (where Telemetry names none) included.
@@ -673,6 +674,14 @@ spec:
   tracing:
   - match: {mode: SERVER}
     enableIstioTags: false
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: web-traces-sampled, namespace: default}
+spec:
+  selector: {matchLabels: {app: web}}
+  tracing:
+  - randomSamplingPercentage: 25
 `
 	istiod, navarch := bothControlPlanes(t, bin, config)
 	for _, c := range []struct {

@@ -26,7 +26,7 @@ import (
 
 // Telemetry's accessLogging becomes Envoy access logs, as in Istio: the mesh's
 // Telemetry (root namespace, no selector), then the namespace's (no selector), then
-// the oldest selecting the workload, each naming providers it turns on (with a CEL
+// every one selecting the workload, oldest first, each naming providers it turns on (with a CEL
 // filter, which applies to the providers the entry names) or off; an entry without
 // providers means those of the level above, at the top the mesh config's
 // defaultProviders.accessLogging; the providers of the lowest level that names any
@@ -75,18 +75,20 @@ func accessLogsFor(ctx *Context) accessLogs {
 	})
 }
 
-// telemetries returns the Telemetries that apply to the proxy, mesh first, each
-// with its name for reports.
+// telemetries returns the Telemetries that apply to the proxy, each with its name
+// for reports, in the order they are merged (a later one overrides): the mesh's
+// (the oldest of the root namespace without a selector), the namespace's (the
+// oldest without one), then every one of the namespace selecting the workload,
+// oldest first, as istiod's applicableTelemetries has them.
 func telemetries(ctx *Context) []*api.Resource {
 	p := ctx.Proxy
-	var workload, namespace, mesh *api.Resource
+	var workload []*api.Resource
+	var namespace, mesh *api.Resource
 	for _, r := range selectedPolicies(ctx, api.Telemetry, p.Namespace, p.Labels) {
 		sel := r.Spec.(*telemetry.Telemetry).GetSelector().GetMatchLabels()
 		switch {
 		case r.Meta.Namespace == p.Namespace && len(sel) > 0:
-			if workload == nil {
-				workload = r
-			}
+			workload = append(workload, r)
 		case r.Meta.Namespace == p.Namespace:
 			if namespace == nil {
 				namespace = r
@@ -98,12 +100,12 @@ func telemetries(ctx *Context) []*api.Resource {
 		}
 	}
 	var out []*api.Resource
-	for _, r := range []*api.Resource{mesh, namespace, workload} {
+	for _, r := range []*api.Resource{mesh, namespace} {
 		if r != nil {
 			out = append(out, r)
 		}
 	}
-	return out
+	return append(out, workload...)
 }
 
 // logSetting is what the levels say of one provider.

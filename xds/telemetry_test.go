@@ -114,6 +114,36 @@ spec:
 	if len(ctx.errs) != 1 || !strings.Contains(ctx.errs[0].Error(), `provider "otel"`) {
 		t.Errorf("a server-side entry naming an unknown provider: reported %v", ctx.errs)
 	}
+
+	// Every Telemetry selecting a workload applies, the newer over the older.
+	two := snapshotOf(t, `
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  accessLogging: [{providers: [{name: envoy}]}]
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: orders-errors, namespace: shop}
+spec:
+  selector: {matchLabels: {app: orders}}
+  accessLogging: [{providers: [{name: envoy}], filter: {expression: "response.code >= 400"}}]
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: orders-quiet-servers, namespace: shop}
+spec:
+  selector: {matchLabels: {app: orders}}
+  accessLogging: [{match: {mode: SERVER}, disabled: true}]
+`)
+	logs := accessLogsFor(newContext(two, envoy("shop", map[string]string{"app": "orders"}), "cluster.local", "istio-system"))
+	if got := logFilter(t, logs.client); got != "response.code >= 400" {
+		t.Errorf("two Telemetries selecting the workload: client side %q, want the older's filter", got)
+	}
+	if got := logFilter(t, logs.server); got != "" {
+		t.Errorf("two Telemetries selecting the workload: server side %q, want none (the newer's)", got)
+	}
 }
 
 // describeLog is "path text|json <format>" of a file access log, with " if <cel>"

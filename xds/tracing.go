@@ -24,7 +24,7 @@ import (
 // Telemetry's tracing becomes the tracing of Envoy's HTTP connection managers, as in
 // Istio (pilot's Telemetries.Tracing): the mesh config's defaultProviders.tracing
 // (its first), then the tracing entries of the mesh's, the namespace's and the
-// workload's Telemetry in turn, each for the side its match selects (CLIENT: a
+// workload's Telemetries (telemetries) in turn, each for the side its match selects (CLIENT: a
 // sidecar's outbound listeners and a gateway's; SERVER: a sidecar's inbound chains),
 // naming the provider (the first it lists), disableSpanReporting,
 // randomSamplingPercentage and customTags, a later entry overriding an earlier one.
