@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -309,4 +310,146 @@ func compactJSON(t *testing.T, m proto.Message) string {
 		t.Fatal(err)
 	}
 	return buf.String()
+}
+
+// networksParity is a service r with workloads in the proxy's network (east), in
+// two networks behind gateways (west with two, north with one), in a network
+// without gateways (south) and in none, in several localities, with and without a
+// sidecar (Istio's tlsMode label); r takes automatic mTLS, its subset v2 ISTIO_MUTUAL
+// and its subset v3 plaintext. istiod learns the gateways from the mesh ConfigMap's
+// meshNetworks, navarch from ServiceEntries labelled with their network (its
+// meshNetworks is not read; istiod has no use for the entries).
+const networksParity = `apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: '{}'
+  meshNetworks: |-
+    networks:
+      west:
+        endpoints: [{fromRegistry: Kubernetes}]
+        gateways: [{address: 127.0.1.10, port: 15443}, {address: 127.0.1.11, port: 15443}]
+      north:
+        endpoints: [{fromRegistry: Kubernetes}]
+        gateways: [{address: 127.0.1.20, port: 15443}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: west-gateway, namespace: istio-system, labels: {topology.istio.io/network: west}}
+spec:
+  hosts: [west-gateway.istio-system.svc.cluster.local]
+  ports: [{number: 15443, name: tls, protocol: TLS}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.1.10}, {address: 127.0.1.11}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: north-gateway, namespace: istio-system, labels: {topology.istio.io/network: north}}
+spec:
+  hosts: [north-gateway.istio-system.svc.cluster.local]
+  ports: [{number: 15443, name: tls, protocol: TLS}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.1.20}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: r}
+spec:
+  hosts: [r.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: r}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: r}
+spec:
+  host: r.default.svc.cluster.local
+  subsets:
+  - {name: v2, labels: {version: v2}, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}
+  - {name: v3, labels: {version: v3}, trafficPolicy: {tls: {mode: DISABLE}}}
+`
+
+// networksWorkloads are networksParity's workloads: name, network, locality,
+// weight, version, and whether it has a sidecar.
+var networksWorkloads = []struct {
+	name, network, locality string
+	weight                  int
+	version                 string
+	sidecar                 bool
+}{
+	{"east-1", "east", "r1/z1", 1, "v2", true},
+	{"east-2", "east", "r1/z2", 2, "v3", false},
+	{"west-1", "west", "r2/z1", 1, "v2", true},
+	{"west-2", "west", "r2/z1", 3, "v3", true},
+	{"west-3", "west", "r3/z1", 1, "v2", false},
+	{"west-4", "west", "r3/z1", 2, "v2", true},
+	{"north-1", "north", "r1/z1", 1, "v2", true},
+	{"south-1", "south", "r2/z2", 1, "v2", true},
+	{"nowhere-1", "", "r1/z1", 1, "v3", true},
+}
+
+// TestSameEndpointsAcrossNetworksAsIstiod compares, field by field, the endpoints
+// an Envoy sidecar gets from istiod and from navarch for a service whose workloads
+// sit in several networks (networksParity), in the network east and in none: which
+// workloads it reaches directly and which through which gateways, with what
+// weights, in which localities, with what metadata.
+func TestSameEndpointsAcrossNetworksAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	config := networksParity
+	for i, w := range networksWorkloads {
+		labels := "{app: r, version: " + w.version
+		if w.sidecar {
+			labels += ", security.istio.io/tlsMode: istio"
+		}
+		config += fmt.Sprintf("---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: %s}\n"+
+			"spec: {address: 127.0.0.%d, network: %q, locality: %s, weight: %d, labels: %s}, serviceAccount: r}\n",
+			w.name, 110+i, w.network, w.locality, w.weight, labels)
+	}
+	istiod, navarch := bothControlPlanes(t, bin, config)
+	names := []string{"outbound|8080||r.default.svc.cluster.local", "outbound|8080|v2|r.default.svc.cluster.local", "outbound|8080|v3|r.default.svc.cluster.local"}
+	skip := regexp.MustCompile(`(^|\.)healthStatus(\.|\[|$)`)
+	for _, network := range []string{"east", ""} {
+		t.Run("network "+cmp.Or(network, "none"), func(t *testing.T) {
+			id := "sidecar~127.0.0.60~web-0.default~default.svc.cluster.local"
+			md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}, "NETWORK": network}
+			fields := func(server string) map[string]map[string]string {
+				envoyConfig(t, server, id, md)
+				st, node := adsStream(t, server, id, md)
+				node.Locality = &corev3.Locality{Region: "r1", Zone: "z1"}
+				if err := st.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: resourcev3.EndpointType, ResourceNames: names}); err != nil {
+					t.Fatal(err)
+				}
+				out := map[string]map[string]string{}
+				for len(out) < len(names) {
+					res, err := st.Recv()
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, a := range res.Resources {
+						var cla endpointv3.ClusterLoadAssignment
+						if err := a.UnmarshalTo(&cla); err != nil {
+							t.Fatal(err)
+						}
+						out[cla.ClusterName] = protoFields(t, &cla, skip, nil)
+					}
+				}
+				return out
+			}
+			want := fields(istiod)
+			var got map[string]map[string]string
+			eventually(t, 30*time.Second, "navarch's endpoints", func() error {
+				got = fields(navarch)
+				if len(got[names[0]]) == 0 {
+					return fmt.Errorf("no endpoints yet")
+				}
+				return nil
+			})
+			compareFields(t, want, got)
+			if !slices.ContainsFunc(slices.Collect(maps.Values(want[names[0]])), func(v string) bool { return strings.HasPrefix(v, "127.0.1.") }) {
+				t.Errorf("istiod sent no gateway endpoint, which this test expects: %v", want[names[0]])
+			}
+		})
+	}
 }

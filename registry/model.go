@@ -164,12 +164,13 @@ const NetworkLabel = "topology.istio.io/network"
 // its network (mTLS, routed by SNI: an AUTO_PASSTHROUGH Gateway server).
 const GatewayPort = 15443
 
-// Gateway is one way into a network: a gateway instance's address and port.
+// Gateway is one way into a network: a gateway instance's address and port, and
+// the Kubernetes cluster it serves ("" for a ServiceEntry's: any of its network).
 type Gateway struct {
-	Network  string
-	Address  string
-	Port     uint32
-	Locality string
+	Network string
+	Cluster string
+	Address string
+	Port    uint32
 }
 
 // SameNetwork reports whether endpoints in network b are reachable directly from
@@ -234,6 +235,22 @@ type Workload struct {
 	WorkloadName string
 	Source       string
 	Origin       api.Key
+}
+
+// TLSModeLabel is the label Istio's injector puts on workloads with a proxy that
+// takes Istio's mTLS ("istio"), or "disabled" on those that refuse it.
+const TLSModeLabel = "security.istio.io/tlsMode"
+
+// MeshTLS reports whether the workload has a proxy that takes Istio's mTLS, as
+// istiod reads it: its TLSModeLabel says "istio", or, for a workload that is not a
+// Kubernetes pod (a WorkloadEntry, a ServiceEntry's endpoint), it has no such label
+// and names a service account.
+func (w *Workload) MeshTLS() bool {
+	if mode, ok := w.Labels[TLSModeLabel]; ok {
+		return mode == "istio"
+	}
+	cluster, _ := KubernetesCluster(w.Source)
+	return cluster == "" && w.ServiceAccount != ""
 }
 
 // PortFor returns the port the workload serves service port p on.

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"cmp"
 	"net"
 	"slices"
 	"sort"
@@ -36,6 +37,7 @@ type Snapshot struct {
 	routes    []*HostRoutes
 	rules     []*HostRoutes
 	gateways  map[string][]Gateway   // by network
+	gwScale   uint32                 // see GatewayScale
 	issuers   map[string]Issuer      // see WithIssuers
 	mesh      *meshconfig.MeshConfig // see MeshConfig
 	// vsExportTo and drExportTo are the mesh config's exportTo of VirtualServices
@@ -229,6 +231,7 @@ func (s *Snapshot) index(inline map[*Service][]*Workload) {
 		}
 	}
 	s.labelsAtHash = h.Sum64()
+	s.sortGateways()
 	s.indexSelectorKeys()
 	for _, r := range s.config[api.VirtualService] {
 		s.routes = append(s.routes, &HostRoutes{Resource: r, Hosts: s.resolveAll(r.Spec.(*networking.VirtualService).Hosts, r.Meta.Namespace)})
@@ -303,15 +306,70 @@ func (s *Snapshot) indexGateways(svc *Service) {
 		return
 	}
 	for _, w := range s.endpoints[svc] {
-		gw := Gateway{Network: network, Address: w.Address, Port: w.PortFor(port), Locality: w.Locality}
+		cluster, _ := KubernetesCluster(w.Source)
+		gw := Gateway{Network: network, Cluster: cluster, Address: w.Address, Port: w.PortFor(port)}
 		if net.ParseIP(w.Address) != nil && w.Healthy && !slices.Contains(s.gateways[network], gw) {
 			s.gateways[network] = append(s.gateways[network], gw) // hosts of one entry share endpoints
 		}
 	}
 }
 
+// sortGateways puts each network's gateways in istiod's order (by address, then
+// port) and computes GatewayScale.
+func (s *Snapshot) sortGateways() {
+	counts := map[[2]string]uint32{}
+	for network, gws := range s.gateways {
+		slices.SortFunc(gws, func(a, b Gateway) int {
+			return cmp.Or(strings.Compare(a.Address, b.Address), cmp.Compare(a.Port, b.Port))
+		})
+		counts[[2]string{network, "*"}] = uint32(len(gws))
+		for _, gw := range gws {
+			counts[[2]string{network, gw.Cluster}]++
+		}
+	}
+	for _, n := range counts {
+		if s.gwScale == 0 {
+			s.gwScale = n
+		}
+		s.gwScale = s.gwScale / gcd(s.gwScale, n) * n
+	}
+}
+
+func gcd(a, b uint32) uint32 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
 // Gateways returns the gateways into a network, in a stable order.
 func (s *Snapshot) Gateways(network string) []Gateway { return s.gateways[network] }
+
+// GatewaysFor returns the gateways by which a workload of network and Kubernetes
+// cluster is reached: those of its network serving its cluster if there are any,
+// else all of its network's, as istiod picks them.
+func (s *Snapshot) GatewaysFor(network, cluster string) []Gateway {
+	gws := s.gateways[network]
+	if cluster == "" {
+		return gws
+	}
+	var same []Gateway
+	for _, gw := range gws {
+		if gw.Cluster == cluster {
+			same = append(same, gw)
+		}
+	}
+	if len(same) == 0 {
+		return gws
+	}
+	return same
+}
+
+// GatewayScale is what istiod multiplies every endpoint's weight by once any
+// network has gateways (0 when none has): the least common multiple of the number
+// of gateways into each network (and into each network's cluster), so that an
+// endpoint's weight splits evenly over however many gateways reach it.
+func (s *Snapshot) GatewayScale() uint32 { return s.gwScale }
 
 func (s *Snapshot) resolveAll(hosts []string, ns string) []string {
 	out := make([]string, len(hosts))

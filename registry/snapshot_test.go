@@ -258,7 +258,7 @@ spec:
   endpoints: [{address: 192.0.2.20}]
 `)
 	want := []Gateway{
-		{Network: "west", Address: "192.0.2.10", Port: 8443, Locality: "eu/west-1"},
+		{Network: "west", Address: "192.0.2.10", Port: 8443},
 		{Network: "west", Address: "192.0.2.11", Port: 9443},
 	}
 	if got := snap.Gateways("west"); !reflect.DeepEqual(got, want) {
@@ -266,6 +266,91 @@ spec:
 	}
 	if got := snap.Gateways("north"); len(got) != 0 {
 		t.Fatalf("gateways into north: %+v, want none (the service has no port 15443)", got)
+	}
+	if got := snap.GatewayScale(); got != 2 {
+		t.Errorf("GatewayScale with two gateways into one network: %d, want 2", got)
+	}
+}
+
+// Gateways of a Kubernetes cluster serve its workloads; a ServiceEntry's serve any
+// of their network; GatewayScale is the least common multiple of how many there are
+// into each network and each network's cluster.
+func TestGatewaysByCluster(t *testing.T) {
+	const gateway = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: %s, namespace: istio-system, labels: {topology.istio.io/network: %s}}
+spec:
+  hosts: [%s.example]
+  ports: [{number: 15443, name: tls, protocol: TLS}]
+  resolution: STATIC
+  endpoints: [%s]
+`
+	var entries []store.Entry
+	for _, g := range []struct {
+		space                    store.Space
+		name, network, endpoints string
+	}{
+		{store.ConfigSpace, "static", "west", "{address: 192.0.2.30}"},
+		{store.RegistrySpace("kubernetes.c1"), "c1", "west", "{address: 192.0.2.10}, {address: 192.0.2.11}"},
+		{store.RegistrySpace("kubernetes.c2"), "c2", "west", "{address: 192.0.2.20}"},
+		{store.ConfigSpace, "north", "north", "{address: 192.0.2.40}, {address: 192.0.2.41}, {address: 192.0.2.42}"},
+	} {
+		rs, _, err := api.Decode("test", []byte(fmt.Sprintf(gateway, g.name, g.network, g.name, g.endpoints)), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, store.Entry{Space: g.space, Resource: rs[0]})
+	}
+	snap := NewSnapshot(entries, 7, "cluster.local")
+	addresses := func(gws []Gateway) []string {
+		var out []string
+		for _, gw := range gws {
+			out = append(out, gw.Cluster+"/"+gw.Address)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		network, cluster string
+		want             []string
+	}{
+		{"west", "c1", []string{"c1/192.0.2.10", "c1/192.0.2.11"}},
+		{"west", "c2", []string{"c2/192.0.2.20"}},
+		{"west", "c3", []string{"c1/192.0.2.10", "c1/192.0.2.11", "c2/192.0.2.20", "/192.0.2.30"}},
+		{"west", "", []string{"c1/192.0.2.10", "c1/192.0.2.11", "c2/192.0.2.20", "/192.0.2.30"}},
+		{"east", "c1", nil},
+	} {
+		if got := addresses(snap.GatewaysFor(tt.network, tt.cluster)); !slices.Equal(got, tt.want) {
+			t.Errorf("GatewaysFor(%q, %q) = %v, want %v", tt.network, tt.cluster, got, tt.want)
+		}
+	}
+	// west: 4 in all, 2 of c1, 1 of c2, 1 of no cluster; north: 3.
+	if got := snap.GatewayScale(); got != 12 {
+		t.Errorf("GatewayScale = %d, want 12", got)
+	}
+}
+
+// A workload takes Istio's mTLS by its tlsMode label; without one, a WorkloadEntry
+// or a ServiceEntry's endpoint does if it names a service account, a Kubernetes pod
+// does not.
+func TestMeshTLS(t *testing.T) {
+	for _, tt := range []struct {
+		labels         map[string]string
+		serviceAccount string
+		source         string
+		want           bool
+	}{
+		{map[string]string{TLSModeLabel: "istio"}, "", SourceServiceEntry, true},
+		{map[string]string{TLSModeLabel: "disabled"}, "ratings", SourceServiceEntry, false},
+		{nil, "ratings", SourceServiceEntry, true},
+		{nil, "", SourceServiceEntry, false},
+		{nil, "ratings", "kubernetes.c1", false},
+		{map[string]string{TLSModeLabel: "istio"}, "ratings", "kubernetes.c1", true},
+	} {
+		w := &Workload{Labels: tt.labels, ServiceAccount: tt.serviceAccount, Source: tt.source}
+		if got := w.MeshTLS(); got != tt.want {
+			t.Errorf("labels %v, service account %q, source %s: MeshTLS %v, want %v", tt.labels, tt.serviceAccount, tt.source, got, tt.want)
+		}
 	}
 }
 

@@ -2,6 +2,8 @@ package xds
 
 import (
 	"cmp"
+	"maps"
+	"math"
 	"net"
 	"slices"
 	"strconv"
@@ -12,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/navarch/navarch/registry"
 )
@@ -95,15 +98,10 @@ func (g endpoints) Generate(ctx *Context) []named {
 					if clusterOnly {
 						wls = inCluster(wls, ctx.Proxy.ClusterID)
 					}
-					gateways := noGateways
+					nw := networks{from: ctx.Proxy.Network, snap: ctx.Snapshot}
 					if g.envoy {
-						// Asked only when some workloads are in another network.
-						gateways = func(network string) []registry.Gateway {
-							if !clientUsesMTLS(ctx, tp, port, wls) {
-								return nil
-							}
-							return ctx.Snapshot.Gateways(network)
-						}
+						nw.mtls = func(w *registry.Workload) bool { return endpointMTLS(ctx, tp, w, port) }
+						nw.meta = envoyGatewayMetadata(ctx)
 					}
 					var byLabel func(labels map[string]string, locality, network, node string) uint32
 					if byLabels != nil {
@@ -111,9 +109,9 @@ func (g endpoints) Generate(ctx *Context) []named {
 					}
 					var meta func(*registry.Workload) *corev3.Metadata
 					if g.envoy {
-						meta = envoyEndpointMetadata(ctx, port)
+						meta = envoyEndpointMetadata(ctx, tp, port)
 					}
-					cla := loadAssignment(name, port, wls, ctx.Proxy.Network, gateways, byLabel, meta)
+					cla := loadAssignment(name, port, wls, nw, byLabel, meta)
 					if lb != nil {
 						applyLocality(cla, ctx.Proxy.Locality, lb)
 					}
@@ -164,12 +162,13 @@ func healthyOnly(wls []*registry.Workload) []*registry.Workload {
 }
 
 // envoyEndpointMetadata returns the metadata of an Envoy's endpoint of a workload
-// at port: the mark by which the cluster's transport socket matches give it mTLS
-// (autoMTLSMatches), if automatic mTLS picks it; for istio-proxy, the workload's
+// at port, under traffic policy tp: the mark by which the cluster's transport
+// socket matches give it mTLS (autoMTLSMatches), if the client talks mTLS to it
+// (endpointMTLS); for istio-proxy, the workload's
 // telemetry metadata (workloadMetadata). nil when it has none.
-func envoyEndpointMetadata(ctx *Context, port registry.Port) func(*registry.Workload) *corev3.Metadata {
+func envoyEndpointMetadata(ctx *Context, tp *networking.TrafficPolicy, port registry.Port) func(*registry.Workload) *corev3.Metadata {
 	return func(w *registry.Workload) *corev3.Metadata {
-		mtls := takesAutoMTLS(ctx, w, port)
+		mtls := endpointMTLS(ctx, tp, w, port)
 		if !mtls && !ctx.Proxy.IstioProxy {
 			return nil
 		}
@@ -184,20 +183,50 @@ func envoyEndpointMetadata(ctx *Context, port registry.Port) func(*registry.Work
 	}
 }
 
-// noGateways is the gateways of a client that cannot use them.
-func noGateways(string) []registry.Gateway { return nil }
+// envoyGatewayMetadata returns the metadata of an Envoy's endpoint of a gateway
+// into another network, as istiod gives it: the mark of mTLS (the way through is
+// mTLS); for istio-proxy, a workload of no name in the gateway's cluster.
+func envoyGatewayMetadata(ctx *Context) func(registry.Gateway) *corev3.Metadata {
+	return func(gw registry.Gateway) *corev3.Metadata {
+		md := &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{transportSocketMatch: tlsModeIstio}}
+		if ctx.Proxy.IstioProxy {
+			md.FilterMetadata["istio"] = &structpb.Struct{Fields: map[string]*structpb.Value{"workload": structpb.NewStringValue(";;;;" + gw.Cluster)}}
+		}
+		return md
+	}
+}
 
-// loadAssignment groups the workloads a proxy in network from reaches by locality
-// and, when priority is given (failover by labels), by the priority it gives each
-// endpoint (its labels, locality and network), renumbered from 0 as clients require.
-// Workloads in another network are reached through that network's gateways (as
-// Istio's multi-network meshes): each gateway stands for an equal share of the
-// network's healthy workloads' weight; a network without gateways (or a client
-// without the means to use them: Envoy with mTLS) is unreachable and left out.
+// networks is how a proxy reaches workloads in networks other than its own
+// (loadAssignment).
+type networks struct {
+	from string             // the proxy's network
+	snap *registry.Snapshot // the gateways into each network; nil: none
+	// mtls, set for a proxy that can go through gateways (Envoy, which sends the
+	// SNI they forward by; grpc-go cannot), says whether it talks mTLS to a
+	// workload, as it must through a gateway; meta is the metadata of a
+	// gateway's endpoint.
+	mtls func(*registry.Workload) bool
+	meta func(registry.Gateway) *corev3.Metadata
+}
+
+// loadAssignment groups the workloads a proxy reaches by locality and, when
+// priority is given (failover by labels), by the priority it gives each endpoint
+// (its labels, locality and network), renumbered from 0 as clients require.
+//
+// Networks are as istiod's sidecars have them. Once any network has gateways,
+// every weight is scaled by the snapshot's GatewayScale. A workload of the proxy's
+// network, of no network or of a network without gateways is reached directly. One
+// of a network with gateways (its cluster's, if it has any) is reached through them,
+// by a proxy that can use them and talks mTLS to it (for Envoy, a proxy of no
+// network too): each gateway gets an equal share of its weight, in its locality.
+// Gateway endpoints follow the workloads of each locality, in order of address. A
+// proxy that cannot use them (grpc-go) does not reach such a workload (but one of
+// no network reaches it directly); the locality of a workload not reached stays,
+// without endpoints or weight, as istiod leaves it.
 //
 // meta, if given, is the metadata of a workload's endpoint (an Envoy's:
 // envoyEndpointMetadata).
-func loadAssignment(name string, port registry.Port, wls []*registry.Workload, from string, gateways func(network string) []registry.Gateway,
+func loadAssignment(name string, port registry.Port, wls []*registry.Workload, nw networks,
 	priority func(labels map[string]string, locality, network, node string) uint32, meta func(*registry.Workload) *corev3.Metadata) *endpointv3.ClusterLoadAssignment {
 	// wls come in the snapshot's stable order, so the output is deterministic.
 	type group struct {
@@ -205,7 +234,7 @@ func loadAssignment(name string, port registry.Port, wls []*registry.Workload, f
 		priority uint32
 	}
 	groups := map[group]*endpointv3.LocalityLbEndpoints{}
-	add := func(w *registry.Workload, loc, network, node string, labels map[string]string, addr string, port, weight uint32, healthy bool) {
+	locality := func(loc, network, node string, labels map[string]string) *endpointv3.LocalityLbEndpoints {
 		g := group{locality: loc}
 		if priority != nil {
 			g.priority = priority(labels, loc, network, node)
@@ -215,29 +244,60 @@ func loadAssignment(name string, port registry.Port, wls []*registry.Workload, f
 			l = &endpointv3.LocalityLbEndpoints{Locality: ParseLocality(loc), Priority: g.priority}
 			groups[g] = l
 		}
+		return l
+	}
+	add := func(w *registry.Workload, loc, network, node string, labels map[string]string, addr string, port, weight uint32, healthy bool) *endpointv3.LbEndpoint {
+		l := locality(loc, network, node, labels)
 		e := lbEndpoint(addr, port, weight, healthy)
 		if meta != nil && w != nil {
 			e.Metadata = meta(w)
 		}
 		l.LbEndpoints = append(l.LbEndpoints, e)
+		return e
 	}
-	remote := map[string]uint32{} // healthy weight behind each other network
+	scale := uint32(1)
+	if nw.snap != nil {
+		scale = max(nw.snap.GatewayScale(), 1)
+	}
+	viaGateway := map[string]map[registry.Gateway]uint32{} // by locality
 	for _, w := range wls {
 		if !isIP(w.Address) {
 			continue // unix sockets and host names are not reachable through EDS by gRPC
 		}
-		weight := max(w.Weight, 1)
-		switch {
-		case registry.SameNetwork(from, w.Network):
+		weight := uint32(min(uint64(max(w.Weight, 1))*uint64(scale), math.MaxUint32))
+		var gws []registry.Gateway
+		if nw.snap != nil && w.Network != "" {
+			cluster, _ := registry.KubernetesCluster(w.Source)
+			gws = nw.snap.GatewaysFor(w.Network, cluster)
+		}
+		forced := nw.from == "" && len(gws) > 0 && nw.mtls != nil
+		if len(gws) == 0 || (!forced && registry.SameNetwork(nw.from, w.Network)) {
 			add(w, w.Locality, w.Network, w.Node, w.Labels, w.Address, w.PortFor(port), weight, w.Healthy)
-		case w.Healthy:
-			remote[w.Network] += weight
+			continue
+		}
+		if nw.mtls == nil || !nw.mtls(w) {
+			locality(w.Locality, w.Network, w.Node, w.Labels) // left empty, as istiod leaves it
+			continue
+		}
+		shares := viaGateway[w.Locality]
+		if shares == nil {
+			shares = map[registry.Gateway]uint32{}
+			viaGateway[w.Locality] = shares
+		}
+		for _, gw := range gws {
+			shares[gw] += weight / uint32(len(gws))
 		}
 	}
-	for _, network := range registry.SortedKeys(remote) {
-		gws := gateways(network)
+	for _, loc := range registry.SortedKeys(viaGateway) {
+		shares := viaGateway[loc]
+		gws := slices.SortedFunc(maps.Keys(shares), func(a, b registry.Gateway) int {
+			return cmp.Or(strings.Compare(a.Address, b.Address), cmp.Compare(a.Port, b.Port))
+		})
 		for _, gw := range gws {
-			add(nil, gw.Locality, network, "", nil, gw.Address, gw.Port, max(remote[network]/uint32(len(gws)), 1), true)
+			e := add(nil, loc, gw.Network, "", nil, gw.Address, gw.Port, max(shares[gw], 1), true)
+			if nw.meta != nil {
+				e.Metadata = nw.meta(gw)
+			}
 		}
 	}
 	order := make([]group, 0, len(groups))
@@ -254,7 +314,9 @@ func loadAssignment(name string, port registry.Port, wls []*registry.Workload, f
 		for _, e := range loc.LbEndpoints {
 			total += e.LoadBalancingWeight.GetValue()
 		}
-		loc.LoadBalancingWeight = wrapperspb.UInt32(max(total, 1))
+		if len(loc.LbEndpoints) > 0 {
+			loc.LoadBalancingWeight = wrapperspb.UInt32(max(total, 1))
+		}
 		cla.Endpoints = append(cla.Endpoints, loc)
 	}
 	if priority != nil {
@@ -320,6 +382,6 @@ func selfDiscoveryCluster(ctx *Context) named {
 		return named{name: selfDiscoveryClusterName, msg: &endpointv3.ClusterLoadAssignment{ClusterName: selfDiscoveryClusterName}}
 	}
 	port := own.Ports[0]
-	cla := loadAssignment(selfDiscoveryClusterName, port, subsetWorkloads(ctx, own, ""), ctx.Proxy.Network, noGateways, nil, envoyEndpointMetadata(ctx, port))
+	cla := loadAssignment(selfDiscoveryClusterName, port, subsetWorkloads(ctx, own, ""), networks{from: ctx.Proxy.Network}, nil, envoyEndpointMetadata(ctx, nil, port))
 	return named{name: selfDiscoveryClusterName, msg: cla}
 }

@@ -70,30 +70,29 @@ spec:
   endpoints: [{address: 192.0.2.10}, {address: 192.0.2.11}]
 `
 
-// A proxy reaches the endpoints of its own network (and those with no network)
-// directly. An Envoy reaches another network's through that network's gateways, by
-// mTLS with the SNI the gateway forwards by; a network without gateways, or any other
-// network for grpc-go (which cannot send that SNI), not at all.
+// A proxy reaches the endpoints of its own network, of no network and of networks
+// without gateways directly. An Envoy reaches another network's that it talks mTLS
+// to through that network's gateways, sending the SNI the gateway forwards by (one
+// of no network too); grpc-go, which cannot send that SNI, does not reach them (but
+// directly when it is of no network). As in Istio, once a network has gateways
+// every weight is doubled here (west's two gateways), so that each workload's
+// splits evenly over them.
 func TestEndpointsAcrossNetworks(t *testing.T) {
 	snap := snapshotOf(t, networksInput)
-	local := map[string]uint32{"10.1.0.1:9080": 1, "10.1.0.2:9080": 2, "10.4.0.1:9080": 1}
+	direct := map[string]uint32{"10.1.0.1:9080": 2, "10.1.0.2:9080": 4, "10.3.0.1:9080": 2, "10.4.0.1:9080": 2}
+	west := map[string]uint32{"10.2.0.1:9080": 2, "10.2.0.2:9080": 6}
+	viaGateways := map[string]uint32{"192.0.2.10:15443": 1 + 3, "192.0.2.11:15443": 1 + 3}
 	tests := []struct {
 		name      string
 		network   string
 		generator string
 		want      map[string]uint32 // address:port -> weight
 	}{
-		{"envoy in east", "east", "", merge(local, map[string]uint32{
-			// west's weight (1+3) shared by its two gateways; north has none
-			"192.0.2.10:15443": 2, "192.0.2.11:15443": 2,
-		})},
-		{"grpc in east", "east", GeneratorGRPC, local},
-		{"envoy in west", "west", "", map[string]uint32{
-			"10.2.0.1:9080": 1, "10.2.0.2:9080": 3, "10.4.0.1:9080": 1,
-		}},
-		{"envoy in no network", "", "", merge(local, map[string]uint32{
-			"10.2.0.1:9080": 1, "10.2.0.2:9080": 3, "10.3.0.1:9080": 1,
-		})},
+		{"envoy in east", "east", "", merge(direct, viaGateways)},
+		{"grpc in east", "east", GeneratorGRPC, direct},
+		{"envoy in west", "west", "", merge(direct, west)},
+		{"envoy in no network", "", "", merge(direct, viaGateways)},
+		{"grpc in no network", "", GeneratorGRPC, merge(direct, west)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

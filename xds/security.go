@@ -125,12 +125,24 @@ func clientUsesMTLS(ctx *Context, tp *networking.TrafficPolicy, port registry.Po
 }
 
 // takesAutoMTLS reports whether an Envoy's automatic mTLS talks mTLS to workload w
-// on port, as Istio's does by endpoint: w has a proxy (Istio's tlsMode label, which
-// its injector sets) or requires mTLS (STRICT), and does not refuse it (DISABLE).
-// Such endpoints carry the metadata autoMTLSMatches selects by (endpoints.go).
+// on port, as Istio's does by endpoint: w has a proxy (registry.Workload.MeshTLS:
+// Istio's tlsMode label, which its injector sets, or a WorkloadEntry's service
+// account) or requires mTLS (STRICT), and does not refuse it (DISABLE).
 func takesAutoMTLS(ctx *Context, w *registry.Workload, port registry.Port) bool {
 	mode := peerAuthMode(ctx.Snapshot, ctx.RootNamespace, w.Namespace, w.Labels, w.PortFor(port))
-	return mode == mtlsStrict || (mode != mtlsDisable && w.Labels[tlsModeLabel] == "istio")
+	return mode == mtlsStrict || (mode != mtlsDisable && w.MeshTLS())
+}
+
+// endpointMTLS reports whether an Envoy talks mTLS to workload w on port under
+// traffic policy tp, as istiod decides it by endpoint: a DestinationRule's TLS mode
+// decides (ISTIO_MUTUAL yes, any other no), else automatic mTLS (takesAutoMTLS).
+// Such endpoints carry the metadata autoMTLSMatches selects by (endpoints.go), and
+// only they are reached through another network's gateways.
+func endpointMTLS(ctx *Context, tp *networking.TrafficPolicy, w *registry.Workload, port registry.Port) bool {
+	if tls := tp.GetTls(); tls != nil {
+		return tls.GetMode() == networking.ClientTLSSettings_ISTIO_MUTUAL
+	}
+	return takesAutoMTLS(ctx, w, port)
 }
 
 // transportSocketMatch is the endpoint metadata key Envoy matches transport sockets

@@ -405,7 +405,8 @@ spec: {address: 10.0.0.2, labels: {app: ratings}}
 // Istio's: mTLS to the endpoint with a proxy, plaintext to the other (transport
 // socket matches on the endpoints' metadata); plaintext to an endpoint that refuses
 // mTLS (DISABLE); no matches where its namespace refuses it, the DestinationRule
-// says how, or for proxyless gRPC, which has no such matches.
+// says how, or for proxyless gRPC, which has no such matches. A WorkloadEntry
+// without Istio's label takes mTLS if it names a service account, as in Istio.
 func TestEnvoyAutoMTLSByEndpoint(t *testing.T) {
 	const name = "outbound|9080||ratings.shop.svc.cluster.local"
 	build := func(generator string, docs ...string) (*clusterv3.Cluster, map[string]bool) {
@@ -457,13 +458,13 @@ apiVersion: security.istio.io/v1
 kind: PeerAuthentication
 metadata: {name: "off", namespace: shop}
 spec: {mtls: {mode: DISABLE}}`}, false, false},
-		// (The endpoint keeps its mark, which a cluster without matches does not
-		// read, as in Istio.)
+		// (The DestinationRule decides the endpoints' marks too, as in Istio:
+		// ISTIO_MUTUAL marks them all, TestEndpointsAcrossNetworks.)
 		{"a DestinationRule that says how", "", []string{`
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: ratings, namespace: shop}
-spec: {host: ratings.shop.svc.cluster.local, trafficPolicy: {tls: {mode: DISABLE}}}`}, false, true},
+spec: {host: ratings.shop.svc.cluster.local, trafficPolicy: {tls: {mode: DISABLE}}}`}, false, false},
 		{"proxyless gRPC", GeneratorGRPC, nil, false, false},
 	} {
 		c, marked := build(tc.gen, tc.docs...)
@@ -471,5 +472,19 @@ spec: {host: ratings.shop.svc.cluster.local, trafficPolicy: {tls: {mode: DISABLE
 			t.Errorf("%s: matches %d, socket %v, endpoints marked %v; want matches %v, 10.0.0.1 marked %v",
 				tc.what, len(c.TransportSocketMatches), c.TransportSocket, marked, tc.matches, tc.marked)
 		}
+	}
+
+	_, marked = build("", `
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: with-account, namespace: shop}
+spec: {address: 10.0.0.3, labels: {app: ratings}, serviceAccount: ratings}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: refusing, namespace: shop}
+spec: {address: 10.0.0.4, labels: {app: ratings, security.istio.io/tlsMode: disabled}, serviceAccount: ratings}`)
+	if !marked["10.0.0.3"] || marked["10.0.0.4"] {
+		t.Errorf("WorkloadEntries with a service account: endpoints marked %v; want 10.0.0.3 (no label) but not 10.0.0.4 (tlsMode disabled)", marked)
 	}
 }

@@ -496,21 +496,21 @@ func TestNetworkGateway(t *testing.T) {
 		want []registry.Gateway
 	}{
 		{"load balancer and external IPs on 15443", gateway(west, []int32{15021, 15443}, lb, "198.51.100.1", "203.0.113.7"),
-			[]registry.Gateway{{Network: "net-west", Address: "198.51.100.1", Port: 15443}, {Network: "net-west", Address: "203.0.113.7", Port: 15443},
-				{Network: "net-west", Address: "203.0.113.8", Port: 15443}, {Network: "net-west", Address: "203.0.113.9", Port: 15443}}},
+			[]registry.Gateway{{Network: "net-west", Cluster: "test", Address: "198.51.100.1", Port: 15443}, {Network: "net-west", Cluster: "test", Address: "203.0.113.7", Port: 15443},
+				{Network: "net-west", Cluster: "test", Address: "203.0.113.8", Port: 15443}, {Network: "net-west", Cluster: "test", Address: "203.0.113.9", Port: 15443}}},
 		{"the gatewayPort label", gateway(map[string]string{LabelNetwork: "net-west", LabelGatewayPort: "8443"}, []int32{8443}, lb[:1]),
-			[]registry.Gateway{{Network: "net-west", Address: "203.0.113.7", Port: 8443}}},
+			[]registry.Gateway{{Network: "net-west", Cluster: "test", Address: "203.0.113.7", Port: 8443}}},
 		{"no address yet", gateway(west, []int32{15443}, nil), nil},
 		{"only a host name, not resolved", gateway(west, []int32{15443}, []corev1.LoadBalancerIngress{{Hostname: "gw.unknown.example"}}), nil},
 		{"a host name resolved", gateway(west, []int32{15443}, []corev1.LoadBalancerIngress{{Hostname: "gw.example.com"}}),
-			[]registry.Gateway{{Network: "net-west", Address: "203.0.113.8", Port: 15443}, {Network: "net-west", Address: "203.0.113.9", Port: 15443}}},
+			[]registry.Gateway{{Network: "net-west", Cluster: "test", Address: "203.0.113.8", Port: 15443}, {Network: "net-west", Cluster: "test", Address: "203.0.113.9", Port: 15443}}},
 		{"no gateway port", gateway(west, []int32{443}, lb), nil},
 		{"no network", gateway(nil, []int32{15443}, lb), nil},
 		{"NodePort: the selected nodes' external IPs, on the node port", nodePort(`{"role": "edge"}`),
-			[]registry.Gateway{{Network: "net-west", Address: "198.51.100.10", Port: 31443}, {Network: "net-west", Address: "198.51.100.11", Port: 31443}}},
+			[]registry.Gateway{{Network: "net-west", Cluster: "test", Address: "198.51.100.10", Port: 31443}, {Network: "net-west", Cluster: "test", Address: "198.51.100.11", Port: 31443}}},
 		{"NodePort with a selector that is no map: every node", nodePort(`edge`),
-			[]registry.Gateway{{Network: "net-west", Address: "198.51.100.10", Port: 31443}, {Network: "net-west", Address: "198.51.100.11", Port: 31443},
-				{Network: "net-west", Address: "198.51.100.12", Port: 31443}}},
+			[]registry.Gateway{{Network: "net-west", Cluster: "test", Address: "198.51.100.10", Port: 31443}, {Network: "net-west", Cluster: "test", Address: "198.51.100.11", Port: 31443},
+				{Network: "net-west", Cluster: "test", Address: "198.51.100.12", Port: 31443}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, skips := translator{domain: "cluster.local"}.translate(inventory{services: []*corev1.Service{tc.svc}, nodes: nodes,

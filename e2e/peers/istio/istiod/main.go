@@ -9,7 +9,8 @@
 // client, as Istio's tests run istiod's Kubernetes registry), for the parity of
 // navarch's Kubernetes adapter. Istio's mesh ConfigMap (istio of istio-system)
 // among the configuration documents is istiod's mesh config, merged onto Istio's
-// defaults as istiod reads it.
+// defaults as istiod reads it, and its meshNetworks istiod's networks (their
+// gateways by address).
 //
 // It prints "listening on <addr>" once serving, and runs until SIGTERM or SIGINT.
 package main
@@ -30,6 +31,7 @@ import (
 	"istio.io/istio/pilot/test/xds"
 	"istio.io/istio/pkg/config"
 	"istio.io/istio/pkg/config/mesh"
+	"istio.io/istio/pkg/config/mesh/meshwatcher"
 	"istio.io/istio/pkg/test"
 	kubeyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
@@ -58,7 +60,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "istiod-xds:", err)
 		os.Exit(2)
 	}
-	meshConfig, err := meshConfigOf(string(data))
+	meshConfig, networks, err := meshConfigOf(string(data))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "istiod-xds: the mesh ConfigMap:", err)
 		os.Exit(2)
@@ -66,14 +68,18 @@ func main() {
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	err = test.Wrap(func(t test.Failer) {
-		s := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{
+		opts := xds.FakeOptions{
 			Configs:                configs,
 			MeshConfig:             meshConfig,
 			KubernetesObjectString: kubeObjects,
 			ListenerBuilder: func() (net.Listener, error) {
 				return net.Listen("tcp", *addr)
 			},
-		})
+		}
+		if networks != nil {
+			opts.NetworksWatcher = meshwatcher.NewFixedNetworksWatcher(networks)
+		}
+		s := xds.NewFakeDiscoveryServer(t, opts)
 		fmt.Printf("listening on %s\n", s.Listener.Addr())
 		<-stop
 	})
@@ -84,8 +90,9 @@ func main() {
 }
 
 // meshConfigOf returns the mesh config of the ConfigMap istio of istio-system among
-// the documents, nil (Istio's defaults) when there is none.
-func meshConfigOf(data string) (*meshconfig.MeshConfig, error) {
+// the documents, nil (Istio's defaults) when there is none, and its meshNetworks
+// (nil when it has none).
+func meshConfigOf(data string) (*meshconfig.MeshConfig, *meshconfig.MeshNetworks, error) {
 	dec := kubeyaml.NewYAMLOrJSONDecoder(strings.NewReader(data), 512*1024)
 	for {
 		var obj struct {
@@ -95,13 +102,23 @@ func meshConfigOf(data string) (*meshconfig.MeshConfig, error) {
 		}
 		err := dec.Decode(&obj)
 		if err == io.EOF {
-			return nil, nil
+			return nil, nil, nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if obj.Kind == "ConfigMap" && obj.Metadata.Name == "istio" && obj.Metadata.Namespace == "istio-system" {
-			return mesh.ApplyMeshConfigDefaults(obj.Data["mesh"])
+			m, err := mesh.ApplyMeshConfigDefaults(obj.Data["mesh"])
+			if err != nil {
+				return nil, nil, err
+			}
+			var networks *meshconfig.MeshNetworks
+			if text := obj.Data["meshNetworks"]; text != "" {
+				if networks, err = mesh.ParseMeshNetworks(text); err != nil {
+					return nil, nil, fmt.Errorf("meshNetworks: %w", err)
+				}
+			}
+			return m, networks, nil
 		}
 	}
 }
