@@ -77,6 +77,14 @@ func validateSpec(p *problems, r *Resource) {
 // dryRunAnnotation makes an AuthorizationPolicy be evaluated but not enforced.
 const dryRunAnnotation = "istio.io/dry-run"
 
+// DryRun reports whether an AuthorizationPolicy is to be evaluated but not
+// enforced: its istio.io/dry-run annotation says true (validation refuses a value
+// that is not a boolean).
+func DryRun(r *Resource) bool {
+	v, _ := strconv.ParseBool(r.Meta.Annotations[dryRunAnnotation])
+	return v
+}
+
 func validateDryRun(p *problems, r *Resource) {
 	val, ok := r.Meta.Annotations[dryRunAnnotation]
 	if !ok {

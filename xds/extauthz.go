@@ -32,10 +32,8 @@ import (
 // that matches one (dynamic metadata istio_ext_authz_shadow_effective_policy_id, the
 // matched policy's name, prefixed istio-ext-authz-<provider>), and an ext_authz filter
 // enabled by that mark asks the provider. Requests that match no CUSTOM rule are not
-// sent. CUSTOM filters come before DENY and ALLOW ones. The marking filter is named
-// envoy.filters.http.rbac.custom (filter names are unique, as grpc-go requires and
-// Envoy advises); Envoy's RBAC filters write their metadata under the filter's type
-// name, envoy.filters.http.rbac, whatever the instance is called. On TCP chains a gRPC
+// sent. CUSTOM filters come before the other RBAC filters (rbacStages), all named
+// envoy.filters.http.rbac, as istiod names them. On TCP chains a gRPC
 // provider checks connections (the network ext_authz filter); an HTTP provider
 // cannot, and its policies leave TCP traffic alone, as in Istio.
 //
@@ -283,7 +281,7 @@ func (ca *customAuthz) rules(ctx *Context, tcp bool, ra *requestAuth) *rbacv3.RB
 func (ca *customAuthz) httpFilters(ctx *Context, ra *requestAuth) []*hcmv3.HttpFilter {
 	rbac := &rbacfilterv3.RBAC{ShadowRules: ca.rules(ctx, false, ra), ShadowRulesStatPrefix: extAuthzShadowPrefix}
 	return []*hcmv3.HttpFilter{
-		{Name: rbacFilter + ".custom", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(rbac)}},
+		{Name: rbacFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(rbac)}},
 		{Name: extAuthzFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(ca.http)}},
 	}
 }
@@ -295,7 +293,7 @@ func (ca *customAuthz) networkFilters(ctx *Context) []*listenerv3.Filter {
 	}
 	rbac := &rbacnetworkv3.RBAC{StatPrefix: rbacTCPStatPrefix, ShadowRules: ca.rules(ctx, true, nil), ShadowRulesStatPrefix: extAuthzShadowPrefix}
 	return []*listenerv3.Filter{
-		{Name: rbacNetworkFilter + ".custom", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(rbac)}},
+		{Name: rbacNetworkFilter, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(rbac)}},
 		{Name: extAuthzNetworkFilter, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(ca.tcp)}},
 	}
 }

@@ -7,12 +7,14 @@ import (
 	"testing"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	rbacfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	extauthznetworkv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/ext_authz/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	rbacnetworkv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // extAuthzInput is a workload (web, an HTTP and a TCP port) behind CUSTOM policies,
@@ -120,10 +122,31 @@ func withoutCommon[T interface{ GetName() string }](fs []T) []T {
 	})
 }
 
-func names[T interface{ GetName() string }](fs []T) string {
+// names lists filters by name, an RBAC filter with the action of its rules (or
+// "shadow" when it has none but shadow rules).
+func names[T interface {
+	GetName() string
+	GetTypedConfig() *anypb.Any
+}](fs []T) string {
 	var out []string
 	for _, f := range fs {
-		out = append(out, f.GetName())
+		name := f.GetName()
+		var h rbacfilterv3.RBAC
+		var n rbacnetworkv3.RBAC
+		var rules, shadow *rbacv3.RBAC
+		switch {
+		case f.GetTypedConfig().UnmarshalTo(&h) == nil:
+			rules, shadow = h.Rules, h.ShadowRules
+		case f.GetTypedConfig().UnmarshalTo(&n) == nil:
+			rules, shadow = n.Rules, n.ShadowRules
+		}
+		switch {
+		case rules != nil:
+			name += "(" + rules.Action.String() + ")"
+		case shadow != nil:
+			name += "(shadow)"
+		}
+		out = append(out, name)
 	}
 	return strings.Join(out, ",")
 }
@@ -141,7 +164,7 @@ spec:
 		t.Fatalf("build: %v", err)
 	}
 	// CUSTOM first: the RBAC filter that marks, ext_authz that checks; then DENY.
-	if got := names(http); got != "envoy.filters.http.rbac.custom,envoy.filters.http.ext_authz,envoy.filters.http.rbac.deny,envoy.filters.http.router" {
+	if got := names(http); got != "envoy.filters.http.rbac(shadow),envoy.filters.http.ext_authz,envoy.filters.http.rbac(DENY),envoy.filters.http.router" {
 		t.Fatalf("HTTP filters %s", got)
 	}
 	var mark rbacfilterv3.RBAC
@@ -169,7 +192,7 @@ spec:
 
 	// On the TCP port: the network filters, the paths dropped (more is checked),
 	// then the DENY policy's (which denies every connection, its path dropped too).
-	if got := names(tcp); got != "envoy.filters.network.rbac.custom,envoy.filters.network.ext_authz,envoy.filters.network.rbac.deny" {
+	if got := names(tcp); got != "envoy.filters.network.rbac(shadow),envoy.filters.network.ext_authz,envoy.filters.network.rbac(DENY)" {
 		t.Fatalf("TCP filters %s", got)
 	}
 	var tcpMark rbacnetworkv3.RBAC
@@ -193,7 +216,7 @@ func TestCustomAuthorizationByAnHTTPProvider(t *testing.T) {
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}
-	if got := names(http); got != "envoy.filters.http.rbac.custom,envoy.filters.http.ext_authz,envoy.filters.http.router" {
+	if got := names(http); got != "envoy.filters.http.rbac(shadow),envoy.filters.http.ext_authz,envoy.filters.http.router" {
 		t.Fatalf("HTTP filters %s", got)
 	}
 	var check extauthzv3.ExtAuthz
@@ -238,18 +261,18 @@ func TestCustomAuthorizationThatCannotBeServedDenies(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.reported) {
 				t.Fatalf("reported %v, want %q", err, tc.reported)
 			}
-			if got := names(http); got != "envoy.filters.http.rbac.deny,envoy.filters.http.router" {
+			if got := names(http); got != "envoy.filters.http.rbac(DENY),envoy.filters.http.router" {
 				t.Errorf("HTTP filters %s, want the policies denying", got)
 			}
-			if got := names(tcp); got != "envoy.filters.network.rbac.deny" {
+			if got := names(tcp); got != "envoy.filters.network.rbac(DENY)" {
 				t.Errorf("TCP filters %s, want the policies denying", got)
 			}
 		})
 	}
 	t.Run("a proxyless server", func(t *testing.T) {
 		ctx := newContext(snapshotOf(t, extAuthzInput, customPolicy("ext-authz", "opa")), grpcProxy("shop", map[string]string{"app": "web"}), "cluster.local", "istio-system")
-		if _, deny, custom := authzPolicies(ctx, "shop", map[string]string{"app": "web"}); custom != nil || len(deny) != 1 {
-			t.Errorf("proxyless: custom %v, deny %v; want the policy denying", custom, deny)
+		if set := authzPolicies(ctx, "shop", map[string]string{"app": "web"}); set.custom != nil || len(set.deny) != 1 {
+			t.Errorf("proxyless: custom %v, deny %v; want the policy denying", set.custom, set.deny)
 		}
 		if len(ctx.errs) != 1 || !strings.Contains(ctx.errs[0].Error(), "proxyless gRPC servers have no external authorization") {
 			t.Errorf("reported %v", ctx.errs)
@@ -291,7 +314,7 @@ spec:
 	if err := l.FilterChains[0].Filters[0].GetTypedConfig().UnmarshalTo(&hcm); err != nil {
 		t.Fatal(err)
 	}
-	if got := names(withoutCommon(hcm.HttpFilters)); !strings.HasPrefix(got, "envoy.filters.http.rbac.custom,envoy.filters.http.ext_authz,") {
+	if got := names(withoutCommon(hcm.HttpFilters)); !strings.HasPrefix(got, "envoy.filters.http.rbac(shadow),envoy.filters.http.ext_authz,") {
 		t.Errorf("gateway HTTP filters %s", got)
 	}
 }

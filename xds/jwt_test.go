@@ -250,7 +250,7 @@ func TestTranslateJWT(t *testing.T) {
 	checkGolden(t, filepath.Join("testdata", "jwt.sidecar.golden.yaml"), dump(t, sets))
 
 	filters := rbacFilters(ctx, "shop", sidecar.Labels)
-	if len(filters) != 3 || filters[0].Name != jwtFilter || filters[1].Name != rbacFilter+".deny" || filters[2].Name != rbacFilter {
+	if got := names(filters); got != jwtFilter+","+rbacFilter+"(DENY),"+rbacFilter+"(ALLOW)" {
 		t.Fatalf("want jwt_authn, then RBAC DENY and ALLOW, got %v", filters)
 	}
 	var jwt jwtv3.JwtAuthentication
@@ -312,7 +312,7 @@ func TestTranslateJWT(t *testing.T) {
 	grpc := grpcProxy("shop", map[string]string{"app": "orders"})
 	gctx := newContext(snap, grpc, "cluster.local", "istio-system")
 	gf := rbacFilters(gctx, "shop", grpc.Labels)
-	if len(gf) != 2 || gf[0].Name != rbacFilter+".deny" || gf[1].Name != rbacFilter {
+	if got := names(gf); got != rbacFilter+".DENY(DENY),"+rbacFilter+"(ALLOW)" {
 		t.Fatalf("gRPC: want RBAC DENY and ALLOW only, got %v", gf)
 	}
 	if err := gf[1].GetTypedConfig().UnmarshalTo(&rbac); err != nil {

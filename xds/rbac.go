@@ -42,27 +42,97 @@ const (
 // when keys) makes an ALLOW rule match nothing and is dropped from a DENY rule, so
 // that an unsupported condition never allows more than the policy says.
 
-// authzPolicies returns the ALLOW, DENY and CUSTOM policies that apply to a
-// workload: those in its namespace and in the root namespace whose selector matches
-// its labels or that have none. CUSTOM policies go to their extension provider
-// (extauthz.go); those whose provider the proxy cannot use deny what they match, as
-// Istio fails them closed, and are returned with the DENY policies. AUDIT policies
-// only log where a provider is configured; they are left out.
-func authzPolicies(ctx *Context, ns string, labels map[string]string) (allow, deny []*api.Resource, custom *customAuthz) {
+// authzPolicies returns the policies that apply to a workload, by action: those in
+// its namespace and in the root namespace whose selector matches its labels or that
+// have none. CUSTOM policies go to their extension provider (extauthz.go); those
+// whose provider the proxy cannot use deny what they match, as Istio fails them
+// closed, and are returned with the DENY policies. AUDIT policies mark what they
+// match for the access log (Envoy's RBAC LOG action), as in Istio.
+func authzPolicies(ctx *Context, ns string, labels map[string]string) authzSet {
+	var set authzSet
 	var customs []*api.Resource
 	for _, r := range selectedPolicies(ctx, api.AuthorizationPolicy, ns, labels) {
 		ap := r.Spec.(*security.AuthorizationPolicy)
 		switch ap.Action {
 		case security.AuthorizationPolicy_ALLOW:
-			allow = append(allow, r)
+			set.allow = append(set.allow, r)
 		case security.AuthorizationPolicy_DENY:
-			deny = append(deny, r)
+			set.deny = append(set.deny, r)
+		case security.AuthorizationPolicy_AUDIT:
+			set.audit = append(set.audit, r)
 		case security.AuthorizationPolicy_CUSTOM:
 			customs = append(customs, r)
 		}
 	}
 	custom, failed := customFor(ctx, customs)
-	return allow, append(deny, failed...), custom
+	set.deny = append(set.deny, failed...)
+	set.custom = custom
+	return set
+}
+
+// authzSet is the AuthorizationPolicies of a workload, by action.
+type authzSet struct {
+	allow, deny, audit []*api.Resource
+	custom             *customAuthz
+}
+
+// rbacStages are the RBAC filters of a workload's policies, in the order Envoy
+// runs them, with the names istiod gives them: AUDIT (Envoy only: grpc-go ignores
+// the LOG action), DENY, ALLOW, each only if it has policies. grpc-go requires a
+// connection manager's filter names to be unique, so its DENY filter is named apart,
+// as istiod names it.
+func (set authzSet) rbacStages(ctx *Context, base string) []rbacStage {
+	grpc := ctx.Proxy.Generator == GeneratorGRPC
+	var out []rbacStage
+	if !grpc && len(set.audit) > 0 {
+		out = append(out, rbacStage{base, rbacv3.RBAC_LOG, set.audit})
+	}
+	if len(set.deny) > 0 {
+		name := base
+		if grpc {
+			name += ".DENY"
+		}
+		out = append(out, rbacStage{name, rbacv3.RBAC_DENY, set.deny})
+	}
+	if len(set.allow) > 0 {
+		out = append(out, rbacStage{base, rbacv3.RBAC_ALLOW, set.allow})
+	}
+	return out
+}
+
+// rbacStage is one RBAC filter: its name, action and policies.
+type rbacStage struct {
+	name     string
+	action   rbacv3.RBAC_Action
+	policies []*api.Resource
+}
+
+// rules are the stage's enforced rules and its shadow rules: the policies marked
+// dry-run (api.DryRun) are evaluated, and their result recorded in the filter's
+// metadata and statistics under the shadow prefix, but not enforced, as in Istio
+// (grpc-go does not evaluate shadow rules). Either is nil when no policy goes there:
+// an RBAC filter without rules enforces nothing. prefix is the shadow rules'
+// statistics prefix, istiod's (which names the ALLOW prefix where there are none).
+func (st rbacStage) rules(ctx *Context, tcp bool, ra *requestAuth) (rules, shadow *rbacv3.RBAC, prefix string) {
+	var enforced, dryRun []*api.Resource
+	for _, r := range st.policies {
+		if api.DryRun(r) {
+			dryRun = append(dryRun, r)
+		} else {
+			enforced = append(enforced, r)
+		}
+	}
+	prefix = "istio_dry_run_allow_"
+	if len(enforced) > 0 {
+		rules = rbacRules(ctx, st.action, enforced, tcp, ra)
+	}
+	if len(dryRun) > 0 && ctx.Proxy.Generator != GeneratorGRPC {
+		shadow = rbacRules(ctx, st.action, dryRun, tcp, ra)
+		if st.action == rbacv3.RBAC_DENY {
+			prefix = "istio_dry_run_deny_"
+		}
+	}
+	return rules, shadow, prefix
 }
 
 // workloadPolicy is a policy that selects workloads: AuthorizationPolicy,
@@ -96,54 +166,49 @@ func selectedPolicies(ctx *Context, kind *api.Kind, ns string, labels map[string
 }
 
 // rbacFilters returns the authentication and authorization filters for a workload's
-// inbound HTTP traffic: for Envoy, JWT validation (RequestAuthentication); then RBAC.
+// inbound HTTP traffic: for Envoy, JWT validation (RequestAuthentication); then
+// CUSTOM policies' filters and the RBAC filters (rbacStages).
 func rbacFilters(ctx *Context, ns string, labels map[string]string) []*hcmv3.HttpFilter {
-	allow, deny, custom := authzPolicies(ctx, ns, labels)
+	set := authzPolicies(ctx, ns, labels)
 	jwt, ra := jwtFor(ctx, ns, labels)
 	var out []*hcmv3.HttpFilter
 	if jwt != nil {
 		out = append(out, jwt)
 	}
-	if custom != nil {
-		out = append(out, custom.httpFilters(ctx, ra)...)
+	if set.custom != nil {
+		out = append(out, set.custom.httpFilters(ctx, ra)...)
 	}
-	if len(deny) > 0 {
-		out = append(out, rbacHTTPFilter(ctx, rbacv3.RBAC_DENY, deny, ra))
-	}
-	if len(allow) > 0 {
-		out = append(out, rbacHTTPFilter(ctx, rbacv3.RBAC_ALLOW, allow, ra))
+	for _, st := range set.rbacStages(ctx, rbacFilter) {
+		rules, shadow, prefix := st.rules(ctx, false, ra)
+		rbac := &rbacfilterv3.RBAC{Rules: rules, ShadowRules: shadow}
+		if ctx.Proxy.Generator == GeneratorGRPC {
+			if rules == nil {
+				continue // only dry-run policies, which grpc-go would not evaluate
+			}
+		} else {
+			rbac.ShadowRulesStatPrefix = prefix
+		}
+		out = append(out, &hcmv3.HttpFilter{Name: st.name, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(rbac)}})
 	}
 	return out
-}
-
-func rbacHTTPFilter(ctx *Context, action rbacv3.RBAC_Action, policies []*api.Resource, ra *requestAuth) *hcmv3.HttpFilter {
-	name := rbacFilter
-	if action == rbacv3.RBAC_DENY {
-		name += ".deny"
-	}
-	return &hcmv3.HttpFilter{Name: name, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&rbacfilterv3.RBAC{Rules: rbacRules(ctx, action, policies, false, ra)})}}
 }
 
 // rbacNetworkFilters returns the RBAC network filters for a workload's inbound TCP
 // traffic (an Envoy sidecar's non-HTTP ports). As in Istio, a rule that tests what
 // only HTTP carries (paths, methods, hosts, request headers, request principals) never
-// matches in an ALLOW policy, and those tests are left out of a DENY rule, which then
-// denies more. Their statistics go under rbacTCPStatPrefix, as istiod has them.
+// matches in an ALLOW policy, and those tests are left out of a DENY (or AUDIT)
+// rule, which then matches more. Their statistics go under rbacTCPStatPrefix, as
+// istiod has them.
 func rbacNetworkFilters(ctx *Context, ns string, labels map[string]string) []*listenerv3.Filter {
-	allow, deny, custom := authzPolicies(ctx, ns, labels)
+	set := authzPolicies(ctx, ns, labels)
 	var out []*listenerv3.Filter
-	if custom != nil {
-		out = append(out, custom.networkFilters(ctx)...)
+	if set.custom != nil {
+		out = append(out, set.custom.networkFilters(ctx)...)
 	}
-	add := func(action rbacv3.RBAC_Action, policies []*api.Resource, name string) {
-		rbac := &rbacnetworkv3.RBAC{StatPrefix: rbacTCPStatPrefix, Rules: rbacRules(ctx, action, policies, true, nil)}
-		out = append(out, &listenerv3.Filter{Name: name, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(rbac)}})
-	}
-	if len(deny) > 0 {
-		add(rbacv3.RBAC_DENY, deny, rbacNetworkFilter+".deny")
-	}
-	if len(allow) > 0 {
-		add(rbacv3.RBAC_ALLOW, allow, rbacNetworkFilter)
+	for _, st := range set.rbacStages(ctx, rbacNetworkFilter) {
+		rules, shadow, prefix := st.rules(ctx, true, nil)
+		rbac := &rbacnetworkv3.RBAC{StatPrefix: rbacTCPStatPrefix, Rules: rules, ShadowRules: shadow, ShadowRulesStatPrefix: prefix}
+		out = append(out, &listenerv3.Filter{Name: st.name, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(rbac)}})
 	}
 	return out
 }
@@ -159,15 +224,31 @@ func namedRBACRules(ctx *Context, action rbacv3.RBAC_Action, policies []*api.Res
 	rules := &rbacv3.RBAC{Action: action, Policies: map[string]*rbacv3.Policy{}}
 	for _, r := range policies {
 		ap := r.Spec.(*security.AuthorizationPolicy)
+		name := func(i int) string {
+			return fmt.Sprintf("%sns[%s]-policy[%s]-rule[%d]", prefix, r.Meta.Namespace, r.Meta.Name, i)
+		}
+		if len(ap.Rules) == 0 {
+			rules.Policies[name(0)] = matchNever() // as istiod writes a policy of no rules
+		}
 		for i, rule := range ap.Rules {
-			p, ok := rbacPolicy(ctx, rule, action == rbacv3.RBAC_DENY, tcp, ra)
+			// ALLOW rules match only what they can check; DENY, AUDIT (and CUSTOM)
+			// rules drop what they cannot, and so match more.
+			p, ok := rbacPolicy(ctx, rule, action != rbacv3.RBAC_ALLOW, tcp, ra)
 			if !ok {
 				continue
 			}
-			rules.Policies[fmt.Sprintf("%sns[%s]-policy[%s]-rule[%d]", prefix, r.Meta.Namespace, r.Meta.Name, i)] = p
+			rules.Policies[name(i)] = p
 		}
 	}
 	return rules
+}
+
+// matchNever is a policy that matches no request.
+func matchNever() *rbacv3.Policy {
+	return &rbacv3.Policy{
+		Permissions: []*rbacv3.Permission{{Rule: &rbacv3.Permission_NotRule{NotRule: &rbacv3.Permission{Rule: &rbacv3.Permission_Any{Any: true}}}}},
+		Principals:  []*rbacv3.Principal{{Identifier: &rbacv3.Principal_NotId{NotId: &rbacv3.Principal{Identifier: &rbacv3.Principal_Any{Any: true}}}}},
+	}
 }
 
 // rbacPolicy translates one rule; ok is false when the rule can never match.

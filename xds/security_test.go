@@ -1,9 +1,12 @@
 package xds
 
 import (
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -11,8 +14,11 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
+	rbacfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	rbacnetworkv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/navarch/navarch/registry"
 )
@@ -175,7 +181,8 @@ spec:
     to: [{operation: {paths: [/admin]}}]
 `)
 	ctx := newContext(snap, grpcProxy("shop", nil), "cluster.local", "istio-system")
-	allow, deny, _ := authzPolicies(ctx, "shop", nil)
+	set := authzPolicies(ctx, "shop", nil)
+	allow, deny := set.allow, set.deny
 	allowRules := rbacRules(ctx, rbacv3.RBAC_ALLOW, allow, true, nil)
 	if _, ok := allowRules.Policies["ns[shop]-policy[allow]-rule[0]"]; ok || len(allowRules.Policies) != 1 {
 		t.Fatalf("ALLOW on TCP: want only rule 1, got %v", allowRules.Policies)
@@ -186,6 +193,118 @@ spec:
 	}
 	if httpRule := rbacRules(ctx, rbacv3.RBAC_DENY, deny, false, nil).Policies["ns[shop]-policy[deny]-rule[0]"]; httpRule.Permissions[0].GetAny() {
 		t.Fatal("DENY on HTTP lost its path")
+	}
+}
+
+// TestDryRunAndAuditPolicies: a dry-run policy (istio.io/dry-run) goes into its
+// filter's shadow rules, evaluated but not enforced; a filter whose policies are all
+// dry-run enforces nothing (no rules). AUDIT policies get an RBAC filter of the LOG
+// action ahead of DENY and ALLOW on Envoy; on TCP, an AUDIT rule loses its HTTP
+// tests as a DENY rule does. Proxyless gRPC, which evaluates no shadow rules and
+// ignores LOG, gets neither, and its enforced policies as before.
+func TestDryRunAndAuditPolicies(t *testing.T) {
+	snap := snapshotOf(t, `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny, namespace: shop}
+spec:
+  action: DENY
+  rules: [{to: [{operation: {paths: [/admin]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-trial, namespace: shop, annotations: {istio.io/dry-run: "true"}}
+spec:
+  action: DENY
+  rules: [{to: [{operation: {paths: [/beta]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-trial, namespace: shop, annotations: {istio.io/dry-run: "true"}}
+spec:
+  rules: [{from: [{source: {namespaces: [shop]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: not-a-trial, namespace: shop, annotations: {istio.io/dry-run: "false"}}
+spec:
+  action: DENY
+  rules: [{from: [{source: {namespaces: [legacy]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: audit, namespace: shop}
+spec:
+  action: AUDIT
+  rules: [{to: [{operation: {methods: [POST]}}]}]
+`)
+	type filter interface {
+		GetName() string
+		GetTypedConfig() *anypb.Any
+	}
+	describe := func(fs []filter) []string {
+		var out []string
+		for _, f := range fs {
+			var h rbacfilterv3.RBAC
+			var n rbacnetworkv3.RBAC
+			var rules, shadow *rbacv3.RBAC
+			var prefix string
+			if f.GetTypedConfig().UnmarshalTo(&h) == nil {
+				rules, shadow, prefix = h.Rules, h.ShadowRules, h.ShadowRulesStatPrefix
+			} else if f.GetTypedConfig().UnmarshalTo(&n) == nil {
+				rules, shadow, prefix = n.Rules, n.ShadowRules, n.ShadowRulesStatPrefix
+			} else {
+				continue
+			}
+			d := f.GetName()
+			for _, r := range []struct {
+				what  string
+				rules *rbacv3.RBAC
+			}{{"rules", rules}, {"shadow", shadow}} {
+				if r.rules != nil {
+					d += fmt.Sprintf(" %s %s %v", r.what, r.rules.Action, slices.Sorted(maps.Keys(r.rules.Policies)))
+				}
+			}
+			out = append(out, d+" "+prefix)
+		}
+		return out
+	}
+	envoy := grpcProxy("shop", nil)
+	envoy.Generator = ""
+	ctx := newContext(snap, envoy, "cluster.local", "istio-system")
+	var http, tcp []filter
+	for _, f := range rbacFilters(ctx, "shop", nil) {
+		http = append(http, f)
+	}
+	for _, f := range rbacNetworkFilters(ctx, "shop", nil) {
+		tcp = append(tcp, f)
+	}
+	want := []string{
+		"envoy.filters.http.rbac rules LOG [ns[shop]-policy[audit]-rule[0]] istio_dry_run_allow_",
+		"envoy.filters.http.rbac rules DENY [ns[shop]-policy[deny]-rule[0] ns[shop]-policy[not-a-trial]-rule[0]] shadow DENY [ns[shop]-policy[deny-trial]-rule[0]] istio_dry_run_deny_",
+		"envoy.filters.http.rbac shadow ALLOW [ns[shop]-policy[allow-trial]-rule[0]] istio_dry_run_allow_",
+	}
+	if got := describe(http); !slices.Equal(got, want) {
+		t.Errorf("Envoy HTTP:\n got %q\nwant %q", got, want)
+	}
+	for i := range want {
+		want[i] = strings.Replace(want[i], "http.rbac", "network.rbac", 1)
+	}
+	if got := describe(tcp); !slices.Equal(got, want) {
+		t.Errorf("Envoy TCP:\n got %q\nwant %q", got, want)
+	}
+	var audit rbacnetworkv3.RBAC
+	if err := tcp[0].GetTypedConfig().UnmarshalTo(&audit); err != nil || !audit.Rules.Policies["ns[shop]-policy[audit]-rule[0]"].Permissions[0].GetAny() {
+		t.Errorf("AUDIT on TCP: want the rule without its methods (any permission), got %v", audit.Rules)
+	}
+
+	grpcCtx := newContext(snap, grpcProxy("shop", nil), "cluster.local", "istio-system")
+	var grpc []filter
+	for _, f := range rbacFilters(grpcCtx, "shop", nil) {
+		grpc = append(grpc, f)
+	}
+	if got, want := describe(grpc), []string{"envoy.filters.http.rbac.DENY rules DENY [ns[shop]-policy[deny]-rule[0] ns[shop]-policy[not-a-trial]-rule[0]] "}; !slices.Equal(got, want) {
+		t.Errorf("proxyless gRPC:\n got %q\nwant %q", got, want)
 	}
 }
 
@@ -213,7 +332,8 @@ spec:
 	envoy := grpcProxy("shop", nil)
 	envoy.Generator = ""
 	ctx := newContext(snap, envoy, "cluster.local", "istio-system")
-	allow, deny, custom := authzPolicies(ctx, "shop", nil)
+	set := authzPolicies(ctx, "shop", nil)
+	allow, deny, custom := set.allow, set.deny, set.custom
 	authzPolicies(ctx, "shop", nil) // a second look does not report again
 	if len(allow) != 0 || len(deny) != 1 || deny[0].Meta.Name != "ext-authz" || custom != nil {
 		t.Fatalf("want the CUSTOM policy among the DENY ones only, got allow %d, deny %v", len(allow), deny)
@@ -288,7 +408,7 @@ spec:
   rules: [{from: [{source: {trustDomains: [partner.example], notTrustDomains: [evil.example]}}]}]
 `)
 	ctx := newContext(snap, grpcProxy("shop", nil), "cluster.local", "istio-system")
-	allow, _, _ := authzPolicies(ctx, "shop", nil)
+	allow := authzPolicies(ctx, "shop", nil).allow
 	rule := rbacRules(ctx, rbacv3.RBAC_ALLOW, allow, false, nil).Policies["ns[shop]-policy[partners]-rule[0]"]
 	ids := rule.GetPrincipals()[0].GetAndIds().GetIds()
 	if len(ids) != 2 {
