@@ -254,6 +254,7 @@ func (gatewayListeners) Generate(ctx *Context) []named {
 			Name:                                 name,
 			Address:                              gl.address(),
 			FilterChains:                         chains,
+			AccessLog:                            accessLogsFor(ctx).clientListener,
 			TrafficDirection:                     corev3.TrafficDirection_OUTBOUND,
 			MaxConnectionsToAcceptPerSocketEvent: acceptPerSocketEvent(),
 		}

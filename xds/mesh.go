@@ -44,8 +44,9 @@ import (
 //     the same name replaces one.
 //   - discoverySelectors: the namespaces the Kubernetes adapter follows when it is
 //     given none (adapters/kubernetes).
-//   - accessLogFile, accessLogEncoding, accessLogFormat: the access log of proxies
-//     that no Telemetry and no default provider gives one.
+//   - accessLogFile, accessLogEncoding, accessLogFormat: the access log of a side
+//     of a proxy that no Telemetry and no default provider gives one;
+//     disableEnvoyListenerLog: no access logs on listeners (telemetry.go).
 //
 // trustDomain is the CA's (navarch ca show): a mesh config naming another is
 // refused by navarch apply (node/http.go); the CA's is used. The other fields

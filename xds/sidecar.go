@@ -109,6 +109,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 				FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(virtualOutboundPort)},
 				Filters:          tcpTelemetry(ctx, classOutbound, false, tcpProxy(blackHoleCluster, nil)),
 			}, {Name: virtualOutbound, Filters: tcpTelemetry(ctx, classOutbound, false, tcpProxy(cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client))}},
+			AccessLog:                            accessLogsFor(ctx).clientListener,
 			TrafficDirection:                     corev3.TrafficDirection_OUTBOUND,
 			MaxConnectionsToAcceptPerSocketEvent: acceptPerSocketEvent(),
 		}}, {name: virtualInbound, msg: vin}}

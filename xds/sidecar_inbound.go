@@ -254,6 +254,7 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 			ListenerFiltersTimeout:               durationpb.New(0), // the TLS inspector waits as long as the client, as in Istio
 			ContinueOnListenerFiltersTimeout:     true,
 			FilterChains:                         portChains,
+			AccessLog:                            accessLogsFor(ctx).serverListener,
 			TrafficDirection:                     corev3.TrafficDirection_INBOUND,
 			MaxConnectionsToAcceptPerSocketEvent: acceptPerSocketEvent(),
 		}
@@ -276,6 +277,7 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 			tlsInspector(),
 		},
 		FilterChains:                         chains,
+		AccessLog:                            accessLogsFor(ctx).serverListener,
 		TrafficDirection:                     corev3.TrafficDirection_INBOUND,
 		MaxConnectionsToAcceptPerSocketEvent: acceptPerSocketEvent(),
 	}

@@ -40,9 +40,10 @@ import (
 // accessLogEncoding and accessLogFormat, Istio's text format by default): file logs
 // (envoyFileAccessLog: a path, a text or JSON format) and log services
 // (envoyHttpAls, envoyTcpAls, envoyOtelAls); a provider of another kind, or one the
-// mesh config does not have, is reported and left out. Where no Telemetry logs and
-// the mesh config names no default provider, the mesh config's accessLogFile is the
-// log, as Istio's legacy setting. Tracing is tracing.go's, metrics istiometrics.go's.
+// mesh config does not have, is reported and left out. Where nothing gives a side a
+// provider that logs, on or off (no Telemetry names one for that side, the mesh
+// config names no default provider), the mesh config's accessLogFile is that
+// side's log, as Istio's legacy setting. Tracing is tracing.go's, metrics istiometrics.go's.
 // Proxyless gRPC gets no access logs (nor does it in Istio).
 
 const (
@@ -58,9 +59,11 @@ const (
 		`%REQUESTED_SERVER_NAME% %ROUTE_NAME%` + "\n"
 )
 
-// accessLogs are a proxy's access logs for each side.
+// accessLogs are a proxy's access logs for each side: those of its connection
+// managers and TCP proxies, and those of its listeners (listenerAccessLogs).
 type accessLogs struct {
-	client, server []*accesslogv3.AccessLog
+	client, server                 []*accesslogv3.AccessLog
+	clientListener, serverListener []*accesslogv3.AccessLog
 }
 
 // accessLogsFor returns the access logs of the proxy's class.
@@ -70,9 +73,35 @@ func accessLogsFor(ctx *Context) accessLogs {
 	}
 	return derived(ctx, "access-logs", func() accessLogs {
 		levels := telemetries(ctx)
-		return accessLogs{client: buildAccessLogs(ctx, levels, telemetry.WorkloadMode_CLIENT),
+		logs := accessLogs{client: buildAccessLogs(ctx, levels, telemetry.WorkloadMode_CLIENT),
 			server: buildAccessLogs(ctx, levels, telemetry.WorkloadMode_SERVER)}
+		logs.clientListener = listenerAccessLogs(ctx, logs.client)
+		logs.serverListener = listenerAccessLogs(ctx, logs.server)
+		return logs
 	})
+}
+
+// listenerAccessLogs are the access logs istiod puts on the listeners themselves
+// (a sidecar's virtual outbound and inbound listeners and Sidecar ingress
+// listeners, a gateway's listeners), for connections no filter chain takes: the
+// side's logs, each for Envoy's NR flag only (and its own filter), unless the mesh
+// config's disableEnvoyListenerLog turns them off.
+func listenerAccessLogs(ctx *Context, logs []*accesslogv3.AccessLog) []*accesslogv3.AccessLog {
+	if ctx.Mesh.GetDisableEnvoyListenerLog() || len(logs) == 0 {
+		return nil
+	}
+	out := make([]*accesslogv3.AccessLog, 0, len(logs))
+	for _, l := range logs {
+		nr := &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ResponseFlagFilter{
+			ResponseFlagFilter: &accesslogv3.ResponseFlagFilter{Flags: []string{"NR"}}}}
+		filter := nr
+		if l.Filter != nil {
+			filter = &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_AndFilter{
+				AndFilter: &accesslogv3.AndFilter{Filters: []*accesslogv3.AccessLogFilter{nr, l.Filter}}}}
+		}
+		out = append(out, &accesslogv3.AccessLog{Name: l.Name, ConfigType: l.ConfigType, Filter: filter})
+	}
+	return out
 }
 
 // telemetries returns the Telemetries that apply to the proxy, each with its name
@@ -122,12 +151,6 @@ func buildAccessLogs(ctx *Context, levels []*api.Resource, mode telemetry.Worklo
 	logging := false
 	for _, r := range levels {
 		logging = logging || len(r.Spec.(*telemetry.Telemetry).AccessLogging) > 0
-	}
-	if !logging && len(defaults) == 0 {
-		if l := meshAccessLog(ctx); l != nil {
-			return []*accesslogv3.AccessLog{l}
-		}
-		return nil
 	}
 	matches := func(l *telemetry.AccessLogging) bool {
 		m := l.GetMatch().GetMode()
@@ -190,16 +213,41 @@ func buildAccessLogs(ctx *Context, levels []*api.Resource, mode telemetry.Worklo
 		}
 	}
 	var out []*accesslogv3.AccessLog
+	decided := false // whether a provider that logs is on or off for this side
 	for _, n := range registry.SortedKeys(settings) {
 		s := settings[n]
 		if s.disabled {
+			decided = decided || logProvider(ctx, n)
 			continue
 		}
 		if l := providerAccessLog(ctx, n, s.where); l != nil {
 			out = append(out, withFilter(l, s.filter))
+			decided = true
+		}
+	}
+	if !decided {
+		// Nothing says how this side logs: the mesh config's legacy log, as istiod
+		// falls back to it side by side.
+		if l := meshAccessLog(ctx); l != nil {
+			return []*accesslogv3.AccessLog{l}
 		}
 	}
 	return out
+}
+
+// logProvider reports whether the mesh config has an access log provider of that
+// name, of a kind navarch writes.
+func logProvider(ctx *Context, name string) bool {
+	ep, ok := extensionProvider(ctx.Mesh, name)
+	if !ok {
+		return false
+	}
+	switch ep.Provider.(type) {
+	case *meshconfig.MeshConfig_ExtensionProvider_EnvoyFileAccessLog, *meshconfig.MeshConfig_ExtensionProvider_EnvoyHttpAls,
+		*meshconfig.MeshConfig_ExtensionProvider_EnvoyTcpAls, *meshconfig.MeshConfig_ExtensionProvider_EnvoyOtelAls:
+		return true
+	}
+	return false
 }
 
 // providerAccessLog is the access log of the named extension provider, nil (and

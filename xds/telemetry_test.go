@@ -3,6 +3,7 @@ package xds
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -303,7 +304,9 @@ kind: MeshConfig
 metadata: {name: istio, namespace: istio-system}
 spec: {accessLogFile: /tmp/a.log, accessLogEncoding: JSON, accessLogFormat: '{"method": "%REQ(:METHOD)%"}'}`},
 			client: []string{"/tmp/a.log json method"}, server: []string{"/tmp/a.log json method"}},
-		{name: "the mesh config's access log file, but a Telemetry logs", docs: []string{`
+		// As in Istio, side by side: the client side has no provider from
+		// Telemetry, so it keeps the mesh config's log.
+		{name: "the mesh config's access log file, and a Telemetry for the server side", docs: []string{`
 apiVersion: navarch.io/v1
 kind: MeshConfig
 metadata: {name: istio, namespace: istio-system}
@@ -312,7 +315,17 @@ apiVersion: telemetry.istio.io/v1
 kind: Telemetry
 metadata: {name: logs, namespace: shop}
 spec: {accessLogging: [{match: {mode: SERVER}, providers: [{name: envoy}]}]}`},
-			server: []string{istioText}},
+			client: []string{"/tmp/a.log text [%START_TIME%]"}, server: []string{istioText}},
+		{name: "the mesh config's access log file, and a Telemetry turning the client side off", docs: []string{`
+apiVersion: navarch.io/v1
+kind: MeshConfig
+metadata: {name: istio, namespace: istio-system}
+spec: {accessLogFile: /tmp/a.log}`, `
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: logs, namespace: shop}
+spec: {accessLogging: [{match: {mode: CLIENT}, providers: [{name: envoy}], disabled: true}]}`},
+			server: []string{"/tmp/a.log text [%START_TIME%]"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -345,5 +358,59 @@ spec: {accessLogging: [{match: {mode: SERVER}, providers: [{name: envoy}]}]}`},
 				t.Errorf("reported %q, want %q", reported, tt.reported)
 			}
 		})
+	}
+}
+
+// TestListenerAccessLogs: the virtual listeners and a gateway's carry the side's
+// logs for connections no chain takes (NR), each with its own filter too, as
+// istiod's; the mesh config's disableEnvoyListenerLog turns them off.
+func TestListenerAccessLogs(t *testing.T) {
+	const config = `
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |-
+    accessLogFile: /dev/stdout
+    DISABLE
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: errors, namespace: shop}
+spec:
+  accessLogging: [{match: {mode: SERVER}, providers: [{name: envoy}], filter: {expression: "response.code >= 400"}}]
+`
+	describe := func(logs []*accesslogv3.AccessLog) []string {
+		var out []string
+		for _, l := range logs {
+			f := l.GetFilter()
+			d := "nr=" + strings.Join(f.GetResponseFlagFilter().GetFlags(), ",")
+			if and := f.GetAndFilter().GetFilters(); len(and) == 2 {
+				d = "nr=" + strings.Join(and[0].GetResponseFlagFilter().GetFlags(), ",") + " and " + logFilter(t, []*accesslogv3.AccessLog{{Filter: and[1]}})
+			}
+			out = append(out, d)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		disable        string
+		client, server []string
+	}{
+		{"", []string{"nr=NR"}, []string{"nr=NR and response.code >= 400"}},
+		{"disableEnvoyListenerLog: true", nil, nil},
+	} {
+		snap := snapshotOf(t, strings.Replace(config, "DISABLE", tt.disable, 1))
+		p := grpcProxy("shop", map[string]string{"app": "web"})
+		p.Generator = ""
+		logs := accessLogsFor(newContext(snap, p, "cluster.local", "istio-system"))
+		if got := describe(logs.clientListener); !slices.Equal(got, tt.client) {
+			t.Errorf("%q: client side listener logs %q, want %q", tt.disable, got, tt.client)
+		}
+		if got := describe(logs.serverListener); !slices.Equal(got, tt.server) {
+			t.Errorf("%q: server side listener logs %q, want %q", tt.disable, got, tt.server)
+		}
+		if len(logs.client) != 1 || logs.client[0].Filter != nil {
+			t.Errorf("%q: the connection managers' client side logs changed: %v", tt.disable, logs.client)
+		}
 	}
 }
