@@ -77,6 +77,10 @@ spec:
     tls: {mode: SIMPLE, sni: ext.example.com, subjectAltNames: [ext.example.com], caCertificates: /etc/ca.pem}
 `
 
+// systemRoots is where navarch has Envoy find the system's CA certificates, which
+// istio-agent serves istiod's Envoy by SDS as file-root:system.
+const systemRoots = "/etc/ssl/certs/ca-certificates.crt"
+
 // clusterFieldsNotCompared are the cluster fields TestSameClustersUnderDestinationRulesAsIstiod
 // leaves out, and why: where
 // certificates come from (istiod's SDS through istio-agent's sds-grpc cluster,
@@ -164,10 +168,25 @@ func clusterFields(t *testing.T, cs map[string]*clusterv3.Cluster) map[string]ma
 		out[name] = protoFields(t, c, clusterFieldsNotCompared, func(path, value string) (string, string) {
 			path = strings.ReplaceAll(path, "combinedValidationContext.defaultValidationContext.", "validationContext.")
 			if file, ok := strings.CutPrefix(value, "file-root:"); ok && strings.HasSuffix(path, "combinedValidationContext.validationContextSdsSecretConfig.name") {
+				if file == "system" {
+					file = systemRoots
+				}
 				return strings.TrimSuffix(path, "combinedValidationContext.validationContextSdsSecretConfig.name") + "validationContext.trustedCa.filename", file
+			}
+			if files, ok := strings.CutPrefix(value, "file-cert:"); ok && strings.HasSuffix(path, "tlsCertificateSdsSecretConfigs[0].name") {
+				// Two fields of navarch's for one of istiod's: joined, as istiod joins them.
+				return strings.TrimSuffix(path, "tlsCertificateSdsSecretConfigs[0].name") + "tlsCertificates[0].filenames", files
 			}
 			return path, value
 		})
+		for path, chain := range out[name] {
+			prefix, ok := strings.CutSuffix(path, "tlsCertificates[0].certificateChain.filename")
+			if key, found := out[name][prefix+"tlsCertificates[0].privateKey.filename"]; ok && found {
+				delete(out[name], path)
+				delete(out[name], prefix+"tlsCertificates[0].privateKey.filename")
+				out[name][prefix+"tlsCertificates[0].filenames"] = chain + "~" + key
+			}
+		}
 	}
 	return out
 }
@@ -215,11 +234,13 @@ func protoFields(t *testing.T, m proto.Message, skip *regexp.Regexp, same func(p
 // got (navarch's), by name and path.
 func compareFields(t *testing.T, want, got map[string]map[string]string) {
 	t.Helper()
-	names := maps.Clone(want)
+	names := map[string]map[string]string{}
+	maps.Copy(names, want)
 	maps.Copy(names, got)
 	for _, name := range slices.Sorted(maps.Keys(names)) {
 		w, g := want[name], got[name]
-		fields := maps.Clone(w)
+		fields := map[string]string{}
+		maps.Copy(fields, w)
 		maps.Copy(fields, g)
 		for _, f := range slices.Sorted(maps.Keys(fields)) {
 			if w[f] != g[f] {
@@ -439,5 +460,144 @@ spec:
 	compareFields(t, want, got)
 	if len(want) < 3 {
 		t.Errorf("istiod gave the sidecar the inbound clusters %v; this test expects one per port", slices.Sorted(maps.Keys(want)))
+	}
+}
+
+// clientTLSParity is a DestinationRule TLS setting of every kind, each for a service
+// of its own (tls-<n>.example.com, resolved by DNS outside the mesh, on TLS, HTTP
+// and gRPC ports; an internal one for ISTIO_MUTUAL): MUTUAL from files and from a
+// credential, SIMPLE from a credential, without verification, with a revocation
+// list, with neither SNI nor SANs, and with the ServiceEntry's SANs, ISTIO_MUTUAL
+// with its own SNI and SANs; and port-level and subset settings over the
+// service-wide one.
+const clientTLSParity = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: tls-ext}
+spec:
+  hosts: [tls-1.example.com, tls-2.example.com, tls-3.example.com, tls-4.example.com, tls-5.example.com, tls-6.example.com]
+  location: MESH_EXTERNAL
+  ports: [{number: 443, name: tls, protocol: TLS}, {number: 8443, name: https-alt, protocol: TLS}, {number: 80, name: http, protocol: HTTP}, {number: 9443, name: grpc, protocol: GRPC}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: tls-1}
+spec:
+  host: tls-1.example.com
+  trafficPolicy:
+    tls: {mode: MUTUAL, clientCertificate: /etc/certs/client.pem, privateKey: /etc/certs/key.pem, caCertificates: /etc/certs/ca.pem, sni: one.example.com, subjectAltNames: [tls-1.example.com]}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: tls-2}
+spec:
+  host: tls-2.example.com
+  trafficPolicy:
+    tls: {mode: MUTUAL, credentialName: client-credential}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: tls-3}
+spec:
+  host: tls-3.example.com
+  trafficPolicy:
+    tls: {mode: SIMPLE, credentialName: ca-credential}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: tls-4}
+spec:
+  host: tls-4.example.com
+  trafficPolicy:
+    tls: {mode: SIMPLE, insecureSkipVerify: true}
+    portLevelSettings:
+    - port: {number: 8443}
+      tls: {mode: SIMPLE, caCertificates: /etc/certs/ca.pem, caCrl: /etc/certs/crl.pem, sni: alt.example.com}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: tls-5}
+spec:
+  host: tls-5.example.com
+  trafficPolicy:
+    tls: {mode: DISABLE}
+  subsets:
+  - name: secure
+    trafficPolicy: {tls: {mode: SIMPLE}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: tls-6}
+spec:
+  host: tls-6.example.com
+  trafficPolicy:
+    tls: {mode: SIMPLE}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: tls-7}
+spec:
+  hosts: [tls-7.example.com]
+  location: MESH_EXTERNAL
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+  subjectAltNames: [san.tls-7.example.com]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: tls-7}
+spec:
+  host: tls-7.example.com
+  trafficPolicy:
+    tls: {mode: SIMPLE, sni: tls-7.example.com}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: mesh-svc}
+spec:
+  hosts: [mesh.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.43, labels: {security.istio.io/tlsMode: istio}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: mesh-svc}
+spec:
+  host: mesh.default.svc.cluster.local
+  trafficPolicy:
+    tls: {mode: ISTIO_MUTUAL, sni: custom.mesh.sni, subjectAltNames: [spiffe://cluster.local/ns/other/sa/mesh]}
+`
+
+// TestSameClientTLSAsIstiod compares, field by field, the clusters an Envoy sidecar
+// gets under clientTLSParity from istiod and from navarch: transport sockets,
+// certificates and validation by file or by credential, SNI, SANs, ALPN and the
+// metadata that goes with them.
+func TestSameClientTLSAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	istiod, navarch := bothControlPlanes(t, bin, clientTLSParity)
+	id := "sidecar~127.0.0.60~web-0.default~default.svc.cluster.local"
+	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}}
+	keep := func(cs map[string]map[string]string) map[string]map[string]string {
+		out := map[string]map[string]string{}
+		for name, fields := range cs {
+			if strings.Contains(name, "tls-") || strings.Contains(name, "mesh.default") {
+				out[name] = fields
+			}
+		}
+		return out
+	}
+	want := keep(clusterFields(t, envoyConfig(t, istiod, id, md).clusters))
+	var got map[string]map[string]string
+	eventually(t, 30*time.Second, "navarch's clusters", func() error {
+		if got = keep(clusterFields(t, envoyConfig(t, navarch, id, md).clusters)); len(got) < len(want) {
+			return fmt.Errorf("%d clusters, istiod has %d", len(got), len(want))
+		}
+		return nil
+	})
+	compareFields(t, want, got)
+	if len(want["outbound|443||tls-2.example.com"]) == 0 || len(want["outbound|8080||mesh.default.svc.cluster.local"]) == 0 {
+		t.Errorf("istiod gave none of the clusters this test compares: %v", slices.Sorted(maps.Keys(want)))
 	}
 }

@@ -74,7 +74,12 @@ func (g clusters) Generate(ctx *Context) []named {
 			for _, subset := range append([]string{""}, subsets(ctx, svc)...) {
 				name := clusterName(svc.Hostname, port.Number, subset)
 				// A cluster depends on the proxy only through which DestinationRule
-				// applies: its namespace's, or one selecting it.
+				// applies: its namespace's, or one selecting it; and, for TLS by a
+				// credential, on whether it is a gateway (originatedTLS).
+				k := k
+				if trafficPolicy(ctx.Mesh, dr, port.Number, subset).GetTls().GetCredentialName() != "" {
+					k += "|" + ctx.Proxy.Type
+				}
 				build := func() *clusterv3.Cluster {
 					c := newCluster(ctx, svc, port, subset, name, g.envoy)
 					if g.envoy {
@@ -95,7 +100,8 @@ func (g clusters) Generate(ctx *Context) []named {
 					}
 					wls := subsetWorkloads(ctx, svc, subset)
 					mtls := func() *corev3.TransportSocket {
-						return upstreamTLS(ctx.Mesh, serverSANs(ctx, tp, svc, wls), g.envoy, speaksHTTP2(ctx.Mesh, port, tp), meshSNI(svc.Hostname, port.Number, subset))
+						sni := cmp.Or(tp.GetTls().GetSni(), meshSNI(svc.Hostname, port.Number, subset)) // the DestinationRule's, as istiod
+						return upstreamTLS(ctx.Mesh, serverSANs(ctx, tp, svc, wls), g.envoy, speaksHTTP2(ctx.Mesh, port, tp), sni)
 					}
 					switch {
 					case (c.GetType() == clusterv3.Cluster_EDS || c.GetType() == clusterv3.Cluster_ORIGINAL_DST) && clientUsesMTLS(ctx, tp, port, wls):
@@ -106,9 +112,14 @@ func (g clusters) Generate(ctx *Context) []named {
 						// namespace does not take out of mTLS.
 						c.TransportSocketMatches = autoMTLSMatches(mtls())
 					case g.envoy:
-						c.TransportSocket = originatedTLS(ctx.Mesh, tp.GetTls())
-						if c.TransportSocket != nil && ctx.Proxy.IstioProxy {
-							// TLS of the DestinationRule's: its ALPN is not Istio's.
+						c.TransportSocket = originatedTLS(ctx, tp.GetTls(), svc, ctx.destinationRuleResource(svc), speaksHTTP2(ctx.Mesh, port, tp))
+						if c.TransportSocket != nil {
+							autoSNI(c, tp.GetTls())
+						}
+						if mode := tp.GetTls().GetMode(); ctx.Proxy.IstioProxy && (mode == networking.ClientTLSSettings_SIMPLE || mode == networking.ClientTLSSettings_MUTUAL) {
+							// TLS of the DestinationRule's: its ALPN is not Istio's
+							// (marked even where a sidecar may not use the rule's
+							// credential, as by istiod).
 							istioMetadata(c).Fields["alpn_override"] = structpb.NewStringValue("false")
 						}
 					}

@@ -466,7 +466,7 @@ func istioMetadata(c *clusterv3.Cluster) *structpb.Struct {
 func serviceClusterMetadata(c *clusterv3.Cluster, svc *registry.Service, subset string, dr *api.Resource) {
 	m := istioMetadata(c)
 	m.Fields["services"] = structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{serviceMetadata(svc)}})
-	if svc.MeshExternal {
+	if svc.MeshExternal && subset == "" { // istiod marks the service's own cluster only
 		m.Fields["external"] = structpb.NewBoolValue(true)
 	}
 	if dr != nil {

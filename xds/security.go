@@ -1,12 +1,16 @@
 package xds
 
 import (
+	"cmp"
+
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	rawbufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	meshconfig "istio.io/api/mesh/v1alpha1"
@@ -253,45 +257,114 @@ func transportSocket(tlsContext proto.Message) *corev3.TransportSocket {
 	return &corev3.TransportSocket{Name: tlsTransportSocket, ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(tlsContext)}}
 }
 
-// originatedTLS is the transport socket of an Envoy sidecar originating TLS to a
-// destination outside the mesh, as a DestinationRule's SIMPLE or MUTUAL mode says:
-// certificates from the files it names, or from SDS by credentialName. nil for other
-// modes. (grpc-go cannot read certificate files named in xDS, so proxyless clients
-// get no TLS from these modes.)
-func originatedTLS(m *meshconfig.MeshConfig, t *networking.ClientTLSSettings) *corev3.TransportSocket {
+// originatedTLS is the transport socket of an Envoy originating TLS to a
+// destination as a DestinationRule's SIMPLE or MUTUAL mode says, as istiod builds
+// it; nil for other modes. (grpc-go cannot read certificate files named in xDS, so
+// proxyless clients get no TLS from these modes.)
+//
+//   - Certificates and keys come from the files the mode names, or from SDS by
+//     credentialName (kubernetes://<name>, the CA certificates <name>-cacert). A
+//     sidecar takes a credential only from a DestinationRule that selects it
+//     (workloadSelector): else, as in Istio, the setting gives it no TLS at all,
+//     lest every sidecar in the rule's scope hold the credential.
+//   - The server is verified against caCertificates, else the system's CA
+//     certificates (systemRoots; istiod has istio-agent serve them), with the
+//     rule's subjectAltNames, else, for a service that is no Kubernetes Service,
+//     its ServiceEntry's and its workloads' identities; insecureSkipVerify verifies
+//     nothing.
+//   - An HTTP/2 cluster offers h2 in ALPN.
+func originatedTLS(ctx *Context, t *networking.ClientTLSSettings, svc *registry.Service, dr *api.Resource, http2 bool) *corev3.TransportSocket {
 	mode := t.GetMode()
 	if mode != networking.ClientTLSSettings_SIMPLE && mode != networking.ClientTLSSettings_MUTUAL {
 		return nil
 	}
+	cred := t.GetCredentialName()
+	if cred != "" && ctx.Proxy.Type != TypeRouter && (dr == nil || dr.Spec.(*networking.DestinationRule).GetWorkloadSelector() == nil) {
+		return nil
+	}
+	sans := t.GetSubjectAltNames()
+	if len(sans) == 0 && !kubernetesService(svc) {
+		sans = serverSANs(ctx, nil, svc, ctx.Snapshot.Endpoints(svc))
+	}
+	exactSANs := func() []*matcherv3.StringMatcher {
+		var out []*matcherv3.StringMatcher
+		for _, san := range sans {
+			out = append(out, &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: san}})
+		}
+		return out
+	}
+	verify := !t.GetInsecureSkipVerify().GetValue()
 	common := &tlsv3.CommonTlsContext{}
-	vc := &tlsv3.CertificateValidationContext{}
-	if ca := t.GetCaCertificates(); ca != "" {
-		vc.TrustedCa = &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: ca}}
-	}
-	if crl := t.GetCaCrl(); crl != "" {
-		vc.Crl = &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: crl}}
-	}
-	for _, san := range t.GetSubjectAltNames() {
-		//lint:ignore SA1019 the typed replacement needs a SAN type Istio's field does not carry
-		vc.MatchSubjectAltNames = append(vc.MatchSubjectAltNames, &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: san}})
-	}
-	if t.GetInsecureSkipVerify().GetValue() {
-		vc.TrustChainVerification = tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED
-	}
-	common.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: vc}
-	if mode == networking.ClientTLSSettings_MUTUAL {
-		switch {
-		case t.GetCredentialName() != "":
-			common.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{credentialSDS(t.GetCredentialName())}
-		case t.GetClientCertificate() != "":
+	if cred != "" {
+		if mode == networking.ClientTLSSettings_MUTUAL {
+			common.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{credentialSDS(cred)}
+		}
+		if verify {
+			//lint:ignore SA1019 the typed replacement needs a SAN type Istio's field does not carry
+			vc := &tlsv3.CertificateValidationContext{MatchSubjectAltNames: exactSANs()}
+			common.ValidationContextType = &tlsv3.CommonTlsContext_CombinedValidationContext{
+				CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+					DefaultValidationContext: vc, ValidationContextSdsSecretConfig: credentialSDS(cred + caCertSuffix)}}
+		}
+	} else {
+		if mode == networking.ClientTLSSettings_MUTUAL {
 			common.TlsCertificates = []*tlsv3.TlsCertificate{{
 				CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: t.GetClientCertificate()}},
 				PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: t.GetPrivateKey()}},
 			}}
 		}
+		vc := &tlsv3.CertificateValidationContext{}
+		if verify {
+			vc.TrustedCa = &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: cmp.Or(t.GetCaCertificates(), systemRoots)}}
+			//lint:ignore SA1019 see above
+			vc.MatchSubjectAltNames = exactSANs()
+			if crl := t.GetCaCrl(); crl != "" {
+				vc.Crl = &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: crl}}
+			}
+		}
+		common.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: vc}
 	}
-	common.TlsParams = withTLSDefaults(upstreamTLSVersions(), m.GetTlsDefaults(), false)
+	common.TlsParams = withTLSDefaults(upstreamTLSVersions(), ctx.Mesh.GetTlsDefaults(), false)
+	if http2 {
+		common.AlpnProtocols = []string{"h2"}
+	}
 	return transportSocket(&tlsv3.UpstreamTlsContext{CommonTlsContext: common, Sni: t.GetSni()})
+}
+
+// systemRoots is the file of the system's CA certificates Envoy verifies servers
+// against where a DestinationRule names none: Debian's and Ubuntu's, as in Istio's
+// proxy image. (istiod has istio-agent find and serve them; Envoy itself cannot.)
+const systemRoots = "/etc/ssl/certs/ca-certificates.crt"
+
+// autoSNI makes an Envoy cluster originating TLS by a DestinationRule send, where
+// the rule names no SNI, the request's host as SNI, and, where it names no SANs
+// either and verifies the server, check the server's certificate against that
+// host, as istiod sets it (Envoy's auto_sni and auto_san_validation, HTTP only). A
+// cluster without an upstream protocol gets explicit HTTP/1, which Envoy requires
+// of these options, as from istiod.
+func autoSNI(c *clusterv3.Cluster, t *networking.ClientTLSSettings) {
+	if t.GetSni() != "" {
+		return
+	}
+	var opts httpv3.HttpProtocolOptions
+	if a := c.TypedExtensionProtocolOptions[httpProtocolOptions]; a != nil {
+		if err := a.UnmarshalTo(&opts); err != nil {
+			return
+		}
+	}
+	if opts.UpstreamHttpProtocolOptions == nil {
+		opts.UpstreamHttpProtocolOptions = &corev3.UpstreamHttpProtocolOptions{}
+	}
+	opts.UpstreamHttpProtocolOptions.AutoSni = true
+	opts.UpstreamHttpProtocolOptions.AutoSanValidation = len(t.GetSubjectAltNames()) == 0 && !t.GetInsecureSkipVerify().GetValue()
+	if opts.UpstreamProtocolOptions == nil {
+		opts.UpstreamProtocolOptions = &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{HttpProtocolOptions: &corev3.Http1ProtocolOptions{}}}}
+	}
+	if c.TypedExtensionProtocolOptions == nil {
+		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{}
+	}
+	c.TypedExtensionProtocolOptions[httpProtocolOptions] = mustAny(&opts)
 }
 
 // upstreamTLSVersions are the TLS versions an Envoy client offers, istiod's: 1.2 up to
