@@ -264,41 +264,128 @@ var routeFieldsNotCompared = regexp.MustCompile(`(^|\.)(metadata|decorator|caseS
 func TestSameEnvoyRouteFieldsAsIstiod(t *testing.T) {
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
 	v1, v2 := startReviews(t)
-	istiod, navarch := bothControlPlanes(t, bin, workloadsYAML(v1, v2)+"---\n"+envoyRouteParity)
-	labels := func(l map[string]any) map[string]any { return map[string]any{"NAMESPACE": "default", "LABELS": l} }
-	configs := []struct {
-		id   string
-		md   map[string]any
-		name string
+	for _, sc := range []struct {
+		name, config, must string // must: a field istiod's sidecar routes have
 	}{
-		{"sidecar~127.0.0.61~web-0.default~default.svc.cluster.local", labels(map[string]any{"app": "web"}), "9080"},
-		{"router~127.0.0.62~gw-0.default~default.svc.cluster.local", labels(map[string]any{"istio": "ingressgateway"}), "http.80"},
-	}
-	fields := func(server string) map[string]map[string]string {
-		out := map[string]map[string]string{}
-		for _, c := range configs {
-			out[c.name] = protoFields(t, envoyRoutes(t, server, c.id, c.md, c.name), routeFieldsNotCompared, func(path, value string) (string, string) {
-				if p, ok := strings.CutSuffix(path, ".maxGrpcTimeout"); ok {
-					return p + ".maxStreamDuration.grpcTimeoutHeaderMax", value
+		{"envoyRouteParity", envoyRouteParity, "requestMirrorPolicies"},
+		{"moreRouteParity", moreRouteParity, "directResponse"},
+	} {
+		t.Run(sc.name, func(t *testing.T) {
+			istiod, navarch := bothControlPlanes(t, bin, workloadsYAML(v1, v2)+"---\n"+sc.config)
+			labels := func(l map[string]any) map[string]any { return map[string]any{"NAMESPACE": "default", "LABELS": l} }
+			configs := []struct {
+				id   string
+				md   map[string]any
+				name string
+			}{
+				{"sidecar~127.0.0.61~web-0.default~default.svc.cluster.local", labels(map[string]any{"app": "web"}), "9080"},
+				{"router~127.0.0.62~gw-0.default~default.svc.cluster.local", labels(map[string]any{"istio": "ingressgateway"}), "http.80"},
+			}
+			fields := func(server string) map[string]map[string]string {
+				out := map[string]map[string]string{}
+				for _, c := range configs {
+					out[c.name] = protoFields(t, envoyRoutes(t, server, c.id, c.md, c.name), routeFieldsNotCompared, func(path, value string) (string, string) {
+						if p, ok := strings.CutSuffix(path, ".maxGrpcTimeout"); ok {
+							return p + ".maxStreamDuration.grpcTimeoutHeaderMax", value
+						}
+						return path, value
+					})
 				}
-				return path, value
+				return out
+			}
+			want := fields(istiod)
+			var got map[string]map[string]string
+			eventually(t, 30*time.Second, "navarch's routes", func() error {
+				if got = fields(navarch); len(got["9080"]) < len(want["9080"])/2 {
+					return fmt.Errorf("%d fields of route configuration 9080, istiod's has %d", len(got["9080"]), len(want["9080"]))
+				}
+				return nil
 			})
-		}
-		return out
-	}
-	want := fields(istiod)
-	var got map[string]map[string]string
-	eventually(t, 30*time.Second, "navarch's routes", func() error {
-		if got = fields(navarch); len(got["9080"]) < len(want["9080"])/2 {
-			return fmt.Errorf("%d fields of route configuration 9080, istiod's has %d", len(got["9080"]), len(want["9080"]))
-		}
-		return nil
-	})
-	compareFields(t, want, got)
-	if !slices.ContainsFunc(slices.Collect(maps.Keys(want["9080"])), func(f string) bool { return strings.Contains(f, "requestMirrorPolicies") }) {
-		t.Error("istiod's route configuration has no mirror: not what this test compares")
+			compareFields(t, want, got)
+			if !slices.ContainsFunc(slices.Collect(maps.Keys(want["9080"])), func(f string) bool { return strings.Contains(f, sc.must) }) {
+				t.Errorf("istiod's route configuration has no %s: not what this test compares", sc.must)
+			}
+		})
 	}
 }
+
+// moreRouteParity is reviews' VirtualService with what envoyRouteParity does not
+// say: a direct response, redirects with a scheme, authority and port or a derived
+// port, rewrites of the authority and by regular expression, header changes by
+// destination and of the host, several mirrors, matches on scheme, authority, absent headers and
+// the source's labels, case-insensitive paths, a gRPC abort, retries of gRPC
+// statuses to other localities, a timeout under a second, and a full CORS policy; and a Gateway
+// with a VirtualService of its own.
+const moreRouteParity = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - name: direct
+    match: [{uri: {exact: /health}, ignoreUriCase: true}]
+    directResponse: {status: 200, body: {string: ok}}
+  - name: redirect-full
+    match: [{uri: {prefix: /r}, scheme: {exact: http}}]
+    redirect: {scheme: https, authority: reviews.example.com, port: 8443, uri: /x}
+  - name: redirect-derive
+    match: [{uri: {prefix: /d}}]
+    redirect: {derivePort: FROM_PROTOCOL_DEFAULT, uri: /y}
+  - name: rewrite
+    match: [{uri: {prefix: /rw}, authority: {prefix: reviews}, withoutHeaders: {x-skip: {}}}]
+    rewrite: {authority: backend.local, uriRegexRewrite: {match: "^/rw/(.*)", rewrite: "/\\1"}}
+    route:
+    - destination: {host: reviews, subset: v1}
+      headers: {request: {set: {x-dest: v1}}, response: {add: {x-served: v1}}}
+      weight: 60
+    - destination: {host: reviews, subset: v2}
+      headers: {request: {set: {host: v2.reviews.local}}}
+      weight: 40
+  - name: mirrors
+    match: [{uri: {prefix: /m}, sourceLabels: {app: web}}]
+    mirrors: [{destination: {host: reviews, subset: v2}, percentage: {value: 10}}, {destination: {host: reviews, subset: v1}}]
+    route:
+    - destination: {host: reviews, subset: v1}
+      headers: {request: {add: {x-one: "1"}, remove: [x-two]}, response: {set: {x-three: "3"}}}
+    headers: {request: {set: {x-route: m, host: m.reviews.local}}}
+  - name: grpc-fault
+    match: [{uri: {prefix: /g}, headers: {x-grpc: {regex: "a.*"}}}]
+    fault: {abort: {grpcStatus: UNAVAILABLE, percentage: {value: 100}}}
+    route: [{destination: {host: reviews, subset: v1}}]
+    retries: {attempts: 3, retryOn: "cancelled,unavailable", retryRemoteLocalities: true}
+    timeout: 250ms
+  - name: cors
+    corsPolicy:
+      allowOrigins: [{prefix: "https://"}, {regex: ".*\\.example\\.org"}]
+      allowMethods: [GET, POST]
+      allowHeaders: [x-a]
+      exposeHeaders: [x-b]
+      allowCredentials: true
+      maxAge: 1h
+      unmatchedPreflights: IGNORE
+    route: [{destination: {host: reviews, subset: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: public}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: ["*"]
+    tls: {httpsRedirect: false}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews-public}
+spec:
+  hosts: [reviews.example.com]
+  gateways: [public]
+  http:
+  - match: [{uri: {prefix: /reviews}, port: 80}]
+    route: [{destination: {host: reviews, subset: v1, port: {number: 9080}}}]
+    headers: {response: {set: {x-gateway: public}}}
+`
 
 // TestSameInboundMTLSAsIstiod compares, field by field, the TLS a sidecar's inbound
 // chains terminate mTLS with (under STRICT and PERMISSIVE), from istiod and from

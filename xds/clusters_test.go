@@ -14,6 +14,8 @@ import (
 	proxyprotocolv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/proxy_protocol/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/navarch/navarch/registry"
 )
@@ -169,7 +171,9 @@ spec:
 	if m := custom.GetRequestMirrorPolicies(); len(m) != 1 || m[0].GetRuntimeFraction().GetDefaultValue().GetNumerator() == 0 {
 		t.Errorf("mirror %v", m)
 	}
-	if m := dflt.GetRequestMirrorPolicies(); len(m) != 2 || m[0].GetCluster() != "outbound|80||billing.other.svc.cluster.local" || m[1].GetRuntimeFraction() != nil {
+	// A mirror that names no share takes every request, written as istiod does.
+	if m := dflt.GetRequestMirrorPolicies(); len(m) != 2 || m[0].GetCluster() != "outbound|80||billing.other.svc.cluster.local" ||
+		!proto.Equal(m[1].GetRuntimeFraction().GetDefaultValue(), &typev3.FractionalPercent{Numerator: 100}) {
 		t.Errorf("mirrors %v", m)
 	}
 	var c clusterv3.Cluster

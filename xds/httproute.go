@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"cmp"
 	"math"
 	"sort"
 	"strconv"
@@ -43,8 +44,8 @@ func httpRoutes(ctx *Context, vs *api.Resource, port uint32, gateway string, tls
 				continue
 			}
 			r := &routev3.Route{Name: routeName(h, m), Match: routeMatch(m)}
-			setAction(ctx, r, in.ns, h, port, tls)
-			setHeaders(r, h.Headers)
+			authority := setHeaders(r, h.Headers)
+			setAction(ctx, r, in.ns, h, port, tls, authority)
 			if h.Fault != nil {
 				r.TypedPerFilterConfig = map[string]*anypb.Any{faultFilter: mustAny(fault(h.Fault))}
 			}
@@ -140,12 +141,16 @@ func routeMatch(m *networking.HTTPMatchRequest) *routev3.RouteMatch {
 	for _, name := range registry.SortedKeys(m.WithoutHeaders) {
 		rm.Headers = append(rm.Headers, headerMatcher(name, m.WithoutHeaders[name], true))
 	}
-	for name, sm := range map[string]*networking.StringMatch{":authority": m.Authority, ":method": m.Method, ":scheme": m.Scheme} {
-		if sm != nil {
-			rm.Headers = append(rm.Headers, headerMatcher(name, sm, false))
+	sort.SliceStable(rm.Headers, func(i, j int) bool { return rm.Headers[i].Name < rm.Headers[j].Name })
+	// Then the pseudo-headers, in istiod's order.
+	for _, ph := range []struct {
+		name string
+		sm   *networking.StringMatch
+	}{{":method", m.Method}, {":authority", m.Authority}, {":scheme", m.Scheme}} {
+		if ph.sm != nil {
+			rm.Headers = append(rm.Headers, headerMatcher(ph.name, ph.sm, false))
 		}
 	}
-	sort.SliceStable(rm.Headers, func(i, j int) bool { return rm.Headers[i].Name < rm.Headers[j].Name })
 	for _, name := range registry.SortedKeys(m.QueryParams) {
 		qm := &routev3.QueryParameterMatcher{Name: name}
 		if sm := stringMatcher(m.QueryParams[name]); sm != nil {
@@ -183,8 +188,9 @@ func stringMatcher(sm *networking.StringMatch) *matcherv3.StringMatcher {
 }
 
 // setAction sets what a route does: redirect, direct response, or forward to the
-// destinations by weight.
-func setAction(ctx *Context, r *routev3.Route, ns string, h *networking.HTTPRoute, port uint32, tls bool) {
+// destinations by weight. authority is the route's headers' (setHeaders): the
+// route's rewrite's takes its place, and either is the request's new authority.
+func setAction(ctx *Context, r *routev3.Route, ns string, h *networking.HTTPRoute, port uint32, tls bool, authority string) {
 	switch {
 	case h.Redirect != nil:
 		r.Action = &routev3.Route_Redirect{Redirect: redirect(h.Redirect, port, tls)}
@@ -206,7 +212,6 @@ func setAction(ctx *Context, r *routev3.Route, ns string, h *networking.HTTPRout
 	}
 	// No timeout unless the route sets one, as in Istio (Envoy's own default is 15 s).
 	action := &routev3.RouteAction{RetryPolicy: retryPolicy(ctx, h.Retries), Timeout: noTimeout(), MaxStreamDuration: grpcDeadlines(ctx)}
-	setDestinations(ctx, action, ns, h.Route, port)
 	if h.Timeout != nil {
 		action.Timeout = h.Timeout
 		// grpc-go takes a route's timeout from its maximum stream duration; Envoy from
@@ -223,32 +228,41 @@ func setAction(ctx *Context, r *routev3.Route, ns string, h *networking.HTTPRout
 		if re := rw.UriRegexRewrite; re != nil {
 			action.RegexRewrite = &matcherv3.RegexMatchAndSubstitute{Pattern: &matcherv3.RegexMatcher{Regex: re.Match}, Substitution: re.Rewrite}
 		}
-		if rw.Authority != "" {
-			action.HostRewriteSpecifier = &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: rw.Authority}
-		}
+		authority = cmp.Or(rw.Authority, authority)
 		if ctx.Proxy.Generator != GeneratorGRPC {
 			// The authority the client asked for, in x-forwarded-host, where the
 			// ProxyConfig's proxyHeaders say so (on any rewrite, as istiod).
 			action.AppendXForwardedHost = headersFor(ctx, classOutbound).xForwardedHost
 		}
 	}
+	if authority != "" {
+		action.HostRewriteSpecifier = &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: authority}
+	}
+	// Mirrors, each with its share of the requests: all when it names none, none
+	// when it names 0%, as in Istio.
 	if m := h.Mirror; m != nil {
-		mp := &routev3.RouteAction_RequestMirrorPolicy{Cluster: destinationCluster(ctx, ns, m, port)}
 		//lint:ignore SA1019 mirrorPercent is deprecated in favour of mirrorPercentage, still accepted, as by Istio
 		legacy := h.MirrorPercent
+		share := allRequests()
 		if p := h.MirrorPercentage; p != nil {
-			mp.RuntimeFraction = &corev3.RuntimeFractionalPercent{DefaultValue: fractionalPercent(p.Value)}
+			share = fractionalPercent(p.Value)
 		} else if legacy != nil {
-			mp.RuntimeFraction = &corev3.RuntimeFractionalPercent{DefaultValue: fractionalPercent(float64(legacy.Value))}
+			share = &typev3.FractionalPercent{Numerator: legacy.Value, Denominator: typev3.FractionalPercent_HUNDRED}
 		}
-		action.RequestMirrorPolicies = []*routev3.RouteAction_RequestMirrorPolicy{mp}
+		if share.Numerator > 0 {
+			action.RequestMirrorPolicies = append(action.RequestMirrorPolicies, &routev3.RouteAction_RequestMirrorPolicy{
+				Cluster: destinationCluster(ctx, ns, m, port), RuntimeFraction: &corev3.RuntimeFractionalPercent{DefaultValue: share}})
+		}
 	}
-	for _, m := range h.Mirrors { // several mirrors, each with its own share
-		mp := &routev3.RouteAction_RequestMirrorPolicy{Cluster: destinationCluster(ctx, ns, m.Destination, port)}
+	for _, m := range h.Mirrors {
+		share := allRequests()
 		if p := m.Percentage; p != nil {
-			mp.RuntimeFraction = &corev3.RuntimeFractionalPercent{DefaultValue: fractionalPercent(p.Value)}
+			share = fractionalPercent(p.Value)
 		}
-		action.RequestMirrorPolicies = append(action.RequestMirrorPolicies, mp)
+		if share.Numerator > 0 {
+			action.RequestMirrorPolicies = append(action.RequestMirrorPolicies, &routev3.RouteAction_RequestMirrorPolicy{
+				Cluster: destinationCluster(ctx, ns, m.Destination, port), RuntimeFraction: &corev3.RuntimeFractionalPercent{DefaultValue: share}})
+		}
 	}
 	if ctx.Proxy.Generator != GeneratorGRPC {
 		for _, mp := range action.RequestMirrorPolicies {
@@ -257,7 +271,13 @@ func setAction(ctx *Context, r *routev3.Route, ns string, h *networking.HTTPRout
 			mp.DisableShadowHostSuffixAppend, mp.TraceSampled = true, wrapperspb.Bool(false)
 		}
 	}
+	setDestinations(ctx, r, action, ns, h.Route, port)
 	r.Action = &routev3.Route_Route{Route: action}
+}
+
+// allRequests is a share of 100%, as istiod writes it.
+func allRequests() *typev3.FractionalPercent {
+	return &typev3.FractionalPercent{Numerator: 100, Denominator: typev3.FractionalPercent_HUNDRED}
 }
 
 // noTimeout disables Envoy's route timeout (15 s when unset).
@@ -273,12 +293,25 @@ func grpcDeadlines(ctx *Context) *routev3.RouteAction_MaxStreamDuration {
 	return &routev3.RouteAction_MaxStreamDuration{GrpcTimeoutHeaderMax: noTimeout()}
 }
 
-// setDestinations points the action at one cluster, or at several weighted ones.
-// Weights are relative; destinations of weight 0 get no traffic and are left out.
-func setDestinations(ctx *Context, action *routev3.RouteAction, ns string, dests []*networking.HTTPRouteDestination, port uint32) {
+// setDestinations points route r's action at one cluster, or at several weighted
+// ones. Weights are relative; destinations of weight 0 get no traffic and are left
+// out. A destination's header changes go after the route's, or on its weighted
+// cluster; its authority (a host header it sets) is the request's where nothing
+// else rewrites it, or its weighted cluster's.
+func setDestinations(ctx *Context, r *routev3.Route, action *routev3.RouteAction, ns string, dests []*networking.HTTPRouteDestination, port uint32) {
 	if len(dests) == 1 {
 		action.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: destinationCluster(ctx, ns, dests[0].Destination, port)}
 		action.HashPolicy = hashPolicy(ctx, ns, dests[0].Destination, port)
+		if h := dests[0].Headers; h != nil {
+			ops := translateHeaders(h)
+			r.RequestHeadersToAdd = append(r.RequestHeadersToAdd, ops.reqAdd...)
+			r.RequestHeadersToRemove = append(r.RequestHeadersToRemove, ops.reqRemove...)
+			r.ResponseHeadersToAdd = append(r.ResponseHeadersToAdd, ops.respAdd...)
+			r.ResponseHeadersToRemove = append(r.ResponseHeadersToRemove, ops.respRemove...)
+			if ops.authority != "" && action.HostRewriteSpecifier == nil {
+				action.HostRewriteSpecifier = &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: ops.authority}
+			}
+		}
 		return
 	}
 	wc := &routev3.WeightedCluster{}
@@ -286,10 +319,19 @@ func setDestinations(ctx *Context, action *routev3.RouteAction, ns string, dests
 		if d.Weight <= 0 {
 			continue
 		}
-		wc.Clusters = append(wc.Clusters, &routev3.WeightedCluster_ClusterWeight{
+		cw := &routev3.WeightedCluster_ClusterWeight{
 			Name:   destinationCluster(ctx, ns, d.Destination, port),
 			Weight: wrapperspb.UInt32(uint32(min(int64(d.Weight), math.MaxUint32))),
-		})
+		}
+		if h := d.Headers; h != nil {
+			ops := translateHeaders(h)
+			cw.RequestHeadersToAdd, cw.RequestHeadersToRemove = ops.reqAdd, ops.reqRemove
+			cw.ResponseHeadersToAdd, cw.ResponseHeadersToRemove = ops.respAdd, ops.respRemove
+			if ops.authority != "" {
+				cw.HostRewriteSpecifier = &routev3.WeightedCluster_ClusterWeight_HostRewriteLiteral{HostRewriteLiteral: ops.authority}
+			}
+		}
+		wc.Clusters = append(wc.Clusters, cw)
 		if action.HashPolicy == nil {
 			action.HashPolicy = hashPolicy(ctx, ns, d.Destination, port)
 		}
@@ -404,27 +446,71 @@ func redirect(r *networking.HTTPRedirect, port uint32, tls bool) *routev3.Redire
 	return ra
 }
 
-// setHeaders applies a route's header operations: set overwrites, add appends.
-func setHeaders(r *routev3.Route, h *networking.Headers) {
+// setHeaders applies a route's header operations (translateHeaders) and returns
+// the authority they set.
+func setHeaders(r *routev3.Route, h *networking.Headers) string {
 	if h == nil {
-		return
+		return ""
 	}
-	if req := h.Request; req != nil {
-		r.RequestHeadersToAdd = append(headerOptions(req.Set, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD),
-			headerOptions(req.Add, corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD)...)
-		r.RequestHeadersToRemove = req.Remove
-	}
-	if resp := h.Response; resp != nil {
-		r.ResponseHeadersToAdd = append(headerOptions(resp.Set, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD),
-			headerOptions(resp.Add, corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD)...)
-		r.ResponseHeadersToRemove = resp.Remove
-	}
+	ops := translateHeaders(h)
+	r.RequestHeadersToAdd, r.RequestHeadersToRemove = ops.reqAdd, ops.reqRemove
+	r.ResponseHeadersToAdd, r.ResponseHeadersToRemove = ops.respAdd, ops.respRemove
+	return ops.authority
 }
 
-func headerOptions(m map[string]string, action corev3.HeaderValueOption_HeaderAppendAction) []*corev3.HeaderValueOption {
+// headerOps are header operations as Envoy takes them.
+type headerOps struct {
+	reqAdd, respAdd       []*corev3.HeaderValueOption
+	reqRemove, respRemove []string
+	authority             string // the request's new authority, if any
+}
+
+// translateHeaders translates a Headers as istiod does: set overwrites, add
+// appends, each in order of name; Envoy may not change pseudo-headers or Host, so
+// a request's host (or :authority) to set or add becomes its new authority (set's
+// over add's), and those headers are neither added nor removed.
+func translateHeaders(h *networking.Headers) headerOps {
+	var ops headerOps
+	var setAuthority, addAuthority string
+	ops.reqAdd = append(headerOptions(h.GetRequest().GetSet(), corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD, &setAuthority),
+		headerOptions(h.GetRequest().GetAdd(), corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD, &addAuthority)...)
+	ops.authority = cmp.Or(setAuthority, addAuthority)
+	ops.respAdd = append(headerOptions(h.GetResponse().GetSet(), corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD, nil),
+		headerOptions(h.GetResponse().GetAdd(), corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD, nil)...)
+	ops.reqRemove = changeable(h.GetRequest().GetRemove())
+	ops.respRemove = changeable(h.GetResponse().GetRemove())
+	return ops
+}
+
+// headerOptions are the headers of m to change, in order of name; authority, if
+// given, is set to the value of a host or :authority header among them.
+func headerOptions(m map[string]string, action corev3.HeaderValueOption_HeaderAppendAction, authority *string) []*corev3.HeaderValueOption {
 	var out []*corev3.HeaderValueOption
 	for _, k := range registry.SortedKeys(m) {
+		if authority != nil && (strings.EqualFold(k, ":authority") || strings.EqualFold(k, "host")) {
+			*authority = m[k]
+		}
+		if internalHeader(k) {
+			continue
+		}
 		out = append(out, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: k, Value: m[k]}, AppendAction: action})
+	}
+	return out
+}
+
+// internalHeader reports whether Envoy refuses to change header k: a pseudo-header
+// or Host.
+func internalHeader(k string) bool {
+	return strings.HasPrefix(k, ":") || strings.EqualFold(k, "host")
+}
+
+// changeable are the headers of keys Envoy may remove.
+func changeable(keys []string) []string {
+	var out []string
+	for _, k := range keys {
+		if !internalHeader(k) {
+			out = append(out, k)
+		}
 	}
 	return out
 }
