@@ -556,7 +556,8 @@ spec:
 // credential, SIMPLE from a credential, without verification, with a revocation
 // list, with neither SNI nor SANs, and with the ServiceEntry's SANs, ISTIO_MUTUAL
 // with its own SNI and SANs; and port-level and subset settings over the
-// service-wide one.
+// service-wide one (a subset of labels no endpoint has gets no cluster, nor does a
+// DNS service that selects no workloads).
 const clientTLSParity = `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: tls-ext}
@@ -611,6 +612,19 @@ spec:
   subsets:
   - name: secure
     trafficPolicy: {tls: {mode: SIMPLE}}
+  - name: labelled
+    labels: {v: "1"}
+    trafficPolicy: {tls: {mode: SIMPLE}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: selecting}
+spec:
+  hosts: [tls-9.example.com]
+  location: MESH_EXTERNAL
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+  workloadSelector: {labels: {app: nowhere}}
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule

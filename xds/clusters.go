@@ -72,6 +72,9 @@ func (g clusters) Generate(ctx *Context) []named {
 			}
 			dnat := sniDNAT(ctx, svc)
 			for _, subset := range append([]string{""}, subsets(ctx, svc)...) {
+				if g.envoy && !resolvesToAny(ctx, svc, port, subset) {
+					continue
+				}
 				name := clusterName(svc.Hostname, port.Number, subset)
 				// A cluster depends on the proxy only through which DestinationRule
 				// applies: its namespace's, or one selecting it; and, for TLS by a
@@ -670,6 +673,28 @@ func serverSANs(ctx *Context, tp *networking.TrafficPolicy, svc *registry.Servic
 	}
 	sort.Strings(out)
 	return out
+}
+
+// resolvesToAny reports whether an Envoy's DNS cluster of svc's port (or subset)
+// has any endpoint, as istiod decides it, which builds no DNS cluster of none. A
+// service that lists no endpoints and selects no workloads resolves its own host
+// name, an endpoint of no labels: in no subset that names labels. Any other cluster
+// has its endpoints.
+func resolvesToAny(ctx *Context, svc *registry.Service, port registry.Port, subset string) bool {
+	if svc.Resolution != registry.ResolutionDNS && svc.Resolution != registry.ResolutionDNSRoundRobin {
+		return true
+	}
+	if _, _, dns := dnsTarget(ctx, svc, port, subset); !dns {
+		return true // IP endpoints, by EDS
+	}
+	if len(subsetWorkloads(ctx, svc, subset)) > 0 {
+		return true
+	}
+	if len(ctx.Snapshot.Endpoints(svc)) > 0 || svc.Selector != nil {
+		return false
+	}
+	labels, _ := subsetLabelsOf(ctx, svc, subset)
+	return len(labels) == 0
 }
 
 // dnsLoadAssignment lists the host names Envoy resolves for a DNS service: its

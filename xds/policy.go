@@ -96,16 +96,7 @@ func subsetWorkloads(ctx *Context, svc *registry.Service, subset string) []*regi
 	if subset == "" {
 		return all
 	}
-	var labels map[string]string
-	found := false
-	if dr := ctx.destinationRule(svc); dr != nil {
-		for _, s := range dr.Subsets {
-			if s.Name == subset {
-				labels, found = s.Labels, true
-				break
-			}
-		}
-	}
+	labels, found := subsetLabelsOf(ctx, svc, subset)
 	if !found {
 		return nil
 	}
@@ -116,6 +107,20 @@ func subsetWorkloads(ctx *Context, svc *registry.Service, subset string) []*regi
 		}
 	}
 	return out
+}
+
+// subsetLabelsOf are the labels that pick the workloads of a subset of svc (in the
+// DestinationRule the proxy takes for it); found is false when there is no such
+// subset.
+func subsetLabelsOf(ctx *Context, svc *registry.Service, subset string) (labels map[string]string, found bool) {
+	if dr := ctx.destinationRule(svc); dr != nil {
+		for _, s := range dr.Subsets {
+			if s.Name == subset {
+				return s.Labels, true
+			}
+		}
+	}
+	return nil, false
 }
 
 // subsets returns the subset names a DestinationRule defines for svc, in order.
