@@ -525,28 +525,53 @@ func TestSameInboundRoutesAsIstiod(t *testing.T) {
 // TestSameInboundClustersAsIstiod compares, field by field, the inbound clusters of
 // a sidecar whose workload two services select (web, a port of no protocol; web2,
 // an HTTP and a TCP port), one of them under a DestinationRule, from istiod and from
-// navarch: their settings and the metadata istio-proxy's stats read.
+// navarch: their settings and the metadata istio-proxy's stats read; and the same
+// under a Sidecar whose ingress listeners send one of web2's ports and a port of no
+// service to loopback, the second with a connection pool of its own.
 func TestSameInboundClustersAsIstiod(t *testing.T) {
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
-	istiod, navarch := bothControlPlanes(t, bin, strings.Replace(sniffParity, "MODE", "PERMISSIVE", 1)+listenerParity+`---
+	base := strings.Replace(sniffParity, "MODE", "PERMISSIVE", 1) + listenerParity + `---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: web2}
 spec:
   host: web2.default.svc.cluster.local
   trafficPolicy: {connectionPool: {tcp: {maxConnections: 7}}}
-`)
-	id := "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local"
-	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}}
-	inbound := func(server string) map[string]map[string]string {
-		out := clusterFields(t, envoyConfig(t, server, id, md).clusters)
-		maps.DeleteFunc(out, func(name string, _ map[string]string) bool { return !strings.HasPrefix(name, "inbound|") })
-		return out
-	}
-	want, got := inbound(istiod), inbound(navarch)
-	compareFields(t, want, got)
-	if len(want) < 3 {
-		t.Errorf("istiod gave the sidecar the inbound clusters %v; this test expects one per port", slices.Sorted(maps.Keys(want)))
+`
+	for _, sc := range []struct {
+		name, config string
+		clusters     int // how many inbound clusters istiod gives at least
+	}{
+		{"the services' ports", base, 3},
+		{"a Sidecar's ingress listeners", base + `---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: web-ingress}
+spec:
+  workloadSelector: {labels: {app: web}}
+  ingress:
+  - port: {number: 8081, protocol: HTTP, name: http}
+    defaultEndpoint: 127.0.0.1:18081
+  - port: {number: 9092, protocol: TCP, name: tcp}
+    defaultEndpoint: 127.0.0.1:19092
+    connectionPool: {tcp: {maxConnections: 3}}
+`, 2},
+	} {
+		t.Run(sc.name, func(t *testing.T) {
+			istiod, navarch := bothControlPlanes(t, bin, sc.config)
+			id := "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local"
+			md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}}
+			inbound := func(server string) map[string]map[string]string {
+				out := clusterFields(t, envoyConfig(t, server, id, md).clusters)
+				maps.DeleteFunc(out, func(name string, _ map[string]string) bool { return !strings.HasPrefix(name, "inbound|") })
+				return out
+			}
+			want, got := inbound(istiod), inbound(navarch)
+			compareFields(t, want, got)
+			if len(want) < sc.clusters {
+				t.Errorf("istiod gave the sidecar the inbound clusters %v; this test expects one per port", slices.Sorted(maps.Keys(want)))
+			}
+		})
 	}
 }
 

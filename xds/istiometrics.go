@@ -479,9 +479,22 @@ func serviceClusterMetadata(c *clusterv3.Cluster, svc *registry.Service, subset 
 
 // inboundClusterMetadata sets on a sidecar's inbound cluster of port the "istio"
 // metadata istiod gives it: the services that send the workload traffic on it
-// through the same service port, and the DestinationRule of the first, if it sets
-// a traffic policy.
+// through the same service port (for a Sidecar ingress listener's port, the one
+// service whose workload port it is), and the DestinationRule of the first, if it
+// sets a traffic policy.
 func inboundClusterMetadata(ctx *Context, c *clusterv3.Cluster, port inboundPort, dr *api.Resource) {
+	m := istioMetadata(c)
+	m.Fields["services"] = structpb.NewListValue(&structpb.ListValue{Values: inboundServices(ctx, port)})
+	if dr != nil && dr.Spec.(*networking.DestinationRule).GetTrafficPolicy() != nil {
+		m.Fields["config"] = destinationRulePath(dr)
+	}
+}
+
+// inboundServices describes the services of an inbound port (inboundClusterMetadata).
+func inboundServices(ctx *Context, port inboundPort) []*structpb.Value {
+	if port.sidecar != "" {
+		return []*structpb.Value{serviceMetadata(port.service)}
+	}
 	var services []*structpb.Value
 	seen := map[string]bool{}
 	for _, svc := range ctx.Snapshot.Services() {
@@ -496,11 +509,7 @@ func inboundClusterMetadata(ctx *Context, c *clusterv3.Cluster, port inboundPort
 			}
 		}
 	}
-	m := istioMetadata(c)
-	m.Fields["services"] = structpb.NewListValue(&structpb.ListValue{Values: services})
-	if dr != nil && dr.Spec.(*networking.DestinationRule).GetTrafficPolicy() != nil {
-		m.Fields["config"] = destinationRulePath(dr)
-	}
+	return services
 }
 
 // destinationRulePath is a DestinationRule's API path, as istiod names the

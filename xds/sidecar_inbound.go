@@ -484,7 +484,7 @@ func inboundClusters(ctx *Context) []named {
 		// to the server's side too, so that it takes what its clients may send (as in
 		// Istio); a Sidecar's ingress listener or inbound pool overrides it.
 		var drPool *networking.ConnectionPoolSettings
-		if port.service != nil && port.sidecar == "" {
+		if port.service != nil {
 			dr := ctx.destinationRuleResource(port.service)
 			if dr != nil {
 				tp, _ := portPolicy(dr.Spec.(*networking.DestinationRule).GetTrafficPolicy(), port.servicePort.Number)
