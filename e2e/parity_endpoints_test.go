@@ -79,27 +79,8 @@ spec: {address: 127.0.0.56, labels: {svc: c}}
 	id := "sidecar~127.0.0.60~web-0.default~default.svc.cluster.local"
 	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}}
 	names := []string{"outbound|8080||a.default.svc.cluster.local", "outbound|8080|v1|a.default.svc.cluster.local", "outbound|8080||b.default.svc.cluster.local", "outbound|8080||c.default.svc.cluster.local"}
-	skip := regexp.MustCompile(`(^|\.)healthStatus(\.|\[|$)`)
 	fields := func(server string) map[string]map[string]string {
-		envoyConfig(t, server, id, md)
-		st, node := adsStream(t, server, id, md)
-		node.Locality = &corev3.Locality{Region: "r1", Zone: "z1", SubZone: "s1"}
-		if err := st.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: resourcev3.EndpointType, ResourceNames: names}); err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]map[string]string{}
-		for len(out) < len(names) {
-			res, err := st.Recv()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, a := range res.Resources {
-				var cla endpointv3.ClusterLoadAssignment
-				a.UnmarshalTo(&cla)
-				out[cla.ClusterName] = protoFields(t, &cla, skip, nil)
-			}
-		}
-		return out
+		return endpointFields(t, server, id, md, &corev3.Locality{Region: "r1", Zone: "z1", SubZone: "s1"}, names)
 	}
 	want := fields(istiod)
 	var got map[string]map[string]string
@@ -409,33 +390,12 @@ func TestSameEndpointsAcrossNetworksAsIstiod(t *testing.T) {
 	}
 	istiod, navarch := bothControlPlanes(t, bin, config)
 	names := []string{"outbound|8080||r.default.svc.cluster.local", "outbound|8080|v2|r.default.svc.cluster.local", "outbound|8080|v3|r.default.svc.cluster.local"}
-	skip := regexp.MustCompile(`(^|\.)healthStatus(\.|\[|$)`)
 	for _, network := range []string{"east", ""} {
 		t.Run("network "+cmp.Or(network, "none"), func(t *testing.T) {
 			id := "sidecar~127.0.0.60~web-0.default~default.svc.cluster.local"
 			md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}, "NETWORK": network}
 			fields := func(server string) map[string]map[string]string {
-				envoyConfig(t, server, id, md)
-				st, node := adsStream(t, server, id, md)
-				node.Locality = &corev3.Locality{Region: "r1", Zone: "z1"}
-				if err := st.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: resourcev3.EndpointType, ResourceNames: names}); err != nil {
-					t.Fatal(err)
-				}
-				out := map[string]map[string]string{}
-				for len(out) < len(names) {
-					res, err := st.Recv()
-					if err != nil {
-						t.Fatal(err)
-					}
-					for _, a := range res.Resources {
-						var cla endpointv3.ClusterLoadAssignment
-						if err := a.UnmarshalTo(&cla); err != nil {
-							t.Fatal(err)
-						}
-						out[cla.ClusterName] = protoFields(t, &cla, skip, nil)
-					}
-				}
-				return out
+				return endpointFields(t, server, id, md, &corev3.Locality{Region: "r1", Zone: "z1"}, names)
 			}
 			want := fields(istiod)
 			var got map[string]map[string]string
@@ -452,4 +412,34 @@ func TestSameEndpointsAcrossNetworksAsIstiod(t *testing.T) {
 			}
 		})
 	}
+}
+
+// endpointFields returns, by cluster, the fields of the endpoints of clusters names
+// that an Envoy sidecar of id and md, in locality, gets from server, once its
+// clusters and listeners are in; health status left out (unset through istiod,
+// HEALTHY through navarch: the same to Envoy).
+func endpointFields(t *testing.T, server, id string, md map[string]any, locality *corev3.Locality, names []string) map[string]map[string]string {
+	t.Helper()
+	skip := regexp.MustCompile(`(^|\.)healthStatus(\.|\[|$)`)
+	envoyConfig(t, server, id, md)
+	st, node := adsStream(t, server, id, md)
+	node.Locality = locality
+	if err := st.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: resourcev3.EndpointType, ResourceNames: names}); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]string{}
+	for len(out) < len(names) {
+		res, err := st.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range res.Resources {
+			var cla endpointv3.ClusterLoadAssignment
+			if err := a.UnmarshalTo(&cla); err != nil {
+				t.Fatal(err)
+			}
+			out[cla.ClusterName] = protoFields(t, &cla, skip, nil)
+		}
+	}
+	return out
 }
