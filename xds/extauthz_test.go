@@ -131,15 +131,7 @@ func names[T interface {
 	var out []string
 	for _, f := range fs {
 		name := f.GetName()
-		var h rbacfilterv3.RBAC
-		var n rbacnetworkv3.RBAC
-		var rules, shadow *rbacv3.RBAC
-		switch {
-		case f.GetTypedConfig().UnmarshalTo(&h) == nil:
-			rules, shadow = h.Rules, h.ShadowRules
-		case f.GetTypedConfig().UnmarshalTo(&n) == nil:
-			rules, shadow = n.Rules, n.ShadowRules
-		}
+		rules, shadow, _, _ := rbacOf(f.GetTypedConfig())
 		switch {
 		case rules != nil:
 			name += "(" + rules.Action.String() + ")"
@@ -149,6 +141,20 @@ func names[T interface {
 		out = append(out, name)
 	}
 	return strings.Join(out, ",")
+}
+
+// rbacOf unpacks an HTTP or network RBAC filter's configuration: its rules, shadow
+// rules and shadow statistics prefix; ok is false for another filter.
+func rbacOf(a *anypb.Any) (rules, shadow *rbacv3.RBAC, prefix string, ok bool) {
+	var h rbacfilterv3.RBAC
+	var n rbacnetworkv3.RBAC
+	switch {
+	case a.UnmarshalTo(&h) == nil:
+		return h.Rules, h.ShadowRules, h.ShadowRulesStatPrefix, true
+	case a.UnmarshalTo(&n) == nil:
+		return n.Rules, n.ShadowRules, n.ShadowRulesStatPrefix, true
+	}
+	return nil, nil, "", false
 }
 
 func TestCustomAuthorizationByAGRPCProvider(t *testing.T) {

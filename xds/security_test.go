@@ -14,7 +14,6 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
-	rbacfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	rbacnetworkv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -245,15 +244,8 @@ spec:
 	describe := func(fs []filter) []string {
 		var out []string
 		for _, f := range fs {
-			var h rbacfilterv3.RBAC
-			var n rbacnetworkv3.RBAC
-			var rules, shadow *rbacv3.RBAC
-			var prefix string
-			if f.GetTypedConfig().UnmarshalTo(&h) == nil {
-				rules, shadow, prefix = h.Rules, h.ShadowRules, h.ShadowRulesStatPrefix
-			} else if f.GetTypedConfig().UnmarshalTo(&n) == nil {
-				rules, shadow, prefix = n.Rules, n.ShadowRules, n.ShadowRulesStatPrefix
-			} else {
+			rules, shadow, prefix, ok := rbacOf(f.GetTypedConfig())
+			if !ok {
 				continue
 			}
 			d := f.GetName()
