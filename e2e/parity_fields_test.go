@@ -257,6 +257,16 @@ func compareFields(t *testing.T, want, got map[string]map[string]string) {
 // TestSameEnvoyRoutesAsIstiod.
 var routeFieldsNotCompared = regexp.MustCompile(`(^|\.)(metadata|decorator|caseSensitive|domains)(\.|\[|$)`)
 
+// grpcTimeoutAsReplacement names istiod's deprecated max_grpc_timeout as its
+// replacement, max_stream_duration.grpc_timeout_header_max, which navarch sets: a
+// protoFields renaming for route configurations.
+func grpcTimeoutAsReplacement(path, value string) (string, string) {
+	if p, ok := strings.CutSuffix(path, ".maxGrpcTimeout"); ok {
+		return p + ".maxStreamDuration.grpcTimeoutHeaderMax", value
+	}
+	return path, value
+}
+
 // TestSameEnvoyRouteFieldsAsIstiod compares the route configurations of
 // TestSameEnvoyRoutesAsIstiod (a sidecar's for 9080, a gateway's for port 80) field
 // by field, but for routeFieldsNotCompared; istiod's deprecated max_grpc_timeout is
@@ -284,12 +294,7 @@ func TestSameEnvoyRouteFieldsAsIstiod(t *testing.T) {
 			fields := func(server string) map[string]map[string]string {
 				out := map[string]map[string]string{}
 				for _, c := range configs {
-					out[c.name] = protoFields(t, envoyRoutes(t, server, c.id, c.md, c.name), routeFieldsNotCompared, func(path, value string) (string, string) {
-						if p, ok := strings.CutSuffix(path, ".maxGrpcTimeout"); ok {
-							return p + ".maxStreamDuration.grpcTimeoutHeaderMax", value
-						}
-						return path, value
-					})
+					out[c.name] = protoFields(t, envoyRoutes(t, server, c.id, c.md, c.name), routeFieldsNotCompared, grpcTimeoutAsReplacement)
 				}
 				return out
 			}

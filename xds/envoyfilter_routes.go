@@ -138,7 +138,7 @@ func insertAt[E any](s []E, named bool, matches func(E) bool, after bool, value 
 // routeConfigMatches reports whether rc is the route configuration a match names.
 // Outside gateways a route configuration is named by its port ("9080"; an inbound
 // one "inbound|http|9080"). A gateway's are "http.<port>" and
-// "https.<port>.<namespace>/<gateway>.<server>": the gateway and port name match
+// "https.<port>.<port name>.<gateway>.<namespace>": the gateway and port name match
 // only the latter, as in Istio.
 func (ctx *Context) routeConfigMatches(pc networking.EnvoyFilter_PatchContext, rc *routev3.RouteConfiguration, m *networking.EnvoyFilter_RouteConfigurationMatch) bool {
 	if m == nil {
@@ -175,14 +175,14 @@ func routeConfigPort(name string) int {
 // and for an HTTPS server's the server's port name and its gateway (namespace/name).
 func (ctx *Context) gatewayRouteOf(name string) (port uint32, portName, gateway string) {
 	scheme, rest, _ := strings.Cut(name, ".")
-	num, server, _ := strings.Cut(rest, ".")
+	num, _, _ := strings.Cut(rest, ".")
 	n, _ := strconv.ParseUint(num, 10, 32)
 	if scheme != "https" {
 		return uint32(n), "", ""
 	}
 	for _, servers := range gatewayServers(ctx) {
 		for _, s := range servers {
-			if s.name() == server {
+			if s.routeName() == name {
 				return uint32(n), s.GetPort().GetName(), s.gateway
 			}
 		}

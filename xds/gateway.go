@@ -3,6 +3,7 @@ package xds
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -37,14 +38,17 @@ import (
 //   - HTTPS and TLS servers that terminate TLS (SIMPLE, MUTUAL, OPTIONAL_MUTUAL with
 //     certificate files; ISTIO_MUTUAL with the workload certificate by SDS): a filter
 //     chain per server matching its hosts by SNI; HTTPS then routes by RDS from
-//     "https.<port>.<server>", TLS forwards by the VirtualServices' tcp routes.
+//     "https.<port>.<port name>.<gateway>.<namespace>", TLS forwards by the
+//     VirtualServices' tcp routes.
 //   - PASSTHROUGH servers: a filter chain per VirtualService tls route, matching its
 //     SNI hosts, forwarding the connection untouched.
+//   - AUTO_PASSTHROUGH servers: a filter chain per mesh cluster, matching its name
+//     as SNI and Istio's mTLS ALPNs.
 //   - TCP (and other) servers: the connection goes where the VirtualServices' tcp
 //     routes say.
 //
-// Servers naming credentials (credentialName) are left out and reported: navarch
-// holds no gateway credentials. Servers on one port must all be TLS (told apart by
+// Route configurations of servers that bind an address end in ".<bind>", as in
+// Istio. Servers on one port must all be TLS (told apart by
 // SNI) or all plaintext of one kind (HTTP or TCP); the oldest server decides, others
 // are left out and reported, as are servers whose SNI hosts repeat another's on the
 // same port.
@@ -62,9 +66,21 @@ type gatewayServer struct {
 	*networking.Server
 }
 
-// name identifies the server in route configuration and filter chain names.
+// name identifies the server in filter chain names and reports.
 func (s gatewayServer) name() string {
 	return s.gateway + "." + strconv.Itoa(s.index)
+}
+
+// routeName is the route configuration of an HTTPS server, named as Istio names it:
+// https.<port>.<port name>.<gateway>.<namespace>, then .<bind> if the server binds
+// one. Istio's validation keeps port names unique within a Gateway.
+func (s gatewayServer) routeName() string {
+	name := "https." + strconv.FormatUint(uint64(s.GetPort().GetNumber()), 10) + "." + s.GetPort().GetName() +
+		"." + strings.TrimPrefix(s.gateway, s.ns+"/") + "." + s.ns
+	if s.Bind != "" {
+		name += "." + s.Bind
+	}
+	return name
 }
 
 type serverKind int
@@ -105,9 +121,6 @@ func kindOf(s *networking.Server) serverKind {
 	return kindTCP
 }
 
-// gatewayServers returns the servers of the Gateways selecting the proxy, by port;
-// on each port only servers of the oldest server's family (plaintext or TLS) and
-// without credentials navarch cannot serve.
 // gatewayListener is where servers listen: their bind address (0.0.0.0 unless a
 // server's bind says otherwise, an IP or a unix socket) and port.
 type gatewayListener struct {
@@ -158,6 +171,8 @@ func sortedListeners(servers map[gatewayListener][]gatewayServer) []gatewayListe
 	return out
 }
 
+// gatewayServers returns the servers of the Gateways selecting the proxy, by
+// listener; on each only servers of the oldest server's kind (buildGatewayServers).
 func gatewayServers(ctx *Context) map[gatewayListener][]gatewayServer {
 	return derived(ctx, "gateway-servers", func() map[gatewayListener][]gatewayServer { return buildGatewayServers(ctx) })
 }
@@ -320,7 +335,7 @@ func tlsChains(ctx *Context, port uint32, servers []gatewayServer) []*listenerv3
 			}
 			var filters []*listenerv3.Filter
 			if kindOf(s.Server) == kindHTTPS {
-				filters = []*listenerv3.Filter{gatewayHTTP(ctx, "https."+strconv.FormatUint(uint64(port), 10)+"."+s.name(), port)}
+				filters = []*listenerv3.Filter{gatewayHTTP(ctx, s.routeName(), port)}
 			} else if f := tcpRoute(ctx, s, port); f != nil {
 				filters = tcpTelemetry(ctx, classGateway, s.GetTls().GetMode() == networking.ServerTLSSettings_ISTIO_MUTUAL,
 					append(rbacNetworkFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), f)...)
@@ -492,7 +507,8 @@ func l4Applies(matches []*networking.L4MatchAttributes, port uint32, ns, gateway
 // autoPassthroughChains are the filter chains of an AUTO_PASSTHROUGH server (the
 // east-west gateway of a multi-network mesh): one per service port and subset the
 // server's hosts admit, matching Istio's SNI name for it,
-// outbound_.<port>_.<subset>_.<host>, and forwarding the still-encrypted connection
+// outbound_.<port>_.<subset>_.<host>, and an mTLS ALPN of Istio's sidecars (so only
+// mTLS between workloads passes), and forwarding the still-encrypted connection
 // to the SNI-DNAT cluster of that name (sniDNAT), which adds no TLS of its own. The
 // client's proxy chose the destination; no VirtualService takes part.
 func autoPassthroughChains(ctx *Context, s gatewayServer) []*listenerv3.FilterChain {
@@ -509,7 +525,7 @@ func autoPassthroughChains(ctx *Context, s gatewayServer) []*listenerv3.FilterCh
 				sni := meshSNI(svc.Hostname, p.Number, subset)
 				out = append(out, &listenerv3.FilterChain{
 					Name:             s.name() + "." + clusterName(svc.Hostname, p.Number, subset),
-					FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: []string{sni}},
+					FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: []string{sni}, ApplicationProtocols: alpnAutoPassthrough},
 					Filters:          tcpTelemetry(ctx, classGateway, false, namedTCPProxy(outboundStatName(ctx, svc, p, subset, sni), sni, accessLogsFor(ctx).client)),
 				})
 			}
@@ -606,7 +622,7 @@ func (gatewayRoutes) Name() string    { return "gateway-routes" }
 func (gatewayRoutes) TypeURL() string { return RouteType }
 
 // Generate builds "http.<port>" for each plaintext HTTP port (from all its servers)
-// and "https.<port>.<server>" for each HTTPS server.
+// and one for each HTTPS server (gatewayServer.routeName).
 func (gatewayRoutes) Generate(ctx *Context) []named {
 	servers := gatewayServers(ctx)
 	var out []named
@@ -619,7 +635,7 @@ func (gatewayRoutes) Generate(ctx *Context) []named {
 		case kindHTTPS, kindTLS, kindPassthrough:
 			for _, s := range servers[gl] {
 				if kindOf(s.Server) == kindHTTPS {
-					out = append(out, gatewayRouteConfig(ctx, "https."+p+"."+s.name(), port, []gatewayServer{s}))
+					out = append(out, gatewayRouteConfig(ctx, s.routeName(), port, []gatewayServer{s}))
 				}
 			}
 		}
@@ -627,32 +643,149 @@ func (gatewayRoutes) Generate(ctx *Context) []named {
 	return out
 }
 
-// gatewayRouteConfig is a route configuration of servers on port: a virtual host per
-// host of the VirtualServices bound to their gateways, each host once (the oldest
-// server and VirtualService win), routes from every such VirtualService in age order.
+// gatewayRouteConfig is a route configuration of servers on port, built as istiod
+// builds a gateway's:
+//
+//   - a virtual host per host where a server's hosts and those of a VirtualService
+//     bound to its gateway meet (the more specific of the two: a VirtualService for
+//     "*" on a server for shop.example.com makes shop.example.com's);
+//   - the routes of every such VirtualService, in age order, with catch-all routes
+//     moved to the end; each VirtualService's routes are built once per gateway;
+//   - an httpsRedirect server requires TLS on each of its hosts, with a virtual host
+//     of no routes for a host no VirtualService routes;
+//   - virtual hosts with the very same routes (and TLS requirement) are one, answering
+//     to all their hosts, named after the most specific host;
+//   - virtual hosts in name order; with none, a "blackhole" one (404 for everything).
 func gatewayRouteConfig(ctx *Context, name string, port uint32, servers []gatewayServer) named {
-	var vhosts []*routev3.VirtualHost
 	byHost := map[string]*routev3.VirtualHost{}
+	vhost := func(h string) *routev3.VirtualHost {
+		vh := byHost[h]
+		if vh == nil {
+			vh = &routev3.VirtualHost{Name: h + ":" + strconv.FormatUint(uint64(port), 10), Domains: []string{h}} // with any port: the configuration ignores them (envoyRouteConfig)
+			byHost[h] = vh
+		}
+		return vh
+	}
+	built := map[string][]*routev3.Route{} // by gateway and VirtualService
 	for _, s := range servers {
+		redirect := s.GetTls().GetHttpsRedirect()
 		for _, vs := range boundServices(ctx, s) {
 			ns := vs.Resource.Meta.Namespace
-			routes := httpRoutes(ctx, vs.Resource, port, s.gateway, s.Tls != nil)
+			hosts := hostIntersection(serverHosts(s, ns), vs.Hosts)
+			if len(hosts) == 0 {
+				continue
+			}
+			key := s.gateway + "|" + ns + "/" + vs.Resource.Meta.Name
+			routes, ok := built[key]
+			if !ok {
+				routes = httpRoutes(ctx, vs.Resource, port, s.gateway, s.Tls != nil)
+				built[key] = routes
+			}
 			if len(routes) == 0 {
 				continue
 			}
-			for _, h := range admitted(s, ns, vs.Hosts) {
-				vh := byHost[h]
-				if vh == nil {
-					vh = &routev3.VirtualHost{Name: h + ":" + strconv.FormatUint(uint64(port), 10), Domains: []string{h}} // with any port: the configuration ignores them (envoyRouteConfig)
-					if s.GetTls().GetHttpsRedirect() {
-						vh.RequireTls = routev3.VirtualHost_ALL
-					}
-					byHost[h] = vh
-					vhosts = append(vhosts, vh)
-				}
+			for _, h := range hosts {
+				vh := vhost(h)
 				vh.Routes = append(vh.Routes, routes...)
+				if redirect {
+					vh.RequireTls = routev3.VirtualHost_ALL
+				}
+			}
+		}
+		if redirect {
+			for _, h := range s.Hosts {
+				if _, host, ok := strings.Cut(h, "/"); ok {
+					h = host
+				}
+				vhost(strings.ToLower(h)).RequireTls = routev3.VirtualHost_ALL
 			}
 		}
 	}
+	vhosts := collapseVirtualHosts(byHost)
+	if len(vhosts) == 0 {
+		vhosts = []*routev3.VirtualHost{{Name: "blackhole:" + strconv.FormatUint(uint64(port), 10), Domains: []string{"*"}}}
+	}
+	for _, vh := range vhosts {
+		vh.Routes = catchAllLast(vh.Routes)
+	}
+	slices.SortStableFunc(vhosts, func(a, b *routev3.VirtualHost) int { return strings.Compare(a.Name, b.Name) })
 	return named{name: name, msg: envoyRouteConfig(ctx, name, vhosts)}
+}
+
+// hostIntersection is where a gateway server's hosts and a VirtualService's meet:
+// for each pair of which one admits the other, the more specific, each once, in the
+// server's order.
+func hostIntersection(serverHosts, vsHosts []string) []string {
+	var out []string
+	for _, sh := range serverHosts {
+		for _, vh := range vsHosts {
+			h := ""
+			switch {
+			case registry.HostMatches(vh, sh):
+				h = sh
+			case registry.HostMatches(sh, vh):
+				h = vh
+			default:
+				continue
+			}
+			if h = strings.ToLower(h); !slices.Contains(out, h) {
+				out = append(out, h)
+			}
+		}
+	}
+	return out
+}
+
+// collapseVirtualHosts returns the virtual hosts of byHost, those with the same
+// routes (the same built routes, in the same order) and TLS requirement made one, as
+// istiod makes them: the most specific host's takes the others' names.
+func collapseVirtualHosts(byHost map[string]*routev3.VirtualHost) []*routev3.VirtualHost {
+	hosts := slices.SortedFunc(maps.Keys(byHost), moreSpecificFirst)
+	var out []*routev3.VirtualHost
+	for _, h := range hosts {
+		vh := byHost[h]
+		i := slices.IndexFunc(out, func(o *routev3.VirtualHost) bool {
+			return o.RequireTls == vh.RequireTls && slices.Equal(o.Routes, vh.Routes)
+		})
+		if i < 0 {
+			out = append(out, vh)
+			continue
+		}
+		out[i].Domains = append(out[i].Domains, vh.Domains...)
+	}
+	return out
+}
+
+// moreSpecificFirst orders host names as istiod does: names before wildcards, then
+// longest first, then alphabetically.
+func moreSpecificFirst(a, b string) int {
+	aw, bw := strings.HasPrefix(a, "*"), strings.HasPrefix(b, "*")
+	if aw != bw {
+		if bw {
+			return -1
+		}
+		return 1
+	}
+	if len(a) != len(b) {
+		return len(b) - len(a)
+	}
+	return strings.Compare(a, b)
+}
+
+// catchAllLast moves the routes that match every request (a path prefix of "/" or
+// a regular expression of ".*", and nothing else) after the others, keeping the
+// order within each group, as istiod orders a gateway's virtual host.
+func catchAllLast(routes []*routev3.Route) []*routev3.Route {
+	var some, all []*routev3.Route
+	for _, r := range routes {
+		m := r.GetMatch()
+		catchAll := (m.GetPrefix() == "/" || m.GetPathSeparatedPrefix() == "/" || m.GetSafeRegex().GetRegex() == ".*") &&
+			len(m.GetHeaders()) == 0 && len(m.GetQueryParameters()) == 0 && len(m.GetDynamicMetadata()) == 0
+		if catchAll {
+			all = append(all, r)
+		} else {
+			some = append(some, r)
+		}
+	}
+	return append(some, all...)
 }

@@ -184,6 +184,9 @@ var (
 	// navarch's sidecars offer, and what Istio's offer besides (its istio.alpn
 	// filter names the HTTP version: istio-http/1.1, istio-h2), as istiod matches.
 	alpnMeshInbound = []string{"istio-peer-exchange", "istio", "istio-http/1.0", "istio-http/1.1", "istio-h2"}
+	// alpnAutoPassthrough is the same set, in istiod's order for an AUTO_PASSTHROUGH
+	// gateway's chains.
+	alpnAutoPassthrough = []string{"istio", "istio-peer-exchange", "istio-http/1.0", "istio-http/1.1", "istio-h2"}
 )
 
 // upstreamTLS is the transport socket of a client talking mTLS to workloads whose

@@ -1,0 +1,185 @@
+package e2e
+
+import (
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/navarch/navarch/internal/peers"
+)
+
+// gatewayParity is a gateway with a server of every kind, some sharing a port: two
+// plain HTTP servers on port 80 (one redirecting to HTTPS), two HTTPS servers on 443
+// told apart by SNI, each with its own credential, an ISTIO_MUTUAL server, a TLS
+// PASSTHROUGH server routed by SNI, a TCP server and an AUTO_PASSTHROUGH server;
+// VirtualServices bound to it by HTTP, TLS and TCP routes.
+const gatewayParity = `---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db}
+spec:
+  hosts: [db.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 5432, name: tcp, protocol: TCP}, {number: 8443, name: tls, protocol: TLS}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.20}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: public}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http-shop, protocol: HTTP}
+    hosts: [shop.example.com]
+    tls: {httpsRedirect: true}
+  - port: {number: 80, name: http-api, protocol: HTTP}
+    hosts: [api.example.com]
+  - port: {number: 443, name: https-shop, protocol: HTTPS}
+    hosts: [shop.example.com]
+    tls: {mode: SIMPLE, credentialName: shop-cert}
+  - port: {number: 443, name: https-api, protocol: HTTPS}
+    hosts: [api.example.com]
+    tls: {mode: SIMPLE, credentialName: api-cert, cipherSuites: [ECDHE-ECDSA-AES128-GCM-SHA256]}
+  - port: {number: 9443, name: https-mesh, protocol: HTTPS}
+    hosts: ["*"]
+    tls: {mode: ISTIO_MUTUAL}
+  - port: {number: 8443, name: tls-db, protocol: TLS}
+    hosts: [db.example.com]
+    tls: {mode: PASSTHROUGH}
+  - port: {number: 9000, name: tcp, protocol: TCP}
+    hosts: ["*"]
+  - port: {number: 15443, name: tls, protocol: TLS}
+    hosts: ["*.local"]
+    tls: {mode: AUTO_PASSTHROUGH}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: shop}
+spec:
+  hosts: [shop.example.com, api.example.com]
+  gateways: [public]
+  http:
+  - match: [{uri: {prefix: /v2}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - route: [{destination: {host: reviews, subset: v1}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: mesh-in}
+spec:
+  hosts: ["*"]
+  gateways: [public]
+  http:
+  - route: [{destination: {host: reviews}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: db}
+spec:
+  hosts: [db.example.com]
+  gateways: [public]
+  tls:
+  - match: [{sniHosts: [db.example.com], port: 8443}]
+    route: [{destination: {host: db.default.svc.cluster.local, port: {number: 8443}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: db-tcp}
+spec:
+  hosts: ["*"]
+  gateways: [public]
+  tcp:
+  - match: [{port: 9000}]
+    route: [{destination: {host: db.default.svc.cluster.local, port: {number: 5432}}}]
+`
+
+// TestSameGatewayChainsAsIstiod compares the listeners of a gateway with a server of
+// every kind (gatewayParity), from istiod and from navarch: each filter chain by its
+// match, its filters by name, where a TCP proxy sends connections and which route
+// configuration a connection manager uses; then each of those route configurations,
+// field by field, the names each virtual host answers to included (but for the rest
+// of routeFieldsNotCompared). The TLS the chains terminate is
+// TestSameGatewayTLSFieldsAsIstiod's.
+func TestSameGatewayChainsAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	v1, v2 := startReviews(t)
+	istiod, navarch := bothControlPlanes(t, bin, workloadsYAML(v1, v2)+gatewayParity)
+	id := "router~127.0.0.68~gw-0.default~default.svc.cluster.local"
+	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"istio": "ingressgateway"}}
+	want, routes := gatewayChains(t, envoyConfig(t, istiod, id, md).listeners)
+	var got map[string]string
+	eventually(t, 30*time.Second, "navarch's gateway listeners", func() error {
+		if got, _ = gatewayChains(t, envoyConfig(t, navarch, id, md).listeners); len(got) < len(want) {
+			return fmt.Errorf("%d listeners, istiod has %d", len(got), len(want))
+		}
+		return nil
+	})
+	compareNamed(t, want, got)
+	if len(want) < 6 || len(routes) < 4 {
+		t.Fatalf("istiod gave %d listeners and %d route configurations, this test expects more: %v", len(want), len(routes), routes)
+	}
+	wantRoutes, gotRoutes := map[string]map[string]string{}, map[string]map[string]string{}
+	for _, name := range routes {
+		wantRoutes[name] = protoFields(t, envoyRoutes(t, istiod, id, md, name), gatewayRouteFieldsNotCompared, grpcTimeoutAsReplacement)
+		gotRoutes[name] = protoFields(t, envoyRoutes(t, navarch, id, md, name), gatewayRouteFieldsNotCompared, grpcTimeoutAsReplacement)
+	}
+	compareFields(t, wantRoutes, gotRoutes)
+}
+
+// gatewayRouteFieldsNotCompared is routeFieldsNotCompared without the domains.
+var gatewayRouteFieldsNotCompared = regexp.MustCompile(`(^|\.)(metadata|decorator|caseSensitive)(\.|\[|$)`)
+
+// gatewayChains describes each listener of ls by its filter chains, one line each,
+// sorted, as TestSameGatewayChainsAsIstiod compares them, and returns the names of
+// the route configurations the connection managers use.
+func gatewayChains(t *testing.T, ls map[string]*listenerv3.Listener) (map[string]string, []string) {
+	t.Helper()
+	js := func(m proto.Message) string {
+		b, err := protojson.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	out := map[string]string{}
+	routes := map[string]bool{}
+	for name, l := range ls {
+		var lines []string
+		chains := slices.Clone(l.FilterChains)
+		if l.DefaultFilterChain != nil {
+			chains = append(chains, l.DefaultFilterChain)
+		}
+		for _, fc := range chains {
+			line := "match=" + js(fc.GetFilterChainMatch())
+			for _, f := range fc.Filters {
+				line += " " + f.Name
+				var tp tcpv3.TcpProxy
+				var h hcmv3.HttpConnectionManager
+				switch {
+				case f.GetTypedConfig().UnmarshalTo(&tp) == nil:
+					line += fmt.Sprintf("(cluster=%s weighted=%s)", tp.GetCluster(), js(tp.GetWeightedClusters()))
+				case f.GetTypedConfig().UnmarshalTo(&h) == nil:
+					line += fmt.Sprintf("(rds=%s)", h.GetRds().GetRouteConfigName())
+					if r := h.GetRds().GetRouteConfigName(); r != "" {
+						routes[r] = true
+					}
+				}
+			}
+			lines = append(lines, line)
+		}
+		slices.Sort(lines)
+		out[name] = "\n\t\t" + strings.Join(lines, "\n\t\t")
+	}
+	return out, slices.Sorted(maps.Keys(routes))
+}
