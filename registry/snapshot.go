@@ -35,7 +35,7 @@ type Snapshot struct {
 	workloads []*Workload
 	config    map[*api.Kind][]*api.Resource
 	routes    []*HostRoutes
-	rules     []*HostRoutes
+	rules     *ruleIndex
 	gateways  map[string][]Gateway   // by network
 	gwScale   uint32                 // see GatewayScale
 	issuers   map[string]Issuer      // see WithIssuers
@@ -236,10 +236,7 @@ func (s *Snapshot) index(inline map[*Service][]*Workload) {
 	for _, r := range s.config[api.VirtualService] {
 		s.routes = append(s.routes, &HostRoutes{Resource: r, Hosts: s.resolveAll(r.Spec.(*networking.VirtualService).Hosts, r.Meta.Namespace)})
 	}
-	for _, r := range s.config[api.DestinationRule] {
-		host := r.Spec.(*networking.DestinationRule).Host
-		s.rules = append(s.rules, &HostRoutes{Resource: r, Hosts: []string{ResolveHost(host, r.Meta.Namespace, s.Domain)}})
-	}
+	s.rules = newRuleIndex(s.config[api.DestinationRule], s.Domain, s.drExportTo)
 }
 
 // labelIndex is one namespace's WorkloadEntries, indexed by label so that matching
@@ -415,83 +412,6 @@ func (s *Snapshot) VirtualServices(ns string) []*HostRoutes {
 	return visible(s.routes, ns, func(r *api.Resource) []string {
 		return orDefault(r.Spec.(*networking.VirtualService).ExportTo, s.vsExportTo)
 	})
-}
-
-// DestinationRule returns the DestinationRule that applies to host for a proxy with
-// labels in namespace ns (see Rules.For). To look up many hosts for one namespace,
-// take DestinationRules(ns) once.
-func (s *Snapshot) DestinationRule(host, ns, svcNS string, labels map[string]string) *api.Resource {
-	return s.DestinationRules(ns).For(host, svcNS, labels)
-}
-
-// Rules is the DestinationRules visible from one namespace, indexed by host, so that
-// a build looking up the rule of every service does not scan every rule for each.
-type Rules struct {
-	ns    string
-	exact map[string][]*HostRoutes // by host, oldest first
-	wild  []*HostRoutes            // wildcard hosts, oldest first
-}
-
-// DestinationRules returns the DestinationRules visible from namespace ns.
-func (s *Snapshot) DestinationRules(ns string) *Rules {
-	r := &Rules{ns: ns, exact: map[string][]*HostRoutes{}}
-	for _, dr := range visible(s.rules, ns, func(r *api.Resource) []string {
-		return orDefault(r.Spec.(*networking.DestinationRule).ExportTo, s.drExportTo)
-	}) {
-		if h := dr.Hosts[0]; strings.HasPrefix(h, "*") {
-			r.wild = append(r.wild, dr)
-		} else {
-			r.exact[h] = append(r.exact[h], dr)
-		}
-	}
-	return r
-}
-
-// For returns the DestinationRule that applies to host, a service of namespace svcNS,
-// for a proxy with labels in the rules' namespace: one in that namespace whose
-// workloadSelector selects the proxy first, then one there without a selector, then
-// one in svcNS, then the oldest visible one; exact hosts win over wildcards, longer
-// wildcards over shorter. A DestinationRule with a workloadSelector applies only to
-// the workloads of its namespace it selects.
-func (r *Rules) For(host, svcNS string, labels map[string]string) *api.Resource {
-	if dr := r.best(r.exact[host], host, svcNS, labels); dr != nil {
-		return dr // an exact host outranks every wildcard
-	}
-	return r.best(r.wild, host, svcNS, labels)
-}
-
-func (r *Rules) best(candidates []*HostRoutes, host, svcNS string, labels map[string]string) *api.Resource {
-	var best *HostRoutes
-	bestScore := -1
-	for _, dr := range candidates {
-		pattern := dr.Hosts[0]
-		if !HostMatches(pattern, host) {
-			continue
-		}
-		score := len(pattern) * 8
-		if pattern == host {
-			score = 1 << 20
-		}
-		if sel := dr.Resource.Spec.(*networking.DestinationRule).WorkloadSelector; sel != nil {
-			if dr.Resource.Meta.Namespace != r.ns || !LabelsMatch(labels, sel.MatchLabels) {
-				continue
-			}
-			score += 4
-		}
-		switch dr.Resource.Meta.Namespace {
-		case r.ns:
-			score += 2
-		case svcNS:
-			score++
-		}
-		if score > bestScore {
-			best, bestScore = dr, score
-		}
-	}
-	if best == nil {
-		return nil
-	}
-	return best.Resource
 }
 
 func orDefault(exportTo, def []string) []string {

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 
+	networking "istio.io/api/networking/v1alpha3"
+
 	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/store"
 )
@@ -127,20 +129,21 @@ kind: DestinationRule
 metadata: {name: private, namespace: other}
 spec: {host: ratings.shop.svc.cluster.local, exportTo: ["."]}
 `)
-	if dr := snap.DestinationRule("ratings.shop.svc.cluster.local", "shop", "shop", nil); dr == nil || dr.Meta.Name != "exact" {
+	if dr := snap.DestinationRule("ratings.shop.svc.cluster.local", "shop", "shop", "istio-system", nil); dr == nil || dr.Meta.Name != "exact" {
 		t.Fatalf("got %v, want the exact-host rule", dr)
 	}
-	if dr := snap.DestinationRule("cart.shop.svc.cluster.local", "shop", "shop", nil); dr == nil || dr.Meta.Name != "wildcard" {
+	if dr := snap.DestinationRule("cart.shop.svc.cluster.local", "shop", "shop", "istio-system", nil); dr == nil || dr.Meta.Name != "wildcard" {
 		t.Fatalf("got %v, want the wildcard rule", dr)
 	}
-	if dr := snap.DestinationRule("ratings.shop.svc.cluster.local", "other", "shop", nil); dr == nil || dr.Meta.Name != "private" {
+	if dr := snap.DestinationRule("ratings.shop.svc.cluster.local", "other", "shop", "istio-system", nil); dr == nil || dr.Meta.Name != "private" {
 		t.Fatalf("from namespace other got %v, want its own rule", dr)
 	}
 }
 
 // TestDestinationRuleWorkloadSelector: a DestinationRule with a workloadSelector
 // applies to the workloads of its namespace it selects, ahead of the rules without a
-// selector, and to no one else.
+// selector, and to no one else; as in Istio, a namespace's rules for a host hide
+// other namespaces' for it even when none of them selects the proxy.
 func TestDestinationRuleWorkloadSelector(t *testing.T) {
 	snap := snapshot(t, store.ConfigSpace, `
 apiVersion: networking.istio.io/v1
@@ -171,10 +174,10 @@ spec:
 		{"shop", map[string]string{"track": "stable"}, "everyone"},
 		{"shop", nil, "everyone"},
 		{"other", map[string]string{"track": "canary"}, "others-canaries"},
-		{"other", map[string]string{"track": "stable"}, "everyone"},
+		{"other", map[string]string{"track": "stable"}, ""},
 	} {
 		got := ""
-		if dr := snap.DestinationRule("ratings.shop.svc.cluster.local", tt.ns, "shop", tt.labels); dr != nil {
+		if dr := snap.DestinationRule("ratings.shop.svc.cluster.local", tt.ns, "shop", "istio-system", tt.labels); dr != nil {
 			got = dr.Meta.Name
 		}
 		if got != tt.want {
@@ -184,7 +187,8 @@ spec:
 }
 
 // TestDestinationRuleSelectorOnlyRule: when the only rule naming a host exactly has
-// a workloadSelector, the proxies it does not select get the wildcard rule.
+// a workloadSelector, the proxies it does not select get no rule: the most specific
+// host decides, as in Istio, and a wildcard rule does not stand in.
 func TestDestinationRuleSelectorOnlyRule(t *testing.T) {
 	snap := snapshot(t, store.ConfigSpace, `
 apiVersion: networking.istio.io/v1
@@ -199,14 +203,14 @@ spec:
   host: cart
   workloadSelector: {matchLabels: {track: canary}}
 `)
-	rules := snap.DestinationRules("shop")
+	rules := snap.DestinationRules("shop", "istio-system")
 	for _, tt := range []struct {
 		host   string
 		labels map[string]string
 		want   string
 	}{
 		{"cart.shop.svc.cluster.local", map[string]string{"track": "canary"}, "canary-carts"},
-		{"cart.shop.svc.cluster.local", map[string]string{"track": "stable"}, "shop-wide"},
+		{"cart.shop.svc.cluster.local", map[string]string{"track": "stable"}, ""},
 		{"ratings.shop.svc.cluster.local", map[string]string{"track": "canary"}, "shop-wide"},
 		{"ratings.example.com", nil, ""},
 	} {
@@ -217,6 +221,92 @@ spec:
 		if got != tt.want {
 			t.Errorf("%s for %v: got rule %q, want %q", tt.host, tt.labels, got, tt.want)
 		}
+	}
+}
+
+// TestDestinationRuleChoice: which namespace's rule a proxy takes (its own, even
+// for a wildcard host, before the service's exact one; the service's; the root
+// namespace's; never a third namespace's) and how rules of one host and namespace
+// merge.
+func TestDestinationRuleChoice(t *testing.T) {
+	snap := snapshot(t, store.ConfigSpace, `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: client-wide, namespace: client}
+spec: {host: "*.shop.svc.cluster.local"}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings, namespace: shop}
+spec: {host: ratings}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: cart-third, namespace: third}
+spec: {host: cart.shop.svc.cluster.local, exportTo: ["*"]}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: cart-root, namespace: istio-system}
+spec: {host: cart.shop.svc.cluster.local}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: orders-one, namespace: shop}
+spec:
+  host: orders
+  subsets: [{name: v1, labels: {v: "1"}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: orders-two, namespace: shop}
+spec:
+  host: orders
+  trafficPolicy: {loadBalancer: {simple: RANDOM}}
+  subsets: [{name: v2, labels: {v: "2"}}, {name: v1, labels: {v: "2"}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: orders-three, namespace: shop}
+spec:
+  host: orders
+  exportTo: ["."]
+  subsets: [{name: home}]
+`)
+	for _, tt := range []struct{ host, ns, want string }{
+		{"ratings.shop.svc.cluster.local", "client", "client-wide"},
+		{"ratings.shop.svc.cluster.local", "other", "ratings"},
+		{"cart.shop.svc.cluster.local", "other", "cart-root"},
+		{"cart.shop.svc.cluster.local", "third", "cart-third"},
+	} {
+		got := ""
+		if dr := snap.DestinationRule(tt.host, tt.ns, "shop", "istio-system", nil); dr != nil {
+			got = dr.Meta.Name
+		}
+		if got != tt.want {
+			t.Errorf("%s from %s: got rule %q, want %q", tt.host, tt.ns, got, tt.want)
+		}
+	}
+	subsets := func(ns string) string {
+		dr := snap.DestinationRule("orders.shop.svc.cluster.local", ns, "shop", "istio-system", nil)
+		if dr == nil {
+			return "none"
+		}
+		spec := dr.Spec.(*networking.DestinationRule)
+		out := dr.Meta.Name + " " + spec.GetTrafficPolicy().GetLoadBalancer().GetSimple().String()
+		for _, s := range spec.Subsets {
+			out += fmt.Sprintf(" %s%v", s.Name, s.Labels)
+		}
+		return out
+	}
+	// Exported alike: one rule, the first's name, subsets of both (the first's v1),
+	// the later one's policy since the first has none; the rule kept to shop is not
+	// part of it.
+	if got, want := subsets("other"), "orders-one RANDOM v1map[v:1] v2map[v:2]"; got != want {
+		t.Errorf("from another namespace: %q, want %q", got, want)
+	}
+	if got := snap.Config(api.DestinationRule)[0].Spec.(*networking.DestinationRule); len(got.Subsets) > 2 {
+		t.Errorf("merging changed a stored rule: %v", got)
 	}
 }
 

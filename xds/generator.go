@@ -169,10 +169,20 @@ func (ctx *Context) destinationRuleResource(svc *registry.Service) *api.Resource
 	if r, ok := ctx.rules[svc]; ok {
 		return r
 	}
-	rules := derived(ctx, "destination-rules", func() *registry.Rules { return ctx.Snapshot.DestinationRules(ctx.Proxy.Namespace) })
-	r := rules.For(svc.Hostname, svc.Namespace, ctx.Proxy.Labels)
+	r := ctx.destinationRules().For(svc.Hostname, svc.Namespace, ctx.Proxy.Labels)
 	ctx.rules[svc] = r
 	return r
+}
+
+// inboundDestinationRule returns the DestinationRule that applies to the proxy's
+// own service svc on its inbound side (rules with a workloadSelector do not).
+func (ctx *Context) inboundDestinationRule(svc *registry.Service) *api.Resource {
+	return ctx.destinationRules().Inbound(svc.Hostname, svc.Namespace)
+}
+
+// destinationRules returns the DestinationRules the proxy may take (registry.Rules).
+func (ctx *Context) destinationRules() *registry.Rules {
+	return derived(ctx, "destination-rules", func() *registry.Rules { return ctx.Snapshot.DestinationRules(ctx.Proxy.Namespace, ctx.RootNamespace) })
 }
 
 // build runs every generator of the profile and returns the built resources by type,

@@ -251,7 +251,7 @@ spec: {host: private.billing.svc.cluster.local}
 		for _, svc := range ctx.Services {
 			out = append(out, strings.TrimSuffix(svc.Hostname, ".billing.svc.cluster.local"))
 		}
-		rules := snap.DestinationRules(ns)
+		rules := snap.DestinationRules(ns, "istio-system")
 		out = append(out, fmt.Sprintf("vs=%d dr=%t,%t", len(snap.VirtualServices(ns)),
 			rules.For("public.billing.svc.cluster.local", "billing", nil) != nil, rules.For("private.billing.svc.cluster.local", "billing", nil) != nil))
 		return strings.Join(out, " ")

@@ -485,7 +485,7 @@ func inboundClusters(ctx *Context) []named {
 		// Istio); a Sidecar's ingress listener or inbound pool overrides it.
 		var drPool *networking.ConnectionPoolSettings
 		if port.service != nil {
-			dr := ctx.destinationRuleResource(port.service)
+			dr := ctx.inboundDestinationRule(port.service)
 			if dr != nil {
 				tp, _ := portPolicy(dr.Spec.(*networking.DestinationRule).GetTrafficPolicy(), port.servicePort.Number)
 				drPool = tp.GetConnectionPool()

@@ -137,7 +137,7 @@ func (a *analysis) report(r *api.Resource, code string, level Level, format stri
 func (a *analysis) rulesFrom(ns string) *registry.Rules {
 	r, ok := a.rules[ns]
 	if !ok {
-		r = a.snap.DestinationRules(ns)
+		r = a.snap.DestinationRules(ns, rootNamespace)
 		a.rules[ns] = r
 	}
 	return r
