@@ -2,6 +2,7 @@ package registry
 
 import (
 	"cmp"
+	"maps"
 	"net"
 	"slices"
 	"sort"
@@ -32,6 +33,12 @@ type Snapshot struct {
 	services  []*Service
 	byHost    map[string][]*Service
 	endpoints map[*Service][]*Workload
+	// merged holds, for the oldest of several services of one host and namespace,
+	// the service proxies see in its place (mergeSameHost).
+	merged map[*Service]*Service
+	// serves holds, for a merged service, the ports each of its workloads serves
+	// when that is not all of them (EndpointsOn).
+	serves    map[*Service]map[*Workload]map[uint32]bool
 	workloads []*Workload
 	config    map[*api.Kind][]*api.Resource
 	routes    []*HostRoutes
@@ -97,6 +104,8 @@ func NewSnapshot(entries []store.Entry, rev int64, domain string) *Snapshot {
 		Domain:    domain,
 		byHost:    map[string][]*Service{},
 		endpoints: map[*Service][]*Workload{},
+		merged:    map[*Service]*Service{},
+		serves:    map[*Service]map[*Workload]map[uint32]bool{},
 		labelsAt:  map[string]map[string]string{},
 		config:    map[*api.Kind][]*api.Resource{},
 		gateways:  map[string][]Gateway{},
@@ -214,6 +223,7 @@ func (s *Snapshot) index(inline map[*Service][]*Workload) {
 			}
 		}
 	}
+	s.mergeSameHost()
 	h := xxhash.New()
 	for _, svc := range s.services {
 		s.indexGateways(svc)
@@ -388,8 +398,26 @@ func (s *Snapshot) Config(k *api.Kind) []*api.Resource { return s.config[k] }
 // Endpoints returns the workloads behind a service, in a stable order.
 func (s *Snapshot) Endpoints(svc *Service) []*Workload { return s.endpoints[svc] }
 
+// EndpointsOn returns the workloads behind a service that serve its port number:
+// Endpoints, but for a service merged from several (mergeSameHost) only those whose
+// own services have the port.
+func (s *Snapshot) EndpointsOn(svc *Service, port uint32) []*Workload {
+	all, serves := s.endpoints[svc], s.serves[svc]
+	if serves == nil {
+		return all
+	}
+	var out []*Workload
+	for _, w := range all {
+		if ports := serves[w]; ports == nil || ports[port] {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
 // Service returns the service with host name host that a proxy in namespace ns uses:
-// one defined in ns if there is one, otherwise the oldest visible to ns.
+// one defined in ns if there is one, otherwise the oldest visible to ns; merged with
+// the others of its host and namespace (mergeSameHost).
 func (s *Snapshot) Service(host, ns string) *Service {
 	var found *Service
 	for _, svc := range s.byHost[host] {
@@ -397,13 +425,87 @@ func (s *Snapshot) Service(host, ns string) *Service {
 			continue
 		}
 		if svc.Namespace == ns {
-			return svc
+			found = svc
+			break
 		}
 		if found == nil {
 			found = svc
 		}
 	}
+	if m := s.merged[found]; m != nil {
+		return m
+	}
 	return found
+}
+
+// mergeSameHost makes one service, for proxies, of the services that define one host
+// in one namespace from one source (several ServiceEntries, say one per port or per
+// group of endpoints), as Istio does: the oldest, with the ports of the later ones it
+// lacks when they resolve, label, select and export alike, and the endpoints of all
+// of them, oldest first, each on the ports of its own service (EndpointsOn; a later
+// DNS_ROUND_ROBIN service's not when it repeats a port: Envoy takes one address per
+// such cluster). Snapshot.Services still lists each as defined.
+func (s *Snapshot) mergeSameHost() {
+	type key struct{ ns, host, source string }
+	groups := map[key][]*Service{}
+	for _, svc := range s.services { // by host, oldest first
+		k := key{svc.Namespace, svc.Hostname, svc.Source}
+		groups[k] = append(groups[k], svc)
+	}
+	for _, g := range groups {
+		if len(g) < 2 {
+			continue
+		}
+		first := g[0]
+		m := *first
+		m.Ports = slices.Clone(first.Ports)
+		var eps []*Workload
+		served := map[*Workload]map[uint32]bool{}
+		ports := map[uint32]bool{}
+		for i, svc := range g {
+			if i > 0 && mergeable(first, svc) {
+				for _, p := range svc.Ports {
+					if !slices.ContainsFunc(m.Ports, func(have Port) bool { return have.Number == p.Number }) {
+						m.Ports = append(m.Ports, p)
+					}
+				}
+			}
+			if svc.Resolution == ResolutionDNSRoundRobin && slices.ContainsFunc(svc.Ports, func(p Port) bool { return ports[p.Number] }) {
+				continue
+			}
+			for _, p := range svc.Ports {
+				ports[p.Number] = true
+			}
+			for _, w := range s.endpoints[svc] {
+				if served[w] == nil {
+					served[w] = map[uint32]bool{}
+					eps = append(eps, w)
+				}
+				for _, p := range svc.Ports {
+					served[w][p.Number] = true
+				}
+			}
+		}
+		slices.SortStableFunc(m.Ports, func(a, b Port) int { return cmp.Compare(a.Number, b.Number) })
+		s.merged[first] = &m
+		s.endpoints[&m] = eps
+		for w, on := range served {
+			if slices.ContainsFunc(m.Ports, func(p Port) bool { return !on[p.Number] }) {
+				if s.serves[&m] == nil {
+					s.serves[&m] = map[*Workload]map[uint32]bool{}
+				}
+				s.serves[&m][w] = on
+			}
+		}
+	}
+}
+
+// mergeable reports whether b's ports join a's, as Istio decides for two services of
+// one host and namespace.
+func mergeable(a, b *Service) bool {
+	set := func(l []string) []string { return slices.Compact(slices.Sorted(slices.Values(l))) }
+	return a.Resolution == b.Resolution && maps.Equal(a.Labels, b.Labels) && maps.Equal(a.Selector, b.Selector) &&
+		slices.Equal(set(a.ExportTo), set(b.ExportTo))
 }
 
 // VirtualServices returns the VirtualServices (hosts resolved) visible from namespace

@@ -478,3 +478,73 @@ func TestLabelIndexSelectsWhatMatches(t *testing.T) {
 		}
 	}
 }
+
+// TestServicesOfOneHostMerge: ServiceEntries of one host and namespace make one
+// service for proxies: the oldest's, with the ports of those that resolve alike and
+// the endpoints of all, each on its own entry's ports; another namespace's entry
+// stays apart, and Services lists each entry as defined.
+func TestServicesOfOneHostMerge(t *testing.T) {
+	snap := snapshot(t, store.ConfigSpace, `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: a, namespace: shop}
+spec:
+  hosts: [api.example.com]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.1}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: b, namespace: shop}
+spec:
+  hosts: [api.example.com]
+  ports: [{number: 80, name: http, protocol: HTTP}, {number: 443, name: tls, protocol: TLS}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.2}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: c, namespace: shop}
+spec:
+  hosts: [api.example.com]
+  ports: [{number: 8443, name: tls-alt, protocol: TLS}]
+  resolution: DNS
+  endpoints: [{address: 10.0.0.3}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: d, namespace: other}
+spec:
+  hosts: [api.example.com]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.4}]
+`)
+	addresses := func(ws []*Workload) string {
+		var out []string
+		for _, w := range ws {
+			out = append(out, w.Address)
+		}
+		return fmt.Sprint(out)
+	}
+	svc := snap.Service("api.example.com", "shop")
+	var ports []uint32
+	for _, p := range svc.Ports {
+		ports = append(ports, p.Number)
+	}
+	if !slices.Equal(ports, []uint32{80, 443}) || svc.Origin.Name != "a" {
+		t.Errorf("service of shop: %s with ports %v, want a's with 80 and 443 (c resolves otherwise)", svc.Origin.Name, ports)
+	}
+	for port, want := range map[uint32]string{80: "[10.0.0.1 10.0.0.2]", 443: "[10.0.0.2]"} { // c's endpoint serves neither
+		if got := addresses(snap.EndpointsOn(svc, port)); got != want {
+			t.Errorf("endpoints on %d: %s, want %s", port, got, want)
+		}
+	}
+	if got := addresses(snap.Endpoints(snap.Service("api.example.com", "other"))); got != "[10.0.0.4]" {
+		t.Errorf("service of other: endpoints %s, want its own entry's", got)
+	}
+	if n := len(snap.Services()); n != 4 {
+		t.Errorf("Services lists %d, want each of the 4 entries", n)
+	}
+}

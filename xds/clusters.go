@@ -97,19 +97,26 @@ func (g clusters) Generate(ctx *Context) []named {
 						applyEnvoyLocality(ctx, c, tp, svc)
 						applyEnvoyConnectionPool(c, ctx.Mesh, port, tp.GetConnectionPool(), sniffing)
 					}
+					if g.envoy && isDNSCluster(c) {
+						dnsEndpointMetadata(ctx, c, svc, port, subset, tp)
+					}
 					if originalDestination(ctx, svc) {
 						// Envoy balances an ORIGINAL_DST cluster by itself only.
 						c.LbPolicy, c.LbConfig = clusterv3.Cluster_CLUSTER_PROVIDED, nil
 					}
-					wls := subsetWorkloads(ctx, svc, subset)
+					wls := subsetWorkloads(ctx, svc, port, subset)
 					mtls := func() *corev3.TransportSocket {
 						sni := cmp.Or(tp.GetTls().GetSni(), meshSNI(svc.Hostname, port.Number, subset)) // the DestinationRule's, as istiod
 						return upstreamTLS(ctx.Mesh, serverSANs(ctx, tp, svc, wls), g.envoy, speaksHTTP2(ctx.Mesh, port, tp), sni)
 					}
 					switch {
-					case (c.GetType() == clusterv3.Cluster_EDS || c.GetType() == clusterv3.Cluster_ORIGINAL_DST) && clientUsesMTLS(ctx, tp, port, wls):
+					case (c.GetType() == clusterv3.Cluster_EDS && (!g.envoy || tp.GetTls() != nil) || c.GetType() == clusterv3.Cluster_ORIGINAL_DST) &&
+						clientUsesMTLS(ctx, tp, port, wls):
+						// An Envoy's EDS cluster without the DestinationRule's TLS takes
+						// automatic mTLS by endpoint, below, as from istiod: STRICT
+						// servers without a sidecar's mark are not taken to have one.
 						c.TransportSocket = mtls()
-					case g.envoy && c.GetType() == clusterv3.Cluster_EDS && tp.GetTls() == nil && autoMTLS(ctx) && !svc.MeshExternal &&
+					case g.envoy && (c.GetType() == clusterv3.Cluster_EDS || isDNSCluster(c)) && tp.GetTls() == nil && autoMTLS(ctx) && !svc.MeshExternal &&
 						peerAuthMode(ctx.Snapshot, ctx.RootNamespace, svc.Namespace, nil, port.Number) != mtlsDisable:
 						// By endpoint, as istiod has it for a service of the mesh its
 						// namespace does not take out of mTLS.
@@ -501,7 +508,7 @@ func dnsTarget(ctx *Context, svc *registry.Service, port registry.Port, subset s
 	if svc.Resolution != registry.ResolutionDNS && svc.Resolution != registry.ResolutionDNSRoundRobin {
 		return "", 0, false
 	}
-	wls := subsetWorkloads(ctx, svc, subset)
+	wls := subsetWorkloads(ctx, svc, port, subset)
 	if len(wls) == 0 {
 		return svc.Hostname, (&registry.Workload{}).PortFor(port), true
 	}
@@ -687,7 +694,7 @@ func resolvesToAny(ctx *Context, svc *registry.Service, port registry.Port, subs
 	if _, _, dns := dnsTarget(ctx, svc, port, subset); !dns {
 		return true // IP endpoints, by EDS
 	}
-	if len(subsetWorkloads(ctx, svc, subset)) > 0 {
+	if len(subsetWorkloads(ctx, svc, port, subset)) > 0 {
 		return true
 	}
 	if len(ctx.Snapshot.Endpoints(svc)) > 0 || svc.Selector != nil {
@@ -701,20 +708,40 @@ func resolvesToAny(ctx *Context, svc *registry.Service, port registry.Port, subs
 // endpoints, or the service's own host name when it lists none.
 func dnsLoadAssignment(ctx *Context, svc *registry.Service, port registry.Port, subset, name string) *endpointv3.ClusterLoadAssignment {
 	loc := &endpointv3.LocalityLbEndpoints{Locality: &corev3.Locality{}}
-	wls := subsetWorkloads(ctx, svc, subset)
-	if len(wls) == 0 { // the service's own host name, on the port's target port as in Istio
-		wls = []*registry.Workload{{Address: svc.Hostname, Namespace: svc.Namespace, Healthy: true,
-			WorkloadName: svc.Origin.Name, Source: svc.Source}}
-	}
-	for _, w := range wls {
-		e := lbEndpoint(w.Address, w.PortFor(port), max(w.Weight, 1), w.Healthy)
-		if ctx.Proxy.IstioProxy {
-			e.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{"istio": workloadMetadata(w)}}
-		}
-		loc.LbEndpoints = append(loc.LbEndpoints, e)
+	for _, w := range dnsWorkloads(ctx, svc, port, subset) {
+		loc.LbEndpoints = append(loc.LbEndpoints, lbEndpoint(w.Address, w.PortFor(port), max(w.Weight, 1), w.Healthy))
 	}
 	loc.LoadBalancingWeight = wrapperspb.UInt32(uint32(len(loc.LbEndpoints)))
 	return &endpointv3.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpointv3.LocalityLbEndpoints{loc}}
+}
+
+// dnsWorkloads are the endpoints of a DNS service's cluster: its workloads, or the
+// service's own host name, on the port's target port as in Istio, when it has none.
+func dnsWorkloads(ctx *Context, svc *registry.Service, port registry.Port, subset string) []*registry.Workload {
+	if wls := subsetWorkloads(ctx, svc, port, subset); len(wls) > 0 {
+		return wls
+	}
+	return []*registry.Workload{{Address: svc.Hostname, Namespace: svc.Namespace, Healthy: true,
+		WorkloadName: svc.Origin.Name, Source: svc.Source}}
+}
+
+func isDNSCluster(c *clusterv3.Cluster) bool {
+	return c.GetType() == clusterv3.Cluster_STRICT_DNS || c.GetType() == clusterv3.Cluster_LOGICAL_DNS
+}
+
+// dnsEndpointMetadata gives the endpoints of an Envoy's DNS cluster c (one per
+// workload of dnsWorkloads, a LOGICAL_DNS cluster the first's) the metadata of EDS
+// endpoints (envoyEndpointMetadata): the mark of mTLS, Istio's workload.
+func dnsEndpointMetadata(ctx *Context, c *clusterv3.Cluster, svc *registry.Service, port registry.Port, subset string, tp *networking.TrafficPolicy) {
+	meta := envoyEndpointMetadata(ctx, tp, port)
+	wls := dnsWorkloads(ctx, svc, port, subset)
+	for _, loc := range c.GetLoadAssignment().GetEndpoints() {
+		for i, e := range loc.LbEndpoints {
+			if i < len(wls) {
+				e.Metadata = meta(wls[i])
+			}
+		}
+	}
 }
 
 // deprecatedMinimumRingSize reads consistentHash.minimumRingSize, deprecated in favour

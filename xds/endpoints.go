@@ -88,7 +88,7 @@ func (g endpoints) Generate(ctx *Context) []named {
 					}
 				}
 				build := func() *endpointv3.ClusterLoadAssignment {
-					wls := subsetWorkloads(ctx, svc, subset)
+					wls := subsetWorkloads(ctx, svc, port, subset)
 					if !unhealthy {
 						wls = healthyOnly(wls)
 					}
@@ -382,6 +382,6 @@ func selfDiscoveryCluster(ctx *Context) named {
 		return named{name: selfDiscoveryClusterName, msg: &endpointv3.ClusterLoadAssignment{ClusterName: selfDiscoveryClusterName}}
 	}
 	port := own.Ports[0]
-	cla := loadAssignment(selfDiscoveryClusterName, port, subsetWorkloads(ctx, own, ""), networks{from: ctx.Proxy.Network}, nil, envoyEndpointMetadata(ctx, nil, port))
+	cla := loadAssignment(selfDiscoveryClusterName, port, subsetWorkloads(ctx, own, port, ""), networks{from: ctx.Proxy.Network}, nil, envoyEndpointMetadata(ctx, nil, port))
 	return named{name: selfDiscoveryClusterName, msg: cla}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -29,6 +30,7 @@ kind: ServiceEntry
 metadata: {name: orders, namespace: shop}
 spec:
   hosts: [orders.shop.svc.cluster.local]
+  location: MESH_INTERNAL
   ports: [{number: 8080, name: http, protocol: HTTP}]
   resolution: STATIC
   workloadSelector: {labels: {app: orders}}
@@ -93,8 +95,8 @@ func TestMeshConfigSettings(t *testing.T) {
 				t.Errorf("%s: connect timeout %s, want Istio's 10s", name, got)
 			}
 		}
-		if clusters[orders].GetTransportSocket() == nil {
-			t.Error("no mTLS to a STRICT service by default (automatic mTLS)")
+		if meshMTLSSocket(clusters[orders]) == nil {
+			t.Error("no mTLS to a STRICT service's workloads by default (automatic mTLS)")
 		}
 		if unknownDestinations(ctx) != passthroughCluster {
 			t.Error("unknown destinations are not let out by default (ALLOW_ANY)")
@@ -333,7 +335,7 @@ spec:
 		if err := gsets[ListenerType].ByName["0.0.0.0_443"].Body.UnmarshalTo(&gl); err != nil {
 			t.Fatal(err)
 		}
-		client, gateway := params(t, c.TransportSocket, false), params(t, gl.FilterChains[0].TransportSocket, true)
+		client, gateway := params(t, meshMTLSSocket(&c), false), params(t, gl.FilterChains[0].TransportSocket, true)
 		tls12to13 := client.GetTlsMinimumProtocolVersion() == tlsv3.TlsParameters_TLSv1_2 && client.GetTlsMaximumProtocolVersion() == tlsv3.TlsParameters_TLSv1_3
 		if !withMesh {
 			if !tls12to13 || len(client.GetCipherSuites()) > 0 || gateway != nil ||
@@ -424,4 +426,18 @@ spec:
 			}
 		}
 	}
+}
+
+// meshMTLSSocket is the transport socket an Envoy cluster talks mTLS to the mesh's
+// workloads with: the cluster's own, or automatic mTLS's (its tlsMode-istio match).
+func meshMTLSSocket(c *clusterv3.Cluster) *corev3.TransportSocket {
+	if c.GetTransportSocket() != nil {
+		return c.TransportSocket
+	}
+	for _, m := range c.GetTransportSocketMatches() {
+		if m.Name == "tlsMode-istio" {
+			return m.TransportSocket
+		}
+	}
+	return nil
 }

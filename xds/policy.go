@@ -89,10 +89,10 @@ func shallowPolicy(tp *networking.TrafficPolicy) *networking.TrafficPolicy {
 		Tls: tp.Tls, Tunnel: tp.Tunnel, ProxyProtocol: tp.ProxyProtocol, RetryBudget: tp.RetryBudget}
 }
 
-// subsetWorkloads returns the workloads of svc that a subset's labels select (all of
-// them for the default subset "").
-func subsetWorkloads(ctx *Context, svc *registry.Service, subset string) []*registry.Workload {
-	all := ctx.Snapshot.Endpoints(svc)
+// subsetWorkloads returns the workloads of svc serving port that a subset's labels
+// select (all of them for the default subset "").
+func subsetWorkloads(ctx *Context, svc *registry.Service, port registry.Port, subset string) []*registry.Workload {
+	all := ctx.Snapshot.EndpointsOn(svc, port.Number)
 	if subset == "" {
 		return all
 	}

@@ -131,10 +131,10 @@ func clientUsesMTLS(ctx *Context, tp *networking.TrafficPolicy, port registry.Po
 // takesAutoMTLS reports whether an Envoy's automatic mTLS talks mTLS to workload w
 // on port, as Istio's does by endpoint: w has a proxy (registry.Workload.MeshTLS:
 // Istio's tlsMode label, which its injector sets, or a WorkloadEntry's service
-// account) or requires mTLS (STRICT), and does not refuse it (DISABLE).
+// account) and does not refuse mTLS (DISABLE). A workload without a proxy's mark
+// under STRICT is taken to have none, as by istiod (its mtlsChecker).
 func takesAutoMTLS(ctx *Context, w *registry.Workload, port registry.Port) bool {
-	mode := peerAuthMode(ctx.Snapshot, ctx.RootNamespace, w.Namespace, w.Labels, w.PortFor(port))
-	return mode == mtlsStrict || (mode != mtlsDisable && w.MeshTLS())
+	return w.MeshTLS() && peerAuthMode(ctx.Snapshot, ctx.RootNamespace, w.Namespace, w.Labels, w.PortFor(port)) != mtlsDisable
 }
 
 // endpointMTLS reports whether an Envoy talks mTLS to workload w on port under
