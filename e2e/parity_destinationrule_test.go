@@ -36,7 +36,9 @@ spec:
 	rule := func(name, ns, host, rest string) string {
 		return fmt.Sprintf("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: %s, namespace: %s}\nspec:\n  host: \"%s\"\n%s---\n", name, ns, host, rest)
 	}
-	pool := func(n int) string { return fmt.Sprintf("  trafficPolicy: {connectionPool: {tcp: {maxConnections: %d}}}\n", n) }
+	pool := func(n int) string {
+		return fmt.Sprintf("  trafficPolicy: {connectionPool: {tcp: {maxConnections: %d}}}\n", n)
+	}
 	return b.String() +
 		rule("a-one", "default", "a", "  subsets: [{name: v1, labels: {v: \"1\"}}]\n  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}\n") +
 		rule("a-two", "default", "a", "  subsets: [{name: v2, labels: {v: \"2\"}}, {name: v1, labels: {v: \"2\"}}]\n"+pool(12)) +
