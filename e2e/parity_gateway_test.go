@@ -104,37 +104,110 @@ spec:
     route: [{destination: {host: db.default.svc.cluster.local, port: {number: 5432}}}]
 `
 
-// TestSameGatewayChainsAsIstiod compares the listeners of a gateway with a server of
-// every kind (gatewayParity), from istiod and from navarch: each filter chain by its
-// match, its filters by name, where a TCP proxy sends connections and which route
-// configuration a connection manager uses; then each of those route configurations,
-// field by field, the names each virtual host answers to included (but for the rest
-// of routeFieldsNotCompared). The TLS the chains terminate is
+// gatewayNamespaces is two Gateways of two namespaces on the same ports of one
+// gateway proxy (of istio-system), their servers' hosts qualified by the namespaces
+// that may bind to them, and VirtualServices that bind or try to.
+const gatewayNamespaces = `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: shop-gw, namespace: shop}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: ["shop/shop.example.com"]
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: ["shop/shop.example.com"]
+    tls: {mode: SIMPLE, credentialName: shop-cert}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: blog-gw, namespace: blog}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: ["*/blog.example.com"]
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: ["blog.example.com"]
+    tls: {mode: SIMPLE, credentialName: blog-cert}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web, namespace: shop}
+spec:
+  hosts: [web.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.31}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: shop, namespace: shop}
+spec:
+  hosts: [shop.example.com]
+  gateways: [shop-gw]
+  http: [{route: [{destination: {host: web.shop.svc.cluster.local}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: blog, namespace: shop}
+spec:
+  hosts: [blog.example.com]
+  gateways: [blog/blog-gw]
+  http: [{route: [{destination: {host: web.shop.svc.cluster.local}}], timeout: 3s}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: sneaky, namespace: blog}
+spec:
+  hosts: [shop.example.com]
+  gateways: [shop/shop-gw]
+  http: [{route: [{destination: {host: web.shop.svc.cluster.local}}], timeout: 9s}]
+`
+
+// TestSameGatewayChainsAsIstiod compares the listeners of a gateway from istiod and
+// from navarch, for a gateway with a server of every kind (gatewayParity) and for
+// two Gateways of two namespaces on the same ports (gatewayNamespaces): each filter
+// chain by its match, its filters by name, where a TCP proxy sends connections and
+// which route configuration a connection manager uses; then each of those route
+// configurations, field by field, the names each virtual host answers to included
+// (but for the rest of routeFieldsNotCompared). The TLS the chains terminate is
 // TestSameGatewayTLSFieldsAsIstiod's.
 func TestSameGatewayChainsAsIstiod(t *testing.T) {
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
 	v1, v2 := startReviews(t)
-	istiod, navarch := bothControlPlanes(t, bin, workloadsYAML(v1, v2)+gatewayParity)
-	id := "router~127.0.0.68~gw-0.default~default.svc.cluster.local"
-	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"istio": "ingressgateway"}}
-	want, routes := gatewayChains(t, envoyConfig(t, istiod, id, md).listeners)
-	var got map[string]string
-	eventually(t, 30*time.Second, "navarch's gateway listeners", func() error {
-		if got, _ = gatewayChains(t, envoyConfig(t, navarch, id, md).listeners); len(got) < len(want) {
-			return fmt.Errorf("%d listeners, istiod has %d", len(got), len(want))
-		}
-		return nil
-	})
-	compareNamed(t, want, got)
-	if len(want) < 6 || len(routes) < 4 {
-		t.Fatalf("istiod gave %d listeners and %d route configurations, this test expects more: %v", len(want), len(routes), routes)
+	for _, sc := range []struct {
+		name, config, ns   string
+		listeners, configs int // at least, from istiod
+	}{
+		{"every kind of server", workloadsYAML(v1, v2) + gatewayParity, "default", 6, 4},
+		{"two namespaces' Gateways", gatewayNamespaces, "istio-system", 2, 3},
+	} {
+		t.Run(sc.name, func(t *testing.T) {
+			istiod, navarch := bothControlPlanes(t, bin, sc.config)
+			id := "router~127.0.0.68~gw-0." + sc.ns + "~" + sc.ns + ".svc.cluster.local"
+			md := map[string]any{"NAMESPACE": sc.ns, "LABELS": map[string]any{"istio": "ingressgateway"}}
+			want, routes := gatewayChains(t, envoyConfig(t, istiod, id, md).listeners)
+			var got map[string]string
+			eventually(t, 30*time.Second, "navarch's gateway listeners", func() error {
+				if got, _ = gatewayChains(t, envoyConfig(t, navarch, id, md).listeners); len(got) < len(want) {
+					return fmt.Errorf("%d listeners, istiod has %d", len(got), len(want))
+				}
+				return nil
+			})
+			compareNamed(t, want, got)
+			if len(want) < sc.listeners || len(routes) < sc.configs {
+				t.Fatalf("istiod gave %d listeners and %d route configurations, this test expects more: %v", len(want), len(routes), routes)
+			}
+			wantRoutes, gotRoutes := map[string]map[string]string{}, map[string]map[string]string{}
+			for _, name := range routes {
+				wantRoutes[name] = protoFields(t, envoyRoutes(t, istiod, id, md, name), gatewayRouteFieldsNotCompared, grpcTimeoutAsReplacement)
+				gotRoutes[name] = protoFields(t, envoyRoutes(t, navarch, id, md, name), gatewayRouteFieldsNotCompared, grpcTimeoutAsReplacement)
+			}
+			compareFields(t, wantRoutes, gotRoutes)
+		})
 	}
-	wantRoutes, gotRoutes := map[string]map[string]string{}, map[string]map[string]string{}
-	for _, name := range routes {
-		wantRoutes[name] = protoFields(t, envoyRoutes(t, istiod, id, md, name), gatewayRouteFieldsNotCompared, grpcTimeoutAsReplacement)
-		gotRoutes[name] = protoFields(t, envoyRoutes(t, navarch, id, md, name), gatewayRouteFieldsNotCompared, grpcTimeoutAsReplacement)
-	}
-	compareFields(t, wantRoutes, gotRoutes)
 }
 
 // gatewayRouteFieldsNotCompared is routeFieldsNotCompared without the domains.

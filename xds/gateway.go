@@ -329,7 +329,7 @@ func tlsChains(ctx *Context, port uint32, servers []gatewayServer) []*listenerv3
 				}
 			}
 		case kindHTTPS, kindTLS:
-			sni := sniNames(serverHosts(s, "*"))
+			sni := sniNames(s.Hosts)
 			if !claim(s, sni) {
 				continue
 			}
@@ -353,17 +353,21 @@ func tlsChains(ctx *Context, port uint32, servers []gatewayServer) []*listenerv3
 	return out
 }
 
-// sniNames turns server hosts into SNI names to match; nil (any) when one is "*".
+// sniNames turns hosts (a server's, "ns/host" or "host") into the SNI names to match,
+// sorted, each once, as istiod; nil (any) when one is "*".
 func sniNames(hosts []string) []string {
 	var out []string
 	for _, h := range hosts {
+		if _, host, ok := strings.Cut(h, "/"); ok {
+			h = host // "ns/host": the namespace says who may bind, not what SNI
+		}
 		if h == "*" {
 			return nil
 		}
 		out = append(out, h)
 	}
 	sort.Strings(out)
-	return out
+	return slices.Compact(out)
 }
 
 // serverTLS is the transport socket of a server terminating TLS: certificates by SDS
