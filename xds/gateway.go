@@ -297,7 +297,8 @@ func plaintextChains(ctx *Context, gl gatewayListener, servers []gatewayServer) 
 	}
 	for _, s := range servers {
 		if f := tcpRoute(ctx, s, port); f != nil {
-			return []*listenerv3.FilterChain{{Filters: tcpTelemetry(ctx, classGateway, false, append(rbacNetworkFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), f)...)}}
+			stack := tcpStack(registry.Port{Number: port, Protocol: s.GetPort().GetProtocol()}, f)
+			return []*listenerv3.FilterChain{{Filters: tcpTelemetry(ctx, classGateway, false, append(rbacNetworkFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), stack...)...)}}
 		}
 	}
 	return nil
@@ -529,8 +530,8 @@ func autoPassthroughChains(ctx *Context, s gatewayServer) []*listenerv3.FilterCh
 				sni := meshSNI(svc.Hostname, p.Number, subset)
 				out = append(out, &listenerv3.FilterChain{
 					Name:             s.name() + "." + clusterName(svc.Hostname, p.Number, subset),
-					FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: []string{sni}, ApplicationProtocols: alpnAutoPassthrough},
-					Filters:          tcpTelemetry(ctx, classGateway, false, namedTCPProxy(outboundStatName(ctx, svc, p, subset, sni), sni, accessLogsFor(ctx).client)),
+					FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: []string{sni}, ApplicationProtocols: alpnMeshInbound},
+					Filters:          tcpTelemetry(ctx, classGateway, false, tcpStack(p, namedTCPProxy(outboundStatName(ctx, svc, p, subset, sni), sni, accessLogsFor(ctx).client))...),
 				})
 			}
 		}
@@ -706,14 +707,15 @@ func gatewayRouteConfig(ctx *Context, name string, port uint32, servers []gatewa
 		}
 	}
 	vhosts := collapseVirtualHosts(byHost)
-	if len(vhosts) == 0 {
-		vhosts = []*routev3.VirtualHost{{Name: "blackhole:" + strconv.FormatUint(uint64(port), 10), Domains: []string{"*"}}}
-	}
 	for _, vh := range vhosts {
 		vh.Routes = catchAllLast(vh.Routes)
 	}
 	slices.SortStableFunc(vhosts, func(a, b *routev3.VirtualHost) int { return strings.Compare(a.Name, b.Name) })
-	return named{name: name, msg: envoyRouteConfig(ctx, name, vhosts)}
+	rc := envoyRouteConfig(ctx, name, vhosts)
+	if len(vhosts) == 0 { // istiod's, without the proxy's header settings
+		rc.VirtualHosts = []*routev3.VirtualHost{{Name: "blackhole:" + strconv.FormatUint(uint64(port), 10), Domains: []string{"*"}}}
+	}
+	return named{name: name, msg: rc}
 }
 
 // hostIntersection is where a gateway server's hosts and a VirtualService's meet:

@@ -180,13 +180,11 @@ func spiffeID(trustDomain, ns, sa string) string {
 var (
 	alpnMesh   = []string{"istio-peer-exchange", "istio"}
 	alpnMeshH2 = []string{"istio-peer-exchange", "istio", "h2"}
-	// alpnMeshInbound is what an inbound chain takes as mTLS from a peer: what
-	// navarch's sidecars offer, and what Istio's offer besides (its istio.alpn
-	// filter names the HTTP version: istio-http/1.1, istio-h2), as istiod matches.
-	alpnMeshInbound = []string{"istio-peer-exchange", "istio", "istio-http/1.0", "istio-http/1.1", "istio-h2"}
-	// alpnAutoPassthrough is the same set, in istiod's order for an AUTO_PASSTHROUGH
-	// gateway's chains.
-	alpnAutoPassthrough = []string{"istio", "istio-peer-exchange", "istio-http/1.0", "istio-http/1.1", "istio-h2"}
+	// alpnMeshInbound is what an inbound chain (and an AUTO_PASSTHROUGH gateway's)
+	// takes as mTLS from a peer: what navarch's sidecars offer, and what Istio's offer
+	// besides (its istio.alpn filter names the HTTP version: istio-http/1.1,
+	// istio-h2), in istiod's order.
+	alpnMeshInbound = []string{"istio", "istio-peer-exchange", "istio-http/1.0", "istio-http/1.1", "istio-h2"}
 )
 
 // upstreamTLS is the transport socket of a client talking mTLS to workloads whose

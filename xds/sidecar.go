@@ -195,7 +195,7 @@ func outboundAddresses(ctx *Context, svc *registry.Service, port uint32, binds e
 // listenerAddress returns the address of the listener that takes a service
 // address's connections: the address itself, or for a range of addresses (a CIDR
 // block wider than one host) 0.0.0.0, with the range as the chain's subnet, as in
-// Istio.
+// Istio (as written: 192.192.192.192/24 stays so, Envoy masks it).
 func listenerAddress(a string) (ip, subnet string) {
 	p, err := netip.ParsePrefix(a)
 	if err != nil {
@@ -205,7 +205,7 @@ func listenerAddress(a string) (ip, subnet string) {
 	if p.IsSingleIP() {
 		return p.Addr().String(), ""
 	}
-	return "0.0.0.0", p.Masked().String()
+	return "0.0.0.0", p.String()
 }
 
 // instanceAddresses are where the TCP listeners of a service of resolution NONE
@@ -432,14 +432,75 @@ func (sidecarRoutes) Generate(ctx *Context) []named {
 			byPort[port.Number] = append(byPort[port.Number], &routev3.VirtualHost{Name: name, Domains: domains, Routes: routes})
 		}
 	}
+	for port := range byPort {
+		byPort[port] = append(byPort[port], nonServiceVirtualHosts(ctx, port, taken[port])...)
+	}
 	var out []named
 	for _, port := range sortedPorts(keysOf(byPort)) {
 		name := strconv.FormatUint(uint64(port), 10)
-		vhs := append(byPort[port], unknownHostsVirtualHost(ctx))
+		vhs := byPort[port]
+		slices.SortStableFunc(vhs, func(a, b *routev3.VirtualHost) int { return strings.Compare(a.Name, b.Name) })
+		vhs = append(vhs, unknownHostsVirtualHost(ctx))
 		out = append(out, named{name: name, msg: envoyRouteConfig(ctx, name, vhs)})
 	}
 	out = append(out, sniffed...)
 	return append(out, httpProxyRoutes(ctx, binds)...)
+}
+
+// nonServiceVirtualHosts are the virtual hosts, on an Envoy sidecar's HTTP port, of
+// the hosts of VirtualServices (bound to the mesh, oldest first) that name no
+// service the proxy sees: an alias, or a host outside the registry. As in Istio, a
+// VirtualService gives them its routes on the HTTP ports of the services it does
+// name (exactly, or as the most specific wildcard), or on port 80 when it names
+// none; each answers to its host alone unless a virtual host before has it (taken).
+func nonServiceVirtualHosts(ctx *Context, port uint32, taken map[string]bool) []*routev3.VirtualHost {
+	var out []*routev3.VirtualHost
+	for _, vs := range ctx.Snapshot.VirtualServices(ctx.Proxy.Namespace) {
+		if !boundToMesh(vs.Resource.Spec.(*networking.VirtualService).Gateways) {
+			continue
+		}
+		var hosts []string
+		ports := map[uint32]bool{}
+		for _, h := range vs.Hosts {
+			h = strings.ToLower(h)
+			named := false
+			for _, svc := range ctx.Services {
+				if !(svc.Hostname == h || strings.HasPrefix(h, "*") && registry.HostMatches(h, svc.Hostname)) {
+					continue
+				}
+				named = true
+				if svc.Hostname != h && virtualServiceFor(ctx, svc.Hostname) != vs {
+					continue // a more specific VirtualService has it
+				}
+				for _, p := range svc.Ports {
+					if op := ctx.outboundPort(p); isHTTP(op) || isSniffed(op) {
+						ports[p.Number] = true
+					}
+				}
+			}
+			if !named {
+				hosts = append(hosts, h)
+			}
+		}
+		if len(ports) == 0 {
+			ports[80] = true
+		}
+		if len(hosts) == 0 || !ports[port] {
+			continue
+		}
+		routes := httpRoutes(ctx, vs.Resource, port, "", false)
+		if len(routes) == 0 {
+			continue
+		}
+		for _, h := range hosts {
+			if taken[h] {
+				continue
+			}
+			taken[h] = true
+			out = append(out, &routev3.VirtualHost{Name: listenerName(h, port), Domains: []string{h}, Routes: routes})
+		}
+	}
+	return out
 }
 
 // envoyRouteConfig is an Envoy's route configuration of virtual hosts vhs (a
@@ -480,12 +541,16 @@ func unknownHostsVirtualHost(ctx *Context) *routev3.VirtualHost {
 // dialled. An Envoy's route configurations ignore the port instead.
 func domainsFor(ctx *Context, svc *registry.Service, port uint32, withPort bool) []string {
 	hosts := []string{svc.Hostname}
+	if !isIP(svc.Hostname) { // the absolute name too, as Istio's: reviews.default.svc.cluster.local.
+		hosts = append(hosts, svc.Hostname+".")
+	}
 	suffix := ".svc." + ctx.Snapshot.Domain
-	if base, ok := strings.CutSuffix(svc.Hostname, suffix); ok {
+	if base, ok := strings.CutSuffix(svc.Hostname, suffix); ok { // in istiod's order
 		name, ns, _ := strings.Cut(base, ".")
-		hosts = append(hosts, base, base+".svc")
 		if ns == ctx.Proxy.Namespace {
-			hosts = append(hosts, name)
+			hosts = append(hosts, name, base+".svc", base)
+		} else {
+			hosts = append(hosts, base, base+".svc")
 		}
 	}
 	if svc.Resolution == registry.ResolutionNone && svc.Selector != nil && !strings.HasPrefix(svc.Hostname, "*") {
@@ -494,9 +559,6 @@ func domainsFor(ctx *Context, svc *registry.Service, port uint32, withPort bool)
 		for _, h := range slices.Clone(hosts) {
 			hosts = append(hosts, "*."+h)
 		}
-	}
-	if !isIP(svc.Hostname) { // the absolute name too, as Istio's: reviews.default.svc.cluster.local.
-		hosts = slices.Insert(hosts, 1, svc.Hostname+".")
 	}
 	if !withPort {
 		return hosts

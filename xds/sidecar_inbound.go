@@ -220,7 +220,7 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 		prefix := port.httpStatPrefix()
 		cluster := port.cluster()
 		tcp := tcpTelemetry(ctx, classInbound, true, append(rbacNetworkFilters(ctx, p.Namespace, p.Labels),
-			namedTCPProxy(port.tcpStatPrefix(ctx), cluster, accessLogsFor(ctx).server))...)
+			tcpStack(port.servicePort, namedTCPProxy(port.tcpStatPrefix(ctx), cluster, accessLogsFor(ctx).server))...)...)
 		app, alpn := tcp, alpnServerTCP // what the port's protocol gets, TLS terminated or plaintext
 		if port.http {
 			app, alpn = withInboundMX(ctx, inboundHTTP(ctx, port.number, cluster, prefix)), alpnServerHTTP

@@ -13,6 +13,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	httpinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/http_inspector/v3"
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
+	mongov3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/mongo_proxy/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -34,7 +35,7 @@ func (l *tcpListener) addSubnet(ctx *Context, svc *registry.Service, port regist
 	if isTLS(port) {
 		names = []string{svc.Hostname}
 	}
-	l.chain(names, []string{subnet}, serviceTCPProxy(ctx, svc, port.Number, clusterName(svc.Hostname, port.Number, "")))
+	l.chain(names, []string{subnet}, tcpStack(port, serviceTCPProxy(ctx, svc, port.Number, clusterName(svc.Hostname, port.Number, ""))))
 }
 
 // tcpListener is an outbound listener at an address and port: the chains of the TCP
@@ -59,7 +60,7 @@ type tcpListener struct {
 	bindToPort bool                      // a port of its own (captureMode NONE), not handed connections
 	chains     []*listenerv3.FilterChain // by SNI and/or destination subnets (Envoy takes the most specific)
 	taken      map[string]bool           // the matches of chains, "name|subnets"
-	plain      *listenerv3.Filter        // for connections no chain takes
+	plain      []*listenerv3.Filter      // for connections no chain takes
 	// httpRoute, if set, is the route configuration of the plaintext HTTP the
 	// listener detects (a port of HTTP or of no given protocol).
 	httpRoute string
@@ -97,9 +98,9 @@ func (l *tcpListener) add(ctx *Context, svc *registry.Service, port registry.Por
 			return
 		}
 		if l.ip == "0.0.0.0" {
-			l.chain([]string{svc.Hostname}, nil, serviceTCPProxy(ctx, svc, port.Number, cluster))
+			l.chain([]string{svc.Hostname}, nil, tcpStack(port, serviceTCPProxy(ctx, svc, port.Number, cluster)))
 		} else if l.plain == nil {
-			l.plain = serviceTCPProxy(ctx, svc, port.Number, cluster)
+			l.plain = tcpStack(port, serviceTCPProxy(ctx, svc, port.Number, cluster))
 		}
 		return
 	}
@@ -108,7 +109,7 @@ func (l *tcpListener) add(ctx *Context, svc *registry.Service, port registry.Por
 	}
 	l.addTCPRoutes(ctx, vs, port)
 	if l.plain == nil {
-		l.plain = serviceTCPProxy(ctx, svc, port.Number, cluster)
+		l.plain = tcpStack(port, serviceTCPProxy(ctx, svc, port.Number, cluster))
 	}
 }
 
@@ -125,7 +126,7 @@ func (l *tcpListener) addTCPRoutes(ctx *Context, vs *registry.HostRoutes, port r
 			continue
 		}
 		if len(r.Match) == 0 {
-			l.plain = tcpProxyTo(ctx, vs.Resource, r.Route, port)
+			l.plain = tcpStack(port, tcpProxyTo(ctx, vs.Resource, r.Route, port))
 			return
 		}
 		var subnets []string
@@ -134,13 +135,13 @@ func (l *tcpListener) addTCPRoutes(ctx *Context, vs *registry.HostRoutes, port r
 				continue
 			}
 			if len(m.DestinationSubnets) == 0 {
-				l.plain = tcpProxyTo(ctx, vs.Resource, r.Route, port)
+				l.plain = tcpStack(port, tcpProxyTo(ctx, vs.Resource, r.Route, port))
 				return
 			}
 			subnets = append(subnets, m.DestinationSubnets...)
 		}
 		if len(subnets) > 0 {
-			l.chain(nil, subnets, tcpProxyTo(ctx, vs.Resource, r.Route, port))
+			l.chain(nil, subnets, tcpStack(port, tcpProxyTo(ctx, vs.Resource, r.Route, port)))
 		}
 	}
 }
@@ -159,7 +160,7 @@ func (l *tcpListener) addTLSRoutes(ctx *Context, vs *registry.HostRoutes, port r
 		}
 		for _, m := range r.Match {
 			if meshMatchHolds(ctx.Proxy, port.Number, ns, m.Port, m.Gateways, m.SourceNamespace, m.SourceLabels) {
-				l.chain(sniNames(m.SniHosts), m.DestinationSubnets, tcpProxyTo(ctx, vs.Resource, r.Route, port))
+				l.chain(sniNames(m.SniHosts), m.DestinationSubnets, tcpStack(port, tcpProxyTo(ctx, vs.Resource, r.Route, port)))
 				matched = true
 			}
 		}
@@ -171,7 +172,7 @@ func (l *tcpListener) addTLSRoutes(ctx *Context, vs *registry.HostRoutes, port r
 // destination subnets (any if none), leaving out what an earlier chain matches
 // already (Envoy refuses two chains with the same match). A chain with neither would
 // take everything, which is the plain chain's place.
-func (l *tcpListener) chain(names, subnets []string, filter *listenerv3.Filter) {
+func (l *tcpListener) chain(names, subnets []string, filters []*listenerv3.Filter) {
 	if len(names) == 0 && len(subnets) == 0 {
 		return
 	}
@@ -194,7 +195,7 @@ func (l *tcpListener) chain(names, subnets []string, filter *listenerv3.Filter) 
 		m.ServerNames = fresh
 	}
 	name := strings.Join(slices.DeleteFunc(append(slices.Clone(fresh), subnets...), func(s string) bool { return s == "" }), ",")
-	l.chains = append(l.chains, &listenerv3.FilterChain{Name: name, FilterChainMatch: m, Filters: []*listenerv3.Filter{filter}})
+	l.chains = append(l.chains, &listenerv3.FilterChain{Name: name, FilterChainMatch: m, Filters: filters})
 }
 
 // cidrRanges turns destination subnets (addresses, or addresses with a prefix
@@ -210,7 +211,7 @@ func cidrRanges(subnets []string) []*corev3.CidrRange {
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
-		out = append(out, &corev3.CidrRange{AddressPrefix: p.Masked().Addr().String(), PrefixLen: wrapperspb.UInt32(uint32(p.Bits()))})
+		out = append(out, &corev3.CidrRange{AddressPrefix: p.Addr().String(), PrefixLen: wrapperspb.UInt32(uint32(p.Bits()))}) // as written, as istiod
 	}
 	return out
 }
@@ -218,9 +219,9 @@ func cidrRanges(subnets []string) []*corev3.CidrRange {
 func (l *tcpListener) build(ctx *Context) *listenerv3.Listener {
 	plain := l.plain
 	if plain == nil { // only SNI chains: anything else is an unknown destination
-		plain = tcpProxy(cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client)
+		plain = []*listenerv3.Filter{tcpProxy(cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client)}
 	}
-	lis := outboundListener(l.name, l.ip, l.port, tcpTelemetry(ctx, classOutbound, false, plain))
+	lis := outboundListener(l.name, l.ip, l.port, tcpTelemetry(ctx, classOutbound, false, plain...))
 	if l.bindToPort {
 		lis.BindToPort, lis.MaxConnectionsToAcceptPerSocketEvent = nil, acceptPerSocketEvent()
 	}
@@ -357,6 +358,23 @@ func tcpPolicy(ctx *Context, tp *tcpv3.TcpProxy, host, subset string) {
 // tcpProxy forwards a connection to cluster, its statistics under the cluster's name.
 func tcpProxy(cluster string, logs []*accesslogv3.AccessLog) *listenerv3.Filter {
 	return namedTCPProxy(cluster, cluster, logs)
+}
+
+// tcpStack is what forwards a connection on port: the TCP proxy tcp, after the
+// filter of the port's protocol where istiod puts one, Envoy's MongoDB proxy for
+// MONGO (its statistics under the TCP proxy's prefix); Redis and MySQL filters are
+// off in istiod by default and are not built.
+func tcpStack(port registry.Port, tcp *listenerv3.Filter) []*listenerv3.Filter {
+	if !strings.EqualFold(port.Protocol, "MONGO") {
+		return []*listenerv3.Filter{tcp}
+	}
+	var tp tcpv3.TcpProxy
+	if err := tcp.GetTypedConfig().UnmarshalTo(&tp); err != nil {
+		return []*listenerv3.Filter{tcp}
+	}
+	mongo := &listenerv3.Filter{Name: "envoy.filters.network.mongo_proxy",
+		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(&mongov3.MongoProxy{StatPrefix: tp.StatPrefix})}}
+	return []*listenerv3.Filter{mongo, tcp}
 }
 
 // namedTCPProxy forwards a connection to cluster, its statistics under stat.

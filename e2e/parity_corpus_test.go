@@ -1,0 +1,93 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/navarch/navarch/internal/peers"
+)
+
+// corpusDir is Istio's config test corpus, kept outside the repository (../shared).
+func corpusDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join("..", "..", "shared", "corpus", "istio-testdata")
+	if _, err := os.Stat(dir); err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("corpus not found at %s (it is in CI): %v", dir, err)
+		}
+		t.Fatalf("corpus not found at %s: %v", dir, err)
+	}
+	return dir
+}
+
+// corpusNamespace finds the namespaces a corpus file's resources name.
+var corpusNamespace = regexp.MustCompile(`(?m)^\s+namespace:\s*([a-z0-9-]+)\s*$`)
+
+// TestSameEnvoyConfigForTheCorpusAsIstiod applies each file of Istio's config test
+// corpus to istiod and to a navarch node and compares what an Envoy sidecar, an
+// ingress gateway and an egress gateway get, in namespace default and in each
+// namespace the file names: every listener's filter chains (gatewayChains), every
+// cluster field by field (clusterFields) and every route configuration the
+// listeners name, field by field (but for gatewayRouteFieldsNotCompared).
+func TestSameEnvoyConfigForTheCorpusAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	files, err := filepath.Glob(filepath.Join(corpusDir(t), "*.yaml"))
+	if err != nil || len(files) < 20 {
+		t.Fatalf("corpus: %d files, %v", len(files), err)
+	}
+	compared := 0
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			config, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			namespaces := []string{"default"}
+			for _, m := range corpusNamespace.FindAllStringSubmatch(string(config), -1) {
+				if !slices.Contains(namespaces, m[1]) {
+					namespaces = append(namespaces, m[1])
+				}
+			}
+			istiod, navarch := bothControlPlanes(t, bin, string(config))
+			for _, ns := range namespaces {
+				for _, p := range []struct{ kind, key, value string }{
+					{"sidecar", "app", "web"}, {"router", "istio", "ingressgateway"}, {"router", "istio", "egressgateway"},
+				} {
+					t.Run(ns+"/"+p.value, func(t *testing.T) {
+						id := p.kind + "~127.0.0.60~x-0." + ns + "~" + ns + ".svc.cluster.local"
+						md := map[string]any{"NAMESPACE": ns, "LABELS": map[string]any{p.key: p.value}}
+						want := envoyConfig(t, istiod, id, md)
+						got := envoyConfig(t, navarch, id, md)
+						eventually(t, 30*time.Second, "navarch's listeners and clusters", func() error {
+							if got = envoyConfig(t, navarch, id, md); len(got.listeners) < len(want.listeners) || len(got.clusters) < len(want.clusters) {
+								return fmt.Errorf("%d listeners and %d clusters, istiod has %d and %d", len(got.listeners), len(got.clusters), len(want.listeners), len(want.clusters))
+							}
+							return nil
+						})
+						wantChains, routes := gatewayChains(t, want.listeners)
+						gotChains, _ := gatewayChains(t, got.listeners)
+						compareNamed(t, wantChains, gotChains)
+						compareFields(t, clusterFields(t, want.clusters), clusterFields(t, got.clusters))
+						wantRoutes, gotRoutes := map[string]map[string]string{}, map[string]map[string]string{}
+						for _, name := range routes {
+							wantRoutes[name] = protoFields(t, envoyRoutes(t, istiod, id, md, name), gatewayRouteFieldsNotCompared, grpcTimeoutAsReplacement)
+							gotRoutes[name] = protoFields(t, envoyRoutes(t, navarch, id, md, name), gatewayRouteFieldsNotCompared, grpcTimeoutAsReplacement)
+						}
+						compareFields(t, wantRoutes, gotRoutes)
+						if len(want.listeners) > 0 {
+							compared++
+						}
+					})
+				}
+			}
+		})
+	}
+	if compared < 40 {
+		t.Errorf("istiod gave listeners to %d of the proxies compared; this test expects most of them to have some", compared)
+	}
+}
