@@ -548,9 +548,11 @@ func connectionManagers(t *testing.T, l *listenerv3.Listener, port uint32) []str
 // under each PeerAuthentication mode: for connections of each kind (plaintext; TLS
 // offering the mesh's ALPN as navarch's and Istio's sidecars do, HTTP's or none),
 // whether the sidecar terminates mTLS (asking a client certificate) or hands the
-// bytes to the application as they came, as Envoy picks a chain (inboundAction).
-// How the chains are cut (istiod passes unknown TLS to the application by a
-// catch-all chain, navarch by one of the port's) differs and is not compared.
+// bytes to the application as they came, as Envoy picks a chain (inboundAction);
+// then the chains themselves (gatewayChains), and the virtual inbound listener's
+// listener filters, field by field (a TLS inspector only for the ports some chain
+// tells TLS apart on, an HTTP inspector for those where some chain takes plaintext
+// HTTP).
 func TestSameEnvoyInboundChainsAsIstiod(t *testing.T) {
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
 	const web = `apiVersion: networking.istio.io/v1
@@ -598,6 +600,21 @@ spec:
 					t.Errorf("port %d:\n\tistiod:  %v\n\tnavarch: %v", port, want, got)
 				}
 			}
+			inbound := func(server string) map[string]string {
+				l := envoyConfig(t, server, id, md).listeners["virtualInbound"]
+				chains, _ := gatewayChains(t, map[string]*listenerv3.Listener{"virtualInbound": l})
+				var filters []string
+				for _, f := range l.GetListenerFilters() {
+					b, err := protojson.Marshal(f)
+					if err != nil {
+						t.Fatal(err)
+					}
+					filters = append(filters, string(b))
+				}
+				chains["listener filters"] = fmt.Sprint(filters)
+				return chains
+			}
+			compareNamed(t, inbound(istiod), inbound(navarch))
 		})
 	}
 }

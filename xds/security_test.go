@@ -139,7 +139,7 @@ metadata: {name: default, namespace: shop}
 spec: {mtls: {mode: DISABLE}}
 `, map[string]string{"app": "other"}, map[uint32][]string{
 			15006: {"virtualInbound-blackhole"},
-			0:     {"virtualInbound|http|plaintext", "virtualInbound|plaintext", "virtualInbound|tls"},
+			0:     {"virtualInbound|http|plaintext", "virtualInbound|plaintext"}, // no TLS inspector: all of it raw_buffer
 		}},
 	}
 	for _, tt := range tests {

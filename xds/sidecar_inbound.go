@@ -3,8 +3,10 @@ package xds
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -213,7 +215,6 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 		FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(virtualInboundPort)},
 		Filters:          tcpTelemetry(ctx, classInbound, true, tcpProxy(blackHoleCluster, nil)),
 	}}
-	var declared []uint32 // ports of a protocol: the HTTP inspector leaves them alone
 	for _, port := range inboundPorts(ctx) {
 		mode := peerAuthMode(ctx.Snapshot, ctx.RootNamespace, p.Namespace, p.Labels, port.number)
 		name := "inbound|" + strconv.FormatUint(uint64(port.number), 10)
@@ -241,9 +242,6 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 		}
 		if port.bind == "" {
 			chains = append(chains, portChains...)
-			if !port.sniffed || port.tls != nil {
-				declared = append(declared, port.number)
-			}
 			continue
 		}
 		name = port.bind + "_" + strconv.FormatUint(uint64(port.number), 10)
@@ -272,17 +270,68 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 	virtual = &listenerv3.Listener{
 		Name:    virtualInbound,
 		Address: socketAddress("0.0.0.0", virtualInboundPort),
-		ListenerFilters: []*listenerv3.ListenerFilter{
+		ListenerFilters: append([]*listenerv3.ListenerFilter{
 			{Name: "envoy.filters.listener.original_dst", ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&originaldstv3.OriginalDst{})}},
-			tlsInspector(),
-		},
+		}, inboundInspectors(chains)...),
+		// The inspectors wait as long as the client takes, unless the mesh config's
+		// protocolDetectionTimeout says otherwise, as in Istio.
+		ListenerFiltersTimeout:               cmp.Or(ctx.Mesh.GetProtocolDetectionTimeout(), durationpb.New(0)),
+		ContinueOnListenerFiltersTimeout:     true,
 		FilterChains:                         chains,
 		AccessLog:                            accessLogsFor(ctx).serverListener,
 		TrafficDirection:                     corev3.TrafficDirection_INBOUND,
 		MaxConnectionsToAcceptPerSocketEvent: acceptPerSocketEvent(),
 	}
-	detectHTTP(ctx, virtual, declared...)
 	return virtual, bound
+}
+
+// inboundInspectors are the virtual inbound listener's inspectors, as istiod derives
+// them from its chains: the TLS inspector if some chain matches TLS, on the ports
+// whose chains do (port 0: those of no port, which decide whether the rest are in
+// or out); the HTTP inspector, after it, if some chain matches plaintext HTTP's
+// ALPN, off on every port none of whose chains does. Without the TLS inspector
+// every connection is raw_buffer to the chains.
+func inboundInspectors(chains []*listenerv3.FilterChain) []*listenerv3.ListenerFilter {
+	type needs struct{ tls, http bool }
+	byPort := map[uint32]needs{}
+	for _, c := range chains {
+		m := c.GetFilterChainMatch()
+		port := m.GetDestinationPort().GetValue()
+		n := byPort[port]
+		n.tls = n.tls || m.GetTransportProtocol() == "tls"
+		n.http = n.http || slices.ContainsFunc(m.GetApplicationProtocols(), func(p string) bool { return p == "http/1.1" || p == "h2c" })
+		byPort[port] = n
+	}
+	ports := slices.Sorted(maps.Keys(byPort))
+	where := func(keep func(port uint32, n needs) bool) []uint32 {
+		var out []uint32
+		for _, p := range ports {
+			if keep(p, byPort[p]) {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	var out []*listenerv3.ListenerFilter
+	if len(where(func(_ uint32, n needs) bool { return n.tls })) > 0 {
+		f := tlsInspector()
+		if byPort[0].tls {
+			if off := where(func(p uint32, n needs) bool { return p != 0 && !n.tls }); len(off) > 0 {
+				f.FilterDisabled = portsMatch(off)
+			}
+		} else if on := where(func(p uint32, n needs) bool { return p != 0 && n.tls }); len(on) > 0 {
+			f.FilterDisabled = &listenerv3.ListenerFilterChainMatchPredicate{Rule: &listenerv3.ListenerFilterChainMatchPredicate_NotMatch{NotMatch: portsMatch(on)}}
+		}
+		out = append(out, f)
+	}
+	if len(where(func(_ uint32, n needs) bool { return n.http })) > 0 {
+		f := httpInspector()
+		if off := where(func(_ uint32, n needs) bool { return !n.http }); len(off) > 0 {
+			f.FilterDisabled = portsMatch(off)
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 // What an inbound mTLS chain offers a client in ALPN, as istiod's: HTTP's versions,
@@ -299,7 +348,8 @@ var alpnMeshHTTP = []string{"istio-http/1.0", "istio-http/1.1", "istio-h2"}
 // sniffedInboundChains returns the filter chains of a port of no given protocol (0:
 // the passthrough chains, for every port without chains of their own) under mode, as
 // Istio's: http for HTTP (detected in plaintext, or named by the mTLS ALPN), tcp for
-// the rest; under DISABLE, TLS is passed to the application too.
+// the rest; under DISABLE, plaintext only (TLS is what a listener without a TLS
+// inspector takes for plaintext too, or falls to the catch-all chains).
 func sniffedInboundChains(ctx *Context, mode mtlsMode, name string, port uint32, http, tcp []*listenerv3.Filter) []*listenerv3.FilterChain {
 	chain := func(suffix, transport string, alpn []string, filters []*listenerv3.Filter, ts *corev3.TransportSocket) *listenerv3.FilterChain {
 		m := &listenerv3.FilterChainMatch{TransportProtocol: transport, ApplicationProtocols: alpn}
@@ -317,7 +367,7 @@ func sniffedInboundChains(ctx *Context, mode mtlsMode, name string, port uint32,
 	case mtlsStrict:
 		return []*listenerv3.FilterChain{httpMTLS, chain("|mtls", "tls", nil, tcp, tcpMTLS)}
 	case mtlsDisable:
-		return []*listenerv3.FilterChain{httpPlain, tcpPlain, tcpPassed}
+		return []*listenerv3.FilterChain{httpPlain, tcpPlain}
 	}
 	return []*listenerv3.FilterChain{httpMTLS, chain("|mtls", "tls", alpnMesh, tcp, tcpMTLS), tcpPassed, httpPlain, tcpPlain}
 }
@@ -336,7 +386,7 @@ func inboundChains(ctx *Context, mode mtlsMode, name string, port uint32, termin
 	case mtlsStrict:
 		return []*listenerv3.FilterChain{mtls(match("tls"))}
 	case mtlsDisable:
-		return []*listenerv3.FilterChain{{Name: name + "|plaintext", FilterChainMatch: match(""), Filters: plain}}
+		return []*listenerv3.FilterChain{{Name: name + "|plaintext", FilterChainMatch: match("raw_buffer"), Filters: plain}}
 	}
 	chains := []*listenerv3.FilterChain{mtls(match("tls", alpnMeshInbound...))}
 	if tlsPassed != nil {

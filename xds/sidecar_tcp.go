@@ -255,9 +255,11 @@ func (l *tcpListener) build(ctx *Context) *listenerv3.Listener {
 // detects, which a chain for it matches (HTTP/1.0 is left to TCP, as in Istio).
 var alpnPlaintextHTTP = []string{"http/1.1", "h2c"}
 
+// tlsInspector is Envoy's TLS inspector as istiod configures it: it reads the
+// ClientHello 512 bytes at a time at first (Envoy's default is 64 KiB).
 func tlsInspector() *listenerv3.ListenerFilter {
 	return &listenerv3.ListenerFilter{Name: "envoy.filters.listener.tls_inspector",
-		ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspectorv3.TlsInspector{})}}
+		ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspectorv3.TlsInspector{InitialReadBufferSize: wrapperspb.UInt32(512)})}}
 }
 
 // detectHTTP adds Envoy's http_inspector to a listener (after any TLS inspector,
@@ -267,24 +269,32 @@ func tlsInspector() *listenerv3.ListenerFilter {
 // config's protocolDetectionTimeout bounds the wait (Istio's default, 0, waits as
 // long as the connection does).
 func detectHTTP(ctx *Context, l *listenerv3.Listener, except ...uint32) {
-	f := &listenerv3.ListenerFilter{Name: "envoy.filters.listener.http_inspector",
-		ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&httpinspectorv3.HttpInspector{})}}
-	var rules []*listenerv3.ListenerFilterChainMatchPredicate
-	for _, p := range except {
-		rules = append(rules, &listenerv3.ListenerFilterChainMatchPredicate{Rule: &listenerv3.ListenerFilterChainMatchPredicate_DestinationPortRange{
-			DestinationPortRange: &typev3.Int32Range{Start: int32(p), End: int32(p) + 1}}})
-	}
-	switch len(rules) {
-	case 0:
-	case 1:
-		f.FilterDisabled = rules[0]
-	default:
-		f.FilterDisabled = &listenerv3.ListenerFilterChainMatchPredicate{Rule: &listenerv3.ListenerFilterChainMatchPredicate_OrMatch{
-			OrMatch: &listenerv3.ListenerFilterChainMatchPredicate_MatchSet{Rules: rules}}}
+	f := httpInspector()
+	if len(except) > 0 {
+		f.FilterDisabled = portsMatch(except)
 	}
 	l.ListenerFilters = append(l.ListenerFilters, f)
 	l.ListenerFiltersTimeout = cmp.Or(ctx.Mesh.GetProtocolDetectionTimeout(), durationpb.New(0))
 	l.ContinueOnListenerFiltersTimeout = true
+}
+
+func httpInspector() *listenerv3.ListenerFilter {
+	return &listenerv3.ListenerFilter{Name: "envoy.filters.listener.http_inspector",
+		ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&httpinspectorv3.HttpInspector{})}}
+}
+
+// portsMatch is a listener filter predicate matching connections to any of ports.
+func portsMatch(ports []uint32) *listenerv3.ListenerFilterChainMatchPredicate {
+	var rules []*listenerv3.ListenerFilterChainMatchPredicate
+	for _, p := range ports {
+		rules = append(rules, &listenerv3.ListenerFilterChainMatchPredicate{Rule: &listenerv3.ListenerFilterChainMatchPredicate_DestinationPortRange{
+			DestinationPortRange: &typev3.Int32Range{Start: int32(p), End: int32(p) + 1}}})
+	}
+	if len(rules) == 1 {
+		return rules[0]
+	}
+	return &listenerv3.ListenerFilterChainMatchPredicate{Rule: &listenerv3.ListenerFilterChainMatchPredicate_OrMatch{
+		OrMatch: &listenerv3.ListenerFilterChainMatchPredicate_MatchSet{Rules: rules}}}
 }
 
 // isTLS reports whether a port carries TLS a client starts, so its SNI names the

@@ -194,10 +194,9 @@ func TestSidecarInboundDetectsHTTP(t *testing.T) {
 			"inbound|8080|http|mtls tls [istio-http/1.0 istio-http/1.1 istio-h2] mtls -> HTTP inbound|8080||",
 			"inbound|8080|mtls tls [] mtls -> inbound|8080||",
 		},
-		"DISABLE": {
+		"DISABLE": { // as istiod: no chain for TLS (nor a TLS inspector to tell it apart)
 			"inbound|8080|http|plaintext raw_buffer [http/1.1 h2c] -> HTTP inbound|8080||",
 			"inbound|8080|plaintext raw_buffer [] -> inbound|8080||",
-			"inbound|8080|tls tls [] -> inbound|8080||",
 		},
 	} {
 		t.Run(mode, func(t *testing.T) {
@@ -228,11 +227,21 @@ spec:
 				t.Errorf("port 8080's chains:\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
 			}
 			inspector := vin.ListenerFilters[len(vin.ListenerFilters)-1]
-			if inspector.Name != "envoy.filters.listener.http_inspector" {
+			if mode == "STRICT" {
+				// No chain takes plaintext HTTP: no inspector, as istiod.
+				if inspector.Name == "envoy.filters.listener.http_inspector" {
+					t.Error("an HTTP inspector under STRICT, where no chain takes plaintext")
+				}
+			} else if inspector.Name != "envoy.filters.listener.http_inspector" {
 				t.Fatalf("the last listener filter is %s, want the HTTP inspector", inspector.Name)
-			}
-			if r := inspector.GetFilterDisabled().GetDestinationPortRange(); r.GetStart() != 3306 || r.GetEnd() != 3307 {
-				t.Errorf("the HTTP inspector is disabled by %v, want for port 3306 only", inspector.GetFilterDisabled())
+			} else {
+				var off []int32
+				for _, r := range inspector.GetFilterDisabled().GetOrMatch().GetRules() {
+					off = append(off, r.GetDestinationPortRange().GetStart())
+				}
+				if !slices.Equal(off, []int32{3306, 15006}) {
+					t.Errorf("the HTTP inspector is disabled by %v, want for the TCP port 3306 and 15006 (whose chain drops everything) only", inspector.GetFilterDisabled())
+				}
 			}
 			var c clusterv3.Cluster
 			resourceOf(t, sets, ClusterType, inboundClusterName(8080), &c)
