@@ -12,28 +12,9 @@ import (
 	//lint:ignore SA1019 jsonpb needs v1 messages
 	protov1 "github.com/golang/protobuf/proto"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/navarch/navarch/internal/corpus"
 )
-
-// corpusDir holds Istio's own configuration test corpus, shared by the engineers of
-// navarch and not copied into the repository.
-var corpusDir = filepath.Join("..", "..", "shared", "corpus", "istio-testdata")
-
-// corpusFiles returns the corpus files. Without the corpus the test is skipped on a
-// workstation and fails in CI, where the corpus must be present.
-func corpusFiles(tb testing.TB) []string {
-	tb.Helper()
-	files, err := filepath.Glob(filepath.Join(corpusDir, "*.yaml"))
-	if err == nil && len(files) == 0 {
-		_, err = os.Stat(corpusDir)
-	}
-	if err != nil || len(files) == 0 {
-		if os.Getenv("CI") == "" {
-			tb.Skipf("Istio corpus not found at %s (%v); set CI to make this fatal", corpusDir, err)
-		}
-		tb.Fatalf("Istio corpus not found at %s: %v", corpusDir, err)
-	}
-	return files
-}
 
 // TestCorpusDecodes decodes and validates every file of Istio's config test corpus.
 // Every one of them must be accepted, as Istio accepts them.
@@ -50,7 +31,7 @@ func corpusFiles(tb testing.TB) []string {
 func TestCorpusDecodes(t *testing.T) {
 	// Kinds of documents in none.yaml that are Kubernetes', not mesh configuration.
 	wantSkipped := map[string]int{"none.yaml": 3}
-	for _, f := range corpusFiles(t) {
+	for _, f := range corpus.Files(t) {
 		name := filepath.Base(f)
 		t.Run(name, func(t *testing.T) {
 			data, err := os.ReadFile(f)
@@ -103,7 +84,7 @@ func roundTrip(t *testing.T, r *Resource) {
 // Istio uses (github.com/golang/protobuf/jsonpb, unknown fields ignored) and checks
 // that both decoders build the same message.
 func TestCorpusDecodesLikeIstio(t *testing.T) {
-	for _, f := range corpusFiles(t) {
+	for _, f := range corpus.Files(t) {
 		name := filepath.Base(f)
 		t.Run(name, func(t *testing.T) {
 			data, err := os.ReadFile(f)

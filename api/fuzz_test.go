@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/navarch/navarch/internal/corpus"
 )
 
 // FuzzDecode feeds arbitrary bytes to Decode and DecodeKeys, which must never
@@ -18,7 +20,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte(`{"apiVersion": "v1", "kind": "List", "items": [{"apiVersion": "networking.istio.io/v1", "kind": "Gateway"}]}`))
 	f.Add([]byte("---\n--- {a: [\n...\n"))
-	if files, err := filepath.Glob(filepath.Join(corpusDir, "*.yaml")); err == nil {
+	if files, err := filepath.Glob(filepath.Join(corpus.Dir, "*.yaml")); err == nil {
 		for _, name := range files {
 			if data, err := os.ReadFile(name); err == nil {
 				f.Add(data)

@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/navarch/navarch/internal/corpus"
 )
 
 // The oracle is Istio's own validation, run by istio-validate (e2e/peers/istio,
@@ -152,7 +154,7 @@ func judgeAll(docs map[string][]byte) <-chan map[string]navarchVerdict {
 // "<file>#<index>".
 func corpusDocuments(tb testing.TB) map[string][]byte {
 	tb.Helper()
-	return documentsOf(tb, corpusFiles(tb))
+	return documentsOf(tb, corpus.Files(tb))
 }
 
 // seedDocuments are the corpus's documents and navarch's own: the test inputs of

@@ -9,21 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/navarch/navarch/internal/corpus"
 	"github.com/navarch/navarch/internal/peers"
 )
-
-// corpusDir is Istio's config test corpus, kept outside the repository (../shared).
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "shared", "corpus", "istio-testdata")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("corpus not found at %s (it is in CI): %v", dir, err)
-		}
-		t.Fatalf("corpus not found at %s: %v", dir, err)
-	}
-	return dir
-}
 
 // corpusNamespace finds the namespaces a corpus file's resources name.
 var corpusNamespace = regexp.MustCompile(`(?m)^\s+namespace:\s*([a-z0-9-]+)\s*$`)
@@ -36,10 +24,7 @@ var corpusNamespace = regexp.MustCompile(`(?m)^\s+namespace:\s*([a-z0-9-]+)\s*$`
 // listeners name, field by field (but for gatewayRouteFieldsNotCompared).
 func TestSameEnvoyConfigForTheCorpusAsIstiod(t *testing.T) {
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
-	files, err := filepath.Glob(filepath.Join(corpusDir(t), "*.yaml"))
-	if err != nil || len(files) < 20 {
-		t.Fatalf("corpus: %d files, %v", len(files), err)
-	}
+	files := corpus.Files(t)
 	compared := 0
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {

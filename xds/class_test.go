@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/internal/corpus"
 	"github.com/navarch/navarch/registry"
 	"github.com/navarch/navarch/store"
 )
@@ -178,11 +179,7 @@ func TestClassProxyBuildsWhatTheProxyWould(t *testing.T) {
 	inputs := map[string]string{"every-selector": everySelectorInput, "sharing": sharingInput,
 		"selected-rules": selectedRulesInput, "networks": networksInput, "locality": localityInput,
 		"traffic-distribution": trafficDistributionInput, "envoyfilter": envoyFilterInput(t) + envoyFilterProxyMatch}
-	files, err := filepath.Glob(filepath.Join(corpusDir(t), "*.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
+	for _, f := range corpus.Files(t) {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)

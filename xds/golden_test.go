@@ -16,24 +16,12 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/internal/corpus"
 	"github.com/navarch/navarch/registry"
 	"github.com/navarch/navarch/store"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-// corpusDir is Istio's config test corpus, kept outside the repository (../shared).
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "shared", "corpus", "istio-testdata")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("corpus not found at %s (it is in CI): %v", dir, err)
-		}
-		t.Fatalf("corpus not found at %s: %v", dir, err)
-	}
-	return dir
-}
 
 // snapshotOf decodes YAML documents into a snapshot, as if applied to the store.
 func snapshotOf(t testing.TB, docs ...string) *registry.Snapshot {
@@ -171,12 +159,7 @@ func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
 // not), and compares the results with testdata/<file>.golden.yaml and
 // testdata/<file>.sidecar.golden.yaml.
 func TestTranslateCorpus(t *testing.T) {
-	dir := corpusDir(t)
-	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no corpus files in %s: %v", dir, err)
-	}
-	for _, f := range files {
+	for _, f := range corpus.Files(t) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			data, err := os.ReadFile(f)
 			if err != nil {

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/internal/corpus"
 	"github.com/navarch/navarch/registry"
 	"github.com/navarch/navarch/store"
 )
@@ -83,11 +84,7 @@ spec:
   host: ratings.shop.svc.cluster.local
   trafficPolicy: {outlierDetection: {consecutive5xxErrors: 3}}
 `}
-	files, err := filepath.Glob(filepath.Join(corpusDir(t), "*.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
+	for _, f := range corpus.Files(t) {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
