@@ -455,44 +455,15 @@ func (sidecarRoutes) Generate(ctx *Context) []named {
 // none; each answers to its host alone unless a virtual host before has it (taken).
 func nonServiceVirtualHosts(ctx *Context, port uint32, taken map[string]bool) []*routev3.VirtualHost {
 	var out []*routev3.VirtualHost
-	for _, vs := range ctx.Snapshot.VirtualServices(ctx.Proxy.Namespace) {
-		if !boundToMesh(vs.Resource.Spec.(*networking.VirtualService).Gateways) {
+	for _, a := range virtualServiceAliases(ctx) {
+		if !a.ports[port] {
 			continue
 		}
-		var hosts []string
-		ports := map[uint32]bool{}
-		for _, h := range vs.Hosts {
-			h = strings.ToLower(h)
-			named := false
-			for _, svc := range ctx.Services {
-				if !(svc.Hostname == h || strings.HasPrefix(h, "*") && registry.HostMatches(h, svc.Hostname)) {
-					continue
-				}
-				named = true
-				if svc.Hostname != h && virtualServiceFor(ctx, svc.Hostname) != vs {
-					continue // a more specific VirtualService has it
-				}
-				for _, p := range svc.Ports {
-					if op := ctx.outboundPort(p); isHTTP(op) || isSniffed(op) {
-						ports[p.Number] = true
-					}
-				}
-			}
-			if !named {
-				hosts = append(hosts, h)
-			}
-		}
-		if len(ports) == 0 {
-			ports[80] = true
-		}
-		if len(hosts) == 0 || !ports[port] {
-			continue
-		}
-		routes := httpRoutes(ctx, vs.Resource, port, "", false)
+		routes := httpRoutes(ctx, a.vs.Resource, port, "", false)
 		if len(routes) == 0 {
 			continue
 		}
-		for _, h := range hosts {
+		for _, h := range a.hosts {
 			if taken[h] {
 				continue
 			}
@@ -501,6 +472,71 @@ func nonServiceVirtualHosts(ctx *Context, port uint32, taken map[string]bool) []
 		}
 	}
 	return out
+}
+
+// vsAliases is a VirtualService's hosts that name no service the proxy sees, and
+// the ports their virtual hosts go on (nonServiceVirtualHosts).
+type vsAliases struct {
+	vs    *registry.HostRoutes
+	hosts []string
+	ports map[uint32]bool
+}
+
+// virtualServiceAliases returns, once per build, the vsAliases of every
+// VirtualService bound to the mesh that has such hosts, oldest first.
+func virtualServiceAliases(ctx *Context) []vsAliases {
+	return derived(ctx, "vs-aliases", func() []vsAliases {
+		byHost := make(map[string]*registry.Service, len(ctx.Services))
+		for _, svc := range ctx.Services {
+			byHost[svc.Hostname] = svc
+		}
+		var out []vsAliases
+		for _, vs := range ctx.Snapshot.VirtualServices(ctx.Proxy.Namespace) {
+			if !boundToMesh(vs.Resource.Spec.(*networking.VirtualService).Gateways) {
+				continue
+			}
+			a := vsAliases{vs: vs, ports: map[uint32]bool{}}
+			httpPorts := func(svc *registry.Service) {
+				for _, p := range svc.Ports {
+					if op := ctx.outboundPort(p); isHTTP(op) || isSniffed(op) {
+						a.ports[p.Number] = true
+					}
+				}
+			}
+			for _, h := range vs.Hosts {
+				h = strings.ToLower(h)
+				if !strings.HasPrefix(h, "*") {
+					if svc := byHost[h]; svc != nil {
+						httpPorts(svc)
+					} else {
+						a.hosts = append(a.hosts, h)
+					}
+					continue
+				}
+				named := false
+				for _, svc := range ctx.Services {
+					if !registry.HostMatches(h, svc.Hostname) {
+						continue
+					}
+					named = true
+					if virtualServiceFor(ctx, svc.Hostname) == vs { // not a more specific one's
+						httpPorts(svc)
+					}
+				}
+				if !named {
+					a.hosts = append(a.hosts, h)
+				}
+			}
+			if len(a.hosts) == 0 {
+				continue
+			}
+			if len(a.ports) == 0 {
+				a.ports[80] = true
+			}
+			out = append(out, a)
+		}
+		return out
+	})
 }
 
 // envoyRouteConfig is an Envoy's route configuration of virtual hosts vhs (a
