@@ -456,7 +456,14 @@ func TestSameNetworkFiltersAsIstiod(t *testing.T) {
 		}
 		return out
 	}
-	want, got := describe(istiod), describe(navarch)
+	want := describe(istiod)
+	var got map[string]string
+	eventually(t, 30*time.Second, "navarch's network filters", func() error {
+		if got = describe(navarch); len(got) < len(want) {
+			return fmt.Errorf("%d entries, istiod has %d", len(got), len(want))
+		}
+		return nil
+	})
 	compareNamed(t, want, got)
 	for _, where := range []string{"web virtualInbound 127.0.0.66:8083 bytes", "client 0.0.0.0_8083 127.0.0.66:8083 bytes"} {
 		if !strings.Contains(want[where], "istio.stats") {
