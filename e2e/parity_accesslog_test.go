@@ -5,7 +5,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
@@ -161,15 +160,7 @@ spec:
 				}
 				return out
 			}
-			want := describe(istiod)
-			var got map[string]string
-			eventually(t, 30*time.Second, "navarch's access logs", func() error {
-				if got = describe(navarch); len(got) < len(want) {
-					return fmt.Errorf("%d entries, istiod has %d", len(got), len(want))
-				}
-				return nil
-			})
-			compareNamed(t, want, got)
+			want := compareDescribed(t, "access logs", istiod, navarch, describe)
 			logged := 0
 			for k, v := range want {
 				if strings.HasSuffix(k, "tcp_proxy") || strings.HasSuffix(k, "http_connection_manager") {

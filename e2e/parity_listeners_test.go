@@ -268,15 +268,7 @@ spec:
 		maps.Copy(out, clusterSummaries(c.clusters))
 		return out
 	}
-	want := describe(istiod)
-	var got map[string]string
-	eventually(t, 30*time.Second, "navarch's VM sidecar configuration", func() error {
-		if got = describe(navarch); len(got) < len(want) {
-			return fmt.Errorf("%d listeners, connection managers and clusters, istiod %d", len(got), len(want))
-		}
-		return nil
-	})
-	compareNamed(t, want, got)
+	want := compareDescribed(t, "VM sidecar configuration", istiod, navarch, describe)
 	// The HTTP proxy ports (the Sidecar's HTTP_PROXY egress listener, the proxy's
 	// HTTP_PROXY_PORT): besides the listeners, compared above, the route
 	// configuration each routes by and its virtual hosts, a service port each.
@@ -311,6 +303,23 @@ spec:
 	if _, ok := want["127.0.0.1_9080"]; !ok {
 		t.Errorf("istiod bound no egress listener on 127.0.0.1:9080, which this test expects: %v", slices.Sorted(maps.Keys(want)))
 	}
+}
+
+// compareDescribed compares what describe makes of istiod's configuration and of
+// navarch's (compareNamed), once navarch's has as many entries as istiod's: the node
+// builds what was applied a moment after the apply returns. It returns istiod's.
+func compareDescribed(t *testing.T, what, istiod, navarch string, describe func(server string) map[string]string) map[string]string {
+	t.Helper()
+	want := describe(istiod)
+	var got map[string]string
+	eventually(t, 30*time.Second, "navarch's "+what, func() error {
+		if got = describe(navarch); len(got) < len(want) {
+			return fmt.Errorf("%d entries, istiod's has %d", len(got), len(want))
+		}
+		return nil
+	})
+	compareNamed(t, want, got)
+	return want
 }
 
 // compareNamed reports every name whose description differs between want (istiod's)
@@ -456,15 +465,7 @@ func TestSameNetworkFiltersAsIstiod(t *testing.T) {
 		}
 		return out
 	}
-	want := describe(istiod)
-	var got map[string]string
-	eventually(t, 30*time.Second, "navarch's network filters", func() error {
-		if got = describe(navarch); len(got) < len(want) {
-			return fmt.Errorf("%d entries, istiod has %d", len(got), len(want))
-		}
-		return nil
-	})
-	compareNamed(t, want, got)
+	want := compareDescribed(t, "network filters", istiod, navarch, describe)
 	for _, where := range []string{"web virtualInbound 127.0.0.66:8083 bytes", "client 0.0.0.0_8083 127.0.0.66:8083 bytes"} {
 		if !strings.Contains(want[where], "istio.stats") {
 			t.Errorf("%s: istiod's network filters %q count no metrics, which this test expects", where, want[where])

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	rbacconfigv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
@@ -161,15 +160,7 @@ func TestSameAuthorizationFiltersAsIstiod(t *testing.T) {
 		}
 		return out
 	}
-	want := describe(istiod)
-	var got map[string]string
-	eventually(t, 30*time.Second, "navarch's authorization filters", func() error {
-		if got = describe(navarch); len(got) < len(want) {
-			return fmt.Errorf("%d filters and rule sets, istiod has %d", len(got), len(want))
-		}
-		return nil
-	})
-	compareNamed(t, want, got)
+	want := compareDescribed(t, "authorization filters", istiod, navarch, describe)
 	for _, where := range []string{fmt.Sprintf("8081 %v http[3] shadow", probe{http: "http/1.1"}), fmt.Sprintf("8083 %v [2] rules", probe{})} {
 		if want[where] == "" {
 			t.Errorf("istiod's %s: none, where this test expects RBAC rules", where)
