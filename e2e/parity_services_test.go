@@ -10,14 +10,16 @@ import (
 	"github.com/navarch/navarch/internal/peers"
 )
 
-// sameHostParity defines hosts in several ServiceEntries: api.example.com by two of
+// sameHostParity defines hosts in several ServiceEntries, each older than the next
+// (their creation times say so, which istiod-xds takes as given: without them all
+// would be as old, and istiod would order them at random): api.example.com by two of
 // namespace default (the second adding a port and an endpoint) and one of
 // namespace other; db.example.com by two of default that resolve differently (their
 // ports stay apart); cache.example.com by two DNS_ROUND_ROBIN ones of default on
 // one port.
 const sameHostParity = `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
-metadata: {name: api-a, namespace: default}
+metadata: {name: api-a, namespace: default, creationTimestamp: "2026-01-01T00:00:01Z"}
 spec:
   hosts: [api.example.com]
   location: MESH_EXTERNAL
@@ -27,7 +29,7 @@ spec:
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
-metadata: {name: api-b, namespace: default}
+metadata: {name: api-b, namespace: default, creationTimestamp: "2026-01-01T00:00:02Z"}
 spec:
   hosts: [api.example.com]
   location: MESH_EXTERNAL
@@ -37,7 +39,7 @@ spec:
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
-metadata: {name: api-c, namespace: other}
+metadata: {name: api-c, namespace: other, creationTimestamp: "2026-01-01T00:00:03Z"}
 spec:
   hosts: [api.example.com]
   location: MESH_EXTERNAL
@@ -47,7 +49,7 @@ spec:
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
-metadata: {name: db-a, namespace: default}
+metadata: {name: db-a, namespace: default, creationTimestamp: "2026-01-01T00:00:04Z"}
 spec:
   hosts: [db.example.com]
   location: MESH_EXTERNAL
@@ -57,7 +59,7 @@ spec:
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
-metadata: {name: db-b, namespace: default}
+metadata: {name: db-b, namespace: default, creationTimestamp: "2026-01-01T00:00:05Z"}
 spec:
   hosts: [db.example.com]
   location: MESH_EXTERNAL
@@ -67,7 +69,7 @@ spec:
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
-metadata: {name: cache-a, namespace: default}
+metadata: {name: cache-a, namespace: default, creationTimestamp: "2026-01-01T00:00:06Z"}
 spec:
   hosts: [cache.example.com]
   location: MESH_EXTERNAL
@@ -77,7 +79,7 @@ spec:
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
-metadata: {name: cache-b, namespace: default}
+metadata: {name: cache-b, namespace: default, creationTimestamp: "2026-01-01T00:00:07Z"}
 spec:
   hosts: [cache.example.com]
   location: MESH_EXTERNAL
