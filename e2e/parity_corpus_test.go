@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+
 	"github.com/navarch/navarch/internal/corpus"
 	"github.com/navarch/navarch/internal/peers"
 )
@@ -20,8 +22,9 @@ var corpusNamespace = regexp.MustCompile(`(?m)^\s+namespace:\s*([a-z0-9-]+)\s*$`
 // corpus to istiod and to a navarch node and compares what an Envoy sidecar, an
 // ingress gateway and an egress gateway get, in namespace default and in each
 // namespace the file names: every listener's filter chains (gatewayChains), every
-// cluster field by field (clusterFields) and every route configuration the
-// listeners name, field by field (but for gatewayRouteFieldsNotCompared).
+// cluster field by field (clusterFields), the endpoints of every EDS cluster
+// field by field (endpointFields), and every route configuration the listeners
+// name, field by field (but for gatewayRouteFieldsNotCompared).
 func TestSameEnvoyConfigForTheCorpusAsIstiod(t *testing.T) {
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
 	files := corpus.Files(t)
@@ -58,6 +61,16 @@ func TestSameEnvoyConfigForTheCorpusAsIstiod(t *testing.T) {
 						gotChains, _ := gatewayChains(t, got.listeners)
 						compareNamed(t, wantChains, gotChains)
 						compareFields(t, clusterFields(t, want.clusters), clusterFields(t, got.clusters))
+						var eds []string
+						for name, c := range want.clusters {
+							if c.GetType() == clusterv3.Cluster_EDS {
+								eds = append(eds, name)
+							}
+						}
+						if len(eds) > 0 {
+							slices.Sort(eds)
+							compareFields(t, endpointFields(t, istiod, id, md, nil, eds), endpointFields(t, navarch, id, md, nil, eds))
+						}
 						wantRoutes, gotRoutes := map[string]map[string]string{}, map[string]map[string]string{}
 						for _, name := range routes {
 							wantRoutes[name] = protoFields(t, envoyRoutes(t, istiod, id, md, name), gatewayRouteFieldsNotCompared, grpcTimeoutAsReplacement)

@@ -284,6 +284,51 @@ spec:
 	}
 }
 
+// TestUnixSocketEndpoints: a STATIC ServiceEntry's unix domain socket endpoint is
+// an Envoy's pipe endpoint, beside its IP endpoints; grpc-go, whose EDS takes IPs
+// only, gets the IP endpoints alone.
+func TestUnixSocketEndpoints(t *testing.T) {
+	snap := snapshotOf(t, `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: local, namespace: shop}
+spec:
+  hosts: [local.example.com]
+  location: MESH_EXTERNAL
+  ports: [{number: 8001, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: unix:///var/run/example/socket}, {address: 10.0.0.7}]
+`)
+	grpcSets, err := grpcProfile().build(newContext(snap, grpcProxy("shop", nil), "cluster.local", "istio-system"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for who, tc := range map[string]struct {
+		sets map[string]*TypeSet
+		want []string
+	}{
+		"envoy": {envoySidecar(t, snap, "shop", nil), []string{"pipe /var/run/example/socket", "10.0.0.7:8001"}},
+		"grpc":  {grpcSets, []string{"10.0.0.7:8001"}},
+	} {
+		var cla endpointv3.ClusterLoadAssignment
+		resourceOf(t, tc.sets, EndpointType, "outbound|8001||local.example.com", &cla)
+		var got []string
+		for _, l := range cla.GetEndpoints() {
+			for _, e := range l.GetLbEndpoints() {
+				a := e.GetEndpoint().GetAddress()
+				if p := a.GetPipe(); p != nil {
+					got = append(got, "pipe "+p.GetPath())
+				} else {
+					got = append(got, fmt.Sprintf("%s:%d", a.GetSocketAddress().GetAddress(), a.GetSocketAddress().GetPortValue()))
+				}
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: endpoints %q, want %q", who, got, tc.want)
+		}
+	}
+}
+
 // TestEnvoyHealthAndLocality: an Envoy sidecar's clusters have no panic mode, so
 // that the unhealthy endpoints navarch lists are never routed to, unless outlier
 // detection's minHealthPercent sets a threshold, and then those endpoints are left

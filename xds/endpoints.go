@@ -98,7 +98,7 @@ func (g endpoints) Generate(ctx *Context) []named {
 					if clusterOnly {
 						wls = inCluster(wls, ctx.Proxy.ClusterID)
 					}
-					nw := networks{from: ctx.Proxy.Network, snap: ctx.Snapshot}
+					nw := networks{from: ctx.Proxy.Network, snap: ctx.Snapshot, pipes: g.envoy}
 					if g.envoy {
 						nw.mtls = func(w *registry.Workload) bool { return endpointMTLS(ctx, tp, w, port) }
 						nw.meta = envoyGatewayMetadata(ctx)
@@ -207,6 +207,9 @@ type networks struct {
 	// gateway's endpoint.
 	mtls func(*registry.Workload) bool
 	meta func(registry.Gateway) *corev3.Metadata
+	// pipes, set for Envoy, says the proxy reaches a workload at a unix domain
+	// socket ("unix:///path", on its own host); grpc-go's EDS takes IPs only.
+	pipes bool
 }
 
 // loadAssignment groups the workloads a proxy reaches by locality and, when
@@ -261,10 +264,16 @@ func loadAssignment(name string, port registry.Port, wls []*registry.Workload, n
 	}
 	viaGateway := map[string]map[registry.Gateway]uint32{} // by locality
 	for _, w := range wls {
-		if !isIP(w.Address) {
-			continue // unix sockets and host names are not reachable through EDS by gRPC
-		}
 		weight := uint32(min(uint64(max(w.Weight, 1))*uint64(scale), math.MaxUint32))
+		if strings.HasPrefix(w.Address, unixPrefix) {
+			if nw.pipes { // on the proxy's host, whatever its network
+				add(w, w.Locality, w.Network, w.Node, w.Labels, w.Address, 0, weight, w.Healthy)
+			}
+			continue
+		}
+		if !isIP(w.Address) {
+			continue // a host name is not an EDS endpoint
+		}
 		var gws []registry.Gateway
 		if nw.snap != nil && w.Network != "" {
 			cluster, _ := registry.KubernetesCluster(w.Source)
@@ -332,11 +341,20 @@ func lbEndpoint(addr string, port, weight uint32, healthy bool) *endpointv3.LbEn
 	}
 	return &endpointv3.LbEndpoint{
 		HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
-			Address: socketAddress(addr, port),
+			Address: envoyAddress(addr, port),
 		}},
 		HealthStatus:        status,
 		LoadBalancingWeight: wrapperspb.UInt32(weight),
 	}
+}
+
+// envoyAddress is addr at port, or the pipe of a unix domain socket
+// ("unix:///path"), which has no port.
+func envoyAddress(addr string, port uint32) *corev3.Address {
+	if path, ok := strings.CutPrefix(addr, unixPrefix); ok {
+		return &corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: path}}}
+	}
+	return socketAddress(addr, port)
 }
 
 func socketAddress(addr string, port uint32) *corev3.Address {
@@ -382,6 +400,6 @@ func selfDiscoveryCluster(ctx *Context) named {
 		return named{name: selfDiscoveryClusterName, msg: &endpointv3.ClusterLoadAssignment{ClusterName: selfDiscoveryClusterName}}
 	}
 	port := own.Ports[0]
-	cla := loadAssignment(selfDiscoveryClusterName, port, subsetWorkloads(ctx, own, port, ""), networks{from: ctx.Proxy.Network}, nil, envoyEndpointMetadata(ctx, nil, port))
+	cla := loadAssignment(selfDiscoveryClusterName, port, subsetWorkloads(ctx, own, port, ""), networks{from: ctx.Proxy.Network, pipes: true}, nil, envoyEndpointMetadata(ctx, nil, port))
 	return named{name: selfDiscoveryClusterName, msg: cla}
 }

@@ -144,12 +144,7 @@ func (l gatewayListener) routeSuffix() string {
 	return "." + l.bind
 }
 
-func (l gatewayListener) address() *corev3.Address {
-	if path, ok := strings.CutPrefix(l.bind, unixPrefix); ok {
-		return &corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: path}}}
-	}
-	return socketAddress(l.bind, l.port)
-}
+func (l gatewayListener) address() *corev3.Address { return envoyAddress(l.bind, l.port) }
 
 const (
 	anyAddress = "0.0.0.0"

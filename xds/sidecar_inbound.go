@@ -570,8 +570,8 @@ func inboundCluster(ctx *Context, port inboundPort) *clusterv3.Cluster {
 		return originalDstCluster(ctx, name)
 	}
 	var addr *corev3.Address
-	if path, ok := strings.CutPrefix(port.endpoint, "unix://"); ok {
-		addr = &corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: path}}}
+	if strings.HasPrefix(port.endpoint, unixPrefix) {
+		addr = envoyAddress(port.endpoint, 0)
 	} else {
 		host, portText, _ := net.SplitHostPort(port.endpoint) // checked by api
 		n, _ := strconv.ParseUint(portText, 10, 32)
