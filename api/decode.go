@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	meshconfig "istio.io/api/mesh/v1alpha1"
 )
 
 // Skipped is a document Decode read but did not turn into a Resource because it is not
@@ -200,6 +202,9 @@ func (d *decoder) resource(p *problems, k *Kind, obj map[string]any) *Resource {
 	r.Spec = k.NewSpec()
 	before := p.count()
 	decodeSpec("spec", obj["spec"], r.Spec.ProtoReflect(), p)
+	if m, ok := r.Spec.(*meshconfig.MeshConfig); ok {
+		meshBoolDefaults(obj["spec"], m)
+	}
 	if p.count() == before {
 		validateSpec(p, r)
 	}

@@ -32,7 +32,8 @@ import (
 //
 // Any other ConfigMap is skipped like every Kubernetes object. What is stored is
 // what the user wrote; Istio's defaults fill the fields it leaves out when the
-// configuration is translated (xds/mesh.go).
+// configuration is translated (xds/mesh.go), but for enableTracing, written in
+// when left out (meshBoolDefaults).
 
 // The name and namespace of the mesh config: those of Istio's ConfigMap.
 const (
@@ -123,6 +124,7 @@ func (d *decoder) meshConfigMap(loc location, obj map[string]any) {
 		if mesh != nil {
 			decodeSpec(path, mesh, r.Spec.ProtoReflect(), p)
 		}
+		meshBoolDefaults(mesh, r.Spec.(*meshconfig.MeshConfig))
 		if p.count() == before {
 			validateMeshConfig(p, path, r.Meta, r.Spec.(*meshconfig.MeshConfig))
 		}
@@ -132,6 +134,18 @@ func (d *decoder) meshConfigMap(loc location, obj map[string]any) {
 		return
 	}
 	d.resources = append(d.resources, r)
+}
+
+// meshBoolDefaults writes Istio's default into the plain booleans of the mesh config
+// that default to true, where the user's YAML (raw) leaves them out: a proto3 bool
+// cannot tell false from unset, so what is stored carries the value Istio would
+// take (istiod merges the user's fields onto its defaults the same way). The one
+// such field is enableTracing (Istio's legacy tracing, xds/tracing.go).
+func meshBoolDefaults(raw any, m *meshconfig.MeshConfig) {
+	obj, _ := raw.(map[string]any)
+	if _, set := obj["enableTracing"]; !set {
+		m.EnableTracing = true
+	}
 }
 
 // validateMeshConfig checks the mesh config as Istio's ValidateMeshConfig checks it

@@ -89,6 +89,42 @@ func TestDecodeTakesIstiosMeshConfigMap(t *testing.T) {
 	}
 }
 
+// TestMeshConfigTracingDefault: enableTracing, a plain bool whose Istio default is
+// true, is true when the mesh config leaves it out and false when it says so, in
+// either form, and stays so through what get prints and the store keeps.
+func TestMeshConfigTracingDefault(t *testing.T) {
+	for _, tc := range []struct {
+		name, doc string
+		want      bool
+	}{
+		{"left out", istioConfigMap("istio-system", "connectTimeout: 3s"), true},
+		{"left out, navarch's kind", "apiVersion: navarch.io/v1\nkind: MeshConfig\nmetadata: {name: istio, namespace: istio-system}\n", true},
+		{"false", istioConfigMap("istio-system", "enableTracing: false"), false},
+		{"false, navarch's kind", "apiVersion: navarch.io/v1\nkind: MeshConfig\nmetadata: {name: istio, namespace: istio-system}\nspec: {enableTracing: false}\n", false},
+		{"true", istioConfigMap("istio-system", "enableTracing: true"), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := mustDecode(t, tc.doc)
+			if got := r.Spec.(*meshconfig.MeshConfig).EnableTracing; got != tc.want {
+				t.Errorf("enableTracing %v, want %v", got, tc.want)
+			}
+			data, err := r.MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored, err := Unmarshal(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for what, back := range map[string]*Resource{"applied again": mustDecode(t, string(data)), "read from the store": stored} {
+				if got := back.Spec.(*meshconfig.MeshConfig).EnableTracing; got != tc.want {
+					t.Errorf("%s from %s: enableTracing %v, want %v", what, data, got, tc.want)
+				}
+			}
+		})
+	}
+}
+
 // TestMeshNetworksAreSaidToBeSkipped: the mesh is taken, and networks in the
 // ConfigMap's meshNetworks are reported as not read (Istio's empty default is not).
 func TestMeshNetworksAreSaidToBeSkipped(t *testing.T) {

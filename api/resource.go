@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	meshconfig "istio.io/api/mesh/v1alpha1"
 )
 
 // DefaultNamespace is the namespace of a resource that names none.
@@ -123,6 +124,19 @@ func (r *Resource) MarshalJSON() ([]byte, error) {
 	var compact json.RawMessage
 	if err := json.Unmarshal(spec, &compact); err != nil {
 		return nil, fmt.Errorf("encoding %s: %w", r, err)
+	}
+	if m, ok := r.Spec.(*meshconfig.MeshConfig); ok && !m.EnableTracing {
+		// protojson leaves a false bool out, which Decode would read as Istio's
+		// default, true (meshBoolDefaults): say it, so that what get prints
+		// applies back the same.
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(compact, &fields); err != nil {
+			return nil, fmt.Errorf("encoding %s: %w", r, err)
+		}
+		fields["enableTracing"] = json.RawMessage("false")
+		if compact, err = json.Marshal(fields); err != nil {
+			return nil, fmt.Errorf("encoding %s: %w", r, err)
+		}
 	}
 	return json.Marshal(document{APIVersion: r.Kind.APIVersion(), Kind: r.Kind.Name, Metadata: r.Meta, Spec: compact})
 }

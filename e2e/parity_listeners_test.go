@@ -66,7 +66,7 @@ spec:
 // and on each of its HTTP connection managers, field by field. Left out: the filter
 // chains (the other parity tests compare what they do), the connection managers'
 // HTTP filters, routes, stat prefixes (TestSameStatNamesAsIstiod compares those),
-// access logs and tracing (istiod's are istio-proxy's telemetry), and three fields istiod sets to Envoy's defaults
+// access logs (istiod's are istio-proxy's telemetry), and three fields istiod sets to Envoy's defaults
 // (request_id_extension UUID with trace sampling, use_remote_address false, empty
 // http_protocol_options).
 func TestSameEnvoyListenerSettingsAsIstiod(t *testing.T) {
@@ -134,7 +134,7 @@ func listenerSettings(t *testing.T, ls map[string]*listenerv3.Listener) map[stri
 				if f.GetTypedConfig().UnmarshalTo(&h) != nil {
 					continue
 				}
-				out[fmt.Sprintf("%s/hcm%d", name, n)] = js(&h, "httpFilters", "rds", "routeConfig", "statPrefix", "accessLog", "tracing",
+				out[fmt.Sprintf("%s/hcm%d", name, n)] = js(&h, "httpFilters", "rds", "routeConfig", "statPrefix", "accessLog",
 					"requestIdExtension", "useRemoteAddress", "httpProtocolOptions")
 				n++
 			}
@@ -692,12 +692,7 @@ spec:
   - randomSamplingPercentage: 25
 `
 	istiod, navarch := bothControlPlanes(t, bin, config)
-	for _, c := range []struct {
-		id, listener, ip string
-		labels           map[string]any
-		port             uint32
-		proxyConfig      map[string]any
-	}{
+	compareTracing(t, istiod, navarch, []tracingCase{
 		{"sidecar~127.0.0.70~client-0.default~default.svc.cluster.local", "0.0.0.0_8081", "10.1.2.3",
 			map[string]any{"app": "client", "service.istio.io/canonical-name": "client", "service.istio.io/canonical-revision": "v7"}, 8081, nil},
 		{"sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "virtualInbound", "127.0.0.66", map[string]any{"app": "web"}, 8081,
@@ -707,7 +702,68 @@ spec:
 				"ua":   map[string]any{"header": map[string]any{"name": "user-agent"}},
 			}}}},
 		{"router~127.0.0.90~ingress-0.default~default.svc.cluster.local", "0.0.0.0_80", "10.1.2.3", map[string]any{"istio": "ingressgateway"}, 80, nil},
-	} {
+	})
+}
+
+// TestSameLegacyTracingAsIstiod compares tracing where no provider is named, which
+// Envoy sends to its bootstrap's tracer: Istio's legacy tracing (no Telemetry
+// traces, the mesh config's enableTracing on by default) on a sidecar's outbound
+// and a gateway's connection managers, also under a ProxyConfig's sampling, span
+// tags, maxPathTagLength and enableIstioTags; and none on web's server side, which a
+// Telemetry samples without naming a provider (turning tracing off there, in
+// istiod), nor anywhere with enableTracing false.
+func TestSameLegacyTracingAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	config := strings.Replace(sniffParity, "MODE", "PERMISSIVE", 1) + listenerParity + `---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: web-traces, namespace: default}
+spec:
+  selector: {matchLabels: {app: web}}
+  tracing:
+  - match: {mode: SERVER}
+    randomSamplingPercentage: 30
+`
+	client := map[string]any{"app": "client", "service.istio.io/canonical-name": "client"}
+	cases := []tracingCase{
+		{"sidecar~127.0.0.70~client-0.default~default.svc.cluster.local", "0.0.0.0_8081", "10.1.2.3", client, 8081, nil},
+		{"sidecar~127.0.0.71~client-1.default~default.svc.cluster.local", "0.0.0.0_8081", "10.1.2.3", client, 8081,
+			map[string]any{"tracing": map[string]any{"sampling": 7, "maxPathTagLength": 99, "enableIstioTags": false, "customTags": map[string]any{
+				"zone": map[string]any{"literal": map[string]any{"value": "z1"}},
+			}}}},
+		{"sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "virtualInbound", "127.0.0.66", map[string]any{"app": "web"}, 8081, nil},
+		{"router~127.0.0.90~ingress-0.default~default.svc.cluster.local", "0.0.0.0_80", "10.1.2.3", map[string]any{"istio": "ingressgateway"}, 80, nil},
+	}
+	t.Run("enableTracing by default", func(t *testing.T) {
+		istiod, navarch := bothControlPlanes(t, bin, config)
+		if got := compareTracing(t, istiod, navarch, cases); got["bootstrap's"] != 3 || got["none"] != 1 {
+			t.Errorf("istiod traced %v: the comparison is not what this test means it to be", got)
+		}
+	})
+	t.Run("enableTracing false", func(t *testing.T) {
+		istiod, navarch := bothControlPlanes(t, bin, config+"---\n"+meshConfigMap(`{enableTracing: false}`))
+		if got := compareTracing(t, istiod, navarch, cases[:2]); got["none"] != 2 {
+			t.Errorf("istiod traced %v: the comparison is not what this test means it to be", got)
+		}
+	})
+}
+
+// tracingCase is a proxy (node id, labels, ProxyConfig) and the connection manager
+// of one of its listeners (by name, and the destination of a connection to it).
+type tracingCase struct {
+	id, listener, ip string
+	labels           map[string]any
+	port             uint32
+	proxyConfig      map[string]any
+}
+
+// compareTracing compares the tracing of each case's connection manager from
+// istiod and from navarch, field by field, and counts istiod's by whether it has a
+// provider ("provider", "bootstrap's" or "none").
+func compareTracing(t *testing.T, istiod, navarch string, cases []tracingCase) map[string]int {
+	t.Helper()
+	kinds := map[string]int{}
+	for _, c := range cases {
 		md := map[string]any{"NAMESPACE": "default", "LABELS": c.labels, "MESH_ID": "mesh1", "CLUSTER_ID": "Kubernetes"}
 		if c.proxyConfig != nil {
 			md["PROXY_CONFIG"] = c.proxyConfig
@@ -719,6 +775,16 @@ spec:
 			}
 			return protoFields(t, h.Tracing, regexp.MustCompile(`^$`), nil)
 		}
-		compareFields(t, map[string]map[string]string{c.listener: tracing(istiod)}, map[string]map[string]string{c.listener: tracing(navarch)})
+		want := tracing(istiod)
+		switch {
+		case want["tracing"] == "none":
+			kinds["none"]++
+		case want["provider.name"] == "":
+			kinds["bootstrap's"]++
+		default:
+			kinds["provider"]++
+		}
+		compareFields(t, map[string]map[string]string{c.id + " " + c.listener: want}, map[string]map[string]string{c.id + " " + c.listener: tracing(navarch)})
 	}
+	return kinds
 }

@@ -47,13 +47,17 @@ import (
 //   - accessLogFile, accessLogEncoding, accessLogFormat: the access log of a side
 //     of a proxy that no Telemetry and no default provider gives one;
 //     disableEnvoyListenerLog: no access logs on listeners (telemetry.go).
+//   - enableTracing: Istio's legacy tracing, where no Telemetry traces and no
+//     default provider is named (tracing.go; on).
 //
 // trustDomain is the CA's (navarch ca show): a mesh config naming another is
 // refused by navarch apply (node/http.go); the CA's is used. The other fields
-// (proxy defaults, legacy tracing, ...) are not translated.
+// (proxy defaults, ...) are not translated.
 
-// noMesh is the mesh config of a snapshot that has none: every field defaults.
-var noMesh = &meshconfig.MeshConfig{}
+// noMesh is the mesh config of a snapshot that has none: every field defaults
+// (enableTracing, a plain bool, is written as Istio's default; api.Decode writes
+// it into a mesh config that leaves it out).
+var noMesh = &meshconfig.MeshConfig{EnableTracing: true}
 
 // meshOf returns the snapshot's mesh config, never nil.
 func meshOf(snap *registry.Snapshot) *meshconfig.MeshConfig {

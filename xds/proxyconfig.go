@@ -23,8 +23,8 @@ import (
 // pod's proxy.istio.io/config annotation merged over it), else the mesh config's
 // defaultConfig, as istiod takes it. Of it navarch translates the headers its Envoys
 // add, keep or take out (proxyHeaders), a gateway's topology (numTrustedProxies,
-// forwardClientCertDetails, proxyProtocol) and the tracing sampling and custom tags;
-// the rest is istio-agent's.
+// forwardClientCertDetails, proxyProtocol) and of tracing the sampling, custom tags,
+// maxPathTagLength and enableIstioTags; the rest is istio-agent's.
 
 // parseProxyConfig reads the PROXY_CONFIG metadata v, keeping what navarch
 // translates; fields this build does not know are skipped, as a newer istio-agent
@@ -40,7 +40,8 @@ func parseProxyConfig(v *structpb.Value) (*meshconfig.ProxyConfig, error) {
 	}
 	kept := &meshconfig.ProxyConfig{ProxyHeaders: pc.ProxyHeaders, GatewayTopology: pc.GatewayTopology}
 	if pc.Tracing != nil {
-		kept.Tracing = &meshconfig.Tracing{Sampling: pc.Tracing.Sampling, CustomTags: pc.Tracing.CustomTags}
+		kept.Tracing = &meshconfig.Tracing{Sampling: pc.Tracing.Sampling, CustomTags: pc.Tracing.CustomTags,
+			MaxPathTagLength: pc.Tracing.MaxPathTagLength, EnableIstioTags: pc.Tracing.EnableIstioTags}
 	}
 	return kept, nil
 }

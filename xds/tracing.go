@@ -28,12 +28,12 @@ import (
 // sidecar's outbound listeners and a gateway's; SERVER: a sidecar's inbound chains),
 // naming the provider (the first it lists), disableSpanReporting,
 // randomSamplingPercentage and customTags, a later entry overriding an earlier one.
-// A side without a provider is not traced. Spans go to the provider's collector
-// service, which must be a service the proxy sees: zipkin (HTTP JSON v2, B3) and
-// opentelemetry (OTLP over gRPC, or over HTTP with http set) providers. Sampling is
-// the entry's percentage, else the mesh config's defaultConfig.tracing.sampling, else
-// Istio's default of 1%; gateways start a child span
-// for the upstream request, as Istio's do.
+// Spans go to the provider's collector service, which must be a service the proxy
+// sees: zipkin (HTTP JSON v2, B3) and opentelemetry (OTLP over gRPC, or over HTTP
+// with http set) providers. Sampling is the entry's percentage, else the mesh
+// config's defaultConfig.tracing.sampling, else Istio's default of 1%; gateways start
+// a child span for the upstream request, as Istio's do. A side without a provider
+// is not traced (as in istiod, whatever else the entries say).
 //
 // Spans carry Istio's own tags (istioSpanTags: the workload's canonical service and
 // revision, mesh, namespace and cluster, dry-run policies) besides the entry's
@@ -41,11 +41,16 @@ import (
 // they come from set classes apart.
 //
 // Where no Telemetry traces and the mesh config names no default tracing provider,
-// proxies get no tracing configuration: Istio's legacy tracing (the mesh's
-// enableTracing, with a tracer in Envoy's bootstrap) is not built. Other providers (datadog, skywalking,
-// lightstep, opencensus), and headers whose value comes from the environment
-// (envName, which would differ from node to node), are reported and left out.
-// Proxyless gRPC gets no tracing (nor does it in Istio).
+// Istio's legacy tracing applies while the mesh config's enableTracing is on (its
+// default): both sides traced with no provider in the connection manager, so that
+// Envoy sends its spans to the tracer of its bootstrap (istio-agent's: zipkin at
+// zipkin.istio-system:9411 unless its ProxyConfig says otherwise), or nowhere;
+// sampled at the ProxyConfig's defaultConfig.tracing.sampling (1%), with Istio's
+// tags unless its tracing.enableIstioTags is false, its customTags and its
+// maxPathTagLength. Other providers (datadog, skywalking, lightstep, opencensus),
+// and headers whose value comes from the environment (envName, which would differ
+// from node to node), are reported and that side is not traced. Proxyless gRPC gets
+// no tracing (nor does it in Istio).
 
 // Envoy's tracer names.
 const (
@@ -91,7 +96,13 @@ func tracingFor(ctx *Context) tracingSides {
 			}
 		}
 		if len(entries) == 0 && len(defaults) == 0 {
-			return tracingSides{}
+			if !ctx.Mesh.GetEnableTracing() {
+				return tracingSides{}
+			}
+			// Legacy tracing: Istio's tags as the ProxyConfig has them.
+			tags := ctx.proxyConfig().GetTracing().GetEnableIstioTags()
+			legacy := tracingSpec{noIstioTags: tags != nil && !tags.Value}
+			return tracingSides{client: tracingSettings(ctx, legacy), server: tracingSettings(ctx, legacy)}
 		}
 		var client, server tracingSpec
 		if len(defaults) > 0 {
@@ -145,10 +156,23 @@ func buildTracing(ctx *Context, s tracingSpec) *hcmv3.HttpConnectionManager_Trac
 		}
 		return result[*tracer]{t, err}
 	})
-	t, err := built.v, built.err
-	if err != nil {
+	if built.err != nil {
 		return nil
 	}
+	out := tracingSettings(ctx, s)
+	out.Provider = built.v.provider
+	if m := built.v.maxPathTagLength; m != nil {
+		out.MaxPathTagLength = m
+	}
+	if ctx.Proxy.Type == TypeRouter {
+		out.SpawnUpstreamSpan = wrapperspb.Bool(true)
+	}
+	return out
+}
+
+// tracingSettings is the tracing of one side but for its provider: the sampling,
+// the span tags, the ProxyConfig's maxPathTagLength.
+func tracingSettings(ctx *Context, s tracingSpec) *hcmv3.HttpConnectionManager_Tracing {
 	sampling := defaultSampling
 	if pc := ctx.proxyConfig().GetTracing().GetSampling(); pc != 0 {
 		sampling = pc // the proxies' default, as Istio reads it (over 100: 1%)
@@ -160,16 +184,14 @@ func buildTracing(ctx *Context, s tracingSpec) *hcmv3.HttpConnectionManager_Trac
 		sampling = *s.sampling
 	}
 	out := &hcmv3.HttpConnectionManager_Tracing{
-		Provider:             t.provider,
-		MaxPathTagLength:     t.maxPathTagLength,
 		ClientSampling:       &typev3.Percent{Value: 100},
 		RandomSampling:       &typev3.Percent{Value: sampling},
 		OverallSampling:      &typev3.Percent{Value: 100},
 		CustomTags:           customTags(s.customTags, !s.noIstioTags, ctx.Proxy, ctx.proxyConfig().GetTracing().GetCustomTags()),
 		NoContextPropagation: s.noPropagate,
 	}
-	if ctx.Proxy.Type == TypeRouter {
-		out.SpawnUpstreamSpan = wrapperspb.Bool(true)
+	if n := ctx.proxyConfig().GetTracing().GetMaxPathTagLength(); n != 0 {
+		out.MaxPathTagLength = wrapperspb.UInt32(n)
 	}
 	return out
 }

@@ -122,7 +122,13 @@ func TestTracing(t *testing.T) {
 		client, server string
 		reported       string
 	}{
-		{name: "no tracing configured", docs: []string{tracingInput}},
+		{name: "Istio's legacy tracing, by default", docs: []string{tracingInput}, client: " 1%", server: " 1%"},
+		{name: "legacy tracing off", docs: []string{strings.Replace(tracingInput, "    extensionProviders:", "    enableTracing: false\n    extensionProviders:", 1)}},
+		{name: "legacy tracing as the proxies' defaults have it", docs: []string{strings.Replace(tracingInput, "    extensionProviders:",
+			"    defaultConfig: {tracing: {sampling: 5, enableIstioTags: false, customTags: {zone: {literal: {value: z1}}}}}\n    extensionProviders:", 1)},
+			client: " 5% tags=zone", server: " 5% tags=zone"},
+		{name: "no mesh config", client: " 1%", server: " 1%"},
+		{name: "a Telemetry that names no provider", docs: []string{tracingInput, telemetry("shop", `{tracing: [{randomSamplingPercentage: 100}]}`)}},
 		{name: "the mesh config's default provider", docs: []string{withDefault}, client: zipkin + " 1%", server: zipkin + " 1%"},
 		{name: "the proxies' default sampling", docs: []string{strings.Replace(withDefault, "    defaultProviders:", "    defaultConfig: {tracing: {sampling: 25}}\n    defaultProviders:", 1)},
 			client: zipkin + " 25%", server: zipkin + " 25%"},
