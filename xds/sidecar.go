@@ -572,7 +572,8 @@ func unknownHostsVirtualHost(ctx *Context) *routev3.VirtualHost {
 
 // domainsFor is what a service answers to in a virtual host: its host name (and
 // its absolute form, with a trailing dot) and, for a Kubernetes-style name in the
-// proxy's namespace (name.ns.svc.<domain>), the short forms; each also with the
+// proxy's namespace (name.ns.svc.<domain>), the short forms, then its addresses
+// (virtual IPs, a Kubernetes Service's cluster IP, as in Istio); each also with the
 // port (":<port>") for proxyless clients (withPort), which match the name they
 // dialled. An Envoy's route configurations ignore the port instead.
 func domainsFor(ctx *Context, svc *registry.Service, port uint32, withPort bool) []string {
@@ -594,6 +595,14 @@ func domainsFor(ctx *Context, svc *registry.Service, port uint32, withPort bool)
 		// (db-0.db.shop.svc.cluster.local), as in Istio.
 		for _, h := range slices.Clone(hosts) {
 			hosts = append(hosts, "*."+h)
+		}
+	}
+	for _, a := range svc.Addresses { // its addresses too, as in Istio (a CIDR as written)
+		if a != "" && a != "0.0.0.0" {
+			if strings.Contains(a, ":") {
+				a = "[" + a + "]" // IPv6, as a Host header names it
+			}
+			hosts = append(hosts, a)
 		}
 	}
 	if !withPort {

@@ -345,3 +345,45 @@ func allChains(l *listenerv3.Listener) []*listenerv3.FilterChain {
 	}
 	return append(slices.Clone(l.FilterChains), l.DefaultFilterChain)
 }
+
+// TestVirtualHostsAnswerToAddresses: a service's virtual host answers to its
+// addresses too, as istiod's do (an IPv6 one as a Host header writes it); a
+// proxyless client's also with the port.
+func TestVirtualHostsAnswerToAddresses(t *testing.T) {
+	snap := snapshotOf(t, `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: shop}
+spec:
+  hosts: [api.example.com]
+  addresses: [240.240.0.1, "2001:db8::1"]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.7}]
+`)
+	grpcSets, err := grpcProfile().build(newContext(snap, grpcProxy("shop", nil), "cluster.local", "istio-system"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		who, route string
+		sets       map[string]*TypeSet
+		want       []string
+	}{
+		{"envoy", "80", envoySidecar(t, snap, "shop", nil), []string{"api.example.com", "api.example.com.", "240.240.0.1", "[2001:db8::1]"}},
+		{"grpc", "outbound|80||api.example.com", grpcSets, []string{"api.example.com", "api.example.com:80", "api.example.com.", "api.example.com.:80",
+			"240.240.0.1", "240.240.0.1:80", "[2001:db8::1]", "[2001:db8::1]:80"}},
+	} {
+		var rc routev3.RouteConfiguration
+		resourceOf(t, tc.sets, RouteType, tc.route, &rc)
+		var got []string
+		for _, vh := range rc.VirtualHosts {
+			if vh.Name == "api.example.com:80" {
+				got = vh.Domains
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: domains %q, want %q", tc.who, got, tc.want)
+		}
+	}
+}
