@@ -862,3 +862,49 @@ spec:
 		t.Errorf("istiod has %d TCP chains here, this test expects 3 or more: %v", len(want), want)
 	}
 }
+
+// TestSameInboundByAddressAsIstiod gives both a ServiceEntry that lists its
+// endpoints inline (an HTTP port the first endpoint serves on another port, a TCP
+// port and one of no protocol) and compares what an Envoy sidecar at each endpoint's
+// address, and at none, gets: every listener's filter chains (the virtual inbound
+// listener's for the service's ports), every cluster field by field (inbound
+// clusters included), and the route configuration of port 80, whose virtual host
+// answers to the service's address too. istiod finds a sidecar's services by its IP; navarch serves
+// the services that list an endpoint at the proxy's address on its inbound side
+// too, beside those that select it by labels.
+func TestSameInboundByAddressAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	istiod, navarch := bothControlPlanes(t, bin, `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: legacy}
+spec:
+  hosts: [legacy.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  addresses: [240.240.0.81]
+  ports: [{number: 80, name: http, protocol: HTTP}, {number: 5432, name: tcp, protocol: TCP}, {number: 7070, name: auto}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.81, ports: {http: 8080}, labels: {security.istio.io/tlsMode: istio}}, {address: 127.0.0.82}]
+`)
+	for _, c := range []struct{ what, ip string }{{"the first endpoint", "127.0.0.81"}, {"the second", "127.0.0.82"}, {"no endpoint", "127.0.0.83"}} {
+		t.Run(c.what, func(t *testing.T) {
+			id := "sidecar~" + c.ip + "~vm-0.default~default.svc.cluster.local"
+			md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "vm"}}
+			chains := compareDescribed(t, "listeners", istiod, navarch, func(server string) map[string]string {
+				out, _ := gatewayChains(t, envoyConfig(t, server, id, md).listeners)
+				return out
+			})
+			if inbound := chains["virtualInbound"]; (c.ip != "127.0.0.83") != strings.Contains(inbound, "inbound|5432|") {
+				t.Errorf("istiod's inbound chains %s: the comparison is not what this test means it to be", inbound)
+			}
+			compareFields(t, clusterFields(t, envoyConfig(t, istiod, id, md).clusters), clusterFields(t, envoyConfig(t, navarch, id, md).clusters))
+			routes := func(server string) map[string]map[string]string {
+				return map[string]map[string]string{"80": protoFields(t, envoyRoutes(t, server, id, md, "80"), gatewayRouteFieldsNotCompared, grpcTimeoutAsReplacement)}
+			}
+			want := routes(istiod)
+			if !slices.Contains(slices.Collect(maps.Values(want["80"])), "240.240.0.81") {
+				t.Errorf("istiod's routes answer to no address: the comparison is not what this test means it to be")
+			}
+			compareFields(t, want, routes(navarch))
+		})
+	}
+}

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"cmp"
+	"fmt"
 	"maps"
 	"net"
 	"slices"
@@ -55,6 +56,10 @@ type Snapshot struct {
 	// labelsAtHash changes when it does.
 	labelsAt     map[string]map[string]string
 	labelsAtHash uint64
+	// inlineAt holds, by "namespace/address", the services of no selector that list
+	// an endpoint at that address, with the endpoint (see InlineServicesAt); in
+	// labelsAtHash too.
+	inlineAt map[string][]AddressTarget
 	// selectedBy holds the label keys configuration selects by (SelectsBy);
 	// selectedByHash changes when they do.
 	selectedBy     map[string]bool
@@ -107,6 +112,7 @@ func NewSnapshot(entries []store.Entry, rev int64, domain string) *Snapshot {
 		merged:    map[*Service]*Service{},
 		serves:    map[*Service]map[*Workload]map[uint32]bool{},
 		labelsAt:  map[string]map[string]string{},
+		inlineAt:  map[string][]AddressTarget{},
 		config:    map[*api.Kind][]*api.Resource{},
 		gateways:  map[string][]Gateway{},
 	}
@@ -229,6 +235,14 @@ func (s *Snapshot) index(inline map[*Service][]*Workload) {
 		s.indexGateways(svc)
 		for _, w := range s.endpoints[svc] {
 			k := svc.Namespace + "/" + w.Address
+			if svc.Selector == nil && !slices.ContainsFunc(s.inlineAt[k], func(t AddressTarget) bool { return t.Service == svc }) {
+				s.inlineAt[k] = append(s.inlineAt[k], AddressTarget{Service: svc, Workload: w})
+				h.WriteString("@" + k + "\x00" + svc.Hostname)
+				for _, p := range svc.Ports {
+					fmt.Fprintf(h, "\x00%d>%d", p.Number, w.PortFor(p))
+				}
+				h.WriteString("\n")
+			}
 			if _, ok := s.labelsAt[k]; ok {
 				continue
 			}
@@ -301,7 +315,21 @@ func (s *Snapshot) WorkloadLabelsAt(ns, ip string) (labels map[string]string, ok
 	return labels, len(labels) > 0
 }
 
-// WorkloadLabelsVersion changes whenever what WorkloadLabelsAt answers does.
+// AddressTarget is a service that lists an endpoint inline and that endpoint.
+type AddressTarget struct {
+	Service  *Service
+	Workload *Workload
+}
+
+// InlineServicesAt returns the services of namespace ns without a selector (a
+// ServiceEntry's own endpoints, a registry's instances) that list an endpoint at
+// address ip, each with the first such endpoint, in the snapshot's order: the
+// services istiod finds a sidecar at that address to serve by its IP, which no
+// label of the sidecar's can select.
+func (s *Snapshot) InlineServicesAt(ns, ip string) []AddressTarget { return s.inlineAt[ns+"/"+ip] }
+
+// WorkloadLabelsVersion changes whenever what WorkloadLabelsAt or InlineServicesAt
+// answers does.
 func (s *Snapshot) WorkloadLabelsVersion() uint64 { return s.labelsAtHash }
 
 // indexGateways records the endpoints of a service labelled with a network, on its

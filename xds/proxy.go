@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -100,6 +101,13 @@ type Proxy struct {
 	// navarch translates (parseProxyConfig); nil: the mesh config's defaultConfig
 	// (proxyconfig.go).
 	ProxyConfig *meshconfig.ProxyConfig
+	// AddressServices are the services of the proxy's namespace that list an
+	// endpoint at its address inline (registry.Snapshot.InlineServicesAt), by host,
+	// each with the ports that endpoint serves the service's ports on (service
+	// port -> workload port): an Envoy sidecar's inbound side serves them, as
+	// istiod finds a sidecar's services by its IP (sidecar_inbound.go). Only Envoy
+	// sidecars have them; set by withAddressWorkload.
+	AddressServices map[string]map[uint32]uint32
 	// AutoRegisterGroup names the WorkloadGroup of the proxy's namespace it asks to
 	// be registered in while connected (AUTO_REGISTER_GROUP metadata, Istio's
 	// ISTIO_META_AUTO_REGISTER_GROUP; see Registrar).
@@ -206,19 +214,35 @@ func ipFamilies(ip, ips string) string {
 	return "4"
 }
 
-// withAddressLabels returns the proxy with the labels snap gives it (see Labels):
-// its bootstrap's, or, without any, those of the workload at its address in its
-// namespace. It is p itself when they are the labels p has.
-func (p *Proxy) withAddressLabels(snap *registry.Snapshot) *Proxy {
+// withAddressWorkload returns the proxy as what snap registers at its address makes
+// it: with the labels snap gives it (see Labels: its bootstrap's, or, without any,
+// those of the workload at its address in its namespace), and, for an Envoy
+// sidecar, the services listing an endpoint there (AddressServices). It is p itself
+// when those are what p has.
+func (p *Proxy) withAddressWorkload(snap *registry.Snapshot) *Proxy {
 	labels, ok := snap.WorkloadLabelsAt(p.Namespace, p.IP)
 	if !ok || len(p.BootstrapLabels) > 0 {
 		labels = p.BootstrapLabels
 	}
-	if maps.Equal(labels, p.Labels) {
+	var services map[string]map[uint32]uint32
+	if p.Type == TypeSidecar && p.Generator != GeneratorGRPC {
+		for _, t := range snap.InlineServicesAt(p.Namespace, p.IP) {
+			ports := make(map[uint32]uint32, len(t.Service.Ports))
+			for _, port := range t.Service.Ports {
+				ports[port.Number] = t.Workload.PortFor(port)
+			}
+			if services == nil {
+				services = map[string]map[uint32]uint32{}
+			}
+			services[t.Service.Hostname] = ports
+		}
+	}
+	sameServices := maps.EqualFunc(services, p.AddressServices, func(a, b map[uint32]uint32) bool { return maps.Equal(a, b) })
+	if maps.Equal(labels, p.Labels) && sameServices {
 		return p
 	}
 	cp := *p
-	cp.Labels = labels
+	cp.Labels, cp.AddressServices = labels, services
 	return &cp
 }
 
@@ -283,7 +307,7 @@ func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
 }
 
 // classKey identifies the proxies that get identical configuration: same type,
-// generator, namespace, network, locality, Kubernetes cluster and mesh, IP versions, labels and identity, whether it is istio-proxy, and the Istio
+// generator, namespace, network, locality, Kubernetes cluster and mesh, IP versions, labels and identity, the services listing an endpoint at its address (and on which ports), whether it is istio-proxy, and the Istio
 // version and metadata EnvoyFilters match (of the proxy as classProxy makes it). Proxies of one class share one set of built resources.
 type classKey string
 
@@ -297,6 +321,17 @@ func (p *Proxy) classKey() classKey {
 	if p.ProxyConfig != nil {
 		pc, _ := deterministic.Marshal(p.ProxyConfig) // of a message navarch built: cannot fail
 		fmt.Fprintf(&b, "|pc=%x", pc)
+	}
+	if len(p.AddressServices) > 0 {
+		b.WriteString("|at=")
+		for _, host := range registry.SortedKeys(p.AddressServices) {
+			fmt.Fprintf(&b, "%s:", host)
+			ports := p.AddressServices[host]
+			for _, n := range slices.Sorted(maps.Keys(ports)) {
+				fmt.Fprintf(&b, "%d>%d,", n, ports[n])
+			}
+			b.WriteString(";")
+		}
 	}
 	if p.IstioVersion != "" || len(p.Metadata) > 0 {
 		fmt.Fprintf(&b, "|%s|", p.IstioVersion)

@@ -295,7 +295,7 @@ func (s *Server) buildClass(c *class, snap *registry.Snapshot) *Build {
 
 // join adds a connection to the class of its proxy and returns the class, built.
 // The proxy takes its labels from the snapshot of the last push first
-// (withAddressLabels; under s.mu, so that a push that changes them after this sees
+// (withAddressWorkload; under s.mu, so that a push that changes them after this sees
 // the connection and relabels it). The caller holds cn.mu.
 func (s *Server) join(cn *conn) *class {
 	s.mu.Lock()
@@ -303,7 +303,7 @@ func (s *Server) join(cn *conn) *class {
 	if snap == nil {
 		snap = s.src.Snapshot()
 	}
-	if p := cn.proxy.withAddressLabels(snap); p != cn.proxy {
+	if p := cn.proxy.withAddressWorkload(snap); p != cn.proxy {
 		cn.statusMu.Lock()
 		cn.proxy = p
 		cn.statusMu.Unlock()
@@ -328,7 +328,7 @@ func (s *Server) join(cn *conn) *class {
 
 // relabel moves the streams whose class snap changes to their new class: a proxy's
 // labels changed with the workload at its address (registered, relabelled or gone:
-// withAddressLabels), or configuration began or ceased to select by a label the
+// withAddressWorkload), or configuration began or ceased to select by a label the
 // proxy has (classProxy). Callers skip it when neither changed since the last push.
 func (s *Server) relabel(snap *registry.Snapshot) {
 	s.mu.Lock()
@@ -338,7 +338,7 @@ func (s *Server) relabel(snap *registry.Snapshot) {
 	}
 	s.mu.Unlock()
 	moves := func(p *Proxy, cl *class) bool {
-		return p.withAddressLabels(snap) != p || p.classProxy(snap).classKey() != cl.key
+		return p.withAddressWorkload(snap) != p || p.classProxy(snap).classKey() != cl.key
 	}
 	for _, c := range conns {
 		if p, cl := c.proxyAndClass(); p == nil || cl == nil || !moves(p, cl) {
@@ -346,7 +346,7 @@ func (s *Server) relabel(snap *registry.Snapshot) {
 		}
 		c.mu.Lock()
 		if !c.closed && c.class != nil && moves(c.proxy, c.class) {
-			relabelled := c.proxy.withAddressLabels(snap) != c.proxy
+			relabelled := c.proxy.withAddressWorkload(snap) != c.proxy
 			s.leave(c)
 			cl := s.join(c)
 			c.statusMu.Lock()

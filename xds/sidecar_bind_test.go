@@ -155,3 +155,61 @@ spec:
 		})
 	}
 }
+
+// TestInboundByAddress: an Envoy sidecar at the address of a ServiceEntry's own
+// endpoint serves that service on its inbound side, on the port the endpoint names,
+// as istiod finds a sidecar's services by its IP; a sidecar at another address, or
+// of another namespace, does not, and each is a class of its own.
+func TestInboundByAddress(t *testing.T) {
+	snap := snapshotOf(t, `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: legacy, namespace: shop}
+spec:
+  hosts: [legacy.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 80, name: http, protocol: HTTP}, {number: 5432, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.1, ports: {http: 8080}}, {address: 10.0.0.9}]
+`)
+	envoy := func(ns, ip string) *Proxy {
+		p := grpcProxy(ns, nil)
+		p.Generator, p.IP = "", ip
+		return p.withAddressWorkload(snap)
+	}
+	ports := func(p *Proxy) []uint32 {
+		t.Helper()
+		var out []uint32
+		for _, port := range buildInboundPorts(newContext(snap, p, "cluster.local", "istio-system")) {
+			out = append(out, port.number)
+		}
+		return out
+	}
+	at1, at9, elsewhere, other := envoy("shop", "10.0.0.1"), envoy("shop", "10.0.0.9"), envoy("shop", "10.0.0.5"), envoy("web", "10.0.0.1")
+	for _, tc := range []struct {
+		what string
+		p    *Proxy
+		want []uint32
+	}{
+		{"at the endpoint naming port 8080", at1, []uint32{5432, 8080}},
+		{"at the other endpoint", at9, []uint32{80, 5432}},
+		{"at no endpoint", elsewhere, nil},
+		{"of another namespace", other, nil},
+	} {
+		if got := ports(tc.p); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: inbound ports %v, want %v", tc.what, got, tc.want)
+		}
+	}
+	keys := map[classKey]bool{}
+	for _, p := range []*Proxy{at1, at9, elsewhere} {
+		keys[p.classProxy(snap).classKey()] = true
+	}
+	if len(keys) != 3 {
+		t.Errorf("%d classes for sidecars at two endpoints of different ports and at none, want 3", len(keys))
+	}
+	grpc := grpcProxy("shop", nil)
+	grpc.IP = "10.0.0.1"
+	if grpc.withAddressWorkload(snap).AddressServices != nil {
+		t.Error("a proxyless client at the endpoint's address was given its services: they are a class of their own for Envoy sidecars only")
+	}
+}

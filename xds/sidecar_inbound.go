@@ -56,10 +56,11 @@ import (
 // with the certificates it names, for clients outside the mesh, in place of the mTLS
 // PeerAuthentication would ask for.
 //
-// The services that select a workload are found by its labels (workloadSelector) in its
-// namespace, as configuration is built per class, not per proxy address; a service
-// that lists its endpoints inline (or comes from a registry without selectors) gets
-// only the passthrough chains.
+// The services of a workload are those of its namespace that select it by its labels
+// (workloadSelector), and those that list an endpoint at its address inline (a
+// ServiceEntry's endpoints, a registry without selectors), on the ports that
+// endpoint names, as istiod finds them by the sidecar's IP: such proxies are a
+// class of their own (Proxy.AddressServices).
 
 const (
 	virtualInbound            = "virtualInbound"
@@ -145,9 +146,16 @@ func buildInboundPorts(ctx *Context) []inboundPort {
 }
 
 // selectsWorkload reports whether svc sends its traffic to the workload of proxy
-// p: a service of its namespace whose selector its labels match.
+// p: a service of its namespace whose selector its labels match, or without a
+// selector, listing an endpoint at its address.
 func selectsWorkload(svc *registry.Service, p *Proxy) bool {
-	return svc.Namespace == p.Namespace && len(svc.Selector) > 0 && registry.LabelsMatch(p.Labels, svc.Selector)
+	if svc.Namespace != p.Namespace {
+		return false
+	}
+	if svc.Selector == nil {
+		return p.AddressServices[svc.Hostname] != nil
+	}
+	return len(svc.Selector) > 0 && registry.LabelsMatch(p.Labels, svc.Selector)
 }
 
 // sidecarIngress returns the ports the ingress listeners of the Sidecar that scopes
@@ -193,9 +201,13 @@ func workloadService(ctx *Context, n uint32) *registry.Service {
 	return nil
 }
 
-// workloadPort is the port the workload serves a service port on: what the service's
-// WorkloadEntries with the workload's labels say, else the target port.
+// workloadPort is the port the workload serves a service port on: what the
+// service's endpoint at its address says (a service without a selector), or its
+// WorkloadEntries with the workload's labels, else the target port.
 func workloadPort(ctx *Context, svc *registry.Service, port registry.Port) uint32 {
+	if n, ok := ctx.Proxy.AddressServices[svc.Hostname][port.Number]; ok && svc.Selector == nil {
+		return n
+	}
 	for _, w := range ctx.Snapshot.Endpoints(svc) {
 		if w.Namespace == ctx.Proxy.Namespace && registry.LabelsMatch(ctx.Proxy.Labels, w.Labels) {
 			return w.PortFor(port)
