@@ -21,7 +21,8 @@ var corpusNamespace = regexp.MustCompile(`(?m)^\s+namespace:\s*([a-z0-9-]+)\s*$`
 // TestSameEnvoyConfigForTheCorpusAsIstiod applies each file of Istio's config test
 // corpus to istiod and to a navarch node and compares what an Envoy sidecar, an
 // ingress gateway and an egress gateway get, in namespace default and in each
-// namespace the file names: every listener's filter chains (gatewayChains), every
+// namespace the file names, and what an IPv6-only sidecar and ingress gateway and a
+// dual-stack sidecar get (INSTANCE_IPS): every listener's filter chains (gatewayChains), every
 // cluster field by field (clusterFields), the endpoints of every EDS cluster
 // field by field (endpointFields), and every route configuration the listeners
 // name, field by field (but for gatewayRouteFieldsNotCompared).
@@ -43,12 +44,18 @@ func TestSameEnvoyConfigForTheCorpusAsIstiod(t *testing.T) {
 			}
 			istiod, navarch := bothControlPlanes(t, bin, string(config))
 			for _, ns := range namespaces {
-				for _, p := range []struct{ kind, key, value string }{
-					{"sidecar", "app", "web"}, {"router", "istio", "ingressgateway"}, {"router", "istio", "egressgateway"},
+				for _, p := range []struct{ kind, key, value, ip, ips string }{
+					{"sidecar", "app", "web", "127.0.0.60", ""}, {"router", "istio", "ingressgateway", "127.0.0.60", ""},
+					{"router", "istio", "egressgateway", "127.0.0.60", ""},
+					{"sidecar", "app", "web", "fd00::60", "fd00::60"}, {"router", "istio", "ingressgateway", "fd00::60", "fd00::60"},
+					{"sidecar", "app", "web", "10.1.0.60", "10.1.0.60,fd00::60"},
 				} {
-					t.Run(ns+"/"+p.value, func(t *testing.T) {
-						id := p.kind + "~127.0.0.60~x-0." + ns + "~" + ns + ".svc.cluster.local"
+					t.Run(ns+"/"+p.value+"/"+p.ip, func(t *testing.T) {
+						id := p.kind + "~" + p.ip + "~x-0." + ns + "~" + ns + ".svc.cluster.local"
 						md := map[string]any{"NAMESPACE": ns, "LABELS": map[string]any{p.key: p.value}}
+						if p.ips != "" {
+							md["INSTANCE_IPS"] = p.ips
+						}
 						want := envoyConfig(t, istiod, id, md)
 						got := envoyConfig(t, navarch, id, md)
 						eventually(t, 30*time.Second, "navarch's listeners and clusters", func() error {

@@ -454,18 +454,15 @@ func newCluster(ctx *Context, svc *registry.Service, port registry.Port, subset,
 	return c
 }
 
-// applyEnvoyDNS sets how an Envoy resolves a DNS cluster, as istiod does: names of
-// the IP versions the proxy has (Envoy's default tries IPv6 first), their TTL
-// honoured, and the mesh config's dnsRefreshRate (Istio's default, 60 s, not
-// Envoy's 5 s) where a lookup fails.
+// applyEnvoyDNS sets how an Envoy resolves a DNS cluster, as istiod does: IPv6
+// names for an IPv6-only proxy, else IPv4 ones (a dual-stack proxy's too, as under
+// istiod's default of ISTIO_DUAL_STACK off; Envoy's own default tries IPv6 first),
+// their TTL honoured, and the mesh config's dnsRefreshRate (Istio's default, 60 s,
+// not Envoy's 5 s) where a lookup fails.
 func applyEnvoyDNS(ctx *Context, c *clusterv3.Cluster) {
-	switch ctx.Proxy.IPFamilies {
-	case "6":
+	c.DnsLookupFamily = clusterv3.Cluster_V4_ONLY
+	if ctx.Proxy.IPFamilies == "6" {
 		c.DnsLookupFamily = clusterv3.Cluster_V6_ONLY
-	case "46":
-		c.DnsLookupFamily = clusterv3.Cluster_ALL
-	default:
-		c.DnsLookupFamily = clusterv3.Cluster_V4_ONLY
 	}
 	// (The fields istiod sets: their replacement, the envoy.cluster.dns cluster
 	// type, is newer than the Envoys of many meshes.)

@@ -458,7 +458,7 @@ spec:
 	}{
 		{"10.0.0.1", "", "", clusterv3.Cluster_V4_ONLY, time.Minute},
 		{"fd00::1", "", "", clusterv3.Cluster_V6_ONLY, time.Minute},
-		{"10.0.0.1", "10.0.0.1,fd00::1", "", clusterv3.Cluster_ALL, time.Minute},
+		{"10.0.0.1", "10.0.0.1,fd00::1", "", clusterv3.Cluster_V4_ONLY, time.Minute}, // dual stack: as istiod under ISTIO_DUAL_STACK off
 		{"10.0.0.1", "", "dnsRefreshRate: 5s", clusterv3.Cluster_V4_ONLY, 5 * time.Second},
 	} {
 		docs := []string{scopeServices, se}

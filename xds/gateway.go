@@ -121,11 +121,13 @@ func kindOf(s *networking.Server) serverKind {
 	return kindTCP
 }
 
-// gatewayListener is where servers listen: their bind address (0.0.0.0 unless a
-// server's bind says otherwise, an IP or a unix socket) and port.
+// gatewayListener is where servers listen: their bind address (the proxy's wildcard,
+// 0.0.0.0 or ::, unless a server's bind says otherwise, an IP or a unix socket) and
+// port.
 type gatewayListener struct {
-	bind string
-	port uint32
+	bind     string
+	port     uint32
+	wildcard bool // bind is the proxy's wildcard (Proxy.wildcard)
 }
 
 // name is the listener's name, <bind>_<port> as in Istio (the socket path for unix).
@@ -138,7 +140,7 @@ func (l gatewayListener) name() string {
 
 // routeSuffix tells apart the route configurations of listeners on one port.
 func (l gatewayListener) routeSuffix() string {
-	if l.bind == anyAddress {
+	if l.wildcard {
 		return ""
 	}
 	return "." + l.bind
@@ -183,7 +185,8 @@ func buildGatewayServers(ctx *Context) map[gatewayListener][]gatewayServer {
 		for i, s := range gw.Servers {
 			gs := gatewayServer{gateway: name, ns: r.Meta.Namespace, index: i, Server: s}
 			port := s.GetPort().GetNumber()
-			l := gatewayListener{bind: cmp.Or(s.Bind, anyAddress), port: port}
+			bind := cmp.Or(s.Bind, ctx.Proxy.wildcard())
+			l := gatewayListener{bind: bind, port: port, wildcard: bind == ctx.Proxy.wildcard()}
 			if first := out[l]; len(first) > 0 && !compatible(kindOf(first[0].Server), kindOf(s)) {
 				ctx.skip(gs.name(), fmt.Errorf("port %d: cannot share the port with %s (HTTP, TCP and TLS servers each need a port of their own)", port, first[0].name()))
 				continue

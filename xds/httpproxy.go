@@ -71,7 +71,7 @@ func httpProxies(ctx *Context, binds egressBindingSet) []httpProxy {
 			case eg.Port == nil:
 				catchAll = eg.Hosts
 			case strings.EqualFold(eg.Port.Protocol, "HTTP_PROXY"):
-				p := httpProxy{port: eg.Port.Number, ip: "0.0.0.0", route: strconv.FormatUint(uint64(eg.Port.Number), 10), hosts: eg.Hosts}
+				p := httpProxy{port: eg.Port.Number, ip: ctx.Proxy.wildcard(), route: strconv.FormatUint(uint64(eg.Port.Number), 10), hosts: eg.Hosts}
 				if b, bound := binds.on(p.port); bound {
 					p.ip, p.bindToPort = b.ip, b.bindToPort
 				}
@@ -85,7 +85,7 @@ func httpProxies(ctx *Context, binds egressBindingSet) []httpProxy {
 		port = uint32(ctx.Mesh.GetProxyHttpPort())
 	}
 	if port != 0 && !taken[port] {
-		out = append(out, httpProxy{port: port, ip: "127.0.0.1", bindToPort: true, route: httpProxyRouteName, hosts: catchAll})
+		out = append(out, httpProxy{port: port, ip: ctx.Proxy.loopback(), bindToPort: true, route: httpProxyRouteName, hosts: catchAll})
 	}
 	return out
 }

@@ -191,6 +191,30 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 	return p, nil
 }
 
+// wildcard is the address a proxy's listeners of every address bind, loopback its
+// own loopback address and inboundBind the address its inbound side connects to
+// the workload from (which istio-init's rules let out): IPv4's, or IPv6's for an
+// IPv6-only proxy (IPFamilies "6"), as in Istio.
+func (p *Proxy) wildcard() string    { return p.byFamily(anyAddress, "::") }
+func (p *Proxy) loopback() string    { return p.byFamily("127.0.0.1", "::1") }
+func (p *Proxy) inboundBind() string { return p.byFamily("127.0.0.6", "::6") }
+
+func (p *Proxy) byFamily(v4, v6 string) string {
+	if p.IPFamilies == "6" {
+		return v6
+	}
+	return v4
+}
+
+// listenerIP is the address of a listener at ip, where anyAddress stands for the
+// proxy's wildcard (the token the listener builders compare with).
+func (ctx *Context) listenerIP(ip string) string {
+	if ip == anyAddress {
+		return ctx.Proxy.wildcard()
+	}
+	return ip
+}
+
 // ipFamilies is "4", "6" or "46" for the IP versions of the addresses in ips
 // (comma-separated), or of ip when ips has none.
 func ipFamilies(ip, ips string) string {

@@ -101,7 +101,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 	if !ctx.Proxy.InterceptionNone { // nothing redirects connections to virtual listeners
 		out = []named{{name: virtualOutbound, msg: &listenerv3.Listener{
 			Name:           virtualOutbound,
-			Address:        socketAddress("0.0.0.0", virtualOutboundPort),
+			Address:        socketAddress(ctx.Proxy.wildcard(), virtualOutboundPort),
 			UseOriginalDst: wrapperspb.Bool(true),
 			FilterChains: []*listenerv3.FilterChain{{
 				// A connection to 15001 itself would come back here without end.
@@ -137,7 +137,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 			}
 			for _, a := range outboundAddresses(ctx, svc, port.Number, binds) {
 				ip, subnet := listenerAddress(a)
-				l := tcp.get(ip, port.Number, bound && b.bindToPort)
+				l := tcp.get(ctx, ip, port.Number, bound && b.bindToPort)
 				if subnet != "" {
 					l.addSubnet(ctx, svc, port, subnet)
 					continue
@@ -150,15 +150,15 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 		}
 	}
 	for _, port := range sortedPorts(httpPorts) {
-		ip := "0.0.0.0"
+		ip := anyAddress
 		b, bound := binds.on(port)
 		if bound {
 			ip = b.ip
 		}
-		if ip == "0.0.0.0" {
+		if ip == anyAddress {
 			// HTTP takes the port's wildcard listener by detection: TCP to other
 			// destinations (or a TCP service without an address) on the port stays TCP.
-			tcp.get(ip, port, bound && b.bindToPort).httpRoute = strconv.FormatUint(uint64(port), 10)
+			tcp.get(ctx, ip, port, bound && b.bindToPort).httpRoute = strconv.FormatUint(uint64(port), 10)
 			continue
 		}
 		name := ip + "_" + strconv.FormatUint(uint64(port), 10)
@@ -189,7 +189,7 @@ func outboundAddresses(ctx *Context, svc *registry.Service, port uint32, binds e
 	case svc.Resolution == registry.ResolutionNone:
 		return instanceAddresses(ctx, svc)
 	}
-	return []string{"0.0.0.0"}
+	return []string{anyAddress}
 }
 
 // listenerAddress returns the address of the listener that takes a service
@@ -205,7 +205,7 @@ func listenerAddress(a string) (ip, subnet string) {
 	if p.IsSingleIP() {
 		return p.Addr().String(), ""
 	}
-	return "0.0.0.0", p.String()
+	return anyAddress, p.String()
 }
 
 // instanceAddresses are where the TCP listeners of a service of resolution NONE
@@ -217,7 +217,7 @@ func listenerAddress(a string) (ip, subnet string) {
 func instanceAddresses(ctx *Context, svc *registry.Service) []string {
 	wls := ctx.Snapshot.Endpoints(svc)
 	if len(wls) == 0 && svc.Selector == nil {
-		return []string{"0.0.0.0"}
+		return []string{anyAddress}
 	}
 	var out []string
 	for _, w := range wls {
@@ -298,7 +298,7 @@ func egressBindings(ctx *Context) egressBindingSet {
 	set := egressBindingSet{byPort: map[uint32]*egressBinding{}}
 	none := ctx.Proxy.InterceptionNone
 	if none {
-		set.catchAll = &egressBinding{ip: "127.0.0.1", bindToPort: true}
+		set.catchAll = &egressBinding{ip: ctx.Proxy.loopback(), bindToPort: true}
 	}
 	if ctx.sidecar == nil {
 		return set
@@ -311,7 +311,7 @@ func egressBindings(ctx *Context) egressBindingSet {
 			b = egressBinding{bindToPort: none}
 		}
 		if b.ip == "" && b.bindToPort {
-			b.ip = "127.0.0.1" // Istio's default for a listener of its own
+			b.ip = ctx.Proxy.loopback() // Istio's default for a listener of its own
 		}
 		var bp *egressBinding
 		if b.ip != "" {
@@ -414,7 +414,7 @@ func (sidecarRoutes) Generate(ctx *Context) []named {
 			name := listenerName(svc.Hostname, port.Number)
 			if isSniffed(op) && slices.ContainsFunc(outboundAddresses(ctx, svc, port.Number, binds), func(a string) bool {
 				ip, subnet := listenerAddress(a)
-				return ip != "0.0.0.0" && subnet == ""
+				return ip != anyAddress && subnet == ""
 			}) {
 				vh := &routev3.VirtualHost{Name: name, Domains: []string{"*"}, Routes: routes}
 				sniffed = append(sniffed, named{name: name, msg: envoyRouteConfig(ctx, name, []*routev3.VirtualHost{vh})})

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 )
 
@@ -211,5 +212,62 @@ spec:
 	grpc.IP = "10.0.0.1"
 	if grpc.withAddressWorkload(snap).AddressServices != nil {
 		t.Error("a proxyless client at the endpoint's address was given its services: they are a class of their own for Envoy sidecars only")
+	}
+}
+
+// TestIPv6OnlyProxies: an IPv6-only sidecar's wildcard listeners bind ::, its
+// inbound side connects from ::6 and its loopback is ::1; a dual-stack one's are
+// IPv4's, its inbound passthrough binding ::6 for IPv6 destinations too.
+func TestIPv6OnlyProxies(t *testing.T) {
+	snap := snapshotOf(t, scopeServices, webWorkload, `
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: 'inboundTrafficPolicy: {mode: LOCALHOST}'
+`)
+	for _, tc := range []struct {
+		ip, ips                         string
+		wildcard, bind, extra, loopback string
+	}{
+		{"fd00::1", "", "::", "::6", "", "::1"},
+		{"10.0.0.1", "10.0.0.1,fd00::1", "0.0.0.0", "127.0.0.6", "::6", "127.0.0.1"},
+		{"10.0.0.1", "", "0.0.0.0", "127.0.0.6", "", "127.0.0.1"},
+	} {
+		p := grpcProxy("shop", map[string]string{"app": "web"})
+		p.Generator, p.IP, p.IPFamilies = "", tc.ip, ipFamilies(tc.ip, tc.ips)
+		sets := mustBuild(t, sidecarProfile(), snap, p)
+		var vo listenerv3.Listener
+		resourceOf(t, sets, ListenerType, virtualOutbound, &vo)
+		if got := vo.GetAddress().GetSocketAddress().GetAddress(); got != tc.wildcard {
+			t.Errorf("%s: virtual outbound listener at %s, want %s", tc.ip, got, tc.wildcard)
+		}
+		if sets[ListenerType].ByName[tc.wildcard+"_80"] == nil {
+			t.Errorf("%s: no listener %s_80 among %v", tc.ip, tc.wildcard, sets[ListenerType].Names())
+		}
+		var pass clusterv3.Cluster
+		resourceOf(t, sets, ClusterType, inboundPassthroughCluster, &pass)
+		extra := ""
+		if x := pass.GetUpstreamBindConfig().GetExtraSourceAddresses(); len(x) > 0 {
+			extra = x[0].GetAddress().GetAddress()
+		}
+		if got := pass.GetUpstreamBindConfig().GetSourceAddress().GetAddress(); got != tc.bind || extra != tc.extra {
+			t.Errorf("%s: inbound passthrough from %s (and %q), want %s (and %q)", tc.ip, got, extra, tc.bind, tc.extra)
+		}
+		inbound := 0
+		for _, name := range sets[ClusterType].Names() {
+			if !strings.HasPrefix(name, "inbound|") {
+				continue
+			}
+			inbound++
+			var c clusterv3.Cluster
+			resourceOf(t, sets, ClusterType, name, &c)
+			if got := c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress().GetAddress(); got != tc.loopback {
+				t.Errorf("%s: %s to %s under LOCALHOST, want %s", tc.ip, name, got, tc.loopback)
+			}
+		}
+		if inbound == 0 {
+			t.Errorf("%s: no inbound cluster: the workload serves no service here", tc.ip)
+		}
 	}
 }

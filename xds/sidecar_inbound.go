@@ -66,7 +66,6 @@ const (
 	virtualInbound            = "virtualInbound"
 	virtualInboundPort        = 15006
 	inboundPassthroughCluster = "InboundPassthroughCluster"
-	inboundBindAddress        = "127.0.0.6"
 )
 
 // inboundPort is a port of the workload that gets chains of its own.
@@ -173,7 +172,7 @@ func sidecarIngress(ctx *Context) []inboundPort {
 			endpoint: in.DefaultEndpoint, pool: in.ConnectionPool, tls: in.Tls,
 			service: workloadService(ctx, port.Number), servicePort: port, sidecar: ctx.sidecar.Meta.Name + "." + ctx.sidecar.Meta.Namespace}
 		if in.CaptureMode == networking.CaptureMode_NONE || (ctx.Proxy.InterceptionNone && in.CaptureMode == networking.CaptureMode_DEFAULT) {
-			ip.bind = cmp.Or(in.Bind, "0.0.0.0") // Istio's default: the wildcard
+			ip.bind = cmp.Or(in.Bind, ctx.Proxy.wildcard()) // Istio's default: the wildcard
 			if ctx.Proxy.Unprivileged && ip.number < 1024 {
 				where := fmt.Sprintf("Sidecar %s/%s spec.ingress[%d]", ctx.sidecar.Meta.Namespace, ctx.sidecar.Meta.Name, i)
 				ctx.skip(where, fmt.Errorf("an unprivileged proxy cannot bind port %d; left out", ip.number))
@@ -230,7 +229,7 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 	for _, port := range inboundPorts(ctx) {
 		mode := peerAuthMode(ctx.Snapshot, ctx.RootNamespace, p.Namespace, p.Labels, port.number)
 		name := "inbound|" + strconv.FormatUint(uint64(port.number), 10)
-		prefix := port.httpStatPrefix()
+		prefix := port.httpStatPrefix(ctx.Proxy.wildcard())
 		cluster := port.cluster()
 		tcp := tcpTelemetry(ctx, classInbound, true, append(rbacNetworkFilters(ctx, p.Namespace, p.Labels),
 			tcpStack(port.servicePort, namedTCPProxy(port.tcpStatPrefix(ctx), cluster, accessLogsFor(ctx).server))...)...)
@@ -277,11 +276,11 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 	pass := inboundPort{passthrough: true}
 	passthrough := tcpTelemetry(ctx, classInbound, true, append(rbacNetworkFilters(ctx, p.Namespace, p.Labels),
 		namedTCPProxy(pass.tcpStatPrefix(ctx), inboundPassthroughCluster, accessLogsFor(ctx).server))...)
-	httpPassthrough := inboundHTTP(ctx, 0, inboundPassthroughCluster, pass.httpStatPrefix())
+	httpPassthrough := inboundHTTP(ctx, 0, inboundPassthroughCluster, pass.httpStatPrefix(ctx.Proxy.wildcard()))
 	chains = append(chains, sniffedInboundChains(ctx, mode, virtualInbound, 0, withInboundMX(ctx, httpPassthrough), passthrough)...)
 	virtual = &listenerv3.Listener{
 		Name:    virtualInbound,
-		Address: socketAddress("0.0.0.0", virtualInboundPort),
+		Address: socketAddress(p.wildcard(), virtualInboundPort),
 		ListenerFilters: append([]*listenerv3.ListenerFilter{
 			{Name: "envoy.filters.listener.original_dst", ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&originaldstv3.OriginalDst{})}},
 		}, inboundInspectors(chains)...),
@@ -456,13 +455,14 @@ func (p inboundPort) cluster() string {
 	return inboundClusterName(p.number)
 }
 
-// httpStatPrefix is the stat prefix of the port's HTTP connection managers, as
+// httpStatPrefix is the stat prefix of the port's HTTP connection managers (under the
+// proxy's wildcard address when the port binds none), as
 // istiod names them.
-func (p inboundPort) httpStatPrefix() string {
+func (p inboundPort) httpStatPrefix(wildcard string) string {
 	if p.passthrough {
 		return inboundPassthroughCluster + statDelimiter
 	}
-	return "inbound_" + cmp.Or(p.bind, "0.0.0.0") + "_" + strconv.FormatUint(uint64(p.number), 10) + statDelimiter
+	return "inbound_" + cmp.Or(p.bind, wildcard) + "_" + strconv.FormatUint(uint64(p.number), 10) + statDelimiter
 }
 
 // tcpStatPrefix is the stat prefix of the port's TCP proxies: its cluster's name, or
@@ -509,11 +509,16 @@ func inboundClusterName(port uint32) string {
 
 // inboundClusters are the clusters inbound traffic leaves an Envoy sidecar by: one per
 // port with chains of its own and the passthrough cluster, each to the connection's
-// original destination from inboundBindAddress.
+// original destination from the proxy's inboundBind address.
 func inboundClusters(ctx *Context) []named {
 	passthrough := originalDstCluster(ctx, inboundPassthroughCluster)
 	passthrough.CircuitBreakers, passthrough.TypedExtensionProtocolOptions = defaultCircuitBreakers(), passthroughProtocol()
 	passthrough.AltStatName = passthroughCluster + statDelimiter // istiod's
+	if ctx.Proxy.IPFamilies == "46" {
+		// A dual-stack workload may be reached over either: Envoy binds ::6 for an
+		// IPv6 destination, as istiod has it.
+		passthrough.UpstreamBindConfig.ExtraSourceAddresses = []*corev3.ExtraSourceAddress{{Address: socketAddress("::6", 0).GetSocketAddress()}}
+	}
 	applyMeshKeepalive(ctx, passthrough, ctx.Mesh.GetDefaultTrafficPolicy().GetConnectionPool())
 	preserveCase := headersFor(ctx, classInbound).preserveCase
 	if preserveCase {
@@ -576,7 +581,7 @@ func inboundCluster(ctx *Context, port inboundPort) *clusterv3.Cluster {
 	if port.endpoint == "" && ctx.Mesh.GetInboundTrafficPolicy().GetMode() == meshconfig.MeshConfig_InboundTrafficPolicy_LOCALHOST {
 		// The mesh's inboundTrafficPolicy LOCALHOST: to the application on loopback,
 		// for applications that listen on localhost only, as in Istio.
-		port.endpoint = "127.0.0.1:" + strconv.FormatUint(uint64(port.number), 10)
+		port.endpoint = net.JoinHostPort(ctx.Proxy.loopback(), strconv.FormatUint(uint64(port.number), 10))
 	}
 	if port.endpoint == "" {
 		return originalDstCluster(ctx, name)
@@ -592,6 +597,12 @@ func inboundCluster(ctx *Context, port inboundPort) *clusterv3.Cluster {
 			c.LbConfig = &clusterv3.Cluster_OriginalDstLbConfig_{OriginalDstLbConfig: &clusterv3.Cluster_OriginalDstLbConfig{
 				UpstreamPortOverride: wrapperspb.UInt32(uint32(n))}}
 			return c
+		}
+		switch { // loopback as the proxy has it, as in Istio: IPv4's unless it has none
+		case host == "127.0.0.1":
+			host = ctx.Proxy.loopback()
+		case host == "::1" && ctx.Proxy.IPFamilies == "4":
+			host = "127.0.0.1"
 		}
 		addr = socketAddress(host, uint32(n))
 	}
@@ -611,6 +622,6 @@ func originalDstCluster(ctx *Context, name string) *clusterv3.Cluster {
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
 		LbPolicy:             clusterv3.Cluster_CLUSTER_PROVIDED,
 		ConnectTimeout:       durationpb.New(connectTimeout(ctx)),
-		UpstreamBindConfig:   &corev3.BindConfig{SourceAddress: socketAddress(inboundBindAddress, 0).GetSocketAddress()},
+		UpstreamBindConfig:   &corev3.BindConfig{SourceAddress: socketAddress(ctx.Proxy.inboundBind(), 0).GetSocketAddress()},
 	}
 }

@@ -69,9 +69,10 @@ type tcpListener struct {
 // tcpListeners are the outbound listeners of TCP (and detected) ports, by name.
 type tcpListeners map[string]*tcpListener
 
-// get returns the listener of ip and port, created if there is none yet.
-func (ls tcpListeners) get(ip string, port uint32, bindToPort bool) *tcpListener {
-	name := ip + "_" + strconv.FormatUint(uint64(port), 10)
+// get returns the listener of ip (anyAddress for the proxy's wildcard) and port,
+// created if there is none yet.
+func (ls tcpListeners) get(ctx *Context, ip string, port uint32, bindToPort bool) *tcpListener {
+	name := ctx.listenerIP(ip) + "_" + strconv.FormatUint(uint64(port), 10)
 	l := ls[name]
 	if l == nil {
 		l = &tcpListener{name: name, ip: ip, port: port, taken: map[string]bool{}, bindToPort: bindToPort}
@@ -84,7 +85,7 @@ func (ls tcpListeners) get(ip string, port uint32, bindToPort bool) *tcpListener
 // on a port of host whose protocol is not given: the host's own ("<host>:<port>") at
 // an address of the service, the port's shared one on 0.0.0.0, as in Istio.
 func sniffedRouteName(ip, host string, port uint32) string {
-	if ip == "0.0.0.0" {
+	if ip == anyAddress {
 		return strconv.FormatUint(uint64(port), 10)
 	}
 	return listenerName(host, port)
@@ -97,7 +98,7 @@ func (l *tcpListener) add(ctx *Context, svc *registry.Service, port registry.Por
 		if l.addTLSRoutes(ctx, vs, port) {
 			return
 		}
-		if l.ip == "0.0.0.0" {
+		if l.ip == anyAddress {
 			l.chain([]string{svc.Hostname}, nil, tcpStack(port, serviceTCPProxy(ctx, svc, port.Number, cluster)))
 		} else if l.plain == nil {
 			l.plain = tcpStack(port, serviceTCPProxy(ctx, svc, port.Number, cluster))
@@ -221,7 +222,7 @@ func (l *tcpListener) build(ctx *Context) *listenerv3.Listener {
 	if plain == nil { // only SNI chains: anything else is an unknown destination
 		plain = []*listenerv3.Filter{tcpProxy(cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client)}
 	}
-	lis := outboundListener(l.name, l.ip, l.port, tcpTelemetry(ctx, classOutbound, false, plain...))
+	lis := outboundListener(l.name, ctx.listenerIP(l.ip), l.port, tcpTelemetry(ctx, classOutbound, false, plain...))
 	if l.bindToPort {
 		lis.BindToPort, lis.MaxConnectionsToAcceptPerSocketEvent = nil, acceptPerSocketEvent()
 	}
