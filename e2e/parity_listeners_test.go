@@ -60,9 +60,10 @@ spec:
 ` + udpServiceParity
 
 // TestSameEnvoyListenerSettingsAsIstiod compares every listener a sidecar (web's,
-// with inbound and outbound ports of every kind) and a gateway get from istiod and
+// with inbound and outbound ports of every kind; also under TPROXY interception) and a gateway get from istiod and
 // from navarch by what is set on the listener itself (addresses, binding, listener
-// filter timeouts, connections accepted per wake-up, the listener filters by name)
+// filter timeouts, connections accepted per wake-up, the listener filters and their
+// configuration)
 // and on each of its HTTP connection managers, field by field. Left out: the filter
 // chains (the other parity tests compare what they do), the connection managers'
 // HTTP filters, routes, stat prefixes (TestSameStatNamesAsIstiod compares those),
@@ -73,13 +74,17 @@ func TestSameEnvoyListenerSettingsAsIstiod(t *testing.T) {
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
 	istiod, navarch := bothControlPlanes(t, bin, strings.Replace(sniffParity, "MODE", "PERMISSIVE", 1)+listenerParity)
 	for _, proxy := range []struct {
-		what, id, app string
+		what, id, app, interception string
 	}{
-		{"web's sidecar", "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "web"},
-		{"a gateway", "router~127.0.0.90~ingress-0.default~default.svc.cluster.local", "ingressgateway"},
+		{"web's sidecar", "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "web", ""},
+		{"web's sidecar under TPROXY", "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "web", "TPROXY"},
+		{"a gateway", "router~127.0.0.90~ingress-0.default~default.svc.cluster.local", "ingressgateway", ""},
 	} {
 		t.Run(proxy.what, func(t *testing.T) {
 			md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": proxy.app, "istio": proxy.app}}
+			if proxy.interception != "" {
+				md["INTERCEPTION_MODE"] = proxy.interception
+			}
 			want := listenerSettings(t, envoyConfig(t, istiod, proxy.id, md).listeners)
 			var got map[string]string
 			eventually(t, 30*time.Second, "navarch's listeners", func() error {
@@ -124,7 +129,7 @@ func listenerSettings(t *testing.T, ls map[string]*listenerv3.Listener) map[stri
 	for name, l := range ls {
 		var filters []string
 		for _, f := range l.ListenerFilters {
-			filters = append(filters, f.Name)
+			filters = append(filters, f.Name+js(f.GetTypedConfig()))
 		}
 		out[name] = js(l, "filterChains", "defaultFilterChain", "listenerFilters") + fmt.Sprintf(" listener filters %v", filters)
 		n := 0

@@ -12,6 +12,7 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 	meshconfig "istio.io/api/mesh/v1alpha1"
 
 	"github.com/navarch/navarch/registry"
@@ -82,6 +83,11 @@ type Proxy struct {
 	// (INTERCEPTION_MODE NONE, a VM without iptables): its listeners bind ports of
 	// their own, as in Istio (sidecar.go).
 	InterceptionNone bool
+	// InterceptionTPROXY is a proxy whose traffic iptables hands over with TPROXY
+	// (INTERCEPTION_MODE TPROXY) instead of REDIRECT: its virtual listeners are
+	// transparent, and its inbound one keeps the client's source address on the
+	// connection to the application (original_src), as in Istio (sidecar.go).
+	InterceptionTPROXY bool
 	// Unprivileged is a proxy that cannot bind ports below 1024 (UNPRIVILEGED_POD).
 	Unprivileged bool
 	// HTTPProxyPort is the port of 127.0.0.1 on which the proxy is its application's
@@ -157,6 +163,7 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 	p.AutoRegisterGroup = str(md, "AUTO_REGISTER_GROUP")
 	p.NodeName = str(md, "NODE_NAME")
 	p.InterceptionNone = str(md, "INTERCEPTION_MODE") == "NONE"
+	p.InterceptionTPROXY = str(md, "INTERCEPTION_MODE") == "TPROXY"
 	p.Unprivileged, _ = strconv.ParseBool(str(md, "UNPRIVILEGED_POD"))
 	p.SelfDiscovery, _ = strconv.ParseBool(str(md, "ENABLE_SELF_DISCOVERY"))
 	if port, err := strconv.ParseUint(str(md, "HTTP_PROXY_PORT"), 10, 16); err == nil && port > 0 {
@@ -198,6 +205,16 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 func (p *Proxy) wildcard() string    { return p.byFamily(anyAddress, "::") }
 func (p *Proxy) loopback() string    { return p.byFamily("127.0.0.1", "::1") }
 func (p *Proxy) inboundBind() string { return p.byFamily("127.0.0.6", "::6") }
+
+// transparent is what a proxy's virtual listeners set Transparent to: true under
+// TPROXY, where the connections they take keep their original addresses, else
+// unset, as istiod leaves it.
+func (p *Proxy) transparent() *wrapperspb.BoolValue {
+	if p.InterceptionTPROXY {
+		return wrapperspb.Bool(true)
+	}
+	return nil
+}
 
 func (p *Proxy) byFamily(v4, v6 string) string {
 	if p.IPFamilies == "6" {
@@ -331,14 +348,14 @@ func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
 }
 
 // classKey identifies the proxies that get identical configuration: same type,
-// generator, namespace, network, locality, Kubernetes cluster and mesh, IP versions, labels and identity, the services listing an endpoint at its address (and on which ports), whether it is istio-proxy, and the Istio
+// generator, namespace, network, locality, Kubernetes cluster and mesh, interception mode, IP versions, labels and identity, the services listing an endpoint at its address (and on which ports), whether it is istio-proxy, and the Istio
 // version and metadata EnvoyFilters match (of the proxy as classProxy makes it). Proxies of one class share one set of built resources.
 type classKey string
 
 func (p *Proxy) classKey() classKey {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|%s|%t|%t|%s|%d|%t|%s|%t|%s|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.NodeName, p.ServiceAccount,
-		p.InterceptionNone, p.Unprivileged, p.IPFamilies, p.HTTPProxyPort, p.SelfDiscovery, p.ClusterID, p.IstioProxy, p.MeshID)
+	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|%s|%t|%t|%t|%s|%d|%t|%s|%t|%s|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.NodeName, p.ServiceAccount,
+		p.InterceptionNone, p.InterceptionTPROXY, p.Unprivileged, p.IPFamilies, p.HTTPProxyPort, p.SelfDiscovery, p.ClusterID, p.IstioProxy, p.MeshID)
 	for _, k := range registry.SortedKeys(p.Labels) {
 		fmt.Fprintf(&b, "%s=%s,", k, p.Labels[k])
 	}

@@ -103,6 +103,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 			Name:           virtualOutbound,
 			Address:        socketAddress(ctx.Proxy.wildcard(), virtualOutboundPort),
 			UseOriginalDst: wrapperspb.Bool(true),
+			Transparent:    ctx.Proxy.transparent(),
 			FilterChains: []*listenerv3.FilterChain{{
 				// A connection to 15001 itself would come back here without end.
 				Name:             virtualOutbound + "-blackhole",

@@ -8,7 +8,10 @@ import (
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	originalsrcv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_src/v3"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // TestSidecarBindings: an egress listener with captureMode NONE gets a listener
@@ -154,6 +157,71 @@ spec:
 				t.Errorf("%d inbound clusters, want %d", inbound, want)
 			}
 		})
+	}
+}
+
+// TestInterceptionTPROXY: a proxy to which iptables hands connections with TPROXY
+// (INTERCEPTION_MODE TPROXY) gets transparent virtual listeners, and its inbound one
+// connects to the application from the client's address (original_src, marking
+// 1337, after original_dst), as in Istio; under REDIRECT neither. The metadata
+// parses to the mode, and the two modes are two classes.
+func TestInterceptionTPROXY(t *testing.T) {
+	snap := snapshotOf(t, scopeServices)
+	for _, mode := range []string{"REDIRECT", "TPROXY"} {
+		t.Run(mode, func(t *testing.T) {
+			md, err := structpb.NewStruct(map[string]any{"NAMESPACE": "shop", "INTERCEPTION_MODE": mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := ParseProxy(&corev3.Node{Id: "sidecar~10.0.0.1~web-0.shop~shop.svc.cluster.local", Metadata: md})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tproxy := mode == "TPROXY"
+			if p.InterceptionTPROXY != tproxy {
+				t.Fatalf("INTERCEPTION_MODE %s parsed to TPROXY %t", mode, p.InterceptionTPROXY)
+			}
+			sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{virtualOutbound, virtualInbound} {
+				var l listenerv3.Listener
+				r := sets[ListenerType].ByName[name]
+				if r == nil {
+					t.Fatalf("no listener %s", name)
+				}
+				if err := r.Body.UnmarshalTo(&l); err != nil {
+					t.Fatal(err)
+				}
+				if got := l.GetTransparent().GetValue(); got != tproxy {
+					t.Errorf("%s: transparent %t, want %t", name, got, tproxy)
+				}
+				if name != virtualInbound {
+					continue
+				}
+				var filters []string
+				for _, f := range l.ListenerFilters {
+					filters = append(filters, f.Name)
+				}
+				want := []string{"envoy.filters.listener.original_dst"}
+				if tproxy {
+					want = append(want, "envoy.filters.listener.original_src")
+					var src originalsrcv3.OriginalSrc
+					if err := l.ListenerFilters[1].GetTypedConfig().UnmarshalTo(&src); err != nil || src.Mark != 1337 {
+						t.Errorf("original_src %v (%v), want mark 1337", &src, err)
+					}
+				}
+				if len(filters) < len(want) || !slices.Equal(filters[:len(want)], want) {
+					t.Errorf("%s: listener filters %v, want them to begin %v", name, filters, want)
+				}
+			}
+		})
+	}
+	redirect, tproxy := grpcProxy("shop", nil), grpcProxy("shop", nil)
+	tproxy.InterceptionTPROXY = true
+	if redirect.classKey() == tproxy.classKey() {
+		t.Error("a TPROXY proxy and a REDIRECT one share a class")
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	originaldstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
+	originalsrcv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_src/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -279,11 +280,10 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 	httpPassthrough := inboundHTTP(ctx, 0, inboundPassthroughCluster, pass.httpStatPrefix(ctx.Proxy.wildcard()))
 	chains = append(chains, sniffedInboundChains(ctx, mode, virtualInbound, 0, withInboundMX(ctx, httpPassthrough), passthrough)...)
 	virtual = &listenerv3.Listener{
-		Name:    virtualInbound,
-		Address: socketAddress(p.wildcard(), virtualInboundPort),
-		ListenerFilters: append([]*listenerv3.ListenerFilter{
-			{Name: "envoy.filters.listener.original_dst", ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&originaldstv3.OriginalDst{})}},
-		}, inboundInspectors(chains)...),
+		Name:            virtualInbound,
+		Address:         socketAddress(p.wildcard(), virtualInboundPort),
+		Transparent:     p.transparent(),
+		ListenerFilters: append(originalAddressFilters(p), inboundInspectors(chains)...),
 		// The inspectors wait as long as the client takes, unless the mesh config's
 		// protocolDetectionTimeout says otherwise, as in Istio.
 		ListenerFiltersTimeout:               cmp.Or(ctx.Mesh.GetProtocolDetectionTimeout(), durationpb.New(0)),
@@ -294,6 +294,22 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 		MaxConnectionsToAcceptPerSocketEvent: acceptPerSocketEvent(),
 	}
 	return virtual, bound
+}
+
+// originalAddressFilters are the virtual inbound listener's first listener
+// filters: original_dst, which finds the port a connection was meant for, and for
+// a TPROXY proxy original_src, which connects to the application from the client's
+// address (marking the packets 1337, which Istio's iptables rules route back to the
+// proxy), as istiod has them.
+func originalAddressFilters(p *Proxy) []*listenerv3.ListenerFilter {
+	fs := []*listenerv3.ListenerFilter{
+		{Name: "envoy.filters.listener.original_dst", ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&originaldstv3.OriginalDst{})}},
+	}
+	if p.InterceptionTPROXY {
+		fs = append(fs, &listenerv3.ListenerFilter{Name: "envoy.filters.listener.original_src",
+			ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&originalsrcv3.OriginalSrc{Mark: 1337})}})
+	}
+	return fs
 }
 
 // inboundInspectors are the virtual inbound listener's inspectors, as istiod derives

@@ -70,7 +70,7 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	labels := fs.String("labels", "", "the workload's labels, k=v,k2=v2 (node metadata LABELS)")
 	network := fs.String("network", "", "the network the proxy is in (node metadata NETWORK): other networks' endpoints are reached through their gateways")
 	locality := fs.String("locality", "", "where the proxy runs, region/zone/sub-zone (the node's locality): with a DestinationRule's outlier detection or localityLbSetting, nearer endpoints come first")
-	interception := fs.String("interception-mode", "", "NONE for an Envoy whose traffic nothing redirects (a VM without iptables): its listeners bind ports on 127.0.0.1 (node metadata INTERCEPTION_MODE)")
+	interception := fs.String("interception-mode", "", "NONE for an Envoy whose traffic nothing redirects (a VM without iptables): its listeners bind ports on 127.0.0.1; TPROXY for one iptables hands traffic with TPROXY: its virtual listeners are transparent and keep the client's address (node metadata INTERCEPTION_MODE; default REDIRECT)")
 	nodeName := fs.String("node-name", "", "the node the proxy runs on, a pod's spec.nodeName (node metadata NODE_NAME): node-local services (internalTrafficPolicy Local) send it their endpoints there only")
 	clusterID := fs.String("cluster-id", "", "the Kubernetes cluster the proxy runs in, as the nodes name it (--kube-cluster-id; node metadata CLUSTER_ID): of cluster-local services it gets that cluster's endpoints only")
 	selfDiscovery := fs.Bool("self-discovery", false, "for --format envoy: a local cluster, the endpoints of the workload's own service, which Envoy's zone-aware load balancing (a DestinationRule's zoneAwareLbSetting) weighs zones by (node metadata ENABLE_SELF_DISCOVERY)")
@@ -80,9 +80,9 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	switch *interception {
-	case "", "REDIRECT", "NONE":
+	case "", "REDIRECT", "NONE", "TPROXY":
 	default:
-		return fmt.Errorf("--interception-mode %q: want NONE or REDIRECT", *interception)
+		return fmt.Errorf("--interception-mode %q: want REDIRECT, TPROXY or NONE", *interception)
 	}
 	if *httpProxyPort > 65535 {
 		return fmt.Errorf("--http-proxy-port %d: want a port, 1-65535", *httpProxyPort)

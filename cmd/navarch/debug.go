@@ -262,7 +262,7 @@ func runProxyConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 	locality := fs.String("locality", "", "a hypothetical proxy's locality, region/zone/sub-zone")
 	sa := fs.String("service-account", "", "a hypothetical proxy's service account")
 	nodeName := fs.String("node-name", "", "a hypothetical proxy's node (NODE_NAME)")
-	interception := fs.String("interception-mode", "", "a hypothetical proxy's INTERCEPTION_MODE: NONE binds its listeners' ports")
+	interception := fs.String("interception-mode", "", "a hypothetical proxy's INTERCEPTION_MODE: NONE binds its listeners' ports, TPROXY makes its virtual listeners transparent")
 	clusterID := fs.String("cluster-id", "", "a hypothetical proxy's Kubernetes cluster (CLUSTER_ID)")
 	httpProxyPort := fs.String("http-proxy-port", "", "a hypothetical Envoy's HTTP_PROXY_PORT: the port of 127.0.0.1 on which it is an HTTP proxy")
 	metadata := fs.String("metadata", "", "a hypothetical Envoy's node metadata (what EnvoyFilters match; ENABLE_SELF_DISCOVERY=true for its local cluster), k=v,k2=v2")
