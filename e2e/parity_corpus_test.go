@@ -67,6 +67,7 @@ func TestSameEnvoyConfigForTheCorpusAsIstiod(t *testing.T) {
 						wantChains, routes := gatewayChains(t, want.listeners)
 						gotChains, _ := gatewayChains(t, got.listeners)
 						compareNamed(t, wantChains, gotChains)
+						compareNamed(t, listenerSettings(t, want.listeners), listenerSettings(t, got.listeners))
 						compareFields(t, clusterFields(t, want.clusters), clusterFields(t, got.clusters))
 						var eds []string
 						for name, c := range want.clusters {

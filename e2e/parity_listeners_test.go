@@ -241,7 +241,7 @@ func TestSameGatewayClustersAsIstiod(t *testing.T) {
 // application's loopback address and an egress port to 127.0.0.1 (captureMode NONE),
 // from istiod and from navarch: which listeners and clusters there are, each
 // listener's and connection manager's settings (listenerSettings), and the outbound
-// clusters (clusterSummaries).
+// clusters (clusterSummaries); and the same for a dual-stack VM.
 func TestSameVMSidecarAsIstiod(t *testing.T) {
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
 	istiod, navarch := bothControlPlanes(t, bin, strings.Replace(sniffParity, "MODE", "PERMISSIVE", 1)+listenerParity+`---
@@ -267,13 +267,22 @@ spec:
 `)
 	id := "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local"
 	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}, "INTERCEPTION_MODE": "NONE", "HTTP_PROXY_PORT": "15080"}
-	describe := func(server string) map[string]string {
-		c := envoyConfig(t, server, id, md)
-		out := listenerSettings(t, c.listeners)
-		maps.Copy(out, clusterSummaries(c.clusters))
-		return out
+	describeAs := func(md map[string]any) func(server string) map[string]string {
+		return func(server string) map[string]string {
+			c := envoyConfig(t, server, id, md)
+			out := listenerSettings(t, c.listeners)
+			maps.Copy(out, clusterSummaries(c.clusters))
+			return out
+		}
 	}
-	want := compareDescribed(t, "VM sidecar configuration", istiod, navarch, describe)
+	want := compareDescribed(t, "VM sidecar configuration", istiod, navarch, describeAs(md))
+	// A dual-stack VM: the listeners it binds on its default loopback address also
+	// bind ::1, those on a Sidecar's bind do not.
+	dual := maps.Clone(md)
+	dual["INSTANCE_IPS"] = "127.0.0.66,fd00::66"
+	if wantDual := compareDescribed(t, "dual-stack VM sidecar configuration", istiod, navarch, describeAs(dual)); !strings.Contains(wantDual["127.0.0.1_15080"], `"::1"`) {
+		t.Errorf("istiod's dual-stack HTTP proxy listener has no address on ::1, which this test expects: %s", wantDual["127.0.0.1_15080"])
+	}
 	// The HTTP proxy ports (the Sidecar's HTTP_PROXY egress listener, the proxy's
 	// HTTP_PROXY_PORT): besides the listeners, compared above, the route
 	// configuration each routes by and its virtual hosts, a service port each.

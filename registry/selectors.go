@@ -132,6 +132,15 @@ func (s *Snapshot) indexSelectorKeys() {
 	if s.proxyVersion {
 		_, _ = h.WriteString("\x03")
 	}
+	s.bindsProxyAddress = false
+	for _, r := range s.config[api.Sidecar] {
+		for _, in := range r.Spec.(*networking.Sidecar).GetIngress() {
+			s.bindsProxyAddress = s.bindsProxyAddress || in.GetBind() == ""
+		}
+	}
+	if s.bindsProxyAddress {
+		_, _ = h.WriteString("\x04")
+	}
 	_, _ = h.WriteString("\x01")
 	s.entryLabels = make(map[string]bool, len(entryKeys))
 	for _, k := range SortedKeys(entryKeys) {
@@ -148,6 +157,11 @@ func (s *Snapshot) MatchesProxyMetadata(key string) bool { return s.proxyMetadat
 // MatchesProxyVersion reports whether some EnvoyFilter matches proxies by their
 // Istio version.
 func (s *Snapshot) MatchesProxyVersion() bool { return s.proxyVersion }
+
+// BindsProxyAddress reports whether some Sidecar has an ingress listener that says
+// no bind address: one that binds its port (captureMode NONE) binds the proxy's own
+// unicast address, so that proxies' configuration depends on their addresses.
+func (s *Snapshot) BindsProxyAddress() bool { return s.bindsProxyAddress }
 
 // WorkloadEntriesLabelledBy reports whether some WorkloadEntry has a label with the
 // key: a sidecar serves a selecting service on the port of the service's

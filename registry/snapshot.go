@@ -69,6 +69,9 @@ type Snapshot struct {
 	// proxyVersion whether some EnvoyFilter matches their Istio version.
 	proxyMetadata map[string]bool
 	proxyVersion  bool
+	// bindsProxyAddress is whether some Sidecar has an ingress listener without a
+	// bind address (BindsProxyAddress).
+	bindsProxyAddress bool
 }
 
 // Issuer is what OpenID discovery found for a JWT issuer: the URI of its key set, or

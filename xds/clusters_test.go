@@ -466,7 +466,8 @@ spec:
 			docs = append(docs, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: '"+tc.mesh+"'\n")
 		}
 		p := grpcProxy("shop", nil)
-		p.Generator, p.IP, p.IPFamilies = "", tc.ip, ipFamilies(tc.ip, tc.ips)
+		p.Generator, p.IP = "", tc.ip
+		p.IPFamilies, p.UnicastIP = ipFamilies(tc.ip, tc.ips)
 		var c clusterv3.Cluster
 		resourceOf(t, mustBuild(t, sidecarProfile(), snapshotOf(t, docs...), p), ClusterType, "outbound|443||api.example.com", &c)
 		//lint:ignore SA1019 the fields navarch sets, as istiod

@@ -47,6 +47,7 @@ const httpProxyRouteName = "http_proxy"
 type httpProxy struct {
 	port       uint32
 	ip         string
+	extra      []string // further addresses (Proxy.otherFamily)
 	bindToPort bool
 	route      string
 	hosts      []string // the Sidecar egress hosts it reaches ("namespace/host")
@@ -71,9 +72,10 @@ func httpProxies(ctx *Context, binds egressBindingSet) []httpProxy {
 			case eg.Port == nil:
 				catchAll = eg.Hosts
 			case strings.EqualFold(eg.Port.Protocol, "HTTP_PROXY"):
-				p := httpProxy{port: eg.Port.Number, ip: ctx.Proxy.wildcard(), route: strconv.FormatUint(uint64(eg.Port.Number), 10), hosts: eg.Hosts}
+				p := httpProxy{port: eg.Port.Number, ip: ctx.Proxy.wildcard(), extra: ctx.Proxy.otherFamily(true, false),
+					route: strconv.FormatUint(uint64(eg.Port.Number), 10), hosts: eg.Hosts}
 				if b, bound := binds.on(p.port); bound {
-					p.ip, p.bindToPort = b.ip, b.bindToPort
+					p.ip, p.bindToPort, p.extra = b.ip, b.bindToPort, b.extra
 				}
 				out = append(out, p)
 				taken[p.port] = true
@@ -85,7 +87,8 @@ func httpProxies(ctx *Context, binds egressBindingSet) []httpProxy {
 		port = uint32(ctx.Mesh.GetProxyHttpPort())
 	}
 	if port != 0 && !taken[port] {
-		out = append(out, httpProxy{port: port, ip: ctx.Proxy.loopback(), bindToPort: true, route: httpProxyRouteName, hosts: catchAll})
+		out = append(out, httpProxy{port: port, ip: ctx.Proxy.loopback(), extra: ctx.Proxy.otherFamily(false, true), bindToPort: true,
+			route: httpProxyRouteName, hosts: catchAll})
 	}
 	return out
 }
@@ -107,6 +110,7 @@ func httpProxyListeners(ctx *Context, binds egressBindingSet, refused map[uint32
 		// Its clients name any host: metadata headers go to all, as istiod has it.
 		hcm.HttpFilters = envoyHTTPFilters(ctx, classOutbound, nil, false)
 		l := outboundListener(name, p.ip, p.port, []*listenerv3.Filter{envoyConnectionManager(ctx.Mesh, hcm)})
+		l.AdditionalAddresses = additionalAddresses(p.extra, p.port)
 		if p.bindToPort {
 			l.BindToPort, l.MaxConnectionsToAcceptPerSocketEvent = nil, acceptPerSocketEvent()
 		}

@@ -103,6 +103,11 @@ type Proxy struct {
 	// (INSTANCE_IPS metadata, else its node id's), which choose how an Envoy
 	// resolves DNS clusters (DnsLookupFamily), as in Istio.
 	IPFamilies string
+	// UnicastIP is the first of the proxy's addresses (as IPFamilies) that is a
+	// global unicast one (not loopback, link-local or unspecified), "" for none: a
+	// Sidecar ingress listener that binds its port without saying where binds it
+	// there, as in Istio (sidecar_inbound.go).
+	UnicastIP string
 	// ProxyConfig is the proxy's own ProxyConfig (PROXY_CONFIG metadata), of what
 	// navarch translates (parseProxyConfig); nil: the mesh config's defaultConfig
 	// (proxyconfig.go).
@@ -169,7 +174,7 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 	if port, err := strconv.ParseUint(str(md, "HTTP_PROXY_PORT"), 10, 16); err == nil && port > 0 {
 		p.HTTPProxyPort = uint32(port) // as istiod, a value that is not a port is ignored
 	}
-	p.IPFamilies = ipFamilies(p.IP, str(md, "INSTANCE_IPS"))
+	p.IPFamilies, p.UnicastIP = ipFamilies(p.IP, str(md, "INSTANCE_IPS"))
 	if v := md["PROXY_CONFIG"]; v != nil {
 		pc, err := parseProxyConfig(v)
 		if err != nil {
@@ -223,6 +228,23 @@ func (p *Proxy) byFamily(v4, v6 string) string {
 	return v4
 }
 
+// otherFamily is what a dual-stack proxy's outbound listener at one of its own
+// default addresses (wildcard, the wildcard of its IPv4 side; defaultLoopback, the
+// loopback a listener of its own binds when its Sidecar names no address) also
+// binds, as istiod gives it: the other IP version's, [::] or [::1]. Other listeners
+// (a service's address, a Sidecar's bind) and other proxies' have none.
+func (p *Proxy) otherFamily(wildcard, defaultLoopback bool) []string {
+	switch {
+	case p.IPFamilies != "46":
+		return nil
+	case wildcard:
+		return []string{"::"}
+	case defaultLoopback:
+		return []string{"::1"}
+	}
+	return nil
+}
+
 // listenerIP is the address of a listener at ip, where anyAddress stands for the
 // proxy's wildcard (the token the listener builders compare with).
 func (ctx *Context) listenerIP(ip string) string {
@@ -233,8 +255,9 @@ func (ctx *Context) listenerIP(ip string) string {
 }
 
 // ipFamilies is "4", "6" or "46" for the IP versions of the addresses in ips
-// (comma-separated), or of ip when ips has none.
-func ipFamilies(ip, ips string) string {
+// (comma-separated), or of ip when ips has none, and the first of them that is a
+// global unicast address.
+func ipFamilies(ip, ips string) (families, unicast string) {
 	addrs := []string{ip}
 	if ips != "" {
 		addrs = strings.Split(ips, ",")
@@ -244,15 +267,18 @@ func ipFamilies(ip, ips string) string {
 		if addr, err := netip.ParseAddr(strings.TrimSpace(a)); err == nil {
 			is4 := addr.Unmap().Is4()
 			v4, v6 = v4 || is4, v6 || !is4
+			if unicast == "" && addr.IsGlobalUnicast() {
+				unicast = addr.String()
+			}
 		}
 	}
 	switch {
 	case v4 && v6:
-		return "46"
+		return "46", unicast
 	case v6:
-		return "6"
+		return "6", unicast
 	}
-	return "4"
+	return "4", unicast
 }
 
 // withAddressWorkload returns the proxy as what snap registers at its address makes
@@ -335,27 +361,32 @@ func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
 	if !snap.MatchesProxyVersion() {
 		version = ""
 	}
+	// The address matters where a Sidecar ingress listener may bind it.
+	unicast := p.UnicastIP
+	if !snap.BindsProxyAddress() {
+		unicast = ""
+	}
 	if len(kept) == len(p.Labels) && p.ServiceAccount == "" && node == p.NodeName &&
-		len(metadata) == len(p.Metadata) && version == p.IstioVersion {
+		len(metadata) == len(p.Metadata) && version == p.IstioVersion && unicast == p.UnicastIP {
 		return p
 	}
 	cp := *p
 	if len(kept) < len(p.Labels) {
 		cp.Labels = kept
 	}
-	cp.ServiceAccount, cp.NodeName, cp.Metadata, cp.IstioVersion = "", node, metadata, version
+	cp.ServiceAccount, cp.NodeName, cp.Metadata, cp.IstioVersion, cp.UnicastIP = "", node, metadata, version, unicast
 	return &cp
 }
 
 // classKey identifies the proxies that get identical configuration: same type,
-// generator, namespace, network, locality, Kubernetes cluster and mesh, interception mode, IP versions, labels and identity, the services listing an endpoint at its address (and on which ports), whether it is istio-proxy, and the Istio
+// generator, namespace, network, locality, Kubernetes cluster and mesh, interception mode, IP versions and unicast address, labels and identity, the services listing an endpoint at its address (and on which ports), whether it is istio-proxy, and the Istio
 // version and metadata EnvoyFilters match (of the proxy as classProxy makes it). Proxies of one class share one set of built resources.
 type classKey string
 
 func (p *Proxy) classKey() classKey {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|%s|%t|%t|%t|%s|%d|%t|%s|%t|%s|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.NodeName, p.ServiceAccount,
-		p.InterceptionNone, p.InterceptionTPROXY, p.Unprivileged, p.IPFamilies, p.HTTPProxyPort, p.SelfDiscovery, p.ClusterID, p.IstioProxy, p.MeshID)
+	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|%s|%t|%t|%t|%s|%s|%d|%t|%s|%t|%s|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.NodeName, p.ServiceAccount,
+		p.InterceptionNone, p.InterceptionTPROXY, p.Unprivileged, p.IPFamilies, p.UnicastIP, p.HTTPProxyPort, p.SelfDiscovery, p.ClusterID, p.IstioProxy, p.MeshID)
 	for _, k := range registry.SortedKeys(p.Labels) {
 		fmt.Fprintf(&b, "%s=%s,", k, p.Labels[k])
 	}

@@ -138,7 +138,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 			}
 			for _, a := range outboundAddresses(ctx, svc, port.Number, binds) {
 				ip, subnet := listenerAddress(a)
-				l := tcp.get(ctx, ip, port.Number, bound && b.bindToPort)
+				l := tcp.get(ctx, ip, port.Number, b, bound)
 				if subnet != "" {
 					l.addSubnet(ctx, svc, port, subnet)
 					continue
@@ -159,11 +159,12 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 		if ip == anyAddress {
 			// HTTP takes the port's wildcard listener by detection: TCP to other
 			// destinations (or a TCP service without an address) on the port stays TCP.
-			tcp.get(ctx, ip, port, bound && b.bindToPort).httpRoute = strconv.FormatUint(uint64(port), 10)
+			tcp.get(ctx, ip, port, b, bound).httpRoute = strconv.FormatUint(uint64(port), 10)
 			continue
 		}
 		name := ip + "_" + strconv.FormatUint(uint64(port), 10)
 		l := outboundListener(name, ip, port, []*listenerv3.Filter{outboundHTTP(ctx, name, strconv.FormatUint(uint64(port), 10))})
+		l.AdditionalAddresses = additionalAddresses(b.extra, port)
 		if b.bindToPort {
 			l.BindToPort, l.MaxConnectionsToAcceptPerSocketEvent = nil, acceptPerSocketEvent()
 		}
@@ -257,6 +258,7 @@ func addBoundInbound(ctx *Context, out []named, bound []*listenerv3.Listener) []
 type egressBinding struct {
 	ip         string
 	bindToPort bool
+	extra      []string // further addresses (Proxy.otherFamily)
 }
 
 type egressBindingSet struct {
@@ -299,7 +301,7 @@ func egressBindings(ctx *Context) egressBindingSet {
 	set := egressBindingSet{byPort: map[uint32]*egressBinding{}}
 	none := ctx.Proxy.InterceptionNone
 	if none {
-		set.catchAll = &egressBinding{ip: ctx.Proxy.loopback(), bindToPort: true}
+		set.catchAll = &egressBinding{ip: ctx.Proxy.loopback(), bindToPort: true, extra: ctx.Proxy.otherFamily(false, true)}
 	}
 	if ctx.sidecar == nil {
 		return set
@@ -313,6 +315,7 @@ func egressBindings(ctx *Context) egressBindingSet {
 		}
 		if b.ip == "" && b.bindToPort {
 			b.ip = ctx.Proxy.loopback() // Istio's default for a listener of its own
+			b.extra = ctx.Proxy.otherFamily(false, true)
 		}
 		var bp *egressBinding
 		if b.ip != "" {
@@ -362,6 +365,15 @@ func outboundListener(name, ip string, port uint32, filters []*listenerv3.Filter
 		ListenerFiltersTimeout:           durationpb.New(0),
 		ContinueOnListenerFiltersTimeout: true,
 	}
+}
+
+// additionalAddresses are the further listener addresses of ips on port.
+func additionalAddresses(ips []string, port uint32) []*listenerv3.AdditionalAddress {
+	var out []*listenerv3.AdditionalAddress
+	for _, ip := range ips {
+		out = append(out, &listenerv3.AdditionalAddress{Address: socketAddress(ip, port)})
+	}
+	return out
 }
 
 // acceptPerSocketEvent is how many connections a listener that binds its port

@@ -160,6 +160,63 @@ spec:
 	}
 }
 
+// TestIngressBindsProxyAddress: a Sidecar ingress listener that binds its port
+// without a bind address binds the proxy's first global unicast address (of
+// INSTANCE_IPS, else its node id's), the wildcard when it has none, as in Istio.
+// Proxies at other addresses are then classes of their own; without such a
+// listener, the address sets no class apart.
+func TestIngressBindsProxyAddress(t *testing.T) {
+	const ingress = `
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: vm, namespace: shop}
+spec:
+  workloadSelector: {labels: {app: vm}}
+  ingress:
+  - port: {number: 9080, protocol: HTTP, name: http}
+    defaultEndpoint: 127.0.0.1:8080
+    captureMode: NONE
+`
+	proxyAt := func(ip, ips string) *Proxy {
+		t.Helper()
+		md := map[string]any{"NAMESPACE": "shop", "LABELS": map[string]any{"app": "vm"}}
+		if ips != "" {
+			md["INSTANCE_IPS"] = ips
+		}
+		m, err := structpb.NewStruct(md)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := ParseProxy(&corev3.Node{Id: "sidecar~" + ip + "~vm-0.shop~shop.svc.cluster.local", Metadata: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	withIngress := snapshotOf(t, scopeServices, ingress)
+	for _, tc := range []struct{ ip, ips, want string }{
+		{"10.0.0.5", "", "10.0.0.5_9080"},
+		{"127.0.0.5", "127.0.0.5,fd00::5", "fd00::5_9080"}, // the first global unicast one
+		{"127.0.0.5", "", "0.0.0.0_9080"},
+	} {
+		p := proxyAt(tc.ip, tc.ips).classProxy(withIngress)
+		sets := mustBuild(t, sidecarProfile(), withIngress, p)
+		var l listenerv3.Listener
+		resourceOf(t, sets, ListenerType, tc.want, &l)
+		if l.BindToPort != nil && !l.BindToPort.Value {
+			t.Errorf("%s %s: %s does not bind its port", tc.ip, tc.ips, tc.want)
+		}
+	}
+	a, b := proxyAt("10.0.0.5", ""), proxyAt("10.0.0.6", "")
+	if a.classProxy(withIngress).classKey() == b.classProxy(withIngress).classKey() {
+		t.Error("proxies at two addresses share a class though a Sidecar ingress listener binds their addresses")
+	}
+	without := snapshotOf(t, scopeServices)
+	if a.classProxy(without).classKey() != b.classProxy(without).classKey() {
+		t.Error("proxies at two addresses are two classes though nothing binds their addresses")
+	}
+}
+
 // TestInterceptionTPROXY: a proxy to which iptables hands connections with TPROXY
 // (INTERCEPTION_MODE TPROXY) gets transparent virtual listeners, and its inbound one
 // connects to the application from the client's address (original_src, marking
@@ -285,7 +342,8 @@ spec:
 
 // TestIPv6OnlyProxies: an IPv6-only sidecar's wildcard listeners bind ::, its
 // inbound side connects from ::6 and its loopback is ::1; a dual-stack one's are
-// IPv4's, its inbound passthrough binding ::6 for IPv6 destinations too.
+// IPv4's, its inbound passthrough binding ::6 for IPv6 destinations too and its
+// outbound wildcard listeners also at ::.
 func TestIPv6OnlyProxies(t *testing.T) {
 	snap := snapshotOf(t, scopeServices, webWorkload, `
 apiVersion: v1
@@ -295,15 +353,16 @@ data:
   mesh: 'inboundTrafficPolicy: {mode: LOCALHOST}'
 `)
 	for _, tc := range []struct {
-		ip, ips                         string
-		wildcard, bind, extra, loopback string
+		ip, ips                                        string
+		wildcard, wildcardExtra, bind, extra, loopback string
 	}{
-		{"fd00::1", "", "::", "::6", "", "::1"},
-		{"10.0.0.1", "10.0.0.1,fd00::1", "0.0.0.0", "127.0.0.6", "::6", "127.0.0.1"},
-		{"10.0.0.1", "", "0.0.0.0", "127.0.0.6", "", "127.0.0.1"},
+		{"fd00::1", "", "::", "", "::6", "", "::1"},
+		{"10.0.0.1", "10.0.0.1,fd00::1", "0.0.0.0", "::", "127.0.0.6", "::6", "127.0.0.1"},
+		{"10.0.0.1", "", "0.0.0.0", "", "127.0.0.6", "", "127.0.0.1"},
 	} {
 		p := grpcProxy("shop", map[string]string{"app": "web"})
-		p.Generator, p.IP, p.IPFamilies = "", tc.ip, ipFamilies(tc.ip, tc.ips)
+		p.Generator, p.IP = "", tc.ip
+		p.IPFamilies, p.UnicastIP = ipFamilies(tc.ip, tc.ips)
 		sets := mustBuild(t, sidecarProfile(), snap, p)
 		var vo listenerv3.Listener
 		resourceOf(t, sets, ListenerType, virtualOutbound, &vo)
@@ -311,7 +370,18 @@ data:
 			t.Errorf("%s: virtual outbound listener at %s, want %s", tc.ip, got, tc.wildcard)
 		}
 		if sets[ListenerType].ByName[tc.wildcard+"_80"] == nil {
-			t.Errorf("%s: no listener %s_80 among %v", tc.ip, tc.wildcard, sets[ListenerType].Names())
+			t.Fatalf("%s: no listener %s_80 among %v", tc.ip, tc.wildcard, sets[ListenerType].Names())
+		}
+		// A dual-stack proxy's outbound wildcard listeners take IPv6 connections
+		// too: they also have IPv6's wildcard, as istiod gives them.
+		var out80 listenerv3.Listener
+		resourceOf(t, sets, ListenerType, tc.wildcard+"_80", &out80)
+		var also []string
+		for _, a := range out80.AdditionalAddresses {
+			also = append(also, a.GetAddress().GetSocketAddress().GetAddress())
+		}
+		if want := strings.Fields(tc.wildcardExtra); !slices.Equal(also, want) {
+			t.Errorf("%s: %s_80 also at %v, want %v", tc.ip, tc.wildcard, also, want)
 		}
 		var pass clusterv3.Cluster
 		resourceOf(t, sets, ClusterType, inboundPassthroughCluster, &pass)

@@ -173,7 +173,8 @@ func sidecarIngress(ctx *Context) []inboundPort {
 			endpoint: in.DefaultEndpoint, pool: in.ConnectionPool, tls: in.Tls,
 			service: workloadService(ctx, port.Number), servicePort: port, sidecar: ctx.sidecar.Meta.Name + "." + ctx.sidecar.Meta.Namespace}
 		if in.CaptureMode == networking.CaptureMode_NONE || (ctx.Proxy.InterceptionNone && in.CaptureMode == networking.CaptureMode_DEFAULT) {
-			ip.bind = cmp.Or(in.Bind, ctx.Proxy.wildcard()) // Istio's default: the wildcard
+			// Istio's default: the proxy's unicast address, else the wildcard.
+			ip.bind = cmp.Or(in.Bind, ctx.Proxy.UnicastIP, ctx.Proxy.wildcard())
 			if ctx.Proxy.Unprivileged && ip.number < 1024 {
 				where := fmt.Sprintf("Sidecar %s/%s spec.ingress[%d]", ctx.sidecar.Meta.Namespace, ctx.sidecar.Meta.Name, i)
 				ctx.skip(where, fmt.Errorf("an unprivileged proxy cannot bind port %d; left out", ip.number))

@@ -58,6 +58,7 @@ type tcpListener struct {
 	ip         string
 	port       uint32
 	bindToPort bool                      // a port of its own (captureMode NONE), not handed connections
+	extra      []string                  // further addresses (Proxy.otherFamily)
 	chains     []*listenerv3.FilterChain // by SNI and/or destination subnets (Envoy takes the most specific)
 	taken      map[string]bool           // the matches of chains, "name|subnets"
 	plain      []*listenerv3.Filter      // for connections no chain takes
@@ -70,12 +71,18 @@ type tcpListener struct {
 type tcpListeners map[string]*tcpListener
 
 // get returns the listener of ip (anyAddress for the proxy's wildcard) and port,
-// created if there is none yet.
-func (ls tcpListeners) get(ctx *Context, ip string, port uint32, bindToPort bool) *tcpListener {
+// created if there is none yet; b is the port's Sidecar binding, if bound.
+func (ls tcpListeners) get(ctx *Context, ip string, port uint32, b egressBinding, bound bool) *tcpListener {
 	name := ctx.listenerIP(ip) + "_" + strconv.FormatUint(uint64(port), 10)
 	l := ls[name]
 	if l == nil {
-		l = &tcpListener{name: name, ip: ip, port: port, taken: map[string]bool{}, bindToPort: bindToPort}
+		l = &tcpListener{name: name, ip: ip, port: port, taken: map[string]bool{}, bindToPort: bound && b.bindToPort}
+		switch {
+		case bound:
+			l.extra = b.extra
+		case ip == anyAddress:
+			l.extra = ctx.Proxy.otherFamily(true, false)
+		}
 		ls[name] = l
 	}
 	return l
@@ -223,6 +230,7 @@ func (l *tcpListener) build(ctx *Context) *listenerv3.Listener {
 		plain = []*listenerv3.Filter{tcpProxy(cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client)}
 	}
 	lis := outboundListener(l.name, ctx.listenerIP(l.ip), l.port, tcpTelemetry(ctx, classOutbound, false, plain...))
+	lis.AdditionalAddresses = additionalAddresses(l.extra, l.port)
 	if l.bindToPort {
 		lis.BindToPort, lis.MaxConnectionsToAcceptPerSocketEvent = nil, acceptPerSocketEvent()
 	}
