@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/navarch/navarch/internal/corpus"
 	"github.com/navarch/navarch/internal/peers"
@@ -18,11 +21,47 @@ import (
 // corpusNamespace finds the namespaces a corpus file's resources name.
 var corpusNamespace = regexp.MustCompile(`(?m)^\s+namespace:\s*([a-z0-9-]+)\s*$`)
 
+// chainFieldsNotCompared are the filter chain fields TestSameEnvoyConfigForTheCorpusAsIstiod
+// leaves out: stat prefixes and access logs (istio-proxy's telemetry, which
+// TestSameStatNamesAsIstiod and the access log tests compare), metadata, HTTP
+// filters and tracing (compared by TestSameHTTPFilterOrderAsIstiod and the tracing
+// tests), the decorators naming tracing spans, and two fields istiod sets to
+// Envoy's defaults (use_remote_address false, request_id_extension UUID with trace
+// sampling).
+var chainFieldsNotCompared = regexp.MustCompile(`(^|\.)(statPrefix|accessLog|metadata|useRemoteAddress|requestIdExtension|decorator|httpFilters|tracing|typedPerFilterConfig)(\.|\[|$)`)
+
+// chainFields describes every filter chain of ls (the default chain too) field by
+// field (protoFields), by its listener and match: its name, match, transport
+// socket (TLS, and where the certificates come from) and filters.
+func chainFields(t *testing.T, ls map[string]*listenerv3.Listener) map[string]map[string]string {
+	t.Helper()
+	out := map[string]map[string]string{}
+	for name, l := range ls {
+		for _, fc := range append(slices.Clone(l.FilterChains), l.DefaultFilterChain) {
+			if fc == nil {
+				continue
+			}
+			match, err := protojson.Marshal(fc.GetFilterChainMatch())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m any // protojson's spacing is not stable: normalise it
+			if err := json.Unmarshal(match, &m); err != nil {
+				t.Fatal(err)
+			}
+			key, _ := json.Marshal(m)
+			out[name+" "+string(key)] = protoFields(t, fc, chainFieldsNotCompared, nil)
+		}
+	}
+	return out
+}
+
 // TestSameEnvoyConfigForTheCorpusAsIstiod applies each file of Istio's config test
 // corpus to istiod and to a navarch node and compares what an Envoy sidecar, an
 // ingress gateway and an egress gateway get, in namespace default and in each
 // namespace the file names, and what an IPv6-only sidecar and ingress gateway and a
-// dual-stack sidecar get (INSTANCE_IPS): every listener's filter chains (gatewayChains), every
+// dual-stack sidecar get (INSTANCE_IPS): every listener's settings (listenerSettings) and filter
+// chains (gatewayChains, and field by field: chainFields), every
 // cluster field by field (clusterFields), the endpoints of every EDS cluster
 // field by field (endpointFields), and every route configuration the listeners
 // name, field by field (but for gatewayRouteFieldsNotCompared).
@@ -68,6 +107,7 @@ func TestSameEnvoyConfigForTheCorpusAsIstiod(t *testing.T) {
 						gotChains, _ := gatewayChains(t, got.listeners)
 						compareNamed(t, wantChains, gotChains)
 						compareNamed(t, listenerSettings(t, want.listeners), listenerSettings(t, got.listeners))
+						compareFields(t, chainFields(t, want.listeners), chainFields(t, got.listeners))
 						compareFields(t, clusterFields(t, want.clusters), clusterFields(t, got.clusters))
 						var eds []string
 						for name, c := range want.clusters {

@@ -107,7 +107,7 @@ func (g clusters) Generate(ctx *Context) []named {
 					wls := subsetWorkloads(ctx, svc, port, subset)
 					mtls := func() *corev3.TransportSocket {
 						sni := cmp.Or(tp.GetTls().GetSni(), meshSNI(svc.Hostname, port.Number, subset)) // the DestinationRule's, as istiod
-						return upstreamTLS(ctx.Mesh, serverSANs(ctx, tp, svc, wls), g.envoy, speaksHTTP2(ctx.Mesh, port, tp), sni)
+						return upstreamTLS(ctx.Mesh, serverSANs(ctx, tp, svc, wls), ctx.certSource(), speaksHTTP2(ctx.Mesh, port, tp), sni)
 					}
 					switch {
 					case (c.GetType() == clusterv3.Cluster_EDS && (!g.envoy || tp.GetTls() != nil) || c.GetType() == clusterv3.Cluster_ORIGINAL_DST) &&
@@ -520,6 +520,15 @@ func adsConfigSource() *corev3.ConfigSource {
 		ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
 		ResourceApiVersion:    corev3.ApiVersion_V3,
 	}
+}
+
+// rdsConfigSource is where an Envoy's HTTP connection manager takes its route
+// configuration: ADS, waited for however long it takes (Envoy's own default gives
+// up after 15 s and serves 404 until it comes), as istiod has it.
+func rdsConfigSource() *corev3.ConfigSource {
+	c := adsConfigSource()
+	c.InitialFetchTimeout = durationpb.New(0)
+	return c
 }
 
 // applyPolicy sets a cluster's load balancing, connection pool and outlier detection

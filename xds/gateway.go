@@ -19,7 +19,6 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
-	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/navarch/navarch/api"
@@ -65,7 +64,7 @@ type gatewayServer struct {
 	*networking.Server
 }
 
-// name identifies the server in filter chain names and reports.
+// name identifies the server in reports.
 func (s gatewayServer) name() string {
 	return s.gateway + "." + strconv.Itoa(s.index)
 }
@@ -279,6 +278,9 @@ func (gatewayListeners) Generate(ctx *Context) []named {
 		if tls {
 			l.ListenerFilters = append(l.ListenerFilters, tlsInspector())
 		}
+		for _, fc := range l.FilterChains {
+			fc.TransportSocketConnectTimeout = handshakeTimeout()
+		}
 		out = append(out, named{name: name, msg: l})
 	}
 	return out
@@ -340,10 +342,9 @@ func tlsChains(ctx *Context, port uint32, servers []gatewayServer) []*listenerv3
 				continue
 			}
 			out = append(out, &listenerv3.FilterChain{
-				Name:             s.name(),
-				FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: sni},
+				FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: sni}, // unnamed, as istiod's
 				Filters:          filters,
-				TransportSocket:  serverTLS(ctx.Mesh, s.GetTls(), kindOf(s.Server) == kindHTTPS),
+				TransportSocket:  serverTLS(ctx, s.GetTls(), kindOf(s.Server) == kindHTTPS),
 			})
 		}
 	}
@@ -369,17 +370,19 @@ func sniNames(hosts []string) []string {
 
 // serverTLS is the transport socket of a server terminating TLS: certificates by SDS
 // from the credentials it names (credentialName, credentialNames) or from the files
-// it names, or the workload's for ISTIO_MUTUAL; client certificates required for
+// it names (which istio-proxy takes by SDS from istio-agent, as "file-cert:" and
+// "file-root:" secrets, and a plain Envoy reads), or the workload's for ISTIO_MUTUAL; client certificates required for
 // MUTUAL and ISTIO_MUTUAL, checked if offered for OPTIONAL_MUTUAL, against the CA of
 // caCertCredentialName, of the first credential, or of the caCertificates file. The
 // mesh config's tlsDefaults fill in the protocol and ciphers the settings leave out.
-func serverTLS(m *meshconfig.MeshConfig, t *networking.ServerTLSSettings, http bool) *corev3.TransportSocket {
+func serverTLS(ctx *Context, t *networking.ServerTLSSettings, http bool) *corev3.TransportSocket {
+	m := ctx.Mesh
 	var alpn []string
 	if http {
 		alpn = []string{"h2", "http/1.1"}
 	}
 	if t.GetMode() == networking.ServerTLSSettings_ISTIO_MUTUAL {
-		return downstreamMTLS(m, nil, true, alpn...)
+		return downstreamMTLS(m, nil, ctx.certSource(), alpn...)
 	}
 	common := &tlsv3.CommonTlsContext{AlpnProtocols: alpn}
 	creds := t.GetCredentialNames()
@@ -393,7 +396,15 @@ func serverTLS(m *meshconfig.MeshConfig, t *networking.ServerTLSSettings, http b
 	if t.GetServerCertificate() != "" {
 		certs = append([]*networking.ServerTLSSettings_TLSCertificate{{ServerCertificate: t.GetServerCertificate(), PrivateKey: t.GetPrivateKey()}}, certs...)
 	}
+	src := ctx.certSource()
 	for _, c := range certs {
+		if src == certAgent {
+			// istio-agent reads the files and serves them by SDS, renewed as
+			// they change, as istiod has istio-proxy take them.
+			common.TlsCertificateSdsSecretConfigs = append(common.TlsCertificateSdsSecretConfigs,
+				&tlsv3.SdsSecretConfig{Name: "file-cert:" + c.GetServerCertificate() + "~" + c.GetPrivateKey(), SdsConfig: agentSDSConfig()})
+			continue
+		}
 		common.TlsCertificates = append(common.TlsCertificates, &tlsv3.TlsCertificate{
 			CertificateChain: fileSource(c.GetServerCertificate()),
 			PrivateKey:       fileSource(c.GetPrivateKey()),
@@ -414,20 +425,22 @@ func serverTLS(m *meshconfig.MeshConfig, t *networking.ServerTLSSettings, http b
 			//lint:ignore SA1019 the typed replacement needs a SAN type Istio's field does not carry
 			vc.MatchSubjectAltNames = append(vc.MatchSubjectAltNames, exact(san))
 		}
-		if caCred != "" {
+		switch {
+		case caCred != "":
 			common.ValidationContextType = &tlsv3.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
 				DefaultValidationContext: vc, ValidationContextSdsSecretConfig: credentialSDS(caCred + caCertSuffix)}}
-		} else {
+		case src == certAgent:
+			common.ValidationContextType = &tlsv3.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+				DefaultValidationContext: vc, ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: "file-root:" + t.GetCaCertificates(), SdsConfig: agentSDSConfig()}}}
+		default:
 			vc.TrustedCa = fileSource(t.GetCaCertificates())
 			common.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: vc}
 		}
 	}
 	common.TlsParams = withTLSDefaults(tlsParams(t), m.GetTlsDefaults(), true)
-	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: common}
-	if t.GetMode() == networking.ServerTLSSettings_MUTUAL {
-		ctx.RequireClientCertificate = wrapperspb.Bool(true)
-	}
-	return transportSocket(ctx)
+	// Set either way, as istiod sets it.
+	tc := &tlsv3.DownstreamTlsContext{CommonTlsContext: common, RequireClientCertificate: wrapperspb.Bool(t.GetMode() == networking.ServerTLSSettings_MUTUAL)}
+	return transportSocket(tc)
 }
 
 // tlsParams are the protocol versions and cipher suites a server allows, when its
@@ -464,7 +477,7 @@ func gatewayHTTP(ctx *Context, route string, port uint32) *listenerv3.Filter {
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix: "outbound_0.0.0.0_" + strconv.FormatUint(uint64(port), 10) + statDelimiter,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
-			ConfigSource: adsConfigSource(), RouteConfigName: route}},
+			ConfigSource: rdsConfigSource(), RouteConfigName: route}},
 		HttpFilters:       envoyHTTPFilters(ctx, classGateway, rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), ph.skipMXHeaders),
 		AccessLog:         accessLogsFor(ctx).client,
 		Tracing:           tracingFor(ctx).client,
@@ -525,7 +538,6 @@ func autoPassthroughChains(ctx *Context, s gatewayServer) []*listenerv3.FilterCh
 			for _, subset := range append([]string{""}, subsets(ctx, svc)...) {
 				sni := meshSNI(svc.Hostname, p.Number, subset)
 				out = append(out, &listenerv3.FilterChain{
-					Name:             s.name() + "." + clusterName(svc.Hostname, p.Number, subset),
 					FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: []string{sni}, ApplicationProtocols: alpnMeshInbound},
 					Filters:          tcpTelemetry(ctx, classGateway, false, tcpStack(p, namedTCPProxy(outboundStatName(ctx, svc, p, subset, sni), sni, accessLogsFor(ctx).client))...),
 				})
@@ -573,7 +585,6 @@ func passthroughChains(ctx *Context, s gatewayServer, port uint32) []*listenerv3
 					continue // no SNI host this server admits (a "*" route would take every name)
 				}
 				out = append(out, &listenerv3.FilterChain{
-					Name:             s.name() + "." + vs.Resource.Meta.Name,
 					FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: sni},
 					Filters: tcpTelemetry(ctx, classGateway, false, append(rbacNetworkFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels),
 						tcpProxyTo(ctx, vs.Resource, r.Route, registry.Port{Number: port, Name: s.GetPort().GetName()}))...),

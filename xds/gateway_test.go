@@ -115,7 +115,7 @@ func TestGatewayTLSParameters(t *testing.T) {
 			t.Fatal(err)
 		}
 		var ctx tlsv3.DownstreamTlsContext
-		if err := serverTLS(nil, &s, true).GetTypedConfig().UnmarshalTo(&ctx); err != nil {
+		if err := serverTLS(&Context{Proxy: &Proxy{Type: TypeRouter}}, &s, true).GetTypedConfig().UnmarshalTo(&ctx); err != nil {
 			t.Fatal(err)
 		}
 		return &ctx

@@ -62,7 +62,7 @@ func inboundListener(ctx *Context, name string) (*listenerv3.Listener, bool) {
 	}
 	if mode := peerAuthMode(ctx.Snapshot, ctx.RootNamespace, p.Namespace, p.Labels, port); mode == mtlsStrict ||
 		(mode == mtlsPermissive && p.Labels[tlsModeLabel] == "istio") {
-		fc.TransportSocket = downstreamMTLS(nil, nil, false)
+		fc.TransportSocket = downstreamMTLS(nil, nil, certProviders)
 	}
 	return &listenerv3.Listener{
 		Name:             name,

@@ -322,8 +322,8 @@ spec:
 		}
 		var server *tlsv3.TlsParameters
 		for _, fc := range in.FilterChains {
-			if strings.HasSuffix(fc.Name, "|mtls") {
-				server = params(t, fc.TransportSocket, true)
+			if fc.TransportSocket != nil && fc.GetFilterChainMatch().GetDestinationPort() != nil {
+				server = params(t, fc.TransportSocket, true) // a port's mTLS chain
 			}
 		}
 		gw := &Proxy{ID: "router~10.0.0.9~gw.edge~edge.svc.cluster.local", Type: TypeRouter, IP: "10.0.0.9", Namespace: "edge", Labels: map[string]string{"istio": "ingressgateway"}}

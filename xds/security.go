@@ -11,6 +11,7 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	meshconfig "istio.io/api/mesh/v1alpha1"
@@ -187,19 +188,77 @@ var (
 	alpnMeshInbound = []string{"istio", "istio-peer-exchange", "istio-http/1.0", "istio-http/1.1", "istio-h2"}
 )
 
+// certSource is where a proxy takes the certificate ("default") and trust bundle
+// ("ROOTCA") of mTLS between workloads from.
+type certSource int
+
+const (
+	// certProviders: grpc-go's certificate provider instances (the files `navarch
+	// agent certs` or istio-agent writes).
+	certProviders certSource = iota
+	// certADS: SDS on the proxy's ADS stream, from the node that serves it (an
+	// Envoy of navarch's bootstrap, which has no other SDS server).
+	certADS
+	// certAgent: SDS from istio-agent beside the proxy (istio-proxy), over its
+	// bootstrap's sds-grpc cluster, as istiod has it: istio-agent makes the key,
+	// which never leaves the workload, and has it signed by a node's CSR API.
+	certAgent
+)
+
+// certSource is where the proxy takes its mesh certificate from (certSource).
+func (ctx *Context) certSource() certSource {
+	switch {
+	case ctx.Proxy.Generator == GeneratorGRPC:
+		return certProviders
+	case ctx.Proxy.IstioProxy:
+		return certAgent
+	}
+	return certADS
+}
+
+// sdsConfig is where an Envoy of src asks for the secrets of mTLS between workloads.
+func (src certSource) sdsConfig() *corev3.ConfigSource {
+	if src != certAgent {
+		return adsConfigSource()
+	}
+	c := agentSDSConfig()
+	c.InitialFetchTimeout = durationpb.New(0) // wait for istio-agent however long it takes
+	return c
+}
+
+// agentSDSConfig is istio-agent's SDS server, through the sds-grpc cluster; without
+// an initial fetch timeout of its own (Envoy's), as istiod asks it for files.
+func agentSDSConfig() *corev3.ConfigSource {
+	return &corev3.ConfigSource{
+		ConfigSourceSpecifier: &corev3.ConfigSource_ApiConfigSource{ApiConfigSource: &corev3.ApiConfigSource{
+			ApiType:                   corev3.ApiConfigSource_GRPC,
+			SetNodeOnFirstMessageOnly: true,
+			TransportApiVersion:       corev3.ApiVersion_V3,
+			GrpcServices: []*corev3.GrpcService{{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{
+				EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: agentSDSCluster}}}},
+		}},
+		ResourceApiVersion: corev3.ApiVersion_V3,
+	}
+}
+
+// agentSDSCluster is the cluster of istio-proxy's bootstrap that reaches
+// istio-agent's SDS server.
+const agentSDSCluster = "sds-grpc"
+
 // upstreamTLS is the transport socket of a client talking mTLS to workloads whose
 // certificates must carry one of sans; Envoy sends sni (meshSNI), by which a network
 // gateway on the way forwards the connection. grpc-go takes its certificates from
-// certificate provider instances; Envoy (envoy set) from SDS over the same ADS stream
-// and offers the mesh's ALPN (with h2 for HTTP/2 ports, so that a proxyless gRPC
-// server, which insists on h2, accepts the connection).
-func upstreamTLS(m *meshconfig.MeshConfig, sans []string, envoy, http2 bool, sni string) *corev3.TransportSocket {
+// certificate provider instances; Envoy from SDS (src) and offers the mesh's ALPN
+// (with h2 for HTTP/2 ports, so that a proxyless gRPC server, which insists on h2,
+// accepts the connection).
+func upstreamTLS(m *meshconfig.MeshConfig, sans []string, src certSource, http2 bool, sni string) *corev3.TransportSocket {
 	vc := &tlsv3.CertificateValidationContext{}
 	for _, s := range sans {
 		//lint:ignore SA1019 grpc-go checks server identities only through this field
 		vc.MatchSubjectAltNames = append(vc.MatchSubjectAltNames, &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: s}})
 	}
-	common := meshTLS(vc, envoy)
+	common := meshTLS(vc, src)
+	envoy := src != certProviders
 	if envoy {
 		common.AlpnProtocols = alpnMesh
 		if http2 {
@@ -220,15 +279,15 @@ func upstreamTLS(m *meshconfig.MeshConfig, sans []string, envoy, http2 bool, sni
 // peers of; nil for a gateway or a proxyless server) requires the peer's certificate
 // to name a SPIFFE ID of one of them, and takes Istio's defaults for what meshMTLS
 // leaves out, as istiod's sidecars do.
-func downstreamMTLS(m *meshconfig.MeshConfig, trustDomains []string, envoy bool, alpn ...string) *corev3.TransportSocket {
+func downstreamMTLS(m *meshconfig.MeshConfig, trustDomains []string, src certSource, alpn ...string) *corev3.TransportSocket {
 	vc := &tlsv3.CertificateValidationContext{}
 	for _, td := range trustDomains {
 		//lint:ignore SA1019 the typed replacement needs a SAN type; istiod sets this one
 		vc.MatchSubjectAltNames = append(vc.MatchSubjectAltNames, &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: "spiffe://" + td + "/"}})
 	}
-	common := meshTLS(vc, envoy)
+	common := meshTLS(vc, src)
 	common.AlpnProtocols = alpn
-	if envoy {
+	if src != certProviders {
 		common.TlsParams = meshMTLSParams(m, trustDomains != nil)
 	}
 	return transportSocket(&tlsv3.DownstreamTlsContext{RequireClientCertificate: wrapperspb.Bool(true), CommonTlsContext: common})
@@ -236,14 +295,14 @@ func downstreamMTLS(m *meshconfig.MeshConfig, trustDomains []string, envoy bool,
 
 // meshTLS is the TLS context of mTLS between workloads: the workload certificate
 // "default" and the trust bundle "ROOTCA" (validating the peer with vc), from
-// certificate provider instances (grpc-go) or SDS (Envoy).
-func meshTLS(vc *tlsv3.CertificateValidationContext, envoy bool) *tlsv3.CommonTlsContext {
-	if envoy {
+// certificate provider instances (grpc-go) or SDS (Envoy), as src says.
+func meshTLS(vc *tlsv3.CertificateValidationContext, src certSource) *tlsv3.CommonTlsContext {
+	if src != certProviders {
 		return &tlsv3.CommonTlsContext{
-			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: SecretDefault, SdsConfig: adsConfigSource()}},
+			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: SecretDefault, SdsConfig: src.sdsConfig()}},
 			ValidationContextType: &tlsv3.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
 				DefaultValidationContext:         vc,
-				ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: SecretRootCA, SdsConfig: adsConfigSource()},
+				ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: SecretRootCA, SdsConfig: src.sdsConfig()},
 			}},
 		}
 	}

@@ -111,8 +111,13 @@ func TestSidecarInboundChains(t *testing.T) {
 		l, _ := inboundListeners(newContext(snap, p, "cluster.local", "istio-system"))
 		out := map[uint32][]string{}
 		for _, fc := range l.FilterChains {
-			port := fc.GetFilterChainMatch().GetDestinationPort().GetValue()
-			out[port] = append(out[port], fc.Name)
+			m := fc.GetFilterChainMatch()
+			port := m.GetDestinationPort().GetValue()
+			desc := fc.Name + " " + m.GetTransportProtocol()
+			if fc.TransportSocket != nil {
+				desc += " mtls"
+			}
+			out[port] = append(out[port], desc)
 		}
 		return out
 	}
@@ -123,14 +128,17 @@ func TestSidecarInboundChains(t *testing.T) {
 		want   map[uint32][]string
 	}{
 		{"STRICT namespace, a PERMISSIVE port, a service port", "", map[string]string{"app": "ratings"}, map[uint32][]string{
-			15006: {"virtualInbound-blackhole"},
-			8081:  {"inbound|8081|http|mtls", "inbound|8081|mtls", "inbound|8081|tls", "inbound|8081|http|plaintext", "inbound|8081|plaintext"},
-			9090:  {"inbound|9090|mtls"},
-			0:     {"virtualInbound|http|mtls", "virtualInbound|mtls"},
+			15006: {"virtualInbound-blackhole "},
+			// A port only the PeerAuthentication names: passthrough chains, named as
+			// the virtual inbound listener's (HTTP and TCP, apart by ALPN).
+			8081: {"virtualInbound-catchall-http tls mtls", "virtualInbound tls mtls", "virtualInbound tls",
+				"virtualInbound-catchall-http raw_buffer", "virtualInbound raw_buffer"},
+			9090: {"0.0.0.0_9090 tls mtls"},
+			0:    {"virtualInbound-catchall-http tls mtls", "virtualInbound tls mtls"},
 		}},
 		{"a workload no service selects", "", map[string]string{"app": "other"}, map[uint32][]string{
-			15006: {"virtualInbound-blackhole"},
-			0:     {"virtualInbound|http|mtls", "virtualInbound|mtls"},
+			15006: {"virtualInbound-blackhole "},
+			0:     {"virtualInbound-catchall-http tls mtls", "virtualInbound tls mtls"},
 		}},
 		{"DISABLE for the namespace", `
 apiVersion: security.istio.io/v1
@@ -138,8 +146,8 @@ kind: PeerAuthentication
 metadata: {name: default, namespace: shop}
 spec: {mtls: {mode: DISABLE}}
 `, map[string]string{"app": "other"}, map[uint32][]string{
-			15006: {"virtualInbound-blackhole"},
-			0:     {"virtualInbound|http|plaintext", "virtualInbound|plaintext"}, // no TLS inspector: all of it raw_buffer
+			15006: {"virtualInbound-blackhole "},
+			0:     {"virtualInbound-catchall-http raw_buffer", "virtualInbound raw_buffer"}, // no TLS inspector: all of it raw_buffer
 		}},
 	}
 	for _, tt := range tests {

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -109,7 +110,7 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 				Name:             virtualOutbound + "-blackhole",
 				FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(virtualOutboundPort)},
 				Filters:          tcpTelemetry(ctx, classOutbound, false, tcpProxy(blackHoleCluster, nil)),
-			}, {Name: virtualOutbound, Filters: tcpTelemetry(ctx, classOutbound, false, tcpProxy(cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client))}},
+			}, {Name: virtualOutbound + "-catchall-tcp", Filters: tcpTelemetry(ctx, classOutbound, false, tcpProxy(cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client))}},
 			AccessLog:                            accessLogsFor(ctx).clientListener,
 			TrafficDirection:                     corev3.TrafficDirection_OUTBOUND,
 			MaxConnectionsToAcceptPerSocketEvent: acceptPerSocketEvent(),
@@ -342,7 +343,7 @@ func outboundHCM(ctx *Context, listener, rds string) *hcmv3.HttpConnectionManage
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix: "outbound_" + listener + statDelimiter,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
-			ConfigSource: adsConfigSource(), RouteConfigName: rds}},
+			ConfigSource: rdsConfigSource(), RouteConfigName: rds}},
 		HttpFilters: envoyHTTPFilters(ctx, classOutbound, nil, ph.skipMXHeaders),
 		AccessLog:   accessLogsFor(ctx).client,
 		Tracing:     tracingFor(ctx).client,
@@ -360,12 +361,21 @@ func outboundListener(name, ip string, port uint32, filters []*listenerv3.Filter
 		Name:                             name,
 		Address:                          socketAddress(ip, port),
 		BindToPort:                       wrapperspb.Bool(false),
-		FilterChains:                     []*listenerv3.FilterChain{{Filters: filters}},
+		FilterChains:                     []*listenerv3.FilterChain{{Filters: filters, TransportSocketConnectTimeout: handshakeTimeout()}},
 		TrafficDirection:                 corev3.TrafficDirection_OUTBOUND,
 		ListenerFiltersTimeout:           durationpb.New(0),
 		ContinueOnListenerFiltersTimeout: true,
 	}
 }
+
+// passthroughChain is istiod's name of an outbound listener's fallback chain, to
+// the unknown destinations' cluster (PassthroughCluster or BlackHoleCluster).
+const passthroughChain = "PassthroughFilterChain"
+
+// handshakeTimeout bounds the transport socket handshake (TLS) of a connection a
+// chain of a sidecar's outbound listener or of a gateway's takes, against slow
+// handshakes that hold the proxy's memory: 15 s, as istiod sets it.
+func handshakeTimeout() *durationpb.Duration { return durationpb.New(15 * time.Second) }
 
 // additionalAddresses are the further listener addresses of ips on port.
 func additionalAddresses(ips []string, port uint32) []*listenerv3.AdditionalAddress {

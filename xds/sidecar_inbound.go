@@ -90,6 +90,9 @@ type inboundPort struct {
 	// are a listener of their own, bound on this address and the port, for traffic
 	// not redirected to the virtual inbound listener (a VM without iptables).
 	bind string
+	// address is the address a Sidecar ingress listener's chains are named by
+	// (chainNames): its bind, else the proxy's unicast address, else the wildcard.
+	address string
 	// service is the service whose port this is (for a Sidecar ingress listener,
 	// the one whose workload port it is, if any), and servicePort its port (the
 	// Sidecar ingress listener's); sidecar is "<name>.<namespace>" of the Sidecar of
@@ -98,6 +101,19 @@ type inboundPort struct {
 	service     *registry.Service
 	servicePort registry.Port
 	sidecar     string
+}
+
+// chainNames are the names of the port's filter chains, for TCP and for HTTP, as
+// istiod names them (and EnvoyFilters match them): the virtual inbound listener's
+// passthrough names for a port only a PeerAuthentication names, else
+// "<address>_<port>" for every chain of the port, the address a Sidecar ingress
+// listener's (address) or the proxy's wildcard.
+func (port inboundPort) chainNames(ctx *Context) (tcp, http string) {
+	if port.passthrough {
+		return virtualInbound, virtualInbound + "-catchall-http"
+	}
+	n := cmp.Or(port.address, ctx.Proxy.wildcard()) + "_" + strconv.FormatUint(uint64(port.number), 10)
+	return n, n
 }
 
 // inboundPorts returns the workload's ports with chains of their own, sorted.
@@ -172,9 +188,10 @@ func sidecarIngress(ctx *Context) []inboundPort {
 		ip := inboundPort{number: port.Number, http: isHTTP(port), http2: isHTTP2(port), sniffed: isSniffed(port),
 			endpoint: in.DefaultEndpoint, pool: in.ConnectionPool, tls: in.Tls,
 			service: workloadService(ctx, port.Number), servicePort: port, sidecar: ctx.sidecar.Meta.Name + "." + ctx.sidecar.Meta.Namespace}
+		// Istio's default: the proxy's unicast address, else the wildcard.
+		ip.address = cmp.Or(in.Bind, ctx.Proxy.UnicastIP, ctx.Proxy.wildcard())
 		if in.CaptureMode == networking.CaptureMode_NONE || (ctx.Proxy.InterceptionNone && in.CaptureMode == networking.CaptureMode_DEFAULT) {
-			// Istio's default: the proxy's unicast address, else the wildcard.
-			ip.bind = cmp.Or(in.Bind, ctx.Proxy.UnicastIP, ctx.Proxy.wildcard())
+			ip.bind = ip.address
 			if ctx.Proxy.Unprivileged && ip.number < 1024 {
 				where := fmt.Sprintf("Sidecar %s/%s spec.ingress[%d]", ctx.sidecar.Meta.Namespace, ctx.sidecar.Meta.Name, i)
 				ctx.skip(where, fmt.Errorf("an unprivileged proxy cannot bind port %d; left out", ip.number))
@@ -230,7 +247,7 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 	}}
 	for _, port := range inboundPorts(ctx) {
 		mode := peerAuthMode(ctx.Snapshot, ctx.RootNamespace, p.Namespace, p.Labels, port.number)
-		name := "inbound|" + strconv.FormatUint(uint64(port.number), 10)
+		name, httpName := port.chainNames(ctx)
 		prefix := port.httpStatPrefix(ctx.Proxy.wildcard())
 		cluster := port.cluster()
 		tcp := tcpTelemetry(ctx, classInbound, true, append(rbacNetworkFilters(ctx, p.Namespace, p.Labels),
@@ -242,10 +259,10 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 		var portChains []*listenerv3.FilterChain
 		switch {
 		case port.tls != nil:
-			portChains = []*listenerv3.FilterChain{{Name: name + "|tls", TransportSocket: serverTLS(ctx.Mesh, port.tls, port.http), Filters: app,
+			portChains = []*listenerv3.FilterChain{{Name: name, TransportSocket: serverTLS(ctx, port.tls, port.http), Filters: app,
 				FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(port.number), TransportProtocol: "tls"}}}
 		case port.sniffed:
-			portChains = sniffedInboundChains(ctx, mode, name, port.number, withInboundMX(ctx, inboundHTTP(ctx, port.number, cluster, prefix)), tcp)
+			portChains = sniffedInboundChains(ctx, mode, name, httpName, port.number, withInboundMX(ctx, inboundHTTP(ctx, port.number, cluster, prefix)), tcp)
 		default:
 			tlsPassed := tcp
 			if port.http {
@@ -257,9 +274,9 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 			chains = append(chains, portChains...)
 			continue
 		}
-		name = port.bind + "_" + strconv.FormatUint(uint64(port.number), 10)
+		lname := port.bind + "_" + strconv.FormatUint(uint64(port.number), 10)
 		l := &listenerv3.Listener{
-			Name:                                 name,
+			Name:                                 lname,
 			Address:                              socketAddress(port.bind, port.number),
 			ListenerFilters:                      []*listenerv3.ListenerFilter{tlsInspector()},
 			ListenerFiltersTimeout:               durationpb.New(0), // the TLS inspector waits as long as the client, as in Istio
@@ -279,7 +296,8 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 	passthrough := tcpTelemetry(ctx, classInbound, true, append(rbacNetworkFilters(ctx, p.Namespace, p.Labels),
 		namedTCPProxy(pass.tcpStatPrefix(ctx), inboundPassthroughCluster, accessLogsFor(ctx).server))...)
 	httpPassthrough := inboundHTTP(ctx, 0, inboundPassthroughCluster, pass.httpStatPrefix(ctx.Proxy.wildcard()))
-	chains = append(chains, sniffedInboundChains(ctx, mode, virtualInbound, 0, withInboundMX(ctx, httpPassthrough), passthrough)...)
+	tcpName, httpName := pass.chainNames(ctx)
+	chains = append(chains, sniffedInboundChains(ctx, mode, tcpName, httpName, 0, withInboundMX(ctx, httpPassthrough), passthrough)...)
 	virtual = &listenerv3.Listener{
 		Name:            virtualInbound,
 		Address:         socketAddress(p.wildcard(), virtualInboundPort),
@@ -378,26 +396,26 @@ var alpnMeshHTTP = []string{"istio-http/1.0", "istio-http/1.1", "istio-h2"}
 // Istio's: http for HTTP (detected in plaintext, or named by the mTLS ALPN), tcp for
 // the rest; under DISABLE, plaintext only (TLS is what a listener without a TLS
 // inspector takes for plaintext too, or falls to the catch-all chains).
-func sniffedInboundChains(ctx *Context, mode mtlsMode, name string, port uint32, http, tcp []*listenerv3.Filter) []*listenerv3.FilterChain {
-	chain := func(suffix, transport string, alpn []string, filters []*listenerv3.Filter, ts *corev3.TransportSocket) *listenerv3.FilterChain {
+func sniffedInboundChains(ctx *Context, mode mtlsMode, tcpName, httpName string, port uint32, http, tcp []*listenerv3.Filter) []*listenerv3.FilterChain {
+	chain := func(name, transport string, alpn []string, filters []*listenerv3.Filter, ts *corev3.TransportSocket) *listenerv3.FilterChain {
 		m := &listenerv3.FilterChainMatch{TransportProtocol: transport, ApplicationProtocols: alpn}
 		if port != 0 {
 			m.DestinationPort = wrapperspb.UInt32(port)
 		}
-		return &listenerv3.FilterChain{Name: name + suffix, Filters: filters, TransportSocket: ts, FilterChainMatch: m}
+		return &listenerv3.FilterChain{Name: name, Filters: filters, TransportSocket: ts, FilterChainMatch: m}
 	}
-	httpMTLS := chain("|http|mtls", "tls", alpnMeshHTTP, http, downstreamMTLS(ctx.Mesh, ctx.trustDomains(), true, alpnServerHTTP...))
-	tcpMTLS := downstreamMTLS(ctx.Mesh, ctx.trustDomains(), true, alpnServerTCP...)
-	httpPlain := chain("|http|plaintext", "raw_buffer", alpnPlaintextHTTP, http, nil)
-	tcpPlain := chain("|plaintext", "raw_buffer", nil, tcp, nil)
-	tcpPassed := chain("|tls", "tls", nil, tcp, nil)
+	httpMTLS := chain(httpName, "tls", alpnMeshHTTP, http, downstreamMTLS(ctx.Mesh, ctx.trustDomains(), ctx.certSource(), alpnServerHTTP...))
+	tcpMTLS := downstreamMTLS(ctx.Mesh, ctx.trustDomains(), ctx.certSource(), alpnServerTCP...)
+	httpPlain := chain(httpName, "raw_buffer", alpnPlaintextHTTP, http, nil)
+	tcpPlain := chain(tcpName, "raw_buffer", nil, tcp, nil)
+	tcpPassed := chain(tcpName, "tls", nil, tcp, nil)
 	switch mode {
 	case mtlsStrict:
-		return []*listenerv3.FilterChain{httpMTLS, chain("|mtls", "tls", nil, tcp, tcpMTLS)}
+		return []*listenerv3.FilterChain{httpMTLS, chain(tcpName, "tls", nil, tcp, tcpMTLS)}
 	case mtlsDisable:
 		return []*listenerv3.FilterChain{httpPlain, tcpPlain}
 	}
-	return []*listenerv3.FilterChain{httpMTLS, chain("|mtls", "tls", alpnMesh, tcp, tcpMTLS), tcpPassed, httpPlain, tcpPlain}
+	return []*listenerv3.FilterChain{httpMTLS, chain(tcpName, "tls", alpnMesh, tcp, tcpMTLS), tcpPassed, httpPlain, tcpPlain}
 }
 
 // inboundChains returns the filter chains of a port of HTTP or TCP under mode:
@@ -408,19 +426,19 @@ func inboundChains(ctx *Context, mode mtlsMode, name string, port uint32, termin
 		return &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(port), TransportProtocol: transport, ApplicationProtocols: alpn}
 	}
 	mtls := func(m *listenerv3.FilterChainMatch) *listenerv3.FilterChain {
-		return &listenerv3.FilterChain{Name: name + "|mtls", FilterChainMatch: m, Filters: terminated, TransportSocket: downstreamMTLS(ctx.Mesh, ctx.trustDomains(), true, alpn...)}
+		return &listenerv3.FilterChain{Name: name, FilterChainMatch: m, Filters: terminated, TransportSocket: downstreamMTLS(ctx.Mesh, ctx.trustDomains(), ctx.certSource(), alpn...)}
 	}
 	switch mode {
 	case mtlsStrict:
 		return []*listenerv3.FilterChain{mtls(match("tls"))}
 	case mtlsDisable:
-		return []*listenerv3.FilterChain{{Name: name + "|plaintext", FilterChainMatch: match("raw_buffer"), Filters: plain}}
+		return []*listenerv3.FilterChain{{Name: name, FilterChainMatch: match("raw_buffer"), Filters: plain}}
 	}
 	chains := []*listenerv3.FilterChain{mtls(match("tls", alpnMeshInbound...))}
 	if tlsPassed != nil {
-		chains = append(chains, &listenerv3.FilterChain{Name: name + "|tls", FilterChainMatch: match("tls"), Filters: tlsPassed})
+		chains = append(chains, &listenerv3.FilterChain{Name: name, FilterChainMatch: match("tls"), Filters: tlsPassed})
 	}
-	return append(chains, &listenerv3.FilterChain{Name: name + "|plaintext", FilterChainMatch: match("raw_buffer"), Filters: plain})
+	return append(chains, &listenerv3.FilterChain{Name: name, FilterChainMatch: match("raw_buffer"), Filters: plain})
 }
 
 // inboundHTTP is the HTTP connection manager of an inbound HTTP port (0: the HTTP

@@ -266,7 +266,8 @@ spec:
 			t.Errorf("no inbound chain for ingress port %d", n)
 		}
 	}
-	// The port with tls terminates it with its own certificate, instead of mTLS.
+	// The port with tls terminates it with its own certificate, instead of mTLS:
+	// istio-proxy takes the files by SDS from istio-agent, as from istiod.
 	for _, fc := range l.FilterChains {
 		if fc.GetFilterChainMatch().GetDestinationPort().GetValue() != 6060 {
 			continue
@@ -275,8 +276,10 @@ spec:
 		if err := fc.GetTransportSocket().GetTypedConfig().UnmarshalTo(&tlsCtx); err != nil {
 			t.Fatalf("chain %s: %v", fc.Name, err)
 		}
-		if certs := tlsCtx.GetCommonTlsContext().GetTlsCertificates(); len(certs) != 1 || certs[0].GetCertificateChain().GetFilename() != "/etc/app/cert.pem" {
-			t.Errorf("chain %s: certificates %v, want the ingress listener's", fc.Name, certs)
+		sds := tlsCtx.GetCommonTlsContext().GetTlsCertificateSdsSecretConfigs()
+		if len(sds) != 1 || sds[0].GetName() != "file-cert:/etc/app/cert.pem~/etc/app/key.pem" ||
+			sds[0].GetSdsConfig().GetApiConfigSource().GetGrpcServices()[0].GetEnvoyGrpc().GetClusterName() != agentSDSCluster {
+			t.Errorf("chain %s: certificates by SDS %v, want the ingress listener's files from istio-agent", fc.Name, sds)
 		}
 	}
 	if ports[5000] {

@@ -202,8 +202,7 @@ func (l *tcpListener) chain(names, subnets []string, filters []*listenerv3.Filte
 	if fresh[0] != "" {
 		m.ServerNames = fresh
 	}
-	name := strings.Join(slices.DeleteFunc(append(slices.Clone(fresh), subnets...), func(s string) bool { return s == "" }), ",")
-	l.chains = append(l.chains, &listenerv3.FilterChain{Name: name, FilterChainMatch: m, Filters: filters})
+	l.chains = append(l.chains, &listenerv3.FilterChain{FilterChainMatch: m, Filters: filters}) // unnamed, as istiod's
 }
 
 // cidrRanges turns destination subnets (addresses, or addresses with a prefix
@@ -237,12 +236,13 @@ func (l *tcpListener) build(ctx *Context) *listenerv3.Listener {
 	chains := l.chains
 	for _, c := range chains {
 		c.Filters = tcpTelemetry(ctx, classOutbound, false, c.Filters...)
+		c.TransportSocketConnectTimeout = handshakeTimeout()
 	}
 	if l.httpRoute != "" {
 		chains = append(chains, &listenerv3.FilterChain{
-			Name:             "http",
-			FilterChainMatch: &listenerv3.FilterChainMatch{TransportProtocol: "raw_buffer", ApplicationProtocols: alpnPlaintextHTTP},
-			Filters:          []*listenerv3.Filter{outboundHTTP(ctx, l.name, l.httpRoute)},
+			FilterChainMatch:              &listenerv3.FilterChainMatch{TransportProtocol: "raw_buffer", ApplicationProtocols: alpnPlaintextHTTP},
+			Filters:                       []*listenerv3.Filter{outboundHTTP(ctx, l.name, l.httpRoute)},
+			TransportSocketConnectTimeout: handshakeTimeout(),
 		})
 	}
 	if len(chains) == 0 {
@@ -251,6 +251,11 @@ func (l *tcpListener) build(ctx *Context) *listenerv3.Listener {
 	// The catch-all chain is the default: Envoy does not go back to it once a more
 	// specific criterion (a transport protocol) picked the HTTP chain.
 	lis.DefaultFilterChain, lis.FilterChains = lis.FilterChains[0], chains
+	if l.plain == nil {
+		// Named and left unbounded as istiod's fallback chain, which EnvoyFilters match
+		// by that name.
+		lis.DefaultFilterChain.Name, lis.DefaultFilterChain.TransportSocketConnectTimeout = passthroughChain, nil
+	}
 	if slices.ContainsFunc(l.chains, func(c *listenerv3.FilterChain) bool { return len(c.FilterChainMatch.ServerNames) > 0 }) {
 		lis.ListenerFilters = append(lis.ListenerFilters, tlsInspector())
 	}

@@ -88,9 +88,9 @@ spec:
 func TestSidecarDetectsHTTPOnPortsOfNoProtocol(t *testing.T) {
 	sets := envoySidecar(t, snapshotOf(t, sniffConfig), "shop", map[string]string{"app": "client"})
 	for name, want := range map[string]string{
-		"10.9.0.8_8080": "http [http/1.1 h2c] -> RDS web.shop.svc.cluster.local:8080; default -> outbound|8080||web.shop.svc.cluster.local; inspectors [http_inspector]",
-		"0.0.0.0_7000":  "http [http/1.1 h2c] -> RDS 7000; default -> outbound|7000||cache.shop.svc.cluster.local; inspectors [http_inspector]",
-		"0.0.0.0_9080":  "http [http/1.1 h2c] -> RDS 9080; default -> outbound|9080||legacy.shop.svc.cluster.local; inspectors [http_inspector]",
+		"10.9.0.8_8080": "raw_buffer [http/1.1 h2c] -> RDS web.shop.svc.cluster.local:8080; default -> outbound|8080||web.shop.svc.cluster.local; inspectors [http_inspector]",
+		"0.0.0.0_7000":  "raw_buffer [http/1.1 h2c] -> RDS 7000; default -> outbound|7000||cache.shop.svc.cluster.local; inspectors [http_inspector]",
+		"0.0.0.0_9080":  "raw_buffer [http/1.1 h2c] -> RDS 9080; default -> outbound|9080||legacy.shop.svc.cluster.local; inspectors [http_inspector]",
 	} {
 		var l listenerv3.Listener
 		resourceOf(t, sets, ListenerType, name, &l)
@@ -146,7 +146,7 @@ func describeOutbound(t *testing.T, l *listenerv3.Listener) string {
 	t.Helper()
 	var parts []string
 	for _, fc := range l.FilterChains {
-		parts = append(parts, fmt.Sprintf("%s %v -> %s", fc.Name, fc.GetFilterChainMatch().GetApplicationProtocols(), chainTarget(t, fc)))
+		parts = append(parts, fmt.Sprintf("%s %v -> %s", fc.GetFilterChainMatch().GetTransportProtocol(), fc.GetFilterChainMatch().GetApplicationProtocols(), chainTarget(t, fc)))
 	}
 	if d := l.DefaultFilterChain; d != nil {
 		parts = append(parts, "default -> "+chainTarget(t, d))
@@ -184,19 +184,19 @@ func chainTarget(t *testing.T, fc *listenerv3.FilterChain) string {
 func TestSidecarInboundDetectsHTTP(t *testing.T) {
 	for mode, want := range map[string][]string{
 		"PERMISSIVE": {
-			"inbound|8080|http|mtls tls [istio-http/1.0 istio-http/1.1 istio-h2] mtls -> HTTP inbound|8080||",
-			"inbound|8080|mtls tls [istio-peer-exchange istio] mtls -> inbound|8080||",
-			"inbound|8080|tls tls [] -> inbound|8080||",
-			"inbound|8080|http|plaintext raw_buffer [http/1.1 h2c] -> HTTP inbound|8080||",
-			"inbound|8080|plaintext raw_buffer [] -> inbound|8080||",
+			"0.0.0.0_8080 tls [istio-http/1.0 istio-http/1.1 istio-h2] mtls -> HTTP inbound|8080||",
+			"0.0.0.0_8080 tls [istio-peer-exchange istio] mtls -> inbound|8080||",
+			"0.0.0.0_8080 tls [] -> inbound|8080||",
+			"0.0.0.0_8080 raw_buffer [http/1.1 h2c] -> HTTP inbound|8080||",
+			"0.0.0.0_8080 raw_buffer [] -> inbound|8080||",
 		},
 		"STRICT": {
-			"inbound|8080|http|mtls tls [istio-http/1.0 istio-http/1.1 istio-h2] mtls -> HTTP inbound|8080||",
-			"inbound|8080|mtls tls [] mtls -> inbound|8080||",
+			"0.0.0.0_8080 tls [istio-http/1.0 istio-http/1.1 istio-h2] mtls -> HTTP inbound|8080||",
+			"0.0.0.0_8080 tls [] mtls -> inbound|8080||",
 		},
 		"DISABLE": { // as istiod: no chain for TLS (nor a TLS inspector to tell it apart)
-			"inbound|8080|http|plaintext raw_buffer [http/1.1 h2c] -> HTTP inbound|8080||",
-			"inbound|8080|plaintext raw_buffer [] -> inbound|8080||",
+			"0.0.0.0_8080 raw_buffer [http/1.1 h2c] -> HTTP inbound|8080||",
+			"0.0.0.0_8080 raw_buffer [] -> inbound|8080||",
 		},
 	} {
 		t.Run(mode, func(t *testing.T) {
