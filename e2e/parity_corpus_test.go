@@ -22,13 +22,11 @@ import (
 var corpusNamespace = regexp.MustCompile(`(?m)^\s+namespace:\s*([a-z0-9-]+)\s*$`)
 
 // chainFieldsNotCompared are the filter chain fields TestSameEnvoyConfigForTheCorpusAsIstiod
-// leaves out: stat prefixes and access logs (istio-proxy's telemetry, which
-// TestSameStatNamesAsIstiod and the access log tests compare), metadata, HTTP
-// filters and tracing (compared by TestSameHTTPFilterOrderAsIstiod and the tracing
-// tests), the decorators naming tracing spans, and two fields istiod sets to
-// Envoy's defaults (use_remote_address false, request_id_extension UUID with trace
-// sampling).
-var chainFieldsNotCompared = regexp.MustCompile(`(^|\.)(statPrefix|accessLog|metadata|useRemoteAddress|requestIdExtension|decorator|httpFilters|tracing|typedPerFilterConfig)(\.|\[|$)`)
+// leaves out: stat prefixes and access logs (which TestSameStatNamesAsIstiod and the
+// access log tests compare), the decorators naming tracing spans, and two fields
+// istiod sets to Envoy's defaults (use_remote_address false, request_id_extension
+// UUID with trace sampling).
+var chainFieldsNotCompared = regexp.MustCompile(`(^|\.)(statPrefix|accessLog|useRemoteAddress|requestIdExtension|decorator)(\.|\[|$)`)
 
 // chainFields describes every filter chain of ls (the default chain too) field by
 // field (protoFields), by its listener and match: its name, match, transport
@@ -59,8 +57,9 @@ func chainFields(t *testing.T, ls map[string]*listenerv3.Listener) map[string]ma
 // TestSameEnvoyConfigForTheCorpusAsIstiod applies each file of Istio's config test
 // corpus to istiod and to a navarch node and compares what an Envoy sidecar, an
 // ingress gateway and an egress gateway get, in namespace default and in each
-// namespace the file names, and what an IPv6-only sidecar and ingress gateway and a
-// dual-stack sidecar get (INSTANCE_IPS): every listener's settings (listenerSettings) and filter
+// namespace the file names, what an IPv6-only sidecar and ingress gateway and a
+// dual-stack sidecar get (INSTANCE_IPS), and what istio-proxy (ISTIO_VERSION) as a
+// sidecar and an ingress gateway gets: every listener's settings (listenerSettings) and filter
 // chains (gatewayChains, and field by field: chainFields), every
 // cluster field by field (clusterFields), the endpoints of every EDS cluster
 // field by field (endpointFields), and every route configuration the listeners
@@ -83,17 +82,21 @@ func TestSameEnvoyConfigForTheCorpusAsIstiod(t *testing.T) {
 			}
 			istiod, navarch := bothControlPlanes(t, bin, string(config))
 			for _, ns := range namespaces {
-				for _, p := range []struct{ kind, key, value, ip, ips string }{
-					{"sidecar", "app", "web", "127.0.0.60", ""}, {"router", "istio", "ingressgateway", "127.0.0.60", ""},
-					{"router", "istio", "egressgateway", "127.0.0.60", ""},
-					{"sidecar", "app", "web", "fd00::60", "fd00::60"}, {"router", "istio", "ingressgateway", "fd00::60", "fd00::60"},
-					{"sidecar", "app", "web", "10.1.0.60", "10.1.0.60,fd00::60"},
+				for _, p := range []struct{ kind, key, value, ip, ips, version string }{
+					{"sidecar", "app", "web", "127.0.0.60", "", ""}, {"router", "istio", "ingressgateway", "127.0.0.60", "", ""},
+					{"router", "istio", "egressgateway", "127.0.0.60", "", ""},
+					{"sidecar", "app", "web", "fd00::60", "fd00::60", ""}, {"router", "istio", "ingressgateway", "fd00::60", "fd00::60", ""},
+					{"sidecar", "app", "web", "10.1.0.60", "10.1.0.60,fd00::60", ""},
+					{"sidecar", "app", "web", "127.0.0.60", "", "1.28.0"}, {"router", "istio", "ingressgateway", "127.0.0.60", "", "1.28.0"},
 				} {
-					t.Run(ns+"/"+p.value+"/"+p.ip, func(t *testing.T) {
+					t.Run(ns+"/"+p.value+"/"+p.ip+"/"+p.version, func(t *testing.T) {
 						id := p.kind + "~" + p.ip + "~x-0." + ns + "~" + ns + ".svc.cluster.local"
 						md := map[string]any{"NAMESPACE": ns, "LABELS": map[string]any{p.key: p.value}}
 						if p.ips != "" {
 							md["INSTANCE_IPS"] = p.ips
+						}
+						if p.version != "" {
+							md["ISTIO_VERSION"] = p.version // istio-proxy, istio-agent's Envoy
 						}
 						want := envoyConfig(t, istiod, id, md)
 						got := envoyConfig(t, navarch, id, md)

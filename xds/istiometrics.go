@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"unicode"
 
 	udpa "github.com/cncf/xds/go/udpa/type/v1"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -470,7 +472,7 @@ func serviceClusterMetadata(c *clusterv3.Cluster, svc *registry.Service, subset 
 		m.Fields["external"] = structpb.NewBoolValue(true)
 	}
 	if dr != nil {
-		m.Fields["config"] = destinationRulePath(dr)
+		m.Fields["config"] = configPath(dr)
 		if subset != "" {
 			m.Fields["subset"] = structpb.NewStringValue(subset)
 		}
@@ -486,7 +488,7 @@ func inboundClusterMetadata(ctx *Context, c *clusterv3.Cluster, port inboundPort
 	m := istioMetadata(c)
 	m.Fields["services"] = structpb.NewListValue(&structpb.ListValue{Values: inboundServices(ctx, port)})
 	if dr != nil && dr.Spec.(*networking.DestinationRule).GetTrafficPolicy() != nil {
-		m.Fields["config"] = destinationRulePath(dr)
+		m.Fields["config"] = configPath(dr)
 	}
 }
 
@@ -512,10 +514,27 @@ func inboundServices(ctx *Context, port inboundPort) []*structpb.Value {
 	return services
 }
 
-// destinationRulePath is a DestinationRule's API path, as istiod names the
-// configuration a cluster comes from.
-func destinationRulePath(dr *api.Resource) *structpb.Value {
-	return structpb.NewStringValue("/apis/networking.istio.io/v1/namespaces/" + dr.Meta.Namespace + "/destination-rule/" + dr.Meta.Name)
+// configPath is a resource's API path, as istiod names the configuration a cluster
+// or filter chain comes from: /apis/<group>/<version>/namespaces/<ns>/<kind in
+// kebab case>/<name>.
+func configPath(r *api.Resource) *structpb.Value {
+	var kind strings.Builder
+	for i, c := range r.Kind.Name {
+		if unicode.IsUpper(c) {
+			if i > 0 {
+				kind.WriteByte('-')
+			}
+			c = unicode.ToLower(c)
+		}
+		kind.WriteRune(c)
+	}
+	return structpb.NewStringValue("/apis/" + r.Kind.APIVersion() + "/namespaces/" + r.Meta.Namespace + "/" + kind.String() + "/" + r.Meta.Name)
+}
+
+// configMetadata is the metadata istiod gives a filter chain built from r.
+func configMetadata(r *api.Resource) *corev3.Metadata {
+	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
+		"istio": {Fields: map[string]*structpb.Value{"config": configPath(r)}}}}
 }
 
 // serviceMetadata describes svc as istio-proxy's stats name it: its host, its

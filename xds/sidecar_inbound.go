@@ -270,6 +270,11 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 			}
 			portChains = inboundChains(ctx, mode, name, port.number, app, tlsPassed, app, alpn)
 		}
+		if port.sidecar != "" {
+			for _, fc := range portChains {
+				fc.Metadata = configMetadata(ctx.sidecar) // as istiod marks a Sidecar ingress listener's chains
+			}
+		}
 		if port.bind == "" {
 			chains = append(chains, portChains...)
 			continue

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networking "istio.io/api/networking/v1alpha3"
 
+	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/registry"
 )
 
@@ -35,7 +36,7 @@ func (l *tcpListener) addSubnet(ctx *Context, svc *registry.Service, port regist
 	if isTLS(port) {
 		names = []string{svc.Hostname}
 	}
-	l.chain(names, []string{subnet}, tcpStack(port, serviceTCPProxy(ctx, svc, port.Number, clusterName(svc.Hostname, port.Number, ""))))
+	l.chain(nil, names, []string{subnet}, tcpStack(port, serviceTCPProxy(ctx, svc, port.Number, clusterName(svc.Hostname, port.Number, ""))))
 }
 
 // tcpListener is an outbound listener at an address and port: the chains of the TCP
@@ -62,6 +63,7 @@ type tcpListener struct {
 	chains     []*listenerv3.FilterChain // by SNI and/or destination subnets (Envoy takes the most specific)
 	taken      map[string]bool           // the matches of chains, "name|subnets"
 	plain      []*listenerv3.Filter      // for connections no chain takes
+	plainFrom  *api.Resource             // the VirtualService plain's route is of, if any
 	// httpRoute, if set, is the route configuration of the plaintext HTTP the
 	// listener detects (a port of HTTP or of no given protocol).
 	httpRoute string
@@ -106,7 +108,7 @@ func (l *tcpListener) add(ctx *Context, svc *registry.Service, port registry.Por
 			return
 		}
 		if l.ip == anyAddress {
-			l.chain([]string{svc.Hostname}, nil, tcpStack(port, serviceTCPProxy(ctx, svc, port.Number, cluster)))
+			l.chain(nil, []string{svc.Hostname}, nil, tcpStack(port, serviceTCPProxy(ctx, svc, port.Number, cluster)))
 		} else if l.plain == nil {
 			l.plain = tcpStack(port, serviceTCPProxy(ctx, svc, port.Number, cluster))
 		}
@@ -134,7 +136,7 @@ func (l *tcpListener) addTCPRoutes(ctx *Context, vs *registry.HostRoutes, port r
 			continue
 		}
 		if len(r.Match) == 0 {
-			l.plain = tcpStack(port, tcpProxyTo(ctx, vs.Resource, r.Route, port))
+			l.plain, l.plainFrom = tcpStack(port, tcpProxyTo(ctx, vs.Resource, r.Route, port)), vs.Resource
 			return
 		}
 		var subnets []string
@@ -143,13 +145,13 @@ func (l *tcpListener) addTCPRoutes(ctx *Context, vs *registry.HostRoutes, port r
 				continue
 			}
 			if len(m.DestinationSubnets) == 0 {
-				l.plain = tcpStack(port, tcpProxyTo(ctx, vs.Resource, r.Route, port))
+				l.plain, l.plainFrom = tcpStack(port, tcpProxyTo(ctx, vs.Resource, r.Route, port)), vs.Resource
 				return
 			}
 			subnets = append(subnets, m.DestinationSubnets...)
 		}
 		if len(subnets) > 0 {
-			l.chain(nil, subnets, tcpStack(port, tcpProxyTo(ctx, vs.Resource, r.Route, port)))
+			l.chain(vs.Resource, nil, subnets, tcpStack(port, tcpProxyTo(ctx, vs.Resource, r.Route, port)))
 		}
 	}
 }
@@ -168,7 +170,7 @@ func (l *tcpListener) addTLSRoutes(ctx *Context, vs *registry.HostRoutes, port r
 		}
 		for _, m := range r.Match {
 			if meshMatchHolds(ctx.Proxy, port.Number, ns, m.Port, m.Gateways, m.SourceNamespace, m.SourceLabels) {
-				l.chain(sniNames(m.SniHosts), m.DestinationSubnets, tcpStack(port, tcpProxyTo(ctx, vs.Resource, r.Route, port)))
+				l.chain(vs.Resource, sniNames(m.SniHosts), m.DestinationSubnets, tcpStack(port, tcpProxyTo(ctx, vs.Resource, r.Route, port)))
 				matched = true
 			}
 		}
@@ -179,8 +181,9 @@ func (l *tcpListener) addTLSRoutes(ctx *Context, vs *registry.HostRoutes, port r
 // chain adds a filter chain for connections to server names (any if none) and
 // destination subnets (any if none), leaving out what an earlier chain matches
 // already (Envoy refuses two chains with the same match). A chain with neither would
-// take everything, which is the plain chain's place.
-func (l *tcpListener) chain(names, subnets []string, filters []*listenerv3.Filter) {
+// take everything, which is the plain chain's place. from is the VirtualService the
+// chain's route is of, if any (the chain's metadata names it, as istiod's).
+func (l *tcpListener) chain(from *api.Resource, names, subnets []string, filters []*listenerv3.Filter) {
 	if len(names) == 0 && len(subnets) == 0 {
 		return
 	}
@@ -202,7 +205,11 @@ func (l *tcpListener) chain(names, subnets []string, filters []*listenerv3.Filte
 	if fresh[0] != "" {
 		m.ServerNames = fresh
 	}
-	l.chains = append(l.chains, &listenerv3.FilterChain{FilterChainMatch: m, Filters: filters}) // unnamed, as istiod's
+	fc := &listenerv3.FilterChain{FilterChainMatch: m, Filters: filters} // unnamed, as istiod's
+	if from != nil {
+		fc.Metadata = configMetadata(from)
+	}
+	l.chains = append(l.chains, fc)
 }
 
 // cidrRanges turns destination subnets (addresses, or addresses with a prefix
@@ -229,6 +236,9 @@ func (l *tcpListener) build(ctx *Context) *listenerv3.Listener {
 		plain = []*listenerv3.Filter{tcpProxy(cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client)}
 	}
 	lis := outboundListener(l.name, ctx.listenerIP(l.ip), l.port, tcpTelemetry(ctx, classOutbound, false, plain...))
+	if l.plainFrom != nil {
+		lis.FilterChains[0].Metadata = configMetadata(l.plainFrom)
+	}
 	lis.AdditionalAddresses = additionalAddresses(l.extra, l.port)
 	if l.bindToPort {
 		lis.BindToPort, lis.MaxConnectionsToAcceptPerSocketEvent = nil, acceptPerSocketEvent()
