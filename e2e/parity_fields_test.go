@@ -90,23 +90,47 @@ var clusterFieldsNotCompared = regexp.MustCompile(`(^|\.)(sdsConfig|healthStatus
 
 // TestSameClustersUnderDestinationRulesAsIstiod compares every cluster an Envoy
 // sidecar gets for destinationRuleParity from istiod and from navarch, field by
-// field (clusterFields), but for clusterFieldsNotCompared.
+// field (clusterFields), but for clusterFieldsNotCompared; and, exactly (but for
+// endpoints' health status), every cluster istio-proxy gets, which takes its
+// certificates, and the files DestinationRules name, from istio-agent by SDS
+// through both.
 func TestSameClustersUnderDestinationRulesAsIstiod(t *testing.T) {
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
 	istiod, navarch := bothControlPlanes(t, bin, destinationRuleParity)
 	id := "sidecar~127.0.0.60~web-0.default~default.svc.cluster.local"
-	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}}
-	want := clusterFields(t, envoyConfig(t, istiod, id, md).clusters)
-	var got map[string]map[string]string
-	eventually(t, 30*time.Second, "navarch's clusters", func() error {
-		if got = clusterFields(t, envoyConfig(t, navarch, id, md).clusters); len(got) < len(want) {
-			return fmt.Errorf("%d clusters, istiod has %d", len(got), len(want))
-		}
-		return nil
-	})
-	compareFields(t, want, got)
-	if len(want["outbound|9090|v2|a.default.svc.cluster.local"]) == 0 || len(want["outbound|443||ext.example.com"]) == 0 {
-		t.Errorf("istiod gave none of the clusters this test compares: %v", slices.Sorted(maps.Keys(want)))
+	healthStatus := regexp.MustCompile(`(^|\.)healthStatus(\.|\[|$)`)
+	for _, tc := range []struct {
+		what    string
+		version string
+		fields  func(map[string]*clusterv3.Cluster) map[string]map[string]string
+	}{
+		{"an Envoy", "", func(cs map[string]*clusterv3.Cluster) map[string]map[string]string { return clusterFields(t, cs) }},
+		{"istio-proxy", "1.28.0", func(cs map[string]*clusterv3.Cluster) map[string]map[string]string {
+			out := map[string]map[string]string{}
+			for name, c := range cs {
+				out[name] = protoFields(t, c, healthStatus, nil)
+			}
+			return out
+		}},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}}
+			if tc.version != "" {
+				md["ISTIO_VERSION"] = tc.version
+			}
+			want := tc.fields(envoyConfig(t, istiod, id, md).clusters)
+			var got map[string]map[string]string
+			eventually(t, 30*time.Second, "navarch's clusters", func() error {
+				if got = tc.fields(envoyConfig(t, navarch, id, md).clusters); len(got) < len(want) {
+					return fmt.Errorf("%d clusters, istiod has %d", len(got), len(want))
+				}
+				return nil
+			})
+			compareFields(t, want, got)
+			if len(want["outbound|9090|v2|a.default.svc.cluster.local"]) == 0 || len(want["outbound|443||ext.example.com"]) == 0 {
+				t.Errorf("istiod gave none of the clusters this test compares: %v", slices.Sorted(maps.Keys(want)))
+			}
+		})
 	}
 }
 

@@ -186,8 +186,13 @@ spec:
 	if err := c.GetTransportSocket().GetTypedConfig().UnmarshalTo(&tlsCtx); err != nil {
 		t.Fatal(err)
 	}
-	if crl := tlsCtx.GetCommonTlsContext().GetValidationContext().GetCrl().GetFilename(); crl != "/etc/ca.crl" {
+	// istio-proxy takes the CA file from istio-agent by SDS, the CRL from the file.
+	combined := tlsCtx.GetCommonTlsContext().GetCombinedValidationContext()
+	if crl := combined.GetDefaultValidationContext().GetCrl().GetFilename(); crl != "/etc/ca.crl" {
 		t.Errorf("CRL %q", crl)
+	}
+	if ca := combined.GetValidationContextSdsSecretConfig().GetName(); ca != "file-root:/etc/ca.pem" {
+		t.Errorf("CA by SDS %q, want file-root:/etc/ca.pem", ca)
 	}
 	var opts httpv3.HttpProtocolOptions
 	if err := c.TypedExtensionProtocolOptions[httpProtocolOptions].UnmarshalTo(&opts); err != nil {

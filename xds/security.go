@@ -322,8 +322,10 @@ func transportSocket(tlsContext proto.Message) *corev3.TransportSocket {
 // it; nil for other modes. (grpc-go cannot read certificate files named in xDS, so
 // proxyless clients get no TLS from these modes.)
 //
-//   - Certificates and keys come from the files the mode names, or from SDS by
-//     credentialName (kubernetes://<name>, the CA certificates <name>-cacert). A
+//   - Certificates and keys come from the files the mode names (for istio-proxy,
+//     from istio-agent by SDS: file-cert:<cert>~<key>, file-root:<ca or system>),
+//     or from SDS by credentialName (kubernetes://<name>, the CA certificates
+//     <name>-cacert). A
 //     sidecar takes a credential only from a DestinationRule that selects it
 //     (workloadSelector): else, as in Istio, the setting gives it no TLS at all,
 //     lest every sidecar in the rule's scope hold the credential.
@@ -365,6 +367,26 @@ func originatedTLS(ctx *Context, t *networking.ClientTLSSettings, svc *registry.
 			common.ValidationContextType = &tlsv3.CommonTlsContext_CombinedValidationContext{
 				CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
 					DefaultValidationContext: vc, ValidationContextSdsSecretConfig: credentialSDS(cred + caCertSuffix)}}
+		}
+	} else if ctx.certSource() == certAgent {
+		// istio-proxy: istio-agent reads the files (or finds the system's roots)
+		// and serves them by SDS, renewed as they change, as istiod has it.
+		if mode == networking.ClientTLSSettings_MUTUAL {
+			common.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{{
+				Name: "file-cert:" + t.GetClientCertificate() + "~" + t.GetPrivateKey(), SdsConfig: agentSDSConfig()}}
+		}
+		common.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{}}
+		if verify {
+			//lint:ignore SA1019 see above
+			vc := &tlsv3.CertificateValidationContext{MatchSubjectAltNames: exactSANs()}
+			if crl := t.GetCaCrl(); crl != "" {
+				vc.Crl = &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: crl}}
+			}
+			common.ValidationContextType = &tlsv3.CommonTlsContext_CombinedValidationContext{
+				CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+					DefaultValidationContext: vc,
+					ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{
+						Name: "file-root:" + cmp.Or(t.GetCaCertificates(), "system"), SdsConfig: agentSDSConfig()}}}
 		}
 	} else {
 		if mode == networking.ClientTLSSettings_MUTUAL {
