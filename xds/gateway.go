@@ -182,7 +182,7 @@ func buildGatewayServers(ctx *Context) map[gatewayListener][]gatewayServer {
 		name := r.Meta.Namespace + "/" + r.Meta.Name
 		for i, s := range gw.Servers {
 			gs := gatewayServer{gateway: name, ns: r.Meta.Namespace, index: i, Server: s}
-			port := s.GetPort().GetNumber()
+			port := gatewayPort(ctx, s.GetPort().GetNumber())
 			bind := cmp.Or(s.Bind, ctx.Proxy.wildcard())
 			l := gatewayListener{bind: bind, port: port, wildcard: bind == ctx.Proxy.wildcard()}
 			if first := out[l]; len(first) > 0 && !compatible(kindOf(first[0].Server), kindOf(s)) {
@@ -194,6 +194,28 @@ func buildGatewayServers(ctx *Context) map[gatewayListener][]gatewayServer {
 	}
 	return out
 }
+
+// gatewayPort is the port a gateway's server of port listens on, as istiod
+// translates it: the target port of the first service of the gateway (one that
+// selects it, or lists an endpoint at its address) with that port, unless the
+// service is labelled networking.istio.io/disable-gateway-port-translation; else
+// the port itself. So a Gateway's port 80 is the 8080 where an unprivileged gateway
+// pod listens behind its Kubernetes Service's 80.
+func gatewayPort(ctx *Context, port uint32) uint32 {
+	for _, svc := range ctx.Snapshot.Services() {
+		if _, off := svc.Labels[disableGatewayPortTranslation]; off || !selectsWorkload(svc, ctx.Proxy) {
+			continue
+		}
+		for _, p := range svc.Ports {
+			if p.Number == port {
+				return workloadPort(ctx, svc, p)
+			}
+		}
+	}
+	return port
+}
+
+const disableGatewayPortTranslation = "networking.istio.io/disable-gateway-port-translation"
 
 // serverHosts returns a server's hosts without their namespace part, and whether a
 // VirtualService in namespace vsNS may bind to them ("ns/host" admits only ns, "./"
@@ -294,8 +316,8 @@ func plaintextChains(ctx *Context, gl gatewayListener, servers []gatewayServer) 
 		return []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{gatewayHTTP(ctx, "http."+strconv.FormatUint(uint64(port), 10)+gl.routeSuffix(), port)}}}
 	}
 	for _, s := range servers {
-		if f := tcpRoute(ctx, s, port); f != nil {
-			stack := tcpStack(registry.Port{Number: port, Protocol: s.GetPort().GetProtocol()}, f)
+		if f := tcpRoute(ctx, s); f != nil {
+			stack := tcpStack(registry.Port{Number: s.GetPort().GetNumber(), Protocol: s.GetPort().GetProtocol()}, f)
 			return []*listenerv3.FilterChain{{Filters: tcpTelemetry(ctx, classGateway, false, append(rbacNetworkFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), stack...)...)}}
 		}
 	}
@@ -318,7 +340,7 @@ func tlsChains(ctx *Context, port uint32, servers []gatewayServer) []*listenerv3
 	for _, s := range servers {
 		switch kindOf(s.Server) {
 		case kindPassthrough:
-			chains := passthroughChains(ctx, s, port)
+			chains := passthroughChains(ctx, s)
 			if s.GetTls().GetMode() == networking.ServerTLSSettings_AUTO_PASSTHROUGH {
 				chains = autoPassthroughChains(ctx, s)
 			}
@@ -335,7 +357,7 @@ func tlsChains(ctx *Context, port uint32, servers []gatewayServer) []*listenerv3
 			var filters []*listenerv3.Filter
 			if kindOf(s.Server) == kindHTTPS {
 				filters = []*listenerv3.Filter{gatewayHTTP(ctx, s.routeName(), port)}
-			} else if f := tcpRoute(ctx, s, port); f != nil {
+			} else if f := tcpRoute(ctx, s); f != nil {
 				filters = tcpTelemetry(ctx, classGateway, s.GetTls().GetMode() == networking.ServerTLSSettings_ISTIO_MUTUAL,
 					append(rbacNetworkFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), f)...)
 			} else {
@@ -491,7 +513,8 @@ func gatewayHTTP(ctx *Context, route string, port uint32) *listenerv3.Filter {
 
 // tcpRoute returns the TCP proxy of the first tcp route of a VirtualService bound to
 // the server's gateway that applies to port, or nil.
-func tcpRoute(ctx *Context, s gatewayServer, port uint32) *listenerv3.Filter {
+func tcpRoute(ctx *Context, s gatewayServer) *listenerv3.Filter {
+	port := s.GetPort().GetNumber() // the Gateway's, which VirtualServices name
 	for _, vs := range boundServices(ctx, s) {
 		ns := vs.Resource.Meta.Namespace
 		if len(admitted(s, ns, vs.Hosts)) == 0 {
@@ -571,7 +594,8 @@ func sniDNAT(ctx *Context, svc *registry.Service) bool {
 // passthroughChains are the filter chains of a PASSTHROUGH server: one per tls route
 // of the VirtualServices bound to its gateway, matching the route's SNI hosts, each
 // under the gateway's AuthorizationPolicies (by what TCP shows).
-func passthroughChains(ctx *Context, s gatewayServer, port uint32) []*listenerv3.FilterChain {
+func passthroughChains(ctx *Context, s gatewayServer) []*listenerv3.FilterChain {
+	port := s.GetPort().GetNumber() // the Gateway's, which VirtualServices name
 	var out []*listenerv3.FilterChain
 	for _, vs := range boundServices(ctx, s) {
 		ns := vs.Resource.Meta.Namespace
@@ -639,15 +663,16 @@ func (gatewayRoutes) Generate(ctx *Context) []named {
 	servers := gatewayServers(ctx)
 	var out []named
 	for _, gl := range sortedListeners(servers) {
-		port := gl.port
-		p := strconv.FormatUint(uint64(port), 10)
-		switch kindOf(servers[gl][0].Server) {
+		// Named by the listener's port; routed by the servers' own (the ports of
+		// the Gateway, which VirtualServices name), as istiod does.
+		p := strconv.FormatUint(uint64(gl.port), 10)
+		switch first := servers[gl][0]; kindOf(first.Server) {
 		case kindHTTP:
-			out = append(out, gatewayRouteConfig(ctx, "http."+p+gl.routeSuffix(), port, servers[gl]))
+			out = append(out, gatewayRouteConfig(ctx, "http."+p+gl.routeSuffix(), first.GetPort().GetNumber(), servers[gl]))
 		case kindHTTPS, kindTLS, kindPassthrough:
 			for _, s := range servers[gl] {
 				if kindOf(s.Server) == kindHTTPS {
-					out = append(out, gatewayRouteConfig(ctx, s.routeName(), port, []gatewayServer{s}))
+					out = append(out, gatewayRouteConfig(ctx, s.routeName(), s.GetPort().GetNumber(), []gatewayServer{s}))
 				}
 			}
 		}

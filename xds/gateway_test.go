@@ -4,12 +4,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -189,5 +191,78 @@ spec:
 		if name == "unix:///var/run/gw.sock" && l.GetAddress().GetPipe().GetPath() != "/var/run/gw.sock" {
 			t.Errorf("%s listens on %v", name, l.GetAddress())
 		}
+	}
+}
+
+// TestGatewayPortTranslation: a Gateway's server listens on the target port of the
+// gateway's own service for the server's port, as istiod translates it (80 is 8080
+// behind a Kubernetes gateway Service), whether the service selects the gateway or
+// lists an endpoint at its address; its route configuration is named by that port
+// and routes by the Gateway's, which the VirtualService's match names. A service
+// labelled to opt out, or a port no service of the gateway has, stays as written.
+func TestGatewayPortTranslation(t *testing.T) {
+	const gateway = `
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: shop}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - {port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}
+  - {port: {number: 9000, name: http-admin, protocol: HTTP}, hosts: ["*"]}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: orders, namespace: shop}
+spec:
+  hosts: ["*"]
+  gateways: [edge]
+  http: [{match: [{port: 80}], route: [{destination: {host: orders.shop.svc.cluster.local}}]}]
+`
+	service := func(extra string) string {
+		return `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ingress, namespace: shop` + extra + `}
+spec:
+  hosts: [ingress.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 80, targetPort: 8080, name: http, protocol: HTTP}]
+  resolution: STATIC
+`
+	}
+	for _, tc := range []struct {
+		name, config, listener string
+	}{
+		{"a service selecting the gateway", service("") + "  workloadSelector: {labels: {istio: ingressgateway}}\n", "0.0.0.0_8080"},
+		{"an endpoint at the gateway's address", service("") + "  endpoints: [{address: 10.0.0.5}]\n", "0.0.0.0_8080"},
+		{"opted out", service(", labels: {networking.istio.io/disable-gateway-port-translation: \"true\"}") +
+			"  workloadSelector: {labels: {istio: ingressgateway}}\n", "0.0.0.0_80"},
+		{"no service of the gateway", service("") + "  workloadSelector: {labels: {app: other}}\n", "0.0.0.0_80"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			snap := snapshotOf(t, scopeServices, gateway, tc.config)
+			labels := map[string]string{"istio": "ingressgateway"}
+			gw := (&Proxy{ID: "router~10.0.0.5~gw.shop~shop.svc.cluster.local", Type: TypeRouter, IP: "10.0.0.5", Namespace: "shop",
+				Labels: labels, BootstrapLabels: labels}).withAddressWorkload(snap)
+			sets := mustBuild(t, gatewayProfile(), snap, gw)
+			var l listenerv3.Listener
+			resourceOf(t, sets, ListenerType, tc.listener, &l)
+			if got := l.GetAddress().GetSocketAddress().GetPortValue(); strconv.Itoa(int(got)) != strings.TrimPrefix(tc.listener, "0.0.0.0_") {
+				t.Errorf("%s listens on port %d", tc.listener, got)
+			}
+			if sets[ListenerType].ByName["0.0.0.0_9000"] == nil {
+				t.Errorf("the server of port 9000, which no service has, moved: %v", sets[ListenerType].Names())
+			}
+			var rc routev3.RouteConfiguration
+			resourceOf(t, sets, RouteType, "http."+strings.TrimPrefix(tc.listener, "0.0.0.0_"), &rc)
+			routed := false
+			for _, vh := range rc.VirtualHosts {
+				routed = routed || (vh.Name == "*:80" && len(vh.Routes) > 0 && vh.Routes[0].GetRoute().GetCluster() == "outbound|80||orders.shop.svc.cluster.local")
+			}
+			if !routed {
+				t.Errorf("route configuration %s does not route port 80's VirtualService: %v", rc.Name, rc.VirtualHosts)
+			}
+		})
 	}
 }

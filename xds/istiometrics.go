@@ -485,16 +485,21 @@ func serviceClusterMetadata(c *clusterv3.Cluster, svc *registry.Service, subset 
 // service whose workload port it is), and the DestinationRule of the first, if it
 // sets a traffic policy.
 func inboundClusterMetadata(ctx *Context, c *clusterv3.Cluster, port inboundPort, dr *api.Resource) {
-	m := istioMetadata(c)
-	m.Fields["services"] = structpb.NewListValue(&structpb.ListValue{Values: inboundServices(ctx, port)})
+	if services := inboundServices(ctx, port); len(services) > 0 {
+		istioMetadata(c).Fields["services"] = structpb.NewListValue(&structpb.ListValue{Values: services})
+	}
 	if dr != nil && dr.Spec.(*networking.DestinationRule).GetTrafficPolicy() != nil {
-		m.Fields["config"] = configPath(dr)
+		istioMetadata(c).Fields["config"] = configPath(dr)
 	}
 }
 
-// inboundServices describes the services of an inbound port (inboundClusterMetadata).
+// inboundServices describes the services of an inbound port (inboundClusterMetadata):
+// none where the first is MESH_EXTERNAL, as istiod gives them.
 func inboundServices(ctx *Context, port inboundPort) []*structpb.Value {
 	if port.sidecar != "" {
+		if port.service != nil && port.service.MeshExternal {
+			return nil
+		}
 		return []*structpb.Value{serviceMetadata(port.service)}
 	}
 	var services []*structpb.Value
@@ -505,6 +510,9 @@ func inboundServices(ctx *Context, port inboundPort) []*structpb.Value {
 		}
 		for _, p := range svc.Ports {
 			if p.Number == port.servicePort.Number && workloadPort(ctx, svc, p) == port.number {
+				if len(services) == 0 && svc.MeshExternal {
+					return nil
+				}
 				services = append(services, serviceMetadata(svc))
 				seen[svc.Hostname] = true
 				break

@@ -284,15 +284,15 @@ func ipFamilies(ip, ips string) (families, unicast string) {
 // withAddressWorkload returns the proxy as what snap registers at its address makes
 // it: with the labels snap gives it (see Labels: its bootstrap's, or, without any,
 // those of the workload at its address in its namespace), and, for an Envoy
-// sidecar, the services listing an endpoint there (AddressServices). It is p itself
-// when those are what p has.
+// sidecar or gateway, the services listing an endpoint there (AddressServices). It
+// is p itself when those are what p has.
 func (p *Proxy) withAddressWorkload(snap *registry.Snapshot) *Proxy {
 	labels, ok := snap.WorkloadLabelsAt(p.Namespace, p.IP)
 	if !ok || len(p.BootstrapLabels) > 0 {
 		labels = p.BootstrapLabels
 	}
 	var services map[string]map[uint32]uint32
-	if p.Type == TypeSidecar && p.Generator != GeneratorGRPC {
+	if (p.Type == TypeSidecar || p.Type == TypeRouter) && p.Generator != GeneratorGRPC {
 		for _, t := range snap.InlineServicesAt(p.Namespace, p.IP) {
 			ports := make(map[uint32]uint32, len(t.Service.Ports))
 			for _, port := range t.Service.Ports {

@@ -254,7 +254,7 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 			tcpStack(port.servicePort, namedTCPProxy(port.tcpStatPrefix(ctx), cluster, accessLogsFor(ctx).server))...)...)
 		app, alpn := tcp, alpnServerTCP // what the port's protocol gets, TLS terminated or plaintext
 		if port.http {
-			app, alpn = withInboundMX(ctx, inboundHTTP(ctx, port.number, cluster, prefix)), alpnServerHTTP
+			app, alpn = withInboundMX(ctx, inboundHTTP(ctx, port.servicePort.Number, cluster, prefix)), alpnServerHTTP
 		}
 		var portChains []*listenerv3.FilterChain
 		switch {
@@ -262,7 +262,7 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 			portChains = []*listenerv3.FilterChain{{Name: name, TransportSocket: serverTLS(ctx, port.tls, port.http), Filters: app,
 				FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(port.number), TransportProtocol: "tls"}}}
 		case port.sniffed:
-			portChains = sniffedInboundChains(ctx, mode, name, httpName, port.number, withInboundMX(ctx, inboundHTTP(ctx, port.number, cluster, prefix)), tcp)
+			portChains = sniffedInboundChains(ctx, mode, name, httpName, port.number, withInboundMX(ctx, inboundHTTP(ctx, port.servicePort.Number, cluster, prefix)), tcp)
 		default:
 			tlsPassed := tcp
 			if port.http {
@@ -446,8 +446,9 @@ func inboundChains(ctx *Context, mode mtlsMode, name string, port uint32, termin
 	return append(chains, &listenerv3.FilterChain{Name: name, FilterChainMatch: match("raw_buffer"), Filters: plain})
 }
 
-// inboundHTTP is the HTTP connection manager of an inbound HTTP port (0: the HTTP
-// detected on ports without chains of their own): RBAC, then every request to the
+// inboundHTTP is the HTTP connection manager of an inbound HTTP port, its virtual
+// host named by the service's port, as istiod names it (0: the HTTP detected on
+// ports without chains of their own, or on ports only a PeerAuthentication names): RBAC, then every request to the
 // application by cluster, with the client's certificate identity in
 // x-forwarded-client-cert (as the ProxyConfig's proxyHeaders say).
 func inboundHTTP(ctx *Context, port uint32, cluster, prefix string) *listenerv3.Filter {
