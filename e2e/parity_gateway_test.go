@@ -166,9 +166,49 @@ spec:
   http: [{route: [{destination: {host: web.shop.svc.cluster.local}}], timeout: 9s}]
 `
 
+// gatewayTargetPorts is a gateway behind a service of its own (an endpoint at its
+// address) whose ports 80 and 443 go to the gateway's 8080 and 8443, as a
+// Kubernetes gateway Service's do, with Gateway servers on 80, 443 and 9000 (which
+// the service lacks) and a VirtualService that matches port 80.
+const gatewayTargetPorts = `---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ingressgateway, namespace: istio-system}
+spec:
+  hosts: [istio-ingressgateway.istio-system.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports:
+  - {number: 80, targetPort: 8080, name: http2, protocol: HTTP}
+  - {number: 443, targetPort: 8443, name: https, protocol: HTTPS}
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.68, labels: {istio: ingressgateway}}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: public, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - {port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}
+  - {port: {number: 443, name: https, protocol: HTTPS}, hosts: ["*"], tls: {mode: SIMPLE, credentialName: cert}}
+  - {port: {number: 9000, name: admin, protocol: HTTP}, hosts: ["*"]}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: public, namespace: istio-system}
+spec:
+  hosts: ["*"]
+  gateways: [public]
+  http:
+  - match: [{port: 80, uri: {prefix: /plain}}]
+    route: [{destination: {host: istio-ingressgateway.istio-system.svc.cluster.local, port: {number: 80}}}]
+  - route: [{destination: {host: istio-ingressgateway.istio-system.svc.cluster.local, port: {number: 443}}}]
+`
+
 // TestSameGatewayChainsAsIstiod compares the listeners of a gateway from istiod and
-// from navarch, for a gateway with a server of every kind (gatewayParity) and for
-// two Gateways of two namespaces on the same ports (gatewayNamespaces): each filter
+// from navarch, for a gateway with a server of every kind (gatewayParity), for
+// two Gateways of two namespaces on the same ports (gatewayNamespaces) and for a
+// gateway whose service translates its ports (gatewayTargetPorts): each filter
 // chain by its match, its filters by name, where a TCP proxy sends connections and
 // which route configuration a connection manager uses; then each of those route
 // configurations, field by field, the names each virtual host answers to included
@@ -183,6 +223,7 @@ func TestSameGatewayChainsAsIstiod(t *testing.T) {
 	}{
 		{"every kind of server", workloadsYAML(v1, v2) + gatewayParity, "default", 6, 4},
 		{"two namespaces' Gateways", gatewayNamespaces, "istio-system", 2, 3},
+		{"ports translated by the gateway's service", gatewayTargetPorts, "istio-system", 3, 3},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			istiod, navarch := bothControlPlanes(t, bin, sc.config)
