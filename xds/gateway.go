@@ -183,6 +183,11 @@ func buildGatewayServers(ctx *Context) map[gatewayListener][]gatewayServer {
 		for i, s := range gw.Servers {
 			gs := gatewayServer{gateway: name, ns: r.Meta.Namespace, index: i, Server: s}
 			port := gatewayPort(ctx, s.GetPort().GetNumber())
+			if ctx.Proxy.Unprivileged && port < 1024 && !strings.HasPrefix(s.Bind, unixPrefix) {
+				// As istiod: such a gateway listens where its service's target ports say.
+				ctx.skip(gs.name(), fmt.Errorf("port %d: an unprivileged gateway cannot bind a port below 1024; left out", port))
+				continue
+			}
 			bind := cmp.Or(s.Bind, ctx.Proxy.wildcard())
 			l := gatewayListener{bind: bind, port: port, wildcard: bind == ctx.Proxy.wildcard()}
 			if first := out[l]; len(first) > 0 && !compatible(kindOf(first[0].Server), kindOf(s)) {

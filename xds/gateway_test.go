@@ -266,3 +266,38 @@ spec:
 		})
 	}
 }
+
+// TestUnprivilegedGateway: an unprivileged gateway (UNPRIVILEGED_POD) gets no
+// listener on a port below 1024, reported, as from istiod; one its service
+// translates to a port above 1023 it gets.
+func TestUnprivilegedGateway(t *testing.T) {
+	snap := snapshotOf(t, scopeServices, `
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: shop}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - {port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}
+  - {port: {number: 443, name: https, protocol: HTTPS}, hosts: ["*"], tls: {mode: SIMPLE, credentialName: cert}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ingress, namespace: shop}
+spec:
+  hosts: [ingress.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 443, targetPort: 8443, name: https, protocol: HTTPS}]
+  resolution: STATIC
+  workloadSelector: {labels: {istio: ingressgateway}}
+`)
+	gw := &Proxy{ID: "router~10.0.0.5~gw.shop~shop.svc.cluster.local", Type: TypeRouter, IP: "10.0.0.5", Namespace: "shop",
+		Labels: map[string]string{"istio": "ingressgateway"}, Unprivileged: true}
+	sets, err := gatewayProfile().build(newContext(snap, gw, "cluster.local", "istio-system"))
+	if err == nil || !strings.Contains(err.Error(), "port 80: an unprivileged gateway cannot bind a port below 1024") {
+		t.Errorf("build error %v, want port 80 reported", err)
+	}
+	if got := sets[ListenerType].Names(); !slices.Equal(got, []string{"0.0.0.0_8443"}) {
+		t.Errorf("listeners %v, want only 0.0.0.0_8443", got)
+	}
+}
