@@ -180,3 +180,97 @@ spec:
 		})
 	}
 }
+
+// kubeGatewayCluster is an ingress gateway pod as Istio's gateway chart deploys it:
+// unprivileged, behind its Service, whose ports 80 and 443 go to the pod's 8080 and
+// 8443.
+const kubeGatewayCluster = `apiVersion: v1
+kind: Service
+metadata: {name: istio-ingressgateway, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  clusterIP: 10.96.0.80
+  ports:
+  - {name: http2, port: 80, targetPort: 8080}
+  - {name: https, port: 443, targetPort: 8443}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ingressgateway-0, namespace: default, labels: {istio: ingressgateway}}
+spec:
+  serviceAccountName: default
+  containers: [{name: istio-proxy, image: registry.example/proxyv2:1, ports: [{containerPort: 8080}, {containerPort: 8443}]}]
+status:
+  phase: Running
+  podIP: 127.0.0.70
+  podIPs: [{ip: 127.0.0.70}]
+  conditions: [{type: Ready, status: "True"}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: istio-ingressgateway-0
+  namespace: default
+  labels: {kubernetes.io/service-name: istio-ingressgateway, endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io}
+addressType: IPv4
+endpoints: [{addresses: [127.0.0.70], conditions: {ready: true}, targetRef: {kind: Pod, name: ingressgateway-0, namespace: default}}]
+ports: [{name: http2, port: 8080, protocol: TCP}, {name: https, port: 8443, protocol: TCP}]
+`
+
+// TestSameKubernetesGatewayAsIstiod gives istiod (over a fake client) and a navarch
+// node (its Kubernetes adapter over a real API server) an unprivileged ingress
+// gateway pod behind its Service, with a Gateway on ports 80 and 443, and compares
+// the gateway's listeners (settings and filter chains, field by field) and route
+// configurations: both listen on the Service's target ports, 8080 and 8443.
+func TestSameKubernetesGatewayAsIstiod(t *testing.T) {
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	config := `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: public, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - {port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}
+  - {port: {number: 443, name: https, protocol: HTTPS}, hosts: ["*"], tls: {mode: SIMPLE, credentialName: cert}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: public, namespace: default}
+spec:
+  hosts: ["*"]
+  gateways: [public]
+  http: [{route: [{destination: {host: istio-ingressgateway.default.svc.cluster.local, port: {number: 80}}}]}]
+`
+	istiod := startIstiod(t, bin, "127.0.0.1:0", config, "--kube", writeFile(t, t.TempDir(), "kube.yaml", kubeGatewayCluster))
+	kc := kubetest.Start(t)
+	createKubeObjects(t, kc, kubeGatewayCluster)
+	node := startDevNode(t, "--kubeconfig", kc.Kubeconfig)
+	applyServed(t, node, config)
+	id := "router~127.0.0.70~ingressgateway-0.default~default.svc.cluster.local"
+	md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"istio": "ingressgateway"}, "UNPRIVILEGED_POD": "true", "ISTIO_VERSION": "1.28.0"}
+	describe := func(server string) map[string]map[string]string {
+		ls := envoyConfig(t, server, id, md).listeners
+		out := chainFields(t, ls)
+		for name, settings := range listenerSettings(t, ls) {
+			out["listener "+name] = map[string]string{"settings": settings}
+		}
+		_, routes := gatewayChains(t, ls)
+		for _, name := range routes {
+			out["route "+name] = protoFields(t, envoyRoutes(t, server, id, md, name), gatewayRouteFieldsNotCompared, grpcTimeoutAsReplacement)
+		}
+		return out
+	}
+	want := describe(istiod)
+	if want["listener 0.0.0.0_8080"] == nil || want["listener 0.0.0.0_8443"] == nil {
+		t.Fatalf("istiod's gateway does not listen on the Service's target ports: %v", want)
+	}
+	var got map[string]map[string]string
+	// The adapter writes the cluster a moment after the node is ready.
+	eventually(t, 30*time.Second, "navarch's gateway listeners", func() error {
+		if got = describe(node.XDS); got["listener 0.0.0.0_8080"] == nil || got["listener 0.0.0.0_8443"] == nil {
+			return fmt.Errorf("navarch's gateway listens on %v", got)
+		}
+		return nil
+	})
+	compareFields(t, want, got)
+}
