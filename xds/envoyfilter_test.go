@@ -9,6 +9,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 )
 
 // envoyFilterInput is testdata/inputs/envoyfilter.yaml.
@@ -287,5 +288,45 @@ spec:
 	resourceOf(t, sets, ClusterType, "inbound|5432||", &db)
 	if http.ConnectTimeout.AsDuration().Seconds() != 4 || db.ConnectTimeout.AsDuration().Seconds() == 4 {
 		t.Errorf("inbound connect timeouts: 8080 %v, 5432 %v; want 4s on 8080 only", http.ConnectTimeout.AsDuration(), db.ConnectTimeout.AsDuration())
+	}
+}
+
+// TestEnvoyFilterMatchesChainsByIstiodsNames: an EnvoyFilter written for istiod that
+// matches a filter chain by the name istiod gives it (the virtual outbound
+// listener's virtualOutbound-catchall-tcp) patches that chain only.
+func TestEnvoyFilterMatchesChainsByIstiodsNames(t *testing.T) {
+	snap := snapshotOf(t, envoyFilterInput(t), `
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: idle, namespace: shop}
+spec:
+  configPatches:
+  - applyTo: NETWORK_FILTER
+    match:
+      context: SIDECAR_OUTBOUND
+      listener:
+        name: virtualOutbound
+        filterChain: {name: virtualOutbound-catchall-tcp, filter: {name: envoy.filters.network.tcp_proxy}}
+    patch:
+      operation: MERGE
+      value:
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          idle_timeout: 7s
+`)
+	sets := envoySidecar(t, snap, "shop", map[string]string{"app": "web"})
+	var l listenerv3.Listener
+	resourceOf(t, sets, ListenerType, virtualOutbound, &l)
+	idle := map[string]float64{}
+	for _, fc := range l.FilterChains {
+		for _, f := range fc.Filters {
+			var tp tcpv3.TcpProxy
+			if f.GetTypedConfig().UnmarshalTo(&tp) == nil {
+				idle[fc.Name] = tp.GetIdleTimeout().AsDuration().Seconds()
+			}
+		}
+	}
+	if idle["virtualOutbound-catchall-tcp"] != 7 || idle["virtualOutbound-blackhole"] == 7 {
+		t.Errorf("tcp proxies' idle timeouts by chain %v: want 7s on virtualOutbound-catchall-tcp only", idle)
 	}
 }
