@@ -238,7 +238,8 @@ func TestSameGatewayClustersAsIstiod(t *testing.T) {
 
 // TestSameVMSidecarAsIstiod compares what a sidecar without traffic capture (a VM's:
 // INTERCEPTION_MODE NONE) gets under a Sidecar that binds an ingress port to the
-// application's loopback address and an egress port to 127.0.0.1 (captureMode NONE),
+// application's loopback address, an egress port to 127.0.0.1 (captureMode NONE) and
+// HTTP to a unix domain socket,
 // from istiod and from navarch: which listeners and clusters there are, each
 // listener's and connection manager's settings (listenerSettings), and the outbound
 // clusters (clusterSummaries); and the same for a dual-stack VM.
@@ -263,6 +264,10 @@ spec:
     bind: 127.0.0.1
     captureMode: NONE
     hosts: ["./*"]
+  - port: {number: 0, protocol: HTTP, name: uds}
+    bind: unix:///var/run/app/egress.sock
+    captureMode: NONE
+    hosts: ["./*"]
   - hosts: ["./*"]
 `)
 	id := "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local"
@@ -284,11 +289,12 @@ spec:
 		t.Errorf("istiod's dual-stack HTTP proxy listener has no address on ::1, which this test expects: %s", wantDual["127.0.0.1_15080"])
 	}
 	// The HTTP proxy ports (the Sidecar's HTTP_PROXY egress listener, the proxy's
-	// HTTP_PROXY_PORT): besides the listeners, compared above, the route
+	// HTTP_PROXY_PORT) and the unix socket: besides the listeners, compared above, the route
 	// configuration each routes by and its virtual hosts, a service port each.
 	// istiod's ignore the port in matching, which leaves every port but 80
 	// unreachable through them; navarch's match it (xds/httpproxy.go).
-	for listener, route := range map[string]string{"127.0.0.1_7443": "7443", "127.0.0.1_15080": "http_proxy"} {
+	for listener, route := range map[string]string{"127.0.0.1_7443": "7443", "127.0.0.1_15080": "http_proxy",
+		"unix:///var/run/app/egress.sock_0": "unix:///var/run/app/egress.sock"} {
 		if _, ok := want[listener]; !ok {
 			t.Errorf("istiod has no HTTP proxy listener %s", listener)
 			continue
@@ -316,6 +322,9 @@ spec:
 	}
 	if _, ok := want["127.0.0.1_9080"]; !ok {
 		t.Errorf("istiod bound no egress listener on 127.0.0.1:9080, which this test expects: %v", slices.Sorted(maps.Keys(want)))
+	}
+	if _, ok := want["unix:///var/run/app/egress.sock_0"]; !ok {
+		t.Errorf("istiod built no listener on the egress unix socket, which this test expects: %v", slices.Sorted(maps.Keys(want)))
 	}
 }
 

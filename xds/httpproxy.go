@@ -27,7 +27,11 @@ import (
 //     without a port imports (every service without a Sidecar);
 //   - a Sidecar egress listener of protocol HTTP_PROXY: on its port and bind (or
 //     0.0.0.0, reached through traffic capture), with the route configuration named
-//     by the port, reaching the services its hosts import.
+//     by the port, reaching the services its hosts import;
+//   - a Sidecar egress listener of HTTP bound to a unix domain socket
+//     (unix:///path, port 0): a listener on the socket, unix:///path_0, with the
+//     route configuration named by the socket, as istiod builds it; the
+//     application's requests name their service in the Host header.
 //
 // Each virtual host is a service's port, answering to the service's names with the
 // port (ratings.shop.svc.cluster.local:9080, ratings:9080 in its namespace) and,
@@ -71,6 +75,12 @@ func httpProxies(ctx *Context, binds egressBindingSet) []httpProxy {
 			switch {
 			case eg.Port == nil:
 				catchAll = eg.Hosts
+			case strings.HasPrefix(eg.Bind, unixPrefix) && isHTTP(registry.Port{Protocol: eg.Port.Protocol}):
+				// HTTP on a unix domain socket: a listener of its own on the socket
+				// (unix:///path_0), routed by the Host header as an HTTP proxy port
+				// is, with the route configuration named by the socket, as istiod
+				// names them.
+				out = append(out, httpProxy{port: eg.Port.Number, ip: eg.Bind, bindToPort: true, route: eg.Bind, hosts: eg.Hosts})
 			case strings.EqualFold(eg.Port.Protocol, "HTTP_PROXY"):
 				p := httpProxy{port: eg.Port.Number, ip: ctx.Proxy.wildcard(), extra: ctx.Proxy.otherFamily(true, false),
 					route: strconv.FormatUint(uint64(eg.Port.Number), 10), hosts: eg.Hosts}
@@ -98,7 +108,7 @@ func httpProxies(ctx *Context, binds egressBindingSet) []httpProxy {
 func httpProxyListeners(ctx *Context, binds egressBindingSet, refused map[uint32]bool) []named {
 	var out []named
 	for _, p := range httpProxies(ctx, binds) {
-		if !canBind(ctx, egressBinding{ip: p.ip, bindToPort: p.bindToPort}, true, p.port, refused) {
+		if !strings.HasPrefix(p.ip, unixPrefix) && !canBind(ctx, egressBinding{ip: p.ip, bindToPort: p.bindToPort}, true, p.port, refused) {
 			continue
 		}
 		name := p.ip + "_" + strconv.FormatUint(uint64(p.port), 10)

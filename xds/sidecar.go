@@ -309,9 +309,13 @@ func egressBindings(ctx *Context) egressBindingSet {
 	}
 	for i, eg := range egressListeners(ctx.sidecar.Spec.(*networking.Sidecar)) {
 		b := egressBinding{ip: eg.Bind, bindToPort: none || eg.CaptureMode == networking.CaptureMode_NONE}
-		if strings.HasPrefix(b.ip, "unix://") {
-			where := fmt.Sprintf("Sidecar %s/%s spec.egress[%d].bind", ctx.sidecar.Meta.Namespace, ctx.sidecar.Meta.Name, i)
-			ctx.skip(where, errors.New("unix domain socket listeners are not built; the port's listeners take no bind"))
+		if strings.HasPrefix(b.ip, unixPrefix) {
+			// An HTTP one is a listener of its own (httpProxies); other protocols'
+			// are not built.
+			if !isHTTP(registry.Port{Protocol: eg.GetPort().GetProtocol()}) {
+				where := fmt.Sprintf("Sidecar %s/%s spec.egress[%d].bind", ctx.sidecar.Meta.Namespace, ctx.sidecar.Meta.Name, i)
+				ctx.skip(where, fmt.Errorf("unix domain socket listeners of protocol %q are not built (HTTP ones are)", eg.GetPort().GetProtocol()))
+			}
 			b = egressBinding{bindToPort: none}
 		}
 		if b.ip == "" && b.bindToPort {
@@ -359,7 +363,7 @@ func outboundHCM(ctx *Context, listener, rds string) *hcmv3.HttpConnectionManage
 func outboundListener(name, ip string, port uint32, filters []*listenerv3.Filter) *listenerv3.Listener {
 	return &listenerv3.Listener{
 		Name:                             name,
-		Address:                          socketAddress(ip, port),
+		Address:                          envoyAddress(ip, port), // an IP, or a unix domain socket
 		BindToPort:                       wrapperspb.Bool(false),
 		FilterChains:                     []*listenerv3.FilterChain{{Filters: filters, TransportSocketConnectTimeout: handshakeTimeout()}},
 		TrafficDirection:                 corev3.TrafficDirection_OUTBOUND,

@@ -10,15 +10,18 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	originalsrcv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_src/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // TestSidecarBindings: an egress listener with captureMode NONE gets a listener
 // that binds its port, on its bind address or 127.0.0.1; one with only a bind
 // address moves its port's listeners there, still handed connections by the
-// virtual outbound listener; other ports stay as they were; a unix domain socket
-// bind is reported and left out. An ingress listener with captureMode NONE gets a
+// virtual outbound listener; other ports stay as they were; an HTTP egress listener
+// on a unix domain socket is a listener on the socket, routed by the socket's route
+// configuration, as istiod builds it. An ingress listener with captureMode NONE gets a
 // listener of its own, bound on its bind address or the wildcard, with the port's
 // chains, unless an outbound listener has its address and port (reported); other
 // ingress ports stay chains of the virtual inbound listener.
@@ -31,24 +34,25 @@ func TestSidecarBindings(t *testing.T) {
 	p := grpcProxy("vms", map[string]string{"app": "vm"})
 	p.Generator = ""
 	sets, err := sidecarProfile().build(newContext(snap, p, "cluster.local", "istio-system"))
-	if err == nil || !strings.Contains(err.Error(), "spec.egress[4].bind: unix domain socket listeners are not built") ||
+	if err == nil || strings.Contains(err.Error(), "unix domain socket") ||
 		!strings.Contains(err.Error(), "listener 0.0.0.0_8080 (captureMode NONE) has the address and port of an outbound listener") {
-		t.Errorf("build error %v, want the unix domain socket bind and the taken ingress port reported", err)
+		t.Errorf("build error %v, want the taken ingress port reported, and only that", err)
 	}
 	want := map[string]struct {
 		address    string
 		bindToPort bool
 	}{
-		"127.0.0.1_9080":  {"127.0.0.1:9080", true},  // captureMode NONE: 127.0.0.1
-		"127.0.0.2_3306":  {"127.0.0.2:3306", true},  // captureMode NONE and a bind
-		"10.0.0.9_6379":   {"10.0.0.9:6379", false},  // a bind alone: still redirected
-		"0.0.0.0_7000":    {"0.0.0.0:7000", false},   // the unix socket left out
-		"127.0.0.1_15080": {"127.0.0.1:15080", true}, // the HTTP proxy, captureMode NONE
-		"0.0.0.0_8080":    {"0.0.0.0:8080", false},   // the catch-all listener: as without a Sidecar
-		virtualOutbound:   {"0.0.0.0:15001", true},
-		virtualInbound:    {"0.0.0.0:15006", true},
-		"0.0.0.0_9080":    {"0.0.0.0:9080", true},  // ingress captureMode NONE: the wildcard
-		"10.0.0.1_9443":   {"10.0.0.1:9443", true}, // ingress captureMode NONE and a bind
+		"127.0.0.1_9080":                    {"127.0.0.1:9080", true},           // captureMode NONE: 127.0.0.1
+		"127.0.0.2_3306":                    {"127.0.0.2:3306", true},           // captureMode NONE and a bind
+		"10.0.0.9_6379":                     {"10.0.0.9:6379", false},           // a bind alone: still redirected
+		"0.0.0.0_7000":                      {"0.0.0.0:7000", false},            // as without a Sidecar
+		"unix:///var/run/app/egress.sock_0": {"/var/run/app/egress.sock", true}, // HTTP on a unix socket
+		"127.0.0.1_15080":                   {"127.0.0.1:15080", true},          // the HTTP proxy, captureMode NONE
+		"0.0.0.0_8080":                      {"0.0.0.0:8080", false},            // the catch-all listener: as without a Sidecar
+		virtualOutbound:                     {"0.0.0.0:15001", true},
+		virtualInbound:                      {"0.0.0.0:15006", true},
+		"0.0.0.0_9080":                      {"0.0.0.0:9080", true},  // ingress captureMode NONE: the wildcard
+		"10.0.0.1_9443":                     {"10.0.0.1:9443", true}, // ingress captureMode NONE and a bind
 	}
 	got := map[string]bool{}
 	for name, r := range sets[ListenerType].ByName {
@@ -63,7 +67,11 @@ func TestSidecarBindings(t *testing.T) {
 			t.Fatal(err)
 		}
 		sa := l.Address.GetSocketAddress()
-		if addr := sa.GetAddress() + ":" + itoa(int(sa.GetPortValue())); addr != w.address {
+		addr := sa.GetAddress() + ":" + itoa(int(sa.GetPortValue()))
+		if pipe := l.Address.GetPipe(); pipe != nil {
+			addr = pipe.GetPath()
+		}
+		if addr != w.address {
 			t.Errorf("%s: address %s, want %s", name, addr, w.address)
 		}
 		if binds := l.BindToPort == nil || l.BindToPort.Value; binds != w.bindToPort {
@@ -92,6 +100,19 @@ func TestSidecarBindings(t *testing.T) {
 	// which knows the port's services.
 	if _, ok := sets[RouteType].ByName["9080"]; !ok {
 		t.Error("no route configuration 9080 for 127.0.0.1_9080")
+	}
+	// The unix socket's connection manager routes by the socket's route
+	// configuration, which has a virtual host per service port its hosts import.
+	var uds listenerv3.Listener
+	resourceOf(t, sets, ListenerType, "unix:///var/run/app/egress.sock_0", &uds)
+	var hcm hcmv3.HttpConnectionManager
+	if err := uds.FilterChains[0].Filters[0].GetTypedConfig().UnmarshalTo(&hcm); err != nil || hcm.GetRds().GetRouteConfigName() != "unix:///var/run/app/egress.sock" {
+		t.Errorf("the unix socket's listener routes by %q (%v), want unix:///var/run/app/egress.sock", hcm.GetRds().GetRouteConfigName(), err)
+	}
+	var rc routev3.RouteConfiguration
+	resourceOf(t, sets, RouteType, "unix:///var/run/app/egress.sock", &rc)
+	if len(rc.VirtualHosts) < 2 {
+		t.Errorf("the unix socket's route configuration has virtual hosts %v, want the services'", rc.VirtualHosts)
 	}
 	checkGolden(t, filepath.Join("testdata", "vm-sidecar.sidecar.golden.yaml"), dump(t, sets))
 }
