@@ -60,7 +60,8 @@ spec:
 ` + udpServiceParity
 
 // TestSameEnvoyListenerSettingsAsIstiod compares every listener a sidecar (web's,
-// with inbound and outbound ports of every kind; also under TPROXY interception) and a gateway get from istiod and
+// with inbound and outbound ports of every kind; also under TPROXY interception,
+// and asking for exact connection balance) and a gateway (also with exact balance) get from istiod and
 // from navarch by what is set on the listener itself (addresses, binding, listener
 // filter timeouts, connections accepted per wake-up, the listener filters and their
 // configuration)
@@ -73,18 +74,20 @@ spec:
 func TestSameEnvoyListenerSettingsAsIstiod(t *testing.T) {
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
 	istiod, navarch := bothControlPlanes(t, bin, strings.Replace(sniffParity, "MODE", "PERMISSIVE", 1)+listenerParity)
+	balanced := map[string]any{"INBOUND_LISTENER_EXACT_BALANCE": "true", "OUTBOUND_LISTENER_EXACT_BALANCE": "true"}
 	for _, proxy := range []struct {
-		what, id, app, interception string
+		what, id, app string
+		extra         map[string]any
 	}{
-		{"web's sidecar", "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "web", ""},
-		{"web's sidecar under TPROXY", "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "web", "TPROXY"},
-		{"a gateway", "router~127.0.0.90~ingress-0.default~default.svc.cluster.local", "ingressgateway", ""},
+		{"web's sidecar", "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "web", nil},
+		{"web's sidecar under TPROXY", "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "web", map[string]any{"INTERCEPTION_MODE": "TPROXY"}},
+		{"web's sidecar with exact balance", "sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "web", balanced},
+		{"a gateway", "router~127.0.0.90~ingress-0.default~default.svc.cluster.local", "ingressgateway", nil},
+		{"a gateway with exact balance", "router~127.0.0.90~ingress-0.default~default.svc.cluster.local", "ingressgateway", balanced},
 	} {
 		t.Run(proxy.what, func(t *testing.T) {
 			md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": proxy.app, "istio": proxy.app}}
-			if proxy.interception != "" {
-				md["INTERCEPTION_MODE"] = proxy.interception
-			}
+			maps.Copy(md, proxy.extra)
 			want := listenerSettings(t, envoyConfig(t, istiod, proxy.id, md).listeners)
 			var got map[string]string
 			eventually(t, 30*time.Second, "navarch's listeners", func() error {

@@ -308,6 +308,9 @@ func (gatewayListeners) Generate(ctx *Context) []named {
 		for _, fc := range l.FilterChains {
 			fc.TransportSocketConnectTimeout = handshakeTimeout()
 		}
+		if ctx.Proxy.OutboundExactBalance {
+			l.ConnectionBalanceConfig = exactBalance()
+		}
 		out = append(out, named{name: name, msg: l})
 	}
 	return out

@@ -88,6 +88,11 @@ type Proxy struct {
 	// transparent, and its inbound one keeps the client's source address on the
 	// connection to the application (original_src), as in Istio (sidecar.go).
 	InterceptionTPROXY bool
+	// InboundExactBalance and OutboundExactBalance ask for Envoy's exact connection
+	// balance on the proxy's inbound, and outbound, listeners (the
+	// INBOUND_LISTENER_EXACT_BALANCE and OUTBOUND_LISTENER_EXACT_BALANCE metadata),
+	// as istiod sets it: its worker threads then take connections one by one.
+	InboundExactBalance, OutboundExactBalance bool
 	// Unprivileged is a proxy that cannot bind ports below 1024 (UNPRIVILEGED_POD).
 	Unprivileged bool
 	// HTTPProxyPort is the port of 127.0.0.1 on which the proxy is its application's
@@ -169,6 +174,8 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 	p.NodeName = str(md, "NODE_NAME")
 	p.InterceptionNone = str(md, "INTERCEPTION_MODE") == "NONE"
 	p.InterceptionTPROXY = str(md, "INTERCEPTION_MODE") == "TPROXY"
+	p.InboundExactBalance, _ = strconv.ParseBool(str(md, "INBOUND_LISTENER_EXACT_BALANCE"))
+	p.OutboundExactBalance, _ = strconv.ParseBool(str(md, "OUTBOUND_LISTENER_EXACT_BALANCE"))
 	p.Unprivileged, _ = strconv.ParseBool(str(md, "UNPRIVILEGED_POD"))
 	p.SelfDiscovery, _ = strconv.ParseBool(str(md, "ENABLE_SELF_DISCOVERY"))
 	if port, err := strconv.ParseUint(str(md, "HTTP_PROXY_PORT"), 10, 16); err == nil && port > 0 {
@@ -379,14 +386,14 @@ func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
 }
 
 // classKey identifies the proxies that get identical configuration: same type,
-// generator, namespace, network, locality, Kubernetes cluster and mesh, interception mode, IP versions and unicast address, labels and identity, the services listing an endpoint at its address (and on which ports), whether it is istio-proxy, and the Istio
+// generator, namespace, network, locality, Kubernetes cluster and mesh, interception mode, connection balance, IP versions and unicast address, labels and identity, the services listing an endpoint at its address (and on which ports), whether it is istio-proxy, and the Istio
 // version and metadata EnvoyFilters match (of the proxy as classProxy makes it). Proxies of one class share one set of built resources.
 type classKey string
 
 func (p *Proxy) classKey() classKey {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|%s|%t|%t|%t|%s|%s|%d|%t|%s|%t|%s|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.NodeName, p.ServiceAccount,
-		p.InterceptionNone, p.InterceptionTPROXY, p.Unprivileged, p.IPFamilies, p.UnicastIP, p.HTTPProxyPort, p.SelfDiscovery, p.ClusterID, p.IstioProxy, p.MeshID)
+	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|%s|%t|%t|%t|%t|%t|%s|%s|%d|%t|%s|%t|%s|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.NodeName, p.ServiceAccount,
+		p.InterceptionNone, p.InterceptionTPROXY, p.InboundExactBalance, p.OutboundExactBalance, p.Unprivileged, p.IPFamilies, p.UnicastIP, p.HTTPProxyPort, p.SelfDiscovery, p.ClusterID, p.IstioProxy, p.MeshID)
 	for _, k := range registry.SortedKeys(p.Labels) {
 		fmt.Fprintf(&b, "%s=%s,", k, p.Labels[k])
 	}

@@ -176,7 +176,26 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 		out = append(out, named{name: name, msg: tcp[name].build(ctx)})
 	}
 	out = append(out, httpProxyListeners(ctx, binds, refused)...)
-	return addBoundInbound(ctx, out, bound)
+	out = addBoundInbound(ctx, out, bound)
+	for _, n := range out {
+		l, _ := n.msg.(*listenerv3.Listener)
+		switch {
+		case l == nil || l.Name == virtualOutbound:
+			// Envoy balances a listener handed its connections by their original
+			// destination as the listener that took them; istiod leaves it unset.
+		case l.TrafficDirection == corev3.TrafficDirection_INBOUND && ctx.Proxy.InboundExactBalance,
+			l.TrafficDirection == corev3.TrafficDirection_OUTBOUND && ctx.Proxy.OutboundExactBalance:
+			l.ConnectionBalanceConfig = exactBalance()
+		}
+	}
+	return out
+}
+
+// exactBalance is Envoy's exact connection balance, which a proxy's metadata asks
+// for (Proxy.InboundExactBalance, OutboundExactBalance).
+func exactBalance() *listenerv3.Listener_ConnectionBalanceConfig {
+	return &listenerv3.Listener_ConnectionBalanceConfig{BalanceType: &listenerv3.Listener_ConnectionBalanceConfig_ExactBalance_{
+		ExactBalance: &listenerv3.Listener_ConnectionBalanceConfig_ExactBalance{}}}
 }
 
 // outboundAddresses are the addresses of a service whose listeners take its

@@ -430,3 +430,26 @@ data:
 		}
 	}
 }
+
+// TestExactBalance: a proxy whose metadata asks for exact connection balance gets
+// it on its inbound listeners (INBOUND_LISTENER_EXACT_BALANCE) and its outbound
+// ones but the virtual outbound listener (OUTBOUND_LISTENER_EXACT_BALANCE), as from
+// istiod; a proxy that does not, on none.
+func TestExactBalance(t *testing.T) {
+	snap := snapshotOf(t, scopeServices, webWorkload)
+	for _, tc := range []struct{ in, out bool }{{false, false}, {true, false}, {false, true}} {
+		p := grpcProxy("shop", map[string]string{"app": "web"})
+		p.Generator, p.InboundExactBalance, p.OutboundExactBalance = "", tc.in, tc.out
+		for name, r := range mustBuild(t, sidecarProfile(), snap, p)[ListenerType].ByName {
+			var l listenerv3.Listener
+			if err := r.Body.UnmarshalTo(&l); err != nil {
+				t.Fatal(err)
+			}
+			want := name != virtualOutbound && ((l.TrafficDirection == corev3.TrafficDirection_INBOUND && tc.in) ||
+				(l.TrafficDirection == corev3.TrafficDirection_OUTBOUND && tc.out))
+			if got := l.GetConnectionBalanceConfig().GetExactBalance() != nil; got != want {
+				t.Errorf("inbound %t, outbound %t: %s balances exactly %t, want %t", tc.in, tc.out, name, got, want)
+			}
+		}
+	}
+}
