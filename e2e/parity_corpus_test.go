@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -59,7 +60,8 @@ func chainFields(t *testing.T, ls map[string]*listenerv3.Listener) map[string]ma
 // ingress gateway and an egress gateway get, in namespace default and in each
 // namespace the file names, what an IPv6-only sidecar and ingress gateway and a
 // dual-stack sidecar get (INSTANCE_IPS), and what istio-proxy (ISTIO_VERSION) as a
-// sidecar and an ingress gateway gets: every listener's settings (listenerSettings) and filter
+// sidecar and an ingress gateway gets, the sidecar also with the metadata that asks
+// for HTTP/1.0, an idle timeout and exact connection balance: every listener's settings (listenerSettings) and filter
 // chains (gatewayChains, and field by field: chainFields), every
 // cluster field by field (clusterFields), the endpoints of every EDS cluster
 // field by field (endpointFields), and every route configuration the listeners
@@ -82,14 +84,21 @@ func TestSameEnvoyConfigForTheCorpusAsIstiod(t *testing.T) {
 			}
 			istiod, navarch := bothControlPlanes(t, bin, string(config))
 			for _, ns := range namespaces {
-				for _, p := range []struct{ kind, key, value, ip, ips, version string }{
-					{"sidecar", "app", "web", "127.0.0.60", "", ""}, {"router", "istio", "ingressgateway", "127.0.0.60", "", ""},
-					{"router", "istio", "egressgateway", "127.0.0.60", "", ""},
-					{"sidecar", "app", "web", "fd00::60", "fd00::60", ""}, {"router", "istio", "ingressgateway", "fd00::60", "fd00::60", ""},
-					{"sidecar", "app", "web", "10.1.0.60", "10.1.0.60,fd00::60", ""},
-					{"sidecar", "app", "web", "127.0.0.60", "", "1.28.0"}, {"router", "istio", "ingressgateway", "127.0.0.60", "", "1.28.0"},
+				for _, p := range []struct {
+					kind, key, value, ip, ips, version string
+					extra                              map[string]any
+				}{
+					{"sidecar", "app", "web", "127.0.0.60", "", "", nil}, {"router", "istio", "ingressgateway", "127.0.0.60", "", "", nil},
+					{"router", "istio", "egressgateway", "127.0.0.60", "", "", nil},
+					{"sidecar", "app", "web", "fd00::60", "fd00::60", "", nil}, {"router", "istio", "ingressgateway", "fd00::60", "fd00::60", "", nil},
+					{"sidecar", "app", "web", "10.1.0.60", "10.1.0.60,fd00::60", "", nil},
+					{"sidecar", "app", "web", "127.0.0.60", "", "1.28.0", nil}, {"router", "istio", "ingressgateway", "127.0.0.60", "", "1.28.0", nil},
+					// istio-agent's metadata that changes listeners: HTTP/1.0, an idle
+					// timeout, exact connection balance.
+					{"sidecar", "app", "web", "127.0.0.60", "", "1.28.0", map[string]any{"HTTP10": "1", "IDLE_TIMEOUT": "30s",
+						"INBOUND_LISTENER_EXACT_BALANCE": "true", "OUTBOUND_LISTENER_EXACT_BALANCE": "true"}},
 				} {
-					t.Run(ns+"/"+p.value+"/"+p.ip+"/"+p.version, func(t *testing.T) {
+					t.Run(ns+"/"+p.value+"/"+p.ip+"/"+p.version+"/"+fmt.Sprint(len(p.extra)), func(t *testing.T) {
 						id := p.kind + "~" + p.ip + "~x-0." + ns + "~" + ns + ".svc.cluster.local"
 						md := map[string]any{"NAMESPACE": ns, "LABELS": map[string]any{p.key: p.value}}
 						if p.ips != "" {
@@ -98,6 +107,7 @@ func TestSameEnvoyConfigForTheCorpusAsIstiod(t *testing.T) {
 						if p.version != "" {
 							md["ISTIO_VERSION"] = p.version // istio-proxy, istio-agent's Envoy
 						}
+						maps.Copy(md, p.extra)
 						want := envoyConfig(t, istiod, id, md)
 						got := envoyConfig(t, navarch, id, md)
 						eventually(t, 30*time.Second, "navarch's listeners and clusters", func() error {

@@ -516,7 +516,7 @@ func gatewayHTTP(ctx *Context, route string, port uint32) *listenerv3.Filter {
 	}
 	ph.apply(hcm)
 	hcm.ForwardClientCertDetails, hcm.SetCurrentClientCertDetails = gatewayClientCert(ctx)
-	return envoyConnectionManager(ctx.Mesh, hcm)
+	return envoyConnectionManager(ctx, hcm)
 }
 
 // tcpRoute returns the TCP proxy of the first tcp route of a VirtualService bound to
@@ -570,7 +570,7 @@ func autoPassthroughChains(ctx *Context, s gatewayServer) []*listenerv3.FilterCh
 				sni := meshSNI(svc.Hostname, p.Number, subset)
 				out = append(out, &listenerv3.FilterChain{
 					FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: []string{sni}, ApplicationProtocols: alpnMeshInbound},
-					Filters:          tcpTelemetry(ctx, classGateway, false, tcpStack(p, namedTCPProxy(outboundStatName(ctx, svc, p, subset, sni), sni, accessLogsFor(ctx).client))...),
+					Filters:          tcpTelemetry(ctx, classGateway, false, tcpStack(p, namedTCPProxy(ctx, outboundStatName(ctx, svc, p, subset, sni), sni, accessLogsFor(ctx).client))...),
 				})
 			}
 		}
@@ -631,7 +631,7 @@ func passthroughChains(ctx *Context, s gatewayServer) []*listenerv3.FilterChain 
 // go under stat, or the (first) destination's cluster when stat is "".
 func tcpProxyTo(ctx *Context, vs *api.Resource, dests []*networking.RouteDestination, port registry.Port) *listenerv3.Filter {
 	ns := vs.Meta.Namespace
-	tp := &tcpv3.TcpProxy{StatPrefix: vs.Meta.Name + "." + ns, AccessLog: accessLogsFor(ctx).client}
+	tp := &tcpv3.TcpProxy{StatPrefix: vs.Meta.Name + "." + ns, AccessLog: accessLogsFor(ctx).client, IdleTimeout: ctx.Proxy.IdleTimeout}
 	if len(dests) == 1 {
 		d := dests[0].Destination
 		cluster := destinationCluster(ctx, ns, d, port.Number)

@@ -119,7 +119,7 @@ func httpProxyListeners(ctx *Context, binds egressBindingSet, refused map[uint32
 		hcm.HttpProtocolOptions.AllowAbsoluteUrl = wrapperspb.Bool(true)
 		// Its clients name any host: metadata headers go to all, as istiod has it.
 		hcm.HttpFilters = envoyHTTPFilters(ctx, classOutbound, nil, false)
-		l := outboundListener(name, p.ip, p.port, []*listenerv3.Filter{envoyConnectionManager(ctx.Mesh, hcm)})
+		l := outboundListener(name, p.ip, p.port, []*listenerv3.Filter{envoyConnectionManager(ctx, hcm)})
 		l.AdditionalAddresses = additionalAddresses(p.extra, p.port)
 		if p.bindToPort {
 			l.BindToPort, l.MaxConnectionsToAcceptPerSocketEvent = nil, acceptPerSocketEvent()

@@ -3,6 +3,7 @@ package xds
 import (
 	"strconv"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
@@ -69,8 +70,20 @@ func apiListener(name, host string, port uint32) *listenerv3.Listener {
 // (the mesh config's pathNormalization, BASE unless it says otherwise: NONE leaves
 // paths as they come, MERGE_SLASHES merges repeated slashes too, and
 // DECODE_AND_MERGE_SLASHES also decodes escaped slashes, %2F, first; escaped
-// slashes are otherwise left as they are); and 100-continue passed through.
-func envoyConnectionManager(mesh *meshconfig.MeshConfig, hcm *hcmv3.HttpConnectionManager) *listenerv3.Filter {
+// slashes are otherwise left as they are); 100-continue passed through; and what
+// the proxy's metadata asks for, HTTP/1.0 (HTTP10) and an idle timeout of its
+// connections (IDLE_TIMEOUT).
+func envoyConnectionManager(ctx *Context, hcm *hcmv3.HttpConnectionManager) *listenerv3.Filter {
+	mesh := ctx.Mesh
+	if ctx.Proxy.AcceptHTTP10 {
+		if hcm.HttpProtocolOptions == nil {
+			hcm.HttpProtocolOptions = &corev3.Http1ProtocolOptions{}
+		}
+		hcm.HttpProtocolOptions.AcceptHttp_10 = true
+	}
+	if ctx.Proxy.IdleTimeout != nil {
+		hcm.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: ctx.Proxy.IdleTimeout}
+	}
 	hcm.UpgradeConfigs = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}}
 	hcm.StreamIdleTimeout = durationpb.New(0)
 	hcm.NormalizePath = wrapperspb.Bool(true)

@@ -9,8 +9,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	meshconfig "istio.io/api/mesh/v1alpha1"
@@ -93,6 +95,14 @@ type Proxy struct {
 	// INBOUND_LISTENER_EXACT_BALANCE and OUTBOUND_LISTENER_EXACT_BALANCE metadata),
 	// as istiod sets it: its worker threads then take connections one by one.
 	InboundExactBalance, OutboundExactBalance bool
+	// AcceptHTTP10 is a proxy whose connection managers take HTTP/1.0 (HTTP10
+	// metadata "1", Istio's ISTIO_META_HTTP10), as istiod configures them.
+	AcceptHTTP10 bool
+	// IdleTimeout is the proxy's IDLE_TIMEOUT metadata (a Go duration; nil for none
+	// or one that does not parse, as istiod takes it): the idle timeout of its TCP
+	// proxies where a DestinationRule sets none, and of its HTTP connection
+	// managers' connections.
+	IdleTimeout *durationpb.Duration
 	// Unprivileged is a proxy that cannot bind ports below 1024 (UNPRIVILEGED_POD).
 	Unprivileged bool
 	// HTTPProxyPort is the port of 127.0.0.1 on which the proxy is its application's
@@ -176,6 +186,10 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 	p.InterceptionTPROXY = str(md, "INTERCEPTION_MODE") == "TPROXY"
 	p.InboundExactBalance, _ = strconv.ParseBool(str(md, "INBOUND_LISTENER_EXACT_BALANCE"))
 	p.OutboundExactBalance, _ = strconv.ParseBool(str(md, "OUTBOUND_LISTENER_EXACT_BALANCE"))
+	p.AcceptHTTP10 = str(md, "HTTP10") == "1"
+	if d, err := time.ParseDuration(str(md, "IDLE_TIMEOUT")); err == nil {
+		p.IdleTimeout = durationpb.New(d)
+	}
 	p.Unprivileged, _ = strconv.ParseBool(str(md, "UNPRIVILEGED_POD"))
 	p.SelfDiscovery, _ = strconv.ParseBool(str(md, "ENABLE_SELF_DISCOVERY"))
 	if port, err := strconv.ParseUint(str(md, "HTTP_PROXY_PORT"), 10, 16); err == nil && port > 0 {
@@ -386,14 +400,14 @@ func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
 }
 
 // classKey identifies the proxies that get identical configuration: same type,
-// generator, namespace, network, locality, Kubernetes cluster and mesh, interception mode, connection balance, IP versions and unicast address, labels and identity, the services listing an endpoint at its address (and on which ports), whether it is istio-proxy, and the Istio
+// generator, namespace, network, locality, Kubernetes cluster and mesh, interception mode, connection balance, HTTP/1.0 and idle timeout, IP versions and unicast address, labels and identity, the services listing an endpoint at its address (and on which ports), whether it is istio-proxy, and the Istio
 // version and metadata EnvoyFilters match (of the proxy as classProxy makes it). Proxies of one class share one set of built resources.
 type classKey string
 
 func (p *Proxy) classKey() classKey {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|%s|%t|%t|%t|%t|%t|%s|%s|%d|%t|%s|%t|%s|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.NodeName, p.ServiceAccount,
-		p.InterceptionNone, p.InterceptionTPROXY, p.InboundExactBalance, p.OutboundExactBalance, p.Unprivileged, p.IPFamilies, p.UnicastIP, p.HTTPProxyPort, p.SelfDiscovery, p.ClusterID, p.IstioProxy, p.MeshID)
+	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|%s|%t|%t|%t|%t|%t|%v|%t|%s|%s|%d|%t|%s|%t|%s|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.NodeName, p.ServiceAccount,
+		p.InterceptionNone, p.InterceptionTPROXY, p.InboundExactBalance, p.OutboundExactBalance, p.AcceptHTTP10, p.IdleTimeout.AsDuration(), p.Unprivileged, p.IPFamilies, p.UnicastIP, p.HTTPProxyPort, p.SelfDiscovery, p.ClusterID, p.IstioProxy, p.MeshID)
 	for _, k := range registry.SortedKeys(p.Labels) {
 		fmt.Fprintf(&b, "%s=%s,", k, p.Labels[k])
 	}

@@ -109,8 +109,8 @@ func (sidecarListeners) Generate(ctx *Context) []named {
 				// A connection to 15001 itself would come back here without end.
 				Name:             virtualOutbound + "-blackhole",
 				FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(virtualOutboundPort)},
-				Filters:          tcpTelemetry(ctx, classOutbound, false, tcpProxy(blackHoleCluster, nil)),
-			}, {Name: virtualOutbound + "-catchall-tcp", Filters: tcpTelemetry(ctx, classOutbound, false, tcpProxy(cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client))}},
+				Filters:          tcpTelemetry(ctx, classOutbound, false, loopBlackhole()),
+			}, {Name: virtualOutbound + "-catchall-tcp", Filters: tcpTelemetry(ctx, classOutbound, false, tcpProxy(ctx, cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client))}},
 			AccessLog:                            accessLogsFor(ctx).clientListener,
 			TrafficDirection:                     corev3.TrafficDirection_OUTBOUND,
 			MaxConnectionsToAcceptPerSocketEvent: acceptPerSocketEvent(),
@@ -357,7 +357,7 @@ func egressBindings(ctx *Context) egressBindingSet {
 // outboundHTTP is the HTTP connection manager of an outbound listener, routing by
 // the route configuration rds.
 func outboundHTTP(ctx *Context, listener, rds string) *listenerv3.Filter {
-	return envoyConnectionManager(ctx.Mesh, outboundHCM(ctx, listener, rds))
+	return envoyConnectionManager(ctx, outboundHCM(ctx, listener, rds))
 }
 
 // outboundHCM is the HTTP connection manager outboundHTTP packs.

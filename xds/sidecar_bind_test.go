@@ -13,6 +13,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	originalsrcv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_src/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -451,5 +452,53 @@ func TestExactBalance(t *testing.T) {
 				t.Errorf("inbound %t, outbound %t: %s balances exactly %t, want %t", tc.in, tc.out, name, got, want)
 			}
 		}
+	}
+}
+
+// TestHTTP10AndIdleTimeout: istio-agent's HTTP10 and IDLE_TIMEOUT metadata make a
+// sidecar's connection managers take HTTP/1.0 and close idle connections, and its
+// TCP proxies time out (but the loop-breaking blackhole chains), as istiod
+// configures them.
+func TestHTTP10AndIdleTimeout(t *testing.T) {
+	md, err := structpb.NewStruct(map[string]any{"NAMESPACE": "shop", "HTTP10": "1", "IDLE_TIMEOUT": "30s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParseProxy(&corev3.Node{Id: "sidecar~10.0.0.1~web-0.shop~shop.svc.cluster.local", Metadata: md})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.AcceptHTTP10 || p.IdleTimeout.AsDuration().Seconds() != 30 {
+		t.Fatalf("parsed HTTP/1.0 %t, idle timeout %v", p.AcceptHTTP10, p.IdleTimeout)
+	}
+	sets := mustBuild(t, sidecarProfile(), snapshotOf(t, scopeServices), p)
+	var vo listenerv3.Listener
+	resourceOf(t, sets, ListenerType, virtualOutbound, &vo)
+	for _, fc := range vo.FilterChains {
+		var tp tcpv3.TcpProxy
+		if err := fc.Filters[len(fc.Filters)-1].GetTypedConfig().UnmarshalTo(&tp); err != nil {
+			t.Fatal(err)
+		}
+		if want := fc.Name != virtualOutbound+"-blackhole"; (tp.GetIdleTimeout().AsDuration().Seconds() == 30) != want {
+			t.Errorf("chain %s: idle timeout %v", fc.Name, tp.GetIdleTimeout())
+		}
+	}
+	var l listenerv3.Listener
+	resourceOf(t, sets, ListenerType, "0.0.0.0_80", &l)
+	found := false
+	for _, fc := range append(l.FilterChains, l.DefaultFilterChain) {
+		for _, f := range fc.GetFilters() {
+			var hcm hcmv3.HttpConnectionManager
+			if f.GetTypedConfig().UnmarshalTo(&hcm) != nil {
+				continue
+			}
+			found = true
+			if !hcm.GetHttpProtocolOptions().GetAcceptHttp_10() || hcm.GetCommonHttpProtocolOptions().GetIdleTimeout().AsDuration().Seconds() != 30 {
+				t.Errorf("connection manager: HTTP/1.0 %v, idle timeout %v", hcm.GetHttpProtocolOptions(), hcm.GetCommonHttpProtocolOptions())
+			}
+		}
+	}
+	if !found {
+		t.Error("no connection manager on 0.0.0.0_80")
 	}
 }

@@ -243,7 +243,7 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 		// Connections to 15006 itself would loop.
 		Name:             virtualInbound + "-blackhole",
 		FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(virtualInboundPort)},
-		Filters:          tcpTelemetry(ctx, classInbound, true, tcpProxy(blackHoleCluster, nil)),
+		Filters:          tcpTelemetry(ctx, classInbound, true, loopBlackhole()),
 	}}
 	for _, port := range inboundPorts(ctx) {
 		mode := peerAuthMode(ctx.Snapshot, ctx.RootNamespace, p.Namespace, p.Labels, port.number)
@@ -251,7 +251,7 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 		prefix := port.httpStatPrefix(ctx.Proxy.wildcard())
 		cluster := port.cluster()
 		tcp := tcpTelemetry(ctx, classInbound, true, append(rbacNetworkFilters(ctx, p.Namespace, p.Labels),
-			tcpStack(port.servicePort, namedTCPProxy(port.tcpStatPrefix(ctx), cluster, accessLogsFor(ctx).server))...)...)
+			tcpStack(port.servicePort, namedTCPProxy(ctx, port.tcpStatPrefix(ctx), cluster, accessLogsFor(ctx).server))...)...)
 		app, alpn := tcp, alpnServerTCP // what the port's protocol gets, TLS terminated or plaintext
 		if port.http {
 			app, alpn = withInboundMX(ctx, inboundHTTP(ctx, port.servicePort.Number, cluster, prefix)), alpnServerHTTP
@@ -299,7 +299,7 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 	mode := peerAuthMode(ctx.Snapshot, ctx.RootNamespace, p.Namespace, p.Labels, 0)
 	pass := inboundPort{passthrough: true}
 	passthrough := tcpTelemetry(ctx, classInbound, true, append(rbacNetworkFilters(ctx, p.Namespace, p.Labels),
-		namedTCPProxy(pass.tcpStatPrefix(ctx), inboundPassthroughCluster, accessLogsFor(ctx).server))...)
+		namedTCPProxy(ctx, pass.tcpStatPrefix(ctx), inboundPassthroughCluster, accessLogsFor(ctx).server))...)
 	httpPassthrough := inboundHTTP(ctx, 0, inboundPassthroughCluster, pass.httpStatPrefix(ctx.Proxy.wildcard()))
 	tcpName, httpName := pass.chainNames(ctx)
 	chains = append(chains, sniffedInboundChains(ctx, mode, tcpName, httpName, 0, withInboundMX(ctx, httpPassthrough), passthrough)...)
@@ -485,7 +485,7 @@ func inboundHTTP(ctx *Context, port uint32, cluster, prefix string) *listenerv3.
 		SetCurrentClientCertDetails: ph.currentCert,
 	}
 	ph.apply(hcm)
-	return envoyConnectionManager(ctx.Mesh, hcm)
+	return envoyConnectionManager(ctx, hcm)
 }
 
 // cluster is the cluster the port's traffic leaves by.

@@ -233,7 +233,7 @@ func cidrRanges(subnets []string) []*corev3.CidrRange {
 func (l *tcpListener) build(ctx *Context) *listenerv3.Listener {
 	plain := l.plain
 	if plain == nil { // only SNI chains: anything else is an unknown destination
-		plain = []*listenerv3.Filter{tcpProxy(cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client)}
+		plain = []*listenerv3.Filter{tcpProxy(ctx, cmp.Or(unknownDestinations(ctx), blackHoleCluster), accessLogsFor(ctx).client)}
 	}
 	lis := outboundListener(l.name, ctx.listenerIP(l.ip), l.port, tcpTelemetry(ctx, classOutbound, false, plain...))
 	if l.plainFrom != nil {
@@ -344,7 +344,8 @@ func meshMatchHolds(p *Proxy, port uint32, ns string, mPort uint32, gateways []s
 // cluster's stat name, which istiod expands here with no port name.
 func serviceTCPProxy(ctx *Context, svc *registry.Service, port uint32, cluster string) *listenerv3.Filter {
 	stat := outboundStatName(ctx, svc, registry.Port{Number: port}, "", cluster)
-	tp := &tcpv3.TcpProxy{StatPrefix: stat, ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: cluster}, AccessLog: accessLogsFor(ctx).client}
+	tp := &tcpv3.TcpProxy{StatPrefix: stat, ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: cluster}, AccessLog: accessLogsFor(ctx).client,
+		IdleTimeout: ctx.Proxy.IdleTimeout}
 	tcpPolicy(ctx, tp, svc.Hostname, "")
 	return &listenerv3.Filter{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(tp)}}
 }
@@ -364,7 +365,7 @@ func tcpPolicy(ctx *Context, tp *tcpv3.TcpProxy, host, subset string) {
 		return
 	}
 	top := dr.GetTrafficPolicy()
-	tp.IdleTimeout = top.GetConnectionPool().GetTcp().GetIdleTimeout()
+	tp.IdleTimeout = cmp.Or(top.GetConnectionPool().GetTcp().GetIdleTimeout(), ctx.Proxy.IdleTimeout) // the proxy's where the rule sets none
 	tp.MaxDownstreamConnectionDuration = top.GetConnectionPool().GetTcp().GetMaxConnectionDuration()
 	lb, tunnel := top.GetLoadBalancer(), top.GetTunnel()
 	if subset != "" {
@@ -389,9 +390,16 @@ func tcpPolicy(ctx *Context, tp *tcpv3.TcpProxy, host, subset string) {
 	}
 }
 
+// loopBlackhole closes a connection to a virtual listener's own port, which would
+// otherwise come back to it without end (no idle timeout: it ends at once).
+func loopBlackhole() *listenerv3.Filter {
+	return &listenerv3.Filter{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listenerv3.Filter_TypedConfig{
+		TypedConfig: mustAny(&tcpv3.TcpProxy{StatPrefix: blackHoleCluster, ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: blackHoleCluster}})}}
+}
+
 // tcpProxy forwards a connection to cluster, its statistics under the cluster's name.
-func tcpProxy(cluster string, logs []*accesslogv3.AccessLog) *listenerv3.Filter {
-	return namedTCPProxy(cluster, cluster, logs)
+func tcpProxy(ctx *Context, cluster string, logs []*accesslogv3.AccessLog) *listenerv3.Filter {
+	return namedTCPProxy(ctx, cluster, cluster, logs)
 }
 
 // tcpStack is what forwards a connection on port: the TCP proxy tcp, after the
@@ -411,8 +419,10 @@ func tcpStack(port registry.Port, tcp *listenerv3.Filter) []*listenerv3.Filter {
 	return []*listenerv3.Filter{mongo, tcp}
 }
 
-// namedTCPProxy forwards a connection to cluster, its statistics under stat.
-func namedTCPProxy(stat, cluster string, logs []*accesslogv3.AccessLog) *listenerv3.Filter {
+// namedTCPProxy forwards a connection to cluster, its statistics under stat, idle
+// for as long as the proxy's metadata allows (IDLE_TIMEOUT; Envoy's hour without).
+func namedTCPProxy(ctx *Context, stat, cluster string, logs []*accesslogv3.AccessLog) *listenerv3.Filter {
 	return &listenerv3.Filter{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listenerv3.Filter_TypedConfig{
-		TypedConfig: mustAny(&tcpv3.TcpProxy{StatPrefix: stat, ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: cluster}, AccessLog: logs})}}
+		TypedConfig: mustAny(&tcpv3.TcpProxy{StatPrefix: stat, ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: cluster}, AccessLog: logs,
+			IdleTimeout: ctx.Proxy.IdleTimeout})}}
 }
