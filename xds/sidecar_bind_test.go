@@ -205,15 +205,7 @@ spec:
 		if ips != "" {
 			md["INSTANCE_IPS"] = ips
 		}
-		m, err := structpb.NewStruct(md)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := ParseProxy(&corev3.Node{Id: "sidecar~" + ip + "~vm-0.shop~shop.svc.cluster.local", Metadata: m})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return parsedProxy(t, "sidecar~"+ip+"~vm-0.shop~shop.svc.cluster.local", md)
 	}
 	withIngress := snapshotOf(t, scopeServices, ingress)
 	for _, tc := range []struct{ ip, ips, want string }{
@@ -248,14 +240,7 @@ func TestInterceptionTPROXY(t *testing.T) {
 	snap := snapshotOf(t, scopeServices)
 	for _, mode := range []string{"REDIRECT", "TPROXY"} {
 		t.Run(mode, func(t *testing.T) {
-			md, err := structpb.NewStruct(map[string]any{"NAMESPACE": "shop", "INTERCEPTION_MODE": mode})
-			if err != nil {
-				t.Fatal(err)
-			}
-			p, err := ParseProxy(&corev3.Node{Id: "sidecar~10.0.0.1~web-0.shop~shop.svc.cluster.local", Metadata: md})
-			if err != nil {
-				t.Fatal(err)
-			}
+			p := parsedProxy(t, "sidecar~10.0.0.1~web-0.shop~shop.svc.cluster.local", map[string]any{"NAMESPACE": "shop", "INTERCEPTION_MODE": mode})
 			tproxy := mode == "TPROXY"
 			if p.InterceptionTPROXY != tproxy {
 				t.Fatalf("INTERCEPTION_MODE %s parsed to TPROXY %t", mode, p.InterceptionTPROXY)
@@ -460,14 +445,7 @@ func TestExactBalance(t *testing.T) {
 // TCP proxies time out (but the loop-breaking blackhole chains), as istiod
 // configures them.
 func TestHTTP10AndIdleTimeout(t *testing.T) {
-	md, err := structpb.NewStruct(map[string]any{"NAMESPACE": "shop", "HTTP10": "1", "IDLE_TIMEOUT": "30s"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := ParseProxy(&corev3.Node{Id: "sidecar~10.0.0.1~web-0.shop~shop.svc.cluster.local", Metadata: md})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := parsedProxy(t, "sidecar~10.0.0.1~web-0.shop~shop.svc.cluster.local", map[string]any{"NAMESPACE": "shop", "HTTP10": "1", "IDLE_TIMEOUT": "30s"})
 	if !p.AcceptHTTP10 || p.IdleTimeout.AsDuration().Seconds() != 30 {
 		t.Fatalf("parsed HTTP/1.0 %t, idle timeout %v", p.AcceptHTTP10, p.IdleTimeout)
 	}
@@ -501,4 +479,19 @@ func TestHTTP10AndIdleTimeout(t *testing.T) {
 	if !found {
 		t.Error("no connection manager on 0.0.0.0_80")
 	}
+}
+
+// parsedProxy is the proxy a node of id and metadata md makes (ParseProxy); an error
+// fails the test.
+func parsedProxy(t *testing.T, id string, md map[string]any) *Proxy {
+	t.Helper()
+	m, err := structpb.NewStruct(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParseProxy(&corev3.Node{Id: id, Metadata: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
