@@ -802,6 +802,13 @@ func compareTracing(t *testing.T, istiod, navarch string, cases []tracingCase) m
 			return protoFields(t, h.Tracing, regexp.MustCompile(`^$`), nil)
 		}
 		want := tracing(istiod)
+		// The node builds what was applied a moment after the apply returns.
+		eventually(t, 30*time.Second, "navarch's listener "+c.listener, func() error {
+			if envoyConfig(t, navarch, c.id, md).listeners[c.listener] == nil {
+				return fmt.Errorf("no listener %s yet", c.listener)
+			}
+			return nil
+		})
 		switch {
 		case want["tracing"] == "none":
 			kinds["none"]++
