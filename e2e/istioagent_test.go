@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -197,6 +198,76 @@ func TestIstioAgentGetsItsCertificateAndConfigFromNavarch(t *testing.T) {
 			}
 			return nil
 		})
+	})
+
+	// A VM's agent with DNS capture (ISTIO_META_DNS_CAPTURE) answers name queries
+	// from the name table navarch sends it: the mesh's host names resolve on a
+	// machine whose own resolver knows none of them, and follow the configuration.
+	// Only names in the table are asked for: the agent would forward any other to
+	// the machine's resolver.
+	t.Run("DNS proxying from the name table", func(t *testing.T) {
+		hold, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dnsAddr := hold.LocalAddr().String()
+		hold.Close()
+		vm := startIstioAgent(t, bin, filepath.Join(dir, "dns"), token, rootPEM, n1.XDSTLS, "shop", "frontend",
+			"ISTIO_META_DNS_CAPTURE=true", "DNS_PROXY_ADDR="+dnsAddr)
+		eventually(t, 60*time.Second, "the agent's certificate", func() error {
+			_, err := agentCertificate(vm.certs, rootPEM, frontend)
+			return err
+		})
+		entry := func(address string) string {
+			return fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews, namespace: shop}
+spec:
+  hosts: [reviews.shop.svc.cluster.local]
+  addresses: [%s]
+  location: MESH_INTERNAL
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.31}]
+`, address)
+		}
+		// Applied and pushed (--wait) before the agent asks for its name table, which
+		// it does once the workload's xDS client asks it for listeners.
+		mustNodeCLI(t, c, "n1", "apply", "--wait", "-f", writeFile(t, dir, "reviews.yaml", entry("240.240.0.10")))
+		boot, err := os.ReadFile(vm.bootstrap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := grpcapp.DialSecure(boot, "xds:///ratings.shop.svc.cluster.local:9090")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		grpcapp.Call(ctx, conn, 1)
+
+		resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, dnsAddr)
+		}}
+		resolves := func(host, want string) func() error {
+			return func() error {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				got, err := resolver.LookupHost(ctx, host)
+				if err != nil {
+					return err
+				}
+				if !slices.Equal(got, []string{want}) {
+					return fmt.Errorf("%s resolves to %v", host, got)
+				}
+				return nil
+			}
+		}
+		eventually(t, 60*time.Second, "reviews resolving to its address", resolves("reviews.shop.svc.cluster.local.", "240.240.0.10"))
+		mustNodeCLI(t, c, "n1", "apply", "--wait", "-f", writeFile(t, dir, "reviews.yaml", entry("240.240.0.11")))
+		eventually(t, 30*time.Second, "reviews resolving to its new address", resolves("reviews.shop.svc.cluster.local.", "240.240.0.11"))
 	})
 
 	// A VM's agent renews with the certificate it holds (PROV_CERT), with no token:

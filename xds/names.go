@@ -20,8 +20,8 @@ const (
 // pushOrder is the order in which a push sends types, so that a proxy never receives a
 // reference before the resource it refers to: secrets first, clusters before
 // listeners (their routes name clusters), endpoints after the clusters that ask for
-// them.
-var pushOrder = []string{SecretType, ClusterType, EndpointType, ListenerType, RouteType}
+// them; the name table (for istio-agent's DNS proxy) last.
+var pushOrder = []string{SecretType, ClusterType, EndpointType, ListenerType, RouteType, NameTableType}
 
 // shortType names a type URL in logs, metrics and debug output, as Istio does.
 func shortType(typeURL string) string {
@@ -36,6 +36,8 @@ func shortType(typeURL string) string {
 		return "eds"
 	case SecretType:
 		return "sds"
+	case NameTableType:
+		return "nds"
 	}
 	return typeURL[strings.LastIndex(typeURL, ".")+1:]
 }

@@ -88,8 +88,8 @@ func (o offer) get(n string) *Resource {
 	return o.build.get(o.typ, n)
 }
 
-// offerFor returns what stream c can be sent of type t: its class's build, or, for
-// secrets, its own.
+// offerFor returns what stream c can be sent of type t: its class's build (the name
+// table built on the first stream's request), or, for secrets, its own.
 func (s *Server) offerFor(c *conn, b *Build, t string) offer {
 	if t == SecretType {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -106,6 +106,12 @@ func (s *Server) offerFor(c *conn, b *Build, t string) offer {
 		}}
 	}
 	var all map[string]*Resource
+	if t == NameTableType { // built for the classes whose proxies ask for it
+		if r := b.get(t, ""); r != nil {
+			all = map[string]*Resource{"": r}
+		}
+		return offer{all: all, build: b, typ: t}
+	}
 	if set := b.Types[t]; set != nil {
 		all = set.ByName
 	}

@@ -414,8 +414,16 @@ func (s *Server) Connections() int {
 
 // buildNamed builds a resource of b's class that is asked for by a name the class
 // build does not hold: the inbound listener of a proxyless gRPC server, which its own
-// address names, or a service's listener asked for by a short name of its host.
+// address names, or a service's listener asked for by a short name of its host; and
+// the class's name table, which only proxies with istio-agent's DNS proxy ask for.
 func (s *Server) buildNamed(b *Build, p *Proxy, t, name string) *Resource {
+	if t == NameTableType && name == "" {
+		r, err := newResource(t, name, newNameTable(nameTable(newContext(b.snap, p, s.cfg.TrustDomain, s.cfg.RootNamespace))))
+		if err != nil {
+			s.log.Error("name table left out", "proxy", p.ID, "err", err)
+		}
+		return r
+	}
 	if t != ListenerType {
 		return nil
 	}

@@ -82,13 +82,14 @@ func (s *Server) sotwRequest(stream discovery.AggregatedDiscoveryService_StreamA
 	return s.sotwRespond(stream, c, c.class.build.Load(), t, w, true)
 }
 
-// isWildcard applies the xDS rules: listeners and clusters asked for with no names
-// (on the first request, or ever since) or with "*" mean every resource.
+// isWildcard applies the xDS rules: listeners and clusters (and the name table, which
+// has one resource without a name) asked for with no names (on the first request, or
+// ever since) or with "*" mean every resource.
 func isWildcard(t string, names []string, w *sotwWatch, first bool) bool {
 	if slices.Contains(names, "*") {
 		return true
 	}
-	if t != ListenerType && t != ClusterType {
+	if t != ListenerType && t != ClusterType && t != NameTableType {
 		return false
 	}
 	return len(names) == 0 && (first || w.wildcard)

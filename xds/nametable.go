@@ -1,0 +1,234 @@
+package xds
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/navarch/navarch/registry"
+)
+
+// NameTableType is the type of Istio's name table (NDS): the host names of the
+// services a proxy sees and their addresses, which istio-agent's DNS proxy answers
+// from (ISTIO_META_DNS_CAPTURE) instead of asking the machine's resolver. A VM
+// outside Kubernetes resolves reviews.default.svc.cluster.local through it.
+const NameTableType = "type.googleapis.com/istio.networking.nds.v1.NameTable"
+
+// Registry names in a name table, as Istio's: a Kubernetes service's name table
+// entry also names its namespace and short name, from which istio-agent answers
+// the names a pod's search path makes (reviews, reviews.default, ...).
+const (
+	registryKubernetes = "Kubernetes"
+	registryExternal   = "External"
+)
+
+// NameInfo is one entry of a name table: a host's addresses and where it is from.
+type NameInfo struct {
+	IPs       []string `json:"ips"`
+	Registry  string   `json:"registry"`
+	Shortname string   `json:"shortname,omitempty"`
+	Namespace string   `json:"namespace,omitempty"`
+}
+
+// nameTableDescriptors describes Istio's NameTable message (package
+// istio.networking.nds.v1: a map of host name to NameInfo {ips = 1, registry = 2,
+// shortname = 3, namespace = 4}), built here so that navarch speaks it without
+// linking Istio. The type is registered, so that Any values of it decode (debug
+// output, tests).
+var nameTableDescriptors = sync.OnceValues(func() (table, info protoreflect.MessageDescriptor) {
+	str := func(name string, n int32, label descriptorpb.FieldDescriptorProto_Label) *descriptorpb.FieldDescriptorProto {
+		return &descriptorpb.FieldDescriptorProto{Name: proto.String(name), JsonName: proto.String(name), Number: proto.Int32(n),
+			Label: label.Enum(), Type: descriptorpb.FieldDescriptorProto_TYPE_STRING.Enum()}
+	}
+	msg := func(name, typ string, n int32, label descriptorpb.FieldDescriptorProto_Label) *descriptorpb.FieldDescriptorProto {
+		return &descriptorpb.FieldDescriptorProto{Name: proto.String(name), JsonName: proto.String(name), Number: proto.Int32(n),
+			Label: label.Enum(), Type: descriptorpb.FieldDescriptorProto_TYPE_MESSAGE.Enum(), TypeName: proto.String(typ)}
+	}
+	optional, repeated := descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL, descriptorpb.FieldDescriptorProto_LABEL_REPEATED
+	file := &descriptorpb.FileDescriptorProto{
+		Name:    proto.String("istio/networking/nds/v1/nds.proto"),
+		Package: proto.String("istio.networking.nds.v1"),
+		Syntax:  proto.String("proto3"),
+		MessageType: []*descriptorpb.DescriptorProto{{
+			Name:  proto.String("NameTable"),
+			Field: []*descriptorpb.FieldDescriptorProto{msg("table", ".istio.networking.nds.v1.NameTable.TableEntry", 1, repeated)},
+			NestedType: []*descriptorpb.DescriptorProto{{
+				Name: proto.String("NameInfo"),
+				Field: []*descriptorpb.FieldDescriptorProto{str("ips", 1, repeated), str("registry", 2, optional),
+					str("shortname", 3, optional), str("namespace", 4, optional)},
+			}, {
+				Name: proto.String("TableEntry"),
+				Field: []*descriptorpb.FieldDescriptorProto{str("key", 1, optional),
+					msg("value", ".istio.networking.nds.v1.NameTable.NameInfo", 2, optional)},
+				Options: &descriptorpb.MessageOptions{MapEntry: proto.Bool(true)},
+			}},
+		}},
+	}
+	fd, err := protodesc.NewFile(file, nil)
+	if err != nil {
+		panic(fmt.Sprintf("the NameTable descriptor: %v", err)) // a fixed descriptor: a bug if it fails
+	}
+	table = fd.Messages().ByName("NameTable")
+	if _, err := protoregistry.GlobalTypes.FindMessageByName(table.FullName()); err != nil {
+		_ = protoregistry.GlobalTypes.RegisterMessage(dynamicpb.NewMessageType(table))
+	}
+	return table, table.Messages().ByName("NameInfo")
+})
+
+// newNameTable is the NameTable message of entries.
+func newNameTable(entries map[string]NameInfo) proto.Message {
+	td, id := nameTableDescriptors()
+	m := dynamicpb.NewMessage(td)
+	table := m.Mutable(td.Fields().ByName("table")).Map()
+	f := id.Fields()
+	for host, ni := range entries {
+		info := dynamicpb.NewMessage(id)
+		ips := info.Mutable(f.ByName("ips")).List()
+		for _, ip := range ni.IPs {
+			ips.Append(protoreflect.ValueOfString(ip))
+		}
+		for field, v := range map[protoreflect.Name]string{"registry": ni.Registry, "shortname": ni.Shortname, "namespace": ni.Namespace} {
+			if v != "" {
+				info.Set(f.ByName(field), protoreflect.ValueOfString(v))
+			}
+		}
+		table.Set(protoreflect.ValueOfString(host).MapKey(), protoreflect.ValueOfMessage(info))
+	}
+	return m
+}
+
+// DecodeNameTable reads a marshalled NameTable.
+func DecodeNameTable(b []byte) (map[string]NameInfo, error) {
+	td, id := nameTableDescriptors()
+	m := dynamicpb.NewMessage(td)
+	if err := proto.Unmarshal(b, m); err != nil {
+		return nil, fmt.Errorf("decoding a name table: %w", err)
+	}
+	f := id.Fields()
+	out := map[string]NameInfo{}
+	m.Get(td.Fields().ByName("table")).Map().Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
+		info := v.Message()
+		ni := NameInfo{Registry: info.Get(f.ByName("registry")).String(), Shortname: info.Get(f.ByName("shortname")).String(),
+			Namespace: info.Get(f.ByName("namespace")).String()}
+		ips := info.Get(f.ByName("ips")).List()
+		for i := range ips.Len() {
+			ni.IPs = append(ni.IPs, ips.Get(i).String())
+		}
+		out[k.String()] = ni
+		return true
+	})
+	return out, nil
+}
+
+// nameTable is the name table of the proxy's class, as istiod builds it: every
+// service the proxy sees that has an address for it, and a headless service
+// (resolution NONE, no address) with the addresses of its healthy endpoints in the
+// proxy's network, which clients then reach directly. Services resolved by DNS
+// without an address have no entry: the machine's resolver answers for them.
+func nameTable(ctx *Context) map[string]NameInfo {
+	out := map[string]NameInfo{}
+	for _, svc := range ctx.Services {
+		ips := serviceIPs(ctx.Proxy, svc)
+		if len(svc.Addresses) == 0 && svc.Resolution == registry.ResolutionNone && len(svc.Ports) > 0 {
+			ips = headlessIPs(ctx, svc)
+		}
+		if len(ips) == 0 {
+			continue
+		}
+		ni := NameInfo{IPs: ips, Registry: registryExternal}
+		if cluster, config := registry.KubernetesCluster(svc.Source); cluster != "" && !config {
+			ni.Registry = registryKubernetes
+			// istio-agent answers the names a pod's search path makes of these
+			// (reviews, reviews.default, reviews.default.svc); not for a
+			// multi-cluster services host, which the cluster-local one would shadow.
+			if !strings.HasSuffix(svc.Hostname, ".svc.clusterset.local") {
+				ni.Namespace, ni.Shortname = svc.Namespace, svc.Origin.Name
+			}
+		}
+		out[svc.Hostname] = ni
+	}
+	return out
+}
+
+// serviceIPs are the addresses of a service a proxy's name table gives it, as
+// istiod chooses them: a ServiceEntry's addresses (a single-address CIDR as its
+// address; a wider range is no address to answer with); a Kubernetes service's
+// cluster IPs in the proxy's own cluster (else the first), of the IP versions the
+// proxy has.
+func serviceIPs(p *Proxy, svc *registry.Service) []string {
+	if len(svc.Addresses) == 0 {
+		return nil
+	}
+	cluster, config := registry.KubernetesCluster(svc.Source)
+	kube := cluster != "" && !config
+	addrs := svc.Addresses
+	if kube && p.ClusterID != cluster {
+		addrs = addrs[:1]
+	}
+	var out []string
+	for _, a := range addrs {
+		if ip, ok := singleIP(a); ok && (!kube || p.hasFamily(ipVersion(ip))) {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+// singleIP returns a as an IP address: an address, or a CIDR block of one.
+func singleIP(a string) (string, bool) {
+	if ip, err := netip.ParseAddr(a); err == nil {
+		return ip.String(), true
+	}
+	if p, err := netip.ParsePrefix(a); err == nil && p.IsSingleIP() {
+		return p.Addr().String(), true
+	}
+	return "", false
+}
+
+// hasFamily reports whether the proxy has addresses of IP version v ("4" or "6"); a
+// proxy without any counts as IPv4's.
+func (p *Proxy) hasFamily(v string) bool {
+	if p.IPFamilies == "" {
+		return v == "4"
+	}
+	return strings.Contains(p.IPFamilies, v)
+}
+
+// ipVersion is "4" or "6", the version of IP address ip.
+func ipVersion(ip string) string {
+	if strings.Contains(ip, ":") {
+		return "6"
+	}
+	return "4"
+}
+
+// headlessIPs are the addresses a headless service's name resolves to: those of
+// its healthy endpoints on its first port in the proxy's network, as Kubernetes'
+// own DNS answers for a headless service (clients go to the endpoints directly,
+// not through a network gateway). A headless Kubernetes service stands for IPv4's
+// unspecified address in istiod, which it filters by the proxy's IP versions as it
+// does cluster IPs: an IPv6-only proxy gets no entry.
+func headlessIPs(ctx *Context, svc *registry.Service) []string {
+	if cluster, config := registry.KubernetesCluster(svc.Source); cluster != "" && !config && !ctx.Proxy.hasFamily("4") {
+		return nil
+	}
+	var out []string
+	for _, w := range ctx.Snapshot.EndpointsOn(svc, svc.Ports[0].Number) {
+		if _, ok := singleIP(w.Address); !ok || !w.Healthy || !registry.SameNetwork(ctx.Proxy.Network, w.Network) {
+			continue
+		}
+		if !slices.Contains(out, w.Address) {
+			out = append(out, w.Address)
+		}
+	}
+	return out
+}
