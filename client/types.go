@@ -99,14 +99,18 @@ type SourceListing struct {
 
 // ServiceListing is one service of a RegistryListing.
 type ServiceListing struct {
-	Host       string            `json:"host"`
-	Namespace  string            `json:"namespace"`
-	Source     string            `json:"source"`
-	Origin     string            `json:"origin"`
-	Stale      bool              `json:"stale,omitempty"`
-	Resolution string            `json:"resolution"`
-	Ports      []PortListing     `json:"ports"`
-	Endpoints  []EndpointListing `json:"endpoints"`
+	Host       string `json:"host"`
+	Namespace  string `json:"namespace"`
+	Source     string `json:"source"`
+	Origin     string `json:"origin"`
+	Stale      bool   `json:"stale,omitempty"`
+	Resolution string `json:"resolution"`
+	// Addresses are the service's own; AutoAddresses those allocated to a
+	// ServiceEntry host without any, which proxies with DNS capture know it by.
+	Addresses     []string          `json:"addresses,omitempty"`
+	AutoAddresses []string          `json:"autoAddresses,omitempty"`
+	Ports         []PortListing     `json:"ports"`
+	Endpoints     []EndpointListing `json:"endpoints"`
 	// TrafficDistribution is the service's preference for nearby endpoints
 	// (PreferSameZone, PreferSameNode); NodeLocal, that clients get only those on
 	// their node.

@@ -218,6 +218,7 @@ func TestIstioAgentGetsItsCertificateAndConfigFromNavarch(t *testing.T) {
 			_, err := agentCertificate(vm.certs, rootPEM, frontend)
 			return err
 		})
+		// reviews has an address; db, resolved by DNS, none: it is allocated one.
 		entry := func(address string) string {
 			return fmt.Sprintf(`apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -229,6 +230,15 @@ spec:
   ports: [{number: 9080, name: http, protocol: HTTP}]
   resolution: STATIC
   endpoints: [{address: 127.0.0.31}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: shop}
+spec:
+  hosts: [db.example.com]
+  location: MESH_EXTERNAL
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  resolution: DNS
 `, address)
 		}
 		// Applied and pushed (--wait) before the agent asks for its name table, which
@@ -266,6 +276,17 @@ spec:
 			}
 		}
 		eventually(t, 60*time.Second, "reviews resolving to its address", resolves("reviews.shop.svc.cluster.local.", "240.240.0.10"))
+		var reg client.RegistryListing
+		if err := json.Unmarshal([]byte(mustNodeCLI(t, c, "n1", "registry", "-o", "json")), &reg); err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(reg.Services, func(s client.ServiceListing) bool { return s.Host == "db.example.com" })
+		if i < 0 || len(reg.Services[i].AutoAddresses) == 0 {
+			t.Fatalf("db.example.com is not in the registry with an allocated address: %+v", reg.Services)
+		}
+		if err := resolves("db.example.com.", reg.Services[i].AutoAddresses[0])(); err != nil {
+			t.Errorf("db, by its allocated address: %v", err)
+		}
 		mustNodeCLI(t, c, "n1", "apply", "--wait", "-f", writeFile(t, dir, "reviews.yaml", entry("240.240.0.11")))
 		eventually(t, 30*time.Second, "reviews resolving to its new address", resolves("reviews.shop.svc.cluster.local.", "240.240.0.11"))
 	})

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,13 +12,14 @@ import (
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 
 	"github.com/navarch/navarch/adapters/kubernetes/kubetest"
+	"github.com/navarch/navarch/client"
 	"github.com/navarch/navarch/internal/peers"
 	"github.com/navarch/navarch/xds"
 )
 
 // nameTableParity is configuration whose services a name table treats each its own
 // way: a ServiceEntry of one address, of two, of a single-address CIDR, of a wider
-// range, of none (resolved by DNS), a headless one (resolution NONE) selecting
+// range, of none (resolved by DNS: allocated one), a headless one (resolution NONE) selecting
 // WorkloadEntries of no network and of network net-2, a headless one listing no
 // endpoints, and in namespace other a service that a Sidecar of namespace scoped
 // leaves out of its proxies' view.
@@ -216,11 +218,18 @@ var nameTableNotCompared = map[string]bool{"kubernetes.default.svc.cluster.local
 // an ingress gateway.
 func TestSameNameTableAsIstiod(t *testing.T) {
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
-	istiod := startIstiod(t, bin, "127.0.0.1:0", nameTableParity, "--kube", writeFile(t, t.TempDir(), "kube.yaml", nameTableCluster))
 	kc := kubetest.Start(t)
 	createKubeObjects(t, kc, nameTableCluster)
 	node := startDevNode(t, "--kubeconfig", kc.Kubeconfig)
 	applyServed(t, node, nameTableParity)
+	// api.example.com has an address allocated, which proxies with DNS capture
+	// know it by: istiod is given navarch's as its allocator's status.
+	var reg client.RegistryListing
+	if err := json.Unmarshal([]byte(mustCLI(t, node.HTTP, "registry", "-o", "json")), &reg); err != nil {
+		t.Fatal(err)
+	}
+	istiod := startIstiod(t, bin, "127.0.0.1:0", withAllocatedStatus(t, nameTableParity, reg),
+		"--kube", writeFile(t, t.TempDir(), "kube.yaml", nameTableCluster))
 
 	sidecar := func(ns, ip string, extra map[string]any) (string, map[string]any) {
 		md := map[string]any{"NAMESPACE": ns, "ISTIO_META_DNS_CAPTURE": "true", "DNS_CAPTURE": "true"}

@@ -26,6 +26,7 @@ func registryListing(snap *registry.Snapshot, sources map[string]store.SourceSta
 		s := client.ServiceListing{
 			Host: svc.Hostname, Namespace: svc.Namespace, Source: svc.Source, Origin: svc.Origin.String(),
 			Resolution: svc.Resolution.String(), Endpoints: []client.EndpointListing{},
+			Addresses: svc.Addresses, AutoAddresses: svc.AutoAddresses,
 			Stale: sources[svc.Source].Stale, TrafficDistribution: string(svc.TrafficDistribution), NodeLocal: svc.NodeLocal,
 		}
 		for _, p := range svc.Ports {

@@ -55,9 +55,13 @@ type Service struct {
 	// Ports are the service's ports, sorted by number.
 	Ports []Port
 	// Addresses are the virtual IPs or CIDRs of the service, if any.
-	Addresses    []string
-	Resolution   Resolution
-	MeshExternal bool
+	Addresses []string
+	// AutoAddresses are an IPv4 and an IPv6 address allocated to a ServiceEntry
+	// host without Addresses (autoalloc.go), which proxies with DNS capture know it
+	// by, as Istio's auto-allocated addresses.
+	AutoAddresses []string
+	Resolution    Resolution
+	MeshExternal  bool
 	// ExportTo lists the namespaces that see the service ("*" for all, "." for its own).
 	// Empty means all.
 	ExportTo []string

@@ -152,6 +152,7 @@ func NewSnapshot(entries []store.Entry, rev int64, domain string) *Snapshot {
 		sort.Slice(rs, func(i, j int) bool { return Older(rs[i], rs[j]) })
 	}
 	s.applyExportDefaults()
+	s.allocateAddresses()
 	sort.Slice(s.services, func(i, j int) bool {
 		a, b := s.services[i], s.services[j]
 		if a.Hostname != b.Hostname {

@@ -137,7 +137,7 @@ func DecodeNameTable(b []byte) (map[string]NameInfo, error) {
 func nameTable(ctx *Context) map[string]NameInfo {
 	out := map[string]NameInfo{}
 	for _, svc := range ctx.Services {
-		ips := serviceIPs(ctx.Proxy, svc)
+		ips := serviceIPs(ctx, svc)
 		if len(svc.Addresses) == 0 && svc.Resolution == registry.ResolutionNone && len(svc.Ports) > 0 {
 			ips = headlessIPs(ctx, svc)
 		}
@@ -161,24 +161,29 @@ func nameTable(ctx *Context) map[string]NameInfo {
 
 // serviceIPs are the addresses of a service a proxy's name table gives it, as
 // istiod chooses them: a ServiceEntry's addresses (a single-address CIDR as its
-// address; a wider range is no address to answer with); a Kubernetes service's
-// cluster IPs in the proxy's own cluster (else the first), of the IP versions the
-// proxy has.
-func serviceIPs(p *Proxy, svc *registry.Service) []string {
-	if len(svc.Addresses) == 0 {
+// address; a wider range is no address to answer with), or, for a proxy with DNS
+// capture, those allocated to it (ctx.addresses); a Kubernetes service's cluster
+// IPs in the proxy's own cluster (else the first), of the IP versions the proxy
+// has.
+func serviceIPs(ctx *Context, svc *registry.Service) []string {
+	p := ctx.Proxy
+	addrs := ctx.addresses(svc)
+	if len(addrs) == 0 {
 		return nil
 	}
 	cluster, config := registry.KubernetesCluster(svc.Source)
 	kube := cluster != "" && !config
-	addrs := svc.Addresses
 	if kube && p.ClusterID != cluster {
 		addrs = addrs[:1]
 	}
 	var out []string
 	for _, a := range addrs {
-		if ip, ok := singleIP(a); ok && (!kube || p.hasFamily(ipVersion(ip))) {
+		if ip, ok := singleIP(a); ok {
 			out = append(out, ip)
 		}
+	}
+	if kube {
+		return p.ofFamily(out)
 	}
 	return out
 }
@@ -201,6 +206,29 @@ func (p *Proxy) hasFamily(v string) bool {
 		return v == "4"
 	}
 	return strings.Contains(p.IPFamilies, v)
+}
+
+// ofFamily is what istiod keeps of a service's addresses (IPs) for a proxy (its
+// FilterAddressesByIPFamily): those of the proxy's IP version, or, for a
+// dual-stack proxy, those of the first address's version.
+func (p *Proxy) ofFamily(addrs []string) []string {
+	if len(addrs) == 0 {
+		return nil
+	}
+	keep := "4"
+	switch {
+	case p.hasFamily("4") && p.hasFamily("6"):
+		keep = ipVersion(addrs[0])
+	case p.hasFamily("6"):
+		keep = "6"
+	}
+	var out []string
+	for _, a := range addrs {
+		if ipVersion(a) == keep {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // ipVersion is "4" or "6", the version of IP address ip.

@@ -164,8 +164,9 @@ func TestNameTable(t *testing.T) {
 
 // TestNameTableOfKubernetesServices: a Kubernetes service's entry names its
 // namespace and short name (from which istio-agent answers reviews and
-// reviews.shop), and gives a proxy of the service's cluster every cluster IP of
-// the proxy's IP versions; a proxy elsewhere the first.
+// reviews.shop), and gives a proxy of the service's cluster the cluster IPs of its
+// IP version (a dual-stack proxy, of the first's), as istiod; a proxy elsewhere the
+// first.
 func TestNameTableOfKubernetesServices(t *testing.T) {
 	rs, _, err := api.Decode("doc", []byte(`
 apiVersion: networking.istio.io/v1
@@ -186,7 +187,7 @@ spec:
 		want                    []string
 	}{
 		{"an IPv4 proxy of the cluster", "east", "4", []string{"10.96.0.10"}},
-		{"a dual-stack proxy of the cluster", "east", "46", []string{"10.96.0.10", "fd00::10"}},
+		{"a dual-stack proxy of the cluster: the first address's version", "east", "46", []string{"10.96.0.10"}},
 		{"an IPv6 proxy of the cluster", "east", "6", []string{"fd00::10"}},
 		{"an IPv6 proxy of another cluster", "west", "6", nil},
 		{"a dual-stack proxy of another cluster", "west", "46", []string{"10.96.0.10"}},
@@ -284,5 +285,44 @@ spec:
 	}
 	if got := table(dresp.Resources[0].Resource.Value)["details.default.svc.cluster.local"].IPs; !reflect.DeepEqual(got, []string{"240.240.0.50"}) {
 		t.Errorf("Delta after a new service: details resolves to %v", got)
+	}
+}
+
+// TestAllocatedAddressesForDNSCapture: a proxy with DNS capture knows a TCP
+// ServiceEntry resolved by DNS without addresses by the address allocated to it,
+// in its name table and by a listener of its own, as istiod's auto-allocation; a
+// proxy without it has the port's wildcard listener and no name for it.
+func TestAllocatedAddressesForDNSCapture(t *testing.T) {
+	snap := snapshotOf(t, `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: default}
+spec:
+  hosts: [db.example.com]
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  resolution: DNS
+`)
+	svc := snap.Service("db.example.com", "default")
+	if svc == nil || len(svc.AutoAddresses) != 2 {
+		t.Fatalf("db has no allocated addresses: %+v", svc)
+	}
+	vip := svc.AutoAddresses[0]
+	for _, capture := range []bool{true, false} {
+		p := grpcProxy("default", nil)
+		p.Generator, p.IstioProxy, p.DNSCapture, p.IPFamilies = "", true, capture, "4"
+		ctx := newContext(snap, p, "cluster.local", "istio-system")
+		sets, err := sidecarProfile().build(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, vipListener := sets[ListenerType].ByName[vip+"_5432"]
+		_, wildcard := sets[ListenerType].ByName["0.0.0.0_5432"]
+		ni, named := nameTable(ctx)["db.example.com"]
+		switch {
+		case capture && (!vipListener || wildcard || !named || !reflect.DeepEqual(ni.IPs, []string{vip})):
+			t.Errorf("with DNS capture: listener at %s %t, at 0.0.0.0 %t, name table %v; want the allocated address's", vip, vipListener, wildcard, ni)
+		case !capture && (vipListener || !wildcard || named):
+			t.Errorf("without DNS capture: listener at %s %t, at 0.0.0.0 %t, name table %v; want the wildcard listener, no name", vip, vipListener, wildcard, ni)
+		}
 	}
 }

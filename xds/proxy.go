@@ -63,6 +63,11 @@ type Proxy struct {
 	// MeshID is the mesh the proxy says it is in (MESH_ID), which Istio's span tags
 	// name (tracing.go).
 	MeshID string
+	// DNSCapture says istio-agent's DNS proxy answers the workload's queries
+	// (DNS_CAPTURE metadata, Istio's ISTIO_META_DNS_CAPTURE): the proxy knows
+	// ServiceEntry hosts without addresses by those allocated to them
+	// (registry.Service.AutoAddresses), as istiod's auto-allocation.
+	DNSCapture bool
 	// Metadata are the string values of an Envoy's node metadata, which
 	// EnvoyFilters may match (envoyfilter.go); none for proxyless gRPC.
 	Metadata map[string]string
@@ -191,6 +196,7 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 		p.IdleTimeout = durationpb.New(d)
 	}
 	p.Unprivileged, _ = strconv.ParseBool(str(md, "UNPRIVILEGED_POD"))
+	p.DNSCapture, _ = strconv.ParseBool(str(md, "DNS_CAPTURE"))
 	p.SelfDiscovery, _ = strconv.ParseBool(str(md, "ENABLE_SELF_DISCOVERY"))
 	if port, err := strconv.ParseUint(str(md, "HTTP_PROXY_PORT"), 10, 16); err == nil && port > 0 {
 		p.HTTPProxyPort = uint32(port) // as istiod, a value that is not a port is ignored
@@ -400,14 +406,14 @@ func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
 }
 
 // classKey identifies the proxies that get identical configuration: same type,
-// generator, namespace, network, locality, Kubernetes cluster and mesh, interception mode, connection balance, HTTP/1.0 and idle timeout, IP versions and unicast address, labels and identity, the services listing an endpoint at its address (and on which ports), whether it is istio-proxy, and the Istio
+// generator, namespace, network, locality, Kubernetes cluster and mesh, DNS capture, interception mode, connection balance, HTTP/1.0 and idle timeout, IP versions and unicast address, labels and identity, the services listing an endpoint at its address (and on which ports), whether it is istio-proxy, and the Istio
 // version and metadata EnvoyFilters match (of the proxy as classProxy makes it). Proxies of one class share one set of built resources.
 type classKey string
 
 func (p *Proxy) classKey() classKey {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|%s|%t|%t|%t|%t|%t|%v|%t|%s|%s|%d|%t|%s|%t|%s|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.NodeName, p.ServiceAccount,
-		p.InterceptionNone, p.InterceptionTPROXY, p.InboundExactBalance, p.OutboundExactBalance, p.AcceptHTTP10, p.IdleTimeout.AsDuration(), p.Unprivileged, p.IPFamilies, p.UnicastIP, p.HTTPProxyPort, p.SelfDiscovery, p.ClusterID, p.IstioProxy, p.MeshID)
+	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|%s|%t|%t|%t|%t|%t|%v|%t|%s|%s|%d|%t|%s|%t|%s|%t|", p.Type, p.Generator, p.Namespace, p.Network, p.Locality, p.NodeName, p.ServiceAccount,
+		p.InterceptionNone, p.InterceptionTPROXY, p.InboundExactBalance, p.OutboundExactBalance, p.AcceptHTTP10, p.IdleTimeout.AsDuration(), p.Unprivileged, p.IPFamilies, p.UnicastIP, p.HTTPProxyPort, p.SelfDiscovery, p.ClusterID, p.IstioProxy, p.MeshID, p.DNSCapture)
 	for _, k := range registry.SortedKeys(p.Labels) {
 		fmt.Fprintf(&b, "%s=%s,", k, p.Labels[k])
 	}

@@ -198,17 +198,29 @@ func exactBalance() *listenerv3.Listener_ConnectionBalanceConfig {
 		ExactBalance: &listenerv3.Listener_ConnectionBalanceConfig_ExactBalance{}}}
 }
 
+// addresses are the addresses the proxy knows svc by: its own, else, for a proxy
+// with DNS capture, those allocated to it (ofFamily), as istiod's auto-allocated
+// addresses (which its name table gives the workload for the host).
+func (ctx *Context) addresses(svc *registry.Service) []string {
+	if len(svc.Addresses) > 0 || !ctx.Proxy.DNSCapture {
+		return svc.Addresses
+	}
+	return ctx.Proxy.ofFamily(svc.AutoAddresses)
+}
+
 // outboundAddresses are the addresses of a service whose listeners take its
 // connections to a port: where the port's Sidecar egress listener binds, else the
-// service's addresses, else (resolution NONE) its endpoints', else 0.0.0.0.
+// service's addresses (ctx.addresses), else (resolution NONE) its endpoints', else
+// 0.0.0.0.
 func outboundAddresses(ctx *Context, svc *registry.Service, port uint32, binds egressBindingSet) []string {
 	b, bound := binds.on(port)
-	switch {
-	case bound:
+	if bound {
 		return []string{b.ip}
-	case len(svc.Addresses) > 0:
-		return svc.Addresses
-	case svc.Resolution == registry.ResolutionNone:
+	}
+	if addrs := ctx.addresses(svc); len(addrs) > 0 {
+		return addrs
+	}
+	if svc.Resolution == registry.ResolutionNone {
 		return instanceAddresses(ctx, svc)
 	}
 	return []string{anyAddress}
@@ -643,7 +655,7 @@ func domainsFor(ctx *Context, svc *registry.Service, port uint32, withPort bool)
 			hosts = append(hosts, "*."+h)
 		}
 	}
-	for _, a := range svc.Addresses { // its addresses too, as in Istio (a CIDR as written)
+	for _, a := range ctx.addresses(svc) { // its addresses too, as in Istio (a CIDR as written)
 		if a != "" && a != "0.0.0.0" {
 			if strings.Contains(a, ":") {
 				a = "[" + a + "]" // IPv6, as a Host header names it

@@ -59,7 +59,7 @@ func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tPORTS\tSOURCE\tENDPOINT\tHEALTH\tLOCALITY\tLABELS")
+	fmt.Fprintln(tw, "SERVICE\tADDRESSES\tPORTS\tSOURCE\tENDPOINT\tHEALTH\tLOCALITY\tLABELS")
 	for _, s := range reg.Services {
 		var ports []string
 		for _, p := range s.Ports {
@@ -69,16 +69,20 @@ func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if s.Stale {
 			source += " (stale)"
 		}
+		addrs := dash(strings.Join(s.Addresses, ","))
+		if len(s.AutoAddresses) > 0 { // allocated, for proxies with DNS capture
+			addrs = strings.Join(s.AutoAddresses, ",") + " (auto)"
+		}
 		if len(s.Endpoints) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\n", s.Host, strings.Join(ports, ","), source)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t-\t-\t-\t-\n", s.Host, addrs, strings.Join(ports, ","), source)
 		}
 		for _, e := range s.Endpoints {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Host, strings.Join(ports, ","), source,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Host, addrs, strings.Join(ports, ","), source,
 				e.Address+portSuffix(e.Ports), health(e), dash(e.Locality), dash(labelPairs(e.Labels)))
 		}
 	}
 	for _, e := range reg.Unselected { // no service selects them: listed so that they can be found
-		fmt.Fprintf(tw, "(none: %s/%s)\t-\t%s\t%s\t%s\t%s\t%s\n", e.Namespace, e.Name, e.Source,
+		fmt.Fprintf(tw, "(none: %s/%s)\t-\t-\t%s\t%s\t%s\t%s\t%s\n", e.Namespace, e.Name, e.Source,
 			e.Address+portSuffix(e.Ports), health(e), dash(e.Locality), dash(labelPairs(e.Labels)))
 	}
 	return tw.Flush()

@@ -1,0 +1,92 @@
+package registry
+
+import (
+	"cmp"
+	"hash/fnv"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// AutoAllocateLabel set to "false" on a ServiceEntry keeps it from an allocated
+// address, as Istio reads it.
+const AutoAllocateLabel = "networking.istio.io/enable-autoallocate-ip"
+
+// The ranges Istio allocates ServiceEntry addresses from (its defaults): Class E
+// IPv4 space, which no host is given, and IPv6's benchmarking range.
+var (
+	autoV4 = netip.MustParsePrefix("240.240.0.0/16")
+	autoV6 = netip.MustParsePrefix("2001:2::/48")
+)
+
+// autoSlots is how many addresses of autoV4 are handed out: 240.240.0.1 to
+// 240.240.255.254.
+const autoSlots = 1<<16 - 2
+
+// allocateAddresses gives every ServiceEntry host without addresses an IPv4 and an
+// IPv6 address of its own (AutoAddresses), as Istio's IP auto-allocation does, so
+// that a proxy with DNS capture reaches a TCP service resolved by DNS through a
+// listener of its own instead of the port's wildcard listener, and its name table
+// answers for it. Not for resolution NONE (a proxy cannot tell where a connection
+// to an allocated address was going), wildcard hosts, services of other registries
+// (Kubernetes and Consul services come with addresses or none), or a ServiceEntry
+// labelled AutoAllocateLabel "false".
+//
+// Istio's allocator writes what it allocated to the ServiceEntry's status; navarch
+// computes it on every node from the snapshot alike, and writes nothing. A host's
+// address is its own hash's slot in the range (namespace/host, FNV-1a), or the next
+// free one after it, with hosts taking slots oldest first: a new ServiceEntry never
+// moves an older one's address, and a host keeps its address while it exists,
+// unless an older host whose slot it had to step past is deleted. Addresses users
+// give ServiceEntries in the range are never handed out.
+func (s *Snapshot) allocateAddresses() {
+	used := map[uint32]bool{}
+	var want []*Service
+	for _, svc := range s.services {
+		for _, a := range svc.Addresses {
+			if ip, err := netip.ParseAddr(a); err == nil && autoV4.Contains(ip) {
+				b := ip.As4()
+				used[uint32(b[2])<<8|uint32(b[3])] = true
+			}
+		}
+		if allocates(svc) {
+			want = append(want, svc)
+		}
+	}
+	slices.SortStableFunc(want, func(a, b *Service) int {
+		return cmp.Or(cmp.Compare(a.Created, b.Created), cmp.Compare(a.Namespace, b.Namespace),
+			cmp.Compare(a.Hostname, b.Hostname), cmp.Compare(a.Origin.String(), b.Origin.String()))
+	})
+	given := map[string][]string{} // namespace/host: a host defined twice shares its address
+	for _, svc := range want {
+		key := svc.Namespace + "/" + svc.Hostname
+		if addrs, ok := given[key]; ok {
+			svc.AutoAddresses = addrs
+			continue
+		}
+		if len(used) >= autoSlots {
+			continue // the range is exhausted
+		}
+		h := fnv.New32a()
+		h.Write([]byte(key))
+		slot := h.Sum32() % autoSlots
+		for used[slot+1] {
+			slot = (slot + 1) % autoSlots
+		}
+		n := slot + 1
+		used[n] = true
+		v4, v6 := autoV4.Addr().As4(), autoV6.Addr().As16()
+		v4[2], v4[3] = byte(n>>8), byte(n)
+		v6[14], v6[15] = byte(n>>8), byte(n)
+		svc.AutoAddresses = []string{netip.AddrFrom4(v4).String(), netip.AddrFrom16(v6).String()}
+		given[key] = svc.AutoAddresses
+	}
+}
+
+// allocates reports whether svc is given addresses (allocateAddresses).
+func allocates(svc *Service) bool {
+	cluster, config := KubernetesCluster(svc.Source)
+	entry := svc.Source == SourceServiceEntry || (cluster != "" && config)
+	return entry && len(svc.Addresses) == 0 && svc.Resolution != ResolutionNone &&
+		!strings.HasPrefix(svc.Hostname, "*") && !strings.EqualFold(svc.Labels[AutoAllocateLabel], "false")
+}
