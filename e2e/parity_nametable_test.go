@@ -114,7 +114,8 @@ spec:
 `
 
 // nameTableCluster is a Kubernetes cluster of a Service with a cluster IP and a
-// headless one whose two pods are one ready and one not.
+// headless one whose two pods, with names of their own under it (subdomain; one
+// with a hostname), are one ready and one not.
 const nameTableCluster = `apiVersion: v1
 kind: Service
 metadata: {name: details, namespace: default}
@@ -136,6 +137,8 @@ kind: Pod
 metadata: {name: cache-0, namespace: default, labels: {app: cache}}
 spec:
   serviceAccountName: default
+  hostname: primary
+  subdomain: cache
   containers: [{name: cache, image: registry.example/cache:1, ports: [{containerPort: 6379}]}]
 status:
   phase: Running
@@ -148,6 +151,7 @@ kind: Pod
 metadata: {name: cache-1, namespace: default, labels: {app: cache}}
 spec:
   serviceAccountName: default
+  subdomain: cache
   containers: [{name: cache, image: registry.example/cache:1, ports: [{containerPort: 6379}]}]
 status:
   phase: Running

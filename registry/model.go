@@ -100,6 +100,14 @@ const InternalTrafficPolicyAnnotation = "navarch.io/internal-traffic-policy"
 // PreferSameNode.
 const NodeAnnotation = "navarch.io/node"
 
+// PodDNSNameAnnotation on a WorkloadEntry is the name a Kubernetes pod has under
+// the headless services that select it, "<hostname>.<subdomain>" (the pod's
+// spec.hostname, else its name, and its spec.subdomain; a StatefulSet's pods have
+// them): istio-agent's DNS proxy answers for
+// "<hostname>.<subdomain>.<namespace>.svc.<domain>" (nametable.go). The Kubernetes
+// adapter sets it.
+const PodDNSNameAnnotation = "navarch.io/pod-dns-name"
+
 // WorkloadNameAnnotation on a WorkloadEntry names the workload it is an instance
 // of, as Istio's telemetry names it (a pod's Deployment; the Kubernetes and Consul
 // adapters set it). Istio's own ways take precedence: the auto-registration group
@@ -233,6 +241,9 @@ type Workload struct {
 	Healthy bool
 	// Node is the node the workload runs on (NodeAnnotation), if known.
 	Node string
+	// DNSName is a pod's "<hostname>.<subdomain>" (PodDNSNameAnnotation), if it
+	// has one.
+	DNSName string
 	// WorkloadName is the workload this is an instance of, as Istio's telemetry
 	// names it: a pod's Deployment, a VM's WorkloadGroup, "<ServiceEntry>-<index>"
 	// for a ServiceEntry's inline endpoints (WorkloadNameAnnotation).

@@ -90,6 +90,7 @@ func workloadFromEntry(r *api.Resource, source string) *Workload {
 		w.Healthy = false
 	}
 	w.Node = r.Meta.Annotations[NodeAnnotation]
+	w.DNSName = r.Meta.Annotations[PodDNSNameAnnotation]
 	w.WorkloadName = workloadName(r.Meta)
 	return w
 }

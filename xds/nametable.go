@@ -132,20 +132,29 @@ func DecodeNameTable(b []byte) (map[string]NameInfo, error) {
 // nameTable is the name table of the proxy's class, as istiod builds it: every
 // service the proxy sees that has an address for it, and a headless service
 // (resolution NONE, no address) with the addresses of its healthy endpoints in the
-// proxy's network, which clients then reach directly. Services resolved by DNS
-// without an address have no entry: the machine's resolver answers for them.
+// proxy's network, which clients then reach directly, and a name of its own for
+// each of its Kubernetes pods that has one (a StatefulSet's). Services of other
+// registries without an address have no entry: the machine's resolver answers for
+// them.
 func nameTable(ctx *Context) map[string]NameInfo {
 	out := map[string]NameInfo{}
 	for _, svc := range ctx.Services {
+		cluster, config := registry.KubernetesCluster(svc.Source)
+		kube := cluster != "" && !config
 		ips := serviceIPs(ctx, svc)
 		if len(svc.Addresses) == 0 && svc.Resolution == registry.ResolutionNone && len(svc.Ports) > 0 {
-			ips = headlessIPs(ctx, svc)
+			var pods map[string][]string
+			ips, pods = headlessIPs(ctx, svc)
+			_, domain, _ := strings.Cut(svc.Hostname, ".")
+			for name, podIPs := range pods {
+				out[name+"."+domain] = NameInfo{IPs: podIPs, Registry: registryKubernetes, Namespace: svc.Namespace, Shortname: name}
+			}
 		}
-		if len(ips) == 0 {
+		if _, taken := out[svc.Hostname]; taken || len(ips) == 0 {
 			continue
 		}
 		ni := NameInfo{IPs: ips, Registry: registryExternal}
-		if cluster, config := registry.KubernetesCluster(svc.Source); cluster != "" && !config {
+		if kube {
 			ni.Registry = registryKubernetes
 			// istio-agent answers the names a pod's search path makes of these
 			// (reviews, reviews.default, reviews.default.svc); not for a
@@ -242,21 +251,31 @@ func ipVersion(ip string) string {
 // headlessIPs are the addresses a headless service's name resolves to: those of
 // its healthy endpoints on its first port in the proxy's network, as Kubernetes'
 // own DNS answers for a headless service (clients go to the endpoints directly,
-// not through a network gateway). A headless Kubernetes service stands for IPv4's
-// unspecified address in istiod, which it filters by the proxy's IP versions as it
-// does cluster IPs: an IPv6-only proxy gets no entry.
-func headlessIPs(ctx *Context, svc *registry.Service) []string {
-	if cluster, config := registry.KubernetesCluster(svc.Source); cluster != "" && !config && !ctx.Proxy.hasFamily("4") {
-		return nil
+// not through a network gateway); and, for a Kubernetes service, by the name of
+// each of those pods that has one (registry.Workload.DNSName,
+// "<hostname>.<subdomain>"), its address. A
+// headless Kubernetes service stands for IPv4's unspecified address in istiod,
+// which it filters by the proxy's IP versions as it does cluster IPs: an IPv6-only
+// proxy gets no entry.
+func headlessIPs(ctx *Context, svc *registry.Service) (ips []string, pods map[string][]string) {
+	cluster, config := registry.KubernetesCluster(svc.Source)
+	kube := cluster != "" && !config
+	if kube && !ctx.Proxy.hasFamily("4") {
+		return nil, nil
 	}
-	var out []string
 	for _, w := range ctx.Snapshot.EndpointsOn(svc, svc.Ports[0].Number) {
 		if _, ok := singleIP(w.Address); !ok || !w.Healthy || !registry.SameNetwork(ctx.Proxy.Network, w.Network) {
 			continue
 		}
-		if !slices.Contains(out, w.Address) {
-			out = append(out, w.Address)
+		if w.DNSName != "" && kube {
+			if pods == nil {
+				pods = map[string][]string{}
+			}
+			pods[w.DNSName] = append(pods[w.DNSName], w.Address)
+		}
+		if !slices.Contains(ips, w.Address) {
+			ips = append(ips, w.Address)
 		}
 	}
-	return out
+	return ips, pods
 }

@@ -326,3 +326,61 @@ spec:
 		}
 	}
 }
+
+// TestNameTableOfStatefulSetPods: a headless Kubernetes service's pods with a
+// name of their own (a StatefulSet's: hostname and subdomain) each resolve by it
+// to their address, as Kubernetes' DNS and istiod's name table have them; a pod
+// that is not ready has no name, nor does one of another network.
+func TestNameTableOfStatefulSetPods(t *testing.T) {
+	rs, _, err := api.Decode("doc", []byte(`
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: kafka, namespace: shop}
+spec:
+  hosts: [kafka.shop.svc.cluster.local]
+  ports: [{number: 9092, name: tcp, protocol: TCP}]
+  resolution: NONE
+  workloadSelector: {labels: {app: kafka}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: kafka-0, namespace: shop, annotations: {navarch.io/pod-dns-name: kafka-0.kafka}}
+spec: {address: 10.1.0.10, labels: {app: kafka}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: kafka-1, namespace: shop, annotations: {navarch.io/pod-dns-name: kafka-1.kafka, navarch.io/health: unhealthy}}
+spec: {address: 10.1.0.11, labels: {app: kafka}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: kafka-2, namespace: shop, annotations: {navarch.io/pod-dns-name: kafka-2.kafka}}
+spec: {address: 10.2.0.12, labels: {app: kafka}, network: far}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: loose, namespace: shop}
+spec: {address: 10.1.0.13, labels: {app: kafka}}
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []store.Entry
+	for _, r := range rs {
+		entries = append(entries, store.Entry{Space: store.RegistrySpace(registry.KubernetesSource("east")), Resource: r})
+	}
+	snap := registry.NewSnapshot(entries, 1, "cluster.local")
+	p := grpcProxy("shop", nil)
+	p.Network = "near"
+	got := nameTable(newContext(snap, p, "cluster.local", "istio-system"))
+	kube := func(short string, ips ...string) NameInfo {
+		return NameInfo{IPs: ips, Registry: registryKubernetes, Namespace: "shop", Shortname: short}
+	}
+	want := map[string]NameInfo{
+		"kafka.shop.svc.cluster.local":         kube("kafka", "10.1.0.10", "10.1.0.13"),
+		"kafka-0.kafka.shop.svc.cluster.local": kube("kafka-0.kafka", "10.1.0.10"),
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("name table:\n got %v\nwant %v", got, want)
+	}
+}

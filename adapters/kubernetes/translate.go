@@ -574,6 +574,9 @@ func (t translator) workloadEntry(p *corev1.Pod, selecting []*corev1.Service, no
 	if withNode && p.Spec.NodeName != "" {
 		r.Meta.Annotations[registry.NodeAnnotation] = p.Spec.NodeName
 	}
+	if p.Spec.Subdomain != "" { // as Kubernetes' DNS names the pod, and istiod
+		r.Meta.Annotations[registry.PodDNSNameAnnotation] = cmp.Or(p.Spec.Hostname, p.Name) + "." + p.Spec.Subdomain
+	}
 	if !ready(p) && !publishesNotReady(selecting) {
 		r.Meta.Annotations[registry.HealthAnnotation] = "unhealthy"
 	}

@@ -566,6 +566,32 @@ func TestHeadlessServices(t *testing.T) {
 	}
 }
 
+// TestPodDNSNames: a pod with a subdomain (a StatefulSet's, under its headless
+// Service) has the name Kubernetes' DNS gives it, "<hostname>.<subdomain>", its
+// hostname defaulting to its name; a pod without one has none.
+func TestPodDNSNames(t *testing.T) {
+	db := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "db"}, ClusterIP: corev1.ClusterIPNone,
+			ClusterIPs: []string{corev1.ClusterIPNone}, Ports: []corev1.ServicePort{{Name: "tcp", Port: 5432}}}}
+	named, unnamed, plain := pod("db-0", map[string]string{"app": "db"}, "10.1.0.7", true),
+		pod("db-1", map[string]string{"app": "db"}, "10.1.0.8", true), pod("db-2", map[string]string{"app": "db"}, "10.1.0.9", true)
+	named.Spec.Hostname, named.Spec.Subdomain = "primary", "db"
+	unnamed.Spec.Subdomain = "db"
+	out, skips := translator{domain: "cluster.local"}.translate(inventory{services: []*corev1.Service{db}, pods: []*corev1.Pod{named, unnamed, plain}})
+	if len(skips) > 0 {
+		t.Fatalf("skipped %v", skips)
+	}
+	got := map[string]string{}
+	for _, r := range out {
+		if r.Kind == api.WorkloadEntry {
+			got[r.Meta.Name] = r.Meta.Annotations[registry.PodDNSNameAnnotation]
+		}
+	}
+	if want := map[string]string{"db-0": "primary.db", "db-1": "db-1.db", "db-2": ""}; !maps.Equal(got, want) {
+		t.Errorf("pods' DNS names %v, want %v", got, want)
+	}
+}
+
 // TestNodeLocalServices: a Service with internalTrafficPolicy Local says so, and
 // its pods' entries name their nodes, for the node-local routing Istio gives it;
 // one without a selector (whose endpoints, listed inline, cannot name nodes) does
