@@ -1,13 +1,17 @@
 package e2e
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"sigs.k8s.io/yaml"
 
 	"github.com/navarch/navarch/client"
 	"github.com/navarch/navarch/internal/peers"
@@ -63,34 +67,45 @@ spec:
   resolution: DNS
 `
 
-// withAllocatedStatus adds to each ServiceEntry of config (by name) the
-// addresses navarch allocated to its host, as the status Istio's allocator writes.
+// withAllocatedStatus adds to each ServiceEntry of config the addresses navarch
+// allocated to its hosts (reg), as the status Istio's allocator writes there.
 func withAllocatedStatus(t *testing.T, config string, reg client.RegistryListing) string {
 	t.Helper()
-	byName := map[string]client.ServiceListing{}
+	type address struct {
+		Value string `json:"value"`
+		Host  string `json:"host"`
+	}
+	given := map[string][]address{} // by origin, ServiceEntry/<namespace>/<name>
 	for _, s := range reg.Services {
-		if len(s.AutoAddresses) > 0 {
-			_, name, _ := strings.Cut(strings.TrimPrefix(s.Origin, "ServiceEntry/"), "/")
-			byName[name] = s
+		for _, a := range s.AutoAddresses {
+			given[s.Origin] = append(given[s.Origin], address{a, s.Host})
 		}
 	}
-	var out []string
-	for _, doc := range strings.Split(config, "\n---\n") {
-		name := strings.TrimSpace(strings.SplitN(strings.SplitN(doc, "metadata: {name: ", 2)[1], ",", 2)[0])
-		if s, ok := byName[name]; ok {
-			var addrs []string
-			for _, a := range s.AutoAddresses {
-				addrs = append(addrs, fmt.Sprintf("{value: %q, host: %s}", a, s.Host))
-			}
-			doc = strings.TrimRight(doc, "\n") + "\nstatus: {addresses: [" + strings.Join(addrs, ", ") + "]}\n"
-			delete(byName, name)
+	docs := regexp.MustCompile(`(?m)^---\s*$`).Split(config, -1)
+	for i, doc := range docs {
+		var obj map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil || obj["kind"] != "ServiceEntry" {
+			continue
 		}
-		out = append(out, doc)
+		meta, _ := obj["metadata"].(map[string]any)
+		ns, _ := meta["namespace"].(string)
+		name, _ := meta["name"].(string)
+		origin := "ServiceEntry/" + cmp.Or(ns, "default") + "/" + name
+		if len(given[origin]) == 0 {
+			continue
+		}
+		obj["status"] = map[string]any{"addresses": given[origin]}
+		b, err := yaml.Marshal(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs[i] = "\n" + string(b)
+		delete(given, origin)
 	}
-	if len(byName) > 0 {
-		t.Fatalf("navarch allocated addresses to ServiceEntries not in the configuration: %v", byName)
+	if len(given) > 0 {
+		t.Fatalf("navarch allocated addresses to ServiceEntries not in the configuration: %v", given)
 	}
-	return strings.Join(out, "\n---\n")
+	return strings.Join(docs, "---")
 }
 
 // TestSameAllocatedAddressesAsIstiod gives a navarch node ServiceEntries without

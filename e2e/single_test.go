@@ -122,6 +122,8 @@ func TestSingleNodeRoutesRealTraffic(t *testing.T) {
 		{"-n default", `"reviews.default.svc.cluster.local:9080"`, `"virtualOutbound"`},
 		{"-n default --generator envoy --labels app=web", `"virtualOutbound"`, `"apiListener"`},
 		{"-n default --generator envoy --type router --labels istio=ingressgateway", `"outbound|9080||reviews.default.svc.cluster.local"`, `"virtualOutbound"`},
+		// With DNS capture, the name table, where reviews has its allocated address.
+		{"-n default --generator envoy --metadata DNS_CAPTURE=true", `"240.240.`, `"apiListener"`},
 	} {
 		out := mustCLI(t, api, append([]string{"proxy-config"}, strings.Fields(tt.args)...)...)
 		if !strings.Contains(out, tt.want) || strings.Contains(out, tt.not) {

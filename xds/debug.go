@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"errors"
 	"sort"
 	"time"
 )
@@ -82,10 +83,20 @@ func (s *Server) Proxies() []ProxyStatus {
 }
 
 // Resources returns what a proxy of the given identity would be sent: every resource
-// of every type, for `navarch proxy-config` and golden tests. It builds from the
-// current snapshot without connecting anything.
+// of every type (and, for a proxy with DNS capture, its name table), for `navarch
+// proxy-config` and golden tests. It builds from the current snapshot without
+// connecting anything.
 func (s *Server) Resources(p *Proxy) (map[string]*TypeSet, error) {
-	return profileFor(p).build(s.newContext(s.src.Snapshot(), p))
+	ctx := s.newContext(s.src.Snapshot(), p)
+	sets, err := profileFor(p).build(ctx)
+	if p.DNSCapture {
+		r, nerr := newResource(NameTableType, "", newNameTable(nameTable(ctx)))
+		if nerr != nil {
+			return sets, errors.Join(err, nerr)
+		}
+		sets[NameTableType] = &TypeSet{TypeURL: NameTableType, ByName: map[string]*Resource{"": r}}
+	}
+	return sets, err
 }
 
 // Proxy returns the identity of a connected proxy by node id, or nil.
