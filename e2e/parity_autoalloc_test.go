@@ -13,6 +13,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/client"
 	"github.com/navarch/navarch/internal/peers"
 )
@@ -75,7 +76,7 @@ func withAllocatedStatus(t *testing.T, config string, reg client.RegistryListing
 		Value string `json:"value"`
 		Host  string `json:"host"`
 	}
-	given := map[string][]address{} // by origin, ServiceEntry/<namespace>/<name>
+	given := map[string][]address{} // by origin
 	for _, s := range reg.Services {
 		for _, a := range s.AutoAddresses {
 			given[s.Origin] = append(given[s.Origin], address{a, s.Host})
@@ -90,7 +91,7 @@ func withAllocatedStatus(t *testing.T, config string, reg client.RegistryListing
 		meta, _ := obj["metadata"].(map[string]any)
 		ns, _ := meta["namespace"].(string)
 		name, _ := meta["name"].(string)
-		origin := "ServiceEntry/" + cmp.Or(ns, "default") + "/" + name
+		origin := api.Key{Kind: api.ServiceEntry, Namespace: cmp.Or(ns, api.DefaultNamespace), Name: name}.String()
 		if len(given[origin]) == 0 {
 			continue
 		}
