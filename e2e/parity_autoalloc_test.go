@@ -109,6 +109,20 @@ func withAllocatedStatus(t *testing.T, config string, reg client.RegistryListing
 	return strings.Join(docs, "---")
 }
 
+// bothControlPlanesAllocating is bothControlPlanes for configuration with
+// ServiceEntries that navarch allocates addresses to: istiod gets them as the
+// ServiceEntries' status (withAllocatedStatus).
+func bothControlPlanesAllocating(t *testing.T, bin, config string) (istiod, navarch string) {
+	t.Helper()
+	node := startDevNode(t)
+	mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "config.yaml", config))
+	var reg client.RegistryListing
+	if err := json.Unmarshal([]byte(mustCLI(t, node.HTTP, "registry", "-o", "json")), &reg); err != nil {
+		t.Fatal(err)
+	}
+	return startIstiod(t, bin, "127.0.0.1:0", withAllocatedStatus(t, config, reg)), node.XDS
+}
+
 // TestSameAllocatedAddressesAsIstiod gives a navarch node ServiceEntries without
 // addresses, and istiod the same with the addresses navarch allocated as their
 // status (what Istio's allocator writes there), and compares what sidecars with and

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,7 +62,10 @@ func chainFields(t *testing.T, ls map[string]*listenerv3.Listener) map[string]ma
 // namespace the file names, what an IPv6-only sidecar and ingress gateway and a
 // dual-stack sidecar get (INSTANCE_IPS), and what istio-proxy (ISTIO_VERSION) as a
 // sidecar and an ingress gateway gets, the sidecar also with the metadata that asks
-// for HTTP/1.0, an idle timeout and exact connection balance: every listener's settings (listenerSettings) and filter
+// for HTTP/1.0, an idle timeout and exact connection balance, and sidecars with DNS
+// capture, which know ServiceEntries without addresses by those navarch allocates
+// (given to istiod as their status), and whose name tables are compared too:
+// every listener's settings (listenerSettings) and filter
 // chains (gatewayChains, and field by field: chainFields), every
 // cluster field by field (clusterFields), the endpoints of every EDS cluster
 // field by field (endpointFields), and every route configuration the listeners
@@ -82,7 +86,7 @@ func TestSameEnvoyConfigForTheCorpusAsIstiod(t *testing.T) {
 					namespaces = append(namespaces, m[1])
 				}
 			}
-			istiod, navarch := bothControlPlanes(t, bin, string(config))
+			istiod, navarch := bothControlPlanesAllocating(t, bin, string(config))
 			for _, ns := range namespaces {
 				for _, p := range []struct {
 					kind, key, value, ip, ips, version string
@@ -97,6 +101,9 @@ func TestSameEnvoyConfigForTheCorpusAsIstiod(t *testing.T) {
 					// timeout, exact connection balance.
 					{"sidecar", "app", "web", "127.0.0.60", "", "1.28.0", map[string]any{"HTTP10": "1", "IDLE_TIMEOUT": "30s",
 						"INBOUND_LISTENER_EXACT_BALANCE": "true", "OUTBOUND_LISTENER_EXACT_BALANCE": "true"}},
+					// DNS capture: ServiceEntries without addresses by those allocated.
+					{"sidecar", "app", "web", "127.0.0.60", "", "1.28.0", map[string]any{"DNS_CAPTURE": "true"}},
+					{"sidecar", "app", "web", "10.1.0.60", "10.1.0.60,fd00::60", "", map[string]any{"DNS_CAPTURE": "true"}},
 				} {
 					t.Run(ns+"/"+p.value+"/"+p.ip+"/"+p.version+"/"+fmt.Sprint(len(p.extra)), func(t *testing.T) {
 						id := p.kind + "~" + p.ip + "~x-0." + ns + "~" + ns + ".svc.cluster.local"
@@ -138,6 +145,16 @@ func TestSameEnvoyConfigForTheCorpusAsIstiod(t *testing.T) {
 							gotRoutes[name] = protoFields(t, envoyRoutes(t, navarch, id, md, name), gatewayRouteFieldsNotCompared, grpcTimeoutAsReplacement)
 						}
 						compareFields(t, wantRoutes, gotRoutes)
+						if p.kind == "sidecar" && p.extra["DNS_CAPTURE"] != nil {
+							wantNames, gotNames := map[string]map[string]string{}, map[string]map[string]string{}
+							for host, ni := range nameTable(t, istiod, id, md) {
+								wantNames[host] = map[string]string{"ips": strings.Join(ni.IPs, " "), "registry": ni.Registry}
+							}
+							for host, ni := range nameTable(t, navarch, id, md) {
+								gotNames[host] = map[string]string{"ips": strings.Join(ni.IPs, " "), "registry": ni.Registry}
+							}
+							compareFields(t, wantNames, gotNames)
+						}
 						if len(want.listeners) > 0 {
 							compared++
 						}
