@@ -21,4 +21,9 @@
 // --ca-file it trusts the first answer (trust on first use): it logs the fingerprints
 // of the roots it was given, to be compared with `navarch ca show`, and only checks
 // that the node's certificate chains to them.
+//
+// `navarch agent run` also keeps the workload registered in its WorkloadGroup
+// (register.go) and, with --dns-addr, is its DNS proxy (dns.go): the registration
+// stream asks for the workload's name table, from which the proxy answers the
+// mesh's names, passing every other name to the machine's resolvers.
 package agent

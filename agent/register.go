@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/navarch/navarch/internal/wait"
+	"github.com/navarch/navarch/xds"
 )
 
 // healthType is the type URL of Istio's health reports on an xDS stream.
@@ -40,6 +42,11 @@ type Registration struct {
 	// Probe, when set, is the workload's readiness check: the agent reports its
 	// result, and a failing workload is taken out of load balancing.
 	Probe *Probe
+	// DNS, when set, is the agent's DNS proxy: the registration stream asks for
+	// the workload's name table (with istio-agent's DNS_CAPTURE metadata, so that
+	// ServiceEntries without addresses come with those allocated to them) and
+	// keeps the proxy's table current.
+	DNS *DNS
 }
 
 // Validate checks the registration without side effects.
@@ -138,11 +145,20 @@ func (a *Agent) holdRegistration(ctx context.Context, server string, certs *Cert
 		return last, err
 	}
 	ended := make(chan error, 1)
+	tables := make(chan *discovery.DiscoveryResponse, 1)
 	go func() {
 		for {
-			if _, err := stream.Recv(); err != nil {
+			resp, err := stream.Recv()
+			if err != nil {
 				ended <- err
 				return
+			}
+			if resp.TypeUrl == xds.NameTableType {
+				select {
+				case tables <- resp:
+				case <-sctx.Done():
+					return
+				}
 			}
 		}
 	}()
@@ -158,6 +174,11 @@ func (a *Agent) holdRegistration(ctx context.Context, server string, certs *Cert
 	if err := stream.Send(healthRequest(registrationNode(reg, ns, sa), last)); err != nil {
 		return sendFailed()
 	}
+	if reg.DNS != nil {
+		if err := stream.Send(&discovery.DiscoveryRequest{TypeUrl: xds.NameTableType}); err != nil {
+			return sendFailed()
+		}
+	}
 	// The node answers nothing to a health report: a stream that is still up a moment
 	// after the first one is a registration it accepted (a refusal ends the stream).
 	accepted := time.After(time.Second)
@@ -167,6 +188,10 @@ func (a *Agent) holdRegistration(ctx context.Context, server string, certs *Cert
 			return last, err
 		case <-accepted:
 			a.log.Info("registered", "server", server, "group", ns+"/"+reg.Group, "address", reg.Address, "healthy", last.healthy)
+		case resp := <-tables:
+			if err := stream.Send(a.takeNameTable(reg.DNS, resp, ns)); err != nil {
+				return sendFailed()
+			}
 		case r := <-health:
 			if r == last {
 				continue
@@ -180,6 +205,25 @@ func (a *Agent) holdRegistration(ctx context.Context, server string, certs *Cert
 			return last, nil
 		}
 	}
+}
+
+// takeNameTable gives the DNS proxy the name table of resp and returns the request
+// that acknowledges it (or rejects a table it cannot read).
+func (a *Agent) takeNameTable(d *DNS, resp *discovery.DiscoveryResponse, ns string) *discovery.DiscoveryRequest {
+	ack := &discovery.DiscoveryRequest{TypeUrl: resp.TypeUrl, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce}
+	nt := map[string]xds.NameInfo{}
+	for _, r := range resp.Resources {
+		part, err := xds.DecodeNameTable(r.GetValue())
+		if err != nil {
+			a.log.Error("name table rejected", "err", err)
+			ack.ErrorDetail = &rpcstatus.Status{Code: int32(codes.InvalidArgument), Message: err.Error()}
+			return ack
+		}
+		maps.Copy(nt, part)
+	}
+	d.setTable(nt, ns)
+	a.log.Info("name table", "names", len(nt), "version", resp.VersionInfo)
+	return ack
 }
 
 // registrationNode is the xDS node of a workload registering itself: an Istio node
@@ -199,6 +243,9 @@ func registrationNode(reg Registration, ns, sa string) *core.Node {
 	}
 	if reg.Network != "" {
 		md["NETWORK"] = reg.Network
+	}
+	if reg.DNS != nil {
+		md["DNS_CAPTURE"] = "true"
 	}
 	meta, _ := structpb.NewStruct(md)
 	name := reg.Group + "-" + strings.ReplaceAll(reg.Address, ":", "-")

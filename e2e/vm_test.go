@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
+	"net"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -77,6 +80,9 @@ type vmMesh struct {
 	rootFile string
 	backends map[string]*grpcapp.Backend // by version
 	agents   map[string]*agentProc       // by version
+	// dnsAddr is where v1's agent's DNS proxy listens; noUpstream, the resolver it
+	// passes other names to, where nothing listens.
+	dnsAddr, noUpstream string
 }
 
 // TestVMAutoRegistration: VMs whose agents hold a join token of their WorkloadGroup
@@ -106,11 +112,14 @@ func TestVMAutoRegistration(t *testing.T) {
 		docs = append(docs, fmt.Sprintf(vmGroupYAML, v, b.Port, navarchBin))
 	}
 	mustNodeCLI(t, m.c, "n1", "apply", "-f", writeFile(t, m.dir, "mesh.yaml", strings.Join(append(docs, vmMeshYAML), "---\n")))
-	for _, v := range []string{"v1", "v2"} {
-		m.agents[v] = m.configuredAgent("ratings-" + v)
-	}
+	// v1's agent runs a DNS proxy; names it does not know go to a port where nothing
+	// answers.
+	m.dnsAddr, m.noUpstream = freeLoopbackPort(t, "udp"), freeLoopbackPort(t, "udp")
+	m.agents["v1"] = m.configuredAgent("ratings-v1", "--dns-addr", m.dnsAddr, "--dns-upstream", m.noUpstream)
+	m.agents["v2"] = m.configuredAgent("ratings-v2")
 
 	t.Run("VMs register themselves and take traffic by the VirtualService", m.split)
+	t.Run("a VM's agent resolves the mesh's names", m.dns)
 	t.Run("a VM failing its probe gets no traffic until it passes", m.probe)
 	t.Run("a VM whose node is killed stays registered, taken over by another node", m.nodeDies)
 	t.Run("a VM whose agent dies leaves the registry after the grace period", m.agentDies)
@@ -120,7 +129,7 @@ func TestVMAutoRegistration(t *testing.T) {
 // configuredAgent runs `navarch agent run` for a VM of group (in namespace vms) as
 // `navarch agent configure` sets it up: the nodes, a join token, the roots and the
 // group's probe.
-func (m *vmMesh) configuredAgent(group string) *agentProc {
+func (m *vmMesh) configuredAgent(group string, extra ...string) *agentProc {
 	m.t.Helper()
 	dir := filepath.Join(m.dir, group)
 	mustNodeCLI(m.t, m.c, runningNodes(m.c)[0], "agent", "configure", "--workload-group", "vms/"+group, "--out", dir, "--dir", dir)
@@ -130,7 +139,62 @@ func (m *vmMesh) configuredAgent(group string) *agentProc {
 			m.t.Fatalf("agent.yaml of %s does not have %q:\n%s", group, want, conf)
 		}
 	}
-	return startAgent(m.t, []string{"agent", "run", "--config", filepath.Join(dir, "agent.yaml"), "--address", "127.0.0.1"})
+	return startAgent(m.t, append([]string{"agent", "run", "--config", filepath.Join(dir, "agent.yaml"), "--address", "127.0.0.1"}, extra...))
+}
+
+// dns: the DNS proxy of v1's agent answers for ratings, a ServiceEntry without
+// addresses, with the address allocated to it (which the registry shows), over UDP
+// and TCP; a name the mesh does not have goes to the upstream resolver (here none
+// answers, so the lookup fails).
+func (m *vmMesh) dns(t *testing.T) {
+	var reg client.RegistryListing
+	if err := json.Unmarshal([]byte(mustNodeCLI(t, m.c, runningNodes(m.c)[0], "registry", "-o", "json")), &reg); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, s := range reg.Services {
+		if s.Host == vmHost && len(s.AutoAddresses) > 0 {
+			want = s.AutoAddresses[:1]
+		}
+	}
+	if want == nil {
+		t.Fatalf("%s has no allocated address: %+v", vmHost, reg.Services)
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, m.dnsAddr)
+		}}
+		eventually(t, 30*time.Second, "ratings resolving over "+network, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			got, err := r.LookupHost(ctx, vmHost+".")
+			if err == nil && !slices.Equal(got, want) {
+				err = fmt.Errorf("%s resolves to %v, want %v", vmHost, got, want)
+			}
+			return err
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, m.dnsAddr)
+	}}
+	if got, err := r.LookupHost(ctx, "unknown.example.org."); err == nil {
+		t.Errorf("a name the mesh does not have resolved to %v, with no upstream resolver answering", got)
+	}
+}
+
+// freeLoopbackPort returns a loopback address whose port was free a moment ago.
+func freeLoopbackPort(t *testing.T, network string) string {
+	t.Helper()
+	pc, err := net.ListenPacket(network, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	return pc.LocalAddr().String()
 }
 
 // startAgent runs `navarch agent run` for a VM of group (in namespace vms) whose

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -14,7 +15,7 @@ import (
 )
 
 const agentUsage = `usage: navarch agent certs --token-file T --out DIR [--server host:15012,...] [--ca-file root.pem | --insecure-first-fetch] [--once] [--identity-check] [--config F]
-       navarch agent run --token-file T --out DIR --group NAME --address IP [--label k=v]... [--network N] [--locality r/z/s] [--probe tcp:h:p|grpc:h:p|http(s)://...|exec:cmd] [certs flags]
+       navarch agent run --token-file T --out DIR --group NAME --address IP [--label k=v]... [--network N] [--locality r/z/s] [--probe tcp:h:p|grpc:h:p|http(s)://...|exec:cmd] [--dns-addr 127.0.0.1:15053 [--dns-upstream h:p,...]] [certs flags]
        navarch agent check [--timeout 1s] tcp:h:p|grpc:h:p[/service]|http(s)://...|exec:cmd
        navarch agent configure --workload-group <namespace/name> --out DIR [--dir /etc/navarch] [--address IP]`
 
@@ -48,6 +49,12 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if register {
+		if reg.DNS != nil {
+			if err := reg.DNS.Start(log); err != nil {
+				return err
+			}
+			defer reg.DNS.Close()
+		}
 		// Registration reads the certificate files the certificate loop writes.
 		rerr := make(chan error, 1)
 		go func() { rerr <- a.Register(ctx, *reg) }()
@@ -109,6 +116,8 @@ func parseAgentArgs(mode string, args []string, stderr io.Writer) (*agentInvocat
 		reg.Labels[k] = val
 		return nil
 	}), "label", "label k=v added to the group's (repeatable)")
+	dnsAddr := runFS.String("dns-addr", "", "where the DNS proxy listens, UDP and TCP (127.0.0.1:15053, as istio-agent's): it answers the mesh's host names from the node's name table and passes other names on (none: no DNS proxy)")
+	dnsUpstream := runFS.String("dns-upstream", "", "resolvers (host:port,...) the DNS proxy passes names it does not know to (default: /etc/resolv.conf's)")
 	runFS.StringVar(&reg.Network, "network", "", "the workload's network")
 	runFS.StringVar(&reg.Locality, "locality", "", "the workload's locality, region/zone/subzone")
 	runFS.StringVar(&probe, "probe", "", "readiness probe: tcp:host:port, grpc:host:port[/service], an http:// or https:// URL, or exec:command args, quoted as a shell quotes words (none: always ready)")
@@ -158,6 +167,24 @@ func parseAgentArgs(mode string, args []string, stderr io.Writer) (*agentInvocat
 		p.Period, p.Timeout, p.FailureThreshold, p.SuccessThreshold = probeCfg.Period, probeCfg.Timeout, probeCfg.FailureThreshold, probeCfg.SuccessThreshold
 		p.InitialDelay, p.Header = probeCfg.InitialDelay, probeCfg.Header
 		reg.Probe = p
+	}
+	if *dnsAddr != "" {
+		reg.DNS = &agent.DNS{Addr: *dnsAddr}
+		for _, u := range strings.Split(*dnsUpstream, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				if _, _, err := net.SplitHostPort(u); err != nil {
+					return nil, fmt.Errorf("agent: --dns-upstream must be host:port,..., got %q", u)
+				}
+				reg.DNS.Upstreams = append(reg.DNS.Upstreams, u)
+			}
+		}
+		if len(reg.DNS.Upstreams) == 0 {
+			ups, err := agent.SystemResolvers("/etc/resolv.conf")
+			if err != nil {
+				return nil, fmt.Errorf("agent: the DNS proxy's upstreams: %w (give --dns-upstream)", err)
+			}
+			reg.DNS.Upstreams = ups
+		}
 	}
 	if err := reg.Validate(); err != nil {
 		return nil, err
