@@ -211,7 +211,14 @@ func (d *DNS) answer(q []byte, proto string) []byte {
 			// Found: an answer of the addresses of the type asked for, possibly
 			// none (NOERROR, not NXDOMAIN: the name exists; clients asking A and
 			// AAAA at once must not take the empty one for its absence).
-			return reply(h, &question, dnsmessage.RCodeSuccess, addrs)
+			out := reply(h, &question, dnsmessage.RCodeSuccess, addrs)
+			if proto == "udp" && len(out) > udpSize(&p) {
+				// Too long for the client's UDP (a headless service of many
+				// endpoints): truncated, so that it asks again over TCP.
+				h.Truncated = true
+				out = reply(h, &question, dnsmessage.RCodeSuccess, nil)
+			}
+			return out
 		}
 	}
 	resp, err := d.forward(q, proto)
@@ -222,12 +229,32 @@ func (d *DNS) answer(q []byte, proto string) []byte {
 	return resp
 }
 
+// udpSize is the largest UDP response the client of a query takes: what its EDNS
+// record says, else DNS's 512 bytes. p is past the query's question.
+func udpSize(p *dnsmessage.Parser) int {
+	if p.SkipAllQuestions() != nil || p.SkipAllAnswers() != nil || p.SkipAllAuthorities() != nil {
+		return 512
+	}
+	for {
+		rh, err := p.AdditionalHeader()
+		if err != nil {
+			return 512
+		}
+		if rh.Type == dnsmessage.TypeOPT {
+			return max(512, int(rh.Class)) // an OPT record's class is its UDP size
+		}
+		if p.SkipAdditional() != nil {
+			return 512
+		}
+	}
+}
+
 // reply builds a response to a query of header h and question q: the addresses of
 // q's type among addrs, with code rcode.
 func reply(h dnsmessage.Header, q *dnsmessage.Question, rcode dnsmessage.RCode, addrs []netip.Addr) []byte {
 	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, OpCode: h.OpCode,
 		Authoritative: q != nil && rcode == dnsmessage.RCodeSuccess, RecursionDesired: h.RecursionDesired,
-		RecursionAvailable: true, RCode: rcode})
+		RecursionAvailable: true, RCode: rcode, Truncated: h.Truncated})
 	b.EnableCompression()
 	if q == nil {
 		_ = b.StartQuestions()

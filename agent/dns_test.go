@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -135,6 +136,32 @@ func TestDNSProxy(t *testing.T) {
 			}
 		}
 	}
+	// A name of many addresses, too many for UDP's 512 bytes: the UDP answer is
+	// truncated, and the resolver asks again over TCP for all of them.
+	big := xds.NameInfo{Registry: "External"}
+	for i := range 100 {
+		big.IPs = append(big.IPs, fmt.Sprintf("10.0.%d.%d", i/200, 1+i%200))
+	}
+	d.setTable(map[string]xds.NameInfo{"big.example.com": big}, "default")
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: 7, RecursionDesired: true})
+	_ = b.StartQuestions()
+	_ = b.Question(dnsmessage.Question{Name: dnsmessage.MustNewName("big.example.com."), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET})
+	q, _ := b.Finish()
+	var h dnsmessage.Header
+	var p dnsmessage.Parser
+	if h, _ = p.Start(d.answer(q, "udp")); !h.Truncated {
+		t.Error("an answer of 100 addresses over UDP is not truncated")
+	}
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var dl net.Dialer
+		return dl.DialContext(ctx, network, d.LocalAddr())
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if got, err := r.LookupHost(ctx, "big.example.com."); err != nil || len(got) != 100 {
+		t.Errorf("big.example.com: %d addresses %v, want 100", len(got), err)
+	}
+
 	// Only the names the table does not have went upstream.
 	for {
 		select {
