@@ -1,7 +1,6 @@
 package xds
 
 import (
-	"errors"
 	"sort"
 	"time"
 )
@@ -90,11 +89,7 @@ func (s *Server) Resources(p *Proxy) (map[string]*TypeSet, error) {
 	ctx := s.newContext(s.src.Snapshot(), p)
 	sets, err := profileFor(p).build(ctx)
 	if p.DNSCapture {
-		r, nerr := newResource(NameTableType, "", newNameTable(nameTable(ctx)))
-		if nerr != nil {
-			return sets, errors.Join(err, nerr)
-		}
-		sets[NameTableType] = &TypeSet{TypeURL: NameTableType, ByName: map[string]*Resource{"": r}}
+		sets[NameTableType] = &TypeSet{TypeURL: NameTableType, ByName: map[string]*Resource{"": nameTableResource(nameTable(ctx))}}
 	}
 	return sets, err
 }

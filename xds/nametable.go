@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -84,26 +85,44 @@ var nameTableDescriptors = sync.OnceValues(func() (table, info protoreflect.Mess
 	return table, table.Messages().ByName("NameInfo")
 })
 
-// newNameTable is the NameTable message of entries.
-func newNameTable(entries map[string]NameInfo) proto.Message {
-	td, id := nameTableDescriptors()
-	m := dynamicpb.NewMessage(td)
-	table := m.Mutable(td.Fields().ByName("table")).Map()
-	f := id.Fields()
-	for host, ni := range entries {
-		info := dynamicpb.NewMessage(id)
-		ips := info.Mutable(f.ByName("ips")).List()
-		for _, ip := range ni.IPs {
-			ips.Append(protoreflect.ValueOfString(ip))
+// encodeNameTable marshals a NameTable of entries, deterministically (names in
+// order, as proto's deterministic marshalling orders map keys), field by field:
+// a push builds one per class that asks for it, and the generic (dynamicpb) path
+// costs ten times as much for a mesh of 1,000 services.
+func encodeNameTable(entries map[string]NameInfo) []byte {
+	var out, info, entry []byte
+	str := func(b []byte, n protowire.Number, v string) []byte {
+		if v == "" {
+			return b
 		}
-		for field, v := range map[protoreflect.Name]string{"registry": ni.Registry, "shortname": ni.Shortname, "namespace": ni.Namespace} {
-			if v != "" {
-				info.Set(f.ByName(field), protoreflect.ValueOfString(v))
-			}
-		}
-		table.Set(protoreflect.ValueOfString(host).MapKey(), protoreflect.ValueOfMessage(info))
+		b = protowire.AppendTag(b, n, protowire.BytesType)
+		return protowire.AppendString(b, v)
 	}
-	return m
+	for _, host := range registry.SortedKeys(entries) {
+		ni := entries[host]
+		info = info[:0]
+		for _, ip := range ni.IPs {
+			info = protowire.AppendTag(info, 1, protowire.BytesType)
+			info = protowire.AppendString(info, ip)
+		}
+		info = str(info, 2, ni.Registry)
+		info = str(info, 3, ni.Shortname)
+		info = str(info, 4, ni.Namespace)
+		entry = protowire.AppendTag(entry[:0], 1, protowire.BytesType)
+		entry = protowire.AppendString(entry, host)
+		entry = protowire.AppendTag(entry, 2, protowire.BytesType)
+		entry = protowire.AppendBytes(entry, info)
+		out = protowire.AppendTag(out, 1, protowire.BytesType)
+		out = protowire.AppendBytes(out, entry)
+	}
+	return out
+}
+
+// nameTableResource is the resource of a name table of entries.
+func nameTableResource(entries map[string]NameInfo) *Resource {
+	nameTableDescriptors() // registers the type, for what decodes the resource (debug output)
+	b := encodeNameTable(entries)
+	return marshalled(NameTableType, "", contentVersion(b), b)
 }
 
 // DecodeNameTable reads a marshalled NameTable.

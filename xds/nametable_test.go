@@ -1,12 +1,16 @@
 package xds
 
 import (
+	"bytes"
 	"context"
 	"reflect"
 	"testing"
 	"time"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -148,10 +152,11 @@ func TestNameTable(t *testing.T) {
 		t.Errorf("a proxy whose Sidecar imports only namespace default: %v, want default's four names", scoped)
 	}
 
-	// The table survives the wire.
-	r, err := newResource(NameTableType, "", newNameTable(want))
-	if err != nil {
-		t.Fatal(err)
+	// The table survives the wire, encoded as proto's deterministic marshalling
+	// of the message encodes it.
+	r := nameTableResource(want)
+	if generic, err := deterministic.Marshal(newNameTable(want)); err != nil || !bytes.Equal(generic, r.Body.Value) {
+		t.Errorf("the name table's bytes differ from its message's deterministic marshalling (%v)", err)
 	}
 	decoded, err := DecodeNameTable(r.Body.Value)
 	if err != nil {
@@ -383,4 +388,27 @@ spec: {address: 10.1.0.13, labels: {app: kafka}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("name table:\n got %v\nwant %v", got, want)
 	}
+}
+
+// newNameTable is the NameTable message of entries, built generically from its
+// descriptor: what encodeNameTable must marshal alike.
+func newNameTable(entries map[string]NameInfo) proto.Message {
+	td, id := nameTableDescriptors()
+	m := dynamicpb.NewMessage(td)
+	table := m.Mutable(td.Fields().ByName("table")).Map()
+	f := id.Fields()
+	for host, ni := range entries {
+		info := dynamicpb.NewMessage(id)
+		ips := info.Mutable(f.ByName("ips")).List()
+		for _, ip := range ni.IPs {
+			ips.Append(protoreflect.ValueOfString(ip))
+		}
+		for field, v := range map[protoreflect.Name]string{"registry": ni.Registry, "shortname": ni.Shortname, "namespace": ni.Namespace} {
+			if v != "" {
+				info.Set(f.ByName(field), protoreflect.ValueOfString(v))
+			}
+		}
+		table.Set(protoreflect.ValueOfString(host).MapKey(), protoreflect.ValueOfMessage(info))
+	}
+	return m
 }

@@ -418,11 +418,7 @@ func (s *Server) Connections() int {
 // the class's name table, which only proxies with istio-agent's DNS proxy ask for.
 func (s *Server) buildNamed(b *Build, p *Proxy, t, name string) *Resource {
 	if t == NameTableType && name == "" {
-		r, err := newResource(t, name, newNameTable(nameTable(newContext(b.snap, p, s.cfg.TrustDomain, s.cfg.RootNamespace))))
-		if err != nil {
-			s.log.Error("name table left out", "proxy", p.ID, "err", err)
-		}
-		return r
+		return nameTableResource(nameTable(newContext(b.snap, p, s.cfg.TrustDomain, s.cfg.RootNamespace)))
 	}
 	if t != ListenerType {
 		return nil
