@@ -2,7 +2,6 @@ package registry
 
 import (
 	"cmp"
-	"hash/fnv"
 	"net/netip"
 	"slices"
 	"strings"
@@ -55,21 +54,20 @@ func (s *Snapshot) allocateAddresses() {
 	}
 	slices.SortStableFunc(want, func(a, b *Service) int {
 		return cmp.Or(cmp.Compare(a.Created, b.Created), cmp.Compare(a.Namespace, b.Namespace),
-			cmp.Compare(a.Hostname, b.Hostname), cmp.Compare(a.Origin.String(), b.Origin.String()))
+			cmp.Compare(a.Hostname, b.Hostname), cmp.Compare(a.Origin.Name, b.Origin.Name))
 	})
-	given := map[string][]string{} // namespace/host: a host defined twice shares its address
+	type key struct{ ns, host string }
+	given := map[key][]string{} // a host defined twice in a namespace shares its address
 	for _, svc := range want {
-		key := svc.Namespace + "/" + svc.Hostname
-		if addrs, ok := given[key]; ok {
+		k := key{svc.Namespace, svc.Hostname}
+		if addrs, ok := given[k]; ok {
 			svc.AutoAddresses = addrs
 			continue
 		}
 		if len(used) >= autoSlots {
 			continue // the range is exhausted
 		}
-		h := fnv.New32a()
-		h.Write([]byte(key))
-		slot := h.Sum32() % autoSlots
+		slot := fnv1a(svc.Namespace, "/", svc.Hostname) % autoSlots
 		for used[slot+1] {
 			slot = (slot + 1) % autoSlots
 		}
@@ -79,8 +77,19 @@ func (s *Snapshot) allocateAddresses() {
 		v4[2], v4[3] = byte(n>>8), byte(n)
 		v6[14], v6[15] = byte(n>>8), byte(n)
 		svc.AutoAddresses = []string{netip.AddrFrom4(v4).String(), netip.AddrFrom16(v6).String()}
-		given[key] = svc.AutoAddresses
+		given[k] = svc.AutoAddresses
 	}
+}
+
+// fnv1a is the 32-bit FNV-1a hash of the concatenation of parts.
+func fnv1a(parts ...string) uint32 {
+	h := uint32(2166136261)
+	for _, p := range parts {
+		for i := 0; i < len(p); i++ {
+			h = (h ^ uint32(p[i])) * 16777619
+		}
+	}
+	return h
 }
 
 // allocates reports whether svc is given addresses (allocateAddresses).
