@@ -27,9 +27,8 @@ const autoSlots = 1<<16 - 2
 // that a proxy with DNS capture reaches a TCP service resolved by DNS through a
 // listener of its own instead of the port's wildcard listener, and its name table
 // answers for it. Not for resolution NONE (a proxy cannot tell where a connection
-// to an allocated address was going), wildcard hosts, services of other registries
-// (Kubernetes and Consul services come with addresses or none), or a ServiceEntry
-// labelled AutoAllocateLabel "false".
+// to an allocated address was going), wildcard hosts, Kubernetes Services (see
+// allocates), or a ServiceEntry labelled AutoAllocateLabel "false".
 //
 // Istio's allocator writes what it allocated to the ServiceEntry's status; navarch
 // computes it on every node from the snapshot alike, and writes nothing. A host's
@@ -92,10 +91,13 @@ func fnv1a(parts ...string) uint32 {
 	return h
 }
 
-// allocates reports whether svc is given addresses (allocateAddresses).
+// allocates reports whether svc is given addresses (allocateAddresses): a
+// ServiceEntry's host, whether applied, a Kubernetes cluster's Istio configuration,
+// a static inventory's, or a Consul service (which Consul gives no virtual address);
+// not a Kubernetes Service, which has its cluster IP or is headless (or, of type
+// ExternalName, resolved by DNS), as Istio allocates none to one.
 func allocates(svc *Service) bool {
 	cluster, config := KubernetesCluster(svc.Source)
-	entry := svc.Source == SourceServiceEntry || (cluster != "" && config)
-	return entry && len(svc.Addresses) == 0 && svc.Resolution != ResolutionNone &&
+	return (cluster == "" || config) && len(svc.Addresses) == 0 && svc.Resolution != ResolutionNone &&
 		!strings.HasPrefix(svc.Hostname, "*") && !strings.EqualFold(svc.Labels[AutoAllocateLabel], "false")
 }

@@ -41,8 +41,8 @@ func autoAddresses(snap *Snapshot) map[string][]string {
 // TestAllocatedAddresses: ServiceEntry hosts without addresses are each given an
 // IPv4 address in 240.240.0.0/16 and the IPv6 address of the same slot in
 // 2001:2::/48, the same whatever order the store lists them in; not a host with
-// addresses, of resolution NONE, a wildcard, one labelled not to, or a service of
-// another registry; never an address a user gave a ServiceEntry.
+// addresses, of resolution NONE, a wildcard, one labelled not to, or a Kubernetes
+// Service; never an address a user gave a ServiceEntry.
 func TestAllocatedAddresses(t *testing.T) {
 	docs := []string{
 		entry("db", "shop", "db.example.com", 1, "DNS", "", ""),
@@ -81,11 +81,12 @@ func TestAllocatedAddresses(t *testing.T) {
 	}
 
 	// A Kubernetes cluster's Services come with their own addresses or none; its
-	// ServiceEntries are allocated as any.
-	kube := NewSnapshot(append(entriesOf(t, store.RegistrySpace(KubernetesSource("east")), docs[0]),
-		entriesOf(t, store.RegistrySpace(KubernetesConfigSource("east")), docs[1])...), 7, "cluster.local")
-	if got := autoAddresses(kube); len(got) != 1 || got["shop/cache.example.com"] == nil {
-		t.Errorf("a cluster's Service and ServiceEntry: allocated %v, want the ServiceEntry's only", got)
+	// ServiceEntries are allocated as any, and so are Consul's services.
+	kube := NewSnapshot(append(append(entriesOf(t, store.RegistrySpace(KubernetesSource("east")), docs[0]),
+		entriesOf(t, store.RegistrySpace(KubernetesConfigSource("east")), docs[1])...),
+		entriesOf(t, store.RegistrySpace("consul.dc1"), docs[2])...), 7, "cluster.local")
+	if got := autoAddresses(kube); len(got) != 2 || got["shop/cache.example.com"] == nil || got["shop/static.example.com"] == nil {
+		t.Errorf("a cluster's Service and ServiceEntry, a Consul service: allocated %v, want the latter two", got)
 	}
 }
 

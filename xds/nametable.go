@@ -152,9 +152,9 @@ func DecodeNameTable(b []byte) (map[string]NameInfo, error) {
 // service the proxy sees that has an address for it, and a headless service
 // (resolution NONE, no address) with the addresses of its healthy endpoints in the
 // proxy's network, which clients then reach directly, and a name of its own for
-// each of its Kubernetes pods that has one (a StatefulSet's). Services of other
-// registries without an address have no entry: the machine's resolver answers for
-// them.
+// each of its Kubernetes pods that has one (a StatefulSet's). A service with no
+// address for the proxy (resolved by DNS, and the proxy has no DNS capture to take
+// an allocated one) has no entry: the machine's resolver answers for it.
 func nameTable(ctx *Context) map[string]NameInfo {
 	out := map[string]NameInfo{}
 	for _, svc := range ctx.Services {
