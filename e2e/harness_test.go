@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -253,4 +255,14 @@ func get(addr, path string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// resolverAt is a resolver that asks the DNS server at addr only, over network
+// ("udp" or "tcp"; "" for whichever the lookup asks for: UDP, then TCP for an answer
+// too long for it).
+func resolverAt(addr, network string) *net.Resolver {
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, asked, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, cmp.Or(network, asked), addr)
+	}}
 }

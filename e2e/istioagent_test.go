@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/navarch/navarch/client"
 	"github.com/navarch/navarch/e2e/grpcapp"
 	"github.com/navarch/navarch/internal/peers"
@@ -103,6 +105,21 @@ func startIstioAgentWith(t *testing.T, bin, dir, token, rootPEM, node, ns, sa, p
 	return a
 }
 
+// dial connects a grpc-go xDS client bootstrapped by the agent (its xDS proxy) to
+// target.
+func (a *istioAgent) dial(t *testing.T, target string) *grpc.ClientConn {
+	t.Helper()
+	boot, err := os.ReadFile(a.bootstrap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpcapp.DialSecure(boot, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
 // TestIstioAgentGetsItsCertificateAndConfigFromNavarch runs Istio's own pilot-agent,
 // unmodified, against a navarch node, as it runs beside a proxyless gRPC workload:
 // it authenticates to the node's CSR API (Istio's IstioCertificateService) with a
@@ -137,14 +154,7 @@ func TestIstioAgentGetsItsCertificateAndConfigFromNavarch(t *testing.T) {
 		first, err = agentCertificate(agent.certs, rootPEM, frontend)
 		return err
 	})
-	boot, err := os.ReadFile(agent.bootstrap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpcapp.DialSecure(boot, "xds:///ratings.shop.svc.cluster.local:9090")
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := agent.dial(t, "xds:///ratings.shop.svc.cluster.local:9090")
 	defer conn.Close()
 	eventually(t, 60*time.Second, "mTLS RPCs through the agent's xDS", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -172,14 +182,7 @@ func TestIstioAgentGetsItsCertificateAndConfigFromNavarch(t *testing.T) {
 			_, err := agentCertificate(vm.certs, rootPEM, frontend)
 			return err
 		})
-		boot, err := os.ReadFile(vm.bootstrap)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := grpcapp.DialSecure(boot, "xds:///ratings.shop.svc.cluster.local:9090")
-		if err != nil {
-			t.Fatal(err)
-		}
+		conn := vm.dial(t, "xds:///ratings.shop.svc.cluster.local:9090")
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		grpcapp.Call(ctx, conn, 1)
@@ -244,23 +247,13 @@ spec:
 		// Applied and pushed (--wait) before the agent asks for its name table, which
 		// it does once the workload's xDS client asks it for listeners.
 		mustNodeCLI(t, c, "n1", "apply", "--wait", "-f", writeFile(t, dir, "reviews.yaml", entry("240.240.0.10")))
-		boot, err := os.ReadFile(vm.bootstrap)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := grpcapp.DialSecure(boot, "xds:///ratings.shop.svc.cluster.local:9090")
-		if err != nil {
-			t.Fatal(err)
-		}
+		conn := vm.dial(t, "xds:///ratings.shop.svc.cluster.local:9090")
 		defer conn.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		grpcapp.Call(ctx, conn, 1)
 
-		resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, dnsAddr)
-		}}
+		resolver := resolverAt(dnsAddr, "")
 		resolves := func(host, want string) func() error {
 			return func() error {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

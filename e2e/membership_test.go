@@ -444,11 +444,7 @@ func TestWholeClusterRestarts(t *testing.T) {
 // lookupXDSName asks the DNS server at addr (a node's --dns-addr) for the nodes'
 // default xDS name.
 func lookupXDSName(addr string) ([]string, error) {
-	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "udp", addr)
-	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	return r.LookupHost(ctx, "xds.navarch.local")
+	return resolverAt(addr, "udp").LookupHost(ctx, "xds.navarch.local")
 }

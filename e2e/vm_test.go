@@ -161,10 +161,7 @@ func (m *vmMesh) dns(t *testing.T) {
 		t.Fatalf("%s has no allocated address: %+v", vmHost, reg.Services)
 	}
 	for _, network := range []string{"udp", "tcp"} {
-		r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, m.dnsAddr)
-		}}
+		r := resolverAt(m.dnsAddr, network)
 		eventually(t, 30*time.Second, "ratings resolving over "+network, func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -177,11 +174,7 @@ func (m *vmMesh) dns(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, m.dnsAddr)
-	}}
-	if got, err := r.LookupHost(ctx, "unknown.example.org."); err == nil {
+	if got, err := resolverAt(m.dnsAddr, "").LookupHost(ctx, "unknown.example.org."); err == nil {
 		t.Errorf("a name the mesh does not have resolved to %v, with no upstream resolver answering", got)
 	}
 }

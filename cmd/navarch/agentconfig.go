@@ -37,6 +37,7 @@ func runAgentConfigure(ctx context.Context, args []string, stdout, stderr io.Wri
 	vmDir := fs.String("dir", "/etc/navarch", "directory the files will be in on the VM (the paths agent.yaml names)")
 	ttl := fs.Duration("ttl", time.Hour, "how long the join token is valid (the agent needs it only for its first certificate)")
 	address := fs.String("address", "", "the VM's IP address (else give --address to navarch agent run)")
+	dnsAddr := fs.String("dns-addr", "", "where the agent's DNS proxy for the mesh's names is to listen on the VM (127.0.0.1:15053; istioctl's --capture-dns); none: no DNS proxy")
 	source := fs.String("source", "", "read the WorkloadGroup from the configuration a source mirrors (a Kubernetes cluster's Istio resources: kubernetes.<cluster id>.config) instead of what was applied")
 	if pos, err := parseFlags(fs, args); err != nil {
 		return err
@@ -84,6 +85,12 @@ func runAgentConfigure(ctx context.Context, args []string, stdout, stderr io.Wri
 	values["group"] = name
 	if *address != "" {
 		values["address"] = *address
+	}
+	if *dnsAddr != "" {
+		if _, _, err := net.SplitHostPort(*dnsAddr); err != nil {
+			return fmt.Errorf("--dns-addr must be host:port, got %q", *dnsAddr)
+		}
+		values["dns-addr"] = *dnsAddr
 	}
 	body, err := yaml.Marshal(values)
 	if err != nil {

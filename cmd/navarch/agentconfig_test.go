@@ -81,6 +81,7 @@ func TestAgentRunReadsWhatConfigureWrites(t *testing.T) {
 	values["server"] = []string{"10.0.0.1:15012", "10.0.0.2:15012"}
 	values["token-file"], values["out"], values["group"], values["address"] = "/etc/navarch/join-token", "/etc/navarch/certs", "ratings", "10.0.0.5"
 	values["label"] = []string{"zone=a", "rack=r1,r2"}
+	values["dns-addr"], values["dns-upstream"] = "127.0.0.1:15053", "10.0.0.53:53"
 	b, err := yaml.Marshal(values)
 	if err != nil {
 		t.Fatal(err)
@@ -99,6 +100,9 @@ func TestAgentRunReadsWhatConfigureWrites(t *testing.T) {
 	r := inv.reg
 	if r.Group != "ratings" || r.Address != "10.0.0.9" || !reflect.DeepEqual(r.Labels, map[string]string{"zone": "a", "rack": "r1,r2"}) {
 		t.Errorf("registration %+v", r)
+	}
+	if r.DNS == nil || r.DNS.Addr != "127.0.0.1:15053" || !reflect.DeepEqual(r.DNS.Upstreams, []string{"10.0.0.53:53"}) {
+		t.Errorf("DNS proxy %+v", r.DNS)
 	}
 	p := r.Probe
 	if p == nil || p.Kind != "http" || p.Target != "http://127.0.0.1:3100/ready" || p.Period != 4*time.Second || p.Timeout != 3*time.Second ||
