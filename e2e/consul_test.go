@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,7 @@ func TestConsulCatalogInTheMesh(t *testing.T) {
 	mustNodeCLI(t, m.c, "n1", "apply", "-f", dir)
 
 	t.Run("a 50/50 VirtualService splits traffic between Consul instances", m.split)
+	t.Run("every node allocates ratings the same address, which proxies with DNS capture know it by", m.allocated)
 	t.Run("an instance whose check turns critical gets no traffic", m.critical)
 	t.Run("a deregistered instance leaves the registry", m.deregister)
 	t.Run("a new instance joins and gets traffic", m.newInstance)
@@ -190,6 +192,32 @@ func (m *consulMesh) split(t *testing.T) {
 	t.Logf("1000 RPCs: v1 %.1f%%, v2 %.1f%%, failed %v", 100*v1, 100*v2, tl.Failed)
 	if len(tl.Failed) > 0 || math.Abs(v1-0.5) > 0.06 || math.Abs(v2-0.5) > 0.06 {
 		t.Fatalf("split v1 %.3f v2 %.3f failed %v, want 50/50 within 6 points and no failures", v1, v2, tl.Failed)
+	}
+}
+
+// allocated: Consul gives ratings no virtual address; each node allocates it the
+// same one, from its own view, and a proxy with DNS capture finds it in its name
+// table.
+func (m *consulMesh) allocated(t *testing.T) {
+	var addrs []string
+	for _, name := range []string{"n1", "n2", "n3"} {
+		reg, err := m.registry(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(reg.Services, func(s client.ServiceListing) bool { return s.Host == ratingsHost })
+		if i < 0 || len(reg.Services[i].AutoAddresses) == 0 {
+			t.Fatalf("%s lists %s with no allocated address", name, ratingsHost)
+		}
+		if got := reg.Services[i].AutoAddresses; addrs == nil {
+			addrs = got
+		} else if !slices.Equal(got, addrs) {
+			t.Fatalf("%s allocated %v to %s, n1 %v", name, got, ratingsHost, addrs)
+		}
+	}
+	out := mustNodeCLI(t, m.c, "n2", "proxy-config", "--generator", "envoy", "--metadata", "DNS_CAPTURE=true")
+	if !strings.Contains(out, `"`+ratingsHost+`"`) || !strings.Contains(out, `"`+addrs[0]+`"`) {
+		t.Errorf("the name table of a proxy with DNS capture has no %s at %s:\n%.2000s", ratingsHost, addrs[0], out)
 	}
 }
 
