@@ -101,8 +101,10 @@ func (t *dnsTable) lookup(name string) ([]netip.Addr, bool) {
 	}
 }
 
-// Start listens on Addr, UDP and TCP, and answers queries until Close. Before the
-// first name table arrives, every name is passed upstream.
+// Start listens on Addr, UDP and TCP, and answers queries until Close. Until the
+// first name table arrives every query fails (SERVFAIL, which clients retry), as
+// istio-agent's do: passed upstream, a mesh name would get an NXDOMAIN that
+// clients keep for a while.
 func (d *DNS) Start(log *slog.Logger) error {
 	d.log = log
 	if d.Timeout <= 0 {
@@ -206,20 +208,22 @@ func (d *DNS) answer(q []byte, proto string) []byte {
 	if err != nil {
 		return reply(h, nil, dnsmessage.RCodeFormatError, nil)
 	}
-	if t := d.table.Load(); t != nil {
-		if addrs, ok := t.lookup(strings.ToLower(question.Name.String())); ok {
-			// Found: an answer of the addresses of the type asked for, possibly
-			// none (NOERROR, not NXDOMAIN: the name exists; clients asking A and
-			// AAAA at once must not take the empty one for its absence).
-			out := reply(h, &question, dnsmessage.RCodeSuccess, addrs)
-			if proto == "udp" && len(out) > udpSize(&p) {
-				// Too long for the client's UDP (a headless service of many
-				// endpoints): truncated, so that it asks again over TCP.
-				h.Truncated = true
-				out = reply(h, &question, dnsmessage.RCodeSuccess, nil)
-			}
-			return out
+	t := d.table.Load()
+	if t == nil {
+		return reply(h, &question, dnsmessage.RCodeServerFailure, nil)
+	}
+	if addrs, ok := t.lookup(strings.ToLower(question.Name.String())); ok {
+		// Found: an answer of the addresses of the type asked for, possibly none
+		// (NOERROR, not NXDOMAIN: the name exists; clients asking A and AAAA at
+		// once must not take the empty one for its absence).
+		out := reply(h, &question, dnsmessage.RCodeSuccess, addrs)
+		if proto == "udp" && len(out) > udpSize(&p) {
+			// Too long for the client's UDP (a headless service of many
+			// endpoints): truncated, so that it asks again over TCP.
+			h.Truncated = true
+			out = reply(h, &question, dnsmessage.RCodeSuccess, nil)
 		}
+		return out
 	}
 	resp, err := d.forward(q, proto)
 	if err != nil {

@@ -87,7 +87,17 @@ func fakeUpstream(t *testing.T) (addr string, queries chan string) {
 	return pc.LocalAddr().String(), queries
 }
 
-// TestDNSProxy: the agent's DNS proxy answers the names of its table (a
+// resolverAt is a resolver that asks the DNS server at addr only, over the network
+// each lookup asks for.
+func resolverAt(addr string) *net.Resolver {
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var dl net.Dialer
+		return dl.DialContext(ctx, network, addr)
+	}}
+}
+
+// TestDNSProxy: before its first name table the agent's DNS proxy fails every
+// query; then it answers the names of its table (a
 // ServiceEntry's, a Kubernetes service's with the short names of a pod's search
 // path, the names under a wildcard host) over UDP and TCP, A and AAAA, and passes
 // any other name to its upstream resolver.
@@ -98,6 +108,12 @@ func TestDNSProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
+	// Before the first table, every query fails, none goes upstream.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if got, err := resolverAt(d.LocalAddr()).LookupHost(ctx, "elsewhere.example.org."); err == nil {
+		t.Errorf("before the first name table: resolved %v", got)
+	}
+	cancel()
 	d.setTable(map[string]xds.NameInfo{
 		"db.example.com":                    {IPs: []string{"240.240.0.7", "2001:2::7"}, Registry: "External"},
 		"reviews.default.svc.cluster.local": {IPs: []string{"10.96.0.10"}, Registry: "Kubernetes", Shortname: "reviews", Namespace: "default"},
@@ -152,13 +168,9 @@ func TestDNSProxy(t *testing.T) {
 	if h, _ = p.Start(d.answer(q, "udp")); !h.Truncated {
 		t.Error("an answer of 100 addresses over UDP is not truncated")
 	}
-	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var dl net.Dialer
-		return dl.DialContext(ctx, network, d.LocalAddr())
-	}}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if got, err := r.LookupHost(ctx, "big.example.com."); err != nil || len(got) != 100 {
+	if got, err := resolverAt(d.LocalAddr()).LookupHost(ctx, "big.example.com."); err != nil || len(got) != 100 {
 		t.Errorf("big.example.com: %d addresses %v, want 100", len(got), err)
 	}
 
