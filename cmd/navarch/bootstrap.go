@@ -45,6 +45,10 @@ type bootstrapNode struct {
 	// SelfDiscovery gives an Envoy a local cluster, its own service's endpoints,
 	// for zone-aware load balancing.
 	SelfDiscovery bool
+	// DNSCapture says a DNS proxy answers the workload's queries from the name
+	// table (navarch agent run --dns-addr, istio-agent's DNS capture): the proxy
+	// then knows ServiceEntries without addresses by those allocated to them.
+	DNSCapture bool
 	// CertDir holds the workload's certificate files (navarch agent certs --out).
 	CertDir string
 	// ProxyConfig is the proxy's own ProxyConfig as JSON (node metadata
@@ -73,6 +77,7 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	interception := fs.String("interception-mode", "", "NONE for an Envoy whose traffic nothing redirects (a VM without iptables): its listeners bind ports on 127.0.0.1; TPROXY for one iptables hands traffic with TPROXY: its virtual listeners are transparent and keep the client's address (node metadata INTERCEPTION_MODE; default REDIRECT)")
 	nodeName := fs.String("node-name", "", "the node the proxy runs on, a pod's spec.nodeName (node metadata NODE_NAME): node-local services (internalTrafficPolicy Local) send it their endpoints there only")
 	clusterID := fs.String("cluster-id", "", "the Kubernetes cluster the proxy runs in, as the nodes name it (--kube-cluster-id; node metadata CLUSTER_ID): of cluster-local services it gets that cluster's endpoints only")
+	dnsCapture := fs.Bool("dns-capture", false, "the workload resolves the mesh's names through a DNS proxy (navarch agent run --dns-addr, or istio-agent's DNS capture): the proxy then takes ServiceEntries without addresses at the addresses allocated to them, which the proxy answers with (node metadata DNS_CAPTURE)")
 	selfDiscovery := fs.Bool("self-discovery", false, "for --format envoy: a local cluster, the endpoints of the workload's own service, which Envoy's zone-aware load balancing (a DestinationRule's zoneAwareLbSetting) weighs zones by (node metadata ENABLE_SELF_DISCOVERY)")
 	httpProxyPort := fs.Uint("http-proxy-port", 0, "a port of 127.0.0.1 on which the Envoy is its application's HTTP proxy (http_proxy=127.0.0.1:PORT): every service's HTTP ports by the host and port a request names (node metadata HTTP_PROXY_PORT)")
 	proxyConfig := fs.String("proxy-config", "", "for --format envoy: the proxy's own ProxyConfig, YAML or JSON, as Istio's proxy.istio.io/config annotation (e.g. '{gatewayTopology: {numTrustedProxies: 1}}'); merged over the mesh config's defaultConfig, it is sent as node metadata PROXY_CONFIG, which the nodes take instead of the mesh's")
@@ -114,7 +119,7 @@ func runBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return errors.New("no live node serves xDS")
 	}
 	node := bootstrapNode{ID: fmt.Sprintf("%s~%s~%s.%s~%s.svc.cluster.local", *typ, *ip, *name, *ns, *ns), Namespace: *ns,
-		ServiceAccount: *sa, CertDir: *certs, Network: *network, Locality: *locality, NodeName: *nodeName, ClusterID: *clusterID, Interception: *interception, HTTPProxyPort: *httpProxyPort, SelfDiscovery: *selfDiscovery, Labels: map[string]string{}}
+		ServiceAccount: *sa, CertDir: *certs, Network: *network, Locality: *locality, NodeName: *nodeName, ClusterID: *clusterID, Interception: *interception, HTTPProxyPort: *httpProxyPort, SelfDiscovery: *selfDiscovery, DNSCapture: *dnsCapture, Labels: map[string]string{}}
 	for _, kv := range strings.Split(*labels, ",") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok {
 			node.Labels[k] = v
@@ -232,6 +237,9 @@ func nodeMetadata(n bootstrapNode) map[string]any {
 	}
 	if n.SelfDiscovery {
 		md["ENABLE_SELF_DISCOVERY"] = "true"
+	}
+	if n.DNSCapture {
+		md["DNS_CAPTURE"] = "true"
 	}
 	if n.ProxyConfig != nil {
 		md["PROXY_CONFIG"] = n.ProxyConfig

@@ -66,19 +66,19 @@ func TestEnvoyBootstrapIsValid(t *testing.T) {
 }
 
 // TestBootstrapNodeIsWhatTheServerReads: the node a bootstrap describes is parsed
-// by the server into the proxy it says: its node, interception mode and HTTP proxy
-// port.
+// by the server into the proxy it says: its node, interception mode, HTTP proxy
+// port and DNS capture.
 func TestBootstrapNodeIsWhatTheServerReads(t *testing.T) {
 	bs := validEnvoyBootstrap(t, []string{"127.0.0.1:15010"}, bootstrapNode{
 		ID: "sidecar~10.0.0.1~vm-1.vms~vms.svc.cluster.local", Namespace: "vms", NodeName: "worker-3", Interception: "NONE", HTTPProxyPort: 15080,
-		SelfDiscovery: true, ClusterID: "east"}, false)
+		SelfDiscovery: true, ClusterID: "east", DNSCapture: true}, false)
 	p, err := xds.ParseProxy(bs.GetNode())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.NodeName != "worker-3" || !p.InterceptionNone || p.Namespace != "vms" || p.HTTPProxyPort != 15080 || !p.SelfDiscovery || p.ClusterID != "east" {
-		t.Fatalf("the server reads node %q, interception none %v, namespace %q, HTTP proxy port %d, self-discovery %v, cluster %q",
-			p.NodeName, p.InterceptionNone, p.Namespace, p.HTTPProxyPort, p.SelfDiscovery, p.ClusterID)
+	if p.NodeName != "worker-3" || !p.InterceptionNone || p.Namespace != "vms" || p.HTTPProxyPort != 15080 || !p.SelfDiscovery || p.ClusterID != "east" || !p.DNSCapture {
+		t.Fatalf("the server reads node %q, interception none %v, namespace %q, HTTP proxy port %d, self-discovery %v, cluster %q, DNS capture %v",
+			p.NodeName, p.InterceptionNone, p.Namespace, p.HTTPProxyPort, p.SelfDiscovery, p.ClusterID, p.DNSCapture)
 	}
 	// The local cluster the metadata says the bootstrap has.
 	if got := bs.GetClusterManager().GetLocalClusterName(); got != "local_cluster" {
