@@ -97,7 +97,6 @@ func fnv1a(parts ...string) uint32 {
 // not a Kubernetes Service, which has its cluster IP or is headless (or, of type
 // ExternalName, resolved by DNS), as Istio allocates none to one.
 func allocates(svc *Service) bool {
-	cluster, config := KubernetesCluster(svc.Source)
-	return (cluster == "" || config) && len(svc.Addresses) == 0 && svc.Resolution != ResolutionNone &&
+	return !svc.IsKubernetesService() && len(svc.Addresses) == 0 && svc.Resolution != ResolutionNone &&
 		!strings.HasPrefix(svc.Hostname, "*") && !strings.EqualFold(svc.Labels[AutoAllocateLabel], "false")
 }

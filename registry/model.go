@@ -197,6 +197,13 @@ type Port struct {
 	TargetPort uint32
 }
 
+// IsKubernetesService reports whether s is a Kubernetes Service: its source is a
+// cluster's, not that cluster's Istio configuration's.
+func (s *Service) IsKubernetesService() bool {
+	id, config := KubernetesCluster(s.Source)
+	return id != "" && !config
+}
+
 // Port returns the service's port numbered n.
 func (s *Service) Port(n uint32) (Port, bool) {
 	for _, p := range s.Ports {

@@ -550,7 +550,7 @@ func configMetadata(r *api.Resource) *corev3.Metadata {
 // namespace.
 func serviceMetadata(svc *registry.Service) *structpb.Value {
 	name := svc.Hostname
-	if kubernetesService(svc) {
+	if svc.IsKubernetesService() {
 		name = svc.Origin.Name
 	}
 	return structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{

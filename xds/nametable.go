@@ -158,8 +158,6 @@ func DecodeNameTable(b []byte) (map[string]NameInfo, error) {
 func nameTable(ctx *Context) map[string]NameInfo {
 	out := map[string]NameInfo{}
 	for _, svc := range ctx.Services {
-		cluster, config := registry.KubernetesCluster(svc.Source)
-		kube := cluster != "" && !config
 		ips := serviceIPs(ctx, svc)
 		if len(svc.Addresses) == 0 && svc.Resolution == registry.ResolutionNone && len(svc.Ports) > 0 {
 			var pods map[string][]string
@@ -173,7 +171,7 @@ func nameTable(ctx *Context) map[string]NameInfo {
 			continue
 		}
 		ni := NameInfo{IPs: ips, Registry: registryExternal}
-		if kube {
+		if svc.IsKubernetesService() {
 			ni.Registry = registryKubernetes
 			// istio-agent answers the names a pod's search path makes of these
 			// (reviews, reviews.default, reviews.default.svc); not for a
@@ -199,8 +197,8 @@ func serviceIPs(ctx *Context, svc *registry.Service) []string {
 	if len(addrs) == 0 {
 		return nil
 	}
-	cluster, config := registry.KubernetesCluster(svc.Source)
-	kube := cluster != "" && !config
+	cluster, _ := registry.KubernetesCluster(svc.Source)
+	kube := svc.IsKubernetesService()
 	if kube && p.ClusterID != cluster {
 		addrs = addrs[:1]
 	}
@@ -277,8 +275,7 @@ func ipVersion(ip string) string {
 // which it filters by the proxy's IP versions as it does cluster IPs: an IPv6-only
 // proxy gets no entry.
 func headlessIPs(ctx *Context, svc *registry.Service) (ips []string, pods map[string][]string) {
-	cluster, config := registry.KubernetesCluster(svc.Source)
-	kube := cluster != "" && !config
+	kube := svc.IsKubernetesService()
 	if kube && !ctx.Proxy.hasFamily("4") {
 		return nil, nil
 	}

@@ -345,7 +345,7 @@ func originatedTLS(ctx *Context, t *networking.ClientTLSSettings, svc *registry.
 		return nil
 	}
 	sans := t.GetSubjectAltNames()
-	if len(sans) == 0 && !kubernetesService(svc) {
+	if len(sans) == 0 && !svc.IsKubernetesService() {
 		sans = serverSANs(ctx, nil, svc, ctx.Snapshot.Endpoints(svc))
 	}
 	exactSANs := func() []*matcherv3.StringMatcher {

@@ -40,7 +40,7 @@ type statName struct {
 // %SERVICE_PORT_NAME%, %SUBSET_NAME% and %TARGET_PORT%.
 func (n statName) expand(pattern string) string {
 	short, name := n.host, n.host
-	if n.svc != nil && kubernetesService(n.svc) {
+	if n.svc != nil && n.svc.IsKubernetesService() {
 		name, _, _ = strings.Cut(n.host, ".")
 		short = name + "." + n.svc.Namespace
 	}
@@ -56,13 +56,6 @@ func (n statName) expand(pattern string) string {
 		r = append(r, "%TARGET_PORT%", n.target)
 	}
 	return strings.NewReplacer(r...).Replace(pattern)
-}
-
-// kubernetesService reports whether svc is a Kubernetes Service (its source is a
-// cluster's, not that cluster's Istio configuration's).
-func kubernetesService(svc *registry.Service) bool {
-	id, config := registry.KubernetesCluster(svc.Source)
-	return id != "" && !config
 }
 
 // outboundStatName is the stat name of the outbound cluster name of svc's port and
