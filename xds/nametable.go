@@ -158,7 +158,7 @@ func DecodeNameTable(b []byte) (map[string]NameInfo, error) {
 func nameTable(ctx *Context) map[string]NameInfo {
 	out := map[string]NameInfo{}
 	for _, svc := range ctx.Services {
-		ips := serviceIPs(ctx, svc)
+		var ips []string
 		if len(svc.Addresses) == 0 && svc.Resolution == registry.ResolutionNone && len(svc.Ports) > 0 {
 			var pods map[string][]string
 			ips, pods = headlessIPs(ctx, svc)
@@ -166,6 +166,8 @@ func nameTable(ctx *Context) map[string]NameInfo {
 			for name, podIPs := range pods {
 				out[name+"."+domain] = NameInfo{IPs: podIPs, Registry: registryKubernetes, Namespace: svc.Namespace, Shortname: name}
 			}
+		} else {
+			ips = serviceIPs(ctx, svc)
 		}
 		if _, taken := out[svc.Hostname]; taken || len(ips) == 0 {
 			continue
