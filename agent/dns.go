@@ -1,14 +1,17 @@
 package agent
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,18 +26,36 @@ import (
 // istio-agent's.
 const dnsTTL = 30
 
+// kubernetesDomain is the domain of Kubernetes services whose names the proxy
+// shortens as a pod's search path does (svc.cluster.local, as istio-agent's for a
+// workload of domain <namespace>.svc.cluster.local).
+const kubernetesDomain = "svc.cluster.local"
+
 // DNS is the agent's DNS proxy, as istio-agent's (ISTIO_META_DNS_CAPTURE): it
 // answers A and AAAA queries for the mesh's host names from the name table the node
 // sends the registration stream (Registration.DNS), and passes every other query to
 // the machine's resolvers, so that a VM resolves reviews.default.svc.cluster.local
 // with no Kubernetes DNS and everything else as before. Point the VM's resolver (or
 // an iptables redirect of port 53) at Addr.
+//
+// It answers as istio-agent's does, query for query (the e2e test
+// TestIstioAgentGetsItsCertificateAndConfigFromNavarch holds it to that, beside
+// pilot-agent): lower-case names in answers, NOERROR with no records for a type a
+// name has none of, a name with the first search domain appended (where a resolver
+// looks first) as a CNAME of the name, other query types of a mesh name passed
+// upstream, address records in a random order, and an answer too long for the
+// client's UDP cut to what fits, truncated.
 type DNS struct {
 	// Addr is where it listens, UDP and TCP (127.0.0.1:15053, as istio-agent).
+	// On port 53, where the machine's resolver points at it, it passes queries
+	// upstream until its first name table, rather than failing them.
 	Addr string
 	// Upstreams are the resolvers (host:port) asked for names not in the table, in
 	// turn: the machine's (/etc/resolv.conf) unless given.
 	Upstreams []string
+	// Search is the resolver's search list (resolv.conf's search line): a mesh
+	// name with the first domain appended is answered as a CNAME of the name.
+	Search []string
 	// Timeout bounds one upstream exchange.
 	Timeout time.Duration
 
@@ -45,17 +66,21 @@ type DNS struct {
 	wg    sync.WaitGroup
 }
 
-// dnsTable is a name table as the proxy answers from it: every name (lower case,
-// absolute, with its short forms for Kubernetes services) with its addresses.
+// dnsTable is a name table as the proxy answers from it. Names are lower case and
+// absolute; a wildcard host is a name "*.example.com.".
 type dnsTable struct {
-	names     map[string][]netip.Addr
-	wildcards map[string][]netip.Addr // "*.example.com." hosts, by "example.com."
+	addrs  map[string][]netip.Addr // every name of the mesh, with its short forms
+	cnames map[string]string       // a name + the first search domain: the name
 }
 
 // setTable makes nt, as the node sent it for a workload in namespace ns, the table
 // the proxy answers from.
 func (d *DNS) setTable(nt map[string]xds.NameInfo, ns string) {
-	t := &dnsTable{names: map[string][]netip.Addr{}, wildcards: map[string][]netip.Addr{}}
+	t := &dnsTable{addrs: map[string][]netip.Addr{}, cnames: map[string]string{}}
+	search := ""
+	if len(d.Search) > 0 {
+		search = strings.ToLower(strings.TrimSuffix(d.Search[0], ".")) + "."
+	}
 	for host, ni := range nt {
 		var addrs []netip.Addr
 		for _, ip := range ni.IPs {
@@ -63,48 +88,114 @@ func (d *DNS) setTable(nt map[string]xds.NameInfo, ns string) {
 				addrs = append(addrs, a.Unmap())
 			}
 		}
-		host = strings.ToLower(host)
-		if rest, ok := strings.CutPrefix(host, "*."); ok {
-			t.wildcards[rest+"."] = addrs
+		if len(addrs) == 0 {
 			continue
 		}
-		t.names[host+"."] = addrs
-		// A Kubernetes service's names in a pod's search path, as istio-agent
-		// makes them: name.namespace, name.namespace.svc, and name in its own
-		// namespace.
-		if ni.Shortname != "" && strings.HasPrefix(host, ni.Shortname+"."+ni.Namespace+".svc.") {
-			t.names[ni.Shortname+"."+ni.Namespace+"."] = addrs
-			t.names[ni.Shortname+"."+ni.Namespace+".svc."] = addrs
-			if ni.Namespace == ns {
-				t.names[ni.Shortname+"."] = addrs
+		names := dnsNames(strings.ToLower(host), ni, ns)
+		for _, name := range names {
+			t.addrs[name] = addrs
+		}
+		if search == "" {
+			continue
+		}
+		// A resolver tries a name in its search domains before the name itself
+		// (every name, with a pod's ndots:5): the first one it tries is answered
+		// at once, a CNAME of the name with its addresses, and the search ends
+		// there rather than asking upstream for each domain.
+		for _, name := range names {
+			if expanded := name + search; !strings.HasSuffix(name, search) && !slices.Contains(names, expanded) {
+				t.cnames[expanded] = name
 			}
 		}
 	}
 	d.table.Store(t)
 }
 
-// lookup returns the addresses of name (absolute, lower case) and whether the table
-// has it: a name of its own, else the longest wildcard host it falls under.
-func (t *dnsTable) lookup(name string) ([]netip.Addr, bool) {
-	if addrs, ok := t.names[name]; ok {
-		return addrs, true
+// dnsNames are the names the proxy answers for a host of the table, for a workload
+// in namespace ns: the host, and for a Kubernetes service its names in a pod's
+// search path (name.namespace, name.namespace.svc, and name in its own namespace).
+func dnsNames(host string, ni xds.NameInfo, ns string) []string {
+	names := []string{host + "."}
+	if ni.Registry != "Kubernetes" || !strings.HasSuffix(host, kubernetesDomain) {
+		return names
 	}
-	for rest := name; ; {
+	short := strings.ToLower(ni.Shortname + "." + ni.Namespace)
+	names = append(names, short+".", short+"."+strings.Split(kubernetesDomain, ".")[0]+".")
+	if ni.Namespace == ns {
+		names = append(names, strings.ToLower(ni.Shortname)+".")
+	}
+	return names
+}
+
+// dnsRecord is one record of an answer from the table: an address, or (cname set)
+// an alias.
+type dnsRecord struct {
+	name  string
+	addr  netip.Addr
+	cname string
+}
+
+// lookup answers a query of type qtype for name (absolute, lower case) from the
+// table: its records, and whether the table has the name (a name of its own, or
+// under a wildcard host, the longest first). A name the table has but not of qtype
+// has no records; a query of a type other than A and AAAA is not the table's to
+// answer.
+func (t *dnsTable) lookup(qtype dnsmessage.Type, name string) ([]dnsRecord, bool) {
+	question, host := name, name
+	_, found := t.addrs[name]
+	if _, ok := t.cnames[name]; ok {
+		found = true
+	}
+	wildcard := false
+	for rest := name; !found; {
 		_, after, ok := strings.Cut(rest, ".")
 		if !ok || after == "" {
 			return nil, false
 		}
-		if addrs, ok := t.wildcards[after]; ok {
-			return addrs, true
+		host = "*." + after
+		_, found = t.addrs[host]
+		if _, ok := t.cnames[host]; ok {
+			found = true
 		}
-		rest = after
+		wildcard, rest = found, after
 	}
+	if qtype != dnsmessage.TypeA && qtype != dnsmessage.TypeAAAA {
+		return nil, false
+	}
+	var out []dnsRecord
+	owner := question // a wildcard's addresses answer for the name asked
+	if target, ok := t.cnames[host]; ok {
+		// A chained answer, the alias then the addresses of its target, for
+		// clients that do not ask again for the target.
+		out = append(out, dnsRecord{name: question, cname: target})
+		host, owner = target, target
+	} else if !wildcard {
+		owner = host
+	}
+	var addrs []netip.Addr
+	for _, a := range t.addrs[host] {
+		if a.Is4() == (qtype == dnsmessage.TypeA) {
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, true // no alias either, as istio-agent
+	}
+	// In a random order, as Kubernetes DNS answers, so that clients that take
+	// the first address spread over a headless service's endpoints.
+	rand.Shuffle(len(addrs), func(i, j int) { addrs[i], addrs[j] = addrs[j], addrs[i] })
+	for _, a := range addrs {
+		out = append(out, dnsRecord{name: owner, addr: a})
+	}
+	return out, true
 }
 
 // Start listens on Addr, UDP and TCP, and answers queries until Close. Until the
 // first name table arrives every query fails (SERVFAIL, which clients retry), as
 // istio-agent's do: passed upstream, a mesh name would get an NXDOMAIN that
-// clients keep for a while.
+// clients keep for a while. On port 53, where the machine's own resolver points at
+// the proxy, queries are passed upstream instead: the agent itself may have to
+// resolve a node's name to get its first table.
 func (d *DNS) Start(log *slog.Logger) error {
 	d.log = log
 	if d.Timeout <= 0 {
@@ -120,7 +211,14 @@ func (d *DNS) Start(log *slog.Logger) error {
 		return fmt.Errorf("agent: DNS proxy: %w", err)
 	}
 	d.udp, d.tcp = udp, tcp
-	d.log.Info("DNS proxy listening", "addr", udp.LocalAddr().String(), "upstreams", d.Upstreams)
+	// The machine's resolver may point at the proxy itself (port 53, the
+	// machine's resolv.conf): asking itself would loop.
+	own := udp.LocalAddr().String()
+	d.Upstreams = slices.DeleteFunc(slices.Clone(d.Upstreams), func(u string) bool { return u == own })
+	if len(d.Upstreams) == 0 {
+		d.log.Warn("DNS proxy without upstream resolvers: names the mesh does not have fail (give --dns-upstream or --dns-resolv-conf)")
+	}
+	d.log.Info("DNS proxy listening", "addr", udp.LocalAddr().String(), "upstreams", d.Upstreams, "search", d.Search)
 	d.wg.Add(2)
 	go func() { defer d.wg.Done(); d.serveUDP(udp) }()
 	go func() { defer d.wg.Done(); d.serveTCP(tcp) }()
@@ -205,32 +303,40 @@ func (d *DNS) answer(q []byte, proto string) []byte {
 		return nil
 	}
 	question, err := p.Question()
-	if err != nil {
-		return reply(h, nil, dnsmessage.RCodeFormatError, nil)
+	if errors.Is(err, dnsmessage.ErrSectionDone) {
+		return reply(h, nil, dnsmessage.RCodeServerFailure, nil, 0)
+	} else if err != nil {
+		return reply(h, nil, dnsmessage.RCodeFormatError, nil, 0)
 	}
 	t := d.table.Load()
-	if t == nil {
-		return reply(h, &question, dnsmessage.RCodeServerFailure, nil)
+	if t == nil && !d.beforeTable() {
+		return reply(h, &question, dnsmessage.RCodeServerFailure, nil, 0)
 	}
-	if addrs, ok := t.lookup(strings.ToLower(question.Name.String())); ok {
-		// Found: an answer of the addresses of the type asked for, possibly none
-		// (NOERROR, not NXDOMAIN: the name exists; clients asking A and AAAA at
-		// once must not take the empty one for its absence).
-		out := reply(h, &question, dnsmessage.RCodeSuccess, addrs)
-		if proto == "udp" && len(out) > udpSize(&p) {
-			// Too long for the client's UDP (a headless service of many
-			// endpoints): truncated, so that it asks again over TCP.
-			h.Truncated = true
-			out = reply(h, &question, dnsmessage.RCodeSuccess, nil)
+	if t != nil {
+		if records, ok := t.lookup(question.Type, strings.ToLower(question.Name.String())); ok {
+			// Found: the records of the type asked for, possibly none (NOERROR,
+			// not NXDOMAIN: the name exists; clients asking A and AAAA at once
+			// must not take the empty one for its absence).
+			limit := 65535
+			if proto == "udp" {
+				limit = udpSize(&p)
+			}
+			return reply(h, &question, dnsmessage.RCodeSuccess, records, limit)
 		}
-		return out
 	}
 	resp, err := d.forward(q, proto)
 	if err != nil {
 		d.log.Debug("DNS query failed upstream", "name", question.Name.String(), "err", err)
-		return reply(h, &question, dnsmessage.RCodeServerFailure, nil)
+		return reply(h, &question, dnsmessage.RCodeServerFailure, nil, 0)
 	}
 	return resp
+}
+
+// beforeTable reports whether queries go upstream before the first name table:
+// when the proxy listens on port 53.
+func (d *DNS) beforeTable() bool {
+	_, port, _ := net.SplitHostPort(d.Addr)
+	return port == "53"
 }
 
 // udpSize is the largest UDP response the client of a query takes: what its EDNS
@@ -253,28 +359,53 @@ func udpSize(p *dnsmessage.Parser) int {
 	}
 }
 
-// reply builds a response to a query of header h and question q: the addresses of
-// q's type among addrs, with code rcode.
-func reply(h dnsmessage.Header, q *dnsmessage.Question, rcode dnsmessage.RCode, addrs []netip.Addr) []byte {
-	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, OpCode: h.OpCode,
-		Authoritative: q != nil && rcode == dnsmessage.RCodeSuccess, RecursionDesired: h.RecursionDesired,
-		RecursionAvailable: true, RCode: rcode, Truncated: h.Truncated})
-	b.EnableCompression()
-	if q == nil {
-		_ = b.StartQuestions()
-		out, _ := b.Finish()
+// reply builds a response of code rcode to a query of header h and question q (a
+// reply as istio-agent's: the query's opcode, recursion desired and checking
+// disabled bits, authoritative when it answers from the table). It holds records,
+// as many as fit in limit bytes, truncated (TC) if not all do.
+func reply(h dnsmessage.Header, q *dnsmessage.Question, rcode dnsmessage.RCode, records []dnsRecord, limit int) []byte {
+	out := buildReply(h, q, rcode, records, false)
+	if len(out) <= limit || len(records) == 0 {
 		return out
 	}
+	// The most records that fit: records are all of a size or two, so the
+	// search is over their number.
+	lo, hi := 0, len(records) // records[:lo] fit, records[:hi] do not
+	for hi-lo > 1 {
+		if mid := (lo + hi) / 2; len(buildReply(h, q, rcode, records[:mid], true)) <= limit {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return buildReply(h, q, rcode, records[:lo], true)
+}
+
+func buildReply(h dnsmessage.Header, q *dnsmessage.Question, rcode dnsmessage.RCode, records []dnsRecord, truncated bool) []byte {
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, OpCode: h.OpCode,
+		Authoritative: q != nil && rcode == dnsmessage.RCodeSuccess, RecursionDesired: h.RecursionDesired,
+		CheckingDisabled: h.CheckingDisabled, RCode: rcode, Truncated: truncated})
+	b.EnableCompression()
 	_ = b.StartQuestions()
-	_ = b.Question(*q)
+	if q != nil {
+		_ = b.Question(*q)
+	}
 	_ = b.StartAnswers()
-	rh := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: dnsTTL}
-	for _, a := range addrs {
+	for _, r := range records {
+		name, err := dnsmessage.NewName(r.name)
+		if err != nil {
+			continue
+		}
+		rh := dnsmessage.ResourceHeader{Name: name, Class: dnsmessage.ClassINET, TTL: dnsTTL}
 		switch {
-		case q.Type == dnsmessage.TypeA && a.Is4():
-			_ = b.AResource(rh, dnsmessage.AResource{A: a.As4()})
-		case q.Type == dnsmessage.TypeAAAA && a.Is6():
-			_ = b.AAAAResource(rh, dnsmessage.AAAAResource{AAAA: a.As16()})
+		case r.cname != "":
+			if target, err := dnsmessage.NewName(r.cname); err == nil {
+				_ = b.CNAMEResource(rh, dnsmessage.CNAMEResource{CNAME: target})
+			}
+		case r.addr.Is4():
+			_ = b.AResource(rh, dnsmessage.AResource{A: r.addr.As4()})
+		default:
+			_ = b.AAAAResource(rh, dnsmessage.AAAAResource{AAAA: r.addr.As16()})
 		}
 	}
 	out, _ := b.Finish()
@@ -315,28 +446,40 @@ func exchange(q []byte, proto, server string, timeout time.Duration) ([]byte, er
 	if _, err := c.Write(q); err != nil {
 		return nil, err
 	}
-	buf := make([]byte, 65535)
-	n, err := c.Read(buf)
+	buf := udpBuffers.Get().(*[]byte)
+	defer udpBuffers.Put(buf)
+	n, err := c.Read(*buf)
 	if err != nil {
 		return nil, err
 	}
-	return buf[:n], nil
+	return bytes.Clone((*buf)[:n]), nil
 }
 
-// SystemResolvers returns the nameservers of a resolv.conf file (host:53).
-func SystemResolvers(path string) ([]string, error) {
+// udpBuffers hold UDP responses from upstream as they are read: as large as a
+// datagram can be, and used for a moment only.
+var udpBuffers = sync.Pool{New: func() any { b := make([]byte, 65535); return &b }}
+
+// ResolvConf is what the DNS proxy takes of a resolv.conf file: the nameservers
+// (host:53) and the search list (the last search or domain line's, as resolvers
+// read it).
+func ResolvConf(path string) (servers, search []string, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []string
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
-		if len(f) >= 2 && f[0] == "nameserver" {
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "nameserver":
 			if a, err := netip.ParseAddr(f[1]); err == nil {
-				out = append(out, net.JoinHostPort(a.String(), "53"))
+				servers = append(servers, net.JoinHostPort(a.String(), "53"))
 			}
+		case "search", "domain":
+			search = f[1:]
 		}
 	}
-	return out, nil
+	return servers, search, nil
 }

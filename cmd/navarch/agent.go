@@ -15,7 +15,7 @@ import (
 )
 
 const agentUsage = `usage: navarch agent certs --token-file T --out DIR [--server host:15012,...] [--ca-file root.pem | --insecure-first-fetch] [--once] [--identity-check] [--config F]
-       navarch agent run --token-file T --out DIR --group NAME --address IP [--label k=v]... [--network N] [--locality r/z/s] [--probe tcp:h:p|grpc:h:p|http(s)://...|exec:cmd] [--dns-addr 127.0.0.1:15053 [--dns-upstream h:p,...]] [certs flags]
+       navarch agent run --token-file T --out DIR --group NAME --address IP [--label k=v]... [--network N] [--locality r/z/s] [--probe tcp:h:p|grpc:h:p|http(s)://...|exec:cmd] [--dns-addr 127.0.0.1:15053 [--dns-upstream h:p,...] [--dns-resolv-conf F]] [certs flags]
        navarch agent check [--timeout 1s] tcp:h:p|grpc:h:p[/service]|http(s)://...|exec:cmd
        navarch agent configure --workload-group <namespace/name> --out DIR [--dir /etc/navarch] [--address IP] [--dns-addr 127.0.0.1:15053]`
 
@@ -117,7 +117,8 @@ func parseAgentArgs(mode string, args []string, stderr io.Writer) (*agentInvocat
 		return nil
 	}), "label", "label k=v added to the group's (repeatable)")
 	dnsAddr := runFS.String("dns-addr", "", "where the DNS proxy listens, UDP and TCP (127.0.0.1:15053, as istio-agent's): it answers the mesh's host names from the node's name table and passes other names on (none: no DNS proxy)")
-	dnsUpstream := runFS.String("dns-upstream", "", "resolvers (host:port,...) the DNS proxy passes names it does not know to (default: /etc/resolv.conf's)")
+	dnsUpstream := runFS.String("dns-upstream", "", "resolvers (host:port,...) the DNS proxy passes names it does not know to (default: --dns-resolv-conf's nameservers)")
+	resolvConf := runFS.String("dns-resolv-conf", "/etc/resolv.conf", "the resolver configuration the DNS proxy follows: its nameservers are the upstreams (unless --dns-upstream), and a mesh name with its first search domain appended is answered as an alias of the name")
 	runFS.StringVar(&reg.Network, "network", "", "the workload's network")
 	runFS.StringVar(&reg.Locality, "locality", "", "the workload's locality, region/zone/subzone")
 	runFS.StringVar(&probe, "probe", "", "readiness probe: tcp:host:port, grpc:host:port[/service], an http:// or https:// URL, or exec:command args, quoted as a shell quotes words (none: always ready)")
@@ -178,13 +179,14 @@ func parseAgentArgs(mode string, args []string, stderr io.Writer) (*agentInvocat
 				reg.DNS.Upstreams = append(reg.DNS.Upstreams, u)
 			}
 		}
-		if len(reg.DNS.Upstreams) == 0 {
-			ups, err := agent.SystemResolvers("/etc/resolv.conf")
-			if err != nil {
-				return nil, fmt.Errorf("agent: the DNS proxy's upstreams: %w (give --dns-upstream)", err)
-			}
-			reg.DNS.Upstreams = ups
+		servers, search, err := agent.ResolvConf(*resolvConf)
+		if err != nil && len(reg.DNS.Upstreams) == 0 {
+			return nil, fmt.Errorf("agent: the DNS proxy's upstreams: %w (give --dns-upstream)", err)
 		}
+		if len(reg.DNS.Upstreams) == 0 {
+			reg.DNS.Upstreams = servers
+		}
+		reg.DNS.Search = search
 	}
 	if err := reg.Validate(); err != nil {
 		return nil, err
