@@ -16,10 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/dns/dnsmessage"
 	"google.golang.org/grpc"
 
 	"github.com/navarch/navarch/client"
 	"github.com/navarch/navarch/e2e/grpcapp"
+	"github.com/navarch/navarch/internal/dnstest"
 	"github.com/navarch/navarch/internal/peers"
 	"github.com/navarch/navarch/node/devcluster"
 )
@@ -37,12 +39,22 @@ type istioAgent struct {
 }
 
 func startIstioAgent(t *testing.T, bin, dir, token, rootPEM, node, ns, sa string, env ...string) *istioAgent {
-	return startIstioAgentWith(t, bin, dir, token, rootPEM, node, ns, sa, "", env...)
+	return startIstioAgentWith(t, bin, dir, token, rootPEM, node, ns, sa, istioAgentOptions{}, env...)
 }
 
-// startIstioAgentWith is startIstioAgent with more fields of PROXY_CONFIG (YAML flow
-// fields, "readinessProbe: {...}").
-func startIstioAgentWith(t *testing.T, bin, dir, token, rootPEM, node, ns, sa, proxyConfig string, env ...string) *istioAgent {
+// istioAgentOptions are what startIstioAgentWith adds to startIstioAgent's agent.
+type istioAgentOptions struct {
+	// proxyConfig: more fields of PROXY_CONFIG (YAML flow fields,
+	// "readinessProbe: {...}").
+	proxyConfig string
+	// resolvConf, a file that the agent reads as /etc/resolv.conf, the only
+	// resolver configuration its DNS proxy reads: it runs in a mount namespace of
+	// its own, where the file is bound over /etc/resolv.conf.
+	resolvConf string
+}
+
+// startIstioAgentWith is startIstioAgent with options.
+func startIstioAgentWith(t *testing.T, bin, dir, token, rootPEM, node, ns, sa string, o istioAgentOptions, env ...string) *istioAgent {
 	t.Helper()
 	files := map[string]string{"var/run/secrets/istio/root-cert.pem": rootPEM}
 	if token != "" {
@@ -69,6 +81,11 @@ func startIstioAgentWith(t *testing.T, bin, dir, token, rootPEM, node, ns, sa, p
 	t.Cleanup(func() { status.Close() })
 	statusPort := status.Addr().(*net.TCPAddr).Port
 	a.cmd = exec.Command(bin, "proxy", "sidecar")
+	if o.resolvConf != "" {
+		// unshare and sh exec in turn: the process is pilot-agent's.
+		a.cmd = exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
+			`mount --bind "$0" /etc/resolv.conf && exec "$@"`, o.resolvConf, bin, "proxy", "sidecar")
+	}
 	a.cmd.Dir = dir
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
 	a.cmd.Env = append(os.Environ(),
@@ -77,7 +94,7 @@ func startIstioAgentWith(t *testing.T, bin, dir, token, rootPEM, node, ns, sa, p
 		"CA_ADDR="+node,
 		// The configuration path is absolute so that the xDS socket named in the
 		// bootstrap (unix:///<path>/XDS) is where the agent listens.
-		fmt.Sprintf("PROXY_CONFIG={discoveryAddress: %q, configPath: %q, statusPort: %d%s}", node, filepath.Join(dir, "etc", "istio", "proxy"), statusPort, proxyConfig),
+		fmt.Sprintf("PROXY_CONFIG={discoveryAddress: %q, configPath: %q, statusPort: %d%s}", node, filepath.Join(dir, "etc", "istio", "proxy"), statusPort, o.proxyConfig),
 		"OUTPUT_CERTS="+a.certs,
 		"GRPC_XDS_BOOTSTRAP="+a.bootstrap,
 		"POD_NAMESPACE="+ns, "POD_NAME="+sa+"-istio-agent", "SERVICE_ACCOUNT="+sa,
@@ -176,7 +193,7 @@ func TestIstioAgentGetsItsCertificateAndConfigFromNavarch(t *testing.T) {
 		}
 		closed.Close()
 		probe := fmt.Sprintf(", readinessProbe: {tcpSocket: {host: 127.0.0.1, port: %d}, periodSeconds: 1}", closed.Addr().(*net.TCPAddr).Port)
-		vm := startIstioAgentWith(t, bin, filepath.Join(dir, "autoreg"), token, rootPEM, n1.XDSTLS, "shop", "frontend", probe,
+		vm := startIstioAgentWith(t, bin, filepath.Join(dir, "autoreg"), token, rootPEM, n1.XDSTLS, "shop", "frontend", istioAgentOptions{proxyConfig: probe},
 			"ISTIO_META_AUTO_REGISTER_GROUP=frontend", "ISTIO_META_NETWORK=vm-net")
 		eventually(t, 60*time.Second, "the agent's certificate", func() error {
 			_, err := agentCertificate(vm.certs, rootPEM, frontend)
@@ -284,6 +301,98 @@ spec:
 		eventually(t, 30*time.Second, "reviews resolving to its new address", resolves("reviews.shop.svc.cluster.local.", "240.240.0.11"))
 	})
 
+	// navarch's agent answers DNS queries as pilot-agent's DNS proxy does, query
+	// for query: both are fed their name table by the node and read the same
+	// resolver configuration, a search list and a nameserver on 127.0.0.1:53 that
+	// stands in for the machine's resolver (pilot-agent reads only
+	// /etc/resolv.conf, so it runs where the test's file is bound over that).
+	t.Run("navarch's agent answers DNS queries as pilot-agent's", func(t *testing.T) {
+		if out, err := exec.Command("unshare", "--mount", "true").CombinedOutput(); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("a mount namespace for pilot-agent: unshare: %v %s", err, out)
+			}
+			t.Skipf("no mount namespace for pilot-agent here (unshare: %v %s)", err, out)
+		}
+		up := dnstest.Start(t, "127.0.0.1:53")
+		conf := writeFile(t, dir, "resolv.conf", "nameserver 127.0.0.1\nsearch shop.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n")
+		mustNodeCLI(t, c, "n1", "apply", "--wait", "-f", writeFile(t, dir, "wild.yaml", `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: wild, namespace: shop}
+spec:
+  hosts: ["*.wild.example.com"]
+  addresses: [240.240.1.1]
+  location: MESH_EXTERNAL
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: NONE
+`))
+		istioAddr, navarchAddr := freeLoopbackPort(t, "udp"), freeLoopbackPort(t, "udp")
+		ia := startIstioAgentWith(t, bin, filepath.Join(dir, "dnsparity"), token, rootPEM, n1.XDSTLS, "shop", "frontend",
+			istioAgentOptions{resolvConf: conf}, "ISTIO_META_DNS_CAPTURE=true", "DNS_PROXY_ADDR="+istioAddr)
+		eventually(t, 60*time.Second, "the agent's certificate", func() error {
+			_, err := agentCertificate(ia.certs, rootPEM, frontend)
+			return err
+		})
+		conn := ia.dial(t, "xds:///ratings.shop.svc.cluster.local:9090")
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		grpcapp.Call(ctx, conn, 1)
+		startAgent(t, []string{"agent", "run", "--token-file", writeFile(t, dir, "frontend.token", token),
+			"--out", filepath.Join(dir, "navarch-agent"), "--server", n1.XDSTLS, "--ca-file", rootFile,
+			"--group", "frontend", "--address", "127.0.0.1", "--dns-addr", navarchAddr, "--dns-resolv-conf", conf})
+		for _, addr := range []string{istioAddr, navarchAddr} {
+			eventually(t, 60*time.Second, "the name table at "+addr, func() error {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				got, err := resolverAt(addr, "").LookupHost(ctx, "x.wild.example.com.")
+				if err == nil && !slices.Equal(got, []string{"240.240.1.1"}) {
+					err = fmt.Errorf("x.wild.example.com resolves to %v", got)
+				}
+				return err
+			})
+		}
+		drain := func() (names []string) {
+			for {
+				select {
+				case n := <-up.Queries:
+					names = append(names, n)
+				default:
+					return names
+				}
+			}
+		}
+		drain()
+		type q struct {
+			name string
+			qt   dnsmessage.Type
+		}
+		var queries []q
+		for _, name := range []string{"reviews.shop.svc.cluster.local.", "REVIEWS.Shop.svc.cluster.local.", "db.example.com.",
+			"db.example.com.shop.svc.cluster.local.", "db.example.com.svc.cluster.local.",
+			"reviews.shop.svc.cluster.local.shop.svc.cluster.local.", "x.wild.example.com.", "a.b.wild.example.com.shop.svc.cluster.local.",
+			"unknown.example.org.", "unknown.example.org.shop.svc.cluster.local."} {
+			queries = append(queries, q{name, dnsmessage.TypeA}, q{name, dnsmessage.TypeAAAA})
+		}
+		queries = append(queries, q{"db.example.com.", dnsmessage.TypeMX}, q{"reviews.shop.svc.cluster.local.", dnsmessage.TypeTXT})
+		for _, network := range []string{"udp", "tcp"} {
+			for _, q := range queries {
+				istio, err := dnsExchange(istioAddr, network, q.name, q.qt)
+				if err != nil {
+					t.Fatalf("pilot-agent, %s %v over %s: %v", q.name, q.qt, network, err)
+				}
+				istioUp := drain()
+				navarch, err := dnsExchange(navarchAddr, network, q.name, q.qt)
+				if err != nil {
+					t.Fatalf("navarch's agent, %s %v over %s: %v", q.name, q.qt, network, err)
+				}
+				if navarchUp := drain(); istio != navarch || !slices.Equal(istioUp, navarchUp) {
+					t.Errorf("%s %v over %s:\npilot-agent:     %s (asked upstream: %q)\nnavarch's agent: %s (asked upstream: %q)",
+						q.name, q.qt, network, istio, istioUp, navarch, navarchUp)
+				}
+			}
+		}
+	})
+
 	// A VM's agent renews with the certificate it holds (PROV_CERT), with no token:
 	// navarch takes the caller's identity from its client certificate.
 	t.Run("renewal with the certificate it holds", func(t *testing.T) {
@@ -352,4 +461,37 @@ func agentCertificate(dir, rootPEM, identity string) (*x509.Certificate, error) 
 		return nil, fmt.Errorf("the certificate does not chain to the mesh root: %v", err)
 	}
 	return leaf, nil
+}
+
+// dnsExchange asks the DNS server at addr, over network, for name of type qt, and
+// returns its response as text: the header's code and flags, then the answers,
+// aliases in their order and other records sorted (a proxy shuffles addresses).
+func dnsExchange(addr, network, name string, qt dnsmessage.Type) (string, error) {
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: 4242, RecursionDesired: true})
+	_ = b.StartQuestions()
+	_ = b.Question(dnsmessage.Question{Name: dnsmessage.MustNewName(name), Type: qt, Class: dnsmessage.ClassINET})
+	query, _ := b.Finish()
+	resp, err := dnstest.Exchange(network, addr, query)
+	if err != nil {
+		return "", err
+	}
+	var m dnsmessage.Message
+	if err := m.Unpack(resp); err != nil {
+		return "", err
+	}
+	if m.ID != 4242 || len(m.Questions) != 1 || m.Questions[0].Name.String() != name {
+		return "", fmt.Errorf("a response to another query: %+v", m)
+	}
+	var aliases, records []string
+	for _, a := range m.Answers {
+		r := fmt.Sprintf("%s %d %v", a.Header.Name, a.Header.TTL, a.Body)
+		if a.Header.Type == dnsmessage.TypeCNAME {
+			aliases = append(aliases, r)
+		} else {
+			records = append(records, r)
+		}
+	}
+	slices.Sort(records)
+	return fmt.Sprintf("%v aa=%v tc=%v rd=%v ra=%v %q", m.RCode, m.Authoritative, m.Truncated, m.RecursionDesired, m.RecursionAvailable,
+		append(aliases, records...)), nil
 }

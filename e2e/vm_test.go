@@ -115,7 +115,10 @@ func TestVMAutoRegistration(t *testing.T) {
 	// v1's agent runs a DNS proxy; names it does not know go to a port where nothing
 	// answers.
 	m.dnsAddr, m.noUpstream = freeLoopbackPort(t, "udp"), freeLoopbackPort(t, "udp")
-	m.agents["v1"] = m.configuredAgent("ratings-v1", "--dns-addr", m.dnsAddr, "--dns-upstream", m.noUpstream)
+	// Its resolver configuration has a search domain, which the proxy answers
+	// mesh names in (--dns-upstream overrides its nameserver).
+	resolvConf := writeFile(t, m.dir, "resolv.conf", "nameserver 127.0.0.1\nsearch corp.example.internal\n")
+	m.agents["v1"] = m.configuredAgent("ratings-v1", "--dns-addr", m.dnsAddr, "--dns-upstream", m.noUpstream, "--dns-resolv-conf", resolvConf)
 	m.agents["v2"] = m.configuredAgent("ratings-v2")
 
 	t.Run("VMs register themselves and take traffic by the VirtualService", m.split)
@@ -174,6 +177,14 @@ func (m *vmMesh) dns(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// The name in the first search domain, where a resolver looks first: an
+	// alias of the mesh name, answered with its addresses.
+	if cname, err := resolverAt(m.dnsAddr, "").LookupCNAME(ctx, vmHost+".corp.example.internal."); err != nil || cname != vmHost+"." {
+		t.Errorf("%s in the search domain: CNAME %q %v, want %s.", vmHost, cname, err, vmHost)
+	}
+	if got, err := resolverAt(m.dnsAddr, "").LookupHost(ctx, vmHost+".corp.example.internal."); err != nil || !slices.Equal(got, want) {
+		t.Errorf("%s in the search domain resolves to %v %v, want %v", vmHost, got, err, want)
+	}
 	if got, err := resolverAt(m.dnsAddr, "").LookupHost(ctx, "unknown.example.org."); err == nil {
 		t.Errorf("a name the mesh does not have resolved to %v, with no upstream resolver answering", got)
 	}
