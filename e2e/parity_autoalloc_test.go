@@ -115,7 +115,7 @@ func withAllocatedStatus(t *testing.T, config string, reg client.RegistryListing
 func bothControlPlanesAllocating(t *testing.T, bin, config string) (istiod, navarch string) {
 	t.Helper()
 	node := startDevNode(t)
-	mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "config.yaml", config))
+	applyServed(t, node, config)
 	var reg client.RegistryListing
 	if err := json.Unmarshal([]byte(mustCLI(t, node.HTTP, "registry", "-o", "json")), &reg); err != nil {
 		t.Fatal(err)
