@@ -103,9 +103,9 @@ type probeResult struct {
 }
 
 // run checks the workload every Period, from InitialDelay on, until ctx ends and
-// sends its health on out: the first result at once, then each change once a
-// threshold is crossed. out holds one result; an unread one is replaced by the newer.
-func (p *Probe) run(ctx context.Context, out chan probeResult) {
+// reports its health: the first result at once, then each change once a
+// threshold is crossed.
+func (p *Probe) run(ctx context.Context, report func(probeResult)) {
 	if p.InitialDelay > 0 {
 		select {
 		case <-time.After(p.InitialDelay):
@@ -138,11 +138,7 @@ func (p *Probe) run(ctx context.Context, out chan probeResult) {
 		}
 		if first || next.healthy != cur.healthy {
 			cur, first = next, false
-			select {
-			case <-out: // drop the unread older result
-			default:
-			}
-			out <- cur
+			report(cur)
 		}
 		select {
 		case <-t.C:

@@ -18,7 +18,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
+	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/navarch/navarch/internal/wait"
 	"github.com/navarch/navarch/xds"
@@ -42,6 +44,12 @@ type Registration struct {
 	// Probe, when set, is the workload's readiness check: the agent reports its
 	// result, and a failing workload is taken out of load balancing.
 	Probe *Probe
+	// ProbeFromGroup has the agent follow its WorkloadGroup's probe: the
+	// registration stream subscribes to the group, and each change of its probe
+	// replaces Probe (a group without one: none, always healthy). Probe is what the
+	// workload is checked with until the group arrives (`navarch agent configure`
+	// writes the group's probe as it was then).
+	ProbeFromGroup bool
 	// DNS, when set, is the agent's DNS proxy: the registration stream asks for
 	// the workload's name table (with istio-agent's DNS_CAPTURE metadata, so that
 	// ServiceEntries without addresses come with those allocated to them) and
@@ -80,15 +88,11 @@ func (a *Agent) Register(ctx context.Context, reg Registration) error {
 	if err := reg.Validate(); err != nil {
 		return err
 	}
-	health := make(chan probeResult, 1)
-	if reg.Probe != nil {
-		go reg.Probe.run(ctx, health)
-	} else {
-		health <- probeResult{healthy: true}
-	}
+	probes := newProber(ctx)
+	probes.set(reg.Probe, true)
 	var last probeResult
 	select {
-	case last = <-health: // the first report says how the workload is registered
+	case last = <-probes.health: // the first report says how the workload is registered
 	case <-ctx.Done():
 		return nil
 	}
@@ -105,7 +109,7 @@ func (a *Agent) Register(ctx context.Context, reg Registration) error {
 		}
 		server := a.cfg.Servers[next%len(a.cfg.Servers)]
 		start := time.Now()
-		last, err = a.holdRegistration(ctx, server, certs, reg, last, health)
+		last, err = a.holdRegistration(ctx, server, certs, reg, last, probes)
 		if ctx.Err() != nil {
 			break
 		}
@@ -123,9 +127,10 @@ func (a *Agent) Register(ctx context.Context, reg Registration) error {
 }
 
 // holdRegistration holds one registration stream to server until it fails or ctx
-// ends, sending each health change; it returns the last health it knew of.
+// ends, sending each health change (and, with ProbeFromGroup, setting the group's
+// probe on probes); it returns the last health it knew of.
 func (a *Agent) holdRegistration(ctx context.Context, server string, certs *Certs, reg Registration,
-	last probeResult, health <-chan probeResult) (probeResult, error) {
+	last probeResult, probes *prober) (probeResult, error) {
 	ns, sa, err := namespaceAndAccount(certs.Identity)
 	if err != nil {
 		return last, err
@@ -145,7 +150,7 @@ func (a *Agent) holdRegistration(ctx context.Context, server string, certs *Cert
 		return last, err
 	}
 	ended := make(chan error, 1)
-	tables := make(chan *discovery.DiscoveryResponse, 1)
+	responses := make(chan *discovery.DiscoveryResponse, 1) // name tables and the group
 	go func() {
 		for {
 			resp, err := stream.Recv()
@@ -153,9 +158,9 @@ func (a *Agent) holdRegistration(ctx context.Context, server string, certs *Cert
 				ended <- err
 				return
 			}
-			if resp.TypeUrl == xds.NameTableType {
+			if resp.TypeUrl == xds.NameTableType || resp.TypeUrl == xds.WorkloadGroupType {
 				select {
-				case tables <- resp:
+				case responses <- resp:
 				case <-sctx.Done():
 					return
 				}
@@ -179,6 +184,11 @@ func (a *Agent) holdRegistration(ctx context.Context, server string, certs *Cert
 			return sendFailed()
 		}
 	}
+	if reg.ProbeFromGroup {
+		if err := stream.Send(&discovery.DiscoveryRequest{TypeUrl: xds.WorkloadGroupType, ResourceNames: []string{reg.Group}}); err != nil {
+			return sendFailed()
+		}
+	}
 	// The node answers nothing to a health report: a stream that is still up a moment
 	// after the first one is a registration it accepted (a refusal ends the stream).
 	accepted := time.After(time.Second)
@@ -188,11 +198,17 @@ func (a *Agent) holdRegistration(ctx context.Context, server string, certs *Cert
 			return last, err
 		case <-accepted:
 			a.log.Info("registered", "server", server, "group", ns+"/"+reg.Group, "address", reg.Address, "healthy", last.healthy)
-		case resp := <-tables:
-			if err := stream.Send(a.takeNameTable(reg.DNS, resp, ns)); err != nil {
+		case resp := <-responses:
+			var ack *discovery.DiscoveryRequest
+			if resp.TypeUrl == xds.WorkloadGroupType {
+				ack = a.takeGroup(probes, resp, ns+"/"+reg.Group)
+			} else {
+				ack = a.takeNameTable(reg.DNS, resp, ns)
+			}
+			if err := stream.Send(ack); err != nil {
 				return sendFailed()
 			}
-		case r := <-health:
+		case r := <-probes.health:
 			if r == last {
 				continue
 			}
@@ -210,7 +226,7 @@ func (a *Agent) holdRegistration(ctx context.Context, server string, certs *Cert
 // takeNameTable gives the DNS proxy the name table of resp and returns the request
 // that acknowledges it (or rejects a table it cannot read).
 func (a *Agent) takeNameTable(d *DNS, resp *discovery.DiscoveryResponse, ns string) *discovery.DiscoveryRequest {
-	ack := &discovery.DiscoveryRequest{TypeUrl: resp.TypeUrl, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce}
+	ack := ackOf(resp)
 	nt := map[string]xds.NameInfo{}
 	for _, r := range resp.Resources {
 		part, err := xds.DecodeNameTable(r.GetValue())
@@ -224,6 +240,43 @@ func (a *Agent) takeNameTable(d *DNS, resp *discovery.DiscoveryResponse, ns stri
 	d.setTable(nt, ns)
 	a.log.Info("name table", "names", len(nt), "version", resp.VersionInfo)
 	return ack
+}
+
+// takeGroup sets the probe of the WorkloadGroup in resp (group, namespace/name) on
+// probes and returns the request that acknowledges it, or rejects a group whose
+// probe the agent cannot run (its current probe then stays). A response without the
+// group (it was deleted) changes nothing.
+func (a *Agent) takeGroup(probes *prober, resp *discovery.DiscoveryResponse, group string) *discovery.DiscoveryRequest {
+	ack := ackOf(resp)
+	ack.ResourceNames = []string{group[strings.IndexByte(group, '/')+1:]} // a SotW request names what it still wants
+	if len(resp.Resources) == 0 {
+		return ack
+	}
+	reject := func(err error) *discovery.DiscoveryRequest {
+		a.log.Error("WorkloadGroup's probe not taken", "group", group, "version", resp.VersionInfo, "err", err)
+		ack.ErrorDetail = &rpcstatus.Status{Code: int32(codes.InvalidArgument), Message: err.Error()}
+		return ack
+	}
+	var wg networking.WorkloadGroup
+	if err := proto.Unmarshal(resp.Resources[0].GetValue(), &wg); err != nil {
+		return reject(fmt.Errorf("WorkloadGroup %s: %v", group, err))
+	}
+	p, err := GroupProbe(wg.GetProbe())
+	if err == nil && p != nil {
+		err = p.Validate()
+	}
+	if err != nil {
+		return reject(fmt.Errorf("WorkloadGroup %s: spec.probe%v", group, err))
+	}
+	if probes.set(p, false) {
+		a.log.Info("the WorkloadGroup's probe changed", "group", group, "probe", p.String(), "version", resp.VersionInfo)
+	}
+	return ack
+}
+
+// ackOf is the request that acknowledges resp.
+func ackOf(resp *discovery.DiscoveryResponse) *discovery.DiscoveryRequest {
+	return &discovery.DiscoveryRequest{TypeUrl: resp.TypeUrl, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce}
 }
 
 // registrationNode is the xDS node of a workload registering itself: an Istio node

@@ -90,8 +90,7 @@ func TestProbeThresholds(t *testing.T) {
 	p.Period, p.FailureThreshold, p.SuccessThreshold = 20*time.Millisecond, 3, 2
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := make(chan probeResult, 1)
-	go p.run(ctx, out)
+	out := runProbe(ctx, p)
 	if r := next(t, out); !r.healthy {
 		t.Fatalf("first result %+v, want healthy", r)
 	}
@@ -117,11 +116,17 @@ func TestProbeThresholds(t *testing.T) {
 	addr := lis.Addr().String()
 	lis.Close()
 	tp, _ := ParseProbe("tcp:" + addr)
-	tout := make(chan probeResult, 1)
-	go tp.run(ctx, tout)
+	tout := runProbe(ctx, tp)
 	if r := <-tout; r.healthy {
 		t.Fatalf("tcp probe of a closed port: %+v", r)
 	}
+}
+
+// runProbe runs p as the agent does and returns where its results arrive.
+func runProbe(ctx context.Context, p *Probe) chan probeResult {
+	pr := newProber(ctx)
+	pr.set(p, true)
+	return pr.health
 }
 
 // next returns the probe's next result, failing the test after 10 s.
@@ -154,15 +159,13 @@ func TestProbeKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	hp.Header = http.Header{"X-Probe": {"navarch"}}
-	out := make(chan probeResult, 1)
-	go hp.run(ctx, out)
+	out := runProbe(ctx, hp)
 	if r := next(t, out); r.healthy {
 		t.Fatalf("https probe without the Host header: %+v, want unhealthy (400)", r)
 	}
 	withHost := *hp
 	withHost.Header = http.Header{"X-Probe": {"navarch"}, "Host": {"ratings.local"}}
-	out = make(chan probeResult, 1)
-	go withHost.run(ctx, out)
+	out = runProbe(ctx, &withHost)
 	if r := next(t, out); !r.healthy {
 		t.Fatalf("https probe with its headers: %+v", r)
 	}
@@ -173,8 +176,7 @@ func TestProbeKinds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out := make(chan probeResult, 1)
-		go ep.run(ctx, out)
+		out := runProbe(ctx, ep)
 		if r := next(t, out); r.healthy != healthy || (!healthy && !strings.Contains(r.message, "exec probe")) {
 			t.Errorf("%s: %+v, want healthy=%v", cmd, r, healthy)
 		}
@@ -182,9 +184,8 @@ func TestProbeKinds(t *testing.T) {
 
 	dp, _ := ParseProbe("exec:true")
 	dp.InitialDelay = 300 * time.Millisecond
-	out = make(chan probeResult, 1)
 	start := time.Now()
-	go dp.run(ctx, out)
+	out = runProbe(ctx, dp)
 	next(t, out)
 	if waited := time.Since(start); waited < dp.InitialDelay {
 		t.Errorf("first result after %s, before the initial delay of %s", waited, dp.InitialDelay)

@@ -124,6 +124,7 @@ func TestVMAutoRegistration(t *testing.T) {
 	t.Run("VMs register themselves and take traffic by the VirtualService", m.split)
 	t.Run("a VM's agent resolves the mesh's names", m.dns)
 	t.Run("a VM failing its probe gets no traffic until it passes", m.probe)
+	t.Run("a WorkloadGroup's changed probe reaches its running agents", m.groupProbe)
 	t.Run("a VM whose node is killed stays registered, taken over by another node", m.nodeDies)
 	t.Run("a VM whose agent dies leaves the registry after the grace period", m.agentDies)
 	t.Run("registering as another identity's group or an unknown group is refused", m.refusals)
@@ -137,7 +138,7 @@ func (m *vmMesh) configuredAgent(group string, extra ...string) *agentProc {
 	dir := filepath.Join(m.dir, group)
 	mustNodeCLI(m.t, m.c, runningNodes(m.c)[0], "agent", "configure", "--workload-group", "vms/"+group, "--out", dir, "--dir", dir)
 	conf := readFile(m.t, filepath.Join(dir, "agent.yaml"))
-	for _, want := range append(strings.Split(m.servers, ","), "probe: exec:"+navarchBin+" agent check grpc:127.0.0.1:", "probe-period: 1s", "probe-failures: 2") {
+	for _, want := range append(strings.Split(m.servers, ","), "probe: exec:"+navarchBin+" agent check grpc:127.0.0.1:", "probe-period: 1s", "probe-failures: 2", "probe-from-group: true") {
 		if !strings.Contains(conf, want) {
 			m.t.Fatalf("agent.yaml of %s does not have %q:\n%s", group, want, conf)
 		}
@@ -299,6 +300,32 @@ func (m *vmMesh) probe(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// groupProbe: the probe of a WorkloadGroup changed while its VMs run reaches their
+// agents (which follow it, as agent configure sets them up): v2's group probing a
+// port where nothing listens takes v2 out of load balancing; its first probe
+// again brings it back.
+func (m *vmMesh) groupProbe(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := lis.Addr().(*net.TCPAddr).Port
+	lis.Close()
+	group := fmt.Sprintf(vmGroupYAML, "v2", m.backends["v2"].Port, navarchBin)
+	probeLine := regexp.MustCompile(`(?m)^  probe: .*$`)
+	if !probeLine.MatchString(group) {
+		t.Fatalf("no probe in the group:\n%s", group)
+	}
+	changed := probeLine.ReplaceAllString(group, fmt.Sprintf("  probe: {tcpSocket: {port: %d}, periodSeconds: 1, failureThreshold: 1}", closed))
+	mustNodeCLI(t, m.c, "n2", "apply", "-f", writeFile(t, m.dir, "ratings-v2-closed.yaml", changed))
+	m.expect("n1", []string{"v1", "v2"}, "v2")
+	if log := m.agents["v2"].logged(); !strings.Contains(log, fmt.Sprintf("probe=tcp:127.0.0.1:%d", closed)) {
+		t.Errorf("v2's agent did not log the group's new probe:\n%s", log)
+	}
+	mustNodeCLI(t, m.c, "n2", "apply", "-f", writeFile(t, m.dir, "ratings-v2.yaml", group))
+	m.expect("n1", []string{"v1", "v2"})
 }
 
 var registeredLine = regexp.MustCompile(`msg=registered .*server=(\S+)`)

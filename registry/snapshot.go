@@ -42,6 +42,7 @@ type Snapshot struct {
 	serves    map[*Service]map[*Workload]map[uint32]bool
 	workloads []*Workload
 	config    map[*api.Kind][]*api.Resource
+	groups    map[string]*api.Resource // WorkloadGroups by namespace/name, see WorkloadGroup
 	routes    []*HostRoutes
 	rules     *ruleIndex
 	gateways  map[string][]Gateway   // by network
@@ -117,6 +118,7 @@ func NewSnapshot(entries []store.Entry, rev int64, domain string) *Snapshot {
 		labelsAt:  map[string]map[string]string{},
 		inlineAt:  map[string][]AddressTarget{},
 		config:    map[*api.Kind][]*api.Resource{},
+		groups:    map[string]*api.Resource{},
 		gateways:  map[string][]Gateway{},
 	}
 	var inline = map[*Service][]*Workload{}
@@ -142,6 +144,9 @@ func NewSnapshot(entries []store.Entry, rev int64, domain string) *Snapshot {
 		// ServiceEntries and WorkloadEntries of registry spaces are inventory.
 		if e.Space == store.ConfigSpace || (r.Kind != api.ServiceEntry && r.Kind != api.WorkloadEntry) {
 			s.config[r.Kind] = append(s.config[r.Kind], r)
+		}
+		if g := r.Meta.Namespace + "/" + r.Meta.Name; r.Kind == api.WorkloadGroup && (s.groups[g] == nil || e.Space == store.ConfigSpace) {
+			s.groups[g] = r // what navarch apply wrote before what a source mirrors
 		}
 		if r.Kind == api.MeshConfig && r.Meta.Name == api.MeshConfigName && r.Meta.Namespace == api.MeshConfigNamespace &&
 			(s.mesh == nil || e.Space == store.ConfigSpace) {
@@ -423,6 +428,11 @@ func (s *Snapshot) Services() []*Service { return s.services }
 
 // Workloads returns every workload, sorted by namespace and name.
 func (s *Snapshot) Workloads() []*Workload { return s.workloads }
+
+// WorkloadGroup returns the WorkloadGroup ns/name, nil when there is none: the one
+// navarch apply wrote when a source mirrors one of the same name too, as a node
+// reads a registering workload's group (store.Layered).
+func (s *Snapshot) WorkloadGroup(ns, name string) *api.Resource { return s.groups[ns+"/"+name] }
 
 // Config returns every resource of kind k, oldest first.
 func (s *Snapshot) Config(k *api.Kind) []*api.Resource { return s.config[k] }

@@ -548,3 +548,25 @@ spec:
 		t.Errorf("Services lists %d, want each of the 4 entries", n)
 	}
 }
+
+// A WorkloadGroup that navarch apply wrote is the one a snapshot gives, in either
+// order, when a source mirrors one of the same name; a mirrored one alone is given.
+func TestWorkloadGroupPrefersAppliedConfiguration(t *testing.T) {
+	group := func(sa string) string {
+		return "apiVersion: networking.istio.io/v1\nkind: WorkloadGroup\nmetadata: {name: ratings, namespace: vms}\nspec: {template: {serviceAccount: " + sa + "}}\n"
+	}
+	mirrored := store.RegistrySpace(KubernetesConfigSource("east"))
+	applied, kube := entriesOf(t, store.ConfigSpace, group("applied")), entriesOf(t, mirrored, group("mirrored"))
+	for _, entries := range [][]store.Entry{append(slices.Clone(applied), kube...), append(slices.Clone(kube), applied...)} {
+		g := NewSnapshot(entries, 1, "cluster.local").WorkloadGroup("vms", "ratings")
+		if sa := g.Spec.(*networking.WorkloadGroup).GetTemplate().GetServiceAccount(); sa != "applied" {
+			t.Errorf("group of service account %q, want the applied one", sa)
+		}
+	}
+	if g := NewSnapshot(kube, 1, "cluster.local").WorkloadGroup("vms", "ratings"); g == nil {
+		t.Error("a mirrored group alone is not given")
+	}
+	if g := NewSnapshot(kube, 1, "cluster.local").WorkloadGroup("default", "ratings"); g != nil {
+		t.Error("another namespace's group is given")
+	}
+}

@@ -20,8 +20,9 @@ const (
 // pushOrder is the order in which a push sends types, so that a proxy never receives a
 // reference before the resource it refers to: secrets first, clusters before
 // listeners (their routes name clusters), endpoints after the clusters that ask for
-// them; the name table (for istio-agent's DNS proxy) last.
-var pushOrder = []string{SecretType, ClusterType, EndpointType, ListenerType, RouteType, NameTableType}
+// them; the name table (for istio-agent's DNS proxy) and WorkloadGroups (for
+// navarch's agent) last.
+var pushOrder = []string{SecretType, ClusterType, EndpointType, ListenerType, RouteType, NameTableType, WorkloadGroupType}
 
 // shortType names a type URL in logs, metrics and debug output, as Istio does.
 func shortType(typeURL string) string {
@@ -38,6 +39,8 @@ func shortType(typeURL string) string {
 		return "sds"
 	case NameTableType:
 		return "nds"
+	case WorkloadGroupType:
+		return "wg"
 	}
 	return typeURL[strings.LastIndex(typeURL, ".")+1:]
 }

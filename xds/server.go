@@ -414,11 +414,19 @@ func (s *Server) Connections() int {
 
 // buildNamed builds a resource of b's class that is asked for by a name the class
 // build does not hold: the inbound listener of a proxyless gRPC server, which its own
-// address names, or a service's listener asked for by a short name of its host; and
-// the class's name table, which only proxies with istio-agent's DNS proxy ask for.
+// address names, or a service's listener asked for by a short name of its host; the
+// class's name table, which only proxies with istio-agent's DNS proxy ask for; and
+// a WorkloadGroup of the class's namespace, which navarch's agent asks for.
 func (s *Server) buildNamed(b *Build, p *Proxy, t, name string) *Resource {
 	if t == NameTableType && name == "" {
 		return nameTableResource(nameTable(newContext(b.snap, p, s.cfg.TrustDomain, s.cfg.RootNamespace)))
+	}
+	if t == WorkloadGroupType {
+		r, err := workloadGroupResource(b.snap, p.Namespace, name)
+		if err != nil {
+			s.log.Error("WorkloadGroup left out", "namespace", p.Namespace, "name", name, "err", err)
+		}
+		return r
 	}
 	if t != ListenerType {
 		return nil

@@ -15,7 +15,7 @@ import (
 )
 
 const agentUsage = `usage: navarch agent certs --token-file T --out DIR [--server host:15012,...] [--ca-file root.pem | --insecure-first-fetch] [--once] [--identity-check] [--config F]
-       navarch agent run --token-file T --out DIR --group NAME --address IP [--label k=v]... [--network N] [--locality r/z/s] [--probe tcp:h:p|grpc:h:p|http(s)://...|exec:cmd] [--dns-addr 127.0.0.1:15053 [--dns-upstream h:p,...] [--dns-resolv-conf F]] [certs flags]
+       navarch agent run --token-file T --out DIR --group NAME --address IP [--label k=v]... [--network N] [--locality r/z/s] [--probe tcp:h:p|grpc:h:p|http(s)://...|exec:cmd] [--probe-from-group] [--dns-addr 127.0.0.1:15053 [--dns-upstream h:p,...] [--dns-resolv-conf F]] [certs flags]
        navarch agent check [--timeout 1s] tcp:h:p|grpc:h:p[/service]|http(s)://...|exec:cmd
        navarch agent configure --workload-group <namespace/name> --out DIR [--dir /etc/navarch] [--address IP] [--dns-addr 127.0.0.1:15053]`
 
@@ -122,6 +122,7 @@ func parseAgentArgs(mode string, args []string, stderr io.Writer) (*agentInvocat
 	runFS.StringVar(&reg.Network, "network", "", "the workload's network")
 	runFS.StringVar(&reg.Locality, "locality", "", "the workload's locality, region/zone/subzone")
 	runFS.StringVar(&probe, "probe", "", "readiness probe: tcp:host:port, grpc:host:port[/service], an http:// or https:// URL, or exec:command args, quoted as a shell quotes words (none: always ready)")
+	runFS.BoolVar(&reg.ProbeFromGroup, "probe-from-group", false, "follow the WorkloadGroup's probe as it changes (the --probe flags are the probe until the group arrives; what navarch agent configure writes)")
 	runFS.DurationVar(&probeCfg.Period, "probe-period", 10*time.Second, "time between probes")
 	runFS.DurationVar(&probeCfg.Timeout, "probe-timeout", time.Second, "timeout of one probe")
 	runFS.IntVar(&probeCfg.FailureThreshold, "probe-failures", 3, "consecutive failures that make the workload unready")

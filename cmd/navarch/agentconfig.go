@@ -6,10 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,7 +26,8 @@ const agentConfigureUsage = `usage: navarch agent configure --workload-group <na
 // runAgentConfigure writes what a VM of a WorkloadGroup needs to join the mesh, as
 // istioctl's "x workload entry configure" does for istio-agent: a join token of the
 // group, the mesh's roots, and agent.yaml, the flags of `navarch agent run` (the
-// nodes' TLS addresses, the group, the group's readiness probe). It talks to the
+// nodes' TLS addresses, the group, the group's readiness probe, which the agent
+// then follows as it changes). It talks to the
 // admin API; the files go to the VM, into --dir.
 func runAgentConfigure(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("navarch agent configure", flag.ContinueOnError)
@@ -83,6 +85,7 @@ func runAgentConfigure(ctx context.Context, args []string, stdout, stderr io.Wri
 	values["ca-file"] = filepath.Join(*vmDir, "root.pem")
 	values["out"] = filepath.Join(*vmDir, "certs")
 	values["group"] = name
+	values["probe-from-group"] = true
 	if *address != "" {
 		values["address"] = *address
 	}
@@ -124,85 +127,32 @@ func runAgentConfigure(ctx context.Context, args []string, stdout, stderr io.Wri
 }
 
 // probeFlags turns a WorkloadGroup's readiness probe into the probe flags of
-// `navarch agent run`, keyed by flag name; none for no probe. Hosts default to
-// 127.0.0.1, the timings to Kubernetes' defaults (as the agent's own). An error
-// names the field below spec.probe.
+// `navarch agent run`, keyed by flag name; none for no probe. The translation is
+// the agent's own (agent.GroupProbe), which names the field below spec.probe in an
+// error.
 func probeFlags(p *networking.ReadinessProbe) (map[string]any, error) {
+	probe, err := agent.GroupProbe(p)
+	if err != nil {
+		return nil, err
+	}
 	values := map[string]any{}
-	if p == nil {
+	if probe == nil {
 		return values, nil
 	}
-	host := func(h string) string {
-		if h == "" {
-			return "127.0.0.1"
-		}
-		return h
-	}
-	port := func(field string, port uint32) (string, error) {
-		if port == 0 || port > 65535 {
-			return "", fmt.Errorf(".%s.port: must be 1-65535, got %d", field, port)
-		}
-		return strconv.Itoa(int(port)), nil
-	}
-	switch m := p.GetHealthCheckMethod().(type) {
-	case *networking.ReadinessProbe_TcpSocket:
-		pt, err := port("tcpSocket", m.TcpSocket.GetPort())
-		if err != nil {
-			return nil, err
-		}
-		values["probe"] = "tcp:" + net.JoinHostPort(host(m.TcpSocket.GetHost()), pt)
-	case *networking.ReadinessProbe_HttpGet:
-		h := m.HttpGet
-		pt, err := port("httpGet", h.GetPort())
-		if err != nil {
-			return nil, err
-		}
-		scheme := strings.ToLower(h.GetScheme())
-		switch scheme {
-		case "":
-			scheme = "http"
-		case "http", "https":
-		default:
-			return nil, fmt.Errorf(".httpGet.scheme: must be HTTP or HTTPS, got %q", h.GetScheme())
-		}
-		path := h.GetPath()
-		if !strings.HasPrefix(path, "/") {
-			path = "/" + path
-		}
-		values["probe"] = scheme + "://" + net.JoinHostPort(host(h.GetHost()), pt) + path
+	values["probe"] = probe.String()
+	if len(probe.Header) > 0 {
 		var headers []string
-		for i, hd := range h.GetHttpHeaders() {
-			if hd.GetName() == "" || strings.ContainsAny(hd.GetName(), ": \t\r\n") || strings.ContainsAny(hd.GetValue(), "\r\n") {
-				return nil, fmt.Errorf(".httpGet.httpHeaders[%d]: not a valid header: %q: %q", i, hd.GetName(), hd.GetValue())
+		for _, name := range slices.Sorted(maps.Keys(probe.Header)) {
+			for _, v := range probe.Header[name] {
+				headers = append(headers, name+": "+v)
 			}
-			headers = append(headers, hd.GetName()+": "+hd.GetValue())
 		}
-		if len(headers) > 0 {
-			values["probe-header"] = headers
-		}
-	case *networking.ReadinessProbe_Exec:
-		cmd := m.Exec.GetCommand()
-		if len(cmd) == 0 {
-			return nil, errors.New(".exec.command: must name a command")
-		}
-		values["probe"] = "exec:" + agent.QuoteCommand(cmd)
-	default:
-		return nil, errors.New(": names no check Istio takes (httpGet, tcpSocket or exec)")
+		values["probe-header"] = headers
 	}
-	seconds := func(n, def int32) string {
-		if n <= 0 {
-			n = def
-		}
-		return (time.Duration(n) * time.Second).String()
-	}
-	values["probe-period"] = seconds(p.GetPeriodSeconds(), 10)
-	values["probe-timeout"] = seconds(p.GetTimeoutSeconds(), 1)
-	values["probe-initial-delay"] = (time.Duration(max(p.GetInitialDelaySeconds(), 0)) * time.Second).String()
-	failures := p.GetFailureThreshold()
-	if failures <= 0 {
-		failures = 3
-	}
-	values["probe-failures"] = int(failures)
-	values["probe-successes"] = int(max(p.GetSuccessThreshold(), 1))
+	values["probe-period"] = probe.Period.String()
+	values["probe-timeout"] = probe.Timeout.String()
+	values["probe-initial-delay"] = probe.InitialDelay.String()
+	values["probe-failures"] = probe.FailureThreshold
+	values["probe-successes"] = probe.SuccessThreshold
 	return values, nil
 }
