@@ -166,25 +166,51 @@ func FormatRevision(rev int64) string { return strconv.FormatInt(rev, 10) }
 // early (a compaction, a lost leader) is opened again after a pause, with a call to
 // changed, as a change may have gone unseen.
 func (s *Store) WatchKeys(ctx context.Context, k api.Key, changed func(), sps ...Space) {
+	keys := make([]string, len(sps))
+	for i, sp := range sps {
+		keys[i] = sp.Key(k)
+	}
+	s.watchKeys(ctx, keys, false, func(api.Key) { changed() })
+}
+
+// WatchKind is WatchKeys for every resource of kind k (in every namespace) of the
+// spaces sps: changed is given the key of the resource written or deleted, or a
+// zero Key after a watch that ended early (any of them may have changed).
+func (s *Store) WatchKind(ctx context.Context, k *api.Kind, changed func(api.Key), sps ...Space) {
+	prefixes := make([]string, len(sps))
+	for i, sp := range sps {
+		prefixes[i] = sp.KindPrefix(k, "")
+	}
+	s.watchKeys(ctx, prefixes, true, changed)
+}
+
+// watchKeys watches each of keys (or, with prefix, the keys under each) from the
+// store's current revision, calling changed as WatchKind describes.
+func (s *Store) watchKeys(ctx context.Context, keys []string, prefix bool, changed func(api.Key)) {
 	from, err := s.Revision(ctx)
 	if err != nil {
 		from = 0 // from whatever revision the watch starts at
 	}
-	for _, sp := range sps {
+	for _, key := range keys {
 		go func() {
-			key, rev := sp.Key(k), from
+			rev := from
 			for {
 				wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 				opts := []clientv3.OpOption{}
 				if rev > 0 {
 					opts = append(opts, clientv3.WithRev(rev+1))
 				}
+				if prefix {
+					opts = append(opts, clientv3.WithPrefix())
+				}
 				for resp := range s.cli.Watch(wctx, key, opts...) {
 					if resp.Err() != nil {
 						break
 					}
-					if len(resp.Events) > 0 {
-						changed()
+					for _, ev := range resp.Events {
+						if _, k, err := ParseKey(string(ev.Kv.Key)); err == nil {
+							changed(k)
+						}
 					}
 				}
 				cancel()
@@ -194,7 +220,7 @@ func (s *Store) WatchKeys(ctx context.Context, k api.Key, changed func(), sps ..
 				case <-time.After(time.Second):
 				}
 				rev = 0
-				changed()
+				changed(api.Key{})
 			}
 		}()
 	}
