@@ -124,7 +124,7 @@ func TestVMAutoRegistration(t *testing.T) {
 	t.Run("VMs register themselves and take traffic by the VirtualService", m.split)
 	t.Run("a VM's agent resolves the mesh's names", m.dns)
 	t.Run("a VM failing its probe gets no traffic until it passes", m.probe)
-	t.Run("a WorkloadGroup's changed probe reaches its running agents", m.groupProbe)
+	t.Run("a WorkloadGroup's changes reach its running VMs", m.groupChange)
 	t.Run("a VM whose node is killed stays registered, taken over by another node", m.nodeDies)
 	t.Run("a VM whose agent dies leaves the registry after the grace period", m.agentDies)
 	t.Run("registering as another identity's group or an unknown group is refused", m.refusals)
@@ -302,11 +302,12 @@ func (m *vmMesh) probe(t *testing.T) {
 	})
 }
 
-// groupProbe: the probe of a WorkloadGroup changed while its VMs run reaches their
-// agents (which follow it, as agent configure sets them up): v2's group probing a
-// port where nothing listens takes v2 out of load balancing; its first probe
-// again brings it back.
-func (m *vmMesh) groupProbe(t *testing.T) {
+// groupChange: a WorkloadGroup changed while its VMs run reaches them: the probe
+// their agents (which follow it, as agent configure sets them up), the template
+// their entries. v2's group probing a port where nothing listens takes v2 out of
+// load balancing, and a label added to its template is on v2's entry; its first
+// spec again brings it back.
+func (m *vmMesh) groupChange(t *testing.T) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -319,13 +320,28 @@ func (m *vmMesh) groupProbe(t *testing.T) {
 		t.Fatalf("no probe in the group:\n%s", group)
 	}
 	changed := probeLine.ReplaceAllString(group, fmt.Sprintf("  probe: {tcpSocket: {port: %d}, periodSeconds: 1, failureThreshold: 1}", closed))
+	if changed = strings.Replace(changed, "labels: {version: v2}", "labels: {version: v2, tier: gold}", 1); !strings.Contains(changed, "tier: gold") {
+		t.Fatalf("no template labels in the group:\n%s", group)
+	}
+	tier := func(want string) {
+		t.Helper()
+		eventually(t, 30*time.Second, fmt.Sprintf("v2's entry with tier %q", want), func() error {
+			eps, err := m.endpoints("n3")
+			if got := eps["ratings-v2-127.0.0.1"].Labels["tier"]; err != nil || got != want {
+				return fmt.Errorf("tier %q, %v", got, err)
+			}
+			return nil
+		})
+	}
 	mustNodeCLI(t, m.c, "n2", "apply", "-f", writeFile(t, m.dir, "ratings-v2-closed.yaml", changed))
 	m.expect("n1", []string{"v1", "v2"}, "v2")
+	tier("gold")
 	if log := m.agents["v2"].logged(); !strings.Contains(log, fmt.Sprintf("probe=tcp:127.0.0.1:%d", closed)) {
 		t.Errorf("v2's agent did not log the group's new probe:\n%s", log)
 	}
 	mustNodeCLI(t, m.c, "n2", "apply", "-f", writeFile(t, m.dir, "ratings-v2.yaml", group))
 	m.expect("n1", []string{"v1", "v2"})
+	tier("")
 }
 
 var registeredLine = regexp.MustCompile(`msg=registered .*server=(\S+)`)

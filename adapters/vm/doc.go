@@ -18,6 +18,12 @@
 //     node holding the connection), istio.io/connectedAt and, once the proxy has
 //     gone, istio.io/disconnectedAt instead.
 //
+// A change of the group reaches the entries of its connected proxies: each node
+// watches the WorkloadGroups and writes again, built from the new group, the
+// entries it holds that the change alters (istiod builds an entry only when its
+// proxy connects). A group deleted, or no longer admitting the proxy, leaves its
+// entry as it was.
+//
 // The entry lives in the registry space of source "vm"
 // (/navarch/registry/vm/networking.istio.io/WorkloadEntry/<ns>/<name>), so it is
 // shown by `navarch registry`, not `navarch get`, and a user's configuration is never

@@ -108,6 +108,7 @@ type entry struct {
 	key api.Key
 
 	mu      sync.Mutex // held while the entry is written
+	req     Request    // the last registration, which a change of its group rebuilds the entry from
 	written *api.Resource
 	streams int
 	healthy bool
@@ -137,6 +138,7 @@ func NewRegistrar(st *store.Store, cfg Config, log *slog.Logger) *Registrar {
 // this node's entries. When the lease is lost all the same, Run takes a new one once
 // it can and writes the entries of the proxies still connected again.
 func (r *Registrar) Run(ctx context.Context) error {
+	r.cfg.Groups.St.WatchKind(ctx, api.WorkloadGroup, func(k api.Key) { r.groupChanged(ctx, k) }, r.cfg.Groups.Spaces...)
 	backoff := 200 * time.Millisecond
 	held := false
 	for ctx.Err() == nil {
@@ -296,6 +298,7 @@ func (r *Registrar) Register(ctx context.Context, req Request) (*Registration, e
 		}
 	}
 	e.streams++
+	e.req = req
 	res.Meta.Annotations[AnnotationConnectedAt] = r.now().UTC().Format(time.RFC3339Nano)
 	if err := r.write(ctx, e, res, false); err != nil {
 		e.streams--
@@ -537,6 +540,64 @@ func (r *Registrar) rewriteAll(ctx context.Context) {
 		e.mu.Unlock()
 	}
 	r.log.Info("registered workloads written again with a new lease", "entries", len(entries))
+}
+
+// groupChanged writes again, built from the group's new spec, the entries of
+// connected proxies that this node holds in WorkloadGroup k (every group when k is
+// zero), when that changes them: a template's labels, ports or weight, the group's
+// metadata. istiod builds an entry from its group only when the proxy connects. An
+// entry whose group was deleted, or no longer admits its proxy's identity, is left
+// as it is until the proxy disconnects.
+func (r *Registrar) groupChanged(ctx context.Context, k api.Key) {
+	r.mu.Lock()
+	entries := make([]*entry, 0, len(r.entries))
+	for _, e := range r.entries {
+		entries = append(entries, e)
+	}
+	r.mu.Unlock()
+	for _, e := range entries {
+		e.mu.Lock()
+		if e.streams > 0 && e.written != nil && (k.Kind == nil || (e.req.Namespace == k.Namespace && e.req.Group == k.Name)) {
+			r.rebuild(ctx, e)
+		}
+		e.mu.Unlock()
+	}
+}
+
+// rebuild writes e's entry again from its group, if that changes it. The caller
+// holds e.mu.
+func (r *Registrar) rebuild(ctx context.Context, e *entry) {
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	name := e.key.Namespace + "/" + e.key.Name
+	group, err := r.group(wctx, e.req)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("the group of a registered workload changed; its entry is left as it was", "workload_entry", name, "err", err)
+		}
+		return
+	}
+	res := entryFor(e.req, group)
+	res.Meta.Annotations[AnnotationConnectedAt] = e.written.Meta.Annotations[AnnotationConnectedAt]
+	if sameEntry(res, e.written) {
+		return
+	}
+	r.cfg.Metrics.updates.Inc()
+	if err := r.write(wctx, e, res, true); err != nil {
+		r.log.Warn("writing a registered workload for its group's change failed", "workload_entry", name, "err", err)
+		return
+	}
+	r.log.Info("registered workload written again for its group's change", "workload_entry", name, "group", e.req.Group)
+}
+
+// sameEntry reports whether built, an entry as entryFor builds it, is what written
+// holds, but for what write adds (the controller and the health).
+func sameEntry(built, written *api.Resource) bool {
+	ann := maps.Clone(written.Meta.Annotations)
+	for _, k := range []string{AnnotationController, registry.HealthAnnotation, AnnotationHealthMessage, AnnotationHealthChecks} {
+		delete(ann, k)
+	}
+	return proto.Equal(built.Spec, written.Spec) && maps.Equal(built.Meta.Labels, written.Meta.Labels) && maps.Equal(built.Meta.Annotations, ann)
 }
 
 // Registered returns the names (namespace/name) of the entries this node holds for

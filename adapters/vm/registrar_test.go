@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -441,4 +442,70 @@ func TestLeaseAtRiskMovesProxiesAway(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A change of the group reaches the entries of its connected proxies (labels,
+// ports, metadata), keeping their health and connection time; an unchanged group
+// writes nothing; a group that no longer admits the proxy leaves its entry as it was.
+func TestGroupChangeRewritesConnectedEntries(t *testing.T) {
+	f := newFixture(t)
+	r, _ := f.node(t, "n1")
+	req := request()
+	unhealthy := false
+	req.Healthy = &unhealthy
+	g, err := r.Register(f.ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := f.get(t, g.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply := func(doc string) {
+		t.Helper()
+		rs, _, err := api.Decode("group.yaml", []byte(doc), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.st.Apply(f.ctx, store.ConfigSpace, rs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	changed := strings.NewReplacer("tier: backend", "tier: storage", "grpc: 9080", "grpc: 9090", "weight: 3", "weight: 5").Replace(groupDoc)
+	apply(changed)
+	var after *api.Resource
+	eventually(t, "the entry written for the group's change", func() error {
+		after, err = f.get(t, g.Name())
+		if err != nil {
+			return err
+		}
+		we := after.Spec.(*networking.WorkloadEntry)
+		if we.Labels["tier"] != "storage" || after.Meta.Labels["tier"] != "storage" || we.Ports["grpc"] != 9090 || we.Weight != 5 {
+			return fmt.Errorf("entry %v, labels %v", we, after.Meta.Labels)
+		}
+		return nil
+	})
+	we := after.Spec.(*networking.WorkloadEntry)
+	if we.Labels["version"] != "v2" || we.Address != "10.0.0.5" || we.Locality != "eu/west/a" {
+		t.Errorf("the proxy's own labels, address or locality lost: %v", we)
+	}
+	ann := after.Meta.Annotations
+	if ann[registry.HealthAnnotation] != "unhealthy" || ann[AnnotationConnectedAt] != before.Meta.Annotations[AnnotationConnectedAt] || ann[AnnotationController] != "n1" {
+		t.Errorf("annotations %v, want the health, connection time and controller kept (before: %v)", ann, before.Meta.Annotations)
+	}
+
+	// Applied again unchanged but for a field entries do not carry: nothing written.
+	apply(strings.Replace(changed, "weight: 5", "weight: 5\n  probe: {tcpSocket: {port: 9090}}", 1))
+	time.Sleep(grace / 2)
+	if now, err := f.get(t, g.Name()); err != nil || now.Meta.ResourceVersion != after.Meta.ResourceVersion {
+		t.Errorf("a group change that does not touch the entry rewrote it: %v, %v", now, err)
+	}
+
+	// The template's service account changes: the proxy is not admitted any more,
+	// and its entry stays as it was until it disconnects.
+	apply(strings.Replace(changed, "serviceAccount: ratings", "serviceAccount: reviews", 1))
+	time.Sleep(grace / 2)
+	if now, err := f.get(t, g.Name()); err != nil || now.Meta.ResourceVersion != after.Meta.ResourceVersion {
+		t.Errorf("a group that no longer admits the proxy rewrote its entry: %v, %v", now, err)
+	}
 }
