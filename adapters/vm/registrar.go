@@ -521,14 +521,20 @@ func (r *Registrar) forgetIfIdle(e *entry) {
 	r.mu.Unlock()
 }
 
-// rewriteAll writes the entries of connected proxies again, with the new lease.
-func (r *Registrar) rewriteAll(ctx context.Context) {
+// held returns the entries the registrar holds now.
+func (r *Registrar) held() []*entry {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	entries := make([]*entry, 0, len(r.entries))
 	for _, e := range r.entries {
 		entries = append(entries, e)
 	}
-	r.mu.Unlock()
+	return entries
+}
+
+// rewriteAll writes the entries of connected proxies again, with the new lease.
+func (r *Registrar) rewriteAll(ctx context.Context) {
+	entries := r.held()
 	for _, e := range entries {
 		e.mu.Lock()
 		if e.streams > 0 && e.written != nil {
@@ -549,13 +555,7 @@ func (r *Registrar) rewriteAll(ctx context.Context) {
 // entry whose group was deleted, or no longer admits its proxy's identity, is left
 // as it is until the proxy disconnects.
 func (r *Registrar) groupChanged(ctx context.Context, k api.Key) {
-	r.mu.Lock()
-	entries := make([]*entry, 0, len(r.entries))
-	for _, e := range r.entries {
-		entries = append(entries, e)
-	}
-	r.mu.Unlock()
-	for _, e := range entries {
+	for _, e := range r.held() {
 		e.mu.Lock()
 		if e.streams > 0 && e.written != nil && (k.Kind == nil || (e.req.Namespace == k.Namespace && e.req.Group == k.Name)) {
 			r.rebuild(ctx, e)
