@@ -314,11 +314,22 @@ func (r *Registrar) Register(ctx context.Context, req Request) (*Registration, e
 // group returns the WorkloadGroup a request names, once the proxy's identity is
 // checked against it.
 func (r *Registrar) group(ctx context.Context, req Request) (*api.Resource, error) {
-	name := req.Namespace + "/" + req.Group
 	if !req.Authenticated {
-		return nil, fmt.Errorf("registering in WorkloadGroup %s: %w: the proxy is not authenticated (connect to xDS over TLS, 15012, with a certificate of the group's identity)", name, ErrForbidden)
+		return nil, fmt.Errorf("registering in WorkloadGroup %s/%s: %w: the proxy is not authenticated (connect to xDS over TLS, 15012, with a certificate of the group's identity)", req.Namespace, req.Group, ErrForbidden)
 	}
-	g, err := r.cfg.Groups.Get(ctx, api.Key{Kind: api.WorkloadGroup, Namespace: req.Namespace, Name: req.Group})
+	g, err := r.cfg.Groups.Get(ctx, groupKey(req))
+	return admit(req, g, err)
+}
+
+// groupKey is the key of the WorkloadGroup a request names.
+func groupKey(req Request) api.Key {
+	return api.Key{Kind: api.WorkloadGroup, Namespace: req.Namespace, Name: req.Group}
+}
+
+// admit returns the group g of an authenticated request, read with err, when it
+// admits the proxy's identity.
+func admit(req Request, g *api.Resource, err error) (*api.Resource, error) {
+	name := req.Namespace + "/" + req.Group
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("registering in WorkloadGroup %s: %w", name, ErrNoGroup)
 	}
@@ -555,22 +566,34 @@ func (r *Registrar) rewriteAll(ctx context.Context) {
 // entry whose group was deleted, or no longer admits its proxy's identity, is left
 // as it is until the proxy disconnects.
 func (r *Registrar) groupChanged(ctx context.Context, k api.Key) {
+	type read struct {
+		g   *api.Resource
+		err error
+	}
+	groups := map[api.Key]read{} // each group read once
 	for _, e := range r.held() {
 		e.mu.Lock()
-		if e.streams > 0 && e.written != nil && (k.Kind == nil || (e.req.Namespace == k.Namespace && e.req.Group == k.Name)) {
-			r.rebuild(ctx, e)
+		if gk := groupKey(e.req); e.streams > 0 && e.written != nil && (k.Kind == nil || gk == k) {
+			rd, ok := groups[gk]
+			if !ok {
+				gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				rd.g, rd.err = r.cfg.Groups.Get(gctx, gk)
+				cancel()
+				groups[gk] = rd
+			}
+			r.rebuild(ctx, e, rd.g, rd.err)
 		}
 		e.mu.Unlock()
 	}
 }
 
-// rebuild writes e's entry again from its group, if that changes it. The caller
-// holds e.mu.
-func (r *Registrar) rebuild(ctx context.Context, e *entry) {
+// rebuild writes e's entry again from its group g (read with readErr), if that
+// changes it. The caller holds e.mu.
+func (r *Registrar) rebuild(ctx context.Context, e *entry, g *api.Resource, readErr error) {
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	name := e.key.Namespace + "/" + e.key.Name
-	group, err := r.group(wctx, e.req)
+	group, err := admit(e.req, g, readErr)
 	if err != nil {
 		if ctx.Err() == nil {
 			r.log.Warn("the group of a registered workload changed; its entry is left as it was", "workload_entry", name, "err", err)
