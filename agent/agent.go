@@ -22,6 +22,7 @@ type Agent struct {
 	log  *slog.Logger
 	next int    // index in cfg.Servers of the node to ask first: the last that answered
 	cur  *Certs // what the files hold, nil before the first fetch
+	reg  registrationStatus
 }
 
 // New returns an agent. It reads nothing yet.

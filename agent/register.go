@@ -90,12 +90,14 @@ func (a *Agent) Register(ctx context.Context, reg Registration) error {
 	}
 	probes := newProber(ctx)
 	probes.set(reg.Probe, true)
+	a.reg.update(func(r *registrationStatus) { r.registering, r.probe = true, reg.Probe.String() })
 	var last probeResult
 	select {
 	case last = <-probes.health: // the first report says how the workload is registered
 	case <-ctx.Done():
 		return nil
 	}
+	a.reg.update(func(r *registrationStatus) { r.health = last })
 	backoff := a.cfg.RetryMin
 	next := 0 // the node to try; Run has its own
 	for ctx.Err() == nil {
@@ -110,6 +112,12 @@ func (a *Agent) Register(ctx context.Context, reg Registration) error {
 		server := a.cfg.Servers[next%len(a.cfg.Servers)]
 		start := time.Now()
 		last, err = a.holdRegistration(ctx, server, certs, reg, last, probes)
+		a.reg.update(func(r *registrationStatus) {
+			r.server, r.lastErr = "", ""
+			if err != nil {
+				r.lastErr = err.Error()
+			}
+		})
 		if ctx.Err() != nil {
 			break
 		}
@@ -197,6 +205,7 @@ func (a *Agent) holdRegistration(ctx context.Context, server string, certs *Cert
 		case err := <-ended:
 			return last, err
 		case <-accepted:
+			a.reg.update(func(r *registrationStatus) { r.server, r.since, r.lastErr = server, time.Now(), "" })
 			a.log.Info("registered", "server", server, "group", ns+"/"+reg.Group, "address", reg.Address, "healthy", last.healthy)
 		case resp := <-responses:
 			var ack *discovery.DiscoveryRequest
@@ -213,6 +222,7 @@ func (a *Agent) holdRegistration(ctx context.Context, server string, certs *Cert
 				continue
 			}
 			last = r
+			a.reg.update(func(s *registrationStatus) { s.health = r })
 			a.log.Info("workload health changed", "healthy", r.healthy, "reason", r.message)
 			if err := stream.Send(healthRequest(nil, r)); err != nil {
 				return sendFailed()
@@ -238,6 +248,7 @@ func (a *Agent) takeNameTable(d *DNS, resp *discovery.DiscoveryResponse, ns stri
 		maps.Copy(nt, part)
 	}
 	d.setTable(nt, ns)
+	a.reg.update(func(r *registrationStatus) { r.names, r.tableVersion = len(nt), resp.VersionInfo })
 	a.log.Info("name table", "names", len(nt), "version", resp.VersionInfo)
 	return ack
 }
@@ -269,6 +280,7 @@ func (a *Agent) takeGroup(probes *prober, resp *discovery.DiscoveryResponse, gro
 		return reject(fmt.Errorf("WorkloadGroup %s: spec.probe%v", group, err))
 	}
 	if probes.set(p, false) {
+		a.reg.update(func(r *registrationStatus) { r.probe = p.String() })
 		a.log.Info("the WorkloadGroup's probe changed", "group", group, "probe", p.String(), "version", resp.VersionInfo)
 	}
 	return ack

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net"
+	"net/http"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/navarch/navarch/agent"
 	"github.com/navarch/navarch/client"
 	"github.com/navarch/navarch/e2e/grpcapp"
 	"github.com/navarch/navarch/node/devcluster"
@@ -83,6 +86,8 @@ type vmMesh struct {
 	// dnsAddr is where v1's agent's DNS proxy listens; noUpstream, the resolver it
 	// passes other names to, where nothing listens.
 	dnsAddr, noUpstream string
+	// statusAddr is where v2's agent serves its status.
+	statusAddr string
 }
 
 // TestVMAutoRegistration: VMs whose agents hold a join token of their WorkloadGroup
@@ -119,7 +124,8 @@ func TestVMAutoRegistration(t *testing.T) {
 	// mesh names in (--dns-upstream overrides its nameserver).
 	resolvConf := writeFile(t, m.dir, "resolv.conf", "nameserver 127.0.0.1\nsearch corp.example.internal\n")
 	m.agents["v1"] = m.configuredAgent("ratings-v1", "--dns-addr", m.dnsAddr, "--dns-upstream", m.noUpstream, "--dns-resolv-conf", resolvConf)
-	m.agents["v2"] = m.configuredAgent("ratings-v2")
+	m.statusAddr = freeAddr(t)
+	m.agents["v2"] = m.configuredAgent("ratings-v2", "--status-addr", m.statusAddr)
 
 	t.Run("VMs register themselves and take traffic by the VirtualService", m.split)
 	t.Run("a VM's agent resolves the mesh's names", m.dns)
@@ -272,6 +278,10 @@ func (m *vmMesh) split(t *testing.T) {
 	for _, n := range m.c.Names() {
 		m.expect(n, []string{"v1", "v2"})
 	}
+	if st := m.status(t, true); !strings.Contains(m.servers, st.RegisteredWith) || st.RegisteredWith == "" || st.Identity != "spiffe://cluster.local/ns/vms/sa/ratings" ||
+		st.WorkloadHealthy == nil || !*st.WorkloadHealthy {
+		t.Errorf("v2's agent's status %+v, want registered with a node, healthy", st)
+	}
 	tl := m.calls("n2", 1000)
 	v1, v2 := tl.Share("ratings-v1"), tl.Share("ratings-v2")
 	t.Logf("1000 RPCs: v1 %.1f%%, v2 %.1f%%, failed %v", 100*v1, 100*v2, tl.Failed)
@@ -280,10 +290,38 @@ func (m *vmMesh) split(t *testing.T) {
 	}
 }
 
+// status returns what v2's agent's status server shows, once /healthz/ready says
+// ready (or, without wantReady, not).
+func (m *vmMesh) status(t *testing.T, wantReady bool) agent.Status {
+	t.Helper()
+	var st agent.Status
+	eventually(t, 30*time.Second, fmt.Sprintf("v2's agent ready %t", wantReady), func() error {
+		resp, err := http.Get("http://" + m.statusAddr + "/healthz/ready")
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if ready := resp.StatusCode == http.StatusOK; ready != wantReady {
+			return fmt.Errorf("/healthz/ready: %d %s", resp.StatusCode, body)
+		}
+		resp, err = http.Get("http://" + m.statusAddr + "/debug/status")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		return json.NewDecoder(resp.Body).Decode(&st)
+	})
+	return st
+}
+
 func (m *vmMesh) probe(t *testing.T) {
 	v2 := m.backends["v2"]
 	v2.SetHealthy(false)
 	m.expect("n1", []string{"v1", "v2"}, "v2")
+	if st := m.status(t, true); st.WorkloadHealthy == nil || *st.WorkloadHealthy || !strings.Contains(st.HealthMessage, "NOT_SERVING") {
+		t.Errorf("v2's agent's status %+v, want its workload unhealthy, as its probe says", st)
+	}
 	eventually(t, 30*time.Second, "no RPC reaches the VM failing its probe", func() error {
 		before := v2.Calls()
 		tl := m.calls("n3", 200)

@@ -14,7 +14,7 @@ import (
 	"github.com/navarch/navarch/agent"
 )
 
-const agentUsage = `usage: navarch agent certs --token-file T --out DIR [--server host:15012,...] [--ca-file root.pem | --insecure-first-fetch] [--once] [--identity-check] [--config F]
+const agentUsage = `usage: navarch agent certs --token-file T --out DIR [--server host:15012,...] [--ca-file root.pem | --insecure-first-fetch] [--once] [--identity-check] [--status-addr 127.0.0.1:15020] [--config F]
        navarch agent run --token-file T --out DIR --group NAME --address IP [--label k=v]... [--network N] [--locality r/z/s] [--probe tcp:h:p|grpc:h:p|http(s)://...|exec:cmd] [--probe-from-group] [--dns-addr 127.0.0.1:15053 [--dns-upstream h:p,...] [--dns-resolv-conf F]] [certs flags]
        navarch agent check [--timeout 1s] tcp:h:p|grpc:h:p[/service]|http(s)://...|exec:cmd
        navarch agent configure --workload-group <namespace/name> --out DIR [--dir /etc/navarch] [--address IP] [--dns-addr 127.0.0.1:15053]`
@@ -48,6 +48,16 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if inv.statusAddr != "" && !inv.once {
+		lis, err := net.Listen("tcp", inv.statusAddr)
+		if err != nil {
+			return fmt.Errorf("agent: --status-addr: %w", err)
+		}
+		srv := &http.Server{Handler: a.StatusHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(lis)
+		defer srv.Close()
+		log.Info("status server listening", "addr", lis.Addr().String())
+	}
 	if register {
 		if reg.DNS != nil {
 			if err := reg.DNS.Start(log); err != nil {
@@ -78,6 +88,7 @@ type agentInvocation struct {
 	reg                 *agent.Registration // run only
 	once, identityCheck bool                // certs only
 	logLevel, logFormat string
+	statusAddr          string
 }
 
 // parseAgentArgs reads the flags of `navarch agent <mode>` (certs or run), then the
@@ -95,6 +106,7 @@ func parseAgentArgs(mode string, args []string, stderr io.Writer) (*agentInvocat
 	fs.BoolVar(&cfg.InsecureFirstFetch, "insecure-first-fetch", cfg.InsecureFirstFetch, "without --ca-file, trust the first node that answers (its roots' fingerprints are logged: compare them with navarch ca show)")
 	fs.StringVar(&cfg.ServerName, "server-name", cfg.ServerName, "name the nodes' certificates are verified for")
 	fs.DurationVar(&cfg.TTL, "ttl", cfg.TTL, "certificate lifetime to ask for (0: the nodes' default)")
+	fs.StringVar(&inv.statusAddr, "status-addr", "", "where to serve the agent's status over HTTP (127.0.0.1:15020, istio-agent's port): /healthz/ready, /debug/status, /metrics (none: no status server)")
 	fs.StringVar(&inv.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&inv.logFormat, "log-format", "text", "log format: text or json")
 	reg := agent.Registration{Labels: map[string]string{}}
