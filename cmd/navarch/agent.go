@@ -17,7 +17,7 @@ import (
 const agentUsage = `usage: navarch agent certs --token-file T --out DIR [--server host:15012,...] [--ca-file root.pem | --insecure-first-fetch] [--once] [--identity-check] [--status-addr 127.0.0.1:15020] [--config F]
        navarch agent run --token-file T --out DIR --group NAME --address IP [--label k=v]... [--network N] [--locality r/z/s] [--probe tcp:h:p|grpc:h:p|http(s)://...|exec:cmd] [--probe-from-group] [--dns-addr 127.0.0.1:15053 [--dns-upstream h:p,...] [--dns-resolv-conf F]] [certs flags]
        navarch agent check [--timeout 1s] tcp:h:p|grpc:h:p[/service]|http(s)://...|exec:cmd
-       navarch agent configure --workload-group <namespace/name> --out DIR [--dir /etc/navarch] [--address IP] [--dns-addr 127.0.0.1:15053]`
+       navarch agent configure --workload-group <namespace/name> --out DIR [--dir /etc/navarch] [--address IP] [--dns-addr 127.0.0.1:15053] [--status-addr 127.0.0.1:15020]`
 
 // runAgent runs the workload side: `navarch agent certs` gets the workload's
 // certificate with a join token and keeps it renewed; `navarch agent run` does that

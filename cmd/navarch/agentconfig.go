@@ -21,7 +21,7 @@ import (
 	"github.com/navarch/navarch/api"
 )
 
-const agentConfigureUsage = `usage: navarch agent configure --workload-group <namespace/name> --out DIR [--dir /etc/navarch] [--ttl 1h] [--address IP] [--source S] [API flags]`
+const agentConfigureUsage = `usage: navarch agent configure --workload-group <namespace/name> --out DIR [--dir /etc/navarch] [--ttl 1h] [--address IP] [--dns-addr H:P] [--status-addr H:P] [--source S] [API flags]`
 
 // runAgentConfigure writes what a VM of a WorkloadGroup needs to join the mesh, as
 // istioctl's "x workload entry configure" does for istio-agent: a join token of the
@@ -40,6 +40,7 @@ func runAgentConfigure(ctx context.Context, args []string, stdout, stderr io.Wri
 	ttl := fs.Duration("ttl", time.Hour, "how long the join token is valid (the agent needs it only for its first certificate)")
 	address := fs.String("address", "", "the VM's IP address (else give --address to navarch agent run)")
 	dnsAddr := fs.String("dns-addr", "", "where the agent's DNS proxy for the mesh's names is to listen on the VM (127.0.0.1:15053; istioctl's --capture-dns); none: no DNS proxy")
+	statusAddr := fs.String("status-addr", "", "where the agent is to serve its status on the VM (127.0.0.1:15020); none: no status server")
 	source := fs.String("source", "", "read the WorkloadGroup from the configuration a source mirrors (a Kubernetes cluster's Istio resources: kubernetes.<cluster id>.config) instead of what was applied")
 	if pos, err := parseFlags(fs, args); err != nil {
 		return err
@@ -94,6 +95,12 @@ func runAgentConfigure(ctx context.Context, args []string, stdout, stderr io.Wri
 			return fmt.Errorf("--dns-addr must be host:port, got %q", *dnsAddr)
 		}
 		values["dns-addr"] = *dnsAddr
+	}
+	if *statusAddr != "" {
+		if _, _, err := net.SplitHostPort(*statusAddr); err != nil {
+			return fmt.Errorf("--status-addr must be host:port, got %q", *statusAddr)
+		}
+		values["status-addr"] = *statusAddr
 	}
 	body, err := yaml.Marshal(values)
 	if err != nil {

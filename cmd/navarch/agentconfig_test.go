@@ -82,6 +82,7 @@ func TestAgentRunReadsWhatConfigureWrites(t *testing.T) {
 	values["token-file"], values["out"], values["group"], values["address"] = "/etc/navarch/join-token", "/etc/navarch/certs", "ratings", "10.0.0.5"
 	values["label"] = []string{"zone=a", "rack=r1,r2"}
 	values["dns-addr"], values["dns-upstream"] = "127.0.0.1:15053", "10.0.0.53:53"
+	values["status-addr"], values["probe-from-group"] = "127.0.0.1:15020", true
 	b, err := yaml.Marshal(values)
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +104,9 @@ func TestAgentRunReadsWhatConfigureWrites(t *testing.T) {
 	}
 	if r.DNS == nil || r.DNS.Addr != "127.0.0.1:15053" || !reflect.DeepEqual(r.DNS.Upstreams, []string{"10.0.0.53:53"}) {
 		t.Errorf("DNS proxy %+v", r.DNS)
+	}
+	if inv.statusAddr != "127.0.0.1:15020" || !r.ProbeFromGroup {
+		t.Errorf("status address %q, probe from group %t", inv.statusAddr, r.ProbeFromGroup)
 	}
 	p := r.Probe
 	if p == nil || p.Kind != "http" || p.Target != "http://127.0.0.1:3100/ready" || p.Period != 4*time.Second || p.Timeout != 3*time.Second ||
