@@ -102,7 +102,7 @@ func TestTakeGroup(t *testing.T) {
 			Resources: []*anypb.Any{{TypeUrl: xds.WorkloadGroupType, Value: b}}}
 	}
 	tcp := &networking.ReadinessProbe{PeriodSeconds: 2, HealthCheckMethod: &networking.ReadinessProbe_TcpSocket{TcpSocket: &networking.TCPHealthCheckConfig{Port: 9080}}}
-	ack := a.takeGroup(pr, response("1", tcp), "vms/ratings")
+	ack := a.takeGroup(pr, response("1", tcp), "vms", "ratings")
 	if ack.ErrorDetail != nil || ack.VersionInfo != "1" || ack.ResponseNonce != "n1" || ack.TypeUrl != xds.WorkloadGroupType ||
 		!slices.Equal(ack.ResourceNames, []string{"ratings"}) {
 		t.Fatalf("ack %v", ack)
@@ -111,19 +111,23 @@ func TestTakeGroup(t *testing.T) {
 		t.Fatalf("the group's probe is not the agent's: %+v", pr.current)
 	}
 	bad := &networking.ReadinessProbe{HealthCheckMethod: &networking.ReadinessProbe_TcpSocket{TcpSocket: &networking.TCPHealthCheckConfig{}}}
-	nack := a.takeGroup(pr, response("2", bad), "vms/ratings")
+	nack := a.takeGroup(pr, response("2", bad), "vms", "ratings")
 	if msg := nack.ErrorDetail.GetMessage(); !strings.Contains(msg, "WorkloadGroup vms/ratings: spec.probe.tcpSocket.port") {
 		t.Errorf("a probe without a port: %q, want a rejection naming the field", msg)
 	}
 	if pr.current.String() != "tcp:127.0.0.1:9080" {
 		t.Errorf("a rejected probe replaced the agent's: %+v", pr.current)
 	}
+	badHost := &networking.ReadinessProbe{HealthCheckMethod: &networking.ReadinessProbe_HttpGet{HttpGet: &networking.HTTPHealthCheckConfig{Host: "bad host", Port: 80}}}
+	if msg := a.takeGroup(pr, response("2b", badHost), "vms", "ratings").ErrorDetail.GetMessage(); !strings.Contains(msg, "WorkloadGroup vms/ratings: spec.probe: agent: http probe target") {
+		t.Errorf("a probe the agent cannot run: %q, want a rejection saying why", msg)
+	}
 	gone := response("3", nil)
 	gone.Resources = nil
-	if ack := a.takeGroup(pr, gone, "vms/ratings"); ack.ErrorDetail != nil || pr.current.String() != "tcp:127.0.0.1:9080" {
+	if ack := a.takeGroup(pr, gone, "vms", "ratings"); ack.ErrorDetail != nil || pr.current.String() != "tcp:127.0.0.1:9080" {
 		t.Errorf("a response without the group: %v, probe %+v", ack, pr.current)
 	}
-	if ack := a.takeGroup(pr, response("4", nil), "vms/ratings"); ack.ErrorDetail != nil || pr.current != nil {
+	if ack := a.takeGroup(pr, response("4", nil), "vms", "ratings"); ack.ErrorDetail != nil || pr.current != nil {
 		t.Errorf("a group without a probe: %v, probe %+v", ack, pr.current)
 	}
 }

@@ -210,7 +210,7 @@ func (a *Agent) holdRegistration(ctx context.Context, server string, certs *Cert
 		case resp := <-responses:
 			var ack *discovery.DiscoveryRequest
 			if resp.TypeUrl == xds.WorkloadGroupType {
-				ack = a.takeGroup(probes, resp, ns+"/"+reg.Group)
+				ack = a.takeGroup(probes, resp, ns, reg.Group)
 			} else {
 				ack = a.takeNameTable(reg.DNS, resp, ns)
 			}
@@ -253,13 +253,14 @@ func (a *Agent) takeNameTable(d *DNS, resp *discovery.DiscoveryResponse, ns stri
 	return ack
 }
 
-// takeGroup sets the probe of the WorkloadGroup in resp (group, namespace/name) on
-// probes and returns the request that acknowledges it, or rejects a group whose
-// probe the agent cannot run (its current probe then stays). A response without the
-// group (it was deleted) changes nothing.
-func (a *Agent) takeGroup(probes *prober, resp *discovery.DiscoveryResponse, group string) *discovery.DiscoveryRequest {
+// takeGroup sets the probe of the WorkloadGroup ns/name in resp on probes and
+// returns the request that acknowledges it, or rejects a group whose probe the
+// agent cannot run (its current probe then stays). A response without the group
+// (it was deleted) changes nothing.
+func (a *Agent) takeGroup(probes *prober, resp *discovery.DiscoveryResponse, ns, name string) *discovery.DiscoveryRequest {
 	ack := ackOf(resp)
-	ack.ResourceNames = []string{group[strings.IndexByte(group, '/')+1:]} // a SotW request names what it still wants
+	ack.ResourceNames = []string{name} // a SotW request names what it still wants
+	group := ns + "/" + name
 	if len(resp.Resources) == 0 {
 		return ack
 	}
@@ -273,11 +274,13 @@ func (a *Agent) takeGroup(probes *prober, resp *discovery.DiscoveryResponse, gro
 		return reject(fmt.Errorf("WorkloadGroup %s: %v", group, err))
 	}
 	p, err := GroupProbe(wg.GetProbe())
-	if err == nil && p != nil {
-		err = p.Validate()
-	}
 	if err != nil {
 		return reject(fmt.Errorf("WorkloadGroup %s: spec.probe%v", group, err))
+	}
+	if p != nil {
+		if err := p.Validate(); err != nil {
+			return reject(fmt.Errorf("WorkloadGroup %s: spec.probe: %v", group, err))
+		}
 	}
 	if probes.set(p, false) {
 		a.reg.update(func(r *registrationStatus) { r.probe = p.String() })
