@@ -94,28 +94,7 @@ func (a *Agent) Status() Status {
 // /debug/status is Status as JSON; GET /metrics the same as Prometheus gauges.
 func (a *Agent) StatusHandler() http.Handler {
 	reg := prometheus.NewRegistry()
-	gauge := func(name, help string, v func(Status) float64) {
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "navarch_agent", Name: name, Help: help},
-			func() float64 { return v(a.Status()) }))
-	}
-	flag := func(b bool) float64 {
-		if b {
-			return 1
-		}
-		return 0
-	}
-	gauge("ready", "1 when the workload holds a valid certificate and is registered (when the agent registers it).", func(s Status) float64 { return flag(s.Ready) })
-	gauge("certificate_expiry_timestamp_seconds", "When the workload's certificate expires (Unix time; 0 without one).", func(s Status) float64 {
-		if s.CertificateExpires.IsZero() {
-			return 0
-		}
-		return float64(s.CertificateExpires.Unix())
-	})
-	gauge("workload_healthy", "1 while the workload passes its readiness probe (or has none).", func(s Status) float64 {
-		return flag(s.WorkloadHealthy != nil && *s.WorkloadHealthy)
-	})
-	gauge("dns_names", "Names in the DNS proxy's table.", func(s Status) float64 { return float64(s.Names) })
-
+	reg.MustRegister(statusCollector{a})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz/ready", func(w http.ResponseWriter, _ *http.Request) {
 		st := a.Status()
@@ -133,4 +112,39 @@ func (a *Agent) StatusHandler() http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return mux
+}
+
+// statusCollector is the agent's Status as gauges, read once per scrape.
+type statusCollector struct{ a *Agent }
+
+var statusGauges = struct{ ready, expiry, healthy, names *prometheus.Desc }{
+	ready:   prometheus.NewDesc("navarch_agent_ready", "1 when the workload holds a valid certificate and is registered (when the agent registers it).", nil, nil),
+	expiry:  prometheus.NewDesc("navarch_agent_certificate_expiry_timestamp_seconds", "When the workload's certificate expires (Unix time; 0 without one).", nil, nil),
+	healthy: prometheus.NewDesc("navarch_agent_workload_healthy", "1 while the workload passes its readiness probe (or has none).", nil, nil),
+	names:   prometheus.NewDesc("navarch_agent_dns_names", "Names in the DNS proxy's table.", nil, nil),
+}
+
+func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- statusGauges.ready
+	ch <- statusGauges.expiry
+	ch <- statusGauges.healthy
+	ch <- statusGauges.names
+}
+
+func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.a.Status()
+	flag := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	expiry := 0.0
+	if !st.CertificateExpires.IsZero() {
+		expiry = float64(st.CertificateExpires.Unix())
+	}
+	ch <- prometheus.MustNewConstMetric(statusGauges.ready, prometheus.GaugeValue, flag(st.Ready))
+	ch <- prometheus.MustNewConstMetric(statusGauges.expiry, prometheus.GaugeValue, expiry)
+	ch <- prometheus.MustNewConstMetric(statusGauges.healthy, prometheus.GaugeValue, flag(st.WorkloadHealthy != nil && *st.WorkloadHealthy))
+	ch <- prometheus.MustNewConstMetric(statusGauges.names, prometheus.GaugeValue, float64(st.Names))
 }
