@@ -41,7 +41,7 @@ type testCA struct {
 	interKey    *ecdsa.PrivateKey
 }
 
-func newTestCA(t *testing.T) *testCA {
+func newTestCA(t testing.TB) *testCA {
 	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	interKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	ca := &testCA{interKey: interKey}
@@ -50,7 +50,7 @@ func newTestCA(t *testing.T) *testCA {
 	return ca
 }
 
-func sign(t *testing.T, tmpl, parent *x509.Certificate, parentKey, key *ecdsa.PrivateKey, ttl time.Duration) *x509.Certificate {
+func sign(t testing.TB, tmpl, parent *x509.Certificate, parentKey, key *ecdsa.PrivateKey, ttl time.Duration) *x509.Certificate {
 	t.Helper()
 	tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
 	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Minute), time.Now().Add(ttl)
@@ -71,7 +71,7 @@ func pemOf(cs ...*x509.Certificate) string { return string(encodeCerts(cs)) }
 // certificates of ttl for a join token or a certificate it issued.
 type csrServer struct {
 	pb.UnimplementedIstioCertificateServiceServer
-	t    *testing.T
+	t    testing.TB
 	ca   *testCA
 	ttl  time.Duration
 	addr string
@@ -83,7 +83,7 @@ type csrServer struct {
 	calls []string // "token" or "certificate", per request
 }
 
-func startCSRServer(t *testing.T, ca *testCA, ttl time.Duration) *csrServer {
+func startCSRServer(t testing.TB, ca *testCA, ttl time.Duration) *csrServer {
 	t.Helper()
 	s := &csrServer{t: t, ca: ca, ttl: ttl}
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -151,7 +151,7 @@ func (s *csrServer) callLog() []string {
 }
 
 // setup writes the token and the CA file and returns an agent configuration.
-func setup(t *testing.T, ca *testCA, servers ...string) Config {
+func setup(t testing.TB, ca *testCA, servers ...string) Config {
 	dir := t.TempDir()
 	cfg := DefaultConfig()
 	cfg.Servers = servers
@@ -164,7 +164,7 @@ func setup(t *testing.T, ca *testCA, servers ...string) Config {
 	return cfg
 }
 
-func newAgent(t *testing.T, cfg Config, log *bytes.Buffer) *Agent {
+func newAgent(t testing.TB, cfg Config, log *bytes.Buffer) *Agent {
 	t.Helper()
 	var h slog.Handler = slog.DiscardHandler
 	if log != nil {

@@ -81,3 +81,20 @@ func TestStatusServer(t *testing.T) {
 		t.Errorf("certificate expiry gauge %v, want %d", expiry, certs.Leaf().NotAfter.Unix())
 	}
 }
+
+// BenchmarkStatus is the cost of one status request: the certificate files read
+// and parsed.
+func BenchmarkStatus(b *testing.B) {
+	ca := newTestCA(b)
+	srv := startCSRServer(b, ca, time.Hour)
+	a := newAgent(b, setup(b, ca, srv.addr), nil)
+	if _, err := a.Fetch(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !a.Status().Ready {
+			b.Fatal("not ready")
+		}
+	}
+}
