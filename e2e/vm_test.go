@@ -344,7 +344,8 @@ func (m *vmMesh) probe(t *testing.T) {
 // their agents (which follow it, as agent configure sets them up), the template
 // their entries. v2's group probing a port where nothing listens takes v2 out of
 // load balancing, and a label added to its template is on v2's entry; its first
-// spec again brings it back.
+// spec again brings it back. Deleting the group removes v2's entry until it is
+// applied again.
 func (m *vmMesh) groupChange(t *testing.T) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -380,6 +381,13 @@ func (m *vmMesh) groupChange(t *testing.T) {
 	mustNodeCLI(t, m.c, "n2", "apply", "-f", writeFile(t, m.dir, "ratings-v2.yaml", group))
 	m.expect("n1", []string{"v1", "v2"})
 	tier("")
+
+	// Deleted, the group takes v2's entry with it; applied again, it brings it back
+	// (v2's agent stays connected throughout).
+	mustNodeCLI(t, m.c, "n2", "delete", "workloadgroup", "ratings-v2", "-n", "vms")
+	m.expect("n1", []string{"v1"})
+	mustNodeCLI(t, m.c, "n2", "apply", "-f", writeFile(t, m.dir, "ratings-v2.yaml", group))
+	m.expect("n1", []string{"v1", "v2"})
 }
 
 var registeredLine = regexp.MustCompile(`msg=registered .*server=(\S+)`)

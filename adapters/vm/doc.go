@@ -21,8 +21,10 @@
 // A change of the group reaches the entries of its connected proxies: each node
 // watches the WorkloadGroups and writes again, built from the new group, the
 // entries it holds that the change alters (istiod builds an entry only when its
-// proxy connects). A group deleted, or no longer admitting the proxy, leaves its
-// entry as it was.
+// proxy connects). A deleted group takes the entries with it, as Kubernetes
+// collects istiod's (the group owns them), and brings them back when applied again,
+// as istiod registers the proxies connected when a group is added. A group no
+// longer admitting the proxy leaves its entry as it was.
 //
 // The entry lives in the registry space of source "vm"
 // (/navarch/registry/vm/networking.istio.io/WorkloadEntry/<ns>/<name>), so it is

@@ -447,10 +447,13 @@ func (g *Registration) SetHealth(ctx context.Context, healthy bool, message stri
 	e := g.e
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.written == nil || (e.reports && e.healthy == healthy && e.message == message) {
+	if e.reports && e.healthy == healthy && e.message == message {
 		return nil
 	}
 	e.reports, e.healthy, e.message = true, healthy, message
+	if e.written == nil {
+		return nil // no entry now (its group was deleted): written with it when the group is back
+	}
 	g.r.log.Info("registered workload reported its health", "workload_entry", e.key.Namespace+"/"+e.key.Name, "healthy", healthy, "message", message)
 	g.r.cfg.Metrics.updates.Inc()
 	return g.r.write(ctx, e, e.written, true)
@@ -464,7 +467,11 @@ func (g *Registration) Close() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.streams--
-	if e.streams > 0 || e.written == nil {
+	if e.streams > 0 {
+		return
+	}
+	if e.written == nil { // its group was deleted, and the entry with it
+		r.forgetIfIdle(e)
 		return
 	}
 	r.cfg.Metrics.unregister.Inc()
@@ -559,12 +566,15 @@ func (r *Registrar) rewriteAll(ctx context.Context) {
 	r.log.Info("registered workloads written again with a new lease", "entries", len(entries))
 }
 
-// groupChanged writes again, built from the group's new spec, the entries of
-// connected proxies that this node holds in WorkloadGroup k (every group when k is
-// zero), when that changes them: a template's labels, ports or weight, the group's
-// metadata. istiod builds an entry from its group only when the proxy connects. An
-// entry whose group was deleted, or no longer admits its proxy's identity, is left
-// as it is until the proxy disconnects.
+// groupChanged brings the entries of connected proxies that this node holds in
+// WorkloadGroup k (every group when k is zero) in line with the group: written
+// again, built from its new spec, when that changes them (a template's labels,
+// ports or weight, the group's metadata; istiod builds an entry from its group only
+// when the proxy connects); deleted with the group (as Kubernetes collects
+// istiod's entries, which the group owns); written again when the group is back
+// (as istiod registers the proxies connected when a group is added). An entry whose
+// group no longer admits its proxy's identity is left as it is until the proxy
+// disconnects.
 func (r *Registrar) groupChanged(ctx context.Context, k api.Key) {
 	type read struct {
 		g   *api.Resource
@@ -573,7 +583,7 @@ func (r *Registrar) groupChanged(ctx context.Context, k api.Key) {
 	groups := map[api.Key]read{} // each group read once
 	for _, e := range r.held() {
 		e.mu.Lock()
-		if gk := groupKey(e.req); e.streams > 0 && e.written != nil && (k.Kind == nil || gk == k) {
+		if gk := groupKey(e.req); e.streams > 0 && (k.Kind == nil || gk == k) {
 			rd, ok := groups[gk]
 			if !ok {
 				gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -587,12 +597,18 @@ func (r *Registrar) groupChanged(ctx context.Context, k api.Key) {
 	}
 }
 
-// rebuild writes e's entry again from its group g (read with readErr), if that
-// changes it. The caller holds e.mu.
+// rebuild brings e's entry in line with its group g, read with readErr (see
+// groupChanged). The caller holds e.mu.
 func (r *Registrar) rebuild(ctx context.Context, e *entry, g *api.Resource, readErr error) {
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	name := e.key.Namespace + "/" + e.key.Name
+	if errors.Is(readErr, store.ErrNotFound) {
+		if e.written != nil {
+			r.removeForDeletedGroup(wctx, e)
+		}
+		return
+	}
 	group, err := admit(e.req, g, readErr)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -601,6 +617,16 @@ func (r *Registrar) rebuild(ctx context.Context, e *entry, g *api.Resource, read
 		return
 	}
 	res := entryFor(e.req, group)
+	if e.written == nil { // the group is back
+		res.Meta.Annotations[AnnotationConnectedAt] = r.now().UTC().Format(time.RFC3339Nano)
+		if err := r.write(wctx, e, res, false); err != nil {
+			r.log.Warn("registering a workload again in its recreated group failed", "workload_entry", name, "err", err)
+			return
+		}
+		r.cfg.Metrics.success.Inc()
+		r.log.Info("workload registered again: its WorkloadGroup is back", "workload_entry", name, "group", e.req.Group)
+		return
+	}
 	res.Meta.Annotations[AnnotationConnectedAt] = e.written.Meta.Annotations[AnnotationConnectedAt]
 	if sameEntry(res, e.written) {
 		return
@@ -611,6 +637,23 @@ func (r *Registrar) rebuild(ctx context.Context, e *entry, g *api.Resource, read
 		return
 	}
 	r.log.Info("registered workload written again for its group's change", "workload_entry", name, "group", e.req.Group)
+}
+
+// removeForDeletedGroup deletes e's entry, whose group was deleted, unless another
+// node holds it now; its proxy stays connected, with no entry, until its group is
+// back or it disconnects. The caller holds e.mu.
+func (r *Registrar) removeForDeletedGroup(ctx context.Context, e *entry) {
+	_, _, err := r.st.Delete(ctx, Space, e.key, e.written.Meta.ResourceVersion)
+	switch {
+	case err == nil, errors.Is(err, store.ErrNotFound):
+		e.written = nil
+		r.cfg.Metrics.deletes.Inc()
+		r.log.Info("registered workload removed: its WorkloadGroup was deleted", "workload_entry", e.key.Namespace+"/"+e.key.Name)
+	case errors.Is(err, store.ErrConflict):
+		// another node holds it now, and removes it
+	default:
+		r.log.Warn("removing a registered workload of a deleted group failed", "workload_entry", e.key.Namespace+"/"+e.key.Name, "err", err)
+	}
 }
 
 // sameEntry reports whether built, an entry as entryFor builds it, is what written

@@ -509,3 +509,61 @@ func TestGroupChangeRewritesConnectedEntries(t *testing.T) {
 		t.Errorf("a group that no longer admits the proxy rewrote its entry: %v, %v", now, err)
 	}
 }
+
+// A deleted group takes the entries of its connected proxies with it (as
+// Kubernetes collects istiod's, which the group owns); the group applied again
+// brings them back, with the health reported meanwhile; a proxy that disconnects
+// meanwhile leaves nothing behind.
+func TestDeletedGroupTakesItsEntries(t *testing.T) {
+	f := newFixture(t)
+	r, _ := f.node(t, "n1")
+	g, err := r.Register(f.ctx, request())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := request()
+	other.IP = "10.0.0.6"
+	g2, err := r.Register(f.ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := api.Key{Kind: api.WorkloadGroup, Namespace: "vms", Name: "ratings"}
+	if _, _, err := f.st.Delete(f.ctx, store.ConfigSpace, key, ""); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the entries gone with their group", func() error {
+		return errors.Join(f.absent(t, g.Name())(), f.absent(t, g2.Name())())
+	})
+	if err := g.SetHealth(f.ctx, false, "connection refused"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.absent(t, g.Name())(); err != nil {
+		t.Errorf("a health report wrote the entry of a deleted group: %v", err)
+	}
+	g2.Close()
+
+	rs, _, err := api.Decode("group.yaml", []byte(groupDoc), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.Apply(f.ctx, store.ConfigSpace, rs); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the connected proxy's entry back with its group", func() error {
+		res, err := f.get(t, g.Name())
+		if err != nil {
+			return err
+		}
+		if ann := res.Meta.Annotations; ann[registry.HealthAnnotation] != "unhealthy" || ann[AnnotationHealthMessage] != "connection refused" {
+			return fmt.Errorf("annotations %v, want the health reported while the group was gone", ann)
+		}
+		return nil
+	})
+	time.Sleep(grace / 2)
+	if err := f.absent(t, g2.Name())(); err != nil {
+		t.Errorf("the proxy that disconnected while its group was gone: %v", err)
+	}
+	if got := r.Registered(); len(got) != 1 || got[0] != "vms/"+g.Name() {
+		t.Errorf("the registrar holds %v, want only the connected proxy's entry", got)
+	}
+}
