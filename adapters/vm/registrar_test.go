@@ -47,14 +47,21 @@ func newFixture(t testing.TB) *fixture {
 	st := registrytest.OpenStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	rs, _, err := api.Decode("group.yaml", []byte(groupDoc), "")
+	f := &fixture{st: st, ctx: ctx}
+	f.apply(t, groupDoc)
+	return f
+}
+
+// apply applies the WorkloadGroup of doc, as navarch apply writes it.
+func (f *fixture) apply(t testing.TB, doc string) {
+	t.Helper()
+	rs, _, err := api.Decode("group.yaml", []byte(doc), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Apply(ctx, store.ConfigSpace, rs); err != nil {
+	if _, err := f.st.Apply(f.ctx, store.ConfigSpace, rs); err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{st: st, ctx: ctx}
 }
 
 // node starts a registrar as node name would; stopping it is the node dying.
@@ -461,16 +468,7 @@ func TestGroupChangeRewritesConnectedEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	apply := func(doc string) {
-		t.Helper()
-		rs, _, err := api.Decode("group.yaml", []byte(doc), "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.st.Apply(f.ctx, store.ConfigSpace, rs); err != nil {
-			t.Fatal(err)
-		}
-	}
+	apply := func(doc string) { f.apply(t, doc) }
 	changed := strings.NewReplacer("tier: backend", "tier: storage", "grpc: 9080", "grpc: 9090", "weight: 3", "weight: 5").Replace(groupDoc)
 	apply(changed)
 	var after *api.Resource
@@ -542,13 +540,7 @@ func TestDeletedGroupTakesItsEntries(t *testing.T) {
 	}
 	g2.Close()
 
-	rs, _, err := api.Decode("group.yaml", []byte(groupDoc), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.st.Apply(f.ctx, store.ConfigSpace, rs); err != nil {
-		t.Fatal(err)
-	}
+	f.apply(t, groupDoc)
 	eventually(t, "the connected proxy's entry back with its group", func() error {
 		res, err := f.get(t, g.Name())
 		if err != nil {
