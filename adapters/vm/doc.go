@@ -24,7 +24,8 @@
 // proxy connects). A deleted group takes the entries with it, as Kubernetes
 // collects istiod's (the group owns them), and brings them back when applied again,
 // as istiod registers the proxies connected when a group is added. A group no
-// longer admitting the proxy leaves its entry as it was.
+// longer admitting the proxy's identity (another template service account) takes
+// its entry the same way, and brings it back if it admits the proxy again.
 //
 // The entry lives in the registry space of source "vm"
 // (/navarch/registry/vm/networking.istio.io/WorkloadEntry/<ns>/<name>), so it is

@@ -573,8 +573,11 @@ func (r *Registrar) rewriteAll(ctx context.Context) {
 // when the proxy connects); deleted with the group (as Kubernetes collects
 // istiod's entries, which the group owns); written again when the group is back
 // (as istiod registers the proxies connected when a group is added). An entry whose
-// group no longer admits its proxy's identity is left as it is until the proxy
-// disconnects.
+// group no longer admits its proxy's identity (its template names another service
+// account) is deleted as with the group: a changed service account is how an
+// operator turns a group's running proxies out of the registry, and istiod would
+// refuse them at their next connection anyway. They stay connected, with no entry,
+// and are registered again if the group takes their identity back.
 func (r *Registrar) groupChanged(ctx context.Context, k api.Key) {
 	type read struct {
 		g   *api.Resource
@@ -603,16 +606,21 @@ func (r *Registrar) rebuild(ctx context.Context, e *entry, g *api.Resource, read
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	name := e.key.Namespace + "/" + e.key.Name
-	if errors.Is(readErr, store.ErrNotFound) {
+	group, err := admit(e.req, g, readErr)
+	switch {
+	case errors.Is(err, ErrNoGroup):
 		if e.written != nil {
-			r.removeForDeletedGroup(wctx, e)
+			r.withdraw(wctx, e, "its WorkloadGroup was deleted")
 		}
 		return
-	}
-	group, err := admit(e.req, g, readErr)
-	if err != nil {
+	case errors.Is(err, ErrForbidden):
+		if e.written != nil {
+			r.withdraw(wctx, e, "its WorkloadGroup no longer admits the proxy's identity")
+		}
+		return
+	case err != nil:
 		if ctx.Err() == nil {
-			r.log.Warn("the group of a registered workload changed; its entry is left as it was", "workload_entry", name, "err", err)
+			r.log.Warn("reading the group of a registered workload failed; its entry is left as it was", "workload_entry", name, "err", err)
 		}
 		return
 	}
@@ -624,7 +632,7 @@ func (r *Registrar) rebuild(ctx context.Context, e *entry, g *api.Resource, read
 			return
 		}
 		r.cfg.Metrics.success.Inc()
-		r.log.Info("workload registered again: its WorkloadGroup is back", "workload_entry", name, "group", e.req.Group)
+		r.log.Info("workload registered again: its WorkloadGroup admits it", "workload_entry", name, "group", e.req.Group)
 		return
 	}
 	res.Meta.Annotations[AnnotationConnectedAt] = e.written.Meta.Annotations[AnnotationConnectedAt]
@@ -639,20 +647,20 @@ func (r *Registrar) rebuild(ctx context.Context, e *entry, g *api.Resource, read
 	r.log.Info("registered workload written again for its group's change", "workload_entry", name, "group", e.req.Group)
 }
 
-// removeForDeletedGroup deletes e's entry, whose group was deleted, unless another
-// node holds it now; its proxy stays connected, with no entry, until its group is
-// back or it disconnects. The caller holds e.mu.
-func (r *Registrar) removeForDeletedGroup(ctx context.Context, e *entry) {
+// withdraw deletes e's entry, which its group no longer has (why says how), unless
+// another node holds it now; its proxy stays connected, with no entry, until its
+// group takes it back or it disconnects. The caller holds e.mu.
+func (r *Registrar) withdraw(ctx context.Context, e *entry, why string) {
 	_, _, err := r.st.Delete(ctx, Space, e.key, e.written.Meta.ResourceVersion)
 	switch {
 	case err == nil, errors.Is(err, store.ErrNotFound):
 		e.written = nil
 		r.cfg.Metrics.deletes.Inc()
-		r.log.Info("registered workload removed: its WorkloadGroup was deleted", "workload_entry", e.key.Namespace+"/"+e.key.Name)
+		r.log.Info("registered workload removed: "+why, "workload_entry", e.key.Namespace+"/"+e.key.Name)
 	case errors.Is(err, store.ErrConflict):
 		// another node holds it now, and removes it
 	default:
-		r.log.Warn("removing a registered workload of a deleted group failed", "workload_entry", e.key.Namespace+"/"+e.key.Name, "err", err)
+		r.log.Warn("removing a registered workload failed", "workload_entry", e.key.Namespace+"/"+e.key.Name, "reason", why, "err", err)
 	}
 }
 
