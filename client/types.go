@@ -169,6 +169,9 @@ type MemberInfo struct {
 	XDSName  string `json:"xds_name,omitempty"`
 	Proxies  int    `json:"proxies"`
 	Revision int64  `json:"revision"`
+	// Version is the node's build (navarch version), as it gossips it: during a
+	// rolling upgrade, which nodes run the new one.
+	Version string `json:"version,omitempty"`
 	// XDSRevision is the revision of the configuration the node has pushed, what a
 	// proxy connecting to it now is sent (the answering node only): it trails
 	// Revision by up to the push debounce.

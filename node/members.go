@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/navarch/navarch/client"
+	"github.com/navarch/navarch/internal/version"
 	"github.com/navarch/navarch/store"
 )
 
@@ -34,6 +35,7 @@ func (n *Node) members(ctx context.Context, p *parts) ([]client.MemberInfo, erro
 	self.Self = true
 	self.XDS, self.XDSTLS, self.HTTP = n.advertised(n.XDSAddr()), n.advertised(n.tlsLis.Addr().String()), n.advertised(n.HTTPAddr())
 	self.Proxies, self.Revision, self.XDSRevision = p.xds.Connections(), p.view.Revision(), p.xds.ServedRevision()
+	self.Version = version.String()
 	if n.dnsConn != nil {
 		self.DNS, self.XDSName = n.advertised(n.dnsConn.LocalAddr().String()), n.cfg.XDSName
 	}
@@ -51,7 +53,7 @@ func (n *Node) members(ctx context.Context, p *parts) ([]client.MemberInfo, erro
 			}
 			if !m.Self {
 				m.XDS, m.XDSTLS, m.HTTP, m.Proxies, m.Revision = pr.Meta.XDS, pr.Meta.XDSTLS, pr.Meta.HTTP, pr.Meta.Proxies, pr.Meta.Revision
-				m.DNS = pr.Meta.DNS
+				m.DNS, m.Version = pr.Meta.DNS, pr.Meta.Version
 			}
 		}
 	} else {

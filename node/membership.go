@@ -39,6 +39,7 @@ type nodeMeta struct {
 	State      string `json:"s,omitempty"`
 	Proxies    int    `json:"n,omitempty"`
 	Revision   int64  `json:"r,omitempty"`
+	Version    string `json:"v,omitempty"` // the build (version.String)
 }
 
 // peer is another node as gossip knows it.

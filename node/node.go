@@ -150,7 +150,7 @@ func New(cfg Config, log *slog.Logger) (n *Node, err error) {
 	}
 	if cfg.GossipAddr != "" {
 		meta := nodeMeta{XDS: n.advertised(n.XDSAddr()), XDSTLS: n.advertised(n.tlsLis.Addr().String()), HTTP: n.advertised(n.HTTPAddr()),
-			EtcdPeer: n.peerURL(), EtcdClient: n.clientURL(), State: stateForming}
+			EtcdPeer: n.peerURL(), EtcdClient: n.clientURL(), State: stateForming, Version: version.String()}
 		if n.dnsConn != nil {
 			meta.DNS = n.advertised(n.dnsConn.LocalAddr().String())
 		}

@@ -44,13 +44,13 @@ func runMembers(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tGOSSIP\tETCD\tXDS\tPROXIES\tREVISION")
+	fmt.Fprintln(tw, "NAME\tGOSSIP\tETCD\tXDS\tPROXIES\tREVISION\tVERSION")
 	for _, m := range ms {
 		name := m.Name
 		if m.Self {
 			name += " *"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", name, m.Gossip, m.Etcd, dash(m.XDS), m.Proxies, m.Revision)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", name, m.Gossip, m.Etcd, dash(m.XDS), m.Proxies, m.Revision, dash(m.Version))
 	}
 	return tw.Flush()
 }
