@@ -116,6 +116,7 @@ type writer struct {
 	mu     sync.Mutex
 	acked  []string
 	failed int
+	errs   []string // the first few refusals, for the log
 }
 
 func (w *writer) run(ctx context.Context) {
@@ -143,6 +144,9 @@ spec:
 			w.acked = append(w.acked, name)
 		} else {
 			w.failed++
+			if len(w.errs) < 20 {
+				w.errs = append(w.errs, fmt.Sprintf("%s via %s: %v", name, target, err))
+			}
 		}
 		w.mu.Unlock()
 		time.Sleep(20 * time.Millisecond)

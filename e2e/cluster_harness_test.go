@@ -264,3 +264,53 @@ func awaitTakeover(t *testing.T, killed, survivor string, syncing func(from stri
 		return err
 	})
 }
+
+// survivorsHold returns a check that the nodes other than gone, as node asked sees
+// them, hold n proxies between them.
+func survivorsHold(c *devcluster.Cluster, asked, gone string, n int) func() error {
+	return func() error {
+		ms, err := membersSeenBy(c, asked)
+		if err != nil {
+			return err
+		}
+		total := 0
+		for _, m := range ms {
+			if m.Name != gone && m.Gossip == "alive" {
+				total += m.Proxies
+			}
+		}
+		if total != n {
+			return fmt.Errorf("the nodes but %s hold %d of %d proxies: %+v", gone, total, n, ms)
+		}
+		return nil
+	}
+}
+
+// identicalEverywhere returns a check that every node of c serves the same
+// resource versions at the same revision, and that they name resource want.
+func identicalEverywhere(c *devcluster.Cluster, want string) func() error {
+	return func() error {
+		var first string
+		var firstRev int64
+		for i, n := range c.Names() {
+			v, rev, err := proxyConfigVersions(c, n)
+			if err != nil {
+				return err
+			}
+			if i == 0 {
+				first, firstRev = v, rev
+				continue
+			}
+			if rev != firstRev {
+				return fmt.Errorf("%s at revision %d, %s at %d", n, rev, c.Names()[0], firstRev)
+			}
+			if v != first {
+				return fmt.Errorf("%s serves different versions than %s:\n%s\nvs\n%s", n, c.Names()[0], v, first)
+			}
+		}
+		if !strings.Contains(first, want) {
+			return fmt.Errorf("versions do not include %s:\n%s", want, first)
+		}
+		return nil
+	}
+}

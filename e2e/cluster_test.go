@@ -62,22 +62,7 @@ func TestClusterFailover(t *testing.T) {
 			break
 		}
 	}
-	eventually(t, 30*time.Second, "every client reconnected to a survivor", func() error {
-		ms, err := membersSeenBy(c, survivor)
-		if err != nil {
-			return err
-		}
-		total := 0
-		for _, m := range ms {
-			if m.Name != busiest && m.Gossip == "alive" {
-				total += m.Proxies
-			}
-		}
-		if total != 6 {
-			return fmt.Errorf("survivors hold %d of 6 proxies: %+v", total, ms)
-		}
-		return nil
-	})
+	eventually(t, 30*time.Second, "every client reconnected to a survivor", survivorsHold(c, survivor, busiest, 6))
 
 	for i, tc := range clients {
 		if failed, total := tc.resetFailures(); len(failed) > 0 {
@@ -116,28 +101,6 @@ func TestClusterFailover(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 30*time.Second, "every node serves identical versions at the same revision", func() error {
-		var first string
-		var firstRev int64
-		for i, n := range c.Names() {
-			v, rev, err := proxyConfigVersions(c, n)
-			if err != nil {
-				return err
-			}
-			if i == 0 {
-				first, firstRev = v, rev
-				continue
-			}
-			if rev != firstRev {
-				return fmt.Errorf("%s at revision %d, n1 at %d", n, rev, firstRev)
-			}
-			if v != first {
-				return fmt.Errorf("%s serves different versions than n1:\n%s\nvs\n%s", n, v, first)
-			}
-		}
-		if !strings.Contains(first, "outbound|9080|v2|reviews.default.svc.cluster.local") {
-			return fmt.Errorf("versions do not include the v2 cluster:\n%s", first)
-		}
-		return nil
-	})
+	eventually(t, 30*time.Second, "every node serves identical versions at the same revision",
+		identicalEverywhere(c, "outbound|9080|v2|reviews.default.svc.cluster.local"))
 }

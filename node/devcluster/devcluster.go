@@ -61,6 +61,9 @@ type Node struct {
 	DNS        string   `json:"dns,omitempty"`
 	Log        string   `json:"log"`
 	Args       []string `json:"args"`
+	// Binary is the executable the node runs when it is not Config.Binary (after
+	// Upgrade).
+	Binary string `json:"binary,omitempty"`
 }
 
 // File is the content of cluster.json.
@@ -338,7 +341,11 @@ func (c *Cluster) start(n *Node, extra ...string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(c.cfg.Binary, append(slices.Clip(n.Args), extra...)...)
+	bin := c.cfg.Binary
+	if n.Binary != "" {
+		bin = n.Binary
+	}
+	cmd := exec.Command(bin, append(slices.Clip(n.Args), extra...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	c.mu.Lock()
 	nodes := len(c.nodes)
@@ -507,6 +514,18 @@ func ready(ctx context.Context, addr string) string {
 
 // Kill stops a node with SIGKILL, as a crash would, and waits until it has exited.
 func (c *Cluster) Kill(name string) error {
+	return c.signal(name, syscall.SIGKILL)
+}
+
+// Terminate stops a node with SIGTERM, as an operator or a service manager would
+// (it stays a member of the cluster unless it runs with --leave-on-terminate), and
+// waits until it has exited.
+func (c *Cluster) Terminate(name string) error {
+	return c.signal(name, syscall.SIGTERM)
+}
+
+// signal sends sig to a node's process and waits until it has exited.
+func (c *Cluster) signal(name string, sig syscall.Signal) error {
 	c.mu.Lock()
 	p := c.procs[name]
 	delete(c.procs, name)
@@ -514,7 +533,7 @@ func (c *Cluster) Kill(name string) error {
 	if p == nil {
 		return fmt.Errorf("node %s is not running", name)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := p.cmd.Process.Signal(sig); err != nil {
 		return err
 	}
 	// Until the process is gone its listeners hold the node's ports, and a Restart
@@ -524,7 +543,8 @@ func (c *Cluster) Kill(name string) error {
 	case <-p.exited:
 		return nil
 	case <-time.After(30 * time.Second):
-		return fmt.Errorf("node %s (pid %d) has not exited 30 s after SIGKILL", name, p.cmd.Process.Pid)
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		return fmt.Errorf("node %s (pid %d) has not exited 30 s after %v", name, p.cmd.Process.Pid, sig)
 	}
 }
 
@@ -550,6 +570,19 @@ func (c *Cluster) Restart(name string, extra ...string) error {
 		return err
 	}
 	return c.writeFile()
+}
+
+// Upgrade starts a stopped node again, as Restart does, running binary from now on
+// (a new build of navarch, in a rolling upgrade).
+func (c *Cluster) Upgrade(name, binary string) error {
+	c.mu.Lock()
+	for i := range c.nodes {
+		if c.nodes[i].Name == name {
+			c.nodes[i].Binary = binary
+		}
+	}
+	c.mu.Unlock()
+	return c.Restart(name)
 }
 
 // Running reports whether the node's process was started by this cluster and not killed.
