@@ -16,3 +16,12 @@ var (
 	// ErrLeaseNotFound is returned by PutWithLease when the lease has ended.
 	ErrLeaseNotFound = errors.New("the etcd lease has ended")
 )
+
+var (
+	// ErrCompacted is returned by WatchKindFrom when etcd no longer keeps the
+	// revision to watch from: list again, and watch from the list's revision.
+	ErrCompacted = errors.New("the revision has been compacted")
+	// ErrFutureRevision is returned by WatchKindFrom for a revision the store has not
+	// reached.
+	ErrFutureRevision = errors.New("the revision is ahead of the store")
+)

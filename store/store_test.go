@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -300,5 +302,71 @@ func TestWatchKeysSeesWritesOfItsKeys(t *testing.T) {
 		if n := len(changes); n != 0 {
 			t.Fatalf("%s: %d more changes seen than made", step.what, n)
 		}
+	}
+}
+
+// WatchKindFrom follows one kind in one namespace from a revision, telling a
+// creation from an update; a revision compacted away or not reached yet is refused
+// at once.
+func TestWatchKindFromFollowsOneKindOfOneNamespace(t *testing.T) {
+	s := openTestStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	vs := decodeOne(t, vsDoc)
+	if _, err := s.Apply(ctx, ConfigSpace, []*api.Resource{vs}); err != nil {
+		t.Fatal(err)
+	}
+	_, rev, err := s.List(ctx, ConfigSpace, api.VirtualService, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	batches, err := s.WatchKindFrom(ctx, ConfigSpace, api.VirtualService, "default", rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := decodeOne(t, strings.Replace(vsDoc, "namespace: default", "namespace: other", 1))
+	dr := decodeOne(t, "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec: {host: reviews}\n")
+	other := decodeOne(t, strings.Replace(vsDoc, "name: reviews", "name: other", 1))
+	changed := decodeOne(t, strings.Replace(vsDoc, "subset: v1", "subset: v2", 1))
+	if _, err := s.Apply(ctx, ConfigSpace, []*api.Resource{elsewhere, dr, other}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(ctx, ConfigSpace, []*api.Resource{changed}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Delete(ctx, ConfigSpace, vs.Key(), ""); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) < 3 {
+		b := <-batches
+		if b.Err != nil {
+			t.Fatal(b.Err)
+		}
+		for _, e := range b.Events {
+			got = append(got, fmt.Sprintf("%s created=%v deleted=%v", e.Key, e.Created, e.Deleted))
+		}
+	}
+	want := []string{
+		"VirtualService default/other created=true deleted=false",
+		"VirtualService default/reviews created=false deleted=false",
+		"VirtualService default/reviews created=false deleted=true",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("events\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	now, err := s.Revision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.WatchKindFrom(ctx, ConfigSpace, api.VirtualService, "", now+100); !errors.Is(err, ErrFutureRevision) {
+		t.Errorf("a watch from a revision ahead of the store: %v, want ErrFutureRevision", err)
+	}
+	if _, err := s.cli.Compact(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.WatchKindFrom(ctx, ConfigSpace, api.VirtualService, "", rev); !errors.Is(err, ErrCompacted) {
+		t.Errorf("a watch from a compacted revision: %v, want ErrCompacted", err)
 	}
 }

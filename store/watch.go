@@ -2,11 +2,13 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/navarch/navarch/api"
@@ -30,6 +32,7 @@ type Event struct {
 	Resource *api.Resource
 	Status   *SourceStatus
 	Deleted  bool
+	Created  bool // the key did not exist before this change
 }
 
 // Batch is the events of one or more consecutive revisions, in revision order.
@@ -75,14 +78,35 @@ func (s *Store) Snapshot(ctx context.Context) ([]Entry, int64, error) {
 // Err set and closes the channel. A batch also comes with no events when etcd reports
 // progress, so the receiver's revision keeps up with the store's.
 func (s *Store) Watch(ctx context.Context, rev int64) <-chan Batch {
+	return s.watch(ctx, rev, ConfigPrefix, clientv3.WithRange(clientv3.GetPrefixRangeEnd(RegistryPrefix)))
+}
+
+// WatchKindFrom is Watch of the resources of kind k in space sp and namespace ns
+// (every namespace when empty). It fails at once, with ErrCompacted, when etcd no
+// longer keeps revision rev, or with ErrFutureRevision when the store has not
+// reached it yet.
+func (s *Store) WatchKindFrom(ctx context.Context, sp Space, k *api.Kind, ns string, rev int64) (<-chan Batch, error) {
+	prefix := sp.KindPrefix(k, ns)
+	if _, err := s.cli.Get(ctx, prefix, clientv3.WithRev(rev), clientv3.WithCountOnly()); err != nil {
+		switch {
+		case errors.Is(err, rpctypes.ErrCompacted):
+			return nil, fmt.Errorf("revision %d: %w", rev, ErrCompacted)
+		case errors.Is(err, rpctypes.ErrFutureRev):
+			return nil, fmt.Errorf("revision %d: %w", rev, ErrFutureRevision)
+		}
+		return nil, mapErr(err)
+	}
+	return s.watch(ctx, rev, prefix, clientv3.WithPrefix()), nil
+}
+
+// watch streams the changes to key (with opts, a range) after revision rev; see Watch.
+func (s *Store) watch(ctx context.Context, rev int64, key string, opts ...clientv3.OpOption) <-chan Batch {
 	out := make(chan Batch, 16)
 	go func() {
 		defer close(out)
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		defer cancel()
-		wc := s.cli.Watch(wctx, ConfigPrefix,
-			clientv3.WithRange(clientv3.GetPrefixRangeEnd(RegistryPrefix)),
-			clientv3.WithRev(rev+1), clientv3.WithPrevKV(), clientv3.WithProgressNotify())
+		wc := s.cli.Watch(wctx, key, append(opts, clientv3.WithRev(rev+1), clientv3.WithPrevKV(), clientv3.WithProgressNotify())...)
 		for resp := range wc {
 			if err := resp.Err(); err != nil {
 				send(ctx, out, Batch{Err: fmt.Errorf("watching from revision %d: %w", rev, err)})
@@ -128,7 +152,7 @@ func (s *Store) events(evs []*clientv3.Event) []Event {
 		if err != nil {
 			continue
 		}
-		e := Event{Revision: ev.Kv.ModRevision, Space: sp, Key: key}
+		e := Event{Revision: ev.Kv.ModRevision, Space: sp, Key: key, Created: ev.IsCreate()}
 		kv := ev.Kv
 		if ev.Type == mvccpb.DELETE {
 			e.Deleted = true
