@@ -126,6 +126,11 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any)
 // send makes a request (body, if any, as JSON) and returns the response, whose body
 // the caller closes; an error status is returned as an *APIError.
 func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	return c.sendWith(ctx, c.http, method, path, body)
+}
+
+// sendWith is send through hc.
+func (c *Client) sendWith(ctx context.Context, hc *http.Client, method, path string, body any) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -144,7 +149,7 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach navarch at %s: %w", c.base, err)
 	}

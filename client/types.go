@@ -190,3 +190,21 @@ type SyncResponse struct {
 	Changes []Result `json:"changes,omitempty"`
 	DryRun  bool     `json:"dry_run,omitempty"`
 }
+
+// WatchEvent is one line of a watch stream (GET /api/v1/config/<kind>?watch=true),
+// as Kubernetes' watch events: Type is ADDED, MODIFIED or DELETED, with Object the
+// resource (for DELETED, its last value, with the deletion's revision as its
+// resourceVersion), or ERROR, with Error saying why the stream ends.
+type WatchEvent struct {
+	Type   string          `json:"type"`
+	Object json.RawMessage `json:"object,omitempty"`
+	Error  string          `json:"error,omitempty"`
+}
+
+// Watch event types.
+const (
+	WatchAdded    = "ADDED"
+	WatchModified = "MODIFIED"
+	WatchDeleted  = "DELETED"
+	WatchError    = "ERROR"
+)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -279,6 +280,10 @@ func (n *Node) list(w http.ResponseWriter, r *http.Request, p *parts) {
 	if !ok {
 		return
 	}
+	if watch, _ := strconv.ParseBool(r.URL.Query().Get("watch")); watch {
+		n.watch(w, r, p, sp, k)
+		return
+	}
 	rs, rev, err := p.store.List(r.Context(), sp, k, r.URL.Query().Get("namespace"))
 	if err != nil {
 		writeError(w, statusOf(err), err)
@@ -338,6 +343,10 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, store.ErrUnavailable):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, store.ErrCompacted):
+		return http.StatusGone // as Kubernetes answers a watch from a compacted revision
+	case errors.Is(err, store.ErrFutureRevision):
+		return http.StatusBadRequest
 	}
 	var derr *api.DocumentError
 	if errors.As(err, &derr) {

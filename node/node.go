@@ -58,6 +58,9 @@ type Node struct {
 
 	stop     chan struct{} // closed to stop Run (the node left the cluster)
 	stopOnce sync.Once
+	// watchesEnd is closed when the HTTP server shuts down, to end the API's watch
+	// streams, which it would otherwise wait for.
+	watchesEnd chan struct{}
 }
 
 // parts are what a node runs once its etcd member is up.
@@ -82,7 +85,7 @@ func New(cfg Config, log *slog.Logger) (n *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n = &Node{cfg: cfg, log: log, started: time.Now(), ready: make(chan struct{}), stop: make(chan struct{})}
+	n = &Node{cfg: cfg, log: log, started: time.Now(), ready: make(chan struct{}), stop: make(chan struct{}), watchesEnd: make(chan struct{})}
 	n.setPhase("starting")
 	// The error returns below set n to nil; release through a copy.
 	acquired := n
@@ -142,6 +145,7 @@ func New(cfg Config, log *slog.Logger) (n *Node, err error) {
 		return nil, err
 	}
 	n.http = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
+	n.http.RegisterOnShutdown(func() { close(n.watchesEnd) })
 	if cfg.HTTPTLSCert != "" {
 		if n.apiCert, err = newServingCert(cfg.HTTPTLSCert, cfg.HTTPTLSKey, log); err != nil {
 			return nil, err

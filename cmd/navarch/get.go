@@ -25,6 +25,9 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	all := fs.Bool("A", false, "every namespace")
 	out := fs.String("o", "", "output: table (default), yaml, json or name")
 	source := fs.String("source", "", "read the configuration a source mirrors instead of what was applied (a Kubernetes cluster's Istio resources: kubernetes.<cluster id>.config)")
+	var watch bool
+	fs.BoolVar(&watch, "w", false, "after listing, print every change until interrupted, each with its event (ADDED, MODIFIED, DELETED); one kind")
+	fs.BoolVar(&watch, "watch", false, "the same as -w")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -54,6 +57,16 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	c, err := cf.client()
 	if err != nil {
 		return err
+	}
+	if watch {
+		if len(kinds) != 1 {
+			return fmt.Errorf("get -w %s: give one kind", pos[0])
+		}
+		kns := namespace
+		if namespace != "" {
+			kns = kindNamespace(kinds[0], *ns)
+		}
+		return watchResources(ctx, stdout, c, *source, kinds[0], kns, pos[1:], *out)
 	}
 	var items []*api.Resource
 	if len(pos) > 1 {

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/client"
+)
+
+// watchResources prints the resources of kind k in namespace ns (all when empty),
+// only those named names if any, as ADDED events, then every change, as kubectl get
+// --watch --output-watch-events does, until ctx ends. A stream that ends otherwise
+// (the node stopped or lost its quorum) is an error.
+func watchResources(ctx context.Context, w io.Writer, c *client.Client, source string, k *api.Kind, ns string, names []string, format string) error {
+	p, err := newEventPrinter(w, format, ns == "")
+	if err != nil {
+		return err
+	}
+	// List first, so that the table's columns fit what there is now.
+	items, rev, err := c.ListFrom(ctx, source, k.Plural, ns)
+	if err != nil {
+		return err
+	}
+	items = slices.DeleteFunc(items, func(r *api.Resource) bool { return len(names) > 0 && !slices.Contains(names, r.Meta.Name) })
+	events, err := c.Watch(ctx, source, k.Plural, ns, strconv.FormatInt(rev, 10))
+	if err != nil {
+		return err
+	}
+	for _, r := range items {
+		p.fit(client.WatchAdded, r)
+	}
+	for _, r := range items {
+		b, err := r.MarshalJSON()
+		if err != nil {
+			return err
+		}
+		if err := p.print(client.WatchEvent{Type: client.WatchAdded, Object: b}, r); err != nil {
+			return err
+		}
+	}
+	for ev := range events {
+		if ev.Type == client.WatchError {
+			return fmt.Errorf("watching %s: %s", k.Plural, ev.Error)
+		}
+		r, err := ev.Resource()
+		if err != nil {
+			return fmt.Errorf("watching %s: %w", k.Plural, err)
+		}
+		if len(names) > 0 && !slices.Contains(names, r.Meta.Name) {
+			continue
+		}
+		if err := p.print(ev, r); err != nil {
+			return err
+		}
+	}
+	return nil // ctx ended: interrupted
+}
+
+// eventPrinter prints watch events in one of get's formats: table rows with an
+// EVENT column (the columns widen as longer values come, since the rows are printed
+// as they arrive), JSON lines ({"type":..., "object":...}), YAML documents, or
+// "EVENT kind/name".
+type eventPrinter struct {
+	w             io.Writer
+	format        string
+	withNamespace bool
+	widths        []int
+	header        bool
+}
+
+func newEventPrinter(w io.Writer, format string, withNamespace bool) (*eventPrinter, error) {
+	switch format {
+	case "", "table", "wide", "json", "yaml", "name":
+		return &eventPrinter{w: w, format: format, withNamespace: withNamespace}, nil
+	}
+	return nil, errors.New("-o must be table, yaml, json or name")
+}
+
+func (p *eventPrinter) print(ev client.WatchEvent, r *api.Resource) error {
+	switch p.format {
+	case "json", "yaml":
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		if p.format == "json" {
+			_, err = fmt.Fprintf(p.w, "%s\n", b)
+			return err
+		}
+		if b, err = yaml.JSONToYAML(b); err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(p.w, "---\n%s", b)
+		return err
+	case "name":
+		_, err := fmt.Fprintf(p.w, "%s %s.%s/%s\n", ev.Type, r.Kind.Singular, r.Kind.Group, r.Meta.Name)
+		return err
+	}
+	if !p.header {
+		p.header = true
+		if err := p.row(p.headerCells()); err != nil {
+			return err
+		}
+	}
+	return p.row(p.cells(ev.Type, r))
+}
+
+func (p *eventPrinter) headerCells() []string {
+	if p.withNamespace {
+		return []string{"EVENT", "KIND", "NAMESPACE", "NAME", "SUMMARY", "AGE"}
+	}
+	return []string{"EVENT", "KIND", "NAME", "SUMMARY", "AGE"}
+}
+
+func (p *eventPrinter) cells(typ string, r *api.Resource) []string {
+	age := "-"
+	if t := r.Meta.CreationTimestamp; t != nil {
+		age = shortDuration(time.Since(*t))
+	}
+	if p.withNamespace {
+		return []string{typ, r.Kind.Name, r.Meta.Namespace, r.Meta.Name, summary(r), age}
+	}
+	return []string{typ, r.Kind.Name, r.Meta.Name, summary(r), age}
+}
+
+// fit widens the table's columns for the row of an event of type typ for r, before
+// it is printed.
+func (p *eventPrinter) fit(typ string, r *api.Resource) {
+	p.widen(p.headerCells())
+	p.widen(p.cells(typ, r))
+	p.widen([]string{client.WatchModified}) // the longest event type
+}
+
+func (p *eventPrinter) widen(cells []string) {
+	if p.widths == nil {
+		p.widths = make([]int, len(cells))
+	}
+	for i, c := range cells {
+		p.widths[i] = max(p.widths[i], len(c))
+	}
+}
+
+// row prints cells padded to the widest value each column has had.
+func (p *eventPrinter) row(cells []string) error {
+	p.widen(cells)
+	var b strings.Builder
+	for i, c := range cells {
+		if i == len(cells)-1 {
+			b.WriteString(c)
+			break
+		}
+		fmt.Fprintf(&b, "%-*s   ", p.widths[i], c)
+	}
+	b.WriteByte('\n')
+	_, err := io.WriteString(p.w, b.String())
+	return err
+}

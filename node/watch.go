@@ -1,0 +1,110 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/client"
+	"github.com/navarch/navarch/store"
+)
+
+// watch streams the changes to the resources a list request names (GET
+// /api/v1/config/{kind}?watch=true[&namespace=][&resourceVersion=]), as Kubernetes'
+// watch does: one client.WatchEvent a line. From resourceVersion on, the changes
+// after that revision; without it, first an ADDED event for each resource there is
+// now, then the changes after them. A revision etcd has compacted away (it keeps
+// five minutes of history) is refused with 410 Gone: list again, and watch from the
+// list's revision. The stream ends with an ERROR event when the node's etcd member
+// loses its leader (a node cut off from the quorum cannot say what changes) or the
+// node stops; the client watches again, from the last revision it saw, through any
+// node.
+func (n *Node) watch(w http.ResponseWriter, r *http.Request, p *parts, sp store.Space, k *api.Kind) {
+	ctx := r.Context()
+	ns := r.URL.Query().Get("namespace")
+	var initial []*api.Resource
+	var from int64
+	if rv := r.URL.Query().Get("resourceVersion"); rv != "" {
+		var err error
+		if from, err = strconv.ParseInt(rv, 10, 64); err != nil || from < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("resourceVersion %q: not a revision", rv))
+			return
+		}
+	} else {
+		var err error
+		if initial, from, err = p.store.List(ctx, sp, k, ns); err != nil {
+			writeError(w, statusOf(err), err)
+			return
+		}
+	}
+	batches, err := p.store.WatchKindFrom(ctx, sp, k, ns, from)
+	if err != nil {
+		if errors.Is(err, store.ErrCompacted) {
+			err = fmt.Errorf("watching %s from %w: list again and watch from the list's revision", k.Plural, err)
+		}
+		writeError(w, statusOf(err), err)
+		return
+	}
+
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	if rc.Flush() != nil { // the headers, so that the client knows the watch began
+		return
+	}
+	enc := json.NewEncoder(w) // one event a line
+	send := func(ev client.WatchEvent) bool {
+		return enc.Encode(ev) == nil && rc.Flush() == nil
+	}
+	for _, res := range initial {
+		if !send(watchEvent(client.WatchAdded, res)) {
+			return
+		}
+	}
+	for {
+		select {
+		case b, ok := <-batches:
+			if !ok {
+				return
+			}
+			if b.Err != nil {
+				send(client.WatchEvent{Type: client.WatchError, Error: b.Err.Error()})
+				return
+			}
+			for _, e := range b.Events {
+				if e.Resource == nil {
+					continue
+				}
+				typ, res := client.WatchModified, e.Resource
+				switch {
+				case e.Deleted:
+					typ, res = client.WatchDeleted, res.Clone()
+					res.Meta.ResourceVersion = store.FormatRevision(e.Revision)
+				case e.Created:
+					typ = client.WatchAdded
+				}
+				if !send(watchEvent(typ, res)) {
+					return
+				}
+			}
+		case <-n.watchesEnd:
+			send(client.WatchEvent{Type: client.WatchError, Error: "the node is stopping: watch again through another node"})
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// watchEvent is the event of type typ for res.
+func watchEvent(typ string, res *api.Resource) client.WatchEvent {
+	b, err := res.MarshalJSON()
+	if err != nil {
+		return client.WatchEvent{Type: client.WatchError, Error: fmt.Sprintf("encoding %s: %v", res.Key(), err)}
+	}
+	return client.WatchEvent{Type: typ, Object: b}
+}
