@@ -64,6 +64,7 @@ func TestReadmeTour(t *testing.T) {
 		"virtualservice.networking.istio.io/reviews created",
 		strings.TrimPrefix(regexp.MustCompile(`# error: stdin: [^\n]*`).FindString(tour), "# "),
 		strings.TrimPrefix(regexp.MustCompile(`# Error \[IST0101\] [^\n]*`).FindString(tour), "# "),
+		strings.TrimPrefix(regexp.MustCompile(`# \+\+\+ applied [^\n]*`).FindString(tour), "# "),
 		"virtualservice.networking.istio.io/reviews configured",
 	} {
 		if want == "" || !strings.Contains(got, want) {

@@ -26,6 +26,7 @@ func commands() []command {
 	return []command{
 		{"server", "run a control-plane node", runServer},
 		{"apply", "create or update configuration from files (-f)", runApply},
+		{"diff", "show what applying files (-f) would change, as a unified diff; exit 1 if anything", runDiff},
 		{"analyze", "report configuration that is valid but will not do what it says (-f to add documents; --local without a node)", runAnalyze},
 		{"validate", "check configuration files (-f) as apply would, without a node", runValidate},
 		{"get", "list or show configuration", runGet},
@@ -73,6 +74,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				return 0
 			case errors.Is(err, errUsage):
 				return 2
+			}
+			var status *exitStatus
+			if errors.As(err, &status) {
+				if status.err != nil {
+					fmt.Fprintf(stderr, "error: %s\n", strings.TrimSpace(status.err.Error()))
+				}
+				return status.code
 			}
 			fmt.Fprintf(stderr, "error: %s\n", strings.TrimSpace(err.Error()))
 			return 1
