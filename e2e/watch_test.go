@@ -54,52 +54,22 @@ func TestWatchFollowsConfigurationAcrossNodes(t *testing.T) {
 	apply("n2", vsNamed("reviews", "default", "v1"))
 
 	n1, _ := c.Node("n1")
-	cmd := exec.Command(navarchBin, "get", "vs", "-w", "-o", "json")
-	cmd.Env = append(os.Environ(), "NAVARCH_SERVER="+n1.HTTP, "NAVARCH_TOKEN_FILE="+c.TokenFile())
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	lines := make(chan string, 64)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() { cmd.Process.Kill() })
+	w := startCLIStream(t, "NAVARCH_SERVER="+n1.HTTP, "NAVARCH_TOKEN_FILE="+c.TokenFile())("get", "vs", "-w", "-o", "json")
 	var lastRev string
 	next := func(want string) {
 		t.Helper()
-		select {
-		case line, ok := <-lines:
-			if !ok {
-				t.Fatalf("navarch get -w ended before %s: %s", want, stderr.String())
-			}
-			var ev client.WatchEvent
-			if err := json.Unmarshal([]byte(line), &ev); err != nil {
-				t.Fatalf("line %q: %v", line, err)
-			}
-			r, err := ev.Resource()
-			if err != nil {
-				t.Fatalf("line %q: %v", line, err)
-			}
-			if got := ev.Type + " " + r.Meta.Namespace + "/" + r.Meta.Name + " " + subsetOf(r.Spec); got != want {
-				t.Fatalf("event %q, want %q", got, want)
-			}
-			lastRev = r.Meta.ResourceVersion
-		case <-time.After(30 * time.Second):
-			t.Fatalf("no event %s within 30 s: %s", want, stderr.String())
+		var ev client.WatchEvent
+		if err := json.Unmarshal([]byte(w.next(t, want)), &ev); err != nil {
+			t.Fatalf("%s: %v", want, err)
 		}
+		r, err := ev.Resource()
+		if err != nil {
+			t.Fatalf("%s: %v", want, err)
+		}
+		if got := ev.Type + " " + r.Meta.Namespace + "/" + r.Meta.Name + " " + subsetOf(r.Spec); got != want {
+			t.Fatalf("event %q, want %q", got, want)
+		}
+		lastRev = r.Meta.ResourceVersion
 	}
 	next("ADDED default/reviews v1")
 
@@ -116,13 +86,8 @@ func TestWatchFollowsConfigurationAcrossNodes(t *testing.T) {
 	if err := c.Terminate("n1"); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-exited:
-		if err == nil || !strings.Contains(stderr.String(), "the node is stopping") {
-			t.Fatalf("navarch get -w, its node stopped: %v, stderr %q; want an error saying so", err, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("navarch get -w still runs 30 s after its node stopped")
+	if stderr, err := w.wait(t); err == nil || !strings.Contains(stderr, "the node is stopping") {
+		t.Fatalf("navarch get -w, its node stopped: %v, stderr %q; want an error saying so", err, stderr)
 	}
 
 	apply("n2", vsNamed("canary", "default", "v4"))
@@ -156,4 +121,123 @@ func subsetOf(spec any) string {
 		return ""
 	}
 	return vs.GetHttp()[0].GetRoute()[0].GetDestination().GetSubset()
+}
+
+// cliStream is a running CLI command whose output is read line by line.
+type cliStream struct {
+	lines  chan string
+	exited chan error
+	stderr *strings.Builder
+}
+
+// startCLIStream returns a function that starts the CLI with args and env added to
+// the test's environment; the process is killed when the test ends.
+func startCLIStream(t *testing.T, env ...string) func(args ...string) *cliStream {
+	return func(args ...string) *cliStream {
+		t.Helper()
+		cmd := exec.Command(navarchBin, args...)
+		cmd.Env = append(os.Environ(), env...)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &cliStream{lines: make(chan string, 64), exited: make(chan error, 1), stderr: &strings.Builder{}}
+		cmd.Stderr = s.stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			sc.Buffer(nil, 1<<20)
+			for sc.Scan() {
+				s.lines <- sc.Text()
+			}
+			close(s.lines)
+			s.exited <- cmd.Wait()
+		}()
+		t.Cleanup(func() { cmd.Process.Kill() })
+		return s
+	}
+}
+
+// next returns the next line, which should be what; it fails the test when the
+// command ends or prints nothing for 30 s.
+func (s *cliStream) next(t *testing.T, what string) string {
+	t.Helper()
+	select {
+	case line, ok := <-s.lines:
+		if !ok {
+			t.Fatalf("the command ended before %s: %s", what, s.stderr.String())
+		}
+		return line
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no %s within 30 s: %s", what, s.stderr.String())
+	}
+	return ""
+}
+
+// wait waits up to 30 s for the command to end, and returns its stderr and how it
+// ended.
+func (s *cliStream) wait(t *testing.T) (string, error) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case _, ok := <-s.lines: // what it printed after the last line read
+			if !ok {
+				return s.stderr.String(), <-s.exited
+			}
+		case <-deadline:
+			t.Fatal("the command still runs after 30 s")
+		}
+	}
+}
+
+// TestGetSelectsByLabels: navarch get -l takes kubectl's label selectors, listing
+// and watching; a resource that comes to match a watch's selector is ADDED to it,
+// one that stops matching is DELETED from it.
+func TestGetSelectsByLabels(t *testing.T) {
+	p := startDevNode(t)
+	labelled := func(name, labels string) string {
+		return strings.Replace(vsNamed(name, "default", "v1"), "metadata: {name: "+name+",", "metadata: {name: "+name+", labels: {"+labels+"},", 1)
+	}
+	dir := t.TempDir()
+	mustCLI(t, p.HTTP, "apply", "-f", writeFile(t, dir, "vs.yaml", labelled("a", "app: reviews")+"---\n"+labelled("b", "app: reviews, canary: 'yes'")+"---\n"+labelled("c", "app: ratings")))
+	for sel, want := range map[string]string{
+		"app=reviews":         "a b",
+		"app=reviews,!canary": "a",
+		"app in (ratings,x)":  "c",
+		"app!=reviews":        "c",
+	} {
+		out := mustCLI(t, p.HTTP, "get", "vs", "-l", sel, "-o", "name")
+		var got []string
+		for _, l := range strings.Fields(out) {
+			got = append(got, strings.TrimPrefix(l, "virtualservice.networking.istio.io/"))
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("get vs -l %q: %q, want %s", sel, out, want)
+		}
+	}
+	if res := cli(t, p.HTTP, "get", "vs", "-l", "app==="); res.Code == 0 || !strings.Contains(res.Stderr, `-l "app==="`) {
+		t.Errorf("a bad selector: exit %d, %q", res.Code, res.Stderr)
+	}
+
+	w := startCLIStream(t, "NAVARCH_SERVER="+p.HTTP)("get", "vs", "-w", "-l", "app=reviews", "-o", "name")
+	for _, want := range []string{"ADDED virtualservice.networking.istio.io/a", "ADDED virtualservice.networking.istio.io/b"} {
+		if got := w.next(t, want); got != want {
+			t.Fatalf("%q, want %q", got, want)
+		}
+	}
+	mustCLI(t, p.HTTP, "apply", "-f", writeFile(t, dir, "b.yaml", labelled("b", "app: other")))
+	mustCLI(t, p.HTTP, "apply", "-f", writeFile(t, dir, "c.yaml", labelled("c", "app: reviews")))
+	mustCLI(t, p.HTTP, "apply", "-f", writeFile(t, dir, "a.yaml", labelled("a", "app: reviews, tier: x")))
+	for _, want := range []string{
+		"DELETED virtualservice.networking.istio.io/b",
+		"ADDED virtualservice.networking.istio.io/c",
+		"MODIFIED virtualservice.networking.istio.io/a",
+	} {
+		if got := w.next(t, want); got != want {
+			t.Fatalf("%q, want %q", got, want)
+		}
+	}
 }

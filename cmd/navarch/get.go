@@ -7,10 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 
 	"github.com/navarch/navarch/api"
@@ -25,6 +27,7 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	all := fs.Bool("A", false, "every namespace")
 	out := fs.String("o", "", "output: table (default), yaml, json or name")
 	source := fs.String("source", "", "read the configuration a source mirrors instead of what was applied (a Kubernetes cluster's Istio resources: kubernetes.<cluster id>.config)")
+	selector := fs.String("l", "", "only resources whose labels match this selector, as kubectl's (app=reviews,tier!=db, env in (a,b), !canary)")
 	var watch bool
 	fs.BoolVar(&watch, "w", false, "after listing, print every change until interrupted, each with its event (ADDED, MODIFIED, DELETED); one kind")
 	fs.BoolVar(&watch, "watch", false, "the same as -w")
@@ -54,6 +57,10 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *all {
 		namespace = ""
 	}
+	sel, err := labels.Parse(*selector)
+	if err != nil {
+		return fmt.Errorf("-l %q: %w", *selector, err)
+	}
 	c, err := cf.client()
 	if err != nil {
 		return err
@@ -66,7 +73,7 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if namespace != "" {
 			kns = kindNamespace(kinds[0], *ns)
 		}
-		return watchResources(ctx, stdout, c, *source, kinds[0], kns, pos[1:], *out)
+		return watchResources(ctx, stdout, c, *source, kinds[0], kns, pos[1:], sel, *out)
 	}
 	var items []*api.Resource
 	if len(pos) > 1 {
@@ -90,6 +97,7 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			items = append(items, rs...)
 		}
 	}
+	items = slices.DeleteFunc(items, func(r *api.Resource) bool { return !sel.Matches(labels.Set(r.Meta.Labels)) })
 	return printResources(stdout, items, *out, namespace == "", len(pos) > 1)
 }
 

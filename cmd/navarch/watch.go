@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 
 	"github.com/navarch/navarch/api"
@@ -18,10 +19,13 @@ import (
 )
 
 // watchResources prints the resources of kind k in namespace ns (all when empty),
-// only those named names if any, as ADDED events, then every change, as kubectl get
+// only those named names if any and those whose labels sel matches, as ADDED events, then every change, as kubectl get
 // --watch --output-watch-events does, until ctx ends. A stream that ends otherwise
 // (the node stopped or lost its quorum) is an error.
-func watchResources(ctx context.Context, w io.Writer, c *client.Client, source string, k *api.Kind, ns string, names []string, format string) error {
+func watchResources(ctx context.Context, w io.Writer, c *client.Client, source string, k *api.Kind, ns string, names []string, sel labels.Selector, format string) error {
+	skip := func(r *api.Resource) bool {
+		return (len(names) > 0 && !slices.Contains(names, r.Meta.Name)) || !sel.Matches(labels.Set(r.Meta.Labels))
+	}
 	p, err := newEventPrinter(w, format, ns == "")
 	if err != nil {
 		return err
@@ -31,7 +35,11 @@ func watchResources(ctx context.Context, w io.Writer, c *client.Client, source s
 	if err != nil {
 		return err
 	}
-	items = slices.DeleteFunc(items, func(r *api.Resource) bool { return len(names) > 0 && !slices.Contains(names, r.Meta.Name) })
+	items = slices.DeleteFunc(items, skip)
+	shown := map[api.Key]bool{} // what the output holds now
+	for _, r := range items {
+		shown[r.Key()] = true
+	}
 	events, err := c.Watch(ctx, source, k.Plural, ns, strconv.FormatInt(rev, 10))
 	if err != nil {
 		return err
@@ -56,9 +64,17 @@ func watchResources(ctx context.Context, w io.Writer, c *client.Client, source s
 		if err != nil {
 			return fmt.Errorf("watching %s: %w", k.Plural, err)
 		}
-		if len(names) > 0 && !slices.Contains(names, r.Meta.Name) {
+		// As a watch with a selector in Kubernetes: a resource that comes to match
+		// is ADDED, one that stops matching is DELETED.
+		switch was, is := shown[r.Key()], !skip(r) && ev.Type != client.WatchDeleted; {
+		case !was && !is:
 			continue
+		case !was:
+			ev.Type = client.WatchAdded
+		case !is:
+			ev.Type = client.WatchDeleted
 		}
+		shown[r.Key()] = ev.Type != client.WatchDeleted
 		if err := p.print(ev, r); err != nil {
 			return err
 		}
