@@ -31,6 +31,7 @@ func commands() []command {
 		{"validate", "check configuration files (-f) as apply would, without a node", runValidate},
 		{"get", "list or show configuration", runGet},
 		{"delete", "delete configuration, by file (-f) or by kind and name", runDelete},
+		{"edit", "edit a resource in $EDITOR and apply it (over the version read, as kubectl edit)", runEdit},
 		{"registry", "list every service and endpoint the mesh knows; registry sync: keep a static inventory", runRegistry},
 		{"wait", "wait until every node's proxies have a resource's configuration (or --revision's)", runWait},
 		{"proxy-status", "list connected proxies and what they acknowledged", runProxyStatus},
