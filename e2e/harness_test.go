@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -59,7 +60,26 @@ type proc struct {
 	exited chan struct{} // closed when the process has exited
 	XDS    string
 	HTTP   string
-	log    *bytes.Buffer
+	log    *lockedBuffer
+}
+
+// lockedBuffer is a process's output, written by os/exec's copying goroutine and
+// read by the test while the process runs.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // startDevNode starts `navarch server --dev` on free ports and waits until it is ready.
@@ -81,7 +101,7 @@ func startDevNode(t *testing.T, extra ...string) *proc {
 func startDevNodeReady(t *testing.T, ready func(http string) bool, extra ...string) *proc {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
-		p := &proc{XDS: freeAddr(t), HTTP: freeAddr(t), log: &bytes.Buffer{}, exited: make(chan struct{})}
+		p := &proc{XDS: freeAddr(t), HTTP: freeAddr(t), log: &lockedBuffer{}, exited: make(chan struct{})}
 		args := append([]string{"server", "--dev", "--data-dir", t.TempDir(), "--xds-addr", p.XDS, "--http-addr", p.HTTP, "--xds-tls-addr", freeAddr(t)}, extra...)
 		p.cmd = exec.Command(navarchBin, args...)
 		p.cmd.Stdout, p.cmd.Stderr = p.log, p.log

@@ -59,7 +59,7 @@ func (n *Node) routes() http.Handler {
 	api.HandleFunc("GET /debug/proxies", n.withParts(n.debugProxies))
 	api.HandleFunc("GET /debug/proxy-config", n.withParts(n.debugProxyConfig))
 	n.caRoutes(api)
-	guarded := n.authenticate(api)
+	guarded := n.audited(n.authenticate(api))
 	mux.Handle("/api/", guarded)
 	mux.Handle("/debug/", guarded)
 	return mux
@@ -184,6 +184,9 @@ func (n *Node) applyTo(w http.ResponseWriter, r *http.Request, p *parts, sp stor
 		resp.Results = append(resp.Results, rr)
 		resp.Revision = max(resp.Revision, res.Resource.Meta.Revision())
 	}
+	if !req.DryRun {
+		n.auditChanges(r, sp, resp.Results, resp.Revision)
+	}
 	writeJSON(w, http.StatusOK, resp)
 }
 
@@ -240,6 +243,7 @@ func (n *Node) deleteFrom(w http.ResponseWriter, r *http.Request, p *parts, sp s
 		resp.Results = append(resp.Results, result(old, store.Deleted))
 		resp.Revision = max(resp.Revision, rev)
 	}
+	n.auditChanges(r, sp, resp.Results, resp.Revision)
 	code := http.StatusOK
 	if failed {
 		code = http.StatusMultiStatus
@@ -331,7 +335,9 @@ func (n *Node) deleteOne(w http.ResponseWriter, r *http.Request, p *parts) {
 		writeError(w, statusOf(err), err)
 		return
 	}
-	writeJSON(w, http.StatusOK, client.ApplyResponse{Results: []client.Result{result(old, store.Deleted)}, Revision: rev})
+	resp := client.ApplyResponse{Results: []client.Result{result(old, store.Deleted)}, Revision: rev}
+	n.auditChanges(r, store.ConfigSpace, resp.Results, rev)
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // statusOf maps store errors to HTTP status codes.

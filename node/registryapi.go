@@ -83,6 +83,9 @@ func (n *Node) registrySync(w http.ResponseWriter, r *http.Request, p *parts) {
 		writeError(w, statusOf(err), err)
 		return
 	}
+	if !req.DryRun {
+		n.auditRegistry(r, sp, st.Created, st.Updated, st.Deleted)
+	}
 	resp := client.SyncResponse{Created: st.Created, Updated: st.Updated, Deleted: st.Deleted, Unchanged: st.Unchanged, DryRun: req.DryRun}
 	for _, c := range changes {
 		resp.Changes = append(resp.Changes, client.Result{Kind: c.Key.Kind.Name, Namespace: c.Key.Namespace, Name: c.Key.Name, Action: string(c.Action)})
