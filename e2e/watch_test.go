@@ -195,7 +195,7 @@ func (s *cliStream) wait(t *testing.T) (string, error) {
 
 // TestGetSelectsByLabels: navarch get -l takes kubectl's label selectors, listing
 // and watching; a resource that comes to match a watch's selector is ADDED to it,
-// one that stops matching is DELETED from it.
+// one that stops matching is DELETED from it. delete -l and --all delete by them.
 func TestGetSelectsByLabels(t *testing.T) {
 	p := startDevNode(t)
 	labelled := func(name, labels string) string {
@@ -239,5 +239,16 @@ func TestGetSelectsByLabels(t *testing.T) {
 		if got := w.next(t, want); got != want {
 			t.Fatalf("%q, want %q", got, want)
 		}
+	}
+
+	// delete -l deletes what the selector matches; a kind alone deletes nothing.
+	if res := cli(t, p.HTTP, "delete", "vs"); res.Code == 0 {
+		t.Errorf("delete of a kind without names, -l or --all: exit 0, %q", res.Stdout)
+	}
+	if out := mustCLI(t, p.HTTP, "delete", "vs", "-l", "app=reviews"); out != "virtualservice.networking.istio.io/a deleted\nvirtualservice.networking.istio.io/c deleted\n" {
+		t.Errorf("delete -l app=reviews: %q", out)
+	}
+	if out := mustCLI(t, p.HTTP, "delete", "vs", "--all"); out != "virtualservice.networking.istio.io/b deleted\n" {
+		t.Errorf("delete --all: %q", out)
 	}
 }

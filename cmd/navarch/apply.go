@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
+
 	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/client"
 )
@@ -86,6 +88,8 @@ func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	recursive := fs.Bool("R", false, "read directories recursively")
 	wait := fs.Bool("wait", false, "wait until every node's proxies no longer have what was deleted (navarch wait)")
 	timeout := fs.Duration("timeout", 30*time.Second, "with --wait, how long to wait")
+	selector := fs.String("l", "", "with a kind and no names: delete the resources of the namespace whose labels match this selector, as kubectl's")
+	all := fs.Bool("all", false, "with a kind and no names: delete every resource of that kind in the namespace")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -104,13 +108,25 @@ func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if resp, err = c.DeleteFiles(ctx, *ns, in); err != nil {
 			return err
 		}
-	case len(files) == 0 && len(pos) >= 2:
+	case len(files) == 0 && (len(pos) >= 2 || len(pos) == 1 && (*selector != "" || *all)):
 		k, ok := api.LookupKind(pos[0])
 		if !ok {
 			return fmt.Errorf("unknown kind %q; known: %s", pos[0], strings.Join(api.KindNames(), ", "))
 		}
+		names := pos[1:]
+		if len(names) == 0 {
+			if names, err = selectNames(ctx, c, k, kindNamespace(k, *ns), *selector); err != nil {
+				return err
+			}
+			if len(names) == 0 {
+				fmt.Fprintln(stdout, "No resources found.")
+				return nil
+			}
+		} else if *selector != "" || *all {
+			return errors.New("delete: give names, or -l or --all, not both")
+		}
 		resp = &client.ApplyResponse{}
-		for _, name := range pos[1:] {
+		for _, name := range names {
 			r, err := c.Delete(ctx, k.Plural, kindNamespace(k, *ns), name)
 			if err != nil {
 				return err
@@ -119,7 +135,7 @@ func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			resp.Revision = max(resp.Revision, r.Revision)
 		}
 	default:
-		return errors.New("delete needs -f <file|dir|-> or a kind and one or more names")
+		return errors.New("delete needs -f <file|dir|->, or a kind and one or more names (or -l <selector>, or --all)")
 	}
 	printSkipped(stderr, resp.Skipped)
 	var failed []string
@@ -168,4 +184,24 @@ func printSkipped(w io.Writer, skipped []api.Skipped) {
 	for _, s := range skipped {
 		fmt.Fprintf(w, "skipped %s: %s %s %s: %s\n", s.Source, s.APIVersion, s.Kind, s.Name, s.Reason)
 	}
+}
+
+// selectNames lists the names of the resources of kind k in namespace ns whose
+// labels match selector (all of them when it is empty).
+func selectNames(ctx context.Context, c *client.Client, k *api.Kind, ns, selector string) ([]string, error) {
+	sel, err := labels.Parse(selector)
+	if err != nil {
+		return nil, fmt.Errorf("-l %q: %w", selector, err)
+	}
+	rs, _, err := c.List(ctx, k.Plural, ns)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, r := range rs {
+		if sel.Matches(labels.Set(r.Meta.Labels)) {
+			names = append(names, r.Meta.Name)
+		}
+	}
+	return names, nil
 }
