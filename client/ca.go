@@ -104,7 +104,7 @@ func (c *Client) CA(ctx context.Context) (*CAInfo, error) {
 // key, so it refuses to do that over plain HTTP to another host.
 func (c *Client) ImportCA(ctx context.Context, req CAImportRequest) (*CAInfo, error) {
 	if c.plaintextRemote() {
-		return nil, fmt.Errorf("refusing to send a CA key in clear to %s: import on a node's own host (its loopback API) or over HTTPS (--http-tls-cert)", c.base)
+		return nil, fmt.Errorf("refusing to send a CA key in clear to %s: import on a node's own host (its loopback API) or over HTTPS (--http-tls-cert)", c.base())
 	}
 	var out CAInfo
 	err := c.do(ctx, http.MethodPost, "/api/v1/ca/import", req, &out)
@@ -166,7 +166,7 @@ type CredentialInfo struct {
 // it refuses to do that over plain HTTP to another host.
 func (c *Client) PutCredential(ctx context.Context, req CredentialRequest) (*CredentialInfo, error) {
 	if c.plaintextRemote() {
-		return nil, fmt.Errorf("refusing to send a private key in clear to %s: run this on a node's own host (its loopback API) or over HTTPS (--http-tls-cert)", c.base)
+		return nil, fmt.Errorf("refusing to send a private key in clear to %s: run this on a node's own host (its loopback API) or over HTTPS (--http-tls-cert)", c.base())
 	}
 	var out CredentialInfo
 	err := c.do(ctx, http.MethodPost, "/api/v1/ca/credentials", req, &out)

@@ -12,7 +12,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/navarch/navarch/api"
@@ -22,37 +24,62 @@ import (
 // port on this machine.
 const DefaultServer = "http://127.0.0.1:15014"
 
-// Client talks to one node's HTTP API.
+// Client talks to a node's HTTP API: the first of its servers that answers, as
+// etcdctl does with its endpoints.
 type Client struct {
-	base  string
-	token string
-	http  *http.Client
+	servers []string
+	cur     atomic.Int32 // the server that answered last
+	token   string
+	http    *http.Client
 }
 
 // New returns a client of the node at server ("http://host:port", "https://host:port",
 // or just "host:port" for HTTP), authenticating with token when it is not empty. An
 // https server's certificate is checked against the system's roots unless TrustPEM
 // names others.
+//
+// server may list several nodes, comma-separated: a request goes to the one that
+// answered last, and moves on to the next when it cannot be reached or answers 503
+// (not ready, no quorum), which means it did nothing with the request.
 func New(server, token string) *Client {
-	if !strings.Contains(server, "://") {
-		server = "http://" + server
+	c := &Client{token: token, http: &http.Client{Timeout: 30 * time.Second}}
+	for _, s := range strings.Split(server, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if !strings.Contains(s, "://") {
+			s = "http://" + s
+		}
+		c.servers = append(c.servers, strings.TrimRight(s, "/"))
 	}
-	return &Client{
-		base:  strings.TrimRight(server, "/"),
-		token: token,
-		http:  &http.Client{Timeout: 30 * time.Second},
+	if len(c.servers) == 0 {
+		c.servers = []string{DefaultServer}
 	}
+	return c
 }
 
 // At returns a client of another node (an address of MemberInfo.HTTP) with c's
 // scheme, credentials and trusted CAs.
 func (c *Client) At(server string) *Client {
 	if !strings.Contains(server, "://") {
-		scheme, _, _ := strings.Cut(c.base, "://")
+		scheme, _, _ := strings.Cut(c.base(), "://")
 		server = scheme + "://" + server
 	}
-	return &Client{base: strings.TrimRight(server, "/"), token: c.token, http: c.http}
+	return &Client{servers: []string{strings.TrimRight(server, "/")}, token: c.token, http: c.http}
 }
+
+// Servers returns the nodes the client may talk to.
+func (c *Client) Servers() []string { return slices.Clone(c.servers) }
+
+// Failover moves the client off the server it talks to now (one whose stream
+// ended, say), to the next it was given.
+func (c *Client) Failover() { c.next(int(c.cur.Load()) % len(c.servers)) }
+
+// base is the server the client talks to now.
+func (c *Client) base() string { return c.servers[int(c.cur.Load())%len(c.servers)] }
+
+// next moves the client from server from to the one after it.
+func (c *Client) next(from int) { c.cur.CompareAndSwap(int32(from), int32((from+1)%len(c.servers))) }
 
 // TrustPEM makes the client accept only servers whose certificates chain to the CA
 // certificates in pemCerts (the node's --http-tls-cert issuer).
@@ -70,7 +97,7 @@ func (c *Client) TrustPEM(pemCerts []byte) error {
 // plaintextRemote reports whether the client talks plain HTTP to another host, where
 // what it sends can be read on the way.
 func (c *Client) plaintextRemote() bool {
-	u, err := url.Parse(c.base)
+	u, err := url.Parse(c.base())
 	if err != nil || u.Scheme != "http" {
 		return false
 	}
@@ -108,7 +135,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any)
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return fmt.Errorf("reading the answer of %s: %w", c.base, err)
+		return fmt.Errorf("reading the answer of %s: %w", c.base(), err)
 	}
 	if out == nil {
 		return nil
@@ -129,21 +156,45 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 	return c.sendWith(ctx, c.http, method, path, body)
 }
 
-// sendWith is send through hc.
+// sendWith is send through hc, to each server in turn (from the current one) while
+// they cannot be reached or answer 503.
 func (c *Client) sendWith(ctx context.Context, hc *http.Client, method, path string, body any) (*http.Response, error) {
-	var rd io.Reader
+	var data []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if data, err = json.Marshal(body); err != nil {
 			return nil, err
 		}
-		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	var errs []error
+	for range c.servers {
+		at := int(c.cur.Load()) % len(c.servers)
+		resp, err := c.sendTo(ctx, hc, c.servers[at], method, path, data, body != nil)
+		var ae *APIError
+		if err == nil || ctx.Err() != nil || len(c.servers) == 1 ||
+			!(errors.Is(err, errUnreachable) || errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable) {
+			return resp, err
+		}
+		errs = append(errs, err)
+		c.next(at)
+	}
+	return nil, errors.Join(errs...)
+}
+
+// errUnreachable marks a request that never reached its server.
+var errUnreachable = errors.New("unreachable")
+
+// sendTo makes a request of server.
+func (c *Client) sendTo(ctx context.Context, hc *http.Client, server, method, path string, data []byte, hasBody bool) (*http.Response, error) {
+	var rd io.Reader
+	if hasBody {
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, server+path, rd)
 	if err != nil {
 		return nil, err
 	}
-	if body != nil {
+	if hasBody {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
@@ -151,13 +202,17 @@ func (c *Client) sendWith(ctx context.Context, hc *http.Client, method, path str
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach navarch at %s: %w", c.base, err)
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			err = fmt.Errorf("%w: %w", errUnreachable, err) // nothing was sent
+		}
+		return nil, fmt.Errorf("cannot reach navarch at %s: %w", server, err)
 	}
 	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusMultiStatus {
 		defer resp.Body.Close()
 		data, err := io.ReadAll(resp.Body)
 		if err != nil {
-			return nil, fmt.Errorf("reading the answer of %s: %w", c.base, err)
+			return nil, fmt.Errorf("reading the answer of %s: %w", server, err)
 		}
 		var e ErrorResponse
 		if json.Unmarshal(data, &e) != nil || e.Error == "" {
@@ -294,7 +349,7 @@ func (c *Client) Snapshot(ctx context.Context, w io.Writer) (int64, error) {
 	defer resp.Body.Close()
 	n, err := io.Copy(w, resp.Body)
 	if err != nil {
-		return n, fmt.Errorf("receiving the snapshot from %s: %w", c.base, err)
+		return n, fmt.Errorf("receiving the snapshot from %s: %w", c.base(), err)
 	}
 	return n, nil
 }

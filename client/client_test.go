@@ -84,3 +84,58 @@ func TestTLSAndCAKeys(t *testing.T) {
 		t.Error("a remote host taken for loopback")
 	}
 }
+
+// TestClientMovesToTheNextServer: given several servers, a request goes to the next
+// when one cannot be reached or answers 503 (it did nothing), and the client stays
+// with the one that answered; any other answer, an error included, is the answer.
+func TestClientMovesToTheNextServer(t *testing.T) {
+	var applies []string
+	serve := func(name string, status int) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var req ApplyRequest
+			json.NewDecoder(r.Body).Decode(&req)
+			applies = append(applies, name+":"+req.Files[0].Data)
+			w.WriteHeader(status)
+			if status != http.StatusOK {
+				json.NewEncoder(w).Encode(ErrorResponse{Error: name + " says no"})
+				return
+			}
+			json.NewEncoder(w).Encode(ApplyResponse{Revision: 7})
+		}))
+	}
+	minority := serve("minority", http.StatusServiceUnavailable)
+	defer minority.Close()
+	healthy := serve("healthy", http.StatusOK)
+	defer healthy.Close()
+	refusing := serve("refusing", http.StatusBadRequest)
+	defer refusing.Close()
+	down := httptest.NewServer(http.NotFoundHandler()) // after the others: its port is not theirs
+	downAddr := down.URL
+	down.Close() // refuses connections from now on
+
+	c := New(downAddr+", "+minority.URL+","+healthy.URL, "")
+	for i := 0; i < 2; i++ {
+		resp, err := c.Apply(context.Background(), "", []File{{Source: "a", Data: "doc"}})
+		if err != nil || resp.Revision != 7 {
+			t.Fatalf("apply %d: %v %+v", i, err, resp)
+		}
+	}
+	if got := strings.Join(applies, " "); got != "minority:doc healthy:doc healthy:doc" {
+		t.Errorf("requests seen: %s; want the body sent again to the next server, and the second apply straight to the healthy one", got)
+	}
+
+	applies = nil
+	c = New(refusing.URL+","+healthy.URL, "")
+	if _, err := c.Apply(context.Background(), "", []File{{Source: "a", Data: "doc"}}); err == nil || err.Error() != "refusing says no" {
+		t.Errorf("a refusal: %v, want it returned as it is", err)
+	}
+	if len(applies) != 1 {
+		t.Errorf("a refused request was sent on: %v", applies)
+	}
+
+	c = New(downAddr+","+minority.URL, "")
+	_, err := c.Apply(context.Background(), "", []File{{Source: "a", Data: "doc"}})
+	if err == nil || !strings.Contains(err.Error(), "cannot reach navarch at "+downAddr) || !strings.Contains(err.Error(), "minority says no") {
+		t.Errorf("none answering: %v, want what each said", err)
+	}
+}

@@ -44,7 +44,7 @@ func (c *Client) Watch(ctx context.Context, source, kind, namespace, resourceVer
 		for sc.Scan() {
 			var ev WatchEvent
 			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-				ev = WatchEvent{Type: WatchError, Error: fmt.Sprintf("decoding the watch stream of %s: %v", c.base, err)}
+				ev = WatchEvent{Type: WatchError, Error: fmt.Sprintf("decoding the watch stream of %s: %v", c.base(), err)}
 			}
 			select {
 			case out <- ev:
@@ -58,7 +58,7 @@ func (c *Client) Watch(ctx context.Context, source, kind, namespace, resourceVer
 		if ctx.Err() != nil {
 			return
 		}
-		msg := fmt.Sprintf("the watch stream of %s ended", c.base)
+		msg := fmt.Sprintf("the watch stream of %s ended", c.base())
 		if err := sc.Err(); err != nil {
 			msg += ": " + err.Error()
 		}

@@ -32,7 +32,8 @@ spec:
 // node prints what there is, then every change of that kind and namespace applied
 // through another node, in order (and none of other kinds or namespaces). When its
 // node stops, the watch ends with an error; watched again through a third node from
-// the last revision it saw, it gets exactly the changes made in between.
+// the last revision it saw, it gets exactly the changes made in between. Given two
+// nodes (NAVARCH_SERVER=n1,n2), navarch get -w goes on through the second.
 func TestWatchFollowsConfigurationAcrossNodes(t *testing.T) {
 	c := startCluster(t, 3)
 	apply := func(node, doc string) {
@@ -54,7 +55,9 @@ func TestWatchFollowsConfigurationAcrossNodes(t *testing.T) {
 	apply("n2", vsNamed("reviews", "default", "v1"))
 
 	n1, _ := c.Node("n1")
+	n2, _ := c.Node("n2")
 	w := startCLIStream(t, "NAVARCH_SERVER="+n1.HTTP, "NAVARCH_TOKEN_FILE="+c.TokenFile())("get", "vs", "-w", "-o", "json")
+	both := startCLIStream(t, "NAVARCH_SERVER="+n1.HTTP+","+n2.HTTP, "NAVARCH_TOKEN_FILE="+c.TokenFile())("get", "vs", "-w", "-o", "name")
 	var lastRev string
 	next := func(want string) {
 		t.Helper()
@@ -82,6 +85,11 @@ func TestWatchFollowsConfigurationAcrossNodes(t *testing.T) {
 	next("ADDED default/canary v3")
 	next("DELETED default/reviews v2")
 	seen := lastRev
+	for _, want := range []string{"ADDED", "MODIFIED", "ADDED", "DELETED"} {
+		if got := both.next(t, want); !strings.HasPrefix(got, want+" ") {
+			t.Fatalf("navarch get -w through n1,n2: %q, want %s", got, want)
+		}
+	}
 
 	if err := c.Terminate("n1"); err != nil {
 		t.Fatal(err)
@@ -97,6 +105,11 @@ func TestWatchFollowsConfigurationAcrossNodes(t *testing.T) {
 	events, err := apiOf(c, "n3").Watch(ctx, "", "virtualservices", "default", seen)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, want := range []string{"MODIFIED virtualservice.networking.istio.io/canary", "ADDED virtualservice.networking.istio.io/late"} {
+		if got := both.next(t, want); got != want {
+			t.Errorf("navarch get -w through n1,n2, n1 stopped: %q, want %q", got, want)
+		}
 	}
 	var got []string
 	for ev := range events {

@@ -24,7 +24,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	if def == "" {
 		def = client.DefaultServer
 	}
-	fs.StringVar(&f.server, "server", def, "API address of a navarch node (or $NAVARCH_SERVER)")
+	fs.StringVar(&f.server, "server", def, "API address of a navarch node, or several, comma-separated, to use the first that answers (or $NAVARCH_SERVER)")
 	fs.StringVar(&f.tokenFile, "token-file", os.Getenv("NAVARCH_TOKEN_FILE"), "file holding the admin token (or $NAVARCH_TOKEN_FILE; $NAVARCH_TOKEN holds the token itself)")
 	fs.StringVar(&f.caFile, "ca-file", os.Getenv("NAVARCH_CA_FILE"), "CA certificates (PEM) to check an https:// --server against, instead of the system's (or $NAVARCH_CA_FILE)")
 }

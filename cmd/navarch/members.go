@@ -67,6 +67,9 @@ func runLeave(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if len(c.Servers()) != 1 {
+		return errors.New("leave: name the one node to leave with --server")
+	}
 	if err := c.Leave(ctx); err != nil {
 		return err
 	}

@@ -19,9 +19,12 @@ import (
 )
 
 // watchResources prints the resources of kind k in namespace ns (all when empty),
-// only those named names if any and those whose labels sel matches, as ADDED events, then every change, as kubectl get
-// --watch --output-watch-events does, until ctx ends. A stream that ends otherwise
-// (the node stopped or lost its quorum) is an error.
+// only those named names if any and those whose labels sel matches, as ADDED
+// events, then every change, as kubectl get --watch --output-watch-events does,
+// until ctx ends. When the stream ends otherwise (its node stopped or lost its
+// quorum), it goes on through the next node c was given, from the last revision
+// seen, so that no change is missed or shown twice; given one node, that is an
+// error.
 func watchResources(ctx context.Context, w io.Writer, c *client.Client, source string, k *api.Kind, ns string, names []string, sel labels.Selector, format string) error {
 	skip := func(r *api.Resource) bool {
 		return (len(names) > 0 && !slices.Contains(names, r.Meta.Name)) || !sel.Matches(labels.Set(r.Meta.Labels))
@@ -56,13 +59,27 @@ func watchResources(ctx context.Context, w io.Writer, c *client.Client, source s
 			return err
 		}
 	}
-	for ev := range events {
+	for {
+		ev, ok := <-events
+		if !ok {
+			return nil // ctx ended: interrupted
+		}
 		if ev.Type == client.WatchError {
-			return fmt.Errorf("watching %s: %s", k.Plural, ev.Error)
+			if len(c.Servers()) == 1 || ctx.Err() != nil {
+				return fmt.Errorf("watching %s: %s", k.Plural, ev.Error)
+			}
+			c.Failover()
+			if events, err = c.Watch(ctx, source, k.Plural, ns, strconv.FormatInt(rev, 10)); err != nil {
+				return fmt.Errorf("watching %s again from revision %d after %s: %w", k.Plural, rev, ev.Error, err)
+			}
+			continue
 		}
 		r, err := ev.Resource()
 		if err != nil {
 			return fmt.Errorf("watching %s: %w", k.Plural, err)
+		}
+		if rv, err := strconv.ParseInt(r.Meta.ResourceVersion, 10, 64); err == nil {
+			rev = max(rev, rv)
 		}
 		// As a watch with a selector in Kubernetes: a resource that comes to match
 		// is ADDED, one that stops matching is DELETED.
@@ -79,7 +96,6 @@ func watchResources(ctx context.Context, w io.Writer, c *client.Client, source s
 			return err
 		}
 	}
-	return nil // ctx ended: interrupted
 }
 
 // eventPrinter prints watch events in one of get's formats: table rows with an
