@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/client"
@@ -24,10 +23,9 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	var cf clientFlags
 	cf.register(fs)
-	var files stringList
-	fs.Var(&files, "f", "file, directory or - (stdin) to analyze as if applied; repeatable")
+	var docs docFlags
+	docs.register(fs, "to analyze as if applied")
 	ns := fs.String("n", "", "namespace of the documents, as for apply")
-	recursive := fs.Bool("R", false, "read directories recursively")
 	local := fs.Bool("local", false, "analyze the documents of -f alone, without a node")
 	domain := fs.String("domain", "cluster.local", "with --local: the DNS suffix short host names resolve under")
 	out := fs.String("o", "", "output: text (default) or json")
@@ -47,12 +45,12 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("--output-threshold: %w", err)
 	}
-	if *local && len(files) == 0 {
+	if *local && !docs.given() {
 		return errors.New("analyze --local needs -f <file|dir|->")
 	}
 	var in []client.File
-	if len(files) > 0 {
-		if in, err = readFiles(files, *recursive, os.Stdin); err != nil {
+	if docs.given() {
+		if in, err = docs.read(); err != nil {
 			return err
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -21,10 +20,9 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	var cf clientFlags
 	cf.register(fs)
-	var files stringList
-	fs.Var(&files, "f", "file, directory or - (stdin) to apply; repeatable")
+	var docs docFlags
+	docs.register(fs, "to apply")
 	ns := fs.String("n", "", "namespace of the documents: those that name none go there, and naming another is an error (default: what each names, else \"default\")")
-	recursive := fs.Bool("R", false, "read directories recursively")
 	dryRun := fs.Bool("dry-run", false, "have the node check the documents and say what applying them would do, writing nothing")
 	wait := fs.Bool("wait", false, "wait until every node's proxies have the configuration applied (navarch wait)")
 	timeout := fs.Duration("timeout", 30*time.Second, "with --wait, how long to wait")
@@ -32,10 +30,10 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if len(files) == 0 {
+	if !docs.given() {
 		return errors.New("apply needs -f <file|dir|->")
 	}
-	in, err := readFiles(files, *recursive, os.Stdin)
+	in, err := docs.read()
 	if err != nil {
 		return err
 	}
@@ -82,10 +80,9 @@ func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	var cf clientFlags
 	cf.register(fs)
-	var files stringList
-	fs.Var(&files, "f", "file, directory or - (stdin) naming what to delete; repeatable")
+	var docs docFlags
+	docs.register(fs, "naming what to delete")
 	ns := fs.String("n", "", "namespace of the resources named, or of the documents of -f, which must then name no other (default \"default\")")
-	recursive := fs.Bool("R", false, "read directories recursively")
 	wait := fs.Bool("wait", false, "wait until every node's proxies no longer have what was deleted (navarch wait)")
 	timeout := fs.Duration("timeout", 30*time.Second, "with --wait, how long to wait")
 	selector := fs.String("l", "", "with a kind and no names: delete the resources of the namespace whose labels match this selector, as kubectl's")
@@ -100,15 +97,15 @@ func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var resp *client.ApplyResponse
 	switch {
-	case len(files) > 0 && len(pos) == 0:
-		in, err := readFiles(files, *recursive, os.Stdin)
+	case docs.given() && len(pos) == 0:
+		in, err := docs.read()
 		if err != nil {
 			return err
 		}
 		if resp, err = c.DeleteFiles(ctx, *ns, in); err != nil {
 			return err
 		}
-	case len(files) == 0 && (len(pos) >= 2 || len(pos) == 1 && (*selector != "" || *all)):
+	case !docs.given() && (len(pos) >= 2 || len(pos) == 1 && (*selector != "" || *all)):
 		k, ok := api.LookupKind(pos[0])
 		if !ok {
 			return fmt.Errorf("unknown kind %q; known: %s", pos[0], strings.Join(api.KindNames(), ", "))

@@ -51,6 +51,24 @@ func (f *clientFlags) client() (*client.Client, error) {
 	return c, nil
 }
 
+// docFlags are the flags of a command that reads documents: -f, repeatable, and -R.
+type docFlags struct {
+	files     stringList
+	recursive bool
+}
+
+// register adds the flags to fs; what says what the documents are for ("to apply").
+func (d *docFlags) register(fs *flag.FlagSet, what string) {
+	fs.Var(&d.files, "f", "file, directory or - (stdin) "+what+"; repeatable")
+	fs.BoolVar(&d.recursive, "R", false, "read directories recursively")
+}
+
+// given reports whether any -f was given.
+func (d *docFlags) given() bool { return len(d.files) > 0 }
+
+// read reads the documents of every -f (readFiles).
+func (d *docFlags) read() ([]client.File, error) { return readFiles(d.files, d.recursive, os.Stdin) }
+
 // stringList is a repeatable string flag (-f a.yaml -f b.yaml).
 type stringList []string
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -97,17 +96,16 @@ func runRegistrySync(ctx context.Context, args []string, stdout, stderr io.Write
 	var cf clientFlags
 	cf.register(fs)
 	source := fs.String("source", "", "the inventory's source name (inventory, cmdb, ...): its entries are replaced by the files'")
-	var files stringList
-	fs.Var(&files, "f", "file, directory or - (stdin) of ServiceEntries and WorkloadEntries; repeatable")
+	var docs docFlags
+	docs.register(fs, "of ServiceEntries and WorkloadEntries")
 	ns := fs.String("n", "", "namespace of the documents that name none (default \"default\")")
-	recursive := fs.Bool("R", false, "read directories recursively")
 	dryRun := fs.Bool("dry-run", false, "say what the sync would create, update and delete, writing nothing")
 	if pos, err := parseFlags(fs, args); err != nil {
 		return err
-	} else if len(pos) > 0 || *source == "" || len(files) == 0 {
+	} else if len(pos) > 0 || *source == "" || !docs.given() {
 		return errors.New("usage: navarch registry sync --source <name> -f <file|dir|-> [-n namespace] [-R] [--dry-run]")
 	}
-	in, err := readFiles(files, *recursive, os.Stdin)
+	in, err := docs.read()
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -45,17 +44,16 @@ func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.SetOutput(stderr)
 	var cf clientFlags
 	cf.register(fs)
-	var files stringList
-	fs.Var(&files, "f", "file, directory or - (stdin) to compare with what the node holds; repeatable")
-	ns := fs.String("n", "", "namespace of the documents, as apply takes it")
-	recursive := fs.Bool("R", false, "read directories recursively")
+	var docs docFlags
+	docs.register(fs, "to compare with what the node holds")
+	ns := fs.String("n", "", "namespace of the documents, as for apply")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if len(files) == 0 {
+	if !docs.given() {
 		return &exitStatus{code: 2, err: errors.New("diff needs -f <file|dir|->")}
 	}
-	changed, err := diffFiles(ctx, &cf, files, *ns, *recursive, stdout, stderr)
+	changed, err := diffFiles(ctx, &cf, &docs, *ns, stdout, stderr)
 	switch {
 	case err != nil:
 		return &exitStatus{code: 2, err: err}
@@ -67,8 +65,8 @@ func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // diffFiles prints the diffs of the documents of files and reports whether there
 // were any.
-func diffFiles(ctx context.Context, cf *clientFlags, files []string, ns string, recursive bool, stdout, stderr io.Writer) (bool, error) {
-	in, err := readFiles(files, recursive, os.Stdin)
+func diffFiles(ctx context.Context, cf *clientFlags, docs *docFlags, ns string, stdout, stderr io.Writer) (bool, error) {
+	in, err := docs.read()
 	if err != nil {
 		return false, err
 	}

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/navarch/navarch/api"
 )
@@ -16,18 +15,17 @@ import (
 func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("navarch validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var files stringList
-	fs.Var(&files, "f", "file, directory or - (stdin) to check; repeatable")
+	var docs docFlags
+	docs.register(fs, "to check")
 	ns := fs.String("n", "", "namespace of the documents, as for apply")
-	recursive := fs.Bool("R", false, "read directories recursively")
 	strict := fs.Bool("warnings-as-errors", false, "exit non-zero when a valid document is warned of")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if len(files) == 0 {
+	if !docs.given() {
 		return errors.New("validate needs -f <file|dir|->")
 	}
-	in, err := readFiles(files, *recursive, os.Stdin)
+	in, err := docs.read()
 	if err != nil {
 		return err
 	}
