@@ -314,3 +314,27 @@ func identicalEverywhere(c *devcluster.Cluster, want string) func() error {
 		return nil
 	}
 }
+
+// voting reports whether a member is alive in gossip and votes in etcd.
+func voting(m client.MemberInfo) bool {
+	return m.Gossip == "alive" && (m.Etcd == "leader" || m.Etcd == "follower")
+}
+
+// allVoting returns a check that node asked sees n members, every one voting.
+func allVoting(c *devcluster.Cluster, asked string, n int) func() error {
+	return func() error {
+		ms, err := membersSeenBy(c, asked)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if !voting(m) {
+				return fmt.Errorf("%s is not a voting member: %+v", m.Name, ms)
+			}
+		}
+		if len(ms) != n {
+			return fmt.Errorf("%d members, want %d: %+v", len(ms), n, ms)
+		}
+		return nil
+	}
+}

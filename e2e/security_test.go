@@ -19,6 +19,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/navarch/navarch/node/devcluster"
 )
 
 // TestOutsidersCannotJoinOrRead: a process without the cluster's secret cannot join
@@ -29,39 +31,7 @@ func TestOutsidersCannotJoinOrRead(t *testing.T) {
 	n1, _ := c.Node("n1")
 
 	t.Run("a node with another secret does not join", func(t *testing.T) {
-		dir := t.TempDir()
-		secret := filepath.Join(dir, "secret")
-		token := filepath.Join(dir, "token")
-		os.WriteFile(secret, []byte("not-the-cluster-secret-0123456789"), 0o600)
-		os.WriteFile(token, []byte("outsider-token"), 0o600)
-		kek := filepath.Join(dir, "kek")
-		os.WriteFile(kek, []byte(strings.Repeat("ab", 32)), 0o600)
-		http := freeAddr(t)
-		cmd := exec.Command(navarchBin, "server", "--name", "outsider", "--data-dir", filepath.Join(dir, "data"),
-			"--xds-addr", freeAddr(t), "--http-addr", http, "--gossip-addr", freeAddr(t),
-			"--etcd-client-addr", freeAddr(t), "--etcd-peer-addr", freeAddr(t),
-			"--join", n1.Gossip, "--cluster-secret-file", secret, "--admin-token-file", token,
-			"--ca-kek-file", kek, "--xds-tls-addr", freeAddr(t))
-		var log strings.Builder
-		cmd.Stdout, cmd.Stderr = &log, &log
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { cmd.Process.Kill(); cmd.Wait() }()
-		time.Sleep(5 * time.Second)
-		code, body := get(http, "/readyz")
-		if code == 200 || !strings.Contains(body, "waiting") {
-			t.Fatalf("the outsider's readyz: %d %q; want it still waiting for a cluster", code, body)
-		}
-		ms, err := membersSeenBy(c, "n1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range ms {
-			if m.Name == "outsider" {
-				t.Fatalf("the cluster lists the outsider: %+v", ms)
-			}
-		}
+		outsiderCannotJoin(t, c, "not-the-cluster-secret-0123456789")
 	})
 
 	t.Run("etcd refuses clients without a cluster certificate", func(t *testing.T) {
@@ -70,15 +40,7 @@ func TestOutsidersCannotJoinOrRead(t *testing.T) {
 			"no client certificate":     {InsecureSkipVerify: true},
 			"a self-signed certificate": {InsecureSkipVerify: true, Certificates: []tls.Certificate{selfSigned(t)}},
 		} {
-			cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, TLS: cfg, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
-			if err != nil {
-				continue // refused at dial: good
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			_, err = cli.Get(ctx, "/navarch/", clientv3.WithPrefix())
-			cancel()
-			cli.Close()
-			if err == nil {
+			if err := readEtcd(endpoint, cfg); err == nil {
 				t.Fatalf("%s: read etcd", name)
 			}
 		}
@@ -122,4 +84,57 @@ func selfSigned(t *testing.T) tls.Certificate {
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// outsiderCannotJoin starts a node that has secret as its cluster secret and tries
+// to join c through n1, and fails the test if it gets in.
+func outsiderCannotJoin(t *testing.T, c *devcluster.Cluster, secret string) {
+	t.Helper()
+	n1, _ := c.Node("n1")
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "secret")
+	token := filepath.Join(dir, "token")
+	os.WriteFile(secretFile, []byte(secret), 0o600)
+	os.WriteFile(token, []byte("outsider-token"), 0o600)
+	kek := filepath.Join(dir, "kek")
+	os.WriteFile(kek, []byte(strings.Repeat("ab", 32)), 0o600)
+	http := freeAddr(t)
+	cmd := exec.Command(navarchBin, "server", "--name", "outsider", "--data-dir", filepath.Join(dir, "data"),
+		"--xds-addr", freeAddr(t), "--http-addr", http, "--gossip-addr", freeAddr(t),
+		"--etcd-client-addr", freeAddr(t), "--etcd-peer-addr", freeAddr(t),
+		"--join", n1.Gossip, "--cluster-secret-file", secretFile, "--admin-token-file", token,
+		"--ca-kek-file", kek, "--xds-tls-addr", freeAddr(t))
+	var log strings.Builder
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	time.Sleep(5 * time.Second)
+	code, body := get(http, "/readyz")
+	if code == 200 || !strings.Contains(body, "waiting") {
+		t.Fatalf("the outsider's readyz: %d %q; want it still waiting for a cluster", code, body)
+	}
+	ms, err := membersSeenBy(c, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Name == "outsider" {
+			t.Fatalf("the cluster lists the outsider: %+v", ms)
+		}
+	}
+}
+
+// readEtcd reads the cluster's keys from the etcd client endpoint with cfg.
+func readEtcd(endpoint string, cfg *tls.Config) error {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, TLS: cfg, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return err // refused at dial
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err = cli.Get(ctx, "/navarch/", clientv3.WithPrefix())
+	return err
 }

@@ -81,7 +81,7 @@ func TestRollingUpgrade(t *testing.T) {
 				return err
 			}
 			for _, m := range ms {
-				if m.Name == name && m.Gossip == "alive" && (m.Etcd == "leader" || m.Etcd == "follower") && m.Version == "v9.9.9-next" {
+				if m.Name == name && voting(m) && m.Version == "v9.9.9-next" {
 					return nil
 				}
 			}

@@ -66,7 +66,8 @@ type Config struct {
 	BootstrapExpect int
 	// ClusterSecret is the secret every node of the cluster is given. The gossip key
 	// and, unless ClusterCACert is set, the CA of node certificates derive from it.
-	// A --dev node makes up one.
+	// A --dev node makes up one. While the secret is rotated it holds several, one
+	// a line: the first in use, the others accepted (docs/cluster.md).
 	ClusterSecret string
 	// ClusterCACert and ClusterCAKey name an operator's CA (PEM) to sign node
 	// certificates with, instead of the one derived from ClusterSecret.

@@ -68,7 +68,8 @@ type membership struct {
 	moved map[string]string
 }
 
-func newMembership(name, bind, advertise string, key []byte, meta nodeMeta, logger *slog.Logger) (*membership, error) {
+// newMembership starts gossip, encrypted with keys[0] and decrypting with any of keys.
+func newMembership(name, bind, advertise string, keys [][]byte, meta nodeMeta, logger *slog.Logger) (*membership, error) {
 	m := &membership{log: logger.With("component", "gossip"), self: name, meta: meta, peers: map[string]*peer{},
 		changed: make(chan struct{}, 1), moved: map[string]string{}}
 	host, port, err := splitAddr(bind)
@@ -84,7 +85,9 @@ func newMembership(name, bind, advertise string, key []byte, meta nodeMeta, logg
 			return nil, fmt.Errorf("gossip advertise address: %w", err)
 		}
 	}
-	cfg.SecretKey = key
+	if cfg.Keyring, err = memberlist.NewKeyring(keys, keys[0]); err != nil {
+		return nil, fmt.Errorf("gossip keys: %w", err)
+	}
 	cfg.GossipVerifyIncoming, cfg.GossipVerifyOutgoing = true, true
 	cfg.Delegate = m
 	cfg.Events = m

@@ -161,7 +161,7 @@ func New(cfg Config, log *slog.Logger) (n *Node, err error) {
 		if cfg.BootstrapExpect == 0 {
 			meta.State = stateJoining
 		}
-		if n.gossip, err = newMembership(cfg.Name, cfg.GossipAddr, cfg.GossipAdvertise, n.secrets.gossipKey, meta, log); err != nil {
+		if n.gossip, err = newMembership(cfg.Name, cfg.GossipAddr, cfg.GossipAdvertise, n.secrets.gossipKeys, meta, log); err != nil {
 			return nil, err
 		}
 	}
@@ -178,17 +178,23 @@ func (n *Node) setPhase(p string) { n.phase.Store(&p) }
 
 // nodeCertificate issues this node's etcd certificate, signed by the cluster CA.
 func (n *Node) nodeCertificate() (*store.TLSFiles, error) {
-	var ca *clusterCA
-	var err error
+	dir := filepath.Join(n.cfg.DataDir, "tls")
 	if n.cfg.ClusterCACert != "" {
-		ca, err = loadCA(n.cfg.ClusterCACert, n.cfg.ClusterCAKey)
-	} else {
-		ca, err = derivedCA(n.secrets.caSeed)
+		ca, err := loadCA(n.cfg.ClusterCACert, n.cfg.ClusterCAKey)
+		if err != nil {
+			return nil, err
+		}
+		return ca.issueNodeCert(dir, n.cfg.Name, n.advertiseHost())
 	}
-	if err != nil {
-		return nil, err
+	var cas []*clusterCA // the secret in use first
+	for _, seed := range n.secrets.caSeeds {
+		ca, err := derivedCA(seed)
+		if err != nil {
+			return nil, err
+		}
+		cas = append(cas, ca)
 	}
-	return ca.issueNodeCert(filepath.Join(n.cfg.DataDir, "tls"), n.cfg.Name, n.advertiseHost())
+	return cas[0].issueNodeCert(dir, n.cfg.Name, n.advertiseHost(), cas[1:]...)
 }
 
 // xdsServerOptions tune the gRPC server for many long-lived, mostly idle streams:

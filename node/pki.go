@@ -19,6 +19,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/navarch/navarch/store"
@@ -37,34 +38,48 @@ import (
 //
 // An operator who wants their own CA for etcd passes its certificate and key instead
 // (ClusterCA); the gossip key still derives from the secret.
+//
+// The secret is rotated without downtime (docs/cluster.md): the secret file may hold
+// several secrets, one a line, the first in use and the others still accepted. A
+// node encrypts gossip with the first one's key and decrypts with any of theirs
+// (memberlist's keyring), presents a certificate of the first one's CA, and trusts
+// the CAs of all of them.
 
-// clusterSecrets are the keys derived from the cluster secret.
+// clusterSecrets are the keys derived from the cluster secrets, the one in use first.
 type clusterSecrets struct {
-	gossipKey []byte
-	caSeed    []byte
-	token     string
+	gossipKeys [][]byte
+	caSeeds    [][]byte
+	token      string // the etcd cluster token, which only a new cluster's bootstrap uses
 }
 
-func deriveSecrets(secret string) (clusterSecrets, error) {
-	if len(secret) < 16 {
+// deriveSecrets derives the keys of the secrets of a secret file: one a line, the
+// first in use, the others accepted (while the cluster moves from one to another).
+func deriveSecrets(file string) (clusterSecrets, error) {
+	var s clusterSecrets
+	for i, secret := range strings.Split(file, "\n") {
+		if secret = strings.TrimSpace(secret); secret == "" {
+			continue
+		}
+		if len(secret) < 16 {
+			return clusterSecrets{}, fmt.Errorf("the cluster secret on line %d must be at least 16 characters", i+1)
+		}
+		derive := func(info string) []byte {
+			k, err := hkdf.Key(sha256.New, []byte(secret), nil, info, 32)
+			if err != nil {
+				panic(err) // only for a key longer than HKDF can give
+			}
+			return k
+		}
+		s.gossipKeys = append(s.gossipKeys, derive("navarch gossip"))
+		s.caSeeds = append(s.caSeeds, derive("navarch cluster ca"))
+		if s.token == "" {
+			s.token = "navarch-" + hex.EncodeToString(derive("navarch etcd cluster token")[:8])
+		}
+	}
+	if len(s.gossipKeys) == 0 {
 		return clusterSecrets{}, errors.New("the cluster secret must be at least 16 characters")
 	}
-	derive := func(info string) ([]byte, error) {
-		return hkdf.Key(sha256.New, []byte(secret), nil, info, 32)
-	}
-	g, err := derive("navarch gossip")
-	if err != nil {
-		return clusterSecrets{}, err
-	}
-	c, err := derive("navarch cluster ca")
-	if err != nil {
-		return clusterSecrets{}, err
-	}
-	t, err := derive("navarch etcd cluster token")
-	if err != nil {
-		return clusterSecrets{}, err
-	}
-	return clusterSecrets{gossipKey: g, caSeed: c, token: "navarch-" + hex.EncodeToString(t[:8])}, nil
+	return s, nil
 }
 
 // clusterCA is the CA that signs node certificates.
@@ -115,8 +130,9 @@ func loadCA(certFile, keyFile string) (*clusterCA, error) {
 }
 
 // issueNodeCert writes a fresh key and certificate for this node, valid for server and
-// client authentication at host (and loopback), into dir, with the CA certificate.
-func (ca *clusterCA) issueNodeCert(dir, name, host string) (*store.TLSFiles, error) {
+// client authentication at host (and loopback), into dir, with the CA certificate
+// and those of also, the other CAs the node trusts.
+func (ca *clusterCA) issueNodeCert(dir, name, host string, also ...*clusterCA) (*store.TLSFiles, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -156,17 +172,20 @@ func (ca *clusterCA) issueNodeCert(dir, name, host string) (*store.TLSFiles, err
 		KeyFile:  filepath.Join(dir, "node.key"),
 		CAFile:   filepath.Join(dir, "ca.crt"),
 	}
+	cas := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.der})
+	for _, other := range also {
+		cas = append(cas, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: other.der})...)
+	}
 	for _, f := range []struct {
-		path, typ string
-		der       []byte
-		mode      os.FileMode
+		path string
+		data []byte
+		mode os.FileMode
 	}{
-		{files.CertFile, "CERTIFICATE", der, 0o644},
-		{files.KeyFile, "PRIVATE KEY", keyDER, 0o600},
-		{files.CAFile, "CERTIFICATE", ca.der, 0o644},
+		{files.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644},
+		{files.KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600},
+		{files.CAFile, cas, 0o644},
 	} {
-		data := pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der})
-		if err := os.WriteFile(f.path, data, f.mode); err != nil {
+		if err := os.WriteFile(f.path, f.data, f.mode); err != nil {
 			return nil, err
 		}
 	}
@@ -174,7 +193,7 @@ func (ca *clusterCA) issueNodeCert(dir, name, host string) (*store.TLSFiles, err
 }
 
 // clientTLS returns the TLS configuration this node uses to talk to other members'
-// etcd: its own certificate, and only the cluster CA trusted.
+// etcd: its own certificate, and only the cluster CAs trusted.
 func clientTLS(files *store.TLSFiles) (*tls.Config, error) {
 	pair, err := tls.LoadX509KeyPair(files.CertFile, files.KeyFile)
 	if err != nil {

@@ -212,7 +212,7 @@ func (c *Cluster) args(n Node, seed string) []string {
 		"--xds-addr", n.XDS, "--xds-tls-addr", n.XDSTLS, "--http-addr", n.HTTP, "--gossip-addr", n.Gossip,
 		"--etcd-client-addr", n.EtcdClient, "--etcd-peer-addr", n.EtcdPeer, "--dns-addr", n.DNS,
 		"--bootstrap-expect", fmt.Sprint(c.cfg.Nodes), "--join", seed,
-		"--cluster-secret-file", filepath.Join(c.cfg.Dir, "secret"),
+		"--cluster-secret-file", c.SecretFile(),
 		"--admin-token-file", filepath.Join(c.cfg.Dir, "admin-token"),
 		"--ca-kek-file", filepath.Join(c.cfg.Dir, "ca-kek"),
 		"--log-format", "json",
@@ -469,6 +469,9 @@ func (c *Cluster) Node(name string) (Node, bool) {
 // Token returns the admin token the nodes require.
 func (c *Cluster) Token() string { return c.token }
 
+// SecretFile returns the path of the cluster secret file the nodes are given.
+func (c *Cluster) SecretFile() string { return filepath.Join(c.cfg.Dir, "secret") }
+
 // TokenFile returns the path of the admin token.
 func (c *Cluster) TokenFile() string { return filepath.Join(c.cfg.Dir, "admin-token") }
 
@@ -650,7 +653,7 @@ func (c *Cluster) leader(procs map[string]*process) string {
 }
 
 func (c *Cluster) writeFile() error {
-	f := File{Nodes: c.Nodes(), SecretFile: filepath.Join(c.cfg.Dir, "secret"), TokenFile: c.TokenFile()}
+	f := File{Nodes: c.Nodes(), SecretFile: c.SecretFile(), TokenFile: c.TokenFile()}
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return err
