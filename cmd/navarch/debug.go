@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -202,20 +203,34 @@ func runProxyStatus(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	raw, err := c.Raw(ctx, "/debug/proxies")
-	if err != nil {
-		return err
+	nodes, silent := clusterProxies(ctx, c)
+	for _, s := range silent {
+		fmt.Fprintf(stderr, "warning: not listed: the proxies of %s\n", s)
 	}
+	if len(nodes) == 0 {
+		return errors.New("no node listed its proxies")
+	}
+	type served struct {
+		xds.ProxyStatus
+		Navarch string `json:"navarch,omitempty"` // the node serving the proxy
+	}
+	var proxies []served
+	for _, n := range nodes {
+		for _, p := range n.proxies {
+			proxies = append(proxies, served{p, n.name})
+		}
+	}
+	sort.SliceStable(proxies, func(i, j int) bool { return proxies[i].ID < proxies[j].ID })
 	if *out == "json" {
-		_, err = stdout.Write(raw)
-		return err
-	}
-	var proxies []xds.ProxyStatus
-	if err := json.Unmarshal(raw, &proxies); err != nil {
+		b, err := json.MarshalIndent(proxies, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "%s\n", b)
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROXY\tSTREAM\tCONNECTED\tREVISION\tCDS\tLDS\tEDS\tRDS\tNACKS")
+	fmt.Fprintln(tw, "PROXY\tNAVARCH\tSTREAM\tCONNECTED\tREVISION\tCDS\tLDS\tEDS\tRDS\tNACKS")
 	for _, p := range proxies {
 		mode := "sotw"
 		if p.Delta {
@@ -229,7 +244,7 @@ func runProxyStatus(ctx context.Context, args []string, stdout, stderr io.Writer
 		if p.Synced > 0 {
 			rev = strconv.FormatInt(p.Synced, 10)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", p.ID, mode, shortDuration(time.Since(p.ConnectedAt)), rev,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", p.ID, dash(p.Navarch), mode, shortDuration(time.Since(p.ConnectedAt)), rev,
 			syncState(p.Types["cds"]), syncState(p.Types["lds"]), syncState(p.Types["eds"]), syncState(p.Types["rds"]), nacks)
 	}
 	return tw.Flush()
@@ -290,6 +305,16 @@ func runProxyConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 	}
 	raw, err := c.Raw(ctx, "/debug/proxy-config?"+q.Encode())
+	if len(pos) > 0 && client.IsNotFound(err) {
+		// The proxy is connected to another node: ask the one that serves it.
+		nodes, _ := clusterProxies(ctx, c)
+		for _, n := range nodes {
+			if slices.ContainsFunc(n.proxies, func(p xds.ProxyStatus) bool { return p.ID == pos[0] }) {
+				raw, err = n.api.Raw(ctx, "/debug/proxy-config?"+q.Encode())
+				break
+			}
+		}
+	}
 	if err != nil {
 		return err
 	}

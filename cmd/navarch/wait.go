@@ -103,41 +103,57 @@ func (n syncCount) silentNote() string {
 	return "; not answering: " + strings.Join(n.silent, ", ")
 }
 
-// countSynced asks every live node for its proxies (the answering node alone when
-// it cannot list members).
+// countSynced asks every live node for its proxies (clusterProxies).
 func countSynced(ctx context.Context, c *client.Client, rev int64) syncCount {
-	nodes := []*client.Client{c}
-	names := []string{""}
-	if members, err := c.Members(ctx); err == nil {
-		nodes, names = nil, nil
-		for _, m := range members {
-			if m.HTTP != "" && (m.Gossip == "alive" || m.Gossip == "-") {
-				nodes, names = append(nodes, c.At(m.HTTP)), append(names, m.Name)
-			}
-		}
-	}
 	var n syncCount
-	for i, node := range nodes {
-		raw, err := node.Raw(ctx, "/debug/proxies")
-		var proxies []xds.ProxyStatus
-		if err == nil {
-			err = json.Unmarshal(raw, &proxies)
-		}
-		if err != nil {
-			n.silent = append(n.silent, fmt.Sprintf("%s (%v)", cmp.Or(names[i], "the node"), err))
-			continue
-		}
+	nodes, silent := clusterProxies(ctx, c)
+	n.silent = silent
+	for _, node := range nodes {
 		n.nodes++
-		for _, p := range proxies {
+		for _, p := range node.proxies {
 			n.total++
 			if p.Synced >= rev {
 				n.synced++
 			} else if len(n.behind) < 5 {
-				n.behind = append(n.behind, behind(p, names[i]))
+				n.behind = append(n.behind, behind(p, node.name))
 			}
 		}
 	}
 	return n
+}
+
+// nodeProxies are the proxies connected to one node.
+type nodeProxies struct {
+	name    string // "" when the answering node could not list the members
+	api     *client.Client
+	proxies []xds.ProxyStatus
+}
+
+// clusterProxies asks every live node for its connected proxies (the answering node
+// alone when it cannot list members); silent names the nodes that did not answer,
+// with why.
+func clusterProxies(ctx context.Context, c *client.Client) (nodes []nodeProxies, silent []string) {
+	asked := []nodeProxies{{api: c}}
+	if members, err := c.Members(ctx); err == nil {
+		asked = nil
+		for _, m := range members {
+			if m.HTTP != "" && (m.Gossip == "alive" || m.Gossip == "-") {
+				asked = append(asked, nodeProxies{name: m.Name, api: c.At(m.HTTP)})
+			}
+		}
+	}
+	for _, node := range asked {
+		raw, err := node.api.Raw(ctx, "/debug/proxies")
+		if err == nil {
+			err = json.Unmarshal(raw, &node.proxies)
+		}
+		if err != nil {
+			silent = append(silent, fmt.Sprintf("%s (%v)", cmp.Or(node.name, "the node"), err))
+			continue
+		}
+		nodes = append(nodes, node)
+	}
+	return nodes, silent
 }
 
 // behind says where a proxy that has not taken a revision is, and why if it
