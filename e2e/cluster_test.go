@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,34 @@ func TestClusterFailover(t *testing.T) {
 		}
 		return nil
 	})
+	// proxy-status through one node lists the proxies of all three, each with the
+	// node serving it, and proxy-config finds a proxy served by another node.
+	ps := mustNodeCLI(t, c, "n1", "proxy-status")
+	rows := regexp.MustCompile(`(?m)^(\S+)\s+(n[123])\s+sotw\s`).FindAllStringSubmatch(ps, -1)
+	servedBy := map[string]int{}
+	for _, r := range rows {
+		servedBy[r[2]]++
+	}
+	ms, err := membersSeenBy(c, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if servedBy[m.Name] != m.Proxies {
+			t.Errorf("proxy-status lists %d proxies on %s, which counts %d", servedBy[m.Name], m.Name, m.Proxies)
+		}
+	}
+	if len(rows) != 6 || len(servedBy) < 2 {
+		t.Fatalf("proxy-status through n1 lists %d proxies on %v, want the six clients on the nodes serving them:\n%s", len(rows), servedBy, ps)
+	}
+	for _, r := range rows {
+		if r[2] != "n1" {
+			if out := mustNodeCLI(t, c, "n1", "proxy-config", r[1]); !strings.Contains(out, "reviews.default.svc.cluster.local:9080") {
+				t.Errorf("proxy-config through n1 of %s, served by %s:\n%.300s", r[1], r[2], out)
+			}
+			break
+		}
+	}
 	for _, tc := range clients {
 		tc.resetFailures()
 	}
@@ -63,6 +92,13 @@ func TestClusterFailover(t *testing.T) {
 		}
 	}
 	eventually(t, 30*time.Second, "every client reconnected to a survivor", survivorsHold(c, survivor, busiest, 6))
+	eventually(t, 30*time.Second, "navarch status naming the dead node", func() error {
+		if res := nodeCLI(t, c, survivor, "status"); res.Code != 1 || !strings.Contains(res.Stdout, "- node "+busiest+" is failed (gossip)") ||
+			!strings.Contains(res.Stdout, "proxies:   6 connected, 0 rejecting") {
+			return fmt.Errorf("exit %d:\n%s%s", res.Code, res.Stdout, res.Stderr)
+		}
+		return nil
+	})
 
 	for i, tc := range clients {
 		if failed, total := tc.resetFailures(); len(failed) > 0 {
@@ -86,21 +122,10 @@ func TestClusterFailover(t *testing.T) {
 	if err := c.WaitReady(t.Context(), busiest); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, busiest+" back as a voting member", func() error {
-		ms, err := membersSeenBy(c, busiest)
-		if err != nil {
-			return err
-		}
-		for _, m := range ms {
-			if m.Gossip != "alive" || (m.Etcd != "leader" && m.Etcd != "follower") {
-				return fmt.Errorf("%+v", ms)
-			}
-		}
-		if len(ms) != 3 {
-			return fmt.Errorf("%d members: %+v", len(ms), ms)
-		}
-		return nil
-	})
+	eventually(t, 30*time.Second, busiest+" back as a voting member", allVoting(c, busiest, 3))
+	if res := nodeCLI(t, c, busiest, "status"); res.Code != 0 || !strings.HasSuffix(res.Stdout, "\nhealthy\n") {
+		t.Errorf("navarch status of the whole cluster: exit %d:\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
 	eventually(t, 30*time.Second, "every node serves identical versions at the same revision",
 		identicalEverywhere(c, "outbound|9080|v2|reviews.default.svc.cluster.local"))
 }

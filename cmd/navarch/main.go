@@ -37,6 +37,7 @@ func commands() []command {
 		{"proxy-status", "list connected proxies and what they acknowledged", runProxyStatus},
 		{"proxy-config", "show the xDS resources a proxy gets", runProxyConfig},
 		{"members", "list the nodes of the cluster, or remove one (members remove <name>)", runMembers},
+		{"status", "the cluster's health in one look: nodes, proxies, registry sources, CA, analysis; exit 1 on any problem", runStatus},
 		{"leave", "make a node leave the cluster and stop", runLeave},
 		{"snapshot", "save a backup of everything the cluster keeps (snapshot save <file>), or describe one (snapshot status <file>)", runSnapshot},
 		{"bootstrap", "print an xDS bootstrap listing every live node (--format grpc|envoy)", runBootstrap},
