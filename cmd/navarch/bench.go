@@ -25,7 +25,7 @@ import (
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: navarch bench convergence|failover|churn|memory|apply|csr|vm [flags]")
+		return errors.New("usage: navarch bench convergence|failover|churn|memory|apply|csr|vm|watch [flags]")
 	}
 	// The load generator holds every simulated proxy's state and shares the machine's
 	// cores with the nodes it measures: collecting garbage less often keeps its own
@@ -43,8 +43,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Endpoints, "endpoints", cfg.Endpoints, "endpoints per service")
 	fs.IntVar(&cfg.Rate, "rate", cfg.Rate, "churn: endpoint changes per second")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "churn and apply: how long to run")
-	fs.IntVar(&cfg.Writers, "writers", cfg.Writers, "apply: concurrent writers")
-	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "csr: concurrent clients")
+	fs.IntVar(&cfg.Writers, "writers", cfg.Writers, "apply: concurrent writers; watch: changes to make")
+	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "csr: concurrent clients; watch: API watches to open")
 	fs.StringVar(&cfg.CSRTarget, "csr-target", cfg.CSRTarget, "csr, with --target: TLS gRPC address (host:15012) of the node to send CSRs to")
 	fs.BoolVar(&cfg.Delta, "delta", cfg.Delta, "proxies use Delta xDS instead of SotW")
 	fs.StringVar(&cfg.IstioVersion, "istio-version", "", "with --wildcard: the ISTIO_VERSION proxies send, as istio-agent's Envoy (istio-proxy) does, so they get Istio's telemetry filters")
@@ -188,7 +188,7 @@ func cpuSeconds(r syscall.Rusage) float64 {
 }
 
 // scenarios are the names runScenario knows.
-var scenarios = []string{"convergence", "failover", "churn", "memory", "apply", "csr", "vm"}
+var scenarios = []string{"convergence", "failover", "churn", "memory", "apply", "csr", "vm", "watch"}
 
 func runScenario(ctx context.Context, scenario string, cfg bench.Config) (any, error) {
 	switch scenario {
@@ -206,8 +206,10 @@ func runScenario(ctx context.Context, scenario string, cfg bench.Config) (any, e
 		return bench.CSR(ctx, cfg)
 	case "vm":
 		return bench.VMs(ctx, cfg)
+	case "watch":
+		return bench.Watch(ctx, cfg)
 	}
-	return nil, fmt.Errorf("unknown scenario %q: convergence, failover, churn, memory, apply or csr", scenario)
+	return nil, fmt.Errorf("unknown scenario %q: %s", scenario, strings.Join(scenarios, ", "))
 }
 
 // benchCluster starts a local cluster for a scenario.
