@@ -294,6 +294,9 @@ func (n *Node) serve(ctx context.Context, g *errgroup.Group, p *parts) error {
 	case <-ctx.Done():
 		return nil
 	}
+	if err := n.checkLayout(ctx, p); err != nil {
+		return err
+	}
 	if err := n.serveSecure(ctx, g, p); err != nil || ctx.Err() != nil {
 		return err
 	}
@@ -376,4 +379,22 @@ func (n *Node) Close() error {
 		}
 	}
 	return err
+}
+
+// checkLayout refuses to serve data of a layout newer than this build reads
+// (store.Layout): a node rolled back to an older build after a newer one changed
+// the layout would misread it.
+func (n *Node) checkLayout(ctx context.Context, p *parts) error {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	rec, err := p.store.CheckLayout(cctx, version.String())
+	switch {
+	case errors.Is(err, store.ErrNewerLayout):
+		return err
+	case err != nil:
+		n.log.Warn("recording the data's layout failed; the next start records it", "layout", store.Layout, "err", err)
+	default:
+		n.log.Debug("data layout", "layout", rec.Layout, "written_by", rec.WrittenBy)
+	}
+	return nil
 }

@@ -370,3 +370,29 @@ func TestWatchKindFromFollowsOneKindOfOneNamespace(t *testing.T) {
 		t.Errorf("a watch from a compacted revision: %v, want ErrCompacted", err)
 	}
 }
+
+// CheckLayout records this build's layout on data that has none, keeps what was
+// recorded first, and refuses a newer layout or a record it cannot read.
+func TestCheckLayout(t *testing.T) {
+	s := openTestStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rec, err := s.CheckLayout(ctx, "v1.0.0")
+	if err != nil || rec != (LayoutRecord{Layout: Layout, WrittenBy: "v1.0.0"}) {
+		t.Fatalf("first check: %+v %v", rec, err)
+	}
+	if rec, err := s.CheckLayout(ctx, "v1.1.0"); err != nil || rec.WrittenBy != "v1.0.0" {
+		t.Errorf("second check: %+v %v, want the first record kept", rec, err)
+	}
+	for value, want := range map[string]string{
+		`{"layout":2,"written_by":"v2.0.0"}`: "layout 2, written by navarch v2.0.0; this build reads layout 1: run v2.0.0 or a later build",
+		`not json`:                           "which this build cannot read",
+	} {
+		if _, err := s.cli.Put(ctx, LayoutKey, value); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CheckLayout(ctx, "v1.0.0"); !errors.Is(err, ErrNewerLayout) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want ErrNewerLayout saying %q", value, err, want)
+		}
+	}
+}
