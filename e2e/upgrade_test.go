@@ -93,6 +93,12 @@ func TestRollingUpgrade(t *testing.T) {
 				t.Errorf("after upgrading %s, %s runs %q, want %q (all: %v)", name, n, builds[n], want, builds)
 			}
 		}
+		if i == 0 {
+			if res := nodeCLI(t, c, other, "status"); res.Code != 1 || !strings.Contains(res.Stdout, "- the nodes run 2 builds (") ||
+				!strings.Contains(res.Stdout, "v9.9.9-next on n1") {
+				t.Errorf("navarch status halfway through the upgrade: exit %d\n%s", res.Code, res.Stdout)
+			}
+		}
 	}
 	stopWriter()
 	<-writerDone
@@ -126,6 +132,9 @@ func TestRollingUpgrade(t *testing.T) {
 	eventually(t, 30*time.Second, "every node serves identical versions at the same revision",
 		identicalEverywhere(c, "outbound|9080|v2|reviews.default.svc.cluster.local"))
 
+	if res := nodeCLI(t, c, "n2", "status"); res.Code != 0 {
+		t.Errorf("navarch status after the upgrade: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
 	out := mustNodeCLI(t, c, "n1", "members")
 	if lines := strings.Split(strings.TrimSpace(out), "\n"); !strings.HasSuffix(strings.TrimSpace(lines[0]), "VERSION") ||
 		strings.Count(out, "v9.9.9-next") != 3 {

@@ -38,7 +38,7 @@ type clusterStatus struct {
 
 // runStatus reports the health of the whole cluster in one look, as an operator
 // checks it before and after a change: every node alive and voting under an etcd
-// leader; the proxies of every node, and those rejecting their configuration;
+// leader, all on one build; the proxies of every node, and those rejecting their configuration;
 // registry sources that went stale; the CA's signing certificate near its end;
 // configuration that analysis finds wrong. Exit status 1 when anything is wrong,
 // each problem on a line of its own, for scripts and monitoring.
@@ -97,6 +97,20 @@ func gatherStatus(ctx context.Context, c *client.Client) (*clusterStatus, error)
 	}
 	if !leader {
 		problem("no etcd leader: the cluster takes no writes")
+	}
+	builds := map[string][]string{}
+	for _, m := range ms {
+		if m.Version != "" {
+			builds[m.Version] = append(builds[m.Version], m.Name)
+		}
+	}
+	if len(builds) > 1 {
+		var each []string
+		for v, names := range builds {
+			each = append(each, v+" on "+strings.Join(names, ", "))
+		}
+		sort.Strings(each)
+		problem("the nodes run %d builds (%s): finish the rolling upgrade", len(builds), strings.Join(each, "; "))
 	}
 
 	nodes, silent := clusterProxies(ctx, c)
