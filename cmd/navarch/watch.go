@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,39 +24,34 @@ import (
 // events, then every change, as kubectl get --watch --output-watch-events does,
 // until ctx ends. When the stream ends otherwise (its node stopped or lost its
 // quorum), it goes on through the next node c was given, from the last revision
-// seen, so that no change is missed or shown twice; given one node, that is an
-// error.
+// seen, so that no change is missed or shown twice; if etcd no longer keeps that
+// revision (compacted: a quiet watch, after five minutes), it lists again and shows
+// what changed meanwhile, as a Kubernetes informer relists. Given one node, the end
+// of the stream is an error.
 func watchResources(ctx context.Context, w io.Writer, c *client.Client, source string, k *api.Kind, ns string, names []string, sel labels.Selector, format string) error {
-	skip := func(r *api.Resource) bool {
-		return (len(names) > 0 && !slices.Contains(names, r.Meta.Name)) || !sel.Matches(labels.Set(r.Meta.Labels))
-	}
 	p, err := newEventPrinter(w, format, ns == "")
 	if err != nil {
 		return err
 	}
+	wt := &watcher{c: c, source: source, kind: k, ns: ns, p: p, shown: map[api.Key]*api.Resource{},
+		skip: func(r *api.Resource) bool {
+			return (len(names) > 0 && !slices.Contains(names, r.Meta.Name)) || !sel.Matches(labels.Set(r.Meta.Labels))
+		}}
 	// List first, so that the table's columns fit what there is now.
 	items, rev, err := c.ListFrom(ctx, source, k.Plural, ns)
 	if err != nil {
 		return err
 	}
-	items = slices.DeleteFunc(items, skip)
-	shown := map[api.Key]bool{} // what the output holds now
-	for _, r := range items {
-		shown[r.Key()] = true
-	}
 	events, err := c.Watch(ctx, source, k.Plural, ns, strconv.FormatInt(rev, 10))
 	if err != nil {
 		return err
 	}
+	items = slices.DeleteFunc(items, wt.skip)
 	for _, r := range items {
 		p.fit(client.WatchAdded, r)
 	}
 	for _, r := range items {
-		b, err := r.MarshalJSON()
-		if err != nil {
-			return err
-		}
-		if err := p.print(client.WatchEvent{Type: client.WatchAdded, Object: b}, r); err != nil {
+		if err := wt.show(client.WatchAdded, r); err != nil {
 			return err
 		}
 	}
@@ -69,8 +65,8 @@ func watchResources(ctx context.Context, w io.Writer, c *client.Client, source s
 				return fmt.Errorf("watching %s: %s", k.Plural, ev.Error)
 			}
 			c.Failover()
-			if events, err = c.Watch(ctx, source, k.Plural, ns, strconv.FormatInt(rev, 10)); err != nil {
-				return fmt.Errorf("watching %s again from revision %d after %s: %w", k.Plural, rev, ev.Error, err)
+			if events, rev, err = wt.resume(ctx, rev); err != nil {
+				return fmt.Errorf("watching %s again after %s: %w", k.Plural, ev.Error, err)
 			}
 			continue
 		}
@@ -81,21 +77,87 @@ func watchResources(ctx context.Context, w io.Writer, c *client.Client, source s
 		if rv, err := strconv.ParseInt(r.Meta.ResourceVersion, 10, 64); err == nil {
 			rev = max(rev, rv)
 		}
-		// As a watch with a selector in Kubernetes: a resource that comes to match
-		// is ADDED, one that stops matching is DELETED.
-		switch was, is := shown[r.Key()], !skip(r) && ev.Type != client.WatchDeleted; {
-		case !was && !is:
-			continue
-		case !was:
-			ev.Type = client.WatchAdded
-		case !is:
-			ev.Type = client.WatchDeleted
-		}
-		shown[r.Key()] = ev.Type != client.WatchDeleted
-		if err := p.print(ev, r); err != nil {
+		if err := wt.event(ev.Type, r); err != nil {
 			return err
 		}
 	}
+}
+
+// watcher is what watchResources has shown, and how it shows more.
+type watcher struct {
+	c          *client.Client
+	source, ns string
+	kind       *api.Kind
+	p          *eventPrinter
+	skip       func(*api.Resource) bool
+	shown      map[api.Key]*api.Resource // what the output holds now
+}
+
+// event shows a watch event of type typ for r, as a watch with a selector in
+// Kubernetes does: a resource that comes to match is ADDED, one that stops
+// matching is DELETED, one that never matched is not shown.
+func (wt *watcher) event(typ string, r *api.Resource) error {
+	was, is := wt.shown[r.Key()] != nil, !wt.skip(r) && typ != client.WatchDeleted
+	switch {
+	case !was && !is:
+		return nil
+	case !was:
+		typ = client.WatchAdded
+	case !is:
+		typ = client.WatchDeleted
+	}
+	return wt.show(typ, r)
+}
+
+// show prints an event of type typ for r and records what the output holds.
+func (wt *watcher) show(typ string, r *api.Resource) error {
+	if typ == client.WatchDeleted {
+		delete(wt.shown, r.Key())
+	} else {
+		wt.shown[r.Key()] = r
+	}
+	b, err := r.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	return wt.p.print(client.WatchEvent{Type: typ, Object: b}, r)
+}
+
+// resume watches again after revision rev; when etcd no longer keeps it, it lists
+// again, shows what changed since what was shown, and watches from the list. It
+// returns the events and the revision they follow.
+func (wt *watcher) resume(ctx context.Context, rev int64) (<-chan client.WatchEvent, int64, error) {
+	events, err := wt.c.Watch(ctx, wt.source, wt.kind.Plural, wt.ns, strconv.FormatInt(rev, 10))
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusGone {
+		return events, rev, err
+	}
+	items, rev, err := wt.c.ListFrom(ctx, wt.source, wt.kind.Plural, wt.ns)
+	if err != nil {
+		return nil, 0, err
+	}
+	if events, err = wt.c.Watch(ctx, wt.source, wt.kind.Plural, wt.ns, strconv.FormatInt(rev, 10)); err != nil {
+		return nil, 0, err
+	}
+	listed := map[api.Key]bool{}
+	for _, r := range items {
+		listed[r.Key()] = true
+		typ := client.WatchModified
+		if old := wt.shown[r.Key()]; old != nil && old.Meta.ResourceVersion == r.Meta.ResourceVersion {
+			continue
+		}
+		if err := wt.event(typ, r); err != nil {
+			return nil, 0, err
+		}
+	}
+	for key, r := range wt.shown {
+		if !listed[key] {
+			if err := wt.show(client.WatchDeleted, r); err != nil {
+				return nil, 0, err
+			}
+		}
+	}
+	return events, rev, nil
 }
 
 // eventPrinter prints watch events in one of get's formats: table rows with an
