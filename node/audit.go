@@ -1,6 +1,8 @@
 package node
 
 import (
+	"cmp"
+	"context"
 	"net/http"
 	"time"
 
@@ -26,10 +28,22 @@ func (n *Node) audited(h http.Handler) http.Handler {
 		}
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		h.ServeHTTP(sw, r)
-		n.log.Info("api request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+		who := new(string)
+		h.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), callerKey{}, who)))
+		n.log.Info("api request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "token", cmp.Or(*who, "none"),
 			"remote", r.RemoteAddr, "agent", r.UserAgent(), "took", time.Since(start).Round(time.Microsecond).String())
 	})
+}
+
+// callerKey is the context key of the token a request carried, as authenticate
+// found it (admin, reader), for the audit trail.
+type callerKey struct{}
+
+// setCaller records which token request r carried.
+func setCaller(r *http.Request, token string) {
+	if who, ok := r.Context().Value(callerKey{}).(*string); ok {
+		*who = token
+	}
 }
 
 // statusWriter remembers the status code written.

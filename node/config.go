@@ -51,6 +51,11 @@ type Config struct {
 	// (--admin-token-file), read again when it changes: a rotated token is required
 	// from the next request on, without a restart.
 	AdminTokenFile string
+	// ReadTokenFile is a file holding a second token, for reading only
+	// (--read-token-file): what monitoring and dashboards are given. It reads
+	// configuration, the registry, members, proxies and analysis; it cannot write,
+	// download a snapshot or profile the node. Read again when it changes.
+	ReadTokenFile string
 	// GossipAddr is where this node gossips with the others (memberlist, TCP and UDP).
 	// Empty: a single node that forms its own cluster and joins none.
 	GossipAddr string
@@ -212,6 +217,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AdminToken != "" && c.AdminTokenFile != "" {
 		errs = append(errs, errors.New("node: give the admin token or a file holding it, not both"))
+	}
+	if c.ReadTokenFile != "" && c.AdminToken == "" && c.AdminTokenFile == "" {
+		errs = append(errs, errors.New("node: --read-token-file needs an admin token (--admin-token-file): without one the API is open"))
 	}
 	if c.ClusterSecret == "" && !c.Dev {
 		errs = append(errs, errors.New("node: a cluster secret is required (--cluster-secret-file) unless --dev"))

@@ -40,3 +40,16 @@ func TestKubernetesClusters(t *testing.T) {
 		t.Fatalf("Validate = %v, want the duplicate and the bad id named", err)
 	}
 }
+
+// A read-only token needs an admin token beside it: without one the API is open.
+func TestReadTokenNeedsAnAdminToken(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Dev, cfg.ReadTokenFile = true, "reader"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--read-token-file needs an admin token") {
+		t.Errorf("a read-only token alone: %v", err)
+	}
+	cfg.AdminTokenFile = "admin"
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("with an admin token: %v", err)
+	}
+}

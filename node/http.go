@@ -65,20 +65,47 @@ func (n *Node) routes() http.Handler {
 	return mux
 }
 
-// authenticate requires the admin token, when the node has one: the token of the
-// moment, since it may be rotated in its file (adminToken).
+// authenticate requires the admin token, when the node has one, or the read-only
+// token for a request that only reads: the tokens of the moment, since they may be
+// rotated in their files (adminToken). The audit trail learns which was given.
 func (n *Node) authenticate(h http.Handler) http.Handler {
 	if n.admin.get() == "" {
 		return h // a --dev node without a token: loopback only, by its defaults
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		want := []byte("Bearer " + n.admin.get())
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+		given := []byte(r.Header.Get("Authorization"))
+		is := func(token string) bool {
+			return token != "" && subtle.ConstantTimeCompare(given, []byte("Bearer "+token)) == 1
+		}
+		switch {
+		case is(n.admin.get()):
+			setCaller(r, "admin")
+		case is(n.reader.get()):
+			if !readOnly(r) {
+				setCaller(r, "reader")
+				writeError(w, http.StatusForbidden, fmt.Errorf("forbidden: the read-only token cannot %s %s (it reads configuration, the registry, members, proxies and analysis; the rest needs the admin token)", r.Method, r.URL.Path))
+				return
+			}
+			setCaller(r, "reader")
+		default:
 			writeError(w, http.StatusUnauthorized, errors.New("unauthorized: this API needs the admin token (Authorization: Bearer <token>)"))
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// readOnly reports whether the read-only token may make request r: reads, but not
+// a snapshot (all etcd holds, the CA's encrypted key included) or a profile, and
+// analysis, which writes nothing.
+func readOnly(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		return r.URL.Path != "/api/v1/snapshot" && !strings.HasPrefix(r.URL.Path, "/debug/pprof/")
+	case http.MethodPost:
+		return r.URL.Path == "/api/v1/analyze"
+	}
+	return false
 }
 
 // withParts runs h once the node's etcd member is up, and answers 503 with what the

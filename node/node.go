@@ -49,6 +49,7 @@ type Node struct {
 	dnsConn net.PacketConn // nil without DNSAddr
 	http    *http.Server
 	admin   *adminToken  // what the API requires (rotate.go)
+	reader  *adminToken  // the read-only token; its get is "" when there is none
 	apiCert *servingCert // nil: the API is plain HTTP
 	gossip  *membership  // nil for a node without gossip
 
@@ -141,7 +142,10 @@ func New(cfg Config, log *slog.Logger) (n *Node, err error) {
 	build.WithLabelValues("pilot", version.String()).Set(1)
 	n.reg.MustRegister(build)
 	n.analysis = newAnalysisGauge(n.reg)
-	if n.admin, err = newAdminToken(cfg, log); err != nil {
+	if n.admin, err = newAdminToken(cfg.AdminToken, cfg.AdminTokenFile, "admin token", log); err != nil {
+		return nil, err
+	}
+	if n.reader, err = newAdminToken("", cfg.ReadTokenFile, "read-only token", log); err != nil {
 		return nil, err
 	}
 	n.http = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}

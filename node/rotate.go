@@ -18,11 +18,13 @@ type adminToken struct {
 	file  *reload.Token // nil: fixed
 }
 
-func newAdminToken(cfg Config, log *slog.Logger) (*adminToken, error) {
-	if cfg.AdminTokenFile == "" {
-		return &adminToken{fixed: cfg.AdminToken}, nil
+// newAdminToken is the token of file, read again when it changes, or fixed when
+// file is empty; what names it in errors and logs ("admin token").
+func newAdminToken(fixed, file, what string, log *slog.Logger) (*adminToken, error) {
+	if file == "" {
+		return &adminToken{fixed: fixed}, nil
 	}
-	f, err := reload.OpenToken(cfg.AdminTokenFile, "admin token", log)
+	f, err := reload.OpenToken(file, what, log)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}

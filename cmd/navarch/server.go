@@ -40,6 +40,7 @@ func serverFlags(fs *flag.FlagSet, cfg *node.Config, secretFile *string) (tokenF
 	fs.BoolVar(&cfg.LeaveOnTerminate, "leave-on-terminate", cfg.LeaveOnTerminate, "leave the cluster (remove this node's etcd member) when told to stop")
 	fs.StringVar(secretFile, "cluster-secret-file", "", "file holding the secret every node of the cluster is given (gossip key, node CA)")
 	tokenFile = fs.String("admin-token-file", "", "file holding the token the API requires (Authorization: Bearer)")
+	fs.StringVar(&cfg.ReadTokenFile, "read-token-file", cfg.ReadTokenFile, "file holding a read-only token (monitoring, dashboards): reads configuration, the registry, members, proxies and analysis; cannot write, take snapshots or profile")
 	logLevel = fs.String("log-level", "info", "log level: debug, info, warn or error")
 	logFormat = fs.String("log-format", "text", "log format: text or json")
 	return tokenFile, logLevel, logFormat

@@ -41,7 +41,8 @@ type clusterStatus struct {
 // leader, all on one build; the proxies of every node, and those rejecting their configuration;
 // registry sources that went stale; the CA's signing certificate near its end;
 // configuration that analysis finds wrong. Exit status 1 when anything is wrong,
-// each problem on a line of its own, for scripts and monitoring.
+// each problem on a line of its own, for scripts and monitoring; 2 when the
+// cluster could not be asked. The read-only token (--read-token-file) is enough.
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("navarch status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -57,7 +58,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	st, err := gatherStatus(ctx, c)
 	if err != nil {
-		return err
+		return &exitStatus{code: 2, err: err} // cannot tell: not the same as unhealthy
 	}
 	if *out == "json" {
 		b, err := json.MarshalIndent(st, "", "  ")
