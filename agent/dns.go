@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -26,10 +27,9 @@ import (
 // istio-agent's.
 const dnsTTL = 30
 
-// kubernetesDomain is the domain of Kubernetes services whose names the proxy
-// shortens as a pod's search path does (svc.cluster.local, as istio-agent's for a
-// workload of domain <namespace>.svc.cluster.local).
-const kubernetesDomain = "svc.cluster.local"
+// defaultDomain is the mesh's DNS suffix unless DNS.Domain says otherwise (the
+// nodes' --domain default, istio-agent's DOMAIN_SUFFIX).
+const defaultDomain = "cluster.local"
 
 // DNS is the agent's DNS proxy, as istio-agent's (ISTIO_META_DNS_CAPTURE): it
 // answers A and AAAA queries for the mesh's host names from the name table the node
@@ -58,6 +58,10 @@ type DNS struct {
 	Search []string
 	// Timeout bounds one upstream exchange.
 	Timeout time.Duration
+	// Domain is the mesh's DNS suffix, the nodes' --domain (cluster.local when
+	// empty): the names of Kubernetes services under svc.<Domain> are also
+	// answered in their short forms, as a pod's search path has them.
+	Domain string
 
 	table atomic.Pointer[dnsTable]
 	log   *slog.Logger
@@ -91,7 +95,7 @@ func (d *DNS) setTable(nt map[string]xds.NameInfo, ns string) {
 		if len(addrs) == 0 {
 			continue
 		}
-		names := dnsNames(strings.ToLower(host), ni, ns)
+		names := dnsNames(strings.ToLower(host), ni, ns, cmp.Or(strings.ToLower(strings.Trim(d.Domain, ".")), defaultDomain))
 		for _, name := range names {
 			t.addrs[name] = addrs
 		}
@@ -112,15 +116,17 @@ func (d *DNS) setTable(nt map[string]xds.NameInfo, ns string) {
 }
 
 // dnsNames are the names the proxy answers for a host of the table, for a workload
-// in namespace ns: the host, and for a Kubernetes service its names in a pod's
-// search path (name.namespace, name.namespace.svc, and name in its own namespace).
-func dnsNames(host string, ni xds.NameInfo, ns string) []string {
+// in namespace ns: the host, and for a Kubernetes service (under svc.<domain>) its
+// names in a pod's search path (name.namespace, name.namespace.svc, and name in its
+// own namespace), as istio-agent's for a workload of domain
+// <namespace>.svc.<domain>.
+func dnsNames(host string, ni xds.NameInfo, ns, domain string) []string {
 	names := []string{host + "."}
-	if ni.Registry != "Kubernetes" || !strings.HasSuffix(host, kubernetesDomain) {
+	if ni.Registry != "Kubernetes" || !strings.HasSuffix(host, ".svc."+domain) {
 		return names
 	}
 	short := strings.ToLower(ni.Shortname + "." + ni.Namespace)
-	names = append(names, short+".", short+"."+strings.Split(kubernetesDomain, ".")[0]+".")
+	names = append(names, short+".", short+".svc.")
 	if ni.Namespace == ns {
 		names = append(names, strings.ToLower(ni.Shortname)+".")
 	}

@@ -312,3 +312,26 @@ func BenchmarkDNSProxyAnswer(b *testing.B) {
 		})
 	}
 }
+
+// Under another mesh domain (the nodes' --domain), a Kubernetes service's short
+// names come from svc.<domain>, and names under cluster.local get none.
+func TestDNSNamesUnderTheMeshDomain(t *testing.T) {
+	svc := xds.NameInfo{Registry: "Kubernetes", Shortname: "reviews", Namespace: "default"}
+	for _, c := range []struct {
+		host, domain string
+		want         []string
+	}{
+		{"reviews.default.svc.cluster.local", "cluster.local", []string{"reviews.default.svc.cluster.local.", "reviews.default.", "reviews.default.svc.", "reviews."}},
+		{"reviews.default.svc.corp.internal", "corp.internal", []string{"reviews.default.svc.corp.internal.", "reviews.default.", "reviews.default.svc.", "reviews."}},
+		{"reviews.default.svc.cluster.local", "corp.internal", []string{"reviews.default.svc.cluster.local."}},
+	} {
+		if got := dnsNames(c.host, svc, "default", c.domain); !slices.Equal(got, c.want) {
+			t.Errorf("%s under %s: %v, want %v", c.host, c.domain, got, c.want)
+		}
+	}
+	d := &DNS{Domain: "Corp.Internal."}
+	d.setTable(map[string]xds.NameInfo{"reviews.default.svc.corp.internal": {IPs: []string{"10.96.0.10"}, Registry: "Kubernetes", Shortname: "reviews", Namespace: "default"}}, "default")
+	if got := d.table.Load().addrs["reviews."]; len(got) != 1 {
+		t.Errorf("the short name under the DNS proxy's domain: %v", got)
+	}
+}

@@ -130,6 +130,7 @@ func parseAgentArgs(mode string, args []string, stderr io.Writer) (*agentInvocat
 	}), "label", "label k=v added to the group's (repeatable)")
 	dnsAddr := runFS.String("dns-addr", "", "where the DNS proxy listens, UDP and TCP (127.0.0.1:15053, as istio-agent's): it answers the mesh's host names from the node's name table and passes other names on (none: no DNS proxy)")
 	dnsUpstream := runFS.String("dns-upstream", "", "resolvers (host:port,...) the DNS proxy passes names it does not know to (default: --dns-resolv-conf's nameservers)")
+	dnsDomain := runFS.String("dns-domain", "cluster.local", "the mesh's DNS suffix, the nodes' --domain (istio-agent's DOMAIN_SUFFIX): Kubernetes services under svc.<domain> are also answered by their short names")
 	resolvConf := runFS.String("dns-resolv-conf", "/etc/resolv.conf", "the resolver configuration the DNS proxy follows: its nameservers are the upstreams (unless --dns-upstream), and a mesh name with its first search domain appended is answered as an alias of the name")
 	runFS.StringVar(&reg.Network, "network", "", "the workload's network")
 	runFS.StringVar(&reg.Locality, "locality", "", "the workload's locality, region/zone/subzone")
@@ -183,7 +184,7 @@ func parseAgentArgs(mode string, args []string, stderr io.Writer) (*agentInvocat
 		reg.Probe = p
 	}
 	if *dnsAddr != "" {
-		reg.DNS = &agent.DNS{Addr: *dnsAddr}
+		reg.DNS = &agent.DNS{Addr: *dnsAddr, Domain: *dnsDomain}
 		for _, u := range strings.Split(*dnsUpstream, ",") {
 			if u = strings.TrimSpace(u); u != "" {
 				if _, _, err := net.SplitHostPort(u); err != nil {
