@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/util/jsonpath"
 	"sigs.k8s.io/yaml"
 
 	"github.com/navarch/navarch/api"
@@ -25,7 +26,7 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cf.register(fs)
 	ns := fs.String("n", "", "namespace (default \"default\")")
 	all := fs.Bool("A", false, "every namespace")
-	out := fs.String("o", "", "output: table (default), yaml, json or name")
+	out := fs.String("o", "", "output: table (default), yaml, json, name, or jsonpath=<template> as kubectl's (jsonpath='{.items[*].metadata.name}')")
 	source := fs.String("source", "", "read the configuration a source mirrors instead of what was applied (a Kubernetes cluster's Istio resources: kubernetes.<cluster id>.config)")
 	selector := fs.String("l", "", "only resources whose labels match this selector, as kubectl's (app=reviews,tier!=db, env in (a,b), !canary)")
 	var watch bool
@@ -102,6 +103,9 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 func printResources(w io.Writer, items []*api.Resource, format string, withNamespace, single bool) error {
+	if tmpl, ok := strings.CutPrefix(format, "jsonpath="); ok {
+		return printJSONPath(w, listOrOne(items, single), tmpl)
+	}
 	switch format {
 	case "", "table", "wide":
 		if len(items) == 0 {
@@ -115,13 +119,7 @@ func printResources(w io.Writer, items []*api.Resource, format string, withNames
 		}
 		return nil
 	case "json":
-		var v any = items
-		if single && len(items) == 1 {
-			v = items[0]
-		} else {
-			v = map[string]any{"apiVersion": "v1", "kind": "List", "items": items}
-		}
-		b, err := json.MarshalIndent(v, "", "  ")
+		b, err := json.MarshalIndent(listOrOne(items, single), "", "  ")
 		if err != nil {
 			return err
 		}
@@ -144,7 +142,41 @@ func printResources(w io.Writer, items []*api.Resource, format string, withNames
 		}
 		return nil
 	}
-	return errors.New("-o must be table, yaml, json or name")
+	return errors.New("-o must be table, yaml, json, name or jsonpath=<template>")
+}
+
+// listOrOne is what -o json prints: the resource asked for by name, else a List of
+// the items, as kubectl prints them.
+func listOrOne(items []*api.Resource, single bool) any {
+	if single && len(items) == 1 {
+		return items[0]
+	}
+	return map[string]any{"apiVersion": "v1", "kind": "List", "items": items}
+}
+
+// printJSONPath prints v through a JSONPath template, as kubectl's -o jsonpath
+// does (client-go's jsonpath; a template without braces is taken as one
+// expression: .spec.hosts is {.spec.hosts}).
+func printJSONPath(w io.Writer, v any, tmpl string) error {
+	if !strings.Contains(tmpl, "{") {
+		tmpl = "{" + tmpl + "}"
+	}
+	jp := jsonpath.New("out")
+	if err := jp.Parse(tmpl); err != nil {
+		return fmt.Errorf("-o jsonpath: %w", err)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var data any
+	if err := json.Unmarshal(b, &data); err != nil {
+		return err
+	}
+	if err := jp.Execute(w, data); err != nil {
+		return fmt.Errorf("-o jsonpath: %w", err)
+	}
+	return nil
 }
 
 func printTable(w io.Writer, items []*api.Resource, withNamespace bool) error {
