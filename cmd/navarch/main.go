@@ -48,6 +48,7 @@ func commands() []command {
 		{"bench", "measure convergence, failover, churn, memory, apply or CSR throughput (BENCH.md)", runBench},
 		{"dev", "try navarch out: dev cluster (local nodes), dev echo (a gRPC server), dev call (a proxyless gRPC client)", runDev},
 		{"version", "print the version", runVersion},
+		{"completion", "print the shell completion script: source <(navarch completion bash) (or zsh)", runCompletion},
 	}
 }
 
@@ -64,6 +65,10 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
+		return 0
+	}
+	if args[0] == "__complete" { // the completion script's helper, not listed
+		runComplete(ctx, args[1:], stdout, stderr)
 		return 0
 	}
 	for _, c := range commands() {
