@@ -21,16 +21,7 @@ import (
 // acknowledged to the writer is present at the end on every node, and every client
 // ends on the final configuration.
 func TestClusterSurvivesKillsAndRestarts(t *testing.T) {
-	c := startCluster(t, 3)
-	v1, v2 := startReviews(t)
-	dir := t.TempDir()
-	writeFile(t, dir, "workloads.yaml", workloadsYAML(v1, v2))
-	writeFile(t, dir, "vs.yaml", splitVS(100, 0))
-	mustNodeCLI(t, c, "n1", "apply", "-f", dir)
-	var clients []*trafficClient
-	for i := 0; i < 3; i++ {
-		clients = append(clients, startTraffic(t, grpcBootstrapFrom(t, c, c.Names()[i]), ratingsTarget))
-	}
+	c, dir, clients := startClusterWithTraffic(t, 3)
 
 	w := &writer{c: c}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -338,3 +338,22 @@ func allVoting(c *devcluster.Cluster, asked string, n int) func() error {
 		return nil
 	}
 }
+
+// startClusterWithTraffic starts a 3-node cluster routing reviews to its v1 backend
+// (of two) and n grpc-go clients sending it RPCs, bootstrapped from the nodes in
+// turn; it returns the cluster, the directory of the applied files (workloads.yaml,
+// vs.yaml) and the clients.
+func startClusterWithTraffic(t *testing.T, n int) (*devcluster.Cluster, string, []*trafficClient) {
+	t.Helper()
+	c := startCluster(t, 3)
+	v1, v2 := startReviews(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "workloads.yaml", workloadsYAML(v1, v2))
+	writeFile(t, dir, "vs.yaml", splitVS(100, 0))
+	mustNodeCLI(t, c, "n1", "apply", "-f", dir)
+	var clients []*trafficClient
+	for i := 0; i < n; i++ {
+		clients = append(clients, startTraffic(t, grpcBootstrapFrom(t, c, c.Names()[i%3]), ratingsTarget))
+	}
+	return c, dir, clients
+}

@@ -15,18 +15,7 @@ const ratingsTarget = "xds:///reviews.default.svc.cluster.local:9080"
 // survivors, a change applied on a survivor reaches every client, and the killed
 // node, restarted, rejoins and serves the same versions as the others.
 func TestClusterFailover(t *testing.T) {
-	c := startCluster(t, 3)
-	v1, v2 := startReviews(t)
-	dir := t.TempDir()
-	writeFile(t, dir, "workloads.yaml", workloadsYAML(v1, v2))
-	writeFile(t, dir, "vs.yaml", splitVS(100, 0))
-	mustNodeCLI(t, c, "n1", "apply", "-f", dir)
-
-	var clients []*trafficClient
-	for i := 0; i < 6; i++ {
-		node := c.Names()[i%3]
-		clients = append(clients, startTraffic(t, grpcBootstrapFrom(t, c, node), ratingsTarget))
-	}
+	c, dir, clients := startClusterWithTraffic(t, 6)
 	for i, tc := range clients {
 		eventually(t, 30*time.Second, fmt.Sprintf("client %d on v1", i), func() error { return tc.settledOn("v1") })
 	}

@@ -21,17 +21,7 @@ import (
 // versions.
 func TestRollingUpgrade(t *testing.T) {
 	next := buildStamped(t, "v9.9.9-next")
-	c := startCluster(t, 3)
-	v1, v2 := startReviews(t)
-	dir := t.TempDir()
-	writeFile(t, dir, "workloads.yaml", workloadsYAML(v1, v2))
-	writeFile(t, dir, "vs.yaml", splitVS(100, 0))
-	mustNodeCLI(t, c, "n1", "apply", "-f", dir)
-
-	var clients []*trafficClient
-	for i := 0; i < 6; i++ {
-		clients = append(clients, startTraffic(t, grpcBootstrapFrom(t, c, c.Names()[i%3]), ratingsTarget))
-	}
+	c, dir, clients := startClusterWithTraffic(t, 6)
 	for i, tc := range clients {
 		eventually(t, 30*time.Second, fmt.Sprintf("client %d on v1", i), func() error { return tc.settledOn("v1") })
 	}

@@ -75,6 +75,10 @@ func TestWatchFollowsConfigurationAcrossNodes(t *testing.T) {
 		lastRev = r.Meta.ResourceVersion
 	}
 	next("ADDED default/reviews v1")
+	// Both watches print what there is first: changes from now on come as events.
+	if got := both.next(t, "ADDED"); got != "ADDED virtualservice.networking.istio.io/reviews" {
+		t.Fatalf("navarch get -w through n1,n2 begins with %q", got)
+	}
 
 	apply("n2", vsNamed("reviews", "other", "v1")) // another namespace
 	apply("n2", "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec: {host: reviews}\n")
@@ -85,7 +89,7 @@ func TestWatchFollowsConfigurationAcrossNodes(t *testing.T) {
 	next("ADDED default/canary v3")
 	next("DELETED default/reviews v2")
 	seen := lastRev
-	for _, want := range []string{"ADDED", "MODIFIED", "ADDED", "DELETED"} {
+	for _, want := range []string{"MODIFIED", "ADDED", "DELETED"} {
 		if got := both.next(t, want); !strings.HasPrefix(got, want+" ") {
 			t.Fatalf("navarch get -w through n1,n2: %q, want %s", got, want)
 		}
