@@ -53,7 +53,7 @@ func Watch(ctx context.Context, cfg Config) (*WatchResult, error) {
 	got := make([][]arrival, cfg.Clients)
 	var wg sync.WaitGroup
 	for i := range cfg.Clients {
-		events, err := apis[i%len(apis)].Watch(wctx, "", "virtualservices", cfg.Namespace, "")
+		events, err := apis[i%len(apis)].Watch(wctx, client.Selection{Kind: "virtualservices", Namespace: cfg.Namespace}, "")
 		if err != nil {
 			return nil, fmt.Errorf("watch %d: %w", i, err)
 		}

@@ -268,16 +268,38 @@ func (c *Client) List(ctx context.Context, kind, namespace string) ([]*api.Resou
 // ListFrom is List of the configuration a registry source mirrors (a Kubernetes
 // cluster's Istio resources, kubernetes.<id>.config); source "" is List.
 func (c *Client) ListFrom(ctx context.Context, source, kind, namespace string) ([]*api.Resource, int64, error) {
-	var resp ListResponse
+	return c.ListSelection(ctx, Selection{Kind: kind, Namespace: namespace, Source: source})
+}
+
+// Selection names the resources of a list or a watch.
+type Selection struct {
+	Kind string // a kind's plural, singular or short name
+	// Namespace is theirs; "" for every namespace.
+	Namespace string
+	// Source is the registry source whose mirrored configuration to read; "" for
+	// the configuration applied.
+	Source string
+	// LabelSelector keeps the resources whose labels match it, as Kubernetes'
+	// (app=reviews,tier!=db); "" keeps all.
+	LabelSelector string
+}
+
+// query is the selection as the API's query parameters.
+func (s Selection) query() url.Values {
 	q := url.Values{}
-	if namespace != "" {
-		q.Set("namespace", namespace)
+	for k, v := range map[string]string{"namespace": s.Namespace, "source": s.Source, "labelSelector": s.LabelSelector} {
+		if v != "" {
+			q.Set(k, v)
+		}
 	}
-	if source != "" {
-		q.Set("source", source)
-	}
-	path := "/api/v1/config/" + url.PathEscape(kind)
-	if len(q) > 0 {
+	return q
+}
+
+// ListSelection returns the resources sel names and the revision they were read at.
+func (c *Client) ListSelection(ctx context.Context, sel Selection) ([]*api.Resource, int64, error) {
+	var resp ListResponse
+	path := "/api/v1/config/" + url.PathEscape(sel.Kind)
+	if q := sel.query(); len(q) > 0 {
 		path += "?" + q.Encode()
 	}
 	if err := c.do(ctx, http.MethodGet, path, nil, &resp); err != nil {

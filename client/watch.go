@@ -11,27 +11,22 @@ import (
 	"github.com/navarch/navarch/api"
 )
 
-// Watch follows the resources of a kind in namespace ("" for all) of the
-// configuration (source "") or of what a registry source mirrors, as the node's
-// watch API streams them (WatchEvent). resourceVersion "" starts with an ADDED event
-// for every resource there is; a revision (a ListResponse's, or the last event's
-// resourceVersion) starts after it. Watch returns once the node has begun the
+// Watch follows the resources sel names, as the node's watch API streams them
+// (WatchEvent). resourceVersion "" starts with an ADDED event for every resource
+// there is; a revision (a ListResponse's, or the last event's resourceVersion)
+// starts after it. With a label selector, a resource that comes to match is ADDED
+// and one that stops matching DELETED. Watch returns once the node has begun the
 // stream; a revision etcd no longer keeps is an *APIError of status 410 (Gone).
 // The channel is closed when the stream ends: ctx ended, or, after an ERROR event,
 // the node stopped, lost its quorum or could not be read.
-func (c *Client) Watch(ctx context.Context, source, kind, namespace, resourceVersion string) (<-chan WatchEvent, error) {
-	q := url.Values{"watch": {"true"}}
-	if namespace != "" {
-		q.Set("namespace", namespace)
-	}
-	if source != "" {
-		q.Set("source", source)
-	}
+func (c *Client) Watch(ctx context.Context, sel Selection, resourceVersion string) (<-chan WatchEvent, error) {
+	q := sel.query()
+	q.Set("watch", "true")
 	if resourceVersion != "" {
 		q.Set("resourceVersion", resourceVersion)
 	}
 	// A stream has no deadline: c.http's would end it.
-	resp, err := c.sendWith(ctx, &http.Client{Transport: c.http.Transport}, http.MethodGet, "/api/v1/config/"+url.PathEscape(kind)+"?"+q.Encode(), nil)
+	resp, err := c.sendWith(ctx, &http.Client{Transport: c.http.Transport}, http.MethodGet, "/api/v1/config/"+url.PathEscape(sel.Kind)+"?"+q.Encode(), nil)
 	if err != nil {
 		return nil, err
 	}

@@ -106,7 +106,7 @@ func TestWatchFollowsConfigurationAcrossNodes(t *testing.T) {
 	apply("n2", vsNamed("late", "default", "v1"))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	events, err := apiOf(c, "n3").Watch(ctx, "", "virtualservices", "default", seen)
+	events, err := apiOf(c, "n3").Watch(ctx, client.Selection{Kind: "virtualservices", Namespace: "default"}, seen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,6 +245,33 @@ func TestGetSelectsByLabels(t *testing.T) {
 			t.Fatalf("%q, want %q", got, want)
 		}
 	}
+	// The API's own watch with the selector (the CLI selects again, for nodes of
+	// older builds), and its list.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	api := client.New(p.HTTP, "")
+	selected := client.Selection{Kind: "virtualservices", Namespace: "default", LabelSelector: "app=reviews"}
+	rs, _, err := api.ListSelection(ctx, selected)
+	if err != nil || len(rs) != 2 || rs[0].Meta.Name != "a" || rs[1].Meta.Name != "b" {
+		t.Fatalf("the API's list of app=reviews: %v %v", rs, err)
+	}
+	events, err := api.Watch(ctx, selected, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiEvent := func() string {
+		ev := <-events
+		r, err := ev.Resource()
+		if err != nil {
+			t.Fatalf("%+v: %v", ev, err)
+		}
+		return ev.Type + " " + r.Meta.Name
+	}
+	for _, want := range []string{"ADDED a", "ADDED b"} {
+		if got := apiEvent(); got != want {
+			t.Fatalf("the API's watch of app=reviews: %q, want %q", got, want)
+		}
+	}
 	mustCLI(t, p.HTTP, "apply", "-f", writeFile(t, dir, "b.yaml", labelled("b", "app: other")))
 	mustCLI(t, p.HTTP, "apply", "-f", writeFile(t, dir, "c.yaml", labelled("c", "app: reviews")))
 	mustCLI(t, p.HTTP, "apply", "-f", writeFile(t, dir, "a.yaml", labelled("a", "app: reviews, tier: x")))
@@ -255,6 +282,11 @@ func TestGetSelectsByLabels(t *testing.T) {
 	} {
 		if got := w.next(t, want); got != want {
 			t.Fatalf("%q, want %q", got, want)
+		}
+	}
+	for _, want := range []string{"DELETED b", "ADDED c", "MODIFIED a"} {
+		if got := apiEvent(); got != want {
+			t.Errorf("the API's watch of app=reviews: %q, want %q", got, want)
 		}
 	}
 

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	meshconfig "istio.io/api/mesh/v1alpha1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/navarch/navarch/adapters/kubernetes"
 	"github.com/navarch/navarch/api"
@@ -311,8 +312,13 @@ func (n *Node) list(w http.ResponseWriter, r *http.Request, p *parts) {
 	if !ok {
 		return
 	}
+	sel, err := labels.Parse(r.URL.Query().Get("labelSelector"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("labelSelector: %w", err))
+		return
+	}
 	if watch, _ := strconv.ParseBool(r.URL.Query().Get("watch")); watch {
-		n.watch(w, r, p, sp, k)
+		n.watch(w, r, p, sp, k, sel)
 		return
 	}
 	rs, rev, err := p.store.List(r.Context(), sp, k, r.URL.Query().Get("namespace"))
@@ -322,6 +328,9 @@ func (n *Node) list(w http.ResponseWriter, r *http.Request, p *parts) {
 	}
 	resp := client.ListResponse{Revision: rev, Items: []json.RawMessage{}}
 	for _, res := range rs {
+		if !sel.Matches(labels.Set(res.Meta.Labels)) {
+			continue
+		}
 		b, err := res.MarshalJSON()
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, err)

@@ -7,14 +7,19 @@ import (
 	"net/http"
 	"strconv"
 
+	"k8s.io/apimachinery/pkg/labels"
+
 	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/client"
 	"github.com/navarch/navarch/store"
 )
 
 // watch streams the changes to the resources a list request names (GET
-// /api/v1/config/{kind}?watch=true[&namespace=][&resourceVersion=]), as Kubernetes'
-// watch does: one client.WatchEvent a line. From resourceVersion on, the changes
+// /api/v1/config/{kind}?watch=true[&namespace=][&labelSelector=][&resourceVersion=]),
+// as Kubernetes' watch does: one client.WatchEvent a line. With a selector, as in
+// Kubernetes, a resource that comes to match is ADDED and one that stops matching is
+// DELETED; resuming from a revision, a resource's first event is taken to be its
+// change into or out of the selection. From resourceVersion on, the changes
 // after that revision; without it, first an ADDED event for each resource there is
 // now, then the changes after them. A revision etcd has compacted away (it keeps
 // five minutes of history) is refused with 410 Gone: list again, and watch from the
@@ -22,7 +27,7 @@ import (
 // loses its leader (a node cut off from the quorum cannot say what changes) or the
 // node stops; the client watches again, from the last revision it saw, through any
 // node.
-func (n *Node) watch(w http.ResponseWriter, r *http.Request, p *parts, sp store.Space, k *api.Kind) {
+func (n *Node) watch(w http.ResponseWriter, r *http.Request, p *parts, sp store.Space, k *api.Kind, sel labels.Selector) {
 	ctx := r.Context()
 	ns := r.URL.Query().Get("namespace")
 	var initial []*api.Resource
@@ -60,11 +65,19 @@ func (n *Node) watch(w http.ResponseWriter, r *http.Request, p *parts, sp store.
 	send := func(ev client.WatchEvent) bool {
 		return enc.Encode(ev) == nil && rc.Flush() == nil
 	}
+	// matched holds the resources the client has been told match (nil: unknown,
+	// after a resourceVersion, until their first event).
+	matched := map[api.Key]bool{}
 	for _, res := range initial {
+		if !sel.Matches(labels.Set(res.Meta.Labels)) {
+			continue
+		}
+		matched[res.Key()] = true
 		if !send(watchEvent(client.WatchAdded, res)) {
 			return
 		}
 	}
+	resumed := r.URL.Query().Get("resourceVersion") != ""
 	for {
 		select {
 		case b, ok := <-batches:
@@ -86,6 +99,23 @@ func (n *Node) watch(w http.ResponseWriter, r *http.Request, p *parts, sp store.
 					res.Meta.ResourceVersion = store.FormatRevision(e.Revision)
 				case e.Created:
 					typ = client.WatchAdded
+				}
+				if !sel.Empty() {
+					was, known := matched[e.Key]
+					if !known && resumed && !e.Created {
+						was = true // a resumed watch's client may hold it
+					}
+					is := typ != client.WatchDeleted && sel.Matches(labels.Set(res.Meta.Labels))
+					switch {
+					case !was && !is:
+						matched[e.Key] = false
+						continue
+					case !was:
+						typ = client.WatchAdded
+					case !is:
+						typ = client.WatchDeleted
+					}
+					matched[e.Key] = is
 				}
 				if !send(watchEvent(typ, res)) {
 					return

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/client"
 )
 
 func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -91,7 +92,7 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			if namespace != "" {
 				kns = kindNamespace(k, *ns)
 			}
-			rs, _, err := c.ListFrom(ctx, *source, k.Plural, kns)
+			rs, _, err := c.ListSelection(ctx, client.Selection{Kind: k.Plural, Namespace: kns, Source: *source, LabelSelector: sel.String()})
 			if err != nil {
 				return err
 			}

@@ -33,16 +33,17 @@ func watchResources(ctx context.Context, w io.Writer, c *client.Client, source s
 	if err != nil {
 		return err
 	}
-	wt := &watcher{c: c, source: source, kind: k, ns: ns, p: p, shown: map[api.Key]*api.Resource{},
+	// The node selects by labels (nodes of older builds do not: skip selects again).
+	wt := &watcher{c: c, sel: client.Selection{Kind: k.Plural, Namespace: ns, Source: source, LabelSelector: sel.String()}, p: p, shown: map[api.Key]*api.Resource{},
 		skip: func(r *api.Resource) bool {
 			return (len(names) > 0 && !slices.Contains(names, r.Meta.Name)) || !sel.Matches(labels.Set(r.Meta.Labels))
 		}}
 	// List first, so that the table's columns fit what there is now.
-	items, rev, err := c.ListFrom(ctx, source, k.Plural, ns)
+	items, rev, err := c.ListSelection(ctx, wt.sel)
 	if err != nil {
 		return err
 	}
-	events, err := c.Watch(ctx, source, k.Plural, ns, strconv.FormatInt(rev, 10))
+	events, err := c.Watch(ctx, wt.sel, strconv.FormatInt(rev, 10))
 	if err != nil {
 		return err
 	}
@@ -85,12 +86,11 @@ func watchResources(ctx context.Context, w io.Writer, c *client.Client, source s
 
 // watcher is what watchResources has shown, and how it shows more.
 type watcher struct {
-	c          *client.Client
-	source, ns string
-	kind       *api.Kind
-	p          *eventPrinter
-	skip       func(*api.Resource) bool
-	shown      map[api.Key]*api.Resource // what the output holds now
+	c     *client.Client
+	sel   client.Selection
+	p     *eventPrinter
+	skip  func(*api.Resource) bool
+	shown map[api.Key]*api.Resource // what the output holds now
 }
 
 // event shows a watch event of type typ for r, as a watch with a selector in
@@ -127,16 +127,16 @@ func (wt *watcher) show(typ string, r *api.Resource) error {
 // again, shows what changed since what was shown, and watches from the list. It
 // returns the events and the revision they follow.
 func (wt *watcher) resume(ctx context.Context, rev int64) (<-chan client.WatchEvent, int64, error) {
-	events, err := wt.c.Watch(ctx, wt.source, wt.kind.Plural, wt.ns, strconv.FormatInt(rev, 10))
+	events, err := wt.c.Watch(ctx, wt.sel, strconv.FormatInt(rev, 10))
 	var ae *client.APIError
 	if !errors.As(err, &ae) || ae.Status != http.StatusGone {
 		return events, rev, err
 	}
-	items, rev, err := wt.c.ListFrom(ctx, wt.source, wt.kind.Plural, wt.ns)
+	items, rev, err := wt.c.ListSelection(ctx, wt.sel)
 	if err != nil {
 		return nil, 0, err
 	}
-	if events, err = wt.c.Watch(ctx, wt.source, wt.kind.Plural, wt.ns, strconv.FormatInt(rev, 10)); err != nil {
+	if events, err = wt.c.Watch(ctx, wt.sel, strconv.FormatInt(rev, 10)); err != nil {
 		return nil, 0, err
 	}
 	listed := map[api.Key]bool{}
