@@ -304,6 +304,14 @@ func (m *consulMesh) outage(t *testing.T) {
 		}
 		return nil
 	})
+	// ... and so do navarch status and the metric an alert watches.
+	if res := nodeCLI(t, m.c, node, "status"); res.Code != 1 || !strings.Contains(res.Stdout, "- registry source consul.dc1 is stale") {
+		t.Errorf("navarch status with Consul down: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+	nd, _ := m.c.Node(node)
+	if _, metrics := get(nd.HTTP, "/metrics"); !strings.Contains(metrics, `navarch_registry_source_stale{source="consul.dc1"} 1`) {
+		t.Errorf("/metrics with Consul down lacks navarch_registry_source_stale 1:\n%s", grepLines(metrics, "navarch_registry_source"))
+	}
 	m.expectEndpoints(node, []string{"ratings-v1", "ratings-v1b", "ratings-v2b"})
 	if tl := m.calls(100); len(tl.Failed) > 0 || tl.By["ratings-v1"]+tl.By["ratings-v1b"] == 0 || tl.By["ratings-v2b"] == 0 {
 		t.Fatalf("with Consul down, traffic should keep flowing to the last known instances: %v %v", tl.By, tl.Failed)
@@ -320,6 +328,9 @@ func (m *consulMesh) outage(t *testing.T) {
 		_, err := m.syncingNode(node)
 		return err
 	})
+	if _, metrics := get(nd.HTTP, "/metrics"); !strings.Contains(metrics, `navarch_registry_source_stale{source="consul.dc1"} 0`) {
+		t.Errorf("/metrics after the resync lacks navarch_registry_source_stale 0:\n%s", grepLines(metrics, "navarch_registry_source"))
+	}
 	if err := m.consul.Agent().ServiceDeregister("ratings-v1b"); err != nil {
 		t.Fatal(err)
 	}

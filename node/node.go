@@ -142,6 +142,7 @@ func New(cfg Config, log *slog.Logger) (n *Node, err error) {
 	build.WithLabelValues("pilot", version.String()).Set(1)
 	n.reg.MustRegister(build)
 	n.analysis = newAnalysisGauge(n.reg)
+	n.reg.MustRegister(sourceCollector{n})
 	if n.admin, err = newAdminToken(cfg.AdminToken, cfg.AdminTokenFile, "admin token", log); err != nil {
 		return nil, err
 	}
