@@ -64,6 +64,17 @@ func (f *fixture) apply(t testing.TB, doc string) {
 	}
 }
 
+// registered starts node n1's registrar and registers req's proxy through it.
+func (f *fixture) registered(t *testing.T, req Request) (*Registrar, *Registration) {
+	t.Helper()
+	r, _ := f.node(t, "n1")
+	g, err := r.Register(f.ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, g
+}
+
 // node starts a registrar as node name would; stopping it is the node dying.
 func (f *fixture) node(t *testing.T, name string) (*Registrar, context.CancelFunc) {
 	t.Helper()
@@ -118,11 +129,7 @@ func (f *fixture) absent(t *testing.T, name string) func() error {
 
 func TestRegisterWritesTheEntryIstiodWould(t *testing.T) {
 	f := newFixture(t)
-	r, _ := f.node(t, "n1")
-	g, err := r.Register(f.ctx, request())
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, g := f.registered(t, request())
 	if g.Name() != "ratings-10.0.0.5" {
 		t.Errorf("name %q, want ratings-10.0.0.5", g.Name())
 	}
@@ -300,11 +307,7 @@ func TestNodeDeathTakesItsEntriesAfterTheGracePeriod(t *testing.T) {
 
 func TestLostLeaseIsTakenAgainWithTheEntries(t *testing.T) {
 	f := newFixture(t)
-	r, _ := f.node(t, "n1")
-	g, err := r.Register(f.ctx, request())
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, g := f.registered(t, request())
 	_, lease, _ := r.lease()
 	// What etcd does when the node stayed cut off from its quorum too long.
 	if _, err := f.st.Client().Revoke(f.ctx, lease); err != nil {
@@ -322,14 +325,10 @@ func TestLostLeaseIsTakenAgainWithTheEntries(t *testing.T) {
 
 func TestHealthReports(t *testing.T) {
 	f := newFixture(t)
-	r, _ := f.node(t, "n1")
 	req := request()
 	unhealthy := false
 	req.Healthy = &unhealthy
-	g, err := r.Register(f.ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, g := f.registered(t, req)
 	health := func() (string, string, string) {
 		res, err := f.get(t, g.Name())
 		if err != nil {
@@ -456,14 +455,10 @@ func TestLeaseAtRiskMovesProxiesAway(t *testing.T) {
 // writes nothing.
 func TestGroupChangeRewritesConnectedEntries(t *testing.T) {
 	f := newFixture(t)
-	r, _ := f.node(t, "n1")
 	req := request()
 	unhealthy := false
 	req.Healthy = &unhealthy
-	g, err := r.Register(f.ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, g := f.registered(t, req)
 	before, err := f.get(t, g.Name())
 	if err != nil {
 		t.Fatal(err)
@@ -506,11 +501,7 @@ func TestGroupChangeRewritesConnectedEntries(t *testing.T) {
 // meanwhile leaves nothing behind.
 func TestDeletedGroupTakesItsEntries(t *testing.T) {
 	f := newFixture(t)
-	r, _ := f.node(t, "n1")
-	g, err := r.Register(f.ctx, request())
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, g := f.registered(t, request())
 	other := request()
 	other.IP = "10.0.0.6"
 	g2, err := r.Register(f.ctx, other)
@@ -556,11 +547,7 @@ func TestDeletedGroupTakesItsEntries(t *testing.T) {
 // proxies of the old identity out of the registry, and takes them back with it.
 func TestGroupThatNoLongerAdmitsTheProxyTakesItsEntry(t *testing.T) {
 	f := newFixture(t)
-	r, _ := f.node(t, "n1")
-	g, err := r.Register(f.ctx, request())
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, g := f.registered(t, request())
 	f.apply(t, strings.Replace(groupDoc, "serviceAccount: ratings", "serviceAccount: ratings-v2", 1))
 	eventually(t, "the entry gone when its group names another service account", f.absent(t, g.Name()))
 	if _, err := r.Register(f.ctx, request()); !errors.Is(err, ErrForbidden) {
