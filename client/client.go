@@ -171,18 +171,34 @@ func (c *Client) sendWith(ctx context.Context, hc *http.Client, method, path str
 		at := int(c.cur.Load()) % len(c.servers)
 		resp, err := c.sendTo(ctx, hc, c.servers[at], method, path, data, body != nil)
 		var ae *APIError
+		var unreachable unreachableError
 		if err == nil || ctx.Err() != nil || len(c.servers) == 1 ||
-			!(errors.Is(err, errUnreachable) || errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable) {
+			!(errors.As(err, &unreachable) || errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable) {
 			return resp, err
 		}
 		errs = append(errs, err)
 		c.next(at)
 	}
-	return nil, errors.Join(errs...)
+	return nil, everyServer(errs)
 }
 
-// errUnreachable marks a request that never reached its server.
-var errUnreachable = errors.New("unreachable")
+// everyServer is what each server said when none took a request, on one line.
+type everyServer []error
+
+func (e everyServer) Error() string {
+	msgs := make([]string, len(e))
+	for i, err := range e {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (e everyServer) Unwrap() []error { return e }
+
+// unreachableError is the error of a request that never reached its server.
+type unreachableError struct{ error }
+
+func (e unreachableError) Unwrap() error { return e.error }
 
 // sendTo makes a request of server.
 func (c *Client) sendTo(ctx context.Context, hc *http.Client, server, method, path string, data []byte, hasBody bool) (*http.Response, error) {
@@ -204,7 +220,7 @@ func (c *Client) sendTo(ctx context.Context, hc *http.Client, server, method, pa
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
-			err = fmt.Errorf("%w: %w", errUnreachable, err) // nothing was sent
+			err = unreachableError{err} // nothing was sent
 		}
 		return nil, fmt.Errorf("cannot reach navarch at %s: %w", server, err)
 	}
