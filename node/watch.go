@@ -65,8 +65,8 @@ func (n *Node) watch(w http.ResponseWriter, r *http.Request, p *parts, sp store.
 	send := func(ev client.WatchEvent) bool {
 		return enc.Encode(ev) == nil && rc.Flush() == nil
 	}
-	// matched holds the resources the client has been told match (nil: unknown,
-	// after a resourceVersion, until their first event).
+	// matched says of each resource whether the client was told it matches (absent:
+	// not known, for a watch resumed from a resourceVersion, until its first event).
 	matched := map[api.Key]bool{}
 	for _, res := range initial {
 		if !sel.Matches(labels.Set(res.Meta.Labels)) {
