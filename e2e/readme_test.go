@@ -76,8 +76,10 @@ func TestReadmeTour(t *testing.T) {
 		t.Fatalf("want two calls' tallies (v1 and v2, then v2), got %v in:\n%s", counts, got)
 	}
 	n := func(i int) int { v, _ := strconv.Atoi(counts[i][2]); return v }
-	if counts[0][1] != "v1" || n(0) < 760 || n(0) > 840 || counts[1][1] != "v2" || n(0)+n(1) != 1000 {
-		t.Errorf("first call: %v, want v1 about 800 of 1000 and v2 the rest", counts[:2])
+	// Within 4 points of 80%, as the issue asks, over 2,000 RPCs: 4.5 standard
+	// deviations of the split (over 1,000 it would be 3.2, and fail one run in 600).
+	if counts[0][1] != "v1" || n(0) < 1520 || n(0) > 1680 || counts[1][1] != "v2" || n(0)+n(1) != 2000 {
+		t.Errorf("first call: %v, want v1 about 1600 of 2000 and v2 the rest", counts[:2])
 	}
 	if counts[2][1] != "v2" || n(2) != 100 {
 		t.Errorf("after the change: %v, want v2 100", counts[2])
