@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/navarch/navarch/client"
+	"github.com/navarch/navarch/internal/ports"
 )
 
 // TestExampleDeployment runs deploy/: the three node configurations of deploy/config
@@ -142,7 +144,8 @@ func TestExampleDeployment(t *testing.T) {
 		}
 		return nil
 	}
-	eventually(t, 60*time.Second, "the three example nodes form a cluster", func() error { return formed(0) })
+	// Each node answers once it has started its part: ask all three.
+	eventually(t, 60*time.Second, "the three example nodes form a cluster", func() error { return errors.Join(formed(0), formed(1), formed(2)) })
 
 	vs := writeFile(t, dir, "vs.yaml", `apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -231,36 +234,15 @@ func execStart(t *testing.T, unit string) []string {
 	return nil
 }
 
-// sharedFreePort returns a port that was free, for TCP and UDP, on every one of ips.
+// sharedFreePort returns a port free on every one of ips (TCP and UDP), below the
+// kernel's ephemeral range, where no outgoing connection takes it before a node
+// binds it (internal/ports).
 func sharedFreePort(t *testing.T, ips ...string) int {
 	t.Helper()
-	for attempt := 0; attempt < 50; attempt++ {
-		l, err := net.Listen("tcp", ips[0]+":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		free := true
-		for _, ip := range ips {
-			addr := net.JoinHostPort(ip, fmt.Sprint(port))
-			tl, err := net.Listen("tcp", addr)
-			if err != nil {
-				free = false
-				break
-			}
-			tl.Close()
-			ul, err := net.ListenPacket("udp", addr)
-			if err != nil {
-				free = false
-				break
-			}
-			ul.Close()
-		}
-		if free {
-			return port
-		}
+	port, release, err := ports.Hold(ips...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no port free on every loopback address")
-	return 0
+	release()
+	return port
 }
