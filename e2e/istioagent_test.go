@@ -226,12 +226,7 @@ func TestIstioAgentGetsItsCertificateAndConfigFromNavarch(t *testing.T) {
 	// Only names in the table are asked for: the agent would forward any other to
 	// the machine's resolver.
 	t.Run("DNS proxying from the name table", func(t *testing.T) {
-		hold, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		dnsAddr := hold.LocalAddr().String()
-		hold.Close()
+		dnsAddr := freeLoopbackPort(t)
 		vm := startIstioAgent(t, bin, filepath.Join(dir, "dns"), token, rootPEM, n1.XDSTLS, "shop", "frontend",
 			"ISTIO_META_DNS_CAPTURE=true", "DNS_PROXY_ADDR="+dnsAddr)
 		eventually(t, 60*time.Second, "the agent's certificate", func() error {
@@ -325,7 +320,7 @@ spec:
   ports: [{number: 443, name: tls, protocol: TLS}]
   resolution: NONE
 `))
-		istioAddr, navarchAddr := freeLoopbackPort(t, "udp"), freeLoopbackPort(t, "udp")
+		istioAddr, navarchAddr := freeLoopbackPort(t), freeLoopbackPort(t)
 		ia := startIstioAgentWith(t, bin, filepath.Join(dir, "dnsparity"), token, rootPEM, n1.XDSTLS, "shop", "frontend",
 			istioAgentOptions{resolvConf: conf}, "ISTIO_META_DNS_CAPTURE=true", "DNS_PROXY_ADDR="+istioAddr)
 		eventually(t, 60*time.Second, "the agent's certificate", func() error {

@@ -19,6 +19,7 @@ import (
 	"github.com/navarch/navarch/agent"
 	"github.com/navarch/navarch/client"
 	"github.com/navarch/navarch/e2e/grpcapp"
+	"github.com/navarch/navarch/internal/ports"
 	"github.com/navarch/navarch/node/devcluster"
 )
 
@@ -119,7 +120,7 @@ func TestVMAutoRegistration(t *testing.T) {
 	mustNodeCLI(t, m.c, "n1", "apply", "-f", writeFile(t, m.dir, "mesh.yaml", strings.Join(append(docs, vmMeshYAML), "---\n")))
 	// v1's agent runs a DNS proxy; names it does not know go to a port where nothing
 	// answers.
-	m.dnsAddr, m.noUpstream = freeLoopbackPort(t, "udp"), freeLoopbackPort(t, "udp")
+	m.dnsAddr, m.noUpstream = freeLoopbackPort(t), freeLoopbackPort(t)
 	// Its resolver configuration has a search domain, which the proxy answers
 	// mesh names in (--dns-upstream overrides its nameserver).
 	resolvConf := writeFile(t, m.dir, "resolv.conf", "nameserver 127.0.0.1\nsearch corp.example.internal\n")
@@ -197,15 +198,16 @@ func (m *vmMesh) dns(t *testing.T) {
 	}
 }
 
-// freeLoopbackPort returns a loopback address whose port was free a moment ago.
-func freeLoopbackPort(t *testing.T, network string) string {
+// freeLoopbackPort returns a loopback address whose port is free for TCP and UDP
+// (a DNS proxy binds both) and lies below the ephemeral range, so no outgoing
+// connection on the host takes it before the server that is told it binds it.
+func freeLoopbackPort(t *testing.T) string {
 	t.Helper()
-	pc, err := net.ListenPacket(network, "127.0.0.1:0")
+	addr, err := ports.Loopback()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pc.Close()
-	return pc.LocalAddr().String()
+	return addr
 }
 
 // startAgent runs `navarch agent run` for a VM of group (in namespace vms) whose
