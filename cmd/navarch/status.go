@@ -114,7 +114,7 @@ func gatherStatus(ctx context.Context, c *client.Client) (*clusterStatus, error)
 		problem("the nodes run %d builds (%s): finish the rolling upgrade", len(builds), strings.Join(each, "; "))
 	}
 
-	nodes, silent := clusterProxies(ctx, c)
+	nodes, silent := membersProxies(ctx, c, ms)
 	for _, s := range silent {
 		problem("the proxies of %s could not be listed", s)
 	}

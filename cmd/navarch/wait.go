@@ -133,8 +133,18 @@ type nodeProxies struct {
 // alone when it cannot list members); silent names the nodes that did not answer,
 // with why.
 func clusterProxies(ctx context.Context, c *client.Client) (nodes []nodeProxies, silent []string) {
+	members, err := c.Members(ctx)
+	if err != nil {
+		members = nil
+	}
+	return membersProxies(ctx, c, members)
+}
+
+// membersProxies is clusterProxies for members already listed through c; with none,
+// it asks c's node alone.
+func membersProxies(ctx context.Context, c *client.Client, members []client.MemberInfo) (nodes []nodeProxies, silent []string) {
 	asked := []nodeProxies{{api: c}}
-	if members, err := c.Members(ctx); err == nil {
+	if len(members) > 0 {
 		asked = nil
 		for _, m := range members {
 			if m.HTTP != "" && (m.Gossip == "alive" || m.Gossip == "-") {
