@@ -59,6 +59,11 @@ type Config struct {
 	MaxTxnOps uint
 	// MaxRequestBytes bounds one request (a transaction included).
 	MaxRequestBytes uint
+	// WatchProgressInterval is how often etcd tells an idle watch the store's
+	// revision (a Batch with no events): what the API's watch sends as a BOOKMARK.
+	// Well under the five minutes of history etcd keeps, so that a watcher of a quiet
+	// kind can always resume from the last revision it was told.
+	WatchProgressInterval time.Duration
 	// ForceNewCluster starts the member in DataDir as the only member of a new
 	// cluster, keeping its data: etcd's way back from a quorum lost for good.
 	ForceNewCluster bool
@@ -81,6 +86,8 @@ func DefaultConfig() Config {
 		ElectionMs:      1000,
 		MaxTxnOps:       10000,
 		MaxRequestBytes: 10 << 20,
+
+		WatchProgressInterval: time.Minute,
 	}
 }
 
@@ -109,6 +116,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HeartbeatMs == 0 || c.ElectionMs < 5*c.HeartbeatMs {
 		errs = append(errs, fmt.Errorf("store: election timeout (%d ms) must be at least 5 heartbeats (%d ms)", c.ElectionMs, c.HeartbeatMs))
+	}
+	if c.WatchProgressInterval <= 0 || c.WatchProgressInterval >= HistoryRetention {
+		errs = append(errs, fmt.Errorf("store: watch progress interval must be positive and under the %s of history kept, got %s", HistoryRetention, c.WatchProgressInterval))
 	}
 	if c.MaxTxnOps == 0 {
 		errs = append(errs, errors.New("store: max txn ops must be positive"))

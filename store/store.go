@@ -16,6 +16,9 @@ import (
 	"go.uber.org/zap"
 )
 
+// HistoryRetention is how long etcd keeps the revisions a watch can start from.
+const HistoryRetention = 5 * time.Minute
+
 // Store is a node's embedded etcd member and its typed view of the keys navarch uses.
 type Store struct {
 	cfg  Config
@@ -85,14 +88,16 @@ func etcdConfig(cfg Config, logger *zap.Logger) (*embed.Config, error) {
 	e.MaxRequestBytes = cfg.MaxRequestBytes
 	e.UnsafeNoFsync = cfg.UnsafeNoFsync
 	e.ForceNewCluster = cfg.ForceNewCluster
-	// Revisions are kept for five minutes (as Kubernetes compacts its etcd): the only
-	// watchers are the nodes' own views of their local member, which re-list when a
-	// watch breaks. History is what fills the database: endpoint churn at 1,000
+	// Revisions are kept for five minutes (as Kubernetes compacts its etcd): the
+	// nodes' own views of their local member re-list when a watch breaks, and an API
+	// watcher resumes from the last revision it was told, which a BOOKMARK brings up
+	// to date at least every WatchProgressInterval. History is what fills the database: endpoint churn at 1,000
 	// changes/s writes ~440 KB/s of it (measured with `navarch bench churn`), so an
 	// hour of history would be ~1.6 GB, near etcd's 2 GiB quota, past which the
 	// cluster refuses every write; five minutes is ~130 MB.
 	e.AutoCompactionMode = embed.CompactorModePeriodic
-	e.AutoCompactionRetention = "5m"
+	e.AutoCompactionRetention = HistoryRetention.String()
+	e.WatchProgressNotifyInterval = cfg.WatchProgressInterval
 	e.Logger = "zap"
 	e.LogLevel = cfg.LogLevel
 	e.ZapLoggerBuilder = embed.NewZapLoggerBuilder(logger)
