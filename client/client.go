@@ -298,6 +298,10 @@ type Selection struct {
 	// LabelSelector keeps the resources whose labels match it, as Kubernetes'
 	// (app=reviews,tier!=db); "" keeps all.
 	LabelSelector string
+	// Bookmarks asks a watch for BOOKMARK events (WatchEvent.ResourceVersion) while
+	// it has nothing else to send, so that it can resume however quiet the kind.
+	// Lists ignore it.
+	Bookmarks bool
 }
 
 // query is the selection as the API's query parameters.

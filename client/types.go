@@ -194,7 +194,8 @@ type SyncResponse struct {
 // WatchEvent is one line of a watch stream (GET /api/v1/config/<kind>?watch=true),
 // as Kubernetes' watch events: Type is ADDED, MODIFIED or DELETED, with Object the
 // resource (for DELETED, its last value, with the deletion's revision as its
-// resourceVersion), or ERROR, with Error saying why the stream ends.
+// resourceVersion), BOOKMARK, with Object carrying only the revision the watch has
+// reached (ResourceVersion), or ERROR, with Error saying why the stream ends.
 type WatchEvent struct {
 	Type   string          `json:"type"`
 	Object json.RawMessage `json:"object,omitempty"`
@@ -206,5 +207,6 @@ const (
 	WatchAdded    = "ADDED"
 	WatchModified = "MODIFIED"
 	WatchDeleted  = "DELETED"
+	WatchBookmark = "BOOKMARK"
 	WatchError    = "ERROR"
 )

@@ -22,6 +22,9 @@ import (
 func (c *Client) Watch(ctx context.Context, sel Selection, resourceVersion string) (<-chan WatchEvent, error) {
 	q := sel.query()
 	q.Set("watch", "true")
+	if sel.Bookmarks {
+		q.Set("allowWatchBookmarks", "true")
+	}
 	if resourceVersion != "" {
 		q.Set("resourceVersion", resourceVersion)
 	}
@@ -71,4 +74,18 @@ func (e WatchEvent) Resource() (*api.Resource, error) {
 		return nil, fmt.Errorf("a %s event carries no resource", e.Type)
 	}
 	return api.Unmarshal(e.Object)
+}
+
+// ResourceVersion is the revision the event brings its watch to: that of the
+// resource of an ADDED, MODIFIED or DELETED event, or a BOOKMARK's; "" for ERROR.
+func (e WatchEvent) ResourceVersion() string {
+	var obj struct {
+		Metadata struct {
+			ResourceVersion string `json:"resourceVersion"`
+		} `json:"metadata"`
+	}
+	if json.Unmarshal(e.Object, &obj) != nil {
+		return ""
+	}
+	return obj.Metadata.ResourceVersion
 }

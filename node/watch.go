@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -26,7 +27,10 @@ import (
 // list's revision. The stream ends with an ERROR event when the node's etcd member
 // loses its leader (a node cut off from the quorum cannot say what changes) or the
 // node stops; the client watches again, from the last revision it saw, through any
-// node.
+// node. With allowWatchBookmarks=true, as in Kubernetes, a BOOKMARK event whose
+// object carries only metadata.resourceVersion tells an idle watch the store's
+// revision (at least every store.Config.WatchProgressInterval, well inside the
+// history kept), so that its client can resume from there however quiet the kind.
 func (n *Node) watch(w http.ResponseWriter, r *http.Request, p *parts, sp store.Space, k *api.Kind, sel labels.Selector) {
 	ctx := r.Context()
 	ns := r.URL.Query().Get("namespace")
@@ -78,6 +82,8 @@ func (n *Node) watch(w http.ResponseWriter, r *http.Request, p *parts, sp store.
 		}
 	}
 	resumed := r.URL.Query().Get("resourceVersion") != ""
+	bookmarks := r.URL.Query().Get("allowWatchBookmarks") == "true"
+	told, toldAt := from, time.Now() // the revision the client can resume from, and since when
 	for {
 		select {
 		case b, ok := <-batches:
@@ -120,6 +126,15 @@ func (n *Node) watch(w http.ResponseWriter, r *http.Request, p *parts, sp store.
 				if !send(watchEvent(typ, res)) {
 					return
 				}
+				told, toldAt = e.Revision, time.Now()
+			}
+			// An idle watch is told the revision when etcd reports progress; one whose
+			// changes the selector filters out, as often.
+			if bookmarks && b.Revision > told && (len(b.Events) == 0 || time.Since(toldAt) >= n.cfg.Store.WatchProgressInterval) {
+				if !send(bookmarkEvent(k, b.Revision)) {
+					return
+				}
+				told, toldAt = b.Revision, time.Now()
 			}
 		case <-n.watchesEnd:
 			send(client.WatchEvent{Type: client.WatchError, Error: "the node is stopping: watch again through another node"})
@@ -137,4 +152,18 @@ func watchEvent(typ string, res *api.Resource) client.WatchEvent {
 		return client.WatchEvent{Type: client.WatchError, Error: fmt.Sprintf("encoding %s: %v", res.Key(), err)}
 	}
 	return client.WatchEvent{Type: typ, Object: b}
+}
+
+// bookmarkEvent is the BOOKMARK event of a watch of kind k at revision rev: its
+// object has the kind's apiVersion and kind, and no more metadata than the revision.
+func bookmarkEvent(k *api.Kind, rev int64) client.WatchEvent {
+	b, err := json.Marshal(map[string]any{
+		"apiVersion": k.APIVersion(),
+		"kind":       k.Name,
+		"metadata":   map[string]string{"resourceVersion": store.FormatRevision(rev)},
+	})
+	if err != nil {
+		return client.WatchEvent{Type: client.WatchError, Error: fmt.Sprintf("encoding a bookmark: %v", err)}
+	}
+	return client.WatchEvent{Type: client.WatchBookmark, Object: b}
 }
