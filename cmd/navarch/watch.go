@@ -24,8 +24,9 @@ import (
 // events, then every change, as kubectl get --watch --output-watch-events does,
 // until ctx ends. When the stream ends otherwise (its node stopped or lost its
 // quorum), it goes on through the next node c was given, from the last revision
-// seen, so that no change is missed or shown twice; if etcd no longer keeps that
-// revision (compacted: a quiet watch, after five minutes), it lists again and shows
+// seen (bookmarks keep it recent while nothing changes), so that no change is
+// missed or shown twice; if etcd no longer keeps that revision (the stream was
+// down for longer than the five minutes of history kept), it lists again and shows
 // what changed meanwhile, as a Kubernetes informer relists. Given one node, the end
 // of the stream is an error.
 func watchResources(ctx context.Context, w io.Writer, c *client.Client, source string, k *api.Kind, ns string, names []string, sel labels.Selector, format string) error {
@@ -34,7 +35,7 @@ func watchResources(ctx context.Context, w io.Writer, c *client.Client, source s
 		return err
 	}
 	// The node selects by labels (nodes of older builds do not: skip selects again).
-	wt := &watcher{c: c, sel: client.Selection{Kind: k.Plural, Namespace: ns, Source: source, LabelSelector: sel.String()}, p: p, shown: map[api.Key]*api.Resource{},
+	wt := &watcher{c: c, sel: client.Selection{Kind: k.Plural, Namespace: ns, Source: source, LabelSelector: sel.String(), Bookmarks: true}, p: p, shown: map[api.Key]*api.Resource{},
 		skip: func(r *api.Resource) bool {
 			return (len(names) > 0 && !slices.Contains(names, r.Meta.Name)) || !sel.Matches(labels.Set(r.Meta.Labels))
 		}}
@@ -71,12 +72,15 @@ func watchResources(ctx context.Context, w io.Writer, c *client.Client, source s
 			}
 			continue
 		}
+		if rv, err := strconv.ParseInt(ev.ResourceVersion(), 10, 64); err == nil {
+			rev = max(rev, rv) // where to resume from
+		}
+		if ev.Type == client.WatchBookmark {
+			continue
+		}
 		r, err := ev.Resource()
 		if err != nil {
 			return fmt.Errorf("watching %s: %w", k.Plural, err)
-		}
-		if rv, err := strconv.ParseInt(r.Meta.ResourceVersion, 10, 64); err == nil {
-			rev = max(rev, rv)
 		}
 		if err := wt.event(ev.Type, r); err != nil {
 			return err
