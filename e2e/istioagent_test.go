@@ -187,12 +187,8 @@ func TestIstioAgentGetsItsCertificateAndConfigFromNavarch(t *testing.T) {
 	// when the workload connects to its xDS proxy.
 	t.Run("auto-registration in its WorkloadGroup", func(t *testing.T) {
 		// Its readiness probe checks a port nothing listens on.
-		closed, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		closed.Close()
-		probe := fmt.Sprintf(", readinessProbe: {tcpSocket: {host: 127.0.0.1, port: %d}, periodSeconds: 1}", closed.Addr().(*net.TCPAddr).Port)
+		_, closed, _ := net.SplitHostPort(freeLoopbackPort(t))
+		probe := fmt.Sprintf(", readinessProbe: {tcpSocket: {host: 127.0.0.1, port: %s}, periodSeconds: 1}", closed)
 		vm := startIstioAgentWith(t, bin, filepath.Join(dir, "autoreg"), token, rootPEM, n1.XDSTLS, "shop", "frontend", istioAgentOptions{proxyConfig: probe},
 			"ISTIO_META_AUTO_REGISTER_GROUP=frontend", "ISTIO_META_NETWORK=vm-net")
 		eventually(t, 60*time.Second, "the agent's certificate", func() error {

@@ -349,18 +349,13 @@ func (m *vmMesh) probe(t *testing.T) {
 // spec again brings it back. Deleting the group removes v2's entry until it is
 // applied again.
 func (m *vmMesh) groupChange(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := lis.Addr().(*net.TCPAddr).Port
-	lis.Close()
+	_, closed, _ := net.SplitHostPort(freeLoopbackPort(t)) // nothing listens there
 	group := fmt.Sprintf(vmGroupYAML, "v2", m.backends["v2"].Port, navarchBin)
 	probeLine := regexp.MustCompile(`(?m)^  probe: .*$`)
 	if !probeLine.MatchString(group) {
 		t.Fatalf("no probe in the group:\n%s", group)
 	}
-	changed := probeLine.ReplaceAllString(group, fmt.Sprintf("  probe: {tcpSocket: {port: %d}, periodSeconds: 1, failureThreshold: 1}", closed))
+	changed := probeLine.ReplaceAllString(group, fmt.Sprintf("  probe: {tcpSocket: {port: %s}, periodSeconds: 1, failureThreshold: 1}", closed))
 	if changed = strings.Replace(changed, "labels: {version: v2}", "labels: {version: v2, tier: gold}", 1); !strings.Contains(changed, "tier: gold") {
 		t.Fatalf("no template labels in the group:\n%s", group)
 	}
@@ -377,7 +372,7 @@ func (m *vmMesh) groupChange(t *testing.T) {
 	mustNodeCLI(t, m.c, "n2", "apply", "-f", writeFile(t, m.dir, "ratings-v2-closed.yaml", changed))
 	m.expect("n1", []string{"v1", "v2"}, "v2")
 	tier("gold")
-	if log := m.agents["v2"].logged(); !strings.Contains(log, fmt.Sprintf("probe=tcp:127.0.0.1:%d", closed)) {
+	if log := m.agents["v2"].logged(); !strings.Contains(log, fmt.Sprintf("probe=tcp:127.0.0.1:%s", closed)) {
 		t.Errorf("v2's agent did not log the group's new probe:\n%s", log)
 	}
 	mustNodeCLI(t, m.c, "n2", "apply", "-f", writeFile(t, m.dir, "ratings-v2.yaml", group))
