@@ -187,7 +187,7 @@ func TestIstioAgentGetsItsCertificateAndConfigFromNavarch(t *testing.T) {
 	// when the workload connects to its xDS proxy.
 	t.Run("auto-registration in its WorkloadGroup", func(t *testing.T) {
 		// Its readiness probe checks a port nothing listens on.
-		_, closed, _ := net.SplitHostPort(freeLoopbackPort(t))
+		_, closed, _ := net.SplitHostPort(freeAddr(t))
 		probe := fmt.Sprintf(", readinessProbe: {tcpSocket: {host: 127.0.0.1, port: %s}, periodSeconds: 1}", closed)
 		vm := startIstioAgentWith(t, bin, filepath.Join(dir, "autoreg"), token, rootPEM, n1.XDSTLS, "shop", "frontend", istioAgentOptions{proxyConfig: probe},
 			"ISTIO_META_AUTO_REGISTER_GROUP=frontend", "ISTIO_META_NETWORK=vm-net")
@@ -222,7 +222,7 @@ func TestIstioAgentGetsItsCertificateAndConfigFromNavarch(t *testing.T) {
 	// Only names in the table are asked for: the agent would forward any other to
 	// the machine's resolver.
 	t.Run("DNS proxying from the name table", func(t *testing.T) {
-		dnsAddr := freeLoopbackPort(t)
+		dnsAddr := freeAddr(t)
 		vm := startIstioAgent(t, bin, filepath.Join(dir, "dns"), token, rootPEM, n1.XDSTLS, "shop", "frontend",
 			"ISTIO_META_DNS_CAPTURE=true", "DNS_PROXY_ADDR="+dnsAddr)
 		eventually(t, 60*time.Second, "the agent's certificate", func() error {
@@ -316,7 +316,7 @@ spec:
   ports: [{number: 443, name: tls, protocol: TLS}]
   resolution: NONE
 `))
-		istioAddr, navarchAddr := freeLoopbackPort(t), freeLoopbackPort(t)
+		istioAddr, navarchAddr := freeAddr(t), freeAddr(t)
 		ia := startIstioAgentWith(t, bin, filepath.Join(dir, "dnsparity"), token, rootPEM, n1.XDSTLS, "shop", "frontend",
 			istioAgentOptions{resolvConf: conf}, "ISTIO_META_DNS_CAPTURE=true", "DNS_PROXY_ADDR="+istioAddr)
 		eventually(t, 60*time.Second, "the agent's certificate", func() error {

@@ -19,7 +19,6 @@ import (
 	"github.com/navarch/navarch/agent"
 	"github.com/navarch/navarch/client"
 	"github.com/navarch/navarch/e2e/grpcapp"
-	"github.com/navarch/navarch/internal/ports"
 	"github.com/navarch/navarch/node/devcluster"
 )
 
@@ -120,7 +119,7 @@ func TestVMAutoRegistration(t *testing.T) {
 	mustNodeCLI(t, m.c, "n1", "apply", "-f", writeFile(t, m.dir, "mesh.yaml", strings.Join(append(docs, vmMeshYAML), "---\n")))
 	// v1's agent runs a DNS proxy; names it does not know go to a port where nothing
 	// answers.
-	m.dnsAddr, m.noUpstream = freeLoopbackPort(t), freeLoopbackPort(t)
+	m.dnsAddr, m.noUpstream = freeAddr(t), freeAddr(t)
 	// Its resolver configuration has a search domain, which the proxy answers
 	// mesh names in (--dns-upstream overrides its nameserver).
 	resolvConf := writeFile(t, m.dir, "resolv.conf", "nameserver 127.0.0.1\nsearch corp.example.internal\n")
@@ -196,18 +195,6 @@ func (m *vmMesh) dns(t *testing.T) {
 	if got, err := resolverAt(m.dnsAddr, "").LookupHost(ctx, "unknown.example.org."); err == nil {
 		t.Errorf("a name the mesh does not have resolved to %v, with no upstream resolver answering", got)
 	}
-}
-
-// freeLoopbackPort returns a loopback address whose port is free for TCP and UDP
-// (a DNS proxy binds both) and lies below the ephemeral range, so no outgoing
-// connection on the host takes it before the server that is told it binds it.
-func freeLoopbackPort(t *testing.T) string {
-	t.Helper()
-	addr, err := ports.Loopback()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return addr
 }
 
 // startAgent runs `navarch agent run` for a VM of group (in namespace vms) whose
@@ -349,7 +336,7 @@ func (m *vmMesh) probe(t *testing.T) {
 // spec again brings it back. Deleting the group removes v2's entry until it is
 // applied again.
 func (m *vmMesh) groupChange(t *testing.T) {
-	_, closed, _ := net.SplitHostPort(freeLoopbackPort(t)) // nothing listens there
+	_, closed, _ := net.SplitHostPort(freeAddr(t)) // nothing listens there
 	group := fmt.Sprintf(vmGroupYAML, "v2", m.backends["v2"].Port, navarchBin)
 	probeLine := regexp.MustCompile(`(?m)^  probe: .*$`)
 	if !probeLine.MatchString(group) {
