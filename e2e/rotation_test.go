@@ -1,15 +1,20 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/navarch/navarch/node/devcluster"
 )
 
 // TestClusterSecretRotation follows docs/cluster.md ("Rotating the cluster
@@ -41,36 +46,9 @@ func TestClusterSecretRotation(t *testing.T) {
 		if err := os.WriteFile(c.SecretFile(), []byte(secrets+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		for _, name := range c.Names() {
-			if err := c.Terminate(name); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.Restart(name); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.WaitReady(t.Context(), name); err != nil {
-				t.Fatalf("phase %d: %s did not come back: %v", phase+1, name, err)
-			}
-			eventually(t, 30*time.Second, fmt.Sprintf("phase %d: the cluster whole again after %s's restart", phase+1, name), allVoting(c, name, 3))
-			mustNodeCLI(t, c, name, "apply", "-f", writeFile(t, t.TempDir(), "se.yaml", fmt.Sprintf(`apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: phase-%d-%s}
-spec:
-  hosts: [phase-%d-%s.example.com]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: DNS
-`, phase+1, name, phase+1, name)))
-		}
+		restartEachWritingThrough(t, c, phase+1)
 	}
-	for _, n := range c.Names() {
-		names, err := writtenNames(c, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(names) != 9 {
-			t.Errorf("%s holds %d of the 9 writes: %v", n, len(names), names)
-		}
-	}
+	everyNodeHoldsThePhasesWrites(t, c, 3)
 
 	n4, err := c.Add(t.Context())
 	if err != nil {
@@ -86,4 +64,114 @@ spec:
 			t.Fatal("read etcd")
 		}
 	})
+}
+
+// restartEachWritingThrough restarts the nodes of c one by one (SIGTERM), waiting
+// for each to be a voting member again, and writes a ServiceEntry through it.
+func restartEachWritingThrough(t *testing.T, c *devcluster.Cluster, phase int) {
+	t.Helper()
+	for _, name := range c.Names() {
+		if err := c.Terminate(name); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Restart(name); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WaitReady(t.Context(), name); err != nil {
+			t.Fatalf("phase %d: %s did not come back: %v", phase, name, err)
+		}
+		eventually(t, 30*time.Second, fmt.Sprintf("phase %d: the cluster whole again after %s's restart", phase, name), allVoting(c, name, len(c.Names())))
+		mustNodeCLI(t, c, name, "apply", "-f", writeFile(t, t.TempDir(), "se.yaml", fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: phase-%d-%s}
+spec:
+  hosts: [phase-%d-%s.example.com]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: DNS
+`, phase, name, phase, name)))
+	}
+}
+
+// everyNodeHoldsThePhasesWrites checks that every node holds the writes of
+// restartEachWritingThrough's phases.
+func everyNodeHoldsThePhasesWrites(t *testing.T, c *devcluster.Cluster, phases int) {
+	t.Helper()
+	want := phases * len(c.Names())
+	for _, n := range c.Names() {
+		names, err := writtenNames(c, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(names) != want {
+			t.Errorf("%s holds %d of the %d writes: %v", n, len(names), want, names)
+		}
+	}
+}
+
+// TestOperatorClusterCARotation follows docs/cluster.md: three nodes on an
+// operator's cluster CA (--cluster-ca-cert) move to another in three rolling
+// restarts, the certificate file holding old+new (old key), then new+old (new
+// key), then new. The cluster stays whole and takes writes through every node after
+// each restart; at the end every node's certificate is the new CA's, and one of the
+// old CA no longer reads etcd.
+func TestOperatorClusterCARotation(t *testing.T) {
+	dir := t.TempDir()
+	oldCA, newCA := newTestCA(t, "old cluster CA", 24*time.Hour), newTestCA(t, "new cluster CA", 24*time.Hour)
+	certFile, keyFile := filepath.Join(dir, "cluster-ca.crt"), filepath.Join(dir, "cluster-ca.key")
+	use := func(key []byte, certs ...[]byte) {
+		if err := os.WriteFile(certFile, bytes.Join(certs, nil), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	use(oldCA.keyPEM, oldCA.certPEM)
+	c := startCluster(t, 3, "--cluster-ca-cert", certFile, "--cluster-ca-key", keyFile)
+	signedBy := func(node string, ca *testCA) error {
+		nd, _ := c.Node(node)
+		b, err := os.ReadFile(filepath.Join(nd.DataDir, "tls", "node.crt"))
+		if err != nil {
+			return err
+		}
+		block, _ := pem.Decode(b)
+		if block == nil {
+			return fmt.Errorf("%s's node.crt holds no certificate", node)
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return err
+		}
+		if err := cert.CheckSignatureFrom(ca.cert); err != nil {
+			return fmt.Errorf("%s's certificate is not signed by the %s: %w", node, ca.cert.Subject.CommonName, err)
+		}
+		if cert.NotAfter.After(ca.cert.NotAfter) {
+			return fmt.Errorf("%s's certificate ends %s, after its CA (%s)", node, cert.NotAfter, ca.cert.NotAfter)
+		}
+		return nil
+	}
+	if err := signedBy("n1", oldCA); err != nil {
+		t.Fatal(err)
+	}
+	n1, _ := c.Node("n1")
+	oldCert, err := tls.LoadX509KeyPair(filepath.Join(n1.DataDir, "tls", "node.crt"), filepath.Join(n1.DataDir, "tls", "node.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	use(oldCA.keyPEM, oldCA.certPEM, newCA.certPEM)
+	restartEachWritingThrough(t, c, 1)
+	use(newCA.keyPEM, newCA.certPEM, oldCA.certPEM)
+	restartEachWritingThrough(t, c, 2)
+	use(newCA.keyPEM, newCA.certPEM)
+	restartEachWritingThrough(t, c, 3)
+	everyNodeHoldsThePhasesWrites(t, c, 3)
+	for _, name := range c.Names() {
+		if err := signedBy(name, newCA); err != nil {
+			t.Error(err)
+		}
+	}
+	if err := readEtcd("https://"+n1.EtcdClient, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{oldCert}}); err == nil {
+		t.Error("a node certificate of the old CA still reads etcd")
+	}
 }

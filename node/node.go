@@ -113,7 +113,8 @@ func New(cfg Config, log *slog.Logger) (n *Node, err error) {
 	if err := n.resolveEtcdAddrs(); err != nil {
 		return nil, err
 	}
-	if n.tlsFiles, err = n.nodeCertificate(); err != nil {
+	var certExpiry time.Time
+	if n.tlsFiles, certExpiry, err = n.nodeCertificate(); err != nil {
 		return nil, err
 	}
 	if n.xdsLis, err = net.Listen("tcp", cfg.XDSAddr); err != nil {
@@ -143,6 +144,15 @@ func New(cfg Config, log *slog.Logger) (n *Node, err error) {
 	n.reg.MustRegister(build)
 	n.analysis = newAnalysisGauge(n.reg)
 	n.reg.MustRegister(sourceCollector{n})
+	// The certificate the node presents to its peers' etcd: it lasts as long as the
+	// operator's cluster CA (--cluster-ca-cert) at most, and is issued again at start.
+	n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "navarch_node_cert_expiry_timestamp_seconds",
+		Help: "Unix time, in seconds, when the certificate this node presents to the other members' etcd expires; a restart issues a new one, within the cluster CA's validity."},
+		func() float64 { return float64(certExpiry.Unix()) }))
+	if left := time.Until(certExpiry); left < 30*24*time.Hour {
+		log.Warn("the node's cluster certificate expires soon: give the nodes a cluster CA that lasts longer (--cluster-ca-cert) and restart them one by one",
+			"expires", certExpiry.Format(time.RFC3339), "left", left.Round(time.Hour).String())
+	}
 	if n.admin, err = newAdminToken(cfg.AdminToken, cfg.AdminTokenFile, "admin token", log); err != nil {
 		return nil, err
 	}
@@ -181,21 +191,22 @@ func randomSecret() string {
 
 func (n *Node) setPhase(p string) { n.phase.Store(&p) }
 
-// nodeCertificate issues this node's etcd certificate, signed by the cluster CA.
-func (n *Node) nodeCertificate() (*store.TLSFiles, error) {
+// nodeCertificate issues this node's etcd certificate, signed by the cluster CA, and
+// says when it expires.
+func (n *Node) nodeCertificate() (*store.TLSFiles, time.Time, error) {
 	dir := filepath.Join(n.cfg.DataDir, "tls")
 	if n.cfg.ClusterCACert != "" {
-		ca, err := loadCA(n.cfg.ClusterCACert, n.cfg.ClusterCAKey)
+		ca, also, err := loadCA(n.cfg.ClusterCACert, n.cfg.ClusterCAKey)
 		if err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
-		return ca.issueNodeCert(dir, n.cfg.Name, n.advertiseHost())
+		return ca.issueNodeCert(dir, n.cfg.Name, n.advertiseHost(), also...)
 	}
 	var cas []*clusterCA // the secret in use first
 	for _, seed := range n.secrets.caSeeds {
 		ca, err := derivedCA(seed)
 		if err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
 		cas = append(cas, ca)
 	}

@@ -37,7 +37,9 @@ import (
 //     for its advertise host, written to <data-dir>/tls/.
 //
 // An operator who wants their own CA for etcd passes its certificate and key instead
-// (ClusterCA); the gossip key still derives from the secret.
+// (ClusterCA); the gossip key still derives from the secret. Its certificate file may
+// hold other CAs after it, trusted as well, to move the cluster to another CA as the
+// secret is rotated (docs/cluster.md).
 //
 // The secret is rotated without downtime (docs/cluster.md): the secret file may hold
 // several secrets, one a line, the first in use and the others still accepted. A
@@ -112,40 +114,61 @@ func derivedCA(seed []byte) (*clusterCA, error) {
 	return &clusterCA{cert: cert, der: der, key: key}, nil
 }
 
-// loadCA reads an operator's CA certificate and key (PEM).
-func loadCA(certFile, keyFile string) (*clusterCA, error) {
+// loadCA reads an operator's CA certificate and key (PEM). Certificates after the
+// first in certFile are CAs trusted as well (also), while the cluster moves from
+// one CA to another: the node's certificate is signed by the first.
+func loadCA(certFile, keyFile string) (ca *clusterCA, also []*clusterCA, err error) {
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("loading the cluster CA: %w", err)
+		return nil, nil, fmt.Errorf("loading the cluster CA: %w", err)
 	}
-	cert, err := x509.ParseCertificate(pair.Certificate[0])
-	if err != nil {
-		return nil, err
+	for i, der := range pair.Certificate {
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, nil, fmt.Errorf("loading the cluster CA: certificate %d of %s: %w", i+1, certFile, err)
+		}
+		if !cert.IsCA {
+			return nil, nil, fmt.Errorf("loading the cluster CA: certificate %d of %s (%s) is not a CA", i+1, certFile, cert.Subject)
+		}
+		if now := time.Now(); now.After(cert.NotAfter) || now.Before(cert.NotBefore) {
+			return nil, nil, fmt.Errorf("loading the cluster CA: certificate %d of %s (%s) is valid from %s to %s, not now", i+1, certFile,
+				cert.Subject, cert.NotBefore.Format(time.RFC3339), cert.NotAfter.Format(time.RFC3339))
+		}
+		if i == 0 {
+			signer, ok := pair.PrivateKey.(crypto.Signer)
+			if !ok {
+				return nil, nil, errors.New("loading the cluster CA: its key cannot sign")
+			}
+			ca = &clusterCA{cert: cert, der: der, key: signer}
+			continue
+		}
+		also = append(also, &clusterCA{cert: cert, der: der})
 	}
-	signer, ok := pair.PrivateKey.(crypto.Signer)
-	if !ok || !cert.IsCA {
-		return nil, errors.New("loading the cluster CA: not a CA certificate with a signing key")
-	}
-	return &clusterCA{cert: cert, der: pair.Certificate[0], key: signer}, nil
+	return ca, also, nil
 }
+
+// nodeCertLifetime is how long a node certificate is valid at most: it is issued
+// again at every start, and never outlives the CA that signs it.
+const nodeCertLifetime = 5 * 365 * 24 * time.Hour
 
 // issueNodeCert writes a fresh key and certificate for this node, valid for server and
 // client authentication at host (and loopback), into dir, with the CA certificate
-// and those of also, the other CAs the node trusts.
-func (ca *clusterCA) issueNodeCert(dir, name, host string, also ...*clusterCA) (*store.TLSFiles, error) {
+// and those of also, the other CAs the node trusts. It returns the files and when
+// the certificate expires.
+func (ca *clusterCA) issueNodeCert(dir, name, host string, also ...*clusterCA) (*store.TLSFiles, time.Time, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: name, Organization: []string{"navarch"}},
 		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(5 * 365 * 24 * time.Hour),
+		NotAfter:     time.Now().Add(nodeCertLifetime).Truncate(time.Second), // as the certificate holds it
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		DNSNames:     []string{"localhost", name},
@@ -156,16 +179,19 @@ func (ca *clusterCA) issueNodeCert(dir, name, host string, also ...*clusterCA) (
 	} else if host != "" {
 		tmpl.DNSNames = append(tmpl.DNSNames, host)
 	}
+	if tmpl.NotAfter.After(ca.cert.NotAfter) {
+		tmpl.NotAfter = ca.cert.NotAfter
+	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
 	if err != nil {
-		return nil, fmt.Errorf("signing the node certificate: %w", err)
+		return nil, time.Time{}, fmt.Errorf("signing the node certificate: %w", err)
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	files := &store.TLSFiles{
 		CertFile: filepath.Join(dir, "node.crt"),
@@ -186,10 +212,10 @@ func (ca *clusterCA) issueNodeCert(dir, name, host string, also ...*clusterCA) (
 		{files.CAFile, cas, 0o644},
 	} {
 		if err := os.WriteFile(f.path, f.data, f.mode); err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
 	}
-	return files, nil
+	return files, tmpl.NotAfter, nil
 }
 
 // clientTLS returns the TLS configuration this node uses to talk to other members'

@@ -2,11 +2,18 @@ package node
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
+	"math/big"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A secret file holds the secret in use first, then those still accepted: keys
@@ -39,7 +46,7 @@ func TestSecretFileWithSecretsBeingRotated(t *testing.T) {
 		}
 		cas = append(cas, ca)
 	}
-	files, err := cas[0].issueNodeCert(t.TempDir(), "n1", "127.0.0.1", cas[1:]...)
+	files, notAfter, err := cas[0].issueNodeCert(t.TempDir(), "n1", "127.0.0.1", cas[1:]...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +60,9 @@ func TestSecretFileWithSecretsBeingRotated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !cert.NotAfter.Equal(notAfter) {
+		t.Errorf("issueNodeCert says the certificate expires at %s; it does at %s", notAfter, cert.NotAfter)
+	}
 	for i, ca := range cas {
 		pool := x509.NewCertPool()
 		pool.AddCert(ca.cert)
@@ -63,5 +73,70 @@ func TestSecretFileWithSecretsBeingRotated(t *testing.T) {
 	}
 	if _, err := clientTLS(files); err != nil {
 		t.Errorf("loading the node's TLS files: %v", err)
+	}
+}
+
+// An operator's cluster CA bounds the node certificates it signs, and one that has
+// expired (or is not valid yet) is refused at start, saying so.
+func TestOperatorClusterCAValidity(t *testing.T) {
+	dir := t.TempDir()
+	writeCA := func(name string, notBefore, notAfter time.Time) (certFile, keyFile string) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+			NotBefore: notBefore, NotAfter: notAfter, IsCA: true, BasicConstraintsValid: true,
+			KeyUsage: x509.KeyUsageCertSign}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+		certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+		os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+		os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+		return certFile, keyFile
+	}
+	now := time.Now().Truncate(time.Second)
+
+	shortCert, shortKey := writeCA("short", now.Add(-time.Hour), now.Add(10*24*time.Hour))
+	ca, also, err := loadCA(shortCert, shortKey)
+	if err != nil || len(also) != 0 {
+		t.Fatalf("loading a CA alone: %v, %d more trusted", err, len(also))
+	}
+	_, notAfter, err := ca.issueNodeCert(filepath.Join(dir, "tls"), "n1", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !notAfter.Equal(ca.cert.NotAfter) {
+		t.Errorf("the node certificate of a CA ending %s ends %s; want no later than its CA", ca.cert.NotAfter, notAfter)
+	}
+
+	// Moving to another CA: the certificate file holds the one in use first, then
+	// the other, trusted as well.
+	nextCert, _ := writeCA("next", now.Add(-time.Hour), now.Add(10*365*24*time.Hour))
+	first, _ := os.ReadFile(shortCert)
+	second, _ := os.ReadFile(nextCert)
+	both := filepath.Join(dir, "both.crt")
+	os.WriteFile(both, append(first, second...), 0o644)
+	if ca, also, err = loadCA(both, shortKey); err != nil || len(also) != 1 || also[0].cert.Subject.CommonName != "next" {
+		t.Fatalf("loading a CA with another after it: %v, also %v; want the other trusted", err, also)
+	}
+	files, _, err := ca.issueNodeCert(filepath.Join(dir, "tls2"), "n1", "127.0.0.1", also...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bundle, _ := os.ReadFile(files.CAFile); bytes.Count(bundle, []byte("BEGIN CERTIFICATE")) != 2 {
+		t.Errorf("the CA file of a node moving between CAs does not hold both:\n%s", bundle)
+	}
+
+	for name, validity := range map[string][2]time.Time{
+		"expired": {now.Add(-48 * time.Hour), now.Add(-time.Hour)},
+		"future":  {now.Add(time.Hour), now.Add(48 * time.Hour)},
+	} {
+		if _, _, err := loadCA(writeCA(name, validity[0], validity[1])); err == nil || !strings.Contains(err.Error(), "not now") {
+			t.Errorf("a CA valid from %s to %s: %v, want it refused as not valid now", validity[0], validity[1], err)
+		}
 	}
 }

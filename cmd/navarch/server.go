@@ -32,7 +32,7 @@ func serverFlags(fs *flag.FlagSet, cfg *node.Config, secretFile *string) (tokenF
 	fs.StringVar(&cfg.GossipAdvertise, "gossip-advertise", cfg.GossipAdvertise, "address other nodes reach --gossip-addr at, if different")
 	fs.Var(listFlag(&cfg.Join, true), "join", "gossip address of a node to join (repeatable, or comma-separated)")
 	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", cfg.BootstrapExpect, "form a new cluster once this many nodes see each other")
-	fs.StringVar(&cfg.ClusterCACert, "cluster-ca-cert", cfg.ClusterCACert, "CA certificate (PEM) to sign node certificates with, instead of the one derived from the cluster secret")
+	fs.StringVar(&cfg.ClusterCACert, "cluster-ca-cert", cfg.ClusterCACert, "CA certificate (PEM) to sign node certificates with, instead of the one derived from the cluster secret; CAs after it in the file are trusted as well (moving to another CA: docs/cluster.md)")
 	fs.StringVar(&cfg.ClusterCAKey, "cluster-ca-key", cfg.ClusterCAKey, "key of --cluster-ca-cert")
 	fs.DurationVar(&cfg.RebalanceInterval, "rebalance-interval", cfg.RebalanceInterval, "how often a node asks proxies above its share to reconnect elsewhere (0: never)")
 	fs.BoolVar(&cfg.ForceNewCluster, "force-new-cluster", cfg.ForceNewCluster, "start this node's member, with everything its data dir holds, as the only member of a new cluster (a cluster that lost its quorum for good; once per data dir)")
