@@ -2,6 +2,7 @@ package client
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/navarch/navarch/api"
 )
@@ -172,6 +173,9 @@ type MemberInfo struct {
 	// Version is the node's build (navarch version), as it gossips it: during a
 	// rolling upgrade, which nodes run the new one.
 	Version string `json:"version,omitempty"`
+	// CertExpires is when the certificate the node presents to the other members'
+	// etcd ends (no later than the cluster CA; a restart issues a new one).
+	CertExpires time.Time `json:"cert_expires,omitzero"`
 	// XDSRevision is the revision of the configuration the node has pushed, what a
 	// proxy connecting to it now is sent (the answering node only): it trails
 	// Revision by up to the push debounce.

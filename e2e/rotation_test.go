@@ -153,6 +153,17 @@ func TestOperatorClusterCARotation(t *testing.T) {
 	if err := signedBy("n1", oldCA); err != nil {
 		t.Fatal(err)
 	}
+	// A CA of a day makes node certificates of a day: status names each node's, the
+	// others' as gossip tells them.
+	eventually(t, 30*time.Second, "navarch status naming every node's certificate", func() error {
+		res := nodeCLI(t, c, "n1", "status")
+		for _, name := range c.Names() {
+			if want := "- node " + name + "'s cluster certificate ends in "; res.Code != 1 || !strings.Contains(res.Stdout, want) {
+				return fmt.Errorf("exit %d, no %q in\n%s", res.Code, want, res.Stdout)
+			}
+		}
+		return nil
+	})
 	n1, _ := c.Node("n1")
 	oldCert, err := tls.LoadX509KeyPair(filepath.Join(n1.DataDir, "tls", "node.crt"), filepath.Join(n1.DataDir, "tls", "node.key"))
 	if err != nil {

@@ -35,7 +35,7 @@ func (n *Node) members(ctx context.Context, p *parts) ([]client.MemberInfo, erro
 	self.Self = true
 	self.XDS, self.XDSTLS, self.HTTP = n.advertised(n.XDSAddr()), n.advertised(n.tlsLis.Addr().String()), n.advertised(n.HTTPAddr())
 	self.Proxies, self.Revision, self.XDSRevision = p.xds.Connections(), p.view.Revision(), p.xds.ServedRevision()
-	self.Version = version.String()
+	self.Version, self.CertExpires = version.String(), n.certExpiry
 	if n.dnsConn != nil {
 		self.DNS, self.XDSName = n.advertised(n.dnsConn.LocalAddr().String()), n.cfg.XDSName
 	}
@@ -54,6 +54,9 @@ func (n *Node) members(ctx context.Context, p *parts) ([]client.MemberInfo, erro
 			if !m.Self {
 				m.XDS, m.XDSTLS, m.HTTP, m.Proxies, m.Revision = pr.Meta.XDS, pr.Meta.XDSTLS, pr.Meta.HTTP, pr.Meta.Proxies, pr.Meta.Revision
 				m.DNS, m.Version = pr.Meta.DNS, pr.Meta.Version
+				if pr.Meta.CertExpiry != 0 {
+					m.CertExpires = time.Unix(pr.Meta.CertExpiry, 0)
+				}
 			}
 		}
 	} else {

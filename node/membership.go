@@ -40,6 +40,7 @@ type nodeMeta struct {
 	Proxies    int    `json:"n,omitempty"`
 	Revision   int64  `json:"r,omitempty"`
 	Version    string `json:"v,omitempty"` // the build (version.String)
+	CertExpiry int64  `json:"e,omitempty"` // Unix seconds: when the node's cluster certificate ends
 }
 
 // peer is another node as gossip knows it.

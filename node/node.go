@@ -37,11 +37,12 @@ type Node struct {
 	started time.Time
 	tempDir string // removed on Close when the node made it
 
-	secrets  clusterSecrets
-	tlsFiles *store.TLSFiles
-	reg      *prometheus.Registry
-	metrics  *xds.Metrics
-	analysis *prometheus.GaugeVec // navarch_config_analysis_messages (analyze.go)
+	secrets    clusterSecrets
+	tlsFiles   *store.TLSFiles
+	certExpiry time.Time // when tlsFiles' certificate ends
+	reg        *prometheus.Registry
+	metrics    *xds.Metrics
+	analysis   *prometheus.GaugeVec // navarch_config_analysis_messages (analyze.go)
 
 	xdsLis  net.Listener
 	httpLis net.Listener
@@ -113,8 +114,7 @@ func New(cfg Config, log *slog.Logger) (n *Node, err error) {
 	if err := n.resolveEtcdAddrs(); err != nil {
 		return nil, err
 	}
-	var certExpiry time.Time
-	if n.tlsFiles, certExpiry, err = n.nodeCertificate(); err != nil {
+	if n.tlsFiles, n.certExpiry, err = n.nodeCertificate(); err != nil {
 		return nil, err
 	}
 	if n.xdsLis, err = net.Listen("tcp", cfg.XDSAddr); err != nil {
@@ -148,10 +148,10 @@ func New(cfg Config, log *slog.Logger) (n *Node, err error) {
 	// operator's cluster CA (--cluster-ca-cert) at most, and is issued again at start.
 	n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "navarch_node_cert_expiry_timestamp_seconds",
 		Help: "Unix time, in seconds, when the certificate this node presents to the other members' etcd expires; a restart issues a new one, within the cluster CA's validity."},
-		func() float64 { return float64(certExpiry.Unix()) }))
-	if left := time.Until(certExpiry); left < 30*24*time.Hour {
-		log.Warn("the node's cluster certificate expires soon: give the nodes a cluster CA that lasts longer (--cluster-ca-cert) and restart them one by one",
-			"expires", certExpiry.Format(time.RFC3339), "left", left.Round(time.Hour).String())
+		func() float64 { return float64(n.certExpiry.Unix()) }))
+	if left := time.Until(n.certExpiry); left < 30*24*time.Hour {
+		log.Warn("the node's cluster certificate expires soon: move the nodes to a cluster CA that lasts longer (docs/cluster.md)",
+			"expires", n.certExpiry.Format(time.RFC3339), "left", left.Round(time.Hour).String())
 	}
 	if n.admin, err = newAdminToken(cfg.AdminToken, cfg.AdminTokenFile, "admin token", log); err != nil {
 		return nil, err
@@ -169,7 +169,8 @@ func New(cfg Config, log *slog.Logger) (n *Node, err error) {
 	}
 	if cfg.GossipAddr != "" {
 		meta := nodeMeta{XDS: n.advertised(n.XDSAddr()), XDSTLS: n.advertised(n.tlsLis.Addr().String()), HTTP: n.advertised(n.HTTPAddr()),
-			EtcdPeer: n.peerURL(), EtcdClient: n.clientURL(), State: stateForming, Version: version.String()}
+			EtcdPeer: n.peerURL(), EtcdClient: n.clientURL(), State: stateForming, Version: version.String(),
+			CertExpiry: n.certExpiry.Unix()}
 		if n.dnsConn != nil {
 			meta.DNS = n.advertised(n.dnsConn.LocalAddr().String())
 		}

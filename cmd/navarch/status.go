@@ -95,6 +95,10 @@ func gatherStatus(ctx context.Context, c *client.Client) (*clusterStatus, error)
 			problem("node %s has no etcd member", m.Name)
 		}
 		leader = leader || m.Etcd == "leader"
+		if left := time.Until(m.CertExpires); !m.CertExpires.IsZero() && left < caWarning {
+			problem("node %s's cluster certificate ends in %s (%s): move the nodes to a cluster CA that lasts longer (docs/cluster.md)",
+				m.Name, shortDuration(left), m.CertExpires.Format(time.DateOnly))
+		}
 	}
 	if !leader {
 		problem("no etcd leader: the cluster takes no writes")
