@@ -129,9 +129,12 @@ func (s *Store) Etcd() *embed.Etcd { return s.etcd }
 func (s *Store) Err() <-chan error { return s.etcd.Err() }
 
 // Close stops the etcd client, then the member (which stops its listeners and Raft).
+// Calls after the first do nothing.
 func (s *Store) Close() error {
+	if s.stopping.Swap(true) {
+		return nil
+	}
 	err := s.cli.Close()
-	s.stopping.Store(true)
 	s.etcd.Close()
 	if errors.Is(err, context.Canceled) {
 		err = nil
