@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +11,9 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -244,6 +247,9 @@ func (n *Node) forceNewCluster(ctx context.Context, cfg store.Config) (*store.St
 	if err := n.aloneFor(ctx, "--force-new-cluster"); err != nil {
 		return nil, nil, err
 	}
+	if err := n.noRecordedMemberAnswers(ctx, cfg.DataDir, "--force-new-cluster"); err != nil {
+		return nil, nil, err
+	}
 	cfg.ForceNewCluster = true
 	n.setPhase("forcing a new cluster")
 	n.log.Warn("starting a new cluster of this member alone, with what its data dir holds (--force-new-cluster); other nodes join it with empty data dirs")
@@ -303,6 +309,43 @@ func (n *Node) aloneFor(ctx context.Context, flag string) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// noRecordedMemberAnswers refuses what flag asks while the etcd of another member the
+// member data in dir records answers at its peer URL. It backs aloneFor, which hears of
+// running nodes by gossip within aloneWait only: a slow host, or gossip that has
+// not yet told the others this node is back, must not let a second cluster start
+// beside a live one.
+func (n *Node) noRecordedMemberAnswers(ctx context.Context, dir, flag string) error {
+	members, err := store.RecordedMembers(dir)
+	if err != nil {
+		return fmt.Errorf("%s: %w", flag, err)
+	}
+	tlsCfg, err := clientTLS(n.tlsFiles)
+	if err != nil {
+		return fmt.Errorf("%s: %w", flag, err)
+	}
+	n.setPhase(flag + ": checking that no other member's etcd answers")
+	answered := make(chan string, len(members))
+	var wg sync.WaitGroup
+	for _, m := range members {
+		if m.Name == n.cfg.Name {
+			continue
+		}
+		for _, u := range m.PeerURLs {
+			wg.Go(func() {
+				if store.PeerAnswers(ctx, u, tlsCfg) == nil {
+					answered <- fmt.Sprintf("%s (%s)", cmp.Or(m.Name, strconv.FormatUint(m.ID, 16)), u)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(answered)
+	if who, ok := <-answered; ok {
+		return fmt.Errorf("%s refused: node %s answers as a member of this cluster; a new cluster beside it would split the mesh's configuration", flag, who)
+	}
+	return nil
 }
 
 // aloneWait is how long aloneFor listens for running nodes: a few of memberlist's
