@@ -5,7 +5,7 @@ BIN       := bin/navarch
 PKGS      := ./...
 STATICCHECK_VERSION := v0.8.2 # staticcheck 2026.2.2
 
-.PHONY: build run test test-unit test-e2e lint peers clean
+.PHONY: build run test test-unit test-e2e test-e2e-race lint peers clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/navarch
@@ -24,6 +24,14 @@ test-unit:
 
 test-e2e: build
 	$(GO) test -count=1 -v -timeout 20m ./e2e/...
+
+## test-e2e-race: the end-to-end tests against navarch built with the race detector,
+## which finds races under real load that unit tests miss; slower, so not part of
+## `make test`. Each report is a file .race/navarch.<pid>; none means none found.
+test-e2e-race: peers
+	rm -rf .race && mkdir -p .race
+	NAVARCH_E2E_RACE=1 GORACE="log_path=$(CURDIR)/.race/navarch" $(GO) test -count=1 -timeout 40m ./e2e/...; \
+	status=$$?; if ls .race/navarch.* >/dev/null 2>&1; then echo "races found:"; ls .race; exit 1; fi; exit $$status
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)

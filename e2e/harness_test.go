@@ -32,7 +32,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	navarchBin = filepath.Join(dir, "navarch")
-	build := exec.Command("go", "build", "-o", navarchBin, "../cmd/navarch")
+	args := []string{"build", "-o", navarchBin}
+	if os.Getenv("NAVARCH_E2E_RACE") != "" {
+		// The nodes under test run with the race detector (make test-e2e-race): each
+		// process writes what it finds to $GORACE's log_path.<pid>.
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "../cmd/navarch")...)
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building navarch:", err)
