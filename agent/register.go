@@ -206,7 +206,7 @@ func (a *Agent) holdRegistration(ctx context.Context, server string, certs *Cert
 			return last, err
 		case <-accepted:
 			a.reg.update(func(r *registrationStatus) { r.server, r.since, r.lastErr = server, time.Now(), "" })
-			a.log.Info("registered", "server", server, "group", ns+"/"+reg.Group, "address", reg.Address, "healthy", last.healthy)
+			a.log.Info("registered", "server", server, "group", ns+"/"+reg.Group, "address", reg.Address, "healthy", last.healthy, "reason", last.message)
 		case resp := <-responses:
 			var ack *discovery.DiscoveryRequest
 			if resp.TypeUrl == xds.WorkloadGroupType {
