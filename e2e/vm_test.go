@@ -27,14 +27,15 @@ const vmHost = "ratings.vms.svc.cluster.local"
 // vmGroupYAML is the WorkloadGroup of one version of ratings' VMs (%[1]s), whose
 // workloads serve gRPC on port %[2]d and are ready while its health service says so
 // (a gRPC health check by exec, navarch at %[3]s: Istio's WorkloadGroup has no
-// gRPC probe).
+// gRPC probe). The check starts navarch, which on a loaded host (or built with the
+// race detector) may take longer than the default timeout of 1 s.
 const vmGroupYAML = `apiVersion: networking.istio.io/v1
 kind: WorkloadGroup
 metadata: {name: ratings-%[1]s, namespace: vms}
 spec:
   metadata: {labels: {app: ratings}}
   template: {serviceAccount: ratings, labels: {version: %[1]s}, ports: {grpc: %[2]d}}
-  probe: {exec: {command: [%[3]s, agent, check, "grpc:127.0.0.1:%[2]d"]}, periodSeconds: 1, failureThreshold: 2}
+  probe: {exec: {command: [%[3]s, agent, check, "grpc:127.0.0.1:%[2]d"]}, periodSeconds: 1, timeoutSeconds: 5, failureThreshold: 2}
 `
 
 const vmMeshYAML = `apiVersion: networking.istio.io/v1
