@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -94,6 +96,23 @@ spec:
   ports: [{number: 80, name: http, protocol: HTTP}]
   resolution: DNS
 `))
+
+	// n3, removed while it was down, comes back on its old data: it stops, saying
+	// what to do, rather than waiting for a cluster that no longer has it.
+	if err := c.Restart("n3"); err != nil {
+		t.Fatal(err)
+	}
+	n3, _ := c.Node("n3")
+	eventually(t, 30*time.Second, "n3 stopped, saying it was removed", func() error {
+		b, err := os.ReadFile(n3.Log)
+		if err != nil || !strings.Contains(string(b), "this member was removed from the cluster: remove its data dir") {
+			return fmt.Errorf("its log does not say so yet (%v)", err)
+		}
+		if syscall.Kill(n3.PID, 0) == nil {
+			return errors.New("it still runs")
+		}
+		return nil
+	})
 }
 
 // TestNodeThatLostItsDataRejoins: a node whose data dir is gone (a replaced disk)

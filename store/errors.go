@@ -21,6 +21,9 @@ var (
 	// ErrCompacted is returned by WatchKindFrom when etcd no longer keeps the
 	// revision to watch from: list again, and watch from the list's revision.
 	ErrCompacted = errors.New("the revision has been compacted")
+	// ErrMemberRemoved is Err's when the member was removed from the cluster (navarch
+	// members remove) and stopped.
+	ErrMemberRemoved = errors.New("etcd stopped: this member was removed from the cluster")
 	// ErrFutureRevision is returned by WatchKindFrom for a revision the store has not
 	// reached.
 	ErrFutureRevision = errors.New("the revision is ahead of the store")

@@ -22,8 +22,8 @@ import (
 //   - "Failed to detect schema version" / "failed to update storage version" with
 //     "missing term information": a new member checks its storage version before
 //     Raft has a term; etcd retries and succeeds a moment later.
-//   - while the member is stopping (quiet set), its parts reporting the stop itself:
-//     listeners closed ("use of closed network connection", "http: Server closed",
+//   - while the node stops the member (memberState.stopping), its parts reporting
+//     the stop itself: listeners closed ("use of closed network connection", "http: Server closed",
 //     "mux: listener closed"), "grpc: the server has been stopped", work cut short
 //     ("context canceled", "etcdserver: request cancelled"), and its own
 //     connections to peers "closed". (A peer's going away stays a warning.)
@@ -31,23 +31,33 @@ import (
 // Those are logged at debug level; everything else keeps its level (zap's levels
 // above error become slog's error).
 type etcdLogger struct {
-	log   *slog.Logger
-	level zapcore.Level
-	quiet *atomic.Bool
-	attrs []slog.Attr // from With
+	log    *slog.Logger
+	level  zapcore.Level
+	member *memberState
+	attrs  []slog.Attr // from With
 }
 
-// newEtcdLogger returns a zap logger for etcd that writes to log from level up;
-// setting quiet marks the member as stopping.
-func newEtcdLogger(log *slog.Logger, level string, quiet *atomic.Bool) *zap.Logger {
+// memberState is what the node and etcd's log share of a member.
+type memberState struct {
+	// stopping is set when the node stops the member: its reports of the stop are
+	// quieted.
+	stopping atomic.Bool
+	// serverError is the error of etcd's last "server error", what it stopped on
+	// (a member removed from the cluster stops so).
+	serverError atomic.Pointer[string]
+}
+
+// newEtcdLogger returns a zap logger for etcd that writes to log from level up and
+// keeps member's state (nil: a member of its own).
+func newEtcdLogger(log *slog.Logger, level string, member *memberState) *zap.Logger {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
 		lvl = zapcore.WarnLevel
 	}
-	if quiet == nil {
-		quiet = new(atomic.Bool)
+	if member == nil {
+		member = new(memberState)
 	}
-	return zap.New(&etcdLogger{log: log.With("component", "etcd"), level: lvl, quiet: quiet})
+	return zap.New(&etcdLogger{log: log.With("component", "etcd"), level: lvl, member: member})
 }
 
 func (c *etcdLogger) Enabled(l zapcore.Level) bool { return l >= c.level }
@@ -67,6 +77,14 @@ func (c *etcdLogger) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.C
 
 func (c *etcdLogger) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	attrs := append(slices.Clip(c.attrs), attrsOf(fields)...)
+	if e.Message == "server error" {
+		for _, a := range attrs {
+			if a.Key == "error" {
+				s := a.Value.String()
+				c.member.serverError.Store(&s)
+			}
+		}
+	}
 	lvl := slogLevel(e.Level)
 	if lvl > slog.LevelDebug && c.routine(e.Message, attrs) {
 		lvl = slog.LevelDebug
@@ -97,7 +115,7 @@ func (c *etcdLogger) routine(msg string, attrs []slog.Attr) bool {
 		return true
 	case msg == "Failed to detect schema version" || msg == "failed to update storage version":
 		return strings.Contains(errText, "missing term information")
-	case c.quiet.Load():
+	case c.member.stopping.Load():
 		e := strings.ToLower(msg + ": " + errText)
 		return strings.Contains(e, "closed") || strings.Contains(e, "stopped") || strings.Contains(e, "cancel")
 	}

@@ -47,9 +47,17 @@ func (s *Store) IsLearner() bool { return s.etcd.Server.IsLearner() }
 // RemoveMember removes a member from the cluster. etcd refuses while the removal
 // would leave too few members it has heard from recently (a member that just joined
 // or restarted counts only after a few seconds); this retries until ctx ends.
-func (s *Store) RemoveMember(ctx context.Context, id uint64) error {
+func (s *Store) RemoveMember(ctx context.Context, id uint64) (err error) {
+	if id == s.ID() {
+		s.leaving.Store(true) // etcd stops once it applies the removal: no error
+		defer func() {
+			if err != nil {
+				s.leaving.Store(false)
+			}
+		}()
+	}
 	for {
-		_, err := s.cli.MemberRemove(ctx, id)
+		_, err = s.cli.MemberRemove(ctx, id)
 		if err != nil && id == s.ID() && s.etcd.Server.Cluster().Member(types.ID(id)) == nil {
 			// A member that removes itself stops as soon as it applies the removal,
 			// and its answer to the request may be lost with it ("server stopped").

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -21,12 +22,14 @@ const HistoryRetention = 5 * time.Minute
 
 // Store is a node's embedded etcd member and its typed view of the keys navarch uses.
 type Store struct {
-	cfg  Config
-	log  *slog.Logger
-	etcd *embed.Etcd
-	cli  *clientv3.Client
-	// stopping quiets the member's reports of its listeners closing (etcdLogger).
-	stopping *atomic.Bool
+	cfg    Config
+	log    *slog.Logger
+	etcd   *embed.Etcd
+	cli    *clientv3.Client
+	member *memberState // shared with etcd's logger
+	// leaving is set when the member removes itself, after which etcd stops.
+	leaving atomic.Bool
+	errc    chan error // Err's
 }
 
 // Open starts the embedded etcd member and waits until it is ready to serve.
@@ -34,8 +37,8 @@ func Open(cfg Config, log *slog.Logger) (s *Store, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	stopping := new(atomic.Bool)
-	ecfg, err := etcdConfig(cfg, newEtcdLogger(log, cfg.LogLevel, stopping))
+	member := new(memberState)
+	ecfg, err := etcdConfig(cfg, newEtcdLogger(log, cfg.LogLevel, member))
 	if err != nil {
 		return nil, err
 	}
@@ -45,18 +48,21 @@ func Open(cfg Config, log *slog.Logger) (s *Store, err error) {
 	}
 	defer func() {
 		if err != nil {
-			stopping.Store(true)
+			member.stopping.Store(true)
 			e.Close()
 		}
 	}()
 	select {
 	case <-e.Server.ReadyNotify():
 	case err := <-e.Err():
-		return nil, fmt.Errorf("starting etcd: %w", err)
+		return nil, fmt.Errorf("starting etcd: %w", stopCause(e, member, cfg.DataDir, err))
+	case <-e.Server.StopNotify():
+		return nil, fmt.Errorf("starting etcd: %w", stoppedError(e, member, cfg.DataDir))
 	case <-time.After(cfg.ReadyTimeout):
 		return nil, fmt.Errorf("starting etcd: not ready after %s", cfg.ReadyTimeout)
 	}
-	s = &Store{cfg: cfg, log: log.With("component", "store"), etcd: e, cli: v3client.New(e.Server), stopping: stopping}
+	s = &Store{cfg: cfg, log: log.With("component", "store"), etcd: e, cli: v3client.New(e.Server), member: member, errc: make(chan error, 1)}
+	go s.watchStop()
 	s.log.Info("etcd ready", "member", cfg.Name, "data_dir", cfg.DataDir, "client_url", cfg.ClientURL)
 	return s, nil
 }
@@ -125,13 +131,48 @@ func (s *Store) Client() *clientv3.Client { return s.cli }
 // Etcd returns the embedded member, for membership operations.
 func (s *Store) Etcd() *embed.Etcd { return s.etcd }
 
-// Err reports a fatal error of the embedded member; the node must stop when it fires.
-func (s *Store) Err() <-chan error { return s.etcd.Err() }
+// Err reports a fatal error of the embedded member, or that it stopped on its own
+// (removed from the cluster, say); the node must stop when it fires. It does not
+// fire for a stop of the node's making: Close, or the member removing itself.
+func (s *Store) Err() <-chan error { return s.errc }
+
+// watchStop passes etcd's errors and unexpected stop to Err.
+func (s *Store) watchStop() {
+	select {
+	case err := <-s.etcd.Err():
+		s.errc <- stopCause(s.etcd, s.member, s.cfg.DataDir, err)
+	case <-s.etcd.Server.StopNotify():
+		if !s.member.stopping.Load() && !s.leaving.Load() {
+			s.errc <- stoppedError(s.etcd, s.member, s.cfg.DataDir)
+		}
+	}
+}
+
+// stopCause is what an error of etcd's serving means: the member stopping on its own
+// when etcd logged why ("server stopping" is then all err says), err otherwise.
+func stopCause(e *embed.Etcd, member *memberState, dataDir string, err error) error {
+	if member.serverError.Load() != nil {
+		return stoppedError(e, member, dataDir)
+	}
+	return err
+}
+
+// stoppedError says why the member e stopped on its own.
+func stoppedError(e *embed.Etcd, member *memberState, dataDir string) error {
+	reason := "no reason given"
+	if p := member.serverError.Load(); p != nil {
+		reason = *p
+	}
+	if e.Server.Cluster().Member(e.Server.MemberID()) == nil || strings.Contains(reason, "permanently removed") {
+		return fmt.Errorf("%w: remove its data dir (%s) and start the node again to join as a new member", ErrMemberRemoved, dataDir)
+	}
+	return fmt.Errorf("etcd stopped: %s", reason)
+}
 
 // Close stops the etcd client, then the member (which stops its listeners and Raft).
 // Calls after the first do nothing.
 func (s *Store) Close() error {
-	if s.stopping.Swap(true) {
+	if s.member.stopping.Swap(true) {
 		return nil
 	}
 	err := s.cli.Close()
