@@ -140,7 +140,9 @@ func (s *Store) Err() <-chan error { return s.errc }
 func (s *Store) watchStop() {
 	select {
 	case err := <-s.etcd.Err():
-		s.errc <- stopCause(s.etcd, s.member, s.cfg.DataDir, err)
+		if !s.member.stopping.Load() { // Close's own listeners closing are no failure
+			s.errc <- stopCause(s.etcd, s.member, s.cfg.DataDir, err)
+		}
 	case <-s.etcd.Server.StopNotify():
 		if !s.member.stopping.Load() && !s.leaving.Load() {
 			s.errc <- stoppedError(s.etcd, s.member, s.cfg.DataDir)
