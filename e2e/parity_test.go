@@ -795,7 +795,10 @@ func serverThroughBoth(t *testing.T, bin, name, certDir string, labels map[strin
 
 	node := startDevNode(t)
 	atNavarch := serve(node.XDS)
-	mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), name+".yaml", mesh(atNavarch.Port)))
+	// The server is serving before the apply (navarch gives a server it has no
+	// policies for a listener that lets everything in), so --wait: the RPCs that
+	// follow must meet the policies, not the listener from before them.
+	mustCLI(t, node.HTTP, "apply", "--wait", "-f", writeFile(t, t.TempDir(), name+".yaml", mesh(atNavarch.Port)))
 	waitServing("navarch", atNavarch)
 	return istiod, node.XDS
 }

@@ -141,10 +141,7 @@ func (s *Server) identify(ctx context.Context, c *conn, nodeErr error, first hea
 	if err := s.register(ctx, c, first); err != nil {
 		return err
 	}
-	cl := s.join(c)
-	c.statusMu.Lock()
-	c.class = cl
-	c.statusMu.Unlock()
+	s.join(c)
 	s.log.Info("proxy connected", "proxy", c.proxy.ID, "peer", c.peer, "delta", c.delta, "class", string(c.class.key))
 	return nil
 }

@@ -293,10 +293,12 @@ func (s *Server) buildClass(c *class, snap *registry.Snapshot) *Build {
 	return b
 }
 
-// join adds a connection to the class of its proxy and returns the class, built.
-// The proxy takes its labels from the snapshot of the last push first
-// (withAddressWorkload; under s.mu, so that a push that changes them after this sees
-// the connection and relabels it). The caller holds cn.mu.
+// join adds a connection to the class of its proxy, sets it as the connection's
+// class and builds it. The proxy takes its labels from the snapshot of the last push
+// first (withAddressWorkload). All of it happens under s.mu, so a stream is in
+// s.conns only with its class set: a push that changes what the class depends on
+// after this sees the stream and relabels it (it takes cn.mu, so it waits until the
+// first request is handled). The caller holds cn.mu.
 func (s *Server) join(cn *conn) *class {
 	s.mu.Lock()
 	snap := s.snap
@@ -318,6 +320,9 @@ func (s *Server) join(cn *conn) *class {
 	}
 	c.members++
 	s.conns[cn.id] = cn
+	cn.statusMu.Lock()
+	cn.class = c
+	cn.statusMu.Unlock()
 	s.mu.Unlock()
 	if c.build.Load() == nil {
 		s.buildClass(c, snap)
@@ -349,9 +354,6 @@ func (s *Server) relabel(snap *registry.Snapshot) {
 			relabelled := c.proxy.withAddressWorkload(snap) != c.proxy
 			s.leave(c)
 			cl := s.join(c)
-			c.statusMu.Lock()
-			c.class = cl
-			c.statusMu.Unlock()
 			if relabelled {
 				s.log.Info("proxy labels changed with the workload at its address", "proxy", c.proxy.ID, "labels", sortedLabels(c.proxy.Labels))
 			} else {

@@ -613,3 +613,46 @@ spec:
 		t.Errorf("%d classes after the source match went, want 1", n)
 	}
 }
+
+// TestStreamJoiningDuringAPushIsRelabelled: a stream that joins its class from the
+// snapshot before a push (as identify does, holding the stream's lock) while the push
+// brings configuration that selects by the proxy's labels ends in the class of those
+// labels. Left in the class it joined, a server whose AuthorizationPolicy arrived
+// just as it connected would serve without the policy until the next change.
+func TestStreamJoiningDuringAPushIsRelabelled(t *testing.T) {
+	src := newFakeSource(snapshotOf(t, reviewsSE, reviewsDR))
+	s := NewServer(DefaultConfig(), src, NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
+	s.push(time.Now())
+	node := testNode("default")
+	node.Metadata.Fields["LABELS"] = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+		"app": structpb.NewStringValue("frontend")}})
+	p, err := ParseProxy(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newConn(context.Background(), 1, false)
+	c.mu.Lock()
+	c.proxy = p
+	before := s.join(c)
+	if strings.Contains(string(before.key), "app=frontend") {
+		t.Fatalf("class %q keeps a label nothing selects by", before.key)
+	}
+
+	src.set(snapshotOf(t, reviewsSE, reviewsDR, frontendToV2))
+	pushed := make(chan struct{})
+	go func() {
+		s.push(time.Now())
+		close(pushed)
+	}()
+	c.mu.Unlock() // the first request is handled
+	<-pushed
+	_, cl := c.proxyAndClass()
+	if cl == nil || !strings.Contains(string(cl.key), "app=frontend") {
+		t.Fatalf("after a push that selects by app, the stream's class is %v, want one with app=frontend", cl)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.classes[cl.key] != cl || cl.members != 1 || len(s.classes) != 1 {
+		t.Errorf("server's classes %v, want only the stream's, with 1 member", slices.Collect(maps.Keys(s.classes)))
+	}
+}
