@@ -17,20 +17,20 @@ run: build
 ## test: every test, unit (with the race detector) and end-to-end
 test: build peers
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
-	$(GO) test -count=1 -timeout 20m ./e2e/...
+	$(GO) test -count=1 -parallel 4 -timeout 20m ./e2e/...
 
 test-unit:
 	$(GO) test -race $$($(GO) list ./... | grep -v /e2e)
 
 test-e2e: build
-	$(GO) test -count=1 -v -timeout 20m ./e2e/...
+	$(GO) test -count=1 -parallel 4 -v -timeout 20m ./e2e/...
 
 ## test-e2e-race: the end-to-end tests against navarch built with the race detector,
 ## which finds races under real load that unit tests miss; slower, so not part of
 ## `make test`. Each report is a file .race/navarch.<pid>; none means none found.
 test-e2e-race: peers
 	rm -rf .race && mkdir -p .race
-	NAVARCH_E2E_RACE=1 GORACE="log_path=$(CURDIR)/.race/navarch" $(GO) test -count=1 -timeout 40m ./e2e/...; \
+	NAVARCH_E2E_RACE=1 GORACE="log_path=$(CURDIR)/.race/navarch" $(GO) test -count=1 -parallel 4 -timeout 40m ./e2e/...; \
 	status=$$?; if ls .race/navarch.* >/dev/null 2>&1; then echo "races found:"; ls .race; exit 1; fi; exit $$status
 
 lint:

@@ -13,6 +13,7 @@ import (
 // analyzes documents as if applied without writing them, and exits non-zero with the
 // findings at the failure threshold.
 func TestAnalyze(t *testing.T) {
+	t.Parallel()
 	node := startDevNode(t)
 	api := "http://" + node.HTTP
 	dir := t.TempDir()

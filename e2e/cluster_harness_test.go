@@ -46,8 +46,7 @@ func startCluster(t *testing.T, n int, extra ...string) *devcluster.Cluster {
 func nodeCLI(t *testing.T, c *devcluster.Cluster, name string, args ...string) cliResult {
 	t.Helper()
 	nd, _ := c.Node(name)
-	t.Setenv("NAVARCH_TOKEN_FILE", c.TokenFile())
-	return cli(t, nd.HTTP, args...)
+	return cliWithEnv(t, nd.HTTP, []string{"NAVARCH_TOKEN_FILE=" + c.TokenFile()}, args...)
 }
 
 func mustNodeCLI(t *testing.T, c *devcluster.Cluster, name string, args ...string) string {

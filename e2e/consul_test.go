@@ -37,6 +37,7 @@ type consulMesh struct {
 // move traffic; the node that syncs Consul dies and another takes over; Consul stops
 // (the registry is kept, marked stale) and comes back (resynced).
 func TestConsulCatalogInTheMesh(t *testing.T) {
+	t.Parallel()
 	agent := consultest.Start(t, consultest.Options{Persistent: true})
 	m := &consulMesh{t: t, agent: agent, consul: agent.Client(t), backends: map[string]*grpcapp.Backend{}}
 	m.c = startCluster(t, 3, "--consul-address", agent.HTTPAddr)

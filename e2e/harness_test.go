@@ -170,10 +170,17 @@ type cliResult struct {
 // cli runs the navarch CLI against the node's API.
 func cli(t *testing.T, server string, args ...string) cliResult {
 	t.Helper()
+	return cliWithEnv(t, server, nil, args...)
+}
+
+// cliWithEnv is cli with env added to the command's environment (never to the test
+// process's, which tests running in parallel share).
+func cliWithEnv(t *testing.T, server string, env []string, args ...string) cliResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, navarchBin, args...)
-	cmd.Env = append(os.Environ(), "NAVARCH_SERVER="+server)
+	cmd.Env = append(append(os.Environ(), "NAVARCH_SERVER="+server), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -60,6 +60,7 @@ type kubeMesh struct {
 // moves traffic; the node that syncs the cluster dies and another takes over; the
 // API server stops (the registry is kept, marked stale) and comes back (resynced).
 func TestKubernetesClusterInTheMesh(t *testing.T) {
+	t.Parallel()
 	kc := kubetest.Start(t)
 	m := newKubeMesh(t, kc)
 	if _, err := m.core.Nodes().Create(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "worker-1",
@@ -392,6 +393,7 @@ func (m *kubeMesh) podCertificate(t *testing.T) {
 // external address. Each cluster's pod tokens get certificates. One API server
 // down leaves that cluster's entries kept and stale and the other's fresh.
 func TestTwoKubernetesClusters(t *testing.T) {
+	t.Parallel()
 	east, west := kubetest.Start(t), kubetest.Start(t)
 	ctx := context.Background()
 	backends := map[string]*grpcapp.Backend{}
@@ -527,6 +529,7 @@ data:
 // installation has them) route a grpc-go xDS client's RPCs between the Service's
 // pods; an edit in the cluster moves them, on every node.
 func TestIstioConfigInKubernetes(t *testing.T) {
+	t.Parallel()
 	kc := kubetest.Start(t)
 	kc.InstallIstioCRDs(t)
 	m := newKubeMesh(t, kc)
@@ -626,6 +629,7 @@ func TestIstioConfigInKubernetes(t *testing.T) {
 // and goes on to the other when that one dies. Clients say their node as Istio's
 // injector has them (NODE_NAME, navarch bootstrap --node-name).
 func TestKubernetesNodeAwareServices(t *testing.T) {
+	t.Parallel()
 	kc := kubetest.Start(t)
 	m := newKubeMesh(t, kc)
 	m.addPodOn("ratings-1", "v1", "worker-1")

@@ -71,6 +71,7 @@ func chainFields(t *testing.T, ls map[string]*listenerv3.Listener) map[string]ma
 // field by field (endpointFields), and every route configuration the listeners
 // name, field by field (but for gatewayRouteFieldsNotCompared).
 func TestSameEnvoyConfigForTheCorpusAsIstiod(t *testing.T) {
+	t.Parallel()
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
 	files := corpus.Files(t)
 	compared := 0

@@ -121,6 +121,7 @@ func createKubeObjects(t *testing.T, kc *kubetest.Cluster, objects string) {
 // sends the same RPCs through the same grpc-go xDS client to each: subsets by pod
 // labels, a weighted split, a pod that is not ready, and a headless Service.
 func TestSameKubernetesRoutingAsIstiod(t *testing.T) {
+	t.Parallel()
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
 	// Pods have addresses of their own (istiod finds a pod by its address).
 	var backends []*grpcapp.Backend

@@ -125,6 +125,7 @@ type parityRPCs struct {
 // same grpc-go xDS client through each: where the RPCs go and how they fail must
 // agree, within sampling error where the split is random (compareTallies).
 func TestSameTrafficAsIstiod(t *testing.T) {
+	t.Parallel()
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
 	v1, v2 := startReviews(t)
 	// ratings has one flaky backend, which answers one call in four: how many of
@@ -831,6 +832,7 @@ spec:
 // gets its inbound listener, with RBAC from AuthorizationPolicies, from istiod and
 // from navarch in turn; the same requests are allowed and denied through both.
 func TestSameAuthorizationAsIstiod(t *testing.T) {
+	t.Parallel()
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
 	const target = "xds:///guarded.default.svc.cluster.local:9090"
 	batches := []parityRPCs{
@@ -968,6 +970,7 @@ spec:
 // istiod and then from navarch: the same clients get through, the server sees the
 // same identities, and the same are refused.
 func TestSameMutualTLSAsIstiod(t *testing.T) {
+	t.Parallel()
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
 	const target = "xds:///secure.default.svc.cluster.local:9090"
 	ca, err := grpcapp.NewTestCA("cluster.local")

@@ -99,6 +99,7 @@ type vmMesh struct {
 // registry after the grace period; registering in another identity's group, or a
 // group that does not exist, is refused.
 func TestVMAutoRegistration(t *testing.T) {
+	t.Parallel()
 	m := &vmMesh{t: t, dir: t.TempDir(), backends: map[string]*grpcapp.Backend{}, agents: map[string]*agentProc{}}
 	m.c = startCluster(t, 3, "--auto-registration-grace", "2s")
 	var servers []string
