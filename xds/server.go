@@ -65,6 +65,10 @@ type Server struct {
 
 	mu   sync.Mutex
 	snap *registry.Snapshot // what the last push built from
+	// pushes counts the pushes that set snap: a build carries the count of the push
+	// whose snapshot it is from, so that a build from an older snapshot (a stream
+	// joining just before a push) never replaces one from a newer.
+	pushes uint64
 	// labelsVersion is snap's WorkloadLabelsVersion: a push whose snapshot changes
 	// it relabels the streams first.
 	labelsVersion uint64
@@ -93,6 +97,7 @@ type class struct {
 // inbound listener carries its address) are built on first request and kept.
 type Build struct {
 	snap      *registry.Snapshot
+	push      uint64 // Server.pushes when snap was the server's
 	Revision  int64
 	ChangedAt time.Time
 	Types     map[string]*TypeSet
@@ -225,6 +230,8 @@ func (s *Server) push(first time.Time) {
 		return
 	}
 	s.snap = snap
+	s.pushes++
+	push := s.pushes
 	for _, r := range snap.Reasons {
 		s.metrics.triggers.WithLabelValues(r).Inc()
 	}
@@ -251,7 +258,7 @@ func (s *Server) push(first time.Time) {
 		go func() {
 			defer wg.Done()
 			for c := range work {
-				s.buildClass(c, snap)
+				s.buildClass(c, snap, push)
 			}
 		}()
 	}
@@ -273,11 +280,12 @@ func (s *Server) push(first time.Time) {
 	s.metrics.debounceTime.Observe(time.Since(first).Seconds())
 }
 
-// buildClass returns the class's build for snap, building it unless it exists.
-func (s *Server) buildClass(c *class, snap *registry.Snapshot) *Build {
+// buildClass returns the class's build for snap, the server's snapshot since push,
+// building it unless it exists or the class has a build of a later push.
+func (s *Server) buildClass(c *class, snap *registry.Snapshot, push uint64) *Build {
 	c.buildMu.Lock()
 	defer c.buildMu.Unlock()
-	if b := c.build.Load(); b != nil && b.snap == snap {
+	if b := c.build.Load(); b != nil && (b.snap == snap || b.push > push) {
 		return b
 	}
 	start := time.Now()
@@ -287,7 +295,7 @@ func (s *Server) buildClass(c *class, snap *registry.Snapshot) *Build {
 		s.log.Error("resources left out of the build", "class", string(c.key), "revision", snap.Revision, "err", err)
 	}
 	s.metrics.buildTime.Observe(time.Since(start).Seconds())
-	b := &Build{snap: snap, Revision: snap.Revision, ChangedAt: snap.ChangedAt, Types: types}
+	b := &Build{snap: snap, push: push, Revision: snap.Revision, ChangedAt: snap.ChangedAt, Types: types}
 	b.named = func(t, name string) *Resource { return s.buildNamed(b, c.proxy, t, name) }
 	c.build.Store(b)
 	return b
@@ -301,7 +309,7 @@ func (s *Server) buildClass(c *class, snap *registry.Snapshot) *Build {
 // first request is handled). The caller holds cn.mu.
 func (s *Server) join(cn *conn) *class {
 	s.mu.Lock()
-	snap := s.snap
+	snap, push := s.snap, s.pushes
 	if snap == nil {
 		snap = s.src.Snapshot()
 	}
@@ -325,7 +333,7 @@ func (s *Server) join(cn *conn) *class {
 	cn.statusMu.Unlock()
 	s.mu.Unlock()
 	if c.build.Load() == nil {
-		s.buildClass(c, snap)
+		s.buildClass(c, snap, push)
 	}
 	s.metrics.connected.Inc()
 	return c

@@ -656,3 +656,33 @@ func TestStreamJoiningDuringAPushIsRelabelled(t *testing.T) {
 		t.Errorf("server's classes %v, want only the stream's, with 1 member", slices.Collect(maps.Keys(s.classes)))
 	}
 }
+
+// TestClassBuildNeverGoesBack: a stream that joined from the snapshot before a push
+// builds its new class after the push has built it from the newer one (join builds
+// outside the server lock): the newer build stays.
+func TestClassBuildNeverGoesBack(t *testing.T) {
+	old := snapshotOf(t, reviewsSE, reviewsDR)
+	src := newFakeSource(old)
+	s := NewServer(DefaultConfig(), src, NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
+	s.push(time.Now())
+	p, err := ParseProxy(testNode("default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newConn(context.Background(), 1, false)
+	c.mu.Lock()
+	c.proxy = p
+	cl := s.join(c)
+	c.mu.Unlock()
+	joinedAt := cl.build.Load().push
+
+	src.set(snapshotOf(t, reviewsSE, reviewsDR, frontendToV2))
+	s.push(time.Now())
+	newer := cl.build.Load()
+	if newer.snap == old {
+		t.Fatal("the push did not rebuild the class")
+	}
+	if b := s.buildClass(cl, old, joinedAt); b != newer || cl.build.Load() != newer {
+		t.Errorf("a build from the snapshot before the push replaced the push's (revision %d, want %d)", cl.build.Load().Revision, newer.Revision)
+	}
+}
