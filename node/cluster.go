@@ -247,7 +247,11 @@ func (n *Node) forceNewCluster(ctx context.Context, cfg store.Config) (*store.St
 	if err := n.aloneFor(ctx, "--force-new-cluster"); err != nil {
 		return nil, nil, err
 	}
-	if err := n.noRecordedMemberAnswers(ctx, cfg.DataDir, "--force-new-cluster"); err != nil {
+	members, err := store.RecordedMembers(cfg.DataDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--force-new-cluster: %w", err)
+	}
+	if err := n.noRecordedMemberAnswers(ctx, members, "--force-new-cluster"); err != nil {
 		return nil, nil, err
 	}
 	cfg.ForceNewCluster = true
@@ -272,6 +276,13 @@ func (n *Node) restore(ctx context.Context, cfg store.Config) error {
 	}
 	info, err := store.InspectSnapshot(n.cfg.RestoreFrom)
 	if err != nil {
+		return err
+	}
+	members, err := store.SnapshotMembers(n.cfg.RestoreFrom)
+	if err != nil {
+		return fmt.Errorf("--restore-from: %w", err)
+	}
+	if err := n.noRecordedMemberAnswers(ctx, members, "--restore-from"); err != nil {
 		return err
 	}
 	n.setPhase("restoring " + n.cfg.RestoreFrom)
@@ -311,16 +322,13 @@ func (n *Node) aloneFor(ctx context.Context, flag string) error {
 	}
 }
 
-// noRecordedMemberAnswers refuses what flag asks while the etcd of another member the
-// member data in dir records answers at its peer URL. It backs aloneFor, which hears of
-// running nodes by gossip within aloneWait only: a slow host, or gossip that has
-// not yet told the others this node is back, must not let a second cluster start
-// beside a live one.
-func (n *Node) noRecordedMemberAnswers(ctx context.Context, dir, flag string) error {
-	members, err := store.RecordedMembers(dir)
-	if err != nil {
-		return fmt.Errorf("%s: %w", flag, err)
-	}
+// noRecordedMemberAnswers refuses what flag asks while the etcd of another of the
+// members (those the data dir, or the snapshot, records) answers at its peer URL
+// over the cluster's TLS. It backs aloneFor, which hears of running nodes by gossip
+// within aloneWait only: a slow host, gossip that has not yet told the others this
+// node is back, or a --join that names none of them must not let a second cluster
+// start beside a live one.
+func (n *Node) noRecordedMemberAnswers(ctx context.Context, members []store.Member, flag string) error {
 	tlsCfg, err := clientTLS(n.tlsFiles)
 	if err != nil {
 		return fmt.Errorf("%s: %w", flag, err)

@@ -17,7 +17,17 @@ import (
 // last recorded them (the membership etcd keeps in its database), for a node whose
 // etcd is not running: what it would rejoin, or must not leave behind.
 func RecordedMembers(dataDir string) ([]Member, error) {
-	path := filepath.Join(dataDir, "member", "snap", "db")
+	return membersIn(filepath.Join(dataDir, "member", "snap", "db"))
+}
+
+// SnapshotMembers lists the members of the cluster a snapshot file (Backup, `navarch
+// snapshot save`) was taken from, as that cluster recorded them then.
+func SnapshotMembers(path string) ([]Member, error) {
+	return membersIn(path) // a snapshot is the database, with its digest after it
+}
+
+// membersIn reads the members etcd's database at path records.
+func membersIn(path string) ([]Member, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("reading the members %s records: %w", path, err)
