@@ -29,21 +29,34 @@ func testNodeWithClusterTLS(t *testing.T, cfg Config) *Node {
 	return &Node{cfg: cfg, tlsFiles: files, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
-// --force-new-cluster is refused while a member the data dir records answers at its
-// peer URL, whatever gossip has heard: here the data dir is a copy of a running
-// member's, taken while it was stopped.
-func TestForceNewClusterRefusedWhileARecordedMemberAnswers(t *testing.T) {
+// memberConfig is the configuration of member a of a one-member cluster, at peer.
+func memberConfig(t *testing.T) (cfg store.Config, peer string) {
+	t.Helper()
 	peer, err := ports.Loopback()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := store.DefaultConfig()
+	cfg = store.DefaultConfig()
 	cfg.Name, cfg.DataDir, cfg.UnsafeNoFsync = "a", filepath.Join(t.TempDir(), "a"), true
 	cfg.ClientURL, cfg.PeerURL = store.AnyLoopbackURL, "http://"+peer
+	return cfg, peer
+}
+
+func openMember(t *testing.T, cfg store.Config) *store.Store {
+	t.Helper()
 	st, err := store.Open(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st
+}
+
+// --force-new-cluster is refused while a member the data dir records answers at its
+// peer URL, whatever gossip has heard: here the data dir is a copy of a running
+// member's, taken while it was stopped.
+func TestForceNewClusterRefusedWhileARecordedMemberAnswers(t *testing.T) {
+	cfg, peer := memberConfig(t)
+	st := openMember(t, cfg)
 	st.Close()
 	copied := filepath.Join(t.TempDir(), "copy")
 	if err := os.CopyFS(copied, os.DirFS(cfg.DataDir)); err != nil {
@@ -59,9 +72,7 @@ func TestForceNewClusterRefusedWhileARecordedMemberAnswers(t *testing.T) {
 		t.Fatalf("with the recorded member stopped: %v", err)
 	}
 
-	if st, err = store.Open(cfg, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
+	st = openMember(t, cfg)
 	defer st.Close()
 	err = n.noRecordedMemberAnswers(context.Background(), members, "--force-new-cluster")
 	if err == nil || !strings.Contains(err.Error(), "--force-new-cluster refused: node a (http://"+peer+") answers") {
@@ -73,17 +84,8 @@ func TestForceNewClusterRefusedWhileARecordedMemberAnswers(t *testing.T) {
 // from answers at its peer URL: restoring beside the live cluster would start a
 // second one. Once that member is stopped, the restore goes ahead.
 func TestRestoreRefusedWhileTheSnapshotsClusterAnswers(t *testing.T) {
-	peer, err := ports.Loopback()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := store.DefaultConfig()
-	cfg.Name, cfg.DataDir, cfg.UnsafeNoFsync = "a", filepath.Join(t.TempDir(), "a"), true
-	cfg.ClientURL, cfg.PeerURL = store.AnyLoopbackURL, "http://"+peer
-	st, err := store.Open(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, peer := memberConfig(t)
+	st := openMember(t, cfg)
 	defer st.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
