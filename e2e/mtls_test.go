@@ -72,6 +72,7 @@ func certsFor(t *testing.T, c *devcluster.Cluster, dir, group, rootFile string) 
 // On the TLS port a proxy gets only its own identity's secrets, and may not claim
 // another namespace.
 func TestWorkloadsTalkMutualTLSWithNavarchCertificates(t *testing.T) {
+	t.Parallel()
 	c := startCluster(t, 3)
 	dir := t.TempDir()
 	mustNodeCLI(t, c, "n1", "apply", "-f", writeFile(t, dir, "groups.yaml", shopGroups))

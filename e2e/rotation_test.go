@@ -24,6 +24,7 @@ import (
 // holding the old secret cannot join the gossip, and a node certificate of the old
 // CA cannot read etcd.
 func TestClusterSecretRotation(t *testing.T) {
+	t.Parallel()
 	c := startCluster(t, 3)
 	old, err := os.ReadFile(c.SecretFile())
 	if err != nil {
@@ -115,6 +116,7 @@ func everyNodeHoldsThePhasesWrites(t *testing.T, c *devcluster.Cluster, phases i
 // each restart; at the end every node's certificate is the new CA's, and one of the
 // old CA no longer reads etcd.
 func TestOperatorClusterCARotation(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	oldCA, newCA := newTestCA(t, "old cluster CA", 24*time.Hour), newTestCA(t, "new cluster CA", 24*time.Hour)
 	certFile, keyFile := filepath.Join(dir, "cluster-ca.crt"), filepath.Join(dir, "cluster-ca.key")
