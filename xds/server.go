@@ -302,11 +302,12 @@ func (s *Server) buildClass(c *class, snap *registry.Snapshot, push uint64) *Bui
 }
 
 // join adds a connection to the class of its proxy, sets it as the connection's
-// class and builds it. The proxy takes its labels from the snapshot of the last push
-// first (withAddressWorkload). All of it happens under s.mu, so a stream is in
-// s.conns only with its class set: a push that changes what the class depends on
-// after this sees the stream and relabels it (it takes cn.mu, so it waits until the
-// first request is handled). The caller holds cn.mu.
+// class and builds the class unless it has a build. The proxy takes its labels from
+// the snapshot of the last push first (withAddressWorkload). The class is chosen and
+// set under s.mu, so a stream is in s.conns only with its class set: a push that
+// changes what the class depends on after this sees the stream and relabels it (it
+// takes cn.mu, so it waits until the first request is handled); the build, outside
+// s.mu, never replaces a later push's (buildClass). The caller holds cn.mu.
 func (s *Server) join(cn *conn) *class {
 	s.mu.Lock()
 	snap, push := s.snap, s.pushes
