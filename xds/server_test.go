@@ -614,18 +614,18 @@ spec:
 	}
 }
 
-// TestStreamJoiningDuringAPushIsRelabelled: a stream that joins its class from the
-// snapshot before a push (as identify does, holding the stream's lock) while the push
-// brings configuration that selects by the proxy's labels ends in the class of those
-// labels. Left in the class it joined, a server whose AuthorizationPolicy arrived
-// just as it connected would serve without the policy until the next change.
-func TestStreamJoiningDuringAPushIsRelabelled(t *testing.T) {
-	src := newFakeSource(snapshotOf(t, reviewsSE, reviewsDR))
+// pushedServer is a server of src that has pushed its first snapshot, with no
+// workers running: tests call push and join themselves.
+func pushedServer(src SnapshotSource) *Server {
 	s := NewServer(DefaultConfig(), src, NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
 	s.push(time.Now())
-	node := testNode("default")
-	node.Metadata.Fields["LABELS"] = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
-		"app": structpb.NewStringValue("frontend")}})
+	return s
+}
+
+// joiningStream is a stream of node that has joined its class as identify joins it:
+// the stream's lock is still held, for the caller to release.
+func joiningStream(t *testing.T, s *Server, node *corev3.Node) (*conn, *class) {
+	t.Helper()
 	p, err := ParseProxy(node)
 	if err != nil {
 		t.Fatal(err)
@@ -633,7 +633,21 @@ func TestStreamJoiningDuringAPushIsRelabelled(t *testing.T) {
 	c := newConn(context.Background(), 1, false)
 	c.mu.Lock()
 	c.proxy = p
-	before := s.join(c)
+	return c, s.join(c)
+}
+
+// TestStreamJoiningDuringAPushIsRelabelled: a stream that joins its class from the
+// snapshot before a push (as identify does, holding the stream's lock) while the push
+// brings configuration that selects by the proxy's labels ends in the class of those
+// labels. Left in the class it joined, a server whose AuthorizationPolicy arrived
+// just as it connected would serve without the policy until the next change.
+func TestStreamJoiningDuringAPushIsRelabelled(t *testing.T) {
+	src := newFakeSource(snapshotOf(t, reviewsSE, reviewsDR))
+	s := pushedServer(src)
+	node := testNode("default")
+	node.Metadata.Fields["LABELS"] = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+		"app": structpb.NewStringValue("frontend")}})
+	c, before := joiningStream(t, s, node)
 	if strings.Contains(string(before.key), "app=frontend") {
 		t.Fatalf("class %q keeps a label nothing selects by", before.key)
 	}
@@ -663,16 +677,8 @@ func TestStreamJoiningDuringAPushIsRelabelled(t *testing.T) {
 func TestClassBuildNeverGoesBack(t *testing.T) {
 	old := snapshotOf(t, reviewsSE, reviewsDR)
 	src := newFakeSource(old)
-	s := NewServer(DefaultConfig(), src, NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
-	s.push(time.Now())
-	p, err := ParseProxy(testNode("default"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newConn(context.Background(), 1, false)
-	c.mu.Lock()
-	c.proxy = p
-	cl := s.join(c)
+	s := pushedServer(src)
+	c, cl := joiningStream(t, s, testNode("default"))
 	c.mu.Unlock()
 	joinedAt := cl.build.Load().push
 
