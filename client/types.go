@@ -214,3 +214,110 @@ const (
 	WatchBookmark = "BOOKMARK"
 	WatchError    = "ERROR"
 )
+
+// ServiceDescription is a service as one proxy sees it (GET /debug/describe,
+// `navarch describe service`): the service and its endpoints, the DestinationRule and
+// VirtualService the proxy takes for it, what the proxy does on each port, the
+// policies its endpoints serve under, and what analysis finds in those resources.
+type ServiceDescription struct {
+	Revision int64 `json:"revision"`
+	// Proxy says who the description is for: "grpc sidecar in default".
+	Proxy           string                     `json:"proxy"`
+	Service         ServiceListing             `json:"service"`
+	DestinationRule *RuleDescription           `json:"destinationRule,omitempty"`
+	VirtualService  *VirtualServiceDescription `json:"virtualService,omitempty"`
+	Ports           []PortDescription          `json:"ports"`
+	// Inbound groups the service's endpoints by the policies they serve under.
+	Inbound  []InboundDescription `json:"inbound"`
+	Messages []AnalysisMessage    `json:"messages,omitempty"`
+	// Errors are the build errors of the proxy's resources that concern the service.
+	Errors []string `json:"errors,omitempty"`
+}
+
+// RuleDescription is the DestinationRule a proxy takes for a service.
+type RuleDescription struct {
+	Namespace string              `json:"namespace"`
+	Name      string              `json:"name"`
+	Host      string              `json:"host"`
+	Subsets   []SubsetDescription `json:"subsets,omitempty"`
+	// LoadBalancer is the top-level policy's: ROUND_ROBIN, LEAST_REQUEST,
+	// "consistent hash (header x-user)", ...; empty when it sets none.
+	LoadBalancer     string `json:"loadBalancer,omitempty"`
+	ConnectionPool   bool   `json:"connectionPool,omitempty"`
+	OutlierDetection bool   `json:"outlierDetection,omitempty"`
+	// TLS is the top-level policy's TLS mode, empty when it sets none.
+	TLS string `json:"tls,omitempty"`
+}
+
+// SubsetDescription is a DestinationRule subset and how many of the service's
+// endpoints its labels select.
+type SubsetDescription struct {
+	Name      string            `json:"name"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	Endpoints int               `json:"endpoints"`
+}
+
+// VirtualServiceDescription is the VirtualService that routes a service for a
+// proxy.
+type VirtualServiceDescription struct {
+	Namespace string             `json:"namespace"`
+	Name      string             `json:"name"`
+	Hosts     []string           `json:"hosts"`
+	HTTP      []RouteDescription `json:"http,omitempty"`
+	// TCP and TLS count the routes of those kinds.
+	TCP int `json:"tcp,omitempty"`
+	TLS int `json:"tls,omitempty"`
+}
+
+// RouteDescription is one HTTP route of a VirtualService.
+type RouteDescription struct {
+	Name string `json:"name,omitempty"`
+	// Match lists the route's matches, each its conditions ANDed ("uri prefix /api,
+	// header end-user exact jason"); empty: every request.
+	Match        []string                 `json:"match,omitempty"`
+	Destinations []DestinationDescription `json:"destinations,omitempty"`
+	// Also is what else the route does: "fault abort 10% status 503", "timeout 2s",
+	// "retries 3", "redirect", "delegate ns/name", ...
+	Also []string `json:"also,omitempty"`
+}
+
+// DestinationDescription is one destination of a route, with its share of the
+// route's traffic in percent.
+type DestinationDescription struct {
+	Host    string  `json:"host"`
+	Subset  string  `json:"subset,omitempty"`
+	Port    uint32  `json:"port,omitempty"`
+	Weight  int32   `json:"weight,omitempty"`
+	Percent float64 `json:"percent"`
+}
+
+// PortDescription is how a proxy reaches a service port: the security of its
+// traffic there and why.
+type PortDescription struct {
+	Number   uint32 `json:"number"`
+	Name     string `json:"name"`
+	Protocol string `json:"protocol"`
+	// TLS is "mTLS", "mTLS to endpoints with a sidecar", "TLS" (originated to
+	// a server outside the mesh) or "plaintext"; Reason says what decided it.
+	TLS    string `json:"tls"`
+	Reason string `json:"reason"`
+}
+
+// InboundDescription is some of a service's endpoints and the policies they serve
+// under: the effective mTLS mode per service port (from PeerAuthentication) and
+// the AuthorizationPolicies that apply to them.
+type InboundDescription struct {
+	Endpoints []string          `json:"endpoints"`
+	MTLS      map[uint32]string `json:"mtls"`
+	// PeerAuthentications are the policies the mode comes from ("ns/name"), the
+	// most specific first.
+	PeerAuthentications []string          `json:"peerAuthentications,omitempty"`
+	Authorization       []PolicyReference `json:"authorization,omitempty"`
+}
+
+// PolicyReference names an AuthorizationPolicy and its action.
+type PolicyReference struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Action    string `json:"action"`
+}

@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/navarch/navarch/client"
 	"github.com/navarch/navarch/e2e/grpcapp"
 	"github.com/navarch/navarch/node/devcluster"
 )
@@ -157,6 +159,24 @@ spec:
 	})
 	if tl := call("frontend", true, 5); tl.By["secure"] != 5 {
 		t.Fatalf("frontend after the DENY: %v %v, want answers", tl.By, tl.Failed)
+	}
+
+	// describe says what the RPCs above did: a client of shop takes mTLS by itself
+	// (every endpoint STRICT), and the endpoint serves STRICT under the DENY policy.
+	var d client.ServiceDescription
+	if err := json.Unmarshal([]byte(mustNodeCLI(t, c, "n2", "describe", "service", "ratings", "-n", "shop", "-o", "json")), &d); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Ports) != 1 || d.Ports[0].TLS != "mTLS" || len(d.Inbound) != 1 || d.Inbound[0].MTLS[9090] != "STRICT" ||
+		!slices.Equal(d.Inbound[0].PeerAuthentications, []string{"shop/default"}) ||
+		!slices.Equal(d.Inbound[0].Authorization, []client.PolicyReference{{Namespace: "shop", Name: "no-intruders", Action: "DENY"}}) {
+		t.Fatalf("describe service ratings: ports %+v, inbound %+v", d.Ports, d.Inbound)
+	}
+	text := mustNodeCLI(t, c, "n3", "describe", "service", "ratings", "-n", "shop")
+	for _, want := range []string{"Port grpc 9090/GRPC: mTLS\n", "mTLS STRICT on 9090 (PeerAuthentication shop/default)", "AuthorizationPolicies: shop/no-intruders (DENY)"} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("describe service ratings says\n%s\nwant %q in it", text, want)
+		}
 	}
 
 	t.Run("the TLS port gives a proxy only its own secrets", func(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/navarch/navarch/api"
 	"github.com/navarch/navarch/client"
+	"github.com/navarch/navarch/registry"
 	"github.com/navarch/navarch/xds"
 )
 
@@ -167,4 +168,57 @@ func keyValues(q url.Values, name string) (map[string]string, error) {
 func quote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// debugDescribe answers GET /debug/describe?host=...: the service host (short
+// names resolved in the namespace) as a proxy the query describes (describedProxy)
+// sees it (xds.Server.Describe), with what analysis finds in the resources involved.
+func (n *Node) debugDescribe(w http.ResponseWriter, r *http.Request, p *parts) {
+	q := r.URL.Query()
+	proxy, err := describedProxy(q)
+	if err == nil && q.Get("host") == "" {
+		err = errors.New("host: a service host name is required")
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	snap := p.view.Snapshot()
+	host := registry.ResolveHost(q.Get("host"), proxy.Namespace, n.cfg.Domain)
+	desc, svc, err := p.xds.Describe(snap, proxy, host)
+	if err != nil {
+		writeError(w, http.StatusNotFound, err)
+		return
+	}
+	desc.Service = serviceListing(snap, svc, p.view.Sources())
+	desc.Messages = relatedMessages(snap, desc)
+	writeJSON(w, http.StatusOK, desc)
+}
+
+// relatedMessages are the analysis messages about the resources a description
+// names: the service's own, its DestinationRule and VirtualService, and the
+// policies of its endpoints.
+func relatedMessages(snap *registry.Snapshot, d *client.ServiceDescription) []client.AnalysisMessage {
+	related := map[string]bool{d.Service.Origin: true}
+	if dr := d.DestinationRule; dr != nil {
+		related[api.DestinationRule.Name+" "+dr.Namespace+"/"+dr.Name] = true
+	}
+	if vs := d.VirtualService; vs != nil {
+		related[api.VirtualService.Name+" "+vs.Namespace+"/"+vs.Name] = true
+	}
+	for _, in := range d.Inbound {
+		for _, pa := range in.PeerAuthentications {
+			related[api.PeerAuthentication.Name+" "+pa] = true
+		}
+		for _, ap := range in.Authorization {
+			related[api.AuthorizationPolicy.Name+" "+ap.Namespace+"/"+ap.Name] = true
+		}
+	}
+	var out []client.AnalysisMessage
+	for _, m := range Analysis(snap).Messages {
+		if related[m.Kind+" "+m.Namespace+"/"+m.Name] {
+			out = append(out, m)
+		}
+	}
+	return out
 }

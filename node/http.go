@@ -59,6 +59,7 @@ func (n *Node) routes() http.Handler {
 	api.HandleFunc("GET /debug/registry", n.withParts(n.debugRegistry))
 	api.HandleFunc("GET /debug/proxies", n.withParts(n.debugProxies))
 	api.HandleFunc("GET /debug/proxy-config", n.withParts(n.debugProxyConfig))
+	api.HandleFunc("GET /debug/describe", n.withParts(n.debugDescribe))
 	n.caRoutes(api)
 	guarded := n.audited(n.authenticate(api))
 	mux.Handle("/api/", guarded)

@@ -23,20 +23,10 @@ func registryListing(snap *registry.Snapshot, sources map[string]store.SourceSta
 	}
 	selected := map[*registry.Workload]bool{}
 	for _, svc := range snap.Services() {
-		s := client.ServiceListing{
-			Host: svc.Hostname, Namespace: svc.Namespace, Source: svc.Source, Origin: svc.Origin.String(),
-			Resolution: svc.Resolution.String(), Endpoints: []client.EndpointListing{},
-			Addresses: svc.Addresses, AutoAddresses: svc.AutoAddresses,
-			Stale: sources[svc.Source].Stale, TrafficDistribution: string(svc.TrafficDistribution), NodeLocal: svc.NodeLocal,
-		}
-		for _, p := range svc.Ports {
-			s.Ports = append(s.Ports, client.PortListing{Name: p.Name, Number: p.Number, Protocol: p.Protocol, TargetPort: p.TargetPort})
-		}
 		for _, w := range snap.Endpoints(svc) {
 			selected[w] = true
-			s.Endpoints = append(s.Endpoints, endpointListing(w, sources))
 		}
-		out.Services = append(out.Services, s)
+		out.Services = append(out.Services, serviceListing(snap, svc, sources))
 	}
 	for _, w := range snap.Workloads() {
 		if !selected[w] && w.Origin.Kind == api.WorkloadEntry {
@@ -44,6 +34,23 @@ func registryListing(snap *registry.Snapshot, sources map[string]store.SourceSta
 		}
 	}
 	return out
+}
+
+// serviceListing is one service of registryListing, with its endpoints.
+func serviceListing(snap *registry.Snapshot, svc *registry.Service, sources map[string]store.SourceStatus) client.ServiceListing {
+	s := client.ServiceListing{
+		Host: svc.Hostname, Namespace: svc.Namespace, Source: svc.Source, Origin: svc.Origin.String(),
+		Resolution: svc.Resolution.String(), Endpoints: []client.EndpointListing{},
+		Addresses: svc.Addresses, AutoAddresses: svc.AutoAddresses,
+		Stale: sources[svc.Source].Stale, TrafficDistribution: string(svc.TrafficDistribution), NodeLocal: svc.NodeLocal,
+	}
+	for _, p := range svc.Ports {
+		s.Ports = append(s.Ports, client.PortListing{Name: p.Name, Number: p.Number, Protocol: p.Protocol, TargetPort: p.TargetPort})
+	}
+	for _, w := range snap.Endpoints(svc) {
+		s.Endpoints = append(s.Endpoints, endpointListing(w, sources))
+	}
+	return s
 }
 
 func endpointListing(w *registry.Workload, sources map[string]store.SourceStatus) client.EndpointListing {

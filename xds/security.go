@@ -49,26 +49,41 @@ const (
 // (root namespace, no selector); UNSET inherits from the next level. PERMISSIVE when
 // nothing says otherwise.
 func peerAuthMode(snap *registry.Snapshot, rootNS, ns string, labels map[string]string, port uint32) mtlsMode {
+	mode, _ := peerAuthModeOf(snap, rootNS, ns, labels, port)
+	return mode
+}
+
+// peerAuthModeOf is peerAuthMode with the policy that decided it (nil when none did).
+func peerAuthModeOf(snap *registry.Snapshot, rootNS, ns string, labels map[string]string, port uint32) (mtlsMode, *api.Resource) {
 	workload, namespace, mesh := peerAuthPolicies(snap, rootNS, ns, labels)
 	if workload != nil {
-		if m, ok := workload.PortLevelMtls[port]; ok && m.GetMode() != security.PeerAuthentication_MutualTLS_UNSET {
-			return modeOf(m.GetMode())
+		if m, ok := peerAuthSpec(workload).PortLevelMtls[port]; ok && m.GetMode() != security.PeerAuthentication_MutualTLS_UNSET {
+			return modeOf(m.GetMode()), workload
 		}
 	}
-	for _, pa := range []*security.PeerAuthentication{workload, namespace, mesh} {
-		if m := pa.GetMtls().GetMode(); m != security.PeerAuthentication_MutualTLS_UNSET {
-			return modeOf(m)
+	for _, r := range []*api.Resource{workload, namespace, mesh} {
+		if m := peerAuthSpec(r).GetMtls().GetMode(); m != security.PeerAuthentication_MutualTLS_UNSET {
+			return modeOf(m), r
 		}
 	}
-	return mtlsPermissive
+	return mtlsPermissive, nil
+}
+
+// peerAuthSpec is r's PeerAuthentication, nil for a nil r.
+func peerAuthSpec(r *api.Resource) *security.PeerAuthentication {
+	if r == nil {
+		return nil
+	}
+	return r.Spec.(*security.PeerAuthentication)
 }
 
 // peerAuthPorts returns the ports the PeerAuthentication selecting a workload sets a
 // mode for.
 func peerAuthPorts(snap *registry.Snapshot, ns string, labels map[string]string) []uint32 {
 	workload, _, _ := peerAuthPolicies(snap, "", ns, labels)
-	out := make([]uint32, 0, len(workload.GetPortLevelMtls()))
-	for port := range workload.GetPortLevelMtls() {
+	levels := peerAuthSpec(workload).GetPortLevelMtls()
+	out := make([]uint32, 0, len(levels))
+	for port := range levels {
 		out = append(out, port)
 	}
 	return out
@@ -76,22 +91,21 @@ func peerAuthPorts(snap *registry.Snapshot, ns string, labels map[string]string)
 
 // peerAuthPolicies returns the PeerAuthentications that apply to a workload: the oldest
 // selecting it, its namespace's, the mesh's (nil where there is none).
-func peerAuthPolicies(snap *registry.Snapshot, rootNS, ns string, labels map[string]string) (workload, namespace, mesh *security.PeerAuthentication) {
+func peerAuthPolicies(snap *registry.Snapshot, rootNS, ns string, labels map[string]string) (workload, namespace, mesh *api.Resource) {
 	for _, r := range snap.Config(api.PeerAuthentication) {
-		pa := r.Spec.(*security.PeerAuthentication)
-		sel := pa.GetSelector().GetMatchLabels()
+		sel := peerAuthSpec(r).GetSelector().GetMatchLabels()
 		switch {
 		case r.Meta.Namespace == ns && len(sel) > 0 && registry.LabelsMatch(labels, sel):
 			if workload == nil {
-				workload = pa
+				workload = r
 			}
 		case r.Meta.Namespace == ns && len(sel) == 0:
 			if namespace == nil {
-				namespace = pa
+				namespace = r
 			}
 		case r.Meta.Namespace == rootNS && len(sel) == 0:
 			if mesh == nil {
-				mesh = pa
+				mesh = r
 			}
 		}
 	}

@@ -33,6 +33,7 @@ var subcommands = map[string][]string{
 	"bench":      scenarios,
 	"ca":         {"show", "import", "rotate"},
 	"credential": {"create", "list", "delete"},
+	"describe":   {"service"},
 	"dev":        {"cluster", "echo", "call"},
 	"members":    {"remove"},
 	"registry":   {"sync"},

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/navarch/navarch/client"
+)
+
+const describeUsage = "usage: navarch describe service <host> [-n namespace] [--generator grpc|envoy] [--labels k=v,...] [-o json]"
+
+// runDescribe explains a service as a proxy of a namespace sees it, as istioctl's
+// `x describe` does: the DestinationRule and VirtualService it takes, whether it
+// talks mTLS to each port and why, and the policies the service's endpoints serve
+// under.
+func runDescribe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || (args[0] != "service" && args[0] != "svc") {
+		return errors.New(describeUsage)
+	}
+	fs := flag.NewFlagSet("navarch describe service", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf clientFlags
+	cf.register(fs)
+	ns := fs.String("n", "", "namespace of the proxy that sees the service, and of a short host name (default \"default\")")
+	generator := fs.String("generator", "grpc", "the proxy's kind: grpc (proxyless) or envoy")
+	labels := fs.String("labels", "", "the proxy's labels, k=v,k2=v2 (what workload selectors match)")
+	out := fs.String("o", "", "output: text (default) or json")
+	pos, err := parseFlags(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New(describeUsage)
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	q := url.Values{"host": {pos[0]}, "namespace": {namespaceOr(*ns)}, "generator": {*generator}}
+	if *labels != "" {
+		q.Set("labels", *labels)
+	}
+	raw, err := c.Raw(ctx, "/debug/describe?"+q.Encode())
+	if err != nil {
+		return err
+	}
+	if *out == "json" {
+		_, err = stdout.Write(raw)
+		return err
+	}
+	var d client.ServiceDescription
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return err
+	}
+	writeDescription(stdout, &d)
+	return nil
+}
+
+// writeDescription prints a service description for people.
+func writeDescription(w io.Writer, d *client.ServiceDescription) {
+	s := d.Service
+	source := s.Source
+	if s.Stale {
+		source += ", stale"
+	}
+	fmt.Fprintf(w, "Service: %s (%s, %s)\n", s.Host, s.Origin, source)
+	fmt.Fprintf(w, "   As seen by: %s\n", d.Proxy)
+	for _, p := range d.Ports {
+		fmt.Fprintf(w, "   Port %s %d/%s: %s\n      %s\n", p.Name, p.Number, p.Protocol, p.TLS, p.Reason)
+	}
+	healthy := 0
+	for _, e := range s.Endpoints {
+		if e.Healthy {
+			healthy++
+		}
+	}
+	fmt.Fprintf(w, "   Endpoints: %d, %d healthy\n", len(s.Endpoints), healthy)
+	for _, e := range s.Endpoints {
+		fmt.Fprintf(w, "      %s%s %s %s\n", e.Address, portSuffix(e.Ports), health(e), dash(labelPairs(e.Labels)))
+	}
+	if r := d.DestinationRule; r != nil {
+		fmt.Fprintf(w, "DestinationRule: %s/%s for %q\n", r.Namespace, r.Name, r.Host)
+		for _, sub := range r.Subsets {
+			fmt.Fprintf(w, "   Subset %s (%s): %s\n", sub.Name, dash(labelPairs(sub.Labels)), plural(sub.Endpoints, "endpoint"))
+		}
+		var policy []string
+		if r.LoadBalancer != "" {
+			policy = append(policy, "load balancer "+r.LoadBalancer)
+		}
+		if r.TLS != "" {
+			policy = append(policy, "tls "+r.TLS)
+		}
+		if r.ConnectionPool {
+			policy = append(policy, "connection pool")
+		}
+		if r.OutlierDetection {
+			policy = append(policy, "outlier detection")
+		}
+		if len(policy) > 0 {
+			fmt.Fprintf(w, "   Traffic policy: %s\n", strings.Join(policy, ", "))
+		}
+	} else {
+		fmt.Fprintln(w, "DestinationRule: none")
+	}
+	if vs := d.VirtualService; vs != nil {
+		fmt.Fprintf(w, "VirtualService: %s/%s (hosts %s)\n", vs.Namespace, vs.Name, strings.Join(vs.Hosts, ", "))
+		for i, r := range vs.HTTP {
+			name := strconv.Itoa(i + 1)
+			if r.Name != "" {
+				name += " " + r.Name
+			}
+			fmt.Fprintf(w, "   HTTP route %s: match %s\n", name, strings.Join(orAny(r.Match), " OR "))
+			for _, dst := range r.Destinations {
+				to := dst.Host
+				if dst.Port != 0 {
+					to += ":" + strconv.Itoa(int(dst.Port))
+				}
+				if dst.Subset != "" {
+					to += " subset " + dst.Subset
+				}
+				fmt.Fprintf(w, "      %s%% %s\n", strconv.FormatFloat(dst.Percent, 'f', -1, 64), to)
+			}
+			if len(r.Also) > 0 {
+				fmt.Fprintf(w, "      also: %s\n", strings.Join(r.Also, ", "))
+			}
+		}
+		if vs.TCP > 0 || vs.TLS > 0 {
+			fmt.Fprintf(w, "   %s, %s\n", plural(vs.TCP, "TCP route"), plural(vs.TLS, "TLS route"))
+		}
+	} else {
+		fmt.Fprintln(w, "VirtualService: none (every request to the service, with Istio's default retries)")
+	}
+	fmt.Fprintln(w, "Endpoints' policies:")
+	if len(d.Inbound) == 0 {
+		fmt.Fprintln(w, "   (no endpoints)")
+	}
+	for _, in := range d.Inbound {
+		var modes []string
+		for _, p := range d.Ports {
+			modes = append(modes, fmt.Sprintf("%s on %d", in.MTLS[p.Number], p.Number))
+		}
+		from := "no PeerAuthentication"
+		if len(in.PeerAuthentications) > 0 {
+			from = "PeerAuthentication " + strings.Join(in.PeerAuthentications, ", ")
+		}
+		fmt.Fprintf(w, "   %s:\n      mTLS %s (%s)\n", strings.Join(in.Endpoints, ", "), strings.Join(modes, ", "), from)
+		var authz []string
+		for _, p := range in.Authorization {
+			authz = append(authz, fmt.Sprintf("%s/%s (%s)", p.Namespace, p.Name, p.Action))
+		}
+		fmt.Fprintf(w, "      AuthorizationPolicies: %s\n", dash(strings.Join(authz, ", ")))
+	}
+	for _, e := range d.Errors {
+		fmt.Fprintf(w, "Warning: %s\n", e)
+	}
+	for _, m := range d.Messages {
+		fmt.Fprintf(w, "%s [%s] (%s %s/%s) %s\n", m.Level, m.Code, m.Kind, m.Namespace, m.Name, m.Message)
+	}
+}
+
+func orAny(match []string) []string {
+	if len(match) == 0 {
+		return []string{"any"}
+	}
+	return slices.Clone(match)
+}
+
+// plural is n and noun, with an s unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/navarch/navarch/client"
+)
+
+func TestWriteDescription(t *testing.T) {
+	d := &client.ServiceDescription{
+		Proxy: "grpc sidecar in default",
+		Service: client.ServiceListing{Host: "reviews.default.svc.cluster.local", Origin: "ServiceEntry default/reviews", Source: "serviceentry",
+			Endpoints: []client.EndpointListing{{Address: "10.0.0.1", Healthy: true, Labels: map[string]string{"version": "v1"}}, {Address: "10.0.0.2"}}},
+		Ports: []client.PortDescription{{Number: 9080, Name: "grpc", Protocol: "GRPC", TLS: "mTLS", Reason: "automatic mTLS: every endpoint requires it"}},
+		DestinationRule: &client.RuleDescription{Namespace: "default", Name: "reviews", Host: "reviews", LoadBalancer: "LEAST_REQUEST",
+			Subsets: []client.SubsetDescription{{Name: "v1", Labels: map[string]string{"version": "v1"}, Endpoints: 1}}},
+		VirtualService: &client.VirtualServiceDescription{Namespace: "default", Name: "reviews", Hosts: []string{"reviews.default.svc.cluster.local"},
+			HTTP: []client.RouteDescription{{Match: []string{"header end-user exact jason", "port 9080"},
+				Destinations: []client.DestinationDescription{{Host: "reviews", Subset: "v1", Percent: 80}, {Host: "reviews", Port: 9081, Percent: 20}},
+				Also:         []string{"timeout 2s"}}}},
+		Inbound: []client.InboundDescription{{Endpoints: []string{"a (10.0.0.1)", "b (10.0.0.2)"}, MTLS: map[uint32]string{9080: "STRICT"},
+			PeerAuthentications: []string{"istio-system/default"}}},
+		Messages: []client.AnalysisMessage{{Code: "IST0101", Level: "Error", Kind: "VirtualService", Namespace: "default", Name: "reviews", Message: "no subset"}},
+	}
+	var out bytes.Buffer
+	writeDescription(&out, d)
+	want := `Service: reviews.default.svc.cluster.local (ServiceEntry default/reviews, serviceentry)
+   As seen by: grpc sidecar in default
+   Port grpc 9080/GRPC: mTLS
+      automatic mTLS: every endpoint requires it
+   Endpoints: 2, 1 healthy
+      10.0.0.1 healthy version=v1
+      10.0.0.2 unhealthy -
+DestinationRule: default/reviews for "reviews"
+   Subset v1 (version=v1): 1 endpoint
+   Traffic policy: load balancer LEAST_REQUEST
+VirtualService: default/reviews (hosts reviews.default.svc.cluster.local)
+   HTTP route 1: match header end-user exact jason OR port 9080
+      80% reviews subset v1
+      20% reviews:9081
+      also: timeout 2s
+Endpoints' policies:
+   a (10.0.0.1), b (10.0.0.2):
+      mTLS STRICT on 9080 (PeerAuthentication istio-system/default)
+      AuthorizationPolicies: -
+Error [IST0101] (VirtualService default/reviews) no subset
+`
+	if out.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
+	}
+}
+
+func TestDescribeUsage(t *testing.T) {
+	for _, args := range [][]string{nil, {"pod", "x"}, {"service"}, {"service", "a", "b"}} {
+		err := runDescribe(context.Background(), args, io.Discard, io.Discard)
+		if err == nil || !strings.HasPrefix(err.Error(), "usage: navarch describe service <host>") {
+			t.Errorf("describe %q: %v, want the usage", args, err)
+		}
+	}
+}

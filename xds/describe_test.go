@@ -1,0 +1,197 @@
+package xds
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/navarch/navarch/client"
+)
+
+// describeMesh is a service with two versions, the rules that route and secure it,
+// and a Sidecar that keeps namespace "scoped" to itself.
+const describeMesh = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews, namespace: shop}
+spec:
+  hosts: [reviews.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 9080, name: grpc, protocol: GRPC}, {number: 9443, name: grpc-admin, protocol: GRPC}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: reviews}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-v1, namespace: shop}
+spec: {address: 10.0.0.11, labels: {app: reviews, version: v1}, serviceAccount: reviews}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-v2, namespace: shop}
+spec: {address: 10.0.0.12, labels: {app: reviews, version: v2}, serviceAccount: reviews}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: shop}
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer: {consistentHash: {httpHeaderName: x-user}}
+    portLevelSettings: [{port: {number: 9443}, tls: {mode: ISTIO_MUTUAL}}]
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+  - {name: v3, labels: {version: v3}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: shop}
+spec:
+  hosts: [reviews]
+  http:
+  - name: jason
+    match: [{headers: {end-user: {exact: jason}}}, {uri: {prefix: /admin}, port: 9443}]
+    route: [{destination: {host: reviews, subset: v2}}]
+    fault: {abort: {percentage: {value: 10}, httpStatus: 503}}
+  - route:
+    - {destination: {host: reviews, subset: v1}, weight: 120}
+    - {destination: {host: reviews, subset: v2}, weight: 30}
+    timeout: 2s
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec: {mtls: {mode: STRICT}}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: v2, namespace: shop}
+spec: {selector: {matchLabels: {version: v2}}, portLevelMtls: {9080: {mode: PERMISSIVE}}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  action: DENY
+  rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/web]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: v1-only, namespace: shop}
+spec:
+  selector: {matchLabels: {version: v1}}
+  rules: [{from: [{source: {namespaces: [shop]}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: scoped}
+spec: {egress: [{hosts: [./*]}]}
+`
+
+// Describe says which rules a client takes for a service, what they do, how the
+// client secures each port and why, and groups the endpoints by the policies they
+// serve under.
+func TestDescribe(t *testing.T) {
+	snap := snapshotOf(t, describeMesh)
+	s := &Server{cfg: DefaultConfig()}
+	d, svc, err := s.Describe(snap, grpcProxy("shop", map[string]string{"app": "web"}), "reviews.shop.svc.cluster.local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc.Hostname != "reviews.shop.svc.cluster.local" || d.Proxy != "grpc sidecar in shop (app=web)" {
+		t.Fatalf("service %s, proxy %q", svc.Hostname, d.Proxy)
+	}
+	wantRule := &client.RuleDescription{Namespace: "shop", Name: "reviews", Host: "reviews", LoadBalancer: "consistent hash (header x-user)",
+		Subsets: []client.SubsetDescription{
+			{Name: "v1", Labels: map[string]string{"version": "v1"}, Endpoints: 1},
+			{Name: "v2", Labels: map[string]string{"version": "v2"}, Endpoints: 1},
+			{Name: "v3", Labels: map[string]string{"version": "v3"}, Endpoints: 0},
+		}}
+	if !reflect.DeepEqual(d.DestinationRule, wantRule) {
+		t.Errorf("destination rule %+v\nwant %+v", d.DestinationRule, wantRule)
+	}
+	vs := d.VirtualService
+	if vs == nil || vs.Name != "reviews" || len(vs.HTTP) != 2 {
+		t.Fatalf("virtual service %+v", vs)
+	}
+	wantFirst := client.RouteDescription{Name: "jason", Match: []string{"header end-user exact jason", "uri prefix /admin, port 9443"},
+		Destinations: []client.DestinationDescription{{Host: "reviews", Subset: "v2", Percent: 100}},
+		Also:         []string{"fault abort 10% status 503"}}
+	if !reflect.DeepEqual(vs.HTTP[0], wantFirst) {
+		t.Errorf("first route %+v\nwant %+v", vs.HTTP[0], wantFirst)
+	}
+	if got := vs.HTTP[1].Destinations; len(got) != 2 || got[0].Percent != 80 || got[1].Percent != 20 {
+		t.Errorf("weights 120/30 are relative, as in Istio: %+v", got)
+	}
+	// 9080: v2 serves it PERMISSIVE, so a proxyless client, which cannot tell, stays
+	// plaintext; 9443: the DestinationRule's port-level ISTIO_MUTUAL.
+	if p := d.Ports[0]; p.Number != 9080 || p.TLS != "plaintext" || !strings.Contains(p.Reason, "not every endpoint requires mTLS") {
+		t.Errorf("port 9080: %+v", p)
+	}
+	if p := d.Ports[1]; p.Number != 9443 || p.TLS != "mTLS" || p.Reason != "DestinationRule shop/reviews: tls mode ISTIO_MUTUAL" {
+		t.Errorf("port 9443: %+v", p)
+	}
+	wantInbound := []client.InboundDescription{
+		{Endpoints: []string{"reviews-v1 (10.0.0.11)"}, MTLS: map[uint32]string{9080: "STRICT", 9443: "STRICT"},
+			PeerAuthentications: []string{"istio-system/default"},
+			Authorization:       []client.PolicyReference{{Namespace: "shop", Name: "deny-web", Action: "DENY"}, {Namespace: "shop", Name: "v1-only", Action: "ALLOW"}}},
+		{Endpoints: []string{"reviews-v2 (10.0.0.12)"}, MTLS: map[uint32]string{9080: "PERMISSIVE", 9443: "STRICT"},
+			PeerAuthentications: []string{"shop/v2", "istio-system/default"},
+			Authorization:       []client.PolicyReference{{Namespace: "shop", Name: "deny-web", Action: "DENY"}}},
+	}
+	if !reflect.DeepEqual(d.Inbound, wantInbound) {
+		t.Errorf("inbound %+v\nwant %+v", d.Inbound, wantInbound)
+	}
+	if len(d.Errors) > 0 {
+		t.Errorf("errors: %v", d.Errors)
+	}
+
+	// An Envoy takes mTLS by endpoint (both have a service account, so a sidecar).
+	d, _, err = s.Describe(snap, &Proxy{ID: "sidecar~10.0.0.9~web.shop~shop.svc.cluster.local", Type: TypeSidecar, IP: "10.0.0.9", Namespace: "shop"},
+		"reviews.shop.svc.cluster.local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := d.Ports[0]; p.TLS != "mTLS to endpoints with a sidecar" {
+		t.Errorf("an Envoy's port 9080: %+v", p)
+	}
+
+	// Under STRICT everywhere a proxyless client uses mTLS by itself.
+	strict := snapshotOf(t, strings.Replace(describeMesh, "portLevelMtls: {9080: {mode: PERMISSIVE}}", "mtls: {mode: STRICT}", 1))
+	d, _, err = s.Describe(strict, grpcProxy("shop", nil), "reviews.shop.svc.cluster.local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := d.Ports[0]; p.TLS != "mTLS" || !strings.Contains(p.Reason, "every endpoint requires it") {
+		t.Errorf("port 9080 under STRICT: %+v", p)
+	}
+
+	// A namespace whose Sidecar does not import the service is told so.
+	d, _, err = s.Describe(snap, grpcProxy("scoped", nil), "reviews.shop.svc.cluster.local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Errors) != 1 || !strings.Contains(d.Errors[0], "Sidecar scoped/default does not import the service") {
+		t.Errorf("a Sidecar that hides the service: %v", d.Errors)
+	}
+}
+
+func TestDescribeRefuses(t *testing.T) {
+	snap := snapshotOf(t, strings.Replace(describeMesh, "resolution: STATIC", "resolution: STATIC\n  exportTo: [.]", 1))
+	s := &Server{cfg: DefaultConfig()}
+	for _, tt := range []struct {
+		proxy *Proxy
+		host  string
+		want  string
+	}{
+		{grpcProxy("other", nil), "reviews.shop.svc.cluster.local", "service reviews.shop.svc.cluster.local (namespace shop) is not exported to namespace other (exportTo .)"},
+		{grpcProxy("shop", nil), "ratings.shop.svc.cluster.local", "no service ratings.shop.svc.cluster.local in the registry"},
+		{&Proxy{Type: TypeRouter, Namespace: "shop"}, "reviews.shop.svc.cluster.local", `proxy type "router": describe explains what sidecars and proxyless clients get`},
+	} {
+		if _, _, err := s.Describe(snap, tt.proxy, tt.host); err == nil || err.Error() != tt.want {
+			t.Errorf("%s from %s: %v, want %q", tt.host, tt.proxy.Namespace, err, tt.want)
+		}
+	}
+}
