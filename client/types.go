@@ -176,6 +176,10 @@ type MemberInfo struct {
 	// CertExpires is when the certificate the node presents to the other members'
 	// etcd ends (no later than the cluster CA; a restart issues a new one).
 	CertExpires time.Time `json:"cert_expires,omitzero"`
+	// BackupInterval is the node's --backup-interval in seconds, 0 when it saves
+	// no scheduled backups; LastBackup is when it saved its newest.
+	BackupInterval int64     `json:"backup_interval_seconds,omitempty"`
+	LastBackup     time.Time `json:"last_backup,omitzero"`
 	// XDSRevision is the revision of the configuration the node has pushed, what a
 	// proxy connecting to it now is sent (the answering node only): it trails
 	// Revision by up to the push debounce.

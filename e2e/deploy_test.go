@@ -164,6 +164,22 @@ spec:
 		return nil
 	})
 
+	// Scheduled backups: each node saves its own into its backup dir, at once when
+	// it has none, and each passes navarch snapshot status.
+	for i := range nodes {
+		backups := filepath.Join(dir, fmt.Sprintf("n%d-backups", i+1))
+		eventually(t, 30*time.Second, fmt.Sprintf("a backup of n%d", i+1), func() error {
+			files, _ := filepath.Glob(filepath.Join(backups, fmt.Sprintf("navarch-n%d-*.db", i+1)))
+			if len(files) == 0 {
+				return fmt.Errorf("none in %s", backups)
+			}
+			if res := cli(t, "", "snapshot", "status", files[0]); res.Code != 0 || !strings.Contains(res.Stdout, "revision") {
+				return fmt.Errorf("snapshot status %s: %q %q", files[0], res.Stdout, res.Stderr)
+			}
+			return nil
+		})
+	}
+
 	// The VM agent's unit, with what `navarch agent configure` writes for its group.
 	group := writeFile(t, dir, "group.yaml", ratingsGroupYAML)
 	if res := run(0, "apply", "-f", group); res.Code != 0 {

@@ -92,6 +92,9 @@ type Config struct {
 	// etcd member) first. Off: a stopped node stays a member and rejoins when restarted
 	// with its data dir.
 	LeaveOnTerminate bool
+	// Backups saves snapshots of the node's etcd member on a schedule, off without
+	// a Dir (backup.go).
+	Backups BackupConfig
 	// DNSAddr, when set, is where the node answers DNS queries for XDSName with the
 	// IPs of every live node's xDS listener (UDP). `navarch bootstrap` then points
 	// grpc-go clients at that name, so that they fail over between nodes.
@@ -127,6 +130,15 @@ type Config struct {
 	// Store tunes the embedded etcd member; Name, DataDir and URLs are filled in from
 	// the fields above.
 	Store store.Config
+}
+
+// BackupConfig schedules backups: every Interval the node saves a snapshot of its
+// etcd member into Dir, as `navarch snapshot save` does, and keeps the newest Keep
+// of its own there.
+type BackupConfig struct {
+	Dir      string
+	Interval time.Duration
+	Keep     int
 }
 
 // KubernetesCluster is one more Kubernetes cluster a node follows.
@@ -176,6 +188,7 @@ func DefaultConfig() Config {
 		// within seconds, rarely enough to be free.
 		RebalanceInterval:     10 * time.Second,
 		AutoRegistrationGrace: 10 * time.Second,
+		Backups:               BackupConfig{Interval: time.Hour, Keep: 24},
 		XDS:                   xds.DefaultConfig(),
 		Consul:                consul.DefaultConfig(),
 		Kubernetes:            kubernetes.DefaultConfig(),
@@ -184,11 +197,25 @@ func DefaultConfig() Config {
 	}
 }
 
+// validNodeName reports whether name may name a node: it names the node's etcd
+// member, gossip member and backup files.
+func validNodeName(name string) bool {
+	if name == "" || len(name) > 63 || name == "." || name == ".." {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
 // Validate checks the configuration without side effects.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Name == "" {
-		errs = append(errs, errors.New("node: name must be set"))
+	if !validNodeName(c.Name) {
+		errs = append(errs, fmt.Errorf("node: --name must be 1 to 63 letters, digits, '-', '_' or '.', got %q", c.Name))
 	}
 	if c.DataDir == "" && !c.Dev {
 		errs = append(errs, errors.New("node: --data-dir must be set (or run with --dev)"))
@@ -241,6 +268,12 @@ func (c *Config) Validate() error {
 	}
 	if !c.CAKEK.Valid() && !c.Dev {
 		errs = append(errs, errors.New("node: a CA key-encryption key is required (--ca-kek-file: 32 random bytes, e.g. head -c 32 /dev/urandom | xxd -p -c 64) unless --dev"))
+	}
+	if c.Backups.Dir != "" && c.Backups.Interval < time.Second {
+		errs = append(errs, fmt.Errorf("node: --backup-interval must be at least 1s, got %s", c.Backups.Interval))
+	}
+	if c.Backups.Dir != "" && c.Backups.Keep < 1 {
+		errs = append(errs, fmt.Errorf("node: --backup-keep must be at least 1, got %d", c.Backups.Keep))
 	}
 	if err := c.CA.Validate(); err != nil {
 		errs = append(errs, err)

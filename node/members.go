@@ -36,6 +36,9 @@ func (n *Node) members(ctx context.Context, p *parts) ([]client.MemberInfo, erro
 	self.XDS, self.XDSTLS, self.HTTP = n.advertised(n.XDSAddr()), n.advertised(n.tlsLis.Addr().String()), n.advertised(n.HTTPAddr())
 	self.Proxies, self.Revision, self.XDSRevision = p.xds.Connections(), p.view.Revision(), p.xds.ServedRevision()
 	self.Version, self.CertExpires = version.String(), n.certExpiry
+	if n.cfg.Backups.Dir != "" {
+		self.BackupInterval, self.LastBackup = int64(n.cfg.Backups.Interval/time.Second), n.backups.lastTime()
+	}
 	if n.dnsConn != nil {
 		self.DNS, self.XDSName = n.advertised(n.dnsConn.LocalAddr().String()), n.cfg.XDSName
 	}
@@ -56,6 +59,10 @@ func (n *Node) members(ctx context.Context, p *parts) ([]client.MemberInfo, erro
 				m.DNS, m.Version = pr.Meta.DNS, pr.Meta.Version
 				if pr.Meta.CertExpiry != 0 {
 					m.CertExpires = time.Unix(pr.Meta.CertExpiry, 0)
+				}
+				m.BackupInterval = pr.Meta.BackupInterval
+				if pr.Meta.LastBackup != 0 {
+					m.LastBackup = time.Unix(pr.Meta.LastBackup, 0)
 				}
 			}
 		}

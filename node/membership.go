@@ -41,6 +41,10 @@ type nodeMeta struct {
 	Revision   int64  `json:"r,omitempty"`
 	Version    string `json:"v,omitempty"` // the build (version.String)
 	CertExpiry int64  `json:"e,omitempty"` // Unix seconds: when the node's cluster certificate ends
+	// BackupInterval is the node's --backup-interval in seconds (0: no scheduled
+	// backups), LastBackup when it saved its newest (Unix seconds).
+	BackupInterval int64 `json:"bi,omitempty"`
+	LastBackup     int64 `json:"b,omitempty"`
 }
 
 // peer is another node as gossip knows it.

@@ -43,6 +43,7 @@ type Node struct {
 	reg        *prometheus.Registry
 	metrics    *xds.Metrics
 	analysis   *prometheus.GaugeVec // navarch_config_analysis_messages (analyze.go)
+	backups    *backups             // scheduled backups (backup.go)
 
 	xdsLis  net.Listener
 	httpLis net.Listener
@@ -143,6 +144,11 @@ func New(cfg Config, log *slog.Logger) (n *Node, err error) {
 	build.WithLabelValues("pilot", version.String()).Set(1)
 	n.reg.MustRegister(build)
 	n.analysis = newAnalysisGauge(n.reg)
+	if cfg.Backups.Dir != "" {
+		n.backups = newBackups(n.reg)
+	} else {
+		n.backups = newBackups(nil)
+	}
 	n.reg.MustRegister(sourceCollector{n})
 	// The certificate the node presents to its peers' etcd: it lasts as long as the
 	// operator's cluster CA (--cluster-ca-cert) at most, and is issued again at start.
@@ -171,6 +177,9 @@ func New(cfg Config, log *slog.Logger) (n *Node, err error) {
 		meta := nodeMeta{XDS: n.advertised(n.XDSAddr()), XDSTLS: n.advertised(n.tlsLis.Addr().String()), HTTP: n.advertised(n.HTTPAddr()),
 			EtcdPeer: n.peerURL(), EtcdClient: n.clientURL(), State: stateForming, Version: version.String(),
 			CertExpiry: n.certExpiry.Unix()}
+		if cfg.Backups.Dir != "" {
+			meta.BackupInterval = int64(cfg.Backups.Interval / time.Second)
+		}
 		if n.dnsConn != nil {
 			meta.DNS = n.advertised(n.dnsConn.LocalAddr().String())
 		}
@@ -335,6 +344,9 @@ func (n *Node) serve(ctx context.Context, g *errgroup.Group, p *parts) error {
 		g.Go(func() error { n.defragLoop(ctx, p.store); return nil })
 	}
 	g.Go(func() error { n.analysisLoop(ctx, p.view); return nil })
+	if n.cfg.Backups.Dir != "" {
+		g.Go(func() error { n.backupLoop(ctx, p); return nil })
+	}
 	close(n.ready)
 	n.setPhase("ready")
 	n.log.Info("navarch ready", "node", n.cfg.Name, "xds", n.XDSAddr(), "http", n.HTTPAddr(),

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,8 +14,17 @@ import (
 )
 
 // startDevNode runs a dev node in process, with configure applied to its
-// configuration, and returns a client of its API.
+// configuration, and returns a client of its API. The node stops when the test
+// ends.
 func startDevNode(t *testing.T, configure func(*Config)) *client.Client {
+	t.Helper()
+	api, stop := runDevNode(t, configure)
+	t.Cleanup(stop)
+	return api
+}
+
+// runDevNode is startDevNode, with the function that stops the node.
+func runDevNode(t *testing.T, configure func(*Config)) (api *client.Client, stop func()) {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Dev, cfg.DataDir = true, t.TempDir()
@@ -27,19 +37,25 @@ func startDevNode(t *testing.T, configure func(*Config)) *client.Client {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		n.Close()
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			n.Close()
+		})
+	}
 	select {
 	case <-n.ready:
 	case err := <-done:
+		cancel()
+		n.Close()
 		t.Fatalf("the node stopped before it was ready: %v", err)
 	case <-time.After(30 * time.Second):
+		stop()
 		t.Fatal("the node was not ready after 30s")
 	}
-	return client.New("http://"+n.HTTPAddr(), "")
+	return client.New("http://"+n.HTTPAddr(), ""), stop
 }
 
 // A watch that asks for bookmarks is told the store's revision while its kind is

@@ -95,6 +95,9 @@ func gatherStatus(ctx context.Context, c *client.Client) (*clusterStatus, error)
 			problem("node %s has no etcd member", m.Name)
 		}
 		leader = leader || m.Etcd == "leader"
+		if msg := backupProblem(m, time.Now()); msg != "" && m.Gossip != "failed" && m.Gossip != "left" {
+			problem("%s", msg)
+		}
 		if left := time.Until(m.CertExpires); !m.CertExpires.IsZero() && left < caWarning {
 			problem("node %s's cluster certificate ends in %s (%s): move the nodes to a cluster CA that lasts longer (docs/cluster.md)",
 				m.Name, shortDuration(left), m.CertExpires.Format(time.DateOnly))
@@ -216,4 +219,21 @@ func printStatus(w io.Writer, st *clusterStatus) {
 	for _, p := range st.Problems {
 		fmt.Fprintf(w, "- %s\n", p)
 	}
+}
+
+// backupProblem says what is wrong with a node's scheduled backups at now: none
+// saved, or the newest older than two intervals and the minute a failed one waits
+// to be tried again. "" when all is well or the node saves none.
+func backupProblem(m client.MemberInfo, now time.Time) string {
+	if m.BackupInterval <= 0 {
+		return ""
+	}
+	every := time.Duration(m.BackupInterval) * time.Second
+	switch {
+	case m.LastBackup.IsZero():
+		return fmt.Sprintf("node %s has saved no backup yet (every %s, --backup-dir): its log says why", m.Name, every)
+	case now.Sub(m.LastBackup) > 2*every+time.Minute:
+		return fmt.Sprintf("node %s's newest backup is %s old (every %s, --backup-dir): its log says why", m.Name, shortDuration(now.Sub(m.LastBackup)), every)
+	}
+	return ""
 }
