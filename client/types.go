@@ -301,8 +301,10 @@ type PortDescription struct {
 	Number   uint32 `json:"number"`
 	Name     string `json:"name"`
 	Protocol string `json:"protocol"`
-	// TLS is "mTLS", "mTLS to endpoints with a sidecar", "TLS" (originated to
-	// a server outside the mesh) or "plaintext"; Reason says what decided it.
+	// TLS is "mTLS", "mTLS to 2 of 3 endpoints, plaintext to the others" (an
+	// Envoy's automatic mTLS, by endpoint), "TLS" (originated to a server outside
+	// the mesh), "plaintext" or "none" (no cluster for the port); Reason says what
+	// decided it.
 	TLS    string `json:"tls"`
 	Reason string `json:"reason"`
 }

@@ -52,7 +52,7 @@ func (s *Server) Describe(snap *registry.Snapshot, p *Proxy, host string) (*clie
 				c, _ = unmarshalCluster(r)
 			}
 		}
-		tls, reason := portSecurity(ctx, dr, port, c)
+		tls, reason := portSecurity(ctx, svc, dr, port, c)
 		d.Ports = append(d.Ports, client.PortDescription{Number: port.Number, Name: port.Name, Protocol: port.Protocol, TLS: tls, Reason: reason})
 	}
 	d.Inbound = describeInbound(ctx, svc)
@@ -277,7 +277,7 @@ func matchOf(m *networking.HTTPMatchRequest) string {
 
 // portSecurity says whether the proxy talks mTLS, TLS or plaintext to a service
 // port, from the cluster it is sent for the port (nil when it gets none), and why.
-func portSecurity(ctx *Context, dr *api.Resource, port registry.Port, c *clusterv3.Cluster) (tls, reason string) {
+func portSecurity(ctx *Context, svc *registry.Service, dr *api.Resource, port registry.Port, c *clusterv3.Cluster) (tls, reason string) {
 	var spec *networking.DestinationRule
 	ruleName := ""
 	if dr != nil {
@@ -290,7 +290,21 @@ func portSecurity(ctx *Context, dr *api.Resource, port registry.Port, c *cluster
 	case c == nil:
 		return "none", "the proxy gets no cluster for the port"
 	case len(c.TransportSocketMatches) > 0:
-		return "mTLS to endpoints with a sidecar", "automatic mTLS: mTLS to the endpoints with a sidecar (Istio's tlsMode label, or a WorkloadEntry's service account) that do not refuse it, plaintext to the others"
+		eps := ctx.Snapshot.EndpointsOn(svc, port.Number)
+		n := 0
+		for _, w := range eps {
+			if takesAutoMTLS(ctx, w, port) {
+				n++
+			}
+		}
+		reason := "automatic mTLS, by endpoint: mTLS to those with a sidecar (Istio's tlsMode label, or a WorkloadEntry's service account) that do not refuse it, plaintext to the others"
+		switch n {
+		case len(eps):
+			return "mTLS", reason
+		case 0:
+			return "plaintext", reason
+		}
+		return fmt.Sprintf("mTLS to %d of %d endpoints, plaintext to the others", n, len(eps)), reason
 	case c.TransportSocket != nil && byRule && mode == networking.ClientTLSSettings_ISTIO_MUTUAL:
 		return "mTLS", ruleName + ": tls mode ISTIO_MUTUAL"
 	case c.TransportSocket != nil && byRule:

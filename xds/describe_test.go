@@ -154,8 +154,18 @@ func TestDescribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := d.Ports[0]; p.TLS != "mTLS to endpoints with a sidecar" {
+	if p := d.Ports[0]; p.TLS != "mTLS" || !strings.Contains(p.Reason, "by endpoint") {
 		t.Errorf("an Envoy's port 9080: %+v", p)
+	}
+	// One without a service account (nor Istio's label) has no sidecar to take it.
+	mixed := snapshotOf(t, strings.Replace(describeMesh, "labels: {app: reviews, version: v2}, serviceAccount: reviews", "labels: {app: reviews, version: v2}", 1))
+	d, _, err = s.Describe(mixed, &Proxy{ID: "sidecar~10.0.0.9~web.shop~shop.svc.cluster.local", Type: TypeSidecar, IP: "10.0.0.9", Namespace: "shop"},
+		"reviews.shop.svc.cluster.local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := d.Ports[0]; p.TLS != "mTLS to 1 of 2 endpoints, plaintext to the others" {
+		t.Errorf("an Envoy's port 9080 with one endpoint without a sidecar: %+v", p)
 	}
 
 	// Under STRICT everywhere a proxyless client uses mTLS by itself.
