@@ -327,3 +327,49 @@ type PolicyReference struct {
 	Name      string `json:"name"`
 	Action    string `json:"action"`
 }
+
+// WorkloadDescription is one workload as the mesh sees it (GET
+// /debug/describe?workload=..., `navarch describe workload`): the services it is an
+// endpoint of, how it serves each of their ports (its port, the effective mTLS
+// mode), the policies that apply to it, the Sidecar that scopes its proxy, and what
+// analysis finds in those resources.
+type WorkloadDescription struct {
+	Revision int64           `json:"revision"`
+	Workload EndpointListing `json:"workload"`
+	// Origin is the resource that defines the workload ("WorkloadEntry ns/name").
+	Origin   string                `json:"origin"`
+	Services []WorkloadServiceInfo `json:"services"`
+	// MTLS is the workload's mTLS mode where no policy names a port, and MTLSFrom
+	// the PeerAuthentication it comes from ("ns/name"; empty: the default).
+	MTLS     string `json:"mtls"`
+	MTLSFrom string `json:"mtlsFrom,omitempty"`
+	// PeerAuthentications are the policies its modes come from ("ns/name").
+	PeerAuthentications []string          `json:"peerAuthentications,omitempty"`
+	Authorization       []PolicyReference `json:"authorization,omitempty"`
+	// Sidecar is the Sidecar that scopes the workload's proxy ("ns/name"), empty
+	// for none.
+	Sidecar  string            `json:"sidecar,omitempty"`
+	Messages []AnalysisMessage `json:"messages,omitempty"`
+}
+
+// WorkloadServiceInfo is a service a workload is an endpoint of, with the
+// DestinationRule and VirtualService a client in the workload's namespace takes for
+// it ("ns/name", empty for none).
+type WorkloadServiceInfo struct {
+	Host            string                `json:"host"`
+	Namespace       string                `json:"namespace"`
+	Ports           []WorkloadPortServing `json:"ports"`
+	DestinationRule string                `json:"destinationRule,omitempty"`
+	VirtualService  string                `json:"virtualService,omitempty"`
+}
+
+// WorkloadPortServing is a service port and how the workload serves it: on which
+// port of its own, under which mTLS mode.
+type WorkloadPortServing struct {
+	Name     string `json:"name"`
+	Number   uint32 `json:"number"`
+	Protocol string `json:"protocol"`
+	Target   uint32 `json:"target"`
+	MTLS     string `json:"mtls"`
+	MTLSFrom string `json:"mtlsFrom,omitempty"`
+}

@@ -170,20 +170,40 @@ func quote(s string) string {
 	return string(b)
 }
 
-// debugDescribe answers GET /debug/describe?host=...: the service host (short
-// names resolved in the namespace) as a proxy the query describes (describedProxy)
-// sees it (xds.Server.Describe), with what analysis finds in the resources involved.
+// debugDescribe answers GET /debug/describe: with host=..., the service (a short
+// name resolved in the namespace) as a proxy the query describes (describedProxy)
+// sees it (xds.Server.Describe); with workload=... (a name or an address in the
+// namespace, source=... to choose between sources), that workload
+// (xds.Server.DescribeWorkload). Each comes with what analysis finds in the
+// resources it names.
 func (n *Node) debugDescribe(w http.ResponseWriter, r *http.Request, p *parts) {
 	q := r.URL.Query()
 	proxy, err := describedProxy(q)
-	if err == nil && q.Get("host") == "" {
-		err = errors.New("host: a service host name is required")
+	if err == nil && (q.Get("host") == "") == (q.Get("workload") == "") {
+		err = errors.New("name a service (host=) or a workload (workload=), one of them")
 	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
 	snap := p.view.Snapshot()
+	if name := q.Get("workload"); name != "" {
+		wl, err := findWorkload(snap, proxy.Namespace, name, q.Get("source"))
+		if err != nil {
+			writeError(w, http.StatusNotFound, err)
+			return
+		}
+		desc := p.xds.DescribeWorkload(snap, wl)
+		desc.Workload = endpointListing(wl, p.view.Sources())
+		related := map[string]bool{desc.Origin: true}
+		for _, svc := range desc.Services {
+			related[api.DestinationRule.Name+" "+svc.DestinationRule] = svc.DestinationRule != ""
+			related[api.VirtualService.Name+" "+svc.VirtualService] = svc.VirtualService != ""
+		}
+		desc.Messages = relatedMessages(snap, related, desc.PeerAuthentications, desc.Authorization)
+		writeJSON(w, http.StatusOK, desc)
+		return
+	}
 	host := registry.ResolveHost(q.Get("host"), proxy.Namespace, n.cfg.Domain)
 	desc, svc, err := p.xds.Describe(snap, proxy, host)
 	if err != nil {
@@ -191,28 +211,52 @@ func (n *Node) debugDescribe(w http.ResponseWriter, r *http.Request, p *parts) {
 		return
 	}
 	desc.Service = serviceListing(snap, svc, p.view.Sources())
-	desc.Messages = relatedMessages(snap, desc)
+	related := map[string]bool{desc.Service.Origin: true}
+	if dr := desc.DestinationRule; dr != nil {
+		related[api.DestinationRule.Name+" "+dr.Namespace+"/"+dr.Name] = true
+	}
+	if vs := desc.VirtualService; vs != nil {
+		related[api.VirtualService.Name+" "+vs.Namespace+"/"+vs.Name] = true
+	}
+	var pas []string
+	var aps []client.PolicyReference
+	for _, in := range desc.Inbound {
+		pas, aps = append(pas, in.PeerAuthentications...), append(aps, in.Authorization...)
+	}
+	desc.Messages = relatedMessages(snap, related, pas, aps)
 	writeJSON(w, http.StatusOK, desc)
 }
 
-// relatedMessages are the analysis messages about the resources a description
-// names: the service's own, its DestinationRule and VirtualService, and the
-// policies of its endpoints.
-func relatedMessages(snap *registry.Snapshot, d *client.ServiceDescription) []client.AnalysisMessage {
-	related := map[string]bool{d.Service.Origin: true}
-	if dr := d.DestinationRule; dr != nil {
-		related[api.DestinationRule.Name+" "+dr.Namespace+"/"+dr.Name] = true
-	}
-	if vs := d.VirtualService; vs != nil {
-		related[api.VirtualService.Name+" "+vs.Namespace+"/"+vs.Name] = true
-	}
-	for _, in := range d.Inbound {
-		for _, pa := range in.PeerAuthentications {
-			related[api.PeerAuthentication.Name+" "+pa] = true
+// findWorkload returns the workload of namespace ns named name, or at address name,
+// of source if it is given; an error when there is none or several.
+func findWorkload(snap *registry.Snapshot, ns, name, source string) (*registry.Workload, error) {
+	var found []*registry.Workload
+	for _, w := range snap.Workloads() {
+		if w.Namespace == ns && (w.Name == name || w.Address == name) && (source == "" || w.Source == source) {
+			found = append(found, w)
 		}
-		for _, ap := range in.Authorization {
-			related[api.AuthorizationPolicy.Name+" "+ap.Namespace+"/"+ap.Name] = true
-		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("no workload %s in namespace %s", name, ns)
+	case 1:
+		return found[0], nil
+	}
+	var names []string
+	for _, w := range found {
+		names = append(names, w.Name+" ("+w.Address+", source "+w.Source+")")
+	}
+	return nil, fmt.Errorf("%d workloads of namespace %s have the name or address %s: %s; name one (and its source)", len(found), ns, name, strings.Join(names, ", "))
+}
+
+// relatedMessages are the analysis messages about the resources of related (by
+// "Kind ns/name", those marked true) and the policies named.
+func relatedMessages(snap *registry.Snapshot, related map[string]bool, peerAuths []string, authz []client.PolicyReference) []client.AnalysisMessage {
+	for _, pa := range peerAuths {
+		related[api.PeerAuthentication.Name+" "+pa] = true
+	}
+	for _, ap := range authz {
+		related[api.AuthorizationPolicy.Name+" "+ap.Namespace+"/"+ap.Name] = true
 	}
 	var out []client.AnalysisMessage
 	for _, m := range Analysis(snap).Messages {

@@ -56,6 +56,11 @@ spec:
   http: [{route: [{destination: {host: reviews, subset: v3}}]}]
 ---
 apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: other}
+spec: {address: 10.0.0.11}
+---
+apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: unrelated}
 spec:
@@ -87,9 +92,25 @@ spec:
 	if len(d.Messages) != 1 || d.Messages[0].Code != "IST0101" || d.Messages[0].Name != "reviews" {
 		t.Errorf("messages %+v, want the one about VirtualService reviews only", d.Messages)
 	}
+	raw, err = api.Raw(ctx, "/debug/describe?workload="+url.QueryEscape(d.Service.Endpoints[0].Name)+"&namespace=default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wd client.WorkloadDescription
+	if err := json.Unmarshal(raw, &wd); err != nil {
+		t.Fatal(err)
+	}
+	if wd.Workload.Address != "10.0.0.11" || wd.Origin != "ServiceEntry default/reviews" || len(wd.Services) != 1 ||
+		wd.Services[0].VirtualService != "default/reviews" || len(wd.Messages) != 1 || wd.Messages[0].Name != "reviews" {
+		t.Errorf("workload 10.0.0.11: %+v", wd)
+	}
 	for path, want := range map[string]string{
-		"/debug/describe?namespace=default":              "host: a service host name is required",
-		"/debug/describe?host=ratings&namespace=default": "no service ratings.default.svc.cluster.local in the registry",
+		"/debug/describe?workload=10.0.0.12&namespace=default":           "no workload 10.0.0.12 in namespace default",
+		"/debug/describe?workload=10.0.0.11&namespace=default":           "2 workloads of namespace default have the name or address 10.0.0.11: ",
+		"/debug/describe?workload=10.0.0.11&namespace=default&source=vm": "no workload 10.0.0.11 in namespace default",
+		"/debug/describe?workload=10.0.0.11&host=reviews":                "one of them",
+		"/debug/describe?namespace=default":                              "name a service (host=) or a workload (workload=), one of them",
+		"/debug/describe?host=ratings&namespace=default":                 "no service ratings.default.svc.cluster.local in the registry",
 	} {
 		if _, err := api.Raw(ctx, path); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", path, err, want)

@@ -376,3 +376,51 @@ func inboundKey(in client.InboundDescription) string {
 func mtlsModeName(m mtlsMode) string {
 	return [...]string{"PERMISSIVE", "STRICT", "DISABLE"}[m]
 }
+
+// DescribeWorkload explains workload w of snap, as istioctl's `x describe pod`
+// explains a pod: the services it is an endpoint of and how it serves their ports,
+// the PeerAuthentications and AuthorizationPolicies that apply to it, and the
+// Sidecar that scopes its proxy. The workload's own listing is left to the caller.
+func (s *Server) DescribeWorkload(snap *registry.Snapshot, w *registry.Workload) *client.WorkloadDescription {
+	p := &Proxy{Type: TypeSidecar, Namespace: w.Namespace, Labels: w.Labels, IP: w.Address}
+	ctx := newContext(snap, p, s.cfg.TrustDomain, s.cfg.RootNamespace)
+	d := &client.WorkloadDescription{Revision: snap.Revision, Origin: w.Origin.String(), Services: []client.WorkloadServiceInfo{}}
+	named := func(r *api.Resource) string {
+		if r == nil {
+			return ""
+		}
+		return r.Meta.Namespace + "/" + r.Meta.Name
+	}
+	mode, r := peerAuthModeOf(snap, ctx.RootNamespace, w.Namespace, w.Labels, 0)
+	d.MTLS, d.MTLSFrom = mtlsModeName(mode), named(r)
+	if r != nil {
+		d.PeerAuthentications = append(d.PeerAuthentications, named(r))
+	}
+	for _, svc := range snap.Services() {
+		if !slices.Contains(snap.Endpoints(svc), w) {
+			continue
+		}
+		info := client.WorkloadServiceInfo{Host: svc.Hostname, Namespace: svc.Namespace, Ports: []client.WorkloadPortServing{}}
+		for _, port := range svc.Ports {
+			mode, r := peerAuthModeOf(snap, ctx.RootNamespace, w.Namespace, w.Labels, w.PortFor(port))
+			info.Ports = append(info.Ports, client.WorkloadPortServing{Name: port.Name, Number: port.Number, Protocol: port.Protocol,
+				Target: w.PortFor(port), MTLS: mtlsModeName(mode), MTLSFrom: named(r)})
+			if r != nil && !slices.Contains(d.PeerAuthentications, named(r)) {
+				d.PeerAuthentications = append(d.PeerAuthentications, named(r))
+			}
+		}
+		if snap.Service(svc.Hostname, w.Namespace) != nil { // what a client beside it takes
+			info.DestinationRule = named(ctx.destinationRuleResource(svc))
+			if hr := virtualServiceFor(ctx, svc.Hostname); hr != nil {
+				info.VirtualService = named(hr.Resource)
+			}
+		}
+		d.Services = append(d.Services, info)
+	}
+	for _, r := range selectedPolicies(ctx, api.AuthorizationPolicy, w.Namespace, w.Labels) {
+		d.Authorization = append(d.Authorization, client.PolicyReference{Namespace: r.Meta.Namespace, Name: r.Meta.Name,
+			Action: r.Spec.(*security.AuthorizationPolicy).Action.String()})
+	}
+	d.Sidecar = named(ctx.sidecar)
+	return d
+}

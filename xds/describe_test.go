@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/navarch/navarch/client"
+	"github.com/navarch/navarch/registry"
 )
 
 // describeMesh is a service with two versions, the rules that route and secure it,
@@ -203,5 +204,44 @@ func TestDescribeRefuses(t *testing.T) {
 		if _, _, err := s.Describe(snap, tt.proxy, tt.host); err == nil || err.Error() != tt.want {
 			t.Errorf("%s from %s: %v, want %q", tt.host, tt.proxy.Namespace, err, tt.want)
 		}
+	}
+}
+
+// DescribeWorkload says what a workload serves and under which policies, each mode
+// with the PeerAuthentication it comes from.
+func TestDescribeWorkload(t *testing.T) {
+	snap := snapshotOf(t, describeMesh, `
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: batch, namespace: scoped}
+spec: {address: 10.0.0.30, labels: {app: batch}}
+`)
+	s := &Server{cfg: DefaultConfig()}
+	find := func(ns, name string) *registry.Workload {
+		for _, w := range snap.Workloads() {
+			if w.Namespace == ns && w.Name == name {
+				return w
+			}
+		}
+		t.Fatalf("no workload %s/%s", ns, name)
+		return nil
+	}
+	d := s.DescribeWorkload(snap, find("shop", "reviews-v2"))
+	want := &client.WorkloadDescription{Revision: snap.Revision, Origin: "WorkloadEntry shop/reviews-v2",
+		MTLS: "STRICT", MTLSFrom: "istio-system/default", PeerAuthentications: []string{"istio-system/default", "shop/v2"},
+		Services: []client.WorkloadServiceInfo{{Host: "reviews.shop.svc.cluster.local", Namespace: "shop",
+			DestinationRule: "shop/reviews", VirtualService: "shop/reviews",
+			Ports: []client.WorkloadPortServing{
+				{Name: "grpc", Number: 9080, Protocol: "GRPC", Target: 9080, MTLS: "PERMISSIVE", MTLSFrom: "shop/v2"},
+				{Name: "grpc-admin", Number: 9443, Protocol: "GRPC", Target: 9443, MTLS: "STRICT", MTLSFrom: "istio-system/default"},
+			}}},
+		Authorization: []client.PolicyReference{{Namespace: "shop", Name: "deny-web", Action: "DENY"}},
+	}
+	if !reflect.DeepEqual(d, want) {
+		t.Errorf("reviews-v2:\n%+v\nwant\n%+v", d, want)
+	}
+	d = s.DescribeWorkload(snap, find("scoped", "batch"))
+	if len(d.Services) != 0 || d.Sidecar != "scoped/default" || d.MTLS != "STRICT" || len(d.Authorization) != 0 {
+		t.Errorf("batch: %+v", d)
 	}
 }

@@ -33,7 +33,7 @@ var subcommands = map[string][]string{
 	"bench":      scenarios,
 	"ca":         {"show", "import", "rotate"},
 	"credential": {"create", "list", "delete"},
-	"describe":   {"service"},
+	"describe":   {"service", "workload"},
 	"dev":        {"cluster", "echo", "call"},
 	"members":    {"remove"},
 	"registry":   {"sync"},

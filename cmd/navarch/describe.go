@@ -15,23 +15,34 @@ import (
 	"github.com/navarch/navarch/client"
 )
 
-const describeUsage = "usage: navarch describe service <host> [-n namespace] [--generator grpc|envoy] [--labels k=v,...] [-o json]"
+const describeUsage = `usage: navarch describe service <host> [-n namespace] [--generator grpc|envoy] [--labels k=v,...] [-o json]
+       navarch describe workload <name|address> [-n namespace] [--source source] [-o json]`
 
-// runDescribe explains a service as a proxy of a namespace sees it, as istioctl's
-// `x describe` does: the DestinationRule and VirtualService it takes, whether it
-// talks mTLS to each port and why, and the policies the service's endpoints serve
-// under.
+// runDescribe explains a service as a proxy of a namespace sees it, or a workload,
+// as istioctl's `x describe` does: for a service, the DestinationRule and
+// VirtualService the proxy takes, whether it talks mTLS to each port and why, and
+// the policies the service's endpoints serve under; for a workload, the services it
+// serves and how, and the policies that apply to it.
 func runDescribe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "service" && args[0] != "svc") {
+	if len(args) == 0 {
 		return errors.New(describeUsage)
 	}
-	fs := flag.NewFlagSet("navarch describe service", flag.ContinueOnError)
+	workload := false
+	switch args[0] {
+	case "service", "svc":
+	case "workload", "wl":
+		workload = true
+	default:
+		return errors.New(describeUsage)
+	}
+	fs := flag.NewFlagSet("navarch describe "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cf clientFlags
 	cf.register(fs)
-	ns := fs.String("n", "", "namespace of the proxy that sees the service, and of a short host name (default \"default\")")
-	generator := fs.String("generator", "grpc", "the proxy's kind: grpc (proxyless) or envoy")
-	labels := fs.String("labels", "", "the proxy's labels, k=v,k2=v2 (what workload selectors match)")
+	ns := fs.String("n", "", "namespace of the workload, or of the proxy that sees the service and of a short host name (default \"default\")")
+	generator := fs.String("generator", "grpc", "service: the proxy's kind, grpc (proxyless) or envoy")
+	labels := fs.String("labels", "", "service: the proxy's labels, k=v,k2=v2 (what workload selectors match)")
+	source := fs.String("source", "", "workload: its registry source, where several have one of that name (vm, kubernetes.<id>, consul.<dc>, ...)")
 	out := fs.String("o", "", "output: text (default) or json")
 	pos, err := parseFlags(fs, args[1:])
 	if err != nil {
@@ -44,9 +55,18 @@ func runDescribe(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	q := url.Values{"host": {pos[0]}, "namespace": {namespaceOr(*ns)}, "generator": {*generator}}
-	if *labels != "" {
-		q.Set("labels", *labels)
+	q := url.Values{"namespace": {namespaceOr(*ns)}}
+	if workload {
+		q.Set("workload", pos[0])
+		if *source != "" {
+			q.Set("source", *source)
+		}
+	} else {
+		q.Set("host", pos[0])
+		q.Set("generator", *generator)
+		if *labels != "" {
+			q.Set("labels", *labels)
+		}
 	}
 	raw, err := c.Raw(ctx, "/debug/describe?"+q.Encode())
 	if err != nil {
@@ -56,12 +76,53 @@ func runDescribe(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		_, err = stdout.Write(raw)
 		return err
 	}
+	if workload {
+		var d client.WorkloadDescription
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return err
+		}
+		writeWorkloadDescription(stdout, &d)
+		return nil
+	}
 	var d client.ServiceDescription
 	if err := json.Unmarshal(raw, &d); err != nil {
 		return err
 	}
 	writeDescription(stdout, &d)
 	return nil
+}
+
+// writeWorkloadDescription prints a workload description for people.
+func writeWorkloadDescription(w io.Writer, d *client.WorkloadDescription) {
+	wl := d.Workload
+	source := wl.Source
+	if wl.Stale {
+		source += ", stale"
+	}
+	fmt.Fprintf(w, "Workload: %s/%s (%s, %s)\n", wl.Namespace, wl.Name, d.Origin, source)
+	fmt.Fprintf(w, "   Address: %s%s, %s\n", wl.Address, portSuffix(wl.Ports), health(wl))
+	fmt.Fprintf(w, "   Labels: %s\n", dash(labelPairs(wl.Labels)))
+	fmt.Fprintf(w, "   Service account: %s   Locality: %s   Network: %s\n", dash(wl.ServiceAccount), dash(wl.Locality), dash(wl.Network))
+	if len(d.Services) == 0 {
+		fmt.Fprintln(w, "Services: none selects it")
+	}
+	for _, s := range d.Services {
+		fmt.Fprintf(w, "Service: %s\n", s.Host)
+		for _, p := range s.Ports {
+			fmt.Fprintf(w, "   Port %s %d/%s: served on %d, mTLS %s (%s)\n", p.Name, p.Number, p.Protocol, p.Target, p.MTLS, peerAuthFrom(p.MTLSFrom))
+		}
+		fmt.Fprintf(w, "   DestinationRule: %s   VirtualService: %s (as a client in %s takes them)\n", dash(s.DestinationRule), dash(s.VirtualService), wl.Namespace)
+	}
+	fmt.Fprintf(w, "mTLS: %s on ports no policy names (%s)\n", d.MTLS, peerAuthFrom(d.MTLSFrom))
+	var authz []string
+	for _, p := range d.Authorization {
+		authz = append(authz, fmt.Sprintf("%s/%s (%s)", p.Namespace, p.Name, p.Action))
+	}
+	fmt.Fprintf(w, "AuthorizationPolicies: %s\n", dash(strings.Join(authz, ", ")))
+	fmt.Fprintf(w, "Sidecar: %s\n", dash(d.Sidecar))
+	for _, m := range d.Messages {
+		fmt.Fprintf(w, "%s [%s] (%s %s/%s) %s\n", m.Level, m.Code, m.Kind, m.Namespace, m.Name, m.Message)
+	}
 }
 
 // writeDescription prints a service description for people.
@@ -179,4 +240,12 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return strconv.Itoa(n) + " " + noun + "s"
+}
+
+// peerAuthFrom says which PeerAuthentication ("ns/name") a mode comes from.
+func peerAuthFrom(policy string) string {
+	if policy == "" {
+		return "no PeerAuthentication"
+	}
+	return "PeerAuthentication " + policy
 }

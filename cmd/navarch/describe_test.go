@@ -54,8 +54,35 @@ Error [IST0101] (VirtualService default/reviews) no subset
 	}
 }
 
+func TestWriteWorkloadDescription(t *testing.T) {
+	d := &client.WorkloadDescription{
+		Workload: client.EndpointListing{Name: "ratings-1", Namespace: "shop", Address: "10.0.0.7", Ports: map[string]uint32{"grpc": 8080},
+			Labels: map[string]string{"app": "ratings"}, ServiceAccount: "ratings", Healthy: true, Source: "vm"},
+		Origin: "WorkloadEntry shop/ratings-1", MTLS: "STRICT", MTLSFrom: "istio-system/default",
+		Services: []client.WorkloadServiceInfo{{Host: "ratings.shop.svc.cluster.local", Namespace: "shop", DestinationRule: "shop/ratings",
+			Ports: []client.WorkloadPortServing{{Name: "grpc", Number: 9090, Protocol: "GRPC", Target: 8080, MTLS: "PERMISSIVE", MTLSFrom: "shop/ratings"}}}},
+		Authorization: []client.PolicyReference{{Namespace: "shop", Name: "deny", Action: "DENY"}},
+	}
+	var out bytes.Buffer
+	writeWorkloadDescription(&out, d)
+	want := `Workload: shop/ratings-1 (WorkloadEntry shop/ratings-1, vm)
+   Address: 10.0.0.7 (grpc=8080), healthy
+   Labels: app=ratings
+   Service account: ratings   Locality: -   Network: -
+Service: ratings.shop.svc.cluster.local
+   Port grpc 9090/GRPC: served on 8080, mTLS PERMISSIVE (PeerAuthentication shop/ratings)
+   DestinationRule: shop/ratings   VirtualService: - (as a client in shop takes them)
+mTLS: STRICT on ports no policy names (PeerAuthentication istio-system/default)
+AuthorizationPolicies: shop/deny (DENY)
+Sidecar: -
+`
+	if out.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
+	}
+}
+
 func TestDescribeUsage(t *testing.T) {
-	for _, args := range [][]string{nil, {"pod", "x"}, {"service"}, {"service", "a", "b"}} {
+	for _, args := range [][]string{nil, {"pod", "x"}, {"service"}, {"service", "a", "b"}, {"workload"}} {
 		err := runDescribe(context.Background(), args, io.Discard, io.Discard)
 		if err == nil || !strings.HasPrefix(err.Error(), "usage: navarch describe service <host>") {
 			t.Errorf("describe %q: %v, want the usage", args, err)

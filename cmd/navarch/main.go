@@ -36,7 +36,7 @@ func commands() []command {
 		{"wait", "wait until every node's proxies have a resource's configuration (or --revision's)", runWait},
 		{"proxy-status", "list connected proxies and what they acknowledged", runProxyStatus},
 		{"proxy-config", "show the xDS resources a proxy gets", runProxyConfig},
-		{"describe", "explain a service as a proxy sees it: its rules, routes, mTLS and the policies of its endpoints (describe service <host>)", runDescribe},
+		{"describe", "explain a service as a proxy sees it (rules, routes, mTLS, its endpoints' policies), or a workload (describe service|workload)", runDescribe},
 		{"members", "list the nodes of the cluster, or remove one (members remove <name>)", runMembers},
 		{"status", "the cluster's health in one look: nodes, proxies, registry sources, CA, analysis; exit 1 on any problem", runStatus},
 		{"leave", "make a node leave the cluster and stop", runLeave},
