@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/client"
 )
 
 // The shell completion script: bash's complete asks navarch __complete for the
@@ -97,6 +98,9 @@ func complete(ctx context.Context, words []string) []string {
 	if subs, ok := subcommands[cmd]; ok && len(positional) == 0 {
 		return subs
 	}
+	if cmd == "describe" && len(positional) > 0 {
+		return registryNames(ctx, words, positional[0])
+	}
 	if !slices.Contains(byKind, cmd) {
 		return nil
 	}
@@ -127,29 +131,12 @@ func resourceNames(ctx context.Context, words []string, kind string) []string {
 	if !ok {
 		return nil
 	}
-	var cf clientFlags
-	fs := flag.NewFlagSet("", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	cf.register(fs)
-	ns := fs.String("n", "", "")
-	all := fs.Bool("A", false, "")
-	// Only these flags: the command's others (-o json, -l ...) are not known here.
-	for i, w := range words[1 : len(words)-1] {
-		name, value, hasValue := strings.Cut(strings.TrimLeft(w, "-"), "=")
-		if !strings.HasPrefix(w, "-") || !slices.Contains([]string{"n", "A", "server", "token-file", "ca-file"}, name) {
-			continue
-		}
-		if !hasValue && name != "A" && i+2 < len(words)-1 {
-			value = words[i+2]
-		}
-		fs.Set(name, cmp.Or(value, "true"))
-	}
-	c, err := cf.client()
-	if err != nil {
+	c, ns, all := completionClient(words)
+	if c == nil {
 		return nil
 	}
-	namespace := kindNamespace(k, *ns)
-	if *all {
+	namespace := kindNamespace(k, ns)
+	if all {
 		namespace = ""
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -163,4 +150,66 @@ func resourceNames(ctx context.Context, words []string, kind string) []string {
 		names = append(names, r.Meta.Name)
 	}
 	return names
+}
+
+// registryNames asks the node for what `describe service` (host names) or
+// `describe workload` (the names of the workloads of the namespace, -n) takes.
+func registryNames(ctx context.Context, words []string, what string) []string {
+	c, ns, _ := completionClient(words)
+	if c == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	reg, err := c.Registry(ctx)
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, s := range reg.Services {
+		switch what {
+		case "service", "svc":
+			names = append(names, s.Host)
+		case "workload", "wl":
+			for _, e := range s.Endpoints {
+				if e.Namespace == namespaceOr(ns) {
+					names = append(names, e.Name)
+				}
+			}
+		}
+	}
+	for _, e := range reg.Unselected {
+		if (what == "workload" || what == "wl") && e.Namespace == namespaceOr(ns) {
+			names = append(names, e.Name)
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// completionClient is the client the command being completed would use (--server,
+// the token), with its -n and -A; nil when there is none.
+func completionClient(words []string) (c *client.Client, ns string, all bool) {
+	var cf clientFlags
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cf.register(fs)
+	nsFlag := fs.String("n", "", "")
+	allFlag := fs.Bool("A", false, "")
+	// Only these flags: the command's others (-o json, -l ...) are not known here.
+	for i, w := range words[1 : len(words)-1] {
+		name, value, hasValue := strings.Cut(strings.TrimLeft(w, "-"), "=")
+		if !strings.HasPrefix(w, "-") || !slices.Contains([]string{"n", "A", "server", "token-file", "ca-file"}, name) {
+			continue
+		}
+		if !hasValue && name != "A" && i+2 < len(words)-1 {
+			value = words[i+2]
+		}
+		fs.Set(name, cmp.Or(value, "true"))
+	}
+	c, err := cf.client()
+	if err != nil {
+		return nil, "", false
+	}
+	return c, *nsFlag, *allFlag
 }
