@@ -188,13 +188,13 @@ func gatherStatus(ctx context.Context, c *client.Client) (*clusterStatus, error)
 
 func printStatus(w io.Writer, st *clusterStatus) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tGOSSIP\tETCD\tPROXIES\tREVISION\tVERSION")
+	fmt.Fprintln(tw, "NODE\tGOSSIP\tETCD\tPROXIES\tREVISION\tVERSION\tLAST BACKUP")
 	for _, m := range st.Members {
 		name := m.Name
 		if m.Self {
 			name += " *"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", name, m.Gossip, m.Etcd, m.Proxies, m.Revision, dash(m.Version))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", name, m.Gossip, m.Etcd, m.Proxies, m.Revision, dash(m.Version), backupAge(m, time.Now()))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nproxies:   %d connected, %d rejecting their configuration\n", st.Proxies, st.Rejected)
@@ -236,4 +236,16 @@ func backupProblem(m client.MemberInfo, now time.Time) string {
 		return fmt.Sprintf("node %s's newest backup is %s old (every %s, --backup-dir): its log says why", m.Name, shortDuration(now.Sub(m.LastBackup)), every)
 	}
 	return ""
+}
+
+// backupAge is how long ago a node saved its newest scheduled backup: "-" for a
+// node that saves none (no --backup-dir), "none yet" before its first.
+func backupAge(m client.MemberInfo, now time.Time) string {
+	switch {
+	case m.BackupInterval <= 0:
+		return "-"
+	case m.LastBackup.IsZero():
+		return "none yet"
+	}
+	return shortDuration(now.Sub(m.LastBackup)) + " ago"
 }

@@ -23,3 +23,16 @@ func TestBackupProblem(t *testing.T) {
 		}
 	}
 }
+
+func TestBackupAge(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	for m, want := range map[client.MemberInfo]string{
+		{Name: "n1"}:                     "-",
+		{Name: "n1", BackupInterval: 60}: "none yet",
+		{Name: "n1", BackupInterval: 60, LastBackup: now.Add(-90 * time.Second)}: "1m ago",
+	} {
+		if got := backupAge(m, now); got != want {
+			t.Errorf("%+v: %q, want %q", m, got, want)
+		}
+	}
+}
