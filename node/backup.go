@@ -86,6 +86,7 @@ func (n *Node) backupLoop(ctx context.Context, p *parts) {
 		if !wait.Sleep(ctx, due) {
 			return
 		}
+		start := time.Now()
 		path, size, err := n.backup(ctx, p.store)
 		if ctx.Err() != nil {
 			return
@@ -100,7 +101,7 @@ func (n *Node) backupLoop(ctx context.Context, p *parts) {
 		}
 		n.backups.runs.WithLabelValues("ok").Inc()
 		n.noteBackup(time.Now(), size)
-		n.log.Info("backup saved", "file", path, "bytes", size)
+		n.log.Info("backup saved", "file", path, "bytes", size, "took", time.Since(start).Round(time.Millisecond).String())
 		if err := pruneBackups(cfg.Dir, n.cfg.Name, cfg.Keep); err != nil {
 			n.log.Warn("removing old backups", "err", err)
 		}
