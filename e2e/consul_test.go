@@ -194,6 +194,16 @@ func (m *consulMesh) split(t *testing.T) {
 	if len(tl.Failed) > 0 || math.Abs(v1-0.5) > 0.06 || math.Abs(v2-0.5) > 0.06 {
 		t.Fatalf("split v1 %.3f v2 %.3f failed %v, want 50/50 within 6 points and no failures", v1, v2, tl.Failed)
 	}
+	// describe tells the same: a subset of one instance each, half the traffic each.
+	var d client.ServiceDescription
+	if err := json.Unmarshal([]byte(mustNodeCLI(t, m.c, runningNodes(m.c)[0], "describe", "service", ratingsHost, "-o", "json")), &d); err != nil {
+		t.Fatal(err)
+	}
+	if r := d.DestinationRule; d.Service.Source != "consul.dc1" || r == nil || len(r.Subsets) != 2 || r.Subsets[0].Endpoints != 1 || r.Subsets[1].Endpoints != 1 ||
+		d.VirtualService == nil || len(d.VirtualService.HTTP) != 1 || len(d.VirtualService.HTTP[0].Destinations) != 2 ||
+		d.VirtualService.HTTP[0].Destinations[0].Percent != 50 {
+		t.Fatalf("describe service ratings.service.consul: %+v %+v %+v", d.Service, d.DestinationRule, d.VirtualService)
+	}
 }
 
 // allocated: Consul gives ratings no virtual address; each node allocates it the
