@@ -152,9 +152,12 @@ func TestSameEnvoyFiltersAsIstiod(t *testing.T) {
 // envoyConfig opens an ADS stream to server as an Envoy sidecar with node id and
 // metadata md, asks for every cluster and listener, and reads what the patches here
 // change.
-func envoyConfig(t *testing.T, server, id string, md map[string]any) envoyView {
+func envoyConfig(t *testing.T, server, id string, md map[string]any, nodeOpts ...func(*corev3.Node)) envoyView {
 	t.Helper()
 	st, node := adsStream(t, server, id, md)
+	for _, o := range nodeOpts {
+		o(node)
+	}
 	view := envoyView{timeouts: map[string]time.Duration{}, buffers: map[string]uint32{}, policies: map[string]string{},
 		clusters: map[string]*clusterv3.Cluster{}, listeners: map[string]*listenerv3.Listener{}}
 	for _, typ := range []string{resourcev3.ClusterType, resourcev3.ListenerType} {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -720,15 +721,80 @@ spec:
 	istiod, navarch := bothControlPlanes(t, bin, config)
 	compareTracing(t, istiod, navarch, []tracingCase{
 		{"sidecar~127.0.0.70~client-0.default~default.svc.cluster.local", "0.0.0.0_8081", "10.1.2.3",
-			map[string]any{"app": "client", "service.istio.io/canonical-name": "client", "service.istio.io/canonical-revision": "v7"}, 8081, nil},
+			map[string]any{"app": "client", "service.istio.io/canonical-name": "client", "service.istio.io/canonical-revision": "v7"}, 8081, nil, "", ""},
 		{"sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "virtualInbound", "127.0.0.66", map[string]any{"app": "web"}, 8081,
 			map[string]any{"tracing": map[string]any{"customTags": map[string]any{
 				"zone": map[string]any{"literal": map[string]any{"value": "z1"}},
 				"pod":  map[string]any{"environment": map[string]any{"name": "POD_NAME", "defaultValue": "?"}},
 				"ua":   map[string]any{"header": map[string]any{"name": "user-agent"}},
-			}}}},
-		{"router~127.0.0.90~ingress-0.default~default.svc.cluster.local", "0.0.0.0_80", "10.1.2.3", map[string]any{"istio": "ingressgateway"}, 80, nil},
+			}}}, "", ""},
+		{"router~127.0.0.90~ingress-0.default~default.svc.cluster.local", "0.0.0.0_80", "10.1.2.3", map[string]any{"istio": "ingressgateway"}, 80, nil, "", ""},
 	})
+}
+
+// TestSameTracingProvidersAsIstiod compares, from istiod and from navarch, the
+// outbound tracing of sidecars each of which a Telemetry sends to another
+// provider: datadog and opentelemetry (which name spans by the node's cluster, so
+// two sidecars of other clusters are compared), skywalking, and zipkin with W3C
+// propagation for istio-proxies of several releases (1.27, before the trace context
+// option; 1.28, before the collector service; 1.29, before
+// disableContextPropagation; 1.30), a Telemetry turning context propagation off
+// and a formatted tag (1.29 on).
+func TestSameTracingProvidersAsIstiod(t *testing.T) {
+	t.Parallel()
+	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
+	collector := func(name string, port int, protocol string) string {
+		return fmt.Sprintf(`---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: %[1]s, namespace: observability}
+spec:
+  hosts: [%[1]s.observability.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: %[2]d, name: %[3]s, protocol: %[4]s}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.98}]
+`, name, port, strings.ToLower(protocol), protocol)
+	}
+	telemetryFor := func(app, spec string) string {
+		return fmt.Sprintf(`---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: %[1]s, namespace: default}
+spec:
+  selector: {matchLabels: {app: %[1]s}}
+  tracing: [%[2]s]
+`, app, spec)
+	}
+	config := strings.Replace(sniffParity, "MODE", "PERMISSIVE", 1) + listenerParity + "---\n" +
+		meshConfigMap(`{extensionProviders: [
+  {name: dd, datadog: {service: datadog.observability.svc.cluster.local, port: 8126, maxTagLength: 99}},
+  {name: sky, skywalking: {service: skywalking.observability.svc.cluster.local, port: 11800}},
+  {name: otel, opentelemetry: {service: otel.observability.svc.cluster.local, port: 4317}},
+  {name: zipkin, zipkin: {service: zipkin.observability.svc.cluster.local, port: 9411, traceContextOption: USE_B3_WITH_W3C_PROPAGATION}}]}`) +
+		collector("datadog", 8126, "HTTP") + collector("skywalking", 11800, "GRPC") + collector("otel", 4317, "GRPC") + collector("zipkin", 9411, "HTTP") +
+		telemetryFor("dd", `{providers: [{name: dd}]}`) + telemetryFor("sky", `{providers: [{name: sky}]}`) +
+		telemetryFor("otel", `{providers: [{name: otel}]}`) +
+		telemetryFor("zip", `{providers: [{name: zipkin}], disableContextPropagation: true, customTags: {route: {formatter: {value: "%ROUTE_NAME%"}}}}`)
+	istiod, navarch := bothControlPlanes(t, bin, config)
+	sidecar := func(n int, app, cluster, version string) tracingCase {
+		return tracingCase{fmt.Sprintf("sidecar~127.0.0.%d~%s-%d.default~default.svc.cluster.local", 70+n, app, n), "0.0.0.0_8081", "10.1.2.3",
+			map[string]any{"app": app}, 8081, nil, cluster, version}
+	}
+	got := compareTracing(t, istiod, navarch, []tracingCase{
+		sidecar(0, "dd", "dd.default", ""),
+		sidecar(1, "dd", "other.default", ""),
+		sidecar(2, "sky", "sky.default", ""),
+		sidecar(3, "otel", "otel.default", ""),
+		sidecar(4, "otel", "", ""),
+		sidecar(5, "zip", "zip.default", "1.27.3"),
+		sidecar(6, "zip", "zip.default", "1.28.1"),
+		sidecar(7, "zip", "zip.default", "1.29.0"),
+		sidecar(8, "zip", "zip.default", "1.30.0"),
+	})
+	if got["provider"] != 9 {
+		t.Errorf("istiod traced %v: the comparison is not what this test means it to be", got)
+	}
 }
 
 // TestSameLegacyTracingAsIstiod compares tracing where no provider is named, which
@@ -752,13 +818,13 @@ spec:
 `
 	client := map[string]any{"app": "client", "service.istio.io/canonical-name": "client"}
 	cases := []tracingCase{
-		{"sidecar~127.0.0.70~client-0.default~default.svc.cluster.local", "0.0.0.0_8081", "10.1.2.3", client, 8081, nil},
+		{"sidecar~127.0.0.70~client-0.default~default.svc.cluster.local", "0.0.0.0_8081", "10.1.2.3", client, 8081, nil, "", ""},
 		{"sidecar~127.0.0.71~client-1.default~default.svc.cluster.local", "0.0.0.0_8081", "10.1.2.3", client, 8081,
 			map[string]any{"tracing": map[string]any{"sampling": 7, "maxPathTagLength": 99, "enableIstioTags": false, "customTags": map[string]any{
 				"zone": map[string]any{"literal": map[string]any{"value": "z1"}},
-			}}}},
-		{"sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "virtualInbound", "127.0.0.66", map[string]any{"app": "web"}, 8081, nil},
-		{"router~127.0.0.90~ingress-0.default~default.svc.cluster.local", "0.0.0.0_80", "10.1.2.3", map[string]any{"istio": "ingressgateway"}, 80, nil},
+			}}}, "", ""},
+		{"sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "virtualInbound", "127.0.0.66", map[string]any{"app": "web"}, 8081, nil, "", ""},
+		{"router~127.0.0.90~ingress-0.default~default.svc.cluster.local", "0.0.0.0_80", "10.1.2.3", map[string]any{"istio": "ingressgateway"}, 80, nil, "", ""},
 	}
 	t.Run("enableTracing by default", func(t *testing.T) {
 		istiod, navarch := bothControlPlanes(t, bin, config)
@@ -775,12 +841,15 @@ spec:
 }
 
 // tracingCase is a proxy (node id, labels, ProxyConfig) and the connection manager
-// of one of its listeners (by name, and the destination of a connection to it).
+// of one of its listeners (by name, and the destination of a connection to it);
+// optionally, its node's cluster (istio-agent's service cluster) and its
+// istio-proxy release (else istioProxyVersion).
 type tracingCase struct {
 	id, listener, ip string
 	labels           map[string]any
 	port             uint32
 	proxyConfig      map[string]any
+	cluster, version string
 }
 
 // compareTracing compares the tracing of each case's connection manager from
@@ -794,8 +863,12 @@ func compareTracing(t *testing.T, istiod, navarch string, cases []tracingCase) m
 		if c.proxyConfig != nil {
 			md["PROXY_CONFIG"] = c.proxyConfig
 		}
+		if c.version != "" {
+			md["ISTIO_VERSION"] = c.version
+		}
+		withCluster := func(n *corev3.Node) { n.Cluster = c.cluster }
 		tracing := func(server string) map[string]string {
-			h := httpManagerFor(t, server, envoyConfig(t, server, c.id, md).listeners[c.listener], c.ip, c.port)
+			h := httpManagerFor(t, server, envoyConfig(t, server, c.id, md, withCluster).listeners[c.listener], c.ip, c.port)
 			if h.Tracing == nil {
 				return map[string]string{"tracing": "none"}
 			}
@@ -804,7 +877,7 @@ func compareTracing(t *testing.T, istiod, navarch string, cases []tracingCase) m
 		want := tracing(istiod)
 		// The node builds what was applied a moment after the apply returns.
 		eventually(t, 30*time.Second, "navarch's listener "+c.listener, func() error {
-			if envoyConfig(t, navarch, c.id, md).listeners[c.listener] == nil {
+			if envoyConfig(t, navarch, c.id, md, withCluster).listeners[c.listener] == nil {
 				return fmt.Errorf("no listener %s yet", c.listener)
 			}
 			return nil

@@ -3,8 +3,10 @@ package xds
 import (
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"net/netip"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -60,6 +62,10 @@ type Proxy struct {
 	// istio-agent says by sending ISTIO_VERSION; a plain Envoy (navarch bootstrap)
 	// gets none of them, which it would refuse (istiometrics.go).
 	IstioProxy bool
+	// ServiceCluster is the cluster of the Envoy node (istio-agent's service
+	// cluster, "<app>.<namespace>"): the service OpenTelemetry and Datadog tracers
+	// name spans by, as in Istio.
+	ServiceCluster string
 	// MeshID is the mesh the proxy says it is in (MESH_ID), which Istio's span tags
 	// name (tracing.go).
 	MeshID string
@@ -184,6 +190,7 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 	p.IstioProxy = p.IstioVersion != "" && p.Generator != GeneratorGRPC
 	p.ClusterID = str(md, "CLUSTER_ID")
 	p.MeshID = str(md, "MESH_ID")
+	p.ServiceCluster = node.GetCluster()
 	p.Network = str(md, "NETWORK")
 	p.AutoRegisterGroup = str(md, "AUTO_REGISTER_GROUP")
 	p.NodeName = str(md, "NODE_NAME")
@@ -355,7 +362,9 @@ func str(md map[string]*structpb.Value, key string) string {
 // it authenticated with), and in Kubernetes nearly every workload has its own; and so
 // is its node, unless some service is node-local or prefers the same node. It is p
 // itself when nothing is left out. An Envoy's Istio version and metadata are left
-// out but for what some EnvoyFilter matches.
+// out but for what some EnvoyFilter matches, and, of the version, the span of
+// releases it is in (versionClass); its service cluster is left out unless a
+// tracer names spans by it.
 func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
 	envoy := p.Generator != GeneratorGRPC
 	var kept map[string]string
@@ -384,9 +393,15 @@ func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
 			metadata[k] = v
 		}
 	}
+	// Otherwise only what some setting of istio-proxy's releases sets apart.
 	version := p.IstioVersion
 	if !snap.MatchesProxyVersion() {
-		version = ""
+		version = p.versionClass()
+	}
+	// The service cluster matters where a tracer names spans by it.
+	cluster := p.ServiceCluster
+	if !tracersNameService(snap) {
+		cluster = ""
 	}
 	// The address matters where a Sidecar ingress listener may bind it.
 	unicast := p.UnicastIP
@@ -394,7 +409,7 @@ func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
 		unicast = ""
 	}
 	if len(kept) == len(p.Labels) && p.ServiceAccount == "" && node == p.NodeName &&
-		len(metadata) == len(p.Metadata) && version == p.IstioVersion && unicast == p.UnicastIP {
+		len(metadata) == len(p.Metadata) && version == p.IstioVersion && unicast == p.UnicastIP && cluster == p.ServiceCluster {
 		return p
 	}
 	cp := *p
@@ -402,12 +417,13 @@ func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
 		cp.Labels = kept
 	}
 	cp.ServiceAccount, cp.NodeName, cp.Metadata, cp.IstioVersion, cp.UnicastIP = "", node, metadata, version, unicast
+	cp.ServiceCluster = cluster
 	return &cp
 }
 
 // classKey identifies the proxies that get identical configuration: same type,
-// generator, namespace, network, locality, Kubernetes cluster and mesh, DNS capture, interception mode, connection balance, HTTP/1.0 and idle timeout, IP versions and unicast address, labels and identity, the services listing an endpoint at its address (and on which ports), whether it is istio-proxy, and the Istio
-// version and metadata EnvoyFilters match (of the proxy as classProxy makes it). Proxies of one class share one set of built resources.
+// generator, namespace, network, locality, Kubernetes cluster and mesh, DNS capture, interception mode, connection balance, HTTP/1.0 and idle timeout, IP versions and unicast address, labels and identity, the services listing an endpoint at its address (and on which ports), whether it is istio-proxy, its service cluster where tracers name spans by it, and the Istio
+// version (its release's, versionClass, unless EnvoyFilters match it) and metadata EnvoyFilters match (of the proxy as classProxy makes it). Proxies of one class share one set of built resources.
 type classKey string
 
 func (p *Proxy) classKey() classKey {
@@ -432,6 +448,9 @@ func (p *Proxy) classKey() classKey {
 			b.WriteString(";")
 		}
 	}
+	if p.ServiceCluster != "" {
+		fmt.Fprintf(&b, "|sc=%s", p.ServiceCluster)
+	}
 	if p.IstioVersion != "" || len(p.Metadata) > 0 {
 		fmt.Fprintf(&b, "|%s|", p.IstioVersion)
 		for _, k := range registry.SortedKeys(p.Metadata) {
@@ -449,4 +468,57 @@ func sortedLabels(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// istioVersion is an Istio release as istiod reads ISTIO_VERSION: its first
+// "major.minor[.patch]" ("release-" taken off the front); a missing patch, or a
+// version that cannot be read (a plain Envoy sends none), is the newest there is.
+type istioVersion struct{ major, minor, patch int }
+
+var istioVersionRE = regexp.MustCompile(`^([1-9]+)\.([0-9]+)(\.([0-9]+))?`)
+
+func parseIstioVersion(v string) istioVersion {
+	m := istioVersionRE.FindStringSubmatch(strings.TrimPrefix(v, "release-"))
+	if m == nil {
+		return istioVersion{math.MaxUint16, math.MaxUint16, math.MaxUint16}
+	}
+	major, _ := strconv.Atoi(m[1])
+	minor, _ := strconv.Atoi(m[2])
+	patch := math.MaxUint16
+	if m[4] != "" {
+		patch, _ = strconv.Atoi(m[4])
+	}
+	return istioVersion{major, minor, patch}
+}
+
+// istioAtLeast reports whether the proxy runs Istio release major.minor or later,
+// as istiod gates settings older istio-proxies would refuse or misread. Proxies
+// that are not istio-proxy count as the newest.
+func (p *Proxy) istioAtLeast(major, minor int) bool {
+	v := parseIstioVersion(p.IstioVersion)
+	return v.major > major || v.major == major && v.minor >= minor
+}
+
+// versionGates are the releases from which istiod configures an istio-proxy
+// differently (tracing.go), newest first.
+var versionGates = [][2]int{{1, 30}, {1, 29}, {1, 28}}
+
+// versionClass is the proxy's Istio version as far as the configuration it gets
+// depends on it: "" from the newest gate on, else the oldest release of its span
+// between gates ("1.29.0" for any 1.29, "1.27.0" for anything before 1.28), so that
+// istio-proxies told apart by patch releases share one class.
+func (p *Proxy) versionClass() string {
+	if p.IstioVersion == "" {
+		return ""
+	}
+	for i, g := range versionGates {
+		if p.istioAtLeast(g[0], g[1]) {
+			if i == 0 {
+				return ""
+			}
+			return fmt.Sprintf("%d.%d.0", g[0], g[1])
+		}
+	}
+	last := versionGates[len(versionGates)-1]
+	return fmt.Sprintf("%d.%d.0", last[0], last[1]-1)
 }

@@ -19,6 +19,8 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	telemetry "istio.io/api/telemetry/v1alpha1"
+
+	"github.com/navarch/navarch/registry"
 )
 
 // Telemetry's tracing becomes the tracing of Envoy's HTTP connection managers, as in
@@ -29,8 +31,10 @@ import (
 // naming the provider (the first it lists), disableSpanReporting,
 // randomSamplingPercentage and customTags, a later entry overriding an earlier one.
 // Spans go to the provider's collector service, which must be a service the proxy
-// sees: zipkin (HTTP JSON v2, B3) and opentelemetry (OTLP over gRPC, or over HTTP
-// with http set) providers. Sampling is the entry's percentage, else the mesh
+// sees: zipkin (HTTP JSON v2, B3), opentelemetry (OTLP over gRPC, or over HTTP with
+// http set), datadog and skywalking (which spans upstream requests on every side)
+// providers; OpenTelemetry and Datadog name the spans' service by the Envoy node's
+// cluster (istio-agent's service cluster, "<app>.<namespace>"). Sampling is the entry's percentage, else the mesh
 // config's defaultConfig.tracing.sampling, else Istio's default of 1%; gateways start
 // a child span for the upstream request, as Istio's do. A side without a provider
 // is not traced (as in istiod, whatever else the entries say).
@@ -47,15 +51,22 @@ import (
 // zipkin.istio-system:9411 unless its ProxyConfig says otherwise), or nowhere;
 // sampled at the ProxyConfig's defaultConfig.tracing.sampling (1%), with Istio's
 // tags unless its tracing.enableIstioTags is false, its customTags and its
-// maxPathTagLength. Other providers (datadog, skywalking, lightstep, opencensus),
-// and headers whose value comes from the environment (envName, which would differ
-// from node to node), are reported and that side is not traced. Proxyless gRPC gets
-// no tracing (nor does it in Istio).
+// maxPathTagLength. Lightstep and opencensus providers, and headers whose value
+// comes from the environment (envName, which would differ from node to node), are
+// reported and that side is not traced. Proxyless gRPC gets no tracing (nor does it
+// in Istio).
+//
+// As from istiod, istio-proxies of older releases get only what they know: before
+// 1.30 no disableContextPropagation, before 1.29 no formatter tags and the zipkin
+// collector by cluster, path and host (without the provider's timeout and headers),
+// before 1.28 no zipkin trace context option (Proxy.versionClass).
 
 // Envoy's tracer names.
 const (
 	zipkinTracer        = "envoy.tracers.zipkin"
 	openTelemetryTracer = "envoy.tracers.opentelemetry"
+	datadogTracer       = "envoy.tracers.datadog"
+	skyWalkingTracer    = "envoy.tracers.skywalking"
 	// defaultSampling is Istio's PILOT_TRACE_SAMPLING default, in percent.
 	defaultSampling = 1.0
 	// zipkinTimeout is the collector timeout Envoy requires and Istio sets.
@@ -164,7 +175,7 @@ func buildTracing(ctx *Context, s tracingSpec) *hcmv3.HttpConnectionManager_Trac
 	if m := built.v.maxPathTagLength; m != nil {
 		out.MaxPathTagLength = m
 	}
-	if ctx.Proxy.Type == TypeRouter {
+	if ctx.Proxy.Type == TypeRouter || built.v.spawnUpstream {
 		out.SpawnUpstreamSpan = wrapperspb.Bool(true)
 	}
 	return out
@@ -188,7 +199,7 @@ func tracingSettings(ctx *Context, s tracingSpec) *hcmv3.HttpConnectionManager_T
 		RandomSampling:       &typev3.Percent{Value: sampling},
 		OverallSampling:      &typev3.Percent{Value: 100},
 		CustomTags:           customTags(s.customTags, !s.noIstioTags, ctx.Proxy, ctx.proxyConfig().GetTracing().GetCustomTags()),
-		NoContextPropagation: s.noPropagate,
+		NoContextPropagation: s.noPropagate && ctx.Proxy.istioAtLeast(1, 30), // older istio-proxies lack it
 	}
 	if n := ctx.proxyConfig().GetTracing().GetMaxPathTagLength(); n != 0 {
 		out.MaxPathTagLength = wrapperspb.UInt32(n)
@@ -200,6 +211,7 @@ func tracingSettings(ctx *Context, s tracingSpec) *hcmv3.HttpConnectionManager_T
 type tracer struct {
 	provider         *tracev3.Tracing_Http
 	maxPathTagLength *wrapperspb.UInt32Value
+	spawnUpstream    bool // a span of the upstream request on every side, not only gateways'
 }
 
 // buildTracer builds the tracer of a provider.
@@ -237,12 +249,20 @@ func buildTracer(ctx *Context, name string) (*tracer, error) {
 			CollectorEndpointVersion: tracev3.ZipkinConfig_HTTP_JSON,
 			TraceId_128Bit:           !z.GetEnable_64BitTraceId(),
 			SharedSpanContext:        wrapperspb.Bool(false),
-			CollectorService: &corev3.HttpService{
+		}
+		if ctx.Proxy.istioAtLeast(1, 29) {
+			cfg.CollectorService = &corev3.HttpService{
 				HttpUri:             &corev3.HttpUri{Uri: "http://" + host + path, HttpUpstreamType: &corev3.HttpUri_Cluster{Cluster: cluster}, Timeout: timeout},
 				RequestHeadersToAdd: headers,
-			},
+			}
+		} else {
+			// istio-proxy before 1.29 knows only the collector's cluster, path and
+			// host; the provider's timeout and headers do not reach it (as from
+			// istiod).
+			cfg.CollectorCluster, cfg.CollectorEndpoint, cfg.CollectorHostname = cluster, path, host
 		}
-		if z.GetTraceContextOption() == meshconfig.MeshConfig_ExtensionProvider_ZipkinTracingProvider_USE_B3_WITH_W3C_PROPAGATION {
+		if z.GetTraceContextOption() == meshconfig.MeshConfig_ExtensionProvider_ZipkinTracingProvider_USE_B3_WITH_W3C_PROPAGATION &&
+			ctx.Proxy.istioAtLeast(1, 28) {
 			cfg.TraceContextOption = tracev3.ZipkinConfig_USE_B3_WITH_W3C_PROPAGATION
 		}
 		return &tracer{maxPathTagLength: maxTag(z.GetMaxTagLength()), provider: &tracev3.Tracing_Http{
@@ -256,7 +276,7 @@ func buildTracer(ctx *Context, name string) (*tracer, error) {
 		if o.GetSampling() != nil {
 			return nil, errors.New("navarch does not configure OpenTelemetry samplers")
 		}
-		cfg := &tracev3.OpenTelemetryConfig{}
+		cfg := &tracev3.OpenTelemetryConfig{ServiceName: ctx.Proxy.ServiceCluster}
 		if h := o.GetHttp(); h != nil {
 			headers, err := providerHeaders(h.GetHeaders())
 			if err != nil {
@@ -286,9 +306,31 @@ func buildTracer(ctx *Context, name string) (*tracer, error) {
 		}
 		return &tracer{maxPathTagLength: maxTag(o.GetMaxTagLength()), provider: &tracev3.Tracing_Http{
 			Name: openTelemetryTracer, ConfigType: &tracev3.Tracing_Http_TypedConfig{TypedConfig: mustAny(cfg)}}}, nil
-	case *meshconfig.MeshConfig_ExtensionProvider_Datadog, *meshconfig.MeshConfig_ExtensionProvider_Skywalking,
-		*meshconfig.MeshConfig_ExtensionProvider_Lightstep, *meshconfig.MeshConfig_ExtensionProvider_Opencensus:
-		return nil, errors.New("navarch configures zipkin and opentelemetry tracers only")
+	case *meshconfig.MeshConfig_ExtensionProvider_Datadog:
+		d := p.Datadog
+		host, cluster, err := providerCluster(ctx, d.GetService(), d.GetPort())
+		if err != nil {
+			return nil, err
+		}
+		// Envoy requires a service name: a node that names no cluster (istio-agent
+		// always does) takes Istio's default service cluster.
+		cfg := &tracev3.DatadogConfig{CollectorCluster: cluster, CollectorHostname: host, ServiceName: cmp.Or(ctx.Proxy.ServiceCluster, "istio-proxy")}
+		return &tracer{maxPathTagLength: maxTag(d.GetMaxTagLength()), provider: &tracev3.Tracing_Http{
+			Name: datadogTracer, ConfigType: &tracev3.Tracing_Http_TypedConfig{TypedConfig: mustAny(cfg)}}}, nil
+	case *meshconfig.MeshConfig_ExtensionProvider_Skywalking:
+		sw := p.Skywalking
+		host, cluster, err := providerCluster(ctx, sw.GetService(), sw.GetPort())
+		if err != nil {
+			return nil, err
+		}
+		cfg := &tracev3.SkyWalkingConfig{GrpcService: &corev3.GrpcService{
+			TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: cluster, Authority: host}}}}
+		// SkyWalking's spans are per request: a span of the upstream request too,
+		// on every side, as from istiod.
+		return &tracer{spawnUpstream: true, provider: &tracev3.Tracing_Http{
+			Name: skyWalkingTracer, ConfigType: &tracev3.Tracing_Http_TypedConfig{TypedConfig: mustAny(cfg)}}}, nil
+	case *meshconfig.MeshConfig_ExtensionProvider_Lightstep, *meshconfig.MeshConfig_ExtensionProvider_Opencensus:
+		return nil, errors.New("navarch configures zipkin, opentelemetry, datadog and skywalking tracers only (Istio has deprecated lightstep and removed opencensus)")
 	}
 	return nil, errors.New("not a tracing provider")
 }
@@ -334,6 +376,9 @@ func customTags(tags map[string]*telemetry.Tracing_CustomTag, istioTags bool, p 
 		case *telemetry.Tracing_CustomTag_Header:
 			ct.Type = &tracingv3.CustomTag_RequestHeader{RequestHeader: &tracingv3.CustomTag_Header{Name: v.Header.GetName(), DefaultValue: v.Header.GetDefaultValue()}}
 		case *telemetry.Tracing_CustomTag_Formatter:
+			if !p.istioAtLeast(1, 29) {
+				continue // older istio-proxies lack formatted tags
+			}
 			ct.Type = &tracingv3.CustomTag_Value{Value: v.Formatter.GetValue()}
 		default:
 			continue
@@ -388,4 +433,17 @@ func istioSpanTags(p *Proxy) []*tracingv3.CustomTag {
 		literal("istio.namespace", cmp.Or(p.Namespace, "default")),
 		literal("istio.cluster_id", cmp.Or(p.ClusterID, "unknown")),
 	}
+}
+
+// tracersNameService reports whether a tracer the mesh config may name takes the
+// proxy's service cluster (OpenTelemetry's and Datadog's service name), so that it
+// sets proxies' classes apart.
+func tracersNameService(snap *registry.Snapshot) bool {
+	for _, ep := range snap.MeshConfig().GetExtensionProviders() {
+		switch ep.Provider.(type) {
+		case *meshconfig.MeshConfig_ExtensionProvider_Opentelemetry, *meshconfig.MeshConfig_ExtensionProvider_Datadog:
+			return true
+		}
+	}
+	return false
 }

@@ -9,6 +9,8 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+
+	"github.com/navarch/navarch/registry"
 )
 
 // tracingInput is the mesh config's tracing providers and their collectors.
@@ -26,7 +28,11 @@ data:
     - name: otel-http
       opentelemetry: {service: otel-collector.observability.svc.cluster.local, port: 4318, http: {path: /v1/traces, headers: [{name: x-tenant, value: shop}]}}
     - name: vendor
-      datadog: {service: datadog-agent.observability.svc.cluster.local, port: 8126}
+      datadog: {service: datadog-agent.observability.svc.cluster.local, port: 8126, maxTagLength: 99}
+    - name: sky
+      skywalking: {service: otel-collector.observability.svc.cluster.local, port: 4317}
+    - name: deprecated
+      lightstep: {service: otel-collector.observability.svc.cluster.local, port: 4317, accessToken: t}
     - name: nowhere
       zipkin: {service: missing.observability.svc.cluster.local, port: 9411}
 ---
@@ -73,11 +79,33 @@ func describeTracing(t *testing.T, tr *hcmv3.HttpConnectionManager_Tracing) stri
 		if err := tr.GetProvider().GetTypedConfig().UnmarshalTo(&z); err != nil {
 			t.Fatal(err)
 		}
-		out += " " + z.GetCollectorService().GetHttpUri().GetCluster() + " " + z.GetCollectorService().GetHttpUri().GetUri()
+		if z.GetCollectorService() == nil { // an older istio-proxy's
+			out += " " + z.GetCollectorCluster() + " " + z.GetCollectorHostname() + z.GetCollectorEndpoint()
+		} else {
+			out += " " + z.GetCollectorService().GetHttpUri().GetCluster() + " " + z.GetCollectorService().GetHttpUri().GetUri()
+		}
+		if z.TraceContextOption != tracev3.ZipkinConfig_USE_B3 {
+			out += " " + z.TraceContextOption.String()
+		}
+	case datadogTracer:
+		var d tracev3.DatadogConfig
+		if err := tr.GetProvider().GetTypedConfig().UnmarshalTo(&d); err != nil {
+			t.Fatal(err)
+		}
+		out += " " + d.GetCollectorCluster() + " " + d.GetCollectorHostname() + " service=" + d.GetServiceName()
+	case skyWalkingTracer:
+		var sw tracev3.SkyWalkingConfig
+		if err := tr.GetProvider().GetTypedConfig().UnmarshalTo(&sw); err != nil {
+			t.Fatal(err)
+		}
+		out += " grpc " + sw.GetGrpcService().GetEnvoyGrpc().GetClusterName() + " " + sw.GetGrpcService().GetEnvoyGrpc().GetAuthority()
 	case openTelemetryTracer:
 		var o tracev3.OpenTelemetryConfig
 		if err := tr.GetProvider().GetTypedConfig().UnmarshalTo(&o); err != nil {
 			t.Fatal(err)
+		}
+		if o.ServiceName != "" {
+			out += " service=" + o.ServiceName
 		}
 		if g := o.GetGrpcService(); g != nil {
 			out += " grpc " + g.GetEnvoyGrpc().GetClusterName()
@@ -109,8 +137,8 @@ func describeTracing(t *testing.T, tr *hcmv3.HttpConnectionManager_Tracing) stri
 func TestTracing(t *testing.T) {
 	const (
 		zipkin  = "envoy.tracers.zipkin outbound|9411||zipkin.istio-system.svc.cluster.local http://zipkin.istio-system.svc.cluster.local/api/v2/spans"
-		otel    = "envoy.tracers.opentelemetry grpc outbound|4317||otel-collector.observability.svc.cluster.local"
-		otelWeb = "envoy.tracers.opentelemetry http outbound|4318||otel-collector.observability.svc.cluster.local otel-collector.observability.svc.cluster.local/v1/traces"
+		otel    = "envoy.tracers.opentelemetry service=web.shop grpc outbound|4317||otel-collector.observability.svc.cluster.local"
+		otelWeb = "envoy.tracers.opentelemetry service=web.shop http outbound|4318||otel-collector.observability.svc.cluster.local otel-collector.observability.svc.cluster.local/v1/traces"
 	)
 	telemetry := func(ns, spec string) string {
 		return "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: traces, namespace: " + ns + "}\nspec: " + spec + "\n"
@@ -142,13 +170,19 @@ func TestTracing(t *testing.T) {
 			reported: `Telemetry shop/traces spec.tracing[0]: tracing provider "jaeger": the mesh config has no extension provider of that name`},
 		{name: "a collector the proxy does not see", docs: []string{tracingInput, telemetry("shop", `{tracing: [{providers: [{name: nowhere}]}]}`)},
 			reported: `tracing provider "nowhere": service "missing.observability.svc.cluster.local" is not a service this proxy sees`},
-		{name: "a provider navarch does not configure", docs: []string{tracingInput, telemetry("shop", `{tracing: [{providers: [{name: vendor}]}]}`)},
-			reported: `tracing provider "vendor": navarch configures zipkin and opentelemetry tracers only`},
+		{name: "datadog", docs: []string{tracingInput, telemetry("shop", `{tracing: [{providers: [{name: vendor}]}]}`)},
+			client: "envoy.tracers.datadog outbound|8126||datadog-agent.observability.svc.cluster.local datadog-agent.observability.svc.cluster.local service=web.shop 1%",
+			server: "envoy.tracers.datadog outbound|8126||datadog-agent.observability.svc.cluster.local datadog-agent.observability.svc.cluster.local service=web.shop 1%"},
+		{name: "skywalking spans upstream requests on every side", docs: []string{tracingInput, telemetry("shop", `{tracing: [{providers: [{name: sky}]}]}`)},
+			client: "envoy.tracers.skywalking grpc outbound|4317||otel-collector.observability.svc.cluster.local otel-collector.observability.svc.cluster.local 1% spawn",
+			server: "envoy.tracers.skywalking grpc outbound|4317||otel-collector.observability.svc.cluster.local otel-collector.observability.svc.cluster.local 1% spawn"},
+		{name: "a provider navarch does not configure", docs: []string{tracingInput, telemetry("shop", `{tracing: [{providers: [{name: deprecated}]}]}`)},
+			reported: `tracing provider "deprecated": navarch configures zipkin, opentelemetry, datadog and skywalking tracers only`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := grpcProxy("shop", map[string]string{"app": "web"})
-			p.Generator = ""
+			p.Generator, p.ServiceCluster = "", "web.shop"
 			ctx := newContext(snapshotOf(t, tt.docs...), p, "cluster.local", "istio-system")
 			tr := tracingFor(ctx)
 			if got := describeTracing(t, tr.client); got != tt.client {
@@ -231,4 +265,100 @@ spec:
 		t.Fatal(err)
 	}
 	checkGolden(t, filepath.Join("testdata", "tracing.gateway.golden.yaml"), dump(t, map[string]*TypeSet{ListenerType: sets[ListenerType]}))
+}
+
+// An istio-proxy of an older release gets only the tracing settings it knows, as
+// from istiod: before 1.30 no disableContextPropagation, before 1.29 no formatter
+// tags and the zipkin collector by cluster, path and host, before 1.28 no trace
+// context option.
+func TestTracingForOlderIstioProxies(t *testing.T) {
+	mesh := strings.Replace(tracingInput, "zipkin: {service: zipkin.istio-system.svc.cluster.local, port: 9411, maxTagLength: 256}",
+		"zipkin: {service: zipkin.istio-system.svc.cluster.local, port: 9411, traceContextOption: USE_B3_WITH_W3C_PROPAGATION}", 1)
+	snap := snapshotOf(t, mesh, `
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: traces, namespace: shop}
+spec:
+  tracing:
+  - providers: [{name: zipkin}]
+    disableContextPropagation: true
+    customTags: {route: {formatter: {value: "%ROUTE_NAME%"}}, team: {literal: {value: pay}}}
+`)
+	const (
+		modern = "envoy.tracers.zipkin outbound|9411||zipkin.istio-system.svc.cluster.local http://zipkin.istio-system.svc.cluster.local/api/v2/spans USE_B3_WITH_W3C_PROPAGATION 1%"
+		legacy = "envoy.tracers.zipkin outbound|9411||zipkin.istio-system.svc.cluster.local zipkin.istio-system.svc.cluster.local/api/v2/spans"
+	)
+	for _, tt := range []struct {
+		version, want string
+		noPropagation bool
+	}{
+		{"", modern + " tags=route,team", true},
+		{"1.30.1", modern + " tags=route,team", true},
+		{"1.29.0", modern + " tags=route,team", false},
+		{"1.28.2", legacy + " USE_B3_WITH_W3C_PROPAGATION 1% tags=team", false},
+		{"1.27.3-distroless", legacy + " 1% tags=team", false},
+		{"release-1.24", legacy + " 1% tags=team", false},
+	} {
+		p := grpcProxy("shop", nil)
+		p.Generator, p.IstioVersion, p.IstioProxy = "", tt.version, tt.version != ""
+		tr := tracingFor(newContext(snap, p.classProxy(snap), "cluster.local", "istio-system"))
+		if got := describeTracing(t, tr.client); got != tt.want {
+			t.Errorf("istio-proxy %q: %q\n\twant %q", tt.version, got, tt.want)
+		}
+		if tr.client.GetNoContextPropagation() != tt.noPropagation {
+			t.Errorf("istio-proxy %q: noContextPropagation %t, want %t", tt.version, tr.client.GetNoContextPropagation(), tt.noPropagation)
+		}
+	}
+}
+
+// Proxies share a class across the patch releases of istio-proxy, and across
+// releases between which nothing they get differs; their service cluster sets them
+// apart only where a tracer names spans by it.
+func TestTracingClasses(t *testing.T) {
+	class := func(snap *registry.Snapshot, version, cluster string) classKey {
+		p := grpcProxy("shop", nil)
+		p.Generator, p.IstioVersion, p.IstioProxy, p.ServiceCluster = "", version, version != "", cluster
+		return p.classProxy(snap).classKey()
+	}
+	zipkinOnly := snapshotOf(t, `
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |-
+    extensionProviders: [{name: zipkin, zipkin: {service: zipkin.istio-system.svc.cluster.local, port: 9411}}]
+`)
+	withOtel := snapshotOf(t, tracingInput)
+	for _, tt := range []struct {
+		snap *registry.Snapshot
+		a, b [2]string // version, service cluster
+		same bool
+	}{
+		{zipkinOnly, [2]string{"1.27.1", "web.shop"}, [2]string{"1.27.3", "api.shop"}, true},
+		{zipkinOnly, [2]string{"1.24.0", ""}, [2]string{"1.27.3", ""}, true},
+		{zipkinOnly, [2]string{"1.27.3", ""}, [2]string{"1.28.0", ""}, false},
+		{zipkinOnly, [2]string{"1.30.0", ""}, [2]string{"1.31.2", ""}, true},
+		{zipkinOnly, [2]string{"1.29.0", ""}, [2]string{"1.30.0", ""}, false},
+		{withOtel, [2]string{"1.30.0", "web.shop"}, [2]string{"1.30.0", "api.shop"}, false},
+		{withOtel, [2]string{"1.30.0", "web.shop"}, [2]string{"1.31.0", "web.shop"}, true},
+	} {
+		if got := class(tt.snap, tt.a[0], tt.a[1]) == class(tt.snap, tt.b[0], tt.b[1]); got != tt.same {
+			t.Errorf("%v and %v: same class %t, want %t", tt.a, tt.b, got, tt.same)
+		}
+	}
+}
+
+func TestParseIstioVersion(t *testing.T) {
+	for v, want := range map[string]istioVersion{
+		"1.24.1":            {1, 24, 1},
+		"1.29":              {1, 29, 65535},
+		"release-1.28":      {1, 28, 65535},
+		"1.27.3-distroless": {1, 27, 3},
+		"":                  {65535, 65535, 65535},
+		"master":            {65535, 65535, 65535},
+	} {
+		if got := parseIstioVersion(v); got != want {
+			t.Errorf("%q: %v, want %v", v, got, want)
+		}
+	}
 }
