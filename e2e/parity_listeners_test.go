@@ -721,14 +721,14 @@ spec:
 	istiod, navarch := bothControlPlanes(t, bin, config)
 	compareTracing(t, istiod, navarch, []tracingCase{
 		{"sidecar~127.0.0.70~client-0.default~default.svc.cluster.local", "0.0.0.0_8081", "10.1.2.3",
-			map[string]any{"app": "client", "service.istio.io/canonical-name": "client", "service.istio.io/canonical-revision": "v7"}, 8081, nil, "", ""},
+			map[string]any{"app": "client", "service.istio.io/canonical-name": "client", "service.istio.io/canonical-revision": "v7"}, 8081, nil, "", "", nil},
 		{"sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "virtualInbound", "127.0.0.66", map[string]any{"app": "web"}, 8081,
 			map[string]any{"tracing": map[string]any{"customTags": map[string]any{
 				"zone": map[string]any{"literal": map[string]any{"value": "z1"}},
 				"pod":  map[string]any{"environment": map[string]any{"name": "POD_NAME", "defaultValue": "?"}},
 				"ua":   map[string]any{"header": map[string]any{"name": "user-agent"}},
-			}}}, "", ""},
-		{"router~127.0.0.90~ingress-0.default~default.svc.cluster.local", "0.0.0.0_80", "10.1.2.3", map[string]any{"istio": "ingressgateway"}, 80, nil, "", ""},
+			}}}, "", "", nil},
+		{"router~127.0.0.90~ingress-0.default~default.svc.cluster.local", "0.0.0.0_80", "10.1.2.3", map[string]any{"istio": "ingressgateway"}, 80, nil, "", "", nil},
 	})
 }
 
@@ -739,7 +739,9 @@ spec:
 // propagation for istio-proxies of several releases (1.27, before the trace context
 // option; 1.28, before the collector service; 1.29, before
 // disableContextPropagation; 1.30), a Telemetry turning context propagation off
-// and a formatted tag (1.29 on).
+// and a formatted tag (1.29 on); and opentelemetry under OpenTelemetry's semantic
+// conventions, which names spans by the workload's annotation, labels, workload or
+// pod, with resource detectors.
 func TestSameTracingProvidersAsIstiod(t *testing.T) {
 	t.Parallel()
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
@@ -771,15 +773,22 @@ spec:
   {name: dd, datadog: {service: datadog.observability.svc.cluster.local, port: 8126, maxTagLength: 99}},
   {name: sky, skywalking: {service: skywalking.observability.svc.cluster.local, port: 11800}},
   {name: otel, opentelemetry: {service: otel.observability.svc.cluster.local, port: 4317}},
-  {name: zipkin, zipkin: {service: zipkin.observability.svc.cluster.local, port: 9411, traceContextOption: USE_B3_WITH_W3C_PROPAGATION}}]}`) +
+  {name: zipkin, zipkin: {service: zipkin.observability.svc.cluster.local, port: 9411, traceContextOption: USE_B3_WITH_W3C_PROPAGATION}},
+  {name: sem, opentelemetry: {service: otel.observability.svc.cluster.local, port: 4317, serviceAttributeEnrichment: OTEL_SEMANTIC_CONVENTIONS, resourceDetectors: {dynatrace: {}}}}]}`) +
 		collector("datadog", 8126, "HTTP") + collector("skywalking", 11800, "GRPC") + collector("otel", 4317, "GRPC") + collector("zipkin", 9411, "HTTP") +
 		telemetryFor("dd", `{providers: [{name: dd}]}`) + telemetryFor("sky", `{providers: [{name: sky}]}`) +
-		telemetryFor("otel", `{providers: [{name: otel}]}`) +
+		telemetryFor("otel", `{providers: [{name: otel}]}`) + telemetryFor("sem", `{providers: [{name: sem}]}`) +
 		telemetryFor("zip", `{providers: [{name: zipkin}], disableContextPropagation: true, customTags: {route: {formatter: {value: "%ROUTE_NAME%"}}}}`)
 	istiod, navarch := bothControlPlanes(t, bin, config)
 	sidecar := func(n int, app, cluster, version string) tracingCase {
 		return tracingCase{fmt.Sprintf("sidecar~127.0.0.%d~%s-%d.default~default.svc.cluster.local", 70+n, app, n), "0.0.0.0_8081", "10.1.2.3",
-			map[string]any{"app": app}, 8081, nil, cluster, version}
+			map[string]any{"app": app}, 8081, nil, cluster, version, nil}
+	}
+	semantic := func(n int, labels, md map[string]any) tracingCase {
+		c := sidecar(n, "sem", "sem.default", "")
+		maps.Copy(c.labels, labels)
+		c.metadata = md
+		return c
 	}
 	got := compareTracing(t, istiod, navarch, []tracingCase{
 		sidecar(0, "dd", "dd.default", ""),
@@ -791,8 +800,12 @@ spec:
 		sidecar(6, "zip", "zip.default", "1.28.1"),
 		sidecar(7, "zip", "zip.default", "1.29.0"),
 		sidecar(8, "zip", "zip.default", "1.30.0"),
+		semantic(9, map[string]any{"app.kubernetes.io/name": "nm"}, map[string]any{"ANNOTATIONS": map[string]any{"resource.opentelemetry.io/service.name": "checkout"}}),
+		semantic(10, map[string]any{"app.kubernetes.io/instance": "inst", "app.kubernetes.io/name": "nm"}, nil),
+		semantic(11, nil, map[string]any{"WORKLOAD_NAME": "sem-deploy"}),
+		semantic(12, nil, nil),
 	})
-	if got["provider"] != 9 {
+	if got["provider"] != 13 {
 		t.Errorf("istiod traced %v: the comparison is not what this test means it to be", got)
 	}
 }
@@ -818,13 +831,13 @@ spec:
 `
 	client := map[string]any{"app": "client", "service.istio.io/canonical-name": "client"}
 	cases := []tracingCase{
-		{"sidecar~127.0.0.70~client-0.default~default.svc.cluster.local", "0.0.0.0_8081", "10.1.2.3", client, 8081, nil, "", ""},
+		{"sidecar~127.0.0.70~client-0.default~default.svc.cluster.local", "0.0.0.0_8081", "10.1.2.3", client, 8081, nil, "", "", nil},
 		{"sidecar~127.0.0.71~client-1.default~default.svc.cluster.local", "0.0.0.0_8081", "10.1.2.3", client, 8081,
 			map[string]any{"tracing": map[string]any{"sampling": 7, "maxPathTagLength": 99, "enableIstioTags": false, "customTags": map[string]any{
 				"zone": map[string]any{"literal": map[string]any{"value": "z1"}},
-			}}}, "", ""},
-		{"sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "virtualInbound", "127.0.0.66", map[string]any{"app": "web"}, 8081, nil, "", ""},
-		{"router~127.0.0.90~ingress-0.default~default.svc.cluster.local", "0.0.0.0_80", "10.1.2.3", map[string]any{"istio": "ingressgateway"}, 80, nil, "", ""},
+			}}}, "", "", nil},
+		{"sidecar~127.0.0.66~web-0.default~default.svc.cluster.local", "virtualInbound", "127.0.0.66", map[string]any{"app": "web"}, 8081, nil, "", "", nil},
+		{"router~127.0.0.90~ingress-0.default~default.svc.cluster.local", "0.0.0.0_80", "10.1.2.3", map[string]any{"istio": "ingressgateway"}, 80, nil, "", "", nil},
 	}
 	t.Run("enableTracing by default", func(t *testing.T) {
 		istiod, navarch := bothControlPlanes(t, bin, config)
@@ -850,6 +863,7 @@ type tracingCase struct {
 	port             uint32
 	proxyConfig      map[string]any
 	cluster, version string
+	metadata         map[string]any // more node metadata
 }
 
 // compareTracing compares the tracing of each case's connection manager from
@@ -866,6 +880,7 @@ func compareTracing(t *testing.T, istiod, navarch string, cases []tracingCase) m
 		if c.version != "" {
 			md["ISTIO_VERSION"] = c.version
 		}
+		maps.Copy(md, c.metadata)
 		withCluster := func(n *corev3.Node) { n.Cluster = c.cluster }
 		tracing := func(server string) map[string]string {
 			h := httpManagerFor(t, server, envoyConfig(t, server, c.id, md, withCluster).listeners[c.listener], c.ip, c.port)

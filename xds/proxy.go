@@ -66,6 +66,14 @@ type Proxy struct {
 	// cluster, "<app>.<namespace>"): the service OpenTelemetry and Datadog tracers
 	// name spans by, as in Istio.
 	ServiceCluster string
+	// SemanticServiceName is, on a class proxy where a tracer names spans by
+	// OpenTelemetry's semantic conventions, the name semanticServiceName gives
+	// the proxies of the class; otelServiceAnnotation, workloadName and
+	// appContainers are what it comes from besides labels and the node id: the
+	// workload's resource.opentelemetry.io/service.name annotation (ANNOTATIONS),
+	// WORKLOAD_NAME and APP_CONTAINERS.
+	SemanticServiceName                                string
+	otelServiceAnnotation, workloadName, appContainers string
 	// MeshID is the mesh the proxy says it is in (MESH_ID), which Istio's span tags
 	// name (tracing.go).
 	MeshID string
@@ -191,6 +199,8 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 	p.ClusterID = str(md, "CLUSTER_ID")
 	p.MeshID = str(md, "MESH_ID")
 	p.ServiceCluster = node.GetCluster()
+	p.otelServiceAnnotation = md["ANNOTATIONS"].GetStructValue().GetFields()["resource.opentelemetry.io/service.name"].GetStringValue()
+	p.workloadName, p.appContainers = str(md, "WORKLOAD_NAME"), str(md, "APP_CONTAINERS")
 	p.Network = str(md, "NETWORK")
 	p.AutoRegisterGroup = str(md, "AUTO_REGISTER_GROUP")
 	p.NodeName = str(md, "NODE_NAME")
@@ -398,10 +408,15 @@ func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
 	if !snap.MatchesProxyVersion() {
 		version = p.versionClass()
 	}
-	// The service cluster matters where a tracer names spans by it.
-	cluster := p.ServiceCluster
-	if !tracersNameService(snap) {
+	// The service cluster matters where a tracer names spans by it, and the name
+	// OpenTelemetry's semantic conventions give where a tracer takes those.
+	cluster, semantic := p.ServiceCluster, ""
+	byCluster, bySemantics := tracersNameService(snap)
+	if !byCluster {
 		cluster = ""
+	}
+	if bySemantics && p.Generator != GeneratorGRPC {
+		semantic = p.semanticServiceName()
 	}
 	// The address matters where a Sidecar ingress listener may bind it.
 	unicast := p.UnicastIP
@@ -409,7 +424,8 @@ func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
 		unicast = ""
 	}
 	if len(kept) == len(p.Labels) && p.ServiceAccount == "" && node == p.NodeName &&
-		len(metadata) == len(p.Metadata) && version == p.IstioVersion && unicast == p.UnicastIP && cluster == p.ServiceCluster {
+		len(metadata) == len(p.Metadata) && version == p.IstioVersion && unicast == p.UnicastIP && cluster == p.ServiceCluster &&
+		semantic == p.SemanticServiceName {
 		return p
 	}
 	cp := *p
@@ -417,7 +433,8 @@ func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
 		cp.Labels = kept
 	}
 	cp.ServiceAccount, cp.NodeName, cp.Metadata, cp.IstioVersion, cp.UnicastIP = "", node, metadata, version, unicast
-	cp.ServiceCluster = cluster
+	cp.ServiceCluster, cp.SemanticServiceName = cluster, semantic
+	cp.otelServiceAnnotation, cp.workloadName, cp.appContainers = "", "", ""
 	return &cp
 }
 
@@ -448,8 +465,8 @@ func (p *Proxy) classKey() classKey {
 			b.WriteString(";")
 		}
 	}
-	if p.ServiceCluster != "" {
-		fmt.Fprintf(&b, "|sc=%s", p.ServiceCluster)
+	if p.ServiceCluster != "" || p.SemanticServiceName != "" {
+		fmt.Fprintf(&b, "|sc=%s|%s", p.ServiceCluster, p.SemanticServiceName)
 	}
 	if p.IstioVersion != "" || len(p.Metadata) > 0 {
 		fmt.Fprintf(&b, "|%s|", p.IstioVersion)

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net/url"
 	"sort"
+	"strings"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	resourcedetectorsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/tracers/opentelemetry/resource_detectors/v3"
 	metadatav3 "github.com/envoyproxy/go-control-plane/envoy/type/metadata/v3"
 	tracingv3 "github.com/envoyproxy/go-control-plane/envoy/type/tracing/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
@@ -277,6 +279,25 @@ func buildTracer(ctx *Context, name string) (*tracer, error) {
 			return nil, errors.New("navarch does not configure OpenTelemetry samplers")
 		}
 		cfg := &tracev3.OpenTelemetryConfig{ServiceName: ctx.Proxy.ServiceCluster}
+		semantic := o.GetServiceAttributeEnrichment() == meshconfig.MeshConfig_ExtensionProvider_OTEL_SEMANTIC_CONVENTIONS
+		if semantic {
+			cfg.ServiceName = ctx.Proxy.semanticServiceName()
+		}
+		// The resource detectors asked for, then, with OpenTelemetry's semantic
+		// conventions, the environment's if not asked for (OTEL_RESOURCE_ATTRIBUTES
+		// may name the service), as istiod orders them.
+		environment := &corev3.TypedExtensionConfig{Name: "envoy.tracers.opentelemetry.resource_detectors.environment",
+			TypedConfig: mustAny(&resourcedetectorsv3.EnvironmentResourceDetectorConfig{})}
+		if o.GetResourceDetectors().GetEnvironment() != nil {
+			cfg.ResourceDetectors = append(cfg.ResourceDetectors, environment)
+		}
+		if o.GetResourceDetectors().GetDynatrace() != nil {
+			cfg.ResourceDetectors = append(cfg.ResourceDetectors, &corev3.TypedExtensionConfig{
+				Name: "envoy.tracers.opentelemetry.resource_detectors.dynatrace", TypedConfig: mustAny(&resourcedetectorsv3.DynatraceResourceDetectorConfig{})})
+		}
+		if semantic && o.GetResourceDetectors().GetEnvironment() == nil {
+			cfg.ResourceDetectors = append(cfg.ResourceDetectors, environment)
+		}
 		if h := o.GetHttp(); h != nil {
 			headers, err := providerHeaders(h.GetHeaders())
 			if err != nil {
@@ -436,14 +457,39 @@ func istioSpanTags(p *Proxy) []*tracingv3.CustomTag {
 }
 
 // tracersNameService reports whether a tracer the mesh config may name takes the
-// proxy's service cluster (OpenTelemetry's and Datadog's service name), so that it
-// sets proxies' classes apart.
-func tracersNameService(snap *registry.Snapshot) bool {
+// proxy's service cluster (OpenTelemetry's and Datadog's service name), and
+// whether one names it by OpenTelemetry's semantic conventions
+// (semanticServiceName), so that those set proxies' classes apart.
+func tracersNameService(snap *registry.Snapshot) (cluster, semantic bool) {
 	for _, ep := range snap.MeshConfig().GetExtensionProviders() {
-		switch ep.Provider.(type) {
-		case *meshconfig.MeshConfig_ExtensionProvider_Opentelemetry, *meshconfig.MeshConfig_ExtensionProvider_Datadog:
-			return true
+		switch p := ep.Provider.(type) {
+		case *meshconfig.MeshConfig_ExtensionProvider_Opentelemetry:
+			cluster = true
+			semantic = semantic || p.Opentelemetry.GetServiceAttributeEnrichment() == meshconfig.MeshConfig_ExtensionProvider_OTEL_SEMANTIC_CONVENTIONS
+		case *meshconfig.MeshConfig_ExtensionProvider_Datadog:
+			cluster = true
 		}
 	}
-	return false
+	return cluster, semantic
+}
+
+// semanticServiceName is the service a proxy's spans name under OpenTelemetry's
+// semantic conventions for Kubernetes, as istiod picks it: the workload's
+// resource.opentelemetry.io/service.name annotation, else its
+// app.kubernetes.io/instance or app.kubernetes.io/name label, else its workload's
+// name (WORKLOAD_NAME), else its pod's (the node id's name before the namespace),
+// else its only container's (APP_CONTAINERS), else "unknown_service". A class
+// proxy carries it worked out (classProxy), since its labels may lack those it
+// comes from.
+func (p *Proxy) semanticServiceName() string {
+	if p.SemanticServiceName != "" {
+		return p.SemanticServiceName
+	}
+	pod, _, _ := strings.Cut(p.Name, ".")
+	single := ""
+	if !strings.Contains(p.appContainers, ",") {
+		single = p.appContainers
+	}
+	return cmp.Or(p.otelServiceAnnotation, p.Labels["app.kubernetes.io/instance"], p.Labels["app.kubernetes.io/name"],
+		p.workloadName, pod, single, "unknown_service")
 }

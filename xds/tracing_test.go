@@ -6,9 +6,11 @@ import (
 	"strings"
 	"testing"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/navarch/navarch/registry"
 )
@@ -361,4 +363,63 @@ func TestParseIstioVersion(t *testing.T) {
 			t.Errorf("%q: %v, want %v", v, got, want)
 		}
 	}
+}
+
+// Under OpenTelemetry's semantic conventions spans name the workload's service as
+// istiod picks it, each source in turn; proxies of other names are other classes.
+func TestSemanticServiceName(t *testing.T) {
+	for _, tt := range []struct {
+		md   map[string]any
+		name string
+		want string
+	}{
+		{map[string]any{"ANNOTATIONS": map[string]any{"resource.opentelemetry.io/service.name": "checkout"},
+			"LABELS": map[string]any{"app.kubernetes.io/instance": "inst"}, "WORKLOAD_NAME": "web"}, "web-1.shop", "checkout"},
+		{map[string]any{"LABELS": map[string]any{"app.kubernetes.io/instance": "inst", "app.kubernetes.io/name": "nm"}}, "web-1.shop", "inst"},
+		{map[string]any{"LABELS": map[string]any{"app.kubernetes.io/name": "nm"}, "WORKLOAD_NAME": "web"}, "web-1.shop", "nm"},
+		{map[string]any{"WORKLOAD_NAME": "web"}, "web-1.shop", "web"},
+		{map[string]any{"APP_CONTAINERS": "app"}, "web-1.shop", "web-1"},
+		{map[string]any{"APP_CONTAINERS": "app"}, "", "app"},
+		{map[string]any{"APP_CONTAINERS": "app,sidecar"}, "", "unknown_service"},
+	} {
+		md, err := structpb.NewStruct(tt.md)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := ParseProxy(&corev3.Node{Id: "sidecar~10.0.0.1~" + tt.name + "~shop.svc.cluster.local", Metadata: md})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.semanticServiceName(); got != tt.want {
+			t.Errorf("%v, %q: %q, want %q", tt.md, tt.name, got, tt.want)
+		}
+	}
+	snap := snapshotOf(t, strings.Replace(tracingInput, "port: 4317, grpc:", "port: 4317, serviceAttributeEnrichment: OTEL_SEMANTIC_CONVENTIONS, grpc:", 1))
+	class := func(labels map[string]string) *Proxy {
+		p := grpcProxy("shop", labels)
+		p.Generator = ""
+		return p.classProxy(snap)
+	}
+	a, b := class(map[string]string{"app.kubernetes.io/name": "a"}), class(map[string]string{"app.kubernetes.io/name": "b"})
+	if a.classKey() == b.classKey() || a.SemanticServiceName != "a" || len(a.Labels) != 0 {
+		t.Errorf("classes %q and %q, service %q, labels %v: want two classes, by service name, without the label nothing selects",
+			a.classKey(), b.classKey(), a.SemanticServiceName, a.Labels)
+	}
+	ctx := newContext(snapshotOf(t, strings.Replace(tracingInput, "port: 4317, grpc:", "port: 4317, serviceAttributeEnrichment: OTEL_SEMANTIC_CONVENTIONS, resourceDetectors: {dynatrace: {}}, grpc:", 1),
+		telemetryDoc("shop", `{tracing: [{providers: [{name: otel}]}]}`)), a, "cluster.local", "istio-system")
+	var o tracev3.OpenTelemetryConfig
+	if err := tracingFor(ctx).client.GetProvider().GetTypedConfig().UnmarshalTo(&o); err != nil {
+		t.Fatal(err)
+	}
+	var detectors []string
+	for _, d := range o.ResourceDetectors {
+		detectors = append(detectors, d.Name)
+	}
+	if o.ServiceName != "a" || strings.Join(detectors, ",") != "envoy.tracers.opentelemetry.resource_detectors.dynatrace,envoy.tracers.opentelemetry.resource_detectors.environment" {
+		t.Errorf("service %q, resource detectors %v", o.ServiceName, detectors)
+	}
+}
+
+func telemetryDoc(ns, spec string) string {
+	return "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: traces, namespace: " + ns + "}\nspec: " + spec + "\n"
 }
