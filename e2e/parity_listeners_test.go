@@ -7,6 +7,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	uuidv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/request_id/uuid/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -734,8 +736,9 @@ spec:
 
 // TestSameTracingProvidersAsIstiod compares, from istiod and from navarch, the
 // outbound tracing of sidecars each of which a Telemetry sends to another
-// provider: datadog and opentelemetry (which name spans by the node's cluster, so
-// two sidecars of other clusters are compared), skywalking, and zipkin with W3C
+// provider: datadog (sampling at random, not by request id) and opentelemetry
+// (which name spans by the node's cluster, so two sidecars of other clusters are
+// compared), skywalking, and zipkin with W3C
 // propagation for istio-proxies of several releases (1.27, before the trace context
 // option; 1.28, before the collector service; 1.29, before
 // disableContextPropagation; 1.30), a Telemetry turning context propagation off
@@ -776,7 +779,7 @@ spec:
   {name: zipkin, zipkin: {service: zipkin.observability.svc.cluster.local, port: 9411, traceContextOption: USE_B3_WITH_W3C_PROPAGATION}},
   {name: sem, opentelemetry: {service: otel.observability.svc.cluster.local, port: 4317, serviceAttributeEnrichment: OTEL_SEMANTIC_CONVENTIONS, resourceDetectors: {dynatrace: {}}}}]}`) +
 		collector("datadog", 8126, "HTTP") + collector("skywalking", 11800, "GRPC") + collector("otel", 4317, "GRPC") + collector("zipkin", 9411, "HTTP") +
-		telemetryFor("dd", `{providers: [{name: dd}]}`) + telemetryFor("sky", `{providers: [{name: sky}]}`) +
+		telemetryFor("dd", `{providers: [{name: dd}], useRequestIdForTraceSampling: false}`) + telemetryFor("sky", `{providers: [{name: sky}]}`) +
 		telemetryFor("otel", `{providers: [{name: otel}]}`) + telemetryFor("sem", `{providers: [{name: sem}]}`) +
 		telemetryFor("zip", `{providers: [{name: zipkin}], disableContextPropagation: true, customTags: {route: {formatter: {value: "%ROUTE_NAME%"}}}}`)
 	istiod, navarch := bothControlPlanes(t, bin, config)
@@ -887,7 +890,19 @@ func compareTracing(t *testing.T, istiod, navarch string, cases []tracingCase) m
 			if h.Tracing == nil {
 				return map[string]string{"tracing": "none"}
 			}
-			return protoFields(t, h.Tracing, regexp.MustCompile(`^$`), nil)
+			fields := protoFields(t, h.Tracing, regexp.MustCompile(`^$`), nil)
+			// Whether the request id decides sampling: istiod always says, navarch
+			// only when not Envoy's default (yes).
+			sampling := true
+			if ext := h.GetRequestIdExtension(); ext != nil {
+				var u uuidv3.UuidRequestIdConfig
+				if err := ext.GetTypedConfig().UnmarshalTo(&u); err != nil {
+					t.Fatal(err)
+				}
+				sampling = u.UseRequestIdForTraceSampling == nil || u.UseRequestIdForTraceSampling.Value
+			}
+			fields["requestIdExtension.useRequestIdForTraceSampling"] = strconv.FormatBool(sampling)
+			return fields
 		}
 		want := tracing(istiod)
 		// The node builds what was applied a moment after the apply returns.

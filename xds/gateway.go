@@ -408,11 +408,12 @@ func gatewayHTTP(ctx *Context, route string, port uint32) *listenerv3.Filter {
 		StatPrefix: "outbound_0.0.0.0_" + strconv.FormatUint(uint64(port), 10) + statDelimiter,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 			ConfigSource: rdsConfigSource(), RouteConfigName: route}},
-		HttpFilters:       envoyHTTPFilters(ctx, classGateway, rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), ph.skipMXHeaders),
-		AccessLog:         accessLogsFor(ctx).client,
-		Tracing:           tracingFor(ctx).client,
-		UseRemoteAddress:  wrapperspb.Bool(true), // the gateway is the edge: the client is the peer
-		XffNumTrustedHops: ctx.proxyConfig().GetGatewayTopology().GetNumTrustedProxies(),
+		HttpFilters:        envoyHTTPFilters(ctx, classGateway, rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), ph.skipMXHeaders),
+		AccessLog:          accessLogsFor(ctx).client,
+		Tracing:            tracingFor(ctx).client,
+		RequestIdExtension: tracingFor(ctx).clientRequestID,
+		UseRemoteAddress:   wrapperspb.Bool(true), // the gateway is the edge: the client is the peer
+		XffNumTrustedHops:  ctx.proxyConfig().GetGatewayTopology().GetNumTrustedProxies(),
 	}
 	ph.apply(hcm)
 	hcm.ForwardClientCertDetails, hcm.SetCurrentClientCertDetails = gatewayClientCert(ctx)

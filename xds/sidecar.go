@@ -379,9 +379,10 @@ func outboundHCM(ctx *Context, listener, rds string) *hcmv3.HttpConnectionManage
 		StatPrefix: "outbound_" + listener + statDelimiter,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 			ConfigSource: rdsConfigSource(), RouteConfigName: rds}},
-		HttpFilters: envoyHTTPFilters(ctx, classOutbound, nil, ph.skipMXHeaders),
-		AccessLog:   accessLogsFor(ctx).client,
-		Tracing:     tracingFor(ctx).client,
+		HttpFilters:        envoyHTTPFilters(ctx, classOutbound, nil, ph.skipMXHeaders),
+		AccessLog:          accessLogsFor(ctx).client,
+		Tracing:            tracingFor(ctx).client,
+		RequestIdExtension: tracingFor(ctx).clientRequestID,
 	}
 	ph.apply(hcm)
 	return hcm

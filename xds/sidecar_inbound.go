@@ -481,6 +481,7 @@ func inboundHTTP(ctx *Context, port uint32, cluster, prefix string) *listenerv3.
 		HttpFilters:                 envoyHTTPFilters(ctx, classInbound, rbacFilters(ctx, ctx.Proxy.Namespace, ctx.Proxy.Labels), false),
 		AccessLog:                   accessLogsFor(ctx).server,
 		Tracing:                     tracingFor(ctx).server,
+		RequestIdExtension:          tracingFor(ctx).serverRequestID,
 		ForwardClientCertDetails:    ph.forwardClientCert,
 		SetCurrentClientCertDetails: ph.currentCert,
 	}

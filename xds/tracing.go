@@ -12,6 +12,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	uuidv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/request_id/uuid/v3"
 	resourcedetectorsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/tracers/opentelemetry/resource_detectors/v3"
 	metadatav3 "github.com/envoyproxy/go-control-plane/envoy/type/metadata/v3"
 	tracingv3 "github.com/envoyproxy/go-control-plane/envoy/type/tracing/v3"
@@ -79,7 +80,16 @@ const (
 // nil for none.
 type tracingSides struct {
 	client, server *hcmv3.HttpConnectionManager_Tracing
+	// clientRequestID and serverRequestID are the connection managers' request
+	// id extensions where a traced side's Telemetry turns
+	// useRequestIdForTraceSampling off; nil leaves Envoy's (and istiod's)
+	// default, a UUID that decides sampling.
+	clientRequestID, serverRequestID *hcmv3.RequestIDExtension
 }
+
+// noRequestIDSampling is the request id extension of a side that samples traces
+// at random rather than by the request's id.
+var noRequestIDSampling = &hcmv3.RequestIDExtension{TypedConfig: mustAny(&uuidv3.UuidRequestIdConfig{UseRequestIdForTraceSampling: wrapperspb.Bool(false)})}
 
 // tracingSpec is what the levels say of one side.
 type tracingSpec struct {
@@ -90,6 +100,8 @@ type tracingSpec struct {
 	customTags  map[string]*telemetry.Tracing_CustomTag
 	noPropagate bool
 	noIstioTags bool // enableIstioTags: false
+	// noRequestIDSampling: useRequestIdForTraceSampling false.
+	noRequestIDSampling bool
 }
 
 // tracingFor returns the tracing of the proxy's class.
@@ -150,9 +162,19 @@ func tracingFor(ctx *Context) tracingSides {
 				if tr.EnableIstioTags != nil {
 					s.noIstioTags = !tr.EnableIstioTags.Value
 				}
+				if tr.UseRequestIdForTraceSampling != nil {
+					s.noRequestIDSampling = !tr.UseRequestIdForTraceSampling.Value
+				}
 			}
 		}
-		return tracingSides{client: buildTracing(ctx, client), server: buildTracing(ctx, server)}
+		sides := tracingSides{client: buildTracing(ctx, client), server: buildTracing(ctx, server)}
+		if sides.client != nil && client.noRequestIDSampling {
+			sides.clientRequestID = noRequestIDSampling
+		}
+		if sides.server != nil && server.noRequestIDSampling {
+			sides.serverRequestID = noRequestIDSampling
+		}
+		return sides
 	})
 }
 
