@@ -6,7 +6,6 @@ import (
 	"math"
 	"net"
 	"net/netip"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -492,18 +491,32 @@ func sortedLabels(m map[string]string) []string {
 // version that cannot be read (a plain Envoy sends none), is the newest there is.
 type istioVersion struct{ major, minor, patch int }
 
-var istioVersionRE = regexp.MustCompile(`^([1-9]+)\.([0-9]+)(\.([0-9]+))?`)
-
 func parseIstioVersion(v string) istioVersion {
-	m := istioVersionRE.FindStringSubmatch(strings.TrimPrefix(v, "release-"))
-	if m == nil {
-		return istioVersion{math.MaxUint16, math.MaxUint16, math.MaxUint16}
+	newest := istioVersion{math.MaxUint16, math.MaxUint16, math.MaxUint16}
+	v = strings.TrimPrefix(v, "release-")
+	// digits reads the digits at the front of v (at most five), and the rest.
+	digits := func(v string) (n int, rest string, ok bool) {
+		i := 0
+		for i < len(v) && i < 5 && v[i] >= '0' && v[i] <= '9' {
+			n = n*10 + int(v[i]-'0')
+			i++
+		}
+		return n, v[i:], i > 0
 	}
-	major, _ := strconv.Atoi(m[1])
-	minor, _ := strconv.Atoi(m[2])
+	if v == "" || v[0] == '0' { // istiod's pattern: a major of [1-9]+
+		return newest
+	}
+	major, rest, ok := digits(v)
+	if !ok || !strings.HasPrefix(rest, ".") {
+		return newest
+	}
+	minor, rest, ok := digits(rest[1:])
+	if !ok {
+		return newest
+	}
 	patch := math.MaxUint16
-	if m[4] != "" {
-		patch, _ = strconv.Atoi(m[4])
+	if p, _, ok := digits(strings.TrimPrefix(rest, ".")); ok && strings.HasPrefix(rest, ".") {
+		patch = p
 	}
 	return istioVersion{major, minor, patch}
 }

@@ -358,6 +358,10 @@ func TestParseIstioVersion(t *testing.T) {
 		"1.27.3-distroless": {1, 27, 3},
 		"":                  {65535, 65535, 65535},
 		"master":            {65535, 65535, 65535},
+		"1":                 {65535, 65535, 65535},
+		"1.x":               {65535, 65535, 65535},
+		"0.9.1":             {65535, 65535, 65535},
+		"1.30-dev":          {1, 30, 65535},
 	} {
 		if got := parseIstioVersion(v); got != want {
 			t.Errorf("%q: %v, want %v", v, got, want)
