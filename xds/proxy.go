@@ -538,7 +538,7 @@ var versionGates = [][2]int{{1, 30}, {1, 29}, {1, 28}}
 // between gates ("1.29.0" for any 1.29, "1.27.0" for anything before 1.28), so that
 // istio-proxies told apart by patch releases share one class.
 func (p *Proxy) versionClass() string {
-	if p.IstioVersion == "" {
+	if p.IstioVersion == "" || p.Generator == GeneratorGRPC { // the gates are Envoy's
 		return ""
 	}
 	for i, g := range versionGates {

@@ -348,6 +348,12 @@ data:
 			t.Errorf("%v and %v: same class %t, want %t", tt.a, tt.b, got, tt.same)
 		}
 	}
+	// Proxyless clients get no tracing: their release does not set them apart.
+	a, b := grpcProxy("shop", nil), grpcProxy("shop", nil)
+	a.IstioVersion, b.IstioVersion = "1.24.0", "1.30.0"
+	if a.classProxy(zipkinOnly).classKey() != b.classProxy(zipkinOnly).classKey() {
+		t.Errorf("proxyless clients of istio-agent 1.24 and 1.30 are different classes")
+	}
 }
 
 func TestParseIstioVersion(t *testing.T) {
