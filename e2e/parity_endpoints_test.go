@@ -396,10 +396,16 @@ func TestSameEndpointsAcrossNetworksAsIstiod(t *testing.T) {
 	}
 	istiod, navarch := bothControlPlanes(t, bin, config)
 	names := []string{"outbound|8080||r.default.svc.cluster.local", "outbound|8080|v2|r.default.svc.cluster.local", "outbound|8080|v3|r.default.svc.cluster.local"}
-	for _, network := range []string{"east", ""} {
-		t.Run("network "+cmp.Or(network, "none"), func(t *testing.T) {
+	// The last proxy asks for a network view (REQUESTED_NETWORK_VIEW): west's and
+	// north's endpoints, and those of no network, not its own.
+	for _, c := range []struct{ network, view string }{{"east", ""}, {"", ""}, {"east", "west,north"}} {
+		network := c.network
+		t.Run("network "+cmp.Or(network, "none")+" view "+cmp.Or(c.view, "all"), func(t *testing.T) {
 			id := "sidecar~127.0.0.60~web-0.default~default.svc.cluster.local"
 			md := map[string]any{"NAMESPACE": "default", "LABELS": map[string]any{"app": "web"}, "NETWORK": network}
+			if c.view != "" {
+				md["REQUESTED_NETWORK_VIEW"] = c.view
+			}
 			fields := func(server string) map[string]map[string]string {
 				return endpointFields(t, server, id, md, &corev3.Locality{Region: "r1", Zone: "z1"}, names)
 			}

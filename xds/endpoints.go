@@ -65,6 +65,9 @@ func (g endpoints) Generate(ctx *Context) []named {
 				if clusterOnly {
 					k += "|cluster=" + ctx.Proxy.ClusterID
 				}
+				if len(ctx.Proxy.NetworkView) > 0 {
+					k += "|view=" + strings.Join(ctx.Proxy.NetworkView, ",")
+				}
 				var byLabels *labelFailover
 				za := balanceByPlace(ctx, tp, svc).zoneAware
 				if !zoneAwareRouting(za) {
@@ -97,6 +100,9 @@ func (g endpoints) Generate(ctx *Context) []named {
 					}
 					if clusterOnly {
 						wls = inCluster(wls, ctx.Proxy.ClusterID)
+					}
+					if len(ctx.Proxy.NetworkView) > 0 {
+						wls = inNetworks(wls, ctx.Proxy.NetworkView)
 					}
 					nw := networks{from: ctx.Proxy.Network, snap: ctx.Snapshot, pipes: g.envoy}
 					if g.envoy {
@@ -402,4 +408,17 @@ func selfDiscoveryCluster(ctx *Context) named {
 	port := own.Ports[0]
 	cla := loadAssignment(selfDiscoveryClusterName, port, subsetWorkloads(ctx, own, port, ""), networks{from: ctx.Proxy.Network, pipes: true}, nil, envoyEndpointMetadata(ctx, nil, port))
 	return named{name: selfDiscoveryClusterName, msg: cla}
+}
+
+// inNetworks keeps the workloads a proxy's network view (REQUESTED_NETWORK_VIEW)
+// shows: those of the networks it names and those of no network, as istiod's
+// proxy view does. The others are left out entirely, gateways and all.
+func inNetworks(wls []*registry.Workload, view []string) []*registry.Workload {
+	var out []*registry.Workload
+	for _, w := range wls {
+		if w.Network == "" || slices.Contains(view, w.Network) {
+			out = append(out, w)
+		}
+	}
+	return out
 }

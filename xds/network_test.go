@@ -7,8 +7,10 @@ import (
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // networksInput has a service with workloads in three networks and in none, reached
@@ -87,17 +89,21 @@ func TestEndpointsAcrossNetworks(t *testing.T) {
 		network   string
 		generator string
 		want      map[string]uint32 // address:port -> weight
+		view      []string          // REQUESTED_NETWORK_VIEW
 	}{
-		{"envoy in east", "east", "", merge(direct, viaGateways)},
-		{"grpc in east", "east", GeneratorGRPC, direct},
-		{"envoy in west", "west", "", merge(direct, west)},
-		{"envoy in no network", "", "", merge(direct, viaGateways)},
-		{"grpc in no network", "", GeneratorGRPC, merge(direct, west)},
+		{"envoy in east", "east", "", merge(direct, viaGateways), nil},
+		{"grpc in east", "east", GeneratorGRPC, direct, nil},
+		{"envoy in west", "west", "", merge(direct, west), nil},
+		{"envoy in no network", "", "", merge(direct, viaGateways), nil},
+		{"grpc in no network", "", GeneratorGRPC, merge(direct, west), nil},
+		// A network view shows only its networks' endpoints and those of none.
+		{"envoy in east viewing west", "east", "", merge(map[string]uint32{"10.4.0.1:9080": 2}, viaGateways), []string{"west"}},
+		{"grpc in east viewing east", "east", GeneratorGRPC, map[string]uint32{"10.1.0.1:9080": 2, "10.1.0.2:9080": 4, "10.4.0.1:9080": 2}, []string{"east"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := grpcProxy("default", nil)
-			p.Network, p.Generator = tt.network, tt.generator
+			p.Network, p.Generator, p.NetworkView = tt.network, tt.generator, tt.view
 			sets, err := profileFor(p).build(newContext(snap, p, "cluster.local", "istio-system"))
 			if err != nil {
 				t.Fatal(err)
@@ -146,6 +152,19 @@ func TestNetworkSetsTheClass(t *testing.T) {
 	a.Network, b.Network = "east", "west"
 	if a.classKey() == b.classKey() {
 		t.Fatalf("proxies in networks east and west share class %q", a.classKey())
+	}
+	md, _ := structpb.NewStruct(map[string]any{"REQUESTED_NETWORK_VIEW": "west,east,west"})
+	c, err := ParseProxy(&corev3.Node{Id: "sidecar~10.0.0.1~a.default~default.svc.cluster.local", Metadata: md})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.NetworkView, []string{"east", "west"}) {
+		t.Fatalf("network view %v, want [east west]", c.NetworkView)
+	}
+	d := *c
+	d.NetworkView = nil
+	if c.classKey() == d.classKey() {
+		t.Fatalf("proxies with and without a network view share class %q", c.classKey())
 	}
 }
 

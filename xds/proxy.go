@@ -73,6 +73,10 @@ type Proxy struct {
 	// WORKLOAD_NAME and APP_CONTAINERS.
 	SemanticServiceName                                string
 	otelServiceAnnotation, workloadName, appContainers string
+	// NetworkView lists the networks whose endpoints the proxy asks to be sent
+	// (REQUESTED_NETWORK_VIEW, comma-separated), sorted; empty: every network's.
+	// Endpoints of no network are sent either way, as by istiod.
+	NetworkView []string
 	// MeshID is the mesh the proxy says it is in (MESH_ID), which Istio's span tags
 	// name (tracing.go).
 	MeshID string
@@ -201,6 +205,9 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 	p.otelServiceAnnotation = md["ANNOTATIONS"].GetStructValue().GetFields()["resource.opentelemetry.io/service.name"].GetStringValue()
 	p.workloadName, p.appContainers = str(md, "WORKLOAD_NAME"), str(md, "APP_CONTAINERS")
 	p.Network = str(md, "NETWORK")
+	if v := str(md, "REQUESTED_NETWORK_VIEW"); v != "" {
+		p.NetworkView = slices.Compact(slices.Sorted(slices.Values(strings.Split(v, ","))))
+	}
 	p.AutoRegisterGroup = str(md, "AUTO_REGISTER_GROUP")
 	p.NodeName = str(md, "NODE_NAME")
 	p.InterceptionNone = str(md, "INTERCEPTION_MODE") == "NONE"
@@ -438,7 +445,7 @@ func (p *Proxy) classProxy(snap *registry.Snapshot) *Proxy {
 }
 
 // classKey identifies the proxies that get identical configuration: same type,
-// generator, namespace, network, locality, Kubernetes cluster and mesh, DNS capture, interception mode, connection balance, HTTP/1.0 and idle timeout, IP versions and unicast address, labels and identity, the services listing an endpoint at its address (and on which ports), whether it is istio-proxy, its service cluster where tracers name spans by it, and the Istio
+// generator, namespace, network (and network view), locality, Kubernetes cluster and mesh, DNS capture, interception mode, connection balance, HTTP/1.0 and idle timeout, IP versions and unicast address, labels and identity, the services listing an endpoint at its address (and on which ports), whether it is istio-proxy, its service cluster where tracers name spans by it, and the Istio
 // version (its release's, versionClass, unless EnvoyFilters match it) and metadata EnvoyFilters match (of the proxy as classProxy makes it). Proxies of one class share one set of built resources.
 type classKey string
 
@@ -463,6 +470,9 @@ func (p *Proxy) classKey() classKey {
 			}
 			b.WriteString(";")
 		}
+	}
+	if len(p.NetworkView) > 0 {
+		fmt.Fprintf(&b, "|view=%s", strings.Join(p.NetworkView, ","))
 	}
 	if p.ServiceCluster != "" || p.SemanticServiceName != "" {
 		fmt.Fprintf(&b, "|sc=%s|%s", p.ServiceCluster, p.SemanticServiceName)
