@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 
+	"github.com/navarch/navarch/internal/ports"
 	"github.com/navarch/navarch/xds"
 )
 
@@ -207,13 +208,8 @@ func (d *DNS) Start(log *slog.Logger) error {
 	if d.Timeout <= 0 {
 		d.Timeout = 2 * time.Second
 	}
-	udp, err := net.ListenPacket("udp", d.Addr)
+	udp, tcp, err := ports.ListenBoth(d.Addr)
 	if err != nil {
-		return fmt.Errorf("agent: DNS proxy: %w", err)
-	}
-	tcp, err := net.Listen("tcp", udp.LocalAddr().String())
-	if err != nil {
-		udp.Close()
 		return fmt.Errorf("agent: DNS proxy: %w", err)
 	}
 	d.udp, d.tcp = udp, tcp

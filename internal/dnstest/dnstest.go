@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/navarch/navarch/internal/ports"
 )
 
 // Address is the address every A query is answered with (TEST-NET-1).
@@ -28,13 +30,8 @@ type Server struct {
 // the test ends.
 func Start(t testing.TB, addr string) *Server {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", addr)
+	pc, l, err := ports.ListenBoth(addr)
 	if err != nil {
-		t.Fatalf("dnstest: %v", err)
-	}
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
 		t.Fatalf("dnstest: %v", err)
 	}
 	t.Cleanup(func() { pc.Close(); l.Close() })

@@ -127,3 +127,28 @@ func closeAll(cs []io.Closer) {
 		c.Close()
 	}
 }
+
+// ListenBoth binds addr for UDP and for TCP on the same port, as a DNS server
+// serves both. Given port 0, it takes the port the kernel picks for UDP, and, when
+// that port is taken for TCP (the kernel picks UDP ports regardless of TCP's; an
+// outgoing connection may hold it), tries again with another.
+func ListenBoth(addr string) (net.PacketConn, net.Listener, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		udp, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		tcp, err := net.Listen("tcp", udp.LocalAddr().String())
+		if err == nil {
+			return udp, tcp, nil
+		}
+		udp.Close()
+		if port != "0" || attempt == 20 {
+			return nil, nil, err
+		}
+	}
+}

@@ -58,3 +58,36 @@ func TestHoldPortTakesAGivenPortOnlyWhenFree(t *testing.T) {
 	}
 	again()
 }
+
+// ListenBoth takes one port for UDP and TCP, another when the kernel's UDP pick is
+// taken for TCP.
+func TestListenBoth(t *testing.T) {
+	// Hold TCP on many ephemeral ports, so that UDP picks collide with some.
+	var held []net.Listener
+	for range 200 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, l)
+	}
+	defer func() {
+		for _, l := range held {
+			l.Close()
+		}
+	}()
+	for range 50 {
+		udp, tcp, err := ListenBoth("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if udp.LocalAddr().String() != tcp.Addr().String() {
+			t.Errorf("UDP on %s, TCP on %s", udp.LocalAddr(), tcp.Addr())
+		}
+		udp.Close()
+		tcp.Close()
+	}
+	if _, _, err := ListenBoth(held[0].Addr().String()); err == nil {
+		t.Errorf("a given port that is taken: no error")
+	}
+}
