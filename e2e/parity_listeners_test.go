@@ -744,7 +744,7 @@ spec:
 // disableContextPropagation; 1.30), a Telemetry turning context propagation off
 // and a formatted tag (1.29 on); and opentelemetry under OpenTelemetry's semantic
 // conventions, which names spans by the workload's annotation, labels, workload or
-// pod, with resource detectors.
+// pod, with resource detectors; and opentelemetry to Dynatrace with its sampler.
 func TestSameTracingProvidersAsIstiod(t *testing.T) {
 	t.Parallel()
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
@@ -777,10 +777,14 @@ spec:
   {name: sky, skywalking: {service: skywalking.observability.svc.cluster.local, port: 11800}},
   {name: otel, opentelemetry: {service: otel.observability.svc.cluster.local, port: 4317}},
   {name: zipkin, zipkin: {service: zipkin.observability.svc.cluster.local, port: 9411, traceContextOption: USE_B3_WITH_W3C_PROPAGATION}},
-  {name: sem, opentelemetry: {service: otel.observability.svc.cluster.local, port: 4317, serviceAttributeEnrichment: OTEL_SEMANTIC_CONVENTIONS, resourceDetectors: {dynatrace: {}}}}]}`) +
-		collector("datadog", 8126, "HTTP") + collector("skywalking", 11800, "GRPC") + collector("otel", 4317, "GRPC") + collector("zipkin", 9411, "HTTP") +
+  {name: sem, opentelemetry: {service: otel.observability.svc.cluster.local, port: 4317, serviceAttributeEnrichment: OTEL_SEMANTIC_CONVENTIONS, resourceDetectors: {dynatrace: {}}}},
+  {name: dt, opentelemetry: {service: dynatrace.observability.svc.cluster.local, port: 8443,
+    http: {path: /api/v2/otlp/v1/traces, timeout: 3s, headers: [{name: Authorization, value: "Api-Token t"}]},
+    dynatraceSampler: {tenant: abc, clusterId: 1234, rootSpansPerMinute: 500}}}]}`) +
+		collector("datadog", 8126, "HTTP") + collector("skywalking", 11800, "GRPC") + collector("otel", 4317, "GRPC") + collector("zipkin", 9411, "HTTP") + collector("dynatrace", 8443, "HTTP") +
 		telemetryFor("dd", `{providers: [{name: dd}], useRequestIdForTraceSampling: false}`) + telemetryFor("sky", `{providers: [{name: sky}]}`) +
 		telemetryFor("otel", `{providers: [{name: otel}]}`) + telemetryFor("sem", `{providers: [{name: sem}]}`) +
+		telemetryFor("dt", `{providers: [{name: dt}], randomSamplingPercentage: 10}`) +
 		telemetryFor("zip", `{providers: [{name: zipkin}], disableContextPropagation: true, customTags: {route: {formatter: {value: "%ROUTE_NAME%"}}}}`)
 	istiod, navarch := bothControlPlanes(t, bin, config)
 	sidecar := func(n int, app, cluster, version string) tracingCase {
@@ -807,8 +811,9 @@ spec:
 		semantic(10, map[string]any{"app.kubernetes.io/instance": "inst", "app.kubernetes.io/name": "nm"}, nil),
 		semantic(11, nil, map[string]any{"WORKLOAD_NAME": "sem-deploy"}),
 		semantic(12, nil, nil),
+		sidecar(13, "dt", "dt.default", ""),
 	})
-	if got["provider"] != 13 {
+	if got["provider"] != 14 {
 		t.Errorf("istiod traced %v: the comparison is not what this test means it to be", got)
 	}
 }

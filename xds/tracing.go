@@ -14,6 +14,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	uuidv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/request_id/uuid/v3"
 	resourcedetectorsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/tracers/opentelemetry/resource_detectors/v3"
+	samplersv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/tracers/opentelemetry/samplers/v3"
 	metadatav3 "github.com/envoyproxy/go-control-plane/envoy/type/metadata/v3"
 	tracingv3 "github.com/envoyproxy/go-control-plane/envoy/type/tracing/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
@@ -196,6 +197,9 @@ func buildTracing(ctx *Context, s tracingSpec) *hcmv3.HttpConnectionManager_Trac
 	}
 	out := tracingSettings(ctx, s)
 	out.Provider = built.v.provider
+	if built.v.ownSampler {
+		out.RandomSampling = &typev3.Percent{Value: 100} // the sampler decides, as istiod has it
+	}
 	if m := built.v.maxPathTagLength; m != nil {
 		out.MaxPathTagLength = m
 	}
@@ -236,6 +240,9 @@ type tracer struct {
 	provider         *tracev3.Tracing_Http
 	maxPathTagLength *wrapperspb.UInt32Value
 	spawnUpstream    bool // a span of the upstream request on every side, not only gateways'
+	// ownSampler: the tracer samples (an OpenTelemetry sampler), so Envoy's own
+	// random sampling passes every request to it.
+	ownSampler bool
 }
 
 // buildTracer builds the tracer of a provider.
@@ -297,10 +304,14 @@ func buildTracer(ctx *Context, name string) (*tracer, error) {
 		if err != nil {
 			return nil, err
 		}
-		if o.GetSampling() != nil {
-			return nil, errors.New("navarch does not configure OpenTelemetry samplers")
-		}
 		cfg := &tracev3.OpenTelemetryConfig{ServiceName: ctx.Proxy.ServiceCluster}
+		if dt := o.GetDynatraceSampler(); dt != nil {
+			if cfg.Sampler, err = dynatraceSampler(ctx, o, dt, host, cluster); err != nil {
+				return nil, err
+			}
+		} else if o.GetSampling() != nil {
+			return nil, errors.New("the provider's sampler is not one navarch configures (dynatraceSampler)")
+		}
 		semantic := o.GetServiceAttributeEnrichment() == meshconfig.MeshConfig_ExtensionProvider_OTEL_SEMANTIC_CONVENTIONS
 		if semantic {
 			cfg.ServiceName = ctx.Proxy.semanticServiceName()
@@ -347,7 +358,7 @@ func buildTracer(ctx *Context, name string) (*tracer, error) {
 				InitialMetadata: md,
 			}
 		}
-		return &tracer{maxPathTagLength: maxTag(o.GetMaxTagLength()), provider: &tracev3.Tracing_Http{
+		return &tracer{maxPathTagLength: maxTag(o.GetMaxTagLength()), ownSampler: cfg.Sampler != nil, provider: &tracev3.Tracing_Http{
 			Name: openTelemetryTracer, ConfigType: &tracev3.Tracing_Http_TypedConfig{TypedConfig: mustAny(cfg)}}}, nil
 	case *meshconfig.MeshConfig_ExtensionProvider_Datadog:
 		d := p.Datadog
@@ -376,6 +387,39 @@ func buildTracer(ctx *Context, name string) (*tracer, error) {
 		return nil, errors.New("navarch configures zipkin, opentelemetry, datadog and skywalking tracers only (Istio has deprecated lightstep and removed opencensus)")
 	}
 	return nil, errors.New("not a tracing provider")
+}
+
+// dynatraceSampler is the Dynatrace sampler of OpenTelemetry provider o, as istiod
+// builds it: it reads its sampling configuration from the Dynatrace API its
+// httpService names, else from the host, cluster, timeout and headers of the
+// provider's OTLP/HTTP exporter, which then must be Dynatrace's.
+func dynatraceSampler(ctx *Context, o *meshconfig.MeshConfig_ExtensionProvider_OpenTelemetryTracingProvider,
+	dt *meshconfig.MeshConfig_ExtensionProvider_OpenTelemetryTracingProvider_DynatraceSampler, host, cluster string) (*corev3.TypedExtensionConfig, error) {
+	cfg := &samplersv3.DynatraceSamplerConfig{Tenant: dt.GetTenant(), ClusterId: dt.GetClusterId(), RootSpansPerMinute: dt.GetRootSpansPerMinute()}
+	api := dt.GetHttpService()
+	http, path := o.GetHttp(), "api/v2/samplingConfiguration"
+	if api != nil {
+		var err error
+		if host, cluster, err = providerCluster(ctx, api.GetService(), api.GetPort()); err != nil {
+			return nil, fmt.Errorf("the Dynatrace sampler's API: %v", err)
+		}
+		http, path = api.GetHttp(), api.GetHttp().GetPath()
+	} else if http == nil {
+		return nil, errors.New("the Dynatrace sampler takes its API from the OTLP/HTTP exporter (http), which the provider lacks; give the sampler an httpService")
+	}
+	uri, err := url.JoinPath(host, path)
+	if err != nil {
+		return nil, fmt.Errorf("the Dynatrace sampler's path %q: %v", path, err)
+	}
+	headers, err := providerHeaders(http.GetHeaders())
+	if err != nil {
+		return nil, err
+	}
+	cfg.HttpService = &corev3.HttpService{
+		HttpUri:             &corev3.HttpUri{Uri: uri, HttpUpstreamType: &corev3.HttpUri_Cluster{Cluster: cluster}, Timeout: orDuration(http.GetTimeout(), zipkinTimeout)},
+		RequestHeadersToAdd: headers,
+	}
+	return &corev3.TypedExtensionConfig{Name: "envoy.tracers.opentelemetry.samplers.dynatrace", TypedConfig: mustAny(cfg)}, nil
 }
 
 func orDuration(d *durationpb.Duration, def time.Duration) *durationpb.Duration {

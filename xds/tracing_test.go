@@ -10,6 +10,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	samplersv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/tracers/opentelemetry/samplers/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/navarch/navarch/registry"
@@ -432,4 +433,56 @@ func TestSemanticServiceName(t *testing.T) {
 
 func telemetryDoc(ns, spec string) string {
 	return "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: traces, namespace: " + ns + "}\nspec: " + spec + "\n"
+}
+
+// An OpenTelemetry provider's Dynatrace sampler reads its configuration from the
+// Dynatrace API: the one it names, else its exporter's; it samples, so Envoy
+// passes it every request whatever the Telemetry's percentage.
+func TestDynatraceSampler(t *testing.T) {
+	mesh := strings.Replace(tracingInput, "    - name: vendor\n", `    - name: dt
+      opentelemetry:
+        service: otel-collector.observability.svc.cluster.local
+        port: 4318
+        http: {path: /api/v2/otlp/v1/traces, timeout: 7s, headers: [{name: Authorization, value: "Api-Token t"}]}
+        dynatraceSampler: {tenant: abc, clusterId: 1234, rootSpansPerMinute: 500}
+    - name: dt-api
+      opentelemetry:
+        service: otel-collector.observability.svc.cluster.local
+        port: 4317
+        grpc: {}
+        dynatraceSampler: {tenant: abc, clusterId: 1234, httpService: {service: zipkin.istio-system.svc.cluster.local, port: 9411, http: {path: /sampling, timeout: 2s}}}
+    - name: vendor
+`, 1)
+	for provider, want := range map[string]string{
+		"dt":     "otel-collector.observability.svc.cluster.local/api/v2/samplingConfiguration outbound|4318||otel-collector.observability.svc.cluster.local 7s Authorization",
+		"dt-api": "zipkin.istio-system.svc.cluster.local/sampling outbound|9411||zipkin.istio-system.svc.cluster.local 2s ",
+	} {
+		p := grpcProxy("shop", nil)
+		p.Generator = ""
+		ctx := newContext(snapshotOf(t, mesh, telemetryDoc("shop", `{tracing: [{providers: [{name: `+provider+`}], randomSamplingPercentage: 10}]}`)), p, "cluster.local", "istio-system")
+		tr := tracingFor(ctx).client
+		if len(ctx.errs) > 0 {
+			t.Fatalf("%s: %v", provider, ctx.errs)
+		}
+		var o tracev3.OpenTelemetryConfig
+		if err := tr.GetProvider().GetTypedConfig().UnmarshalTo(&o); err != nil {
+			t.Fatal(err)
+		}
+		var dt samplersv3.DynatraceSamplerConfig
+		if err := o.GetSampler().GetTypedConfig().UnmarshalTo(&dt); err != nil {
+			t.Fatalf("%s: sampler %v: %v", provider, o.GetSampler(), err)
+		}
+		h := dt.GetHttpService()
+		var headers []string
+		for _, hv := range h.GetRequestHeadersToAdd() {
+			headers = append(headers, hv.GetHeader().GetKey())
+		}
+		got := fmt.Sprintf("%s %s %s %s", h.GetHttpUri().GetUri(), h.GetHttpUri().GetCluster(), h.GetHttpUri().GetTimeout().AsDuration(), strings.Join(headers, ","))
+		if got != want || dt.Tenant != "abc" || dt.ClusterId != 1234 || o.GetSampler().GetName() != "envoy.tracers.opentelemetry.samplers.dynatrace" {
+			t.Errorf("%s: sampler %s %+v, want %s", provider, got, &dt, want)
+		}
+		if tr.GetRandomSampling().GetValue() != 100 {
+			t.Errorf("%s: random sampling %v, want 100: the sampler decides", provider, tr.GetRandomSampling())
+		}
+	}
 }
