@@ -3,22 +3,23 @@ package registry
 import (
 	"context"
 	"log/slog"
-	"net"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/navarch/navarch/api"
+	"github.com/navarch/navarch/internal/ports"
 	"github.com/navarch/navarch/store"
 )
 
+// freePort is a loopback URL for the test's etcd to listen on, picked below the
+// ephemeral range (internal/ports), where no outgoing connection takes it first.
 func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := ports.Loopback()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return "http://" + l.Addr().String()
+	return "http://" + addr
 }
 
 // TestViewFollowsTheStore: a view loads what the store holds, follows writes in
