@@ -27,12 +27,13 @@ import (
 )
 
 // bothControlPlanes serves config from istiod-xds (bin) and from a navarch dev node
-// and returns their xDS addresses.
+// and returns their xDS addresses, once the node serves what was applied (a proxy
+// that connected earlier could be sent the configuration before it).
 func bothControlPlanes(t *testing.T, bin, config string) (istiod, navarch string) {
 	t.Helper()
 	istiod = startIstiod(t, bin, "127.0.0.1:0", config)
 	node := startDevNode(t)
-	mustCLI(t, node.HTTP, "apply", "-f", writeFile(t, t.TempDir(), "config.yaml", config))
+	applyServed(t, node, config)
 	return istiod, node.XDS
 }
 
