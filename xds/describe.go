@@ -85,18 +85,9 @@ func proxyDescription(p *Proxy) string {
 	}
 	out := kind + " " + p.Type + " in " + p.Namespace
 	if len(p.Labels) > 0 {
-		out += " (" + labelList(p.Labels) + ")"
+		out += " (" + strings.Join(sortedLabels(p.Labels), ",") + ")"
 	}
 	return out
-}
-
-// labelList is labels as k=v,k2=v2, sorted.
-func labelList(labels map[string]string) string {
-	var parts []string
-	for _, k := range registry.SortedKeys(labels) {
-		parts = append(parts, k+"="+labels[k])
-	}
-	return strings.Join(parts, ",")
 }
 
 func unmarshalCluster(r *Resource) (*clusterv3.Cluster, error) {
@@ -264,7 +255,7 @@ func matchOf(m *networking.HTTPMatchRequest) string {
 		parts = append(parts, "port "+strconv.Itoa(int(m.Port)))
 	}
 	if len(m.SourceLabels) > 0 {
-		parts = append(parts, "source labels "+labelList(m.SourceLabels))
+		parts = append(parts, "source labels "+strings.Join(sortedLabels(m.SourceLabels), ","))
 	}
 	if m.SourceNamespace != "" {
 		parts = append(parts, "source namespace "+m.SourceNamespace)
