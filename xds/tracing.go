@@ -38,10 +38,14 @@ import (
 // sees: zipkin (HTTP JSON v2, B3), opentelemetry (OTLP over gRPC, or over HTTP with
 // http set), datadog and skywalking (which spans upstream requests on every side)
 // providers; OpenTelemetry and Datadog name the spans' service by the Envoy node's
-// cluster (istio-agent's service cluster, "<app>.<namespace>"). Sampling is the entry's percentage, else the mesh
-// config's defaultConfig.tracing.sampling, else Istio's default of 1%; gateways start
-// a child span for the upstream request, as Istio's do. A side without a provider
-// is not traced (as in istiod, whatever else the entries say).
+// cluster (istio-agent's service cluster, "<app>.<namespace>"), or, under
+// OpenTelemetry's semantic conventions, semanticServiceName's. Sampling is the
+// entry's percentage, else the mesh config's defaultConfig.tracing.sampling, else
+// Istio's default of 1% (100% under an OpenTelemetry sampler, which decides);
+// gateways start a child span for the upstream request, as Istio's do. A side
+// without a provider is not traced (as in istiod, whatever else the entries say);
+// a traced side whose entry turns useRequestIdForTraceSampling off gets a request
+// id extension that leaves sampling to chance.
 //
 // Spans carry Istio's own tags (istioSpanTags: the workload's canonical service and
 // revision, mesh, namespace and cluster, dry-run policies) besides the entry's
