@@ -143,9 +143,7 @@ func TestTracing(t *testing.T) {
 		otel    = "envoy.tracers.opentelemetry service=web.shop grpc outbound|4317||otel-collector.observability.svc.cluster.local"
 		otelWeb = "envoy.tracers.opentelemetry service=web.shop http outbound|4318||otel-collector.observability.svc.cluster.local otel-collector.observability.svc.cluster.local/v1/traces"
 	)
-	telemetry := func(ns, spec string) string {
-		return "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: traces, namespace: " + ns + "}\nspec: " + spec + "\n"
-	}
+	telemetry := telemetryDoc
 	withDefault := strings.Replace(tracingInput, "    extensionProviders:", "    defaultProviders: {tracing: [zipkin]}\n    extensionProviders:", 1)
 	tests := []struct {
 		name           string
@@ -431,6 +429,7 @@ func TestSemanticServiceName(t *testing.T) {
 	}
 }
 
+// telemetryDoc is a Telemetry "traces" in namespace ns with spec.
 func telemetryDoc(ns, spec string) string {
 	return "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: traces, namespace: " + ns + "}\nspec: " + spec + "\n"
 }
