@@ -67,12 +67,19 @@ spec:
 	if _, err := os.Stat(unfinished); !os.IsNotExist(err) {
 		t.Errorf("an unfinished backup of this node stays: %v", err)
 	}
-	ms, err := api.Members(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ms) != 1 || ms[0].BackupInterval != 1 || ms[0].LastBackup.Before(files[1].at.Add(-time.Millisecond)) {
-		t.Errorf("members: %+v, want the last backup at %s or later", ms, files[1].at)
+	// The file is in place a moment before the node notes it: wait for the note.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		ms, err := api.Members(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) == 1 && ms[0].BackupInterval == 1 && !ms[0].LastBackup.Before(files[1].at.Add(-time.Millisecond)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("members: %+v, want the last backup at %s or later", ms, files[1].at)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	info, err := store.InspectSnapshot(files[1].path)
 	if err != nil || info.Keys == 0 {
