@@ -25,10 +25,9 @@ var corpusNamespace = regexp.MustCompile(`(?m)^\s+namespace:\s*([a-z0-9-]+)\s*$`
 
 // chainFieldsNotCompared are the filter chain fields TestSameEnvoyConfigForTheCorpusAsIstiod
 // leaves out: stat prefixes and access logs (which TestSameStatNamesAsIstiod and the
-// access log tests compare), the decorators naming tracing spans, and two fields
-// istiod sets to Envoy's defaults (use_remote_address false, request_id_extension
-// UUID with trace sampling).
-var chainFieldsNotCompared = regexp.MustCompile(`(^|\.)(statPrefix|accessLog|useRemoteAddress|requestIdExtension|decorator)(\.|\[|$)`)
+// access log tests compare), and two fields istiod sets to Envoy's defaults
+// (use_remote_address false, request_id_extension UUID with trace sampling).
+var chainFieldsNotCompared = regexp.MustCompile(`(^|\.)(statPrefix|accessLog|useRemoteAddress|requestIdExtension)(\.|\[|$)`)
 
 // chainFields describes every filter chain of ls (the default chain too) field by
 // field (protoFields), by its listener and match: its name, match, transport

@@ -275,11 +275,11 @@ func compareFields(t *testing.T, want, got map[string]map[string]string) {
 }
 
 // routeFieldsNotCompared are the route configuration fields
-// TestSameEnvoyRouteFieldsAsIstiod leaves out: istiod's telemetry (metadata, the
-// decorators naming tracing spans), and case-sensitive matching, which istiod sets to
-// Envoy's default. The names a virtual host answers to are compared by
-// TestSameEnvoyRoutesAsIstiod.
-var routeFieldsNotCompared = regexp.MustCompile(`(^|\.)(metadata|decorator|caseSensitive|domains)(\.|\[|$)`)
+// TestSameEnvoyRouteFieldsAsIstiod leaves out: case-sensitive matching, which
+// istiod sets to Envoy's default. The names a virtual host answers to are compared
+// by TestSameEnvoyRoutesAsIstiod. (Each route's metadata, naming the VirtualService
+// it comes from, and decorator, naming its tracing spans, are compared.)
+var routeFieldsNotCompared = regexp.MustCompile(`(^|\.)(caseSensitive|domains)(\.|\[|$)`)
 
 // grpcTimeoutAsReplacement names istiod's deprecated max_grpc_timeout as its
 // replacement, max_stream_duration.grpc_timeout_header_max, which navarch sets: a
@@ -517,8 +517,7 @@ spec:
 // TestSameInboundRoutesAsIstiod compares, field by field, the route configuration
 // inside a sidecar's inbound HTTP connection managers (of an HTTP port, a port of no
 // given protocol and a port no service declares), from istiod and from navarch: but
-// telemetry (metadata, decorators) and case sensitivity, which istiod sets to Envoy's
-// default.
+// case sensitivity, which istiod sets to Envoy's default.
 func TestSameInboundRoutesAsIstiod(t *testing.T) {
 	bin := peers.Binary(t, "istiod-xds", "NAVARCH_ISTIOD_XDS_BIN")
 	istiod, navarch := bothControlPlanes(t, bin, strings.Replace(sniffParity, "MODE", "DISABLE", 1)+listenerParity)

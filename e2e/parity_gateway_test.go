@@ -252,7 +252,7 @@ func TestSameGatewayChainsAsIstiod(t *testing.T) {
 }
 
 // gatewayRouteFieldsNotCompared is routeFieldsNotCompared without the domains.
-var gatewayRouteFieldsNotCompared = regexp.MustCompile(`(^|\.)(metadata|decorator|caseSensitive)(\.|\[|$)`)
+var gatewayRouteFieldsNotCompared = regexp.MustCompile(`(^|\.)(caseSensitive)(\.|\[|$)`)
 
 // gatewayChains describes each listener of ls by its filter chains, one line each,
 // sorted, as TestSameGatewayChainsAsIstiod compares them, and returns the names of

@@ -3,6 +3,7 @@ package xds
 import (
 	"cmp"
 	"math"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,9 +44,10 @@ func httpRoutes(ctx *Context, vs *api.Resource, port uint32, gateway string, tls
 			if !appliesTo(ctx.Proxy, m, port, ns, gateway) {
 				continue
 			}
-			r := &routev3.Route{Name: routeName(h, m), Match: routeMatch(m)}
+			r := &routev3.Route{Name: routeName(h, m), Match: routeMatch(m), Metadata: configMetadata(vs)}
 			authority := setHeaders(r, h.Headers)
 			setAction(ctx, r, in.ns, h, port, tls, authority)
+			r.Decorator = &routev3.Decorator{Operation: routeOperation(r, vs.Meta.Name, port)}
 			if h.Fault != nil {
 				r.TypedPerFilterConfig = map[string]*anypb.Any{faultFilter: mustAny(fault(h.Fault))}
 			}
@@ -59,6 +61,35 @@ func httpRoutes(ctx *Context, vs *api.Resource, port uint32, gateway string, tls
 		}
 	}
 	return out
+}
+
+// routeOperation names the tracing spans of a route's requests (its decorator), as
+// istiod names them: "<host>:<port><path>" of the one cluster it sends to, else
+// "<VirtualService>:<port><path>" (weighted destinations, redirects, direct
+// responses), where path is the route's match: an exact path as it is, a prefix
+// followed by "*", a regex as written, "/*" for none.
+func routeOperation(r *routev3.Route, vsName string, port uint32) string {
+	path := "/*"
+	switch m := r.GetMatch(); m.GetPathSpecifier().(type) {
+	case *routev3.RouteMatch_Prefix:
+		path = m.GetPrefix() + "*"
+	case *routev3.RouteMatch_Path:
+		path = m.GetPath()
+	case *routev3.RouteMatch_SafeRegex:
+		path = m.GetSafeRegex().GetRegex()
+	}
+	if c := r.GetRoute().GetCluster(); strings.Count(c, "|") == 3 {
+		parts := strings.SplitN(c, "|", 4) // direction|port|subset|host
+		n, _ := strconv.Atoi(parts[1])
+		return parts[3] + ":" + strconv.Itoa(n) + path
+	}
+	return vsName + ":" + strconv.FormatUint(uint64(port), 10) + path
+}
+
+// traceOperation names the spans of a service port's requests where no
+// VirtualService routes them, as istiod names them: "<host>:<port>/*".
+func traceOperation(host string, port uint32) string {
+	return net.JoinHostPort(host, strconv.FormatUint(uint64(port), 10)) + "/*"
 }
 
 // corsPolicy translates a route's CORS policy for Envoy's CORS filter, as Istio does:

@@ -148,8 +148,9 @@ func boundTo(gateways []string, ns, gateway string) bool {
 // and no timeout, as in Istio.
 func defaultRoute(ctx *Context, svc *registry.Service, port uint32) *routev3.Route {
 	return &routev3.Route{
-		Name:  "default",
-		Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+		Name:      "default",
+		Match:     &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+		Decorator: &routev3.Decorator{Operation: traceOperation(svc.Hostname, port)},
 		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
 			ClusterSpecifier:  &routev3.RouteAction_Cluster{Cluster: clusterName(svc.Hostname, port, "")},
 			RetryPolicy:       retryPolicy(ctx, nil),

@@ -103,6 +103,19 @@ type inboundPort struct {
 	sidecar     string
 }
 
+// host names the port's requests in traces: its Sidecar's "<name>.<namespace>" for
+// a Sidecar ingress listener, else its service's host, "" for none (the
+// passthrough chains), as istiod names them.
+func (p inboundPort) host() string {
+	switch {
+	case p.sidecar != "":
+		return p.sidecar
+	case p.service != nil:
+		return p.service.Hostname
+	}
+	return ""
+}
+
 // chainNames are the names of the port's filter chains, for TCP and for HTTP, as
 // istiod names them (and EnvoyFilters match them): the virtual inbound listener's
 // passthrough names for a port only a PeerAuthentication names, else
@@ -254,7 +267,7 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 			tcpStack(port.servicePort, namedTCPProxy(ctx, port.tcpStatPrefix(ctx), cluster, accessLogsFor(ctx).server))...)...)
 		app, alpn := tcp, alpnServerTCP // what the port's protocol gets, TLS terminated or plaintext
 		if port.http {
-			app, alpn = withInboundMX(ctx, inboundHTTP(ctx, port.servicePort.Number, cluster, prefix)), alpnServerHTTP
+			app, alpn = withInboundMX(ctx, inboundHTTP(ctx, port.servicePort.Number, port.host(), cluster, prefix)), alpnServerHTTP
 		}
 		var portChains []*listenerv3.FilterChain
 		switch {
@@ -262,7 +275,7 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 			portChains = []*listenerv3.FilterChain{{Name: name, TransportSocket: serverTLS(ctx, port.tls, port.http), Filters: app,
 				FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(port.number), TransportProtocol: "tls"}}}
 		case port.sniffed:
-			portChains = sniffedInboundChains(ctx, mode, name, httpName, port.number, withInboundMX(ctx, inboundHTTP(ctx, port.servicePort.Number, cluster, prefix)), tcp)
+			portChains = sniffedInboundChains(ctx, mode, name, httpName, port.number, withInboundMX(ctx, inboundHTTP(ctx, port.servicePort.Number, port.host(), cluster, prefix)), tcp)
 		default:
 			tlsPassed := tcp
 			if port.http {
@@ -300,7 +313,7 @@ func inboundListeners(ctx *Context) (virtual *listenerv3.Listener, bound []*list
 	pass := inboundPort{passthrough: true}
 	passthrough := tcpTelemetry(ctx, classInbound, true, append(rbacNetworkFilters(ctx, p.Namespace, p.Labels),
 		namedTCPProxy(ctx, pass.tcpStatPrefix(ctx), inboundPassthroughCluster, accessLogsFor(ctx).server))...)
-	httpPassthrough := inboundHTTP(ctx, 0, inboundPassthroughCluster, pass.httpStatPrefix(ctx.Proxy.wildcard()))
+	httpPassthrough := inboundHTTP(ctx, 0, "", inboundPassthroughCluster, pass.httpStatPrefix(ctx.Proxy.wildcard()))
 	tcpName, httpName := pass.chainNames(ctx)
 	chains = append(chains, sniffedInboundChains(ctx, mode, tcpName, httpName, 0, withInboundMX(ctx, httpPassthrough), passthrough)...)
 	virtual = &listenerv3.Listener{
@@ -450,8 +463,9 @@ func inboundChains(ctx *Context, mode mtlsMode, name string, port uint32, termin
 // host named by the service's port, as istiod names it (0: the HTTP detected on
 // ports without chains of their own, or on ports only a PeerAuthentication names): RBAC, then every request to the
 // application by cluster, with the client's certificate identity in
-// x-forwarded-client-cert (as the ProxyConfig's proxyHeaders say).
-func inboundHTTP(ctx *Context, port uint32, cluster, prefix string) *listenerv3.Filter {
+// x-forwarded-client-cert (as the ProxyConfig's proxyHeaders say). Its spans are
+// named by host and port (inboundPort.host).
+func inboundHTTP(ctx *Context, port uint32, host, cluster, prefix string) *listenerv3.Filter {
 	ph := headersFor(ctx, classInbound)
 	name := "inbound|http|" + strconv.FormatUint(uint64(port), 10)
 	hcm := &hcmv3.HttpConnectionManager{
@@ -463,8 +477,9 @@ func inboundHTTP(ctx *Context, port uint32, cluster, prefix string) *listenerv3.
 				Name:    name,
 				Domains: []string{"*"},
 				Routes: []*routev3.Route{{
-					Name:  "default",
-					Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+					Name:      "default",
+					Match:     &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+					Decorator: &routev3.Decorator{Operation: traceOperation(host, port)},
 					Action: &routev3.Route_Route{Route: &routev3.RouteAction{
 						ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster},
 						// No timeout: the application's business, a gRPC client's
