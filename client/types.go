@@ -232,10 +232,30 @@ type ServiceDescription struct {
 	VirtualService  *VirtualServiceDescription `json:"virtualService,omitempty"`
 	Ports           []PortDescription          `json:"ports"`
 	// Inbound groups the service's endpoints by the policies they serve under.
-	Inbound  []InboundDescription `json:"inbound"`
-	Messages []AnalysisMessage    `json:"messages,omitempty"`
+	Inbound []InboundDescription `json:"inbound"`
+	// Gateways are where gateways expose the service.
+	Gateways []GatewayExposure `json:"gateways"`
+	Messages []AnalysisMessage `json:"messages,omitempty"`
 	// Errors are the build errors of the proxy's resources that concern the service.
 	Errors []string `json:"errors,omitempty"`
+}
+
+// GatewayExposure is a Gateway's server that sends requests (or connections) to
+// a service through a VirtualService bound to it.
+type GatewayExposure struct {
+	// Gateway is the Gateway ("ns/name"), Port and Protocol its server's.
+	Gateway  string `json:"gateway"`
+	Port     uint32 `json:"port"`
+	Protocol string `json:"protocol"`
+	// Hosts are the names clients ask the gateway for there.
+	Hosts          []string `json:"hosts"`
+	VirtualService string   `json:"virtualService"`
+	// Routes are the VirtualService's HTTP routes that reach the service (a
+	// delegate's, merged with the route that delegates); none for TCP and TLS.
+	Routes []RouteDescription `json:"routes,omitempty"`
+	// Addresses are those of the gateway workloads the registry has (the ones the
+	// Gateway's selector selects); none when the gateway is not registered.
+	Addresses []string `json:"addresses,omitempty"`
 }
 
 // RuleDescription is the DestinationRule a proxy takes for a service.

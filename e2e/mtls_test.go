@@ -172,12 +172,37 @@ spec:
 		!slices.Equal(d.Inbound[0].Authorization, []client.PolicyReference{{Namespace: "shop", Name: "no-intruders", Action: "DENY"}}) {
 		t.Fatalf("describe service ratings: ports %+v, inbound %+v", d.Ports, d.Inbound)
 	}
-	text := mustNodeCLI(t, c, "n3", "describe", "service", "ratings", "-n", "shop")
-	for _, want := range []string{"Port grpc 9090/GRPC: mTLS\n", "mTLS STRICT on 9090 (PeerAuthentication shop/default)", "AuthorizationPolicies: shop/no-intruders (DENY)"} {
-		if !strings.Contains(text, want) {
-			t.Fatalf("describe service ratings says\n%s\nwant %q in it", text, want)
+	// An ingress gateway exposing ratings: describe says where, from any node.
+	mustNodeCLI(t, c, "n1", "apply", "-f", writeFile(t, dir, "ingress.yaml", `apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ingress-1, namespace: shop}
+spec: {address: 127.0.0.90, labels: {istio: ingressgateway}}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: public, namespace: shop}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: [ratings.example.com]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: public-ratings, namespace: shop}
+spec:
+  hosts: [ratings.example.com]
+  gateways: [public]
+  http: [{match: [{uri: {prefix: /ratings}}], route: [{destination: {host: ratings}}]}]
+`))
+	eventually(t, 30*time.Second, "describe on n3 shows the gateway", func() error {
+		text := mustNodeCLI(t, c, "n3", "describe", "service", "ratings", "-n", "shop")
+		for _, want := range []string{"Port grpc 9090/GRPC: mTLS\n", "mTLS STRICT on 9090 (PeerAuthentication shop/default)", "AuthorizationPolicies: shop/no-intruders (DENY)",
+			"shop/public port 80/HTTP, hosts ratings.example.com (VirtualService shop/public-ratings), at 127.0.0.90\n      HTTP route 1: match uri prefix /ratings\n"} {
+			if !strings.Contains(text, want) {
+				return fmt.Errorf("describe service ratings says\n%s\nwant %q in it", text, want)
+			}
 		}
-	}
+		return nil
+	})
 
 	t.Run("the TLS port gives a proxy only its own secrets", func(t *testing.T) {
 		resp, err := askSecrets(t, n1.XDSTLS, certs["frontend"], rootFile, "shop")

@@ -19,7 +19,8 @@ import (
 // Describe explains what proxy p does with the service host (fully qualified) in
 // snap, as istioctl's `x describe` explains a pod's: which DestinationRule and
 // VirtualService it takes, whether it talks mTLS to each port and why, and the
-// PeerAuthentication and AuthorizationPolicies the service's endpoints serve under.
+// PeerAuthentication and AuthorizationPolicies the service's endpoints serve under,
+// and the gateways that expose it (describeGateways).
 // It reads the same functions the build does, and the clusters the proxy would be
 // sent, so it says what the proxy gets. It returns the service, whose listing (the
 // registry's view) the caller puts in; an error says why there is none for p.
@@ -56,6 +57,7 @@ func (s *Server) Describe(snap *registry.Snapshot, p *Proxy, host string) (*clie
 		d.Ports = append(d.Ports, client.PortDescription{Number: port.Number, Name: port.Name, Protocol: port.Protocol, TLS: tls, Reason: reason})
 	}
 	d.Inbound = describeInbound(ctx, svc)
+	d.Gateways = describeGateways(snap, svc, s.cfg.TrustDomain, s.cfg.RootNamespace)
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			if strings.Contains(line, svc.Hostname) {

@@ -245,3 +245,109 @@ spec: {address: 10.0.0.30, labels: {app: batch}}
 		t.Errorf("batch: %+v", d)
 	}
 }
+
+// describeGatewaysMesh exposes reviews (of describeMesh) on two gateways: one
+// registered, by HTTP routes and by SNI, one not registered.
+const describeGatewaysMesh = describeMesh + `
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ingress-1, namespace: shop}
+spec: {address: 10.0.0.50, labels: {istio: ingressgateway}}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: public, namespace: shop}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - {port: {number: 80, name: http, protocol: HTTP}, hosts: [shop.example.com, blog.example.com]}
+  - {port: {number: 443, name: tls, protocol: TLS}, hosts: [secure.example.com], tls: {mode: PASSTHROUGH}}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: shop}
+spec:
+  selector: {istio: edge}
+  servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: shop, namespace: shop}
+spec:
+  hosts: [shop.example.com]
+  gateways: [public]
+  http:
+  - match: [{uri: {prefix: /reviews}}]
+    route: [{destination: {host: reviews, subset: v1, port: {number: 9080}}}]
+  - match: [{uri: {prefix: /old}}]
+    route: [{destination: {host: reviews, subset: v1}, weight: 0}, {destination: {host: ratings}, weight: 100}]
+  - route: [{destination: {host: ratings}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: blog, namespace: shop}
+spec:
+  hosts: [blog.example.com]
+  gateways: [public]
+  http: [{route: [{destination: {host: ratings}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: secure, namespace: shop}
+spec:
+  hosts: [secure.example.com]
+  gateways: [public]
+  tls: [{match: [{sniHosts: [secure.example.com], port: 443}], route: [{destination: {host: reviews, port: {number: 9443}}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: edge, namespace: shop}
+spec:
+  hosts: [reviews.example.org]
+  gateways: [edge, mesh]
+  http: [{route: [{destination: {host: reviews}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: elsewhere, namespace: shop}
+spec:
+  hosts: [reviews.example.net]
+  gateways: [public]
+  http: [{route: [{destination: {host: reviews}}]}]
+`
+
+// Describe says where gateways expose a service: the Gateway's server, the
+// names clients use there, the VirtualService and its routes that reach the
+// service (not those to other services, nor of weight 0), and the gateway's
+// registered addresses; a VirtualService whose hosts no server admits exposes
+// nothing.
+func TestDescribeGateways(t *testing.T) {
+	snap := snapshotOf(t, describeGatewaysMesh)
+	s := &Server{cfg: DefaultConfig()}
+	d, _, err := s.Describe(snap, grpcProxy("shop", nil), "reviews.shop.svc.cluster.local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []client.GatewayExposure{
+		{Gateway: "shop/edge", Port: 8080, Protocol: "HTTP", Hosts: []string{"reviews.example.org"}, VirtualService: "shop/edge",
+			Routes: []client.RouteDescription{{Destinations: []client.DestinationDescription{{Host: "reviews", Percent: 100}}}}},
+		{Gateway: "shop/public", Port: 80, Protocol: "HTTP", Hosts: []string{"shop.example.com"}, VirtualService: "shop/shop",
+			Routes: []client.RouteDescription{{Match: []string{"uri prefix /reviews"},
+				Destinations: []client.DestinationDescription{{Host: "reviews", Subset: "v1", Port: 9080, Percent: 100}}}},
+			Addresses: []string{"10.0.0.50"}},
+		{Gateway: "shop/public", Port: 443, Protocol: "TLS", Hosts: []string{"secure.example.com"}, VirtualService: "shop/secure",
+			Addresses: []string{"10.0.0.50"}},
+	}
+	if !reflect.DeepEqual(d.Gateways, want) {
+		t.Errorf("gateways:\n%+v\nwant\n%+v", d.Gateways, want)
+	}
+	// A service no gateway routes to is exposed nowhere.
+	d, _, err = s.Describe(snapshotOf(t, describeMesh), grpcProxy("shop", nil), "reviews.shop.svc.cluster.local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Gateways == nil || len(d.Gateways) != 0 {
+		t.Errorf("without gateways: %+v", d.Gateways)
+	}
+}

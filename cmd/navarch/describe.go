@@ -173,31 +173,25 @@ func writeDescription(w io.Writer, d *client.ServiceDescription) {
 	}
 	if vs := d.VirtualService; vs != nil {
 		fmt.Fprintf(w, "VirtualService: %s/%s (hosts %s)\n", vs.Namespace, vs.Name, strings.Join(vs.Hosts, ", "))
-		for i, r := range vs.HTTP {
-			name := strconv.Itoa(i + 1)
-			if r.Name != "" {
-				name += " " + r.Name
-			}
-			fmt.Fprintf(w, "   HTTP route %s: match %s\n", name, strings.Join(orAny(r.Match), " OR "))
-			for _, dst := range r.Destinations {
-				to := dst.Host
-				if dst.Port != 0 {
-					to += ":" + strconv.Itoa(int(dst.Port))
-				}
-				if dst.Subset != "" {
-					to += " subset " + dst.Subset
-				}
-				fmt.Fprintf(w, "      %s%% %s\n", strconv.FormatFloat(dst.Percent, 'f', -1, 64), to)
-			}
-			if len(r.Also) > 0 {
-				fmt.Fprintf(w, "      also: %s\n", strings.Join(r.Also, ", "))
-			}
-		}
+		writeRoutes(w, "   ", vs.HTTP)
 		if vs.TCP > 0 || vs.TLS > 0 {
 			fmt.Fprintf(w, "   %s, %s\n", plural(vs.TCP, "TCP route"), plural(vs.TLS, "TLS route"))
 		}
 	} else {
 		fmt.Fprintln(w, "VirtualService: none (every request to the service, with Istio's default retries)")
+	}
+	if len(d.Gateways) == 0 {
+		fmt.Fprintln(w, "Exposed on gateways: none")
+	} else {
+		fmt.Fprintln(w, "Exposed on gateways:")
+	}
+	for _, g := range d.Gateways {
+		at := "no registered gateway workload"
+		if len(g.Addresses) > 0 {
+			at = "at " + strings.Join(g.Addresses, ", ")
+		}
+		fmt.Fprintf(w, "   %s port %d/%s, hosts %s (VirtualService %s), %s\n", g.Gateway, g.Port, g.Protocol, strings.Join(g.Hosts, ", "), g.VirtualService, at)
+		writeRoutes(w, "      ", g.Routes)
 	}
 	fmt.Fprintln(w, "Endpoints' policies:")
 	if len(d.Inbound) == 0 {
@@ -224,6 +218,30 @@ func writeDescription(w io.Writer, d *client.ServiceDescription) {
 	}
 	for _, m := range d.Messages {
 		fmt.Fprintf(w, "%s [%s] (%s %s/%s) %s\n", m.Level, m.Code, m.Kind, m.Namespace, m.Name, m.Message)
+	}
+}
+
+// writeRoutes prints HTTP routes, each line indented.
+func writeRoutes(w io.Writer, indent string, routes []client.RouteDescription) {
+	for i, r := range routes {
+		name := strconv.Itoa(i + 1)
+		if r.Name != "" {
+			name += " " + r.Name
+		}
+		fmt.Fprintf(w, "%sHTTP route %s: match %s\n", indent, name, strings.Join(orAny(r.Match), " OR "))
+		for _, dst := range r.Destinations {
+			to := dst.Host
+			if dst.Port != 0 {
+				to += ":" + strconv.Itoa(int(dst.Port))
+			}
+			if dst.Subset != "" {
+				to += " subset " + dst.Subset
+			}
+			fmt.Fprintf(w, "%s   %s%% %s\n", indent, strconv.FormatFloat(dst.Percent, 'f', -1, 64), to)
+		}
+		if len(r.Also) > 0 {
+			fmt.Fprintf(w, "%s   also: %s\n", indent, strings.Join(r.Also, ", "))
+		}
 	}
 }
 

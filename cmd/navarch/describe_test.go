@@ -24,6 +24,12 @@ func TestWriteDescription(t *testing.T) {
 				Also:         []string{"timeout 2s"}}}},
 		Inbound: []client.InboundDescription{{Endpoints: []string{"a (10.0.0.1)", "b (10.0.0.2)"}, MTLS: map[uint32]string{9080: "STRICT"},
 			PeerAuthentications: []string{"istio-system/default"}}},
+		Gateways: []client.GatewayExposure{
+			{Gateway: "default/public", Port: 80, Protocol: "HTTP", Hosts: []string{"shop.example.com", "www.example.com"}, VirtualService: "default/shop",
+				Routes:    []client.RouteDescription{{Match: []string{"uri prefix /reviews"}, Destinations: []client.DestinationDescription{{Host: "reviews", Percent: 100}}}},
+				Addresses: []string{"10.0.0.50", "10.0.0.51"}},
+			{Gateway: "default/edge", Port: 443, Protocol: "TLS", Hosts: []string{"reviews.example.com"}, VirtualService: "default/edge"},
+		},
 		Messages: []client.AnalysisMessage{{Code: "IST0101", Level: "Error", Kind: "VirtualService", Namespace: "default", Name: "reviews", Message: "no subset"}},
 	}
 	var out bytes.Buffer
@@ -43,6 +49,11 @@ VirtualService: default/reviews (hosts reviews.default.svc.cluster.local)
       80% reviews subset v1
       20% reviews:9081
       also: timeout 2s
+Exposed on gateways:
+   default/public port 80/HTTP, hosts shop.example.com, www.example.com (VirtualService default/shop), at 10.0.0.50, 10.0.0.51
+      HTTP route 1: match uri prefix /reviews
+         100% reviews
+   default/edge port 443/TLS, hosts reviews.example.com (VirtualService default/edge), no registered gateway workload
 Endpoints' policies:
    a (10.0.0.1), b (10.0.0.2):
       mTLS STRICT on 9080 (PeerAuthentication istio-system/default)
