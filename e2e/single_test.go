@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
 	"github.com/navarch/navarch/e2e/grpcapp"
@@ -156,9 +157,15 @@ func TestSingleNodeRoutesRealTraffic(t *testing.T) {
 		if m == nil {
 			t.Fatalf("apply --wait printed %q", out)
 		}
-		// proxy-status shows the client at that revision, every type acknowledged.
-		if ps := mustCLI(t, api, "proxy-status"); !regexp.MustCompile(`\s` + m[1] + `\s+SYNCED\s+SYNCED\s+SYNCED\s+SYNCED\s+0\n`).MatchString(ps) {
-			t.Fatalf("proxy-status printed\n%s\nwant the client at revision %s, synced", ps, m[1])
+		// proxy-status shows the client at that revision, every type acknowledged,
+		// and the xDS client it runs.
+		if ps := mustCLI(t, api, "proxy-status"); !regexp.MustCompile(`\s` + m[1] + `\s+SYNCED\s+SYNCED\s+SYNCED\s+SYNCED\s+0\s+gRPC Go ` + regexp.QuoteMeta(grpc.Version) + `\n`).MatchString(ps) {
+			t.Fatalf("proxy-status printed\n%s\nwant the client at revision %s, synced, on grpc-go %s", ps, m[1], grpc.Version)
+		}
+		// version counts it too, beside the node's build.
+		if v := mustCLI(t, api, "version"); !regexp.MustCompile(`^client version: (\S+)\ncontrol plane version: (\S+) \(navarch\)\ndata plane version: gRPC Go ` +
+			regexp.QuoteMeta(grpc.Version) + ` \(1 proxy\)\n$`).MatchString(v) {
+			t.Fatalf("version printed\n%s", v)
 		}
 		if out := mustCLI(t, api, "wait", "vs", "reviews"); !strings.Contains(out, "taken by 1 of 1 proxies") {
 			t.Fatalf("wait printed %q", out)

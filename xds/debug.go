@@ -18,6 +18,10 @@ type ProxyStatus struct {
 	Namespace string   `json:"namespace"`
 	Labels    []string `json:"labels,omitempty"`
 	Generator string   `json:"generator,omitempty"`
+	// IstioVersion is the istio-proxy (or istio-agent) release the proxy says it
+	// runs (ISTIO_VERSION); UserAgent its xDS client ("gRPC Go 1.75.0").
+	IstioVersion string `json:"istio_version,omitempty"`
+	UserAgent    string `json:"user_agent,omitempty"`
 	// Network, Locality and Node are where the proxy says it is: they choose the
 	// endpoints it gets.
 	Network     string    `json:"network,omitempty"`
@@ -51,6 +55,7 @@ func (s *Server) Proxies() []ProxyStatus {
 		ps := ProxyStatus{
 			ID: p.ID, Conn: c.id, Peer: c.peer, Delta: c.delta,
 			Namespace: p.Namespace, Labels: sortedLabels(p.Labels), Generator: p.Generator,
+			IstioVersion: p.IstioVersion, UserAgent: p.UserAgent,
 			Network: p.Network, Locality: p.Locality, Node: p.NodeName,
 			ConnectedAt: c.connectedAt, Types: map[string]*TypeStatus{},
 		}

@@ -56,6 +56,9 @@ type Proxy struct {
 	// proxyless gRPC; empty for Envoy.
 	Generator    string
 	IstioVersion string
+	// UserAgent is the xDS client and its version, as the node says them ("gRPC Go
+	// 1.75.0", "envoy 1.36.2"); status output only.
+	UserAgent string
 	// IstioProxy is whether the Envoy is istio-proxy, Istio's build of Envoy with
 	// its own extensions (metadata exchange, Istio's stats, ALPN override), as
 	// istio-agent says by sending ISTIO_VERSION; a plain Envoy (navarch bootstrap)
@@ -162,6 +165,16 @@ type Proxy struct {
 	AutoRegisterGroup string
 }
 
+// userAgent is the node's xDS client name and version: its user_agent_version, or
+// the major.minor.patch of its build version (Envoy's).
+func userAgent(node *core.Node) string {
+	version := node.GetUserAgentVersion()
+	if b := node.GetUserAgentBuildVersion().GetVersion(); version == "" && b != nil {
+		version = fmt.Sprintf("%d.%d.%d", b.GetMajorNumber(), b.GetMinorNumber(), b.GetPatch())
+	}
+	return strings.TrimSpace(node.GetUserAgentName() + " " + version)
+}
+
 // ParseProxy reads a proxy's identity from its xDS node, as istiod does: the id must
 // have four '~'-separated parts and a known type; metadata NAMESPACE (or the id's
 // domain) gives the namespace.
@@ -198,6 +211,7 @@ func ParseProxy(node *core.Node) (*Proxy, error) {
 	p.ServiceAccount = str(md, "SERVICE_ACCOUNT")
 	p.Generator = str(md, "GENERATOR")
 	p.IstioVersion = str(md, "ISTIO_VERSION")
+	p.UserAgent = userAgent(node)
 	p.IstioProxy = p.IstioVersion != "" && p.Generator != GeneratorGRPC
 	p.ClusterID = str(md, "CLUSTER_ID")
 	p.MeshID = str(md, "MESH_ID")

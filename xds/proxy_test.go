@@ -9,6 +9,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -151,5 +152,24 @@ spec:
 	}
 	if hcm.GetHttpProtocolOptions().GetHeaderKeyFormat() == nil {
 		t.Error("the outbound connection manager does not keep header case")
+	}
+}
+
+// A proxy's xDS client is named as its node says: grpc-go by its user agent
+// version, Envoy by its build version.
+func TestUserAgent(t *testing.T) {
+	for _, tt := range []struct {
+		node *corev3.Node
+		want string
+	}{
+		{&corev3.Node{UserAgentName: "gRPC Go", UserAgentVersionType: &corev3.Node_UserAgentVersion{UserAgentVersion: "1.75.0"}}, "gRPC Go 1.75.0"},
+		{&corev3.Node{UserAgentName: "envoy", UserAgentVersionType: &corev3.Node_UserAgentBuildVersion{UserAgentBuildVersion: &corev3.BuildVersion{
+			Version: &typev3.SemanticVersion{MajorNumber: 1, MinorNumber: 36, Patch: 2}}}}, "envoy 1.36.2"},
+		{&corev3.Node{UserAgentName: "envoy"}, "envoy"},
+		{&corev3.Node{}, ""},
+	} {
+		if got := userAgent(tt.node); got != tt.want {
+			t.Errorf("userAgent(%v) = %q, want %q", tt.node, got, tt.want)
+		}
 	}
 }

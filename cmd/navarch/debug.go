@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -230,7 +231,7 @@ func runProxyStatus(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROXY\tNAVARCH\tSTREAM\tCONNECTED\tREVISION\tCDS\tLDS\tEDS\tRDS\tNACKS")
+	fmt.Fprintln(tw, "PROXY\tNAVARCH\tSTREAM\tCONNECTED\tREVISION\tCDS\tLDS\tEDS\tRDS\tNACKS\tVERSION")
 	for _, p := range proxies {
 		mode := "sotw"
 		if p.Delta {
@@ -244,10 +245,16 @@ func runProxyStatus(ctx context.Context, args []string, stdout, stderr io.Writer
 		if p.Synced > 0 {
 			rev = strconv.FormatInt(p.Synced, 10)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", p.ID, dash(p.Navarch), mode, shortDuration(time.Since(p.ConnectedAt)), rev,
-			syncState(p.Types["cds"]), syncState(p.Types["lds"]), syncState(p.Types["eds"]), syncState(p.Types["rds"]), nacks)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", p.ID, dash(p.Navarch), mode, shortDuration(time.Since(p.ConnectedAt)), rev,
+			syncState(p.Types["cds"]), syncState(p.Types["lds"]), syncState(p.Types["eds"]), syncState(p.Types["rds"]), nacks, proxyVersion(p.ProxyStatus))
 	}
 	return tw.Flush()
+}
+
+// proxyVersion is the release a proxy runs, as istioctl proxy-status shows it: its
+// ISTIO_VERSION, else its xDS client's ("gRPC Go 1.75.0"), else "-".
+func proxyVersion(p xds.ProxyStatus) string {
+	return dash(cmp.Or(p.IstioVersion, p.UserAgent))
 }
 
 // syncState says whether the proxy acknowledged what it was sent last, as istioctl

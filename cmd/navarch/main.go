@@ -48,7 +48,7 @@ func commands() []command {
 		{"agent", "on a workload: get its certificate with a join token and keep it renewed (agent certs)", runAgent},
 		{"bench", "measure convergence, failover, churn, memory, apply or CSR throughput (BENCH.md)", runBench},
 		{"dev", "try navarch out: dev cluster (local nodes), dev echo (a gRPC server), dev call (a proxyless gRPC client)", runDev},
-		{"version", "print the version", runVersion},
+		{"version", "print the versions of the CLI, of the cluster's nodes and of their proxies (--remote=false: the CLI's)", runVersion},
 		{"completion", "print the shell completion script: source <(navarch completion bash) (or zsh)", runCompletion},
 	}
 }
