@@ -167,6 +167,14 @@ func TestSingleNodeRoutesRealTraffic(t *testing.T) {
 			regexp.QuoteMeta(grpc.Version) + ` \(1 proxy\)\n$`).MatchString(v) {
 			t.Fatalf("version printed\n%s", v)
 		}
+		// proxy-config's views: the client's route comes from the VirtualService, to
+		// the subsets' clusters.
+		if out := mustCLI(t, api, "proxy-config", "routes"); !regexp.MustCompile(`(?m)^outbound\|9080\|\|reviews\.default\.svc\.cluster\.local\s+reviews\.default\.svc\.cluster\.local:9080\s+reviews \+\d+ more\s+/\*\s+reviews\.default$`).MatchString(out) {
+			t.Fatalf("proxy-config routes printed\n%s", out)
+		}
+		if out := mustCLI(t, api, "proxy-config", "clusters", "--fqdn", "reviews", "--subset", "v2"); !regexp.MustCompile(`(?m)\Areviews\.default\.svc\.cluster\.local\s+9080\s+v2\s+outbound\s+EDS\s+-$`).MatchString(strings.SplitN(out, "\n", 2)[1]) {
+			t.Fatalf("proxy-config clusters --subset v2 printed\n%s", out)
+		}
 		if out := mustCLI(t, api, "wait", "vs", "reviews"); !strings.Contains(out, "taken by 1 of 1 proxies") {
 			t.Fatalf("wait printed %q", out)
 		}

@@ -30,16 +30,17 @@ complete -o default -F _navarch navarch
 
 // subcommands are the words that follow a command, for those that take one first.
 var subcommands = map[string][]string{
-	"agent":      {"certs", "run", "configure", "check"},
-	"bench":      scenarios,
-	"ca":         {"show", "import", "rotate"},
-	"credential": {"create", "list", "delete"},
-	"describe":   {"service", "workload"},
-	"dev":        {"cluster", "echo", "call"},
-	"members":    {"remove"},
-	"registry":   {"sync"},
-	"snapshot":   {"save", "status"},
-	"token":      {"create", "list", "revoke"},
+	"agent":        {"certs", "run", "configure", "check"},
+	"bench":        scenarios,
+	"ca":           {"show", "import", "rotate"},
+	"credential":   {"create", "list", "delete"},
+	"describe":     {"service", "workload"},
+	"dev":          {"cluster", "echo", "call"},
+	"members":      {"remove"},
+	"proxy-config": proxyConfigViews,
+	"registry":     {"sync"},
+	"snapshot":     {"save", "status"},
+	"token":        {"create", "list", "revoke"},
 }
 
 // byKind are the commands whose first argument is a kind, then resource names.

@@ -273,11 +273,29 @@ func syncState(t *xds.TypeStatus) string {
 	return "STALE"
 }
 
+// runProxyConfig prints the resources a proxy gets (a connected proxy by id, or a
+// hypothetical one the flags describe): all of them as JSON, or, for a view
+// (clusters, listeners, routes, endpoints), a table of one type, as istioctl
+// proxy-config's subcommands print them.
 func runProxyConfig(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("navarch proxy-config", flag.ContinueOnError)
+	view := ""
+	if len(args) > 0 && slices.Contains(proxyConfigViews, args[0]) {
+		view, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet(strings.TrimSpace("navarch proxy-config "+view), flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cf clientFlags
 	cf.register(fs)
+	var f proxyConfigFilter
+	out := fs.String("o", "", "with a view: table (default) or json (the view's resources in full)")
+	fs.StringVar(&f.fqdn, "fqdn", "", "clusters: of this service host (or hosts it begins)")
+	fs.StringVar(&f.subset, "subset", "", "clusters: of this subset")
+	fs.StringVar(&f.direction, "direction", "", "clusters: outbound or inbound")
+	fs.UintVar(&f.port, "port", 0, "clusters, listeners, endpoints: on this port")
+	fs.StringVar(&f.address, "address", "", "listeners, endpoints: on this address")
+	fs.StringVar(&f.name, "name", "", "routes: the route configuration of this name")
+	fs.StringVar(&f.cluster, "cluster", "", "endpoints: of this cluster")
+	fs.StringVar(&f.status, "status", "", "endpoints: of this health status (healthy, unhealthy, ...)")
 	ns := fs.String("n", "", "namespace of a hypothetical proxy, when no proxy id is given")
 	generator := fs.String("generator", "grpc", "a hypothetical proxy's kind: grpc (proxyless) or envoy")
 	typ := fs.String("type", "sidecar", "a hypothetical proxy's type: sidecar or router (a gateway)")
@@ -325,6 +343,18 @@ func runProxyConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	_, err = stdout.Write(raw)
-	return err
+	if view == "" {
+		_, err = stdout.Write(raw)
+		return err
+	}
+	if *out == "json" {
+		var dump map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &dump); err != nil {
+			return err
+		}
+		typeURL := map[string]string{"clusters": xds.ClusterType, "listeners": xds.ListenerType, "routes": xds.RouteType, "endpoints": xds.EndpointType}[view]
+		_, err = fmt.Fprintf(stdout, "%s\n", cmp.Or(string(dump[typeURL]), "[]"))
+		return err
+	}
+	return writeProxyConfigView(stdout, view, raw, f)
 }
