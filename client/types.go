@@ -368,8 +368,36 @@ type WorkloadDescription struct {
 	Authorization       []PolicyReference `json:"authorization,omitempty"`
 	// Sidecar is the Sidecar that scopes the workload's proxy ("ns/name"), empty
 	// for none.
-	Sidecar  string            `json:"sidecar,omitempty"`
+	Sidecar string `json:"sidecar,omitempty"`
+	// Gateways are the Gateways that select the workload (a gateway's), with the
+	// servers it listens with.
+	Gateways []WorkloadGateway `json:"gateways,omitempty"`
 	Messages []AnalysisMessage `json:"messages,omitempty"`
+}
+
+// WorkloadGateway is a Gateway that selects a workload, and its servers.
+type WorkloadGateway struct {
+	Gateway string          `json:"gateway"` // "ns/name"
+	Servers []GatewayServer `json:"servers"`
+}
+
+// GatewayServer is a Gateway's server as the gateway workload listens with it.
+type GatewayServer struct {
+	Port     uint32   `json:"port"`
+	Name     string   `json:"name,omitempty"`
+	Protocol string   `json:"protocol"`
+	Hosts    []string `json:"hosts"`
+	// Listen is the port the workload listens on for it (the gateway service's
+	// target port for the server's port, as istiod translates it), Bind the
+	// address it binds, if the server names one.
+	Listen uint32 `json:"listen,omitempty"`
+	Bind   string `json:"bind,omitempty"`
+	// TLS is the server's TLS mode and credential ("SIMPLE credential shop-cert"),
+	// empty for none.
+	TLS string `json:"tls,omitempty"`
+	// LeftOut says why the gateway does not listen with the server (a port it
+	// shares with a server of another kind, ...); empty when it does.
+	LeftOut string `json:"leftOut,omitempty"`
 }
 
 // WorkloadServiceInfo is a service a workload is an endpoint of, with the

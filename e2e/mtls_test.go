@@ -203,6 +203,10 @@ spec:
 		}
 		return nil
 	})
+	// The gateway's workload, described, listens with the Gateway's server.
+	if text := mustNodeCLI(t, c, "n3", "describe", "workload", "ingress-1", "-n", "shop"); !strings.Contains(text, "Gateway: shop/public\n   Server 80/HTTP (http): hosts ratings.example.com, listens on 80\n") {
+		t.Fatalf("describe workload ingress-1 says\n%s", text)
+	}
 
 	t.Run("the TLS port gives a proxy only its own secrets", func(t *testing.T) {
 		resp, err := askSecrets(t, n1.XDSTLS, certs["frontend"], rootFile, "shop")

@@ -373,7 +373,9 @@ func mtlsModeName(m mtlsMode) string {
 // DescribeWorkload explains workload w of snap, as istioctl's `x describe pod`
 // explains a pod: the services it is an endpoint of and how it serves their ports,
 // the PeerAuthentications and AuthorizationPolicies that apply to it, and the
-// Sidecar that scopes its proxy. The workload's own listing is left to the caller.
+// Sidecar that scopes its proxy; for a gateway's, the Gateways that select it and
+// how it listens with their servers. The workload's own listing is left to the
+// caller.
 func (s *Server) DescribeWorkload(snap *registry.Snapshot, w *registry.Workload) *client.WorkloadDescription {
 	p := &Proxy{Type: TypeSidecar, Namespace: w.Namespace, Labels: w.Labels, IP: w.Address}
 	ctx := newContext(snap, p, s.cfg.TrustDomain, s.cfg.RootNamespace)
@@ -415,5 +417,6 @@ func (s *Server) DescribeWorkload(snap *registry.Snapshot, w *registry.Workload)
 			Action: r.Spec.(*security.AuthorizationPolicy).Action.String()})
 	}
 	d.Sidecar = named(ctx.sidecar)
+	d.Gateways = workloadGateways(snap, w, s.cfg.TrustDomain, s.cfg.RootNamespace)
 	return d
 }

@@ -2,6 +2,7 @@ package xds
 
 import (
 	"cmp"
+	"errors"
 	"slices"
 	"strings"
 
@@ -158,4 +159,70 @@ func l4Reaches(ctx *Context, ns string, dests []*networking.RouteDestination, po
 // clusterHost is the host of an outbound cluster name (clusterName).
 func clusterHost(cluster string) string {
 	return cluster[strings.LastIndexByte(cluster, '|')+1:]
+}
+
+// workloadGateways lists the Gateways that select workload w (one with a
+// selector: a gateway's), each server with the port and address the workload
+// listens on for it, as the gateway build takes it, or why the build leaves it
+// out.
+func workloadGateways(snap *registry.Snapshot, w *registry.Workload, trustDomain, rootNS string) []client.WorkloadGateway {
+	p := &Proxy{Type: TypeRouter, Namespace: w.Namespace, Labels: w.Labels, IP: w.Address}
+	ctx := newContext(snap, p, trustDomain, rootNS)
+	listening := map[string]gatewayListener{} // by gatewayServer.name
+	for l, servers := range buildGatewayServers(ctx) {
+		for _, s := range servers {
+			listening[s.name()] = l
+		}
+	}
+	var out []client.WorkloadGateway
+	for _, r := range snap.Config(api.Gateway) {
+		gw := r.Spec.(*networking.Gateway)
+		if len(gw.Selector) == 0 || !registry.LabelsMatch(w.Labels, gw.Selector) {
+			continue
+		}
+		g := client.WorkloadGateway{Gateway: r.Meta.Namespace + "/" + r.Meta.Name, Servers: []client.GatewayServer{}}
+		for i, s := range gw.Servers {
+			gs := gatewayServer{gateway: g.Gateway, ns: r.Meta.Namespace, index: i, Server: s}
+			desc := client.GatewayServer{Port: s.GetPort().GetNumber(), Name: s.GetPort().GetName(), Protocol: strings.ToUpper(s.GetPort().GetProtocol()),
+				Hosts: s.Hosts, Bind: s.Bind}
+			switch t := s.GetTls(); {
+			case t == nil:
+			case !kindOf(s).tls(): // a plaintext server's TLS settings only redirect
+				if t.GetHttpsRedirect() {
+					desc.TLS = "httpsRedirect"
+				}
+			default:
+				desc.TLS = strings.TrimSpace(t.GetMode().String() + " " + prefixed("credential ", t.GetCredentialName()))
+			}
+			if l, ok := listening[gs.name()]; ok {
+				desc.Listen = l.port
+			} else {
+				desc.LeftOut = leftOutReason(ctx, gs.name())
+			}
+			g.Servers = append(g.Servers, desc)
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+// leftOutReason is why the build left out what it names name (its build errors).
+func leftOutReason(ctx *Context, name string) string {
+	for _, err := range ctx.errs {
+		if strings.Contains(err.Error(), ": "+name+": ") {
+			if inner := errors.Unwrap(err); inner != nil {
+				return inner.Error()
+			}
+			return err.Error()
+		}
+	}
+	return "not built"
+}
+
+// prefixed is prefix and s, or "" for an empty s.
+func prefixed(prefix, s string) string {
+	if s == "" {
+		return ""
+	}
+	return prefix + s
 }

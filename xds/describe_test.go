@@ -351,3 +351,59 @@ func TestDescribeGateways(t *testing.T) {
 		t.Errorf("without gateways: %+v", d.Gateways)
 	}
 }
+
+// A gateway's workload is described with the Gateways that select it: each
+// server with the port the gateway listens on for it (its service's target
+// port), its TLS, or why the build leaves it out.
+func TestDescribeGatewayWorkload(t *testing.T) {
+	snap := snapshotOf(t, describeGatewaysMesh, `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ingress, namespace: shop}
+spec:
+  hosts: [ingress.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 80, name: http, protocol: HTTP, targetPort: 8080}]
+  resolution: STATIC
+  workloadSelector: {labels: {istio: ingressgateway}}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: tcp-clash, namespace: shop}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - {port: {number: 80, name: tcp, protocol: TCP}, hosts: ["*"]}
+  - {port: {number: 8443, name: https, protocol: HTTPS}, hosts: [shop/www.example.com], tls: {mode: SIMPLE, credentialName: www-cert}}
+`)
+	s := &Server{cfg: DefaultConfig()}
+	var gw *registry.Workload
+	for _, w := range snap.Workloads() {
+		if w.Name == "ingress-1" {
+			gw = w
+		}
+	}
+	d := s.DescribeWorkload(snap, gw)
+	want := []client.WorkloadGateway{
+		{Gateway: "shop/public", Servers: []client.GatewayServer{
+			{Port: 80, Name: "http", Protocol: "HTTP", Hosts: []string{"shop.example.com", "blog.example.com"}, Listen: 8080},
+			{Port: 443, Name: "tls", Protocol: "TLS", Hosts: []string{"secure.example.com"}, Listen: 443, TLS: "PASSTHROUGH"},
+		}},
+		{Gateway: "shop/tcp-clash", Servers: []client.GatewayServer{
+			{Port: 80, Name: "tcp", Protocol: "TCP", Hosts: []string{"*"},
+				LeftOut: "port 8080: cannot share the port with shop/public.0 (HTTP, TCP and TLS servers each need a port of their own)"},
+			{Port: 8443, Name: "https", Protocol: "HTTPS", Hosts: []string{"shop/www.example.com"}, Listen: 8443, TLS: "SIMPLE credential www-cert"},
+		}},
+	}
+	if !reflect.DeepEqual(d.Gateways, want) {
+		t.Errorf("gateways:\n%+v\nwant\n%+v", d.Gateways, want)
+	}
+	// A workload no Gateway selects has none.
+	for _, w := range snap.Workloads() {
+		if w.Name == "reviews-v1" {
+			if d := s.DescribeWorkload(snap, w); d.Gateways != nil {
+				t.Errorf("reviews-v1: gateways %+v", d.Gateways)
+			}
+		}
+	}
+}

@@ -120,9 +120,35 @@ func writeWorkloadDescription(w io.Writer, d *client.WorkloadDescription) {
 	}
 	fmt.Fprintf(w, "AuthorizationPolicies: %s\n", dash(strings.Join(authz, ", ")))
 	fmt.Fprintf(w, "Sidecar: %s\n", dash(d.Sidecar))
+	for _, g := range d.Gateways {
+		fmt.Fprintf(w, "Gateway: %s\n", g.Gateway)
+		for _, s := range g.Servers {
+			var how []string
+			if s.TLS != "" {
+				how = append(how, "TLS "+s.TLS)
+			}
+			switch {
+			case s.LeftOut != "":
+				how = append(how, "left out: "+s.LeftOut)
+			case s.Bind != "":
+				how = append(how, fmt.Sprintf("listens on %s port %d", s.Bind, s.Listen))
+			default:
+				how = append(how, fmt.Sprintf("listens on %d", s.Listen))
+			}
+			fmt.Fprintf(w, "   Server %d/%s%s: hosts %s, %s\n", s.Port, s.Protocol, prefixedName(s.Name), strings.Join(s.Hosts, ", "), strings.Join(how, ", "))
+		}
+	}
 	for _, m := range d.Messages {
 		fmt.Fprintf(w, "%s [%s] (%s %s/%s) %s\n", m.Level, m.Code, m.Kind, m.Namespace, m.Name, m.Message)
 	}
+}
+
+// prefixedName is " (name)", or "" for no name.
+func prefixedName(name string) string {
+	if name == "" {
+		return ""
+	}
+	return " (" + name + ")"
 }
 
 // writeDescription prints a service description for people.

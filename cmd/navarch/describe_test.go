@@ -73,6 +73,11 @@ func TestWriteWorkloadDescription(t *testing.T) {
 		Services: []client.WorkloadServiceInfo{{Host: "ratings.shop.svc.cluster.local", Namespace: "shop", DestinationRule: "shop/ratings",
 			Ports: []client.WorkloadPortServing{{Name: "grpc", Number: 9090, Protocol: "GRPC", Target: 8080, MTLS: "PERMISSIVE", MTLSFrom: "shop/ratings"}}}},
 		Authorization: []client.PolicyReference{{Namespace: "shop", Name: "deny", Action: "DENY"}},
+		Gateways: []client.WorkloadGateway{{Gateway: "shop/public", Servers: []client.GatewayServer{
+			{Port: 80, Name: "http", Protocol: "HTTP", Hosts: []string{"a.example.com", "b.example.com"}, Listen: 8080, TLS: "httpsRedirect"},
+			{Port: 443, Protocol: "HTTPS", Hosts: []string{"a.example.com"}, Listen: 443, Bind: "10.0.0.7", TLS: "SIMPLE credential a-cert"},
+			{Port: 80, Name: "tcp", Protocol: "TCP", Hosts: []string{"*"}, LeftOut: "port 8080: cannot share the port"},
+		}}},
 	}
 	var out bytes.Buffer
 	writeWorkloadDescription(&out, d)
@@ -86,6 +91,10 @@ Service: ratings.shop.svc.cluster.local
 mTLS: STRICT on ports no policy names (PeerAuthentication istio-system/default)
 AuthorizationPolicies: shop/deny (DENY)
 Sidecar: -
+Gateway: shop/public
+   Server 80/HTTP (http): hosts a.example.com, b.example.com, TLS httpsRedirect, listens on 8080
+   Server 443/HTTPS: hosts a.example.com, TLS SIMPLE credential a-cert, listens on 10.0.0.7 port 443
+   Server 80/TCP (tcp): hosts *, left out: port 8080: cannot share the port
 `
 	if out.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
