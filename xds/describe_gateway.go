@@ -3,6 +3,7 @@ package xds
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -30,13 +31,14 @@ func describeGateways(snap *registry.Snapshot, svc *registry.Service, trustDomai
 		seen := map[string]bool{}
 		for _, p := range proxies {
 			ctx := newContext(snap, p, trustDomain, rootNS)
-			for _, gl := range sortedListeners(gatewayServers(ctx)) {
-				for _, s := range gatewayServers(ctx)[gl] {
+			servers := gatewayServers(ctx)
+			for _, gl := range sortedListeners(servers) {
+				for _, s := range servers[gl] {
 					if s.gateway != name {
 						continue
 					}
 					for _, e := range serverExposures(ctx, s, svc) {
-						key := e.VirtualService + "|" + strings.Join(e.Hosts, ",") + "|" + e.Protocol
+						key := fmt.Sprint(e.Port, "|", e.Protocol, "|", e.VirtualService, "|", strings.Join(e.Hosts, ","))
 						if !seen[key] {
 							seen[key] = true
 							e.Addresses = addresses
