@@ -246,15 +246,15 @@ func runProxyStatus(ctx context.Context, args []string, stdout, stderr io.Writer
 			rev = strconv.FormatInt(p.Synced, 10)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", p.ID, dash(p.Navarch), mode, shortDuration(time.Since(p.ConnectedAt)), rev,
-			syncState(p.Types["cds"]), syncState(p.Types["lds"]), syncState(p.Types["eds"]), syncState(p.Types["rds"]), nacks, proxyVersion(p.ProxyStatus))
+			syncState(p.Types["cds"]), syncState(p.Types["lds"]), syncState(p.Types["eds"]), syncState(p.Types["rds"]), nacks, dash(proxyVersion(p.ProxyStatus)))
 	}
 	return tw.Flush()
 }
 
 // proxyVersion is the release a proxy runs, as istioctl proxy-status shows it: its
-// ISTIO_VERSION, else its xDS client's ("gRPC Go 1.75.0"), else "-".
+// ISTIO_VERSION, else its xDS client's ("gRPC Go 1.75.0"), else "".
 func proxyVersion(p xds.ProxyStatus) string {
-	return dash(cmp.Or(p.IstioVersion, p.UserAgent))
+	return cmp.Or(p.IstioVersion, p.UserAgent)
 }
 
 // syncState says whether the proxy acknowledged what it was sent last, as istioctl

@@ -111,7 +111,7 @@ func (v *versions) fetch(ctx context.Context, cf clientFlags, stderr io.Writer) 
 	proxies := map[string]int{}
 	for _, n := range nodes {
 		for _, p := range n.proxies {
-			proxies[cmp.Or(p.IstioVersion, p.UserAgent, "unknown")]++
+			proxies[cmp.Or(proxyVersion(p), "unknown")]++
 		}
 	}
 	for r, n := range proxies {
