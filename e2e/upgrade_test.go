@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/navarch/navarch/node/devcluster"
 )
 
@@ -88,6 +90,9 @@ func TestRollingUpgrade(t *testing.T) {
 				!strings.Contains(res.Stdout, "v9.9.9-next on n1") {
 				t.Errorf("navarch status halfway through the upgrade: exit %d\n%s", res.Code, res.Stdout)
 			}
+			if out := mustNodeCLI(t, c, other, "version"); !strings.Contains(out, "v9.9.9-next (n1)") || !strings.Contains(out, old["n2"]+" (n2, n3)") {
+				t.Errorf("navarch version halfway through the upgrade:\n%s", out)
+			}
 		}
 	}
 	stopWriter()
@@ -130,6 +135,9 @@ func TestRollingUpgrade(t *testing.T) {
 		strings.Count(out, "v9.9.9-next") != 3 {
 		t.Errorf("navarch members does not show the new build on the three nodes:\n%s", out)
 	}
+	if out := mustNodeCLI(t, c, "n1", "version"); !strings.Contains(out, "\ncontrol plane version: v9.9.9-next (n1, n2, n3)\ndata plane version: gRPC Go "+grpc.Version+" (6 proxies)\n") {
+		t.Errorf("navarch version after the upgrade:\n%s", out)
+	}
 }
 
 // buildStamped builds navarch as a release is built, with its version stamped,
@@ -141,7 +149,7 @@ func buildStamped(t *testing.T, stamp string) string {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building navarch %s: %v\n%s", stamp, err, out)
 	}
-	if out, err := exec.Command(bin, "version").Output(); err != nil || strings.TrimSpace(string(out)) != "navarch "+stamp {
+	if out, err := exec.Command(bin, "version", "--remote=false").Output(); err != nil || strings.TrimSpace(string(out)) != "navarch "+stamp {
 		t.Fatalf("navarch %s says %q, %v", stamp, out, err)
 	}
 	return bin
