@@ -75,7 +75,7 @@ func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		dp = append(dp, fmt.Sprintf("%s (%s)", c.Version, n))
 	}
 	fmt.Fprintf(stdout, "control plane version: %s\n", strings.Join(cp, ", "))
-	fmt.Fprintf(stdout, "data plane version: %s\n", dash(strings.Join(dp, ", ")))
+	fmt.Fprintf(stdout, "data plane version: %s\n", cmp.Or(strings.Join(dp, ", "), "none (no proxies connected)"))
 	return nil
 }
 
