@@ -155,13 +155,9 @@ func writeListeners(w io.Writer, raw []byte, f proxyConfigFilter) error {
 	}
 	fmt.Fprintln(w, "NAME\tADDRESS\tPORT\tMATCH\tDESTINATION")
 	for _, l := range listeners {
-		addr, port := "-", uint32(0)
-		if sa := l.GetAddress().GetSocketAddress(); sa != nil {
-			addr, port = sa.GetAddress(), sa.GetPortValue()
-		} else if p := l.GetAddress().GetPipe(); p != nil {
-			addr = p.GetPath()
-		}
-		if ah := l.GetApiListener().GetApiListener(); ah != nil {
+		addr, port := endpointAddress(l.GetAddress()) // a pipe's as unix://<path>
+		api := l.GetApiListener().GetApiListener()
+		if api != nil { // a proxyless client's, named host:port
 			if _, p, err := net.SplitHostPort(l.Name); err == nil {
 				n, _ := strconv.ParseUint(p, 10, 32)
 				port = uint32(n)
@@ -174,10 +170,10 @@ func writeListeners(w io.Writer, raw []byte, f proxyConfigFilter) error {
 		if port != 0 {
 			portText = strconv.FormatUint(uint64(port), 10)
 		}
-		if ah := l.GetApiListener().GetApiListener(); ah != nil {
+		if api != nil {
 			var hcm hcmv3.HttpConnectionManager
 			dest := "-"
-			if ah.UnmarshalTo(&hcm) == nil {
+			if api.UnmarshalTo(&hcm) == nil {
 				dest = hcmDestination(&hcm)
 			}
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", l.Name, addr, portText, "ALL", dest)
