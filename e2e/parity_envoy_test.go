@@ -251,7 +251,7 @@ spec:
   hosts: [reviews]
   http:
   - name: jason
-    match: [{headers: {end-user: {exact: jason}}, uri: {prefix: /api}}]
+    match: [{headers: {end-user: {exact: jason}}, uri: {prefix: /api}, statPrefix: jason-api}]
     route: [{destination: {host: reviews, subset: v2}}]
     timeout: 3s
     retries: {attempts: 4, perTryTimeout: 1s, retryOn: "5xx,connect-failure,409"}

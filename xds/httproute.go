@@ -44,7 +44,7 @@ func httpRoutes(ctx *Context, vs *api.Resource, port uint32, gateway string, tls
 			if !appliesTo(ctx.Proxy, m, port, ns, gateway) {
 				continue
 			}
-			r := &routev3.Route{Name: routeName(h, m), Match: routeMatch(m), Metadata: configMetadata(vs)}
+			r := &routev3.Route{Name: routeName(h, m), Match: routeMatch(m), Metadata: configMetadata(vs), StatPrefix: m.GetStatPrefix()}
 			authority := setHeaders(r, h.Headers)
 			setAction(ctx, r, in.ns, h, port, tls, authority)
 			r.Decorator = &routev3.Decorator{Operation: routeOperation(r, vs.Meta.Name, port)}
