@@ -120,7 +120,7 @@ func serverExposures(ctx *Context, s gatewayServer, svc *registry.Service) []cli
 			}
 			for _, r := range spec.Tls {
 				if l4Reaches(ctx, ns, r.Route, port, svc) && slices.ContainsFunc(r.Match, func(m *networking.TLSMatchAttributes) bool {
-					return (m.Port == 0 || m.Port == port) && (len(m.Gateways) == 0 || boundTo(m.Gateways, ns, s.gateway))
+					return tlsMatchApplies(m, port, ns, s.gateway)
 				}) {
 					reaches = true
 				}

@@ -450,6 +450,12 @@ func l4Applies(matches []*networking.L4MatchAttributes, port uint32, ns, gateway
 	return false
 }
 
+// tlsMatchApplies reports whether a tls route's match applies to a gateway's
+// server on port: of that port (or none) and of that gateway (or none).
+func tlsMatchApplies(m *networking.TLSMatchAttributes, port uint32, ns, gateway string) bool {
+	return (m.Port == 0 || m.Port == port) && (len(m.Gateways) == 0 || boundTo(m.Gateways, ns, gateway))
+}
+
 // autoPassthroughChains are the filter chains of an AUTO_PASSTHROUGH server (the
 // east-west gateway of a multi-network mesh): one per service port and subset the
 // server's hosts admit, matching Istio's SNI name for it,
@@ -510,7 +516,7 @@ func passthroughChains(ctx *Context, s gatewayServer) []*listenerv3.FilterChain 
 		ns := vs.Resource.Meta.Namespace
 		for _, r := range vs.Resource.Spec.(*networking.VirtualService).Tls {
 			for _, m := range r.Match {
-				if (m.Port != 0 && m.Port != port) || (len(m.Gateways) > 0 && !boundTo(m.Gateways, ns, s.gateway)) {
+				if !tlsMatchApplies(m, port, ns, s.gateway) {
 					continue
 				}
 				sni := sniNames(admitted(s, ns, m.SniHosts))
