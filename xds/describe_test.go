@@ -217,15 +217,7 @@ metadata: {name: batch, namespace: scoped}
 spec: {address: 10.0.0.30, labels: {app: batch}}
 `)
 	s := &Server{cfg: DefaultConfig()}
-	find := func(ns, name string) *registry.Workload {
-		for _, w := range snap.Workloads() {
-			if w.Namespace == ns && w.Name == name {
-				return w
-			}
-		}
-		t.Fatalf("no workload %s/%s", ns, name)
-		return nil
-	}
+	find := func(ns, name string) *registry.Workload { return workloadNamed(t, snap, ns, name) }
 	d := s.DescribeWorkload(snap, find("shop", "reviews-v2"))
 	want := &client.WorkloadDescription{Revision: snap.Revision, Origin: "WorkloadEntry shop/reviews-v2",
 		MTLS: "STRICT", MTLSFrom: "istio-system/default", PeerAuthentications: []string{"istio-system/default", "shop/v2"},
@@ -377,13 +369,7 @@ spec:
   - {port: {number: 8443, name: https, protocol: HTTPS}, hosts: [shop/www.example.com], tls: {mode: SIMPLE, credentialName: www-cert}}
 `)
 	s := &Server{cfg: DefaultConfig()}
-	var gw *registry.Workload
-	for _, w := range snap.Workloads() {
-		if w.Name == "ingress-1" {
-			gw = w
-		}
-	}
-	d := s.DescribeWorkload(snap, gw)
+	d := s.DescribeWorkload(snap, workloadNamed(t, snap, "shop", "ingress-1"))
 	want := []client.WorkloadGateway{
 		{Gateway: "shop/public", Servers: []client.GatewayServer{
 			{Port: 80, Name: "http", Protocol: "HTTP", Hosts: []string{"shop.example.com", "blog.example.com"}, Listen: 8080},
@@ -399,11 +385,19 @@ spec:
 		t.Errorf("gateways:\n%+v\nwant\n%+v", d.Gateways, want)
 	}
 	// A workload no Gateway selects has none.
+	if d := s.DescribeWorkload(snap, workloadNamed(t, snap, "shop", "reviews-v1")); d.Gateways != nil {
+		t.Errorf("reviews-v1: gateways %+v", d.Gateways)
+	}
+}
+
+// workloadNamed is snap's workload ns/name; the test fails without one.
+func workloadNamed(t *testing.T, snap *registry.Snapshot, ns, name string) *registry.Workload {
+	t.Helper()
 	for _, w := range snap.Workloads() {
-		if w.Name == "reviews-v1" {
-			if d := s.DescribeWorkload(snap, w); d.Gateways != nil {
-				t.Errorf("reviews-v1: gateways %+v", d.Gateways)
-			}
+		if w.Namespace == ns && w.Name == name {
+			return w
 		}
 	}
+	t.Fatalf("no workload %s/%s", ns, name)
+	return nil
 }
